@@ -1,0 +1,85 @@
+//! The HTTP API under `/api/v1` (axum, JSON). Every write and every non-public read needs a bearer
+//! token; `/healthz`, `/readyz`, the public status summary and the one-click unsubscribe do not.
+//! Errors are `application/problem+json` (see [`error`]); bodies are size-limited.
+
+mod auth;
+mod components;
+pub mod error;
+mod extract;
+mod health;
+mod incidents;
+mod subscribers;
+
+use crate::store::Store;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use std::sync::Arc;
+
+pub use auth::{Principal, Tokens};
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub tokens: Arc<Tokens>,
+}
+
+/// Limits applied to request bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub import_max_bytes: usize,
+}
+
+/// Builds the whole router.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let import = Router::new()
+        .route("/api/v1/subscribers/import", post(subscribers::import))
+        .layer(DefaultBodyLimit::max(limits.import_max_bytes));
+    let private = Router::new()
+        .route(
+            "/api/v1/incidents",
+            post(incidents::create).get(incidents::list),
+        )
+        .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/incidents/{id}/updates", post(incidents::update))
+        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/incidents/{id}/reopen", post(incidents::reopen))
+        .route("/api/v1/incidents/{id}/publish", post(incidents::publish))
+        .route("/api/v1/components", get(components::list))
+        .route("/api/v1/components/{name}", put(components::set))
+        .route(
+            "/api/v1/subscribers",
+            post(subscribers::add).get(subscribers::list),
+        )
+        .route(
+            "/api/v1/subscribers/{key}",
+            axum::routing::delete(subscribers::remove),
+        )
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .merge(import)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let public = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/status", get(health::public_status))
+        .route(
+            "/api/v1/unsubscribe/{token}",
+            post(subscribers::unsubscribe),
+        )
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    private
+        .merge(public)
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "no such endpoint; the API lives under /api/v1 (see docs/ARCHITECTURE.md)",
+            )
+        })
+        .with_state(state)
+}

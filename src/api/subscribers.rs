@@ -1,0 +1,246 @@
+//! Subscribers: add one, import a CSV, list, remove, and the public one-click unsubscribe.
+
+use super::extract::{too_large, ApiJson, ApiQuery};
+use super::{ApiError, AppState};
+use crate::domain::{ComponentName, Contact, DomainError, Locale, Subscriber};
+use crate::store::NewSubscriber;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use ulid::Ulid;
+
+/// A subscriber as the API shows it: without the unsubscribe token, which is the subscriber's
+/// own secret (it only travels in the messages sent to them).
+#[derive(Serialize)]
+pub struct SubscriberView {
+    id: Ulid,
+    #[serde(flatten)]
+    contact: Contact,
+    locale: Locale,
+    components: Vec<ComponentName>,
+    confirmed: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Subscriber> for SubscriberView {
+    fn from(s: Subscriber) -> Self {
+        SubscriberView {
+            id: s.id,
+            contact: s.contact,
+            locale: s.locale,
+            components: s.components,
+            confirmed: s.confirmed,
+            created_at: s.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddSubscriber {
+    email: Option<String>,
+    phone: Option<String>,
+    locale: Option<String>,
+    #[serde(default)]
+    components: Vec<String>,
+}
+
+fn contact_of(email: Option<&str>, phone: Option<&str>) -> Result<Contact, ApiError> {
+    match (email, phone) {
+        (Some(e), None) => Ok(Contact::email(e)?),
+        (None, Some(p)) => Ok(Contact::phone(p)?),
+        _ => Err(ApiError::unprocessable(
+            "give exactly one of `email` or `phone` per subscriber",
+        )),
+    }
+}
+
+fn locale_of(l: Option<&str>) -> Result<Locale, DomainError> {
+    match l {
+        Some(l) if !l.trim().is_empty() => Locale::parse(l),
+        _ => Ok(Locale::english()),
+    }
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<AddSubscriber>,
+) -> Result<(StatusCode, Json<SubscriberView>), ApiError> {
+    let new = NewSubscriber {
+        contact: contact_of(req.email.as_deref(), req.phone.as_deref())?,
+        locale: locale_of(req.locale.as_deref())?,
+        components: req
+            .components
+            .iter()
+            .map(|c| ComponentName::parse(c))
+            .collect::<Result<_, _>>()?,
+        confirmed: true,
+    };
+    let s = state.store.add_subscriber(new, Utc::now()).await?;
+    Ok((StatusCode::CREATED, Json(s.into())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<SubscriberView>>, ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit: use 1 or more"));
+    }
+    Ok(Json(
+        state
+            .store
+            .subscribers(limit)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<SubscriberView>, ApiError> {
+    Ok(Json(state.store.remove_subscriber(&key).await?.into()))
+}
+
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<&'static str, ApiError> {
+    state.store.unsubscribe(&token).await?;
+    Ok("You are unsubscribed and will receive no further updates.\n")
+}
+
+/// One rejected CSV row.
+#[derive(Serialize, Debug)]
+pub struct RowError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// The outcome of an import.
+#[derive(Serialize)]
+pub struct ImportReport {
+    pub added: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub errors: Vec<RowError>,
+}
+
+/// The CSV columns an import understands.
+const COLUMNS: [&str; 4] = ["email", "phone", "locale", "components"];
+
+/// Imports subscribers from CSV with a header row naming some of `email`, `phone`, `locale`,
+/// `components` (component names separated by `;`). Each row has an email or a phone. Bad rows
+/// are reported with their line number; the rest are imported; addresses are de-duplicated
+/// against the store and within the file.
+pub async fn import(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ImportReport>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(body.as_ref());
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| ApiError::unprocessable(format!("the CSV header row cannot be read: {e}")))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    if let Some(bad) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
+        return Err(ApiError::unprocessable(format!(
+            "unknown CSV column \"{bad}\"; the header row may name email, phone, locale and components"
+        )));
+    }
+    if !headers.iter().any(|h| h == "email" || h == "phone") {
+        return Err(ApiError::unprocessable(
+            "the CSV header row names neither email nor phone; start the file with a header such as `email,phone,locale,components`",
+        ));
+    }
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (ce, cp, cl, cc) = (col("email"), col("phone"), col("locale"), col("components"));
+    let known: HashSet<String> = state
+        .store
+        .components()?
+        .into_iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    let mut batch = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    let mut in_file_duplicates = 0;
+    for rec in rdr.records() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(RowError {
+                    line,
+                    message: format!("unreadable row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let field = |c: Option<usize>| c.and_then(|i| rec.get(i)).filter(|v| !v.is_empty());
+        let row = (|| -> Result<NewSubscriber, String> {
+            let contact = contact_of(field(ce), field(cp)).map_err(|e| e.detail)?;
+            let locale = locale_of(field(cl)).map_err(|e| e.to_string())?;
+            let mut components = Vec::new();
+            for name in field(cc).unwrap_or_default().split(';').map(str::trim) {
+                if name.is_empty() {
+                    continue;
+                }
+                let n = ComponentName::parse(name).map_err(|e| e.to_string())?;
+                if !known.contains(n.as_str()) {
+                    return Err(DomainError::UnknownComponent(n.to_string()).to_string());
+                }
+                components.push(n);
+            }
+            Ok(NewSubscriber {
+                contact,
+                locale,
+                components,
+                confirmed: true,
+            })
+        })();
+        match row {
+            Ok(s) if !seen.insert(s.contact.address().to_owned()) => in_file_duplicates += 1,
+            Ok(s) => batch.push(s),
+            Err(message) => errors.push(RowError { line, message }),
+        }
+    }
+    let counts = state.store.import_subscribers(batch, Utc::now()).await?;
+    tracing::info!(
+        added = counts.added,
+        rejected = errors.len(),
+        "subscribers imported"
+    );
+    Ok(Json(ImportReport {
+        added: counts.added,
+        duplicates: counts.duplicates + in_file_duplicates,
+        rejected: errors.len(),
+        errors,
+    }))
+}

@@ -1,0 +1,121 @@
+//! The CLI's HTTP client: a thin layer over reqwest that turns every failure into an exit code
+//! (3 = the server rejected the request, 4 = the server is unreachable or failed) and a message
+//! that says what to do.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A CLI failure and the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad usage found before contacting the server (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The server answered 4xx (exit 3).
+    #[error("{0}")]
+    Rejected(String),
+    /// The server is unreachable or answered 5xx (exit 4).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Rejected(_) => 3,
+            CliError::Unavailable(_) => 4,
+        }
+    }
+}
+
+/// A client bound to one server and token.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// Sends a request and returns the JSON answer (or `Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<Value, CliError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        req = match body {
+            Some(Body::Json(v)) => req.json(&v),
+            Some(Body::Csv(bytes)) => req.header("content-type", "text/csv").body(bytes),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|e| {
+            let why = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection refused"
+            } else {
+                "request failed"
+            };
+            CliError::Unavailable(format!(
+                "cannot reach crier at {} ({why}); is `crier serve` running? set --url or CRIER_URL",
+                self.base
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| CliError::Unavailable(format!("the server's answer was cut off: {e}")))?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).or(Ok(Value::String(text)));
+        }
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| text.trim().to_owned());
+        let msg = format!(
+            "{} {}: {detail}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        if status.is_client_error() {
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(CliError::Rejected(format!(
+                    "{msg}\n(the CLI sends --token, $CRIER_TOKEN or <data>/admin.token; check it matches the server's)"
+                )));
+            }
+            Err(CliError::Rejected(msg))
+        } else {
+            Err(CliError::Unavailable(msg))
+        }
+    }
+}
+
+/// A request body.
+pub enum Body {
+    Json(Value),
+    Csv(Vec<u8>),
+}

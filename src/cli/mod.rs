@@ -1,0 +1,533 @@
+//! The command line (clap derive). `serve` runs the server; every other command is a client of
+//! the HTTP API, so the CLI and the API can never disagree about the rules.
+//!
+//! Exit codes: 0 ok, 2 usage error, 3 rejected by the server (4xx; its message is printed),
+//! 4 server unreachable or failing (5xx).
+
+mod client;
+mod output;
+
+use crate::config::{Config, Overrides};
+use crate::server::{self, Server, TokenSource};
+use clap::{Args, Parser, Subcommand};
+use client::{Body, CliError, Client};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "crier", version, about = "Crisis status-update broadcaster", long_about = None)]
+pub struct Cli {
+    /// The crier server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "CRIER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// API token; defaults to the contents of <data>/admin.token.
+    #[arg(long, global = true, env = "CRIER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Data directory (the server's store and admin token).
+    #[arg(long, global = true, env = "CRIER_DATA")]
+    data: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (store, API, and later the dispatcher).
+    Serve(ServeArgs),
+    /// Open, update, resolve, reopen, list and show incidents.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// List components or set a component's status.
+    #[command(subcommand)]
+    Component(ComponentCmd),
+    /// Manage email and SMS subscribers.
+    #[command(subcommand)]
+    Subscribers(SubscribersCmd),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "CRIER_BIND")]
+    bind: Option<String>,
+    /// Channel definitions (one TOML file per channel).
+    #[arg(long, env = "CRIER_CHANNELS")]
+    channels: Option<PathBuf>,
+    /// Message templates.
+    #[arg(long, env = "CRIER_TEMPLATES")]
+    templates: Option<PathBuf>,
+    /// Config file (default: ./crier.toml if it exists).
+    #[arg(long, env = "CRIER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum IncidentCmd {
+    /// Open an incident (published at once unless --draft).
+    Open {
+        #[arg(long)]
+        title: String,
+        /// none, minor, major or critical.
+        #[arg(long)]
+        impact: String,
+        #[arg(long)]
+        message: String,
+        /// Affected component (repeatable).
+        #[arg(long = "component")]
+        components: Vec<String>,
+        /// Promise the next update, e.g. 30m or 1h.
+        #[arg(long)]
+        next_update: Option<String>,
+        /// Language of the message (default en).
+        #[arg(long)]
+        locale: Option<String>,
+        /// Keep it as a draft: not public, notifies nobody, until `incident publish`.
+        #[arg(long)]
+        draft: bool,
+        /// Open a planned maintenance instead of an incident.
+        #[arg(long)]
+        maintenance: bool,
+    },
+    /// Post an update to an incident's timeline.
+    Update {
+        id: String,
+        /// investigating, identified, monitoring, resolved (maintenance: scheduled, in_progress, verifying, completed).
+        #[arg(long)]
+        status: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long)]
+        next_update: Option<String>,
+        #[arg(long)]
+        locale: Option<String>,
+        #[arg(long)]
+        impact: Option<String>,
+        #[arg(long)]
+        draft: bool,
+    },
+    /// Resolve an incident (or complete a maintenance).
+    Resolve {
+        id: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long)]
+        locale: Option<String>,
+    },
+    /// Reopen a resolved incident.
+    Reopen {
+        id: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long)]
+        next_update: Option<String>,
+        #[arg(long)]
+        locale: Option<String>,
+    },
+    /// Publish an incident's draft updates.
+    Publish { id: String },
+    /// List incidents, newest first.
+    List {
+        /// Only open incidents.
+        #[arg(long)]
+        open: bool,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Show one incident with its timeline.
+    Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ComponentCmd {
+    /// List components.
+    List,
+    /// Create a component or set its status.
+    Set {
+        name: String,
+        /// operational, degraded_performance, partial_outage, major_outage or under_maintenance.
+        status: String,
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SubscribersCmd {
+    /// Add one subscriber.
+    #[command(group(clap::ArgGroup::new("contact").required(true).args(["email", "phone"])))]
+    Add {
+        #[arg(long)]
+        email: Option<String>,
+        /// E.164, e.g. +358401234567.
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        locale: Option<String>,
+        /// Only notify about this component (repeatable; none = all).
+        #[arg(long = "component")]
+        components: Vec<String>,
+    },
+    /// Import subscribers from CSV (header: email,phone,locale,components; components separated
+    /// by ';'). Bad rows are reported by line and the rest imported; exits 3 if any row was rejected.
+    Import { file: PathBuf },
+    /// List subscribers.
+    List {
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Remove a subscriber by id, email or phone number.
+    Remove { key: String },
+}
+
+/// Entry point used by the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(ref args) => serve(&cli, args),
+        _ => client_main(cli),
+    }
+}
+
+fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let overrides = Overrides {
+        data_dir: cli.data.clone(),
+        bind: args.bind.clone(),
+        channels_dir: args.channels.clone(),
+        templates_dir: args.templates.clone(),
+        config_file: args.config.clone(),
+    };
+    let run = async {
+        let config = Config::load(&overrides)?;
+        let (server, source) = Server::build(&config).await?;
+        let token_path = crate::token::admin_token_path(&config.data_dir);
+        match source {
+            TokenSource::Env(var) => tracing::info!("admin token taken from ${var}"),
+            TokenSource::File { generated: true } => tracing::info!(
+                "generated an admin token in {} (mode 0600); the CLI reads it from there, other clients send it as `Authorization: Bearer <token>`",
+                token_path.display()
+            ),
+            TokenSource::File { generated: false } => {
+                tracing::info!("admin token read from {}", token_path.display())
+            }
+        }
+        tracing::info!(
+            "crier listening on http://{} (data in {})",
+            server.local_addr()?,
+            config.data_dir.display()
+        );
+        server.run(server::shutdown_signal()).await
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    match rt.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn client_main(cli: Cli) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    match rt.block_on(run_client(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn token(cli: &Cli) -> Result<String, CliError> {
+    if let Some(t) = &cli.token {
+        return Ok(t.clone());
+    }
+    let data = cli.data.clone().unwrap_or_else(|| PathBuf::from("./data"));
+    match crate::token::read_admin_token(&data) {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(CliError::Usage(format!(
+            "no API token: pass --token, set CRIER_TOKEN, or point --data at the server's data directory (no {} found)",
+            crate::token::admin_token_path(&data).display()
+        ))),
+        Err(e) => Err(CliError::Usage(e.to_string())),
+    }
+}
+
+fn text_body(message: &str, locale: &Option<String>) -> Value {
+    let mut v = json!({ "message": message });
+    if let Some(l) = locale {
+        v["locale"] = json!(l);
+    }
+    v
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+async fn run_client(cli: Cli) -> Result<(), CliError> {
+    let client = Client::new(&cli.url, Some(token(&cli)?))?;
+    let json_out = cli.json;
+    match cli.command {
+        Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
+        Command::Incident(cmd) => incident(&client, cmd, json_out).await,
+        Command::Component(cmd) => component(&client, cmd, json_out).await,
+        Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
+    }
+}
+
+async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), CliError> {
+    match cmd {
+        IncidentCmd::Open {
+            title,
+            impact,
+            message,
+            components,
+            next_update,
+            locale,
+            draft,
+            maintenance,
+        } => {
+            let mut body = text_body(&message, &locale);
+            body["title"] = json!(title);
+            body["impact"] = json!(impact);
+            body["components"] = json!(components);
+            body["draft"] = json!(draft);
+            if maintenance {
+                body["kind"] = json!("maintenance");
+            }
+            if let Some(n) = next_update {
+                body["next_update"] = json!(n);
+            }
+            let v = c
+                .call(Method::POST, "/api/v1/incidents", Some(Body::Json(body)))
+                .await?;
+            output::incident_written(&v, json_out, "Opened");
+        }
+        IncidentCmd::Update {
+            id,
+            status,
+            message,
+            next_update,
+            locale,
+            impact,
+            draft,
+        } => {
+            let mut body = text_body(&message, &locale);
+            body["status"] = json!(status);
+            body["draft"] = json!(draft);
+            if let Some(n) = next_update {
+                body["next_update"] = json!(n);
+            }
+            if let Some(i) = impact {
+                body["impact"] = json!(i);
+            }
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/updates", enc(&id)),
+                    Some(Body::Json(body)),
+                )
+                .await?;
+            output::posted(&v, json_out);
+        }
+        IncidentCmd::Resolve {
+            id,
+            message,
+            locale,
+        } => {
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/resolve", enc(&id)),
+                    Some(Body::Json(text_body(&message, &locale))),
+                )
+                .await?;
+            output::posted(&v, json_out);
+        }
+        IncidentCmd::Reopen {
+            id,
+            message,
+            next_update,
+            locale,
+        } => {
+            let mut body = text_body(&message, &locale);
+            if let Some(n) = next_update {
+                body["next_update"] = json!(n);
+            }
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/reopen", enc(&id)),
+                    Some(Body::Json(body)),
+                )
+                .await?;
+            output::posted(&v, json_out);
+        }
+        IncidentCmd::Publish { id } => {
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/publish", enc(&id)),
+                    None,
+                )
+                .await?;
+            output::incident_written(&v, json_out, "Published");
+        }
+        IncidentCmd::List { open, limit } => {
+            let mut path = format!("/api/v1/incidents?limit={limit}");
+            if open {
+                path.push_str("&open=true");
+            }
+            let v = c.call(Method::GET, &path, None).await?;
+            output::incident_list(&v, json_out);
+        }
+        IncidentCmd::Show { id } => {
+            let v = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/incidents/{}", enc(&id)),
+                    None,
+                )
+                .await?;
+            output::incident_detail(&v, json_out);
+        }
+    }
+    Ok(())
+}
+
+async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), CliError> {
+    match cmd {
+        ComponentCmd::List => {
+            let v = c.call(Method::GET, "/api/v1/components", None).await?;
+            output::component_list(&v, json_out);
+        }
+        ComponentCmd::Set {
+            name,
+            status,
+            group,
+        } => {
+            let mut body = json!({ "status": status });
+            if let Some(g) = group {
+                body["group"] = json!(g);
+            }
+            let v = c
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/components/{}", enc(&name)),
+                    Some(Body::Json(body)),
+                )
+                .await?;
+            output::component_set(&v, json_out);
+        }
+    }
+    Ok(())
+}
+
+async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<(), CliError> {
+    match cmd {
+        SubscribersCmd::Add {
+            email,
+            phone,
+            locale,
+            components,
+        } => {
+            let mut body = json!({ "components": components });
+            if let Some(e) = email {
+                body["email"] = json!(e);
+            }
+            if let Some(p) = phone {
+                body["phone"] = json!(p);
+            }
+            if let Some(l) = locale {
+                body["locale"] = json!(l);
+            }
+            let v = c
+                .call(Method::POST, "/api/v1/subscribers", Some(Body::Json(body)))
+                .await?;
+            output::subscriber_added(&v, json_out);
+        }
+        SubscribersCmd::Import { file } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+            let v = c
+                .call(
+                    Method::POST,
+                    "/api/v1/subscribers/import",
+                    Some(Body::Csv(bytes)),
+                )
+                .await?;
+            let rejected = v.get("rejected").and_then(Value::as_u64).unwrap_or(0);
+            output::import_report(&v, json_out);
+            if rejected > 0 {
+                return Err(CliError::Rejected(format!(
+                    "{rejected} row(s) of {} were rejected (listed above); fix them and import the file again — rows already imported are skipped as duplicates",
+                    file.display()
+                )));
+            }
+        }
+        SubscribersCmd::List { limit } => {
+            let v = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/subscribers?limit={limit}"),
+                    None,
+                )
+                .await?;
+            output::subscriber_list(&v, json_out);
+        }
+        SubscribersCmd::Remove { key } => {
+            let v = c
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/subscribers/{}", enc(&key)),
+                    None,
+                )
+                .await?;
+            output::subscriber_removed(&v, json_out);
+        }
+    }
+    Ok(())
+}

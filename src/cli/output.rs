@@ -1,0 +1,305 @@
+//! Human (and `--json`) output of the CLI: readable tables for people, the server's JSON verbatim
+//! for scripts.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+/// Formats an RFC 3339 instant as `YYYY-MM-DD HH:MM UTC`.
+fn when(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+fn overdue(v: &Value) -> bool {
+    v.get("next_update_due")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t < Utc::now())
+}
+
+/// Prints rows as an aligned table; the last column is not padded.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let n = cells.len();
+        let mut out = String::new();
+        for (i, c) in cells.into_iter().enumerate() {
+            if i + 1 == n {
+                out.push_str(&c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+pub fn incident_written(v: &Value, json: bool, verb: &str) {
+    if json {
+        return print_json(v);
+    }
+    let state = if v.get("draft").and_then(Value::as_bool) == Some(true) {
+        "draft: not public until `crier incident publish`"
+    } else {
+        "published"
+    };
+    println!(
+        "{verb} {} {} ({}, impact {}) — {state}",
+        s(v, "kind"),
+        s(v, "id"),
+        s(v, "status"),
+        s(v, "impact")
+    );
+    println!("  {}", s(v, "title"));
+    if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
+        println!("  next update promised by {}", when(v, "next_update_due"));
+    }
+}
+
+pub fn posted(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let (i, u) = (&v["incident"], &v["update"]);
+    println!(
+        "Posted update {} to {} — now {}{}",
+        s(u, "id"),
+        s(i, "id"),
+        s(i, "status"),
+        if u.get("draft").and_then(Value::as_bool) == Some(true) {
+            " (draft)"
+        } else {
+            ""
+        }
+    );
+    if i.get("next_update_due").is_some_and(|d| !d.is_null()) {
+        println!("  next update promised by {}", when(i, "next_update_due"));
+    }
+}
+
+pub fn incident_list(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let items = v.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("No incidents.");
+        return;
+    }
+    let rows = items
+        .iter()
+        .map(|i| {
+            let mut next = when(i, "next_update_due");
+            if overdue(i) {
+                next.push_str(" OVERDUE");
+            }
+            let mut title = s(i, "title").to_owned();
+            if i.get("draft").and_then(Value::as_bool) == Some(true) {
+                title.push_str(" [draft]");
+            }
+            vec![
+                s(i, "id").to_owned(),
+                s(i, "status").to_owned(),
+                s(i, "impact").to_owned(),
+                when(i, "updated_at"),
+                next,
+                title,
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "STATUS", "IMPACT", "UPDATED", "NEXT UPDATE", "TITLE"],
+        rows,
+    );
+}
+
+pub fn incident_detail(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    println!("{} ({} {})", s(v, "title"), s(v, "kind"), s(v, "id"));
+    println!("  status:     {}", s(v, "status"));
+    println!("  impact:     {}", s(v, "impact"));
+    let comps: Vec<&str> = v
+        .get("components")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !comps.is_empty() {
+        println!("  components: {}", comps.join(", "));
+    }
+    println!("  opened:     {}", when(v, "created_at"));
+    if v.get("resolved_at").is_some_and(|d| !d.is_null()) {
+        println!("  resolved:   {}", when(v, "resolved_at"));
+    }
+    if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
+        let flag = if overdue(v) { " (OVERDUE)" } else { "" };
+        println!("  next update by {}{flag}", when(v, "next_update_due"));
+    }
+    println!();
+    for u in v
+        .get("updates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let draft = if u.get("draft").and_then(Value::as_bool) == Some(true)
+            && u.get("published_at").is_none_or(Value::is_null)
+        {
+            " [draft]"
+        } else {
+            ""
+        };
+        println!(
+            "{}  {} ({}) by {}{draft}",
+            when(u, "created_at"),
+            s(u, "status"),
+            s(u, "action"),
+            s(u, "author")
+        );
+        if let Some(body) = u.get("body").and_then(Value::as_object) {
+            for (locale, text) in body {
+                println!("  [{locale}] {}", text.as_str().unwrap_or(""));
+            }
+        }
+    }
+}
+
+pub fn component_list(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let items = v.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("No components. Add one with `crier component set NAME operational`.");
+        return;
+    }
+    let rows = items
+        .iter()
+        .map(|c| {
+            vec![
+                s(c, "name").to_owned(),
+                s(c, "status").to_owned(),
+                c.get("group")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_owned(),
+            ]
+        })
+        .collect();
+    table(&["NAME", "STATUS", "GROUP"], rows);
+}
+
+pub fn component_set(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    println!("{} is now {}", s(v, "name"), s(v, "status"));
+}
+
+fn contact(v: &Value) -> &str {
+    let e = s(v, "email");
+    if e.is_empty() {
+        s(v, "phone")
+    } else {
+        e
+    }
+}
+
+pub fn subscriber_added(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    println!("Subscribed {} ({})", contact(v), s(v, "id"));
+}
+
+pub fn subscriber_removed(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    println!("Removed {} ({})", contact(v), s(v, "id"));
+}
+
+pub fn subscriber_list(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let items = v.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("No subscribers.");
+        return;
+    }
+    let rows = items
+        .iter()
+        .map(|x| {
+            let comps: Vec<&str> = x
+                .get("components")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            vec![
+                s(x, "id").to_owned(),
+                contact(x).to_owned(),
+                s(x, "locale").to_owned(),
+                if comps.is_empty() {
+                    "all".to_owned()
+                } else {
+                    comps.join(";")
+                },
+            ]
+        })
+        .collect();
+    table(&["ID", "CONTACT", "LOCALE", "COMPONENTS"], rows);
+}
+
+pub fn import_report(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    println!(
+        "Imported {} subscriber(s); {} duplicate(s) skipped; {} row(s) rejected.",
+        n("added"),
+        n("duplicates"),
+        n("rejected")
+    );
+    for e in v
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        eprintln!(
+            "  line {}: {}",
+            e.get("line").and_then(Value::as_u64).unwrap_or(0),
+            s(e, "message")
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Server configuration, layered: built-in defaults → `crier.toml` (or `--config FILE`) →
+//! `CRIER_*` environment variables → command-line flags, validated once at start-up so a typo
+//! stops `serve` with a message instead of surfacing mid-incident. Secrets are never values here:
+//! the config names the environment variable that holds them.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The config file's shape. Every key is optional; unknown keys are errors (a misspelt key must
+/// not be silently ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub channels_dir: Option<PathBuf>,
+    pub templates_dir: Option<PathBuf>,
+    /// Name of the environment variable holding the admin token.
+    pub admin_token_env: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub import_max_bytes: Option<usize>,
+}
+
+/// Overrides from the command line and environment (clap fills these from both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub channels_dir: Option<PathBuf>,
+    pub templates_dir: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+}
+
+/// The validated configuration `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub channels_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub admin_token_env: String,
+    pub max_body_bytes: usize,
+    pub import_max_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            channels_dir: PathBuf::from("./channels"),
+            templates_dir: PathBuf::from("./templates"),
+            admin_token_env: "CRIER_ADMIN_TOKEN".to_owned(),
+            max_body_bytes: 64 * 1024,
+            import_max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+fn parse_bind(s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "bind address \"{s}\" is not host:port; use for example 127.0.0.1:8080 or 0.0.0.0:8080"
+        ))
+    })
+}
+
+impl Config {
+    /// Builds the configuration from the layers. `crier.toml` in the working directory is read
+    /// when no `--config` is given and it exists.
+    pub fn load(o: &Overrides) -> Result<Self, ConfigError> {
+        let file = match &o.config_file {
+            Some(p) => Some(read_file(p)?),
+            None if Path::new("crier.toml").exists() => Some(read_file(Path::new("crier.toml"))?),
+            None => None,
+        }
+        .unwrap_or_default();
+        let mut c = Config::default();
+        if let Some(v) = file.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = &file.bind {
+            c.bind = parse_bind(v)?;
+        }
+        if let Some(v) = file.channels_dir {
+            c.channels_dir = v;
+        }
+        if let Some(v) = file.templates_dir {
+            c.templates_dir = v;
+        }
+        if let Some(v) = file.admin_token_env {
+            c.admin_token_env = v;
+        }
+        if let Some(v) = file.max_body_bytes {
+            c.max_body_bytes = v;
+        }
+        if let Some(v) = file.import_max_bytes {
+            c.import_max_bytes = v;
+        }
+        if let Some(v) = &o.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &o.bind {
+            c.bind = parse_bind(v)?;
+        }
+        if let Some(v) = &o.channels_dir {
+            c.channels_dir = v.clone();
+        }
+        if let Some(v) = &o.templates_dir {
+            c.templates_dir = v.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "max_body_bytes = {} is out of range; use 1024 to 67108864",
+                self.max_body_bytes
+            )));
+        }
+        if self.import_max_bytes < self.max_body_bytes {
+            return Err(ConfigError::Invalid(
+                "import_max_bytes must be at least max_body_bytes".into(),
+            ));
+        }
+        let env_ok = !self.admin_token_env.is_empty()
+            && self
+                .admin_token_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !env_ok {
+            return Err(ConfigError::Invalid(format!(
+                "admin_token_env = \"{}\" is not an environment variable name; name the variable (e.g. CRIER_ADMIN_TOKEN), never the token itself",
+                self.admin_token_env
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "bind = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").unwrap();
+        let c = Config::load(&Overrides {
+            config_file: Some(f.clone()),
+            data_dir: Some("/tmp/y".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/y"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "bnid = \"127.0.0.1:9000\"\n").unwrap();
+        let e = Config::load(&Overrides {
+            config_file: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("bnid"), "{e}");
+        std::fs::write(&f, "admin_token_env = \"s3cr3t-value!\"\n").unwrap();
+        assert!(Config::load(&Overrides {
+            config_file: Some(f),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(Config::load(&Overrides {
+            bind: Some("localhost".into()),
+            ..Default::default()
+        })
+        .is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! Components are the parts of the service users recognise ("Check-in", "Mobile app"): incidents
+//! name the ones they affect, and subscribers filter on them.
+
+use super::DomainError;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A component name: 1–64 characters of letters, digits, space, `-`, `_`, `.` and `/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ComponentName(String);
+
+impl ComponentName {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let t = s.trim();
+        let ok_char = |c: char| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.' | '/');
+        if t.is_empty() || t.chars().count() > 64 || !t.chars().all(ok_char) {
+            return Err(DomainError::invalid(
+                "component",
+                format!("\"{s}\" is not a component name; use 1-64 letters, digits, spaces, '-', '_', '.' or '/'"),
+            ));
+        }
+        Ok(ComponentName(t.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ComponentName {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        ComponentName::parse(&s)
+    }
+}
+
+impl From<ComponentName> for String {
+    fn from(c: ComponentName) -> String {
+        c.0
+    }
+}
+
+impl fmt::Display for ComponentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Statuspage's component statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentStatus {
+    Operational,
+    DegradedPerformance,
+    PartialOutage,
+    MajorOutage,
+    UnderMaintenance,
+}
+
+impl ComponentStatus {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim() {
+            "operational" => Ok(Self::Operational),
+            "degraded_performance" => Ok(Self::DegradedPerformance),
+            "partial_outage" => Ok(Self::PartialOutage),
+            "major_outage" => Ok(Self::MajorOutage),
+            "under_maintenance" => Ok(Self::UnderMaintenance),
+            other => Err(DomainError::invalid(
+                "status",
+                format!("\"{other}\" is not a component status; use operational, degraded_performance, partial_outage, major_outage or under_maintenance"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operational => "operational",
+            Self::DegradedPerformance => "degraded_performance",
+            Self::PartialOutage => "partial_outage",
+            Self::MajorOutage => "major_outage",
+            Self::UnderMaintenance => "under_maintenance",
+        }
+    }
+}
+
+/// A component and its current status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    pub name: ComponentName,
+    pub group: Option<String>,
+    pub status: ComponentStatus,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_statuses() {
+        assert_eq!(
+            ComponentName::parse(" Check-in ").unwrap().as_str(),
+            "Check-in"
+        );
+        assert!(ComponentName::parse("").is_err());
+        assert!(ComponentName::parse("a;b").is_err());
+        assert!(ComponentName::parse(&"a".repeat(65)).is_err());
+        assert_eq!(
+            ComponentStatus::parse("partial_outage").unwrap(),
+            ComponentStatus::PartialOutage
+        );
+        assert!(ComponentStatus::parse("down").is_err());
+    }
+}

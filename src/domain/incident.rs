@@ -1,0 +1,435 @@
+//! The incident and its state machine. The vocabulary is Atlassian Statuspage's, so that staff
+//! moving from it and tools that speak its API find the same words: incidents go investigating →
+//! identified → monitoring → resolved; maintenance goes scheduled → in_progress → verifying →
+//! completed.
+
+use super::{ComponentName, DomainError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use ulid::Ulid;
+
+/// Whether a record is an unplanned incident or a planned maintenance; each has its own statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    #[default]
+    Incident,
+    Maintenance,
+}
+
+/// Every status of both kinds; [`Status::kind`] tells which kind a status belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Investigating,
+    Identified,
+    Monitoring,
+    Resolved,
+    Scheduled,
+    InProgress,
+    Verifying,
+    Completed,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Investigating,
+        Status::Identified,
+        Status::Monitoring,
+        Status::Resolved,
+        Status::Scheduled,
+        Status::InProgress,
+        Status::Verifying,
+        Status::Completed,
+    ];
+
+    /// Parses the snake_case name used by the API and the CLI.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s.trim())
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "status",
+                    format!("\"{s}\" is not a status; incidents use investigating, identified, monitoring or resolved, maintenance uses scheduled, in_progress, verifying or completed"),
+                )
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Investigating => "investigating",
+            Status::Identified => "identified",
+            Status::Monitoring => "monitoring",
+            Status::Resolved => "resolved",
+            Status::Scheduled => "scheduled",
+            Status::InProgress => "in_progress",
+            Status::Verifying => "verifying",
+            Status::Completed => "completed",
+        }
+    }
+
+    pub fn kind(self) -> IncidentKind {
+        match self {
+            Status::Investigating | Status::Identified | Status::Monitoring | Status::Resolved => {
+                IncidentKind::Incident
+            }
+            _ => IncidentKind::Maintenance,
+        }
+    }
+
+    /// Resolved and completed are final: nothing but a reopen follows them.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Resolved | Status::Completed)
+    }
+
+    /// Position along the maintenance lifecycle (maintenance only moves forward, except that a
+    /// failed verification may go back to in_progress).
+    fn maintenance_rank(self) -> u8 {
+        match self {
+            Status::Scheduled => 0,
+            Status::InProgress => 1,
+            Status::Verifying => 2,
+            Status::Completed => 3,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::Incident => "incident",
+            IncidentKind::Maintenance => "maintenance",
+        }
+    }
+
+    /// The status a new record of this kind starts in when the client does not name one.
+    pub fn initial_status(self) -> Status {
+        match self {
+            IncidentKind::Incident => Status::Investigating,
+            IncidentKind::Maintenance => Status::Scheduled,
+        }
+    }
+
+    /// The final status `resolve` moves a record of this kind to.
+    pub fn final_status(self) -> Status {
+        match self {
+            IncidentKind::Incident => Status::Resolved,
+            IncidentKind::Maintenance => Status::Completed,
+        }
+    }
+}
+
+/// How badly users are affected, as Statuspage grades it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Impact {
+    None,
+    Minor,
+    Major,
+    Critical,
+}
+
+impl Impact {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim() {
+            "none" => Ok(Impact::None),
+            "minor" => Ok(Impact::Minor),
+            "major" => Ok(Impact::Major),
+            "critical" => Ok(Impact::Critical),
+            other => Err(DomainError::invalid(
+                "impact",
+                format!("\"{other}\" is not an impact; use none, minor, major or critical"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Impact::None => "none",
+            Impact::Minor => "minor",
+            Impact::Major => "major",
+            Impact::Critical => "critical",
+        }
+    }
+}
+
+/// An incident title: non-blank, at most 255 characters (Statuspage's limit), one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Title(String);
+
+impl Title {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(DomainError::invalid(
+                "title",
+                "is empty; give the incident a short headline such as \"Check-in delays at HEL\"",
+            ));
+        }
+        if t.chars().count() > 255 {
+            return Err(DomainError::invalid(
+                "title",
+                format!(
+                    "is {} characters; keep it at most 255 and put details in the message",
+                    t.chars().count()
+                ),
+            ));
+        }
+        if t.contains(['\n', '\r']) {
+            return Err(DomainError::invalid(
+                "title",
+                "contains a line break; a title is one line",
+            ));
+        }
+        Ok(Title(t.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Title {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Title::parse(&s)
+    }
+}
+
+impl From<Title> for String {
+    fn from(t: Title) -> String {
+        t.0
+    }
+}
+
+/// The current state of one incident or maintenance. Its history is the list of
+/// [`super::Update`]s; this record is the summary the list views and the status page show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: Ulid,
+    pub title: Title,
+    pub kind: IncidentKind,
+    pub status: Status,
+    pub impact: Impact,
+    pub components: Vec<ComponentName>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The promise made by the latest update: "next update by …". Cleared on resolve.
+    pub next_update_due: Option<DateTime<Utc>>,
+    /// True while the incident has only draft updates: it is not public and notifies nobody.
+    pub draft: bool,
+    /// How many updates the timeline holds.
+    pub update_count: u32,
+}
+
+impl Incident {
+    /// Open (not resolved or completed).
+    pub fn is_open(&self) -> bool {
+        !self.status.is_final()
+    }
+
+    /// Checks that a plain update may move this incident to `to`.
+    pub fn check_update(&self, to: Status) -> Result<(), DomainError> {
+        check_kind(self.kind, to)?;
+        match self.kind {
+            IncidentKind::Incident if self.status == Status::Resolved => {
+                Err(DomainError::Transition(format!(
+                    "incident {} is resolved; reopen it first (`crier incident reopen {} --message ...`) or post a new incident",
+                    self.id, self.id
+                )))
+            }
+            IncidentKind::Incident => Ok(()),
+            IncidentKind::Maintenance => {
+                let (from, to_rank) = (self.status, to.maintenance_rank());
+                if from == Status::Completed {
+                    return Err(DomainError::Transition(format!(
+                        "maintenance {} is completed; schedule a new maintenance instead",
+                        self.id
+                    )));
+                }
+                let back_to_work = from == Status::Verifying && to == Status::InProgress;
+                if to_rank < from.maintenance_rank() && !back_to_work {
+                    return Err(DomainError::Transition(format!(
+                        "maintenance {} is {}; it cannot go back to {} (only verifying → in_progress may go back)",
+                        self.id, from, to
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks that `resolve` is allowed: the record is not already final.
+    pub fn check_resolve(&self) -> Result<Status, DomainError> {
+        if self.status.is_final() {
+            return Err(DomainError::Transition(format!(
+                "{} {} is already {}",
+                self.kind.as_str(),
+                self.id,
+                self.status
+            )));
+        }
+        Ok(self.kind.final_status())
+    }
+
+    /// Checks that `reopen` is allowed: only a resolved incident reopens (to investigating).
+    pub fn check_reopen(&self) -> Result<Status, DomainError> {
+        match (self.kind, self.status) {
+            (IncidentKind::Incident, Status::Resolved) => Ok(Status::Investigating),
+            (IncidentKind::Incident, s) => Err(DomainError::Transition(format!(
+                "incident {} is {s}, not resolved; post an update instead of reopening",
+                self.id
+            ))),
+            (IncidentKind::Maintenance, _) => Err(DomainError::Transition(format!(
+                "maintenance {} cannot be reopened; schedule a new maintenance instead",
+                self.id
+            ))),
+        }
+    }
+}
+
+/// A status must belong to the record's kind: `in_progress` makes no sense on an incident.
+pub(crate) fn check_kind(kind: IncidentKind, status: Status) -> Result<(), DomainError> {
+    if status.kind() != kind {
+        let allowed = match kind {
+            IncidentKind::Incident => "investigating, identified, monitoring or resolved",
+            IncidentKind::Maintenance => "scheduled, in_progress, verifying or completed",
+        };
+        return Err(DomainError::Transition(format!(
+            "status {status} belongs to {}, not to an {}; use {allowed}",
+            status.kind().as_str(),
+            kind.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The status a new record may start in: of its kind, and not already final.
+pub fn check_status_for_new(kind: IncidentKind, status: Status) -> Result<(), DomainError> {
+    check_kind(kind, status)?;
+    if status.is_final() {
+        return Err(DomainError::Transition(format!(
+            "a new {} cannot start as {status}; open it, then resolve it",
+            kind.as_str()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: IncidentKind, status: Status) -> Incident {
+        let now = Utc::now();
+        Incident {
+            id: Ulid::new(),
+            title: Title::parse("t").unwrap(),
+            kind,
+            status,
+            impact: Impact::Minor,
+            components: vec![],
+            created_at: now,
+            updated_at: now,
+            resolved_at: None,
+            next_update_due: None,
+            draft: false,
+            update_count: 1,
+        }
+    }
+
+    use IncidentKind::{Incident as Inc, Maintenance as Mnt};
+    use Status::*;
+
+    #[test]
+    fn incident_statuses_move_freely_until_resolved() {
+        for from in [Investigating, Identified, Monitoring] {
+            for to in [Investigating, Identified, Monitoring, Resolved] {
+                assert!(
+                    record(Inc, from).check_update(to).is_ok(),
+                    "{from} -> {to} should be allowed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn resolved_incident_needs_reopen() {
+        let r = record(Inc, Resolved);
+        let err = r.check_update(Monitoring).unwrap_err();
+        assert!(err.to_string().contains("reopen"), "{err}");
+        assert_eq!(r.check_reopen().unwrap(), Investigating);
+        assert!(r.check_resolve().is_err());
+        assert!(record(Inc, Monitoring).check_reopen().is_err());
+    }
+
+    #[test]
+    fn maintenance_status_on_incident_is_rejected_and_vice_versa() {
+        for s in [Scheduled, InProgress, Verifying, Completed] {
+            let err = record(Inc, Investigating).check_update(s).unwrap_err();
+            assert!(err.to_string().contains("belongs to maintenance"), "{err}");
+        }
+        for s in [Investigating, Identified, Monitoring, Resolved] {
+            assert!(record(Mnt, Scheduled).check_update(s).is_err());
+        }
+    }
+
+    #[test]
+    fn maintenance_moves_forward() {
+        let ok = [
+            (Scheduled, Scheduled),
+            (Scheduled, InProgress),
+            (Scheduled, Completed),
+            (InProgress, Verifying),
+            (InProgress, Completed),
+            (Verifying, InProgress),
+            (Verifying, Completed),
+        ];
+        for (from, to) in ok {
+            assert!(record(Mnt, from).check_update(to).is_ok(), "{from} -> {to}");
+        }
+        let bad = [
+            (InProgress, Scheduled),
+            (Verifying, Scheduled),
+            (Completed, InProgress),
+            (Completed, Completed),
+        ];
+        for (from, to) in bad {
+            assert!(
+                record(Mnt, from).check_update(to).is_err(),
+                "{from} -> {to}"
+            );
+        }
+        assert_eq!(record(Mnt, Verifying).check_resolve().unwrap(), Completed);
+        assert!(record(Mnt, Completed).check_reopen().is_err());
+    }
+
+    #[test]
+    fn parses_names() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(Status::parse("fixed").is_err());
+        assert_eq!(Impact::parse("major").unwrap(), Impact::Major);
+        assert!(Impact::parse("huge").is_err());
+    }
+
+    #[test]
+    fn title_rules() {
+        assert!(Title::parse("  ").is_err());
+        assert!(Title::parse(&"x".repeat(256)).is_err());
+        assert!(Title::parse("a\nb").is_err());
+        assert_eq!(Title::parse(" Delays ").unwrap().as_str(), "Delays");
+    }
+}

@@ -1,0 +1,41 @@
+//! Pure types and rules: what an incident, an update, a component and a subscriber are, and which
+//! changes to them make sense. Nothing here touches storage or the network, so every rule can be
+//! tested as a plain function and reused by the API, the CLI and (later) the monitoring intake.
+
+mod component;
+mod incident;
+mod locale;
+mod next_update;
+mod subscriber;
+mod update;
+
+pub use component::{Component, ComponentName, ComponentStatus};
+pub use incident::{check_status_for_new, Impact, Incident, IncidentKind, Status, Title};
+pub use locale::Locale;
+pub use next_update::{parse_next_update, NextUpdate};
+pub use subscriber::{Contact, Subscriber};
+pub use update::{Body, Update, UpdateAction};
+
+/// A rule of the domain was broken. Every message says what to do instead, because it is shown
+/// verbatim to the person at the console, the CLI or the API client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field failed validation; `field` names it as the API spells it.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The requested status change is not allowed from the current status.
+    #[error("{0}")]
+    Transition(String),
+    /// An incident names a component that is not configured.
+    #[error("unknown component \"{0}\": create it first with `crier component set {0} operational`, or check the spelling (`crier component list`)")]
+    UnknownComponent(String),
+}
+
+impl DomainError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

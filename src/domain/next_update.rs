@@ -1,0 +1,113 @@
+//! "Next update in 30 minutes": the promise every crisis update should carry. Parsed here from the
+//! short forms staff type (`30m`, `1h`, `1h30m`, `90s`) or an absolute RFC 3339 instant.
+
+use super::DomainError;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// When the next update is promised, as the client gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NextUpdate {
+    /// An absolute instant (RFC 3339, any offset; stored in UTC).
+    At(DateTime<Utc>),
+    /// A relative delay such as `30m`.
+    In(String),
+}
+
+/// The longest promise crier accepts; anything longer is almost certainly a typo (`30d` for `30m`).
+const MAX_PROMISE: Duration = Duration::days(7);
+
+/// Parses `30m`, `1h`, `1h30m`, `45s`, `2d` into a duration (at least one minute, at most a week).
+pub fn parse_next_update(s: &str) -> Result<Duration, DomainError> {
+    let bad = |why: &str| {
+        DomainError::invalid(
+            "next_update",
+            format!("\"{s}\" {why}; write a delay such as 30m, 1h or 1h30m"),
+        )
+    };
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad("is empty"));
+    }
+    let mut total = Duration::zero();
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num
+            .parse()
+            .map_err(|_| bad("has a unit without a number before it"))?;
+        num.clear();
+        let unit = match c {
+            's' => Duration::seconds(n),
+            'm' => Duration::minutes(n),
+            'h' => Duration::hours(n),
+            'd' => Duration::days(n),
+            _ => return Err(bad("has an unknown unit (use s, m, h or d)")),
+        };
+        total += unit;
+        if total > MAX_PROMISE {
+            return Err(bad("is longer than 7 days"));
+        }
+    }
+    if !num.is_empty() {
+        return Err(bad("lacks a unit after its last number"));
+    }
+    if total < Duration::minutes(1) {
+        return Err(bad("is shorter than one minute"));
+    }
+    Ok(total)
+}
+
+impl NextUpdate {
+    /// The promised instant, counted from `now` for relative promises. A promise in the past is an
+    /// error: it could never be kept.
+    pub fn resolve(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, DomainError> {
+        match self {
+            NextUpdate::In(s) => Ok(now + parse_next_update(s)?),
+            NextUpdate::At(t) if *t <= now => Err(DomainError::invalid(
+                "next_update",
+                format!("{t} is already in the past; promise a time in the future"),
+            )),
+            NextUpdate::At(t) if *t - now > MAX_PROMISE => Err(DomainError::invalid(
+                "next_update",
+                format!("{t} is more than 7 days away; promise an earlier update"),
+            )),
+            NextUpdate::At(t) => Ok(*t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_short_forms() {
+        assert_eq!(parse_next_update("30m").unwrap(), Duration::minutes(30));
+        assert_eq!(parse_next_update("1h").unwrap(), Duration::hours(1));
+        assert_eq!(parse_next_update("1h30m").unwrap(), Duration::minutes(90));
+        assert_eq!(parse_next_update("90s").unwrap(), Duration::seconds(90));
+        assert_eq!(parse_next_update("2d").unwrap(), Duration::days(2));
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        for bad in ["", "30", "m", "30x", "10s", "8d", "1h30"] {
+            assert!(parse_next_update(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn absolute_promise_must_be_future() {
+        let now = Utc::now();
+        assert!(NextUpdate::At(now - Duration::minutes(1))
+            .resolve(now)
+            .is_err());
+        let t = now + Duration::hours(2);
+        assert_eq!(NextUpdate::At(t).resolve(now).unwrap(), t);
+    }
+}

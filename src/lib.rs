@@ -1,0 +1,11 @@
+//! crier: a crisis status-update broadcaster. Incidents and their timelines live in sled; each
+//! update is rendered for every channel and fanned out by email, SMS and social media. See
+//! docs/ARCHITECTURE.md for the flow of an update through these modules.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod server;
+pub mod store;
+pub mod token;

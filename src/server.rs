@@ -1,0 +1,127 @@
+//! Start-up and shutdown of `crier serve`: load config, open the store, settle the admin token,
+//! bind, serve until a shutdown signal, then flush. Tests call [`Server::build`] with port 0 and a
+//! temporary data dir and get the same server the binary runs.
+
+use crate::api::{self, AppState, Limits, Tokens};
+use crate::config::Config;
+use crate::store::Store;
+use crate::token;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+}
+
+/// Where the admin token came from, for the start-up message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Env(String),
+    File { generated: bool },
+}
+
+impl Server {
+    /// Opens the store under `<data>/db`, settles the admin token, and binds the listener.
+    pub async fn build(config: &Config) -> anyhow::Result<(Self, TokenSource)> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}; choose another with --data",
+                config.data_dir.display()
+            )
+        })?;
+        let store = Store::open(&config.data_dir.join("db")).with_context(|| {
+            format!(
+                "cannot open the store in {} (is another crier using it?)",
+                config.data_dir.display()
+            )
+        })?;
+        let (admin, source) = match std::env::var(&config.admin_token_env) {
+            Ok(t) if t.trim().len() >= 16 => {
+                (t.trim().to_owned(), TokenSource::Env(config.admin_token_env.clone()))
+            }
+            Ok(t) if !t.trim().is_empty() => anyhow::bail!(
+                "the token in ${} is shorter than 16 characters; use a long random token (e.g. `openssl rand -hex 32`)",
+                config.admin_token_env
+            ),
+            _ => {
+                let (t, generated) = token::load_or_create_admin_token(&config.data_dir)?;
+                (t, TokenSource::File { generated })
+            }
+        };
+        let state = AppState {
+            store: store.clone(),
+            tokens: Arc::new(Tokens::admin(admin)),
+        };
+        let router = api::router(
+            state,
+            Limits {
+                max_body_bytes: config.max_body_bytes,
+                import_max_bytes: config.import_max_bytes,
+            },
+        );
+        let listener = TcpListener::bind(config.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is the port in use? choose another with --bind",
+                config.bind
+            )
+        })?;
+        Ok((
+            Server {
+                listener,
+                router,
+                store,
+            },
+            source,
+        ))
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, then flushes the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")?;
+        self.store
+            .durable()
+            .await
+            .context("final flush of the store failed")?;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,68 @@
+//! Group commit. sled acknowledges writes before they reach the disk, so crier must `flush()`
+//! before it answers. One fsync per request would cap throughput at the disk's fsync rate, and
+//! concurrent `flush_async` calls deadlock in sled 0.34 (sled #1308). So a single task owns
+//! flushing: writers enqueue a waiter after their write, the task takes every waiter queued so far,
+//! runs one blocking `flush()`, and wakes them all. Every write that completed before a waiter was
+//! queued is on disk when that waiter wakes.
+
+use tokio::sync::{mpsc, oneshot};
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// Handle to the flusher task; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Flusher {
+    tx: mpsc::UnboundedSender<Waiter>,
+}
+
+/// The flusher could not make writes durable.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    #[error(
+        "could not write to disk: {0}; check free space and permissions of the data directory"
+    )]
+    Io(String),
+    #[error("the store's flusher task has stopped; restart crier")]
+    Gone,
+}
+
+impl Flusher {
+    /// Spawns the flusher task on the current tokio runtime.
+    pub fn spawn(db: sled::Db) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(db, rx));
+        Flusher { tx }
+    }
+
+    /// Resolves once every write that completed before this call is on disk.
+    pub async fn durable(&self) -> Result<(), FlushError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(tx).map_err(|_| FlushError::Gone)?;
+        rx.await
+            .map_err(|_| FlushError::Gone)?
+            .map_err(FlushError::Io)
+    }
+}
+
+async fn run(db: sled::Db, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let db2 = db.clone();
+        let result = match tokio::task::spawn_blocking(move || db2.flush()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("flush task failed: {e}")),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "flush failed");
+        }
+        for w in batch.drain(..) {
+            // A waiter that gave up (client disconnected) is not an error.
+            let _ = w.send(result.clone());
+        }
+    }
+}

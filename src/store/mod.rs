@@ -1,0 +1,614 @@
+//! The embedded store: sled trees holding incidents, their timelines, components and subscribers.
+//!
+//! Layout (one tree each; keys big-endian so iteration order is time order):
+//! - `meta`: `schema_version` → u32 BE
+//! - `incidents`: incident ULID (16 bytes) → JSON [`Incident`]
+//! - `updates`: incident ULID ‖ update ULID → JSON [`Update`]
+//! - `components`: name → JSON [`Component`]
+//! - `subscribers`: subscriber ULID → JSON [`Subscriber`]
+//! - `contacts`: normalised address → subscriber ULID (de-duplication)
+//! - `unsubscribe`: unsubscribe token → subscriber ULID
+//!
+//! Every mutating method returns only after the change is flushed to disk (see [`flusher`]), so an
+//! acknowledged write survives `kill -9`. Multi-tree changes run in sled transactions whose closures
+//! have no side effects (sled may run them more than once).
+//!
+//! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
+//! implementation on PostgreSQL can sit behind it later.
+
+pub mod flusher;
+
+use crate::domain::{
+    Body, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact, Incident,
+    IncidentKind, Locale, Status, Subscriber, Title, Update, UpdateAction,
+};
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::Tree;
+use std::path::Path;
+use ulid::Ulid;
+
+pub use flusher::{FlushError, Flusher};
+
+/// The layout version this build writes. Opening a directory written with a newer one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("a stored record could not be read ({0}); the data directory may be damaged")]
+    Corrupt(String),
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+    #[error("the data directory was written by a newer crier (schema {found}; this build knows {known}); upgrade crier")]
+    Schema { found: u32, known: u32 },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e.into()))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn update_key(incident: Ulid, update: Ulid) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(&incident.to_bytes());
+    k[16..].copy_from_slice(&update.to_bytes());
+    k
+}
+
+/// A new incident or maintenance as the client describes it, already validated field by field.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub title: Title,
+    pub kind: IncidentKind,
+    pub status: Option<Status>,
+    pub impact: Impact,
+    pub components: Vec<ComponentName>,
+    pub body: Body,
+    pub author: String,
+    pub next_update_due: Option<DateTime<Utc>>,
+    pub draft: bool,
+}
+
+/// What a new timeline entry does to its incident.
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    /// A progress update, optionally changing the status (None keeps it).
+    Update(Option<Status>),
+    Resolve,
+    Reopen,
+}
+
+/// A timeline entry to append.
+#[derive(Debug, Clone)]
+pub struct NewUpdate {
+    pub change: Change,
+    pub body: Body,
+    pub author: String,
+    pub impact: Option<Impact>,
+    pub next_update_due: Option<DateTime<Utc>>,
+    pub draft: bool,
+}
+
+/// Filters for listing incidents; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub open: Option<bool>,
+    pub kind: Option<IncidentKind>,
+    pub status: Option<Status>,
+    pub impact: Option<Impact>,
+    pub component: Option<ComponentName>,
+    /// Only incidents with at least one published update.
+    pub published_only: bool,
+    pub limit: usize,
+}
+
+/// A subscriber to add; the store assigns the id and the unsubscribe token.
+#[derive(Debug, Clone)]
+pub struct NewSubscriber {
+    pub contact: Contact,
+    pub locale: Locale,
+    pub components: Vec<ComponentName>,
+    pub confirmed: bool,
+}
+
+/// Result of a bulk import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub added: usize,
+    pub duplicates: usize,
+}
+
+/// Handle to the open store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: sled::Db,
+    incidents: Tree,
+    updates: Tree,
+    components: Tree,
+    subscribers: Tree,
+    contacts: Tree,
+    unsubscribe: Tree,
+    flusher: Flusher,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir` and starts its flusher task. Must be called inside
+    /// a tokio runtime.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema_version")? {
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema_version is not 4 bytes".into()))?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        known: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(Store {
+            incidents: db.open_tree("incidents")?,
+            updates: db.open_tree("updates")?,
+            components: db.open_tree("components")?,
+            subscribers: db.open_tree("subscribers")?,
+            contacts: db.open_tree("contacts")?,
+            unsubscribe: db.open_tree("unsubscribe")?,
+            flusher: Flusher::spawn(db.clone()),
+            db,
+        })
+    }
+
+    /// Waits until every write made so far is on disk (group commit).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        Ok(self.flusher.durable().await?)
+    }
+
+    /// A checksum over every tree: equal before and after means nothing was written. Tests use it
+    /// to prove that rejected requests write nothing.
+    pub fn checksum(&self) -> Result<u32, StoreError> {
+        Ok(self.db.checksum()?)
+    }
+
+    /// Readiness probe: the trees answer and the flusher is alive.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.incidents.first()?;
+        self.durable().await
+    }
+
+    fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
+        for n in names {
+            if !self.components.contains_key(n.as_str())? {
+                return Err(DomainError::UnknownComponent(n.to_string()).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an incident with its first update, atomically, and waits until it is durable.
+    pub async fn create_incident(
+        &self,
+        new: NewIncident,
+        now: DateTime<Utc>,
+    ) -> Result<(Incident, Update), StoreError> {
+        self.check_components(&new.components)?;
+        let status = new.status.unwrap_or(new.kind.initial_status());
+        crate::domain::check_status_for_new(new.kind, status)?;
+        let id = Ulid::new();
+        let incident = Incident {
+            id,
+            title: new.title,
+            kind: new.kind,
+            status,
+            impact: new.impact,
+            components: new.components,
+            created_at: now,
+            updated_at: now,
+            resolved_at: None,
+            next_update_due: new.next_update_due,
+            draft: new.draft,
+            update_count: 1,
+        };
+        let update = Update {
+            id: Ulid::new(),
+            incident_id: id,
+            action: UpdateAction::Opened,
+            status,
+            body: new.body,
+            author: new.author,
+            created_at: now,
+            next_update_due: new.next_update_due,
+            draft: new.draft,
+            published_at: (!new.draft).then_some(now),
+        };
+        let (ib, ub) = (encode(&incident)?, encode(&update)?);
+        (&self.incidents, &self.updates)
+            .transaction(|(inc, upd)| {
+                inc.insert(&id.to_bytes(), ib.as_slice())?;
+                upd.insert(&update_key(id, update.id), ub.as_slice())?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.durable().await?;
+        Ok((incident, update))
+    }
+
+    /// Appends an update (or a resolve / reopen) to an incident, applying the state machine inside
+    /// the transaction so two concurrent updates cannot both pass a check the other invalidates.
+    pub async fn append_update(
+        &self,
+        id: Ulid,
+        new: NewUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(Incident, Update), StoreError> {
+        let update_id = Ulid::new();
+        let (incident, update) = (&self.incidents, &self.updates).transaction(|(inc, upd)| {
+            let Some(raw) = inc.get(id.to_bytes())? else {
+                return abort(StoreError::NotFound {
+                    what: "incident",
+                    id: id.to_string(),
+                });
+            };
+            let mut incident: Incident = decode(&raw).or_else(abort)?;
+            let (action, status) = match new.change {
+                Change::Update(to) => {
+                    let to = to.unwrap_or(incident.status);
+                    incident.check_update(to).or_else(abort)?;
+                    let action = if to.is_final() {
+                        UpdateAction::Resolved
+                    } else {
+                        UpdateAction::Updated
+                    };
+                    (action, to)
+                }
+                Change::Resolve => (
+                    UpdateAction::Resolved,
+                    incident.check_resolve().or_else(abort)?,
+                ),
+                Change::Reopen => (
+                    UpdateAction::Reopened,
+                    incident.check_reopen().or_else(abort)?,
+                ),
+            };
+            incident.status = status;
+            incident.updated_at = now;
+            incident.update_count += 1;
+            if let Some(i) = new.impact {
+                incident.impact = i;
+            }
+            if status.is_final() {
+                incident.resolved_at = Some(now);
+                incident.next_update_due = None;
+            } else {
+                incident.resolved_at = None;
+                incident.next_update_due = new.next_update_due;
+            }
+            if !new.draft {
+                incident.draft = false;
+            }
+            let update = Update {
+                id: update_id,
+                incident_id: id,
+                action,
+                status,
+                body: new.body.clone(),
+                author: new.author.clone(),
+                created_at: now,
+                next_update_due: incident.next_update_due,
+                draft: new.draft,
+                published_at: (!new.draft).then_some(now),
+            };
+            inc.insert(&id.to_bytes(), encode(&incident).or_else(abort)?)?;
+            upd.insert(&update_key(id, update_id), encode(&update).or_else(abort)?)?;
+            Ok((incident, update))
+        })?;
+        self.durable().await?;
+        Ok((incident, update))
+    }
+
+    /// Publishes every draft update of an incident (sets `published_at`; the content is untouched).
+    /// Returns the incident and the updates that were published.
+    pub async fn publish_drafts(
+        &self,
+        id: Ulid,
+        now: DateTime<Utc>,
+    ) -> Result<(Incident, Vec<Update>), StoreError> {
+        let (_, existing) = self.incident(id)?;
+        let drafts: Vec<Ulid> = existing
+            .iter()
+            .filter(|u| u.draft && u.published_at.is_none())
+            .map(|u| u.id)
+            .collect();
+        if drafts.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "incident {id} has no unpublished draft updates"
+            )));
+        }
+        let (incident, published) =
+            (&self.incidents, &self.updates).transaction(|(inc, upd)| {
+                let Some(raw) = inc.get(id.to_bytes())? else {
+                    return abort(StoreError::NotFound {
+                        what: "incident",
+                        id: id.to_string(),
+                    });
+                };
+                let mut incident: Incident = decode(&raw).or_else(abort)?;
+                let mut published = Vec::new();
+                for uid in &drafts {
+                    let key = update_key(id, *uid);
+                    let Some(raw) = upd.get(key)? else { continue };
+                    let mut u: Update = decode(&raw).or_else(abort)?;
+                    if u.published_at.is_none() {
+                        u.published_at = Some(now);
+                        upd.insert(&key, encode(&u).or_else(abort)?)?;
+                        published.push(u);
+                    }
+                }
+                incident.draft = false;
+                inc.insert(&id.to_bytes(), encode(&incident).or_else(abort)?)?;
+                Ok((incident, published))
+            })?;
+        self.durable().await?;
+        Ok((incident, published))
+    }
+
+    /// One incident with its timeline, oldest update first.
+    pub fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
+        let raw = self
+            .incidents
+            .get(id.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "incident",
+                id: id.to_string(),
+            })?;
+        let incident: Incident = decode(&raw)?;
+        let updates = self
+            .updates
+            .scan_prefix(id.to_bytes())
+            .values()
+            .map(|v| decode(&v?))
+            .collect::<Result<Vec<Update>, _>>()?;
+        Ok((incident, updates))
+    }
+
+    /// Incidents matching `filter`, newest first.
+    pub fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.incidents.iter().rev() {
+            if out.len() >= filter.limit {
+                break;
+            }
+            let (_, v) = item?;
+            let i: Incident = decode(&v)?;
+            let keep = filter.open.is_none_or(|o| i.is_open() == o)
+                && filter.kind.is_none_or(|k| i.kind == k)
+                && filter.status.is_none_or(|s| i.status == s)
+                && filter.impact.is_none_or(|m| i.impact == m)
+                && filter
+                    .component
+                    .as_ref()
+                    .is_none_or(|c| i.components.contains(c))
+                && (!filter.published_only || !i.draft);
+            if keep {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates or changes a component.
+    pub async fn set_component(
+        &self,
+        name: ComponentName,
+        status: ComponentStatus,
+        group: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Component, StoreError> {
+        let group = match group {
+            Some(g) => Some(g),
+            None => match self.components.get(name.as_str())? {
+                Some(raw) => decode::<Component>(&raw)?.group,
+                None => None,
+            },
+        };
+        let c = Component {
+            name,
+            group,
+            status,
+            updated_at: now,
+        };
+        self.components.insert(c.name.as_str(), encode(&c)?)?;
+        self.durable().await?;
+        Ok(c)
+    }
+
+    /// All components, by name.
+    pub fn components(&self) -> Result<Vec<Component>, StoreError> {
+        self.components
+            .iter()
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    fn new_subscriber(new: NewSubscriber, now: DateTime<Utc>) -> Result<Subscriber, StoreError> {
+        Ok(Subscriber {
+            id: Ulid::new(),
+            contact: new.contact,
+            locale: new.locale,
+            components: new.components,
+            confirmed: new.confirmed,
+            unsubscribe_token: crate::token::random_hex(16)
+                .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?,
+            created_at: now,
+        })
+    }
+
+    /// Adds one subscriber; an address that is already subscribed is a conflict.
+    pub async fn add_subscriber(
+        &self,
+        new: NewSubscriber,
+        now: DateTime<Utc>,
+    ) -> Result<Subscriber, StoreError> {
+        self.check_components(&new.components)?;
+        let s = Self::new_subscriber(new, now)?;
+        let sb = encode(&s)?;
+        (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
+            |(subs, contacts, tokens)| {
+                if contacts.get(s.contact.address())?.is_some() {
+                    return abort(StoreError::Conflict(format!(
+                        "{} is already subscribed; remove it first to change its settings",
+                        s.contact
+                    )));
+                }
+                subs.insert(&s.id.to_bytes(), sb.as_slice())?;
+                contacts.insert(s.contact.address(), &s.id.to_bytes())?;
+                tokens.insert(s.unsubscribe_token.as_str(), &s.id.to_bytes())?;
+                Ok(())
+            },
+        )?;
+        self.durable().await?;
+        Ok(s)
+    }
+
+    /// Adds many subscribers in one transaction, skipping addresses already subscribed (or
+    /// repeated within the batch). Component filters must name known components.
+    pub async fn import_subscribers(
+        &self,
+        batch: Vec<NewSubscriber>,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        for n in &batch {
+            self.check_components(&n.components)?;
+        }
+        let subs: Vec<Subscriber> = batch
+            .into_iter()
+            .map(|n| Self::new_subscriber(n, now))
+            .collect::<Result<_, _>>()?;
+        let encoded: Vec<Vec<u8>> = subs.iter().map(encode).collect::<Result<_, _>>()?;
+        let counts = (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
+            |(st, contacts, tokens)| {
+                let mut counts = ImportCounts::default();
+                for (s, b) in subs.iter().zip(&encoded) {
+                    if contacts.get(s.contact.address())?.is_some() {
+                        counts.duplicates += 1;
+                        continue;
+                    }
+                    st.insert(&s.id.to_bytes(), b.as_slice())?;
+                    contacts.insert(s.contact.address(), &s.id.to_bytes())?;
+                    tokens.insert(s.unsubscribe_token.as_str(), &s.id.to_bytes())?;
+                    counts.added += 1;
+                }
+                Ok(counts)
+            },
+        )?;
+        if counts.added > 0 {
+            self.durable().await?;
+        }
+        Ok(counts)
+    }
+
+    /// Subscribers in the order they were added, at most `limit`.
+    pub fn subscribers(&self, limit: usize) -> Result<Vec<Subscriber>, StoreError> {
+        self.subscribers
+            .iter()
+            .values()
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Removes a subscriber given its id or its address.
+    pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
+        let id = match Ulid::from_string(key.trim()) {
+            Ok(id) => id,
+            Err(_) => {
+                let contact = Contact::parse_any(key)?;
+                let raw =
+                    self.contacts
+                        .get(contact.address())?
+                        .ok_or_else(|| StoreError::NotFound {
+                            what: "subscriber",
+                            id: contact.to_string(),
+                        })?;
+                let bytes = <[u8; 16]>::try_from(raw.as_ref())
+                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
+                Ulid::from_bytes(bytes)
+            }
+        };
+        let removed = (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
+            |(subs, contacts, tokens)| {
+                let Some(raw) = subs.remove(&id.to_bytes())? else {
+                    return abort(StoreError::NotFound {
+                        what: "subscriber",
+                        id: id.to_string(),
+                    });
+                };
+                let s: Subscriber = decode(&raw).or_else(abort)?;
+                contacts.remove(s.contact.address())?;
+                tokens.remove(s.unsubscribe_token.as_str())?;
+                Ok(s)
+            },
+        )?;
+        self.durable().await?;
+        Ok(removed)
+    }
+
+    /// Removes the subscriber holding an unsubscribe token (the one-click link).
+    pub async fn unsubscribe(&self, token: &str) -> Result<Subscriber, StoreError> {
+        let raw = self
+            .unsubscribe
+            .get(token)?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "subscription",
+                id: "for this link".into(),
+            })?;
+        let bytes = <[u8; 16]>::try_from(raw.as_ref())
+            .map_err(|_| StoreError::Corrupt("unsubscribe index entry".into()))?;
+        self.remove_subscriber(&Ulid::from_bytes(bytes).to_string())
+            .await
+    }
+
+    /// Number of subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.len()
+    }
+}

@@ -81,6 +81,11 @@ impl Server {
         ))
     }
 
+    /// A handle to the store (tests use it to prove that rejected requests write nothing).
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)

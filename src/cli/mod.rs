@@ -199,7 +199,10 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

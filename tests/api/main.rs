@@ -1,1 +1,8 @@
-//! placeholder
+//! All integration tests, in one binary (one build, shared helpers).
+
+mod cli;
+mod durability;
+mod errors;
+mod helpers;
+mod incidents;
+mod subscribers;

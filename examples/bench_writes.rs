@@ -1,0 +1,436 @@
+//! Benchmark: durable, acknowledged writes per second with 1, 16 and 64 concurrent clients.
+//!
+//! Run (the release binary must be built first; `cargo run --example` does not rebuild it):
+//!
+//! ```text
+//! cargo build --release && cargo run --release --example bench_writes
+//! cargo run --release --example bench_writes -- --seconds 10 --warmup 2 --clients 1,4,16,64
+//! ```
+//!
+//! What it measures: `POST /api/v1/incidents/{id}/updates` answered `201 Created`. The server
+//! answers only after the write is on disk (sled flush through the group-commit flusher), so every
+//! counted write is durable. For each concurrency level C:
+//!
+//! 1. a fresh server is started as a child process, `target/release/crier serve --data DIR --bind
+//!    127.0.0.1:0`, on a fresh temporary data dir (so sled's size and the previous level's
+//!    background work do not skew the next level). The server runs in its own process rather than
+//!    in this one so that it has its own tokio runtime and the client's tasks cannot delay it
+//!    except through the (shared) CPU; the port is read from its start-up log line;
+//! 2. C clients, each with its own HTTP client (keep-alive connection), open one incident each;
+//! 3. untimed warm-up: every client posts updates in a loop for `--warmup` seconds;
+//! 4. timed window: every client posts updates in a loop for `--seconds` seconds (default 5). A
+//!    request is counted when it is answered 201; any other answer aborts the benchmark.
+//!    writes/s = answered writes / time from the start of the window until the last in-flight
+//!    request was answered. Latencies are per request, send to full body; percentiles are
+//!    nearest-rank.
+//!
+//! Client and server share the machine: the `srv cpu` and `cli cpu` columns give the CPU time the
+//! server and this program used during the window, as a percentage of one core (Linux /proc).
+//! The target is a ratio of at least 10x between 64 clients and 1 client: group commit lets
+//! concurrent writers share one fsync. Child servers are killed when this program exits, also on
+//! error paths (a guard with `Drop`).
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Parser, Debug)]
+#[command(about = "Durable acknowledged writes per second at several client concurrencies")]
+struct Args {
+    /// Length of the timed window per concurrency level, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Length of the untimed warm-up per concurrency level, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+    clients: Vec<usize>,
+    /// The crier binary to benchmark (default: target/release/crier).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+}
+
+/// Kills the child server when dropped, also when the benchmark fails half-way.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `crier serve` child process on a fresh temporary data dir.
+struct BenchServer {
+    url: String,
+    token: String,
+    pid: u32,
+    log: PathBuf,
+    // Declared before `_dir` so the server is killed before its data dir is removed.
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    fn start(bin: &Path) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("crier-bench-writes-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let data = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg("--data")
+            .arg(&data)
+            .args(["--bind", "127.0.0.1:0"])
+            // No stray ./crier.toml, and no inherited settings or admin token: the server
+            // generates <data>/admin.token.
+            .current_dir(dir.path())
+            .env_remove("CRIER_ADMIN_TOKEN")
+            .env_remove("CRIER_CONFIG")
+            .env_remove("CRIER_BIND")
+            .env_remove("CRIER_DATA")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id();
+        let mut guard = ChildGuard(child);
+        let url = wait_for_listen_line(&mut guard.0, &log)?;
+        let token = crier::token::read_admin_token(&data)?
+            .with_context(|| format!("the server wrote no admin token in {}", data.display()))?;
+        Ok(BenchServer {
+            url,
+            token,
+            pid,
+            log,
+            _child: guard,
+            _dir: dir,
+        })
+    }
+
+    /// The server's log so far, for error messages.
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Polls the server's log until it says where it listens; returns `http://127.0.0.1:PORT`.
+fn wait_for_listen_line(child: &mut Child, log: &Path) -> Result<String> {
+    const MARK: &str = "listening on ";
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(at) = text.find("listening on http://") {
+            let rest = &text[at + MARK.len()..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '\x1b')
+                .unwrap_or(rest.len());
+            return Ok(rest[..end].to_owned());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the server exited ({status}) before listening; its log:\n{text}");
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            bail!("the server did not report a listening address within 15 s; its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The release binary, or an error telling the user to build it.
+fn release_binary(arg: Option<PathBuf>) -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = match arg {
+        Some(b) => b,
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join("release")
+            .join("crier"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "{} does not exist; run `cargo build --release` first (or pass --bin PATH)",
+            bin.display()
+        );
+    }
+    let built = std::fs::metadata(&bin)?.modified()?;
+    if let Some(newest) = newest_mtime(&root.join("src")) {
+        if newest > built {
+            eprintln!(
+                "warning: {} is older than the sources in src/; run `cargo build --release` to benchmark the current code",
+                bin.display()
+            );
+        }
+    }
+    Ok(bin)
+}
+
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().ok().and_then(|m| m.modified().ok())
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// CPU time (user + system) a process has used, from /proc/PID/stat; `None` off Linux.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces): state is
+    // field 3, utime field 14, stime field 15, in clock ticks (USER_HZ, 100 on Linux).
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One simulated client: its own connection pool and its own incident.
+#[derive(Clone)]
+struct Worker {
+    http: reqwest::Client,
+    updates_url: String,
+    token: Arc<str>,
+    n: usize,
+}
+
+impl Worker {
+    async fn open(server: &BenchServer, token: Arc<str>, n: usize) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let resp = http
+            .post(format!("{}/api/v1/incidents", server.url))
+            .bearer_auth(&*token)
+            .json(&json!({
+                "title": format!("Benchmark incident {n}"),
+                "impact": "minor",
+                "message": "Opened by bench_writes.",
+            }))
+            .send()
+            .await
+            .context("cannot open an incident")?;
+        let status = resp.status();
+        let body = resp.text().await?;
+        if status != StatusCode::CREATED {
+            bail!("opening an incident answered {status}: {body}");
+        }
+        let v: Value = serde_json::from_str(&body)?;
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .with_context(|| format!("no id in the answer: {body}"))?;
+        Ok(Worker {
+            http,
+            updates_url: format!("{}/api/v1/incidents/{id}/updates", server.url),
+            token,
+            n,
+        })
+    }
+
+    /// Posts updates until `deadline`; returns the latency of each one.
+    async fn post_until(self, deadline: Instant) -> Result<Vec<Duration>> {
+        let mut latencies = Vec::new();
+        let mut seq = 0u64;
+        while Instant::now() < deadline {
+            seq += 1;
+            let t0 = Instant::now();
+            let resp = self
+                .http
+                .post(&self.updates_url)
+                .bearer_auth(&*self.token)
+                .json(&json!({
+                    "status": "monitoring",
+                    "message": format!("Benchmark update {seq} from client {}.", self.n),
+                }))
+                .send()
+                .await
+                .with_context(|| format!("client {}: the request failed", self.n))?;
+            let status = resp.status();
+            let body = resp.bytes().await?;
+            if status != StatusCode::CREATED {
+                bail!(
+                    "client {}: posting an update answered {status}: {}",
+                    self.n,
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            latencies.push(t0.elapsed());
+        }
+        Ok(latencies)
+    }
+}
+
+/// All workers post until the phase ends; returns every latency and the phase's length.
+async fn phase(workers: &[Worker], length: Duration) -> Result<(Vec<Duration>, Duration)> {
+    let start = Instant::now();
+    let deadline = start + length;
+    let tasks: Vec<_> = workers
+        .iter()
+        .cloned()
+        .map(|w| tokio::spawn(w.post_until(deadline)))
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.context("a client task panicked")??);
+    }
+    Ok((all, start.elapsed()))
+}
+
+struct Level {
+    clients: usize,
+    writes: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+}
+
+impl Level {
+    fn per_second(&self) -> f64 {
+        self.writes as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn run_level(
+    rt: &tokio::runtime::Runtime,
+    bin: &Path,
+    clients: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Result<Level> {
+    let server = BenchServer::start(bin)?;
+    let result = rt.block_on(async {
+        let token: Arc<str> = Arc::from(server.token.as_str());
+        let mut workers = Vec::with_capacity(clients);
+        for n in 0..clients {
+            workers.push(Worker::open(&server, token.clone(), n).await?);
+        }
+        if !warmup.is_zero() {
+            phase(&workers, warmup).await?;
+        }
+        let pid = server.pid.to_string();
+        let (srv0, cli0) = (cpu_time(&pid), cpu_time("self"));
+        let (mut latencies, elapsed) = phase(&workers, window).await?;
+        let (srv1, cli1) = (cpu_time(&pid), cpu_time("self"));
+        let share = |a: Option<Duration>, b: Option<Duration>| {
+            Some(100.0 * b?.saturating_sub(a?).as_secs_f64() / elapsed.as_secs_f64())
+        };
+        latencies.sort_unstable();
+        anyhow::Ok(Level {
+            clients,
+            writes: latencies.len(),
+            elapsed,
+            p50: percentile(&latencies, 50.0),
+            p99: percentile(&latencies, 99.0),
+            max: latencies.last().copied().unwrap_or_default(),
+            server_cpu: share(srv0, srv1),
+            client_cpu: share(cli0, cli1),
+        })
+    });
+    result.map_err(|e| {
+        let log = server.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        e.context(format!(
+            "at {clients} client(s); last lines of the server log:\n{}",
+            tail.join("\n")
+        ))
+    })
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !(args.seconds > 0.0 && args.warmup >= 0.0) {
+        bail!("--seconds must be positive and --warmup not negative");
+    }
+    if args.clients.is_empty() || args.clients.contains(&0) {
+        bail!("--clients needs one or more positive numbers, e.g. 1,16,64");
+    }
+    let bin = release_binary(args.bin)?;
+    let window = Duration::from_secs_f64(args.seconds);
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    println!(
+        "bench_writes: durable acknowledged writes (POST /api/v1/incidents/{{id}}/updates -> 201)"
+    );
+    println!(
+        "server: {} serve (child process, fresh data dir per level); window {:.1} s, warm-up {:.1} s; {} CPU(s)",
+        bin.display(),
+        args.seconds,
+        args.warmup,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!(
+        "{:>7} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "clients", "writes", "secs", "writes/s", "p50 ms", "p99 ms", "max ms", "srv cpu", "cli cpu"
+    );
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}%"));
+    let mut levels = Vec::new();
+    for &c in &args.clients {
+        let l = run_level(&rt, &bin, c, warmup, window)?;
+        println!(
+            "{:>7} {:>8} {:>7.2} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>7}",
+            l.clients,
+            l.writes,
+            l.elapsed.as_secs_f64(),
+            l.per_second(),
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max),
+            pct(l.server_cpu),
+            pct(l.client_cpu),
+        );
+        levels.push(l);
+    }
+    let at = |c: usize| levels.iter().find(|l| l.clients == c);
+    if let (Some(one), Some(many)) = (at(1), at(64)) {
+        let ratio = many.per_second() / one.per_second();
+        println!();
+        println!(
+            "ratio 64 clients / 1 client: {ratio:.1}x (target >= 10x: {})",
+            if ratio >= 10.0 { "met" } else { "NOT met" }
+        );
+    }
+    Ok(())
+}

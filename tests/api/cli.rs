@@ -1,0 +1,246 @@
+//! The real binary's client commands against a running server: output, JSON and exit codes.
+
+use crate::helpers::{bin, spawn_app, TestApp};
+use serde_json::Value;
+use std::process::Output;
+
+async fn crier(app: &TestApp, args: &[&str]) -> Output {
+    tokio::process::Command::new(bin())
+        .args(["--url", &app.base, "--token", &app.token])
+        .args(args)
+        .env_remove("CRIER_URL")
+        .env_remove("CRIER_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[tokio::test]
+async fn open_update_resolve_list_show() {
+    let app = spawn_app().await;
+    let o = crier(&app, &["component", "set", "Check-in", "partial_outage"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(
+        &crier(
+            &app,
+            &[
+                "incident",
+                "open",
+                "--title",
+                "Check-in delays",
+                "--impact",
+                "major",
+                "--message",
+                "Selvitämme",
+                "--locale",
+                "fi",
+                "--component",
+                "Check-in",
+                "--next-update",
+                "30m",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["status"], "investigating");
+    assert_eq!(v["updates"][0]["body"]["fi"], "Selvitämme");
+
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "identified",
+            "--message",
+            "Found",
+            "--next-update",
+            "1h",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("now identified"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("next update promised by"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = crier(&app, &["incident", "resolve", &id, "--message", "Fixed"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let list = json(&crier(&app, &["incident", "list", "--json"]).await);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["status"], "resolved");
+    let open = json(&crier(&app, &["incident", "list", "--open", "--json"]).await);
+    assert_eq!(open.as_array().unwrap().len(), 0);
+
+    let o = crier(&app, &["incident", "list"]).await;
+    let out = stdout(&o);
+    assert!(out.starts_with("ID"), "{out}");
+    assert!(
+        out.contains(&id) && out.contains("resolved") && out.contains("Check-in delays"),
+        "{out}"
+    );
+
+    let show = json(&crier(&app, &["incident", "show", &id, "--json"]).await);
+    assert_eq!(show["updates"].as_array().unwrap().len(), 3);
+    let o = crier(&app, &["incident", "show", &id]).await;
+    assert!(stdout(&o).contains("[fi] Selvitämme"), "{}", stdout(&o));
+}
+
+#[tokio::test]
+async fn exit_codes() {
+    let app = spawn_app().await;
+    // 2: usage error (clap), before any request.
+    let o = crier(
+        &app,
+        &["incident", "open", "--impact", "major", "--message", "m"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // 3: rejected by the server, with its message.
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "open",
+            "--title",
+            "t",
+            "--impact",
+            "huge",
+            "--message",
+            "m",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("none, minor, major or critical"),
+        "{}",
+        stderr(&o)
+    );
+    let o = crier(&app, &["incident", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"]).await;
+    assert_eq!(o.status.code(), Some(3));
+    let o = tokio::process::Command::new(bin())
+        .args([
+            "--url",
+            &app.base,
+            "--token",
+            "wrong-token-value",
+            "incident",
+            "list",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    // 4: server unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let o = tokio::process::Command::new(bin())
+        .args(["--url", &url, "--token", "x", "incident", "list"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is `crier serve` running?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn token_is_read_from_the_data_dir() {
+    let app = spawn_app().await;
+    let o = tokio::process::Command::new(bin())
+        .args(["--url", &app.base, "--data"])
+        .arg(app.dir.path())
+        .args(["incident", "list", "--json"])
+        .env_remove("CRIER_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let empty = tempfile::tempdir().unwrap();
+    let o = tokio::process::Command::new(bin())
+        .args(["--url", &app.base, "--data"])
+        .arg(empty.path())
+        .args(["incident", "list"])
+        .env_remove("CRIER_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no API token"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn subscribers_commands_and_import() {
+    let app = spawn_app().await;
+    let o = crier(
+        &app,
+        &[
+            "subscribers",
+            "add",
+            "--email",
+            "a@example.com",
+            "--locale",
+            "sv",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = crier(&app, &["subscribers", "add", "--phone", "12345"]).await;
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("E.164"), "{}", stderr(&o));
+    let o = crier(&app, &["subscribers", "add"]).await;
+    assert_eq!(o.status.code(), Some(2), "email or phone is required");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("subs.csv");
+    std::fs::write(
+        &file,
+        "email,phone\nb@example.com,\n,+358401234567\nbroken,\na@example.com,\n",
+    )
+    .unwrap();
+    let o = crier(&app, &["subscribers", "import", file.to_str().unwrap()]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a rejected row makes the import exit 3"
+    );
+    assert!(
+        stdout(&o).contains("Imported 2 subscriber(s); 1 duplicate(s) skipped; 1 row(s) rejected"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("line 4:"), "{}", stderr(&o));
+
+    let list = json(&crier(&app, &["subscribers", "list", "--json"]).await);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let o = crier(&app, &["subscribers", "remove", "b@example.com"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = json(&crier(&app, &["subscribers", "list", "--json"]).await);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,270 @@
+//! Shared test helpers: an in-process app on port 0 with a temporary data dir, and the real
+//! `crier` binary spawned as a child process for CLI, restart and crash tests.
+
+use crier::config::Config;
+use crier::server::Server;
+use crier::store::Store;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// An app running inside the test's runtime.
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub dir: TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_token_env: "CRIER_TEST_UNSET_TOKEN_VAR".into(),
+        ..Config::default()
+    };
+    let (server, _) = Server::build(&config).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let store = server.store();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let token = crier::token::read_admin_token(dir.path()).unwrap().unwrap();
+    TestApp {
+        base: format!("http://{addr}"),
+        token,
+        client: reqwest::Client::new(),
+        store,
+        dir,
+        _shutdown: tx,
+    }
+}
+
+/// A response: status, content type and parsed body.
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The problem+json `detail`, asserting the content type.
+    pub fn problem(&self) -> &str {
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{:?}",
+            self.body
+        );
+        self.body["detail"].as_str().unwrap()
+    }
+}
+
+async fn into_resp(r: reqwest::Response) -> Resp {
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Resp {
+        status,
+        content_type,
+        body,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        into_resp(r).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        let r = self
+            .client
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        into_resp(r).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        into_resp(r).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        let r = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        into_resp(r).await
+    }
+
+    /// A raw request with any body and headers, for malformed-input tests.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        token: Option<&str>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_resp(req.send().await.unwrap()).await
+    }
+
+    /// Creates a component.
+    pub async fn component(&self, name: &str) {
+        let r = self
+            .put(
+                &format!("/api/v1/components/{name}"),
+                serde_json::json!({"status": "operational"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+
+    /// Opens an incident and returns its id.
+    pub async fn open_incident(&self, title: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/incidents",
+                serde_json::json!({"title": title, "impact": "major", "message": "Investigating"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn checksum(&self) -> u32 {
+        self.store.checksum().unwrap()
+    }
+}
+
+/// The path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_crier")
+}
+
+/// The real binary running `serve` as a child process.
+pub struct ServeProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `crier serve --data DIR --bind 127.0.0.1:0` and waits for its listening line.
+    pub fn start(data: &Path) -> ServeProcess {
+        let mut child = Command::new(bin())
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env_remove("CRIER_ADMIN_TOKEN")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let addr = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("crier serve did not report its address")
+            .parse()
+            .unwrap();
+        ServeProcess {
+            child,
+            addr,
+            data: data.to_path_buf(),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> String {
+        crier::token::read_admin_token(&self.data).unwrap().unwrap()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, a graceful stop; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,349 @@
+//! Incident lifecycle through the API.
+
+use crate::helpers::spawn_app;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_update_resolve_show() {
+    let app = spawn_app().await;
+    app.component("Check-in").await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({
+                "title": "Check-in delays at HEL",
+                "impact": "major",
+                "components": ["Check-in"],
+                "body": {"en": "We are investigating delays.", "fi": "Selvitämme viiveitä."},
+                "next_update": "30m"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 26);
+    assert_eq!(r.body["status"], "investigating");
+    assert_eq!(r.body["kind"], "incident");
+    assert_eq!(r.body["draft"], false);
+    assert!(r.body["next_update_due"].is_string());
+    assert_eq!(r.body["updates"][0]["body"]["fi"], "Selvitämme viiveitä.");
+    assert_eq!(r.body["updates"][0]["author"], "admin");
+
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "identified", "message": "A baggage system fault.", "next_update": "1h"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["incident"]["status"], "identified");
+    assert_eq!(r.body["update"]["action"], "updated");
+
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({"message": "Check-in works normally again."}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["incident"]["status"], "resolved");
+
+    let r = app.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(r.status, 200);
+    let b = &r.body;
+    assert_eq!(b["status"], "resolved");
+    assert!(b["resolved_at"].is_string());
+    assert!(
+        b["next_update_due"].is_null(),
+        "resolving clears the promise"
+    );
+    assert_eq!(b["update_count"], 3);
+    let updates = b["updates"].as_array().unwrap();
+    let statuses: Vec<&str> = updates
+        .iter()
+        .map(|u| u["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["investigating", "identified", "resolved"]);
+    let actions: Vec<&str> = updates
+        .iter()
+        .map(|u| u["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["opened", "updated", "resolved"]);
+}
+
+#[tokio::test]
+async fn resolved_incident_needs_reopen_and_rejections_write_nothing() {
+    let app = spawn_app().await;
+    let id = app.open_incident("Payment outage").await;
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({"message": "Fixed"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+
+    let before = app.checksum();
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "monitoring", "message": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert!(r.problem().contains("reopen"), "{}", r.problem());
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({"message": "again"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "in_progress", "message": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(app.checksum(), before, "rejected requests wrote something");
+
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/reopen"),
+            json!({"message": "It is back", "next_update": "15m"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["incident"]["status"], "investigating");
+    assert!(r.body["incident"]["resolved_at"].is_null());
+    assert_eq!(r.body["update"]["action"], "reopened");
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/reopen"),
+            json!({"message": "twice"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "an open incident cannot be reopened");
+}
+
+#[tokio::test]
+async fn maintenance_lifecycle_and_wrong_statuses() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Database upgrade", "kind": "maintenance", "message": "Planned for Sunday"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["status"], "scheduled");
+    assert_eq!(r.body["impact"], "none");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let before = app.checksum();
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "identified", "message": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.problem().contains("belongs to incident"),
+        "{}",
+        r.problem()
+    );
+    assert_eq!(app.checksum(), before);
+    for status in ["in_progress", "verifying", "in_progress", "completed"] {
+        let r = app
+            .post(
+                &format!("/api/v1/incidents/{id}/updates"),
+                json!({"status": status, "message": format!("now {status}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{status}: {:?}", r.body);
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/reopen"),
+            json!({"message": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    // An incident cannot start resolved or with a maintenance status.
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "t", "impact": "minor", "status": "resolved", "message": "m"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+}
+
+#[tokio::test]
+async fn unknown_component_is_rejected() {
+    let app = spawn_app().await;
+    let before = app.checksum();
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "t", "impact": "minor", "message": "m", "components": ["Nope"]}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.problem().contains("crier component set Nope"),
+        "{}",
+        r.problem()
+    );
+    assert_eq!(r.body["field"], "components");
+    assert_eq!(app.checksum(), before);
+}
+
+#[tokio::test]
+async fn list_filters_newest_first_and_limit() {
+    let app = spawn_app().await;
+    let a = app.open_incident("first").await;
+    let b = app.open_incident("second").await;
+    let c = app.open_incident("third").await;
+    app.post(
+        &format!("/api/v1/incidents/{b}/resolve"),
+        json!({"message": "ok"}),
+    )
+    .await;
+    let r = app.get("/api/v1/incidents").await;
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [c.as_str(), b.as_str(), a.as_str()]);
+    let r = app.get("/api/v1/incidents?open=true").await;
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [c.as_str(), a.as_str()]);
+    let r = app.get("/api/v1/incidents?limit=1").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    let r = app.get("/api/v1/incidents?status=resolved").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    let r = app.get("/api/v1/incidents?limit=0").await;
+    assert_eq!(r.status, 400);
+    let r = app.get("/api/v1/incidents?colour=red").await;
+    assert_eq!(r.status, 400);
+    assert!(r.problem().contains("colour"), "{}", r.problem());
+}
+
+#[tokio::test]
+async fn drafts_stay_private_until_published() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Strike", "impact": "critical", "message": "draft text", "draft": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.body["draft"], true);
+    assert!(r.body["updates"][0]["published_at"].is_null());
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let public = app
+        .client
+        .get(app.url("/api/v1/status"))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = public.json().await.unwrap();
+    assert_eq!(
+        v["incidents"].as_array().unwrap().len(),
+        0,
+        "draft leaked: {v}"
+    );
+
+    let r = app
+        .post(&format!("/api/v1/incidents/{id}/publish"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["draft"], false);
+    assert!(r.body["updates"][0]["published_at"].is_string());
+    let v: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["incidents"][0]["id"], id.as_str());
+    let r = app
+        .post(&format!("/api/v1/incidents/{id}/publish"), json!({}))
+        .await;
+    assert_eq!(r.status, 409, "nothing left to publish");
+}
+
+#[tokio::test]
+async fn concurrent_updates_to_one_incident_are_all_recorded() {
+    let app = spawn_app().await;
+    let id = app.open_incident("busy").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url(&format!("/api/v1/incidents/{id}/updates")),
+            app.token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"status": "monitoring", "message": format!("update {i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    let r = app.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(r.body["update_count"], 41);
+    assert_eq!(r.body["updates"].as_array().unwrap().len(), 41);
+}
+
+#[tokio::test]
+async fn components_set_and_list() {
+    let app = spawn_app().await;
+    let r = app
+        .put(
+            "/api/v1/components/Website",
+            json!({"status": "degraded_performance", "group": "Public"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .put(
+            "/api/v1/components/Website",
+            json!({"status": "operational"}),
+        )
+        .await;
+    assert_eq!(r.body["group"], "Public", "group is kept when not given");
+    let before = app.checksum();
+    let r = app
+        .put("/api/v1/components/Website", json!({"status": "down"}))
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.problem().contains("major_outage"), "{}", r.problem());
+    assert_eq!(app.checksum(), before);
+    let r = app.get("/api/v1/components").await;
+    assert_eq!(r.body[0]["name"], "Website");
+    assert_eq!(r.body[0]["status"], "operational");
+}

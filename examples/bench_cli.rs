@@ -267,11 +267,11 @@ fn main() -> Result<()> {
             [
                 "incident",
                 "update",
-                &id,
+                id.as_str(),
                 "--status",
                 "monitoring",
                 "--message",
-                &message,
+                message.as_str(),
             ],
         )
     };
@@ -299,7 +299,7 @@ fn main() -> Result<()> {
 
     let shown = server.check(
         "showing the incident",
-        server.cli(&bin, ["--json", "incident", "show", &id]),
+        server.cli(&bin, ["--json", "incident", "show", id.as_str()]),
     )?;
     let shown: Value = serde_json::from_slice(&shown.stdout)
         .context("`crier --json incident show` did not print JSON")?;

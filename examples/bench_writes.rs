@@ -8,8 +8,9 @@
 //! ```
 //!
 //! What it measures: `POST /api/v1/incidents/{id}/updates` answered `201 Created`. The server
-//! answers only after the write is on disk (sled flush through the group-commit flusher), so every
-//! counted write is durable. For each concurrency level C:
+//! answers only after sled has flushed the write (through the group-commit flusher), so every
+//! counted write is acknowledged as durable (docs/BENCHMARKS.md notes what sled's flush does at
+//! the system-call level). For each concurrency level C:
 //!
 //! 1. a fresh server is started as a child process, `target/release/crier serve --data DIR --bind
 //!    127.0.0.1:0`, on a fresh temporary data dir (so sled's size and the previous level's

@@ -6,6 +6,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod render;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod token;

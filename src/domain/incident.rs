@@ -231,6 +231,8 @@ pub struct Incident {
     pub draft: bool,
     /// How many updates the timeline holds.
     pub update_count: u32,
+    /// The newest update; crash recovery uses it to find updates whose write was interrupted.
+    pub last_update_id: Ulid,
 }
 
 impl Incident {
@@ -346,6 +348,7 @@ mod tests {
             next_update_due: None,
             draft: false,
             update_count: 1,
+            last_update_id: Ulid::new(),
         }
     }
 

@@ -9,9 +9,17 @@
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
 //!
-//! Every mutating method returns only after the change is flushed to disk (see [`flusher`]), so an
-//! acknowledged write survives `kill -9`. Multi-tree changes run in sled transactions whose closures
-//! have no side effects (sled may run them more than once).
+//! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
+//! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
+//! `kill -9` and power loss.
+//!
+//! Incident writes do not use sled transactions: in sled 0.34 every transaction seals and writes
+//! its own IO buffer (`pin_log`), one `pwrite` + `sync_file_range` per request, which defeats group
+//! commit. Instead a write lock serialises read-check-write, and the two records of a change are
+//! written in an order that crash recovery can repair: sled recovers a prefix of its log, so a
+//! crash can leave at most the first record of an unacknowledged change, which [`Store::open`]
+//! removes (see [`Store::repair`]). Subscriber changes, rarer and spread over three trees, keep
+//! using transactions, whose closures have no side effects (sled may run them more than once).
 //!
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
@@ -27,6 +35,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::Tree;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use ulid::Ulid;
 
 pub use flusher::{FlushError, Flusher};
@@ -157,6 +166,9 @@ pub struct Store {
     contacts: Tree,
     unsubscribe: Tree,
     flusher: Flusher,
+    /// Serialises incident read-check-write sequences (held for microseconds, never across an
+    /// await or a flush).
+    write_lock: Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -185,16 +197,70 @@ impl Store {
                 }
             }
         }
-        Ok(Store {
+        let store = Store {
             incidents: db.open_tree("incidents")?,
             updates: db.open_tree("updates")?,
             components: db.open_tree("components")?,
             subscribers: db.open_tree("subscribers")?,
             contacts: db.open_tree("contacts")?,
             unsubscribe: db.open_tree("unsubscribe")?,
-            flusher: Flusher::spawn(db.clone()),
+            flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
+            write_lock: Arc::new(Mutex::new(())),
             db,
-        })
+        };
+        let repaired = store.repair()?;
+        if repaired > 0 {
+            tracing::warn!(
+                records = repaired,
+                "removed the partial records of writes that were interrupted by a crash before they were acknowledged"
+            );
+            store.db.flush()?;
+        }
+        Ok(store)
+    }
+
+    /// Removes what an interrupted, unacknowledged incident write left behind. Opening writes the
+    /// incident first, then its first update; appending writes the update first, then the
+    /// incident (whose `last_update_id` names it). After a crash sled holds a prefix of those
+    /// writes, so the only possible leftovers are an incident whose opening update is missing and
+    /// updates newer than their incident's `last_update_id`. Returns how many records it removed.
+    pub fn repair(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for item in self.incidents.iter() {
+            let (key, raw) = item?;
+            let incident: Incident = decode(&raw)?;
+            let last = update_key(incident.id, incident.last_update_id);
+            if !self.updates.contains_key(last)? {
+                if incident.update_count == 1 {
+                    self.incidents.remove(&key)?;
+                    removed += 1;
+                    continue;
+                }
+                return Err(StoreError::Corrupt(format!(
+                    "incident {} names update {} which is missing",
+                    incident.id, incident.last_update_id
+                )));
+            }
+            let end = update_key(incident.id, Ulid::from_bytes([0xff; 16]));
+            let orphans: Vec<sled::IVec> = self
+                .updates
+                .range(last..=end)
+                .keys()
+                .skip(1)
+                .collect::<Result<_, _>>()?;
+            for k in orphans {
+                self.updates.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, ()>, StoreError> {
+        // A panic while holding the lock cannot leave a half-applied change behind that the
+        // next writer would build on (records are only written at the end), so poisoning is
+        // safe to clear.
+        Ok(self.write_lock.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Waits until every write made so far is on disk (group commit).
@@ -233,6 +299,7 @@ impl Store {
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
         let id = Ulid::new();
+        let update_id = Ulid::new();
         let incident = Incident {
             id,
             title: new.title,
@@ -246,9 +313,10 @@ impl Store {
             next_update_due: new.next_update_due,
             draft: new.draft,
             update_count: 1,
+            last_update_id: update_id,
         };
         let update = Update {
-            id: Ulid::new(),
+            id: update_id,
             incident_id: id,
             action: UpdateAction::Opened,
             status,
@@ -260,38 +328,43 @@ impl Store {
             published_at: (!new.draft).then_some(now),
         };
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
-        (&self.incidents, &self.updates)
-            .transaction(|(inc, upd)| {
-                inc.insert(&id.to_bytes(), ib.as_slice())?;
-                upd.insert(&update_key(id, update.id), ub.as_slice())?;
-                Ok(())
-            })
-            .map_err(StoreError::from)?;
+        {
+            let _w = self.lock()?;
+            // Incident first: a crash in between leaves an incident without its opening update,
+            // which `repair` removes.
+            self.incidents.insert(id.to_bytes(), ib)?;
+            self.updates.insert(update_key(id, update.id), ub)?;
+        }
         self.durable().await?;
         Ok((incident, update))
     }
 
-    /// Appends an update (or a resolve / reopen) to an incident, applying the state machine inside
-    /// the transaction so two concurrent updates cannot both pass a check the other invalidates.
+    fn load_incident(&self, id: Ulid) -> Result<Incident, StoreError> {
+        let raw = self
+            .incidents
+            .get(id.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "incident",
+                id: id.to_string(),
+            })?;
+        decode(&raw)
+    }
+
+    /// Appends an update (or a resolve / reopen) to an incident, applying the state machine under
+    /// the write lock so two concurrent updates cannot both pass a check the other invalidates.
     pub async fn append_update(
         &self,
         id: Ulid,
         new: NewUpdate,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
-        let update_id = Ulid::new();
-        let (incident, update) = (&self.incidents, &self.updates).transaction(|(inc, upd)| {
-            let Some(raw) = inc.get(id.to_bytes())? else {
-                return abort(StoreError::NotFound {
-                    what: "incident",
-                    id: id.to_string(),
-                });
-            };
-            let mut incident: Incident = decode(&raw).or_else(abort)?;
+        let (incident, update) = {
+            let _w = self.lock()?;
+            let mut incident = self.load_incident(id)?;
             let (action, status) = match new.change {
                 Change::Update(to) => {
                     let to = to.unwrap_or(incident.status);
-                    incident.check_update(to).or_else(abort)?;
+                    incident.check_update(to)?;
                     let action = if to.is_final() {
                         UpdateAction::Resolved
                     } else {
@@ -299,18 +372,14 @@ impl Store {
                     };
                     (action, to)
                 }
-                Change::Resolve => (
-                    UpdateAction::Resolved,
-                    incident.check_resolve().or_else(abort)?,
-                ),
-                Change::Reopen => (
-                    UpdateAction::Reopened,
-                    incident.check_reopen().or_else(abort)?,
-                ),
+                Change::Resolve => (UpdateAction::Resolved, incident.check_resolve()?),
+                Change::Reopen => (UpdateAction::Reopened, incident.check_reopen()?),
             };
+            let update_id = Ulid::new();
             incident.status = status;
             incident.updated_at = now;
             incident.update_count += 1;
+            incident.last_update_id = update_id;
             if let Some(i) = new.impact {
                 incident.impact = i;
             }
@@ -329,17 +398,20 @@ impl Store {
                 incident_id: id,
                 action,
                 status,
-                body: new.body.clone(),
-                author: new.author.clone(),
+                body: new.body,
+                author: new.author,
                 created_at: now,
                 next_update_due: incident.next_update_due,
                 draft: new.draft,
                 published_at: (!new.draft).then_some(now),
             };
-            inc.insert(&id.to_bytes(), encode(&incident).or_else(abort)?)?;
-            upd.insert(&update_key(id, update_id), encode(&update).or_else(abort)?)?;
-            Ok((incident, update))
-        })?;
+            let (ib, ub) = (encode(&incident)?, encode(&update)?);
+            // Update first: a crash in between leaves an update newer than the incident's
+            // `last_update_id`, which `repair` removes.
+            self.updates.insert(update_key(id, update_id), ub)?;
+            self.incidents.insert(id.to_bytes(), ib)?;
+            (incident, update)
+        };
         self.durable().await?;
         Ok((incident, update))
     }
@@ -351,55 +423,39 @@ impl Store {
         id: Ulid,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
-        let (_, existing) = self.incident(id)?;
-        let drafts: Vec<Ulid> = existing
-            .iter()
-            .filter(|u| u.draft && u.published_at.is_none())
-            .map(|u| u.id)
-            .collect();
-        if drafts.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "incident {id} has no unpublished draft updates"
-            )));
-        }
-        let (incident, published) =
-            (&self.incidents, &self.updates).transaction(|(inc, upd)| {
-                let Some(raw) = inc.get(id.to_bytes())? else {
-                    return abort(StoreError::NotFound {
-                        what: "incident",
-                        id: id.to_string(),
-                    });
-                };
-                let mut incident: Incident = decode(&raw).or_else(abort)?;
-                let mut published = Vec::new();
-                for uid in &drafts {
-                    let key = update_key(id, *uid);
-                    let Some(raw) = upd.get(key)? else { continue };
-                    let mut u: Update = decode(&raw).or_else(abort)?;
-                    if u.published_at.is_none() {
-                        u.published_at = Some(now);
-                        upd.insert(&key, encode(&u).or_else(abort)?)?;
-                        published.push(u);
-                    }
+        let (incident, published) = {
+            let _w = self.lock()?;
+            let mut incident = self.load_incident(id)?;
+            let mut published = Vec::new();
+            for item in self.updates.scan_prefix(id.to_bytes()) {
+                let (key, raw) = item?;
+                let mut u: Update = decode(&raw)?;
+                if u.draft && u.published_at.is_none() {
+                    u.published_at = Some(now);
+                    published.push((key, u));
                 }
-                incident.draft = false;
-                inc.insert(&id.to_bytes(), encode(&incident).or_else(abort)?)?;
-                Ok((incident, published))
-            })?;
+            }
+            if published.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "incident {id} has no unpublished draft updates"
+                )));
+            }
+            // A crash part-way leaves some drafts published and the incident still marked draft;
+            // publishing again completes it.
+            for (key, u) in &published {
+                self.updates.insert(key, encode(u)?)?;
+            }
+            incident.draft = false;
+            self.incidents.insert(id.to_bytes(), encode(&incident)?)?;
+            (incident, published.into_iter().map(|(_, u)| u).collect())
+        };
         self.durable().await?;
         Ok((incident, published))
     }
 
     /// One incident with its timeline, oldest update first.
     pub fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
-        let raw = self
-            .incidents
-            .get(id.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "incident",
-                id: id.to_string(),
-            })?;
-        let incident: Incident = decode(&raw)?;
+        let incident = self.load_incident(id)?;
         let updates = self
             .updates
             .scan_prefix(id.to_bytes())
@@ -610,5 +666,105 @@ impl Store {
     /// Number of subscribers.
     pub fn subscriber_count(&self) -> usize {
         self.subscribers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Locale;
+
+    fn new_incident(title: &str) -> NewIncident {
+        NewIncident {
+            title: Title::parse(title).unwrap(),
+            kind: IncidentKind::Incident,
+            status: None,
+            impact: Impact::Minor,
+            components: vec![],
+            body: Body::single(Locale::english(), "m").unwrap(),
+            author: "admin".into(),
+            next_update_due: None,
+            draft: false,
+        }
+    }
+
+    fn new_update(text: &str) -> NewUpdate {
+        NewUpdate {
+            change: Change::Update(Some(Status::Monitoring)),
+            body: Body::single(Locale::english(), text).unwrap(),
+            author: "admin".into(),
+            impact: None,
+            next_update_due: None,
+            draft: false,
+        }
+    }
+
+    /// Simulates the two torn writes a crash can leave (a prefix of the log) and checks that
+    /// reopening removes exactly them and keeps every complete write.
+    #[tokio::test]
+    async fn repair_removes_partial_writes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (kept, orphan_update, torn_open) = {
+            let store = Store::open(&path).unwrap();
+            let now = Utc::now();
+            let (kept, _) = store
+                .create_incident(new_incident("kept"), now)
+                .await
+                .unwrap();
+            store
+                .append_update(kept.id, new_update("acknowledged"), now)
+                .await
+                .unwrap();
+            // An append interrupted after its update record (the incident was not rewritten).
+            let (i, _) = store.incident(kept.id).unwrap();
+            let orphan = Update {
+                id: Ulid::new(),
+                incident_id: kept.id,
+                action: UpdateAction::Updated,
+                status: Status::Identified,
+                body: Body::single(Locale::english(), "never acknowledged").unwrap(),
+                author: "admin".into(),
+                created_at: now,
+                next_update_due: None,
+                draft: false,
+                published_at: Some(now),
+            };
+            store
+                .updates
+                .insert(update_key(kept.id, orphan.id), encode(&orphan).unwrap())
+                .unwrap();
+            // An open interrupted after its incident record.
+            let mut torn = i.clone();
+            torn.id = Ulid::new();
+            torn.update_count = 1;
+            torn.last_update_id = Ulid::new();
+            store
+                .incidents
+                .insert(torn.id.to_bytes(), encode(&torn).unwrap())
+                .unwrap();
+            store.durable().await.unwrap();
+            (kept.id, orphan.id, torn.id)
+        };
+        // Let the old flusher task drop its handle on the database before reopening.
+        let store = loop {
+            match Store::open(&path) {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        let (i, updates) = store.incident(kept).unwrap();
+        assert_eq!(
+            updates.len(),
+            2,
+            "the acknowledged update is kept, the orphan removed"
+        );
+        assert!(updates.iter().all(|u| u.id != orphan_update));
+        assert_eq!(i.update_count, 2);
+        assert!(matches!(
+            store.incident(torn_open),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(store.repair().unwrap(), 0, "repair is idempotent");
     }
 }

@@ -1,4 +1,4 @@
-//! Probes and the public status summary: the only reads that need no token.
+//! Probes, metrics and the public status summary: the only reads that need no token.
 
 use super::{ApiError, AppState};
 use crate::store::IncidentFilter;
@@ -33,4 +33,28 @@ pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>,
     Ok(Json(
         json!({ "components": components, "incidents": incidents }),
     ))
+}
+
+/// Prometheus text exposition of the store's group-commit counters (delivery metrics join them
+/// with the delivery engine). Aggregate counters only: nothing about incidents or people.
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let f = state.store.flush_stats();
+    let body = format!(
+        "# HELP crier_store_syncs_total Group commits: one sled flush plus one fdatasync each.\n\
+         # TYPE crier_store_syncs_total counter\n\
+         crier_store_syncs_total {}\n\
+         # HELP crier_store_synced_writes_total Writes acknowledged after a group commit.\n\
+         # TYPE crier_store_synced_writes_total counter\n\
+         crier_store_synced_writes_total {}\n",
+        f.syncs, f.waiters
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }

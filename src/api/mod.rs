@@ -67,6 +67,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let public = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/api/v1/status", get(health::public_status))
         .route(
             "/api/v1/unsubscribe/{token}",

@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,6 +21,22 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 #[derive(Clone, Debug)]
 pub struct Flusher {
     tx: mpsc::UnboundedSender<Waiter>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    syncs: AtomicU64,
+    waiters: AtomicU64,
+}
+
+/// How well group commit is working: `waiters / syncs` writes share each disk sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Completed group commits (one `flush()` + one `fdatasync` each).
+    pub syncs: u64,
+    /// Writes acknowledged by those commits.
+    pub waiters: u64,
 }
 
 /// The flusher could not make writes durable.
@@ -38,8 +55,17 @@ impl Flusher {
     pub fn spawn(db: sled::Db, log_file: PathBuf) -> Result<Self, sled::Error> {
         let file = Arc::new(File::open(&log_file)?);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, file, rx));
-        Ok(Flusher { tx })
+        let stats = Arc::new(Counters::default());
+        tokio::spawn(run(db, file, rx, stats.clone()));
+        Ok(Flusher { tx, stats })
+    }
+
+    /// Counters since start-up.
+    pub fn stats(&self) -> FlushStats {
+        FlushStats {
+            syncs: self.stats.syncs.load(Ordering::Relaxed),
+            waiters: self.stats.waiters.load(Ordering::Relaxed),
+        }
     }
 
     /// Resolves once every write that completed before this call is on disk.
@@ -52,7 +78,12 @@ impl Flusher {
     }
 }
 
-async fn run(db: sled::Db, file: Arc<File>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn run(
+    db: sled::Db,
+    file: Arc<File>,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+    stats: Arc<Counters>,
+) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -69,8 +100,14 @@ async fn run(db: sled::Db, file: Arc<File>, mut rx: mpsc::UnboundedReceiver<Wait
             Ok(r) => r,
             Err(e) => Err(format!("flush task failed: {e}")),
         };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "flush failed");
+        match &result {
+            Ok(()) => {
+                stats.syncs.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .waiters
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "flush failed"),
         }
         for w in batch.drain(..) {
             // A waiter that gave up (client disconnected) is not an error.

@@ -299,7 +299,29 @@ async fn phase(workers: &[Worker], length: Duration) -> Result<(Vec<Duration>, D
     Ok((all, start.elapsed()))
 }
 
+/// The server's group-commit counters from `/metrics`: (syncs, synced writes).
+async fn sync_counters(http: &reqwest::Client, url: &str) -> Result<(u64, u64)> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let value = |name: &str| -> Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .with_context(|| format!("/metrics has no {name}"))
+    };
+    Ok((
+        value("crier_store_syncs_total ")?,
+        value("crier_store_synced_writes_total ")?,
+    ))
+}
+
 struct Level {
+    /// Acknowledged writes per group commit (flush + fdatasync) during the window.
+    writes_per_sync: f64,
     clients: usize,
     writes: usize,
     elapsed: Duration,
@@ -347,14 +369,19 @@ fn run_level(
             phase(&workers, warmup).await?;
         }
         let pid = server.pid.to_string();
+        let metrics_http = reqwest::Client::new();
+        let (syncs0, synced0) = sync_counters(&metrics_http, &server.url).await?;
         let (srv0, cli0) = (cpu_time(&pid), cpu_time("self"));
         let (mut latencies, elapsed) = phase(&workers, window).await?;
         let (srv1, cli1) = (cpu_time(&pid), cpu_time("self"));
+        let (syncs1, synced1) = sync_counters(&metrics_http, &server.url).await?;
+        let writes_per_sync = (synced1 - synced0) as f64 / (syncs1 - syncs0).max(1) as f64;
         let share = |a: Option<Duration>, b: Option<Duration>| {
             Some(100.0 * b?.saturating_sub(a?).as_secs_f64() / elapsed.as_secs_f64())
         };
         latencies.sort_unstable();
         anyhow::Ok(Level {
+            writes_per_sync,
             clients,
             writes: latencies.len(),
             elapsed,
@@ -403,15 +430,24 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "{:>7} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "clients", "writes", "secs", "writes/s", "p50 ms", "p99 ms", "max ms", "srv cpu", "cli cpu"
+        "{:>7} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10}",
+        "clients",
+        "writes",
+        "secs",
+        "writes/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "srv cpu",
+        "cli cpu",
+        "writes/sync"
     );
     let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}%"));
     let mut levels = Vec::new();
     for &c in &args.clients {
         let l = run_level(&rt, &bin, c, warmup, window)?;
         println!(
-            "{:>7} {:>8} {:>7.2} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>7}",
+            "{:>7} {:>8} {:>7.2} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>7} {:>10.1}",
             l.clients,
             l.writes,
             l.elapsed.as_secs_f64(),
@@ -421,6 +457,7 @@ fn main() -> Result<()> {
             ms(l.max),
             pct(l.server_cpu),
             pct(l.client_cpu),
+            l.writes_per_sync,
         );
         levels.push(l);
     }

@@ -34,6 +34,12 @@ pub struct FileConfig {
     pub admin_token_env: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub import_max_bytes: Option<usize>,
+    /// Who is speaking in messages ("Finnair").
+    pub org_name: Option<String>,
+    /// The public status page, e.g. https://status.example.com (incident links point there).
+    pub public_url: Option<String>,
+    /// IANA zone messages show times in when the reader has none, e.g. Europe/Helsinki.
+    pub timezone: Option<String>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -56,6 +62,7 @@ pub struct Config {
     pub admin_token_env: String,
     pub max_body_bytes: usize,
     pub import_max_bytes: usize,
+    pub render: crate::render::Settings,
 }
 
 impl Default for Config {
@@ -68,6 +75,7 @@ impl Default for Config {
             admin_token_env: "CRIER_ADMIN_TOKEN".to_owned(),
             max_body_bytes: 64 * 1024,
             import_max_bytes: 16 * 1024 * 1024,
+            render: crate::render::Settings::default(),
         }
     }
 }
@@ -111,6 +119,32 @@ impl Config {
         }
         if let Some(v) = file.import_max_bytes {
             c.import_max_bytes = v;
+        }
+        if let Some(v) = file.org_name {
+            if v.trim().is_empty() || v.chars().count() > 64 {
+                return Err(ConfigError::Invalid(
+                    "org_name must be 1-64 characters (it prefixes every SMS)".into(),
+                ));
+            }
+            c.render.org_name = v.trim().to_owned();
+        }
+        if let Some(v) = file.public_url {
+            let v = v.trim().trim_end_matches('/').to_owned();
+            if !(v.starts_with("https://") || v.starts_with("http://"))
+                || v.contains(char::is_whitespace)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url = \"{v}\" is not an http(s) URL; use e.g. https://status.example.com"
+                )));
+            }
+            c.render.public_url = Some(v);
+        }
+        if let Some(v) = file.timezone {
+            c.render.timezone = v.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "timezone = \"{v}\" is not an IANA time zone; use e.g. Europe/Helsinki or UTC"
+                ))
+            })?;
         }
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
@@ -196,6 +230,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("bnid"), "{e}");
+        for bad in [
+            "admin_token_env = \"s3cr3t-value!\"\n",
+            "timezone = \"Mars/Olympus\"\n",
+            "public_url = \"status.example.com\"\n",
+            "org_name = \"\"\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(
+                Config::load(&Overrides {
+                    config_file: Some(f.clone()),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
         std::fs::write(&f, "admin_token_env = \"s3cr3t-value!\"\n").unwrap();
         assert!(Config::load(&Overrides {
             config_file: Some(f),

@@ -4,6 +4,7 @@
 
 use crate::api::{self, AppState, Limits, Tokens};
 use crate::config::Config;
+use crate::render::Templates;
 use crate::store::Store;
 use crate::token;
 use anyhow::Context;
@@ -29,6 +30,13 @@ pub enum TokenSource {
 impl Server {
     /// Opens the store under `<data>/db`, settles the admin token, and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<(Self, TokenSource)> {
+        // Templates first: a broken template stops start-up before anything is written.
+        let templates = Templates::load(&config.templates_dir, &[]).with_context(|| {
+            format!(
+                "cannot load the message templates from {} (fix the template below, or point --templates elsewhere)",
+                config.templates_dir.display()
+            )
+        })?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}; choose another with --data",
@@ -57,6 +65,8 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
+            templates: Arc::new(templates),
+            render: Arc::new(config.render.clone()),
         };
         let router = api::router(
             state,

@@ -8,8 +8,10 @@ pub mod error;
 mod extract;
 mod health;
 mod incidents;
+mod preview;
 mod subscribers;
 
+use crate::render::{Settings, Templates};
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -24,6 +26,8 @@ pub use error::ApiError;
 pub struct AppState {
     pub store: Store,
     pub tokens: Arc<Tokens>,
+    pub templates: Arc<Templates>,
+    pub render: Arc<Settings>,
 }
 
 /// Limits applied to request bodies.
@@ -48,6 +52,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/incidents/{id}/reopen", post(incidents::reopen))
         .route("/api/v1/incidents/{id}/publish", post(incidents::publish))
+        .route("/api/v1/preview", post(preview::preview))
         .route("/api/v1/components", get(components::list))
         .route("/api/v1/components/{name}", put(components::set))
         .route(

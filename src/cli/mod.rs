@@ -53,6 +53,42 @@ enum Command {
     /// Manage email and SMS subscribers.
     #[command(subcommand)]
     Subscribers(SubscribersCmd),
+    /// Show exactly what a channel kind would send: every part with its length, the limit,
+    /// and for SMS the encoding and segments. With --message it works offline.
+    Preview(PreviewArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["incident", "message"])))]
+struct PreviewArgs {
+    /// Preview the latest update of this incident (asks the server).
+    #[arg(long)]
+    incident: Option<String>,
+    /// Preview this text as an update (offline: no server needed).
+    #[arg(long)]
+    message: Option<String>,
+    /// sms, x, mastodon, bluesky, telegram, discord, slack or email.
+    #[arg(long)]
+    kind: String,
+    /// Reader's language (falls back to en).
+    #[arg(long)]
+    locale: Option<String>,
+    /// incident_opened, incident_updated, incident_resolved, maintenance_scheduled,
+    /// maintenance_started or maintenance_completed (default: from the update).
+    #[arg(long)]
+    event: Option<String>,
+    /// IANA zone for times (default: the config's timezone).
+    #[arg(long)]
+    tz: Option<String>,
+    /// SMS segment cap.
+    #[arg(long, default_value_t = 3)]
+    sms_segments: usize,
+    /// Templates folder for offline previews (default: the config's, ./templates).
+    #[arg(long, env = "CRIER_TEMPLATES")]
+    templates: Option<PathBuf>,
+    /// Config file for offline previews (org name, public URL, time zone).
+    #[arg(long, env = "CRIER_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -254,7 +290,76 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
     }
 }
 
+/// `crier preview --message`: renders locally with the templates and settings of the config.
+fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliError> {
+    use crate::render::preview::{describe, parse_event, preview_text, Platform, TextPreview};
+    let config = Config::load(&Overrides {
+        data_dir: cli.data.clone(),
+        templates_dir: a.templates.clone(),
+        config_file: a.config.clone(),
+        ..Default::default()
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let platform = Platform::parse(&a.kind).map_err(CliError::Usage)?;
+    let event = a
+        .event
+        .as_deref()
+        .map(parse_event)
+        .transpose()
+        .map_err(CliError::Usage)?;
+    let locale = a
+        .locale
+        .as_deref()
+        .map(crate::domain::Locale::parse)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let tz = match &a.tz {
+        Some(t) => t.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "--tz \"{t}\" is not an IANA time zone such as Europe/Helsinki"
+            ))
+        })?,
+        None => config.render.timezone,
+    };
+    let templates = crate::render::Templates::load(&config.templates_dir, &[]).map_err(|e| {
+        CliError::Usage(format!(
+            "{e} (templates from {})",
+            config.templates_dir.display()
+        ))
+    })?;
+    let p = preview_text(
+        &templates,
+        &config.render,
+        &TextPreview {
+            platform,
+            event,
+            text,
+            locale,
+            tz,
+            sms_segments: a.sms_segments,
+        },
+    )
+    .map_err(|e| CliError::Rejected(e.to_string()))?;
+    if cli.json {
+        output::print_json(&serde_json::to_value(&p).unwrap_or_default());
+    } else {
+        print!("{}", describe(&p));
+    }
+    Ok(())
+}
+
 fn client_main(cli: Cli) -> ExitCode {
+    if let Command::Preview(a) = &cli.command {
+        if let Some(text) = &a.message {
+            return match preview_offline(&cli, a, text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -318,7 +423,37 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Incident(cmd) => incident(&client, cmd, json_out).await,
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
+        Command::Preview(a) => {
+            let mut body = json!({ "kind": a.kind, "sms_segments": a.sms_segments });
+            if let Some(id) = &a.incident {
+                body["incident"] = json!(id);
+            }
+            if let Some(m) = &a.message {
+                body["message"] = json!(m);
+            }
+            for (k, v) in [("locale", &a.locale), ("event", &a.event), ("tz", &a.tz)] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            let v = c_preview(&client, body).await?;
+            if json_out {
+                output::print_json(&v);
+            } else {
+                let p: crate::render::preview::Preview =
+                    serde_json::from_value(v).map_err(|e| {
+                        CliError::Unavailable(format!("unexpected preview answer: {e}"))
+                    })?;
+                print!("{}", crate::render::preview::describe(&p));
+            }
+            Ok(())
+        }
     }
+}
+
+async fn c_preview(c: &Client, body: Value) -> Result<Value, CliError> {
+    c.call(Method::POST, "/api/v1/preview", Some(Body::Json(body)))
+        .await
 }
 
 async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), CliError> {

@@ -229,10 +229,9 @@ pub struct Incident {
     pub next_update_due: Option<DateTime<Utc>>,
     /// True while the incident has only draft updates: it is not public and notifies nobody.
     pub draft: bool,
-    /// How many updates the timeline holds.
+    /// How many updates the timeline holds (also the position of the newest; crash recovery
+    /// uses it to find updates whose write was interrupted).
     pub update_count: u32,
-    /// The newest update; crash recovery uses it to find updates whose write was interrupted.
-    pub last_update_id: Ulid,
 }
 
 impl Incident {
@@ -348,7 +347,6 @@ mod tests {
             next_update_due: None,
             draft: false,
             update_count: 1,
-            last_update_id: Ulid::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! Layout (one tree each; keys big-endian so iteration order is time order):
 //! - `meta`: `schema_version` → u32 BE
 //! - `incidents`: incident ULID (16 bytes) → JSON [`Incident`]
-//! - `updates`: incident ULID ‖ update ULID → JSON [`Update`]
+//! - `updates`: incident ULID ‖ timeline position (u32 BE) → JSON [`Update`]
 //! - `components`: name → JSON [`Component`]
 //! - `subscribers`: subscriber ULID → JSON [`Subscriber`]
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
@@ -85,10 +85,13 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn update_key(incident: Ulid, update: Ulid) -> [u8; 32] {
-    let mut k = [0u8; 32];
+/// An update's key: incident ULID ‖ its position in the timeline (u32 BE, from 1). The position,
+/// not the update's ULID, orders the timeline: ULIDs made in the same millisecond are not ordered,
+/// and a clock step back would misorder them.
+fn update_key(incident: Ulid, seq: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
     k[..16].copy_from_slice(&incident.to_bytes());
-    k[16..].copy_from_slice(&update.to_bytes());
+    k[16..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
@@ -220,33 +223,34 @@ impl Store {
     }
 
     /// Removes what an interrupted, unacknowledged incident write left behind. Opening writes the
-    /// incident first, then its first update; appending writes the update first, then the
-    /// incident (whose `last_update_id` names it). After a crash sled holds a prefix of those
-    /// writes, so the only possible leftovers are an incident whose opening update is missing and
-    /// updates newer than their incident's `last_update_id`. Returns how many records it removed.
+    /// incident (with `update_count` 1) first, then update 1; appending writes update n+1 first,
+    /// then the incident with `update_count` n+1. After a crash sled holds a prefix of those
+    /// writes, so the only possible leftovers are an incident whose first update is missing and
+    /// updates past their incident's `update_count`. Returns how many records it removed.
     pub fn repair(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for item in self.incidents.iter() {
             let (key, raw) = item?;
             let incident: Incident = decode(&raw)?;
-            let last = update_key(incident.id, incident.last_update_id);
-            if !self.updates.contains_key(last)? {
-                if incident.update_count == 1 {
+            let n = incident.update_count;
+            if !self.updates.contains_key(update_key(incident.id, n))? {
+                if n == 1 {
                     self.incidents.remove(&key)?;
                     removed += 1;
                     continue;
                 }
                 return Err(StoreError::Corrupt(format!(
-                    "incident {} names update {} which is missing",
-                    incident.id, incident.last_update_id
+                    "incident {} has {n} updates but update {n} is missing",
+                    incident.id
                 )));
             }
-            let end = update_key(incident.id, Ulid::from_bytes([0xff; 16]));
             let orphans: Vec<sled::IVec> = self
                 .updates
-                .range(last..=end)
+                .range(
+                    update_key(incident.id, n.saturating_add(1))
+                        ..=update_key(incident.id, u32::MAX),
+                )
                 .keys()
-                .skip(1)
                 .collect::<Result<_, _>>()?;
             for k in orphans {
                 self.updates.remove(k)?;
@@ -304,7 +308,6 @@ impl Store {
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
         let id = Ulid::new();
-        let update_id = Ulid::new();
         let incident = Incident {
             id,
             title: new.title,
@@ -318,10 +321,9 @@ impl Store {
             next_update_due: new.next_update_due,
             draft: new.draft,
             update_count: 1,
-            last_update_id: update_id,
         };
         let update = Update {
-            id: update_id,
+            id: Ulid::new(),
             incident_id: id,
             action: UpdateAction::Opened,
             status,
@@ -338,7 +340,7 @@ impl Store {
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
             self.incidents.insert(id.to_bytes(), ib)?;
-            self.updates.insert(update_key(id, update.id), ub)?;
+            self.updates.insert(update_key(id, 1), ub)?;
         }
         self.durable().await?;
         Ok((incident, update))
@@ -384,7 +386,6 @@ impl Store {
             incident.status = status;
             incident.updated_at = now;
             incident.update_count += 1;
-            incident.last_update_id = update_id;
             if let Some(i) = new.impact {
                 incident.impact = i;
             }
@@ -411,9 +412,10 @@ impl Store {
                 published_at: (!new.draft).then_some(now),
             };
             let (ib, ub) = (encode(&incident)?, encode(&update)?);
-            // Update first: a crash in between leaves an update newer than the incident's
-            // `last_update_id`, which `repair` removes.
-            self.updates.insert(update_key(id, update_id), ub)?;
+            // Update first: a crash in between leaves an update past the incident's
+            // `update_count`, which `repair` removes.
+            self.updates
+                .insert(update_key(id, incident.update_count), ub)?;
             self.incidents.insert(id.to_bytes(), ib)?;
             (incident, update)
         };
@@ -737,13 +739,12 @@ mod tests {
             };
             store
                 .updates
-                .insert(update_key(kept.id, orphan.id), encode(&orphan).unwrap())
+                .insert(update_key(kept.id, 3), encode(&orphan).unwrap())
                 .unwrap();
             // An open interrupted after its incident record.
             let mut torn = i.clone();
             torn.id = Ulid::new();
             torn.update_count = 1;
-            torn.last_update_id = Ulid::new();
             store
                 .incidents
                 .insert(torn.id.to_bytes(), encode(&torn).unwrap())
@@ -799,5 +800,30 @@ mod tests {
         let syncs = after.syncs - before.syncs;
         assert!(syncs <= 2, "50 concurrent writes took {syncs} syncs");
         assert_eq!(store.components().unwrap().len(), 50);
+    }
+
+    /// Updates posted within the same millisecond keep their order (ULIDs alone would not).
+    #[tokio::test]
+    async fn rapid_updates_keep_timeline_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let now = Utc::now();
+        let (i, _) = store
+            .create_incident(new_incident("fast"), now)
+            .await
+            .unwrap();
+        for n in 0..100 {
+            store
+                .append_update(i.id, new_update(&format!("u{n}")), now)
+                .await
+                .unwrap();
+        }
+        let (_, updates) = store.incident(i.id).unwrap();
+        let texts: Vec<String> = updates[1..]
+            .iter()
+            .map(|u| u.body.text_for(&Locale::english()).to_owned())
+            .collect();
+        let expected: Vec<String> = (0..100).map(|n| format!("u{n}")).collect();
+        assert_eq!(texts, expected);
     }
 }

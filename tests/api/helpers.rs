@@ -30,6 +30,7 @@ pub async fn spawn_app() -> TestApp {
         data_dir: dir.path().to_path_buf(),
         bind: "127.0.0.1:0".parse().unwrap(),
         admin_token_env: "CRIER_TEST_UNSET_TOKEN_VAR".into(),
+        templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into(),
         ..Config::default()
     };
     let (server, _) = Server::build(&config).await.unwrap();

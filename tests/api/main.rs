@@ -5,4 +5,5 @@ mod durability;
 mod errors;
 mod helpers;
 mod incidents;
+mod preview;
 mod subscribers;

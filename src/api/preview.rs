@@ -1,0 +1,116 @@
+//! `POST /api/v1/preview`: what one channel kind would send for an incident's latest update (or
+//! for a draft text), rendered and fitted exactly as delivery will. Writes nothing.
+
+use super::extract::ApiJson;
+use super::{ApiError, AppState};
+use crate::domain::Locale;
+use crate::render::preview::{
+    parse_event, preview as render_preview, preview_text, Platform, Preview, PreviewError,
+    PreviewRequest, TextPreview,
+};
+use crate::render::Event;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use ulid::Ulid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    /// An incident: its latest update is previewed.
+    incident: Option<String>,
+    /// Or a text, previewed as the body of an update.
+    message: Option<String>,
+    kind: String,
+    locale: Option<String>,
+    event: Option<String>,
+    /// IANA zone for times (default: the server's `timezone`).
+    tz: Option<String>,
+    /// SMS segment cap (default 3).
+    sms_segments: Option<usize>,
+}
+
+/// The default SMS segment cap of a preview: a long message costs at most three segments.
+pub const DEFAULT_SMS_SEGMENTS: usize = 3;
+
+pub async fn preview(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PreviewBody>,
+) -> Result<Json<Preview>, ApiError> {
+    let platform = Platform::parse(&req.kind).map_err(ApiError::unprocessable)?;
+    let locale = req.locale.as_deref().map(Locale::parse).transpose()?;
+    let tz = match &req.tz {
+        Some(t) => t.parse().map_err(|_| {
+            ApiError::unprocessable(format!(
+                "tz: \"{t}\" is not an IANA time zone such as Europe/Helsinki"
+            ))
+        })?,
+        None => state.render.timezone,
+    };
+    let event = req
+        .event
+        .as_deref()
+        .map(parse_event)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable(format!("event: {e}")))?;
+    let segments = req.sms_segments.unwrap_or(DEFAULT_SMS_SEGMENTS);
+    let result = match (&req.incident, &req.message) {
+        (Some(id), None) => {
+            let id = Ulid::from_string(id.trim()).map_err(|_| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("\"{id}\" is not an incident id"),
+                )
+            })?;
+            let (incident, mut updates) = state.store.incident(id)?;
+            let update = updates.pop().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "the incident has no updates to preview",
+                )
+            })?;
+            let locales: Vec<Locale> = locale.into_iter().collect();
+            render_preview(
+                &state.templates,
+                &state.render,
+                &PreviewRequest {
+                    platform,
+                    event: event.unwrap_or_else(|| Event::of_update(incident.kind, &update)),
+                    incident: &incident,
+                    update: &update,
+                    locales: &locales,
+                    tz,
+                    sms_segments: segments,
+                    channel: None,
+                },
+            )
+        }
+        (None, Some(text)) => preview_text(
+            &state.templates,
+            &state.render,
+            &TextPreview {
+                platform,
+                event,
+                text,
+                locale,
+                tz,
+                sms_segments: segments,
+            },
+        ),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "give either `incident` (an id) or `message` (a text), not both",
+            ))
+        }
+    };
+    let p = result.map_err(|e| match e {
+        PreviewError::Fit(f) => ApiError::unprocessable(f.to_string()),
+        PreviewError::Render(crate::render::RenderError::Domain(d)) => d.into(),
+        PreviewError::Render(r) => {
+            tracing::error!(error = %r, "preview rendering failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, r.to_string())
+        }
+    })?;
+    Ok(Json(p))
+}

@@ -13,6 +13,7 @@ pub mod i18n;
 pub mod preview;
 pub mod rules;
 mod templates;
+pub mod webhook;
 
 pub use templates::{Rendered, Templates};
 

@@ -2,9 +2,12 @@
 //! update is rendered for every channel and fanned out by email, SMS and social media. See
 //! docs/ARCHITECTURE.md for the flow of an update through these modules.
 
+pub mod adapters;
 pub mod api;
+pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod render;
 pub mod schedule;

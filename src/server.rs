@@ -3,7 +3,9 @@
 //! temporary data dir and get the same server the binary runs.
 
 use crate::api::{self, AppState, Limits, Tokens};
+use crate::channels;
 use crate::config::Config;
+use crate::dispatch::{Dispatcher, Running};
 use crate::render::Templates;
 use crate::store::Store;
 use crate::token;
@@ -12,12 +14,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     store: Store,
+    dispatcher: Dispatcher,
+    stop: watch::Sender<bool>,
+    running: Running,
 }
 
 /// Where the admin token came from, for the start-up message.
@@ -30,8 +36,21 @@ pub enum TokenSource {
 impl Server {
     /// Opens the store under `<data>/db`, settles the admin token, and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<(Self, TokenSource)> {
-        // Templates first: a broken template stops start-up before anything is written.
-        let templates = Templates::load(&config.templates_dir, &[]).with_context(|| {
+        // Channels and templates first: a broken file stops start-up before anything is written.
+        let loaded = channels::load(&config.channels_dir)
+            .context("cannot load the channel definitions (fix the file named below)")?;
+        for (name, why) in &loaded.skipped {
+            tracing::warn!(channel = %name, "channel skipped: {why}");
+        }
+        for ch in &loaded.active {
+            tracing::info!(channel = %ch.name, kind = ch.kind.as_str(), "channel active");
+        }
+        let overrides: Vec<(String, std::path::PathBuf)> = loaded
+            .active
+            .iter()
+            .filter_map(|c| c.templates.clone().map(|t| (c.name.clone(), t)))
+            .collect();
+        let templates = Templates::load(&config.templates_dir, &overrides).with_context(|| {
             format!(
                 "cannot load the message templates from {} (fix the template below, or point --templates elsewhere)",
                 config.templates_dir.display()
@@ -62,11 +81,24 @@ impl Server {
                 (t, TokenSource::File { generated })
             }
         };
+        let templates = Arc::new(templates);
+        let render = Arc::new(config.render.clone());
+        let (stop, stopped) = watch::channel(false);
+        let (dispatcher, running) = Dispatcher::start(
+            store.clone(),
+            templates.clone(),
+            render.clone(),
+            loaded.active,
+            &config.data_dir,
+            stopped,
+        )
+        .await?;
         let state = AppState {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
-            templates: Arc::new(templates),
-            render: Arc::new(config.render.clone()),
+            templates,
+            render,
+            dispatcher: dispatcher.clone(),
         };
         let router = api::router(
             state,
@@ -86,6 +118,9 @@ impl Server {
                 listener,
                 router,
                 store,
+                dispatcher,
+                stop,
+                running,
             },
             source,
         ))
@@ -101,7 +136,13 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight requests finish, then flushes the store.
+    /// The dispatcher (tests use its metrics).
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, stops the dispatcher
+    /// from claiming and waits for its in-flight sends, then flushes the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -110,6 +151,8 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;
+        let _ = self.stop.send(true);
+        self.running.finished().await;
         self.store
             .durable()
             .await

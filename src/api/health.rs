@@ -50,6 +50,20 @@ pub async fn metrics(
          crier_store_synced_writes_total {}\n",
         f.syncs, f.waiters
     );
+    let mut body = body;
+    let (depth, oldest) = state.store.queue_depth();
+    let age = oldest
+        .map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    body.push_str(&format!(
+        "# HELP crier_queue_depth Deliveries waiting in the due-index (pending and retrying).\n\
+         # TYPE crier_queue_depth gauge\n\
+         crier_queue_depth {depth}\n\
+         # HELP crier_oldest_pending_seconds How long the oldest due delivery has been due.\n\
+         # TYPE crier_oldest_pending_seconds gauge\n\
+         crier_oldest_pending_seconds {age}\n"
+    ));
+    state.dispatcher.metrics().render(&mut body);
     (
         [(
             axum::http::header::CONTENT_TYPE,

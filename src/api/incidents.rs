@@ -142,8 +142,10 @@ pub async fn create(
         author: who.0,
         next_update_due: parse_next_update(req.next_update, now)?,
         draft: req.draft,
+        broadcast: state.dispatcher.broadcast_targets(),
     };
     let (incident, update) = state.store.create_incident(new, now).await?;
+    state.dispatcher.kick();
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
     Ok((
         StatusCode::CREATED,
@@ -236,8 +238,10 @@ async fn append(
         }
         .into_body()?,
         author: who.0,
+        broadcast: state.dispatcher.broadcast_targets(),
     };
     let (incident, update) = state.store.append_update(id, new, now).await?;
+    state.dispatcher.kick();
     tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, "update posted");
     Ok((StatusCode::CREATED, Json(Posted { incident, update })))
 }
@@ -305,8 +309,13 @@ pub async fn publish(
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let (incident, updates) = state
         .store
-        .publish_drafts(parse_id(&id)?, Utc::now())
+        .publish_drafts(
+            parse_id(&id)?,
+            &state.dispatcher.broadcast_targets(),
+            Utc::now(),
+        )
         .await?;
+    state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
     Ok(Json(IncidentDetail { incident, updates }))
 }

@@ -11,6 +11,7 @@ mod incidents;
 mod preview;
 mod subscribers;
 
+use crate::dispatch::Dispatcher;
 use crate::render::{Settings, Templates};
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub templates: Arc<Templates>,
     pub render: Arc<Settings>,
+    pub dispatcher: Dispatcher,
 }
 
 /// Limits applied to request bodies.

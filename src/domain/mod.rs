@@ -3,6 +3,7 @@
 //! tested as a plain function and reused by the API, the CLI and (later) the monitoring intake.
 
 mod component;
+mod delivery;
 mod incident;
 mod locale;
 mod next_update;
@@ -10,6 +11,7 @@ mod subscriber;
 mod update;
 
 pub use component::{Component, ComponentName, ComponentStatus};
+pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
 pub use incident::{check_status_for_new, Impact, Incident, IncidentKind, Status, Title};
 pub use locale::Locale;
 pub use next_update::{parse_next_update, NextUpdate};

@@ -25,10 +25,11 @@
 //! implementation on PostgreSQL can sit behind it later.
 
 pub mod flusher;
+pub mod outbox;
 
 use crate::domain::{
-    Body, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact, Incident,
-    IncidentKind, Locale, Status, Subscriber, Title, Update, UpdateAction,
+    Body, Broadcast, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact,
+    Incident, IncidentKind, Locale, Status, Subscriber, Title, Update, UpdateAction,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
@@ -88,7 +89,7 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
 /// An update's key: incident ULID ‖ its position in the timeline (u32 BE, from 1). The position,
 /// not the update's ULID, orders the timeline: ULIDs made in the same millisecond are not ordered,
 /// and a clock step back would misorder them.
-fn update_key(incident: Ulid, seq: u32) -> [u8; 20] {
+pub(crate) fn update_key(incident: Ulid, seq: u32) -> [u8; 20] {
     let mut k = [0u8; 20];
     k[..16].copy_from_slice(&incident.to_bytes());
     k[16..].copy_from_slice(&seq.to_be_bytes());
@@ -107,6 +108,8 @@ pub struct NewIncident {
     pub author: String,
     pub next_update_due: Option<DateTime<Utc>>,
     pub draft: bool,
+    /// Channels to announce it on once published: (name, audience is subscribers).
+    pub broadcast: Vec<(String, bool)>,
 }
 
 /// What a new timeline entry does to its incident.
@@ -127,6 +130,8 @@ pub struct NewUpdate {
     pub impact: Option<Impact>,
     pub next_update_due: Option<DateTime<Utc>>,
     pub draft: bool,
+    /// Channels to announce it on once published: (name, audience is subscribers).
+    pub broadcast: Vec<(String, bool)>,
 }
 
 /// Filters for listing incidents; all optional, combined with AND.
@@ -168,6 +173,11 @@ pub struct Store {
     subscribers: Tree,
     contacts: Tree,
     unsubscribe: Tree,
+    broadcasts: Tree,
+    deliveries: Tree,
+    idem: Tree,
+    due: Tree,
+    inflight: Tree,
     flusher: Flusher,
     /// Serialises incident read-check-write sequences (held for microseconds, never across an
     /// await or a flush).
@@ -207,6 +217,11 @@ impl Store {
             subscribers: db.open_tree("subscribers")?,
             contacts: db.open_tree("contacts")?,
             unsubscribe: db.open_tree("unsubscribe")?,
+            broadcasts: db.open_tree("broadcasts")?,
+            deliveries: db.open_tree("deliveries")?,
+            idem: db.open_tree("idem")?,
+            due: db.open_tree("due")?,
+            inflight: db.open_tree("inflight")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
             write_lock: Arc::new(Mutex::new(())),
             db,
@@ -237,6 +252,10 @@ impl Store {
                 if n == 1 {
                     self.incidents.remove(&key)?;
                     removed += 1;
+                    for k in self.broadcasts.scan_prefix(incident.id.to_bytes()).keys() {
+                        self.broadcasts.remove(k?)?;
+                        removed += 1;
+                    }
                     continue;
                 }
                 return Err(StoreError::Corrupt(format!(
@@ -256,8 +275,45 @@ impl Store {
                 self.updates.remove(k)?;
                 removed += 1;
             }
+            let after = outbox::broadcast_key(incident.id, n.saturating_add(1), "");
+            let end = outbox::broadcast_key(incident.id, u32::MAX, "\u{10FFFF}");
+            let stale: Vec<sled::IVec> = self
+                .broadcasts
+                .range(after..end)
+                .keys()
+                .collect::<Result<_, _>>()?;
+            for k in stale {
+                self.broadcasts.remove(k)?;
+                removed += 1;
+            }
         }
         Ok(removed)
+    }
+
+    /// Writes the broadcasts of update `seq` (before the update itself; see the module docs).
+    fn write_broadcasts(
+        &self,
+        incident: Ulid,
+        seq: u32,
+        update_id: Ulid,
+        channels: &[(String, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for (channel, subscribers) in channels {
+            let b = Broadcast {
+                incident_id: incident,
+                seq,
+                update_id,
+                channel: channel.clone(),
+                subscribers: *subscribers,
+                cursor: None,
+                done: false,
+                created_at: now,
+            };
+            self.broadcasts
+                .insert(outbox::broadcast_key(incident, seq, channel), encode(&b)?)?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, ()>, StoreError> {
@@ -340,10 +396,18 @@ impl Store {
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
             self.incidents.insert(id.to_bytes(), ib)?;
+            if !new.draft {
+                self.write_broadcasts(id, 1, update.id, &new.broadcast, now)?;
+            }
             self.updates.insert(update_key(id, 1), ub)?;
         }
         self.durable().await?;
         Ok((incident, update))
+    }
+
+    /// An incident's current state, without its timeline.
+    pub fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
+        self.load_incident(id)
     }
 
     fn load_incident(&self, id: Ulid) -> Result<Incident, StoreError> {
@@ -412,8 +476,11 @@ impl Store {
                 published_at: (!new.draft).then_some(now),
             };
             let (ib, ub) = (encode(&incident)?, encode(&update)?);
-            // Update first: a crash in between leaves an update past the incident's
-            // `update_count`, which `repair` removes.
+            // Broadcasts, then the update, then the incident: a crash in between leaves records
+            // past the incident's `update_count`, which `repair` removes.
+            if !new.draft {
+                self.write_broadcasts(id, incident.update_count, update_id, &new.broadcast, now)?;
+            }
             self.updates
                 .insert(update_key(id, incident.update_count), ub)?;
             self.incidents.insert(id.to_bytes(), ib)?;
@@ -428,6 +495,7 @@ impl Store {
     pub async fn publish_drafts(
         &self,
         id: Ulid,
+        broadcast: &[(String, bool)],
         now: DateTime<Utc>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let (incident, published) = {
@@ -450,6 +518,13 @@ impl Store {
             // A crash part-way leaves some drafts published and the incident still marked draft;
             // publishing again completes it.
             for (key, u) in &published {
+                let seq = key
+                    .get(16..20)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt("update key".into()))?;
+                // The broadcasts first; the expander only sends updates whose record says published.
+                self.write_broadcasts(id, seq, u.id, broadcast, now)?;
                 self.updates.insert(key, encode(u)?)?;
             }
             incident.draft = false;
@@ -692,6 +767,7 @@ mod tests {
             author: "admin".into(),
             next_update_due: None,
             draft: false,
+            broadcast: vec![],
         }
     }
 
@@ -703,6 +779,7 @@ mod tests {
             impact: None,
             next_update_due: None,
             draft: false,
+            broadcast: vec![],
         }
     }
 

@@ -175,7 +175,7 @@ async fn token_is_read_from_the_data_dir() {
     let app = spawn_app().await;
     let o = tokio::process::Command::new(bin())
         .args(["--url", &app.base, "--data"])
-        .arg(app.dir.path())
+        .arg(app.dir.path().join("data"))
         .args(["incident", "list", "--json"])
         .env_remove("CRIER_TOKEN")
         .output()

@@ -24,10 +24,22 @@ pub struct TestApp {
     _shutdown: oneshot::Sender<()>,
 }
 
+/// The app with no channels (nothing is sent in the background, so store checksums are stable).
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_channels(&[]).await
+}
+
+/// The app with channel files (`name`, TOML text) written to `<dir>/channels`.
+pub async fn spawn_app_with_channels(channels: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let channels_dir = dir.path().join("channels");
+    std::fs::create_dir_all(&channels_dir).unwrap();
+    for (name, text) in channels {
+        std::fs::write(channels_dir.join(format!("{name}.toml")), text).unwrap();
+    }
     let config = Config {
-        data_dir: dir.path().to_path_buf(),
+        channels_dir,
+        data_dir: dir.path().join("data"),
         bind: "127.0.0.1:0".parse().unwrap(),
         admin_token_env: "CRIER_TEST_UNSET_TOKEN_VAR".into(),
         templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into(),
@@ -40,7 +52,9 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
-    let token = crier::token::read_admin_token(dir.path()).unwrap().unwrap();
+    let token = crier::token::read_admin_token(&dir.path().join("data"))
+        .unwrap()
+        .unwrap();
     TestApp {
         base: format!("http://{addr}"),
         token,
@@ -199,9 +213,18 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `crier serve --data DIR --bind 127.0.0.1:0` and waits for its listening line.
     pub fn start(data: &Path) -> ServeProcess {
+        Self::start_with(data, &data.join("no-channels"))
+    }
+
+    /// Starts `serve` with a channels folder.
+    pub fn start_with(data: &Path, channels: &Path) -> ServeProcess {
         let mut child = Command::new(bin())
             .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(data)
+            .arg("--channels")
+            .arg(channels)
+            .arg("--templates")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
             .env_remove("CRIER_ADMIN_TOKEN")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

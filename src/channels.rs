@@ -1,0 +1,588 @@
+//! Channel definitions: one TOML file per channel instance in `channels/` (the `--channels` dir).
+//! Each names its `kind`, its credentials by environment-variable name only, its audience, rate,
+//! locale, time zone and too-long policy. A channel whose credentials are missing from the
+//! environment is reported at start-up and skipped (not fatal); `enabled = false` turns one off;
+//! unknown keys and bad values are errors naming the file.
+
+use crate::domain::Locale;
+use crate::render::preview::Platform;
+use crate::render::rules::OverflowPolicy;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why the channel definitions could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("channel file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The provider behind a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Writes each rendered message as a JSON line to `<data>/outbox/<channel>.jsonl`.
+    Log,
+    /// SMTP via lettre.
+    Email,
+    /// Twilio Messages API (SMS).
+    Twilio,
+    /// Vonage SMS API.
+    Vonage,
+    /// A signed JSON document POSTed to a URL.
+    Webhook,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Log => "log",
+            Kind::Email => "email",
+            Kind::Twilio => "twilio",
+            Kind::Vonage => "vonage",
+            Kind::Webhook => "webhook",
+        }
+    }
+}
+
+/// Who a channel sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Every confirmed subscriber reachable by this channel (email address for email, phone for
+    /// SMS, both for log) whose component filter matches.
+    Subscribers,
+    /// The channel's own fixed target (a webhook URL, a social account).
+    Fixed,
+}
+
+/// A send rate: `n` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub n: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// Parses `30/s`, `100/m`, `1000/h`.
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let bad = || format!("rate \"{s}\" is not of the form 30/s, 100/m or 1000/h");
+        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if n == 0 {
+            return Err(format!("rate \"{s}\" allows nothing; use at least 1"));
+        }
+        Ok(Rate { n, per })
+    }
+
+    /// Sends per second.
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.n) / self.per.as_secs_f64()
+    }
+}
+
+/// The keys every channel file may have.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommonFile {
+    kind: Kind,
+    #[serde(default = "yes")]
+    enabled: bool,
+    audience: Option<Audience>,
+    rate: Option<String>,
+    concurrency: Option<usize>,
+    locale: Option<String>,
+    timezone: Option<String>,
+    policy: Option<String>,
+    sms_max_segments: Option<usize>,
+    base_url: Option<String>,
+    retry: Option<Vec<String>>,
+    send_timeout: Option<String>,
+    /// For `log` channels: which platform's rendering and length rule to apply.
+    render: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+const COMMON_KEYS: [&str; 13] = [
+    "kind",
+    "enabled",
+    "audience",
+    "rate",
+    "concurrency",
+    "locale",
+    "timezone",
+    "policy",
+    "sms_max_segments",
+    "base_url",
+    "retry",
+    "send_timeout",
+    "render",
+];
+
+/// Kind-specific settings with secrets resolved from the environment. Debug never shows secrets.
+#[derive(Clone)]
+pub enum Settings {
+    Log,
+    Email {
+        host: String,
+        port: u16,
+        tls: String,
+        username: Option<String>,
+        password: Option<String>,
+        from: String,
+        domain: String,
+    },
+    Twilio {
+        account_sid: String,
+        auth_token: String,
+        from: Option<String>,
+        messaging_service_sid: Option<String>,
+        status_callback: Option<String>,
+    },
+    Vonage {
+        api_key: String,
+        api_secret: String,
+        from: String,
+    },
+    Webhook {
+        url: String,
+        secret: String,
+    },
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Settings::Log => f.write_str("Log"),
+            Settings::Email { host, port, tls, from, .. } => {
+                write!(f, "Email {{ host: {host}, port: {port}, tls: {tls}, from: {from}, credentials: *** }}")
+            }
+            Settings::Twilio { from, messaging_service_sid, .. } => write!(
+                f,
+                "Twilio {{ from: {from:?}, messaging_service_sid: {messaging_service_sid:?}, credentials: *** }}"
+            ),
+            Settings::Vonage { from, .. } => write!(f, "Vonage {{ from: {from}, credentials: *** }}"),
+            Settings::Webhook { url, .. } => write!(f, "Webhook {{ url: {url}, secret: *** }}"),
+        }
+    }
+}
+
+/// A configured, active channel.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub name: String,
+    pub kind: Kind,
+    pub audience: Audience,
+    pub rate: Rate,
+    pub concurrency: usize,
+    pub locale: Locale,
+    pub timezone: Option<Tz>,
+    /// The platform whose rendering and length rule apply.
+    pub platform: Platform,
+    pub policy_name: String,
+    pub sms_max_segments: usize,
+    pub base_url: Option<String>,
+    /// Delays before each retry; after the last one a delivery is dead.
+    pub retry: Vec<Duration>,
+    pub send_timeout: Duration,
+    pub settings: Settings,
+    /// The channel's own template folder (`channels/<name>/`), if it exists.
+    pub templates: Option<PathBuf>,
+}
+
+impl Channel {
+    /// The too-long policy, with `link` as the shortening link.
+    pub fn policy(&self, link: Option<String>) -> OverflowPolicy {
+        match self.policy_name.as_str() {
+            "thread" => OverflowPolicy::Thread,
+            "reject" => OverflowPolicy::Reject,
+            _ => OverflowPolicy::Shorten { link },
+        }
+    }
+
+    /// Whether a subscriber's contact is reachable by this channel.
+    pub fn reaches(&self, contact: &crate::domain::Contact) -> bool {
+        use crate::domain::Contact;
+        matches!(
+            (self.kind, contact),
+            (Kind::Email, Contact::Email(_))
+                | (Kind::Twilio | Kind::Vonage, Contact::Phone(_))
+                | (Kind::Log, _)
+        )
+    }
+}
+
+/// The result of loading a channels folder.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub active: Vec<Channel>,
+    /// Channels not active, with the reason (disabled, credentials missing).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Parses a duration such as `30s`, `5m`, `1h`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let bad = || format!("\"{s}\" is not a duration such as 500ms, 30s, 5m or 1h");
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| t.split_at(i))
+        .ok_or_else(bad)?;
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(bad()),
+    })
+}
+
+/// The default retry schedule: about 3.5 hours in all, then the delivery is dead.
+pub fn default_retry() -> Vec<Duration> {
+    [10, 30, 120, 600, 1800, 3600, 7200]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect()
+}
+
+/// Reads the environment variable a file names, for a secret.
+fn secret(
+    table: &mut toml::Table,
+    key: &'static str,
+    missing: &mut Vec<String>,
+    invalid: &mut Vec<String>,
+) -> Option<String> {
+    let name = match table.remove(key) {
+        Some(toml::Value::String(n)) => n,
+        Some(_) => {
+            invalid.push(format!("{key} must be the name of an environment variable"));
+            return None;
+        }
+        None => {
+            invalid.push(format!(
+                "{key} is missing: name the environment variable that holds it"
+            ));
+            return None;
+        }
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        invalid.push(format!(
+            "{key} = \"…\" is not an environment variable name; put the secret in the environment and its NAME here"
+        ));
+        return None;
+    }
+    match std::env::var(&name) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        _ => {
+            missing.push(name);
+            None
+        }
+    }
+}
+
+fn take_str(table: &mut toml::Table, key: &str, invalid: &mut Vec<String>) -> Option<String> {
+    match table.remove(key) {
+        Some(toml::Value::String(s)) => Some(s),
+        Some(_) => {
+            invalid.push(format!("{key} must be a string"));
+            None
+        }
+        None => None,
+    }
+}
+
+fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let mut common = toml::Table::new();
+    for k in COMMON_KEYS {
+        if let Some(v) = table.remove(k) {
+            common.insert(k.to_owned(), v);
+        }
+    }
+    let c: CommonFile = toml::Value::Table(common)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())?;
+    let mut invalid = Vec::new();
+    let mut missing = Vec::new();
+    let settings = match c.kind {
+        Kind::Log => Some(Settings::Log),
+        Kind::Twilio => {
+            let account_sid = secret(&mut table, "account_sid_env", &mut missing, &mut invalid);
+            let auth_token = secret(&mut table, "auth_token_env", &mut missing, &mut invalid);
+            let from = take_str(&mut table, "from", &mut invalid);
+            let messaging_service_sid = take_str(&mut table, "messaging_service_sid", &mut invalid);
+            let status_callback = take_str(&mut table, "status_callback", &mut invalid);
+            if from.is_some() == messaging_service_sid.is_some() {
+                invalid.push(
+                    "give exactly one of `from` (a Twilio number) or `messaging_service_sid`"
+                        .into(),
+                );
+            }
+            match (account_sid, auth_token) {
+                (Some(account_sid), Some(auth_token)) => Some(Settings::Twilio {
+                    account_sid,
+                    auth_token,
+                    from,
+                    messaging_service_sid,
+                    status_callback,
+                }),
+                _ => None,
+            }
+        }
+        Kind::Vonage => {
+            let api_key = secret(&mut table, "api_key_env", &mut missing, &mut invalid);
+            let api_secret = secret(&mut table, "api_secret_env", &mut missing, &mut invalid);
+            let from = take_str(&mut table, "from", &mut invalid);
+            if from.is_none() {
+                invalid.push("from is missing: the sender id or number".into());
+            }
+            match (api_key, api_secret, from) {
+                (Some(api_key), Some(api_secret), Some(from)) => Some(Settings::Vonage {
+                    api_key,
+                    api_secret,
+                    from,
+                }),
+                _ => None,
+            }
+        }
+        Kind::Webhook => {
+            let url = take_str(&mut table, "url", &mut invalid);
+            let secret = secret(&mut table, "secret_env", &mut missing, &mut invalid);
+            match &url {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+                _ => invalid.push("url must be the http(s) URL to POST to".into()),
+            }
+            match (url, secret) {
+                (Some(url), Some(secret)) => Some(Settings::Webhook { url, secret }),
+                _ => None,
+            }
+        }
+        Kind::Email => {
+            let host = take_str(&mut table, "host", &mut invalid);
+            let port = match table.remove("port") {
+                Some(toml::Value::Integer(p)) if (1..=65535).contains(&p) => Some(p as u16),
+                Some(_) => {
+                    invalid.push("port must be 1-65535".into());
+                    None
+                }
+                None => None,
+            };
+            let tls =
+                take_str(&mut table, "tls", &mut invalid).unwrap_or_else(|| "starttls".into());
+            if !["starttls", "tls", "plain"].contains(&tls.as_str()) {
+                invalid.push(format!(
+                    "tls = \"{tls}\": use starttls, tls or plain (plain only to a loopback host)"
+                ));
+            }
+            let from = take_str(&mut table, "from", &mut invalid);
+            let domain = take_str(&mut table, "domain", &mut invalid);
+            let (username, password) =
+                if table.contains_key("username_env") || table.contains_key("password_env") {
+                    (
+                        secret(&mut table, "username_env", &mut missing, &mut invalid),
+                        secret(&mut table, "password_env", &mut missing, &mut invalid),
+                    )
+                } else {
+                    (None, None)
+                };
+            if host.is_none() || from.is_none() {
+                invalid.push("host and from are required".into());
+            }
+            match (host, from) {
+                (Some(host), Some(from)) => {
+                    let domain = domain.unwrap_or_else(|| {
+                        from.rsplit('@')
+                            .next()
+                            .unwrap_or("localhost")
+                            .trim_end_matches('>')
+                            .to_owned()
+                    });
+                    let port = port.unwrap_or(match tls.as_str() {
+                        "tls" => 465,
+                        "plain" => 25,
+                        _ => 587,
+                    });
+                    Some(Settings::Email {
+                        host,
+                        port,
+                        tls,
+                        username,
+                        password,
+                        from,
+                        domain,
+                    })
+                }
+                _ => None,
+            }
+        }
+    };
+    // Any named variable missing from the environment makes the channel inactive.
+    let settings = if missing.is_empty() { settings } else { None };
+    if let Some(k) = table.keys().next() {
+        invalid.push(format!(
+            "unknown key `{k}` for a {} channel",
+            c.kind.as_str()
+        ));
+    }
+    let platform = match (&c.render, c.kind) {
+        (Some(r), Kind::Log) => Platform::parse(r)?,
+        (Some(_), _) => return Err("render is only for log channels".into()),
+        (None, Kind::Log) => Platform::Sms,
+        (None, Kind::Email) => Platform::Email,
+        (None, Kind::Twilio | Kind::Vonage) => Platform::Sms,
+        (None, Kind::Webhook) => Platform::Slack,
+    };
+    let audience = c.audience.unwrap_or(match c.kind {
+        Kind::Webhook => Audience::Fixed,
+        _ => Audience::Subscribers,
+    });
+    if audience == Audience::Fixed && c.kind != Kind::Webhook && c.kind != Kind::Log {
+        invalid.push(format!(
+            "a {} channel sends to subscribers; remove audience = \"fixed\"",
+            c.kind.as_str()
+        ));
+    }
+    if audience == Audience::Subscribers && c.kind == Kind::Webhook {
+        invalid.push("a webhook channel posts to its url; use audience = \"fixed\"".into());
+    }
+    let rate = Rate::parse(c.rate.as_deref().unwrap_or(match c.kind {
+        Kind::Log => "1000/s",
+        Kind::Email => "20/s",
+        Kind::Twilio | Kind::Vonage => "30/s",
+        Kind::Webhook => "10/s",
+    }))?;
+    let concurrency = c.concurrency.unwrap_or(16);
+    if !(1..=1024).contains(&concurrency) {
+        invalid.push("concurrency must be 1-1024".into());
+    }
+    let locale = Locale::parse(c.locale.as_deref().unwrap_or("en")).map_err(|e| e.to_string())?;
+    let timezone = c
+        .timezone
+        .as_deref()
+        .map(|t| {
+            t.parse::<Tz>().map_err(|_| {
+                format!("timezone \"{t}\" is not an IANA zone such as Europe/Helsinki")
+            })
+        })
+        .transpose()?;
+    let policy_name = c.policy.unwrap_or_else(|| match platform {
+        Platform::Sms => "shorten".into(),
+        _ => "thread".into(),
+    });
+    if !["thread", "shorten", "reject"].contains(&policy_name.as_str()) {
+        invalid.push(format!(
+            "policy = \"{policy_name}\": use thread, shorten or reject"
+        ));
+    }
+    let retry = match c.retry {
+        Some(list) => list
+            .iter()
+            .map(|s| parse_duration(s))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => default_retry(),
+    };
+    let send_timeout = parse_duration(c.send_timeout.as_deref().unwrap_or("30s"))?;
+    if let Some(b) = &c.base_url {
+        if !(b.starts_with("https://") || b.starts_with("http://")) {
+            invalid.push("base_url must be an http(s) URL".into());
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(invalid.join("; "));
+    }
+    let dir = path.with_extension("");
+    let channel = match settings {
+        Some(settings) => Ok(Channel {
+            name: name.to_owned(),
+            kind: c.kind,
+            audience,
+            rate,
+            concurrency,
+            locale,
+            timezone,
+            platform,
+            policy_name,
+            sms_max_segments: c.sms_max_segments.unwrap_or(3).max(1),
+            base_url: c.base_url,
+            retry,
+            send_timeout,
+            settings,
+            templates: dir.is_dir().then_some(dir),
+        }),
+        None if !c.enabled => Err("disabled (enabled = false)".to_owned()),
+        None => Err(format!(
+            "credentials missing: set {} in the environment",
+            missing.join(", ")
+        )),
+    };
+    Ok(match channel {
+        Ok(_) if !c.enabled => Err("disabled (enabled = false)".to_owned()),
+        other => other,
+    })
+}
+
+/// Loads every `*.toml` in `dir` (file stem = channel name). A missing folder means no channels.
+pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
+    let mut out = Loaded::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(ChannelError::Io {
+                path: dir.to_owned(),
+                message: e.to_string(),
+            })
+        }
+    };
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| ChannelError::Io {
+                path: dir.to_owned(),
+                message: e.to_string(),
+            })?
+            .path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ChannelError::Invalid {
+                    path,
+                    message: "a channel's file name is its name: use letters, digits, '-' and '_'"
+                        .into(),
+                });
+            }
+            files.insert(name, path);
+        }
+    }
+    for (name, path) in files {
+        match parse_file(&path, &name) {
+            Ok(Ok(ch)) => out.active.push(ch),
+            Ok(Err(why)) => out.skipped.push((name, why)),
+            Err(message) => return Err(ChannelError::Invalid { path, message }),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,88 @@
+//! Delivery metrics for `/metrics` (Prometheus text): outcomes per channel and a send-latency
+//! histogram. Queue depth and the oldest pending age are read from the store at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+#[derive(Default)]
+struct Hist {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters shared by the dispatcher's tasks.
+#[derive(Default)]
+pub struct Metrics {
+    outcomes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    latency: Mutex<BTreeMap<String, Hist>>,
+}
+
+impl Metrics {
+    /// Counts one send's outcome (`delivered`, `retry`, `rejected`, `dead`) and its latency.
+    pub fn observe(&self, channel: &str, outcome: &'static str, took: Duration) {
+        if let Ok(mut m) = self.outcomes.lock() {
+            *m.entry((channel.to_owned(), outcome)).or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            let h = m.entry(channel.to_owned()).or_default();
+            let s = took.as_secs_f64();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if s <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += s;
+        }
+    }
+
+    /// Outcome counts, for tests and status.
+    pub fn count(&self, channel: &str, outcome: &'static str) -> u64 {
+        self.outcomes
+            .lock()
+            .map(|m| m.get(&(channel.to_owned(), outcome)).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Appends the Prometheus text exposition.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP crier_deliveries_total Send attempts by channel and outcome.\n# TYPE crier_deliveries_total counter\n");
+        if let Ok(m) = self.outcomes.lock() {
+            for ((ch, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "crier_deliveries_total{{channel=\"{ch}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP crier_send_seconds Time of one send through a channel's adapter.\n# TYPE crier_send_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for (ch, h) in m.iter() {
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "crier_send_seconds_bucket{{channel=\"{ch}\",le=\"{b}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "crier_send_seconds_bucket{{channel=\"{ch}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(out, "crier_send_seconds_sum{{channel=\"{ch}\"}} {}", h.sum);
+                let _ = writeln!(
+                    out,
+                    "crier_send_seconds_count{{channel=\"{ch}\"}} {}",
+                    h.count
+                );
+            }
+        }
+    }
+}

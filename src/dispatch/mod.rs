@@ -1,0 +1,526 @@
+//! Dispatch: turning broadcasts into sent messages.
+//!
+//! - The **expander** walks open broadcasts and creates their deliveries in batches behind each
+//!   broadcast's persisted cursor (memory stays flat whatever the audience; a crash resumes).
+//! - One **channel worker** per channel claims its due deliveries (its own due-index prefix, so a
+//!   slow or failing channel never holds back another), paces them with the channel's token
+//!   bucket, sends up to `concurrency` at once through the adapter, and records the outcome:
+//!   delivered, rejected, or retried on the channel's schedule with jitter (honouring the
+//!   provider's Retry-After) until it is dead.
+//! - On start-up, deliveries left in flight by a crash are due again (at-least-once, bounded by
+//!   what was in flight). On shutdown, workers stop claiming and finish their in-flight sends.
+
+mod clock;
+pub mod metrics;
+mod rate;
+
+pub use clock::Clock;
+pub use metrics::Metrics;
+pub use rate::TokenBucket;
+
+use crate::adapters::{Adapter, OutMessage, Outcome, Recipient};
+use crate::channels::{Audience, Channel};
+use crate::domain::{Contact, Delivery, DeliveryState, Incident, Locale, Target, Update};
+use crate::render::preview::Platform;
+use crate::render::rules::fit;
+use crate::render::{Context, Event, Settings, Templates};
+use crate::store::outbox::ExpandTarget;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// Subscribers expanded per step (one durable write each).
+pub const EXPAND_BATCH: usize = 1000;
+/// The longest a provider's Retry-After is honoured; longer values are clamped.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// One channel at run time.
+struct ChannelRt {
+    channel: Channel,
+    adapter: Adapter,
+    notify: Notify,
+    bucket: tokio::sync::Mutex<TokenBucket>,
+}
+
+/// An update and its incident, shared by every delivery of a broadcast.
+type Shared = Arc<(Incident, Update)>;
+
+struct Inner {
+    store: Store,
+    templates: Arc<Templates>,
+    settings: Arc<Settings>,
+    channels: HashMap<String, Arc<ChannelRt>>,
+    expander: Notify,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    /// (incident, seq) → the incident summary and the update, for rendering.
+    cache: Mutex<HashMap<(ulid::Ulid, u32), Shared>>,
+}
+
+/// Handle to the running dispatcher.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+/// The tasks to await on shutdown.
+pub struct Running {
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Waits until every worker has finished its in-flight sends.
+    pub async fn finished(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Dispatcher {
+    /// Builds every channel's adapter and starts the expander and the channel workers. They stop
+    /// claiming when `shutdown` turns true.
+    pub async fn start(
+        store: Store,
+        templates: Arc<Templates>,
+        settings: Arc<Settings>,
+        channels: Vec<Channel>,
+        data_dir: &Path,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<(Dispatcher, Running)> {
+        let mut map = HashMap::new();
+        for ch in channels {
+            let adapter = Adapter::build(&ch, data_dir)?;
+            map.insert(
+                ch.name.clone(),
+                Arc::new(ChannelRt {
+                    bucket: tokio::sync::Mutex::new(TokenBucket::new(ch.rate)),
+                    channel: ch,
+                    adapter,
+                    notify: Notify::new(),
+                }),
+            );
+        }
+        let clock = Clock::new();
+        let recovered = store.recover_in_flight(clock.now()).await?;
+        if recovered > 0 {
+            tracing::warn!(
+                deliveries = recovered,
+                "deliveries were in flight when crier stopped; sending them again (a provider may see these twice)"
+            );
+        }
+        let inner = Arc::new(Inner {
+            store,
+            templates,
+            settings,
+            channels: map,
+            expander: Notify::new(),
+            clock,
+            metrics: Arc::new(Metrics::default()),
+            cache: Mutex::new(HashMap::new()),
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(expander(inner.clone(), shutdown.clone()));
+        for ch in inner.channels.values() {
+            tasks.spawn(channel_worker(inner.clone(), ch.clone(), shutdown.clone()));
+        }
+        Ok((Dispatcher { inner }, Running { tasks }))
+    }
+
+    /// Wakes the expander: a broadcast was created.
+    pub fn kick(&self) {
+        self.inner.expander.notify_one();
+    }
+
+    /// Wakes a channel's worker: deliveries were requeued.
+    pub fn kick_channel(&self, name: &str) {
+        if let Some(ch) = self.inner.channels.get(name) {
+            ch.notify.notify_one();
+        }
+    }
+
+    /// The channels a published update is broadcast on: (name, audience is subscribers).
+    pub fn broadcast_targets(&self) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = self
+            .inner
+            .channels
+            .values()
+            .map(|c| {
+                (
+                    c.channel.name.clone(),
+                    c.channel.audience == Audience::Subscribers,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+}
+
+async fn expander(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(e) = expand_all(&inner, &shutdown).await {
+            tracing::error!(error = %e, "expanding broadcasts failed; retrying shortly");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        tokio::select! {
+            _ = inner.expander.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(), StoreError> {
+    for b in inner.store.open_broadcasts()? {
+        let Some(ch) = inner.channels.get(&b.channel) else {
+            continue; // the channel is not active now; its broadcast waits for it
+        };
+        if inner
+            .store
+            .published_update(b.incident_id, b.seq)?
+            .is_none()
+        {
+            continue; // a draft: published later, or never
+        }
+        let incident = inner.store.incident_summary(b.incident_id)?;
+        let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
+        let target = ExpandTarget { reaches: &reaches };
+        let mut b = b;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let step = inner
+                .store
+                .expand(
+                    &b,
+                    &incident.components,
+                    &target,
+                    EXPAND_BATCH,
+                    inner.clock.now(),
+                )
+                .await?;
+            if step.created > 0 {
+                ch.notify.notify_one();
+            }
+            if step.done {
+                break;
+            }
+            // Reload to continue from the persisted cursor.
+            match inner
+                .store
+                .broadcasts_of(b.incident_id)?
+                .into_iter()
+                .find(|x| x.seq == b.seq && x.channel == b.channel)
+            {
+                Some(next) => b = next,
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn channel_worker(
+    inner: Arc<Inner>,
+    ch: Arc<ChannelRt>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let sem = Arc::new(Semaphore::new(ch.channel.concurrency));
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.changed() => break,
+        };
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = inner.clock.now();
+        let batch = match inner
+            .store
+            .claim_due(&ch.channel.name, now, 1 + sem.available_permits())
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(channel = %ch.channel.name, error = %e, "claiming deliveries failed");
+                drop(permit);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            drop(permit);
+            let wait = match inner.store.next_due(&ch.channel.name) {
+                Ok(Some(t)) => (t - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_secs(60)),
+                _ => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = ch.notify.notified() => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let mut permit = Some(permit);
+        for d in batch {
+            let p = match permit.take() {
+                Some(p) => p,
+                None => match sem.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let wait = ch.bucket.lock().await.take();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let (inner, ch) = (inner.clone(), ch.clone());
+            tasks.spawn(async move {
+                send_one(&inner, &ch, d).await;
+                drop(p);
+            });
+        }
+    }
+    // Graceful shutdown: no more claims; let in-flight sends finish and be recorded.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Delay before retry number `attempt` (1-based): the schedule's entry ±20 % jitter, or the
+/// provider's Retry-After (clamped) if that is later. `None` when the schedule is exhausted.
+pub fn retry_delay(
+    schedule: &[Duration],
+    attempt: u32,
+    after: Option<Duration>,
+    jitter: f64,
+) -> Option<Duration> {
+    let base = *schedule.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
+    let factor = 1.0 + 0.2 * jitter.clamp(-1.0, 1.0);
+    let jittered = base.mul_f64(factor);
+    Some(match after {
+        Some(a) => jittered.max(a.min(MAX_RETRY_AFTER)),
+        None => jittered,
+    })
+}
+
+/// A jitter value in [-1, 1] from the OS's randomness (or 0 if none is available).
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.0;
+    }
+    f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) * 2.0 - 1.0
+}
+
+fn unsubscribe_url(settings: &Settings, target: &Target) -> Option<String> {
+    match (target, &settings.public_url) {
+        (
+            Target::Subscriber {
+                unsubscribe_token, ..
+            },
+            Some(base),
+        ) => Some(format!(
+            "{}/api/v1/unsubscribe/{unsubscribe_token}",
+            base.trim_end_matches('/')
+        )),
+        _ => None,
+    }
+}
+
+/// Renders and fits the messages of one delivery (several when a thread is needed).
+fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage>, String> {
+    let key = (d.incident_id, d.seq);
+    let cached = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned());
+    let pair = match cached {
+        Some(p) => p,
+        None => {
+            let incident = inner
+                .store
+                .incident_summary(d.incident_id)
+                .map_err(|e| e.to_string())?;
+            let update = inner
+                .store
+                .published_update(d.incident_id, d.seq)
+                .map_err(|e| e.to_string())?
+                .ok_or("the update is not published")?;
+            let p = Arc::new((incident, update));
+            if let Ok(mut c) = inner.cache.lock() {
+                if c.len() > 1024 {
+                    c.clear();
+                }
+                c.insert(key, p.clone());
+            }
+            p
+        }
+    };
+    let (incident, update) = (&pair.0, &pair.1);
+    let c = &ch.channel;
+    let mut chain: Vec<Locale> = Vec::new();
+    if let Target::Subscriber { locale, .. } = &d.target {
+        chain.push(locale.clone());
+    }
+    chain.push(c.locale.clone());
+    let event = Event::of_update(incident.kind, update);
+    let kind = c.platform.template_kind();
+    let own = c.templates.as_ref().map(|_| c.name.as_str());
+    let locale = inner
+        .templates
+        .choose_locale(own, event, kind, &chain, |l| {
+            update.body.texts().contains_key(l)
+        })
+        .map_err(|e| e.to_string())?;
+    let tz = c.timezone.unwrap_or(inner.settings.timezone);
+    let mut ctx = Context::for_update(&inner.settings, incident, update, &locale, tz);
+    ctx.unsubscribe_url = unsubscribe_url(&inner.settings, &d.target);
+    let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
+    let rendered = inner
+        .templates
+        .render(own, event, kind, &locale, &ctx)
+        .map_err(|e| e.to_string())?;
+    let recipient = match &d.target {
+        Target::Subscriber {
+            contact: Contact::Email(a),
+            ..
+        } => Recipient::Email(a.clone()),
+        Target::Subscriber {
+            contact: Contact::Phone(p),
+            ..
+        } => Recipient::Phone(p.clone()),
+        Target::Endpoint => Recipient::Endpoint,
+    };
+    let parts = if c.platform == Platform::Email {
+        vec![rendered.text.clone()]
+    } else {
+        fit(
+            &c.platform.rule(c.sms_max_segments),
+            &rendered.text,
+            &c.policy(link),
+        )
+        .map_err(|e| format!("REJECT:{e}"))?
+    };
+    let document = (c.kind == crate::channels::Kind::Webhook).then(|| {
+        crate::render::webhook::webhook_document(
+            incident,
+            update,
+            inner.settings.public_url.as_deref(),
+        )
+    });
+    let n = parts.len();
+    Ok(parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| OutMessage {
+            idempotency_key: if n == 1 {
+                d.idempotency_key.clone()
+            } else {
+                format!("{}-{}", d.idempotency_key, i + 1)
+            },
+            recipient: recipient.clone(),
+            locale: locale.to_string(),
+            subject: rendered.subject.clone(),
+            text,
+            html: rendered.html.clone(),
+            unsubscribe_url: ctx.unsubscribe_url.clone(),
+            document: document.clone(),
+        })
+        .collect())
+}
+
+async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
+    let started = tokio::time::Instant::now();
+    let outcome = match prepare(inner, ch, &d) {
+        Ok(msgs) => {
+            let mut last = Outcome::Delivered { receipt: None };
+            let skip = usize::try_from(d.parts_done).unwrap_or(0);
+            let total = msgs.len();
+            for (i, m) in msgs.iter().enumerate().skip(skip) {
+                last = match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(m)).await
+                {
+                    Ok(o) => o,
+                    Err(_) => Outcome::Retry {
+                        reason: format!("timed out after {:?}", ch.channel.send_timeout),
+                        after: None,
+                    },
+                };
+                if !matches!(last, Outcome::Delivered { .. }) {
+                    break;
+                }
+                if i + 1 < total {
+                    d.parts_done = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                    if let Err(e) = inner.store.record_progress(&d).await {
+                        tracing::error!(error = %e, "recording thread progress failed");
+                    }
+                }
+            }
+            last
+        }
+        Err(e) if e.starts_with("REJECT:") => Outcome::Rejected {
+            reason: e.trim_start_matches("REJECT:").to_owned(),
+        },
+        Err(e) => Outcome::Retry {
+            reason: format!("cannot render the message: {e}"),
+            after: None,
+        },
+    };
+    let now = inner.clock.now();
+    d.updated_at = now;
+    let label = apply_outcome(&mut d, outcome, &ch.channel.retry, now);
+    inner
+        .metrics
+        .observe(&ch.channel.name, label, started.elapsed());
+    if let Err(e) = inner.store.record(&d).await {
+        tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
+    }
+}
+
+/// Applies an adapter's outcome to a delivery; returns the metrics label.
+pub fn apply_outcome(
+    d: &mut Delivery,
+    outcome: Outcome,
+    schedule: &[Duration],
+    now: DateTime<Utc>,
+) -> &'static str {
+    match outcome {
+        Outcome::Delivered { receipt } => {
+            d.state = DeliveryState::Delivered;
+            d.receipt = receipt;
+            d.last_error = None;
+            "delivered"
+        }
+        Outcome::Rejected { reason } => {
+            d.state = DeliveryState::Rejected;
+            d.last_error = Some(reason);
+            "rejected"
+        }
+        Outcome::Retry { reason, after } => {
+            d.last_error = Some(reason);
+            match retry_delay(schedule, d.attempts, after, jitter()) {
+                Some(delay) => {
+                    d.state = DeliveryState::Pending;
+                    d.next_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                    "retry"
+                }
+                None => {
+                    d.state = DeliveryState::Dead;
+                    "dead"
+                }
+            }
+        }
+    }
+}

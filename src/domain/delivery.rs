@@ -1,0 +1,145 @@
+//! Deliveries: one record per (update, channel, recipient), the unit the dispatcher sends,
+//! retries and reports on. Its idempotency key is derived from that triple, so the same update
+//! can never be queued twice for one recipient on one channel, and providers that accept a key
+//! see the same one on every retry.
+
+use super::{Contact, Locale};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its due time (first attempt or a retry).
+    Pending,
+    /// Claimed by a worker; being sent.
+    InFlight,
+    /// The provider accepted it.
+    Delivered,
+    /// Retries exhausted; visible, and can be requeued.
+    Dead,
+    /// Permanently refused by the provider (invalid number, 5xx SMTP); not retried.
+    Rejected,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 5] = [
+        DeliveryState::Pending,
+        DeliveryState::InFlight,
+        DeliveryState::Delivered,
+        DeliveryState::Dead,
+        DeliveryState::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::InFlight => "in_flight",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Rejected => "rejected",
+        }
+    }
+
+    /// Nothing more will happen to it unless someone requeues it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Delivered | DeliveryState::Dead | DeliveryState::Rejected
+        )
+    }
+}
+
+/// Who a delivery goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A subscriber, with the contact and locale as they were at expansion time.
+    Subscriber {
+        id: Ulid,
+        contact: Contact,
+        locale: Locale,
+        unsubscribe_token: String,
+    },
+    /// The channel's own fixed target (webhook URL, social account).
+    Endpoint,
+}
+
+impl Target {
+    /// The recipient part of the idempotency triple.
+    pub fn recipient(&self) -> &str {
+        match self {
+            Target::Subscriber { contact, .. } => contact.address(),
+            Target::Endpoint => "endpoint",
+        }
+    }
+}
+
+/// The idempotency key of (update, channel, recipient): 128 bits of SHA-256, hex.
+pub fn idempotency_key(update_id: Ulid, channel: &str, recipient: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(update_id.to_bytes());
+    h.update([0]);
+    h.update(channel.as_bytes());
+    h.update([0]);
+    h.update(recipient.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// One delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: Ulid,
+    pub incident_id: Ulid,
+    /// The update's position in the incident's timeline.
+    pub seq: u32,
+    pub update_id: Ulid,
+    pub channel: String,
+    pub target: Target,
+    pub idempotency_key: String,
+    pub state: DeliveryState,
+    /// Send attempts made so far.
+    pub attempts: u32,
+    /// Parts of a threaded message already accepted (a retry resumes after them).
+    pub parts_done: u32,
+    pub next_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub receipt: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A broadcast: one update going out on one channel. Subscriber audiences are expanded into
+/// deliveries in batches; `cursor` is the last subscriber key expanded, so a crash resumes there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Broadcast {
+    pub incident_id: Ulid,
+    pub seq: u32,
+    pub update_id: Ulid,
+    pub channel: String,
+    pub subscribers: bool,
+    pub cursor: Option<Vec<u8>>,
+    pub done: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_is_stable_and_distinct_per_triple() {
+        let u = Ulid::new();
+        let k = idempotency_key(u, "sms", "+358401234567");
+        assert_eq!(k.len(), 32);
+        assert_eq!(k, idempotency_key(u, "sms", "+358401234567"));
+        assert_ne!(k, idempotency_key(u, "sms2", "+358401234567"));
+        assert_ne!(k, idempotency_key(u, "sms", "+358401234568"));
+        assert_ne!(k, idempotency_key(Ulid::new(), "sms", "+358401234567"));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(idempotency_key(u, "ab", "c"), idempotency_key(u, "a", "bc"));
+    }
+}

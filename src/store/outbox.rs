@@ -1,0 +1,348 @@
+//! The outbox: broadcasts (an update going out on a channel), deliveries (one per update ×
+//! channel × recipient), the per-channel due-index that orders pending work, and the in-flight
+//! set used to recover claims after a crash.
+//!
+//! Keys (big-endian, so scans come out in time / timeline order):
+//! - `broadcasts`: incident ULID ‖ seq (u32) ‖ channel → JSON [`Broadcast`]
+//! - `deliveries`: incident ULID ‖ seq ‖ delivery ULID → JSON [`Delivery`]
+//! - `idem`: idempotency key → delivery key (one delivery per (update, channel, recipient))
+//! - `due`: channel ‖ 0x00 ‖ due time (ms, u64) ‖ delivery key → ()
+//! - `inflight`: delivery key → channel
+//!
+//! Broadcasts are written *before* their update (see `Store::append_update`), so an update that
+//! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
+
+use super::{decode, encode, Store, StoreError};
+use crate::domain::{
+    idempotency_key, Broadcast, ComponentName, Delivery, DeliveryState, Subscriber, Target,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use ulid::Ulid;
+
+/// Length of a delivery key.
+pub const DELIVERY_KEY_LEN: usize = 36;
+
+pub(super) fn broadcast_key(incident: Ulid, seq: u32, channel: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(20 + channel.len());
+    k.extend_from_slice(&incident.to_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(channel.as_bytes());
+    k
+}
+
+/// The key of a delivery.
+pub fn delivery_key(d: &Delivery) -> [u8; DELIVERY_KEY_LEN] {
+    let mut k = [0u8; DELIVERY_KEY_LEN];
+    k[..16].copy_from_slice(&d.incident_id.to_bytes());
+    k[16..20].copy_from_slice(&d.seq.to_be_bytes());
+    k[20..].copy_from_slice(&d.id.to_bytes());
+    k
+}
+
+fn due_key(channel: &str, at: DateTime<Utc>, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(channel.len() + 9 + key.len());
+    k.extend_from_slice(channel.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&(at.timestamp_millis().max(0) as u64).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+fn due_prefix(channel: &str) -> Vec<u8> {
+    let mut k = channel.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn due_time(key: &[u8], prefix_len: usize) -> Option<DateTime<Utc>> {
+    let ms = u64::from_be_bytes(key.get(prefix_len..prefix_len + 8)?.try_into().ok()?);
+    Utc.timestamp_millis_opt(i64::try_from(ms).ok()?).single()
+}
+
+/// A channel as the expander needs to know it: which subscribers it reaches.
+pub struct ExpandTarget<'a> {
+    pub reaches: &'a (dyn Fn(&Subscriber) -> bool + Sync),
+}
+
+/// What one expansion step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expanded {
+    pub created: usize,
+    pub done: bool,
+}
+
+impl Store {
+    /// Broadcasts not yet fully expanded, oldest first.
+    pub fn open_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
+        let mut out = Vec::new();
+        for v in self.broadcasts.iter().values() {
+            let b: Broadcast = decode(&v?)?;
+            if !b.done {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The update a broadcast announces, if it is published.
+    pub fn published_update(
+        &self,
+        incident: Ulid,
+        seq: u32,
+    ) -> Result<Option<crate::domain::Update>, StoreError> {
+        let raw = self.updates.get(super::update_key(incident, seq))?;
+        let Some(raw) = raw else { return Ok(None) };
+        let u: crate::domain::Update = decode(&raw)?;
+        Ok(u.published_at.is_some().then_some(u))
+    }
+
+    fn insert_delivery(
+        &self,
+        b: &Broadcast,
+        target: Target,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = idempotency_key(b.update_id, &b.channel, target.recipient());
+        if self.idem.contains_key(key.as_bytes())? {
+            return Ok(false);
+        }
+        let d = Delivery {
+            id: Ulid::new(),
+            incident_id: b.incident_id,
+            seq: b.seq,
+            update_id: b.update_id,
+            channel: b.channel.clone(),
+            target,
+            idempotency_key: key,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            parts_done: 0,
+            next_at: now,
+            last_error: None,
+            receipt: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let dk = delivery_key(&d);
+        // Record, then due entry, then the idempotency index: re-expanding a batch after a crash
+        // finds the index and skips; a delivery without its index entry can only be one whose
+        // expansion was never acknowledged by the cursor, and is re-created.
+        self.deliveries.insert(dk, encode(&d)?)?;
+        self.due.insert(due_key(&d.channel, now, &dk), &[])?;
+        self.idem
+            .insert(d.idempotency_key.as_bytes(), dk.as_slice())?;
+        Ok(true)
+    }
+
+    /// Expands up to `batch` subscribers of a broadcast into deliveries (or its single endpoint
+    /// delivery), advancing its persisted cursor, and makes it durable.
+    pub async fn expand(
+        &self,
+        b: &Broadcast,
+        components: &[ComponentName],
+        target: &ExpandTarget<'_>,
+        batch: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Expanded, StoreError> {
+        let mut created = 0;
+        let mut next = b.clone();
+        if !b.subscribers {
+            if self.insert_delivery(b, Target::Endpoint, now)? {
+                created += 1;
+            }
+            next.done = true;
+        } else {
+            let iter = match &b.cursor {
+                Some(c) => self.subscribers.range::<&[u8], _>((
+                    std::ops::Bound::Excluded(c.as_slice()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => self.subscribers.iter(),
+            };
+            let mut seen = 0;
+            for item in iter {
+                let (k, v) = item?;
+                let s: Subscriber = decode(&v)?;
+                seen += 1;
+                next.cursor = Some(k.to_vec());
+                let wants = s.components.is_empty()
+                    || components.is_empty()
+                    || s.components.iter().any(|c| components.contains(c));
+                if s.confirmed && wants && (target.reaches)(&s) {
+                    let t = Target::Subscriber {
+                        id: s.id,
+                        contact: s.contact,
+                        locale: s.locale,
+                        unsubscribe_token: s.unsubscribe_token,
+                    };
+                    if self.insert_delivery(b, t, now)? {
+                        created += 1;
+                    }
+                }
+                if seen >= batch {
+                    break;
+                }
+            }
+            if seen < batch {
+                next.done = true;
+            }
+        }
+        self.broadcasts.insert(
+            super::outbox::broadcast_key(b.incident_id, b.seq, &b.channel),
+            encode(&next)?,
+        )?;
+        self.durable().await?;
+        Ok(Expanded {
+            created,
+            done: next.done,
+        })
+    }
+
+    /// Claims up to `limit` deliveries of `channel` due at or before `now`: they leave the
+    /// due-index and become in flight. Claims need no flush: after a crash an unflushed claim is
+    /// simply still due.
+    pub fn claim_due(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let prefix = due_prefix(channel);
+        let mut out = Vec::new();
+        for item in self.due.scan_prefix(&prefix) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            match due_time(&k, prefix.len()) {
+                Some(t) if t <= now => {}
+                _ => break,
+            }
+            let dk = &k[prefix.len() + 8..];
+            self.due.remove(&k)?;
+            let Some(raw) = self.deliveries.get(dk)? else {
+                continue;
+            };
+            let mut d: Delivery = decode(&raw)?;
+            if d.state != DeliveryState::Pending {
+                continue;
+            }
+            d.state = DeliveryState::InFlight;
+            d.attempts += 1;
+            d.updated_at = now;
+            self.deliveries.insert(dk, encode(&d)?)?;
+            self.inflight.insert(dk, channel.as_bytes())?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// When the next delivery of `channel` is due, if any is pending.
+    pub fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let prefix = due_prefix(channel);
+        Ok(match self.due.scan_prefix(&prefix).next() {
+            Some(item) => due_time(&item?.0, prefix.len()),
+            None => None,
+        })
+    }
+
+    /// Records a send's result (`d` carries the new state, error, receipt, next time) and
+    /// waits until it is durable.
+    pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
+        let dk = delivery_key(d);
+        self.deliveries.insert(dk, encode(d)?)?;
+        if d.state == DeliveryState::Pending {
+            self.due.insert(due_key(&d.channel, d.next_at, &dk), &[])?;
+        }
+        self.inflight.remove(dk)?;
+        self.durable().await
+    }
+
+    /// Records progress inside a threaded message (parts already accepted), durably.
+    pub async fn record_progress(&self, d: &Delivery) -> Result<(), StoreError> {
+        self.deliveries.insert(delivery_key(d), encode(d)?)?;
+        self.durable().await
+    }
+
+    /// Start-up: deliveries that were in flight when the process stopped are due again now.
+    pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for item in self.inflight.iter() {
+            let (dk, _) = item?;
+            if let Some(raw) = self.deliveries.get(&dk)? {
+                let mut d: Delivery = decode(&raw)?;
+                if d.state == DeliveryState::InFlight {
+                    d.state = DeliveryState::Pending;
+                    d.next_at = now;
+                    self.deliveries.insert(&dk, encode(&d)?)?;
+                    self.due.insert(due_key(&d.channel, now, &dk), &[])?;
+                    n += 1;
+                }
+            }
+            self.inflight.remove(&dk)?;
+        }
+        if n > 0 {
+            self.durable().await?;
+        }
+        Ok(n)
+    }
+
+    /// Every delivery of an incident.
+    pub fn deliveries_of(&self, incident: Ulid) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries
+            .scan_prefix(incident.to_bytes())
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Broadcasts of an incident (expansion progress).
+    pub fn broadcasts_of(&self, incident: Ulid) -> Result<Vec<Broadcast>, StoreError> {
+        self.broadcasts
+            .scan_prefix(incident.to_bytes())
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Puts an incident's dead deliveries back in the queue (attempts reset). Returns how many.
+    pub async fn requeue_dead(
+        &self,
+        incident: Ulid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut channels = Vec::new();
+        for item in self.deliveries.scan_prefix(incident.to_bytes()) {
+            let (dk, raw) = item?;
+            let mut d: Delivery = decode(&raw)?;
+            if d.state == DeliveryState::Dead {
+                d.state = DeliveryState::Pending;
+                d.attempts = 0;
+                d.next_at = now;
+                d.updated_at = now;
+                self.deliveries.insert(&dk, encode(&d)?)?;
+                self.due.insert(due_key(&d.channel, now, &dk), &[])?;
+                channels.push(d.channel);
+            }
+        }
+        if !channels.is_empty() {
+            self.durable().await?;
+        }
+        Ok(channels)
+    }
+
+    /// Pending deliveries across all channels, and the oldest one's due time.
+    pub fn queue_depth(&self) -> (usize, Option<DateTime<Utc>>) {
+        let mut oldest: Option<DateTime<Utc>> = None;
+        let mut n = 0;
+        for k in self.due.iter().keys().flatten() {
+            n += 1;
+            if let Some(sep) = k.iter().position(|&b| b == 0) {
+                if let Some(t) = due_time(&k, sep + 1) {
+                    oldest = Some(oldest.map_or(t, |o| o.min(t)));
+                }
+            }
+        }
+        (n, oldest)
+    }
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod components;
+mod deliveries;
 pub mod error;
 mod extract;
 mod health;
@@ -54,6 +55,15 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/incidents/{id}/reopen", post(incidents::reopen))
         .route("/api/v1/incidents/{id}/publish", post(incidents::publish))
+        .route("/api/v1/incidents/{id}/deliveries", get(deliveries::status))
+        .route(
+            "/api/v1/incidents/{id}/deliveries/stream",
+            get(deliveries::stream),
+        )
+        .route(
+            "/api/v1/incidents/{id}/deliveries/retry",
+            post(deliveries::retry),
+        )
         .route("/api/v1/preview", post(preview::preview))
         .route("/api/v1/components", get(components::list))
         .route("/api/v1/components/{name}", put(components::set))

@@ -53,9 +53,22 @@ enum Command {
     /// Manage email and SMS subscribers.
     #[command(subcommand)]
     Subscribers(SubscribersCmd),
+    /// Delivery status of an incident (`--follow` shows progress bars until every delivery is
+    /// final), or `deliveries retry ID` to requeue its dead deliveries.
+    Deliveries(DeliveriesArgs),
     /// Show exactly what a channel kind would send: every part with its length, the limit,
     /// and for SMS the encoding and segments. With --message it works offline.
     Preview(PreviewArgs),
+}
+
+#[derive(Args, Debug)]
+struct DeliveriesArgs {
+    /// The incident id, or `retry` followed by the incident id.
+    #[arg(value_name = "ID | retry ID")]
+    args: Vec<String>,
+    /// Keep showing progress until every delivery is final.
+    #[arg(long)]
+    follow: bool,
 }
 
 #[derive(Args, Debug)]
@@ -423,6 +436,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Incident(cmd) => incident(&client, cmd, json_out).await,
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
+        Command::Deliveries(a) => deliveries(&client, a, json_out).await,
         Command::Preview(a) => {
             let mut body = json!({ "kind": a.kind, "sms_segments": a.sms_segments });
             if let Some(id) = &a.incident {
@@ -448,6 +462,51 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(), CliError> {
+    let usage = || {
+        CliError::Usage("usage: crier deliveries ID [--follow] | crier deliveries retry ID".into())
+    };
+    match a.args.as_slice() {
+        [cmd, id] if cmd == "retry" => {
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/deliveries/retry", enc(id)),
+                    None,
+                )
+                .await?;
+            if json_out {
+                output::print_json(&v);
+            } else {
+                println!(
+                    "Requeued {} dead deliveries.",
+                    v["requeued"].as_u64().unwrap_or(0)
+                );
+            }
+            Ok(())
+        }
+        [id] => {
+            let path = format!("/api/v1/incidents/{}/deliveries", enc(id));
+            if !a.follow {
+                let v = c.call(Method::GET, &path, None).await?;
+                output::delivery_status(&v, json_out);
+                return Ok(());
+            }
+            let mut bars = output::DeliveryBars::new(json_out);
+            loop {
+                let v = c.call(Method::GET, &path, None).await?;
+                bars.update(&v);
+                if v["complete"].as_bool() == Some(true) {
+                    bars.finish(&v);
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+        _ => Err(usage()),
     }
 }
 

@@ -303,3 +303,130 @@ pub fn import_report(v: &Value, json: bool) {
         );
     }
 }
+
+fn counts_line(c: &Value) -> String {
+    let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut parts = vec![format!("delivered {}", n("delivered"))];
+    for (k, label) in [
+        ("pending", "pending"),
+        ("in_flight", "in flight"),
+        ("retrying", "retrying"),
+        ("dead", "dead"),
+        ("rejected", "rejected"),
+    ] {
+        if n(k) > 0 {
+            parts.push(format!("{label} {}", n(k)));
+        }
+    }
+    if n("expanding") > 0 {
+        parts.push("expanding…".into());
+    }
+    parts.join(" · ")
+}
+
+fn print_failures(v: &Value) {
+    let failures = v
+        .get("failures")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if failures.is_empty() {
+        return;
+    }
+    println!("\nFailures:");
+    for f in failures {
+        println!(
+            "  {} {} {} (attempts {}): {}",
+            s(&f, "channel"),
+            s(&f, "recipient"),
+            s(&f, "state"),
+            f.get("attempts").and_then(Value::as_u64).unwrap_or(0),
+            s(&f, "reason")
+        );
+    }
+}
+
+/// One status table.
+pub fn delivery_status(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let channels = v
+        .get("channels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if channels.is_empty() {
+        println!("No deliveries (no channels were active when the updates were published).");
+        return;
+    }
+    let rows = channels
+        .iter()
+        .map(|(name, c)| {
+            vec![
+                name.clone(),
+                c.get("total")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .to_string(),
+                counts_line(c),
+            ]
+        })
+        .collect();
+    table(&["CHANNEL", "TOTAL", "STATE"], rows);
+    print_failures(v);
+}
+
+/// Progress bars per channel for `deliveries --follow`.
+pub struct DeliveryBars {
+    multi: indicatif::MultiProgress,
+    bars: std::collections::BTreeMap<String, indicatif::ProgressBar>,
+    json: bool,
+}
+
+impl DeliveryBars {
+    pub fn new(json: bool) -> Self {
+        DeliveryBars {
+            multi: indicatif::MultiProgress::new(),
+            bars: Default::default(),
+            json,
+        }
+    }
+
+    pub fn update(&mut self, v: &Value) {
+        if self.json {
+            return;
+        }
+        let style =
+            indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+        let channels = v
+            .get("channels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (name, c) in channels {
+            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let bar = self.bars.entry(name.clone()).or_insert_with(|| {
+                let b = self.multi.add(indicatif::ProgressBar::new(0));
+                b.set_style(style.clone());
+                b.set_prefix(name.clone());
+                b
+            });
+            bar.set_length(n("total"));
+            bar.set_position(n("delivered") + n("dead") + n("rejected"));
+            bar.set_message(counts_line(&c));
+        }
+    }
+
+    pub fn finish(self, v: &Value) {
+        if self.json {
+            return print_json(v);
+        }
+        for b in self.bars.values() {
+            b.finish();
+        }
+        print_failures(v);
+    }
+}

@@ -524,3 +524,122 @@ pub fn apply_outcome(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Target;
+    use ulid::Ulid;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn retry_delay_follows_the_schedule_with_bounded_jitter() {
+        let s = [secs(10), secs(60), secs(600)];
+        assert_eq!(retry_delay(&s, 1, None, 0.0), Some(secs(10)));
+        assert_eq!(retry_delay(&s, 2, None, 0.0), Some(secs(60)));
+        assert_eq!(retry_delay(&s, 3, None, 1.0), Some(secs(720)));
+        assert_eq!(retry_delay(&s, 3, None, -1.0), Some(secs(480)));
+        assert_eq!(
+            retry_delay(&s, 4, None, 0.0),
+            None,
+            "schedule exhausted: dead"
+        );
+        assert_eq!(retry_delay(&s, 0, None, 0.0), None);
+    }
+
+    #[test]
+    fn retry_after_wins_when_later_and_is_clamped() {
+        let s = [secs(10), secs(60)];
+        assert_eq!(retry_delay(&s, 1, Some(secs(30)), 0.0), Some(secs(30)));
+        assert_eq!(retry_delay(&s, 1, Some(secs(2)), 0.0), Some(secs(10)));
+        assert_eq!(
+            retry_delay(&s, 1, Some(secs(86_400)), 0.0),
+            Some(MAX_RETRY_AFTER)
+        );
+        // Even a Retry-After does not extend the schedule past its end.
+        assert_eq!(retry_delay(&s, 3, Some(secs(5)), 0.0), None);
+    }
+
+    fn delivery(attempts: u32) -> Delivery {
+        let now = Utc::now();
+        Delivery {
+            id: Ulid::new(),
+            incident_id: Ulid::new(),
+            seq: 1,
+            update_id: Ulid::new(),
+            channel: "sms".into(),
+            target: Target::Endpoint,
+            idempotency_key: "k".into(),
+            state: DeliveryState::InFlight,
+            attempts,
+            parts_done: 0,
+            next_at: now,
+            last_error: None,
+            receipt: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn outcomes_move_deliveries_to_the_right_state() {
+        let now = Utc::now();
+        let s = [secs(10), secs(60)];
+        let mut d = delivery(1);
+        assert_eq!(
+            apply_outcome(
+                &mut d,
+                Outcome::Delivered {
+                    receipt: Some("SM1".into())
+                },
+                &s,
+                now
+            ),
+            "delivered"
+        );
+        assert_eq!(
+            (d.state, d.receipt.as_deref()),
+            (DeliveryState::Delivered, Some("SM1"))
+        );
+
+        let mut d = delivery(1);
+        assert_eq!(
+            apply_outcome(
+                &mut d,
+                Outcome::Rejected {
+                    reason: "21211 invalid To".into()
+                },
+                &s,
+                now
+            ),
+            "rejected"
+        );
+        assert_eq!(d.state, DeliveryState::Rejected);
+        assert_eq!(d.last_error.as_deref(), Some("21211 invalid To"));
+
+        let mut d = delivery(1);
+        let o = Outcome::Retry {
+            reason: "429".into(),
+            after: Some(secs(45)),
+        };
+        assert_eq!(apply_outcome(&mut d, o, &s, now), "retry");
+        assert_eq!(d.state, DeliveryState::Pending);
+        assert_eq!(
+            d.next_at,
+            now + chrono::Duration::seconds(45),
+            "Retry-After 45 s beats 10 s ±20 %"
+        );
+
+        let mut d = delivery(3);
+        let o = Outcome::Retry {
+            reason: "503".into(),
+            after: None,
+        };
+        assert_eq!(apply_outcome(&mut d, o, &s, now), "dead");
+        assert_eq!(d.state, DeliveryState::Dead);
+        assert_eq!(d.last_error.as_deref(), Some("503"));
+    }
+}

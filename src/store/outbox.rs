@@ -296,6 +296,15 @@ impl Store {
             .collect()
     }
 
+    /// Every broadcast (tests and diagnostics).
+    pub fn broadcasts_of_all(&self) -> Vec<Broadcast> {
+        self.broadcasts
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| decode(&v).ok()))
+            .collect()
+    }
+
     /// Broadcasts of an incident (expansion progress).
     pub fn broadcasts_of(&self, incident: Ulid) -> Result<Vec<Broadcast>, StoreError> {
         self.broadcasts
@@ -344,5 +353,176 @@ impl Store {
             }
         }
         (n, oldest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Body, Contact, Impact, IncidentKind, Locale, Title};
+    use crate::store::{NewIncident, NewSubscriber};
+
+    async fn open(dir: &std::path::Path) -> Store {
+        loop {
+            match Store::open(&dir.join("db")) {
+                Ok(s) => return s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    async fn setup(store: &Store, subscribers: usize) -> Broadcast {
+        let now = Utc::now();
+        let batch = (0..subscribers)
+            .map(|i| NewSubscriber {
+                contact: Contact::phone(&format!("+35840{i:07}")).unwrap(),
+                locale: Locale::english(),
+                components: vec![],
+                confirmed: true,
+            })
+            .collect();
+        store.import_subscribers(batch, now).await.unwrap();
+        let (i, _) = store
+            .create_incident(
+                NewIncident {
+                    title: Title::parse("t").unwrap(),
+                    kind: IncidentKind::Incident,
+                    status: None,
+                    impact: Impact::Minor,
+                    components: vec![],
+                    body: Body::single(Locale::english(), "m").unwrap(),
+                    author: "a".into(),
+                    next_update_due: None,
+                    draft: false,
+                    broadcast: vec![("sms".into(), true)],
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let open = store.open_broadcasts().unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].incident_id, i.id);
+        open[0].clone()
+    }
+
+    fn all(_: &Subscriber) -> bool {
+        true
+    }
+
+    #[tokio::test]
+    async fn expansion_resumes_from_its_cursor_without_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path()).await;
+            let b = setup(&store, 25).await;
+            let step = store
+                .expand(&b, &[], &ExpandTarget { reaches: &all }, 10, Utc::now())
+                .await
+                .unwrap();
+            assert_eq!(
+                step,
+                Expanded {
+                    created: 10,
+                    done: false
+                }
+            );
+            // Simulate a crash after deliveries of the next batch were written but before the
+            // cursor moved: expand from the *old* broadcast record once more.
+            store
+                .expand(&b, &[], &ExpandTarget { reaches: &all }, 15, Utc::now())
+                .await
+                .unwrap();
+        }
+        let store = open(dir.path()).await;
+        let mut rounds = 0;
+        while let Some(b) = store.open_broadcasts().unwrap().pop() {
+            store
+                .expand(&b, &[], &ExpandTarget { reaches: &all }, 10, Utc::now())
+                .await
+                .unwrap();
+            rounds += 1;
+            assert!(rounds < 10);
+        }
+        let deliveries = store
+            .deliveries_of(store.broadcasts_of_all()[0].incident_id)
+            .unwrap();
+        assert_eq!(deliveries.len(), 25, "every subscriber once");
+        let mut keys: Vec<&str> = deliveries
+            .iter()
+            .map(|d| d.idempotency_key.as_str())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 25);
+        assert_eq!(store.queue_depth().0, 25);
+    }
+
+    #[tokio::test]
+    async fn claims_are_due_ordered_and_recovered_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, 5).await;
+        let now = Utc::now();
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_due("sms", now - chrono::Duration::seconds(1), 10)
+                .unwrap()
+                .is_empty(),
+            "nothing due yet"
+        );
+        assert!(
+            store.claim_due("email", now, 10).unwrap().is_empty(),
+            "other channels are separate"
+        );
+        let claimed = store.claim_due("sms", now, 3).unwrap();
+        assert_eq!(claimed.len(), 3);
+        assert!(claimed
+            .iter()
+            .all(|d| d.state == DeliveryState::InFlight && d.attempts == 1));
+        // A retry scheduled later is not claimable before its time.
+        let mut later = claimed[0].clone();
+        later.state = DeliveryState::Pending;
+        later.next_at = now + chrono::Duration::seconds(30);
+        store.record(&later).await.unwrap();
+        assert_eq!(
+            store.claim_due("sms", now, 10).unwrap().len(),
+            2,
+            "the other two"
+        );
+        assert_eq!(
+            store.next_due("sms").unwrap(),
+            Some(later.next_at).map(|t| Utc.timestamp_millis_opt(t.timestamp_millis()).unwrap())
+        );
+        // Four are in flight; a restart makes them due again.
+        assert_eq!(store.recover_in_flight(now).await.unwrap(), 4);
+        assert_eq!(store.claim_due("sms", now, 10).unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn dead_deliveries_can_be_requeued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, 2).await;
+        let now = Utc::now();
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        for mut d in store.claim_due("sms", now, 10).unwrap() {
+            d.state = DeliveryState::Dead;
+            d.last_error = Some("gave up".into());
+            store.record(&d).await.unwrap();
+        }
+        assert_eq!(store.queue_depth().0, 0);
+        let requeued = store.requeue_dead(b.incident_id, now).await.unwrap();
+        assert_eq!(requeued, vec!["sms".to_owned(), "sms".to_owned()]);
+        let again = store.claim_due("sms", now, 10).unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|d| d.attempts == 1), "attempts start over");
     }
 }

@@ -1,6 +1,7 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
 mod cli;
+mod delivery;
 mod durability;
 mod errors;
 mod helpers;

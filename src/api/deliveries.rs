@@ -1,0 +1,173 @@
+//! Delivery status of an incident: counts per channel and state, the failures with their
+//! reasons, expansion progress; an SSE stream of the same until every delivery is final; and
+//! requeueing dead deliveries.
+
+use super::{ApiError, AppState};
+use crate::domain::{Delivery, DeliveryState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use chrono::Utc;
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+use ulid::Ulid;
+
+/// One channel's counts.
+#[derive(Serialize, Default, Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCounts {
+    pub total: usize,
+    pub pending: usize,
+    pub in_flight: usize,
+    pub delivered: usize,
+    pub dead: usize,
+    pub rejected: usize,
+    /// Pending deliveries that already failed at least once.
+    pub retrying: usize,
+    /// Broadcasts of this channel still being expanded into deliveries.
+    pub expanding: usize,
+}
+
+/// A delivery that failed (dead, rejected, or retrying).
+#[derive(Serialize, Debug, Clone)]
+pub struct Failure {
+    pub id: Ulid,
+    pub channel: String,
+    pub recipient: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub reason: String,
+}
+
+/// The status document.
+#[derive(Serialize, Debug, Clone)]
+pub struct Status {
+    pub incident: Ulid,
+    pub channels: BTreeMap<String, ChannelCounts>,
+    /// Every delivery is final and every broadcast expanded.
+    pub complete: bool,
+    pub failures: Vec<Failure>,
+}
+
+/// The most failures listed in one answer.
+const MAX_FAILURES: usize = 100;
+
+fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
+    state.store.incident_summary(id)?;
+    let mut channels: BTreeMap<String, ChannelCounts> = BTreeMap::new();
+    for b in state.store.broadcasts_of(id)? {
+        let c = channels.entry(b.channel.clone()).or_default();
+        if !b.done {
+            c.expanding += 1;
+        }
+    }
+    let mut failures = Vec::new();
+    for d in state.store.deliveries_of(id)? {
+        let c = channels.entry(d.channel.clone()).or_default();
+        c.total += 1;
+        match d.state {
+            DeliveryState::Pending => {
+                c.pending += 1;
+                if d.last_error.is_some() {
+                    c.retrying += 1;
+                }
+            }
+            DeliveryState::InFlight => c.in_flight += 1,
+            DeliveryState::Delivered => c.delivered += 1,
+            DeliveryState::Dead => c.dead += 1,
+            DeliveryState::Rejected => c.rejected += 1,
+        }
+        if failures.len() < MAX_FAILURES && d.state != DeliveryState::Delivered {
+            if let Some(f) = failure(&d) {
+                failures.push(f);
+            }
+        }
+    }
+    let complete = channels
+        .values()
+        .all(|c| c.expanding == 0 && c.pending == 0 && c.in_flight == 0);
+    Ok(Status {
+        incident: id,
+        channels,
+        complete,
+        failures,
+    })
+}
+
+fn failure(d: &Delivery) -> Option<Failure> {
+    Some(Failure {
+        id: d.id,
+        channel: d.channel.clone(),
+        recipient: d.target.recipient().to_owned(),
+        state: d.state,
+        attempts: d.attempts,
+        reason: d.last_error.clone()?,
+    })
+}
+
+fn parse_id(id: &str) -> Result<Ulid, ApiError> {
+    Ulid::from_string(id.trim()).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("\"{id}\" is not an incident id; ids are 26-character ULIDs"),
+        )
+    })
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Status>, ApiError> {
+    Ok(Json(status_of(&state, parse_id(&id)?)?))
+}
+
+/// `text/event-stream`: a `status` event every half second while anything changes, ending with
+/// the first complete status.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = parse_id(&id)?;
+    status_of(&state, id)?;
+    let s = stream::unfold((state, false), move |(state, done)| async move {
+        if done {
+            return None;
+        }
+        let event = match status_of(&state, id) {
+            Ok(st) => {
+                let complete = st.complete;
+                let ev = Event::default()
+                    .event("status")
+                    .json_data(&st)
+                    .unwrap_or_else(|_| Event::default().event("error"));
+                if !complete {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                return Some((Ok(ev), (state, complete)));
+            }
+            Err(e) => Event::default().event("error").data(e.detail),
+        };
+        Some((Ok(event), (state, true)))
+    });
+    Ok(Sse::new(s).keep_alive(KeepAlive::default()))
+}
+
+/// Requeues an incident's dead deliveries.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    state.store.incident_summary(id)?;
+    let channels = state.store.requeue_dead(id, Utc::now()).await?;
+    let mut seen: Vec<&String> = channels.iter().collect();
+    seen.sort();
+    seen.dedup();
+    for c in seen {
+        state.dispatcher.kick_channel(c);
+    }
+    Ok(Json(serde_json::json!({ "requeued": channels.len() })))
+}

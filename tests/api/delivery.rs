@@ -1,0 +1,209 @@
+//! Fan-out through the dispatcher with credential-free `log` channels: who receives what, exactly
+//! once, in which language; drafts send nothing until published; status via API and CLI.
+
+use crate::helpers::{bin, spawn_app_with_channels, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const CHANNELS: &[(&str, &str)] = &[
+    (
+        "subs",
+        "kind = \"log\"\nrender = \"sms\"\naudience = \"subscribers\"\n",
+    ),
+    (
+        "public",
+        "kind = \"log\"\nrender = \"x\"\naudience = \"fixed\"\n",
+    ),
+];
+
+/// Polls the status until every delivery is final (no fixed sleeps; bounded).
+async fn wait_complete(app: &TestApp, id: &str) -> Value {
+    for _ in 0..400 {
+        let r = app.get(&format!("/api/v1/incidents/{id}/deliveries")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let total: u64 = r.body["channels"]
+            .as_object()
+            .map(|m| m.values().map(|c| c["total"].as_u64().unwrap_or(0)).sum())
+            .unwrap_or(0);
+        if r.body["complete"] == true && total > 0 {
+            return r.body;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("deliveries of {id} did not complete");
+}
+
+fn lines(app: &TestApp, channel: &str) -> Vec<Value> {
+    let path = app
+        .dir
+        .path()
+        .join("data/outbox")
+        .join(format!("{channel}.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_matching_subscriber_gets_each_update_once_in_their_language() {
+    let app = spawn_app_with_channels(CHANNELS).await;
+    app.component("Check-in").await;
+    app.component("Baggage").await;
+    for body in [
+        json!({"phone": "+358401111111", "locale": "fi"}),
+        json!({"email": "sv@example.com", "locale": "sv", "components": ["Check-in"]}),
+        json!({"email": "bags@example.com", "components": ["Baggage"]}),
+    ] {
+        assert_eq!(app.post("/api/v1/subscribers", body).await.status, 201);
+    }
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Check-in delays", "impact": "major", "components": ["Check-in"],
+                   "body": {"en": "We are investigating.", "fi": "Selvitämme.", "sv": "Vi undersöker."}}),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let status = wait_complete(&app, &id).await;
+    assert_eq!(status["channels"]["subs"]["delivered"], 2, "{status}");
+    assert_eq!(status["channels"]["public"]["delivered"], 1, "{status}");
+
+    let subs = lines(&app, "subs");
+    let mut recipients: Vec<&str> = subs
+        .iter()
+        .map(|l| l["recipient"].as_str().unwrap())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["+358401111111", "sv@example.com"],
+        "the Baggage-only subscriber is not told"
+    );
+    let fi = subs
+        .iter()
+        .find(|l| l["recipient"] == "+358401111111")
+        .unwrap();
+    assert_eq!(fi["locale"], "fi");
+    assert!(
+        fi["text"]
+            .as_str()
+            .unwrap()
+            .contains("Uusi häiriö - Check-in delays. Selvitämme."),
+        "{fi}"
+    );
+    let sv = subs
+        .iter()
+        .find(|l| l["recipient"] == "sv@example.com")
+        .unwrap();
+    assert!(
+        sv["text"].as_str().unwrap().contains("Vi undersöker."),
+        "{sv}"
+    );
+    assert_eq!(lines(&app, "public").len(), 1);
+
+    // A second update goes out once more to the same people, under new idempotency keys.
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "identified", "message": "Found it."}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    for _ in 0..400 {
+        if lines(&app, "subs").len() == 4 && lines(&app, "public").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    wait_complete(&app, &id).await;
+    let subs = lines(&app, "subs");
+    assert_eq!(subs.len(), 4);
+    let mut keys: Vec<&str> = subs
+        .iter()
+        .map(|l| l["idempotency_key"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "no duplicates");
+
+    // The CLI shows the same counts.
+    let o = tokio::process::Command::new(bin())
+        .args(["--url", &app.base, "--token", &app.token, "deliveries", &id])
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("subs") && out.contains("delivered 4"), "{out}");
+    let o = tokio::process::Command::new(bin())
+        .args([
+            "--url",
+            &app.base,
+            "--token",
+            &app.token,
+            "--json",
+            "deliveries",
+            &id,
+            "--follow",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["channels"]["public"]["delivered"], 2);
+}
+
+#[tokio::test]
+async fn drafts_send_nothing_until_published() {
+    let app = spawn_app_with_channels(CHANNELS).await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Strike", "impact": "critical", "message": "Draft", "draft": true}),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app.get(&format!("/api/v1/incidents/{id}/deliveries")).await;
+    assert_eq!(
+        r.body["channels"],
+        json!({}),
+        "a draft creates no broadcast"
+    );
+    assert!(lines(&app, "public").is_empty());
+    let r = app
+        .post(&format!("/api/v1/incidents/{id}/publish"), json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    wait_complete(&app, &id).await;
+    let public = lines(&app, "public");
+    assert_eq!(public.len(), 1);
+    assert!(public[0]["text"].as_str().unwrap().contains("Strike"));
+}
+
+#[tokio::test]
+async fn metrics_count_outcomes() {
+    let app = spawn_app_with_channels(CHANNELS).await;
+    let id = app.open_incident("Metrics").await;
+    wait_complete(&app, &id).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("crier_deliveries_total{channel=\"public\",outcome=\"delivered\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("crier_send_seconds_count{channel=\"public\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("crier_queue_depth 0"), "{text}");
+}

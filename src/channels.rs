@@ -145,6 +145,8 @@ pub enum Settings {
         password: Option<String>,
         from: String,
         domain: String,
+        /// Extra trusted root certificate(s) (PEM) for a relay with a private CA.
+        ca_file: Option<PathBuf>,
     },
     Twilio {
         account_sid: String,
@@ -392,6 +394,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
             }
             let from = take_str(&mut table, "from", &mut invalid);
             let domain = take_str(&mut table, "domain", &mut invalid);
+            let ca_file = take_str(&mut table, "ca_file", &mut invalid).map(PathBuf::from);
             let (username, password) =
                 if table.contains_key("username_env") || table.contains_key("password_env") {
                     (
@@ -426,6 +429,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
                         password,
                         from,
                         domain,
+                        ca_file,
                     })
                 }
                 _ => None,

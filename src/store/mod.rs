@@ -191,6 +191,9 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; crier's working set is the recent incidents
+            // and the due-index, so a small cache keeps memory flat with millions of deliveries.
+            .cache_capacity(64 * 1024 * 1024)
             .open()?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {

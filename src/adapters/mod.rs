@@ -22,6 +22,53 @@ pub enum Adapter {
     Twilio(twilio::TwilioAdapter),
     Vonage(vonage::VonageAdapter),
     Webhook(webhook::WebhookAdapter),
+    /// Test double: answers from a script, recording what it was asked to send and when.
+    #[cfg(test)]
+    Scripted(std::sync::Arc<scripted::Scripted>),
+}
+
+#[cfg(test)]
+pub mod scripted {
+    //! A scripted adapter for dispatcher tests (paused time).
+    use super::{OutMessage, Outcome};
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// One scripted answer.
+    pub enum Step {
+        Answer(Outcome),
+        /// Never answers (the dispatcher's send timeout must fire).
+        Hang,
+    }
+
+    /// Answers in order; when the script runs out, delivers.
+    #[derive(Default)]
+    pub struct Scripted {
+        pub script: Mutex<VecDeque<Step>>,
+        pub sent: Mutex<Vec<(tokio::time::Instant, OutMessage)>>,
+    }
+
+    impl Scripted {
+        pub fn new(steps: Vec<Step>) -> Self {
+            Scripted {
+                script: Mutex::new(steps.into()),
+                sent: Mutex::new(Vec::new()),
+            }
+        }
+
+        pub async fn send(&self, msg: &OutMessage) -> Outcome {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((tokio::time::Instant::now(), msg.clone()));
+            let step = self.script.lock().unwrap().pop_front();
+            match step {
+                Some(Step::Answer(o)) => o,
+                Some(Step::Hang) => std::future::pending().await,
+                None => Outcome::Delivered { receipt: None },
+            }
+        }
+    }
 }
 
 /// Why an adapter could not be set up.
@@ -165,6 +212,8 @@ impl Adapter {
             Adapter::Twilio(a) => a.send(msg).await,
             Adapter::Vonage(a) => a.send(msg).await,
             Adapter::Webhook(a) => a.send(msg).await,
+            #[cfg(test)]
+            Adapter::Scripted(a) => a.send(msg).await,
         }
     }
 }

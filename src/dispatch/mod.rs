@@ -91,9 +91,24 @@ impl Dispatcher {
         data_dir: &Path,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<(Dispatcher, Running)> {
-        let mut map = HashMap::new();
+        let mut with_adapters = Vec::new();
         for ch in channels {
             let adapter = Adapter::build(&ch, data_dir)?;
+            with_adapters.push((ch, adapter));
+        }
+        Self::start_with(store, templates, settings, with_adapters, shutdown).await
+    }
+
+    /// Starts with ready adapters (tests use scripted ones).
+    pub async fn start_with(
+        store: Store,
+        templates: Arc<Templates>,
+        settings: Arc<Settings>,
+        channels: Vec<(Channel, Adapter)>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<(Dispatcher, Running)> {
+        let mut map = HashMap::new();
+        for (ch, adapter) in channels {
             map.insert(
                 ch.name.clone(),
                 Arc::new(ChannelRt {
@@ -643,3 +658,6 @@ mod tests {
         assert_eq!(d.last_error.as_deref(), Some("503"));
     }
 }
+
+#[cfg(test)]
+mod tests_paused;

@@ -1,0 +1,281 @@
+//! Dispatcher tests in paused time with a scripted adapter: the backoff schedule, Retry-After,
+//! hangs cut by the send timeout, permanent rejections, dead letters and requeue, and the rate
+//! limit — all without sleeping for real.
+
+use super::*;
+use crate::adapters::scripted::{Scripted, Step};
+use crate::channels::{Kind, Rate};
+use crate::domain::{Body, Impact, IncidentKind, Title};
+use crate::store::NewIncident;
+use std::path::PathBuf;
+use tokio::time::Instant;
+
+fn channel(name: &str, retry: &[u64], rate: Rate) -> Channel {
+    Channel {
+        name: name.into(),
+        kind: Kind::Webhook,
+        audience: Audience::Fixed,
+        rate,
+        concurrency: 4,
+        locale: Locale::english(),
+        timezone: None,
+        platform: Platform::Slack,
+        policy_name: "thread".into(),
+        sms_max_segments: 3,
+        base_url: None,
+        retry: retry.iter().map(|s| Duration::from_secs(*s)).collect(),
+        send_timeout: Duration::from_secs(5),
+        settings: crate::channels::Settings::Log,
+        templates: None,
+    }
+}
+
+struct Harness {
+    store: Store,
+    dispatcher: Dispatcher,
+    stop: watch::Sender<bool>,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness(channels: Vec<(Channel, Arc<Scripted>)>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let templates = Arc::new(
+        Templates::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            &[],
+        )
+        .unwrap(),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let with = channels
+        .into_iter()
+        .map(|(c, s)| (c, Adapter::Scripted(s)))
+        .collect();
+    let (dispatcher, running) = Dispatcher::start_with(
+        store.clone(),
+        templates,
+        Arc::new(Settings::default()),
+        with,
+        stopped,
+    )
+    .await
+    .unwrap();
+    Harness {
+        store,
+        dispatcher,
+        stop,
+        running: Some(running),
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    async fn publish(&self, n: usize) -> Vec<ulid::Ulid> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let (inc, _) = self
+                .store
+                .create_incident(
+                    NewIncident {
+                        title: Title::parse(&format!("Outage {i}")).unwrap(),
+                        kind: IncidentKind::Incident,
+                        status: None,
+                        impact: Impact::Major,
+                        components: vec![],
+                        body: Body::single(Locale::english(), "Investigating").unwrap(),
+                        author: "t".into(),
+                        next_update_due: None,
+                        draft: false,
+                        broadcast: self.dispatcher.broadcast_targets(),
+                    },
+                    self.dispatcher.inner.clock.now(),
+                )
+                .await
+                .unwrap();
+            ids.push(inc.id);
+        }
+        self.dispatcher.kick();
+        ids
+    }
+
+    /// Waits (in paused time) until every delivery of `incident` is final.
+    async fn settle(&self, incident: ulid::Ulid) -> Vec<Delivery> {
+        for _ in 0..100_000 {
+            let ds = self.store.deliveries_of(incident).unwrap();
+            if !ds.is_empty() && ds.iter().all(|d| d.state.is_final()) {
+                return ds;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("deliveries did not settle");
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(r) = self.running.take() {
+            r.finished().await;
+        }
+    }
+}
+
+fn fast() -> Rate {
+    Rate {
+        n: 1000,
+        per: Duration::from_secs(1),
+    }
+}
+
+fn retry(reason: &str, after: Option<u64>) -> Step {
+    Step::Answer(Outcome::Retry {
+        reason: reason.into(),
+        after: after.map(Duration::from_secs),
+    })
+}
+
+fn gaps(s: &Scripted) -> Vec<Duration> {
+    let sent = s.sent.lock().unwrap();
+    sent.windows(2).map(|w| w[1].0 - w[0].0).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_schedule_and_retry_after_are_followed() {
+    let s = Arc::new(Scripted::new(vec![
+        retry("503 Service Unavailable", None),
+        retry("429 Too Many Requests", Some(120)),
+        retry("503 again", None),
+    ]));
+    let h = harness(vec![(channel("hook", &[10, 60, 300], fast()), s.clone())]).await;
+    let id = h.publish(1).await[0];
+    let ds = h.settle(id).await;
+    assert_eq!(ds[0].state, DeliveryState::Delivered);
+    assert_eq!(ds[0].attempts, 4);
+    let g = gaps(&s);
+    assert_eq!(g.len(), 3, "{g:?}");
+    let within = |d: Duration, lo: u64, hi: u64| {
+        d >= Duration::from_secs(lo) && d <= Duration::from_secs(hi) + Duration::from_millis(200)
+    };
+    assert!(within(g[0], 8, 12), "first retry after 10 s ±20 %: {g:?}");
+    assert!(
+        within(g[1], 120, 121),
+        "Retry-After 120 s beats the 60 s step: {g:?}"
+    );
+    assert!(within(g[2], 240, 360), "third step 300 s ±20 %: {g:?}");
+    // Every attempt carried the same idempotency key.
+    let sent = s.sent.lock().unwrap();
+    assert!(sent
+        .iter()
+        .all(|(_, m)| m.idempotency_key == ds[0].idempotency_key));
+    drop(sent);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_rejections_are_not_retried() {
+    let s = Arc::new(Scripted::new(vec![Step::Answer(Outcome::Rejected {
+        reason: "Twilio error 21211: invalid 'To'".into(),
+    })]));
+    let h = harness(vec![(channel("hook", &[10, 60], fast()), s.clone())]).await;
+    let id = h.publish(1).await[0];
+    let ds = h.settle(id).await;
+    assert_eq!(ds[0].state, DeliveryState::Rejected);
+    assert_eq!(ds[0].attempts, 1);
+    assert!(ds[0].last_error.as_deref().unwrap().contains("21211"));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(s.sent.lock().unwrap().len(), 1, "never retried");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn hangs_time_out_and_exhausted_retries_die_then_requeue() {
+    let s = Arc::new(Scripted::new(vec![
+        Step::Hang,
+        retry("503", None),
+        retry("503", None),
+    ]));
+    let h = harness(vec![(channel("hook", &[10, 20], fast()), s.clone())]).await;
+    let id = h.publish(1).await[0];
+    let ds = h.settle(id).await;
+    assert_eq!(ds[0].state, DeliveryState::Dead, "{:?}", ds[0]);
+    assert_eq!(ds[0].attempts, 3);
+    let g = gaps(&s);
+    assert!(
+        g[0] >= Duration::from_secs(5 + 8),
+        "the hang lasted the 5 s send timeout, then ~10 s: {g:?}"
+    );
+    let requeued = h
+        .store
+        .requeue_dead(id, h.dispatcher.inner.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(requeued.len(), 1);
+    h.dispatcher.kick_channel("hook");
+    let ds = h.settle(id).await;
+    assert_eq!(
+        ds[0].state,
+        DeliveryState::Delivered,
+        "the script is exhausted: delivers"
+    );
+    assert_eq!(s.sent.lock().unwrap().len(), 4);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_paces_sends_and_a_failing_channel_does_not_hold_back_another() {
+    let slow = Arc::new(Scripted::new((0..200).map(|_| Step::Hang).collect()));
+    let ok = Arc::new(Scripted::new(vec![]));
+    let h = harness(vec![
+        (channel("broken", &[3600], fast()), slow.clone()),
+        (
+            channel(
+                "paced",
+                &[10],
+                Rate {
+                    n: 2,
+                    per: Duration::from_secs(1),
+                },
+            ),
+            ok.clone(),
+        ),
+    ])
+    .await;
+    let ids = h.publish(10).await;
+    let start = Instant::now();
+    for id in &ids {
+        loop {
+            let ds = h.store.deliveries_of(*id).unwrap();
+            if ds
+                .iter()
+                .any(|d| d.channel == "paced" && d.state == DeliveryState::Delivered)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let took = Instant::now() - start;
+    // 10 sends at 2/s with a burst of 2: the last goes out after about 4 s, not at once and not
+    // after the broken channel's hour-long retry.
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(60),
+        "{took:?}"
+    );
+    let sent = ok.sent.lock().unwrap();
+    assert_eq!(sent.len(), 10);
+    // A bucket of 2 refilling at 2/s allows at most 2 + 2·T sends in any T seconds: any five
+    // consecutive sends span at least (5 - 1 - 2) / 2 = 1 s.
+    for w in sent.windows(5) {
+        assert!(
+            w[4].0 - w[0].0 >= Duration::from_millis(990),
+            "rate exceeded: {:?}",
+            w[4].0 - w[0].0
+        );
+    }
+    assert!(
+        sent[9].0 - sent[0].0 >= Duration::from_millis(3990),
+        "10 sends at 2/s with a burst of 2 take 4 s"
+    );
+    drop(sent);
+    h.stop().await;
+}

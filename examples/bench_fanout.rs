@@ -1,0 +1,1136 @@
+//! Benchmark: SMS fan-out of one incident to many subscribers, through crier's Twilio adapter and
+//! the provider emulator (`examples/provider_sim.rs`): throughput, peak memory, and latency.
+//!
+//! Run (both release binaries must be built first; `cargo run --example` rebuilds neither
+//! `target/release/crier` nor `target/release/examples/provider_sim`):
+//!
+//! ```text
+//! cargo build --release --examples
+//! cargo run --release --example bench_fanout -- --mode throughput --subscribers 100000
+//! cargo run --release --example bench_fanout -- --mode rss --subscribers 1000000
+//! cargo run --release --example bench_fanout -- --mode latency --runs 50
+//! ```
+//!
+//! Set-up, every mode: a fresh temporary dir holds crier's data dir, a channels dir with one file,
+//! `sms.toml` (`kind = "twilio"`, `base_url` = the emulator, `rate = "100000/s"`, `concurrency =
+//! 256`), and both programs' logs. `provider_sim --bind 127.0.0.1:0 --twilio-auth-token secret`
+//! and `crier serve --data DIR --bind 127.0.0.1:0 --channels CHDIR --templates templates/` (with
+//! `TWILIO_ACCOUNT_SID` / `TWILIO_AUTH_TOKEN` set) run as child processes; their ports are read
+//! from their "listening on" lines. Subscribers are imported with `POST
+//! /api/v1/subscribers/import` in CSV batches (`--batch`, default 50,000 rows, one transaction
+//! each); phone numbers are `+3584` followed by 8 digits.
+//!
+//! What each mode measures:
+//!
+//! - `throughput` (default 100,000 subscribers): the time from the `201 Created` answer to `POST
+//!   /api/v1/incidents` until the emulator has accepted one SMS per subscriber (its `GET /stats`,
+//!   polled every 100 ms); deliveries/s = subscribers / that time. Then `wrk -t2 -c64 -d5s`
+//!   posts Twilio-shaped form requests (a Lua script, a distinct `To` per request) to a second,
+//!   fresh emulator, with crier stopped: the emulator's raw capacity, printed beside it.
+//!   Target: at least 10,000 deliveries/s.
+//! - `rss` (default 1,000,000 subscribers): the same fan-out, reporting crier's resident memory:
+//!   VmRSS sampled every 500 ms (peak per phase: import, fan-out) and VmHWM (the kernel's
+//!   high-water mark over the whole process life) read when the last SMS has been accepted.
+//!   Target: VmHWM under 256 MiB.
+//! - `latency` (1 subscriber, `--runs` timed runs after `--warmup` untimed ones): per run, the
+//!   time from sending `POST /api/v1/incidents` until the emulator's accepted count goes up
+//!   (`/stats` polled every 1 ms). Every incident has a distinct message, so the emulator never
+//!   sees the same (recipient, body) twice. Target: median under 50 ms. Percentiles are
+//!   nearest-rank.
+//!
+//! Every run is checked: the emulator must have accepted exactly one SMS per subscriber and per
+//! incident, with 0 duplicates and 0 rejections, and crier's `GET
+//! /api/v1/incidents/{id}/deliveries` must report all of them delivered and none dead or rejected.
+//! A failed check, or a fan-out not done within `--timeout` seconds (default 600), exits non-zero.
+//! A missed target is reported but is not a failure. Client, crier and emulator share the
+//! machine; the CPU columns give each process's CPU time during the timed part, as a percentage of
+//! one core (Linux /proc). The child processes are killed when this program exits, also on error
+//! paths (a guard with `Drop`).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+const ACCOUNT_SID: &str = "AC0123";
+const AUTH_TOKEN: &str = "secret";
+const FROM: &str = "+15005550006";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Deliveries per second to N subscribers, and the emulator's raw capacity with wrk.
+    Throughput,
+    /// crier's peak resident memory while fanning out to N subscribers.
+    Rss,
+    /// Time from opening an incident to the emulator accepting the SMS, 1 subscriber.
+    Latency,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "SMS fan-out through the Twilio adapter to provider_sim: throughput, RSS, latency")]
+struct Args {
+    #[arg(long, value_enum, default_value_t = Mode::Throughput)]
+    mode: Mode,
+    /// Subscribers to import (default: 100000 for throughput, 1000000 for rss, 1 for latency).
+    #[arg(long)]
+    subscribers: Option<usize>,
+    /// Timed runs (latency mode).
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Untimed runs before the timed ones (latency mode).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Rows per import request (each is one transaction).
+    #[arg(long, default_value_t = 50_000)]
+    batch: usize,
+    /// Seconds a fan-out may take before the run fails.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// The channel's `rate`.
+    #[arg(long, default_value = "100000/s")]
+    rate: String,
+    /// The channel's `concurrency`.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Length of the wrk run against the emulator (throughput mode); 0 skips it.
+    #[arg(long, default_value_t = 5)]
+    wrk_seconds: u64,
+    /// The crier binary (default: target/release/crier).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// The emulator binary (default: target/release/examples/provider_sim).
+    #[arg(long)]
+    sim_bin: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------
+
+/// Kills the child process when dropped, also when the benchmark fails half-way.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child process whose stdout and stderr go to a log file, and the URL it listens on.
+struct Proc {
+    url: String,
+    pid: u32,
+    log: PathBuf,
+    _child: ChildGuard,
+}
+
+impl Proc {
+    /// Starts `cmd` with its output in `log` and waits for its "listening on http://" line.
+    fn start(mut cmd: Command, log: &Path, what: &str) -> Result<Self> {
+        let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        let pid = child.id();
+        let mut guard = ChildGuard(child);
+        let url = wait_for_listen_line(&mut guard.0, log, what)?;
+        Ok(Proc {
+            url,
+            pid,
+            log: log.to_owned(),
+            _child: guard,
+        })
+    }
+
+    /// The last lines of the process's log, for error messages.
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Polls a log until it says where the process listens; returns `http://127.0.0.1:PORT`.
+fn wait_for_listen_line(child: &mut Child, log: &Path, what: &str) -> Result<String> {
+    const MARK: &str = "listening on ";
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(at) = text.find("listening on http://") {
+            let rest = &text[at + MARK.len()..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '\x1b')
+                .unwrap_or(rest.len());
+            return Ok(rest[..end].to_owned());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited ({status}) before listening; its log:\n{text}");
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            bail!("{what} did not report a listening address within 15 s; its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn start_sim(bin: &Path, dir: &Path, name: &str) -> Result<Proc> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--bind", "127.0.0.1:0", "--twilio-auth-token", AUTH_TOKEN])
+        .current_dir(dir);
+    Proc::start(cmd, &dir.join(format!("{name}.log")), "provider_sim")
+}
+
+/// crier with one Twilio channel pointed at the emulator, on a fresh data dir under `dir`.
+struct Crier {
+    proc: Proc,
+    token: String,
+}
+
+fn start_crier(bin: &Path, dir: &Path, sim_url: &str, args: &Args) -> Result<Crier> {
+    let data = dir.join("data");
+    let channels = dir.join("channels");
+    std::fs::create_dir_all(&channels)?;
+    let sms = format!(
+        "kind = \"twilio\"\n\
+         account_sid_env = \"TWILIO_ACCOUNT_SID\"\n\
+         auth_token_env = \"TWILIO_AUTH_TOKEN\"\n\
+         from = \"{FROM}\"\n\
+         base_url = \"{sim_url}\"\n\
+         rate = \"{}\"\n\
+         concurrency = {}\n\
+         sms_max_segments = 3\n",
+        args.rate, args.concurrency
+    );
+    std::fs::write(channels.join("sms.toml"), sms)?;
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .arg("--data")
+        .arg(&data)
+        .args(["--bind", "127.0.0.1:0"])
+        .arg("--channels")
+        .arg(&channels)
+        .arg("--templates")
+        .arg(&templates)
+        // No stray ./crier.toml, and no inherited settings or admin token: the server generates
+        // <data>/admin.token.
+        .current_dir(dir)
+        .env_remove("CRIER_ADMIN_TOKEN")
+        .env_remove("CRIER_CONFIG")
+        .env_remove("CRIER_BIND")
+        .env_remove("CRIER_DATA")
+        .env_remove("CRIER_CHANNELS")
+        .env_remove("CRIER_TEMPLATES")
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    let proc = Proc::start(cmd, &dir.join("crier.log"), "crier serve")?;
+    let log = std::fs::read_to_string(&proc.log).unwrap_or_default();
+    if log.contains("skipped") {
+        bail!("crier skipped a channel; its log:\n{log}");
+    }
+    let token = crier::token::read_admin_token(&data)?
+        .with_context(|| format!("crier wrote no admin token in {}", data.display()))?;
+    Ok(Crier { proc, token })
+}
+
+/// A binary under the target dir, or an error telling the user to build it.
+fn target_binary(arg: Option<PathBuf>, rel: &str) -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = match arg {
+        Some(b) => b,
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"))
+            .join(rel),
+    };
+    if !bin.is_file() {
+        bail!(
+            "{} does not exist; run `cargo build --release --examples` first",
+            bin.display()
+        );
+    }
+    let built = std::fs::metadata(&bin)?.modified()?;
+    if let Some(newest) = newest_mtime(&root.join("src")) {
+        if newest > built {
+            eprintln!(
+                "warning: {} is older than the sources in src/; run `cargo build --release --examples` to benchmark the current code",
+                bin.display()
+            );
+        }
+    }
+    Ok(bin)
+}
+
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().ok().and_then(|m| m.modified().ok())
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// A program on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+// ---------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------
+
+/// utime + stime of a /proc `stat` line, and the command name.
+fn parse_stat(stat: &str) -> Option<(String, Duration)> {
+    // Fields after the command name (which is in parentheses and may contain spaces): utime is
+    // field 14, stime field 15, in clock ticks (USER_HZ, 100 on Linux).
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((comm, Duration::from_millis(ticks * 10)))
+}
+
+/// CPU time (user + system) a process has used; `None` off Linux.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|(_, t)| t)
+}
+
+/// CPU time per thread name (threads of the same name summed).
+fn thread_cpu(pid: u32) -> BTreeMap<String, Duration> {
+    let mut map = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return map;
+    };
+    for entry in dir.flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if let Some((comm, t)) = parse_stat(&stat) {
+            *map.entry(comm).or_insert(Duration::ZERO) += t;
+        }
+    }
+    map
+}
+
+/// A `kB` field of /proc/PID/status (VmRSS, VmHWM), in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Samples a process's VmRSS every 500 ms on its own thread until dropped.
+struct RssSampler {
+    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (samples.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                if let Some(kib) = status_kib(pid, "VmRSS") {
+                    s.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((Instant::now(), kib));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        RssSampler {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The highest sample taken in `[from, to)`, in KiB.
+    fn peak(&self, from: Instant, to: Instant) -> Option<u64> {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(_, k)| *k)
+            .max()
+    }
+
+    fn count(&self) -> usize {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Total size of the files under a directory, in bytes.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "-".to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/// Subscriber number `i` as E.164: `+3584` and 8 digits (up to 100 million numbers).
+fn phone(i: usize) -> String {
+    format!("+3584{i:08}")
+}
+
+async fn json_of(resp: reqwest::Response, what: &str, want: StatusCode) -> Result<Value> {
+    let status = resp.status();
+    let body = resp.text().await?;
+    if status != want {
+        bail!("{what} answered {status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
+}
+
+/// Imports subscribers `0..n` in batches; returns the time it took.
+async fn import(http: &reqwest::Client, crier: &Crier, n: usize, batch: usize) -> Result<Duration> {
+    let t0 = Instant::now();
+    let mut done = 0;
+    let mut last_print = Instant::now();
+    while done < n {
+        let k = batch.min(n - done);
+        let mut body = String::with_capacity(6 + k * 14);
+        body.push_str("phone\n");
+        for i in done..done + k {
+            body.push_str(&phone(i));
+            body.push('\n');
+        }
+        let resp = http
+            .post(format!("{}/api/v1/subscribers/import", crier.proc.url))
+            .bearer_auth(&crier.token)
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .body(body)
+            .send()
+            .await
+            .context("importing subscribers failed")?;
+        let v = json_of(resp, "POST /api/v1/subscribers/import", StatusCode::OK).await?;
+        let added = v.get("added").and_then(Value::as_u64);
+        if added != Some(k as u64) {
+            bail!("importing {k} subscribers added {added:?}: {v}");
+        }
+        done += k;
+        if n > batch && (last_print.elapsed() >= Duration::from_secs(5) || done == n) {
+            last_print = Instant::now();
+            let secs = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "  imported {done}/{n} subscribers in {secs:.1} s ({:.0}/s)",
+                done as f64 / secs
+            );
+        }
+    }
+    Ok(t0.elapsed())
+}
+
+/// Opens an incident; returns its id.
+async fn open_incident(http: &reqwest::Client, crier: &Crier, message: &str) -> Result<String> {
+    let resp = http
+        .post(format!("{}/api/v1/incidents", crier.proc.url))
+        .bearer_auth(&crier.token)
+        .json(&json!({
+            "title": "Check-in delays at Helsinki Airport",
+            "impact": "major",
+            "message": message,
+        }))
+        .send()
+        .await
+        .context("opening an incident failed")?;
+    let v = json_of(resp, "POST /api/v1/incidents", StatusCode::CREATED).await?;
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no id in the answer: {v}"))
+}
+
+/// The emulator's Twilio counters.
+#[derive(Debug, Clone, Copy)]
+struct SimStats {
+    accepted: u64,
+    rejected: u64,
+    duplicates: u64,
+    unique: u64,
+}
+
+async fn sim_stats(http: &reqwest::Client, sim: &Proc) -> Result<SimStats> {
+    let resp = http.get(format!("{}/stats", sim.url)).send().await?;
+    let v = json_of(resp, "GET /stats", StatusCode::OK).await?;
+    let n = |a: &str, b: &str| v.get(a).and_then(|x| x.get(b)).and_then(Value::as_u64);
+    Ok(SimStats {
+        accepted: n("accepted", "twilio").context("/stats has no accepted.twilio")?,
+        rejected: n("rejected", "twilio").context("/stats has no rejected.twilio")?,
+        duplicates: n("duplicates", "total").context("/stats has no duplicates.total")?,
+        unique: n("unique_recipients", "twilio")
+            .context("/stats has no unique_recipients.twilio")?,
+    })
+}
+
+/// Waits until crier reports the incident's SMS deliveries complete; checks they all succeeded.
+async fn check_deliveries(
+    http: &reqwest::Client,
+    crier: &Crier,
+    id: &str,
+    want: u64,
+) -> Result<Value> {
+    let started = Instant::now();
+    loop {
+        let resp = http
+            .get(format!("{}/api/v1/incidents/{id}/deliveries", crier.proc.url))
+            .bearer_auth(&crier.token)
+            .send()
+            .await?;
+        let v = json_of(resp, "GET deliveries", StatusCode::OK).await?;
+        let sms = v.pointer("/channels/sms").cloned().unwrap_or(Value::Null);
+        let n = |k: &str| sms.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let complete = v.get("complete").and_then(Value::as_bool) == Some(true);
+        if complete || n("delivered") >= want {
+            if n("delivered") != want || n("dead") + n("rejected") > 0 || n("total") != want {
+                bail!("incident {id}: expected {want} delivered SMS, crier reports {sms}");
+            }
+            return Ok(sms);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("incident {id}: deliveries not complete 120 s after the emulator accepted them all: {sms}");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// crier's mean send time through the sms channel, from /metrics.
+async fn mean_send_ms(http: &reqwest::Client, crier: &Crier) -> Result<Option<f64>> {
+    let text = http
+        .get(format!("{}/metrics", crier.proc.url))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    Ok(
+        match (
+            value("crier_send_seconds_sum{channel=\"sms\"}"),
+            value("crier_send_seconds_count{channel=\"sms\"}"),
+        ) {
+            (Some(sum), Some(count)) if count > 0.0 => Some(1000.0 * sum / count),
+            _ => None,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Fan-out (throughput and rss modes)
+// ---------------------------------------------------------------------------
+
+struct FanOut {
+    subscribers: usize,
+    import: Duration,
+    to_201: Duration,
+    first: Option<Duration>,
+    elapsed: Duration,
+    crier_cpu: Option<f64>,
+    sim_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+    threads: Vec<(String, f64)>,
+    mean_send_ms: Option<f64>,
+    rss_import_kib: Option<u64>,
+    rss_fanout_kib: Option<u64>,
+    hwm_kib: Option<u64>,
+    rss_end_kib: Option<u64>,
+    hwm_after_scan_kib: Option<u64>,
+    samples: usize,
+    data_bytes: u64,
+    duplicates: u64,
+}
+
+impl FanOut {
+    fn per_second(&self) -> f64 {
+        self.subscribers as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn share(a: Option<Duration>, b: Option<Duration>, over: Duration) -> Option<f64> {
+    Some(100.0 * b?.saturating_sub(a?).as_secs_f64() / over.as_secs_f64())
+}
+
+async fn fan_out(args: &Args, bins: &Bins, n: usize) -> Result<FanOut> {
+    let dir = tempfile::Builder::new()
+        .prefix("crier-bench-fanout-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let sim = start_sim(&bins.sim, dir.path(), "provider_sim")?;
+    let crier = start_crier(&bins.crier, dir.path(), &sim.url, args)?;
+    let result = fan_out_with(args, n, &sim, &crier, dir.path()).await;
+    result.map_err(|e| {
+        e.context(format!(
+            "last lines of crier's log:\n{}\nprovider_sim's log:\n{}",
+            crier.proc.log_tail(20),
+            sim.log_tail(5)
+        ))
+    })
+}
+
+async fn fan_out_with(args: &Args, n: usize, sim: &Proc, crier: &Crier, dir: &Path) -> Result<FanOut> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let pid = crier.proc.pid;
+    let sampler = RssSampler::start(pid);
+    let t_import = Instant::now();
+    eprintln!("importing {n} subscribers in batches of {}", args.batch);
+    let import_time = import(&http, crier, n, args.batch).await?;
+    let s0 = sim_stats(&http, sim).await?;
+    if s0.accepted != 0 {
+        bail!("the emulator accepted {} SMS before the incident was opened", s0.accepted);
+    }
+
+    let (crier_pid, sim_pid) = (pid.to_string(), sim.pid.to_string());
+    let threads0 = thread_cpu(pid);
+    let (c0, s0cpu, me0) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
+    let t_send = Instant::now();
+    let id = open_incident(&http, crier, "We are investigating slow check-in. Updates follow every 30 minutes.").await?;
+    let t_201 = Instant::now();
+    eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
+    let timeout = Duration::from_secs(args.timeout);
+    let mut first = None;
+    let mut last_print = Instant::now();
+    let mut last = s0;
+    loop {
+        let s = sim_stats(&http, sim).await?;
+        if first.is_none() && s.accepted > 0 {
+            first = Some(t_201.elapsed());
+        }
+        if s.accepted >= n as u64 {
+            last = s;
+            break;
+        }
+        if s.rejected > 0 || s.duplicates > 0 {
+            bail!("the emulator rejected {} and saw {} duplicate SMS", s.rejected, s.duplicates);
+        }
+        if t_201.elapsed() > timeout {
+            bail!(
+                "only {} of {n} SMS accepted {} s after the incident was opened",
+                s.accepted,
+                args.timeout
+            );
+        }
+        if last_print.elapsed() >= Duration::from_secs(5) {
+            let dt = last_print.elapsed().as_secs_f64();
+            last_print = Instant::now();
+            eprintln!(
+                "  {:>6.1} s: {} / {n} accepted ({:.0}/s now), crier RSS {:.1} MiB",
+                t_201.elapsed().as_secs_f64(),
+                s.accepted,
+                (s.accepted - last.accepted) as f64 / dt,
+                status_kib(pid, "VmRSS").map_or(0.0, mib),
+            );
+            last = s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t_done = Instant::now();
+    let elapsed = t_done - t_201;
+    let (c1, s1cpu, me1) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
+    let threads1 = thread_cpu(pid);
+    let hwm_kib = status_kib(pid, "VmHWM");
+    let rss_end_kib = status_kib(pid, "VmRSS");
+    let rss_import_kib = sampler.peak(t_import, t_send);
+    let rss_fanout_kib = sampler.peak(t_send, t_done + Duration::from_secs(1));
+    let samples = sampler.count();
+    drop(sampler);
+
+    // Let stragglers (duplicates, if any) arrive, then check the counts exactly.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = sim_stats(&http, sim).await?;
+    if s.accepted != n as u64 || s.unique != n as u64 || s.duplicates != 0 || s.rejected != 0 {
+        bail!(
+            "the emulator accepted {} SMS to {} recipients ({} duplicates, {} rejected); expected exactly {n}, no duplicates",
+            s.accepted,
+            s.unique,
+            s.duplicates,
+            s.rejected
+        );
+    }
+    eprintln!("all {n} SMS accepted; checking crier's delivery records");
+    check_deliveries(&http, crier, &id, n as u64).await?;
+    let hwm_after_scan_kib = status_kib(pid, "VmHWM");
+    let mean_send_ms = mean_send_ms(&http, crier).await?;
+    let mut threads: Vec<(String, f64)> = threads1
+        .iter()
+        .map(|(name, t)| {
+            let before = threads0.get(name).copied().unwrap_or(Duration::ZERO);
+            (
+                name.clone(),
+                100.0 * t.saturating_sub(before).as_secs_f64() / elapsed.as_secs_f64(),
+            )
+        })
+        .filter(|(_, pct)| *pct >= 0.5)
+        .collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(FanOut {
+        subscribers: n,
+        import: import_time,
+        to_201: t_201 - t_send,
+        first,
+        elapsed,
+        crier_cpu: share(c0, c1, elapsed),
+        sim_cpu: share(s0cpu, s1cpu, elapsed),
+        client_cpu: share(me0, me1, elapsed),
+        threads,
+        mean_send_ms,
+        rss_import_kib,
+        rss_fanout_kib,
+        hwm_kib,
+        rss_end_kib,
+        hwm_after_scan_kib,
+        samples,
+        data_bytes: dir_size(&dir.join("data")),
+        duplicates: s.duplicates,
+    })
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}%"))
+}
+
+fn opt_mib(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |k| format!("{:.1}", mib(k)))
+}
+
+fn print_fan_out(f: &FanOut) {
+    println!(
+        "{:>11} {:>9} {:>9} {:>8} {:>9} {:>9} {:>12} {:>8} {:>8} {:>8} {:>8}",
+        "subscribers",
+        "import s",
+        "201 ms",
+        "first ms",
+        "fan-out s",
+        "send ms",
+        "deliveries/s",
+        "crier",
+        "sim",
+        "client",
+        "dups"
+    );
+    println!(
+        "{:>11} {:>9.1} {:>9.2} {:>8} {:>9.2} {:>9} {:>12.0} {:>8} {:>8} {:>8} {:>8}",
+        f.subscribers,
+        f.import.as_secs_f64(),
+        ms(f.to_201),
+        f.first.map_or_else(|| "-".to_owned(), |d| format!("{:.0}", ms(d))),
+        f.elapsed.as_secs_f64(),
+        f.mean_send_ms
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+        f.per_second(),
+        pct(f.crier_cpu),
+        pct(f.sim_cpu),
+        pct(f.client_cpu),
+        f.duplicates
+    );
+    let threads: Vec<String> = f
+        .threads
+        .iter()
+        .map(|(n, p)| format!("{n} {p:.0}%"))
+        .collect();
+    println!("crier CPU by thread during the fan-out: {}", threads.join(", "));
+}
+
+fn print_rss(f: &FanOut) {
+    println!();
+    println!(
+        "{:>11} {:>15} {:>16} {:>10} {:>12} {:>9} {:>10}",
+        "subscribers",
+        "import peak MiB",
+        "fan-out peak MiB",
+        "VmHWM MiB",
+        "end RSS MiB",
+        "samples",
+        "data MiB"
+    );
+    println!(
+        "{:>11} {:>15} {:>16} {:>10} {:>12} {:>9} {:>10.0}",
+        f.subscribers,
+        opt_mib(f.rss_import_kib),
+        opt_mib(f.rss_fanout_kib),
+        opt_mib(f.hwm_kib),
+        opt_mib(f.rss_end_kib),
+        f.samples,
+        f.data_bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "(peaks are VmRSS sampled every 500 ms; VmHWM is read when the last SMS was accepted; after the final GET /deliveries scan VmHWM was {} MiB)",
+        opt_mib(f.hwm_after_scan_kib)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// wrk against the emulator
+// ---------------------------------------------------------------------------
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+struct WrkResult {
+    per_second: f64,
+    requests: u64,
+    non_2xx: u64,
+    accepted: u64,
+}
+
+/// wrk -t2 -c64 against a fresh emulator; `None` when wrk is not installed.
+async fn wrk_capacity(bins: &Bins, seconds: u64) -> Result<Option<WrkResult>> {
+    let Some(wrk) = on_path("wrk") else {
+        println!("wrk is not installed; install it with `apt-get install -y wrk` to measure the emulator's raw capacity");
+        return Ok(None);
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("crier-bench-fanout-wrk-")
+        .tempdir()?;
+    let sim = start_sim(&bins.sim, dir.path(), "provider_sim")?;
+    let auth = base64(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes());
+    // One Lua state per wrk thread: `tid` (set in setup) and the counter make every To distinct,
+    // so the emulator takes its non-duplicate path, as with crier's fan-out.
+    let script = format!(
+        r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic {auth}"
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+counter = 0
+function request()
+  counter = counter + 1
+  local body = string.format("To=%%2B3585%02d%07d&From=%%2B15005550006&Body=We+are+investigating+slow+check-in.+Updates+follow+every+30+minutes.", tid or 0, counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"#
+    );
+    let lua = dir.path().join("twilio.lua");
+    std::fs::write(&lua, script)?;
+    let url = format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", sim.url);
+    let out = Command::new(&wrk)
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), "-s"])
+        .arg(&lua)
+        .arg(&url)
+        .output()
+        .context("cannot run wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "wrk failed ({}): {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let find = |prefix: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    let per_second = find("Requests/sec:").with_context(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let non_2xx = find("Non-2xx or 3xx responses:").map_or(0, |v| v as u64);
+    let http = reqwest::Client::new();
+    let accepted = sim_stats(&http, &sim).await?.accepted;
+    Ok(Some(WrkResult {
+        per_second,
+        requests,
+        non_2xx,
+        accepted,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Latency
+// ---------------------------------------------------------------------------
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Latency {
+    /// Send of POST /incidents to the emulator's count going up.
+    e2e: Vec<Duration>,
+    /// Send of POST /incidents to its 201.
+    api: Vec<Duration>,
+}
+
+async fn latency(args: &Args, bins: &Bins, n: usize) -> Result<Latency> {
+    let dir = tempfile::Builder::new()
+        .prefix("crier-bench-fanout-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let sim = start_sim(&bins.sim, dir.path(), "provider_sim")?;
+    let crier = start_crier(&bins.crier, dir.path(), &sim.url, args)?;
+    let result = latency_with(args, n, &sim, &crier).await;
+    result.map_err(|e| {
+        e.context(format!(
+            "last lines of crier's log:\n{}",
+            crier.proc.log_tail(20)
+        ))
+    })
+}
+
+async fn latency_with(args: &Args, n: usize, sim: &Proc, crier: &Crier) -> Result<Latency> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    // A separate client (and connection) for polling, so a poll in flight never delays the POST.
+    let poll = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    import(&http, crier, n, args.batch).await?;
+    let mut out = Latency {
+        e2e: Vec::new(),
+        api: Vec::new(),
+    };
+    let total = args.warmup + args.runs;
+    let mut ids = Vec::new();
+    for run in 0..total {
+        let before = sim_stats(&poll, sim).await?.accepted;
+        let t0 = Instant::now();
+        let id = open_incident(&http, crier, &format!("Latency probe {run}: we are investigating.")).await?;
+        let api = t0.elapsed();
+        loop {
+            let s = sim_stats(&poll, sim).await?;
+            if s.accepted >= before + n as u64 {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                bail!("run {run}: the emulator accepted {} of {n} SMS within 30 s", s.accepted - before);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let e2e = t0.elapsed();
+        if run >= args.warmup {
+            out.e2e.push(e2e);
+            out.api.push(api);
+        }
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = sim_stats(&http, sim).await?;
+    let want = (total * n) as u64;
+    if s.accepted != want || s.duplicates != 0 || s.rejected != 0 {
+        bail!(
+            "the emulator accepted {} SMS ({} duplicates, {} rejected); expected exactly {want}",
+            s.accepted,
+            s.duplicates,
+            s.rejected
+        );
+    }
+    for id in &ids {
+        check_deliveries(&http, crier, id, n as u64).await?;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------
+
+struct Bins {
+    crier: PathBuf,
+    sim: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let n = args.subscribers.unwrap_or(match args.mode {
+        Mode::Throughput => 100_000,
+        Mode::Rss => 1_000_000,
+        Mode::Latency => 1,
+    });
+    if n == 0 || n > 100_000_000 {
+        bail!("--subscribers must be between 1 and 100000000");
+    }
+    if args.batch == 0 || (args.mode == Mode::Latency && args.runs == 0) {
+        bail!("--batch and --runs must be positive");
+    }
+    let bins = Bins {
+        crier: target_binary(args.bin.clone(), "release/crier")?,
+        sim: target_binary(args.sim_bin.clone(), "release/examples/provider_sim")?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "bench_fanout --mode {:?}: twilio channel (rate {}, concurrency {}) -> provider_sim",
+        args.mode, args.rate, args.concurrency
+    );
+    println!(
+        "crier: {}; {} CPU(s); load average before: {}",
+        bins.crier.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    println!();
+    match args.mode {
+        Mode::Throughput | Mode::Rss => {
+            let f = rt.block_on(fan_out(&args, &bins, n))?;
+            print_fan_out(&f);
+            print_rss(&f);
+            println!("load average after: {}", load_average());
+            if args.mode == Mode::Throughput {
+                let wrk = if args.wrk_seconds > 0 {
+                    rt.block_on(wrk_capacity(&bins, args.wrk_seconds))?
+                } else {
+                    None
+                };
+                println!();
+                if let Some(w) = &wrk {
+                    println!(
+                        "provider_sim raw capacity, wrk -t2 -c64 -d{}s (crier stopped): {:.0} requests/s ({} requests, {} non-2xx, {} accepted)",
+                        args.wrk_seconds, w.per_second, w.requests, w.non_2xx, w.accepted
+                    );
+                    println!(
+                        "crier's fan-out reached {:.0}% of it",
+                        100.0 * f.per_second() / w.per_second
+                    );
+                }
+                let rate = f.per_second();
+                println!(
+                    "target: >= 10000 deliveries/s: {} ({rate:.0}/s)",
+                    if rate >= 10_000.0 { "met" } else { "NOT met" }
+                );
+            } else {
+                let hwm = f.hwm_kib.map_or(f64::INFINITY, mib);
+                println!(
+                    "target: peak RSS (VmHWM) < 256 MiB: {} ({hwm:.1} MiB)",
+                    if hwm < 256.0 { "met" } else { "NOT met" }
+                );
+            }
+        }
+        Mode::Latency => {
+            let mut l = rt.block_on(latency(&args, &bins, n))?;
+            l.e2e.sort_unstable();
+            l.api.sort_unstable();
+            println!(
+                "open incident -> SMS accepted by the emulator ({} subscriber(s), {} runs after {} warm-up)",
+                n, args.runs, args.warmup
+            );
+            println!(
+                "{:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "", "median ms", "p90 ms", "min ms", "max ms", "mean ms"
+            );
+            for (name, v) in [("end to end", &l.e2e), ("API 201", &l.api)] {
+                let mean = v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
+                println!(
+                    "{:>12} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    name,
+                    ms(percentile(v, 50.0)),
+                    ms(percentile(v, 90.0)),
+                    ms(percentile(v, 0.0)),
+                    ms(percentile(v, 100.0)),
+                    mean
+                );
+            }
+            let median = ms(percentile(&l.e2e, 50.0));
+            println!("all SMS accepted once, no duplicates; load average after: {}", load_average());
+            println!(
+                "target: median < 50 ms: {} ({median:.2} ms)",
+                if median < 50.0 { "met" } else { "NOT met" }
+            );
+        }
+    }
+    Ok(())
+}

@@ -74,7 +74,9 @@ enum Mode {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "SMS fan-out through the Twilio adapter to provider_sim: throughput, RSS, latency")]
+#[command(
+    about = "SMS fan-out through the Twilio adapter to provider_sim: throughput, RSS, latency"
+)]
 struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Throughput)]
     mode: Mode,
@@ -537,7 +539,10 @@ async fn check_deliveries(
     let started = Instant::now();
     loop {
         let resp = http
-            .get(format!("{}/api/v1/incidents/{id}/deliveries", crier.proc.url))
+            .get(format!(
+                "{}/api/v1/incidents/{id}/deliveries",
+                crier.proc.url
+            ))
             .bearer_auth(&crier.token)
             .send()
             .await?;
@@ -634,7 +639,13 @@ async fn fan_out(args: &Args, bins: &Bins, n: usize) -> Result<FanOut> {
     })
 }
 
-async fn fan_out_with(args: &Args, n: usize, sim: &Proc, crier: &Crier, dir: &Path) -> Result<FanOut> {
+async fn fan_out_with(
+    args: &Args,
+    n: usize,
+    sim: &Proc,
+    crier: &Crier,
+    dir: &Path,
+) -> Result<FanOut> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
@@ -645,14 +656,22 @@ async fn fan_out_with(args: &Args, n: usize, sim: &Proc, crier: &Crier, dir: &Pa
     let import_time = import(&http, crier, n, args.batch).await?;
     let s0 = sim_stats(&http, sim).await?;
     if s0.accepted != 0 {
-        bail!("the emulator accepted {} SMS before the incident was opened", s0.accepted);
+        bail!(
+            "the emulator accepted {} SMS before the incident was opened",
+            s0.accepted
+        );
     }
 
     let (crier_pid, sim_pid) = (pid.to_string(), sim.pid.to_string());
     let threads0 = thread_cpu(pid);
     let (c0, s0cpu, me0) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
     let t_send = Instant::now();
-    let id = open_incident(&http, crier, "We are investigating slow check-in. Updates follow every 30 minutes.").await?;
+    let id = open_incident(
+        &http,
+        crier,
+        "We are investigating slow check-in. Updates follow every 30 minutes.",
+    )
+    .await?;
     let t_201 = Instant::now();
     eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
     let timeout = Duration::from_secs(args.timeout);
@@ -665,11 +684,14 @@ async fn fan_out_with(args: &Args, n: usize, sim: &Proc, crier: &Crier, dir: &Pa
             first = Some(t_201.elapsed());
         }
         if s.accepted >= n as u64 {
-            last = s;
             break;
         }
         if s.rejected > 0 || s.duplicates > 0 {
-            bail!("the emulator rejected {} and saw {} duplicate SMS", s.rejected, s.duplicates);
+            bail!(
+                "the emulator rejected {} and saw {} duplicate SMS",
+                s.rejected,
+                s.duplicates
+            );
         }
         if t_201.elapsed() > timeout {
             bail!(
@@ -781,7 +803,8 @@ fn print_fan_out(f: &FanOut) {
         f.subscribers,
         f.import.as_secs_f64(),
         ms(f.to_201),
-        f.first.map_or_else(|| "-".to_owned(), |d| format!("{:.0}", ms(d))),
+        f.first
+            .map_or_else(|| "-".to_owned(), |d| format!("{:.0}", ms(d))),
         f.elapsed.as_secs_f64(),
         f.mean_send_ms
             .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
@@ -796,7 +819,10 @@ fn print_fan_out(f: &FanOut) {
         .iter()
         .map(|(n, p)| format!("{n} {p:.0}%"))
         .collect();
-    println!("crier CPU by thread during the fan-out: {}", threads.join(", "));
+    println!(
+        "crier CPU by thread during the fan-out: {}",
+        threads.join(", ")
+    );
 }
 
 fn print_rss(f: &FanOut) {
@@ -891,7 +917,10 @@ end
     );
     let lua = dir.path().join("twilio.lua");
     std::fs::write(&lua, script)?;
-    let url = format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", sim.url);
+    let url = format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        sim.url
+    );
     let out = Command::new(&wrk)
         .args(["-t2", "-c64", &format!("-d{seconds}s"), "-s"])
         .arg(&lua)
@@ -912,7 +941,8 @@ end
             .and_then(|r| r.split_whitespace().next())
             .and_then(|v| v.parse().ok())
     };
-    let per_second = find("Requests/sec:").with_context(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
+    let per_second = find("Requests/sec:")
+        .with_context(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
     let requests = text
         .lines()
         .find(|l| l.contains("requests in"))
@@ -988,7 +1018,12 @@ async fn latency_with(args: &Args, n: usize, sim: &Proc, crier: &Crier) -> Resul
     for run in 0..total {
         let before = sim_stats(&poll, sim).await?.accepted;
         let t0 = Instant::now();
-        let id = open_incident(&http, crier, &format!("Latency probe {run}: we are investigating.")).await?;
+        let id = open_incident(
+            &http,
+            crier,
+            &format!("Latency probe {run}: we are investigating."),
+        )
+        .await?;
         let api = t0.elapsed();
         loop {
             let s = sim_stats(&poll, sim).await?;
@@ -996,7 +1031,10 @@ async fn latency_with(args: &Args, n: usize, sim: &Proc, crier: &Crier) -> Resul
                 break;
             }
             if t0.elapsed() > Duration::from_secs(30) {
-                bail!("run {run}: the emulator accepted {} of {n} SMS within 30 s", s.accepted - before);
+                bail!(
+                    "run {run}: the emulator accepted {} of {n} SMS within 30 s",
+                    s.accepted - before
+                );
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -1125,7 +1163,10 @@ fn main() -> Result<()> {
                 );
             }
             let median = ms(percentile(&l.e2e, 50.0));
-            println!("all SMS accepted once, no duplicates; load average after: {}", load_average());
+            println!(
+                "all SMS accepted once, no duplicates; load average after: {}",
+                load_average()
+            );
             println!(
                 "target: median < 50 ms: {} ({median:.2} ms)",
                 if median < 50.0 { "met" } else { "NOT met" }

@@ -14,9 +14,21 @@ if need rustup; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# e2e needs a real SMTP server (aiosmtpd, with openssl to make its certificates).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "== installing aiosmtpd (pip) for the SMTP e2e test"
+  python3 -m pip install --quiet 'aiosmtpd>=1.4,<2'
+fi
+if ! need openssl; then
+  echo "== installing openssl (apt-get)"
+  apt-get update -qq && apt-get install -y -qq openssl
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (unit, integration, examples)"
 cargo test --locked --all-targets
+echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out"
+cargo test --locked --test api -- --ignored e2e_

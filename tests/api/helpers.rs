@@ -218,8 +218,27 @@ impl ServeProcess {
 
     /// Starts `serve` with a channels folder.
     pub fn start_with(data: &Path, channels: &Path) -> ServeProcess {
-        let mut child = Command::new(bin())
-            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+        Self::start_env(data, channels, None, &[])
+    }
+
+    /// Starts `serve` with a channels folder, an optional config file and extra environment.
+    pub fn start_env(
+        data: &Path,
+        channels: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
+        let mut cmd = Command::new(bin());
+        if let Some(c) = config {
+            cmd.arg("serve").arg("--config").arg(c);
+        } else {
+            cmd.arg("serve");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .args(["--bind", "127.0.0.1:0", "--data"])
             .arg(data)
             .arg("--channels")
             .arg(channels)

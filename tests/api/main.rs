@@ -3,6 +3,7 @@
 mod cli;
 mod delivery;
 mod durability;
+mod e2e;
 mod errors;
 mod helpers;
 mod incidents;

@@ -207,3 +207,40 @@ async fn metrics_count_outcomes() {
     );
     assert!(text.contains("crier_queue_depth 0"), "{text}");
 }
+
+#[tokio::test]
+async fn sse_stream_reports_progress_until_complete() {
+    let app = spawn_app_with_channels(CHANNELS).await;
+    let id = app.open_incident("Streamed").await;
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/incidents/{id}/deliveries/stream")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    // The stream ends by itself with the first complete status.
+    let body = resp.text().await.unwrap();
+    let events: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(body.contains("event: status"), "{body}");
+    let last = events.last().expect("at least one status event");
+    assert_eq!(last["complete"], true, "{body}");
+    assert_eq!(last["channels"]["public"]["delivered"], 1, "{body}");
+    let r = app
+        .client
+        .get(app.url("/api/v1/incidents/01ARZ3NDEKTSV4RRFFQ69G5FAV/deliveries/stream"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -216,6 +216,16 @@ impl Channel {
         }
     }
 
+    /// The status-callback URL a provider reports delivery to, if configured.
+    pub fn status_callback(&self) -> Option<&str> {
+        match &self.settings {
+            Settings::Twilio {
+                status_callback, ..
+            } => status_callback.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether a subscriber's contact is reachable by this channel.
     pub fn reaches(&self, contact: &crate::domain::Contact) -> bool {
         use crate::domain::Contact;

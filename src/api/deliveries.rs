@@ -29,6 +29,10 @@ pub struct ChannelCounts {
     pub retrying: usize,
     /// Broadcasts of this channel still being expanded into deliveries.
     pub expanding: usize,
+    /// Delivered deliveries whose provider later confirmed the handset got it (status callback).
+    pub confirmed: usize,
+    /// Delivered deliveries the provider later reported as undelivered or failed.
+    pub undelivered: usize,
 }
 
 /// A delivery that failed (dead, rejected, or retrying).
@@ -76,11 +80,18 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
                 }
             }
             DeliveryState::InFlight => c.in_flight += 1,
-            DeliveryState::Delivered => c.delivered += 1,
+            DeliveryState::Delivered => {
+                c.delivered += 1;
+                match d.provider_status.as_deref() {
+                    Some("delivered" | "read") => c.confirmed += 1,
+                    Some("undelivered" | "failed" | "canceled") => c.undelivered += 1,
+                    _ => {}
+                }
+            }
             DeliveryState::Dead => c.dead += 1,
             DeliveryState::Rejected => c.rejected += 1,
         }
-        if failures.len() < MAX_FAILURES && d.state != DeliveryState::Delivered {
+        if failures.len() < MAX_FAILURES {
             if let Some(f) = failure(&d) {
                 failures.push(f);
             }
@@ -98,6 +109,25 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
 }
 
 fn failure(d: &Delivery) -> Option<Failure> {
+    if d.state == DeliveryState::Delivered && d.provider_status.is_none() {
+        return None;
+    }
+    if let (Some(status @ ("undelivered" | "failed" | "canceled")), true) = (
+        d.provider_status.as_deref(),
+        d.state == DeliveryState::Delivered,
+    ) {
+        return Some(Failure {
+            id: d.id,
+            channel: d.channel.clone(),
+            recipient: d.target.recipient().to_owned(),
+            state: d.state,
+            attempts: d.attempts,
+            reason: match d.provider_error {
+                Some(code) => format!("provider reported {status} (error {code})"),
+                None => format!("provider reported {status}"),
+            },
+        });
+    }
     Some(Failure {
         id: d.id,
         channel: d.channel.clone(),

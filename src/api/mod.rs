@@ -8,6 +8,7 @@ mod deliveries;
 pub mod error;
 mod extract;
 mod health;
+mod hooks;
 mod incidents;
 mod preview;
 mod subscribers;
@@ -86,6 +87,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/status", get(health::public_status))
+        .route("/api/v1/hooks/twilio/{channel}", post(hooks::twilio_status))
         .route(
             "/api/v1/unsubscribe/{token}",
             post(subscribers::unsubscribe),

@@ -174,6 +174,20 @@ impl Dispatcher {
         v
     }
 
+    /// For a Twilio channel with a status callback: its auth token and the callback URL, which
+    /// together verify `X-Twilio-Signature`.
+    pub fn twilio_callback(&self, channel: &str) -> Option<(String, String)> {
+        let ch = &self.inner.channels.get(channel)?.channel;
+        match &ch.settings {
+            crate::channels::Settings::Twilio {
+                auth_token,
+                status_callback: Some(url),
+                ..
+            } => Some((auth_token.clone(), url.clone())),
+            _ => None,
+        }
+    }
+
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
     }
@@ -499,6 +513,11 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     inner
         .metrics
         .observe(&ch.channel.name, label, started.elapsed());
+    if let (Some(receipt), Some(_)) = (&d.receipt, ch.channel.status_callback()) {
+        if let Err(e) = inner.store.index_receipt(receipt, &d) {
+            tracing::error!(error = %e, "indexing a receipt failed; its status callback will be ignored");
+        }
+    }
     if let Err(e) = inner.store.record(&d).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
     }
@@ -594,6 +613,8 @@ mod tests {
             next_at: now,
             last_error: None,
             receipt: None,
+            provider_status: None,
+            provider_error: None,
             created_at: now,
             updated_at: now,
         }

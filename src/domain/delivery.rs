@@ -108,6 +108,12 @@ pub struct Delivery {
     pub next_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub receipt: Option<String>,
+    /// What the provider later reported about the message (Twilio status callback):
+    /// e.g. `delivered`, `undelivered`, `failed`, with its error code.
+    #[serde(default)]
+    pub provider_status: Option<String>,
+    #[serde(default)]
+    pub provider_error: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -8,6 +8,7 @@
 //! - `subscribers`: subscriber ULID → JSON [`Subscriber`]
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
+//! - outbox trees (`broadcasts`, `deliveries`, `idem`, `due`, `inflight`, `receipts`): see [`outbox`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -178,6 +179,7 @@ pub struct Store {
     idem: Tree,
     due: Tree,
     inflight: Tree,
+    receipts: Tree,
     flusher: Flusher,
     /// Serialises incident read-check-write sequences (held for microseconds, never across an
     /// await or a flush).
@@ -225,6 +227,7 @@ impl Store {
             idem: db.open_tree("idem")?,
             due: db.open_tree("due")?,
             inflight: db.open_tree("inflight")?,
+            receipts: db.open_tree("receipts")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
             write_lock: Arc::new(Mutex::new(())),
             db,

@@ -8,6 +8,7 @@
 //! - `idem`: idempotency key → delivery key (one delivery per (update, channel, recipient))
 //! - `due`: channel ‖ 0x00 ‖ due time (ms, u64) ‖ delivery key → ()
 //! - `inflight`: delivery key → channel
+//! - `receipts`: provider message id → delivery key (channels with status callbacks)
 //!
 //! Broadcasts are written *before* their update (see `Store::append_update`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
@@ -120,6 +121,8 @@ impl Store {
             next_at: now,
             last_error: None,
             receipt: None,
+            provider_status: None,
+            provider_error: None,
             created_at: now,
             updated_at: now,
         };
@@ -256,6 +259,37 @@ impl Store {
         }
         self.inflight.remove(dk)?;
         self.durable().await
+    }
+
+    /// Indexes a delivery under the provider's message id, so a status callback can find it.
+    pub fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
+        self.receipts
+            .insert(receipt.as_bytes(), delivery_key(d).as_slice())?;
+        Ok(())
+    }
+
+    /// Records what the provider reported later about a message (`delivered`, `undelivered`,
+    /// …). Returns the delivery, or `None` if no delivery has that receipt.
+    pub async fn record_provider_status(
+        &self,
+        receipt: &str,
+        status: &str,
+        error: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let Some(dk) = self.receipts.get(receipt.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(raw) = self.deliveries.get(&dk)? else {
+            return Ok(None);
+        };
+        let mut d: Delivery = decode(&raw)?;
+        d.provider_status = Some(status.to_owned());
+        d.provider_error = error;
+        d.updated_at = now;
+        self.deliveries.insert(&dk, encode(&d)?)?;
+        self.durable().await?;
+        Ok(Some(d))
     }
 
     /// Records progress inside a threaded message (parts already accepted), durably.

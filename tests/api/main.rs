@@ -6,6 +6,7 @@ mod durability;
 mod e2e;
 mod errors;
 mod helpers;
+mod hooks;
 mod incidents;
 mod preview;
 mod subscribers;

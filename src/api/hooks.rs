@@ -1,0 +1,51 @@
+//! Provider callbacks. Twilio POSTs a message's later status (delivered, undelivered, failed) to
+//! the channel's `status_callback` URL; crier verifies `X-Twilio-Signature` with the channel's
+//! auth token (no bearer token: Twilio cannot send one) and records it on the delivery.
+
+use super::{ApiError, AppState};
+use crate::adapters::twilio::{decode_form, parse_status_callback, verify_signature};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let (token, url) = state.dispatcher.twilio_callback(&channel).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no active Twilio channel \"{channel}\" with a status_callback"),
+        )
+    })?;
+    let form = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the callback body is not UTF-8 form data"))?;
+    let params = decode_form(form).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !verify_signature(&token, &url, &params, signature) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "X-Twilio-Signature does not match; the callback must come from Twilio to the configured status_callback URL",
+        ));
+    }
+    let cb = parse_status_callback(form).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let status = cb.message_status.as_str();
+    match state
+        .store
+        .record_provider_status(&cb.message_sid, status, cb.error_code, Utc::now())
+        .await?
+    {
+        Some(d) => {
+            tracing::info!(delivery = %d.id, status, "Twilio status callback");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        // Unknown SIDs are acknowledged so Twilio does not retry them forever.
+        None => Ok(StatusCode::NO_CONTENT),
+    }
+}

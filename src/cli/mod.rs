@@ -53,12 +53,33 @@ enum Command {
     /// Manage email and SMS subscribers.
     #[command(subcommand)]
     Subscribers(SubscribersCmd),
+    /// Recurring notices (`notice next` computes fire times offline).
+    #[command(subcommand)]
+    Notice(NoticeCmd),
     /// Delivery status of an incident (`--follow` shows progress bars until every delivery is
     /// final), or `deliveries retry ID` to requeue its dead deliveries.
     Deliveries(DeliveriesArgs),
     /// Show exactly what a channel kind would send: every part with its length, the limit,
     /// and for SMS the encoding and segments. With --message it works offline.
     Preview(PreviewArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NoticeCmd {
+    /// The next fire times of a crontab(5) expression in a time zone (offline).
+    Next {
+        /// Five fields: minute hour day-of-month month day-of-week (1-5 = Monday-Friday).
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone the expression is read in, e.g. Europe/Helsinki.
+        #[arg(long)]
+        tz: String,
+        /// Start after this instant (RFC 3339; default now).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -361,7 +382,70 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
     Ok(())
 }
 
+/// `crier notice next`: fire times, computed locally.
+fn notice_next(
+    cron: &str,
+    tz: &str,
+    after: Option<&str>,
+    count: usize,
+    json_out: bool,
+) -> Result<(), CliError> {
+    let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--tz \"{tz}\" is not an IANA time zone; use e.g. Europe/Helsinki, America/New_York or UTC"
+        ))
+    })?;
+    let schedule = crate::schedule::cron::CronSchedule::parse(cron, zone)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let after = match after {
+        Some(a) => chrono::DateTime::parse_from_rfc3339(a)
+            .map_err(|_| {
+                CliError::Usage(format!(
+                    "--after \"{a}\" is not an RFC 3339 instant such as 2026-03-29T00:00:00Z"
+                ))
+            })?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    if !(1..=1000).contains(&count) {
+        return Err(CliError::Usage("--count must be 1 to 1000".into()));
+    }
+    let fires = schedule.upcoming(after, count);
+    if json_out {
+        let v = json!({
+            "cron": cron,
+            "tz": tz,
+            "fires": fires.iter().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).collect::<Vec<_>>(),
+        });
+        output::print_json(&v);
+    } else {
+        for t in &fires {
+            println!(
+                "{}   {}",
+                t.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z"),
+                t.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn client_main(cli: Cli) -> ExitCode {
+    if let Command::Notice(NoticeCmd::Next {
+        cron,
+        tz,
+        after,
+        count,
+    }) = &cli.command
+    {
+        return match notice_next(cron, tz, after.as_deref(), *count, cli.json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     if let Command::Preview(a) = &cli.command {
         if let Some(text) = &a.message {
             return match preview_offline(&cli, a, text) {
@@ -437,6 +521,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
         Command::Deliveries(a) => deliveries(&client, a, json_out).await,
+        Command::Notice(NoticeCmd::Next { .. }) => Ok(()),
         Command::Preview(a) => {
             let mut body = json!({ "kind": a.kind, "sms_segments": a.sms_segments });
             if let Some(id) = &a.incident {

@@ -8,5 +8,6 @@ mod errors;
 mod helpers;
 mod hooks;
 mod incidents;
+mod notice;
 mod preview;
 mod subscribers;

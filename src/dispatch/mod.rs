@@ -473,6 +473,21 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
 
 async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     let started = tokio::time::Instant::now();
+    // Someone who unsubscribed after the fan-out was expanded is not messaged.
+    if let Target::Subscriber { id, .. } = &d.target {
+        if matches!(inner.store.subscriber_exists(*id), Ok(false)) {
+            d.state = DeliveryState::Rejected;
+            d.last_error = Some("unsubscribed before it was sent".into());
+            d.updated_at = inner.clock.now();
+            inner
+                .metrics
+                .observe(&ch.channel.name, "rejected", started.elapsed());
+            if let Err(e) = inner.store.record(&d).await {
+                tracing::error!(error = %e, "recording a delivery outcome failed");
+            }
+            return;
+        }
+    }
     let outcome = match prepare(inner, ch, &d) {
         Ok(msgs) => {
             let mut last = Outcome::Delivered { receipt: None };

@@ -277,3 +277,59 @@ async fn the_rate_limit_paces_sends_and_a_failing_channel_does_not_hold_back_ano
     );
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn subscribers_removed_after_expansion_are_not_messaged() {
+    let s = Arc::new(Scripted::new(vec![]));
+    let mut ch = channel(
+        "subs",
+        &[10],
+        Rate {
+            n: 1,
+            per: Duration::from_secs(60),
+        },
+    );
+    ch.kind = Kind::Log;
+    ch.audience = Audience::Subscribers;
+    ch.concurrency = 1;
+    let h = harness(vec![(ch, s.clone())]).await;
+    let batch = ["+358401000001", "+358401000002", "+358401000003"]
+        .iter()
+        .map(|p| crate::store::NewSubscriber {
+            contact: crate::domain::Contact::phone(p).unwrap(),
+            locale: Locale::english(),
+            components: vec![],
+            confirmed: true,
+        })
+        .collect();
+    h.store.import_subscribers(batch, Utc::now()).await.unwrap();
+    let id = h.publish(1).await[0];
+    // The first goes out at once; the rate limit holds the others for a minute each.
+    while s.sent.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = match &s.sent.lock().unwrap()[0].1.recipient {
+        crate::adapters::Recipient::Phone(p) => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    for p in ["+358401000001", "+358401000002", "+358401000003"] {
+        if p != first {
+            h.store.remove_subscriber(p).await.unwrap();
+        }
+    }
+    let ds = h.settle(id).await;
+    assert_eq!(
+        s.sent.lock().unwrap().len(),
+        1,
+        "only the first was messaged"
+    );
+    let rejected: Vec<&Delivery> = ds
+        .iter()
+        .filter(|d| d.state == DeliveryState::Rejected)
+        .collect();
+    assert_eq!(rejected.len(), 2);
+    assert!(rejected
+        .iter()
+        .all(|d| d.last_error.as_deref() == Some("unsubscribed before it was sent")));
+    h.stop().await;
+}

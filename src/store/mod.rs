@@ -751,6 +751,11 @@ impl Store {
             .await
     }
 
+    /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
+    pub fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
+        Ok(self.subscribers.contains_key(id.to_bytes())?)
+    }
+
     /// Number of subscribers.
     pub fn subscriber_count(&self) -> usize {
         self.subscribers.len()

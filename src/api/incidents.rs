@@ -94,11 +94,28 @@ pub struct CreateIncident {
     body: Option<BTreeMap<String, String>>,
 }
 
+/// An incident as the API shows it: its record plus `overdue`, true when the promised next
+/// update is past due and the incident is still open.
+#[derive(Serialize)]
+pub struct IncidentView {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub overdue: bool,
+}
+
+impl From<Incident> for IncidentView {
+    fn from(incident: Incident) -> Self {
+        let overdue =
+            incident.is_open() && incident.next_update_due.is_some_and(|due| due < Utc::now());
+        IncidentView { incident, overdue }
+    }
+}
+
 /// An incident with its timeline.
 #[derive(Serialize)]
 pub struct IncidentDetail {
     #[serde(flatten)]
-    pub incident: Incident,
+    pub incident: IncidentView,
     pub updates: Vec<Update>,
 }
 
@@ -150,7 +167,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(IncidentDetail {
-            incident,
+            incident: incident.into(),
             updates: vec![update],
         }),
     ))
@@ -173,7 +190,7 @@ const MAX_LIMIT: usize = 10_000;
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<Incident>>, ApiError> {
+) -> Result<Json<Vec<IncidentView>>, ApiError> {
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(format!(
@@ -193,7 +210,14 @@ pub async fn list(
         published_only: false,
         limit,
     };
-    Ok(Json(state.store.incidents(&filter)?))
+    Ok(Json(
+        state
+            .store
+            .incidents(&filter)?
+            .into_iter()
+            .map(IncidentView::from)
+            .collect(),
+    ))
 }
 
 pub async fn show(
@@ -201,7 +225,10 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let (incident, updates) = state.store.incident(parse_id(&id)?)?;
-    Ok(Json(IncidentDetail { incident, updates }))
+    Ok(Json(IncidentDetail {
+        incident: incident.into(),
+        updates,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -317,5 +344,8 @@ pub async fn publish(
         .await?;
     state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
-    Ok(Json(IncidentDetail { incident, updates }))
+    Ok(Json(IncidentDetail {
+        incident: incident.into(),
+        updates,
+    }))
 }

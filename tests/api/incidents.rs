@@ -347,3 +347,67 @@ async fn components_set_and_list() {
     assert_eq!(r.body[0]["name"], "Website");
     assert_eq!(r.body[0]["status"], "operational");
 }
+
+#[tokio::test]
+async fn overdue_promises_are_flagged_until_resolved() {
+    use crier::domain::{Body, Impact, IncidentKind, Locale, Title};
+    use crier::store::NewIncident;
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    // A promise made earlier that is now past due (the API refuses past promises, so write it
+    // through the store as an update made 40 minutes ago with a 30-minute promise would be).
+    let (late, _) = app
+        .store
+        .create_incident(
+            NewIncident {
+                title: Title::parse("Late").unwrap(),
+                kind: IncidentKind::Incident,
+                status: None,
+                impact: Impact::Major,
+                components: vec![],
+                body: Body::single(Locale::english(), "m").unwrap(),
+                author: "t".into(),
+                next_update_due: Some(now - chrono::Duration::minutes(10)),
+                draft: false,
+                broadcast: vec![],
+            },
+            now - chrono::Duration::minutes(40),
+        )
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "On time", "impact": "minor", "message": "m", "next_update": "30m"}),
+        )
+        .await;
+    let on_time = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["overdue"], false);
+    let list = app.get("/api/v1/incidents").await.body;
+    let flag = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap()["overdue"]
+            .clone()
+    };
+    assert_eq!(flag(&late.id.to_string()), true);
+    assert_eq!(flag(&on_time), false);
+    let show = app
+        .get(&format!("/api/v1/incidents/{}", late.id))
+        .await
+        .body;
+    assert_eq!(show["overdue"], true);
+    app.post(
+        &format!("/api/v1/incidents/{}/resolve", late.id),
+        json!({"message": "done"}),
+    )
+    .await;
+    let show = app
+        .get(&format!("/api/v1/incidents/{}", late.id))
+        .await
+        .body;
+    assert_eq!(show["overdue"], false, "resolving clears the promise");
+    assert!(show["next_update_due"].is_null());
+}

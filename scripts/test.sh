@@ -31,4 +31,5 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test (unit, integration, examples)"
 cargo test --locked --all-targets
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out"
+cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_

@@ -101,6 +101,10 @@ struct Args {
     /// The channel's `concurrency`.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// rss mode: keep the crier process that imported the subscribers for the fan-out, instead
+    /// of restarting it on the same data dir (so that its VmHWM also covers the import).
+    #[arg(long)]
+    keep_server: bool,
     /// Length of the wrk run against the emulator (throughput mode); 0 skips it.
     #[arg(long, default_value_t = 5)]
     wrk_seconds: u64,
@@ -179,8 +183,8 @@ fn wait_for_listen_line(child: &mut Child, log: &Path, what: &str) -> Result<Str
         if let Some(status) = child.try_wait()? {
             bail!("{what} exited ({status}) before listening; its log:\n{text}");
         }
-        if started.elapsed() > Duration::from_secs(15) {
-            bail!("{what} did not report a listening address within 15 s; its log:\n{text}");
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("{what} did not report a listening address within 120 s; its log:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -529,6 +533,24 @@ async fn sim_stats(http: &reqwest::Client, sim: &Proc) -> Result<SimStats> {
     })
 }
 
+/// `GET /api/v1/incidents/{id}/deliveries` (scans all deliveries of the incident).
+async fn delivery_status(http: &reqwest::Client, crier: &Crier, id: &str) -> Result<Value> {
+    let resp = http
+        .get(format!(
+            "{}/api/v1/incidents/{id}/deliveries",
+            crier.proc.url
+        ))
+        .bearer_auth(&crier.token)
+        .send()
+        .await?;
+    json_of(
+        resp,
+        "GET /api/v1/incidents/{id}/deliveries",
+        StatusCode::OK,
+    )
+    .await
+}
+
 /// Waits until crier reports the incident's SMS deliveries complete; checks they all succeeded.
 async fn check_deliveries(
     http: &reqwest::Client,
@@ -538,15 +560,7 @@ async fn check_deliveries(
 ) -> Result<Value> {
     let started = Instant::now();
     loop {
-        let resp = http
-            .get(format!(
-                "{}/api/v1/incidents/{id}/deliveries",
-                crier.proc.url
-            ))
-            .bearer_auth(&crier.token)
-            .send()
-            .await?;
-        let v = json_of(resp, "GET deliveries", StatusCode::OK).await?;
+        let v = delivery_status(http, crier, id).await?;
         let sms = v.pointer("/channels/sms").cloned().unwrap_or(Value::Null);
         let n = |k: &str| sms.get(k).and_then(Value::as_u64).unwrap_or(0);
         let complete = v.get("complete").and_then(Value::as_bool) == Some(true);
@@ -603,6 +617,9 @@ struct FanOut {
     threads: Vec<(String, f64)>,
     mean_send_ms: Option<f64>,
     rss_import_kib: Option<u64>,
+    import_hwm_kib: Option<u64>,
+    restarted: bool,
+    rss_start_kib: Option<u64>,
     rss_fanout_kib: Option<u64>,
     hwm_kib: Option<u64>,
     rss_end_kib: Option<u64>,
@@ -628,14 +645,62 @@ async fn fan_out(args: &Args, bins: &Bins, n: usize) -> Result<FanOut> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let sim = start_sim(&bins.sim, dir.path(), "provider_sim")?;
-    let crier = start_crier(&bins.crier, dir.path(), &sim.url, args)?;
-    let result = fan_out_with(args, n, &sim, &crier, dir.path()).await;
-    result.map_err(|e| {
+    let mut crier = start_crier(&bins.crier, dir.path(), &sim.url, args)?;
+    let with_logs = |e: anyhow::Error, crier: &Crier| {
         e.context(format!(
             "last lines of crier's log:\n{}\nprovider_sim's log:\n{}",
             crier.proc.log_tail(20),
             sim.log_tail(5)
         ))
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let mut imported = import_phase(args, n, &http, &crier)
+        .await
+        .map_err(|e| with_logs(e, &crier))?;
+    imported.restarted = args.mode == Mode::Rss && !args.keep_server;
+    if imported.restarted {
+        eprintln!(
+            "restarting crier on the same data dir, so that its VmHWM covers only the fan-out"
+        );
+        drop(crier);
+        let t = Instant::now();
+        crier = start_crier(&bins.crier, dir.path(), &sim.url, args)?;
+        eprintln!(
+            "  crier listening again after {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let result = fan_out_with(args, n, &sim, &crier, dir.path(), &http, imported).await;
+    result.map_err(|e| with_logs(e, &crier))
+}
+
+struct Imported {
+    time: Duration,
+    /// Whether crier was restarted after the import.
+    restarted: bool,
+    peak_kib: Option<u64>,
+    hwm_kib: Option<u64>,
+}
+
+async fn import_phase(
+    args: &Args,
+    n: usize,
+    http: &reqwest::Client,
+    crier: &Crier,
+) -> Result<Imported> {
+    let sampler = RssSampler::start(crier.proc.pid);
+    let t0 = Instant::now();
+    eprintln!("importing {n} subscribers in batches of {}", args.batch);
+    let time = import(http, crier, n, args.batch).await?;
+    let peak_kib = sampler.peak(t0, Instant::now() + Duration::from_secs(1));
+    let hwm_kib = status_kib(crier.proc.pid, "VmHWM");
+    Ok(Imported {
+        time,
+        restarted: false,
+        peak_kib,
+        hwm_kib,
     })
 }
 
@@ -645,15 +710,13 @@ async fn fan_out_with(
     sim: &Proc,
     crier: &Crier,
     dir: &Path,
+    http: &reqwest::Client,
+    imported: Imported,
 ) -> Result<FanOut> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .build()?;
+    let http = http.clone();
     let pid = crier.proc.pid;
     let sampler = RssSampler::start(pid);
-    let t_import = Instant::now();
-    eprintln!("importing {n} subscribers in batches of {}", args.batch);
-    let import_time = import(&http, crier, n, args.batch).await?;
+    let rss_start_kib = status_kib(pid, "VmRSS");
     let s0 = sim_stats(&http, sim).await?;
     if s0.accepted != 0 {
         bail!(
@@ -694,8 +757,11 @@ async fn fan_out_with(
             );
         }
         if t_201.elapsed() > timeout {
+            let status = delivery_status(&http, crier, &id)
+                .await
+                .unwrap_or_else(|e| json!(format!("{e:#}")));
             bail!(
-                "only {} of {n} SMS accepted {} s after the incident was opened",
+                "only {} of {n} SMS accepted {} s after the incident was opened; crier's delivery status: {status}",
                 s.accepted,
                 args.timeout
             );
@@ -720,7 +786,6 @@ async fn fan_out_with(
     let threads1 = thread_cpu(pid);
     let hwm_kib = status_kib(pid, "VmHWM");
     let rss_end_kib = status_kib(pid, "VmRSS");
-    let rss_import_kib = sampler.peak(t_import, t_send);
     let rss_fanout_kib = sampler.peak(t_send, t_done + Duration::from_secs(1));
     let samples = sampler.count();
     drop(sampler);
@@ -755,7 +820,7 @@ async fn fan_out_with(
     threads.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(FanOut {
         subscribers: n,
-        import: import_time,
+        import: imported.time,
         to_201: t_201 - t_send,
         first,
         elapsed,
@@ -764,7 +829,10 @@ async fn fan_out_with(
         client_cpu: share(me0, me1, elapsed),
         threads,
         mean_send_ms,
-        rss_import_kib,
+        rss_import_kib: imported.peak_kib,
+        import_hwm_kib: imported.hwm_kib,
+        restarted: imported.restarted,
+        rss_start_kib,
         rss_fanout_kib,
         hwm_kib,
         rss_end_kib,
@@ -828,19 +896,23 @@ fn print_fan_out(f: &FanOut) {
 fn print_rss(f: &FanOut) {
     println!();
     println!(
-        "{:>11} {:>15} {:>16} {:>10} {:>12} {:>9} {:>10}",
+        "{:>11} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8}",
         "subscribers",
-        "import peak MiB",
-        "fan-out peak MiB",
-        "VmHWM MiB",
-        "end RSS MiB",
+        "import pk",
+        "import HWM",
+        "start RSS",
+        "fan-out pk",
+        "VmHWM",
+        "end RSS",
         "samples",
-        "data MiB"
+        "data"
     );
     println!(
-        "{:>11} {:>15} {:>16} {:>10} {:>12} {:>9} {:>10.0}",
+        "{:>11} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8.0}",
         f.subscribers,
         opt_mib(f.rss_import_kib),
+        opt_mib(f.import_hwm_kib),
+        opt_mib(f.rss_start_kib),
         opt_mib(f.rss_fanout_kib),
         opt_mib(f.hwm_kib),
         opt_mib(f.rss_end_kib),
@@ -848,8 +920,13 @@ fn print_rss(f: &FanOut) {
         f.data_bytes as f64 / (1024.0 * 1024.0)
     );
     println!(
-        "(peaks are VmRSS sampled every 500 ms; VmHWM is read when the last SMS was accepted; after the final GET /deliveries scan VmHWM was {} MiB)",
-        opt_mib(f.hwm_after_scan_kib)
+        "(MiB. pk: VmRSS sampled every 500 ms; HWM: VmHWM. {}. start RSS: just before the incident; VmHWM read when the last SMS was accepted, {:.1} MiB after the final GET /deliveries scan; data: the data dir's size)",
+        if f.restarted {
+            "crier was restarted on the same data dir between import and fan-out, so VmHWM covers the fan-out only"
+        } else {
+            "the same crier process imported and fanned out, so VmHWM covers both"
+        },
+        f.hwm_after_scan_kib.map_or(0.0, mib)
     );
 }
 

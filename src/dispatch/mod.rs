@@ -39,12 +39,24 @@ pub const EXPAND_BATCH: usize = 1000;
 /// The longest a provider's Retry-After is honoured; longer values are clamped.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// A rendered, fitted message, shared by every recipient of a broadcast in one locale unless
+/// it shows something per recipient (the unsubscribe link in email).
+struct Prepared {
+    parts: Vec<String>,
+    subject: Option<String>,
+    html: Option<String>,
+    document: Option<serde_json::Value>,
+    per_recipient: bool,
+}
+
 /// One channel at run time.
 struct ChannelRt {
     channel: Channel,
     adapter: Adapter,
     notify: Notify,
     bucket: tokio::sync::Mutex<TokenBucket>,
+    /// (incident, seq, locale) → the message, when it is the same for every recipient.
+    rendered: Mutex<HashMap<(ulid::Ulid, u32, Locale), Arc<Prepared>>>,
 }
 
 /// An update and its incident, shared by every delivery of a broadcast.
@@ -116,6 +128,7 @@ impl Dispatcher {
                     channel: ch,
                     adapter,
                     notify: Notify::new(),
+                    rendered: Mutex::new(HashMap::new()),
                 }),
             );
         }
@@ -414,14 +427,65 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
             update.body.texts().contains_key(l)
         })
         .map_err(|e| e.to_string())?;
-    let tz = c.timezone.unwrap_or(inner.settings.timezone);
-    let mut ctx = Context::for_update(&inner.settings, incident, update, &locale, tz);
-    ctx.unsubscribe_url = unsubscribe_url(&inner.settings, &d.target);
-    let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
-    let rendered = inner
-        .templates
-        .render(own, event, kind, &locale, &ctx)
-        .map_err(|e| e.to_string())?;
+    let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
+    let rkey = (d.incident_id, d.seq, locale.clone());
+    let cached = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned());
+    let msg = match cached {
+        Some(m) if !m.per_recipient => m,
+        _ => {
+            let tz = c.timezone.unwrap_or(inner.settings.timezone);
+            let mut ctx = Context::for_update(&inner.settings, incident, update, &locale, tz);
+            let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
+            let render = |ctx: &Context| {
+                inner
+                    .templates
+                    .render(own, event, kind, &locale, ctx)
+                    .map_err(|e| e.to_string())
+            };
+            // Rendered once without the recipient's unsubscribe link: if the output is the same
+            // with it, the message is the same for everyone and is rendered and fitted only once
+            // per update and locale (SMS and social templates do not show the link).
+            let shared = render(&ctx)?;
+            ctx.unsubscribe_url = unsubscribe.clone();
+            let rendered = if ctx.unsubscribe_url.is_some() {
+                render(&ctx)?
+            } else {
+                shared.clone()
+            };
+            let per_recipient = rendered != shared;
+            let parts = if c.platform == Platform::Email {
+                vec![rendered.text.clone()]
+            } else {
+                fit(
+                    &c.platform.rule(c.sms_max_segments),
+                    &rendered.text,
+                    &c.policy(link),
+                )
+                .map_err(|e| format!("REJECT:{e}"))?
+            };
+            let document = (c.kind == crate::channels::Kind::Webhook).then(|| {
+                crate::render::webhook::webhook_document(
+                    incident,
+                    update,
+                    inner.settings.public_url.as_deref(),
+                )
+            });
+            let m = Arc::new(Prepared {
+                parts,
+                subject: rendered.subject,
+                html: rendered.html,
+                document,
+                per_recipient,
+            });
+            if let Ok(mut cache) = ch.rendered.lock() {
+                if cache.len() > 256 {
+                    cache.clear();
+                }
+                cache.insert(rkey, m.clone());
+            }
+            m
+        }
+    };
     let recipient = match &d.target {
         Target::Subscriber {
             contact: Contact::Email(a),
@@ -433,26 +497,10 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
         } => Recipient::Phone(p.clone()),
         Target::Endpoint => Recipient::Endpoint,
     };
-    let parts = if c.platform == Platform::Email {
-        vec![rendered.text.clone()]
-    } else {
-        fit(
-            &c.platform.rule(c.sms_max_segments),
-            &rendered.text,
-            &c.policy(link),
-        )
-        .map_err(|e| format!("REJECT:{e}"))?
-    };
-    let document = (c.kind == crate::channels::Kind::Webhook).then(|| {
-        crate::render::webhook::webhook_document(
-            incident,
-            update,
-            inner.settings.public_url.as_deref(),
-        )
-    });
-    let n = parts.len();
-    Ok(parts
-        .into_iter()
+    let n = msg.parts.len();
+    Ok(msg
+        .parts
+        .iter()
         .enumerate()
         .map(|(i, text)| OutMessage {
             idempotency_key: if n == 1 {
@@ -462,11 +510,11 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
             },
             recipient: recipient.clone(),
             locale: locale.to_string(),
-            subject: rendered.subject.clone(),
-            text,
-            html: rendered.html.clone(),
-            unsubscribe_url: ctx.unsubscribe_url.clone(),
-            document: document.clone(),
+            subject: msg.subject.clone(),
+            text: text.clone(),
+            html: msg.html.clone(),
+            unsubscribe_url: unsubscribe.clone(),
+            document: msg.document.clone(),
         })
         .collect())
 }

@@ -26,12 +26,14 @@
 //!   /api/v1/incidents` until the emulator has accepted one SMS per subscriber (its `GET /stats`,
 //!   polled every 100 ms); deliveries/s = subscribers / that time. Then `wrk -t2 -c64 -d5s`
 //!   posts Twilio-shaped form requests (a Lua script, a distinct `To` per request) to a second,
-//!   fresh emulator, with crier stopped: the emulator's raw capacity, printed beside it.
+//!   fresh emulator, with crier stopped: the emulator's raw capacity, printed beside it (if
+//!   `wrk` is missing, the program says how to install it: `apt-get install -y wrk`).
 //!   Target: at least 10,000 deliveries/s.
 //! - `rss` (default 1,000,000 subscribers): the same fan-out, reporting crier's resident memory:
 //!   VmRSS sampled every 500 ms (peak per phase: import, fan-out) and VmHWM (the kernel's
-//!   high-water mark over the whole process life) read when the last SMS has been accepted.
-//!   Target: VmHWM under 256 MiB.
+//!   high-water mark) read when the last SMS has been accepted. crier is restarted on the same
+//!   data dir between import and incident, so that VmHWM covers expanding and sending only
+//!   (`--keep-server` keeps the importing process). Target: VmHWM under 256 MiB.
 //! - `latency` (1 subscriber, `--runs` timed runs after `--warmup` untimed ones): per run, the
 //!   time from sending `POST /api/v1/incidents` until the emulator's accepted count goes up
 //!   (`/stats` polled every 1 ms). Every incident has a distinct message, so the emulator never
@@ -105,6 +107,9 @@ struct Args {
     /// of restarting it on the same data dir (so that its VmHWM also covers the import).
     #[arg(long)]
     keep_server: bool,
+    /// Extra environment for crier, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2.
+    #[arg(long, value_name = "KEY=VALUE")]
+    crier_env: Vec<String>,
     /// Length of the wrk run against the emulator (throughput mode); 0 skips it.
     #[arg(long, default_value_t = 5)]
     wrk_seconds: u64,
@@ -242,6 +247,12 @@ fn start_crier(bin: &Path, dir: &Path, sim_url: &str, args: &Args) -> Result<Cri
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info");
+    for kv in &args.crier_env {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--crier-env {kv}: expected KEY=VALUE"))?;
+        cmd.env(k, v);
+    }
     let proc = Proc::start(cmd, &dir.join("crier.log"), "crier serve")?;
     let log = std::fs::read_to_string(&proc.log).unwrap_or_default();
     if log.contains("skipped") {

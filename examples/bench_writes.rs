@@ -93,6 +93,11 @@ impl BenchServer {
             .arg("--data")
             .arg(&data)
             .args(["--bind", "127.0.0.1:0"])
+            // The shipped templates; no channels, so only the write path is measured.
+            .arg("--templates")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
+            .arg("--channels")
+            .arg(dir.path().join("no-channels"))
             // No stray ./crier.toml, and no inherited settings or admin token: the server
             // generates <data>/admin.token.
             .current_dir(dir.path())

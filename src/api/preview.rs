@@ -22,7 +22,10 @@ pub struct PreviewBody {
     incident: Option<String>,
     /// Or a text, previewed as the body of an update.
     message: Option<String>,
-    kind: String,
+    /// A platform kind (`sms`, `x`, …) …
+    kind: Option<String>,
+    /// … or a configured channel: its platform, templates, locale, zone, policy and SMS cap.
+    channel: Option<String>,
     locale: Option<String>,
     event: Option<String>,
     /// IANA zone for times (default: the server's `timezone`).
@@ -38,7 +41,30 @@ pub async fn preview(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PreviewBody>,
 ) -> Result<Json<Preview>, ApiError> {
-    let platform = Platform::parse(&req.kind).map_err(ApiError::unprocessable)?;
+    let channel = match (&req.kind, &req.channel) {
+        (Some(_), None) => None,
+        (None, Some(name)) => Some(state.dispatcher.channel(name).ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "channel: no active channel \"{name}\"; see `crier serve`'s start-up log for the active ones"
+            ))
+        })?),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "give either `kind` (sms, x, mastodon, bluesky, telegram, discord, slack, email) or `channel` (a configured channel's name)",
+            ))
+        }
+    };
+    let platform = match (&req.kind, &channel) {
+        (Some(k), _) => Platform::parse(k).map_err(ApiError::unprocessable)?,
+        (None, Some(c)) => c.platform,
+        (None, None) => Platform::Sms,
+    };
+    let own = channel
+        .as_ref()
+        .filter(|c| c.templates.is_some())
+        .map(|c| c.name.as_str());
+    let policy = channel.as_ref().map(|c| c.policy_name.as_str());
+    let channel_locale = channel.as_ref().map(|c| c.locale.clone());
     let locale = req.locale.as_deref().map(Locale::parse).transpose()?;
     let tz = match &req.tz {
         Some(t) => t.parse().map_err(|_| {
@@ -46,7 +72,10 @@ pub async fn preview(
                 "tz: \"{t}\" is not an IANA time zone such as Europe/Helsinki"
             ))
         })?,
-        None => state.render.timezone,
+        None => channel
+            .as_ref()
+            .and_then(|c| c.timezone)
+            .unwrap_or(state.render.timezone),
     };
     let event = req
         .event
@@ -54,7 +83,11 @@ pub async fn preview(
         .map(parse_event)
         .transpose()
         .map_err(|e| ApiError::unprocessable(format!("event: {e}")))?;
-    let segments = req.sms_segments.unwrap_or(DEFAULT_SMS_SEGMENTS);
+    let segments = req.sms_segments.unwrap_or(
+        channel
+            .as_ref()
+            .map_or(DEFAULT_SMS_SEGMENTS, |c| c.sms_max_segments),
+    );
     let result = match (&req.incident, &req.message) {
         (Some(id), None) => {
             let id = Ulid::from_string(id.trim()).map_err(|_| {
@@ -70,7 +103,7 @@ pub async fn preview(
                     "the incident has no updates to preview",
                 )
             })?;
-            let locales: Vec<Locale> = locale.into_iter().collect();
+            let locales: Vec<Locale> = locale.into_iter().chain(channel_locale).collect();
             render_preview(
                 &state.templates,
                 &state.render,
@@ -82,7 +115,8 @@ pub async fn preview(
                     locales: &locales,
                     tz,
                     sms_segments: segments,
-                    channel: None,
+                    channel: own,
+                    policy,
                 },
             )
         }
@@ -96,6 +130,9 @@ pub async fn preview(
                 locale,
                 tz,
                 sms_segments: segments,
+                channel: own,
+                policy,
+                channel_locale,
             },
         ),
         _ => {

@@ -102,8 +102,11 @@ struct PreviewArgs {
     #[arg(long)]
     message: Option<String>,
     /// sms, x, mastodon, bluesky, telegram, discord, slack or email.
+    #[arg(long, required_unless_present = "channel", conflicts_with = "channel")]
+    kind: Option<String>,
+    /// A configured channel (asks the server): its platform, templates, locale and policy.
     #[arg(long)]
-    kind: String,
+    channel: Option<String>,
     /// Reader's language (falls back to en).
     #[arg(long)]
     locale: Option<String>,
@@ -334,7 +337,8 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
         ..Default::default()
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
-    let platform = Platform::parse(&a.kind).map_err(CliError::Usage)?;
+    let platform =
+        Platform::parse(a.kind.as_deref().unwrap_or_default()).map_err(CliError::Usage)?;
     let event = a
         .event
         .as_deref()
@@ -371,6 +375,9 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
             locale,
             tz,
             sms_segments: a.sms_segments,
+            channel: None,
+            policy: None,
+            channel_locale: None,
         },
     )
     .map_err(|e| CliError::Rejected(e.to_string()))?;
@@ -447,7 +454,7 @@ fn client_main(cli: Cli) -> ExitCode {
         };
     }
     if let Command::Preview(a) = &cli.command {
-        if let Some(text) = &a.message {
+        if let (Some(text), None) = (&a.message, &a.channel) {
             return match preview_offline(&cli, a, text) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -523,7 +530,15 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Deliveries(a) => deliveries(&client, a, json_out).await,
         Command::Notice(NoticeCmd::Next { .. }) => Ok(()),
         Command::Preview(a) => {
-            let mut body = json!({ "kind": a.kind, "sms_segments": a.sms_segments });
+            let mut body = json!({});
+            if let Some(k) = &a.kind {
+                body["kind"] = json!(k);
+            }
+            if let Some(c) = &a.channel {
+                body["channel"] = json!(c);
+            } else {
+                body["sms_segments"] = json!(a.sms_segments);
+            }
             if let Some(id) = &a.incident {
                 body["incident"] = json!(id);
             }

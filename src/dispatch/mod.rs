@@ -201,6 +201,11 @@ impl Dispatcher {
         }
     }
 
+    /// An active channel's configuration.
+    pub fn channel(&self, name: &str) -> Option<Channel> {
+        self.inner.channels.get(name).map(|c| c.channel.clone())
+    }
+
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
     }

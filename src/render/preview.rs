@@ -145,6 +145,8 @@ pub struct PreviewRequest<'a> {
     pub sms_segments: usize,
     /// A channel whose own templates override the shared ones.
     pub channel: Option<&'a str>,
+    /// The channel's too-long policy (`thread`, `shorten`, `reject`); default per platform.
+    pub policy: Option<&'a str>,
 }
 
 /// Renders and fits one message.
@@ -161,7 +163,12 @@ pub fn preview(
     let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
     let rendered = templates.render(req.channel, req.event, kind, &locale, &ctx)?;
     let rule = req.platform.rule(req.sms_segments.max(1));
-    let policy = req.platform.default_policy(link);
+    let policy = match req.policy {
+        Some("thread") => OverflowPolicy::Thread,
+        Some("reject") => OverflowPolicy::Reject,
+        Some("shorten") => OverflowPolicy::Shorten { link },
+        _ => req.platform.default_policy(link),
+    };
     let parts = fit(&rule, &rendered.text, &policy)?;
     let sms = (req.platform == Platform::Sms).then(|| sms_info(&rendered.text));
     let facets = (req.platform == Platform::Bluesky).then(|| {
@@ -208,6 +215,10 @@ pub struct TextPreview<'a> {
     pub locale: Option<Locale>,
     pub tz: Tz,
     pub sms_segments: usize,
+    /// A channel whose own templates override the shared ones, and its policy and locale.
+    pub channel: Option<&'a str>,
+    pub policy: Option<&'a str>,
+    pub channel_locale: Option<Locale>,
 }
 
 /// Previews a draft text as the body of an update of a sample incident — the offline path of
@@ -220,10 +231,16 @@ pub fn preview_text(
     let event = t.event.unwrap_or(Event::IncidentUpdated);
     let (incident, mut update) =
         super::sample_incident(event, t.text, chrono::Utc::now()).map_err(RenderError::from)?;
-    if let Some(l) = &t.locale {
+    // A draft text is in the given locale, else in the channel's.
+    if let Some(l) = t.locale.as_ref().or(t.channel_locale.as_ref()) {
         update.body = crate::domain::Body::single(l.clone(), t.text).map_err(RenderError::from)?;
     }
-    let locales: Vec<Locale> = t.locale.iter().cloned().collect();
+    let locales: Vec<Locale> = t
+        .locale
+        .iter()
+        .chain(t.channel_locale.iter())
+        .cloned()
+        .collect();
     let (platform, tz, sms_segments) = (t.platform, t.tz, t.sms_segments);
     preview(
         templates,
@@ -236,7 +253,8 @@ pub fn preview_text(
             locales: &locales,
             tz,
             sms_segments,
-            channel: None,
+            channel: t.channel,
+            policy: t.policy,
         },
     )
 }

@@ -304,6 +304,9 @@ fn sms_preview_shortens_with_the_link_and_counts_segments() {
             locale: Some(l("fi")),
             tz: helsinki(),
             sms_segments: 1,
+            channel: None,
+            policy: None,
+            channel_locale: None,
         },
     )
     .unwrap();

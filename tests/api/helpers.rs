@@ -35,7 +35,14 @@ pub async fn spawn_app_with_channels(channels: &[(&str, &str)]) -> TestApp {
     let channels_dir = dir.path().join("channels");
     std::fs::create_dir_all(&channels_dir).unwrap();
     for (name, text) in channels {
-        std::fs::write(channels_dir.join(format!("{name}.toml")), text).unwrap();
+        // A name with a slash is a file under the channels folder (a channel's own templates).
+        let path = if name.contains('/') {
+            channels_dir.join(name)
+        } else {
+            channels_dir.join(format!("{name}.toml"))
+        };
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
     let config = Config {
         channels_dir,

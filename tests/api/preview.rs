@@ -202,3 +202,83 @@ fn serve_refuses_a_broken_template_and_writes_nothing() {
         "a refused start-up created the data dir"
     );
 }
+
+#[tokio::test]
+async fn preview_for_a_configured_channel_uses_its_rules_templates_and_locale() {
+    use crate::helpers::spawn_app_with_channels;
+    let app = spawn_app_with_channels(&[
+        (
+            "ops",
+            "kind = \"log\"\nrender = \"sms\"\nlocale = \"fi\"\nsms_max_segments = 1\n",
+        ),
+        (
+            "ops/incident_updated/sms.fi.txt.j2",
+            "OPS: {{ incident.title }} / {{ update.text }}",
+        ),
+        (
+            "public",
+            "kind = \"log\"\nrender = \"x\"\naudience = \"fixed\"\n",
+        ),
+    ])
+    .await;
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"message": "Lennot myöhässä.", "channel": "ops"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "sms");
+    assert_eq!(r.body["locale"], "fi", "the channel's locale");
+    assert_eq!(r.body["limit"], 160, "the channel's one-segment cap");
+    assert_eq!(r.body["policy"], "shorten");
+    assert_eq!(
+        r.body["parts"][0], "OPS: Check-in delays at Helsinki Airport / Lennot myöhässä.",
+        "the channel's own template"
+    );
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"message": "x ".repeat(400), "channel": "public"}),
+        )
+        .await;
+    assert_eq!(r.body["kind"], "x");
+    assert_eq!(r.body["policy"], "thread");
+    assert!(r.body["parts"].as_array().unwrap().len() > 1);
+    for (body, needle) in [
+        (
+            json!({"message": "x", "channel": "nope"}),
+            "no active channel",
+        ),
+        (
+            json!({"message": "x", "channel": "ops", "kind": "sms"}),
+            "either `kind`",
+        ),
+        (json!({"message": "x"}), "either `kind`"),
+    ] {
+        let r = app.post("/api/v1/preview", body.clone()).await;
+        assert_eq!(r.status, 422, "{body}");
+        assert!(r.problem().contains(needle), "{body}: {}", r.problem());
+    }
+    let o = tokio::process::Command::new(bin())
+        .args([
+            "--url",
+            &app.base,
+            "--token",
+            &app.token,
+            "preview",
+            "--message",
+            "Lennot myöhässä.",
+            "--channel",
+            "ops",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("OPS: Check-in delays"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -334,6 +334,9 @@ fn sms_preview_shortens_with_the_link_and_counts_segments() {
             locale: Some(l("fi")),
             tz: helsinki(),
             sms_segments: 3,
+            channel: None,
+            policy: None,
+            channel_locale: None,
         },
     )
     .unwrap();
@@ -348,6 +351,9 @@ fn sms_preview_shortens_with_the_link_and_counts_segments() {
             locale: Some(l("fi")),
             tz: helsinki(),
             sms_segments: 3,
+            channel: None,
+            policy: None,
+            channel_locale: None,
         },
     )
     .unwrap();
@@ -374,6 +380,9 @@ fn social_previews_thread_within_limits_and_facet_links() {
                 locale: None,
                 tz: helsinki(),
                 sms_segments: 3,
+                channel: None,
+                policy: None,
+                channel_locale: None,
             },
         )
         .unwrap();
@@ -396,6 +405,9 @@ fn social_previews_thread_within_limits_and_facet_links() {
             locale: None,
             tz: helsinki(),
             sms_segments: 3,
+            channel: None,
+            policy: None,
+            channel_locale: None,
         },
     )
     .unwrap();

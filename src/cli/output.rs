@@ -427,6 +427,12 @@ impl DeliveryBars {
         for b in self.bars.values() {
             b.finish();
         }
-        print_failures(v);
+        // Progress bars are only drawn on a terminal; elsewhere (scripts, logs) print the
+        // final table instead.
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            print_failures(v);
+        } else {
+            delivery_status(v, false);
+        }
     }
 }

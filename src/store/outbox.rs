@@ -230,11 +230,12 @@ impl Store {
             if d.state != DeliveryState::Pending {
                 continue;
             }
+            // The stored record stays pending: the in-flight set says it is claimed, and the
+            // outcome rewrites the record once (attempts included). A claim is one small write.
+            self.inflight.insert(dk, channel.as_bytes())?;
             d.state = DeliveryState::InFlight;
             d.attempts += 1;
             d.updated_at = now;
-            self.deliveries.insert(dk, encode(&d)?)?;
-            self.inflight.insert(dk, channel.as_bytes())?;
             out.push(d);
         }
         Ok(out)
@@ -305,7 +306,7 @@ impl Store {
             let (dk, _) = item?;
             if let Some(raw) = self.deliveries.get(&dk)? {
                 let mut d: Delivery = decode(&raw)?;
-                if d.state == DeliveryState::InFlight {
+                if !d.state.is_final() {
                     d.state = DeliveryState::Pending;
                     d.next_at = now;
                     self.deliveries.insert(&dk, encode(&d)?)?;
@@ -321,13 +322,18 @@ impl Store {
         Ok(n)
     }
 
-    /// Every delivery of an incident.
+    /// Every delivery of an incident (claimed ones shown as in flight).
     pub fn deliveries_of(&self, incident: Ulid) -> Result<Vec<Delivery>, StoreError> {
-        self.deliveries
-            .scan_prefix(incident.to_bytes())
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
+        let mut out = Vec::new();
+        for item in self.deliveries.scan_prefix(incident.to_bytes()) {
+            let (k, v) = item?;
+            let mut d: Delivery = decode(&v)?;
+            if d.state == DeliveryState::Pending && self.inflight.contains_key(&k)? {
+                d.state = DeliveryState::InFlight;
+            }
+            out.push(d);
+        }
+        Ok(out)
     }
 
     /// Every broadcast (tests and diagnostics).

@@ -112,50 +112,32 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> Resp {
-        let r = self
+    /// An authenticated request with an optional JSON body.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
+        let mut req = self
             .client
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        into_resp(r).await
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_resp(req.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Resp {
-        let r = self
-            .client
-            .put(self.url(path))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        into_resp(r).await
+        self.send(reqwest::Method::PUT, path, Some(body)).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
-        let r = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        into_resp(r).await
+        self.send(reqwest::Method::GET, path, None).await
     }
 
     pub async fn delete(&self, path: &str) -> Resp {
-        let r = self
-            .client
-            .delete(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        into_resp(r).await
+        self.send(reqwest::Method::DELETE, path, None).await
     }
 
     /// A raw request with any body and headers, for malformed-input tests.

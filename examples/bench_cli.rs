@@ -21,14 +21,17 @@
 //! Target: median under 15 ms. The child server is killed when this program exits, also on error
 //! paths (a guard with `Drop`).
 
+mod common;
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use common::{ms, percentile, target_binary, wait_for_listen_line, ChildGuard};
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(about = "Wall time of one `crier incident update`, process start to exit")]
@@ -42,16 +45,6 @@ struct Args {
     /// The crier binary to benchmark (default: target/release/crier).
     #[arg(long)]
     bin: Option<PathBuf>,
-}
-
-/// Kills the child server when dropped, also when the benchmark fails half-way.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A `crier serve` child process on a fresh temporary data dir.
@@ -98,7 +91,7 @@ impl BenchServer {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let mut guard = ChildGuard(child);
-        let url = wait_for_listen_line(&mut guard.0, &log)?;
+        let url = wait_for_listen_line(&mut guard.0, &log, "crier serve")?;
         if crier::token::read_admin_token(&data)?.is_none() {
             bail!("the server wrote no admin token in {}", data.display());
         }
@@ -153,91 +146,12 @@ impl BenchServer {
     }
 }
 
-/// Polls the server's log until it says where it listens; returns `http://127.0.0.1:PORT`.
-fn wait_for_listen_line(child: &mut Child, log: &Path) -> Result<String> {
-    const MARK: &str = "listening on ";
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(at) = text.find("listening on http://") {
-            let rest = &text[at + MARK.len()..];
-            let end = rest
-                .find(|c: char| c.is_whitespace() || c == '\x1b')
-                .unwrap_or(rest.len());
-            return Ok(rest[..end].to_owned());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("the server exited ({status}) before listening; its log:\n{text}");
-        }
-        if started.elapsed() > Duration::from_secs(15) {
-            bail!("the server did not report a listening address within 15 s; its log:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The release binary, or an error telling the user to build it.
-fn release_binary(arg: Option<PathBuf>) -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = match arg {
-        Some(b) => b,
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"))
-            .join("release")
-            .join("crier"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "{} does not exist; run `cargo build --release` first (or pass --bin PATH)",
-            bin.display()
-        );
-    }
-    let built = std::fs::metadata(&bin)?.modified()?;
-    if let Some(newest) = newest_mtime(&root.join("src")) {
-        if newest > built {
-            eprintln!(
-                "warning: {} is older than the sources in src/; run `cargo build --release` to benchmark the current code",
-                bin.display()
-            );
-        }
-    }
-    Ok(bin)
-}
-
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let t = if path.is_dir() {
-            newest_mtime(&path)
-        } else {
-            entry.metadata().ok().and_then(|m| m.modified().ok())
-        };
-        newest = newest.max(t);
-    }
-    newest
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let bin = release_binary(args.bin)?;
+    let bin = target_binary(args.bin, "release/crier")?;
     let server = BenchServer::start(&bin)?;
 
     let open = server.check(

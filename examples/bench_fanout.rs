@@ -49,17 +49,19 @@
 //! one core (Linux /proc). The child processes are killed when this program exits, also on error
 //! paths (a guard with `Drop`).
 
+mod common;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use common::{cpu_time, ms, parse_stat, percentile, target_binary, Proc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const ACCOUNT_SID: &str = "AC0123";
 const AUTH_TOKEN: &str = "secret";
@@ -124,76 +126,6 @@ struct Args {
 // ---------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------
-
-/// Kills the child process when dropped, also when the benchmark fails half-way.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A child process whose stdout and stderr go to a log file, and the URL it listens on.
-struct Proc {
-    url: String,
-    pid: u32,
-    log: PathBuf,
-    _child: ChildGuard,
-}
-
-impl Proc {
-    /// Starts `cmd` with its output in `log` and waits for its "listening on http://" line.
-    fn start(mut cmd: Command, log: &Path, what: &str) -> Result<Self> {
-        let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {what}"))?;
-        let pid = child.id();
-        let mut guard = ChildGuard(child);
-        let url = wait_for_listen_line(&mut guard.0, log, what)?;
-        Ok(Proc {
-            url,
-            pid,
-            log: log.to_owned(),
-            _child: guard,
-        })
-    }
-
-    /// The last lines of the process's log, for error messages.
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-}
-
-/// Polls a log until it says where the process listens; returns `http://127.0.0.1:PORT`.
-fn wait_for_listen_line(child: &mut Child, log: &Path, what: &str) -> Result<String> {
-    const MARK: &str = "listening on ";
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(at) = text.find("listening on http://") {
-            let rest = &text[at + MARK.len()..];
-            let end = rest
-                .find(|c: char| c.is_whitespace() || c == '\x1b')
-                .unwrap_or(rest.len());
-            return Ok(rest[..end].to_owned());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("{what} exited ({status}) before listening; its log:\n{text}");
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            bail!("{what} did not report a listening address within 120 s; its log:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn start_sim(bin: &Path, dir: &Path, name: &str) -> Result<Proc> {
     let mut cmd = Command::new(bin);
@@ -263,48 +195,6 @@ fn start_crier(bin: &Path, dir: &Path, sim_url: &str, args: &Args) -> Result<Cri
     Ok(Crier { proc, token })
 }
 
-/// A binary under the target dir, or an error telling the user to build it.
-fn target_binary(arg: Option<PathBuf>, rel: &str) -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = match arg {
-        Some(b) => b,
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"))
-            .join(rel),
-    };
-    if !bin.is_file() {
-        bail!(
-            "{} does not exist; run `cargo build --release --examples` first",
-            bin.display()
-        );
-    }
-    let built = std::fs::metadata(&bin)?.modified()?;
-    if let Some(newest) = newest_mtime(&root.join("src")) {
-        if newest > built {
-            eprintln!(
-                "warning: {} is older than the sources in src/; run `cargo build --release --examples` to benchmark the current code",
-                bin.display()
-            );
-        }
-    }
-    Ok(bin)
-}
-
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let t = if path.is_dir() {
-            newest_mtime(&path)
-        } else {
-            entry.metadata().ok().and_then(|m| m.modified().ok())
-        };
-        newest = newest.max(t);
-    }
-    newest
-}
-
 /// A program on PATH.
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -315,24 +205,6 @@ fn on_path(name: &str) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------
 // /proc
 // ---------------------------------------------------------------------------
-
-/// utime + stime of a /proc `stat` line, and the command name.
-fn parse_stat(stat: &str) -> Option<(String, Duration)> {
-    // Fields after the command name (which is in parentheses and may contain spaces): utime is
-    // field 14, stime field 15, in clock ticks (USER_HZ, 100 on Linux).
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some((comm, Duration::from_millis(ticks * 10)))
-}
-
-/// CPU time (user + system) a process has used; `None` off Linux.
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat).map(|(_, t)| t)
-}
 
 /// CPU time per thread name (threads of the same name summed).
 fn thread_cpu(pid: u32) -> BTreeMap<String, Duration> {
@@ -1051,19 +923,6 @@ end
 // ---------------------------------------------------------------------------
 // Latency
 // ---------------------------------------------------------------------------
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 struct Latency {
     /// Send of POST /incidents to the emulator's count going up.

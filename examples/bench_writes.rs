@@ -31,15 +31,18 @@
 //! concurrent writers share one fsync. Child servers are killed when this program exits, also on
 //! error paths (a guard with `Drop`).
 
+mod common;
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use common::{cpu_time, ms, percentile, target_binary, wait_for_listen_line, ChildGuard};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(about = "Durable acknowledged writes per second at several client concurrencies")]
@@ -56,16 +59,6 @@ struct Args {
     /// The crier binary to benchmark (default: target/release/crier).
     #[arg(long)]
     bin: Option<PathBuf>,
-}
-
-/// Kills the child server when dropped, also when the benchmark fails half-way.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A `crier serve` child process on a fresh temporary data dir.
@@ -114,7 +107,7 @@ impl BenchServer {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let pid = child.id();
         let mut guard = ChildGuard(child);
-        let url = wait_for_listen_line(&mut guard.0, &log)?;
+        let url = wait_for_listen_line(&mut guard.0, &log, "crier serve")?;
         let token = crier::token::read_admin_token(&data)?
             .with_context(|| format!("the server wrote no admin token in {}", data.display()))?;
         Ok(BenchServer {
@@ -131,85 +124,6 @@ impl BenchServer {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-/// Polls the server's log until it says where it listens; returns `http://127.0.0.1:PORT`.
-fn wait_for_listen_line(child: &mut Child, log: &Path) -> Result<String> {
-    const MARK: &str = "listening on ";
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(at) = text.find("listening on http://") {
-            let rest = &text[at + MARK.len()..];
-            let end = rest
-                .find(|c: char| c.is_whitespace() || c == '\x1b')
-                .unwrap_or(rest.len());
-            return Ok(rest[..end].to_owned());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("the server exited ({status}) before listening; its log:\n{text}");
-        }
-        if started.elapsed() > Duration::from_secs(15) {
-            bail!("the server did not report a listening address within 15 s; its log:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The release binary, or an error telling the user to build it.
-fn release_binary(arg: Option<PathBuf>) -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = match arg {
-        Some(b) => b,
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"))
-            .join("release")
-            .join("crier"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "{} does not exist; run `cargo build --release` first (or pass --bin PATH)",
-            bin.display()
-        );
-    }
-    let built = std::fs::metadata(&bin)?.modified()?;
-    if let Some(newest) = newest_mtime(&root.join("src")) {
-        if newest > built {
-            eprintln!(
-                "warning: {} is older than the sources in src/; run `cargo build --release` to benchmark the current code",
-                bin.display()
-            );
-        }
-    }
-    Ok(bin)
-}
-
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let t = if path.is_dir() {
-            newest_mtime(&path)
-        } else {
-            entry.metadata().ok().and_then(|m| m.modified().ok())
-        };
-        newest = newest.max(t);
-    }
-    newest
-}
-
-/// CPU time (user + system) a process has used, from /proc/PID/stat; `None` off Linux.
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which is in parentheses and may contain spaces): state is
-    // field 3, utime field 14, stime field 15, in clock ticks (USER_HZ, 100 on Linux).
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
 
 /// One simulated client: its own connection pool and its own incident.
@@ -343,19 +257,6 @@ impl Level {
     }
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn run_level(
     rt: &tokio::runtime::Runtime,
     bin: &Path,
@@ -416,7 +317,7 @@ fn main() -> Result<()> {
     if args.clients.is_empty() || args.clients.contains(&0) {
         bail!("--clients needs one or more positive numbers, e.g. 1,16,64");
     }
-    let bin = release_binary(args.bin)?;
+    let bin = target_binary(args.bin, "release/crier")?;
     let window = Duration::from_secs_f64(args.seconds);
     let warmup = Duration::from_secs_f64(args.warmup);
     let rt = tokio::runtime::Builder::new_multi_thread()

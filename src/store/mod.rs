@@ -8,7 +8,7 @@
 //! - `subscribers`: subscriber ULID → JSON [`Subscriber`]
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
-//! - outbox trees (`broadcasts`, `deliveries`, `idem`, `due`, `inflight`, `receipts`): see [`outbox`]
+//! - outbox trees (`broadcasts`, `deliveries`, `due`, `inflight`, `receipts`): see [`outbox`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -176,7 +176,6 @@ pub struct Store {
     unsubscribe: Tree,
     broadcasts: Tree,
     deliveries: Tree,
-    idem: Tree,
     due: Tree,
     inflight: Tree,
     receipts: Tree,
@@ -224,7 +223,6 @@ impl Store {
             unsubscribe: db.open_tree("unsubscribe")?,
             broadcasts: db.open_tree("broadcasts")?,
             deliveries: db.open_tree("deliveries")?,
-            idem: db.open_tree("idem")?,
             due: db.open_tree("due")?,
             inflight: db.open_tree("inflight")?,
             receipts: db.open_tree("receipts")?,

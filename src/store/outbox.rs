@@ -4,8 +4,8 @@
 //!
 //! Keys (big-endian, so scans come out in time / timeline order):
 //! - `broadcasts`: incident ULID ‖ seq (u32) ‖ channel → JSON [`Broadcast`]
-//! - `deliveries`: incident ULID ‖ seq ‖ delivery ULID → JSON [`Delivery`]
-//! - `idem`: idempotency key → delivery key (one delivery per (update, channel, recipient))
+//! - `deliveries`: incident ULID ‖ seq ‖ delivery id → JSON [`Delivery`]; the id is the
+//!   idempotency key of (update, channel, recipient), so each triple has exactly one record
 //! - `due`: channel ‖ 0x00 ‖ due time (ms, u64) ‖ delivery key → ()
 //! - `inflight`: delivery key → channel
 //! - `receipts`: provider message id → delivery key (channels with status callbacks)
@@ -104,11 +104,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let key = idempotency_key(b.update_id, &b.channel, target.recipient());
-        if self.idem.contains_key(key.as_bytes())? {
-            return Ok(false);
-        }
+        // The delivery's id is its idempotency key, so the record of (update, channel,
+        // recipient) has one fixed key: re-expanding after a crash finds it instead of creating
+        // a second one.
+        let id_bytes: [u8; 16] = hex::decode(&key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Corrupt("idempotency key is not 16 hex bytes".into()))?;
         let d = Delivery {
-            id: Ulid::new(),
+            id: Ulid::from_bytes(id_bytes),
             incident_id: b.incident_id,
             seq: b.seq,
             update_id: b.update_id,
@@ -127,13 +131,15 @@ impl Store {
             updated_at: now,
         };
         let dk = delivery_key(&d);
-        // Record, then due entry, then the idempotency index: re-expanding a batch after a crash
-        // finds the index and skips; a delivery without its index entry can only be one whose
-        // expansion was never acknowledged by the cursor, and is re-created.
-        self.deliveries.insert(dk, encode(&d)?)?;
+        if self.deliveries.contains_key(dk)? {
+            return Ok(false);
+        }
+        // Due entry first, then the record. sled recovers a prefix of its log, so after a crash
+        // either nothing is there (re-expansion creates both), or a due entry without its record
+        // (claiming drops it; re-expansion creates both), or both. A record is never left
+        // without a way to be sent.
         self.due.insert(due_key(&d.channel, now, &dk), &[])?;
-        self.idem
-            .insert(d.idempotency_key.as_bytes(), dk.as_slice())?;
+        self.deliveries.insert(dk, encode(&d)?)?;
         Ok(true)
     }
 
@@ -222,17 +228,26 @@ impl Store {
                 _ => break,
             }
             let dk = &k[prefix.len() + 8..];
-            self.due.remove(&k)?;
-            let Some(raw) = self.deliveries.get(dk)? else {
-                continue;
+            let record = self.deliveries.get(dk)?;
+            let claimable = match &record {
+                Some(raw) => {
+                    !self.inflight.contains_key(dk)?
+                        && decode::<Delivery>(raw)?.state == DeliveryState::Pending
+                }
+                None => false,
             };
-            let mut d: Delivery = decode(&raw)?;
-            if d.state != DeliveryState::Pending {
+            if !claimable {
+                // A stale entry: already claimed, final, or left by an interrupted expansion.
+                self.due.remove(&k)?;
                 continue;
             }
-            // The stored record stays pending: the in-flight set says it is claimed, and the
-            // outcome rewrites the record once (attempts included). A claim is one small write.
+            let Some(raw) = record else { continue };
+            let mut d: Delivery = decode(&raw)?;
+            // The in-flight marker before the due entry goes: after a crash the delivery is
+            // still due, or in flight (and made due again at start-up), never neither. The stored
+            // record stays pending; the outcome rewrites it once. A claim is two small writes.
             self.inflight.insert(dk, channel.as_bytes())?;
+            self.due.remove(&k)?;
             d.state = DeliveryState::InFlight;
             d.attempts += 1;
             d.updated_at = now;
@@ -564,5 +579,47 @@ mod tests {
         let again = store.claim_due("sms", now, 10).unwrap();
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|d| d.attempts == 1), "attempts start over");
+    }
+
+    /// What a crash can leave (a prefix of the log) never sends a delivery twice or loses it:
+    /// a second due entry for a claimed delivery is dropped, a due entry without its record is
+    /// dropped, and re-expansion does not create a second record for the same recipient.
+    #[tokio::test]
+    async fn stale_due_entries_are_dropped_and_re_expansion_reuses_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, 1).await;
+        let now = Utc::now();
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        // Re-expanding the same broadcast (cursor not yet moved at the crash) reuses the key.
+        let again = store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        assert_eq!(again.created, 0);
+        assert_eq!(store.deliveries_of(b.incident_id).unwrap().len(), 1);
+        let claimed = store.claim_due("sms", now, 10).unwrap();
+        assert_eq!(
+            claimed.len(),
+            1,
+            "the duplicate due entry is not claimed twice"
+        );
+        // A due entry whose delivery is in flight (e.g. re-added at start-up while an old one
+        // survived) is dropped, not claimed again.
+        let dk = delivery_key(&claimed[0]);
+        store.due.insert(due_key("sms", now, &dk), &[]).unwrap();
+        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        // A due entry without a record (an expansion cut short) is dropped too.
+        let mut ghost = claimed[0].clone();
+        ghost.id = Ulid::new();
+        store
+            .due
+            .insert(due_key("sms", now, &delivery_key(&ghost)), &[])
+            .unwrap();
+        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        assert_eq!(store.queue_depth().0, 0);
     }
 }

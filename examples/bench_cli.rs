@@ -25,10 +25,9 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{ms, percentile, target_binary, wait_for_listen_line, ChildGuard};
+use common::{ms, percentile, target_binary, CrierServe};
 use serde_json::Value;
 use std::ffi::OsStr;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -48,60 +47,11 @@ struct Args {
 }
 
 /// A `crier serve` child process on a fresh temporary data dir.
-struct BenchServer {
-    url: String,
-    data: PathBuf,
-    log: PathBuf,
-    // Declared before `dir` so the server is killed before its data dir is removed.
-    _child: ChildGuard,
-    dir: tempfile::TempDir,
-}
+struct BenchServer(CrierServe);
 
 impl BenchServer {
     fn start(bin: &Path) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("crier-bench-cli-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
-        let data = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--data")
-            .arg(&data)
-            .args(["--bind", "127.0.0.1:0"])
-            // The shipped templates; no channels, so only the write path is measured.
-            .arg("--templates")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
-            .arg("--channels")
-            .arg(dir.path().join("no-channels"))
-            // No stray ./crier.toml, and no inherited settings or admin token: the server
-            // generates <data>/admin.token, which the CLI then reads through --data.
-            .current_dir(dir.path())
-            .env_remove("CRIER_ADMIN_TOKEN")
-            .env_remove("CRIER_CONFIG")
-            .env_remove("CRIER_BIND")
-            .env_remove("CRIER_DATA")
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut guard = ChildGuard(child);
-        let url = wait_for_listen_line(&mut guard.0, &log, "crier serve")?;
-        if crier::token::read_admin_token(&data)?.is_none() {
-            bail!("the server wrote no admin token in {}", data.display());
-        }
-        Ok(BenchServer {
-            url,
-            data,
-            log,
-            _child: guard,
-            dir,
-        })
+        Ok(BenchServer(CrierServe::start(bin, "crier-bench-cli-")?))
     }
 
     /// A CLI command against this server: `crier --url URL --data DIR ARGS...`, with no
@@ -113,11 +63,11 @@ impl BenchServer {
     {
         let mut cmd = Command::new(bin);
         cmd.arg("--url")
-            .arg(&self.url)
+            .arg(&self.0.url)
             .arg("--data")
-            .arg(&self.data)
+            .arg(&self.0.data)
             .args(args)
-            .current_dir(self.dir.path())
+            .current_dir(self.0.dir.path())
             .env_remove("CRIER_URL")
             .env_remove("CRIER_TOKEN")
             .env_remove("CRIER_DATA")
@@ -131,7 +81,7 @@ impl BenchServer {
             .output()
             .with_context(|| format!("{what}: cannot run {cmd:?}"))?;
         if !out.status.success() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let log = std::fs::read_to_string(&self.0.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(10).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             bail!(
@@ -235,7 +185,7 @@ fn main() -> Result<()> {
     println!(
         "binary: {}; server: child process on {}; {} timed runs after {} warm-up; {} CPU(s)",
         bin.display(),
-        server.url,
+        server.0.url,
         args.runs,
         args.warmup,
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -35,12 +35,10 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{cpu_time, ms, percentile, target_binary, wait_for_listen_line, ChildGuard};
+use common::{cpu_time, ms, percentile, target_binary, CrierServe};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,70 +59,8 @@ struct Args {
     bin: Option<PathBuf>,
 }
 
-/// A `crier serve` child process on a fresh temporary data dir.
-struct BenchServer {
-    url: String,
-    token: String,
-    pid: u32,
-    log: PathBuf,
-    // Declared before `_dir` so the server is killed before its data dir is removed.
-    _child: ChildGuard,
-    _dir: tempfile::TempDir,
-}
-
-impl BenchServer {
-    fn start(bin: &Path) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("crier-bench-writes-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
-        let data = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--data")
-            .arg(&data)
-            .args(["--bind", "127.0.0.1:0"])
-            // The shipped templates; no channels, so only the write path is measured.
-            .arg("--templates")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
-            .arg("--channels")
-            .arg(dir.path().join("no-channels"))
-            // No stray ./crier.toml, and no inherited settings or admin token: the server
-            // generates <data>/admin.token.
-            .current_dir(dir.path())
-            .env_remove("CRIER_ADMIN_TOKEN")
-            .env_remove("CRIER_CONFIG")
-            .env_remove("CRIER_BIND")
-            .env_remove("CRIER_DATA")
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id();
-        let mut guard = ChildGuard(child);
-        let url = wait_for_listen_line(&mut guard.0, &log, "crier serve")?;
-        let token = crier::token::read_admin_token(&data)?
-            .with_context(|| format!("the server wrote no admin token in {}", data.display()))?;
-        Ok(BenchServer {
-            url,
-            token,
-            pid,
-            log,
-            _child: guard,
-            _dir: dir,
-        })
-    }
-
-    /// The server's log so far, for error messages.
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
+/// The server under test.
+type BenchServer = CrierServe;
 
 /// One simulated client: its own connection pool and its own incident.
 #[derive(Clone)]
@@ -264,7 +200,7 @@ fn run_level(
     warmup: Duration,
     window: Duration,
 ) -> Result<Level> {
-    let server = BenchServer::start(bin)?;
+    let server = BenchServer::start(bin, "crier-bench-writes-")?;
     let result = rt.block_on(async {
         let token: Arc<str> = Arc::from(server.token.as_str());
         let mut workers = Vec::with_capacity(clients);

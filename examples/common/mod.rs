@@ -152,3 +152,63 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// `crier serve` from `bin` on a fresh temporary data dir, with the shipped templates and no
+/// channels (only the write path is measured), no inherited CRIER_* settings, and the admin
+/// token it generated.
+pub struct CrierServe {
+    pub url: String,
+    pub pid: u32,
+    pub log: PathBuf,
+    pub data: PathBuf,
+    pub token: String,
+    // Declared before `dir` so the server is killed before its data dir is removed.
+    _proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl CrierServe {
+    pub fn start(bin: &Path, prefix: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let data = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(&data)
+            .args(["--bind", "127.0.0.1:0"])
+            .arg("--templates")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
+            .arg("--channels")
+            .arg(dir.path().join("no-channels"))
+            // No stray ./crier.toml and no inherited settings or admin token: the server
+            // generates <data>/admin.token.
+            .current_dir(dir.path())
+            .env_remove("CRIER_ADMIN_TOKEN")
+            .env_remove("CRIER_CONFIG")
+            .env_remove("CRIER_BIND")
+            .env_remove("CRIER_DATA")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info");
+        let proc = Proc::start(cmd, &log, "crier serve")?;
+        let token = crier::token::read_admin_token(&data)?
+            .with_context(|| format!("the server wrote no admin token in {}", data.display()))?;
+        Ok(CrierServe {
+            url: proc.url.clone(),
+            pid: proc.pid,
+            log,
+            data,
+            token,
+            _proc: proc,
+            dir,
+        })
+    }
+
+    /// The server's log so far, for error messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}

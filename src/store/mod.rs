@@ -411,10 +411,6 @@ impl Store {
 
     /// An incident's current state, without its timeline.
     pub fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
-        self.load_incident(id)
-    }
-
-    fn load_incident(&self, id: Ulid) -> Result<Incident, StoreError> {
         let raw = self
             .incidents
             .get(id.to_bytes())?
@@ -435,7 +431,7 @@ impl Store {
     ) -> Result<(Incident, Update), StoreError> {
         let (incident, update) = {
             let _w = self.lock()?;
-            let mut incident = self.load_incident(id)?;
+            let mut incident = self.incident_summary(id)?;
             let (action, status) = match new.change {
                 Change::Update(to) => {
                     let to = to.unwrap_or(incident.status);
@@ -504,7 +500,7 @@ impl Store {
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let (incident, published) = {
             let _w = self.lock()?;
-            let mut incident = self.load_incident(id)?;
+            let mut incident = self.incident_summary(id)?;
             let mut published = Vec::new();
             for item in self.updates.scan_prefix(id.to_bytes()) {
                 let (key, raw) = item?;
@@ -541,7 +537,7 @@ impl Store {
 
     /// One incident with its timeline, oldest update first.
     pub fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
-        let incident = self.load_incident(id)?;
+        let incident = self.incident_summary(id)?;
         let updates = self
             .updates
             .scan_prefix(id.to_bytes())

@@ -40,6 +40,14 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// IANA zone messages show times in when the reader has none, e.g. Europe/Helsinki.
     pub timezone: Option<String>,
+    /// Recurring notices: what to do with firings missed while crier was down.
+    pub notices: Option<crate::schedule::settings::NoticesFile>,
+    /// Next-update promises: staff reminders and holding statements.
+    pub promises: Option<crate::schedule::settings::PromisesFile>,
+    /// Scheduled maintenance: reminder before it starts.
+    pub maintenance: Option<crate::schedule::settings::MaintenanceFile>,
+    /// Monitoring intake: hold-down, routing rules, webhook HMAC secret.
+    pub intake: Option<crate::intake::settings::IntakeFile>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -63,6 +71,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub import_max_bytes: usize,
     pub render: crate::render::Settings,
+    pub schedule: crate::schedule::ScheduleSettings,
+    pub intake: crate::intake::IntakeSettings,
 }
 
 impl Default for Config {
@@ -76,6 +86,8 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             import_max_bytes: 16 * 1024 * 1024,
             render: crate::render::Settings::default(),
+            schedule: crate::schedule::ScheduleSettings::default(),
+            intake: crate::intake::IntakeSettings::default(),
         }
     }
 }
@@ -146,6 +158,14 @@ impl Config {
                 ))
             })?;
         }
+        c.schedule = crate::schedule::ScheduleSettings::from_file(
+            file.notices,
+            file.promises,
+            file.maintenance,
+        )
+        .map_err(ConfigError::Invalid)?;
+        c.intake =
+            crate::intake::IntakeSettings::from_file(file.intake).map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }

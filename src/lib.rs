@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod intake;
 pub mod render;
 pub mod schedule;
 pub mod server;

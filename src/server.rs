@@ -6,7 +6,9 @@ use crate::api::{self, AppState, Limits, Tokens};
 use crate::channels;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, Running};
+use crate::intake::Intake;
 use crate::render::Templates;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 use crate::token;
 use anyhow::Context;
@@ -24,6 +26,7 @@ pub struct Server {
     dispatcher: Dispatcher,
     stop: watch::Sender<bool>,
     running: Running,
+    scheduler: tokio::task::JoinHandle<()>,
 }
 
 /// Where the admin token came from, for the start-up message.
@@ -45,6 +48,7 @@ impl Server {
         for ch in &loaded.active {
             tracing::info!(channel = %ch.name, kind = ch.kind.as_str(), "channel active");
         }
+        check_channel_names(config, &loaded)?;
         let overrides: Vec<(String, std::path::PathBuf)> = loaded
             .active
             .iter()
@@ -93,12 +97,21 @@ impl Server {
             stopped,
         )
         .await?;
+        let scheduler = Scheduler::new(
+            store.clone(),
+            templates.clone(),
+            render.clone(),
+            config.schedule.clone(),
+            dispatcher.clone(),
+        );
+        let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
         let state = AppState {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
             templates,
             render,
             dispatcher: dispatcher.clone(),
+            intake: Arc::new(Intake::new(store.clone(), config.intake.clone())),
         };
         let router = api::router(
             state,
@@ -121,6 +134,7 @@ impl Server {
                 dispatcher,
                 stop,
                 running,
+                scheduler: scheduler_task,
             },
             source,
         ))
@@ -152,6 +166,9 @@ impl Server {
             .await
             .context("the HTTP server failed")?;
         let _ = self.stop.send(true);
+        if let Err(e) = self.scheduler.await {
+            tracing::error!(error = %e, "the scheduler task failed");
+        }
         self.running.finished().await;
         self.store
             .durable()
@@ -159,6 +176,41 @@ impl Server {
             .context("final flush of the store failed")?;
         Ok(())
     }
+}
+
+/// Checks that every channel the config names exists (active, or skipped for missing
+/// credentials), and that reminder channels reach staff, not subscribers.
+fn check_channel_names(config: &Config, loaded: &channels::Loaded) -> anyhow::Result<()> {
+    let known = |name: &str| {
+        loaded.active.iter().any(|c| c.name == name)
+            || loaded.skipped.iter().any(|(n, _)| n == name)
+    };
+    let mut named: Vec<(&str, &str)> = config.schedule.channel_names();
+    named.extend(
+        config
+            .intake
+            .channel_names()
+            .into_iter()
+            .map(|n| ("intake.routes[].channels", n)),
+    );
+    for (key, name) in named {
+        if !known(name) {
+            anyhow::bail!(
+                "{key} names the channel \"{name}\", but there is no such file in {}; fix the name or add {name}.toml",
+                config.channels_dir.display()
+            );
+        }
+    }
+    for name in &config.schedule.reminder_channels {
+        if let Some(c) = loaded.active.iter().find(|c| &c.name == name) {
+            if c.audience == channels::Audience::Subscribers {
+                anyhow::bail!(
+                    "promises.reminder_channels names \"{name}\", which sends to subscribers; reminders are for staff, so name a channel with a fixed target (audience = \"fixed\")"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

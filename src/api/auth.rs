@@ -21,7 +21,8 @@ impl Tokens {
         }
     }
 
-    fn check(&self, presented: &str) -> Option<&str> {
+    /// The principal a presented token belongs to (constant-time comparison).
+    pub fn check(&self, presented: &str) -> Option<&str> {
         self.entries
             .iter()
             .find(|(_, t)| constant_time_eq(t.as_bytes(), presented.as_bytes()))

@@ -68,6 +68,15 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<crate::intake::IntakeError> for ApiError {
+    fn from(e: crate::intake::IntakeError) -> Self {
+        match e {
+            crate::intake::IntakeError::Store(e) => e.into(),
+            crate::intake::IntakeError::Domain(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -18,13 +18,13 @@ use ulid::Ulid;
 /// either `message` (in `locale`, default `en`) or `body` with one text per
 /// locale — exactly one of the two.
 pub struct Text {
-    message: Option<String>,
-    locale: Option<String>,
-    body: Option<BTreeMap<String, String>>,
+    pub(crate) message: Option<String>,
+    pub(crate) locale: Option<String>,
+    pub(crate) body: Option<BTreeMap<String, String>>,
 }
 
 impl Text {
-    fn into_body(self) -> Result<Body, ApiError> {
+    pub(crate) fn into_body(self) -> Result<Body, ApiError> {
         match (self.message, self.body) {
             (Some(m), None) => {
                 let locale = match self.locale {
@@ -67,6 +67,68 @@ fn parse_next_update(
     Ok(Some(promise.resolve(now)?))
 }
 
+/// The promise of a request: `next_update` (30m, 1h, RFC 3339) or `next_update_at` (HH:MM in the
+/// server's time zone), not both.
+fn promise(
+    state: &AppState,
+    next_update: Option<String>,
+    next_update_at: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match (next_update, next_update_at) {
+        (Some(_), Some(_)) => Err(ApiError::unprocessable(
+            "give either next_update (a delay such as 30m) or next_update_at (a time such as 14:00), not both",
+        )),
+        (None, Some(at)) => Ok(Some(crate::domain::next_local_time(
+            &at,
+            state.render.timezone,
+            now,
+        )?)),
+        (n, None) => parse_next_update(n, now),
+    }
+}
+
+fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::unprocessable(format!(
+                "{field}: \"{s}\" is not an RFC 3339 time; write e.g. 2026-12-01T22:00:00+02:00"
+            ))
+        })
+}
+
+/// A maintenance window: both ends, in order, only on maintenances.
+fn window(
+    kind: IncidentKind,
+    from: Option<String>,
+    until: Option<String>,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+    match (from, until) {
+        (None, None) => Ok((None, None)),
+        (Some(f), Some(u)) => {
+            if kind != IncidentKind::Maintenance {
+                return Err(ApiError::unprocessable(
+                    "scheduled_for: only a maintenance has a window; open it with kind \"maintenance\"",
+                ));
+            }
+            let (f, u) = (
+                parse_instant("scheduled_for", &f)?,
+                parse_instant("scheduled_until", &u)?,
+            );
+            if u <= f {
+                return Err(ApiError::unprocessable(
+                    "scheduled_until: must be after scheduled_for",
+                ));
+            }
+            Ok((Some(f), Some(u)))
+        }
+        _ => Err(ApiError::unprocessable(
+            "scheduled_for and scheduled_until go together; give both ends of the window",
+        )),
+    }
+}
+
 fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     Ulid::from_string(id.trim()).map_err(|_| {
         ApiError::new(
@@ -87,11 +149,17 @@ pub struct CreateIncident {
     #[serde(default)]
     components: Vec<String>,
     next_update: Option<String>,
+    next_update_at: Option<String>,
     #[serde(default)]
     draft: bool,
     message: Option<String>,
     locale: Option<String>,
     body: Option<BTreeMap<String, String>>,
+    /// Maintenance window, RFC 3339 (both or neither).
+    scheduled_for: Option<String>,
+    scheduled_until: Option<String>,
+    #[serde(default)]
+    holding_statement: bool,
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
@@ -131,7 +199,9 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     ApiJson(req): ApiJson<CreateIncident>,
 ) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
-    let now = Utc::now();
+    let now = state.dispatcher.now();
+    let (scheduled_for, scheduled_until) =
+        window(req.kind, req.scheduled_for, req.scheduled_until)?;
     let new = NewIncident {
         title: Title::parse(&req.title)?,
         kind: req.kind,
@@ -157,9 +227,12 @@ pub async fn create(
         }
         .into_body()?,
         author: who.0,
-        next_update_due: parse_next_update(req.next_update, now)?,
+        next_update_due: promise(&state, req.next_update, req.next_update_at, now)?,
         draft: req.draft,
         broadcast: state.dispatcher.broadcast_targets(),
+        scheduled_for,
+        scheduled_until,
+        holding_statement: req.holding_statement,
     };
     let (incident, update) = state.store.create_incident(new, now).await?;
     state.dispatcher.kick();
@@ -237,6 +310,7 @@ pub struct PostUpdate {
     status: Option<String>,
     impact: Option<String>,
     next_update: Option<String>,
+    next_update_at: Option<String>,
     #[serde(default)]
     draft: bool,
     message: Option<String>,
@@ -251,12 +325,12 @@ async fn append(
     change: Change,
     req: PostUpdate,
 ) -> Result<(StatusCode, Json<Posted>), ApiError> {
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let id = parse_id(id)?;
     let new = NewUpdate {
         change,
         impact: req.impact.as_deref().map(Impact::parse).transpose()?,
-        next_update_due: parse_next_update(req.next_update, now)?,
+        next_update_due: promise(state, req.next_update, req.next_update_at, now)?,
         draft: req.draft,
         body: Text {
             message: req.message,
@@ -299,6 +373,7 @@ impl From<Transition> for PostUpdate {
             status: None,
             impact: None,
             next_update: t.next_update,
+            next_update_at: None,
             draft: false,
             message: t.message,
             locale: t.locale,
@@ -339,7 +414,7 @@ pub async fn publish(
         .publish_drafts(
             parse_id(&id)?,
             &state.dispatcher.broadcast_targets(),
-            Utc::now(),
+            state.dispatcher.now(),
         )
         .await?;
     state.dispatcher.kick();

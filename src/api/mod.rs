@@ -10,6 +10,8 @@ mod extract;
 mod health;
 mod hooks;
 mod incidents;
+mod intake;
+mod notices;
 mod preview;
 mod subscribers;
 
@@ -32,6 +34,7 @@ pub struct AppState {
     pub templates: Arc<Templates>,
     pub render: Arc<Settings>,
     pub dispatcher: Dispatcher,
+    pub intake: Arc<crate::intake::Intake>,
 }
 
 /// Limits applied to request bodies.
@@ -65,6 +68,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/api/v1/incidents/{id}/deliveries/retry",
             post(deliveries::retry),
         )
+        .route("/api/v1/triggers", post(intake::trigger))
+        .route("/api/v1/notices", post(notices::create).get(notices::list))
+        .route(
+            "/api/v1/notices/{id}",
+            get(notices::show).delete(notices::remove),
+        )
         .route("/api/v1/preview", post(preview::preview))
         .route("/api/v1/components", get(components::list))
         .route("/api/v1/components/{name}", put(components::set))
@@ -88,6 +97,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/status", get(health::public_status))
         .route("/api/v1/hooks/twilio/{channel}", post(hooks::twilio_status))
+        // Monitoring webhooks authenticate themselves (bearer token or HMAC signature).
+        .route("/api/v1/hooks/alertmanager", post(intake::alertmanager))
+        .route("/api/v1/hooks/grafana", post(intake::grafana))
         .route(
             "/api/v1/unsubscribe/{token}",
             post(subscribers::unsubscribe),

@@ -25,6 +25,7 @@ use crate::render::preview::Platform;
 use crate::render::rules::fit;
 use crate::render::{Context, Event, Settings, Templates};
 use crate::store::outbox::ExpandTarget;
+use crate::store::schedule::{StandaloneKind, STANDALONE_BASE};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -206,6 +207,12 @@ impl Dispatcher {
         self.inner.channels.get(name).map(|c| c.channel.clone())
     }
 
+    /// The dispatcher's "now" (wall-clock UTC advanced by tokio's clock, so paused time in tests
+    /// moves it).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
     }
@@ -234,14 +241,24 @@ async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(
         let Some(ch) = inner.channels.get(&b.channel) else {
             continue; // the channel is not active now; its broadcast waits for it
         };
-        if inner
-            .store
-            .published_update(b.incident_id, b.seq)?
-            .is_none()
-        {
-            continue; // a draft: published later, or never
-        }
-        let incident = inner.store.incident_summary(b.incident_id)?;
+        let components = if b.seq >= STANDALONE_BASE {
+            match inner.store.standalone(b.incident_id, b.seq)? {
+                None => continue, // its record was not written (a crash): it is posted again
+                Some(m) => match m.kind {
+                    StandaloneKind::Notice { .. } => Vec::new(),
+                    _ => inner.store.incident_summary(b.incident_id)?.components,
+                },
+            }
+        } else {
+            if inner
+                .store
+                .published_update(b.incident_id, b.seq)?
+                .is_none()
+            {
+                continue; // a draft: published later, or never
+            }
+            inner.store.incident_summary(b.incident_id)?.components
+        };
         let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
         let target = ExpandTarget { reaches: &reaches };
         let mut b = b;
@@ -251,13 +268,7 @@ async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(
             }
             let step = inner
                 .store
-                .expand(
-                    &b,
-                    &incident.components,
-                    &target,
-                    EXPAND_BATCH,
-                    inner.clock.now(),
-                )
+                .expand(&b, &components, &target, EXPAND_BATCH, inner.clock.now())
                 .await?;
             if step.created > 0 {
                 ch.notify.notify_one();
@@ -392,6 +403,9 @@ fn unsubscribe_url(settings: &Settings, target: &Target) -> Option<String> {
 
 /// Renders and fits the messages of one delivery (several when a thread is needed).
 fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage>, String> {
+    if d.seq >= STANDALONE_BASE {
+        return prepare_standalone(inner, ch, d);
+    }
     let key = (d.incident_id, d.seq);
     let cached = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned());
     let pair = match cached {
@@ -417,80 +431,219 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
         }
     };
     let (incident, update) = (&pair.0, &pair.1);
+    let event = Event::of_update(incident.kind, update);
+    let locale = choose_locale(inner, ch, d, event, |l| update.body.texts().contains_key(l))?;
+    let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
+    let msg = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
+        let tz = ch.channel.timezone.unwrap_or(inner.settings.timezone);
+        let ctx = Context::for_update(&inner.settings, incident, update, &locale, tz);
+        let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
+            crate::render::webhook::webhook_document(
+                incident,
+                update,
+                inner.settings.public_url.as_deref(),
+            )
+        });
+        Ok((ctx, document))
+    })?;
+    Ok(out_messages(d, &msg, &locale, unsubscribe))
+}
+
+/// The locale a delivery is rendered in: the subscriber's, then the channel's, among those with
+/// templates (and, for an update, a text).
+fn choose_locale(
+    inner: &Inner,
+    ch: &ChannelRt,
+    d: &Delivery,
+    event: Event,
+    has_text: impl Fn(&Locale) -> bool,
+) -> Result<Locale, String> {
     let c = &ch.channel;
     let mut chain: Vec<Locale> = Vec::new();
     if let Target::Subscriber { locale, .. } = &d.target {
         chain.push(locale.clone());
     }
     chain.push(c.locale.clone());
-    let event = Event::of_update(incident.kind, update);
-    let kind = c.platform.template_kind();
     let own = c.templates.as_ref().map(|_| c.name.as_str());
-    let locale = inner
+    inner
         .templates
-        .choose_locale(own, event, kind, &chain, |l| {
-            update.body.texts().contains_key(l)
-        })
-        .map_err(|e| e.to_string())?;
-    let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
+        .choose_locale(own, event, c.platform.template_kind(), &chain, has_text)
+        .map_err(|e| e.to_string())
+}
+
+/// Renders and fits a delivery's message, or takes it from the channel's cache when it is the
+/// same for every recipient. `context` builds the template context (and webhook document).
+fn rendered(
+    inner: &Inner,
+    ch: &ChannelRt,
+    d: &Delivery,
+    locale: &Locale,
+    event: Event,
+    unsubscribe: &Option<String>,
+    context: impl FnOnce() -> Result<(Context, Option<serde_json::Value>), String>,
+) -> Result<Arc<Prepared>, String> {
+    let c = &ch.channel;
     let rkey = (d.incident_id, d.seq, locale.clone());
-    let cached = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned());
-    let msg = match cached {
-        Some(m) if !m.per_recipient => m,
-        _ => {
-            let tz = c.timezone.unwrap_or(inner.settings.timezone);
-            let mut ctx = Context::for_update(&inner.settings, incident, update, &locale, tz);
-            let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
-            let render = |ctx: &Context| {
-                inner
-                    .templates
-                    .render(own, event, kind, &locale, ctx)
-                    .map_err(|e| e.to_string())
-            };
-            // Rendered once without the recipient's unsubscribe link: if the output is the same
-            // with it, the message is the same for everyone and is rendered and fitted only once
-            // per update and locale (SMS and social templates do not show the link).
-            let shared = render(&ctx)?;
-            ctx.unsubscribe_url = unsubscribe.clone();
-            let rendered = if ctx.unsubscribe_url.is_some() {
-                render(&ctx)?
+    if let Some(m) = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned()) {
+        if !m.per_recipient {
+            return Ok(m);
+        }
+    }
+    let own = c.templates.as_ref().map(|_| c.name.as_str());
+    let kind = c.platform.template_kind();
+    let (mut ctx, document) = context()?;
+    let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
+    let render = |ctx: &Context| {
+        inner
+            .templates
+            .render(own, event, kind, locale, ctx)
+            .map_err(|e| e.to_string())
+    };
+    // Rendered once without the recipient's unsubscribe link: if the output is the same with it,
+    // the message is the same for everyone and is rendered and fitted only once per message and
+    // locale (SMS and social templates do not show the link).
+    let shared = render(&ctx)?;
+    ctx.unsubscribe_url = unsubscribe.clone();
+    let out = if ctx.unsubscribe_url.is_some() {
+        render(&ctx)?
+    } else {
+        shared.clone()
+    };
+    let per_recipient = out != shared;
+    let parts = if c.platform == Platform::Email {
+        vec![out.text.clone()]
+    } else {
+        fit(
+            &c.platform.rule(c.sms_max_segments),
+            &out.text,
+            &c.policy(link),
+        )
+        .map_err(|e| format!("REJECT:{e}"))?
+    };
+    let m = Arc::new(Prepared {
+        parts,
+        subject: out.subject,
+        html: out.html,
+        document,
+        per_recipient,
+    });
+    if let Ok(mut cache) = ch.rendered.lock() {
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        cache.insert(rkey, m.clone());
+    }
+    Ok(m)
+}
+
+/// A standalone message's delivery: a notice firing, a staff reminder, a maintenance reminder.
+fn prepare_standalone(
+    inner: &Inner,
+    ch: &ChannelRt,
+    d: &Delivery,
+) -> Result<Vec<OutMessage>, String> {
+    let msg = inner
+        .store
+        .standalone(d.incident_id, d.seq)
+        .map_err(|e| e.to_string())?
+        .ok_or("the message record is missing")?;
+    let tz = ch.channel.timezone.unwrap_or(inner.settings.timezone);
+    let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
+    let (locale, prepared) = match &msg.kind {
+        StandaloneKind::Notice { subject, body, .. } => {
+            let event = Event::Notice;
+            let locale = choose_locale(inner, ch, d, event, |l| body.texts().contains_key(l))?;
+            let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
+                let text = body.text_for(&locale);
+                let url = inner.settings.public_url.clone();
+                let ctx = Context::for_notice(&inner.settings, subject, text, url, &locale, tz);
+                let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
+                    serde_json::json!({
+                        "version": 1,
+                        "type": "notice",
+                        "notice_id": msg.origin.to_string(),
+                        "scheduled_for": match &msg.kind {
+                            StandaloneKind::Notice { scheduled_for, .. } => scheduled_for.to_rfc3339(),
+                            _ => String::new(),
+                        },
+                        "subject": subject,
+                        "text": text,
+                        "locale": locale.to_string(),
+                    })
+                });
+                Ok((ctx, document))
+            })?;
+            (locale, m)
+        }
+        StandaloneKind::Reminder { due } | StandaloneKind::MaintenanceReminder { starts: due } => {
+            let (incident, updates) = inner
+                .store
+                .incident(d.incident_id)
+                .map_err(|e| e.to_string())?;
+            let reminder = matches!(msg.kind, StandaloneKind::Reminder { .. });
+            let update = if reminder {
+                updates.iter().rev().find(|u| u.published_at.is_some())
             } else {
-                shared.clone()
-            };
-            let per_recipient = rendered != shared;
-            let parts = if c.platform == Platform::Email {
-                vec![rendered.text.clone()]
-            } else {
-                fit(
-                    &c.platform.rule(c.sms_max_segments),
-                    &rendered.text,
-                    &c.policy(link),
-                )
-                .map_err(|e| format!("REJECT:{e}"))?
-            };
-            let document = (c.kind == crate::channels::Kind::Webhook).then(|| {
-                crate::render::webhook::webhook_document(
-                    incident,
-                    update,
-                    inner.settings.public_url.as_deref(),
-                )
-            });
-            let m = Arc::new(Prepared {
-                parts,
-                subject: rendered.subject,
-                html: rendered.html,
-                document,
-                per_recipient,
-            });
-            if let Ok(mut cache) = ch.rendered.lock() {
-                if cache.len() > 256 {
-                    cache.clear();
-                }
-                cache.insert(rkey, m.clone());
+                updates.first()
             }
-            m
+            .cloned()
+            .ok_or("the incident has no published update")?;
+            let event = if reminder {
+                Event::Reminder
+            } else {
+                Event::MaintenanceScheduled
+            };
+            // A staff reminder is in the channel's language whatever the update was written in.
+            let locale = choose_locale(inner, ch, d, event, |l| {
+                reminder || update.body.texts().contains_key(l)
+            })?;
+            let now = inner.clock.now();
+            let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
+                let ctx = if reminder {
+                    Context::for_reminder(
+                        &inner.settings,
+                        &incident,
+                        &update,
+                        *due,
+                        now,
+                        &locale,
+                        tz,
+                    )
+                } else {
+                    Context::for_update(&inner.settings, &incident, &update, &locale, tz)
+                };
+                let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
+                    let mut doc = crate::render::webhook::webhook_document(
+                        &incident,
+                        &update,
+                        inner.settings.public_url.as_deref(),
+                    );
+                    if let Some(o) = doc.as_object_mut() {
+                        let kind = if reminder {
+                            "reminder"
+                        } else {
+                            "maintenance_reminder"
+                        };
+                        o.insert("type".into(), serde_json::Value::from(kind));
+                        o.insert("due".into(), serde_json::Value::from(due.to_rfc3339()));
+                    }
+                    doc
+                });
+                Ok((ctx, document))
+            })?;
+            (locale, m)
         }
     };
+    Ok(out_messages(d, &prepared, &locale, unsubscribe))
+}
+
+/// One outgoing message per fitted part.
+fn out_messages(
+    d: &Delivery,
+    msg: &Prepared,
+    locale: &Locale,
+    unsubscribe: Option<String>,
+) -> Vec<OutMessage> {
     let recipient = match &d.target {
         Target::Subscriber {
             contact: Contact::Email(a),
@@ -503,8 +656,7 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
         Target::Endpoint => Recipient::Endpoint,
     };
     let n = msg.parts.len();
-    Ok(msg
-        .parts
+    msg.parts
         .iter()
         .enumerate()
         .map(|(i, text)| OutMessage {
@@ -521,7 +673,7 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
             unsubscribe_url: unsubscribe.clone(),
             document: msg.document.clone(),
         })
-        .collect())
+        .collect()
 }
 
 async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {

@@ -89,6 +89,9 @@ impl Harness {
                         next_update_due: None,
                         draft: false,
                         broadcast: self.dispatcher.broadcast_targets(),
+                        scheduled_for: None,
+                        scheduled_until: None,
+                        holding_statement: false,
                     },
                     self.dispatcher.inner.clock.now(),
                 )

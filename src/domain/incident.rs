@@ -232,6 +232,15 @@ pub struct Incident {
     /// How many updates the timeline holds (also the position of the newest; crash recovery
     /// uses it to find updates whose write was interrupted).
     pub update_count: u32,
+    /// Maintenance window start: crier moves a scheduled maintenance to `in_progress` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// Maintenance window end: crier moves it to `completed` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_until: Option<DateTime<Utc>>,
+    /// Opted in to an automatic holding statement when a next-update promise is missed.
+    #[serde(default)]
+    pub holding_statement: bool,
 }
 
 impl Incident {
@@ -347,6 +356,9 @@ mod tests {
             next_update_due: None,
             draft: false,
             update_count: 1,
+            scheduled_for: None,
+            scheduled_until: None,
+            holding_statement: false,
         }
     }
 

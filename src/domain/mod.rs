@@ -7,6 +7,7 @@ mod delivery;
 mod incident;
 mod locale;
 mod next_update;
+mod notice;
 mod subscriber;
 mod update;
 
@@ -14,7 +15,8 @@ pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
 pub use incident::{check_status_for_new, Impact, Incident, IncidentKind, Status, Title};
 pub use locale::Locale;
-pub use next_update::{parse_next_update, NextUpdate};
+pub use next_update::{next_local_time, parse_next_update, NextUpdate};
+pub use notice::{parse_day, parse_tz, Notice};
 pub use subscriber::{Contact, Subscriber};
 pub use update::{Body, Update, UpdateAction};
 

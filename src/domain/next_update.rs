@@ -81,9 +81,69 @@ impl NextUpdate {
     }
 }
 
+/// "Next update at 14:00": the next occurrence of a local wall-clock time `HH:MM` in `tz` after
+/// `now` (today, or tomorrow when today's has passed). A time that does not exist that day
+/// (the spring-forward gap) is an error that says so; in the autumn overlap the first is meant.
+pub fn next_local_time(
+    s: &str,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DomainError> {
+    use chrono::{NaiveTime, TimeZone};
+    let bad = || {
+        DomainError::invalid(
+            "next_update_at",
+            format!("\"{s}\" is not a time of day; write HH:MM, e.g. 14:00"),
+        )
+    };
+    let t = NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad())?;
+    let today = now.with_timezone(&tz).date_naive();
+    for day in [today, today + Duration::days(1)] {
+        let local = day.and_time(t);
+        match tz.from_local_datetime(&local).earliest() {
+            Some(at) if at.with_timezone(&Utc) > now => return Ok(at.with_timezone(&Utc)),
+            Some(_) => continue,
+            None => {
+                return Err(DomainError::invalid(
+                    "next_update_at",
+                    format!(
+                        "{s} does not exist on {day} in {tz} (the clocks go forward); promise another time"
+                    ),
+                ))
+            }
+        }
+    }
+    Err(bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_local_time_is_today_or_tomorrow_in_the_zone() {
+        let tz: chrono_tz::Tz = "Europe/Helsinki".parse().unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .to_utc(); // 12:00 local
+        let at = next_local_time("14:00", tz, now).unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-23T12:00:00+00:00");
+        let at = next_local_time("11:00", tz, now).unwrap();
+        assert_eq!(
+            at.to_rfc3339(),
+            "2026-11-24T09:00:00+00:00",
+            "passed today: tomorrow"
+        );
+        assert!(next_local_time("25:00", tz, now).is_err());
+        // 2027-03-28 03:30 does not exist in Helsinki (03:00 → 04:00).
+        let before_gap = DateTime::parse_from_rfc3339("2027-03-27T23:00:00Z")
+            .unwrap()
+            .to_utc();
+        let e = next_local_time("03:30", tz, before_gap)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clocks go forward"), "{e}");
+    }
 
     #[test]
     fn parses_short_forms() {

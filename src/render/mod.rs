@@ -460,6 +460,9 @@ pub fn sample_incident(
         next_update_due: next,
         draft: false,
         update_count: 1,
+        scheduled_for: None,
+        scheduled_until: None,
+        holding_statement: false,
     };
     let update = Update {
         id: update_id,

@@ -13,6 +13,9 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// Where the holding-statement templates live: `holding_statement/<locale>.txt.j2`.
+const HOLDING_DIR: &str = "holding_statement/";
+
 /// The compiled templates.
 pub struct Templates {
     env: Environment<'static>,
@@ -139,6 +142,21 @@ impl Templates {
             if rel.starts_with('_') {
                 continue; // layouts are checked through the templates that extend them
             }
+            if let Some(file) = rel.strip_prefix(HOLDING_DIR) {
+                let locale = file
+                    .strip_suffix(".txt.j2")
+                    .and_then(|l| Locale::parse(l).ok())
+                    .ok_or_else(|| RenderError::Name {
+                        path: path.clone(),
+                        message: "expected holding_statement/<locale>.txt.j2".into(),
+                    })?;
+                let ctx = Context::sample(Event::IncidentUpdated, &locale)?;
+                self.env
+                    .get_template(name)
+                    .and_then(|t| t.render(&ctx))
+                    .map_err(|e| RenderError::template(&path, &e))?;
+                continue;
+            }
             let bad_name = || {
                 RenderError::Name {
                 path: path.clone(),
@@ -163,6 +181,24 @@ impl Templates {
                 .map_err(|e| RenderError::template(&path, &e))?;
         }
         Ok(())
+    }
+
+    /// The holding statement in `locale`, when there is a template for it: the text of the
+    /// automatic update posted when a next-update promise is missed.
+    pub fn holding_statement(
+        &self,
+        locale: &Locale,
+        ctx: &Context,
+    ) -> Result<Option<String>, RenderError> {
+        let name = format!("{HOLDING_DIR}{locale}.txt.j2");
+        if !self.names.contains(&name) {
+            return Ok(None);
+        }
+        self.env
+            .get_template(&name)
+            .and_then(|t| t.render(ctx))
+            .map(|t| Some(t.trim().to_owned()))
+            .map_err(|e| RenderError::template(Path::new(&name), &e))
     }
 
     /// Whether every part of (event, kind, locale) exists, for the channel or globally.

@@ -2,3 +2,8 @@
 //! against the cron crate's DST faults (see [`cron`]).
 
 pub mod cron;
+pub mod scheduler;
+pub mod settings;
+
+pub use scheduler::{Scheduler, TickReport};
+pub use settings::ScheduleSettings;

@@ -9,6 +9,8 @@
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
 //! - outbox trees (`broadcasts`, `deliveries`, `due`, `inflight`, `receipts`): see [`outbox`]
+//! - scheduler trees (`notices`, `messages`, `holds`): see [`schedule`]
+//! - `alerts`: monitoring alert groups, see [`intake`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -26,7 +28,9 @@
 //! implementation on PostgreSQL can sit behind it later.
 
 pub mod flusher;
+pub mod intake;
 pub mod outbox;
+pub mod schedule;
 
 use crate::domain::{
     Body, Broadcast, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact,
@@ -111,6 +115,11 @@ pub struct NewIncident {
     pub draft: bool,
     /// Channels to announce it on once published: (name, audience is subscribers).
     pub broadcast: Vec<(String, bool)>,
+    /// Maintenance window (both or neither; checked by the caller).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub scheduled_until: Option<DateTime<Utc>>,
+    /// Opt in to an automatic holding statement when a promise is missed.
+    pub holding_statement: bool,
 }
 
 /// What a new timeline entry does to its incident.
@@ -179,6 +188,10 @@ pub struct Store {
     due: Tree,
     inflight: Tree,
     receipts: Tree,
+    notices: Tree,
+    messages: Tree,
+    holds: Tree,
+    alerts: Tree,
     flusher: Flusher,
     /// Serialises incident read-check-write sequences (held for microseconds, never across an
     /// await or a flush).
@@ -226,6 +239,10 @@ impl Store {
             due: db.open_tree("due")?,
             inflight: db.open_tree("inflight")?,
             receipts: db.open_tree("receipts")?,
+            notices: db.open_tree("notices")?,
+            messages: db.open_tree("messages")?,
+            holds: db.open_tree("holds")?,
+            alerts: db.open_tree("alerts")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
             write_lock: Arc::new(Mutex::new(())),
             db,
@@ -279,8 +296,9 @@ impl Store {
                 self.updates.remove(k)?;
                 removed += 1;
             }
-            let after = outbox::broadcast_key(incident.id, n.saturating_add(1), "");
-            let end = outbox::broadcast_key(incident.id, u32::MAX, "\u{10FFFF}");
+            let after = outbox::broadcast_key(incident.id, n.saturating_add(1), "").to_vec();
+            // Broadcasts of standalone messages (reminders) sit above the timeline's range.
+            let end = Store::standalone_broadcast_floor(incident.id);
             let stale: Vec<sled::IVec> = self
                 .broadcasts
                 .range(after..end)
@@ -364,10 +382,25 @@ impl Store {
         new: NewIncident,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
+        self.create_incident_with_id(Ulid::new(), new, now).await
+    }
+
+    /// Opens an incident under an id the caller chose beforehand (monitoring intake records the
+    /// id in its alert group first, so a crash in between cannot open a second incident).
+    pub async fn create_incident_with_id(
+        &self,
+        id: Ulid,
+        new: NewIncident,
+        now: DateTime<Utc>,
+    ) -> Result<(Incident, Update), StoreError> {
         self.check_components(&new.components)?;
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
-        let id = Ulid::new();
+        if self.incidents.contains_key(id.to_bytes())? {
+            return Err(StoreError::Conflict(format!(
+                "incident {id} exists already"
+            )));
+        }
         let incident = Incident {
             id,
             title: new.title,
@@ -381,6 +414,9 @@ impl Store {
             next_update_due: new.next_update_due,
             draft: new.draft,
             update_count: 1,
+            scheduled_for: new.scheduled_for,
+            scheduled_until: new.scheduled_until,
+            holding_statement: new.holding_statement,
         };
         let update = Update {
             id: Ulid::new(),
@@ -773,6 +809,9 @@ mod tests {
             next_update_due: None,
             draft: false,
             broadcast: vec![],
+            scheduled_for: None,
+            scheduled_until: None,
+            holding_statement: false,
         }
     }
 

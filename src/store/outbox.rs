@@ -450,6 +450,9 @@ mod tests {
                     next_update_due: None,
                     draft: false,
                     broadcast: vec![("sms".into(), true)],
+                    scheduled_for: None,
+                    scheduled_until: None,
+                    holding_statement: false,
                 },
                 now,
             )

@@ -370,6 +370,9 @@ async fn overdue_promises_are_flagged_until_resolved() {
                 next_update_due: Some(now - chrono::Duration::minutes(10)),
                 draft: false,
                 broadcast: vec![],
+                scheduled_for: None,
+                scheduled_until: None,
+                holding_statement: false,
             },
             now - chrono::Duration::minutes(40),
         )

@@ -1,0 +1,215 @@
+//! Recurring notices: add (validated: crontab expression, zone, channels, dates), list with each
+//! one's next fire times in local time and UTC, show, remove.
+
+use super::extract::ApiJson;
+use super::incidents::Text;
+use super::{ApiError, AppState};
+use crate::domain::{parse_day, parse_tz, DomainError, Notice};
+use crate::schedule::cron::CronSchedule;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use ulid::Ulid;
+
+/// How many upcoming fire times a notice is shown with.
+const SHOW_NEXT: usize = 5;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNotice {
+    cron: String,
+    tz: String,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    message: Option<String>,
+    locale: Option<String>,
+    body: Option<BTreeMap<String, String>>,
+    channels: Vec<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// One upcoming firing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Fire {
+    pub utc: DateTime<Utc>,
+    /// Local time with its offset, RFC 3339.
+    pub local: String,
+}
+
+/// A notice as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct NoticeView {
+    #[serde(flatten)]
+    pub notice: Notice,
+    pub next: Vec<Fire>,
+}
+
+fn view(n: Notice, now: DateTime<Utc>) -> NoticeView {
+    let next = match (
+        n.zone(),
+        n.zone().ok().map(|tz| CronSchedule::parse(&n.cron, tz)),
+    ) {
+        (Ok(tz), Some(Ok(s))) => {
+            let after = n.last_fired.map_or(now, |l| l.max(now));
+            let mut fires = Vec::new();
+            let mut cursor = after;
+            // Skip days outside the from/until window (bounded: a window can be in the past).
+            for _ in 0..10_000 {
+                if fires.len() >= SHOW_NEXT {
+                    break;
+                }
+                let Some(t) = s.next_after(cursor) else { break };
+                cursor = t;
+                if n.until
+                    .is_some_and(|u| t.with_timezone(&tz).date_naive() > u)
+                {
+                    break;
+                }
+                if n.in_window(t, tz) {
+                    fires.push(Fire {
+                        utc: t,
+                        local: t.with_timezone(&tz).to_rfc3339(),
+                    });
+                }
+            }
+            fires
+        }
+        _ => Vec::new(),
+    };
+    NoticeView { notice: n, next }
+}
+
+/// `POST /api/v1/notices`
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<NewNotice>,
+) -> Result<(StatusCode, Json<NoticeView>), ApiError> {
+    if let Some(e) = req.event.as_deref().map(str::trim) {
+        if e != "notice" {
+            return Err(ApiError::unprocessable(format!(
+                "event: \"{e}\" cannot be scheduled; recurring notices use the `notice` event (incident events come from incidents)"
+            )));
+        }
+    }
+    let tz = parse_tz(&req.tz)?;
+    let schedule = CronSchedule::parse(&req.cron, tz)
+        .map_err(|e| DomainError::invalid("cron", e.to_string()))?;
+    if req.channels.is_empty() {
+        return Err(ApiError::unprocessable(
+            "channels: empty; name at least one channel to send the notice on",
+        ));
+    }
+    let active: Vec<String> = state
+        .dispatcher
+        .broadcast_targets()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for c in &req.channels {
+        if !active.contains(c) {
+            return Err(ApiError::unprocessable(format!(
+                "channels: \"{c}\" is not an active channel; active: {}",
+                active.join(", ")
+            )));
+        }
+    }
+    let from = req
+        .from
+        .as_deref()
+        .map(|d| parse_day("from", d))
+        .transpose()?;
+    let until = req
+        .until
+        .as_deref()
+        .map(|d| parse_day("until", d))
+        .transpose()?;
+    if let (Some(f), Some(u)) = (from, until) {
+        if u < f {
+            return Err(ApiError::unprocessable(
+                "until: is before from; the notice would never fire",
+            ));
+        }
+    }
+    let body = Text {
+        message: req.message,
+        locale: req.locale,
+        body: req.body,
+    }
+    .into_body()?;
+    let subject = req
+        .subject
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "Notice".to_owned());
+    let now = state.dispatcher.now();
+    if schedule.next_after(now).is_none() {
+        return Err(ApiError::unprocessable(format!(
+            "cron: \"{}\" never fires; check the day and month fields",
+            req.cron
+        )));
+    }
+    let notice = Notice {
+        id: Ulid::new(),
+        cron: schedule.expression().to_owned(),
+        tz: tz.name().to_owned(),
+        subject,
+        body,
+        channels: req.channels,
+        from,
+        until,
+        created_at: now,
+        last_fired: None,
+    };
+    state.store.put_notice(&notice).await?;
+    tracing::info!(notice = %notice.id, cron = %notice.cron, tz = %notice.tz, "notice added");
+    Ok((StatusCode::CREATED, Json(view(notice, now))))
+}
+
+/// `GET /api/v1/notices`
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NoticeView>>, ApiError> {
+    let now = state.dispatcher.now();
+    Ok(Json(
+        state
+            .store
+            .notices()?
+            .into_iter()
+            .map(|n| view(n, now))
+            .collect(),
+    ))
+}
+
+fn parse_id(id: &str) -> Result<Ulid, ApiError> {
+    Ulid::from_string(id.trim()).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("\"{id}\" is not a notice id; ids are 26-character ULIDs as shown by `crier notice list`"),
+        )
+    })
+}
+
+/// `GET /api/v1/notices/{id}`
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<NoticeView>, ApiError> {
+    let n = state.store.notice(parse_id(&id)?)?;
+    Ok(Json(view(n, state.dispatcher.now())))
+}
+
+/// `DELETE /api/v1/notices/{id}`
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Notice>, ApiError> {
+    let n = state.store.remove_notice(parse_id(&id)?).await?;
+    tracing::info!(notice = %n.id, "notice removed");
+    Ok(Json(n))
+}

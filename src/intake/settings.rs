@@ -1,0 +1,217 @@
+//! The `[intake]` table of `crier.toml`: flap hold-down, the language of monitoring texts, the
+//! HMAC secret for webhooks (by environment-variable name) and the routing rules.
+//!
+//! ```toml
+//! [intake]
+//! hold_down = "2m"
+//! hmac_secret_env = "CRIER_HOOK_SECRET"
+//!
+//! [[intake.routes]]
+//! match = { severity = "critical", team = "payments" }
+//! components = ["Payments API"]
+//! impact = "major"
+//! channels = ["sms", "social"]
+//! mode = "publish"
+//! ```
+//! The first route whose every `match` label equals the alert's wins; without a match the
+//! defaults apply (impact `minor`, every channel, mode `draft`: a person decides).
+
+use crate::channels::parse_duration;
+use crate::domain::{ComponentName, Impact, Locale};
+use crate::store::intake::Mode;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `[intake]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeFile {
+    pub hold_down: Option<String>,
+    pub locale: Option<String>,
+    pub hmac_secret_env: Option<String>,
+    pub default_impact: Option<String>,
+    pub default_mode: Option<Mode>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+/// `[[intake.routes]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    #[serde(rename = "match", default)]
+    pub matchers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub impact: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub mode: Option<Mode>,
+}
+
+/// A routing rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub matchers: BTreeMap<String, String>,
+    pub components: Vec<ComponentName>,
+    pub impact: Impact,
+    /// None: every active channel.
+    pub channels: Option<Vec<String>>,
+    pub mode: Mode,
+}
+
+impl Route {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+    }
+}
+
+/// The validated intake settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeSettings {
+    pub hold_down: Duration,
+    pub locale: Locale,
+    /// The HMAC-SHA256 secret for webhook signatures (read from the environment at start-up).
+    pub hmac_secret: Option<Vec<u8>>,
+    pub routes: Vec<Route>,
+    pub default: Route,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        IntakeSettings {
+            hold_down: Duration::from_secs(120),
+            locale: Locale::english(),
+            hmac_secret: None,
+            routes: Vec::new(),
+            default: Route {
+                matchers: BTreeMap::new(),
+                components: Vec::new(),
+                impact: Impact::Minor,
+                channels: None,
+                mode: Mode::Draft,
+            },
+        }
+    }
+}
+
+impl IntakeSettings {
+    /// Validates the table; errors name the key. Reads the HMAC secret from the environment
+    /// variable it names (a named but unset variable is an error: hooks would be unverifiable).
+    pub fn from_file(f: Option<IntakeFile>) -> Result<Self, String> {
+        let mut s = IntakeSettings::default();
+        let Some(f) = f else { return Ok(s) };
+        if let Some(v) = f.hold_down {
+            s.hold_down = parse_duration(&v).map_err(|e| format!("intake.hold_down: {e}"))?;
+        }
+        if let Some(v) = f.locale {
+            s.locale = Locale::parse(&v).map_err(|e| format!("intake.locale: {e}"))?;
+        }
+        if let Some(name) = f.hmac_secret_env {
+            let value = std::env::var(&name).map_err(|_| {
+                format!("intake.hmac_secret_env names ${name}, which is not set; set it, or remove the key to accept only bearer tokens")
+            })?;
+            if value.len() < 16 {
+                return Err(format!(
+                    "the secret in ${name} is shorter than 16 bytes; use a long random secret"
+                ));
+            }
+            s.hmac_secret = Some(value.into_bytes());
+        }
+        if let Some(v) = f.default_impact {
+            s.default.impact =
+                Impact::parse(&v).map_err(|e| format!("intake.default_impact: {e}"))?;
+        }
+        if let Some(m) = f.default_mode {
+            s.default.mode = m;
+        }
+        for (i, r) in f.routes.into_iter().enumerate() {
+            let at = |k: &str| format!("intake.routes[{i}].{k}");
+            let components = r
+                .components
+                .iter()
+                .map(|c| ComponentName::parse(c).map_err(|e| format!("{}: {e}", at("components"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let impact = match r.impact {
+                Some(v) => Impact::parse(&v).map_err(|e| format!("{}: {e}", at("impact")))?,
+                None => s.default.impact,
+            };
+            s.routes.push(Route {
+                matchers: r.matchers,
+                components,
+                impact,
+                channels: r.channels,
+                mode: r.mode.unwrap_or(s.default.mode),
+            });
+        }
+        Ok(s)
+    }
+
+    /// The route for an alert's labels.
+    pub fn route_for(&self, labels: &BTreeMap<String, String>) -> &Route {
+        self.routes
+            .iter()
+            .find(|r| r.matches(labels))
+            .unwrap_or(&self.default)
+    }
+
+    /// Every channel name the routes mention.
+    pub fn channel_names(&self) -> Vec<&str> {
+        self.routes
+            .iter()
+            .filter_map(|r| r.channels.as_ref())
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_matching_route_wins_and_defaults_otherwise() {
+        let f: IntakeFile = toml::from_str(
+            r#"
+            hold_down = "30s"
+            [[routes]]
+            match = { severity = "critical" }
+            impact = "critical"
+            channels = ["sms"]
+            mode = "publish"
+            [[routes]]
+            match = { severity = "critical", team = "web" }
+            impact = "major"
+            "#,
+        )
+        .unwrap();
+        let s = IntakeSettings::from_file(Some(f)).unwrap();
+        assert_eq!(s.hold_down, Duration::from_secs(30));
+        let labels: BTreeMap<String, String> = [
+            ("severity".into(), "critical".into()),
+            ("team".into(), "web".into()),
+        ]
+        .into();
+        let r = s.route_for(&labels);
+        assert_eq!(r.impact, Impact::Critical);
+        assert_eq!(r.mode, Mode::Publish);
+        let r = s.route_for(&BTreeMap::new());
+        assert_eq!(r.impact, Impact::Minor);
+        assert_eq!(r.mode, Mode::Draft);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let f: IntakeFile = toml::from_str("[[routes]]\nimpact = \"huge\"\n").unwrap();
+        let e = IntakeSettings::from_file(Some(f)).unwrap_err();
+        assert!(e.contains("intake.routes[0].impact"), "{e}");
+        assert!(toml::from_str::<IntakeFile>("holddown = \"1m\"").is_err());
+        let f: IntakeFile =
+            toml::from_str("hmac_secret_env = \"CRIER_TEST_SURELY_UNSET_SECRET\"").unwrap();
+        let e = IntakeSettings::from_file(Some(f)).unwrap_err();
+        assert!(e.contains("CRIER_TEST_SURELY_UNSET_SECRET"), "{e}");
+    }
+}

@@ -1,0 +1,418 @@
+//! The scheduler: one task that looks at the clock every tick and does what is due —
+//! fires recurring notices, reminds staff of next-update promises, posts holding statements for
+//! missed ones, moves maintenances through `scheduled → in_progress → completed`, and ends flap
+//! hold-downs (publishing what was held, or nothing if the alert has already resolved).
+//!
+//! Every action is idempotent against the store, so a tick that is interrupted by a crash and
+//! repeated after the restart does not do anything twice:
+//! - a notice firing and a reminder are standalone messages whose key is derived from what they
+//!   are for (see [`crate::store::schedule`]); posting one twice finds the first record;
+//! - a notice remembers the last instant it fired (UTC) and only looks strictly after it, which
+//!   is also what keeps fire times from repeating or going backwards around DST;
+//! - a holding statement or a maintenance transition changes the incident (a new promise, a new
+//!   status), so the next tick no longer finds it due.
+
+use super::cron::CronSchedule;
+use super::settings::{Missed, ScheduleSettings};
+use crate::dispatch::Dispatcher;
+use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
+use crate::render::{i18n, Context, Settings, Templates};
+use crate::store::schedule::{
+    maintenance_reminder_seq, notice_seq, reminder_seq, Standalone, StandaloneKind,
+};
+use crate::store::{Change, IncidentFilter, NewUpdate, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The most firings of one notice a single tick will walk through (after a very long downtime
+/// the older ones are skipped in bulk).
+const MAX_CATCH_UP: usize = 10_000;
+
+/// Who posts the scheduler's updates (shown in timelines).
+pub const AUTHOR: &str = "crier scheduler";
+
+/// What one tick did (for logs and tests).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    /// (notice, scheduled instant) posted.
+    pub notices_fired: Vec<(ulid::Ulid, DateTime<Utc>)>,
+    /// (notice, scheduled instant) missed and skipped.
+    pub notices_skipped: Vec<(ulid::Ulid, DateTime<Utc>)>,
+    pub reminders: Vec<ulid::Ulid>,
+    pub holding_statements: Vec<ulid::Ulid>,
+    /// (incident, new status)
+    pub transitions: Vec<(ulid::Ulid, Status)>,
+    pub maintenance_reminders: Vec<ulid::Ulid>,
+    /// Holds that ended with their drafts published.
+    pub released: Vec<ulid::Ulid>,
+    /// Holds that ended with the incident already resolved: nothing was published.
+    pub suppressed: Vec<ulid::Ulid>,
+}
+
+impl TickReport {
+    fn did_something(&self) -> bool {
+        *self != TickReport::default()
+    }
+}
+
+/// The scheduler.
+#[derive(Clone)]
+pub struct Scheduler {
+    store: Store,
+    templates: Arc<Templates>,
+    render: Arc<Settings>,
+    settings: ScheduleSettings,
+    dispatcher: Dispatcher,
+}
+
+impl Scheduler {
+    pub fn new(
+        store: Store,
+        templates: Arc<Templates>,
+        render: Arc<Settings>,
+        settings: ScheduleSettings,
+        dispatcher: Dispatcher,
+    ) -> Self {
+        Scheduler {
+            store,
+            templates,
+            render,
+            settings,
+            dispatcher,
+        }
+    }
+
+    /// Ticks until shutdown. Uses the dispatcher's clock, so paused tokio time drives it in tests.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(self.settings.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let now = self.dispatcher.now();
+            match self.tick(now).await {
+                Ok(report) if report.did_something() => {
+                    tracing::debug!(?report, "scheduler tick");
+                    self.dispatcher.kick();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler tick failed; trying again next tick")
+                }
+            }
+        }
+    }
+
+    /// Does everything due at `now`. Safe to call again with the same or a later `now`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+        let mut report = TickReport::default();
+        self.notices(now, &mut report).await?;
+        self.holds(now, &mut report).await?;
+        let open = self.store.incidents(&IncidentFilter {
+            open: Some(true),
+            limit: usize::MAX,
+            ..IncidentFilter::default()
+        })?;
+        for incident in open {
+            if incident.kind == IncidentKind::Maintenance {
+                self.maintenance(&incident, now, &mut report).await?;
+            }
+            self.promise(&incident, now, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    fn targets(&self, names: Option<&[String]>) -> Vec<(String, bool)> {
+        self.dispatcher
+            .broadcast_targets()
+            .into_iter()
+            .filter(|(n, _)| names.is_none_or(|names| names.contains(n)))
+            .collect()
+    }
+
+    async fn notices(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+        for mut notice in self.store.notices()? {
+            let Ok(tz) = notice.zone() else { continue };
+            let Ok(schedule) = CronSchedule::parse(&notice.cron, tz) else {
+                tracing::error!(notice = %notice.id, "notice has an invalid cron expression; remove and re-add it");
+                continue;
+            };
+            let start = notice.last_fired.unwrap_or(notice.created_at);
+            let mut due = Vec::new();
+            let mut cursor = start;
+            while let Some(t) = schedule.next_after(cursor) {
+                if t > now || due.len() >= MAX_CATCH_UP {
+                    break;
+                }
+                // The matcher never goes backwards, but this is the invariant the notice relies
+                // on, so it is checked rather than assumed.
+                if t <= cursor {
+                    break;
+                }
+                due.push(t);
+                cursor = t;
+            }
+            let Some(&latest) = due.last() else { continue };
+            for &t in &due[..due.len() - 1] {
+                tracing::warn!(notice = %notice.id, scheduled = %t, "notice firing missed while crier was down; skipped (a later one is due)");
+                report.notices_skipped.push((notice.id, t));
+            }
+            let late = (now - latest).to_std().unwrap_or_default();
+            let send = late <= self.settings.on_time
+                || (self.settings.missed == Missed::Send && late <= self.settings.grace);
+            if !notice.in_window(latest, tz) {
+                // Outside its from/until days: not a firing at all.
+            } else if send {
+                self.fire(&notice, latest, now).await?;
+                report.notices_fired.push((notice.id, latest));
+            } else {
+                tracing::warn!(notice = %notice.id, scheduled = %latest, late_secs = late.as_secs(), "notice firing missed while crier was down; skipped by the missed-firing policy");
+                report.notices_skipped.push((notice.id, latest));
+            }
+            notice.last_fired = Some(latest);
+            self.store.put_notice(&notice).await?;
+        }
+        Ok(())
+    }
+
+    async fn fire(
+        &self,
+        notice: &Notice,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let msg = Standalone::new(
+            notice.id,
+            notice_seq(at),
+            StandaloneKind::Notice {
+                notice_id: notice.id,
+                scheduled_for: at,
+                subject: notice.subject.clone(),
+                body: notice.body.clone(),
+            },
+            now,
+        );
+        let targets = self.targets(Some(&notice.channels));
+        if targets.len() < notice.channels.len() {
+            tracing::warn!(notice = %notice.id, "some of the notice's channels are not active; it goes to the others");
+        }
+        self.store.post_standalone(&msg, &targets, now).await
+    }
+
+    async fn holds(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+        for hold in self.store.holds()? {
+            if hold.until > now {
+                continue;
+            }
+            let incident = match self.store.incident_summary(hold.incident_id) {
+                Ok(i) => i,
+                Err(StoreError::NotFound { .. }) => {
+                    self.store.remove_hold(hold.incident_id).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if incident.is_open() && incident.draft {
+                match self
+                    .store
+                    .publish_drafts(incident.id, &hold.broadcast, now)
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                report.released.push(incident.id);
+                tracing::info!(incident = %incident.id, "hold-down over and the alert is still firing: published");
+            } else if incident.draft {
+                report.suppressed.push(incident.id);
+                tracing::info!(incident = %incident.id, "alert resolved within its hold-down: nothing was published");
+            }
+            self.store.remove_hold(hold.incident_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn promise(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        let Some(due) = incident.next_update_due else {
+            return Ok(());
+        };
+        if incident.draft {
+            return Ok(()); // not public yet: no promise has been made to anyone
+        }
+        let lead = chrono::Duration::from_std(self.settings.remind_before).unwrap_or_default();
+        if !self.settings.reminder_channels.is_empty() && now >= due - lead {
+            let msg = Standalone::new(
+                incident.id,
+                reminder_seq(incident.update_count),
+                StandaloneKind::Reminder { due },
+                now,
+            );
+            let targets = self.targets(Some(&self.settings.reminder_channels));
+            if self.store.post_standalone(&msg, &targets, now).await? {
+                report.reminders.push(incident.id);
+            }
+        }
+        if now < due {
+            return Ok(());
+        }
+        let broadcast = if incident.holding_statement || self.settings.holding_statement {
+            self.targets(None)
+        } else if !self.settings.holding_statement_channels.is_empty() {
+            self.targets(Some(&self.settings.holding_statement_channels))
+        } else {
+            return Ok(());
+        };
+        let next =
+            now + chrono::Duration::from_std(self.settings.holding_next_update).unwrap_or_default();
+        let body = self.holding_body(incident, next)?;
+        let new = NewUpdate {
+            change: Change::Update(None),
+            body,
+            author: AUTHOR.into(),
+            impact: None,
+            next_update_due: Some(next),
+            draft: false,
+            broadcast,
+        };
+        match self.store.append_update(incident.id, new, now).await {
+            Ok(_) => report.holding_statements.push(incident.id),
+            // Resolved or changed since the scan: nothing to hold.
+            Err(StoreError::Domain(_)) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn holding_body(&self, incident: &Incident, next: DateTime<Utc>) -> Result<Body, StoreError> {
+        let (_, updates) = self.store.incident(incident.id)?;
+        let last = updates
+            .iter()
+            .rev()
+            .find(|u| u.published_at.is_some())
+            .or(updates.last())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("an incident without updates".into()))?;
+        let mut locales: Vec<Locale> = last.body.texts().keys().cloned().collect();
+        if locales.is_empty() {
+            locales.push(Locale::english());
+        }
+        let mut texts = BTreeMap::new();
+        for locale in &locales {
+            let mut ctx =
+                Context::for_update(&self.render, incident, &last, locale, self.render.timezone);
+            ctx.next_update = Some(i18n::format_time(next, self.render.timezone, locale));
+            let text = self
+                .templates
+                .holding_statement(locale, &ctx)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(t) = text {
+                texts.insert(locale.clone(), t);
+            }
+        }
+        if texts.is_empty() {
+            let en = Locale::english();
+            let mut ctx =
+                Context::for_update(&self.render, incident, &last, &en, self.render.timezone);
+            ctx.next_update = Some(i18n::format_time(next, self.render.timezone, &en));
+            let t = self
+                .templates
+                .holding_statement(&en, &ctx)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .unwrap_or_else(|| {
+                    format!(
+                        "We are still working on \"{}\". The next update will follow.",
+                        incident.title.as_str()
+                    )
+                });
+            texts.insert(en, t);
+        }
+        Body::parse(texts).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    async fn maintenance(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        let (Some(start), Some(end)) = (incident.scheduled_for, incident.scheduled_until) else {
+            return Ok(());
+        };
+        if incident.status == Status::Scheduled && !incident.draft {
+            if let Some(lead) = self.settings.maintenance_remind_before {
+                let lead = chrono::Duration::from_std(lead).unwrap_or_default();
+                if now >= start - lead && now < start {
+                    let msg = Standalone::new(
+                        incident.id,
+                        maintenance_reminder_seq(1),
+                        StandaloneKind::MaintenanceReminder { starts: start },
+                        now,
+                    );
+                    if self
+                        .store
+                        .post_standalone(&msg, &self.targets(None), now)
+                        .await?
+                    {
+                        report.maintenance_reminders.push(incident.id);
+                    }
+                }
+            }
+        }
+        let to = match incident.status {
+            Status::Scheduled if now >= end => Status::Completed,
+            Status::Scheduled if now >= start => Status::InProgress,
+            Status::InProgress | Status::Verifying if now >= end => Status::Completed,
+            _ => return Ok(()),
+        };
+        let new = NewUpdate {
+            change: Change::Update(Some(to)),
+            body: transition_body(to)?,
+            author: AUTHOR.into(),
+            impact: None,
+            next_update_due: None,
+            draft: incident.draft,
+            broadcast: self.targets(None),
+        };
+        match self.store.append_update(incident.id, new, now).await {
+            Ok(_) => report.transitions.push((incident.id, to)),
+            Err(StoreError::Domain(_)) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// The text of an automatic maintenance transition, in every shipped language.
+fn transition_body(to: Status) -> Result<Body, StoreError> {
+    let (en, fi, sv) = match to {
+        Status::InProgress => (
+            "The scheduled maintenance has started.",
+            "Suunniteltu huoltotyö on alkanut.",
+            "Det planerade underhållet har börjat.",
+        ),
+        _ => (
+            "The scheduled maintenance is complete.",
+            "Suunniteltu huoltotyö on valmis.",
+            "Det planerade underhållet är klart.",
+        ),
+    };
+    let mut texts = BTreeMap::new();
+    for (l, t) in [("en", en), ("fi", fi), ("sv", sv)] {
+        if let Ok(l) = Locale::parse(l) {
+            texts.insert(l, t.to_owned());
+        }
+    }
+    Body::parse(texts).map_err(StoreError::from)
+}

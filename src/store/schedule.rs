@@ -1,0 +1,272 @@
+//! What the scheduler keeps: recurring notices, standalone messages (a notice's firing, a
+//! next-update reminder to staff, a maintenance reminder) and flap hold-downs.
+//!
+//! Trees:
+//! - `notices`: notice ULID → JSON [`Notice`]
+//! - `messages`: origin ULID ‖ seq (u32 BE) → JSON [`Standalone`]
+//! - `holds`: incident ULID → JSON [`Hold`]
+//!
+//! A standalone message goes through the same outbox as an update: its broadcasts and deliveries
+//! are keyed by (origin, seq), with `seq` at or above [`STANDALONE_BASE`] so it can never collide
+//! with a timeline position. The seq is derived from what the message is for (the notice's
+//! scheduled minute, the update whose promise is being reminded of), so posting the same message
+//! twice — after a crash, or from two ticks — finds the first record and does nothing: the record
+//! of a firing is written before anything is sent, and a restart never fires twice.
+
+use super::{decode, encode, outbox, Store, StoreError};
+use crate::domain::{Body, Notice};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+
+/// Sequence numbers at or above this belong to standalone messages, not timeline updates.
+pub const STANDALONE_BASE: u32 = 0x8000_0000;
+
+/// Minutes are counted from this epoch (2020-01-01T00:00:00Z) for notice firings.
+const MINUTE_EPOCH: i64 = 1_577_836_800;
+
+/// The seq of a notice's firing at `instant` (its scheduled minute).
+pub fn notice_seq(instant: DateTime<Utc>) -> u32 {
+    let minutes = (instant.timestamp() - MINUTE_EPOCH).div_euclid(60).max(0);
+    STANDALONE_BASE | u32::try_from(minutes & 0x7FFF_FFFF).unwrap_or(0)
+}
+
+/// The seq of the staff reminder for the promise made by update `update_seq`.
+pub fn reminder_seq(update_seq: u32) -> u32 {
+    STANDALONE_BASE | ((update_seq & 0x1FFF_FFFF) << 2)
+}
+
+/// The seq of the public reminder of a maintenance announced by update `update_seq`.
+pub fn maintenance_reminder_seq(update_seq: u32) -> u32 {
+    STANDALONE_BASE | ((update_seq & 0x1FFF_FFFF) << 2) | 1
+}
+
+/// What a standalone message says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StandaloneKind {
+    /// One firing of a recurring notice.
+    Notice {
+        notice_id: Ulid,
+        scheduled_for: DateTime<Utc>,
+        subject: String,
+        body: Body,
+    },
+    /// "The next update on this incident is due at …" — to the staff channels.
+    Reminder { due: DateTime<Utc> },
+    /// "This maintenance starts at …" — to the maintenance's audience, before it starts.
+    MaintenanceReminder { starts: DateTime<Utc> },
+}
+
+/// A message that is not a timeline update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standalone {
+    /// The notice or incident it belongs to.
+    pub origin: Ulid,
+    pub seq: u32,
+    /// Stands in for an update id in idempotency keys; derived from (origin, seq).
+    pub update_id: Ulid,
+    #[serde(flatten)]
+    pub kind: StandaloneKind,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Standalone {
+    /// A message for (origin, seq), with its derived id.
+    pub fn new(origin: Ulid, seq: u32, kind: StandaloneKind, now: DateTime<Utc>) -> Standalone {
+        let mut h = Sha256::new();
+        h.update(origin.to_bytes());
+        h.update(seq.to_be_bytes());
+        let digest = h.finalize();
+        let mut r = [0u8; 16];
+        r[6..].copy_from_slice(&digest[..10]);
+        let at = match &kind {
+            StandaloneKind::Notice { scheduled_for, .. } => *scheduled_for,
+            StandaloneKind::Reminder { due } => *due,
+            StandaloneKind::MaintenanceReminder { starts } => *starts,
+        };
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        Standalone {
+            origin,
+            seq,
+            update_id: Ulid::from_parts(ms, u128::from_be_bytes(r)),
+            kind,
+            created_at: now,
+        }
+    }
+}
+
+/// A flap hold-down: the incident's public notifications wait until `until`; if it is resolved
+/// by then, they are never sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub incident_id: Ulid,
+    pub until: DateTime<Utc>,
+    /// Channels to announce on when the hold ends: (name, audience is subscribers).
+    pub broadcast: Vec<(String, bool)>,
+}
+
+fn message_key(origin: Ulid, seq: u32) -> [u8; 20] {
+    super::update_key(origin, seq)
+}
+
+impl Store {
+    /// Posts a standalone message to `broadcast` channels, once: if (origin, seq) was posted
+    /// before, nothing is written and `false` is returned. Durable when it returns.
+    pub async fn post_standalone(
+        &self,
+        msg: &Standalone,
+        broadcast: &[(String, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = message_key(msg.origin, msg.seq);
+        {
+            let _w = self.lock()?;
+            if self.messages.contains_key(key)? {
+                return Ok(false);
+            }
+            // Broadcasts first, then the record: the expander skips broadcasts whose message is
+            // missing, and a crash in between leaves no record, so the message is posted again.
+            self.write_broadcasts(msg.origin, msg.seq, msg.update_id, broadcast, now)?;
+            self.messages.insert(key, encode(msg)?)?;
+        }
+        self.durable().await?;
+        Ok(true)
+    }
+
+    /// The standalone message (origin, seq), if it was posted.
+    pub fn standalone(&self, origin: Ulid, seq: u32) -> Result<Option<Standalone>, StoreError> {
+        if seq < STANDALONE_BASE {
+            return Ok(None);
+        }
+        match self.messages.get(message_key(origin, seq))? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every standalone message of an origin (a notice's firings, an incident's reminders).
+    pub fn standalones_of(&self, origin: Ulid) -> Result<Vec<Standalone>, StoreError> {
+        self.messages
+            .scan_prefix(origin.to_bytes())
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Saves a notice (new or changed). Durable when it returns.
+    pub async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
+        self.notices.insert(n.id.to_bytes(), encode(n)?)?;
+        self.durable().await
+    }
+
+    /// One notice.
+    pub fn notice(&self, id: Ulid) -> Result<Notice, StoreError> {
+        let raw = self
+            .notices
+            .get(id.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "notice",
+                id: id.to_string(),
+            })?;
+        decode(&raw)
+    }
+
+    /// Every notice, oldest first.
+    pub fn notices(&self) -> Result<Vec<Notice>, StoreError> {
+        self.notices.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    /// Removes a notice; its past firings stay in the outbox. Durable when it returns.
+    pub async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
+        let n = self.notice(id)?;
+        self.notices.remove(id.to_bytes())?;
+        self.durable().await?;
+        Ok(n)
+    }
+
+    /// Starts or extends a hold-down. Durable when it returns.
+    pub async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
+        self.holds.insert(h.incident_id.to_bytes(), encode(h)?)?;
+        self.durable().await
+    }
+
+    /// The hold on an incident, if any.
+    pub fn hold(&self, incident: Ulid) -> Result<Option<Hold>, StoreError> {
+        match self.holds.get(incident.to_bytes())? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every hold.
+    pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+        self.holds.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    /// Ends a hold. Durable when it returns.
+    pub async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
+        self.holds.remove(incident.to_bytes())?;
+        self.durable().await
+    }
+
+    /// Broadcasts of standalone messages are not timeline broadcasts: `repair` must leave them.
+    pub(crate) fn standalone_broadcast_floor(incident: Ulid) -> Vec<u8> {
+        outbox::broadcast_key(incident, STANDALONE_BASE, "").to_vec()
+    }
+}
+
+/// The instant of a notice seq (for display).
+pub fn notice_seq_instant(seq: u32) -> Option<DateTime<Utc>> {
+    let minutes = i64::from(seq & 0x7FFF_FFFF);
+    Utc.timestamp_opt(MINUTE_EPOCH + minutes * 60, 0).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Locale;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn seqs_are_standalone_distinct_and_round_trip() {
+        let t = at("2026-11-23T09:00:00Z");
+        let s = notice_seq(t);
+        assert!(s >= STANDALONE_BASE);
+        assert_eq!(notice_seq_instant(s), Some(t));
+        assert_ne!(notice_seq(t), notice_seq(at("2026-11-23T09:01:00Z")));
+        assert_ne!(reminder_seq(3), maintenance_reminder_seq(3));
+        assert_ne!(reminder_seq(3), reminder_seq(4));
+        assert!(reminder_seq(1) >= STANDALONE_BASE);
+    }
+
+    #[tokio::test]
+    async fn a_standalone_message_is_posted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let origin = Ulid::new();
+        let t = at("2026-11-23T09:00:00Z");
+        let kind = StandaloneKind::Notice {
+            notice_id: origin,
+            scheduled_for: t,
+            subject: "Weekly".into(),
+            body: Body::single(Locale::english(), "Maintenance tonight").unwrap(),
+        };
+        let m = Standalone::new(origin, notice_seq(t), kind.clone(), t);
+        let again = Standalone::new(origin, notice_seq(t), kind, t);
+        assert_eq!(
+            m.update_id, again.update_id,
+            "the id is derived, not random"
+        );
+        let chans = vec![("log".to_string(), false)];
+        assert!(store.post_standalone(&m, &chans, t).await.unwrap());
+        assert!(!store.post_standalone(&again, &chans, t).await.unwrap());
+        assert_eq!(store.broadcasts_of(origin).unwrap().len(), 1);
+        assert_eq!(store.standalone(origin, m.seq).unwrap().as_ref(), Some(&m));
+        assert_eq!(store.standalone(origin, 1).unwrap(), None);
+    }
+}

@@ -62,10 +62,80 @@ enum Command {
     /// Show exactly what a channel kind would send: every part with its length, the limit,
     /// and for SMS the encoding and segments. With --message it works offline.
     Preview(PreviewArgs),
+    /// Report an alert from monitoring: firing opens or appends to the incident of its
+    /// (source, key); resolved resolves it when all of its keys have. Exit 0 handled,
+    /// 2 usage, 3 rejected, 4 server unreachable (after --retry attempts).
+    Trigger(TriggerArgs),
+}
+
+#[derive(Args, Debug)]
+struct TriggerArgs {
+    /// The monitoring system, e.g. nagios or prometheus-prod.
+    #[arg(long)]
+    source: String,
+    /// The alert's identity within its source.
+    #[arg(long)]
+    key: String,
+    /// Alerts of one group share one incident (default: the key).
+    #[arg(long)]
+    group: Option<String>,
+    /// firing or resolved.
+    #[arg(long)]
+    status: String,
+    /// What is wrong, in words the public may read.
+    #[arg(long)]
+    summary: String,
+    /// Incident title (default: the summary).
+    #[arg(long)]
+    title: Option<String>,
+    /// none, minor, major or critical (default: from the routing rules).
+    #[arg(long)]
+    impact: Option<String>,
+    /// Affected component (repeatable; default: from the routing rules).
+    #[arg(long = "component")]
+    components: Vec<String>,
+    /// A label for the routing rules, KEY=VALUE (repeatable).
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Try again this many times (backing off from 200 ms) while the server is unreachable.
+    #[arg(long, default_value_t = 0)]
+    retry: u32,
 }
 
 #[derive(Subcommand, Debug)]
 enum NoticeCmd {
+    /// Add a recurring notice.
+    Add {
+        /// Five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * Mon-Fri".
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone the expression is read in, e.g. Europe/Helsinki.
+        #[arg(long)]
+        tz: String,
+        /// The template event (only `notice`).
+        #[arg(long, default_value = "notice")]
+        event: String,
+        #[arg(long)]
+        message: String,
+        /// Subject (email) and title.
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        locale: Option<String>,
+        /// Channel to send on (repeatable, at least one).
+        #[arg(long = "channel", required = true)]
+        channels: Vec<String>,
+        /// First day it may fire, YYYY-MM-DD (local).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day it may fire, YYYY-MM-DD (local).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// List notices, each with its next 5 fire times (local and UTC).
+    List,
+    /// Remove a notice.
+    Remove { id: String },
     /// The next fire times of a crontab(5) expression in a time zone (offline).
     Next {
         /// Five fields: minute hour day-of-month month day-of-week (1-5 = Monday-Friday).
@@ -170,6 +240,18 @@ enum IncidentCmd {
         /// Open a planned maintenance instead of an incident.
         #[arg(long)]
         maintenance: bool,
+        /// Promise the next update at a time of day, e.g. 14:00 (the server's time zone).
+        #[arg(long, conflicts_with = "next_update")]
+        next_update_at: Option<String>,
+        /// Post an automatic holding statement if a promised update is missed.
+        #[arg(long)]
+        holding_statement: bool,
+        /// Maintenance window start (RFC 3339); crier moves it to in_progress then.
+        #[arg(long, requires = "scheduled_until")]
+        scheduled_for: Option<String>,
+        /// Maintenance window end (RFC 3339); crier completes it then.
+        #[arg(long, requires = "scheduled_for")]
+        scheduled_until: Option<String>,
     },
     /// Post an update to an incident's timeline.
     Update {
@@ -187,6 +269,9 @@ enum IncidentCmd {
         impact: Option<String>,
         #[arg(long)]
         draft: bool,
+        /// Promise the next update at a time of day, e.g. 14:00 (the server's time zone).
+        #[arg(long, conflicts_with = "next_update")]
+        next_update_at: Option<String>,
     },
     /// Resolve an incident (or complete a maintenance).
     Resolve {
@@ -529,6 +614,8 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
         Command::Deliveries(a) => deliveries(&client, a, json_out).await,
         Command::Notice(NoticeCmd::Next { .. }) => Ok(()),
+        Command::Notice(cmd) => notice(&client, cmd, json_out).await,
+        Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {
             let mut body = json!({});
             if let Some(k) = &a.kind {
@@ -563,6 +650,101 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliError> {
+    match cmd {
+        NoticeCmd::Next { .. } => Ok(()),
+        NoticeCmd::Add {
+            cron,
+            tz,
+            event,
+            message,
+            subject,
+            locale,
+            channels,
+            from,
+            until,
+        } => {
+            let mut body = text_body(&message, &locale);
+            body["cron"] = json!(cron);
+            body["tz"] = json!(tz);
+            body["event"] = json!(event);
+            body["channels"] = json!(channels);
+            for (k, v) in [("subject", subject), ("from", from), ("until", until)] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            let v = c
+                .call(Method::POST, "/api/v1/notices", Some(Body::Json(body)))
+                .await?;
+            output::notices(&[v], json_out, true);
+            Ok(())
+        }
+        NoticeCmd::List => {
+            let v = c.call(Method::GET, "/api/v1/notices", None).await?;
+            let list = v.as_array().cloned().unwrap_or_default();
+            output::notices(&list, json_out, false);
+            Ok(())
+        }
+        NoticeCmd::Remove { id } => {
+            let v = c
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/notices/{}", enc(&id)),
+                    None,
+                )
+                .await?;
+            if json_out {
+                output::print_json(&v);
+            } else {
+                println!("Removed notice {}", v["id"].as_str().unwrap_or(&id));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliError> {
+    let mut labels = serde_json::Map::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!("--label {l}: write KEY=VALUE, e.g. --label severity=critical"))
+        })?;
+        labels.insert(k.trim().to_owned(), json!(v.trim()));
+    }
+    let mut body = json!({
+        "source": a.source,
+        "key": a.key,
+        "status": a.status,
+        "summary": a.summary,
+        "components": a.components,
+        "labels": labels,
+    });
+    for (k, v) in [("group", a.group), ("title", a.title), ("impact", a.impact)] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 0;
+    let v = loop {
+        match c
+            .call(Method::POST, "/api/v1/triggers", Some(Body::Json(body.clone())))
+            .await
+        {
+            Err(CliError::Unavailable(why)) if attempt < a.retry => {
+                attempt += 1;
+                eprintln!("crier is unavailable ({why}); retry {attempt} of {} in {delay:?}", a.retry);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => break other?,
+        }
+    };
+    output::trigger(&v, json_out);
+    Ok(())
 }
 
 async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(), CliError> {
@@ -626,14 +808,28 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             locale,
             draft,
             maintenance,
+            next_update_at,
+            holding_statement,
+            scheduled_for,
+            scheduled_until,
         } => {
             let mut body = text_body(&message, &locale);
             body["title"] = json!(title);
             body["impact"] = json!(impact);
             body["components"] = json!(components);
             body["draft"] = json!(draft);
-            if maintenance {
+            if maintenance || scheduled_for.is_some() {
                 body["kind"] = json!("maintenance");
+            }
+            if let Some(n) = next_update_at {
+                body["next_update_at"] = json!(n);
+            }
+            if holding_statement {
+                body["holding_statement"] = json!(true);
+            }
+            if let (Some(f), Some(u)) = (scheduled_for, scheduled_until) {
+                body["scheduled_for"] = json!(f);
+                body["scheduled_until"] = json!(u);
             }
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
@@ -651,9 +847,13 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             locale,
             impact,
             draft,
+            next_update_at,
         } => {
             let mut body = text_body(&message, &locale);
             body["status"] = json!(status);
+            if let Some(n) = next_update_at {
+                body["next_update_at"] = json!(n);
+            }
             body["draft"] = json!(draft);
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);

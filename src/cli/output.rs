@@ -436,3 +436,71 @@ impl DeliveryBars {
         }
     }
 }
+
+/// Notices with their next fire times, local and UTC.
+pub fn notices(list: &[Value], json: bool, added: bool) {
+    if json {
+        if added {
+            if let Some(v) = list.first() {
+                return print_json(v);
+            }
+        }
+        return print_json(&Value::Array(list.to_vec()));
+    }
+    if list.is_empty() {
+        println!("No notices. Add one with `crier notice add --cron ... --tz ... --message ... --channel ...`.");
+        return;
+    }
+    for v in list {
+        println!(
+            "{}{}  \"{}\"  {} ({})  → {}",
+            if added { "Added notice " } else { "" },
+            s(v, "id"),
+            s(v, "cron"),
+            s(v, "subject"),
+            s(v, "tz"),
+            v["channels"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        );
+        let next = v["next"].as_array().cloned().unwrap_or_default();
+        if next.is_empty() {
+            println!("  (no upcoming firing)");
+        }
+        for f in next {
+            println!("  {}   {}", s(&f, "local"), s(&f, "utc"));
+        }
+    }
+}
+
+/// What a trigger did, one line per alert.
+pub fn trigger(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    for o in v["outcomes"].as_array().cloned().unwrap_or_default() {
+        let incident = o["incident"].as_str().unwrap_or("-");
+        match o["outcome"].as_str().unwrap_or("") {
+            "opened" => {
+                let how = if o["draft"].as_bool() == Some(true) {
+                    "as a draft (waits for `crier incident publish`)".to_owned()
+                } else if let Some(t) = o["held_until"].as_str() {
+                    format!("held: published at {t} if still firing")
+                } else {
+                    "published".to_owned()
+                };
+                println!("opened incident {incident} — {how}");
+            }
+            "appended" => println!("appended to incident {incident}"),
+            "reopened" => println!("reopened incident {incident} (it flapped)"),
+            "absorbed" => println!("absorbed: nothing new (incident {incident})"),
+            "partly_resolved" => println!(
+                "resolved this alert; incident {incident} stays open with {} still firing",
+                o["still_firing"].as_u64().unwrap_or(0)
+            ),
+            "resolved" => println!("resolved incident {incident}"),
+            other => println!("{other} (incident {incident})"),
+        }
+    }
+}

@@ -98,12 +98,15 @@ fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError
         })
 }
 
+/// A maintenance window's two ends (both or neither).
+type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// A maintenance window: both ends, in order, only on maintenances.
 fn window(
     kind: IncidentKind,
     from: Option<String>,
     until: Option<String>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+) -> Result<Window, ApiError> {
     match (from, until) {
         (None, None) => Ok((None, None)),
         (Some(f), Some(u)) => {

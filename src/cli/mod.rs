@@ -710,7 +710,9 @@ async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliEr
     let mut labels = serde_json::Map::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').ok_or_else(|| {
-            CliError::Usage(format!("--label {l}: write KEY=VALUE, e.g. --label severity=critical"))
+            CliError::Usage(format!(
+                "--label {l}: write KEY=VALUE, e.g. --label severity=critical"
+            ))
         })?;
         labels.insert(k.trim().to_owned(), json!(v.trim()));
     }
@@ -731,12 +733,19 @@ async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliEr
     let mut attempt = 0;
     let v = loop {
         match c
-            .call(Method::POST, "/api/v1/triggers", Some(Body::Json(body.clone())))
+            .call(
+                Method::POST,
+                "/api/v1/triggers",
+                Some(Body::Json(body.clone())),
+            )
             .await
         {
             Err(CliError::Unavailable(why)) if attempt < a.retry => {
                 attempt += 1;
-                eprintln!("crier is unavailable ({why}); retry {attempt} of {} in {delay:?}", a.retry);
+                eprintln!(
+                    "crier is unavailable ({why}); retry {attempt} of {} in {delay:?}",
+                    a.retry
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }

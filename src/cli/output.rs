@@ -461,7 +461,11 @@ pub fn notices(list: &[Value], json: bool, added: bool) {
             s(v, "tz"),
             v["channels"]
                 .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "))
                 .unwrap_or_default()
         );
         let next = v["next"].as_array().cloned().unwrap_or_default();

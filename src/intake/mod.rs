@@ -276,7 +276,11 @@ impl Intake {
         };
         let impact = t.impact.unwrap_or(route.impact);
         let hold = mode == Mode::Publish && !self.settings.hold_down.is_zero();
-        let id = id.unwrap_or_else(Ulid::new);
+        // Not `unwrap_or_default`: a default ULID is the nil id, not a new one.
+        let id = match id {
+            Some(id) => id,
+            None => Ulid::new(),
+        };
         let mut alerts = BTreeMap::new();
         alerts.insert(t.key.clone(), firing_state(&t, now));
         let group = AlertGroup {

@@ -7,3 +7,6 @@ pub mod settings;
 
 pub use scheduler::{Scheduler, TickReport};
 pub use settings::ScheduleSettings;
+
+#[cfg(test)]
+mod tests;

@@ -170,8 +170,9 @@ impl Scheduler {
             if !notice.in_window(latest, tz) {
                 // Outside its from/until days: not a firing at all.
             } else if send {
-                self.fire(&notice, latest, now).await?;
-                report.notices_fired.push((notice.id, latest));
+                if self.fire(&notice, latest, now).await? {
+                    report.notices_fired.push((notice.id, latest));
+                }
             } else {
                 tracing::warn!(notice = %notice.id, scheduled = %latest, late_secs = late.as_secs(), "notice firing missed while crier was down; skipped by the missed-firing policy");
                 report.notices_skipped.push((notice.id, latest));

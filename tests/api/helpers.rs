@@ -31,6 +31,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with channel files (`name`, TOML text) written to `<dir>/channels`.
 pub async fn spawn_app_with_channels(channels: &[(&str, &str)]) -> TestApp {
+    spawn_app_with(channels, |_| {}).await
+}
+
+/// The app with channel files and a configuration adjusted by `configure`.
+pub async fn spawn_app_with(
+    channels: &[(&str, &str)],
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let channels_dir = dir.path().join("channels");
     std::fs::create_dir_all(&channels_dir).unwrap();
@@ -52,6 +60,8 @@ pub async fn spawn_app_with_channels(channels: &[(&str, &str)]) -> TestApp {
         templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into(),
         ..Config::default()
     };
+    let mut config = config;
+    configure(&mut config);
     let (server, _) = Server::build(&config).await.unwrap();
     let addr = server.local_addr().unwrap();
     let store = server.store();

@@ -8,6 +8,7 @@ mod errors;
 mod helpers;
 mod hooks;
 mod incidents;
+mod intake;
 mod notice;
 mod preview;
 mod subscribers;

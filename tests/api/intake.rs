@@ -1,0 +1,589 @@
+//! Monitoring intake over HTTP and from the real `crier trigger`: Alertmanager (payload version
+//! 4) and Grafana payloads as their documentation shows them, duplicates from HA pairs, partial
+//! and full resolution, and authentication (bearer token or HMAC) that writes nothing when it
+//! fails.
+
+use crate::helpers::{bin, spawn_app_with, TestApp};
+use crier::store::intake::Mode;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const SECRET: &str = "an-intake-secret-of-some-length";
+
+/// Alertmanager's webhook payload (version 4), two alerts in one group.
+fn alertmanager(status_a: &str, status_b: &str) -> Value {
+    json!({
+      "version": "4",
+      "groupKey": "{}:{alertname=\"HighLatency\"}",
+      "truncatedAlerts": 0,
+      "status": if status_a == "firing" || status_b == "firing" { "firing" } else { "resolved" },
+      "receiver": "crier",
+      "groupLabels": {"alertname": "HighLatency"},
+      "commonLabels": {"alertname": "HighLatency", "severity": "critical"},
+      "commonAnnotations": {"summary": "Checkout is slow"},
+      "externalURL": "http://alertmanager:9093",
+      "alerts": [
+        {"status": status_a, "labels": {"alertname": "HighLatency", "instance": "web-1"},
+         "annotations": {"summary": "Checkout responses are slow"},
+         "startsAt": "2026-11-23T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "http://prometheus/graph", "fingerprint": "1a2b3c"},
+        {"status": status_b, "labels": {"alertname": "HighLatency", "instance": "web-2"},
+         "annotations": {"summary": "Checkout responses are slow on web-2"},
+         "startsAt": "2026-11-23T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "http://prometheus/graph", "fingerprint": "4d5e6f"}
+      ]
+    })
+}
+
+/// The Grafana webhook payload from Grafana's documentation (abridged `message`).
+fn grafana(status: &str) -> Value {
+    json!({
+      "receiver": "My Super Webhook", "status": status, "orgId": 1,
+      "alerts": [{
+        "status": status,
+        "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
+        "annotations": {"description": "The system has high memory usage",
+                        "runbook_url": "https://myrunbook.com/runbook/1234",
+                        "summary": "This alert was triggered for zone us-1"},
+        "startsAt": "2021-10-12T09:51:03.157076+02:00", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit",
+        "fingerprint": "c6eadffa33fcdf37",
+        "silenceURL": "https://play.grafana.org/alerting/silence/new",
+        "dashboardURL": "", "panelURL": "", "values": {"B": 44.23943737541908, "C": 1}
+      }],
+      "groupLabels": {}, "commonLabels": {"team": "blue"}, "commonAnnotations": {},
+      "externalURL": "https://play.grafana.org/", "version": "1", "groupKey": "{}:{}",
+      "truncatedAlerts": 0, "title": "[FIRING:1]  (blue)", "state": "alerting",
+      "message": "**Firing**"
+    })
+}
+
+async fn app(hold_down_secs: u64) -> TestApp {
+    app_with(
+        hold_down_secs,
+        &[("log", "kind = \"log\"\naudience = \"fixed\"\n")],
+    )
+    .await
+}
+
+/// Without channels nothing is sent in the background, so store checksums stay still.
+async fn quiet_app() -> TestApp {
+    app_with(0, &[]).await
+}
+
+async fn app_with(hold_down_secs: u64, channels: &[(&str, &str)]) -> TestApp {
+    spawn_app_with(channels, |c| {
+        c.intake.hold_down = std::time::Duration::from_secs(hold_down_secs);
+        c.intake.default.mode = Mode::Publish;
+        c.intake.hmac_secret = Some(SECRET.as_bytes().to_vec());
+    })
+    .await
+}
+
+async fn hook(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            path,
+            serde_json::to_vec(body).unwrap(),
+            Some("application/json"),
+            Some(&app.token),
+        )
+        .await;
+    (r.status, r.body)
+}
+
+fn outcomes(v: &Value) -> Vec<String> {
+    v["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn incident(app: &TestApp, id: &str) -> Value {
+    let r = app.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn alertmanager_opens_absorbs_duplicates_and_resolves_when_every_alert_has() {
+    let app = quiet_app().await;
+    let (s, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &alertmanager("firing", "firing"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        outcomes(&v),
+        ["opened", "appended"],
+        "two alerts, one incident"
+    );
+    let id = v["outcomes"][0]["incident"].as_str().unwrap().to_owned();
+    assert_eq!(v["outcomes"][1]["incident"], id.as_str());
+    let i = incident(&app, &id).await;
+    assert_eq!(i["title"], "Checkout is slow");
+    assert_eq!(i["status"], "investigating");
+    assert_eq!(
+        i["draft"], false,
+        "mode publish, no hold-down: public at once"
+    );
+    assert_eq!(i["updates"].as_array().unwrap().len(), 2);
+
+    // The HA pair's copy of the same notification is absorbed.
+    let before = app.checksum();
+    let (s, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &alertmanager("firing", "firing"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(outcomes(&v), ["absorbed", "absorbed"]);
+    assert_eq!(app.checksum(), before, "a duplicate writes nothing");
+
+    // One alert resolves: the incident stays open.
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &alertmanager("resolved", "firing"),
+    )
+    .await;
+    assert_eq!(outcomes(&v), ["partly_resolved", "absorbed"]);
+    assert_eq!(v["outcomes"][0]["still_firing"], 1);
+    assert_eq!(incident(&app, &id).await["status"], "investigating");
+
+    // Both resolved: so is the incident; a repeat is absorbed.
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &alertmanager("resolved", "resolved"),
+    )
+    .await;
+    assert_eq!(outcomes(&v), ["absorbed", "resolved"]);
+    let i = incident(&app, &id).await;
+    assert_eq!(i["status"], "resolved");
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &alertmanager("resolved", "resolved"),
+    )
+    .await;
+    assert_eq!(outcomes(&v), ["absorbed", "absorbed"]);
+    // Exactly one incident was ever opened.
+    let list = app.get("/api/v1/incidents").await.body;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn grafana_payloads_from_its_documentation_open_and_resolve() {
+    let app = app(0).await;
+    let (s, v) = hook(
+        &app,
+        "/api/v1/hooks/grafana?source=grafana-prod",
+        &grafana("firing"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(outcomes(&v), ["opened"]);
+    let id = v["outcomes"][0]["incident"].as_str().unwrap().to_owned();
+    let i = incident(&app, &id).await;
+    assert_eq!(
+        i["updates"][0]["body"]["en"],
+        "This alert was triggered for zone us-1"
+    );
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/grafana?source=grafana-prod",
+        &grafana("firing"),
+    )
+    .await;
+    assert_eq!(outcomes(&v), ["absorbed"]);
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/grafana?source=grafana-prod",
+        &grafana("resolved"),
+    )
+    .await;
+    assert_eq!(outcomes(&v), ["resolved"]);
+    assert_eq!(incident(&app, &id).await["status"], "resolved");
+}
+
+#[tokio::test]
+async fn a_flapping_alert_inside_the_hold_down_notifies_nobody() {
+    let app = app(300).await;
+    let (_, v) = hook(&app, "/api/v1/hooks/grafana", &grafana("firing")).await;
+    assert_eq!(outcomes(&v), ["opened"]);
+    assert!(v["outcomes"][0]["held_until"].is_string());
+    let id = v["outcomes"][0]["incident"].as_str().unwrap().to_owned();
+    // The record opens at once and is listed …
+    let list = app.get("/api/v1/incidents").await.body;
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["draft"], true);
+    // … but fires and resolves within the window: nothing is announced.
+    for status in ["resolved", "firing", "resolved"] {
+        let (s, _) = hook(&app, "/api/v1/hooks/grafana", &grafana(status)).await;
+        assert_eq!(s, 200);
+    }
+    let ulid = ulid::Ulid::from_string(&id).unwrap();
+    assert!(app.store.broadcasts_of(ulid).unwrap().is_empty());
+    assert!(app.store.deliveries_of(ulid).unwrap().is_empty());
+    let public = app.get("/api/v1/status").await.body;
+    assert!(
+        !public.to_string().contains(&id),
+        "not on the public status either"
+    );
+}
+
+fn sign_crier(body: &[u8], ts: i64) -> String {
+    crier::adapters::webhook::sign(SECRET.as_bytes(), ts, body)
+}
+
+#[tokio::test]
+async fn hooks_need_a_token_or_a_valid_signature_and_write_nothing_otherwise() {
+    let app = app(0).await;
+    let body = serde_json::to_vec(&alertmanager("firing", "firing")).unwrap();
+    let before = app.checksum();
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/hooks/alertmanager"))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    for (why, headers) in [
+        ("no credentials", vec![]),
+        (
+            "wrong token",
+            vec![("authorization", "Bearer not-the-token-at-all".to_owned())],
+        ),
+        (
+            "bad signature",
+            vec![
+                ("x-crier-timestamp", now.to_string()),
+                ("x-crier-signature", "v1=00ff".to_owned()),
+            ],
+        ),
+        (
+            "stale signature",
+            vec![
+                ("x-crier-timestamp", (now - 3600).to_string()),
+                ("x-crier-signature", sign_crier(&body, now - 3600)),
+            ],
+        ),
+        (
+            "bad grafana signature",
+            vec![("x-grafana-alerting-signature", "deadbeef".to_owned())],
+        ),
+    ] {
+        let r = post(headers).await.unwrap();
+        assert_eq!(r.status(), 401, "{why}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(ct, "application/problem+json", "{why}");
+    }
+    assert_eq!(app.checksum(), before, "rejected hooks wrote nothing");
+
+    // Bad payloads are refused with a reason, and write nothing.
+    let mut v3 = alertmanager("firing", "firing");
+    v3["version"] = json!("3");
+    let (s, v) = hook(&app, "/api/v1/hooks/alertmanager", &v3).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("version 4"));
+    assert_eq!(app.checksum(), before);
+
+    // A good crier signature is accepted.
+    let r = post(vec![
+        ("x-crier-timestamp", now.to_string()),
+        ("x-crier-signature", sign_crier(&body, now)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    // And Grafana's own signature header (hex HMAC-SHA256 of the body).
+    let gbody = serde_json::to_vec(&grafana("firing")).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&gbody);
+    let sig = hex::encode(mac.finalize().into_bytes());
+    let r = app
+        .client
+        .post(app.url("/api/v1/hooks/grafana"))
+        .header("x-grafana-alerting-signature", sig)
+        .body(gbody)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn trigger_cli(app: &TestApp, url: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(bin())
+        .args(["--url", url, "--token", &app.token])
+        .arg("trigger")
+        .args(args)
+        .env_remove("CRIER_URL")
+        .env_remove("CRIER_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn crier_trigger_opens_absorbs_and_resolves_with_clear_exit_codes() {
+    let app = quiet_app().await;
+    let base = app.base.clone();
+    let fire = [
+        "--source",
+        "nagios",
+        "--key",
+        "db-latency",
+        "--status",
+        "firing",
+        "--summary",
+        "Database latency is high",
+        "--impact",
+        "major",
+        "--label",
+        "team=db",
+    ];
+    let o = trigger_cli(&app, &base, &fire).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.starts_with("opened incident "), "{out}");
+    let o = trigger_cli(&app, &base, &fire).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("absorbed"));
+
+    let mut args = fire.to_vec();
+    args.push("--json");
+    args[5] = "resolved";
+    let o = tokio::process::Command::new(bin())
+        .args(["--url", &base, "--token", &app.token, "--json", "trigger"])
+        .args(&fire[..4])
+        .args([
+            "--status",
+            "resolved",
+            "--summary",
+            "Latency is back to normal",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["outcomes"][0]["outcome"], "resolved");
+
+    // Bad input: exit 3 with the server's reason, nothing written.
+    let before = app.checksum();
+    let o = trigger_cli(
+        &app,
+        &base,
+        &[
+            "--source",
+            "nagios",
+            "--key",
+            "k",
+            "--status",
+            "burning",
+            "--summary",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("firing or resolved"));
+    let o = trigger_cli(
+        &app,
+        &base,
+        &[
+            "--source",
+            "n",
+            "--key",
+            "k",
+            "--status",
+            "firing",
+            "--summary",
+            "x",
+            "--label",
+            "nolabel",
+        ],
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a malformed label is a usage error"
+    );
+    assert_eq!(app.checksum(), before);
+
+    // Server down: exit 4 after the retries, each reported.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}")
+    };
+    let o = trigger_cli(&app, &dead, &[&fire[..], &["--retry", "2"]].concat()).await;
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(err.matches("retry ").count(), 2, "{err}");
+}
+
+#[tokio::test]
+async fn notices_are_added_listed_with_fire_times_and_removed_from_the_cli() {
+    let app = app(0).await;
+    let run = |args: Vec<&str>| {
+        let base = app.base.clone();
+        let token = app.token.clone();
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            tokio::process::Command::new(bin())
+                .args(["--url", &base, "--token", &token])
+                .args(&args)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let o = run(vec![
+        "--json",
+        "notice",
+        "add",
+        "--cron",
+        "0 9 * * Mon-Fri",
+        "--tz",
+        "Europe/Helsinki",
+        "--event",
+        "notice",
+        "--message",
+        "Weekly maintenance tonight",
+        "--channel",
+        "log",
+    ])
+    .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let next = v["next"].as_array().unwrap();
+    assert_eq!(next.len(), 5);
+    for f in next {
+        let local = chrono::DateTime::parse_from_rfc3339(f["local"].as_str().unwrap()).unwrap();
+        assert_eq!(local.format("%H:%M").to_string(), "09:00");
+        assert!(!matches!(
+            local.format("%a").to_string().as_str(),
+            "Sat" | "Sun"
+        ));
+        let utc: chrono::DateTime<chrono::Utc> = f["utc"].as_str().unwrap().parse().unwrap();
+        assert_eq!(utc, local.to_utc());
+    }
+    let o = run(vec!["notice", "list"]).await;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains(&id) && out.contains("0 9 * * Mon-Fri"),
+        "{out}"
+    );
+    assert_eq!(out.matches("09:00:00+02:00").count(), 5, "{out}");
+
+    // Errors point at what to fix, and write nothing.
+    let before = app.checksum();
+    for (args, needle) in [
+        (
+            vec![
+                "notice",
+                "add",
+                "--cron",
+                "0 9 * *",
+                "--tz",
+                "UTC",
+                "--message",
+                "m",
+                "--channel",
+                "log",
+            ],
+            "5 fields",
+        ),
+        (
+            vec![
+                "notice",
+                "add",
+                "--cron",
+                "0 25 * * *",
+                "--tz",
+                "UTC",
+                "--message",
+                "m",
+                "--channel",
+                "log",
+            ],
+            "hour",
+        ),
+        (
+            vec![
+                "notice",
+                "add",
+                "--cron",
+                "0 9 * * *",
+                "--tz",
+                "Mars/Olympus",
+                "--message",
+                "m",
+                "--channel",
+                "log",
+            ],
+            "IANA",
+        ),
+        (
+            vec![
+                "notice",
+                "add",
+                "--cron",
+                "0 9 * * *",
+                "--tz",
+                "UTC",
+                "--message",
+                "m",
+                "--channel",
+                "nope",
+            ],
+            "not an active channel",
+        ),
+        (
+            vec![
+                "notice",
+                "add",
+                "--cron",
+                "0 9 * * *",
+                "--tz",
+                "UTC",
+                "--message",
+                "m",
+                "--channel",
+                "log",
+                "--event",
+                "incident_opened",
+            ],
+            "notice",
+        ),
+    ] {
+        let o = run(args).await;
+        assert_eq!(o.status.code(), Some(3), "{needle}");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert_eq!(app.checksum(), before);
+
+    let o = run(vec!["notice", "remove", &id]).await;
+    assert!(o.status.success());
+    let o = run(vec!["--json", "notice", "list"]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0);
+}

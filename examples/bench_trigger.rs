@@ -46,7 +46,14 @@ fn trigger(server: &CrierServe, bin: &Path, key: &str, status: &str) -> Command 
         .arg("--data")
         .arg(&server.data)
         .args([
-            "--json", "trigger", "--source", "bench", "--key", key, "--status", status,
+            "--json",
+            "trigger",
+            "--source",
+            "bench",
+            "--key",
+            key,
+            "--status",
+            status,
             "--summary",
         ])
         .arg(format!("Synthetic check {key} is {status}"))
@@ -61,7 +68,9 @@ fn trigger(server: &CrierServe, bin: &Path, key: &str, status: &str) -> Command 
 /// Runs one trigger, timed; checks its exit code and outcome.
 fn timed(mut cmd: Command, expect: &[&str]) -> Result<Duration> {
     let t0 = Instant::now();
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     let elapsed = t0.elapsed();
     if !out.status.success() {
         bail!(
@@ -71,7 +80,10 @@ fn timed(mut cmd: Command, expect: &[&str]) -> Result<Duration> {
         );
     }
     let v: Value = serde_json::from_slice(&out.stdout).context("trigger --json printed no JSON")?;
-    let outcome = v["outcomes"][0]["outcome"].as_str().unwrap_or_default().to_owned();
+    let outcome = v["outcomes"][0]["outcome"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if !expect.contains(&outcome.as_str()) {
         bail!("expected one of {expect:?}, got {outcome:?}: {v}");
     }
@@ -118,7 +130,10 @@ fn main() -> Result<()> {
     }
     let mut repeat = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
-        repeat.push(timed(trigger(&server, &bin, "repeat", "firing"), &["absorbed"])?);
+        repeat.push(timed(
+            trigger(&server, &bin, "repeat", "firing"),
+            &["absorbed"],
+        )?);
     }
 
     println!("bench_trigger: `crier trigger` wall time, spawn to exit");

@@ -570,3 +570,77 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
     assert_eq!(h.store.broadcasts_of(db).unwrap().len(), 2, "both channels");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn routing_rules_choose_components_impact_channels_and_mode() {
+    use crate::domain::{ComponentName, ComponentStatus};
+    use crate::intake::Route;
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path(), ScheduleSettings::default()).await;
+    let api = ComponentName::parse("Payments API").unwrap();
+    h.store
+        .set_component(
+            api.clone(),
+            ComponentStatus::Operational,
+            None,
+            at("2026-11-23T12:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let mut settings = IntakeSettings {
+        hold_down: std::time::Duration::ZERO,
+        ..IntakeSettings::default()
+    };
+    settings.routes.push(Route {
+        matchers: BTreeMap::from([("severity".into(), "critical".into())]),
+        components: vec![api.clone(), ComponentName::parse("Not created").unwrap()],
+        impact: Impact::Critical,
+        channels: Some(vec!["staff".into()]),
+        mode: Mode::Publish,
+    });
+    let intake = Intake::new(h.store.clone(), settings);
+    let targets = h.dispatcher.broadcast_targets();
+    let now = at("2026-11-23T12:00:00Z");
+    let Outcome::Opened {
+        incident, draft, ..
+    } = intake
+        .handle(trigger("web-1", AlertStatus::Firing), &targets, now)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(!draft);
+    let (i, _) = h.store.incident(incident).unwrap();
+    assert_eq!(i.impact, Impact::Critical);
+    assert_eq!(
+        i.components,
+        vec![api],
+        "unknown route components are dropped"
+    );
+    assert!(!i.draft, "publish mode, no hold-down: public at once");
+    let channels: Vec<String> = h
+        .store
+        .broadcasts_of(incident)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.channel)
+        .collect();
+    assert_eq!(channels, vec!["staff".to_string()]);
+
+    // No route matches: the default (draft, minor, every channel) — waits for a person.
+    let mut other = trigger("disk", AlertStatus::Firing);
+    other.group = "disk".into();
+    other.labels.clear();
+    let Outcome::Opened {
+        incident, draft, ..
+    } = intake.handle(other, &targets, now).await.unwrap()
+    else {
+        panic!()
+    };
+    assert!(draft);
+    let (i, _) = h.store.incident(incident).unwrap();
+    assert!(i.draft && i.impact == Impact::Minor);
+    assert!(h.store.broadcasts_of(incident).unwrap().is_empty());
+    h.shutdown().await;
+}

@@ -587,3 +587,95 @@ async fn notices_are_added_listed_with_fire_times_and_removed_from_the_cli() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn promises_at_a_time_of_day_and_maintenance_windows_are_validated() {
+    let app = quiet_app().await;
+    let id = app.open_incident("Payments slow").await;
+    // --next-update-at from the real CLI: the next 14:00 in the server's zone (UTC here).
+    let o = tokio::process::Command::new(bin())
+        .args([
+            "--url", &app.base, "--token", &app.token, "--json", "incident", "update", &id,
+        ])
+        .args([
+            "--status",
+            "identified",
+            "--message",
+            "Found it",
+            "--next-update-at",
+            "14:00",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let due: chrono::DateTime<chrono::Utc> = v["incident"]["next_update_due"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(due.format("%H:%M:%S").to_string(), "14:00:00");
+    let now = chrono::Utc::now();
+    assert!(due > now && due - now <= chrono::Duration::hours(24));
+
+    let before = app.checksum();
+    for (body, needle) in [
+        (
+            json!({"next_update": "30m", "next_update_at": "14:00"}),
+            "not both",
+        ),
+        (json!({"next_update_at": "2pm"}), "HH:MM"),
+    ] {
+        let mut b = body.clone();
+        b["status"] = json!("monitoring");
+        b["message"] = json!("x");
+        let r = app
+            .post(&format!("/api/v1/incidents/{id}/updates"), b)
+            .await;
+        assert_eq!(r.status, 422, "{needle}");
+        assert!(r.problem().contains(needle), "{}", r.problem());
+    }
+    let maint = |extra: Value| {
+        let mut b = json!({"title": "DB upgrade", "kind": "maintenance", "message": "Planned"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (body, needle) in [
+        (
+            maint(json!({"scheduled_for": "2030-01-01T22:00:00Z"})),
+            "go together",
+        ),
+        (
+            maint(
+                json!({"scheduled_for": "2030-01-01T22:00:00Z", "scheduled_until": "2030-01-01T21:00:00Z"}),
+            ),
+            "after scheduled_for",
+        ),
+        (
+            maint(json!({"scheduled_for": "tomorrow", "scheduled_until": "2030-01-01T21:00:00Z"})),
+            "RFC 3339",
+        ),
+        (
+            json!({"title": "x", "impact": "minor", "message": "m",
+                   "scheduled_for": "2030-01-01T22:00:00Z", "scheduled_until": "2030-01-01T23:00:00Z"}),
+            "only a maintenance",
+        ),
+    ] {
+        let r = app.post("/api/v1/incidents", body).await;
+        assert_eq!(r.status, 422, "{needle}");
+        assert!(r.problem().contains(needle), "{}", r.problem());
+    }
+    assert_eq!(app.checksum(), before, "rejected requests wrote nothing");
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            maint(json!({"scheduled_for": "2030-01-01T22:00:00+02:00", "scheduled_until": "2030-01-02T01:00:00+02:00"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["status"], "scheduled");
+    assert_eq!(r.body["scheduled_for"], "2030-01-01T20:00:00Z");
+}

@@ -263,8 +263,8 @@ impl Intake {
                 .collect(),
             None => targets.to_vec(),
         };
+        let known = self.store.components()?;
         let components = if t.components.is_empty() {
-            let known = self.store.components()?;
             route
                 .components
                 .iter()
@@ -272,6 +272,12 @@ impl Intake {
                 .cloned()
                 .collect()
         } else {
+            // Named by the caller: an unknown one is their mistake, refused before any write.
+            for c in &t.components {
+                if !known.iter().any(|k| &k.name == c) {
+                    return Err(DomainError::UnknownComponent(c.to_string()).into());
+                }
+            }
             t.components.clone()
         };
         let impact = t.impact.unwrap_or(route.impact);
@@ -281,19 +287,6 @@ impl Intake {
             Some(id) => id,
             None => Ulid::new(),
         };
-        let mut alerts = BTreeMap::new();
-        alerts.insert(t.key.clone(), firing_state(&t, now));
-        let group = AlertGroup {
-            source: t.source.clone(),
-            group: t.group.clone(),
-            incident_id: id,
-            alerts,
-            mode,
-            broadcast: broadcast.clone(),
-            updated_at: now,
-        };
-        // The group (with the incident's id) first: see the module docs.
-        self.store.put_alert_group(&group).await?;
         let title = t.title.clone().unwrap_or_else(|| t.summary.clone());
         let title: String = title.chars().take(200).collect();
         let new = NewIncident {
@@ -311,6 +304,19 @@ impl Intake {
             scheduled_until: None,
             holding_statement: false,
         };
+        let mut alerts = BTreeMap::new();
+        alerts.insert(t.key.clone(), firing_state(&t, now));
+        let group = AlertGroup {
+            source: t.source.clone(),
+            group: t.group.clone(),
+            incident_id: id,
+            alerts,
+            mode,
+            broadcast: broadcast.clone(),
+            updated_at: now,
+        };
+        // The group (with the incident's id) first: see the module docs.
+        self.store.put_alert_group(&group).await?;
         let held_until = hold
             .then(|| now + chrono::Duration::from_std(self.settings.hold_down).unwrap_or_default());
         if let Some(until) = held_until {

@@ -423,6 +423,25 @@ async fn crier_trigger_opens_absorbs_and_resolves_with_clear_exit_codes() {
         Some(2),
         "a malformed label is a usage error"
     );
+    let o = trigger_cli(
+        &app,
+        &base,
+        &[
+            "--source",
+            "n",
+            "--key",
+            "new",
+            "--status",
+            "firing",
+            "--summary",
+            "x",
+            "--component",
+            "Nope",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3), "an unknown component is refused");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Nope"));
     assert_eq!(app.checksum(), before);
 
     // Server down: exit 4 after the retries, each reported.

@@ -9,6 +9,7 @@
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
 //! - outbox trees (`broadcasts`, `deliveries`, `due`, `inflight`, `receipts`): see [`outbox`]
+//! - `threads`: incident ULID ‖ channel → the social thread's root and last post: see [`threads`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -27,6 +28,7 @@
 
 pub mod flusher;
 pub mod outbox;
+pub mod threads;
 
 use crate::domain::{
     Body, Broadcast, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact,
@@ -179,6 +181,7 @@ pub struct Store {
     due: Tree,
     inflight: Tree,
     receipts: Tree,
+    threads: Tree,
     flusher: Flusher,
     /// Serialises incident read-check-write sequences (held for microseconds, never across an
     /// await or a flush).
@@ -226,6 +229,7 @@ impl Store {
             due: db.open_tree("due")?,
             inflight: db.open_tree("inflight")?,
             receipts: db.open_tree("receipts")?,
+            threads: db.open_tree("threads")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
             write_lock: Arc::new(Mutex::new(())),
             db,

@@ -870,3 +870,155 @@ pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped file parses; without credentials in the environment each social one is
+    /// skipped with the variables to set, not an error.
+    #[test]
+    fn shipped_social_channels_are_skipped_without_credentials() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels");
+        let loaded = load(&dir).unwrap();
+        for (name, var) in [
+            ("mastodon", "MASTODON_TOKEN"),
+            ("bluesky", "BLUESKY_APP_PASSWORD"),
+            ("x", "X_API_KEY"),
+            ("facebook", "FACEBOOK_PAGE_TOKEN"),
+            ("slack", "SLACK_WEBHOOK_URL"),
+            ("teams", "TEAMS_WEBHOOK_URL"),
+            ("discord", "DISCORD_WEBHOOK_URL"),
+            ("telegram", "TELEGRAM_BOT_TOKEN"),
+            ("matrix", "MATRIX_ACCESS_TOKEN"),
+        ] {
+            if std::env::var(var).is_ok() {
+                continue; // a developer's machine with real credentials
+            }
+            let why = loaded
+                .skipped
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, w)| w.as_str())
+                .unwrap_or_else(|| panic!("{name} not skipped"));
+            assert!(
+                why.starts_with("credentials missing") && why.contains(var),
+                "{name}: {why}"
+            );
+        }
+    }
+
+    fn load_one(name: &str, text: &str) -> Result<Result<Channel, String>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        parse_file(&path, name)
+    }
+
+    #[test]
+    fn social_kinds_parse_with_credentials_from_the_environment() {
+        std::env::set_var("CRIER_TEST_SOCIAL_SECRET", "s3cret");
+        std::env::set_var(
+            "CRIER_TEST_SOCIAL_URL",
+            "https://hooks.example.com/x/secret",
+        );
+        let cases = [
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::Mastodon,
+                Platform::Mastodon,
+            ),
+            (
+                "kind = \"bluesky\"\nidentifier = \"a.example\"\napp_password_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::Bluesky,
+                Platform::Bluesky,
+            ),
+            (
+                "kind = \"x\"\nconsumer_key_env = \"CRIER_TEST_SOCIAL_SECRET\"\nconsumer_secret_env = \"CRIER_TEST_SOCIAL_SECRET\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\naccess_token_secret_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::X,
+                Platform::X,
+            ),
+            (
+                "kind = \"facebook\"\npage_id = \"123\"\npage_token_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::Facebook,
+                Platform::Facebook,
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
+                Kind::Slack,
+                Platform::Slack,
+            ),
+            (
+                "kind = \"teams\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
+                Kind::Teams,
+                Platform::Teams,
+            ),
+            (
+                "kind = \"discord\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
+                Kind::Discord,
+                Platform::Discord,
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nchat_id = -100123",
+                Kind::Telegram,
+                Platform::Telegram,
+            ),
+            (
+                "kind = \"matrix\"\nbase_url = \"https://hs.example\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nroom_id = \"!r:hs.example\"",
+                Kind::Matrix,
+                Platform::Matrix,
+            ),
+        ];
+        for (text, kind, platform) in cases {
+            let ch = load_one("c", text).unwrap().unwrap();
+            assert_eq!((ch.kind, ch.platform), (kind, platform), "{text}");
+            assert_eq!(ch.audience, Audience::Fixed);
+            assert_eq!(ch.concurrency, 1);
+            assert_eq!(ch.policy_name, "thread");
+            let debug = format!("{:?}", ch.settings);
+            assert!(
+                !debug.contains("s3cret") && !debug.contains("/x/secret"),
+                "{debug}"
+            );
+        }
+    }
+
+    #[test]
+    fn social_kinds_refuse_bad_settings() {
+        std::env::set_var("CRIER_TEST_SOCIAL_SECRET2", "s3cret");
+        for (text, needle) in [
+            (
+                "kind = \"mastodon\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
+                "base_url is missing",
+            ),
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nvisibility = \"everyone\"",
+                "visibility",
+            ),
+            (
+                "kind = \"matrix\"\nbase_url = \"https://hs.example\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nroom_id = \"#alias:hs\"",
+                "room_id",
+            ),
+            (
+                "kind = \"facebook\"\npage_id = \"my-page\"\npage_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
+                "page_id",
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
+                "http(s) URL",
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nchat_id = \"-1\"\naudience = \"subscribers\"",
+                "fixed",
+            ),
+            (
+                "kind = \"telegram\"\nbot_token = \"123:abc\"\nchat_id = \"-1\"",
+                "bot_token_env is missing",
+            ),
+        ] {
+            let err = load_one("c", text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}

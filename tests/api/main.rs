@@ -1,5 +1,6 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
+mod channels_check;
 mod cli;
 mod delivery;
 mod durability;

@@ -11,4 +11,5 @@ mod hooks;
 mod incidents;
 mod notice;
 mod preview;
+mod social;
 mod subscribers;

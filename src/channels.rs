@@ -610,8 +610,11 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
             let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
             let room_id = take_str(&mut table, "room_id", &mut invalid);
             match &room_id {
-                Some(r) if r.starts_with('!') && r.contains(':') => {}
-                _ => invalid.push("room_id must be a room id such as !abc123:example.org".into()),
+                // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
+                Some(r) if r.starts_with('!') && r.len() > 1 => {}
+                _ => invalid.push(
+                    "room_id must be a room id (starting with !) such as !abc123:example.org, not an alias".into(),
+                ),
             }
             if c.base_url.is_none() {
                 invalid.push(

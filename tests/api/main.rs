@@ -5,6 +5,7 @@ mod cli;
 mod delivery;
 mod durability;
 mod e2e;
+mod e2e_matrix;
 mod errors;
 mod helpers;
 mod hooks;

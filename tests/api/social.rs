@@ -120,9 +120,9 @@ async fn updates_thread_on_mastodon_and_telegram() {
         assert_eq!(s["language"], "en");
     }
     assert!(statuses[0].get("in_reply_to_id").is_none());
-    for i in 1..n {
+    for (i, s) in statuses.iter().enumerate().skip(1) {
         assert_eq!(
-            statuses[i]["in_reply_to_id"],
+            s["in_reply_to_id"],
             format!("11000{i}"),
             "post {} replies to post {i}",
             i + 1

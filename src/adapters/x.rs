@@ -259,7 +259,8 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     if status == 403 && body.to_ascii_lowercase().contains("duplicate") {
         return Outcome::rejected(
             "duplicate content: X refuses a post whose text it already has from this account \
-             (HTTP 403); change the text to post it",
+             (HTTP 403); change the text to post it (if an earlier attempt timed out, that one \
+             may have been posted)",
         );
     }
     let reset = (status == 429)

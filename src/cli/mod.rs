@@ -122,7 +122,7 @@ struct PreviewArgs {
     /// Preview this text as an update (offline: no server needed).
     #[arg(long)]
     message: Option<String>,
-    /// sms, x, mastodon, bluesky, telegram, discord, slack or email.
+    /// sms, x, mastodon, bluesky, telegram, discord, slack, teams, matrix, facebook or email.
     #[arg(long, required_unless_present = "channel", conflicts_with = "channel")]
     kind: Option<String>,
     /// A configured channel (asks the server): its platform, templates, locale and policy.

@@ -106,8 +106,10 @@ impl Dispatcher {
         let mut with_adapters = Vec::new();
         for ch in channels {
             let adapter = Adapter::build(&ch, data_dir)?;
-            // Best effort, bounded: a platform that does not answer keeps its default rule.
-            let _ = tokio::time::timeout(ch.send_timeout, adapter.warm_up()).await;
+            // Best effort, bounded (start-up must not wait on a platform that is down): one that
+            // does not answer in time keeps its kind's default rule.
+            let bound = ch.send_timeout.min(Duration::from_secs(5));
+            let _ = tokio::time::timeout(bound, adapter.warm_up()).await;
             with_adapters.push((ch, adapter));
         }
         Self::start_with(store, templates, settings, with_adapters, shutdown).await

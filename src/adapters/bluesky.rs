@@ -22,9 +22,10 @@
 //!
 //! Classification: 200 → `Delivered`; 429 → `Retry` after `Retry-After` or the `ratelimit-reset`
 //! instant (Unix seconds); 5xx → `Retry`; 401 `AuthenticationRequired` (wrong app password) and
-//! other 4xx → `Rejected`. Check: createSession.
+//! other 4xx → `Rejected`. A reply with `ratelimit-remaining: 0` defers the next send until
+//! `ratelimit-reset`. Check: createSession.
 
-use super::http::{failure, language, reset_after, snippet};
+use super::http::{failure, language, reset_after, snippet, RateGate};
 use super::outcome::{exchange, HttpReply, OutMessage, Outcome};
 use super::Check;
 use crate::render::rules::bluesky_link_facets;
@@ -82,6 +83,7 @@ pub struct BlueskyAdapter {
     config: BlueskyConfig,
     http: reqwest::Client,
     session: tokio::sync::Mutex<Option<Session>>,
+    gate: RateGate,
 }
 
 impl fmt::Debug for BlueskyAdapter {
@@ -116,6 +118,7 @@ impl BlueskyAdapter {
             config,
             http,
             session: tokio::sync::Mutex::new(None),
+            gate: RateGate::default(),
         }
     }
 
@@ -198,11 +201,21 @@ impl BlueskyAdapter {
             .post(self.xrpc("com.atproto.repo.createRecord"))
             .bearer_auth(&session.access_jwt)
             .json(body);
-        exchange(request, self.config.timeout).await
+        let reply = exchange(request, self.config.timeout).await?;
+        self.gate.note(
+            &reply.headers,
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            Utc::now(),
+        );
+        Ok(reply)
     }
 
     /// Posts one record (creating or renewing the session as needed) and classifies the answer.
     pub async fn send(&self, msg: &OutMessage) -> Outcome {
+        if let Some(o) = self.gate.deferred("Bluesky") {
+            return o;
+        }
         let mut guard = self.session.lock().await;
         let session = match guard.clone() {
             Some(s) => s,
@@ -442,11 +455,16 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = adapter(&server.uri(), "app-pass-1234")
-            .send(&post("k", "x"))
-            .await;
+        let a = adapter(&server.uri(), "app-pass-1234");
+        let out = a.send(&post("k", "x")).await;
         assert!(
             matches!(&out, Outcome::Retry { after: Some(d), .. } if *d > Duration::from_secs(100) && *d <= Duration::from_secs(120)),
+            "{out:?}"
+        );
+        // The window is empty: the next send waits for it without a request (expect(1)).
+        let out = a.send(&post("k2", "y")).await;
+        assert!(
+            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d > Duration::from_secs(100)),
             "{out:?}"
         );
     }

@@ -110,6 +110,16 @@ impl RateGate {
         }
     }
 
+    /// Closes the gate until the window resets when a reply says no requests are left in it:
+    /// `remaining` is `0` and `reset` (Unix seconds or an ISO 8601 instant) is in the future.
+    pub fn note(&self, headers: &HeaderMap, remaining: &str, reset: &str, now: DateTime<Utc>) {
+        if header(headers, remaining).map(str::trim) == Some("0") {
+            if let Some(d) = reset_after(headers, reset, now) {
+                self.close_for(d);
+            }
+        }
+    }
+
     /// `Retry` after the rest of the window, when the gate is closed.
     pub fn deferred(&self, platform: &str) -> Option<Outcome> {
         self.wait().map(|d| Outcome::Retry {

@@ -14,8 +14,9 @@
 //!
 //! Classification: 2xx → `Delivered`; 429 → `Retry` after `Retry-After` or the
 //! `X-RateLimit-Reset` instant; 408/5xx → `Retry`; 401/403/422 and other 4xx → `Rejected`.
+//! A reply with `X-RateLimit-Remaining: 0` defers the next send until `X-RateLimit-Reset`.
 
-use super::http::{failure, language, reset_after, snippet};
+use super::http::{failure, language, reset_after, snippet, RateGate};
 use super::outcome::{exchange, OutMessage, Outcome};
 use super::Check;
 use crate::render::rules::{
@@ -96,6 +97,7 @@ pub struct MastodonAdapter {
     config: MastodonConfig,
     http: reqwest::Client,
     limits: RwLock<Option<InstanceLimits>>,
+    gate: RateGate,
 }
 
 impl MastodonAdapter {
@@ -105,6 +107,7 @@ impl MastodonAdapter {
             config,
             http,
             limits: RwLock::new(None),
+            gate: RateGate::default(),
         }
     }
 
@@ -127,6 +130,9 @@ impl MastodonAdapter {
 
     /// Posts one status and classifies the answer.
     pub async fn send(&self, msg: &OutMessage) -> Outcome {
+        if let Some(o) = self.gate.deferred("Mastodon") {
+            return o;
+        }
         let request = self
             .http
             .post(self.url("/api/v1/statuses"))
@@ -134,7 +140,16 @@ impl MastodonAdapter {
             .header("Idempotency-Key", &msg.idempotency_key)
             .json(&self.body(msg));
         match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
+            Ok(reply) => {
+                let now = Utc::now();
+                self.gate.note(
+                    &reply.headers,
+                    "x-ratelimit-remaining",
+                    "x-ratelimit-reset",
+                    now,
+                );
+                classify(reply.status, &reply.headers, &reply.body, now)
+            }
             Err(outcome) => outcome,
         }
     }
@@ -311,6 +326,34 @@ mod tests {
         let out = adapter(&server.uri()).send(&post("k", "x")).await;
         assert!(
             matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(17)),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_window_defers_the_next_send_until_the_reset() {
+        let server = MockServer::start().await;
+        let reset = (Utc::now() + chrono::Duration::seconds(600)).to_rfc3339();
+        Mock::given(method("POST"))
+            .and(path("/api/v1/statuses"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("X-RateLimit-Limit", "300")
+                    .insert_header("X-RateLimit-Remaining", "0")
+                    .insert_header("X-RateLimit-Reset", reset.as_str())
+                    .set_body_json(json!({"id": "1"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let a = adapter(&server.uri());
+        assert!(matches!(
+            a.send(&post("k1", "a")).await,
+            Outcome::Delivered { .. }
+        ));
+        let out = a.send(&post("k2", "b")).await;
+        assert!(
+            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d > Duration::from_secs(590)),
             "{out:?}"
         );
     }

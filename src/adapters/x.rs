@@ -16,7 +16,7 @@
 //! `x-rate-limit-remaining: 0` (or `x-user-limit-24hour-remaining: 0`) defers the next send
 //! until the window resets. Check: `GET /2/users/me`.
 
-use super::http::{failure, header, reset_after, snippet, RateGate};
+use super::http::{failure, reset_after, snippet, RateGate};
 use super::outcome::{exchange, OutMessage, Outcome};
 use super::Check;
 use base64::Engine;
@@ -207,16 +207,15 @@ impl XAdapter {
         match exchange(request, self.config.timeout).await {
             Ok(reply) => {
                 let now = Utc::now();
-                for (left, reset) in [
-                    ("x-rate-limit-remaining", "x-rate-limit-reset"),
-                    ("x-user-limit-24hour-remaining", "x-user-limit-24hour-reset"),
-                ] {
-                    if header(&reply.headers, left) == Some("0") {
-                        if let Some(d) = reset_after(&reply.headers, reset, now) {
-                            self.gate.close_for(d);
-                        }
-                    }
-                }
+                let h = &reply.headers;
+                self.gate
+                    .note(h, "x-rate-limit-remaining", "x-rate-limit-reset", now);
+                self.gate.note(
+                    h,
+                    "x-user-limit-24hour-remaining",
+                    "x-user-limit-24hour-reset",
+                    now,
+                );
                 classify(reply.status, &reply.headers, &reply.body, now)
             }
             Err(outcome) => outcome,

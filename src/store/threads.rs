@@ -7,7 +7,7 @@
 //! JSON): the store does not interpret it. Writes are durable before they return, like every
 //! other store write, so a restart never starts a second thread for an incident.
 
-use super::{decode, encode, Store, StoreError};
+use super::{decode, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
@@ -48,17 +48,24 @@ impl Store {
         post: &str,
     ) -> Result<Thread, StoreError> {
         let key = thread_key(incident, channel);
-        let thread = match self.thread(incident, channel)? {
-            Some(t) => Thread {
-                root: t.root,
+        // One atomic read-modify-write, so concurrent senders never lose the root.
+        let stored = self.threads.update_and_fetch(key, |old| {
+            let root = old
+                .and_then(|b| serde_json::from_slice::<Thread>(b).ok())
+                .map_or_else(|| post.to_owned(), |t| t.root);
+            let thread = Thread {
+                root,
                 last: post.to_owned(),
-            },
-            None => Thread {
-                root: post.to_owned(),
-                last: post.to_owned(),
-            },
+            };
+            // Serialising two strings cannot fail; if it did, the old value stays.
+            serde_json::to_vec(&thread)
+                .ok()
+                .or_else(|| old.map(<[u8]>::to_vec))
+        })?;
+        let thread: Thread = match stored {
+            Some(raw) => decode(&raw)?,
+            None => return Err(StoreError::Corrupt("the thread record vanished".into())),
         };
-        self.threads.insert(key, encode(&thread)?)?;
         self.durable().await?;
         Ok(thread)
     }

@@ -319,6 +319,7 @@ mod tests {
     async fn mount_session(server: &MockServer, expect: u64) {
         Mock::given(method("POST"))
             .and(path("/xrpc/com.atproto.server.createSession"))
+            .and(header("content-type", "application/json"))
             .and(body_json(
                 json!({"identifier": "status.example.com", "password": "app-pass-1234"}),
             ))
@@ -337,6 +338,7 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/xrpc/com.atproto.repo.createRecord"))
             .and(header("authorization", "Bearer access-1"))
+            .and(header("content-type", "application/json"))
             .respond_with(ResponseTemplate::new(200).set_body_json(first.clone()))
             .up_to_n_times(1)
             .expect(1)

@@ -142,7 +142,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 mod tests {
     use super::super::http::testing::{client, post};
     use super::*;
-    use wiremock::matchers::{body_json, method, path, query_param};
+    use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const HOOK: &str = "/api/webhooks/1234/s3cr3t-token";
@@ -163,6 +163,7 @@ mod tests {
         Mock::given(method("POST"))
             .and(path(HOOK))
             .and(query_param("wait", "true"))
+            .and(header("content-type", "application/json"))
             .and(body_json(json!({
                 "content": "@everyone Häiriö ohi",
                 "allowed_mentions": {"parse": []}

@@ -163,6 +163,7 @@ mod tests {
                 "/_matrix/client/v3/rooms/%21room1%3Aexample.org/send/m.room.message/key-1",
             ))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .and(header("content-type", "application/json"))
             .and(body_json(json!({"msgtype": "m.text", "body": "Outage"})))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"event_id": "$ev1"})))
             .expect(1)

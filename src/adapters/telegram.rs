@@ -145,7 +145,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 mod tests {
     use super::super::http::testing::{client, post, reply};
     use super::*;
-    use wiremock::matchers::{body_json, method, path};
+    use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "123456:ABC-secret";
@@ -167,6 +167,7 @@ mod tests {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path(format!("/bot{TOKEN}/sendMessage")))
+            .and(header("content-type", "application/json"))
             .and(body_json(
                 json!({"chat_id": -1001234567890_i64, "text": "Häiriö"}),
             ))

@@ -12,7 +12,9 @@
 //!
 //! Classification: 2xx → `Delivered`; 429 `M_LIMIT_EXCEEDED` → `Retry` after `Retry-After` or
 //! the body's `retry_after_ms`; 5xx → `Retry`; 401 `M_UNKNOWN_TOKEN`, 403 `M_FORBIDDEN` (not in
-//! the room) and other 4xx → `Rejected`. Check: `GET /_matrix/client/v3/account/whoami`.
+//! the room) and other 4xx → `Rejected`. Check: `GET /_matrix/client/v3/account/whoami`, then
+//! `GET …/rooms/{roomId}/joined_members` (answered only to members) to tell a good token that
+//! is not in the room.
 
 use super::http::{failure, path_segment, snippet};
 use super::outcome::{exchange, OutMessage, Outcome};
@@ -104,14 +106,38 @@ impl MatrixAdapter {
         match exchange(request, self.config.timeout).await {
             Ok(r) if (200..300).contains(&r.status) => {
                 let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "token valid for {} (posts to {})",
-                    v["user_id"].as_str().unwrap_or("?"),
-                    self.config.room_id
-                ))
+                let user = v["user_id"].as_str().unwrap_or("?").to_owned();
+                self.check_membership(&user).await
             }
             Ok(r) => Check::Failed(format!(
                 "whoami answered HTTP {}: {}",
+                r.status,
+                snippet(&r.body)
+            )),
+            Err(o) => Check::Failed(o.reason().to_owned()),
+        }
+    }
+}
+
+impl MatrixAdapter {
+    /// The token works; can its user post in the room? (`joined_members` answers only members.)
+    async fn check_membership(&self, user: &str) -> Check {
+        let request = self
+            .http
+            .get(format!(
+                "{}/_matrix/client/v3/rooms/{}/joined_members",
+                self.base(),
+                path_segment(&self.config.room_id)
+            ))
+            .bearer_auth(&self.config.access_token);
+        match exchange(request, self.config.timeout).await {
+            Ok(r) if (200..300).contains(&r.status) => Check::Ok(format!(
+                "token valid for {user}, a member of {}",
+                self.config.room_id
+            )),
+            Ok(r) => Check::Failed(format!(
+                "token valid for {user}, but it cannot read {} (HTTP {}: {}); invite and join it first",
+                self.config.room_id,
                 r.status,
                 snippet(&r.body)
             )),
@@ -223,6 +249,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn check_reports_a_room_the_user_is_not_in() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/_matrix/client/v3/account/whoami"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"user_id": "@crier:example.org"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(
+                "/_matrix/client/v3/rooms/%21room1%3Aexample.org/joined_members",
+            ))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .set_body_json(json!({"errcode": "M_FORBIDDEN", "error": "User not in room"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(&server.uri(), TOKEN).check().await;
+        assert!(
+            matches!(&out, Check::Failed(s) if s.contains("M_FORBIDDEN") && s.contains("join")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn check_uses_whoami() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
@@ -242,9 +296,20 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
+        Mock::given(method("GET"))
+            .and(path(
+                "/_matrix/client/v3/rooms/%21room1%3Aexample.org/joined_members",
+            ))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"joined": {"@crier:example.org": {"display_name": "crier"}}}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
         let good = adapter(&server.uri(), TOKEN).check().await;
         assert!(
-            matches!(&good, Check::Ok(s) if s.contains("@crier:example.org")),
+            matches!(&good, Check::Ok(s) if s.contains("@crier:example.org") && s.contains("member")),
             "{good:?}"
         );
         let bad = adapter(&server.uri(), "nope").check().await;

@@ -131,6 +131,14 @@ async fn platforms() -> MockServer {
         .mount(&s)
         .await;
     Mock::given(method("GET"))
+        .and(path(
+            "/mx/_matrix/client/v3/rooms/%21r%3Aexample.org/joined_members",
+        ))
+        .and(header("authorization", bearer.as_str()))
+        .respond_with(ok(json!({"joined": {"@crier:example.org": {}}})))
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
         .and(path("/mx/_matrix/client/v3/account/whoami"))
         .respond_with(ResponseTemplate::new(401).set_body_json(
             json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token passed."}),

@@ -317,6 +317,23 @@ async fn e2e_matrix_three_updates_thread_in_a_real_room_even_across_kill_9() {
     assert_one_thread(&room_messages(&url, &token, &room).await, texts);
     server.kill9();
 
+    // `crier channels check` against the real homeserver: a good token in the room passes, a
+    // wrong one fails, neither is printed.
+    for (secret, code, needle) in [
+        (token.as_str(), 0, "member of"),
+        ("syt_not_a_token", 1, "M_UNKNOWN_TOKEN"),
+    ] {
+        let o = Command::new(crate::helpers::bin())
+            .args(["channels", "check", "matrix", "--channels"])
+            .arg(&channels)
+            .env("CRIER_E2E_MATRIX_TOKEN", secret)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(code), "{out}");
+        assert!(out.contains(needle) && !out.contains(secret), "{out}");
+    }
+
     // 2. Killed between Synapse storing update 2 and crier hearing back.
     let room = create_room(&url, &token).await;
     let mut px = proxy(url.clone()).await;

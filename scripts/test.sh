@@ -19,6 +19,14 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   echo "== installing aiosmtpd (pip) for the SMTP e2e test"
   python3 -m pip install --quiet 'aiosmtpd>=1.4,<2'
 fi
+# The Matrix e2e needs a real homeserver: Synapse (pip package matrix-synapse), in its own
+# virtualenv so its many dependencies stay apart; tests/e2e/synapse_server.py finds it there.
+SYNAPSE_VENV="${CRIER_SYNAPSE_VENV:-$HOME/.cache/crier-e2e/synapse-venv}"
+if ! "$SYNAPSE_VENV/bin/python" -c 'import synapse' >/dev/null 2>&1; then
+  echo "== installing matrix-synapse (pip, into $SYNAPSE_VENV) for the Matrix e2e test"
+  python3 -m venv "$SYNAPSE_VENV"
+  "$SYNAPSE_VENV/bin/python" -m pip install --quiet 'matrix-synapse>=1.100,<2'
+fi
 if ! need openssl; then
   echo "== installing openssl (apt-get)"
   apt-get update -qq && apt-get install -y -qq openssl
@@ -30,6 +38,6 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test (unit, integration, examples)"
 cargo test --locked --all-targets
-echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out"
+echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix)"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_

@@ -36,6 +36,24 @@ pub enum Kind {
     Vonage,
     /// A signed JSON document POSTed to a URL.
     Webhook,
+    /// A Mastodon account (statuses API).
+    Mastodon,
+    /// A Bluesky account (AT Protocol, app password).
+    Bluesky,
+    /// An X account (API v2, OAuth 1.0a user context).
+    X,
+    /// A Facebook Page (Graph API).
+    Facebook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Microsoft Teams Workflows webhook (Adaptive Card).
+    Teams,
+    /// A Discord channel webhook.
+    Discord,
+    /// A Telegram chat through a bot.
+    Telegram,
+    /// A Matrix room.
+    Matrix,
 }
 
 impl Kind {
@@ -46,7 +64,38 @@ impl Kind {
             Kind::Twilio => "twilio",
             Kind::Vonage => "vonage",
             Kind::Webhook => "webhook",
+            Kind::Mastodon => "mastodon",
+            Kind::Bluesky => "bluesky",
+            Kind::X => "x",
+            Kind::Facebook => "facebook",
+            Kind::Slack => "slack",
+            Kind::Teams => "teams",
+            Kind::Discord => "discord",
+            Kind::Telegram => "telegram",
+            Kind::Matrix => "matrix",
         }
+    }
+
+    /// A social or chat account: posts to its own fixed target, never to subscribers.
+    pub fn is_social(self) -> bool {
+        !matches!(
+            self,
+            Kind::Log | Kind::Email | Kind::Twilio | Kind::Vonage | Kind::Webhook
+        )
+    }
+
+    /// Whether the platform can reply to an earlier post, so that an incident's updates form
+    /// one thread (Slack and Teams webhooks and Discord webhooks cannot).
+    pub fn supports_threads(self) -> bool {
+        matches!(
+            self,
+            Kind::Mastodon
+                | Kind::Bluesky
+                | Kind::X
+                | Kind::Facebook
+                | Kind::Telegram
+                | Kind::Matrix
+        )
     }
 }
 
@@ -164,6 +213,41 @@ pub enum Settings {
         url: String,
         secret: String,
     },
+    Mastodon {
+        token: String,
+        /// public, unlisted, private or direct.
+        visibility: String,
+    },
+    Bluesky {
+        /// Handle or DID of the account.
+        identifier: String,
+        /// An app password.
+        password: String,
+    },
+    X {
+        consumer_key: String,
+        consumer_secret: String,
+        access_token: String,
+        access_token_secret: String,
+    },
+    Facebook {
+        page_id: String,
+        page_token: String,
+        /// Graph API version, e.g. `v23.0`.
+        graph_version: String,
+    },
+    /// Slack, Teams and Discord: the webhook URL is itself the secret.
+    ChatWebhook {
+        url: String,
+    },
+    Telegram {
+        bot_token: String,
+        chat_id: String,
+    },
+    Matrix {
+        access_token: String,
+        room_id: String,
+    },
 }
 
 impl std::fmt::Debug for Settings {
@@ -179,6 +263,24 @@ impl std::fmt::Debug for Settings {
             ),
             Settings::Vonage { from, .. } => write!(f, "Vonage {{ from: {from}, credentials: *** }}"),
             Settings::Webhook { url, .. } => write!(f, "Webhook {{ url: {url}, secret: *** }}"),
+            Settings::Mastodon { visibility, .. } => {
+                write!(f, "Mastodon {{ visibility: {visibility}, token: *** }}")
+            }
+            Settings::Bluesky { identifier, .. } => {
+                write!(f, "Bluesky {{ identifier: {identifier}, password: *** }}")
+            }
+            Settings::X { .. } => f.write_str("X { credentials: *** }"),
+            Settings::Facebook { page_id, graph_version, .. } => write!(
+                f,
+                "Facebook {{ page_id: {page_id}, graph_version: {graph_version}, page_token: *** }}"
+            ),
+            Settings::ChatWebhook { .. } => f.write_str("ChatWebhook { url: *** }"),
+            Settings::Telegram { chat_id, .. } => {
+                write!(f, "Telegram {{ chat_id: {chat_id}, bot_token: *** }}")
+            }
+            Settings::Matrix { room_id, .. } => {
+                write!(f, "Matrix {{ room_id: {room_id}, access_token: *** }}")
+            }
         }
     }
 }
@@ -385,6 +487,148 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
                 _ => None,
             }
         }
+        Kind::Mastodon => {
+            let token = secret(&mut table, "token_env", &mut missing, &mut invalid);
+            let visibility =
+                take_str(&mut table, "visibility", &mut invalid).unwrap_or_else(|| "public".into());
+            if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
+                invalid.push(format!(
+                    "visibility = \"{visibility}\": use public, unlisted, private or direct"
+                ));
+            }
+            if c.base_url.is_none() {
+                invalid
+                    .push("base_url is missing: the instance, e.g. https://mastodon.social".into());
+            }
+            token.map(|token| Settings::Mastodon { token, visibility })
+        }
+        Kind::Bluesky => {
+            let identifier = take_str(&mut table, "identifier", &mut invalid);
+            let password = secret(&mut table, "app_password_env", &mut missing, &mut invalid);
+            if identifier.is_none() {
+                invalid.push(
+                    "identifier is missing: the account's handle, e.g. status.example.com".into(),
+                );
+            }
+            match (identifier, password) {
+                (Some(identifier), Some(password)) => Some(Settings::Bluesky {
+                    identifier,
+                    password,
+                }),
+                _ => None,
+            }
+        }
+        Kind::X => {
+            let consumer_key = secret(&mut table, "consumer_key_env", &mut missing, &mut invalid);
+            let consumer_secret = secret(
+                &mut table,
+                "consumer_secret_env",
+                &mut missing,
+                &mut invalid,
+            );
+            let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
+            let access_token_secret = secret(
+                &mut table,
+                "access_token_secret_env",
+                &mut missing,
+                &mut invalid,
+            );
+            match (
+                consumer_key,
+                consumer_secret,
+                access_token,
+                access_token_secret,
+            ) {
+                (
+                    Some(consumer_key),
+                    Some(consumer_secret),
+                    Some(access_token),
+                    Some(access_token_secret),
+                ) => Some(Settings::X {
+                    consumer_key,
+                    consumer_secret,
+                    access_token,
+                    access_token_secret,
+                }),
+                _ => None,
+            }
+        }
+        Kind::Facebook => {
+            let page_id = take_str(&mut table, "page_id", &mut invalid);
+            let page_token = secret(&mut table, "page_token_env", &mut missing, &mut invalid);
+            let graph_version = take_str(&mut table, "graph_version", &mut invalid)
+                .unwrap_or_else(|| crate::adapters::facebook::DEFAULT_GRAPH_VERSION.into());
+            match &page_id {
+                Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {}
+                _ => invalid.push("page_id must be the Page's numeric id".into()),
+            }
+            if !graph_version.starts_with('v') {
+                invalid.push(format!(
+                    "graph_version = \"{graph_version}\": use e.g. v23.0"
+                ));
+            }
+            match (page_id, page_token) {
+                (Some(page_id), Some(page_token)) => Some(Settings::Facebook {
+                    page_id,
+                    page_token,
+                    graph_version,
+                }),
+                _ => None,
+            }
+        }
+        Kind::Slack | Kind::Teams | Kind::Discord => {
+            let url = secret(&mut table, "webhook_url_env", &mut missing, &mut invalid);
+            match url {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                    Some(Settings::ChatWebhook { url: u })
+                }
+                Some(_) => {
+                    invalid.push(
+                        "the variable named by webhook_url_env must hold an http(s) URL".into(),
+                    );
+                    None
+                }
+                None => None,
+            }
+        }
+        Kind::Telegram => {
+            let bot_token = secret(&mut table, "bot_token_env", &mut missing, &mut invalid);
+            let chat_id = match table.remove("chat_id") {
+                Some(toml::Value::String(s)) if !s.is_empty() => Some(s),
+                Some(toml::Value::Integer(i)) => Some(i.to_string()),
+                _ => {
+                    invalid.push("chat_id is missing: the chat's id (e.g. -1001234567890) or @channelusername".into());
+                    None
+                }
+            };
+            match (bot_token, chat_id) {
+                (Some(bot_token), Some(chat_id)) => Some(Settings::Telegram { bot_token, chat_id }),
+                _ => None,
+            }
+        }
+        Kind::Matrix => {
+            let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
+            let room_id = take_str(&mut table, "room_id", &mut invalid);
+            match &room_id {
+                // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
+                Some(r) if r.starts_with('!') && r.len() > 1 => {}
+                _ => invalid.push(
+                    "room_id must be a room id (starting with !) such as !abc123:example.org, not an alias".into(),
+                ),
+            }
+            if c.base_url.is_none() {
+                invalid.push(
+                    "base_url is missing: the homeserver, e.g. https://matrix.example.org".into(),
+                );
+            }
+            match (access_token, room_id) {
+                (Some(access_token), Some(room_id)) => Some(Settings::Matrix {
+                    access_token,
+                    room_id,
+                }),
+                _ => None,
+            }
+        }
         Kind::Email => {
             let host = take_str(&mut table, "host", &mut invalid);
             let port = match table.remove("port") {
@@ -460,13 +704,32 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
         (None, Kind::Log) => Platform::Sms,
         (None, Kind::Email) => Platform::Email,
         (None, Kind::Twilio | Kind::Vonage) => Platform::Sms,
-        (None, Kind::Webhook) => Platform::Slack,
+        (None, Kind::Webhook | Kind::Slack) => Platform::Slack,
+        (None, Kind::Mastodon) => Platform::Mastodon,
+        (None, Kind::Bluesky) => Platform::Bluesky,
+        (None, Kind::X) => Platform::X,
+        (None, Kind::Facebook) => Platform::Facebook,
+        (None, Kind::Teams) => Platform::Teams,
+        (None, Kind::Discord) => Platform::Discord,
+        (None, Kind::Telegram) => Platform::Telegram,
+        (None, Kind::Matrix) => Platform::Matrix,
     };
     let audience = c.audience.unwrap_or(match c.kind {
         Kind::Webhook => Audience::Fixed,
+        k if k.is_social() => Audience::Fixed,
         _ => Audience::Subscribers,
     });
-    if audience == Audience::Fixed && c.kind != Kind::Webhook && c.kind != Kind::Log {
+    if audience == Audience::Subscribers && c.kind.is_social() {
+        invalid.push(format!(
+            "a {} channel posts to its own account or room; use audience = \"fixed\"",
+            c.kind.as_str()
+        ));
+    }
+    if audience == Audience::Fixed
+        && c.kind != Kind::Webhook
+        && c.kind != Kind::Log
+        && !c.kind.is_social()
+    {
         invalid.push(format!(
             "a {} channel sends to subscribers; remove audience = \"fixed\"",
             c.kind.as_str()
@@ -480,8 +743,18 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
         Kind::Email => "20/s",
         Kind::Twilio | Kind::Vonage => "30/s",
         Kind::Webhook => "10/s",
+        // Below each platform's documented limit for one account, webhook or bot.
+        Kind::Mastodon | Kind::Bluesky | Kind::Facebook => "30/m",
+        Kind::X => "10/m",
+        Kind::Slack | Kind::Teams => "1/s",
+        Kind::Discord => "2/s",
+        Kind::Telegram => "20/m",
+        Kind::Matrix => "5/s",
     }))?;
-    let concurrency = c.concurrency.unwrap_or(16);
+    // One post at a time keeps an incident's thread in order: each reply needs its parent.
+    let concurrency = c
+        .concurrency
+        .unwrap_or(if c.kind.is_social() { 1 } else { 16 });
     if !(1..=1024).contains(&concurrency) {
         invalid.push("concurrency must be 1-1024".into());
     }
@@ -599,4 +872,156 @@ pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped file parses; without credentials in the environment each social one is
+    /// skipped with the variables to set, not an error.
+    #[test]
+    fn shipped_social_channels_are_skipped_without_credentials() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels");
+        let loaded = load(&dir).unwrap();
+        for (name, var) in [
+            ("mastodon", "MASTODON_TOKEN"),
+            ("bluesky", "BLUESKY_APP_PASSWORD"),
+            ("x", "X_API_KEY"),
+            ("facebook", "FACEBOOK_PAGE_TOKEN"),
+            ("slack", "SLACK_WEBHOOK_URL"),
+            ("teams", "TEAMS_WEBHOOK_URL"),
+            ("discord", "DISCORD_WEBHOOK_URL"),
+            ("telegram", "TELEGRAM_BOT_TOKEN"),
+            ("matrix", "MATRIX_ACCESS_TOKEN"),
+        ] {
+            if std::env::var(var).is_ok() {
+                continue; // a developer's machine with real credentials
+            }
+            let why = loaded
+                .skipped
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, w)| w.as_str())
+                .unwrap_or_else(|| panic!("{name} not skipped"));
+            assert!(
+                why.starts_with("credentials missing") && why.contains(var),
+                "{name}: {why}"
+            );
+        }
+    }
+
+    fn load_one(name: &str, text: &str) -> Result<Result<Channel, String>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        parse_file(&path, name)
+    }
+
+    #[test]
+    fn social_kinds_parse_with_credentials_from_the_environment() {
+        std::env::set_var("CRIER_TEST_SOCIAL_SECRET", "s3cret");
+        std::env::set_var(
+            "CRIER_TEST_SOCIAL_URL",
+            "https://hooks.example.com/x/secret",
+        );
+        let cases = [
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::Mastodon,
+                Platform::Mastodon,
+            ),
+            (
+                "kind = \"bluesky\"\nidentifier = \"a.example\"\napp_password_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::Bluesky,
+                Platform::Bluesky,
+            ),
+            (
+                "kind = \"x\"\nconsumer_key_env = \"CRIER_TEST_SOCIAL_SECRET\"\nconsumer_secret_env = \"CRIER_TEST_SOCIAL_SECRET\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\naccess_token_secret_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::X,
+                Platform::X,
+            ),
+            (
+                "kind = \"facebook\"\npage_id = \"123\"\npage_token_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+                Kind::Facebook,
+                Platform::Facebook,
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
+                Kind::Slack,
+                Platform::Slack,
+            ),
+            (
+                "kind = \"teams\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
+                Kind::Teams,
+                Platform::Teams,
+            ),
+            (
+                "kind = \"discord\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
+                Kind::Discord,
+                Platform::Discord,
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nchat_id = -100123",
+                Kind::Telegram,
+                Platform::Telegram,
+            ),
+            (
+                "kind = \"matrix\"\nbase_url = \"https://hs.example\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nroom_id = \"!r:hs.example\"",
+                Kind::Matrix,
+                Platform::Matrix,
+            ),
+        ];
+        for (text, kind, platform) in cases {
+            let ch = load_one("c", text).unwrap().unwrap();
+            assert_eq!((ch.kind, ch.platform), (kind, platform), "{text}");
+            assert_eq!(ch.audience, Audience::Fixed);
+            assert_eq!(ch.concurrency, 1);
+            assert_eq!(ch.policy_name, "thread");
+            let debug = format!("{:?}", ch.settings);
+            assert!(
+                !debug.contains("s3cret") && !debug.contains("/x/secret"),
+                "{debug}"
+            );
+        }
+    }
+
+    #[test]
+    fn social_kinds_refuse_bad_settings() {
+        std::env::set_var("CRIER_TEST_SOCIAL_SECRET2", "s3cret");
+        for (text, needle) in [
+            (
+                "kind = \"mastodon\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
+                "base_url is missing",
+            ),
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nvisibility = \"everyone\"",
+                "visibility",
+            ),
+            (
+                "kind = \"matrix\"\nbase_url = \"https://hs.example\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nroom_id = \"#alias:hs\"",
+                "room_id",
+            ),
+            (
+                "kind = \"facebook\"\npage_id = \"my-page\"\npage_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
+                "page_id",
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
+                "http(s) URL",
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nchat_id = \"-1\"\naudience = \"subscribers\"",
+                "fixed",
+            ),
+            (
+                "kind = \"telegram\"\nbot_token = \"123:abc\"\nchat_id = \"-1\"",
+                "bot_token_env is missing",
+            ),
+        ] {
+            let err = load_one("c", text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
 }

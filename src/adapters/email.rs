@@ -487,6 +487,7 @@ mod tests {
             html: html.map(str::to_owned),
             unsubscribe_url: unsub.map(str::to_owned),
             document: None,
+            thread: None,
         }
     }
 

@@ -2,17 +2,29 @@
 //! it builds, and the classification of the provider's answer into an [`Outcome`]:
 //! `Delivered(receipt)`, `Retry(reason, after)` or `Rejected(reason)`.
 
+pub mod bluesky;
+pub mod discord;
 pub mod email;
+pub mod facebook;
+pub mod http;
 pub mod log;
+pub mod mastodon;
+pub mod matrix;
 mod outcome;
 pub mod retry_after;
+pub mod slack;
+pub mod teams;
+pub mod telegram;
 pub mod twilio;
 pub mod vonage;
 pub mod webhook;
+pub mod x;
 
-pub use outcome::{exchange, transport_failure, HttpReply, OutMessage, Outcome, Recipient};
+pub use outcome::{
+    exchange, transport_failure, HttpReply, OutMessage, Outcome, Recipient, ThreadRef,
+};
 
-use crate::channels::{Channel, Settings};
+use crate::channels::{Channel, Kind, Settings};
 use std::path::Path;
 
 /// A channel's adapter (enum dispatch: one variant per provider kind).
@@ -22,6 +34,15 @@ pub enum Adapter {
     Twilio(twilio::TwilioAdapter),
     Vonage(vonage::VonageAdapter),
     Webhook(webhook::WebhookAdapter),
+    Mastodon(mastodon::MastodonAdapter),
+    Bluesky(Box<bluesky::BlueskyAdapter>),
+    X(x::XAdapter),
+    Facebook(facebook::FacebookAdapter),
+    Slack(slack::SlackAdapter),
+    Teams(teams::TeamsAdapter),
+    Discord(discord::DiscordAdapter),
+    Telegram(telegram::TelegramAdapter),
+    Matrix(matrix::MatrixAdapter),
     /// Test double: answers from a script, recording what it was asked to send and when.
     #[cfg(test)]
     Scripted(std::sync::Arc<scripted::Scripted>),
@@ -69,6 +90,17 @@ pub mod scripted {
             }
         }
     }
+}
+
+/// What `crier channels check` found out about one channel's credentials, without posting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The platform accepted the credentials; what it said about the account.
+    Ok(String),
+    /// The platform refused them, or could not be reached; why (never the secret itself).
+    Failed(String),
+    /// This kind cannot be checked without sending something; why.
+    Unchecked(String),
 }
 
 /// Why an adapter could not be set up.
@@ -163,6 +195,117 @@ impl Adapter {
                     http_client(channel).map_err(err)?,
                 ))
             }
+            Settings::Mastodon { token, visibility } => {
+                Adapter::Mastodon(mastodon::MastodonAdapter::new(
+                    mastodon::MastodonConfig {
+                        base_url: base(""),
+                        token: token.clone(),
+                        visibility: visibility.clone(),
+                        timeout: channel.send_timeout,
+                    },
+                    http_client(channel).map_err(err)?,
+                ))
+            }
+            Settings::Bluesky {
+                identifier,
+                password,
+            } => Adapter::Bluesky(Box::new(bluesky::BlueskyAdapter::new(
+                bluesky::BlueskyConfig {
+                    base_url: base(bluesky::DEFAULT_BASE_URL),
+                    identifier: identifier.clone(),
+                    password: password.clone(),
+                    timeout: channel.send_timeout,
+                },
+                http_client(channel).map_err(err)?,
+            ))),
+            Settings::X {
+                consumer_key,
+                consumer_secret,
+                access_token,
+                access_token_secret,
+            } => Adapter::X(x::XAdapter::new(
+                x::XConfig {
+                    base_url: base(x::DEFAULT_BASE_URL),
+                    credentials: x::OAuth1Credentials {
+                        consumer_key: consumer_key.clone(),
+                        consumer_secret: consumer_secret.clone(),
+                        token: access_token.clone(),
+                        token_secret: access_token_secret.clone(),
+                    },
+                    timeout: channel.send_timeout,
+                },
+                http_client(channel).map_err(err)?,
+            )),
+            Settings::Facebook {
+                page_id,
+                page_token,
+                graph_version,
+            } => Adapter::Facebook(facebook::FacebookAdapter::new(
+                facebook::FacebookConfig {
+                    base_url: base(facebook::DEFAULT_BASE_URL),
+                    graph_version: graph_version.clone(),
+                    page_id: page_id.clone(),
+                    page_token: page_token.clone(),
+                    timeout: channel.send_timeout,
+                },
+                http_client(channel).map_err(err)?,
+            )),
+            Settings::ChatWebhook { url } => {
+                let http = http_client(channel).map_err(err)?;
+                let (webhook_url, timeout) = (url.clone(), channel.send_timeout);
+                match channel.kind {
+                    Kind::Slack => Adapter::Slack(slack::SlackAdapter::new(
+                        slack::SlackConfig {
+                            webhook_url,
+                            timeout,
+                        },
+                        http,
+                    )),
+                    Kind::Teams => Adapter::Teams(teams::TeamsAdapter::new(
+                        teams::TeamsConfig {
+                            webhook_url,
+                            timeout,
+                        },
+                        http,
+                    )),
+                    Kind::Discord => Adapter::Discord(discord::DiscordAdapter::new(
+                        discord::DiscordConfig {
+                            webhook_url,
+                            timeout,
+                        },
+                        http,
+                    )),
+                    other => {
+                        return Err(err(format!(
+                            "a {} channel has no webhook adapter",
+                            other.as_str()
+                        )))
+                    }
+                }
+            }
+            Settings::Telegram { bot_token, chat_id } => {
+                Adapter::Telegram(telegram::TelegramAdapter::new(
+                    telegram::TelegramConfig {
+                        base_url: base(telegram::DEFAULT_BASE_URL),
+                        bot_token: bot_token.clone(),
+                        chat_id: chat_id.clone(),
+                        timeout: channel.send_timeout,
+                    },
+                    http_client(channel).map_err(err)?,
+                ))
+            }
+            Settings::Matrix {
+                access_token,
+                room_id,
+            } => Adapter::Matrix(matrix::MatrixAdapter::new(
+                matrix::MatrixConfig {
+                    base_url: base(""),
+                    access_token: access_token.clone(),
+                    room_id: room_id.clone(),
+                    timeout: channel.send_timeout,
+                },
+                http_client(channel).map_err(err)?,
+            )),
             Settings::Email {
                 host,
                 port,
@@ -212,8 +355,49 @@ impl Adapter {
             Adapter::Twilio(a) => a.send(msg).await,
             Adapter::Vonage(a) => a.send(msg).await,
             Adapter::Webhook(a) => a.send(msg).await,
+            Adapter::Mastodon(a) => a.send(msg).await,
+            Adapter::Bluesky(a) => a.send(msg).await,
+            Adapter::X(a) => a.send(msg).await,
+            Adapter::Facebook(a) => a.send(msg).await,
+            Adapter::Slack(a) => a.send(msg).await,
+            Adapter::Teams(a) => a.send(msg).await,
+            Adapter::Discord(a) => a.send(msg).await,
+            Adapter::Telegram(a) => a.send(msg).await,
+            Adapter::Matrix(a) => a.send(msg).await,
             #[cfg(test)]
             Adapter::Scripted(a) => a.send(msg).await,
+        }
+    }
+
+    /// Verifies the channel's credentials against its platform without posting.
+    pub async fn check(&self) -> Check {
+        match self {
+            Adapter::Mastodon(a) => a.check().await,
+            Adapter::Bluesky(a) => a.check().await,
+            Adapter::X(a) => a.check().await,
+            Adapter::Facebook(a) => a.check().await,
+            Adapter::Slack(a) => a.check().await,
+            Adapter::Teams(a) => a.check().await,
+            Adapter::Discord(a) => a.check().await,
+            Adapter::Telegram(a) => a.check().await,
+            Adapter::Matrix(a) => a.check().await,
+            _ => Check::Unchecked("no credential check for this kind".into()),
+        }
+    }
+
+    /// Learns what the platform says about itself before the first send (a Mastodon
+    /// instance's length limits). Best effort: on failure the defaults stay.
+    pub async fn warm_up(&self) {
+        if let Adapter::Mastodon(a) = self {
+            a.fetch_limits().await;
+        }
+    }
+
+    /// A length rule the platform announced, replacing the kind's default one.
+    pub fn rule(&self) -> Option<crate::render::rules::ChannelRule> {
+        match self {
+            Adapter::Mastodon(a) => a.rule(),
+            _ => None,
         }
     }
 }

@@ -8,7 +8,9 @@
 /// What a provider said about one send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Accepted; the provider's id for the message if it gave one (Twilio SID, Vonage message-id, SMTP response).
+    /// Accepted; the provider's id for the message if it gave one (Twilio SID, Vonage message-id,
+    /// SMTP response). Social adapters return the new post's reference here (a plain id, or
+    /// Bluesky's `{"uri","cid"}` JSON), which later updates reply to.
     Delivered {
         /// Provider-side identifier for the accepted message, if any.
         receipt: Option<String>,
@@ -33,6 +35,14 @@ impl Outcome {
         Outcome::Retry {
             reason: reason.into(),
             after: None,
+        }
+    }
+
+    /// The reason of a failure (empty for `Delivered`).
+    pub fn reason(&self) -> &str {
+        match self {
+            Outcome::Delivered { .. } => "",
+            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => reason,
         }
     }
 
@@ -74,6 +84,20 @@ pub struct OutMessage {
     pub unsubscribe_url: Option<String>,
     /// The webhook JSON document (webhook channels).
     pub document: Option<serde_json::Value>,
+    /// The earlier posts this one replies to (social channels that thread an incident's
+    /// updates); `None` starts a new thread.
+    pub thread: Option<ThreadRef>,
+}
+
+/// Where a social post sits in its incident's thread: the first post (`root`) and the post it
+/// replies to (`parent`, the latest one). Each is a post reference exactly as the platform's
+/// adapter returned it as its receipt (a plain id, or JSON such as Bluesky's `{"uri","cid"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadRef {
+    /// The thread's first post.
+    pub root: String,
+    /// The post to reply to.
+    pub parent: String,
 }
 
 /// What came back from one HTTP exchange, read in full.

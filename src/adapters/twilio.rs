@@ -551,6 +551,7 @@ mod tests {
             html: None,
             unsubscribe_url: None,
             document: None,
+            thread: None,
         }
     }
 

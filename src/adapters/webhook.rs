@@ -272,6 +272,7 @@ mod tests {
             html: None,
             unsubscribe_url: None,
             document: doc,
+            thread: None,
         }
     }
 

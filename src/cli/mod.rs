@@ -2,8 +2,9 @@
 //! the HTTP API, so the CLI and the API can never disagree about the rules.
 //!
 //! Exit codes: 0 ok, 2 usage error, 3 rejected by the server (4xx; its message is printed),
-//! 4 server unreachable or failing (5xx).
+//! 4 server unreachable or failing (5xx); `channels check`: 1 when a channel's check failed.
 
+mod check;
 mod client;
 mod output;
 
@@ -66,6 +67,10 @@ enum Command {
     /// (source, key); resolved resolves it when all of its keys have. Exit 0 handled,
     /// 2 usage, 3 rejected, 4 server unreachable (after --retry attempts).
     Trigger(TriggerArgs),
+    /// Configured channels: `channels check [NAME]` verifies credentials with each platform
+    /// without posting (offline: reads the channels folder and the environment).
+    #[command(subcommand)]
+    Channels(ChannelsCmd),
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +105,22 @@ struct TriggerArgs {
     /// Try again this many times (backing off from 200 ms) while the server is unreachable.
     #[arg(long, default_value_t = 0)]
     retry: u32,
+}
+
+#[derive(Subcommand, Debug)]
+enum ChannelsCmd {
+    /// Verify each channel's credentials against its platform, without posting. Exits 1 if
+    /// any check fails.
+    Check {
+        /// Only this channel (its file name without .toml).
+        name: Option<String>,
+        /// Channel definitions (default: the config's, ./channels).
+        #[arg(long, env = "CRIER_CHANNELS")]
+        channels: Option<PathBuf>,
+        /// Config file (for its channels_dir).
+        #[arg(long, env = "CRIER_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,7 +192,7 @@ struct PreviewArgs {
     /// Preview this text as an update (offline: no server needed).
     #[arg(long)]
     message: Option<String>,
-    /// sms, x, mastodon, bluesky, telegram, discord, slack or email.
+    /// sms, x, mastodon, bluesky, telegram, discord, slack, teams, matrix, facebook or email.
     #[arg(long, required_unless_present = "channel", conflicts_with = "channel")]
     kind: Option<String>,
     /// A configured channel (asks the server): its platform, templates, locale and policy.
@@ -522,7 +543,63 @@ fn notice_next(
     Ok(())
 }
 
+/// `crier channels check`: offline, with its own runtime.
+fn channels_check(
+    cli: &Cli,
+    name: Option<&str>,
+    channels: Option<&PathBuf>,
+    config: Option<&PathBuf>,
+) -> ExitCode {
+    let fail = |e: CliError| {
+        eprintln!("error: {e}");
+        ExitCode::from(e.exit_code())
+    };
+    let dir = match Config::load(&Overrides {
+        data_dir: cli.data.clone(),
+        channels_dir: channels.cloned(),
+        config_file: config.cloned(),
+        ..Default::default()
+    }) {
+        Ok(c) => c.channels_dir,
+        Err(e) => return fail(CliError::Usage(e.to_string())),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(CliError::Unavailable(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
+    };
+    let checks = match rt.block_on(check::check_channels(&dir, name)) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let ok = check::passed(&checks, name);
+    if cli.json {
+        output::print_json(&check::to_json(&checks, ok));
+    } else {
+        print!("{}", check::describe(&checks));
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn client_main(cli: Cli) -> ExitCode {
+    if let Command::Channels(ChannelsCmd::Check {
+        name,
+        channels,
+        config,
+    }) = &cli.command
+    {
+        return channels_check(&cli, name.as_deref(), channels.as_ref(), config.as_ref());
+    }
     if let Command::Notice(NoticeCmd::Next {
         cron,
         tz,
@@ -613,7 +690,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
         Command::Deliveries(a) => deliveries(&client, a, json_out).await,
-        Command::Notice(NoticeCmd::Next { .. }) => Ok(()),
+        Command::Notice(NoticeCmd::Next { .. }) | Command::Channels(_) => Ok(()),
         Command::Notice(cmd) => notice(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {

@@ -107,6 +107,10 @@ impl Dispatcher {
         let mut with_adapters = Vec::new();
         for ch in channels {
             let adapter = Adapter::build(&ch, data_dir)?;
+            // Best effort, bounded (start-up must not wait on a platform that is down): one that
+            // does not answer in time keeps its kind's default rule.
+            let bound = ch.send_timeout.min(Duration::from_secs(5));
+            let _ = tokio::time::timeout(bound, adapter.warm_up()).await;
             with_adapters.push((ch, adapter));
         }
         Self::start_with(store, templates, settings, with_adapters, shutdown).await
@@ -513,12 +517,7 @@ fn rendered(
     let parts = if c.platform == Platform::Email {
         vec![out.text.clone()]
     } else {
-        fit(
-            &c.platform.rule(c.sms_max_segments),
-            &out.text,
-            &c.policy(link),
-        )
-        .map_err(|e| format!("REJECT:{e}"))?
+        fit(&channel_rule(ch), &out.text, &c.policy(link)).map_err(|e| format!("REJECT:{e}"))?
     };
     let m = Arc::new(Prepared {
         parts,
@@ -672,6 +671,7 @@ fn out_messages(
             html: msg.html.clone(),
             unsubscribe_url: unsubscribe.clone(),
             document: msg.document.clone(),
+            thread: None,
         })
         .collect()
 }
@@ -699,14 +699,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             let skip = usize::try_from(d.parts_done).unwrap_or(0);
             let total = msgs.len();
             for (i, m) in msgs.iter().enumerate().skip(skip) {
-                last = match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(m)).await
-                {
-                    Ok(o) => o,
-                    Err(_) => Outcome::Retry {
-                        reason: format!("timed out after {:?}", ch.channel.send_timeout),
-                        after: None,
-                    },
-                };
+                last = send_part(inner, ch, &d, m).await;
                 if !matches!(last, Outcome::Delivered { .. }) {
                     break;
                 }
@@ -741,6 +734,70 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     if let Err(e) = inner.store.record(&d).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
     }
+}
+
+/// The channel's length rule: the one its platform announced (a Mastodon instance's limits), or
+/// its kind's default.
+fn channel_rule(ch: &ChannelRt) -> crate::render::rules::ChannelRule {
+    ch.adapter
+        .rule()
+        .unwrap_or_else(|| ch.channel.platform.rule(ch.channel.sms_max_segments))
+}
+
+/// Sends one part of a delivery, under the channel's send timeout. On a social channel that
+/// threads (its own account, not subscribers), the part replies to the incident's latest post
+/// there, and a delivered part becomes the thread's latest post (its first, the root): so part 2
+/// of a long update replies to part 1, and the next update to the last part of this one.
+async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) -> Outcome {
+    // A recurring notice's firings are posts of their own, not replies to each other.
+    let notice = d.seq >= STANDALONE_BASE
+        && matches!(
+            inner.store.standalone(d.incident_id, d.seq),
+            Ok(Some(crate::store::schedule::Standalone {
+                kind: StandaloneKind::Notice { .. },
+                ..
+            }))
+        );
+    let threaded =
+        ch.channel.kind.supports_threads() && matches!(d.target, Target::Endpoint) && !notice;
+    let mut msg = std::borrow::Cow::Borrowed(m);
+    if threaded {
+        match inner.store.thread(d.incident_id, &ch.channel.name) {
+            Ok(Some(t)) => {
+                msg.to_mut().thread = Some(crate::adapters::ThreadRef {
+                    root: t.root,
+                    parent: t.last,
+                })
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Outcome::retry(format!("cannot read the incident's thread: {e}"));
+            }
+        }
+    }
+    let outcome = match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(&msg)).await {
+        Ok(o) => o,
+        Err(_) => Outcome::Retry {
+            reason: format!("timed out after {:?}", ch.channel.send_timeout),
+            after: None,
+        },
+    };
+    if let (
+        true,
+        Outcome::Delivered {
+            receipt: Some(post),
+        },
+    ) = (threaded, &outcome)
+    {
+        if let Err(e) = inner
+            .store
+            .extend_thread(d.incident_id, &ch.channel.name, post)
+            .await
+        {
+            tracing::error!(channel = %ch.channel.name, error = %e, "recording the thread's latest post failed; the next update may start a new thread");
+        }
+    }
+    outcome
 }
 
 /// Applies an adapter's outcome to a delivery; returns the metrics label.

@@ -336,3 +336,120 @@ async fn subscribers_removed_after_expansion_are_not_messaged() {
         .all(|d| d.last_error.as_deref() == Some("unsubscribed before it was sent")));
     h.stop().await;
 }
+
+fn delivered(receipt: &str) -> Step {
+    Step::Answer(Outcome::Delivered {
+        receipt: Some(receipt.into()),
+    })
+}
+
+/// A threading channel: a long first update goes out as parts that reply to each other, a
+/// retried part resumes in place, and the next update replies to the last part; the thread's
+/// root and latest post are in the store.
+#[tokio::test(start_paused = true)]
+async fn social_parts_and_later_updates_reply_in_one_thread() {
+    let s = Arc::new(Scripted::new(vec![
+        delivered("p1"),
+        retry("503", None),
+        delivered("p2"),
+        delivered("p3"),
+    ]));
+    let mut ch = channel("masto", &[10, 10], fast());
+    ch.kind = Kind::Mastodon;
+    ch.platform = Platform::Mastodon;
+    ch.concurrency = 1;
+    let h = harness(vec![(ch, s.clone())]).await;
+    let long = "The check-in system is down at every airport and we are working on it. ".repeat(9);
+    let (inc, _) = h
+        .store
+        .create_incident(
+            NewIncident {
+                title: Title::parse("Check-in down").unwrap(),
+                kind: IncidentKind::Incident,
+                status: None,
+                impact: Impact::Major,
+                components: vec![],
+                body: Body::single(Locale::english(), &long).unwrap(),
+                author: "t".into(),
+                next_update_due: None,
+                draft: false,
+                broadcast: h.dispatcher.broadcast_targets(),
+                scheduled_for: None,
+                scheduled_until: None,
+                holding_statement: false,
+            },
+            h.dispatcher.inner.clock.now(),
+        )
+        .await
+        .unwrap();
+    h.dispatcher.kick();
+    h.settle(inc.id).await;
+    h.store
+        .append_update(
+            inc.id,
+            crate::store::NewUpdate {
+                change: crate::store::Change::Update(None),
+                body: Body::single(Locale::english(), "Fixed.").unwrap(),
+                author: "t".into(),
+                impact: None,
+                next_update_due: None,
+                draft: false,
+                broadcast: h.dispatcher.broadcast_targets(),
+            },
+            h.dispatcher.inner.clock.now(),
+        )
+        .await
+        .unwrap();
+    h.dispatcher.kick();
+    loop {
+        let ds = h.store.deliveries_of(inc.id).unwrap();
+        if ds.len() == 2 && ds.iter().all(|d| d.state.is_final()) {
+            assert!(ds.iter().all(|d| d.state == DeliveryState::Delivered));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent: Vec<OutMessage> = s.sent.lock().unwrap().iter().map(|x| x.1.clone()).collect();
+    let threads: Vec<Option<(String, String)>> = sent
+        .iter()
+        .map(|m| {
+            m.thread
+                .as_ref()
+                .map(|t| (t.root.clone(), t.parent.clone()))
+        })
+        .collect();
+    let pair = |r: &str, p: &str| Some((r.to_owned(), p.to_owned()));
+    // Part 1 starts the thread; part 2 replies to it (twice: the first try failed); the update
+    // replies to the last part.
+    // (The 650-character update is two parts at Mastodon's 500.)
+    assert_eq!(sent.len(), 4, "{threads:?}");
+    assert_eq!(
+        threads,
+        vec![None, pair("p1", "p1"), pair("p1", "p1"), pair("p1", "p2")]
+    );
+    assert!(sent[0].idempotency_key.ends_with("-1"));
+    assert!(sent[1].idempotency_key.ends_with("-2"));
+    assert_eq!(sent[1].idempotency_key, sent[2].idempotency_key);
+    assert!(sent[3].text.contains("Fixed."));
+    let t = h.store.thread(inc.id, "masto").unwrap().unwrap();
+    assert_eq!((t.root.as_str(), t.last.as_str()), ("p1", "p3"));
+    h.stop().await;
+}
+
+/// Channels that cannot reply (webhooks) never get a thread reference.
+#[tokio::test(start_paused = true)]
+async fn non_threading_channels_send_no_thread() {
+    let s = Arc::new(Scripted::new(vec![delivered("m1"), delivered("m2")]));
+    let h = harness(vec![(channel("slack", &[10], fast()), s.clone())]).await;
+    let id = h.publish(2).await;
+    h.settle(id[0]).await;
+    h.settle(id[1]).await;
+    assert!(s
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, m)| m.thread.is_none()));
+    assert_eq!(h.store.thread(id[0], "slack").unwrap(), None);
+    h.stop().await;
+}

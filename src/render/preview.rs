@@ -20,11 +20,17 @@ pub enum Platform {
     Telegram,
     Discord,
     Slack,
+    /// Microsoft Teams (Workflows webhook, Adaptive Card).
+    Teams,
+    /// A Matrix room.
+    Matrix,
+    /// A Facebook Page.
+    Facebook,
     Email,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 8] = [
+    pub const ALL: [Platform; 11] = [
         Platform::Sms,
         Platform::X,
         Platform::Mastodon,
@@ -32,6 +38,9 @@ impl Platform {
         Platform::Telegram,
         Platform::Discord,
         Platform::Slack,
+        Platform::Teams,
+        Platform::Matrix,
+        Platform::Facebook,
         Platform::Email,
     ];
 
@@ -44,6 +53,9 @@ impl Platform {
             Platform::Telegram => "telegram",
             Platform::Discord => "discord",
             Platform::Slack => "slack",
+            Platform::Teams => "teams",
+            Platform::Matrix => "matrix",
+            Platform::Facebook => "facebook",
             Platform::Email => "email",
         }
     }
@@ -64,13 +76,24 @@ impl Platform {
     pub fn template_kind(self) -> TemplateKind {
         match self {
             Platform::Sms => TemplateKind::Sms,
-            Platform::X | Platform::Mastodon | Platform::Bluesky => TemplateKind::Social,
-            Platform::Telegram | Platform::Discord | Platform::Slack => TemplateKind::Chat,
+            Platform::X | Platform::Mastodon | Platform::Bluesky | Platform::Facebook => {
+                TemplateKind::Social
+            }
+            Platform::Telegram
+            | Platform::Discord
+            | Platform::Slack
+            | Platform::Teams
+            | Platform::Matrix => TemplateKind::Chat,
             Platform::Email => TemplateKind::Email,
         }
     }
 
     /// The platform's length rule; `sms_segments` caps SMS cost.
+    ///
+    /// Teams, Matrix and Facebook have no rule of their own and borrow a stricter one: Teams and
+    /// Matrix the 4096 characters of Telegram (a Teams card is limited to about 28 KB, a Matrix
+    /// event to 65536 bytes: 4096 characters of up to 4 bytes stay below both), Facebook the
+    /// 40000 characters of Slack (a Page post allows 63206).
     pub fn rule(self, sms_segments: usize) -> ChannelRule {
         match self {
             Platform::Sms => ChannelRule::sms(sms_segments),
@@ -79,7 +102,8 @@ impl Platform {
             Platform::Bluesky => ChannelRule::bluesky(),
             Platform::Telegram => ChannelRule::telegram(),
             Platform::Discord => ChannelRule::discord(),
-            Platform::Slack => ChannelRule::slack(),
+            Platform::Slack | Platform::Facebook => ChannelRule::slack(),
+            Platform::Teams | Platform::Matrix => ChannelRule::telegram(),
             Platform::Email => ChannelRule::email(),
         }
     }

@@ -11,6 +11,7 @@
 //! - outbox trees (`broadcasts`, `deliveries`, `due`, `inflight`, `receipts`): see [`outbox`]
 //! - scheduler trees (`notices`, `messages`, `holds`): see [`schedule`]
 //! - `alerts`: monitoring alert groups, see [`intake`]
+//! - `threads`: incident ULID ‖ channel → the social thread's root and last post: see [`threads`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -31,6 +32,7 @@ pub mod flusher;
 pub mod intake;
 pub mod outbox;
 pub mod schedule;
+pub mod threads;
 
 use crate::domain::{
     Body, Broadcast, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact,
@@ -192,6 +194,7 @@ pub struct Store {
     messages: Tree,
     holds: Tree,
     alerts: Tree,
+    threads: Tree,
     flusher: Flusher,
     /// Serialises incident read-check-write sequences (held for microseconds, never across an
     /// await or a flush).
@@ -243,6 +246,7 @@ impl Store {
             messages: db.open_tree("messages")?,
             holds: db.open_tree("holds")?,
             alerts: db.open_tree("alerts")?,
+            threads: db.open_tree("threads")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
             write_lock: Arc::new(Mutex::new(())),
             db,

@@ -1,0 +1,279 @@
+//! Discord adapter: posts each update through a channel webhook.
+//!
+//! Request (<https://discord.com/developers/docs/resources/webhook#execute-webhook>):
+//! `POST {webhook_url}?wait=true` with JSON `content` (≤ 2000 characters) and
+//! `allowed_mentions: {"parse": []}`, so that an `@everyone` or a role name in an update never
+//! pings anyone. `wait=true` makes Discord answer with the created message, whose `id` is the
+//! receipt. A webhook cannot reply to a message, so Discord does not thread.
+//!
+//! Rate limits (<https://discord.com/developers/docs/topics/rate-limits>): a 429 carries
+//! `retry_after` (seconds, fractional) in its JSON body and a `Retry-After` header → `Retry`
+//! after the body's value (rounded up), else the header's. A success with
+//! `X-RateLimit-Remaining: 0` closes the gate for `X-RateLimit-Reset-After` seconds, so the next
+//! send waits instead of hitting the 429. The webhook URL holds its token: it is never printed.
+//! Check: `GET {webhook_url}` returns the webhook (its name and channel) without posting.
+
+use super::http::{failure, header, seconds, snippet, RateGate};
+use super::outcome::{exchange, OutMessage, Outcome};
+use super::Check;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// Settings for one Discord channel.
+#[derive(Clone)]
+pub struct DiscordConfig {
+    /// `https://discord.com/api/webhooks/{id}/{token}`. Secret: never printed.
+    pub webhook_url: String,
+    /// Bound on one send.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DiscordConfig { webhook_url: *** }")
+    }
+}
+
+/// Posts to one Discord webhook.
+#[derive(Debug)]
+pub struct DiscordAdapter {
+    config: DiscordConfig,
+    http: reqwest::Client,
+    gate: RateGate,
+}
+
+impl DiscordAdapter {
+    /// Wraps a config and a caller-built client.
+    pub fn new(config: DiscordConfig, http: reqwest::Client) -> Self {
+        DiscordAdapter {
+            config,
+            http,
+            gate: RateGate::default(),
+        }
+    }
+
+    fn send_url(&self) -> String {
+        let sep = if self.config.webhook_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!("{}{sep}wait=true", self.config.webhook_url)
+    }
+
+    /// The JSON body for `msg`.
+    pub fn body(msg: &OutMessage) -> Value {
+        json!({"content": msg.text, "allowed_mentions": {"parse": []}})
+    }
+
+    /// Posts one message and classifies the answer.
+    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+        if let Some(o) = self.gate.deferred("Discord") {
+            return o;
+        }
+        let request = self.http.post(self.send_url()).json(&Self::body(msg));
+        match exchange(request, self.config.timeout).await {
+            Ok(reply) => {
+                if header(&reply.headers, "x-ratelimit-remaining") == Some("0") {
+                    let reset = header(&reply.headers, "x-ratelimit-reset-after")
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .and_then(|f| seconds(&json!(f)));
+                    if let Some(d) = reset {
+                        self.gate.close_for(d);
+                    }
+                }
+                classify(reply.status, &reply.headers, &reply.body, Utc::now())
+            }
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Reads the webhook (`GET` on its URL), which proves it exists without posting.
+    pub async fn check(&self) -> Check {
+        let request = self.http.get(&self.config.webhook_url);
+        match exchange(request, self.config.timeout).await {
+            Ok(r) if (200..300).contains(&r.status) => {
+                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
+                Check::Ok(format!(
+                    "webhook \"{}\" posts to channel {}",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["channel_id"].as_str().unwrap_or("?")
+                ))
+            }
+            Ok(r) => Check::Failed(format!(
+                "the webhook answered HTTP {}: {}",
+                r.status,
+                snippet(&r.body)
+            )),
+            Err(o) => Check::Failed(o.reason().to_owned()),
+        }
+    }
+}
+
+/// Classifies one execute-webhook answer. Pure.
+pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>) -> Outcome {
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    if (200..300).contains(&status) {
+        return Outcome::Delivered {
+            receipt: v["id"].as_str().map(str::to_owned),
+        };
+    }
+    let from_body = if status == 429 {
+        seconds(&v["retry_after"])
+    } else {
+        None
+    };
+    match (
+        failure("Discord", status, headers, body, now, None),
+        from_body,
+    ) {
+        (Outcome::Retry { reason, after }, Some(b)) => Outcome::Retry {
+            reason,
+            after: Some(after.map_or(b, |h| h.max(b))),
+        },
+        (o, _) => o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::testing::{client, post};
+    use super::*;
+    use wiremock::matchers::{body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const HOOK: &str = "/api/webhooks/1234/s3cr3t-token";
+
+    fn adapter(base: &str) -> DiscordAdapter {
+        DiscordAdapter::new(
+            DiscordConfig {
+                webhook_url: format!("{base}{HOOK}"),
+                timeout: Duration::from_secs(5),
+            },
+            client(),
+        )
+    }
+
+    #[tokio::test]
+    async fn posts_content_without_mentions_and_waits_for_the_message() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(HOOK))
+            .and(query_param("wait", "true"))
+            .and(header("content-type", "application/json"))
+            .and(body_json(json!({
+                "content": "@everyone Häiriö ohi",
+                "allowed_mentions": {"parse": []}
+            })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": "998877", "channel_id": "55"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(&server.uri())
+            .send(&post("k", "@everyone Häiriö ohi"))
+            .await;
+        assert_eq!(
+            out,
+            Outcome::Delivered {
+                receipt: Some("998877".into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_limited_uses_the_body_retry_after() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "1")
+                    .set_body_json(json!({
+                        "message": "You are being rate limited.",
+                        "retry_after": 2.4,
+                        "global": false
+                    })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(&server.uri()).send(&post("k", "x")).await;
+        assert!(
+            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(3)),
+            "{out:?}"
+        );
+        assert!(!out.reason().contains("s3cr3t"));
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_bucket_defers_the_next_send() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("X-RateLimit-Limit", "5")
+                    .insert_header("X-RateLimit-Remaining", "0")
+                    .insert_header("X-RateLimit-Reset-After", "60.5")
+                    .set_body_json(json!({"id": "1"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let a = adapter(&server.uri());
+        assert!(matches!(
+            a.send(&post("k1", "a")).await,
+            Outcome::Delivered { .. }
+        ));
+        // Not sent (expect(1) above): deferred until the bucket refills.
+        let out = a.send(&post("k2", "b")).await;
+        assert!(
+            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d > Duration::from_secs(55)),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn check_reads_the_webhook() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(HOOK))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"id": "1234", "name": "Status", "channel_id": "55", "token": "s3cr3t-token"}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/webhooks/1234/wrong"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(json!({"message": "Invalid Webhook Token", "code": 50027})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let good = adapter(&server.uri()).check().await;
+        assert!(
+            matches!(&good, Check::Ok(s) if s.contains("Status") && !s.contains("s3cr3t")),
+            "{good:?}"
+        );
+        let bad = DiscordAdapter::new(
+            DiscordConfig {
+                webhook_url: format!("{}/api/webhooks/1234/wrong", server.uri()),
+                timeout: Duration::from_secs(5),
+            },
+            client(),
+        )
+        .check()
+        .await;
+        assert!(
+            matches!(&bad, Check::Failed(s) if s.contains("401")),
+            "{bad:?}"
+        );
+    }
+}

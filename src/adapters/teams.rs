@@ -1,0 +1,177 @@
+//! Microsoft Teams adapter: posts each update as an Adaptive Card through a Workflows webhook
+//! (the retired Office 365 connectors' replacement; their MessageCard payloads are not used).
+//!
+//! Request: `POST {workflow_url}` with
+//! `{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive",
+//! "content":{"$schema":"http://adaptivecards.io/schemas/adaptive-card.json","type":"AdaptiveCard",
+//! "version":"1.2","body":[{"type":"TextBlock","text":"…","wrap":true}]}}]}`.
+//! The flow answers 202 Accepted (or 200) with no message id, so Teams does not thread.
+//! 429 with `Retry-After` and 5xx → `Retry`; other 4xx → `Rejected`. The URL carries a
+//! signature (`sig=`): never printed.
+//!
+//! Check: every request to a Workflows URL runs the flow, so it cannot be checked without
+//! posting; `crier channels check` says so.
+
+use super::http::failure;
+use super::outcome::{exchange, OutMessage, Outcome};
+use super::Check;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// Settings for one Teams channel.
+#[derive(Clone)]
+pub struct TeamsConfig {
+    /// The Workflows HTTP trigger URL. Secret: never printed.
+    pub webhook_url: String,
+    /// Bound on one send.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for TeamsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TeamsConfig { webhook_url: *** }")
+    }
+}
+
+/// Posts Adaptive Cards to one Workflows webhook.
+#[derive(Debug, Clone)]
+pub struct TeamsAdapter {
+    config: TeamsConfig,
+    http: reqwest::Client,
+}
+
+impl TeamsAdapter {
+    /// Wraps a config and a caller-built client.
+    pub fn new(config: TeamsConfig, http: reqwest::Client) -> Self {
+        TeamsAdapter { config, http }
+    }
+
+    /// The message with its Adaptive Card for `msg`.
+    pub fn body(msg: &OutMessage) -> Value {
+        json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.2",
+                    "body": [{"type": "TextBlock", "text": msg.text, "wrap": true}]
+                }
+            }]
+        })
+    }
+
+    /// Posts one card and classifies the answer.
+    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+        let request = self
+            .http
+            .post(&self.config.webhook_url)
+            .json(&Self::body(msg));
+        match exchange(request, self.config.timeout).await {
+            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// A Workflows webhook cannot be checked without posting.
+    pub async fn check(&self) -> Check {
+        Check::Unchecked(
+            "cannot be checked without posting: every request to a Workflows URL runs its flow"
+                .into(),
+        )
+    }
+}
+
+/// Classifies one answer. Pure.
+pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>) -> Outcome {
+    if (200..300).contains(&status) {
+        return Outcome::Delivered { receipt: None };
+    }
+    failure("Teams", status, headers, body, now, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::testing::{client, post};
+    use super::*;
+    use wiremock::matchers::{body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn adapter(url: String) -> TeamsAdapter {
+        TeamsAdapter::new(
+            TeamsConfig {
+                webhook_url: url,
+                timeout: Duration::from_secs(5),
+            },
+            client(),
+        )
+    }
+
+    #[tokio::test]
+    async fn posts_an_adaptive_card() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/workflows/abc/triggers/manual/paths/invoke"))
+            .and(query_param("sig", "secret-sig"))
+            .and(header("content-type", "application/json"))
+            .and(body_json(json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.2",
+                        "body": [{"type": "TextBlock", "text": "Check-in restored", "wrap": true}]
+                    }
+                }]
+            })))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(format!(
+            "{}/workflows/abc/triggers/manual/paths/invoke?sig=secret-sig",
+            server.uri()
+        ))
+        .send(&post("k", "Check-in restored"))
+        .await;
+        assert_eq!(out, Outcome::Delivered { receipt: None });
+    }
+
+    #[tokio::test]
+    async fn throttled_retries_and_bad_request_rejects() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/busy"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "12"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/bad"))
+            .respond_with(ResponseTemplate::new(400).set_body_string("Bad card"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(format!("{}/busy", server.uri()))
+            .send(&post("k", "x"))
+            .await;
+        assert!(
+            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(12)),
+            "{out:?}"
+        );
+        let out = adapter(format!("{}/bad", server.uri()))
+            .send(&post("k", "x"))
+            .await;
+        assert!(matches!(out, Outcome::Rejected { .. }));
+        assert!(matches!(
+            adapter(server.uri()).check().await,
+            Check::Unchecked(_)
+        ));
+    }
+}

@@ -1,0 +1,279 @@
+//! Telegram adapter: a bot posts each update to one chat (a group or a channel), replying to
+//! the incident's previous message so the chat shows one thread per incident.
+//!
+//! Request (<https://core.telegram.org/bots/api#sendmessage>):
+//! `POST {base}/bot<token>/sendMessage` with JSON `chat_id` (a number, or `@channelname`),
+//! `text` (≤ 4096 characters, plain: no `parse_mode`, so nothing in an update can break the
+//! markup) and, in a thread, `reply_to_message_id`. The bot token sits in the URL path, so
+//! request errors are reported without their URL.
+//!
+//! The answer `{"ok":true,"result":{"message_id":N}}` gives the receipt `N`. Flood control
+//! answers 429 with `parameters.retry_after` (seconds) in the body → `Retry` after that; a group
+//! upgraded to a supergroup answers 400 with `parameters.migrate_to_chat_id` → `Rejected`
+//! naming the new id to configure. Check: `getMe`.
+
+use super::http::{failure, seconds, snippet};
+use super::outcome::{exchange, OutMessage, Outcome};
+use super::Check;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// The Bot API's origin.
+pub const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
+
+/// Settings for one Telegram channel; the token is resolved by the caller.
+#[derive(Clone)]
+pub struct TelegramConfig {
+    /// API origin, normally [`DEFAULT_BASE_URL`].
+    pub base_url: String,
+    /// The bot's token (`123456:ABC…`). Never printed.
+    pub bot_token: String,
+    /// The chat: a numeric id (groups are negative) or `@channelusername`.
+    pub chat_id: String,
+    /// Bound on one send.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for TelegramConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("base_url", &self.base_url)
+            .field("bot_token", &"***")
+            .field("chat_id", &self.chat_id)
+            .finish()
+    }
+}
+
+/// Sends messages to one chat through a bot.
+#[derive(Debug, Clone)]
+pub struct TelegramAdapter {
+    config: TelegramConfig,
+    http: reqwest::Client,
+}
+
+impl TelegramAdapter {
+    /// Wraps a config and a caller-built client.
+    pub fn new(config: TelegramConfig, http: reqwest::Client) -> Self {
+        TelegramAdapter { config, http }
+    }
+
+    fn url(&self, method: &str) -> String {
+        format!(
+            "{}/bot{}/{method}",
+            self.config.base_url.trim_end_matches('/'),
+            self.config.bot_token
+        )
+    }
+
+    /// The JSON body for `msg`.
+    pub fn body(&self, msg: &OutMessage) -> Value {
+        let chat: Value = match self.config.chat_id.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(self.config.chat_id),
+        };
+        let mut body = json!({"chat_id": chat, "text": msg.text});
+        if let Some(t) = &msg.thread {
+            body["reply_to_message_id"] = match t.parent.parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => json!(t.parent),
+            };
+        }
+        body
+    }
+
+    /// Sends one message and classifies the answer.
+    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+        let request = self
+            .http
+            .post(self.url("sendMessage"))
+            .json(&self.body(msg));
+        match exchange(request, self.config.timeout).await {
+            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Verifies the token with `getMe` (posts nothing).
+    pub async fn check(&self) -> Check {
+        match exchange(self.http.get(self.url("getMe")), self.config.timeout).await {
+            Ok(r) if (200..300).contains(&r.status) => {
+                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
+                Check::Ok(format!(
+                    "bot @{} (posts to chat {})",
+                    v["result"]["username"].as_str().unwrap_or("?"),
+                    self.config.chat_id
+                ))
+            }
+            Ok(r) => Check::Failed(format!(
+                "getMe answered HTTP {}: {}",
+                r.status,
+                snippet(&r.body)
+            )),
+            Err(o) => Check::Failed(o.reason().to_owned()),
+        }
+    }
+}
+
+/// Classifies one `sendMessage` answer. Pure.
+pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>) -> Outcome {
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    if (200..300).contains(&status) && v["ok"] == json!(true) {
+        let id = &v["result"]["message_id"];
+        let receipt = id
+            .as_i64()
+            .map(|n| n.to_string())
+            .or_else(|| id.as_str().map(str::to_owned));
+        return Outcome::Delivered { receipt };
+    }
+    if let Some(new_id) = v["parameters"]["migrate_to_chat_id"].as_i64() {
+        return Outcome::rejected(format!(
+            "Telegram: the group became a supergroup; set chat_id = {new_id}"
+        ));
+    }
+    let after = seconds(&v["parameters"]["retry_after"]);
+    if (200..300).contains(&status) {
+        // 200 without ok: true is not something the Bot API does; try again later.
+        return Outcome::retry(format!("Telegram answered {status}: {}", snippet(body)));
+    }
+    failure("Telegram", status, headers, body, now, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::testing::{client, post, reply};
+    use super::*;
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const TOKEN: &str = "123456:ABC-secret";
+
+    fn adapter(base: &str, token: &str) -> TelegramAdapter {
+        TelegramAdapter::new(
+            TelegramConfig {
+                base_url: base.into(),
+                bot_token: token.into(),
+                chat_id: "-1001234567890".into(),
+                timeout: Duration::from_secs(5),
+            },
+            client(),
+        )
+    }
+
+    #[tokio::test]
+    async fn sends_then_replies_to_the_previous_message() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/sendMessage")))
+            .and(header("content-type", "application/json"))
+            .and(body_json(
+                json!({"chat_id": -1001234567890_i64, "text": "Häiriö"}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "result": {"message_id": 41, "chat": {"id": -1001234567890_i64}}}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/sendMessage")))
+            .and(body_json(json!({
+                "chat_id": -1001234567890_i64,
+                "text": "Korjattu",
+                "reply_to_message_id": 41
+            })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": true, "result": {"message_id": 42}})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let a = adapter(&server.uri(), TOKEN);
+        assert_eq!(
+            a.send(&post("k1", "Häiriö")).await,
+            Outcome::Delivered {
+                receipt: Some("41".into())
+            }
+        );
+        assert_eq!(
+            a.send(&reply("k2", "Korjattu", "41", "41")).await,
+            Outcome::Delivered {
+                receipt: Some("42".into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn flood_control_retries_after_the_body_value() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).set_body_json(json!({
+                "ok": false, "error_code": 429,
+                "description": "Too Many Requests: retry after 35",
+                "parameters": {"retry_after": 35}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(&server.uri(), TOKEN).send(&post("k", "x")).await;
+        assert!(
+            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(35)),
+            "{out:?}"
+        );
+        assert!(!out.reason().contains("ABC-secret"));
+    }
+
+    #[test]
+    fn migrated_group_and_bad_requests_are_rejected() {
+        let now = Utc::now();
+        let h = HeaderMap::new();
+        let o = classify(
+            400,
+            &h,
+            r#"{"ok":false,"error_code":400,"description":"Bad Request: group chat was upgraded to a supergroup chat","parameters":{"migrate_to_chat_id":-1009876}}"#,
+            now,
+        );
+        assert!(matches!(&o, Outcome::Rejected { reason } if reason.contains("-1009876")));
+        let o = classify(
+            400,
+            &h,
+            r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
+            now,
+        );
+        assert!(matches!(&o, Outcome::Rejected { reason } if reason.contains("chat not found")));
+    }
+
+    #[tokio::test]
+    async fn check_uses_get_me() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/bot{TOKEN}/getMe")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "result": {"id": 1, "is_bot": true, "username": "crier_bot"}}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/botWRONG/getMe"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(
+                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let good = adapter(&server.uri(), TOKEN).check().await;
+        assert!(
+            matches!(&good, Check::Ok(s) if s.contains("@crier_bot")),
+            "{good:?}"
+        );
+        let bad = adapter(&server.uri(), "WRONG").check().await;
+        assert!(
+            matches!(&bad, Check::Failed(s) if s.contains("401") && !s.contains("WRONG")),
+            "{bad:?}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Social threads: for each (incident, channel), the platform's reference of the incident's first
+//! post and of its latest one, so that every later update (and every later part of a long one)
+//! is posted as a reply and readers follow one thread per incident.
+//!
+//! Key: incident ULID (16 bytes) ‖ channel name → JSON [`Thread`]. A reference is the adapter's
+//! receipt for the post, kept as the platform gave it (a plain id, or Bluesky's `{"uri","cid"}`
+//! JSON): the store does not interpret it. Writes are durable before they return, like every
+//! other store write, so a restart never starts a second thread for an incident.
+
+use super::{decode, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+/// A platform's reference to one post (its receipt).
+pub type PostRef = String;
+
+/// The thread of one incident on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The incident's first post on the channel.
+    pub root: PostRef,
+    /// The latest post: the next one replies to it.
+    pub last: PostRef,
+}
+
+fn thread_key(incident: Ulid, channel: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + channel.len());
+    k.extend_from_slice(&incident.to_bytes());
+    k.extend_from_slice(channel.as_bytes());
+    k
+}
+
+impl Store {
+    /// The thread of `incident` on `channel`, if something was posted there.
+    pub fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
+        match self.threads.get(thread_key(incident, channel))? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records `post` as the latest post of the incident's thread on `channel` (and as its root
+    /// when it is the first), durably. Returns the thread as stored.
+    pub async fn extend_thread(
+        &self,
+        incident: Ulid,
+        channel: &str,
+        post: &str,
+    ) -> Result<Thread, StoreError> {
+        let key = thread_key(incident, channel);
+        // One atomic read-modify-write, so concurrent senders never lose the root.
+        let stored = self.threads.update_and_fetch(key, |old| {
+            let root = old
+                .and_then(|b| serde_json::from_slice::<Thread>(b).ok())
+                .map_or_else(|| post.to_owned(), |t| t.root);
+            let thread = Thread {
+                root,
+                last: post.to_owned(),
+            };
+            // Serialising two strings cannot fail; if it did, the old value stays.
+            serde_json::to_vec(&thread)
+                .ok()
+                .or_else(|| old.map(<[u8]>::to_vec))
+        })?;
+        let thread: Thread = match stored {
+            Some(raw) => decode(&raw)?,
+            None => return Err(StoreError::Corrupt("the thread record vanished".into())),
+        };
+        self.durable().await?;
+        Ok(thread)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_post_is_root_and_later_ones_move_last_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let inc = Ulid::new();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.thread(inc, "mastodon").unwrap(), None);
+            let t = store.extend_thread(inc, "mastodon", "101").await.unwrap();
+            assert_eq!(t.root, "101");
+            assert_eq!(t.last, "101");
+            let t = store.extend_thread(inc, "mastodon", "102").await.unwrap();
+            assert_eq!((t.root.as_str(), t.last.as_str()), ("101", "102"));
+            // Another channel and another incident have their own threads.
+            assert_eq!(store.thread(inc, "mastodon2").unwrap(), None);
+            assert_eq!(store.thread(Ulid::new(), "mastodon").unwrap(), None);
+        }
+        // Reopen once the old flusher task has dropped its handle: the thread is on disk.
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        assert_eq!(
+            store.thread(inc, "mastodon").unwrap(),
+            Some(Thread {
+                root: "101".into(),
+                last: "102".into()
+            })
+        );
+    }
+}

@@ -69,7 +69,7 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
         }
     }
     let mut failures = Vec::new();
-    for d in state.store.deliveries_of(id)? {
+    state.store.for_each_delivery(id, |d| {
         let c = channels.entry(d.channel.clone()).or_default();
         c.total += 1;
         match d.state {
@@ -96,7 +96,7 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
                 failures.push(f);
             }
         }
-    }
+    })?;
     let complete = channels
         .values()
         .all(|c| c.expanding == 0 && c.pending == 0 && c.in_flight == 0);
@@ -106,6 +106,20 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
         complete,
         failures,
     })
+}
+
+/// [`status_of`] off the async workers: it reads every delivery of the incident, which for a
+/// big fan-out takes long enough to stall other requests and the dispatcher's sends.
+async fn status_blocking(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || status_of(&st, id))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the status scan failed: {e}"),
+            )
+        })?
 }
 
 fn failure(d: &Delivery) -> Option<Failure> {
@@ -151,7 +165,7 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Status>, ApiError> {
-    Ok(Json(status_of(&state, parse_id(&id)?)?))
+    Ok(Json(status_blocking(&state, parse_id(&id)?).await?))
 }
 
 /// `text/event-stream`: a `status` event every half second while anything changes, ending with
@@ -161,12 +175,12 @@ pub async fn stream(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
-    status_of(&state, id)?;
+    status_blocking(&state, id).await?;
     let s = stream::unfold((state, false), move |(state, done)| async move {
         if done {
             return None;
         }
-        let event = match status_of(&state, id) {
+        let event = match status_blocking(&state, id).await {
             Ok(st) => {
                 let complete = st.complete;
                 let ev = Event::default()

@@ -340,15 +340,26 @@ impl Store {
     /// Every delivery of an incident (claimed ones shown as in flight).
     pub fn deliveries_of(&self, incident: Ulid) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
+        self.for_each_delivery(incident, |d| out.push(d))?;
+        Ok(out)
+    }
+
+    /// Visits an incident's deliveries one at a time (a status over a million deliveries must
+    /// not hold them all in memory at once).
+    pub fn for_each_delivery(
+        &self,
+        incident: Ulid,
+        mut f: impl FnMut(Delivery),
+    ) -> Result<(), StoreError> {
         for item in self.deliveries.scan_prefix(incident.to_bytes()) {
             let (k, v) = item?;
             let mut d: Delivery = decode(&v)?;
             if d.state == DeliveryState::Pending && self.inflight.contains_key(&k)? {
                 d.state = DeliveryState::InFlight;
             }
-            out.push(d);
+            f(d);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Every broadcast (tests and diagnostics).

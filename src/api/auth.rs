@@ -34,19 +34,22 @@ impl Tokens {
 #[derive(Debug, Clone)]
 pub struct Principal(pub String);
 
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// Middleware: rejects requests without a valid `Authorization: Bearer` token with 401.
 pub async fn require_token(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(ApiError::unauthorized)?;
+    let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
     let name = state
         .tokens
         .check(presented)

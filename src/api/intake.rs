@@ -13,7 +13,6 @@ use crate::intake::payloads::{HookKind, HookPayload, TriggerDoc};
 use crate::intake::Outcome;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use hmac::{Hmac, Mac};
@@ -106,12 +105,7 @@ async fn hook(
 
 /// Bearer token, or a valid HMAC signature when a secret is configured.
 fn authenticated(state: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if let Some(t) = bearer {
+    if let Some(t) = super::auth::bearer(headers) {
         if state.tokens.check(t).is_some() {
             return true;
         }

@@ -549,7 +549,12 @@ fn prepare_standalone(
     let tz = ch.channel.timezone.unwrap_or(inner.settings.timezone);
     let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
     let (locale, prepared) = match &msg.kind {
-        StandaloneKind::Notice { subject, body, .. } => {
+        StandaloneKind::Notice {
+            subject,
+            body,
+            scheduled_for,
+            ..
+        } => {
             let event = Event::Notice;
             let locale = choose_locale(inner, ch, d, event, |l| body.texts().contains_key(l))?;
             let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
@@ -561,10 +566,7 @@ fn prepare_standalone(
                         "version": 1,
                         "type": "notice",
                         "notice_id": msg.origin.to_string(),
-                        "scheduled_for": match &msg.kind {
-                            StandaloneKind::Notice { scheduled_for, .. } => scheduled_for.to_rfc3339(),
-                            _ => String::new(),
-                        },
+                        "scheduled_for": scheduled_for.to_rfc3339(),
                         "subject": subject,
                         "text": text,
                         "locale": locale.to_string(),

@@ -305,38 +305,29 @@ impl Scheduler {
             .or(updates.last())
             .cloned()
             .ok_or_else(|| StoreError::Corrupt("an incident without updates".into()))?;
-        let mut locales: Vec<Locale> = last.body.texts().keys().cloned().collect();
-        if locales.is_empty() {
-            locales.push(Locale::english());
-        }
-        let mut texts = BTreeMap::new();
-        for locale in &locales {
+        let render = |locale: &Locale| {
             let mut ctx =
                 Context::for_update(&self.render, incident, &last, locale, self.render.timezone);
             ctx.next_update = Some(i18n::format_time(next, self.render.timezone, locale));
-            let text = self
-                .templates
+            self.templates
                 .holding_statement(locale, &ctx)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if let Some(t) = text {
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        // In each language of the last update that has a template; else English, which ships.
+        let mut texts = BTreeMap::new();
+        for locale in last.body.texts().keys() {
+            if let Some(t) = render(locale)? {
                 texts.insert(locale.clone(), t);
             }
         }
         if texts.is_empty() {
             let en = Locale::english();
-            let mut ctx =
-                Context::for_update(&self.render, incident, &last, &en, self.render.timezone);
-            ctx.next_update = Some(i18n::format_time(next, self.render.timezone, &en));
-            let t = self
-                .templates
-                .holding_statement(&en, &ctx)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                .unwrap_or_else(|| {
-                    format!(
-                        "We are still working on \"{}\". The next update will follow.",
-                        incident.title.as_str()
-                    )
-                });
+            let t = render(&en)?.unwrap_or_else(|| {
+                format!(
+                    "We are still working on \"{}\". The next update will follow.",
+                    incident.title.as_str()
+                )
+            });
             texts.insert(en, t);
         }
         Body::parse(texts).map_err(|e| StoreError::Corrupt(e.to_string()))

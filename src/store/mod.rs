@@ -28,6 +28,7 @@
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
 
+pub mod codec;
 pub mod flusher;
 pub mod intake;
 pub mod outbox;
@@ -86,7 +87,10 @@ fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+    // Sized for a typical record, so serde_json does not grow the buffer field by field.
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(out)
 }
 
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {

@@ -13,7 +13,7 @@
 //! Broadcasts are written *before* their update (see `Store::append_update`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
 
-use super::{decode, encode, Store, StoreError};
+use super::{codec, decode, encode, Store, StoreError};
 use crate::domain::{
     idempotency_key, Broadcast, ComponentName, Delivery, DeliveryState, Subscriber, Target,
 };
@@ -139,7 +139,7 @@ impl Store {
         // (claiming drops it; re-expansion creates both), or both. A record is never left
         // without a way to be sent.
         self.due.insert(due_key(&d.channel, now, &dk), &[])?;
-        self.deliveries.insert(dk, encode(&d)?)?;
+        self.deliveries.insert(dk, codec::encode(&d))?;
         Ok(true)
     }
 
@@ -232,7 +232,7 @@ impl Store {
             let claimable = match &record {
                 Some(raw) => {
                     !self.inflight.contains_key(dk)?
-                        && decode::<Delivery>(raw)?.state == DeliveryState::Pending
+                        && codec::decode(raw)?.state == DeliveryState::Pending
                 }
                 None => false,
             };
@@ -242,7 +242,7 @@ impl Store {
                 continue;
             }
             let Some(raw) = record else { continue };
-            let mut d: Delivery = decode(&raw)?;
+            let mut d: Delivery = codec::decode(&raw)?;
             // The in-flight marker before the due entry goes: after a crash the delivery is
             // still due, or in flight (and made due again at start-up), never neither. The stored
             // record stays pending; the outcome rewrites it once. A claim is two small writes.
@@ -269,7 +269,7 @@ impl Store {
     /// waits until it is durable.
     pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
         let dk = delivery_key(d);
-        self.deliveries.insert(dk, encode(d)?)?;
+        self.deliveries.insert(dk, codec::encode(d))?;
         if d.state == DeliveryState::Pending {
             self.due.insert(due_key(&d.channel, d.next_at, &dk), &[])?;
         }
@@ -299,18 +299,18 @@ impl Store {
         let Some(raw) = self.deliveries.get(&dk)? else {
             return Ok(None);
         };
-        let mut d: Delivery = decode(&raw)?;
+        let mut d: Delivery = codec::decode(&raw)?;
         d.provider_status = Some(status.to_owned());
         d.provider_error = error;
         d.updated_at = now;
-        self.deliveries.insert(&dk, encode(&d)?)?;
+        self.deliveries.insert(&dk, codec::encode(&d))?;
         self.durable().await?;
         Ok(Some(d))
     }
 
     /// Records progress inside a threaded message (parts already accepted), durably.
     pub async fn record_progress(&self, d: &Delivery) -> Result<(), StoreError> {
-        self.deliveries.insert(delivery_key(d), encode(d)?)?;
+        self.deliveries.insert(delivery_key(d), codec::encode(d))?;
         self.durable().await
     }
 
@@ -320,11 +320,11 @@ impl Store {
         for item in self.inflight.iter() {
             let (dk, _) = item?;
             if let Some(raw) = self.deliveries.get(&dk)? {
-                let mut d: Delivery = decode(&raw)?;
+                let mut d: Delivery = codec::decode(&raw)?;
                 if !d.state.is_final() {
                     d.state = DeliveryState::Pending;
                     d.next_at = now;
-                    self.deliveries.insert(&dk, encode(&d)?)?;
+                    self.deliveries.insert(&dk, codec::encode(&d))?;
                     self.due.insert(due_key(&d.channel, now, &dk), &[])?;
                     n += 1;
                 }
@@ -353,7 +353,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for item in self.deliveries.scan_prefix(incident.to_bytes()) {
             let (k, v) = item?;
-            let mut d: Delivery = decode(&v)?;
+            let mut d: Delivery = codec::decode(&v)?;
             if d.state == DeliveryState::Pending && self.inflight.contains_key(&k)? {
                 d.state = DeliveryState::InFlight;
             }
@@ -389,13 +389,13 @@ impl Store {
         let mut channels = Vec::new();
         for item in self.deliveries.scan_prefix(incident.to_bytes()) {
             let (dk, raw) = item?;
-            let mut d: Delivery = decode(&raw)?;
+            let mut d: Delivery = codec::decode(&raw)?;
             if d.state == DeliveryState::Dead {
                 d.state = DeliveryState::Pending;
                 d.attempts = 0;
                 d.next_at = now;
                 d.updated_at = now;
-                self.deliveries.insert(&dk, encode(&d)?)?;
+                self.deliveries.insert(&dk, codec::encode(&d))?;
                 self.due.insert(due_key(&d.channel, now, &dk), &[])?;
                 channels.push(d.channel);
             }

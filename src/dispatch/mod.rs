@@ -300,32 +300,46 @@ async fn channel_worker(
     ch: Arc<ChannelRt>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let sem = Arc::new(Semaphore::new(ch.channel.concurrency));
+    let concurrency = ch.channel.concurrency;
+    let sem = Arc::new(Semaphore::new(concurrency));
+    // Each claim scans the due-index past the entries already in flight, so while sends are
+    // under way the worker waits until a batch of slots is free and claims them in one scan:
+    // at most `concurrency / batch` skipped entries per claimed delivery, not `concurrency`.
+    let batch_slots = u32::try_from((concurrency / 8).clamp(1, 32)).unwrap_or(1);
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        let busy = sem.available_permits() < concurrency;
+        let want = if busy { batch_slots } else { 1 };
+        let permits = tokio::select! {
+            p = sem.clone().acquire_many_owned(want) => match p { Ok(p) => p, Err(_) => break },
             _ = shutdown.changed() => break,
         };
         if *shutdown.borrow() {
             break;
         }
+        let mut permits = permits;
+        let extra = u32::try_from(sem.available_permits()).unwrap_or(0);
+        if extra > 0 {
+            if let Ok(more) = sem.clone().try_acquire_many_owned(extra) {
+                permits.merge(more);
+            }
+        }
         let now = inner.clock.now();
         let batch = match inner
             .store
-            .claim_due(&ch.channel.name, now, 1 + sem.available_permits())
+            .claim_due(&ch.channel.name, now, permits.num_permits())
         {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(channel = %ch.channel.name, error = %e, "claiming deliveries failed");
-                drop(permit);
+                drop(permits);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if batch.is_empty() {
-            drop(permit);
+            drop(permits);
             let wait = match inner.store.next_due(&ch.channel.name) {
                 Ok(Some(t)) => (t - now)
                     .to_std()
@@ -340,15 +354,10 @@ async fn channel_worker(
             }
             continue;
         }
-        let mut permit = Some(permit);
         for d in batch {
-            let p = match permit.take() {
-                Some(p) => p,
-                None => match sem.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
+            // One permit per send; the batch never holds more deliveries than permits. The
+            // unused rest go back when `permits` drops after the loop.
+            let Some(p) = permits.split(1) else { break };
             let wait = ch.bucket.lock().await.take();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;

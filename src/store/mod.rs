@@ -203,6 +203,11 @@ pub struct Store {
     /// Serialises incident read-check-write sequences (held for microseconds, never across an
     /// await or a flush).
     write_lock: Arc<Mutex<()>>,
+    /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
+    /// claimed through. A claim is only this: its due entry stays in the store until the outcome
+    /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
+    /// claim (see [`outbox`]).
+    claimed: Arc<Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>>,
 }
 
 impl Store {
@@ -253,6 +258,7 @@ impl Store {
             threads: db.open_tree("threads")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
             write_lock: Arc::new(Mutex::new(())),
+            claimed: Arc::default(),
             db,
         };
         let repaired = store.repair()?;

@@ -1,14 +1,20 @@
 //! The outbox: broadcasts (an update going out on a channel), deliveries (one per update ×
-//! channel × recipient), the per-channel due-index that orders pending work, and the in-flight
-//! set used to recover claims after a crash.
+//! channel × recipient) and the per-channel due-index that orders pending work.
 //!
 //! Keys (big-endian, so scans come out in time / timeline order):
 //! - `broadcasts`: incident ULID ‖ seq (u32) ‖ channel → JSON [`Broadcast`]
-//! - `deliveries`: incident ULID ‖ seq ‖ delivery id → JSON [`Delivery`]; the id is the
-//!   idempotency key of (update, channel, recipient), so each triple has exactly one record
-//! - `due`: channel ‖ 0x00 ‖ due time (ms, u64) ‖ delivery key → ()
-//! - `inflight`: delivery key → channel
+//! - `deliveries`: incident ULID ‖ seq ‖ delivery id → [`Delivery`] in the compact encoding of
+//!   [`super::codec`]; the id is the idempotency key of (update, channel, recipient), so each
+//!   triple has exactly one record
+//! - `due`: channel ‖ 0x00 ‖ due time (ms, u64) ‖ delivery key → (); an entry is live while its
+//!   record is unfinished and due at that very millisecond, and stale otherwise
+//! - `inflight`: delivery key → channel; written only by earlier versions, whose claims marked
+//!   deliveries there, and emptied at start-up (claims now live in memory, see
+//!   [`Store::claim_due`])
 //! - `receipts`: provider message id → delivery key (channels with status callbacks)
+//!
+//! A delivery costs four writes: its record and due entry at expansion, then its record again
+//! and the removal of its due entry with the outcome. Claiming writes nothing.
 //!
 //! Broadcasts are written *before* their update (see `Store::append_update`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
@@ -207,9 +213,24 @@ impl Store {
         })
     }
 
-    /// Claims up to `limit` deliveries of `channel` due at or before `now`: they leave the
-    /// due-index and become in flight. Claims need no flush: after a crash an unflushed claim is
-    /// simply still due.
+    /// The deliveries claimed and not yet recorded. The set only ever holds whole entries, so a
+    /// panic elsewhere while it was locked leaves nothing half-done: a poisoned lock is used as is.
+    fn claimed(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; DELIVERY_KEY_LEN], Vec<u8>>> {
+        self.claimed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Claims up to `limit` deliveries of `channel` due at or before `now`, in due order.
+    ///
+    /// A claim writes nothing: the delivery joins this process's claimed set and its due entry
+    /// stays where it is until [`Store::record`] writes the outcome and removes it. After a crash
+    /// the set is gone and the delivery is simply due again (a resend of at most what was in
+    /// flight). Scans skip claimed entries; entries that no longer match a pending record (the
+    /// record is final, or was rescheduled to another time, or was never written because an
+    /// expansion was cut short) are stale and removed.
     pub fn claim_due(
         &self,
         channel: &str,
@@ -217,37 +238,38 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let prefix = due_prefix(channel);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(1024));
         for item in self.due.scan_prefix(&prefix) {
             if out.len() >= limit {
                 break;
             }
             let (k, _) = item?;
-            match due_time(&k, prefix.len()) {
-                Some(t) if t <= now => {}
+            let at = match due_time(&k, prefix.len()) {
+                Some(t) if t <= now => t,
                 _ => break,
-            }
-            let dk = &k[prefix.len() + 8..];
-            let record = self.deliveries.get(dk)?;
-            let claimable = match &record {
-                Some(raw) => {
-                    !self.inflight.contains_key(dk)?
-                        && codec::decode(raw)?.state == DeliveryState::Pending
-                }
-                None => false,
             };
-            if !claimable {
-                // A stale entry: already claimed, final, or left by an interrupted expansion.
+            let Ok(dk) = <[u8; DELIVERY_KEY_LEN]>::try_from(&k[prefix.len() + 8..]) else {
                 self.due.remove(&k)?;
                 continue;
+            };
+            if self.claimed().contains_key(&dk) {
+                continue;
             }
-            let Some(raw) = record else { continue };
-            let mut d: Delivery = codec::decode(&raw)?;
-            // The in-flight marker before the due entry goes: after a crash the delivery is
-            // still due, or in flight (and made due again at start-up), never neither. The stored
-            // record stays pending; the outcome rewrites it once. A claim is two small writes.
-            self.inflight.insert(dk, channel.as_bytes())?;
-            self.due.remove(&k)?;
+            let record = match self.deliveries.get(dk)? {
+                Some(raw) => Some(codec::decode(&raw)?),
+                None => None,
+            };
+            let Some(mut d) = record.filter(|d: &Delivery| {
+                // In flight in the record itself: a threaded message interrupted between parts
+                // (`record_progress`), which resumes after the parts already accepted.
+                matches!(d.state, DeliveryState::Pending | DeliveryState::InFlight)
+                    && d.next_at.timestamp_millis() == at.timestamp_millis()
+            }) else {
+                // A stale entry: final, rescheduled, or left by an interrupted expansion.
+                self.due.remove(&k)?;
+                continue;
+            };
+            self.claimed().insert(dk, k.to_vec());
             d.state = DeliveryState::InFlight;
             d.attempts += 1;
             d.updated_at = now;
@@ -256,24 +278,42 @@ impl Store {
         Ok(out)
     }
 
-    /// When the next delivery of `channel` is due, if any is pending.
+    /// When the next delivery of `channel` is due, if any is pending (claimed ones are not).
     pub fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let prefix = due_prefix(channel);
-        Ok(match self.due.scan_prefix(&prefix).next() {
-            Some(item) => due_time(&item?.0, prefix.len()),
-            None => None,
-        })
+        for item in self.due.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let claimed = k
+                .get(prefix.len() + 8..)
+                .and_then(|dk| <[u8; DELIVERY_KEY_LEN]>::try_from(dk).ok())
+                .is_some_and(|dk| self.claimed().contains_key(&dk));
+            if !claimed {
+                return Ok(due_time(&k, prefix.len()));
+            }
+        }
+        Ok(None)
     }
 
     /// Records a send's result (`d` carries the new state, error, receipt, next time) and
     /// waits until it is durable.
+    ///
+    /// The record is written before its claimed due entry goes, so a crash between the two
+    /// leaves a due entry that no longer matches (dropped by the next claim), never a pending
+    /// delivery without one.
     pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
         let dk = delivery_key(d);
         self.deliveries.insert(dk, codec::encode(d))?;
-        if d.state == DeliveryState::Pending {
-            self.due.insert(due_key(&d.channel, d.next_at, &dk), &[])?;
+        let next = (d.state == DeliveryState::Pending).then(|| due_key(&d.channel, d.next_at, &dk));
+        if let Some(next) = &next {
+            self.due.insert(next.as_slice(), &[])?;
         }
-        self.inflight.remove(dk)?;
+        let claimed_through = self.claimed().get(&dk).cloned();
+        if let Some(old) = claimed_through {
+            if next.as_ref() != Some(&old) {
+                self.due.remove(old)?;
+            }
+            self.claimed().remove(&dk);
+        }
         self.durable().await
     }
 
@@ -314,7 +354,9 @@ impl Store {
         self.durable().await
     }
 
-    /// Start-up: deliveries that were in flight when the process stopped are due again now.
+    /// Start-up: deliveries that an earlier version of crier marked in flight (in the `inflight`
+    /// tree, which claims no longer write) are due again now. Deliveries claimed by this version
+    /// kept their due entries, so they need nothing.
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut n = 0;
         for item in self.inflight.iter() {
@@ -354,7 +396,10 @@ impl Store {
         for item in self.deliveries.scan_prefix(incident.to_bytes()) {
             let (k, v) = item?;
             let mut d: Delivery = codec::decode(&v)?;
-            if d.state == DeliveryState::Pending && self.inflight.contains_key(&k)? {
+            if d.state == DeliveryState::Pending
+                && <[u8; DELIVERY_KEY_LEN]>::try_from(k.as_ref())
+                    .is_ok_and(|dk| self.claimed().contains_key(&dk))
+            {
                 d.state = DeliveryState::InFlight;
             }
             f(d);
@@ -411,8 +456,15 @@ impl Store {
         let mut oldest: Option<DateTime<Utc>> = None;
         let mut n = 0;
         for k in self.due.iter().keys().flatten() {
-            n += 1;
             if let Some(sep) = k.iter().position(|&b| b == 0) {
+                let claimed = k
+                    .get(sep + 9..)
+                    .and_then(|dk| <[u8; DELIVERY_KEY_LEN]>::try_from(dk).ok())
+                    .is_some_and(|dk| self.claimed().contains_key(&dk));
+                if claimed {
+                    continue; // in flight, not queued
+                }
+                n += 1;
                 if let Some(t) = due_time(&k, sep + 1) {
                     oldest = Some(oldest.map_or(t, |o| o.min(t)));
                 }
@@ -567,9 +619,86 @@ mod tests {
             store.next_due("sms").unwrap(),
             Some(later.next_at).map(|t| Utc.timestamp_millis_opt(t.timestamp_millis()).unwrap())
         );
-        // Four are in flight; a restart makes them due again.
-        assert_eq!(store.recover_in_flight(now).await.unwrap(), 4);
-        assert_eq!(store.claim_due("sms", now, 10).unwrap().len(), 4);
+        // Four are in flight, and the claims wrote nothing: after a crash (the store reopened
+        // without recording them) all four are due again, and nothing else is.
+        assert_eq!(
+            store.queue_depth().0,
+            1,
+            "only the rescheduled one is queued"
+        );
+        drop(store);
+        let store = open(dir.path()).await;
+        let again = store.claim_due("sms", now, 10).unwrap();
+        assert_eq!(again.len(), 4);
+        assert!(
+            again.iter().all(|d| d.id != later.id),
+            "the rescheduled one waits for its time"
+        );
+        assert_eq!(store.recover_in_flight(now).await.unwrap(), 0);
+    }
+
+    /// Deliveries marked in flight by an earlier version (the `inflight` tree) are due again at
+    /// start-up, and the tree is emptied.
+    #[tokio::test]
+    async fn in_flight_marks_of_earlier_versions_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, 2).await;
+        let now = Utc::now();
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        // What an earlier version's claim left: the due entry gone, an in-flight mark instead.
+        for d in store.deliveries_of(b.incident_id).unwrap() {
+            let dk = delivery_key(&d);
+            store.due.remove(due_key("sms", d.next_at, &dk)).unwrap();
+            store.inflight.insert(dk, "sms").unwrap();
+        }
+        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        let later = now + chrono::Duration::seconds(1);
+        assert_eq!(store.recover_in_flight(later).await.unwrap(), 2);
+        assert!(store.inflight.is_empty());
+        assert_eq!(store.claim_due("sms", later, 10).unwrap().len(), 2);
+    }
+
+    /// A delivery whose outcome was recorded is not claimed again through its old due entry,
+    /// even if that entry survived (a crash between writing the record and removing the entry),
+    /// and a retry is not claimed before its new time through the entry it was claimed by.
+    #[tokio::test]
+    async fn recorded_outcomes_retire_their_due_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, 2).await;
+        let now = Utc::now();
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        let mut claimed = store.claim_due("sms", now, 10).unwrap();
+        assert_eq!(claimed.len(), 2);
+        let mut done = claimed.remove(0);
+        let mut retry = claimed.remove(0);
+        done.state = DeliveryState::Delivered;
+        store.record(&done).await.unwrap();
+        retry.state = DeliveryState::Pending;
+        retry.next_at = now + chrono::Duration::seconds(60);
+        store.record(&retry).await.unwrap();
+        // The crash case: the old entries put back as if their removal had been lost.
+        for d in [&done, &retry] {
+            store
+                .due
+                .insert(due_key("sms", now, &delivery_key(d)), &[])
+                .unwrap();
+        }
+        let soon = now + chrono::Duration::seconds(1);
+        assert!(store.claim_due("sms", soon, 10).unwrap().is_empty());
+        assert_eq!(store.queue_depth().0, 1, "the stale entries were dropped");
+        let later = now + chrono::Duration::seconds(61);
+        let again = store.claim_due("sms", later, 10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, retry.id);
+        assert_eq!(again[0].attempts, 2);
     }
 
     #[tokio::test]
@@ -621,8 +750,7 @@ mod tests {
             1,
             "the duplicate due entry is not claimed twice"
         );
-        // A due entry whose delivery is in flight (e.g. re-added at start-up while an old one
-        // survived) is dropped, not claimed again.
+        // A second due entry for a delivery in flight is not claimed again.
         let dk = delivery_key(&claimed[0]);
         store.due.insert(due_key("sms", now, &dk), &[]).unwrap();
         assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
@@ -634,6 +762,15 @@ mod tests {
             .insert(due_key("sms", now, &delivery_key(&ghost)), &[])
             .unwrap();
         assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
-        assert_eq!(store.queue_depth().0, 0);
+        assert_eq!(store.queue_depth().0, 0, "the ghost was dropped");
+        let mut done = claimed[0].clone();
+        done.state = DeliveryState::Delivered;
+        store.record(&done).await.unwrap();
+        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        assert_eq!(
+            store.due.len(),
+            0,
+            "the second entry went with the outcome's claim scan"
+        );
     }
 }

@@ -27,7 +27,10 @@
 //!   polled every 100 ms); deliveries/s = subscribers / that time. Then `wrk -t2 -c64 -d5s`
 //!   posts Twilio-shaped form requests (a Lua script, a distinct `To` per request) to a second,
 //!   fresh emulator, with crier stopped: the emulator's raw capacity, printed beside it (if
-//!   `wrk` is missing, the program says how to install it: `apt-get install -y wrk`).
+//!   `wrk` is missing, the program says how to install it: `apt-get install -y wrk`). Then a
+//!   bare reqwest client in this process (built like crier's, 2 runtime workers, the same
+//!   concurrency) posts `--ceiling-requests` of the same requests to a third emulator: what
+//!   any reqwest-based sender can reach here with nothing else to do.
 //!   Target: at least 10,000 deliveries/s.
 //! - `rss` (default 1,000,000 subscribers): the same fan-out, reporting crier's resident memory:
 //!   VmRSS sampled every 500 ms (peak per phase: import, fan-out) and VmHWM (the kernel's
@@ -112,6 +115,10 @@ struct Args {
     /// Extra environment for crier, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2.
     #[arg(long, value_name = "KEY=VALUE")]
     crier_env: Vec<String>,
+    /// Requests of the bare-reqwest-client ceiling run against the emulator (throughput mode);
+    /// 0 skips it.
+    #[arg(long, default_value_t = 50_000)]
+    ceiling_requests: usize,
     /// Length of the wrk run against the emulator (throughput mode); 0 skips it.
     #[arg(long, default_value_t = 5)]
     wrk_seconds: u64,
@@ -921,6 +928,104 @@ end
 }
 
 // ---------------------------------------------------------------------------
+// The HTTP client's own ceiling
+// ---------------------------------------------------------------------------
+
+struct Ceiling {
+    requests: usize,
+    elapsed: Duration,
+    /// CPU time of this benchmark process (the client) during the run.
+    client_cpu: Option<Duration>,
+    /// CPU time of the emulator during the run.
+    sim_cpu: Option<Duration>,
+    accepted: u64,
+}
+
+impl Ceiling {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// A bare reqwest client, built as crier builds a channel's client (30 s timeout, no redirects,
+/// an idle pool as large as the concurrency), posting the same Twilio requests as crier's
+/// adapter (Basic auth; form To, From, Body) to a fresh emulator with `concurrency` in flight,
+/// on a two-worker tokio runtime like `crier serve`'s. No store, no rendering, no bookkeeping:
+/// the most that any sender built on reqwest (a fixed dependency) reaches on this machine.
+fn client_ceiling(bins: &Bins, requests: usize, concurrency: usize) -> Result<Ceiling> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = tempfile::Builder::new()
+        .prefix("crier-bench-fanout-ceiling-")
+        .tempdir()?;
+    let sim = start_sim(&bins.sim, dir.path(), "provider_sim")?;
+    let url = format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        sim.url
+    );
+    let me = std::process::id().to_string();
+    let sim_pid = sim.pid.to_string();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(concurrency)
+            .build()?;
+        let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        let (cpu0, sim0) = (cpu_time(&me), cpu_time(&sim_pid));
+        let started = Instant::now();
+        for i in 0..requests {
+            let permit = sem.clone().acquire_owned().await?;
+            let (client, url) = (client.clone(), url.clone());
+            tasks.spawn(async move {
+                let form = [
+                    ("To", format!("+3586{i:08}")),
+                    ("From", "+15005550006".to_owned()),
+                    (
+                        "Body",
+                        "We are investigating slow check-in. Updates follow every 30 minutes."
+                            .to_owned(),
+                    ),
+                ];
+                let resp = client
+                    .post(url)
+                    .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+                    .form(&form)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                resp.bytes().await?;
+                drop(permit);
+                if !status.is_success() {
+                    bail!("the emulator answered {status}");
+                }
+                Ok(())
+            });
+            while let Some(done) = tasks.try_join_next() {
+                done??;
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+        let elapsed = started.elapsed();
+        let client_cpu = cpu_time(&me).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+        let sim_cpu = cpu_time(&sim_pid).zip(sim0).map(|(b, a)| b.saturating_sub(a));
+        let accepted = sim_stats(&client, &sim).await?.accepted;
+        Ok(Ceiling {
+            requests,
+            elapsed,
+            client_cpu,
+            sim_cpu,
+            accepted,
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------
 // Latency
 // ---------------------------------------------------------------------------
 
@@ -1070,6 +1175,29 @@ fn main() -> Result<()> {
                     println!(
                         "crier's fan-out reached {:.0}% of it",
                         100.0 * f.per_second() / w.per_second
+                    );
+                }
+                if args.ceiling_requests > 0 {
+                    let c = client_ceiling(&bins, args.ceiling_requests, args.concurrency)?;
+                    if c.accepted != c.requests as u64 {
+                        bail!(
+                            "client ceiling: the emulator accepted {} of {} requests",
+                            c.accepted,
+                            c.requests
+                        );
+                    }
+                    println!(
+                        "bare reqwest client -> provider_sim ({} requests, {} in flight, 2 runtime workers, crier stopped): {:.0} requests/s in {:.2} s; client CPU {}, emulator CPU {}",
+                        c.requests,
+                        args.concurrency,
+                        c.per_second(),
+                        c.elapsed.as_secs_f64(),
+                        pct(share(Some(Duration::ZERO), c.client_cpu, c.elapsed)),
+                        pct(share(Some(Duration::ZERO), c.sim_cpu, c.elapsed)),
+                    );
+                    println!(
+                        "crier's fan-out reached {:.0}% of the bare client's rate",
+                        100.0 * f.per_second() / c.per_second()
                     );
                 }
                 let rate = f.per_second();

@@ -1013,7 +1013,9 @@ fn client_ceiling(bins: &Bins, requests: usize, concurrency: usize) -> Result<Ce
         }
         let elapsed = started.elapsed();
         let client_cpu = cpu_time(&me).zip(cpu0).map(|(b, a)| b.saturating_sub(a));
-        let sim_cpu = cpu_time(&sim_pid).zip(sim0).map(|(b, a)| b.saturating_sub(a));
+        let sim_cpu = cpu_time(&sim_pid)
+            .zip(sim0)
+            .map(|(b, a)| b.saturating_sub(a));
         let accepted = sim_stats(&client, &sim).await?.accepted;
         Ok(Ceiling {
             requests,

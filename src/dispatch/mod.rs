@@ -364,8 +364,7 @@ async fn channel_worker(
             }
             let (inner, ch) = (inner.clone(), ch.clone());
             tasks.spawn(async move {
-                send_one(&inner, &ch, d).await;
-                drop(p);
+                send_one(&inner, &ch, d, p).await;
             });
         }
     }
@@ -687,7 +686,16 @@ fn out_messages(
         .collect()
 }
 
-async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
+/// Sends one claimed delivery and records the outcome. `slot` is its place among the channel's
+/// `concurrency` sends: it is given back as soon as the provider has answered, not after the
+/// outcome is durable, so waiting for the group commit never idles the channel. The delivery
+/// stays claimed (and so is not claimed again) until `record` has written its outcome.
+async fn send_one(
+    inner: &Inner,
+    ch: &ChannelRt,
+    mut d: Delivery,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
@@ -698,6 +706,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             inner
                 .metrics
                 .observe(&ch.channel.name, "rejected", started.elapsed());
+            drop(slot);
             if let Err(e) = inner.store.record(&d).await {
                 tracing::error!(error = %e, "recording a delivery outcome failed");
             }
@@ -731,6 +740,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             after: None,
         },
     };
+    drop(slot);
     let now = inner.clock.now();
     d.updated_at = now;
     let label = apply_outcome(&mut d, outcome, &ch.channel.retry, now);

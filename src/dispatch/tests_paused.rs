@@ -223,6 +223,53 @@ async fn hangs_time_out_and_exhausted_retries_die_then_requeue() {
     h.stop().await;
 }
 
+/// A channel never has more than `concurrency` sends in flight, and a delivery in flight is
+/// never claimed a second time while it waits (claims live in memory, and its due entry stays
+/// in the store until the outcome is recorded).
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_sends_in_flight_and_claimed_deliveries_are_not_sent_twice() {
+    // Ten deliveries; the first four sends hang until the 5 s send timeout, the rest succeed.
+    let s = Arc::new(Scripted::new((0..4).map(|_| Step::Hang).collect()));
+    let h = harness(vec![(channel("hook", &[30], fast()), s.clone())]).await;
+    let ids = h.publish(10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.sent.lock().unwrap().len(),
+        4,
+        "four slots, all held by hanging sends"
+    );
+    for id in &ids {
+        h.settle(*id).await;
+    }
+    let sent = s.sent.lock().unwrap().clone();
+    // 4 hung (then retried once each after ~30 s) + 6 others = 14 sends for 10 deliveries.
+    assert_eq!(
+        sent.len(),
+        14,
+        "{:?}",
+        sent.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+    let first_free = sent[4].0 - sent[0].0;
+    assert!(
+        first_free >= Duration::from_secs(5),
+        "the fifth send waited for a slot: {first_free:?}"
+    );
+    let mut keys: Vec<&str> = sent
+        .iter()
+        .map(|(_, m)| m.idempotency_key.as_str())
+        .collect();
+    keys.sort_unstable();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(
+        (n, keys.len()),
+        (14, 10),
+        "only the four timed-out ones twice"
+    );
+    assert_eq!(h.store.queue_depth().0, 0);
+    h.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_rate_limit_paces_sends_and_a_failing_channel_does_not_hold_back_another() {
     let slow = Arc::new(Scripted::new((0..200).map(|_| Step::Hang).collect()));

@@ -105,14 +105,14 @@ impl Server {
             dispatcher.clone(),
         );
         let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
-        let state = AppState {
+        let state = AppState::new(api::Shared {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
             templates,
             render,
             dispatcher: dispatcher.clone(),
             intake: Arc::new(Intake::new(store.clone(), config.intake.clone())),
-        };
+        });
         let router = api::router(
             state,
             Limits {

@@ -26,15 +26,33 @@ use std::sync::Arc;
 pub use auth::{Principal, Tokens};
 pub use error::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach. axum clones the state for every request (and the auth
+/// middleware once more), so it is one `Arc`: a clone is one reference count, not one per
+/// sled tree of the store.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub store: Store,
     pub tokens: Arc<Tokens>,
     pub templates: Arc<Templates>,
     pub render: Arc<Settings>,
     pub dispatcher: Dispatcher,
     pub intake: Arc<crate::intake::Intake>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Limits applied to request bodies.

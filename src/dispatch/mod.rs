@@ -241,6 +241,22 @@ async fn expander(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(), StoreError> {
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        if expand_round(inner).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Expands one batch of every open broadcast that can be expanded now, and returns how many
+/// broadcasts it advanced. Rounds take the broadcasts in turn, so a channel whose broadcast is
+/// queued behind another channel's million-subscriber expansion starts sending after one batch
+/// of it, not after all of it.
+async fn expand_round(inner: &Inner) -> Result<usize, StoreError> {
+    let mut advanced = 0;
     for b in inner.store.open_broadcasts()? {
         let Some(ch) = inner.channels.get(&b.channel) else {
             continue; // the channel is not active now; its broadcast waits for it
@@ -265,34 +281,18 @@ async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(
         };
         let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
         let target = ExpandTarget { reaches: &reaches };
-        let mut b = b;
-        loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-            let step = inner
-                .store
-                .expand(&b, &components, &target, EXPAND_BATCH, inner.clock.now())
-                .await?;
-            if step.created > 0 {
-                ch.notify.notify_one();
-            }
-            if step.done {
-                break;
-            }
-            // Reload to continue from the persisted cursor.
-            match inner
-                .store
-                .broadcasts_of(b.incident_id)?
-                .into_iter()
-                .find(|x| x.seq == b.seq && x.channel == b.channel)
-            {
-                Some(next) => b = next,
-                None => break,
-            }
+        // `open_broadcasts` read the persisted cursor, so this continues where the last round
+        // (or the last process) stopped.
+        let step = inner
+            .store
+            .expand(&b, &components, &target, EXPAND_BATCH, inner.clock.now())
+            .await?;
+        if step.created > 0 {
+            ch.notify.notify_one();
         }
+        advanced += 1;
     }
-    Ok(())
+    Ok(advanced)
 }
 
 async fn channel_worker(

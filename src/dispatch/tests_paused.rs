@@ -223,6 +223,72 @@ async fn hangs_time_out_and_exhausted_retries_die_then_requeue() {
     h.stop().await;
 }
 
+/// Expansion takes open broadcasts in turn, one batch each per round: a second channel's
+/// broadcast gets its first batch right after the first channel's first batch, not after the
+/// first channel's whole audience.
+#[tokio::test]
+async fn expansion_rounds_take_every_broadcast_in_turn() {
+    let mut a = channel("log-a", &[10], fast());
+    let mut b = channel("log-b", &[10], fast());
+    for c in [&mut a, &mut b] {
+        c.kind = Kind::Log;
+        c.audience = Audience::Subscribers;
+    }
+    let h = harness(vec![
+        (a, Arc::new(Scripted::new(vec![]))),
+        (b, Arc::new(Scripted::new(vec![]))),
+    ])
+    .await;
+    // Stop the background expander and workers, so that rounds run only when called here.
+    let _ = h.stop.send(true);
+    let now = h.dispatcher.inner.clock.now();
+    let n = 2 * EXPAND_BATCH + 500;
+    let rows = (0..n)
+        .map(|i| crate::store::NewSubscriber {
+            contact: crate::domain::Contact::phone(&format!("+3584{i:08}")).unwrap(),
+            locale: Locale::english(),
+            components: vec![],
+            confirmed: true,
+        })
+        .collect();
+    h.store.import_subscribers(rows, now).await.unwrap();
+    let id = h.publish(1).await[0];
+    let per_channel = |store: &Store| {
+        let mut counts = std::collections::BTreeMap::new();
+        store
+            .for_each_delivery(id, |d| *counts.entry(d.channel).or_insert(0) += 1)
+            .unwrap();
+        counts
+    };
+    let inner = &h.dispatcher.inner;
+    assert_eq!(expand_round(inner).await.unwrap(), 2);
+    let after_one: Vec<(String, usize)> = per_channel(&h.store).into_iter().collect();
+    assert_eq!(
+        after_one,
+        vec![
+            ("log-a".into(), EXPAND_BATCH),
+            ("log-b".into(), EXPAND_BATCH)
+        ],
+        "one batch of each broadcast, not all of the first"
+    );
+    assert_eq!(expand_round(inner).await.unwrap(), 2);
+    assert_eq!(
+        expand_round(inner).await.unwrap(),
+        2,
+        "the last 500 of each"
+    );
+    assert_eq!(
+        expand_round(inner).await.unwrap(),
+        0,
+        "nothing left to expand"
+    );
+    let all: Vec<(String, usize)> = per_channel(&h.store).into_iter().collect();
+    assert_eq!(all, vec![("log-a".into(), n), ("log-b".into(), n)]);
+    if let Some(r) = h.running {
+        r.finished().await;
+    }
+}
+
 /// A channel never has more than `concurrency` sends in flight, and a delivery in flight is
 /// never claimed a second time while it waits (claims live in memory, and its due entry stays
 /// in the store until the outcome is recorded).

@@ -687,9 +687,10 @@ fn out_messages(
 }
 
 /// Sends one claimed delivery and records the outcome. `slot` is its place among the channel's
-/// `concurrency` sends: it is given back as soon as the provider has answered, not after the
-/// outcome is durable, so waiting for the group commit never idles the channel. The delivery
-/// stays claimed (and so is not claimed again) until `record` has written its outcome.
+/// `concurrency` sends, held until the outcome is durable: a delivery the provider accepted but
+/// whose outcome is not yet on disk is resent after a crash, so releasing the slot earlier would
+/// let more than `concurrency` deliveries be exposed to a duplicate (the crash e2e test found
+/// 49 duplicates with 32 slots when it was released on the provider's answer).
 async fn send_one(
     inner: &Inner,
     ch: &ChannelRt,
@@ -706,10 +707,10 @@ async fn send_one(
             inner
                 .metrics
                 .observe(&ch.channel.name, "rejected", started.elapsed());
-            drop(slot);
             if let Err(e) = inner.store.record(&d).await {
                 tracing::error!(error = %e, "recording a delivery outcome failed");
             }
+            drop(slot);
             return;
         }
     }
@@ -740,7 +741,6 @@ async fn send_one(
             after: None,
         },
     };
-    drop(slot);
     let now = inner.clock.now();
     d.updated_at = now;
     let label = apply_outcome(&mut d, outcome, &ch.channel.retry, now);
@@ -755,6 +755,7 @@ async fn send_one(
     if let Err(e) = inner.store.record(&d).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
     }
+    drop(slot);
 }
 
 /// The channel's length rule: the one its platform announced (a Mastodon instance's limits), or

@@ -531,6 +531,20 @@ mod tests {
         true
     }
 
+    /// A store in a fresh dir with `subscribers` subscribers and one incident whose `sms`
+    /// broadcast is fully expanded at the returned time.
+    async fn expanded(subscribers: usize) -> (tempfile::TempDir, Store, Broadcast, DateTime<Utc>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, subscribers).await;
+        let now = Utc::now();
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
+            .await
+            .unwrap();
+        (dir, store, b, now)
+    }
+
     #[tokio::test]
     async fn expansion_resumes_from_its_cursor_without_duplicates() {
         let dir = tempfile::tempdir().unwrap();
@@ -581,14 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_are_due_ordered_and_recovered_after_a_crash() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
-        let b = setup(&store, 5).await;
-        let now = Utc::now();
-        store
-            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
-            .await
-            .unwrap();
+        let (dir, store, _b, now) = expanded(5).await;
         assert!(
             store
                 .claim_due("sms", now - chrono::Duration::seconds(1), 10)
@@ -641,14 +648,7 @@ mod tests {
     /// start-up, and the tree is emptied.
     #[tokio::test]
     async fn in_flight_marks_of_earlier_versions_are_recovered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
-        let b = setup(&store, 2).await;
-        let now = Utc::now();
-        store
-            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
-            .await
-            .unwrap();
+        let (_dir, store, b, now) = expanded(2).await;
         // What an earlier version's claim left: the due entry gone, an in-flight mark instead.
         for d in store.deliveries_of(b.incident_id).unwrap() {
             let dk = delivery_key(&d);
@@ -667,14 +667,7 @@ mod tests {
     /// and a retry is not claimed before its new time through the entry it was claimed by.
     #[tokio::test]
     async fn recorded_outcomes_retire_their_due_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
-        let b = setup(&store, 2).await;
-        let now = Utc::now();
-        store
-            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
-            .await
-            .unwrap();
+        let (_dir, store, _b, now) = expanded(2).await;
         let mut claimed = store.claim_due("sms", now, 10).unwrap();
         assert_eq!(claimed.len(), 2);
         let mut done = claimed.remove(0);
@@ -703,14 +696,7 @@ mod tests {
 
     #[tokio::test]
     async fn dead_deliveries_can_be_requeued() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
-        let b = setup(&store, 2).await;
-        let now = Utc::now();
-        store
-            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
-            .await
-            .unwrap();
+        let (_dir, store, b, now) = expanded(2).await;
         for mut d in store.claim_due("sms", now, 10).unwrap() {
             d.state = DeliveryState::Dead;
             d.last_error = Some("gave up".into());
@@ -729,14 +715,7 @@ mod tests {
     /// dropped, and re-expansion does not create a second record for the same recipient.
     #[tokio::test]
     async fn stale_due_entries_are_dropped_and_re_expansion_reuses_the_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
-        let b = setup(&store, 1).await;
-        let now = Utc::now();
-        store
-            .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)
-            .await
-            .unwrap();
+        let (_dir, store, b, now) = expanded(1).await;
         // Re-expanding the same broadcast (cursor not yet moved at the crash) reuses the key.
         let again = store
             .expand(&b, &[], &ExpandTarget { reaches: &all }, 100, now)

@@ -241,23 +241,24 @@ async fn expander(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(), StoreError> {
-    loop {
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-        if expand_round(inner).await? == 0 {
-            return Ok(());
-        }
+    let mut open = inner.store.open_broadcasts()?;
+    while !open.is_empty() && !*shutdown.borrow() {
+        open = expand_round(inner, open).await?;
     }
+    Ok(())
 }
 
-/// Expands one batch of every open broadcast that can be expanded now, and returns how many
-/// broadcasts it advanced. Rounds take the broadcasts in turn, so a channel whose broadcast is
-/// queued behind another channel's million-subscriber expansion starts sending after one batch
-/// of it, not after all of it.
-async fn expand_round(inner: &Inner) -> Result<usize, StoreError> {
-    let mut advanced = 0;
-    for b in inner.store.open_broadcasts()? {
+/// Expands one batch of each of `open` that can be expanded now, and returns those with more to
+/// expand, reloaded with their advanced cursors. Rounds take the broadcasts in turn, so a
+/// channel whose broadcast is queued behind another channel's million-subscriber expansion
+/// starts sending after one batch of it, not after all of it. Broadcasts that cannot be
+/// expanded now (a draft, an inactive channel) drop out until the expander's next pass.
+async fn expand_round(
+    inner: &Inner,
+    open: Vec<crate::domain::Broadcast>,
+) -> Result<Vec<crate::domain::Broadcast>, StoreError> {
+    let mut more = Vec::with_capacity(open.len());
+    for b in open {
         let Some(ch) = inner.channels.get(&b.channel) else {
             continue; // the channel is not active now; its broadcast waits for it
         };
@@ -281,8 +282,6 @@ async fn expand_round(inner: &Inner) -> Result<usize, StoreError> {
         };
         let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
         let target = ExpandTarget { reaches: &reaches };
-        // `open_broadcasts` read the persisted cursor, so this continues where the last round
-        // (or the last process) stopped.
         let step = inner
             .store
             .expand(&b, &components, &target, EXPAND_BATCH, inner.clock.now())
@@ -290,9 +289,12 @@ async fn expand_round(inner: &Inner) -> Result<usize, StoreError> {
         if step.created > 0 {
             ch.notify.notify_one();
         }
-        advanced += 1;
+        if !step.done {
+            // Reload to continue from the persisted cursor.
+            more.extend(inner.store.broadcast(b.incident_id, b.seq, &b.channel)?);
+        }
     }
-    Ok(advanced)
+    Ok(more)
 }
 
 async fn channel_worker(
@@ -364,7 +366,12 @@ async fn channel_worker(
             }
             let (inner, ch) = (inner.clone(), ch.clone());
             tasks.spawn(async move {
-                send_one(&inner, &ch, d, p).await;
+                send_one(&inner, &ch, d).await;
+                // Only now, with the outcome durable: a delivery the provider accepted but whose
+                // outcome is not yet on disk is resent after a crash, so releasing the slot on
+                // the provider's answer would expose more than `concurrency` deliveries to a
+                // duplicate (the crash e2e test saw 49 with 32 slots when it did).
+                drop(p);
             });
         }
     }
@@ -686,17 +693,7 @@ fn out_messages(
         .collect()
 }
 
-/// Sends one claimed delivery and records the outcome. `slot` is its place among the channel's
-/// `concurrency` sends, held until the outcome is durable: a delivery the provider accepted but
-/// whose outcome is not yet on disk is resent after a crash, so releasing the slot earlier would
-/// let more than `concurrency` deliveries be exposed to a duplicate (the crash e2e test found
-/// 49 duplicates with 32 slots when it was released on the provider's answer).
-async fn send_one(
-    inner: &Inner,
-    ch: &ChannelRt,
-    mut d: Delivery,
-    slot: tokio::sync::OwnedSemaphorePermit,
-) {
+async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
@@ -710,7 +707,6 @@ async fn send_one(
             if let Err(e) = inner.store.record(&d).await {
                 tracing::error!(error = %e, "recording a delivery outcome failed");
             }
-            drop(slot);
             return;
         }
     }
@@ -755,7 +751,6 @@ async fn send_one(
     if let Err(e) = inner.store.record(&d).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
     }
-    drop(slot);
 }
 
 /// The channel's length rule: the one its platform announced (a Mastodon instance's limits), or

@@ -261,7 +261,10 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
         counts
     };
     let inner = &h.dispatcher.inner;
-    assert_eq!(expand_round(inner).await.unwrap(), 2);
+    let open = h.store.open_broadcasts().unwrap();
+    assert_eq!(open.len(), 2);
+    let open = expand_round(inner, open).await.unwrap();
+    assert_eq!(open.len(), 2, "both have more to expand");
     let after_one: Vec<(String, usize)> = per_channel(&h.store).into_iter().collect();
     assert_eq!(
         after_one,
@@ -271,17 +274,14 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
         ],
         "one batch of each broadcast, not all of the first"
     );
-    assert_eq!(expand_round(inner).await.unwrap(), 2);
-    assert_eq!(
-        expand_round(inner).await.unwrap(),
-        2,
-        "the last 500 of each"
+    let open = expand_round(inner, open).await.unwrap();
+    assert_eq!(open.len(), 2);
+    let open = expand_round(inner, open).await.unwrap();
+    assert!(
+        open.is_empty(),
+        "the last 500 of each: nothing left to expand"
     );
-    assert_eq!(
-        expand_round(inner).await.unwrap(),
-        0,
-        "nothing left to expand"
-    );
+    assert!(h.store.open_broadcasts().unwrap().is_empty());
     let all: Vec<(String, usize)> = per_channel(&h.store).into_iter().collect();
     assert_eq!(all, vec![("log-a".into(), n), ("log-b".into(), n)]);
     if let Some(r) = h.running {

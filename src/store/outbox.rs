@@ -223,6 +223,11 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether `dk` (a delivery key, as it ends a due key) is claimed by this process.
+    fn is_claimed(&self, dk: &[u8]) -> bool {
+        <[u8; DELIVERY_KEY_LEN]>::try_from(dk).is_ok_and(|dk| self.claimed().contains_key(&dk))
+    }
+
     /// Claims up to `limit` deliveries of `channel` due at or before `now`, in due order.
     ///
     /// A claim writes nothing: the delivery joins this process's claimed set and its due entry
@@ -283,11 +288,10 @@ impl Store {
         let prefix = due_prefix(channel);
         for item in self.due.scan_prefix(&prefix) {
             let (k, _) = item?;
-            let claimed = k
+            if !k
                 .get(prefix.len() + 8..)
-                .and_then(|dk| <[u8; DELIVERY_KEY_LEN]>::try_from(dk).ok())
-                .is_some_and(|dk| self.claimed().contains_key(&dk));
-            if !claimed {
+                .is_some_and(|dk| self.is_claimed(dk))
+            {
                 return Ok(due_time(&k, prefix.len()));
             }
         }
@@ -307,12 +311,13 @@ impl Store {
         if let Some(next) = &next {
             self.due.insert(next.as_slice(), &[])?;
         }
-        let claimed_through = self.claimed().get(&dk).cloned();
+        // The record is already written, so a claim scan that meets the old entry once it is
+        // unclaimed finds it stale (or, for a retry due at the same millisecond, due).
+        let claimed_through = self.claimed().remove(&dk);
         if let Some(old) = claimed_through {
             if next.as_ref() != Some(&old) {
                 self.due.remove(old)?;
             }
-            self.claimed().remove(&dk);
         }
         self.durable().await
     }
@@ -396,10 +401,7 @@ impl Store {
         for item in self.deliveries.scan_prefix(incident.to_bytes()) {
             let (k, v) = item?;
             let mut d: Delivery = codec::decode(&v)?;
-            if d.state == DeliveryState::Pending
-                && <[u8; DELIVERY_KEY_LEN]>::try_from(k.as_ref())
-                    .is_ok_and(|dk| self.claimed().contains_key(&dk))
-            {
+            if d.state == DeliveryState::Pending && self.is_claimed(&k) {
                 d.state = DeliveryState::InFlight;
             }
             f(d);
@@ -414,6 +416,19 @@ impl Store {
             .values()
             .filter_map(|v| v.ok().and_then(|v| decode(&v).ok()))
             .collect()
+    }
+
+    /// One broadcast, as last written (its expansion cursor).
+    pub fn broadcast(
+        &self,
+        incident: Ulid,
+        seq: u32,
+        channel: &str,
+    ) -> Result<Option<Broadcast>, StoreError> {
+        self.broadcasts
+            .get(broadcast_key(incident, seq, channel))?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// Broadcasts of an incident (expansion progress).
@@ -457,11 +472,7 @@ impl Store {
         let mut n = 0;
         for k in self.due.iter().keys().flatten() {
             if let Some(sep) = k.iter().position(|&b| b == 0) {
-                let claimed = k
-                    .get(sep + 9..)
-                    .and_then(|dk| <[u8; DELIVERY_KEY_LEN]>::try_from(dk).ok())
-                    .is_some_and(|dk| self.claimed().contains_key(&dk));
-                if claimed {
+                if k.get(sep + 9..).is_some_and(|dk| self.is_claimed(dk)) {
                     continue; // in flight, not queued
                 }
                 n += 1;

@@ -185,6 +185,9 @@ pub const IMPORT_CHUNK: usize = 2_000;
 /// sled's page-cache budget (see `Store::open`).
 pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Stripes of the per-incident write lock (see `Store::lock`).
+const WRITE_LOCK_STRIPES: usize = 64;
+
 /// Handle to the open store; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -206,9 +209,10 @@ pub struct Store {
     alerts: Tree,
     threads: Tree,
     flusher: Flusher,
-    /// Serialises incident read-check-write sequences (held for microseconds, never across an
-    /// await or a flush).
-    write_lock: Arc<Mutex<()>>,
+    /// Serialise read-check-write sequences on one incident (held for microseconds, never across
+    /// an await or a flush). Striped by incident id: writers to different incidents rarely share
+    /// a stripe, so they do not park each other's runtime workers on one global mutex.
+    write_locks: Arc<[Mutex<()>]>,
     /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
     /// claimed through. A claim is only this: its due entry stays in the store until the outcome
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
@@ -266,7 +270,7 @@ impl Store {
             alerts: db.open_tree("alerts")?,
             threads: db.open_tree("threads")?,
             flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
-            write_lock: Arc::new(Mutex::new(())),
+            write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             claimed: Arc::default(),
             db,
         };
@@ -361,11 +365,16 @@ impl Store {
         Ok(())
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, ()>, StoreError> {
+    /// The write lock of incident (or message origin) `id`.
+    fn lock(&self, id: Ulid) -> MutexGuard<'_, ()> {
+        // A ULID's low 80 bits are random, so the low bits spread incidents over the stripes.
+        let stripe = (u128::from(id) % self.write_locks.len() as u128) as usize;
         // A panic while holding the lock cannot leave a half-applied change behind that the
         // next writer would build on (records are only written at the end), so poisoning is
         // safe to clear.
-        Ok(self.write_lock.lock().unwrap_or_else(|p| p.into_inner()))
+        self.write_locks[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits until every write made so far is on disk (group commit).
@@ -419,11 +428,6 @@ impl Store {
         self.check_components(&new.components)?;
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
-        if self.incidents.contains_key(id.to_bytes())? {
-            return Err(StoreError::Conflict(format!(
-                "incident {id} exists already"
-            )));
-        }
         let incident = Incident {
             id,
             title: new.title,
@@ -455,7 +459,12 @@ impl Store {
         };
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
         {
-            let _w = self.lock()?;
+            let _w = self.lock(id);
+            if self.incidents.contains_key(id.to_bytes())? {
+                return Err(StoreError::Conflict(format!(
+                    "incident {id} exists already"
+                )));
+            }
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
             self.incidents.insert(id.to_bytes(), ib)?;
@@ -489,7 +498,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
         let (incident, update) = {
-            let _w = self.lock()?;
+            let _w = self.lock(id);
             let mut incident = self.incident_summary(id)?;
             let (action, status) = match new.change {
                 Change::Update(to) => {
@@ -558,7 +567,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let (incident, published) = {
-            let _w = self.lock()?;
+            let _w = self.lock(id);
             let mut incident = self.incident_summary(id)?;
             let mut published = Vec::new();
             for item in self.updates.scan_prefix(id.to_bytes()) {
@@ -984,6 +993,70 @@ mod tests {
         let syncs = after.syncs - before.syncs;
         assert!(syncs <= 2, "50 concurrent writes took {syncs} syncs");
         assert_eq!(store.components().unwrap().len(), 50);
+    }
+
+    /// The write lock is per incident (striped), yet concurrent writers on several runtime threads
+    /// still lose nothing: every append to a shared incident gets its own sequence number, and of
+    /// many concurrent resolves of one incident exactly one passes the state machine.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_on_many_threads_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let now = Utc::now();
+        let mut ids = Vec::new();
+        for t in ["a", "b", "c"] {
+            ids.push(
+                store
+                    .create_incident(new_incident(t), now)
+                    .await
+                    .unwrap()
+                    .0
+                    .id,
+            );
+        }
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let (store, ids) = (store.clone(), ids.clone());
+                tokio::spawn(async move {
+                    for n in 0..40 {
+                        let id = ids[(task + n) % ids.len()];
+                        let text = format!("t{task} n{n}");
+                        store
+                            .append_update(id, new_update(&text), now)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut total = 0;
+        for id in &ids {
+            let (incident, updates) = store.incident(*id).unwrap();
+            assert_eq!(incident.update_count as usize, updates.len());
+            total += updates.len() - 1;
+        }
+        assert_eq!(total, 8 * 40, "an append was lost");
+
+        let resolve = || NewUpdate {
+            change: Change::Resolve,
+            ..new_update("fixed")
+        };
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                let id = ids[0];
+                let update = resolve();
+                tokio::spawn(async move { store.append_update(id, update, now).await.is_ok() })
+            })
+            .collect();
+        let mut passed = 0;
+        for t in tasks {
+            passed += usize::from(t.await.unwrap());
+        }
+        assert_eq!(passed, 1, "a resolved incident was resolved again");
     }
 
     /// Updates posted within the same millisecond keep their order (ULIDs alone would not).

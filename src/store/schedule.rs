@@ -122,7 +122,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let key = message_key(msg.origin, msg.seq);
         {
-            let _w = self.lock()?;
+            let _w = self.lock(msg.origin);
             if self.messages.contains_key(key)? {
                 return Ok(false);
             }

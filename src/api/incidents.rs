@@ -237,8 +237,11 @@ pub async fn create(
         scheduled_until,
         holding_statement: req.holding_statement,
     };
+    let broadcasting = !new.draft && !new.broadcast.is_empty();
     let (incident, update) = state.store.create_incident(new, now).await?;
-    state.dispatcher.kick();
+    if broadcasting {
+        state.dispatcher.kick();
+    }
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
     Ok((
         StatusCode::CREATED,
@@ -344,8 +347,12 @@ async fn append(
         author: who.0,
         broadcast: state.dispatcher.broadcast_targets(),
     };
+    // Only a published update on at least one channel creates broadcasts to expand.
+    let broadcasting = !new.draft && !new.broadcast.is_empty();
     let (incident, update) = state.store.append_update(id, new, now).await?;
-    state.dispatcher.kick();
+    if broadcasting {
+        state.dispatcher.kick();
+    }
     tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, "update posted");
     Ok((StatusCode::CREATED, Json(Posted { incident, update })))
 }

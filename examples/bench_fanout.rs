@@ -496,6 +496,8 @@ async fn mean_send_ms(http: &reqwest::Client, crier: &Crier) -> Result<Option<f6
 // ---------------------------------------------------------------------------
 
 struct FanOut {
+    /// Latencies of the API probe during the fan-out, sorted (see [`ApiProbe`]).
+    api: Vec<Duration>,
     subscribers: usize,
     import: Duration,
     to_201: Duration,
@@ -627,6 +629,7 @@ async fn fan_out_with(
     .await?;
     let t_201 = Instant::now();
     eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
+    let probe = ApiProbe::start(http.clone(), crier, &id);
     let timeout = Duration::from_secs(args.timeout);
     let mut first = None;
     let mut last_print = Instant::now();
@@ -671,6 +674,7 @@ async fn fan_out_with(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let t_done = Instant::now();
+    let api = probe.finish().await?;
     let elapsed = t_done - t_201;
     let (c1, s1cpu, me1) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
     let threads1 = thread_cpu(pid);
@@ -730,7 +734,50 @@ async fn fan_out_with(
         samples,
         data_bytes: dir_size(&dir.join("data")),
         duplicates: s.duplicates,
+        api,
     })
+}
+
+/// How the API answers while the fan-out runs: one `GET /api/v1/incidents/{id}` (token check,
+/// incident and timeline read from the store) every [`ApiProbe::EVERY`], one at a time, each
+/// latency send to full body. The expander and the channel worker share the runtime with the
+/// API, so a batch that holds a worker shows here.
+struct ApiProbe {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<Vec<Duration>>>,
+}
+
+impl ApiProbe {
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn start(http: reqwest::Client, crier: &Crier, id: &str) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let url = format!("{}/api/v1/incidents/{id}", crier.proc.url);
+        let token = crier.token.clone();
+        let task = tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !*stopped.borrow() {
+                let t0 = Instant::now();
+                let resp = http.get(&url).bearer_auth(&token).send().await?;
+                json_of(resp, "GET /api/v1/incidents/{id}", StatusCode::OK).await?;
+                latencies.push(t0.elapsed());
+                tokio::select! {
+                    _ = tokio::time::sleep(Self::EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            Ok(latencies)
+        });
+        ApiProbe { stop, task }
+    }
+
+    /// Stops the probe; returns its latencies, sorted.
+    async fn finish(self) -> Result<Vec<Duration>> {
+        let _ = self.stop.send(true);
+        let mut latencies = self.task.await.context("the API probe panicked")??;
+        latencies.sort_unstable();
+        Ok(latencies)
+    }
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -781,6 +828,16 @@ fn print_fan_out(f: &FanOut) {
         "crier CPU by thread during the fan-out: {}",
         threads.join(", ")
     );
+    if let Some(max) = f.api.last() {
+        println!(
+            "API during the fan-out (GET /api/v1/incidents/{{id}} every {} ms, {} requests): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ApiProbe::EVERY.as_millis(),
+            f.api.len(),
+            ms(percentile(&f.api, 50.0)),
+            ms(percentile(&f.api, 99.0)),
+            ms(*max)
+        );
+    }
 }
 
 fn print_rss(f: &FanOut) {

@@ -159,6 +159,25 @@ impl Store {
         batch: usize,
         now: DateTime<Utc>,
     ) -> Result<Expanded, StoreError> {
+        let (created, next) =
+            off_the_runtime(|| self.expand_batch(b, components, target, batch, now))?;
+        self.durable().await?;
+        Ok(Expanded {
+            created,
+            done: next.done,
+        })
+    }
+
+    /// The synchronous part of [`Store::expand`]: reads up to `batch` subscribers, writes their
+    /// deliveries and the advanced broadcast. Returns (deliveries created, the broadcast).
+    fn expand_batch(
+        &self,
+        b: &Broadcast,
+        components: &[ComponentName],
+        target: &ExpandTarget<'_>,
+        batch: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Broadcast), StoreError> {
         let mut created = 0;
         let mut next = b.clone();
         if !b.subscribers {
@@ -206,11 +225,7 @@ impl Store {
             super::outbox::broadcast_key(b.incident_id, b.seq, &b.channel),
             encode(&next)?,
         )?;
-        self.durable().await?;
-        Ok(Expanded {
-            created,
-            done: next.done,
-        })
+        Ok((created, next))
     }
 
     /// The deliveries claimed and not yet recorded. The set only ever holds whole entries, so a
@@ -485,6 +500,18 @@ impl Store {
     }
 }
 
+/// Runs `f`, a batch of synchronous store work taking milliseconds, without holding up the
+/// other tasks of this runtime worker: on a multi-threaded runtime the worker hands its queue to
+/// another thread first (`block_in_place`), so API requests queued behind an expansion batch are
+/// not kept waiting for it. On a current-thread runtime (tests) `f` simply runs.
+fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +581,50 @@ mod tests {
             .await
             .unwrap();
         (dir, store, b, now)
+    }
+
+    /// An expansion batch (milliseconds of synchronous store work) gives its runtime worker up
+    /// first, so the worker's other tasks — API requests — run meanwhile. With one worker, the
+    /// first subscriber check spawns a task and waits for it: the task can only run if the batch
+    /// handed the worker over. The 10 s wait guards against a hang; it is not a timing: the
+    /// signal comes at once or never.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_expansion_batch_lets_the_other_tasks_of_its_worker_run() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let b = setup(&store, 3).await;
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let seen = other_ran.clone();
+        // Spawned, so that it runs on the worker (the test body runs on its own thread).
+        let expansion = tokio::spawn(async move {
+            let asked = AtomicBool::new(false);
+            let reaches = |_: &Subscriber| {
+                if !asked.swap(true, Ordering::SeqCst) {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    tokio::runtime::Handle::current().spawn(async move { tx.send(()).ok() });
+                    let ran = rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+                    seen.store(ran, Ordering::SeqCst);
+                }
+                true
+            };
+            store
+                .expand(
+                    &b,
+                    &[],
+                    &ExpandTarget { reaches: &reaches },
+                    100,
+                    Utc::now(),
+                )
+                .await
+        });
+        let step = expansion.await.unwrap().unwrap();
+        assert_eq!(step.created, 3);
+        assert!(
+            other_ran.load(Ordering::SeqCst),
+            "a task of the expander's worker waited for the whole batch"
+        );
     }
 
     #[tokio::test]

@@ -750,6 +750,13 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     }
     if let Err(e) = inner.store.record(&d).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
+        return;
+    }
+    if d.state == DeliveryState::Pending {
+        // A retry is a new due time the worker has not seen: while this delivery was in flight
+        // it was invisible to `next_due`, so an otherwise idle worker sleeps its full idle wait.
+        // Wake it to sleep until the retry instead.
+        ch.notify.notify_one();
     }
 }
 

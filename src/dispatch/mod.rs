@@ -434,6 +434,9 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
                 .store
                 .incident_summary(d.incident_id)
                 .map_err(|e| e.to_string())?;
+            // Messages show the incident as the public sees it: a draft written since this
+            // update must not change the status or impact they state.
+            let incident = incident.public_view().unwrap_or(incident);
             let update = inner
                 .store
                 .published_update(d.incident_id, d.seq)

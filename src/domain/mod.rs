@@ -13,7 +13,9 @@ mod update;
 
 pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
-pub use incident::{check_status_for_new, Impact, Incident, IncidentKind, Status, Title};
+pub use incident::{
+    check_status_for_new, Impact, Incident, IncidentKind, PublicState, Status, Title,
+};
 pub use locale::Locale;
 pub use next_update::{next_local_time, parse_next_update, NextUpdate};
 pub use notice::{parse_day, parse_tz, Notice};

@@ -4,7 +4,7 @@
 //! environment is reported at start-up and skipped (not fatal); `enabled = false` turns one off;
 //! unknown keys and bad values are errors naming the file.
 
-use crate::domain::Locale;
+use crate::domain::{Locale, Span};
 use crate::render::preview::Platform;
 use crate::render::rules::OverflowPolicy;
 use chrono_tz::Tz;
@@ -118,17 +118,20 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// Parses `30/s`, `100/m`, `1000/h`.
+    /// Parses `30/s`, `100/m`, `1000/h`, or a count per any span, such as `5/10s`.
     pub fn parse(s: &str) -> Result<Rate, String> {
         let bad = || format!("rate \"{s}\" is not of the form 30/s, 100/m or 1000/h");
-        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let (n, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let n: u32 = n.trim().parse().map_err(|_| bad())?;
-        let per = match unit.trim() {
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            _ => return Err(bad()),
+        let per = per.trim();
+        // A bare unit is one of it: `30/s` is thirty per second.
+        let per = match per.starts_with(|c: char| c.is_ascii_digit()) {
+            true => per.to_owned(),
+            false => format!("1{per}"),
         };
+        let per = Span::parse_in(&per, Span::from_millis(1), Span::MAX)
+            .map_err(|e| format!("rate \"{s}\": the period {e}"))?
+            .as_std();
         if n == 0 {
             return Err(format!("rate \"{s}\" allows nothing; use at least 1"));
         }
@@ -348,22 +351,12 @@ pub struct Loaded {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let bad = || format!("\"{s}\" is not a duration such as 500ms, 30s, 5m or 1h");
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| t.split_at(i))
-        .ok_or_else(bad)?;
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(bad()),
-    })
+/// Parses a duration in a channel file (`500ms`, `30s`, `5m`, `1h`) with the one duration
+/// parser, [`Span`]; `key` names the setting in the error.
+fn parse_span(key: &str, s: &str, min: Span, max: Span) -> Result<Duration, String> {
+    Span::parse_in(s, min, max)
+        .map(Span::as_std)
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 /// The default retry schedule: about 3.5 hours in all, then the delivery is dead.
@@ -780,11 +773,16 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
     let retry = match c.retry {
         Some(list) => list
             .iter()
-            .map(|s| parse_duration(s))
+            .map(|s| parse_span("retry", s, Span::ZERO, Span::MAX))
             .collect::<Result<Vec<_>, _>>()?,
         None => default_retry(),
     };
-    let send_timeout = parse_duration(c.send_timeout.as_deref().unwrap_or("30s"))?;
+    let send_timeout = parse_span(
+        "send_timeout",
+        c.send_timeout.as_deref().unwrap_or("30s"),
+        Span::from_millis(100),
+        Span::from_secs(3600),
+    )?;
     if let Some(b) = &c.base_url {
         if !(b.starts_with("https://") || b.starts_with("http://")) {
             invalid.push("base_url must be an http(s) URL".into());
@@ -984,6 +982,48 @@ mod tests {
                 "{debug}"
             );
         }
+    }
+
+    /// Rates, retry schedules and send timeouts go through the one duration parser: absurd
+    /// values are errors naming the key, the units and the limit (once `9999999999999999h`
+    /// overflowed a multiplication here).
+    #[test]
+    fn durations_in_channel_files_are_checked() {
+        let base = "kind = \"log\"\n";
+        for (extra, needle) in [
+            (
+                "retry = [\"9999999999999999h\"]",
+                "retry: \"9999999999999999h\" is longer than 365d",
+            ),
+            ("retry = [\"10\"]", "retry: \"10\" lacks a unit"),
+            (
+                "send_timeout = \"0s\"",
+                "send_timeout: \"0s\" is shorter than 100ms",
+            ),
+            ("send_timeout = \"99999999999999999999m\"", "send_timeout"),
+            ("rate = \"5/0s\"", "rate \"5/0s\": the period"),
+            ("rate = \"5/9999999999999999h\"", "longer than 365d"),
+            ("rate = \"5/fortnight\"", "unknown unit"),
+        ] {
+            let err = load_one("c", &format!("{base}{extra}\n")).unwrap_err();
+            assert!(err.contains(needle), "{extra}: {err}");
+            assert!(err.contains("ms, s, m, h or d"), "{extra}: {err}");
+        }
+        let ch = load_one(
+            "c",
+            &format!("{base}rate = \"5/10s\"\nretry = [\"500ms\", \"1h30m\"]\n"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(ch.rate.per, Duration::from_secs(10));
+        assert_eq!(
+            ch.retry,
+            [Duration::from_millis(500), Duration::from_secs(5400)]
+        );
+        let ch = load_one("c", &format!("{base}rate = \"100/m\"\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.rate.per, Duration::from_secs(60));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod hooks;
 mod incidents;
 mod intake;
 mod notices;
+mod panic;
 mod preview;
 mod subscribers;
 
@@ -132,4 +133,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             )
         })
         .with_state(state)
+        // Outermost: a panic anywhere below answers 500 problem+json instead of a dropped
+        // connection.
+        .layer(axum::middleware::from_fn(panic::catch_panic))
 }

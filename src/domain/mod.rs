@@ -8,6 +8,7 @@ mod incident;
 mod locale;
 mod next_update;
 mod notice;
+mod span;
 mod subscriber;
 mod update;
 
@@ -19,6 +20,7 @@ pub use incident::{
 pub use locale::Locale;
 pub use next_update::{next_local_time, parse_next_update, NextUpdate};
 pub use notice::{parse_day, parse_tz, Notice};
+pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Subscriber};
 pub use update::{Body, Update, UpdateAction};
 

@@ -41,6 +41,8 @@ pub struct Shared {
     pub render: Arc<Settings>,
     pub dispatcher: Dispatcher,
     pub intake: Arc<crate::intake::Intake>,
+    /// Channels configured but not running, with why (`/readyz` shows them).
+    pub skipped_channels: Arc<Vec<(String, String)>>,
 }
 
 impl AppState {

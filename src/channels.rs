@@ -1,10 +1,11 @@
 //! Channel definitions: one TOML file per channel instance in `channels/` (the `--channels` dir).
 //! Each names its `kind`, its credentials by environment-variable name only, its audience, rate,
 //! locale, time zone and too-long policy. A channel whose credentials are missing from the
-//! environment is reported at start-up and skipped (not fatal); `enabled = false` turns one off;
-//! unknown keys and bad values are errors naming the file.
+//! environment, or present there but malformed (a Twilio SID with a dash), is reported at
+//! start-up and skipped, never fatal to the others; `enabled = false` turns one off; unknown
+//! keys, syntax errors and bad values in the file are errors naming the file.
 
-use crate::domain::Locale;
+use crate::domain::{Locale, Span};
 use crate::render::preview::Platform;
 use crate::render::rules::OverflowPolicy;
 use chrono_tz::Tz;
@@ -118,17 +119,20 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// Parses `30/s`, `100/m`, `1000/h`.
+    /// Parses `30/s`, `100/m`, `1000/h`, or a count per any span, such as `5/10s`.
     pub fn parse(s: &str) -> Result<Rate, String> {
         let bad = || format!("rate \"{s}\" is not of the form 30/s, 100/m or 1000/h");
-        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let (n, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let n: u32 = n.trim().parse().map_err(|_| bad())?;
-        let per = match unit.trim() {
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            _ => return Err(bad()),
+        let per = per.trim();
+        // A bare unit is one of it: `30/s` is thirty per second.
+        let per = match per.starts_with(|c: char| c.is_ascii_digit()) {
+            true => per.to_owned(),
+            false => format!("1{per}"),
         };
+        let per = Span::parse_in(&per, Span::from_millis(1), Span::MAX)
+            .map_err(|e| format!("rate \"{s}\": the period {e}"))?
+            .as_std();
         if n == 0 {
             return Err(format!("rate \"{s}\" allows nothing; use at least 1"));
         }
@@ -344,26 +348,16 @@ impl Channel {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub active: Vec<Channel>,
-    /// Channels not active, with the reason (disabled, credentials missing).
+    /// Channels not active, with the reason (disabled, credentials missing or invalid).
     pub skipped: Vec<(String, String)>,
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let bad = || format!("\"{s}\" is not a duration such as 500ms, 30s, 5m or 1h");
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| t.split_at(i))
-        .ok_or_else(bad)?;
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(bad()),
-    })
+/// Parses a duration in a channel file (`500ms`, `30s`, `5m`, `1h`) with the one duration
+/// parser, [`Span`]; `key` names the setting in the error.
+fn parse_span(key: &str, s: &str, min: Span, max: Span) -> Result<Duration, String> {
+    Span::parse_in(s, min, max)
+        .map(Span::as_std)
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 /// The default retry schedule: about 3.5 hours in all, then the delivery is dead.
@@ -374,11 +368,57 @@ pub fn default_retry() -> Vec<Duration> {
         .collect()
 }
 
-/// Reads the environment variable a file names, for a secret.
+/// What the environment holds for a channel's secrets: which named variables are missing,
+/// which hold a value that cannot work (malformed), and which variable each key named, so a
+/// problem is reported by the variable's name, never by its value.
+#[derive(Default)]
+struct EnvSecrets {
+    missing: Vec<String>,
+    malformed: Vec<String>,
+    names: Vec<(&'static str, String)>,
+}
+
+impl EnvSecrets {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.malformed.is_empty()
+    }
+
+    /// Records that the value of the variable `key` names cannot work, and why (no value).
+    fn malformed(&mut self, key: &str, why: &str) {
+        let name = self
+            .names
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| n.as_str())
+            .unwrap_or(key);
+        self.malformed.push(format!("${name} ({key}) {why}"));
+    }
+
+    /// Why the channel is skipped: every missing variable and every malformed value.
+    fn reason(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "credentials missing: set {} in the environment",
+                self.missing.join(", ")
+            ));
+        }
+        if !self.malformed.is_empty() {
+            parts.push(format!(
+                "credentials invalid: {}; fix the value in the environment",
+                self.malformed.join("; ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Reads the environment variable a file names, for a secret. A value with a control character
+/// (a pasted line break) can never be sent in a header or a form, so it is malformed.
 fn secret(
     table: &mut toml::Table,
     key: &'static str,
-    missing: &mut Vec<String>,
+    missing: &mut EnvSecrets,
     invalid: &mut Vec<String>,
 ) -> Option<String> {
     let name = match table.remove(key) {
@@ -400,10 +440,15 @@ fn secret(
         ));
         return None;
     }
+    missing.names.push((key, name.clone()));
     match std::env::var(&name) {
+        Ok(v) if v.trim().chars().any(char::is_control) => {
+            missing.malformed(key, "contains a line break or another control character");
+            None
+        }
         Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
         _ => {
-            missing.push(name);
+            missing.missing.push(name);
             None
         }
     }
@@ -433,7 +478,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
         .try_into()
         .map_err(|e: toml::de::Error| e.to_string())?;
     let mut invalid = Vec::new();
-    let mut missing = Vec::new();
+    let mut missing = EnvSecrets::default();
     let settings = match c.kind {
         Kind::Log => Some(Settings::Log),
         Kind::Twilio => {
@@ -447,6 +492,14 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
                     "give exactly one of `from` (a Twilio number) or `messaging_service_sid`"
                         .into(),
                 );
+            }
+            if let Some(sid) = &account_sid {
+                if !crate::adapters::twilio::valid_account_sid(sid) {
+                    missing.malformed(
+                        "account_sid_env",
+                        "is not an account SID: use letters and digits only (AC followed by 32 hex digits, as the Twilio console shows it)",
+                    );
+                }
             }
             match (account_sid, auth_token) {
                 (Some(account_sid), Some(auth_token)) => Some(Settings::Twilio {
@@ -583,9 +636,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
                     Some(Settings::ChatWebhook { url: u })
                 }
                 Some(_) => {
-                    invalid.push(
-                        "the variable named by webhook_url_env must hold an http(s) URL".into(),
-                    );
+                    missing.malformed("webhook_url_env", "must hold an http(s) URL");
                     None
                 }
                 None => None,
@@ -690,7 +741,8 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
             }
         }
     };
-    // Any named variable missing from the environment makes the channel inactive.
+    // Any named variable missing from the environment, or holding a value that cannot work,
+    // makes the channel inactive (reported, not fatal: the other channels still start).
     let settings = if missing.is_empty() { settings } else { None };
     if let Some(k) = table.keys().next() {
         invalid.push(format!(
@@ -780,11 +832,16 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
     let retry = match c.retry {
         Some(list) => list
             .iter()
-            .map(|s| parse_duration(s))
+            .map(|s| parse_span("retry", s, Span::ZERO, Span::MAX))
             .collect::<Result<Vec<_>, _>>()?,
         None => default_retry(),
     };
-    let send_timeout = parse_duration(c.send_timeout.as_deref().unwrap_or("30s"))?;
+    let send_timeout = parse_span(
+        "send_timeout",
+        c.send_timeout.as_deref().unwrap_or("30s"),
+        Span::from_millis(100),
+        Span::from_secs(3600),
+    )?;
     if let Some(b) = &c.base_url {
         if !(b.starts_with("https://") || b.starts_with("http://")) {
             invalid.push("base_url must be an http(s) URL".into());
@@ -813,10 +870,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
             templates: dir.is_dir().then_some(dir),
         }),
         None if !c.enabled => Err("disabled (enabled = false)".to_owned()),
-        None => Err(format!(
-            "credentials missing: set {} in the environment",
-            missing.join(", ")
-        )),
+        None => Err(missing.reason()),
     };
     Ok(match channel {
         Ok(_) if !c.enabled => Err("disabled (enabled = false)".to_owned()),
@@ -986,6 +1040,81 @@ mod tests {
         }
     }
 
+    /// Rates, retry schedules and send timeouts go through the one duration parser: absurd
+    /// values are errors naming the key, the units and the limit (once `9999999999999999h`
+    /// overflowed a multiplication here).
+    #[test]
+    fn durations_in_channel_files_are_checked() {
+        let base = "kind = \"log\"\n";
+        for (extra, needle) in [
+            (
+                "retry = [\"9999999999999999h\"]",
+                "retry: \"9999999999999999h\" is longer than 365d",
+            ),
+            ("retry = [\"10\"]", "retry: \"10\" lacks a unit"),
+            (
+                "send_timeout = \"0s\"",
+                "send_timeout: \"0s\" is shorter than 100ms",
+            ),
+            ("send_timeout = \"99999999999999999999m\"", "send_timeout"),
+            ("rate = \"5/0s\"", "rate \"5/0s\": the period"),
+            ("rate = \"5/9999999999999999h\"", "longer than 365d"),
+            ("rate = \"5/fortnight\"", "unknown unit"),
+        ] {
+            let err = load_one("c", &format!("{base}{extra}\n")).unwrap_err();
+            assert!(err.contains(needle), "{extra}: {err}");
+            assert!(err.contains("ms, s, m, h or d"), "{extra}: {err}");
+        }
+        let ch = load_one(
+            "c",
+            &format!("{base}rate = \"5/10s\"\nretry = [\"500ms\", \"1h30m\"]\n"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(ch.rate.per, Duration::from_secs(10));
+        assert_eq!(
+            ch.retry,
+            [Duration::from_millis(500), Duration::from_secs(5400)]
+        );
+        let ch = load_one("c", &format!("{base}rate = \"100/m\"\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.rate.per, Duration::from_secs(60));
+    }
+
+    /// Credentials present in the environment but malformed skip their channel, like missing
+    /// ones (reported by variable name, never by value); they are not errors of the file.
+    #[test]
+    fn malformed_credentials_skip_the_channel_without_showing_the_value() {
+        std::env::set_var("CRIER_TEST_MAL_SID", "AC-with-dash-5150");
+        std::env::set_var("CRIER_TEST_MAL_TOKEN", "tok\nen-5150");
+        std::env::set_var("CRIER_TEST_MAL_OK", "fine-secret-5150");
+        for (text, needles) in [
+            (
+                "kind = \"twilio\"\naccount_sid_env = \"CRIER_TEST_MAL_SID\"\nauth_token_env = \"CRIER_TEST_MAL_OK\"\nfrom = \"+15005550006\"",
+                &["credentials invalid", "$CRIER_TEST_MAL_SID (account_sid_env)", "letters and digits"][..],
+            ),
+            (
+                "kind = \"twilio\"\naccount_sid_env = \"CRIER_TEST_MAL_SID\"\nauth_token_env = \"CRIER_TEST_MAL_UNSET\"\nfrom = \"+15005550006\"",
+                &["credentials missing: set CRIER_TEST_MAL_UNSET", "credentials invalid", "$CRIER_TEST_MAL_SID"][..],
+            ),
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_MAL_TOKEN\"",
+                &["$CRIER_TEST_MAL_TOKEN (token_env) contains a line break"][..],
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_MAL_OK\"",
+                &["$CRIER_TEST_MAL_OK (webhook_url_env) must hold an http(s) URL"][..],
+            ),
+        ] {
+            let why = load_one("c", text).expect("not an error of the file").unwrap_err();
+            for n in needles {
+                assert!(why.contains(n), "{text}: {why}");
+            }
+            assert!(!why.contains("5150"), "a value leaked: {why}");
+        }
+    }
+
     #[test]
     fn social_kinds_refuse_bad_settings() {
         std::env::set_var("CRIER_TEST_SOCIAL_SECRET2", "s3cret");
@@ -1005,10 +1134,6 @@ mod tests {
             (
                 "kind = \"facebook\"\npage_id = \"my-page\"\npage_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
                 "page_id",
-            ),
-            (
-                "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_SECRET2\"",
-                "http(s) URL",
             ),
             (
                 "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET2\"\nchat_id = \"-1\"\naudience = \"subscribers\"",

@@ -266,6 +266,41 @@ mod tests {
                 "{bad}"
             );
         }
+        // Every duration in the file goes through the one checked parser and names its key.
+        for (bad, key) in [
+            (
+                "[intake]\nhold_down = \"9999999999999999h\"\n",
+                "intake.hold_down",
+            ),
+            (
+                "[notices]\ngrace = \"9999999999999999h\"\n",
+                "notices.grace",
+            ),
+            (
+                "[promises]\nremind_before = \"10 minutes\"\n",
+                "promises.remind_before",
+            ),
+            (
+                "[promises]\nholding_next_update = \"30s\"\n",
+                "promises.holding_next_update",
+            ),
+            (
+                "[maintenance]\nremind_before = \"99999999999999999999999d\"\n",
+                "maintenance.remind_before",
+            ),
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            let e = Config::load(&Overrides {
+                config_file: Some(f.clone()),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains(key) && e.contains("ms, s, m, h or d"),
+                "{bad}: {e}"
+            );
+        }
         std::fs::write(&f, "admin_token_env = \"s3cr3t-value!\"\n").unwrap();
         assert!(Config::load(&Overrides {
             config_file: Some(f),

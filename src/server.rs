@@ -49,6 +49,7 @@ impl Server {
             tracing::info!(channel = %ch.name, kind = ch.kind.as_str(), "channel active");
         }
         check_channel_names(config, &loaded)?;
+        let skipped_channels = Arc::new(loaded.skipped.clone());
         let overrides: Vec<(String, std::path::PathBuf)> = loaded
             .active
             .iter()
@@ -112,6 +113,7 @@ impl Server {
             render,
             dispatcher: dispatcher.clone(),
             intake: Arc::new(Intake::new(store.clone(), config.intake.clone())),
+            skipped_channels,
         });
         let router = api::router(
             state,

@@ -60,6 +60,8 @@ pub mod scripted {
         Answer(Outcome),
         /// Never answers (the dispatcher's send timeout must fire).
         Hang,
+        /// Answers after a while, as a provider over the network does.
+        Slow(std::time::Duration, Outcome),
     }
 
     /// Answers in order; when the script runs out, delivers.
@@ -86,6 +88,10 @@ pub mod scripted {
             match step {
                 Some(Step::Answer(o)) => o,
                 Some(Step::Hang) => std::future::pending().await,
+                Some(Step::Slow(d, o)) => {
+                    tokio::time::sleep(d).await;
+                    o
+                }
                 None => Outcome::Delivered { receipt: None },
             }
         }

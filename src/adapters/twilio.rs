@@ -78,6 +78,12 @@ pub enum TwilioError {
     BadErrorCode(String),
 }
 
+/// Whether an account SID can go into the request path: non-empty, letters and digits only.
+/// (Channel loading checks it too, so a malformed one skips its channel instead of failing.)
+pub fn valid_account_sid(sid: &str) -> bool {
+    !sid.is_empty() && sid.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Settings for one Twilio channel. Secrets are resolved by the caller.
 #[derive(Clone)]
 pub struct TwilioConfig {
@@ -124,7 +130,7 @@ impl TwilioConfig {
         if self.account_sid.is_empty() {
             return Err(TwilioError::EmptyField("account_sid"));
         }
-        if !self.account_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !valid_account_sid(&self.account_sid) {
             return Err(TwilioError::BadAccountSid);
         }
         if self.auth_token.is_empty() {

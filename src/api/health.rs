@@ -12,13 +12,26 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers and its flusher is alive.
-pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+/// Readiness: the store answers and its flusher is alive. The body also names the channels that
+/// are configured but not running (credentials missing or invalid, disabled) and why: they do
+/// not make crier unready, since every other channel works, but an operator must see them.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store.ready().await.map_err(|e| {
         tracing::error!(error = %e, "readiness check failed");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is not ready")
     })?;
-    Ok("ready")
+    let skipped: Vec<Value> = state
+        .skipped_channels
+        .iter()
+        .map(|(name, reason)| json!({ "name": name, "reason": reason }))
+        .collect();
+    Ok(Json(json!({
+        "status": "ready",
+        "channels": {
+            "active": state.dispatcher.broadcast_targets().into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "skipped": skipped,
+        },
+    })))
 }
 
 /// What a public status page shows: components and open, published incidents.

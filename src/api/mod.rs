@@ -12,6 +12,7 @@ mod hooks;
 mod incidents;
 mod intake;
 mod notices;
+mod panic;
 mod preview;
 mod subscribers;
 
@@ -40,6 +41,8 @@ pub struct Shared {
     pub render: Arc<Settings>,
     pub dispatcher: Dispatcher,
     pub intake: Arc<crate::intake::Intake>,
+    /// Channels configured but not running, with why (`/readyz` shows them).
+    pub skipped_channels: Arc<Vec<(String, String)>>,
 }
 
 impl AppState {
@@ -132,4 +135,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             )
         })
         .with_state(state)
+        // Outermost: a panic anywhere below answers 500 problem+json instead of a dropped
+        // connection.
+        .layer(axum::middleware::from_fn(panic::catch_panic))
 }

@@ -250,7 +250,7 @@ enum IncidentCmd {
         #[arg(long = "component")]
         components: Vec<String>,
         /// Promise the next update, e.g. 30m or 1h.
-        #[arg(long)]
+        #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
         /// Language of the message (default en).
         #[arg(long)]
@@ -282,7 +282,7 @@ enum IncidentCmd {
         status: String,
         #[arg(long)]
         message: String,
-        #[arg(long)]
+        #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
         #[arg(long)]
         locale: Option<String>,
@@ -307,7 +307,7 @@ enum IncidentCmd {
         id: String,
         #[arg(long)]
         message: String,
-        #[arg(long)]
+        #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
         #[arg(long)]
         locale: Option<String>,
@@ -696,6 +696,15 @@ fn token(cli: &Cli) -> Result<String, CliError> {
         ))),
         Err(e) => Err(CliError::Usage(e.to_string())),
     }
+}
+
+/// `--next-update`: checked here with the server's own rules (a delay such as 30m, or an RFC 3339
+/// instant), so a typo is a usage error before anything is sent.
+fn promise_arg(s: &str) -> Result<String, String> {
+    if chrono::DateTime::parse_from_rfc3339(s.trim()).is_err() {
+        crate::domain::parse_next_update(s).map_err(|e| e.to_string())?;
+    }
+    Ok(s.to_owned())
 }
 
 fn text_body(message: &str, locale: &Option<String>) -> Value {

@@ -434,6 +434,9 @@ fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage
                 .store
                 .incident_summary(d.incident_id)
                 .map_err(|e| e.to_string())?;
+            // Messages show the incident as the public sees it: a draft written since this
+            // update must not change the status or impact they state.
+            let incident = incident.public_view().unwrap_or(incident);
             let update = inner
                 .store
                 .published_update(d.incident_id, d.seq)
@@ -750,6 +753,13 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     }
     if let Err(e) = inner.store.record(&d).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
+        return;
+    }
+    if d.state == DeliveryState::Pending {
+        // A retry is a new due time the worker has not seen: while this delivery was in flight
+        // it was invisible to `next_due`, so an otherwise idle worker sleeps its full idle wait.
+        // Wake it to sleep until the retry instead.
+        ch.notify.notify_one();
     }
 }
 

@@ -173,6 +173,33 @@ async fn backoff_schedule_and_retry_after_are_followed() {
     h.stop().await;
 }
 
+/// A retry whose delivery was the channel's only one (it was in flight, so nothing else was
+/// due and the worker went to sleep) leaves on its schedule: recording the retry wakes the
+/// worker, which used to sleep its idle 60 s first.
+#[tokio::test(start_paused = true)]
+async fn a_retry_with_nothing_else_due_leaves_on_time() {
+    // The provider takes a second to answer, so the worker has gone idle by then.
+    let s = Arc::new(Scripted::new(vec![Step::Slow(
+        Duration::from_secs(1),
+        Outcome::Retry {
+            reason: "429 Too Many Requests".into(),
+            after: Some(Duration::from_secs(2)),
+        },
+    )]));
+    // A 1 s step (±20 %) loses to the 2 s Retry-After: the retry is due exactly 2 s later.
+    let h = harness(vec![(channel("hook", &[1], fast()), s.clone())]).await;
+    let id = h.publish(1).await[0];
+    let ds = h.settle(id).await;
+    assert_eq!(ds[0].state, DeliveryState::Delivered);
+    let g = gaps(&s);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert!(
+        g[0] >= Duration::from_secs(3) && g[0] < Duration::from_millis(3500),
+        "sent at 0 s, answered at 1 s, re-sent 2 s later on the paused clock, not after the idle wait: {g:?}"
+    );
+    h.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn permanent_rejections_are_not_retried() {
     let s = Arc::new(Scripted::new(vec![Step::Answer(Outcome::Rejected {

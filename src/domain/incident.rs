@@ -241,9 +241,63 @@ pub struct Incident {
     /// Opted in to an automatic holding statement when a next-update promise is missed.
     #[serde(default)]
     pub holding_statement: bool,
+    /// What the public sees: the state the last *published* update left. The fields above are
+    /// the staff view and move with drafts too; a draft must not change the status page before
+    /// it is published. `None` while only drafts exist (and in records written before this
+    /// field existed, where the fields above were only moved by published updates in practice
+    /// unless `draft` says otherwise; see [`Incident::public_view`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<PublicState>,
+}
+
+/// The part of an incident that updates change, as of its last published update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicState {
+    pub status: Status,
+    pub impact: Impact,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub next_update_due: Option<DateTime<Utc>>,
+    /// The position of that update in the timeline.
+    pub update_count: u32,
 }
 
 impl Incident {
+    /// Records the current state as what the public sees: called when an update is published
+    /// (an opening, an append that is not a draft, or the publication of the drafts).
+    pub fn publish_state(&mut self) {
+        self.public = Some(PublicState {
+            status: self.status,
+            impact: self.impact,
+            updated_at: self.updated_at,
+            resolved_at: self.resolved_at,
+            next_update_due: self.next_update_due,
+            update_count: self.update_count,
+        });
+    }
+
+    /// The incident as the public sees it: the state of its last published update, or `None`
+    /// when nothing has been published. A record from before `public` existed that is not a
+    /// draft shows its own state, as it did then.
+    pub fn public_view(&self) -> Option<Incident> {
+        let mut v = self.clone();
+        match self.public.clone() {
+            Some(p) => {
+                v.status = p.status;
+                v.impact = p.impact;
+                v.updated_at = p.updated_at;
+                v.resolved_at = p.resolved_at;
+                v.next_update_due = p.next_update_due;
+                v.update_count = p.update_count;
+            }
+            None if self.draft => return None,
+            None => {}
+        }
+        v.draft = false;
+        v.public = None;
+        Some(v)
+    }
+
     /// Open (not resolved or completed).
     pub fn is_open(&self) -> bool {
         !self.status.is_final()
@@ -359,7 +413,30 @@ mod tests {
             scheduled_for: None,
             scheduled_until: None,
             holding_statement: false,
+            public: None,
         }
+    }
+
+    #[test]
+    fn the_public_view_is_the_last_published_state() {
+        let mut i = record(IncidentKind::Incident, Status::Investigating);
+        i.publish_state();
+        i.status = Status::Identified;
+        i.impact = Impact::Critical;
+        i.update_count = 2;
+        let v = i.public_view().unwrap();
+        assert_eq!(
+            (v.status, v.impact, v.update_count),
+            (Status::Investigating, Impact::Minor, 1)
+        );
+        assert!(v.public.is_none() && !v.draft);
+        // Never published: nothing public.
+        let mut d = record(IncidentKind::Incident, Status::Investigating);
+        d.draft = true;
+        assert!(d.public_view().is_none());
+        // A record written before `public` existed shows its own state unless it is a draft.
+        let legacy = record(IncidentKind::Incident, Status::Monitoring);
+        assert_eq!(legacy.public_view().unwrap().status, Status::Monitoring);
     }
 
     use IncidentKind::{Incident as Inc, Maintenance as Mnt};

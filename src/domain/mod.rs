@@ -8,15 +8,19 @@ mod incident;
 mod locale;
 mod next_update;
 mod notice;
+mod span;
 mod subscriber;
 mod update;
 
 pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
-pub use incident::{check_status_for_new, Impact, Incident, IncidentKind, Status, Title};
+pub use incident::{
+    check_status_for_new, Impact, Incident, IncidentKind, PublicState, Status, Title,
+};
 pub use locale::Locale;
 pub use next_update::{next_local_time, parse_next_update, NextUpdate};
 pub use notice::{parse_day, parse_tz, Notice};
+pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Subscriber};
 pub use update::{Body, Update, UpdateAction};
 

@@ -1,7 +1,7 @@
 //! "Next update in 30 minutes": the promise every crisis update should carry. Parsed here from the
 //! short forms staff type (`30m`, `1h`, `1h30m`, `90s`) or an absolute RFC 3339 instant.
 
-use super::DomainError;
+use super::{DomainError, Span};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,48 +18,12 @@ pub enum NextUpdate {
 /// The longest promise crier accepts; anything longer is almost certainly a typo (`30d` for `30m`).
 const MAX_PROMISE: Duration = Duration::days(7);
 
-/// Parses `30m`, `1h`, `1h30m`, `45s`, `2d` into a duration (at least one minute, at most a week).
+/// Parses `30m`, `1h`, `1h30m`, `90s`, `2d` into a duration (at least one minute, at most a week),
+/// with the one duration parser ([`Span`]).
 pub fn parse_next_update(s: &str) -> Result<Duration, DomainError> {
-    let bad = |why: &str| {
-        DomainError::invalid(
-            "next_update",
-            format!("\"{s}\" {why}; write a delay such as 30m, 1h or 1h30m"),
-        )
-    };
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(bad("is empty"));
-    }
-    let mut total = Duration::zero();
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num
-            .parse()
-            .map_err(|_| bad("has a unit without a number before it"))?;
-        num.clear();
-        let unit = match c {
-            's' => Duration::seconds(n),
-            'm' => Duration::minutes(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            _ => return Err(bad("has an unknown unit (use s, m, h or d)")),
-        };
-        total += unit;
-        if total > MAX_PROMISE {
-            return Err(bad("is longer than 7 days"));
-        }
-    }
-    if !num.is_empty() {
-        return Err(bad("lacks a unit after its last number"));
-    }
-    if total < Duration::minutes(1) {
-        return Err(bad("is shorter than one minute"));
-    }
-    Ok(total)
+    Span::parse_in(s, Span::from_secs(60), Span::from_secs(7 * 86_400))
+        .map(Span::as_chrono)
+        .map_err(|e| DomainError::invalid("next_update", e.to_string()))
 }
 
 impl NextUpdate {
@@ -156,8 +120,18 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "30", "m", "30x", "10s", "8d", "1h30"] {
-            assert!(parse_next_update(bad).is_err(), "{bad} should be rejected");
+        for bad in [
+            "",
+            "30",
+            "m",
+            "30x",
+            "10s",
+            "8d",
+            "1h30",
+            "9999999999999999h",
+        ] {
+            let e = parse_next_update(bad).unwrap_err().to_string();
+            assert!(e.contains("from 1m to 7d"), "{bad}: {e}");
         }
     }
 

@@ -16,8 +16,7 @@
 //! The first route whose every `match` label equals the alert's wins; without a match the
 //! defaults apply (impact `minor`, every channel, mode `draft`: a person decides).
 
-use crate::channels::parse_duration;
-use crate::domain::{ComponentName, Impact, Locale};
+use crate::domain::{ComponentName, Impact, Locale, Span};
 use crate::store::intake::Mode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -104,7 +103,9 @@ impl IntakeSettings {
         let mut s = IntakeSettings::default();
         let Some(f) = f else { return Ok(s) };
         if let Some(v) = f.hold_down {
-            s.hold_down = parse_duration(&v).map_err(|e| format!("intake.hold_down: {e}"))?;
+            s.hold_down = Span::parse(&v)
+                .map(Span::as_std)
+                .map_err(|e| format!("intake.hold_down: {e}"))?;
         }
         if let Some(v) = f.locale {
             s.locale = Locale::parse(&v).map_err(|e| format!("intake.locale: {e}"))?;

@@ -463,6 +463,7 @@ pub fn sample_incident(
         scheduled_for: None,
         scheduled_until: None,
         holding_statement: false,
+        public: None,
     };
     let update = Update {
         id: update_id,

@@ -1,7 +1,7 @@
 //! The scheduler's settings, from the `[notices]`, `[promises]` and `[maintenance]` tables of
 //! `crier.toml`. Durations are written `30s`, `10m`, `2h`; every key is optional.
 
-use crate::channels::parse_duration;
+use crate::domain::Span;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -90,7 +90,11 @@ impl ScheduleSettings {
         maintenance: Option<MaintenanceFile>,
     ) -> Result<Self, String> {
         let mut s = ScheduleSettings::default();
-        let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| format!("{key}: {e}"));
+        let dur = |key: &str, v: &str| {
+            Span::parse(v)
+                .map(Span::as_std)
+                .map_err(|e| format!("{key}: {e}"))
+        };
         if let Some(n) = notices {
             if let Some(m) = n.missed {
                 s.missed = m;
@@ -113,13 +117,11 @@ impl ScheduleSettings {
                 s.holding_statement_channels = c;
             }
             if let Some(v) = p.holding_next_update {
-                let d = dur("promises.holding_next_update", &v)?;
-                if d < Duration::from_secs(60) {
-                    return Err(format!(
-                        "promises.holding_next_update = \"{v}\" is under a minute; promise at least 1m"
-                    ));
-                }
-                s.holding_next_update = d;
+                // It becomes a next-update promise: the same bounds as one.
+                s.holding_next_update =
+                    Span::parse_in(&v, Span::from_secs(60), Span::from_secs(7 * 86_400))
+                        .map(Span::as_std)
+                        .map_err(|e| format!("promises.holding_next_update: {e}"))?;
             }
         }
         if let Some(m) = maintenance {

@@ -158,7 +158,8 @@ pub struct IncidentFilter {
     pub status: Option<Status>,
     pub impact: Option<Impact>,
     pub component: Option<ComponentName>,
-    /// Only incidents with at least one published update.
+    /// Only incidents with at least one published update, each as the public sees it (the
+    /// state of its last published update; filters apply to that state).
     pub published_only: bool,
     pub limit: usize,
 }
@@ -428,7 +429,7 @@ impl Store {
         self.check_components(&new.components)?;
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
-        let incident = Incident {
+        let mut incident = Incident {
             id,
             title: new.title,
             kind: new.kind,
@@ -444,7 +445,11 @@ impl Store {
             scheduled_for: new.scheduled_for,
             scheduled_until: new.scheduled_until,
             holding_statement: new.holding_statement,
+            public: None,
         };
+        if !new.draft {
+            incident.publish_state();
+        }
         let update = Update {
             id: Ulid::new(),
             incident_id: id,
@@ -500,6 +505,10 @@ impl Store {
         let (incident, update) = {
             let _w = self.lock(id);
             let mut incident = self.incident_summary(id)?;
+            if incident.public.is_none() && !incident.draft {
+                // A record from before `public` existed: its state is what the public saw.
+                incident.publish_state();
+            }
             let (action, status) = match new.change {
                 Change::Update(to) => {
                     let to = to.unwrap_or(incident.status);
@@ -530,6 +539,7 @@ impl Store {
             }
             if !new.draft {
                 incident.draft = false;
+                incident.publish_state();
             }
             let update = Update {
                 id: update_id,
@@ -596,6 +606,8 @@ impl Store {
                 self.updates.insert(key, encode(u)?)?;
             }
             incident.draft = false;
+            // Every update is published now, so the public sees the latest state.
+            incident.publish_state();
             self.incidents.insert(id.to_bytes(), encode(&incident)?)?;
             (incident, published.into_iter().map(|(_, u)| u).collect())
         };
@@ -624,6 +636,14 @@ impl Store {
             }
             let (_, v) = item?;
             let i: Incident = decode(&v)?;
+            // The public list shows each incident as its last published update left it.
+            let i = match filter.published_only {
+                true => match i.public_view() {
+                    Some(v) => v,
+                    None => continue,
+                },
+                false => i,
+            };
             let keep = filter.open.is_none_or(|o| i.is_open() == o)
                 && filter.kind.is_none_or(|k| i.kind == k)
                 && filter.status.is_none_or(|s| i.status == s)
@@ -631,8 +651,7 @@ impl Store {
                 && filter
                     .component
                     .as_ref()
-                    .is_none_or(|c| i.components.contains(c))
-                && (!filter.published_only || !i.draft);
+                    .is_none_or(|c| i.components.contains(c));
             if keep {
                 out.push(i);
             }

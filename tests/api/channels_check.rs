@@ -265,3 +265,107 @@ async fn one_channel_by_name_and_json_output() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no channel named \"nope\""));
 }
+
+/// One malformed credential must not take the other channels down: `serve` starts with a Twilio
+/// channel whose account SID has a dash, skips it like a channel with missing credentials, and
+/// the log channel delivers; `/readyz` and `crier channels check` name the bad channel, the
+/// variable and what to fix, never the value.
+#[tokio::test]
+async fn a_malformed_credential_skips_its_channel_and_the_others_serve() {
+    const SID: &str = "AC-dashed-sid-4417";
+    let dir = tempfile::tempdir().unwrap();
+    let channels = dir.path().join("channels");
+    std::fs::create_dir_all(&channels).unwrap();
+    std::fs::write(
+        channels.join("sms.toml"),
+        "kind = \"twilio\"\naccount_sid_env = \"CRIER_BADSID_SID\"\nauth_token_env = \"CRIER_BADSID_TOKEN\"\nfrom = \"+15005550006\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        channels.join("public.toml"),
+        "kind = \"log\"\nrender = \"x\"\naudience = \"fixed\"\n",
+    )
+    .unwrap();
+    let env = [
+        ("CRIER_BADSID_SID", SID),
+        ("CRIER_BADSID_TOKEN", "twilio-token-0123456789"),
+    ];
+    let serve =
+        crate::helpers::ServeProcess::start_env(&dir.path().join("data"), &channels, None, &env);
+    let (base, token) = (serve.base(), serve.token());
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/v1/incidents"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Outage", "impact": "major", "message": "Investigating"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut delivered = false;
+    for _ in 0..400 {
+        let v: Value = client
+            .get(format!("{base}/api/v1/incidents/{id}/deliveries"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["channels"]["public"]["delivered"] == 1 {
+            assert!(v["channels"].get("sms").is_none(), "{v}");
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(delivered, "the good channel did not deliver");
+
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["channels"]["active"], json!(["public"]), "{ready}");
+    let skipped = &ready["channels"]["skipped"];
+    assert_eq!(skipped[0]["name"], "sms", "{ready}");
+    let reason = skipped[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("credentials invalid")
+            && reason.contains("$CRIER_BADSID_SID")
+            && reason.contains("letters and digits"),
+        "{reason}"
+    );
+    assert!(
+        !ready.to_string().contains(SID),
+        "the value leaked: {ready}"
+    );
+    serve.terminate();
+
+    let o = tokio::process::Command::new(bin())
+        .args(["channels", "check", "--channels"])
+        .arg(&channels)
+        .envs(env)
+        .env_remove("CRIER_CHANNELS")
+        .env_remove("CRIER_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let sms = line(&out, "sms");
+    assert!(
+        sms.starts_with("SKIPPED")
+            && sms.contains("$CRIER_BADSID_SID")
+            && sms.contains("letters and digits"),
+        "{out}"
+    );
+    assert!(!out.contains(SID), "the value leaked: {out}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a skipped channel is not a failure: {out}"
+    );
+}

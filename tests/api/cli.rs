@@ -244,3 +244,57 @@ async fn subscribers_commands_and_import() {
     let list = json(&crier(&app, &["subscribers", "list", "--json"]).await);
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
+
+/// `--next-update` is checked by the same duration parser as the server's: an absurd delay is
+/// a usage error (exit 2) naming the units and the limit, and nothing reaches the server.
+#[tokio::test]
+async fn an_absurd_next_update_is_a_usage_error() {
+    let app = spawn_app().await;
+    let before = app.checksum();
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "open",
+            "--title",
+            "t",
+            "--impact",
+            "minor",
+            "--message",
+            "m",
+            "--next-update",
+            "9999999999999999h",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ms, s, m, h or d") && stderr(&o).contains("7d"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(app.checksum(), before);
+    // An RFC 3339 instant passes the check (the server judges it against its clock).
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "open",
+            "--title",
+            "t",
+            "--impact",
+            "minor",
+            "--message",
+            "m",
+            "--next-update",
+            "2000-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the server refuses a past instant: {}",
+        stderr(&o)
+    );
+}

@@ -199,3 +199,42 @@ async fn malformed_bodies_get_problem_json_and_write_nothing() {
     }
     assert_eq!(app.checksum(), before, "a rejected request wrote something");
 }
+
+/// A promise too long for any clock used to panic inside chrono and drop the connection; every
+/// form of it is a 422 that names the units and the limit, and writes nothing.
+#[tokio::test]
+async fn absurd_durations_are_422_not_a_dropped_connection() {
+    let app = spawn_app().await;
+    let id = app.open_incident("x").await;
+    let before = app.checksum();
+    for huge in [
+        "9999999999999999h",
+        "99999999999999999999999999d",
+        "1h30",
+        "30x",
+    ] {
+        let r = app
+            .post(
+                "/api/v1/incidents",
+                json!({"title": "t", "impact": "minor", "message": "m", "next_update": huge}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{huge}: {:?}", r.body);
+        let detail = r.problem();
+        assert!(
+            detail.contains("next_update")
+                && detail.contains("ms, s, m, h or d")
+                && detail.contains("7d"),
+            "{huge}: {detail}"
+        );
+        let r = app
+            .post(
+                &format!("/api/v1/incidents/{id}/updates"),
+                json!({"status": "identified", "message": "m", "next_update": huge}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{huge}: {:?}", r.body);
+        r.problem();
+    }
+    assert_eq!(app.checksum(), before, "a rejected promise wrote");
+}

@@ -240,6 +240,74 @@ async fn list_filters_newest_first_and_limit() {
     assert!(r.problem().contains("colour"), "{}", r.problem());
 }
 
+/// A draft update on a published incident changes nothing the public sees (status, impact,
+/// the promise, open or resolved) until it is published; the staff view shows it at once.
+#[tokio::test]
+async fn draft_updates_do_not_move_the_public_status_until_published() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Check-in delays", "impact": "minor", "message": "Looking into it"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let public = || async {
+        let v: serde_json::Value = app
+            .client
+            .get(app.url("/api/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v
+    };
+    let before = public().await;
+    assert_eq!(
+        before["incidents"][0]["status"], "investigating",
+        "{before}"
+    );
+    assert_eq!(before["incidents"][0]["impact"], "minor", "{before}");
+
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "identified", "impact": "critical", "message": "not yet", "draft": true, "next_update": "30m"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let staff = app.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(staff.body["status"], "identified", "staff see the draft");
+    let during = public().await;
+    assert_eq!(
+        during["incidents"], before["incidents"],
+        "a draft moved the public status"
+    );
+    // A draft that resolves does not take the incident off the public list either.
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "resolved", "message": "fixed (draft)", "draft": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(public().await["incidents"], before["incidents"]);
+
+    let r = app
+        .post(&format!("/api/v1/incidents/{id}/publish"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let after = public().await;
+    assert_eq!(
+        after["incidents"].as_array().unwrap().len(),
+        0,
+        "published: resolved, off the open list: {after}"
+    );
+}
+
 #[tokio::test]
 async fn drafts_stay_private_until_published() {
     let app = spawn_app().await;

@@ -131,5 +131,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 "no such endpoint; the API lives under /api/v1 (see docs/ARCHITECTURE.md)",
             )
         })
+        .layer(axum::middleware::from_fn(extract::problem_responses))
         .with_state(state)
 }

@@ -72,6 +72,25 @@ pub fn check_text(field: &'static str, s: &str) -> Result<(), DomainError> {
     }
 }
 
+/// For text from machines that cannot correct it (monitoring alerts: a refusal would only make
+/// Alertmanager retry the same payload forever): every control character not in `keep` becomes
+/// U+FFFD, visibly marking where one was instead of passing it on.
+pub fn replace_controls<'a>(s: &'a str, keep: &[char]) -> std::borrow::Cow<'a, str> {
+    if !s.chars().any(|c| c.is_control() && !keep.contains(&c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() && !keep.contains(&c) {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// CR LF and lone CR become LF, so a text pasted from any system has one kind of line break.
 pub fn normalize_breaks(s: &str) -> String {
     if s.contains('\r') {
@@ -111,5 +130,17 @@ mod tests {
         assert!(e.contains("U+0007 (BEL) at character 4"), "{e}");
         assert!(check_text("body", "a\rb").is_err());
         assert_eq!(normalize_breaks("a\r\nb\rc\n"), "a\nb\nc\n");
+    }
+
+    #[test]
+    fn machine_text_has_its_controls_marked() {
+        assert_eq!(
+            replace_controls("a\u{1b}[31mb\n\tc\u{9b}", &['\n']),
+            "a\u{fffd}[31mb\n\u{fffd}c\u{fffd}"
+        );
+        assert!(matches!(
+            replace_controls("plain\nline", &['\n']),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -429,3 +429,32 @@ async fn an_early_answer_to_a_large_post_says_connection_close() {
     assert!(answer.starts_with("http/1.1 401"), "{answer}");
     assert!(!answer.contains("connection: close"), "{answer}");
 }
+
+#[tokio::test]
+async fn alert_text_with_control_characters_is_marked_not_refused() {
+    // A refusal would make Alertmanager retry the same payload forever.
+    let app = spawn_app().await;
+    let payload = json!({
+      "version": "4", "groupKey": "{}:{alertname=\"Esc\"}", "truncatedAlerts": 0,
+      "status": "firing", "receiver": "crier", "groupLabels": {"alertname": "Esc"},
+      "commonLabels": {"alertname": "Esc"},
+      "commonAnnotations": {"summary": "Disk \u{1b}[31mfull"},
+      "externalURL": "http://alertmanager:9093",
+      "alerts": [{"status": "firing", "labels": {"alertname": "Esc", "instance": "db-1"},
+         "annotations": {"summary": "Disk \u{1b}[31mfull\u{7}"},
+         "startsAt": "2026-11-23T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "http://prometheus/graph", "fingerprint": "1a2b3c"}]
+    });
+    let r = app.post("/api/v1/hooks/alertmanager", payload).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let id = r.body["outcomes"][0]["incident"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let i = app.get(&format!("/api/v1/incidents/{id}")).await.body;
+    assert_eq!(i["title"], "Disk \u{fffd}[31mfull", "{i}");
+    assert_eq!(
+        i["updates"][0]["body"]["en"], "Disk \u{fffd}[31mfull\u{fffd}",
+        "{i}"
+    );
+}

@@ -458,3 +458,23 @@ async fn alert_text_with_control_characters_is_marked_not_refused() {
         "{i}"
     );
 }
+
+#[tokio::test]
+async fn a_notice_subject_with_a_control_character_is_refused() {
+    let app = spawn_app_with_channels(&[("log", "kind = \"log\"\n")]).await;
+    let r = app
+        .post(
+            "/api/v1/notices",
+            json!({"cron": "0 9 * * 1", "tz": "Europe/Helsinki", "subject": "Weekly\u{1b}]0;x",
+                   "message": "Maintenance window", "channels": ["log"]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert!(
+        r.problem()
+            .starts_with("subject: contains the control character U+001B (ESC) at character 7"),
+        "{}",
+        r.problem()
+    );
+    assert_eq!(app.get("/api/v1/notices").await.body, json!([]));
+}

@@ -112,6 +112,21 @@ async fn teams_gets_markdown_with_every_value_escaped() {
         "See \\<https://evil.example|your bank\\> or \\[login\\](https://evil.example) \\*now\\*",
         "{text}"
     );
+    assert_eq!(
+        bodies[0],
+        json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.2",
+                    "body": [{"type": "TextBlock", "text": text, "wrap": true}]
+                }
+            }]
+        })
+    );
 }
 
 #[tokio::test]
@@ -146,9 +161,14 @@ async fn matrix_events_mention_nobody() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
-    assert_eq!(body["m.mentions"], json!({}), "{body}");
-    assert_eq!(body["msgtype"], "m.text");
-    assert!(body["body"].as_str().unwrap().contains("@room outage"));
+    assert_eq!(
+        body,
+        json!({
+            "msgtype": "m.text",
+            "body": "**New incident: @room outage** (investigating, impact major)\nPing @room",
+            "m.mentions": {}
+        })
+    );
 }
 
 #[tokio::test]

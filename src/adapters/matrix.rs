@@ -3,7 +3,8 @@
 //!
 //! Request (Client-Server API v3, <https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>):
 //! `PUT {homeserver}/_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}` with
-//! `Authorization: Bearer <access token>` and JSON `msgtype: "m.text"`, `body` and, in a thread,
+//! `Authorization: Bearer <access token>` and JSON `msgtype: "m.text"`, `body`, an empty
+//! `m.mentions` (nobody is mentioned: `@room` in an update notifies no one) and, in a thread,
 //! `"m.relates_to": {"m.in_reply_to": {"event_id": <previous event>}}`.
 //!
 //! The transaction id is the delivery's idempotency key: the homeserver de-duplicates a repeated
@@ -77,7 +78,10 @@ impl MatrixAdapter {
 
     /// The event content for `msg`.
     pub fn content(msg: &OutMessage) -> Value {
-        let mut c = json!({"msgtype": "m.text", "body": msg.text});
+        // An empty `m.mentions` says the event mentions nobody: clients that follow the spec
+        // (v1.7, intentional mentions) then stop matching `@room`, display names and user ids
+        // in the body, so an update that quotes one never notifies the room.
+        let mut c = json!({"msgtype": "m.text", "body": msg.text, "m.mentions": {}});
         if let Some(t) = &msg.thread {
             c["m.relates_to"] = json!({"m.in_reply_to": {"event_id": t.parent}});
         }
@@ -190,7 +194,9 @@ mod tests {
             ))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
             .and(header("content-type", "application/json"))
-            .and(body_json(json!({"msgtype": "m.text", "body": "Outage"})))
+            .and(body_json(
+                json!({"msgtype": "m.text", "body": "Outage", "m.mentions": {}}),
+            ))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"event_id": "$ev1"})))
             .expect(1)
             .mount(&server)
@@ -203,6 +209,7 @@ mod tests {
             .and(body_json(json!({
                 "msgtype": "m.text",
                 "body": "Fixed",
+                "m.mentions": {},
                 "m.relates_to": {"m.in_reply_to": {"event_id": "$ev1"}}
             })))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"event_id": "$ev2"})))

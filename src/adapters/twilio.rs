@@ -76,6 +76,9 @@ pub enum TwilioError {
     /// `ErrorCode` is present but not a number.
     #[error("status callback ErrorCode is not a number: {0:?}")]
     BadErrorCode(String),
+    /// `MessageStatus` is not one of Twilio's documented values.
+    #[error("status callback MessageStatus {0:?} is not a Twilio message status; expected one of {STATUS_NAMES}")]
+    UnknownStatus(String),
 }
 
 /// Whether an account SID can go into the request path: non-empty, letters and digits only.
@@ -83,6 +86,9 @@ pub enum TwilioError {
 pub fn valid_account_sid(sid: &str) -> bool {
     !sid.is_empty() && sid.bytes().all(|b| b.is_ascii_alphanumeric())
 }
+
+/// Twilio's documented `MessageStatus` values, for error messages.
+const STATUS_NAMES: &str = "queued, accepted, scheduled, sending, sent, delivered, undelivered, failed, read, canceled, partially_delivered, receiving, received";
 
 /// Settings for one Twilio channel. Secrets are resolved by the caller.
 #[derive(Clone)]
@@ -312,14 +318,13 @@ pub enum MessageStatus {
     Receiving,
     /// Inbound message received.
     Received,
-    /// A value this code does not know yet.
-    Other(String),
 }
 
 impl MessageStatus {
-    /// Reads a `MessageStatus` value (case-insensitive).
-    pub fn parse(s: &str) -> Self {
-        match s.to_ascii_lowercase().as_str() {
+    /// Reads a `MessageStatus` value (case-insensitive); anything else is refused, so a callback
+    /// can only record a status Twilio documents.
+    pub fn parse(s: &str) -> Result<Self, TwilioError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
             "queued" => Self::Queued,
             "accepted" => Self::Accepted,
             "scheduled" => Self::Scheduled,
@@ -333,8 +338,8 @@ impl MessageStatus {
             "partially_delivered" => Self::PartiallyDelivered,
             "receiving" => Self::Receiving,
             "received" => Self::Received,
-            _ => Self::Other(s.to_owned()),
-        }
+            _ => return Err(TwilioError::UnknownStatus(s.to_owned())),
+        })
     }
 
     /// The status as Twilio spells it.
@@ -353,7 +358,38 @@ impl MessageStatus {
             Self::PartiallyDelivered => "partially_delivered",
             Self::Receiving => "receiving",
             Self::Received => "received",
-            Self::Other(s) => s,
+        }
+    }
+
+    /// How far along its life a message with this status is. Callbacks can arrive out of order
+    /// (Twilio sends them concurrently); a status only replaces one of a lower stage, so a late
+    /// `sent` never overwrites `delivered`. The inbound statuses never concern an outbound
+    /// message and rank lowest.
+    fn stage(&self) -> u8 {
+        match self {
+            Self::Receiving | Self::Received => 0,
+            Self::Scheduled => 1,
+            Self::Accepted | Self::Queued => 2,
+            Self::Sending => 3,
+            Self::Sent => 4,
+            Self::PartiallyDelivered => 5,
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled => 6,
+            Self::Read => 7,
+        }
+    }
+
+    /// Whether a callback reporting `self` should replace the recorded status `recorded`
+    /// (`None`: nothing recorded yet, or a value earlier versions stored that is not a status).
+    /// A later stage wins; within a stage the first final status stays (a message is not both
+    /// delivered and failed), and a repeated non-final one may refresh it.
+    pub fn supersedes(&self, recorded: Option<&str>) -> bool {
+        let Some(old) = recorded.and_then(|r| MessageStatus::parse(r).ok()) else {
+            return true;
+        };
+        match self.stage().cmp(&old.stage()) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => !old.is_final(),
+            std::cmp::Ordering::Less => false,
         }
     }
 
@@ -404,8 +440,8 @@ pub fn parse_status_callback(form: &str) -> Result<StatusCallback, TwilioError> 
         .ok_or(TwilioError::MissingField("MessageSid"))?;
     let message_status = get("MessageStatus")
         .or_else(|| get("SmsStatus"))
-        .map(|s| MessageStatus::parse(&s))
-        .ok_or(TwilioError::MissingField("MessageStatus"))?;
+        .ok_or(TwilioError::MissingField("MessageStatus"))
+        .and_then(|s| MessageStatus::parse(&s))?;
     let error_code = match get("ErrorCode") {
         None => None,
         Some(raw) => Some(
@@ -912,10 +948,8 @@ mod tests {
         let queued = parse_status_callback("MessageSid=SM3&MessageStatus=sending").unwrap();
         assert!(!queued.message_status.is_final());
         assert_eq!(
-            parse_status_callback("MessageSid=SM3&MessageStatus=brand_new")
-                .unwrap()
-                .message_status,
-            MessageStatus::Other("brand_new".into())
+            parse_status_callback("MessageSid=SM3&MessageStatus=brand_new"),
+            Err(TwilioError::UnknownStatus("brand_new".into()))
         );
 
         assert_eq!(
@@ -934,6 +968,43 @@ mod tests {
             parse_status_callback("MessageSid=SM%ZZ&MessageStatus=failed"),
             Err(TwilioError::MalformedForm(_))
         ));
+    }
+
+    #[test]
+    fn every_documented_status_parses_and_nothing_else() {
+        for name in STATUS_NAMES.split(", ") {
+            assert_eq!(MessageStatus::parse(name).unwrap().as_str(), name);
+        }
+        assert_eq!(
+            MessageStatus::parse("DELIVERED"),
+            Ok(MessageStatus::Delivered)
+        );
+        for bad in ["", "delivered ", "pwned", "unknown"] {
+            assert!(MessageStatus::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn callbacks_are_ordered_by_stage_and_finals_stay() {
+        use MessageStatus::*;
+        // In order: each replaces the one before.
+        assert!(Queued.supersedes(None));
+        assert!(Sending.supersedes(Some("queued")));
+        assert!(Sent.supersedes(Some("sending")));
+        assert!(Delivered.supersedes(Some("sent")));
+        assert!(Read.supersedes(Some("delivered")));
+        assert!(Undelivered.supersedes(Some("sent")));
+        // Late arrivals of earlier stages do not overwrite a final status.
+        assert!(!Sent.supersedes(Some("delivered")));
+        assert!(!Queued.supersedes(Some("sent")));
+        assert!(!Sending.supersedes(Some("undelivered")));
+        assert!(!Delivered.supersedes(Some("read")));
+        // Two different final statuses: the first one stays.
+        assert!(!Failed.supersedes(Some("delivered")));
+        assert!(!Delivered.supersedes(Some("undelivered")));
+        // A repeated non-final status refreshes; an unreadable stored value is replaced.
+        assert!(Sent.supersedes(Some("sent")));
+        assert!(Sent.supersedes(Some("brand_new")));
     }
 
     #[test]

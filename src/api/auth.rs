@@ -34,13 +34,16 @@ impl Tokens {
 #[derive(Debug, Clone)]
 pub struct Principal(pub String);
 
-/// The token of an `Authorization: Bearer` header, if there is one.
+/// The token of an `Authorization: Bearer` header, if there is one. The scheme name is
+/// case-insensitive (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same scheme) and
+/// may be followed by more than one space.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Middleware: rejects requests without a valid `Authorization: Bearer` token with 401.
@@ -57,4 +60,31 @@ pub async fn require_token(
         .to_owned();
     req.extensions_mut().insert(Principal(name));
     Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for v in ["Bearer tok", "bearer tok", "BEARER tok", "bEaReR   tok "] {
+            assert_eq!(bearer(&with(v)), Some("tok"), "{v}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_none() {
+        for v in ["Basic dG9rOg==", "Bearertok", "Bearer ", "tok", "Token tok"] {
+            assert_eq!(bearer(&with(v)), None, "{v}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
 }

@@ -34,6 +34,9 @@ pub async fn set(
         }
         g => g.map(|g| g.trim().to_owned()),
     };
+    if let Some(g) = &group {
+        crate::domain::check_line("group", g)?;
+    }
     Ok(Json(
         state
             .store

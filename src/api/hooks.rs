@@ -1,9 +1,12 @@
 //! Provider callbacks. Twilio POSTs a message's later status (delivered, undelivered, failed) to
 //! the channel's `status_callback` URL; crier verifies `X-Twilio-Signature` with the channel's
-//! auth token (no bearer token: Twilio cannot send one) and records it on the delivery.
+//! auth token (no bearer token: Twilio cannot send one) and records it on the delivery. Only
+//! Twilio's documented statuses are accepted (another value is 422 and writes nothing), and a
+//! status never replaces a later one: callbacks arrive out of order, and a late `sent` must
+//! not undo `delivered` (see `MessageStatus::supersedes`).
 
 use super::{ApiError, AppState};
-use crate::adapters::twilio::{decode_form, parse_status_callback, verify_signature};
+use crate::adapters::twilio::{decode_form, parse_status_callback, verify_signature, TwilioError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -34,11 +37,19 @@ pub async fn twilio_status(
             "X-Twilio-Signature does not match; the callback must come from Twilio to the configured status_callback URL",
         ));
     }
-    let cb = parse_status_callback(form).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cb = parse_status_callback(form).map_err(|e| match e {
+        TwilioError::UnknownStatus(_) => ApiError {
+            field: Some("MessageStatus"),
+            ..ApiError::unprocessable(e.to_string())
+        },
+        e => ApiError::bad_request(e.to_string()),
+    })?;
     let status = cb.message_status.as_str();
     match state
         .store
-        .record_provider_status(&cb.message_sid, status, cb.error_code, Utc::now())
+        .record_provider_status(&cb.message_sid, status, cb.error_code, Utc::now(), |old| {
+            cb.message_status.supersedes(old)
+        })
         .await?
     {
         Some(d) => {

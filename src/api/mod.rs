@@ -134,6 +134,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 "no such endpoint; the API lives under /api/v1 (see docs/ARCHITECTURE.md)",
             )
         })
+        .layer(axum::middleware::from_fn(extract::problem_responses))
         .with_state(state)
         // Outermost: a panic anywhere below answers 500 problem+json instead of a dropped
         // connection.

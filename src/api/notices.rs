@@ -149,6 +149,7 @@ pub async fn create(
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "Notice".to_owned());
+    crate::domain::check_line("subject", &subject)?;
     let now = state.dispatcher.now();
     if schedule.next_after(now).is_none() {
         return Err(ApiError::unprocessable(format!(

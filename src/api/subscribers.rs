@@ -85,6 +85,10 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(s.into())))
 }
 
+/// The most subscribers one `GET /api/v1/subscribers` returns (and the default): a larger list
+/// would be built in memory in one answer.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -95,9 +99,17 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<SubscriberView>>, ApiError> {
-    let limit = q.limit.unwrap_or(1000);
+    let limit = q.limit.unwrap_or(MAX_LIST_LIMIT);
     if limit == 0 {
         return Err(ApiError::bad_request("limit: use 1 or more"));
+    }
+    if limit > MAX_LIST_LIMIT {
+        return Err(ApiError {
+            field: Some("limit"),
+            ..ApiError::unprocessable(format!(
+                "limit: {limit} is over the maximum of {MAX_LIST_LIMIT} subscribers per request; ask for {MAX_LIST_LIMIT} or fewer"
+            ))
+        });
     }
     Ok(Json(
         state
@@ -168,6 +180,17 @@ pub async fn import(
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
+    if let Some((i, dup)) = headers
+        .iter()
+        .enumerate()
+        .find(|(i, h)| headers[..*i].contains(h))
+    {
+        return Err(ApiError::unprocessable(format!(
+            "the CSV header row names \"{dup}\" twice (columns {} and {}); name each column once",
+            headers.iter().position(|h| h == dup).map_or(0, |p| p + 1),
+            i + 1
+        )));
+    }
     if let Some(bad) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
         return Err(ApiError::unprocessable(format!(
             "unknown CSV column \"{bad}\"; the header row may name email, phone, locale and components"

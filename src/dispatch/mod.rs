@@ -518,7 +518,7 @@ fn rendered(
     let render = |ctx: &Context| {
         inner
             .templates
-            .render(own, event, kind, locale, ctx)
+            .render_as(own, event, kind, c.platform.markup(), locale, ctx)
             .map_err(|e| e.to_string())
     };
     // Rendered once without the recipient's unsubscribe link: if the output is the same with it,

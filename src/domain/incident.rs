@@ -168,7 +168,16 @@ impl Impact {
 pub struct Title(String);
 
 impl Title {
+    /// Validates a title given as input: the rules below, and no control character at all.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let t = Self::parse_stored(s)?;
+        super::check_line("title", &t.0)?;
+        Ok(t)
+    }
+
+    /// The rules a stored title was written under before control characters were refused, so
+    /// a record written by an earlier version still reads.
+    fn parse_stored(s: &str) -> Result<Self, DomainError> {
         let t = s.trim();
         if t.is_empty() {
             return Err(DomainError::invalid(
@@ -202,7 +211,7 @@ impl Title {
 impl TryFrom<String> for Title {
     type Error = DomainError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Title::parse(&s)
+        Title::parse_stored(&s)
     }
 }
 
@@ -521,5 +530,22 @@ mod tests {
         assert!(Title::parse(&"x".repeat(256)).is_err());
         assert!(Title::parse("a\nb").is_err());
         assert_eq!(Title::parse(" Delays ").unwrap().as_str(), "Delays");
+    }
+
+    #[test]
+    fn titles_refuse_control_characters() {
+        for c in ['\u{1b}', '\u{7}', '\u{b}', '\u{7f}', '\u{9b}', '\t'] {
+            let e = Title::parse(&format!("Down{c}x")).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "title: contains the control character U+{:04X}",
+                    c as u32
+                )) && e.contains("at character 5"),
+                "{e}"
+            );
+        }
+        // A record stored by an earlier version still reads.
+        let stored: Title = serde_json::from_str("\"old \\u001b title\"").unwrap();
+        assert_eq!(stored.as_str(), "old \u{1b} title");
     }
 }

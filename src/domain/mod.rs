@@ -10,6 +10,7 @@ mod next_update;
 mod notice;
 mod span;
 mod subscriber;
+mod text;
 mod update;
 
 pub use component::{Component, ComponentName, ComponentStatus};
@@ -22,6 +23,7 @@ pub use next_update::{next_local_time, parse_next_update, NextUpdate};
 pub use notice::{parse_day, parse_tz, Notice};
 pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Subscriber};
+pub use text::{check_line, check_text, normalize_breaks, replace_controls};
 pub use update::{Body, Update, UpdateAction};
 
 /// A rule of the domain was broken. Every message says what to do instead, because it is shown

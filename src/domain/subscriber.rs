@@ -35,6 +35,19 @@ impl Contact {
         if t.len() > 254 {
             return Err(bad("longer than 254 characters"));
         }
+        super::check_line("email", t)?;
+        // CSV injection: a cell starting with one of these is run as a formula when an exported
+        // subscriber list is opened in a spreadsheet. `+` is valid inside a local part (tags),
+        // and phone numbers start with `+`, but an email address never needs to start with it.
+        if let Some(c) = t
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '=' | '+' | '-' | '@'))
+        {
+            return Err(bad(&format!(
+                "it starts with '{c}', which spreadsheets run as a formula"
+            )));
+        }
         let addr: lettre::Address = t.parse().map_err(|_| bad("not of the form local@domain"))?;
         if !addr.domain().contains('.') && !addr.domain().starts_with('[') {
             return Err(bad("the domain has no dot"));
@@ -152,6 +165,26 @@ mod tests {
         for bad in ["nope", "a@", "@b.com", "a b@c.com", "a@localhost"] {
             assert!(Contact::email(bad).is_err(), "{bad} should be rejected");
         }
+        for formula in [
+            "=1+1@example.com",
+            "+cmd@example.com",
+            "-2+3@example.com",
+            "=HYPERLINK(\"x\")@example.com",
+        ] {
+            let e = Contact::email(formula).unwrap_err().to_string();
+            assert!(e.contains("which spreadsheets run as a formula"), "{e}");
+        }
+        let e = Contact::email("\t=1+1@example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("starts with '='"), "{e}");
+        let e = Contact::email("a\u{1b}b@example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("U+001B (ESC) at character 2"), "{e}");
+        // A `+` inside the local part stays valid, and phones start with `+`.
+        assert!(Contact::email("ops+status@example.com").is_ok());
+        assert!(Contact::phone("+358401234567").is_ok());
         assert!(matches!(
             Contact::parse_any("x@y.fi"),
             Ok(Contact::Email(_))

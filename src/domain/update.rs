@@ -19,7 +19,27 @@ pub const MAX_BODY_CHARS: usize = 25_000;
 pub struct Body(BTreeMap<Locale, String>);
 
 impl Body {
+    /// Validates texts given as input: the rules below, line breaks normalised to LF, and no
+    /// control character other than LF and tab.
     pub fn parse(texts: BTreeMap<Locale, String>) -> Result<Self, DomainError> {
+        let mut normalized = BTreeMap::new();
+        for (locale, text) in texts {
+            let text = super::normalize_breaks(&text);
+            super::check_text("body", text.trim()).map_err(|e| match e {
+                DomainError::Invalid { field, reason } => DomainError::Invalid {
+                    field,
+                    reason: format!("the {locale} text {reason}"),
+                },
+                other => other,
+            })?;
+            normalized.insert(locale, text);
+        }
+        Self::parse_stored(normalized)
+    }
+
+    /// The rules a stored body was written under before control characters were refused, so a
+    /// record written by an earlier version still reads.
+    fn parse_stored(texts: BTreeMap<Locale, String>) -> Result<Self, DomainError> {
         if texts.is_empty() {
             return Err(DomainError::invalid(
                 "body",
@@ -74,7 +94,7 @@ impl Body {
 impl TryFrom<BTreeMap<Locale, String>> for Body {
     type Error = DomainError;
     fn try_from(m: BTreeMap<Locale, String>) -> Result<Self, Self::Error> {
-        Body::parse(m)
+        Body::parse_stored(m)
     }
 }
 
@@ -128,5 +148,21 @@ mod tests {
         .unwrap();
         assert_eq!(b.text_for(&fi), "Lennot myöhässä");
         assert_eq!(b.text_for(&Locale::parse("sv").unwrap()), "Flights delayed");
+    }
+
+    #[test]
+    fn input_texts_refuse_control_characters_but_keep_breaks_and_tabs() {
+        let e = Body::single(Locale::english(), "Fixed\u{1b}]0;pwned\u{7}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "body: the en text contains the control character U+001B (ESC) at character 6; remove it (a text may hold printable characters, line breaks and tabs)"
+        );
+        let b = Body::single(Locale::english(), "Line 1\r\n\tLine 2").unwrap();
+        assert_eq!(b.text_for(&Locale::english()), "Line 1\n\tLine 2");
+        // A record stored by an earlier version still reads.
+        let stored: Body = serde_json::from_str(r#"{"en": "old \u0007 text"}"#).unwrap();
+        assert_eq!(stored.text_for(&Locale::english()), "old \u{7} text");
     }
 }

@@ -168,7 +168,10 @@ impl Intake {
     }
 
     fn body(&self, text: &str) -> Result<Body, DomainError> {
-        Body::single(self.settings.locale.clone(), text)
+        // Alert text is not refused for control characters (the sender would retry forever):
+        // they are marked instead (domain::replace_controls).
+        let text = crate::domain::replace_controls(text, &['\n', '\r', '\t']);
+        Body::single(self.settings.locale.clone(), &text)
     }
 
     async fn firing(
@@ -288,7 +291,10 @@ impl Intake {
             None => Ulid::new(),
         };
         let title = t.title.clone().unwrap_or_else(|| t.summary.clone());
-        let title: String = title.chars().take(200).collect();
+        let title: String = crate::domain::replace_controls(&title, &['\n', '\r'])
+            .chars()
+            .take(200)
+            .collect();
         let new = NewIncident {
             title: Title::parse(&title)?,
             kind: IncidentKind::Incident,

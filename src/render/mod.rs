@@ -5,11 +5,13 @@
 //! - [`i18n`]: status/impact words and date formats per language;
 //! - [`rules`]: channel length rules (SMS segments, X weighting, Bluesky graphemes and facets)
 //!   and the too-long policies;
+//! - [`markup`]: chat platforms' markup dialects and the escaping of values for each;
 //! - [`preview`]: what each channel would send, for staff before they publish;
 //! - [`email`]: the multipart text + HTML message.
 
 pub mod email;
 pub mod i18n;
+pub mod markup;
 pub mod preview;
 pub mod rules;
 mod templates;

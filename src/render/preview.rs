@@ -185,7 +185,14 @@ pub fn preview(
     })?;
     let ctx = Context::for_update(settings, req.incident, req.update, &locale, req.tz);
     let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
-    let rendered = templates.render(req.channel, req.event, kind, &locale, &ctx)?;
+    let rendered = templates.render_as(
+        req.channel,
+        req.event,
+        kind,
+        req.platform.markup(),
+        &locale,
+        &ctx,
+    )?;
     let rule = req.platform.rule(req.sms_segments.max(1));
     let policy = match req.policy {
         Some("thread") => OverflowPolicy::Thread,

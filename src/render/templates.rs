@@ -1,12 +1,14 @@
 //! Message templates (minijinja): loaded from `templates/` (and a channel's own folder, which
 //! overrides any of them), compiled and test-rendered at start-up so a broken template stops
 //! `serve` with its file and line instead of failing mid-incident. Undefined variables are
-//! errors, never blanks; HTML is escaped in `.html.j2` templates only.
+//! errors, never blanks; HTML is escaped in `.html.j2` templates, and chat templates are also
+//! compiled per chat dialect with values escaped for it (`markup.rs`).
 //!
 //! Names: `<event>/<kind>.<locale>.<part>.j2`, e.g. `incident_updated/sms.fi.txt.j2`;
 //! email has three parts (`subject`, `txt`, `html`). Files under `_layouts/` are shared bases
 //! that event templates `{% extends %}`.
 
+use super::markup::Markup;
 use super::{Context, Event, RenderError, TemplateKind};
 use crate::domain::Locale;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -81,13 +83,40 @@ impl Templates {
     pub fn load(dir: &Path, overrides: &[(String, PathBuf)]) -> Result<Self, RenderError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Chat dialects (see `markup.rs`): every template is also compiled as `slack:<name>` and
+        // `teams:<name>`; those escape interpolated values for their platform, and a variant's
+        // `extends`/`include` resolve to the same dialect's variant.
         env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html.j2") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
+            match name
+                .split_once(':')
+                .and_then(|(p, _)| Markup::from_prefix(p))
+            {
+                Some(m) => AutoEscape::Custom(m.prefix().unwrap_or_default()),
+                None if name.ends_with(".html.j2") => AutoEscape::Html,
+                None => AutoEscape::None,
             }
         });
+        env.set_formatter(|out, state, value| match state.auto_escape() {
+            AutoEscape::Custom(p) => {
+                let markup = Markup::from_prefix(p).unwrap_or(Markup::AsWritten);
+                let text = value.to_string();
+                if value.is_safe() {
+                    out.write_str(&text)?;
+                } else {
+                    out.write_str(&markup.escape(&text))?;
+                }
+                Ok(())
+            }
+            _ => minijinja::escape_formatter(out, state, value),
+        });
+        env.set_path_join_callback(
+            |name, parent| match parent.split_once(':').map(|(p, _)| p) {
+                Some(p) if Markup::from_prefix(p).is_some() && !name.contains(':') => {
+                    format!("{p}:{name}").into()
+                }
+                _ => name.into(),
+            },
+        );
         let mut files = Vec::new();
         collect(dir, dir, &mut files)?;
         if files.is_empty() {
@@ -103,6 +132,11 @@ impl Templates {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
+            for m in Markup::VARIANTS {
+                let prefix = m.prefix().unwrap_or_default();
+                env.add_template_owned(format!("{prefix}:{name}"), m.translate_source(&source))
+                    .map_err(|e| RenderError::template(path, &e))?;
+            }
             env.add_template_owned(name.clone(), source)
                 .map_err(|e| RenderError::template(path, &e))?;
             names.insert(name);
@@ -169,7 +203,7 @@ impl Templates {
             let (event_dir, file) = rel.split_once('/').ok_or_else(bad_name)?;
             let event = Event::parse(event_dir).ok_or_else(bad_name)?;
             let mut pieces = file.split('.');
-            let (_kind, locale) = match (pieces.next(), pieces.next()) {
+            let (kind, locale) = match (pieces.next(), pieces.next()) {
                 (Some(k), Some(l)) if TemplateKind::parse(k).is_some() => (k, l),
                 _ => return Err(bad_name()),
             };
@@ -179,6 +213,15 @@ impl Templates {
                 .get_template(name)
                 .and_then(|t| t.render(&ctx))
                 .map_err(|e| RenderError::template(&path, &e))?;
+            if TemplateKind::parse(kind) == Some(TemplateKind::Chat) {
+                for m in Markup::VARIANTS {
+                    let variant = format!("{}:{name}", m.prefix().unwrap_or_default());
+                    self.env
+                        .get_template(&variant)
+                        .and_then(|t| t.render(&ctx))
+                        .map_err(|e| RenderError::template(&path, &e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -262,11 +305,28 @@ impl Templates {
         locale: &Locale,
         ctx: &Context,
     ) -> Result<Rendered, RenderError> {
+        self.render_as(channel, event, kind, Markup::AsWritten, locale, ctx)
+    }
+
+    /// [`Templates::render`] in a platform's markup dialect (see `markup.rs`).
+    pub fn render_as(
+        &self,
+        channel: Option<&str>,
+        event: Event,
+        kind: TemplateKind,
+        markup: Markup,
+        locale: &Locale,
+        ctx: &Context,
+    ) -> Result<Rendered, RenderError> {
         let part = |part: &str| -> Result<String, RenderError> {
             let own = channel.map(|c| template_name(Some(c), event, kind, locale, part));
             let name = match own {
                 Some(n) if self.names.contains(&n) => n,
                 _ => template_name(None, event, kind, locale, part),
+            };
+            let name = match markup.prefix() {
+                Some(p) => format!("{p}:{name}"),
+                None => name,
             };
             let t = self
                 .env

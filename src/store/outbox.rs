@@ -346,12 +346,16 @@ impl Store {
 
     /// Records what the provider reported later about a message (`delivered`, `undelivered`,
     /// …). Returns the delivery, or `None` if no delivery has that receipt.
+    /// `supersedes` decides from the recorded status whether `status` replaces it (provider
+    /// callbacks arrive out of order); when it does not, nothing is written and the delivery is
+    /// returned as it is.
     pub async fn record_provider_status(
         &self,
         receipt: &str,
         status: &str,
         error: Option<u32>,
         now: DateTime<Utc>,
+        supersedes: impl Fn(Option<&str>) -> bool,
     ) -> Result<Option<Delivery>, StoreError> {
         let Some(dk) = self.receipts.get(receipt.as_bytes())? else {
             return Ok(None);
@@ -360,6 +364,9 @@ impl Store {
             return Ok(None);
         };
         let mut d: Delivery = codec::decode(&raw)?;
+        if !supersedes(d.provider_status.as_deref()) {
+            return Ok(Some(d));
+        }
         d.provider_status = Some(status.to_owned());
         d.provider_error = error;
         d.updated_at = now;

@@ -149,4 +149,44 @@ async fn twilio_send_and_signed_status_callback() {
         failure["reason"], "provider reported undelivered (error 30003)",
         "{status}"
     );
+
+    // Callbacks arrive out of order: a late `sent` (or another final status) does not replace
+    // the final one recorded, and a status Twilio does not document is refused, writing nothing.
+    let callback = |status: &'static str| {
+        let params = [
+            ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+            ("MessageStatus", status),
+        ];
+        app.client
+            .post(app.url("/api/v1/hooks/twilio/sms"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sign("hooks-test-token", &params))
+            .body(form(&params))
+            .send()
+    };
+    for late in ["sent", "queued", "delivered"] {
+        assert_eq!(callback(late).await.unwrap().status(), 204, "{late}");
+    }
+    let status = app
+        .get(&format!("/api/v1/incidents/{id}/deliveries"))
+        .await
+        .body;
+    assert_eq!(status["channels"]["sms"]["undelivered"], 1, "{status}");
+    assert_eq!(status["channels"]["sms"]["confirmed"], 0, "{status}");
+    let before = app.checksum();
+    let r = callback("pwned").await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"pwned\" is not a Twilio message status"),
+        "{problem}"
+    );
+    assert_eq!(app.checksum(), before, "an unknown status was written");
 }

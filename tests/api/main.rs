@@ -7,6 +7,7 @@ mod durability;
 mod e2e;
 mod e2e_matrix;
 mod errors;
+mod hardening_low;
 mod helpers;
 mod hooks;
 mod incidents;

@@ -75,6 +75,8 @@ async fn quiet_app() -> TestApp {
 async fn app_with(hold_down_secs: u64, channels: &[(&str, &str)]) -> TestApp {
     spawn_app_with(channels, |c| {
         c.intake.hold_down = std::time::Duration::from_secs(hold_down_secs);
+        // The public interval has tests of its own (below); here every change goes out at once.
+        c.intake.public_interval = std::time::Duration::ZERO;
         c.intake.default.mode = Mode::Publish;
         c.intake.hmac_secret = Some(SECRET.as_bytes().to_vec());
     })

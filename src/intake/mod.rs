@@ -369,6 +369,15 @@ impl Intake {
                     })
                     .collect())
             }
+            (Some(_), Some(incident)) if changes.iter().all(|c| *c == Change1::Same) => {
+                // A repeat (an HA pair's copy): nothing to write.
+                Ok(vec![
+                    Outcome::Absorbed {
+                        incident: Some(incident.id)
+                    };
+                    triggers.len()
+                ])
+            }
             (Some(mut g), Some(incident)) => {
                 let public = !(incident.draft || g.mode == Mode::Draft);
                 let fired = changes.iter().filter(|c| **c == Change1::Fired).count();

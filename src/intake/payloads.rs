@@ -78,7 +78,15 @@ pub fn first_line(s: &str) -> (String, Option<String>) {
 fn title_and_summary(title: Option<&str>, summary: &str) -> (Option<String>, String) {
     let title = title.map(str::trim).filter(|t| !t.is_empty());
     match title {
-        Some(t) => (Some(first_line(t).0), summary.to_owned()),
+        Some(t) => {
+            let (head, _) = first_line(t);
+            match first_line(summary) {
+                // The summary is the title's text (Alertmanager's common summary annotation is
+                // usually each alert's too): its first line heads, the rest is the text.
+                (s, Some(rest)) if s == head => (Some(head), rest),
+                _ => (Some(head), summary.to_owned()),
+            }
+        }
         None => match first_line(summary) {
             (_, None) => (None, summary.to_owned()),
             (head, Some(rest)) => (Some(head), rest),

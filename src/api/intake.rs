@@ -28,8 +28,8 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, Utc};
 use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -170,7 +170,9 @@ fn replay_key(scheme: &str, timestamp: Option<i64>, body: &[u8]) -> [u8; 32] {
 
 fn until(timestamp: i64) -> DateTime<Utc> {
     let window = chrono::Duration::from_std(TOLERANCE).unwrap_or_default();
-    DateTime::from_timestamp(timestamp, 0).unwrap_or_default() + window + chrono::Duration::seconds(1)
+    DateTime::from_timestamp(timestamp, 0).unwrap_or_default()
+        + window
+        + chrono::Duration::seconds(1)
 }
 
 /// Bearer token (`Ok(None)`), or a valid HMAC signature when a secret is configured
@@ -221,8 +223,7 @@ fn authenticate(
         }));
     }
     if let Some(sig) = header(&["x-grafana-alerting-signature", "x-grafana-alert-signature"]) {
-        let expected =
-            hex::decode(sig).map_err(|_| refused("the Grafana signature is not hex"))?;
+        let expected = hex::decode(sig).map_err(|_| refused("the Grafana signature is not hex"))?;
         let mut mac =
             Hmac::<Sha256>::new_from_slice(secret).map_err(|_| refused("unusable secret"))?;
         let ts = header(&[

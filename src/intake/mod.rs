@@ -37,9 +37,9 @@ pub mod settings;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
 use crate::store::intake::{AlertGroup, AlertState, Digest, Mode, Pending, PendingChange};
 use crate::store::schedule::{alert_detail_seq, Hold, Standalone, StandaloneKind};
-use payloads::first_line;
 use crate::store::{Change, NewIncident, NewUpdate, Store, StoreError};
 use chrono::{DateTime, Utc};
+use payloads::first_line;
 use serde::Serialize;
 pub use settings::{IntakeSettings, Route};
 use std::collections::BTreeMap;
@@ -152,6 +152,12 @@ enum Change1 {
     Resolved { still: usize },
 }
 
+/// An alert group's identity: (source, group).
+type GroupId = (String, String);
+
+/// Groups with a pending public update → when it is due.
+type DueIndex = BTreeMap<GroupId, DateTime<Utc>>;
+
 /// The most detail lines one staff message lists.
 const MAX_DETAIL_LINES: usize = 50;
 /// The longest detail line.
@@ -165,7 +171,7 @@ pub struct Intake {
     lock: tokio::sync::Mutex<()>,
     /// Groups with a pending public update and when it is due; built from the store by the
     /// first [`Intake::tick`] (None until then), kept up to date by every group write after.
-    pending: std::sync::Mutex<Option<BTreeMap<(String, String), DateTime<Utc>>>>,
+    pending: std::sync::Mutex<Option<DueIndex>>,
 }
 
 impl Intake {
@@ -193,7 +199,8 @@ impl Intake {
         now: DateTime<Utc>,
     ) -> Result<Vec<Outcome>, IntakeError> {
         let n = triggers.len();
-        let mut groups: Vec<((String, String), Vec<(usize, Trigger)>)> = Vec::new();
+        // (source, group) → its alerts with their places in `triggers`, in first-seen order.
+        let mut groups: Vec<(GroupId, Vec<(usize, Trigger)>)> = Vec::new();
         for (i, t) in triggers.into_iter().enumerate() {
             let id = (t.source.clone(), t.group.clone());
             match groups.iter_mut().find(|(g, _)| *g == id) {
@@ -265,8 +272,9 @@ impl Intake {
             Some(g) => match self.store.incident_summary(g.incident_id) {
                 Ok(i) if i.is_open() => (Some(g), Some(i)),
                 // Resolved, but within the hold-down (a flap) or with a reopen waiting.
-                Ok(i) if i.resolved_at.is_some_and(|r| now - r < self.hold_down())
-                    || g.pending.is_some_and(|p| p.change == PendingChange::Reopen) =>
+                Ok(i)
+                    if i.resolved_at.is_some_and(|r| now - r < self.hold_down())
+                        || g.pending.is_some_and(|p| p.change == PendingChange::Reopen) =>
                 {
                     (Some(g), Some(i))
                 }
@@ -410,8 +418,16 @@ impl Intake {
                                 }
                                 None => {
                                     let text = triggers[i].summary.clone();
-                                    self.public_change(&mut g, &incident, Change::Resolve, &text, None, public, now)
-                                        .await?;
+                                    self.public_change(
+                                        &mut g,
+                                        &incident,
+                                        Change::Resolve,
+                                        &text,
+                                        None,
+                                        public,
+                                        now,
+                                    )
+                                    .await?;
                                     Outcome::Resolved {
                                         incident: incident.id,
                                     }
@@ -419,7 +435,10 @@ impl Intake {
                             };
                             carrier = Some((i, o));
                         }
-                    } else if g.pending.is_some_and(|p| p.change == PendingChange::Resolve) {
+                    } else if g
+                        .pending
+                        .is_some_and(|p| p.change == PendingChange::Resolve)
+                    {
                         // It flapped back before the resolve went out: the public never knew.
                         g.pending = None;
                     }
@@ -438,8 +457,16 @@ impl Intake {
                             }
                             None => {
                                 let t = &triggers[i];
-                                self.public_change(&mut g, &incident, Change::Reopen, &t.summary, t.impact, public, now)
-                                    .await?;
+                                self.public_change(
+                                    &mut g,
+                                    &incident,
+                                    Change::Reopen,
+                                    &t.summary,
+                                    t.impact,
+                                    public,
+                                    now,
+                                )
+                                .await?;
                                 Outcome::Reopened {
                                     incident: incident.id,
                                 }
@@ -767,8 +794,16 @@ impl Intake {
             match p.change {
                 PendingChange::Resolve if incident.is_open() && g.firing() == 0 => {
                     let text = latest(false);
-                    self.public_change(&mut g, &incident, Change::Resolve, &text, None, public, now)
-                        .await?;
+                    self.public_change(
+                        &mut g,
+                        &incident,
+                        Change::Resolve,
+                        &text,
+                        None,
+                        public,
+                        now,
+                    )
+                    .await?;
                     out.push(Outcome::Resolved {
                         incident: incident.id,
                     });

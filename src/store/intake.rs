@@ -196,9 +196,18 @@ mod tests {
         let expires = now + chrono::Duration::seconds(300);
         {
             let store = Store::open(&path).unwrap();
-            assert!(store.remember_signature([1; 32], expires, now).await.unwrap());
-            assert!(!store.remember_signature([1; 32], expires, now).await.unwrap());
-            assert!(store.remember_signature([2; 32], expires, now).await.unwrap());
+            assert!(store
+                .remember_signature([1; 32], expires, now)
+                .await
+                .unwrap());
+            assert!(!store
+                .remember_signature([1; 32], expires, now)
+                .await
+                .unwrap());
+            assert!(store
+                .remember_signature([2; 32], expires, now)
+                .await
+                .unwrap());
         }
         let store = loop {
             match Store::open(&path) {
@@ -208,17 +217,26 @@ mod tests {
         };
         let later = now + chrono::Duration::seconds(60);
         assert!(
-            !store.remember_signature([1; 32], expires, later).await.unwrap(),
+            !store
+                .remember_signature([1; 32], expires, later)
+                .await
+                .unwrap(),
             "a restart inside the window does not reopen it"
         );
         // Past its expiry the entry is evicted (and the timestamp check refuses it anyway).
         let after = expires + chrono::Duration::seconds(1);
         let next = after + chrono::Duration::seconds(300);
-        assert!(store.remember_signature([1; 32], next, after).await.unwrap());
+        assert!(store
+            .remember_signature([1; 32], next, after)
+            .await
+            .unwrap());
         let tree = store.db.open_tree(SIGNATURES).unwrap();
         assert_eq!(tree.len(), 1, "the expired [2; 32] was evicted");
         // A refused request's signature is forgotten, so the sender may try again.
         store.forget_signature([1; 32]).await.unwrap();
-        assert!(store.remember_signature([1; 32], next, after).await.unwrap());
+        assert!(store
+            .remember_signature([1; 32], next, after)
+            .await
+            .unwrap());
     }
 }

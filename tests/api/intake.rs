@@ -320,7 +320,10 @@ async fn hooks_need_a_token_or_a_valid_signature_and_write_nothing_otherwise() {
     let r = app
         .client
         .post(app.url("/api/v1/hooks/grafana"))
-        .header("x-grafana-alerting-signature", sign_grafana(&gbody, Some(now)))
+        .header(
+            "x-grafana-alerting-signature",
+            sign_grafana(&gbody, Some(now)),
+        )
         .header("x-grafana-alerting-timestamp", now.to_string())
         .body(gbody)
         .send()
@@ -385,7 +388,10 @@ async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write(
     // Grafana's timestamped signature, the same way.
     let gbody = serde_json::to_vec(&grafana("firing")).unwrap();
     let grafana_headers = [
-        ("x-grafana-alerting-signature", sign_grafana(&gbody, Some(now))),
+        (
+            "x-grafana-alerting-signature",
+            sign_grafana(&gbody, Some(now)),
+        ),
         ("x-grafana-alerting-timestamp", now.to_string()),
     ];
     let (s, _, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &grafana_headers).await;
@@ -419,10 +425,17 @@ async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write(
         ),
     ] {
         let (s, ct, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &headers).await;
-        assert_eq!((s, ct.as_str()), (401, "application/problem+json"), "{why}: {v}");
+        assert_eq!(
+            (s, ct.as_str()),
+            (401, "application/problem+json"),
+            "{why}: {v}"
+        );
         if why == "body only" {
             assert!(
-                v["detail"].as_str().unwrap().contains("grafana_body_signature"),
+                v["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("grafana_body_signature"),
                 "{v}"
             );
         }
@@ -439,7 +452,10 @@ async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write(
     let (s, ct, _) = post_signed(&app, "/api/v1/hooks/alertmanager", &bad, &signed_bad).await;
     assert_eq!((s, ct.as_str()), (422, "application/problem+json"));
     let (s, _, _) = post_signed(&app, "/api/v1/hooks/alertmanager", &bad, &signed_bad).await;
-    assert_eq!(s, 422, "still 422, not 409: the refused request spent nothing");
+    assert_eq!(
+        s, 422,
+        "still 422, not 409: the refused request spent nothing"
+    );
     assert_eq!(app.checksum(), before);
 }
 
@@ -485,7 +501,10 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
     let app = spawn_app_with(
         &[
             ("public", "kind = \"log\"\naudience = \"fixed\"\n"),
-            ("subscribers", "kind = \"log\"\naudience = \"subscribers\"\n"),
+            (
+                "subscribers",
+                "kind = \"log\"\naudience = \"subscribers\"\n",
+            ),
             ("staff", "kind = \"log\"\naudience = \"fixed\"\n"),
         ],
         |c| {
@@ -496,7 +515,12 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
         },
     )
     .await;
-    let (s, v) = hook(&app, "/api/v1/hooks/alertmanager", &storm(400, "firing", false)).await;
+    let (s, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &storm(400, "firing", false),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let o = outcomes(&v);
     assert_eq!(o[0], "opened");
@@ -519,7 +543,10 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
     assert_eq!(count(&b, "public", true), 1, "one public update: {b:?}");
     assert_eq!(count(&b, "subscribers", true), 1, "one to the subscribers");
     assert_eq!(count(&b, "staff", false), 1, "one detail message for staff");
-    assert_eq!(count(&b, "public", false) + count(&b, "subscribers", false), 0);
+    assert_eq!(
+        count(&b, "public", false) + count(&b, "subscribers", false),
+        0
+    );
     let i = incident(&app, &id).await;
     assert_eq!(i["title"], "Nodes are down");
     assert_eq!(i["updates"].as_array().unwrap().len(), 1);
@@ -529,7 +556,12 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
         .ends_with("Monitoring: 399 more alerts fired."));
 
     // One alert re-sent with a changed summary (a live value): detail for staff, nothing public.
-    let (_, v) = hook(&app, "/api/v1/hooks/alertmanager", &storm(400, "firing", true)).await;
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &storm(400, "firing", true),
+    )
+    .await;
     let o = outcomes(&v);
     assert_eq!(o[0], "noted");
     assert!(o[1..].iter().all(|o| o == "absorbed"), "{o:?}");
@@ -537,12 +569,23 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
     assert_eq!(count(&b, "public", true), 1, "no public update: {b:?}");
     assert_eq!(count(&b, "subscribers", true), 1);
     assert_eq!(count(&b, "staff", false), 2);
-    assert_eq!(incident(&app, &id).await["updates"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        incident(&app, &id).await["updates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let status = app.get("/api/v1/status").await.body.to_string();
     assert!(!status.contains("p99 3.1 s"), "staff detail is not public");
 
     // Every key resolved: the one resolving public update.
-    let (_, v) = hook(&app, "/api/v1/hooks/alertmanager", &storm(400, "resolved", false)).await;
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &storm(400, "resolved", false),
+    )
+    .await;
     let o = outcomes(&v);
     assert_eq!(o.last().map(String::as_str), Some("resolved"), "{o:?}");
     assert_eq!(o.iter().filter(|o| *o == "resolved").count(), 1);
@@ -583,10 +626,16 @@ async fn a_multi_line_summary_becomes_a_title_and_a_text() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let id = r.body["outcomes"][0]["incident"].as_str().unwrap().to_owned();
+    let id = r.body["outcomes"][0]["incident"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let i = incident(&app, &id).await;
     assert_eq!(i["title"], "Database is down");
-    assert_eq!(i["updates"][0]["body"]["en"], "Primary unreachable since 08:00");
+    assert_eq!(
+        i["updates"][0]["body"]["en"],
+        "Primary unreachable since 08:00"
+    );
 }
 
 async fn trigger_cli(app: &TestApp, url: &str, args: &[&str]) -> std::process::Output {

@@ -34,6 +34,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The largest monitoring webhook body: a notification carries every alert of its group
+/// (Alertmanager's `max_alerts` is unlimited by default), about 0.5 KiB each, so this takes
+/// thousands.
+pub const HOOK_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// What the intake endpoints answer.
 #[derive(Debug, Serialize)]
 pub struct IntakeReply {

@@ -487,8 +487,15 @@ fn storm(n: usize, status: &str, changed: bool) -> Value {
             } else {
                 "p99 2.3 s".to_owned()
             };
-            json!({"status": status, "labels": {"i": format!("n{i}")},
-                   "annotations": {"summary": summary}, "fingerprint": format!("f{i:04}")})
+            // As Alertmanager sends them: ~0.4 KiB each, 400 of them well over 64 KiB.
+            json!({"status": status,
+                   "labels": {"alertname": "NodeDown", "instance": format!("node-{i}.example.net:9100"),
+                              "job": "node", "severity": "critical"},
+                   "annotations": {"summary": summary,
+                                   "description": format!("node-{i} has not answered for 5 minutes")},
+                   "startsAt": "2026-11-23T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                   "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
+                   "fingerprint": format!("f{i:04}")})
         })
         .collect();
     json!({"version": "4", "groupKey": "{}:{alertname=\"NodeDown\"}", "status": status,
@@ -515,12 +522,9 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
         },
     )
     .await;
-    let (s, v) = hook(
-        &app,
-        "/api/v1/hooks/alertmanager",
-        &storm(400, "firing", false),
-    )
-    .await;
+    let body = storm(400, "firing", false);
+    assert!(serde_json::to_vec(&body).unwrap().len() > 128 * 1024);
+    let (s, v) = hook(&app, "/api/v1/hooks/alertmanager", &body).await;
     assert_eq!(s, 200, "{v}");
     let o = outcomes(&v);
     assert_eq!(o[0], "opened");

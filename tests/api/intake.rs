@@ -1015,3 +1015,38 @@ async fn promises_at_a_time_of_day_and_maintenance_windows_are_validated() {
     assert_eq!(r.body["status"], "scheduled");
     assert_eq!(r.body["scheduled_for"], "2030-01-01T20:00:00Z");
 }
+
+#[tokio::test]
+async fn a_staff_channel_that_reaches_subscribers_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let channels_dir = dir.path().join("channels");
+    std::fs::create_dir_all(&channels_dir).unwrap();
+    std::fs::write(
+        channels_dir.join("everyone.toml"),
+        "kind = \"log\"\naudience = \"subscribers\"\n",
+    )
+    .unwrap();
+    let mut config = crier::config::Config {
+        channels_dir,
+        data_dir: dir.path().join("data"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_token_env: "CRIER_TEST_UNSET_TOKEN_VAR".into(),
+        templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into(),
+        ..crier::config::Config::default()
+    };
+    config.intake.staff_channels = vec!["everyone".into()];
+    let e = match crier::server::Server::build(&config).await {
+        Ok(_) => panic!("a subscriber channel as a staff channel must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("intake.staff_channels") && e.contains("everyone"),
+        "{e}"
+    );
+    config.intake.staff_channels = vec!["nowhere".into()];
+    let e = match crier::server::Server::build(&config).await {
+        Ok(_) => panic!("an unknown staff channel must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("nowhere"), "{e}");
+}

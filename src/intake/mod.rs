@@ -735,6 +735,9 @@ impl Intake {
         let due: Vec<(String, String)> = {
             let loaded = self.pending.lock().map(|i| i.is_some()).unwrap_or(false);
             if !loaded {
+                // Under the intake lock: a group saved meanwhile would miss both the scan and
+                // the (not yet loaded) index.
+                let _one = self.lock.lock().await;
                 let mut index = BTreeMap::new();
                 for g in self.store.alert_groups()? {
                     if let Some(p) = g.pending {

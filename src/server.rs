@@ -106,13 +106,16 @@ impl Server {
             dispatcher.clone(),
         );
         let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
+        let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
+        // Posts the intake's held-back public updates; ends with the shutdown signal.
+        tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
         let state = AppState::new(api::Shared {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
             templates,
             render,
             dispatcher: dispatcher.clone(),
-            intake: Arc::new(Intake::new(store.clone(), config.intake.clone())),
+            intake,
             skipped_channels,
         });
         let router = api::router(
@@ -195,12 +198,28 @@ fn check_channel_names(config: &Config, loaded: &channels::Loaded) -> anyhow::Re
             .into_iter()
             .map(|n| ("intake.routes[].channels", n)),
     );
+    named.extend(
+        config
+            .intake
+            .staff_channels
+            .iter()
+            .map(|n| ("intake.staff_channels", n.as_str())),
+    );
     for (key, name) in named {
         if !known(name) {
             anyhow::bail!(
                 "{key} names the channel \"{name}\", but there is no such file in {}; fix the name or add {name}.toml",
                 config.channels_dir.display()
             );
+        }
+    }
+    for name in &config.intake.staff_channels {
+        if let Some(c) = loaded.active.iter().find(|c| &c.name == name) {
+            if c.audience == channels::Audience::Subscribers {
+                anyhow::bail!(
+                    "intake.staff_channels names \"{name}\", which sends to subscribers; per-alert detail is for staff, so name a channel with a fixed target (audience = \"fixed\")"
+                );
+            }
         }
     }
     for name in &config.schedule.reminder_channels {

@@ -112,20 +112,25 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A
+    // notification of a few hundred alerts is larger than any other body, so they have a limit
+    // of their own.
+    let monitoring_hooks = Router::new()
+        .route("/api/v1/hooks/alertmanager", post(intake::alertmanager))
+        .route("/api/v1/hooks/grafana", post(intake::grafana))
+        .layer(DefaultBodyLimit::max(intake::HOOK_MAX_BYTES));
     let public = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/status", get(health::public_status))
         .route("/api/v1/hooks/twilio/{channel}", post(hooks::twilio_status))
-        // Monitoring webhooks authenticate themselves (bearer token or HMAC signature).
-        .route("/api/v1/hooks/alertmanager", post(intake::alertmanager))
-        .route("/api/v1/hooks/grafana", post(intake::grafana))
         .route(
             "/api/v1/unsubscribe/{token}",
             post(subscribers::unsubscribe),
         )
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .merge(monitoring_hooks);
     private
         .merge(public)
         .fallback(|| async {

@@ -496,7 +496,11 @@ pub fn trigger(v: &Value, json: bool) {
                 };
                 println!("opened incident {incident} — {how}");
             }
-            "appended" => println!("appended to incident {incident}"),
+            "noted" => println!("noted for staff on incident {incident} (no public update)"),
+            "deferred" => println!(
+                "incident {incident}: its public update waits until {} (public interval)",
+                o["until"].as_str().unwrap_or("-")
+            ),
             "reopened" => println!("reopened incident {incident} (it flapped)"),
             "absorbed" => println!("absorbed: nothing new (incident {incident})"),
             "partly_resolved" => println!(

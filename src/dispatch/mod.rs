@@ -594,6 +594,28 @@ fn prepare_standalone(
             })?;
             (locale, m)
         }
+        StandaloneKind::AlertDetail { at, subject, body } => {
+            // Staff detail from monitoring: rendered like a notice (subject and text).
+            let event = Event::Notice;
+            let locale = choose_locale(inner, ch, d, event, |l| body.texts().contains_key(l))?;
+            let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
+                let text = body.text_for(&locale);
+                let ctx = Context::for_notice(&inner.settings, subject, text, None, &locale, tz);
+                let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
+                    serde_json::json!({
+                        "version": 1,
+                        "type": "alert_detail",
+                        "incident_id": msg.origin.to_string(),
+                        "at": at.to_rfc3339(),
+                        "subject": subject,
+                        "text": text,
+                        "locale": locale.to_string(),
+                    })
+                });
+                Ok((ctx, document))
+            })?;
+            (locale, m)
+        }
         StandaloneKind::Reminder { due } | StandaloneKind::MaintenanceReminder { starts: due } => {
             let (incident, updates) = inner
                 .store

@@ -55,6 +55,45 @@ fn summary(s: &str) -> Result<String, DomainError> {
     Ok(t.chars().take(MAX_SUMMARY).collect())
 }
 
+/// Splits a possibly multi-line text into its first non-empty line and the rest (trimmed; `None`
+/// when nothing follows). Monitoring summaries and annotations are often several lines long; a
+/// title is one line, so the first line heads and the rest is the text.
+pub fn first_line(s: &str) -> (String, Option<String>) {
+    let t = s.trim();
+    match t.split_once(['\n', '\r']) {
+        Some((head, rest)) => {
+            let rest = rest.trim();
+            (
+                head.trim().to_owned(),
+                (!rest.is_empty()).then(|| rest.to_owned()),
+            )
+        }
+        None => (t.to_owned(), None),
+    }
+}
+
+/// The trigger's title and summary from what monitoring sent: a title is the first line of the
+/// given title (or of the summary, when none is given); a multi-line summary used as the title
+/// keeps its remaining lines as the text.
+fn title_and_summary(title: Option<&str>, summary: &str) -> (Option<String>, String) {
+    let title = title.map(str::trim).filter(|t| !t.is_empty());
+    match title {
+        Some(t) => {
+            let (head, _) = first_line(t);
+            match first_line(summary) {
+                // The summary is the title's text (Alertmanager's common summary annotation is
+                // usually each alert's too): its first line heads, the rest is the text.
+                (s, Some(rest)) if s == head => (Some(head), rest),
+                _ => (Some(head), summary.to_owned()),
+            }
+        }
+        None => match first_line(summary) {
+            (_, None) => (None, summary.to_owned()),
+            (head, Some(rest)) => (Some(head), rest),
+        },
+    }
+}
+
 impl TriggerDoc {
     /// Validates the document field by field.
     pub fn into_trigger(self) -> Result<Trigger, DomainError> {
@@ -72,16 +111,14 @@ impl TriggerDoc {
             Some(g) => required("group", &g, "leave it out to group by key")?,
             None => key.clone(),
         };
+        let (title, text) = title_and_summary(self.title.as_deref(), &summary(&self.summary)?);
         Ok(Trigger {
             source,
             group,
             key,
             status: AlertStatus::parse(&self.status)?,
-            summary: summary(&self.summary)?,
-            title: self
-                .title
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty()),
+            summary: text,
+            title,
             impact: self.impact.as_deref().map(Impact::parse).transpose()?,
             components: self
                 .components
@@ -225,13 +262,14 @@ impl HookPayload {
                 .unwrap_or_else(|| format!("Alert {key}"));
             let status = AlertStatus::parse(&a.status)?;
             let impact = labels.get("impact").and_then(|i| Impact::parse(i).ok());
+            let (title, text) = title_and_summary(title.as_deref(), &summary(&text)?);
             out.push(Trigger {
                 source: source.clone(),
                 group: group.clone(),
                 key,
                 status,
-                summary: summary(&text)?,
-                title: title.clone(),
+                summary: text,
+                title,
                 impact,
                 components: Vec::new(),
                 labels,

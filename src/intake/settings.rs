@@ -4,7 +4,10 @@
 //! ```toml
 //! [intake]
 //! hold_down = "2m"
+//! public_interval = "15m"
+//! staff_channels = ["ops-slack"]
 //! hmac_secret_env = "CRIER_HOOK_SECRET"
+//! grafana_body_signature = false
 //!
 //! [[intake.routes]]
 //! match = { severity = "critical", team = "payments" }
@@ -27,8 +30,12 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct IntakeFile {
     pub hold_down: Option<String>,
+    pub public_interval: Option<String>,
+    #[serde(default)]
+    pub staff_channels: Vec<String>,
     pub locale: Option<String>,
     pub hmac_secret_env: Option<String>,
+    pub grafana_body_signature: Option<bool>,
     pub default_impact: Option<String>,
     pub default_mode: Option<Mode>,
     #[serde(default)]
@@ -71,9 +78,18 @@ impl Route {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntakeSettings {
     pub hold_down: Duration,
+    /// At most one public update per alert group per this interval; what happens in between is
+    /// folded into a digest in the next public update.
+    pub public_interval: Duration,
+    /// Channels that receive the per-alert detail (each key firing, resolving, changing its
+    /// summary). Staff only: they must have a fixed audience.
+    pub staff_channels: Vec<String>,
     pub locale: Locale,
     /// The HMAC-SHA256 secret for webhook signatures (read from the environment at start-up).
     pub hmac_secret: Option<Vec<u8>>,
+    /// Accept Grafana's signature over the body alone (no timestamp header), which can be
+    /// replayed forever. Off unless the operator opts in.
+    pub grafana_body_signature: bool,
     pub routes: Vec<Route>,
     pub default: Route,
 }
@@ -82,8 +98,11 @@ impl Default for IntakeSettings {
     fn default() -> Self {
         IntakeSettings {
             hold_down: Duration::from_secs(120),
+            public_interval: Duration::from_secs(15 * 60),
+            staff_channels: Vec::new(),
             locale: Locale::english(),
             hmac_secret: None,
+            grafana_body_signature: false,
             routes: Vec::new(),
             default: Route {
                 matchers: BTreeMap::new(),
@@ -107,6 +126,12 @@ impl IntakeSettings {
                 .map(Span::as_std)
                 .map_err(|e| format!("intake.hold_down: {e}"))?;
         }
+        if let Some(v) = f.public_interval {
+            s.public_interval =
+                parse_duration(&v).map_err(|e| format!("intake.public_interval: {e}"))?;
+        }
+        s.staff_channels = f.staff_channels;
+        s.grafana_body_signature = f.grafana_body_signature.unwrap_or(false);
         if let Some(v) = f.locale {
             s.locale = Locale::parse(&v).map_err(|e| format!("intake.locale: {e}"))?;
         }
@@ -165,6 +190,15 @@ impl IntakeSettings {
             .filter_map(|r| r.channels.as_ref())
             .flatten()
             .map(String::as_str)
+            .collect()
+    }
+
+    /// The staff channels among the active `targets`.
+    pub fn staff_targets(&self, targets: &[(String, bool)]) -> Vec<(String, bool)> {
+        targets
+            .iter()
+            .filter(|(n, subscribers)| !subscribers && self.staff_channels.contains(n))
+            .cloned()
             .collect()
     }
 }

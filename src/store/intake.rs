@@ -2,6 +2,11 @@
 //! each alert key in it, so repeated triggers are absorbed and the incident resolves only when
 //! every key has resolved.
 //!
+//! The group also remembers what the public was last told and when (`public_at`), what happened
+//! since (`digest`), a public update waiting for the interval (`pending`) and how many staff
+//! detail messages it has posted (`detail_seq`), so the rules of [`crate::intake`] survive a
+//! restart. Fields added later default when an older record is read.
+//!
 //! Tree `alerts`: source ‖ 0x00 ‖ group → JSON [`AlertGroup`].
 
 use super::{decode, encode, Store, StoreError};
@@ -41,6 +46,48 @@ pub struct AlertGroup {
     /// Channels its notifications go to: (name, audience is subscribers).
     pub broadcast: Vec<(String, bool)>,
     pub updated_at: DateTime<Utc>,
+    /// When the group's incident last got a public update (its opening, resolution, reopening).
+    #[serde(default)]
+    pub public_at: Option<DateTime<Utc>>,
+    /// What happened since that public update, for the next one.
+    #[serde(default)]
+    pub digest: Digest,
+    /// A public update that waits for the interval, done by [`crate::intake::Intake::tick`].
+    #[serde(default)]
+    pub pending: Option<Pending>,
+    /// How many staff detail messages the group has posted (their seq is derived from it).
+    #[serde(default)]
+    pub detail_seq: u32,
+}
+
+/// Alerts that fired or resolved since the group's last public update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    pub fired: u32,
+    pub resolved: u32,
+}
+
+impl Digest {
+    pub fn is_empty(&self) -> bool {
+        self.fired == 0 && self.resolved == 0
+    }
+}
+
+/// A public change held back by the interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingChange {
+    /// Every key has resolved: resolve the incident.
+    Resolve,
+    /// A key fires again after the incident resolved: reopen it.
+    Reopen,
+}
+
+/// A public update waiting until `due`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub change: PendingChange,
+    pub due: DateTime<Utc>,
 }
 
 impl AlertGroup {
@@ -77,5 +124,119 @@ impl Store {
     /// Every alert group (for status and tests).
     pub fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
         self.alerts.iter().values().map(|v| decode(&v?)).collect()
+    }
+}
+
+/// Tree of accepted webhook signatures: SHA-256 of (scheme ‖ signature) → expiry (ms, u64 BE).
+/// Opened on first use; entries live as long as the signature's timestamp is acceptable.
+const SIGNATURES: &str = "hook_signatures";
+
+impl Store {
+    /// Remembers an accepted webhook signature until `expires`, once: `Ok(false)` when it was
+    /// accepted before and has not expired (a replay). Expired entries are evicted on the way.
+    /// Durable when it returns, so a restart inside the window still refuses the replay.
+    pub async fn remember_signature(
+        &self,
+        key: [u8; 32],
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let tree = self.db.open_tree(SIGNATURES)?;
+        let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+        let value = u64::try_from(expires.timestamp_millis())
+            .unwrap_or(0)
+            .to_be_bytes();
+        let mut stale = Vec::new();
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            if expiry(&v) < now_ms {
+                stale.push(k);
+            }
+        }
+        for k in stale {
+            tree.remove(k)?;
+        }
+        let fresh = match tree.compare_and_swap(key, None as Option<&[u8]>, Some(&value[..]))? {
+            Ok(()) => true,
+            // An entry that has expired (but was not evicted yet) gives way.
+            Err(e) => match e.current {
+                Some(old) if expiry(&old) < now_ms => tree
+                    .compare_and_swap(key, Some(old), Some(&value[..]))?
+                    .is_ok(),
+                _ => false,
+            },
+        };
+        if fresh {
+            self.durable().await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Forgets an accepted signature (its request failed before doing anything, so the sender
+    /// may send it again).
+    pub async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
+        self.db.open_tree(SIGNATURES)?.remove(key)?;
+        self.durable().await
+    }
+}
+
+fn expiry(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_accepted_signature_is_refused_again_until_it_expires_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let now = Utc::now();
+        let expires = now + chrono::Duration::seconds(300);
+        {
+            let store = Store::open(&path).unwrap();
+            assert!(store
+                .remember_signature([1; 32], expires, now)
+                .await
+                .unwrap());
+            assert!(!store
+                .remember_signature([1; 32], expires, now)
+                .await
+                .unwrap());
+            assert!(store
+                .remember_signature([2; 32], expires, now)
+                .await
+                .unwrap());
+        }
+        let store = loop {
+            match Store::open(&path) {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        let later = now + chrono::Duration::seconds(60);
+        assert!(
+            !store
+                .remember_signature([1; 32], expires, later)
+                .await
+                .unwrap(),
+            "a restart inside the window does not reopen it"
+        );
+        // Past its expiry the entry is evicted (and the timestamp check refuses it anyway).
+        let after = expires + chrono::Duration::seconds(1);
+        let next = after + chrono::Duration::seconds(300);
+        assert!(store
+            .remember_signature([1; 32], next, after)
+            .await
+            .unwrap());
+        let tree = store.db.open_tree(SIGNATURES).unwrap();
+        assert_eq!(tree.len(), 1, "the expired [2; 32] was evicted");
+        // A refused request's signature is forgotten, so the sender may try again.
+        store.forget_signature([1; 32]).await.unwrap();
+        assert!(store
+            .remember_signature([1; 32], next, after)
+            .await
+            .unwrap());
     }
 }

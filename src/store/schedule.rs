@@ -42,6 +42,11 @@ pub fn maintenance_reminder_seq(update_seq: u32) -> u32 {
     STANDALONE_BASE | ((update_seq & 0x1FFF_FFFF) << 2) | 1
 }
 
+/// The seq of an alert group's `n`th staff detail message on its incident.
+pub fn alert_detail_seq(n: u32) -> u32 {
+    STANDALONE_BASE | ((n & 0x1FFF_FFFF) << 2) | 2
+}
+
 /// What a standalone message says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -57,6 +62,13 @@ pub enum StandaloneKind {
     Reminder { due: DateTime<Utc> },
     /// "This maintenance starts at …" — to the maintenance's audience, before it starts.
     MaintenanceReminder { starts: DateTime<Utc> },
+    /// Per-alert detail of a monitoring alert group (keys firing, resolving, changing their
+    /// summary) — to the intake's staff channels only, never public.
+    AlertDetail {
+        at: DateTime<Utc>,
+        subject: String,
+        body: Body,
+    },
 }
 
 /// A message that is not a timeline update.
@@ -85,6 +97,7 @@ impl Standalone {
             StandaloneKind::Notice { scheduled_for, .. } => *scheduled_for,
             StandaloneKind::Reminder { due } => *due,
             StandaloneKind::MaintenanceReminder { starts } => *starts,
+            StandaloneKind::AlertDetail { at, .. } => *at,
         };
         let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
         Standalone {

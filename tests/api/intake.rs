@@ -75,6 +75,8 @@ async fn quiet_app() -> TestApp {
 async fn app_with(hold_down_secs: u64, channels: &[(&str, &str)]) -> TestApp {
     spawn_app_with(channels, |c| {
         c.intake.hold_down = std::time::Duration::from_secs(hold_down_secs);
+        // The public interval has tests of its own (below); here every change goes out at once.
+        c.intake.public_interval = std::time::Duration::ZERO;
         c.intake.default.mode = Mode::Publish;
         c.intake.hmac_secret = Some(SECRET.as_bytes().to_vec());
     })
@@ -121,8 +123,8 @@ async fn alertmanager_opens_absorbs_duplicates_and_resolves_when_every_alert_has
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         outcomes(&v),
-        ["opened", "appended"],
-        "two alerts, one incident"
+        ["opened", "noted"],
+        "two alerts, one incident, one public update"
     );
     let id = v["outcomes"][0]["incident"].as_str().unwrap().to_owned();
     assert_eq!(v["outcomes"][1]["incident"], id.as_str());
@@ -133,7 +135,11 @@ async fn alertmanager_opens_absorbs_duplicates_and_resolves_when_every_alert_has
         i["draft"], false,
         "mode publish, no hold-down: public at once"
     );
-    assert_eq!(i["updates"].as_array().unwrap().len(), 2);
+    assert_eq!(i["updates"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        i["updates"][0]["body"]["en"],
+        "Checkout responses are slow\n\nMonitoring: 1 more alert fired."
+    );
 
     // The HA pair's copy of the same notification is absorbed.
     let before = app.checksum();
@@ -309,20 +315,331 @@ async fn hooks_need_a_token_or_a_valid_signature_and_write_nothing_otherwise() {
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
-    // And Grafana's own signature header (hex HMAC-SHA256 of the body).
+    // And Grafana's own timestamped signature (hex HMAC-SHA256 of "timestamp:body").
     let gbody = serde_json::to_vec(&grafana("firing")).unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&gbody);
-    let sig = hex::encode(mac.finalize().into_bytes());
     let r = app
         .client
         .post(app.url("/api/v1/hooks/grafana"))
-        .header("x-grafana-alerting-signature", sig)
+        .header(
+            "x-grafana-alerting-signature",
+            sign_grafana(&gbody, Some(now)),
+        )
+        .header("x-grafana-alerting-timestamp", now.to_string())
         .body(gbody)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Grafana's contact-point HMAC: hex HMAC-SHA256 over "timestamp:body", or the body alone.
+fn sign_grafana(body: &[u8], ts: Option<i64>) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    if let Some(ts) = ts {
+        mac.update(format!("{ts}:").as_bytes());
+    }
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn post_signed(
+    app: &TestApp,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> (u16, String, Value) {
+    let mut req = app
+        .client
+        .post(app.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let v = r.json().await.unwrap_or(Value::Null);
+    (status, ct, v)
+}
+
+#[tokio::test]
+async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write() {
+    let app = quiet_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let body = serde_json::to_vec(&alertmanager("firing", "firing")).unwrap();
+    let crier = [
+        ("x-crier-timestamp", now.to_string()),
+        ("x-crier-signature", sign_crier(&body, now)),
+    ];
+    let (s, _, v) = post_signed(&app, "/api/v1/hooks/alertmanager", &body, &crier).await;
+    assert_eq!(s, 200, "{v}");
+    let before = app.checksum();
+    let (s, ct, v) = post_signed(&app, "/api/v1/hooks/alertmanager", &body, &crier).await;
+    assert_eq!(s, 409, "a replay inside the window: {v}");
+    assert_eq!(ct, "application/problem+json");
+    assert!(v["detail"].as_str().unwrap().contains("replay"), "{v}");
+    assert_eq!(app.checksum(), before, "a replay writes nothing");
+
+    // Grafana's timestamped signature, the same way.
+    let gbody = serde_json::to_vec(&grafana("firing")).unwrap();
+    let grafana_headers = [
+        (
+            "x-grafana-alerting-signature",
+            sign_grafana(&gbody, Some(now)),
+        ),
+        ("x-grafana-alerting-timestamp", now.to_string()),
+    ];
+    let (s, _, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &grafana_headers).await;
+    assert_eq!(s, 200, "{v}");
+    let before = app.checksum();
+    let (s, ct, _) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &grafana_headers).await;
+    assert_eq!((s, ct.as_str()), (409, "application/problem+json"));
+    // A stale timestamp, a signature over the body alone sent with a timestamp, and a body-only
+    // signature (replayable forever, not allowed by this configuration): 401, nothing written.
+    for (why, headers) in [
+        (
+            "stale",
+            vec![
+                (
+                    "x-grafana-alerting-signature",
+                    sign_grafana(&gbody, Some(now - 3600)),
+                ),
+                ("x-grafana-alerting-timestamp", (now - 3600).to_string()),
+            ],
+        ),
+        (
+            "timestamp not signed",
+            vec![
+                ("x-grafana-alerting-signature", sign_grafana(&gbody, None)),
+                ("x-grafana-alerting-timestamp", now.to_string()),
+            ],
+        ),
+        (
+            "body only",
+            vec![("x-grafana-alert-signature", sign_grafana(&gbody, None))],
+        ),
+    ] {
+        let (s, ct, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &headers).await;
+        assert_eq!(
+            (s, ct.as_str()),
+            (401, "application/problem+json"),
+            "{why}: {v}"
+        );
+        if why == "body only" {
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("grafana_body_signature"),
+                "{v}"
+            );
+        }
+    }
+    // A valid signature on a payload that is refused writes nothing, not even the signature:
+    // the sender may fix it and send it again.
+    let mut v3 = alertmanager("firing", "firing");
+    v3["version"] = json!("3");
+    let bad = serde_json::to_vec(&v3).unwrap();
+    let signed_bad = [
+        ("x-crier-timestamp", now.to_string()),
+        ("x-crier-signature", sign_crier(&bad, now)),
+    ];
+    let (s, ct, _) = post_signed(&app, "/api/v1/hooks/alertmanager", &bad, &signed_bad).await;
+    assert_eq!((s, ct.as_str()), (422, "application/problem+json"));
+    let (s, _, _) = post_signed(&app, "/api/v1/hooks/alertmanager", &bad, &signed_bad).await;
+    assert_eq!(
+        s, 422,
+        "still 422, not 409: the refused request spent nothing"
+    );
+    assert_eq!(app.checksum(), before);
+}
+
+#[tokio::test]
+async fn a_body_only_grafana_signature_needs_explicit_consent_and_is_still_accepted_once() {
+    let app = spawn_app_with(&[], |c| {
+        c.intake.hold_down = std::time::Duration::ZERO;
+        c.intake.hmac_secret = Some(SECRET.as_bytes().to_vec());
+        c.intake.grafana_body_signature = true;
+    })
+    .await;
+    let gbody = serde_json::to_vec(&grafana("firing")).unwrap();
+    let headers = [("x-grafana-alert-signature", sign_grafana(&gbody, None))];
+    let (s, _, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &headers).await;
+    assert_eq!(s, 200, "{v}");
+    let before = app.checksum();
+    let (s, _, _) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &headers).await;
+    assert_eq!(s, 409, "refused again inside the window");
+    assert_eq!(app.checksum(), before);
+}
+
+/// An Alertmanager notification of `n` alerts of one group; `changed` gives alert 0 another
+/// summary (a live value).
+fn storm(n: usize, status: &str, changed: bool) -> Value {
+    let alerts: Vec<Value> = (0..n)
+        .map(|i| {
+            let summary = if i == 0 && changed {
+                "p99 3.1 s".to_owned()
+            } else {
+                "p99 2.3 s".to_owned()
+            };
+            // As Alertmanager sends them: ~0.4 KiB each, 400 of them well over 64 KiB.
+            json!({"status": status,
+                   "labels": {"alertname": "NodeDown", "instance": format!("node-{i}.example.net:9100"),
+                              "job": "node", "severity": "critical"},
+                   "annotations": {"summary": summary,
+                                   "description": format!("node-{i} has not answered for 5 minutes")},
+                   "startsAt": "2026-11-23T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                   "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
+                   "fingerprint": format!("f{i:04}")})
+        })
+        .collect();
+    json!({"version": "4", "groupKey": "{}:{alertname=\"NodeDown\"}", "status": status,
+           "receiver": "crier", "commonAnnotations": {"summary": "Nodes are down"},
+           "alerts": alerts})
+}
+
+#[tokio::test]
+async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_staff() {
+    let app = spawn_app_with(
+        &[
+            ("public", "kind = \"log\"\naudience = \"fixed\"\n"),
+            (
+                "subscribers",
+                "kind = \"log\"\naudience = \"subscribers\"\n",
+            ),
+            ("staff", "kind = \"log\"\naudience = \"fixed\"\n"),
+        ],
+        |c| {
+            c.intake.hold_down = std::time::Duration::ZERO;
+            c.intake.public_interval = std::time::Duration::ZERO;
+            c.intake.default.mode = Mode::Publish;
+            c.intake.staff_channels = vec!["staff".into()];
+        },
+    )
+    .await;
+    let body = storm(400, "firing", false);
+    assert!(serde_json::to_vec(&body).unwrap().len() > 128 * 1024);
+    let (s, v) = hook(&app, "/api/v1/hooks/alertmanager", &body).await;
+    assert_eq!(s, 200, "{v}");
+    let o = outcomes(&v);
+    assert_eq!(o[0], "opened");
+    assert!(o[1..].iter().all(|o| o == "noted"), "{o:?}");
+    let id = v["outcomes"][0]["incident"].as_str().unwrap().to_owned();
+    let ulid = ulid::Ulid::from_string(&id).unwrap();
+    // (channel, is a timeline update) of every broadcast.
+    let broadcasts = || {
+        app.store
+            .broadcasts_of(ulid)
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.channel, b.seq < crier::store::schedule::STANDALONE_BASE))
+            .collect::<Vec<_>>()
+    };
+    let count = |b: &[(String, bool)], ch: &str, public: bool| {
+        b.iter().filter(|(c, p)| c == ch && *p == public).count()
+    };
+    let b = broadcasts();
+    assert_eq!(count(&b, "public", true), 1, "one public update: {b:?}");
+    assert_eq!(count(&b, "subscribers", true), 1, "one to the subscribers");
+    assert_eq!(count(&b, "staff", false), 1, "one detail message for staff");
+    assert_eq!(
+        count(&b, "public", false) + count(&b, "subscribers", false),
+        0
+    );
+    let i = incident(&app, &id).await;
+    assert_eq!(i["title"], "Nodes are down");
+    assert_eq!(i["updates"].as_array().unwrap().len(), 1);
+    assert!(i["updates"][0]["body"]["en"]
+        .as_str()
+        .unwrap()
+        .ends_with("Monitoring: 399 more alerts fired."));
+
+    // One alert re-sent with a changed summary (a live value): detail for staff, nothing public.
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &storm(400, "firing", true),
+    )
+    .await;
+    let o = outcomes(&v);
+    assert_eq!(o[0], "noted");
+    assert!(o[1..].iter().all(|o| o == "absorbed"), "{o:?}");
+    let b = broadcasts();
+    assert_eq!(count(&b, "public", true), 1, "no public update: {b:?}");
+    assert_eq!(count(&b, "subscribers", true), 1);
+    assert_eq!(count(&b, "staff", false), 2);
+    assert_eq!(
+        incident(&app, &id).await["updates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let status = app.get("/api/v1/status").await.body.to_string();
+    assert!(!status.contains("p99 3.1 s"), "staff detail is not public");
+
+    // Every key resolved: the one resolving public update.
+    let (_, v) = hook(
+        &app,
+        "/api/v1/hooks/alertmanager",
+        &storm(400, "resolved", false),
+    )
+    .await;
+    let o = outcomes(&v);
+    assert_eq!(o.last().map(String::as_str), Some("resolved"), "{o:?}");
+    assert_eq!(o.iter().filter(|o| *o == "resolved").count(), 1);
+    let b = broadcasts();
+    assert_eq!(count(&b, "public", true), 2, "opened and resolved: {b:?}");
+    assert_eq!(count(&b, "subscribers", true), 2);
+    let i = incident(&app, &id).await;
+    assert_eq!(i["status"], "resolved");
+    assert!(i["updates"][1]["body"]["en"]
+        .as_str()
+        .unwrap()
+        .ends_with("Monitoring: 399 resolved."));
+}
+
+#[tokio::test]
+async fn a_multi_line_summary_becomes_a_title_and_a_text() {
+    let app = quiet_app().await;
+    // The summary annotation of the whole group (the title) and of the alert, on several lines.
+    let text = "Checkout is slow\n\np99 is 2.3 s on web-1.\nSee the runbook.";
+    let mut am = alertmanager("firing", "firing");
+    am["commonAnnotations"]["summary"] = json!(text);
+    am["alerts"][0]["annotations"]["summary"] = json!(text);
+    let (s, v) = hook(&app, "/api/v1/hooks/alertmanager", &am).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["outcomes"][0]["incident"].as_str().unwrap().to_owned();
+    let i = incident(&app, &id).await;
+    assert_eq!(i["title"], "Checkout is slow");
+    assert!(i["updates"][0]["body"]["en"]
+        .as_str()
+        .unwrap()
+        .starts_with("p99 is 2.3 s on web-1.\nSee the runbook."));
+    // crier's own trigger document, too.
+    let r = app
+        .post(
+            "/api/v1/triggers",
+            json!({"source": "nagios", "key": "db", "status": "firing",
+                    "summary": "\n  Database is down  \r\nPrimary unreachable since 08:00"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let id = r.body["outcomes"][0]["incident"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let i = incident(&app, &id).await;
+    assert_eq!(i["title"], "Database is down");
+    assert_eq!(
+        i["updates"][0]["body"]["en"],
+        "Primary unreachable since 08:00"
+    );
 }
 
 async fn trigger_cli(app: &TestApp, url: &str, args: &[&str]) -> std::process::Output {
@@ -697,4 +1014,39 @@ async fn promises_at_a_time_of_day_and_maintenance_windows_are_validated() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["status"], "scheduled");
     assert_eq!(r.body["scheduled_for"], "2030-01-01T20:00:00Z");
+}
+
+#[tokio::test]
+async fn a_staff_channel_that_reaches_subscribers_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let channels_dir = dir.path().join("channels");
+    std::fs::create_dir_all(&channels_dir).unwrap();
+    std::fs::write(
+        channels_dir.join("everyone.toml"),
+        "kind = \"log\"\naudience = \"subscribers\"\n",
+    )
+    .unwrap();
+    let mut config = crier::config::Config {
+        channels_dir,
+        data_dir: dir.path().join("data"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_token_env: "CRIER_TEST_UNSET_TOKEN_VAR".into(),
+        templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into(),
+        ..crier::config::Config::default()
+    };
+    config.intake.staff_channels = vec!["everyone".into()];
+    let e = match crier::server::Server::build(&config).await {
+        Ok(_) => panic!("a subscriber channel as a staff channel must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("intake.staff_channels") && e.contains("everyone"),
+        "{e}"
+    );
+    config.intake.staff_channels = vec!["nowhere".into()];
+    let e = match crier::server::Server::build(&config).await {
+        Ok(_) => panic!("an unknown staff channel must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("nowhere"), "{e}");
 }

@@ -7,7 +7,7 @@
 //! `/healthz` and the shutdown message read the same state.
 
 use chrono::{DateTime, Utc};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
@@ -21,6 +21,8 @@ pub struct Broken {
 /// Shared between the store, its flusher and the recovery task.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Set with `broken`: lets the hot path skip the mutex while all is well.
+    is_broken: AtomicBool,
     broken: Mutex<Option<Broken>>,
     /// Writes answered with an error because their group commit failed (since start-up).
     failed_writes: AtomicU64,
@@ -31,6 +33,9 @@ pub struct Health {
 impl Health {
     /// The current failure, if any.
     pub fn broken(&self) -> Option<Broken> {
+        if !self.is_broken.load(Ordering::Acquire) {
+            return None;
+        }
         self.broken
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -54,12 +59,15 @@ impl Health {
                 reason: reason.to_owned(),
             });
         }
+        self.is_broken.store(true, Ordering::Release);
         drop(b);
         self.wake.notify_one();
     }
 
     /// The store was re-opened from disk and a test write reached it.
     pub(crate) fn recovered(&self) {
-        *self.broken.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut b = self.broken.lock().unwrap_or_else(|p| p.into_inner());
+        *b = None;
+        self.is_broken.store(false, Ordering::Release);
     }
 }

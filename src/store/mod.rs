@@ -72,7 +72,7 @@ pub enum StoreError {
     Flush(#[from] FlushError),
     #[error("the store cannot write to disk ({0}); reads and writes are refused until it recovers: free space in the data directory, crier retries by itself")]
     Broken(String),
-    #[error("the store in {} is damaged: {why}; do not serve from it: move it aside and restore the latest backup with `crier restore BACKUP --data DIR`", .dir.display())]
+    #[error("the store in {} is damaged: {why}; do not serve from it: stop, move the directory aside, and put back your latest backup of the whole data directory (with its crier-mark) before starting again", .dir.display())]
     Damaged { dir: PathBuf, why: String },
     #[error("the data directory {} is read-only ({why}); make it writable for the user running crier, or choose another with --data", .dir.display())]
     ReadOnly { dir: PathBuf, why: String },

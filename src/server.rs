@@ -61,18 +61,11 @@ impl Server {
                 config.templates_dir.display()
             )
         })?;
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}; choose another with --data",
-                config.data_dir.display()
-            )
-        })?;
-        let store = Store::open(&config.data_dir.join("db")).with_context(|| {
-            format!(
-                "cannot open the store in {} (is another crier using it?)",
-                config.data_dir.display()
-            )
-        })?;
+        crate::store::private_dir(&config.data_dir)
+            .context("cannot prepare the data directory; choose another with --data")?;
+        // The store's error says what is wrong (in use, read-only, damaged) and what to do.
+        let store = Store::open(&config.data_dir.join("db"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let (admin, source) = match std::env::var(&config.admin_token_env) {
             Ok(t) if t.trim().len() >= 16 => {
                 (t.trim().to_owned(), TokenSource::Env(config.admin_token_env.clone()))
@@ -175,10 +168,11 @@ impl Server {
             tracing::error!(error = %e, "the scheduler task failed");
         }
         self.running.finished().await;
-        self.store
-            .durable()
-            .await
-            .context("final flush of the store failed")?;
+        let flushed = self.store.durable().await;
+        if let Some(unsaved) = self.store.unsaved() {
+            tracing::error!("at shutdown: {unsaved}");
+        }
+        flushed.context("final flush of the store failed; writes since the last successful flush were not saved")?;
         Ok(())
     }
 }

@@ -83,6 +83,10 @@ impl From<StoreError> for ApiError {
             StoreError::Domain(d) => d.into(),
             StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            StoreError::Broken(_) => {
+                tracing::error!(error = %e, "store unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::new(

@@ -7,9 +7,21 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-/// Liveness: the process answers.
-pub async fn healthz() -> &'static str {
-    "ok"
+/// Liveness: the process answers and its store can write. After a failed write to disk the
+/// store refuses service until it has re-opened its data; this reports it (503 with the reason)
+/// so a supervisor or load balancer sees the broken store.
+pub async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    match state.store.broken() {
+        None => Ok("ok"),
+        Some(b) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the store cannot write to disk since {} ({}); it refuses reads and writes and retries by itself: free space in the data directory",
+                b.since.to_rfc3339(),
+                b.reason
+            ),
+        )),
+    }
 }
 
 /// Readiness: the store answers and its flusher is alive. The body also names the channels that

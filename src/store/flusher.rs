@@ -8,9 +8,15 @@
 //! Why the extra `fdatasync`: on Linux, sled 0.34 writes its log with `sync_file_range`, which
 //! neither flushes the drive's volatile write cache nor persists file metadata (spacejam/sled#1452),
 //! so without it an acknowledged write could be lost on power failure.
+//!
+//! Each commit also advances the high-water mark (see [`super::mark`]). A failed commit marks the
+//! store broken (see [`super::health`]) before its writers hear of it, and ends this task: sled
+//! refuses every write after a failed one, so the store re-opens the database and a new flusher.
 
+use super::health::Health;
+use super::mark::{Mark, COMMIT_KEY};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -51,12 +57,27 @@ pub enum FlushError {
 }
 
 impl Flusher {
-    /// Spawns the flusher task on the current tokio runtime. `log_file` is sled's log (`<dir>/db`).
-    pub fn spawn(db: sled::Db, log_file: PathBuf) -> Result<Self, sled::Error> {
-        let file = Arc::new(File::open(&log_file)?);
+    /// Spawns the flusher task on the current tokio runtime for the sled database in `dir`
+    /// (its log is `<dir>/db`), whose last commit number is `commit` and mark is `mark`.
+    pub(crate) fn spawn(
+        db: sled::Db,
+        dir: &Path,
+        commit: u64,
+        mark: Mark,
+        health: Arc<Health>,
+    ) -> Result<Self, sled::Error> {
+        let file = File::open(dir.join("db"))?;
+        let meta = db.open_tree("meta")?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Counters::default());
-        tokio::spawn(run(db, file, rx, stats.clone()));
+        let task = Task {
+            db,
+            meta,
+            file,
+            commit,
+            mark,
+        };
+        tokio::spawn(run(task, rx, stats.clone(), health));
         Ok(Flusher { tx, stats })
     }
 
@@ -78,26 +99,56 @@ impl Flusher {
     }
 }
 
-async fn run(
+/// What one group commit needs; moved into the blocking section and back.
+struct Task {
     db: sled::Db,
-    file: Arc<File>,
+    meta: sled::Tree,
+    file: File,
+    /// The last commit number written to sled.
+    commit: u64,
+    mark: Mark,
+}
+
+impl Task {
+    /// One group commit: next commit number, sled flush, fdatasync of the log, then the mark.
+    fn commit(&mut self) -> Result<(), String> {
+        let n = self.commit + 1;
+        self.meta
+            .insert(COMMIT_KEY, &n.to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        self.commit = n;
+        self.db.flush().map_err(|e| e.to_string())?;
+        self.file.sync_data().map_err(|e| e.to_string())?;
+        self.mark
+            .write(n)
+            .map_err(|e| format!("cannot write the high-water mark: {e}"))
+    }
+}
+
+async fn run(
+    task: Task,
     mut rx: mpsc::UnboundedReceiver<Waiter>,
     stats: Arc<Counters>,
+    health: Arc<Health>,
 ) {
+    let mut task = Some(task);
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let (db2, file2) = (db.clone(), file.clone());
-        let synced = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            db2.flush().map_err(|e| e.to_string())?;
-            file2.sync_data().map_err(|e| e.to_string())
+        let Some(mut t) = task.take() else { break };
+        let synced = tokio::task::spawn_blocking(move || {
+            let r = t.commit();
+            (t, r)
         })
         .await;
         let result = match synced {
-            Ok(r) => r,
+            Ok((t, r)) => {
+                task = Some(t);
+                r
+            }
             Err(e) => Err(format!("flush task failed: {e}")),
         };
         match &result {
@@ -107,11 +158,22 @@ async fn run(
                     .waiters
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
-            Err(e) => tracing::error!(error = %e, "flush failed"),
+            Err(e) => {
+                // Everything queued so far shares the failure: none of it is known to be on disk.
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                tracing::error!(error = %e, writes = batch.len(), "flush failed; the store refuses reads and writes until it has re-opened its data from disk");
+                health.fail(e, batch.len());
+            }
         }
         for w in batch.drain(..) {
             // A waiter that gave up (client disconnected) is not an error.
             let _ = w.send(result.clone());
+        }
+        if result.is_err() {
+            // sled refuses every write after a failed one; the store re-opens the database.
+            return;
         }
     }
 }

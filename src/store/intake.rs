@@ -108,7 +108,8 @@ fn group_key(source: &str, group: &str) -> Vec<u8> {
 impl Store {
     /// The alert group (source, group), if monitoring has reported it before.
     pub fn alert_group(&self, source: &str, group: &str) -> Result<Option<AlertGroup>, StoreError> {
-        match self.alerts.get(group_key(source, group))? {
+        let t = self.t()?;
+        match t.alerts.get(group_key(source, group))? {
             Some(raw) => Ok(Some(decode(&raw)?)),
             None => Ok(None),
         }
@@ -116,14 +117,16 @@ impl Store {
 
     /// Saves an alert group. Durable when it returns.
     pub async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
-        self.alerts
+        let t = self.t()?;
+        t.alerts
             .insert(group_key(&g.source, &g.group), encode(g)?)?;
-        self.durable().await
+        t.durable().await
     }
 
     /// Every alert group (for status and tests).
     pub fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
-        self.alerts.iter().values().map(|v| decode(&v?)).collect()
+        let t = self.t()?;
+        t.alerts.iter().values().map(|v| decode(&v?)).collect()
     }
 }
 

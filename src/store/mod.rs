@@ -30,7 +30,9 @@
 
 pub mod codec;
 pub mod flusher;
+pub mod health;
 pub mod intake;
+pub mod mark;
 pub mod outbox;
 pub mod schedule;
 pub mod threads;
@@ -40,11 +42,12 @@ use crate::domain::{
     Incident, IncidentKind, Locale, Status, Subscriber, Title, Update, UpdateAction,
 };
 use chrono::{DateTime, Utc};
+use health::Health;
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::Tree;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use ulid::Ulid;
 
 pub use flusher::{FlushError, FlushStats, Flusher};
@@ -67,6 +70,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Flush(#[from] FlushError),
+    #[error("the store cannot write to disk ({0}); reads and writes are refused until it recovers: free space in the data directory, crier retries by itself")]
+    Broken(String),
+    #[error("the store in {} is damaged: {why}; do not serve from it: stop, move the directory aside, and put back your latest backup of the whole data directory (with its crier-mark) before starting again", .dir.display())]
+    Damaged { dir: PathBuf, why: String },
+    #[error("the data directory {} is read-only ({why}); make it writable for the user running crier, or choose another with --data", .dir.display())]
+    ReadOnly { dir: PathBuf, why: String },
+    #[error("the data directory {} is in use by another crier process (its lock is held); stop that process or choose another directory with --data", .0.display())]
+    Locked(PathBuf),
+    #[error("cannot use the files in {}: {why}; check free space and permissions of the data directory", .dir.display())]
+    Files { dir: PathBuf, why: String },
     #[error("the data directory was written by a newer crier (schema {found}; this build knows {known}); upgrade crier")]
     Schema { found: u32, known: u32 },
 }
@@ -95,6 +108,26 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
 
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Re-opens the store after each failure: first after a second, then backing off to 30 s, until
+/// a commit succeeds (space was freed). Holds only a weak handle, so it ends with the store.
+async fn supervise(store: Weak<Inner>, health: Arc<Health>) {
+    loop {
+        health.wake.notified().await;
+        let mut delay = std::time::Duration::from_secs(1);
+        while health.broken().is_some() {
+            tokio::time::sleep(delay).await;
+            let Some(inner) = store.upgrade() else { return };
+            if let Err(e) = (Store { inner }).recover().await {
+                tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "the store is still broken");
+            }
+            delay = (delay * 2).min(std::time::Duration::from_secs(30));
+        }
+        if store.strong_count() == 0 {
+            return;
+        }
+    }
 }
 
 /// An update's key: incident ULID ‖ its position in the timeline (u32 BE, from 1). The position,
@@ -189,9 +222,43 @@ pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// Stripes of the per-incident write lock (see `Store::lock`).
 const WRITE_LOCK_STRIPES: usize = 64;
 
-/// Handle to the open store; cheap to clone.
+/// Handle to the open store; cheap to clone. The sled database sits in a swappable cell: after a
+/// failed group commit the store is broken and refuses reads and writes until the recovery task
+/// has re-opened the database from disk (see [`health`] and `Store::recover`).
 #[derive(Clone, Debug)]
 pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The open database; `None` while it is being re-opened.
+    cell: RwLock<Option<Arc<Trees>>>,
+    /// sled's directory.
+    dir: PathBuf,
+    health: Arc<Health>,
+    /// Serialise read-check-write sequences on one incident (held for microseconds, never across
+    /// an await or a flush). Striped by incident id: writers to different incidents rarely share
+    /// a stripe, so they do not park each other's runtime workers on one global mutex.
+    write_locks: Box<[Mutex<()>]>,
+    /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
+    /// claimed through. A claim is only this: its due entry stays in the store until the outcome
+    /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
+    /// claim (see [`outbox`]).
+    claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Lets the recovery task notice that the store is gone and end.
+        self.health.wake.notify_one();
+    }
+}
+
+/// One opened sled database: its trees and its flusher. Every store method takes one snapshot
+/// of it and uses it throughout, so a write and its flush always go to the same database.
+#[derive(Debug)]
+pub(crate) struct Trees {
     db: sled::Db,
     incidents: Tree,
     updates: Tree,
@@ -210,22 +277,33 @@ pub struct Store {
     alerts: Tree,
     threads: Tree,
     flusher: Flusher,
-    /// Serialise read-check-write sequences on one incident (held for microseconds, never across
-    /// an await or a flush). Striped by incident id: writers to different incidents rarely share
-    /// a stripe, so they do not park each other's runtime workers on one global mutex.
-    write_locks: Arc<[Mutex<()>]>,
-    /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
-    /// claimed through. A claim is only this: its due entry stays in the store until the outcome
-    /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
-    /// claim (see [`outbox`]).
-    claimed: Arc<Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>>,
+    health: Arc<Health>,
 }
 
-impl Store {
-    /// Opens (or creates) the store under `dir` and starts its flusher task. Must be called inside
-    /// a tokio runtime.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+impl Trees {
+    /// Opens sled in `dir`, checks its schema and high-water mark, removes the leftovers of
+    /// interrupted writes and starts a flusher.
+    fn open(dir: &Path, health: Arc<Health>) -> Result<Trees, StoreError> {
+        // sled reports damage it meets while reading its log as corruption or a short read.
+        Trees::open_checked(dir, health).map_err(|e| match e {
+            StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
+                dir: dir.to_owned(),
+                why: e.to_string(),
+            },
+            StoreError::Sled(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                StoreError::Damaged {
+                    dir: dir.to_owned(),
+                    why: format!("a file ends early ({io})"),
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn open_checked(dir: &Path, health: Arc<Health>) -> Result<Trees, StoreError> {
+        let config = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             // sled's default page cache is 1 GiB; crier's working set is the recent incidents
@@ -234,7 +312,18 @@ impl Store {
             // carries its allocations, so the resident cost is well above the figure given here
             // (a 1,000,000-subscriber fan-out peaked at 277 MiB with 64 MiB).
             .cache_capacity(STORE_CACHE_BYTES)
-            .open()?;
+            // Only the flusher writes the log: a background flush could put a write on disk
+            // whose group commit then fails, and the re-open after a failure must find only
+            // what was flushed before it.
+            .flush_every_ms(None);
+        // sled 0.34 panics on some damaged logs (an index out of bounds in its segment
+        // accounting) instead of returning an error; that is a damaged store, not a crash.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|_| StoreError::Damaged {
+                dir: dir.to_owned(),
+                why: "sled could not read its log".into(),
+            })?
+            .map_err(|e| open_error(dir, e))?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {
             None => {
@@ -253,7 +342,32 @@ impl Store {
                 }
             }
         }
-        let store = Store {
+        let commit = match meta.get(mark::COMMIT_KEY)? {
+            None => 0,
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Damaged {
+                    dir: dir.to_owned(),
+                    why: "its commit number is not 8 bytes".into(),
+                })?,
+        };
+        let marked = mark::read(dir).map_err(|e| StoreError::Damaged {
+            dir: dir.to_owned(),
+            why: format!("its high-water mark cannot be read ({e})"),
+        })?;
+        if let Some(m) = marked {
+            if commit < m {
+                return Err(StoreError::Damaged {
+                    dir: dir.to_owned(),
+                    why: format!(
+                        "commit {m} was acknowledged but the data ends at commit {commit}: acknowledged writes are missing (truncated or damaged files)"
+                    ),
+                });
+            }
+        }
+        let mark = mark::Mark::create(dir, commit).map_err(|e| file_error(dir, e))?;
+        restrict(dir).map_err(|e| file_error(dir, e))?;
+        let trees = Trees {
             incidents: db.open_tree("incidents")?,
             updates: db.open_tree("updates")?,
             components: db.open_tree("components")?,
@@ -270,20 +384,30 @@ impl Store {
             holds: db.open_tree("holds")?,
             alerts: db.open_tree("alerts")?,
             threads: db.open_tree("threads")?,
-            flusher: Flusher::spawn(db.clone(), dir.join("db"))?,
-            write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            claimed: Arc::default(),
+            flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
+            health,
             db,
         };
-        let repaired = store.repair()?;
+        let repaired = trees.repair()?;
         if repaired > 0 {
             tracing::warn!(
                 records = repaired,
                 "removed the partial records of writes that were interrupted by a crash before they were acknowledged"
             );
-            store.db.flush()?;
+            trees.db.flush()?;
         }
-        Ok(store)
+        Ok(trees)
+    }
+
+    /// Waits until every write made so far to this database is on disk (group commit).
+    async fn durable(&self) -> Result<(), StoreError> {
+        match self.flusher.durable().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(match self.health.broken() {
+                Some(b) => StoreError::Broken(b.reason),
+                None => e.into(),
+            }),
+        }
     }
 
     /// Removes what an interrupted, unacknowledged incident write left behind. Opening writes the
@@ -291,18 +415,19 @@ impl Store {
     /// then the incident with `update_count` n+1. After a crash sled holds a prefix of those
     /// writes, so the only possible leftovers are an incident whose first update is missing and
     /// updates past their incident's `update_count`. Returns how many records it removed.
-    pub fn repair(&self) -> Result<usize, StoreError> {
+    fn repair(&self) -> Result<usize, StoreError> {
+        let t = self;
         let mut removed = 0;
-        for item in self.incidents.iter() {
+        for item in t.incidents.iter() {
             let (key, raw) = item?;
             let incident: Incident = decode(&raw)?;
             let n = incident.update_count;
-            if !self.updates.contains_key(update_key(incident.id, n))? {
+            if !t.updates.contains_key(update_key(incident.id, n))? {
                 if n == 1 {
-                    self.incidents.remove(&key)?;
+                    t.incidents.remove(&key)?;
                     removed += 1;
-                    for k in self.broadcasts.scan_prefix(incident.id.to_bytes()).keys() {
-                        self.broadcasts.remove(k?)?;
+                    for k in t.broadcasts.scan_prefix(incident.id.to_bytes()).keys() {
+                        t.broadcasts.remove(k?)?;
                         removed += 1;
                     }
                     continue;
@@ -312,7 +437,7 @@ impl Store {
                     incident.id
                 )));
             }
-            let orphans: Vec<sled::IVec> = self
+            let orphans: Vec<sled::IVec> = t
                 .updates
                 .range(
                     update_key(incident.id, n.saturating_add(1))
@@ -321,28 +446,246 @@ impl Store {
                 .keys()
                 .collect::<Result<_, _>>()?;
             for k in orphans {
-                self.updates.remove(k)?;
+                t.updates.remove(k)?;
                 removed += 1;
             }
             let after = outbox::broadcast_key(incident.id, n.saturating_add(1), "").to_vec();
             // Broadcasts of standalone messages (reminders) sit above the timeline's range.
             let end = Store::standalone_broadcast_floor(incident.id);
-            let stale: Vec<sled::IVec> = self
+            let stale: Vec<sled::IVec> = t
                 .broadcasts
                 .range(after..end)
                 .keys()
                 .collect::<Result<_, _>>()?;
             for k in stale {
-                self.broadcasts.remove(k)?;
+                t.broadcasts.remove(k)?;
                 removed += 1;
             }
         }
         Ok(removed)
     }
+}
+
+/// Creates `dir` (and its parents) if needed and makes it private to the user running crier
+/// (mode 0700): the store holds subscribers' addresses.
+pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| file_error(dir, e))
+}
+
+/// An I/O error on the data directory: read-only gets its own message.
+fn file_error(dir: &Path, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::PermissionDenied
+        || e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+    {
+        StoreError::ReadOnly {
+            dir: dir.to_owned(),
+            why: e.to_string(),
+        }
+    } else {
+        StoreError::Files {
+            dir: dir.to_owned(),
+            why: e.to_string(),
+        }
+    }
+}
+
+/// Makes everything sled created under `dir` private: directories 0700, files 0600. Files sled
+/// creates later (snapshots) sit inside these directories, which others cannot enter.
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            restrict(&entry.path())?;
+        } else {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+/// Why sled would not open `dir`, in words that say what to do.
+fn open_error(dir: &Path, e: sled::Error) -> StoreError {
+    if let sled::Error::Io(io) = &e {
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock")
+        {
+            return StoreError::Locked(dir.to_owned());
+        }
+        if io.kind() == std::io::ErrorKind::PermissionDenied
+            || io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+        {
+            return StoreError::ReadOnly {
+                dir: dir.to_owned(),
+                why: io.to_string(),
+            };
+        }
+    }
+    if let sled::Error::Corruption { .. } = &e {
+        return StoreError::Damaged {
+            dir: dir.to_owned(),
+            why: e.to_string(),
+        };
+    }
+    StoreError::Sled(e)
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir` and starts its flusher task. Must be called inside
+    /// a tokio runtime.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::default());
+        let trees = Trees::open(dir, health.clone())?;
+        let inner = Arc::new(Inner {
+            cell: RwLock::new(Some(Arc::new(trees))),
+            dir: dir.to_owned(),
+            health: health.clone(),
+            write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            claimed: Mutex::default(),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&inner), health));
+        Ok(Store { inner })
+    }
+
+    /// The open database, or why the store refuses service.
+    pub(crate) fn t(&self) -> Result<Arc<Trees>, StoreError> {
+        if let Some(b) = self.inner.health.broken() {
+            return Err(StoreError::Broken(b.reason));
+        }
+        self.inner
+            .cell
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Broken("the store is being re-opened".into()))
+    }
+
+    /// Whether the store is refusing service after a failed write to disk, and why.
+    pub fn broken(&self) -> Option<health::Broken> {
+        self.inner.health.broken()
+    }
+
+    /// What was not saved, for the shutdown message: `None` if every write reached the disk.
+    pub fn unsaved(&self) -> Option<String> {
+        let failed = self.inner.health.failed_writes();
+        match self.broken() {
+            Some(b) => Some(format!(
+                "the store could not write to disk since {} ({}); {failed} write(s) were answered with an error and not saved; everything acknowledged before is on disk",
+                b.since.to_rfc3339(), b.reason
+            )),
+            None if failed > 0 => Some(format!(
+                "{failed} write(s) were answered with an error after a failed flush and not saved; the store recovered and everything acknowledged is on disk"
+            )),
+            None => None,
+        }
+    }
+
+    /// Re-opens the database from disk after a failed flush, which drops every write that was
+    /// not flushed (sled applies writes in memory first; the failed ones were answered with an
+    /// error and must never be served). The new database must take a commit before it is used;
+    /// until then the store stays broken. Returns whether the store is healthy again.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        if self.inner.health.broken().is_none() {
+            return Ok(());
+        }
+        // Drop this handle on the old database; in-flight operations drop theirs when they end
+        // (sled's file lock makes the open below fail until then, and we try again later).
+        let old = self
+            .inner
+            .cell
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(old);
+        let (dir, health) = (self.inner.dir.clone(), self.inner.health.clone());
+        let trees = tokio::task::spawn_blocking(move || Trees::open(&dir, health))
+            .await
+            .map_err(|e| StoreError::Broken(format!("re-open task failed: {e}")))??;
+        // A commit proves the disk takes writes again (space was freed).
+        trees.flusher.durable().await?;
+        *self.inner.cell.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(trees));
+        self.inner.health.recovered();
+        tracing::info!("the store re-opened its data from disk and accepts writes again");
+        Ok(())
+    }
+
+    /// Removes what an interrupted, unacknowledged incident write left behind (see
+    /// `Trees::repair`); `Store::open` runs it.
+    pub fn repair(&self) -> Result<usize, StoreError> {
+        self.t()?.repair()
+    }
+
+    /// The write lock of incident (or message origin) `id`.
+    fn lock(&self, id: Ulid) -> MutexGuard<'_, ()> {
+        // A ULID's low 80 bits are random, so the low bits spread incidents over the stripes.
+        let stripe = (u128::from(id) % self.inner.write_locks.len() as u128) as usize;
+        // A panic while holding the lock cannot leave a half-applied change behind that the
+        // next writer would build on (records are only written at the end), so poisoning is
+        // safe to clear.
+        self.inner.write_locks[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until every write made so far is on disk (group commit).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.t()?.durable().await
+    }
+
+    /// Group-commit counters since the database was (re-)opened.
+    pub fn flush_stats(&self) -> FlushStats {
+        match self.t() {
+            Ok(t) => t.flusher.stats(),
+            Err(_) => FlushStats {
+                syncs: 0,
+                waiters: 0,
+            },
+        }
+    }
+
+    /// A checksum over every tree: equal before and after means nothing was written. Tests use it
+    /// to prove that rejected requests write nothing. (The commit number in `meta` advances with
+    /// every group commit, so it is left out.)
+    pub fn checksum(&self) -> Result<u32, StoreError> {
+        use sha2::{Digest, Sha256};
+        let t = self.t()?;
+        let mut hasher = Sha256::new();
+        for name in t.db.tree_names() {
+            if name.as_ref() == b"meta" {
+                continue;
+            }
+            hasher.update((name.len() as u64).to_be_bytes());
+            hasher.update(&name);
+            for kv in t.db.open_tree(&name)?.iter() {
+                let (k, v) = kv?;
+                hasher.update((k.len() as u64).to_be_bytes());
+                hasher.update(&k);
+                hasher.update((v.len() as u64).to_be_bytes());
+                hasher.update(&v);
+            }
+        }
+        let d = hasher.finalize();
+        Ok(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+    }
+
+    /// Readiness probe: the trees answer and the flusher is alive.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let t = self.t()?;
+        t.incidents.first()?;
+        t.durable().await
+    }
 
     /// Writes the broadcasts of update `seq` (before the update itself; see the module docs).
     fn write_broadcasts(
         &self,
+        t: &Trees,
         incident: Ulid,
         seq: u32,
         update_id: Ulid,
@@ -360,49 +703,16 @@ impl Store {
                 done: false,
                 created_at: now,
             };
-            self.broadcasts
+            t.broadcasts
                 .insert(outbox::broadcast_key(incident, seq, channel), encode(&b)?)?;
         }
         Ok(())
     }
 
-    /// The write lock of incident (or message origin) `id`.
-    fn lock(&self, id: Ulid) -> MutexGuard<'_, ()> {
-        // A ULID's low 80 bits are random, so the low bits spread incidents over the stripes.
-        let stripe = (u128::from(id) % self.write_locks.len() as u128) as usize;
-        // A panic while holding the lock cannot leave a half-applied change behind that the
-        // next writer would build on (records are only written at the end), so poisoning is
-        // safe to clear.
-        self.write_locks[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits until every write made so far is on disk (group commit).
-    pub async fn durable(&self) -> Result<(), StoreError> {
-        Ok(self.flusher.durable().await?)
-    }
-
-    /// Group-commit counters since start-up.
-    pub fn flush_stats(&self) -> FlushStats {
-        self.flusher.stats()
-    }
-
-    /// A checksum over every tree: equal before and after means nothing was written. Tests use it
-    /// to prove that rejected requests write nothing.
-    pub fn checksum(&self) -> Result<u32, StoreError> {
-        Ok(self.db.checksum()?)
-    }
-
-    /// Readiness probe: the trees answer and the flusher is alive.
-    pub async fn ready(&self) -> Result<(), StoreError> {
-        self.incidents.first()?;
-        self.durable().await
-    }
-
     fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
+        let t = self.t()?;
         for n in names {
-            if !self.components.contains_key(n.as_str())? {
+            if !t.components.contains_key(n.as_str())? {
                 return Err(DomainError::UnknownComponent(n.to_string()).into());
             }
         }
@@ -426,6 +736,7 @@ impl Store {
         new: NewIncident,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
+        let t = self.t()?;
         self.check_components(&new.components)?;
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
@@ -465,26 +776,27 @@ impl Store {
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
         {
             let _w = self.lock(id);
-            if self.incidents.contains_key(id.to_bytes())? {
+            if t.incidents.contains_key(id.to_bytes())? {
                 return Err(StoreError::Conflict(format!(
                     "incident {id} exists already"
                 )));
             }
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
-            self.incidents.insert(id.to_bytes(), ib)?;
+            t.incidents.insert(id.to_bytes(), ib)?;
             if !new.draft {
-                self.write_broadcasts(id, 1, update.id, &new.broadcast, now)?;
+                self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
             }
-            self.updates.insert(update_key(id, 1), ub)?;
+            t.updates.insert(update_key(id, 1), ub)?;
         }
-        self.durable().await?;
+        t.durable().await?;
         Ok((incident, update))
     }
 
     /// An incident's current state, without its timeline.
     pub fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
-        let raw = self
+        let t = self.t()?;
+        let raw = t
             .incidents
             .get(id.to_bytes())?
             .ok_or_else(|| StoreError::NotFound {
@@ -502,6 +814,7 @@ impl Store {
         new: NewUpdate,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
+        let t = self.t()?;
         let (incident, update) = {
             let _w = self.lock(id);
             let mut incident = self.incident_summary(id)?;
@@ -557,14 +870,21 @@ impl Store {
             // Broadcasts, then the update, then the incident: a crash in between leaves records
             // past the incident's `update_count`, which `repair` removes.
             if !new.draft {
-                self.write_broadcasts(id, incident.update_count, update_id, &new.broadcast, now)?;
+                self.write_broadcasts(
+                    &t,
+                    id,
+                    incident.update_count,
+                    update_id,
+                    &new.broadcast,
+                    now,
+                )?;
             }
-            self.updates
+            t.updates
                 .insert(update_key(id, incident.update_count), ub)?;
-            self.incidents.insert(id.to_bytes(), ib)?;
+            t.incidents.insert(id.to_bytes(), ib)?;
             (incident, update)
         };
-        self.durable().await?;
+        t.durable().await?;
         Ok((incident, update))
     }
 
@@ -576,11 +896,12 @@ impl Store {
         broadcast: &[(String, bool)],
         now: DateTime<Utc>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
+        let t = self.t()?;
         let (incident, published) = {
             let _w = self.lock(id);
             let mut incident = self.incident_summary(id)?;
             let mut published = Vec::new();
-            for item in self.updates.scan_prefix(id.to_bytes()) {
+            for item in t.updates.scan_prefix(id.to_bytes()) {
                 let (key, raw) = item?;
                 let mut u: Update = decode(&raw)?;
                 if u.draft && u.published_at.is_none() {
@@ -602,23 +923,24 @@ impl Store {
                     .map(u32::from_be_bytes)
                     .ok_or_else(|| StoreError::Corrupt("update key".into()))?;
                 // The broadcasts first; the expander only sends updates whose record says published.
-                self.write_broadcasts(id, seq, u.id, broadcast, now)?;
-                self.updates.insert(key, encode(u)?)?;
+                self.write_broadcasts(&t, id, seq, u.id, broadcast, now)?;
+                t.updates.insert(key, encode(u)?)?;
             }
             incident.draft = false;
             // Every update is published now, so the public sees the latest state.
             incident.publish_state();
-            self.incidents.insert(id.to_bytes(), encode(&incident)?)?;
+            t.incidents.insert(id.to_bytes(), encode(&incident)?)?;
             (incident, published.into_iter().map(|(_, u)| u).collect())
         };
-        self.durable().await?;
+        t.durable().await?;
         Ok((incident, published))
     }
 
     /// One incident with its timeline, oldest update first.
     pub fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
+        let t = self.t()?;
         let incident = self.incident_summary(id)?;
-        let updates = self
+        let updates = t
             .updates
             .scan_prefix(id.to_bytes())
             .values()
@@ -629,8 +951,9 @@ impl Store {
 
     /// Incidents matching `filter`, newest first.
     pub fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        let t = self.t()?;
         let mut out = Vec::new();
-        for item in self.incidents.iter().rev() {
+        for item in t.incidents.iter().rev() {
             if out.len() >= filter.limit {
                 break;
             }
@@ -667,9 +990,10 @@ impl Store {
         group: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Component, StoreError> {
+        let t = self.t()?;
         let group = match group {
             Some(g) => Some(g),
-            None => match self.components.get(name.as_str())? {
+            None => match t.components.get(name.as_str())? {
                 Some(raw) => decode::<Component>(&raw)?.group,
                 None => None,
             },
@@ -680,18 +1004,15 @@ impl Store {
             status,
             updated_at: now,
         };
-        self.components.insert(c.name.as_str(), encode(&c)?)?;
-        self.durable().await?;
+        t.components.insert(c.name.as_str(), encode(&c)?)?;
+        t.durable().await?;
         Ok(c)
     }
 
     /// All components, by name.
     pub fn components(&self) -> Result<Vec<Component>, StoreError> {
-        self.components
-            .iter()
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
+        let t = self.t()?;
+        t.components.iter().values().map(|v| decode(&v?)).collect()
     }
 
     fn new_subscriber(new: NewSubscriber, now: DateTime<Utc>) -> Result<Subscriber, StoreError> {
@@ -713,24 +1034,23 @@ impl Store {
         new: NewSubscriber,
         now: DateTime<Utc>,
     ) -> Result<Subscriber, StoreError> {
+        let t = self.t()?;
         self.check_components(&new.components)?;
         let s = Self::new_subscriber(new, now)?;
         let sb = encode(&s)?;
-        (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
-            |(subs, contacts, tokens)| {
-                if contacts.get(s.contact.address())?.is_some() {
-                    return abort(StoreError::Conflict(format!(
-                        "{} is already subscribed; remove it first to change its settings",
-                        s.contact
-                    )));
-                }
-                subs.insert(&s.id.to_bytes(), sb.as_slice())?;
-                contacts.insert(s.contact.address(), &s.id.to_bytes())?;
-                tokens.insert(s.unsubscribe_token.as_str(), &s.id.to_bytes())?;
-                Ok(())
-            },
-        )?;
-        self.durable().await?;
+        (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(|(subs, contacts, tokens)| {
+            if contacts.get(s.contact.address())?.is_some() {
+                return abort(StoreError::Conflict(format!(
+                    "{} is already subscribed; remove it first to change its settings",
+                    s.contact
+                )));
+            }
+            subs.insert(&s.id.to_bytes(), sb.as_slice())?;
+            contacts.insert(s.contact.address(), &s.id.to_bytes())?;
+            tokens.insert(s.unsubscribe_token.as_str(), &s.id.to_bytes())?;
+            Ok(())
+        })?;
+        t.durable().await?;
         Ok(s)
     }
 
@@ -742,6 +1062,7 @@ impl Store {
         batch: Vec<NewSubscriber>,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
+        let t = self.t()?;
         for n in &batch {
             self.check_components(&n.components)?;
         }
@@ -757,7 +1078,7 @@ impl Store {
         // a later chunk still sees the contacts of earlier ones, so duplicates stay duplicates.
         let mut counts = ImportCounts::default();
         for (subs, encoded) in subs.chunks(IMPORT_CHUNK).zip(encoded.chunks(IMPORT_CHUNK)) {
-            let chunk = (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
+            let chunk = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
                 |(st, contacts, tokens)| {
                     let mut counts = ImportCounts::default();
                     for (s, b) in subs.iter().zip(encoded) {
@@ -777,14 +1098,15 @@ impl Store {
             counts.duplicates += chunk.duplicates;
         }
         if counts.added > 0 {
-            self.durable().await?;
+            t.durable().await?;
         }
         Ok(counts)
     }
 
     /// Subscribers in the order they were added, at most `limit`.
     pub fn subscribers(&self, limit: usize) -> Result<Vec<Subscriber>, StoreError> {
-        self.subscribers
+        let t = self.t()?;
+        t.subscribers
             .iter()
             .values()
             .take(limit)
@@ -794,12 +1116,13 @@ impl Store {
 
     /// Removes a subscriber given its id or its address.
     pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
+        let t = self.t()?;
         let id = match Ulid::from_string(key.trim()) {
             Ok(id) => id,
             Err(_) => {
                 let contact = Contact::parse_any(key)?;
                 let raw =
-                    self.contacts
+                    t.contacts
                         .get(contact.address())?
                         .ok_or_else(|| StoreError::NotFound {
                             what: "subscriber",
@@ -810,7 +1133,7 @@ impl Store {
                 Ulid::from_bytes(bytes)
             }
         };
-        let removed = (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
+        let removed = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
             |(subs, contacts, tokens)| {
                 let Some(raw) = subs.remove(&id.to_bytes())? else {
                     return abort(StoreError::NotFound {
@@ -824,13 +1147,14 @@ impl Store {
                 Ok(s)
             },
         )?;
-        self.durable().await?;
+        t.durable().await?;
         Ok(removed)
     }
 
     /// Removes the subscriber holding an unsubscribe token (the one-click link).
     pub async fn unsubscribe(&self, token: &str) -> Result<Subscriber, StoreError> {
-        let raw = self
+        let t = self.t()?;
+        let raw = t
             .unsubscribe
             .get(token)?
             .ok_or_else(|| StoreError::NotFound {
@@ -845,21 +1169,25 @@ impl Store {
 
     /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
     pub fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
-        Ok(self.subscribers.contains_key(id.to_bytes())?)
+        let t = self.t()?;
+        Ok(t.subscribers.contains_key(id.to_bytes())?)
     }
 
     /// Number of subscribers.
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers.len()
+        self.t().map_or(0, |t| t.subscribers.len())
     }
 }
+
+#[cfg(test)]
+mod tests_faults;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Locale;
 
-    fn new_incident(title: &str) -> NewIncident {
+    pub(super) fn new_incident(title: &str) -> NewIncident {
         NewIncident {
             title: Title::parse(title).unwrap(),
             kind: IncidentKind::Incident,
@@ -921,6 +1249,8 @@ mod tests {
                 published_at: Some(now),
             };
             store
+                .t()
+                .unwrap()
                 .updates
                 .insert(update_key(kept.id, 3), encode(&orphan).unwrap())
                 .unwrap();
@@ -929,6 +1259,8 @@ mod tests {
             torn.id = Ulid::new();
             torn.update_count = 1;
             store
+                .t()
+                .unwrap()
                 .incidents
                 .insert(torn.id.to_bytes(), encode(&torn).unwrap())
                 .unwrap();

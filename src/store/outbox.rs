@@ -19,7 +19,7 @@
 //! Broadcasts are written *before* their update (see `Store::append_update`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
 
-use super::{codec, decode, encode, Store, StoreError};
+use super::{codec, decode, encode, Store, StoreError, Trees};
 use crate::domain::{
     idempotency_key, Broadcast, ComponentName, Delivery, DeliveryState, Subscriber, Target,
 };
@@ -81,8 +81,9 @@ pub struct Expanded {
 impl Store {
     /// Broadcasts not yet fully expanded, oldest first.
     pub fn open_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
+        let t = self.t()?;
         let mut out = Vec::new();
-        for v in self.broadcasts.iter().values() {
+        for v in t.broadcasts.iter().values() {
             let b: Broadcast = decode(&v?)?;
             if !b.done {
                 out.push(b);
@@ -97,14 +98,15 @@ impl Store {
         incident: Ulid,
         seq: u32,
     ) -> Result<Option<crate::domain::Update>, StoreError> {
-        let raw = self.updates.get(super::update_key(incident, seq))?;
+        let t = self.t()?;
+        let raw = t.updates.get(super::update_key(incident, seq))?;
         let Some(raw) = raw else { return Ok(None) };
         let u: crate::domain::Update = decode(&raw)?;
         Ok(u.published_at.is_some().then_some(u))
     }
 
     fn insert_delivery(
-        &self,
+        t: &Trees,
         b: &Broadcast,
         target: Target,
         now: DateTime<Utc>,
@@ -137,15 +139,15 @@ impl Store {
             updated_at: now,
         };
         let dk = delivery_key(&d);
-        if self.deliveries.contains_key(dk)? {
+        if t.deliveries.contains_key(dk)? {
             return Ok(false);
         }
         // Due entry first, then the record. sled recovers a prefix of its log, so after a crash
         // either nothing is there (re-expansion creates both), or a due entry without its record
         // (claiming drops it; re-expansion creates both), or both. A record is never left
         // without a way to be sent.
-        self.due.insert(due_key(&d.channel, now, &dk), &[])?;
-        self.deliveries.insert(dk, codec::encode(&d))?;
+        t.due.insert(due_key(&d.channel, now, &dk), &[])?;
+        t.deliveries.insert(dk, codec::encode(&d))?;
         Ok(true)
     }
 
@@ -159,9 +161,10 @@ impl Store {
         batch: usize,
         now: DateTime<Utc>,
     ) -> Result<Expanded, StoreError> {
+        let t = self.t()?;
         let (created, next) =
             off_the_runtime(|| self.expand_batch(b, components, target, batch, now))?;
-        self.durable().await?;
+        t.durable().await?;
         Ok(Expanded {
             created,
             done: next.done,
@@ -178,20 +181,21 @@ impl Store {
         batch: usize,
         now: DateTime<Utc>,
     ) -> Result<(usize, Broadcast), StoreError> {
+        let t = self.t()?;
         let mut created = 0;
         let mut next = b.clone();
         if !b.subscribers {
-            if self.insert_delivery(b, Target::Endpoint, now)? {
+            if Store::insert_delivery(&t, b, Target::Endpoint, now)? {
                 created += 1;
             }
             next.done = true;
         } else {
             let iter = match &b.cursor {
-                Some(c) => self.subscribers.range::<&[u8], _>((
+                Some(c) => t.subscribers.range::<&[u8], _>((
                     std::ops::Bound::Excluded(c.as_slice()),
                     std::ops::Bound::Unbounded,
                 )),
-                None => self.subscribers.iter(),
+                None => t.subscribers.iter(),
             };
             let mut seen = 0;
             for item in iter {
@@ -203,13 +207,13 @@ impl Store {
                     || components.is_empty()
                     || s.components.iter().any(|c| components.contains(c));
                 if s.confirmed && wants && (target.reaches)(&s) {
-                    let t = Target::Subscriber {
+                    let to = Target::Subscriber {
                         id: s.id,
                         contact: s.contact,
                         locale: s.locale,
                         unsubscribe_token: s.unsubscribe_token,
                     };
-                    if self.insert_delivery(b, t, now)? {
+                    if Store::insert_delivery(&t, b, to, now)? {
                         created += 1;
                     }
                 }
@@ -221,7 +225,7 @@ impl Store {
                 next.done = true;
             }
         }
-        self.broadcasts.insert(
+        t.broadcasts.insert(
             super::outbox::broadcast_key(b.incident_id, b.seq, &b.channel),
             encode(&next)?,
         )?;
@@ -233,7 +237,8 @@ impl Store {
     fn claimed(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; DELIVERY_KEY_LEN], Vec<u8>>> {
-        self.claimed
+        self.inner
+            .claimed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -257,9 +262,10 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
+        let t = self.t()?;
         let prefix = due_prefix(channel);
         let mut out = Vec::with_capacity(limit.min(1024));
-        for item in self.due.scan_prefix(&prefix) {
+        for item in t.due.scan_prefix(&prefix) {
             if out.len() >= limit {
                 break;
             }
@@ -269,13 +275,13 @@ impl Store {
                 _ => break,
             };
             let Ok(dk) = <[u8; DELIVERY_KEY_LEN]>::try_from(&k[prefix.len() + 8..]) else {
-                self.due.remove(&k)?;
+                t.due.remove(&k)?;
                 continue;
             };
             if self.claimed().contains_key(&dk) {
                 continue;
             }
-            let record = match self.deliveries.get(dk)? {
+            let record = match t.deliveries.get(dk)? {
                 Some(raw) => Some(codec::decode(&raw)?),
                 None => None,
             };
@@ -286,7 +292,7 @@ impl Store {
                     && d.next_at.timestamp_millis() == at.timestamp_millis()
             }) else {
                 // A stale entry: final, rescheduled, or left by an interrupted expansion.
-                self.due.remove(&k)?;
+                t.due.remove(&k)?;
                 continue;
             };
             self.claimed().insert(dk, k.to_vec());
@@ -300,8 +306,9 @@ impl Store {
 
     /// When the next delivery of `channel` is due, if any is pending (claimed ones are not).
     pub fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t = self.t()?;
         let prefix = due_prefix(channel);
-        for item in self.due.scan_prefix(&prefix) {
+        for item in t.due.scan_prefix(&prefix) {
             let (k, _) = item?;
             if !k
                 .get(prefix.len() + 8..)
@@ -320,26 +327,28 @@ impl Store {
     /// leaves a due entry that no longer matches (dropped by the next claim), never a pending
     /// delivery without one.
     pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
+        let t = self.t()?;
         let dk = delivery_key(d);
-        self.deliveries.insert(dk, codec::encode(d))?;
+        t.deliveries.insert(dk, codec::encode(d))?;
         let next = (d.state == DeliveryState::Pending).then(|| due_key(&d.channel, d.next_at, &dk));
         if let Some(next) = &next {
-            self.due.insert(next.as_slice(), &[])?;
+            t.due.insert(next.as_slice(), &[])?;
         }
         // The record is already written, so a claim scan that meets the old entry once it is
         // unclaimed finds it stale (or, for a retry due at the same millisecond, due).
         let claimed_through = self.claimed().remove(&dk);
         if let Some(old) = claimed_through {
             if next.as_ref() != Some(&old) {
-                self.due.remove(old)?;
+                t.due.remove(old)?;
             }
         }
-        self.durable().await
+        t.durable().await
     }
 
     /// Indexes a delivery under the provider's message id, so a status callback can find it.
     pub fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
-        self.receipts
+        let t = self.t()?;
+        t.receipts
             .insert(receipt.as_bytes(), delivery_key(d).as_slice())?;
         Ok(())
     }
@@ -357,10 +366,11 @@ impl Store {
         now: DateTime<Utc>,
         supersedes: impl Fn(Option<&str>) -> bool,
     ) -> Result<Option<Delivery>, StoreError> {
-        let Some(dk) = self.receipts.get(receipt.as_bytes())? else {
+        let t = self.t()?;
+        let Some(dk) = t.receipts.get(receipt.as_bytes())? else {
             return Ok(None);
         };
-        let Some(raw) = self.deliveries.get(&dk)? else {
+        let Some(raw) = t.deliveries.get(&dk)? else {
             return Ok(None);
         };
         let mut d: Delivery = codec::decode(&raw)?;
@@ -370,38 +380,40 @@ impl Store {
         d.provider_status = Some(status.to_owned());
         d.provider_error = error;
         d.updated_at = now;
-        self.deliveries.insert(&dk, codec::encode(&d))?;
-        self.durable().await?;
+        t.deliveries.insert(&dk, codec::encode(&d))?;
+        t.durable().await?;
         Ok(Some(d))
     }
 
     /// Records progress inside a threaded message (parts already accepted), durably.
     pub async fn record_progress(&self, d: &Delivery) -> Result<(), StoreError> {
-        self.deliveries.insert(delivery_key(d), codec::encode(d))?;
-        self.durable().await
+        let t = self.t()?;
+        t.deliveries.insert(delivery_key(d), codec::encode(d))?;
+        t.durable().await
     }
 
     /// Start-up: deliveries that an earlier version of crier marked in flight (in the `inflight`
     /// tree, which claims no longer write) are due again now. Deliveries claimed by this version
     /// kept their due entries, so they need nothing.
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let t = self.t()?;
         let mut n = 0;
-        for item in self.inflight.iter() {
+        for item in t.inflight.iter() {
             let (dk, _) = item?;
-            if let Some(raw) = self.deliveries.get(&dk)? {
+            if let Some(raw) = t.deliveries.get(&dk)? {
                 let mut d: Delivery = codec::decode(&raw)?;
                 if !d.state.is_final() {
                     d.state = DeliveryState::Pending;
                     d.next_at = now;
-                    self.deliveries.insert(&dk, codec::encode(&d))?;
-                    self.due.insert(due_key(&d.channel, now, &dk), &[])?;
+                    t.deliveries.insert(&dk, codec::encode(&d))?;
+                    t.due.insert(due_key(&d.channel, now, &dk), &[])?;
                     n += 1;
                 }
             }
-            self.inflight.remove(&dk)?;
+            t.inflight.remove(&dk)?;
         }
         if n > 0 {
-            self.durable().await?;
+            t.durable().await?;
         }
         Ok(n)
     }
@@ -420,7 +432,8 @@ impl Store {
         incident: Ulid,
         mut f: impl FnMut(Delivery),
     ) -> Result<(), StoreError> {
-        for item in self.deliveries.scan_prefix(incident.to_bytes()) {
+        let t = self.t()?;
+        for item in t.deliveries.scan_prefix(incident.to_bytes()) {
             let (k, v) = item?;
             let mut d: Delivery = codec::decode(&v)?;
             if d.state == DeliveryState::Pending && self.is_claimed(&k) {
@@ -433,7 +446,10 @@ impl Store {
 
     /// Every broadcast (tests and diagnostics).
     pub fn broadcasts_of_all(&self) -> Vec<Broadcast> {
-        self.broadcasts
+        let Ok(t) = self.t() else {
+            return Vec::new();
+        };
+        t.broadcasts
             .iter()
             .values()
             .filter_map(|v| v.ok().and_then(|v| decode(&v).ok()))
@@ -447,7 +463,8 @@ impl Store {
         seq: u32,
         channel: &str,
     ) -> Result<Option<Broadcast>, StoreError> {
-        self.broadcasts
+        let t = self.t()?;
+        t.broadcasts
             .get(broadcast_key(incident, seq, channel))?
             .map(|v| decode(&v))
             .transpose()
@@ -455,7 +472,8 @@ impl Store {
 
     /// Broadcasts of an incident (expansion progress).
     pub fn broadcasts_of(&self, incident: Ulid) -> Result<Vec<Broadcast>, StoreError> {
-        self.broadcasts
+        let t = self.t()?;
+        t.broadcasts
             .scan_prefix(incident.to_bytes())
             .values()
             .map(|v| decode(&v?))
@@ -468,8 +486,9 @@ impl Store {
         incident: Ulid,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
+        let t = self.t()?;
         let mut channels = Vec::new();
-        for item in self.deliveries.scan_prefix(incident.to_bytes()) {
+        for item in t.deliveries.scan_prefix(incident.to_bytes()) {
             let (dk, raw) = item?;
             let mut d: Delivery = codec::decode(&raw)?;
             if d.state == DeliveryState::Dead {
@@ -477,22 +496,25 @@ impl Store {
                 d.attempts = 0;
                 d.next_at = now;
                 d.updated_at = now;
-                self.deliveries.insert(&dk, codec::encode(&d))?;
-                self.due.insert(due_key(&d.channel, now, &dk), &[])?;
+                t.deliveries.insert(&dk, codec::encode(&d))?;
+                t.due.insert(due_key(&d.channel, now, &dk), &[])?;
                 channels.push(d.channel);
             }
         }
         if !channels.is_empty() {
-            self.durable().await?;
+            t.durable().await?;
         }
         Ok(channels)
     }
 
     /// Pending deliveries across all channels, and the oldest one's due time.
     pub fn queue_depth(&self) -> (usize, Option<DateTime<Utc>>) {
+        let Ok(t) = self.t() else {
+            return (0, None);
+        };
         let mut oldest: Option<DateTime<Utc>> = None;
         let mut n = 0;
-        for k in self.due.iter().keys().flatten() {
+        for k in t.due.iter().keys().flatten() {
             if let Some(sep) = k.iter().position(|&b| b == 0) {
                 if k.get(sep + 9..).is_some_and(|dk| self.is_claimed(dk)) {
                     continue; // in flight, not queued
@@ -741,13 +763,18 @@ mod tests {
         // What an earlier version's claim left: the due entry gone, an in-flight mark instead.
         for d in store.deliveries_of(b.incident_id).unwrap() {
             let dk = delivery_key(&d);
-            store.due.remove(due_key("sms", d.next_at, &dk)).unwrap();
-            store.inflight.insert(dk, "sms").unwrap();
+            store
+                .t()
+                .unwrap()
+                .due
+                .remove(due_key("sms", d.next_at, &dk))
+                .unwrap();
+            store.t().unwrap().inflight.insert(dk, "sms").unwrap();
         }
         assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
         let later = now + chrono::Duration::seconds(1);
         assert_eq!(store.recover_in_flight(later).await.unwrap(), 2);
-        assert!(store.inflight.is_empty());
+        assert!(store.t().unwrap().inflight.is_empty());
         assert_eq!(store.claim_due("sms", later, 10).unwrap().len(), 2);
     }
 
@@ -769,6 +796,8 @@ mod tests {
         // The crash case: the old entries put back as if their removal had been lost.
         for d in [&done, &retry] {
             store
+                .t()
+                .unwrap()
                 .due
                 .insert(due_key("sms", now, &delivery_key(d)), &[])
                 .unwrap();
@@ -820,12 +849,19 @@ mod tests {
         );
         // A second due entry for a delivery in flight is not claimed again.
         let dk = delivery_key(&claimed[0]);
-        store.due.insert(due_key("sms", now, &dk), &[]).unwrap();
+        store
+            .t()
+            .unwrap()
+            .due
+            .insert(due_key("sms", now, &dk), &[])
+            .unwrap();
         assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
         // A due entry without a record (an expansion cut short) is dropped too.
         let mut ghost = claimed[0].clone();
         ghost.id = Ulid::new();
         store
+            .t()
+            .unwrap()
             .due
             .insert(due_key("sms", now, &delivery_key(&ghost)), &[])
             .unwrap();
@@ -836,7 +872,7 @@ mod tests {
         store.record(&done).await.unwrap();
         assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
         assert_eq!(
-            store.due.len(),
+            store.t().unwrap().due.len(),
             0,
             "the second entry went with the outcome's claim scan"
         );

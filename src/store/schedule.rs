@@ -133,27 +133,29 @@ impl Store {
         broadcast: &[(String, bool)],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let t = self.t()?;
         let key = message_key(msg.origin, msg.seq);
         {
             let _w = self.lock(msg.origin);
-            if self.messages.contains_key(key)? {
+            if t.messages.contains_key(key)? {
                 return Ok(false);
             }
             // Broadcasts first, then the record: the expander skips broadcasts whose message is
             // missing, and a crash in between leaves no record, so the message is posted again.
-            self.write_broadcasts(msg.origin, msg.seq, msg.update_id, broadcast, now)?;
-            self.messages.insert(key, encode(msg)?)?;
+            self.write_broadcasts(&t, msg.origin, msg.seq, msg.update_id, broadcast, now)?;
+            t.messages.insert(key, encode(msg)?)?;
         }
-        self.durable().await?;
+        t.durable().await?;
         Ok(true)
     }
 
     /// The standalone message (origin, seq), if it was posted.
     pub fn standalone(&self, origin: Ulid, seq: u32) -> Result<Option<Standalone>, StoreError> {
+        let t = self.t()?;
         if seq < STANDALONE_BASE {
             return Ok(None);
         }
-        match self.messages.get(message_key(origin, seq))? {
+        match t.messages.get(message_key(origin, seq))? {
             Some(raw) => Ok(Some(decode(&raw)?)),
             None => Ok(None),
         }
@@ -161,7 +163,8 @@ impl Store {
 
     /// Every standalone message of an origin (a notice's firings, an incident's reminders).
     pub fn standalones_of(&self, origin: Ulid) -> Result<Vec<Standalone>, StoreError> {
-        self.messages
+        let t = self.t()?;
+        t.messages
             .scan_prefix(origin.to_bytes())
             .values()
             .map(|v| decode(&v?))
@@ -170,13 +173,15 @@ impl Store {
 
     /// Saves a notice (new or changed). Durable when it returns.
     pub async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
-        self.notices.insert(n.id.to_bytes(), encode(n)?)?;
-        self.durable().await
+        let t = self.t()?;
+        t.notices.insert(n.id.to_bytes(), encode(n)?)?;
+        t.durable().await
     }
 
     /// One notice.
     pub fn notice(&self, id: Ulid) -> Result<Notice, StoreError> {
-        let raw = self
+        let t = self.t()?;
+        let raw = t
             .notices
             .get(id.to_bytes())?
             .ok_or_else(|| StoreError::NotFound {
@@ -188,26 +193,30 @@ impl Store {
 
     /// Every notice, oldest first.
     pub fn notices(&self) -> Result<Vec<Notice>, StoreError> {
-        self.notices.iter().values().map(|v| decode(&v?)).collect()
+        let t = self.t()?;
+        t.notices.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Removes a notice; its past firings stay in the outbox. Durable when it returns.
     pub async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
+        let t = self.t()?;
         let n = self.notice(id)?;
-        self.notices.remove(id.to_bytes())?;
-        self.durable().await?;
+        t.notices.remove(id.to_bytes())?;
+        t.durable().await?;
         Ok(n)
     }
 
     /// Starts or extends a hold-down. Durable when it returns.
     pub async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
-        self.holds.insert(h.incident_id.to_bytes(), encode(h)?)?;
-        self.durable().await
+        let t = self.t()?;
+        t.holds.insert(h.incident_id.to_bytes(), encode(h)?)?;
+        t.durable().await
     }
 
     /// The hold on an incident, if any.
     pub fn hold(&self, incident: Ulid) -> Result<Option<Hold>, StoreError> {
-        match self.holds.get(incident.to_bytes())? {
+        let t = self.t()?;
+        match t.holds.get(incident.to_bytes())? {
             Some(raw) => Ok(Some(decode(&raw)?)),
             None => Ok(None),
         }
@@ -215,13 +224,15 @@ impl Store {
 
     /// Every hold.
     pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
-        self.holds.iter().values().map(|v| decode(&v?)).collect()
+        let t = self.t()?;
+        t.holds.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Ends a hold. Durable when it returns.
     pub async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
-        self.holds.remove(incident.to_bytes())?;
-        self.durable().await
+        let t = self.t()?;
+        t.holds.remove(incident.to_bytes())?;
+        t.durable().await
     }
 
     /// Broadcasts of standalone messages are not timeline broadcasts: `repair` must leave them.

@@ -33,7 +33,8 @@ fn thread_key(incident: Ulid, channel: &str) -> Vec<u8> {
 impl Store {
     /// The thread of `incident` on `channel`, if something was posted there.
     pub fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
-        match self.threads.get(thread_key(incident, channel))? {
+        let t = self.t()?;
+        match t.threads.get(thread_key(incident, channel))? {
             Some(raw) => Ok(Some(decode(&raw)?)),
             None => Ok(None),
         }
@@ -47,9 +48,10 @@ impl Store {
         channel: &str,
         post: &str,
     ) -> Result<Thread, StoreError> {
+        let t = self.t()?;
         let key = thread_key(incident, channel);
         // One atomic read-modify-write, so concurrent senders never lose the root.
-        let stored = self.threads.update_and_fetch(key, |old| {
+        let stored = t.threads.update_and_fetch(key, |old| {
             let root = old
                 .and_then(|b| serde_json::from_slice::<Thread>(b).ok())
                 .map_or_else(|| post.to_owned(), |t| t.root);
@@ -66,7 +68,7 @@ impl Store {
             Some(raw) => decode(&raw)?,
             None => return Err(StoreError::Corrupt("the thread record vanished".into())),
         };
-        self.durable().await?;
+        t.durable().await?;
         Ok(thread)
     }
 }

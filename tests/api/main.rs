@@ -3,6 +3,7 @@
 mod channels_check;
 mod cli;
 mod delivery;
+mod disk_full;
 mod durability;
 mod e2e;
 mod e2e_matrix;

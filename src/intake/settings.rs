@@ -127,8 +127,9 @@ impl IntakeSettings {
                 .map_err(|e| format!("intake.hold_down: {e}"))?;
         }
         if let Some(v) = f.public_interval {
-            s.public_interval =
-                parse_duration(&v).map_err(|e| format!("intake.public_interval: {e}"))?;
+            s.public_interval = Span::parse(&v)
+                .map(Span::as_std)
+                .map_err(|e| format!("intake.public_interval: {e}"))?;
         }
         s.staff_channels = f.staff_channels;
         s.grafana_body_signature = f.grafana_body_signature.unwrap_or(false);

@@ -144,7 +144,8 @@ impl Store {
         expires: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let tree = self.db.open_tree(SIGNATURES)?;
+        let t = self.t()?;
+        let tree = t.db.open_tree(SIGNATURES)?;
         let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let value = u64::try_from(expires.timestamp_millis())
             .unwrap_or(0)
@@ -170,7 +171,7 @@ impl Store {
             },
         };
         if fresh {
-            self.durable().await?;
+            t.durable().await?;
         }
         Ok(fresh)
     }
@@ -178,8 +179,9 @@ impl Store {
     /// Forgets an accepted signature (its request failed before doing anything, so the sender
     /// may send it again).
     pub async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
-        self.db.open_tree(SIGNATURES)?.remove(key)?;
-        self.durable().await
+        let t = self.t()?;
+        t.db.open_tree(SIGNATURES)?.remove(key)?;
+        t.durable().await
     }
 }
 
@@ -233,7 +235,7 @@ mod tests {
             .remember_signature([1; 32], next, after)
             .await
             .unwrap());
-        let tree = store.db.open_tree(SIGNATURES).unwrap();
+        let tree = store.t().unwrap().db.open_tree(SIGNATURES).unwrap();
         assert_eq!(tree.len(), 1, "the expired [2; 32] was evicted");
         // A refused request's signature is forgotten, so the sender may try again.
         store.forget_signature([1; 32]).await.unwrap();

@@ -666,6 +666,54 @@ impl Store {
         Ok(c)
     }
 
+    /// After `incident` was resolved (or completed): puts each of its components that is not
+    /// operational back to operational, unless another open incident still affects it, as
+    /// Statuspage does. A component changed concurrently by someone else is left alone.
+    /// Returns the names restored.
+    pub async fn restore_components(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ComponentName>, StoreError> {
+        if incident.components.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut held = std::collections::HashSet::new();
+        for item in self.incidents.iter() {
+            let (_, v) = item?;
+            let other: Incident = decode(&v)?;
+            if other.id != incident.id && other.is_open() {
+                held.extend(other.components);
+            }
+        }
+        let mut restored = Vec::new();
+        for name in &incident.components {
+            if held.contains(name) {
+                continue;
+            }
+            let Some(raw) = self.components.get(name.as_str())? else {
+                continue;
+            };
+            let mut c: Component = decode(&raw)?;
+            if c.status == ComponentStatus::Operational {
+                continue;
+            }
+            c.status = ComponentStatus::Operational;
+            c.updated_at = now;
+            if self
+                .components
+                .compare_and_swap(name.as_str(), Some(raw), Some(encode(&c)?))?
+                .is_ok()
+            {
+                restored.push(name.clone());
+            }
+        }
+        if !restored.is_empty() {
+            self.durable().await?;
+        }
+        Ok(restored)
+    }
+
     /// All components, by name.
     pub fn components(&self) -> Result<Vec<Component>, StoreError> {
         self.components
@@ -775,22 +823,7 @@ impl Store {
 
     /// Removes a subscriber given its id or its address.
     pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
-        let id = match Ulid::from_string(key.trim()) {
-            Ok(id) => id,
-            Err(_) => {
-                let contact = Contact::parse_any(key)?;
-                let raw =
-                    self.contacts
-                        .get(contact.address())?
-                        .ok_or_else(|| StoreError::NotFound {
-                            what: "subscriber",
-                            id: contact.to_string(),
-                        })?;
-                let bytes = <[u8; 16]>::try_from(raw.as_ref())
-                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
-                Ulid::from_bytes(bytes)
-            }
-        };
+        let id = self.subscriber_id(key)?;
         let removed = (&self.subscribers, &self.contacts, &self.unsubscribe).transaction(
             |(subs, contacts, tokens)| {
                 let Some(raw) = subs.remove(&id.to_bytes())? else {
@@ -807,6 +840,59 @@ impl Store {
         )?;
         self.durable().await?;
         Ok(removed)
+    }
+
+    /// Changes a subscriber's language and/or component filter (`Some(vec![])`: every
+    /// component), found by id, email or phone number. Unknown components write nothing.
+    pub async fn change_subscriber(
+        &self,
+        key: &str,
+        locale: Option<Locale>,
+        components: Option<Vec<ComponentName>>,
+    ) -> Result<Subscriber, StoreError> {
+        let id = self.subscriber_id(key)?;
+        if let Some(c) = &components {
+            self.check_components(c)?;
+        }
+        let changed = self.subscribers.transaction(|subs| {
+            let Some(raw) = subs.get(id.to_bytes())? else {
+                return abort(StoreError::NotFound {
+                    what: "subscriber",
+                    id: id.to_string(),
+                });
+            };
+            let mut s: Subscriber = decode(&raw).or_else(abort)?;
+            if let Some(l) = &locale {
+                s.locale = l.clone();
+            }
+            if let Some(c) = &components {
+                s.components = c.clone();
+            }
+            subs.insert(&id.to_bytes(), encode(&s).or_else(abort)?)?;
+            Ok(s)
+        })?;
+        self.durable().await?;
+        Ok(changed)
+    }
+
+    /// A subscriber's id from its id, email or phone number.
+    fn subscriber_id(&self, key: &str) -> Result<Ulid, StoreError> {
+        Ok(match Ulid::from_string(key.trim()) {
+            Ok(id) => id,
+            Err(_) => {
+                let contact = Contact::parse_any(key)?;
+                let raw =
+                    self.contacts
+                        .get(contact.address())?
+                        .ok_or_else(|| StoreError::NotFound {
+                            what: "subscriber",
+                            id: contact.to_string(),
+                        })?;
+                let bytes = <[u8; 16]>::try_from(raw.as_ref())
+                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
+                Ulid::from_bytes(bytes)
+            }
+        })
     }
 
     /// Removes the subscriber holding an unsubscribe token (the one-click link).

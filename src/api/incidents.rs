@@ -362,14 +362,12 @@ async fn append(
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, "update posted");
-    let restored_components = if update.action == UpdateAction::Resolved
-        && !update.draft
-        && !keep_components
-    {
-        state.store.restore_components(&incident, now).await?
-    } else {
-        Vec::new()
-    };
+    let restored_components =
+        if update.action == UpdateAction::Resolved && !update.draft && !keep_components {
+            state.store.restore_components(&incident, now).await?
+        } else {
+            Vec::new()
+        };
     Ok((
         StatusCode::CREATED,
         Json(Posted {

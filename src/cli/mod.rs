@@ -1403,7 +1403,9 @@ mod tests {
                 }
             }
         }
-        let serve = cmd.find_subcommand_mut("serve").map(|s| s.render_help().to_string());
+        let serve = cmd
+            .find_subcommand_mut("serve")
+            .map(|s| s.render_help().to_string());
         let help = serve.unwrap_or_default();
         assert!(help.contains("--bind"), "{help}");
         for flag in ["--url", "--token", "--json"] {

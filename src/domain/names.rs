@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(find("monitorng", &NAMES), Err(Some("monitoring")));
         assert_eq!(find("fixed", &NAMES), Err(None));
         assert_eq!(find("", &NAMES), Err(None));
-        assert_eq!(did_you_mean(Some("resolved")), " Did you mean \"resolved\"?");
+        assert_eq!(
+            did_you_mean(Some("resolved")),
+            " Did you mean \"resolved\"?"
+        );
         assert_eq!(did_you_mean(None), "");
     }
 

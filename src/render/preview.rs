@@ -293,7 +293,10 @@ pub fn preview_text_with(
         )),
     }
     if let Some(g) = given {
-        let due = g.next_update.filter(|_| !incident.status.is_final()).map(|d| now + d);
+        let due = g
+            .next_update
+            .filter(|_| !incident.status.is_final())
+            .map(|d| now + d);
         incident.next_update_due = due;
         update.next_update_due = due;
     } else if incident.next_update_due.is_some() {

@@ -19,17 +19,21 @@ async fn crier(app: &TestApp, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The binary without a server: usage errors, help, offline commands.
+/// The binary without a server: usage errors, help, offline commands. A command that does not
+/// finish (a `serve` that started instead of refusing) is killed and fails the test.
 async fn offline(args: &[&str]) -> Output {
-    tokio::process::Command::new(bin())
+    let run = tokio::process::Command::new(bin())
         .args(args)
         .env_remove("CRIER_URL")
         .env_remove("CRIER_TOKEN")
         .env_remove("CRIER_CONFIG")
         .env_remove("CRIER_TEMPLATES")
         .env("CRIER_DATA", "/nonexistent/crier-test-data")
-        .output()
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), run)
         .await
+        .unwrap_or_else(|_| panic!("crier {args:?} did not finish (serve started?)"))
         .unwrap()
 }
 
@@ -57,7 +61,10 @@ async fn serve_refuses_client_flags_and_hides_them_from_its_help() {
         let o = offline(&args).await;
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let e = stderr(&o);
-        assert!(e.contains("admin_token_env") && e.contains("CRIER_ADMIN_TOKEN"), "{e}");
+        assert!(
+            e.contains("admin_token_env") && e.contains("CRIER_ADMIN_TOKEN"),
+            "{e}"
+        );
         assert!(e.contains("admin.token"), "{e}");
     }
     let o = offline(&["serve", "--data", d, "--url", "http://127.0.0.1:1"]).await;
@@ -118,14 +125,30 @@ async fn help_describes_every_argument_and_statuses_forgive_case_and_typos() {
     let id = app.open_incident("Check-in delays").await;
     let o = crier(
         &app,
-        &["incident", "update", &id, "--status", "Identified", "--message", "Found"],
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "Identified",
+            "--message",
+            "Found",
+        ],
     )
     .await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("now identified"), "{}", stdout(&o));
     let o = crier(
         &app,
-        &["incident", "update", &id, "--status", "resovled", "--message", "Fixed"],
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "resovled",
+            "--message",
+            "Fixed",
+        ],
     )
     .await;
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -144,7 +167,9 @@ async fn misleading_messages_say_what_is_wrong() {
     // A URL without a scheme is a usage error, not "unreachable", while the server runs.
     let hostport = app.base.trim_start_matches("http://").to_owned();
     let o = tokio::process::Command::new(bin())
-        .args(["--url", &hostport, "--token", &app.token, "incident", "list"])
+        .args([
+            "--url", &hostport, "--token", &app.token, "incident", "list",
+        ])
         .env_remove("CRIER_URL")
         .env_remove("CRIER_TOKEN")
         .output()
@@ -165,7 +190,11 @@ async fn misleading_messages_say_what_is_wrong() {
         "email;phone;locale\nanna@example.com;;fi\n;+358 40 765 4321;sv\n",
     )
     .unwrap();
-    let o = crier(&app, &["subscribers", "import", csv.to_str().unwrap(), "--json"]).await;
+    let o = crier(
+        &app,
+        &["subscribers", "import", csv.to_str().unwrap(), "--json"],
+    )
+    .await;
     let v = json_of(&o);
     assert_eq!(v["added"], 2, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
@@ -181,7 +210,11 @@ async fn misleading_messages_say_what_is_wrong() {
         .await;
     assert_eq!(r.status, 422, "{:?}", r.body);
     assert_eq!(app.checksum(), before);
-    let o = crier(&app, &["subscribers", "add", "--phone", "+1 (202) 555-0123"]).await;
+    let o = crier(
+        &app,
+        &["subscribers", "add", "--phone", "+1 (202) 555-0123"],
+    )
+    .await;
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -232,10 +265,17 @@ async fn delivery_states_add_up_to_the_total_and_failures_say_when_next() {
     assert!(out.contains("next attempt"), "{out}");
     let v = json_of(&crier(&app, &["deliveries", &id, "--json"]).await);
     let c = &v["channels"]["ops"];
-    let parts: u64 = ["pending", "retrying", "in_flight", "delivered", "dead", "rejected"]
-        .iter()
-        .map(|k| c[k].as_u64().unwrap())
-        .sum();
+    let parts: u64 = [
+        "pending",
+        "retrying",
+        "in_flight",
+        "delivered",
+        "dead",
+        "rejected",
+    ]
+    .iter()
+    .map(|k| c[k].as_u64().unwrap())
+    .sum();
     assert_eq!(parts, c["total"].as_u64().unwrap(), "{v}");
     assert!(v["failures"][0]["next_attempt_at"].is_string(), "{v}");
     assert_eq!(v["complete"], false);
@@ -254,7 +294,15 @@ async fn component_status(app: &TestApp, name: &str) -> String {
 
 async fn open_on(app: &TestApp, title: &str, components: &[&str]) -> String {
     let mut args = vec![
-        "incident", "open", "--title", title, "--impact", "major", "--message", "Looking", "--json",
+        "incident",
+        "open",
+        "--title",
+        title,
+        "--impact",
+        "major",
+        "--message",
+        "Looking",
+        "--json",
     ];
     for c in components {
         args.extend(["--component", c]);
@@ -288,7 +336,14 @@ async fn resolving_restores_components_unless_another_incident_holds_them() {
 
     let o = crier(
         &app,
-        &["incident", "resolve", &second, "--message", "Belts run", "--keep-components"],
+        &[
+            "incident",
+            "resolve",
+            &second,
+            "--message",
+            "Belts run",
+            "--keep-components",
+        ],
     )
     .await;
     assert!(o.status.success(), "{}", stderr(&o));
@@ -297,7 +352,11 @@ async fn resolving_restores_components_unless_another_incident_holds_them() {
     // Without the flag, the last incident holding a component restores it.
     let third = open_on(&app, "Baggage again", &["Baggage"]).await;
     let v = json_of(
-        &crier(&app, &["incident", "resolve", &third, "--message", "Done", "--json"]).await,
+        &crier(
+            &app,
+            &["incident", "resolve", &third, "--message", "Done", "--json"],
+        )
+        .await,
     );
     assert_eq!(v["restored_components"], json!(["Baggage"]), "{v}");
     assert_eq!(component_status(&app, "Baggage").await, "operational");
@@ -309,7 +368,10 @@ async fn offline_preview_uses_the_given_title_and_promise_and_labels_samples() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("sample value, not yours: title"), "{out}");
-    assert!(!out.contains("Next update"), "a promise was made up:\n{out}");
+    assert!(
+        !out.contains("Next update"),
+        "a promise was made up:\n{out}"
+    );
 
     let o = offline(&[
         "preview",
@@ -326,9 +388,21 @@ async fn offline_preview_uses_the_given_title_and_promise_and_labels_samples() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(!out.contains("sample value"), "{out}");
-    assert!(out.contains("Baggage belts stopped. Hello. Next update by"), "{out}");
+    assert!(
+        out.contains("Baggage belts stopped. Hello. Next update by"),
+        "{out}"
+    );
 
-    let o = offline(&["preview", "--kind", "sms", "--message", "Hello", "--next-update", "soon"]).await;
+    let o = offline(&[
+        "preview",
+        "--kind",
+        "sms",
+        "--message",
+        "Hello",
+        "--next-update",
+        "soon",
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--next-update"), "{}", stderr(&o));
 }
@@ -345,8 +419,14 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
         &crier(
             &app,
             &[
-                "subscribers", "set", "anna@example.com", "--locale", "fi", "--component",
-                "Check-in", "--json",
+                "subscribers",
+                "set",
+                "anna@example.com",
+                "--locale",
+                "fi",
+                "--component",
+                "Check-in",
+                "--json",
             ],
         )
         .await,
@@ -357,8 +437,20 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
 
     let before = app.checksum();
     for args in [
-        vec!["subscribers", "set", "anna@example.com", "--component", "Nope"],
-        vec!["subscribers", "set", "anna@example.com", "--locale", "not a locale"],
+        vec![
+            "subscribers",
+            "set",
+            "anna@example.com",
+            "--component",
+            "Nope",
+        ],
+        vec![
+            "subscribers",
+            "set",
+            "anna@example.com",
+            "--locale",
+            "not a locale",
+        ],
         vec!["subscribers", "set", "bob@example.com", "--locale", "fi"],
     ] {
         let o = crier(&app, &args).await;
@@ -368,7 +460,11 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(app.checksum(), before, "a rejected change wrote something");
 
-    let o = crier(&app, &["subscribers", "set", "anna@example.com", "--all-components"]).await;
+    let o = crier(
+        &app,
+        &["subscribers", "set", "anna@example.com", "--all-components"],
+    )
+    .await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("components all"), "{}", stdout(&o));
     let list = json_of(&crier(&app, &["subscribers", "list", "--json"]).await);

@@ -749,7 +749,7 @@ impl Store {
             |(subs, contacts, tokens)| {
                 if contacts.get(s.contact.address())?.is_some() {
                     return abort(StoreError::Conflict(format!(
-                        "{} is already subscribed; remove it first to change its settings",
+                        "{} is already subscribed; change its language or components with `crier subscribers set` (PATCH /api/v1/subscribers/{{address}})",
                         s.contact
                     )));
                 }

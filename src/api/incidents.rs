@@ -362,12 +362,23 @@ async fn append(
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, "update posted");
-    let restored_components =
-        if update.action == UpdateAction::Resolved && !update.draft && !keep_components {
-            state.store.restore_components(&incident, now).await?
-        } else {
-            Vec::new()
-        };
+    // The resolution is already durable: a failure here is logged, not answered as one (a
+    // retry of the resolve would only get a conflict).
+    let restored_components = if update.action == UpdateAction::Resolved
+        && !update.draft
+        && !keep_components
+    {
+        state
+                .store
+                .restore_components(&incident, now)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(incident = %incident.id, error = %e, "restoring the incident's components failed; set them with `crier component set`");
+                    Vec::new()
+                })
+    } else {
+        Vec::new()
+    };
     Ok((
         StatusCode::CREATED,
         Json(Posted {

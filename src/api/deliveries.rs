@@ -16,16 +16,18 @@ use std::convert::Infallible;
 use std::time::Duration;
 use ulid::Ulid;
 
-/// One channel's counts.
+/// One channel's counts. `pending`, `retrying`, `in_flight`, `delivered`, `dead` and `rejected`
+/// partition `total`: each delivery is counted in exactly one of them.
 #[derive(Serialize, Default, Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCounts {
     pub total: usize,
+    /// Waiting for their first attempt.
     pub pending: usize,
     pub in_flight: usize,
     pub delivered: usize,
     pub dead: usize,
     pub rejected: usize,
-    /// Pending deliveries that already failed at least once.
+    /// Failed at least once and waiting for their next attempt.
     pub retrying: usize,
     /// Broadcasts of this channel still being expanded into deliveries.
     pub expanding: usize,
@@ -33,6 +35,33 @@ pub struct ChannelCounts {
     pub confirmed: usize,
     /// Delivered deliveries the provider later reported as undelivered or failed.
     pub undelivered: usize,
+}
+
+impl ChannelCounts {
+    /// Counts one delivery: in `total` and in exactly one state.
+    pub fn add(&mut self, d: &Delivery) {
+        self.total += 1;
+        match d.state {
+            DeliveryState::Pending if d.last_error.is_some() => self.retrying += 1,
+            DeliveryState::Pending => self.pending += 1,
+            DeliveryState::InFlight => self.in_flight += 1,
+            DeliveryState::Delivered => {
+                self.delivered += 1;
+                match d.provider_status.as_deref() {
+                    Some("delivered" | "read") => self.confirmed += 1,
+                    Some("undelivered" | "failed" | "canceled") => self.undelivered += 1,
+                    _ => {}
+                }
+            }
+            DeliveryState::Dead => self.dead += 1,
+            DeliveryState::Rejected => self.rejected += 1,
+        }
+    }
+
+    /// Every delivery has reached a final state and nothing is left to expand.
+    pub fn is_final(&self) -> bool {
+        self.expanding == 0 && self.pending == 0 && self.retrying == 0 && self.in_flight == 0
+    }
 }
 
 /// A delivery that failed (dead, rejected, or retrying).
@@ -44,6 +73,9 @@ pub struct Failure {
     pub state: DeliveryState,
     pub attempts: u32,
     pub reason: String,
+    /// When a retrying delivery's next attempt is due (absent once it is final).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// The status document.
@@ -70,36 +102,14 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
     }
     let mut failures = Vec::new();
     state.store.for_each_delivery(id, |d| {
-        let c = channels.entry(d.channel.clone()).or_default();
-        c.total += 1;
-        match d.state {
-            DeliveryState::Pending => {
-                c.pending += 1;
-                if d.last_error.is_some() {
-                    c.retrying += 1;
-                }
-            }
-            DeliveryState::InFlight => c.in_flight += 1,
-            DeliveryState::Delivered => {
-                c.delivered += 1;
-                match d.provider_status.as_deref() {
-                    Some("delivered" | "read") => c.confirmed += 1,
-                    Some("undelivered" | "failed" | "canceled") => c.undelivered += 1,
-                    _ => {}
-                }
-            }
-            DeliveryState::Dead => c.dead += 1,
-            DeliveryState::Rejected => c.rejected += 1,
-        }
+        channels.entry(d.channel.clone()).or_default().add(&d);
         if failures.len() < MAX_FAILURES {
             if let Some(f) = failure(&d) {
                 failures.push(f);
             }
         }
     })?;
-    let complete = channels
-        .values()
-        .all(|c| c.expanding == 0 && c.pending == 0 && c.in_flight == 0);
+    let complete = channels.values().all(ChannelCounts::is_final);
     Ok(Status {
         incident: id,
         channels,
@@ -136,6 +146,7 @@ fn failure(d: &Delivery) -> Option<Failure> {
             recipient: d.target.recipient().to_owned(),
             state: d.state,
             attempts: d.attempts,
+            next_attempt_at: None,
             reason: match d.provider_error {
                 Some(code) => format!("provider reported {status} (error {code})"),
                 None => format!("provider reported {status}"),
@@ -149,6 +160,7 @@ fn failure(d: &Delivery) -> Option<Failure> {
         state: d.state,
         attempts: d.attempts,
         reason: d.last_error.clone()?,
+        next_attempt_at: (d.state == DeliveryState::Pending).then_some(d.next_at),
     })
 }
 
@@ -214,4 +226,114 @@ pub async fn retry(
         state.dispatcher.kick_channel(c);
     }
     Ok(Json(serde_json::json!({ "requeued": channels.len() })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::Outcome;
+    use crate::domain::Target;
+    use proptest::prelude::*;
+
+    fn delivery(channel: &str) -> Delivery {
+        let now = Utc::now();
+        Delivery {
+            id: Ulid::new(),
+            incident_id: Ulid::new(),
+            seq: 1,
+            update_id: Ulid::new(),
+            channel: channel.into(),
+            target: Target::Endpoint,
+            idempotency_key: "k".into(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            parts_done: 0,
+            next_at: now,
+            last_error: None,
+            receipt: None,
+            provider_status: None,
+            provider_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// One step in a delivery's life: 0 delivered, 1 rejected, 2 retry, 3 claimed and still in
+    /// flight (the sequence stops there), 4 a provider status callback.
+    fn run(channel: &str, steps: &[u8], schedule: &[Duration]) -> Delivery {
+        let mut d = delivery(channel);
+        let now = Utc::now();
+        for step in steps {
+            if matches!(d.state, DeliveryState::Dead | DeliveryState::Rejected)
+                || d.state == DeliveryState::InFlight
+            {
+                break;
+            }
+            if *step == 4 {
+                if d.state == DeliveryState::Delivered {
+                    d.provider_status = Some("undelivered".into());
+                }
+                continue;
+            }
+            if d.state == DeliveryState::Delivered {
+                break;
+            }
+            d.attempts += 1;
+            d.state = DeliveryState::InFlight;
+            let outcome = match step {
+                0 => Outcome::Delivered { receipt: None },
+                1 => Outcome::Rejected {
+                    reason: "bad number".into(),
+                },
+                2 => Outcome::Retry {
+                    reason: "503".into(),
+                    after: None,
+                },
+                _ => break,
+            };
+            crate::dispatch::apply_outcome(&mut d, outcome, schedule, now);
+        }
+        d
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Whatever happened to the deliveries, the states partition each channel's total, and
+        /// every retrying failure says when its next attempt is due.
+        #[test]
+        fn states_partition_the_total(
+            lives in proptest::collection::vec(
+                (0..2u8, proptest::collection::vec(0..5u8, 0..8)),
+                0..60,
+            )
+        ) {
+            let schedule = [Duration::from_secs(10), Duration::from_secs(60)];
+            let mut channels: BTreeMap<String, ChannelCounts> = BTreeMap::new();
+            let mut retrying = 0;
+            let mut total = 0;
+            for (ch, steps) in &lives {
+                let name = if *ch == 0 { "sms" } else { "email" };
+                let d = run(name, steps, &schedule);
+                channels.entry(name.to_owned()).or_default().add(&d);
+                total += 1;
+                if let Some(f) = failure(&d) {
+                    if f.state == DeliveryState::Pending {
+                        retrying += 1;
+                        prop_assert_eq!(f.next_attempt_at, Some(d.next_at));
+                    } else {
+                        prop_assert!(f.next_attempt_at.is_none());
+                    }
+                }
+            }
+            let mut sum_total = 0;
+            for c in channels.values() {
+                let parts = c.pending + c.retrying + c.in_flight + c.delivered + c.dead + c.rejected;
+                prop_assert_eq!(parts, c.total, "{:?}", c);
+                prop_assert!(c.confirmed + c.undelivered <= c.delivered);
+                sum_total += c.total;
+            }
+            prop_assert_eq!(sum_total, total);
+            prop_assert_eq!(channels.values().map(|c| c.retrying).sum::<usize>(), retrying);
+        }
+    }
 }

@@ -4,6 +4,7 @@ use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
     Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, Status, Title, Update,
+    UpdateAction,
 };
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
@@ -195,6 +196,9 @@ pub struct IncidentDetail {
 pub struct Posted {
     pub incident: Incident,
     pub update: Update,
+    /// Components this resolution put back to operational.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restored_components: Vec<ComponentName>,
 }
 
 pub async fn create(
@@ -322,6 +326,9 @@ pub struct PostUpdate {
     message: Option<String>,
     locale: Option<String>,
     body: Option<BTreeMap<String, String>>,
+    /// When this update resolves: leave the components' statuses as they are.
+    #[serde(default)]
+    keep_components: bool,
 }
 
 async fn append(
@@ -333,6 +340,7 @@ async fn append(
 ) -> Result<(StatusCode, Json<Posted>), ApiError> {
     let now = state.dispatcher.now();
     let id = parse_id(id)?;
+    let keep_components = req.keep_components;
     let new = NewUpdate {
         change,
         impact: req.impact.as_deref().map(Impact::parse).transpose()?,
@@ -354,7 +362,31 @@ async fn append(
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, "update posted");
-    Ok((StatusCode::CREATED, Json(Posted { incident, update })))
+    // The resolution is already durable: a failure here is logged, not answered as one (a
+    // retry of the resolve would only get a conflict).
+    let restored_components = if update.action == UpdateAction::Resolved
+        && !update.draft
+        && !keep_components
+    {
+        state
+                .store
+                .restore_components(&incident, now)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(incident = %incident.id, error = %e, "restoring the incident's components failed; set them with `crier component set`");
+                    Vec::new()
+                })
+    } else {
+        Vec::new()
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(Posted {
+            incident,
+            update,
+            restored_components,
+        }),
+    ))
 }
 
 pub async fn update(
@@ -375,6 +407,9 @@ pub struct Transition {
     message: Option<String>,
     locale: Option<String>,
     body: Option<BTreeMap<String, String>>,
+    /// Resolve: leave the components' statuses as they are.
+    #[serde(default)]
+    keep_components: bool,
 }
 
 impl From<Transition> for PostUpdate {
@@ -388,6 +423,7 @@ impl From<Transition> for PostUpdate {
             message: t.message,
             locale: t.locale,
             body: t.body,
+            keep_components: t.keep_components,
         }
     }
 }

@@ -104,7 +104,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .route(
             "/api/v1/subscribers/{key}",
-            axum::routing::delete(subscribers::remove),
+            axum::routing::delete(subscribers::remove).patch(subscribers::change),
         )
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(import)

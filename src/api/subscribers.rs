@@ -1,4 +1,4 @@
-//! Subscribers: add one, import a CSV, list, remove, and the public one-click unsubscribe.
+//! Subscribers: add one, import a CSV, list, change one's language or components, remove, and the public one-click unsubscribe.
 
 use super::extract::{too_large, ApiJson, ApiQuery};
 use super::{ApiError, AppState};
@@ -128,6 +128,41 @@ pub async fn remove(
     Ok(Json(state.store.remove_subscriber(&key).await?.into()))
 }
 
+/// `PATCH /api/v1/subscribers/{key}`: the fields given are replaced, the rest kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSubscriber {
+    locale: Option<String>,
+    /// The new component filter; `[]` means every component.
+    components: Option<Vec<String>>,
+}
+
+pub async fn change(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<ChangeSubscriber>,
+) -> Result<Json<SubscriberView>, ApiError> {
+    if req.locale.is_none() && req.components.is_none() {
+        return Err(ApiError::unprocessable(
+            "nothing to change: give `locale` and/or `components` (`[]` for every component)",
+        ));
+    }
+    let locale = req.locale.as_deref().map(Locale::parse).transpose()?;
+    let components = req
+        .components
+        .map(|cs| {
+            cs.iter()
+                .map(|c| ComponentName::parse(c))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let s = state
+        .store
+        .change_subscriber(&key, locale, components)
+        .await?;
+    Ok(Json(s.into()))
+}
+
 pub async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -155,8 +190,24 @@ pub struct ImportReport {
 /// The CSV columns an import understands.
 const COLUMNS: [&str; 4] = ["email", "phone", "locale", "components"];
 
+/// The field separator, read from the header row: a comma, unless the header has none and
+/// has semicolons or tabs instead (spreadsheets in many locales save "CSV" with `;`).
+fn delimiter(body: &[u8]) -> u8 {
+    let header = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    if header.contains(&b',') {
+        b','
+    } else if header.contains(&b';') {
+        b';'
+    } else if header.contains(&b'\t') {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
 /// Imports subscribers from CSV with a header row naming some of `email`, `phone`, `locale`,
-/// `components` (component names separated by `;`). Each row has an email or a phone. Bad rows
+/// `components` (component names separated by `;`), separated by commas (or, read from the header
+/// row, by semicolons or tabs). Each row has an email or a phone. Bad rows
 /// are reported with their line number; the rest are imported; addresses are de-duplicated
 /// against the store and within the file.
 pub async fn import(
@@ -173,6 +224,7 @@ pub async fn import(
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
+        .delimiter(delimiter(&body))
         .from_reader(body.as_ref());
     let headers: Vec<String> = rdr
         .headers()

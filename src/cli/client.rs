@@ -39,6 +39,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
+        check_url(base)?;
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5));
@@ -120,8 +121,49 @@ impl Client {
     }
 }
 
+/// Refuses a server URL that cannot work before trying to connect, so that `127.0.0.1:8080`
+/// is not reported as "unreachable" while the server runs.
+fn check_url(base: &str) -> Result<(), CliError> {
+    let bad = |why: &str| {
+        CliError::Usage(format!(
+            "--url \"{base}\" {why}; write it as http://HOST:PORT, e.g. http://127.0.0.1:8080"
+        ))
+    };
+    match reqwest::Url::parse(base) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(bad(&format!(
+            "has no http:// or https:// scheme (\"{}:\" was read as one)",
+            u.scheme()
+        ))),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Err(bad("names no host")),
+        Ok(_) => Ok(()),
+        Err(_) if !base.contains("://") => Err(bad("has no http:// or https:// scheme")),
+        Err(e) => Err(bad(&format!("is not a URL ({e})"))),
+    }
+}
+
 /// A request body.
 pub enum Body {
     Json(Value),
     Csv(Vec<u8>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_without_a_scheme_are_refused_with_the_reason() {
+        for (url, why) in [
+            ("127.0.0.1:8080", "no http:// or https:// scheme"),
+            ("localhost:8080", "\"localhost:\" was read as one"),
+            ("ftp://example.com", "\"ftp:\" was read as one"),
+            ("http://", "is not a URL"),
+        ] {
+            let e = check_url(url).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(why), "{url}: {e}");
+        }
+        check_url("http://127.0.0.1:8080").unwrap();
+        check_url("https://status.example.com/").unwrap();
+    }
 }

@@ -10,32 +10,58 @@ mod output;
 
 use crate::config::{Config, Overrides};
 use crate::server::{self, Server, TokenSource};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use client::{Body, CliError, Client};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The help heading of the options that only clients use (`serve` refuses them).
+const CLIENT_OPTIONS: &str = "Client options";
+
+/// What to use instead of each client option that `serve` refuses.
+const NOT_FOR_SERVE: [(&str, &str); 3] = [
+    (
+        "url",
+        "--url names the server a client talks to; `serve` listens where --bind, CRIER_BIND or `bind` in crier.toml says (default 127.0.0.1:8080)",
+    ),
+    (
+        "token",
+        "--token is the token a client sends; `serve` takes its admin token from the environment variable named by `admin_token_env` in crier.toml (default CRIER_ADMIN_TOKEN), or else generates <data>/admin.token on its first start",
+    ),
+    (
+        "json",
+        "--json formats a client's answers; `serve` only logs (set RUST_LOG to choose how much)",
+    ),
+];
+
 #[derive(Parser, Debug)]
 #[command(name = "crier", version, about = "Crisis status-update broadcaster", long_about = None)]
 pub struct Cli {
-    /// The crier server to talk to.
+    /// The crier server to talk to, with its scheme, e.g. http://127.0.0.1:8080.
     #[arg(
         long,
         global = true,
         env = "CRIER_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        help_heading = CLIENT_OPTIONS
     )]
     url: String,
     /// API token; defaults to the contents of <data>/admin.token.
-    #[arg(long, global = true, env = "CRIER_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CRIER_TOKEN",
+        hide_env_values = true,
+        help_heading = CLIENT_OPTIONS
+    )]
     token: Option<String>,
     /// Data directory (the server's store and admin token).
     #[arg(long, global = true, env = "CRIER_DATA")]
     data: Option<PathBuf>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLIENT_OPTIONS)]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -43,7 +69,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server (store, API, and later the dispatcher).
+    /// Run the server: the store, the API, the dispatcher and the scheduler.
     Serve(ServeArgs),
     /// Open, update, resolve, reopen, list and show incidents.
     #[command(subcommand)]
@@ -78,13 +104,13 @@ struct TriggerArgs {
     /// The monitoring system, e.g. nagios or prometheus-prod.
     #[arg(long)]
     source: String,
-    /// The alert's identity within its source.
+    /// The alert's identity within its source, e.g. disk-full-db1.
     #[arg(long)]
     key: String,
     /// Alerts of one group share one incident (default: the key).
     #[arg(long)]
     group: Option<String>,
-    /// firing or resolved.
+    /// The alert's state: firing or resolved.
     #[arg(long)]
     status: String,
     /// What is wrong, in words the public may read.
@@ -93,7 +119,7 @@ struct TriggerArgs {
     /// Incident title (default: the summary).
     #[arg(long)]
     title: Option<String>,
-    /// none, minor, major or critical (default: from the routing rules).
+    /// Impact: none, minor, major or critical (default: from the routing rules).
     #[arg(long)]
     impact: Option<String>,
     /// Affected component (repeatable; default: from the routing rules).
@@ -136,11 +162,13 @@ enum NoticeCmd {
         /// The template event (only `notice`).
         #[arg(long, default_value = "notice")]
         event: String,
+        /// The notice's text.
         #[arg(long)]
         message: String,
         /// Subject (email) and title.
         #[arg(long)]
         subject: Option<String>,
+        /// Language of the text, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
         /// Channel to send on (repeatable, at least one).
@@ -156,7 +184,10 @@ enum NoticeCmd {
     /// List notices, each with its next 5 fire times (local and UTC).
     List,
     /// Remove a notice.
-    Remove { id: String },
+    Remove {
+        /// The notice's id (see `notice list`).
+        id: String,
+    },
     /// The next fire times of a crontab(5) expression in a time zone (offline).
     Next {
         /// Five fields: minute hour day-of-month month day-of-week (1-5 = Monday-Friday).
@@ -165,9 +196,10 @@ enum NoticeCmd {
         /// IANA time zone the expression is read in, e.g. Europe/Helsinki.
         #[arg(long)]
         tz: String,
-        /// Start after this instant (RFC 3339; default now).
+        /// Start after this instant (RFC 3339, e.g. 2026-03-29T00:00:00Z; default now).
         #[arg(long)]
         after: Option<String>,
+        /// How many fire times to show (1-1000).
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
@@ -175,7 +207,7 @@ enum NoticeCmd {
 
 #[derive(Args, Debug)]
 struct DeliveriesArgs {
-    /// The incident id, or `retry` followed by the incident id.
+    /// The incident id, or `retry` followed by the incident id (requeues its dead deliveries).
     #[arg(value_name = "ID | retry ID")]
     args: Vec<String>,
     /// Keep showing progress until every delivery is final.
@@ -192,6 +224,12 @@ struct PreviewArgs {
     /// Preview this text as an update (offline: no server needed).
     #[arg(long)]
     message: Option<String>,
+    /// Offline: the incident title to preview with (default: a sample, labelled as one).
+    #[arg(long, requires = "message")]
+    title: Option<String>,
+    /// Offline: promise the next update in this long, e.g. 30m or 1h (default: no promise).
+    #[arg(long, requires = "message")]
+    next_update: Option<String>,
     /// sms, x, mastodon, bluesky, telegram, discord, slack, teams, matrix, facebook or email.
     #[arg(long, required_unless_present = "channel", conflicts_with = "channel")]
     kind: Option<String>,
@@ -201,14 +239,15 @@ struct PreviewArgs {
     /// Reader's language (falls back to en).
     #[arg(long)]
     locale: Option<String>,
-    /// incident_opened, incident_updated, incident_resolved, maintenance_scheduled,
-    /// maintenance_started or maintenance_completed (default: from the update).
+    /// The template event: incident_opened, incident_updated, incident_resolved,
+    /// maintenance_scheduled, maintenance_started or maintenance_completed (default: from the
+    /// update).
     #[arg(long)]
     event: Option<String>,
-    /// IANA zone for times (default: the config's timezone).
+    /// IANA zone for times, e.g. Europe/Helsinki (default: the config's timezone).
     #[arg(long)]
     tz: Option<String>,
-    /// SMS segment cap.
+    /// SMS segment cap: the most segments one message may cost.
     #[arg(long, default_value_t = 3)]
     sms_segments: usize,
     /// Templates folder for offline previews (default: the config's, ./templates).
@@ -221,13 +260,13 @@ struct PreviewArgs {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Listen address.
+    /// Listen address, e.g. 127.0.0.1:8080 or 0.0.0.0:8080.
     #[arg(long, env = "CRIER_BIND")]
     bind: Option<String>,
     /// Channel definitions (one TOML file per channel).
     #[arg(long, env = "CRIER_CHANNELS")]
     channels: Option<PathBuf>,
-    /// Message templates.
+    /// Message templates folder.
     #[arg(long, env = "CRIER_TEMPLATES")]
     templates: Option<PathBuf>,
     /// Config file (default: ./crier.toml if it exists).
@@ -239,20 +278,22 @@ struct ServeArgs {
 enum IncidentCmd {
     /// Open an incident (published at once unless --draft).
     Open {
+        /// One-line headline, e.g. "Check-in delays at HEL".
         #[arg(long)]
         title: String,
-        /// none, minor, major or critical.
+        /// How badly users are affected: none, minor, major or critical.
         #[arg(long)]
         impact: String,
+        /// The first update's text: what is wrong and what you are doing.
         #[arg(long)]
         message: String,
-        /// Affected component (repeatable).
+        /// Affected component (repeatable), e.g. --component Check-in --component "Mobile app".
         #[arg(long = "component")]
         components: Vec<String>,
-        /// Promise the next update, e.g. 30m or 1h.
+        /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message (default en).
+        /// Language of the message, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
         /// Keep it as a draft: not public, notifies nobody, until `incident publish`.
@@ -267,63 +308,92 @@ enum IncidentCmd {
         /// Post an automatic holding statement if a promised update is missed.
         #[arg(long)]
         holding_statement: bool,
-        /// Maintenance window start (RFC 3339); crier moves it to in_progress then.
+        /// Maintenance window start (RFC 3339, e.g. 2026-03-29T22:00:00Z); crier moves it to
+        /// in_progress then.
         #[arg(long, requires = "scheduled_until")]
         scheduled_for: Option<String>,
-        /// Maintenance window end (RFC 3339); crier completes it then.
+        /// Maintenance window end (RFC 3339, e.g. 2026-03-30T02:00:00Z); crier completes it then.
         #[arg(long, requires = "scheduled_for")]
         scheduled_until: Option<String>,
     },
     /// Post an update to an incident's timeline.
     Update {
+        /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// investigating, identified, monitoring, resolved (maintenance: scheduled, in_progress, verifying, completed).
+        /// New status: investigating, identified, monitoring or resolved (maintenance:
+        /// scheduled, in_progress, verifying or completed); any case.
         #[arg(long)]
         status: String,
+        /// The update's text.
         #[arg(long)]
         message: String,
+        /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
+        /// Language of the message, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
+        /// Change the impact: none, minor, major or critical.
         #[arg(long)]
         impact: Option<String>,
+        /// Keep it as a draft: not public, notifies nobody, until `incident publish`.
         #[arg(long)]
         draft: bool,
         /// Promise the next update at a time of day, e.g. 14:00 (the server's time zone).
         #[arg(long, conflicts_with = "next_update")]
         next_update_at: Option<String>,
+        /// When this update resolves: leave the affected components' statuses as they are.
+        #[arg(long)]
+        keep_components: bool,
     },
-    /// Resolve an incident (or complete a maintenance).
+    /// Resolve an incident (or complete a maintenance). Its components go back to operational
+    /// unless another open incident still affects them (or --keep-components).
     Resolve {
+        /// The incident's id (26 characters, see `incident list`).
         id: String,
+        /// The resolving update's text.
         #[arg(long)]
         message: String,
+        /// Language of the message, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
+        /// Leave the affected components' statuses as they are.
+        #[arg(long)]
+        keep_components: bool,
     },
     /// Reopen a resolved incident.
     Reopen {
+        /// The incident's id (26 characters, see `incident list`).
         id: String,
+        /// Why it is reopened.
         #[arg(long)]
         message: String,
+        /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
+        /// Language of the message, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
     },
     /// Publish an incident's draft updates.
-    Publish { id: String },
+    Publish {
+        /// The incident's id (26 characters, see `incident list`).
+        id: String,
+    },
     /// List incidents, newest first.
     List {
         /// Only open incidents.
         #[arg(long)]
         open: bool,
+        /// Show at most this many.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
     /// Show one incident with its timeline.
-    Show { id: String },
+    Show {
+        /// The incident's id (26 characters, see `incident list`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -332,9 +402,12 @@ enum ComponentCmd {
     List,
     /// Create a component or set its status.
     Set {
+        /// The component's name, e.g. Check-in or "Mobile app".
         name: String,
-        /// operational, degraded_performance, partial_outage, major_outage or under_maintenance.
+        /// operational, degraded_performance, partial_outage, major_outage or under_maintenance
+        /// (any case).
         status: String,
+        /// A group to show it under, e.g. Airports (kept when left out).
         #[arg(long)]
         group: Option<String>,
     },
@@ -345,32 +418,95 @@ enum SubscribersCmd {
     /// Add one subscriber.
     #[command(group(clap::ArgGroup::new("contact").required(true).args(["email", "phone"])))]
     Add {
+        /// Email address, e.g. name@example.com.
         #[arg(long)]
         email: Option<String>,
-        /// E.164, e.g. +358401234567.
+        /// Phone number with its country code, e.g. +358401234567 or "+358 40 123 4567".
         #[arg(long)]
         phone: Option<String>,
+        /// The subscriber's language, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
         /// Only notify about this component (repeatable; none = all).
         #[arg(long = "component")]
         components: Vec<String>,
     },
+    /// Change an existing subscriber's language or components (the rest is kept).
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["locale", "components", "all_components"])))]
+    Set {
+        /// The subscriber's id, email or phone number.
+        key: String,
+        /// The new language, e.g. fi.
+        #[arg(long)]
+        locale: Option<String>,
+        /// Only notify about this component (repeatable; replaces the list).
+        #[arg(long = "component", conflicts_with = "all_components")]
+        components: Vec<String>,
+        /// Notify about every component (clears the list).
+        #[arg(long)]
+        all_components: bool,
+    },
     /// Import subscribers from CSV (header: email,phone,locale,components; components separated
     /// by ';'). Bad rows are reported by line and the rest imported; exits 3 if any row was rejected.
-    Import { file: PathBuf },
+    Import {
+        /// The CSV file, e.g. subscribers.csv (comma-separated; `;` or tab is detected).
+        file: PathBuf,
+    },
     /// List subscribers.
     List {
+        /// Show at most this many.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
     /// Remove a subscriber by id, email or phone number.
-    Remove { key: String },
+    Remove {
+        /// The subscriber's id, email or phone number.
+        key: String,
+    },
+}
+
+/// The command-line definition: the derived one, with the client options hidden from `serve`,
+/// which refuses them (see [`NOT_FOR_SERVE`]); they stay global so that
+/// `crier --url U --token T incident list` works. `serve` gets hidden copies of them before
+/// the command is built, and clap does not propagate a global argument into a subcommand that
+/// has its own.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let client: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| NOT_FOR_SERVE.iter().any(|(id, _)| a.get_id() == id))
+        .cloned()
+        .collect();
+    for sc in cmd.get_subcommands_mut() {
+        if sc.get_name() == "serve" {
+            let mut serve = std::mem::take(sc);
+            for a in &client {
+                serve = serve.arg(a.clone().global(false).hide(true));
+            }
+            *sc = serve;
+        }
+    }
+    cmd
 }
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    if let Some(("serve", sub)) = matches.subcommand() {
+        for (id, instead) in NOT_FOR_SERVE {
+            let given = |m: &clap::ArgMatches| {
+                m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            };
+            if given(&matches) || given(sub) {
+                eprintln!("error: {instead}.");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Serve(ref args) => serve(&cli, args),
         _ => client_main(cli),
@@ -473,7 +609,9 @@ fn tune_malloc() {}
 
 /// `crier preview --message`: renders locally with the templates and settings of the config.
 fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliError> {
-    use crate::render::preview::{describe, parse_event, preview_text, Platform, TextPreview};
+    use crate::render::preview::{
+        describe, parse_event, preview_text_with, Given, Platform, TextPreview,
+    };
     let config = Config::load(&Overrides {
         data_dir: cli.data.clone(),
         templates_dir: a.templates.clone(),
@@ -509,7 +647,26 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
             config.templates_dir.display()
         ))
     })?;
-    let p = preview_text(
+    let next_update = a
+        .next_update
+        .as_deref()
+        .map(crate::domain::parse_next_update)
+        .transpose()
+        .map_err(|e| {
+            let e = e.to_string();
+            CliError::Usage(format!(
+                "--next-update: {}",
+                e.trim_start_matches("next_update: ")
+            ))
+        })?;
+    if let Some(t) = &a.title {
+        crate::domain::Title::parse(t).map_err(|e| CliError::Usage(format!("--{e}")))?;
+    }
+    let given = Given {
+        title: a.title.as_deref(),
+        next_update,
+    };
+    let p = preview_text_with(
         &templates,
         &config.render,
         &TextPreview {
@@ -523,6 +680,7 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
             policy: None,
             channel_locale: None,
         },
+        Some(&given),
     )
     .map_err(|e| CliError::Rejected(e.to_string()))?;
     if cli.json {
@@ -986,9 +1144,13 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             impact,
             draft,
             next_update_at,
+            keep_components,
         } => {
             let mut body = text_body(&message, &locale);
             body["status"] = json!(status);
+            if keep_components {
+                body["keep_components"] = json!(true);
+            }
             if let Some(n) = next_update_at {
                 body["next_update_at"] = json!(n);
             }
@@ -1012,12 +1174,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             id,
             message,
             locale,
+            keep_components,
         } => {
+            let mut body = text_body(&message, &locale);
+            if keep_components {
+                body["keep_components"] = json!(true);
+            }
             let v = c
                 .call(
                     Method::POST,
                     &format!("/api/v1/incidents/{}/resolve", enc(&id)),
-                    Some(Body::Json(text_body(&message, &locale))),
+                    Some(Body::Json(body)),
                 )
                 .await?;
             output::posted(&v, json_out);
@@ -1153,6 +1320,30 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
                 .await?;
             output::subscriber_list(&v, json_out);
         }
+        SubscribersCmd::Set {
+            key,
+            locale,
+            components,
+            all_components,
+        } => {
+            let mut body = json!({});
+            if let Some(l) = locale {
+                body["locale"] = json!(l);
+            }
+            if all_components {
+                body["components"] = json!([]);
+            } else if !components.is_empty() {
+                body["components"] = json!(components);
+            }
+            let v = c
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/subscribers/{}", enc(&key)),
+                    Some(Body::Json(body)),
+                )
+                .await?;
+            output::subscriber_changed(&v, json_out);
+        }
         SubscribersCmd::Remove { key } => {
             let v = c
                 .call(
@@ -1165,4 +1356,69 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every subcommand says what it is for (`--help` reads as a manual).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" || a.is_hide_set() {
+                    continue;
+                }
+                if a.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sc in cmd.get_subcommands() {
+                if sc.get_name() == "help" {
+                    continue;
+                }
+                if sc.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sc.get_name()));
+                }
+                walk(sc, &format!("{path} {}", sc.get_name()), missing);
+            }
+        }
+        let mut cmd = command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "crier", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
+
+    /// `serve` neither shows nor needs the client options; everything else shows them under
+    /// their own heading.
+    #[test]
+    fn client_options_are_hidden_from_serve_only() {
+        let mut cmd = command();
+        cmd.build();
+        for sc in cmd.get_subcommands() {
+            for (id, _) in NOT_FOR_SERVE {
+                let Some(a) = sc.get_arguments().find(|a| a.get_id() == id) else {
+                    continue;
+                };
+                if sc.get_name() == "serve" {
+                    assert!(a.is_hide_set(), "serve shows --{id}");
+                    assert!(!a.is_global_set());
+                } else {
+                    assert!(!a.is_hide_set(), "{} hides --{id}", sc.get_name());
+                    assert_eq!(a.get_help_heading(), Some(CLIENT_OPTIONS));
+                }
+            }
+        }
+        let serve = cmd
+            .find_subcommand_mut("serve")
+            .map(|s| s.render_help().to_string());
+        let help = serve.unwrap_or_default();
+        assert!(help.contains("--bind"), "{help}");
+        for flag in ["--url", "--token", "--json"] {
+            assert!(!help.contains(flag), "serve --help lists {flag}:\n{help}");
+        }
+    }
 }

@@ -102,6 +102,19 @@ pub fn posted(v: &Value, json: bool) {
     if i.get("next_update_due").is_some_and(|d| !d.is_null()) {
         println!("  next update promised by {}", when(i, "next_update_due"));
     }
+    restored(v);
+}
+
+/// The components a resolution put back to operational, if any.
+fn restored(v: &Value) {
+    let names: Vec<&str> = v
+        .get("restored_components")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !names.is_empty() {
+        println!("  components back to operational: {}", names.join(", "));
+    }
 }
 
 pub fn incident_list(v: &Value, json: bool) {
@@ -240,6 +253,28 @@ pub fn subscriber_added(v: &Value, json: bool) {
     println!("Subscribed {} ({})", contact(v), s(v, "id"));
 }
 
+pub fn subscriber_changed(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    let comps: Vec<&str> = v
+        .get("components")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    println!(
+        "Changed {} ({}): locale {}, components {}",
+        contact(v),
+        s(v, "id"),
+        s(v, "locale"),
+        if comps.is_empty() {
+            "all".to_owned()
+        } else {
+            comps.join(", ")
+        }
+    );
+}
+
 pub fn subscriber_removed(v: &Value, json: bool) {
     if json {
         return print_json(v);
@@ -335,11 +370,30 @@ fn print_failures(v: &Value) {
     }
     println!("\nFailures:");
     for f in failures {
+        let next = f
+            .get("next_attempt_at")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| {
+                let t = t.with_timezone(&chrono::Utc);
+                let wait = (t - chrono::Utc::now()).num_seconds().max(0);
+                format!(
+                    "; next attempt {} (in {}m {:02}s)",
+                    t.format("%Y-%m-%d %H:%M:%S UTC"),
+                    wait / 60,
+                    wait % 60
+                )
+            })
+            .unwrap_or_default();
+        let state = match s(&f, "state") {
+            "pending" => "retrying",
+            other => other,
+        };
         println!(
-            "  {} {} {} (attempts {}): {}",
+            "  {} {} {} (attempts {}): {}{next}",
             s(&f, "channel"),
             s(&f, "recipient"),
-            s(&f, "state"),
+            state,
             f.get("attempts").and_then(Value::as_u64).unwrap_or(0),
             s(&f, "reason")
         );

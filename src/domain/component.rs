@@ -61,15 +61,21 @@ pub enum ComponentStatus {
 
 impl ComponentStatus {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        match s.trim() {
-            "operational" => Ok(Self::Operational),
-            "degraded_performance" => Ok(Self::DegradedPerformance),
-            "partial_outage" => Ok(Self::PartialOutage),
-            "major_outage" => Ok(Self::MajorOutage),
-            "under_maintenance" => Ok(Self::UnderMaintenance),
-            other => Err(DomainError::invalid(
+        const ALL: [ComponentStatus; 5] = [
+            ComponentStatus::Operational,
+            ComponentStatus::DegradedPerformance,
+            ComponentStatus::PartialOutage,
+            ComponentStatus::MajorOutage,
+            ComponentStatus::UnderMaintenance,
+        ];
+        match super::names::find(s, &ALL.map(Self::as_str)) {
+            Ok(n) => ALL
+                .into_iter()
+                .find(|c| c.as_str() == n)
+                .ok_or_else(|| DomainError::invalid("status", "is not a component status")),
+            Err(guess) => Err(DomainError::invalid(
                 "status",
-                format!("\"{other}\" is not a component status; use operational, degraded_performance, partial_outage, major_outage or under_maintenance"),
+                format!("\"{}\" is not a component status; use operational, degraded_performance, partial_outage, major_outage or under_maintenance.{}", s.trim(), super::names::did_you_mean(guess)),
             )),
         }
     }

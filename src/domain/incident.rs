@@ -46,15 +46,17 @@ impl Status {
 
     /// Parses the snake_case name used by the API and the CLI.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s.trim())
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "status",
-                    format!("\"{s}\" is not a status; incidents use investigating, identified, monitoring or resolved, maintenance uses scheduled, in_progress, verifying or completed"),
-                )
-            })
+        let names = Status::ALL.map(Status::as_str);
+        match super::names::find(s, &names) {
+            Ok(n) => Status::ALL
+                .into_iter()
+                .find(|st| st.as_str() == n)
+                .ok_or_else(|| DomainError::invalid("status", "is not a status")),
+            Err(guess) => Err(DomainError::invalid(
+                "status",
+                format!("\"{}\" is not a status; incidents use investigating, identified, monitoring or resolved, maintenance uses scheduled, in_progress, verifying or completed.{}", s.trim(), super::names::did_you_mean(guess)),
+            )),
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -140,14 +142,19 @@ pub enum Impact {
 
 impl Impact {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        match s.trim() {
-            "none" => Ok(Impact::None),
-            "minor" => Ok(Impact::Minor),
-            "major" => Ok(Impact::Major),
-            "critical" => Ok(Impact::Critical),
-            other => Err(DomainError::invalid(
+        const ALL: [Impact; 4] = [Impact::None, Impact::Minor, Impact::Major, Impact::Critical];
+        match super::names::find(s, &ALL.map(Impact::as_str)) {
+            Ok(n) => ALL
+                .into_iter()
+                .find(|i| i.as_str() == n)
+                .ok_or_else(|| DomainError::invalid("impact", "is not an impact")),
+            Err(guess) => Err(DomainError::invalid(
                 "impact",
-                format!("\"{other}\" is not an impact; use none, minor, major or critical"),
+                format!(
+                    "\"{}\" is not an impact; use none, minor, major or critical.{}",
+                    s.trim(),
+                    super::names::did_you_mean(guess)
+                ),
             )),
         }
     }
@@ -522,6 +529,23 @@ mod tests {
         assert!(Status::parse("fixed").is_err());
         assert_eq!(Impact::parse("major").unwrap(), Impact::Major);
         assert!(Impact::parse("huge").is_err());
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_typos_get_a_suggestion() {
+        assert_eq!(Status::parse("Resolved").unwrap(), Status::Resolved);
+        assert_eq!(Status::parse("IN-PROGRESS").unwrap(), Status::InProgress);
+        assert_eq!(Impact::parse("Major").unwrap(), Impact::Major);
+        let e = Status::parse("resovled").unwrap_err().to_string();
+        assert!(e.contains("Did you mean \"resolved\"?"), "{e}");
+        let e = Impact::parse("critcal").unwrap_err().to_string();
+        assert!(e.contains("Did you mean \"critical\"?"), "{e}");
+        let e = Status::parse("fixed").unwrap_err().to_string();
+        assert!(!e.contains("Did you mean"), "{e}");
+        assert_eq!(
+            crate::domain::ComponentStatus::parse("Partial Outage").unwrap(),
+            crate::domain::ComponentStatus::PartialOutage
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod component;
 mod delivery;
 mod incident;
 mod locale;
+mod names;
 mod next_update;
 mod notice;
 mod span;

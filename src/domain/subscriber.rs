@@ -1,6 +1,7 @@
 //! Subscribers: people who asked to be told by email or SMS. Addresses are validated and normalised
-//! on the way in (an E.164 phone number, a syntactically valid email address), so that the same
-//! person cannot be subscribed twice under two spellings and receive every message twice.
+//! on the way in (an E.164 phone number valid in its country's numbering plan, a syntactically
+//! valid email address), so that the same person cannot be subscribed twice under two spellings
+//! and receive every message twice.
 
 use super::{ComponentName, DomainError, Locale};
 use chrono::{DateTime, Utc};
@@ -85,7 +86,19 @@ impl Contact {
                 format!("\"{t}\" is not an E.164 number (+, a country code that does not start with 0, 8-15 digits in all); for example +358401234567"),
             ));
         }
-        Ok(Contact::Phone(format!("+{digits}")))
+        // The country's own numbering plan (libphonenumber's metadata): right length, a range
+        // in use. `+1 555 0100` has E.164's shape but is no number anywhere.
+        let e164 = format!("+{digits}");
+        let valid = phonenumber::parse(None, &e164)
+            .map(|n| phonenumber::is_valid(&n))
+            .unwrap_or(false);
+        if !valid {
+            return Err(DomainError::invalid(
+                "phone",
+                format!("\"{t}\" is not a valid number in the numbering plan of its country code (wrong length or an unused range); check the digits, e.g. +358401234567 or +12025550123"),
+            ));
+        }
+        Ok(Contact::Phone(e164))
     }
 
     /// The normalised address, used as the de-duplication key.
@@ -150,6 +163,9 @@ mod tests {
             "+35840abc",
             "+1234567",
             "+1234567890123456",
+            "+1 555 0100",
+            "+358 12",
+            "+44 20 7946",
             "",
         ] {
             assert!(Contact::phone(bad).is_err(), "{bad} should be rejected");

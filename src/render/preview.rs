@@ -146,6 +146,10 @@ pub struct Preview {
     pub facets: Option<Vec<Vec<Value>>>,
     /// Email: the HTML alternative.
     pub html: Option<String>,
+    /// Values in the preview that are samples, not the caller's (e.g. the title of an offline
+    /// preview without `--title`), each with how to give one's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<String>,
 }
 
 /// Why a preview could not be made.
@@ -233,6 +237,7 @@ pub fn preview(
         facets,
         html: rendered.html,
         parts,
+        samples: Vec::new(),
     })
 }
 
@@ -252,16 +257,58 @@ pub struct TextPreview<'a> {
     pub channel_locale: Option<Locale>,
 }
 
-/// Previews a draft text as the body of an update of a sample incident — the offline path of
-/// `crier preview` and the `message` form of the API.
+/// What an offline preview's caller gave besides the text (`crier preview --title
+/// --next-update`); everything else in the sample incident is labelled as a sample.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Given<'a> {
+    /// The incident title (None: a sample title, listed in `samples`).
+    pub title: Option<&'a str>,
+    /// The promised next update, from now (None: no promise).
+    pub next_update: Option<chrono::Duration>,
+}
+
+/// Previews a draft text as the body of an update of a sample incident — the `message` form
+/// of the API: a sample title and a sample 30-minute promise, both listed in `samples`.
 pub fn preview_text(
     templates: &Templates,
     settings: &Settings,
     t: &TextPreview<'_>,
 ) -> Result<Preview, PreviewError> {
+    preview_text_with(templates, settings, t, None)
+}
+
+/// [`preview_text`] with the caller's own title and promise (`crier preview --message`):
+/// nothing is invented beyond what `samples` lists.
+pub fn preview_text_with(
+    templates: &Templates,
+    settings: &Settings,
+    t: &TextPreview<'_>,
+    given: Option<&Given<'_>>,
+) -> Result<Preview, PreviewError> {
     let event = t.event.unwrap_or(Event::IncidentUpdated);
-    let (incident, mut update) =
-        super::sample_incident(event, t.text, chrono::Utc::now()).map_err(RenderError::from)?;
+    let now = chrono::Utc::now();
+    let (mut incident, mut update) =
+        super::sample_incident(event, t.text, now).map_err(RenderError::from)?;
+    let mut samples = Vec::new();
+    match given.and_then(|g| g.title) {
+        Some(title) => {
+            incident.title = crate::domain::Title::parse(title).map_err(RenderError::from)?
+        }
+        None => samples.push(format!(
+            "title \"{}\" (give yours with --title)",
+            incident.title.as_str()
+        )),
+    }
+    if let Some(g) = given {
+        let due = g
+            .next_update
+            .filter(|_| !incident.status.is_final())
+            .map(|d| now + d);
+        incident.next_update_due = due;
+        update.next_update_due = due;
+    } else if incident.next_update_due.is_some() {
+        samples.push("next update promised in 30 minutes (give yours with --next-update)".into());
+    }
     // A draft text is in the given locale, else in the channel's.
     if let Some(l) = t.locale.as_ref().or(t.channel_locale.as_ref()) {
         update.body = crate::domain::Body::single(l.clone(), t.text).map_err(RenderError::from)?;
@@ -273,7 +320,7 @@ pub fn preview_text(
         .cloned()
         .collect();
     let (platform, tz, sms_segments) = (t.platform, t.tz, t.sms_segments);
-    preview(
+    let mut p = preview(
         templates,
         settings,
         &PreviewRequest {
@@ -287,7 +334,9 @@ pub fn preview_text(
             channel: t.channel,
             policy: t.policy,
         },
-    )
+    )?;
+    p.samples = samples;
+    Ok(p)
 }
 
 /// Parses an event name for a preview; notices and reminders have their own previews.
@@ -320,6 +369,9 @@ pub fn describe(p: &Preview) -> String {
         p.policy,
         p.parts.len()
     ));
+    for s in &p.samples {
+        out.push_str(&format!("sample value, not yours: {s}\n"));
+    }
     if let Some(s) = &p.subject {
         out.push_str(&format!("subject: {s}\n"));
     }

@@ -1009,6 +1009,55 @@ impl Store {
         Ok(c)
     }
 
+    /// After `incident` was resolved (or completed): puts each of its components that is not
+    /// operational back to operational, unless another open incident still affects it, as
+    /// Statuspage does. A component changed concurrently by someone else is left alone.
+    /// Returns the names restored.
+    pub async fn restore_components(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ComponentName>, StoreError> {
+        if incident.components.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = self.t()?;
+        let mut held = std::collections::HashSet::new();
+        for item in t.incidents.iter() {
+            let (_, v) = item?;
+            let other: Incident = decode(&v)?;
+            if other.id != incident.id && other.is_open() {
+                held.extend(other.components);
+            }
+        }
+        let mut restored = Vec::new();
+        for name in &incident.components {
+            if held.contains(name) {
+                continue;
+            }
+            let Some(raw) = t.components.get(name.as_str())? else {
+                continue;
+            };
+            let mut c: Component = decode(&raw)?;
+            if c.status == ComponentStatus::Operational {
+                continue;
+            }
+            c.status = ComponentStatus::Operational;
+            c.updated_at = now;
+            if t
+                .components
+                .compare_and_swap(name.as_str(), Some(raw), Some(encode(&c)?))?
+                .is_ok()
+            {
+                restored.push(name.clone());
+            }
+        }
+        if !restored.is_empty() {
+            t.durable().await?;
+        }
+        Ok(restored)
+    }
+
     /// All components, by name.
     pub fn components(&self) -> Result<Vec<Component>, StoreError> {
         let t = self.t()?;
@@ -1041,7 +1090,7 @@ impl Store {
         (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(|(subs, contacts, tokens)| {
             if contacts.get(s.contact.address())?.is_some() {
                 return abort(StoreError::Conflict(format!(
-                    "{} is already subscribed; remove it first to change its settings",
+                    "{} is already subscribed; change its language or components with `crier subscribers set` (PATCH /api/v1/subscribers/{{address}})",
                     s.contact
                 )));
             }
@@ -1117,22 +1166,7 @@ impl Store {
     /// Removes a subscriber given its id or its address.
     pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
-        let id = match Ulid::from_string(key.trim()) {
-            Ok(id) => id,
-            Err(_) => {
-                let contact = Contact::parse_any(key)?;
-                let raw =
-                    t.contacts
-                        .get(contact.address())?
-                        .ok_or_else(|| StoreError::NotFound {
-                            what: "subscriber",
-                            id: contact.to_string(),
-                        })?;
-                let bytes = <[u8; 16]>::try_from(raw.as_ref())
-                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
-                Ulid::from_bytes(bytes)
-            }
-        };
+        let id = self.subscriber_id(&t, key)?;
         let removed = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
             |(subs, contacts, tokens)| {
                 let Some(raw) = subs.remove(&id.to_bytes())? else {
@@ -1149,6 +1183,60 @@ impl Store {
         )?;
         t.durable().await?;
         Ok(removed)
+    }
+
+    /// Changes a subscriber's language and/or component filter (`Some(vec![])`: every
+    /// component), found by id, email or phone number. Unknown components write nothing.
+    pub async fn change_subscriber(
+        &self,
+        key: &str,
+        locale: Option<Locale>,
+        components: Option<Vec<ComponentName>>,
+    ) -> Result<Subscriber, StoreError> {
+        let t = self.t()?;
+        let id = self.subscriber_id(&t, key)?;
+        if let Some(c) = &components {
+            self.check_components(c)?;
+        }
+        let changed = t.subscribers.transaction(|subs| {
+            let Some(raw) = subs.get(id.to_bytes())? else {
+                return abort(StoreError::NotFound {
+                    what: "subscriber",
+                    id: id.to_string(),
+                });
+            };
+            let mut s: Subscriber = decode(&raw).or_else(abort)?;
+            if let Some(l) = &locale {
+                s.locale = l.clone();
+            }
+            if let Some(c) = &components {
+                s.components = c.clone();
+            }
+            subs.insert(&id.to_bytes(), encode(&s).or_else(abort)?)?;
+            Ok(s)
+        })?;
+        t.durable().await?;
+        Ok(changed)
+    }
+
+    /// A subscriber's id from its id, email or phone number.
+    fn subscriber_id(&self, t: &Trees, key: &str) -> Result<Ulid, StoreError> {
+        Ok(match Ulid::from_string(key.trim()) {
+            Ok(id) => id,
+            Err(_) => {
+                let contact = Contact::parse_any(key)?;
+                let raw =
+                    t.contacts
+                        .get(contact.address())?
+                        .ok_or_else(|| StoreError::NotFound {
+                            what: "subscriber",
+                            id: contact.to_string(),
+                        })?;
+                let bytes = <[u8; 16]>::try_from(raw.as_ref())
+                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
+                Ulid::from_bytes(bytes)
+            }
+        })
     }
 
     /// Removes the subscriber holding an unsubscribe token (the one-click link).

@@ -2,6 +2,7 @@
 
 mod channels_check;
 mod cli;
+mod cli_first_hour;
 mod delivery;
 mod disk_full;
 mod durability;

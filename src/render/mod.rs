@@ -9,12 +9,14 @@
 //! - [`email`]: the multipart text + HTML message.
 
 pub mod email;
+mod fitting;
 pub mod i18n;
 pub mod preview;
 pub mod rules;
 mod templates;
 pub mod webhook;
 
+pub use fitting::fit_rendered;
 pub use templates::{Rendered, Templates};
 
 use crate::domain::{
@@ -481,3 +483,5 @@ pub fn sample_incident(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shorten;

@@ -313,9 +313,10 @@ fn sms_preview_shortens_with_the_link_and_counts_segments() {
     assert_eq!(p.parts.len(), 1);
     assert_eq!(p.encoding.as_deref(), Some("GSM-7"));
     assert!(
-        p.segments.unwrap() > 1,
+        p.unfitted.as_ref().unwrap().segments > 1,
         "the full message needs several segments"
     );
+    assert_eq!(p.segments, Some(1), "the shortened message is one segment");
     assert!(p.part_lengths[0] <= 160, "{:?}", p.part_lengths);
     let last_word = p.parts[0].rsplit(' ').next().unwrap();
     assert!(

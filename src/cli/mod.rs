@@ -7,6 +7,7 @@
 mod check;
 mod client;
 mod output;
+mod texts;
 
 use crate::config::{Config, Overrides};
 use crate::server::{self, Server, TokenSource};
@@ -244,8 +245,10 @@ enum IncidentCmd {
         /// none, minor, major or critical.
         #[arg(long)]
         impact: String,
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         /// Affected component (repeatable).
         #[arg(long = "component")]
         components: Vec<String>,
@@ -273,6 +276,9 @@ enum IncidentCmd {
         /// Maintenance window end (RFC 3339); crier completes it then.
         #[arg(long, requires = "scheduled_for")]
         scheduled_until: Option<String>,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Post an update to an incident's timeline.
     Update {
@@ -280,8 +286,10 @@ enum IncidentCmd {
         /// investigating, identified, monitoring, resolved (maintenance: scheduled, in_progress, verifying, completed).
         #[arg(long)]
         status: String,
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         #[arg(long)]
         next_update: Option<String>,
         #[arg(long)]
@@ -293,24 +301,37 @@ enum IncidentCmd {
         /// Promise the next update at a time of day, e.g. 14:00 (the server's time zone).
         #[arg(long, conflicts_with = "next_update")]
         next_update_at: Option<String>,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Resolve an incident (or complete a maintenance).
     Resolve {
         id: String,
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         #[arg(long)]
         locale: Option<String>,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Reopen a resolved incident.
     Reopen {
         id: String,
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         #[arg(long)]
         next_update: Option<String>,
         #[arg(long)]
         locale: Option<String>,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Publish an incident's draft updates.
     Publish { id: String },
@@ -941,8 +962,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             holding_statement,
             scheduled_for,
             scheduled_until,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             body["title"] = json!(title);
             body["impact"] = json!(impact);
             body["components"] = json!(components);
@@ -977,8 +1000,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             impact,
             draft,
             next_update_at,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             body["status"] = json!(status);
             if let Some(n) = next_update_at {
                 body["next_update_at"] = json!(n);
@@ -1003,12 +1028,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             id,
             message,
             locale,
+            message_file,
         } => {
             let v = c
                 .call(
                     Method::POST,
                     &format!("/api/v1/incidents/{}/resolve", enc(&id)),
-                    Some(Body::Json(text_body(&message, &locale))),
+                    Some(Body::Json(texts::text_fields(
+                        &message,
+                        locale.as_deref(),
+                        message_file.as_deref(),
+                    )?)),
                 )
                 .await?;
             output::posted(&v, json_out);
@@ -1018,8 +1048,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             message,
             next_update,
             locale,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
             }

@@ -2,6 +2,7 @@
 
 mod channels_check;
 mod cli;
+mod cli_languages;
 mod delivery;
 mod durability;
 mod e2e;

@@ -251,3 +251,126 @@ fn shortened_sms_keeps_promise_and_link_table() {
     assert_eq!(rows, 5 * 2 * 2 * 3 * 5);
     assert!(shortened > 100, "only {shortened} rows were shortened");
 }
+
+#[test]
+fn preview_header_reports_what_is_sent() {
+    let t = Templates::load(&shipped(), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let settings = Settings {
+        org_name: "Finnair".into(),
+        public_url: None,
+        timezone: helsinki(),
+    };
+    let text = "Flights are delayed at gate 12 because of snow. ".repeat(12);
+    let p = super::preview::preview_text(
+        &t,
+        &settings,
+        &super::preview::TextPreview {
+            platform: Platform::Sms,
+            event: None,
+            text: text.trim(),
+            locale: None,
+            tz: helsinki(),
+            sms_segments: 1,
+            channel: None,
+            policy: None,
+            channel_locale: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let shown = super::preview::describe(&p);
+    let header = shown.lines().next().unwrap_or_default();
+    let full = p
+        .unfitted
+        .clone()
+        .unwrap_or_else(|| panic!("no unfitted counts"));
+    assert!(full.segments > 1, "{full:?}");
+    assert!(
+        header.ends_with(&format!(
+            "sends GSM-7, 1 segment(s) (the full text: GSM-7, {} segment(s))",
+            full.segments
+        )),
+        "{header}"
+    );
+    assert!(
+        shown.contains("--- part 1/1: ") && shown.contains(" septets · GSM-7, 1 segment(s)\n"),
+        "{shown}"
+    );
+    assert!(p.parts[0].contains("Next update by"), "{}", p.parts[0]);
+}
+
+#[test]
+fn a_shortened_notice_keeps_its_link_and_a_frameless_template_still_fits() {
+    let t = Templates::load(&shipped(), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let settings = Settings::default();
+    let en = Locale::english();
+    let url = "https://status.example.com/n/1";
+    let text = "Maintenance tonight: services may be briefly unavailable. ".repeat(10);
+    let ctx = Context::for_notice(
+        &settings,
+        "Maintenance",
+        text.trim(),
+        Some(url.into()),
+        &en,
+        Tz::UTC,
+    );
+    let full = t
+        .render(None, Event::Notice, TemplateKind::Sms, &en, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text;
+    let rule = ChannelRule::sms(1);
+    let policy = super::rules::OverflowPolicy::Shorten { link: None };
+    let parts = fit_rendered(
+        &t,
+        None,
+        Event::Notice,
+        TemplateKind::Sms,
+        &en,
+        &ctx,
+        &full,
+        &rule,
+        &policy,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parts.len(), 1);
+    assert!(rule.fits(&parts[0]), "{}", parts[0]);
+    assert!(
+        parts[0].starts_with("Status: Maintenance tonight"),
+        "{}",
+        parts[0]
+    );
+    assert!(parts[0].ends_with(&format!("... {url}")), "{}", parts[0]);
+
+    // A template that shows the text twice has no single frame: the whole message is shortened,
+    // still with a marker and the link.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("notice");
+    std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        path.join("sms.en.txt.j2"),
+        "{{ notice.text }} / {{ notice.text }}{% if notice.url %} {{ notice.url }}{% endif %}",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t = Templates::load(&shipped(), &[("twice".into(), dir.path().to_path_buf())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let full = t
+        .render(Some("twice"), Event::Notice, TemplateKind::Sms, &en, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text;
+    let policy = super::rules::OverflowPolicy::Shorten {
+        link: Some(url.into()),
+    };
+    let parts = fit_rendered(
+        &t,
+        Some("twice"),
+        Event::Notice,
+        TemplateKind::Sms,
+        &en,
+        &ctx,
+        &full,
+        &rule,
+        &policy,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(rule.fits(&parts[0]), "{}", parts[0]);
+    assert!(parts[0].ends_with(&format!("... {url}")), "{}", parts[0]);
+}

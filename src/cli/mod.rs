@@ -7,6 +7,7 @@
 mod check;
 mod client;
 mod output;
+mod texts;
 
 use crate::config::{Config, Overrides};
 use crate::server::{self, Server, TokenSource};
@@ -284,9 +285,10 @@ enum IncidentCmd {
         /// How badly users are affected: none, minor, major or critical.
         #[arg(long)]
         impact: String,
-        /// The first update's text: what is wrong and what you are doing.
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         /// Affected component (repeatable), e.g. --component Check-in --component "Mobile app".
         #[arg(long = "component")]
         components: Vec<String>,
@@ -315,6 +317,9 @@ enum IncidentCmd {
         /// Maintenance window end (RFC 3339, e.g. 2026-03-30T02:00:00Z); crier completes it then.
         #[arg(long, requires = "scheduled_for")]
         scheduled_until: Option<String>,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Post an update to an incident's timeline.
     Update {
@@ -324,9 +329,10 @@ enum IncidentCmd {
         /// scheduled, in_progress, verifying or completed); any case.
         #[arg(long)]
         status: String,
-        /// The update's text.
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
@@ -345,35 +351,46 @@ enum IncidentCmd {
         /// When this update resolves: leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Resolve an incident (or complete a maintenance). Its components go back to operational
     /// unless another open incident still affects them (or --keep-components).
     Resolve {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The resolving update's text.
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
-        /// Language of the message, e.g. fi (default en).
+        message: Vec<String>,
+        /// Language of texts without a language prefix, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
         /// Leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Reopen a resolved incident.
     Reopen {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// Why it is reopened.
+        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
-        message: String,
+        message: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
         /// Language of the message, e.g. fi (default en).
         #[arg(long)]
         locale: Option<String>,
+        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
     },
     /// Publish an incident's draft updates.
     Publish {
@@ -1108,8 +1125,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             holding_statement,
             scheduled_for,
             scheduled_until,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             body["title"] = json!(title);
             body["impact"] = json!(impact);
             body["components"] = json!(components);
@@ -1145,8 +1164,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             draft,
             next_update_at,
             keep_components,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             body["status"] = json!(status);
             if keep_components {
                 body["keep_components"] = json!(true);
@@ -1175,8 +1196,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             message,
             locale,
             keep_components,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if keep_components {
                 body["keep_components"] = json!(true);
             }
@@ -1194,8 +1217,10 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             message,
             next_update,
             locale,
+            message_file,
         } => {
-            let mut body = text_body(&message, &locale);
+            let mut body =
+                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
             }

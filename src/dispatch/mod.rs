@@ -22,7 +22,6 @@ use crate::adapters::{Adapter, OutMessage, Outcome, Recipient};
 use crate::channels::{Audience, Channel};
 use crate::domain::{Contact, Delivery, DeliveryState, Incident, Locale, Target, Update};
 use crate::render::preview::Platform;
-use crate::render::rules::fit;
 use crate::render::{Context, Event, Settings, Templates};
 use crate::store::outbox::ExpandTarget;
 use crate::store::schedule::{StandaloneKind, STANDALONE_BASE};
@@ -535,7 +534,18 @@ fn rendered(
     let parts = if c.platform == Platform::Email {
         vec![out.text.clone()]
     } else {
-        fit(&channel_rule(ch), &out.text, &c.policy(link)).map_err(|e| format!("REJECT:{e}"))?
+        crate::render::fit_rendered(
+            &inner.templates,
+            own,
+            event,
+            kind,
+            locale,
+            &ctx,
+            &out.text,
+            &channel_rule(ch),
+            &c.policy(link),
+        )
+        .map_err(|e| format!("REJECT:{e}"))?
     };
     let m = Arc::new(Prepared {
         parts,

@@ -10,6 +10,7 @@
 //! - [`email`]: the multipart text + HTML message.
 
 pub mod email;
+mod fitting;
 pub mod i18n;
 pub mod markup;
 pub mod preview;
@@ -17,6 +18,7 @@ pub mod rules;
 mod templates;
 pub mod webhook;
 
+pub use fitting::fit_rendered;
 pub use templates::{Rendered, Templates};
 
 use crate::domain::{
@@ -484,3 +486,5 @@ pub fn sample_incident(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shorten;

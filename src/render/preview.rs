@@ -3,7 +3,8 @@
 //! see a message before the public does. Used by `POST /api/v1/preview` and by `crier preview`,
 //! which also works offline.
 
-use super::rules::{bluesky_link_facets, fit, sms_info, ChannelRule, FitError, OverflowPolicy};
+use super::fitting::fit_rendered;
+use super::rules::{bluesky_link_facets, sms_info, ChannelRule, FitError, OverflowPolicy};
 use super::{Context, Event, RenderError, Settings, TemplateKind, Templates};
 use crate::domain::{Incident, Locale, Update};
 use chrono_tz::Tz;
@@ -136,10 +137,17 @@ pub struct Preview {
     pub limit: Option<usize>,
     /// The unit of `length` and `limit`.
     pub unit: String,
-    /// SMS: "GSM-7" or "UCS-2".
+    /// SMS: the encoding of the messages sent (after fitting): "GSM-7" or "UCS-2", or
+    /// "GSM-7/UCS-2" when the parts of a thread differ.
     pub encoding: Option<String>,
-    /// SMS: segments of the whole rendered message.
+    /// SMS: the segments sent (billed), all parts together, after fitting.
     pub segments: Option<usize>,
+    /// SMS: each part's encoding and segments, in order.
+    #[serde(default)]
+    pub part_sms: Option<Vec<PartSms>>,
+    /// SMS: the encoding and segments of the whole rendered message before fitting.
+    #[serde(default)]
+    pub unfitted: Option<PartSms>,
     /// The too-long policy applied.
     pub policy: String,
     /// Bluesky: link facets per part, with UTF-8 byte offsets.
@@ -150,6 +158,26 @@ pub struct Preview {
     /// preview without `--title`), each with how to give one's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<String>,
+}
+
+/// The encoding and segment count of one SMS text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PartSms {
+    /// "GSM-7" or "UCS-2".
+    pub encoding: String,
+    /// Segments the text is delivered (and billed) as.
+    pub segments: usize,
+}
+
+impl PartSms {
+    /// The encoding and segments of `text`, recomputed from the text itself.
+    pub fn of(text: &str) -> PartSms {
+        let info = sms_info(text);
+        PartSms {
+            encoding: info.encoding.as_str().to_owned(),
+            segments: info.segments,
+        }
+    }
 }
 
 /// Why a preview could not be made.
@@ -204,8 +232,28 @@ pub fn preview(
         Some("shorten") => OverflowPolicy::Shorten { link },
         _ => req.platform.default_policy(link),
     };
-    let parts = fit(&rule, &rendered.text, &policy)?;
-    let sms = (req.platform == Platform::Sms).then(|| sms_info(&rendered.text));
+    let parts = fit_rendered(
+        templates,
+        req.channel,
+        req.event,
+        kind,
+        &locale,
+        &ctx,
+        &rendered.text,
+        &rule,
+        &policy,
+    )?;
+    let sms = req.platform == Platform::Sms;
+    let part_sms: Option<Vec<PartSms>> =
+        sms.then(|| parts.iter().map(|p| PartSms::of(p)).collect());
+    let encoding = part_sms.as_ref().map(|ps| {
+        let gsm = ps.iter().filter(|p| p.encoding == "GSM-7").count();
+        match gsm {
+            0 => "UCS-2".to_owned(),
+            n if n == ps.len() => "GSM-7".to_owned(),
+            _ => "GSM-7/UCS-2".to_owned(),
+        }
+    });
     let facets = (req.platform == Platform::Bluesky).then(|| {
         parts
             .iter()
@@ -231,8 +279,12 @@ pub fn preview(
         length: rule.measure(&rendered.text),
         limit: rule.limit_for(&rendered.text),
         unit: rule.unit_for(&rendered.text).to_owned(),
-        encoding: sms.map(|s| s.encoding.as_str().to_owned()),
-        segments: sms.map(|s| s.segments),
+        encoding,
+        segments: part_sms
+            .as_ref()
+            .map(|ps| ps.iter().map(|p| p.segments).sum()),
+        unfitted: sms.then(|| PartSms::of(&rendered.text)),
+        part_sms,
         policy: policy.name().to_owned(),
         facets,
         html: rendered.html,
@@ -357,9 +409,19 @@ pub fn parse_event(s: &str) -> Result<Event, String> {
 pub fn describe(p: &Preview) -> String {
     let mut out = format!("{} · {} · locale {}", p.kind, p.event, p.locale);
     if let (Some(enc), Some(seg)) = (&p.encoding, p.segments) {
-        out.push_str(&format!(" · {enc}, {seg} segment(s)"));
+        out.push_str(&format!(" · sends {enc}, {seg} segment(s)"));
+        if let Some(u) = p
+            .unfitted
+            .as_ref()
+            .filter(|u| p.parts.len() > 1 || u.segments != seg)
+        {
+            out.push_str(&format!(
+                " (the full text: {}, {} segment(s))",
+                u.encoding, u.segments
+            ));
+        }
     }
-    out.push_str(&format!("\nlength {} {}", p.length, p.unit));
+    out.push_str(&format!("\nfull text {} {}", p.length, p.unit));
     match p.limit {
         Some(l) => out.push_str(&format!(" of {l}")),
         None => out.push_str(" (no limit)"),
@@ -377,10 +439,21 @@ pub fn describe(p: &Preview) -> String {
     }
     let n = p.parts.len();
     for (i, (part, len)) in p.parts.iter().zip(&p.part_lengths).enumerate() {
+        let sms = p
+            .part_sms
+            .as_ref()
+            .and_then(|ps| ps.get(i))
+            .map(|s| format!(" · {}, {} segment(s)", s.encoding, s.segments))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "--- part {}/{n}: {len} {}\n{part}\n",
+            "--- part {}/{n}: {len} {}{sms}\n{part}\n",
             i + 1,
-            p.unit
+            // A part's unit follows its own encoding (septets or UTF-16 units).
+            match p.part_sms.as_ref().and_then(|ps| ps.get(i)) {
+                Some(s) if s.encoding == "GSM-7" => "septets",
+                Some(_) => "UTF-16 units",
+                None => p.unit.as_str(),
+            }
         ));
     }
     out

@@ -19,7 +19,7 @@ mod sms;
 mod urls;
 mod weights;
 
-pub use fit::{fit, FitError, OverflowPolicy};
+pub use fit::{fit, shorten_body, FitError, OverflowPolicy};
 pub use sms::{
     is_gsm7, sms_encoding, sms_info, sms_segments_text, SmsEncoding, SmsInfo, GSM7_CONCAT_SEPTETS,
     GSM7_SINGLE_SEPTETS, UCS2_CONCAT_UNITS, UCS2_SINGLE_UNITS,

@@ -313,9 +313,10 @@ fn sms_preview_shortens_with_the_link_and_counts_segments() {
     assert_eq!(p.parts.len(), 1);
     assert_eq!(p.encoding.as_deref(), Some("GSM-7"));
     assert!(
-        p.segments.unwrap() > 1,
+        p.unfitted.as_ref().unwrap().segments > 1,
         "the full message needs several segments"
     );
+    assert_eq!(p.segments, Some(1), "the shortened message is one segment");
     assert!(p.part_lengths[0] <= 160, "{:?}", p.part_lengths);
     let last_word = p.parts[0].rsplit(' ').next().unwrap();
     assert!(
@@ -421,4 +422,38 @@ fn social_previews_thread_within_limits_and_facet_links() {
         &p.parts[0].as_bytes()[s..e],
         f["features"][0]["uri"].as_str().unwrap().as_bytes()
     );
+}
+
+#[test]
+fn a_reopen_is_announced_as_a_reopening_in_every_kind_and_language() {
+    let t = Templates::load(&shipped(), &[]).unwrap();
+    for (loc, reopened, update) in [
+        ("en", "Reopened", "Update"),
+        ("fi", "Avattu uudelleen", "Päivitys"),
+        ("sv", "Återöppnad", "Uppdatering"),
+    ] {
+        for kind in TemplateKind::ALL {
+            let (i, mut u) = sample_with_text(Event::IncidentUpdated, "Delays again");
+            u.action = UpdateAction::Reopened;
+            assert_eq!(Event::of_update(i.kind, &u), Event::IncidentUpdated);
+            let ctx = Context::for_update(&settings(), &i, &u, &l(loc), helsinki());
+            let r = t
+                .render(None, Event::IncidentUpdated, kind, &l(loc), &ctx)
+                .unwrap();
+            let shown = format!("{}\n{}", r.subject.unwrap_or_default(), r.text);
+            assert!(shown.contains(reopened), "{kind:?} {loc}: {shown}");
+            assert!(!shown.contains(update), "{kind:?} {loc}: {shown}");
+            // An ordinary update keeps its wording.
+            u.action = UpdateAction::Updated;
+            let ctx = Context::for_update(&settings(), &i, &u, &l(loc), helsinki());
+            let r = t
+                .render(None, Event::IncidentUpdated, kind, &l(loc), &ctx)
+                .unwrap();
+            assert!(
+                r.text.contains(update) && !r.text.contains(reopened),
+                "{}",
+                r.text
+            );
+        }
+    }
 }

@@ -555,6 +555,104 @@ fn shorten(rule: &ChannelRule, text: &str, link: Option<&str>) -> Result<Vec<Str
     })
 }
 
+/// Make a message that is `before + body + after` fit `rule` by shortening only
+/// `body`: the frame around it (the headline before, the "next update" promise
+/// and link after) is kept byte for byte.
+///
+/// A message that already fits is returned unchanged. Otherwise `body` is cut
+/// at the latest word boundary that fits (a first word too long on its own is
+/// cut between graphemes, never inside a link) and the marker `"…"` shows
+/// where text was removed. When `link` is given and the frame does not
+/// already contain it, `" "` and the link follow the marker, so a reader can
+/// always find the rest. On SMS the three full stops `"..."` are used instead
+/// of `"…"` when that keeps more of the body (it keeps the message GSM-7,
+/// whose segments hold more than twice as much as UCS-2's).
+///
+/// Errors with [`FitError::NoRoomForText`] when the frame and marker leave no
+/// room for even the body's first grapheme or link, and with
+/// [`FitError::Blank`] when the body is only whitespace and the message does
+/// not fit.
+pub fn shorten_body(
+    rule: &ChannelRule,
+    before: &str,
+    body: &str,
+    after: &str,
+    link: Option<&str>,
+) -> Result<String, FitError> {
+    let whole = format!("{before}{body}{after}");
+    if rule.fits(&whole) {
+        return Ok(whole);
+    }
+    let link = link
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !before.contains(l) && !after.contains(l));
+    let units = units(body);
+    let i = skip_ws(&units, 0);
+    if units.get(i).is_none() {
+        return Err(blank_error(rule, &whole));
+    }
+    let sms = matches!(rule.limit, Limit::Sms { .. });
+    let ellipses: &[&str] = if sms { &["...", "…"] } else { &["…"] };
+    let mut best: Option<(usize, String)> = None;
+    let mut first_error = None;
+    for ell in ellipses {
+        let ending = match link {
+            Some(l) => format!("{ell} {l}"),
+            None => (*ell).to_owned(),
+        };
+        match cut_to_fit(rule, body, &units, i, |kept| {
+            format!("{before}{kept}{ending}{after}")
+        }) {
+            Ok((kept_len, msg)) => {
+                // More of the body wins; on a tie, the earlier (GSM-7) ellipsis.
+                if best.as_ref().is_none_or(|(b, _)| kept_len > *b) {
+                    best = Some((kept_len, msg));
+                }
+            }
+            Err(length) => {
+                first_error.get_or_insert((ending, length));
+            }
+        }
+    }
+    if let Some((_, msg)) = best {
+        return Ok(msg);
+    }
+    let (ending, probe) = first_error.unwrap_or_default();
+    let (length, limit, unit) = rule.describe(&probe);
+    Err(FitError::NoRoomForText {
+        channel: rule.name(),
+        ending,
+        length,
+        limit,
+        unit,
+    })
+}
+
+/// The longest start of `body` (from unit `i`, at a word end if possible, else
+/// between graphemes of the first word) for which `compose(kept)` fits:
+/// `(bytes of body kept, message)`, or the smallest message tried when
+/// nothing fits.
+fn cut_to_fit(
+    rule: &ChannelRule,
+    body: &str,
+    units: &[Unit],
+    i: usize,
+    compose: impl Fn(&str) -> String,
+) -> Result<(usize, String), String> {
+    let start = units[i].range.start;
+    let at = |e: usize| compose(slice(body, start..units[e - 1].range.end));
+    let ends: Vec<usize> = word_ends(units).into_iter().filter(|&e| e > i).collect();
+    if let Some(j) = last_true(ends.len(), |j| rule.fits(&at(ends[j]))) {
+        return Ok((units[ends[j] - 1].range.end - start, at(ends[j])));
+    }
+    let word_end = ends.first().copied().unwrap_or(units.len());
+    let inner: Vec<usize> = (i + 1..word_end).collect();
+    if let Some(j) = last_true(inner.len(), |j| rule.fits(&at(inner[j]))) {
+        return Ok((units[inner[j] - 1].range.end - start, at(inner[j])));
+    }
+    Err(at(i + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{find_urls, sms_info, sms_segments_text, SmsEncoding};
@@ -931,6 +1029,48 @@ mod tests {
     }
 
     #[test]
+    fn shorten_body_keeps_the_frame() {
+        let before = "Org: Update - Delays. ";
+        let after = " Next update by 14:30 EET. https://s.example/i/1";
+        let body = "Flights are delayed at gate 12 because of snow. ".repeat(10);
+        let body = body.trim_end();
+        let rule = ChannelRule::sms(1);
+        let out = shorten_body(&rule, before, body, after, Some("https://s.example/i/1"))
+            .unwrap_or_default();
+        assert!(rule.fits(&out), "{out}");
+        assert!(out.starts_with(&format!("{before}Flights")), "{out}");
+        // The link is already in the frame: not repeated after the marker.
+        assert!(out.ends_with(&format!("...{after}")), "{out}");
+        assert_eq!(out.matches("https://").count(), 1, "{out}");
+        // The kept text ends at a word: the original continues with a space.
+        let kept = &out[before.len()..out.len() - after.len() - 3];
+        assert!(body[kept.len()..].starts_with(' '), "{kept:?}");
+        // A link the frame lacks follows the marker.
+        let out = shorten_body(&rule, before, body, " Next.", Some("https://s.example/i/1"))
+            .unwrap_or_default();
+        assert!(out.ends_with("... https://s.example/i/1 Next."), "{out}");
+        // Text that fits is not touched.
+        assert_eq!(
+            shorten_body(&rule, before, "Short.", after, None),
+            Ok(format!("{before}Short.{after}"))
+        );
+        // On UCS-2 the one-unit ellipsis keeps more than three full stops.
+        let body = "Σεισμός στην Αθήνα, μείνετε έξω. ".repeat(6);
+        let out = shorten_body(&ChannelRule::sms(2), "", body.trim_end(), after, None)
+            .unwrap_or_default();
+        assert!(out.ends_with(&format!("…{after}")), "{out}");
+        assert!(ChannelRule::sms(2).fits(&out));
+        // A frame that leaves no room is an error that says so.
+        let err = shorten_body(&rule, &"x".repeat(158), "more words", "", None);
+        assert!(
+            matches!(err, Err(FitError::NoRoomForText { .. })),
+            "{err:?}"
+        );
+        let err = shorten_body(&rule, &"x".repeat(170), "   ", "", None);
+        assert!(matches!(err, Err(FitError::Blank { .. })), "{err:?}");
+    }
+
+    #[test]
     fn policy_names() {
         assert_eq!(OverflowPolicy::Thread.name(), "thread");
         assert_eq!(OverflowPolicy::Shorten { link: None }.name(), "shorten");
@@ -1038,6 +1178,32 @@ mod tests {
         fn prop_small_limit_channels(text in text_strategy(160), which in 0usize..8) {
             let rule = small_rules()[which];
             check_all_policies(&rule, &text);
+        }
+
+        #[test]
+        fn prop_shorten_body_keeps_frame(
+            before in text_strategy(6),
+            body in text_strategy(120),
+            after in text_strategy(6),
+            which in 0usize..8,
+        ) {
+            let rule = small_rules()[which];
+            let link = "https://crier.example/t/1";
+            match shorten_body(&rule, &before, &body, &after, Some(link)) {
+                Ok(out) => {
+                    prop_assert!(rule.fits(&out));
+                    prop_assert!(out.starts_with(&before));
+                    prop_assert!(out.ends_with(&after));
+                    let whole = format!("{before}{body}{after}");
+                    if out != whole {
+                        let mid = &out[before.len()..out.len() - after.len()];
+                        prop_assert!(mid.contains('…') || mid.contains("..."));
+                        prop_assert!(mid.ends_with(link));
+                    }
+                }
+                Err(FitError::NoRoomForText { .. } | FitError::Blank { .. }) => {}
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
         }
 
         #[test]

@@ -1,0 +1,235 @@
+//! An update's text in several languages from the command line.
+//!
+//! Why this exists: with one `--message` and one `--locale`, a Finnish-only update reaches an
+//! English channel as Finnish text. An update carries one text per language (the API's `body`),
+//! so the CLI lets the officer give several:
+//!
+//! - `--message TEXT` (repeatable): a text that starts with a language crier ships templates
+//!   for and a colon — `en:`, `fi:`, `sv:`, optionally with a region (`sv-FI:`) — is in that
+//!   language; any other text is in `--locale` (default `en`). Only those codes count, written
+//!   in lowercase, so `Note: …` or `NO: …` stay plain text; to start a text with such a code
+//!   literally, give its language first (`en:fi: stands for Finnish`).
+//! - `--message-file FILE`: a TOML file with one text per language, any language tag as key
+//!   (`en = "…"`, `fi = """…"""`).
+//!
+//! Each language may be given once. One plain text is sent as before (`message` + `locale`);
+//! anything else as `body` {locale: text}.
+
+use super::client::CliError;
+use crate::domain::Locale;
+use crate::render::i18n::SHIPPED;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The language of a `xx:`-prefixed text and the text after the colon, when the prefix is one
+/// of crier's own languages (see the module docs).
+fn prefixed(message: &str) -> Option<(Locale, &str)> {
+    let (tag, text) = message.split_once(':')?;
+    let lang = tag.split('-').next().unwrap_or_default();
+    if !SHIPPED.contains(&lang) || tag.len() > 5 {
+        return None;
+    }
+    Locale::parse(tag).ok().map(|l| (l, text))
+}
+
+fn insert(texts: &mut BTreeMap<Locale, String>, l: Locale, text: &str) -> Result<(), CliError> {
+    if texts.contains_key(&l) {
+        return Err(CliError::Usage(format!(
+            "two texts for {l}; give each language once (--message {l}:… or in --message-file)"
+        )));
+    }
+    texts.insert(l, text.trim().to_owned());
+    Ok(())
+}
+
+/// Reads a `--message-file`: TOML, one text per language.
+fn read_file(path: &Path, texts: &mut BTreeMap<Locale, String>) -> Result<(), CliError> {
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the message file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let map: BTreeMap<String, String> = toml::from_str(&src).map_err(|e| {
+        CliError::Usage(format!(
+            "{} is not a message file: write one text per language, e.g. en = \"Delays\" and \
+             fi = \"Viiveitä\" ({})",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    if map.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} has no texts; write one per language, e.g. en = \"Delays\"",
+            path.display()
+        )));
+    }
+    for (tag, text) in map {
+        let l = Locale::parse(&tag)
+            .map_err(|e| CliError::Usage(format!("{}: key \"{tag}\": {e}", path.display())))?;
+        insert(texts, l, &text)?;
+    }
+    Ok(())
+}
+
+/// The JSON fields of an update's text: `message` (and `locale`) for one plain text, else
+/// `body` with one text per language.
+pub(super) fn text_fields(
+    messages: &[String],
+    locale: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Value, CliError> {
+    if let ([m], None) = (messages, file) {
+        if prefixed(m).is_none() {
+            let mut v = json!({ "message": m });
+            if let Some(l) = locale {
+                v["locale"] = json!(l);
+            }
+            return Ok(v);
+        }
+    }
+    let mut texts = BTreeMap::new();
+    let mut plain = false;
+    for m in messages {
+        match prefixed(m) {
+            Some((l, text)) => insert(&mut texts, l, text)?,
+            None => {
+                plain = true;
+                let l = match locale {
+                    Some(l) => {
+                        Locale::parse(l).map_err(|e| CliError::Usage(format!("--locale: {e}")))?
+                    }
+                    None => Locale::english(),
+                };
+                insert(&mut texts, l, m)?;
+            }
+        }
+    }
+    if let Some(f) = file {
+        read_file(f, &mut texts)?;
+    }
+    if texts.is_empty() {
+        return Err(CliError::Usage(
+            "say what is happening with --message TEXT (repeat it as --message fi:TEXT for \
+             other languages) or --message-file FILE"
+                .into(),
+        ));
+    }
+    if let (Some(l), false) = (locale, plain) {
+        return Err(CliError::Usage(format!(
+            "--locale {l} names the language of a --message without a language prefix, and \
+             there is none; drop --locale or write the text as --message {l}:TEXT"
+        )));
+    }
+    Ok(json!({ "body": texts }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(messages: &[&str], locale: Option<&str>) -> Result<Value, CliError> {
+        let m: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
+        text_fields(&m, locale, None)
+    }
+
+    #[test]
+    fn prefixes_and_plain_texts() {
+        // (messages, --locale, expected JSON)
+        let table: Vec<(Vec<&str>, Option<&str>, Value)> = vec![
+            (vec!["Delays"], None, json!({"message": "Delays"})),
+            (
+                vec!["Viiveitä"],
+                Some("fi"),
+                json!({"message": "Viiveitä", "locale": "fi"}),
+            ),
+            (
+                vec!["Note: gate changed"],
+                None,
+                json!({"message": "Note: gate changed"}),
+            ),
+            (vec!["NO: flights"], None, json!({"message": "NO: flights"})),
+            (vec!["no: flights"], None, json!({"message": "no: flights"})),
+            (
+                vec!["fi: Viiveitä"],
+                None,
+                json!({"body": {"fi": "Viiveitä"}}),
+            ),
+            (
+                vec!["en:Delays", "fi:Viiveitä", "sv-fi:Förseningar"],
+                None,
+                json!({"body": {"en": "Delays", "fi": "Viiveitä", "sv-FI": "Förseningar"}}),
+            ),
+            (
+                vec!["Delays", "fi:Viiveitä"],
+                None,
+                json!({"body": {"en": "Delays", "fi": "Viiveitä"}}),
+            ),
+            (
+                vec!["Viiveitä", "sv:Förseningar"],
+                Some("fi"),
+                json!({"body": {"fi": "Viiveitä", "sv": "Förseningar"}}),
+            ),
+            (
+                vec!["en:fi: stands for Finnish"],
+                None,
+                json!({"body": {"en": "fi: stands for Finnish"}}),
+            ),
+        ];
+        for (messages, locale, want) in table {
+            let got = fields(&messages, locale).unwrap_or_else(|e| panic!("{messages:?}: {e}"));
+            assert_eq!(got, want, "{messages:?} {locale:?}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_say_what_to_do() {
+        let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+            (vec!["fi:a", "fi:b"], None, "two texts for fi"),
+            (vec!["a", "en:b"], None, "two texts for en"),
+            (vec![], None, "--message-file"),
+            (vec!["fi:a"], Some("sv"), "drop --locale"),
+            (vec!["a", "fi:b"], Some("x1"), "--locale"),
+        ];
+        for (messages, locale, want) in cases {
+            match fields(&messages, locale) {
+                Err(CliError::Usage(m)) => assert!(m.contains(want), "{m}"),
+                other => panic!("{messages:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn message_file_is_toml_by_language() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("texts.toml");
+        std::fs::write(&path, "en = \"Delays\"\nfi = \"\"\"\nViiveitä\n\"\"\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = text_fields(&["sv:Förseningar".into()], None, Some(&path))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            got,
+            json!({"body": {"en": "Delays", "fi": "Viiveitä", "sv": "Förseningar"}})
+        );
+        let err = text_fields(&["en:x".into()], None, Some(&path));
+        assert!(matches!(err, Err(CliError::Usage(m)) if m.contains("two texts for en")));
+        std::fs::write(&path, "en: Delays\n").unwrap_or_else(|e| panic!("{e}"));
+        let err = text_fields(&[], None, Some(&path));
+        assert!(
+            matches!(&err, Err(CliError::Usage(m)) if m.contains("en = \\\"Delays\\\"") || m.contains("en = \"Delays\"")),
+            "{err:?}"
+        );
+        std::fs::write(&path, "english = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let err = text_fields(&[], None, Some(&path));
+        assert!(
+            matches!(&err, Err(CliError::Usage(m)) if m.contains("key \"english\"")),
+            "{err:?}"
+        );
+        let err = text_fields(&[], None, Some(&dir.path().join("missing.toml")));
+        assert!(
+            matches!(&err, Err(CliError::Usage(m)) if m.contains("cannot read the message file")),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! The real binary: one update in several languages (`--message fi:…`, `--message-file`), and a
+//! reopen announced as a reopening.
+
+use crate::helpers::{bin, spawn_app, TestApp};
+use serde_json::Value;
+use std::process::Output;
+
+async fn crier(app: &TestApp, args: &[&str]) -> Output {
+    tokio::process::Command::new(bin())
+        .args(["--url", &app.base, "--token", &app.token])
+        .args(args)
+        .env_remove("CRIER_URL")
+        .env_remove("CRIER_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", err(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", out(o)))
+}
+
+/// What an SMS channel in `locale` would send for the incident's latest update.
+async fn sms(app: &TestApp, id: &str, locale: &str) -> String {
+    let o = crier(
+        app,
+        &[
+            "preview",
+            "--incident",
+            id,
+            "--kind",
+            "sms",
+            "--locale",
+            locale,
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    out(&o)
+}
+
+#[tokio::test]
+async fn one_update_in_several_languages_from_the_cli() {
+    let app = spawn_app().await;
+    let v = json(
+        &crier(
+            &app,
+            &[
+                "incident",
+                "open",
+                "--title",
+                "Check-in delays",
+                "--impact",
+                "major",
+                "--message",
+                "Check-in is slow.",
+                "--message",
+                "fi:Lähtöselvitys on hidas.",
+                "--message",
+                "sv: Incheckningen går långsamt.",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    let id = v["id"].as_str().unwrap().to_owned();
+    let body = &v["updates"][0]["body"];
+    assert_eq!(body["en"], "Check-in is slow.");
+    assert_eq!(body["fi"], "Lähtöselvitys on hidas.");
+    assert_eq!(body["sv"], "Incheckningen går långsamt.");
+    // The English channel gets the English text, the Finnish one the Finnish text.
+    let en = sms(&app, &id, "en").await;
+    assert!(
+        en.contains("Check-in is slow.") && !en.contains("hidas"),
+        "{en}"
+    );
+    let fi = sms(&app, &id, "fi").await;
+    assert!(fi.contains("Lähtöselvitys on hidas."), "{fi}");
+
+    // A message file: TOML, one text per language; a plain --message with --locale joins it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("update.toml");
+    std::fs::write(
+        &file,
+        "en = \"Note: the cause is a network fault.\"\nfi = \"\"\"\nSyy on verkkovika.\n\"\"\"\n",
+    )
+    .unwrap();
+    let v = json(
+        &crier(
+            &app,
+            &[
+                "incident",
+                "update",
+                &id,
+                "--status",
+                "identified",
+                "--message-file",
+                file.to_str().unwrap(),
+                "--message",
+                "Orsaken är ett nätverksfel.",
+                "--locale",
+                "sv",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    let body = &v["update"]["body"];
+    assert_eq!(body["en"], "Note: the cause is a network fault.");
+    assert_eq!(body["fi"], "Syy on verkkovika.");
+    assert_eq!(body["sv"], "Orsaken är ett nätverksfel.");
+
+    // "Note:" is not a language: a plain text stays whole, in the default language.
+    let v = json(
+        &crier(
+            &app,
+            &[
+                "incident",
+                "update",
+                &id,
+                "--status",
+                "monitoring",
+                "--message",
+                "Note: gate 12 is open again.",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        v["update"]["body"],
+        serde_json::json!({"en": "Note: gate 12 is open again."})
+    );
+
+    // Two texts for one language: a usage error (exit 2) and nothing is written.
+    let before = app.checksum();
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "monitoring",
+            "--message",
+            "fi:Yksi",
+            "--message",
+            "fi:Kaksi",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("two texts for fi"), "{}", err(&o));
+    assert_eq!(app.checksum(), before, "a refused update writes nothing");
+    let show = json(&crier(&app, &["incident", "show", &id, "--json"]).await);
+    assert_eq!(show["updates"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_reopen_is_announced_as_a_reopening() {
+    let app = spawn_app().await;
+    let v = json(
+        &crier(
+            &app,
+            &[
+                "incident",
+                "open",
+                "--title",
+                "Baggage delays",
+                "--impact",
+                "minor",
+                "--message",
+                "Bags are late.",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    let id = v["id"].as_str().unwrap().to_owned();
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "identified",
+            "--message",
+            "Belt fault.",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(sms(&app, &id, "en")
+        .await
+        .contains(": Update - Baggage delays"));
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "resolve",
+            &id,
+            "--message",
+            "en:Fixed.",
+            "--message",
+            "fi:Korjattu.",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "reopen",
+            &id,
+            "--message",
+            "Bags are late again.",
+            "--message",
+            "fi:Laukut myöhässä taas.",
+            "--message",
+            "sv:Väskorna är sena igen.",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    for (locale, headline, text) in [
+        ("en", ": Reopened - Baggage delays", "Bags are late again."),
+        (
+            "fi",
+            ": Avattu uudelleen - Baggage delays",
+            "Laukut myöhässä taas.",
+        ),
+        (
+            "sv",
+            ": Återöppnad - Baggage delays",
+            "Väskorna är sena igen.",
+        ),
+    ] {
+        let p = sms(&app, &id, locale).await;
+        assert!(p.contains(headline) && p.contains(text), "{locale}: {p}");
+        assert!(!p.contains("Update -"), "{locale}: {p}");
+    }
+}

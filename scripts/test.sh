@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of crier on a fresh machine: installs what the tests need, then checks
-# formatting and lints, and runs unit and integration tests (which start the real binary).
+# formatting and lints, and runs unit and integration tests (which start the real binary), the
+# end-to-end tests (fault matrix included) and a short coverage-guided fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,9 @@ cargo test --locked --all-targets
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix)"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_
+echo "== fuzzing: cargo-fuzz, each target from its committed corpus (scripts/fuzz.sh)"
+bash scripts/fuzz.sh "${CRIER_FUZZ_SECONDS:-20}"
+
 echo "== README walkthrough: every shell block of the README, in order, on a fresh copy"
 cargo build --locked --bins --examples
 bash scripts/readme_walkthrough.sh

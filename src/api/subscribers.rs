@@ -221,11 +221,47 @@ pub async fn import(
             ApiError::bad_request(e.body_text())
         }
     })?;
+    let known: HashSet<String> = state
+        .store
+        .components()?
+        .into_iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    let ParsedImport {
+        batch,
+        errors,
+        in_file_duplicates,
+    } = parse_import(&body, &known)?;
+    let counts = state.store.import_subscribers(batch, Utc::now()).await?;
+    tracing::info!(
+        added = counts.added,
+        rejected = errors.len(),
+        "subscribers imported"
+    );
+    Ok(Json(ImportReport {
+        added: counts.added,
+        duplicates: counts.duplicates + in_file_duplicates,
+        rejected: errors.len(),
+        errors,
+    }))
+}
+
+/// What an import body holds, before anything is written: the valid rows (unique within the
+/// file), the rejected rows and how many rows repeated an earlier row's address.
+pub struct ParsedImport {
+    pub batch: Vec<NewSubscriber>,
+    pub errors: Vec<RowError>,
+    pub in_file_duplicates: usize,
+}
+
+/// Parses and validates an import body (see [`import`]) against the `known` component names.
+/// It touches no store, so the fuzz target in fuzz/ can drive it directly.
+pub fn parse_import(body: &[u8], known: &HashSet<String>) -> Result<ParsedImport, ApiError> {
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
-        .delimiter(delimiter(&body))
-        .from_reader(body.as_ref());
+        .delimiter(delimiter(body))
+        .from_reader(body);
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| ApiError::unprocessable(format!("the CSV header row cannot be read: {e}")))?
@@ -255,12 +291,6 @@ pub async fn import(
     }
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (ce, cp, cl, cc) = (col("email"), col("phone"), col("locale"), col("components"));
-    let known: HashSet<String> = state
-        .store
-        .components()?
-        .into_iter()
-        .map(|c| c.name.to_string())
-        .collect();
     let mut batch = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -306,16 +336,9 @@ pub async fn import(
             Err(message) => errors.push(RowError { line, message }),
         }
     }
-    let counts = state.store.import_subscribers(batch, Utc::now()).await?;
-    tracing::info!(
-        added = counts.added,
-        rejected = errors.len(),
-        "subscribers imported"
-    );
-    Ok(Json(ImportReport {
-        added: counts.added,
-        duplicates: counts.duplicates + in_file_duplicates,
-        rejected: errors.len(),
+    Ok(ParsedImport {
+        batch,
         errors,
-    }))
+        in_file_duplicates,
+    })
 }

@@ -52,7 +52,9 @@ fn summary(s: &str) -> Result<String, DomainError> {
             "is empty; say in a sentence what is wrong (the public may read it)",
         ));
     }
-    Ok(t.chars().take(MAX_SUMMARY).collect())
+    let cut: String = t.chars().take(MAX_SUMMARY).collect();
+    // The cut can end inside a run of spaces.
+    Ok(cut.trim_end().to_owned())
 }
 
 /// Splits a possibly multi-line text into its first non-empty line and the rest (trimmed; `None`
@@ -330,6 +332,18 @@ mod tests {
         assert!(e.to_string().contains("version 4"), "{e}");
         let e = HookPayload::parse(HookKind::Grafana, b"{").unwrap_err();
         assert!(e.to_string().contains("Grafana"), "{e}");
+    }
+
+    /// Found by the hook_payloads fuzz target: cutting a long summary at 1000 characters could
+    /// end inside a run of spaces, leaving trailing whitespace in the published text.
+    #[test]
+    fn a_long_summary_cut_at_the_limit_is_still_trimmed() {
+        let long = format!("{}    and more", "a".repeat(MAX_SUMMARY - 2));
+        let body = serde_json::json!({"version": "4", "alerts": [
+            {"status": "firing", "annotations": {"summary": long}}]});
+        let p = HookPayload::parse(HookKind::Alertmanager, body.to_string().as_bytes()).unwrap();
+        let t = p.into_triggers(HookKind::Alertmanager, None).unwrap();
+        assert_eq!(t[0].summary, "a".repeat(MAX_SUMMARY - 2));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tokio::task::block_in_place;
 
 struct Proc(Child);
 
@@ -356,4 +357,262 @@ async fn e2e_kill_9_mid_fanout_every_subscriber_receives_duplicates_bounded() {
         "{dups} duplicates, more than the {CONCURRENCY} that can be in flight: {st}"
     );
     eprintln!("kill -9 after {at_kill} of {N} accepted; after restart all {N} received, {dups} duplicate(s)");
+}
+
+/// How a fault-matrix row interrupts crier mid-fan-out, if at all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stop {
+    /// crier runs through the fault.
+    None,
+    /// SIGTERM (graceful: in-flight sends finish and are recorded), then a restart.
+    Sigterm,
+    /// SIGKILL (a crash), then a restart.
+    Kill9,
+}
+
+/// One row of the fault matrix: what the emulator does, how crier is interrupted, which fault
+/// counter of the emulator must have fired (so the row cannot pass without its fault), and how
+/// many duplicates the row allows.
+struct FaultRow {
+    name: &'static str,
+    faults: Value,
+    stop: Stop,
+    counter: &'static str,
+    max_duplicates: u64,
+}
+
+const MATRIX_SUBSCRIBERS: usize = 300;
+/// The channel's concurrency: the sends in flight at once, so the most a crash can expose to a
+/// resend.
+const MATRIX_CONCURRENCY: u64 = 8;
+
+fn fault_matrix() -> Vec<FaultRow> {
+    let c = MATRIX_CONCURRENCY;
+    vec![
+        FaultRow {
+            name: "provider 5xx",
+            faults: json!({"error_rate": 0.3}),
+            stop: Stop::None,
+            counter: "error",
+            max_duplicates: 0,
+        },
+        FaultRow {
+            name: "429 with Retry-After",
+            faults: json!({"burst_429": {"every": 40, "length": 15, "retry_after": "1"}}),
+            stop: Stop::None,
+            counter: "throttle",
+            max_duplicates: 0,
+        },
+        FaultRow {
+            name: "hangs (send_timeout)",
+            faults: json!({"hang_rate": 0.05}),
+            stop: Stop::None,
+            counter: "hang",
+            max_duplicates: 0,
+        },
+        FaultRow {
+            name: "connection resets",
+            faults: json!({"reset_rate": 0.2}),
+            stop: Stop::None,
+            counter: "reset",
+            max_duplicates: 0,
+        },
+        FaultRow {
+            name: "SIGTERM mid-fan-out, restart",
+            faults: json!({"latency_ms": 30, "error_rate": 0.1}),
+            stop: Stop::Sigterm,
+            counter: "error",
+            // A graceful stop records every in-flight send before it exits.
+            max_duplicates: 0,
+        },
+        FaultRow {
+            name: "kill -9 mid-fan-out, restart",
+            faults: json!({"latency_ms": 30, "error_rate": 0.1}),
+            stop: Stop::Kill9,
+            counter: "error",
+            max_duplicates: c,
+        },
+    ]
+}
+
+/// Polls the delivery status until `ok` holds, for up to `secs` seconds.
+async fn wait_status<F: Fn(&Value) -> bool>(
+    server: &ServeProcess,
+    id: &str,
+    secs: u64,
+    what: &str,
+    ok: F,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..secs * 10 {
+        last = call(
+            server,
+            reqwest::Method::GET,
+            &format!("/api/v1/incidents/{id}/deliveries"),
+            None,
+            None,
+        )
+        .await;
+        if ok(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}; last status: {last}");
+}
+
+/// Runs one row: 300 SMS subscribers, one incident, the row's fault from the start, the row's
+/// interruption once a third has been accepted; then asserts nothing was lost, duplicates stay
+/// within the row's bound, and crier's delivery status agrees with what the emulator counted.
+async fn fault_row(row: &FaultRow) -> String {
+    let n = MATRIX_SUBSCRIBERS as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim) = block_in_place(provider_sim);
+    let r = reqwest::Client::new()
+        .post(format!("{sim}/faults"))
+        .json(&row.faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}: /faults refused", row.name);
+    let channels = dir.path().join("channels");
+    // A short retry schedule (Retry-After still wins when later), enough attempts that a 30 %
+    // fault rate cannot exhaust it, and a send timeout that gives up on a hang quickly.
+    let retry = std::iter::repeat_n("\"300ms\"", 3)
+        .chain(std::iter::repeat_n("\"1s\"", 14))
+        .collect::<Vec<_>>()
+        .join(", ");
+    write(
+        &channels.join("sms.toml"),
+        &sms_channel(
+            &sim,
+            &format!(
+                "concurrency = {MATRIX_CONCURRENCY}\nsend_timeout = \"1s\"\nretry = [{retry}]\n"
+            ),
+        ),
+    );
+    let data = dir.path().join("data");
+    let start = || ServeProcess::start_env(&data, &channels, None, &SMTP_ENV);
+    let mut server = block_in_place(start);
+    let mut csv = String::from("phone\n");
+    for i in 0..MATRIX_SUBSCRIBERS {
+        csv.push_str(&format!("+35850{i:07}\n"));
+    }
+    let r = call(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/subscribers/import",
+        None,
+        Some(csv),
+    )
+    .await;
+    assert_eq!(r["added"], n, "{}", row.name);
+    let v = call(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(json!({"title": "Baggage system down", "impact": "major",
+                    "message": "Checked baggage is delayed at HEL."})),
+        None,
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+
+    let mut note = String::new();
+    if row.stop != Stop::None {
+        let mut at_stop = 0;
+        for _ in 0..6000 {
+            at_stop = sim_stats(&sim).await["accepted"]["twilio"]
+                .as_u64()
+                .unwrap();
+            if at_stop >= n / 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match row.stop {
+            Stop::Sigterm => {
+                let status = block_in_place(|| server.terminate());
+                assert!(status.success(), "{}: SIGTERM exit {status}", row.name);
+            }
+            Stop::Kill9 => block_in_place(|| server.kill9()),
+            Stop::None => unreachable!(),
+        }
+        assert!(
+            at_stop < n,
+            "{}: the fan-out finished before the stop; the row proves nothing",
+            row.name
+        );
+        note = format!(", stopped after {at_stop} accepted");
+        server = block_in_place(start);
+    }
+    let st = wait_status(&server, &id, 170, "every delivery final", |v| {
+        v["complete"] == true && v["channels"]["sms"]["total"] == n && {
+            let c = &v["channels"]["sms"];
+            c["pending"] == 0 && c["in_flight"] == 0
+        }
+    })
+    .await;
+    let sms = &st["channels"]["sms"];
+    let stats = sim_stats(&sim).await;
+    let ctx = format!("{}: crier {st}\nemulator {stats}", row.name);
+    // Nothing lost: every subscriber delivered, by crier's account and by the emulator's.
+    assert_eq!(sms["delivered"], n, "{ctx}");
+    assert_eq!(sms["dead"], 0, "{ctx}");
+    assert_eq!(sms["rejected"], 0, "{ctx}");
+    assert_eq!(stats["unique_recipients"]["twilio"], n, "{ctx}");
+    // Duplicates within the row's bound, and the emulator's counts add up.
+    let dups = stats["duplicates"]["twilio"].as_u64().unwrap();
+    assert!(
+        dups <= row.max_duplicates,
+        "{dups} duplicates, more than {}: {ctx}",
+        row.max_duplicates
+    );
+    assert_eq!(
+        stats["accepted"]["twilio"].as_u64(),
+        Some(n + dups),
+        "{ctx}"
+    );
+    // The row's fault really happened (so the row cannot pass without it).
+    let fired = stats["faults"][row.counter].as_u64().unwrap();
+    assert!(fired > 0, "no {} fault fired: {ctx}", row.counter);
+    format!(
+        "{}: {n} delivered, {dups} duplicate(s), {fired} {} fault(s){note}",
+        row.name, row.counter
+    )
+}
+
+/// The fault matrix: each row its own emulator and crier, all rows at once (they mostly wait on
+/// retry delays). A failing row is named in the panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "e2e: needs the built examples; run by scripts/test.sh"]
+async fn e2e_fault_matrix_loses_nothing_and_status_matches_the_provider() {
+    let rows = fault_matrix();
+    let mut tasks = Vec::new();
+    for row in rows {
+        tasks.push((row.name, tokio::spawn(async move { fault_row(&row).await })));
+    }
+    let mut failed = Vec::new();
+    for (name, t) in tasks {
+        match t.await {
+            Ok(line) => eprintln!("fault matrix: {line}"),
+            Err(e) => {
+                let msg = e
+                    .try_into_panic()
+                    .ok()
+                    .and_then(|p| {
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    })
+                    .unwrap_or_default();
+                failed.push(format!("{name}: {msg}"));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "fault matrix rows failed:\n{}",
+        failed.join("\n\n")
+    );
 }

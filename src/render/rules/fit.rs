@@ -1229,4 +1229,28 @@ mod tests {
             check_all_policies(&rule, &big);
         }
     }
+
+    /// From the fit fuzz target: a space joined to a ZWJ is one grapheme that is not
+    /// whitespace, so it is text (never cut in half, never dropped as leading whitespace),
+    /// although `str::trim` would cut its space.
+    #[test]
+    fn a_space_joined_to_a_zwj_is_kept_whole_as_text() {
+        let text = format!("   \n \u{200d}\u{1f467}{}", " word".repeat(80));
+        let rule = ChannelRule::x();
+        let parts = fit(&rule, &text, &OverflowPolicy::Shorten { link: None }).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert!(rule.fits(&parts[0]));
+        assert!(
+            parts[0].starts_with(" \u{200d}\u{1f467} word"),
+            "{:?}",
+            parts[0]
+        );
+        let parts = fit(&rule, &text, &OverflowPolicy::Thread).unwrap();
+        check_thread(&rule, &text, &parts);
+        assert!(
+            parts[0].starts_with(" \u{200d}\u{1f467} word"),
+            "{:?}",
+            parts[0]
+        );
+    }
 }

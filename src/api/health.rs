@@ -1,5 +1,6 @@
 //! Probes, metrics and the public status summary: the only reads that need no token.
 
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::store::IncidentFilter;
 use axum::extract::State;
@@ -8,11 +9,26 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "public",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness: the store answers and its flusher is alive.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "public",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The store is not ready", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store.ready().await.map_err(|e| {
         tracing::error!(error = %e, "readiness check failed");
@@ -21,7 +37,24 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
     Ok("ready")
 }
 
+/// The public status summary's shape, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PublicStatus {
+    pub components: Vec<crate::domain::Component>,
+    /// Open, published incidents (at most 100).
+    pub incidents: Vec<crate::domain::Incident>,
+}
+
 /// What a public status page shows: components and open, published incidents.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "public",
+    responses(
+        (status = 200, description = "Components and open, published incidents", body = PublicStatus),
+    )
+)]
 pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let components = state.store.components()?;
     let incidents = state.store.incidents(&IncidentFilter {
@@ -37,6 +70,12 @@ pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>,
 
 /// Prometheus text exposition of the store's group-commit counters (delivery metrics join them
 /// with the delivery engine). Aggregate counters only: nothing about incidents or people.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "public",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"))
+)]
 pub async fn metrics(
     State(state): State<AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {

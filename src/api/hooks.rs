@@ -2,6 +2,7 @@
 //! the channel's `status_callback` URL; crier verifies `X-Twilio-Signature` with the channel's
 //! auth token (no bearer token: Twilio cannot send one) and records it on the delivery.
 
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::adapters::twilio::{decode_form, parse_status_callback, verify_signature};
 use axum::body::Bytes;
@@ -9,6 +10,33 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 
+/// A Twilio status callback's form fields (others are accepted and ignored).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)] // the form's shape, for the OpenAPI document
+pub struct TwilioCallback {
+    pub MessageSid: String,
+    pub MessageStatus: String,
+    pub ErrorCode: Option<String>,
+}
+
+/// Twilio's message status callback, authenticated by `X-Twilio-Signature`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/twilio/{channel}",
+    tag = "hooks",
+    params(
+        ("channel" = String, Path, description = "The Twilio channel's name"),
+        ("X-Twilio-Signature" = String, Header, description = "Twilio's signature over the callback URL and parameters"),
+    ),
+    request_body(content = TwilioCallback, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Recorded (or an unknown message, acknowledged)"),
+        (status = 400, description = "The form is malformed", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "The signature does not match", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No active Twilio channel of that name with a status_callback", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn twilio_status(
     State(state): State<AppState>,
     Path(channel): Path<String>,

@@ -1,6 +1,7 @@
 //! Incidents and their timelines: open, list, show, post an update, resolve, reopen, publish drafts.
 
 use super::extract::{ApiJson, ApiQuery};
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
     Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, Status, Title, Update,
@@ -141,33 +142,49 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+/// Opens an incident or a maintenance. The text is either `message` (in `locale`, default `en`)
+/// or `body` (one text per locale), exactly one of the two.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIncident {
+    #[schema(value_type = Title)]
     title: String,
     #[serde(default)]
     kind: IncidentKind,
+    /// Default: the kind's first status (investigating or scheduled).
+    #[schema(value_type = Option<Status>)]
     status: Option<String>,
+    /// Required for an incident; a maintenance defaults to `none`.
+    #[schema(value_type = Option<Impact>)]
     impact: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<ComponentName>)]
     components: Vec<String>,
+    /// The promised next update: a delay of 1 minute to 7 days (`30m`, `1h30m`) or an RFC 3339
+    /// instant; not with `next_update_at`.
     next_update: Option<String>,
+    /// The promised next update as a time of day (`HH:MM`) in the server's zone.
     next_update_at: Option<String>,
+    /// A draft is not public and notifies nobody until published.
     #[serde(default)]
     draft: bool,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
     /// Maintenance window, RFC 3339 (both or neither).
     scheduled_for: Option<String>,
     scheduled_until: Option<String>,
+    /// Post a holding statement automatically when a promised update is missed.
     #[serde(default)]
     holding_statement: bool,
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
 /// update is past due and the incident is still open.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IncidentView {
     #[serde(flatten)]
     pub incident: Incident,
@@ -183,7 +200,7 @@ impl From<Incident> for IncidentView {
 }
 
 /// An incident with its timeline.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
@@ -191,12 +208,28 @@ pub struct IncidentDetail {
 }
 
 /// An update just posted, with the incident as it now stands.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Posted {
     pub incident: Incident,
     pub update: Update,
 }
 
+/// Opens an incident or a maintenance with its first update.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    security(("bearer" = [])),
+    request_body = CreateIncident,
+    responses(
+        (status = 201, description = "Opened", body = IncidentDetail),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid (`field` names it)", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -252,20 +285,44 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+/// Filters of the incident list.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only open (true) or only resolved/completed (false) ones.
     open: Option<bool>,
+    #[param(value_type = Option<IncidentKind>)]
     kind: Option<IncidentKind>,
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
+    #[param(value_type = Option<Impact>)]
     impact: Option<String>,
+    /// Only those affecting this component.
+    #[param(value_type = Option<ComponentName>)]
     component: Option<String>,
+    /// At most this many, newest first (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
 /// The most incidents one list request returns.
 const MAX_LIMIT: usize = 10_000;
 
+/// Lists incidents, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The incidents", body = Vec<IncidentView>),
+        (status = 400, description = "A bad query string (unknown parameter, `limit` out of range)", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A filter value is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -299,6 +356,19 @@ pub async fn list(
     ))
 }
 
+/// One incident with its whole timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "The incident and its updates", body = IncidentDetail),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -310,17 +380,26 @@ pub async fn show(
     }))
 }
 
-#[derive(Deserialize)]
+/// A timeline update: the text (`message` or `body`, exactly one), optionally a new status,
+/// impact and promise.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostUpdate {
+    #[schema(value_type = Option<Status>)]
     status: Option<String>,
+    #[schema(value_type = Option<Impact>)]
     impact: Option<String>,
+    /// A delay of 1 minute to 7 days (`30m`) or an RFC 3339 instant; not with `next_update_at`.
     next_update: Option<String>,
+    /// A time of day (`HH:MM`) in the server's zone.
     next_update_at: Option<String>,
     #[serde(default)]
     draft: bool,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
 }
 
@@ -357,6 +436,25 @@ async fn append(
     Ok((StatusCode::CREATED, Json(Posted { incident, update })))
 }
 
+/// Posts an update to an incident's timeline.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/updates",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    request_body = PostUpdate,
+    responses(
+        (status = 201, description = "Posted", body = Posted),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "The state machine refuses the change (e.g. resolved: reopen first)", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -368,12 +466,16 @@ pub async fn update(
 }
 
 /// Resolve and reopen take only the text (and, for reopen, an optional promise).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
+    /// Reopen only: the promised next update.
     next_update: Option<String>,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
 }
 
@@ -392,6 +494,25 @@ impl From<Transition> for PostUpdate {
     }
 }
 
+/// Resolves an incident (or completes a maintenance) with a closing text.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/resolve",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    request_body = Transition,
+    responses(
+        (status = 201, description = "Resolved", body = Posted),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Already resolved", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -406,6 +527,25 @@ pub async fn resolve(
     append(&state, who, &id, Change::Resolve, req.into()).await
 }
 
+/// Reopens a resolved incident.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/reopen",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    request_body = Transition,
+    responses(
+        (status = 201, description = "Reopened", body = Posted),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Not resolved, or a maintenance", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn reopen(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -415,6 +555,20 @@ pub async fn reopen(
     append(&state, who, &id, Change::Reopen, req.into()).await
 }
 
+/// Publishes an incident's draft updates: they become public and are sent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/publish",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "Published; the updates that were drafts", body = IncidentDetail),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Nothing to publish", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,

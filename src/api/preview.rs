@@ -2,6 +2,7 @@
 //! for a draft text), rendered and fitted exactly as delivery will. Writes nothing.
 
 use super::extract::ApiJson;
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Locale;
 use crate::render::preview::{
@@ -15,7 +16,8 @@ use axum::Json;
 use serde::Deserialize;
 use ulid::Ulid;
 
-#[derive(Deserialize)]
+/// What to preview: `incident` or `message`, and `kind` or `channel` (exactly one of each pair).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewBody {
     /// An incident: its latest update is previewed.
@@ -26,17 +28,38 @@ pub struct PreviewBody {
     kind: Option<String>,
     /// … or a configured channel: its platform, templates, locale, zone, policy and SMS cap.
     channel: Option<String>,
+    #[schema(value_type = Option<crate::domain::Locale>)]
     locale: Option<String>,
+    /// The event to render (default: the update's own).
     event: Option<String>,
     /// IANA zone for times (default: the server's `timezone`).
     tz: Option<String>,
     /// SMS segment cap (default 3).
+    #[schema(minimum = 1)]
     sms_segments: Option<usize>,
 }
 
 /// The default SMS segment cap of a preview: a long message costs at most three segments.
 pub const DEFAULT_SMS_SEGMENTS: usize = 3;
 
+/// Renders what one channel kind (or configured channel) would send. Writes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/preview",
+    tag = "preview",
+    security(("bearer" = [])),
+    request_body = PreviewBody,
+    responses(
+        (status = 200, description = "The rendered, fitted message(s)", body = Preview),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "The incident has no updates", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid, or the text does not fit under the `reject` policy", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn preview(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PreviewBody>,

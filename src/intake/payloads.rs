@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 const MAX_SUMMARY: usize = 1000;
 
 /// `POST /api/v1/triggers` and `crier trigger`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerDoc {
     pub source: String,
@@ -94,7 +94,7 @@ impl TriggerDoc {
 }
 
 /// One alert in an Alertmanager or Grafana notification.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct HookAlert {
     pub status: String,
     #[serde(default)]
@@ -106,7 +106,7 @@ pub struct HookAlert {
 }
 
 /// An Alertmanager (version 4) or Grafana webhook notification; other fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HookPayload {
     pub version: String,

@@ -119,7 +119,7 @@ impl Platform {
 }
 
 /// What one channel would send.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     pub kind: String,
     pub event: String,
@@ -143,6 +143,7 @@ pub struct Preview {
     /// The too-long policy applied.
     pub policy: String,
     /// Bluesky: link facets per part, with UTF-8 byte offsets.
+    #[schema(value_type = Option<Vec<Vec<Object>>>)]
     pub facets: Option<Vec<Vec<Value>>>,
     /// Email: the HTML alternative.
     pub html: Option<String>,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 #[utoipa::path(
     get,
     path = "/api/v1/components",
+    operation_id = "listComponents",
     tag = "components",
     security(("bearer" = [])),
     responses(
@@ -27,6 +28,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Component>>,
 /// A component's status (and optional group).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "degraded_performance", "group": "Airport"})))]
 pub struct SetComponent {
     #[schema(value_type = ComponentStatus)]
     status: String,
@@ -39,6 +41,7 @@ pub struct SetComponent {
 #[utoipa::path(
     put,
     path = "/api/v1/components/{name}",
+    operation_id = "setComponent",
     tag = "components",
     security(("bearer" = [])),
     params(("name" = ComponentName, Path, description = "The component's name")),

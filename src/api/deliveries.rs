@@ -167,6 +167,7 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}/deliveries",
+    operation_id = "deliveryStatus",
     tag = "deliveries",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
@@ -188,6 +189,7 @@ pub async fn status(
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}/deliveries/stream",
+    operation_id = "deliveryStream",
     tag = "deliveries",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
@@ -237,6 +239,7 @@ pub struct Requeued {
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/deliveries/retry",
+    operation_id = "retryDead",
     tag = "deliveries",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),

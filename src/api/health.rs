@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 #[utoipa::path(
     get,
     path = "/healthz",
+    operation_id = "healthz",
     tag = "public",
     responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
 )]
@@ -23,6 +24,7 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(
     get,
     path = "/readyz",
+    operation_id = "readyz",
     tag = "public",
     responses(
         (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
@@ -50,6 +52,7 @@ pub struct PublicStatus {
 #[utoipa::path(
     get,
     path = "/api/v1/status",
+    operation_id = "publicStatus",
     tag = "public",
     responses(
         (status = 200, description = "Components and open, published incidents", body = PublicStatus),
@@ -73,6 +76,7 @@ pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>,
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "metrics",
     tag = "public",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"))
 )]

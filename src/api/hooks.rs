@@ -23,6 +23,7 @@ pub struct TwilioCallback {
 #[utoipa::path(
     post,
     path = "/api/v1/hooks/twilio/{channel}",
+    operation_id = "twilioStatusCallback",
     tag = "hooks",
     params(
         ("channel" = String, Path, description = "The Twilio channel's name"),

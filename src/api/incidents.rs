@@ -146,6 +146,7 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 /// or `body` (one text per locale), exactly one of the two.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"title": "Check-in delays at HEL", "impact": "major", "components": [], "message": "We are investigating slow check-in.", "next_update": "30m"})))]
 pub struct CreateIncident {
     #[schema(value_type = Title)]
     title: String,
@@ -218,11 +219,21 @@ pub struct Posted {
 #[utoipa::path(
     post,
     path = "/api/v1/incidents",
+    operation_id = "createIncident",
     tag = "incidents",
     security(("bearer" = [])),
     request_body = CreateIncident,
     responses(
-        (status = 201, description = "Opened", body = IncidentDetail),
+        (status = 201, description = "Opened", body = IncidentDetail, links(
+            ("show" = (operation_id = "showIncident", parameters(("id" = "$response.body#/id")))),
+            ("update" = (operation_id = "postUpdate", parameters(("id" = "$response.body#/id")))),
+            ("resolve" = (operation_id = "resolveIncident", parameters(("id" = "$response.body#/id")))),
+            ("reopen" = (operation_id = "reopenIncident", parameters(("id" = "$response.body#/id")))),
+            ("publish" = (operation_id = "publishDrafts", parameters(("id" = "$response.body#/id")))),
+            ("deliveries" = (operation_id = "deliveryStatus", parameters(("id" = "$response.body#/id")))),
+            ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/id")))),
+            ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
@@ -313,6 +324,7 @@ const MAX_LIMIT: usize = 10_000;
 #[utoipa::path(
     get,
     path = "/api/v1/incidents",
+    operation_id = "listIncidents",
     tag = "incidents",
     security(("bearer" = [])),
     params(ListQuery),
@@ -360,6 +372,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}",
+    operation_id = "showIncident",
     tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
@@ -384,6 +397,7 @@ pub async fn show(
 /// impact and promise.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "identified", "message": "A failed network switch; it is being replaced.", "next_update": "1h"})))]
 pub struct PostUpdate {
     #[schema(value_type = Option<Status>)]
     status: Option<String>,
@@ -440,12 +454,22 @@ async fn append(
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/updates",
+    operation_id = "postUpdate",
     tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
     request_body = PostUpdate,
     responses(
-        (status = 201, description = "Posted", body = Posted),
+        (status = 201, description = "Posted", body = Posted, links(
+            ("show" = (operation_id = "showIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("update" = (operation_id = "postUpdate", parameters(("id" = "$response.body#/incident/id")))),
+            ("resolve" = (operation_id = "resolveIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("reopen" = (operation_id = "reopenIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("publish" = (operation_id = "publishDrafts", parameters(("id" = "$response.body#/incident/id")))),
+            ("deliveries" = (operation_id = "deliveryStatus", parameters(("id" = "$response.body#/incident/id")))),
+            ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
+            ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
+        )),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
@@ -468,6 +492,7 @@ pub async fn update(
 /// Resolve and reopen take only the text (and, for reopen, an optional promise).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"message": "Check-in works normally again."})))]
 pub struct Transition {
     /// Reopen only: the promised next update.
     next_update: Option<String>,
@@ -498,12 +523,22 @@ impl From<Transition> for PostUpdate {
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/resolve",
+    operation_id = "resolveIncident",
     tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
     request_body = Transition,
     responses(
-        (status = 201, description = "Resolved", body = Posted),
+        (status = 201, description = "Resolved", body = Posted, links(
+            ("show" = (operation_id = "showIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("update" = (operation_id = "postUpdate", parameters(("id" = "$response.body#/incident/id")))),
+            ("resolve" = (operation_id = "resolveIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("reopen" = (operation_id = "reopenIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("publish" = (operation_id = "publishDrafts", parameters(("id" = "$response.body#/incident/id")))),
+            ("deliveries" = (operation_id = "deliveryStatus", parameters(("id" = "$response.body#/incident/id")))),
+            ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
+            ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
+        )),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
@@ -531,6 +566,7 @@ pub async fn resolve(
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/reopen",
+    operation_id = "reopenIncident",
     tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
@@ -559,6 +595,7 @@ pub async fn reopen(
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/publish",
+    operation_id = "publishDrafts",
     tag = "incidents",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),

@@ -33,6 +33,7 @@ pub struct IntakeReply {
 #[utoipa::path(
     post,
     path = "/api/v1/triggers",
+    operation_id = "trigger",
     tag = "intake",
     security(("bearer" = [])),
     request_body = TriggerDoc,
@@ -79,6 +80,7 @@ pub struct HookQuery {
 #[utoipa::path(
     post,
     path = "/api/v1/hooks/alertmanager",
+    operation_id = "alertmanagerHook",
     tag = "intake",
     security(("bearer" = [])),
     params(HookQuery),
@@ -107,6 +109,7 @@ pub async fn alertmanager(
 #[utoipa::path(
     post,
     path = "/api/v1/hooks/grafana",
+    operation_id = "grafanaHook",
     tag = "intake",
     security(("bearer" = [])),
     params(HookQuery),

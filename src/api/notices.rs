@@ -22,6 +22,7 @@ const SHOW_NEXT: usize = 5;
 /// the channels it goes out on.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"cron": "0 9 * * 1-5", "tz": "Europe/Helsinki", "message": "Daily status: all systems normal.", "channels": ["log"]})))]
 pub struct NewNotice {
     /// crontab(5), five fields, e.g. `0 9 * * 1-5`.
     cron: String,
@@ -108,11 +109,15 @@ fn view(n: Notice, now: DateTime<Utc>) -> NoticeView {
 #[utoipa::path(
     post,
     path = "/api/v1/notices",
+    operation_id = "createNotice",
     tag = "notices",
     security(("bearer" = [])),
     request_body = NewNotice,
     responses(
-        (status = 201, description = "Added, with its next fire times", body = NoticeView),
+        (status = 201, description = "Added, with its next fire times", body = NoticeView, links(
+            ("show" = (operation_id = "showNotice", parameters(("id" = "$response.body#/id")))),
+            ("remove" = (operation_id = "removeNotice", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
         (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
@@ -211,6 +216,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/notices",
+    operation_id = "listNotices",
     tag = "notices",
     security(("bearer" = [])),
     responses(
@@ -245,6 +251,7 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/v1/notices/{id}",
+    operation_id = "showNotice",
     tag = "notices",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The notice's id (a ULID)")),
@@ -268,6 +275,7 @@ pub async fn show(
 #[utoipa::path(
     delete,
     path = "/api/v1/notices/{id}",
+    operation_id = "removeNotice",
     tag = "notices",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The notice's id (a ULID)")),

@@ -86,6 +86,7 @@ impl Document {
 #[utoipa::path(
     get,
     path = "/api/v1/openapi.json",
+    operation_id = "openapi",
     tag = "public",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object))
 )]

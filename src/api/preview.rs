@@ -19,6 +19,7 @@ use ulid::Ulid;
 /// What to preview: `incident` or `message`, and `kind` or `channel` (exactly one of each pair).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"kind": "sms", "message": "Check-in is delayed at HEL; next update by 14:00."})))]
 pub struct PreviewBody {
     /// An incident: its latest update is previewed.
     incident: Option<String>,
@@ -34,18 +35,22 @@ pub struct PreviewBody {
     event: Option<String>,
     /// IANA zone for times (default: the server's `timezone`).
     tz: Option<String>,
-    /// SMS segment cap (default 3).
-    #[schema(minimum = 1)]
+    /// SMS segment cap, 1-255 (the most a concatenated SMS can have; default 3).
+    #[schema(minimum = 1, maximum = 255)]
     sms_segments: Option<usize>,
 }
 
 /// The default SMS segment cap of a preview: a long message costs at most three segments.
 pub const DEFAULT_SMS_SEGMENTS: usize = 3;
 
+/// The most segments a concatenated SMS can have (the UDH counts them in one byte).
+const MAX_SMS_SEGMENTS: usize = 255;
+
 /// Renders what one channel kind (or configured channel) would send. Writes nothing.
 #[utoipa::path(
     post,
     path = "/api/v1/preview",
+    operation_id = "preview",
     tag = "preview",
     security(("bearer" = [])),
     request_body = PreviewBody,
@@ -106,6 +111,16 @@ pub async fn preview(
         .map(parse_event)
         .transpose()
         .map_err(|e| ApiError::unprocessable(format!("event: {e}")))?;
+    if req
+        .sms_segments
+        .is_some_and(|n| !(1..=MAX_SMS_SEGMENTS).contains(&n))
+    {
+        return Err(crate::domain::DomainError::invalid(
+            "sms_segments",
+            format!("use 1 to {MAX_SMS_SEGMENTS} (a concatenated SMS has at most {MAX_SMS_SEGMENTS} segments)"),
+        )
+        .into());
+    }
     let segments = req.sms_segments.unwrap_or(
         channel
             .as_ref()

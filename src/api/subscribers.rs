@@ -44,11 +44,13 @@ impl From<Subscriber> for SubscriberView {
 /// A subscriber: exactly one of `email` or `phone` (E.164, e.g. +358401234567).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"email": "ops@example.com", "locale": "fi"})))]
 pub struct AddSubscriber {
     #[schema(format = Email)]
     email: Option<String>,
     phone: Option<String>,
-    #[schema(value_type = Option<Locale>)]
+    /// A language tag; blank or absent means `en`.
+    #[schema(pattern = r"^\s*([A-Za-z]{2,3}([-_][A-Za-z]{2})?)?\s*$")]
     locale: Option<String>,
     /// Components they care about (existing ones); empty means all.
     #[serde(default)]
@@ -77,11 +79,14 @@ fn locale_of(l: Option<&str>) -> Result<Locale, DomainError> {
 #[utoipa::path(
     post,
     path = "/api/v1/subscribers",
+    operation_id = "addSubscriber",
     tag = "subscribers",
     security(("bearer" = [])),
     request_body = AddSubscriber,
     responses(
-        (status = 201, description = "Added", body = SubscriberView),
+        (status = 201, description = "Added", body = SubscriberView, links(
+            ("remove" = (operation_id = "removeSubscriber", parameters(("key" = "$response.body#/id")))),
+        )),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
         (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
@@ -122,6 +127,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/subscribers",
+    operation_id = "listSubscribers",
     tag = "subscribers",
     security(("bearer" = [])),
     params(ListQuery),
@@ -153,6 +159,7 @@ pub async fn list(
 #[utoipa::path(
     delete,
     path = "/api/v1/subscribers/{key}",
+    operation_id = "removeSubscriber",
     tag = "subscribers",
     security(("bearer" = [])),
     params(("key" = String, Path, description = "The subscriber's id, email address or phone number")),
@@ -174,6 +181,7 @@ pub async fn remove(
 #[utoipa::path(
     post,
     path = "/api/v1/unsubscribe/{token}",
+    operation_id = "unsubscribe",
     tag = "subscribers",
     params(("token" = String, Path, description = "The subscriber's unsubscribe token")),
     responses(
@@ -215,6 +223,7 @@ const COLUMNS: [&str; 4] = ["email", "phone", "locale", "components"];
 #[utoipa::path(
     post,
     path = "/api/v1/subscribers/import",
+    operation_id = "importSubscribers",
     tag = "subscribers",
     security(("bearer" = [])),
     request_body(content = String, content_type = "text/csv", description = "CSV with a header row naming some of email, phone, locale, components"),

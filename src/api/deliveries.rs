@@ -194,7 +194,7 @@ pub async fn status(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The incident's id (a ULID)")),
     responses(
-        (status = 200, description = "Server-sent events: `status` events carrying the delivery status as JSON", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-sent events, one `status` event carrying the delivery status as JSON every half second until complete", content_type = "text/event-stream", body = StatusEvent),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
     )
@@ -226,6 +226,16 @@ pub async fn stream(
         Some((Ok(event), (state, true)))
     });
     Ok(Sse::new(s).keep_alive(KeepAlive::default()))
+}
+
+/// One server-sent event of the delivery stream.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the shape of `stream`'s events, for the OpenAPI document
+pub struct StatusEvent {
+    /// `status`, or `error` when the status could not be read.
+    pub event: String,
+    /// A `DeliveryStatus` as JSON, or the error's detail.
+    pub data: String,
 }
 
 /// How many dead deliveries were requeued.

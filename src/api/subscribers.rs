@@ -118,8 +118,8 @@ pub async fn add(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// At most this many (default 1000).
-    #[param(minimum = 1)]
+    /// At most this many (default and maximum 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 

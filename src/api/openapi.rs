@@ -76,9 +76,7 @@ impl Document {
     pub fn new(doc: &utoipa::openapi::OpenApi) -> Self {
         // Serialising a document of plain maps and strings cannot fail; an empty object would
         // still be valid JSON should it ever.
-        Document(Arc::new(
-            doc.to_json().unwrap_or_else(|_| "{}".to_owned()),
-        ))
+        Document(Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned())))
     }
 }
 

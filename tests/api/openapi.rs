@@ -172,7 +172,10 @@ async fn the_documented_security_is_what_the_server_enforces() {
         let (status, detail) = probe(&app, &method, &path, false).await;
         if needs_token {
             secured += 1;
-            assert_eq!(status, 401, "{method} {path} declares bearer security: {detail}");
+            assert_eq!(
+                status, 401,
+                "{method} {path} declares bearer security: {detail}"
+            );
             assert!(
                 op["responses"]["401"].is_object(),
                 "{method} {path} does not document its 401"
@@ -196,9 +199,9 @@ async fn errors_are_documented_as_problem_json_and_every_reference_resolves() {
         assert!(ids.insert(id.clone()), "operationId {id} is used twice");
         for (status, response) in op["responses"].as_object().unwrap() {
             if status.starts_with('4') || status.starts_with('5') {
-                let content = response["content"].as_object().unwrap_or_else(|| {
-                    panic!("{method} {path} {status} documents no content")
-                });
+                let content = response["content"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{method} {path} {status} documents no content"));
                 let keys: Vec<_> = content.keys().collect();
                 assert_eq!(
                     keys,

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 VENV="${CRIER_ST_VENV:-$HOME/.cache/crier-e2e/schemathesis-venv}"
 SEED="${CRIER_ST_SEED:-20261202}"
-MAX_EXAMPLES="${CRIER_ST_MAX_EXAMPLES:-25}"
+MAX_EXAMPLES="${CRIER_ST_MAX_EXAMPLES:-100}"
 
 if ! "$VENV/bin/st" --version >/dev/null 2>&1; then
   echo "== installing schemathesis (pip, into $VENV)"
@@ -74,6 +74,7 @@ status=0
   --phases examples,coverage,fuzzing,stateful \
   --seed "$SEED" \
   --max-examples "$MAX_EXAMPLES" \
+  --generation-database none \
   --workers 1 \
   --request-timeout 10 \
   -H "Authorization: Bearer $TOKEN" \

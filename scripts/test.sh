@@ -42,6 +42,9 @@ cargo test --locked --all-targets
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix)"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_
+echo "== schemathesis: the running server against its OpenAPI document (docs/SCHEMATHESIS.md)"
+bash scripts/schemathesis.sh
+
 echo "== fuzzing: cargo-fuzz, each target from its committed corpus (scripts/fuzz.sh)"
 bash scripts/fuzz.sh "${CRIER_FUZZ_SECONDS:-20}"
 

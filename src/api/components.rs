@@ -1,6 +1,7 @@
 //! Components: list, and create-or-set status.
 
 use super::extract::ApiJson;
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{Component, ComponentName, ComponentStatus};
 use axum::extract::{Path, State};
@@ -8,17 +9,52 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 
+/// Lists the components with their current status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/components",
+    operation_id = "listComponents",
+    tag = "components",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The components", body = Vec<Component>),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Component>>, ApiError> {
     Ok(Json(state.store.components()?))
 }
 
-#[derive(Deserialize)]
+/// A component's status (and optional group).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "degraded_performance", "group": "Airport"})))]
 pub struct SetComponent {
+    #[schema(value_type = ComponentStatus)]
     status: String,
+    /// A group name of 1-64 characters.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     group: Option<String>,
 }
 
+/// Creates a component or sets its status.
+#[utoipa::path(
+    put,
+    path = "/api/v1/components/{name}",
+    operation_id = "setComponent",
+    tag = "components",
+    security(("bearer" = [])),
+    params(("name" = ComponentName, Path, description = "The component's name")),
+    request_body = SetComponent,
+    responses(
+        (status = 200, description = "The component as it now stands", body = Component),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "The name or a field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn set(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -2,6 +2,7 @@
 //! reasons, expansion progress; an SSE stream of the same until every delivery is final; and
 //! requeueing dead deliveries.
 
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{Delivery, DeliveryState};
 use axum::extract::{Path, State};
@@ -18,7 +19,7 @@ use ulid::Ulid;
 
 /// One channel's counts. `pending`, `retrying`, `in_flight`, `delivered`, `dead` and `rejected`
 /// partition `total`: each delivery is counted in exactly one of them.
-#[derive(Serialize, Default, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, utoipa::ToSchema, Default, Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCounts {
     pub total: usize,
     /// Waiting for their first attempt.
@@ -65,7 +66,7 @@ impl ChannelCounts {
 }
 
 /// A delivery that failed (dead, rejected, or retrying).
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
 pub struct Failure {
     pub id: Ulid,
     pub channel: String,
@@ -79,7 +80,8 @@ pub struct Failure {
 }
 
 /// The status document.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
+#[schema(as = DeliveryStatus)]
 pub struct Status {
     pub incident: Ulid,
     pub channels: BTreeMap<String, ChannelCounts>,
@@ -173,6 +175,20 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     })
 }
 
+/// An incident's delivery status: counts per channel and state, failures, expansion progress.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/deliveries",
+    operation_id = "deliveryStatus",
+    tag = "deliveries",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "The delivery status", body = Status),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -182,6 +198,19 @@ pub async fn status(
 
 /// `text/event-stream`: a `status` event every half second while anything changes, ending with
 /// the first complete status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/deliveries/stream",
+    operation_id = "deliveryStream",
+    tag = "deliveries",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "Server-sent events, one `status` event carrying the delivery status as JSON every half second until complete", content_type = "text/event-stream", body = StatusEvent),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -211,7 +240,37 @@ pub async fn stream(
     Ok(Sse::new(s).keep_alive(KeepAlive::default()))
 }
 
+/// One server-sent event of the delivery stream.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the shape of `stream`'s events, for the OpenAPI document
+pub struct StatusEvent {
+    /// `status`, or `error` when the status could not be read.
+    pub event: String,
+    /// A `DeliveryStatus` as JSON, or the error's detail.
+    pub data: String,
+}
+
+/// How many dead deliveries were requeued.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the shape of `retry`'s answer, for the OpenAPI document
+pub struct Requeued {
+    pub requeued: usize,
+}
+
 /// Requeues an incident's dead deliveries.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/deliveries/retry",
+    operation_id = "retryDead",
+    tag = "deliveries",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "Requeued", body = Requeued),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -16,13 +16,19 @@ pub struct ApiError {
     pub field: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An error answer (RFC 9457 problem details), `application/problem+json`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
     kind: &'static str,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong and what to do instead.
     detail: &'a str,
+    /// The request field at fault, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'static str>,
 }

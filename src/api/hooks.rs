@@ -5,6 +5,7 @@
 //! status never replaces a later one: callbacks arrive out of order, and a late `sent` must
 //! not undo `delivered` (see `MessageStatus::supersedes`).
 
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::adapters::twilio::{decode_form, parse_status_callback, verify_signature, TwilioError};
 use axum::body::Bytes;
@@ -12,6 +13,34 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 
+/// A Twilio status callback's form fields (others are accepted and ignored).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)] // the form's shape, for the OpenAPI document
+pub struct TwilioCallback {
+    pub MessageSid: String,
+    pub MessageStatus: String,
+    pub ErrorCode: Option<String>,
+}
+
+/// Twilio's message status callback, authenticated by `X-Twilio-Signature`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/twilio/{channel}",
+    operation_id = "twilioStatusCallback",
+    tag = "hooks",
+    params(
+        ("channel" = String, Path, description = "The Twilio channel's name"),
+        ("X-Twilio-Signature" = String, Header, description = "Twilio's signature over the callback URL and parameters"),
+    ),
+    request_body(content = TwilioCallback, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Recorded (or an unknown message, acknowledged)"),
+        (status = 400, description = "The form is malformed", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "The signature does not match", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No active Twilio channel of that name with a status_callback", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn twilio_status(
     State(state): State<AppState>,
     Path(channel): Path<String>,

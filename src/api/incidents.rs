@@ -1,6 +1,7 @@
 //! Incidents and their timelines: open, list, show, post an update, resolve, reopen, publish drafts.
 
 use super::extract::{ApiJson, ApiQuery};
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
     Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, Status, Title, Update,
@@ -142,33 +143,50 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+/// Opens an incident or a maintenance. The text is either `message` (in `locale`, default `en`)
+/// or `body` (one text per locale), exactly one of the two.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"title": "Check-in delays at HEL", "impact": "major", "components": [], "message": "We are investigating slow check-in.", "next_update": "30m"})))]
 pub struct CreateIncident {
+    #[schema(value_type = Title)]
     title: String,
     #[serde(default)]
     kind: IncidentKind,
+    /// Default: the kind's first status (investigating or scheduled).
+    #[schema(value_type = Option<Status>)]
     status: Option<String>,
+    /// Required for an incident; a maintenance defaults to `none`.
+    #[schema(value_type = Option<Impact>)]
     impact: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<ComponentName>)]
     components: Vec<String>,
+    /// The promised next update: a delay of 1 minute to 7 days (`30m`, `1h30m`) or an RFC 3339
+    /// instant; not with `next_update_at`.
     next_update: Option<String>,
+    /// The promised next update as a time of day (`HH:MM`) in the server's zone.
     next_update_at: Option<String>,
+    /// A draft is not public and notifies nobody until published.
     #[serde(default)]
     draft: bool,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
     /// Maintenance window, RFC 3339 (both or neither).
     scheduled_for: Option<String>,
     scheduled_until: Option<String>,
+    /// Post a holding statement automatically when a promised update is missed.
     #[serde(default)]
     holding_statement: bool,
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
 /// update is past due and the incident is still open.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IncidentView {
     #[serde(flatten)]
     pub incident: Incident,
@@ -184,7 +202,7 @@ impl From<Incident> for IncidentView {
 }
 
 /// An incident with its timeline.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
@@ -192,7 +210,7 @@ pub struct IncidentDetail {
 }
 
 /// An update just posted, with the incident as it now stands.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Posted {
     pub incident: Incident,
     pub update: Update,
@@ -201,6 +219,32 @@ pub struct Posted {
     pub restored_components: Vec<ComponentName>,
 }
 
+/// Opens an incident or a maintenance with its first update.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    operation_id = "createIncident",
+    tag = "incidents",
+    security(("bearer" = [])),
+    request_body = CreateIncident,
+    responses(
+        (status = 201, description = "Opened", body = IncidentDetail, links(
+            ("show" = (operation_id = "showIncident", parameters(("id" = "$response.body#/id")))),
+            ("update" = (operation_id = "postUpdate", parameters(("id" = "$response.body#/id")))),
+            ("resolve" = (operation_id = "resolveIncident", parameters(("id" = "$response.body#/id")))),
+            ("reopen" = (operation_id = "reopenIncident", parameters(("id" = "$response.body#/id")))),
+            ("publish" = (operation_id = "publishDrafts", parameters(("id" = "$response.body#/id")))),
+            ("deliveries" = (operation_id = "deliveryStatus", parameters(("id" = "$response.body#/id")))),
+            ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/id")))),
+            ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid (`field` names it)", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -256,20 +300,45 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+/// Filters of the incident list.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only open (true) or only resolved/completed (false) ones.
     open: Option<bool>,
+    #[param(value_type = Option<IncidentKind>)]
     kind: Option<IncidentKind>,
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
+    #[param(value_type = Option<Impact>)]
     impact: Option<String>,
+    /// Only those affecting this component.
+    #[param(value_type = Option<ComponentName>)]
     component: Option<String>,
+    /// At most this many, newest first (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
 /// The most incidents one list request returns.
 const MAX_LIMIT: usize = 10_000;
 
+/// Lists incidents, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    operation_id = "listIncidents",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The incidents", body = Vec<IncidentView>),
+        (status = 400, description = "A bad query string (unknown parameter, `limit` out of range)", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A filter value is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -303,6 +372,20 @@ pub async fn list(
     ))
 }
 
+/// One incident with its whole timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    operation_id = "showIncident",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "The incident and its updates", body = IncidentDetail),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -314,17 +397,27 @@ pub async fn show(
     }))
 }
 
-#[derive(Deserialize)]
+/// A timeline update: the text (`message` or `body`, exactly one), optionally a new status,
+/// impact and promise.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "identified", "message": "A failed network switch; it is being replaced.", "next_update": "1h"})))]
 pub struct PostUpdate {
+    #[schema(value_type = Option<Status>)]
     status: Option<String>,
+    #[schema(value_type = Option<Impact>)]
     impact: Option<String>,
+    /// A delay of 1 minute to 7 days (`30m`) or an RFC 3339 instant; not with `next_update_at`.
     next_update: Option<String>,
+    /// A time of day (`HH:MM`) in the server's zone.
     next_update_at: Option<String>,
     #[serde(default)]
     draft: bool,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
     /// When this update resolves: leave the components' statuses as they are.
     #[serde(default)]
@@ -389,6 +482,35 @@ async fn append(
     ))
 }
 
+/// Posts an update to an incident's timeline.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/updates",
+    operation_id = "postUpdate",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    request_body = PostUpdate,
+    responses(
+        (status = 201, description = "Posted", body = Posted, links(
+            ("show" = (operation_id = "showIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("update" = (operation_id = "postUpdate", parameters(("id" = "$response.body#/incident/id")))),
+            ("resolve" = (operation_id = "resolveIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("reopen" = (operation_id = "reopenIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("publish" = (operation_id = "publishDrafts", parameters(("id" = "$response.body#/incident/id")))),
+            ("deliveries" = (operation_id = "deliveryStatus", parameters(("id" = "$response.body#/incident/id")))),
+            ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
+            ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
+        )),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "The state machine refuses the change (e.g. resolved: reopen first)", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -400,12 +522,17 @@ pub async fn update(
 }
 
 /// Resolve and reopen take only the text (and, for reopen, an optional promise).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"message": "Check-in works normally again."})))]
 pub struct Transition {
+    /// Reopen only: the promised next update.
     next_update: Option<String>,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
     /// Resolve: leave the components' statuses as they are.
     #[serde(default)]
@@ -428,6 +555,35 @@ impl From<Transition> for PostUpdate {
     }
 }
 
+/// Resolves an incident (or completes a maintenance) with a closing text.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/resolve",
+    operation_id = "resolveIncident",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    request_body = Transition,
+    responses(
+        (status = 201, description = "Resolved", body = Posted, links(
+            ("show" = (operation_id = "showIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("update" = (operation_id = "postUpdate", parameters(("id" = "$response.body#/incident/id")))),
+            ("resolve" = (operation_id = "resolveIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("reopen" = (operation_id = "reopenIncident", parameters(("id" = "$response.body#/incident/id")))),
+            ("publish" = (operation_id = "publishDrafts", parameters(("id" = "$response.body#/incident/id")))),
+            ("deliveries" = (operation_id = "deliveryStatus", parameters(("id" = "$response.body#/incident/id")))),
+            ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
+            ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
+        )),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Already resolved", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -442,6 +598,26 @@ pub async fn resolve(
     append(&state, who, &id, Change::Resolve, req.into()).await
 }
 
+/// Reopens a resolved incident.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/reopen",
+    operation_id = "reopenIncident",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    request_body = Transition,
+    responses(
+        (status = 201, description = "Reopened", body = Posted),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Not resolved, or a maintenance", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn reopen(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -451,6 +627,21 @@ pub async fn reopen(
     append(&state, who, &id, Change::Reopen, req.into()).await
 }
 
+/// Publishes an incident's draft updates: they become public and are sent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/publish",
+    operation_id = "publishDrafts",
+    tag = "incidents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    responses(
+        (status = 200, description = "Published; the updates that were drafts", body = IncidentDetail),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Nothing to publish", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,

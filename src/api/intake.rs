@@ -21,6 +21,7 @@
 //! Bad credentials get 401; bad payloads 422; each is problem+json and writes nothing.
 
 use super::extract::{too_large, ApiJson, ApiQuery};
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::intake::payloads::{HookKind, HookPayload, TriggerDoc};
 use crate::intake::Outcome;
@@ -40,12 +41,31 @@ use sha2::{Digest, Sha256};
 pub const HOOK_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the intake endpoints answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntakeReply {
     pub outcomes: Vec<Outcome>,
 }
 
 /// `POST /api/v1/triggers`
+///
+/// One monitoring trigger (crier's own document): opens, appends to or resolves the incident of
+/// its (source, group).
+#[utoipa::path(
+    post,
+    path = "/api/v1/triggers",
+    operation_id = "trigger",
+    tag = "intake",
+    security(("bearer" = [])),
+    request_body = TriggerDoc,
+    responses(
+        (status = 200, description = "What the trigger did", body = IntakeReply),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     Extension(_who): Extension<Principal>,
@@ -64,13 +84,35 @@ pub async fn trigger(
 
 /// Query of the hook endpoints: `?source=prod-alertmanager` names the source (default
 /// `alertmanager` / `grafana`), so two installations keep their alerts apart.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HookQuery {
+    /// The source name (1-100 characters), default `alertmanager` / `grafana`.
+    #[param(min_length = 1, max_length = 100)]
     pub source: Option<String>,
 }
 
 /// `POST /api/v1/hooks/alertmanager`
+///
+/// An Alertmanager webhook notification (payload version 4). Authenticated by the bearer token or,
+/// when `intake.hmac_secret_env` is set, by `X-Crier-Timestamp` + `X-Crier-Signature`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/alertmanager",
+    operation_id = "alertmanagerHook",
+    tag = "intake",
+    security(("bearer" = [])),
+    params(HookQuery),
+    request_body = HookPayload,
+    responses(
+        (status = 200, description = "What each alert did", body = IntakeReply),
+        (status = 400, description = "The body is not JSON, or a bad query string", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "The payload or `source` is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn alertmanager(
     state: State<AppState>,
     query: ApiQuery<HookQuery>,
@@ -81,6 +123,25 @@ pub async fn alertmanager(
 }
 
 /// `POST /api/v1/hooks/grafana`
+///
+/// A Grafana webhook contact point notification. Authenticated by the bearer token or, when
+/// `intake.hmac_secret_env` is set, by `X-Grafana-Alerting-Signature` (or crier's own signature).
+#[utoipa::path(
+    post,
+    path = "/api/v1/hooks/grafana",
+    operation_id = "grafanaHook",
+    tag = "intake",
+    security(("bearer" = [])),
+    params(HookQuery),
+    request_body = HookPayload,
+    responses(
+        (status = 200, description = "What each alert did", body = IntakeReply),
+        (status = 400, description = "The body is not JSON, or a bad query string", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "The payload or `source` is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn grafana(
     state: State<AppState>,
     query: ApiQuery<HookQuery>,

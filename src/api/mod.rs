@@ -1,6 +1,8 @@
 //! The HTTP API under `/api/v1` (axum, JSON). Every write and every non-public read needs a bearer
 //! token; `/healthz`, `/readyz`, the public status summary and the one-click unsubscribe do not.
-//! Errors are `application/problem+json` (see [`error`]); bodies are size-limited.
+//! Errors are `application/problem+json` (see [`error`]); bodies are size-limited. The OpenAPI 3.1
+//! document of all of it is generated from the handlers and served at `/api/v1/openapi.json`
+//! (see [`openapi`]).
 
 mod auth;
 mod components;
@@ -12,6 +14,7 @@ mod hooks;
 mod incidents;
 mod intake;
 mod notices;
+pub mod openapi;
 mod panic;
 mod preview;
 mod subscribers;
@@ -20,9 +23,11 @@ use crate::dispatch::Dispatcher;
 use crate::render::{Settings, Templates};
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{Principal, Tokens};
 pub use error::ApiError;
@@ -68,78 +73,17 @@ pub struct Limits {
     pub import_max_bytes: usize,
 }
 
-/// Builds the whole router.
+/// Builds the whole router. Every route is registered with utoipa-axum's `routes!` from its
+/// handler's `#[utoipa::path]`, so the OpenAPI document served at `/api/v1/openapi.json` lists
+/// exactly the routes axum serves (see [`openapi`]).
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let import = Router::new()
-        .route("/api/v1/subscribers/import", post(subscribers::import))
-        .layer(DefaultBodyLimit::max(limits.import_max_bytes));
-    let private = Router::new()
-        .route(
-            "/api/v1/incidents",
-            post(incidents::create).get(incidents::list),
-        )
-        .route("/api/v1/incidents/{id}", get(incidents::show))
-        .route("/api/v1/incidents/{id}/updates", post(incidents::update))
-        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
-        .route("/api/v1/incidents/{id}/reopen", post(incidents::reopen))
-        .route("/api/v1/incidents/{id}/publish", post(incidents::publish))
-        .route("/api/v1/incidents/{id}/deliveries", get(deliveries::status))
-        .route(
-            "/api/v1/incidents/{id}/deliveries/stream",
-            get(deliveries::stream),
-        )
-        .route(
-            "/api/v1/incidents/{id}/deliveries/retry",
-            post(deliveries::retry),
-        )
-        .route("/api/v1/triggers", post(intake::trigger))
-        .route("/api/v1/notices", post(notices::create).get(notices::list))
-        .route(
-            "/api/v1/notices/{id}",
-            get(notices::show).delete(notices::remove),
-        )
-        .route("/api/v1/preview", post(preview::preview))
-        .route("/api/v1/components", get(components::list))
-        .route("/api/v1/components/{name}", put(components::set))
-        .route(
-            "/api/v1/subscribers",
-            post(subscribers::add).get(subscribers::list),
-        )
-        .route(
-            "/api/v1/subscribers/{key}",
-            axum::routing::delete(subscribers::remove).patch(subscribers::change),
-        )
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .merge(import)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A
-    // notification of a few hundred alerts is larger than any other body, so they have a limit
-    // of their own.
-    let monitoring_hooks = Router::new()
-        .route("/api/v1/hooks/alertmanager", post(intake::alertmanager))
-        .route("/api/v1/hooks/grafana", post(intake::grafana))
-        .layer(DefaultBodyLimit::max(intake::HOOK_MAX_BYTES));
-    let public = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/status", get(health::public_status))
-        .route("/api/v1/hooks/twilio/{channel}", post(hooks::twilio_status))
-        .route(
-            "/api/v1/unsubscribe/{token}",
-            post(subscribers::unsubscribe),
-        )
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .merge(monitoring_hooks);
-    private
-        .merge(public)
+    let (router, doc) = openapi_router(state.clone(), limits).split_for_parts();
+    router
+        .layer(axum::Extension(openapi::Document::new(&doc)))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
-                "no such endpoint; the API lives under /api/v1 (see docs/ARCHITECTURE.md)",
+                "no such endpoint; the API lives under /api/v1 (see /api/v1/openapi.json)",
             )
         })
         .layer(axum::middleware::from_fn(extract::problem_responses))
@@ -147,4 +91,55 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         // Outermost: a panic anywhere below answers 500 problem+json instead of a dropped
         // connection.
         .layer(axum::middleware::from_fn(panic::catch_panic))
+}
+
+/// The routes and, collected from the same handlers, their OpenAPI document.
+fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(routes!(subscribers::import))
+        .layer(DefaultBodyLimit::max(limits.import_max_bytes));
+    let private = OpenApiRouter::new()
+        .routes(routes!(incidents::create, incidents::list))
+        .routes(routes!(incidents::show))
+        .routes(routes!(incidents::update))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::reopen))
+        .routes(routes!(incidents::publish))
+        .routes(routes!(deliveries::status))
+        .routes(routes!(deliveries::stream))
+        .routes(routes!(deliveries::retry))
+        .routes(routes!(intake::trigger))
+        .routes(routes!(notices::create, notices::list))
+        .routes(routes!(notices::show, notices::remove))
+        .routes(routes!(preview::preview))
+        .routes(routes!(components::list))
+        .routes(routes!(components::set))
+        .routes(routes!(subscribers::add, subscribers::list))
+        .routes(routes!(subscribers::remove, subscribers::change))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .merge(import)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::require_token,
+        ));
+    // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A
+    // notification of a few hundred alerts is larger than any other body, so they have a limit
+    // of their own.
+    let monitoring_hooks = OpenApiRouter::new()
+        .routes(routes!(intake::alertmanager))
+        .routes(routes!(intake::grafana))
+        .layer(DefaultBodyLimit::max(intake::HOOK_MAX_BYTES));
+    let public = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::public_status))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(hooks::twilio_status))
+        .routes(routes!(subscribers::unsubscribe))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .merge(monitoring_hooks);
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(private)
+        .merge(public)
 }

@@ -3,6 +3,7 @@
 
 use super::extract::ApiJson;
 use super::incidents::Text;
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{parse_day, parse_tz, DomainError, Notice};
 use crate::schedule::cron::CronSchedule;
@@ -17,27 +18,42 @@ use ulid::Ulid;
 /// How many upcoming fire times a notice is shown with.
 const SHOW_NEXT: usize = 5;
 
-#[derive(Deserialize)]
+/// A recurring notice: a crontab(5) schedule in an IANA zone, a text (`message` or `body`) and
+/// the channels it goes out on.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"cron": "0 9 * * 1-5", "tz": "Europe/Helsinki", "message": "Daily status: all systems normal.", "channels": ["log"]})))]
 pub struct NewNotice {
+    /// crontab(5), five fields, e.g. `0 9 * * 1-5`.
     cron: String,
+    /// IANA zone, e.g. `Europe/Helsinki`.
     tz: String,
+    /// Only `notice`.
     #[serde(default)]
     event: Option<String>,
     #[serde(default)]
     subject: Option<String>,
+    #[schema(min_length = 1, max_length = 25000)]
     message: Option<String>,
+    #[schema(value_type = Option<crate::domain::Locale>)]
     locale: Option<String>,
+    #[schema(value_type = Option<BTreeMap<crate::domain::Locale, String>>)]
     body: Option<BTreeMap<String, String>>,
+    /// Active channel names, at least one.
+    #[schema(min_items = 1)]
     channels: Vec<String>,
+    /// First local day (YYYY-MM-DD), inclusive.
     #[serde(default)]
+    #[schema(format = Date)]
     from: Option<String>,
+    /// Last local day (YYYY-MM-DD), inclusive.
     #[serde(default)]
+    #[schema(format = Date)]
     until: Option<String>,
 }
 
 /// One upcoming firing.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Fire {
     pub utc: DateTime<Utc>,
     /// Local time with its offset, RFC 3339.
@@ -45,7 +61,7 @@ pub struct Fire {
 }
 
 /// A notice as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NoticeView {
     #[serde(flatten)]
     pub notice: Notice,
@@ -88,6 +104,27 @@ fn view(n: Notice, now: DateTime<Utc>) -> NoticeView {
 }
 
 /// `POST /api/v1/notices`
+///
+/// Adds a recurring notice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/notices",
+    operation_id = "createNotice",
+    tag = "notices",
+    security(("bearer" = [])),
+    request_body = NewNotice,
+    responses(
+        (status = 201, description = "Added, with its next fire times", body = NoticeView, links(
+            ("show" = (operation_id = "showNotice", parameters(("id" = "$response.body#/id")))),
+            ("remove" = (operation_id = "removeNotice", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid (cron, tz, channels, dates, text)", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<NewNotice>,
@@ -175,6 +212,19 @@ pub async fn create(
 }
 
 /// `GET /api/v1/notices`
+///
+/// Lists the notices with their next fire times.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notices",
+    operation_id = "listNotices",
+    tag = "notices",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The notices", body = Vec<NoticeView>),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NoticeView>>, ApiError> {
     let now = state.dispatcher.now();
     Ok(Json(
@@ -197,6 +247,21 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 }
 
 /// `GET /api/v1/notices/{id}`
+///
+/// One notice with its next fire times.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notices/{id}",
+    operation_id = "showNotice",
+    tag = "notices",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The notice's id (a ULID)")),
+    responses(
+        (status = 200, description = "The notice", body = NoticeView),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such notice", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -206,6 +271,21 @@ pub async fn show(
 }
 
 /// `DELETE /api/v1/notices/{id}`
+///
+/// Removes a notice.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/notices/{id}",
+    operation_id = "removeNotice",
+    tag = "notices",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The notice's id (a ULID)")),
+    responses(
+        (status = 200, description = "The removed notice", body = Notice),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such notice", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,

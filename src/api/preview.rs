@@ -2,6 +2,7 @@
 //! for a draft text), rendered and fitted exactly as delivery will. Writes nothing.
 
 use super::extract::ApiJson;
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Locale;
 use crate::render::preview::{
@@ -15,8 +16,10 @@ use axum::Json;
 use serde::Deserialize;
 use ulid::Ulid;
 
-#[derive(Deserialize)]
+/// What to preview: `incident` or `message`, and `kind` or `channel` (exactly one of each pair).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"kind": "sms", "message": "Check-in is delayed at HEL; next update by 14:00."})))]
 pub struct PreviewBody {
     /// An incident: its latest update is previewed.
     incident: Option<String>,
@@ -26,17 +29,42 @@ pub struct PreviewBody {
     kind: Option<String>,
     /// … or a configured channel: its platform, templates, locale, zone, policy and SMS cap.
     channel: Option<String>,
+    #[schema(value_type = Option<crate::domain::Locale>)]
     locale: Option<String>,
+    /// The event to render (default: the update's own).
     event: Option<String>,
     /// IANA zone for times (default: the server's `timezone`).
     tz: Option<String>,
-    /// SMS segment cap (default 3).
+    /// SMS segment cap, 1-255 (the most a concatenated SMS can have; default 3).
+    #[schema(minimum = 1, maximum = 255)]
     sms_segments: Option<usize>,
 }
 
 /// The default SMS segment cap of a preview: a long message costs at most three segments.
 pub const DEFAULT_SMS_SEGMENTS: usize = 3;
 
+/// The most segments a concatenated SMS can have (the UDH counts them in one byte).
+const MAX_SMS_SEGMENTS: usize = 255;
+
+/// Renders what one channel kind (or configured channel) would send. Writes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/preview",
+    operation_id = "preview",
+    tag = "preview",
+    security(("bearer" = [])),
+    request_body = PreviewBody,
+    responses(
+        (status = 200, description = "The rendered, fitted message(s)", body = Preview),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "The incident has no updates", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid, or the text does not fit under the `reject` policy", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn preview(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PreviewBody>,
@@ -83,6 +111,16 @@ pub async fn preview(
         .map(parse_event)
         .transpose()
         .map_err(|e| ApiError::unprocessable(format!("event: {e}")))?;
+    if req
+        .sms_segments
+        .is_some_and(|n| !(1..=MAX_SMS_SEGMENTS).contains(&n))
+    {
+        return Err(crate::domain::DomainError::invalid(
+            "sms_segments",
+            format!("use 1 to {MAX_SMS_SEGMENTS} (a concatenated SMS has at most {MAX_SMS_SEGMENTS} segments)"),
+        )
+        .into());
+    }
     let segments = req.sms_segments.unwrap_or(
         channel
             .as_ref()

@@ -1,6 +1,7 @@
 //! Subscribers: add one, import a CSV, list, change one's language or components, remove, and the public one-click unsubscribe.
 
 use super::extract::{too_large, ApiJson, ApiQuery};
+use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{ComponentName, Contact, DomainError, Locale, Subscriber};
 use crate::store::NewSubscriber;
@@ -15,8 +16,8 @@ use std::collections::HashSet;
 use ulid::Ulid;
 
 /// A subscriber as the API shows it: without the unsubscribe token, which is the subscriber's
-/// own secret (it only travels in the messages sent to them).
-#[derive(Serialize)]
+/// own secret (it only travels in the messages sent to them). The contact is `email` or `phone`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SubscriberView {
     id: Ulid,
     #[serde(flatten)]
@@ -40,13 +41,20 @@ impl From<Subscriber> for SubscriberView {
     }
 }
 
-#[derive(Deserialize)]
+/// A subscriber: exactly one of `email` or `phone` (E.164, e.g. +358401234567).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"email": "ops@example.com", "locale": "fi"})))]
 pub struct AddSubscriber {
+    #[schema(format = Email)]
     email: Option<String>,
     phone: Option<String>,
+    /// A language tag; blank or absent means `en`.
+    #[schema(pattern = r"^\s*([A-Za-z]{2,3}([-_][A-Za-z]{2})?)?\s*$")]
     locale: Option<String>,
+    /// Components they care about (existing ones); empty means all.
     #[serde(default)]
+    #[schema(value_type = Vec<ComponentName>)]
     components: Vec<String>,
 }
 
@@ -67,6 +75,26 @@ fn locale_of(l: Option<&str>) -> Result<Locale, DomainError> {
     }
 }
 
+/// Adds one subscriber (confirmed: added by staff).
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribers",
+    operation_id = "addSubscriber",
+    tag = "subscribers",
+    security(("bearer" = [])),
+    request_body = AddSubscriber,
+    responses(
+        (status = 201, description = "Added", body = SubscriberView, links(
+            ("remove" = (operation_id = "removeSubscriber", parameters(("key" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "The address is already subscribed", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn add(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<AddSubscriber>,
@@ -89,12 +117,31 @@ pub async fn add(
 /// would be built in memory in one answer.
 pub const MAX_LIST_LIMIT: usize = 1000;
 
-#[derive(Deserialize)]
+/// Paging of the subscriber list.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// At most this many (default and maximum 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// Lists subscribers (without their unsubscribe tokens).
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscribers",
+    operation_id = "listSubscribers",
+    tag = "subscribers",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The subscribers", body = Vec<SubscriberView>),
+        (status = 400, description = "A bad query string", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "`limit` is over 1000", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -121,6 +168,21 @@ pub async fn list(
     ))
 }
 
+/// Removes a subscriber by id or by address.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/subscribers/{key}",
+    operation_id = "removeSubscriber",
+    tag = "subscribers",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "The subscriber's id, email address or phone number")),
+    responses(
+        (status = 200, description = "The removed subscriber", body = SubscriberView),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such subscriber", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "Not an id or a valid address", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -129,14 +191,34 @@ pub async fn remove(
 }
 
 /// `PATCH /api/v1/subscribers/{key}`: the fields given are replaced, the rest kept.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeSubscriber {
+    /// The new language, e.g. `fi`.
     locale: Option<String>,
     /// The new component filter; `[]` means every component.
     components: Option<Vec<String>>,
 }
 
+/// Changes a subscriber's language and/or component filter; the fields not given are kept.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/subscribers/{key}",
+    operation_id = "changeSubscriber",
+    tag = "subscribers",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "The subscriber's id, email address or phone number")),
+    request_body = ChangeSubscriber,
+    responses(
+        (status = 200, description = "The changed subscriber", body = SubscriberView),
+        (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "No such subscriber", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "Nothing to change, an unknown component or language, or not an id or a valid address", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn change(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -163,6 +245,18 @@ pub async fn change(
     Ok(Json(s.into()))
 }
 
+/// The one-click unsubscribe (RFC 8058) of the link in every message; no bearer token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/unsubscribe/{token}",
+    operation_id = "unsubscribe",
+    tag = "subscribers",
+    params(("token" = String, Path, description = "The subscriber's unsubscribe token")),
+    responses(
+        (status = 200, description = "Unsubscribed", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such token", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -172,14 +266,14 @@ pub async fn unsubscribe(
 }
 
 /// One rejected CSV row.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub message: String,
 }
 
 /// The outcome of an import.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub added: usize,
     pub duplicates: usize,
@@ -210,6 +304,21 @@ fn delimiter(body: &[u8]) -> u8 {
 /// row, by semicolons or tabs). Each row has an email or a phone. Bad rows
 /// are reported with their line number; the rest are imported; addresses are de-duplicated
 /// against the store and within the file.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribers/import",
+    operation_id = "importSubscribers",
+    tag = "subscribers",
+    security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv", description = "CSV with a header row naming some of email, phone, locale, components"),
+    responses(
+        (status = 200, description = "Imported; bad rows are listed with their line numbers", body = ImportReport),
+        (status = 400, description = "The body could not be read", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is larger than `import_max_bytes`", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "The header row is unusable", body = super::error::Problem, content_type = PROBLEM),
+    )
+)]
 pub async fn import(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,

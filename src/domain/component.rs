@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A component name: 1–64 characters of letters, digits, space, `-`, `_`, `.` and `/`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, min_length = 1, max_length = 64, pattern = r"^[\w ./-]*[\w./-][\w ./-]*$")]
 pub struct ComponentName(String);
 
 impl ComponentName {
@@ -49,7 +52,7 @@ impl fmt::Display for ComponentName {
 }
 
 /// Statuspage's component statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentStatus {
     Operational,
@@ -92,7 +95,7 @@ impl ComponentStatus {
 }
 
 /// A component and its current status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Component {
     pub name: ComponentName,
     pub group: Option<String>,

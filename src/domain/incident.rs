@@ -10,7 +10,7 @@ use std::fmt;
 use ulid::Ulid;
 
 /// Whether a record is an unplanned incident or a planned maintenance; each has its own statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     #[default]
@@ -19,7 +19,7 @@ pub enum IncidentKind {
 }
 
 /// Every status of both kinds; [`Status::kind`] tells which kind a status belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Investigating,
@@ -131,7 +131,9 @@ impl IncidentKind {
 }
 
 /// How badly users are affected, as Statuspage grades it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Impact {
     None,
@@ -170,8 +172,9 @@ impl Impact {
 }
 
 /// An incident title: non-blank, at most 255 characters (Statuspage's limit), one line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$")]
 pub struct Title(String);
 
 impl Title {
@@ -230,7 +233,7 @@ impl From<Title> for String {
 
 /// The current state of one incident or maintenance. Its history is the list of
 /// [`super::Update`]s; this record is the summary the list views and the status page show.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: Ulid,
     pub title: Title,
@@ -267,7 +270,7 @@ pub struct Incident {
 }
 
 /// The part of an incident that updates change, as of its last published update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicState {
     pub status: Status,
     pub impact: Impact,

@@ -7,8 +7,11 @@ use std::fmt;
 
 /// A BCP 47 language tag restricted to `language[-REGION]` (e.g. `fi`, `en-GB`), stored in canonical
 /// case: lower-case language, upper-case region.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = r"^\s*[A-Za-z]{2,3}([-_][A-Za-z]{2})?\s*$")]
 pub struct Locale(String);
 
 impl Locale {

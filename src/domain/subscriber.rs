@@ -10,7 +10,7 @@ use std::fmt;
 use ulid::Ulid;
 
 /// Where a subscriber is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Contact {
     /// A lower-cased email address.

@@ -11,7 +11,8 @@ use ulid::Ulid;
 pub const MAX_BODY_CHARS: usize = 25_000;
 
 /// The text of an update, one per locale; at least one, none blank.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(value_type = BTreeMap<Locale, String>)]
 #[serde(
     try_from = "BTreeMap<Locale, String>",
     into = "BTreeMap<Locale, String>"
@@ -106,7 +107,7 @@ impl From<Body> for BTreeMap<Locale, String> {
 
 /// What an update did to its incident, so the timeline and the templates can say "resolved" or
 /// "reopened" rather than guess from the statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateAction {
     Opened,
@@ -117,7 +118,7 @@ pub enum UpdateAction {
 
 /// One timeline entry. Its content never changes after it is written; only `published_at` is set
 /// once, when a draft is published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Update {
     pub id: Ulid,
     pub incident_id: Ulid,

@@ -14,10 +14,15 @@ use std::collections::BTreeMap;
 const MAX_SUMMARY: usize = 1000;
 
 /// `POST /api/v1/triggers` and `crier trigger`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"source": "nagios", "key": "db1-disk", "status": "firing", "summary": "Disk almost full on db1", "impact": "minor"})))]
 pub struct TriggerDoc {
+    /// The monitoring system, e.g. `nagios`.
+    #[schema(min_length = 1)]
     pub source: String,
+    /// The alert's key within the source.
+    #[schema(min_length = 1)]
     pub key: String,
     #[serde(default)]
     pub group: Option<String>,
@@ -133,7 +138,7 @@ impl TriggerDoc {
 }
 
 /// One alert in an Alertmanager or Grafana notification.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct HookAlert {
     pub status: String,
     #[serde(default)]
@@ -145,8 +150,9 @@ pub struct HookAlert {
 }
 
 /// An Alertmanager (version 4) or Grafana webhook notification; other fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(examples(json!({"version": "4", "groupKey": "{}:{alertname=\"HighLatency\"}", "status": "firing", "groupLabels": {"alertname": "HighLatency"}, "commonLabels": {"alertname": "HighLatency", "severity": "major"}, "commonAnnotations": {"summary": "Check-in API latency above 2 s"}, "alerts": [{"status": "firing", "labels": {"alertname": "HighLatency", "instance": "api-1"}, "annotations": {"summary": "Check-in API latency above 2 s"}, "fingerprint": "a1b2c3"}]})))]
 pub struct HookPayload {
     pub version: String,
     #[serde(default)]

@@ -120,7 +120,7 @@ impl Platform {
 }
 
 /// What one channel would send.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     pub kind: String,
     pub event: String,
@@ -151,6 +151,7 @@ pub struct Preview {
     /// The too-long policy applied.
     pub policy: String,
     /// Bluesky: link facets per part, with UTF-8 byte offsets.
+    #[schema(value_type = Option<Vec<Vec<Object>>>)]
     pub facets: Option<Vec<Vec<Value>>>,
     /// Email: the HTML alternative.
     pub html: Option<String>,
@@ -161,7 +162,7 @@ pub struct Preview {
 }
 
 /// The encoding and segment count of one SMS text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PartSms {
     /// "GSM-7" or "UCS-2".
     pub encoding: String,

@@ -282,3 +282,30 @@ async fn preview_for_a_configured_channel_uses_its_rules_templates_and_locale() 
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// Found by schemathesis: `sms_segments` of 2^64-1 overflowed the capacity multiplication and
+/// panicked the request (the connection dropped without an answer); 0 was silently read as 1.
+/// Both are refused with a problem naming the range, and the server keeps answering.
+#[tokio::test]
+async fn preview_refuses_an_sms_segment_cap_outside_1_to_255() {
+    let app = spawn_app().await;
+    for bad in [json!(0), json!(256), json!(u64::MAX)] {
+        let r = app
+            .post(
+                "/api/v1/preview",
+                json!({"kind": "sms", "message": "Check-in is delayed.", "sms_segments": bad}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {:?}", r.body);
+        assert!(r.problem().contains("sms_segments"), "{:?}", r.body);
+        assert_eq!(r.body["field"], "sms_segments");
+    }
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"kind": "sms", "message": "Check-in is delayed.", "sms_segments": 255}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["segments"], 1);
+}

@@ -80,7 +80,8 @@ impl SmsEncoding {
         if n == 1 {
             self.single_capacity()
         } else {
-            n * self.concat_capacity()
+            // Saturating: a channel file may name an absurd cap, which must not overflow.
+            n.saturating_mul(self.concat_capacity())
         }
     }
 }

@@ -1044,8 +1044,7 @@ impl Store {
             }
             c.status = ComponentStatus::Operational;
             c.updated_at = now;
-            if t
-                .components
+            if t.components
                 .compare_and_swap(name.as_str(), Some(raw), Some(encode(&c)?))?
                 .is_ok()
             {

@@ -42,12 +42,25 @@ fn frame<'a>(
     text: &'a str,
 ) -> Option<Framed<'a>> {
     let mut probe = ctx.clone();
-    let body = if let Some(u) = probe.update.as_mut() {
-        std::mem::replace(&mut u.text, PLACEHOLDER.to_owned())
+    let slot = if let Some(u) = probe.update.as_mut() {
+        &mut u.text
     } else if let Some(n) = probe.notice.as_mut() {
-        std::mem::replace(&mut n.text, PLACEHOLDER.to_owned())
+        &mut n.text
     } else {
         return None;
+    };
+    let body = slot.clone();
+    // A template may branch on how the text ends (the shipped ones add a full stop before the
+    // promise unless the text ends a sentence itself), so the placeholder ends as the text does;
+    // that final character then belongs to the frame's part after the text.
+    let end = body.chars().last().filter(|c| ".!?…".contains(*c));
+    *slot = match end {
+        Some(c) => format!("{PLACEHOLDER}{c}"),
+        None => PLACEHOLDER.to_owned(),
+    };
+    let body = match end {
+        Some(c) => body.strip_suffix(c)?.to_owned(),
+        None => body,
     };
     let rendered = templates
         .render(channel, event, kind, locale, &probe)
@@ -57,7 +70,8 @@ fn frame<'a>(
     if tail.contains(PLACEHOLDER) {
         return None;
     }
-    // The frame must be the same with the real text (the template does not branch on it).
+    // The frame must be the same with the real text (the template does not otherwise branch on
+    // it).
     let (before, rest) = (text.get(..head.len())?, text.get(head.len()..)?);
     let (shown, after) = (
         rest.get(..rest.len().checked_sub(tail.len())?)?,

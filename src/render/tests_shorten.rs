@@ -38,7 +38,9 @@ fn body_of(pattern: &str, n: usize, enc: SmsEncoding) -> String {
             break;
         }
         let c = if used == 0 || used + 1 == n {
-            if c.is_whitespace() || used + cost(c, enc) > n {
+            // Not a sentence end either: the templates add a full stop before the promise
+            // unless the text has one, and the frame is measured with a text without.
+            if c.is_whitespace() || ".!?…".contains(c) || used + cost(c, enc) > n {
                 'a'
             } else {
                 c

@@ -285,7 +285,7 @@ enum IncidentCmd {
         /// How badly users are affected: none, minor, major or critical.
         #[arg(long)]
         impact: String,
-        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
         /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
         message: Vec<String>,
@@ -329,7 +329,7 @@ enum IncidentCmd {
         /// scheduled, in_progress, verifying or completed); any case.
         #[arg(long)]
         status: String,
-        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
         /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
         message: Vec<String>,
@@ -360,7 +360,7 @@ enum IncidentCmd {
     Resolve {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
         /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
         message: Vec<String>,
@@ -378,7 +378,7 @@ enum IncidentCmd {
     Reopen {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
         /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
         message: Vec<String>,

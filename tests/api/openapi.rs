@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/subscribers"),
     ("GET", "/api/v1/subscribers"),
     ("DELETE", "/api/v1/subscribers/{key}"),
+    ("PATCH", "/api/v1/subscribers/{key}"),
     ("POST", "/api/v1/subscribers/import"),
     ("POST", "/api/v1/unsubscribe/{token}"),
 ];

@@ -10,7 +10,6 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod intake;
-pub mod mem;
 pub mod render;
 pub mod schedule;
 pub mod server;

@@ -337,9 +337,11 @@ pub async fn import(
         .map(|c| c.name.to_string())
         .collect();
     // Parsed, validated and written IMPORT_CHUNK rows at a time, so that an import holds one
-    // chunk's subscribers and records in memory rather than the whole file's: 200,000-row
-    // requests peaked at 417 MiB when each was parsed whole. Line numbers run on across chunks,
-    // and an address repeated in a later chunk is found in the store, so the report is the same.
+    // chunk's subscribers and records in memory rather than the whole file's: five 200,000-row
+    // requests peaked at 397 MiB and left 394 MiB resident when each was parsed whole (the
+    // freed memory fragmented between sled's pages), and at 237 / 224 MiB chunked, which is
+    // sled's own state (docs/BENCHMARKS.md, rss). Line numbers run on across chunks, and an
+    // address repeated in a later chunk is found in the store, so the report is the same.
     let mut rows = ImportRows::new(&body, &known)?;
     let now = Utc::now();
     let mut report = ImportReport {
@@ -355,15 +357,6 @@ pub async fn import(
         report.errors.extend(chunk.errors);
     }
     report.rejected = report.errors.len();
-    let large = rows.rows_read() > IMPORT_CHUNK;
-    drop(rows);
-    drop(body);
-    if large {
-        // The import's allocations are free now, but glibc keeps freed pages that lie between
-        // live ones (sled's) mapped: give them back, so a finished import leaves no memory
-        // taken (docs/BENCHMARKS.md, rss).
-        crate::mem::release_free_memory();
-    }
     tracing::info!(
         added = report.added,
         rejected = report.rejected,

@@ -17,8 +17,8 @@
 //! and `crier serve --data DIR --bind 127.0.0.1:0 --channels CHDIR --templates templates/` (with
 //! `TWILIO_ACCOUNT_SID` / `TWILIO_AUTH_TOKEN` set) run as child processes; their ports are read
 //! from their "listening on" lines. Subscribers are imported with `POST
-//! /api/v1/subscribers/import` in CSV batches (`--batch`, default 50,000 rows, one transaction
-//! each); phone numbers are `+3584` followed by 8 digits.
+//! /api/v1/subscribers/import` in CSV batches (`--batch`, default 200,000 rows in rss mode and
+//! 50,000 otherwise); phone numbers are `+3584` followed by 8 digits.
 //!
 //! What each mode measures:
 //!
@@ -32,11 +32,13 @@
 //!   concurrency) posts `--ceiling-requests` of the same requests to a third emulator: what
 //!   any reqwest-based sender can reach here with nothing else to do.
 //!   Target: at least 10,000 deliveries/s.
-//! - `rss` (default 1,000,000 subscribers): the same fan-out, reporting crier's resident memory:
-//!   VmRSS sampled every 500 ms (peak per phase: import, fan-out) and VmHWM (the kernel's
-//!   high-water mark) read when the last SMS has been accepted. crier is restarted on the same
-//!   data dir between import and incident, so that VmHWM covers expanding and sending only
-//!   (`--keep-server` keeps the importing process). Target: VmHWM under 256 MiB.
+//! - `rss` (default 1,000,000 subscribers in 200,000-row requests): the same fan-out, run as users
+//!   run crier: one server process imports the subscribers and then fans out to them, without a
+//!   restart. Reported: crier's VmHWM (the kernel's high-water mark) and VmRSS just after the last
+//!   import request was answered, VmRSS sampled every 500 ms (peak per phase: import, fan-out),
+//!   and VmHWM when the last SMS has been accepted, which covers the whole run.
+//!   `--restart-after-import` restarts crier on the same data dir between import and incident
+//!   instead, so that VmHWM covers expanding and sending only. Target: VmHWM under 256 MiB.
 //! - `latency` (1 subscriber, `--runs` timed runs after `--warmup` untimed ones): per run, the
 //!   time from sending `POST /api/v1/incidents` until the emulator's accepted count goes up
 //!   (`/stats` polled every 1 ms). Every incident has a distinct message, so the emulator never
@@ -96,9 +98,9 @@ struct Args {
     /// Untimed runs before the timed ones (latency mode).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Rows per import request (each is one transaction).
-    #[arg(long, default_value_t = 50_000)]
-    batch: usize,
+    /// Rows per import request (default: 200000 in rss mode, 50000 otherwise).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Seconds a fan-out may take before the run fails.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -108,10 +110,10 @@ struct Args {
     /// The channel's `concurrency`.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
-    /// rss mode: keep the crier process that imported the subscribers for the fan-out, instead
-    /// of restarting it on the same data dir (so that its VmHWM also covers the import).
+    /// rss mode: restart crier on the same data dir between import and fan-out, so that its
+    /// VmHWM covers the fan-out only (by default one process does both, as users run it).
     #[arg(long)]
-    keep_server: bool,
+    restart_after_import: bool,
     /// Extra environment for crier, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2.
     #[arg(long, value_name = "KEY=VALUE")]
     crier_env: Vec<String>,
@@ -510,6 +512,7 @@ struct FanOut {
     mean_send_ms: Option<f64>,
     rss_import_kib: Option<u64>,
     import_hwm_kib: Option<u64>,
+    import_rss_kib: Option<u64>,
     restarted: bool,
     rss_start_kib: Option<u64>,
     rss_fanout_kib: Option<u64>,
@@ -551,7 +554,7 @@ async fn fan_out(args: &Args, bins: &Bins, n: usize) -> Result<FanOut> {
     let mut imported = import_phase(args, n, &http, &crier)
         .await
         .map_err(|e| with_logs(e, &crier))?;
-    imported.restarted = args.mode == Mode::Rss && !args.keep_server;
+    imported.restarted = args.mode == Mode::Rss && args.restart_after_import;
     if imported.restarted {
         eprintln!(
             "restarting crier on the same data dir, so that its VmHWM covers only the fan-out"
@@ -574,6 +577,8 @@ struct Imported {
     restarted: bool,
     peak_kib: Option<u64>,
     hwm_kib: Option<u64>,
+    /// VmRSS just after the last import request was answered.
+    rss_kib: Option<u64>,
 }
 
 async fn import_phase(
@@ -584,15 +589,23 @@ async fn import_phase(
 ) -> Result<Imported> {
     let sampler = RssSampler::start(crier.proc.pid);
     let t0 = Instant::now();
-    eprintln!("importing {n} subscribers in batches of {}", args.batch);
-    let time = import(http, crier, n, args.batch).await?;
-    let peak_kib = sampler.peak(t0, Instant::now() + Duration::from_secs(1));
+    let batch = batch_of(args);
+    eprintln!("importing {n} subscribers in batches of {batch}");
+    let time = import(http, crier, n, batch).await?;
     let hwm_kib = status_kib(crier.proc.pid, "VmHWM");
+    let rss_kib = status_kib(crier.proc.pid, "VmRSS");
+    let peak_kib = sampler.peak(t0, Instant::now() + Duration::from_secs(1));
+    eprintln!(
+        "  after the import: VmHWM {} MiB, VmRSS {} MiB",
+        opt_mib(hwm_kib),
+        opt_mib(rss_kib)
+    );
     Ok(Imported {
         time,
         restarted: false,
         peak_kib,
         hwm_kib,
+        rss_kib,
     })
 }
 
@@ -725,6 +738,7 @@ async fn fan_out_with(
         mean_send_ms,
         rss_import_kib: imported.peak_kib,
         import_hwm_kib: imported.hwm_kib,
+        import_rss_kib: imported.rss_kib,
         restarted: imported.restarted,
         rss_start_kib,
         rss_fanout_kib,
@@ -843,10 +857,11 @@ fn print_fan_out(f: &FanOut) {
 fn print_rss(f: &FanOut) {
     println!();
     println!(
-        "{:>11} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8}",
+        "{:>11} {:>9} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8}",
         "subscribers",
         "import pk",
         "import HWM",
+        "import RSS",
         "start RSS",
         "fan-out pk",
         "VmHWM",
@@ -855,10 +870,11 @@ fn print_rss(f: &FanOut) {
         "data"
     );
     println!(
-        "{:>11} {:>9} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8.0}",
+        "{:>11} {:>9} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8.0}",
         f.subscribers,
         opt_mib(f.rss_import_kib),
         opt_mib(f.import_hwm_kib),
+        opt_mib(f.import_rss_kib),
         opt_mib(f.rss_start_kib),
         opt_mib(f.rss_fanout_kib),
         opt_mib(f.hwm_kib),
@@ -867,7 +883,7 @@ fn print_rss(f: &FanOut) {
         f.data_bytes as f64 / (1024.0 * 1024.0)
     );
     println!(
-        "(MiB. pk: VmRSS sampled every 500 ms; HWM: VmHWM. {}. start RSS: just before the incident; VmHWM read when the last SMS was accepted, {:.1} MiB after the final GET /deliveries scan; data: the data dir's size)",
+        "(MiB. pk: VmRSS sampled every 500 ms; import HWM / RSS: VmHWM / VmRSS just after the last import request was answered. {}. start RSS: just before the incident; VmHWM read when the last SMS was accepted, {:.1} MiB after the final GET /deliveries scan; data: the data dir's size)",
         if f.restarted {
             "crier was restarted on the same data dir between import and fan-out, so VmHWM covers the fan-out only"
         } else {
@@ -1119,7 +1135,7 @@ async fn latency_with(args: &Args, n: usize, sim: &Proc, crier: &Crier) -> Resul
     let poll = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    import(&http, crier, n, args.batch).await?;
+    import(&http, crier, n, batch_of(args)).await?;
     let mut out = Latency {
         e2e: Vec::new(),
         api: Vec::new(),
@@ -1177,6 +1193,15 @@ async fn latency_with(args: &Args, n: usize, sim: &Proc, crier: &Crier) -> Resul
 // main
 // ---------------------------------------------------------------------------
 
+/// Rows per import request.
+fn batch_of(args: &Args) -> usize {
+    args.batch.unwrap_or(if args.mode == Mode::Rss {
+        200_000
+    } else {
+        50_000
+    })
+}
+
 struct Bins {
     crier: PathBuf,
     sim: PathBuf,
@@ -1192,7 +1217,7 @@ fn main() -> Result<()> {
     if n == 0 || n > 100_000_000 {
         bail!("--subscribers must be between 1 and 100000000");
     }
-    if args.batch == 0 || (args.mode == Mode::Latency && args.runs == 0) {
+    if batch_of(&args) == 0 || (args.mode == Mode::Latency && args.runs == 0) {
         bail!("--batch and --runs must be positive");
     }
     let bins = Bins {

@@ -33,7 +33,7 @@ pub use auth::{Principal, Tokens};
 pub use error::ApiError;
 /// The CSV import parser, public for the fuzz target in fuzz/ (not a stable API).
 #[doc(hidden)]
-pub use subscribers::{parse_import, ParsedImport};
+pub use subscribers::{parse_import, ImportRows, ParsedImport};
 
 /// What every handler can reach. axum clones the state for every request (and the auth
 /// middleware once more), so it is one `Arc`: a clone is one reference count, not one per

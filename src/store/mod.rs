@@ -213,7 +213,8 @@ pub struct ImportCounts {
     pub duplicates: usize,
 }
 
-/// Subscribers written per transaction by an import (see `Store::import_subscribers`).
+/// Subscribers written per transaction by an import (see `Store::import_subscribers`), and rows
+/// parsed and written at a time by `POST /api/v1/subscribers/import`.
 pub const IMPORT_CHUNK: usize = 2_000;
 
 /// sled's page-cache budget (see `Store::open`).
@@ -1104,7 +1105,8 @@ impl Store {
 
     /// Adds many subscribers, in transactions of [`IMPORT_CHUNK`], skipping addresses already
     /// subscribed (or repeated within the batch). Component filters must name known components;
-    /// a batch with an unknown one writes nothing.
+    /// a batch with an unknown one writes nothing. The CSV import calls it once per chunk of
+    /// [`IMPORT_CHUNK`] rows, so that no request holds a whole file's subscribers in memory.
     pub async fn import_subscribers(
         &self,
         batch: Vec<NewSubscriber>,

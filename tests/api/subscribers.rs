@@ -130,6 +130,100 @@ async fn csv_import_reports_bad_rows_by_line_and_imports_the_rest() {
     assert_eq!(app.checksum(), before);
 }
 
+/// A large import is parsed and written `IMPORT_CHUNK` rows at a time; the report must be the
+/// one a whole-file parse gives: line numbers run on across chunks, an address repeated in a
+/// later chunk (in another spelling) is a duplicate, bad rows on either side of a boundary are
+/// rejected with their own lines, and an unreadable row does not shift the rows after it.
+#[tokio::test]
+async fn csv_import_chunks_report_like_one_file() {
+    use crier::store::IMPORT_CHUNK;
+    let app = spawn_app().await;
+    app.component("Web").await;
+    app.post("/api/v1/subscribers", json!({"email": "u9@example.com"}))
+        .await;
+    let n = 2 * IMPORT_CHUNK + 10;
+    let mut csv = b"email,locale,components\n".to_vec();
+    let mut bad_lines = Vec::new();
+    let mut duplicates = 1; // u9, already in the store
+    for i in 0..n {
+        // Row i is on line i + 2 (the header is line 1).
+        let line = i as u64 + 2;
+        let row: Vec<u8> = if i == IMPORT_CHUNK - 1 {
+            // The last row of the first chunk.
+            bad_lines.push(line);
+            b"not-an-email,en,".to_vec()
+        } else if i == IMPORT_CHUNK {
+            // The first row of the second chunk: not UTF-8, so unreadable.
+            bad_lines.push(line);
+            b"x\xff@example.com,en,".to_vec()
+        } else if i == IMPORT_CHUNK + 1 {
+            bad_lines.push(line);
+            b"v@example.com,en,Nope".to_vec()
+        } else if (IMPORT_CHUNK + 2..IMPORT_CHUNK + 7).contains(&i) {
+            // Rows 0..5 of the first chunk again, in capitals.
+            duplicates += 1;
+            format!("U{}@EXAMPLE.COM,fi,", i - IMPORT_CHUNK - 2).into_bytes()
+        } else if i == 2 * IMPORT_CHUNK {
+            // The first row of the third chunk repeats the last good row of the second.
+            duplicates += 1;
+            format!("u{}@example.com,en,Web", 2 * IMPORT_CHUNK - 1).into_bytes()
+        } else if i == 2 * IMPORT_CHUNK + 1 {
+            // The next one is repeated by the one after it, within the third chunk.
+            duplicates += 1;
+            format!("u{}@example.com,en,", 2 * IMPORT_CHUNK + 2).into_bytes()
+        } else {
+            format!("u{i}@example.com,en,Web").into_bytes()
+        };
+        csv.extend_from_slice(&row);
+        csv.push(b'\n');
+    }
+    let rejected = bad_lines.len();
+    let added = n - rejected - duplicates;
+    let before = app.store.subscriber_count();
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/v1/subscribers/import",
+            csv.clone(),
+            Some("text/csv"),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["added"], added, "{:?}", r.body["errors"]);
+    assert_eq!(r.body["duplicates"], duplicates);
+    assert_eq!(r.body["rejected"], rejected);
+    let lines: Vec<u64> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, bad_lines);
+    let msgs = r.body["errors"].to_string();
+    assert!(
+        msgs.contains("unreadable row") && msgs.contains("Nope"),
+        "{msgs}"
+    );
+    assert_eq!(app.store.subscriber_count(), before + added);
+
+    // The same file again: every good row is a duplicate now, the bad ones are bad again.
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/v1/subscribers/import",
+            csv,
+            Some("text/csv"),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["added"], 0);
+    assert_eq!(r.body["duplicates"], n - rejected);
+    assert_eq!(r.body["rejected"], rejected);
+    assert_eq!(app.store.subscriber_count(), before + added);
+}
+
 #[tokio::test]
 async fn one_click_unsubscribe_by_token() {
     let app = spawn_app().await;

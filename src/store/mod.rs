@@ -28,6 +28,7 @@
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
 
+pub mod backup;
 pub mod codec;
 pub mod flusher;
 pub mod health;
@@ -72,7 +73,7 @@ pub enum StoreError {
     Flush(#[from] FlushError),
     #[error("the store cannot write to disk ({0}); reads and writes are refused until it recovers: free space in the data directory, crier retries by itself")]
     Broken(String),
-    #[error("the store in {} is damaged: {why}; do not serve from it: stop, move the directory aside, and put back your latest backup of the whole data directory (with its crier-mark) before starting again", .dir.display())]
+    #[error("the store in {} is damaged: {why}; do not serve from it: restore your latest backup with `crier restore FILE --data {} --force` (the damaged store is kept aside as db.replaced-<time>), or restore into a new directory and start crier there", .dir.display(), .dir.parent().unwrap_or(.dir).display())]
     Damaged { dir: PathBuf, why: String },
     #[error("the data directory {} is read-only ({why}); make it writable for the user running crier, or choose another with --data", .dir.display())]
     ReadOnly { dir: PathBuf, why: String },
@@ -222,6 +223,12 @@ pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// Stripes of the per-incident write lock (see `Store::lock`).
 const WRITE_LOCK_STRIPES: usize = 64;
 
+/// A held incident write lock and the write pause (see `Store::lock`).
+struct WriteGuard<'a> {
+    _stripe: MutexGuard<'a, ()>,
+    _pause: std::sync::RwLockReadGuard<'a, ()>,
+}
+
 /// Handle to the open store; cheap to clone. The sled database sits in a swappable cell: after a
 /// failed group commit the store is broken and refuses reads and writes until the recovery task
 /// has re-opened the database from disk (see [`health`] and `Store::recover`).
@@ -241,6 +248,9 @@ struct Inner {
     /// an await or a flush). Striped by incident id: writers to different incidents rarely share
     /// a stripe, so they do not park each other's runtime workers on one global mutex.
     write_locks: Box<[Mutex<()>]>,
+    /// The write pause: every write section holds it shared, a backup exclusively while it
+    /// iterates, so the backup is one consistent state (see [`backup`]).
+    pause: RwLock<()>,
     /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
     /// claimed through. A claim is only this: its due entry stays in the store until the outcome
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
@@ -548,6 +558,7 @@ impl Store {
             dir: dir.to_owned(),
             health: health.clone(),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            pause: RwLock::new(()),
             claimed: Mutex::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
@@ -565,6 +576,14 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| StoreError::Broken("the store is being re-opened".into()))
+    }
+
+    /// The data directory holding the store (`<data>/db`); temporary backup files go there.
+    pub fn data_dir(&self) -> PathBuf {
+        match self.inner.dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => self.inner.dir.clone(),
+        }
     }
 
     /// Whether the store is refusing service after a failed write to disk, and why.
@@ -622,16 +641,22 @@ impl Store {
         self.t()?.repair()
     }
 
-    /// The write lock of incident (or message origin) `id`.
-    fn lock(&self, id: Ulid) -> MutexGuard<'_, ()> {
+    /// The write lock of incident (or message origin) `id`, with the write pause (taken first,
+    /// so a backup never waits for a writer that waits for a stripe it could not get).
+    fn lock(&self, id: Ulid) -> WriteGuard<'_> {
+        let pause = self.writing();
         // A ULID's low 80 bits are random, so the low bits spread incidents over the stripes.
         let stripe = (u128::from(id) % self.inner.write_locks.len() as u128) as usize;
         // A panic while holding the lock cannot leave a half-applied change behind that the
         // next writer would build on (records are only written at the end), so poisoning is
         // safe to clear.
-        self.inner.write_locks[stripe]
+        let stripe = self.inner.write_locks[stripe]
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|p| p.into_inner());
+        WriteGuard {
+            _stripe: stripe,
+            _pause: pause,
+        }
     }
 
     /// Waits until every write made so far is on disk (group commit).
@@ -657,7 +682,11 @@ impl Store {
         use sha2::{Digest, Sha256};
         let t = self.t()?;
         let mut hasher = Sha256::new();
-        for name in t.db.tree_names() {
+        // Sorted: sled lists its trees in no fixed order, and two stores holding the same
+        // records (a restored backup and its origin) must agree.
+        let mut names = t.db.tree_names();
+        names.sort();
+        for name in names {
             if name.as_ref() == b"meta" {
                 continue;
             }
@@ -1004,7 +1033,10 @@ impl Store {
             status,
             updated_at: now,
         };
-        t.components.insert(c.name.as_str(), encode(&c)?)?;
+        {
+            let _w = self.writing();
+            t.components.insert(c.name.as_str(), encode(&c)?)?;
+        }
         t.durable().await?;
         Ok(c)
     }
@@ -1031,6 +1063,7 @@ impl Store {
             }
         }
         let mut restored = Vec::new();
+        let _w = self.writing();
         for name in &incident.components {
             if held.contains(name) {
                 continue;
@@ -1051,6 +1084,7 @@ impl Store {
                 restored.push(name.clone());
             }
         }
+        drop(_w);
         if !restored.is_empty() {
             t.durable().await?;
         }
@@ -1086,6 +1120,7 @@ impl Store {
         self.check_components(&new.components)?;
         let s = Self::new_subscriber(new, now)?;
         let sb = encode(&s)?;
+        let w = self.writing();
         (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(|(subs, contacts, tokens)| {
             if contacts.get(s.contact.address())?.is_some() {
                 return abort(StoreError::Conflict(format!(
@@ -1098,6 +1133,7 @@ impl Store {
             tokens.insert(s.unsubscribe_token.as_str(), &s.id.to_bytes())?;
             Ok(())
         })?;
+        drop(w);
         t.durable().await?;
         Ok(s)
     }
@@ -1126,6 +1162,8 @@ impl Store {
         // a later chunk still sees the contacts of earlier ones, so duplicates stay duplicates.
         let mut counts = ImportCounts::default();
         for (subs, encoded) in subs.chunks(IMPORT_CHUNK).zip(encoded.chunks(IMPORT_CHUNK)) {
+            // Per chunk: a backup may fall between chunks (an import is not atomic anyway).
+            let _w = self.writing();
             let chunk = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
                 |(st, contacts, tokens)| {
                     let mut counts = ImportCounts::default();
@@ -1166,6 +1204,7 @@ impl Store {
     pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
         let id = self.subscriber_id(&t, key)?;
+        let w = self.writing();
         let removed = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
             |(subs, contacts, tokens)| {
                 let Some(raw) = subs.remove(&id.to_bytes())? else {
@@ -1180,6 +1219,7 @@ impl Store {
                 Ok(s)
             },
         )?;
+        drop(w);
         t.durable().await?;
         Ok(removed)
     }
@@ -1197,6 +1237,7 @@ impl Store {
         if let Some(c) = &components {
             self.check_components(c)?;
         }
+        let w = self.writing();
         let changed = t.subscribers.transaction(|subs| {
             let Some(raw) = subs.get(id.to_bytes())? else {
                 return abort(StoreError::NotFound {
@@ -1214,6 +1255,7 @@ impl Store {
             subs.insert(&id.to_bytes(), encode(&s).or_else(abort)?)?;
             Ok(s)
         })?;
+        drop(w);
         t.durable().await?;
         Ok(changed)
     }

@@ -1334,7 +1334,7 @@ mod tests {
         }
     }
 
-    fn new_update(text: &str) -> NewUpdate {
+    pub(super) fn new_update(text: &str) -> NewUpdate {
         NewUpdate {
             change: Change::Update(Some(Status::Monitoring)),
             body: Body::single(Locale::english(), text).unwrap(),

@@ -18,6 +18,12 @@ use std::io::{Read, Seek};
 /// Chunks of the file sent per read.
 const CHUNK: usize = 256 * 1024;
 
+/// The backup file's shape, for the OpenAPI document: bytes (`type: string, format: binary`).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct BackupFile(Vec<u8>);
+
 /// Headers that describe the snapshot (the client checks the file against them).
 pub const SHA256_HEADER: &str = "x-crier-backup-sha256";
 pub const RECORDS_HEADER: &str = "x-crier-backup-records";
@@ -49,7 +55,7 @@ impl From<BackupError> for ApiError {
     tag = "backup",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The backup file (see docs/ARCHITECTURE.md, Backups); `X-Crier-Backup-Sha256` and `X-Crier-Backup-Records` describe it", body = [u8], content_type = "application/octet-stream"),
+        (status = 200, description = "The backup file (see docs/ARCHITECTURE.md, Backups); `X-Crier-Backup-Sha256` and `X-Crier-Backup-Records` describe it", body = BackupFile, content_type = "application/octet-stream"),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
         (status = 503, description = "The store cannot write to disk, so it cannot vouch for a snapshot", body = super::error::Problem, content_type = PROBLEM),
     )

@@ -38,8 +38,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/subscribers"),
     ("GET", "/api/v1/subscribers"),
     ("DELETE", "/api/v1/subscribers/{key}"),
+    ("PATCH", "/api/v1/subscribers/{key}"),
     ("POST", "/api/v1/subscribers/import"),
     ("POST", "/api/v1/unsubscribe/{token}"),
+    ("POST", "/api/v1/backup"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

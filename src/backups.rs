@@ -84,7 +84,9 @@ impl BackupSettings {
                 self.dir.display()
             )
         })?;
-        let probe = self.dir.join(format!(".crier-probe-{}", std::process::id()));
+        let probe = self
+            .dir
+            .join(format!(".crier-probe-{}", std::process::id()));
         crate::store::backup::create_private(&probe)
             .and_then(|_| std::fs::remove_file(&probe))
             .map_err(|e| {
@@ -239,7 +241,10 @@ mod tests {
             ("[backup]\nevery = \"500ms\"\n", "backup.every"),
             ("[backup]\nevery = \"9999999999h\"\n", "backup.every"),
             ("[backup]\nevery = \"1h\"\nkeep = 0\n", "backup.keep"),
-            ("[backup]\nevery = \"1h\"\ndir = \"/srv/crier/db/x\"\n", "backup.dir"),
+            (
+                "[backup]\nevery = \"1h\"\ndir = \"/srv/crier/db/x\"\n",
+                "backup.dir",
+            ),
             ("[backup]\nevry = \"1h\"\n", "evry"),
         ] {
             let e = parse(bad).unwrap_err();
@@ -265,7 +270,10 @@ mod tests {
         let left: Vec<_> = existing(dir.path()).into_iter().map(|(t, _)| t).collect();
         assert_eq!(
             left,
-            vec![t0 + chrono::Duration::hours(3), t0 + chrono::Duration::hours(4)]
+            vec![
+                t0 + chrono::Duration::hours(3),
+                t0 + chrono::Duration::hours(4)
+            ]
         );
         assert!(dir.path().join("notes.txt").exists());
         assert!(dir.path().join("crier-backup-garbage.crb").exists());

@@ -103,9 +103,10 @@ impl Server {
             dispatcher.clone(),
         );
         let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
-        let backups = config.backup.clone().map(|b| {
-            tokio::spawn(crate::backups::run(store.clone(), b, stop.subscribe()))
-        });
+        let backups = config
+            .backup
+            .clone()
+            .map(|b| tokio::spawn(crate::backups::run(store.clone(), b, stop.subscribe())));
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));

@@ -81,12 +81,10 @@ pub async fn backup(State(state): State<AppState>) -> Result<Response, ApiError>
         ms = started.elapsed().as_millis() as u64,
         "backup taken for an API client"
     );
-    file.rewind().map_err(|e| {
-        BackupError::Io {
-            what: "read back",
-            path: "the backup".into(),
-            source: e,
-        }
+    file.rewind().map_err(|e| BackupError::Io {
+        what: "read back",
+        path: "the backup".into(),
+        source: e,
     })?;
     Ok(stream(file, &summary))
 }

@@ -131,8 +131,12 @@ pub async fn backup_online(
 fn finish(tmp: &Path, file: &Path) -> Result<(), CliError> {
     std::fs::rename(tmp, file)
         .map_err(|e| CliError::Usage(format!("cannot rename to {}: {e}", file.display())))?;
-    backup::sync_parent(file)
-        .map_err(|e| CliError::Usage(format!("cannot sync the directory of {}: {e}", file.display())))
+    backup::sync_parent(file).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot sync the directory of {}: {e}",
+            file.display()
+        ))
+    })
 }
 
 /// `crier backup FILE --offline`: opens the store in `data` (no server may be running on it).
@@ -217,10 +221,7 @@ pub fn restore(
                 old.display()
             );
         }
-        println!(
-            "start it with `crier serve --data {}`",
-            data.display()
-        );
+        println!("start it with `crier serve --data {}`", data.display());
     }
     Ok(())
 }

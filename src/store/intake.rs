@@ -119,7 +119,7 @@ impl Store {
     pub async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
         let t = self.t()?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.alerts
                 .insert(group_key(&g.source, &g.group), encode(g)?)?;
         }
@@ -153,7 +153,7 @@ impl Store {
         let value = u64::try_from(expires.timestamp_millis())
             .unwrap_or(0)
             .to_be_bytes();
-        let w = self.writing();
+        let w = self.writing_async().await;
         let mut stale = Vec::new();
         for kv in tree.iter() {
             let (k, v) = kv?;
@@ -186,7 +186,7 @@ impl Store {
     pub async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
         let t = self.t()?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.db.open_tree(SIGNATURES)?.remove(key)?;
         }
         t.durable().await

@@ -251,6 +251,9 @@ struct Inner {
     /// The write pause: every write section holds it shared, a backup exclusively while it
     /// iterates, so the backup is one consistent state (see [`backup`]).
     pause: RwLock<()>,
+    /// Woken when a backup releases the write pause (writers wait for it without blocking a
+    /// runtime thread: see `Store::writing_async`).
+    resumed: tokio::sync::Notify,
     /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
     /// claimed through. A claim is only this: its due entry stays in the store until the outcome
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
@@ -559,6 +562,7 @@ impl Store {
             health: health.clone(),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             pause: RwLock::new(()),
+            resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
@@ -643,8 +647,8 @@ impl Store {
 
     /// The write lock of incident (or message origin) `id`, with the write pause (taken first,
     /// so a backup never waits for a writer that waits for a stripe it could not get).
-    fn lock(&self, id: Ulid) -> WriteGuard<'_> {
-        let pause = self.writing();
+    async fn lock(&self, id: Ulid) -> WriteGuard<'_> {
+        let pause = self.writing_async().await;
         // A ULID's low 80 bits are random, so the low bits spread incidents over the stripes.
         let stripe = (u128::from(id) % self.inner.write_locks.len() as u128) as usize;
         // A panic while holding the lock cannot leave a half-applied change behind that the
@@ -804,7 +808,7 @@ impl Store {
         };
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
         {
-            let _w = self.lock(id);
+            let _w = self.lock(id).await;
             if t.incidents.contains_key(id.to_bytes())? {
                 return Err(StoreError::Conflict(format!(
                     "incident {id} exists already"
@@ -845,7 +849,7 @@ impl Store {
     ) -> Result<(Incident, Update), StoreError> {
         let t = self.t()?;
         let (incident, update) = {
-            let _w = self.lock(id);
+            let _w = self.lock(id).await;
             let mut incident = self.incident_summary(id)?;
             if incident.public.is_none() && !incident.draft {
                 // A record from before `public` existed: its state is what the public saw.
@@ -927,7 +931,7 @@ impl Store {
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let t = self.t()?;
         let (incident, published) = {
-            let _w = self.lock(id);
+            let _w = self.lock(id).await;
             let mut incident = self.incident_summary(id)?;
             let mut published = Vec::new();
             for item in t.updates.scan_prefix(id.to_bytes()) {
@@ -1034,7 +1038,7 @@ impl Store {
             updated_at: now,
         };
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.components.insert(c.name.as_str(), encode(&c)?)?;
         }
         t.durable().await?;
@@ -1063,7 +1067,7 @@ impl Store {
             }
         }
         let mut restored = Vec::new();
-        let _w = self.writing();
+        let _w = self.writing_async().await;
         for name in &incident.components {
             if held.contains(name) {
                 continue;
@@ -1120,7 +1124,7 @@ impl Store {
         self.check_components(&new.components)?;
         let s = Self::new_subscriber(new, now)?;
         let sb = encode(&s)?;
-        let w = self.writing();
+        let w = self.writing_async().await;
         (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(|(subs, contacts, tokens)| {
             if contacts.get(s.contact.address())?.is_some() {
                 return abort(StoreError::Conflict(format!(
@@ -1163,7 +1167,7 @@ impl Store {
         let mut counts = ImportCounts::default();
         for (subs, encoded) in subs.chunks(IMPORT_CHUNK).zip(encoded.chunks(IMPORT_CHUNK)) {
             // Per chunk: a backup may fall between chunks (an import is not atomic anyway).
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             let chunk = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
                 |(st, contacts, tokens)| {
                     let mut counts = ImportCounts::default();
@@ -1204,7 +1208,7 @@ impl Store {
     pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
         let id = self.subscriber_id(&t, key)?;
-        let w = self.writing();
+        let w = self.writing_async().await;
         let removed = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
             |(subs, contacts, tokens)| {
                 let Some(raw) = subs.remove(&id.to_bytes())? else {
@@ -1237,7 +1241,7 @@ impl Store {
         if let Some(c) = &components {
             self.check_components(c)?;
         }
-        let w = self.writing();
+        let w = self.writing_async().await;
         let changed = t.subscribers.transaction(|subs| {
             let Some(raw) = subs.get(id.to_bytes())? else {
                 return abort(StoreError::NotFound {

@@ -265,8 +265,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let t = self.t()?;
-        // Claims write nothing, but stale due entries are removed on the way.
-        let _w = self.writing();
+        // Claims write nothing, but stale due entries are removed on the way: unless a backup
+        // is reading the store, when they are left for a later scan (a channel worker must not
+        // wait for a backup).
+        let writable = self.try_writing();
         let prefix = due_prefix(channel);
         let mut out = Vec::with_capacity(limit.min(1024));
         for item in t.due.scan_prefix(&prefix) {
@@ -279,7 +281,9 @@ impl Store {
                 _ => break,
             };
             let Ok(dk) = <[u8; DELIVERY_KEY_LEN]>::try_from(&k[prefix.len() + 8..]) else {
-                t.due.remove(&k)?;
+                if writable.is_some() {
+                    t.due.remove(&k)?;
+                }
                 continue;
             };
             if self.claimed().contains_key(&dk) {
@@ -296,7 +300,9 @@ impl Store {
                     && d.next_at.timestamp_millis() == at.timestamp_millis()
             }) else {
                 // A stale entry: final, rescheduled, or left by an interrupted expansion.
-                t.due.remove(&k)?;
+                if writable.is_some() {
+                    t.due.remove(&k)?;
+                }
                 continue;
             };
             self.claimed().insert(dk, k.to_vec());
@@ -333,7 +339,7 @@ impl Store {
     pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
         let dk = delivery_key(d);
-        let w = self.writing();
+        let w = self.writing_async().await;
         t.deliveries.insert(dk, codec::encode(d))?;
         let next = (d.state == DeliveryState::Pending).then(|| due_key(&d.channel, d.next_at, &dk));
         if let Some(next) = &next {
@@ -352,9 +358,9 @@ impl Store {
     }
 
     /// Indexes a delivery under the provider's message id, so a status callback can find it.
-    pub fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
+    pub async fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
-        let _w = self.writing();
+        let _w = self.writing_async().await;
         t.receipts
             .insert(receipt.as_bytes(), delivery_key(d).as_slice())?;
         Ok(())
@@ -388,7 +394,7 @@ impl Store {
         d.provider_error = error;
         d.updated_at = now;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.deliveries.insert(&dk, codec::encode(&d))?;
         }
         t.durable().await?;
@@ -399,7 +405,7 @@ impl Store {
     pub async fn record_progress(&self, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.deliveries.insert(delivery_key(d), codec::encode(d))?;
         }
         t.durable().await
@@ -411,7 +417,7 @@ impl Store {
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = self.t()?;
         let mut n = 0;
-        let w = self.writing();
+        let w = self.writing_async().await;
         for item in t.inflight.iter() {
             let (dk, _) = item?;
             if let Some(raw) = t.deliveries.get(&dk)? {
@@ -503,7 +509,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let t = self.t()?;
         let mut channels = Vec::new();
-        let w = self.writing();
+        let w = self.writing_async().await;
         for item in t.deliveries.scan_prefix(incident.to_bytes()) {
             let (dk, raw) = item?;
             let mut d: Delivery = codec::decode(&raw)?;

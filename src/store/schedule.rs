@@ -136,7 +136,7 @@ impl Store {
         let t = self.t()?;
         let key = message_key(msg.origin, msg.seq);
         {
-            let _w = self.lock(msg.origin);
+            let _w = self.lock(msg.origin).await;
             if t.messages.contains_key(key)? {
                 return Ok(false);
             }
@@ -175,7 +175,7 @@ impl Store {
     pub async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
         let t = self.t()?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.notices.insert(n.id.to_bytes(), encode(n)?)?;
         }
         t.durable().await
@@ -205,7 +205,7 @@ impl Store {
         let t = self.t()?;
         let n = self.notice(id)?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.notices.remove(id.to_bytes())?;
         }
         t.durable().await?;
@@ -216,7 +216,7 @@ impl Store {
     pub async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
         let t = self.t()?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.holds.insert(h.incident_id.to_bytes(), encode(h)?)?;
         }
         t.durable().await
@@ -241,7 +241,7 @@ impl Store {
     pub async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
         let t = self.t()?;
         {
-            let _w = self.writing();
+            let _w = self.writing_async().await;
             t.holds.remove(incident.to_bytes())?;
         }
         t.durable().await

@@ -51,7 +51,7 @@ impl Store {
         let t = self.t()?;
         let key = thread_key(incident, channel);
         // One atomic read-modify-write, so concurrent senders never lose the root.
-        let w = self.writing();
+        let w = self.writing_async().await;
         let stored = t.threads.update_and_fetch(key, |old| {
             let root = old
                 .and_then(|b| serde_json::from_slice::<Thread>(b).ok())

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SUBS_CHANNEL: &str = "kind = \"log\"\nrender = \"sms\"\naudience = \"subscribers\"\nrate = \"1000/s\"\n";
+const SUBS_CHANNEL: &str =
+    "kind = \"log\"\nrender = \"sms\"\naudience = \"subscribers\"\nrate = \"1000/s\"\n";
 
 fn channels_dir(root: &Path) -> PathBuf {
     let dir = root.join("channels");
@@ -64,7 +65,10 @@ impl Api {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -75,14 +79,19 @@ impl Api {
 
     async fn post(&self, path: &str, body: Value) -> Value {
         let (status, answer) = self.send(reqwest::Method::POST, path, Some(body)).await;
-        assert!(status == 200 || status == 201, "POST {path}: {status} {answer}");
+        assert!(
+            status == 200 || status == 201,
+            "POST {path}: {status} {answer}"
+        );
         answer
     }
 
     /// Polls the delivery status until every delivery is final (bounded, no fixed sleep).
     async fn wait_complete(&self, id: &str, total: u64) -> Value {
         for _ in 0..1200 {
-            let s = self.get(&format!("/api/v1/incidents/{id}/deliveries")).await;
+            let s = self
+                .get(&format!("/api/v1/incidents/{id}/deliveries"))
+                .await;
             let sum: u64 = s["channels"]
                 .as_object()
                 .map(|m| m.values().map(|c| c["total"].as_u64().unwrap_or(0)).sum())
@@ -137,8 +146,11 @@ async fn a_backup_taken_while_serving_under_writes_restores_the_same_data() {
     let server = ServeProcess::start_with(&data, &channels);
     let live = Api::of(&server);
     for i in 0..10 {
-        live.post("/api/v1/subscribers", json!({"email": format!("s{i}@example.com")}))
-            .await;
+        live.post(
+            "/api/v1/subscribers",
+            json!({"email": format!("s{i}@example.com")}),
+        )
+        .await;
     }
     let first = live
         .post(
@@ -236,7 +248,11 @@ async fn a_backup_taken_while_serving_under_writes_restores_the_same_data() {
     ])
     .await;
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("without --offline"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("without --offline"),
+        "{}",
+        stderr(&refused)
+    );
     assert!(!root.path().join("x.crb").exists());
 
     let restored_data = root.path().join("restored");
@@ -256,13 +272,26 @@ async fn a_backup_taken_while_serving_under_writes_restores_the_same_data() {
     // appended after the cut is missing as a whole, never half).
     let ids = restored.incident_ids().await;
     assert!(ids.contains(&first));
-    assert!(before.is_subset(&ids), "acknowledged writes are missing from the backup");
-    assert!(ids.is_subset(&all_incidents), "the backup holds incidents the server never had");
+    assert!(
+        before.is_subset(&ids),
+        "acknowledged writes are missing from the backup"
+    );
+    assert!(
+        ids.is_subset(&all_incidents),
+        "the backup holds incidents the server never had"
+    );
     for id in &ids {
         let mine = restored.get(&format!("/api/v1/incidents/{id}")).await;
         let theirs = live.get(&format!("/api/v1/incidents/{id}")).await;
-        let (mu, tu) = (mine["updates"].as_array().unwrap(), theirs["updates"].as_array().unwrap());
-        assert_eq!(mu.len() as u64, mine["update_count"].as_u64().unwrap(), "{mine}");
+        let (mu, tu) = (
+            mine["updates"].as_array().unwrap(),
+            theirs["updates"].as_array().unwrap(),
+        );
+        assert_eq!(
+            mu.len() as u64,
+            mine["update_count"].as_u64().unwrap(),
+            "{mine}"
+        );
         assert_eq!(&tu[..mu.len()], &mu[..], "incident {id}");
         if mu.len() == tu.len() {
             assert_eq!(mine, theirs);
@@ -271,7 +300,10 @@ async fn a_backup_taken_while_serving_under_writes_restores_the_same_data() {
     let subs = restored.subscribers().await;
     let live_subs = live.subscribers().await;
     for id in subs_before.iter() {
-        assert!(subs.contains_key(id), "an acknowledged subscriber is missing");
+        assert!(
+            subs.contains_key(id),
+            "an acknowledged subscriber is missing"
+        );
     }
     for (id, s) in &subs {
         assert_eq!(Some(s), live_subs.get(id), "subscriber {id}");
@@ -375,9 +407,7 @@ async fn restore_refuses_a_non_empty_target_or_a_damaged_file_and_writes_nothing
     .await;
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
 
-    let listing = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
-        walk(dir)
-    };
+    let listing = |dir: &Path| -> BTreeMap<String, Vec<u8>> { walk(dir) };
     let target = root.path().join("busy");
     std::fs::create_dir_all(&target).unwrap();
     std::fs::write(target.join("notes.txt"), b"mine").unwrap();
@@ -390,8 +420,16 @@ async fn restore_refuses_a_non_empty_target_or_a_damaged_file_and_writes_nothing
     ])
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not empty") && stderr(&out).contains("--force"), "{}", stderr(&out));
-    assert_eq!(listing(&target), before, "a refused restore wrote something");
+    assert!(
+        stderr(&out).contains("not empty") && stderr(&out).contains("--force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        listing(&target),
+        before,
+        "a refused restore wrote something"
+    );
 
     // A damaged or truncated file is refused before anything is created.
     let bytes = std::fs::read(&file).unwrap();
@@ -412,8 +450,16 @@ async fn restore_refuses_a_non_empty_target_or_a_damaged_file_and_writes_nothing
         ])
         .await;
         assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-        assert!(stderr(&out).contains("not a usable crier backup"), "{}", stderr(&out));
-        assert!(!fresh.exists(), "a refused restore created {}", fresh.display());
+        assert!(
+            stderr(&out).contains("not a usable crier backup"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            !fresh.exists(),
+            "a refused restore created {}",
+            fresh.display()
+        );
         // Over a non-empty target with --force, too: still nothing written.
         let out = crier(&[
             "--data",
@@ -449,7 +495,10 @@ async fn restore_refuses_a_non_empty_target_or_a_damaged_file_and_writes_nothing
     assert_eq!(aside.len(), 1, "{aside:?}");
     let server = ServeProcess::start_with(&target, &channels);
     let api = Api::of(&server);
-    assert_eq!(api.get(&format!("/api/v1/incidents/{id}")).await["title"], "Kept");
+    assert_eq!(
+        api.get(&format!("/api/v1/incidents/{id}")).await["title"],
+        "Kept"
+    );
 }
 
 /// Every file under `dir` with its contents.
@@ -513,12 +562,19 @@ async fn scheduled_backups_are_written_and_pruned_to_keep() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(seen.len() >= 4, "only {} scheduled backups appeared", seen.len());
+    assert!(
+        seen.len() >= 4,
+        "only {} scheduled backups appeared",
+        seen.len()
+    );
     // A graceful stop lets a backup in progress finish (and prune).
     assert!(server.terminate().success());
     let left = names();
     assert_eq!(left.len(), 2, "{left:?}");
-    assert!(backups.join("README").exists(), "pruning touched a file that is not a backup");
+    assert!(
+        backups.join("README").exists(),
+        "pruning touched a file that is not a backup"
+    );
     let leftovers: Vec<String> = std::fs::read_dir(&backups)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

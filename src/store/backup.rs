@@ -4,10 +4,11 @@
 //! **Consistency.** A backup must be a state the store was actually in, not a mix of before and
 //! after a change: an incident whose `update_count` names an update the file lacks, an alert
 //! group pointing at an incident it lacks, a delivery without its due entry. sled offers no
-//! snapshot across trees, so the store has a write pause ([`Store::writing`]): every write
+//! snapshot across trees, so the store has a write pause ([`Store::writing_async`]): every write
 //! section takes it shared (for microseconds; an expansion batch for its tens of milliseconds)
 //! and the backup takes it exclusively while it iterates, so the file holds exactly the writes
-//! that completed before it began. Reads never wait. After the iteration the backup waits for a
+//! that completed before it began. Reads never wait, and writers wait without parking a
+//! runtime thread. After the iteration the backup waits for a
 //! group commit, so everything in the file was on disk before the file is called complete
 //! (a store that cannot flush fails the backup instead).
 //!

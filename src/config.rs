@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub maintenance: Option<crate::schedule::settings::MaintenanceFile>,
     /// Monitoring intake: hold-down, routing rules, webhook HMAC secret.
     pub intake: Option<crate::intake::settings::IntakeFile>,
+    /// Scheduled backups: how often, how many to keep, where.
+    pub backup: Option<crate::backups::BackupFile>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -73,6 +75,8 @@ pub struct Config {
     pub render: crate::render::Settings,
     pub schedule: crate::schedule::ScheduleSettings,
     pub intake: crate::intake::IntakeSettings,
+    /// Scheduled backups (`None`: none are taken).
+    pub backup: Option<crate::backups::BackupSettings>,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             render: crate::render::Settings::default(),
             schedule: crate::schedule::ScheduleSettings::default(),
             intake: crate::intake::IntakeSettings::default(),
+            backup: None,
         }
     }
 }
@@ -178,6 +183,9 @@ impl Config {
         if let Some(v) = &o.templates_dir {
             c.templates_dir = v.clone();
         }
+        // After the overrides: the default backup directory is inside the data directory.
+        c.backup = crate::backups::BackupSettings::from_file(file.backup, &c.data_dir)
+            .map_err(ConfigError::Invalid)?;
         c.validate()?;
         Ok(c)
     }

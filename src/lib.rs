@@ -4,6 +4,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod backups;
 pub mod channels;
 pub mod cli;
 pub mod config;

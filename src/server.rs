@@ -27,6 +27,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     running: Running,
     scheduler: tokio::task::JoinHandle<()>,
+    backups: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Where the admin token came from, for the start-up message.
@@ -63,6 +64,9 @@ impl Server {
         })?;
         crate::store::private_dir(&config.data_dir)
             .context("cannot prepare the data directory; choose another with --data")?;
+        if let Some(b) = &config.backup {
+            b.prepare().map_err(anyhow::Error::msg)?;
+        }
         // The store's error says what is wrong (in use, read-only, damaged) and what to do.
         let store = Store::open(&config.data_dir.join("db"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
@@ -99,6 +103,10 @@ impl Server {
             dispatcher.clone(),
         );
         let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
+        let backups = config
+            .backup
+            .clone()
+            .map(|b| tokio::spawn(crate::backups::run(store.clone(), b, stop.subscribe())));
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
@@ -133,6 +141,7 @@ impl Server {
                 stop,
                 running,
                 scheduler: scheduler_task,
+                backups,
             },
             source,
         ))
@@ -166,6 +175,12 @@ impl Server {
         let _ = self.stop.send(true);
         if let Err(e) = self.scheduler.await {
             tracing::error!(error = %e, "the scheduler task failed");
+        }
+        // A scheduled backup in progress finishes first.
+        if let Some(b) = self.backups {
+            if let Err(e) = b.await {
+                tracing::error!(error = %e, "the scheduled-backup task failed");
+            }
         }
         self.running.finished().await;
         let flushed = self.store.durable().await;

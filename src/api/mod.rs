@@ -5,6 +5,7 @@
 //! (see [`openapi`]).
 
 mod auth;
+mod backup;
 mod components;
 mod deliveries;
 pub mod error;
@@ -30,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Principal, Tokens};
+pub use backup::SHA256_HEADER as BACKUP_SHA256_HEADER;
 pub use error::ApiError;
 /// The CSV import parser, public for the fuzz target in fuzz/ (not a stable API).
 #[doc(hidden)]
@@ -116,6 +118,7 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(components::set))
         .routes(routes!(subscribers::add, subscribers::list))
         .routes(routes!(subscribers::remove, subscribers::change))
+        .routes(routes!(backup::backup))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(import)
         .route_layer(axum::middleware::from_fn_with_state(

@@ -42,6 +42,7 @@ pub const BEARER: &str = "bearer";
         (name = "intake", description = "Monitoring triggers and webhooks (Alertmanager, Grafana)"),
         (name = "preview", description = "What a channel would send, rendered and fitted"),
         (name = "hooks", description = "Provider callbacks (Twilio status)"),
+        (name = "backup", description = "A consistent snapshot of the whole store, for `crier restore`"),
         (name = "public", description = "Probes, metrics, the public status summary, this document"),
     )
 )]

@@ -75,19 +75,7 @@ impl Client {
             Some(Body::Csv(bytes)) => req.header("content-type", "text/csv").body(bytes),
             None => req,
         };
-        let resp = req.send().await.map_err(|e| {
-            let why = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection refused"
-            } else {
-                "request failed"
-            };
-            CliError::Unavailable(format!(
-                "cannot reach crier at {} ({why}); is `crier serve` running? set --url or CRIER_URL",
-                self.base
-            ))
-        })?;
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
         let text = resp
             .text()
@@ -99,25 +87,78 @@ impl Client {
             }
             return serde_json::from_str(&text).or(Ok(Value::String(text)));
         }
-        let detail = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| text.trim().to_owned());
-        let msg = format!(
-            "{} {}: {detail}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
-        if status.is_client_error() {
-            if status == StatusCode::UNAUTHORIZED {
-                return Err(CliError::Rejected(format!(
-                    "{msg}\n(the CLI sends --token, $CRIER_TOKEN or <data>/admin.token; check it matches the server's)"
-                )));
-            }
-            Err(CliError::Rejected(msg))
-        } else {
-            Err(CliError::Unavailable(msg))
+        Err(failure(status, &text))
+    }
+
+    /// Sends a bodiless POST and writes a successful answer's body to `dest` as it arrives
+    /// (a backup can be larger than memory). Returns the answer's headers and the bytes written.
+    /// Waits up to `timeout` in all.
+    pub async fn download(
+        &self,
+        path: &str,
+        dest: &mut impl std::io::Write,
+        timeout: Duration,
+    ) -> Result<(reqwest::header::HeaderMap, u64), CliError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.post(&url).timeout(timeout);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
         }
+        let mut resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(failure(status, &text));
+        }
+        let headers = resp.headers().clone();
+        let mut written = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| CliError::Unavailable(format!("the server's answer was cut off: {e}")))?
+        {
+            dest.write_all(&chunk)
+                .map_err(|e| CliError::Usage(format!("cannot write the answer: {e}")))?;
+            written += chunk.len() as u64;
+        }
+        Ok((headers, written))
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> CliError {
+        let why = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "connection refused"
+        } else {
+            "request failed"
+        };
+        CliError::Unavailable(format!(
+            "cannot reach crier at {} ({why}); is `crier serve` running? set --url or CRIER_URL",
+            self.base
+        ))
+    }
+}
+
+/// An error answer as a CLI failure: 4xx rejected (exit 3), 5xx unavailable (exit 4).
+fn failure(status: StatusCode, text: &str) -> CliError {
+    let detail = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| text.trim().to_owned());
+    let msg = format!(
+        "{} {}: {detail}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    if status.is_client_error() {
+        if status == StatusCode::UNAUTHORIZED {
+            return CliError::Rejected(format!(
+                "{msg}\n(the CLI sends --token, $CRIER_TOKEN or <data>/admin.token; check it matches the server's)"
+            ));
+        }
+        CliError::Rejected(msg)
+    } else {
+        CliError::Unavailable(msg)
     }
 }
 

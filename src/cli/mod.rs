@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 2 usage error, 3 rejected by the server (4xx; its message is printed),
 //! 4 server unreachable or failing (5xx); `channels check`: 1 when a channel's check failed.
 
+mod backup;
 mod check;
 mod client;
 mod output;
@@ -98,6 +99,35 @@ enum Command {
     /// without posting (offline: reads the channels folder and the environment).
     #[command(subcommand)]
     Channels(ChannelsCmd),
+    /// Save a consistent snapshot of the running server's whole store to FILE (one file with
+    /// a SHA-256 checksum; writes pause while it is taken). --offline reads the store in
+    /// --data directly instead, when no server runs on it.
+    Backup(BackupArgs),
+    /// Restore a backup into the data directory --data DIR (offline, no server on DIR): checks
+    /// the whole file first; refuses a non-empty DIR unless --force, which keeps the old store
+    /// aside as DIR/db.replaced-<time>.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct BackupArgs {
+    /// Where to save the backup, e.g. crier-2026-03-29.crb (written whole or not at all).
+    file: PathBuf,
+    /// Read the store in --data directly (no server may be running on it).
+    #[arg(long)]
+    offline: bool,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    /// The backup file (from `crier backup` or a scheduled crier-backup-*.crb).
+    file: PathBuf,
+    /// Restore into a non-empty --data directory: its store is moved aside, not deleted.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -828,6 +858,15 @@ fn client_main(cli: Cli) -> ExitCode {
             }
         };
     }
+    if let Command::Restore(a) = &cli.command {
+        return match backup::restore(cli.data.as_deref(), &a.file, a.force, cli.json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     if let Command::Preview(a) = &cli.command {
         if let (Some(text), None) = (&a.message, &a.channel) {
             return match preview_offline(&cli, a, text) {
@@ -904,6 +943,12 @@ fn enc(s: &str) -> String {
 }
 
 async fn run_client(cli: Cli) -> Result<(), CliError> {
+    if let Command::Backup(a) = &cli.command {
+        if a.offline {
+            let data = cli.data.clone().unwrap_or_else(|| PathBuf::from("./data"));
+            return backup::backup_offline(&data, &a.file, a.force, cli.json).await;
+        }
+    }
     let client = Client::new(&cli.url, Some(token(&cli)?))?;
     let json_out = cli.json;
     match cli.command {
@@ -912,7 +957,10 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
         Command::Deliveries(a) => deliveries(&client, a, json_out).await,
-        Command::Notice(NoticeCmd::Next { .. }) | Command::Channels(_) => Ok(()),
+        Command::Notice(NoticeCmd::Next { .. }) | Command::Channels(_) | Command::Restore(_) => {
+            Ok(())
+        }
+        Command::Backup(a) => backup::backup_online(&client, &a.file, a.force, json_out).await,
         Command::Notice(cmd) => notice(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {

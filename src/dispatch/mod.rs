@@ -779,7 +779,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
         .metrics
         .observe(&ch.channel.name, label, started.elapsed());
     if let (Some(receipt), Some(_)) = (&d.receipt, ch.channel.status_callback()) {
-        if let Err(e) = inner.store.index_receipt(receipt, &d) {
+        if let Err(e) = inner.store.index_receipt(receipt, &d).await {
             tracing::error!(error = %e, "indexing a receipt failed; its status callback will be ignored");
         }
     }

@@ -118,8 +118,11 @@ impl Store {
     /// Saves an alert group. Durable when it returns.
     pub async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
         let t = self.t()?;
-        t.alerts
-            .insert(group_key(&g.source, &g.group), encode(g)?)?;
+        {
+            let _w = self.writing_async().await;
+            t.alerts
+                .insert(group_key(&g.source, &g.group), encode(g)?)?;
+        }
         t.durable().await
     }
 
@@ -150,6 +153,7 @@ impl Store {
         let value = u64::try_from(expires.timestamp_millis())
             .unwrap_or(0)
             .to_be_bytes();
+        let w = self.writing_async().await;
         let mut stale = Vec::new();
         for kv in tree.iter() {
             let (k, v) = kv?;
@@ -170,6 +174,7 @@ impl Store {
                 _ => false,
             },
         };
+        drop(w);
         if fresh {
             t.durable().await?;
         }
@@ -180,7 +185,10 @@ impl Store {
     /// may send it again).
     pub async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
         let t = self.t()?;
-        t.db.open_tree(SIGNATURES)?.remove(key)?;
+        {
+            let _w = self.writing_async().await;
+            t.db.open_tree(SIGNATURES)?.remove(key)?;
+        }
         t.durable().await
     }
 }

@@ -28,6 +28,7 @@
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
 
+pub mod backup;
 pub mod codec;
 pub mod flusher;
 pub mod health;
@@ -72,7 +73,7 @@ pub enum StoreError {
     Flush(#[from] FlushError),
     #[error("the store cannot write to disk ({0}); reads and writes are refused until it recovers: free space in the data directory, crier retries by itself")]
     Broken(String),
-    #[error("the store in {} is damaged: {why}; do not serve from it: stop, move the directory aside, and put back your latest backup of the whole data directory (with its crier-mark) before starting again", .dir.display())]
+    #[error("the store in {} is damaged: {why}; do not serve from it: restore your latest backup with `crier restore FILE --data {} --force` (the damaged store is kept aside as db.replaced-<time>), or restore into a new directory and start crier there", .dir.display(), .dir.parent().unwrap_or(.dir).display())]
     Damaged { dir: PathBuf, why: String },
     #[error("the data directory {} is read-only ({why}); make it writable for the user running crier, or choose another with --data", .dir.display())]
     ReadOnly { dir: PathBuf, why: String },
@@ -223,6 +224,12 @@ pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// Stripes of the per-incident write lock (see `Store::lock`).
 const WRITE_LOCK_STRIPES: usize = 64;
 
+/// A held incident write lock and the write pause (see `Store::lock`).
+struct WriteGuard<'a> {
+    _stripe: MutexGuard<'a, ()>,
+    _pause: std::sync::RwLockReadGuard<'a, ()>,
+}
+
 /// Handle to the open store; cheap to clone. The sled database sits in a swappable cell: after a
 /// failed group commit the store is broken and refuses reads and writes until the recovery task
 /// has re-opened the database from disk (see [`health`] and `Store::recover`).
@@ -242,6 +249,12 @@ struct Inner {
     /// an await or a flush). Striped by incident id: writers to different incidents rarely share
     /// a stripe, so they do not park each other's runtime workers on one global mutex.
     write_locks: Box<[Mutex<()>]>,
+    /// The write pause: every write section holds it shared, a backup exclusively while it
+    /// iterates, so the backup is one consistent state (see [`backup`]).
+    pause: RwLock<()>,
+    /// Woken when a backup releases the write pause (writers wait for it without blocking a
+    /// runtime thread: see `Store::writing_async`).
+    resumed: tokio::sync::Notify,
     /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
     /// claimed through. A claim is only this: its due entry stays in the store until the outcome
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
@@ -549,6 +562,8 @@ impl Store {
             dir: dir.to_owned(),
             health: health.clone(),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            pause: RwLock::new(()),
+            resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
@@ -566,6 +581,14 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| StoreError::Broken("the store is being re-opened".into()))
+    }
+
+    /// The data directory holding the store (`<data>/db`); temporary backup files go there.
+    pub fn data_dir(&self) -> PathBuf {
+        match self.inner.dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => self.inner.dir.clone(),
+        }
     }
 
     /// Whether the store is refusing service after a failed write to disk, and why.
@@ -623,16 +646,22 @@ impl Store {
         self.t()?.repair()
     }
 
-    /// The write lock of incident (or message origin) `id`.
-    fn lock(&self, id: Ulid) -> MutexGuard<'_, ()> {
+    /// The write lock of incident (or message origin) `id`, with the write pause (taken first,
+    /// so a backup never waits for a writer that waits for a stripe it could not get).
+    async fn lock(&self, id: Ulid) -> WriteGuard<'_> {
+        let pause = self.writing_async().await;
         // A ULID's low 80 bits are random, so the low bits spread incidents over the stripes.
         let stripe = (u128::from(id) % self.inner.write_locks.len() as u128) as usize;
         // A panic while holding the lock cannot leave a half-applied change behind that the
         // next writer would build on (records are only written at the end), so poisoning is
         // safe to clear.
-        self.inner.write_locks[stripe]
+        let stripe = self.inner.write_locks[stripe]
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|p| p.into_inner());
+        WriteGuard {
+            _stripe: stripe,
+            _pause: pause,
+        }
     }
 
     /// Waits until every write made so far is on disk (group commit).
@@ -658,7 +687,11 @@ impl Store {
         use sha2::{Digest, Sha256};
         let t = self.t()?;
         let mut hasher = Sha256::new();
-        for name in t.db.tree_names() {
+        // Sorted: sled lists its trees in no fixed order, and two stores holding the same
+        // records (a restored backup and its origin) must agree.
+        let mut names = t.db.tree_names();
+        names.sort();
+        for name in names {
             if name.as_ref() == b"meta" {
                 continue;
             }
@@ -776,7 +809,7 @@ impl Store {
         };
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
         {
-            let _w = self.lock(id);
+            let _w = self.lock(id).await;
             if t.incidents.contains_key(id.to_bytes())? {
                 return Err(StoreError::Conflict(format!(
                     "incident {id} exists already"
@@ -817,7 +850,7 @@ impl Store {
     ) -> Result<(Incident, Update), StoreError> {
         let t = self.t()?;
         let (incident, update) = {
-            let _w = self.lock(id);
+            let _w = self.lock(id).await;
             let mut incident = self.incident_summary(id)?;
             if incident.public.is_none() && !incident.draft {
                 // A record from before `public` existed: its state is what the public saw.
@@ -899,7 +932,7 @@ impl Store {
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let t = self.t()?;
         let (incident, published) = {
-            let _w = self.lock(id);
+            let _w = self.lock(id).await;
             let mut incident = self.incident_summary(id)?;
             let mut published = Vec::new();
             for item in t.updates.scan_prefix(id.to_bytes()) {
@@ -1005,7 +1038,10 @@ impl Store {
             status,
             updated_at: now,
         };
-        t.components.insert(c.name.as_str(), encode(&c)?)?;
+        {
+            let _w = self.writing_async().await;
+            t.components.insert(c.name.as_str(), encode(&c)?)?;
+        }
         t.durable().await?;
         Ok(c)
     }
@@ -1032,6 +1068,7 @@ impl Store {
             }
         }
         let mut restored = Vec::new();
+        let _w = self.writing_async().await;
         for name in &incident.components {
             if held.contains(name) {
                 continue;
@@ -1052,6 +1089,7 @@ impl Store {
                 restored.push(name.clone());
             }
         }
+        drop(_w);
         if !restored.is_empty() {
             t.durable().await?;
         }
@@ -1087,6 +1125,7 @@ impl Store {
         self.check_components(&new.components)?;
         let s = Self::new_subscriber(new, now)?;
         let sb = encode(&s)?;
+        let w = self.writing_async().await;
         (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(|(subs, contacts, tokens)| {
             if contacts.get(s.contact.address())?.is_some() {
                 return abort(StoreError::Conflict(format!(
@@ -1099,6 +1138,7 @@ impl Store {
             tokens.insert(s.unsubscribe_token.as_str(), &s.id.to_bytes())?;
             Ok(())
         })?;
+        drop(w);
         t.durable().await?;
         Ok(s)
     }
@@ -1128,6 +1168,8 @@ impl Store {
         // a later chunk still sees the contacts of earlier ones, so duplicates stay duplicates.
         let mut counts = ImportCounts::default();
         for (subs, encoded) in subs.chunks(IMPORT_CHUNK).zip(encoded.chunks(IMPORT_CHUNK)) {
+            // Per chunk: a backup may fall between chunks (an import is not atomic anyway).
+            let _w = self.writing_async().await;
             let chunk = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
                 |(st, contacts, tokens)| {
                     let mut counts = ImportCounts::default();
@@ -1168,6 +1210,7 @@ impl Store {
     pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
         let id = self.subscriber_id(&t, key)?;
+        let w = self.writing_async().await;
         let removed = (&t.subscribers, &t.contacts, &t.unsubscribe).transaction(
             |(subs, contacts, tokens)| {
                 let Some(raw) = subs.remove(&id.to_bytes())? else {
@@ -1182,6 +1225,7 @@ impl Store {
                 Ok(s)
             },
         )?;
+        drop(w);
         t.durable().await?;
         Ok(removed)
     }
@@ -1199,6 +1243,7 @@ impl Store {
         if let Some(c) = &components {
             self.check_components(c)?;
         }
+        let w = self.writing_async().await;
         let changed = t.subscribers.transaction(|subs| {
             let Some(raw) = subs.get(id.to_bytes())? else {
                 return abort(StoreError::NotFound {
@@ -1216,6 +1261,7 @@ impl Store {
             subs.insert(&id.to_bytes(), encode(&s).or_else(abort)?)?;
             Ok(s)
         })?;
+        drop(w);
         t.durable().await?;
         Ok(changed)
     }
@@ -1294,7 +1340,7 @@ mod tests {
         }
     }
 
-    fn new_update(text: &str) -> NewUpdate {
+    pub(super) fn new_update(text: &str) -> NewUpdate {
         NewUpdate {
             change: Change::Update(Some(Status::Monitoring)),
             body: Body::single(Locale::english(), text).unwrap(),

@@ -182,6 +182,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(usize, Broadcast), StoreError> {
         let t = self.t()?;
+        // The whole batch, cursor included, is one change for a backup.
+        let _w = self.writing();
         let mut created = 0;
         let mut next = b.clone();
         if !b.subscribers {
@@ -263,6 +265,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let t = self.t()?;
+        // Claims write nothing, but stale due entries are removed on the way: unless a backup
+        // is reading the store, when they are left for a later scan (a channel worker must not
+        // wait for a backup).
+        let writable = self.try_writing();
         let prefix = due_prefix(channel);
         let mut out = Vec::with_capacity(limit.min(1024));
         for item in t.due.scan_prefix(&prefix) {
@@ -275,7 +281,9 @@ impl Store {
                 _ => break,
             };
             let Ok(dk) = <[u8; DELIVERY_KEY_LEN]>::try_from(&k[prefix.len() + 8..]) else {
-                t.due.remove(&k)?;
+                if writable.is_some() {
+                    t.due.remove(&k)?;
+                }
                 continue;
             };
             if self.claimed().contains_key(&dk) {
@@ -292,7 +300,9 @@ impl Store {
                     && d.next_at.timestamp_millis() == at.timestamp_millis()
             }) else {
                 // A stale entry: final, rescheduled, or left by an interrupted expansion.
-                t.due.remove(&k)?;
+                if writable.is_some() {
+                    t.due.remove(&k)?;
+                }
                 continue;
             };
             self.claimed().insert(dk, k.to_vec());
@@ -329,6 +339,7 @@ impl Store {
     pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
         let dk = delivery_key(d);
+        let w = self.writing_async().await;
         t.deliveries.insert(dk, codec::encode(d))?;
         let next = (d.state == DeliveryState::Pending).then(|| due_key(&d.channel, d.next_at, &dk));
         if let Some(next) = &next {
@@ -342,12 +353,14 @@ impl Store {
                 t.due.remove(old)?;
             }
         }
+        drop(w);
         t.durable().await
     }
 
     /// Indexes a delivery under the provider's message id, so a status callback can find it.
-    pub fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
+    pub async fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
+        let _w = self.writing_async().await;
         t.receipts
             .insert(receipt.as_bytes(), delivery_key(d).as_slice())?;
         Ok(())
@@ -380,7 +393,10 @@ impl Store {
         d.provider_status = Some(status.to_owned());
         d.provider_error = error;
         d.updated_at = now;
-        t.deliveries.insert(&dk, codec::encode(&d))?;
+        {
+            let _w = self.writing_async().await;
+            t.deliveries.insert(&dk, codec::encode(&d))?;
+        }
         t.durable().await?;
         Ok(Some(d))
     }
@@ -388,7 +404,10 @@ impl Store {
     /// Records progress inside a threaded message (parts already accepted), durably.
     pub async fn record_progress(&self, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
-        t.deliveries.insert(delivery_key(d), codec::encode(d))?;
+        {
+            let _w = self.writing_async().await;
+            t.deliveries.insert(delivery_key(d), codec::encode(d))?;
+        }
         t.durable().await
     }
 
@@ -398,6 +417,7 @@ impl Store {
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = self.t()?;
         let mut n = 0;
+        let w = self.writing_async().await;
         for item in t.inflight.iter() {
             let (dk, _) = item?;
             if let Some(raw) = t.deliveries.get(&dk)? {
@@ -412,6 +432,7 @@ impl Store {
             }
             t.inflight.remove(&dk)?;
         }
+        drop(w);
         if n > 0 {
             t.durable().await?;
         }
@@ -488,6 +509,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let t = self.t()?;
         let mut channels = Vec::new();
+        let w = self.writing_async().await;
         for item in t.deliveries.scan_prefix(incident.to_bytes()) {
             let (dk, raw) = item?;
             let mut d: Delivery = codec::decode(&raw)?;
@@ -501,6 +523,7 @@ impl Store {
                 channels.push(d.channel);
             }
         }
+        drop(w);
         if !channels.is_empty() {
             t.durable().await?;
         }

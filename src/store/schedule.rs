@@ -136,7 +136,7 @@ impl Store {
         let t = self.t()?;
         let key = message_key(msg.origin, msg.seq);
         {
-            let _w = self.lock(msg.origin);
+            let _w = self.lock(msg.origin).await;
             if t.messages.contains_key(key)? {
                 return Ok(false);
             }
@@ -174,7 +174,10 @@ impl Store {
     /// Saves a notice (new or changed). Durable when it returns.
     pub async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
         let t = self.t()?;
-        t.notices.insert(n.id.to_bytes(), encode(n)?)?;
+        {
+            let _w = self.writing_async().await;
+            t.notices.insert(n.id.to_bytes(), encode(n)?)?;
+        }
         t.durable().await
     }
 
@@ -201,7 +204,10 @@ impl Store {
     pub async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
         let t = self.t()?;
         let n = self.notice(id)?;
-        t.notices.remove(id.to_bytes())?;
+        {
+            let _w = self.writing_async().await;
+            t.notices.remove(id.to_bytes())?;
+        }
         t.durable().await?;
         Ok(n)
     }
@@ -209,7 +215,10 @@ impl Store {
     /// Starts or extends a hold-down. Durable when it returns.
     pub async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
         let t = self.t()?;
-        t.holds.insert(h.incident_id.to_bytes(), encode(h)?)?;
+        {
+            let _w = self.writing_async().await;
+            t.holds.insert(h.incident_id.to_bytes(), encode(h)?)?;
+        }
         t.durable().await
     }
 
@@ -231,7 +240,10 @@ impl Store {
     /// Ends a hold. Durable when it returns.
     pub async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
         let t = self.t()?;
-        t.holds.remove(incident.to_bytes())?;
+        {
+            let _w = self.writing_async().await;
+            t.holds.remove(incident.to_bytes())?;
+        }
         t.durable().await
     }
 

@@ -113,7 +113,7 @@ fn expect_damaged(r: Result<Store, StoreError>) {
     match r {
         Err(e @ StoreError::Damaged { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("put back your latest backup"), "{msg}");
+            assert!(msg.contains("crier restore FILE --data"), "{msg}");
         }
         Err(other) => panic!("expected the damaged-store refusal, got: {other}"),
         Ok(_) => panic!("a damaged store was opened"),

@@ -51,6 +51,7 @@ impl Store {
         let t = self.t()?;
         let key = thread_key(incident, channel);
         // One atomic read-modify-write, so concurrent senders never lose the root.
+        let w = self.writing_async().await;
         let stored = t.threads.update_and_fetch(key, |old| {
             let root = old
                 .and_then(|b| serde_json::from_slice::<Thread>(b).ok())
@@ -64,6 +65,7 @@ impl Store {
                 .ok()
                 .or_else(|| old.map(<[u8]>::to_vec))
         })?;
+        drop(w);
         let thread: Thread = match stored {
             Some(raw) => decode(&raw)?,
             None => return Err(StoreError::Corrupt("the thread record vanished".into())),

@@ -1,5 +1,6 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
+mod backup;
 mod channels_check;
 mod cli;
 mod cli_first_hour;

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/subscribers/{key}"),
     ("POST", "/api/v1/subscribers/import"),
     ("POST", "/api/v1/unsubscribe/{token}"),
+    ("POST", "/api/v1/backup"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

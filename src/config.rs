@@ -73,6 +73,10 @@ pub struct Config {
     pub render: crate::render::Settings,
     pub schedule: crate::schedule::ScheduleSettings,
     pub intake: crate::intake::IntakeSettings,
+    /// Start the server's clock at this instant instead of the wall clock's (tests that must
+    /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
+    /// environment.
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             render: crate::render::Settings::default(),
             schedule: crate::schedule::ScheduleSettings::default(),
             intake: crate::intake::IntakeSettings::default(),
+            clock_start: None,
         }
     }
 }

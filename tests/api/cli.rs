@@ -78,7 +78,7 @@ async fn open_update_resolve_list_show() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("now identified"), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("next update promised by"),
+        stdout(&o).contains("next update by"),
         "{}",
         stdout(&o)
     );

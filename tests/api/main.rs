@@ -16,6 +16,7 @@ mod hooks;
 mod incidents;
 mod intake;
 mod notice;
+mod promises;
 mod openapi;
 mod preview;
 mod social;

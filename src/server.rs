@@ -59,7 +59,11 @@ impl ChannelSummary {
             (!n.is_empty()).then(|| format!("{} {what} ({})", n.len(), n.join(", ")))
         };
         let parts: Vec<String> = [
-            Some(format!("{} active ({})", self.active.len(), self.active.join(", "))),
+            Some(format!(
+                "{} active ({})",
+                self.active.len(),
+                self.active.join(", ")
+            )),
             part(&self.waiting, "waiting for credentials"),
             part(&self.misconfigured, "misconfigured"),
             part(&self.disabled, "disabled"),

@@ -97,7 +97,12 @@ fn promise_edit(
     req: &mut PostUpdate,
     now: DateTime<Utc>,
 ) -> Result<PromiseEdit, ApiError> {
-    let given = promise(state, req.next_update.take(), req.next_update_at.take(), now)?;
+    let given = promise(
+        state,
+        req.next_update.take(),
+        req.next_update_at.take(),
+        now,
+    )?;
     match (given, req.clear_next_update) {
         (Some(_), true) => Err(ApiError::unprocessable(
             "clear_next_update: give either a new promise (next_update or next_update_at) or clear_next_update, not both",

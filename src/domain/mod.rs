@@ -21,7 +21,8 @@ pub use incident::{
 };
 pub use locale::Locale;
 pub use next_update::{
-    apply_promise, local_then_utc, next_local_time, parse_next_update, NextUpdate, PromiseChange, PromiseEdit,
+    apply_promise, local_then_utc, next_local_time, parse_next_update, NextUpdate, PromiseChange,
+    PromiseEdit,
 };
 pub use notice::{parse_day, parse_tz, Notice};
 pub use span::{Span, SpanError};

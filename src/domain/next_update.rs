@@ -215,14 +215,26 @@ mod tests {
         let hel: chrono_tz::Tz = "Europe/Helsinki".parse().unwrap();
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
         for (t, tz, want) in [
-            ("2026-10-25T12:00:00Z", hel, "2026-10-25 14:00 EET (12:00 UTC)"),
-            ("2026-10-25T00:30:00Z", hel, "2026-10-25 03:30 EEST (00:30 UTC)"),
+            (
+                "2026-10-25T12:00:00Z",
+                hel,
+                "2026-10-25 14:00 EET (12:00 UTC)",
+            ),
+            (
+                "2026-10-25T00:30:00Z",
+                hel,
+                "2026-10-25 03:30 EEST (00:30 UTC)",
+            ),
             (
                 "2026-10-24T22:30:00Z",
                 hel,
                 "2026-10-25 01:30 EEST (2026-10-24 22:30 UTC)",
             ),
-            ("2026-10-25T12:00:00Z", chrono_tz::UTC, "2026-10-25 12:00 UTC"),
+            (
+                "2026-10-25T12:00:00Z",
+                chrono_tz::UTC,
+                "2026-10-25 12:00 UTC",
+            ),
         ] {
             assert_eq!(local_then_utc(at(t), tz), want);
         }

@@ -59,6 +59,9 @@ impl TickReport {
     }
 }
 
+/// A promise: the incident and the instant it promised.
+type Promise = (ulid::Ulid, DateTime<Utc>);
+
 /// The scheduler.
 #[derive(Clone)]
 pub struct Scheduler {
@@ -69,7 +72,7 @@ pub struct Scheduler {
     dispatcher: Dispatcher,
     /// Overdue promises already logged: (incident, promised instant). Pruned every tick to
     /// those still overdue, so it stays as small as the number of open incidents.
-    warned: Arc<Mutex<HashSet<(ulid::Ulid, DateTime<Utc>)>>>,
+    warned: Arc<Mutex<HashSet<Promise>>>,
 }
 
 impl Scheduler {

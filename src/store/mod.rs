@@ -869,8 +869,7 @@ impl Store {
                 incident.impact = i;
             }
             let previous_due = incident.next_update_due;
-            let (due, promise) =
-                apply_promise(previous_due, new.promise, status.is_final(), now);
+            let (due, promise) = apply_promise(previous_due, new.promise, status.is_final(), now);
             incident.next_update_due = due;
             incident.resolved_at = status.is_final().then_some(now);
             if !new.draft {

@@ -293,7 +293,9 @@ async fn a_time_skipped_by_the_spring_change_is_refused_and_writes_nothing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("03:30 does not exist on 2027-03-28 in Europe/Helsinki (the clocks go forward)"),
+        err.contains(
+            "03:30 does not exist on 2027-03-28 in Europe/Helsinki (the clocks go forward)"
+        ),
         "{err}"
     );
     assert_eq!(app.checksum(), before, "nothing written");
@@ -405,7 +407,9 @@ fn startup_of_the_shipped_configuration_prints_one_summary_and_no_warning() {
         assert!(summary.contains(part), "{part:?} not in {summary}");
     }
     assert!(
-        !lines.iter().any(|l| l.contains("channel skipped") || l.contains("channel active")),
+        !lines
+            .iter()
+            .any(|l| l.contains("channel skipped") || l.contains("channel active")),
         "one line for the channels: {lines:#?}"
     );
     assert!(sigterm(&mut child).success());

@@ -405,6 +405,67 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
     h.shutdown().await;
 }
 
+/// An update that keeps the standing promise repeats it; staff are reminded of that promise
+/// once, not again for each update that kept it. A new promise gets its own reminder.
+#[tokio::test]
+async fn a_kept_promise_is_reminded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ScheduleSettings {
+        reminder_channels: vec!["staff".into()],
+        remind_before: std::time::Duration::from_secs(600),
+        ..ScheduleSettings::default()
+    };
+    let h = harness(dir.path(), settings).await;
+    let id = h
+        .incident("2026-11-23T12:00:00Z", Some("2026-11-23T12:30:00Z"), false)
+        .await;
+    let update = |promise, at_: &str| {
+        let store = h.store.clone();
+        let at_ = at(at_);
+        async move {
+            store
+                .append_update(
+                    id,
+                    NewUpdate {
+                        change: Change::Update(None),
+                        body: Body::single(Locale::english(), "Still on it").unwrap(),
+                        author: "t".into(),
+                        impact: None,
+                        promise,
+                        draft: false,
+                        broadcast: vec![],
+                    },
+                    at_,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(h.tick("2026-11-23T12:20:00Z").await.reminders, vec![id]);
+    let (i, u) = update(crate::domain::PromiseEdit::Keep, "2026-11-23T12:22:00Z").await;
+    assert_eq!(i.next_update_due, Some(at("2026-11-23T12:30:00Z")));
+    assert_eq!(
+        u.next_update_due, i.next_update_due,
+        "the update repeats it"
+    );
+    update(crate::domain::PromiseEdit::Keep, "2026-11-23T12:23:00Z").await;
+    assert!(
+        h.tick("2026-11-23T12:24:00Z").await.reminders.is_empty(),
+        "the same promise: no second reminder"
+    );
+    update(
+        crate::domain::PromiseEdit::Set(at("2026-11-23T13:00:00Z")),
+        "2026-11-23T12:25:00Z",
+    )
+    .await;
+    assert_eq!(
+        h.tick("2026-11-23T12:50:00Z").await.reminders,
+        vec![id],
+        "a new promise is reminded"
+    );
+    h.shutdown().await;
+}
+
 /// A missed promise is logged once (not every tick) and counted in `/metrics` while it stays
 /// missed; a new promise ends it, and one covered by a holding statement is not counted.
 #[tokio::test]

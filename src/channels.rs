@@ -350,6 +350,31 @@ pub struct Loaded {
     pub active: Vec<Channel>,
     /// Channels not active, with the reason (disabled, credentials missing or invalid).
     pub skipped: Vec<(String, String)>,
+    /// Of the skipped, those that simply wait for credentials: none of the variables they name
+    /// is set (a shipped channel not yet configured). The others are half-configured or
+    /// malformed, or disabled (see `disabled`).
+    pub waiting: Vec<String>,
+    /// Of the skipped, those turned off with `enabled = false`.
+    pub disabled: Vec<String>,
+}
+
+impl Loaded {
+    /// Skipped channels that need attention: credentials partly set or malformed.
+    pub fn misconfigured(&self) -> impl Iterator<Item = &(String, String)> {
+        self.skipped
+            .iter()
+            .filter(|(n, _)| !self.waiting.contains(n) && !self.disabled.contains(n))
+    }
+}
+
+/// Why a channel does not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SkipKind {
+    Disabled,
+    /// None of the credential variables it names is set.
+    Waiting,
+    /// Some set and some missing, or a value that cannot work.
+    Misconfigured,
 }
 
 /// Parses a duration in a channel file (`500ms`, `30s`, `5m`, `1h`) with the one duration
@@ -381,6 +406,11 @@ struct EnvSecrets {
 impl EnvSecrets {
     fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.malformed.is_empty()
+    }
+
+    /// Nothing is set yet: every variable named is missing, none is malformed.
+    fn none_set(&self) -> bool {
+        self.malformed.is_empty() && self.missing.len() == self.names.len()
     }
 
     /// Records that the value of the variable `key` names cannot work, and why (no value).
@@ -465,7 +495,9 @@ fn take_str(table: &mut toml::Table, key: &str, invalid: &mut Vec<String>) -> Op
     }
 }
 
-fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String> {
+type Skip = (SkipKind, String);
+
+fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
     let mut common = toml::Table::new();
@@ -869,13 +901,18 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, String>, String
             settings,
             templates: dir.is_dir().then_some(dir),
         }),
-        None if !c.enabled => Err("disabled (enabled = false)".to_owned()),
-        None => Err(missing.reason()),
+        None if !c.enabled => Err(disabled()),
+        None if missing.none_set() => Err((SkipKind::Waiting, missing.reason())),
+        None => Err((SkipKind::Misconfigured, missing.reason())),
     };
     Ok(match channel {
-        Ok(_) if !c.enabled => Err("disabled (enabled = false)".to_owned()),
+        Ok(_) if !c.enabled => Err(disabled()),
         other => other,
     })
+}
+
+fn disabled() -> Skip {
+    (SkipKind::Disabled, "disabled (enabled = false)".to_owned())
 }
 
 /// Loads every `*.toml` in `dir` (file stem = channel name). A missing folder means no channels.
@@ -921,7 +958,14 @@ pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
     for (name, path) in files {
         match parse_file(&path, &name) {
             Ok(Ok(ch)) => out.active.push(ch),
-            Ok(Err(why)) => out.skipped.push((name, why)),
+            Ok(Err((kind, why))) => {
+                match kind {
+                    SkipKind::Waiting => out.waiting.push(name.clone()),
+                    SkipKind::Disabled => out.disabled.push(name.clone()),
+                    SkipKind::Misconfigured => {}
+                }
+                out.skipped.push((name, why));
+            }
             Err(message) => return Err(ChannelError::Invalid { path, message }),
         }
     }
@@ -966,10 +1010,51 @@ mod tests {
     }
 
     fn load_one(name: &str, text: &str) -> Result<Result<Channel, String>, String> {
+        load_one_kind(name, text).map(|r| r.map_err(|(_, why)| why))
+    }
+
+    fn load_one_kind(name: &str, text: &str) -> Result<Result<Channel, Skip>, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         parse_file(&path, name)
+    }
+
+    /// A channel none of whose credential variables is set simply waits for them (a shipped
+    /// file not yet configured); one with some set and some missing, or a malformed value, is
+    /// misconfigured, which start-up warns about.
+    #[test]
+    fn unconfigured_channels_wait_and_half_configured_ones_are_misconfigured() {
+        std::env::set_var("CRIER_TEST_HALF_SID", "AC0123456789abcdef0123456789abcdef");
+        std::env::set_var("CRIER_TEST_HALF_BAD", "AC-with-dash");
+        let twilio = |sid: &str, token: &str, extra: &str| {
+            format!("kind = \"twilio\"\naccount_sid_env = \"{sid}\"\nauth_token_env = \"{token}\"\nfrom = \"+15005550006\"\n{extra}")
+        };
+        for (text, want) in [
+            (
+                twilio("CRIER_TEST_HALF_UNSET1", "CRIER_TEST_HALF_UNSET2", ""),
+                SkipKind::Waiting,
+            ),
+            (
+                twilio("CRIER_TEST_HALF_SID", "CRIER_TEST_HALF_UNSET2", ""),
+                SkipKind::Misconfigured,
+            ),
+            (
+                twilio("CRIER_TEST_HALF_BAD", "CRIER_TEST_HALF_UNSET2", ""),
+                SkipKind::Misconfigured,
+            ),
+            (
+                twilio(
+                    "CRIER_TEST_HALF_UNSET1",
+                    "CRIER_TEST_HALF_UNSET2",
+                    "enabled = false",
+                ),
+                SkipKind::Disabled,
+            ),
+        ] {
+            let (kind, _) = load_one_kind("c", &text).unwrap().unwrap_err();
+            assert_eq!(kind, want, "{text}");
+        }
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct Config {
     pub intake: crate::intake::IntakeSettings,
     /// Scheduled backups (`None`: none are taken).
     pub backup: Option<crate::backups::BackupSettings>,
+    /// Start the server's clock at this instant instead of the wall clock's (tests that must
+    /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
+    /// environment.
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             schedule: crate::schedule::ScheduleSettings::default(),
             intake: crate::intake::IntakeSettings::default(),
             backup: None,
+            clock_start: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::api::{self, AppState, Limits, Tokens};
 use crate::channels;
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, Running};
+use crate::dispatch::{Clock, Dispatcher, Running};
 use crate::intake::Intake;
 use crate::render::Templates;
 use crate::schedule::Scheduler;
@@ -28,6 +28,58 @@ pub struct Server {
     running: Running,
     scheduler: tokio::task::JoinHandle<()>,
     backups: Option<tokio::task::JoinHandle<()>>,
+    channels: ChannelSummary,
+    timezone: chrono_tz::Tz,
+}
+
+/// What start-up found in the channels folder, for the one summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelSummary {
+    pub active: Vec<String>,
+    /// Skipped because none of their credential variables is set yet.
+    pub waiting: Vec<String>,
+    pub disabled: Vec<String>,
+    /// Skipped with credentials partly set or malformed (each also logged as a warning).
+    pub misconfigured: Vec<String>,
+}
+
+impl ChannelSummary {
+    fn from_loaded(loaded: &channels::Loaded) -> Self {
+        ChannelSummary {
+            active: loaded.active.iter().map(|c| c.name.clone()).collect(),
+            waiting: loaded.waiting.clone(),
+            disabled: loaded.disabled.clone(),
+            misconfigured: loaded.misconfigured().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    /// `2 active (log, log-public); 13 waiting for credentials (bluesky, …)`, and where to read
+    /// what each needs.
+    pub fn describe(&self) -> String {
+        let part = |n: &[String], what: &str| {
+            (!n.is_empty()).then(|| format!("{} {what} ({})", n.len(), n.join(", ")))
+        };
+        let parts: Vec<String> = [
+            Some(format!(
+                "{} active ({})",
+                self.active.len(),
+                self.active.join(", ")
+            )),
+            part(&self.waiting, "waiting for credentials"),
+            part(&self.misconfigured, "misconfigured"),
+            part(&self.disabled, "disabled"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut out = format!("channels: {}", parts.join("; "));
+        if !(self.waiting.is_empty() && self.misconfigured.is_empty()) {
+            out.push_str(
+                " — `crier channels check` and GET /readyz say what each needs (docs/CHANNELS.md)",
+            );
+        }
+        out
+    }
 }
 
 /// Where the admin token came from, for the start-up message.
@@ -43,12 +95,18 @@ impl Server {
         // Channels and templates first: a broken file stops start-up before anything is written.
         let loaded = channels::load(&config.channels_dir)
             .context("cannot load the channel definitions (fix the file named below)")?;
-        for (name, why) in &loaded.skipped {
+        // A shipped channel without credentials is normal (the summary line counts it); one
+        // half set up or with a malformed value is a problem an operator must see.
+        for (name, why) in loaded.misconfigured() {
             tracing::warn!(channel = %name, "channel skipped: {why}");
         }
-        for ch in &loaded.active {
-            tracing::info!(channel = %ch.name, kind = ch.kind.as_str(), "channel active");
+        for (name, why) in &loaded.skipped {
+            tracing::debug!(channel = %name, "channel skipped: {why}");
         }
+        for ch in &loaded.active {
+            tracing::debug!(channel = %ch.name, kind = ch.kind.as_str(), "channel active");
+        }
+        let channel_summary = ChannelSummary::from_loaded(&loaded);
         check_channel_names(config, &loaded)?;
         let skipped_channels = Arc::new(loaded.skipped.clone());
         let overrides: Vec<(String, std::path::PathBuf)> = loaded
@@ -92,6 +150,9 @@ impl Server {
             render.clone(),
             loaded.active,
             &config.data_dir,
+            config
+                .clock_start
+                .map_or_else(Clock::new, Clock::starting_at),
             stopped,
         )
         .await?;
@@ -142,6 +203,8 @@ impl Server {
                 running,
                 scheduler: scheduler_task,
                 backups,
+                channels: channel_summary,
+                timezone: config.render.timezone,
             },
             source,
         ))
@@ -155,6 +218,27 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// What start-up found in the channels folder.
+    pub fn channels(&self) -> &ChannelSummary {
+        &self.channels
+    }
+
+    /// The one start-up line: where crier listens, where its data is, the organisation's time
+    /// zone (times of day such as `--next-update-at 14:00` are read in it) and the channels.
+    pub fn summary(&self, data_dir: &std::path::Path) -> anyhow::Result<String> {
+        let zone = if self.timezone == chrono_tz::UTC {
+            "UTC (set `timezone` in crier.toml for another)".to_owned()
+        } else {
+            self.timezone.name().to_owned()
+        };
+        Ok(format!(
+            "crier listening on http://{} (data in {}); times of day in {zone}; {}",
+            self.local_addr()?,
+            data_dir.display(),
+            self.channels.describe()
+        ))
     }
 
     /// The dispatcher (tests use its metrics).
@@ -188,6 +272,13 @@ impl Server {
             tracing::error!("at shutdown: {unsaved}");
         }
         flushed.context("final flush of the store failed; writes since the last successful flush were not saved")?;
+        let f = self.store.flush_stats();
+        tracing::info!(
+            "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk ({} writes in {} group commits since start)",
+            self.channels.active.len(),
+            f.waiters,
+            f.syncs
+        );
         Ok(())
     }
 }
@@ -243,25 +334,15 @@ fn check_channel_names(config: &Config, loaded: &channels::Loaded) -> anyhow::Re
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives as soon as start-up has been reported still
+/// stops crier gracefully (with its final flush) instead of killing it.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

@@ -4,8 +4,8 @@ use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, Status, Title, Update,
-    UpdateAction,
+    Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, PromiseChange,
+    PromiseEdit, Status, Title, Update, UpdateAction,
 };
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
@@ -70,7 +70,7 @@ fn parse_next_update(
 }
 
 /// The promise of a request: `next_update` (30m, 1h, RFC 3339) or `next_update_at` (HH:MM in the
-/// server's time zone), not both.
+/// organisation's time zone, the config's `timezone`), not both.
 fn promise(
     state: &AppState,
     next_update: Option<String>,
@@ -88,6 +88,35 @@ fn promise(
         )?)),
         (n, None) => parse_next_update(n, now),
     }
+}
+
+/// The promise edit of an update: a new promise, an explicit withdrawal, or (neither given) the
+/// standing promise kept.
+fn promise_edit(
+    state: &AppState,
+    req: &mut PostUpdate,
+    now: DateTime<Utc>,
+) -> Result<PromiseEdit, ApiError> {
+    let given = promise(
+        state,
+        req.next_update.take(),
+        req.next_update_at.take(),
+        now,
+    )?;
+    match (given, req.clear_next_update) {
+        (Some(_), true) => Err(ApiError::unprocessable(
+            "clear_next_update: give either a new promise (next_update or next_update_at) or clear_next_update, not both",
+        )),
+        (Some(t), false) => Ok(PromiseEdit::Set(t)),
+        (None, true) => Ok(PromiseEdit::Clear),
+        (None, false) => Ok(PromiseEdit::Keep),
+    }
+}
+
+/// An instant in the organisation's zone, RFC 3339 with that zone's offset at the instant.
+fn local(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -165,7 +194,8 @@ pub struct CreateIncident {
     /// The promised next update: a delay of 1 minute to 7 days (`30m`, `1h30m`) or an RFC 3339
     /// instant; not with `next_update_at`.
     next_update: Option<String>,
-    /// The promised next update as a time of day (`HH:MM`) in the server's zone.
+    /// The promised next update as a time of day (`HH:MM`) in the organisation's zone (the
+    /// config's `timezone`; answers name it in `timezone`): the next such time, today or tomorrow.
     next_update_at: Option<String>,
     /// A draft is not public and notifies nobody until published.
     #[serde(default)]
@@ -185,19 +215,39 @@ pub struct CreateIncident {
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
-/// update is past due and the incident is still open.
+/// update is past due and the incident is still open, and the promise in the organisation's
+/// time zone.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IncidentView {
     #[serde(flatten)]
     pub incident: Incident,
     pub overdue: bool,
+    /// `next_update_due` in the organisation's time zone, with that zone's offset at the instant
+    /// (e.g. `2026-10-25T14:00:00+02:00`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_update_due_local: Option<String>,
+    /// The organisation's time zone (IANA, the config's `timezone`): `next_update_at` times of
+    /// day are read in it, and `next_update_due_local` is shown in it.
+    #[schema(example = "Europe/Helsinki")]
+    pub timezone: String,
 }
 
-impl From<Incident> for IncidentView {
-    fn from(incident: Incident) -> Self {
-        let overdue =
-            incident.is_open() && incident.next_update_due.is_some_and(|due| due < Utc::now());
-        IncidentView { incident, overdue }
+impl IncidentView {
+    pub fn new(incident: Incident, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Self {
+        let overdue = incident.is_open() && incident.next_update_due.is_some_and(|due| due < now);
+        IncidentView {
+            next_update_due_local: incident.next_update_due.map(|t| local(t, tz)),
+            incident,
+            overdue,
+            timezone: tz.name().to_owned(),
+        }
+    }
+}
+
+impl AppState {
+    /// An incident as the API shows it, at the server's "now" and in the organisation's zone.
+    fn view(&self, incident: Incident) -> IncidentView {
+        IncidentView::new(incident, self.dispatcher.now(), self.render.timezone)
     }
 }
 
@@ -212,11 +262,29 @@ pub struct IncidentDetail {
 /// An update just posted, with the incident as it now stands.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Posted {
-    pub incident: Incident,
+    pub incident: IncidentView,
     pub update: Update,
+    /// What the update did to the incident's promise of a next update.
+    pub promise: PromiseReport,
     /// Components this resolution put back to operational.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restored_components: Vec<ComponentName>,
+}
+
+/// What an update did to the promise of a next update: never dropped silently.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PromiseReport {
+    /// `made` (a new promise), `kept` (the standing one still holds), `cleared` (withdrawn on
+    /// request), `lapsed` (the standing one had passed, so it could not be kept: none stands
+    /// now), `ended` (resolved: no further update is promised) or `none`.
+    pub change: PromiseChange,
+    /// The promise that stood before this update, when it was replaced, withdrawn, lapsed or
+    /// ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_due: Option<DateTime<Utc>>,
+    /// `previous_due` in the organisation's time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_due_local: Option<String>,
 }
 
 /// Opens an incident or a maintenance with its first update.
@@ -294,7 +362,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(IncidentDetail {
-            incident: incident.into(),
+            incident: state.view(incident),
             updates: vec![update],
         }),
     ))
@@ -367,7 +435,7 @@ pub async fn list(
             .store
             .incidents(&filter)?
             .into_iter()
-            .map(IncidentView::from)
+            .map(|i| state.view(i))
             .collect(),
     ))
 }
@@ -392,7 +460,7 @@ pub async fn show(
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let (incident, updates) = state.store.incident(parse_id(&id)?)?;
     Ok(Json(IncidentDetail {
-        incident: incident.into(),
+        incident: state.view(incident),
         updates,
     }))
 }
@@ -407,10 +475,16 @@ pub struct PostUpdate {
     status: Option<String>,
     #[schema(value_type = Option<Impact>)]
     impact: Option<String>,
-    /// A delay of 1 minute to 7 days (`30m`) or an RFC 3339 instant; not with `next_update_at`.
+    /// A new promise: a delay of 1 minute to 7 days (`30m`) or an RFC 3339 instant; not with
+    /// `next_update_at`. Without either, the standing promise is kept (unless it has passed:
+    /// the answer's `promise` says so).
     next_update: Option<String>,
-    /// A time of day (`HH:MM`) in the server's zone.
+    /// A new promise as a time of day (`HH:MM`) in the organisation's zone (the config's
+    /// `timezone`; answers name it): the next such time, today or tomorrow.
     next_update_at: Option<String>,
+    /// Withdraw the standing promise (no next update is promised after this update).
+    #[serde(default)]
+    clear_next_update: bool,
     #[serde(default)]
     draft: bool,
     #[schema(min_length = 1, max_length = 25000)]
@@ -429,7 +503,7 @@ async fn append(
     who: Principal,
     id: &str,
     change: Change,
-    req: PostUpdate,
+    mut req: PostUpdate,
 ) -> Result<(StatusCode, Json<Posted>), ApiError> {
     let now = state.dispatcher.now();
     let id = parse_id(id)?;
@@ -437,7 +511,7 @@ async fn append(
     let new = NewUpdate {
         change,
         impact: req.impact.as_deref().map(Impact::parse).transpose()?,
-        next_update_due: promise(state, req.next_update, req.next_update_at, now)?,
+        promise: promise_edit(state, &mut req, now)?,
         draft: req.draft,
         body: Text {
             message: req.message,
@@ -450,11 +524,30 @@ async fn append(
     };
     // Only a published update on at least one channel creates broadcasts to expand.
     let broadcasting = !new.draft && !new.broadcast.is_empty();
-    let (incident, update) = state.store.append_update(id, new, now).await?;
+    let crate::store::Appended {
+        incident,
+        update,
+        promise,
+        previous_due,
+    } = state.store.append_update_reported(id, new, now).await?;
     if broadcasting {
         state.dispatcher.kick();
     }
-    tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, "update posted");
+    tracing::info!(incident = %incident.id, update = %update.id, status = %update.status, promise = ?promise, "update posted");
+    let previous_due = previous_due.filter(|_| {
+        matches!(
+            promise,
+            PromiseChange::Made
+                | PromiseChange::Cleared
+                | PromiseChange::Lapsed
+                | PromiseChange::Ended
+        )
+    });
+    let promise = PromiseReport {
+        change: promise,
+        previous_due,
+        previous_due_local: previous_due.map(|t| local(t, state.render.timezone)),
+    };
     // The resolution is already durable: a failure here is logged, not answered as one (a
     // retry of the resolve would only get a conflict).
     let restored_components = if update.action == UpdateAction::Resolved
@@ -475,8 +568,9 @@ async fn append(
     Ok((
         StatusCode::CREATED,
         Json(Posted {
-            incident,
+            incident: state.view(incident),
             update,
+            promise,
             restored_components,
         }),
     ))
@@ -546,6 +640,7 @@ impl From<Transition> for PostUpdate {
             impact: None,
             next_update: t.next_update,
             next_update_at: None,
+            clear_next_update: false,
             draft: false,
             message: t.message,
             locale: t.locale,
@@ -657,7 +752,7 @@ pub async fn publish(
     state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
     Ok(Json(IncidentDetail {
-        incident: incident.into(),
+        incident: state.view(incident),
         updates,
     }))
 }

@@ -334,7 +334,9 @@ enum IncidentCmd {
         /// Open a planned maintenance instead of an incident.
         #[arg(long)]
         maintenance: bool,
-        /// Promise the next update at a time of day, e.g. 14:00 (the server's time zone).
+        /// Promise the next update at a time of day, e.g. 14:00, in the organisation's time zone
+        /// (`timezone` in crier.toml; `serve` names it at start-up): today's, or tomorrow's if
+        /// today's has passed.
         #[arg(long, conflicts_with = "next_update")]
         next_update_at: Option<String>,
         /// Post an automatic holding statement if a promised update is missed.
@@ -363,7 +365,8 @@ enum IncidentCmd {
         /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
         message: Vec<String>,
-        /// Promise the next update in this long, e.g. 30m or 1h.
+        /// Promise the next update in this long, e.g. 30m or 1h (without it, or --next-update-at,
+        /// the standing promise is kept).
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
         /// Language of the message, e.g. fi (default en).
@@ -375,9 +378,15 @@ enum IncidentCmd {
         /// Keep it as a draft: not public, notifies nobody, until `incident publish`.
         #[arg(long)]
         draft: bool,
-        /// Promise the next update at a time of day, e.g. 14:00 (the server's time zone).
+        /// Promise the next update at a time of day, e.g. 14:00, in the organisation's time zone
+        /// (`timezone` in crier.toml; `serve` names it at start-up): today's, or tomorrow's if
+        /// today's has passed.
         #[arg(long, conflicts_with = "next_update")]
         next_update_at: Option<String>,
+        /// Withdraw the standing promise of a next update. Without this, --next-update or
+        /// --next-update-at, the standing promise is kept (the answer says if it had passed).
+        #[arg(long, conflicts_with_all = ["next_update", "next_update_at"])]
+        no_next_update: bool,
         /// When this update resolves: leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
@@ -591,12 +600,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
                 tracing::info!("admin token read from {}", token_path.display())
             }
         }
-        tracing::info!(
-            "crier listening on http://{} (data in {})",
-            server.local_addr()?,
-            config.data_dir.display()
-        );
-        server.run(server::shutdown_signal()).await
+        let shutdown = server::shutdown_signal()?;
+        tracing::info!("{}", server.summary(&config.data_dir)?);
+        server.run(shutdown).await
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1211,12 +1217,16 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             impact,
             draft,
             next_update_at,
+            no_next_update,
             keep_components,
             message_file,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             body["status"] = json!(status);
+            if no_next_update {
+                body["clear_next_update"] = json!(true);
+            }
             if keep_components {
                 body["keep_components"] = json!(true);
             }

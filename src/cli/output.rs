@@ -28,11 +28,26 @@ fn when(v: &Value, k: &str) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn overdue(v: &Value) -> bool {
-    v.get("next_update_due")
+/// Formats the instant at `k` in the organisation's zone the server names in `zone_of`'s
+/// `timezone`, then in UTC: `2026-10-25 14:00 EET (12:00 UTC)`.
+fn promised(zone_of: &Value, v: &Value, k: &str) -> String {
+    let tz = zone_of
+        .get("timezone")
         .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .is_some_and(|t| t < Utc::now())
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+    let t = v
+        .get(k)
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    match (t, tz) {
+        (Some(t), Some(tz)) => crate::domain::local_then_utc(t.to_utc(), tz),
+        _ => when(v, k),
+    }
+}
+
+/// Overdue as the server judged it (its clock, not this machine's).
+fn overdue(v: &Value) -> bool {
+    v.get("overdue").and_then(Value::as_bool) == Some(true)
 }
 
 /// Prints rows as an aligned table; the last column is not padded.
@@ -79,7 +94,7 @@ pub fn incident_written(v: &Value, json: bool, verb: &str) {
     );
     println!("  {}", s(v, "title"));
     if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
-        println!("  next update promised by {}", when(v, "next_update_due"));
+        println!("  next update by {}", promised(v, v, "next_update_due"));
     }
 }
 
@@ -99,10 +114,30 @@ pub fn posted(v: &Value, json: bool) {
             ""
         }
     );
-    if i.get("next_update_due").is_some_and(|d| !d.is_null()) {
-        println!("  next update promised by {}", when(i, "next_update_due"));
-    }
+    promise_line(v);
     restored(v);
+}
+
+/// What the update did to the promise of a next update: a promise never goes silently.
+fn promise_line(v: &Value) {
+    let (i, p) = (&v["incident"], &v["promise"]);
+    let now = promised(i, i, "next_update_due");
+    let before = promised(i, p, "previous_due");
+    match p.get("change").and_then(Value::as_str).unwrap_or("") {
+        "made" => println!("  next update by {now}"),
+        "kept" => println!(
+            "  next update by {now} (the promise stands; --next-update or --next-update-at changes it, --no-next-update withdraws it)"
+        ),
+        "cleared" => println!("  promise withdrawn: no next update is promised now (it was by {before})"),
+        "lapsed" => println!(
+            "  no next update is promised now: the promise of {before} had passed, so it could not be kept; promise one with --next-update 30m or --next-update-at HH:MM"
+        ),
+        "ended" => println!("  no further update promised: the promise of {before} ended with the resolution"),
+        "none" if i.get("resolved_at").is_none_or(Value::is_null) => {
+            println!("  no next update promised (--next-update 30m or --next-update-at HH:MM makes one)")
+        }
+        _ => {}
+    }
 }
 
 /// The components a resolution put back to operational, if any.
@@ -129,7 +164,7 @@ pub fn incident_list(v: &Value, json: bool) {
     let rows = items
         .iter()
         .map(|i| {
-            let mut next = when(i, "next_update_due");
+            let mut next = promised(i, i, "next_update_due");
             if overdue(i) {
                 next.push_str(" OVERDUE");
             }
@@ -141,7 +176,7 @@ pub fn incident_list(v: &Value, json: bool) {
                 s(i, "id").to_owned(),
                 s(i, "status").to_owned(),
                 s(i, "impact").to_owned(),
-                when(i, "updated_at"),
+                promised(i, i, "updated_at"),
                 next,
                 title,
             ]
@@ -168,13 +203,16 @@ pub fn incident_detail(v: &Value, json: bool) {
     if !comps.is_empty() {
         println!("  components: {}", comps.join(", "));
     }
-    println!("  opened:     {}", when(v, "created_at"));
+    println!("  opened:     {}", promised(v, v, "created_at"));
     if v.get("resolved_at").is_some_and(|d| !d.is_null()) {
-        println!("  resolved:   {}", when(v, "resolved_at"));
+        println!("  resolved:   {}", promised(v, v, "resolved_at"));
     }
     if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
         let flag = if overdue(v) { " (OVERDUE)" } else { "" };
-        println!("  next update by {}{flag}", when(v, "next_update_due"));
+        println!(
+            "  next update by {}{flag}",
+            promised(v, v, "next_update_due")
+        );
     }
     println!();
     for u in v
@@ -192,7 +230,7 @@ pub fn incident_detail(v: &Value, json: bool) {
         };
         println!(
             "{}  {} ({}) by {}{draft}",
-            when(u, "created_at"),
+            promised(v, u, "created_at"),
             s(u, "status"),
             s(u, "action"),
             s(u, "author")

@@ -20,6 +20,15 @@ impl Clock {
         }
     }
 
+    /// A clock that reads `start` now and advances from there (tests and rehearsals of a given
+    /// day, e.g. the night the clocks change).
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Clock {
+            base_utc: start,
+            base: Instant::now(),
+        }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = Instant::now().saturating_duration_since(self.base);
         self.base_utc + chrono::Duration::from_std(elapsed).unwrap_or_default()

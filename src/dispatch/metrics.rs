@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,9 +22,22 @@ struct Hist {
 pub struct Metrics {
     outcomes: Mutex<BTreeMap<(String, &'static str), u64>>,
     latency: Mutex<BTreeMap<String, Hist>>,
+    /// Open, published incidents whose promised next update is past due (the scheduler sets it
+    /// every tick).
+    promises_overdue: AtomicU64,
 }
 
 impl Metrics {
+    /// Sets the number of overdue promises (the scheduler, every tick).
+    pub fn set_promises_overdue(&self, n: u64) {
+        self.promises_overdue.store(n, Ordering::Relaxed);
+    }
+
+    /// The number of overdue promises as of the scheduler's last tick.
+    pub fn promises_overdue(&self) -> u64 {
+        self.promises_overdue.load(Ordering::Relaxed)
+    }
+
     /// Counts one send's outcome (`delivered`, `retry`, `rejected`, `dead`) and its latency.
     pub fn observe(&self, channel: &str, outcome: &'static str, took: Duration) {
         if let Ok(mut m) = self.outcomes.lock() {
@@ -52,6 +66,11 @@ impl Metrics {
 
     /// Appends the Prometheus text exposition.
     pub fn render(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "# HELP crier_promises_overdue Open, published incidents whose promised next update is past due.\n# TYPE crier_promises_overdue gauge\ncrier_promises_overdue {}\n",
+            self.promises_overdue()
+        );
         out.push_str("# HELP crier_deliveries_total Send attempts by channel and outcome.\n# TYPE crier_deliveries_total counter\n");
         if let Ok(m) = self.outcomes.lock() {
             for ((ch, outcome), n) in m.iter() {

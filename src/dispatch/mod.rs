@@ -101,6 +101,7 @@ impl Dispatcher {
         settings: Arc<Settings>,
         channels: Vec<Channel>,
         data_dir: &Path,
+        clock: Clock,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<(Dispatcher, Running)> {
         let mut with_adapters = Vec::new();
@@ -112,15 +113,26 @@ impl Dispatcher {
             let _ = tokio::time::timeout(bound, adapter.warm_up()).await;
             with_adapters.push((ch, adapter));
         }
-        Self::start_with(store, templates, settings, with_adapters, shutdown).await
+        Self::start_clocked(store, templates, settings, with_adapters, clock, shutdown).await
     }
 
-    /// Starts with ready adapters (tests use scripted ones).
+    /// Starts with ready adapters (tests use scripted ones) on the wall clock.
     pub async fn start_with(
         store: Store,
         templates: Arc<Templates>,
         settings: Arc<Settings>,
         channels: Vec<(Channel, Adapter)>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<(Dispatcher, Running)> {
+        Self::start_clocked(store, templates, settings, channels, Clock::new(), shutdown).await
+    }
+
+    async fn start_clocked(
+        store: Store,
+        templates: Arc<Templates>,
+        settings: Arc<Settings>,
+        channels: Vec<(Channel, Adapter)>,
+        clock: Clock,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<(Dispatcher, Running)> {
         let mut map = HashMap::new();
@@ -136,7 +148,6 @@ impl Dispatcher {
                 }),
             );
         }
-        let clock = Clock::new();
         let recovered = store.recover_in_flight(clock.now()).await?;
         if recovered > 0 {
             tracing::warn!(

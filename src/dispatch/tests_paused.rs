@@ -532,7 +532,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
                 body: Body::single(Locale::english(), "Fixed.").unwrap(),
                 author: "t".into(),
                 impact: None,
-                next_update_due: None,
+                promise: crate::domain::PromiseEdit::Keep,
                 draft: false,
                 broadcast: h.dispatcher.broadcast_targets(),
             },

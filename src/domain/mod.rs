@@ -20,7 +20,10 @@ pub use incident::{
     check_status_for_new, Impact, Incident, IncidentKind, PublicState, Status, Title,
 };
 pub use locale::Locale;
-pub use next_update::{next_local_time, parse_next_update, NextUpdate};
+pub use next_update::{
+    apply_promise, local_then_utc, next_local_time, parse_next_update, NextUpdate, PromiseChange,
+    PromiseEdit,
+};
 pub use notice::{parse_day, parse_tz, Notice};
 pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Subscriber};

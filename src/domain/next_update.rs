@@ -45,6 +45,78 @@ impl NextUpdate {
     }
 }
 
+/// What an update asks of the incident's standing promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromiseEdit {
+    /// No promise given: the standing one stays (if it has not passed).
+    Keep,
+    /// A new promise.
+    Set(DateTime<Utc>),
+    /// Withdraw the standing promise explicitly.
+    Clear,
+}
+
+/// What an update did to the incident's promise, so the answer can say it: a promise is never
+/// dropped silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PromiseChange {
+    /// A new promise was made (replacing any earlier one).
+    Made,
+    /// The standing promise still holds.
+    Kept,
+    /// The standing promise was withdrawn on request.
+    Cleared,
+    /// The standing promise had already passed, so it could not be kept: none stands now.
+    Lapsed,
+    /// The incident was resolved (or the maintenance completed): no further update is promised.
+    Ended,
+    /// There was no promise and none was made.
+    None,
+}
+
+/// The promise after an update: `previous` is the standing one, `edit` what the update asks,
+/// `done` whether the update resolves. A standing promise is kept unless it is replaced,
+/// withdrawn, or already past at `now` (a promise that has passed cannot be kept).
+pub fn apply_promise(
+    previous: Option<DateTime<Utc>>,
+    edit: PromiseEdit,
+    done: bool,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, PromiseChange) {
+    if done {
+        let change = if previous.is_some() {
+            PromiseChange::Ended
+        } else {
+            PromiseChange::None
+        };
+        return (None, change);
+    }
+    match (edit, previous) {
+        (PromiseEdit::Set(t), _) => (Some(t), PromiseChange::Made),
+        (PromiseEdit::Clear, Some(_)) => (None, PromiseChange::Cleared),
+        (PromiseEdit::Keep, Some(t)) if t > now => (Some(t), PromiseChange::Kept),
+        (PromiseEdit::Keep, Some(_)) => (None, PromiseChange::Lapsed),
+        (PromiseEdit::Clear | PromiseEdit::Keep, None) => (None, PromiseChange::None),
+    }
+}
+
+/// An instant as a person in `tz` reads it, then in UTC: `2026-10-25 14:00 EET (12:00 UTC)`
+/// (the UTC date only when it differs; UTC alone when the zone is UTC).
+pub fn local_then_utc(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    let local = t.with_timezone(&tz);
+    let shown = local.format("%Y-%m-%d %H:%M %Z").to_string();
+    if tz == chrono_tz::UTC {
+        return shown;
+    }
+    let utc = if local.date_naive() == t.date_naive() {
+        t.format("%H:%M UTC")
+    } else {
+        t.format("%Y-%m-%d %H:%M UTC")
+    };
+    format!("{shown} ({utc})")
+}
+
 /// "Next update at 14:00": the next occurrence of a local wall-clock time `HH:MM` in `tz` after
 /// `now` (today, or tomorrow when today's has passed). A time that does not exist that day
 /// (the spring-forward gap) is an error that says so; in the autumn overlap the first is meant.
@@ -107,6 +179,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("clocks go forward"), "{e}");
+    }
+
+    #[test]
+    fn a_standing_promise_is_kept_unless_replaced_withdrawn_passed_or_resolved() {
+        let now = DateTime::parse_from_rfc3339("2026-10-24T20:00:00Z")
+            .unwrap()
+            .to_utc();
+        let later = now + Duration::hours(2);
+        let past = now - Duration::minutes(1);
+        let newer = now + Duration::hours(3);
+        use PromiseChange as C;
+        use PromiseEdit as E;
+        for (previous, edit, done, want) in [
+            (Some(later), E::Keep, false, (Some(later), C::Kept)),
+            (Some(past), E::Keep, false, (None, C::Lapsed)),
+            (Some(later), E::Clear, false, (None, C::Cleared)),
+            (Some(later), E::Set(newer), false, (Some(newer), C::Made)),
+            (None, E::Set(newer), false, (Some(newer), C::Made)),
+            (None, E::Keep, false, (None, C::None)),
+            (None, E::Clear, false, (None, C::None)),
+            (Some(later), E::Keep, true, (None, C::Ended)),
+            (None, E::Keep, true, (None, C::None)),
+        ] {
+            assert_eq!(
+                apply_promise(previous, edit, done, now),
+                want,
+                "{previous:?} {edit:?} {done}"
+            );
+        }
+    }
+
+    #[test]
+    fn instants_read_in_the_zone_first_then_utc() {
+        let hel: chrono_tz::Tz = "Europe/Helsinki".parse().unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        for (t, tz, want) in [
+            (
+                "2026-10-25T12:00:00Z",
+                hel,
+                "2026-10-25 14:00 EET (12:00 UTC)",
+            ),
+            (
+                "2026-10-25T00:30:00Z",
+                hel,
+                "2026-10-25 03:30 EEST (00:30 UTC)",
+            ),
+            (
+                "2026-10-24T22:30:00Z",
+                hel,
+                "2026-10-25 01:30 EEST (2026-10-24 22:30 UTC)",
+            ),
+            (
+                "2026-10-25T12:00:00Z",
+                chrono_tz::UTC,
+                "2026-10-25 12:00 UTC",
+            ),
+        ] {
+            assert_eq!(local_then_utc(at(t), tz), want);
+        }
     }
 
     #[test]

@@ -525,7 +525,7 @@ impl Intake {
             body: self.body(&with_digest(text, digest))?,
             author: format!("monitoring ({})", g.source),
             impact,
-            next_update_due: None,
+            promise: crate::domain::PromiseEdit::Keep,
             draft: !public,
             broadcast: g.broadcast.clone(),
         };

@@ -22,8 +22,8 @@ use crate::store::schedule::{
 };
 use crate::store::{Change, IncidentFilter, NewUpdate, Store, StoreError};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// The most firings of one notice a single tick will walk through (after a very long downtime
@@ -49,6 +49,8 @@ pub struct TickReport {
     pub released: Vec<ulid::Ulid>,
     /// Holds that ended with the incident already resolved: nothing was published.
     pub suppressed: Vec<ulid::Ulid>,
+    /// Incidents whose promise was found overdue for the first time (logged once each).
+    pub overdue: Vec<ulid::Ulid>,
 }
 
 impl TickReport {
@@ -56,6 +58,9 @@ impl TickReport {
         *self != TickReport::default()
     }
 }
+
+/// A promise: the incident and the instant it promised.
+type Promise = (ulid::Ulid, DateTime<Utc>);
 
 /// The scheduler.
 #[derive(Clone)]
@@ -65,6 +70,9 @@ pub struct Scheduler {
     render: Arc<Settings>,
     settings: ScheduleSettings,
     dispatcher: Dispatcher,
+    /// Overdue promises already logged: (incident, promised instant). Pruned every tick to
+    /// those still overdue, so it stays as small as the number of open incidents.
+    warned: Arc<Mutex<HashSet<Promise>>>,
 }
 
 impl Scheduler {
@@ -81,6 +89,7 @@ impl Scheduler {
             render,
             settings,
             dispatcher,
+            warned: Arc::default(),
         }
     }
 
@@ -120,11 +129,20 @@ impl Scheduler {
             limit: usize::MAX,
             ..IncidentFilter::default()
         })?;
+        let mut overdue = HashSet::new();
         for incident in open {
             if incident.kind == IncidentKind::Maintenance {
                 self.maintenance(&incident, now, &mut report).await?;
             }
-            self.promise(&incident, now, &mut report).await?;
+            if let Some(due) = self.promise(&incident, now, &mut report).await? {
+                overdue.insert((incident.id, due));
+            }
+        }
+        self.dispatcher
+            .metrics()
+            .set_promises_overdue(overdue.len() as u64);
+        if let Ok(mut warned) = self.warned.lock() {
+            warned.retain(|p| overdue.contains(p));
         }
         Ok(report)
     }
@@ -240,17 +258,19 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Reminds staff before a promise, and when it is missed logs it (once) and posts a holding
+    /// statement if one is configured. Returns the promise if it is still overdue afterwards.
     async fn promise(
         &self,
         incident: &Incident,
         now: DateTime<Utc>,
         report: &mut TickReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let Some(due) = incident.next_update_due else {
-            return Ok(());
+            return Ok(None);
         };
         if incident.draft {
-            return Ok(()); // not public yet: no promise has been made to anyone
+            return Ok(None); // not public yet: no promise has been made to anyone
         }
         let lead = chrono::Duration::from_std(self.settings.remind_before).unwrap_or_default();
         if !self.settings.reminder_channels.is_empty() && now >= due - lead {
@@ -266,14 +286,30 @@ impl Scheduler {
             }
         }
         if now < due {
-            return Ok(());
+            return Ok(None);
+        }
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert((incident.id, due)))
+            .unwrap_or(true);
+        if first {
+            let late = (now - due).num_minutes();
+            tracing::warn!(
+                incident = %incident.id,
+                "promised update overdue: \"{}\" promised its next update by {}, {late} min ago; post an update (`crier incident update {}`)",
+                incident.title.as_str(),
+                crate::domain::local_then_utc(due, self.render.timezone),
+                incident.id,
+            );
+            report.overdue.push(incident.id);
         }
         let broadcast = if incident.holding_statement || self.settings.holding_statement {
             self.targets(None)
         } else if !self.settings.holding_statement_channels.is_empty() {
             self.targets(Some(&self.settings.holding_statement_channels))
         } else {
-            return Ok(());
+            return Ok(Some(due));
         };
         let next =
             now + chrono::Duration::from_std(self.settings.holding_next_update).unwrap_or_default();
@@ -283,7 +319,7 @@ impl Scheduler {
             body,
             author: AUTHOR.into(),
             impact: None,
-            next_update_due: Some(next),
+            promise: crate::domain::PromiseEdit::Set(next),
             draft: false,
             broadcast,
         };
@@ -293,7 +329,7 @@ impl Scheduler {
             Err(StoreError::Domain(_)) => {}
             Err(e) => return Err(e),
         }
-        Ok(())
+        Ok(None)
     }
 
     fn holding_body(&self, incident: &Incident, next: DateTime<Utc>) -> Result<Body, StoreError> {
@@ -373,7 +409,7 @@ impl Scheduler {
             body: transition_body(to)?,
             author: AUTHOR.into(),
             impact: None,
-            next_update_due: None,
+            promise: crate::domain::PromiseEdit::Keep,
             draft: incident.draft,
             broadcast: self.targets(None),
         };

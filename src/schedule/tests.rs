@@ -81,6 +81,7 @@ async fn harness(dir: &Path, settings: ScheduleSettings) -> Harness {
         render.clone(),
         vec![log_channel("public"), log_channel("staff")],
         dir,
+        crate::dispatch::Clock::new(),
         stopped,
     )
     .await
@@ -364,7 +365,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
                 body: Body::single(Locale::english(), "Fixed").unwrap(),
                 author: "t".into(),
                 impact: None,
-                next_update_due: None,
+                promise: crate::domain::PromiseEdit::Keep,
                 draft: false,
                 broadcast: vec![],
             },
@@ -401,6 +402,123 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
         .map(|b| b.channel)
         .collect();
     assert_eq!(channels, vec!["staff".to_string()]);
+    h.shutdown().await;
+}
+
+/// An update that keeps the standing promise repeats it; staff are reminded of that promise
+/// once, not again for each update that kept it. A new promise gets its own reminder.
+#[tokio::test]
+async fn a_kept_promise_is_reminded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ScheduleSettings {
+        reminder_channels: vec!["staff".into()],
+        remind_before: std::time::Duration::from_secs(600),
+        ..ScheduleSettings::default()
+    };
+    let h = harness(dir.path(), settings).await;
+    let id = h
+        .incident("2026-11-23T12:00:00Z", Some("2026-11-23T12:30:00Z"), false)
+        .await;
+    let update = |promise, at_: &str| {
+        let store = h.store.clone();
+        let at_ = at(at_);
+        async move {
+            store
+                .append_update(
+                    id,
+                    NewUpdate {
+                        change: Change::Update(None),
+                        body: Body::single(Locale::english(), "Still on it").unwrap(),
+                        author: "t".into(),
+                        impact: None,
+                        promise,
+                        draft: false,
+                        broadcast: vec![],
+                    },
+                    at_,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(h.tick("2026-11-23T12:20:00Z").await.reminders, vec![id]);
+    let (i, u) = update(crate::domain::PromiseEdit::Keep, "2026-11-23T12:22:00Z").await;
+    assert_eq!(i.next_update_due, Some(at("2026-11-23T12:30:00Z")));
+    assert_eq!(
+        u.next_update_due, i.next_update_due,
+        "the update repeats it"
+    );
+    update(crate::domain::PromiseEdit::Keep, "2026-11-23T12:23:00Z").await;
+    assert!(
+        h.tick("2026-11-23T12:24:00Z").await.reminders.is_empty(),
+        "the same promise: no second reminder"
+    );
+    update(
+        crate::domain::PromiseEdit::Set(at("2026-11-23T13:00:00Z")),
+        "2026-11-23T12:25:00Z",
+    )
+    .await;
+    assert_eq!(
+        h.tick("2026-11-23T12:50:00Z").await.reminders,
+        vec![id],
+        "a new promise is reminded"
+    );
+    h.shutdown().await;
+}
+
+/// A missed promise is logged once (not every tick) and counted in `/metrics` while it stays
+/// missed; a new promise ends it, and one covered by a holding statement is not counted.
+#[tokio::test]
+async fn an_overdue_promise_is_logged_once_and_counted_until_a_new_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path(), ScheduleSettings::default()).await;
+    let gauge = || h.dispatcher.metrics().promises_overdue();
+    let a = h
+        .incident("2026-10-24T20:00:00Z", Some("2026-10-25T12:00:00Z"), false)
+        .await;
+    let b = h
+        .incident("2026-10-24T20:00:00Z", Some("2026-10-25T13:00:00Z"), false)
+        .await;
+    assert!(h.tick("2026-10-25T11:59:59Z").await.overdue.is_empty());
+    assert_eq!(gauge(), 0);
+    assert_eq!(h.tick("2026-10-25T12:00:01Z").await.overdue, vec![a]);
+    assert_eq!(gauge(), 1);
+    assert!(
+        h.tick("2026-10-25T12:10:00Z").await.overdue.is_empty(),
+        "logged once, not every tick"
+    );
+    assert_eq!(gauge(), 1, "still overdue");
+    assert_eq!(h.tick("2026-10-25T13:00:01Z").await.overdue, vec![b]);
+    assert_eq!(gauge(), 2);
+    h.store
+        .append_update(
+            a,
+            NewUpdate {
+                change: Change::Update(None),
+                body: Body::single(Locale::english(), "Still on it").unwrap(),
+                author: "t".into(),
+                impact: None,
+                promise: crate::domain::PromiseEdit::Set(at("2026-10-25T14:00:00Z")),
+                draft: false,
+                broadcast: vec![],
+            },
+            at("2026-10-25T13:05:00Z"),
+        )
+        .await
+        .unwrap();
+    assert!(h.tick("2026-10-25T13:05:01Z").await.overdue.is_empty());
+    assert_eq!(gauge(), 1, "a's new promise is not overdue");
+    h.shutdown().await;
+
+    // Covered by a holding statement (a new promise at once): logged, not counted.
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path(), ScheduleSettings::default()).await;
+    let c = h
+        .incident("2026-10-24T20:00:00Z", Some("2026-10-25T12:00:00Z"), true)
+        .await;
+    let r = h.tick("2026-10-25T12:00:01Z").await;
+    assert_eq!((r.overdue, r.holding_statements), (vec![c], vec![c]));
+    assert_eq!(h.dispatcher.metrics().promises_overdue(), 0);
     h.shutdown().await;
 }
 

@@ -39,8 +39,9 @@ pub mod schedule;
 pub mod threads;
 
 use crate::domain::{
-    Body, Broadcast, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact,
-    Incident, IncidentKind, Locale, Status, Subscriber, Title, Update, UpdateAction,
+    apply_promise, Body, Broadcast, Component, ComponentName, ComponentStatus, Contact,
+    DomainError, Impact, Incident, IncidentKind, Locale, PromiseChange, PromiseEdit, Status,
+    Subscriber, Title, Update, UpdateAction,
 };
 use chrono::{DateTime, Utc};
 use health::Health;
@@ -178,10 +179,21 @@ pub struct NewUpdate {
     pub body: Body,
     pub author: String,
     pub impact: Option<Impact>,
-    pub next_update_due: Option<DateTime<Utc>>,
+    /// The promise: a new one, the standing one kept, or the standing one withdrawn.
+    pub promise: PromiseEdit,
     pub draft: bool,
     /// Channels to announce it on once published: (name, audience is subscribers).
     pub broadcast: Vec<(String, bool)>,
+}
+
+/// An appended update, with what it did to the incident's promise.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub incident: Incident,
+    pub update: Update,
+    pub promise: PromiseChange,
+    /// The promise that stood before this update.
+    pub previous_due: Option<DateTime<Utc>>,
 }
 
 /// Filters for listing incidents; all optional, combined with AND.
@@ -848,8 +860,21 @@ impl Store {
         new: NewUpdate,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
+        self.append_update_reported(id, new, now)
+            .await
+            .map(|a| (a.incident, a.update))
+    }
+
+    /// [`Store::append_update`], also saying what the update did to the incident's promise
+    /// (decided under the write lock, from the promise that stood then).
+    pub async fn append_update_reported(
+        &self,
+        id: Ulid,
+        new: NewUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, StoreError> {
         let t = self.t()?;
-        let (incident, update) = {
+        let (incident, update, promise, previous_due) = {
             let _w = self.lock(id).await;
             let mut incident = self.incident_summary(id)?;
             if incident.public.is_none() && !incident.draft {
@@ -877,13 +902,10 @@ impl Store {
             if let Some(i) = new.impact {
                 incident.impact = i;
             }
-            if status.is_final() {
-                incident.resolved_at = Some(now);
-                incident.next_update_due = None;
-            } else {
-                incident.resolved_at = None;
-                incident.next_update_due = new.next_update_due;
-            }
+            let previous_due = incident.next_update_due;
+            let (due, promise) = apply_promise(previous_due, new.promise, status.is_final(), now);
+            incident.next_update_due = due;
+            incident.resolved_at = status.is_final().then_some(now);
             if !new.draft {
                 incident.draft = false;
                 incident.publish_state();
@@ -916,10 +938,15 @@ impl Store {
             t.updates
                 .insert(update_key(id, incident.update_count), ub)?;
             t.incidents.insert(id.to_bytes(), ib)?;
-            (incident, update)
+            (incident, update, promise, previous_due)
         };
         t.durable().await?;
-        Ok((incident, update))
+        Ok(Appended {
+            incident,
+            update,
+            promise,
+            previous_due,
+        })
     }
 
     /// Publishes every draft update of an incident (sets `published_at`; the content is untouched).
@@ -1346,7 +1373,7 @@ mod tests {
             body: Body::single(Locale::english(), text).unwrap(),
             author: "admin".into(),
             impact: None,
-            next_update_due: None,
+            promise: crate::domain::PromiseEdit::Keep,
             draft: false,
             broadcast: vec![],
         }

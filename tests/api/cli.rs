@@ -77,11 +77,7 @@ async fn open_update_resolve_list_show() {
     .await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("now identified"), "{}", stdout(&o));
-    assert!(
-        stdout(&o).contains("next update promised by"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("next update by"), "{}", stdout(&o));
 
     let o = crier(&app, &["incident", "resolve", &id, "--message", "Fixed"]).await;
     assert!(o.status.success(), "{}", stderr(&o));

@@ -19,5 +19,6 @@ mod intake;
 mod notice;
 mod openapi;
 mod preview;
+mod promises;
 mod social;
 mod subscribers;

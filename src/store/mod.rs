@@ -12,6 +12,8 @@
 //! - scheduler trees (`notices`, `messages`, `holds`): see [`schedule`]
 //! - `alerts`: monitoring alert groups, see [`intake`]
 //! - `threads`: incident ULID ‖ channel → the social thread's root and last post: see [`threads`]
+//! - users and tokens (`users`, `credentials`, `tokens`, `token_hashes`): see [`users`]
+//! - the audit log (`audit`, `audit_head`): see [`audit`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -28,6 +30,7 @@
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
 
+pub mod audit;
 pub mod codec;
 pub mod flusher;
 pub mod health;
@@ -36,6 +39,7 @@ pub mod mark;
 pub mod outbox;
 pub mod schedule;
 pub mod threads;
+pub mod users;
 
 use crate::domain::{
     Body, Broadcast, Component, ComponentName, ComponentStatus, Contact, DomainError, Impact,
@@ -246,6 +250,8 @@ struct Inner {
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
+    /// Serialises audit appends (the hash chain); see [`audit`].
+    audit_lock: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -276,6 +282,12 @@ pub(crate) struct Trees {
     holds: Tree,
     alerts: Tree,
     threads: Tree,
+    users: Tree,
+    credentials: Tree,
+    tokens: Tree,
+    token_hashes: Tree,
+    audit: Tree,
+    audit_head: Tree,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -384,6 +396,12 @@ impl Trees {
             holds: db.open_tree("holds")?,
             alerts: db.open_tree("alerts")?,
             threads: db.open_tree("threads")?,
+            users: db.open_tree("users")?,
+            credentials: db.open_tree("credentials")?,
+            tokens: db.open_tree("tokens")?,
+            token_hashes: db.open_tree("token_hashes")?,
+            audit: db.open_tree("audit")?,
+            audit_head: db.open_tree("audit_head")?,
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -549,6 +567,7 @@ impl Store {
             health: health.clone(),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             claimed: Mutex::default(),
+            audit_lock: Mutex::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })

@@ -7,6 +7,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod dispatch;
 pub mod domain;
 pub mod intake;

@@ -110,6 +110,7 @@ impl Server {
             dispatcher: dispatcher.clone(),
             intake,
             skipped_channels,
+            team: Arc::new(api::authz::Team::default()),
         });
         let router = api::router(
             state,
@@ -159,7 +160,11 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        // The peer address is what the audit log and the login throttle know the client by.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;

@@ -5,6 +5,7 @@
 //! (see [`openapi`]).
 
 mod auth;
+pub mod authz;
 mod components;
 mod deliveries;
 pub mod error;
@@ -18,6 +19,8 @@ pub mod openapi;
 mod panic;
 mod preview;
 mod subscribers;
+pub mod throttle;
+mod users;
 
 use crate::dispatch::Dispatcher;
 use crate::render::{Settings, Templates};
@@ -30,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Principal, Tokens};
+pub use authz::Caller;
 pub use error::ApiError;
 /// The CSV import parser, public for the fuzz target in fuzz/ (not a stable API).
 #[doc(hidden)]
@@ -51,6 +55,8 @@ pub struct Shared {
     pub intake: Arc<crate::intake::Intake>,
     /// Channels configured but not running, with why (`/readyz` shows them).
     pub skipped_channels: Arc<Vec<(String, String)>>,
+    /// Token last-used times and the login throttle (see [`authz`]).
+    pub team: Arc<authz::Team>,
 }
 
 impl AppState {
@@ -77,9 +83,11 @@ pub struct Limits {
 /// handler's `#[utoipa::path]`, so the OpenAPI document served at `/api/v1/openapi.json` lists
 /// exactly the routes axum serves (see [`openapi`]).
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let (router, doc) = openapi_router(state.clone(), limits).split_for_parts();
+    let (router, mut doc) = openapi_router(state.clone(), limits).split_for_parts();
+    openapi::document_forbidden(&mut doc);
     router
         .layer(axum::Extension(openapi::Document::new(&doc)))
+        .layer(axum::Extension(authz::Operations::from_doc(&doc)))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -116,12 +124,18 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(components::set))
         .routes(routes!(subscribers::add, subscribers::list))
         .routes(routes!(subscribers::remove, subscribers::change))
+        .routes(routes!(users::logout))
+        .routes(routes!(users::me))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::create_token, users::list_tokens))
+        .routes(routes!(users::revoke_token))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::change_user, users::remove_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::list_audit))
+        .routes(routes!(users::verify_audit))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .merge(import)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            auth::require_token,
-        ));
+        .merge(import);
     // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A
     // notification of a few hundred alerts is larger than any other body, so they have a limit
     // of their own.
@@ -137,9 +151,13 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(hooks::twilio_status))
         .routes(routes!(subscribers::unsubscribe))
+        .routes(routes!(users::login))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(monitoring_hooks);
+    // One table says who may call each route, and one middleware enforces it and writes the
+    // audit log (see [`authz`]).
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(private)
         .merge(public)
+        .route_layer(axum::middleware::from_fn_with_state(state, authz::enforce))
 }

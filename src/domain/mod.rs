@@ -28,7 +28,7 @@ pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Subscriber};
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
 pub use update::{Body, Update, UpdateAction};
-pub use user::{ApiToken, Role, User, UserName};
+pub use user::{ApiToken, Role, User, UserName, BOOTSTRAP_ADMIN};
 
 /// A rule of the domain was broken. Every message says what to do instead, because it is shown
 /// verbatim to the person at the console, the CLI or the API client.

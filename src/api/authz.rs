@@ -74,13 +74,15 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/metrics", Public, None),
     rule("GET", "/api/v1/status", Public, None),
     rule("GET", "/api/v1/openapi.json", Public, None),
-    // Incidents: responders draft and update, publishers publish.
+    // Incidents: responders open and update them as drafts (a responder's non-draft write is
+    // refused by `Principal::may_publish`), publishers publish. Resolving and reopening always
+    // publish.
     rule("GET", "/api/v1/incidents", Min(Viewer), None),
     rule("POST", "/api/v1/incidents", Min(Responder), Some("incident.create")),
     rule("GET", "/api/v1/incidents/{id}", Min(Viewer), None),
     rule("POST", "/api/v1/incidents/{id}/updates", Min(Responder), Some("incident.update")),
-    rule("POST", "/api/v1/incidents/{id}/resolve", Min(Responder), Some("incident.resolve")),
-    rule("POST", "/api/v1/incidents/{id}/reopen", Min(Responder), Some("incident.reopen")),
+    rule("POST", "/api/v1/incidents/{id}/resolve", Min(Publisher), Some("incident.resolve")),
+    rule("POST", "/api/v1/incidents/{id}/reopen", Min(Publisher), Some("incident.reopen")),
     rule("POST", "/api/v1/incidents/{id}/publish", Min(Publisher), Some("incident.publish")),
     // Deliveries.
     rule("GET", "/api/v1/incidents/{id}/deliveries", Min(Viewer), None),
@@ -408,7 +410,8 @@ fn authorise(
         if caller.role < needs {
             return Err(forbidden(caller.role, needs));
         }
-        req.extensions_mut().insert(Principal(caller.actor.clone()));
+        req.extensions_mut()
+            .insert(Principal(caller.actor.clone(), caller.role));
         req.extensions_mut().insert(caller);
     }
     Ok(rule)

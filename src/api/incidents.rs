@@ -250,6 +250,7 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     ApiJson(req): ApiJson<CreateIncident>,
 ) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
+    who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let (scheduled_for, scheduled_until) =
         window(req.kind, req.scheduled_for, req.scheduled_until)?;
@@ -431,6 +432,7 @@ async fn append(
     change: Change,
     req: PostUpdate,
 ) -> Result<(StatusCode, Json<Posted>), ApiError> {
+    who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let id = parse_id(id)?;
     let keep_components = req.keep_components;

@@ -43,8 +43,8 @@ fn random(n: usize) -> Result<Vec<u8>, CredentialError> {
 /// Hashes a password into a PHC string. Slow on purpose (tens of milliseconds): call it off
 /// the async workers (`spawn_blocking`).
 pub fn hash_password(password: &str) -> Result<String, CredentialError> {
-    let salt = SaltString::encode_b64(&random(16)?)
-        .map_err(|e| CredentialError::Hash(e.to_string()))?;
+    let salt =
+        SaltString::encode_b64(&random(16)?).map_err(|e| CredentialError::Hash(e.to_string()))?;
     argon2()?
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())

@@ -78,51 +78,161 @@ pub const TABLE: &[Rule] = &[
     // refused by `Principal::may_publish`), publishers publish. Resolving and reopening always
     // publish.
     rule("GET", "/api/v1/incidents", Min(Viewer), None),
-    rule("POST", "/api/v1/incidents", Min(Responder), Some("incident.create")),
+    rule(
+        "POST",
+        "/api/v1/incidents",
+        Min(Responder),
+        Some("incident.create"),
+    ),
     rule("GET", "/api/v1/incidents/{id}", Min(Viewer), None),
-    rule("POST", "/api/v1/incidents/{id}/updates", Min(Responder), Some("incident.update")),
-    rule("POST", "/api/v1/incidents/{id}/resolve", Min(Publisher), Some("incident.resolve")),
-    rule("POST", "/api/v1/incidents/{id}/reopen", Min(Publisher), Some("incident.reopen")),
-    rule("POST", "/api/v1/incidents/{id}/publish", Min(Publisher), Some("incident.publish")),
+    rule(
+        "POST",
+        "/api/v1/incidents/{id}/updates",
+        Min(Responder),
+        Some("incident.update"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/incidents/{id}/resolve",
+        Min(Publisher),
+        Some("incident.resolve"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/incidents/{id}/reopen",
+        Min(Publisher),
+        Some("incident.reopen"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/incidents/{id}/publish",
+        Min(Publisher),
+        Some("incident.publish"),
+    ),
     // Deliveries.
-    rule("GET", "/api/v1/incidents/{id}/deliveries", Min(Viewer), None),
-    rule("GET", "/api/v1/incidents/{id}/deliveries/stream", Min(Viewer), None),
-    rule("POST", "/api/v1/incidents/{id}/deliveries/retry", Min(Publisher), Some("deliveries.requeue")),
+    rule(
+        "GET",
+        "/api/v1/incidents/{id}/deliveries",
+        Min(Viewer),
+        None,
+    ),
+    rule(
+        "GET",
+        "/api/v1/incidents/{id}/deliveries/stream",
+        Min(Viewer),
+        None,
+    ),
+    rule(
+        "POST",
+        "/api/v1/incidents/{id}/deliveries/retry",
+        Min(Publisher),
+        Some("deliveries.requeue"),
+    ),
     // Monitoring intake: a trigger opens and publishes incidents.
     rule("POST", "/api/v1/triggers", Min(Publisher), Some("trigger")),
-    rule("POST", "/api/v1/hooks/alertmanager", Hook, Some("hook.alertmanager")),
+    rule(
+        "POST",
+        "/api/v1/hooks/alertmanager",
+        Hook,
+        Some("hook.alertmanager"),
+    ),
     rule("POST", "/api/v1/hooks/grafana", Hook, Some("hook.grafana")),
-    rule("POST", "/api/v1/hooks/twilio/{channel}", Public, None),
+    rule("POST", "/api/v1/hooks/twilio/{channel}", Hook, None),
     // Recurring notices.
     rule("GET", "/api/v1/notices", Min(Viewer), None),
-    rule("POST", "/api/v1/notices", Min(Publisher), Some("notice.create")),
+    rule(
+        "POST",
+        "/api/v1/notices",
+        Min(Publisher),
+        Some("notice.create"),
+    ),
     rule("GET", "/api/v1/notices/{id}", Min(Viewer), None),
-    rule("DELETE", "/api/v1/notices/{id}", Min(Publisher), Some("notice.remove")),
+    rule(
+        "DELETE",
+        "/api/v1/notices/{id}",
+        Min(Publisher),
+        Some("notice.remove"),
+    ),
     rule("POST", "/api/v1/preview", Min(Viewer), None),
     // Components.
     rule("GET", "/api/v1/components", Min(Viewer), None),
-    rule("PUT", "/api/v1/components/{name}", Min(Responder), Some("component.set")),
+    rule(
+        "PUT",
+        "/api/v1/components/{name}",
+        Min(Responder),
+        Some("component.set"),
+    ),
     // Subscribers: their addresses are for publishers and admins only.
     rule("GET", "/api/v1/subscribers", Min(Publisher), None),
-    rule("POST", "/api/v1/subscribers", Min(Publisher), Some("subscriber.add")),
-    rule("DELETE", "/api/v1/subscribers/{key}", Min(Publisher), Some("subscriber.remove")),
-    rule("PATCH", "/api/v1/subscribers/{key}", Min(Publisher), Some("subscriber.change")),
-    rule("POST", "/api/v1/subscribers/import", Min(Publisher), Some("subscriber.import")),
-    rule("POST", "/api/v1/unsubscribe/{token}", Public, Some("subscriber.unsubscribe")),
+    rule(
+        "POST",
+        "/api/v1/subscribers",
+        Min(Publisher),
+        Some("subscriber.add"),
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/subscribers/{key}",
+        Min(Publisher),
+        Some("subscriber.remove"),
+    ),
+    rule(
+        "PATCH",
+        "/api/v1/subscribers/{key}",
+        Min(Publisher),
+        Some("subscriber.change"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/subscribers/import",
+        Min(Publisher),
+        Some("subscriber.import"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/unsubscribe/{token}",
+        Public,
+        Some("subscriber.unsubscribe"),
+    ),
     // Signing in and out, oneself, one's tokens.
     rule("POST", "/api/v1/login", Public, Some("login")),
     rule("POST", "/api/v1/logout", Min(Viewer), Some("logout")),
     rule("GET", "/api/v1/me", Min(Viewer), None),
-    rule("POST", "/api/v1/me/password", Min(Viewer), Some("user.password")),
+    rule(
+        "POST",
+        "/api/v1/me/password",
+        Min(Viewer),
+        Some("user.password"),
+    ),
     rule("GET", "/api/v1/tokens", Min(Viewer), None),
     rule("POST", "/api/v1/tokens", Min(Viewer), Some("token.create")),
-    rule("DELETE", "/api/v1/tokens/{id}", Min(Viewer), Some("token.revoke")),
+    rule(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Min(Viewer),
+        Some("token.revoke"),
+    ),
     // Users.
     rule("GET", "/api/v1/users", Min(Admin), None),
     rule("POST", "/api/v1/users", Min(Admin), Some("user.create")),
-    rule("PATCH", "/api/v1/users/{name}", Min(Admin), Some("user.change")),
-    rule("DELETE", "/api/v1/users/{name}", Min(Admin), Some("user.remove")),
-    rule("POST", "/api/v1/users/{name}/password", Min(Admin), Some("user.reset_password")),
+    rule(
+        "PATCH",
+        "/api/v1/users/{name}",
+        Min(Admin),
+        Some("user.change"),
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/users/{name}",
+        Min(Admin),
+        Some("user.remove"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/users/{name}/password",
+        Min(Admin),
+        Some("user.reset_password"),
+    ),
     // The audit log.
     rule("GET", "/api/v1/audit", Min(Viewer), None),
     rule("GET", "/api/v1/audit/verify", Min(Viewer), None),
@@ -227,7 +337,11 @@ impl Team {
     }
 
     /// The caller a presented bearer token stands for, if it is valid now.
-    pub fn authenticate(&self, state: &AppState, presented: &str) -> Result<Option<Caller>, ApiError> {
+    pub fn authenticate(
+        &self,
+        state: &AppState,
+        presented: &str,
+    ) -> Result<Option<Caller>, ApiError> {
         if state.tokens.check(presented).is_some() {
             return Ok(Some(Caller {
                 actor: BOOTSTRAP_ADMIN.to_owned(),
@@ -304,7 +418,8 @@ impl Operations {
     }
 
     fn serves(&self, method: &str, path: &str) -> bool {
-        self.0.contains(&(method.to_ascii_uppercase(), path.to_owned()))
+        self.0
+            .contains(&(method.to_ascii_uppercase(), path.to_owned()))
     }
 }
 
@@ -400,7 +515,8 @@ fn authorise(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     req.extensions_mut().insert(ClientAddr(client));
-    req.extensions_mut().insert(RequestId(request_id.to_owned()));
+    req.extensions_mut()
+        .insert(RequestId(request_id.to_owned()));
     if let Access::Min(needs) = rule.access {
         let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
         let caller = state
@@ -425,7 +541,12 @@ mod tests {
     fn the_table_has_one_row_per_route() {
         let mut seen = std::collections::BTreeSet::new();
         for r in TABLE {
-            assert!(seen.insert((r.method, r.path)), "{} {} twice", r.method, r.path);
+            assert!(
+                seen.insert((r.method, r.path)),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
             if r.method == "GET" {
                 assert!(r.audit.is_none(), "a read is not audited: {}", r.path);
             }

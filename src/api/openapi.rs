@@ -118,7 +118,9 @@ pub fn document_forbidden(doc: &mut utoipa::openapi::OpenApi) {
                 continue;
             }
             let response = ResponseBuilder::new()
-                .description("The token's role is below the one this operation needs (docs/SECURITY.md)")
+                .description(
+                    "The token's role is below the one this operation needs (docs/SECURITY.md)",
+                )
                 .content(
                     PROBLEM,
                     ContentBuilder::new()

@@ -126,7 +126,9 @@ mod tests {
             t.failed(&format!("u{i}"), Some(a));
         }
         assert!(t.locked("someone-new", Some(a)).is_some());
-        assert!(t.locked("someone-new", Some("192.0.2.8".parse().unwrap())).is_none());
+        assert!(t
+            .locked("someone-new", Some("192.0.2.8".parse().unwrap()))
+            .is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -82,7 +82,9 @@ async fn make_token(
     })
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(internal)
 }
 
@@ -122,7 +124,9 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&req.user).ok();
     // Only a well-formed name is recorded: a password typed into the name field is not.
-    let target = name.as_ref().map_or_else(|| "(not a user name)".to_owned(), |n| n.to_string());
+    let target = name
+        .as_ref()
+        .map_or_else(|| "(not a user name)".to_owned(), |n| n.to_string());
     if let Some(wait) = state.team.throttle.locked(&req.user, addr) {
         tracing::warn!(user = %target, "login refused: too many failures");
         let mut resp = ApiError::new(
@@ -172,7 +176,9 @@ pub async fn login(
         Some(n) => check_token_name(&n)?,
         None => "login".to_owned(),
     };
-    let expires = req.expires.unwrap_or_else(|| LOGIN_TOKEN_LIFETIME.to_owned());
+    let expires = req
+        .expires
+        .unwrap_or_else(|| LOGIN_TOKEN_LIFETIME.to_owned());
     let made = make_token(&state, &user, name, user.role, Some(&expires)).await?;
     let note = AuditNote {
         actor: Some(user.name.to_string()),
@@ -293,7 +299,10 @@ pub async fn change_password(
     let phc = state.store.password_hash(&name)?;
     let current = req.current;
     let ok = blocking(move || {
-        credentials::verify_password(&current, phc.as_deref().unwrap_or_else(|| credentials::dummy_hash()))
+        credentials::verify_password(
+            &current,
+            phc.as_deref().unwrap_or_else(|| credentials::dummy_hash()),
+        )
     })
     .await?;
     if !ok {
@@ -303,7 +312,9 @@ pub async fn change_password(
         });
     }
     let new = req.new;
-    let phc = blocking(move || credentials::hash_password(&new)).await?.map_err(internal)?;
+    let phc = blocking(move || credentials::hash_password(&new))
+        .await?
+        .map_err(internal)?;
     state.store.set_password(&name, &phc).await?;
     Ok(noted(
         StatusCode::NO_CONTENT,
@@ -355,7 +366,10 @@ pub async fn create_token(
             "the bootstrap admin token has no user to own a token; add one (`crier users add NAME --role admin`) and `crier login`",
         ));
     };
-    let user = state.store.user(owner)?.ok_or_else(ApiError::unauthorized)?;
+    let user = state
+        .store
+        .user(owner)?
+        .ok_or_else(ApiError::unauthorized)?;
     let name = check_token_name(&req.name)?;
     let role = req.role.unwrap_or(caller.role);
     if role > caller.role {
@@ -431,7 +445,12 @@ pub async fn revoke_token(
     let id = Ulid::from_string(id.trim()).map_err(|_| {
         ApiError::unprocessable("id: not a token id; see `crier tokens list` for the ids")
     })?;
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("token {id} not found; see `crier tokens list`"));
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("token {id} not found; see `crier tokens list`"),
+        )
+    };
     let token = state.store.token(id)?.ok_or_else(not_found)?;
     if caller.role < Role::Admin && caller.user.as_ref() != Some(&token.owner) {
         return Err(not_found());
@@ -603,10 +622,19 @@ pub async fn change_user(
     ApiJson(req): ApiJson<ChangeUser>,
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&name)?;
-    let display_name = req.display_name.as_deref().map(check_display_name).transpose()?;
+    let display_name = req
+        .display_name
+        .as_deref()
+        .map(check_display_name)
+        .transpose()?;
     let email = req.email.map(|e| contact("email", Some(e))).transpose()?;
     let phone = req.phone.map(|p| contact("phone", Some(p))).transpose()?;
-    if req.role.is_none() && req.disabled.is_none() && display_name.is_none() && email.is_none() && phone.is_none() {
+    if req.role.is_none()
+        && req.disabled.is_none()
+        && display_name.is_none()
+        && email.is_none()
+        && phone.is_none()
+    {
         return Err(ApiError::unprocessable(
             "nothing to change; give role, disabled, display_name, email or phone",
         ));
@@ -638,10 +666,17 @@ pub async fn change_user(
         changes.push(format!("role {} → {}", before.role, after.role));
     }
     if before.disabled != after.disabled {
-        changes.push(if after.disabled { "disabled".to_owned() } else { "enabled".to_owned() });
+        changes.push(if after.disabled {
+            "disabled".to_owned()
+        } else {
+            "enabled".to_owned()
+        });
     }
     if before.display_name != after.display_name {
-        changes.push(format!("display name \"{}\" → \"{}\"", before.display_name, after.display_name));
+        changes.push(format!(
+            "display name \"{}\" → \"{}\"",
+            before.display_name, after.display_name
+        ));
     }
     if before.email != after.email {
         changes.push("email changed".to_owned());
@@ -730,7 +765,9 @@ pub async fn reset_password(
         password = credentials::random_password().map_err(internal)?;
     }
     let p = password.clone();
-    let phc = blocking(move || credentials::hash_password(&p)).await?.map_err(internal)?;
+    let phc = blocking(move || credentials::hash_password(&p))
+        .await?
+        .map_err(internal)?;
     state.store.set_password(&name, &phc).await?;
     let now = Utc::now();
     let mut revoked = 0;
@@ -786,7 +823,11 @@ pub struct AuditPage {
 }
 
 /// A point in time given as RFC 3339 or as a span back from now.
-pub fn instant(field: &'static str, s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+pub fn instant(
+    field: &'static str,
+    s: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -826,8 +867,16 @@ pub async fn list_audit(
     }
     let filter = AuditFilter {
         after: q.after.unwrap_or(0),
-        since: q.since.as_deref().map(|s| instant("since", s, now)).transpose()?,
-        until: q.until.as_deref().map(|s| instant("until", s, now)).transpose()?,
+        since: q
+            .since
+            .as_deref()
+            .map(|s| instant("since", s, now))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|s| instant("until", s, now))
+            .transpose()?,
         actor: q.actor,
         action: q.action,
         target: q.target,

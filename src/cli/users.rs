@@ -162,9 +162,7 @@ fn write_saved(saved: &Saved) -> Result<PathBuf, CliError> {
             "cannot tell where to keep the login: set HOME or XDG_CONFIG_HOME".into(),
         ));
     };
-    let fail = |e: std::io::Error| {
-        CliError::Usage(format!("cannot write {}: {e}", path.display()))
-    };
+    let fail = |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", path.display()));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -229,7 +227,8 @@ pub async fn login(url: &str, args: LoginArgs, json_out: bool) -> Result<(), Cli
     };
     if !args.password_stdin && !std::io::stdin().is_terminal() {
         return Err(CliError::Usage(
-            "standard input is not a terminal: pass --password-stdin and send the password on it".into(),
+            "standard input is not a terminal: pass --password-stdin and send the password on it"
+                .into(),
         ));
     }
     let password = read_line("Password: ", true)?;
@@ -248,7 +247,9 @@ pub async fn login(url: &str, args: LoginArgs, json_out: bool) -> Result<(), Cli
         .await?;
     let token = v["token"].as_str().unwrap_or_default().to_owned();
     if token.is_empty() {
-        return Err(CliError::Unavailable("the server's answer has no token".into()));
+        return Err(CliError::Unavailable(
+            "the server's answer has no token".into(),
+        ));
     }
     let saved = Saved {
         url: url.trim_end_matches('/').to_owned(),
@@ -280,7 +281,9 @@ pub async fn login(url: &str, args: LoginArgs, json_out: bool) -> Result<(), Cli
 /// `crier logout`: revokes the saved token and deletes the file.
 pub async fn logout(url: &str) -> Result<(), CliError> {
     let Some(path) = login_file() else {
-        return Err(CliError::Usage("not signed in (no config directory)".into()));
+        return Err(CliError::Usage(
+            "not signed in (no config directory)".into(),
+        ));
     };
     let Some(saved) = read_saved() else {
         return Err(CliError::Usage(format!(
@@ -318,7 +321,11 @@ fn short_time(v: &Value, k: &str) -> String {
     v.get(k)
         .and_then(Value::as_str)
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|| "-".into())
 }
 
@@ -329,7 +336,11 @@ fn user_rows(list: &[Value]) {
             vec![
                 s(u, "name"),
                 s(u, "role"),
-                if u["disabled"] == json!(true) { "disabled".into() } else { "active".into() },
+                if u["disabled"] == json!(true) {
+                    "disabled".into()
+                } else {
+                    "active".into()
+                },
                 s(u, "display_name"),
             ]
         })
@@ -349,7 +360,11 @@ pub async fn users(c: &Client, cmd: UsersCmd, json_out: bool) -> Result<(), CliE
             phone,
         } => {
             let mut body = json!({ "name": name, "role": role.trim().to_lowercase() });
-            for (k, v) in [("display_name", display_name), ("email", email), ("phone", phone)] {
+            for (k, v) in [
+                ("display_name", display_name),
+                ("email", email),
+                ("phone", phone),
+            ] {
                 if let Some(v) = v {
                     body[k] = json!(v);
                 }
@@ -401,7 +416,11 @@ pub async fn users(c: &Client, cmd: UsersCmd, json_out: bool) -> Result<(), CliE
         }
         UsersCmd::ResetPassword { name } => {
             let v = c
-                .call(Method::POST, &format!("{}/password", user_path(&name)), None)
+                .call(
+                    Method::POST,
+                    &format!("{}/password", user_path(&name)),
+                    None,
+                )
                 .await?;
             if !json_out {
                 println!(
@@ -481,14 +500,26 @@ pub async fn tokens(c: &Client, cmd: TokensCmd, json_out: bool) -> Result<(), Cl
                     })
                     .collect();
                 output::table(
-                    &["ID", "OWNER", "ROLE", "STATE", "EXPIRES", "LAST USED", "NAME"],
+                    &[
+                        "ID",
+                        "OWNER",
+                        "ROLE",
+                        "STATE",
+                        "EXPIRES",
+                        "LAST USED",
+                        "NAME",
+                    ],
                     rows,
                 );
             }
         }
         TokensCmd::Revoke { id } => {
             let v = c
-                .call(Method::DELETE, &format!("/api/v1/tokens/{}", enc(&id)), None)
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/tokens/{}", enc(&id)),
+                    None,
+                )
                 .await?;
             if json_out {
                 output::print_json(&v);
@@ -554,7 +585,16 @@ pub async fn audit(c: &Client, a: AuditArgs, json_out: bool) -> Result<(), CliEr
         })
         .collect();
     output::table(
-        &["#", "TIME (UTC)", "ACTOR", "ROLE", "CLIENT", "ACTION", "TARGET", "SUMMARY"],
+        &[
+            "#",
+            "TIME (UTC)",
+            "ACTOR",
+            "ROLE",
+            "CLIENT",
+            "ACTION",
+            "TARGET",
+            "SUMMARY",
+        ],
         rows,
     );
     Ok(())
@@ -578,8 +618,12 @@ pub async fn verify_offline(data: &Path) -> Result<Option<Verdict>, CliError> {
                 entries: v.entries,
                 head: v.head,
             })),
-            Err(crate::store::audit::VerifyError::Chain(e)) => Ok(Some(Verdict::Broken(e.to_string()))),
-            Err(crate::store::audit::VerifyError::Store(e)) => Err(CliError::Unavailable(e.to_string())),
+            Err(crate::store::audit::VerifyError::Chain(e)) => {
+                Ok(Some(Verdict::Broken(e.to_string())))
+            }
+            Err(crate::store::audit::VerifyError::Store(e)) => {
+                Err(CliError::Unavailable(e.to_string()))
+            }
         },
         Err(crate::store::StoreError::Locked(_)) => Ok(None),
         Err(e) => Err(CliError::Unavailable(e.to_string())),
@@ -601,11 +645,17 @@ pub async fn verify_online(c: &Client) -> Result<Verdict, CliError> {
 
 /// Prints a verdict; true when intact.
 pub fn report(v: &Verdict, offline: bool, json_out: bool) -> bool {
-    let how = if offline { "offline" } else { "through the API" };
+    let how = if offline {
+        "offline"
+    } else {
+        "through the API"
+    };
     match v {
         Verdict::Intact { entries, head } => {
             if json_out {
-                output::print_json(&json!({"ok": true, "entries": entries, "head": head, "checked": how}));
+                output::print_json(
+                    &json!({"ok": true, "entries": entries, "head": head, "checked": how}),
+                );
             } else {
                 println!("The audit log is intact: {entries} entries chain to head {head} (checked {how}).");
             }
@@ -641,7 +691,9 @@ pub async fn password(c: &Client, args: PasswordArgs) -> Result<(), CliError> {
     if std::io::stdin().is_terminal() {
         let again = read_line("New password again: ", true)?;
         if again != new {
-            return Err(CliError::Usage("the two new passwords differ; nothing was changed".into()));
+            return Err(CliError::Usage(
+                "the two new passwords differ; nothing was changed".into(),
+            ));
         }
     }
     c.call(

@@ -235,13 +235,25 @@ mod tests {
         for r in Role::ALL {
             assert_eq!(Role::parse(&r.as_str().to_uppercase()).unwrap(), r);
         }
-        assert!(Role::parse("root").unwrap_err().to_string().contains("viewer"));
+        assert!(Role::parse("root")
+            .unwrap_err()
+            .to_string()
+            .contains("viewer"));
     }
 
     #[test]
     fn user_names_are_lowercased_and_validated() {
         assert_eq!(UserName::parse(" Maria.K ").unwrap().as_str(), "maria.k");
-        for bad in ["", "a", "1abc", "maria k", "märia", "x".repeat(33).as_str(), "admin", "ADMIN"] {
+        for bad in [
+            "",
+            "a",
+            "1abc",
+            "maria k",
+            "märia",
+            "x".repeat(33).as_str(),
+            "admin",
+            "ADMIN",
+        ] {
             assert!(UserName::parse(bad).is_err(), "{bad:?}");
         }
         assert!(UserName::parse("ab").is_ok());

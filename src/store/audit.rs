@@ -174,10 +174,16 @@ mod tests {
         assert_eq!(store.verify_audit().unwrap().entries, 0);
         for i in 0..5 {
             let actor = if i % 2 == 0 { "maria" } else { "jussi" };
-            let e = store.audit(new("incident.create", actor), Utc::now()).await.unwrap();
+            let e = store
+                .audit(new("incident.create", actor), Utc::now())
+                .await
+                .unwrap();
             assert_eq!(e.seq, i + 1);
         }
-        store.audit(new("login.failed", "x"), Utc::now()).await.unwrap();
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
         assert_eq!(store.verify_audit().unwrap().entries, 6);
 
         let f = AuditFilter {

@@ -77,7 +77,11 @@ impl Store {
 
     /// Removes a user, their password and their tokens (revoked, so they stay listed for the
     /// record until pruned).
-    pub async fn remove_user(&self, name: &UserName, now: DateTime<Utc>) -> Result<User, StoreError> {
+    pub async fn remove_user(
+        &self,
+        name: &UserName,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
         let t = self.t()?;
         let removed = (&t.users, &t.credentials).transaction(|(users, creds)| {
             let Some(raw) = users.remove(name.as_str())? else {
@@ -99,15 +103,19 @@ impl Store {
     pub fn password_hash(&self, name: &UserName) -> Result<Option<String>, StoreError> {
         let t = self.t()?;
         match t.credentials.get(name.as_str())? {
-            Some(raw) => String::from_utf8(raw.to_vec())
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("the password hash of {name} is not text"))),
+            Some(raw) => String::from_utf8(raw.to_vec()).map(Some).map_err(|_| {
+                StoreError::Corrupt(format!("the password hash of {name} is not text"))
+            }),
             None => Ok(None),
         }
     }
 
     /// Replaces a user's password hash.
-    pub async fn set_password(&self, name: &UserName, password_hash: &str) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        name: &UserName,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
         let t = self.t()?;
         (&t.users, &t.credentials).transaction(|(users, creds)| {
             if users.get(name.as_str())?.is_none() {
@@ -121,7 +129,11 @@ impl Store {
     }
 
     /// Stores a new token under the SHA-256 of its secret.
-    pub async fn add_token(&self, token: &ApiToken, secret_hash: &[u8; 32]) -> Result<(), StoreError> {
+    pub async fn add_token(
+        &self,
+        token: &ApiToken,
+        secret_hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
         let t = self.t()?;
         let raw = encode(token)?;
         (&t.tokens, &t.token_hashes).transaction(|(tokens, hashes)| {
@@ -179,7 +191,12 @@ impl Store {
         Ok(token)
     }
 
-    fn revoke_in(&self, t: &super::Trees, id: Ulid, now: DateTime<Utc>) -> Result<ApiToken, StoreError> {
+    fn revoke_in(
+        &self,
+        t: &super::Trees,
+        id: Ulid,
+        now: DateTime<Utc>,
+    ) -> Result<ApiToken, StoreError> {
         let Some(raw) = t.tokens.get(id.to_bytes())? else {
             return Err(StoreError::NotFound {
                 what: "token",
@@ -266,7 +283,10 @@ mod tests {
     async fn users_are_unique_and_removal_revokes_their_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.add_user(user("maria", Role::Admin), "h1").await.unwrap();
+        store
+            .add_user(user("maria", Role::Admin), "h1")
+            .await
+            .unwrap();
         let e = store
             .add_user(user("maria", Role::Viewer), "h2")
             .await

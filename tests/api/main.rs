@@ -1,6 +1,7 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
 mod channels_check;
+mod audit;
 mod authz;
 mod cli;
 mod cli_first_hour;

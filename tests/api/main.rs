@@ -22,3 +22,4 @@ mod openapi;
 mod preview;
 mod social;
 mod subscribers;
+mod team_cli;

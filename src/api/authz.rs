@@ -553,6 +553,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn docs_security_lists_every_row() {
+        let doc = include_str!("../../docs/SECURITY.md");
+        for r in TABLE {
+            let who = match r.access {
+                Access::Public => "public".to_owned(),
+                Access::Hook => "hook (own credential)".to_owned(),
+                Access::Min(role) => role.to_string(),
+            };
+            let audit = r.audit.map_or_else(|| "—".to_owned(), |a| format!("`{a}`"));
+            let line = format!("| {} | `{}` | {who} | {audit} |", r.method, r.path);
+            assert!(doc.contains(&line), "docs/SECURITY.md lacks the row {line}");
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn last_used_times_are_written_at_most_once_a_minute() {
         let team = Team::default();

@@ -1,8 +1,8 @@
 //! Subscribers: add one, import a CSV, list, change one's language or components, remove, and the public one-click unsubscribe.
 
+use super::authz::{noted, AuditNote};
 use super::extract::{too_large, ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
-use super::authz::{noted, AuditNote};
 use super::{ApiError, AppState};
 use crate::domain::{ComponentName, Contact, DomainError, Locale, Subscriber};
 use crate::store::NewSubscriber;
@@ -113,7 +113,10 @@ pub async fn add(
     };
     let s = state.store.add_subscriber(new, Utc::now()).await?;
     let note = subscriber_note(s.id);
-    Ok(noted((StatusCode::CREATED, Json(SubscriberView::from(s))), note))
+    Ok(noted(
+        (StatusCode::CREATED, Json(SubscriberView::from(s))),
+        note,
+    ))
 }
 
 /// The audit log names a subscriber by id: viewers read it, and never see addresses.

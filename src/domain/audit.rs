@@ -126,7 +126,9 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    fn chain(n: u64) -> (Vec<(u64, Vec<u8>)>, Option<(u64, String)>) {
+    type Stored = Vec<(u64, Vec<u8>)>;
+
+    fn chain(n: u64) -> (Stored, Option<(u64, String)>) {
         let mut out = Vec::new();
         let mut prev = GENESIS.to_owned();
         for seq in 1..=n {
@@ -147,7 +149,7 @@ mod tests {
             prev = hash(&raw);
             out.push((seq, raw));
         }
-        let head = (n > 0).then(|| (n, prev));
+        let head = (n > 0).then_some((n, prev));
         (out, head)
     }
 

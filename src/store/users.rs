@@ -17,6 +17,9 @@ use chrono::{DateTime, Utc};
 use sled::transaction::Transactional;
 use ulid::Ulid;
 
+/// One stored record: (tree name, key, value).
+pub type Record = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// What a user change did: the user before and after.
 pub type Changed = (User, User);
 
@@ -242,7 +245,7 @@ impl Store {
 
     /// Every (tree name, key, value) in the database, for tests that prove a secret is nowhere.
     #[doc(hidden)]
-    pub fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn dump(&self) -> Result<Vec<Record>, StoreError> {
         let t = self.t()?;
         let mut out = Vec::new();
         for name in t.db.tree_names() {

@@ -43,7 +43,10 @@ async fn send(
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// A user with a known password, made through the API: (name, password).
@@ -134,16 +137,26 @@ async fn prepare(
         }
         ("POST", "/api/v1/incidents/{id}/publish") => {
             let id = open_incident(app, true).await;
-            (format!("/api/v1/incidents/{id}/publish"), admin, Some(json!({})))
+            (
+                format!("/api/v1/incidents/{id}/publish"),
+                admin,
+                Some(json!({})),
+            )
         }
         ("POST", "/api/v1/incidents/{id}/deliveries/retry") => {
             let id = open_incident(app, false).await;
-            (format!("/api/v1/incidents/{id}/deliveries/retry"), admin, None)
+            (
+                format!("/api/v1/incidents/{id}/deliveries/retry"),
+                admin,
+                None,
+            )
         }
         ("POST", "/api/v1/triggers") => (
             p(path),
             admin,
-            Some(json!({"source": "nagios", "key": "db", "status": "firing", "summary": "Database is down"})),
+            Some(
+                json!({"source": "nagios", "key": "db", "status": "firing", "summary": "Database is down"}),
+            ),
         ),
         ("POST", "/api/v1/hooks/alertmanager") => (
             p(path),
@@ -176,7 +189,9 @@ async fn prepare(
         ("POST", "/api/v1/notices") => (
             p(path),
             admin,
-            Some(json!({"cron": "0 9 * * 1", "tz": "Europe/Helsinki", "message": "Weekly window", "channels": ["log"]})),
+            Some(
+                json!({"cron": "0 9 * * 1", "tz": "Europe/Helsinki", "message": "Weekly window", "channels": ["log"]}),
+            ),
         ),
         ("DELETE", "/api/v1/notices/{id}") => {
             let (s, v) = send(
@@ -188,7 +203,11 @@ async fn prepare(
             )
             .await;
             assert_eq!(s, 201, "{v:?}");
-            (format!("/api/v1/notices/{}", v["id"].as_str().unwrap()), admin, None)
+            (
+                format!("/api/v1/notices/{}", v["id"].as_str().unwrap()),
+                admin,
+                None,
+            )
         }
         ("POST", "/api/v1/preview") => (
             p(path),
@@ -200,13 +219,14 @@ async fn prepare(
             admin,
             Some(json!({"status": "operational"})),
         ),
-        ("POST", "/api/v1/subscribers") => (
-            p(path),
-            admin,
-            Some(json!({"email": "new@example.com"})),
-        ),
+        ("POST", "/api/v1/subscribers") => {
+            (p(path), admin, Some(json!({"email": "new@example.com"})))
+        }
         ("DELETE", "/api/v1/subscribers/{key}") | ("PATCH", "/api/v1/subscribers/{key}") => {
-            let email = format!("s{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+            let email = format!(
+                "s{}@example.com",
+                ulid::Ulid::new().to_string().to_lowercase()
+            );
             let (s, _) = send(
                 app,
                 "POST",
@@ -238,7 +258,11 @@ async fn prepare(
                 .into_iter()
                 .find(|s| s.id.to_string() == id)
                 .unwrap();
-            (format!("/api/v1/unsubscribe/{}", sub.unsubscribe_token), None, None)
+            (
+                format!("/api/v1/unsubscribe/{}", sub.unsubscribe_token),
+                None,
+                None,
+            )
         }
         ("POST", "/api/v1/login") => {
             let (u, pw) = user_with_password(app, "lena", "viewer").await;
@@ -261,7 +285,11 @@ async fn prepare(
         ("POST", "/api/v1/tokens") => {
             let owner = add_user(app, "tom", Role::Responder).await;
             let (t, _) = add_token(app, &owner, Role::Responder, None).await;
-            (p(path), Some(t), Some(json!({"name": "laptop", "expires": "90d"})))
+            (
+                p(path),
+                Some(t),
+                Some(json!({"name": "laptop", "expires": "90d"})),
+            )
         }
         ("DELETE", "/api/v1/tokens/{id}") => {
             let owner = add_user(app, "tina", Role::Viewer).await;
@@ -275,7 +303,11 @@ async fn prepare(
         ),
         ("PATCH", "/api/v1/users/{name}") => {
             add_user(app, "ulla", Role::Viewer).await;
-            (p("/api/v1/users/ulla"), admin, Some(json!({"role": "publisher"})))
+            (
+                p("/api/v1/users/ulla"),
+                admin,
+                Some(json!({"role": "publisher"})),
+            )
         }
         ("DELETE", "/api/v1/users/{name}") => {
             add_user(app, "ukko", Role::Viewer).await;
@@ -285,7 +317,9 @@ async fn prepare(
             add_user(app, "urho", Role::Viewer).await;
             (p("/api/v1/users/urho/password"), admin, None)
         }
-        other => panic!("no fixture for the write operation {other:?}: add one to tests/api/audit.rs"),
+        other => {
+            panic!("no fixture for the write operation {other:?}: add one to tests/api/audit.rs")
+        }
     }
 }
 
@@ -375,11 +409,25 @@ async fn entries_say_who_did_what_and_the_api_filters_and_pages_them() {
     let (s, v) = send(&app, "GET", "/api/v1/audit?actor=maria", Some(&t), None).await;
     assert_eq!(s, 200);
     assert_eq!(v["entries"].as_array().unwrap().len(), 1);
-    let (_, v) = send(&app, "GET", "/api/v1/audit?actor=admin&limit=1", Some(&t), None).await;
+    let (_, v) = send(
+        &app,
+        "GET",
+        "/api/v1/audit?actor=admin&limit=1",
+        Some(&t),
+        None,
+    )
+    .await;
     assert_eq!(v["entries"][0]["action"], "component.set");
     let next = v["next"].as_u64();
     assert!(next.is_none(), "{v:?}");
-    let (_, v) = send(&app, "GET", "/api/v1/audit?since=1h&action=component.", Some(&t), None).await;
+    let (_, v) = send(
+        &app,
+        "GET",
+        "/api/v1/audit?since=1h&action=component.",
+        Some(&t),
+        None,
+    )
+    .await;
     assert_eq!(v["entries"].as_array().unwrap().len(), 2);
     let (_, v) = send(&app, "GET", "/api/v1/audit?until=1h", Some(&t), None).await;
     assert_eq!(v["entries"].as_array().unwrap().len(), 0);
@@ -421,27 +469,48 @@ async fn verify_names_the_entry_altered_deleted_or_swapped_in_sled() {
     tree.insert(key(3), forged.as_bytes()).unwrap();
     let v = verify().await;
     assert_eq!(v["ok"], false);
-    assert!(v["problem"].as_str().unwrap().contains("entry 3 was altered"), "{v:?}");
+    assert!(
+        v["problem"]
+            .as_str()
+            .unwrap()
+            .contains("entry 3 was altered"),
+        "{v:?}"
+    );
     restore();
     assert_eq!(verify().await["ok"], true);
 
     // Deleted: entry 2 is gone.
     tree.remove(key(2)).unwrap();
     let v = verify().await;
-    assert!(v["problem"].as_str().unwrap().contains("entry 2 is missing"), "{v:?}");
+    assert!(
+        v["problem"]
+            .as_str()
+            .unwrap()
+            .contains("entry 2 is missing"),
+        "{v:?}"
+    );
     restore();
 
     // Swapped: entries 3 and 4 trade places.
     tree.insert(key(3), original[3].as_slice()).unwrap();
     tree.insert(key(4), original[2].as_slice()).unwrap();
     let v = verify().await;
-    assert!(v["problem"].as_str().unwrap().contains("entry 3 holds entry 4"), "{v:?}");
+    assert!(
+        v["problem"]
+            .as_str()
+            .unwrap()
+            .contains("entry 3 holds entry 4"),
+        "{v:?}"
+    );
     restore();
 
     // The last entry removed: the head notices.
     tree.remove(key(5)).unwrap();
     let v = verify().await;
-    assert!(v["problem"].as_str().unwrap().contains("ends at entry 4"), "{v:?}");
+    assert!(
+        v["problem"].as_str().unwrap().contains("ends at entry 4"),
+        "{v:?}"
+    );
     restore();
     assert_eq!(verify().await["ok"], true);
 }
@@ -459,14 +528,31 @@ async fn passwords_and_tokens_never_reach_the_store() {
     )
     .await;
     assert_eq!(s, 201, "{v:?}");
-    assert!(v.get("password").is_none(), "a chosen password is not echoed");
-    let (s, v) = send(&app, "POST", "/api/v1/users", Some(&app.token), Some(json!({"name": "samu", "role": "viewer"}))).await;
+    assert!(
+        v.get("password").is_none(),
+        "a chosen password is not echoed"
+    );
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/users",
+        Some(&app.token),
+        Some(json!({"name": "samu", "role": "viewer"})),
+    )
+    .await;
     assert_eq!(s, 201);
     let initial = v["password"].as_str().unwrap().to_owned();
     let (s, v) = login(&app, "sanna", password).await;
     assert_eq!(s, 201, "{v:?}");
     let login_token = v["token"].as_str().unwrap().to_owned();
-    let (s, v) = send(&app, "POST", "/api/v1/tokens", Some(&login_token), Some(json!({"name": "ci"}))).await;
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&login_token),
+        Some(json!({"name": "ci"})),
+    )
+    .await;
     assert_eq!(s, 201);
     let made = v["token"].as_str().unwrap().to_owned();
     // Each works once made.
@@ -477,7 +563,13 @@ async fn passwords_and_tokens_never_reach_the_store() {
     let (s, _) = login(&app, "sanna", "a wrong password!").await;
     assert_eq!(s, 401);
 
-    let secrets = [password, initial.as_str(), login_token.as_str(), made.as_str(), app.token.as_str()];
+    let secrets = [
+        password,
+        initial.as_str(),
+        login_token.as_str(),
+        made.as_str(),
+        app.token.as_str(),
+    ];
     let dump = app.store.dump().unwrap();
     assert!(dump.len() > 10);
     for (tree, k, v) in dump {
@@ -498,7 +590,14 @@ async fn failed_logins_are_answered_alike_and_throttled() {
     let app = spawn_app_with_channels(&[]).await;
     let (u, pw) = user_with_password(&app, "olli", "responder").await;
     user_with_password(&app, "dora", "viewer").await;
-    let (s, _) = send(&app, "PATCH", "/api/v1/users/dora", Some(&app.token), Some(json!({"disabled": true}))).await;
+    let (s, _) = send(
+        &app,
+        "PATCH",
+        "/api/v1/users/dora",
+        Some(&app.token),
+        Some(json!({"disabled": true})),
+    )
+    .await;
     assert_eq!(s, 200);
 
     let raw = |user: &str, password: &str| {
@@ -508,7 +607,11 @@ async fn failed_logins_are_answered_alike_and_throttled() {
             .send()
     };
     let mut answers = Vec::new();
-    for (user, password) in [("olli", "not the password"), ("nobody", "not the password"), ("dora", "not the password")] {
+    for (user, password) in [
+        ("olli", "not the password"),
+        ("nobody", "not the password"),
+        ("dora", "not the password"),
+    ] {
         let r = raw(user, password).await.unwrap();
         let status = r.status().as_u16();
         let mut headers: Vec<(String, String)> = r

@@ -62,7 +62,10 @@ pub async fn add_user(app: &TestApp, name: &str, role: Role) -> UserName {
         disabled: false,
         created_at: Utc::now(),
     };
-    app.store.add_user(user.clone(), "$no-password").await.unwrap();
+    app.store
+        .add_user(user.clone(), "$no-password")
+        .await
+        .unwrap();
     user.name
 }
 
@@ -128,13 +131,19 @@ async fn every_operation_answers_every_credential_as_the_table_says() {
         .iter()
         .filter(|(m, p)| rule_for(m, p).is_none())
         .collect();
-    assert!(missing.is_empty(), "operations without a row in authz::TABLE: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "operations without a row in authz::TABLE: {missing:?}"
+    );
     let stale: Vec<_> = TABLE
         .iter()
         .filter(|r| !ops.contains(&(r.method.to_owned(), r.path.to_owned())))
         .map(|r| (r.method, r.path))
         .collect();
-    assert!(stale.is_empty(), "rows for operations the server does not serve: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "rows for operations the server does not serve: {stale:?}"
+    );
 
     let mut owners = Vec::new();
     for role in Role::ALL {
@@ -228,18 +237,16 @@ async fn every_operation_answers_every_credential_as_the_table_says() {
 async fn viewers_see_counts_but_never_subscriber_addresses() {
     let app = spawn_app().await;
     let r = app
-        .post("/api/v1/subscribers", serde_json::json!({"email": "ops@example.com"}))
+        .post(
+            "/api/v1/subscribers",
+            serde_json::json!({"email": "ops@example.com"}),
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_owned();
     let viewer = add_user(&app, "vera", Role::Viewer).await;
     let (token, _) = add_token(&app, &viewer, Role::Viewer, None).await;
-    let get = |path: &str| {
-        app.client
-            .get(app.url(path))
-            .bearer_auth(&token)
-            .send()
-    };
+    let get = |path: &str| app.client.get(app.url(path)).bearer_auth(&token).send();
     assert_eq!(get("/api/v1/subscribers").await.unwrap().status(), 403);
     // The audit log, which viewers read, names the subscriber by id.
     let text = get("/api/v1/audit").await.unwrap().text().await.unwrap();
@@ -285,9 +292,13 @@ async fn a_responder_drafts_and_a_publisher_publishes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let r = post(&pt, &format!("/api/v1/incidents/{id}/publish"), serde_json::json!({}))
-        .await
-        .unwrap();
+    let r = post(
+        &pt,
+        &format!("/api/v1/incidents/{id}/publish"),
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
     // The author is shown to staff, never on the public status.
@@ -301,7 +312,10 @@ async fn a_responder_drafts_and_a_publisher_publishes() {
         .await
         .unwrap();
     assert!(public.contains("Slow check-in"), "{public}");
-    assert!(!public.contains("rita") && !public.contains("author"), "{public}");
+    assert!(
+        !public.contains("rita") && !public.contains("author"),
+        "{public}"
+    );
 }
 
 #[tokio::test]
@@ -309,7 +323,12 @@ async fn a_demoted_users_tokens_are_capped_at_the_new_role() {
     let app = spawn_app().await;
     let name = add_user(&app, "maria", Role::Admin).await;
     let (t, _) = add_token(&app, &name, Role::Admin, None).await;
-    let users = || app.client.get(app.url("/api/v1/users")).bearer_auth(&t).send();
+    let users = || {
+        app.client
+            .get(app.url("/api/v1/users"))
+            .bearer_auth(&t)
+            .send()
+    };
     assert_eq!(users().await.unwrap().status(), 200);
     let r = app
         .raw(

@@ -1,8 +1,8 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
-mod channels_check;
 mod audit;
 mod authz;
+mod channels_check;
 mod cli;
 mod cli_first_hour;
 mod cli_languages;

@@ -45,7 +45,23 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     let d = data.to_str().unwrap();
 
     // The bootstrap admin (via --data) adds a person; the password is printed once.
-    let o = crier(&cfg, &["--url", &url, "--data", d, "users", "add", "Maria.K", "--role", "admin", "--display-name", "Maria K"], None);
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "--data",
+            d,
+            "users",
+            "add",
+            "Maria.K",
+            "--role",
+            "admin",
+            "--display-name",
+            "Maria K",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", out(&o));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(text.contains("Added maria.k as admin"), "{text}");
@@ -53,13 +69,39 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     assert_eq!(password.len(), 20, "{text}");
 
     // A wrong password: exit 3, nothing saved.
-    let o = crier(&cfg, &["--url", &url, "login", "--user", "maria.k", "--password-stdin"], Some("nope nope nope\n"));
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "login",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ],
+        Some("nope nope nope\n"),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     assert!(!cfg.join("crier/login.json").exists());
 
-    let o = crier(&cfg, &["--url", &url, "login", "--user", "maria.k", "--password-stdin"], Some(&format!("{password}\n")));
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "login",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
     assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("Signed in as maria.k (admin)"), "{}", out(&o));
+    assert!(
+        out(&o).contains("Signed in as maria.k (admin)"),
+        "{}",
+        out(&o)
+    );
     assert!(!out(&o).contains("crier_"), "the token is not printed");
     let saved = cfg.join("crier/login.json");
     use std::os::unix::fs::PermissionsExt;
@@ -67,38 +109,99 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     assert_eq!(mode, 0o600);
 
     // Client commands now act as maria.k, with no --token and no --data.
-    let o = crier(&cfg, &["--url", &url, "tokens", "create", "--name", "ci", "--role", "viewer", "--expires", "90d"], None);
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "tokens",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "viewer",
+            "--expires",
+            "90d",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", out(&o));
     let made = out(&o);
     let secret = made.lines().last().unwrap().trim().to_owned();
     assert!(secret.starts_with("crier_"), "{made}");
-    let o = crier(&cfg, &["--url", &url, "--token", &secret, "tokens", "create", "--name", "x", "--role", "admin"], None);
-    assert_eq!(o.status.code(), Some(3), "a viewer token cannot make an admin one: {}", out(&o));
+    let o = crier(
+        &cfg,
+        &[
+            "--url", &url, "--token", &secret, "tokens", "create", "--name", "x", "--role", "admin",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a viewer token cannot make an admin one: {}",
+        out(&o)
+    );
 
     let o = crier(&cfg, &["--url", &url, "users", "list"], None);
     assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("maria.k") && out(&o).contains("Maria K"), "{}", out(&o));
+    assert!(
+        out(&o).contains("maria.k") && out(&o).contains("Maria K"),
+        "{}",
+        out(&o)
+    );
 
-    let o = crier(&cfg, &["--url", &url, "audit", "--since", "1h", "--actor", "maria.k", "--json"], None);
+    let o = crier(
+        &cfg,
+        &[
+            "--url", &url, "audit", "--since", "1h", "--actor", "maria.k", "--json",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", out(&o));
     let actions: Vec<String> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(actions, ["login", "token.create"], "failed logins are anonymous");
+    assert_eq!(
+        actions,
+        ["login", "token.create"],
+        "failed logins are anonymous"
+    );
 
     // Through the API while the server holds the data dir.
     let o = crier(&cfg, &["--url", &url, "--data", d, "audit", "verify"], None);
     assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("intact") && out(&o).contains("through the API"), "{}", out(&o));
+    assert!(
+        out(&o).contains("intact") && out(&o).contains("through the API"),
+        "{}",
+        out(&o)
+    );
 
     let o = crier(&cfg, &["--url", &url, "logout"], None);
     assert!(o.status.success(), "{}", out(&o));
     assert!(!saved.exists());
-    let o = crier(&cfg, &["--url", &url, "--data", d, "tokens", "list", "--json"], None);
+    let o = crier(
+        &cfg,
+        &["--url", &url, "--data", d, "tokens", "list", "--json"],
+        None,
+    );
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let login = list.as_array().unwrap().iter().find(|t| t["name"].as_str().unwrap().starts_with("cli login")).unwrap();
-    assert!(!login["revoked_at"].is_null(), "logout revokes the token: {login}");
+    let login = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().starts_with("cli login"))
+        .unwrap();
+    assert!(
+        !login["revoked_at"].is_null(),
+        "logout revokes the token: {login}"
+    );
 
     // Offline, after the server stopped: untouched, then with entry 2 altered in sled.
     server.terminate();
@@ -109,7 +212,9 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
         let db = sled::open(data.join("db")).unwrap();
         let audit = db.open_tree("audit").unwrap();
         let raw = audit.get(2u64.to_be_bytes()).unwrap().unwrap();
-        let forged = String::from_utf8(raw.to_vec()).unwrap().replace("\"actor\":\"anonymous\"", "\"actor\":\"mallory\"");
+        let forged = String::from_utf8(raw.to_vec())
+            .unwrap()
+            .replace("\"actor\":\"anonymous\"", "\"actor\":\"mallory\"");
         assert_ne!(forged.as_bytes(), raw.as_ref());
         audit.insert(2u64.to_be_bytes(), forged.as_bytes()).unwrap();
         db.flush().unwrap();

@@ -30,8 +30,9 @@ use ulid::Ulid;
 pub enum Access {
     /// Anyone, without a credential.
     Public,
-    /// A monitoring webhook: it checks its own credential (the admin token or an HMAC
-    /// signature) in the handler.
+    /// A webhook that checks its own credential in the handler: monitoring hooks take the
+    /// bootstrap admin token, a publisher's or admin's personal token, or an HMAC signature;
+    /// the Twilio hook its signature.
     Hook,
     /// A bearer token whose role is this one or above.
     Min(Role),
@@ -285,10 +286,15 @@ pub fn noted(resp: impl IntoResponse, note: AuditNote) -> Response {
     resp
 }
 
-/// Last-used times in memory, written to the store at most once a minute.
+/// How many argon2 computations may run at once (19 MiB each).
+pub const HASHING: usize = 4;
+
+/// The team's in-memory state: token last-used times (written to the store at most once a
+/// minute), the failed-login throttle, and the limit on concurrent password hashing.
 pub struct Team {
     last_used: Mutex<LastUsed>,
     pub throttle: super::throttle::Throttle,
+    pub hashing: tokio::sync::Semaphore,
 }
 
 struct LastUsed {
@@ -309,6 +315,7 @@ impl Default for Team {
                 written: tokio::time::Instant::now(),
             }),
             throttle: Default::default(),
+            hashing: tokio::sync::Semaphore::new(HASHING),
         }
     }
 }
@@ -517,6 +524,16 @@ fn authorise(
     req.extensions_mut().insert(ClientAddr(client));
     req.extensions_mut()
         .insert(RequestId(request_id.to_owned()));
+    if rule.access == Access::Hook {
+        // The hook checks its credential itself; a personal token still names the actor.
+        if let Some(presented) = bearer(req.headers()) {
+            if let Some(caller) = state.team.authenticate(state, presented)? {
+                req.extensions_mut()
+                    .insert(Principal(caller.actor.clone(), caller.role));
+                req.extensions_mut().insert(caller);
+            }
+        }
+    }
     if let Access::Min(needs) = rule.access {
         let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
         let caller = state

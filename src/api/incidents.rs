@@ -1,5 +1,6 @@
 //! Incidents and their timelines: open, list, show, post an update, resolve, reopen, publish drafts.
 
+use super::authz::{noted, AuditNote};
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
@@ -10,6 +11,7 @@ use crate::domain::{
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -249,7 +251,7 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiJson(req): ApiJson<CreateIncident>,
-) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
+) -> Result<Response, ApiError> {
     who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let (scheduled_for, scheduled_until) =
@@ -292,12 +294,26 @@ pub async fn create(
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
-    Ok((
-        StatusCode::CREATED,
-        Json(IncidentDetail {
-            incident: incident.into(),
-            updates: vec![update],
-        }),
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary: format!(
+            "opened \"{}\": {}, impact {}{}",
+            incident.title.as_str(),
+            incident.status,
+            incident.impact.as_str(),
+            if incident.draft { " (draft)" } else { "" }
+        ),
+        ..Default::default()
+    };
+    Ok(noted(
+        (
+            StatusCode::CREATED,
+            Json(IncidentDetail {
+                incident: incident.into(),
+                updates: vec![update],
+            }),
+        ),
+        note,
     ))
 }
 
@@ -431,10 +447,12 @@ async fn append(
     id: &str,
     change: Change,
     req: PostUpdate,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let id = parse_id(id)?;
+    // For the audit log's before → after.
+    let before = state.store.incident_summary(id)?;
     let keep_components = req.keep_components;
     let new = NewUpdate {
         change,
@@ -474,13 +492,32 @@ async fn append(
     } else {
         Vec::new()
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(Posted {
-            incident,
-            update,
-            restored_components,
-        }),
+    let mut summary = format!("{} → {}", before.status, update.status);
+    if before.impact != incident.impact {
+        summary.push_str(&format!(
+            ", impact {} → {}",
+            before.impact.as_str(),
+            incident.impact.as_str()
+        ));
+    }
+    if update.draft {
+        summary.push_str(" (draft)");
+    }
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary,
+        ..Default::default()
+    };
+    Ok(noted(
+        (
+            StatusCode::CREATED,
+            Json(Posted {
+                incident,
+                update,
+                restored_components,
+            }),
+        ),
+        note,
     ))
 }
 
@@ -518,7 +555,7 @@ pub async fn update(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PostUpdate>,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     let status = req.status.as_deref().map(Status::parse).transpose()?;
     append(&state, who, &id, Change::Update(status), req).await
 }
@@ -591,7 +628,7 @@ pub async fn resolve(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Transition>,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     if req.next_update.is_some() {
         return Err(ApiError::unprocessable(
             "next_update: a resolved incident promises no further update; leave it out",
@@ -625,7 +662,7 @@ pub async fn reopen(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Transition>,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     append(&state, who, &id, Change::Reopen, req.into()).await
 }
 
@@ -647,7 +684,7 @@ pub async fn reopen(
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<IncidentDetail>, ApiError> {
+) -> Result<Response, ApiError> {
     let (incident, updates) = state
         .store
         .publish_drafts(
@@ -658,8 +695,16 @@ pub async fn publish(
         .await?;
     state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
-    Ok(Json(IncidentDetail {
-        incident: incident.into(),
-        updates,
-    }))
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary: format!("{} draft update(s) published", updates.len()),
+        ..Default::default()
+    };
+    Ok(noted(
+        Json(IncidentDetail {
+            incident: incident.into(),
+            updates,
+        }),
+        note,
+    ))
 }

@@ -88,6 +88,17 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(internal)
 }
 
+/// Runs an argon2 computation off the async workers, at most [`super::authz::HASHING`] at a
+/// time: each takes 19 MiB and tens of milliseconds, so a flood of logins queues here instead
+/// of taking the server's memory.
+async fn hashing<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state.team.hashing.acquire().await.map_err(internal)?;
+    blocking(f).await
+}
+
 /// A login.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,7 +164,7 @@ pub async fn login(
     let usable = user.as_ref().is_some_and(|u| !u.disabled) && phc.is_some();
     let password = req.password;
     // The same argon2 work for every answer: an unknown user is checked against a dummy hash.
-    let matches = blocking(move || {
+    let matches = hashing(&state, move || {
         let phc = phc.as_deref().unwrap_or_else(|| credentials::dummy_hash());
         credentials::verify_password(&password, phc)
     })
@@ -298,7 +309,7 @@ pub async fn change_password(
     check_password(&name, &req.new)?;
     let phc = state.store.password_hash(&name)?;
     let current = req.current;
-    let ok = blocking(move || {
+    let ok = hashing(&state, move || {
         credentials::verify_password(
             &current,
             phc.as_deref().unwrap_or_else(|| credentials::dummy_hash()),
@@ -312,7 +323,7 @@ pub async fn change_password(
         });
     }
     let new = req.new;
-    let phc = blocking(move || credentials::hash_password(&new))
+    let phc = hashing(&state, move || credentials::hash_password(&new))
         .await?
         .map_err(internal)?;
     state.store.set_password(&name, &phc).await?;
@@ -561,7 +572,7 @@ pub async fn create_user(
     };
     check_password(&user.name, &password)?;
     let for_hash = password.clone();
-    let phc = blocking(move || credentials::hash_password(&for_hash))
+    let phc = hashing(&state, move || credentials::hash_password(&for_hash))
         .await?
         .map_err(internal)?;
     let user = state.store.add_user(user, &phc).await?;
@@ -765,7 +776,7 @@ pub async fn reset_password(
         password = credentials::random_password().map_err(internal)?;
     }
     let p = password.clone();
-    let phc = blocking(move || credentials::hash_password(&p))
+    let phc = hashing(&state, move || credentials::hash_password(&p))
         .await?
         .map_err(internal)?;
     state.store.set_password(&name, &phc).await?;

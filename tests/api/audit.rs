@@ -404,11 +404,73 @@ async fn entries_say_who_did_what_and_the_api_filters_and_pages_them() {
     assert_eq!(e.role, Some(Role::Publisher));
     assert_eq!(e.token.as_deref(), Some(tid.to_string().as_str()));
     assert_eq!(e.client.as_deref(), Some("127.0.0.1"));
-    assert_eq!(e.target, "/api/v1/components/Check-in");
+    assert_eq!(e.target, "component Check-in");
+    assert_eq!(e.summary, "operational → major_outage");
+
+    // The token's last use is shown at once (from memory).
+    let (_, v) = send(&app, "GET", "/api/v1/tokens", Some(&t), None).await;
+    let mine = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == tid.to_string())
+        .unwrap();
+    assert!(mine["last_used_at"].is_string(), "{mine}");
+
+    // An update says what it changed.
+    let (_, v) = send(
+        &app,
+        "POST",
+        "/api/v1/incidents",
+        Some(&t),
+        Some(json!({"title": "Slow", "impact": "minor", "message": "Looking"})),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        entries(&app).pop().unwrap().summary,
+        "opened \"Slow\": investigating, impact minor"
+    );
+    let (s, _) = send(
+        &app,
+        "POST",
+        &format!("/api/v1/incidents/{id}/updates"),
+        Some(&t),
+        Some(json!({"status": "identified", "impact": "major", "message": "Found it"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let e = entries(&app).pop().unwrap();
+    assert_eq!(e.target, format!("incident {id}"));
+    assert_eq!(
+        e.summary,
+        "investigating → identified, impact minor → major"
+    );
+    // The two setup writes above added two entries.
 
     let (s, v) = send(&app, "GET", "/api/v1/audit?actor=maria", Some(&t), None).await;
     assert_eq!(s, 200);
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3);
+    let (_, v) = send(
+        &app,
+        "GET",
+        "/api/v1/audit?actor=maria&limit=2",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+    let after = v["next"].as_u64().unwrap();
+    let (_, v) = send(
+        &app,
+        "GET",
+        &format!("/api/v1/audit?actor=maria&limit=2&after={after}"),
+        Some(&t),
+        None,
+    )
+    .await;
     assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    assert!(v["next"].is_null(), "{v}");
     let (_, v) = send(
         &app,
         "GET",
@@ -643,4 +705,130 @@ async fn failed_logins_are_answered_alike_and_throttled() {
     // Another user is not locked by olli's failures.
     let (s, _) = login(&app, "dora", "x").await;
     assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn tokens_belong_to_their_owner_and_never_exceed_their_role() {
+    let app = spawn_app_with_channels(&[]).await;
+    let ann = add_user(&app, "ann", Role::Responder).await;
+    let (ta, _) = add_token(&app, &ann, Role::Responder, None).await;
+    let bob = add_user(&app, "bob", Role::Responder).await;
+    let (_, bob_token) = add_token(&app, &bob, Role::Responder, None).await;
+
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&ta),
+        Some(json!({"name": "x", "role": "publisher"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&ta),
+        Some(json!({"name": "x", "expires": "10s"})),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["field"], "expires");
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&app.token),
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(s, 422, "the bootstrap token owns no tokens: {v}");
+    // A viewer-scoped token of a responder cannot make a responder token.
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&ta),
+        Some(json!({"name": "ro", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let ro = v["token"].as_str().unwrap().to_owned();
+    let (s, _) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&ro),
+        Some(json!({"name": "up"})),
+    )
+    .await;
+    assert_eq!(s, 201, "its own role is the default");
+    let (s, _) = send(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(&ro),
+        Some(json!({"name": "up", "role": "responder"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // Ann sees and revokes only her own; an admin sees everyone's.
+    let (_, v) = send(&app, "GET", "/api/v1/tokens", Some(&ta), None).await;
+    assert!(
+        v.as_array().unwrap().iter().all(|t| t["owner"] == "ann"),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("crier_"),
+        "secrets are never listed"
+    );
+    let (s, _) = send(
+        &app,
+        "DELETE",
+        &format!("/api/v1/tokens/{bob_token}"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, v) = send(&app, "GET", "/api/v1/tokens", Some(&app.token), None).await;
+    assert!(
+        v.as_array().unwrap().iter().any(|t| t["owner"] == "bob"),
+        "{v}"
+    );
+    let (s, _) = send(
+        &app,
+        "DELETE",
+        &format!("/api/v1/tokens/{bob_token}"),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn monitoring_hooks_take_a_publishers_personal_token() {
+    let app = spawn_app_with_channels(&[]).await;
+    let mon = add_user(&app, "monitoring", Role::Publisher).await;
+    let (tp, _) = add_token(&app, &mon, Role::Publisher, None).await;
+    let (tv, _) = add_token(&app, &mon, Role::Viewer, None).await;
+    let (_, _, body) = prepare(&app, "POST", "/api/v1/hooks/alertmanager").await;
+    let (s, v) = send(
+        &app,
+        "POST",
+        "/api/v1/hooks/alertmanager",
+        Some(&tv),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = send(&app, "POST", "/api/v1/hooks/alertmanager", Some(&tp), body).await;
+    assert_eq!(s, 200, "{v}");
+    let e = entries(&app).pop().unwrap();
+    assert_eq!(
+        (e.action.as_str(), e.actor.as_str()),
+        ("hook.alertmanager", "monitoring")
+    );
 }

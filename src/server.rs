@@ -27,6 +27,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     running: Running,
     scheduler: tokio::task::JoinHandle<()>,
+    team: Arc<api::authz::Team>,
 }
 
 /// Where the admin token came from, for the start-up message.
@@ -102,6 +103,7 @@ impl Server {
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
+        let team = Arc::new(api::authz::Team::default());
         let state = AppState::new(api::Shared {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
@@ -110,7 +112,7 @@ impl Server {
             dispatcher: dispatcher.clone(),
             intake,
             skipped_channels,
-            team: Arc::new(api::authz::Team::default()),
+            team: team.clone(),
         });
         let router = api::router(
             state,
@@ -134,6 +136,7 @@ impl Server {
                 stop,
                 running,
                 scheduler: scheduler_task,
+                team,
             },
             source,
         ))
@@ -173,6 +176,8 @@ impl Server {
             tracing::error!(error = %e, "the scheduler task failed");
         }
         self.running.finished().await;
+        // Token last-used times kept in memory go out with the final flush.
+        self.team.persist(&self.store);
         let flushed = self.store.durable().await;
         if let Some(unsaved) = self.store.unsaved() {
             tracing::error!("at shutdown: {unsaved}");

@@ -337,6 +337,18 @@ impl Team {
         Some(l.pending.drain().collect())
     }
 
+    /// Writes the last-used times not yet in the store (at shutdown).
+    pub fn persist(&self, store: &crate::store::Store) {
+        let batch: Vec<(Ulid, DateTime<Utc>)> = {
+            let mut l = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
+            l.written = tokio::time::Instant::now();
+            l.pending.drain().collect()
+        };
+        if let Err(e) = store.touch_tokens(&batch) {
+            tracing::warn!(error = %e, "could not record when tokens were last used");
+        }
+    }
+
     /// The last use seen in memory, fresher than the store's.
     pub fn last_used(&self, id: Ulid) -> Option<DateTime<Utc>> {
         let l = self.last_used.lock().unwrap_or_else(|p| p.into_inner());

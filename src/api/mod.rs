@@ -1,5 +1,7 @@
 //! The HTTP API under `/api/v1` (axum, JSON). Every write and every non-public read needs a bearer
-//! token; `/healthz`, `/readyz`, the public status summary and the one-click unsubscribe do not.
+//! token of a role the route allows — one table and one middleware in [`authz`], which also
+//! writes the audit log; `/healthz`, `/readyz`, the public status summary, login and the one-click
+//! unsubscribe do not.
 //! Errors are `application/problem+json` (see [`error`]); bodies are size-limited. The OpenAPI 3.1
 //! document of all of it is generated from the handlers and served at `/api/v1/openapi.json`
 //! (see [`openapi`]).

@@ -38,18 +38,31 @@ pub enum UsersCmd {
     List,
     /// Change a user's role; their tokens are capped at it at once.
     SetRole {
+        /// The user's login name.
         name: String,
         /// viewer, responder, publisher or admin.
         role: String,
     },
     /// Disable a user: they cannot sign in and their tokens stop working.
-    Disable { name: String },
+    Disable {
+        /// The user's login name.
+        name: String,
+    },
     /// Enable a disabled user again.
-    Enable { name: String },
+    Enable {
+        /// The user's login name.
+        name: String,
+    },
     /// Remove a user and revoke their tokens.
-    Remove { name: String },
+    Remove {
+        /// The user's login name.
+        name: String,
+    },
     /// Give a user a new random password (printed once) and revoke their tokens.
-    ResetPassword { name: String },
+    ResetPassword {
+        /// The user's login name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,7 +82,10 @@ pub enum TokensCmd {
     /// List your tokens (an admin: everyone's). Secrets are never shown.
     List,
     /// Revoke a token by id (see `tokens list`).
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (26 characters).
+        id: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -219,7 +219,10 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
             .map(|v| serde_json::from_slice::<serde_json::Value>(&v.unwrap()).unwrap())
             .filter(|t| t["last_used_at"].is_string())
             .count();
-        assert_eq!(used, 2, "both tokens were used (the ci one for its refused request)");
+        assert_eq!(
+            used, 2,
+            "both tokens were used (the ci one for its refused request)"
+        );
         let audit = db.open_tree("audit").unwrap();
         let raw = audit.get(2u64.to_be_bytes()).unwrap().unwrap();
         let forged = String::from_utf8(raw.to_vec())

@@ -111,7 +111,7 @@ impl Client {
         if status.is_client_error() {
             if status == StatusCode::UNAUTHORIZED {
                 return Err(CliError::Rejected(format!(
-                    "{msg}\n(the CLI sends --token, $CRIER_TOKEN or <data>/admin.token; check it matches the server's)"
+                    "{msg}\n(the CLI sends --token, $CRIER_TOKEN, the token `crier login` saved for this --url, or <data>/admin.token; check it matches the server's — an expired or revoked login needs `crier login` again)"
                 )));
             }
             Err(CliError::Rejected(msg))

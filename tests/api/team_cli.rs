@@ -14,6 +14,8 @@ fn crier(cfg: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .env_remove("CRIER_TOKEN")
         .env_remove("CRIER_DATA")
         .env("XDG_CONFIG_HOME", cfg)
+        // No ./data/admin.token to fall back on.
+        .current_dir(cfg)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -40,6 +42,7 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
     let server = ServeProcess::start(&data);
     let url = server.base();
     let d = data.to_str().unwrap();
@@ -107,6 +110,11 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+
+    // The saved token is only sent to the server it came from.
+    let o = crier(&cfg, &["--url", "http://127.0.0.1:9", "component", "list"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("no API token"), "{}", out(&o));
 
     // Client commands now act as maria.k, with no --token and no --data.
     let o = crier(

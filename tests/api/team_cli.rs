@@ -112,7 +112,11 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     assert_eq!(mode, 0o600);
 
     // The saved token is only sent to the server it came from.
-    let o = crier(&cfg, &["--url", "http://127.0.0.1:9", "component", "list"], None);
+    let o = crier(
+        &cfg,
+        &["--url", "http://127.0.0.1:9", "component", "list"],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("no API token"), "{}", out(&o));
 

@@ -8,6 +8,7 @@ pub mod backups;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod dispatch;
 pub mod domain;
 pub mod intake;

@@ -30,6 +30,7 @@ pub struct Server {
     backups: Option<tokio::task::JoinHandle<()>>,
     channels: ChannelSummary,
     timezone: chrono_tz::Tz,
+    team: Arc<api::authz::Team>,
 }
 
 /// What start-up found in the channels folder, for the one summary line.
@@ -171,6 +172,7 @@ impl Server {
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
+        let team = Arc::new(api::authz::Team::default());
         let state = AppState::new(api::Shared {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),
@@ -179,6 +181,7 @@ impl Server {
             dispatcher: dispatcher.clone(),
             intake,
             skipped_channels,
+            team: team.clone(),
         });
         let router = api::router(
             state,
@@ -205,6 +208,7 @@ impl Server {
                 backups,
                 channels: channel_summary,
                 timezone: config.render.timezone,
+                team,
             },
             source,
         ))
@@ -252,7 +256,11 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        // The peer address is what the audit log and the login throttle know the client by.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")?;
@@ -267,6 +275,8 @@ impl Server {
             }
         }
         self.running.finished().await;
+        // Token last-used times kept in memory go out with the final flush.
+        self.team.persist(&self.store);
         let flushed = self.store.durable().await;
         if let Some(unsaved) = self.store.unsaved() {
             tracing::error!("at shutdown: {unsaved}");

@@ -1,12 +1,10 @@
-//! Bearer-token authentication. Tokens are compared in constant time and never logged; the
-//! principal's name (not the token) is what the audit trail records as the author.
+//! Bearer tokens: the bootstrap admin token (compared in constant time, never logged) and the
+//! `Authorization` header's parsing. Personal tokens and the route × role table are in
+//! [`super::authz`]; the principal's name (never the token) is what an update records as its
+//! author.
 
-use super::{ApiError, AppState};
 use crate::token::constant_time_eq;
-use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::Response;
 
 /// The accepted tokens, each with the name recorded as author of what it writes.
 pub struct Tokens {
@@ -30,9 +28,28 @@ impl Tokens {
     }
 }
 
-/// Who made a request, as established by its token.
+/// Who made a request, as established by its token: the name recorded as author, and the
+/// effective role (see [`super::authz`]).
 #[derive(Debug, Clone)]
-pub struct Principal(pub String);
+pub struct Principal(pub String, pub crate::domain::Role);
+
+impl Principal {
+    /// Refuses a write that would publish (not a draft) unless the caller is a publisher: a
+    /// responder drafts, a publisher publishes (docs/SECURITY.md).
+    pub fn may_publish(&self, draft: bool) -> Result<(), super::ApiError> {
+        use crate::domain::Role;
+        if draft || self.1 >= Role::Publisher {
+            return Ok(());
+        }
+        Err(super::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!(
+                "a {} saves drafts: send \"draft\": true (`--draft`), and a publisher publishes it",
+                self.1
+            ),
+        ))
+    }
+}
 
 /// The token of an `Authorization: Bearer` header, if there is one. The scheme name is
 /// case-insensitive (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same scheme) and
@@ -44,22 +61,6 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         return None;
     }
     Some(token.trim()).filter(|t| !t.is_empty())
-}
-
-/// Middleware: rejects requests without a valid `Authorization: Bearer` token with 401.
-pub async fn require_token(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
-    let name = state
-        .tokens
-        .check(presented)
-        .ok_or_else(ApiError::unauthorized)?
-        .to_owned();
-    req.extensions_mut().insert(Principal(name));
-    Ok(next.run(req).await)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Components: list, and create-or-set status.
 
+use super::authz::{noted, AuditNote};
 use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{Component, ComponentName, ComponentStatus};
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
@@ -59,7 +61,7 @@ pub async fn set(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SetComponent>,
-) -> Result<Json<Component>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = ComponentName::parse(&name)?;
     let status = ComponentStatus::parse(&body.status)?;
     let group = match body.group {
@@ -73,10 +75,20 @@ pub async fn set(
     if let Some(g) = &group {
         crate::domain::check_line("group", g)?;
     }
-    Ok(Json(
-        state
-            .store
-            .set_component(name, status, group, Utc::now())
-            .await?,
-    ))
+    let before = state
+        .store
+        .components()?
+        .into_iter()
+        .find(|c| c.name == name)
+        .map_or_else(|| "new".to_owned(), |c| c.status.as_str().to_owned());
+    let after = state
+        .store
+        .set_component(name, status, group, Utc::now())
+        .await?;
+    let note = AuditNote {
+        target: Some(format!("component {}", after.name)),
+        summary: format!("{before} → {}", after.status.as_str()),
+        ..Default::default()
+    };
+    Ok(noted(Json(after), note))
 }

@@ -3,12 +3,12 @@
 //! requeueing dead deliveries.
 
 use super::openapi::PROBLEM;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Principal};
 use crate::domain::{Delivery, DeliveryState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
@@ -122,17 +122,29 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
 
 /// [`status_of`] off the async workers: it reads every delivery of the incident, which for a
 /// big fan-out takes long enough to stall other requests and the dispatcher's sends.
-async fn status_blocking(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
+/// Below the publisher role, subscribers' addresses are hidden (docs/SECURITY.md).
+async fn status_blocking(state: &AppState, id: Ulid, who: &Principal) -> Result<Status, ApiError> {
     let st = state.clone();
-    tokio::task::spawn_blocking(move || status_of(&st, id))
+    let mut status = tokio::task::spawn_blocking(move || status_of(&st, id))
         .await
         .map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("the status scan failed: {e}"),
             )
-        })?
+        })??;
+    if who.1 < crate::domain::Role::Publisher {
+        for f in &mut status.failures {
+            if f.recipient != "endpoint" {
+                f.recipient = HIDDEN.to_owned();
+            }
+        }
+    }
+    Ok(status)
 }
+
+/// What a viewer or responder sees instead of a subscriber's address.
+pub const HIDDEN: &str = "(a subscriber: addresses are shown to publishers and admins)";
 
 fn failure(d: &Delivery) -> Option<Failure> {
     if d.state == DeliveryState::Delivered && d.provider_status.is_none() {
@@ -191,9 +203,10 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 )]
 pub async fn status(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Status>, ApiError> {
-    Ok(Json(status_blocking(&state, parse_id(&id)?).await?))
+    Ok(Json(status_blocking(&state, parse_id(&id)?, &who).await?))
 }
 
 /// `text/event-stream`: a `status` event every half second while anything changes, ending with
@@ -213,29 +226,33 @@ pub async fn status(
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
-    status_blocking(&state, id).await?;
-    let s = stream::unfold((state, false), move |(state, done)| async move {
-        if done {
-            return None;
-        }
-        let event = match status_blocking(&state, id).await {
-            Ok(st) => {
-                let complete = st.complete;
-                let ev = Event::default()
-                    .event("status")
-                    .json_data(&st)
-                    .unwrap_or_else(|_| Event::default().event("error"));
-                if !complete {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                return Some((Ok(ev), (state, complete)));
+    status_blocking(&state, id, &who).await?;
+    let s = stream::unfold((state, false), move |(state, done)| {
+        let who = who.clone();
+        async move {
+            if done {
+                return None;
             }
-            Err(e) => Event::default().event("error").data(e.detail),
-        };
-        Some((Ok(event), (state, true)))
+            let event = match status_blocking(&state, id, &who).await {
+                Ok(st) => {
+                    let complete = st.complete;
+                    let ev = Event::default()
+                        .event("status")
+                        .json_data(&st)
+                        .unwrap_or_else(|_| Event::default().event("error"));
+                    if !complete {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    return Some((Ok(ev), (state, complete)));
+                }
+                Err(e) => Event::default().event("error").data(e.detail),
+            };
+            Some((Ok(event), (state, true)))
+        }
     });
     Ok(Sse::new(s).keep_alive(KeepAlive::default()))
 }

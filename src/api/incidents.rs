@@ -1,5 +1,6 @@
 //! Incidents and their timelines: open, list, show, post an update, resolve, reopen, publish drafts.
 
+use super::authz::{noted, AuditNote};
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
@@ -10,6 +11,7 @@ use crate::domain::{
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -317,7 +319,8 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiJson(req): ApiJson<CreateIncident>,
-) -> Result<(StatusCode, Json<IncidentDetail>), ApiError> {
+) -> Result<Response, ApiError> {
+    who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let (scheduled_for, scheduled_until) =
         window(req.kind, req.scheduled_for, req.scheduled_until)?;
@@ -359,12 +362,26 @@ pub async fn create(
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
-    Ok((
-        StatusCode::CREATED,
-        Json(IncidentDetail {
-            incident: state.view(incident),
-            updates: vec![update],
-        }),
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary: format!(
+            "opened \"{}\": {}, impact {}{}",
+            incident.title.as_str(),
+            incident.status,
+            incident.impact.as_str(),
+            if incident.draft { " (draft)" } else { "" }
+        ),
+        ..Default::default()
+    };
+    Ok(noted(
+        (
+            StatusCode::CREATED,
+            Json(IncidentDetail {
+                incident: state.view(incident),
+                updates: vec![update],
+            }),
+        ),
+        note,
     ))
 }
 
@@ -504,9 +521,12 @@ async fn append(
     id: &str,
     change: Change,
     mut req: PostUpdate,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
+    who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let id = parse_id(id)?;
+    // For the audit log's before → after.
+    let before = state.store.incident_summary(id)?;
     let keep_components = req.keep_components;
     let new = NewUpdate {
         change,
@@ -565,14 +585,33 @@ async fn append(
     } else {
         Vec::new()
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(Posted {
-            incident: state.view(incident),
-            update,
-            promise,
-            restored_components,
-        }),
+    let mut summary = format!("{} → {}", before.status, update.status);
+    if before.impact != incident.impact {
+        summary.push_str(&format!(
+            ", impact {} → {}",
+            before.impact.as_str(),
+            incident.impact.as_str()
+        ));
+    }
+    if update.draft {
+        summary.push_str(" (draft)");
+    }
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary,
+        ..Default::default()
+    };
+    Ok(noted(
+        (
+            StatusCode::CREATED,
+            Json(Posted {
+                incident: state.view(incident),
+                update,
+                promise,
+                restored_components,
+            }),
+        ),
+        note,
     ))
 }
 
@@ -610,7 +649,7 @@ pub async fn update(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PostUpdate>,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     let status = req.status.as_deref().map(Status::parse).transpose()?;
     append(&state, who, &id, Change::Update(status), req).await
 }
@@ -684,7 +723,7 @@ pub async fn resolve(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Transition>,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     if req.next_update.is_some() {
         return Err(ApiError::unprocessable(
             "next_update: a resolved incident promises no further update; leave it out",
@@ -718,7 +757,7 @@ pub async fn reopen(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Transition>,
-) -> Result<(StatusCode, Json<Posted>), ApiError> {
+) -> Result<Response, ApiError> {
     append(&state, who, &id, Change::Reopen, req.into()).await
 }
 
@@ -740,7 +779,7 @@ pub async fn reopen(
 pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<IncidentDetail>, ApiError> {
+) -> Result<Response, ApiError> {
     let (incident, updates) = state
         .store
         .publish_drafts(
@@ -751,8 +790,16 @@ pub async fn publish(
         .await?;
     state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
-    Ok(Json(IncidentDetail {
-        incident: state.view(incident),
-        updates,
-    }))
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary: format!("{} draft update(s) published", updates.len()),
+        ..Default::default()
+    };
+    Ok(noted(
+        Json(IncidentDetail {
+            incident: state.view(incident),
+            updates,
+        }),
+        note,
+    ))
 }

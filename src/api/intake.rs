@@ -241,7 +241,8 @@ fn until(timestamp: i64) -> DateTime<Utc> {
         + chrono::Duration::seconds(1)
 }
 
-/// Bearer token (`Ok(None)`), or a valid HMAC signature when a secret is configured
+/// Bearer token — the bootstrap admin token or a personal token of a publisher or admin —
+/// (`Ok(None)`), or a valid HMAC signature when a secret is configured
 /// (`Ok(Some)`): what it signs must still be checked against replays.
 fn authenticate(
     state: &AppState,
@@ -252,6 +253,12 @@ fn authenticate(
     if let Some(t) = super::auth::bearer(headers) {
         if state.tokens.check(t).is_some() {
             return Ok(None);
+        }
+        // A personal token of a publisher or admin (a monitoring system's own token).
+        if let Some(caller) = state.team.authenticate(state, t)? {
+            if caller.role >= crate::domain::Role::Publisher {
+                return Ok(None);
+            }
         }
     }
     let settings = state.intake.settings();

@@ -1,11 +1,14 @@
 //! The HTTP API under `/api/v1` (axum, JSON). Every write and every non-public read needs a bearer
-//! token; `/healthz`, `/readyz`, the public status summary and the one-click unsubscribe do not.
+//! token of a role the route allows — one table and one middleware in [`authz`], which also
+//! writes the audit log; `/healthz`, `/readyz`, the public status summary, login and the one-click
+//! unsubscribe do not.
 //! Errors are `application/problem+json` (see [`error`]); bodies are size-limited. The OpenAPI 3.1
 //! document of all of it is generated from the handlers and served at `/api/v1/openapi.json`
 //! (see [`openapi`]).
 
 mod auth;
 mod backup;
+pub mod authz;
 mod components;
 mod deliveries;
 pub mod error;
@@ -19,6 +22,8 @@ pub mod openapi;
 mod panic;
 mod preview;
 mod subscribers;
+pub mod throttle;
+mod users;
 
 use crate::dispatch::Dispatcher;
 use crate::render::{Settings, Templates};
@@ -32,6 +37,7 @@ use utoipa_axum::routes;
 
 pub use auth::{Principal, Tokens};
 pub use backup::SHA256_HEADER as BACKUP_SHA256_HEADER;
+pub use authz::Caller;
 pub use error::ApiError;
 /// The CSV import parser, public for the fuzz target in fuzz/ (not a stable API).
 #[doc(hidden)]
@@ -53,6 +59,8 @@ pub struct Shared {
     pub intake: Arc<crate::intake::Intake>,
     /// Channels configured but not running, with why (`/readyz` shows them).
     pub skipped_channels: Arc<Vec<(String, String)>>,
+    /// Token last-used times and the login throttle (see [`authz`]).
+    pub team: Arc<authz::Team>,
 }
 
 impl AppState {
@@ -79,9 +87,11 @@ pub struct Limits {
 /// handler's `#[utoipa::path]`, so the OpenAPI document served at `/api/v1/openapi.json` lists
 /// exactly the routes axum serves (see [`openapi`]).
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let (router, doc) = openapi_router(state.clone(), limits).split_for_parts();
+    let (router, mut doc) = openapi_router(state.clone(), limits).split_for_parts();
+    openapi::document_forbidden(&mut doc);
     router
         .layer(axum::Extension(openapi::Document::new(&doc)))
+        .layer(axum::Extension(authz::Operations::from_doc(&doc)))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -119,12 +129,18 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(subscribers::add, subscribers::list))
         .routes(routes!(subscribers::remove, subscribers::change))
         .routes(routes!(backup::backup))
+        .routes(routes!(users::logout))
+        .routes(routes!(users::me))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::create_token, users::list_tokens))
+        .routes(routes!(users::revoke_token))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::change_user, users::remove_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::list_audit))
+        .routes(routes!(users::verify_audit))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .merge(import)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            auth::require_token,
-        ));
+        .merge(import);
     // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A
     // notification of a few hundred alerts is larger than any other body, so they have a limit
     // of their own.
@@ -140,9 +156,13 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(hooks::twilio_status))
         .routes(routes!(subscribers::unsubscribe))
+        .routes(routes!(users::login))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(monitoring_hooks);
+    // One table says who may call each route, and one middleware enforces it and writes the
+    // audit log (see [`authz`]).
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(private)
         .merge(public)
+        .route_layer(axum::middleware::from_fn_with_state(state, authz::enforce))
 }

@@ -27,8 +27,9 @@ pub const BEARER: &str = "bearer";
         title = "crier",
         description = "Crisis status updates: incidents and maintenance, their timelines, subscribers, \
                        recurring notices, monitoring intake and delivery status. Every write and every \
-                       non-public read needs `Authorization: Bearer <token>` (the admin token is in \
-                       `<data>/admin.token`). Errors are `application/problem+json` with a `detail` that \
+                       non-public read needs `Authorization: Bearer <token>`: a personal token (`POST /api/v1/login`) \
+                       or the bootstrap admin token in `<data>/admin.token`; what each role may call is \
+                       in docs/SECURITY.md. Errors are `application/problem+json` with a `detail` that \
                        says what to change."
     ),
     modifiers(&Security),
@@ -44,6 +45,7 @@ pub const BEARER: &str = "bearer";
         (name = "hooks", description = "Provider callbacks (Twilio status)"),
         (name = "backup", description = "A consistent snapshot of the whole store, for `crier restore`"),
         (name = "public", description = "Probes, metrics, the public status summary, this document"),
+        (name = "team", description = "Signing in, users, personal tokens and the audit log (docs/SECURITY.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -60,8 +62,9 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The admin token: CRIER_ADMIN_TOKEN (or the variable named by admin_token_env), \
-                         else the generated <data>/admin.token",
+                        "A personal token (crier_…, from POST /api/v1/login or /api/v1/tokens), or the \
+                         bootstrap admin token: CRIER_ADMIN_TOKEN (or the variable named by \
+                         admin_token_env), else the generated <data>/admin.token",
                     ))
                     .build(),
             ),
@@ -94,4 +97,41 @@ pub async fn openapi_json(Extension(doc): Extension<Document>) -> impl IntoRespo
         [(header::CONTENT_TYPE, "application/json")],
         doc.0.as_str().to_owned(),
     )
+}
+
+/// Documents the 403 of every operation that needs a token: which role it needs is the
+/// authorisation table's business (`super::authz`), so the handlers do not each repeat it.
+pub fn document_forbidden(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::content::ContentBuilder;
+    use utoipa::openapi::response::ResponseBuilder;
+    use utoipa::openapi::{Ref, RefOr};
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            if !secured || op.responses.responses.contains_key("403") {
+                continue;
+            }
+            let response = ResponseBuilder::new()
+                .description(
+                    "The token's role is below the one this operation needs (docs/SECURITY.md)",
+                )
+                .content(
+                    PROBLEM,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build();
+            op.responses
+                .responses
+                .insert("403".to_owned(), RefOr::T(response));
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Subscribers: add one, import a CSV, list, change one's language or components, remove, and the public one-click unsubscribe.
 
+use super::authz::{noted, AuditNote};
 use super::extract::{too_large, ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
@@ -9,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -98,7 +100,7 @@ fn locale_of(l: Option<&str>) -> Result<Locale, DomainError> {
 pub async fn add(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<AddSubscriber>,
-) -> Result<(StatusCode, Json<SubscriberView>), ApiError> {
+) -> Result<Response, ApiError> {
     let new = NewSubscriber {
         contact: contact_of(req.email.as_deref(), req.phone.as_deref())?,
         locale: locale_of(req.locale.as_deref())?,
@@ -110,7 +112,19 @@ pub async fn add(
         confirmed: true,
     };
     let s = state.store.add_subscriber(new, Utc::now()).await?;
-    Ok((StatusCode::CREATED, Json(s.into())))
+    let note = subscriber_note(s.id);
+    Ok(noted(
+        (StatusCode::CREATED, Json(SubscriberView::from(s))),
+        note,
+    ))
+}
+
+/// The audit log names a subscriber by id: viewers read it, and never see addresses.
+fn subscriber_note(id: Ulid) -> AuditNote {
+    AuditNote {
+        target: Some(format!("subscriber {id}")),
+        ..Default::default()
+    }
 }
 
 /// The most subscribers one `GET /api/v1/subscribers` returns (and the default): a larger list
@@ -186,8 +200,10 @@ pub async fn list(
 pub async fn remove(
     State(state): State<AppState>,
     Path(key): Path<String>,
-) -> Result<Json<SubscriberView>, ApiError> {
-    Ok(Json(state.store.remove_subscriber(&key).await?.into()))
+) -> Result<Response, ApiError> {
+    let s = state.store.remove_subscriber(&key).await?;
+    let note = subscriber_note(s.id);
+    Ok(noted(Json(SubscriberView::from(s)), note))
 }
 
 /// `PATCH /api/v1/subscribers/{key}`: the fields given are replaced, the rest kept.
@@ -223,7 +239,7 @@ pub async fn change(
     State(state): State<AppState>,
     Path(key): Path<String>,
     ApiJson(req): ApiJson<ChangeSubscriber>,
-) -> Result<Json<SubscriberView>, ApiError> {
+) -> Result<Response, ApiError> {
     if req.locale.is_none() && req.components.is_none() {
         return Err(ApiError::unprocessable(
             "nothing to change: give `locale` and/or `components` (`[]` for every component)",
@@ -242,7 +258,8 @@ pub async fn change(
         .store
         .change_subscriber(&key, locale, components)
         .await?;
-    Ok(Json(s.into()))
+    let note = subscriber_note(s.id);
+    Ok(noted(Json(SubscriberView::from(s)), note))
 }
 
 /// The one-click unsubscribe (RFC 8058) of the link in every message; no bearer token.
@@ -260,9 +277,12 @@ pub async fn change(
 pub async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
-) -> Result<&'static str, ApiError> {
-    state.store.unsubscribe(&token).await?;
-    Ok("You are unsubscribed and will receive no further updates.\n")
+) -> Result<Response, ApiError> {
+    let s = state.store.unsubscribe(&token).await?;
+    Ok(noted(
+        "You are unsubscribed and will receive no further updates.\n",
+        subscriber_note(s.id),
+    ))
 }
 
 /// One rejected CSV row.

@@ -153,7 +153,7 @@ fn failure(status: StatusCode, text: &str) -> CliError {
     if status.is_client_error() {
         if status == StatusCode::UNAUTHORIZED {
             return CliError::Rejected(format!(
-                "{msg}\n(the CLI sends --token, $CRIER_TOKEN or <data>/admin.token; check it matches the server's)"
+                "{msg}\n(the CLI sends --token, $CRIER_TOKEN, the token `crier login` saved for this --url, or <data>/admin.token; check it matches the server's — an expired or revoked login needs `crier login` again)"
             ));
         }
         CliError::Rejected(msg)

@@ -9,6 +9,7 @@ mod check;
 mod client;
 mod output;
 mod texts;
+mod users;
 
 use crate::config::{Config, Overrides};
 use crate::server::{self, Server, TokenSource};
@@ -50,7 +51,7 @@ pub struct Cli {
         help_heading = CLIENT_OPTIONS
     )]
     url: String,
-    /// API token; defaults to the contents of <data>/admin.token.
+    /// API token; defaults to the one `crier login` saved for --url, else <data>/admin.token.
     #[arg(
         long,
         global = true,
@@ -99,6 +100,21 @@ enum Command {
     /// without posting (offline: reads the channels folder and the environment).
     #[command(subcommand)]
     Channels(ChannelsCmd),
+    /// Manage users (admins): add, list, set-role, disable, enable, remove, reset-password.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
+    /// Personal API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Tokens(users::TokensCmd),
+    /// Sign in: keeps a personal token in ~/.config/crier/login.json (mode 0600) that client
+    /// commands then use.
+    Login(users::LoginArgs),
+    /// Sign out: revokes the saved token and deletes it.
+    Logout,
+    /// Change your own password.
+    Password(users::PasswordArgs),
+    /// The audit log (`--json`: JSON lines); `audit verify` checks its hash chain.
+    Audit(users::AuditArgs),
     /// Save a consistent snapshot of the running server's whole store to FILE (one file with
     /// a SHA-256 checksum; writes pause while it is taken). --offline reads the store in
     /// --data directly instead, when no server runs on it.
@@ -873,6 +889,9 @@ fn client_main(cli: Cli) -> ExitCode {
             }
         };
     }
+    if let Some(code) = team_main(&cli) {
+        return code;
+    }
     if let Command::Preview(a) = &cli.command {
         if let (Some(text), None) = (&a.message, &a.channel) {
             return match preview_offline(&cli, a, text) {
@@ -903,15 +922,69 @@ fn client_main(cli: Cli) -> ExitCode {
     }
 }
 
+/// `login`, `logout` and `audit verify`, which need no token of their own (or may work
+/// offline); `None` for every other command.
+fn team_main(cli: &Cli) -> Option<ExitCode> {
+    let run = async {
+        match &cli.command {
+            Command::Login(a) => {
+                let a = a.clone();
+                users::login(&cli.url, a, cli.json).await.map(|()| true)
+            }
+            Command::Logout => users::logout(&cli.url).await.map(|()| true),
+            Command::Audit(a) if a.is_verify() => {
+                let data = cli.data.clone().unwrap_or_else(|| PathBuf::from("./data"));
+                let (verdict, offline) = match users::verify_offline(&data).await? {
+                    Some(v) => (v, true),
+                    None => {
+                        let client = Client::new(&cli.url, Some(token(cli)?))?;
+                        (users::verify_online(&client).await?, false)
+                    }
+                };
+                Ok(users::report(&verdict, offline, cli.json))
+            }
+            _ => Ok(true),
+        }
+    };
+    if !matches!(cli.command, Command::Login(_) | Command::Logout)
+        && !matches!(&cli.command, Command::Audit(a) if a.is_verify())
+    {
+        return None;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Some(ExitCode::from(4));
+        }
+    };
+    Some(match rt.block_on(run) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    })
+}
+
+/// The token a client command sends: --token or $CRIER_TOKEN, else the one `crier login`
+/// saved for this server, else the bootstrap admin token in <data>/admin.token.
 fn token(cli: &Cli) -> Result<String, CliError> {
     if let Some(t) = &cli.token {
         return Ok(t.clone());
+    }
+    if let Some(t) = users::saved_token(&cli.url) {
+        return Ok(t);
     }
     let data = cli.data.clone().unwrap_or_else(|| PathBuf::from("./data"));
     match crate::token::read_admin_token(&data) {
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err(CliError::Usage(format!(
-            "no API token: pass --token, set CRIER_TOKEN, or point --data at the server's data directory (no {} found)",
+            "no API token: run `crier login`, pass --token, set CRIER_TOKEN, or point --data at the server's data directory (no {} found)",
             crate::token::admin_token_path(&data).display()
         ))),
         Err(e) => Err(CliError::Usage(e.to_string())),
@@ -967,6 +1040,11 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Backup(a) => backup::backup_online(&client, &a.file, a.force, json_out).await,
+        Command::Login(_) | Command::Logout => Ok(()),
+        Command::Users(cmd) => users::users(&client, cmd, json_out).await,
+        Command::Tokens(cmd) => users::tokens(&client, cmd, json_out).await,
+        Command::Password(a) => users::password(&client, a).await,
+        Command::Audit(a) => users::audit(&client, a, json_out).await,
         Command::Notice(cmd) => notice(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {

@@ -51,7 +51,7 @@ fn overdue(v: &Value) -> bool {
 }
 
 /// Prints rows as an aligned table; the last column is not padded.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+pub(super) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {

@@ -2,6 +2,7 @@
 //! changes to them make sense. Nothing here touches storage or the network, so every rule can be
 //! tested as a plain function and reused by the API, the CLI and (later) the monitoring intake.
 
+pub mod audit;
 mod component;
 mod delivery;
 mod incident;
@@ -13,6 +14,7 @@ mod span;
 mod subscriber;
 mod text;
 mod update;
+pub mod user;
 
 pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
@@ -29,6 +31,7 @@ pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Subscriber};
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
 pub use update::{Body, Update, UpdateAction};
+pub use user::{ApiToken, Role, User, UserName, BOOTSTRAP_ADMIN};
 
 /// A rule of the domain was broken. Every message says what to do instead, because it is shown
 /// verbatim to the person at the console, the CLI or the API client.

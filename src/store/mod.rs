@@ -12,6 +12,8 @@
 //! - scheduler trees (`notices`, `messages`, `holds`): see [`schedule`]
 //! - `alerts`: monitoring alert groups, see [`intake`]
 //! - `threads`: incident ULID ‖ channel → the social thread's root and last post: see [`threads`]
+//! - users and tokens (`users`, `credentials`, `tokens`, `token_hashes`): see [`users`]
+//! - the audit log (`audit`, `audit_head`): see [`audit`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -29,6 +31,7 @@
 //! implementation on PostgreSQL can sit behind it later.
 
 pub mod backup;
+pub mod audit;
 pub mod codec;
 pub mod flusher;
 pub mod health;
@@ -37,6 +40,7 @@ pub mod mark;
 pub mod outbox;
 pub mod schedule;
 pub mod threads;
+pub mod users;
 
 use crate::domain::{
     apply_promise, Body, Broadcast, Component, ComponentName, ComponentStatus, Contact,
@@ -272,6 +276,8 @@ struct Inner {
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
+    /// Serialises audit appends (the hash chain); see [`audit`].
+    audit_lock: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -302,6 +308,12 @@ pub(crate) struct Trees {
     holds: Tree,
     alerts: Tree,
     threads: Tree,
+    users: Tree,
+    credentials: Tree,
+    tokens: Tree,
+    token_hashes: Tree,
+    audit: Tree,
+    audit_head: Tree,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -410,6 +422,12 @@ impl Trees {
             holds: db.open_tree("holds")?,
             alerts: db.open_tree("alerts")?,
             threads: db.open_tree("threads")?,
+            users: db.open_tree("users")?,
+            credentials: db.open_tree("credentials")?,
+            tokens: db.open_tree("tokens")?,
+            token_hashes: db.open_tree("token_hashes")?,
+            audit: db.open_tree("audit")?,
+            audit_head: db.open_tree("audit_head")?,
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -577,6 +595,7 @@ impl Store {
             pause: RwLock::new(()),
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
+            audit_lock: Mutex::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })
@@ -694,7 +713,8 @@ impl Store {
 
     /// A checksum over every tree: equal before and after means nothing was written. Tests use it
     /// to prove that rejected requests write nothing. (The commit number in `meta` advances with
-    /// every group commit, so it is left out.)
+    /// every group commit, so it is left out; so is the audit log, which records requests rather
+    /// than state: an accepted request that changes nothing still has its entry.)
     pub fn checksum(&self) -> Result<u32, StoreError> {
         use sha2::{Digest, Sha256};
         let t = self.t()?;
@@ -704,7 +724,7 @@ impl Store {
         let mut names = t.db.tree_names();
         names.sort();
         for name in names {
-            if name.as_ref() == b"meta" {
+            if matches!(name.as_ref(), b"meta" | b"audit" | b"audit_head") {
                 continue;
             }
             hasher.update((name.len() as u64).to_be_bytes());

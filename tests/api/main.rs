@@ -1,5 +1,7 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
+mod audit;
+mod authz;
 mod backup;
 mod channels_check;
 mod cli;
@@ -22,3 +24,4 @@ mod preview;
 mod promises;
 mod social;
 mod subscribers;
+mod team_cli;

@@ -42,6 +42,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/subscribers/import"),
     ("POST", "/api/v1/unsubscribe/{token}"),
     ("POST", "/api/v1/backup"),
+    ("POST", "/api/v1/login"),
+    ("POST", "/api/v1/logout"),
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/me/password"),
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens"),
+    ("DELETE", "/api/v1/tokens/{id}"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("PATCH", "/api/v1/users/{name}"),
+    ("DELETE", "/api/v1/users/{name}"),
+    ("POST", "/api/v1/users/{name}/password"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/audit/verify"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

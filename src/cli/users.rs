@@ -1,0 +1,723 @@
+//! The team commands: `users`, `tokens`, `login`/`logout` and `audit`.
+//!
+//! `crier login` asks the server for a personal token and keeps it in
+//! `$XDG_CONFIG_HOME/crier/login.json` (else `~/.config/crier/login.json`), mode 0600, with the
+//! server's URL: client commands use it when no `--token`/`CRIER_TOKEN` is given and `--url`
+//! names the same server, so a token is never sent to a server it was not made by.
+
+use super::client::{Body, CliError, Client};
+use super::{enc, output};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCmd {
+    /// Add a user; prints their initial password once (give it to them; they change it with
+    /// `crier password`).
+    Add {
+        /// Login name: 2-32 lowercase letters, digits, '.', '-' or '_', e.g. maria.k.
+        name: String,
+        /// viewer, responder, publisher or admin.
+        #[arg(long)]
+        role: String,
+        /// The name shown to colleagues, e.g. "Maria Korhonen" (default: the login name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Email for staff notices.
+        #[arg(long)]
+        email: Option<String>,
+        /// Phone for staff notices, in international format.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Change a user's role; their tokens are capped at it at once.
+    SetRole {
+        /// The user's login name.
+        name: String,
+        /// viewer, responder, publisher or admin.
+        role: String,
+    },
+    /// Disable a user: they cannot sign in and their tokens stop working.
+    Disable {
+        /// The user's login name.
+        name: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// The user's login name.
+        name: String,
+    },
+    /// Remove a user and revoke their tokens.
+    Remove {
+        /// The user's login name.
+        name: String,
+    },
+    /// Give a user a new random password (printed once) and revoke their tokens.
+    ResetPassword {
+        /// The user's login name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCmd {
+    /// Make a personal token (printed once).
+    Create {
+        /// What it is for, e.g. laptop or monitoring.
+        #[arg(long)]
+        name: String,
+        /// At most your own role (default: your role).
+        #[arg(long)]
+        role: Option<String>,
+        /// Lifetime, e.g. 12h or 90d (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List your tokens (an admin: everyone's). Secrets are never shown.
+    List,
+    /// Revoke a token by id (see `tokens list`).
+    Revoke {
+        /// The token's id (26 characters).
+        id: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoginArgs {
+    /// Your login name (asked for if missing).
+    #[arg(long)]
+    user: Option<String>,
+    /// Read the password from the first line of standard input instead of asking.
+    #[arg(long)]
+    password_stdin: bool,
+    /// How long the login lasts, e.g. 12h or 30d (default 30d).
+    #[arg(long)]
+    expires: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    cmd: Option<AuditCmd>,
+    /// Entries from this long ago (e.g. 24h, 7d) or from an RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Entries up to this long ago or this RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this actor (a user name, admin, anonymous or hook).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only this action (e.g. login.failed) or a prefix ending in '.' (e.g. incident.).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only entries whose target contains this.
+    #[arg(long)]
+    target: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check the log's hash chain; names the first altered, removed or moved entry (exit 1).
+    /// Works offline on --data when the server is not running, else through the API.
+    Verify,
+}
+
+impl AuditArgs {
+    /// `audit verify`.
+    pub fn is_verify(&self) -> bool {
+        matches!(self.cmd, Some(AuditCmd::Verify))
+    }
+}
+
+/// What `login` keeps on disk.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    url: String,
+    token: String,
+    id: String,
+    user: String,
+}
+
+/// `$XDG_CONFIG_HOME/crier`, else `~/.config/crier`.
+pub fn config_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => Some(PathBuf::from(x).join("crier")),
+        None => std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".config").join("crier")),
+    }
+}
+
+fn login_file() -> Option<PathBuf> {
+    config_dir().map(|d| d.join("login.json"))
+}
+
+fn read_saved() -> Option<Saved> {
+    let text = std::fs::read_to_string(login_file()?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The token saved by `crier login` for the server at `url`, if any.
+pub fn saved_token(url: &str) -> Option<String> {
+    read_saved()
+        .filter(|s| s.url.trim_end_matches('/') == url.trim_end_matches('/'))
+        .map(|s| s.token)
+}
+
+fn write_saved(saved: &Saved) -> Result<PathBuf, CliError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let (Some(dir), Some(path)) = (config_dir(), login_file()) else {
+        return Err(CliError::Usage(
+            "cannot tell where to keep the login: set HOME or XDG_CONFIG_HOME".into(),
+        ));
+    };
+    let fail = |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", path.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(fail)?;
+    let text = serde_json::to_string_pretty(saved)
+        .map_err(|e| CliError::Usage(format!("cannot encode the login: {e}")))?;
+    // Written beside it and renamed, so a half-written file never replaces a good one.
+    let tmp = dir.join("login.json.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(fail)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    Ok(path)
+}
+
+fn read_line(prompt: &str, hidden: bool) -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if tty {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    // No echo for a password typed at a terminal.
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+    };
+    if hidden && tty {
+        let _ = stty("-echo");
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if hidden && tty {
+        let _ = stty("echo");
+        eprintln!();
+    }
+    read.map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `crier login`.
+pub async fn login(url: &str, args: LoginArgs, json_out: bool) -> Result<(), CliError> {
+    let user = match args.user {
+        Some(u) => u,
+        None if std::io::stdin().is_terminal() => read_line("User: ", false)?,
+        None => {
+            return Err(CliError::Usage(
+                "give --user NAME (standard input is not a terminal to ask on)".into(),
+            ))
+        }
+    };
+    if !args.password_stdin && !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(
+            "standard input is not a terminal: pass --password-stdin and send the password on it"
+                .into(),
+        ));
+    }
+    let password = read_line("Password: ", true)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let mut body = json!({
+        "user": user,
+        "password": password,
+        "token_name": if host.trim().is_empty() { "cli login".to_owned() } else { format!("cli login on {}", host.trim()) },
+    });
+    if let Some(e) = args.expires {
+        body["expires"] = json!(e);
+    }
+    let client = Client::new(url, None)?;
+    let v = client
+        .call(Method::POST, "/api/v1/login", Some(Body::Json(body)))
+        .await?;
+    let token = v["token"].as_str().unwrap_or_default().to_owned();
+    if token.is_empty() {
+        return Err(CliError::Unavailable(
+            "the server's answer has no token".into(),
+        ));
+    }
+    let saved = Saved {
+        url: url.trim_end_matches('/').to_owned(),
+        token,
+        id: v["id"].as_str().unwrap_or_default().to_owned(),
+        user: v["owner"].as_str().unwrap_or_default().to_owned(),
+    };
+    let path = write_saved(&saved)?;
+    if json_out {
+        let mut shown = v.clone();
+        if let Some(o) = shown.as_object_mut() {
+            o.remove("token");
+        }
+        output::print_json(&shown);
+    } else {
+        println!(
+            "Signed in as {} ({}) until {}; token {} kept in {} (crier uses it for {}).",
+            saved.user,
+            v["role"].as_str().unwrap_or(""),
+            v["expires_at"].as_str().unwrap_or("it is revoked"),
+            saved.id,
+            path.display(),
+            saved.url
+        );
+    }
+    Ok(())
+}
+
+/// `crier logout`: revokes the saved token and deletes the file.
+pub async fn logout(url: &str) -> Result<(), CliError> {
+    let Some(path) = login_file() else {
+        return Err(CliError::Usage(
+            "not signed in (no config directory)".into(),
+        ));
+    };
+    let Some(saved) = read_saved() else {
+        return Err(CliError::Usage(format!(
+            "not signed in: no login in {}",
+            path.display()
+        )));
+    };
+    let client = Client::new(&saved.url, Some(saved.token.clone()))?;
+    match client.call(Method::POST, "/api/v1/logout", None).await {
+        Ok(_) => {}
+        // Already revoked or expired: the file is all that is left.
+        Err(CliError::Rejected(m)) if m.starts_with("401") => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::remove_file(&path)
+        .map_err(|e| CliError::Usage(format!("cannot delete {}: {e}", path.display())))?;
+    if saved.url != url.trim_end_matches('/') {
+        println!("Signed out of {} (token {} revoked).", saved.url, saved.id);
+    } else {
+        println!("Signed out (token {} revoked).", saved.id);
+    }
+    Ok(())
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "-".to_owned(),
+    }
+}
+
+fn short_time(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+fn user_rows(list: &[Value]) {
+    let rows = list
+        .iter()
+        .map(|u| {
+            vec![
+                s(u, "name"),
+                s(u, "role"),
+                if u["disabled"] == json!(true) {
+                    "disabled".into()
+                } else {
+                    "active".into()
+                },
+                s(u, "display_name"),
+            ]
+        })
+        .collect();
+    output::table(&["NAME", "ROLE", "STATE", "DISPLAY NAME"], rows);
+}
+
+/// `crier users …`.
+pub async fn users(c: &Client, cmd: UsersCmd, json_out: bool) -> Result<(), CliError> {
+    let user_path = |n: &str| format!("/api/v1/users/{}", enc(n));
+    let v = match cmd {
+        UsersCmd::Add {
+            name,
+            role,
+            display_name,
+            email,
+            phone,
+        } => {
+            let mut body = json!({ "name": name, "role": role.trim().to_lowercase() });
+            for (k, v) in [
+                ("display_name", display_name),
+                ("email", email),
+                ("phone", phone),
+            ] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            let v = c
+                .call(Method::POST, "/api/v1/users", Some(Body::Json(body)))
+                .await?;
+            if !json_out {
+                println!(
+                    "Added {} as {}.\nInitial password (shown once; they change it with `crier password`):\n{}",
+                    s(&v["user"], "name"),
+                    s(&v["user"], "role"),
+                    s(&v, "password")
+                );
+                return Ok(());
+            }
+            v
+        }
+        UsersCmd::List => {
+            let v = c.call(Method::GET, "/api/v1/users", None).await?;
+            if !json_out {
+                user_rows(v.as_array().map(Vec::as_slice).unwrap_or_default());
+                return Ok(());
+            }
+            v
+        }
+        UsersCmd::SetRole { name, role } => {
+            let body = json!({ "role": role.trim().to_lowercase() });
+            c.call(Method::PATCH, &user_path(&name), Some(Body::Json(body)))
+                .await?
+        }
+        UsersCmd::Disable { name } => {
+            let body = json!({ "disabled": true });
+            c.call(Method::PATCH, &user_path(&name), Some(Body::Json(body)))
+                .await?
+        }
+        UsersCmd::Enable { name } => {
+            let body = json!({ "disabled": false });
+            c.call(Method::PATCH, &user_path(&name), Some(Body::Json(body)))
+                .await?
+        }
+        UsersCmd::Remove { name } => {
+            let v = c.call(Method::DELETE, &user_path(&name), None).await?;
+            if !json_out {
+                println!("Removed {}; their tokens are revoked.", s(&v, "name"));
+                return Ok(());
+            }
+            v
+        }
+        UsersCmd::ResetPassword { name } => {
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("{}/password", user_path(&name)),
+                    None,
+                )
+                .await?;
+            if !json_out {
+                println!(
+                    "New password for {name} (shown once; {} token(s) revoked):\n{}",
+                    s(&v, "revoked_tokens"),
+                    s(&v, "password")
+                );
+                return Ok(());
+            }
+            v
+        }
+    };
+    if json_out {
+        output::print_json(&v);
+    } else {
+        user_rows(std::slice::from_ref(&v));
+    }
+    Ok(())
+}
+
+/// `crier tokens …`.
+pub async fn tokens(c: &Client, cmd: TokensCmd, json_out: bool) -> Result<(), CliError> {
+    match cmd {
+        TokensCmd::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let mut body = json!({ "name": name });
+            if let Some(r) = role {
+                body["role"] = json!(r.trim().to_lowercase());
+            }
+            if let Some(e) = expires {
+                body["expires"] = json!(e);
+            }
+            let v = c
+                .call(Method::POST, "/api/v1/tokens", Some(Body::Json(body)))
+                .await?;
+            if json_out {
+                output::print_json(&v);
+            } else {
+                println!(
+                    "Token {} \"{}\" ({}, expires {}). The secret is shown once:\n{}",
+                    s(&v, "id"),
+                    s(&v, "name"),
+                    s(&v, "role"),
+                    short_time(&v, "expires_at"),
+                    s(&v, "token")
+                );
+            }
+        }
+        TokensCmd::List => {
+            let v = c.call(Method::GET, "/api/v1/tokens", None).await?;
+            if json_out {
+                output::print_json(&v);
+            } else {
+                let rows = v
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let state = if !t["revoked_at"].is_null() {
+                            "revoked".to_owned()
+                        } else {
+                            "live".to_owned()
+                        };
+                        vec![
+                            s(t, "id"),
+                            s(t, "owner"),
+                            s(t, "role"),
+                            state,
+                            short_time(t, "expires_at"),
+                            short_time(t, "last_used_at"),
+                            s(t, "name"),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "ID",
+                        "OWNER",
+                        "ROLE",
+                        "STATE",
+                        "EXPIRES",
+                        "LAST USED",
+                        "NAME",
+                    ],
+                    rows,
+                );
+            }
+        }
+        TokensCmd::Revoke { id } => {
+            let v = c
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/tokens/{}", enc(&id)),
+                    None,
+                )
+                .await?;
+            if json_out {
+                output::print_json(&v);
+            } else {
+                println!("Revoked token {} \"{}\".", s(&v, "id"), s(&v, "name"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `crier audit` (listing; `verify` is [`verify`]).
+pub async fn audit(c: &Client, a: AuditArgs, json_out: bool) -> Result<(), CliError> {
+    let mut query = Vec::new();
+    for (k, v) in [
+        ("since", &a.since),
+        ("until", &a.until),
+        ("actor", &a.actor),
+        ("action", &a.action),
+        ("target", &a.target),
+    ] {
+        if let Some(v) = v {
+            query.push(format!("{k}={}", enc(v)));
+        }
+    }
+    let mut after: Option<u64> = None;
+    let mut all = Vec::new();
+    loop {
+        let mut q = query.clone();
+        q.push("limit=1000".into());
+        if let Some(n) = after {
+            q.push(format!("after={n}"));
+        }
+        let v = c
+            .call(Method::GET, &format!("/api/v1/audit?{}", q.join("&")), None)
+            .await?;
+        all.extend(v["entries"].as_array().cloned().unwrap_or_default());
+        match v["next"].as_u64() {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    if json_out {
+        // One entry per line (JSON lines), ready for export.
+        for e in &all {
+            println!("{e}");
+        }
+        return Ok(());
+    }
+    let rows = all
+        .iter()
+        .map(|e| {
+            vec![
+                s(e, "seq"),
+                short_time(e, "at"),
+                s(e, "actor"),
+                s(e, "role"),
+                s(e, "client"),
+                s(e, "action"),
+                s(e, "target"),
+                e["summary"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "#",
+            "TIME (UTC)",
+            "ACTOR",
+            "ROLE",
+            "CLIENT",
+            "ACTION",
+            "TARGET",
+            "SUMMARY",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+/// What `audit verify` found.
+pub enum Verdict {
+    Intact { entries: u64, head: String },
+    Broken(String),
+}
+
+/// Verifies offline on `<data>/db` when it can be opened (no server holds it), else `None`.
+pub async fn verify_offline(data: &Path) -> Result<Option<Verdict>, CliError> {
+    let db = data.join("db");
+    if !db.is_dir() {
+        return Ok(None);
+    }
+    match crate::store::Store::open(&db) {
+        Ok(store) => match store.verify_audit() {
+            Ok(v) => Ok(Some(Verdict::Intact {
+                entries: v.entries,
+                head: v.head,
+            })),
+            Err(crate::store::audit::VerifyError::Chain(e)) => {
+                Ok(Some(Verdict::Broken(e.to_string())))
+            }
+            Err(crate::store::audit::VerifyError::Store(e)) => {
+                Err(CliError::Unavailable(e.to_string()))
+            }
+        },
+        Err(crate::store::StoreError::Locked(_)) => Ok(None),
+        Err(e) => Err(CliError::Unavailable(e.to_string())),
+    }
+}
+
+/// Verifies through the API.
+pub async fn verify_online(c: &Client) -> Result<Verdict, CliError> {
+    let v = c.call(Method::GET, "/api/v1/audit/verify", None).await?;
+    if v["ok"] == json!(true) {
+        Ok(Verdict::Intact {
+            entries: v["entries"].as_u64().unwrap_or(0),
+            head: s(&v, "head"),
+        })
+    } else {
+        Ok(Verdict::Broken(s(&v, "problem")))
+    }
+}
+
+/// Prints a verdict; true when intact.
+pub fn report(v: &Verdict, offline: bool, json_out: bool) -> bool {
+    let how = if offline {
+        "offline"
+    } else {
+        "through the API"
+    };
+    match v {
+        Verdict::Intact { entries, head } => {
+            if json_out {
+                output::print_json(
+                    &json!({"ok": true, "entries": entries, "head": head, "checked": how}),
+                );
+            } else {
+                println!("The audit log is intact: {entries} entries chain to head {head} (checked {how}).");
+            }
+            true
+        }
+        Verdict::Broken(problem) => {
+            if json_out {
+                output::print_json(&json!({"ok": false, "problem": problem, "checked": how}));
+            } else {
+                println!("The audit log was tampered with: {problem} (checked {how}).");
+            }
+            false
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PasswordArgs {
+    /// Read the current and the new password from the first two lines of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// `crier password`: changes your own password.
+pub async fn password(c: &Client, args: PasswordArgs) -> Result<(), CliError> {
+    if !args.password_stdin && !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(
+            "standard input is not a terminal: pass --password-stdin and send the current and the new password on two lines".into(),
+        ));
+    }
+    let current = read_line("Current password: ", true)?;
+    let new = read_line("New password (12 characters or more): ", true)?;
+    if std::io::stdin().is_terminal() {
+        let again = read_line("New password again: ", true)?;
+        if again != new {
+            return Err(CliError::Usage(
+                "the two new passwords differ; nothing was changed".into(),
+            ));
+        }
+    }
+    c.call(
+        Method::POST,
+        "/api/v1/me/password",
+        Some(Body::Json(json!({ "current": current, "new": new }))),
+    )
+    .await?;
+    println!("Password changed.");
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The team's CLI flows with the real binary: `users add` → `login` → `tokens create` →
+//! `audit` → `logout`, and `audit verify` through the API and offline on a tampered data dir.
+
+use crate::helpers::{bin, ServeProcess};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `crier ARGS` with its own config dir (`cfg`) and no token in the environment.
+fn crier(cfg: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env_remove("CRIER_URL")
+        .env_remove("CRIER_TOKEN")
+        .env_remove("CRIER_DATA")
+        .env("XDG_CONFIG_HOME", cfg)
+        // No ./data/admin.token to fall back on.
+        .current_dir(cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn add_login_make_a_token_read_the_audit_and_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let server = ServeProcess::start(&data);
+    let url = server.base();
+    let d = data.to_str().unwrap();
+
+    // The bootstrap admin (via --data) adds a person; the password is printed once.
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "--data",
+            d,
+            "users",
+            "add",
+            "Maria.K",
+            "--role",
+            "admin",
+            "--display-name",
+            "Maria K",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("Added maria.k as admin"), "{text}");
+    let password = text.lines().last().unwrap().trim().to_owned();
+    assert_eq!(password.len(), 20, "{text}");
+
+    // A wrong password: exit 3, nothing saved.
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "login",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ],
+        Some("nope nope nope\n"),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(!cfg.join("crier/login.json").exists());
+
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "login",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("Signed in as maria.k (admin)"),
+        "{}",
+        out(&o)
+    );
+    assert!(!out(&o).contains("crier_"), "the token is not printed");
+    let saved = cfg.join("crier/login.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // The saved token is only sent to the server it came from.
+    let o = crier(
+        &cfg,
+        &["--url", "http://127.0.0.1:9", "component", "list"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("no API token"), "{}", out(&o));
+
+    // Client commands now act as maria.k, with no --token and no --data.
+    let o = crier(
+        &cfg,
+        &[
+            "--url",
+            &url,
+            "tokens",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "viewer",
+            "--expires",
+            "90d",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let made = out(&o);
+    let secret = made.lines().last().unwrap().trim().to_owned();
+    assert!(secret.starts_with("crier_"), "{made}");
+    let o = crier(
+        &cfg,
+        &[
+            "--url", &url, "--token", &secret, "tokens", "create", "--name", "x", "--role", "admin",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a viewer token cannot make an admin one: {}",
+        out(&o)
+    );
+
+    let o = crier(&cfg, &["--url", &url, "users", "list"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("maria.k") && out(&o).contains("Maria K"),
+        "{}",
+        out(&o)
+    );
+
+    let o = crier(
+        &cfg,
+        &[
+            "--url", &url, "audit", "--since", "1h", "--actor", "maria.k", "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let actions: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["login", "token.create"],
+        "failed logins are anonymous"
+    );
+
+    // Through the API while the server holds the data dir.
+    let o = crier(&cfg, &["--url", &url, "--data", d, "audit", "verify"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("intact") && out(&o).contains("through the API"),
+        "{}",
+        out(&o)
+    );
+
+    let o = crier(&cfg, &["--url", &url, "logout"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(!saved.exists());
+    let o = crier(
+        &cfg,
+        &["--url", &url, "--data", d, "tokens", "list", "--json"],
+        None,
+    );
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let login = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().starts_with("cli login"))
+        .unwrap();
+    assert!(
+        !login["revoked_at"].is_null(),
+        "logout revokes the token: {login}"
+    );
+
+    // Offline, after the server stopped: untouched, then with entry 2 altered in sled.
+    server.terminate();
+    let o = crier(&cfg, &["--data", d, "audit", "verify"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("offline"), "{}", out(&o));
+    {
+        let db = sled::open(data.join("db")).unwrap();
+        // Last-used times, kept in memory while serving, were written at shutdown.
+        let used = db
+            .open_tree("tokens")
+            .unwrap()
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice::<serde_json::Value>(&v.unwrap()).unwrap())
+            .filter(|t| t["last_used_at"].is_string())
+            .count();
+        assert_eq!(
+            used, 2,
+            "both tokens were used (the ci one for its refused request)"
+        );
+        let audit = db.open_tree("audit").unwrap();
+        let raw = audit.get(2u64.to_be_bytes()).unwrap().unwrap();
+        let forged = String::from_utf8(raw.to_vec())
+            .unwrap()
+            .replace("\"actor\":\"anonymous\"", "\"actor\":\"mallory\"");
+        assert_ne!(forged.as_bytes(), raw.as_ref());
+        audit.insert(2u64.to_be_bytes(), forged.as_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let o = crier(&cfg, &["--data", d, "audit", "verify"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("entry 2 was altered"), "{}", out(&o));
+}

@@ -7,8 +7,8 @@
 //! (see [`openapi`]).
 
 mod auth;
-mod backup;
 pub mod authz;
+mod backup;
 mod components;
 mod deliveries;
 pub mod error;
@@ -36,8 +36,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Principal, Tokens};
-pub use backup::SHA256_HEADER as BACKUP_SHA256_HEADER;
 pub use authz::Caller;
+pub use backup::SHA256_HEADER as BACKUP_SHA256_HEADER;
 pub use error::ApiError;
 /// The CSV import parser, public for the fuzz target in fuzz/ (not a stable API).
 #[doc(hidden)]

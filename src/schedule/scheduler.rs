@@ -274,9 +274,19 @@ impl Scheduler {
         }
         let lead = chrono::Duration::from_std(self.settings.remind_before).unwrap_or_default();
         if !self.settings.reminder_channels.is_empty() && now >= due - lead {
+            // Keyed by the update that made the promise: later updates that keep it repeat the
+            // same instant and must not remind again.
+            let (_, timeline) = self.store.incident(incident.id)?;
+            let made_by = timeline
+                .iter()
+                .rev()
+                .take_while(|u| u.next_update_due == Some(due))
+                .count();
+            let position = u32::try_from(timeline.len().saturating_sub(made_by.saturating_sub(1)))
+                .unwrap_or(incident.update_count);
             let msg = Standalone::new(
                 incident.id,
-                reminder_seq(incident.update_count),
+                reminder_seq(position),
                 StandaloneKind::Reminder { due },
                 now,
             );

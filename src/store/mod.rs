@@ -30,8 +30,8 @@
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
 
-pub mod backup;
 pub mod audit;
+pub mod backup;
 pub mod codec;
 pub mod flusher;
 pub mod health;

@@ -876,8 +876,16 @@ pub async fn list_audit(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::unprocessable("limit: give 1-1000"));
     }
+    let after = q.after.unwrap_or(0);
+    if i64::try_from(after).is_err() {
+        // Entry numbers are int64 in the document; a larger one is no entry's.
+        return Err(ApiError::unprocessable(format!(
+            "after: {after} is larger than any entry number (at most {}); pass the previous page's `next`",
+            i64::MAX
+        )));
+    }
     let filter = AuditFilter {
-        after: q.after.unwrap_or(0),
+        after,
         since: q
             .since
             .as_deref()

@@ -1,32 +1,6 @@
 //! The real binary's client commands against a running server: output, JSON and exit codes.
 
-use crate::helpers::{bin, spawn_app, TestApp};
-use serde_json::Value;
-use std::process::Output;
-
-async fn crier(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(bin())
-        .args(["--url", &app.base, "--token", &app.token])
-        .args(args)
-        .env_remove("CRIER_URL")
-        .env_remove("CRIER_TOKEN")
-        .output()
-        .await
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(o: &Output) -> Value {
-    assert!(o.status.success(), "{}", stderr(o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
+use crate::helpers::{bin, crier, json, spawn_app, stderr, stdout};
 
 #[tokio::test]
 async fn open_update_resolve_list_show() {

@@ -3,21 +3,13 @@
 //! resolutions that restore components, an offline preview that invents nothing, and editing a
 //! subscriber.
 
-use crate::helpers::{bin, spawn_app, spawn_app_with_channels, ServeProcess, TestApp};
+use crate::helpers::{
+    bin, crier, json as json_of, spawn_app, spawn_app_with_channels, stderr, stdout, ServeProcess,
+    TestApp,
+};
 use serde_json::{json, Value};
 use std::process::Output;
 use std::time::Duration;
-
-async fn crier(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(bin())
-        .args(["--url", &app.base, "--token", &app.token])
-        .args(args)
-        .env_remove("CRIER_URL")
-        .env_remove("CRIER_TOKEN")
-        .output()
-        .await
-        .unwrap()
-}
 
 /// The binary without a server: usage errors, help, offline commands. A command that does not
 /// finish (a `serve` that started instead of refusing) is killed and fails the test.
@@ -35,19 +27,6 @@ async fn offline(args: &[&str]) -> Output {
         .await
         .unwrap_or_else(|_| panic!("crier {args:?} did not finish (serve started?)"))
         .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json_of(o: &Output) -> Value {
-    assert!(o.status.success(), "{}", stderr(o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
 
 #[tokio::test]

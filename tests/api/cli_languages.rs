@@ -1,33 +1,7 @@
 //! The real binary: one update in several languages (`--message fi:…`, `--message-file`), and a
 //! reopen announced as a reopening.
 
-use crate::helpers::{bin, spawn_app, TestApp};
-use serde_json::Value;
-use std::process::Output;
-
-async fn crier(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(bin())
-        .args(["--url", &app.base, "--token", &app.token])
-        .args(args)
-        .env_remove("CRIER_URL")
-        .env_remove("CRIER_TOKEN")
-        .output()
-        .await
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(o: &Output) -> Value {
-    assert!(o.status.success(), "{}", err(o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", out(o)))
-}
+use crate::helpers::{crier, json, spawn_app, stderr as err, stdout as out, TestApp};
 
 /// What an SMS channel in `locale` would send for the incident's latest update.
 async fn sms(app: &TestApp, id: &str, locale: &str) -> String {

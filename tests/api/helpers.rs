@@ -310,3 +310,31 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the real binary as a client of `app` (its URL and token; the environment's cleared).
+pub async fn crier(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(bin())
+        .args(["--url", &app.base, "--token", &app.token])
+        .args(args)
+        .env_remove("CRIER_URL")
+        .env_remove("CRIER_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+/// A command's standard output, as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's standard error, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A successful command's `--json` output.
+pub fn json(o: &std::process::Output) -> Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}

@@ -4,23 +4,12 @@
 //! promise is kept unless withdrawn, and one that has passed is said to have lapsed; an overdue
 //! promise shows in `/metrics`. And the start-up and shutdown of `serve` (item 11).
 
-use crate::helpers::{bin, spawn_app_with, TestApp};
+use crate::helpers::{bin, crier, spawn_app_with, TestApp};
 use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-async fn crier(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(bin())
-        .args(["--url", &app.base, "--token", &app.token])
-        .args(args)
-        .env_remove("CRIER_URL")
-        .env_remove("CRIER_TOKEN")
-        .output()
-        .await
-        .unwrap()
-}
 
 fn out(o: &Output) -> String {
     assert!(

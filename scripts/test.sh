@@ -28,6 +28,12 @@ if ! "$SYNAPSE_VENV/bin/python" -c 'import synapse' >/dev/null 2>&1; then
   python3 -m venv "$SYNAPSE_VENV"
   "$SYNAPSE_VENV/bin/python" -m pip install --quiet 'matrix-synapse>=1.100,<2'
 fi
+# The page tests drive a real headless Chromium through chromium-driver (Debian packages;
+# nothing is downloaded at test time).
+if ! need chromium || ! need chromedriver; then
+  echo "== installing chromium and chromium-driver (apt-get) for the browser tests"
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver
+fi
 if ! need openssl; then
   echo "== installing openssl (apt-get)"
   apt-get update -qq && apt-get install -y -qq openssl
@@ -39,7 +45,7 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test (unit, integration, examples)"
 cargo test --locked --all-targets
-echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix)"
+echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_
 echo "== schemathesis: the running server against its OpenAPI document (docs/SCHEMATHESIS.md)"

@@ -17,3 +17,4 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod token;
+pub mod web;

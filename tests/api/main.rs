@@ -3,6 +3,7 @@
 mod audit;
 mod authz;
 mod backup;
+mod browser;
 mod channels_check;
 mod cli;
 mod cli_first_hour;
@@ -20,6 +21,7 @@ mod incidents;
 mod intake;
 mod notice;
 mod openapi;
+mod pages;
 mod preview;
 mod promises;
 mod social;

@@ -1,0 +1,107 @@
+//! Rendering a page: the templates under `web/templates/` compiled into the binary, the
+//! context every page shares (language, its words, the organisation, the time zone), and the
+//! [`PageLang`] extractor that chooses the language.
+
+use super::lang;
+use crate::api::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{context, Environment, Value};
+use std::convert::Infallible;
+use std::sync::LazyLock;
+
+/// The page templates. Listed here so that a template missing from the tree fails the build.
+const TEMPLATES: [(&str, &str); 2] = [
+    ("base.html", include_str!("../../web/templates/base.html")),
+    (
+        "status.html",
+        include_str!("../../web/templates/status.html"),
+    ),
+];
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        // A syntax error here is caught by `every_template_compiles` before it can ship; the
+        // page would answer 500 naming the template rather than the process failing.
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "a page template does not compile");
+        }
+    }
+    env
+});
+
+/// The language of the page being asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLang(pub &'static str);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageLang {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let query = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "lang")
+                .map(|(_, v)| v)
+        });
+        let accept = parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        Ok(PageLang(lang::negotiate(query, accept)))
+    }
+}
+
+/// Renders `template` with the shared context plus `page`.
+pub fn render(state: &AppState, lang: PageLang, template: &str, page: Value) -> Response {
+    let settings = &state.render;
+    let languages: Vec<Value> = lang::LANGUAGES
+        .iter()
+        .map(|(code, name)| context! { code => code, name => name })
+        .collect();
+    let ctx = context! {
+        lang => lang.0,
+        t => lang::words(lang.0),
+        languages => languages,
+        org => settings.org_name,
+        zone => settings.timezone.name(),
+        ..page
+    };
+    let rendered = ENV.get_template(template).and_then(|t| t.render(ctx));
+    match rendered {
+        Ok(html) => {
+            let mut res = Html(html).into_response();
+            // The same URL answers in the reader's language.
+            res.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+            res
+        }
+        Err(e) => {
+            tracing::error!(template, error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page could not be shown; the server log says why.",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for (name, _) in TEMPLATES {
+            assert!(ENV.get_template(name).is_ok(), "{name} missing");
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! A real headless Chromium for page tests, driven over W3C WebDriver by Debian's
+//! `chromium-driver` (`scripts/test.sh` installs `chromium` and `chromium-driver`; nothing is
+//! downloaded at test time). The client is the few WebDriver commands the page tests need, on
+//! the `reqwest` crier already depends on.
+//!
+//! Browser tests are `#[ignore]`d in a bare `cargo test` (they need the browser) and named
+//! `e2e_browser_*`, so the e2e step of `scripts/test.sh` runs them. Screenshots go to
+//! `target/screenshots/`; the ones shown in docs/ are copies of those.
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// One browser session with its own chromedriver process.
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+    /// Whether pages may run JavaScript in this session.
+    pub js: bool,
+}
+
+/// What the browser is asked to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub width: u32,
+    pub height: u32,
+    pub javascript: bool,
+}
+
+impl Options {
+    /// A phone: 360 CSS pixels wide, JavaScript off.
+    pub fn phone_without_js() -> Self {
+        Options {
+            width: 360,
+            height: 780,
+            javascript: false,
+        }
+    }
+
+    /// A phone with JavaScript on (to measure the page with scripts).
+    pub fn phone() -> Self {
+        Options {
+            javascript: true,
+            ..Self::phone_without_js()
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find(names: &[&str]) -> PathBuf {
+    for n in names {
+        for dir in ["/usr/bin", "/usr/lib/chromium", "/usr/local/bin"] {
+            let p = PathBuf::from(dir).join(n);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!("none of {names:?} is installed: apt-get install chromium chromium-driver (scripts/test.sh does)")
+}
+
+impl Browser {
+    pub async fn start(o: Options) -> Browser {
+        let port = free_port();
+        let driver = Command::new(find(&["chromedriver"]))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        // chromedriver takes a moment to listen.
+        let mut ready = false;
+        for _ in 0..100 {
+            if client
+                .get(format!("{base}/status"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "chromedriver did not start on port {port}");
+        let mut prefs = json!({});
+        if !o.javascript {
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": {
+                "binary": find(&["chromium"]).to_string_lossy(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--hide-scrollbars",
+                         "--force-device-scale-factor=1",
+                         format!("--window-size={},{}", o.width, o.height)],
+                "prefs": prefs
+            }
+        }}});
+        let r: Value = client
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .to_owned();
+        let b = Browser {
+            driver,
+            base,
+            session,
+            client,
+            js: o.javascript,
+        };
+        // --window-size sets the outer window; make the viewport itself the asked width.
+        b.cmd(
+            reqwest::Method::POST,
+            "window/rect",
+            json!({"width": o.width, "height": o.height}),
+        )
+        .await;
+        b
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}/{}", self.base, self.session, path);
+        let mut req = self.client.request(method.clone(), url);
+        if method != reqwest::Method::GET {
+            req = req.json(&body);
+        }
+        let r: Value = req.send().await.unwrap().json().await.unwrap();
+        if r["value"].get("error").is_some() {
+            panic!("WebDriver {path}: {}", r["value"]);
+        }
+        r["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "url", json!({ "url": url }))
+            .await;
+    }
+
+    pub async fn title(&self) -> String {
+        self.cmd(reqwest::Method::GET, "title", json!({}))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The element ids matching a CSS selector.
+    pub async fn all(&self, css: &str) -> Vec<String> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "elements",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_object()
+                    .unwrap()
+                    .values()
+                    .next()
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The rendered text of each element matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = vec![];
+        for id in self.all(css).await {
+            let t = self
+                .cmd(
+                    reqwest::Method::GET,
+                    &format!("element/{id}/text"),
+                    json!({}),
+                )
+                .await;
+            out.push(t.as_str().unwrap_or_default().to_owned());
+        }
+        out
+    }
+
+    /// The rendered text of the one element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        let t = self.texts(css).await;
+        assert_eq!(t.len(), 1, "{css} should match exactly one element");
+        t[0].clone()
+    }
+
+    /// An element's laid-out rectangle (x, y, width, height) in CSS pixels.
+    pub async fn rect(&self, css: &str) -> (f64, f64, f64, f64) {
+        let id = self
+            .all(css)
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {css}"));
+        let r = self
+            .cmd(
+                reqwest::Method::GET,
+                &format!("element/{id}/rect"),
+                json!({}),
+            )
+            .await;
+        let f = |k: &str| r[k].as_f64().unwrap();
+        (f("x"), f("y"), f("width"), f("height"))
+    }
+
+    /// Runs a script in the page (only in a session with JavaScript on).
+    pub async fn script(&self, body: &str) -> Value {
+        assert!(self.js, "this session has JavaScript off");
+        self.cmd(
+            reqwest::Method::POST,
+            "execute/sync",
+            json!({"script": body, "args": []}),
+        )
+        .await
+    }
+
+    /// The page's console messages at level SEVERE (CSP violations and failed loads among
+    /// them) since the last call.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let v = self
+            .cmd(reqwest::Method::POST, "se/log", json!({"type": "browser"}))
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Saves a PNG of the viewport to `target/screenshots/<name>.png` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        use base64::Engine;
+        let v = self
+            .cmd(reqwest::Method::GET, "screenshot", json!({}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .client
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

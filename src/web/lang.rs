@@ -3,8 +3,9 @@
 //! A reader gets the language they ask for with `?lang=` (the switcher's links), else the best
 //! match of their browser's `Accept-Language` (RFC 9110 §12.5.4: quality values, and `fi-FI`
 //! matching `fi`), else English. The words of the pages themselves ("All Systems Operational",
-//! "Next update by") live in `web/i18n.toml`, one table per language, so a translator edits text,
-//! not code; a test keeps every language's keys the same.
+//! "Next update by") live in `web/i18n/*.toml` (one file per area of the site, one table per
+//! language in each), so a translator edits text, not code; a test keeps every language's keys
+//! the same and every key defined once.
 
 use crate::domain::Locale;
 use std::collections::BTreeMap;
@@ -13,12 +14,23 @@ use std::sync::LazyLock;
 /// The languages the pages are written in, in switcher order.
 pub const LANGUAGES: [(&str, &str); 3] = [("en", "English"), ("fi", "Suomi"), ("sv", "Svenska")];
 
-/// The pages' words, per language code (`web/i18n.toml`, compiled in).
-static CATALOGUE: LazyLock<BTreeMap<String, BTreeMap<String, String>>> = LazyLock::new(|| {
-    // The file is part of the binary and a unit test parses it, so this cannot fail at run time
-    // without failing that test first; an empty catalogue (keys shown as themselves) is the
-    // harmless fallback all the same.
-    toml::from_str(include_str!("../../web/i18n.toml")).unwrap_or_default()
+/// The catalogue files, compiled in: (file name, contents). One per area of the site.
+const FILES: [(&str, &str); 1] = [("common.toml", include_str!("../../web/i18n/common.toml"))];
+
+type Catalogue = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The pages' words, per language code: every file's tables merged.
+static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
+    let mut all = Catalogue::new();
+    for (_, text) in FILES {
+        // The files are part of the binary and a unit test parses them, so this cannot fail at
+        // run time without failing that test first; a missing word shows as its key.
+        let part: Catalogue = toml::from_str(text).unwrap_or_default();
+        for (lang, words) in part {
+            all.entry(lang).or_default().extend(words);
+        }
+    }
+    all
 });
 
 /// The words of one language (English where a key is missing).
@@ -77,18 +89,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_catalogue_parses_and_every_language_has_every_key() {
-        let raw: BTreeMap<String, BTreeMap<String, String>> =
-            toml::from_str(include_str!("../../web/i18n.toml")).unwrap();
-        let en: Vec<&String> = raw["en"].keys().collect();
-        assert!(en.len() > 10, "the catalogue looks empty: {en:?}");
-        for (code, _) in LANGUAGES {
-            let keys: Vec<&String> = raw[code].keys().collect();
-            assert_eq!(
-                keys, en,
-                "web/i18n.toml [{code}] must have exactly the keys of [en]"
-            );
+    fn the_catalogue_parses_and_every_language_has_every_key_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (file, text) in FILES {
+            let raw: Catalogue = toml::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let en: Vec<&String> = raw["en"].keys().collect();
+            assert!(!en.is_empty(), "{file} has no English words");
+            for (code, _) in LANGUAGES {
+                let keys: Vec<&String> = raw[code].keys().collect();
+                assert_eq!(
+                    keys, en,
+                    "web/i18n/{file} [{code}] must have exactly the keys of [en]"
+                );
+            }
+            for k in en {
+                assert!(
+                    seen.insert(k.clone()),
+                    "{k} is defined in two files ({file})"
+                );
+            }
         }
+        assert_eq!(words("fi")["banner_major"], "Laaja järjestelmäkatko");
     }
 
     #[test]

@@ -547,6 +547,19 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
         r.body["incident"]["titles"],
         json!({"en": "Check-in is slow", "fi": "Viiveitä", "sv-FI": "Incheckningen är försenad"})
     );
+    // The audit log says which languages' titles the update changed.
+    let (audit, _) = app
+        .store
+        .audit_entries(&crier::store::audit::AuditFilter {
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(
+        last.summary,
+        "investigating → investigating, title in en, fi"
+    );
     let r = app.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(r.body["titles"]["fi"], "Viiveitä");
     assert_eq!(r.body["title"], "Check-in delays");

@@ -76,6 +76,7 @@ async fn main() -> Result<()> {
     let (incident, _) = store
         .create_incident(
             NewIncident {
+                titles: Default::default(),
                 title: Title::parse("Check-in is slow")?,
                 kind: IncidentKind::Incident,
                 status: None,

@@ -5,8 +5,8 @@ use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, PromiseChange,
-    PromiseEdit, Status, Title, Update, UpdateAction,
+    parse_titles, Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate,
+    PromiseChange, PromiseEdit, Status, Title, Titles, Update, UpdateAction,
 };
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
@@ -165,6 +165,11 @@ fn window(
     }
 }
 
+/// A request's `titles`, validated (none given: none).
+fn titles(raw: Option<&BTreeMap<String, String>>) -> Result<Titles, ApiError> {
+    Ok(raw.map(parse_titles).transpose()?.unwrap_or_default())
+}
+
 fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     Ulid::from_string(id.trim()).map_err(|_| {
         ApiError::new(
@@ -178,10 +183,16 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 /// or `body` (one text per locale), exactly one of the two.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"title": "Check-in delays at HEL", "impact": "major", "components": [], "message": "We are investigating slow check-in.", "next_update": "30m"})))]
+#[schema(examples(json!({"title": "Check-in delays at HEL", "titles": {"fi": "Lähtöselvitys viivästyy Helsinki-Vantaalla"}, "impact": "major", "components": [], "message": "We are investigating slow check-in.", "next_update": "30m"})))]
 pub struct CreateIncident {
+    /// The main title: readers of a language without a title in `titles` see it.
     #[schema(value_type = Title)]
     title: String,
+    /// The title in other languages, by locale (`{"fi": "Lähtöselvitys viivästyy"}`); each
+    /// follows the rules of `title`. A reader sees the title in their language, else the `en`
+    /// one, else `title`.
+    #[schema(value_type = Option<BTreeMap<String, Title>>)]
+    titles: Option<BTreeMap<String, String>>,
     #[serde(default)]
     kind: IncidentKind,
     /// Default: the kind's first status (investigating or scheduled).
@@ -326,6 +337,7 @@ pub async fn create(
         window(req.kind, req.scheduled_for, req.scheduled_until)?;
     let new = NewIncident {
         title: Title::parse(&req.title)?,
+        titles: titles(req.titles.as_ref())?,
         kind: req.kind,
         status: req.status.as_deref().map(Status::parse).transpose()?,
         impact: match (req.impact.as_deref(), req.kind) {
@@ -490,6 +502,11 @@ pub async fn show(
 pub struct PostUpdate {
     #[schema(value_type = Option<Status>)]
     status: Option<String>,
+    /// Titles in other languages to add or replace, by locale (`{"sv": "Incheckningen är
+    /// försenad"}`); the other languages' titles and the main title stay. A draft's titles are
+    /// public once it is published.
+    #[schema(value_type = Option<BTreeMap<String, Title>>)]
+    titles: Option<BTreeMap<String, String>>,
     #[schema(value_type = Option<Impact>)]
     impact: Option<String>,
     /// A new promise: a delay of 1 minute to 7 days (`30m`) or an RFC 3339 instant; not with
@@ -530,6 +547,7 @@ async fn append(
     let keep_components = req.keep_components;
     let new = NewUpdate {
         change,
+        titles: titles(req.titles.as_ref())?,
         impact: req.impact.as_deref().map(Impact::parse).transpose()?,
         promise: promise_edit(state, &mut req, now)?,
         draft: req.draft,
@@ -592,6 +610,15 @@ async fn append(
             before.impact.as_str(),
             incident.impact.as_str()
         ));
+    }
+    let retitled: Vec<&str> = incident
+        .titles
+        .iter()
+        .filter(|(l, t)| before.titles.get(*l) != Some(*t))
+        .map(|(l, _)| l.as_str())
+        .collect();
+    if !retitled.is_empty() {
+        summary.push_str(&format!(", title in {}", retitled.join(", ")));
     }
     if update.draft {
         summary.push_str(" (draft)");
@@ -676,6 +703,7 @@ impl From<Transition> for PostUpdate {
     fn from(t: Transition) -> Self {
         PostUpdate {
             status: None,
+            titles: None,
             impact: None,
             next_update: t.next_update,
             next_update_at: None,

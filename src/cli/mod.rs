@@ -325,9 +325,11 @@ struct ServeArgs {
 enum IncidentCmd {
     /// Open an incident (published at once unless --draft).
     Open {
-        /// One-line headline, e.g. "Check-in delays at HEL".
-        #[arg(long)]
-        title: String,
+        /// One-line headline (repeatable): the one without a prefix is the main title, e.g.
+        /// "Check-in delays at HEL"; `fi:TEXT`, `sv:TEXT`, `en:TEXT` give it in that language, e.g.
+        /// --title fi:"Lähtöselvitys viivästyy". Readers of a language without one see the main title.
+        #[arg(long, required = true)]
+        title: Vec<String>,
         /// How badly users are affected: none, minor, major or critical.
         #[arg(long)]
         impact: String,
@@ -377,6 +379,10 @@ enum IncidentCmd {
         /// scheduled, in_progress, verifying or completed); any case.
         #[arg(long)]
         status: String,
+        /// Add or change the title in a language (repeatable): `fi:TEXT`, `sv:TEXT` or `en:TEXT`,
+        /// e.g. --title sv:"Incheckningen är försenad". The main title and other languages stay.
+        #[arg(long)]
+        title: Vec<String>,
         /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
         /// English (crier's languages, lowercase); any other text is in --locale.
         #[arg(long)]
@@ -1259,9 +1265,13 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             scheduled_until,
             message_file,
         } => {
+            let (main, titles) = texts::title_fields(&title, true)?;
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
-            body["title"] = json!(title);
+            body["title"] = json!(main);
+            if !titles.is_empty() {
+                body["titles"] = json!(titles);
+            }
             body["impact"] = json!(impact);
             body["components"] = json!(components);
             body["draft"] = json!(draft);
@@ -1289,6 +1299,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         IncidentCmd::Update {
             id,
             status,
+            title,
             message,
             next_update,
             locale,
@@ -1299,9 +1310,13 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             keep_components,
             message_file,
         } => {
+            let (_, titles) = texts::title_fields(&title, false)?;
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             body["status"] = json!(status);
+            if !titles.is_empty() {
+                body["titles"] = json!(titles);
+            }
             if no_next_update {
                 body["clear_next_update"] = json!(true);
             }

@@ -93,8 +93,18 @@ pub fn incident_written(v: &Value, json: bool, verb: &str) {
         s(v, "impact")
     );
     println!("  {}", s(v, "title"));
+    titles(v);
     if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
         println!("  next update by {}", promised(v, v, "next_update_due"));
+    }
+}
+
+/// The title's translations, one line each (`  fi: Lähtöselvitys viivästyy`).
+fn titles(v: &Value) {
+    if let Some(m) = v.get("titles").and_then(Value::as_object) {
+        for (l, t) in m {
+            println!("  {l}: {}", t.as_str().unwrap_or_default());
+        }
     }
 }
 
@@ -193,6 +203,7 @@ pub fn incident_detail(v: &Value, json: bool) {
         return print_json(v);
     }
     println!("{} ({} {})", s(v, "title"), s(v, "kind"), s(v, "id"));
+    titles(v);
     println!("  status:     {}", s(v, "status"));
     println!("  impact:     {}", s(v, "impact"));
     let comps: Vec<&str> = v

@@ -14,6 +14,9 @@
 //!
 //! Each language may be given once. One plain text is sent as before (`message` + `locale`);
 //! anything else as `body` {locale: text}.
+//!
+//! Titles follow the same rule (`--title TEXT`, `--title fi:TEXT`): the text without a prefix is
+//! the main title, the prefixed ones its translations (the API's `titles`).
 
 use super::client::CliError;
 use crate::domain::Locale;
@@ -125,9 +128,85 @@ pub(super) fn text_fields(
     Ok(json!({ "body": texts }))
 }
 
+/// The titles of `--title` (repeatable): the main title (the one without a language prefix,
+/// at most one; `main` says whether it is required, else refused) and the translations by
+/// language.
+pub(super) fn title_fields(
+    titles: &[String],
+    main: bool,
+) -> Result<(Option<String>, BTreeMap<Locale, String>), CliError> {
+    let mut plain: Option<&String> = None;
+    let mut translations = BTreeMap::new();
+    for t in titles {
+        match prefixed(t) {
+            Some((l, text)) => {
+                if translations.contains_key(&l) {
+                    return Err(CliError::Usage(format!(
+                        "two titles for {l}; give each language once (--title {l}:TEXT)"
+                    )));
+                }
+                translations.insert(l, text.trim().to_owned());
+            }
+            None if !main => {
+                return Err(CliError::Usage(format!(
+                    "--title \"{t}\" has no language prefix, and an update does not change the \
+                     main title; give a translation as --title fi:TEXT (or sv:, en:)"
+                )))
+            }
+            None => {
+                if let Some(first) = plain {
+                    return Err(CliError::Usage(format!(
+                        "two main titles (\"{first}\" and \"{t}\"); give one --title without a \
+                         language prefix and the others as --title fi:TEXT (or sv:, en:)"
+                    )));
+                }
+                plain = Some(t);
+            }
+        }
+    }
+    if main && plain.is_none() {
+        return Err(CliError::Usage(
+            "give the main title as --title TEXT (without a language prefix, e.g. --title \
+             \"Check-in delays\"); translations go as --title fi:TEXT"
+                .into(),
+        ));
+    }
+    Ok((plain.cloned(), translations))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titles_main_and_translations() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (main, tr) = title_fields(&v(&["Delays", "fi: Viiveitä", "sv-fi:Förseningar"]), true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(main.as_deref(), Some("Delays"));
+        assert_eq!(
+            serde_json::to_value(&tr).unwrap_or_default(),
+            json!({"fi": "Viiveitä", "sv-FI": "Förseningar"})
+        );
+        // "Note:" is no language: a plain title.
+        let (main, tr) =
+            title_fields(&v(&["Note: gate change"]), true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((main.as_deref(), tr.len()), (Some("Note: gate change"), 0));
+        let (main, tr) =
+            title_fields(&v(&["sv:Förseningar"]), false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((main, tr.len()), (None, 1));
+        for (titles, main, want) in [
+            (vec!["A", "B"], true, "two main titles"),
+            (vec!["fi:A"], true, "give the main title"),
+            (vec!["A", "fi:B", "fi:C"], true, "two titles for fi"),
+            (vec!["A"], false, "does not change the main title"),
+        ] {
+            match title_fields(&v(&titles), main) {
+                Err(CliError::Usage(m)) => assert!(m.contains(want), "{titles:?}: {m}"),
+                other => panic!("{titles:?}: {other:?}"),
+            }
+        }
+    }
 
     fn fields(messages: &[&str], locale: Option<&str>) -> Result<Value, CliError> {
         let m: Vec<String> = messages.iter().map(|s| s.to_string()).collect();

@@ -79,6 +79,7 @@ impl Harness {
                 .store
                 .create_incident(
                     NewIncident {
+                        titles: Default::default(),
                         title: Title::parse(&format!("Outage {i}")).unwrap(),
                         kind: IncidentKind::Incident,
                         status: None,
@@ -504,6 +505,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         .store
         .create_incident(
             NewIncident {
+                titles: Default::default(),
                 title: Title::parse("Check-in down").unwrap(),
                 kind: IncidentKind::Incident,
                 status: None,
@@ -528,6 +530,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         .append_update(
             inc.id,
             crate::store::NewUpdate {
+                titles: Default::default(),
                 change: crate::store::Change::Update(None),
                 body: Body::single(Locale::english(), "Fixed.").unwrap(),
                 author: "t".into(),

@@ -3,9 +3,10 @@
 //! identified → monitoring → resolved; maintenance goes scheduled → in_progress → verifying →
 //! completed.
 
-use super::{ComponentName, DomainError};
+use super::{ComponentName, DomainError, Locale};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use ulid::Ulid;
 
@@ -231,12 +232,52 @@ impl From<Title> for String {
     }
 }
 
+/// An incident's title in other languages, by locale: each a [`Title`] like the main one.
+pub type Titles = BTreeMap<Locale, Title>;
+
+/// The reason of a validation error, without its field (to be told under another field).
+fn reason(e: DomainError) -> String {
+    match e {
+        DomainError::Invalid { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// Validates per-language titles given as input (`{"fi": "Lähtöselvitys viivästyy"}`): every
+/// key a locale, every value a title by [`Title::parse`]'s rules, each language once. Errors
+/// name the field `titles` and the language at fault.
+pub fn parse_titles(raw: &BTreeMap<String, String>) -> Result<Titles, DomainError> {
+    let mut out = Titles::new();
+    for (tag, text) in raw {
+        let locale = Locale::parse(tag)
+            .map_err(|e| DomainError::invalid("titles", format!("key \"{tag}\": {}", reason(e))))?;
+        let title = Title::parse(text).map_err(|e| {
+            DomainError::invalid("titles", format!("the {locale} title {}", reason(e)))
+        })?;
+        if out.insert(locale.clone(), title).is_some() {
+            return Err(DomainError::invalid(
+                "titles",
+                format!(
+                    "two titles for {locale} (\"{tag}\" names it again); give each language once"
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// The current state of one incident or maintenance. Its history is the list of
 /// [`super::Update`]s; this record is the summary the list views and the status page show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: Ulid,
+    /// The main title: what readers of a language without a title of its own see.
     pub title: Title,
+    /// The title in other languages, by locale (`{"fi": "Lähtöselvitys viivästyy"}`); see
+    /// [`Incident::title_for`]. Records written before it existed have none.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Title>)]
+    pub titles: Titles,
     pub kind: IncidentKind,
     pub status: Status,
     pub impact: Impact,
@@ -279,6 +320,10 @@ pub struct PublicState {
     pub next_update_due: Option<DateTime<Utc>>,
     /// The position of that update in the timeline.
     pub update_count: u32,
+    /// The titles in other languages as of that update (a draft may change them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, Title>)]
+    pub titles: Titles,
 }
 
 impl Incident {
@@ -292,7 +337,18 @@ impl Incident {
             resolved_at: self.resolved_at,
             next_update_due: self.next_update_due,
             update_count: self.update_count,
+            titles: self.titles.clone(),
         });
+    }
+
+    /// The title a reader of `locale` sees: the title in that language, else the English one,
+    /// else the main title — the fallback of an update's text ([`super::Body::text_for`]),
+    /// with the main title last.
+    pub fn title_for(&self, locale: &Locale) -> &Title {
+        self.titles
+            .get(locale)
+            .or_else(|| self.titles.get(&Locale::english()))
+            .unwrap_or(&self.title)
     }
 
     /// The incident as the public sees it: the state of its last published update, or `None`
@@ -308,6 +364,7 @@ impl Incident {
                 v.resolved_at = p.resolved_at;
                 v.next_update_due = p.next_update_due;
                 v.update_count = p.update_count;
+                v.titles = p.titles;
             }
             None if self.draft => return None,
             None => {}
@@ -419,6 +476,7 @@ mod tests {
         Incident {
             id: Ulid::new(),
             title: Title::parse("t").unwrap(),
+            titles: Titles::new(),
             kind,
             status,
             impact: Impact::Minor,
@@ -574,5 +632,73 @@ mod tests {
         // A record stored by an earlier version still reads.
         let stored: Title = serde_json::from_str("\"old \\u001b title\"").unwrap();
         assert_eq!(stored.as_str(), "old \u{1b} title");
+    }
+
+    #[test]
+    fn titles_are_checked_like_the_title_and_name_their_language() {
+        let raw = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let t = parse_titles(&raw(&[("FI", " Viiveitä "), ("sv_fi", "Förseningar")])).unwrap();
+        let keys: Vec<&str> = t.keys().map(Locale::as_str).collect();
+        assert_eq!(keys, ["fi", "sv-FI"]);
+        assert_eq!(t[&Locale::parse("fi").unwrap()].as_str(), "Viiveitä");
+        let long = "x".repeat(256);
+        for (pairs, want) in [
+            (
+                vec![("finnish", "x")],
+                "titles: key \"finnish\": \"finnish\" is not a language tag",
+            ),
+            (vec![("fi", " ")], "titles: the fi title is empty"),
+            (
+                vec![("fi", long.as_str())],
+                "titles: the fi title is 256 characters",
+            ),
+            (
+                vec![("fi", "a\u{1b}b")],
+                "titles: the fi title contains the control character U+001B",
+            ),
+            (vec![("fi", "a"), ("FI", "b")], "titles: two titles for fi"),
+        ] {
+            let e = parse_titles(&raw(&pairs)).unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    DomainError::Invalid {
+                        field: "titles",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().starts_with(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_reader_gets_their_title_else_english_else_the_main_one() {
+        let mut i = record(IncidentKind::Incident, Status::Investigating);
+        let l = |s: &str| Locale::parse(s).unwrap();
+        assert_eq!(i.title_for(&l("fi")).as_str(), "t");
+        i.titles.insert(l("fi"), Title::parse("Otsikko").unwrap());
+        assert_eq!(i.title_for(&l("fi")).as_str(), "Otsikko");
+        assert_eq!(i.title_for(&l("sv")).as_str(), "t");
+        i.titles.insert(l("en"), Title::parse("Headline").unwrap());
+        assert_eq!(i.title_for(&l("sv")).as_str(), "Headline");
+        // A draft's titles stay out of the public view until published.
+        i.publish_state();
+        i.titles.insert(l("sv"), Title::parse("Rubrik").unwrap());
+        assert_eq!(
+            i.public_view().unwrap().title_for(&l("sv")).as_str(),
+            "Headline"
+        );
+        i.publish_state();
+        assert_eq!(
+            i.public_view().unwrap().title_for(&l("sv")).as_str(),
+            "Rubrik"
+        );
     }
 }

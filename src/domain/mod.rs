@@ -19,7 +19,8 @@ pub mod user;
 pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
 pub use incident::{
-    check_status_for_new, Impact, Incident, IncidentKind, PublicState, Status, Title,
+    check_status_for_new, parse_titles, Impact, Incident, IncidentKind, PublicState, Status, Title,
+    Titles,
 };
 pub use locale::Locale;
 pub use next_update::{

@@ -521,6 +521,7 @@ impl Intake {
             digest.resolved = digest.resolved.saturating_sub(1);
         }
         let update = NewUpdate {
+            titles: Default::default(),
             change,
             body: self.body(&with_digest(text, digest))?,
             author: format!("monitoring ({})", g.source),
@@ -684,6 +685,7 @@ impl Intake {
             .take(200)
             .collect();
         let new = NewIncident {
+            titles: Default::default(),
             title: Title::parse(&title)?,
             kind: IncidentKind::Incident,
             status: None,

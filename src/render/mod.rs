@@ -197,6 +197,7 @@ impl Default for Settings {
 #[derive(Debug, Clone, Serialize)]
 pub struct IncidentView {
     pub id: String,
+    /// The title in the reader's language ([`Incident::title_for`]).
     pub title: String,
     pub kind: &'static str,
     pub status: &'static str,
@@ -278,7 +279,8 @@ impl Context {
             tz: tz.name().to_owned(),
             incident: Some(IncidentView {
                 id: incident.id.to_string(),
-                title: incident.title.as_str().to_owned(),
+                // The one place a message gets its title: in the reader's language.
+                title: incident.title_for(locale).as_str().to_owned(),
                 kind: incident.kind.as_str(),
                 status: incident.status.as_str(),
                 status_label: i18n::status_label(incident.status, locale),
@@ -454,6 +456,7 @@ pub fn sample_incident(
     let incident = Incident {
         id,
         title,
+        titles: Default::default(),
         kind,
         status,
         impact: Impact::Major,

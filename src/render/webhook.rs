@@ -19,6 +19,7 @@ pub fn webhook_document(incident: &Incident, update: &Update, public_url: Option
         "incident": {
             "id": incident.id.to_string(),
             "title": incident.title.as_str(),
+            "titles": incident.titles,
             "kind": incident.kind.as_str(),
             "status": incident.status.as_str(),
             "impact": incident.impact.as_str(),
@@ -50,7 +51,12 @@ mod tests {
     fn document_carries_every_locale_and_no_send_time() {
         let (i, mut u) = sample_incident(Event::IncidentUpdated, "Delays", Utc::now()).unwrap();
         u.body = serde_json::from_value(json!({"en": "Delays", "fi": "Viiveitä"})).unwrap();
+        let mut i = i;
+        i.titles =
+            crate::domain::parse_titles(&[("fi".into(), "Viiveitä HEL".into())].into()).unwrap();
         let d = webhook_document(&i, &u, Some("https://status.example.com/"));
+        assert_eq!(d["incident"]["title"], i.title.as_str());
+        assert_eq!(d["incident"]["titles"], json!({"fi": "Viiveitä HEL"}));
         assert_eq!(d["version"], 1);
         assert_eq!(d["event"], "incident_updated");
         assert_eq!(d["update"]["body"]["fi"], "Viiveitä");

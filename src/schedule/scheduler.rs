@@ -325,6 +325,7 @@ impl Scheduler {
             now + chrono::Duration::from_std(self.settings.holding_next_update).unwrap_or_default();
         let body = self.holding_body(incident, next)?;
         let new = NewUpdate {
+            titles: Default::default(),
             change: Change::Update(None),
             body,
             author: AUTHOR.into(),
@@ -415,6 +416,7 @@ impl Scheduler {
             _ => return Ok(()),
         };
         let new = NewUpdate {
+            titles: Default::default(),
             change: Change::Update(Some(to)),
             body: transition_body(to)?,
             author: AUTHOR.into(),

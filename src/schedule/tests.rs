@@ -149,6 +149,7 @@ impl Harness {
             .store
             .create_incident(
                 NewIncident {
+                    titles: Default::default(),
                     title: Title::parse("Checkout errors").unwrap(),
                     kind: IncidentKind::Incident,
                     status: None,
@@ -361,6 +362,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
         .append_update(
             opted,
             NewUpdate {
+                titles: Default::default(),
                 change: Change::Resolve,
                 body: Body::single(Locale::english(), "Fixed").unwrap(),
                 author: "t".into(),
@@ -427,6 +429,7 @@ async fn a_kept_promise_is_reminded_once() {
                 .append_update(
                     id,
                     NewUpdate {
+                        titles: Default::default(),
                         change: Change::Update(None),
                         body: Body::single(Locale::english(), "Still on it").unwrap(),
                         author: "t".into(),
@@ -494,6 +497,7 @@ async fn an_overdue_promise_is_logged_once_and_counted_until_a_new_promise() {
         .append_update(
             a,
             NewUpdate {
+                titles: Default::default(),
                 change: Change::Update(None),
                 body: Body::single(Locale::english(), "Still on it").unwrap(),
                 author: "t".into(),
@@ -534,6 +538,7 @@ async fn maintenance_moves_through_its_window_on_time() {
         .store
         .create_incident(
             NewIncident {
+                titles: Default::default(),
                 title: Title::parse("Database upgrade").unwrap(),
                 kind: IncidentKind::Maintenance,
                 status: None,

@@ -45,7 +45,7 @@ pub mod users;
 use crate::domain::{
     apply_promise, Body, Broadcast, Component, ComponentName, ComponentStatus, Contact,
     DomainError, Impact, Incident, IncidentKind, Locale, PromiseChange, PromiseEdit, Status,
-    Subscriber, Title, Update, UpdateAction,
+    Subscriber, Title, Titles, Update, UpdateAction,
 };
 use chrono::{DateTime, Utc};
 use health::Health;
@@ -150,6 +150,8 @@ pub(crate) fn update_key(incident: Ulid, seq: u32) -> [u8; 20] {
 #[derive(Debug, Clone)]
 pub struct NewIncident {
     pub title: Title,
+    /// The title in other languages.
+    pub titles: Titles,
     pub kind: IncidentKind,
     pub status: Option<Status>,
     pub impact: Impact,
@@ -180,6 +182,8 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub struct NewUpdate {
     pub change: Change,
+    /// Titles in other languages to add or replace (the others stay).
+    pub titles: Titles,
     pub body: Body,
     pub author: String,
     pub impact: Option<Impact>,
@@ -809,6 +813,7 @@ impl Store {
         let mut incident = Incident {
             id,
             title: new.title,
+            titles: new.titles,
             kind: new.kind,
             status,
             impact: new.impact,
@@ -922,6 +927,7 @@ impl Store {
             if let Some(i) = new.impact {
                 incident.impact = i;
             }
+            incident.titles.extend(new.titles);
             let previous_due = incident.next_update_due;
             let (due, promise) = apply_promise(previous_due, new.promise, status.is_final(), now);
             incident.next_update_due = due;
@@ -1372,6 +1378,7 @@ mod tests {
     pub(super) fn new_incident(title: &str) -> NewIncident {
         NewIncident {
             title: Title::parse(title).unwrap(),
+            titles: Titles::new(),
             kind: IncidentKind::Incident,
             status: None,
             impact: Impact::Minor,
@@ -1390,6 +1397,7 @@ mod tests {
     pub(super) fn new_update(text: &str) -> NewUpdate {
         NewUpdate {
             change: Change::Update(Some(Status::Monitoring)),
+            titles: Titles::new(),
             body: Body::single(Locale::english(), text).unwrap(),
             author: "admin".into(),
             impact: None,
@@ -1574,6 +1582,7 @@ mod tests {
         assert_eq!(total, 8 * 40, "an append was lost");
 
         let resolve = || NewUpdate {
+            titles: Default::default(),
             change: Change::Resolve,
             ..new_update("fixed")
         };
@@ -1615,5 +1624,57 @@ mod tests {
             .collect();
         let expected: Vec<String> = (0..100).map(|n| format!("u{n}")).collect();
         assert_eq!(texts, expected);
+    }
+
+    /// An incident record as versions before per-language titles wrote it (no `titles`, nor in
+    /// `public`): it still reads, shows its one title to every reader, and takes translations.
+    #[tokio::test]
+    async fn an_incident_stored_without_titles_still_reads_and_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let id = Ulid::new();
+        let old = format!(
+            r#"{{"id":"{id}","title":"Check-in delays","kind":"incident","status":"investigating","impact":"major","components":[],"created_at":"2026-11-01T10:00:00Z","updated_at":"2026-11-01T10:00:00Z","resolved_at":null,"next_update_due":null,"draft":false,"update_count":1,"holding_statement":false,"public":{{"status":"investigating","impact":"major","updated_at":"2026-11-01T10:00:00Z","resolved_at":null,"next_update_due":null,"update_count":1}}}}"#
+        );
+        let opening = Update {
+            id: Ulid::new(),
+            incident_id: id,
+            action: UpdateAction::Opened,
+            status: Status::Investigating,
+            body: Body::single(Locale::english(), "Slow.").unwrap(),
+            author: "admin".into(),
+            created_at: Utc::now(),
+            next_update_due: None,
+            draft: false,
+            published_at: Some(Utc::now()),
+        };
+        {
+            let t = store.t().unwrap();
+            t.incidents.insert(id.to_bytes(), old.as_bytes()).unwrap();
+            t.updates
+                .insert(update_key(id, 1), encode(&opening).unwrap())
+                .unwrap();
+        }
+        let i = store.incident_summary(id).unwrap();
+        assert!(i.titles.is_empty());
+        let fi = Locale::parse("fi").unwrap();
+        assert_eq!(i.title_for(&fi).as_str(), "Check-in delays");
+        assert_eq!(
+            i.public_view().unwrap().title_for(&fi).as_str(),
+            "Check-in delays"
+        );
+        // An update gives it a Finnish title; the public sees it once published.
+        let mut u = new_update("Identified.");
+        u.titles =
+            crate::domain::parse_titles(&[("fi".into(), "Lähtöselvitys viivästyy".into())].into())
+                .unwrap();
+        let (i, _) = store.append_update(id, u, Utc::now()).await.unwrap();
+        let public = i.public_view().unwrap();
+        assert_eq!(public.title_for(&fi).as_str(), "Lähtöselvitys viivästyy");
+        assert_eq!(
+            public.title_for(&Locale::parse("sv").unwrap()).as_str(),
+            "Check-in delays"
+        );
+        assert_eq!(store.incident_summary(id).unwrap(), i);
     }
 }

@@ -593,6 +593,7 @@ mod tests {
         let (i, _) = store
             .create_incident(
                 NewIncident {
+                    titles: Default::default(),
                     title: Title::parse("t").unwrap(),
                     kind: IncidentKind::Incident,
                     status: None,

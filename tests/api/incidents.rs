@@ -428,6 +428,7 @@ async fn overdue_promises_are_flagged_until_resolved() {
         .store
         .create_incident(
             NewIncident {
+                titles: Default::default(),
                 title: Title::parse("Late").unwrap(),
                 kind: IncidentKind::Incident,
                 status: None,
@@ -481,4 +482,120 @@ async fn overdue_promises_are_flagged_until_resolved() {
         .body;
     assert_eq!(show["overdue"], false, "resolving clears the promise");
     assert!(show["next_update_due"].is_null());
+}
+
+#[tokio::test]
+async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
+    let app = spawn_app().await;
+    let open = |titles: serde_json::Value| json!({"title": "Check-in delays", "impact": "major", "message": "Slow.", "titles": titles});
+    let before = app.checksum();
+    for (titles, want) in [
+        (json!({"finnish": "Viiveitä"}), "titles: key \"finnish\""),
+        (json!({"fi": "   "}), "titles: the fi title is empty"),
+        (json!({"fi": "a\nb"}), "titles: the fi title contains"),
+        (
+            json!({"sv": "x".repeat(256)}),
+            "titles: the sv title is 256 characters",
+        ),
+        (
+            json!({"fi": "Viiveitä", "FI": "Viiveitä taas"}),
+            "titles: two titles for fi",
+        ),
+    ] {
+        let r = app.post("/api/v1/incidents", open(titles.clone())).await;
+        assert_eq!(r.status, 422, "{titles}: {:?}", r.body);
+        assert!(r.problem().contains(want), "{titles}: {}", r.problem());
+        assert_eq!(r.body["field"], "titles", "{titles}");
+    }
+    assert_eq!(app.checksum(), before, "a refused incident writes nothing");
+
+    // Good titles are stored and returned; an update adds and replaces translations.
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            open(json!({"fi": " Lähtöselvitys viivästyy ", "sv-fi": "Incheckningen är försenad"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["titles"],
+        json!({"fi": "Lähtöselvitys viivästyy", "sv-FI": "Incheckningen är försenad"})
+    );
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let before = app.checksum();
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"message": "Still slow.", "titles": {"fi": ""}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert!(
+        r.problem().contains("the fi title is empty"),
+        "{}",
+        r.problem()
+    );
+    assert_eq!(app.checksum(), before, "a refused update writes nothing");
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"message": "Still slow.", "titles": {"fi": "Viiveitä", "en": "Check-in is slow"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["incident"]["titles"],
+        json!({"en": "Check-in is slow", "fi": "Viiveitä", "sv-FI": "Incheckningen är försenad"})
+    );
+    // The audit log says which languages' titles the update changed.
+    let (audit, _) = app
+        .store
+        .audit_entries(&crier::store::audit::AuditFilter {
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(
+        last.summary,
+        "investigating → investigating, title in en, fi"
+    );
+    let r = app.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(r.body["titles"]["fi"], "Viiveitä");
+    assert_eq!(r.body["title"], "Check-in delays");
+}
+
+#[tokio::test]
+async fn a_draft_translation_of_the_title_stays_private_until_published() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Check-in delays", "impact": "major", "message": "Slow.", "titles": {"fi": "Viiveitä"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"message": "Draft.", "titles": {"fi": "Lähtöselvitys viivästyy"}, "draft": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // Staff see the draft's title; the public status page still shows the published one.
+    assert_eq!(
+        r.body["incident"]["titles"]["fi"],
+        "Lähtöselvitys viivästyy"
+    );
+    let public = app.get("/api/v1/status").await;
+    let shown = public.body.to_string();
+    assert!(shown.contains("Viiveitä"), "{shown}");
+    assert!(!shown.contains("Lähtöselvitys viivästyy"), "{shown}");
+    let r = app
+        .post(&format!("/api/v1/incidents/{id}/publish"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let shown = app.get("/api/v1/status").await.body.to_string();
+    assert!(shown.contains("Lähtöselvitys viivästyy"), "{shown}");
 }

@@ -212,6 +212,7 @@ async fn promises_are_read_and_shown_in_helsinki_time_across_the_autumn_change()
         .store
         .create_incident(
             NewIncident {
+                titles: Default::default(),
                 title: Title::parse("Late").unwrap(),
                 kind: IncidentKind::Incident,
                 status: None,

@@ -154,7 +154,7 @@ fn build(state: &AppState, lang: PageLang) -> Result<minijinja::Value, crate::st
             .find(|u| !u.draft)
             .map(|u| u.body.text_for(&locale).to_owned());
         incidents.push(IncidentRow {
-            title: i.title.as_str().to_owned(),
+            title: i.title_for(&locale).as_str().to_owned(),
             impact: i.impact.as_str(),
             impact_label: i18n::impact_label(i.impact, &locale),
             status_label: i18n::status_label(i.status, &locale),

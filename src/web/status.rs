@@ -151,7 +151,8 @@ fn build(state: &AppState, lang: PageLang) -> Result<minijinja::Value, crate::st
         let text = updates
             .iter()
             .rev()
-            .find(|u| !u.draft)
+            // A draft published later keeps `draft` set; `published_at` says it is public.
+            .find(|u| u.published_at.is_some())
             .map(|u| u.body.text_for(&locale).to_owned());
         incidents.push(IncidentRow {
             title: i.title_for(&locale).as_str().to_owned(),

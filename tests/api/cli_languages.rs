@@ -5,21 +5,7 @@ use crate::helpers::{crier, json, spawn_app, stderr as err, stdout as out, TestA
 
 /// What an SMS channel in `locale` would send for the incident's latest update.
 async fn sms(app: &TestApp, id: &str, locale: &str) -> String {
-    let o = crier(
-        app,
-        &[
-            "preview",
-            "--incident",
-            id,
-            "--kind",
-            "sms",
-            "--locale",
-            locale,
-        ],
-    )
-    .await;
-    assert!(o.status.success(), "{}", err(&o));
-    out(&o)
+    preview_as(app, id, "sms", locale).await
 }
 
 #[tokio::test]

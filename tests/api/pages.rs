@@ -6,12 +6,24 @@ use crate::helpers::spawn_app;
 use serde_json::json;
 
 async fn page(app: &crate::helpers::TestApp, path: &str, accept: &str) -> reqwest::Response {
-    app.client
+    page_if(app, path, accept, "").await
+}
+
+/// The page, sent `If-None-Match: etag` (none when empty).
+async fn page_if(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    accept: &str,
+    etag: &str,
+) -> reqwest::Response {
+    let mut req = app
+        .client
         .get(app.url(path))
-        .header("accept-language", accept)
-        .send()
-        .await
-        .unwrap()
+        .header("accept-language", accept);
+    if !etag.is_empty() {
+        req = req.header("if-none-match", etag);
+    }
+    req.send().await.unwrap()
 }
 
 /// A published incident in two languages and a draft one; the page shows the published words
@@ -87,6 +99,34 @@ async fn the_status_page_shows_published_words_in_the_readers_language_and_never
 }
 
 #[tokio::test]
+async fn a_draft_update_shows_once_it_is_published() {
+    let app = spawn_app().await;
+    let id = app.open_incident("Baggage delays").await;
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"message": "Words checked by the duty manager", "draft": true}),
+        )
+        .await;
+    assert!(r.status < 300, "{:?}", r.body);
+    let before = page(&app, "/", "en").await.text().await.unwrap();
+    assert!(
+        !before.contains("Words checked by the duty manager"),
+        "{before}"
+    );
+    assert!(before.contains("Investigating"), "{before}");
+    let r = app
+        .post(&format!("/api/v1/incidents/{id}/publish"), json!({}))
+        .await;
+    assert!(r.status < 300, "{:?}", r.body);
+    let after = page(&app, "/", "en").await.text().await.unwrap();
+    assert!(
+        after.contains("Words checked by the duty manager"),
+        "{after}"
+    );
+}
+
+#[tokio::test]
 async fn pages_carry_a_strict_policy_and_answer_a_matching_etag_with_304() {
     let app = incident_app().await;
     let r = page(&app, "/", "en").await;
@@ -108,26 +148,12 @@ async fn pages_carry_a_strict_policy_and_answer_a_matching_etag_with_304() {
         "no inline script or style"
     );
 
-    let again = app
-        .client
-        .get(app.url("/"))
-        .header("accept-language", "en")
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let again = page_if(&app, "/", "en", &etag).await;
     assert_eq!(again.status(), 304);
     assert!(again.text().await.unwrap().is_empty());
 
     // Another language is another page: the English tag does not match it.
-    let fi = app
-        .client
-        .get(app.url("/"))
-        .header("accept-language", "fi")
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let fi = page_if(&app, "/", "fi", &etag).await;
     assert_eq!(fi.status(), 200);
 
     // A change to what the page shows changes the tag.
@@ -138,14 +164,7 @@ async fn pages_carry_a_strict_policy_and_answer_a_matching_etag_with_304() {
         )
         .await;
     assert_eq!(r.status, 200);
-    let changed = app
-        .client
-        .get(app.url("/"))
-        .header("accept-language", "en")
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let changed = page_if(&app, "/", "en", &etag).await;
     assert_eq!(changed.status(), 200);
     assert!(changed
         .text()

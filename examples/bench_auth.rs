@@ -43,7 +43,9 @@ use std::time::{Duration, Instant};
 use writes::{phase, Worker};
 
 #[derive(Parser, Debug)]
-#[command(about = "Writes/s with the admin token, a personal token and a pre-audit baseline; login time")]
+#[command(
+    about = "Writes/s with the admin token, a personal token and a pre-audit baseline; login time"
+)]
 struct Args {
     /// Length of each timed window, in seconds.
     #[arg(long, default_value_t = 5.0)]
@@ -359,7 +361,10 @@ mod tests {
 
     #[test]
     fn ratios_say_whether_the_target_is_met() {
-        assert_eq!(ratio_line(95.0, 100.0, 90.0), "95.0 % (target >= 90 %: met)");
+        assert_eq!(
+            ratio_line(95.0, 100.0, 90.0),
+            "95.0 % (target >= 90 %: met)"
+        );
         assert_eq!(
             ratio_line(50.0, 100.0, 90.0),
             "50.0 % (target >= 90 %: NOT met)"

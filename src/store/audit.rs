@@ -205,10 +205,7 @@ impl Store {
         t.audit.insert(entry.seq.to_be_bytes(), raw)?;
         tree.insert(key, value)?;
         t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
-        *recording
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(entry);
+        *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         Ok(())
     }
 
@@ -397,13 +394,20 @@ mod tests {
 
         // Crash after the entry, before the incident record (and the head).
         let e = armed_update(&store, incident.id, "r1").await;
-        assert_eq!((e.seq, e.target.as_str()), (1, format!("incident {}", incident.id).as_str()));
+        assert_eq!(
+            (e.seq, e.target.as_str()),
+            (1, format!("incident {}", incident.id).as_str())
+        );
         assert_eq!(e.summary, "investigating → monitoring");
         t.incidents
             .insert(incident.id.to_bytes(), committed_before)
             .unwrap();
         t.audit_head.remove(HEAD).unwrap();
-        assert_eq!(store.repair().unwrap(), 2, "the entry and the orphan update");
+        assert_eq!(
+            store.repair().unwrap(),
+            2,
+            "the entry and the orphan update"
+        );
         assert_eq!(store.verify_audit().unwrap().entries, 0);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
 
@@ -414,12 +418,19 @@ mod tests {
         assert_eq!(store.repair().unwrap(), 0);
         let v = store.verify_audit().unwrap();
         assert_eq!(v.entries, 1);
-        assert_eq!(t.audit_head.get(HEAD).unwrap().is_some(), true, "head restored");
+        assert_eq!(
+            t.audit_head.get(HEAD).unwrap().is_some(),
+            true,
+            "head restored"
+        );
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
 
         // A complete write is left alone, and so is a later entry written on its own.
         armed_update(&store, incident.id, "r3").await;
-        store.audit(new("login.failed", "x"), Utc::now()).await.unwrap();
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         assert_eq!(store.verify_audit().unwrap().entries, 3);
     }
@@ -433,7 +444,10 @@ mod tests {
         let mut incidents = Vec::new();
         for i in 0..8 {
             let (inc, _) = store
-                .create_incident(super::super::tests::new_incident(&format!("i{i}")), Utc::now())
+                .create_incident(
+                    super::super::tests::new_incident(&format!("i{i}")),
+                    Utc::now(),
+                )
                 .await
                 .unwrap();
             incidents.push(inc.id);

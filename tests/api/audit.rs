@@ -864,7 +864,11 @@ async fn a_write_and_its_audit_entry_share_one_group_commit() {
             format!("/api/v1/incidents/{id}/updates"),
             Some(json!({"status": "identified", "message": "Found"})),
         ),
-        ("POST", format!("/api/v1/incidents/{id}/updates"), Some(draft)),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/updates"),
+            Some(draft),
+        ),
         ("POST", format!("/api/v1/incidents/{id}/publish"), None),
         (
             "POST",

@@ -106,7 +106,7 @@ fn median(values: &[f64]) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
@@ -145,7 +145,7 @@ async fn post_json(
 }
 
 const USER: &str = "bench";
-const PASSWORD: &str = "a long benchmark passphrase 42";
+const PASSWORD: &str = "correct horse battery staple 42";
 
 /// Adds the publisher `bench` with a known password (as the admin).
 async fn add_user(http: &reqwest::Client, server: &CrierServe) -> Result<()> {
@@ -168,7 +168,7 @@ async fn login(http: &reqwest::Client, server: &CrierServe) -> Result<(String, D
         &format!("{}/api/v1/login", server.url),
         None,
         json!({"user": USER, "password": PASSWORD}),
-        200,
+        201,
     )
     .await?;
     let took = t0.elapsed();

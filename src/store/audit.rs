@@ -418,11 +418,7 @@ mod tests {
         assert_eq!(store.repair().unwrap(), 0);
         let v = store.verify_audit().unwrap();
         assert_eq!(v.entries, 1);
-        assert_eq!(
-            t.audit_head.get(HEAD).unwrap().is_some(),
-            true,
-            "head restored"
-        );
+        assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
 
         // A complete write is left alone, and so is a later entry written on its own.

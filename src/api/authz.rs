@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::{AppState, Principal};
 use crate::credentials::{token_hash, TOKEN_PREFIX};
 use crate::domain::{Role, UserName, BOOTSTRAP_ADMIN};
-use crate::store::audit::NewAudit;
+use crate::store::audit::{self, NewAudit};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -464,53 +464,65 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
         }
     }
     let request_id = Ulid::new().to_string();
-    let mut resp = match authorise(&state, &path, &mut req, &request_id) {
+    let resp = match authorise(&state, &path, &mut req, &request_id) {
         Err(e) => e.into_response(),
         Ok(rule) => {
             let client = req.extensions().get::<ClientAddr>().and_then(|c| c.0);
             let caller = req.extensions().get::<Caller>().cloned();
             let uri_path = req.uri().path().to_owned();
-            let mut resp = next.run(req).await;
+            let Some(action) = rule.audit else {
+                return with_request_id(next.run(req).await, &request_id);
+            };
+            // A path that carries a secret (the unsubscribe token) is recorded as its template.
+            let target = if rule.path.contains("{token}") {
+                rule.path.to_owned()
+            } else {
+                uri_path
+            };
+            let default_actor = match rule.access {
+                Access::Hook => "hook",
+                _ => "anonymous",
+            };
+            let base = NewAudit {
+                actor: caller
+                    .as_ref()
+                    .map_or_else(|| default_actor.to_owned(), |c| c.actor.clone()),
+                token: caller.as_ref().and_then(|c| c.token.map(|t| t.to_string())),
+                role: caller.as_ref().map(|c| c.role),
+                client: client.map(|c| c.to_string()),
+                request_id: request_id.clone(),
+                action: action.to_owned(),
+                target,
+                summary: String::new(),
+            };
+            // The handler's store write may write the entry in its own commit (see
+            // `store::audit::record`); otherwise it is written here, after the answer was made.
+            let (mut resp, written) = audit::record(base.clone(), next.run(req)).await;
             let note = resp.extensions_mut().remove::<AuditNote>();
-            if let Some(action) = rule.audit {
-                let force = note.as_ref().is_some_and(|n| n.force);
-                if resp.status().is_success() || force {
-                    let note = note.unwrap_or_default();
-                    let target = note.target.unwrap_or_else(|| {
-                        // A path that carries a secret (the unsubscribe token) is recorded as
-                        // its template.
-                        if rule.path.contains("{token}") {
-                            rule.path.to_owned()
-                        } else {
-                            uri_path
-                        }
-                    });
-                    let default_actor = match rule.access {
-                        Access::Hook => "hook",
-                        _ => "anonymous",
-                    };
-                    let entry = NewAudit {
-                        actor: note
-                            .actor
-                            .or_else(|| caller.as_ref().map(|c| c.actor.clone()))
-                            .unwrap_or_else(|| default_actor.to_owned()),
-                        token: caller.as_ref().and_then(|c| c.token.map(|t| t.to_string())),
-                        role: note.role.or_else(|| caller.as_ref().map(|c| c.role)),
-                        client: client.map(|c| c.to_string()),
-                        request_id: request_id.clone(),
-                        action: note.action.unwrap_or_else(|| action.to_owned()),
-                        target,
-                        summary: note.summary,
-                    };
-                    if let Err(e) = state.store.audit(entry, Utc::now()).await {
-                        tracing::error!(error = %e, request_id, "could not write the audit entry of a request that succeeded");
-                    }
+            let force = note.as_ref().is_some_and(|n| n.force);
+            if written.is_none() && (resp.status().is_success() || force) {
+                let note = note.unwrap_or_default();
+                let entry = NewAudit {
+                    actor: note.actor.unwrap_or(base.actor),
+                    role: note.role.or(base.role),
+                    action: note.action.unwrap_or(base.action),
+                    target: note.target.unwrap_or(base.target),
+                    summary: note.summary,
+                    ..base
+                };
+                if let Err(e) = state.store.audit(entry, Utc::now()).await {
+                    tracing::error!(error = %e, request_id, "could not write the audit entry of a request that succeeded");
                 }
             }
             resp
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    with_request_id(resp, &request_id)
+}
+
+/// The answer with its `x-request-id` header.
+fn with_request_id(mut resp: Response, request_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp

@@ -1,12 +1,11 @@
 //! Components: list, and create-or-set status.
 
-use super::authz::{noted, AuditNote};
 use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{Component, ComponentName, ComponentStatus};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
@@ -75,20 +74,11 @@ pub async fn set(
     if let Some(g) = &group {
         crate::domain::check_line("group", g)?;
     }
-    let before = state
-        .store
-        .components()?
-        .into_iter()
-        .find(|c| c.name == name)
-        .map_or_else(|| "new".to_owned(), |c| c.status.as_str().to_owned());
+    // The store writes the audit entry with the component.
+    crate::store::audit::arm();
     let after = state
         .store
         .set_component(name, status, group, Utc::now())
         .await?;
-    let note = AuditNote {
-        target: Some(format!("component {}", after.name)),
-        summary: format!("{before} → {}", after.status.as_str()),
-        ..Default::default()
-    };
-    Ok(noted(Json(after), note))
+    Ok(Json(after).into_response())
 }

@@ -1,6 +1,5 @@
 //! Incidents and their timelines: open, list, show, post an update, resolve, reopen, publish drafts.
 
-use super::authz::{noted, AuditNote};
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
@@ -11,7 +10,7 @@ use crate::domain::{
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -369,32 +368,21 @@ pub async fn create(
         holding_statement: req.holding_statement,
     };
     let broadcasting = !new.draft && !new.broadcast.is_empty();
+    // The store writes the audit entry with the incident.
+    crate::store::audit::arm();
     let (incident, update) = state.store.create_incident(new, now).await?;
     if broadcasting {
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
-    let note = AuditNote {
-        target: Some(format!("incident {}", incident.id)),
-        summary: format!(
-            "opened \"{}\": {}, impact {}{}",
-            incident.title.as_str(),
-            incident.status,
-            incident.impact.as_str(),
-            if incident.draft { " (draft)" } else { "" }
-        ),
-        ..Default::default()
-    };
-    Ok(noted(
-        (
-            StatusCode::CREATED,
-            Json(IncidentDetail {
-                incident: state.view(incident),
-                updates: vec![update],
-            }),
-        ),
-        note,
-    ))
+    Ok((
+        StatusCode::CREATED,
+        Json(IncidentDetail {
+            incident: state.view(incident),
+            updates: vec![update],
+        }),
+    )
+        .into_response())
 }
 
 /// Filters of the incident list.
@@ -542,8 +530,6 @@ async fn append(
     who.may_publish(req.draft)?;
     let now = state.dispatcher.now();
     let id = parse_id(id)?;
-    // For the audit log's before → after.
-    let before = state.store.incident_summary(id)?;
     let keep_components = req.keep_components;
     let new = NewUpdate {
         change,
@@ -567,7 +553,11 @@ async fn append(
         update,
         promise,
         previous_due,
-    } = state.store.append_update_reported(id, new, now).await?;
+    } = {
+        // The store writes the audit entry with the update.
+        crate::store::audit::arm();
+        state.store.append_update_reported(id, new, now).await?
+    };
     if broadcasting {
         state.dispatcher.kick();
     }
@@ -603,43 +593,16 @@ async fn append(
     } else {
         Vec::new()
     };
-    let mut summary = format!("{} → {}", before.status, update.status);
-    if before.impact != incident.impact {
-        summary.push_str(&format!(
-            ", impact {} → {}",
-            before.impact.as_str(),
-            incident.impact.as_str()
-        ));
-    }
-    let retitled: Vec<&str> = incident
-        .titles
-        .iter()
-        .filter(|(l, t)| before.titles.get(*l) != Some(*t))
-        .map(|(l, _)| l.as_str())
-        .collect();
-    if !retitled.is_empty() {
-        summary.push_str(&format!(", title in {}", retitled.join(", ")));
-    }
-    if update.draft {
-        summary.push_str(" (draft)");
-    }
-    let note = AuditNote {
-        target: Some(format!("incident {}", incident.id)),
-        summary,
-        ..Default::default()
-    };
-    Ok(noted(
-        (
-            StatusCode::CREATED,
-            Json(Posted {
-                incident: state.view(incident),
-                update,
-                promise,
-                restored_components,
-            }),
-        ),
-        note,
-    ))
+    Ok((
+        StatusCode::CREATED,
+        Json(Posted {
+            incident: state.view(incident),
+            update,
+            promise,
+            restored_components,
+        }),
+    )
+        .into_response())
 }
 
 /// Posts an update to an incident's timeline.
@@ -808,6 +771,8 @@ pub async fn publish(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // The store writes the audit entry with the incident.
+    crate::store::audit::arm();
     let (incident, updates) = state
         .store
         .publish_drafts(
@@ -818,16 +783,9 @@ pub async fn publish(
         .await?;
     state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
-    let note = AuditNote {
-        target: Some(format!("incident {}", incident.id)),
-        summary: format!("{} draft update(s) published", updates.len()),
-        ..Default::default()
-    };
-    Ok(noted(
-        Json(IncidentDetail {
-            incident: state.view(incident),
-            updates,
-        }),
-        note,
-    ))
+    Ok(Json(IncidentDetail {
+        incident: state.view(incident),
+        updates,
+    })
+    .into_response())
 }

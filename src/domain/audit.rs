@@ -46,6 +46,46 @@ pub struct AuditEntry {
     pub prev: String,
 }
 
+/// The summary of an incident's opening: `opened "Title": status, impact i (draft)`.
+pub fn opened(i: &super::Incident) -> String {
+    format!(
+        "opened \"{}\": {}, impact {}{}",
+        i.title.as_str(),
+        i.status,
+        i.impact.as_str(),
+        if i.draft { " (draft)" } else { "" }
+    )
+}
+
+/// The summary of an update: `status → status`, the impact if it changed, `(draft)`.
+pub fn changed(
+    before: (super::Status, super::Impact, &super::Titles),
+    after: &super::Incident,
+    update: &super::Update,
+) -> String {
+    let mut summary = format!("{} → {}", before.0, update.status);
+    if before.1 != after.impact {
+        summary.push_str(&format!(
+            ", impact {} → {}",
+            before.1.as_str(),
+            after.impact.as_str()
+        ));
+    }
+    let retitled: Vec<&str> = after
+        .titles
+        .iter()
+        .filter(|(l, t)| before.2.get(*l) != Some(*t))
+        .map(|(l, _)| l.as_str())
+        .collect();
+    if !retitled.is_empty() {
+        summary.push_str(&format!(", title in {}", retitled.join(", ")));
+    }
+    if update.draft {
+        summary.push_str(" (draft)");
+    }
+    summary
+}
+
 /// The SHA-256 (hex) of an entry's stored bytes.
 pub fn hash(stored: &[u8]) -> String {
     hex::encode(Sha256::digest(stored))

@@ -2,18 +2,106 @@
 //!
 //! Trees:
 //! - `audit`: entry number (u64 BE, from 1) → the entry's JSON, exactly the bytes hashed
-//! - `audit_head`: `head` → JSON `[number, hash]` of the last entry written through crier
+//! - `audit_head`: `head` → JSON `[number, hash]` of the last entry written through crier;
+//!   `pending` → JSON [`Pending`]: the last entry written together with a change, and the
+//!   record that commits that change
 //!
-//! Appends are serialised by one in-memory lock (held for two inserts, never across the
-//! flush): the entry first, then the head, so a crash between them leaves an entry past the head,
-//! which still chains from it and verifies. Nothing in crier removes or rewrites an entry.
+//! Appends are serialised by one in-memory lock (held for a few inserts, never across the
+//! flush), which numbers the entry and chains it to the last one.
+//!
+//! **An entry in the same commit as its change.** A request recorded with [`record`] whose
+//! handler called [`arm`] gets its entry from the store method that makes its change, inside
+//! that method's write (see `Store::commit_audited`): under the audit lock it writes `pending`,
+//! the entry, the change's last record (the one that commits it: the incident with its new
+//! `update_count`, an opening's first update, a component) and the head, in that order, and the
+//! change's one group commit makes them durable together. sled recovers a prefix of its log, so
+//! after a crash: no entry means the commit record is missing too (the change's earlier records
+//! are removed by `Store::repair`); an entry whose commit record is missing can only be the last
+//! entry (the next entry is written after this commit record), and [`Trees::repair_audit`]
+//! removes it, recognising the case by `pending`. So an entry never survives without its change,
+//! nor a change without its entry.
+//!
+//! Requests whose handler does not arm (and security events such as failed logins) get their
+//! entry from the middleware after the handler, with its own group commit (`Store::audit`):
+//! the entry first, then the head, so a crash between them leaves an entry past the head, which
+//! still chains from it and verifies. Nothing in crier removes or rewrites a committed entry.
 
-use super::{decode, encode, Store, StoreError};
+use super::{decode, encode, Store, StoreError, Trees};
 use crate::domain::audit::{self, AuditEntry, ChainError, Verified, GENESIS};
 use crate::domain::Role;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 const HEAD: &[u8] = b"head";
+const PENDING: &[u8] = b"pending";
+
+/// The entry written together with a change, and the record that commits the change: the
+/// tree's name, the key and the SHA-256 of the value written.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    seq: u64,
+    tree: String,
+    key: Vec<u8>,
+    value: String,
+}
+
+tokio::task_local! {
+    static RECORDING: Arc<Recording>;
+}
+
+/// The audit entry of the request being handled, before the store has written it.
+#[derive(Debug)]
+struct Recording {
+    /// Everything but the number, the time and what the store method adds (target, summary).
+    base: NewAudit,
+    /// The handler's write carries the entry (see [`arm`]).
+    armed: AtomicBool,
+    written: Mutex<Option<AuditEntry>>,
+}
+
+/// Runs `work` (a request's handler) so that the store method that makes its change can write
+/// its audit entry `base` in the same commit, if the handler calls [`arm`]. Returns what `work`
+/// returned and the entry, if the store wrote it; if not, the caller writes one itself.
+pub async fn record<F: Future>(base: NewAudit, work: F) -> (F::Output, Option<AuditEntry>) {
+    let recording = Arc::new(Recording {
+        base,
+        armed: AtomicBool::new(false),
+        written: Mutex::new(None),
+    });
+    let out = RECORDING.scope(recording.clone(), work).await;
+    let written = recording
+        .written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    (out, written)
+}
+
+/// Says that the next store write of this request (create or update an incident, publish its
+/// drafts, set a component) makes its change and writes the request's audit entry together.
+/// Outside [`record`] it does nothing.
+pub fn arm() {
+    let _ = RECORDING.try_with(|r| r.armed.store(true, Ordering::Relaxed));
+}
+
+/// The armed, not yet written recording of the current request.
+fn armed() -> Option<Arc<Recording>> {
+    RECORDING
+        .try_with(|r| {
+            let open = r.armed.load(Ordering::Relaxed)
+                && r.written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_none();
+            open.then(|| r.clone())
+        })
+        .ok()
+        .flatten()
+}
 
 /// An entry to append; the store numbers and chains it.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +141,8 @@ pub enum VerifyError {
 }
 
 impl Store {
-    /// Appends an entry and waits until it is on disk.
+    /// Appends an entry and waits until it is on disk (its own group commit: for entries that
+    /// record no change of the store, or whose handler did not arm, see the module docs).
     pub async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
         let t = self.t()?;
         // Inside the write pause: a backup holds an entry together with the head naming it.
@@ -64,32 +153,60 @@ impl Store {
                 .audit_lock
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let (seq, prev) = match t.audit.last()? {
-                Some((k, v)) => (seq_of(&k)? + 1, audit::hash(&v)),
-                None => (1, GENESIS.to_owned()),
-            };
-            let entry = AuditEntry {
-                seq,
-                at,
-                actor: new.actor,
-                token: new.token,
-                role: new.role,
-                client: new.client,
-                request_id: new.request_id,
-                action: new.action,
-                target: new.target,
-                summary: new.summary,
-                prev,
-            };
-            let raw = encode(&entry)?;
+            let (entry, raw) = next_entry(&t, new, at)?;
             let hash = audit::hash(&raw);
-            t.audit.insert(seq.to_be_bytes(), raw)?;
-            t.audit_head.insert(HEAD, encode(&(seq, hash))?)?;
+            t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+            t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
             entry
         };
         drop(w);
         t.durable().await?;
         Ok(entry)
+    }
+
+    /// Inserts `key` → `value` into `tree`: the record that commits a change, written last. If
+    /// the current request is recording its audit entry and armed (see [`record`]), writes the
+    /// entry with it, as the module docs describe, with the target and summary `describe` gives.
+    /// The caller holds the write pause (and the incident's lock) and waits for the group
+    /// commit afterwards, as for any write.
+    pub(crate) fn commit_audited(
+        &self,
+        t: &Trees,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: Vec<u8>,
+        describe: impl FnOnce() -> (String, String),
+    ) -> Result<(), StoreError> {
+        let Some(recording) = armed() else {
+            tree.insert(key, value)?;
+            return Ok(());
+        };
+        let (target, summary) = describe();
+        let pending = |seq| Pending {
+            seq,
+            tree: String::from_utf8_lossy(&tree.name()).into_owned(),
+            key: key.to_vec(),
+            value: hex::encode(Sha256::digest(&value)),
+        };
+        let _guard = self
+            .inner
+            .audit_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let new = NewAudit {
+            target,
+            summary,
+            ..recording.base.clone()
+        };
+        let (entry, raw) = next_entry(t, new, Utc::now())?;
+        let hash = audit::hash(&raw);
+        // The order crash recovery relies on (see the module docs).
+        t.audit_head.insert(PENDING, encode(&pending(entry.seq))?)?;
+        t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+        tree.insert(key, value)?;
+        t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
+        *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
+        Ok(())
     }
 
     /// Entries matching `filter`, oldest first, at most `filter.limit`; and the number to pass
@@ -150,6 +267,74 @@ impl Store {
     }
 }
 
+/// The next entry: numbered after the last one and chained to it. The caller holds the audit
+/// lock until it has inserted the entry.
+fn next_entry(
+    t: &Trees,
+    new: NewAudit,
+    at: DateTime<Utc>,
+) -> Result<(AuditEntry, Vec<u8>), StoreError> {
+    let (seq, prev) = match t.audit.last()? {
+        Some((k, v)) => (seq_of(&k)? + 1, audit::hash(&v)),
+        None => (1, GENESIS.to_owned()),
+    };
+    let entry = AuditEntry {
+        seq,
+        at,
+        actor: new.actor,
+        token: new.token,
+        role: new.role,
+        client: new.client,
+        request_id: new.request_id,
+        action: new.action,
+        target: new.target,
+        summary: new.summary,
+        prev,
+    };
+    let raw = encode(&entry)?;
+    Ok((entry, raw))
+}
+
+impl Trees {
+    /// Removes the last entry if a crash left it without the change it records (see the module
+    /// docs): `pending` names an entry past the head, that entry exists, and the record that
+    /// commits its change does not hold what was written. Returns how many entries it removed.
+    pub(super) fn repair_audit(&self) -> Result<usize, StoreError> {
+        let Some(raw) = self.audit_head.get(PENDING)? else {
+            return Ok(0);
+        };
+        let p: Pending = decode(&raw)?;
+        let head = match self.audit_head.get(HEAD)? {
+            Some(h) => decode::<(u64, String)>(&h)?.0,
+            None => 0,
+        };
+        if p.seq <= head {
+            return Ok(0);
+        }
+        let Some((last, entry)) = self.audit.last()? else {
+            return Ok(0);
+        };
+        if seq_of(&last)? != p.seq {
+            // The entry was never written (the crash came before it), or it is not the last one,
+            // which a crash cannot leave: leave the log for `audit verify` to judge.
+            return Ok(0);
+        }
+        let committed = self
+            .db
+            .open_tree(p.tree.as_bytes())?
+            .get(&p.key)?
+            .is_some_and(|v| hex::encode(Sha256::digest(&v)) == p.value);
+        if committed {
+            // Only the head was missing: the entry and its change are both there.
+            self.audit_head
+                .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+            return Ok(0);
+        }
+        self.audit.remove(last)?;
+        Ok(1)
+    }
+}
+
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
@@ -168,6 +353,141 @@ mod tests {
             target: "t".into(),
             ..Default::default()
         }
+    }
+
+    fn base(request_id: &str) -> NewAudit {
+        NewAudit {
+            actor: "maria".into(),
+            request_id: request_id.into(),
+            action: "incident.update".into(),
+            target: "/api/v1/incidents/x/updates".into(),
+            ..Default::default()
+        }
+    }
+
+    /// An armed update recorded under `request_id`, as the API's middleware and handler do it.
+    async fn armed_update(store: &Store, id: ulid::Ulid, request_id: &str) -> AuditEntry {
+        let (done, entry) = record(base(request_id), async {
+            arm();
+            store
+                .append_update(id, super::super::tests::new_update("u"), Utc::now())
+                .await
+        })
+        .await;
+        done.unwrap();
+        entry.expect("the store wrote the entry with the change")
+    }
+
+    /// The states a crash can leave around an armed write (sled recovers a prefix of its log:
+    /// `pending`, the entry, the commit record, the head): the entry without its commit record
+    /// is removed with the rest of the change; the entry with it is kept and the head restored.
+    #[tokio::test]
+    async fn repair_keeps_an_entry_exactly_when_its_change_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        let t = store.t().unwrap();
+        let committed_before = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+
+        // Crash after the entry, before the incident record (and the head).
+        let e = armed_update(&store, incident.id, "r1").await;
+        assert_eq!(
+            (e.seq, e.target.as_str()),
+            (1, format!("incident {}", incident.id).as_str())
+        );
+        assert_eq!(e.summary, "investigating → monitoring");
+        t.incidents
+            .insert(incident.id.to_bytes(), committed_before)
+            .unwrap();
+        t.audit_head.remove(HEAD).unwrap();
+        assert_eq!(
+            store.repair().unwrap(),
+            2,
+            "the entry and the orphan update"
+        );
+        assert_eq!(store.verify_audit().unwrap().entries, 0);
+        assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
+
+        // Crash after the incident record, before the head.
+        let e = armed_update(&store, incident.id, "r2").await;
+        assert_eq!(e.seq, 1);
+        t.audit_head.remove(HEAD).unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        let v = store.verify_audit().unwrap();
+        assert_eq!(v.entries, 1);
+        assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
+        assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
+
+        // A complete write is left alone, and so is a later entry written on its own.
+        armed_update(&store, incident.id, "r3").await;
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
+    }
+
+    /// Many concurrent writes across incidents (sharing stripes), armed or audited on their
+    /// own: the chain verifies and holds exactly one entry per write, each with its change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_chain_one_entry_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut incidents = Vec::new();
+        for i in 0..8 {
+            let (inc, _) = store
+                .create_incident(
+                    super::super::tests::new_incident(&format!("i{i}")),
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+            incidents.push(inc.id);
+        }
+        let mut tasks = Vec::new();
+        for n in 0..240 {
+            let store = store.clone();
+            let id = incidents[n % incidents.len()];
+            tasks.push(tokio::spawn(async move {
+                if n % 10 == 9 {
+                    store
+                        .audit(new("login.failed", &format!("r{n}")), Utc::now())
+                        .await
+                        .unwrap();
+                } else {
+                    armed_update(&store, id, &format!("r{n}")).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.verify_audit().unwrap().entries, 240);
+        let (all, _) = store
+            .audit_entries(&AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut ids: Vec<String> = all
+            .iter()
+            .map(|e| match e.action.as_str() {
+                "login.failed" => e.actor.clone(),
+                _ => e.request_id.clone(),
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 240, "one entry per write");
+        let updates: usize = incidents
+            .iter()
+            .map(|id| store.incident(*id).unwrap().1.len() - 1)
+            .sum();
+        assert_eq!(updates, 216, "one update per armed write");
     }
 
     #[tokio::test]

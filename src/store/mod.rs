@@ -465,7 +465,8 @@ impl Trees {
     /// updates past their incident's `update_count`. Returns how many records it removed.
     fn repair(&self) -> Result<usize, StoreError> {
         let t = self;
-        let mut removed = 0;
+        // An audit entry whose change is missing (see [`audit`]).
+        let mut removed = t.repair_audit()?;
         for item in t.incidents.iter() {
             let (key, raw) = item?;
             let incident: Incident = decode(&raw)?;
@@ -858,7 +859,13 @@ impl Store {
             if !new.draft {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
             }
-            t.updates.insert(update_key(id, 1), ub)?;
+            // The opening update commits it, with the request's audit entry.
+            self.commit_audited(&t, &t.updates, &update_key(id, 1), ub, || {
+                (
+                    format!("incident {id}"),
+                    crate::domain::audit::opened(&incident),
+                )
+            })?;
         }
         t.durable().await?;
         Ok((incident, update))
@@ -906,6 +913,8 @@ impl Store {
                 // A record from before `public` existed: its state is what the public saw.
                 incident.publish_state();
             }
+            // For the audit entry's before → after.
+            let before = (incident.status, incident.impact, incident.titles.clone());
             let (action, status) = match new.change {
                 Change::Update(to) => {
                     let to = to.unwrap_or(incident.status);
@@ -963,7 +972,13 @@ impl Store {
             }
             t.updates
                 .insert(update_key(id, incident.update_count), ub)?;
-            t.incidents.insert(id.to_bytes(), ib)?;
+            // The incident commits the update, with the request's audit entry.
+            self.commit_audited(&t, &t.incidents, &id.to_bytes(), ib, || {
+                (
+                    format!("incident {id}"),
+                    crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update),
+                )
+            })?;
             (incident, update, promise, previous_due)
         };
         t.durable().await?;
@@ -1016,7 +1031,13 @@ impl Store {
             incident.draft = false;
             // Every update is published now, so the public sees the latest state.
             incident.publish_state();
-            t.incidents.insert(id.to_bytes(), encode(&incident)?)?;
+            let n = published.len();
+            self.commit_audited(&t, &t.incidents, &id.to_bytes(), encode(&incident)?, || {
+                (
+                    format!("incident {id}"),
+                    format!("{n} draft update(s) published"),
+                )
+            })?;
             (incident, published.into_iter().map(|(_, u)| u).collect())
         };
         t.durable().await?;
@@ -1078,22 +1099,31 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Component, StoreError> {
         let t = self.t()?;
-        let group = match group {
-            Some(g) => Some(g),
-            None => match t.components.get(name.as_str())? {
-                Some(raw) => decode::<Component>(&raw)?.group,
-                None => None,
-            },
+        let before = match t.components.get(name.as_str())? {
+            Some(raw) => Some(decode::<Component>(&raw)?),
+            None => None,
         };
         let c = Component {
             name,
-            group,
+            group: group.or_else(|| before.as_ref().and_then(|b| b.group.clone())),
             status,
             updated_at: now,
         };
         {
             let _w = self.writing_async().await;
-            t.components.insert(c.name.as_str(), encode(&c)?)?;
+            let before = before.map_or("new", |b| b.status.as_str());
+            self.commit_audited(
+                &t,
+                &t.components,
+                c.name.as_str().as_bytes(),
+                encode(&c)?,
+                || {
+                    (
+                        format!("component {}", c.name),
+                        format!("{before} → {}", c.status.as_str()),
+                    )
+                },
+            )?;
         }
         t.durable().await?;
         Ok(c)

@@ -843,3 +843,54 @@ async fn monitoring_hooks_take_a_publishers_personal_token() {
         ("hook.alertmanager", "monitoring")
     );
 }
+
+/// Issue 12's write path: an incident write (open, update, resolve, publish) and a component
+/// change make their audit entry in the same group commit as the change, so each costs one
+/// sync, not two. (No channels, so nothing else writes meanwhile.)
+#[tokio::test]
+async fn a_write_and_its_audit_entry_share_one_group_commit() {
+    let app = spawn_app_with_channels(&[]).await;
+    app.component("Check-in").await;
+    let id = app.open_incident("Slow").await;
+    let draft = json!({"message": "Draft", "draft": true});
+    let writes: Vec<(&str, String, Option<Value>)> = vec![
+        (
+            "POST",
+            "/api/v1/incidents".into(),
+            Some(json!({"title": "Down", "impact": "minor", "message": "Looking"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/updates"),
+            Some(json!({"status": "identified", "message": "Found"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/updates"),
+            Some(draft),
+        ),
+        ("POST", format!("/api/v1/incidents/{id}/publish"), None),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/resolve"),
+            Some(json!({"message": "Fixed", "keep_components": true})),
+        ),
+        (
+            "PUT",
+            "/api/v1/components/Check-in".into(),
+            Some(json!({"status": "major_outage"})),
+        ),
+    ];
+    for (method, path, body) in writes {
+        let (entries_before, syncs_before) = (entries(&app).len(), app.store.flush_stats().syncs);
+        let (s, v) = send(&app, method, &path, Some(&app.token), body).await;
+        assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
+        assert_eq!(entries(&app).len(), entries_before + 1, "{method} {path}");
+        assert_eq!(
+            app.store.flush_stats().syncs - syncs_before,
+            1,
+            "{method} {path}: the change and its entry in one group commit"
+        );
+    }
+    assert!(app.store.verify_audit().is_ok());
+}

@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 2 usage error, 3 rejected by the server (4xx; its message is printed),
 //! 4 server unreachable or failing (5xx); `channels check`: 1 when a channel's check failed.
 
+mod approvals;
 mod backup;
 mod check;
 mod client;
@@ -115,6 +116,9 @@ enum Command {
     Password(users::PasswordArgs),
     /// The audit log (`--json`: JSON lines); `audit verify` checks its hash chain.
     Audit(users::AuditArgs),
+    /// Two-person approval: list writes waiting for a second person, approve or reject them.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCmd),
     /// Save a consistent snapshot of the running server's whole store to FILE (one file with
     /// a SHA-256 checksum; writes pause while it is taken). --offline reads the store in
     /// --data directly instead, when no server runs on it.
@@ -368,6 +372,8 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Post an update to an incident's timeline.
     Update {
@@ -409,6 +415,8 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Resolve an incident (or complete a maintenance). Its components go back to operational
     /// unless another open incident still affects them (or --keep-components).
@@ -428,6 +436,8 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Reopen a resolved incident.
     Reopen {
@@ -446,11 +456,15 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Publish an incident's draft updates.
     Publish {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// List incidents, newest first.
     List {
@@ -1045,6 +1059,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Tokens(cmd) => users::tokens(&client, cmd, json_out).await,
         Command::Password(a) => users::password(&client, a).await,
         Command::Audit(a) => users::audit(&client, a, json_out).await,
+        Command::Approvals(cmd) => approvals::approvals(&client, cmd, json_out).await,
         Command::Notice(cmd) => notice(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {
@@ -1258,6 +1273,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             scheduled_for,
             scheduled_until,
             message_file,
+            glass,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
@@ -1281,10 +1297,15 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(Method::POST, "/api/v1/incidents", Some(Body::Json(body)))
                 .await?;
-            output::incident_written(&v, json_out, "Opened");
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::incident_written(&v, json_out, "Opened");
+            }
         }
         IncidentCmd::Update {
             id,
@@ -1298,6 +1319,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             no_next_update,
             keep_components,
             message_file,
+            glass,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
@@ -1318,6 +1340,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             if let Some(i) = impact {
                 body["impact"] = json!(i);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(
                     Method::POST,
@@ -1325,7 +1348,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                     Some(Body::Json(body)),
                 )
                 .await?;
-            output::posted(&v, json_out);
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::posted(&v, json_out);
+            }
         }
         IncidentCmd::Resolve {
             id,
@@ -1333,12 +1360,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             locale,
             keep_components,
             message_file,
+            glass,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if keep_components {
                 body["keep_components"] = json!(true);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(
                     Method::POST,
@@ -1346,7 +1375,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                     Some(Body::Json(body)),
                 )
                 .await?;
-            output::posted(&v, json_out);
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::posted(&v, json_out);
+            }
         }
         IncidentCmd::Reopen {
             id,
@@ -1354,12 +1387,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             next_update,
             locale,
             message_file,
+            glass,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(
                     Method::POST,
@@ -1367,17 +1402,25 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                     Some(Body::Json(body)),
                 )
                 .await?;
-            output::posted(&v, json_out);
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::posted(&v, json_out);
+            }
         }
-        IncidentCmd::Publish { id } => {
+        IncidentCmd::Publish { id, glass } => {
             let v = c
                 .call(
                     Method::POST,
-                    &format!("/api/v1/incidents/{}/publish", enc(&id)),
+                    &format!("/api/v1/incidents/{}/publish{}", enc(&id), glass.query()),
                     None,
                 )
                 .await?;
-            output::incident_written(&v, json_out, "Published");
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::incident_written(&v, json_out, "Published");
+            }
         }
         IncidentCmd::List { open, limit } => {
             let mut path = format!("/api/v1/incidents?limit={limit}");

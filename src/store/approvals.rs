@@ -111,3 +111,77 @@ impl Store {
         Ok(a)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ApprovalAction;
+    use crate::store::tests::{new_incident, new_update};
+
+    fn pending(incident: Ulid) -> Approval {
+        Approval {
+            id: Ulid::new(),
+            state: ApprovalState::PendingApproval,
+            action: ApprovalAction::Update,
+            incident_id: incident,
+            title: "t".into(),
+            message: None,
+            request: serde_json::Value::Null,
+            author: "maria".into(),
+            requested_at: Utc::now(),
+            reasons: vec![],
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+        }
+    }
+
+    /// The check that an approval is still pending is made under the incident's write lock, in
+    /// the write that publishes it: the same decision applied twice publishes once, and a
+    /// rejected approval cannot be published.
+    #[tokio::test]
+    async fn a_decision_releases_its_write_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let (i, _) = store
+            .create_incident(new_incident("held"), now)
+            .await
+            .unwrap();
+        let a = pending(i.id);
+        store.put_approval(&a).await.unwrap();
+        let d = Decision {
+            approval: a.id,
+            by: "jussi".into(),
+            at: now,
+        };
+        store
+            .append_update_decided(i.id, new_update("approved"), now, Some(&d))
+            .await
+            .unwrap();
+        let again = store
+            .append_update_decided(i.id, new_update("approved"), now, Some(&d))
+            .await;
+        assert!(matches!(again, Err(StoreError::Conflict(m)) if m.contains("already approved by jussi")));
+        assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
+        assert_eq!(store.approval(a.id).unwrap().state, ApprovalState::Approved);
+
+        let b = pending(i.id);
+        store.put_approval(&b).await.unwrap();
+        store
+            .reject_approval(b.id, "jussi", "no", now)
+            .await
+            .unwrap();
+        let d = Decision {
+            approval: b.id,
+            by: "jussi".into(),
+            at: now,
+        };
+        assert!(store
+            .append_update_decided(i.id, new_update("rejected"), now, Some(&d))
+            .await
+            .is_err());
+        assert!(store.reject_approval(b.id, "jussi", "no", now).await.is_err());
+        assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
+    }
+}

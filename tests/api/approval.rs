@@ -528,3 +528,44 @@ async fn the_cli_lists_approves_and_rejects_with_the_real_binary() {
     assert_eq!(audit(&app, "break_glass").len(), 1);
     assert_eq!(provider_requests(&provider, 2).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_approvals_publish_once() {
+    let Team {
+        app, maria, jussi, ..
+    } = team().await;
+    // An update (an open has a second guard: its incident id is fixed when it is held).
+    let mut open = OPEN();
+    open["break_glass"] = json!(true);
+    open["reason"] = json!("set-up");
+    let r = app.post("/api/v1/incidents", open).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let incident = r.body["id"].as_str().unwrap().to_owned();
+    let (s, held) = call(
+        &app,
+        &maria,
+        "POST",
+        &format!("/api/v1/incidents/{incident}/updates"),
+        Some(json!({"status": "identified", "message": "A failed switch."})),
+    )
+    .await;
+    assert_eq!(s, 202, "{held}");
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let tokens = [jussi.clone(), app.token.clone(), jussi.clone(), app.token.clone()];
+    let answers =
+        futures_util::future::join_all(tokens.iter().map(|t| call(&app, t, "POST", &approve, None)))
+            .await;
+    let mut codes: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    codes.sort();
+    assert_eq!(codes, [200, 409, 409, 409], "{answers:?}");
+    let shown = app.get(&format!("/api/v1/incidents/{incident}")).await;
+    assert_eq!(shown.body["updates"].as_array().unwrap().len(), 2);
+    let public = app
+        .store
+        .broadcasts_of_all()
+        .into_iter()
+        .filter(|b| b.channel == "public")
+        .count();
+    assert_eq!(public, 2, "the opening and the approved update, once");
+    assert_eq!(audit(&app, "approval.approve").len(), 1);
+}

@@ -384,7 +384,14 @@ pub async fn approve(
     let out = match a.action {
         ApprovalAction::Open => {
             let req = serde_json::from_value(a.request.clone()).map_err(corrupt)?;
-            incidents::open(&state, a.incident_id, a.author.clone(), req, Some(&decision)).await?
+            incidents::open(
+                &state,
+                a.incident_id,
+                a.author.clone(),
+                req,
+                Some(&decision),
+            )
+            .await?
         }
         ApprovalAction::Update | ApprovalAction::Resolve | ApprovalAction::Reopen => {
             let req: incidents::PostUpdate =

@@ -6,8 +6,8 @@ use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    Approval, ApprovalAction, Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate, PromiseChange,
-    PromiseEdit, Status, Title, Update, UpdateAction,
+    Approval, ApprovalAction, Body, ComponentName, Impact, Incident, IncidentKind, Locale,
+    NextUpdate, PromiseChange, PromiseEdit, Status, Title, Update, UpdateAction,
 };
 use crate::store::approvals::Decision;
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
@@ -964,10 +964,7 @@ pub async fn publish(
     let needed = state.approval_reasons();
     if !needed.is_empty() && glass.is_none() {
         let (incident, updates) = state.store.incident(id)?;
-        let Some(draft) = updates
-            .iter()
-            .find(|u| u.draft && u.published_at.is_none())
-        else {
+        let Some(draft) = updates.iter().find(|u| u.draft && u.published_at.is_none()) else {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!("incident {id} has no unpublished draft updates"),

@@ -277,9 +277,7 @@ async fn expand_round(
                 None => continue, // its record was not written (a crash): it is posted again
                 Some(m) => match m.kind {
                     // Not about an incident (an approval's note's origin is the approval).
-                    StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. } => {
-                        Vec::new()
-                    }
+                    StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. } => Vec::new(),
                     _ => inner.store.incident_summary(b.incident_id)?.components,
                 },
             }

@@ -162,7 +162,9 @@ mod tests {
         let again = store
             .append_update_decided(i.id, new_update("approved"), now, Some(&d))
             .await;
-        assert!(matches!(again, Err(StoreError::Conflict(m)) if m.contains("already approved by jussi")));
+        assert!(
+            matches!(again, Err(StoreError::Conflict(m)) if m.contains("already approved by jussi"))
+        );
         assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
         assert_eq!(store.approval(a.id).unwrap().state, ApprovalState::Approved);
 
@@ -181,7 +183,10 @@ mod tests {
             .append_update_decided(i.id, new_update("rejected"), now, Some(&d))
             .await
             .is_err());
-        assert!(store.reject_approval(b.id, "jussi", "no", now).await.is_err());
+        assert!(store
+            .reject_approval(b.id, "jussi", "no", now)
+            .await
+            .is_err());
         assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
     }
 }

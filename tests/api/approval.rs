@@ -58,7 +58,13 @@ async fn team_with(configure: impl FnOnce(&mut crier::config::Config)) -> Team {
     }
 }
 
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = app
         .client
         .request(
@@ -124,7 +130,9 @@ async fn delivered_to_public(app: &TestApp, id: &str) -> u64 {
         let r = app.get(&format!("/api/v1/incidents/{id}/deliveries")).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         if r.body["complete"] == true {
-            return r.body["channels"]["public"]["delivered"].as_u64().unwrap_or(0);
+            return r.body["channels"]["public"]["delivered"]
+                .as_u64()
+                .unwrap_or(0);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -156,11 +164,24 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     );
     let approval = held["id"].as_str().unwrap().to_owned();
     let incident = held["incident_id"].as_str().unwrap().to_owned();
-    assert_eq!(app.get(&format!("/api/v1/incidents/{incident}")).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{incident}"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(app.get("/api/v1/incidents").await.body, json!([]));
     let status = app.get("/api/v1/status").await;
-    assert!(!status.body.to_string().contains("Check-in down"), "{:?}", status.body);
-    assert!(app.store.broadcasts_of_all().iter().all(|b| b.channel != "public"));
+    assert!(
+        !status.body.to_string().contains("Check-in down"),
+        "{:?}",
+        status.body
+    );
+    assert!(app
+        .store
+        .broadcasts_of_all()
+        .iter()
+        .all(|b| b.channel != "public"));
     let notes = staff_notes(&app, 1).await;
     assert!(
         notes[0].contains("maria wants to open the incident")
@@ -179,10 +200,18 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     assert_eq!(s, 403, "{e}");
     assert!(
         e["detail"].as_str().unwrap().contains("you wrote this")
-            && e["detail"].as_str().unwrap().contains("another publisher or admin"),
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("another publisher or admin"),
         "{e}"
     );
-    assert_eq!(app.get(&format!("/api/v1/incidents/{incident}")).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{incident}"))
+            .await
+            .status,
+        404
+    );
 
     // Another publisher approves: published as if sent directly.
     let (s, ok) = call(&app, &jussi, "POST", &approve, None).await;
@@ -197,7 +226,13 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     for token in [&jussi, &app.token, &maria] {
         let (s, e) = call(&app, token, "POST", &approve, None).await;
         assert_eq!(s, 409, "{e}");
-        assert!(e["detail"].as_str().unwrap().contains("already approved by jussi"), "{e}");
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already approved by jussi"),
+            "{e}"
+        );
     }
     assert_eq!(app.store.approval(id).unwrap(), before);
     let shown = app.get(&format!("/api/v1/incidents/{incident}")).await;
@@ -261,7 +296,14 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
     // A reason is required, and the author cannot reject either.
     let (s, _) = call(&app, &jussi, "POST", &reject, Some(json!({"reason": "  "}))).await;
     assert_eq!(s, 422);
-    let (s, _) = call(&app, &maria, "POST", &reject, Some(json!({"reason": "oops"}))).await;
+    let (s, _) = call(
+        &app,
+        &maria,
+        "POST",
+        &reject,
+        Some(json!({"reason": "oops"})),
+    )
+    .await;
     assert_eq!(s, 403);
     let why = "Do not blame the supplier in public.";
     let (s, a) = call(&app, &jussi, "POST", &reject, Some(json!({"reason": why}))).await;
@@ -270,7 +312,14 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
     assert_eq!(a["reason"], why);
     assert_eq!(a["decided_by"], "jussi");
     // Decided: approving or rejecting again is a conflict.
-    let (s, _) = call(&app, &app.token, "POST", &format!("/api/v1/approvals/{approval}/approve"), None).await;
+    let (s, _) = call(
+        &app,
+        &app.token,
+        "POST",
+        &format!("/api/v1/approvals/{approval}/approve"),
+        None,
+    )
+    .await;
     assert_eq!(s, 409);
     let (s, _) = call(&app, &jussi, "POST", &reject, Some(json!({"reason": why}))).await;
     assert_eq!(s, 409);
@@ -280,7 +329,11 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
     assert_eq!(shown.body["status"], "investigating");
     assert_eq!(shown.body["updates"].as_array().unwrap().len(), 1);
     let status = app.get("/api/v1/status").await;
-    assert!(!status.body.to_string().contains("supplier"), "{:?}", status.body);
+    assert!(
+        !status.body.to_string().contains("supplier"),
+        "{:?}",
+        status.body
+    );
     let public = app
         .store
         .broadcasts_of_all()
@@ -291,7 +344,14 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
     assert_eq!(provider.received_requests().await.unwrap().len(), 1);
 
     // Staff see the reason, in the list and on the staff channel.
-    let (_, rejected) = call(&app, &jussi, "GET", "/api/v1/approvals?state=rejected", None).await;
+    let (_, rejected) = call(
+        &app,
+        &jussi,
+        "GET",
+        "/api/v1/approvals?state=rejected",
+        None,
+    )
+    .await;
     assert_eq!(rejected[0]["reason"], why, "{rejected}");
     let notes = staff_notes(&app, 3).await;
     assert!(
@@ -361,7 +421,10 @@ async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
     )
     .await;
     assert_eq!(s, 403, "{e}");
-    assert!(e["detail"].as_str().unwrap().contains("only an admin"), "{e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("only an admin"),
+        "{e}"
+    );
     assert_eq!(app.checksum(), before);
     assert_eq!(entries(), audited);
     assert!(app.store.approvals(None, 100).unwrap().is_empty());
@@ -378,7 +441,11 @@ async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
     let glass = audit(&app, "break_glass");
     assert_eq!(glass.len(), 1);
     assert_eq!(glass[0].actor, "admin");
-    assert!(glass[0].summary.contains("approver unreachable"), "{:?}", glass[0]);
+    assert!(
+        glass[0].summary.contains("approver unreachable"),
+        "{:?}",
+        glass[0]
+    );
 }
 
 #[tokio::test]
@@ -395,12 +462,29 @@ async fn audience_size_and_everything_public_hold_updates_and_staff_only_does_no
         })
         .await;
         for e in ["a@example.com", "b@example.com"] {
-            assert_eq!(app.post("/api/v1/subscribers", json!({"email": e})).await.status, 201);
+            assert_eq!(
+                app.post("/api/v1/subscribers", json!({"email": e}))
+                    .await
+                    .status,
+                201
+            );
         }
         let r = app.post("/api/v1/incidents", OPEN()).await;
-        assert_eq!(r.status, if held { 202 } else { 201 }, "above {above}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            if held { 202 } else { 201 },
+            "above {above}: {:?}",
+            r.body
+        );
         if held {
-            assert!(r.body["reasons"][0].as_str().unwrap().contains("approval_above = 2"), "{:?}", r.body);
+            assert!(
+                r.body["reasons"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("approval_above = 2"),
+                "{:?}",
+                r.body
+            );
         }
     }
     // approval = "public": held when a public channel is reached, not for staff channels alone.
@@ -431,14 +515,30 @@ async fn bad_approval_settings_stop_start_up_with_a_clear_error() {
         bind: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
-    let e = format!("{:#}", crier::server::Server::build(&config).await.err().unwrap());
-    assert!(e.contains("approval = \"maybe\"") && e.contains("required"), "{e}");
+    let e = format!(
+        "{:#}",
+        crier::server::Server::build(&config).await.err().unwrap()
+    );
+    assert!(
+        e.contains("approval = \"maybe\"") && e.contains("required"),
+        "{e}"
+    );
 
-    std::fs::write(channels.join("public.toml"), "kind = \"log\"\naudience = \"fixed\"\n").unwrap();
+    std::fs::write(
+        channels.join("public.toml"),
+        "kind = \"log\"\naudience = \"fixed\"\n",
+    )
+    .unwrap();
     let mut config = config;
     config.approval.notify = vec!["ops".into()];
-    let e = format!("{:#}", crier::server::Server::build(&config).await.err().unwrap());
-    assert!(e.contains("approval_notify") && e.contains("\"ops\""), "{e}");
+    let e = format!(
+        "{:#}",
+        crier::server::Server::build(&config).await.err().unwrap()
+    );
+    assert!(
+        e.contains("approval_notify") && e.contains("\"ops\""),
+        "{e}"
+    );
 }
 
 fn cli(app: &TestApp, token: &str, args: &[&str]) -> std::process::Output {
@@ -473,29 +573,48 @@ async fn the_cli_lists_approves_and_rejects_with_the_real_binary() {
         tokio::task::spawn_blocking(move || cli(&app, &token, &args))
     };
     let open = vec![
-        "incident", "open", "--title", "Check-in down", "--impact", "major", "--message", "Checking in by hand.",
+        "incident",
+        "open",
+        "--title",
+        "Check-in down",
+        "--impact",
+        "major",
+        "--message",
+        "Checking in by hand.",
     ];
     let o = run(maria.clone(), open.clone()).await.unwrap();
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("Held for approval"), "{}", out(&o));
 
-    let o = run(jussi.clone(), vec!["--json", "approvals", "list"]).await.unwrap();
+    let o = run(jussi.clone(), vec!["--json", "approvals", "list"])
+        .await
+        .unwrap();
     assert!(o.status.success(), "{}", out(&o));
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let o = run(jussi.clone(), vec!["approvals", "list"]).await.unwrap();
-    assert!(out(&o).contains(&id) && out(&o).contains("Checking in by hand."), "{}", out(&o));
+    assert!(
+        out(&o).contains(&id) && out(&o).contains("Checking in by hand."),
+        "{}",
+        out(&o)
+    );
 
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let id_s = leak(id.clone());
-    let o = run(maria.clone(), vec!["approvals", "approve", id_s]).await.unwrap();
+    let o = run(maria.clone(), vec!["approvals", "approve", id_s])
+        .await
+        .unwrap();
     assert!(!o.status.success());
     assert!(out(&o).contains("you wrote this"), "{}", out(&o));
-    let o = run(jussi.clone(), vec!["approvals", "approve", id_s]).await.unwrap();
+    let o = run(jussi.clone(), vec!["approvals", "approve", id_s])
+        .await
+        .unwrap();
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("Approved"), "{}", out(&o));
-    let o = run(jussi.clone(), vec!["approvals", "approve", id_s]).await.unwrap();
+    let o = run(jussi.clone(), vec!["approvals", "approve", id_s])
+        .await
+        .unwrap();
     assert!(!o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("already approved"), "{}", out(&o));
     provider_requests(&provider, 1).await;
@@ -504,14 +623,20 @@ async fn the_cli_lists_approves_and_rejects_with_the_real_binary() {
     assert!(out(&o).contains("Held for approval"), "{}", out(&o));
     let (_, list) = call(&app, &jussi, "GET", "/api/v1/approvals", None).await;
     let id2 = leak(list[0]["id"].as_str().unwrap().to_owned());
-    let o = run(jussi.clone(), vec!["approvals", "reject", id2, "--reason", "Wrong airport"])
-        .await
-        .unwrap();
+    let o = run(
+        jussi.clone(),
+        vec!["approvals", "reject", id2, "--reason", "Wrong airport"],
+    )
+    .await
+    .unwrap();
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("Rejected"), "{}", out(&o));
-    let o = run(jussi.clone(), vec!["approvals", "list", "--state", "rejected"])
-        .await
-        .unwrap();
+    let o = run(
+        jussi.clone(),
+        vec!["approvals", "list", "--state", "rejected"],
+    )
+    .await
+    .unwrap();
     assert!(out(&o).contains("Wrong airport"), "{}", out(&o));
 
     // Break glass: refused by clap without a reason; an admin with one publishes at once.
@@ -551,10 +676,16 @@ async fn concurrent_approvals_publish_once() {
     .await;
     assert_eq!(s, 202, "{held}");
     let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
-    let tokens = [jussi.clone(), app.token.clone(), jussi.clone(), app.token.clone()];
-    let answers =
-        futures_util::future::join_all(tokens.iter().map(|t| call(&app, t, "POST", &approve, None)))
-            .await;
+    let tokens = [
+        jussi.clone(),
+        app.token.clone(),
+        jussi.clone(),
+        app.token.clone(),
+    ];
+    let answers = futures_util::future::join_all(
+        tokens.iter().map(|t| call(&app, t, "POST", &approve, None)),
+    )
+    .await;
     let mut codes: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     codes.sort();
     assert_eq!(codes, [200, 409, 409, 409], "{answers:?}");

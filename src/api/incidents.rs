@@ -975,7 +975,7 @@ pub async fn publish(
             incident_id: id,
             title: incident.title.as_str().to_owned(),
             message: first_text(&draft.body),
-            request: serde_json::Value::Null,
+            request: serde_json::json!({}),
             reasons: needed,
         };
         return approvals::hold(&state, &who, held).await;

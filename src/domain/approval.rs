@@ -71,7 +71,7 @@ pub struct Approval {
     /// The message as written (its first language), for the approver to read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The request body as sent, applied unchanged on approval.
+    /// The request body as sent, applied unchanged on approval (`{}` for a publish).
     #[schema(value_type = Object)]
     pub request: serde_json::Value,
     /// Who wrote it; never the one who approves it.

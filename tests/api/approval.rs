@@ -700,3 +700,44 @@ async fn concurrent_approvals_publish_once() {
     assert_eq!(public, 2, "the opening and the approved update, once");
     assert_eq!(audit(&app, "approval.approve").len(), 1);
 }
+
+#[tokio::test]
+async fn publishing_drafts_waits_too_and_a_draft_itself_does_not() {
+    let Team {
+        app,
+        provider,
+        maria,
+        jussi,
+    } = team().await;
+    let mut draft = OPEN();
+    draft["draft"] = json!(true);
+    let (s, v) = call(&app, &maria, "POST", "/api/v1/incidents", Some(draft)).await;
+    assert_eq!(
+        s, 201,
+        "a draft sends nothing, so it needs no approval: {v}"
+    );
+    let incident = v["id"].as_str().unwrap().to_owned();
+    let publish = format!("/api/v1/incidents/{incident}/publish");
+    let (s, held) = call(&app, &maria, "POST", &publish, None).await;
+    assert_eq!(s, 202, "{held}");
+    assert_eq!(held["action"], "publish");
+    assert_eq!(
+        held["message"],
+        "Check-in is down; staff check passengers in by hand."
+    );
+    let shown = app.get(&format!("/api/v1/incidents/{incident}")).await;
+    assert_eq!(shown.body["draft"], true);
+    assert!(app
+        .store
+        .broadcasts_of_all()
+        .iter()
+        .all(|b| b.channel != "public"));
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let (s, ok) = call(&app, &jussi, "POST", &approve, None).await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!(ok["published"]["draft"], false);
+    assert_eq!(delivered_to_public(&app, &incident).await, 1);
+    assert_eq!(provider_requests(&provider, 1).await.len(), 1);
+    let (s, _) = call(&app, &jussi, "POST", &approve, None).await;
+    assert_eq!(s, 409);
+}

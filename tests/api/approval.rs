@@ -31,7 +31,9 @@ async fn team() -> Team {
 
 async fn team_with(configure: impl FnOnce(&mut crier::config::Config)) -> Team {
     std::env::set_var(SECRET_ENV, "approval-test-secret");
-    let provider = MockServer::start().await;
+    // Not from wiremock's pool: a pooled server can be handed on while an earlier test's crier
+    // still sends to it, and its requests would be counted here.
+    let provider = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&provider)
@@ -737,7 +739,15 @@ async fn publishing_drafts_waits_too_and_a_draft_itself_does_not() {
     assert_eq!(s, 200, "{ok}");
     assert_eq!(ok["published"]["draft"], false);
     assert_eq!(delivered_to_public(&app, &incident).await, 1);
-    assert_eq!(provider_requests(&provider, 1).await.len(), 1);
+    let reqs = provider_requests(&provider, 1).await;
+    assert_eq!(
+        reqs.len(),
+        1,
+        "{:?}",
+        reqs.iter()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .collect::<Vec<_>>()
+    );
     let (s, _) = call(&app, &jussi, "POST", &approve, None).await;
     assert_eq!(s, 409);
 }

@@ -164,13 +164,16 @@ struct CommonFile {
     send_timeout: Option<String>,
     /// For `log` channels: which platform's rendering and length rule to apply.
     render: Option<String>,
+    /// `"required"`: an update that would go to this channel waits for a second person's
+    /// approval (docs/APPROVAL.md); `"none"` (the default): it does not.
+    approval: Option<String>,
 }
 
 fn yes() -> bool {
     true
 }
 
-const COMMON_KEYS: [&str; 13] = [
+const COMMON_KEYS: [&str; 14] = [
     "kind",
     "enabled",
     "audience",
@@ -184,6 +187,7 @@ const COMMON_KEYS: [&str; 13] = [
     "retry",
     "send_timeout",
     "render",
+    "approval",
 ];
 
 /// Kind-specific settings with secrets resolved from the environment. Debug never shows secrets.
@@ -303,6 +307,8 @@ pub struct Channel {
     pub platform: Platform,
     pub policy_name: String,
     pub sms_max_segments: usize,
+    /// Updates to this channel wait for a second person's approval (`approval = "required"`).
+    pub approval_required: bool,
     pub base_url: Option<String>,
     /// Delays before each retry; after the last one a delivery is dead.
     pub retry: Vec<Duration>,
@@ -879,6 +885,16 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             invalid.push("base_url must be an http(s) URL".into());
         }
     }
+    let approval_required = match c.approval.as_deref().map(str::trim) {
+        None | Some("none") => false,
+        Some("required") => true,
+        Some(other) => {
+            invalid.push(format!(
+                "approval = \"{other}\": use \"required\" (updates to this channel wait for a second person) or \"none\""
+            ));
+            false
+        }
+    };
     if !invalid.is_empty() {
         return Err(invalid.join("; "));
     }
@@ -895,6 +911,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             platform,
             policy_name,
             sms_max_segments: c.sms_max_segments.unwrap_or(3).max(1),
+            approval_required,
             base_url: c.base_url,
             retry,
             send_timeout,

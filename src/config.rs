@@ -50,6 +50,55 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// Two-person approval of everything public: `"public"`, or `"channels"` (the default:
+    /// only channels with `approval = "required"` in their file).
+    pub approval: Option<String>,
+    /// Two-person approval of updates that would reach more than this many recipients.
+    pub approval_above: Option<u64>,
+    /// Staff channels told of writes waiting for approval and of rejections (default:
+    /// `promises.reminder_channels`).
+    pub approval_notify: Option<Vec<String>>,
+}
+
+/// What needs a second person's approval (docs/APPROVAL.md). Channels with
+/// `approval = "required"` in their own file add to this at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    /// Every update that reaches a channel other than a staff channel.
+    pub public: bool,
+    /// Every update that would reach more than this many recipients.
+    pub above: Option<u64>,
+    /// Staff channels told of approvals requested and rejected.
+    pub notify: Vec<String>,
+}
+
+impl ApprovalSettings {
+    fn from_file(
+        mode: Option<String>,
+        above: Option<u64>,
+        notify: Option<Vec<String>>,
+        reminder_channels: &[String],
+    ) -> Result<Self, ConfigError> {
+        let public = match mode.as_deref().map(str::trim) {
+            None | Some("channels") => false,
+            Some("public") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "approval = \"{other}\": use \"public\" (every public update waits for a second person) or \"channels\" (only channels whose file says approval = \"required\")"
+                )))
+            }
+        };
+        if above == Some(0) {
+            return Err(ConfigError::Invalid(
+                "approval_above = 0 would hold every update; write approval = \"public\" for that, or give a number of recipients such as 10000".into(),
+            ));
+        }
+        Ok(ApprovalSettings {
+            public,
+            above,
+            notify: notify.unwrap_or_else(|| reminder_channels.to_vec()),
+        })
+    }
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -77,6 +126,8 @@ pub struct Config {
     pub intake: crate::intake::IntakeSettings,
     /// Scheduled backups (`None`: none are taken).
     pub backup: Option<crate::backups::BackupSettings>,
+    /// Two-person approval.
+    pub approval: ApprovalSettings,
     /// Start the server's clock at this instant instead of the wall clock's (tests that must
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
@@ -97,6 +148,7 @@ impl Default for Config {
             schedule: crate::schedule::ScheduleSettings::default(),
             intake: crate::intake::IntakeSettings::default(),
             backup: None,
+            approval: ApprovalSettings::default(),
             clock_start: None,
         }
     }
@@ -176,6 +228,12 @@ impl Config {
         .map_err(ConfigError::Invalid)?;
         c.intake =
             crate::intake::IntakeSettings::from_file(file.intake).map_err(ConfigError::Invalid)?;
+        c.approval = ApprovalSettings::from_file(
+            file.approval,
+            file.approval_above,
+            file.approval_notify,
+            &c.schedule.reminder_channels,
+        )?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }
@@ -268,6 +326,9 @@ mod tests {
             "timezone = \"Mars/Olympus\"\n",
             "public_url = \"status.example.com\"\n",
             "org_name = \"\"\n",
+            "approval = \"everything\"\n",
+            "approval_above = 0\n",
+            "approval_above = -5\n",
         ] {
             std::fs::write(&f, bad).unwrap();
             assert!(

@@ -182,6 +182,10 @@ impl Server {
             intake,
             skipped_channels,
             team: team.clone(),
+            approval: Arc::new(api::approvals::ApprovalRules {
+                settings: config.approval.clone(),
+                staff: staff_channels(config),
+            }),
         });
         let router = api::router(
             state,
@@ -315,6 +319,13 @@ fn check_channel_names(config: &Config, loaded: &channels::Loaded) -> anyhow::Re
             .iter()
             .map(|n| ("intake.staff_channels", n.as_str())),
     );
+    named.extend(
+        config
+            .approval
+            .notify
+            .iter()
+            .map(|n| ("approval_notify", n.as_str())),
+    );
     for (key, name) in named {
         if !known(name) {
             anyhow::bail!(
@@ -332,6 +343,15 @@ fn check_channel_names(config: &Config, loaded: &channels::Loaded) -> anyhow::Re
             }
         }
     }
+    for name in &config.approval.notify {
+        if let Some(c) = loaded.active.iter().find(|c| &c.name == name) {
+            if c.audience == channels::Audience::Subscribers {
+                anyhow::bail!(
+                    "approval_notify names \"{name}\", which sends to subscribers; approval notes are for staff, so name a channel with a fixed target (audience = \"fixed\")"
+                );
+            }
+        }
+    }
     for name in &config.schedule.reminder_channels {
         if let Some(c) = loaded.active.iter().find(|c| &c.name == name) {
             if c.audience == channels::Audience::Subscribers {
@@ -342,6 +362,22 @@ fn check_channel_names(config: &Config, loaded: &channels::Loaded) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// The channels that reach staff only: those told of approvals, reminded of promises, and given
+/// monitoring detail. With `approval = "public"`, an update to these alone needs no approval.
+fn staff_channels(config: &Config) -> Vec<String> {
+    let mut v: Vec<String> = config
+        .approval
+        .notify
+        .iter()
+        .chain(&config.schedule.reminder_channels)
+        .chain(&config.intake.staff_channels)
+        .cloned()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

@@ -239,6 +239,20 @@ pub const TABLE: &[Rule] = &[
     // The audit log.
     rule("GET", "/api/v1/audit", Min(Viewer), None),
     rule("GET", "/api/v1/audit/verify", Min(Viewer), None),
+    // Two-person approval: a publisher or admin other than the author decides.
+    rule("GET", "/api/v1/approvals", Min(Viewer), None),
+    rule(
+        "POST",
+        "/api/v1/approvals/{id}/approve",
+        Min(Publisher),
+        Some("approval.approve"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/approvals/{id}/reject",
+        Min(Publisher),
+        Some("approval.reject"),
+    ),
 ];
 
 /// The row of `method path` (`path` as the router matched it, e.g. `/api/v1/incidents/{id}`).

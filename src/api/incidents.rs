@@ -1,16 +1,19 @@
 //! Incidents and their timelines: open, list, show, post an update, resolve, reopen, publish drafts.
 
+use super::approvals;
+use super::authz::AuditNote;
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    parse_titles, Body, ComponentName, Impact, Incident, IncidentKind, Locale, NextUpdate,
-    PromiseChange, PromiseEdit, Status, Title, Titles, Update, UpdateAction,
+    parse_titles, Approval, ApprovalAction, Body, ComponentName, Impact, Incident, IncidentKind,
+    Locale, NextUpdate, PromiseChange, PromiseEdit, Status, Title, Titles, Update, UpdateAction,
 };
+use crate::store::approvals::Decision;
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -180,7 +183,7 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 
 /// Opens an incident or a maintenance. The text is either `message` (in `locale`, default `en`)
 /// or `body` (one text per locale), exactly one of the two.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"title": "Check-in delays at HEL", "titles": {"fi": "Lähtöselvitys viivästyy Helsinki-Vantaalla"}, "impact": "major", "components": [], "message": "We are investigating slow check-in.", "next_update": "30m"})))]
 pub struct CreateIncident {
@@ -224,6 +227,13 @@ pub struct CreateIncident {
     /// Post a holding statement automatically when a promised update is missed.
     #[serde(default)]
     holding_statement: bool,
+    /// Publish at once although the configuration asks for a second person's approval
+    /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
+    #[serde(default, skip_serializing)]
+    break_glass: bool,
+    /// Why glass is broken: required with `break_glass`.
+    #[serde(default, skip_serializing)]
+    reason: Option<String>,
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
@@ -318,8 +328,10 @@ pub struct PromiseReport {
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/id")))),
         )),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
         (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
         (status = 422, description = "A field is invalid (`field` names it)", body = super::error::Problem, content_type = PROBLEM),
@@ -328,13 +340,58 @@ pub struct PromiseReport {
 pub async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    ApiJson(req): ApiJson<CreateIncident>,
+    ApiJson(mut req): ApiJson<CreateIncident>,
 ) -> Result<Response, ApiError> {
     who.may_publish(req.draft)?;
-    let now = state.dispatcher.now();
+    let glass = approvals::break_glass(&who, req.break_glass, req.reason.take(), req.draft)?;
+    let needed = match req.draft {
+        true => Vec::new(),
+        false => state.approval_reasons(),
+    };
+    if !needed.is_empty() && glass.is_none() {
+        // Checked in full now, so a write that would fail is refused before anyone approves it.
+        let request = approvals::request_value(&req)?;
+        let id = Ulid::new();
+        let new = new_incident(&state, who.0.clone(), req, state.dispatcher.now())?;
+        state.store.check_components(&new.components)?;
+        crate::domain::check_status_for_new(
+            new.kind,
+            new.status.unwrap_or(new.kind.initial_status()),
+        )?;
+        let held = approvals::Held {
+            action: ApprovalAction::Open,
+            incident_id: id,
+            title: new.title.as_str().to_owned(),
+            message: first_text(&new.body),
+            request,
+            reasons: needed,
+        };
+        return approvals::hold(&state, &who, held).await;
+    }
+    if glass.is_none() {
+        // No approval applies: the store writes the audit entry with the change (a break of
+        // glass is recorded by the middleware, as `break_glass`).
+        crate::store::audit::arm();
+    }
+    let out = open(&state, Ulid::new(), who.0.clone(), req, None).await?;
+    Ok(approvals::finish(out, glass, &needed))
+}
+
+/// The first text of a body (its first language), for staff to read.
+fn first_text(b: &Body) -> Option<String> {
+    b.texts().values().next().cloned()
+}
+
+/// The new incident a request describes, checked field by field.
+fn new_incident(
+    state: &AppState,
+    author: String,
+    req: CreateIncident,
+    now: DateTime<Utc>,
+) -> Result<NewIncident, ApiError> {
     let (scheduled_for, scheduled_until) =
         window(req.kind, req.scheduled_for, req.scheduled_until)?;
-    let new = NewIncident {
+    Ok(NewIncident {
         title: Title::parse(&req.title)?,
         titles: titles(req.titles.as_ref())?,
         kind: req.kind,
@@ -359,30 +416,49 @@ pub async fn create(
             body: req.body,
         }
         .into_body()?,
-        author: who.0,
-        next_update_due: promise(&state, req.next_update, req.next_update_at, now)?,
+        author,
+        next_update_due: promise(state, req.next_update, req.next_update_at, now)?,
         draft: req.draft,
         broadcast: state.dispatcher.broadcast_targets(),
         scheduled_for,
         scheduled_until,
         holding_statement: req.holding_statement,
-    };
+    })
+}
+
+/// Opens the incident `id` as `author` wrote it; with `decision`, releasing that approval in
+/// the same write.
+pub(super) async fn open(
+    state: &AppState,
+    id: Ulid,
+    author: String,
+    req: CreateIncident,
+    decision: Option<&Decision>,
+) -> Result<approvals::Out, ApiError> {
+    let now = state.dispatcher.now();
+    let new = new_incident(state, author, req, now)?;
     let broadcasting = !new.draft && !new.broadcast.is_empty();
-    // The store writes the audit entry with the incident.
-    crate::store::audit::arm();
-    let (incident, update) = state.store.create_incident(new, now).await?;
+    let (incident, update) = state
+        .store
+        .create_incident_decided(id, new, now, decision)
+        .await?;
     if broadcasting {
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
-    Ok((
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary: crate::domain::audit::opened(&incident),
+        ..Default::default()
+    };
+    approvals::Out::new(
         StatusCode::CREATED,
-        Json(IncidentDetail {
+        &IncidentDetail {
             incident: state.view(incident),
             updates: vec![update],
-        }),
+        },
+        note,
     )
-        .into_response())
 }
 
 /// Filters of the incident list.
@@ -484,7 +560,7 @@ pub async fn show(
 
 /// A timeline update: the text (`message` or `body`, exactly one), optionally a new status,
 /// impact and promise.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"status": "identified", "message": "A failed network switch; it is being replaced.", "next_update": "1h"})))]
 pub struct PostUpdate {
@@ -518,9 +594,18 @@ pub struct PostUpdate {
     /// When this update resolves: leave the components' statuses as they are.
     #[serde(default)]
     keep_components: bool,
+    /// Publish at once although the configuration asks for a second person's approval
+    /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
+    #[serde(default, skip_serializing)]
+    break_glass: bool,
+    /// Why glass is broken: required with `break_glass`.
+    #[serde(default, skip_serializing)]
+    reason: Option<String>,
 }
 
-async fn append(
+/// A timeline write: published at once, or held for approval when the configuration asks for
+/// a second person and no admin breaks glass.
+async fn append_or_hold(
     state: &AppState,
     who: Principal,
     id: &str,
@@ -528,10 +613,59 @@ async fn append(
     mut req: PostUpdate,
 ) -> Result<Response, ApiError> {
     who.may_publish(req.draft)?;
-    let now = state.dispatcher.now();
+    let glass = approvals::break_glass(&who, req.break_glass, req.reason.take(), req.draft)?;
     let id = parse_id(id)?;
-    let keep_components = req.keep_components;
-    let new = NewUpdate {
+    let needed = match req.draft {
+        true => Vec::new(),
+        false => state.approval_reasons(),
+    };
+    if !needed.is_empty() && glass.is_none() {
+        // Checked in full now (fields and the state machine), so a write that would fail is
+        // refused before anyone approves it.
+        let request = approvals::request_value(&req)?;
+        let incident = state.store.incident_summary(id)?;
+        match change {
+            Change::Update(to) => incident.check_update(to.unwrap_or(incident.status))?,
+            Change::Resolve => {
+                incident.check_resolve()?;
+            }
+            Change::Reopen => {
+                incident.check_reopen()?;
+            }
+        }
+        let new = new_update(state, who.0.clone(), change, req, state.dispatcher.now())?;
+        let held = approvals::Held {
+            action: match change {
+                Change::Update(_) => ApprovalAction::Update,
+                Change::Resolve => ApprovalAction::Resolve,
+                Change::Reopen => ApprovalAction::Reopen,
+            },
+            incident_id: id,
+            title: incident.title.as_str().to_owned(),
+            message: first_text(&new.body),
+            request,
+            reasons: needed,
+        };
+        return approvals::hold(state, &who, held).await;
+    }
+    if glass.is_none() {
+        // No approval applies: the store writes the audit entry with the change (a break of
+        // glass is recorded by the middleware, as `break_glass`).
+        crate::store::audit::arm();
+    }
+    let out = append(state, who.0.clone(), id, change, req, None).await?;
+    Ok(approvals::finish(out, glass, &needed))
+}
+
+/// The timeline entry a request describes, checked field by field.
+fn new_update(
+    state: &AppState,
+    author: String,
+    change: Change,
+    mut req: PostUpdate,
+    now: DateTime<Utc>,
+) -> Result<NewUpdate, ApiError> {
+    Ok(NewUpdate {
         change,
         titles: titles(req.titles.as_ref())?,
         impact: req.impact.as_deref().map(Impact::parse).transpose()?,
@@ -543,9 +677,33 @@ async fn append(
             body: req.body,
         }
         .into_body()?,
-        author: who.0,
+        author,
         broadcast: state.dispatcher.broadcast_targets(),
-    };
+    })
+}
+
+/// The change a stored update request makes (its `status`, for a plain update).
+pub(super) fn change_of(action: ApprovalAction, req: &PostUpdate) -> Result<Change, ApiError> {
+    Ok(match action {
+        ApprovalAction::Resolve => Change::Resolve,
+        ApprovalAction::Reopen => Change::Reopen,
+        _ => Change::Update(req.status.as_deref().map(Status::parse).transpose()?),
+    })
+}
+
+/// Appends to incident `id` as `author` wrote it; with `decision`, releasing that approval in
+/// the same write.
+pub(super) async fn append(
+    state: &AppState,
+    author: String,
+    id: Ulid,
+    change: Change,
+    req: PostUpdate,
+    decision: Option<&Decision>,
+) -> Result<approvals::Out, ApiError> {
+    let now = state.dispatcher.now();
+    let keep_components = req.keep_components;
+    let new = new_update(state, author, change, req, now)?;
     // Only a published update on at least one channel creates broadcasts to expand.
     let broadcasting = !new.draft && !new.broadcast.is_empty();
     let crate::store::Appended {
@@ -553,11 +711,11 @@ async fn append(
         update,
         promise,
         previous_due,
-    } = {
-        // The store writes the audit entry with the update.
-        crate::store::audit::arm();
-        state.store.append_update_reported(id, new, now).await?
-    };
+        summary,
+    } = state
+        .store
+        .append_update_decided(id, new, now, decision)
+        .await?;
     if broadcasting {
         state.dispatcher.kick();
     }
@@ -593,16 +751,21 @@ async fn append(
     } else {
         Vec::new()
     };
-    Ok((
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary,
+        ..Default::default()
+    };
+    approvals::Out::new(
         StatusCode::CREATED,
-        Json(Posted {
+        &Posted {
             incident: state.view(incident),
             update,
             promise,
             restored_components,
-        }),
+        },
+        note,
     )
-        .into_response())
 }
 
 /// Posts an update to an incident's timeline.
@@ -625,8 +788,10 @@ async fn append(
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
         )),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
         (status = 409, description = "The state machine refuses the change (e.g. resolved: reopen first)", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
@@ -641,7 +806,7 @@ pub async fn update(
     ApiJson(req): ApiJson<PostUpdate>,
 ) -> Result<Response, ApiError> {
     let status = req.status.as_deref().map(Status::parse).transpose()?;
-    append(&state, who, &id, Change::Update(status), req).await
+    append_or_hold(&state, who, &id, Change::Update(status), req).await
 }
 
 /// Resolve and reopen take only the text (and, for reopen, an optional promise).
@@ -660,6 +825,13 @@ pub struct Transition {
     /// Resolve: leave the components' statuses as they are.
     #[serde(default)]
     keep_components: bool,
+    /// Publish at once although the configuration asks for a second person's approval
+    /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
+    #[serde(default, skip_serializing)]
+    break_glass: bool,
+    /// Why glass is broken: required with `break_glass`.
+    #[serde(default, skip_serializing)]
+    reason: Option<String>,
 }
 
 impl From<Transition> for PostUpdate {
@@ -676,6 +848,8 @@ impl From<Transition> for PostUpdate {
             locale: t.locale,
             body: t.body,
             keep_components: t.keep_components,
+            break_glass: t.break_glass,
+            reason: t.reason,
         }
     }
 }
@@ -700,8 +874,10 @@ impl From<Transition> for PostUpdate {
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
         )),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
         (status = 409, description = "Already resolved", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
@@ -720,7 +896,7 @@ pub async fn resolve(
             "next_update: a resolved incident promises no further update; leave it out",
         ));
     }
-    append(&state, who, &id, Change::Resolve, req.into()).await
+    append_or_hold(&state, who, &id, Change::Resolve, req.into()).await
 }
 
 /// Reopens a resolved incident.
@@ -734,8 +910,10 @@ pub async fn resolve(
     request_body = Transition,
     responses(
         (status = 201, description = "Reopened", body = Posted),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
         (status = 409, description = "Not resolved, or a maintenance", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
@@ -749,43 +927,107 @@ pub async fn reopen(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Transition>,
 ) -> Result<Response, ApiError> {
-    append(&state, who, &id, Change::Reopen, req.into()).await
+    append_or_hold(&state, who, &id, Change::Reopen, req.into()).await
 }
 
-/// Publishes an incident's draft updates: they become public and are sent.
+/// Break glass on a publication (admins only): publish at once although the configuration asks
+/// for a second person's approval.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PublishQuery {
+    /// Publish without the approval the configuration asks for (admins only, with `reason`;
+    /// recorded in the audit log as `break_glass`).
+    #[serde(default)]
+    break_glass: bool,
+    /// Why glass is broken: required with `break_glass`.
+    reason: Option<String>,
+}
+
+/// Publishes an incident's draft updates: they become public and are sent (or, when the
+/// configuration asks for a second person, they wait for approval: 202).
 #[utoipa::path(
     post,
     path = "/api/v1/incidents/{id}/publish",
     operation_id = "publishDrafts",
     tag = "incidents",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The incident's id (a ULID)")),
+    params(("id" = String, Path, description = "The incident's id (a ULID)"), PublishQuery),
     responses(
         (status = 200, description = "Published; the updates that were drafts", body = IncidentDetail),
+        (status = 202, description = "Held for a second person's approval; nothing was sent", body = Approval),
+        (status = 400, description = "A bad query string", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "Breaking glass is for admins", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
         (status = 409, description = "Nothing to publish", body = super::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "`break_glass` without a `reason`", body = super::error::Problem, content_type = PROBLEM),
     )
 )]
 pub async fn publish(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PublishQuery>,
 ) -> Result<Response, ApiError> {
-    // The store writes the audit entry with the incident.
-    crate::store::audit::arm();
+    let glass = approvals::break_glass(&who, q.break_glass, q.reason, false)?;
+    let id = parse_id(&id)?;
+    let needed = state.approval_reasons();
+    if !needed.is_empty() && glass.is_none() {
+        let (incident, updates) = state.store.incident(id)?;
+        let Some(draft) = updates.iter().find(|u| u.draft && u.published_at.is_none()) else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("incident {id} has no unpublished draft updates"),
+            ));
+        };
+        let held = approvals::Held {
+            action: ApprovalAction::Publish,
+            incident_id: id,
+            title: incident.title.as_str().to_owned(),
+            message: first_text(&draft.body),
+            request: serde_json::json!({}),
+            reasons: needed,
+        };
+        return approvals::hold(&state, &who, held).await;
+    }
+    if glass.is_none() {
+        // No approval applies: the store writes the audit entry with the change (a break of
+        // glass is recorded by the middleware, as `break_glass`).
+        crate::store::audit::arm();
+    }
+    let out = publish_now(&state, id, None).await?;
+    Ok(approvals::finish(out, glass, &needed))
+}
+
+/// Publishes incident `id`'s drafts; with `decision`, releasing that approval in the same write.
+pub(super) async fn publish_now(
+    state: &AppState,
+    id: Ulid,
+    decision: Option<&Decision>,
+) -> Result<approvals::Out, ApiError> {
     let (incident, updates) = state
         .store
-        .publish_drafts(
-            parse_id(&id)?,
+        .publish_drafts_decided(
+            id,
             &state.dispatcher.broadcast_targets(),
             state.dispatcher.now(),
+            decision,
         )
         .await?;
     state.dispatcher.kick();
     tracing::info!(incident = %incident.id, published = updates.len(), "drafts published");
-    Ok(Json(IncidentDetail {
-        incident: state.view(incident),
-        updates,
-    })
-    .into_response())
+    let note = AuditNote {
+        target: Some(format!("incident {}", incident.id)),
+        summary: format!("{} draft update(s) published", updates.len()),
+        ..Default::default()
+    };
+    approvals::Out::new(
+        StatusCode::OK,
+        &IncidentDetail {
+            incident: state.view(incident),
+            updates,
+        },
+        note,
+    )
 }

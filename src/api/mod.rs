@@ -6,6 +6,7 @@
 //! document of all of it is generated from the handlers and served at `/api/v1/openapi.json`
 //! (see [`openapi`]).
 
+pub mod approvals;
 mod auth;
 pub mod authz;
 mod backup;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub skipped_channels: Arc<Vec<(String, String)>>,
     /// Token last-used times and the login throttle (see [`authz`]).
     pub team: Arc<authz::Team>,
+    /// What needs a second person's approval (see [`approvals`]).
+    pub approval: Arc<approvals::ApprovalRules>,
 }
 
 impl AppState {
@@ -141,6 +144,9 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(users::reset_password))
         .routes(routes!(users::list_audit))
         .routes(routes!(users::verify_audit))
+        .routes(routes!(approvals::list))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::reject))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(import);
     // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A

@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 2 usage error, 3 rejected by the server (4xx; its message is printed),
 //! 4 server unreachable or failing (5xx); `channels check`: 1 when a channel's check failed.
 
+mod approvals;
 mod backup;
 mod check;
 mod client;
@@ -115,6 +116,9 @@ enum Command {
     Password(users::PasswordArgs),
     /// The audit log (`--json`: JSON lines); `audit verify` checks its hash chain.
     Audit(users::AuditArgs),
+    /// Two-person approval: list writes waiting for a second person, approve or reject them.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCmd),
     /// Save a consistent snapshot of the running server's whole store to FILE (one file with
     /// a SHA-256 checksum; writes pause while it is taken). --offline reads the store in
     /// --data directly instead, when no server runs on it.
@@ -370,6 +374,8 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Post an update to an incident's timeline.
     Update {
@@ -415,6 +421,8 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Resolve an incident (or complete a maintenance). Its components go back to operational
     /// unless another open incident still affects them (or --keep-components).
@@ -434,6 +442,8 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Reopen a resolved incident.
     Reopen {
@@ -452,11 +462,15 @@ enum IncidentCmd {
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// Publish an incident's draft updates.
     Publish {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
+        #[command(flatten)]
+        glass: approvals::Glass,
     },
     /// List incidents, newest first.
     List {
@@ -1051,6 +1065,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Tokens(cmd) => users::tokens(&client, cmd, json_out).await,
         Command::Password(a) => users::password(&client, a).await,
         Command::Audit(a) => users::audit(&client, a, json_out).await,
+        Command::Approvals(cmd) => approvals::approvals(&client, cmd, json_out).await,
         Command::Notice(cmd) => notice(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {
@@ -1264,6 +1279,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             scheduled_for,
             scheduled_until,
             message_file,
+            glass,
         } => {
             let (main, titles) = texts::title_fields(&title, true)?;
             let mut body =
@@ -1291,10 +1307,15 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(Method::POST, "/api/v1/incidents", Some(Body::Json(body)))
                 .await?;
-            output::incident_written(&v, json_out, "Opened");
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::incident_written(&v, json_out, "Opened");
+            }
         }
         IncidentCmd::Update {
             id,
@@ -1309,6 +1330,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             no_next_update,
             keep_components,
             message_file,
+            glass,
         } => {
             let (_, titles) = texts::title_fields(&title, false)?;
             let mut body =
@@ -1333,6 +1355,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             if let Some(i) = impact {
                 body["impact"] = json!(i);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(
                     Method::POST,
@@ -1340,7 +1363,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                     Some(Body::Json(body)),
                 )
                 .await?;
-            output::posted(&v, json_out);
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::posted(&v, json_out);
+            }
         }
         IncidentCmd::Resolve {
             id,
@@ -1348,12 +1375,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             locale,
             keep_components,
             message_file,
+            glass,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if keep_components {
                 body["keep_components"] = json!(true);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(
                     Method::POST,
@@ -1361,7 +1390,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                     Some(Body::Json(body)),
                 )
                 .await?;
-            output::posted(&v, json_out);
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::posted(&v, json_out);
+            }
         }
         IncidentCmd::Reopen {
             id,
@@ -1369,12 +1402,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             next_update,
             locale,
             message_file,
+            glass,
         } => {
             let mut body =
                 texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
             if let Some(n) = next_update {
                 body["next_update"] = json!(n);
             }
+            glass.apply(&mut body);
             let v = c
                 .call(
                     Method::POST,
@@ -1382,17 +1417,25 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                     Some(Body::Json(body)),
                 )
                 .await?;
-            output::posted(&v, json_out);
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::posted(&v, json_out);
+            }
         }
-        IncidentCmd::Publish { id } => {
+        IncidentCmd::Publish { id, glass } => {
             let v = c
                 .call(
                     Method::POST,
-                    &format!("/api/v1/incidents/{}/publish", enc(&id)),
+                    &format!("/api/v1/incidents/{}/publish{}", enc(&id), glass.query()),
                     None,
                 )
                 .await?;
-            output::incident_written(&v, json_out, "Published");
+            if approvals::is_held(&v) {
+                approvals::held(&v, json_out);
+            } else {
+                output::incident_written(&v, json_out, "Published");
+            }
         }
         IncidentCmd::List { open, limit } => {
             let mut path = format!("/api/v1/incidents?limit={limit}");

@@ -276,7 +276,8 @@ async fn expand_round(
             match inner.store.standalone(b.incident_id, b.seq)? {
                 None => continue, // its record was not written (a crash): it is posted again
                 Some(m) => match m.kind {
-                    StandaloneKind::Notice { .. } => Vec::new(),
+                    // Not about an incident (an approval's note's origin is the approval).
+                    StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. } => Vec::new(),
                     _ => inner.store.incident_summary(b.incident_id)?.components,
                 },
             }
@@ -615,23 +616,30 @@ fn prepare_standalone(
             })?;
             (locale, m)
         }
-        StandaloneKind::AlertDetail { at, subject, body } => {
-            // Staff detail from monitoring: rendered like a notice (subject and text).
+        StandaloneKind::AlertDetail { at, subject, body }
+        | StandaloneKind::StaffNote { at, subject, body } => {
+            // Staff detail from monitoring, or a note about an approval: rendered like a notice
+            // (subject and text).
+            let (kind, origin_key) = match &msg.kind {
+                StandaloneKind::StaffNote { .. } => ("approval", "approval_id"),
+                _ => ("alert_detail", "incident_id"),
+            };
             let event = Event::Notice;
             let locale = choose_locale(inner, ch, d, event, |l| body.texts().contains_key(l))?;
             let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
                 let text = body.text_for(&locale);
                 let ctx = Context::for_notice(&inner.settings, subject, text, None, &locale, tz);
                 let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
-                    serde_json::json!({
+                    let mut doc = serde_json::json!({
                         "version": 1,
-                        "type": "alert_detail",
-                        "incident_id": msg.origin.to_string(),
+                        "type": kind,
                         "at": at.to_rfc3339(),
                         "subject": subject,
                         "text": text,
                         "locale": locale.to_string(),
-                    })
+                    });
+                    doc[origin_key] = serde_json::Value::from(msg.origin.to_string());
+                    doc
                 });
                 Ok((ctx, document))
             })?;
@@ -819,12 +827,13 @@ fn channel_rule(ch: &ChannelRt) -> crate::render::rules::ChannelRule {
 /// there, and a delivered part becomes the thread's latest post (its first, the root): so part 2
 /// of a long update replies to part 1, and the next update to the last part of this one.
 async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) -> Outcome {
-    // A recurring notice's firings are posts of their own, not replies to each other.
+    // A recurring notice's firings are posts of their own, not replies to each other; so are
+    // notes about approvals.
     let notice = d.seq >= STANDALONE_BASE
         && matches!(
             inner.store.standalone(d.incident_id, d.seq),
             Ok(Some(crate::store::schedule::Standalone {
-                kind: StandaloneKind::Notice { .. },
+                kind: StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. },
                 ..
             }))
         );

@@ -22,6 +22,7 @@ fn channel(name: &str, retry: &[u64], rate: Rate) -> Channel {
         platform: Platform::Slack,
         policy_name: "thread".into(),
         sms_max_segments: 3,
+        approval_required: false,
         base_url: None,
         retry: retry.iter().map(|s| Duration::from_secs(*s)).collect(),
         send_timeout: Duration::from_secs(5),

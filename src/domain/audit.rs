@@ -57,7 +57,8 @@ pub fn opened(i: &super::Incident) -> String {
     )
 }
 
-/// The summary of an update: `status → status`, the impact if it changed, `(draft)`.
+/// The summary of an update: `status → status`, the impact if it changed, the languages whose
+/// title changed, `(draft)`.
 pub fn changed(
     before: (super::Status, super::Impact, &super::Titles),
     after: &super::Incident,

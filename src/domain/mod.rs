@@ -2,6 +2,7 @@
 //! changes to them make sense. Nothing here touches storage or the network, so every rule can be
 //! tested as a plain function and reused by the API, the CLI and (later) the monitoring intake.
 
+pub mod approval;
 pub mod audit;
 mod component;
 mod delivery;
@@ -16,6 +17,7 @@ mod text;
 mod update;
 pub mod user;
 
+pub use approval::{Approval, ApprovalAction, ApprovalState};
 pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
 pub use incident::{

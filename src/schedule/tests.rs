@@ -38,6 +38,7 @@ fn log_channel(name: &str) -> Channel {
         platform: Platform::Slack,
         policy_name: "thread".into(),
         sms_max_segments: 3,
+        approval_required: false,
         base_url: None,
         retry: vec![std::time::Duration::from_secs(1)],
         send_timeout: std::time::Duration::from_secs(5),

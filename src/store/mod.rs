@@ -14,6 +14,7 @@
 //! - `threads`: incident ULID ‖ channel → the social thread's root and last post: see [`threads`]
 //! - users and tokens (`users`, `credentials`, `tokens`, `token_hashes`): see [`users`]
 //! - the audit log (`audit`, `audit_head`): see [`audit`]
+//! - writes waiting for a second person (`approvals`): see [`approvals`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -30,6 +31,7 @@
 //! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
 //! implementation on PostgreSQL can sit behind it later.
 
+pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod codec;
@@ -202,6 +204,8 @@ pub struct Appended {
     pub promise: PromiseChange,
     /// The promise that stood before this update.
     pub previous_due: Option<DateTime<Utc>>,
+    /// Before → after, as the audit log says it ([`crate::domain::audit::changed`]).
+    pub summary: String,
 }
 
 /// Filters for listing incidents; all optional, combined with AND.
@@ -318,6 +322,7 @@ pub(crate) struct Trees {
     token_hashes: Tree,
     audit: Tree,
     audit_head: Tree,
+    approvals: Tree,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -432,6 +437,7 @@ impl Trees {
             token_hashes: db.open_tree("token_hashes")?,
             audit: db.open_tree("audit")?,
             audit_head: db.open_tree("audit_head")?,
+            approvals: db.open_tree("approvals")?,
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -780,7 +786,8 @@ impl Store {
         Ok(())
     }
 
-    fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
+    /// Refuses components that do not exist.
+    pub fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
         let t = self.t()?;
         for n in names {
             if !t.components.contains_key(n.as_str())? {
@@ -806,6 +813,18 @@ impl Store {
         id: Ulid,
         new: NewIncident,
         now: DateTime<Utc>,
+    ) -> Result<(Incident, Update), StoreError> {
+        self.create_incident_decided(id, new, now, None).await
+    }
+
+    /// [`Store::create_incident_with_id`], releasing an approval in the same write (see
+    /// [`approvals`]).
+    pub async fn create_incident_decided(
+        &self,
+        id: Ulid,
+        new: NewIncident,
+        now: DateTime<Utc>,
+        decision: Option<&approvals::Decision>,
     ) -> Result<(Incident, Update), StoreError> {
         let t = self.t()?;
         self.check_components(&new.components)?;
@@ -852,6 +871,9 @@ impl Store {
                 return Err(StoreError::Conflict(format!(
                     "incident {id} exists already"
                 )));
+            }
+            if let Some(d) = decision {
+                self.mark_approved(&t, d)?;
             }
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
@@ -905,8 +927,20 @@ impl Store {
         new: NewUpdate,
         now: DateTime<Utc>,
     ) -> Result<Appended, StoreError> {
+        self.append_update_decided(id, new, now, None).await
+    }
+
+    /// [`Store::append_update_reported`], releasing an approval in the same write (see
+    /// [`approvals`]).
+    pub async fn append_update_decided(
+        &self,
+        id: Ulid,
+        new: NewUpdate,
+        now: DateTime<Utc>,
+        decision: Option<&approvals::Decision>,
+    ) -> Result<Appended, StoreError> {
         let t = self.t()?;
-        let (incident, update, promise, previous_due) = {
+        let (incident, update, promise, previous_due, summary) = {
             let _w = self.lock(id).await;
             let mut incident = self.incident_summary(id)?;
             if incident.public.is_none() && !incident.draft {
@@ -958,6 +992,9 @@ impl Store {
                 published_at: (!new.draft).then_some(now),
             };
             let (ib, ub) = (encode(&incident)?, encode(&update)?);
+            if let Some(d) = decision {
+                self.mark_approved(&t, d)?;
+            }
             // Broadcasts, then the update, then the incident: a crash in between leaves records
             // past the incident's `update_count`, which `repair` removes.
             if !new.draft {
@@ -972,14 +1009,13 @@ impl Store {
             }
             t.updates
                 .insert(update_key(id, incident.update_count), ub)?;
+            let summary =
+                crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update);
             // The incident commits the update, with the request's audit entry.
             self.commit_audited(&t, &t.incidents, &id.to_bytes(), ib, || {
-                (
-                    format!("incident {id}"),
-                    crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update),
-                )
+                (format!("incident {id}"), summary.clone())
             })?;
-            (incident, update, promise, previous_due)
+            (incident, update, promise, previous_due, summary)
         };
         t.durable().await?;
         Ok(Appended {
@@ -987,6 +1023,7 @@ impl Store {
             update,
             promise,
             previous_due,
+            summary,
         })
     }
 
@@ -997,6 +1034,17 @@ impl Store {
         id: Ulid,
         broadcast: &[(String, bool)],
         now: DateTime<Utc>,
+    ) -> Result<(Incident, Vec<Update>), StoreError> {
+        self.publish_drafts_decided(id, broadcast, now, None).await
+    }
+
+    /// [`Store::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
+    pub async fn publish_drafts_decided(
+        &self,
+        id: Ulid,
+        broadcast: &[(String, bool)],
+        now: DateTime<Utc>,
+        decision: Option<&approvals::Decision>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let t = self.t()?;
         let (incident, published) = {
@@ -1015,6 +1063,9 @@ impl Store {
                 return Err(StoreError::Conflict(format!(
                     "incident {id} has no unpublished draft updates"
                 )));
+            }
+            if let Some(d) = decision {
+                self.mark_approved(&t, d)?;
             }
             // A crash part-way leaves some drafts published and the incident still marked draft;
             // publishing again completes it.

@@ -47,6 +47,12 @@ pub fn alert_detail_seq(n: u32) -> u32 {
     STANDALONE_BASE | ((n & 0x1FFF_FFFF) << 2) | 2
 }
 
+/// The seq of an approval's `n`th staff message (origin: the approval's id): 1 when it is
+/// requested, 2 when it is rejected.
+pub fn approval_note_seq(n: u32) -> u32 {
+    STANDALONE_BASE | ((n & 0x1FFF_FFFF) << 2) | 3
+}
+
 /// What a standalone message says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -65,6 +71,13 @@ pub enum StandaloneKind {
     /// Per-alert detail of a monitoring alert group (keys firing, resolving, changing their
     /// summary) — to the intake's staff channels only, never public.
     AlertDetail {
+        at: DateTime<Utc>,
+        subject: String,
+        body: Body,
+    },
+    /// A note to staff about a write waiting for approval (requested, rejected) — to the
+    /// approval's staff channels only, never public.
+    StaffNote {
         at: DateTime<Utc>,
         subject: String,
         body: Body,
@@ -97,7 +110,7 @@ impl Standalone {
             StandaloneKind::Notice { scheduled_for, .. } => *scheduled_for,
             StandaloneKind::Reminder { due } => *due,
             StandaloneKind::MaintenanceReminder { starts } => *starts,
-            StandaloneKind::AlertDetail { at, .. } => *at,
+            StandaloneKind::AlertDetail { at, .. } | StandaloneKind::StaffNote { at, .. } => *at,
         };
         let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
         Standalone {

@@ -318,6 +318,29 @@ async fn prepare(
             add_user(app, "urho", Role::Viewer).await;
             (p("/api/v1/users/urho/password"), admin, None)
         }
+        ("POST", "/api/v1/approvals/{id}/approve") | ("POST", "/api/v1/approvals/{id}/reject") => {
+            // A write another user left waiting (nothing here asks for approval, so it is made
+            // in the store).
+            let a = crier::domain::Approval {
+                id: ulid::Ulid::new(),
+                state: crier::domain::ApprovalState::PendingApproval,
+                action: crier::domain::ApprovalAction::Open,
+                incident_id: ulid::Ulid::new(),
+                title: "Held".into(),
+                message: Some("Looking".into()),
+                request: json!({"title": "Held", "impact": "minor", "message": "Looking"}),
+                author: "someone".into(),
+                requested_at: chrono::Utc::now(),
+                reasons: vec!["test".into()],
+                decided_by: None,
+                decided_at: None,
+                reason: None,
+            };
+            app.store.put_approval(&a).await.unwrap();
+            let verb = path.rsplit('/').next().unwrap();
+            let body = (verb == "reject").then(|| json!({"reason": "Say it differently"}));
+            (format!("/api/v1/approvals/{}/{verb}", a.id), admin, body)
+        }
         other => {
             panic!("no fixture for the write operation {other:?}: add one to tests/api/audit.rs")
         }

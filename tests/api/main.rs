@@ -1,5 +1,6 @@
 //! All integration tests, in one binary (one build, shared helpers).
 
+mod approval;
 mod audit;
 mod authz;
 mod backup;

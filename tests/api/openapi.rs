@@ -56,6 +56,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/users/{name}/password"),
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/approvals"),
+    ("POST", "/api/v1/approvals/{id}/approve"),
+    ("POST", "/api/v1/approvals/{id}/reject"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

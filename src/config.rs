@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// Browser sessions, second factors, trusted proxies.
+    pub auth: Option<crate::api::session::AuthFile>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -77,6 +79,8 @@ pub struct Config {
     pub intake: crate::intake::IntakeSettings,
     /// Scheduled backups (`None`: none are taken).
     pub backup: Option<crate::backups::BackupSettings>,
+    /// Browser sessions, second factors, trusted proxies (`[auth]`).
+    pub auth: crate::api::session::AuthSettings,
     /// Start the server's clock at this instant instead of the wall clock's (tests that must
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
@@ -97,6 +101,7 @@ impl Default for Config {
             schedule: crate::schedule::ScheduleSettings::default(),
             intake: crate::intake::IntakeSettings::default(),
             backup: None,
+            auth: Default::default(),
             clock_start: None,
         }
     }
@@ -176,6 +181,12 @@ impl Config {
         .map_err(ConfigError::Invalid)?;
         c.intake =
             crate::intake::IntakeSettings::from_file(file.intake).map_err(ConfigError::Invalid)?;
+        c.auth = crate::api::session::AuthSettings::from_file(
+            file.auth,
+            c.render.public_url.as_deref(),
+            &c.render.org_name,
+        )
+        .map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }

@@ -14,6 +14,7 @@
 //! - `threads`: incident ULID ‖ channel → the social thread's root and last post: see [`threads`]
 //! - users and tokens (`users`, `credentials`, `tokens`, `token_hashes`): see [`users`]
 //! - the audit log (`audit`, `audit_head`): see [`audit`]
+//! - browser sessions and TOTP second factors (`sessions`, `totp`): see [`sessions`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -40,6 +41,7 @@ pub mod mark;
 pub mod outbox;
 pub mod schedule;
 pub mod threads;
+pub mod sessions;
 pub mod users;
 
 use crate::domain::{
@@ -314,6 +316,8 @@ pub(crate) struct Trees {
     token_hashes: Tree,
     audit: Tree,
     audit_head: Tree,
+    sessions: Tree,
+    totp: Tree,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -428,6 +432,8 @@ impl Trees {
             token_hashes: db.open_tree("token_hashes")?,
             audit: db.open_tree("audit")?,
             audit_head: db.open_tree("audit_head")?,
+            sessions: db.open_tree("sessions")?,
+            totp: db.open_tree("totp")?,
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,

@@ -173,6 +173,7 @@ impl Server {
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
         let mut auth = config.auth.clone();
+        auth.site(config.render.public_url.as_deref(), &config.render.org_name);
         if let Some(start) = config.clock_start {
             auth.clock = api::session::AuthClock::starting_at(start);
         }

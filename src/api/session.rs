@@ -205,12 +205,18 @@ impl AuthSettings {
             s.trusted_proxies
                 .push(Cidr::parse(&p).map_err(|e| format!("auth.trusted_proxies: {e}"))?);
         }
-        if let Some(url) = public_url {
-            s.secure_cookie = url.starts_with("https://");
-            s.public_origin = Some(origin_of(url));
-        }
-        s.issuer = org_name.to_owned();
+        s.site(public_url, org_name);
         Ok(s)
+    }
+
+    /// Takes the cookie's `Secure`, the allowed origin and the TOTP issuer from the public URL
+    /// and the organisation's name.
+    pub fn site(&mut self, public_url: Option<&str>, org_name: &str) {
+        if let Some(url) = public_url {
+            self.secure_cookie |= url.starts_with("https://");
+            self.public_origin = Some(origin_of(url));
+        }
+        self.issuer = org_name.to_owned();
     }
 
     /// Whether a user of `role` must have a second factor.

@@ -22,6 +22,7 @@ mod notice;
 mod openapi;
 mod preview;
 mod promises;
+mod sessions;
 mod social;
 mod subscribers;
 mod team_cli;

@@ -279,6 +279,10 @@ mod tests {
             "timezone = \"Mars/Olympus\"\n",
             "public_url = \"status.example.com\"\n",
             "org_name = \"\"\n",
+            "[auth]\nrequire_totp = [\"root\"]\n",
+            "[auth]\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
+            "[auth]\nsession_idle = \"1d\"\n",
+            "[auth]\nsesion_idle = \"1h\"\n",
         ] {
             std::fs::write(&f, bad).unwrap();
             assert!(

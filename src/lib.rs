@@ -15,6 +15,6 @@ pub mod intake;
 pub mod render;
 pub mod schedule;
 pub mod server;
-pub mod totp;
 pub mod store;
 pub mod token;
+pub mod totp;

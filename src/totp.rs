@@ -235,8 +235,16 @@ mod tests {
         let now = step_at(t);
         let code = code_at(secret, t);
         assert_eq!(verify(secret, &code, t, None), Some(now));
-        assert_eq!(verify(secret, &code, t + 30, None), Some(now), "one step late");
-        assert_eq!(verify(secret, &code, t - 30, None), Some(now), "one step early");
+        assert_eq!(
+            verify(secret, &code, t + 30, None),
+            Some(now),
+            "one step late"
+        );
+        assert_eq!(
+            verify(secret, &code, t - 30, None),
+            Some(now),
+            "one step early"
+        );
         assert_eq!(verify(secret, &code, t + 60, None), None, "two steps late");
         assert_eq!(verify(secret, &code, t, Some(now)), None, "used");
         assert_eq!(verify(secret, "000000x", t, None), None);
@@ -252,11 +260,16 @@ mod tests {
         );
         let codes = new_recovery_codes().unwrap();
         assert_eq!(codes.len(), RECOVERY_CODES);
-        assert!(codes.iter().all(|c| c.len() == 19 && c.matches('-').count() == 3));
+        assert!(codes
+            .iter()
+            .all(|c| c.len() == 19 && c.matches('-').count() == 3));
         assert_eq!(
             recovery_hash("maria", &codes[0]),
             recovery_hash("maria", &codes[0].to_uppercase().replace('-', " "))
         );
-        assert_ne!(recovery_hash("maria", &codes[0]), recovery_hash("mario", &codes[0]));
+        assert_ne!(
+            recovery_hash("maria", &codes[0]),
+            recovery_hash("mario", &codes[0])
+        );
     }
 }

@@ -89,7 +89,9 @@ impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
         let s = s.trim();
         let bad = || {
-            format!("\"{s}\" is not an address or network; use e.g. 10.0.0.0/8, 192.0.2.7 or fd00::/8")
+            format!(
+                "\"{s}\" is not an address or network; use e.g. 10.0.0.0/8, 192.0.2.7 or fd00::/8"
+            )
         };
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -112,7 +114,9 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -230,7 +234,11 @@ fn origin_of(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            format!("{}://{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
+            format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                host.to_ascii_lowercase()
+            )
         }
         None => url.to_owned(),
     }
@@ -239,11 +247,7 @@ fn origin_of(url: &str) -> String {
 /// The client's address: the peer, or — when the peer is a trusted proxy — the rightmost
 /// `X-Forwarded-For` hop that is not one. Hops left of an untrusted one are the client's own
 /// claims and ignored; a malformed hop ends the walk at the last trusted address.
-pub fn client_addr(
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    trusted: &[Cidr],
-) -> Option<IpAddr> {
+pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[Cidr]) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
@@ -383,7 +387,9 @@ pub fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), String> 
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or_default();
         if !matches!(site, "same-origin" | "none") {
-            return Err(format!("the request came from another site (Sec-Fetch-Site: {site})"));
+            return Err(format!(
+                "the request came from another site (Sec-Fetch-Site: {site})"
+            ));
         }
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -421,7 +427,10 @@ pub async fn check_csrf(
         return if crate::token::constant_time_eq(v.as_bytes(), want) {
             Ok(req)
         } else {
-            Err(("the X-CSRF-Token header is not this session's token".into(), None))
+            Err((
+                "the X-CSRF-Token header is not this session's token".into(),
+                None,
+            ))
         };
     }
     let is_form = req
@@ -438,7 +447,12 @@ pub async fn check_csrf(
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, FORM_MAX_BYTES)
         .await
-        .map_err(|_| ("the form is too large to check".to_owned(), Some(super::extract::too_large())))?;
+        .map_err(|_| {
+            (
+                "the form is too large to check".to_owned(),
+                Some(super::extract::too_large()),
+            )
+        })?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
         .map_err(|_| ("the form cannot be read".to_owned(), None))?;
     let found = fields
@@ -446,7 +460,10 @@ pub async fn check_csrf(
         .find(|(k, _)| k == CSRF_FIELD)
         .is_some_and(|(_, v)| crate::token::constant_time_eq(v.as_bytes(), want));
     if !found {
-        return Err(("the form's csrf field is missing or not this session's token".into(), None));
+        return Err((
+            "the form's csrf field is missing or not this session's token".into(),
+            None,
+        ));
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
@@ -461,7 +478,11 @@ pub fn new_secret() -> Result<(String, [u8; 32]), crate::token::TokenError> {
 /// The `Set-Cookie` value that sets a session id.
 pub fn set_cookie(settings: &AuthSettings, secret: &str) -> Option<HeaderValue> {
     let max_age = settings.session_absolute.num_seconds();
-    let secure = if settings.secure_cookie { "; Secure" } else { "" };
+    let secure = if settings.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
     ))
@@ -501,11 +522,15 @@ mod tests {
         assert!(n.contains("10.1.2.3".parse().unwrap()));
         assert!(n.contains("::ffff:10.1.2.3".parse().unwrap()));
         assert!(!n.contains("11.0.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
         let one = Cidr::parse("192.0.2.7").unwrap();
         assert!(one.contains("192.0.2.7".parse().unwrap()));
         assert!(!one.contains("192.0.2.8".parse().unwrap()));
-        assert!(Cidr::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
         for bad in ["10.0.0.0/33", "ten", "10.0.0.0/", "::/129"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
@@ -523,14 +548,20 @@ mod tests {
         // Behind the proxy: the spoofed leftmost hop is ignored.
         assert_eq!(client_addr(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.9"));
         // From an untrusted peer the header is ignored altogether.
-        assert_eq!(client_addr(ip("198.51.100.1"), &h, &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            client_addr(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
         // No header: the proxy itself.
         assert_eq!(
             client_addr(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
             ip("10.0.0.1")
         );
         // A malformed hop ends the walk at the last trusted address.
-        h.insert("x-forwarded-for", HeaderValue::from_static("garbage, 10.0.0.3"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("garbage, 10.0.0.3"),
+        );
         assert_eq!(client_addr(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.3"));
     }
 
@@ -543,7 +574,10 @@ mod tests {
             HeaderValue::from_str(&format!("x=1; {COOKIE}={id}; y=2")).unwrap(),
         );
         assert_eq!(cookie(&h), Some(id.as_str()));
-        h.insert(header::COOKIE, HeaderValue::from_static("crier_session=short"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("crier_session=short"),
+        );
         assert_eq!(cookie(&h), None);
         let t = csrf_token(&id);
         assert_eq!(t.len(), 64);
@@ -559,10 +593,13 @@ mod tests {
             require_totp: Some(vec!["Publisher".into(), "admin".into()]),
             trusted_proxies: Some(vec!["10.0.0.0/8".into()]),
         };
-        let s = AuthSettings::from_file(Some(f), Some("https://Status.Example.com/x"), "Acme")
-            .unwrap();
+        let s =
+            AuthSettings::from_file(Some(f), Some("https://Status.Example.com/x"), "Acme").unwrap();
         assert!(s.secure_cookie);
-        assert_eq!(s.public_origin.as_deref(), Some("https://status.example.com"));
+        assert_eq!(
+            s.public_origin.as_deref(),
+            Some("https://status.example.com")
+        );
         assert!(s.totp_required(Role::Admin) && !s.totp_required(Role::Responder));
         for bad in [
             AuthFile {

@@ -54,7 +54,9 @@ where
             .map_err(|_| super::extract::too_large())?;
         serde_urlencoded::from_bytes(&bytes)
             .map(JsonOrForm)
-            .map_err(|e| ApiError::unprocessable(format!("the form does not match the expected fields: {e}")))
+            .map_err(|e| {
+                ApiError::unprocessable(format!("the form does not match the expected fields: {e}"))
+            })
     }
 }
 
@@ -154,7 +156,9 @@ pub async fn sign_in(
     if let Err(why) = session::same_origin(&state, &headers) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("refused as a possible cross-site request: {why}; sign in from crier's own pages"),
+            format!(
+                "refused as a possible cross-site request: {why}; sign in from crier's own pages"
+            ),
         ));
     }
     let proved = match prove(&state, addr, &req.user, req.password, req.code).await {
@@ -162,9 +166,11 @@ pub async fn sign_in(
         Err(answer) => return Ok(answer),
     };
     let now = state.team.auth.clock.now();
-    state
-        .store
-        .prune_sessions(now, state.team.auth.session_idle, state.team.auth.session_absolute)?;
+    state.store.prune_sessions(
+        now,
+        state.team.auth.session_idle,
+        state.team.auth.session_absolute,
+    )?;
     let (secret, hash) = session::new_secret().map_err(internal)?;
     let record = session::new_session(&proved.user, now, proved.enrol_only);
     state.store.add_session(&hash, &record).await?;
@@ -388,7 +394,10 @@ pub async fn confirm_totp(
         resp,
         AuditNote {
             target: Some(name.to_string()),
-            summary: format!("second factor enabled; {} recovery codes", totp::RECOVERY_CODES),
+            summary: format!(
+                "second factor enabled; {} recovery codes",
+                totp::RECOVERY_CODES
+            ),
             ..Default::default()
         },
     ))
@@ -482,7 +491,9 @@ pub async fn reset_totp(
     }
     let had = state
         .store
-        .change_totp(&name, |current| Ok((None, current.is_some_and(|c| c.enabled))))
+        .change_totp(&name, |current| {
+            Ok((None, current.is_some_and(|c| c.enabled)))
+        })
         .await?;
     let ended = state.store.end_sessions_of(&name).await?;
     Ok(noted(

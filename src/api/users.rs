@@ -5,9 +5,9 @@
 //! tokens unless admin) and the detail of each audit entry.
 
 use super::authz::{forbidden, noted, AuditNote, Caller, ClientAddr};
-use super::session::SessionAuth;
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
+use super::session::SessionAuth;
 use super::{ApiError, AppState};
 use crate::credentials;
 use crate::domain::audit::AuditEntry;
@@ -210,7 +210,10 @@ pub(super) async fn prove(
         None => None,
     };
     let phc = match &user {
-        Some(u) => state.store.password_hash(&u.name).map_err(|e| fail(e.into()))?,
+        Some(u) => state
+            .store
+            .password_hash(&u.name)
+            .map_err(|e| fail(e.into()))?,
         None => None,
     };
     let usable = user.as_ref().is_some_and(|u| !u.disabled) && phc.is_some();

@@ -63,7 +63,12 @@ struct Session {
 }
 
 impl Session {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, CliError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -139,8 +144,14 @@ fn show_secret(v: &Value) {
 }
 
 fn show_codes(v: &Value) {
-    println!("Second factor enabled. Recovery codes (each works once; shown once, keep them safe):");
-    for c in v["recovery_codes"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    println!(
+        "Second factor enabled. Recovery codes (each works once; shown once, keep them safe):"
+    );
+    for c in v["recovery_codes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         println!("{}", c.as_str().unwrap_or_default());
     }
 }

@@ -266,7 +266,11 @@ pub async fn login(url: &str, args: LoginArgs, json_out: bool) -> Result<(), Cli
     }
     let client = Client::new(url, None)?;
     let first = client
-        .call(Method::POST, "/api/v1/login", Some(Body::Json(body.clone())))
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            Some(Body::Json(body.clone())),
+        )
         .await;
     let v = match first {
         // The account has a second factor and no code was given: ask for it (at a terminal),

@@ -40,8 +40,8 @@ pub mod intake;
 pub mod mark;
 pub mod outbox;
 pub mod schedule;
-pub mod threads;
 pub mod sessions;
+pub mod threads;
 pub mod users;
 
 use crate::domain::{

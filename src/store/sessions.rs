@@ -155,8 +155,9 @@ impl Store {
         let mut pruned = 0;
         for kv in t.sessions.iter() {
             let (k, v) = kv?;
-            let expired = decode::<Session>(&v)
-                .map_or(true, |s| now >= s.last_seen_at + idle || now >= s.created_at + absolute);
+            let expired = decode::<Session>(&v).map_or(true, |s| {
+                now >= s.last_seen_at + idle || now >= s.created_at + absolute
+            });
             if expired {
                 t.sessions.remove(k)?;
                 pruned += 1;

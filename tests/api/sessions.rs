@@ -201,7 +201,10 @@ async fn logout_a_role_change_and_disabling_end_sessions() {
 
     // Logout: the session ends and the cookie is cleared.
     let a = sign_in(&app, "maria", None).await;
-    let (cookie, csrf) = (a.cookie.unwrap(), a.body["csrf_token"].as_str().unwrap().to_owned());
+    let (cookie, csrf) = (
+        a.cookie.unwrap(),
+        a.body["csrf_token"].as_str().unwrap().to_owned(),
+    );
     let r = with_cookie(
         &app,
         "POST",
@@ -212,7 +215,9 @@ async fn logout_a_role_change_and_disabling_end_sessions() {
     )
     .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
-    assert!(r.set_cookie[0].starts_with("crier_session=;") && r.set_cookie[0].contains("Max-Age=0"));
+    assert!(
+        r.set_cookie[0].starts_with("crier_session=;") && r.set_cookie[0].contains("Max-Age=0")
+    );
     assert_eq!(me(&app, cookie).await.status, 401);
     assert!(app.store.sessions_of(&name).unwrap().is_empty());
 
@@ -260,7 +265,10 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
     let (app, _) = app_with(|_| {}).await;
     add_user(&app, "maria", "responder").await;
     let a = sign_in(&app, "maria", None).await;
-    let (cookie, csrf) = (a.cookie.unwrap(), a.body["csrf_token"].as_str().unwrap().to_owned());
+    let (cookie, csrf) = (
+        a.cookie.unwrap(),
+        a.body["csrf_token"].as_str().unwrap().to_owned(),
+    );
     let host = app.base.trim_start_matches("http://").to_owned();
     let own = format!("http://{host}");
     let put = |headers: Vec<(&'static str, String)>| {
@@ -286,7 +294,10 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
         .count();
     for (headers, why) in [
         (vec![], "no CSRF token"),
-        (vec![("x-csrf-token", "0".repeat(64))], "not this session's token"),
+        (
+            vec![("x-csrf-token", "0".repeat(64))],
+            "not this session's token",
+        ),
         (
             vec![
                 ("x-csrf-token", csrf.clone()),
@@ -302,7 +313,10 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
             "another site",
         ),
         (
-            vec![("x-csrf-token", csrf.clone()), ("origin", "null".to_owned())],
+            vec![
+                ("x-csrf-token", csrf.clone()),
+                ("origin", "null".to_owned()),
+            ],
             "another origin",
         ),
     ] {
@@ -321,10 +335,16 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
         .filter(|(a, _)| a == "csrf.refused")
         .collect();
     assert_eq!(refused.len(), refused_before + 5);
-    assert!(!refused.iter().any(|(_, s)| s.contains(&csrf) || s.contains(&cookie)));
+    assert!(!refused
+        .iter()
+        .any(|(_, s)| s.contains(&csrf) || s.contains(&cookie)));
 
     // The token with this server's origin (or no Origin at all) is accepted.
-    let r = put(vec![("x-csrf-token", csrf.clone()), ("origin", own.clone())]).await;
+    let r = put(vec![
+        ("x-csrf-token", csrf.clone()),
+        ("origin", own.clone()),
+    ])
+    .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = put(vec![
         ("x-csrf-token", csrf.clone()),
@@ -374,7 +394,10 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
         .post(app.url("/api/v1/session"))
         .header("origin", own)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("user=maria&password={}", PASSWORD.replace(' ', "+")))
+        .body(format!(
+            "user=maria&password={}",
+            PASSWORD.replace(' ', "+")
+        ))
         .send()
         .await
         .unwrap();
@@ -408,7 +431,11 @@ async fn totp_enrolment_a_code_once_and_recovery_codes_once() {
     );
     // Not enabled until confirmed: signing in needs no code yet.
     assert_eq!(token_login(&app, "olli", None).await.status, 201);
-    let wrong = if code(&secret, &clock) == "000000" { "111111" } else { "000000" };
+    let wrong = if code(&secret, &clock) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let r = post("/api/v1/me/totp/confirm", Some(json!({"code": wrong}))).await;
     assert_eq!(r.status, 422, "{:?}", r.body);
     let first = code(&secret, &clock);
@@ -424,7 +451,12 @@ async fn totp_enrolment_a_code_once_and_recovery_codes_once() {
 
     // Now a code is needed; the confirming code was used, so it is refused.
     let r = token_login(&app, "olli", None).await;
-    assert_eq!((r.status, r.body["field"].as_str()), (401, Some("code")), "{:?}", r.body);
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (401, Some("code")),
+        "{:?}",
+        r.body
+    );
     let r = token_login(&app, "olli", Some(&first)).await;
     assert_eq!(r.status, 401, "a reused code: {:?}", r.body);
     // The next time step's code works, once.
@@ -443,7 +475,10 @@ async fn totp_enrolment_a_code_once_and_recovery_codes_once() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["state"], "active");
     assert_eq!(sign_in(&app, "olli", Some(&recovery[3])).await.status, 401);
-    assert_eq!(token_login(&app, "olli", Some(&recovery[4])).await.status, 201);
+    assert_eq!(
+        token_login(&app, "olli", Some(&recovery[4])).await.status,
+        201
+    );
 
     // Enrolling again while enabled is refused; the secret is never shown again.
     assert_eq!(post("/api/v1/me/totp", None).await.status, 409);
@@ -457,7 +492,10 @@ async fn totp_enrolment_a_code_once_and_recovery_codes_once() {
         .text()
         .await
         .unwrap();
-    assert!(me.contains("\"totp\":true") && !me.contains(&secret), "{me}");
+    assert!(
+        me.contains("\"totp\":true") && !me.contains(&secret),
+        "{me}"
+    );
     let audit = serde_json::to_string(&audit_actions(&app)).unwrap();
     assert!(!audit.contains(&secret) && !audit.contains(&recovery[5]));
     assert!(audit.contains("second factor: recovery code"), "{audit}");
@@ -480,7 +518,10 @@ async fn session_ids_csrf_tokens_and_recovery_codes_are_stored_only_hashed() {
     let (app, clock) = app_with(|_| {}).await;
     add_user(&app, "sanna", "admin").await;
     let a = sign_in(&app, "sanna", None).await;
-    let (cookie, csrf) = (a.cookie.unwrap(), a.body["csrf_token"].as_str().unwrap().to_owned());
+    let (cookie, csrf) = (
+        a.cookie.unwrap(),
+        a.body["csrf_token"].as_str().unwrap().to_owned(),
+    );
     let h = [("x-csrf-token", csrf.as_str())];
     let r = with_cookie(&app, "POST", "/api/v1/me/totp", &cookie, &h, None).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -541,13 +582,19 @@ async fn require_totp_lets_an_unenrolled_user_only_enrol() {
     // No token for the publisher until enrolled.
     let r = token_login(&app, "pekka", None).await;
     assert_eq!(r.status, 403, "{:?}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("crier totp enrol"));
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("crier totp enrol"));
     assert!(r.body.get("token").is_none());
     // A session that may only enrol.
     let a = sign_in(&app, "pekka", None).await;
     assert_eq!(a.status, 201);
     assert_eq!(a.body["state"], "totp_enrolment_required");
-    let (cookie, csrf) = (a.cookie.unwrap(), a.body["csrf_token"].as_str().unwrap().to_owned());
+    let (cookie, csrf) = (
+        a.cookie.unwrap(),
+        a.body["csrf_token"].as_str().unwrap().to_owned(),
+    );
     let h = [("x-csrf-token", csrf.as_str())];
     let r = with_cookie(&app, "GET", "/api/v1/incidents", &cookie, &[], None).await;
     assert_eq!(r.status, 403, "{:?}", r.body);
@@ -561,7 +608,11 @@ async fn require_totp_lets_an_unenrolled_user_only_enrol() {
         Some(json!({"name": "sneaky"})),
     )
     .await;
-    assert_eq!(r.status, 403, "no token around the requirement: {:?}", r.body);
+    assert_eq!(
+        r.status, 403,
+        "no token around the requirement: {:?}",
+        r.body
+    );
     let r = with_cookie(&app, "POST", "/api/v1/me/totp", &cookie, &h, None).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let secret = r.body["secret"].as_str().unwrap().to_owned();
@@ -584,7 +635,9 @@ async fn require_totp_lets_an_unenrolled_user_only_enrol() {
     assert_eq!(token_login(&app, "pekka", None).await.status, 401);
     clock.advance(Duration::from_secs(30));
     assert_eq!(
-        token_login(&app, "pekka", Some(&code(&secret, &clock))).await.status,
+        token_login(&app, "pekka", Some(&code(&secret, &clock)))
+            .await
+            .status,
         201
     );
 }
@@ -610,7 +663,8 @@ async fn spoofed_failures(app: &TestApp, n: u32) -> Vec<u16> {
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_evade_throttling() {
     // The test client (127.0.0.1) is not a trusted proxy: its X-Forwarded-For is ignored, so
     // twenty failures under twenty made-up addresses lock its own address.
-    let (app, _) = app_with(|c| c.auth.trusted_proxies = vec![Cidr::parse("10.0.0.0/8").unwrap()]).await;
+    let (app, _) =
+        app_with(|c| c.auth.trusted_proxies = vec![Cidr::parse("10.0.0.0/8").unwrap()]).await;
     let statuses = spoofed_failures(&app, 21).await;
     assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
     assert_eq!(statuses[20], 429, "{statuses:?}");
@@ -626,10 +680,14 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_evade_throttlin
         .into_iter()
         .map(|e| e.client)
         .collect();
-    assert!(clients.iter().all(|c| c.as_deref() == Some("127.0.0.1")), "{clients:?}");
+    assert!(
+        clients.iter().all(|c| c.as_deref() == Some("127.0.0.1")),
+        "{clients:?}"
+    );
 
     // Behind a trusted proxy, each forwarded client is counted (and recorded) on its own.
-    let (app, _) = app_with(|c| c.auth.trusted_proxies = vec![Cidr::parse("127.0.0.1").unwrap()]).await;
+    let (app, _) =
+        app_with(|c| c.auth.trusted_proxies = vec![Cidr::parse("127.0.0.1").unwrap()]).await;
     let statuses = spoofed_failures(&app, 21).await;
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     let last = app

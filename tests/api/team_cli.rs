@@ -272,7 +272,9 @@ fn login_with_a_required_second_factor_through_the_real_binary() {
     let d = data.to_str().unwrap();
     let o = crier(
         &cfg,
-        &["--url", &url, "--data", d, "users", "add", "maria.k", "--role", "admin"],
+        &[
+            "--url", &url, "--data", d, "users", "add", "maria.k", "--role", "admin",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", out(&o));
@@ -283,7 +285,14 @@ fn login_with_a_required_second_factor_through_the_real_binary() {
         .trim()
         .to_owned();
     let login = |extra: &[&str], stdin: &str| {
-        let mut args = vec!["--url", url.as_str(), "login", "--user", "maria.k", "--password-stdin"];
+        let mut args = vec![
+            "--url",
+            url.as_str(),
+            "login",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ];
         args.extend_from_slice(extra);
         crier(&cfg, &args, Some(stdin))
     };
@@ -292,12 +301,24 @@ fn login_with_a_required_second_factor_through_the_real_binary() {
     // An admin without a second factor gets no token, and is told how to enrol.
     let o = login(&[], &format!("{password}\n"));
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    assert!(out(&o).contains("crier totp enrol --user maria.k"), "{}", out(&o));
+    assert!(
+        out(&o).contains("crier totp enrol --user maria.k"),
+        "{}",
+        out(&o)
+    );
     assert!(!saved.exists());
 
     // Enrol through a password session: the secret is shown, the app's code typed back.
     let mut child = Command::new(bin())
-        .args(["--url", &url, "totp", "enrol", "--user", "maria.k", "--password-stdin"])
+        .args([
+            "--url",
+            &url,
+            "totp",
+            "enrol",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ])
         .env_remove("CRIER_URL")
         .env_remove("CRIER_TOKEN")
         .env("XDG_CONFIG_HOME", &cfg)
@@ -344,9 +365,16 @@ fn login_with_a_required_second_factor_through_the_real_binary() {
     let o = login(&["--code", &enrol_code], &format!("{password}\n"));
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     // ... and the app's next code signs in.
-    let o = login(&["--code", &totp_code(&secret, 1)], &format!("{password}\n"));
+    let o = login(
+        &["--code", &totp_code(&secret, 1)],
+        &format!("{password}\n"),
+    );
     assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("Signed in as maria.k (admin)"), "{}", out(&o));
+    assert!(
+        out(&o).contains("Signed in as maria.k (admin)"),
+        "{}",
+        out(&o)
+    );
     assert!(saved.exists());
     // A recovery code on the line after the password works once.
     let o = login(&[], &format!("{password}\n{}\n", recovery[0]));
@@ -354,7 +382,11 @@ fn login_with_a_required_second_factor_through_the_real_binary() {
     let o = login(&["--code", recovery[0]], &format!("{password}\n"));
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     // Signed in, the user may remove the factor with a recovery code.
-    let o = crier(&cfg, &["--url", &url, "totp", "disable", "--code", recovery[1]], None);
+    let o = crier(
+        &cfg,
+        &["--url", &url, "totp", "disable", "--code", recovery[1]],
+        None,
+    );
     assert!(o.status.success(), "{}", out(&o));
     server.terminate();
 }

@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// Browser sessions, second factors, trusted proxies.
+    pub auth: Option<crate::api::session::AuthFile>,
     /// Two-person approval of everything public: `"public"`, or `"channels"` (the default:
     /// only channels with `approval = "required"` in their file).
     pub approval: Option<String>,
@@ -128,6 +130,8 @@ pub struct Config {
     pub backup: Option<crate::backups::BackupSettings>,
     /// Two-person approval.
     pub approval: ApprovalSettings,
+    /// Browser sessions, second factors, trusted proxies (`[auth]`).
+    pub auth: crate::api::session::AuthSettings,
     /// Start the server's clock at this instant instead of the wall clock's (tests that must
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
@@ -149,6 +153,7 @@ impl Default for Config {
             intake: crate::intake::IntakeSettings::default(),
             backup: None,
             approval: ApprovalSettings::default(),
+            auth: Default::default(),
             clock_start: None,
         }
     }
@@ -234,6 +239,12 @@ impl Config {
             file.approval_notify,
             &c.schedule.reminder_channels,
         )?;
+        c.auth = crate::api::session::AuthSettings::from_file(
+            file.auth,
+            c.render.public_url.as_deref(),
+            &c.render.org_name,
+        )
+        .map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }
@@ -329,6 +340,10 @@ mod tests {
             "approval = \"everything\"\n",
             "approval_above = 0\n",
             "approval_above = -5\n",
+            "[auth]\nrequire_totp = [\"root\"]\n",
+            "[auth]\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
+            "[auth]\nsession_idle = \"1d\"\n",
+            "[auth]\nsesion_idle = \"1h\"\n",
         ] {
             std::fs::write(&f, bad).unwrap();
             assert!(

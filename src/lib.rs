@@ -17,4 +17,5 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod token;
+pub mod totp;
 pub mod web;

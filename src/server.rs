@@ -172,7 +172,12 @@ impl Server {
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
-        let team = Arc::new(api::authz::Team::default());
+        let mut auth = config.auth.clone();
+        auth.site(config.render.public_url.as_deref(), &config.render.org_name);
+        if let Some(start) = config.clock_start {
+            auth.clock = api::session::AuthClock::starting_at(start);
+        }
+        let team = Arc::new(api::authz::Team::new(auth));
         let state = AppState::new(api::Shared {
             store: store.clone(),
             tokens: Arc::new(Tokens::admin(admin)),

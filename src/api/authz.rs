@@ -11,6 +11,7 @@
 
 use super::auth::bearer;
 use super::error::ApiError;
+use super::session::{self, SessionAuth};
 use super::{AppState, Principal};
 use crate::credentials::{token_hash, TOKEN_PREFIX};
 use crate::domain::{Role, UserName, BOOTSTRAP_ADMIN};
@@ -198,6 +199,28 @@ pub const TABLE: &[Rule] = &[
     // Signing in and out, oneself, one's tokens.
     rule("POST", "/api/v1/login", Public, Some("login")),
     rule("POST", "/api/v1/logout", Min(Viewer), Some("logout")),
+    // Browser sessions (the cookie; see `session`) and second factors.
+    rule("POST", "/api/v1/session", Public, Some("session.login")),
+    rule("GET", "/api/v1/session", Min(Viewer), None),
+    rule("POST", "/api/v1/me/totp", Min(Viewer), Some("totp.begin")),
+    rule(
+        "POST",
+        "/api/v1/me/totp/confirm",
+        Min(Viewer),
+        Some("totp.enable"),
+    ),
+    rule(
+        "POST",
+        "/api/v1/me/totp/disable",
+        Min(Viewer),
+        Some("totp.disable"),
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/users/{name}/totp",
+        Min(Admin),
+        Some("user.totp_reset"),
+    ),
     rule("GET", "/api/v1/me", Min(Viewer), None),
     rule(
         "POST",
@@ -273,6 +296,8 @@ pub struct Caller {
     pub user: Option<UserName>,
     /// The personal token used.
     pub token: Option<Ulid>,
+    /// The browser session used (see [`super::session`]).
+    pub session: Option<Ulid>,
 }
 
 /// The client's address (the TCP peer), when known.
@@ -311,6 +336,8 @@ pub struct Team {
     last_used: Mutex<LastUsed>,
     pub throttle: super::throttle::Throttle,
     pub hashing: tokio::sync::Semaphore,
+    /// Sessions, second factors, trusted proxies and their clock.
+    pub auth: super::session::AuthSettings,
 }
 
 struct LastUsed {
@@ -324,6 +351,12 @@ pub const LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_secs(
 
 impl Default for Team {
     fn default() -> Self {
+        Team::new(Default::default())
+    }
+}
+
+impl Team {
+    pub fn new(auth: super::session::AuthSettings) -> Self {
         Team {
             last_used: Mutex::new(LastUsed {
                 pending: HashMap::new(),
@@ -332,6 +365,7 @@ impl Default for Team {
             }),
             throttle: Default::default(),
             hashing: tokio::sync::Semaphore::new(HASHING),
+            auth,
         }
     }
 }
@@ -383,6 +417,7 @@ impl Team {
                 role: Role::Admin,
                 user: None,
                 token: None,
+                session: None,
             }));
         }
         if !presented.starts_with(TOKEN_PREFIX) {
@@ -411,6 +446,7 @@ impl Team {
             role: token.role.min(user.role),
             user: Some(user.name),
             token: Some(token.id),
+            session: None,
         }))
     }
 }
@@ -483,6 +519,45 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
         Ok(rule) => {
             let client = req.extensions().get::<ClientAddr>().and_then(|c| c.0);
             let caller = req.extensions().get::<Caller>().cloned();
+            if let Some(auth) = req.extensions().get::<SessionAuth>().cloned() {
+                // A cookie-authenticated write must pass the CSRF checks; bearer tokens are
+                // exempt (a browser never adds one by itself).
+                let write = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+                if write {
+                    req = match session::check_csrf(&state, req, &auth).await {
+                        Ok(req) => req,
+                        Err((why, answer)) => {
+                            let entry = NewAudit {
+                                actor: auth.session.user.to_string(),
+                                token: None,
+                                role: Some(auth.session.role),
+                                client: client.map(|c| c.to_string()),
+                                request_id: request_id.clone(),
+                                action: "csrf.refused".into(),
+                                target: format!("{} {path}", rule.method),
+                                summary: format!("session {}: {why}", auth.session.id),
+                            };
+                            tracing::warn!(request_id, user = %auth.session.user, "cookie-authenticated write refused: {why}");
+                            if let Err(e) = state.store.audit(entry, Utc::now()).await {
+                                tracing::error!(error = %e, request_id, "could not write the audit entry of a refused write");
+                            }
+                            let mut resp = answer
+                                .unwrap_or_else(|| {
+                                    ApiError::new(
+                                        StatusCode::FORBIDDEN,
+                                        format!("refused as a possible cross-site request forgery: {why}; nothing was changed"),
+                                    )
+                                })
+                                .into_response();
+                            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                                resp.headers_mut().insert("x-request-id", v);
+                            }
+                            return resp;
+                        }
+                    };
+                }
+                session::touch(&state, &auth);
+            }
             let uri_path = req.uri().path().to_owned();
             let Some(action) = rule.audit else {
                 return with_request_id(next.run(req).await, &request_id);
@@ -557,10 +632,12 @@ fn authorise(
             "this route has no authorisation rule, so it is refused; report this as a bug",
         )
     })?;
-    let client = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    // Behind a trusted proxy, the client is the one it forwarded for (see [`session`]).
+    let client = session::client_addr(peer, req.headers(), &state.team.auth.trusted_proxies);
     req.extensions_mut().insert(ClientAddr(client));
     req.extensions_mut()
         .insert(RequestId(request_id.to_owned()));
@@ -575,11 +652,33 @@ fn authorise(
         }
     }
     if let Access::Min(needs) = rule.access {
-        let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
-        let caller = state
-            .team
-            .authenticate(state, presented)?
-            .ok_or_else(ApiError::unauthorized)?;
+        // A bearer token when there is one; else the session cookie.
+        let caller = match (bearer(req.headers()), session::cookie(req.headers())) {
+            (Some(presented), _) => state
+                .team
+                .authenticate(state, presented)?
+                .ok_or_else(ApiError::unauthorized)?,
+            (None, Some(secret)) => {
+                let (caller, auth) = session::authenticate(state, secret)?
+                    .ok_or_else(session::session_unauthorized)?;
+                if auth.session.enrol_only
+                    && !session::ENROL_ONLY_ROUTES
+                        .iter()
+                        .any(|(m, p)| m.eq_ignore_ascii_case(req.method().as_str()) && *p == path)
+                {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "your role ({}) needs a second factor: enrol one first (POST /api/v1/me/totp, then confirm it with a code), then you may continue",
+                            auth.session.role
+                        ),
+                    ));
+                }
+                req.extensions_mut().insert(auth);
+                caller
+            }
+            (None, None) => return Err(ApiError::unauthorized()),
+        };
         if caller.role < needs {
             return Err(forbidden(caller.role, needs));
         }

@@ -22,6 +22,8 @@ mod notices;
 pub mod openapi;
 mod panic;
 mod preview;
+pub mod session;
+mod signin;
 mod subscribers;
 pub mod throttle;
 mod users;
@@ -147,6 +149,11 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(approvals::list))
         .routes(routes!(approvals::approve))
         .routes(routes!(approvals::reject))
+        .routes(routes!(signin::show_session))
+        .routes(routes!(signin::begin_totp))
+        .routes(routes!(signin::confirm_totp))
+        .routes(routes!(signin::disable_totp))
+        .routes(routes!(signin::reset_totp))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(import);
     // Monitoring webhooks authenticate themselves (bearer token or HMAC signature). A
@@ -165,6 +172,7 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::twilio_status))
         .routes(routes!(subscribers::unsubscribe))
         .routes(routes!(users::login))
+        .routes(routes!(signin::sign_in))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(monitoring_hooks);
     // One table says who may call each route, and one middleware enforces it and writes the

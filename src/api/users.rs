@@ -7,6 +7,7 @@
 use super::authz::{forbidden, noted, AuditNote, Caller, ClientAddr};
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
+use super::session::SessionAuth;
 use super::{ApiError, AppState};
 use crate::credentials;
 use crate::domain::audit::AuditEntry;
@@ -105,13 +106,188 @@ async fn hashing<T: Send + 'static>(
 pub struct Login {
     pub user: String,
     pub password: String,
+    /// The second factor, for a user who has one: six digits from the authenticator app, or
+    /// one of the recovery codes.
+    pub code: Option<String>,
     /// The new token's name (default "login").
     pub token_name: Option<String>,
     /// Its lifetime, e.g. 12h or 90d (default 30d).
     pub expires: Option<String>,
 }
 
-/// Signs in with a user name and password and returns a new personal token.
+/// The answer to a right password without the second factor the account has.
+pub const CODE_REQUIRED: &str = "this account has a second factor: send \"code\" with the six digits your authenticator app shows (or one of your recovery codes)";
+/// The answer to a wrong second factor.
+const CODE_WRONG: &str = "that one-time code is wrong or was already used; wait for the next code and try again (or use a recovery code)";
+
+/// What a password, and the second factor when the user has one, proved.
+pub(super) struct Proved {
+    pub user: User,
+    /// The user's role needs a second factor they have not enrolled yet.
+    pub enrol_only: bool,
+    /// "totp" or "recovery code", when one was used.
+    pub factor: Option<&'static str>,
+}
+
+/// Checks a code — a TOTP code (refused if its time step, or a later one, was used before) or
+/// a recovery code (used up) — against the user's enabled second factor. Returns which kind
+/// matched.
+pub(super) async fn use_code(
+    state: &AppState,
+    user: &UserName,
+    code: &str,
+) -> Result<Option<&'static str>, ApiError> {
+    let now = state.team.auth.clock.now().timestamp();
+    let owner = user.to_string();
+    let code = code.to_owned();
+    let used = state
+        .store
+        .change_totp(user, move |rec| {
+            let Some(mut r) = rec.filter(|r| r.enabled) else {
+                return Ok((None, None));
+            };
+            let secret = crate::totp::base32_decode(&r.secret).ok_or_else(|| {
+                crate::store::StoreError::Corrupt("a TOTP secret is not base32".into())
+            })?;
+            if let Some(step) = crate::totp::verify(&secret, &code, now, r.last_step) {
+                r.last_step = Some(step);
+                return Ok((Some(r), Some("totp")));
+            }
+            if crate::totp::as_code(&code).is_none() {
+                let h = hex::encode(crate::totp::recovery_hash(&owner, &code));
+                if let Some(i) = r
+                    .recovery
+                    .iter()
+                    .position(|x| crate::token::constant_time_eq(x.as_bytes(), h.as_bytes()))
+                {
+                    r.recovery.remove(i);
+                    return Ok((Some(r), Some("recovery code")));
+                }
+            }
+            Ok((Some(r), None))
+        })
+        .await?;
+    Ok(used)
+}
+
+/// The throttle's answer.
+fn locked(wait: std::time::Duration) -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many failed logins; try again in {} minutes",
+            wait.as_secs().div_ceil(60)
+        ),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Checks a user name and password (throttled; one answer for every failure) and then the
+/// second factor if the user has one. `Err` is the answer to give.
+pub(super) async fn prove(
+    state: &AppState,
+    addr: Option<std::net::IpAddr>,
+    user_field: &str,
+    password: String,
+    code: Option<String>,
+) -> Result<Proved, Response> {
+    let name = UserName::parse(user_field).ok();
+    // Only a well-formed name is recorded: a password typed into the name field is not.
+    let target = name
+        .as_ref()
+        .map_or_else(|| "(not a user name)".to_owned(), |n| n.to_string());
+    if let Some(wait) = state.team.throttle.locked(user_field, addr) {
+        tracing::warn!(user = %target, "login refused: too many failures");
+        return Err(locked(wait));
+    }
+    let fail = |e: ApiError| e.into_response();
+    let user = match &name {
+        Some(n) => state.store.user(n).map_err(|e| fail(e.into()))?,
+        None => None,
+    };
+    let phc = match &user {
+        Some(u) => state
+            .store
+            .password_hash(&u.name)
+            .map_err(|e| fail(e.into()))?,
+        None => None,
+    };
+    let usable = user.as_ref().is_some_and(|u| !u.disabled) && phc.is_some();
+    // The same argon2 work for every answer: an unknown user is checked against a dummy hash.
+    let matches = hashing(state, move || {
+        let phc = phc.as_deref().unwrap_or_else(|| credentials::dummy_hash());
+        credentials::verify_password(&password, phc)
+    })
+    .await
+    .map_err(fail)?;
+    let Some(user) = user.filter(|_| usable && matches) else {
+        state.team.throttle.failed(user_field, addr);
+        return Err(noted(
+            ApiError::new(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
+            AuditNote {
+                action: Some("login.failed".into()),
+                actor: Some("anonymous".into()),
+                target: Some(target),
+                force: true,
+                ..Default::default()
+            },
+        ));
+    };
+    let enrolled = state
+        .store
+        .totp(&user.name)
+        .map_err(|e| fail(e.into()))?
+        .is_some_and(|t| t.enabled);
+    if !enrolled {
+        state.team.throttle.succeeded(user_field);
+        return Ok(Proved {
+            enrol_only: state.team.auth.totp_required(user.role),
+            user,
+            factor: None,
+        });
+    }
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        return Err(fail(ApiError {
+            field: Some("code"),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, CODE_REQUIRED)
+        }));
+    };
+    match use_code(state, &user.name, &code).await.map_err(fail)? {
+        Some(factor) => {
+            state.team.throttle.succeeded(user_field);
+            Ok(Proved {
+                user,
+                enrol_only: false,
+                factor: Some(factor),
+            })
+        }
+        None => {
+            // A wrong code counts as a failed login: six digits are not guessed in five tries.
+            state.team.throttle.failed(user_field, addr);
+            Err(noted(
+                ApiError {
+                    field: Some("code"),
+                    ..ApiError::new(StatusCode::UNAUTHORIZED, CODE_WRONG)
+                },
+                AuditNote {
+                    action: Some("login.failed".into()),
+                    actor: Some("anonymous".into()),
+                    target: Some(target),
+                    summary: "wrong second factor".into(),
+                    force: true,
+                    ..Default::default()
+                },
+            ))
+        }
+    }
+}
+
+/// Signs in with a user name and password (and the second factor, when the user has one) and
+/// returns a new personal token.
 #[utoipa::path(
     post,
     path = "/api/v1/login",
@@ -121,7 +297,8 @@ pub struct Login {
     responses(
         (status = 201, description = "Signed in; the token is shown once", body = NewToken),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
-        (status = 401, description = "Wrong user name or password, or a disabled account (one answer for all)", body = super::error::Problem, content_type = PROBLEM),
+        (status = 401, description = "Wrong user name or password, or a disabled account (one answer for all); or, with `field` = `code`, a second factor missing or wrong", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "The user's role needs a second factor they have not enrolled: sign in to a session (`POST /api/v1/session`) and enrol one", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
         (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
         (status = 422, description = "A field is invalid", body = super::error::Problem, content_type = PROBLEM),
@@ -133,56 +310,20 @@ pub async fn login(
     Extension(ClientAddr(addr)): Extension<ClientAddr>,
     ApiJson(req): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let name = UserName::parse(&req.user).ok();
-    // Only a well-formed name is recorded: a password typed into the name field is not.
-    let target = name
-        .as_ref()
-        .map_or_else(|| "(not a user name)".to_owned(), |n| n.to_string());
-    if let Some(wait) = state.team.throttle.locked(&req.user, addr) {
-        tracing::warn!(user = %target, "login refused: too many failures");
-        let mut resp = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
+    let proved = match prove(&state, addr, &req.user, req.password, req.code).await {
+        Ok(p) => p,
+        Err(answer) => return Ok(answer),
+    };
+    let user = proved.user;
+    if proved.enrol_only {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
             format!(
-                "too many failed logins; try again in {} minutes",
-                wait.as_secs().div_ceil(60)
+                "your role ({}) needs a second factor and you have none yet: enrol one first (`crier totp enrol --user {}`, or sign in to the console), then sign in with its code",
+                user.role, user.name
             ),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(resp);
-    }
-    let user = match &name {
-        Some(n) => state.store.user(n)?,
-        None => None,
-    };
-    let phc = match &user {
-        Some(u) => state.store.password_hash(&u.name)?,
-        None => None,
-    };
-    let usable = user.as_ref().is_some_and(|u| !u.disabled) && phc.is_some();
-    let password = req.password;
-    // The same argon2 work for every answer: an unknown user is checked against a dummy hash.
-    let matches = hashing(&state, move || {
-        let phc = phc.as_deref().unwrap_or_else(|| credentials::dummy_hash());
-        credentials::verify_password(&password, phc)
-    })
-    .await?;
-    let Some(user) = user.filter(|_| usable && matches) else {
-        state.team.throttle.failed(&req.user, addr);
-        return Ok(noted(
-            ApiError::new(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
-            AuditNote {
-                action: Some("login.failed".into()),
-                actor: Some("anonymous".into()),
-                target: Some(target),
-                force: true,
-                ..Default::default()
-            },
         ));
-    };
-    state.team.throttle.succeeded(&req.user);
+    }
     let name = match req.token_name {
         Some(n) => check_token_name(&n)?,
         None => "login".to_owned(),
@@ -195,13 +336,20 @@ pub async fn login(
         actor: Some(user.name.to_string()),
         role: Some(user.role),
         target: Some(user.name.to_string()),
-        summary: format!("token {} ({}) made", made.record.id, made.record.name),
+        summary: format!(
+            "token {} ({}) made{}",
+            made.record.id,
+            made.record.name,
+            proved
+                .factor
+                .map_or_else(String::new, |f| format!("; second factor: {f}"))
+        ),
         ..Default::default()
     };
     Ok(noted((StatusCode::CREATED, Json(made)), note))
 }
 
-/// Revokes the token this request was made with.
+/// Revokes the token this request was made with, or ends the session (and clears its cookie).
 #[utoipa::path(
     post,
     path = "/api/v1/logout",
@@ -210,6 +358,8 @@ pub async fn login(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The token, now revoked", body = ApiToken),
+        (status = 204, description = "The session ended; its cookie is cleared"),
+        (status = 403, description = "A cookie-authenticated request without the session's CSRF token, or from another site", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
         (status = 422, description = "The bootstrap admin token cannot be logged out", body = super::error::Problem, content_type = PROBLEM),
     )
@@ -217,7 +367,22 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    session: Option<Extension<SessionAuth>>,
 ) -> Result<Response, ApiError> {
+    if let (None, Some(Extension(auth))) = (caller.token, session) {
+        state.store.end_session(&auth.hash).await?;
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        resp.headers_mut().insert(
+            header::SET_COOKIE,
+            super::session::clear_cookie(&state.team.auth),
+        );
+        let note = AuditNote {
+            target: Some(format!("session {}", auth.session.id)),
+            summary: "session ended".into(),
+            ..Default::default()
+        };
+        return Ok(noted(resp, note));
+    }
     let Some(id) = caller.token else {
         return Err(ApiError::unprocessable(
             "the bootstrap admin token is not a login; to replace it, delete <data>/admin.token (or change $CRIER_ADMIN_TOKEN) and restart crier",
@@ -241,6 +406,13 @@ pub struct Me {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub token: Option<Ulid>,
+    /// The browser session, when the request came with its cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub session: Option<Ulid>,
+    /// Whether the user has a TOTP second factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp: Option<bool>,
 }
 
 /// The caller: user, effective role and token.
@@ -263,11 +435,17 @@ pub async fn me(
         Some(n) => state.store.user(n)?,
         None => None,
     };
+    let totp = match &caller.user {
+        Some(n) => Some(state.store.totp(n)?.is_some_and(|t| t.enabled)),
+        None => None,
+    };
     Ok(Json(Me {
         actor: caller.actor,
         role: caller.role,
         user,
         token: caller.token,
+        session: caller.session,
+        totp,
     }))
 }
 
@@ -673,8 +851,16 @@ pub async fn change_user(
         })
         .await?;
     let mut changes = Vec::new();
+    // A new role or a disabled account ends the user's browser sessions: they sign in again
+    // (and a session never acts with a role its user no longer has).
+    if before.role != after.role || (after.disabled && !before.disabled) {
+        let ended = state.store.end_sessions_of(&name).await?;
+        if ended > 0 {
+            changes.push(format!("{ended} session(s) ended"));
+        }
+    }
     if before.role != after.role {
-        changes.push(format!("role {} → {}", before.role, after.role));
+        changes.insert(0, format!("role {} → {}", before.role, after.role));
     }
     if before.disabled != after.disabled {
         changes.push(if after.disabled {
@@ -788,9 +974,10 @@ pub async fn reset_password(
             revoked += 1;
         }
     }
+    let sessions = state.store.end_sessions_of(&name).await?;
     let note = AuditNote {
         target: Some(name.to_string()),
-        summary: format!("password reset; {revoked} token(s) revoked"),
+        summary: format!("password reset; {revoked} token(s) revoked, {sessions} session(s) ended"),
         ..Default::default()
     };
     Ok(noted(

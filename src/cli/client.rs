@@ -140,7 +140,7 @@ impl Client {
 }
 
 /// An error answer as a CLI failure: 4xx rejected (exit 3), 5xx unavailable (exit 4).
-fn failure(status: StatusCode, text: &str) -> CliError {
+pub(super) fn failure(status: StatusCode, text: &str) -> CliError {
     let detail = serde_json::from_str::<Value>(text)
         .ok()
         .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
@@ -164,7 +164,7 @@ fn failure(status: StatusCode, text: &str) -> CliError {
 
 /// Refuses a server URL that cannot work before trying to connect, so that `127.0.0.1:8080`
 /// is not reported as "unreachable" while the server runs.
-fn check_url(base: &str) -> Result<(), CliError> {
+pub(super) fn check_url(base: &str) -> Result<(), CliError> {
     let bad = |why: &str| {
         CliError::Usage(format!(
             "--url \"{base}\" {why}; write it as http://HOST:PORT, e.g. http://127.0.0.1:8080"

@@ -10,6 +10,7 @@ mod check;
 mod client;
 mod output;
 mod texts;
+mod totp;
 mod users;
 
 use crate::config::{Config, Overrides};
@@ -112,6 +113,9 @@ enum Command {
     Login(users::LoginArgs),
     /// Sign out: revokes the saved token and deletes it.
     Logout,
+    /// Your TOTP second factor: enrol (secret and recovery codes shown once), confirm,
+    /// disable.
+    Totp(totp::TotpArgs),
     /// Change your own password.
     Password(users::PasswordArgs),
     /// The audit log (`--json`: JSON lines); `audit verify` checks its hash chain.
@@ -952,6 +956,9 @@ fn team_main(cli: &Cli) -> Option<ExitCode> {
                 users::login(&cli.url, a, cli.json).await.map(|()| true)
             }
             Command::Logout => users::logout(&cli.url).await.map(|()| true),
+            Command::Totp(a) if a.cmd.signs_in() => totp::enrol_signing_in(&cli.url, &a.cmd)
+                .await
+                .map(|()| true),
             Command::Audit(a) if a.is_verify() => {
                 let data = cli.data.clone().unwrap_or_else(|| PathBuf::from("./data"));
                 let (verdict, offline) = match users::verify_offline(&data).await? {
@@ -968,6 +975,7 @@ fn team_main(cli: &Cli) -> Option<ExitCode> {
     };
     if !matches!(cli.command, Command::Login(_) | Command::Logout)
         && !matches!(&cli.command, Command::Audit(a) if a.is_verify())
+        && !matches!(&cli.command, Command::Totp(a) if a.cmd.signs_in())
     {
         return None;
     }
@@ -1061,6 +1069,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         }
         Command::Backup(a) => backup::backup_online(&client, &a.file, a.force, json_out).await,
         Command::Login(_) | Command::Logout => Ok(()),
+        Command::Totp(a) => totp::totp(&client, a.cmd).await,
         Command::Users(cmd) => users::users(&client, cmd, json_out).await,
         Command::Tokens(cmd) => users::tokens(&client, cmd, json_out).await,
         Command::Password(a) => users::password(&client, a).await,

@@ -99,6 +99,10 @@ pub struct LoginArgs {
     /// How long the login lasts, e.g. 12h or 30d (default 30d).
     #[arg(long)]
     expires: Option<String>,
+    /// The one-time code of your second factor (six digits from the app, or a recovery code);
+    /// asked for when needed at a terminal, else read from the line after the password.
+    #[arg(long)]
+    code: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -203,7 +207,7 @@ fn write_saved(saved: &Saved) -> Result<PathBuf, CliError> {
     Ok(path)
 }
 
-fn read_line(prompt: &str, hidden: bool) -> Result<String, CliError> {
+pub(super) fn read_line(prompt: &str, hidden: bool) -> Result<String, CliError> {
     let stdin = std::io::stdin();
     let tty = stdin.is_terminal();
     if tty {
@@ -257,10 +261,34 @@ pub async fn login(url: &str, args: LoginArgs, json_out: bool) -> Result<(), Cli
     if let Some(e) = args.expires {
         body["expires"] = json!(e);
     }
+    if let Some(c) = &args.code {
+        body["code"] = json!(c.trim());
+    }
     let client = Client::new(url, None)?;
-    let v = client
-        .call(Method::POST, "/api/v1/login", Some(Body::Json(body)))
-        .await?;
+    let first = client
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            Some(Body::Json(body.clone())),
+        )
+        .await;
+    let v = match first {
+        // The account has a second factor and no code was given: ask for it (at a terminal),
+        // or take the line after the password.
+        Err(CliError::Rejected(m)) if args.code.is_none() && m.contains("has a second factor") => {
+            let code = read_line("One-time code: ", false)?;
+            if code.trim().is_empty() {
+                return Err(CliError::Rejected(
+                    "this account has a second factor: pass --code with the six digits your authenticator app shows (or a recovery code)".into(),
+                ));
+            }
+            body["code"] = json!(code.trim());
+            client
+                .call(Method::POST, "/api/v1/login", Some(Body::Json(body)))
+                .await?
+        }
+        other => other?,
+    };
     let token = v["token"].as_str().unwrap_or_default().to_owned();
     if token.is_empty() {
         return Err(CliError::Unavailable(

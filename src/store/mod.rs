@@ -15,6 +15,7 @@
 //! - users and tokens (`users`, `credentials`, `tokens`, `token_hashes`): see [`users`]
 //! - the audit log (`audit`, `audit_head`): see [`audit`]
 //! - writes waiting for a second person (`approvals`): see [`approvals`]
+//! - browser sessions and TOTP second factors (`sessions`, `totp`): see [`sessions`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -41,6 +42,7 @@ pub mod intake;
 pub mod mark;
 pub mod outbox;
 pub mod schedule;
+pub mod sessions;
 pub mod threads;
 pub mod users;
 
@@ -323,6 +325,8 @@ pub(crate) struct Trees {
     audit: Tree,
     audit_head: Tree,
     approvals: Tree,
+    sessions: Tree,
+    totp: Tree,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -438,6 +442,8 @@ impl Trees {
             audit: db.open_tree("audit")?,
             audit_head: db.open_tree("audit_head")?,
             approvals: db.open_tree("approvals")?,
+            sessions: db.open_tree("sessions")?,
+            totp: db.open_tree("totp")?,
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,

@@ -82,8 +82,8 @@ impl Store {
         Ok(changed)
     }
 
-    /// Removes a user, their password and their tokens (revoked, so they stay listed for the
-    /// record until pruned).
+    /// Removes a user, their password, second factor and sessions, and their tokens (revoked,
+    /// so they stay listed for the record until pruned).
     pub async fn remove_user(
         &self,
         name: &UserName,
@@ -91,13 +91,21 @@ impl Store {
     ) -> Result<User, StoreError> {
         let t = self.t()?;
         let w = self.writing_async().await;
-        let removed = (&t.users, &t.credentials).transaction(|(users, creds)| {
+        let removed = (&t.users, &t.credentials, &t.totp).transaction(|(users, creds, totp)| {
             let Some(raw) = users.remove(name.as_str())? else {
                 return abort(not_found(name));
             };
             creds.remove(name.as_str())?;
+            totp.remove(name.as_str())?;
             decode::<User>(&raw).or_else(abort)
         })?;
+        // Their sessions end with them.
+        for kv in t.sessions.iter() {
+            let (k, v) = kv?;
+            if decode::<super::sessions::Session>(&v).is_ok_and(|s| s.user == *name) {
+                t.sessions.remove(k)?;
+            }
+        }
         for token in self.tokens(Some(name))? {
             if token.revoked_at.is_none() {
                 self.revoke_in(&t, token.id, now)?;

@@ -25,6 +25,7 @@ mod openapi;
 mod pages;
 mod preview;
 mod promises;
+mod sessions;
 mod social;
 mod subscribers;
 mod team_cli;

@@ -248,3 +248,145 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("entry 2 was altered"), "{}", out(&o));
 }
+
+/// The code the app shows `ahead` steps from now.
+fn totp_code(secret: &str, ahead: i64) -> String {
+    let key = crier::totp::base32_decode(secret).unwrap();
+    crier::totp::code_at(
+        &key,
+        chrono::Utc::now().timestamp() + ahead * crier::totp::STEP_SECS,
+    )
+}
+
+#[test]
+fn login_with_a_required_second_factor_through_the_real_binary() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let config = dir.path().join("crier.toml");
+    std::fs::write(&config, "[auth]\nrequire_totp = [\"admin\"]\n").unwrap();
+    let server = ServeProcess::start_env(&data, &data.join("no-channels"), Some(&config), &[]);
+    let url = server.base();
+    let d = data.to_str().unwrap();
+    let o = crier(
+        &cfg,
+        &[
+            "--url", &url, "--data", d, "users", "add", "maria.k", "--role", "admin",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let password = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let login = |extra: &[&str], stdin: &str| {
+        let mut args = vec![
+            "--url",
+            url.as_str(),
+            "login",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        crier(&cfg, &args, Some(stdin))
+    };
+    let saved = cfg.join("crier/login.json");
+
+    // An admin without a second factor gets no token, and is told how to enrol.
+    let o = login(&[], &format!("{password}\n"));
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        out(&o).contains("crier totp enrol --user maria.k"),
+        "{}",
+        out(&o)
+    );
+    assert!(!saved.exists());
+
+    // Enrol through a password session: the secret is shown, the app's code typed back.
+    let mut child = Command::new(bin())
+        .args([
+            "--url",
+            &url,
+            "totp",
+            "enrol",
+            "--user",
+            "maria.k",
+            "--password-stdin",
+        ])
+        .env_remove("CRIER_URL")
+        .env_remove("CRIER_TOKEN")
+        .env("XDG_CONFIG_HOME", &cfg)
+        .current_dir(&cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{password}").unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut secret = None;
+    let mut shown = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        shown.push(line.clone());
+        if let Some(s) = line.strip_prefix("Secret: ") {
+            secret = Some(s.trim().to_owned());
+        }
+        if line.starts_with("URI: otpauth://totp/") {
+            break;
+        }
+    }
+    let secret = secret.unwrap_or_else(|| panic!("no secret shown: {shown:?}"));
+    let enrol_code = totp_code(&secret, 0);
+    writeln!(stdin, "{enrol_code}").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{shown:?} {rest:?}");
+    let recovery: Vec<&String> = rest
+        .iter()
+        .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
+        .collect();
+    assert_eq!(recovery.len(), 10, "{rest:?}");
+
+    // Now login needs a code: without one (none on stdin either) it is refused...
+    let o = login(&[], &format!("{password}\n"));
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(out(&o).contains("--code"), "{}", out(&o));
+    assert!(!saved.exists());
+    // ... the code used to enrol is refused (a code is good once) ...
+    let o = login(&["--code", &enrol_code], &format!("{password}\n"));
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    // ... and the app's next code signs in.
+    let o = login(
+        &["--code", &totp_code(&secret, 1)],
+        &format!("{password}\n"),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("Signed in as maria.k (admin)"),
+        "{}",
+        out(&o)
+    );
+    assert!(saved.exists());
+    // A recovery code on the line after the password works once.
+    let o = login(&[], &format!("{password}\n{}\n", recovery[0]));
+    assert!(o.status.success(), "{}", out(&o));
+    let o = login(&["--code", recovery[0]], &format!("{password}\n"));
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    // Signed in, the user may remove the factor with a recovery code.
+    let o = crier(
+        &cfg,
+        &["--url", &url, "totp", "disable", "--code", recovery[1]],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    server.terminate();
+}

@@ -1,0 +1,255 @@
+//! Browser sessions and TOTP second factors.
+//!
+//! Trees:
+//! - `sessions`: SHA-256 of the session id (32 bytes) → JSON [`Session`] (no secret in it)
+//! - `totp`: user name → JSON [`TotpRecord`]: the TOTP secret (needed to verify codes), the
+//!   last time step used, and the SHA-256 of each unused recovery code
+//!
+//! A session id is never stored: the cookie's value is hashed and looked up, as a personal
+//! token's is. Creating, upgrading and ending sessions and every TOTP change are durable before
+//! they return; the last-seen time is written without a flush by [`Store::touch_session`] (a
+//! crash loses at most the last minute of activity, which can only end a session earlier).
+
+use super::{abort, decode, encode, Store, StoreError};
+use crate::domain::{Role, UserName};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+/// A browser session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session's public handle (audit entries name it), not its secret.
+    pub id: Ulid,
+    pub user: UserName,
+    /// The user's role when the session began; a session whose user's role has changed since
+    /// is not accepted (role changes also end sessions).
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// Signed in with a password only, by a user whose role needs a second factor they have
+    /// not enrolled: the session may do nothing but enrol one.
+    #[serde(default)]
+    pub enrol_only: bool,
+}
+
+/// A user's TOTP state. `Debug` leaves the secret out; the API never shows it after enrolment.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpRecord {
+    /// The shared secret (base32), needed to verify codes.
+    pub secret: String,
+    /// False between `POST /me/totp` and the confirming first code.
+    pub enabled: bool,
+    /// The last time step a code was accepted for: that step and earlier ones are refused.
+    #[serde(default)]
+    pub last_step: Option<i64>,
+    /// SHA-256 (hex) of each unused recovery code.
+    #[serde(default)]
+    pub recovery: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("secret", &"(hidden)")
+            .field("enabled", &self.enabled)
+            .field("last_step", &self.last_step)
+            .field("recovery", &self.recovery.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Stores a new session under the SHA-256 of its id.
+    pub async fn add_session(&self, hash: &[u8; 32], session: &Session) -> Result<(), StoreError> {
+        let t = self.t()?;
+        let raw = encode(session)?;
+        let w = self.writing_async().await;
+        t.sessions
+            .compare_and_swap(hash, None as Option<&[u8]>, Some(raw))?
+            .map_err(|_| StoreError::Conflict("session collision; sign in again".into()))?;
+        drop(w);
+        t.durable().await?;
+        Ok(())
+    }
+
+    /// The session whose id hashes to `hash`.
+    pub fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+        let t = self.t()?;
+        match t.sessions.get(hash)? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records activity without waiting for the disk (see the module docs). A session ended
+    /// meanwhile stays ended.
+    pub fn touch_session(&self, hash: &[u8; 32], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let t = self.t()?;
+        let _w = self.writing();
+        t.sessions.fetch_and_update(hash, |old| {
+            let mut s: Session = serde_json::from_slice(old?).ok()?;
+            if s.last_seen_at < at {
+                s.last_seen_at = at;
+            }
+            serde_json::to_vec(&s).ok()
+        })?;
+        Ok(())
+    }
+
+    /// Lets an enrol-only session act fully (its user has just enrolled a second factor).
+    pub async fn upgrade_session(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        let t = self.t()?;
+        let w = self.writing_async().await;
+        t.sessions.fetch_and_update(hash, |old| {
+            let mut s: Session = serde_json::from_slice(old?).ok()?;
+            s.enrol_only = false;
+            serde_json::to_vec(&s).ok()
+        })?;
+        drop(w);
+        t.durable().await?;
+        Ok(())
+    }
+
+    /// Ends one session (logout, expiry); returns it if it existed.
+    pub async fn end_session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+        let t = self.t()?;
+        let w = self.writing_async().await;
+        let old = t.sessions.remove(hash)?;
+        drop(w);
+        t.durable().await?;
+        old.map(|raw| decode(&raw)).transpose()
+    }
+
+    /// Ends every session of a user (disabled, role changed, removed, password reset); returns
+    /// how many.
+    pub async fn end_sessions_of(&self, user: &UserName) -> Result<usize, StoreError> {
+        let t = self.t()?;
+        let w = self.writing_async().await;
+        let mut ended = 0;
+        for kv in t.sessions.iter() {
+            let (k, v) = kv?;
+            let s: Session = decode(&v)?;
+            if s.user == *user {
+                t.sessions.remove(k)?;
+                ended += 1;
+            }
+        }
+        drop(w);
+        t.durable().await?;
+        Ok(ended)
+    }
+
+    /// Removes sessions past their idle or absolute limit (they are refused already; this keeps
+    /// the tree small). Not flushed: a crash at worst leaves them to the next pruning.
+    pub fn prune_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+        absolute: chrono::Duration,
+    ) -> Result<usize, StoreError> {
+        let t = self.t()?;
+        let _w = self.writing();
+        let mut pruned = 0;
+        for kv in t.sessions.iter() {
+            let (k, v) = kv?;
+            let expired = decode::<Session>(&v).map_or(true, |s| {
+                now >= s.last_seen_at + idle || now >= s.created_at + absolute
+            });
+            if expired {
+                t.sessions.remove(k)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// Every session of a user (tests and the session listing).
+    pub fn sessions_of(&self, user: &UserName) -> Result<Vec<Session>, StoreError> {
+        let t = self.t()?;
+        let mut out = Vec::new();
+        for v in t.sessions.iter().values() {
+            let s: Session = decode(&v?)?;
+            if s.user == *user {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A user's TOTP record.
+    pub fn totp(&self, user: &UserName) -> Result<Option<TotpRecord>, StoreError> {
+        let t = self.t()?;
+        match t.totp.get(user.as_str())? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Changes a user's TOTP record with `change` (which sees the current one and may refuse;
+    /// `None` removes it), atomically; returns what `change` returned alongside.
+    pub async fn change_totp<F, R>(&self, user: &UserName, change: F) -> Result<R, StoreError>
+    where
+        F: Fn(Option<TotpRecord>) -> Result<(Option<TotpRecord>, R), StoreError>,
+    {
+        let t = self.t()?;
+        let w = self.writing_async().await;
+        let out = t.totp.transaction(|tree| {
+            let current = match tree.get(user.as_str())? {
+                Some(raw) => Some(decode::<TotpRecord>(&raw).or_else(abort)?),
+                None => None,
+            };
+            let (next, out) = change(current).or_else(abort)?;
+            match next {
+                Some(r) => {
+                    tree.insert(user.as_str(), encode(&r).or_else(abort)?)?;
+                }
+                None => {
+                    tree.remove(user.as_str())?;
+                }
+            }
+            Ok(out)
+        })?;
+        drop(w);
+        t.durable().await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_are_found_by_hash_touched_and_ended_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let maria = UserName::parse("maria").unwrap();
+        let now = Utc::now();
+        let s = Session {
+            id: Ulid::new(),
+            user: maria.clone(),
+            role: Role::Admin,
+            created_at: now,
+            last_seen_at: now,
+            enrol_only: true,
+        };
+        store.add_session(&[1; 32], &s).await.unwrap();
+        store.add_session(&[2; 32], &s).await.unwrap();
+        assert!(store.add_session(&[1; 32], &s).await.is_err());
+        let later = now + chrono::Duration::minutes(5);
+        store.touch_session(&[1; 32], later).unwrap();
+        store.upgrade_session(&[1; 32]).await.unwrap();
+        let got = store.session(&[1; 32]).unwrap().unwrap();
+        assert_eq!(got.last_seen_at, later);
+        assert!(!got.enrol_only);
+        // Touching an ended session does not bring it back.
+        store.end_session(&[2; 32]).await.unwrap();
+        store.touch_session(&[2; 32], later).unwrap();
+        assert!(store.session(&[2; 32]).unwrap().is_none());
+        assert_eq!(store.end_sessions_of(&maria).await.unwrap(), 1);
+        assert!(store.session(&[1; 32]).unwrap().is_none());
+    }
+}

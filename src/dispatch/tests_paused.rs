@@ -39,6 +39,10 @@ struct Harness {
 }
 
 async fn harness(channels: Vec<(Channel, Arc<Scripted>)>) -> Harness {
+    harness_with(channels, Settings::default()).await
+}
+
+async fn harness_with(channels: Vec<(Channel, Arc<Scripted>)>, settings: Settings) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
     let templates = Arc::new(
@@ -56,7 +60,7 @@ async fn harness(channels: Vec<(Channel, Arc<Scripted>)>) -> Harness {
     let (dispatcher, running) = Dispatcher::start_with(
         store.clone(),
         templates,
-        Arc::new(Settings::default()),
+        Arc::new(settings),
         with,
         stopped,
     )
@@ -591,5 +595,83 @@ async fn non_threading_channels_send_no_thread() {
         .iter()
         .all(|(_, m)| m.thread.is_none()));
     assert_eq!(h.store.thread(id[0], "slack").unwrap(), None);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe_links() {
+    let s = Arc::new(Scripted::new(vec![]));
+    let mut ch = channel("mail", &[10], fast());
+    ch.kind = Kind::Email;
+    ch.audience = Audience::Subscribers;
+    ch.platform = Platform::Email;
+    ch.concurrency = 1;
+    let settings = Settings {
+        public_url: Some("https://status.example.com".into()),
+        ..Settings::default()
+    };
+    let h = harness_with(vec![(ch, s.clone())], settings).await;
+    let readers = ["ann@example.net", "bob@example.net", "cai@example.net"];
+    let batch = readers
+        .iter()
+        .map(|a| crate::store::NewSubscriber {
+            contact: crate::domain::Contact::email(a).unwrap(),
+            locale: Locale::english(),
+            components: vec![],
+            confirmed: true,
+        })
+        .collect();
+    h.store.import_subscribers(batch, Utc::now()).await.unwrap();
+    let id = h.publish(1).await[0];
+    let ds = h.settle(id).await;
+    let token_of = |addr: &str| -> String {
+        ds.iter()
+            .find_map(|d| match &d.target {
+                Target::Subscriber {
+                    contact: Contact::Email(a),
+                    unsubscribe_token,
+                    ..
+                } if a == addr => Some(unsubscribe_token.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let sent = s.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), readers.len());
+    let tokens: Vec<String> = readers.iter().map(|r| token_of(r)).collect();
+    let mut frames = Vec::new();
+    for (_, m) in &sent {
+        let Recipient::Email(addr) = &m.recipient else {
+            panic!("{m:?}")
+        };
+        let own = token_of(addr);
+        let url = format!("https://status.example.com/api/v1/unsubscribe/{own}");
+        assert_eq!(m.unsubscribe_url.as_deref(), Some(url.as_str()), "{addr}");
+        let html = m.html.clone().unwrap();
+        assert!(m.text.contains(&url), "{addr}: {}", m.text);
+        assert!(html.contains(&own), "{addr}: {html}");
+        for other in tokens.iter().filter(|t| **t != own) {
+            assert!(
+                !m.text.contains(other.as_str()) && !html.contains(other.as_str()),
+                "{addr} got another reader's link"
+            );
+        }
+        frames.push((
+            m.subject.clone(),
+            m.text.replace(&own, "TOKEN"),
+            html.replace(&own, "TOKEN"),
+        ));
+    }
+    assert!(frames.windows(2).all(|w| w[0] == w[1]), "{frames:#?}");
+    // The templates ran for the first reader; the others got a copy with their token swapped in.
+    let rt = h.dispatcher.inner.channels.get("mail").unwrap();
+    let cached: Vec<bool> = rt
+        .rendered
+        .lock()
+        .unwrap()
+        .values()
+        .map(|m| m.placeholder.is_some())
+        .collect();
+    assert_eq!(cached, [true]);
     h.stop().await;
 }

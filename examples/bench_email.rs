@@ -96,7 +96,10 @@ struct Args {
 
 /// A Postfix test tool: /usr/sbin (Debian), /usr/lib/postfix, or PATH.
 fn postfix_tool(name: &str) -> Result<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/usr/sbin"), PathBuf::from("/usr/lib/postfix")];
+    let mut dirs = vec![
+        PathBuf::from("/usr/sbin"),
+        PathBuf::from("/usr/lib/postfix"),
+    ];
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
@@ -206,7 +209,10 @@ impl Sink {
         if !have {
             return Ok(None);
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench/smtp_tls_sink.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/bench/smtp_tls_sink.py"
+        );
         let out = dir.join("tls-sink.out");
         let child = Command::new("python3")
             .arg(script)
@@ -248,7 +254,13 @@ impl Sink {
     }
 
     /// Waits until the sink has counted `want` messages; the time it took from `t0`.
-    async fn wait_for(&self, want: u64, t0: Instant, timeout: Duration, what: &str) -> Result<Duration> {
+    async fn wait_for(
+        &self,
+        want: u64,
+        t0: Instant,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Duration> {
         loop {
             let n = self.count();
             if n >= want {
@@ -316,7 +328,10 @@ fn out_message(s: &Sample, i: usize) -> OutMessage {
 
 /// The message as smtp-source's `-F` wants it: header and body, LF line ends (it adds CRLF).
 fn source_file(s: &Sample, dir: &Path) -> Result<(PathBuf, usize)> {
-    let m = build_message(&email_config("127.0.0.1", TlsMode::Plain), &out_message(s, 0))?;
+    let m = build_message(
+        &email_config("127.0.0.1", TlsMode::Plain),
+        &out_message(s, 0),
+    )?;
     let raw = m.formatted();
     let path = dir.join("message.eml");
     std::fs::write(&path, String::from_utf8(raw.clone())?.replace("\r\n", "\n"))?;
@@ -375,7 +390,13 @@ async fn smtp_source(sink: &Sink, args: &Args, file: &Path) -> Result<Figure> {
 }
 
 /// `n` messages over a lettre pool of `sessions` connections, `sessions` tasks sending.
-async fn bare_lettre(sink: &Sink, sessions: usize, n: usize, timeout: u64, s: &Sample) -> Result<Figure> {
+async fn bare_lettre(
+    sink: &Sink,
+    sessions: usize,
+    n: usize,
+    timeout: u64,
+    s: &Sample,
+) -> Result<Figure> {
     let tls = match &sink.ca {
         None => Tls::None,
         Some(ca) => {
@@ -411,8 +432,12 @@ async fn bare_lettre(sink: &Sink, sessions: usize, n: usize, timeout: u64, s: &S
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..sessions {
-        let (transport, next, config, sample) =
-            (transport.clone(), next.clone(), config.clone(), sample.clone());
+        let (transport, next, config, sample) = (
+            transport.clone(),
+            next.clone(),
+            config.clone(),
+            sample.clone(),
+        );
         tasks.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -428,7 +453,12 @@ async fn bare_lettre(sink: &Sink, sessions: usize, n: usize, timeout: u64, s: &S
         r??;
     }
     let elapsed = sink
-        .wait_for(base + n as u64, t0, Duration::from_secs(timeout), "bare lettre")
+        .wait_for(
+            base + n as u64,
+            t0,
+            Duration::from_secs(timeout),
+            "bare lettre",
+        )
         .await?;
     let cpu = cpu_time("self").zip(cpu0).map(|(a, b)| a.saturating_sub(b));
     sink.settle(base + n as u64, "bare lettre").await?;
@@ -449,13 +479,20 @@ fn start_crier(bin: &Path, dir: &Path, sink: &Sink, sessions: usize) -> Result<(
          rate = \"1000000/s\"\nconcurrency = {sessions}\nsend_timeout = \"30s\"\n",
         sink.host,
         sink.port,
-        if sink.ca.is_some() { "starttls" } else { "plain" },
+        if sink.ca.is_some() {
+            "starttls"
+        } else {
+            "plain"
+        },
     );
     if let Some(ca) = &sink.ca {
         ch.push_str(&format!("ca_file = \"{}\"\n", ca.display()));
     }
     std::fs::write(channels.join("email.toml"), ch)?;
-    std::fs::write(dir.join("crier.toml"), format!("public_url = \"{PUBLIC_URL}\"\n"))?;
+    std::fs::write(
+        dir.join("crier.toml"),
+        format!("public_url = \"{PUBLIC_URL}\"\n"),
+    )?;
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
@@ -494,7 +531,13 @@ async fn json_of(resp: reqwest::Response, what: &str, want: StatusCode) -> Resul
     serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
 }
 
-async fn crier_fanout(bin: &Path, sink: &Sink, sessions: usize, n: usize, timeout: u64) -> Result<Figure> {
+async fn crier_fanout(
+    bin: &Path,
+    sink: &Sink,
+    sessions: usize,
+    n: usize,
+    timeout: u64,
+) -> Result<Figure> {
     let dir = tempfile::Builder::new()
         .prefix("crier-bench-email-")
         .tempdir()?;

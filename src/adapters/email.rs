@@ -1051,8 +1051,7 @@ mod tests {
                                 w.write_all(b"354 go ahead\r\n").await.unwrap();
                                 loop {
                                     let mut l = String::new();
-                                    if r.read_line(&mut l).await.unwrap_or(0) == 0 || l == ".\r\n"
-                                    {
+                                    if r.read_line(&mut l).await.unwrap_or(0) == 0 || l == ".\r\n" {
                                         break;
                                     }
                                 }
@@ -1098,7 +1097,10 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.connections, 1, "{:?}", seen.commands);
         assert_eq!(
-            seen.commands.iter().filter(|c| c.starts_with("MAIL")).count(),
+            seen.commands
+                .iter()
+                .filter(|c| c.starts_with("MAIL"))
+                .count(),
             3
         );
         // lettre's own pool sends NOOP before every reuse: a round trip per message.
@@ -1138,7 +1140,10 @@ mod tests {
         let adapter = EmailAdapter::new(local_config(port)).unwrap();
         for i in 0..2 {
             let out = adapter.send(&numbered(i)).await;
-            assert!(matches!(out, Outcome::Delivered { .. }), "send {i}: {out:?}");
+            assert!(
+                matches!(out, Outcome::Delivered { .. }),
+                "send {i}: {out:?}"
+            );
         }
         assert_eq!(seen.lock().unwrap().connections, 2);
     }

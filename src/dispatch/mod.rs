@@ -452,12 +452,10 @@ fn unsubscribe_url(settings: &Settings, target: &Target) -> Option<String> {
 
 /// The one-click unsubscribe link for `token`, when there is a public URL.
 fn unsubscribe_url_for(settings: &Settings, token: &str) -> Option<String> {
-    settings.public_url.as_ref().map(|base| {
-        format!(
-            "{}/api/v1/unsubscribe/{token}",
-            base.trim_end_matches('/')
-        )
-    })
+    settings
+        .public_url
+        .as_ref()
+        .map(|base| format!("{}/api/v1/unsubscribe/{token}", base.trim_end_matches('/')))
 }
 
 /// Renders and fits the messages of one delivery (several when a thread is needed).

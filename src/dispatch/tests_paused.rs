@@ -57,15 +57,10 @@ async fn harness_with(channels: Vec<(Channel, Arc<Scripted>)>, settings: Setting
         .into_iter()
         .map(|(c, s)| (c, Adapter::Scripted(s)))
         .collect();
-    let (dispatcher, running) = Dispatcher::start_with(
-        store.clone(),
-        templates,
-        Arc::new(settings),
-        with,
-        stopped,
-    )
-    .await
-    .unwrap();
+    let (dispatcher, running) =
+        Dispatcher::start_with(store.clone(), templates, Arc::new(settings), with, stopped)
+            .await
+            .unwrap();
     Harness {
         store,
         dispatcher,

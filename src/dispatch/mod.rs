@@ -550,9 +550,10 @@ fn rendered(
         } if unsubscribe.is_some() => Some(unsubscribe_token.as_str()),
         _ => None,
     };
-    if let Some(m) = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned()) {
+    let cached_before = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned());
+    if let Some(m) = &cached_before {
         if !m.per_recipient {
-            return Ok(m);
+            return Ok(m.clone());
         }
         if let (Some(p), Some(t)) = (&m.placeholder, token) {
             if substitutable(t, p.len()) {
@@ -584,7 +585,13 @@ fn rendered(
     // An email that shows the link: rendered with two stand-in tokens, and if swapping one for
     // the other, and for this reader's token, gives exactly those renderings (the templates only
     // print the link), later readers get a copy with their own token swapped in.
-    let placeholder = match (per_recipient && c.platform == Platform::Email, token) {
+    // Tried once per message and locale: an entry in the cache means it was tried already (this
+    // reader's token did not fit, or the templates do more with the link than print it), and
+    // the entry is kept for the readers it serves.
+    let placeholder = match (
+        per_recipient && c.platform == Platform::Email && cached_before.is_none(),
+        token,
+    ) {
         (true, Some(t)) if substitutable(t, t.len()) => {
             placeholder_for(&render, &mut ctx, &inner.settings, t, &out)?
         }
@@ -625,11 +632,13 @@ fn rendered(
         }),
         None => m.clone(),
     };
-    if let Ok(mut cache) = ch.rendered.lock() {
-        if cache.len() > 256 {
-            cache.clear();
+    if cached_before.is_none() {
+        if let Ok(mut cache) = ch.rendered.lock() {
+            if cache.len() > 256 {
+                cache.clear();
+            }
+            cache.insert(rkey, cached);
         }
-        cache.insert(rkey, cached);
     }
     Ok(m)
 }

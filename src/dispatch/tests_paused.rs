@@ -43,12 +43,16 @@ async fn harness(channels: Vec<(Channel, Arc<Scripted>)>) -> Harness {
 }
 
 async fn harness_with(channels: Vec<(Channel, Arc<Scripted>)>, settings: Settings) -> Harness {
+    let overrides: Vec<(String, PathBuf)> = channels
+        .iter()
+        .filter_map(|(c, _)| Some((c.name.clone(), c.templates.clone()?)))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
     let templates = Arc::new(
         Templates::load(
             &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
-            &[],
+            &overrides,
         )
         .unwrap(),
     );
@@ -593,14 +597,19 @@ async fn non_threading_channels_send_no_thread() {
     h.stop().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe_links() {
+/// Three email readers of one incident, on a channel with `templates` (its own templates
+/// folder) if given: what each was sent, with each reader's unsubscribe token, and whether the
+/// channel's render cache holds a stand-in rendering.
+async fn email_three_readers(
+    templates: Option<PathBuf>,
+) -> (Vec<(String, OutMessage)>, Vec<String>, Vec<bool>) {
     let s = Arc::new(Scripted::new(vec![]));
     let mut ch = channel("mail", &[10], fast());
     ch.kind = Kind::Email;
     ch.audience = Audience::Subscribers;
     ch.platform = Platform::Email;
     ch.concurrency = 1;
+    ch.templates = templates;
     let settings = Settings {
         public_url: Some("https://status.example.com".into()),
         ..Settings::default()
@@ -631,42 +640,77 @@ async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe
             })
             .unwrap()
     };
-    let sent = s.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), readers.len());
-    let tokens: Vec<String> = readers.iter().map(|r| token_of(r)).collect();
-    let mut frames = Vec::new();
-    for (_, m) in &sent {
-        let Recipient::Email(addr) = &m.recipient else {
-            panic!("{m:?}")
-        };
-        let own = token_of(addr);
-        let url = format!("https://status.example.com/api/v1/unsubscribe/{own}");
-        assert_eq!(m.unsubscribe_url.as_deref(), Some(url.as_str()), "{addr}");
-        let html = m.html.clone().unwrap();
-        assert!(m.text.contains(&url), "{addr}: {}", m.text);
-        assert!(html.contains(&own), "{addr}: {html}");
-        for other in tokens.iter().filter(|t| **t != own) {
-            assert!(
-                !m.text.contains(other.as_str()) && !html.contains(other.as_str()),
-                "{addr} got another reader's link"
-            );
-        }
-        frames.push((
-            m.subject.clone(),
-            m.text.replace(&own, "TOKEN"),
-            html.replace(&own, "TOKEN"),
-        ));
-    }
-    assert!(frames.windows(2).all(|w| w[0] == w[1]), "{frames:#?}");
-    // The templates ran for the first reader; the others got a copy with their token swapped in.
-    let rt = h.dispatcher.inner.channels.get("mail").unwrap();
-    let cached: Vec<bool> = rt
+    let sent = s
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| match &m.recipient {
+            Recipient::Email(a) => (token_of(a), m.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let tokens = readers.iter().map(|r| token_of(r)).collect();
+    let cached = h.dispatcher.inner.channels["mail"]
         .rendered
         .lock()
         .unwrap()
         .values()
         .map(|m| m.placeholder.is_some())
         .collect();
-    assert_eq!(cached, [true]);
     h.stop().await;
+    (sent, tokens, cached)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_template_that_changes_the_link_is_rendered_for_each_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("incident_opened")).unwrap();
+    std::fs::write(
+        dir.path().join("incident_opened/email.en.txt.j2"),
+        "{{ incident.title }}\nUnsubscribe: {{ unsubscribe_url | upper }}\n",
+    )
+    .unwrap();
+    let (sent, tokens, cached) = email_three_readers(Some(dir.path().to_owned())).await;
+    assert_eq!(sent.len(), 3);
+    for (own, m) in &sent {
+        let url = format!("https://status.example.com/api/v1/unsubscribe/{own}").to_uppercase();
+        assert!(m.text.contains(&url), "{}", m.text);
+        for other in tokens.iter().filter(|t| *t != own) {
+            assert!(
+                !m.text.contains(other.to_uppercase().as_str()),
+                "{}",
+                m.text
+            );
+        }
+    }
+    assert_eq!(cached, [false], "swapping tokens is not rendering here");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe_links() {
+    let (sent, tokens, cached) = email_three_readers(None).await;
+    assert_eq!(sent.len(), 3);
+    let mut frames = Vec::new();
+    for (own, m) in &sent {
+        let url = format!("https://status.example.com/api/v1/unsubscribe/{own}");
+        assert_eq!(m.unsubscribe_url.as_deref(), Some(url.as_str()));
+        let html = m.html.clone().unwrap();
+        assert!(m.text.contains(&url), "{}", m.text);
+        assert!(html.contains(own.as_str()), "{html}");
+        for other in tokens.iter().filter(|t| *t != own) {
+            assert!(
+                !m.text.contains(other.as_str()) && !html.contains(other.as_str()),
+                "a reader got another reader's link"
+            );
+        }
+        frames.push((
+            m.subject.clone(),
+            m.text.replace(own.as_str(), "TOKEN"),
+            html.replace(own.as_str(), "TOKEN"),
+        ));
+    }
+    assert!(frames.windows(2).all(|w| w[0] == w[1]), "{frames:#?}");
+    // The templates ran for the first reader; the others got a copy with their token swapped in.
+    assert_eq!(cached, [true]);
 }

@@ -1,8 +1,10 @@
 //! SMTP email adapter: turns an [`OutMessage`] into a MIME message and hands
 //! it to the channel's SMTP relay through a pooled lettre transport.
 //!
-//! * The transport (`AsyncSmtpTransport<Tokio1Executor>`) is built once per
-//!   channel in [`EmailAdapter::new`] and reused: it keeps a connection pool.
+//! * Connections are pooled per channel ([`EmailAdapter::new`]): up to the
+//!   channel's concurrency stay open between sends, on sockets with
+//!   `TCP_NODELAY`, checked with NOOP only after [`CHECK_IDLE_AFTER`] idle and
+//!   closed after [`CLOSE_IDLE_AFTER`]; lettre speaks SMTP on each one.
 //! * `Message-ID: <{idempotency_key}@{domain}>` is the same on every retry, so
 //!   receiving systems can spot duplicates.
 //! * Bodies are `multipart/alternative` (text/plain first, then text/html) when

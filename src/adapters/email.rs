@@ -1,8 +1,10 @@
 //! SMTP email adapter: turns an [`OutMessage`] into a MIME message and hands
 //! it to the channel's SMTP relay through a pooled lettre transport.
 //!
-//! * The transport (`AsyncSmtpTransport<Tokio1Executor>`) is built once per
-//!   channel in [`EmailAdapter::new`] and reused: it keeps a connection pool.
+//! * Connections are pooled per channel ([`EmailAdapter::new`]): up to the
+//!   channel's concurrency stay open between sends, on sockets with
+//!   `TCP_NODELAY`, checked with NOOP only after [`CHECK_IDLE_AFTER`] idle and
+//!   closed after [`CLOSE_IDLE_AFTER`]; lettre speaks SMTP on each one.
 //! * `Message-ID: <{idempotency_key}@{domain}>` is the same on every retry, so
 //!   receiving systems can spot duplicates.
 //! * Bodies are `multipart/alternative` (text/plain first, then text/html) when
@@ -35,14 +37,19 @@ use std::time::Duration;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::outcome::{OutMessage, Outcome, Recipient};
 
 /// Default bound on one whole SMTP conversation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections kept open when the caller does not say (lettre's pool default).
+pub const DEFAULT_CONNECTIONS: usize = 10;
 
 /// Longest unsubscribe URL accepted (keeps the header line well under 998 octets).
 pub const MAX_UNSUBSCRIBE_URL_LEN: usize = 900;
@@ -136,6 +143,9 @@ pub struct EmailConfig {
     pub timeout: Duration,
     /// Extra trusted root certificates (PEM), for relays with a private CA.
     pub ca_pem: Option<Vec<u8>>,
+    /// Connections kept open between sends: the channel's concurrency, so that every
+    /// concurrent send finds one and none is opened and closed per message.
+    pub connections: usize,
 }
 
 impl EmailConfig {
@@ -157,6 +167,7 @@ impl EmailConfig {
             domain: domain.into(),
             timeout: DEFAULT_TIMEOUT,
             ca_pem: None,
+            connections: DEFAULT_CONNECTIONS,
         }
     }
 
@@ -206,6 +217,7 @@ impl fmt::Debug for EmailConfig {
             .field("reply_to", &self.reply_to)
             .field("domain", &self.domain)
             .field("timeout", &self.timeout)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -382,11 +394,11 @@ pub fn classify_smtp_error(err: &lettre::transport::smtp::Error) -> Outcome {
     }
 }
 
-/// Sends email through one SMTP relay with a pooled transport.
+/// Sends email through one SMTP relay, keeping connections open between sends.
 #[derive(Clone)]
 pub struct EmailAdapter {
     config: EmailConfig,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Arc<Pool>,
 }
 
 impl fmt::Debug for EmailAdapter {
@@ -397,31 +409,208 @@ impl fmt::Debug for EmailAdapter {
     }
 }
 
+/// Why a send failed: the SMTP conversation (an answer, TLS, the network), or the TCP connect.
+#[derive(Debug)]
+enum SendError {
+    Smtp(lettre::transport::smtp::Error),
+    Connect(std::io::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for SendError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        SendError::Smtp(e)
+    }
+}
+
+/// How a connection is secured once it is open.
+enum Secure {
+    None,
+    Starttls(TlsParameters),
+    Wrapper(TlsParameters),
+}
+
+/// The relay's open connections that no send is using, most recently used last, each with
+/// the instant it was parked. At most `max_idle` (the channel's concurrency) are kept.
+///
+/// Unlike lettre's own pool this one opens its sockets itself, with `TCP_NODELAY` (lettre writes
+/// the message body and the final `.` in two writes; with Nagle's algorithm the second waits for
+/// the server's delayed ACK, about 40 ms on Linux, on every message), and only tests a parked
+/// connection (NOOP, a round trip) when it has been idle for [`CHECK_IDLE_AFTER`]: during a
+/// fan-out connections are reused within milliseconds. A parked connection that fails anyway (the
+/// server closed it) is replaced by a fresh one within the same send.
+struct Pool {
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    max_idle: usize,
+    host: String,
+    port: u16,
+    hello: ClientId,
+    secure: Secure,
+    credentials: Option<Credentials>,
+}
+
+/// A parked connection idle this long is tested with NOOP before it is used again.
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
+/// A parked connection idle this long is closed (QUIT) instead of being used again.
+pub const CLOSE_IDLE_AFTER: Duration = Duration::from_secs(60);
+
+impl Pool {
+    /// A fresh connection: TCP with `TCP_NODELAY`, greeting and EHLO, TLS as configured, AUTH.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        use lettre::transport::smtp::authentication::DEFAULT_MECHANISMS;
+        let mut conn = match &self.secure {
+            Secure::Wrapper(params) => {
+                // Implicit TLS: lettre opens this socket (it offers no way to start TLS on one of
+                // ours before the greeting), so Nagle's algorithm stays on for these.
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    None,
+                    &self.hello,
+                    Some(params.clone()),
+                    None,
+                )
+                .await?
+            }
+            Secure::None | Secure::Starttls(_) => {
+                let tcp = open_tcp(&self.host, self.port)
+                    .await
+                    .map_err(SendError::Connect)?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?
+            }
+        };
+        if let Secure::Starttls(params) = &self.secure {
+            conn.starttls(params.clone(), &self.hello).await?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+        }
+        Ok(conn)
+    }
+
+    /// The most recently parked connection that still works, if any (stale ones are closed).
+    async fn checkout(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let (mut conn, since) = self.idle.lock().ok()?.pop()?;
+            let idle = since.elapsed();
+            if idle >= CLOSE_IDLE_AFTER {
+                conn.abort().await;
+                continue;
+            }
+            if idle >= CHECK_IDLE_AFTER && !conn.test_connected().await {
+                conn.abort().await;
+                continue;
+            }
+            return Some(conn);
+        }
+    }
+
+    /// Parks a connection that is still usable, unless enough are parked already.
+    async fn checkin(&self, mut conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        let surplus = match self.idle.lock() {
+            Ok(mut idle) if idle.len() < self.max_idle => {
+                idle.push((conn, Instant::now()));
+                return;
+            }
+            _ => conn,
+        };
+        conn = surplus;
+        conn.abort().await;
+    }
+
+    /// Closes the connections parked for [`CLOSE_IDLE_AFTER`] or longer.
+    async fn close_stale(&self) {
+        let stale: Vec<AsyncSmtpConnection> = match self.idle.lock() {
+            Ok(mut idle) => {
+                let (stale, keep): (Vec<_>, Vec<_>) = idle
+                    .drain(..)
+                    .partition(|(_, since)| since.elapsed() >= CLOSE_IDLE_AFTER);
+                *idle = keep;
+                stale.into_iter().map(|(c, _)| c).collect()
+            }
+            Err(_) => return,
+        };
+        for mut conn in stale {
+            conn.abort().await;
+        }
+    }
+
+    /// Sends one message on a parked connection, or a fresh one. If a parked connection fails
+    /// without an SMTP answer (the server had closed it), the message goes once more on a fresh
+    /// connection: the same at-least-once risk as the retry it replaces, and the Message-ID is
+    /// the same.
+    async fn send(
+        &self,
+        envelope: &lettre::address::Envelope,
+        bytes: &[u8],
+    ) -> Result<lettre::transport::smtp::response::Response, SendError> {
+        if let Some(mut conn) = self.checkout().await {
+            match conn.send(envelope, bytes).await {
+                Ok(response) => {
+                    self.checkin(conn).await;
+                    return Ok(response);
+                }
+                Err(e) if e.is_transient() || e.is_permanent() => {
+                    self.checkin(conn).await;
+                    return Err(SendError::Smtp(e));
+                }
+                Err(_) => {} // no answer from the server: try a fresh connection
+            }
+        }
+        let mut conn = self.connect().await?;
+        let result = conn.send(envelope, bytes).await;
+        self.checkin(conn).await;
+        Ok(result?)
+    }
+}
+
+/// A TCP connection to the relay with `TCP_NODELAY` set (best effort: without it a message
+/// waits for a delayed ACK, but still goes).
+async fn open_tcp(host: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 impl EmailAdapter {
-    /// Validates `config` and builds the pooled transport. No connection is
-    /// made yet. Must be called inside a Tokio runtime (the pool spawns a
-    /// housekeeping task); otherwise returns [`EmailError::NoRuntime`].
+    /// Validates `config` and sets up the connection pool. No connection is made yet. Must be
+    /// called inside a Tokio runtime (a task closes idle connections); otherwise returns
+    /// [`EmailError::NoRuntime`].
     pub fn new(config: EmailConfig) -> Result<Self, EmailError> {
         config.validate()?;
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(EmailError::NoRuntime);
-        }
-        let tls = match config.tls {
-            TlsMode::Plain => Tls::None,
-            TlsMode::Starttls => Tls::Required(tls_parameters(&config)?),
-            TlsMode::Tls => Tls::Wrapper(tls_parameters(&config)?),
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.trim())
-                .port(config.port)
-                .tls(tls)
-                .timeout(Some(config.timeout))
-                .hello_name(ClientId::Domain(config.domain.clone()));
-        if let (Some(user), Some(pass)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
-        }
-        let transport = builder.build();
-        Ok(EmailAdapter { config, transport })
+        let secure = match config.tls {
+            TlsMode::Plain => Secure::None,
+            TlsMode::Starttls => Secure::Starttls(tls_parameters(&config)?),
+            TlsMode::Tls => Secure::Wrapper(tls_parameters(&config)?),
+        };
+        let credentials = match (&config.username, &config.password) {
+            (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.clone())),
+            _ => None,
+        };
+        let pool = Arc::new(Pool {
+            idle: Mutex::new(Vec::new()),
+            max_idle: config.connections.max(1),
+            host: config.host.trim().to_owned(),
+            port: config.port,
+            hello: ClientId::Domain(config.domain.clone()),
+            secure,
+            credentials,
+        });
+        let weak = Arc::downgrade(&pool);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(CLOSE_IDLE_AFTER).await;
+                match weak.upgrade() {
+                    Some(pool) => pool.close_stale().await,
+                    None => return,
+                }
+            }
+        });
+        Ok(EmailAdapter { config, pool })
     }
 
     /// Builds and sends one email, bounded by the configured timeout. Never
@@ -431,9 +620,14 @@ impl EmailAdapter {
             Ok(m) => m,
             Err(e) => return Outcome::rejected(e.to_string()),
         };
-        match tokio::time::timeout(self.config.timeout, self.transport.send(message)).await {
+        let bytes = message.formatted();
+        let send = self.pool.send(message.envelope(), &bytes);
+        match tokio::time::timeout(self.config.timeout, send).await {
             Err(_elapsed) => Outcome::retry("timed out"),
-            Ok(Err(err)) => classify_smtp_error(&err),
+            Ok(Err(SendError::Smtp(err))) => classify_smtp_error(&err),
+            Ok(Err(SendError::Connect(err))) => {
+                Outcome::retry(format!("SMTP cannot connect to the relay: {err}"))
+            }
             Ok(Ok(response)) => {
                 let text: Vec<&str> = response.message().collect();
                 Outcome::Delivered {
@@ -815,6 +1009,153 @@ mod tests {
             matches!(&out, Outcome::Rejected { reason } if reason.contains("550")),
             "{out:?}"
         );
+    }
+
+    /// What a scripted SMTP server saw: connections accepted and every command line.
+    #[derive(Default)]
+    struct Seen {
+        connections: usize,
+        commands: Vec<String>,
+    }
+
+    /// A fake SMTP server that accepts any mail. With `barrier`, each "." is answered only
+    /// once that many messages are waiting (so that many connections are open at once); with
+    /// `close_after_message`, it closes the connection after answering each message.
+    async fn scripted_smtp(
+        barrier: Option<usize>,
+        close_after_message: bool,
+    ) -> (u16, Arc<Mutex<Seen>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let barrier = barrier.map(|n| Arc::new(tokio::sync::Barrier::new(n)));
+        let s = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                s.lock().unwrap().connections += 1;
+                let (s, barrier) = (Arc::clone(&s), barrier.clone());
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut r = BufReader::new(r);
+                    w.write_all(b"220 fake.test ESMTP\r\n").await.unwrap();
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            break;
+                        }
+                        s.lock().unwrap().commands.push(line.trim_end().to_owned());
+                        let cmd = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        let reply: &[u8] = match cmd.as_str() {
+                            "EHLO" | "HELO" => b"250 fake.test\r\n",
+                            "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 OK\r\n",
+                            "DATA" => {
+                                w.write_all(b"354 go ahead\r\n").await.unwrap();
+                                loop {
+                                    let mut l = String::new();
+                                    if r.read_line(&mut l).await.unwrap_or(0) == 0 || l == ".\r\n" {
+                                        break;
+                                    }
+                                }
+                                if let Some(b) = &barrier {
+                                    b.wait().await;
+                                }
+                                if close_after_message {
+                                    let _ = w.write_all(b"250 2.0.0 queued\r\n").await;
+                                    break;
+                                }
+                                b"250 2.0.0 queued\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = w.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"502 5.5.2 unknown\r\n",
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn numbered(i: usize) -> OutMessage {
+        let mut m = mail(Some("<p>hi</p>"), Some("https://status.example/u/1"), "s");
+        m.idempotency_key = format!("key-{i}");
+        m
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_consecutive_sends_without_a_check_each_time() {
+        let (port, seen) = scripted_smtp(None, false).await;
+        let adapter = EmailAdapter::new(local_config(port)).unwrap();
+        for i in 0..3 {
+            let out = adapter.send(&numbered(i)).await;
+            assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.connections, 1, "{:?}", seen.commands);
+        assert_eq!(
+            seen.commands
+                .iter()
+                .filter(|c| c.starts_with("MAIL"))
+                .count(),
+            3
+        );
+        // lettre's own pool sends NOOP before every reuse: a round trip per message.
+        assert!(
+            !seen.commands.iter().any(|c| c.starts_with("NOOP")),
+            "{:?}",
+            seen.commands
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pool_keeps_as_many_connections_as_the_channel_sends_at_once() {
+        // 12 at once, twice: the first wave opens 12 connections (the server answers only
+        // when all 12 are waiting), and the second finds all 12 parked. lettre's pool kept 10
+        // and closed the others, so every wave opened new ones.
+        const AT_ONCE: usize = 12;
+        let (port, seen) = scripted_smtp(Some(AT_ONCE), false).await;
+        let mut config = local_config(port);
+        config.connections = AT_ONCE;
+        let adapter = EmailAdapter::new(config).unwrap();
+        for wave in 0..2 {
+            let sends = (0..AT_ONCE).map(|i| {
+                let adapter = adapter.clone();
+                tokio::spawn(async move { adapter.send(&numbered(wave * AT_ONCE + i)).await })
+            });
+            for out in futures_util::future::join_all(sends).await {
+                let out = out.unwrap();
+                assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+            }
+        }
+        assert_eq!(seen.lock().unwrap().connections, AT_ONCE);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_within_the_send() {
+        let (port, seen) = scripted_smtp(None, true).await;
+        let adapter = EmailAdapter::new(local_config(port)).unwrap();
+        for i in 0..2 {
+            let out = adapter.send(&numbered(i)).await;
+            assert!(
+                matches!(out, Outcome::Delivered { .. }),
+                "send {i}: {out:?}"
+            );
+        }
+        assert_eq!(seen.lock().unwrap().connections, 2);
+    }
+
+    #[tokio::test]
+    async fn connections_are_opened_without_nagle_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tcp = open_tcp("127.0.0.1", port).await.unwrap();
+        assert!(tcp.nodelay().unwrap(), "TCP_NODELAY must be set");
     }
 
     #[tokio::test]

@@ -345,6 +345,7 @@ impl Adapter {
                     domain: domain.clone(),
                     timeout: channel.send_timeout,
                     ca_pem,
+                    connections: channel.concurrency,
                 };
                 Adapter::Email(Box::new(
                     email::EmailAdapter::new(config).map_err(|e| err(e.to_string()))?,

@@ -47,6 +47,32 @@ struct Prepared {
     html: Option<String>,
     document: Option<serde_json::Value>,
     per_recipient: bool,
+    /// For an email that shows the reader's unsubscribe link: the stand-in token rendered where
+    /// the reader's token goes. Each reader's copy replaces it (see [`rendered`]), so the
+    /// templates run once per (update, locale), not twice per reader.
+    placeholder: Option<String>,
+}
+
+impl Prepared {
+    /// This message with `placeholder` replaced by `token` everywhere.
+    fn with_token(&self, placeholder: &str, token: &str) -> Prepared {
+        let swap = |s: &String| s.replace(placeholder, token);
+        Prepared {
+            parts: self.parts.iter().map(swap).collect(),
+            subject: self.subject.as_ref().map(swap),
+            html: self.html.as_ref().map(swap),
+            document: self.document.clone(),
+            per_recipient: true,
+            placeholder: None,
+        }
+    }
+}
+
+/// Whether a reader's unsubscribe token can stand where a placeholder of `len` characters was
+/// rendered: the same length and only characters that no template escaping changes (crier's
+/// tokens are 32 hex digits).
+fn substitutable(token: &str, len: usize) -> bool {
+    token.len() == len && !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// One channel at run time.
@@ -417,18 +443,20 @@ fn jitter() -> f64 {
 }
 
 fn unsubscribe_url(settings: &Settings, target: &Target) -> Option<String> {
-    match (target, &settings.public_url) {
-        (
-            Target::Subscriber {
-                unsubscribe_token, ..
-            },
-            Some(base),
-        ) => Some(format!(
-            "{}/api/v1/unsubscribe/{unsubscribe_token}",
-            base.trim_end_matches('/')
-        )),
-        _ => None,
+    match target {
+        Target::Subscriber {
+            unsubscribe_token, ..
+        } => unsubscribe_url_for(settings, unsubscribe_token),
+        Target::Endpoint => None,
     }
+}
+
+/// The one-click unsubscribe link for `token`, when there is a public URL.
+fn unsubscribe_url_for(settings: &Settings, token: &str) -> Option<String> {
+    settings
+        .public_url
+        .as_ref()
+        .map(|base| format!("{}/api/v1/unsubscribe/{token}", base.trim_end_matches('/')))
 }
 
 /// Renders and fits the messages of one delivery (several when a thread is needed).
@@ -517,9 +545,21 @@ fn rendered(
 ) -> Result<Arc<Prepared>, String> {
     let c = &ch.channel;
     let rkey = (d.incident_id, d.seq, locale.clone());
-    if let Some(m) = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned()) {
+    let token = match &d.target {
+        Target::Subscriber {
+            unsubscribe_token, ..
+        } if unsubscribe.is_some() => Some(unsubscribe_token.as_str()),
+        _ => None,
+    };
+    let cached_before = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned());
+    if let Some(m) = &cached_before {
         if !m.per_recipient {
-            return Ok(m);
+            return Ok(m.clone());
+        }
+        if let (Some(p), Some(t)) = (&m.placeholder, token) {
+            if substitutable(t, p.len()) {
+                return Ok(Arc::new(m.with_token(p, t)));
+            }
         }
     }
     let own = c.templates.as_ref().map(|_| c.name.as_str());
@@ -543,6 +583,21 @@ fn rendered(
         shared.clone()
     };
     let per_recipient = out != shared;
+    // An email that shows the link: rendered with two stand-in tokens, and if swapping one for
+    // the other, and for this reader's token, gives exactly those renderings (the templates only
+    // print the link), later readers get a copy with their own token swapped in.
+    // Tried once per message and locale: an entry in the cache means it was tried already (this
+    // reader's token did not fit, or the templates do more with the link than print it), and
+    // the entry is kept for the readers it serves.
+    let placeholder = match (
+        per_recipient && c.platform == Platform::Email && cached_before.is_none(),
+        token,
+    ) {
+        (true, Some(t)) if substitutable(t, t.len()) => {
+            placeholder_for(&render, &mut ctx, &inner.settings, t, &out)?
+        }
+        _ => None,
+    };
     let parts = if c.platform == Platform::Email {
         vec![out.text.clone()]
     } else {
@@ -565,14 +620,64 @@ fn rendered(
         html: out.html,
         document,
         per_recipient,
+        placeholder: None,
     });
-    if let Ok(mut cache) = ch.rendered.lock() {
-        if cache.len() > 256 {
-            cache.clear();
+    let cached = match placeholder {
+        Some((p, r)) => Arc::new(Prepared {
+            parts: vec![r.text],
+            subject: r.subject,
+            html: r.html,
+            document: m.document.clone(),
+            per_recipient: true,
+            placeholder: Some(p),
+        }),
+        None => m.clone(),
+    };
+    if cached_before.is_none() {
+        if let Ok(mut cache) = ch.rendered.lock() {
+            if cache.len() > 256 {
+                cache.clear();
+            }
+            cache.insert(rkey, cached);
         }
-        cache.insert(rkey, m.clone());
     }
     Ok(m)
+}
+
+/// A stand-in token and the email rendered with it, when swapping tokens in the output is the
+/// same as rendering again: checked with a second stand-in and with the reader's own rendering
+/// `out` (token `token`). `None` (render per reader) when a template does more with the link
+/// than print it.
+fn placeholder_for(
+    render: &impl Fn(&Context) -> Result<crate::render::Rendered, String>,
+    ctx: &mut Context,
+    settings: &Settings,
+    token: &str,
+    out: &crate::render::Rendered,
+) -> Result<Option<(String, crate::render::Rendered)>, String> {
+    let stand_in = || -> Result<String, String> {
+        let mut s = crate::token::random_hex(token.len().div_ceil(2)).map_err(|e| e.to_string())?;
+        s.truncate(token.len());
+        Ok(s)
+    };
+    let (p, q) = (stand_in()?, stand_in()?);
+    if p.len() != token.len() || p == q {
+        return Ok(None);
+    }
+    ctx.unsubscribe_url = unsubscribe_url_for(settings, &p);
+    let with_p = render(ctx)?;
+    ctx.unsubscribe_url = unsubscribe_url_for(settings, &q);
+    let with_q = render(ctx)?;
+    let swap = |r: &crate::render::Rendered, to: &str| {
+        (
+            r.subject.as_ref().map(|s| s.replace(&p, to)),
+            r.text.replace(&p, to),
+            r.html.as_ref().map(|s| s.replace(&p, to)),
+        )
+    };
+    let parts = |r: &crate::render::Rendered| (r.subject.clone(), r.text.clone(), r.html.clone());
+    let consistent = swap(&with_p, &q) == parts(&with_q) && swap(&with_p, token) == parts(out);
+    Ok(consistent.then_some((p, with_p)))
 }
 
 /// A standalone message's delivery: a notice firing, a staff reminder, a maintenance reminder.

@@ -40,12 +40,20 @@ struct Harness {
 }
 
 async fn harness(channels: Vec<(Channel, Arc<Scripted>)>) -> Harness {
+    harness_with(channels, Settings::default()).await
+}
+
+async fn harness_with(channels: Vec<(Channel, Arc<Scripted>)>, settings: Settings) -> Harness {
+    let overrides: Vec<(String, PathBuf)> = channels
+        .iter()
+        .filter_map(|(c, _)| Some((c.name.clone(), c.templates.clone()?)))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
     let templates = Arc::new(
         Templates::load(
             &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
-            &[],
+            &overrides,
         )
         .unwrap(),
     );
@@ -54,15 +62,10 @@ async fn harness(channels: Vec<(Channel, Arc<Scripted>)>) -> Harness {
         .into_iter()
         .map(|(c, s)| (c, Adapter::Scripted(s)))
         .collect();
-    let (dispatcher, running) = Dispatcher::start_with(
-        store.clone(),
-        templates,
-        Arc::new(Settings::default()),
-        with,
-        stopped,
-    )
-    .await
-    .unwrap();
+    let (dispatcher, running) =
+        Dispatcher::start_with(store.clone(), templates, Arc::new(settings), with, stopped)
+            .await
+            .unwrap();
     Harness {
         store,
         dispatcher,
@@ -596,4 +599,122 @@ async fn non_threading_channels_send_no_thread() {
         .all(|(_, m)| m.thread.is_none()));
     assert_eq!(h.store.thread(id[0], "slack").unwrap(), None);
     h.stop().await;
+}
+
+/// Three email readers of one incident, on a channel with `templates` (its own templates
+/// folder) if given: what each was sent, with each reader's unsubscribe token, and whether the
+/// channel's render cache holds a stand-in rendering.
+async fn email_three_readers(
+    templates: Option<PathBuf>,
+) -> (Vec<(String, OutMessage)>, Vec<String>, Vec<bool>) {
+    let s = Arc::new(Scripted::new(vec![]));
+    let mut ch = channel("mail", &[10], fast());
+    ch.kind = Kind::Email;
+    ch.audience = Audience::Subscribers;
+    ch.platform = Platform::Email;
+    ch.concurrency = 1;
+    ch.templates = templates;
+    let settings = Settings {
+        public_url: Some("https://status.example.com".into()),
+        ..Settings::default()
+    };
+    let h = harness_with(vec![(ch, s.clone())], settings).await;
+    let readers = ["ann@example.net", "bob@example.net", "cai@example.net"];
+    let batch = readers
+        .iter()
+        .map(|a| crate::store::NewSubscriber {
+            contact: crate::domain::Contact::email(a).unwrap(),
+            locale: Locale::english(),
+            components: vec![],
+            confirmed: true,
+        })
+        .collect();
+    h.store.import_subscribers(batch, Utc::now()).await.unwrap();
+    let id = h.publish(1).await[0];
+    let ds = h.settle(id).await;
+    let token_of = |addr: &str| -> String {
+        ds.iter()
+            .find_map(|d| match &d.target {
+                Target::Subscriber {
+                    contact: Contact::Email(a),
+                    unsubscribe_token,
+                    ..
+                } if a == addr => Some(unsubscribe_token.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let sent = s
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| match &m.recipient {
+            Recipient::Email(a) => (token_of(a), m.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let tokens = readers.iter().map(|r| token_of(r)).collect();
+    let cached = h.dispatcher.inner.channels["mail"]
+        .rendered
+        .lock()
+        .unwrap()
+        .values()
+        .map(|m| m.placeholder.is_some())
+        .collect();
+    h.stop().await;
+    (sent, tokens, cached)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_template_that_changes_the_link_is_rendered_for_each_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("incident_opened")).unwrap();
+    std::fs::write(
+        dir.path().join("incident_opened/email.en.txt.j2"),
+        "{{ incident.title }}\nUnsubscribe: {{ unsubscribe_url | upper }}\n",
+    )
+    .unwrap();
+    let (sent, tokens, cached) = email_three_readers(Some(dir.path().to_owned())).await;
+    assert_eq!(sent.len(), 3);
+    for (own, m) in &sent {
+        let url = format!("https://status.example.com/api/v1/unsubscribe/{own}").to_uppercase();
+        assert!(m.text.contains(&url), "{}", m.text);
+        for other in tokens.iter().filter(|t| *t != own) {
+            assert!(
+                !m.text.contains(other.to_uppercase().as_str()),
+                "{}",
+                m.text
+            );
+        }
+    }
+    assert_eq!(cached, [false], "swapping tokens is not rendering here");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe_links() {
+    let (sent, tokens, cached) = email_three_readers(None).await;
+    assert_eq!(sent.len(), 3);
+    let mut frames = Vec::new();
+    for (own, m) in &sent {
+        let url = format!("https://status.example.com/api/v1/unsubscribe/{own}");
+        assert_eq!(m.unsubscribe_url.as_deref(), Some(url.as_str()));
+        let html = m.html.clone().unwrap();
+        assert!(m.text.contains(&url), "{}", m.text);
+        assert!(html.contains(own.as_str()), "{html}");
+        for other in tokens.iter().filter(|t| *t != own) {
+            assert!(
+                !m.text.contains(other.as_str()) && !html.contains(other.as_str()),
+                "a reader got another reader's link"
+            );
+        }
+        frames.push((
+            m.subject.clone(),
+            m.text.replace(own.as_str(), "TOKEN"),
+            html.replace(own.as_str(), "TOKEN"),
+        ));
+    }
+    assert!(frames.windows(2).all(|w| w[0] == w[1]), "{frames:#?}");
+    // The templates ran for the first reader; the others got a copy with their token swapped in.
+    assert_eq!(cached, [true]);
 }

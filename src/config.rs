@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// The Atom/RSS history: its language.
+    pub feeds: Option<crate::web::feed_settings::FeedsFile>,
+    /// CAP 1.2 alerts: sender, area, expiry, impact mapping.
+    pub cap: Option<crate::web::feed_settings::CapFile>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -77,6 +81,8 @@ pub struct Config {
     pub intake: crate::intake::IntakeSettings,
     /// Scheduled backups (`None`: none are taken).
     pub backup: Option<crate::backups::BackupSettings>,
+    /// The feeds' language and the CAP alerts' settings (`[feeds]`, `[cap]`).
+    pub public: crate::web::feed_settings::PublicSettings,
     /// Start the server's clock at this instant instead of the wall clock's (tests that must
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
@@ -97,6 +103,7 @@ impl Default for Config {
             schedule: crate::schedule::ScheduleSettings::default(),
             intake: crate::intake::IntakeSettings::default(),
             backup: None,
+            public: crate::web::feed_settings::PublicSettings::default(),
             clock_start: None,
         }
     }
@@ -176,6 +183,8 @@ impl Config {
         .map_err(ConfigError::Invalid)?;
         c.intake =
             crate::intake::IntakeSettings::from_file(file.intake).map_err(ConfigError::Invalid)?;
+        c.public = crate::web::feed_settings::PublicSettings::from_file(file.feeds, file.cap)
+            .map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }

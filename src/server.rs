@@ -182,6 +182,7 @@ impl Server {
             intake,
             skipped_channels,
             team: team.clone(),
+            public: Arc::new(config.public.clone()),
         });
         let router = api::router(
             state,

@@ -61,6 +61,8 @@ pub struct Shared {
     pub skipped_channels: Arc<Vec<(String, String)>>,
     /// Token last-used times and the login throttle (see [`authz`]).
     pub team: Arc<authz::Team>,
+    /// The feeds' and CAP alerts' settings (see [`crate::web::feed_settings`]).
+    pub public: Arc<crate::web::feed_settings::PublicSettings>,
 }
 
 impl AppState {

@@ -223,9 +223,7 @@ pub fn index(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
         .flat_map(|p| p.updates.iter().map(move |u| (shown_at(u), p, u)))
         .collect();
     entries.sort_by(|a, b| b.0.cmp(&a.0));
-    let newest = entries
-        .first()
-        .map_or(DateTime::<Utc>::UNIX_EPOCH, |e| e.0);
+    let newest = entries.first().map_or(DateTime::<Utc>::UNIX_EPOCH, |e| e.0);
     let words = words_for(locale);
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
@@ -243,9 +241,7 @@ pub fn index(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
         &format!(
             "{} - {}",
             state.render.org_name,
-            words
-                .get("feed_cap_title")
-                .map_or("Alerts", String::as_str)
+            words.get("feed_cap_title").map_or("Alerts", String::as_str)
         ),
     );
     element(&mut x, "updated", &rfc3339(newest));

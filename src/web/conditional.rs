@@ -147,7 +147,10 @@ mod tests {
         let later = t0 + chrono::Duration::hours(1);
         assert_eq!(first_seen(&tag, later), t0.with_nanosecond(0).unwrap());
         assert_eq!(http_date(t0), "Wed, 02 Dec 2026 10:05:00 GMT");
-        assert!(not_modified_since("Wed, 02 Dec 2026 10:05:00 GMT", t0.with_nanosecond(0).unwrap()));
+        assert!(not_modified_since(
+            "Wed, 02 Dec 2026 10:05:00 GMT",
+            t0.with_nanosecond(0).unwrap()
+        ));
         assert!(!not_modified_since("Wed, 02 Dec 2026 10:04:59 GMT", t0));
         assert!(!not_modified_since("yesterday", t0));
     }

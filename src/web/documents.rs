@@ -42,7 +42,10 @@ pub const DOCUMENTS: [(&str, Document); 11] = [
         "/api/v2/scheduled-maintenances/upcoming.json",
         v2::upcoming_json,
     ),
-    ("/api/v2/scheduled-maintenances/active.json", v2::active_json),
+    (
+        "/api/v2/scheduled-maintenances/active.json",
+        v2::active_json,
+    ),
     ("/history.atom", feeds::atom),
     ("/history.rss", feeds::rss),
     ("/cap.atom", cap::index),
@@ -69,7 +72,9 @@ fn unavailable(e: &DocError) -> Response {
 
 fn answer(result: Result<(&'static str, Vec<u8>), DocError>) -> Response {
     match result {
-        Ok((content_type, bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Ok((content_type, bytes)) => {
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
         Err(e) => unavailable(&e),
     }
 }
@@ -123,8 +128,7 @@ async fn cors(req: Request, next: Next) -> Response {
 }
 
 fn route(doc: Document) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>| async move { answer(doc(&state)) })
-        .options(preflight)
+    get(move |State(state): State<AppState>| async move { answer(doc(&state)) }).options(preflight)
 }
 
 /// The routes of every document. Merged into [`super::router`] inside its ETag and header layers.

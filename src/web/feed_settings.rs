@@ -133,14 +133,14 @@ impl PublicSettings {
     pub fn from_file(feeds: Option<FeedsFile>, cap: Option<CapFile>) -> Result<Self, String> {
         let mut s = PublicSettings::default();
         if let Some(lang) = feeds.and_then(|f| f.language) {
-            s.feed_language = Locale::parse(&lang)
-                .map_err(|_| format!("feeds.language = \"{lang}\" is not a language tag; use e.g. en, fi or sv"))?;
+            s.feed_language = Locale::parse(&lang).map_err(|_| {
+                format!("feeds.language = \"{lang}\" is not a language tag; use e.g. en, fi or sv")
+            })?;
         }
         let Some(cap) = cap else { return Ok(s) };
         if let Some(v) = cap.sender {
             let v = v.trim().to_owned();
-            if v.is_empty() || v.contains([' ', ',', '<', '&']) || v.chars().any(char::is_control)
-            {
+            if v.is_empty() || v.contains([' ', ',', '<', '&']) || v.chars().any(char::is_control) {
                 return Err(format!("cap.sender = \"{v}\" may not be empty or contain spaces, commas, '<' or '&' (CAP 1.2 §3.2.1); use e.g. status.example.com"));
             }
             s.cap_sender = Some(v);
@@ -170,7 +170,10 @@ impl PublicSettings {
             for (i, (name, table)) in tables.into_iter().enumerate() {
                 let Some(t) = table else { continue };
                 let m = &mut s.cap_mapping[i];
-                let pick = |key: &str, v: Option<String>, all: &[&'static str], cur: &'static str| {
+                let pick = |key: &str,
+                            v: Option<String>,
+                            all: &[&'static str],
+                            cur: &'static str| {
                     match v {
                         None => Ok(cur),
                         Some(v) => all.iter().find(|a| **a == v.trim()).copied().ok_or_else(|| {
@@ -225,9 +228,38 @@ mod tests {
     }
 
     #[test]
+    fn crier_toml_carries_the_tables_to_the_server_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[feeds]\nlanguage = \"sv\"\n[cap]\narea = \"Sverige\"\n",
+        )
+        .unwrap();
+        let c = crate::config::Config::load(&crate::config::Overrides {
+            config_file: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.public.feed_language.as_str(), "sv");
+        assert_eq!(c.public.cap_area, "Sverige");
+        std::fs::write(&f, "[cap.impact.minor]\nurgency = \"Now\"\n").unwrap();
+        let e = crate::config::Config::load(&crate::config::Overrides {
+            config_file: Some(f),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cap.impact.minor.urgency"), "{e}");
+    }
+
+    #[test]
     fn bad_values_name_the_key_and_the_choices() {
         let e = parse("[cap.impact.major]\nseverity = \"Huge\"\n").unwrap_err();
-        assert!(e.contains("cap.impact.major.severity") && e.contains("Moderate"), "{e}");
+        assert!(
+            e.contains("cap.impact.major.severity") && e.contains("Moderate"),
+            "{e}"
+        );
         let e = parse("[cap]\nsender = \"a b\"\n").unwrap_err();
         assert!(e.contains("cap.sender"), "{e}");
         let e = parse("[cap]\narea = \" \"\n").unwrap_err();

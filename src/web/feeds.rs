@@ -66,7 +66,9 @@ fn content(state: &AppState, p: &PublicIncident) -> String {
             locale,
         )));
         html.push_str("</small><br><strong>");
-        html.push_str(&html_text(&capitalised(i18n::status_label(u.status, locale))));
+        html.push_str(&html_text(&capitalised(i18n::status_label(
+            u.status, locale,
+        ))));
         html.push_str("</strong> - ");
         html.push_str(&html_text(u.body.text_for(locale)));
         html.push_str("</p>");

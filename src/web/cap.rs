@@ -10,7 +10,7 @@
 //! numeric offset and no fractional seconds, as its pattern demands. The mapping of an impact to
 //! category, urgency, severity and certainty comes from `[cap]` (docs/FEEDS.md).
 
-use super::documents::DocError;
+use super::documents::{DocError, NamedDocument};
 use super::feeds::{tag, FEED_LIMIT};
 use super::lang;
 use super::public::{self, rfc3339, shown_at, ulid_id, PublicIncident};
@@ -196,7 +196,7 @@ fn recent(state: &AppState) -> Result<Vec<PublicIncident>, DocError> {
 }
 
 /// Every alert of the recent incidents, for the static copy: (path, content type, bytes).
-pub fn all_alerts(state: &AppState) -> Result<Vec<(String, &'static str, Vec<u8>)>, DocError> {
+pub fn all_alerts(state: &AppState) -> Result<Vec<NamedDocument>, DocError> {
     let mut out = Vec::new();
     for p in recent(state)? {
         for (n, u) in p.updates.iter().enumerate() {
@@ -222,7 +222,7 @@ pub fn index(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
         .iter()
         .flat_map(|p| p.updates.iter().map(move |u| (shown_at(u), p, u)))
         .collect();
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     let newest = entries.first().map_or(DateTime::<Utc>::UNIX_EPOCH, |e| e.0);
     let words = words_for(locale);
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

@@ -26,6 +26,9 @@ pub enum DocError {
     Encode(String),
 }
 
+/// A document whose path depends on the data: (path, content type, bytes).
+pub type NamedDocument = (String, &'static str, Vec<u8>);
+
 /// A document: its content type and bytes, from the state alone.
 pub type Document = fn(&AppState) -> Result<(&'static str, Vec<u8>), DocError>;
 
@@ -53,9 +56,7 @@ pub const DOCUMENTS: [(&str, Document); 11] = [
 
 /// The documents whose paths depend on the data: one CAP alert per published update of the
 /// recent incidents, as (path, content type, bytes).
-pub fn dynamic_documents(
-    state: &AppState,
-) -> Result<Vec<(String, &'static str, Vec<u8>)>, DocError> {
+pub fn dynamic_documents(state: &AppState) -> Result<Vec<NamedDocument>, DocError> {
     cap::all_alerts(state)
 }
 

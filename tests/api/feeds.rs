@@ -206,13 +206,11 @@ fn compare(shape: &Value, actual: &Value, path: &str, parent: &str, errors: &mut
         (Value::Null, Value::Null | Value::String(_)) => {}
         (_, Value::Null) if NULLABLE.contains(&parent) => {}
         (Value::String(_), Value::String(s)) => {
-            if path.ends_with("_at")
+            let is_time = path.ends_with("_at")
                 || path.ends_with("scheduled_for")
-                || path.ends_with("scheduled_until")
-            {
-                if chrono::DateTime::parse_from_rfc3339(s).is_err() {
-                    errors.push(format!("{path} = {s:?} is not RFC 3339 with an offset"));
-                }
+                || path.ends_with("scheduled_until");
+            if is_time && chrono::DateTime::parse_from_rfc3339(s).is_err() {
+                errors.push(format!("{path} = {s:?} is not RFC 3339 with an offset"));
             }
         }
         (s, a) if json_type(s) == json_type(a) => {}

@@ -589,6 +589,8 @@ for path in sys.argv[1:]:
         "bozo": bool(d.bozo), "why": str(d.get("bozo_exception", "")), "version": d.version,
         "title": d.feed.get("title"),
         "entries": [{"title": e.title, "link": e.link, "id": e.id,
+                     "types": [l.get("type") for l in e.get("links", [])],
+                     "hrefs": [l.get("href") for l in e.get("links", [])],
                      "published": list(e.published_parsed)[:6] if e.get("published_parsed") else None,
                      "updated": list(e.updated_parsed)[:6] if e.get("updated_parsed") else None,
                      "content": (e.content[0].value if e.get("content") else e.get("summary"))}
@@ -596,7 +598,7 @@ for path in sys.argv[1:]:
 print(json.dumps(out))
 "#;
     let mut files = Vec::new();
-    for path in ["/history.atom", "/history.rss"] {
+    for path in ["/history.atom", "/history.rss", "/cap.atom"] {
         let (_, text) = get_text(&app, path).await;
         let f = dir.path().join(path.trim_start_matches('/'));
         std::fs::write(&f, text).unwrap();
@@ -614,6 +616,17 @@ print(json.dumps(out))
         String::from_utf8_lossy(&out.stderr)
     );
     let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The CAP index: valid Atom, every entry linking its alert as application/cap+xml.
+    let index = &parsed[2];
+    assert_eq!(index["bozo"], false, "{index}");
+    assert_eq!(index["version"], "atom10");
+    let alerts = index["entries"].as_array().unwrap();
+    assert_eq!(alerts.len(), 6, "{index}");
+    for e in alerts {
+        assert_eq!(e["types"], json!(["application/cap+xml"]), "{e}");
+        let href = e["hrefs"][0].as_str().unwrap();
+        assert!(href.starts_with("https://status.example.com/cap/"), "{e}");
+    }
     for (feed, version) in parsed.as_array().unwrap().iter().zip(["atom10", "rss20"]) {
         assert_eq!(feed["bozo"], false, "{feed}");
         assert_eq!(feed["version"], version);

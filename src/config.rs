@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// The Atom/RSS history: its language.
+    pub feeds: Option<crate::web::feed_settings::FeedsFile>,
+    /// CAP 1.2 alerts: sender, area, expiry, impact mapping.
+    pub cap: Option<crate::web::feed_settings::CapFile>,
     /// Browser sessions, second factors, trusted proxies.
     pub auth: Option<crate::api::session::AuthFile>,
     /// Two-person approval of everything public: `"public"`, or `"channels"` (the default:
@@ -132,6 +136,8 @@ pub struct Config {
     pub approval: ApprovalSettings,
     /// Browser sessions, second factors, trusted proxies (`[auth]`).
     pub auth: crate::api::session::AuthSettings,
+    /// The feeds' language and the CAP alerts' settings (`[feeds]`, `[cap]`).
+    pub public: crate::web::feed_settings::PublicSettings,
     /// Start the server's clock at this instant instead of the wall clock's (tests that must
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
@@ -154,6 +160,7 @@ impl Default for Config {
             backup: None,
             approval: ApprovalSettings::default(),
             auth: Default::default(),
+            public: crate::web::feed_settings::PublicSettings::default(),
             clock_start: None,
         }
     }
@@ -245,6 +252,8 @@ impl Config {
             &c.render.org_name,
         )
         .map_err(ConfigError::Invalid)?;
+        c.public = crate::web::feed_settings::PublicSettings::from_file(file.feeds, file.cap)
+            .map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }

@@ -191,6 +191,7 @@ impl Server {
                 settings: config.approval.clone(),
                 staff: staff_channels(config),
             }),
+            public: Arc::new(config.public.clone()),
         });
         let router = api::router(
             state,

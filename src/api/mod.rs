@@ -66,6 +66,8 @@ pub struct Shared {
     pub team: Arc<authz::Team>,
     /// What needs a second person's approval (see [`approvals`]).
     pub approval: Arc<approvals::ApprovalRules>,
+    /// The feeds' and CAP alerts' settings (see [`crate::web::feed_settings`]).
+    pub public: Arc<crate::web::feed_settings::PublicSettings>,
 }
 
 impl AppState {

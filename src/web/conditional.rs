@@ -11,7 +11,10 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Timelike, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 /// Pages larger than this are sent without an ETag rather than buffered.
 const MAX_HASHED_BYTES: usize = 4 * 1024 * 1024;
@@ -32,7 +35,39 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/") == bare)
 }
 
-/// The middleware: adds the ETag to 200 answers of GET/HEAD and turns a match into 304.
+/// When each body (by ETag) was first sent: its `Last-Modified`. Bodies are named by content,
+/// so the first time crier sent these bytes is a time they have not changed since (after a
+/// restart, a later one: still true). Bounded: when full it starts again, which only moves
+/// times later.
+static FIRST_SEEN: LazyLock<Mutex<HashMap<String, DateTime<Utc>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const FIRST_SEEN_MAX: usize = 4096;
+
+/// The `Last-Modified` of a body with `tag`: when it was first sent, to the second.
+pub fn first_seen(tag: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let Ok(mut seen) = FIRST_SEEN.lock() else {
+        return now;
+    };
+    if seen.len() >= FIRST_SEEN_MAX && !seen.contains_key(tag) {
+        seen.clear();
+    }
+    *seen.entry(tag.to_owned()).or_insert(now)
+}
+
+/// An HTTP date (RFC 9110 §5.6.7, IMF-fixdate).
+pub fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// True when `If-Modified-Since` says the client's copy is as new as `modified`.
+pub fn not_modified_since(if_modified_since: &str, modified: DateTime<Utc>) -> bool {
+    DateTime::parse_from_rfc2822(if_modified_since.trim())
+        .is_ok_and(|since| modified <= since.with_timezone(&Utc))
+}
+
+/// The middleware: adds the ETag and Last-Modified to 200 answers of GET/HEAD and turns a match
+/// into 304 (`If-None-Match` first; `If-Modified-Since` only without it, RFC 9110 §13.2.2).
 pub async fn etag(req: Request, next: Next) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return next.run(req).await;
@@ -40,6 +75,11 @@ pub async fn etag(req: Request, next: Next) -> Response {
     let inm = req
         .headers()
         .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ims = req
+        .headers()
+        .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let res = next.run(req).await;
@@ -60,7 +100,16 @@ pub async fn etag(req: Request, next: Next) -> Response {
         .headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-cache"));
-    if inm.as_deref().is_some_and(|v| none_match(v, &tag)) {
+    let modified = first_seen(&tag, Utc::now());
+    if let Ok(v) = HeaderValue::from_str(&http_date(modified)) {
+        parts.headers.insert(header::LAST_MODIFIED, v);
+    }
+    let fresh = match (inm.as_deref(), ims.as_deref()) {
+        (Some(v), _) => none_match(v, &tag),
+        (None, Some(v)) => not_modified_since(v, modified),
+        (None, None) => false,
+    };
+    if fresh {
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::empty());
@@ -82,5 +131,27 @@ mod tests {
         assert!(none_match("*", &a));
         assert!(!none_match("\"x\"", &a));
         assert!(!none_match("", &a));
+    }
+
+    #[test]
+    fn last_modified_is_when_the_bytes_were_first_sent() {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-02T10:05:00.700Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let tag = etag_of(b"last-modified test body");
+        assert_eq!(
+            first_seen(&tag, t0),
+            t0.with_nanosecond(0).unwrap(),
+            "to the second"
+        );
+        let later = t0 + chrono::Duration::hours(1);
+        assert_eq!(first_seen(&tag, later), t0.with_nanosecond(0).unwrap());
+        assert_eq!(http_date(t0), "Wed, 02 Dec 2026 10:05:00 GMT");
+        assert!(not_modified_since(
+            "Wed, 02 Dec 2026 10:05:00 GMT",
+            t0.with_nanosecond(0).unwrap()
+        ));
+        assert!(!not_modified_since("Wed, 02 Dec 2026 10:04:59 GMT", t0));
+        assert!(!not_modified_since("yesterday", t0));
     }
 }

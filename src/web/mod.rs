@@ -12,11 +12,18 @@
 //! ([`conditional`]).
 
 pub mod assets;
+pub mod cap;
 pub mod conditional;
+pub mod documents;
+pub mod feed_settings;
+pub mod feeds;
 pub mod headers;
 pub mod lang;
 pub mod page;
+pub mod public;
 mod status;
+pub mod v2;
+mod xml;
 
 use crate::api::AppState;
 use axum::routing::get;
@@ -28,6 +35,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(status::page))
         .route("/assets/{file}", get(assets::serve))
+        // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
+        .merge(documents::router())
         .layer(axum::middleware::from_fn(conditional::etag))
         .layer(axum::middleware::from_fn(headers::secure))
 }

@@ -15,6 +15,7 @@ mod durability;
 mod e2e;
 mod e2e_matrix;
 mod errors;
+mod feeds;
 mod hardening_low;
 mod helpers;
 mod hooks;

@@ -1,0 +1,157 @@
+//! The machine-readable public documents, in one list: the Statuspage v2 JSON, the Atom/RSS
+//! history and the CAP index. Each is a function of the state alone — `(state) ->
+//! (content type, bytes)` — so the server answers it and a static copy can write it with the same
+//! bytes ([`DOCUMENTS`] for the fixed paths, [`dynamic_documents`] for the one CAP file per update).
+//!
+//! The routes are public (no token), open to other origins (`Access-Control-Allow-Origin: *` and
+//! an answer to the CORS preflight), and revalidated through the pages' ETag/Last-Modified
+//! middleware ([`super::conditional`]).
+
+use super::{cap, feeds, v2};
+use crate::api::AppState;
+use crate::store::StoreError;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+
+/// Why a document could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot encode the document: {0}")]
+    Encode(String),
+}
+
+/// A document whose path depends on the data: (path, content type, bytes).
+pub type NamedDocument = (String, &'static str, Vec<u8>);
+
+/// A document: its content type and bytes, from the state alone.
+pub type Document = fn(&AppState) -> Result<(&'static str, Vec<u8>), DocError>;
+
+/// Every public document at a fixed path. The router serves each; a static export writes each
+/// to `<dir><path>`.
+pub const DOCUMENTS: [(&str, Document); 11] = [
+    ("/api/v2/summary.json", v2::summary),
+    ("/api/v2/status.json", v2::status_json),
+    ("/api/v2/components.json", v2::components_json),
+    ("/api/v2/incidents.json", v2::incidents_json),
+    ("/api/v2/incidents/unresolved.json", v2::unresolved_json),
+    ("/api/v2/scheduled-maintenances.json", v2::maintenances_json),
+    (
+        "/api/v2/scheduled-maintenances/upcoming.json",
+        v2::upcoming_json,
+    ),
+    (
+        "/api/v2/scheduled-maintenances/active.json",
+        v2::active_json,
+    ),
+    ("/history.atom", feeds::atom),
+    ("/history.rss", feeds::rss),
+    ("/cap.atom", cap::index),
+];
+
+/// The documents whose paths depend on the data: one CAP alert per published update of the
+/// recent incidents, as (path, content type, bytes).
+pub fn dynamic_documents(state: &AppState) -> Result<Vec<NamedDocument>, DocError> {
+    cap::all_alerts(state)
+}
+
+/// The answer when the store cannot be read.
+fn unavailable(e: &DocError) -> Response {
+    tracing::error!(error = %e, "a public document could not be made");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "30")],
+        "The status data cannot be read right now; try again in a minute.",
+    )
+        .into_response()
+}
+
+fn answer(result: Result<(&'static str, Vec<u8>), DocError>) -> Response {
+    match result {
+        Ok((content_type, bytes)) => {
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `GET /cap/{id}.xml`.
+async fn cap_file(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    match cap::alert_file(&state, &file) {
+        Ok(Some(bytes)) => answer(Ok((cap::CAP_TYPE, bytes))),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            "no such alert; /cap.atom lists the alerts there are",
+        )
+            .into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// The CORS preflight: any origin may GET these documents (no credentials are involved).
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "If-None-Match, If-Modified-Since, Cache-Control",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
+}
+
+/// Adds `Access-Control-Allow-Origin: *` to every answer (errors and 304 included), and lets a
+/// browser read the validators.
+async fn cors(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if !preflight {
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("ETag, Last-Modified"),
+        );
+    }
+    res
+}
+
+fn route(doc: Document) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>| async move { answer(doc(&state)) }).options(preflight)
+}
+
+/// The routes of every document. Merged into [`super::router`] inside its ETag and header layers.
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new();
+    for (path, doc) in DOCUMENTS {
+        r = r.route(path, route(doc));
+    }
+    r.route("/cap/{file}", get(cap_file).options(preflight))
+        .layer(axum::middleware::from_fn(cors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_is_listed_once() {
+        let mut paths: Vec<&str> = DOCUMENTS.iter().map(|(p, _)| *p).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), DOCUMENTS.len());
+        assert!(paths.iter().all(|p| p.starts_with('/')));
+    }
+}

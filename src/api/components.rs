@@ -8,7 +8,6 @@ use crate::domain::{Component, ComponentName, ComponentStatus};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
-use chrono::Utc;
 use serde::Deserialize;
 
 /// Lists the components with their current status.
@@ -83,7 +82,7 @@ pub async fn set(
         .map_or_else(|| "new".to_owned(), |c| c.status.as_str().to_owned());
     let after = state
         .store
-        .set_component(name, status, group, Utc::now())
+        .set_component(name, status, group, state.dispatcher.now())
         .await?;
     let note = AuditNote {
         target: Some(format!("component {}", after.name)),

@@ -5,6 +5,7 @@
 //! - `incidents`: incident ULID (16 bytes) → JSON [`Incident`]
 //! - `updates`: incident ULID ‖ timeline position (u32 BE) → JSON [`Update`]
 //! - `components`: name → JSON [`Component`]
+//! - `component_history`: name ‖ 0 ‖ time (ms, BE) → each status change, see [`history`]
 //! - `subscribers`: subscriber ULID → JSON [`Subscriber`]
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
@@ -35,6 +36,7 @@ pub mod backup;
 pub mod codec;
 pub mod flusher;
 pub mod health;
+pub mod history;
 pub mod intake;
 pub mod mark;
 pub mod outbox;
@@ -295,6 +297,7 @@ pub(crate) struct Trees {
     incidents: Tree,
     updates: Tree,
     components: Tree,
+    component_history: Tree,
     subscribers: Tree,
     contacts: Tree,
     unsubscribe: Tree,
@@ -409,6 +412,7 @@ impl Trees {
             incidents: db.open_tree("incidents")?,
             updates: db.open_tree("updates")?,
             components: db.open_tree("components")?,
+            component_history: db.open_tree(history::TREE)?,
             subscribers: db.open_tree("subscribers")?,
             contacts: db.open_tree("contacts")?,
             unsubscribe: db.open_tree("unsubscribe")?,
@@ -1063,7 +1067,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates or changes a component.
+    /// Creates or changes a component. A new status is recorded in the component's history
+    /// (see [`history`]) in the same transaction, so the uptime bars never miss a change that
+    /// the page showed, nor show one that was not acknowledged.
     pub async fn set_component(
         &self,
         name: ComponentName,
@@ -1072,23 +1078,32 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Component, StoreError> {
         let t = self.t()?;
-        let group = match group {
-            Some(g) => Some(g),
-            None => match t.components.get(name.as_str())? {
-                Some(raw) => decode::<Component>(&raw)?.group,
-                None => None,
-            },
-        };
-        let c = Component {
-            name,
-            group,
-            status,
-            updated_at: now,
-        };
-        {
+        let c = {
             let _w = self.writing_async().await;
-            t.components.insert(c.name.as_str(), encode(&c)?)?;
-        }
+            let c = (&t.components, &t.component_history).transaction(|(tc, th)| {
+                let before = match tc.get(name.as_str())? {
+                    Some(raw) => Some(decode::<Component>(&raw).or_else(abort)?),
+                    None => None,
+                };
+                let group = match &group {
+                    Some(g) => Some(g.clone()),
+                    None => before.as_ref().and_then(|b| b.group.clone()),
+                };
+                let c = Component {
+                    name: name.clone(),
+                    group,
+                    status,
+                    updated_at: now,
+                };
+                tc.insert(c.name.as_str(), encode(&c).or_else(abort)?)?;
+                if before.is_none_or(|b| b.status != status) {
+                    history::record(th, &c.name, status, now).or_else(abort)?;
+                }
+                Ok(c)
+            })?;
+            history::prune(&t, &c.name, now)?;
+            c
+        };
         t.durable().await?;
         Ok(c)
     }
@@ -1129,10 +1144,18 @@ impl Store {
             }
             c.status = ComponentStatus::Operational;
             c.updated_at = now;
-            if t.components
-                .compare_and_swap(name.as_str(), Some(raw), Some(encode(&c)?))?
-                .is_ok()
-            {
+            let value = encode(&c)?;
+            // Compare-and-swap and the history record in one transaction.
+            let swapped = (&t.components, &t.component_history).transaction(|(tc, th)| {
+                if tc.get(name.as_str())?.as_deref() != Some(raw.as_ref()) {
+                    return Ok(false);
+                }
+                tc.insert(name.as_str(), value.clone())?;
+                history::record(th, name, ComponentStatus::Operational, now).or_else(abort)?;
+                Ok(true)
+            })?;
+            if swapped {
+                history::prune(&t, name, now)?;
                 restored.push(name.clone());
             }
         }

@@ -17,6 +17,7 @@ pub mod headers;
 pub mod lang;
 pub mod page;
 mod status;
+pub mod uptime;
 
 use crate::api::AppState;
 use axum::routing::get;

@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// The public pages: on or off, path, logo, static copy.
+    pub status_page: Option<crate::web::settings::StatusPageFile>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -168,6 +170,8 @@ impl Config {
                 ))
             })?;
         }
+        c.render.page =
+            crate::web::PageSettings::from_file(file.status_page).map_err(ConfigError::Invalid)?;
         c.schedule = crate::schedule::ScheduleSettings::from_file(
             file.notices,
             file.promises,

@@ -13,22 +13,30 @@
 
 pub mod assets;
 pub mod conditional;
+pub mod export;
 pub mod headers;
 pub mod lang;
 pub mod page;
-mod status;
+pub mod settings;
+pub mod status;
 pub mod uptime;
 
 use crate::api::AppState;
+pub use settings::PageSettings;
 use axum::routing::get;
 use axum::Router;
 
 /// The page routes. Merged into the application router beside the API (see
-/// [`crate::api::router`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(status::page))
-        .route("/assets/{file}", get(assets::serve))
-        .layer(axum::middleware::from_fn(conditional::etag))
+/// [`crate::api::router`]). With `[status_page] enabled = false` there are none (only the
+/// assets); the status page answers at `[status_page] path`.
+pub fn router(settings: &PageSettings) -> Router<AppState> {
+    let mut r = Router::new().route("/assets/{file}", get(assets::serve));
+    if settings.enabled {
+        r = r
+            .route(&settings.path, get(status::page))
+            .route("/history", get(status::history))
+            .route("/incidents/{id}", get(status::incident));
+    }
+    r.layer(axum::middleware::from_fn(conditional::etag))
         .layer(axum::middleware::from_fn(headers::secure))
 }

@@ -13,7 +13,11 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
+    (
+        "timeline.html",
+        include_str!("../../web/templates/timeline.html"),
+    ),
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "status.html",

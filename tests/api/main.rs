@@ -24,6 +24,7 @@ mod openapi;
 mod pages;
 mod preview;
 mod promises;
+mod public_pages;
 mod social;
 mod subscribers;
 mod team_cli;

@@ -151,7 +151,7 @@ async fn pages_carry_a_strict_policy_and_answer_a_matching_etag_with_304() {
         .text()
         .await
         .unwrap()
-        .contains("Major System Outage"));
+        .contains("Major outage"));
 
     let css = app
         .client

@@ -468,6 +468,10 @@ async fn e2e_browser_public_pages_read_on_a_phone_without_javascript() {
         let errors = phone.console_errors().await;
         assert!(errors.is_empty(), "{path}: console errors: {errors:?}");
     }
+    // The uptime bars, scrolled into view.
+    phone.goto(&app.url("/#components-h")).await;
+    let shot = phone.screenshot("public-status-uptime").await;
+    std::fs::copy(&shot, docs.join("public-status-uptime.png")).unwrap();
     // Status in words: the bars have text equivalents.
     phone.goto(&app.url("/")).await;
     let bars = phone.all("ol.bars li span.vh").await;

@@ -1093,9 +1093,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Notice(NoticeCmd::Next { .. })
         | Command::Channels(_)
         | Command::Restore(_)
-        | Command::ExportStatic(_) => {
-            Ok(())
-        }
+        | Command::ExportStatic(_) => Ok(()),
         Command::Backup(a) => backup::backup_online(&client, &a.file, a.force, json_out).await,
         Command::Login(_) | Command::Logout => Ok(()),
         Command::Users(cmd) => users::users(&client, cmd, json_out).await,

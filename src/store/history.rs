@@ -218,7 +218,12 @@ mod tests {
 
         // 200 days later: only the newest record before the 100-day cutoff stays.
         store
-            .set_component(api.clone(), DegradedPerformance, None, at("2026-07-22T00:00:00Z"))
+            .set_component(
+                api.clone(),
+                DegradedPerformance,
+                None,
+                at("2026-07-22T00:00:00Z"),
+            )
             .await
             .unwrap();
         let h = store.component_history(at("2000-01-01T00:00:00Z")).unwrap();

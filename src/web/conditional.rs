@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 /// When each body (by its ETag) was first sent: its Last-Modified. Bounded: cleared when full,
 /// after which pages show the time they are next rendered (later, never earlier, than the
 /// truth, so a cache never keeps a stale page for a matching date).
-static FIRST_SEEN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>> =
-    std::sync::LazyLock::new(Default::default);
+static FIRST_SEEN: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
+> = std::sync::LazyLock::new(Default::default);
 const FIRST_SEEN_MAX: usize = 4096;
 
 /// The Last-Modified of a body: when the server first sent these bytes, to the second.
@@ -38,7 +39,9 @@ pub fn http_date(t: DateTime<Utc>) -> String {
 
 /// Parses an IMF-fixdate (the form every current client sends); anything else is ignored.
 pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim()).ok().map(|t| t.to_utc())
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|t| t.to_utc())
 }
 
 /// Pages larger than this are sent without an ETag rather than buffered.
@@ -128,7 +131,9 @@ mod tests {
 
     #[test]
     fn http_dates_round_trip() {
-        let t = DateTime::parse_from_rfc3339("2026-12-03T04:05:06Z").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2026-12-03T04:05:06Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(http_date(t), "Thu, 03 Dec 2026 04:05:06 GMT");
         assert_eq!(parse_http_date(&http_date(t)), Some(t));
         assert_eq!(parse_http_date("yesterday"), None);

@@ -66,7 +66,12 @@ pub const DOCUMENTS: &[(&str, Render)] = &[
 const HTML: &str = "text/html; charset=utf-8";
 const EN: PageLang = PageLang("en");
 
-fn html(path: String, s: &Source, template: &str, v: minijinja::Value) -> Result<Document, ExportError> {
+fn html(
+    path: String,
+    s: &Source,
+    template: &str,
+    v: minijinja::Value,
+) -> Result<Document, ExportError> {
     Ok(Document {
         path,
         content_type: HTML,
@@ -86,7 +91,12 @@ pub fn file_for(url_path: &str) -> String {
 
 fn status_page(s: &Source) -> Result<Vec<Document>, ExportError> {
     let v = status::status_view(s.store, s.settings, s.now, EN)?;
-    Ok(vec![html(file_for(&s.settings.page.path), s, "status.html", v)?])
+    Ok(vec![html(
+        file_for(&s.settings.page.path),
+        s,
+        "status.html",
+        v,
+    )?])
 }
 
 fn history(s: &Source) -> Result<Vec<Document>, ExportError> {
@@ -109,7 +119,12 @@ fn incident_pages(s: &Source) -> Result<Vec<Document>, ExportError> {
     let mut out = Vec::with_capacity(all.len());
     for i in all {
         if let Some(v) = status::incident_view(s.store, s.settings, EN, i.id)? {
-            out.push(html(file_for(&format!("/incidents/{}", i.id)), s, "incident.html", v)?);
+            out.push(html(
+                file_for(&format!("/incidents/{}", i.id)),
+                s,
+                "incident.html",
+                v,
+            )?);
         }
     }
     Ok(out)
@@ -304,7 +319,10 @@ mod tests {
             Stop::BeforeRename,
         );
         assert!(e.is_err());
-        assert_eq!(std::fs::read_to_string(d.join("index.html")).unwrap(), "old page");
+        assert_eq!(
+            std::fs::read_to_string(d.join("index.html")).unwrap(),
+            "old page"
+        );
         let temp = d.join(format!(".index.html{TEMP_SUFFIX}"));
         assert!(temp.exists(), "the temporary file is what the crash left");
         // No partial target anywhere: only the old file and the temporary one.
@@ -316,12 +334,18 @@ mod tests {
         // The next export cleans up and writes the new page.
         write_all(
             d,
-            &[doc("index.html", "newer page"), doc("incidents/x/index.html", "i")],
+            &[
+                doc("index.html", "newer page"),
+                doc("incidents/x/index.html", "i"),
+            ],
             Stop::Never,
         )
         .unwrap();
         assert!(!temp.exists());
-        assert_eq!(std::fs::read_to_string(d.join("index.html")).unwrap(), "newer page");
+        assert_eq!(
+            std::fs::read_to_string(d.join("index.html")).unwrap(),
+            "newer page"
+        );
         assert_eq!(
             std::fs::read_to_string(d.join("incidents/x/index.html")).unwrap(),
             "i"

@@ -22,9 +22,9 @@ pub mod status;
 pub mod uptime;
 
 use crate::api::AppState;
-pub use settings::PageSettings;
 use axum::routing::get;
 use axum::Router;
+pub use settings::PageSettings;
 
 /// The page routes. Merged into the application router beside the API (see
 /// [`crate::api::router`]). With `[status_page] enabled = false` there are none (only the

@@ -53,7 +53,14 @@ const MAX_LOGO_BYTES: u64 = 512 * 1024;
 
 /// Paths the status page may not take: the other pages, the API, the probes.
 const TAKEN: [&str; 9] = [
-    "/api", "/assets", "/history", "/incidents", "/healthz", "/readyz", "/metrics", "/subscribe",
+    "/api",
+    "/assets",
+    "/history",
+    "/incidents",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/subscribe",
     "/cap",
 ];
 
@@ -69,7 +76,11 @@ impl PageSettings {
             let ok_chars = p
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
-            let trimmed = if p == "/" { "/" } else { p.trim_end_matches('/') };
+            let trimmed = if p == "/" {
+                "/"
+            } else {
+                p.trim_end_matches('/')
+            };
             let taken = TAKEN
                 .iter()
                 .any(|t| trimmed == *t || trimmed.starts_with(&format!("{t}/")));
@@ -157,7 +168,15 @@ mod tests {
         };
         assert_eq!(ok("/").unwrap().path, "/");
         assert_eq!(ok("/status/").unwrap().path, "/status");
-        for bad in ["status", "/api/v1/x", "/history", "/assets/x", "/a b", "/../x", "//x"] {
+        for bad in [
+            "status",
+            "/api/v1/x",
+            "/history",
+            "/assets/x",
+            "/a b",
+            "/../x",
+            "//x",
+        ] {
             let e = ok(bad).unwrap_err();
             assert!(e.contains("status_page.path"), "{bad}: {e}");
         }

@@ -227,7 +227,10 @@ fn bars(
             }
         })
         .collect();
-    (uptime::total(&days).map(|u| uptime::percent(u, comma)), bars)
+    (
+        uptime::total(&days).map(|u| uptime::percent(u, comma)),
+        bars,
+    )
 }
 
 /// Components grouped in the order groups first appear; ungrouped ones last, under "Other"
@@ -301,12 +304,7 @@ fn text_lang(u: &Update, locale: &Locale) -> String {
         .map_or_else(|| "en".into(), |l| l.as_str().to_owned())
 }
 
-fn incident_row(
-    i: &Incident,
-    updates: &[Update],
-    tz: Tz,
-    locale: &Locale,
-) -> IncidentRow {
+fn incident_row(i: &Incident, updates: &[Update], tz: Tz, locale: &Locale) -> IncidentRow {
     let time = |t: DateTime<Utc>| i18n::format_time(t, tz, locale);
     let mut shown_updates: Vec<UpdateRow> = updates
         .iter()
@@ -452,7 +450,11 @@ pub fn history_view(
         let (_, updates) = store.incident(i.id)?;
         rows.push(incident_row(&i, &updates, tz, &locale));
     }
-    let this_month = now.with_timezone(&tz).date_naive().with_day(1).unwrap_or(month);
+    let this_month = now
+        .with_timezone(&tz)
+        .date_naive()
+        .with_day(1)
+        .unwrap_or(month);
     let prev = month.checked_sub_months(chrono::Months::new(1));
     let link = |d: NaiveDate| format!("/history?month={}", d.format("%Y-%m"));
     Ok(context! {

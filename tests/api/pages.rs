@@ -147,11 +147,7 @@ async fn pages_carry_a_strict_policy_and_answer_a_matching_etag_with_304() {
         .await
         .unwrap();
     assert_eq!(changed.status(), 200);
-    assert!(changed
-        .text()
-        .await
-        .unwrap()
-        .contains("Major outage"));
+    assert!(changed.text().await.unwrap().contains("Major outage"));
 
     let css = app
         .client

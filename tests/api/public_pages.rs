@@ -34,9 +34,7 @@ async fn set(app: &TestApp, name: &str, status: &str, group: Option<&str>) {
     if let Some(g) = group {
         body["group"] = json!(g);
     }
-    let r = app
-        .put(&format!("/api/v1/components/{name}"), body)
-        .await;
+    let r = app.put(&format!("/api/v1/components/{name}"), body).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
@@ -52,10 +50,19 @@ async fn the_banner_speaks_statuspages_words_for_each_mix_of_component_statuses(
     let app = spawn_app().await;
     for (mix, want) in [
         (["operational", "operational"], "All Systems Operational"),
-        (["under_maintenance", "operational"], "Service Under Maintenance"),
-        (["degraded_performance", "under_maintenance"], "Partially Degraded Service"),
+        (
+            ["under_maintenance", "operational"],
+            "Service Under Maintenance",
+        ),
+        (
+            ["degraded_performance", "under_maintenance"],
+            "Partially Degraded Service",
+        ),
         (["partial_outage", "operational"], "Minor Service Outage"),
-        (["partial_outage", "partial_outage"], "Partial System Outage"),
+        (
+            ["partial_outage", "partial_outage"],
+            "Partial System Outage",
+        ),
         (["major_outage", "operational"], "Partial System Outage"),
         (["major_outage", "major_outage"], "Major System Outage"),
     ] {
@@ -124,7 +131,10 @@ async fn uptime_bars_follow_the_recorded_history_with_statuspages_arithmetic() {
     assert!(page.contains("31 Oct: no data"), "{page}");
     let api_row = &page[core..web];
     assert_eq!(api_row.matches("<li class=\"u-").count(), 90);
-    assert!(api_row.contains("class=\"u-mid\""), "2.4 h + 1.2 h is orange");
+    assert!(
+        api_row.contains("class=\"u-mid\""),
+        "2.4 h + 1.2 h is orange"
+    );
     // 90-day figure: 12,960 weighted seconds down over 19.5 days observed = 99.23 %.
     assert!(api_row.contains("99.23 % uptime"), "{api_row}");
     // In Finnish: Finnish dates and a decimal comma.
@@ -217,14 +227,20 @@ async fn the_permalink_shows_the_incident_in_the_readers_language_with_fallback(
     let (s, fi) = get(&app, &format!("/incidents/{id}"), "fi").await;
     assert_eq!(s, 200);
     assert!(fi.contains("<html lang=\"fi\">"));
-    assert!(fi.contains("<p class=\"text\" lang=\"fi\">Ensimmäiset sanat.</p>"), "{fi}");
+    assert!(
+        fi.contains("<p class=\"text\" lang=\"fi\">Ensimmäiset sanat.</p>"),
+        "{fi}"
+    );
     // The update without Finnish falls back to English, and says so to screen readers.
     assert!(
         fi.contains("<p class=\"text\" lang=\"en\">Second words, English only.</p>"),
         "{fi}"
     );
     assert!(fi.contains("syy tunnistettu"), "status in Finnish: {fi}");
-    for bad in ["/incidents/01J000000000000000000000XX", "/incidents/not-an-id"] {
+    for bad in [
+        "/incidents/01J000000000000000000000XX",
+        "/incidents/not-an-id",
+    ] {
         let (s, body) = get(&app, bad, "sv").await;
         assert_eq!(s, 404, "{bad}");
         assert!(body.contains("Sidan hittades inte"), "{body}");
@@ -238,8 +254,16 @@ async fn maintenance_shows_active_and_upcoming() {
     })
     .await;
     for (title, from, until) in [
-        ("Database upgrade", "2026-11-25T01:00:00Z", "2026-11-25T03:00:00Z"),
-        ("Network work", "2026-11-20T11:00:00Z", "2026-11-20T15:00:00Z"),
+        (
+            "Database upgrade",
+            "2026-11-25T01:00:00Z",
+            "2026-11-25T03:00:00Z",
+        ),
+        (
+            "Network work",
+            "2026-11-20T11:00:00Z",
+            "2026-11-20T15:00:00Z",
+        ),
     ] {
         let r = app
             .post(
@@ -263,7 +287,10 @@ async fn maintenance_shows_active_and_upcoming() {
     let upcoming = page.find("Scheduled maintenance").expect(&page);
     let network = page.find("Network work").unwrap();
     let db = page.find("Database upgrade").unwrap();
-    assert!(active < network && network < upcoming && upcoming < db, "{page}");
+    assert!(
+        active < network && network < upcoming && upcoming < db,
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -284,7 +311,10 @@ async fn history_is_paginated_by_month() {
     assert_eq!(s, 200);
     assert!(nov.contains("Incident history: November 2026"), "{nov}");
     assert!(nov.contains("November trouble"));
-    assert!(nov.contains("href=\"/history?month=2026-10&amp;lang=en\""), "{nov}");
+    assert!(
+        nov.contains("href=\"/history?month=2026-10&amp;lang=en\""),
+        "{nov}"
+    );
     assert!(!nov.contains("month=2026-12"), "no link into the future");
     assert!(nov.contains("Times are shown in Europe/Helsinki"));
     let (s, oct) = get(&app, "/history?month=2026-10", "sv").await;
@@ -394,8 +424,8 @@ async fn the_static_copy_equals_what_the_server_serves_after_an_update() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(last, served("/".into()).await);
-    let file = std::fs::read_to_string(export.path().join(format!("incidents/{id}/index.html")))
-        .unwrap();
+    let file =
+        std::fs::read_to_string(export.path().join(format!("incidents/{id}/index.html"))).unwrap();
     assert_eq!(file, served(format!("/incidents/{id}")).await);
     let history = std::fs::read_to_string(export.path().join("history/index.html")).unwrap();
     assert_eq!(history, served("/history".into()).await);
@@ -453,14 +483,42 @@ async fn e2e_browser_public_pages_read_on_a_phone_without_javascript() {
     let docs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&docs).unwrap();
     for (path, name, selectors) in [
-        ("/", "public-status", &["header.site", "h1", "article.incident", "li.component", "ol.bars", "footer.site"][..]),
-        ("/history", "public-history", &["header.site", "h1", "article.incident", "nav.pager", "footer.site"][..]),
-        (&format!("/incidents/{id}?lang=fi") as &str, "public-incident-fi", &["header.site", "h1", "ol.timeline", "footer.site"][..]),
+        (
+            "/",
+            "public-status",
+            &[
+                "header.site",
+                "h1",
+                "article.incident",
+                "li.component",
+                "ol.bars",
+                "footer.site",
+            ][..],
+        ),
+        (
+            "/history",
+            "public-history",
+            &[
+                "header.site",
+                "h1",
+                "article.incident",
+                "nav.pager",
+                "footer.site",
+            ][..],
+        ),
+        (
+            &format!("/incidents/{id}?lang=fi") as &str,
+            "public-incident-fi",
+            &["header.site", "h1", "ol.timeline", "footer.site"][..],
+        ),
     ] {
         phone.goto(&app.url(path)).await;
         for css in selectors {
             let (x, _, w, _) = phone.rect(css).await;
-            assert!(x >= 0.0 && x + w <= 360.0, "{path}: {css} overflows 360 px: x={x} width={w}");
+            assert!(
+                x >= 0.0 && x + w <= 360.0,
+                "{path}: {css} overflows 360 px: x={x} width={w}"
+            );
         }
         let shot = phone.screenshot(name).await;
         assert!(std::fs::metadata(&shot).unwrap().len() > 1000);

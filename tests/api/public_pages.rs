@@ -553,3 +553,40 @@ async fn e2e_browser_public_pages_read_on_a_phone_without_javascript() {
     }
     b.close().await;
 }
+
+#[tokio::test]
+async fn export_static_writes_the_pages_once_and_refuses_a_store_in_use() {
+    use crate::helpers::{bin, ServeProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("site");
+    let server = ServeProcess::start(&data);
+    let client = reqwest::Client::new();
+    let r = client
+        .put(format!("{}/api/v1/components/Check-in", server.base()))
+        .bearer_auth(server.token())
+        .json(&json!({"status": "major_outage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // While the server runs, the store is in use: a clear error, nothing written.
+    let busy = std::process::Command::new(bin())
+        .args(["export-static", out.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(busy.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(err.contains("static_export_dir"), "{err}");
+    assert!(!out.exists());
+    assert!(server.terminate().success());
+    let ok = std::process::Command::new(bin())
+        .args(["export-static", out.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("Major System Outage"), "{page}");
+    assert!(out.join("history/index.html").exists());
+    assert!(out.join("assets/crier.css").exists());
+}

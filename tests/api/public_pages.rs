@@ -572,7 +572,12 @@ async fn export_static_writes_the_pages_once_and_refuses_a_store_in_use() {
     assert_eq!(r.status(), 200);
     // While the server runs, the store is in use: a clear error, nothing written.
     let busy = std::process::Command::new(bin())
-        .args(["export-static", out.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args([
+            "export-static",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(busy.status.code(), Some(4));
@@ -581,10 +586,19 @@ async fn export_static_writes_the_pages_once_and_refuses_a_store_in_use() {
     assert!(!out.exists());
     assert!(server.terminate().success());
     let ok = std::process::Command::new(bin())
-        .args(["export-static", out.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args([
+            "export-static",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("Major System Outage"), "{page}");
     assert!(out.join("history/index.html").exists());

@@ -280,6 +280,9 @@ struct Inner {
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
     /// Serialises audit appends (the hash chain); see [`audit`].
     audit_lock: Mutex<()>,
+    /// Bumped after every write the public pages show (incidents, updates, components): the
+    /// pages' render cache is valid while it is unchanged (see [`Store::public_generation`]).
+    public_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Inner {
@@ -600,6 +603,7 @@ impl Store {
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
             audit_lock: Mutex::default(),
+            public_gen: Default::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })
@@ -854,10 +858,12 @@ impl Store {
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
             t.incidents.insert(id.to_bytes(), ib)?;
+            self.public_changed();
             if !new.draft {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
             }
             t.updates.insert(update_key(id, 1), ub)?;
+            self.public_changed();
         }
         t.durable().await?;
         Ok((incident, update))
@@ -962,6 +968,7 @@ impl Store {
             t.updates
                 .insert(update_key(id, incident.update_count), ub)?;
             t.incidents.insert(id.to_bytes(), ib)?;
+            self.public_changed();
             (incident, update, promise, previous_due)
         };
         t.durable().await?;
@@ -1015,6 +1022,7 @@ impl Store {
             // Every update is published now, so the public sees the latest state.
             incident.publish_state();
             t.incidents.insert(id.to_bytes(), encode(&incident)?)?;
+            self.public_changed();
             (incident, published.into_iter().map(|(_, u)| u).collect())
         };
         t.durable().await?;
@@ -1101,6 +1109,7 @@ impl Store {
                 }
                 Ok(c)
             })?;
+            self.public_changed();
             history::prune(&t, &c.name, now)?;
             c
         };
@@ -1155,6 +1164,7 @@ impl Store {
                 Ok(true)
             })?;
             if swapped {
+                self.public_changed();
                 history::prune(&t, name, now)?;
                 restored.push(name.clone());
             }
@@ -1164,6 +1174,21 @@ impl Store {
             t.durable().await?;
         }
         Ok(restored)
+    }
+
+    /// A number that changes after every write the public pages show (incidents, their
+    /// updates, components). A page rendered after reading generation `g` shows at least
+    /// everything written before `g`; a cache keyed by it is never stale for a finished write.
+    pub fn public_generation(&self) -> u64 {
+        self.inner
+            .public_gen
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn public_changed(&self) {
+        self.inner
+            .public_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// All components, by name.

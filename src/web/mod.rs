@@ -12,6 +12,7 @@
 //! ([`conditional`]).
 
 pub mod assets;
+pub mod cache;
 pub mod conditional;
 pub mod export;
 pub mod headers;

@@ -35,6 +35,8 @@ pub struct PageSettings {
     pub path: String,
     pub logo: Option<Logo>,
     pub static_export_dir: Option<PathBuf>,
+    /// The status page's render cache (one per server; not configuration).
+    pub cache: super::cache::PageCache,
 }
 
 impl Default for PageSettings {
@@ -44,6 +46,7 @@ impl Default for PageSettings {
             path: "/".into(),
             logo: None,
             static_export_dir: None,
+            cache: Default::default(),
         }
     }
 }

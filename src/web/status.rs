@@ -510,11 +510,53 @@ pub fn not_found(state: &AppState, lang: PageLang) -> Response {
     )
 }
 
-/// `GET /` (or the configured path).
+enum PageError {
+    Store(StoreError),
+    Render(minijinja::Error),
+}
+
+/// `GET /` (or the configured path), from the render cache ([`super::cache`]).
 pub async fn page(State(state): State<AppState>, lang: PageLang) -> Response {
-    match status_view(&state.store, &state.render, state.dispatcher.now(), lang) {
-        Ok(v) => render(&state, lang, "status.html", v),
-        Err(e) => unavailable(&e),
+    // Read before rendering: a write after this point moves it and the next reader renders.
+    let generation = state.store.public_generation();
+    let now = state.dispatcher.now();
+    let rendered =
+        state
+            .render
+            .page
+            .cache
+            .get_or_render(lang.0, generation, now.timestamp(), || {
+                let v = status_view(&state.store, &state.render, now, lang)
+                    .map_err(PageError::Store)?;
+                super::page::render_html(&state.render, lang, "status.html", v)
+                    .map_err(PageError::Render)
+            });
+    match rendered {
+        Ok(p) => {
+            let mut res = (
+                [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                p.html,
+            )
+                .into_response();
+            let h = res.headers_mut();
+            h.insert(
+                axum::http::header::VARY,
+                axum::http::HeaderValue::from_static("Accept-Language"),
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&p.etag) {
+                h.insert(axum::http::header::ETAG, v);
+            }
+            res
+        }
+        Err(PageError::Store(e)) => unavailable(&e),
+        Err(PageError::Render(e)) => {
+            tracing::error!(error = %e, "the status page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page could not be shown; the server log says why.",
+            )
+                .into_response()
+        }
     }
 }
 

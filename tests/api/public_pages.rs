@@ -415,17 +415,20 @@ async fn the_static_copy_equals_what_the_server_serves_after_an_update() {
                 .unwrap()
         }
     };
+    let incident_file = export.path().join(format!("incidents/{id}/index.html"));
     let mut last = String::new();
     for _ in 0..100 {
         last = std::fs::read_to_string(export.path().join("index.html")).unwrap_or_default();
-        if last.contains("Kiosks are down.") && last == served("/".into()).await {
+        if last.contains("Kiosks are down.")
+            && incident_file.exists()
+            && last == served("/".into()).await
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(last, served("/".into()).await);
-    let file =
-        std::fs::read_to_string(export.path().join(format!("incidents/{id}/index.html"))).unwrap();
+    let file = std::fs::read_to_string(&incident_file).unwrap();
     assert_eq!(file, served(format!("/incidents/{id}")).await);
     let history = std::fs::read_to_string(export.path().join("history/index.html")).unwrap();
     assert_eq!(history, served("/history".into()).await);

@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// The public pages: on or off, path, logo, static copy.
+    pub status_page: Option<crate::web::settings::StatusPageFile>,
     /// The Atom/RSS history: its language.
     pub feeds: Option<crate::web::feed_settings::FeedsFile>,
     /// CAP 1.2 alerts: sender, area, expiry, impact mapping.
@@ -232,6 +234,8 @@ impl Config {
                 ))
             })?;
         }
+        c.render.page =
+            crate::web::PageSettings::from_file(file.status_page).map_err(ConfigError::Invalid)?;
         c.schedule = crate::schedule::ScheduleSettings::from_file(
             file.notices,
             file.promises,

@@ -169,6 +169,17 @@ impl Server {
             .backup
             .clone()
             .map(|b| tokio::spawn(crate::backups::run(store.clone(), b, stop.subscribe())));
+        // The static copy of the public pages, rewritten when they change.
+        if let Some(dir) = config.render.page.static_export_dir.clone() {
+            tokio::spawn(crate::web::export::run(
+                dir,
+                store.clone(),
+                render.clone(),
+                Arc::new(config.public.clone()),
+                dispatcher.clone(),
+                stop.subscribe(),
+            ));
+        }
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));

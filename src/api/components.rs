@@ -7,7 +7,6 @@ use crate::domain::{Component, ComponentName, ComponentStatus};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
 use serde::Deserialize;
 
 /// Lists the components with their current status.
@@ -78,7 +77,7 @@ pub async fn set(
     crate::store::audit::arm();
     let after = state
         .store
-        .set_component(name, status, group, Utc::now())
+        .set_component(name, status, group, state.dispatcher.now())
         .await?;
     Ok(Json(after).into_response())
 }

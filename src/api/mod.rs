@@ -100,7 +100,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(axum::Extension(openapi::Document::new(&doc)))
         .layer(axum::Extension(authz::Operations::from_doc(&doc)))
         // The pages people read in a browser (the public status page), beside the API.
-        .merge(crate::web::router())
+        .merge(crate::web::router(&state.render.page))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

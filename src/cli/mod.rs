@@ -131,6 +131,19 @@ enum Command {
     /// the whole file first; refuses a non-empty DIR unless --force, which keeps the old store
     /// aside as DIR/db.replaced-<time>.
     Restore(RestoreArgs),
+    /// Write the static copy of the public pages (status page, history, incident pages,
+    /// assets) into DIR once, from the store in --data (offline: no server may be running on
+    /// it; a running server keeps `[status_page] static_export_dir` up to date by itself).
+    ExportStatic(ExportStaticArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExportStaticArgs {
+    /// The directory to write, e.g. /var/www/status (created if missing).
+    dir: PathBuf,
+    /// Config file (org name, time zone, logo; default: ./crier.toml if it exists).
+    #[arg(long, env = "CRIER_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -832,6 +845,36 @@ fn notice_next(
     Ok(())
 }
 
+/// `crier export-static DIR`: offline, from the store in --data.
+fn export_static(data: Option<&std::path::Path>, a: &ExportStaticArgs) -> Result<usize, CliError> {
+    let config = Config::load(&Overrides {
+        data_dir: data.map(std::path::Path::to_path_buf),
+        config_file: a.config.clone(),
+        ..Default::default()
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    // The store's flusher runs on tokio.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Unavailable(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let store = crate::store::Store::open(&config.data_dir.join("db")).map_err(|e| {
+            CliError::Unavailable(format!(
+                "{e} (while `crier serve` runs, set [status_page] static_export_dir and it writes the copy itself on every change)"
+            ))
+        })?;
+        let source = crate::web::export::Source {
+            store: &store,
+            settings: &config.render,
+            public: &config.public,
+            now: chrono::Utc::now(),
+        };
+        crate::web::export::export(&a.dir, &source)
+            .map_err(|e| CliError::Unavailable(e.to_string()))
+    })
+}
+
 /// `crier channels check`: offline, with its own runtime.
 fn channels_check(
     cli: &Cli,
@@ -907,6 +950,18 @@ fn client_main(cli: Cli) -> ExitCode {
     if let Command::Restore(a) = &cli.command {
         return match backup::restore(cli.data.as_deref(), &a.file, a.force, cli.json) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
+    if let Command::ExportStatic(a) = &cli.command {
+        return match export_static(cli.data.as_deref(), a) {
+            Ok(n) => {
+                println!("wrote {n} changed files to {}", a.dir.display());
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(e.exit_code())
@@ -1064,9 +1119,10 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
         Command::Deliveries(a) => deliveries(&client, a, json_out).await,
-        Command::Notice(NoticeCmd::Next { .. }) | Command::Channels(_) | Command::Restore(_) => {
-            Ok(())
-        }
+        Command::Notice(NoticeCmd::Next { .. })
+        | Command::Channels(_)
+        | Command::Restore(_)
+        | Command::ExportStatic(_) => Ok(()),
         Command::Backup(a) => backup::backup_online(&client, &a.file, a.force, json_out).await,
         Command::Login(_) | Command::Logout => Ok(()),
         Command::Totp(a) => totp::totp(&client, a.cmd).await,

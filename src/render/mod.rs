@@ -181,6 +181,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// The zone times are shown in when the reader has none.
     pub timezone: Tz,
+    /// The public pages: on or off, where, the logo, the static copy.
+    pub page: crate::web::PageSettings,
 }
 
 impl Default for Settings {
@@ -189,6 +191,7 @@ impl Default for Settings {
             org_name: "Status".into(),
             public_url: None,
             timezone: Tz::UTC,
+            page: crate::web::PageSettings::default(),
         }
     }
 }

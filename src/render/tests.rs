@@ -22,6 +22,7 @@ fn settings() -> Settings {
         org_name: "Finnair".into(),
         public_url: Some("https://status.example.com".into()),
         timezone: helsinki(),
+        page: Default::default(),
     }
 }
 

@@ -125,6 +125,7 @@ fn shortened_sms_keeps_promise_and_link_table() {
                             org_name: "Finnair".into(),
                             public_url: public_url.map(str::to_owned),
                             timezone: tz,
+                            page: Default::default(),
                         };
                         let locale = Locale::parse(case.locale).unwrap_or_else(|e| panic!("{e}"));
                         let (incident, mut update) =
@@ -261,6 +262,7 @@ fn preview_header_reports_what_is_sent() {
         org_name: "Finnair".into(),
         public_url: None,
         timezone: helsinki(),
+        page: Default::default(),
     };
     let text = "Flights are delayed at gate 12 because of snow. ".repeat(12);
     let p = super::preview::preview_text(

@@ -5,6 +5,7 @@
 //! - `incidents`: incident ULID (16 bytes) → JSON [`Incident`]
 //! - `updates`: incident ULID ‖ timeline position (u32 BE) → JSON [`Update`]
 //! - `components`: name → JSON [`Component`]
+//! - `component_history`: name ‖ 0 ‖ time (ms, BE) → each status change, see [`history`]
 //! - `subscribers`: subscriber ULID → JSON [`Subscriber`]
 //! - `contacts`: normalised address → subscriber ULID (de-duplication)
 //! - `unsubscribe`: unsubscribe token → subscriber ULID
@@ -38,6 +39,7 @@ pub mod backup;
 pub mod codec;
 pub mod flusher;
 pub mod health;
+pub mod history;
 pub mod intake;
 pub mod mark;
 pub mod outbox;
@@ -288,6 +290,9 @@ struct Inner {
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
     /// Serialises audit appends (the hash chain); see [`audit`].
     audit_lock: Mutex<()>,
+    /// Bumped after every write the public pages show (incidents, updates, components): the
+    /// pages' render cache is valid while it is unchanged (see [`Store::public_generation`]).
+    public_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Inner {
@@ -305,6 +310,7 @@ pub(crate) struct Trees {
     incidents: Tree,
     updates: Tree,
     components: Tree,
+    component_history: Tree,
     subscribers: Tree,
     contacts: Tree,
     unsubscribe: Tree,
@@ -422,6 +428,7 @@ impl Trees {
             incidents: db.open_tree("incidents")?,
             updates: db.open_tree("updates")?,
             components: db.open_tree("components")?,
+            component_history: db.open_tree(history::TREE)?,
             subscribers: db.open_tree("subscribers")?,
             contacts: db.open_tree("contacts")?,
             unsubscribe: db.open_tree("unsubscribe")?,
@@ -479,6 +486,8 @@ impl Trees {
         let t = self;
         // An audit entry whose change is missing (see [`audit`]).
         let mut removed = t.repair_audit()?;
+        // A component history record whose component change a crash cut off.
+        removed += history::repair(t)?;
         for item in t.incidents.iter() {
             let (key, raw) = item?;
             let incident: Incident = decode(&raw)?;
@@ -613,6 +622,7 @@ impl Store {
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
             audit_lock: Mutex::default(),
+            public_gen: Default::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })
@@ -884,6 +894,7 @@ impl Store {
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
             t.incidents.insert(id.to_bytes(), ib)?;
+            self.public_changed();
             if !new.draft {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
             }
@@ -894,6 +905,7 @@ impl Store {
                     crate::domain::audit::opened(&incident),
                 )
             })?;
+            self.public_changed();
         }
         t.durable().await?;
         Ok((incident, update))
@@ -1021,6 +1033,7 @@ impl Store {
             self.commit_audited(&t, &t.incidents, &id.to_bytes(), ib, || {
                 (format!("incident {id}"), summary.clone())
             })?;
+            self.public_changed();
             (incident, update, promise, previous_due, summary)
         };
         t.durable().await?;
@@ -1095,6 +1108,7 @@ impl Store {
                     format!("{n} draft update(s) published"),
                 )
             })?;
+            self.public_changed();
             (incident, published.into_iter().map(|(_, u)| u).collect())
         };
         t.durable().await?;
@@ -1147,7 +1161,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates or changes a component.
+    /// Creates or changes a component. A new status is recorded in the component's history
+    /// (see [`history`]) in the same transaction, so the uptime bars never miss a change that
+    /// the page showed, nor show one that was not acknowledged.
     pub async fn set_component(
         &self,
         name: ComponentName,
@@ -1168,6 +1184,11 @@ impl Store {
         };
         {
             let _w = self.writing_async().await;
+            // The history record first, then the component with the request's audit entry: a
+            // crash in between leaves a record newer than the component, which `repair` removes.
+            if before.as_ref().is_none_or(|b| b.status != status) {
+                history::record_plain(&t, &c.name, status, now)?;
+            }
             let before = before.map_or("new", |b| b.status.as_str());
             self.commit_audited(
                 &t,
@@ -1181,6 +1202,8 @@ impl Store {
                     )
                 },
             )?;
+            self.public_changed();
+            history::prune(&t, &c.name, now)?;
         }
         t.durable().await?;
         Ok(c)
@@ -1222,10 +1245,19 @@ impl Store {
             }
             c.status = ComponentStatus::Operational;
             c.updated_at = now;
-            if t.components
-                .compare_and_swap(name.as_str(), Some(raw), Some(encode(&c)?))?
-                .is_ok()
-            {
+            let value = encode(&c)?;
+            // Compare-and-swap and the history record in one transaction.
+            let swapped = (&t.components, &t.component_history).transaction(|(tc, th)| {
+                if tc.get(name.as_str())?.as_deref() != Some(raw.as_ref()) {
+                    return Ok(false);
+                }
+                tc.insert(name.as_str(), value.clone())?;
+                history::record(th, name, ComponentStatus::Operational, now).or_else(abort)?;
+                Ok(true)
+            })?;
+            if swapped {
+                self.public_changed();
+                history::prune(&t, name, now)?;
                 restored.push(name.clone());
             }
         }
@@ -1234,6 +1266,21 @@ impl Store {
             t.durable().await?;
         }
         Ok(restored)
+    }
+
+    /// A number that changes after every write the public pages show (incidents, their
+    /// updates, components). A page rendered after reading generation `g` shows at least
+    /// everything written before `g`; a cache keyed by it is never stale for a finished write.
+    pub fn public_generation(&self) -> u64 {
+        self.inner
+            .public_gen
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn public_changed(&self) {
+        self.inner
+            .public_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// All components, by name.

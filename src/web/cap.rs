@@ -13,9 +13,9 @@
 use super::documents::{DocError, NamedDocument};
 use super::feeds::{tag, FEED_LIMIT};
 use super::lang;
+use super::public::Public;
 use super::public::{self, rfc3339, shown_at, ulid_id, PublicIncident};
 use super::xml::{element, escape};
-use crate::api::AppState;
 use crate::domain::{IncidentKind, Locale, Status, Update, UpdateAction};
 use crate::store::IncidentFilter;
 use chrono::{DateTime, Utc};
@@ -53,7 +53,7 @@ pub fn cap_time(t: DateTime<Utc>, tz: Tz) -> String {
 }
 
 /// The `sender`: `[cap] sender`, else the host of `public_url`.
-fn sender(state: &AppState) -> String {
+fn sender(state: &Public<'_>) -> String {
     state
         .public
         .cap_sender
@@ -62,7 +62,7 @@ fn sender(state: &AppState) -> String {
 }
 
 /// The `sender,identifier,sent` triple of each message of an incident's chain.
-fn triples(state: &AppState, p: &PublicIncident) -> Vec<String> {
+fn triples(state: &Public<'_>, p: &PublicIncident) -> Vec<String> {
     let sender = sender(state);
     p.updates
         .iter()
@@ -91,7 +91,7 @@ fn words_for(locale: &Locale) -> std::collections::BTreeMap<String, String> {
 }
 
 /// The alert for update number `n` (0-based among the published ones) of `p`.
-pub fn alert(state: &AppState, p: &PublicIncident, n: usize) -> Option<String> {
+pub fn alert(state: &Public<'_>, p: &PublicIncident, n: usize) -> Option<String> {
     let u: &Update = p.updates.get(n)?;
     let tz = state.render.timezone;
     let kinds: Vec<(UpdateAction, Status)> =
@@ -163,7 +163,7 @@ pub fn alert(state: &AppState, p: &PublicIncident, n: usize) -> Option<String> {
 
 /// `GET /cap/{id}.xml` as a document: the alert named by `file` (`<incident>-<update>.xml`), or
 /// `None` when there is no such published update.
-pub fn alert_file(state: &AppState, file: &str) -> Result<Option<Vec<u8>>, DocError> {
+pub fn alert_file(state: &Public<'_>, file: &str) -> Result<Option<Vec<u8>>, DocError> {
     let Some(stem) = file.strip_suffix(".xml") else {
         return Ok(None);
     };
@@ -185,7 +185,7 @@ pub fn alert_file(state: &AppState, file: &str) -> Result<Option<Vec<u8>>, DocEr
     Ok(alert(state, &p, n).map(String::into_bytes))
 }
 
-fn recent(state: &AppState) -> Result<Vec<PublicIncident>, DocError> {
+fn recent(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
     Ok(public::incidents(
         state,
         IncidentFilter {
@@ -196,7 +196,7 @@ fn recent(state: &AppState) -> Result<Vec<PublicIncident>, DocError> {
 }
 
 /// Every alert of the recent incidents, for the static copy: (path, content type, bytes).
-pub fn all_alerts(state: &AppState) -> Result<Vec<NamedDocument>, DocError> {
+pub fn all_alerts(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
     let mut out = Vec::new();
     for p in recent(state)? {
         for (n, u) in p.updates.iter().enumerate() {
@@ -214,7 +214,7 @@ pub fn all_alerts(state: &AppState) -> Result<Vec<NamedDocument>, DocError> {
 
 /// `/cap.atom`: an Atom feed with one entry per alert of the recent incidents, newest first,
 /// each linking its alert with `type="application/cap+xml"`.
-pub fn index(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn index(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = recent(state)?;
     let base = public::base(state);
     let locale = &state.public.feed_language;

@@ -87,15 +87,28 @@ pub async fn etag(req: Request, next: Next) -> Response {
         return res;
     }
     let (mut parts, body) = res.into_parts();
-    let bytes = match to_bytes(body, MAX_HASHED_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    // A handler that knows its ETag (the status page's render cache) set it: no hashing, no
+    // buffering.
+    let known = parts
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (tag, body) = match known {
+        Some(tag) => (tag, body),
+        None => {
+            let bytes = match to_bytes(body, MAX_HASHED_BYTES).await {
+                Ok(b) => b,
+                Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            };
+            let tag = etag_of(&bytes);
+            let Ok(value) = HeaderValue::from_str(&tag) else {
+                return Response::from_parts(parts, Body::from(bytes));
+            };
+            parts.headers.insert(header::ETAG, value);
+            (tag, Body::from(bytes))
+        }
     };
-    let tag = etag_of(&bytes);
-    let Ok(value) = HeaderValue::from_str(&tag) else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    parts.headers.insert(header::ETAG, value);
     parts
         .headers
         .entry(header::CACHE_CONTROL)
@@ -114,7 +127,7 @@ pub async fn etag(req: Request, next: Next) -> Response {
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::empty());
     }
-    Response::from_parts(parts, Body::from(bytes))
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! an answer to the CORS preflight), and revalidated through the pages' ETag/Last-Modified
 //! middleware ([`super::conditional`]).
 
+use super::public::Public;
 use super::{cap, feeds, v2};
 use crate::api::AppState;
 use crate::store::StoreError;
@@ -30,7 +31,7 @@ pub enum DocError {
 pub type NamedDocument = (String, &'static str, Vec<u8>);
 
 /// A document: its content type and bytes, from the state alone.
-pub type Document = fn(&AppState) -> Result<(&'static str, Vec<u8>), DocError>;
+pub type Document = fn(&Public<'_>) -> Result<(&'static str, Vec<u8>), DocError>;
 
 /// Every public document at a fixed path. The router serves each; a static export writes each
 /// to `<dir><path>`.
@@ -56,7 +57,7 @@ pub const DOCUMENTS: [(&str, Document); 11] = [
 
 /// The documents whose paths depend on the data: one CAP alert per published update of the
 /// recent incidents, as (path, content type, bytes).
-pub fn dynamic_documents(state: &AppState) -> Result<Vec<NamedDocument>, DocError> {
+pub fn dynamic_documents(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
     cap::all_alerts(state)
 }
 
@@ -82,7 +83,7 @@ fn answer(result: Result<(&'static str, Vec<u8>), DocError>) -> Response {
 
 /// `GET /cap/{id}.xml`.
 async fn cap_file(State(state): State<AppState>, Path(file): Path<String>) -> Response {
-    match cap::alert_file(&state, &file) {
+    match cap::alert_file(&Public::of(&state), &file) {
         Ok(Some(bytes)) => answer(Ok((cap::CAP_TYPE, bytes))),
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -129,7 +130,8 @@ async fn cors(req: Request, next: Next) -> Response {
 }
 
 fn route(doc: Document) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>| async move { answer(doc(&state)) }).options(preflight)
+    get(move |State(state): State<AppState>| async move { answer(doc(&Public::of(&state))) })
+        .options(preflight)
 }
 
 /// The routes of every document. Merged into [`super::router`] inside its ETag and header layers.

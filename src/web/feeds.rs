@@ -8,9 +8,9 @@
 
 use super::documents::DocError;
 use super::lang;
+use super::public::Public;
 use super::public::{self, rfc3339, shown_at, PublicIncident};
 use super::xml::{element, escape, html_text};
-use crate::api::AppState;
 use crate::render::i18n;
 use crate::store::IncidentFilter;
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 pub const FEED_LIMIT: usize = 25;
 
 /// A word of the feeds' language.
-fn word(state: &AppState, key: &str) -> String {
+fn word(state: &Public<'_>, key: &str) -> String {
     let code = state
         .public
         .feed_language
@@ -34,7 +34,7 @@ fn word(state: &AppState, key: &str) -> String {
         .unwrap_or_else(|| key.to_owned())
 }
 
-fn title(state: &AppState) -> String {
+fn title(state: &Public<'_>) -> String {
     format!(
         "{} Status - {}",
         state.render.org_name,
@@ -43,7 +43,7 @@ fn title(state: &AppState) -> String {
 }
 
 /// A tag: URI (RFC 4151) naming something of this page, as Statuspage names its entries.
-pub fn tag(state: &AppState, what: &str) -> String {
+pub fn tag(state: &Public<'_>, what: &str) -> String {
     format!("tag:{},2005:{what}", public::host(state))
 }
 
@@ -55,7 +55,7 @@ fn capitalised(s: &str) -> String {
 }
 
 /// The HTML of an entry: the published updates, newest first.
-fn content(state: &AppState, p: &PublicIncident) -> String {
+fn content(state: &Public<'_>, p: &PublicIncident) -> String {
     let locale = &state.public.feed_language;
     let mut html = String::new();
     for u in p.updates.iter().rev() {
@@ -84,7 +84,7 @@ fn updated(p: &PublicIncident) -> DateTime<Utc> {
     p.updates.last().map_or(p.incident.updated_at, shown_at)
 }
 
-fn recent(state: &AppState) -> Result<Vec<PublicIncident>, DocError> {
+fn recent(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
     Ok(public::incidents(
         state,
         IncidentFilter {
@@ -95,7 +95,7 @@ fn recent(state: &AppState) -> Result<Vec<PublicIncident>, DocError> {
 }
 
 /// `/history.atom`: Atom 1.0 (RFC 4287).
-pub fn atom(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn atom(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = recent(state)?;
     let base = public::base(state);
     let newest = list
@@ -150,7 +150,7 @@ fn rfc822(t: DateTime<Utc>) -> String {
 }
 
 /// `/history.rss`: RSS 2.0.
-pub fn rss(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn rss(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = recent(state)?;
     let base = public::base(state);
     let absolute = !base.is_empty();

@@ -12,31 +12,41 @@
 //! ([`conditional`]).
 
 pub mod assets;
+pub mod cache;
 pub mod cap;
 pub mod conditional;
 pub mod documents;
+pub mod export;
 pub mod feed_settings;
 pub mod feeds;
 pub mod headers;
 pub mod lang;
 pub mod page;
 pub mod public;
-mod status;
+pub mod settings;
+pub mod status;
+pub mod uptime;
 pub mod v2;
 mod xml;
 
 use crate::api::AppState;
 use axum::routing::get;
 use axum::Router;
+pub use settings::PageSettings;
 
 /// The page routes. Merged into the application router beside the API (see
-/// [`crate::api::router`]).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(status::page))
-        .route("/assets/{file}", get(assets::serve))
-        // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
-        .merge(documents::router())
+/// [`crate::api::router`]). With `[status_page] enabled = false` there are no pages (only the
+/// assets and the machine-readable documents); the status page answers at `[status_page] path`.
+pub fn router(settings: &PageSettings) -> Router<AppState> {
+    let mut r = Router::new().route("/assets/{file}", get(assets::serve));
+    if settings.enabled {
+        r = r
+            .route(&settings.path, get(status::page))
+            .route("/history", get(status::history))
+            .route("/incidents/{id}", get(status::incident));
+    }
+    // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
+    r.merge(documents::router())
         .layer(axum::middleware::from_fn(conditional::etag))
         .layer(axum::middleware::from_fn(headers::secure))
 }

@@ -13,12 +13,25 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 2] = [
+const TEMPLATES: [(&str, &str); 6] = [
+    (
+        "timeline.html",
+        include_str!("../../web/templates/timeline.html"),
+    ),
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "status.html",
         include_str!("../../web/templates/status.html"),
     ),
+    (
+        "history.html",
+        include_str!("../../web/templates/history.html"),
+    ),
+    (
+        "incident.html",
+        include_str!("../../web/templates/incident.html"),
+    ),
+    ("error.html", include_str!("../../web/templates/error.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -54,25 +67,52 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
     }
 }
 
-/// Renders `template` with the shared context plus `page`.
-pub fn render(state: &AppState, lang: PageLang, template: &str, page: Value) -> Response {
-    let settings = &state.render;
+/// Renders `template` with the shared context plus `page` to HTML (the server's answer and
+/// the static copy use this same function, so they are byte for byte the same).
+pub fn render_html(
+    settings: &crate::render::Settings,
+    lang: PageLang,
+    template: &str,
+    page: Value,
+) -> Result<String, minijinja::Error> {
     let languages: Vec<Value> = lang::LANGUAGES
         .iter()
         .map(|(code, name)| context! { code => code, name => name })
         .collect();
+    let logo = settings
+        .page
+        .logo
+        .as_ref()
+        .map(|l| format!("/assets/{}", l.file));
     let ctx = context! {
         lang => lang.0,
         t => lang::words(lang.0),
         languages => languages,
         org => settings.org_name,
         zone => settings.timezone.name(),
+        logo => logo,
+        home => settings.page.path,
         ..page
     };
-    let rendered = ENV.get_template(template).and_then(|t| t.render(ctx));
-    match rendered {
+    ENV.get_template(template).and_then(|t| t.render(ctx))
+}
+
+/// Renders `template` with the shared context plus `page`.
+pub fn render(state: &AppState, lang: PageLang, template: &str, page: Value) -> Response {
+    render_status(state, lang, template, page, StatusCode::OK)
+}
+
+/// As [`render`], answering with `status` (404 and 400 pages).
+pub fn render_status(
+    state: &AppState,
+    lang: PageLang,
+    template: &str,
+    page: Value,
+    status: StatusCode,
+) -> Response {
+    match render_html(&state.render, lang, template, page) {
         Ok(html) => {
-            let mut res = Html(html).into_response();
+            let mut res = (status, Html(html)).into_response();
             // The same URL answers in the reader's language.
             res.headers_mut()
                 .insert(header::VARY, HeaderValue::from_static("Accept-Language"));

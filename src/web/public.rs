@@ -4,11 +4,33 @@
 //! public is written once: drafts (and drafts not yet published) never appear, and the author of
 //! an update is never copied out of the [`Update`] (the projections below have no field for it).
 
+use super::feed_settings::PublicSettings;
 use crate::api::AppState;
 use crate::domain::{Incident, Update};
-use crate::store::{IncidentFilter, StoreError};
+use crate::render::Settings;
+use crate::store::{IncidentFilter, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
+
+/// What every public document is made from: the store and the settings, nothing of a running
+/// server, so `crier export-static` writes the same bytes the server answers.
+#[derive(Clone, Copy)]
+pub struct Public<'a> {
+    pub store: &'a Store,
+    pub render: &'a Settings,
+    pub public: &'a PublicSettings,
+}
+
+impl<'a> Public<'a> {
+    /// The server's view.
+    pub fn of(state: &'a AppState) -> Self {
+        Public {
+            store: &state.store,
+            render: &state.render,
+            public: &state.public,
+        }
+    }
+}
 
 /// An incident as the public sees it, with its published updates oldest first.
 #[derive(Debug, Clone)]
@@ -30,7 +52,7 @@ pub fn shown_at(u: &Update) -> DateTime<Utc> {
 /// The `limit` newest incidents (and maintenances) with at least one published update, newest
 /// first, each with its published updates.
 pub fn incidents(
-    state: &AppState,
+    state: &Public<'_>,
     filter: IncidentFilter,
 ) -> Result<Vec<PublicIncident>, StoreError> {
     let list = state.store.incidents(&IncidentFilter {
@@ -48,7 +70,7 @@ pub fn incidents(
 
 /// One incident as the public sees it; `None` when it does not exist or nothing of it is public.
 pub fn incident_by_id(
-    state: &AppState,
+    state: &Public<'_>,
     id: ulid::Ulid,
 ) -> Result<Option<PublicIncident>, StoreError> {
     let (incident, updates) = match state.store.incident(id) {
@@ -87,7 +109,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 /// The public page's base URL (`public_url` without a trailing slash), or `""` when none is
 /// configured: links are then root-relative (`/incidents/<id>`), which feed readers and
 /// browsers resolve against the document they came from.
-pub fn base(state: &AppState) -> String {
+pub fn base(state: &Public<'_>) -> String {
     state
         .render
         .public_url
@@ -97,12 +119,12 @@ pub fn base(state: &AppState) -> String {
 }
 
 /// The permalink of an incident: the same `<public_url>/incidents/<id>` the notifications link to.
-pub fn permalink(state: &AppState, id: ulid::Ulid) -> String {
+pub fn permalink(state: &Public<'_>, id: ulid::Ulid) -> String {
     format!("{}/incidents/{id}", base(state))
 }
 
 /// The host of `public_url` (for tag: URIs and the CAP sender), or `localhost` without one.
-pub fn host(state: &AppState) -> String {
+pub fn host(state: &Public<'_>) -> String {
     let b = base(state);
     let rest = b.split_once("://").map_or("", |(_, r)| r);
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();

@@ -10,10 +10,10 @@
 //! checked against those fixtures, and they are a different API with its own versioning.
 
 use super::documents::DocError;
+use super::public::Public;
 use super::public::{self, name_id, rfc3339, shown_at, ulid_id, PublicIncident};
 use super::status::Banner;
-use crate::api::AppState;
-use crate::domain::{Component, ComponentStatus, Impact, IncidentKind, Status};
+use crate::domain::{Component, ComponentStatus, IncidentKind, Status};
 use crate::store::IncidentFilter;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -24,7 +24,7 @@ pub const LIST_LIMIT: usize = 50;
 const JSON: &str = "application/json; charset=utf-8";
 
 /// `page`: the page's identity and when anything on it last changed.
-fn page(state: &AppState, components: &[Component], incidents: &[PublicIncident]) -> Value {
+fn page(state: &Public<'_>, components: &[Component], incidents: &[PublicIncident]) -> Value {
     let updated = components
         .iter()
         .map(|c| c.updated_at)
@@ -42,7 +42,7 @@ fn page(state: &AppState, components: &[Component], incidents: &[PublicIncident]
 }
 
 /// The page's id: stable for a given public URL (or organisation name without one).
-fn page_id(state: &AppState) -> String {
+fn page_id(state: &Public<'_>) -> String {
     let key = state
         .render
         .public_url
@@ -51,42 +51,28 @@ fn page_id(state: &AppState) -> String {
     name_id("page", &key)
 }
 
-/// `status`: the indicator and its words. The worse of what the components say (as the status
-/// page's banner) and the impact of the worst open incident decides.
+/// `status`: the indicator and its words, the status page's banner: the worse of what the
+/// components say and the impact of the worst open incident.
 fn status(components: &[Component], open: &[PublicIncident]) -> Value {
-    let banner = Banner::of(components);
-    let from_components = match banner {
-        Banner::Operational | Banner::Maintenance => 0,
-        Banner::Degraded => 1,
-        Banner::Partial => 2,
-        Banner::Major => 3,
-    };
-    let from_incidents = open
+    let banner = open
         .iter()
         .filter(|i| i.incident.kind == IncidentKind::Incident && i.incident.is_open())
-        .map(|i| match i.incident.impact {
-            Impact::None => 0,
-            Impact::Minor => 1,
-            Impact::Major => 2,
-            Impact::Critical => 3,
-        })
-        .max()
-        .unwrap_or(0);
-    let level = from_components.max(from_incidents);
-    let (indicator, description) = match level {
-        0 if banner == Banner::Maintenance => ("none", "Service Under Maintenance"),
-        0 => ("none", "All Systems Operational"),
-        1 if from_components == 1 => ("minor", "Partially Degraded Service"),
-        1 => ("minor", "Minor Service Outage"),
-        2 => ("major", "Partial System Outage"),
-        _ => ("critical", "Major System Outage"),
+        .map(|i| Banner::of_impact(i.incident.impact))
+        .fold(Banner::of(components), Banner::max);
+    let (indicator, description) = match banner {
+        Banner::Operational => ("none", "All Systems Operational"),
+        Banner::Maintenance => ("none", "Service Under Maintenance"),
+        Banner::Degraded => ("minor", "Partially Degraded Service"),
+        Banner::Minor => ("minor", "Minor Service Outage"),
+        Banner::Partial => ("major", "Partial System Outage"),
+        Banner::Major => ("critical", "Major System Outage"),
     };
     json!({"indicator": indicator, "description": description})
 }
 
 /// `components[]`: each group first (as Statuspage lists a group with `group: true` and its
 /// children's ids), then its children, then the components in no group.
-fn components(state: &AppState, list: &[Component]) -> Vec<Value> {
+fn components(state: &Public<'_>, list: &[Component]) -> Vec<Value> {
     let page = page_id(state);
     let mut groups: Vec<(&str, Vec<&Component>)> = Vec::new();
     let mut loose = Vec::new();
@@ -171,7 +157,7 @@ fn severity(s: ComponentStatus) -> u8 {
 }
 
 /// One incident or maintenance, with its published updates newest first.
-fn incident(state: &AppState, p: &PublicIncident, all: &[Component]) -> Value {
+fn incident(state: &Public<'_>, p: &PublicIncident, all: &[Component]) -> Value {
     let page = page_id(state);
     let lang = &state.public.feed_language;
     let i = &p.incident;
@@ -252,7 +238,7 @@ fn incident(state: &AppState, p: &PublicIncident, all: &[Component]) -> Value {
 }
 
 fn load(
-    state: &AppState,
+    state: &Public<'_>,
     kind: Option<IncidentKind>,
     open: Option<bool>,
     limit: usize,
@@ -275,13 +261,13 @@ fn bytes(v: &Value) -> Result<(&'static str, Vec<u8>), DocError> {
 }
 
 /// Every open record (incidents and maintenances); an open record is never left out.
-fn open_records(state: &AppState) -> Result<Vec<PublicIncident>, DocError> {
+fn open_records(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
     load(state, None, Some(true), usize::MAX)
 }
 
 /// `/api/v2/summary.json`: page, status, components, unresolved incidents, and upcoming or
 /// in-progress maintenances.
-pub fn summary(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn summary(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let all = state.store.components()?;
     let open = open_records(state)?;
     let incidents: Vec<Value> = open
@@ -304,7 +290,7 @@ pub fn summary(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
 }
 
 /// `/api/v2/status.json`: page and status only.
-pub fn status_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn status_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let all = state.store.components()?;
     let open = open_records(state)?;
     bytes(&json!({
@@ -314,7 +300,7 @@ pub fn status_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError
 }
 
 /// `/api/v2/components.json`.
-pub fn components_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn components_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let all = state.store.components()?;
     bytes(&json!({
         "page": page(state, &all, &[]),
@@ -323,7 +309,7 @@ pub fn components_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocE
 }
 
 fn incident_list(
-    state: &AppState,
+    state: &Public<'_>,
     key: &str,
     list: Vec<PublicIncident>,
 ) -> Result<(&'static str, Vec<u8>), DocError> {
@@ -336,25 +322,25 @@ fn incident_list(
 }
 
 /// `/api/v2/incidents.json`: the 50 most recent incidents, open or resolved.
-pub fn incidents_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn incidents_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = load(state, Some(IncidentKind::Incident), None, LIST_LIMIT)?;
     incident_list(state, "incidents", list)
 }
 
 /// `/api/v2/incidents/unresolved.json`: every incident not yet resolved.
-pub fn unresolved_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn unresolved_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = load(state, Some(IncidentKind::Incident), Some(true), usize::MAX)?;
     incident_list(state, "incidents", list)
 }
 
 /// `/api/v2/scheduled-maintenances.json`: the 50 most recent maintenances.
-pub fn maintenances_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn maintenances_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = load(state, Some(IncidentKind::Maintenance), None, LIST_LIMIT)?;
     incident_list(state, "scheduled_maintenances", list)
 }
 
 fn maintenances_in(
-    state: &AppState,
+    state: &Public<'_>,
     statuses: &[Status],
 ) -> Result<(&'static str, Vec<u8>), DocError> {
     let list = load(
@@ -370,11 +356,11 @@ fn maintenances_in(
 }
 
 /// `/api/v2/scheduled-maintenances/upcoming.json`: maintenances still `scheduled`.
-pub fn upcoming_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn upcoming_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     maintenances_in(state, &[Status::Scheduled])
 }
 
 /// `/api/v2/scheduled-maintenances/active.json`: maintenances `in_progress` or `verifying`.
-pub fn active_json(state: &AppState) -> Result<(&'static str, Vec<u8>), DocError> {
+pub fn active_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
     maintenances_in(state, &[Status::InProgress, Status::Verifying])
 }

@@ -26,6 +26,7 @@ mod openapi;
 mod pages;
 mod preview;
 mod promises;
+mod public_pages;
 mod sessions;
 mod social;
 mod subscribers;

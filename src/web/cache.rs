@@ -1,0 +1,87 @@
+//! The status page's render cache: one rendered page per language, valid while the store's
+//! public generation ([`crate::store::Store::public_generation`]) and the clock's second are
+//! those it was rendered at. So a finished write is never served stale (the generation moves
+//! after it), the time-dependent parts (today's uptime bar) are at most a second old, and a
+//! crowd reading the page during an incident costs one render per language per second.
+
+use axum::body::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A rendered page and its ETag.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub html: Bytes,
+    pub etag: String,
+}
+
+#[derive(Debug)]
+struct Entry {
+    generation: u64,
+    second: i64,
+    page: Rendered,
+}
+
+/// Shared by the clones of one server's settings; a new server starts empty.
+#[derive(Debug, Clone, Default)]
+pub struct PageCache(Arc<Mutex<HashMap<&'static str, Entry>>>);
+
+impl PageCache {
+    /// The page for `key` rendered at (`generation`, `second`), rendering it with `render` when
+    /// the cached one is older. A failed render is not cached.
+    pub fn get_or_render<E>(
+        &self,
+        key: &'static str,
+        generation: u64,
+        second: i64,
+        render: impl FnOnce() -> Result<String, E>,
+    ) -> Result<Rendered, E> {
+        {
+            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = map.get(key) {
+                if e.generation == generation && e.second == second {
+                    return Ok(e.page.clone());
+                }
+            }
+        }
+        // Rendered outside the lock: readers of other languages are not held up.
+        let html = render()?;
+        let page = Rendered {
+            etag: super::conditional::etag_of(html.as_bytes()),
+            html: Bytes::from(html),
+        };
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(
+            key,
+            Entry {
+                generation,
+                second,
+                page: page.clone(),
+            },
+        );
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_generation_or_second_renders_again() {
+        let c = PageCache::default();
+        let renders = std::cell::Cell::new(0);
+        let get = |g, s| {
+            c.get_or_render::<()>("en", g, s, || {
+                renders.set(renders.get() + 1);
+                Ok(format!("page {g} {s}"))
+            })
+            .unwrap()
+        };
+        assert_eq!(get(1, 10).html, "page 1 10");
+        assert_eq!(get(1, 10).html, "page 1 10");
+        assert_eq!(get(2, 10).html, "page 2 10");
+        assert_eq!(get(2, 11).html, "page 2 11");
+        assert_eq!(renders.get(), 3);
+    }
+}

@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// Self-service sign-ups: confirmation channels, validity, abuse limits, purge.
+    pub subscriptions: Option<crate::web::subscribe::SubscriptionsFile>,
 }
 
 /// Overrides from the command line and environment (clap fills these from both).
@@ -81,6 +83,8 @@ pub struct Config {
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
     pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Self-service sign-ups (`[subscriptions]`).
+    pub subscriptions: crate::web::subscribe::Settings,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             intake: crate::intake::IntakeSettings::default(),
             backup: None,
             clock_start: None,
+            subscriptions: Default::default(),
         }
     }
 }
@@ -176,6 +181,8 @@ impl Config {
         .map_err(ConfigError::Invalid)?;
         c.intake =
             crate::intake::IntakeSettings::from_file(file.intake).map_err(ConfigError::Invalid)?;
+        c.subscriptions = crate::web::subscribe::Settings::from_file(file.subscriptions)
+            .map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
         }

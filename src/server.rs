@@ -172,6 +172,13 @@ impl Server {
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
+        // Deletes self-service sign-ups that were never confirmed.
+        tokio::spawn(crate::web::subscribe::purge_loop(
+            store.clone(),
+            dispatcher.clone(),
+            config.subscriptions.purge_after,
+            stop.subscribe(),
+        ));
         let team = Arc::new(api::authz::Team::default());
         let state = AppState::new(api::Shared {
             store: store.clone(),
@@ -182,6 +189,14 @@ impl Server {
             intake,
             skipped_channels,
             team: team.clone(),
+            subscriptions: Arc::new(crate::web::subscribe::Subscriptions::new(
+                config.subscriptions.clone(),
+                config
+                    .render
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.bind)),
+            )),
         });
         let router = api::router(
             state,

@@ -15,6 +15,7 @@ pub mod error;
 mod extract;
 mod health;
 mod hooks;
+mod inbound;
 mod incidents;
 mod intake;
 mod notices;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub skipped_channels: Arc<Vec<(String, String)>>,
     /// Token last-used times and the login throttle (see [`authz`]).
     pub team: Arc<authz::Team>,
+    /// Self-service sign-ups: settings and abuse limits (see [`crate::web::subscribe`]).
+    pub subscriptions: Arc<crate::web::subscribe::Subscriptions>,
 }
 
 impl AppState {
@@ -157,6 +160,7 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(health::public_status))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(hooks::twilio_status))
+        .routes(routes!(inbound::twilio_inbound))
         .routes(routes!(subscribers::unsubscribe))
         .routes(routes!(users::login))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

@@ -39,6 +39,7 @@ pub mod intake;
 pub mod mark;
 pub mod outbox;
 pub mod schedule;
+pub mod signup;
 pub mod threads;
 pub mod users;
 
@@ -1159,6 +1160,8 @@ impl Store {
             unsubscribe_token: crate::token::random_hex(16)
                 .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?,
             created_at: now,
+            opted_out: false,
+            pending: None,
         })
     }
 

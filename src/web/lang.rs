@@ -15,7 +15,13 @@ use std::sync::LazyLock;
 pub const LANGUAGES: [(&str, &str); 3] = [("en", "English"), ("fi", "Suomi"), ("sv", "Svenska")];
 
 /// The catalogue files, compiled in: (file name, contents). One per area of the site.
-const FILES: [(&str, &str); 1] = [("common.toml", include_str!("../../web/i18n/common.toml"))];
+const FILES: [(&str, &str); 2] = [
+    ("common.toml", include_str!("../../web/i18n/common.toml")),
+    (
+        "subscribe.toml",
+        include_str!("../../web/i18n/subscribe.toml"),
+    ),
+];
 
 type Catalogue = BTreeMap<String, BTreeMap<String, String>>;
 

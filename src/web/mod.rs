@@ -15,11 +15,13 @@ pub mod assets;
 pub mod conditional;
 pub mod headers;
 pub mod lang;
+pub mod manage;
 pub mod page;
 mod status;
+pub mod subscribe;
 
 use crate::api::AppState;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 /// The page routes. Merged into the application router beside the API (see
@@ -28,6 +30,13 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(status::page))
         .route("/assets/{file}", get(assets::serve))
+        .route("/subscribe", get(subscribe::show).post(subscribe::submit))
+        .route("/subscribe/code", post(subscribe::code))
+        .route(
+            "/subscribe/confirm/{token}",
+            get(subscribe::confirm_page).post(subscribe::confirm),
+        )
+        .route("/manage/{token}", get(manage::show).post(manage::change))
         .layer(axum::middleware::from_fn(conditional::etag))
         .layer(axum::middleware::from_fn(headers::secure))
 }

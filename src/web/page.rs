@@ -13,11 +13,31 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 2] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "status.html",
         include_str!("../../web/templates/status.html"),
+    ),
+    (
+        "subscribe.html",
+        include_str!("../../web/templates/subscribe.html"),
+    ),
+    (
+        "subscribe_code.html",
+        include_str!("../../web/templates/subscribe_code.html"),
+    ),
+    (
+        "subscribe_confirm.html",
+        include_str!("../../web/templates/subscribe_confirm.html"),
+    ),
+    (
+        "subscribe_message.html",
+        include_str!("../../web/templates/subscribe_message.html"),
+    ),
+    (
+        "subscribe_manage.html",
+        include_str!("../../web/templates/subscribe_manage.html"),
     ),
 ];
 

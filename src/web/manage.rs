@@ -39,7 +39,7 @@ fn dead(state: &AppState, lang: PageLang) -> Response {
         StatusCode::NOT_FOUND,
         "link_dead_h",
         "manage_dead",
-        context! {},
+        None,
     )
 }
 
@@ -70,7 +70,7 @@ pub async fn change(
             StatusCode::FORBIDDEN,
             "refused_h",
             "cross_site",
-            context! {},
+            None,
         );
     }
     let Ok(Some(s)) = state.store.subscriber_by_token(&token) else {
@@ -85,7 +85,7 @@ pub async fn change(
                 StatusCode::OK,
                 "unsubscribed_h",
                 "unsubscribed",
-                context! {},
+                None,
             ),
             Err(_) => dead(&state, lang),
         };
@@ -111,7 +111,7 @@ pub async fn change(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "refused_h",
                 "try_later",
-                context! {},
+                None,
             )
         }
     }

@@ -306,13 +306,13 @@ pub fn message_page(
     status: StatusCode,
     heading: &str,
     text: &str,
-    extra: Value,
+    manage: Option<String>,
 ) -> Response {
     let mut res = render(
         state,
         lang,
         "subscribe_message.html",
-        context! { heading => word(lang, heading), text => word(lang, text), ..extra },
+        context! { heading => word(lang, heading), text => word(lang, text), manage => manage },
     );
     *res.status_mut() = status;
     private(res)
@@ -332,7 +332,7 @@ fn accepted(state: &AppState, lang: PageLang, contact: &Contact) -> Response {
             StatusCode::OK,
             "check_inbox_h",
             "check_inbox",
-            context! {},
+            None,
         ),
         Contact::Phone(p) => code_page(state, lang, StatusCode::OK, p, None),
     }
@@ -374,7 +374,7 @@ pub async fn submit(
             StatusCode::PAYLOAD_TOO_LARGE,
             "refused_h",
             "try_later",
-            context! {},
+            None,
         );
     };
     let subs = &state.subscriptions;
@@ -385,7 +385,7 @@ pub async fn submit(
             StatusCode::FORBIDDEN,
             "refused_h",
             "cross_site",
-            context! {},
+            None,
         );
     }
     let f = form(&body);
@@ -607,7 +607,7 @@ pub async fn confirm(
             StatusCode::FORBIDDEN,
             "refused_h",
             "cross_site",
-            context! {},
+            None,
         );
     }
     match state
@@ -622,7 +622,7 @@ pub async fn confirm(
             StatusCode::NOT_FOUND,
             "link_dead_h",
             "link_dead",
-            context! {},
+            None,
         ),
         Err(e) => {
             tracing::error!(error = %e, "a confirmation could not be stored");
@@ -632,7 +632,7 @@ pub async fn confirm(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "refused_h",
                 "try_later",
-                context! {},
+                None,
             )
         }
     }
@@ -645,7 +645,7 @@ fn confirmed(state: &AppState, lang: PageLang, token: &str) -> Response {
         StatusCode::OK,
         "confirmed_h",
         "confirmed",
-        context! { manage => format!("/manage/{token}") },
+        Some(token.to_owned()),
     )
 }
 
@@ -663,7 +663,7 @@ pub async fn code(
             StatusCode::FORBIDDEN,
             "refused_h",
             "cross_site",
-            context! {},
+            None,
         );
     }
     let f = form(&body);
@@ -676,7 +676,7 @@ pub async fn code(
             StatusCode::NOT_FOUND,
             "code_dead_h",
             "code_dead",
-            context! {},
+            None,
         );
     };
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -707,7 +707,7 @@ pub async fn code(
             StatusCode::NOT_FOUND,
             "code_dead_h",
             "code_dead",
-            context! {},
+            None,
         ),
         Err(e) => {
             tracing::error!(error = %e, "a code check could not be stored");
@@ -717,7 +717,7 @@ pub async fn code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "refused_h",
                 "try_later",
-                context! {},
+                None,
             )
         }
     }

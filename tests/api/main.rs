@@ -25,5 +25,6 @@ mod pages;
 mod preview;
 mod promises;
 mod social;
+mod subscribe;
 mod subscribers;
 mod team_cli;

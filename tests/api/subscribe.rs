@@ -560,3 +560,62 @@ async fn a_send_refused_with_21610_marks_the_number_opted_out() {
         "no further sends to an opted-out number"
     );
 }
+
+#[tokio::test]
+#[ignore = "e2e: needs aiosmtpd; run by scripts/test.sh"]
+async fn e2e_subscribe_confirmation_email_arrives_over_smtp_and_its_link_confirms_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    let (_smtp, port, ca) = crate::e2e::smtp_server(&maildir);
+    std::env::set_var("SUB_E2E_SMTP_USER", "crier-e2e");
+    std::env::set_var("SUB_E2E_SMTP_PASS", "s3cret-pass");
+    let email = format!(
+        "kind = \"email\"\nhost = \"localhost\"\nport = {port}\ntls = \"starttls\"\n\
+         username_env = \"SUB_E2E_SMTP_USER\"\npassword_env = \"SUB_E2E_SMTP_PASS\"\n\
+         from = \"Status <status@example.com>\"\nca_file = \"{}\"\nsend_timeout = \"10s\"\n",
+        ca.display()
+    );
+    // No `email_channel` configured: the first email channel is used.
+    let app = spawn_app_with(&[("email", &email)], |c| {
+        c.render.public_url = Some(PUBLIC.into());
+    })
+    .await;
+    let (s, page) = post_form(
+        &app,
+        "/subscribe",
+        "address=reader%40example.com&language=en",
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let mut eml = String::new();
+    for _ in 0..400 {
+        let found = std::fs::read_dir(&maildir).ok().and_then(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(p) = found {
+            eml = std::fs::read_to_string(p).unwrap();
+            if !eml.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(eml.contains("To: reader@example.com"), "{eml}");
+    assert!(eml.contains("Confirm your subscription"), "{eml}");
+    // Quoted-printable soft line breaks joined.
+    let text = eml.replace("=\r\n", "").replace("=3D", "=");
+    let link = confirm_path(&text);
+    let (s, page) = post_form(&app, &link, "").await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("You are subscribed"), "{page}");
+    let before = app.checksum();
+    assert_eq!(
+        post_form(&app, &link, "").await.0,
+        404,
+        "a second use is refused"
+    );
+    assert_eq!(app.checksum(), before, "and changes nothing");
+    let s = subscriber(&app, "reader@example.com").await.unwrap();
+    assert_eq!(s["confirmed"], true);
+}

@@ -619,3 +619,87 @@ async fn e2e_subscribe_confirmation_email_arrives_over_smtp_and_its_link_confirm
     let s = subscriber(&app, "reader@example.com").await.unwrap();
     assert_eq!(s["confirmed"], true);
 }
+
+#[tokio::test]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_subscribe_on_a_phone_without_javascript() {
+    use crate::browser::{Browser, Options};
+    let app = app(None, |_| {}).await;
+    app.component("Check-in").await;
+    app.component("Baggage").await;
+
+    let phone = Browser::start(Options::phone_without_js()).await;
+    phone.goto(&app.url("/subscribe?lang=fi")).await;
+    assert_eq!(phone.text("h1").await, "Tilaa tilannetiedotteet");
+    for css in [
+        "form.subscribe",
+        "#address",
+        "#language",
+        "button[type=submit]",
+    ] {
+        let (x, _, w, _) = phone.rect(css).await;
+        assert!(
+            x >= 0.0 && x + w <= 360.0,
+            "{css} overflows 360 px: x={x} width={w}"
+        );
+    }
+    phone.screenshot("subscribe-phone-fi").await;
+
+    // A bad address: the error is shown next to the field and tied to it.
+    phone.type_into("#address", "lukija@").await;
+    phone.click_and_load("button[type=submit]").await;
+    let error = phone.text("#address-error").await;
+    assert!(error.contains("nimi@example.com"), "{error}");
+    assert_eq!(
+        phone.attr("#address", "aria-describedby").await.as_deref(),
+        Some("address-error address-hint")
+    );
+    assert_eq!(
+        phone.attr("#address", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    phone.screenshot("subscribe-phone-error-fi").await;
+
+    // A good one, with a component and a language.
+    phone.type_into("#address", "lukija@example.com").await;
+    phone.click("input[value=Baggage]").await;
+    phone.click("option[value=sv]").await;
+    phone.click_and_load("button[type=submit]").await;
+    assert_eq!(phone.text("h1").await, "Tarkista sähköpostisi");
+    phone.screenshot("subscribe-phone-check-inbox-fi").await;
+    let m = wait_mails(&app, "lukija@example.com", 1).await;
+    assert_eq!(m[0]["locale"], "sv", "the chosen language, not the page's");
+
+    // The link from the message, then the manage page.
+    let link = confirm_path(m[0]["text"].as_str().unwrap());
+    phone.goto(&app.url(&format!("{link}?lang=sv"))).await;
+    phone.click_and_load("button[type=submit]").await;
+    assert_eq!(phone.text("h1").await, "Du prenumererar nu");
+    phone.click_and_load("main a[href^='/manage/']").await;
+    assert_eq!(phone.text("h1").await, "Din prenumeration");
+    assert!(phone.text("main").await.contains("lukija@example.com"));
+    for css in ["form.subscribe", "form.unsubscribe", "button.danger"] {
+        let (x, _, w, _) = phone.rect(css).await;
+        assert!(
+            x >= 0.0 && x + w <= 360.0,
+            "{css} overflows 360 px: x={x} width={w}"
+        );
+    }
+    phone.screenshot("manage-phone-sv").await;
+    let s = subscriber(&app, "lukija@example.com").await.unwrap();
+    assert_eq!(s["confirmed"], true);
+    assert_eq!(s["components"], json!(["Baggage"]));
+    phone.close().await;
+
+    // The same form on a desktop, JavaScript off too.
+    let desk = Browser::start(Options {
+        width: 1280,
+        height: 900,
+        javascript: false,
+    })
+    .await;
+    desk.goto(&app.url("/subscribe?lang=en")).await;
+    assert_eq!(desk.text("h1").await, "Get status updates");
+    desk.screenshot("subscribe-desktop-en").await;
+    desk.close().await;
+}

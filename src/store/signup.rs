@@ -38,7 +38,7 @@ pub enum Secret {
 /// What checking an SMS code found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CodeCheck {
-    Confirmed(Subscriber),
+    Confirmed(Box<Subscriber>),
     /// Wrong; this many attempts are left.
     Wrong(u8),
     /// No open code for that number: never asked, expired, already used or locked after three
@@ -229,7 +229,7 @@ impl Store {
                 if crate::token::constant_time_eq(stored.as_bytes(), presented.as_bytes()) {
                     s.confirmed = true;
                     s.pending = None;
-                    return Some(CodeCheck::Confirmed(s.clone()));
+                    return Some(CodeCheck::Confirmed(Box::new(s.clone())));
                 }
                 p.attempts += 1;
                 Some(CodeCheck::Wrong(Pending::MAX_ATTEMPTS - p.attempts))

@@ -135,6 +135,10 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
     let pending = app.get("/api/v1/subscribers?pending=true").await.body;
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
     assert_eq!(pending[0]["email"], "new@example.com");
+    let out = crate::helpers::crier(&app, &["subscribers", "list", "--pending", "--json"]).await;
+    let cli = crate::helpers::json(&out);
+    assert_eq!(cli.as_array().unwrap().len(), 1, "{cli}");
+    assert_eq!(cli[0]["email"], "new@example.com");
     let confirmed = app.get("/api/v1/subscribers?pending=false").await.body;
     assert_eq!(confirmed.as_array().unwrap().len(), 1, "{confirmed}");
     let raw = serde_json::to_string(&app.store.subscribers(10).unwrap()).unwrap();
@@ -702,4 +706,30 @@ async fn e2e_browser_subscribe_on_a_phone_without_javascript() {
     assert_eq!(desk.text("h1").await, "Get status updates");
     desk.screenshot("subscribe-desktop-en").await;
     desk.close().await;
+}
+
+#[tokio::test]
+async fn unconfirmed_sign_ups_are_purged_and_staff_added_ones_kept() {
+    // A purge period far below what the config file allows, so the purge task runs at once.
+    let app = app(None, |c| {
+        c.subscriptions.purge_after = Duration::from_millis(300);
+    })
+    .await;
+    app.post("/api/v1/subscribers", json!({"email": "staff@example.com"}))
+        .await;
+    post_form(&app, "/subscribe", "address=pending%40example.com").await;
+    for _ in 0..400 {
+        if subscriber(&app, "pending@example.com").await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        subscriber(&app, "pending@example.com").await.is_none(),
+        "the unconfirmed sign-up is purged"
+    );
+    assert!(
+        subscriber(&app, "staff@example.com").await.is_some(),
+        "a staff-added subscriber is never purged"
+    );
 }

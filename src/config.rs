@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub intake: Option<crate::intake::settings::IntakeFile>,
     /// Scheduled backups: how often, how many to keep, where.
     pub backup: Option<crate::backups::BackupFile>,
+    /// Self-service sign-ups: confirmation channels, validity, abuse limits, purge.
+    pub subscriptions: Option<crate::web::subscribe::SubscriptionsFile>,
     /// The public pages: on or off, path, logo, static copy.
     pub status_page: Option<crate::web::settings::StatusPageFile>,
     /// The Atom/RSS history: its language.
@@ -144,6 +146,8 @@ pub struct Config {
     /// run on a given day, e.g. the night the clocks change). Not settable from the file or the
     /// environment.
     pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Self-service sign-ups (`[subscriptions]`).
+    pub subscriptions: crate::web::subscribe::Settings,
 }
 
 impl Default for Config {
@@ -164,6 +168,7 @@ impl Default for Config {
             auth: Default::default(),
             public: crate::web::feed_settings::PublicSettings::default(),
             clock_start: None,
+            subscriptions: Default::default(),
         }
     }
 }
@@ -257,6 +262,8 @@ impl Config {
         )
         .map_err(ConfigError::Invalid)?;
         c.public = crate::web::feed_settings::PublicSettings::from_file(file.feeds, file.cap)
+            .map_err(ConfigError::Invalid)?;
+        c.subscriptions = crate::web::subscribe::Settings::from_file(file.subscriptions)
             .map_err(ConfigError::Invalid)?;
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();

@@ -183,6 +183,13 @@ impl Server {
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
         tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
+        // Deletes self-service sign-ups that were never confirmed.
+        tokio::spawn(crate::web::subscribe::purge_loop(
+            store.clone(),
+            dispatcher.clone(),
+            config.subscriptions.purge_after,
+            stop.subscribe(),
+        ));
         let mut auth = config.auth.clone();
         auth.site(config.render.public_url.as_deref(), &config.render.org_name);
         if let Some(start) = config.clock_start {
@@ -203,6 +210,14 @@ impl Server {
                 staff: staff_channels(config),
             }),
             public: Arc::new(config.public.clone()),
+            subscriptions: Arc::new(crate::web::subscribe::Subscriptions::new(
+                config.subscriptions.clone(),
+                config
+                    .render
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.bind)),
+            )),
         });
         let router = api::router(
             state,

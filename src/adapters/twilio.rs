@@ -19,6 +19,7 @@
 //! | 2xx (201 Created) | `Delivered { receipt: sid }` | message-resource docs |
 //! | 429, or body `code` 20429 | `Retry`, honouring `Retry-After` | <https://www.twilio.com/docs/api/errors/20429> ("safe to retry") |
 //! | 408, 5xx | `Retry`, honouring `Retry-After` | HTTP semantics |
+//! | 21610 (the recipient answered STOP) | `Rejected`; the engine marks the subscriber opted out ([`is_opted_out`]) | <https://www.twilio.com/docs/api/errors/21610> |
 //! | 21211 (invalid `To`) and every other 4xx | `Rejected` with Twilio's code and message | <https://www.twilio.com/docs/api/errors/21211> |
 //! | anything else (1xx/3xx) | `Rejected` | unexpected |
 //!
@@ -255,6 +256,15 @@ struct Created {
 struct ErrorBody {
     code: Option<i64>,
     message: Option<String>,
+}
+
+/// Twilio error 21610: "Attempt to send to unsubscribed recipient" — the number answered STOP
+/// to this sender (<https://www.twilio.com/docs/api/errors/21610>).
+pub const CODE_OPTED_OUT: i64 = 21610;
+
+/// Whether a rejection reason made by [`classify`] is Twilio's 21610 (the recipient opted out).
+pub fn is_opted_out(reason: &str) -> bool {
+    reason.starts_with(&format!("Twilio error {CODE_OPTED_OUT} "))
 }
 
 /// Classifies one Twilio HTTP answer. Pure: no I/O, `now` is only used to

@@ -140,6 +140,7 @@ pub const TABLE: &[Rule] = &[
     ),
     rule("POST", "/api/v1/hooks/grafana", Hook, Some("hook.grafana")),
     rule("POST", "/api/v1/hooks/twilio/{channel}", Hook, None),
+    rule("POST", "/api/v1/hooks/twilio/{channel}/inbound", Hook, None),
     // Recurring notices.
     rule("GET", "/api/v1/notices", Min(Viewer), None),
     rule(

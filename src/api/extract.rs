@@ -112,6 +112,14 @@ pub async fn problem_responses(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    // The pages (`crate::web`) answer their errors as pages, in the reader's language.
+    let is_page = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_page {
+        return resp;
+    }
     let mut resp = if is_problem {
         resp
     } else {

@@ -16,6 +16,7 @@ pub mod error;
 mod extract;
 mod health;
 mod hooks;
+mod inbound;
 mod incidents;
 mod intake;
 mod notices;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub approval: Arc<approvals::ApprovalRules>,
     /// The feeds' and CAP alerts' settings (see [`crate::web::feed_settings`]).
     pub public: Arc<crate::web::feed_settings::PublicSettings>,
+    /// Self-service sign-ups: settings and abuse limits (see [`crate::web::subscribe`]).
+    pub subscriptions: Arc<crate::web::subscribe::Subscriptions>,
 }
 
 impl AppState {
@@ -172,6 +175,7 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(health::public_status))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(hooks::twilio_status))
+        .routes(routes!(inbound::twilio_inbound))
         .routes(routes!(subscribers::unsubscribe))
         .routes(routes!(users::login))
         .routes(routes!(signin::sign_in))

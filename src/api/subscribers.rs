@@ -27,6 +27,9 @@ pub struct SubscriberView {
     locale: Locale,
     components: Vec<ComponentName>,
     confirmed: bool,
+    /// The number answered STOP (or Twilio refused a send with error 21610): nothing is sent
+    /// until it answers START.
+    opted_out: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -38,6 +41,7 @@ impl From<Subscriber> for SubscriberView {
             locale: s.locale,
             components: s.components,
             confirmed: s.confirmed,
+            opted_out: s.opted_out,
             created_at: s.created_at,
         }
     }
@@ -139,6 +143,9 @@ pub struct ListQuery {
     /// At most this many (default and maximum 1000).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `true`: only sign-ups not yet confirmed (they receive nothing); `false`: only confirmed
+    /// subscribers; absent: all.
+    pending: Option<bool>,
 }
 
 /// Lists subscribers (without their unsubscribe tokens).
@@ -172,14 +179,11 @@ pub async fn list(
             ))
         });
     }
-    Ok(Json(
-        state
-            .store
-            .subscribers(limit)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let list = match q.pending {
+        None => state.store.subscribers(limit)?,
+        Some(p) => state.store.subscribers_where(limit, |s| s.confirmed != p)?,
+    };
+    Ok(Json(list.into_iter().map(Into::into).collect()))
 }
 
 /// Removes a subscriber by id or by address.

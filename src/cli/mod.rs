@@ -566,6 +566,9 @@ enum SubscribersCmd {
         /// Show at most this many.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Only self-service sign-ups not yet confirmed (they receive nothing until they are).
+        #[arg(long)]
+        pending: bool,
     },
     /// Remove a subscriber by id, email or phone number.
     Remove {
@@ -1594,11 +1597,12 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
                 )));
             }
         }
-        SubscribersCmd::List { limit } => {
+        SubscribersCmd::List { limit, pending } => {
+            let filter = if pending { "&pending=true" } else { "" };
             let v = c
                 .call(
                     Method::GET,
-                    &format!("/api/v1/subscribers?limit={limit}"),
+                    &format!("/api/v1/subscribers?limit={limit}{filter}"),
                     None,
                 )
                 .await?;

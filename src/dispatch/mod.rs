@@ -242,6 +242,43 @@ impl Dispatcher {
         }
     }
 
+    /// The first active channel of `kind`, by name.
+    pub fn first_channel_of(&self, kind: crate::channels::Kind) -> Option<String> {
+        let mut names: Vec<&String> = self
+            .inner
+            .channels
+            .values()
+            .filter(|c| c.channel.kind == kind)
+            .map(|c| &c.channel.name)
+            .collect();
+        names.sort();
+        names.first().map(|n| (*n).clone())
+    }
+
+    /// A Twilio channel's auth token (it verifies `X-Twilio-Signature` on inbound messages).
+    pub fn twilio_auth_token(&self, channel: &str) -> Option<String> {
+        match &self.inner.channels.get(channel)?.channel.settings {
+            crate::channels::Settings::Twilio { auth_token, .. } => Some(auth_token.clone()),
+            _ => None,
+        }
+    }
+
+    /// Sends one message outside any broadcast (a sign-up's confirmation) through a channel's
+    /// adapter, under its send timeout and its rate; `None` if the channel is not active.
+    pub async fn send_direct(&self, channel: &str, msg: &OutMessage) -> Option<Outcome> {
+        let ch = self.inner.channels.get(channel)?;
+        let wait = ch.bucket.lock().await.take();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Some(
+            match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(msg)).await {
+                Ok(o) => o,
+                Err(_) => Outcome::retry("timed out"),
+            },
+        )
+    }
+
     /// An active channel's configuration.
     pub fn channel(&self, name: &str) -> Option<Channel> {
         self.inner.channels.get(name).map(|c| c.channel.clone())
@@ -856,9 +893,19 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
-        if matches!(inner.store.subscriber_exists(*id), Ok(false)) {
+        let gone = matches!(inner.store.subscriber_exists(*id), Ok(false));
+        // A number that answered STOP (or that a provider reported opted out) is not tried.
+        let stopped = !gone && matches!(inner.store.subscriber_receives(*id), Ok(false));
+        if gone || stopped {
             d.state = DeliveryState::Rejected;
-            d.last_error = Some("unsubscribed before it was sent".into());
+            d.last_error = Some(
+                if gone {
+                    "unsubscribed before it was sent"
+                } else {
+                    "the subscriber opted out (STOP) before it was sent"
+                }
+                .into(),
+            );
             d.updated_at = inner.clock.now();
             inner
                 .metrics
@@ -896,6 +943,18 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             after: None,
         },
     };
+    // Twilio error 21610: the number answered STOP to the sender. Crier marks it opted out so
+    // that nothing more is tried until it answers START.
+    if let (Outcome::Rejected { reason }, Target::Subscriber { id, .. }) = (&outcome, &d.target) {
+        if crate::adapters::twilio::is_opted_out(reason) {
+            match inner.store.opt_out_id(*id).await {
+                Ok(_) => {
+                    tracing::info!(subscriber = %id, "Twilio says the number opted out (21610); marked opted out")
+                }
+                Err(e) => tracing::error!(error = %e, "marking an opted-out number failed"),
+            }
+        }
+    }
     let now = inner.clock.now();
     d.updated_at = now;
     let label = apply_outcome(&mut d, outcome, &ch.channel.retry, now);

@@ -31,7 +31,7 @@ pub use next_update::{
 };
 pub use notice::{parse_day, parse_tz, Notice};
 pub use span::{Span, SpanError};
-pub use subscriber::{Contact, Subscriber};
+pub use subscriber::{Contact, Pending, Subscriber};
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
 pub use update::{Body, Update, UpdateAction};
 pub use user::{ApiToken, Role, User, UserName, BOOTSTRAP_ADMIN};

@@ -139,9 +139,50 @@ pub struct Subscriber {
     pub components: Vec<ComponentName>,
     /// Added by staff or confirmed by the subscriber (double opt-in).
     pub confirmed: bool,
-    /// The secret in the one-click unsubscribe link.
+    /// The secret in the one-click unsubscribe link (and the `/manage/{token}` page).
     pub unsubscribe_token: String,
     pub created_at: DateTime<Utc>,
+    /// The number answered STOP (or a send was refused with Twilio error 21610): nothing is sent
+    /// to it until it answers START. Only for confirmed subscribers; the record stays so that
+    /// START can resume it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opted_out: bool,
+    /// The open double opt-in of a self-service sign-up (none once confirmed or added by staff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+impl Subscriber {
+    /// Whether messages may be sent to this subscriber: confirmed and not opted out.
+    pub fn receives(&self) -> bool {
+        self.confirmed && !self.opted_out
+    }
+}
+
+/// How a self-service sign-up is confirmed: only hashes are kept, never the link's secret or the
+/// SMS code itself (a copy of the store confirms nobody).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// SHA-256 (hex) of the secret in the email's confirmation link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+    /// SHA-256 (hex) of `salt ‖ code` for the SMS code, and its random salt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_hash: Option<String>,
+    #[serde(default)]
+    pub code_salt: String,
+    /// Wrong codes entered so far; at [`Pending::MAX_ATTEMPTS`] the code is dead.
+    #[serde(default)]
+    pub attempts: u8,
+    /// The link or code is refused after this.
+    pub expires_at: DateTime<Utc>,
+    /// When the sign-up last asked for a link or code (the purge counts from here).
+    pub requested_at: DateTime<Utc>,
+}
+
+impl Pending {
+    /// Wrong SMS codes allowed before the code is locked.
+    pub const MAX_ATTEMPTS: u8 = 3;
 }
 
 #[cfg(test)]

@@ -18,6 +18,21 @@ use std::path::{Path, PathBuf};
 /// Where the holding-statement templates live: `holding_statement/<locale>.txt.j2`.
 const HOLDING_DIR: &str = "holding_statement/";
 
+/// Where the double opt-in messages live: `subscribe_confirm/email.<locale>.<part>.j2` (the
+/// confirmation link) and `subscribe_confirm/sms.<locale>.txt.j2` (the six-digit code).
+const SUBSCRIBE_DIR: &str = "subscribe_confirm/";
+
+/// The context the sign-up confirmation templates are checked with at start-up.
+fn subscribe_sample() -> minijinja::Value {
+    minijinja::context! {
+        org => "Example",
+        link => "https://status.example.com/subscribe/confirm/01J0000000000000000000000.abc",
+        code => "123456",
+        hours => 24,
+        minutes => 15,
+    }
+}
+
 /// The compiled templates.
 pub struct Templates {
     env: Environment<'static>,
@@ -176,6 +191,24 @@ impl Templates {
             if rel.starts_with('_') {
                 continue; // layouts are checked through the templates that extend them
             }
+            if let Some(file) = rel.strip_prefix(SUBSCRIBE_DIR) {
+                let ok = matches!(
+                    file.split('.').collect::<Vec<_>>().as_slice(),
+                    ["email", l, "subject" | "txt" | "html", "j2"] | ["sms", l, "txt", "j2"]
+                        if Locale::parse(l).is_ok()
+                );
+                if !ok {
+                    return Err(RenderError::Name {
+                        path: path.clone(),
+                        message: "expected subscribe_confirm/email.<locale>.<subject|txt|html>.j2 or subscribe_confirm/sms.<locale>.txt.j2".into(),
+                    });
+                }
+                self.env
+                    .get_template(name)
+                    .and_then(|t| t.render(subscribe_sample()))
+                    .map_err(|e| RenderError::template(&path, &e))?;
+                continue;
+            }
             if let Some(file) = rel.strip_prefix(HOLDING_DIR) {
                 let locale = file
                     .strip_suffix(".txt.j2")
@@ -242,6 +275,50 @@ impl Templates {
             .and_then(|t| t.render(ctx))
             .map(|t| Some(t.trim().to_owned()))
             .map_err(|e| RenderError::template(Path::new(&name), &e))
+    }
+
+    /// The sign-up confirmation (`kind` email or SMS) in `locale`, else in English, with `ctx`
+    /// (`org`, `link` or `code`, `hours`/`minutes` of validity).
+    pub fn subscribe_confirm(
+        &self,
+        kind: TemplateKind,
+        locale: &Locale,
+        ctx: &minijinja::Value,
+    ) -> Result<Rendered, RenderError> {
+        let name =
+            |l: &Locale, part: &str| format!("{SUBSCRIBE_DIR}{}.{l}.{part}.j2", kind.as_str());
+        let locale = [locale.clone(), Locale::english()]
+            .into_iter()
+            .find(|l| {
+                kind.parts()
+                    .iter()
+                    .all(|p| self.names.contains(&name(l, p)))
+            })
+            .ok_or_else(|| RenderError::Missing {
+                name: name(&Locale::english(), kind.parts()[0]),
+            })?;
+        let part = |part: &str| -> Result<String, RenderError> {
+            let n = name(&locale, part);
+            self.env
+                .get_template(&n)
+                .and_then(|t| t.render(ctx))
+                .map(|s| s.trim_end().to_owned())
+                .map_err(|e| RenderError::template(Path::new(&n), &e))
+        };
+        Ok(match kind {
+            TemplateKind::Email => Rendered {
+                subject: Some(part("subject")?.lines().next().unwrap_or("").to_owned()),
+                text: part("txt")?,
+                html: Some(part("html")?),
+                locale,
+            },
+            _ => Rendered {
+                subject: None,
+                text: part("txt")?,
+                html: None,
+                locale,
+            },
+        })
     }
 
     /// Whether every part of (event, kind, locale) exists, for the channel or globally.

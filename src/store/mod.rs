@@ -45,6 +45,7 @@ pub mod mark;
 pub mod outbox;
 pub mod schedule;
 pub mod sessions;
+pub mod signup;
 pub mod threads;
 pub mod users;
 
@@ -1299,6 +1300,8 @@ impl Store {
             unsubscribe_token: crate::token::random_hex(16)
                 .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?,
             created_at: now,
+            opted_out: false,
+            pending: None,
         })
     }
 

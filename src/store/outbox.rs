@@ -208,7 +208,7 @@ impl Store {
                 let wants = s.components.is_empty()
                     || components.is_empty()
                     || s.components.iter().any(|c| components.contains(c));
-                if s.confirmed && wants && (target.reaches)(&s) {
+                if s.receives() && wants && (target.reaches)(&s) {
                     let to = Target::Subscriber {
                         id: s.id,
                         contact: s.contact,

@@ -15,10 +15,14 @@ use std::sync::LazyLock;
 pub const LANGUAGES: [(&str, &str); 3] = [("en", "English"), ("fi", "Suomi"), ("sv", "Svenska")];
 
 /// The catalogue files, compiled in: (file name, contents). One per area of the site.
-const FILES: [(&str, &str); 3] = [
+const FILES: [(&str, &str); 4] = [
     ("common.toml", include_str!("../../web/i18n/common.toml")),
     ("feeds.toml", include_str!("../../web/i18n/feeds.toml")),
     ("status.toml", include_str!("../../web/i18n/status.toml")),
+    (
+        "subscribe.toml",
+        include_str!("../../web/i18n/subscribe.toml"),
+    ),
 ];
 
 type Catalogue = BTreeMap<String, BTreeMap<String, String>>;

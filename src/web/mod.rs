@@ -21,16 +21,18 @@ pub mod feed_settings;
 pub mod feeds;
 pub mod headers;
 pub mod lang;
+pub mod manage;
 pub mod page;
 pub mod public;
 pub mod settings;
 pub mod status;
+pub mod subscribe;
 pub mod uptime;
 pub mod v2;
 mod xml;
 
 use crate::api::AppState;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 pub use settings::PageSettings;
 
@@ -46,6 +48,15 @@ pub fn router(settings: &PageSettings) -> Router<AppState> {
             .route("/incidents/{id}", get(status::incident));
     }
     // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
+    // Self-service subscriptions (docs/SUBSCRIPTIONS.md).
+    r = r
+        .route("/subscribe", get(subscribe::show).post(subscribe::submit))
+        .route("/subscribe/code", post(subscribe::code))
+        .route(
+            "/subscribe/confirm/{token}",
+            get(subscribe::confirm_page).post(subscribe::confirm),
+        )
+        .route("/manage/{token}", get(manage::show).post(manage::change));
     r.merge(documents::router())
         .layer(axum::middleware::from_fn(conditional::etag))
         .layer(axum::middleware::from_fn(headers::secure))

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 11] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -32,6 +32,26 @@ const TEMPLATES: [(&str, &str); 6] = [
         include_str!("../../web/templates/incident.html"),
     ),
     ("error.html", include_str!("../../web/templates/error.html")),
+    (
+        "subscribe.html",
+        include_str!("../../web/templates/subscribe.html"),
+    ),
+    (
+        "subscribe_code.html",
+        include_str!("../../web/templates/subscribe_code.html"),
+    ),
+    (
+        "subscribe_confirm.html",
+        include_str!("../../web/templates/subscribe_confirm.html"),
+    ),
+    (
+        "subscribe_message.html",
+        include_str!("../../web/templates/subscribe_message.html"),
+    ),
+    (
+        "subscribe_manage.html",
+        include_str!("../../web/templates/subscribe_manage.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

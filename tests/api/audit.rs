@@ -207,6 +207,10 @@ async fn prepare(
         ),
         // Delivery receipts are not audited (one per SMS sent); any call shows it writes none.
         ("POST", "/api/v1/hooks/twilio/{channel}") => (p("/api/v1/hooks/twilio/log"), None, None),
+        // Inbound SMS (STOP/START/HELP) are not audited either (one per reply from a phone).
+        ("POST", "/api/v1/hooks/twilio/{channel}/inbound") => {
+            (p("/api/v1/hooks/twilio/log/inbound"), None, None)
+        }
         ("POST", "/api/v1/notices") => (
             p(path),
             admin,

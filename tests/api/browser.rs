@@ -196,6 +196,69 @@ impl Browser {
             .collect()
     }
 
+    /// The one element matching `css` (its WebDriver id).
+    async fn one(&self, css: &str) -> String {
+        let ids = self.all(css).await;
+        assert_eq!(ids.len(), 1, "{css} should match exactly one element");
+        ids[0].clone()
+    }
+
+    /// Clears a text field and types `text` into it, as a person would.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.one(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("element/{id}/clear"),
+            json!({}),
+        )
+        .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// Clicks the one element matching `css` (a button submits its form, JavaScript or not).
+    pub async fn click(&self, css: &str) {
+        let id = self.one(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Clicks what submits a form or follows a link, and waits until the next page replaced
+    /// this one (its document element is a new one).
+    pub async fn click_and_load(&self, css: &str) {
+        let before = self.all("html").await;
+        self.click(css).await;
+        for _ in 0..200 {
+            let now = self.all("html").await;
+            if !now.is_empty() && now != before {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("clicking {css} did not load another page");
+    }
+
+    /// An attribute of the one element matching `css`.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        let id = self.one(css).await;
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("element/{id}/attribute/{name}"),
+            json!({}),
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
     /// The rendered text of each element matching `css`.
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let mut out = vec![];

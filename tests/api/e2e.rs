@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::task::block_in_place;
 
-struct Proc(Child);
+pub(crate) struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -66,7 +66,7 @@ fn provider_sim() -> (Proc, String) {
     (p, url)
 }
 
-fn smtp_server(dir: &Path) -> (Proc, u16, PathBuf) {
+pub(crate) fn smtp_server(dir: &Path) -> (Proc, u16, PathBuf) {
     let mut cmd = Command::new("python3");
     cmd.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -29,5 +29,6 @@ mod promises;
 mod public_pages;
 mod sessions;
 mod social;
+mod subscribe;
 mod subscribers;
 mod team_cli;

@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/hooks/alertmanager"),
     ("POST", "/api/v1/hooks/grafana"),
     ("POST", "/api/v1/hooks/twilio/{channel}"),
+    ("POST", "/api/v1/hooks/twilio/{channel}/inbound"),
     ("POST", "/api/v1/notices"),
     ("GET", "/api/v1/notices"),
     ("GET", "/api/v1/notices/{id}"),

@@ -500,6 +500,9 @@ async fn mean_send_ms(http: &reqwest::Client, crier: &Crier) -> Result<Option<f6
 struct FanOut {
     /// Latencies of the API probe during the fan-out, sorted (see [`ApiProbe`]).
     api: Vec<Duration>,
+    /// Latencies of the public status page `/` during the fan-out, sorted (the same probe,
+    /// no token).
+    page: Vec<Duration>,
     subscribers: usize,
     import: Duration,
     to_201: Duration,
@@ -643,6 +646,7 @@ async fn fan_out_with(
     let t_201 = Instant::now();
     eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
     let probe = ApiProbe::start(http.clone(), crier, &id);
+    let page_probe = ApiProbe::page(http.clone(), crier);
     let timeout = Duration::from_secs(args.timeout);
     let mut first = None;
     let mut last_print = Instant::now();
@@ -688,6 +692,7 @@ async fn fan_out_with(
     }
     let t_done = Instant::now();
     let api = probe.finish().await?;
+    let page = page_probe.finish().await?;
     let elapsed = t_done - t_201;
     let (c1, s1cpu, me1) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
     let threads1 = thread_cpu(pid);
@@ -749,13 +754,15 @@ async fn fan_out_with(
         data_bytes: dir_size(&dir.join("data")),
         duplicates: s.duplicates,
         api,
+        page,
     })
 }
 
 /// How the API answers while the fan-out runs: one `GET /api/v1/incidents/{id}` (token check,
 /// incident and timeline read from the store) every [`ApiProbe::EVERY`], one at a time, each
 /// latency send to full body. The expander and the channel worker share the runtime with the
-/// API, so a batch that holds a worker shows here.
+/// API, so a batch that holds a worker shows here. A second probe does the same for the public
+/// status page `/` (no token; the page a crowd reloads during the incident).
 struct ApiProbe {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<Vec<Duration>>>,
@@ -765,15 +772,31 @@ impl ApiProbe {
     const EVERY: Duration = Duration::from_millis(50);
 
     fn start(http: reqwest::Client, crier: &Crier, id: &str) -> Self {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let url = format!("{}/api/v1/incidents/{id}", crier.proc.url);
-        let token = crier.token.clone();
+        Self::polling(http, url, Some(crier.token.clone()))
+    }
+
+    /// The public status page, as a reader's browser asks for it.
+    fn page(http: reqwest::Client, crier: &Crier) -> Self {
+        Self::polling(http, format!("{}/", crier.proc.url), None)
+    }
+
+    fn polling(http: reqwest::Client, url: String, token: Option<String>) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut latencies = Vec::new();
             while !*stopped.borrow() {
                 let t0 = Instant::now();
-                let resp = http.get(&url).bearer_auth(&token).send().await?;
-                json_of(resp, "GET /api/v1/incidents/{id}", StatusCode::OK).await?;
+                let mut req = http.get(&url);
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await?;
+                let status = resp.status();
+                let body = resp.bytes().await?;
+                if status != StatusCode::OK || body.is_empty() {
+                    bail!("GET {url} answered {status} with {} bytes", body.len());
+                }
                 latencies.push(t0.elapsed());
                 tokio::select! {
                     _ = tokio::time::sleep(Self::EVERY) => {}
@@ -850,6 +873,17 @@ fn print_fan_out(f: &FanOut) {
             ms(percentile(&f.api, 50.0)),
             ms(percentile(&f.api, 99.0)),
             ms(*max)
+        );
+    }
+    if let Some(max) = f.page.last() {
+        println!(
+            "status page during the fan-out (GET / every {} ms, {} requests): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 100 ms: {})",
+            ApiProbe::EVERY.as_millis(),
+            f.page.len(),
+            ms(percentile(&f.page, 50.0)),
+            ms(percentile(&f.page, 99.0)),
+            ms(*max),
+            if percentile(&f.page, 99.0) < Duration::from_millis(100) { "met" } else { "NOT met" }
         );
     }
 }

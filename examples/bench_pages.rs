@@ -1,5 +1,7 @@
-//! Benchmark: the public status page `/` served by crier, beside nginx serving the same bytes as
-//! a static file, with `wrk`, in one run.
+//! Benchmark: the public status page `/` and the Statuspage v2 `/api/v2/summary.json` served by
+//! crier, each beside nginx serving the same bytes as a static file, with `wrk`, in one run.
+//! (The page's latency during a 100,000-subscriber fan-out is measured by `bench_fanout`'s
+//! throughput mode, which polls `/` beside the API.)
 //!
 //! ```text
 //! apt-get install -y wrk nginx     # the program checks and says so when either is missing
@@ -181,6 +183,13 @@ async fn main() -> Result<()> {
         .tempdir()?;
     std::fs::create_dir_all(dir.path().join("site"))?;
     std::fs::write(dir.path().join("site/index.html"), &page)?;
+    let summary = http
+        .get(format!("{}/api/v2/summary.json", crier.url))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    std::fs::write(dir.path().join("site/summary.json"), &summary)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -204,19 +213,33 @@ async fn main() -> Result<()> {
         a.connections,
         a.seconds
     );
-    let c = wrk(&format!("{}/", crier.url), &a)?;
-    let n = wrk(&static_url, &a)?;
+    let static_summary = format!("http://127.0.0.1:{port}/summary.json");
+    if http.get(&static_summary).send().await?.bytes().await? != summary {
+        bail!("nginx does not serve the same summary.json bytes");
+    }
+    println!("summary.json: {} bytes", summary.len());
     println!("| server | requests/s | p50 | p99 |");
     println!("| --- | ---: | ---: | ---: |");
-    println!("| crier `/` | {:.0} | {} | {} |", c.rps, c.p50, c.p99);
-    println!(
-        "| nginx, same bytes | {:.0} | {} | {} |",
-        n.rps, n.p50, n.p99
-    );
-    let share = 100.0 * c.rps / n.rps;
-    println!(
-        "crier: {share:.1} % of nginx's requests/s (target ≥ 50 %: {})",
-        if share >= 50.0 { "met" } else { "NOT met" }
-    );
+    for (what, crier_url, nginx_url) in [
+        ("`/`", format!("{}/", crier.url), static_url.clone()),
+        (
+            "`/api/v2/summary.json`",
+            format!("{}/api/v2/summary.json", crier.url),
+            static_summary.clone(),
+        ),
+    ] {
+        let c = wrk(&crier_url, &a)?;
+        let n = wrk(&nginx_url, &a)?;
+        println!("| crier {what} | {:.0} | {} | {} |", c.rps, c.p50, c.p99);
+        println!(
+            "| nginx, same bytes | {:.0} | {} | {} |",
+            n.rps, n.p50, n.p99
+        );
+        let share = 100.0 * c.rps / n.rps;
+        println!(
+            "crier {what}: {share:.1} % of nginx's requests/s (target ≥ 50 %: {})",
+            if share >= 50.0 { "met" } else { "NOT met" }
+        );
+    }
     Ok(())
 }

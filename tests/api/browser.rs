@@ -21,6 +21,8 @@ pub struct Browser {
     client: reqwest::Client,
     /// Whether pages may run JavaScript in this session.
     pub js: bool,
+    /// chromium's profile directory (see [`kill_processes_of`]).
+    profile: tempfile::TempDir,
 }
 
 /// What the browser is asked to be.
@@ -99,6 +101,12 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(ready, "chromedriver did not start on port {port}");
+        // A profile of its own: it names this session's chromium processes, so that they can be
+        // ended with the session even when a test panics (chromedriver leaves them behind).
+        let profile = tempfile::Builder::new()
+            .prefix("crier-chromium-")
+            .tempdir()
+            .unwrap();
         let mut prefs = json!({});
         if !o.javascript {
             prefs["profile.managed_default_content_settings.javascript"] = json!(2);
@@ -109,6 +117,7 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": find(&["chromium"]).to_string_lossy(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         format!("--user-data-dir={}", profile.path().display()),
                          "--disable-dev-shm-usage", "--hide-scrollbars",
                          "--force-device-scale-factor=1",
                          format!("--window-size={},{}", o.width, o.height)],
@@ -134,6 +143,7 @@ impl Browser {
             session,
             client,
             js: o.javascript,
+            profile,
         };
         // --window-size sets the outer window; make the viewport itself the asked width.
         b.cmd(
@@ -356,9 +366,33 @@ impl Browser {
     }
 }
 
+/// Ends every process whose command line names `profile` (this session's chromium and its
+/// helpers), found in /proc, with the shell's own `kill`.
+fn kill_processes_of(profile: &std::path::Path) {
+    let needle = profile.to_string_lossy().into_owned();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let pids: Vec<String> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect();
+    if !pids.is_empty() {
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -9 {} 2>/dev/null", pids.join(" "))])
+            .status();
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        kill_processes_of(self.profile.path());
     }
 }

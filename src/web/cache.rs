@@ -1,4 +1,5 @@
-//! The status page's render cache: one rendered page per language, valid while the store's
+//! The public pages' render cache: one rendered status page per language (and one copy of each
+//! machine-readable document, by path), valid while the store's
 //! public generation ([`crate::store::Store::public_generation`]) and the clock's second are
 //! those it was rendered at. So a finished write is never served stale (the generation moves
 //! after it), the time-dependent parts (today's uptime bar) are at most a second old, and a
@@ -8,11 +9,12 @@ use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// A rendered page and its ETag.
+/// A rendered page (or public document) and its ETag.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub html: Bytes,
     pub etag: String,
+    pub content_type: &'static str,
 }
 
 #[derive(Debug)]
@@ -36,6 +38,20 @@ impl PageCache {
         second: i64,
         render: impl FnOnce() -> Result<String, E>,
     ) -> Result<Rendered, E> {
+        self.get_or_make(key, generation, second, || {
+            render().map(|html| ("text/html; charset=utf-8", html.into_bytes()))
+        })
+    }
+
+    /// [`PageCache::get_or_render`] for any document: `make` gives its content type and bytes.
+    /// The machine-readable documents ([`super::documents`]) are cached by their path.
+    pub fn get_or_make<E>(
+        &self,
+        key: &'static str,
+        generation: u64,
+        second: i64,
+        make: impl FnOnce() -> Result<(&'static str, Vec<u8>), E>,
+    ) -> Result<Rendered, E> {
         {
             let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = map.get(key) {
@@ -45,10 +61,11 @@ impl PageCache {
             }
         }
         // Rendered outside the lock: readers of other languages are not held up.
-        let html = render()?;
+        let (content_type, bytes) = make()?;
         let page = Rendered {
-            etag: super::conditional::etag_of(html.as_bytes()),
-            html: Bytes::from(html),
+            etag: super::conditional::etag_of(&bytes),
+            html: Bytes::from(bytes),
+            content_type,
         };
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(

@@ -129,16 +129,40 @@ async fn cors(req: Request, next: Next) -> Response {
     res
 }
 
-fn route(doc: Document) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>| async move { answer(doc(&Public::of(&state))) })
+fn route(path: &'static str, doc: Document) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>| async move { cached(&state, path, doc) })
         .options(preflight)
+}
+
+/// A document from the render cache ([`super::cache`]): made again when the store's public
+/// generation or the clock's second moved, so a crowd polling during an incident costs one
+/// render per second, and a finished write is never answered stale.
+fn cached(state: &AppState, path: &'static str, doc: Document) -> Response {
+    // Read before making: a write after this point moves it and the next reader makes it again.
+    let generation = state.store.public_generation();
+    let second = state.dispatcher.now().timestamp();
+    let made = state
+        .render
+        .page
+        .cache
+        .get_or_make(path, generation, second, || doc(&Public::of(state)));
+    match made {
+        Ok(d) => {
+            let mut res = ([(header::CONTENT_TYPE, d.content_type)], d.html).into_response();
+            if let Ok(v) = HeaderValue::from_str(&d.etag) {
+                res.headers_mut().insert(header::ETAG, v);
+            }
+            res
+        }
+        Err(e) => unavailable(&e),
+    }
 }
 
 /// The routes of every document. Merged into [`super::router`] inside its ETag and header layers.
 pub fn router() -> Router<AppState> {
     let mut r = Router::new();
     for (path, doc) in DOCUMENTS {
-        r = r.route(path, route(doc));
+        r = r.route(path, route(path, doc));
     }
     r.route("/cap/{file}", get(cap_file).options(preflight))
         .layer(axum::middleware::from_fn(cors))

@@ -6,8 +6,13 @@
 //!   `pending` → JSON [`Pending`]: the last entry written together with a change, and the
 //!   record that commits that change
 //!
-//! Appends are serialised by one in-memory lock (held for a few inserts, never across the
-//! flush), which numbers the entry and chains it to the last one.
+//! Appends are serialised by one in-memory lock per opened database (held for a few inserts,
+//! never across the flush), which numbers the entry and chains it to the last one. The lock
+//! keeps the last entry's number and hash (the chain head) in memory, read from `audit` on first
+//! use and again after [`Trees::repair_audit`], so an append neither re-reads nor re-hashes the
+//! last entry. A side effect: an entry removed from the end of the log behind the server's back
+//! is not covered up by the next append (which chains from the removed entry), so `verify`
+//! reports the gap.
 //!
 //! **An entry in the same commit as its change.** A request recorded with [`record`] whose
 //! handler called [`arm`] gets its entry from the store method that makes its change, inside
@@ -34,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const HEAD: &[u8] = b"head";
 const PENDING: &[u8] = b"pending";
@@ -148,14 +153,11 @@ impl Store {
         // Inside the write pause: a backup holds an entry together with the head naming it.
         let w = self.writing_async().await;
         let entry = {
-            let _guard = self
-                .inner
-                .audit_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let (entry, raw) = next_entry(&t, new, at)?;
+            let mut chain = t.chain();
+            let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
             let hash = audit::hash(&raw);
             t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+            set_head(&mut chain, entry.seq, &hash);
             t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
             entry
         };
@@ -188,21 +190,18 @@ impl Store {
             key: key.to_vec(),
             value: hex::encode(Sha256::digest(&value)),
         };
-        let _guard = self
-            .inner
-            .audit_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut chain = t.chain();
         let new = NewAudit {
             target,
             summary,
             ..recording.base.clone()
         };
-        let (entry, raw) = next_entry(t, new, Utc::now())?;
+        let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
         let hash = audit::hash(&raw);
         // The order crash recovery relies on (see the module docs).
         t.audit_head.insert(PENDING, encode(&pending(entry.seq))?)?;
         t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+        set_head(&mut chain, entry.seq, &hash);
         tree.insert(key, value)?;
         t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
         *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
@@ -267,19 +266,77 @@ impl Store {
     }
 }
 
+/// The last entry of the chain: its number (0 for an empty log) and its hash ([`GENESIS`] for
+/// an empty log). Kept in memory under the audit lock (`Trees::audit_chain`) so that an append
+/// neither re-reads nor re-hashes the last entry; read from `audit` on first use and again after
+/// `Trees::repair_audit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainHead {
+    seq: u64,
+    hash: String,
+}
+
+/// The chain head as the store holds it: the last entry in `audit`, whatever `head` says
+/// (entries past it chain from it, see the module docs).
+fn stored_chain_head(audit: &sled::Tree) -> Result<ChainHead, StoreError> {
+    Ok(match audit.last()? {
+        Some((k, v)) => ChainHead {
+            seq: seq_of(&k)?,
+            hash: audit::hash(&v),
+        },
+        None => ChainHead {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        },
+    })
+}
+
+/// The audit lock, held while an entry is numbered, chained and inserted: the chain head, or
+/// `None` if it must be read from the store.
+type ChainGuard<'a> = MutexGuard<'a, Option<ChainHead>>;
+
+impl Trees {
+    /// Takes the audit lock. After a panic under it the cached head may be behind the store,
+    /// so it is dropped and read again.
+    fn chain(&self) -> ChainGuard<'_> {
+        match self.audit_chain.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                *g = None;
+                self.audit_chain.clear_poison();
+                g
+            }
+        }
+    }
+}
+
+/// Records `seq` (just inserted into `audit`) as the chain's last entry.
+fn set_head(chain: &mut ChainGuard<'_>, seq: u64, hash: &str) {
+    **chain = Some(ChainHead {
+        seq,
+        hash: hash.to_owned(),
+    });
+}
+
 /// The next entry: numbered after the last one and chained to it. The caller holds the audit
-/// lock until it has inserted the entry.
+/// lock (`chain`) until it has inserted the entry and called [`set_head`].
 fn next_entry(
     t: &Trees,
+    chain: &mut ChainGuard<'_>,
     new: NewAudit,
     at: DateTime<Utc>,
 ) -> Result<(AuditEntry, Vec<u8>), StoreError> {
-    let (seq, prev) = match t.audit.last()? {
-        Some((k, v)) => (seq_of(&k)? + 1, audit::hash(&v)),
-        None => (1, GENESIS.to_owned()),
+    let last = match chain.as_ref() {
+        Some(h) => h.clone(),
+        None => {
+            let h = stored_chain_head(&t.audit)?;
+            **chain = Some(h.clone());
+            h
+        }
     };
     let entry = AuditEntry {
-        seq,
+        seq: last.seq + 1,
         at,
         actor: new.actor,
         token: new.token,
@@ -289,7 +346,7 @@ fn next_entry(
         action: new.action,
         target: new.target,
         summary: new.summary,
-        prev,
+        prev: last.hash,
     };
     let raw = encode(&entry)?;
     Ok((entry, raw))
@@ -300,6 +357,9 @@ impl Trees {
     /// docs): `pending` names an entry past the head, that entry exists, and the record that
     /// commits its change does not hold what was written. Returns how many entries it removed.
     pub(super) fn repair_audit(&self) -> Result<usize, StoreError> {
+        let mut chain = self.chain();
+        // Whatever this finds, the head is read from the store again at the next append.
+        *chain = None;
         let Some(raw) = self.audit_head.get(PENDING)? else {
             return Ok(0);
         };
@@ -429,6 +489,91 @@ mod tests {
             .unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         assert_eq!(store.verify_audit().unwrap().entries, 3);
+    }
+
+    /// Opens the store in `path` once the previous handle's flusher has let go of sled's lock.
+    async fn reopen(path: &std::path::Path) -> Store {
+        for _ in 0..250 {
+            match Store::open(path) {
+                Err(StoreError::Locked(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => return other.unwrap(),
+            }
+        }
+        Store::open(path).unwrap()
+    }
+
+    /// The chain head kept in memory agrees with the store after `repair` removed an entry (on
+    /// the open store and when the store is opened again after a crash): the next entry takes
+    /// the removed entry's number and chains from the one before it.
+    #[tokio::test]
+    async fn the_chain_head_in_memory_follows_repair_and_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        let t = store.t().unwrap();
+        armed_update(&store, incident.id, "r1").await;
+        // A crash cut entry 2 off from its change (the incident record and the head).
+        let committed = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        assert_eq!(armed_update(&store, incident.id, "r2").await.seq, 2);
+        t.incidents
+            .insert(incident.id.to_bytes(), committed.clone())
+            .unwrap();
+        t.audit_head.remove(HEAD).unwrap();
+        assert_eq!(store.repair().unwrap(), 2, "entry 2 and its orphan update");
+        let e = armed_update(&store, incident.id, "r3").await;
+        assert_eq!(e.seq, 2, "the removed entry's number is taken again");
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+
+        // The same on a store opened again: entry 3 loses its change, the restart repairs.
+        assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
+        let committed = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        armed_update(&store, incident.id, "r5").await;
+        t.incidents
+            .insert(incident.id.to_bytes(), committed)
+            .unwrap();
+        t.audit_head.remove(HEAD).unwrap();
+        t.db.flush().unwrap();
+        drop((t, store));
+        let store = reopen(&path).await;
+        assert_eq!(store.verify_audit().unwrap().entries, 3, "entry 4 was removed");
+        let e = armed_update(&store, incident.id, "r6").await;
+        assert_eq!(e.seq, 4);
+        let e = store.audit(new("login.failed", "x"), Utc::now()).await.unwrap();
+        assert_eq!(e.seq, 5);
+        assert_eq!(store.verify_audit().unwrap().entries, 5);
+    }
+
+    /// Removing the last entry behind a running server's back is not covered up by the next
+    /// write: the chain head in memory still names the removed entry, so the next entry chains
+    /// from it and `verify` reports the gap (re-reading the last entry from the store took the
+    /// removed entry's number again and chained over the hole).
+    #[tokio::test]
+    async fn removing_the_last_entry_is_not_covered_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..3 {
+            store
+                .audit(new("login.failed", &format!("x{i}")), Utc::now())
+                .await
+                .unwrap();
+        }
+        let tree = store.audit_tree_for_tests().unwrap();
+        tree.remove(3u64.to_be_bytes()).unwrap();
+        let e = store
+            .audit(new("login.failed", "y"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(e.seq, 4);
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Missing(3)))
+        ));
     }
 
     /// Many concurrent writes across incidents (sharing stripes), armed or audited on their

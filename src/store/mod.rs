@@ -276,8 +276,6 @@ struct Inner {
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
-    /// Serialises audit appends (the hash chain); see [`audit`].
-    audit_lock: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -314,6 +312,9 @@ pub(crate) struct Trees {
     token_hashes: Tree,
     audit: Tree,
     audit_head: Tree,
+    /// Serialises audit appends and holds the chain's last entry (number and hash), read from
+    /// `audit` on first use; see [`audit`].
+    audit_chain: Mutex<Option<audit::ChainHead>>,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -428,6 +429,7 @@ impl Trees {
             token_hashes: db.open_tree("token_hashes")?,
             audit: db.open_tree("audit")?,
             audit_head: db.open_tree("audit_head")?,
+            audit_chain: Mutex::new(None),
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -596,7 +598,6 @@ impl Store {
             pause: RwLock::new(()),
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
-            audit_lock: Mutex::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })

@@ -2,9 +2,9 @@
 //!
 //! Trees:
 //! - `audit`: entry number (u64 BE, from 1) → the entry's JSON, exactly the bytes hashed
-//! - `audit_head`: `head` → JSON `[number, hash]` of the last entry written through crier;
-//!   `pending` → JSON [`Pending`]: the last entry written together with a change, and the
-//!   record that commits that change
+//! - `audit_head`: `head` → JSON `[number, hash]` of the last entry appended on its own;
+//!   `pending` → JSON [`Pending`]: the last entry written together with a change (its number,
+//!   its hash and its predecessor's), and the record that commits that change
 //!
 //! Appends are serialised by one in-memory lock per opened database (held for a few inserts,
 //! never across the flush), which numbers the entry and chains it to the last one. The lock
@@ -17,14 +17,20 @@
 //! **An entry in the same commit as its change.** A request recorded with [`record`] whose
 //! handler called [`arm`] gets its entry from the store method that makes its change, inside
 //! that method's write (see `Store::commit_audited`): under the audit lock it writes `pending`,
-//! the entry, the change's last record (the one that commits it: the incident with its new
-//! `update_count`, an opening's first update, a component) and the head, in that order, and the
-//! change's one group commit makes them durable together. sled recovers a prefix of its log, so
-//! after a crash: no entry means the commit record is missing too (the change's earlier records
-//! are removed by `Store::repair`); an entry whose commit record is missing can only be the last
+//! the entry and the change's last record (the one that commits it: the incident with its new
+//! `update_count`, an opening's first update, a component), in that order, and the change's one
+//! group commit makes them durable together. sled recovers a prefix of its log, so after a
+//! crash: no entry means the commit record is missing too (the change's earlier records are
+//! removed by `Store::repair`); an entry whose commit record is missing can only be the last
 //! entry (the next entry is written after this commit record), and [`Trees::repair_audit`]
 //! removes it, recognising the case by `pending`. So an entry never survives without its change,
 //! nor a change without its entry.
+//!
+//! **The head.** `pending` is also the head of the log while it is newer than `head` (see
+//! [`Trees::log_head`]): entry `seq` with its hash once its commit record holds the value
+//! written, else (a crash cut the write off) entry `seq - 1` with the hash `pending` names for
+//! it. So the armed write needs no fourth record after its change, and an entry removed from
+//! the end is still noticed: its commit record is there, so the head names it.
 //!
 //! Requests whose handler does not arm (and security events such as failed logins) get their
 //! entry from the middleware after the handler, with its own group commit (`Store::audit`):
@@ -52,6 +58,12 @@ struct Pending {
     tree: String,
     key: Vec<u8>,
     value: String,
+    /// The hash of entry `seq`, and of entry `seq - 1` ([`GENESIS`] for entry 1). Empty in a
+    /// note written before `pending` was also the head (a `head` record followed it then).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    hash: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    prev: String,
 }
 
 tokio::task_local! {
@@ -184,26 +196,30 @@ impl Store {
             return Ok(());
         };
         let (target, summary) = describe();
-        let pending = |seq| Pending {
-            seq,
-            tree: String::from_utf8_lossy(&tree.name()).into_owned(),
-            key: key.to_vec(),
-            value: hex::encode(Sha256::digest(&value)),
-        };
-        let mut chain = t.chain();
         let new = NewAudit {
             target,
             summary,
             ..recording.base.clone()
         };
+        // Everything that does not depend on the entry's number, before the lock.
+        let tree_name = String::from_utf8_lossy(&tree.name()).into_owned();
+        let value_hash = hex::encode(Sha256::digest(&value));
+        let mut chain = t.chain();
         let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
         let hash = audit::hash(&raw);
+        let pending = Pending {
+            seq: entry.seq,
+            tree: tree_name,
+            key: key.to_vec(),
+            value: value_hash,
+            hash: hash.clone(),
+            prev: entry.prev.clone(),
+        };
         // The order crash recovery relies on (see the module docs).
-        t.audit_head.insert(PENDING, encode(&pending(entry.seq))?)?;
+        t.audit_head.insert(PENDING, encode(&pending)?)?;
         t.audit.insert(entry.seq.to_be_bytes(), raw)?;
         set_head(&mut chain, entry.seq, &hash);
         tree.insert(key, value)?;
-        t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
         *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         Ok(())
     }
@@ -247,10 +263,7 @@ impl Store {
     /// Walks the whole chain (see [`audit::verify`]).
     pub fn verify_audit(&self) -> Result<Verified, VerifyError> {
         let t = self.t()?;
-        let head: Option<(u64, String)> = match t.audit_head.get(HEAD).map_err(StoreError::from)? {
-            Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
-            None => None,
-        };
+        let head = t.log_head()?;
         let mut entries = Vec::new();
         for kv in t.audit.iter() {
             let (k, v) = kv.map_err(StoreError::from)?;
@@ -353,6 +366,45 @@ fn next_entry(
 }
 
 impl Trees {
+    /// The head of the log, `(number, hash)` of the last entry recorded as written (`None` for
+    /// an empty log): `head`, or `pending` while it is newer (see the module docs).
+    fn log_head(&self) -> Result<Option<(u64, String)>, VerifyError> {
+        let head: Option<(u64, String)> = match self.audit_head.get(HEAD).map_err(StoreError::from)? {
+            Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
+            None => None,
+        };
+        let pending: Pending = match self.audit_head.get(PENDING).map_err(StoreError::from)? {
+            Some(raw) => decode(&raw).map_err(|_| ChainError::Unreadable(0))?,
+            None => return Ok(head),
+        };
+        if pending.hash.is_empty() || head.as_ref().is_some_and(|(n, _)| *n >= pending.seq) {
+            return Ok(head);
+        }
+        if self.commits(&pending)? {
+            return Ok(Some((pending.seq, pending.hash)));
+        }
+        // Cut off by a crash: the entry before it is the last one written. (An entry left
+        // without its commit record is removed by `repair_audit` before anyone verifies.)
+        Ok(match pending.seq - 1 {
+            0 => head,
+            n => Some((n, pending.prev)),
+        })
+    }
+
+    /// Whether the record that commits `pending`'s change holds the value written with it.
+    fn commits(&self, pending: &Pending) -> Result<bool, StoreError> {
+        // Only the trees whose records commit an audited change; no tree is created.
+        let tree = match pending.tree.as_str() {
+            "incidents" => &self.incidents,
+            "updates" => &self.updates,
+            "components" => &self.components,
+            _ => return Ok(false),
+        };
+        Ok(tree
+            .get(&pending.key)?
+            .is_some_and(|v| hex::encode(Sha256::digest(&v)) == pending.value))
+    }
+
     /// Removes the last entry if a crash left it without the change it records (see the module
     /// docs): `pending` names an entry past the head, that entry exists, and the record that
     /// commits its change does not hold what was written. Returns how many entries it removed.
@@ -379,15 +431,13 @@ impl Trees {
             // which a crash cannot leave: leave the log for `audit verify` to judge.
             return Ok(0);
         }
-        let committed = self
-            .db
-            .open_tree(p.tree.as_bytes())?
-            .get(&p.key)?
-            .is_some_and(|v| hex::encode(Sha256::digest(&v)) == p.value);
-        if committed {
-            // Only the head was missing: the entry and its change are both there.
-            self.audit_head
-                .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+        if self.commits(&p)? {
+            // The entry and its change are both there. A note from before `pending` was also
+            // the head was followed by a `head` record, which the crash cut off: restore it.
+            if p.hash.is_empty() {
+                self.audit_head
+                    .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+            }
             return Ok(0);
         }
         self.audit.remove(last)?;
@@ -471,15 +521,22 @@ mod tests {
         assert_eq!(store.verify_audit().unwrap().entries, 0);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
 
-        // Crash after the incident record, before the head.
+        // Crash after the incident record: the write is complete (`pending` is the head).
         let e = armed_update(&store, incident.id, "r2").await;
         assert_eq!(e.seq, 1);
-        t.audit_head.remove(HEAD).unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         let v = store.verify_audit().unwrap();
         assert_eq!(v.entries, 1);
-        assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
+
+        // A note from an earlier build (no hashes; it wrote `head` after the incident record),
+        // the crash before that `head`: the head is restored.
+        let mut old: Pending = decode(&t.audit_head.get(PENDING).unwrap().unwrap()).unwrap();
+        (old.hash, old.prev) = (String::new(), String::new());
+        t.audit_head.insert(PENDING, encode(&old).unwrap()).unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
+        assert_eq!(store.verify_audit().unwrap().entries, 1);
 
         // A complete write is left alone, and so is a later entry written on its own.
         armed_update(&store, incident.id, "r3").await;
@@ -574,6 +631,65 @@ mod tests {
             store.verify_audit(),
             Err(VerifyError::Chain(ChainError::Missing(3)))
         ));
+    }
+
+    /// An armed write leaves `pending` as the head of the log: removing its entry from the end
+    /// is noticed while its change is there, and is what a crash before the entry left (the head
+    /// falls back to the entry before) once the change is gone too.
+    #[tokio::test]
+    async fn pending_is_the_head_after_an_armed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        let t = store.t().unwrap();
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
+        let before2 = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        armed_update(&store, incident.id, "r2").await;
+        let before3 = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        let e3 = armed_update(&store, incident.id, "r3").await;
+        assert_eq!(e3.seq, 3);
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
+
+        // Entry 3 removed, its change kept: the log was cut.
+        let raw3 = t.audit.remove(3u64.to_be_bytes()).unwrap().unwrap();
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Truncated { found: 2, head: 3 }))
+        ));
+        // Entries 2 and 3 removed: cut as well, whatever their changes.
+        let raw2 = t.audit.remove(2u64.to_be_bytes()).unwrap().unwrap();
+        t.incidents.insert(incident.id.to_bytes(), before2).unwrap();
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Truncated { found: 1, head: 2 }))
+        ));
+        // Entry 2 back, entry 3 and its change missing (a crash before the entry): entry 2 is
+        // the head, and altering it is noticed.
+        t.incidents.insert(incident.id.to_bytes(), before3).unwrap();
+        t.audit.insert(2u64.to_be_bytes(), raw2.clone()).unwrap();
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        let forged = String::from_utf8(raw2.to_vec())
+            .unwrap()
+            .replace("\"actor\":\"maria\"", "\"actor\":\"mallory\"");
+        assert_ne!(forged.as_bytes(), &raw2[..]);
+        t.audit.insert(2u64.to_be_bytes(), forged.as_bytes()).unwrap();
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Altered(2)))
+        ));
+        t.audit.insert(2u64.to_be_bytes(), raw2).unwrap();
+        // Entry 3 there without its change (a crash before the incident record): repair.
+        t.audit.insert(3u64.to_be_bytes(), raw3).unwrap();
+        assert_eq!(store.repair().unwrap(), 2, "entry 3 and its orphan update");
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
     }
 
     /// Many concurrent writes across incidents (sharing stripes), armed or audited on their

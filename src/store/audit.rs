@@ -369,10 +369,11 @@ impl Trees {
     /// The head of the log, `(number, hash)` of the last entry recorded as written (`None` for
     /// an empty log): `head`, or `pending` while it is newer (see the module docs).
     fn log_head(&self) -> Result<Option<(u64, String)>, VerifyError> {
-        let head: Option<(u64, String)> = match self.audit_head.get(HEAD).map_err(StoreError::from)? {
-            Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
-            None => None,
-        };
+        let head: Option<(u64, String)> =
+            match self.audit_head.get(HEAD).map_err(StoreError::from)? {
+                Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
+                None => None,
+            };
         let pending: Pending = match self.audit_head.get(PENDING).map_err(StoreError::from)? {
             Some(raw) => decode(&raw).map_err(|_| ChainError::Unreadable(0))?,
             None => return Ok(head),
@@ -598,10 +599,17 @@ mod tests {
         t.db.flush().unwrap();
         drop((t, store));
         let store = reopen(&path).await;
-        assert_eq!(store.verify_audit().unwrap().entries, 3, "entry 4 was removed");
+        assert_eq!(
+            store.verify_audit().unwrap().entries,
+            3,
+            "entry 4 was removed"
+        );
         let e = armed_update(&store, incident.id, "r6").await;
         assert_eq!(e.seq, 4);
-        let e = store.audit(new("login.failed", "x"), Utc::now()).await.unwrap();
+        let e = store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
         assert_eq!(e.seq, 5);
         assert_eq!(store.verify_audit().unwrap().entries, 5);
     }
@@ -660,14 +668,20 @@ mod tests {
         let raw3 = t.audit.remove(3u64.to_be_bytes()).unwrap().unwrap();
         assert!(matches!(
             store.verify_audit(),
-            Err(VerifyError::Chain(ChainError::Truncated { found: 2, head: 3 }))
+            Err(VerifyError::Chain(ChainError::Truncated {
+                found: 2,
+                head: 3
+            }))
         ));
         // Entries 2 and 3 removed: cut as well, whatever their changes.
         let raw2 = t.audit.remove(2u64.to_be_bytes()).unwrap().unwrap();
         t.incidents.insert(incident.id.to_bytes(), before2).unwrap();
         assert!(matches!(
             store.verify_audit(),
-            Err(VerifyError::Chain(ChainError::Truncated { found: 1, head: 2 }))
+            Err(VerifyError::Chain(ChainError::Truncated {
+                found: 1,
+                head: 2
+            }))
         ));
         // Entry 2 back, entry 3 and its change missing (a crash before the entry): entry 2 is
         // the head, and altering it is noticed.
@@ -678,7 +692,9 @@ mod tests {
             .unwrap()
             .replace("\"actor\":\"maria\"", "\"actor\":\"mallory\"");
         assert_ne!(forged.as_bytes(), &raw2[..]);
-        t.audit.insert(2u64.to_be_bytes(), forged.as_bytes()).unwrap();
+        t.audit
+            .insert(2u64.to_be_bytes(), forged.as_bytes())
+            .unwrap();
         assert!(matches!(
             store.verify_audit(),
             Err(VerifyError::Chain(ChainError::Altered(2)))

@@ -30,7 +30,10 @@
 //! [`Trees::log_head`]): entry `seq` with its hash once its commit record holds the value
 //! written, else (a crash cut the write off) entry `seq - 1` with the hash `pending` names for
 //! it. So the armed write needs no fourth record after its change, and an entry removed from
-//! the end is still noticed: its commit record is there, so the head names it.
+//! the end is still noticed: its commit record is there, so the head names it. A later write
+//! that replaces such a commit record without an entry of its own (an unarmed store write,
+//! drafts published inside `Store::publish_drafts`) would make the change look cut off, so it
+//! first writes `head` for that entry, once ([`Trees::settle`], under the audit lock).
 //!
 //! Requests whose handler does not arm (and security events such as failed logins) get their
 //! entry from the middleware after the handler, with its own group commit (`Store::audit`):
@@ -169,7 +172,7 @@ impl Store {
             let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
             let hash = audit::hash(&raw);
             t.audit.insert(entry.seq.to_be_bytes(), raw)?;
-            set_head(&mut chain, entry.seq, &hash);
+            set_head(&mut chain, entry.seq, &hash, false);
             t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
             entry
         };
@@ -192,6 +195,11 @@ impl Store {
         describe: impl FnOnce() -> (String, String),
     ) -> Result<(), StoreError> {
         let Some(recording) = armed() else {
+            // A write without an entry may replace the record an armed write's `pending` names:
+            // the head record goes first (see `Trees::settle`), and the write under the lock,
+            // so that no armed write comes between them.
+            let mut chain = t.chain();
+            t.settle(&mut chain)?;
             tree.insert(key, value)?;
             return Ok(());
         };
@@ -218,7 +226,7 @@ impl Store {
         // The order crash recovery relies on (see the module docs).
         t.audit_head.insert(PENDING, encode(&pending)?)?;
         t.audit.insert(entry.seq.to_be_bytes(), raw)?;
-        set_head(&mut chain, entry.seq, &hash);
+        set_head(&mut chain, entry.seq, &hash, true);
         tree.insert(key, value)?;
         *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         Ok(())
@@ -287,31 +295,61 @@ impl Store {
 pub(crate) struct ChainHead {
     seq: u64,
     hash: String,
+    /// The entry was written with its change and only `pending` names it as the head: the
+    /// next write that may replace a commit record without an entry of its own writes `head`
+    /// first (see [`Trees::settle`]).
+    unsettled: bool,
 }
 
 /// The chain head as the store holds it: the last entry in `audit`, whatever `head` says
 /// (entries past it chain from it, see the module docs).
-fn stored_chain_head(audit: &sled::Tree) -> Result<ChainHead, StoreError> {
-    Ok(match audit.last()? {
-        Some((k, v)) => ChainHead {
-            seq: seq_of(&k)?,
-            hash: audit::hash(&v),
-        },
-        None => ChainHead {
-            seq: 0,
-            hash: GENESIS.to_owned(),
-        },
+fn stored_chain_head(t: &Trees) -> Result<ChainHead, StoreError> {
+    let (seq, hash) = match t.audit.last()? {
+        Some((k, v)) => (seq_of(&k)?, audit::hash(&v)),
+        None => (0, GENESIS.to_owned()),
+    };
+    let head = match t.audit_head.get(HEAD)? {
+        Some(h) => decode::<(u64, String)>(&h)?.0,
+        None => 0,
+    };
+    let unsettled = match t.audit_head.get(PENDING)? {
+        Some(raw) => {
+            let p: Pending = decode(&raw)?;
+            !p.hash.is_empty() && p.seq > head && p.seq == seq
+        }
+        None => false,
+    };
+    Ok(ChainHead {
+        seq,
+        hash,
+        unsettled,
     })
 }
 
 /// The audit lock, held while an entry is numbered, chained and inserted: the chain head, or
 /// `None` if it must be read from the store.
-type ChainGuard<'a> = MutexGuard<'a, Option<ChainHead>>;
+pub(super) type ChainGuard<'a> = MutexGuard<'a, Option<ChainHead>>;
 
 impl Trees {
+    /// Before a write that may replace the record `pending` names, without an entry of its own
+    /// (which would otherwise make `pending`'s change look cut off by a crash, and `repair`
+    /// remove its entry): writes `head` for the entry `pending` names, once. The caller holds
+    /// the audit lock (`chain`) until it has made that write, or knows that no armed write can
+    /// come in between and replace `pending` with one naming the same record.
+    pub(super) fn settle(&self, chain: &mut ChainGuard<'_>) -> Result<(), StoreError> {
+        if chain.is_none() {
+            **chain = Some(stored_chain_head(self)?);
+        }
+        if let Some(h) = chain.as_mut().filter(|h| h.unsettled) {
+            self.audit_head.insert(HEAD, encode(&(h.seq, &h.hash))?)?;
+            h.unsettled = false;
+        }
+        Ok(())
+    }
+
     /// Takes the audit lock. After a panic under it the cached head may be behind the store,
     /// so it is dropped and read again.
-    fn chain(&self) -> ChainGuard<'_> {
+    pub(super) fn chain(&self) -> ChainGuard<'_> {
         match self.audit_chain.lock() {
             Ok(g) => g,
             Err(poisoned) => {
@@ -324,11 +362,13 @@ impl Trees {
     }
 }
 
-/// Records `seq` (just inserted into `audit`) as the chain's last entry.
-fn set_head(chain: &mut ChainGuard<'_>, seq: u64, hash: &str) {
+/// Records `seq` (just inserted into `audit`) as the chain's last entry; `unsettled` if only
+/// `pending` names it.
+fn set_head(chain: &mut ChainGuard<'_>, seq: u64, hash: &str, unsettled: bool) {
     **chain = Some(ChainHead {
         seq,
         hash: hash.to_owned(),
+        unsettled,
     });
 }
 
@@ -343,7 +383,7 @@ fn next_entry(
     let last = match chain.as_ref() {
         Some(h) => h.clone(),
         None => {
-            let h = stored_chain_head(&t.audit)?;
+            let h = stored_chain_head(t)?;
             **chain = Some(h.clone());
             h
         }
@@ -706,6 +746,63 @@ mod tests {
         assert_eq!(store.verify_audit().unwrap().entries, 2);
         assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
         assert_eq!(store.verify_audit().unwrap().entries, 3);
+    }
+
+    /// A write without an entry that replaces the record an armed write's `pending` names (an
+    /// update posted by crier itself, drafts published without a request) does not make that
+    /// entry look cut off by a crash: `repair` keeps it, on the open store and after a restart.
+    #[tokio::test]
+    async fn a_later_write_without_an_entry_does_not_unsettle_the_last_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        // An opening whose entry is committed by update 1, then its drafts published unarmed.
+        let mut draft = super::super::tests::new_incident("d");
+        draft.draft = true;
+        let (opened, _) = record(base("r1"), async {
+            arm();
+            store.create_incident(draft, Utc::now()).await
+        })
+        .await;
+        let (opened, _) = opened.unwrap();
+        store
+            .publish_drafts(opened.id, &[], Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert_eq!(store.verify_audit().unwrap().entries, 1);
+        // An update recorded with its change, then one without an entry.
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(armed_update(&store, incident.id, "r2").await.seq, 2);
+        store
+            .append_update(
+                incident.id,
+                super::super::tests::new_update("u"),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        // And after a restart (the head in memory is read again).
+        assert_eq!(armed_update(&store, incident.id, "r3").await.seq, 3);
+        drop(store);
+        let store = reopen(&path).await;
+        store
+            .append_update(
+                incident.id,
+                super::super::tests::new_update("v"),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        drop(store);
+        let store = reopen(&path).await;
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
+        assert_eq!(store.incident(incident.id).unwrap().1.len(), 5);
     }
 
     /// Many concurrent writes across incidents (sharing stripes), armed or audited on their

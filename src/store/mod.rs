@@ -1011,6 +1011,9 @@ impl Store {
                     "incident {id} has no unpublished draft updates"
                 )));
             }
+            // Update 1 may be the record that commits the opening's audit entry (see
+            // `audit`). The incident's lock keeps every other writer of these records out.
+            t.settle(&mut t.chain())?;
             // A crash part-way leaves some drafts published and the incident still marked draft;
             // publishing again completes it.
             for (key, u) in &published {

@@ -9,6 +9,11 @@
 //! # baseline, built from commit 9238eaa in another directory:
 //! git archive 9238eaa | tar -x -C /tmp/crier-base && (cd /tmp/crier-base && cargo build --release --bin crier)
 //! cargo run --release --example bench_auth -- --baseline-bin /tmp/crier-base/target/release/crier --rounds 3
+//! # and the build just before the audit log (main's first parent of the h-team merge), which
+//! # separates the cost of the audit log from that of the other commits since 9238eaa:
+//! git archive 971ed5a | tar -x -C /tmp/crier-pre12 && (cd /tmp/crier-pre12 && cargo build --release --bin crier)
+//! cargo run --release --example bench_auth -- --baseline-bin /tmp/crier-base/target/release/crier \
+//!     --prior-bin /tmp/crier-pre12/target/release/crier --rounds 3
 //! ```
 //!
 //! Each round measures, each on a fresh server (child process, fresh data dir) and with the
@@ -22,6 +27,13 @@
 //!   `admin token / baseline` is the cost of the authorisation middleware plus the audit entry
 //!   per write, measured in the same run. crier has no switch to turn the audit log off, on
 //!   purpose; the baseline build is how its cost is isolated.
+//! - `prior` (with `--prior-bin`): the same against the build just before the audit log
+//!   (commit 971ed5a): `admin token / prior` is the cost of the authorisation middleware and
+//!   the audit entry alone, `prior / baseline` that of the other commits since the baseline.
+//!
+//! Besides writes/s, each mode reports the server's CPU time per acknowledged write (user +
+//! system, from /proc, over the timed window): on a machine shared with other work, writes/s
+//! moves with the load, CPU time per write much less.
 //!
 //! The servers of one round run one after the other, and rounds alternate them, so that load
 //! from outside (other processes on the machine) spreads over all of them; the table gives every
@@ -35,7 +47,7 @@ mod writes;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{ms, percentile, target_binary, CrierServe};
+use common::{cpu_time, ms, percentile, target_binary, CrierServe};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +80,9 @@ struct Args {
     /// A crier binary from before issue 12 (commit 9238eaa) to measure the same load against.
     #[arg(long)]
     baseline_bin: Option<PathBuf>,
+    /// A crier binary from just before the audit log (commit 971ed5a), measured the same way.
+    #[arg(long)]
+    prior_bin: Option<PathBuf>,
 }
 
 /// How the clients authenticate, and against which build.
@@ -76,6 +91,7 @@ enum Mode {
     Admin,
     Personal,
     Baseline,
+    Prior,
 }
 
 impl Mode {
@@ -84,6 +100,7 @@ impl Mode {
             Mode::Admin => "admin token",
             Mode::Personal => "personal token",
             Mode::Baseline => "baseline (pre-audit build)",
+            Mode::Prior => "prior (build before the log)",
         }
     }
 }
@@ -179,7 +196,16 @@ async fn login(http: &reqwest::Client, server: &CrierServe) -> Result<(String, D
     Ok((token.to_owned(), took))
 }
 
-/// Writes/s of one mode on a fresh server.
+/// What one mode measured on a fresh server.
+#[derive(Debug, Clone, Copy)]
+struct Figure {
+    per_s: f64,
+    /// The server's CPU time (user + system) per acknowledged write in the window, in µs;
+    /// NaN where /proc cannot say.
+    cpu_us: f64,
+}
+
+/// Writes/s of one mode on a fresh server, and its CPU time per write.
 fn run_writes(
     rt: &tokio::runtime::Runtime,
     bin: &Path,
@@ -187,14 +213,14 @@ fn run_writes(
     clients: usize,
     warmup: Duration,
     window: Duration,
-) -> Result<f64> {
+) -> Result<Figure> {
     let server = CrierServe::start(bin, "crier-bench-auth-")?;
     let result = rt.block_on(async {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         let token: Arc<str> = match mode {
-            Mode::Admin | Mode::Baseline => Arc::from(server.token.as_str()),
+            Mode::Admin | Mode::Baseline | Mode::Prior => Arc::from(server.token.as_str()),
             Mode::Personal => {
                 add_user(&http, &server).await?;
                 Arc::from(login(&http, &server).await?.0.as_str())
@@ -207,8 +233,19 @@ fn run_writes(
         if !warmup.is_zero() {
             phase(&workers, warmup).await?;
         }
+        let pid = server.pid.to_string();
+        let cpu_before = cpu_time(&pid);
         let (latencies, elapsed) = phase(&workers, window).await?;
-        anyhow::Ok(latencies.len() as f64 / elapsed.as_secs_f64())
+        let cpu_us = match (cpu_before, cpu_time(&pid)) {
+            (Some(a), Some(b)) if !latencies.is_empty() => {
+                (b.saturating_sub(a)).as_secs_f64() * 1e6 / latencies.len() as f64
+            }
+            _ => f64::NAN,
+        };
+        anyhow::Ok(Figure {
+            per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
+            cpu_us,
+        })
     });
     result.map_err(|e| {
         let log = server.log_text();
@@ -257,6 +294,13 @@ fn main() -> Result<()> {
         ),
         b => b,
     };
+    let prior = match args.prior_bin {
+        Some(b) if !b.is_file() => bail!(
+            "--prior-bin {}: no such file; build it as the module docs say",
+            b.display()
+        ),
+        b => b,
+    };
     let window = Duration::from_secs_f64(args.seconds);
     let warmup = Duration::from_secs_f64(args.warmup);
     // One thread for every client, as bench_writes: the server gets the other core.
@@ -271,6 +315,9 @@ fn main() -> Result<()> {
     if let Some(b) = &baseline {
         println!("baseline: {}", b.display());
     }
+    if let Some(b) = &prior {
+        println!("prior: {}", b.display());
+    }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at start: {}", load.trim());
     }
@@ -280,40 +327,47 @@ fn main() -> Result<()> {
     if baseline.is_some() {
         modes.push(Mode::Baseline);
     }
-    let mut figures: Vec<(Mode, Vec<f64>)> = modes.iter().map(|m| (*m, Vec::new())).collect();
+    if prior.is_some() {
+        modes.push(Mode::Prior);
+    }
+    let mut figures: Vec<(Mode, Vec<Figure>)> = modes.iter().map(|m| (*m, Vec::new())).collect();
     for round in 0..args.rounds {
         for mode in round_order(&modes, round) {
-            let b = match (mode, &baseline) {
-                (Mode::Baseline, Some(b)) => b.as_path(),
+            let b = match (mode, &baseline, &prior) {
+                (Mode::Baseline, Some(b), _) | (Mode::Prior, _, Some(b)) => b.as_path(),
                 _ => bin.as_path(),
             };
-            let per_s = run_writes(&rt, b, mode, args.clients, warmup, window)?;
+            let f = run_writes(&rt, b, mode, args.clients, warmup, window)?;
             println!(
-                "round {:>2}  {:<28} {:>9.1} writes/s",
+                "round {:>2}  {:<28} {:>9.1} writes/s  {:>6.1} µs server CPU/write",
                 round + 1,
                 mode.label(),
-                per_s
+                f.per_s,
+                f.cpu_us
             );
             if let Some((_, v)) = figures.iter_mut().find(|(m, _)| *m == mode) {
-                v.push(per_s);
+                v.push(f);
             }
         }
     }
     println!();
-    let med = |mode: Mode| {
+    let pick = |mode: Mode, of: fn(&Figure) -> f64| -> Vec<f64> {
         figures
             .iter()
             .find(|(m, _)| *m == mode)
-            .and_then(|(_, v)| median(v))
-            .unwrap_or(0.0)
+            .map(|(_, v)| v.iter().map(of).collect())
+            .unwrap_or_default()
     };
+    let med = |mode: Mode| median(&pick(mode, |f| f.per_s)).unwrap_or(0.0);
+    let cpu = |mode: Mode| median(&pick(mode, |f| f.cpu_us)).unwrap_or(f64::NAN);
     for (mode, v) in &figures {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(0.0, f64::max);
+        let lo = v.iter().map(|f| f.per_s).fold(f64::INFINITY, f64::min);
+        let hi = v.iter().map(|f| f.per_s).fold(0.0, f64::max);
         println!(
-            "{:<28} median {:>9.1} writes/s (range {lo:.1} - {hi:.1})",
+            "{:<28} median {:>9.1} writes/s (range {lo:.1} - {hi:.1}); server CPU {:.1} µs/write",
             mode.label(),
-            med(*mode)
+            med(*mode),
+            cpu(*mode)
         );
     }
     println!();
@@ -330,6 +384,18 @@ fn main() -> Result<()> {
             "personal token / baseline (all of it):   {}",
             ratio_line(med(Mode::Personal), med(Mode::Baseline), 90.0)
         );
+    }
+    if prior.is_some() {
+        println!(
+            "admin token / prior (authz + audit):     {}",
+            ratio_line(med(Mode::Admin), med(Mode::Prior), 90.0)
+        );
+        if baseline.is_some() {
+            println!(
+                "prior / baseline (other commits):        {}",
+                ratio_line(med(Mode::Prior), med(Mode::Baseline), 90.0)
+            );
+        }
     }
 
     let times = run_logins(&rt, &bin, args.logins)?;

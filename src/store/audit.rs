@@ -2,24 +2,38 @@
 //!
 //! Trees:
 //! - `audit`: entry number (u64 BE, from 1) → the entry's JSON, exactly the bytes hashed
-//! - `audit_head`: `head` → JSON `[number, hash]` of the last entry written through crier;
-//!   `pending` → JSON [`Pending`]: the last entry written together with a change, and the
-//!   record that commits that change
+//! - `audit_head`: `head` → JSON `[number, hash]` of the last entry appended on its own;
+//!   `pending` → JSON [`Pending`]: the last entry written together with a change (its number,
+//!   its hash and its predecessor's), and the record that commits that change
 //!
-//! Appends are serialised by one in-memory lock (held for a few inserts, never across the
-//! flush), which numbers the entry and chains it to the last one.
+//! Appends are serialised by one in-memory lock per opened database (held for a few inserts,
+//! never across the flush), which numbers the entry and chains it to the last one. The lock
+//! keeps the last entry's number and hash (the chain head) in memory, read from `audit` on first
+//! use and again after [`Trees::repair_audit`], so an append neither re-reads nor re-hashes the
+//! last entry. A side effect: an entry removed from the end of the log behind the server's back
+//! is not covered up by the next append (which chains from the removed entry), so `verify`
+//! reports the gap.
 //!
 //! **An entry in the same commit as its change.** A request recorded with [`record`] whose
 //! handler called [`arm`] gets its entry from the store method that makes its change, inside
 //! that method's write (see `Store::commit_audited`): under the audit lock it writes `pending`,
-//! the entry, the change's last record (the one that commits it: the incident with its new
-//! `update_count`, an opening's first update, a component) and the head, in that order, and the
-//! change's one group commit makes them durable together. sled recovers a prefix of its log, so
-//! after a crash: no entry means the commit record is missing too (the change's earlier records
-//! are removed by `Store::repair`); an entry whose commit record is missing can only be the last
+//! the entry and the change's last record (the one that commits it: the incident with its new
+//! `update_count`, an opening's first update, a component), in that order, and the change's one
+//! group commit makes them durable together. sled recovers a prefix of its log, so after a
+//! crash: no entry means the commit record is missing too (the change's earlier records are
+//! removed by `Store::repair`); an entry whose commit record is missing can only be the last
 //! entry (the next entry is written after this commit record), and [`Trees::repair_audit`]
 //! removes it, recognising the case by `pending`. So an entry never survives without its change,
 //! nor a change without its entry.
+//!
+//! **The head.** `pending` is also the head of the log while it is newer than `head` (see
+//! [`Trees::log_head`]): entry `seq` with its hash once its commit record holds the value
+//! written, else (a crash cut the write off) entry `seq - 1` with the hash `pending` names for
+//! it. So the armed write needs no fourth record after its change, and an entry removed from
+//! the end is still noticed: its commit record is there, so the head names it. A later write
+//! that replaces such a commit record without an entry of its own (an unarmed store write,
+//! drafts published inside `Store::publish_drafts`) would make the change look cut off, so it
+//! first writes `head` for that entry, once ([`Trees::settle`], under the audit lock).
 //!
 //! Requests whose handler does not arm (and security events such as failed logins) get their
 //! entry from the middleware after the handler, with its own group commit (`Store::audit`):
@@ -34,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const HEAD: &[u8] = b"head";
 const PENDING: &[u8] = b"pending";
@@ -47,6 +61,12 @@ struct Pending {
     tree: String,
     key: Vec<u8>,
     value: String,
+    /// The hash of entry `seq`, and of entry `seq - 1` ([`GENESIS`] for entry 1). Empty in a
+    /// note written before `pending` was also the head (a `head` record followed it then).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    hash: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    prev: String,
 }
 
 tokio::task_local! {
@@ -148,14 +168,11 @@ impl Store {
         // Inside the write pause: a backup holds an entry together with the head naming it.
         let w = self.writing_async().await;
         let entry = {
-            let _guard = self
-                .inner
-                .audit_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let (entry, raw) = next_entry(&t, new, at)?;
+            let mut chain = t.chain();
+            let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
             let hash = audit::hash(&raw);
             t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+            set_head(&mut chain, entry.seq, &hash, false);
             t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
             entry
         };
@@ -178,33 +195,39 @@ impl Store {
         describe: impl FnOnce() -> (String, String),
     ) -> Result<(), StoreError> {
         let Some(recording) = armed() else {
+            // A write without an entry may replace the record an armed write's `pending` names:
+            // the head record goes first (see `Trees::settle`), and the write under the lock,
+            // so that no armed write comes between them.
+            let mut chain = t.chain();
+            t.settle(&mut chain)?;
             tree.insert(key, value)?;
             return Ok(());
         };
         let (target, summary) = describe();
-        let pending = |seq| Pending {
-            seq,
-            tree: String::from_utf8_lossy(&tree.name()).into_owned(),
-            key: key.to_vec(),
-            value: hex::encode(Sha256::digest(&value)),
-        };
-        let _guard = self
-            .inner
-            .audit_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         let new = NewAudit {
             target,
             summary,
             ..recording.base.clone()
         };
-        let (entry, raw) = next_entry(t, new, Utc::now())?;
+        // Everything that does not depend on the entry's number, before the lock.
+        let tree_name = String::from_utf8_lossy(&tree.name()).into_owned();
+        let value_hash = hex::encode(Sha256::digest(&value));
+        let mut chain = t.chain();
+        let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
         let hash = audit::hash(&raw);
+        let pending = Pending {
+            seq: entry.seq,
+            tree: tree_name,
+            key: key.to_vec(),
+            value: value_hash,
+            hash: hash.clone(),
+            prev: entry.prev.clone(),
+        };
         // The order crash recovery relies on (see the module docs).
-        t.audit_head.insert(PENDING, encode(&pending(entry.seq))?)?;
+        t.audit_head.insert(PENDING, encode(&pending)?)?;
         t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+        set_head(&mut chain, entry.seq, &hash, true);
         tree.insert(key, value)?;
-        t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
         *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         Ok(())
     }
@@ -248,10 +271,7 @@ impl Store {
     /// Walks the whole chain (see [`audit::verify`]).
     pub fn verify_audit(&self) -> Result<Verified, VerifyError> {
         let t = self.t()?;
-        let head: Option<(u64, String)> = match t.audit_head.get(HEAD).map_err(StoreError::from)? {
-            Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
-            None => None,
-        };
+        let head = t.log_head()?;
         let mut entries = Vec::new();
         for kv in t.audit.iter() {
             let (k, v) = kv.map_err(StoreError::from)?;
@@ -267,19 +287,109 @@ impl Store {
     }
 }
 
+/// The last entry of the chain: its number (0 for an empty log) and its hash ([`GENESIS`] for
+/// an empty log). Kept in memory under the audit lock (`Trees::audit_chain`) so that an append
+/// neither re-reads nor re-hashes the last entry; read from `audit` on first use and again after
+/// `Trees::repair_audit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainHead {
+    seq: u64,
+    hash: String,
+    /// The entry was written with its change and only `pending` names it as the head: the
+    /// next write that may replace a commit record without an entry of its own writes `head`
+    /// first (see [`Trees::settle`]).
+    unsettled: bool,
+}
+
+/// The chain head as the store holds it: the last entry in `audit`, whatever `head` says
+/// (entries past it chain from it, see the module docs).
+fn stored_chain_head(t: &Trees) -> Result<ChainHead, StoreError> {
+    let (seq, hash) = match t.audit.last()? {
+        Some((k, v)) => (seq_of(&k)?, audit::hash(&v)),
+        None => (0, GENESIS.to_owned()),
+    };
+    let head = match t.audit_head.get(HEAD)? {
+        Some(h) => decode::<(u64, String)>(&h)?.0,
+        None => 0,
+    };
+    let unsettled = match t.audit_head.get(PENDING)? {
+        Some(raw) => {
+            let p: Pending = decode(&raw)?;
+            !p.hash.is_empty() && p.seq > head && p.seq == seq
+        }
+        None => false,
+    };
+    Ok(ChainHead {
+        seq,
+        hash,
+        unsettled,
+    })
+}
+
+/// The audit lock, held while an entry is numbered, chained and inserted: the chain head, or
+/// `None` if it must be read from the store.
+pub(super) type ChainGuard<'a> = MutexGuard<'a, Option<ChainHead>>;
+
+impl Trees {
+    /// Before a write that may replace the record `pending` names, without an entry of its own
+    /// (which would otherwise make `pending`'s change look cut off by a crash, and `repair`
+    /// remove its entry): writes `head` for the entry `pending` names, once. The caller holds
+    /// the audit lock (`chain`) until it has made that write, or knows that no armed write can
+    /// come in between and replace `pending` with one naming the same record.
+    pub(super) fn settle(&self, chain: &mut ChainGuard<'_>) -> Result<(), StoreError> {
+        if chain.is_none() {
+            **chain = Some(stored_chain_head(self)?);
+        }
+        if let Some(h) = chain.as_mut().filter(|h| h.unsettled) {
+            self.audit_head.insert(HEAD, encode(&(h.seq, &h.hash))?)?;
+            h.unsettled = false;
+        }
+        Ok(())
+    }
+
+    /// Takes the audit lock. After a panic under it the cached head may be behind the store,
+    /// so it is dropped and read again.
+    pub(super) fn chain(&self) -> ChainGuard<'_> {
+        match self.audit_chain.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                *g = None;
+                self.audit_chain.clear_poison();
+                g
+            }
+        }
+    }
+}
+
+/// Records `seq` (just inserted into `audit`) as the chain's last entry; `unsettled` if only
+/// `pending` names it.
+fn set_head(chain: &mut ChainGuard<'_>, seq: u64, hash: &str, unsettled: bool) {
+    **chain = Some(ChainHead {
+        seq,
+        hash: hash.to_owned(),
+        unsettled,
+    });
+}
+
 /// The next entry: numbered after the last one and chained to it. The caller holds the audit
-/// lock until it has inserted the entry.
+/// lock (`chain`) until it has inserted the entry and called [`set_head`].
 fn next_entry(
     t: &Trees,
+    chain: &mut ChainGuard<'_>,
     new: NewAudit,
     at: DateTime<Utc>,
 ) -> Result<(AuditEntry, Vec<u8>), StoreError> {
-    let (seq, prev) = match t.audit.last()? {
-        Some((k, v)) => (seq_of(&k)? + 1, audit::hash(&v)),
-        None => (1, GENESIS.to_owned()),
+    let last = match chain.as_ref() {
+        Some(h) => h.clone(),
+        None => {
+            let h = stored_chain_head(t)?;
+            **chain = Some(h.clone());
+            h
+        }
     };
     let entry = AuditEntry {
-        seq,
+        seq: last.seq + 1,
         at,
         actor: new.actor,
         token: new.token,
@@ -289,17 +399,60 @@ fn next_entry(
         action: new.action,
         target: new.target,
         summary: new.summary,
-        prev,
+        prev: last.hash,
     };
     let raw = encode(&entry)?;
     Ok((entry, raw))
 }
 
 impl Trees {
+    /// The head of the log, `(number, hash)` of the last entry recorded as written (`None` for
+    /// an empty log): `head`, or `pending` while it is newer (see the module docs).
+    fn log_head(&self) -> Result<Option<(u64, String)>, VerifyError> {
+        let head: Option<(u64, String)> =
+            match self.audit_head.get(HEAD).map_err(StoreError::from)? {
+                Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
+                None => None,
+            };
+        let pending: Pending = match self.audit_head.get(PENDING).map_err(StoreError::from)? {
+            Some(raw) => decode(&raw).map_err(|_| ChainError::Unreadable(0))?,
+            None => return Ok(head),
+        };
+        if pending.hash.is_empty() || head.as_ref().is_some_and(|(n, _)| *n >= pending.seq) {
+            return Ok(head);
+        }
+        if self.commits(&pending)? {
+            return Ok(Some((pending.seq, pending.hash)));
+        }
+        // Cut off by a crash: the entry before it is the last one written. (An entry left
+        // without its commit record is removed by `repair_audit` before anyone verifies.)
+        Ok(match pending.seq - 1 {
+            0 => head,
+            n => Some((n, pending.prev)),
+        })
+    }
+
+    /// Whether the record that commits `pending`'s change holds the value written with it.
+    fn commits(&self, pending: &Pending) -> Result<bool, StoreError> {
+        // Only the trees whose records commit an audited change; no tree is created.
+        let tree = match pending.tree.as_str() {
+            "incidents" => &self.incidents,
+            "updates" => &self.updates,
+            "components" => &self.components,
+            _ => return Ok(false),
+        };
+        Ok(tree
+            .get(&pending.key)?
+            .is_some_and(|v| hex::encode(Sha256::digest(&v)) == pending.value))
+    }
+
     /// Removes the last entry if a crash left it without the change it records (see the module
     /// docs): `pending` names an entry past the head, that entry exists, and the record that
     /// commits its change does not hold what was written. Returns how many entries it removed.
     pub(super) fn repair_audit(&self) -> Result<usize, StoreError> {
+        let mut chain = self.chain();
+        // Whatever this finds, the head is read from the store again at the next append.
+        *chain = None;
         let Some(raw) = self.audit_head.get(PENDING)? else {
             return Ok(0);
         };
@@ -319,15 +472,13 @@ impl Trees {
             // which a crash cannot leave: leave the log for `audit verify` to judge.
             return Ok(0);
         }
-        let committed = self
-            .db
-            .open_tree(p.tree.as_bytes())?
-            .get(&p.key)?
-            .is_some_and(|v| hex::encode(Sha256::digest(&v)) == p.value);
-        if committed {
-            // Only the head was missing: the entry and its change are both there.
-            self.audit_head
-                .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+        if self.commits(&p)? {
+            // The entry and its change are both there. A note from before `pending` was also
+            // the head was followed by a `head` record, which the crash cut off: restore it.
+            if p.hash.is_empty() {
+                self.audit_head
+                    .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+            }
             return Ok(0);
         }
         self.audit.remove(last)?;
@@ -411,15 +562,22 @@ mod tests {
         assert_eq!(store.verify_audit().unwrap().entries, 0);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
 
-        // Crash after the incident record, before the head.
+        // Crash after the incident record: the write is complete (`pending` is the head).
         let e = armed_update(&store, incident.id, "r2").await;
         assert_eq!(e.seq, 1);
-        t.audit_head.remove(HEAD).unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         let v = store.verify_audit().unwrap();
         assert_eq!(v.entries, 1);
-        assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
+
+        // A note from an earlier build (no hashes; it wrote `head` after the incident record),
+        // the crash before that `head`: the head is restored.
+        let mut old: Pending = decode(&t.audit_head.get(PENDING).unwrap().unwrap()).unwrap();
+        (old.hash, old.prev) = (String::new(), String::new());
+        t.audit_head.insert(PENDING, encode(&old).unwrap()).unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
+        assert_eq!(store.verify_audit().unwrap().entries, 1);
 
         // A complete write is left alone, and so is a later entry written on its own.
         armed_update(&store, incident.id, "r3").await;
@@ -429,6 +587,258 @@ mod tests {
             .unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         assert_eq!(store.verify_audit().unwrap().entries, 3);
+    }
+
+    /// Opens the store in `path` once the previous handle's flusher has let go of sled's lock.
+    async fn reopen(path: &std::path::Path) -> Store {
+        for _ in 0..250 {
+            match Store::open(path) {
+                Err(StoreError::Locked(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => return other.unwrap(),
+            }
+        }
+        Store::open(path).unwrap()
+    }
+
+    /// The chain head kept in memory agrees with the store after `repair` removed an entry (on
+    /// the open store and when the store is opened again after a crash): the next entry takes
+    /// the removed entry's number and chains from the one before it.
+    #[tokio::test]
+    async fn the_chain_head_in_memory_follows_repair_and_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        let t = store.t().unwrap();
+        armed_update(&store, incident.id, "r1").await;
+        // A crash cut entry 2 off from its change (the incident record and the head).
+        let committed = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        assert_eq!(armed_update(&store, incident.id, "r2").await.seq, 2);
+        t.incidents
+            .insert(incident.id.to_bytes(), committed.clone())
+            .unwrap();
+        t.audit_head.remove(HEAD).unwrap();
+        assert_eq!(store.repair().unwrap(), 2, "entry 2 and its orphan update");
+        let e = armed_update(&store, incident.id, "r3").await;
+        assert_eq!(e.seq, 2, "the removed entry's number is taken again");
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+
+        // The same on a store opened again: entry 3 loses its change, the restart repairs.
+        assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
+        let committed = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        armed_update(&store, incident.id, "r5").await;
+        t.incidents
+            .insert(incident.id.to_bytes(), committed)
+            .unwrap();
+        t.audit_head.remove(HEAD).unwrap();
+        t.db.flush().unwrap();
+        drop((t, store));
+        let store = reopen(&path).await;
+        assert_eq!(
+            store.verify_audit().unwrap().entries,
+            3,
+            "entry 4 was removed"
+        );
+        let e = armed_update(&store, incident.id, "r6").await;
+        assert_eq!(e.seq, 4);
+        let e = store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(e.seq, 5);
+        assert_eq!(store.verify_audit().unwrap().entries, 5);
+    }
+
+    /// Removing the last entry behind a running server's back is not covered up by the next
+    /// write: the chain head in memory still names the removed entry, so the next entry chains
+    /// from it and `verify` reports the gap (re-reading the last entry from the store took the
+    /// removed entry's number again and chained over the hole).
+    #[tokio::test]
+    async fn removing_the_last_entry_is_not_covered_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..3 {
+            store
+                .audit(new("login.failed", &format!("x{i}")), Utc::now())
+                .await
+                .unwrap();
+        }
+        let tree = store.audit_tree_for_tests().unwrap();
+        tree.remove(3u64.to_be_bytes()).unwrap();
+        let e = store
+            .audit(new("login.failed", "y"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(e.seq, 4);
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Missing(3)))
+        ));
+    }
+
+    /// An armed write leaves `pending` as the head of the log: removing its entry from the end
+    /// is noticed while its change is there, and is what a crash before the entry left (the head
+    /// falls back to the entry before) once the change is gone too.
+    #[tokio::test]
+    async fn pending_is_the_head_after_an_armed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        let t = store.t().unwrap();
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
+        let before2 = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        armed_update(&store, incident.id, "r2").await;
+        let before3 = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
+        let e3 = armed_update(&store, incident.id, "r3").await;
+        assert_eq!(e3.seq, 3);
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
+
+        // Entry 3 removed, its change kept: the log was cut.
+        let raw3 = t.audit.remove(3u64.to_be_bytes()).unwrap().unwrap();
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Truncated {
+                found: 2,
+                head: 3
+            }))
+        ));
+        // Entries 2 and 3 removed: cut as well, whatever their changes.
+        let raw2 = t.audit.remove(2u64.to_be_bytes()).unwrap().unwrap();
+        t.incidents.insert(incident.id.to_bytes(), before2).unwrap();
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Truncated {
+                found: 1,
+                head: 2
+            }))
+        ));
+        // Entry 2 back, entry 3 and its change missing (a crash before the entry): entry 2 is
+        // the head, and altering it is noticed.
+        t.incidents.insert(incident.id.to_bytes(), before3).unwrap();
+        t.audit.insert(2u64.to_be_bytes(), raw2.clone()).unwrap();
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        let forged = String::from_utf8(raw2.to_vec())
+            .unwrap()
+            .replace("\"actor\":\"maria\"", "\"actor\":\"mallory\"");
+        assert_ne!(forged.as_bytes(), &raw2[..]);
+        t.audit
+            .insert(2u64.to_be_bytes(), forged.as_bytes())
+            .unwrap();
+        assert!(matches!(
+            store.verify_audit(),
+            Err(VerifyError::Chain(ChainError::Altered(2)))
+        ));
+        t.audit.insert(2u64.to_be_bytes(), raw2).unwrap();
+        // Entry 3 there without its change (a crash before the incident record): repair.
+        t.audit.insert(3u64.to_be_bytes(), raw3).unwrap();
+        assert_eq!(store.repair().unwrap(), 2, "entry 3 and its orphan update");
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
+    }
+
+    /// A component restored when its incident resolves (a write without an entry) replaces the
+    /// component record an armed `set_component` committed its entry with: `repair` keeps it.
+    #[tokio::test]
+    async fn a_restored_component_does_not_unsettle_its_last_entry() {
+        use crate::domain::{ComponentName, ComponentStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let api = ComponentName::parse("API").unwrap();
+        let mut incident = super::super::tests::new_incident("i");
+        incident.components = vec![api.clone()];
+        store
+            .set_component(api.clone(), ComponentStatus::Operational, None, Utc::now())
+            .await
+            .unwrap();
+        let (incident, _) = store.create_incident(incident, Utc::now()).await.unwrap();
+        let (set, _) = record(base("r1"), async {
+            arm();
+            store
+                .set_component(api.clone(), ComponentStatus::MajorOutage, None, Utc::now())
+                .await
+        })
+        .await;
+        set.unwrap();
+        let restored = store
+            .restore_components(&incident, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(restored, vec![api]);
+        assert_eq!(
+            store.repair().unwrap(),
+            0,
+            "the entry is not taken as cut off"
+        );
+        assert_eq!(store.verify_audit().unwrap().entries, 1);
+    }
+
+    /// A write without an entry that replaces the record an armed write's `pending` names (an
+    /// update posted by crier itself, drafts published without a request) does not make that
+    /// entry look cut off by a crash: `repair` keeps it, on the open store and after a restart.
+    #[tokio::test]
+    async fn a_later_write_without_an_entry_does_not_unsettle_the_last_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        // An opening whose entry is committed by update 1, then its drafts published unarmed.
+        let mut draft = super::super::tests::new_incident("d");
+        draft.draft = true;
+        let (opened, _) = record(base("r1"), async {
+            arm();
+            store.create_incident(draft, Utc::now()).await
+        })
+        .await;
+        let (opened, _) = opened.unwrap();
+        store
+            .publish_drafts(opened.id, &[], Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert_eq!(store.verify_audit().unwrap().entries, 1);
+        // An update recorded with its change, then one without an entry.
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(armed_update(&store, incident.id, "r2").await.seq, 2);
+        store
+            .append_update(
+                incident.id,
+                super::super::tests::new_update("u"),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.repair().unwrap(), 0);
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        // And after a restart (the head in memory is read again).
+        assert_eq!(armed_update(&store, incident.id, "r3").await.seq, 3);
+        drop(store);
+        let store = reopen(&path).await;
+        store
+            .append_update(
+                incident.id,
+                super::super::tests::new_update("v"),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        drop(store);
+        let store = reopen(&path).await;
+        assert_eq!(store.verify_audit().unwrap().entries, 3);
+        assert_eq!(store.incident(incident.id).unwrap().1.len(), 5);
     }
 
     /// Many concurrent writes across incidents (sharing stripes), armed or audited on their

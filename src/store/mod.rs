@@ -289,8 +289,6 @@ struct Inner {
     /// is recorded, so a crash leaves every unfinished delivery due again, with no write per
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
-    /// Serialises audit appends (the hash chain); see [`audit`].
-    audit_lock: Mutex<()>,
     /// Bumped after every write the public pages show (incidents, updates, components): the
     /// pages' render cache is valid while it is unchanged (see [`Store::public_generation`]).
     public_gen: std::sync::atomic::AtomicU64,
@@ -334,6 +332,9 @@ pub(crate) struct Trees {
     approvals: Tree,
     sessions: Tree,
     totp: Tree,
+    /// Serialises audit appends and holds the chain's last entry (number and hash), read from
+    /// `audit` on first use; see [`audit`].
+    audit_chain: Mutex<Option<audit::ChainHead>>,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -452,6 +453,7 @@ impl Trees {
             approvals: db.open_tree("approvals")?,
             sessions: db.open_tree("sessions")?,
             totp: db.open_tree("totp")?,
+            audit_chain: Mutex::new(None),
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -622,7 +624,6 @@ impl Store {
             pause: RwLock::new(()),
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
-            audit_lock: Mutex::default(),
             public_gen: Default::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
@@ -1087,6 +1088,9 @@ impl Store {
             if let Some(d) = decision {
                 self.mark_approved(&t, d)?;
             }
+            // Update 1 may be the record that commits the opening's audit entry (see
+            // `audit`). The incident's lock keeps every other writer of these records out.
+            t.settle(&mut t.chain())?;
             // A crash part-way leaves some drafts published and the incident still marked draft;
             // publishing again completes it.
             for (key, u) in &published {
@@ -1247,6 +1251,10 @@ impl Store {
             c.status = ComponentStatus::Operational;
             c.updated_at = now;
             let value = encode(&c)?;
+            // The component may be the record an audited change's `pending` names: settle that
+            // entry first, and swap under the audit lock (see `audit`).
+            let mut chain = t.chain();
+            t.settle(&mut chain)?;
             // Compare-and-swap and the history record in one transaction.
             let swapped = (&t.components, &t.component_history).transaction(|(tc, th)| {
                 if tc.get(name.as_str())?.as_deref() != Some(raw.as_ref()) {
@@ -1256,6 +1264,7 @@ impl Store {
                 history::record(th, name, ComponentStatus::Operational, now).or_else(abort)?;
                 Ok(true)
             })?;
+            drop(chain);
             if swapped {
                 self.public_changed();
                 history::prune(&t, name, now)?;

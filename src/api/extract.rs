@@ -112,7 +112,12 @@ pub async fn problem_responses(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    let mut resp = if is_problem {
+    // The staff console's error pages are HTML for people (see `crate::web::console`).
+    let is_page = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let mut resp = if is_problem || is_page {
         resp
     } else {
         let (parts, body) = resp.into_parts();

@@ -13,6 +13,7 @@
 
 pub mod assets;
 pub mod conditional;
+pub mod console;
 pub mod headers;
 pub mod lang;
 pub mod page;

@@ -13,11 +13,51 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 2] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "status.html",
         include_str!("../../web/templates/status.html"),
+    ),
+    (
+        "console/base.html",
+        include_str!("../../web/templates/console/base.html"),
+    ),
+    (
+        "console/error.html",
+        include_str!("../../web/templates/console/error.html"),
+    ),
+    (
+        "console/login.html",
+        include_str!("../../web/templates/console/login.html"),
+    ),
+    (
+        "console/dashboard.html",
+        include_str!("../../web/templates/console/dashboard.html"),
+    ),
+    (
+        "console/live.html",
+        include_str!("../../web/templates/console/live.html"),
+    ),
+    (
+        "console/compose.html",
+        include_str!("../../web/templates/console/compose.html"),
+    ),
+    (
+        "console/previews.html",
+        include_str!("../../web/templates/console/previews.html"),
+    ),
+    (
+        "console/confirm.html",
+        include_str!("../../web/templates/console/confirm.html"),
+    ),
+    (
+        "console/incident.html",
+        include_str!("../../web/templates/console/incident.html"),
+    ),
+    (
+        "console/progress.html",
+        include_str!("../../web/templates/console/progress.html"),
     ),
 ];
 

@@ -9,6 +9,7 @@ mod channels_check;
 mod cli;
 mod cli_first_hour;
 mod cli_languages;
+mod console;
 mod delivery;
 mod disk_full;
 mod durability;

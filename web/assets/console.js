@@ -10,6 +10,11 @@
     var url = el.getAttribute("data-refresh");
     function tick() {
       if (el.getAttribute("data-complete") === "true") { return; }
+      // Someone is typing in it (a rejection reason): not now.
+      if (el.contains(document.activeElement) && document.activeElement !== document.body) {
+        setTimeout(tick, every);
+        return;
+      }
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (r) {
           if (r.redirected || r.status === 401) { window.location.assign("/console/login?ended=1"); return null; }

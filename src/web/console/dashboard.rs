@@ -121,6 +121,7 @@ fn live_context(state: &AppState) -> Value {
                 incident => a.incident_id.to_string(),
                 action => a.action.as_str(),
                 title => a.title,
+                message => a.message,
                 author => a.author,
                 waiting => span(a.requested_at, now),
                 reasons => a.reasons,

@@ -139,7 +139,8 @@ async fn compose_and_publish(o: Options, shot: &str) {
     let api = app
         .post(
             "/api/v1/preview",
-            json!({"channel": "sms", "locale": "fi", "message": b.script("return document.getElementById('msg_fi').value;").await}),
+            json!({"channel": "sms", "locale": "fi", "title": "Lähtöselvitys on hidas",
+                   "message": b.script("return document.getElementById('msg_fi').value;").await}),
         )
         .await;
     assert_eq!(api.status, 200, "{:?}", api.body);
@@ -147,7 +148,17 @@ async fn compose_and_publish(o: Options, shot: &str) {
     assert_eq!(api.body["segments"].as_u64().unwrap() as usize, after);
     let parts = b.texts(&format!("{fi_sms} pre.part")).await;
     assert_eq!(parts[0], api.body["parts"][0].as_str().unwrap());
+    assert!(
+        parts[0].contains("Lähtöselvitys on hidas"),
+        "the title as typed: {parts:?}"
+    );
     clean(&b, "while composing").await;
+    if o.width <= 360 {
+        b.script(&format!(
+            "document.querySelector('{fi_sms}').scrollIntoView(); return 0;"
+        ))
+        .await;
+    }
     b.screenshot(&format!("{shot}-compose")).await;
     if o.width <= 360 {
         fits(&b, o.width, "compose").await;

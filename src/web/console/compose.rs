@@ -195,13 +195,36 @@ fn form_page(
 /// One preview per ticked channel and written language, each from the API's preview.
 async fn previews_of(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
     let channels = previewed(state, f);
+    // The title and promise as typed (an update: its incident's title), so the preview is the
+    // message as it will be sent, not a sample.
+    let title = match filled(f, "incident") {
+        Some(id) => target(state, Some(id)).ok().flatten().map(|(_, t, _)| t),
+        None => filled(f, "title").map(str::to_owned),
+    };
+    let next_update = match (filled(f, "next_update"), filled(f, "next_update_at")) {
+        (Some(d), None) => Some(d.to_owned()),
+        (None, Some(at)) => {
+            let now = state.dispatcher.now();
+            crate::domain::next_local_time(at, state.render.timezone, now)
+                .ok()
+                .map(|due| format!("{}m", (due - now).num_minutes().max(1)))
+        }
+        _ => None,
+    };
     let mut out = Vec::new();
     for (code, name) in LANGUAGES {
         let Some(text) = filled(f, &format!("msg_{code}")) else {
             continue;
         };
         for ch in &channels {
-            out.push(preview_one(state, ch, code, name, text).await);
+            let mut body = json!({"channel": ch, "message": text, "locale": code});
+            if let Some(t) = &title {
+                body["title"] = json!(t);
+            }
+            if let Some(n) = &next_update {
+                body["next_update"] = json!(n);
+            }
+            out.push(preview_one(state, ch, name, text, body).await);
         }
     }
     out
@@ -210,11 +233,10 @@ async fn previews_of(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
 async fn preview_one(
     state: &AppState,
     channel: &str,
-    code: &str,
     language: &str,
     text: &str,
+    body: serde_json::Value,
 ) -> Value {
-    let body = json!({"channel": channel, "message": text, "locale": code});
     let result = match serde_json::from_value(body) {
         Ok(b) => crate::api::preview::preview(State(state.clone()), ApiJson(b)).await,
         Err(e) => Err(ApiError::unprocessable(e.to_string())),

@@ -20,6 +20,7 @@ use serde::Deserialize;
 pub struct LoginQuery {
     ended: Option<String>,
     out: Option<String>,
+    enrol: Option<String>,
     next: Option<String>,
 }
 
@@ -37,6 +38,8 @@ fn safe_next(next: Option<&str>) -> String {
 pub async fn page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let notice = if q.ended.is_some() {
         Some("Your session has ended (signed out, expired, or your account changed). Sign in again; nothing you had not sent was saved.")
+    } else if q.enrol.is_some() {
+        Some("Your role needs a second factor and you have none yet: enrol one with `crier totp enrol --user NAME` (it asks for the first code), then sign in here with a code.")
     } else if q.out.is_some() {
         Some("You are signed out.")
     } else {

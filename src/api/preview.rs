@@ -145,7 +145,7 @@ pub async fn preview(
         .as_deref()
         .map(crate::domain::parse_next_update)
         .transpose()?;
-    let given = (req.title.is_some() || next_update.is_some()).then(|| Given {
+    let given = (req.title.is_some() || next_update.is_some()).then_some(Given {
         title: req.title.as_deref(),
         next_update,
     });

@@ -176,11 +176,7 @@ async fn progress_context(state: &AppState, who: &Principal, id: &str) -> Value 
             let done = c.delivered + c.dead + c.rejected;
             total_all += c.total;
             final_all += done;
-            let percent = if c.total == 0 {
-                0
-            } else {
-                done * 100 / c.total
-            };
+            let percent = (done * 100).checked_div(c.total).unwrap_or(0);
             context! {
                 name => name,
                 total => c.total,
@@ -214,7 +210,7 @@ async fn progress_context(state: &AppState, who: &Principal, id: &str) -> Value 
         channels => channels,
         failures => failures,
         complete => st.complete,
-        percent => if total_all == 0 { 0 } else { final_all * 100 / total_all },
+        percent => (final_all * 100).checked_div(total_all).unwrap_or(0),
         dead => dead,
     }
 }

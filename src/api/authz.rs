@@ -341,6 +341,14 @@ pub const CONSOLE: &[Rule] = &[
         Min(Publisher),
         Some("approval.reject"),
     ),
+    rule("GET", "/console/audit", Min(Viewer), None),
+    rule("GET", "/console/components", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/components/{name}",
+        Min(Responder),
+        Some("component.set"),
+    ),
 ];
 
 /// The row of `method path` (`path` as the router matched it, e.g. `/api/v1/incidents/{id}`).

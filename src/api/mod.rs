@@ -10,7 +10,7 @@ pub mod approvals;
 mod auth;
 pub mod authz;
 mod backup;
-mod components;
+pub(crate) mod components;
 pub(crate) mod deliveries;
 pub mod error;
 pub(crate) mod extract;

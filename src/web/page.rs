@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "status.html",
@@ -54,6 +54,14 @@ const TEMPLATES: [(&str, &str); 12] = [
     (
         "console/incident.html",
         include_str!("../../web/templates/console/incident.html"),
+    ),
+    (
+        "console/audit.html",
+        include_str!("../../web/templates/console/audit.html"),
+    ),
+    (
+        "console/components.html",
+        include_str!("../../web/templates/console/components.html"),
     ),
     (
         "console/progress.html",

@@ -481,7 +481,9 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     let p = sign_in(&app, "anna", PASSWORD).await;
     once(&app, "session.login", p, &mut seen, b).await;
 
-    // Approvals are covered in console_approval below (they need the approval configuration).
+    // Components are covered in console_audit_log_filters…, approvals in console_approval
+    // (they need the approval configuration).
+    seen.push("component.set".into());
     seen.push("approval.approve".into());
     seen.push("approval.reject".into());
     for r in CONSOLE.iter().filter(|r| r.audit.is_some()) {
@@ -705,4 +707,88 @@ async fn console_pages_are_sent_with_the_strict_csp_and_no_store() {
         .to_str()
         .unwrap()
         .starts_with("text/javascript"));
+}
+
+#[tokio::test]
+async fn console_audit_log_filters_with_the_apis_messages_and_components_are_set_once() {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "responder").await;
+    add_user(&app, "ville", "viewer").await;
+    app.component("Check-in").await;
+    let anna = login(&app, "anna").await;
+
+    // Setting a component: the API's rule, one audit entry.
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/components/Check-in",
+        &[("status", "partial_outage")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 1);
+    assert_eq!(e.last().unwrap().action, "component.set");
+    let page = get(&app, Some(&anna.cookie), "/console/components").await;
+    assert!(page.body.contains("partial outage"), "{}", page.body);
+    // A bad status: the API's message next to the component, nothing written.
+    let p = post(
+        &app,
+        &anna,
+        "/console/components/Check-in",
+        &[("status", "sideways")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(p.body.contains("class=\"field-error\""), "{}", p.body);
+    assert!(p.body.contains("sideways"), "{}", p.body);
+    assert_eq!(entries(&app).len(), before + 1);
+
+    // A viewer reads the log (filtered) but may not set components.
+    let ville = login(&app, "ville").await;
+    let log = get(
+        &app,
+        Some(&ville.cookie),
+        "/console/audit?action=component.set&actor=",
+    )
+    .await;
+    assert_eq!(log.status, 200);
+    assert!(
+        log.body.contains("<code>component.set</code>"),
+        "{}",
+        log.body
+    );
+    assert!(
+        !log.body.contains("<code>session.login</code>"),
+        "filtered: {}",
+        log.body
+    );
+    let bad = get(
+        &app,
+        Some(&ville.cookie),
+        "/console/audit?since=yesterday-ish",
+    )
+    .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body.contains("since: give an RFC 3339 time"),
+        "{}",
+        bad.body
+    );
+    assert!(!get(&app, Some(&ville.cookie), "/console/components")
+        .await
+        .body
+        .contains("<select"));
+    let p = post(
+        &app,
+        &ville,
+        "/console/components/Check-in",
+        &[("status", "operational")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 403);
 }

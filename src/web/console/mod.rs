@@ -21,6 +21,7 @@ mod compose;
 mod dashboard;
 mod incident;
 mod login;
+mod records;
 
 use super::page::{render, PageLang};
 use crate::api::authz::{self, Caller};
@@ -56,6 +57,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/incidents/{id}/retry", post(incident::retry))
         .route("/console/approvals/{id}/approve", post(incident::approve))
         .route("/console/approvals/{id}/reject", post(incident::reject))
+        .route("/console/audit", get(records::audit))
+        .route("/console/components", get(records::components))
+        .route("/console/components/{name}", post(records::set_component))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authz::enforce,

@@ -792,3 +792,52 @@ async fn console_audit_log_filters_with_the_apis_messages_and_components_are_set
     .await;
     assert_eq!(p.status, 403);
 }
+
+#[tokio::test]
+async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
+    let (app, _) = console_app(&[], |c| {
+        c.render.timezone = "Europe/Helsinki".parse().unwrap();
+    })
+    .await;
+    add_user(&app, "anna", "publisher").await;
+    let anna = login(&app, "anna").await;
+    let window = [
+        ("kind", "maintenance"),
+        ("title", "Check-in system upgrade"),
+        ("msg_en", "Check-in kiosks are offline during the upgrade."),
+        ("scheduled_for", "2031-01-15T02:00"),
+        ("scheduled_until", "2031-01-15T01:00"),
+        ("action", "publish"),
+    ];
+    // The end before the start: the API's message next to the end, nothing written.
+    let p = post(&app, &anna, "/console/incidents", &window, true).await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(p.body.contains("id=\"err-scheduled_until\""), "{}", p.body);
+    assert!(
+        p.body
+            .contains("scheduled_until: must be after scheduled_for"),
+        "{}",
+        p.body
+    );
+    assert_eq!(incidents(&app), 0);
+
+    let mut ok = window;
+    ok[4] = ("scheduled_until", "2031-01-15T04:00");
+    let p = post(&app, &anna, "/console/incidents", &ok, true).await;
+    assert_eq!(p.status, 303, "{p:?}");
+    let all = app
+        .store
+        .incidents(&crier::store::IncidentFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    // 02:00 in Helsinki in January is 00:00 UTC.
+    assert_eq!(
+        all[0].scheduled_for.unwrap().to_rfc3339(),
+        "2031-01-15T00:00:00+00:00"
+    );
+    let dash = get(&app, Some(&anna.cookie), "/console/").await;
+    assert!(dash.body.contains("Maintenance (1)"), "{}", dash.body);
+    assert!(dash.body.contains("2031-01-15 02:00 EET"), "{}", dash.body);
+}

@@ -25,7 +25,10 @@ const IMPACTS: [&str; 4] = ["none", "minor", "major", "critical"];
 const STATUSES: [&str; 3] = ["investigating", "identified", "monitoring"];
 const QUICK_PICKS: [&str; 3] = ["15m", "30m", "1h"];
 /// The fields an API message may name, for showing it next to its field.
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 13] = [
+    "kind",
+    "scheduled_for",
+    "scheduled_until",
     "title",
     "impact",
     "status",
@@ -372,6 +375,19 @@ fn common(f: &[(String, String)], req: &mut Map<String, serde_json::Value>) {
     req.insert("draft".into(), json!(field(f, "action") == Some("draft")));
 }
 
+/// A `datetime-local` value (`2026-12-03T14:00`) read in the organisation's zone, as the
+/// RFC 3339 instant the API takes; anything else is passed on as typed, for the API to explain.
+fn local_instant(state: &AppState, v: &str) -> String {
+    use chrono::TimeZone;
+    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
+        .ok()
+        .and_then(|t| state.render.timezone.from_local_datetime(&t).single())
+        .map_or_else(
+            || v.to_owned(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+}
+
 /// After a write: the incident page, or — for a write held for approval — the dashboard.
 fn after(a: Answer, id: Option<&str>) -> Response {
     if a.status == StatusCode::ACCEPTED {
@@ -411,6 +427,14 @@ pub async fn create(
         .map(|(_, v)| v.as_str())
         .collect();
     req.insert("components".into(), json!(components));
+    if let Some(kind) = filled(&f, "kind") {
+        req.insert("kind".into(), json!(kind));
+    }
+    for key in ["scheduled_for", "scheduled_until"] {
+        if let Some(v) = filled(&f, key) {
+            req.insert(key.into(), json!(local_instant(&state, v)));
+        }
+    }
     common(&f, &mut req);
     let result = match serde_json::from_value(serde_json::Value::Object(req)) {
         Ok(r) => {

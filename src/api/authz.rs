@@ -349,6 +349,13 @@ pub const CONSOLE: &[Rule] = &[
         Min(Responder),
         Some("component.set"),
     ),
+    rule("GET", "/console/notices", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/notices/{id}/remove",
+        Min(Publisher),
+        Some("notice.remove"),
+    ),
 ];
 
 /// The row of `method path` (`path` as the router matched it, e.g. `/api/v1/incidents/{id}`).

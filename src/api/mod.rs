@@ -18,7 +18,7 @@ mod health;
 mod hooks;
 pub(crate) mod incidents;
 mod intake;
-mod notices;
+pub(crate) mod notices;
 pub mod openapi;
 mod panic;
 pub(crate) mod preview;

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "status.html",
@@ -62,6 +62,10 @@ const TEMPLATES: [(&str, &str); 14] = [
     (
         "console/components.html",
         include_str!("../../web/templates/console/components.html"),
+    ),
+    (
+        "console/notices.html",
+        include_str!("../../web/templates/console/notices.html"),
     ),
     (
         "console/progress.html",

@@ -322,15 +322,33 @@ async fn console_bad_input_shows_the_api_message_next_to_the_field_and_writes_no
 
 #[tokio::test]
 async fn console_viewer_sees_no_write_buttons_and_a_forged_write_is_refused() {
-    let (app, _) = console_app(&[], |_| {}).await;
+    let log = ("log", "kind = \"log\"\naudience = \"fixed\"\n");
+    let (app, _) = console_app(&[log], |_| {}).await;
     add_user(&app, "ville", "viewer").await;
     let id = app.open_incident("Baggage delays").await;
+    app.component("Check-in").await;
     let ville = login(&app, "ville").await;
 
-    for path in ["/console/".to_owned(), format!("/console/incidents/{id}")] {
+    let r = app
+        .post(
+            "/api/v1/notices",
+            json!({"cron": "0 9 * * *", "tz": "UTC", "message": "Daily.", "channels": ["log"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    for path in [
+        "/console/".to_owned(),
+        format!("/console/incidents/{id}"),
+        "/console/notices".to_owned(),
+        "/console/components".to_owned(),
+        "/console/audit".to_owned(),
+    ] {
         let p = get(&app, Some(&ville.cookie), &path).await;
         assert_eq!(p.status, 200, "{path}");
         for write in [
+            "method=\"post\" action=\"/console/incidents",
+            "/remove\"",
+            "<select",
             "/console/compose",
             "/publish\"",
             "/resolve\"",
@@ -484,6 +502,39 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     // Components are covered in console_audit_log_filters…, approvals in console_approval
     // (they need the approval configuration).
     seen.push("component.set".into());
+    let anna = login(&app, "anna").await;
+    let r = app
+        .post(
+            "/api/v1/notices",
+            json!({"cron": "0 9 * * 1-5", "tz": "Europe/Helsinki", "message": "Daily status.", "channels": ["staff"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let notice = r.body["id"].as_str().unwrap().to_owned();
+    let list = get(&app, Some(&anna.cookie), "/console/notices").await;
+    assert!(list.body.contains("Daily status."), "{}", list.body);
+    assert!(
+        list.body.contains("<code>0 9 * * 1-5</code>"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains(" UTC)</li>"),
+        "fire times in UTC too: {}",
+        list.body
+    );
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        &format!("/console/notices/{notice}/remove"),
+        &[],
+        true,
+    )
+    .await;
+    once(&app, "notice.remove", p, &mut seen, b).await;
+    let list = get(&app, Some(&anna.cookie), "/console/notices").await;
+    assert!(list.body.contains("No recurring notices"), "{}", list.body);
     seen.push("approval.approve".into());
     seen.push("approval.reject".into());
     for r in CONSOLE.iter().filter(|r| r.audit.is_some()) {

@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/audit", get(records::audit))
         .route("/console/components", get(records::components))
         .route("/console/components/{name}", post(records::set_component))
+        .route("/console/notices", get(records::notices))
+        .route("/console/notices/{id}/remove", post(records::remove_notice))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authz::enforce,

@@ -420,6 +420,22 @@ async fn dashboard(o: Options, shot: &str) {
         "{card}"
     );
     assert!(card.contains("overdue by"), "{card}");
+    // The badge counts: the script writes minutes:seconds past the promise.
+    let ticking = b
+        .wait_text("li.card.overdue .countdown", BOUND, |t| {
+            t.ends_with(" overdue") && t.contains(':')
+        })
+        .await;
+    let minutes: u64 = ticking
+        .trim_start_matches("— ")
+        .split(':')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{ticking}"));
+    assert!(
+        minutes >= 10,
+        "the promise was due ten minutes before: {ticking}"
+    );
     let skipped = b.text("li.ch-skipped").await;
     assert!(
         skipped.contains("sms")

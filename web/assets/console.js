@@ -63,7 +63,24 @@
     document.documentElement.classList.add("js");
   }
 
+  // Promises count down between refreshes: "— 11:58 left" or "— 3:12 overdue".
+  function countdowns() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-due]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-due"));
+      if (isNaN(due)) { return; }
+      var s = Math.round((due - now) / 1000);
+      var a = Math.abs(s);
+      var h = Math.floor(a / 3600), m = Math.floor((a % 3600) / 60), sec = a % 60;
+      var t = (h > 0 ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(sec).padStart(2, "0");
+      el.textContent = s >= 0 ? "— " + t + " left" : "— " + t + " overdue";
+      el.classList.toggle("late", s < 0);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    countdowns();
+    setInterval(countdowns, 1000);
     document.querySelectorAll("[data-refresh]").forEach(refresh);
     var compose = document.getElementById("compose");
     if (compose) { livePreview(compose); }

@@ -96,6 +96,7 @@ fn live_context(state: &AppState) -> Value {
             age => span(i.created_at, now),
             last_update => when(state, i.updated_at),
             promise => promise,
+            due => i.next_update_due.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             overdue => overdue,
             window => match (i.scheduled_for, i.scheduled_until) {
                 (Some(f), Some(u)) => Some(format!("{} – {}", when(state, f), when(state, u))),

@@ -892,3 +892,36 @@ async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
     assert!(dash.body.contains("Maintenance (1)"), "{}", dash.body);
     assert!(dash.body.contains("2031-01-15 02:00 EET"), "{}", dash.body);
 }
+
+#[tokio::test]
+async fn console_dashboard_names_a_failing_channel_and_its_last_error() {
+    std::env::set_var("CONSOLE_FAIL_SID", "AC0123456789");
+    std::env::set_var("CONSOLE_FAIL_TOKEN", "twilio-token");
+    // Nothing listens on port 9 of localhost: every send fails and is retried.
+    let sms = (
+        "sms",
+        "kind = \"twilio\"\naccount_sid_env = \"CONSOLE_FAIL_SID\"\nauth_token_env = \"CONSOLE_FAIL_TOKEN\"\nfrom = \"+15005550006\"\nbase_url = \"http://127.0.0.1:9\"\n",
+    );
+    let (app, _) = console_app(&[sms], |_| {}).await;
+    add_user(&app, "ville", "viewer").await;
+    let r = app
+        .post("/api/v1/subscribers", json!({"phone": "+358401000009"}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    app.open_incident("Payments are down").await;
+    let ville = login(&app, "ville").await;
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = get(&app, Some(&ville.cookie), "/console/live").await.body;
+        if last.contains("ch-failing") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last.contains("ch-failing"), "{last}");
+    assert!(last.contains("last error at"), "{last}");
+    assert!(
+        !last.contains("+358401000009"),
+        "no address on the dashboard: {last}"
+    );
+}

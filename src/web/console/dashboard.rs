@@ -163,13 +163,17 @@ fn live_context(state: &AppState) -> Value {
                 metrics.count(&name, "rejected"),
             );
             let failing = retries + dead > 0;
+            let last = metrics
+                .last_error(&name)
+                .map(|(why, at)| format!("; last error at {}: {why}", when(state, at)))
+                .unwrap_or_default();
             context! {
                 name => name,
                 kind => kind,
                 audience => if subscribers { "subscribers" } else { "fixed" },
                 state => if failing { "failing" } else { "active" },
                 detail => if failing {
-                    format!("since start: {sent} sent, {retries} retried, {dead} dead, {rejected} rejected")
+                    format!("since start: {sent} sent, {retries} retried, {dead} dead, {rejected} rejected{last}")
                 } else {
                     format!("since start: {sent} sent")
                 },

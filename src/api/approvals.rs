@@ -53,12 +53,7 @@ impl AppState {
             why.push("approval = \"public\": every public update needs a second person".into());
         }
         if let Some(limit) = rules.settings.above {
-            let fixed = targets.iter().filter(|(_, subs)| !subs).count() as u64;
-            let subscribers = match targets.iter().any(|(_, subs)| *subs) {
-                true => self.store.subscriber_count() as u64,
-                false => 0,
-            };
-            let audience = subscribers + fixed;
+            let audience = self.audience(&targets);
             if audience > limit {
                 why.push(format!(
                     "its audience of up to {audience} recipients is above approval_above = {limit}"
@@ -66,6 +61,19 @@ impl AppState {
             }
         }
         why
+    }
+
+    /// The recipients a published update reaches on `targets` (the broadcast targets), counted
+    /// conservatively: every subscriber when a channel sends to subscribers (component filters
+    /// are not subtracted) plus one per fixed-target channel. `approval_above` compares it, and
+    /// the console's publish confirmation shows it.
+    pub(crate) fn audience(&self, targets: &[(String, bool)]) -> u64 {
+        let fixed = targets.iter().filter(|(_, subs)| !subs).count() as u64;
+        let subscribers = match targets.iter().any(|(_, subs)| *subs) {
+            true => self.store.subscriber_count() as u64,
+            false => 0,
+        };
+        subscribers + fixed
     }
 }
 

@@ -279,10 +279,91 @@ pub const TABLE: &[Rule] = &[
     ),
 ];
 
+/// The staff console's routes (HTML pages and form posts under `/console/`; see
+/// [`crate::web::console`]). Not in the OpenAPI document, but enforced and audited by the same
+/// middleware: each write needs the same role as the API route whose handler it calls, and
+/// records the same audit action. docs/SECURITY.md shows these rows too.
+pub const CONSOLE: &[Rule] = &[
+    rule("GET", "/console/login", Public, None),
+    rule("POST", "/console/login", Public, Some("session.login")),
+    rule("POST", "/console/logout", Min(Viewer), Some("logout")),
+    rule("GET", "/console/", Min(Viewer), None),
+    rule("GET", "/console/live", Min(Viewer), None),
+    rule("GET", "/console/compose", Min(Responder), None),
+    rule("POST", "/console/preview", Min(Viewer), None),
+    rule("POST", "/console/confirm", Min(Responder), None),
+    rule(
+        "POST",
+        "/console/incidents",
+        Min(Responder),
+        Some("incident.create"),
+    ),
+    rule("GET", "/console/incidents/{id}", Min(Viewer), None),
+    rule("GET", "/console/incidents/{id}/progress", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/incidents/{id}/updates",
+        Min(Responder),
+        Some("incident.update"),
+    ),
+    rule(
+        "POST",
+        "/console/incidents/{id}/resolve",
+        Min(Publisher),
+        Some("incident.resolve"),
+    ),
+    rule(
+        "POST",
+        "/console/incidents/{id}/reopen",
+        Min(Publisher),
+        Some("incident.reopen"),
+    ),
+    rule(
+        "POST",
+        "/console/incidents/{id}/publish",
+        Min(Publisher),
+        Some("incident.publish"),
+    ),
+    rule(
+        "POST",
+        "/console/incidents/{id}/retry",
+        Min(Publisher),
+        Some("deliveries.requeue"),
+    ),
+    rule(
+        "POST",
+        "/console/approvals/{id}/approve",
+        Min(Publisher),
+        Some("approval.approve"),
+    ),
+    rule(
+        "POST",
+        "/console/approvals/{id}/reject",
+        Min(Publisher),
+        Some("approval.reject"),
+    ),
+    rule("GET", "/console/audit", Min(Viewer), None),
+    rule("GET", "/console/components", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/components/{name}",
+        Min(Responder),
+        Some("component.set"),
+    ),
+    rule("GET", "/console/notices", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/notices/{id}/remove",
+        Min(Publisher),
+        Some("notice.remove"),
+    ),
+];
+
 /// The row of `method path` (`path` as the router matched it, e.g. `/api/v1/incidents/{id}`).
 pub fn rule_for(method: &str, path: &str) -> Option<&'static Rule> {
     TABLE
         .iter()
+        .chain(CONSOLE)
         .find(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
 }
 
@@ -590,7 +671,10 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
             let (mut resp, written) = audit::record(base.clone(), next.run(req)).await;
             let note = resp.extensions_mut().remove::<AuditNote>();
             let force = note.as_ref().is_some_and(|n| n.force);
-            if written.is_none() && (resp.status().is_success() || force) {
+            // A console form answers a write that succeeded with 303 See Other (then GET).
+            let done = resp.status().is_success()
+                || (resp.status() == StatusCode::SEE_OTHER && rule.path.starts_with("/console/"));
+            if written.is_none() && (done || force) {
                 let note = note.unwrap_or_default();
                 let entry = NewAudit {
                     actor: note.actor.unwrap_or(base.actor),
@@ -697,7 +781,7 @@ mod tests {
     #[test]
     fn the_table_has_one_row_per_route() {
         let mut seen = std::collections::BTreeSet::new();
-        for r in TABLE {
+        for r in TABLE.iter().chain(CONSOLE) {
             assert!(
                 seen.insert((r.method, r.path)),
                 "{} {} twice",
@@ -713,7 +797,7 @@ mod tests {
     #[test]
     fn docs_security_lists_every_row() {
         let doc = include_str!("../../docs/SECURITY.md");
-        for r in TABLE {
+        for r in TABLE.iter().chain(CONSOLE) {
             let who = match r.access {
                 Access::Public => "public".to_owned(),
                 Access::Hook => "hook (own credential)".to_owned(),

@@ -112,15 +112,12 @@ pub async fn problem_responses(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    // The pages (`crate::web`) answer their errors as pages, in the reader's language.
+    // The pages (`crate::web`, the staff console too) answer their errors as pages.
     let is_page = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if is_page {
-        return resp;
-    }
-    let mut resp = if is_problem {
+    let mut resp = if is_problem || is_page {
         resp
     } else {
         let (parts, body) = resp.into_parts();

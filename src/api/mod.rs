@@ -10,24 +10,24 @@ pub mod approvals;
 mod auth;
 pub mod authz;
 mod backup;
-mod components;
-mod deliveries;
+pub(crate) mod components;
+pub(crate) mod deliveries;
 pub mod error;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod hooks;
 mod inbound;
-mod incidents;
+pub(crate) mod incidents;
 mod intake;
-mod notices;
+pub(crate) mod notices;
 pub mod openapi;
 mod panic;
-mod preview;
+pub(crate) mod preview;
 pub mod session;
-mod signin;
+pub(crate) mod signin;
 mod subscribers;
 pub mod throttle;
-mod users;
+pub(crate) mod users;
 
 use crate::dispatch::Dispatcher;
 use crate::render::{Settings, Templates};
@@ -104,6 +104,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(axum::Extension(authz::Operations::from_doc(&doc)))
         // The pages people read in a browser (the public status page), beside the API.
         .merge(crate::web::router(&state.render.page))
+        // The staff console, behind the same authorisation and audit middleware as the API.
+        .merge(crate::web::console::router(state.clone()))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

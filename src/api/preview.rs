@@ -6,8 +6,8 @@ use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Locale;
 use crate::render::preview::{
-    parse_event, preview as render_preview, preview_text, Platform, Preview, PreviewError,
-    PreviewRequest, TextPreview,
+    parse_event, preview as render_preview, preview_text_with, Given, Platform, Preview,
+    PreviewError, PreviewRequest, TextPreview,
 };
 use crate::render::Event;
 use axum::extract::State;
@@ -35,6 +35,12 @@ pub struct PreviewBody {
     event: Option<String>,
     /// IANA zone for times (default: the server's `timezone`).
     tz: Option<String>,
+    /// With `message`: the incident's title (default: a sample title, listed in `samples`).
+    #[schema(value_type = Option<crate::domain::Title>)]
+    title: Option<String>,
+    /// With `message`: the promised next update, a delay such as `30m` (default: a sample
+    /// 30-minute promise, listed in `samples`; with `title` given, none unless this is given).
+    next_update: Option<String>,
     /// SMS segment cap, 1-255 (the most a concatenated SMS can have; default 3).
     #[schema(minimum = 1, maximum = 255)]
     sms_segments: Option<usize>,
@@ -126,6 +132,23 @@ pub async fn preview(
             .as_ref()
             .map_or(DEFAULT_SMS_SEGMENTS, |c| c.sms_max_segments),
     );
+    if req.incident.is_some() && (req.title.is_some() || req.next_update.is_some()) {
+        return Err(ApiError::unprocessable(
+            "title and next_update go with `message`; an incident's preview uses its own",
+        ));
+    }
+    if let Some(t) = &req.title {
+        crate::domain::Title::parse(t)?;
+    }
+    let next_update = req
+        .next_update
+        .as_deref()
+        .map(crate::domain::parse_next_update)
+        .transpose()?;
+    let given = (req.title.is_some() || next_update.is_some()).then_some(Given {
+        title: req.title.as_deref(),
+        next_update,
+    });
     let result = match (&req.incident, &req.message) {
         (Some(id), None) => {
             let id = Ulid::from_string(id.trim()).map_err(|_| {
@@ -158,7 +181,7 @@ pub async fn preview(
                 },
             )
         }
-        (None, Some(text)) => preview_text(
+        (None, Some(text)) => preview_text_with(
             &state.templates,
             &state.render,
             &TextPreview {
@@ -172,6 +195,7 @@ pub async fn preview(
                 policy,
                 channel_locale,
             },
+            given.as_ref(),
         ),
         _ => {
             return Err(ApiError::unprocessable(

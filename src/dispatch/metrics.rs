@@ -25,6 +25,8 @@ pub struct Metrics {
     /// Open, published incidents whose promised next update is past due (the scheduler sets it
     /// every tick).
     promises_overdue: AtomicU64,
+    /// Each channel's latest failed send: why (the delivery's reason) and when.
+    last_error: Mutex<BTreeMap<String, (String, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl Metrics {
@@ -54,6 +56,22 @@ impl Metrics {
             h.count += 1;
             h.sum += s;
         }
+    }
+
+    /// Notes a channel's failed send (a retry or a dead delivery), for the console's channel
+    /// health.
+    pub fn note_error(&self, channel: &str, reason: &str, at: chrono::DateTime<chrono::Utc>) {
+        if let Ok(mut m) = self.last_error.lock() {
+            m.insert(channel.to_owned(), (reason.chars().take(300).collect(), at));
+        }
+    }
+
+    /// A channel's latest failed send since start: its reason and when.
+    pub fn last_error(&self, channel: &str) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
+        self.last_error
+            .lock()
+            .ok()
+            .and_then(|m| m.get(channel).cloned())
     }
 
     /// Outcome counts, for tests and status.

@@ -961,6 +961,11 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     inner
         .metrics
         .observe(&ch.channel.name, label, started.elapsed());
+    if matches!(label, "retry" | "dead") {
+        if let Some(reason) = &d.last_error {
+            inner.metrics.note_error(&ch.channel.name, reason, now);
+        }
+    }
     if let (Some(receipt), Some(_)) = (&d.receipt, ch.channel.status_callback()) {
         if let Err(e) = inner.store.index_receipt(receipt, &d).await {
             tracing::error!(error = %e, "indexing a receipt failed; its status callback will be ignored");

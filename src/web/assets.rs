@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Name, content type and bytes of every asset.
-const ASSETS: [(&str, &str, &[u8]); 2] = [
+const ASSETS: [(&str, &str, &[u8]); 4] = [
     (
         "crier.css",
         "text/css; charset=utf-8",
@@ -17,6 +17,16 @@ const ASSETS: [(&str, &str, &[u8]); 2] = [
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../web/assets/favicon.svg"),
+    ),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../web/assets/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/assets/console.js"),
     ),
 ];
 

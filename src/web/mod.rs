@@ -15,6 +15,7 @@ pub mod assets;
 pub mod cache;
 pub mod cap;
 pub mod conditional;
+pub mod console;
 pub mod documents;
 pub mod export;
 pub mod feed_settings;
@@ -47,7 +48,6 @@ pub fn router(settings: &PageSettings) -> Router<AppState> {
             .route("/history", get(status::history))
             .route("/incidents/{id}", get(status::incident));
     }
-    // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
     // Self-service subscriptions (docs/SUBSCRIPTIONS.md).
     r = r
         .route("/subscribe", get(subscribe::show).post(subscribe::submit))
@@ -57,6 +57,7 @@ pub fn router(settings: &PageSettings) -> Router<AppState> {
             get(subscribe::confirm_page).post(subscribe::confirm),
         )
         .route("/manage/{token}", get(manage::show).post(manage::change));
+    // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
     r.merge(documents::router())
         .layer(axum::middleware::from_fn(conditional::etag))
         .layer(axum::middleware::from_fn(headers::secure))

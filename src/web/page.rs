@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 24] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -51,6 +51,58 @@ const TEMPLATES: [(&str, &str); 11] = [
     (
         "subscribe_manage.html",
         include_str!("../../web/templates/subscribe_manage.html"),
+    ),
+    (
+        "console/base.html",
+        include_str!("../../web/templates/console/base.html"),
+    ),
+    (
+        "console/error.html",
+        include_str!("../../web/templates/console/error.html"),
+    ),
+    (
+        "console/login.html",
+        include_str!("../../web/templates/console/login.html"),
+    ),
+    (
+        "console/dashboard.html",
+        include_str!("../../web/templates/console/dashboard.html"),
+    ),
+    (
+        "console/live.html",
+        include_str!("../../web/templates/console/live.html"),
+    ),
+    (
+        "console/compose.html",
+        include_str!("../../web/templates/console/compose.html"),
+    ),
+    (
+        "console/previews.html",
+        include_str!("../../web/templates/console/previews.html"),
+    ),
+    (
+        "console/confirm.html",
+        include_str!("../../web/templates/console/confirm.html"),
+    ),
+    (
+        "console/incident.html",
+        include_str!("../../web/templates/console/incident.html"),
+    ),
+    (
+        "console/audit.html",
+        include_str!("../../web/templates/console/audit.html"),
+    ),
+    (
+        "console/components.html",
+        include_str!("../../web/templates/console/components.html"),
+    ),
+    (
+        "console/notices.html",
+        include_str!("../../web/templates/console/notices.html"),
+    ),
+    (
+        "console/progress.html",
+        include_str!("../../web/templates/console/progress.html"),
     ),
 ];
 

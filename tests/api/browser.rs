@@ -43,6 +43,24 @@ impl Options {
         }
     }
 
+    /// The staff console on a phone: 360×740, JavaScript on.
+    pub fn console_phone() -> Self {
+        Options {
+            width: 360,
+            height: 740,
+            javascript: true,
+        }
+    }
+
+    /// A laptop: 1280×900, JavaScript on.
+    pub fn laptop() -> Self {
+        Options {
+            width: 1280,
+            height: 900,
+            javascript: true,
+        }
+    }
+
     /// A phone with JavaScript on (to measure the page with scripts).
     pub fn phone() -> Self {
         Options {
@@ -336,6 +354,86 @@ impl Browser {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Types `text` into the one element matching `css` after what it holds (key events: the
+    /// page's input handlers run).
+    pub async fn append_text(&self, css: &str, text: &str) {
+        let id = self.one(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// [`Browser::texts`], or `None` when the page changed under the query.
+    async fn try_texts(&self, css: &str) -> Option<Vec<String>> {
+        let url = |p: &str| format!("{}/session/{}/{}", self.base, self.session, p);
+        let found: Value = self
+            .client
+            .post(url("elements"))
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let mut out = vec![];
+        for e in found["value"].as_array()? {
+            let id = e.as_object()?.values().next()?.as_str()?;
+            let t: Value = self
+                .client
+                .get(url(&format!("element/{id}/text")))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            out.push(t["value"].as_str()?.to_owned());
+        }
+        Some(out)
+    }
+
+    /// The page's URL.
+    pub async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "url", json!({}))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The page's source.
+    pub async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "source", json!({}))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Polls (at most `bound`) until the text of `css` (all matches joined) satisfies `ok`;
+    /// returns that text, or panics with the last one seen.
+    pub async fn wait_text(&self, css: &str, bound: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = std::time::Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < bound {
+            // The page may be navigating: an element gone stale is read again next time.
+            let Some(t) = self.try_texts(css).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            last = t.join("\n");
+            if ok(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never became as expected within {bound:?}; last: {last:?}");
     }
 
     /// Saves a PNG of the viewport to `target/screenshots/<name>.png` and returns its path.

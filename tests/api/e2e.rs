@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::task::block_in_place;
 
-pub(crate) struct Proc(Child);
+pub struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -58,7 +58,7 @@ fn example(name: &str) -> PathBuf {
     p
 }
 
-fn provider_sim() -> (Proc, String) {
+pub fn provider_sim() -> (Proc, String) {
     let mut cmd = Command::new(example("provider_sim"));
     cmd.args(["--bind", "127.0.0.1:0", "--seed", "7"]);
     let (p, line) = start(cmd, "provider_sim listening on ");
@@ -106,7 +106,7 @@ async fn call(
     v
 }
 
-async fn sim_stats(sim: &str) -> Value {
+pub async fn sim_stats(sim: &str) -> Value {
     reqwest::get(format!("{sim}/stats"))
         .await
         .unwrap()

@@ -9,6 +9,8 @@ mod channels_check;
 mod cli;
 mod cli_first_hour;
 mod cli_languages;
+mod console;
+mod console_browser;
 mod delivery;
 mod disk_full;
 mod durability;

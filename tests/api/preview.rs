@@ -309,3 +309,52 @@ async fn preview_refuses_an_sms_segment_cap_outside_1_to_255() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["segments"], 1);
 }
+
+#[tokio::test]
+async fn a_text_preview_takes_the_title_and_promise_as_typed() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"kind": "sms", "message": "Kiosks are slow.", "title": "Check-in is slow at HEL", "next_update": "15m"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let text = r.body["parts"][0].as_str().unwrap();
+    assert!(text.contains("Check-in is slow at HEL"), "{text}");
+    assert!(
+        r.body.get("samples").is_none(),
+        "nothing is a sample: {:?}",
+        r.body
+    );
+    // Without them, the samples are said to be samples.
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"kind": "sms", "message": "Kiosks are slow."}),
+        )
+        .await;
+    assert_eq!(
+        r.body["samples"].as_array().unwrap().len(),
+        2,
+        "{:?}",
+        r.body
+    );
+    // Bad values are refused with the field's own message.
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"kind": "sms", "message": "m", "next_update": "soon"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.problem().starts_with("next_update"), "{}", r.problem());
+    let id = app.open_incident("Baggage").await;
+    let r = app
+        .post(
+            "/api/v1/preview",
+            json!({"kind": "sms", "incident": id, "title": "Other"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+}

@@ -1,0 +1,465 @@
+//! The staff console in a real headless Chromium (see [`crate::browser`]): the issue's
+//! scenarios, each at laptop size and at 360×740, each failing on any console error (a CSP
+//! violation is one) and saving a screenshot under `target/screenshots/`. Time for sessions is
+//! the injected auth clock; browser state is polled with a bound, never slept on.
+
+use crate::browser::{Browser, Options};
+use crate::console::{add_user, console_app, overdue_incident, PASSWORD};
+use crate::e2e::{provider_sim, sim_stats};
+use crate::helpers::TestApp;
+use serde_json::json;
+use std::time::Duration;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
+    b.goto(&app.url("/console/login")).await;
+    b.append_text("#user", user).await;
+    b.append_text("#password", PASSWORD).await;
+    b.click("form.login button").await;
+    b.wait_text("h1", BOUND, |t| t == "Dashboard").await;
+}
+
+/// No console errors (CSP violations, failed loads, script errors) since the last check.
+async fn clean(b: &Browser, when: &str) {
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors {when}: {errors:?}");
+}
+
+/// The console's only errors are the refusal (403) of the forged request to `path`.
+async fn only_refused(b: &Browser, path: &str) {
+    let errors = b.console_errors().await;
+    assert!(!errors.is_empty(), "the refusal is logged");
+    for e in &errors {
+        assert!(e.contains(path) && e.contains("403"), "{errors:?}");
+    }
+}
+
+/// Nothing on the page is wider than the viewport.
+async fn fits(b: &Browser, width: u32, when: &str) {
+    let w = b
+        .script("return document.documentElement.scrollWidth;")
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(
+        w <= u64::from(width),
+        "{when}: the page is {w} px wide at {width} px"
+    );
+}
+
+fn sms_channel(sim: &str, extra: &str) -> String {
+    format!(
+        "kind = \"twilio\"\naccount_sid_env = \"CONSOLE_E2E_SID\"\nauth_token_env = \"CONSOLE_E2E_TOKEN\"\n\
+         from = \"+15005550006\"\nbase_url = \"{sim}\"\nrate = \"100000/s\"\n{extra}"
+    )
+}
+
+const SUBSCRIBERS: usize = 5;
+
+fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
+    app.store
+        .incidents(&crier::store::IncidentFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+async fn add_subscribers(app: &TestApp) {
+    for i in 0..SUBSCRIBERS {
+        let r = app
+            .post(
+                "/api/v1/subscribers",
+                json!({"phone": format!("+35840100000{i}"), "locale": "fi"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+}
+
+/// Scenario 1: sign in, compose with a Finnish text containing `€`, watch the SMS preview
+/// switch encoding and segments while typing, publish, and watch the progress reach 100 % on a
+/// log channel and a Twilio channel at the provider emulator, which counts one message per
+/// subscriber.
+async fn compose_and_publish(o: Options, shot: &str) {
+    std::env::set_var("CONSOLE_E2E_SID", "AC0123456789");
+    std::env::set_var("CONSOLE_E2E_TOKEN", "twilio-token");
+    let (_sim_proc, sim) = provider_sim();
+    let sms = sms_channel(&sim, "");
+    let log = "kind = \"log\"\naudience = \"fixed\"\n";
+    let (app, _) = console_app(&[("log", log), ("sms", &sms)], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    add_subscribers(&app).await;
+
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "anna").await;
+    clean(&b, "on the dashboard").await;
+    b.goto(&app.url("/console/compose")).await;
+    b.append_text("#title", "Lähtöselvitys on hidas").await;
+    b.click("#impact option[value=major]").await;
+    b.append_text("#msg_en", "Check-in kiosks at Helsinki Airport are slow.")
+        .await;
+    b.append_text(
+        "#msg_fi",
+        "Lähtöselvitys on hidas Helsinki-Vantaalla. Jättömaksu 0 €.",
+    )
+    .await;
+    let fi_sms = "article.preview[data-channel=sms][data-language=Suomi]";
+    let gsm = b
+        .wait_text(&format!("{fi_sms} .sms"), BOUND, |t| {
+            t.contains("GSM-7") && t.contains("segment")
+        })
+        .await;
+    let segments = |t: &str| -> usize {
+        t.split(", ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no segment count in {t:?}"))
+    };
+    let before = segments(&gsm);
+    assert!(
+        b.all(&format!("{fi_sms} .warn")).await.is_empty(),
+        "no cost warning for GSM-7"
+    );
+    // A typographic dash is outside GSM-7: the preview switches to UCS-2 as it is typed.
+    b.append_text("#msg_fi", " Pahoittelemme – kiitos.").await;
+    let ucs = b
+        .wait_text(&format!("{fi_sms} .sms"), BOUND, |t| t.contains("UCS-2"))
+        .await;
+    let after = segments(&ucs);
+    assert!(after > before, "UCS-2 costs more: {before} → {after}");
+    let warn = b.text(&format!("{fi_sms} .warn")).await;
+    assert!(
+        warn.contains("Cost warning") && warn.contains('–'),
+        "{warn}"
+    );
+    // The preview is the API's: the same text the API previews for this channel.
+    let api = app
+        .post(
+            "/api/v1/preview",
+            json!({"channel": "sms", "locale": "fi", "title": "Lähtöselvitys on hidas",
+                   "message": b.script("return document.getElementById('msg_fi').value;").await}),
+        )
+        .await;
+    assert_eq!(api.status, 200, "{:?}", api.body);
+    assert_eq!(api.body["encoding"], "UCS-2");
+    assert_eq!(api.body["segments"].as_u64().unwrap() as usize, after);
+    let parts = b.texts(&format!("{fi_sms} pre.part")).await;
+    assert_eq!(parts[0], api.body["parts"][0].as_str().unwrap());
+    assert!(
+        parts[0].contains("Lähtöselvitys on hidas"),
+        "the title as typed: {parts:?}"
+    );
+    clean(&b, "while composing").await;
+    if o.width <= 360 {
+        b.script(&format!(
+            "document.querySelector('{fi_sms}').scrollIntoView(); return 0;"
+        ))
+        .await;
+    }
+    b.screenshot(&format!("{shot}-compose")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "compose").await;
+    }
+
+    // Publish: first the confirmation with recipients and channels.
+    b.click("button[value=publish]").await;
+    let summary = b
+        .wait_text("#summary", BOUND, |t| t.contains("recipients"))
+        .await;
+    assert!(
+        summary.contains(&format!("{} recipients", SUBSCRIBERS + 1))
+            && summary.contains("2 channels"),
+        "{summary}"
+    );
+    b.click("#confirm").await;
+    b.wait_text(".overall .percent", Duration::from_secs(60), |t| {
+        t == "100 %"
+    })
+    .await;
+    let rows = b.texts("tr.channel-progress").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in &rows {
+        assert!(r.contains("100 %"), "{rows:?}");
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("sms") && r.contains(&format!("{SUBSCRIBERS}/{SUBSCRIBERS}"))),
+        "{rows:?}"
+    );
+    assert!(b.text(".notice").await.contains("Published"));
+    clean(&b, "on the incident page").await;
+    b.screenshot(&format!("{shot}-progress")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "incident page").await;
+    }
+
+    // The emulator saw exactly one message per subscriber.
+    let stats = sim_stats(&sim).await;
+    assert_eq!(stats["accepted"]["twilio"], SUBSCRIBERS, "{stats}");
+    assert_eq!(stats["unique_recipients"]["twilio"], SUBSCRIBERS, "{stats}");
+    assert_eq!(stats["duplicates"]["twilio"], 0, "{stats}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium, chromium-driver and the examples built; run by scripts/test.sh"]
+async fn e2e_browser_console_compose_preview_publish_and_progress() {
+    compose_and_publish(Options::laptop(), "console-publish").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium, chromium-driver and the examples built; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_compose_preview_publish_and_progress() {
+    compose_and_publish(Options::console_phone(), "console-phone-publish").await;
+}
+
+/// Scenario 2: a publisher submits for approval; they get no approve button and a forged
+/// approval is refused; a second publisher approves; it publishes once.
+async fn approval(o: Options, shot: &str) {
+    let log = "kind = \"log\"\naudience = \"fixed\"\napproval = \"required\"\n";
+    let (app, _) = console_app(&[("log", log)], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    add_user(&app, "ben", "publisher").await;
+
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "anna").await;
+    b.goto(&app.url("/console/compose")).await;
+    b.append_text("#title", "Baggage belt stopped").await;
+    b.click("#impact option[value=minor]").await;
+    b.append_text("#msg_en", "Baggage from flight AY123 is delayed.")
+        .await;
+    let button = b.text("button[value=publish]").await;
+    assert_eq!(button, "Submit for approval…");
+    b.click("button[value=publish]").await;
+    b.wait_text("h1", BOUND, |t| t == "Submit for approval?")
+        .await;
+    b.click("#confirm").await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Held for approval"))
+        .await;
+    assert!(all_incidents(&app).is_empty());
+    // The author sees their own write waiting, with no approve button…
+    assert!(b.text("li.approval .own").await.contains("You wrote this"));
+    assert!(b.all("li.approval button.approve").await.is_empty());
+    // … and a forged approval is refused.
+    let status = b
+        .script(
+            "const id = document.querySelector('li.approval').id.replace('approval-', '');
+             const csrf = document.querySelector('input[name=csrf]').value;
+             return fetch('/console/approvals/' + id + '/approve', {method: 'POST',
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+               body: new URLSearchParams({csrf})}).then(r => r.status);",
+        )
+        .await;
+    assert_eq!(status, 403);
+    only_refused(&b, "/approve").await;
+    assert!(all_incidents(&app).is_empty());
+    b.screenshot(&format!("{shot}-held")).await;
+    b.click("form.who button").await;
+    b.wait_text("h1", BOUND, |t| t == "Sign in").await;
+
+    sign_in(&b, &app, "ben").await;
+    b.click("li.approval button.approve").await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Approved"))
+        .await;
+    b.wait_text(".overall .percent", Duration::from_secs(60), |t| {
+        t == "100 %"
+    })
+    .await;
+    let incidents = all_incidents(&app);
+    assert_eq!(incidents.len(), 1, "published once");
+    let r = app
+        .get(&format!("/api/v1/incidents/{}/deliveries", incidents[0].id))
+        .await;
+    assert_eq!(r.body["channels"]["log"]["total"], 1, "{:?}", r.body);
+    assert_eq!(r.body["channels"]["log"]["delivered"], 1, "{:?}", r.body);
+    clean(&b, "through approval").await;
+    b.screenshot(&format!("{shot}-approved")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "approved incident").await;
+    }
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_approval_by_a_second_publisher() {
+    approval(Options::laptop(), "console-approval").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_approval_by_a_second_publisher() {
+    approval(Options::console_phone(), "console-phone-approval").await;
+}
+
+/// Scenario 3: a viewer sees no subscriber addresses and no write buttons; a forged write is
+/// refused.
+async fn viewer(o: Options, shot: &str) {
+    let subs = "kind = \"log\"\naudience = \"subscribers\"\n";
+    let (app, _) = console_app(&[("subs", subs)], |_| {}).await;
+    add_user(&app, "ville", "viewer").await;
+    add_subscribers(&app).await;
+    let id = app.open_incident("Baggage delays").await;
+
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "ville").await;
+    assert!(b.text("main").await.contains("Subscribers: 5"));
+    for path in ["/console/".to_owned(), format!("/console/incidents/{id}")] {
+        b.goto(&app.url(&path)).await;
+        b.wait_text("h1", BOUND, |t| !t.is_empty()).await;
+        assert!(
+            b.all("main form").await.is_empty(),
+            "{path}: a form for a viewer"
+        );
+        assert!(
+            b.all("main button").await.is_empty(),
+            "{path}: a button for a viewer"
+        );
+        assert!(
+            b.all("a[href='/console/compose']").await.is_empty(),
+            "{path}"
+        );
+        let source = b.source().await;
+        assert!(
+            !source.contains("+35840100000"),
+            "{path}: an address shown to a viewer"
+        );
+    }
+    let status = b
+        .script(
+            "const csrf = document.querySelector('input[name=csrf]').value;
+             return fetch('/console/incidents', {method: 'POST',
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+               body: new URLSearchParams({csrf, title: 'Forged', impact: 'major', msg_en: 'x', action: 'publish'})})
+               .then(r => r.status);",
+        )
+        .await;
+    assert_eq!(status, 403);
+    only_refused(&b, "/console/incidents").await;
+    assert_eq!(all_incidents(&app).len(), 1);
+    clean(&b, "as a viewer").await;
+    b.screenshot(&format!("{shot}-viewer")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "viewer's incident page").await;
+    }
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_viewer_has_no_writes() {
+    viewer(Options::laptop(), "console").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_viewer_has_no_writes() {
+    viewer(Options::console_phone(), "console-phone").await;
+}
+
+/// Scenario 4: a session expires; the next write is refused and the browser lands on the
+/// login page; a write without the CSRF token is refused.
+async fn expiry(o: Options) {
+    let (app, clock) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "anna").await;
+    let status = b
+        .script(
+            "return fetch('/console/incidents', {method: 'POST',
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+               body: new URLSearchParams({title: 'No token', impact: 'major', msg_en: 'x', action: 'publish'})})
+               .then(r => r.status);",
+        )
+        .await;
+    assert_eq!(status, 403, "a write without the CSRF token");
+    only_refused(&b, "/console/incidents").await;
+    b.goto(&app.url("/console/compose")).await;
+    b.append_text("#title", "Written too late").await;
+    b.click("#impact option[value=minor]").await;
+    b.append_text("#msg_en", "Words.").await;
+    clock.advance(Duration::from_secs(31 * 60));
+    b.click("button[value=draft]").await;
+    b.wait_text("h1", BOUND, |t| t == "Sign in").await;
+    assert!(b.text(".notice").await.contains("Your session has ended"));
+    assert!(b.url().await.contains("/console/login?ended=1"));
+    assert!(all_incidents(&app).is_empty());
+    clean(&b, "after the session ended").await;
+    b.screenshot("console-session-ended").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_expired_session_and_csrf() {
+    expiry(Options::laptop()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_expired_session_and_csrf() {
+    expiry(Options::console_phone()).await;
+}
+
+/// Scenario 5: the dashboard shows an overdue promise and a skipped channel (naming the
+/// missing variable).
+async fn dashboard(o: Options, shot: &str) {
+    let sms = "kind = \"twilio\"\naccount_sid_env = \"CONSOLE_E2E_UNSET_SID\"\nauth_token_env = \"CONSOLE_E2E_UNSET_TOKEN\"\nfrom = \"+15005550006\"\n";
+    let log = "kind = \"log\"\naudience = \"fixed\"\n";
+    let (app, _) = console_app(&[("sms", sms), ("log", log)], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    overdue_incident(&app).await;
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "anna").await;
+    let card = b.text("li.card.overdue").await;
+    assert!(
+        card.contains("Late again") && card.contains("Overdue"),
+        "{card}"
+    );
+    assert!(card.contains("overdue by"), "{card}");
+    // The badge counts: the script writes minutes:seconds past the promise.
+    let ticking = b
+        .wait_text("li.card.overdue .countdown", BOUND, |t| {
+            t.ends_with(" overdue") && t.contains(':')
+        })
+        .await;
+    let minutes: u64 = ticking
+        .trim_start_matches("— ")
+        .split(':')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{ticking}"));
+    assert!(
+        minutes >= 10,
+        "the promise was due ten minutes before: {ticking}"
+    );
+    let skipped = b.text("li.ch-skipped").await;
+    assert!(
+        skipped.contains("sms")
+            && skipped.contains("skipped")
+            && skipped.contains("CONSOLE_E2E_UNSET_SID"),
+        "{skipped}"
+    );
+    assert!(b.text("li.ch-active").await.contains("log"));
+    clean(&b, "on the dashboard").await;
+    b.screenshot(&format!("{shot}-dashboard")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "dashboard").await;
+    }
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_dashboard_overdue_and_skipped() {
+    dashboard(Options::laptop(), "console").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_dashboard_overdue_and_skipped() {
+    dashboard(Options::console_phone(), "console-phone").await;
+}

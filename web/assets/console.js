@@ -1,0 +1,88 @@
+// crier console: small progressive enhancements; every page works without this file.
+// - [data-refresh]: fetches its URL every data-every seconds and replaces the content, until
+//   the fragment says data-complete="true" (delivery progress).
+// - form#compose: the per-channel preview follows the text as it is typed (POST the form to
+//   /console/preview?fragment, debounced), from the same preview code as the API.
+"use strict";
+(function () {
+  function refresh(el) {
+    var every = Math.max(1, parseInt(el.getAttribute("data-every") || "5", 10)) * 1000;
+    var url = el.getAttribute("data-refresh");
+    function tick() {
+      if (el.getAttribute("data-complete") === "true") { return; }
+      // Someone is typing in it (a rejection reason): not now.
+      if (el.contains(document.activeElement) && document.activeElement !== document.body) {
+        setTimeout(tick, every);
+        return;
+      }
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (r) {
+          if (r.redirected || r.status === 401) { window.location.assign("/console/login?ended=1"); return null; }
+          return r.ok ? r.text() : null;
+        })
+        .then(function (html) {
+          if (html === null) { return; }
+          el.innerHTML = html;
+          var done = el.querySelector("[data-complete]");
+          if (done) { el.setAttribute("data-complete", done.getAttribute("data-complete")); }
+        })
+        .catch(function () { /* offline for a moment: try again at the next tick */ })
+        .then(function () { setTimeout(tick, every); });
+    }
+    setTimeout(tick, every);
+  }
+
+  function livePreview(form) {
+    var target = document.getElementById("previews");
+    var url = form.getAttribute("data-preview");
+    if (!target || !url) { return; }
+    var timer = null;
+    var seq = 0;
+    function send() {
+      var mine = ++seq;
+      var body = new URLSearchParams(new FormData(form));
+      body.delete("action");
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: body.toString()
+      })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null && mine === seq) {
+            target.innerHTML = html;
+            target.setAttribute("data-seq", String(mine));
+          }
+        })
+        .catch(function () {});
+    }
+    function later() { clearTimeout(timer); timer = setTimeout(send, 150); }
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    document.documentElement.classList.add("js");
+  }
+
+  // Promises count down between refreshes: "— 11:58 left" or "— 3:12 overdue".
+  function countdowns() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-due]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-due"));
+      if (isNaN(due)) { return; }
+      var s = Math.round((due - now) / 1000);
+      var a = Math.abs(s);
+      var h = Math.floor(a / 3600), m = Math.floor((a % 3600) / 60), sec = a % 60;
+      var t = (h > 0 ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(sec).padStart(2, "0");
+      el.textContent = s >= 0 ? "— " + t + " left" : "— " + t + " overdue";
+      el.classList.toggle("late", s < 0);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    countdowns();
+    setInterval(countdowns, 1000);
+    document.querySelectorAll("[data-refresh]").forEach(refresh);
+    var compose = document.getElementById("compose");
+    if (compose) { livePreview(compose); }
+  });
+})();

@@ -34,7 +34,7 @@ pub const TRIM_EVERY: u64 = 5_000;
 
 /// Whether the `n`th send observed (counting from 1) gives freed heap memory back.
 pub fn trim_due(n: u64) -> bool {
-    n > 0 && n % TRIM_EVERY == 0
+    n > 0 && n.is_multiple_of(TRIM_EVERY)
 }
 
 /// Hands the heap's free pages back to the kernel (glibc `malloc_trim(0)`). A big fan-out frees

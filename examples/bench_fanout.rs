@@ -114,6 +114,10 @@ struct Args {
     /// VmHWM covers the fan-out only (by default one process does both, as users run it).
     #[arg(long)]
     restart_after_import: bool,
+    /// Do not poll the public status page `/` during the fan-out (builds without a status page,
+    /// or to measure the fan-out without that reader).
+    #[arg(long)]
+    no_page_probe: bool,
     /// Extra environment for crier, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2.
     #[arg(long, value_name = "KEY=VALUE")]
     crier_env: Vec<String>,
@@ -646,7 +650,7 @@ async fn fan_out_with(
     let t_201 = Instant::now();
     eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
     let probe = ApiProbe::start(http.clone(), crier, &id);
-    let page_probe = ApiProbe::page(http.clone(), crier);
+    let page_probe = (!args.no_page_probe).then(|| ApiProbe::page(http.clone(), crier));
     let timeout = Duration::from_secs(args.timeout);
     let mut first = None;
     let mut last_print = Instant::now();
@@ -692,7 +696,10 @@ async fn fan_out_with(
     }
     let t_done = Instant::now();
     let api = probe.finish().await?;
-    let page = page_probe.finish().await?;
+    let page = match page_probe {
+        Some(p) => p.finish().await?,
+        None => Vec::new(),
+    };
     let elapsed = t_done - t_201;
     let (c1, s1cpu, me1) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
     let threads1 = thread_cpu(pid);

@@ -798,6 +798,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn whitespace_only_text_too_long_for_a_channel_is_refused_as_blank() {
+        // Found by `prop_large_limit_channels` (minimal input "\r\n " repeated).
+        let text = "\r\n \n".repeat(700);
+        check_all_policies(&ChannelRule::discord(), &text);
+    }
+
+    #[test]
+    fn a_parenthesised_link_with_text_glued_to_it_is_one_unsplittable_link() {
+        // Found by `prop_small_limit_channels`: the link runs on through the glued
+        // word, is too long for one SMS with its marker, and threading refuses it
+        // with the link named rather than splitting it.
+        let text = format!("(https://a.fi/b_(c)){} x", "地".repeat(60));
+        let err = fit(&ChannelRule::sms(1), &text, &OverflowPolicy::Thread).unwrap_err();
+        assert!(matches!(err, FitError::UrlTooLong { .. }), "{err:?}");
+    }
+
     const STORM: &str = "Myrskyvaroitus Uudellemaalle. Pysy sisällä, älä liiku rannoilla \
         ja seuraa viranomaisten ohjeita. Lisätietoja https://crier.example/fi/myrsky-2024 \
         sekä paikallisradiosta. Sähkökatkoja on odotettavissa koko yön ajan, joten lataa \
@@ -1131,7 +1148,8 @@ mod tests {
         ]);
         prop_oneof![
             4 => "[a-zäöåÄÖÅ]{1,10}".prop_map(|s| (s, false)),
-            3 => fixed.prop_map(|s| (s.to_owned(), false)),
+            // A fixed piece with a link in it is a link too: nothing is glued to it.
+            3 => fixed.prop_map(|s| (s.to_owned(), s.contains("://"))),
             2 => "https://[a-z]{1,10}\\.fi/[a-zA-Z0-9_]{0,20}".prop_map(|s| (s, true)),
             1 => "[a-zäö]{30,90}".prop_map(|s| (s, false)),
         ]
@@ -1171,6 +1189,24 @@ mod tests {
     }
 
     fn check_all_policies(rule: &ChannelRule, text: &str) {
+        if !rule.fits(text) && text.graphemes(true).all(is_ws_grapheme) {
+            // Only whitespace, too long: every policy says so, none sends it.
+            for policy in [
+                OverflowPolicy::Thread,
+                OverflowPolicy::Shorten { link: None },
+            ] {
+                match fit(rule, text, &policy) {
+                    Err(FitError::Blank { .. }) => {}
+                    other => panic!("blank text on {}: {other:?}", rule.name()),
+                }
+            }
+            let rejected = fit(rule, text, &OverflowPolicy::Reject);
+            assert!(
+                matches!(rejected, Err(FitError::TooLong { .. })),
+                "{rejected:?}"
+            );
+            return;
+        }
         let parts = fit(rule, text, &OverflowPolicy::Thread);
         match parts {
             Ok(parts) => check_thread(rule, text, &parts),

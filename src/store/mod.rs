@@ -30,8 +30,8 @@
 //! removes (see [`Store::repair`]). Subscriber changes, rarer and spread over three trees, keep
 //! using transactions, whose closures have no side effects (sled may run them more than once).
 //!
-//! The interface is deliberately narrow — methods in domain terms, no sled types — so that a second
-//! implementation on PostgreSQL can sit behind it later.
+//! The methods speak domain types and no sled type leaves this module, but `Store` is one concrete
+//! struct with many methods, not yet a port a second backend could implement.
 
 pub mod approvals;
 pub mod audit;

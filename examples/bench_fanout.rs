@@ -118,6 +118,13 @@ struct Args {
     /// or to measure the fan-out without that reader).
     #[arg(long)]
     no_page_probe: bool,
+    /// Also measure the console's live preview during the fan-out: five more channels
+    /// (mastodon, bluesky, slack, discord, email; pointed at a closed port, so their one post
+    /// each is retried in the background and no email subscriber exists), a responder signed in
+    /// through `/console/login`, and `POST /console/preview?fragment` for all six channels every
+    /// 50 ms, its Finnish text one keystroke longer each time (issue 13: p99 < 100 ms).
+    #[arg(long)]
+    preview_probe: bool,
     /// Extra environment for crier, KEY=VALUE (repeatable), e.g. MALLOC_ARENA_MAX=2.
     #[arg(long, value_name = "KEY=VALUE")]
     crier_env: Vec<String>,
@@ -169,6 +176,11 @@ fn start_crier(bin: &Path, dir: &Path, sim_url: &str, args: &Args) -> Result<Cri
         args.rate, args.concurrency
     );
     std::fs::write(channels.join("sms.toml"), sms)?;
+    if args.preview_probe {
+        for (name, body) in PREVIEW_CHANNELS {
+            std::fs::write(channels.join(format!("{name}.toml")), body)?;
+        }
+    }
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
@@ -190,6 +202,8 @@ fn start_crier(bin: &Path, dir: &Path, sim_url: &str, args: &Args) -> Result<Cri
         .env_remove("CRIER_TEMPLATES")
         .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("BENCH_SECRET", "not-a-real-secret")
+        .env("BENCH_HOOK", "http://127.0.0.1:9/hook")
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info");
     for kv in &args.crier_env {
@@ -207,6 +221,24 @@ fn start_crier(bin: &Path, dir: &Path, sim_url: &str, args: &Args) -> Result<Cri
         .with_context(|| format!("crier wrote no admin token in {}", data.display()))?;
     Ok(Crier { proc, token })
 }
+
+/// The five channels beside SMS that `--preview-probe` previews (a closed port as their server).
+const PREVIEW_CHANNELS: [(&str, &str); 5] = [
+    (
+        "mastodon",
+        "kind = \"mastodon\"\nbase_url = \"http://127.0.0.1:9\"\ntoken_env = \"BENCH_SECRET\"\n",
+    ),
+    (
+        "bluesky",
+        "kind = \"bluesky\"\nidentifier = \"status.example.com\"\napp_password_env = \"BENCH_SECRET\"\nbase_url = \"http://127.0.0.1:9\"\n",
+    ),
+    ("slack", "kind = \"slack\"\nwebhook_url_env = \"BENCH_HOOK\"\n"),
+    ("discord", "kind = \"discord\"\nwebhook_url_env = \"BENCH_HOOK\"\n"),
+    (
+        "email",
+        "kind = \"email\"\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nfrom = \"Status <status@example.com>\"\n",
+    ),
+];
 
 /// A program on PATH.
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -507,6 +539,7 @@ struct FanOut {
     /// Latencies of the public status page `/` during the fan-out, sorted (the same probe,
     /// no token).
     page: Vec<Duration>,
+    preview: Vec<Duration>,
     subscribers: usize,
     import: Duration,
     to_201: Duration,
@@ -640,6 +673,11 @@ async fn fan_out_with(
     let (crier_pid, sim_pid) = (pid.to_string(), sim.pid.to_string());
     let threads0 = thread_cpu(pid);
     let (c0, s0cpu, me0) = (cpu_time(&crier_pid), cpu_time(&sim_pid), cpu_time("self"));
+    let preview_session = if args.preview_probe {
+        Some(console_session(crier).await?)
+    } else {
+        None
+    };
     let t_send = Instant::now();
     let id = open_incident(
         &http,
@@ -651,6 +689,10 @@ async fn fan_out_with(
     eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
     let probe = ApiProbe::start(http.clone(), crier, &id);
     let page_probe = (!args.no_page_probe).then(|| ApiProbe::page(http.clone(), crier));
+    let preview_probe = match preview_session {
+        Some(session) => Some(ApiProbe::preview(http.clone(), crier, session)),
+        None => None,
+    };
     let timeout = Duration::from_secs(args.timeout);
     let mut first = None;
     let mut last_print = Instant::now();
@@ -697,6 +739,10 @@ async fn fan_out_with(
     let t_done = Instant::now();
     let api = probe.finish().await?;
     let page = match page_probe {
+        Some(p) => p.finish().await?,
+        None => Vec::new(),
+    };
+    let preview = match preview_probe {
         Some(p) => p.finish().await?,
         None => Vec::new(),
     };
@@ -762,7 +808,62 @@ async fn fan_out_with(
         duplicates: s.duplicates,
         api,
         page,
+        preview,
     })
+}
+
+/// A responder signed in through the console's login form: the session cookie and the CSRF
+/// token of its forms.
+async fn console_session(crier: &Crier) -> Result<(String, String)> {
+    const PASSWORD: &str = "correct horse battery staple";
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let url = &crier.proc.url;
+    let r = http
+        .post(format!("{url}/api/v1/users"))
+        .bearer_auth(&crier.token)
+        .json(&json!({"name": "duty", "role": "responder", "password": PASSWORD}))
+        .send()
+        .await?;
+    json_of(r, "POST /api/v1/users", StatusCode::CREATED).await?;
+    let r = http
+        .post(format!("{url}/console/login"))
+        .form(&[
+            ("user", "duty"),
+            ("password", PASSWORD),
+            ("next", "/console/"),
+        ])
+        .send()
+        .await?;
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("crier_session="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+        .with_context(|| format!("console login answered {} without a session", r.status()))?;
+    let dash = http
+        .get(format!("{url}/console/"))
+        .header("cookie", format!("crier_session={cookie}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let marker = "name=\"csrf\" value=\"";
+    let at = dash
+        .find(marker)
+        .context("the console dashboard has no CSRF field")?
+        + marker.len();
+    let csrf = dash[at..]
+        .split('"')
+        .next()
+        .context("the CSRF field is not closed")?
+        .to_owned();
+    Ok((cookie, csrf))
 }
 
 /// How the API answers while the fan-out runs: one `GET /api/v1/incidents/{id}` (token check,
@@ -786,6 +887,63 @@ impl ApiProbe {
     /// The public status page, as a reader's browser asks for it.
     fn page(http: reqwest::Client, crier: &Crier) -> Self {
         Self::polling(http, format!("{}/", crier.proc.url), None)
+    }
+
+    /// The console's live preview as `console.js` asks for it while someone types: the six
+    /// channels, a Finnish text (UCS-2 once the `€`-free text gains a `ő`) one character longer
+    /// each time.
+    fn preview(http: reqwest::Client, crier: &Crier, (cookie, csrf): (String, String)) -> Self {
+        let url = format!("{}/console/preview?fragment", crier.proc.url);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            const TEXT: &str = "Lähtöselvitys on hidas Helsinki-Vantaalla. Selvitämme syytä ja \
+                kerromme lisää puolen tunnin välein. Tarkista lentosi tila sovelluksesta ennen \
+                kuin lähdet kentälle. Pahoittelemme viivettä, ő.";
+            let mut latencies = Vec::new();
+            let mut typed = 1;
+            while !*stopped.borrow() {
+                let text: String = TEXT.chars().take(typed).collect();
+                typed = typed % TEXT.chars().count() + 1;
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("csrf", &csrf),
+                    ("title", "Lähtöselvitys on hidas"),
+                    ("impact", "major"),
+                    ("next_update", "30m"),
+                    ("preview_set", "1"),
+                    ("msg_fi", &text),
+                ];
+                for (name, _) in PREVIEW_CHANNELS {
+                    form.push(("preview", name));
+                }
+                form.push(("preview", "sms"));
+                let t0 = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("cookie", format!("crier_session={cookie}"))
+                    .form(&form)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let body = resp.text().await?;
+                if status != StatusCode::OK {
+                    bail!("POST {url} answered {status}: {body}");
+                }
+                latencies.push(t0.elapsed());
+                let shown = ["sms", "mastodon", "bluesky", "slack", "discord", "email"]
+                    .iter()
+                    .filter(|c| body.contains(&format!("data-channel=\"{c}\"")))
+                    .count();
+                if shown != 6 || body.contains("class=\"error\"") {
+                    bail!("the preview showed {shown} of 6 channels: {body}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Self::EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            Ok(latencies)
+        });
+        ApiProbe { stop, task }
     }
 
     fn polling(http: reqwest::Client, url: String, token: Option<String>) -> Self {
@@ -891,6 +1049,20 @@ fn print_fan_out(f: &FanOut) {
             ms(percentile(&f.page, 99.0)),
             ms(*max),
             if percentile(&f.page, 99.0) < Duration::from_millis(100) { "met" } else { "NOT met" }
+        );
+    }
+}
+
+fn print_preview(f: &FanOut) {
+    if let Some(max) = f.preview.last() {
+        println!(
+            "console preview during the fan-out (POST /console/preview, 6 channels, every {} ms, {} requests): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 100 ms: {})",
+            ApiProbe::EVERY.as_millis(),
+            f.preview.len(),
+            ms(percentile(&f.preview, 50.0)),
+            ms(percentile(&f.preview, 99.0)),
+            ms(*max),
+            if percentile(&f.preview, 99.0) < Duration::from_millis(100) { "met" } else { "NOT met" }
         );
     }
 }
@@ -1283,6 +1455,7 @@ fn main() -> Result<()> {
         Mode::Throughput | Mode::Rss => {
             let f = rt.block_on(fan_out(&args, &bins, n))?;
             print_fan_out(&f);
+            print_preview(&f);
             print_rss(&f);
             println!("load average after: {}", load_average());
             if args.mode == Mode::Throughput {

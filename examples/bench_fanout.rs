@@ -689,10 +689,8 @@ async fn fan_out_with(
     eprintln!("incident {id} opened; waiting for {n} SMS at the emulator");
     let probe = ApiProbe::start(http.clone(), crier, &id);
     let page_probe = (!args.no_page_probe).then(|| ApiProbe::page(http.clone(), crier));
-    let preview_probe = match preview_session {
-        Some(session) => Some(ApiProbe::preview(http.clone(), crier, session)),
-        None => None,
-    };
+    let preview_probe =
+        preview_session.map(|session| ApiProbe::preview(http.clone(), crier, session));
     let timeout = Duration::from_secs(args.timeout);
     let mut first = None;
     let mut last_print = Instant::now();

@@ -590,7 +590,14 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     .await;
     shown_once(&app, "user.create", p, &mut seen, b).await;
     let b = entries(&app).len();
-    let p = post(&app, &root, "/console/users/ben", &[("role", "responder")], true).await;
+    let p = post(
+        &app,
+        &root,
+        "/console/users/ben",
+        &[("role", "responder")],
+        true,
+    )
+    .await;
     once(&app, "user.change", p, &mut seen, b).await;
     let b = entries(&app).len();
     let p = post(&app, &root, "/console/users/ben/password", &[], true).await;
@@ -599,11 +606,32 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     let p = post(&app, &root, "/console/users/ben/remove", &[], true).await;
     once(&app, "user.remove", p, &mut seen, b).await;
     let b = entries(&app).len();
-    let p = post(&app, &root, "/console/tokens", &[("token_name", "ci")], true).await;
+    let p = post(
+        &app,
+        &root,
+        "/console/tokens",
+        &[("token_name", "ci")],
+        true,
+    )
+    .await;
     shown_once(&app, "token.create", p, &mut seen, b).await;
-    let token = app.store.tokens(None).unwrap().into_iter().find(|t| t.name == "ci").unwrap().id;
+    let token = app
+        .store
+        .tokens(None)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "ci")
+        .unwrap()
+        .id;
     let b = entries(&app).len();
-    let p = post(&app, &root, &format!("/console/tokens/{token}/revoke"), &[], true).await;
+    let p = post(
+        &app,
+        &root,
+        &format!("/console/tokens/{token}/revoke"),
+        &[],
+        true,
+    )
+    .await;
     once(&app, "token.revoke", p, &mut seen, b).await;
 
     seen.push("approval.approve".into());
@@ -1055,10 +1083,7 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
             let p = get(&app, Some(&staff.cookie), path).await;
             assert_eq!(p.status, 200, "{who} {path}: {p:?}");
             let body = unescape(&p.body);
-            assert!(
-                body.contains("Subscribers: <strong>3</strong>"),
-                "{body}"
-            );
+            assert!(body.contains("Subscribers: <strong>3</strong>"), "{body}");
             // Counts per component (Check-in 2, Baggage 1, every component 1) and language.
             assert!(
                 body.contains("<td>Check-in</td><td class=\"count\">2</td>"),
@@ -1071,7 +1096,9 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
             assert!(body.contains("(no filter)</span></td><td class=\"count\">1</td>"));
             for l in ["en", "fi", "sv"] {
                 assert!(
-                    body.contains(&format!("<td lang=\"{l}\">{l}</td><td class=\"count\">1</td>")),
+                    body.contains(&format!(
+                        "<td lang=\"{l}\">{l}</td><td class=\"count\">1</td>"
+                    )),
                     "{body}"
                 );
             }
@@ -1096,10 +1123,7 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
                 "/console/subscribers".to_owned(),
                 vec![("email", "forged@example.com")],
             ),
-            (
-                format!("/console/subscribers/{}/remove", ids[0]),
-                vec![],
-            ),
+            (format!("/console/subscribers/{}/remove", ids[0]), vec![]),
             (
                 "/console/subscribers/import".to_owned(),
                 vec![("csv", "email\nforged2@example.com\n")],
@@ -1114,7 +1138,11 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
             );
         }
         assert_eq!(subscriber_addresses(&app).len(), 3, "nothing written");
-        assert_eq!(entries(&app).len(), before, "refused writes are not audited");
+        assert_eq!(
+            entries(&app).len(),
+            before,
+            "refused writes are not audited"
+        );
     }
 }
 
@@ -1138,7 +1166,12 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     assert!(!found.body.contains("tom@example.com"), "{}", found.body);
     assert!(!found.body.contains("+358401000001"), "{}", found.body);
     assert!(found.body.contains("1 match for"), "{}", found.body);
-    let phone = get(&app, Some(&anna.cookie), "/console/subscribers?q=%2B3584010").await;
+    let phone = get(
+        &app,
+        Some(&anna.cookie),
+        "/console/subscribers?q=%2B3584010",
+    )
+    .await;
     assert!(phone.body.contains("+358401000001"), "{}", phone.body);
     assert!(!phone.body.contains("liisa@"), "{}", phone.body);
 
@@ -1161,7 +1194,10 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
         ),
         "{body}"
     );
-    assert!(body.contains("value=\"0401234567\""), "typed text kept: {body}");
+    assert!(
+        body.contains("value=\"0401234567\""),
+        "typed text kept: {body}"
+    );
     let p = post(
         &app,
         &anna,
@@ -1294,11 +1330,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
     assert_eq!(errors[0]["line"], 3);
     assert_eq!(errors[1]["line"], 5);
     for err in errors {
-        let line = format!(
-            "line {}: {}",
-            err["line"],
-            err["message"].as_str().unwrap()
-        );
+        let line = format!("line {}: {}", err["line"], err["message"].as_str().unwrap());
         assert!(body.contains(&line), "{line} not on the page: {body}");
     }
     // The rejected file stays in the field to be corrected.
@@ -1339,10 +1371,16 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert_eq!(p.status, 403, "{p:?}");
     assert!(p.body.contains("this needs the admin role"), "{}", p.body);
     let dash = get(&app, Some(&anna.cookie), "/console/").await;
-    assert!(!dash.body.contains("href=\"/console/users\""), "no link for a publisher");
+    assert!(
+        !dash.body.contains("href=\"/console/users\""),
+        "no link for a publisher"
+    );
     let before = entries(&app).len();
     for (path, fields) in [
-        ("/console/users", vec![("name", "mallory"), ("role", "admin")]),
+        (
+            "/console/users",
+            vec![("name", "mallory"), ("role", "admin")],
+        ),
         ("/console/users/anna", vec![("role", "admin")]),
         ("/console/users/root/remove", vec![]),
         ("/console/users/root/password", vec![]),
@@ -1359,7 +1397,10 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     let root = login(&app, "root").await;
     let page = get(&app, Some(&root.cookie), "/console/users").await;
     assert_eq!(page.status, 200, "{page:?}");
-    assert!(page.body.contains("href=\"/console/users\""), "the nav links it");
+    assert!(
+        page.body.contains("href=\"/console/users\""),
+        "the nav links it"
+    );
     assert!(page.body.contains("id=\"user-anna\""), "{}", page.body);
     assert!(page.body.contains("second factor: none"), "{}", page.body);
     assert!(page.body.contains("last sign-in: "), "{}", page.body);
@@ -1386,7 +1427,11 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         &app,
         &root,
         "/console/users",
-        &[("name", "maria.k"), ("role", "responder"), ("display_name", "Maria K")],
+        &[
+            ("name", "maria.k"),
+            ("role", "responder"),
+            ("display_name", "Maria K"),
+        ],
         true,
     )
     .await;
@@ -1405,7 +1450,11 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
             None,
         )
         .await;
-    assert_eq!(r.status, 201, "the shown password is the user's: {:?}", r.body);
+    assert_eq!(
+        r.status, 201,
+        "the shown password is the user's: {:?}",
+        r.body
+    );
     let again = get(&app, Some(&root.cookie), "/console/users").await;
     assert!(again.body.contains("id=\"user-maria.k\""));
     assert!(!again.body.contains(&password), "shown once");
@@ -1429,10 +1478,18 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         .unwrap();
     assert_eq!(maria.role.as_str(), "publisher");
     assert!(maria.disabled);
-    let p = post(&app, &root, "/console/users/maria.k", &[("role", "chief")], true).await;
+    let p = post(
+        &app,
+        &root,
+        "/console/users/maria.k",
+        &[("role", "chief")],
+        true,
+    )
+    .await;
     assert_eq!(p.status, 422, "{p:?}");
     assert!(
-        unescape(&p.body).contains("\"chief\" is not a role; use viewer, responder, publisher or admin"),
+        unescape(&p.body)
+            .contains("\"chief\" is not a role; use viewer, responder, publisher or admin"),
         "{}",
         p.body
     );
@@ -1452,7 +1509,11 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         &app,
         &root,
         "/console/tokens",
-        &[("token_name", "monitoring"), ("token_role", "viewer"), ("expires", "30d")],
+        &[
+            ("token_name", "monitoring"),
+            ("token_role", "viewer"),
+            ("expires", "30d"),
+        ],
         true,
     )
     .await;
@@ -1462,24 +1523,54 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert_eq!(entries(&app).len(), b + 1);
     assert_eq!(entries(&app).last().unwrap().action, "token.create");
     let me = app
-        .raw(reqwest::Method::GET, "/api/v1/me", vec![], None, Some(&token))
+        .raw(
+            reqwest::Method::GET,
+            "/api/v1/me",
+            vec![],
+            None,
+            Some(&token),
+        )
         .await;
     assert_eq!(me.status, 200, "{:?}", me.body);
     assert_eq!(me.body["role"], "viewer");
     let list = get(&app, Some(&root.cookie), "/console/users").await;
     assert!(!list.body.contains(&token), "shown once");
     let id = me.body["token"].as_str().unwrap().to_owned();
-    assert!(list.body.contains(&format!("id=\"token-{id}\"")), "{}", list.body);
-    let p = post(&app, &root, "/console/tokens", &[("token_name", ""), ("expires", "forever")], true).await;
+    assert!(
+        list.body.contains(&format!("id=\"token-{id}\"")),
+        "{}",
+        list.body
+    );
+    let p = post(
+        &app,
+        &root,
+        "/console/tokens",
+        &[("token_name", ""), ("expires", "forever")],
+        true,
+    )
+    .await;
     assert_eq!(p.status, 422, "{p:?}");
     assert!(p.body.contains("id=\"err-token_name\""), "{}", p.body);
     let b = entries(&app).len();
-    let p = post(&app, &root, &format!("/console/tokens/{id}/revoke"), &[], true).await;
+    let p = post(
+        &app,
+        &root,
+        &format!("/console/tokens/{id}/revoke"),
+        &[],
+        true,
+    )
+    .await;
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(entries(&app).len(), b + 1);
     assert_eq!(entries(&app).last().unwrap().action, "token.revoke");
     let me = app
-        .raw(reqwest::Method::GET, "/api/v1/me", vec![], None, Some(&token))
+        .raw(
+            reqwest::Method::GET,
+            "/api/v1/me",
+            vec![],
+            None,
+            Some(&token),
+        )
         .await;
     assert_eq!(me.status, 401, "revoked");
 

@@ -69,11 +69,17 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(subscribers::page).post(subscribers::add),
         )
         .route("/console/subscribers/import", post(subscribers::import))
-        .route("/console/subscribers/{id}/remove", post(subscribers::remove))
+        .route(
+            "/console/subscribers/{id}/remove",
+            post(subscribers::remove),
+        )
         .route("/console/users", get(users::page).post(users::add))
         .route("/console/users/{name}", post(users::change))
         .route("/console/users/{name}/remove", post(users::remove))
-        .route("/console/users/{name}/password", post(users::reset_password))
+        .route(
+            "/console/users/{name}/password",
+            post(users::reset_password),
+        )
         .route("/console/tokens", post(users::create_token))
         .route("/console/tokens/{id}/revoke", post(users::revoke_token))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -54,7 +54,9 @@ pub async fn page(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let notice = match q.done.as_deref() {
-        Some("changed") => Some("User changed; their browser sessions ended if the role changed or they were disabled."),
+        Some("changed") => Some(
+            "User changed; their browser sessions ended if the role changed or they were disabled.",
+        ),
         Some("removed") => Some("User removed; their tokens are revoked."),
         Some("revoked") => Some("Token revoked."),
         _ => None,
@@ -216,7 +218,10 @@ pub async fn add(
     match result {
         Ok(resp) => {
             let a = answer(resp).await;
-            let name = a.body["user"]["name"].as_str().unwrap_or_default().to_owned();
+            let name = a.body["user"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let secret = a.body["password"].as_str().map(|p| Secret {
                 what: "initial password",
                 whom: name.clone(),
@@ -224,7 +229,7 @@ pub async fn add(
             });
             let view = View {
                 notice: Some(format!(
-                    "User {name} added. Give them the password below by a safe way; they change it with `crier password`."
+                    "User {name} added. Give them the password below by a safe way; they change it with crier password."
                 )),
                 secret,
                 ..View::default()

@@ -357,6 +357,54 @@ pub const CONSOLE: &[Rule] = &[
         Min(Publisher),
         Some("notice.remove"),
     ),
+    // Subscribers: every role sees the counts; addresses and writes are the API's publishers'.
+    rule("GET", "/console/subscribers", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/subscribers",
+        Min(Publisher),
+        Some("subscriber.add"),
+    ),
+    rule(
+        "POST",
+        "/console/subscribers/import",
+        Min(Publisher),
+        Some("subscriber.import"),
+    ),
+    rule(
+        "POST",
+        "/console/subscribers/{id}/remove",
+        Min(Publisher),
+        Some("subscriber.remove"),
+    ),
+    // Users and tokens: admins only.
+    rule("GET", "/console/users", Min(Admin), None),
+    rule("POST", "/console/users", Min(Admin), Some("user.create")),
+    rule(
+        "POST",
+        "/console/users/{name}",
+        Min(Admin),
+        Some("user.change"),
+    ),
+    rule(
+        "POST",
+        "/console/users/{name}/remove",
+        Min(Admin),
+        Some("user.remove"),
+    ),
+    rule(
+        "POST",
+        "/console/users/{name}/password",
+        Min(Admin),
+        Some("user.reset_password"),
+    ),
+    rule("POST", "/console/tokens", Min(Admin), Some("token.create")),
+    rule(
+        "POST",
+        "/console/tokens/{id}/revoke",
+        Min(Admin),
+        Some("token.revoke"),
+    ),
 ];
 
 /// The row of `method path` (`path` as the router matched it, e.g. `/api/v1/incidents/{id}`).

@@ -25,7 +25,7 @@ mod panic;
 pub(crate) mod preview;
 pub mod session;
 pub(crate) mod signin;
-mod subscribers;
+pub(crate) mod subscribers;
 pub mod throttle;
 pub(crate) mod users;
 

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 24] = [
+const TEMPLATES: [(&str, &str); 26] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -103,6 +103,14 @@ const TEMPLATES: [(&str, &str); 24] = [
     (
         "console/progress.html",
         include_str!("../../web/templates/console/progress.html"),
+    ),
+    (
+        "console/subscribers.html",
+        include_str!("../../web/templates/console/subscribers.html"),
+    ),
+    (
+        "console/users.html",
+        include_str!("../../web/templates/console/users.html"),
     ),
 ];
 

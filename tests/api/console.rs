@@ -535,6 +535,105 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     once(&app, "notice.remove", p, &mut seen, b).await;
     let list = get(&app, Some(&anna.cookie), "/console/notices").await;
     assert!(list.body.contains("No recurring notices"), "{}", list.body);
+
+    // Subscribers (a publisher).
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers",
+        &[("email", "one@example.com")],
+        true,
+    )
+    .await;
+    once(&app, "subscriber.add", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers/import",
+        &[("csv", "email\ntwo@example.com\n")],
+        true,
+    )
+    .await;
+    shown_once(&app, "subscriber.import", p, &mut seen, b).await;
+    let sub = app.store.subscribers(1).unwrap()[0].id.to_string();
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        &format!("/console/subscribers/{sub}/remove"),
+        &[],
+        true,
+    )
+    .await;
+    once(&app, "subscriber.remove", p, &mut seen, b).await;
+
+    // Users and tokens (an admin). Writes that show a secret once answer the page itself.
+    async fn shown_once(app: &TestApp, action: &str, p: Page, seen: &mut Vec<String>, b: usize) {
+        assert!(p.status == 200, "{action}: {p:?}");
+        let e = entries(app);
+        assert_eq!(e.len(), b + 1, "{action}: {:?}", &e[b..]);
+        assert_eq!(e.last().unwrap().action, action);
+        seen.push(action.to_owned());
+    }
+    add_user(&app, "root", "admin").await;
+    let root = login(&app, "root").await;
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        "/console/users",
+        &[("name", "ben"), ("role", "viewer")],
+        true,
+    )
+    .await;
+    shown_once(&app, "user.create", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        "/console/users/ben",
+        &[("role", "responder")],
+        true,
+    )
+    .await;
+    once(&app, "user.change", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let p = post(&app, &root, "/console/users/ben/password", &[], true).await;
+    shown_once(&app, "user.reset_password", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let p = post(&app, &root, "/console/users/ben/remove", &[], true).await;
+    once(&app, "user.remove", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        "/console/tokens",
+        &[("token_name", "ci")],
+        true,
+    )
+    .await;
+    shown_once(&app, "token.create", p, &mut seen, b).await;
+    let token = app
+        .store
+        .tokens(None)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "ci")
+        .unwrap()
+        .id;
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        &format!("/console/tokens/{token}/revoke"),
+        &[],
+        true,
+    )
+    .await;
+    once(&app, "token.revoke", p, &mut seen, b).await;
+
     seen.push("approval.approve".into());
     seen.push("approval.reject".into());
     for r in CONSOLE.iter().filter(|r| r.audit.is_some()) {
@@ -924,4 +1023,571 @@ async fn console_dashboard_names_a_failing_channel_and_its_last_error() {
         !last.contains("+358401000009"),
         "no address on the dashboard: {last}"
     );
+}
+
+/// Page text as the browser shows it: the template's HTML escapes undone.
+pub fn unescape(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn subscriber_addresses(app: &TestApp) -> Vec<String> {
+    app.store
+        .subscribers(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.contact.address().to_owned())
+        .collect()
+}
+
+/// Three subscribers: two for Check-in (en, fi), one for everything (sv).
+async fn three_subscribers(app: &TestApp) -> Vec<String> {
+    app.component("Check-in").await;
+    app.component("Baggage").await;
+    let mut ids = Vec::new();
+    for body in [
+        json!({"email": "liisa@example.fi", "locale": "fi", "components": ["Check-in"]}),
+        json!({"email": "tom@example.com", "components": ["Check-in", "Baggage"]}),
+        json!({"phone": "+358401000001", "locale": "sv"}),
+    ] {
+        let r = app.post("/api/v1/subscribers", body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// The subscribers page: a viewer and a responder (the API shows addresses to publishers and
+/// above only) see the counts per component and language and never an address, and have no
+/// write forms; their forged writes are refused 403 and write nothing, audit nothing.
+#[tokio::test]
+async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refused() {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "ville", "viewer").await;
+    add_user(&app, "rita", "responder").await;
+    let ids = three_subscribers(&app).await;
+    for who in ["ville", "rita"] {
+        let staff = login(&app, who).await;
+        for path in [
+            "/console/subscribers",
+            "/console/subscribers?q=example",
+            "/console/subscribers?q=%2B358",
+        ] {
+            let p = get(&app, Some(&staff.cookie), path).await;
+            assert_eq!(p.status, 200, "{who} {path}: {p:?}");
+            let body = unescape(&p.body);
+            assert!(body.contains("Subscribers: <strong>3</strong>"), "{body}");
+            // Counts per component (Check-in 2, Baggage 1, every component 1) and language.
+            assert!(
+                body.contains("<td>Check-in</td><td class=\"count\">2</td>"),
+                "{body}"
+            );
+            assert!(
+                body.contains("<td>Baggage</td><td class=\"count\">1</td>"),
+                "{body}"
+            );
+            assert!(body.contains("(no filter)</span></td><td class=\"count\">1</td>"));
+            for l in ["en", "fi", "sv"] {
+                assert!(
+                    body.contains(&format!(
+                        "<td lang=\"{l}\">{l}</td><td class=\"count\">1</td>"
+                    )),
+                    "{body}"
+                );
+            }
+            for addr in ["liisa@", "tom@", "+35840100"] {
+                assert!(!body.contains(addr), "{who} sees {addr} at {path}: {body}");
+            }
+            for id in &ids {
+                assert!(!body.contains(id.as_str()), "{who} sees a subscriber id");
+            }
+            assert!(
+                !body.contains("method=\"post\" action=\"/console/subscribers"),
+                "{who} has a write form: {body}"
+            );
+        }
+        // The nav links the page for every role.
+        let dash = get(&app, Some(&staff.cookie), "/console/").await;
+        assert!(dash.body.contains("href=\"/console/subscribers\""));
+
+        let before = entries(&app).len();
+        for (path, fields) in [
+            (
+                "/console/subscribers".to_owned(),
+                vec![("email", "forged@example.com")],
+            ),
+            (format!("/console/subscribers/{}/remove", ids[0]), vec![]),
+            (
+                "/console/subscribers/import".to_owned(),
+                vec![("csv", "email\nforged2@example.com\n")],
+            ),
+        ] {
+            let p = post(&app, &staff, &path, &fields, true).await;
+            assert_eq!(p.status, 403, "{who} {path}: {p:?}");
+            assert!(
+                p.body.contains("this needs the publisher role"),
+                "{}",
+                p.body
+            );
+        }
+        assert_eq!(subscriber_addresses(&app).len(), 3, "nothing written");
+        assert_eq!(
+            entries(&app).len(),
+            before,
+            "refused writes are not audited"
+        );
+    }
+}
+
+/// A publisher searches by a part of the address, adds one (bad input: the API's message next
+/// to the field, nothing written) and removes one; one audit entry per write, naming the
+/// subscriber by id, never by address.
+#[tokio::test]
+async fn console_subscribers_search_add_and_remove_through_the_api() {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    let ids = three_subscribers(&app).await;
+    let anna = login(&app, "anna").await;
+
+    let all = get(&app, Some(&anna.cookie), "/console/subscribers").await;
+    assert_eq!(all.status, 200);
+    for addr in ["liisa@example.fi", "tom@example.com", "+358401000001"] {
+        assert!(all.body.contains(addr), "{}", all.body);
+    }
+    let found = get(&app, Some(&anna.cookie), "/console/subscribers?q=EXAMPLE.f").await;
+    assert!(found.body.contains("liisa@example.fi"), "{}", found.body);
+    assert!(!found.body.contains("tom@example.com"), "{}", found.body);
+    assert!(!found.body.contains("+358401000001"), "{}", found.body);
+    assert!(found.body.contains("1 match for"), "{}", found.body);
+    let phone = get(
+        &app,
+        Some(&anna.cookie),
+        "/console/subscribers?q=%2B3584010",
+    )
+    .await;
+    assert!(phone.body.contains("+358401000001"), "{}", phone.body);
+    assert!(!phone.body.contains("liisa@"), "{}", phone.body);
+
+    // Bad input: the API's own message next to the field; nothing written or audited.
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers",
+        &[("phone", "0401234567"), ("locale", "fi")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    let body = unescape(&p.body);
+    assert!(body.contains("id=\"err-phone\""), "{body}");
+    assert!(
+        body.contains(
+            "\"0401234567\" has no country code; write it in E.164 form such as +358401234567"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("value=\"0401234567\""),
+        "typed text kept: {body}"
+    );
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers",
+        &[("email", "new@example.org"), ("locale", "klingon")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(p.body.contains("id=\"err-locale\""), "{}", p.body);
+    assert!(unescape(&p.body).contains("\"klingon\" is not a language tag"));
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers",
+        &[("email", "tom@example.com")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 409, "{p:?}");
+    assert!(p.body.contains("already subscribed"), "{}", p.body);
+    assert_eq!(subscriber_addresses(&app).len(), 3);
+    assert_eq!(entries(&app).len(), before);
+
+    // Add: confirmed, with its language and component; one entry.
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers",
+        &[
+            ("email", "New@Example.org"),
+            ("locale", "sv"),
+            ("components", "Baggage"),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(p.location, "/console/subscribers?done=added");
+    let added = app
+        .store
+        .subscribers(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.contact.address() == "new@example.org")
+        .expect("added");
+    assert_eq!(added.locale.as_str(), "sv");
+    assert_eq!(added.components.len(), 1);
+    assert!(added.confirmed);
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 1);
+    assert_eq!(e.last().unwrap().action, "subscriber.add");
+    assert_eq!(e.last().unwrap().target, format!("subscriber {}", added.id));
+
+    // Remove by id: gone, one entry, no address in the log.
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        &format!("/console/subscribers/{}/remove", ids[1]),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert!(!subscriber_addresses(&app).contains(&"tom@example.com".to_owned()));
+    let e = entries(&app);
+    assert_eq!(e.len(), b + 1);
+    assert_eq!(e.last().unwrap().action, "subscriber.remove");
+    for entry in &e {
+        assert!(
+            !entry.target.contains('@') && !entry.summary.contains('@'),
+            "an address in the audit log: {entry:?}"
+        );
+    }
+    let page = get(&app, Some(&anna.cookie), &p.location).await;
+    assert!(page.body.contains("Subscriber removed."), "{}", page.body);
+    assert!(!page.body.contains("tom@example.com"));
+}
+
+/// The CSV import: the API's format and rules. A bad row is listed with its line and the API's
+/// message and the good rows are imported (as the API does); the report is the API's; an
+/// unusable header row refuses the file, writes nothing and audits nothing.
+#[tokio::test]
+async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    app.component("Check-in").await;
+    let anna = login(&app, "anna").await;
+    let csv = "email,phone,locale,components\n\
+               a@example.com,,fi,Check-in\n\
+               not-an-address,,,\n\
+               ,+358401000002,sv,\n\
+               b@example.com,,en,Nowhere\n\
+               a@example.com,,,\n";
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers/import",
+        &[("csv", csv)],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let body = unescape(&p.body);
+    assert!(
+        body.contains("<strong>2</strong> added, 1 already subscribed or repeated, 2 rejected"),
+        "{body}"
+    );
+    let mut have = subscriber_addresses(&app);
+    have.sort();
+    assert_eq!(have, ["+358401000002", "a@example.com"]);
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 1, "one entry for the import");
+    assert_eq!(e.last().unwrap().action, "subscriber.import");
+    // The same file through the API: the same row errors, word for word.
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/subscribers/import",
+            csv.as_bytes().to_vec(),
+            Some("text/csv"),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let errors = r.body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["line"], 3);
+    assert_eq!(errors[1]["line"], 5);
+    for err in errors {
+        let line = format!("line {}: {}", err["line"], err["message"].as_str().unwrap());
+        assert!(body.contains(&line), "{line} not on the page: {body}");
+    }
+    // The rejected file stays in the field to be corrected.
+    assert!(body.contains("not-an-address"), "{body}");
+
+    // An unusable header: the API's message next to the CSV field; nothing written.
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/subscribers/import",
+        &[("csv", "mail,locale\nc@example.com,fi\n")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    let body = unescape(&p.body);
+    assert!(body.contains("id=\"err-csv\""), "{body}");
+    assert!(
+        body.contains("unknown CSV column \"mail\"; the header row may name email, phone, locale and components"),
+        "{body}"
+    );
+    assert_eq!(subscriber_addresses(&app).len(), 2);
+    assert_eq!(entries(&app).len(), b);
+}
+
+/// Users and tokens: admins only (a publisher gets 403 for the page and every write, and
+/// nothing changes); an admin adds a user and sees the initial password once (it signs in),
+/// changes a role, disables, resets a password, removes; makes a token shown once (it works)
+/// and revokes it. Bad input shows the API's message next to the field. One entry per write.
+#[tokio::test]
+async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "root", "admin").await;
+    add_user(&app, "anna", "publisher").await;
+    let anna = login(&app, "anna").await;
+    let p = get(&app, Some(&anna.cookie), "/console/users").await;
+    assert_eq!(p.status, 403, "{p:?}");
+    assert!(p.body.contains("this needs the admin role"), "{}", p.body);
+    let dash = get(&app, Some(&anna.cookie), "/console/").await;
+    assert!(
+        !dash.body.contains("href=\"/console/users\""),
+        "no link for a publisher"
+    );
+    let before = entries(&app).len();
+    for (path, fields) in [
+        (
+            "/console/users",
+            vec![("name", "mallory"), ("role", "admin")],
+        ),
+        ("/console/users/anna", vec![("role", "admin")]),
+        ("/console/users/root/remove", vec![]),
+        ("/console/users/root/password", vec![]),
+        ("/console/tokens", vec![("token_name", "sneaky")]),
+    ] {
+        let p = post(&app, &anna, path, &fields, true).await;
+        assert_eq!(p.status, 403, "{path}: {p:?}");
+    }
+    assert_eq!(entries(&app).len(), before);
+    let users = app.store.users().unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(users.iter().all(|u| u.name.as_str() != "mallory"));
+
+    let root = login(&app, "root").await;
+    let page = get(&app, Some(&root.cookie), "/console/users").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("href=\"/console/users\""),
+        "the nav links it"
+    );
+    assert!(page.body.contains("id=\"user-anna\""), "{}", page.body);
+    assert!(page.body.contains("second factor: none"), "{}", page.body);
+    assert!(page.body.contains("last sign-in: "), "{}", page.body);
+
+    // Bad input: the API's message next to the name; nothing written.
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        "/console/users",
+        &[("name", "Bad Name"), ("role", "viewer")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    let body = unescape(&p.body);
+    assert!(body.contains("id=\"err-name\""), "{body}");
+    assert!(body.contains("a user name is 2-32 characters"), "{body}");
+    assert_eq!(app.store.users().unwrap().len(), 2);
+    assert_eq!(entries(&app).len(), b);
+
+    // Add: the initial password, shown once; it signs in.
+    let p = post(
+        &app,
+        &root,
+        "/console/users",
+        &[
+            ("name", "maria.k"),
+            ("role", "responder"),
+            ("display_name", "Maria K"),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let e = entries(&app);
+    assert_eq!(e.len(), b + 1);
+    assert_eq!(e.last().unwrap().action, "user.create");
+    let password = secret_of(&p.body);
+    assert!(password.len() >= 12, "{password}");
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/login",
+            serde_json::to_vec(&json!({"user": "maria.k", "password": password})).unwrap(),
+            Some("application/json"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status, 201,
+        "the shown password is the user's: {:?}",
+        r.body
+    );
+    let again = get(&app, Some(&root.cookie), "/console/users").await;
+    assert!(again.body.contains("id=\"user-maria.k\""));
+    assert!(!again.body.contains(&password), "shown once");
+    assert!(!again.body.contains("id=\"secret-value\""));
+
+    // Role, disable: the API's change; one entry each.
+    for (fields, action) in [
+        (vec![("role", "publisher")], "user.change"),
+        (vec![("disabled", "true")], "user.change"),
+    ] {
+        let b = entries(&app).len();
+        let p = post(&app, &root, "/console/users/maria.k", &fields, true).await;
+        assert_eq!(p.status, 303, "{p:?}");
+        assert_eq!(entries(&app).len(), b + 1);
+        assert_eq!(entries(&app).last().unwrap().action, action);
+    }
+    let maria = app
+        .store
+        .user(&crier::domain::UserName::parse("maria.k").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(maria.role.as_str(), "publisher");
+    assert!(maria.disabled);
+    let p = post(
+        &app,
+        &root,
+        "/console/users/maria.k",
+        &[("role", "chief")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(
+        unescape(&p.body)
+            .contains("\"chief\" is not a role; use viewer, responder, publisher or admin"),
+        "{}",
+        p.body
+    );
+
+    // A new password, shown once.
+    let b = entries(&app).len();
+    let p = post(&app, &root, "/console/users/maria.k/password", &[], true).await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let new = secret_of(&p.body);
+    assert_ne!(new, password);
+    assert_eq!(entries(&app).len(), b + 1);
+    assert_eq!(entries(&app).last().unwrap().action, "user.reset_password");
+
+    // A token for oneself: shown once, works, and is revoked.
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        "/console/tokens",
+        &[
+            ("token_name", "monitoring"),
+            ("token_role", "viewer"),
+            ("expires", "30d"),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let token = secret_of(&p.body);
+    assert!(token.starts_with("crier_"), "{token}");
+    assert_eq!(entries(&app).len(), b + 1);
+    assert_eq!(entries(&app).last().unwrap().action, "token.create");
+    let me = app
+        .raw(
+            reqwest::Method::GET,
+            "/api/v1/me",
+            vec![],
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["role"], "viewer");
+    let list = get(&app, Some(&root.cookie), "/console/users").await;
+    assert!(!list.body.contains(&token), "shown once");
+    let id = me.body["token"].as_str().unwrap().to_owned();
+    assert!(
+        list.body.contains(&format!("id=\"token-{id}\"")),
+        "{}",
+        list.body
+    );
+    let p = post(
+        &app,
+        &root,
+        "/console/tokens",
+        &[("token_name", ""), ("expires", "forever")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(p.body.contains("id=\"err-token_name\""), "{}", p.body);
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &root,
+        &format!("/console/tokens/{id}/revoke"),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(entries(&app).len(), b + 1);
+    assert_eq!(entries(&app).last().unwrap().action, "token.revoke");
+    let me = app
+        .raw(
+            reqwest::Method::GET,
+            "/api/v1/me",
+            vec![],
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(me.status, 401, "revoked");
+
+    // Remove.
+    let b = entries(&app).len();
+    let p = post(&app, &root, "/console/users/maria.k/remove", &[], true).await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(entries(&app).len(), b + 1);
+    assert_eq!(entries(&app).last().unwrap().action, "user.remove");
+    assert_eq!(app.store.users().unwrap().len(), 2);
+}
+
+/// The secret a page shows once (`#secret-value`).
+pub fn secret_of(html: &str) -> String {
+    let at = html
+        .find("id=\"secret-value\">")
+        .unwrap_or_else(|| panic!("no secret shown: {html}"));
+    let rest = &html[at + "id=\"secret-value\">".len()..];
+    unescape(&rest[..rest.find('<').unwrap()])
 }

@@ -463,3 +463,135 @@ async fn e2e_browser_console_dashboard_overdue_and_skipped() {
 async fn e2e_browser_console_phone_dashboard_overdue_and_skipped() {
     dashboard(Options::console_phone(), "console-phone").await;
 }
+
+/// The subscribers page and the users page, as an admin: counts, a search by a part of the
+/// address, adding a subscriber (a bad number first: the API's message next to the field),
+/// removing one; adding a user and seeing the initial password once (it signs in).
+async fn subscribers_and_users(o: Options, shot: &str) {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "root", "admin").await;
+    app.component("Check-in").await;
+    app.component("Baggage").await;
+    for body in [
+        json!({"email": "liisa@example.fi", "locale": "fi", "components": ["Check-in"]}),
+        json!({"phone": "+358401000001", "locale": "sv"}),
+    ] {
+        let r = app.post("/api/v1/subscribers", body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "root").await;
+    b.click_and_load("a[href='/console/subscribers']").await;
+    b.wait_text("h1", BOUND, |t| t == "Subscribers").await;
+    assert!(b.text(".total").await.contains("Subscribers: 2"));
+
+    // Search by a part of the address.
+    b.append_text("#q", "LIISA").await;
+    b.click_and_load("form.search button").await;
+    assert_eq!(
+        b.texts("li.subscriber .address").await,
+        ["liisa@example.fi"]
+    );
+    assert!(b.text("#matched").await.contains("1 match"));
+
+    // A number without a country code: the API's message next to the field, nothing added.
+    b.goto(&app.url("/console/subscribers")).await;
+    b.append_text("#phone", "0401234567").await;
+    b.click_and_load("#add").await;
+    let err = b.text("#err-phone").await;
+    assert!(err.contains("has no country code"), "{err}");
+    assert_eq!(app.store.subscriber_count(), 2);
+    // The browser logs the refusal's status (422), and nothing else.
+    let errors = b.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("/console/subscribers") && e.contains("422")),
+        "{errors:?}"
+    );
+    // Corrected, with a language and a component.
+    b.type_into("#phone", "+358 40 100 0002").await;
+    b.type_into("#locale", "fi").await;
+    b.click("input[name=components][value=Baggage]").await;
+    b.click_and_load("#add").await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Subscriber added"))
+        .await;
+    assert!(b.text(".total").await.contains("Subscribers: 3"));
+    let added = app
+        .store
+        .subscribers(10)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.contact.address() == "+358401000002")
+        .expect("added");
+    assert_eq!(added.locale.as_str(), "fi");
+    assert!(b
+        .text(&format!("#sub-{} .address", added.id))
+        .await
+        .contains("+358401000002"));
+    clean(&b, "on the subscribers page").await;
+    b.screenshot(&format!("{shot}-subscribers")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "subscribers page").await;
+    }
+
+    // Remove the first one.
+    let liisa = app
+        .store
+        .subscribers(10)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.contact.address() == "liisa@example.fi")
+        .unwrap();
+    b.click_and_load(&format!("#sub-{} button.remove", liisa.id))
+        .await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Subscriber removed"))
+        .await;
+    assert!(!b.source().await.contains("liisa@example.fi"));
+    assert_eq!(app.store.subscriber_count(), 2);
+
+    // Users: add one; the initial password is shown once and signs in.
+    b.click_and_load("a[href='/console/users']").await;
+    b.wait_text("h1", BOUND, |t| t == "Users and tokens").await;
+    b.append_text("#name", "maria.k").await;
+    b.append_text("#display_name", "Maria Korhonen").await;
+    b.click("#role option[value=responder]").await;
+    b.click_and_load("#add-user-button").await;
+    let password = b.text("#secret-value").await;
+    assert!(password.len() >= 12, "{password}");
+    assert!(b.text("#user-maria\\.k").await.contains("responder"));
+    clean(&b, "on the users page").await;
+    b.screenshot(&format!("{shot}-users")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "users page").await;
+    }
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/login",
+            serde_json::to_vec(&json!({"user": "maria.k", "password": password})).unwrap(),
+            Some("application/json"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "the shown password signs in: {:?}", r.body);
+    b.goto(&app.url("/console/users")).await;
+    b.wait_text("h1", BOUND, |t| t == "Users and tokens").await;
+    assert!(b.all("#secret-value").await.is_empty(), "shown once");
+    assert!(!b.source().await.contains(&password), "shown once");
+    clean(&b, "after reloading the users page").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_subscribers_and_users() {
+    subscribers_and_users(Options::laptop(), "console").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_subscribers_and_users() {
+    subscribers_and_users(Options::console_phone(), "console-phone").await;
+}

@@ -3,6 +3,7 @@
 //   the fragment says data-complete="true" (delivery progress).
 // - form#compose: the per-channel preview follows the text as it is typed (POST the form to
 //   /console/preview?fragment, debounced), from the same preview code as the API.
+// - input[type=file][data-into]: reads a chosen CSV file into the import form's text field.
 "use strict";
 (function () {
   function refresh(el) {
@@ -78,7 +79,21 @@
     });
   }
 
+  // input[type=file][data-into=ID]: the chosen file's text goes into the textarea #ID, which
+  // the form posts (the CSV import works without this, by pasting).
+  function fileInto(input) {
+    var target = document.getElementById(input.getAttribute("data-into"));
+    if (!target) { return; }
+    document.documentElement.classList.add("js");
+    input.addEventListener("change", function () {
+      var f = input.files && input.files[0];
+      if (!f) { return; }
+      f.text().then(function (t) { target.value = t; }).catch(function () {});
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("input[type=file][data-into]").forEach(fileInto);
     countdowns();
     setInterval(countdowns, 1000);
     document.querySelectorAll("[data-refresh]").forEach(refresh);

@@ -22,6 +22,8 @@ mod dashboard;
 mod incident;
 mod login;
 mod records;
+mod subscribers;
+mod users;
 
 use super::page::{render, PageLang};
 use crate::api::authz::{self, Caller};
@@ -62,6 +64,24 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/components/{name}", post(records::set_component))
         .route("/console/notices", get(records::notices))
         .route("/console/notices/{id}/remove", post(records::remove_notice))
+        .route(
+            "/console/subscribers",
+            get(subscribers::page).post(subscribers::add),
+        )
+        .route("/console/subscribers/import", post(subscribers::import))
+        .route(
+            "/console/subscribers/{id}/remove",
+            post(subscribers::remove),
+        )
+        .route("/console/users", get(users::page).post(users::add))
+        .route("/console/users/{name}", post(users::change))
+        .route("/console/users/{name}/remove", post(users::remove))
+        .route(
+            "/console/users/{name}/password",
+            post(users::reset_password),
+        )
+        .route("/console/tokens", post(users::create_token))
+        .route("/console/tokens/{id}/revoke", post(users::revoke_token))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authz::enforce,
@@ -151,6 +171,7 @@ fn me(caller: &Caller, session: Option<&SessionAuth>) -> Value {
         csrf => session.map(|s| s.csrf.clone()).unwrap_or_default(),
         can_write => caller.role >= Role::Responder,
         can_publish => caller.role >= Role::Publisher,
+        is_admin => caller.role >= Role::Admin,
     }
 }
 

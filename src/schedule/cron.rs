@@ -647,6 +647,7 @@ fn parse_value(spec: &FieldSpec, element: &str, text: &str) -> Result<u32, CronE
 mod tests {
     use super::*;
     use chrono::Duration;
+    use proptest::prelude::*;
     use chrono_tz::America::New_York;
     use chrono_tz::Europe::Helsinki;
     use chrono_tz::UTC;
@@ -1337,5 +1338,106 @@ mod tests {
             fires("30 3 * * *", Helsinki, "2026-10-24T12:00:00Z", 2),
             ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]
         );
+    }
+
+    /// The reference the crate-backed evaluator is held to: every UTC minute
+    /// after `after`, in order, fires when its local wall-clock time matches
+    /// the crontab fields (crontab's day OR rule) and the minute is that
+    /// local time's earliest instant (gap times never occur, repeated times
+    /// fire once, at the first pass). `None`: no fire within `minutes`.
+    fn reference_next(
+        f: &Fields,
+        tz: Tz,
+        after: DateTime<Utc>,
+        minutes: i64,
+    ) -> Option<DateTime<Utc>> {
+        use chrono::{Datelike, Timelike};
+        let first = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
+        (0..minutes)
+            .map(|m| first + Duration::minutes(m))
+            .find(|t| {
+                let local = t.with_timezone(&tz).naive_local();
+                let dom = has(f.days_of_month, local.day());
+                let dow = has(f.days_of_week, local.weekday().num_days_from_sunday());
+                let day = if f.dom_restricted && f.dow_restricted {
+                    dom || dow
+                } else {
+                    dom && dow
+                };
+                day && has(f.minutes, local.minute())
+                    && has(f.hours, local.hour())
+                    && has(f.months, local.month())
+                    && tz.from_local_datetime(&local).earliest().map(|e| e.to_utc()) == Some(*t)
+            })
+    }
+
+    /// The instants in `year` where `tz` changes its offset (found hourly).
+    fn transitions(tz: Tz, year: i32) -> Vec<DateTime<Utc>> {
+        use chrono::Offset;
+        let start = Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).unwrap();
+        let offset = |t: DateTime<Utc>| t.with_timezone(&tz).offset().fix();
+        (0..366 * 24)
+            .map(|h| start + Duration::hours(h))
+            .filter(|t| offset(*t) != offset(*t + Duration::hours(1)))
+            .collect()
+    }
+
+    fn field(max: u32, first: u32) -> impl Strategy<Value = String> {
+        let value = first..=max;
+        prop_oneof![
+            3 => Just("*".to_string()),
+            2 => (1..=max.min(20)).prop_map(|n| format!("*/{n}")),
+            2 => value.clone().prop_map(|a| a.to_string()),
+            2 => (value.clone(), value.clone(), 1..=max.min(12))
+                .prop_map(|(a, b, n)| format!("{}-{}/{n}", a.min(b), a.max(b))),
+            1 => (value.clone(), value).prop_map(|(a, b)| format!("{a},{b}")),
+        ]
+    }
+
+    fn expression() -> impl Strategy<Value = String> {
+        let month = prop_oneof![4 => Just("*".to_string()), 1 => field(12, 1)];
+        (field(59, 0), field(23, 0), field(31, 1), month, field(7, 0))
+            .prop_map(|(mi, h, dom, mo, dow)| format!("{mi} {h} {dom} {mo} {dow}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Every parsed expression, in zones with whole-hour, half-hour
+        /// (Lord Howe) and 45-minute (Chatham) offsets, from instants around
+        /// their DST changes, fires exactly when the minute-by-minute
+        /// reference says: same next instant, or none within four days.
+        #[test]
+        fn the_crate_backed_evaluator_matches_the_minute_by_minute_reference(
+            expr in expression(),
+            zone in proptest::sample::select(vec![
+                Helsinki,
+                New_York,
+                chrono_tz::Australia::Lord_Howe,
+                chrono_tz::Pacific::Chatham,
+                chrono_tz::America::Santiago,
+                UTC,
+            ]),
+            year in 2026i32..2030,
+            which in 0usize..4,
+            offset_secs in prop_oneof![-2 * 86_400i64..86_400, -7_200i64..7_200],
+        ) {
+            let Ok(fields) = parse_fields(&expr) else { return Ok(()) };
+            let schedule = CronSchedule::parse(&expr, zone).unwrap();
+            let changes = transitions(zone, year);
+            let base = changes
+                .get(which % changes.len().max(1))
+                .copied()
+                .unwrap_or_else(|| Utc.with_ymd_and_hms(year, 3, 1, 0, 0, 0).unwrap());
+            let after = base + Duration::seconds(offset_secs);
+            let horizon = 4 * 24 * 60;
+            let ours = schedule.next_after(after);
+            match reference_next(&fields, zone, after, horizon) {
+                Some(expected) => prop_assert_eq!(ours, Some(expected), "{} in {} after {}", expr, zone, after),
+                None => prop_assert!(
+                    ours.is_none_or(|t| t > after + Duration::minutes(horizon)),
+                    "{} in {} after {}: {:?} but the reference has none", expr, zone, after, ours
+                ),
+            }
+        }
     }
 }

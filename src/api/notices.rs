@@ -135,7 +135,8 @@ pub async fn create(
         }
     }
     let tz = parse_tz(&req.tz)?;
-    let cron = CronExpr::parse(&req.cron).map_err(|e| DomainError::invalid("cron", e.to_string()))?;
+    let cron =
+        CronExpr::parse(&req.cron).map_err(|e| DomainError::invalid("cron", e.to_string()))?;
     let schedule = cron.in_zone(tz);
     if req.channels.is_empty() {
         return Err(ApiError::unprocessable(

@@ -143,56 +143,35 @@ struct FieldSpec {
     range_reason: &'static str,
 }
 
-const MINUTE: FieldSpec = FieldSpec {
-    name: "minute",
-    min: 0,
-    max: 59,
-    star_max: 59,
-    names: &[],
-    name_base: 0,
-    range_reason: "must be 0-59",
-};
+impl FieldSpec {
+    /// A field of plain numbers, `*` covering `min..=max`.
+    const fn numeric(name: &'static str, min: u32, max: u32, range_reason: &'static str) -> Self {
+        FieldSpec {
+            name,
+            min,
+            max,
+            star_max: max,
+            names: &[],
+            name_base: 0,
+            range_reason,
+        }
+    }
+}
 
-const HOUR: FieldSpec = FieldSpec {
-    name: "hour",
-    min: 0,
-    max: 23,
-    star_max: 23,
-    names: &[],
-    name_base: 0,
-    range_reason: "must be 0-23",
-};
-
-const DAY_OF_MONTH: FieldSpec = FieldSpec {
-    name: "day-of-month",
-    min: 1,
-    max: 31,
-    star_max: 31,
-    names: &[],
-    name_base: 0,
-    range_reason: "must be 1-31",
-};
-
+const MINUTE: FieldSpec = FieldSpec::numeric("minute", 0, 59, "must be 0-59");
+const HOUR: FieldSpec = FieldSpec::numeric("hour", 0, 23, "must be 0-23");
+const DAY_OF_MONTH: FieldSpec = FieldSpec::numeric("day-of-month", 1, 31, "must be 1-31");
 const MONTH: FieldSpec = FieldSpec {
-    name: "month",
-    min: 1,
-    max: 12,
-    star_max: 12,
     names: &[
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ],
     name_base: 1,
-    range_reason: "must be 1-12 or jan-dec",
+    ..FieldSpec::numeric("month", 1, 12, "must be 1-12 or jan-dec")
 };
-
 const DAY_OF_WEEK: FieldSpec = FieldSpec {
-    name: "day-of-week",
-    min: 0,
-    max: 7,
     star_max: 6,
     names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-    name_base: 0,
-    range_reason: "must be 0-7 or sun-sat",
+    ..FieldSpec::numeric("day-of-week", 0, 7, "must be 0-7 or sun-sat")
 };
 
 /// Parsed calendar fields as bit sets (bit `n` set = value `n` matches).
@@ -647,10 +626,10 @@ fn parse_value(spec: &FieldSpec, element: &str, text: &str) -> Result<u32, CronE
 mod tests {
     use super::*;
     use chrono::Duration;
-    use proptest::prelude::*;
     use chrono_tz::America::New_York;
     use chrono_tz::Europe::Helsinki;
     use chrono_tz::UTC;
+    use proptest::prelude::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -1367,7 +1346,11 @@ mod tests {
                 day && has(f.minutes, local.minute())
                     && has(f.hours, local.hour())
                     && has(f.months, local.month())
-                    && tz.from_local_datetime(&local).earliest().map(|e| e.to_utc()) == Some(*t)
+                    && tz
+                        .from_local_datetime(&local)
+                        .earliest()
+                        .map(|e| e.to_utc())
+                        == Some(*t)
             })
     }
 

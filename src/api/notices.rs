@@ -6,7 +6,7 @@ use super::incidents::Text;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{parse_day, parse_tz, DomainError, Notice};
-use crate::schedule::cron::CronSchedule;
+use crate::schedule::cron::CronExpr;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -69,11 +69,9 @@ pub struct NoticeView {
 }
 
 fn view(n: Notice, now: DateTime<Utc>) -> NoticeView {
-    let next = match (
-        n.zone(),
-        n.zone().ok().map(|tz| CronSchedule::parse(&n.cron, tz)),
-    ) {
-        (Ok(tz), Some(Ok(s))) => {
+    let next = match n.zone() {
+        Ok(tz) => {
+            let s = n.cron.in_zone(tz);
             let after = n.last_fired.map_or(now, |l| l.max(now));
             let mut fires = Vec::new();
             let mut cursor = after;
@@ -137,8 +135,9 @@ pub async fn create(
         }
     }
     let tz = parse_tz(&req.tz)?;
-    let schedule = CronSchedule::parse(&req.cron, tz)
-        .map_err(|e| DomainError::invalid("cron", e.to_string()))?;
+    let cron =
+        CronExpr::parse(&req.cron).map_err(|e| DomainError::invalid("cron", e.to_string()))?;
+    let schedule = cron.in_zone(tz);
     if req.channels.is_empty() {
         return Err(ApiError::unprocessable(
             "channels: empty; name at least one channel to send the notice on",
@@ -196,7 +195,7 @@ pub async fn create(
     }
     let notice = Notice {
         id: Ulid::new(),
-        cron: schedule.expression().to_owned(),
+        cron,
         tz: tz.name().to_owned(),
         subject,
         body,

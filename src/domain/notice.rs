@@ -3,6 +3,7 @@
 //! remembers the last instant it fired (UTC), so a restart or a DST change never fires it twice.
 
 use super::{Body, DomainError};
+use crate::schedule::cron::CronExpr;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,10 @@ use ulid::Ulid;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notice {
     pub id: Ulid,
-    /// crontab(5) expression, 5 fields, as the user wrote it.
-    pub cron: String,
+    /// crontab(5) expression, 5 fields, parsed when the notice is made or read; stored as the
+    /// text the user wrote.
+    #[schema(value_type = String)]
+    pub cron: CronExpr,
     /// IANA zone the expression is evaluated in.
     pub tz: String,
     /// Short subject (email subject; the first line elsewhere).
@@ -86,7 +89,7 @@ mod tests {
         let tz: Tz = "Europe/Helsinki".parse().unwrap();
         let n = Notice {
             id: Ulid::new(),
-            cron: "0 0 * * *".into(),
+            cron: "0 0 * * *".parse().unwrap(),
             tz: "Europe/Helsinki".into(),
             subject: "s".into(),
             body: Body::single(Locale::english(), "x").unwrap(),
@@ -109,5 +112,36 @@ mod tests {
             .unwrap()
             .to_utc();
         assert!(!n.in_window(t, tz), "1 January local is past until");
+    }
+
+    /// A stored notice keeps its expression as the text the user wrote (the storage format of
+    /// notices stored before it was parsed once), and one that is not crontab(5) does not load.
+    #[test]
+    fn the_cron_expression_is_stored_as_text_and_checked_when_read() {
+        let stored = |cron: &str| {
+            serde_json::json!({
+                "id": "01KB3Z6QX5ZKQ8K4V1R2S3T4V5",
+                "cron": cron,
+                "tz": "Europe/Helsinki",
+                "subject": "Weekly",
+                "body": serde_json::to_value(Body::single(Locale::english(), "x").unwrap()).unwrap(),
+                "channels": ["log"],
+                "from": null,
+                "until": null,
+                "created_at": "2026-11-23T06:00:00Z",
+                "last_fired": null,
+            })
+        };
+        let old = stored("0 9 * * Mon-Fri");
+        let n: Notice = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(n.cron.to_string(), "0 9 * * Mon-Fri");
+        assert_eq!(serde_json::to_value(&n).unwrap(), old, "stored as before");
+        let e = serde_json::from_value::<Notice>(stored("0 9 * * 8"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("day-of-week field \"8\": must be 0-7 or sun-sat"),
+            "{e}"
+        );
     }
 }

@@ -1,7 +1,7 @@
-//! Crontab(5) schedules for recurring status updates, evaluated safely across
-//! daylight-saving-time changes.
+//! Crontab(5) schedules for recurring status updates: crier's crontab front on
+//! the `cron` crate, with a guard against the crate's daylight-saving faults.
 //!
-//! # Why this module exists
+//! # Why a front
 //!
 //! Crier lets operators schedule recurring status broadcasts ("post the
 //! incident summary every weekday at 09:00 Helsinki time"). Operators know the
@@ -9,8 +9,8 @@
 //! that syntax means — a missed, doubled or out-of-order status update during
 //! an incident is a real-world failure.
 //!
-//! The `cron` crate (0.17) looks like the obvious tool but differs from
-//! crontab(5) in ways that silently change the meaning of an expression:
+//! The `cron` crate (0.17) finds the fire times, but used directly it differs
+//! from crontab(5) in ways that silently change the meaning of an expression:
 //!
 //! * it only accepts Quartz-style 6/7-field expressions (seconds first,
 //!   optional year) and rejects the 5-field crontab form;
@@ -22,11 +22,15 @@
 //!   iterator can step backwards in time (e.g. `03:00 EET` followed by
 //!   `03:30 EEST`, which is the earlier instant).
 //!
-//! This module therefore parses crontab(5) syntax itself, matches the calendar
-//! fields itself (with crontab's day-of-month/day-of-week OR rule) and maps
-//! local wall-clock times to UTC with an explicit DST policy. The `cron` crate
-//! is only used by [`translate_to_quartz`], which exists so tests can compare
-//! against it; its syntax is never exposed to users.
+//! So this module parses crontab(5) itself ([`CronExpr::parse`], with errors
+//! that name the field and say what to write), translates each field into an
+//! explicit Quartz list ([`translate_to_quartz`]: seconds `0`, weekdays
+//! shifted by one), and, when both day fields are restricted, builds two
+//! crate schedules — one per day field — whose earlier next fire time wins
+//! (crontab's OR). Every time the crate yields is mapped back through its
+//! local wall-clock time (see the DST policy below). The crate's syntax is
+//! never shown to users. The crate's calendar ends in 2100, and so do fire
+//! times here.
 //!
 //! # Accepted syntax
 //!
@@ -61,28 +65,26 @@
 //!
 //! * **Gap (spring forward):** a local time that does not exist that day is
 //!   skipped, not shifted. `30 3 * * *` in Europe/Helsinki does not fire on
-//!   2026-03-29, when 03:00 jumps to 04:00.
+//!   2026-03-29, when 03:00 jumps to 04:00. (The crate already skips these.)
 //! * **Overlap (fall back):** a local time that occurs twice fires once, at its
 //!   first (earlier, daylight-saving) occurrence. Each local wall-clock time
 //!   fires at most once: in the repeated hour of 2026-10-25 in Helsinki,
 //!   `*/30 * * * *` fires at 03:00 and 03:30 EEST only, then next at
-//!   04:00 EET — 90 real minutes later.
+//!   04:00 EET — 90 real minutes later. The guard: each local time the crate
+//!   yields is resolved to its earliest instant, and kept only if that
+//!   instant is strictly after the query — which drops the crate's second
+//!   firing and its backward step.
 //! * **Monotonic:** fire times returned by [`CronSchedule::next_after`] are
 //!   strictly after the given instant, so successive calls never return the
 //!   same instant twice and never go backwards.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Reminder of the expected layout, appended to every field error.
 const SYNTAX_HINT: &str = "minute hour day-of-month month day-of-week";
-
-/// How far ahead (in days) [`CronSchedule::next_after`] searches before
-/// giving up. Fifty years covers every satisfiable schedule, including
-/// "29 February that is a Sunday", which recurs at most every 40 years.
-const SEARCH_DAYS: u32 = 50 * 366;
 
 /// Errors produced while parsing a crontab(5) expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,56 +143,35 @@ struct FieldSpec {
     range_reason: &'static str,
 }
 
-const MINUTE: FieldSpec = FieldSpec {
-    name: "minute",
-    min: 0,
-    max: 59,
-    star_max: 59,
-    names: &[],
-    name_base: 0,
-    range_reason: "must be 0-59",
-};
+impl FieldSpec {
+    /// A field of plain numbers, `*` covering `min..=max`.
+    const fn numeric(name: &'static str, min: u32, max: u32, range_reason: &'static str) -> Self {
+        FieldSpec {
+            name,
+            min,
+            max,
+            star_max: max,
+            names: &[],
+            name_base: 0,
+            range_reason,
+        }
+    }
+}
 
-const HOUR: FieldSpec = FieldSpec {
-    name: "hour",
-    min: 0,
-    max: 23,
-    star_max: 23,
-    names: &[],
-    name_base: 0,
-    range_reason: "must be 0-23",
-};
-
-const DAY_OF_MONTH: FieldSpec = FieldSpec {
-    name: "day-of-month",
-    min: 1,
-    max: 31,
-    star_max: 31,
-    names: &[],
-    name_base: 0,
-    range_reason: "must be 1-31",
-};
-
+const MINUTE: FieldSpec = FieldSpec::numeric("minute", 0, 59, "must be 0-59");
+const HOUR: FieldSpec = FieldSpec::numeric("hour", 0, 23, "must be 0-23");
+const DAY_OF_MONTH: FieldSpec = FieldSpec::numeric("day-of-month", 1, 31, "must be 1-31");
 const MONTH: FieldSpec = FieldSpec {
-    name: "month",
-    min: 1,
-    max: 12,
-    star_max: 12,
     names: &[
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ],
     name_base: 1,
-    range_reason: "must be 1-12 or jan-dec",
+    ..FieldSpec::numeric("month", 1, 12, "must be 1-12 or jan-dec")
 };
-
 const DAY_OF_WEEK: FieldSpec = FieldSpec {
-    name: "day-of-week",
-    min: 0,
-    max: 7,
     star_max: 6,
     names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-    name_base: 0,
-    range_reason: "must be 0-7 or sun-sat",
+    ..FieldSpec::numeric("day-of-week", 0, 7, "must be 0-7 or sun-sat")
 };
 
 /// Parsed calendar fields as bit sets (bit `n` set = value `n` matches).
@@ -209,14 +190,44 @@ struct Fields {
 }
 
 impl Fields {
-    fn day_matches(&self, date: NaiveDate) -> bool {
-        let dom = has(self.days_of_month, date.day());
-        let dow = has(self.days_of_week, date.weekday().num_days_from_sunday());
-        if self.dom_restricted && self.dow_restricted {
-            dom || dow
+    /// The fields in Quartz syntax: `[sec, min, hour, day-of-month, month,
+    /// day-of-week]`, day-of-week renumbered to the crate's Sunday = 1.
+    fn quartz(&self) -> [String; 6] {
+        let dow_quartz = (0..7)
+            .filter(|d| has(self.days_of_week, *d))
+            .fold(0u64, |acc, d| acc | (1u64 << (d + 1)));
+        [
+            "0".to_string(),
+            render_set(self.minutes, 0, 59),
+            render_set(self.hours, 0, 23),
+            render_set(self.days_of_month, 1, 31),
+            render_set(self.months, 1, 12),
+            render_set(dow_quartz, 1, 7),
+        ]
+    }
+
+    /// The crate schedules whose union is this crontab: one, or with both
+    /// day fields restricted one per day field (crontab's OR; the crate
+    /// would AND them).
+    fn schedules(&self) -> Result<Vec<::cron::Schedule>, CronError> {
+        let [sec, min, hour, dom, month, dow] = self.quartz();
+        let quartz = if self.dom_restricted && self.dow_restricted {
+            vec![
+                format!("{sec} {min} {hour} {dom} {month} *"),
+                format!("{sec} {min} {hour} * {month} {dow}"),
+            ]
         } else {
-            dom && dow
-        }
+            vec![format!("{sec} {min} {hour} {dom} {month} {dow}")]
+        };
+        quartz
+            .into_iter()
+            .map(|q| {
+                ::cron::Schedule::from_str(&q).map_err(|err| CronError::Translation {
+                    message: err.to_string(),
+                    quartz: q,
+                })
+            })
+            .collect()
     }
 }
 
@@ -224,39 +235,93 @@ fn has(set: u64, value: u32) -> bool {
     value < 64 && set & (1u64 << value) != 0
 }
 
-/// A recurring schedule parsed from a crontab(5) expression and evaluated in
-/// a fixed time zone.
+/// A crontab(5) expression, parsed and validated once, not yet tied to a time
+/// zone. It is stored (on a notice) and serialised as the text the user
+/// wrote; reading it back parses it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronExpr {
+    expression: String,
+    /// One crate schedule, or two whose union is the expression (see
+    /// [`Fields::schedules`]).
+    schedules: Vec<::cron::Schedule>,
+}
+
+impl CronExpr {
+    /// Parses a five-field crontab(5) expression (or an `@` alias).
+    ///
+    /// Errors name the offending field, e.g. `* * * * 8` gives
+    /// `day-of-week field "8": must be 0-7 or sun-sat (...)`. Expressions with
+    /// 6 or 7 fields (seconds/year, Quartz style) are rejected, as are
+    /// day-of-month/month combinations that can never occur (`0 0 30 2 *`).
+    pub fn parse(expr: &str) -> Result<CronExpr, CronError> {
+        Ok(CronExpr {
+            expression: expr.to_string(),
+            schedules: parse_fields(expr)?.schedules()?,
+        })
+    }
+
+    /// The expression exactly as the user wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.expression
+    }
+
+    /// The schedule of this expression in `tz`.
+    pub fn in_zone(&self, tz: Tz) -> CronSchedule {
+        CronSchedule {
+            expr: self.clone(),
+            tz,
+        }
+    }
+}
+
+impl std::fmt::Display for CronExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.expression)
+    }
+}
+
+impl FromStr for CronExpr {
+    type Err = CronError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CronExpr::parse(s)
+    }
+}
+
+impl serde::Serialize for CronExpr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.expression)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CronExpr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        CronExpr::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A recurring schedule: a crontab(5) expression evaluated in a fixed time
+/// zone.
 ///
 /// See the module documentation for the accepted syntax and the DST policy
 /// (gap times are skipped, overlap times fire once at the earlier instant,
 /// fire times are strictly increasing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronSchedule {
-    expression: String,
+    expr: CronExpr,
     tz: Tz,
-    fields: Fields,
 }
 
 impl CronSchedule {
     /// Parses a five-field crontab(5) expression (or an `@` alias) whose
-    /// wall-clock times are interpreted in `tz`.
-    ///
-    /// Errors name the offending field, e.g. `* * * * 8` gives
-    /// `day-of-week field "8": must be 0-7 or sun-sat (...)`. Expressions with
-    /// 6 or 7 fields (seconds/year, Quartz style) are rejected, as are
-    /// day-of-month/month combinations that can never occur (`0 0 30 2 *`).
+    /// wall-clock times are interpreted in `tz`; see [`CronExpr::parse`].
     pub fn parse(expr: &str, tz: Tz) -> Result<CronSchedule, CronError> {
-        let fields = parse_fields(expr)?;
-        Ok(CronSchedule {
-            expression: expr.to_string(),
-            tz,
-            fields,
-        })
+        Ok(CronExpr::parse(expr)?.in_zone(tz))
     }
 
     /// The expression exactly as the user wrote it.
     pub fn expression(&self) -> &str {
-        &self.expression
+        self.expr.as_str()
     }
 
     /// The time zone in which the schedule's wall-clock times are evaluated.
@@ -265,60 +330,35 @@ impl CronSchedule {
     }
 
     /// The first fire time strictly after `after`, or `None` if there is none
-    /// within the search horizon (about 50 years).
+    /// before the crate's calendar ends (2100).
     ///
     /// Local times that fall in a DST gap are skipped; local times that occur
     /// twice resolve to their earlier occurrence, and a candidate whose
     /// instant is not strictly after `after` (the already-passed first
     /// occurrence of a repeated time) is skipped rather than fired again.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.tz).naive_local();
-        // First whole local minute strictly after `after`'s local time. Local
-        // times at or before it resolve to instants at or before `after`
-        // (their earliest occurrence has already happened), so nothing is
-        // missed by starting here.
-        let start = local
-            .with_second(0)?
-            .with_nanosecond(0)?
-            .checked_add_signed(Duration::minutes(1))?;
-        let start_date = start.date();
-        let f = &self.fields;
-
-        let mut date = start_date;
-        for _ in 0..SEARCH_DAYS {
-            if !has(f.months, date.month()) {
-                date = first_of_next_month(date)?;
-                continue;
-            }
-            if f.day_matches(date) {
-                let (first_hour, first_minute) = if date == start_date {
-                    (start.hour(), start.minute())
-                } else {
-                    (0, 0)
-                };
-                for hour in (first_hour..24).filter(|h| has(f.hours, *h)) {
-                    let minute_from = if hour == first_hour { first_minute } else { 0 };
-                    for minute in (minute_from..60).filter(|m| has(f.minutes, *m)) {
-                        let Some(naive) = date.and_hms_opt(hour, minute, 0) else {
-                            continue;
-                        };
-                        // `earliest()` is None inside a gap (skip) and the
-                        // earlier instant inside an overlap (fire once).
-                        let Some(fire) = self.tz.from_local_datetime(&naive).earliest() else {
-                            continue;
-                        };
-                        let fire = fire.with_timezone(&Utc);
-                        // Explicit monotonicity guard: never the same instant
-                        // twice, never backwards.
-                        if fire > after {
-                            return Some(fire);
-                        }
-                    }
-                }
-            }
-            date = date.succ_opt()?;
-        }
-        None
+        let local_after = after.with_timezone(&self.tz);
+        self.expr
+            .schedules
+            .iter()
+            .filter_map(|schedule| {
+                // The crate walks local wall-clock times upwards from
+                // `after`'s (skipping gap times) but yields a repeated time
+                // twice, the second after the first's later neighbours. Each
+                // local time resolved to its earliest instant and kept only
+                // when strictly after `after` fires once, never backwards.
+                // Local times before `after`'s own have all occurred already,
+                // so nothing is lost by starting there. Only repeated times
+                // are skipped, so the search ends within one overlap.
+                schedule.after(&local_after).find_map(|candidate| {
+                    self.tz
+                        .from_local_datetime(&candidate.naive_local())
+                        .earliest()
+                        .map(|fire| fire.with_timezone(&Utc))
+                        .filter(|fire| *fire > after)
+                })
+            })
+            .min()
     }
 
     /// Up to `count` consecutive fire times strictly after `after`, strictly
@@ -382,23 +422,12 @@ impl CronSchedule {
 /// explicit sorted list, e.g. `0 9 * * 1-5` → `0 0 9 * * 2,3,4,5,6`.
 ///
 /// Caveat: when both day-of-month and day-of-week are restricted, crontab(5)
-/// fires when either matches, but the `cron` crate requires both, so the
-/// translation is field-for-field faithful but NOT equivalent in that case.
-/// [`CronSchedule`] does not use this translation; it exists for tests and
-/// diagnostics. Never show its output to users.
+/// fires when either matches, but the `cron` crate requires both, so this
+/// field-for-field translation is NOT equivalent in that case;
+/// [`CronSchedule`] then evaluates two translations, one per day field. For
+/// tests and diagnostics; never show its output to users.
 pub fn translate_to_quartz(expr: &str) -> Result<String, CronError> {
-    let f = parse_fields(expr)?;
-    let dow_quartz = (0..7)
-        .filter(|d| has(f.days_of_week, *d))
-        .fold(0u64, |acc, d| acc | (1u64 << (d + 1)));
-    let quartz = format!(
-        "0 {} {} {} {} {}",
-        render_set(f.minutes, 0, 59),
-        render_set(f.hours, 0, 23),
-        render_set(f.days_of_month, 1, 31),
-        render_set(f.months, 1, 12),
-        render_set(dow_quartz, 1, 7),
-    );
+    let quartz = parse_fields(expr)?.quartz().join(" ");
     match ::cron::Schedule::from_str(&quartz) {
         Ok(_) => Ok(quartz),
         Err(err) => Err(CronError::Translation {
@@ -417,14 +446,6 @@ fn render_set(set: u64, min: u32, max: u32) -> String {
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-fn first_of_next_month(date: NaiveDate) -> Option<NaiveDate> {
-    if date.month() == 12 {
-        NaiveDate::from_ymd_opt(date.year().checked_add(1)?, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(date.year(), date.month() + 1, 1)
-    }
 }
 
 fn alias_expansion(alias: &str) -> Option<&'static str> {
@@ -604,9 +625,11 @@ fn parse_value(spec: &FieldSpec, element: &str, text: &str) -> Result<u32, CronE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
     use chrono_tz::America::New_York;
     use chrono_tz::Europe::Helsinki;
     use chrono_tz::UTC;
+    use proptest::prelude::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -1294,5 +1317,110 @@ mod tests {
             fires("30 3 * * *", Helsinki, "2026-10-24T12:00:00Z", 2),
             ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]
         );
+    }
+
+    /// The reference the crate-backed evaluator is held to: every UTC minute
+    /// after `after`, in order, fires when its local wall-clock time matches
+    /// the crontab fields (crontab's day OR rule) and the minute is that
+    /// local time's earliest instant (gap times never occur, repeated times
+    /// fire once, at the first pass). `None`: no fire within `minutes`.
+    fn reference_next(
+        f: &Fields,
+        tz: Tz,
+        after: DateTime<Utc>,
+        minutes: i64,
+    ) -> Option<DateTime<Utc>> {
+        use chrono::{Datelike, Timelike};
+        let first = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
+        (0..minutes)
+            .map(|m| first + Duration::minutes(m))
+            .find(|t| {
+                let local = t.with_timezone(&tz).naive_local();
+                let dom = has(f.days_of_month, local.day());
+                let dow = has(f.days_of_week, local.weekday().num_days_from_sunday());
+                let day = if f.dom_restricted && f.dow_restricted {
+                    dom || dow
+                } else {
+                    dom && dow
+                };
+                day && has(f.minutes, local.minute())
+                    && has(f.hours, local.hour())
+                    && has(f.months, local.month())
+                    && tz
+                        .from_local_datetime(&local)
+                        .earliest()
+                        .map(|e| e.to_utc())
+                        == Some(*t)
+            })
+    }
+
+    /// The instants in `year` where `tz` changes its offset (found hourly).
+    fn transitions(tz: Tz, year: i32) -> Vec<DateTime<Utc>> {
+        use chrono::Offset;
+        let start = Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).unwrap();
+        let offset = |t: DateTime<Utc>| t.with_timezone(&tz).offset().fix();
+        (0..366 * 24)
+            .map(|h| start + Duration::hours(h))
+            .filter(|t| offset(*t) != offset(*t + Duration::hours(1)))
+            .collect()
+    }
+
+    fn field(max: u32, first: u32) -> impl Strategy<Value = String> {
+        let value = first..=max;
+        prop_oneof![
+            3 => Just("*".to_string()),
+            2 => (1..=max.min(20)).prop_map(|n| format!("*/{n}")),
+            2 => value.clone().prop_map(|a| a.to_string()),
+            2 => (value.clone(), value.clone(), 1..=max.min(12))
+                .prop_map(|(a, b, n)| format!("{}-{}/{n}", a.min(b), a.max(b))),
+            1 => (value.clone(), value).prop_map(|(a, b)| format!("{a},{b}")),
+        ]
+    }
+
+    fn expression() -> impl Strategy<Value = String> {
+        let month = prop_oneof![4 => Just("*".to_string()), 1 => field(12, 1)];
+        (field(59, 0), field(23, 0), field(31, 1), month, field(7, 0))
+            .prop_map(|(mi, h, dom, mo, dow)| format!("{mi} {h} {dom} {mo} {dow}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Every parsed expression, in zones with whole-hour, half-hour
+        /// (Lord Howe) and 45-minute (Chatham) offsets, from instants around
+        /// their DST changes, fires exactly when the minute-by-minute
+        /// reference says: same next instant, or none within four days.
+        #[test]
+        fn the_crate_backed_evaluator_matches_the_minute_by_minute_reference(
+            expr in expression(),
+            zone in proptest::sample::select(vec![
+                Helsinki,
+                New_York,
+                chrono_tz::Australia::Lord_Howe,
+                chrono_tz::Pacific::Chatham,
+                chrono_tz::America::Santiago,
+                UTC,
+            ]),
+            year in 2026i32..2030,
+            which in 0usize..4,
+            offset_secs in prop_oneof![-2 * 86_400i64..86_400, -7_200i64..7_200],
+        ) {
+            let Ok(fields) = parse_fields(&expr) else { return Ok(()) };
+            let schedule = CronSchedule::parse(&expr, zone).unwrap();
+            let changes = transitions(zone, year);
+            let base = changes
+                .get(which % changes.len().max(1))
+                .copied()
+                .unwrap_or_else(|| Utc.with_ymd_and_hms(year, 3, 1, 0, 0, 0).unwrap());
+            let after = base + Duration::seconds(offset_secs);
+            let horizon = 4 * 24 * 60;
+            let ours = schedule.next_after(after);
+            match reference_next(&fields, zone, after, horizon) {
+                Some(expected) => prop_assert_eq!(ours, Some(expected), "{} in {} after {}", expr, zone, after),
+                None => prop_assert!(
+                    ours.is_none_or(|t| t > after + Duration::minutes(horizon)),
+                    "{} in {} after {}: {:?} but the reference has none", expr, zone, after, ours
+                ),
+            }
+        }
     }
 }

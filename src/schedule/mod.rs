@@ -1,5 +1,6 @@
-//! Schedules: recurring notices in crontab(5) syntax evaluated in their IANA time zone, guarded
-//! against the cron crate's DST faults (see [`cron`]).
+//! Schedules: recurring notices in crontab(5) syntax, evaluated by the `cron` crate in their IANA
+//! time zone behind crier's crontab front and DST guard (see [`cron`]); the scheduler's tick
+//! ([`scheduler`]) and its settings ([`settings`]).
 
 pub mod cron;
 pub mod scheduler;

@@ -12,7 +12,6 @@
 //! - a holding statement or a maintenance transition changes the incident (a new promise, a new
 //!   status), so the next tick no longer finds it due.
 
-use super::cron::CronSchedule;
 use super::settings::{Missed, ScheduleSettings};
 use crate::dispatch::Dispatcher;
 use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
@@ -158,10 +157,7 @@ impl Scheduler {
     async fn notices(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
         for mut notice in self.store.notices()? {
             let Ok(tz) = notice.zone() else { continue };
-            let Ok(schedule) = CronSchedule::parse(&notice.cron, tz) else {
-                tracing::error!(notice = %notice.id, "notice has an invalid cron expression; remove and re-add it");
-                continue;
-            };
+            let schedule = notice.cron.in_zone(tz);
             let start = notice.last_fired.unwrap_or(notice.created_at);
             let mut due = Vec::new();
             let mut cursor = start;

@@ -131,7 +131,7 @@ impl Harness {
     async fn notice(&self, cron: &str, tz: &str, created: &str) -> Ulid {
         let n = Notice {
             id: Ulid::new(),
-            cron: cron.into(),
+            cron: cron.parse().unwrap(),
             tz: tz.into(),
             subject: "Weekly".into(),
             body: Body::single(Locale::english(), "Backups run tonight").unwrap(),

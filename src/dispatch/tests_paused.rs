@@ -80,33 +80,45 @@ impl Harness {
     async fn publish(&self, n: usize) -> Vec<ulid::Ulid> {
         let mut ids = Vec::new();
         for i in 0..n {
-            let (inc, _) = self
-                .store
-                .create_incident(
-                    NewIncident {
-                        titles: Default::default(),
-                        title: Title::parse(&format!("Outage {i}")).unwrap(),
-                        kind: IncidentKind::Incident,
-                        status: None,
-                        impact: Impact::Major,
-                        components: vec![],
-                        body: Body::single(Locale::english(), "Investigating").unwrap(),
-                        author: "t".into(),
-                        next_update_due: None,
-                        draft: false,
-                        broadcast: self.dispatcher.broadcast_targets(),
-                        scheduled_for: None,
-                        scheduled_until: None,
-                        holding_statement: false,
-                    },
-                    self.dispatcher.inner.clock.now(),
-                )
-                .await
-                .unwrap();
-            ids.push(inc.id);
+            ids.push(self.create(&format!("Outage {i}"), "Investigating").await);
         }
         self.dispatcher.kick();
         ids
+    }
+
+    /// Publishes one incident whose first update says `text`.
+    async fn publish_text(&self, text: &str) -> ulid::Ulid {
+        let id = self.create("Check-in down", text).await;
+        self.dispatcher.kick();
+        id
+    }
+
+    /// Creates a published incident (broadcast on every channel) without waking the expander.
+    async fn create(&self, title: &str, text: &str) -> ulid::Ulid {
+        let (inc, _) = self
+            .store
+            .create_incident(
+                NewIncident {
+                    titles: Default::default(),
+                    title: Title::parse(title).unwrap(),
+                    kind: IncidentKind::Incident,
+                    status: None,
+                    impact: Impact::Major,
+                    components: vec![],
+                    body: Body::single(Locale::english(), text).unwrap(),
+                    author: "t".into(),
+                    next_update_due: None,
+                    draft: false,
+                    broadcast: self.dispatcher.broadcast_targets(),
+                    scheduled_for: None,
+                    scheduled_until: None,
+                    holding_statement: false,
+                },
+                self.dispatcher.inner.clock.now(),
+            )
+            .await
+            .unwrap();
+        inc.id
     }
 
     /// Waits (in paused time) until every delivery of `incident` is final.
@@ -506,34 +518,11 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     ch.concurrency = 1;
     let h = harness(vec![(ch, s.clone())]).await;
     let long = "The check-in system is down at every airport and we are working on it. ".repeat(9);
-    let (inc, _) = h
-        .store
-        .create_incident(
-            NewIncident {
-                titles: Default::default(),
-                title: Title::parse("Check-in down").unwrap(),
-                kind: IncidentKind::Incident,
-                status: None,
-                impact: Impact::Major,
-                components: vec![],
-                body: Body::single(Locale::english(), &long).unwrap(),
-                author: "t".into(),
-                next_update_due: None,
-                draft: false,
-                broadcast: h.dispatcher.broadcast_targets(),
-                scheduled_for: None,
-                scheduled_until: None,
-                holding_statement: false,
-            },
-            h.dispatcher.inner.clock.now(),
-        )
-        .await
-        .unwrap();
-    h.dispatcher.kick();
-    h.settle(inc.id).await;
+    let inc_id = h.publish_text(&long).await;
+    h.settle(inc_id).await;
     h.store
         .append_update(
-            inc.id,
+            inc_id,
             crate::store::NewUpdate {
                 titles: Default::default(),
                 change: crate::store::Change::Update(None),
@@ -550,7 +539,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         .unwrap();
     h.dispatcher.kick();
     loop {
-        let ds = h.store.deliveries_of(inc.id).unwrap();
+        let ds = h.store.deliveries_of(inc_id).unwrap();
         if ds.len() == 2 && ds.iter().all(|d| d.state.is_final()) {
             assert!(ds.iter().all(|d| d.state == DeliveryState::Delivered));
             break;
@@ -579,7 +568,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     assert!(sent[1].idempotency_key.ends_with("-2"));
     assert_eq!(sent[1].idempotency_key, sent[2].idempotency_key);
     assert!(sent[3].text.contains("Fixed."));
-    let t = h.store.thread(inc.id, "masto").unwrap().unwrap();
+    let t = h.store.thread(inc_id, "masto").unwrap().unwrap();
     assert_eq!((t.root.as_str(), t.last.as_str()), ("p1", "p3"));
     h.stop().await;
 }
@@ -712,37 +701,6 @@ async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe
     assert!(frames.windows(2).all(|w| w[0] == w[1]), "{frames:#?}");
     // The templates ran for the first reader; the others got a copy with their token swapped in.
     assert_eq!(cached, [true]);
-}
-
-impl Harness {
-    /// Publishes one incident whose first update says `text`.
-    async fn publish_text(&self, text: &str) -> ulid::Ulid {
-        let (inc, _) = self
-            .store
-            .create_incident(
-                NewIncident {
-                    titles: Default::default(),
-                    title: Title::parse("Check-in down").unwrap(),
-                    kind: IncidentKind::Incident,
-                    status: None,
-                    impact: Impact::Major,
-                    components: vec![],
-                    body: Body::single(Locale::english(), text).unwrap(),
-                    author: "t".into(),
-                    next_update_due: None,
-                    draft: false,
-                    broadcast: self.dispatcher.broadcast_targets(),
-                    scheduled_for: None,
-                    scheduled_until: None,
-                    holding_statement: false,
-                },
-                self.dispatcher.inner.clock.now(),
-            )
-            .await
-            .unwrap();
-        self.dispatcher.kick();
-        inc.id
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -170,6 +170,19 @@ pub struct Composed {
     pub unsubscribe_url: Option<String>,
 }
 
+/// The update a reminder shows: a staff reminder the incident's latest published update, a
+/// maintenance reminder its first.
+fn reminded(updates: &[Update], maintenance: bool) -> Result<&Update, ComposeError> {
+    if maintenance {
+        updates.first()
+    } else {
+        updates.iter().rev().find(|u| u.published_at.is_some())
+    }
+    .ok_or(ComposeError::missing(
+        "the incident has no published update",
+    ))
+}
+
 /// A cached message.
 struct Entry {
     message: Arc<Message>,
@@ -210,56 +223,69 @@ impl Composer {
         rule: impl FnOnce() -> ChannelRule,
     ) -> Result<Composed, ComposeError> {
         let unsubscribe = unsubscribe_url(&self.settings, req.target);
-        let (locale, message) = match req.source {
+        // The event, and the texts whose languages the message can be in (`None`: any; a staff
+        // reminder is in the channel's language whatever the update was written in).
+        let (event, texts) = match req.source {
             Source::Update { incident, update } => {
-                let event = Event::of_update(incident.kind, update);
-                let locale =
-                    self.locale(req.target, event, |l| update.body.texts().contains_key(l))?;
-                let m = self.rendered(req, &locale, event, &unsubscribe, rule, || {
-                    let ctx = Context::for_update(
-                        &self.settings,
-                        incident,
-                        update,
-                        &locale,
-                        self.outlet.timezone,
-                    );
-                    let document = self.outlet.webhook.then(|| {
-                        webhook::webhook_document(
-                            incident,
-                            update,
-                            self.settings.public_url.as_deref(),
-                        )
-                    });
-                    Ok((ctx, document))
-                })?;
-                (locale, m)
+                (Event::of_update(incident.kind, update), Some(&update.body))
             }
+            Source::Notice { body, .. } | Source::Staff { body, .. } => (Event::Notice, Some(body)),
+            Source::Reminder {
+                updates,
+                maintenance,
+                ..
+            } => {
+                let update = reminded(updates, maintenance)?;
+                if maintenance {
+                    (Event::MaintenanceScheduled, Some(&update.body))
+                } else {
+                    (Event::Reminder, None)
+                }
+            }
+        };
+        let locale = self.locale(req.target, event, |l| {
+            texts.is_none_or(|b| b.texts().contains_key(l))
+        })?;
+        let message = self.rendered(req, &locale, event, &unsubscribe, rule, || {
+            self.context(req.source, &locale)
+        })?;
+        Ok(Composed {
+            locale,
+            message,
+            unsubscribe_url: unsubscribe,
+        })
+    }
+
+    /// The template context of `source` in `locale`, and a webhook channel's document.
+    fn context(
+        &self,
+        source: Source<'_>,
+        locale: &Locale,
+    ) -> Result<(Context, Option<serde_json::Value>), ComposeError> {
+        let (settings, tz) = (&*self.settings, self.outlet.timezone);
+        let public_url = settings.public_url.as_deref();
+        let webhook = self.outlet.webhook;
+        Ok(match source {
+            Source::Update { incident, update } => (
+                Context::for_update(settings, incident, update, locale, tz),
+                webhook.then(|| webhook::webhook_document(incident, update, public_url)),
+            ),
             Source::Notice {
                 origin,
                 scheduled_for,
                 subject,
                 body,
             } => {
-                let event = Event::Notice;
-                let locale = self.locale(req.target, event, |l| body.texts().contains_key(l))?;
-                let m = self.rendered(req, &locale, event, &unsubscribe, rule, || {
-                    let text = body.text_for(&locale);
-                    let url = self.settings.public_url.clone();
-                    let ctx = Context::for_notice(
-                        &self.settings,
-                        subject,
-                        text,
-                        url,
-                        &locale,
-                        self.outlet.timezone,
-                    );
-                    let document = self.outlet.webhook.then(|| {
-                        webhook::notice_document(origin, scheduled_for, subject, text, &locale)
-                    });
-                    Ok((ctx, document))
-                })?;
-                (locale, m)
+                let text = body.text_for(locale);
+                let url = settings.public_url.clone();
+                (
+                    Context::for_notice(settings, subject, text, url, locale, tz),
+                    webhook.then(|| {
+                        webhook::notice_document(origin, scheduled_for, subject, text, locale)
+                    }),
+                )
             }
+            // Staff detail, or a note about an approval: rendered like a notice, without a link.
             Source::Staff {
                 detail,
                 origin,
@@ -267,25 +293,13 @@ impl Composer {
                 subject,
                 body,
             } => {
-                // Rendered like a notice (subject and text).
-                let event = Event::Notice;
-                let locale = self.locale(req.target, event, |l| body.texts().contains_key(l))?;
-                let m = self.rendered(req, &locale, event, &unsubscribe, rule, || {
-                    let text = body.text_for(&locale);
-                    let ctx = Context::for_notice(
-                        &self.settings,
-                        subject,
-                        text,
-                        None,
-                        &locale,
-                        self.outlet.timezone,
-                    );
-                    let document = self.outlet.webhook.then(|| {
-                        webhook::staff_document(detail, origin, at, subject, text, &locale)
-                    });
-                    Ok((ctx, document))
-                })?;
-                (locale, m)
+                let text = body.text_for(locale);
+                (
+                    Context::for_notice(settings, subject, text, None, locale, tz),
+                    webhook.then(|| {
+                        webhook::staff_document(detail, origin, at, subject, text, locale)
+                    }),
+                )
             }
             Source::Reminder {
                 incident,
@@ -294,58 +308,17 @@ impl Composer {
                 maintenance,
                 now,
             } => {
-                let reminder = !maintenance;
-                let update = if reminder {
-                    updates.iter().rev().find(|u| u.published_at.is_some())
+                let update = reminded(updates, maintenance)?;
+                let ctx = if maintenance {
+                    Context::for_update(settings, incident, update, locale, tz)
                 } else {
-                    updates.first()
-                }
-                .ok_or(ComposeError::missing(
-                    "the incident has no published update",
-                ))?;
-                let event = if reminder {
-                    Event::Reminder
-                } else {
-                    Event::MaintenanceScheduled
+                    Context::for_reminder(settings, incident, update, due, now, locale, tz)
                 };
-                // A staff reminder is in the channel's language whatever the update was written
-                // in.
-                let locale = self.locale(req.target, event, |l| {
-                    reminder || update.body.texts().contains_key(l)
-                })?;
-                let m = self.rendered(req, &locale, event, &unsubscribe, rule, || {
-                    let tz = self.outlet.timezone;
-                    let ctx = if reminder {
-                        Context::for_reminder(
-                            &self.settings,
-                            incident,
-                            update,
-                            due,
-                            now,
-                            &locale,
-                            tz,
-                        )
-                    } else {
-                        Context::for_update(&self.settings, incident, update, &locale, tz)
-                    };
-                    let document = self.outlet.webhook.then(|| {
-                        webhook::reminder_document(
-                            incident,
-                            update,
-                            self.settings.public_url.as_deref(),
-                            maintenance,
-                            due,
-                        )
-                    });
-                    Ok((ctx, document))
-                })?;
-                (locale, m)
+                let document = webhook.then(|| {
+                    webhook::reminder_document(incident, update, public_url, maintenance, due)
+                });
+                (ctx, document)
             }
-        };
-        Ok(Composed {
-            locale,
-            message,
-            unsubscribe_url: unsubscribe,
         })
     }
 

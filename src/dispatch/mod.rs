@@ -7,6 +7,9 @@
 //!   bucket, sends up to `concurrency` at once through the adapter, and records the outcome:
 //!   delivered, rejected, or retried on the channel's schedule with jitter (honouring the
 //!   provider's Retry-After) until it is dead.
+//! - The message itself comes from the channel's composer ([`crate::render::compose`]): the
+//!   dispatcher loads what it is about (the update, the standalone record) and sends the parts
+//!   it gets back; a permanent composition error rejects the delivery, a transient one retries it.
 //! - On start-up, deliveries left in flight by a crash are due again (at-least-once, bounded by
 //!   what was in flight). On shutdown, workers stop claiming and finish their in-flight sends.
 

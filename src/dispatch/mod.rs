@@ -7,6 +7,9 @@
 //!   bucket, sends up to `concurrency` at once through the adapter, and records the outcome:
 //!   delivered, rejected, or retried on the channel's schedule with jitter (honouring the
 //!   provider's Retry-After) until it is dead.
+//! - The message itself comes from the channel's composer ([`crate::render::compose`]): the
+//!   dispatcher loads what it is about (the update, the standalone record) and sends the parts
+//!   it gets back; a permanent composition error rejects the delivery, a transient one retries it.
 //! - On start-up, deliveries left in flight by a crash are due again (at-least-once, bounded by
 //!   what was in flight). On shutdown, workers stop claiming and finish their in-flight sends.
 
@@ -20,9 +23,11 @@ pub use rate::TokenBucket;
 
 use crate::adapters::{Adapter, OutMessage, Outcome, Recipient};
 use crate::channels::{Audience, Channel};
-use crate::domain::{Contact, Delivery, DeliveryState, Incident, Locale, Target, Update};
-use crate::render::preview::Platform;
-use crate::render::{Context, Event, Settings, Templates};
+use crate::domain::{Contact, Delivery, DeliveryState, Incident, Target, Update};
+use crate::render::compose::StaffDetail;
+use crate::render::{
+    ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
+};
 use crate::store::outbox::ExpandTarget;
 use crate::store::schedule::{StandaloneKind, STANDALONE_BASE};
 use crate::store::{Store, StoreError};
@@ -39,50 +44,14 @@ pub const EXPAND_BATCH: usize = 1000;
 /// The longest a provider's Retry-After is honoured; longer values are clamped.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// A rendered, fitted message, shared by every recipient of a broadcast in one locale unless
-/// it shows something per recipient (the unsubscribe link in email).
-struct Prepared {
-    parts: Vec<String>,
-    subject: Option<String>,
-    html: Option<String>,
-    document: Option<serde_json::Value>,
-    per_recipient: bool,
-    /// For an email that shows the reader's unsubscribe link: the stand-in token rendered where
-    /// the reader's token goes. Each reader's copy replaces it (see [`rendered`]), so the
-    /// templates run once per (update, locale), not twice per reader.
-    placeholder: Option<String>,
-}
-
-impl Prepared {
-    /// This message with `placeholder` replaced by `token` everywhere.
-    fn with_token(&self, placeholder: &str, token: &str) -> Prepared {
-        let swap = |s: &String| s.replace(placeholder, token);
-        Prepared {
-            parts: self.parts.iter().map(swap).collect(),
-            subject: self.subject.as_ref().map(swap),
-            html: self.html.as_ref().map(swap),
-            document: self.document.clone(),
-            per_recipient: true,
-            placeholder: None,
-        }
-    }
-}
-
-/// Whether a reader's unsubscribe token can stand where a placeholder of `len` characters was
-/// rendered: the same length and only characters that no template escaping changes (crier's
-/// tokens are 32 hex digits).
-fn substitutable(token: &str, len: usize) -> bool {
-    token.len() == len && !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 /// One channel at run time.
 struct ChannelRt {
     channel: Channel,
     adapter: Adapter,
     notify: Notify,
     bucket: tokio::sync::Mutex<TokenBucket>,
-    /// (incident, seq, locale) → the message, when it is the same for every recipient.
-    rendered: Mutex<HashMap<(ulid::Ulid, u32, Locale), Arc<Prepared>>>,
+    /// Composes its messages, with its cache of those the same for every recipient.
+    composer: Composer,
 }
 
 /// An update and its incident, shared by every delivery of a broadcast.
@@ -90,8 +59,6 @@ type Shared = Arc<(Incident, Update)>;
 
 struct Inner {
     store: Store,
-    templates: Arc<Templates>,
-    settings: Arc<Settings>,
     channels: HashMap<String, Arc<ChannelRt>>,
     expander: Notify,
     clock: Clock,
@@ -167,10 +134,14 @@ impl Dispatcher {
                 ch.name.clone(),
                 Arc::new(ChannelRt {
                     bucket: tokio::sync::Mutex::new(TokenBucket::new(ch.rate)),
+                    composer: Composer::new(
+                        templates.clone(),
+                        settings.clone(),
+                        outlet(&ch, &settings),
+                    ),
                     channel: ch,
                     adapter,
                     notify: Notify::new(),
-                    rendered: Mutex::new(HashMap::new()),
                 }),
             );
         }
@@ -183,8 +154,6 @@ impl Dispatcher {
         }
         let inner = Arc::new(Inner {
             store,
-            templates,
-            settings,
             channels: map,
             expander: Notify::new(),
             clock,
@@ -479,383 +448,133 @@ fn jitter() -> f64 {
     f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) * 2.0 - 1.0
 }
 
-fn unsubscribe_url(settings: &Settings, target: &Target) -> Option<String> {
-    match target {
-        Target::Subscriber {
-            unsubscribe_token, ..
-        } => unsubscribe_url_for(settings, unsubscribe_token),
-        Target::Endpoint => None,
+/// What composition reads of a channel's configuration.
+fn outlet(ch: &Channel, settings: &Settings) -> Outlet {
+    Outlet {
+        own_templates: ch.templates.as_ref().map(|_| ch.name.clone()),
+        platform: ch.platform,
+        webhook: ch.kind == crate::channels::Kind::Webhook,
+        locale: ch.locale.clone(),
+        timezone: ch.timezone.unwrap_or(settings.timezone),
+        policy: ch.policy(None),
     }
 }
 
-/// The one-click unsubscribe link for `token`, when there is a public URL.
-fn unsubscribe_url_for(settings: &Settings, token: &str) -> Option<String> {
-    settings
-        .public_url
-        .as_ref()
-        .map(|base| format!("{}/api/v1/unsubscribe/{token}", base.trim_end_matches('/')))
+/// Loads what a delivery's message is made from and has the channel's composer make it: one
+/// outgoing message per part (several when a thread is needed).
+fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage>, ComposeError> {
+    let composed = if d.seq >= STANDALONE_BASE {
+        compose_standalone(inner, ch, d)?
+    } else {
+        let pair = published(inner, d)?;
+        let source = Source::Update {
+            incident: &pair.0,
+            update: &pair.1,
+        };
+        compose(ch, d, source)?
+    };
+    Ok(out_messages(d, &composed))
 }
 
-/// Renders and fits the messages of one delivery (several when a thread is needed).
-fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage>, String> {
-    if d.seq >= STANDALONE_BASE {
-        return prepare_standalone(inner, ch, d);
-    }
+fn compose(ch: &ChannelRt, d: &Delivery, source: Source<'_>) -> Result<Composed, ComposeError> {
+    let request = Request {
+        message: (d.incident_id, d.seq),
+        source,
+        target: &d.target,
+    };
+    ch.composer.compose(&request, || channel_rule(ch))
+}
+
+/// The incident (as the public sees it) and the published update a delivery announces, from
+/// the cache shared by the broadcast's deliveries.
+fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
     let key = (d.incident_id, d.seq);
-    let cached = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned());
-    let pair = match cached {
-        Some(p) => p,
-        None => {
-            let incident = inner
-                .store
-                .incident_summary(d.incident_id)
-                .map_err(|e| e.to_string())?;
-            // Messages show the incident as the public sees it: a draft written since this
-            // update must not change the status or impact they state.
-            let incident = incident.public_view().unwrap_or(incident);
-            let update = inner
-                .store
-                .published_update(d.incident_id, d.seq)
-                .map_err(|e| e.to_string())?
-                .ok_or("the update is not published")?;
-            let p = Arc::new((incident, update));
-            if let Ok(mut c) = inner.cache.lock() {
-                if c.len() > 1024 {
-                    c.clear();
-                }
-                c.insert(key, p.clone());
-            }
-            p
-        }
-    };
-    let (incident, update) = (&pair.0, &pair.1);
-    let event = Event::of_update(incident.kind, update);
-    let locale = choose_locale(inner, ch, d, event, |l| update.body.texts().contains_key(l))?;
-    let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
-    let msg = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
-        let tz = ch.channel.timezone.unwrap_or(inner.settings.timezone);
-        let ctx = Context::for_update(&inner.settings, incident, update, &locale, tz);
-        let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
-            crate::render::webhook::webhook_document(
-                incident,
-                update,
-                inner.settings.public_url.as_deref(),
-            )
-        });
-        Ok((ctx, document))
-    })?;
-    Ok(out_messages(d, &msg, &locale, unsubscribe))
-}
-
-/// The locale a delivery is rendered in: the subscriber's, then the channel's, among those with
-/// templates (and, for an update, a text).
-fn choose_locale(
-    inner: &Inner,
-    ch: &ChannelRt,
-    d: &Delivery,
-    event: Event,
-    has_text: impl Fn(&Locale) -> bool,
-) -> Result<Locale, String> {
-    let c = &ch.channel;
-    let mut chain: Vec<Locale> = Vec::new();
-    if let Target::Subscriber { locale, .. } = &d.target {
-        chain.push(locale.clone());
+    if let Some(p) = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(p);
     }
-    chain.push(c.locale.clone());
-    let own = c.templates.as_ref().map(|_| c.name.as_str());
-    inner
-        .templates
-        .choose_locale(own, event, c.platform.template_kind(), &chain, has_text)
-        .map_err(|e| e.to_string())
-}
-
-/// Renders and fits a delivery's message, or takes it from the channel's cache when it is the
-/// same for every recipient. `context` builds the template context (and webhook document).
-fn rendered(
-    inner: &Inner,
-    ch: &ChannelRt,
-    d: &Delivery,
-    locale: &Locale,
-    event: Event,
-    unsubscribe: &Option<String>,
-    context: impl FnOnce() -> Result<(Context, Option<serde_json::Value>), String>,
-) -> Result<Arc<Prepared>, String> {
-    let c = &ch.channel;
-    let rkey = (d.incident_id, d.seq, locale.clone());
-    let token = match &d.target {
-        Target::Subscriber {
-            unsubscribe_token, ..
-        } if unsubscribe.is_some() => Some(unsubscribe_token.as_str()),
-        _ => None,
-    };
-    let cached_before = ch.rendered.lock().ok().and_then(|m| m.get(&rkey).cloned());
-    if let Some(m) = &cached_before {
-        if !m.per_recipient {
-            return Ok(m.clone());
+    let incident = inner
+        .store
+        .incident_summary(d.incident_id)
+        .map_err(ComposeError::unavailable)?;
+    // Messages show the incident as the public sees it: a draft written since this update must
+    // not change the status or impact they state.
+    let incident = incident.public_view().unwrap_or(incident);
+    let update = inner
+        .store
+        .published_update(d.incident_id, d.seq)
+        .map_err(ComposeError::unavailable)?
+        .ok_or(ComposeError::missing("the update is not published"))?;
+    let p = Arc::new((incident, update));
+    if let Ok(mut c) = inner.cache.lock() {
+        if c.len() > 1024 {
+            c.clear();
         }
-        if let (Some(p), Some(t)) = (&m.placeholder, token) {
-            if substitutable(t, p.len()) {
-                return Ok(Arc::new(m.with_token(p, t)));
-            }
-        }
+        c.insert(key, p.clone());
     }
-    let own = c.templates.as_ref().map(|_| c.name.as_str());
-    let kind = c.platform.template_kind();
-    let (mut ctx, document) = context()?;
-    let link = ctx.incident.as_ref().and_then(|i| i.url.clone());
-    let render = |ctx: &Context| {
-        inner
-            .templates
-            .render_as(own, event, kind, c.platform.markup(), locale, ctx)
-            .map_err(|e| e.to_string())
-    };
-    // Rendered once without the recipient's unsubscribe link: if the output is the same with it,
-    // the message is the same for everyone and is rendered and fitted only once per message and
-    // locale (SMS and social templates do not show the link).
-    let shared = render(&ctx)?;
-    ctx.unsubscribe_url = unsubscribe.clone();
-    let out = if ctx.unsubscribe_url.is_some() {
-        render(&ctx)?
-    } else {
-        shared.clone()
-    };
-    let per_recipient = out != shared;
-    // An email that shows the link: rendered with two stand-in tokens, and if swapping one for
-    // the other, and for this reader's token, gives exactly those renderings (the templates only
-    // print the link), later readers get a copy with their own token swapped in.
-    // Tried once per message and locale: an entry in the cache means it was tried already (this
-    // reader's token did not fit, or the templates do more with the link than print it), and
-    // the entry is kept for the readers it serves.
-    let placeholder = match (
-        per_recipient && c.platform == Platform::Email && cached_before.is_none(),
-        token,
-    ) {
-        (true, Some(t)) if substitutable(t, t.len()) => {
-            placeholder_for(&render, &mut ctx, &inner.settings, t, &out)?
-        }
-        _ => None,
-    };
-    let parts = if c.platform == Platform::Email {
-        vec![out.text.clone()]
-    } else {
-        crate::render::fit_rendered(
-            &inner.templates,
-            own,
-            event,
-            kind,
-            locale,
-            &ctx,
-            &out.text,
-            &channel_rule(ch),
-            &c.policy(link),
-        )
-        .map_err(|e| format!("REJECT:{e}"))?
-    };
-    let m = Arc::new(Prepared {
-        parts,
-        subject: out.subject,
-        html: out.html,
-        document,
-        per_recipient,
-        placeholder: None,
-    });
-    let cached = match placeholder {
-        Some((p, r)) => Arc::new(Prepared {
-            parts: vec![r.text],
-            subject: r.subject,
-            html: r.html,
-            document: m.document.clone(),
-            per_recipient: true,
-            placeholder: Some(p),
-        }),
-        None => m.clone(),
-    };
-    if cached_before.is_none() {
-        if let Ok(mut cache) = ch.rendered.lock() {
-            if cache.len() > 256 {
-                cache.clear();
-            }
-            cache.insert(rkey, cached);
-        }
-    }
-    Ok(m)
-}
-
-/// A stand-in token and the email rendered with it, when swapping tokens in the output is the
-/// same as rendering again: checked with a second stand-in and with the reader's own rendering
-/// `out` (token `token`). `None` (render per reader) when a template does more with the link
-/// than print it.
-fn placeholder_for(
-    render: &impl Fn(&Context) -> Result<crate::render::Rendered, String>,
-    ctx: &mut Context,
-    settings: &Settings,
-    token: &str,
-    out: &crate::render::Rendered,
-) -> Result<Option<(String, crate::render::Rendered)>, String> {
-    let stand_in = || -> Result<String, String> {
-        let mut s = crate::token::random_hex(token.len().div_ceil(2)).map_err(|e| e.to_string())?;
-        s.truncate(token.len());
-        Ok(s)
-    };
-    let (p, q) = (stand_in()?, stand_in()?);
-    if p.len() != token.len() || p == q {
-        return Ok(None);
-    }
-    ctx.unsubscribe_url = unsubscribe_url_for(settings, &p);
-    let with_p = render(ctx)?;
-    ctx.unsubscribe_url = unsubscribe_url_for(settings, &q);
-    let with_q = render(ctx)?;
-    let swap = |r: &crate::render::Rendered, to: &str| {
-        (
-            r.subject.as_ref().map(|s| s.replace(&p, to)),
-            r.text.replace(&p, to),
-            r.html.as_ref().map(|s| s.replace(&p, to)),
-        )
-    };
-    let parts = |r: &crate::render::Rendered| (r.subject.clone(), r.text.clone(), r.html.clone());
-    let consistent = swap(&with_p, &q) == parts(&with_q) && swap(&with_p, token) == parts(out);
-    Ok(consistent.then_some((p, with_p)))
+    Ok(p)
 }
 
 /// A standalone message's delivery: a notice firing, a staff reminder, a maintenance reminder.
-fn prepare_standalone(
+fn compose_standalone(
     inner: &Inner,
     ch: &ChannelRt,
     d: &Delivery,
-) -> Result<Vec<OutMessage>, String> {
+) -> Result<Composed, ComposeError> {
     let msg = inner
         .store
         .standalone(d.incident_id, d.seq)
-        .map_err(|e| e.to_string())?
-        .ok_or("the message record is missing")?;
-    let tz = ch.channel.timezone.unwrap_or(inner.settings.timezone);
-    let unsubscribe = unsubscribe_url(&inner.settings, &d.target);
-    let (locale, prepared) = match &msg.kind {
+        .map_err(ComposeError::unavailable)?
+        .ok_or(ComposeError::missing("the message record is missing"))?;
+    match &msg.kind {
         StandaloneKind::Notice {
             subject,
             body,
             scheduled_for,
             ..
         } => {
-            let event = Event::Notice;
-            let locale = choose_locale(inner, ch, d, event, |l| body.texts().contains_key(l))?;
-            let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
-                let text = body.text_for(&locale);
-                let url = inner.settings.public_url.clone();
-                let ctx = Context::for_notice(&inner.settings, subject, text, url, &locale, tz);
-                let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
-                    serde_json::json!({
-                        "version": 1,
-                        "type": "notice",
-                        "notice_id": msg.origin.to_string(),
-                        "scheduled_for": scheduled_for.to_rfc3339(),
-                        "subject": subject,
-                        "text": text,
-                        "locale": locale.to_string(),
-                    })
-                });
-                Ok((ctx, document))
-            })?;
-            (locale, m)
+            let source = Source::Notice {
+                origin: msg.origin,
+                scheduled_for: *scheduled_for,
+                subject,
+                body,
+            };
+            compose(ch, d, source)
         }
         StandaloneKind::AlertDetail { at, subject, body }
         | StandaloneKind::StaffNote { at, subject, body } => {
-            // Staff detail from monitoring, or a note about an approval: rendered like a notice
-            // (subject and text).
-            let (kind, origin_key) = match &msg.kind {
-                StandaloneKind::StaffNote { .. } => ("approval", "approval_id"),
-                _ => ("alert_detail", "incident_id"),
+            let detail = match &msg.kind {
+                StandaloneKind::StaffNote { .. } => StaffDetail::Approval,
+                _ => StaffDetail::Alert,
             };
-            let event = Event::Notice;
-            let locale = choose_locale(inner, ch, d, event, |l| body.texts().contains_key(l))?;
-            let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
-                let text = body.text_for(&locale);
-                let ctx = Context::for_notice(&inner.settings, subject, text, None, &locale, tz);
-                let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
-                    let mut doc = serde_json::json!({
-                        "version": 1,
-                        "type": kind,
-                        "at": at.to_rfc3339(),
-                        "subject": subject,
-                        "text": text,
-                        "locale": locale.to_string(),
-                    });
-                    doc[origin_key] = serde_json::Value::from(msg.origin.to_string());
-                    doc
-                });
-                Ok((ctx, document))
-            })?;
-            (locale, m)
+            let source = Source::Staff {
+                detail,
+                origin: msg.origin,
+                at: *at,
+                subject,
+                body,
+            };
+            compose(ch, d, source)
         }
         StandaloneKind::Reminder { due } | StandaloneKind::MaintenanceReminder { starts: due } => {
             let (incident, updates) = inner
                 .store
                 .incident(d.incident_id)
-                .map_err(|e| e.to_string())?;
-            let reminder = matches!(msg.kind, StandaloneKind::Reminder { .. });
-            let update = if reminder {
-                updates.iter().rev().find(|u| u.published_at.is_some())
-            } else {
-                updates.first()
-            }
-            .cloned()
-            .ok_or("the incident has no published update")?;
-            let event = if reminder {
-                Event::Reminder
-            } else {
-                Event::MaintenanceScheduled
+                .map_err(ComposeError::unavailable)?;
+            let source = Source::Reminder {
+                incident: &incident,
+                updates: &updates,
+                due: *due,
+                maintenance: matches!(msg.kind, StandaloneKind::MaintenanceReminder { .. }),
+                now: inner.clock.now(),
             };
-            // A staff reminder is in the channel's language whatever the update was written in.
-            let locale = choose_locale(inner, ch, d, event, |l| {
-                reminder || update.body.texts().contains_key(l)
-            })?;
-            let now = inner.clock.now();
-            let m = rendered(inner, ch, d, &locale, event, &unsubscribe, || {
-                let ctx = if reminder {
-                    Context::for_reminder(
-                        &inner.settings,
-                        &incident,
-                        &update,
-                        *due,
-                        now,
-                        &locale,
-                        tz,
-                    )
-                } else {
-                    Context::for_update(&inner.settings, &incident, &update, &locale, tz)
-                };
-                let document = (ch.channel.kind == crate::channels::Kind::Webhook).then(|| {
-                    let mut doc = crate::render::webhook::webhook_document(
-                        &incident,
-                        &update,
-                        inner.settings.public_url.as_deref(),
-                    );
-                    if let Some(o) = doc.as_object_mut() {
-                        let kind = if reminder {
-                            "reminder"
-                        } else {
-                            "maintenance_reminder"
-                        };
-                        o.insert("type".into(), serde_json::Value::from(kind));
-                        o.insert("due".into(), serde_json::Value::from(due.to_rfc3339()));
-                    }
-                    doc
-                });
-                Ok((ctx, document))
-            })?;
-            (locale, m)
+            compose(ch, d, source)
         }
-    };
-    Ok(out_messages(d, &prepared, &locale, unsubscribe))
+    }
 }
 
 /// One outgoing message per fitted part.
-fn out_messages(
-    d: &Delivery,
-    msg: &Prepared,
-    locale: &Locale,
-    unsubscribe: Option<String>,
-) -> Vec<OutMessage> {
+fn out_messages(d: &Delivery, composed: &Composed) -> Vec<OutMessage> {
+    let msg = &composed.message;
     let recipient = match &d.target {
         Target::Subscriber {
             contact: Contact::Email(a),
@@ -878,11 +597,11 @@ fn out_messages(
                 format!("{}-{}", d.idempotency_key, i + 1)
             },
             recipient: recipient.clone(),
-            locale: locale.to_string(),
+            locale: composed.locale.to_string(),
             subject: msg.subject.clone(),
             text: text.clone(),
             html: msg.html.clone(),
-            unsubscribe_url: unsubscribe.clone(),
+            unsubscribe_url: composed.unsubscribe_url.clone(),
             document: msg.document.clone(),
             thread: None,
         })
@@ -935,10 +654,10 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             }
             last
         }
-        Err(e) if e.starts_with("REJECT:") => Outcome::Rejected {
-            reason: e.trim_start_matches("REJECT:").to_owned(),
+        Err(e @ ComposeError::Permanent(_)) => Outcome::Rejected {
+            reason: e.to_string(),
         },
-        Err(e) => Outcome::Retry {
+        Err(e @ ComposeError::Transient(_)) => Outcome::Retry {
             reason: format!("cannot render the message: {e}"),
             after: None,
         },

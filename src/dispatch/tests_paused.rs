@@ -5,7 +5,8 @@
 use super::*;
 use crate::adapters::scripted::{Scripted, Step};
 use crate::channels::{Kind, Rate};
-use crate::domain::{Body, Impact, IncidentKind, Title};
+use crate::domain::{Body, Impact, IncidentKind, Locale, Title};
+use crate::render::preview::Platform;
 use crate::store::NewIncident;
 use std::path::PathBuf;
 use tokio::time::Instant;
@@ -79,33 +80,45 @@ impl Harness {
     async fn publish(&self, n: usize) -> Vec<ulid::Ulid> {
         let mut ids = Vec::new();
         for i in 0..n {
-            let (inc, _) = self
-                .store
-                .create_incident(
-                    NewIncident {
-                        titles: Default::default(),
-                        title: Title::parse(&format!("Outage {i}")).unwrap(),
-                        kind: IncidentKind::Incident,
-                        status: None,
-                        impact: Impact::Major,
-                        components: vec![],
-                        body: Body::single(Locale::english(), "Investigating").unwrap(),
-                        author: "t".into(),
-                        next_update_due: None,
-                        draft: false,
-                        broadcast: self.dispatcher.broadcast_targets(),
-                        scheduled_for: None,
-                        scheduled_until: None,
-                        holding_statement: false,
-                    },
-                    self.dispatcher.inner.clock.now(),
-                )
-                .await
-                .unwrap();
-            ids.push(inc.id);
+            ids.push(self.create(&format!("Outage {i}"), "Investigating").await);
         }
         self.dispatcher.kick();
         ids
+    }
+
+    /// Publishes one incident whose first update says `text`.
+    async fn publish_text(&self, text: &str) -> ulid::Ulid {
+        let id = self.create("Check-in down", text).await;
+        self.dispatcher.kick();
+        id
+    }
+
+    /// Creates a published incident (broadcast on every channel) without waking the expander.
+    async fn create(&self, title: &str, text: &str) -> ulid::Ulid {
+        let (inc, _) = self
+            .store
+            .create_incident(
+                NewIncident {
+                    titles: Default::default(),
+                    title: Title::parse(title).unwrap(),
+                    kind: IncidentKind::Incident,
+                    status: None,
+                    impact: Impact::Major,
+                    components: vec![],
+                    body: Body::single(Locale::english(), text).unwrap(),
+                    author: "t".into(),
+                    next_update_due: None,
+                    draft: false,
+                    broadcast: self.dispatcher.broadcast_targets(),
+                    scheduled_for: None,
+                    scheduled_until: None,
+                    holding_statement: false,
+                },
+                self.dispatcher.inner.clock.now(),
+            )
+            .await
+            .unwrap();
+        inc.id
     }
 
     /// Waits (in paused time) until every delivery of `incident` is final.
@@ -505,34 +518,11 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     ch.concurrency = 1;
     let h = harness(vec![(ch, s.clone())]).await;
     let long = "The check-in system is down at every airport and we are working on it. ".repeat(9);
-    let (inc, _) = h
-        .store
-        .create_incident(
-            NewIncident {
-                titles: Default::default(),
-                title: Title::parse("Check-in down").unwrap(),
-                kind: IncidentKind::Incident,
-                status: None,
-                impact: Impact::Major,
-                components: vec![],
-                body: Body::single(Locale::english(), &long).unwrap(),
-                author: "t".into(),
-                next_update_due: None,
-                draft: false,
-                broadcast: h.dispatcher.broadcast_targets(),
-                scheduled_for: None,
-                scheduled_until: None,
-                holding_statement: false,
-            },
-            h.dispatcher.inner.clock.now(),
-        )
-        .await
-        .unwrap();
-    h.dispatcher.kick();
-    h.settle(inc.id).await;
+    let inc_id = h.publish_text(&long).await;
+    h.settle(inc_id).await;
     h.store
         .append_update(
-            inc.id,
+            inc_id,
             crate::store::NewUpdate {
                 titles: Default::default(),
                 change: crate::store::Change::Update(None),
@@ -549,7 +539,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         .unwrap();
     h.dispatcher.kick();
     loop {
-        let ds = h.store.deliveries_of(inc.id).unwrap();
+        let ds = h.store.deliveries_of(inc_id).unwrap();
         if ds.len() == 2 && ds.iter().all(|d| d.state.is_final()) {
             assert!(ds.iter().all(|d| d.state == DeliveryState::Delivered));
             break;
@@ -578,7 +568,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     assert!(sent[1].idempotency_key.ends_with("-2"));
     assert_eq!(sent[1].idempotency_key, sent[2].idempotency_key);
     assert!(sent[3].text.contains("Fixed."));
-    let t = h.store.thread(inc.id, "masto").unwrap().unwrap();
+    let t = h.store.thread(inc_id, "masto").unwrap().unwrap();
     assert_eq!((t.root.as_str(), t.last.as_str()), ("p1", "p3"));
     h.stop().await;
 }
@@ -655,13 +645,7 @@ async fn email_three_readers(
         })
         .collect();
     let tokens = readers.iter().map(|r| token_of(r)).collect();
-    let cached = h.dispatcher.inner.channels["mail"]
-        .rendered
-        .lock()
-        .unwrap()
-        .values()
-        .map(|m| m.placeholder.is_some())
-        .collect();
+    let cached = h.dispatcher.inner.channels["mail"].composer.cached_swaps();
     h.stop().await;
     (sent, tokens, cached)
 }
@@ -717,4 +701,55 @@ async fn two_readers_of_one_update_get_the_same_email_with_their_own_unsubscribe
     assert!(frames.windows(2).all(|w| w[0] == w[1]), "{frames:#?}");
     // The templates ran for the first reader; the others got a copy with their token swapped in.
     assert_eq!(cached, [true]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_too_long_for_a_reject_channel_is_rejected_unsent() {
+    let s = Arc::new(Scripted::new(vec![]));
+    let mut ch = channel("strict", &[10, 10], fast());
+    ch.platform = Platform::Sms;
+    ch.policy_name = "reject".into();
+    ch.sms_max_segments = 1;
+    let h = harness(vec![(ch, s.clone())]).await;
+    let id = h
+        .publish_text(&"The check-in system is down at every airport. ".repeat(8))
+        .await;
+    let ds = h.settle(id).await;
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].state, DeliveryState::Rejected);
+    assert_eq!(ds[0].attempts, 1, "not retried");
+    let reason = ds[0].last_error.clone().unwrap();
+    assert!(
+        reason.starts_with("message is ") && reason.contains("policy is reject"),
+        "{reason}"
+    );
+    assert!(s.sent.lock().unwrap().is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_template_that_fails_on_the_text_is_retried_until_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("incident_opened")).unwrap();
+    std::fs::write(
+        dir.path().join("incident_opened/chat.en.md.j2"),
+        "{% if update.text == \"boom\" %}{{ no_such_variable }}{% endif %}{{ update.text }}\n",
+    )
+    .unwrap();
+    let s = Arc::new(Scripted::new(vec![]));
+    let mut ch = channel("ops", &[10, 10], fast());
+    ch.templates = Some(dir.path().to_owned());
+    let h = harness(vec![(ch, s.clone())]).await;
+    let id = h.publish_text("boom").await;
+    let ds = h.settle(id).await;
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].state, DeliveryState::Dead);
+    assert_eq!(ds[0].attempts, 3, "tried on the whole schedule");
+    let reason = ds[0].last_error.clone().unwrap();
+    assert!(
+        reason.starts_with("cannot render the message: "),
+        "{reason}"
+    );
+    assert!(s.sent.lock().unwrap().is_empty());
+    h.stop().await;
 }

@@ -7,8 +7,13 @@
 //!   and the too-long policies;
 //! - [`markup`]: chat platforms' markup dialects and the escaping of values for each;
 //! - [`preview`]: what each channel would send, for staff before they publish;
-//! - [`email`]: the multipart text + HTML message.
+//! - [`email`]: the multipart text + HTML message;
+//! - [`webhook`]: the JSON documents a webhook channel posts;
+//! - [`compose`]: one delivery's message, the entry point the dispatcher calls: the locale, the
+//!   context, the unsubscribe link, the fitting, the webhook document, and the per-channel cache
+//!   that renders a fan-out once per locale.
 
+pub mod compose;
 pub mod email;
 mod fitting;
 pub mod i18n;
@@ -18,6 +23,7 @@ pub mod rules;
 mod templates;
 pub mod webhook;
 
+pub use compose::{ComposeError, Composed, Composer, Message, Outlet, Request, Source};
 pub use fitting::fit_rendered;
 pub use templates::{Rendered, Templates};
 

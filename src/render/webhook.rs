@@ -2,9 +2,12 @@
 //! shape (not a text template) for anyone who builds on crier. It carries every locale's text, so
 //! the receiver chooses the language.
 
+use super::compose::StaffDetail;
 use super::Event;
-use crate::domain::{Incident, Update};
+use crate::domain::{Incident, Locale, Update};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use ulid::Ulid;
 
 /// The document's schema version; bumped on any incompatible change.
 pub const WEBHOOK_VERSION: u32 = 1;
@@ -39,6 +42,74 @@ pub fn webhook_document(incident: &Incident, update: &Update, public_url: Option
             "next_update_due": update.next_update_due,
         },
     })
+}
+
+/// A notice firing's document (`origin` is the notice).
+pub fn notice_document(
+    origin: Ulid,
+    scheduled_for: DateTime<Utc>,
+    subject: &str,
+    text: &str,
+    locale: &Locale,
+) -> Value {
+    json!({
+        "version": 1,
+        "type": "notice",
+        "notice_id": origin.to_string(),
+        "scheduled_for": scheduled_for.to_rfc3339(),
+        "subject": subject,
+        "text": text,
+        "locale": locale.to_string(),
+    })
+}
+
+/// A staff detail's document: an alert group's detail (`incident_id` is `origin`) or a note
+/// about an approval (`approval_id` is `origin`).
+pub fn staff_document(
+    detail: StaffDetail,
+    origin: Ulid,
+    at: DateTime<Utc>,
+    subject: &str,
+    text: &str,
+    locale: &Locale,
+) -> Value {
+    let (kind, origin_key) = match detail {
+        StaffDetail::Approval => ("approval", "approval_id"),
+        StaffDetail::Alert => ("alert_detail", "incident_id"),
+    };
+    let mut doc = json!({
+        "version": 1,
+        "type": kind,
+        "at": at.to_rfc3339(),
+        "subject": subject,
+        "text": text,
+        "locale": locale.to_string(),
+    });
+    doc[origin_key] = Value::from(origin.to_string());
+    doc
+}
+
+/// A reminder's document: the update's document with its `type` (`reminder` to staff,
+/// `maintenance_reminder` to a maintenance's audience) and when the update or the maintenance
+/// is `due`.
+pub fn reminder_document(
+    incident: &Incident,
+    update: &Update,
+    public_url: Option<&str>,
+    maintenance: bool,
+    due: DateTime<Utc>,
+) -> Value {
+    let mut doc = webhook_document(incident, update, public_url);
+    if let Some(o) = doc.as_object_mut() {
+        let kind = if maintenance {
+            "maintenance_reminder"
+        } else {
+            "reminder"
+        };
+        o.insert("type".into(), Value::from(kind));
+        o.insert("due".into(), Value::from(due.to_rfc3339()));
+    }
+    doc
 }
 
 #[cfg(test)]

@@ -454,6 +454,7 @@ impl EnvSecrets {
 fn secret(
     table: &mut toml::Table,
     key: &'static str,
+    env: &Env,
     missing: &mut EnvSecrets,
     invalid: &mut Vec<String>,
 ) -> Option<String> {
@@ -470,24 +471,35 @@ fn secret(
             return None;
         }
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if !is_env_name(&name) {
         invalid.push(format!(
-            "{key} = \"…\" is not an environment variable name; put the secret in the environment and its NAME here"
+            "{key} = \"…\" is not an environment variable name (capital letters, digits and _, such as MASTODON_TOKEN); put the secret in the environment and its NAME here"
         ));
         return None;
     }
     missing.names.push((key, name.clone()));
-    match std::env::var(&name) {
-        Ok(v) if v.trim().chars().any(char::is_control) => {
+    match env(&name) {
+        Some(v) if v.trim().chars().any(char::is_control) => {
             missing.malformed(key, "contains a line break or another control character");
             None
         }
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        Some(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
         _ => {
             missing.missing.push(name);
             None
         }
     }
+}
+
+/// An environment variable name as crier accepts one: capital letters, digits and `_`, not
+/// starting with a digit. Tokens, SIDs and passwords pasted here instead of a name almost always
+/// hold a lowercase letter or another character, so they are refused without being echoed: a
+/// secret never reaches an error message, not even one saying "set <it> in the environment".
+fn is_env_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn take_str(table: &mut toml::Table, key: &str, invalid: &mut Vec<String>) -> Option<String> {
@@ -503,7 +515,7 @@ fn take_str(table: &mut toml::Table, key: &str, invalid: &mut Vec<String>) -> Op
 
 type Skip = (SkipKind, String);
 
-fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> {
+fn parse_file(path: &Path, name: &str, env: &Env) -> Result<Result<Channel, Skip>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
     let mut common = toml::Table::new();
@@ -520,8 +532,20 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
     let settings = match c.kind {
         Kind::Log => Some(Settings::Log),
         Kind::Twilio => {
-            let account_sid = secret(&mut table, "account_sid_env", &mut missing, &mut invalid);
-            let auth_token = secret(&mut table, "auth_token_env", &mut missing, &mut invalid);
+            let account_sid = secret(
+                &mut table,
+                "account_sid_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
+            let auth_token = secret(
+                &mut table,
+                "auth_token_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             let from = take_str(&mut table, "from", &mut invalid);
             let messaging_service_sid = take_str(&mut table, "messaging_service_sid", &mut invalid);
             let status_callback = take_str(&mut table, "status_callback", &mut invalid);
@@ -551,8 +575,14 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             }
         }
         Kind::Vonage => {
-            let api_key = secret(&mut table, "api_key_env", &mut missing, &mut invalid);
-            let api_secret = secret(&mut table, "api_secret_env", &mut missing, &mut invalid);
+            let api_key = secret(&mut table, "api_key_env", env, &mut missing, &mut invalid);
+            let api_secret = secret(
+                &mut table,
+                "api_secret_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             let from = take_str(&mut table, "from", &mut invalid);
             if from.is_none() {
                 invalid.push("from is missing: the sender id or number".into());
@@ -568,7 +598,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
         }
         Kind::Webhook => {
             let url = take_str(&mut table, "url", &mut invalid);
-            let secret = secret(&mut table, "secret_env", &mut missing, &mut invalid);
+            let secret = secret(&mut table, "secret_env", env, &mut missing, &mut invalid);
             match &url {
                 Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
                 _ => invalid.push("url must be the http(s) URL to POST to".into()),
@@ -579,7 +609,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             }
         }
         Kind::Mastodon => {
-            let token = secret(&mut table, "token_env", &mut missing, &mut invalid);
+            let token = secret(&mut table, "token_env", env, &mut missing, &mut invalid);
             let visibility =
                 take_str(&mut table, "visibility", &mut invalid).unwrap_or_else(|| "public".into());
             if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
@@ -595,7 +625,13 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
         }
         Kind::Bluesky => {
             let identifier = take_str(&mut table, "identifier", &mut invalid);
-            let password = secret(&mut table, "app_password_env", &mut missing, &mut invalid);
+            let password = secret(
+                &mut table,
+                "app_password_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             if identifier.is_none() {
                 invalid.push(
                     "identifier is missing: the account's handle, e.g. status.example.com".into(),
@@ -610,17 +646,31 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             }
         }
         Kind::X => {
-            let consumer_key = secret(&mut table, "consumer_key_env", &mut missing, &mut invalid);
-            let consumer_secret = secret(
+            let consumer_key = secret(
                 &mut table,
-                "consumer_secret_env",
+                "consumer_key_env",
+                env,
                 &mut missing,
                 &mut invalid,
             );
-            let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
+            let consumer_secret = secret(
+                &mut table,
+                "consumer_secret_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
+            let access_token = secret(
+                &mut table,
+                "access_token_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             let access_token_secret = secret(
                 &mut table,
                 "access_token_secret_env",
+                env,
                 &mut missing,
                 &mut invalid,
             );
@@ -646,7 +696,13 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
         }
         Kind::Facebook => {
             let page_id = take_str(&mut table, "page_id", &mut invalid);
-            let page_token = secret(&mut table, "page_token_env", &mut missing, &mut invalid);
+            let page_token = secret(
+                &mut table,
+                "page_token_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             let graph_version = take_str(&mut table, "graph_version", &mut invalid)
                 .unwrap_or_else(|| crate::adapters::facebook::DEFAULT_GRAPH_VERSION.into());
             match &page_id {
@@ -668,7 +724,13 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             }
         }
         Kind::Slack | Kind::Teams | Kind::Discord => {
-            let url = secret(&mut table, "webhook_url_env", &mut missing, &mut invalid);
+            let url = secret(
+                &mut table,
+                "webhook_url_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             match url {
                 Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
                     Some(Settings::ChatWebhook { url: u })
@@ -681,7 +743,7 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             }
         }
         Kind::Telegram => {
-            let bot_token = secret(&mut table, "bot_token_env", &mut missing, &mut invalid);
+            let bot_token = secret(&mut table, "bot_token_env", env, &mut missing, &mut invalid);
             let chat_id = match table.remove("chat_id") {
                 Some(toml::Value::String(s)) if !s.is_empty() => Some(s),
                 Some(toml::Value::Integer(i)) => Some(i.to_string()),
@@ -696,7 +758,13 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             }
         }
         Kind::Matrix => {
-            let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
+            let access_token = secret(
+                &mut table,
+                "access_token_env",
+                env,
+                &mut missing,
+                &mut invalid,
+            );
             let room_id = take_str(&mut table, "room_id", &mut invalid);
             match &room_id {
                 // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
@@ -741,8 +809,8 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
             let (username, password) =
                 if table.contains_key("username_env") || table.contains_key("password_env") {
                     (
-                        secret(&mut table, "username_env", &mut missing, &mut invalid),
-                        secret(&mut table, "password_env", &mut missing, &mut invalid),
+                        secret(&mut table, "username_env", env, &mut missing, &mut invalid),
+                        secret(&mut table, "password_env", env, &mut missing, &mut invalid),
                     )
                 } else {
                     (None, None)
@@ -932,8 +1000,24 @@ fn disabled() -> Skip {
     (SkipKind::Disabled, "disabled (enabled = false)".to_owned())
 }
 
-/// Loads every `*.toml` in `dir` (file stem = channel name). A missing folder means no channels.
+/// Where a channel's secrets come from: the value of an environment variable by its name.
+/// Production reads the process environment ([`process_env`]); tests pass a map, so no test
+/// changes the environment of a multi-threaded test binary.
+pub type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// The process environment, as an [`Env`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Loads every `*.toml` in `dir` (file stem = channel name), secrets from the process
+/// environment. A missing folder means no channels.
 pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
+    load_with_env(dir, &process_env)
+}
+
+/// [`load`] with secrets looked up in `env`.
+pub fn load_with_env(dir: &Path, env: &Env) -> Result<Loaded, ChannelError> {
     let mut out = Loaded::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -973,7 +1057,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
         }
     }
     for (name, path) in files {
-        match parse_file(&path, &name) {
+        match parse_file(&path, &name, env) {
             Ok(Ok(ch)) => out.active.push(ch),
             Ok(Err((kind, why))) => {
                 match kind {
@@ -998,7 +1082,7 @@ mod tests {
     #[test]
     fn shipped_social_channels_are_skipped_without_credentials() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels");
-        let loaded = load(&dir).unwrap();
+        let loaded = load_with_env(&dir, &|_| None).unwrap();
         for (name, var) in [
             ("mastodon", "MASTODON_TOKEN"),
             ("bluesky", "BLUESKY_APP_PASSWORD"),
@@ -1010,9 +1094,6 @@ mod tests {
             ("telegram", "TELEGRAM_BOT_TOKEN"),
             ("matrix", "MATRIX_ACCESS_TOKEN"),
         ] {
-            if std::env::var(var).is_ok() {
-                continue; // a developer's machine with real credentials
-            }
             let why = loaded
                 .skipped
                 .iter()
@@ -1034,7 +1115,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
-        parse_file(&path, name)
+        parse_file(&path, name, &test_env)
+    }
+
+    /// The environment the tests see: a fixed map, never the process's (no `set_var`).
+    fn test_env(name: &str) -> Option<String> {
+        [
+            ("CRIER_TEST_HALF_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("CRIER_TEST_HALF_BAD", "AC-with-dash"),
+            ("CRIER_TEST_SOCIAL_SECRET", "s3cret"),
+            (
+                "CRIER_TEST_SOCIAL_URL",
+                "https://hooks.example.com/x/secret",
+            ),
+            ("CRIER_TEST_MAL_SID", "AC-with-dash-5150"),
+            ("CRIER_TEST_MAL_TOKEN", "tok\nen-5150"),
+            ("CRIER_TEST_MAL_OK", "fine-secret-5150"),
+            ("CRIER_TEST_SOCIAL_SECRET2", "s3cret"),
+        ]
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
     }
 
     /// A channel none of whose credential variables is set simply waits for them (a shipped
@@ -1042,8 +1143,6 @@ mod tests {
     /// misconfigured, which start-up warns about.
     #[test]
     fn unconfigured_channels_wait_and_half_configured_ones_are_misconfigured() {
-        std::env::set_var("CRIER_TEST_HALF_SID", "AC0123456789abcdef0123456789abcdef");
-        std::env::set_var("CRIER_TEST_HALF_BAD", "AC-with-dash");
         let twilio = |sid: &str, token: &str, extra: &str| {
             format!("kind = \"twilio\"\naccount_sid_env = \"{sid}\"\nauth_token_env = \"{token}\"\nfrom = \"+15005550006\"\n{extra}")
         };
@@ -1076,11 +1175,6 @@ mod tests {
 
     #[test]
     fn social_kinds_parse_with_credentials_from_the_environment() {
-        std::env::set_var("CRIER_TEST_SOCIAL_SECRET", "s3cret");
-        std::env::set_var(
-            "CRIER_TEST_SOCIAL_URL",
-            "https://hooks.example.com/x/secret",
-        );
         let cases = [
             (
                 "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"",
@@ -1188,9 +1282,6 @@ mod tests {
     /// ones (reported by variable name, never by value); they are not errors of the file.
     #[test]
     fn malformed_credentials_skip_the_channel_without_showing_the_value() {
-        std::env::set_var("CRIER_TEST_MAL_SID", "AC-with-dash-5150");
-        std::env::set_var("CRIER_TEST_MAL_TOKEN", "tok\nen-5150");
-        std::env::set_var("CRIER_TEST_MAL_OK", "fine-secret-5150");
         for (text, needles) in [
             (
                 "kind = \"twilio\"\naccount_sid_env = \"CRIER_TEST_MAL_SID\"\nauth_token_env = \"CRIER_TEST_MAL_OK\"\nfrom = \"+15005550006\"",
@@ -1217,9 +1308,41 @@ mod tests {
         }
     }
 
+    /// A token pasted where the variable's name belongs is refused, and its value appears in no
+    /// error and no skip reason (once a valid-looking one was reported as "set <token> in the
+    /// environment").
+    #[test]
+    fn a_secret_pasted_as_a_variable_name_is_never_echoed() {
+        for (text, secret) in [
+            (
+                "kind = \"twilio\"\naccount_sid_env = \"TWILIO_ACCOUNT_SID\"\nauth_token_env = \"a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6\"\nfrom = \"+15005550006\"",
+                "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6",
+            ),
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"Zq3xT9_kP0aL7mN2bV5cX8dF1gH4jK6sW\"",
+                "Zq3xT9_kP0aL7mN2bV5cX8dF1gH4jK6sW",
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"123456:ABCdefGHIjklMNO\"\nchat_id = -1",
+                "123456:ABCdefGHIjklMNO",
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"https://hooks.slack.com/services/T0/B0/XXXXsecret\"",
+                "XXXXsecret",
+            ),
+        ] {
+            let why = match load_one("c", text) {
+                Err(e) => e,
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => panic!("{text}: loaded"),
+            };
+            assert!(why.contains("is not an environment variable name"), "{why}");
+            assert!(!why.contains(secret), "the secret leaked: {why}");
+        }
+    }
+
     #[test]
     fn social_kinds_refuse_bad_settings() {
-        std::env::set_var("CRIER_TEST_SOCIAL_SECRET2", "s3cret");
         for (text, needle) in [
             (
                 "kind = \"mastodon\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET2\"",

@@ -13,9 +13,9 @@
 //! send waits instead of hitting the 429. The webhook URL holds its token: it is never printed.
 //! Check: `GET {webhook_url}` returns the webhook (its name and channel) without posting.
 
-use super::http::{failure, header, seconds, snippet, RateGate};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::http::{failure, header, seconds, snippet};
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -41,18 +41,12 @@ impl fmt::Debug for DiscordConfig {
 #[derive(Debug)]
 pub struct DiscordAdapter {
     config: DiscordConfig,
-    http: reqwest::Client,
-    gate: RateGate,
 }
 
 impl DiscordAdapter {
     /// Wraps a config and a caller-built client.
-    pub fn new(config: DiscordConfig, http: reqwest::Client) -> Self {
-        DiscordAdapter {
-            config,
-            http,
-            gate: RateGate::default(),
-        }
+    pub fn new(config: DiscordConfig) -> Self {
+        DiscordAdapter { config }
     }
 
     fn send_url(&self) -> String {
@@ -68,33 +62,37 @@ impl DiscordAdapter {
     pub fn body(msg: &OutMessage) -> Value {
         json!({"content": msg.text, "allowed_mentions": {"parse": []}})
     }
+}
 
-    /// Posts one message and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        if let Some(o) = self.gate.deferred("Discord") {
-            return o;
+impl Provider for DiscordAdapter {
+    const NAME: &'static str = "Discord";
+
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        Ok(http.client.post(self.send_url()).json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
+    }
+
+    /// Discord says how many seconds are left in the window (`X-RateLimit-Reset-After`).
+    fn rate_window(&self, headers: &HeaderMap, _now: DateTime<Utc>) -> Option<Duration> {
+        if header(headers, "x-ratelimit-remaining") != Some("0") {
+            return None;
         }
-        let request = self.http.post(self.send_url()).json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => {
-                if header(&reply.headers, "x-ratelimit-remaining") == Some("0") {
-                    let reset = header(&reply.headers, "x-ratelimit-reset-after")
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .and_then(|f| seconds(&json!(f)));
-                    if let Some(d) = reset {
-                        self.gate.close_for(d);
-                    }
-                }
-                classify(reply.status, &reply.headers, &reply.body, Utc::now())
-            }
-            Err(outcome) => outcome,
-        }
+        header(headers, "x-ratelimit-reset-after")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .and_then(|f| seconds(&json!(f)))
     }
 
     /// Reads the webhook (`GET` on its URL), which proves it exists without posting.
-    pub async fn check(&self) -> Check {
-        let request = self.http.get(&self.config.webhook_url);
-        match exchange(request, self.config.timeout).await {
+    async fn check(&self, http: &Http) -> Check {
+        let request = http.client.get(&self.config.webhook_url);
+        match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => {
                 let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
                 Check::Ok(format!(
@@ -141,18 +139,19 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const HOOK: &str = "/api/webhooks/1234/s3cr3t-token";
 
-    fn adapter(base: &str) -> DiscordAdapter {
-        DiscordAdapter::new(
-            DiscordConfig {
+    fn adapter(base: &str) -> HttpAdapter<DiscordAdapter> {
+        HttpAdapter::new(
+            DiscordAdapter::new(DiscordConfig {
                 webhook_url: format!("{base}{HOOK}"),
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }
@@ -262,11 +261,11 @@ mod tests {
             matches!(&good, Check::Ok(s) if s.contains("Status") && !s.contains("s3cr3t")),
             "{good:?}"
         );
-        let bad = DiscordAdapter::new(
-            DiscordConfig {
+        let bad = HttpAdapter::new(
+            DiscordAdapter::new(DiscordConfig {
                 webhook_url: format!("{}/api/webhooks/1234/wrong", server.uri()),
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
         .check()

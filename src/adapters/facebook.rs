@@ -17,8 +17,8 @@
 //! Check: `GET /{version}/{page-id}?fields=id,name`.
 
 use super::http::{failure, header, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -64,13 +64,12 @@ impl fmt::Debug for FacebookConfig {
 #[derive(Debug, Clone)]
 pub struct FacebookAdapter {
     config: FacebookConfig,
-    http: reqwest::Client,
 }
 
 impl FacebookAdapter {
     /// Wraps a config and a caller-built client.
-    pub fn new(config: FacebookConfig, http: reqwest::Client) -> Self {
-        FacebookAdapter { config, http }
+    pub fn new(config: FacebookConfig) -> Self {
+        FacebookAdapter { config }
     }
 
     fn url(&self, node: &str, edge: &str) -> String {
@@ -89,29 +88,37 @@ impl FacebookAdapter {
             None => self.url(&self.config.page_id, "/feed"),
         }
     }
+}
 
-    /// Posts one message or comment and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+impl Provider for FacebookAdapter {
+    const NAME: &'static str = "Facebook";
+
+    /// Posts one message or comment.
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
         let form = [
             ("message", msg.text.as_str()),
             ("access_token", self.config.page_token.as_str()),
         ];
-        let request = self.http.post(self.target_url(msg)).form(&form);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+        Ok(http.client.post(self.target_url(msg)).form(&form))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Reads the Page's id and name with the token (posts nothing).
-    pub async fn check(&self) -> Check {
+    async fn check(&self, http: &Http) -> Check {
         let url = format!(
             "{}?fields=id%2Cname&access_token={}",
             self.url(&self.config.page_id, ""),
             super::http::path_segment(&self.config.page_token)
         );
-        let request = self.http.get(url);
-        match exchange(request, self.config.timeout).await {
+        let request = http.client.get(url);
+        match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => {
                 let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
                 Check::Ok(format!(
@@ -197,6 +204,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 mod tests {
     use super::super::http::testing::{client, post, reply};
     use super::super::twilio::decode_form;
+    use super::super::HttpAdapter;
     use super::*;
     use serde_json::json;
     use wiremock::matchers::{header as h, method, path, query_param};
@@ -204,15 +212,15 @@ mod tests {
 
     const TOKEN: &str = "EAAB-page-token";
 
-    fn adapter(base: &str, token: &str) -> FacebookAdapter {
-        FacebookAdapter::new(
-            FacebookConfig {
+    fn adapter(base: &str, token: &str) -> HttpAdapter<FacebookAdapter> {
+        HttpAdapter::new(
+            FacebookAdapter::new(FacebookConfig {
                 base_url: base.into(),
                 graph_version: "v23.0".into(),
                 page_id: "1234567890".into(),
                 page_token: token.into(),
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }

@@ -88,6 +88,20 @@ pub fn failure(
     }
 }
 
+/// How long until the rate-limit window resets, when a reply says no requests are left in it:
+/// header `remaining` is `0` and `reset` (Unix seconds or an ISO 8601 instant) is given.
+pub fn window(
+    headers: &HeaderMap,
+    remaining: &str,
+    reset: &str,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    if header(headers, remaining).map(str::trim) != Some("0") {
+        return None;
+    }
+    reset_after(headers, reset, now)
+}
+
 /// Remembers a platform's "no requests left until …" from its rate-limit headers, so the next
 /// send is deferred (`Retry` after the rest of the window) instead of being refused with a 429.
 #[derive(Debug, Default)]
@@ -107,16 +121,6 @@ impl RateGate {
     pub fn close_for(&self, d: Duration) {
         if let Ok(mut u) = self.until.lock() {
             *u = Some(std::time::Instant::now() + d);
-        }
-    }
-
-    /// Closes the gate until the window resets when a reply says no requests are left in it:
-    /// `remaining` is `0` and `reset` (Unix seconds or an ISO 8601 instant) is in the future.
-    pub fn note(&self, headers: &HeaderMap, remaining: &str, reset: &str, now: DateTime<Utc>) {
-        if header(headers, remaining).map(str::trim) == Some("0") {
-            if let Some(d) = reset_after(headers, reset, now) {
-                self.close_for(d);
-            }
         }
     }
 

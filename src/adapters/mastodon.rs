@@ -16,9 +16,9 @@
 //! `X-RateLimit-Reset` instant; 408/5xx → `Retry`; 401/403/422 and other 4xx → `Rejected`.
 //! A reply with `X-RateLimit-Remaining: 0` defers the next send until `X-RateLimit-Reset`.
 
-use super::http::{failure, language, reset_after, snippet, RateGate};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::http::{failure, language, reset_after, snippet, window};
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider};
 use crate::render::rules::{
     ChannelRule, Limit, MASTODON_DEFAULT_MAX_CHARS, MASTODON_DEFAULT_URL_WEIGHT,
 };
@@ -95,19 +95,15 @@ impl InstanceLimits {
 #[derive(Debug)]
 pub struct MastodonAdapter {
     config: MastodonConfig,
-    http: reqwest::Client,
     limits: RwLock<Option<InstanceLimits>>,
-    gate: RateGate,
 }
 
 impl MastodonAdapter {
     /// Wraps a config and a caller-built client (timeout, no redirects).
-    pub fn new(config: MastodonConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: MastodonConfig) -> Self {
         MastodonAdapter {
             config,
-            http,
             limits: RwLock::new(None),
-            gate: RateGate::default(),
         }
     }
 
@@ -128,37 +124,11 @@ impl MastodonAdapter {
         body
     }
 
-    /// Posts one status and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        if let Some(o) = self.gate.deferred("Mastodon") {
-            return o;
-        }
-        let request = self
-            .http
-            .post(self.url("/api/v1/statuses"))
-            .bearer_auth(&self.config.token)
-            .header("Idempotency-Key", &msg.idempotency_key)
-            .json(&self.body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => {
-                let now = Utc::now();
-                self.gate.note(
-                    &reply.headers,
-                    "x-ratelimit-remaining",
-                    "x-ratelimit-reset",
-                    now,
-                );
-                classify(reply.status, &reply.headers, &reply.body, now)
-            }
-            Err(outcome) => outcome,
-        }
-    }
-
     /// Reads the instance's limits (`GET /api/v2/instance`, no authentication) and keeps them
     /// for [`rule`](Self::rule). Falls back to the defaults when the instance cannot say.
-    pub async fn fetch_limits(&self) -> InstanceLimits {
-        let request = self.http.get(self.url("/api/v2/instance"));
-        let limits = match exchange(request, self.config.timeout).await {
+    pub async fn fetch_limits(&self, http: &Http) -> InstanceLimits {
+        let request = http.client.get(self.url("/api/v2/instance"));
+        let limits = match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => serde_json::from_str::<Value>(&r.body)
                 .map(|v| InstanceLimits::from_instance(&v))
                 .unwrap_or_default(),
@@ -179,10 +149,40 @@ impl MastodonAdapter {
         }
         limits
     }
+}
+
+impl Provider for MastodonAdapter {
+    const NAME: &'static str = "Mastodon";
+
+    /// Posts one status.
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        Ok(http
+            .client
+            .post(self.url("/api/v1/statuses"))
+            .bearer_auth(&self.config.token)
+            .header("Idempotency-Key", &msg.idempotency_key)
+            .json(&self.body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
+    }
+
+    fn rate_window(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+        window(headers, "x-ratelimit-remaining", "x-ratelimit-reset", now)
+    }
+
+    async fn warm_up(&self, http: &Http) {
+        self.fetch_limits(http).await;
+    }
 
     /// The length rule with the instance's limits, once [`fetch_limits`](Self::fetch_limits)
     /// has run.
-    pub fn rule(&self) -> Option<ChannelRule> {
+    fn rule(&self) -> Option<ChannelRule> {
         let limits = (*self.limits.read().ok()?)?;
         Some(ChannelRule::new(Limit::Mastodon {
             max_chars: limits.max_characters,
@@ -191,15 +191,15 @@ impl MastodonAdapter {
     }
 
     /// Verifies the token (`GET /api/v1/accounts/verify_credentials`) without posting.
-    pub async fn check(&self) -> Check {
-        let request = self
-            .http
+    async fn check(&self, http: &Http) -> Check {
+        let request = http
+            .client
             .get(self.url("/api/v1/accounts/verify_credentials"))
             .bearer_auth(&self.config.token);
-        match exchange(request, self.config.timeout).await {
+        match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => {
                 let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                let limits = self.fetch_limits().await;
+                let limits = self.fetch_limits(http).await;
                 Check::Ok(format!(
                     "token valid for @{} (statuses up to {} characters)",
                     v["acct"].as_str().unwrap_or("?"),
@@ -238,20 +238,21 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, json_body, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "mastodon-token-xyz";
 
-    fn adapter(base: &str) -> MastodonAdapter {
-        MastodonAdapter::new(
-            MastodonConfig {
+    fn adapter(base: &str) -> HttpAdapter<MastodonAdapter> {
+        HttpAdapter::new(
+            MastodonAdapter::new(MastodonConfig {
                 base_url: base.into(),
                 token: TOKEN.into(),
                 visibility: "public".into(),
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }
@@ -397,16 +398,16 @@ mod tests {
             .mount(&server)
             .await;
         let a = adapter(&server.uri());
-        assert_eq!(a.rule(), None, "unknown until fetched");
+        assert_eq!(a.provider.rule(), None, "unknown until fetched");
         assert_eq!(
-            a.fetch_limits().await,
+            a.provider.fetch_limits(a.http()).await,
             InstanceLimits {
                 max_characters: 1000,
                 characters_reserved_per_url: 30
             }
         );
         assert_eq!(
-            a.rule(),
+            a.provider.rule(),
             Some(ChannelRule::new(Limit::Mastodon {
                 max_chars: 1000,
                 url_weight: 30
@@ -451,7 +452,7 @@ mod tests {
             "{good:?}"
         );
         let mut bad = adapter(&server.uri());
-        bad.config.token = "wrong".into();
+        bad.provider.config.token = "wrong".into();
         let out = bad.check().await;
         assert!(
             matches!(&out, Check::Failed(s) if s.contains("401") && !s.contains("wrong")),

@@ -13,8 +13,8 @@
 //! webhook (nothing is posted) and 403/404/410 by a revoked or unknown one.
 
 use super::http::{failure, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -43,7 +43,6 @@ impl fmt::Debug for SlackConfig {
 #[derive(Debug, Clone)]
 pub struct SlackAdapter {
     config: SlackConfig,
-    http: reqwest::Client,
 }
 
 /// Splits `text` into pieces of at most `max` characters, preferring a line break, then a
@@ -69,9 +68,9 @@ pub fn sections(text: &str, max: usize) -> Vec<String> {
 }
 
 impl SlackAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: SlackConfig, http: reqwest::Client) -> Self {
-        SlackAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: SlackConfig) -> Self {
+        SlackAdapter { config }
     }
 
     /// The JSON body for `msg`.
@@ -82,23 +81,30 @@ impl SlackAdapter {
             .collect();
         json!({"text": msg.text, "blocks": blocks})
     }
+}
 
-    /// Posts one message and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
+impl Provider for SlackAdapter {
+    const NAME: &'static str = "Slack";
+
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        Ok(http
+            .client
             .post(&self.config.webhook_url)
-            .json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Probes the webhook with an empty payload (see the module docs): nothing is posted.
-    pub async fn check(&self) -> Check {
-        let request = self.http.post(&self.config.webhook_url).json(&json!({}));
-        match exchange(request, self.config.timeout).await {
+    async fn check(&self, http: &Http) -> Check {
+        let request = http.client.post(&self.config.webhook_url).json(&json!({}));
+        match http.exchange(request).await {
             Ok(r)
                 if r.status == 400
                     && [
@@ -132,18 +138,19 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const HOOK: &str = "/services/T000/B000/XXXXsecret";
 
-    fn adapter(url: String) -> SlackAdapter {
-        SlackAdapter::new(
-            SlackConfig {
+    fn adapter(url: String) -> HttpAdapter<SlackAdapter> {
+        HttpAdapter::new(
+            SlackAdapter::new(SlackConfig {
                 webhook_url: url,
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }

@@ -13,8 +13,8 @@
 //! posting; `crier channels check` says so.
 
 use super::http::failure;
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -40,13 +40,12 @@ impl fmt::Debug for TeamsConfig {
 #[derive(Debug, Clone)]
 pub struct TeamsAdapter {
     config: TeamsConfig,
-    http: reqwest::Client,
 }
 
 impl TeamsAdapter {
     /// Wraps a config and a caller-built client.
-    pub fn new(config: TeamsConfig, http: reqwest::Client) -> Self {
-        TeamsAdapter { config, http }
+    pub fn new(config: TeamsConfig) -> Self {
+        TeamsAdapter { config }
     }
 
     /// The message with its Adaptive Card for `msg`.
@@ -64,21 +63,28 @@ impl TeamsAdapter {
             }]
         })
     }
+}
 
-    /// Posts one card and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
+impl Provider for TeamsAdapter {
+    const NAME: &'static str = "Teams";
+
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        Ok(http
+            .client
             .post(&self.config.webhook_url)
-            .json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// A Workflows webhook cannot be checked without posting.
-    pub async fn check(&self) -> Check {
+    async fn check(&self, _http: &Http) -> Check {
         Check::Unchecked(
             "cannot be checked without posting: every request to a Workflows URL runs its flow"
                 .into(),
@@ -97,16 +103,17 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    fn adapter(url: String) -> TeamsAdapter {
-        TeamsAdapter::new(
-            TeamsConfig {
+    fn adapter(url: String) -> HttpAdapter<TeamsAdapter> {
+        HttpAdapter::new(
+            TeamsAdapter::new(TeamsConfig {
                 webhook_url: url,
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }

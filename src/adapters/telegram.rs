@@ -13,8 +13,8 @@
 //! naming the new id to configure. Check: `getMe`.
 
 use super::http::{failure, seconds, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -51,13 +51,12 @@ impl fmt::Debug for TelegramConfig {
 #[derive(Debug, Clone)]
 pub struct TelegramAdapter {
     config: TelegramConfig,
-    http: reqwest::Client,
 }
 
 impl TelegramAdapter {
     /// Wraps a config and a caller-built client.
-    pub fn new(config: TelegramConfig, http: reqwest::Client) -> Self {
-        TelegramAdapter { config, http }
+    pub fn new(config: TelegramConfig) -> Self {
+        TelegramAdapter { config }
     }
 
     fn url(&self, method: &str) -> String {
@@ -83,22 +82,29 @@ impl TelegramAdapter {
         }
         body
     }
+}
 
-    /// Sends one message and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
+impl Provider for TelegramAdapter {
+    const NAME: &'static str = "Telegram";
+
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        Ok(http
+            .client
             .post(self.url("sendMessage"))
-            .json(&self.body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .json(&self.body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Verifies the token with `getMe` (posts nothing).
-    pub async fn check(&self) -> Check {
-        match exchange(self.http.get(self.url("getMe")), self.config.timeout).await {
+    async fn check(&self, http: &Http) -> Check {
+        match http.exchange(http.client.get(self.url("getMe"))).await {
             Ok(r) if (200..300).contains(&r.status) => {
                 let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
                 Check::Ok(format!(
@@ -144,20 +150,21 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "123456:ABC-secret";
 
-    fn adapter(base: &str, token: &str) -> TelegramAdapter {
-        TelegramAdapter::new(
-            TelegramConfig {
+    fn adapter(base: &str, token: &str) -> HttpAdapter<TelegramAdapter> {
+        HttpAdapter::new(
+            TelegramAdapter::new(TelegramConfig {
                 base_url: base.into(),
                 bot_token: token.into(),
                 chat_id: "-1001234567890".into(),
                 timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }

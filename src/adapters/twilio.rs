@@ -38,8 +38,9 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::outcome::{exchange, OutMessage, Outcome, Recipient};
+use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
+use super::{Http, Provider};
 
 /// Twilio's production REST API origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -182,7 +183,6 @@ impl fmt::Debug for TwilioConfig {
 #[derive(Debug, Clone)]
 pub struct TwilioAdapter {
     config: TwilioConfig,
-    http: reqwest::Client,
 }
 
 impl TwilioAdapter {
@@ -190,8 +190,8 @@ impl TwilioAdapter {
     ///
     /// The config is checked on every [`send`](Self::send); call
     /// [`TwilioConfig::validate`] at start-up to fail early.
-    pub fn new(config: TwilioConfig, http: reqwest::Client) -> Self {
-        TwilioAdapter { config, http }
+    pub fn new(config: TwilioConfig) -> Self {
+        TwilioAdapter { config }
     }
 
     /// The form fields sent for `msg`, in order. `Err` means the message can
@@ -217,23 +217,27 @@ impl TwilioAdapter {
         }
         Ok(fields)
     }
+}
 
-    /// Sends one SMS and classifies the answer. Never panics; every failure is
-    /// an [`Outcome`].
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let fields = match self.form_fields(msg) {
-            Ok(f) => f,
-            Err(reason) => return Outcome::rejected(reason),
-        };
-        let request = self
-            .http
+impl Provider for TwilioAdapter {
+    const NAME: &'static str = "Twilio";
+
+    /// One SMS. Never panics; a message that can never be sent is `Rejected`.
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        let fields = self.form_fields(msg).map_err(Outcome::rejected)?;
+        Ok(http
+            .client
             .post(self.config.messages_url())
             .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
-            .form(&fields);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .form(&fields))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 }
 
@@ -533,6 +537,7 @@ pub fn verify_signature(
 
 #[cfg(test)]
 mod tests {
+    use super::super::HttpAdapter;
     use super::*;
 
     #[test]
@@ -636,7 +641,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let adapter = TwilioAdapter::new(config(&server.uri()), client());
+        let adapter = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client());
         let out = adapter
             .send(&sms("+358401234567", "Sähkökatko & vesi: 5 € / 100%"))
             .await;
@@ -675,7 +680,7 @@ mod tests {
         c.from = None;
         c.messaging_service_sid = Some("MG0001".into());
         c.status_callback = None;
-        let out = TwilioAdapter::new(c, client())
+        let out = HttpAdapter::new(TwilioAdapter::new(c), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         assert!(matches!(out, Outcome::Delivered { .. }));
@@ -698,7 +703,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         match out {
@@ -721,7 +726,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         match out {
@@ -744,7 +749,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15550000000", "hi"))
             .await;
         match out {
@@ -765,7 +770,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         assert!(matches!(out, Outcome::Retry { after: None, .. }), "{out:?}");
@@ -778,9 +783,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let out = TwilioAdapter::new(config(&format!("http://127.0.0.1:{port}")), client())
-            .send(&sms("+15551234567", "hi"))
-            .await;
+        let out = HttpAdapter::new(
+            TwilioAdapter::new(config(&format!("http://127.0.0.1:{port}"))),
+            client(),
+        )
+        .send(&sms("+15551234567", "hi"))
+        .await;
         match out {
             Outcome::Retry { reason, .. } => {
                 assert!(reason.starts_with("network error"), "{reason}");
@@ -799,7 +807,7 @@ mod tests {
             .await;
         let mut c = config(&server.uri());
         c.timeout = Duration::from_millis(200);
-        let out = TwilioAdapter::new(c, client())
+        let out = HttpAdapter::new(TwilioAdapter::new(c), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         assert_eq!(
@@ -819,7 +827,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let adapter = TwilioAdapter::new(config(&server.uri()), client());
+        let adapter = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client());
         for to in ["0401234567", "+", "+0123", "+12ab"] {
             assert!(matches!(
                 adapter.send(&sms(to, "x")).await,
@@ -927,7 +935,7 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains(TOKEN));
         assert!(dbg.contains("***"));
-        let adapter = TwilioAdapter::new(c, client());
+        let adapter = HttpAdapter::new(TwilioAdapter::new(c), client());
         assert!(!format!("{adapter:?}").contains(TOKEN));
     }
 

@@ -58,8 +58,9 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::outcome::{exchange, OutMessage, Outcome, Recipient};
+use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
+use super::{Http, Provider};
 
 /// Vonage's production SMS API origin.
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
@@ -154,13 +155,12 @@ impl fmt::Debug for VonageConfig {
 #[derive(Debug, Clone)]
 pub struct VonageAdapter {
     config: VonageConfig,
-    http: reqwest::Client,
 }
 
 impl VonageAdapter {
     /// Wraps a config and a caller-built client (which should have a timeout).
-    pub fn new(config: VonageConfig, http: reqwest::Client) -> Self {
-        VonageAdapter { config, http }
+    pub fn new(config: VonageConfig) -> Self {
+        VonageAdapter { config }
     }
 
     /// The form fields sent for `msg`, in order. `Err` means the message can
@@ -189,19 +189,23 @@ impl VonageAdapter {
             ("client-ref", client_ref(&msg.idempotency_key)),
         ])
     }
+}
 
-    /// Sends one SMS and classifies the answer. Never panics; every failure is
-    /// an [`Outcome`].
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let fields = match self.form_fields(msg) {
-            Ok(f) => f,
-            Err(reason) => return Outcome::rejected(reason),
-        };
-        let request = self.http.post(self.config.sms_url()).form(&fields);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+impl Provider for VonageAdapter {
+    const NAME: &'static str = "Vonage";
+
+    /// One SMS. Never panics; a message that can never be sent is `Rejected`.
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
+        let fields = self.form_fields(msg).map_err(Outcome::rejected)?;
+        Ok(http.client.post(self.config.sms_url()).form(&fields))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 }
 
@@ -313,6 +317,7 @@ fn snippet(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::twilio::decode_form;
+    use super::super::HttpAdapter;
     use super::*;
     use chrono::TimeZone;
     use wiremock::matchers::{header, method, path};
@@ -372,7 +377,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = VonageAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client())
             .send(&sms("+358401234567", text))
             .await;
         let reqs = server.received_requests().await.unwrap();
@@ -455,7 +460,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = VonageAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client())
             .send(&sms("+358401234567", "hi"))
             .await;
         assert!(
@@ -466,9 +471,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let out = VonageAdapter::new(config(&format!("http://127.0.0.1:{port}")), client())
-            .send(&sms("+358401234567", "hi"))
-            .await;
+        let out = HttpAdapter::new(
+            VonageAdapter::new(config(&format!("http://127.0.0.1:{port}"))),
+            client(),
+        )
+        .send(&sms("+358401234567", "hi"))
+        .await;
         assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
     }
 
@@ -485,7 +493,7 @@ mod tests {
             .await;
         let mut c = config(&server.uri());
         c.timeout = Duration::from_millis(200);
-        let out = VonageAdapter::new(c, client())
+        let out = HttpAdapter::new(VonageAdapter::new(c), client())
             .send(&sms("+358401234567", "hi"))
             .await;
         assert_eq!(out, Outcome::retry("timed out"));
@@ -577,7 +585,11 @@ mod tests {
     fn debug_hides_secret_and_validate() {
         let c = config(DEFAULT_BASE_URL);
         assert!(!format!("{c:?}").contains(SECRET));
-        assert!(!format!("{:?}", VonageAdapter::new(c.clone(), client())).contains(SECRET));
+        assert!(!format!(
+            "{:?}",
+            HttpAdapter::new(VonageAdapter::new(c.clone()), client())
+        )
+        .contains(SECRET));
         assert_eq!(c.validate(), Ok(()));
         let mut bad = c.clone();
         bad.api_secret.clear();

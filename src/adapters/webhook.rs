@@ -37,8 +37,9 @@ use hmac::{Hmac, Mac};
 use reqwest::header::HeaderMap;
 use sha2::Sha256;
 
-use super::outcome::{exchange, OutMessage, Outcome};
+use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::retry_after;
+use super::{Http, Provider};
 
 /// Default bound on one send (request + response body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,44 +134,50 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct WebhookAdapter {
     config: WebhookConfig,
-    http: reqwest::Client,
 }
 
 impl WebhookAdapter {
     /// Wraps a config and a caller-built client. The client must have a
     /// timeout and `redirect(Policy::none())`.
-    pub fn new(config: WebhookConfig, http: reqwest::Client) -> Self {
-        WebhookAdapter { config, http }
+    pub fn new(config: WebhookConfig) -> Self {
+        WebhookAdapter { config }
     }
+}
 
-    /// Sends `msg.document` and classifies the answer. Never panics; every
-    /// failure is an [`Outcome`]. The recipient is ignored: the URL is the
-    /// channel's fixed endpoint.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+impl Provider for WebhookAdapter {
+    const NAME: &'static str = "webhook";
+
+    /// Signs and posts `msg.document`. The recipient is ignored: the URL is the channel's fixed
+    /// endpoint.
+    async fn request(
+        &self,
+        http: &Http,
+        msg: &OutMessage,
+    ) -> Result<reqwest::RequestBuilder, Outcome> {
         if let Err(e) = self.config.validate() {
-            return Outcome::rejected(format!("invalid webhook configuration: {e}"));
+            return Err(Outcome::rejected(format!(
+                "invalid webhook configuration: {e}"
+            )));
         }
         let Some(document) = &msg.document else {
-            return Outcome::rejected("webhook message has no JSON document");
+            return Err(Outcome::rejected("webhook message has no JSON document"));
         };
-        let body = match serde_json::to_vec(document) {
-            Ok(b) => b,
-            Err(e) => return Outcome::rejected(format!("document is not serialisable: {e}")),
-        };
+        let body = serde_json::to_vec(document)
+            .map_err(|e| Outcome::rejected(format!("document is not serialisable: {e}")))?;
         let timestamp = Utc::now().timestamp();
         let signature = sign(&self.config.secret, timestamp, &body);
-        let request = self
-            .http
+        Ok(http
+            .client
             .post(&self.config.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(HEADER_IDEMPOTENCY_KEY, &msg.idempotency_key)
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_SIGNATURE, signature)
-            .body(body);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .body(body))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 }
 
@@ -246,6 +253,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::outcome::Recipient;
+    use super::super::HttpAdapter;
     use super::*;
     use chrono::TimeZone;
     use wiremock::matchers::{header, method, path};
@@ -297,8 +305,10 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let adapter =
-            WebhookAdapter::new(config(format!("{}/hooks/crier", server.uri())), client());
+        let adapter = HttpAdapter::new(
+            WebhookAdapter::new(config(format!("{}/hooks/crier", server.uri()))),
+            client(),
+        );
         let before = Utc::now().timestamp();
         let out = adapter.send(&msg(Some(doc()))).await;
         assert_eq!(out, Outcome::Delivered { receipt: None });
@@ -361,7 +371,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(server.uri()), client())
+        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(
@@ -378,7 +388,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(server.uri()), client())
+        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(
@@ -407,9 +417,12 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(format!("{}/old", server.uri())), client())
-            .send(&msg(Some(doc())))
-            .await;
+        let out = HttpAdapter::new(
+            WebhookAdapter::new(config(format!("{}/old", server.uri()))),
+            client(),
+        )
+        .send(&msg(Some(doc())))
+        .await;
         assert!(
             matches!(&out, Outcome::Rejected { reason } if reason.contains("final URL")),
             "{out:?}"
@@ -422,8 +435,8 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let out = WebhookAdapter::new(
-            config(format!("http://127.0.0.1:{port}/x?token=abc")),
+        let out = HttpAdapter::new(
+            WebhookAdapter::new(config(format!("http://127.0.0.1:{port}/x?token=abc"))),
             client(),
         )
         .send(&msg(Some(doc())))
@@ -440,7 +453,7 @@ mod tests {
             .await;
         let mut c = config(server.uri());
         c.timeout = Duration::from_millis(200);
-        let out = WebhookAdapter::new(c, client())
+        let out = HttpAdapter::new(WebhookAdapter::new(c), client())
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(out, Outcome::retry("timed out"));
@@ -454,7 +467,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(server.uri()), client())
+        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(None))
             .await;
         assert!(matches!(out, Outcome::Rejected { .. }));

@@ -20,7 +20,8 @@ pub fn snippet(body: &str) -> String {
     trimmed.chars().take(200).collect()
 }
 
-/// Whether an HTTP status is worth retrying.
+/// Whether an HTTP status is worth retrying: the one status class every adapter shares (408,
+/// 425, 429 and 5xx).
 pub fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500..=599)
 }
@@ -187,6 +188,13 @@ pub mod testing {
         }
     }
 
+    /// An SMS with key `key` to phone `to`.
+    pub fn sms(key: &str, to: &str, text: &str) -> OutMessage {
+        let mut m = post(key, text);
+        m.recipient = Recipient::Phone(to.into());
+        m
+    }
+
     /// A post replying in a thread.
     pub fn reply(key: &str, text: &str, root: &str, parent: &str) -> OutMessage {
         let mut m = post(key, text);
@@ -277,5 +285,25 @@ mod tests {
         assert_eq!(path_segment("!abc:example.org"), "%21abc%3Aexample.org");
         assert_eq!(language("fi-FI"), "fi");
         assert_eq!(language("sv"), "sv");
+    }
+
+    /// Twilio and Vonage share the status classes of [`is_transient`]: for every non-2xx status
+    /// without a provider error code, both retry exactly when it is transient (once Twilio's
+    /// own list forgot 425).
+    #[test]
+    fn sms_providers_share_the_status_classes() {
+        let h = HeaderMap::new();
+        for status in (100..200).chain(300..600) {
+            for outcome in [
+                super::super::twilio::classify(status, &h, "", now()),
+                super::super::vonage::classify(status, &h, "", now()),
+            ] {
+                assert_eq!(
+                    matches!(outcome, Outcome::Retry { .. }),
+                    is_transient(status),
+                    "HTTP {status}: {outcome:?}"
+                );
+            }
+        }
     }
 }

@@ -38,6 +38,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
+use super::http::is_transient;
 use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
 use super::{Http, Provider};
@@ -292,10 +293,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
         None => format!("Twilio HTTP {status}: {message}"),
     };
     let after = retry_after::from_headers(headers, now);
-    let transient = status == 429
-        || status == 408
-        || (500..600).contains(&status)
-        || code == Some(CODE_TOO_MANY_REQUESTS);
+    let transient = is_transient(status) || code == Some(CODE_TOO_MANY_REQUESTS);
     if transient {
         Outcome::Retry { reason, after }
     } else {
@@ -599,17 +597,7 @@ mod tests {
     }
 
     fn sms(to: &str, text: &str) -> OutMessage {
-        OutMessage {
-            idempotency_key: "ab12".into(),
-            recipient: Recipient::Phone(to.into()),
-            locale: "fi".into(),
-            subject: None,
-            text: text.into(),
-            html: None,
-            unsubscribe_url: None,
-            document: None,
-            thread: None,
-        }
+        super::super::http::testing::sms("ab12", to, text)
     }
 
     fn client() -> reqwest::Client {

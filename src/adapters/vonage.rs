@@ -58,6 +58,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
+use super::http::{is_transient, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
 use super::{Http, Provider};
@@ -223,19 +224,9 @@ pub fn client_ref(idempotency_key: &str) -> String {
     idempotency_key.chars().take(CLIENT_REF_MAX).collect()
 }
 
-/// GSM 03.38 default alphabet (basic set, without the ESC code itself).
-const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
-¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-
-/// GSM 03.38 extension table (each costs two septets).
-const GSM7_EXTENSION: &str = "\u{0C}^{}\\[~]|€";
-
-/// True when every character of `text` can be sent as GSM-7 (basic set or
-/// extension table), i.e. the SMS can use `type=text`.
-pub fn is_gsm7(text: &str) -> bool {
-    text.chars()
-        .all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENSION.contains(c))
-}
+/// Whether the whole text can be sent as GSM-7 (the SMS can use `type=text`): the one GSM-7
+/// alphabet, the one the length rules count segments by.
+pub use crate::render::rules::is_gsm7;
 
 #[derive(Deserialize)]
 struct SendResponse {
@@ -257,7 +248,7 @@ struct PartStatus {
 pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>) -> Outcome {
     if !(200..300).contains(&status) {
         let reason = format!("Vonage HTTP {status}: {}", snippet(body));
-        return if status == 408 || status == 429 || (500..600).contains(&status) {
+        return if is_transient(status) {
             Outcome::Retry {
                 reason,
                 after: retry_after::from_headers(headers, now),
@@ -305,15 +296,6 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-/// First 200 characters of a body, for error reasons.
-fn snippet(body: &str) -> String {
-    let trimmed = body.trim();
-    if trimmed.is_empty() {
-        return "empty body".to_owned();
-    }
-    trimmed.chars().take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::twilio::decode_form;
@@ -338,17 +320,7 @@ mod tests {
     }
 
     fn sms(to: &str, text: &str) -> OutMessage {
-        OutMessage {
-            idempotency_key: KEY.into(),
-            recipient: Recipient::Phone(to.into()),
-            locale: "fi".into(),
-            subject: None,
-            text: text.into(),
-            html: None,
-            unsubscribe_url: None,
-            document: None,
-            thread: None,
-        }
+        super::super::http::testing::sms(KEY, to, text)
     }
 
     fn client() -> reqwest::Client {

@@ -271,12 +271,7 @@ impl Dispatcher {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        Some(
-            match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(msg)).await {
-                Ok(o) => o,
-                Err(_) => Outcome::retry("timed out"),
-            },
-        )
+        Some(ch.adapter.send(msg).await)
     }
 
     /// An active channel's configuration.
@@ -1023,13 +1018,8 @@ async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) 
             }
         }
     }
-    let outcome = match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(&msg)).await {
-        Ok(o) => o,
-        Err(_) => Outcome::Retry {
-            reason: format!("timed out after {:?}", ch.channel.send_timeout),
-            after: None,
-        },
-    };
+    // The adapter bounds the send by the channel's send timeout.
+    let outcome = ch.adapter.send(&msg).await;
     if let (
         true,
         Outcome::Delivered {

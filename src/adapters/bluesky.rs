@@ -31,6 +31,7 @@ use super::{Check, Http, Provider};
 use crate::render::rules::bluesky_link_facets;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt;
@@ -40,26 +41,14 @@ use std::time::Duration;
 pub const DEFAULT_BASE_URL: &str = "https://bsky.social";
 
 /// Settings for one Bluesky channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct BlueskyConfig {
     /// The PDS origin, normally [`DEFAULT_BASE_URL`].
     pub base_url: String,
     /// The account's handle or DID.
     pub identifier: String,
     /// An app password. Never printed.
-    pub password: String,
-    /// Bound on one request.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for BlueskyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlueskyConfig")
-            .field("base_url", &self.base_url)
-            .field("identifier", &self.identifier)
-            .field("password", &"***")
-            .finish()
-    }
+    pub password: SecretString,
 }
 
 /// A reference to a record: what `reply.root` and `reply.parent` hold.
@@ -129,7 +118,7 @@ impl BlueskyAdapter {
         let request = http
             .client
             .post(self.xrpc("com.atproto.server.createSession"))
-            .json(&json!({"identifier": self.config.identifier, "password": self.config.password}));
+            .json(&json!({"identifier": self.config.identifier, "password": self.config.password.expose_secret()}));
         let reply = http.exchange(request).await?;
         if (200..300).contains(&reply.status) {
             return session_from(&reply).ok_or_else(|| {
@@ -297,7 +286,6 @@ mod tests {
                 base_url: base.into(),
                 identifier: "status.example.com".into(),
                 password: password.into(),
-                timeout: Duration::from_secs(5),
             }),
             client(),
         )

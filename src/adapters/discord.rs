@@ -13,28 +13,21 @@
 //! send waits instead of hitting the 429. The webhook URL holds its token: it is never printed.
 //! Check: `GET {webhook_url}` returns the webhook (its name and channel) without posting.
 
-use super::http::{failure, header, seconds, snippet};
+use super::http::{failure, header, seconds};
 use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
 use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// Settings for one Discord channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DiscordConfig {
     /// `https://discord.com/api/webhooks/{id}/{token}`. Secret: never printed.
-    pub webhook_url: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for DiscordConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DiscordConfig { webhook_url: *** }")
-    }
+    pub webhook_url: SecretString,
 }
 
 /// Posts to one Discord webhook.
@@ -50,12 +43,12 @@ impl DiscordAdapter {
     }
 
     fn send_url(&self) -> String {
-        let sep = if self.config.webhook_url.contains('?') {
+        let sep = if self.config.webhook_url.expose_secret().contains('?') {
             '&'
         } else {
             '?'
         };
-        format!("{}{sep}wait=true", self.config.webhook_url)
+        format!("{}{sep}wait=true", self.config.webhook_url.expose_secret())
     }
 
     /// The JSON body for `msg`.
@@ -91,22 +84,14 @@ impl Provider for DiscordAdapter {
 
     /// Reads the webhook (`GET` on its URL), which proves it exists without posting.
     async fn check(&self, http: &Http) -> Check {
-        let request = http.client.get(&self.config.webhook_url);
-        match http.exchange(request).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "webhook \"{}\" posts to channel {}",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["channel_id"].as_str().unwrap_or("?")
-                ))
-            }
-            Ok(r) => Check::Failed(format!(
-                "the webhook answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
+        let request = http.client.get(self.config.webhook_url.expose_secret());
+        match read(http, request, "the webhook").await {
+            Ok(v) => Check::Ok(format!(
+                "webhook \"{}\" posts to channel {}",
+                v["name"].as_str().unwrap_or("?"),
+                v["channel_id"].as_str().unwrap_or("?")
             )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -149,8 +134,7 @@ mod tests {
     fn adapter(base: &str) -> HttpAdapter<DiscordAdapter> {
         HttpAdapter::new(
             DiscordAdapter::new(DiscordConfig {
-                webhook_url: format!("{base}{HOOK}"),
-                timeout: Duration::from_secs(5),
+                webhook_url: format!("{base}{HOOK}").into(),
             }),
             client(),
         )
@@ -263,8 +247,7 @@ mod tests {
         );
         let bad = HttpAdapter::new(
             DiscordAdapter::new(DiscordConfig {
-                webhook_url: format!("{}/api/webhooks/1234/wrong", server.uri()),
-                timeout: Duration::from_secs(5),
+                webhook_url: format!("{}/api/webhooks/1234/wrong", server.uri()).into(),
             }),
             client(),
         )

@@ -21,8 +21,8 @@ use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use std::fmt;
 use std::time::Duration;
 
 /// The Graph API's origin.
@@ -35,7 +35,7 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v23.0";
 pub const THROTTLING_CODES: [i64; 5] = [4, 17, 32, 613, 80001];
 
 /// Settings for one Facebook Page channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FacebookConfig {
     /// API origin, normally [`DEFAULT_BASE_URL`].
     pub base_url: String,
@@ -44,20 +44,7 @@ pub struct FacebookConfig {
     /// The Page's numeric id.
     pub page_id: String,
     /// A Page access token. Never printed.
-    pub page_token: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for FacebookConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FacebookConfig")
-            .field("base_url", &self.base_url)
-            .field("graph_version", &self.graph_version)
-            .field("page_id", &self.page_id)
-            .field("page_token", &"***")
-            .finish()
-    }
+    pub page_token: SecretString,
 }
 
 /// Posts to one Facebook Page.
@@ -101,7 +88,7 @@ impl Provider for FacebookAdapter {
     ) -> Result<reqwest::RequestBuilder, Outcome> {
         let form = [
             ("message", msg.text.as_str()),
-            ("access_token", self.config.page_token.as_str()),
+            ("access_token", self.config.page_token.expose_secret()),
         ];
         Ok(http.client.post(self.target_url(msg)).form(&form))
     }
@@ -115,7 +102,7 @@ impl Provider for FacebookAdapter {
         let url = format!(
             "{}?fields=id%2Cname&access_token={}",
             self.url(&self.config.page_id, ""),
-            super::http::path_segment(&self.config.page_token)
+            super::http::path_segment(self.config.page_token.expose_secret())
         );
         let request = http.client.get(url);
         match http.exchange(request).await {
@@ -203,9 +190,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post, reply};
-    use super::super::twilio::decode_form;
     use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::twilio::decode_form;
     use serde_json::json;
     use wiremock::matchers::{header as h, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -219,7 +206,6 @@ mod tests {
                 graph_version: "v23.0".into(),
                 page_id: "1234567890".into(),
                 page_token: token.into(),
-                timeout: Duration::from_secs(5),
             }),
             client(),
         )

@@ -16,40 +16,29 @@
 //! `X-RateLimit-Reset` instant; 408/5xx → `Retry`; 401/403/422 and other 4xx → `Rejected`.
 //! A reply with `X-RateLimit-Remaining: 0` defers the next send until `X-RateLimit-Reset`.
 
-use super::http::{failure, language, reset_after, snippet, window};
+use super::http::{failure, language, reset_after, window};
 use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
 use super::{Check, Http, Provider};
 use crate::render::rules::{
     ChannelRule, Limit, MASTODON_DEFAULT_MAX_CHARS, MASTODON_DEFAULT_URL_WEIGHT,
 };
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::sync::RwLock;
 use std::time::Duration;
 
 /// Settings for one Mastodon channel; the token is resolved by the caller.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MastodonConfig {
     /// The instance's origin, e.g. `https://mastodon.social`.
     pub base_url: String,
     /// An access token with `write:statuses` (and `read:accounts` for the check). Never printed.
-    pub token: String,
+    pub token: SecretString,
     /// `public`, `unlisted`, `private` or `direct`.
     pub visibility: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for MastodonConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MastodonConfig")
-            .field("base_url", &self.base_url)
-            .field("token", &"***")
-            .field("visibility", &self.visibility)
-            .finish()
-    }
 }
 
 /// An instance's status length limits.
@@ -163,7 +152,7 @@ impl Provider for MastodonAdapter {
         Ok(http
             .client
             .post(self.url("/api/v1/statuses"))
-            .bearer_auth(&self.config.token)
+            .bearer_auth(self.config.token.expose_secret())
             .header("Idempotency-Key", &msg.idempotency_key)
             .json(&self.body(msg)))
     }
@@ -195,10 +184,9 @@ impl Provider for MastodonAdapter {
         let request = http
             .client
             .get(self.url("/api/v1/accounts/verify_credentials"))
-            .bearer_auth(&self.config.token);
-        match http.exchange(request).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            .bearer_auth(self.config.token.expose_secret());
+        match read(http, request, "verify_credentials").await {
+            Ok(v) => {
                 let limits = self.fetch_limits(http).await;
                 Check::Ok(format!(
                     "token valid for @{} (statuses up to {} characters)",
@@ -206,12 +194,7 @@ impl Provider for MastodonAdapter {
                     limits.max_characters
                 ))
             }
-            Ok(r) => Check::Failed(format!(
-                "verify_credentials answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
-            )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -251,7 +234,6 @@ mod tests {
                 base_url: base.into(),
                 token: TOKEN.into(),
                 visibility: "public".into(),
-                timeout: Duration::from_secs(5),
             }),
             client(),
         )

@@ -19,34 +19,23 @@
 
 use super::http::{failure, path_segment, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
 use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// Settings for one Matrix channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MatrixConfig {
     /// The homeserver's client API origin, e.g. `https://matrix.example.org`.
     pub base_url: String,
     /// The access token of the posting user. Never printed.
-    pub access_token: String,
+    pub access_token: SecretString,
     /// The room id, e.g. `!abc:example.org`.
     pub room_id: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for MatrixConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MatrixConfig")
-            .field("base_url", &self.base_url)
-            .field("access_token", &"***")
-            .field("room_id", &self.room_id)
-            .finish()
-    }
 }
 
 /// Posts messages to one Matrix room.
@@ -100,7 +89,7 @@ impl Provider for MatrixAdapter {
         Ok(http
             .client
             .put(self.send_url(&msg.idempotency_key))
-            .bearer_auth(&self.config.access_token)
+            .bearer_auth(self.config.access_token.expose_secret())
             .json(&Self::content(msg)))
     }
 
@@ -113,19 +102,13 @@ impl Provider for MatrixAdapter {
         let request = http
             .client
             .get(format!("{}/_matrix/client/v3/account/whoami", self.base()))
-            .bearer_auth(&self.config.access_token);
-        match http.exchange(request).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            .bearer_auth(self.config.access_token.expose_secret());
+        match read(http, request, "whoami").await {
+            Ok(v) => {
                 let user = v["user_id"].as_str().unwrap_or("?").to_owned();
                 self.check_membership(http, &user).await
             }
-            Ok(r) => Check::Failed(format!(
-                "whoami answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
-            )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -140,7 +123,7 @@ impl MatrixAdapter {
                 self.base(),
                 path_segment(&self.config.room_id)
             ))
-            .bearer_auth(&self.config.access_token);
+            .bearer_auth(self.config.access_token.expose_secret());
         match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => Check::Ok(format!(
                 "token valid for {user}, a member of {}",
@@ -187,7 +170,6 @@ mod tests {
                 base_url: base.into(),
                 access_token: token.into(),
                 room_id: "!room1:example.org".into(),
-                timeout: Duration::from_secs(5),
             }),
             client(),
         )

@@ -19,6 +19,8 @@ pub mod retry_after;
 pub mod slack;
 pub mod teams;
 pub mod telegram;
+#[cfg(test)]
+mod tests_new_kind;
 pub mod twilio;
 pub mod vonage;
 pub mod webhook;
@@ -182,11 +184,10 @@ impl Adapter {
                 let config = twilio::TwilioConfig {
                     base_url: s.base(twilio::DEFAULT_BASE_URL),
                     account_sid: account_sid.clone(),
-                    auth_token: auth_token.clone(),
+                    auth_token: auth_token.clone().into(),
                     from: from.clone(),
                     messaging_service_sid: messaging_service_sid.clone(),
                     status_callback: status_callback.clone(),
-                    timeout: t,
                 };
                 match config.validate() {
                     Ok(()) => s.http(twilio::TwilioAdapter::new(config)),
@@ -201,9 +202,8 @@ impl Adapter {
                 let config = vonage::VonageConfig {
                     base_url: s.base(vonage::DEFAULT_BASE_URL),
                     api_key: api_key.clone(),
-                    api_secret: api_secret.clone(),
+                    api_secret: api_secret.clone().into(),
                     from: from.clone(),
-                    timeout: t,
                 };
                 match config.validate() {
                     Ok(()) => s.http(vonage::VonageAdapter::new(config)),
@@ -214,15 +214,13 @@ impl Adapter {
                 s.http(webhook::WebhookAdapter::new(webhook::WebhookConfig {
                     url: url.clone(),
                     secret: secret.as_bytes().to_vec(),
-                    timeout: t,
                 }))
             }
             Settings::Mastodon { token, visibility } => {
                 s.http(mastodon::MastodonAdapter::new(mastodon::MastodonConfig {
                     base_url: s.base(""),
-                    token: token.clone(),
+                    token: token.clone().into(),
                     visibility: visibility.clone(),
-                    timeout: t,
                 }))
             }
             Settings::Bluesky {
@@ -231,8 +229,7 @@ impl Adapter {
             } => s.http(bluesky::BlueskyAdapter::new(bluesky::BlueskyConfig {
                 base_url: s.base(bluesky::DEFAULT_BASE_URL),
                 identifier: identifier.clone(),
-                password: password.clone(),
-                timeout: t,
+                password: password.clone().into(),
             })),
             Settings::X {
                 consumer_key,
@@ -247,7 +244,6 @@ impl Adapter {
                     token: access_token.clone(),
                     token_secret: access_token_secret.clone(),
                 },
-                timeout: t,
             })),
             Settings::Facebook {
                 page_id,
@@ -257,23 +253,19 @@ impl Adapter {
                 base_url: s.base(facebook::DEFAULT_BASE_URL),
                 graph_version: graph_version.clone(),
                 page_id: page_id.clone(),
-                page_token: page_token.clone(),
-                timeout: t,
+                page_token: page_token.clone().into(),
             })),
             Settings::ChatWebhook { url } => {
-                let webhook_url = url.clone();
+                let webhook_url: secrecy::SecretString = url.clone().into();
                 match channel.kind {
-                    Kind::Slack => s.http(slack::SlackAdapter::new(slack::SlackConfig {
-                        webhook_url,
-                        timeout: t,
-                    })),
-                    Kind::Teams => s.http(teams::TeamsAdapter::new(teams::TeamsConfig {
-                        webhook_url,
-                        timeout: t,
-                    })),
+                    Kind::Slack => {
+                        s.http(slack::SlackAdapter::new(slack::SlackConfig { webhook_url }))
+                    }
+                    Kind::Teams => {
+                        s.http(teams::TeamsAdapter::new(teams::TeamsConfig { webhook_url }))
+                    }
                     Kind::Discord => s.http(discord::DiscordAdapter::new(discord::DiscordConfig {
                         webhook_url,
-                        timeout: t,
                     })),
                     other => Err(format!(
                         "a {} channel has no webhook adapter",
@@ -284,9 +276,8 @@ impl Adapter {
             Settings::Telegram { bot_token, chat_id } => {
                 s.http(telegram::TelegramAdapter::new(telegram::TelegramConfig {
                     base_url: s.base(telegram::DEFAULT_BASE_URL),
-                    bot_token: bot_token.clone(),
+                    bot_token: bot_token.clone().into(),
                     chat_id: chat_id.clone(),
-                    timeout: t,
                 }))
             }
             Settings::Matrix {
@@ -294,9 +285,8 @@ impl Adapter {
                 room_id,
             } => s.http(matrix::MatrixAdapter::new(matrix::MatrixConfig {
                 base_url: s.base(""),
-                access_token: access_token.clone(),
+                access_token: access_token.clone().into(),
                 room_id: room_id.clone(),
-                timeout: t,
             })),
             Settings::Email {
                 host,
@@ -354,10 +344,7 @@ impl Adapter {
     pub async fn send(&self, msg: &OutMessage) -> Outcome {
         match tokio::time::timeout(self.timeout, self.inner.send(msg)).await {
             Ok(o) => o,
-            Err(_) => Outcome::Retry {
-                reason: format!("timed out after {:?}", self.timeout),
-                after: None,
-            },
+            Err(_) => Outcome::retry("timed out"),
         }
     }
 
@@ -365,7 +352,7 @@ impl Adapter {
     pub async fn check(&self) -> Check {
         match tokio::time::timeout(self.timeout, self.inner.check()).await {
             Ok(c) => c,
-            Err(_) => Check::Failed(format!("timed out after {:?}", self.timeout)),
+            Err(_) => Check::Failed("timed out".into()),
         }
     }
 

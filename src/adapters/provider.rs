@@ -11,7 +11,7 @@
 //! Channels that are not HTTP (the SMTP email adapter, the log adapter) implement the object-safe
 //! [`Deliver`] directly: the same send / check shape without the HTTP request in between.
 
-use super::http::RateGate;
+use super::http::{snippet, RateGate};
 use super::outcome::{exchange, HttpReply, OutMessage, Outcome};
 use super::retry_after::{clamp_retry_after, DEFAULT_MAX_RETRY_AFTER};
 use super::Check;
@@ -42,6 +42,26 @@ impl Http {
     /// Sends `request` and reads the whole answer.
     pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<HttpReply, Outcome> {
         exchange(request).await
+    }
+}
+
+/// A credential check's read: the JSON body of a 2xx answer to `request`, or the failed
+/// [`Check`] saying what `what` (the endpoint) answered, or why it could not be reached.
+pub async fn read(
+    http: &Http,
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<serde_json::Value, Check> {
+    match http.exchange(request).await {
+        Ok(r) if (200..300).contains(&r.status) => {
+            Ok(serde_json::from_str(&r.body).unwrap_or_default())
+        }
+        Ok(r) => Err(Check::Failed(format!(
+            "{what} answered HTTP {}: {}",
+            r.status,
+            snippet(&r.body)
+        ))),
+        Err(o) => Err(Check::Failed(o.reason().to_owned())),
     }
 }
 

@@ -17,26 +17,18 @@ use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// Longest text of one section block.
 pub const SECTION_MAX_CHARS: usize = 3000;
 
 /// Settings for one Slack channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SlackConfig {
     /// `https://hooks.slack.com/services/T…/B…/…`. Secret: never printed.
-    pub webhook_url: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for SlackConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SlackConfig { webhook_url: *** }")
-    }
+    pub webhook_url: SecretString,
 }
 
 /// Posts to one Slack incoming webhook.
@@ -93,7 +85,7 @@ impl Provider for SlackAdapter {
     ) -> Result<reqwest::RequestBuilder, Outcome> {
         Ok(http
             .client
-            .post(&self.config.webhook_url)
+            .post(self.config.webhook_url.expose_secret())
             .json(&Self::body(msg)))
     }
 
@@ -103,7 +95,10 @@ impl Provider for SlackAdapter {
 
     /// Probes the webhook with an empty payload (see the module docs): nothing is posted.
     async fn check(&self, http: &Http) -> Check {
-        let request = http.client.post(&self.config.webhook_url).json(&json!({}));
+        let request = http
+            .client
+            .post(self.config.webhook_url.expose_secret())
+            .json(&json!({}));
         match http.exchange(request).await {
             Ok(r)
                 if r.status == 400
@@ -148,8 +143,7 @@ mod tests {
     fn adapter(url: String) -> HttpAdapter<SlackAdapter> {
         HttpAdapter::new(
             SlackAdapter::new(SlackConfig {
-                webhook_url: url,
-                timeout: Duration::from_secs(5),
+                webhook_url: url.into(),
             }),
             client(),
         )

@@ -17,23 +17,15 @@ use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// Settings for one Teams channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TeamsConfig {
     /// The Workflows HTTP trigger URL. Secret: never printed.
-    pub webhook_url: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for TeamsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TeamsConfig { webhook_url: *** }")
-    }
+    pub webhook_url: SecretString,
 }
 
 /// Posts Adaptive Cards to one Workflows webhook.
@@ -75,7 +67,7 @@ impl Provider for TeamsAdapter {
     ) -> Result<reqwest::RequestBuilder, Outcome> {
         Ok(http
             .client
-            .post(&self.config.webhook_url)
+            .post(self.config.webhook_url.expose_secret())
             .json(&Self::body(msg)))
     }
 
@@ -111,8 +103,7 @@ mod tests {
     fn adapter(url: String) -> HttpAdapter<TeamsAdapter> {
         HttpAdapter::new(
             TeamsAdapter::new(TeamsConfig {
-                webhook_url: url,
-                timeout: Duration::from_secs(5),
+                webhook_url: url.into(),
             }),
             client(),
         )

@@ -14,37 +14,26 @@
 
 use super::http::{failure, seconds, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
 use super::{Check, Http, Provider};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// The Bot API's origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
 
 /// Settings for one Telegram channel; the token is resolved by the caller.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TelegramConfig {
     /// API origin, normally [`DEFAULT_BASE_URL`].
     pub base_url: String,
     /// The bot's token (`123456:ABC…`). Never printed.
-    pub bot_token: String,
+    pub bot_token: SecretString,
     /// The chat: a numeric id (groups are negative) or `@channelusername`.
     pub chat_id: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for TelegramConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelegramConfig")
-            .field("base_url", &self.base_url)
-            .field("bot_token", &"***")
-            .field("chat_id", &self.chat_id)
-            .finish()
-    }
 }
 
 /// Sends messages to one chat through a bot.
@@ -63,7 +52,7 @@ impl TelegramAdapter {
         format!(
             "{}/bot{}/{method}",
             self.config.base_url.trim_end_matches('/'),
-            self.config.bot_token
+            self.config.bot_token.expose_secret()
         )
     }
 
@@ -104,21 +93,14 @@ impl Provider for TelegramAdapter {
 
     /// Verifies the token with `getMe` (posts nothing).
     async fn check(&self, http: &Http) -> Check {
-        match http.exchange(http.client.get(self.url("getMe"))).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "bot @{} (posts to chat {})",
-                    v["result"]["username"].as_str().unwrap_or("?"),
-                    self.config.chat_id
-                ))
-            }
-            Ok(r) => Check::Failed(format!(
-                "getMe answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
+        let request = http.client.get(self.url("getMe"));
+        match read(http, request, "getMe").await {
+            Ok(v) => Check::Ok(format!(
+                "bot @{} (posts to chat {})",
+                v["result"]["username"].as_str().unwrap_or("?"),
+                self.config.chat_id
             )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -163,7 +145,6 @@ mod tests {
                 base_url: base.into(),
                 bot_token: token.into(),
                 chat_id: "-1001234567890".into(),
-                timeout: Duration::from_secs(5),
             }),
             client(),
         )

@@ -51,7 +51,7 @@
 //! every error inside a 200, so an unreadable body says nothing either way.
 //! Non-2xx: 408/429/5xx → `Retry` (honouring `Retry-After`), other 4xx → `Rejected`.
 
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -87,18 +87,16 @@ pub enum VonageError {
 }
 
 /// Settings for one Vonage channel. Secrets are resolved by the caller.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct VonageConfig {
     /// API origin, normally [`DEFAULT_BASE_URL`]; tests point it at a mock.
     pub base_url: String,
     /// API key (account identifier).
     pub api_key: String,
     /// API secret. Never printed.
-    pub api_secret: String,
+    pub api_secret: SecretString,
     /// Sender: a number (digits, no `+`) or an alphanumeric sender id.
     pub from: String,
-    /// Bound on one send, on top of the client's own timeout.
-    pub timeout: Duration,
 }
 
 impl VonageConfig {
@@ -111,9 +109,8 @@ impl VonageConfig {
         VonageConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             api_key: api_key.into(),
-            api_secret: api_secret.into(),
+            api_secret: SecretString::from(api_secret.into()),
             from: from.into(),
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -123,9 +120,9 @@ impl VonageConfig {
             return Err(VonageError::BadBaseUrl);
         }
         for (name, value) in [
-            ("api_key", &self.api_key),
-            ("api_secret", &self.api_secret),
-            ("from", &self.from),
+            ("api_key", self.api_key.as_str()),
+            ("api_secret", self.api_secret.expose_secret()),
+            ("from", self.from.as_str()),
         ] {
             if value.is_empty() {
                 return Err(VonageError::EmptyField(name));
@@ -137,18 +134,6 @@ impl VonageConfig {
     /// The send endpoint.
     pub fn sms_url(&self) -> String {
         format!("{}/sms/json", self.base_url.trim_end_matches('/'))
-    }
-}
-
-impl fmt::Debug for VonageConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VonageConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"***")
-            .field("from", &self.from)
-            .field("timeout", &self.timeout)
-            .finish()
     }
 }
 
@@ -182,7 +167,10 @@ impl VonageAdapter {
         };
         Ok(vec![
             ("api_key", self.config.api_key.clone()),
-            ("api_secret", self.config.api_secret.clone()),
+            (
+                "api_secret",
+                self.config.api_secret.expose_secret().to_owned(),
+            ),
             ("from", self.config.from.clone()),
             ("to", to),
             ("text", msg.text.clone()),
@@ -298,9 +286,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::twilio::decode_form;
     use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::twilio::decode_form;
     use chrono::TimeZone;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -315,7 +303,6 @@ mod tests {
     fn config(base: &str) -> VonageConfig {
         let mut c = VonageConfig::new("abcd1234", SECRET, "Crier");
         c.base_url = base.to_owned();
-        c.timeout = Duration::from_secs(5);
         c
     }
 
@@ -463,9 +450,8 @@ mod tests {
             )
             .mount(&server)
             .await;
-        let mut c = config(&server.uri());
-        c.timeout = Duration::from_millis(200);
-        let out = HttpAdapter::new(VonageAdapter::new(c), client())
+        let adapter = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client());
+        let out = super::super::Adapter::new(adapter, Duration::from_millis(200))
             .send(&sms("+358401234567", "hi"))
             .await;
         assert_eq!(out, Outcome::retry("timed out"));
@@ -564,7 +550,7 @@ mod tests {
         .contains(SECRET));
         assert_eq!(c.validate(), Ok(()));
         let mut bad = c.clone();
-        bad.api_secret.clear();
+        bad.api_secret = "".into();
         assert_eq!(bad.validate(), Err(VonageError::EmptyField("api_secret")));
         let mut bad = c;
         bad.base_url = "rest.nexmo.com".into();

@@ -72,17 +72,14 @@ pub struct WebhookConfig {
     pub url: String,
     /// HMAC signing secret shared with the receiver. Never printed.
     pub secret: Vec<u8>,
-    /// Bound on one send, on top of the client's own timeout.
-    pub timeout: Duration,
 }
 
 impl WebhookConfig {
-    /// A config with the default timeout.
+    /// A config for `url`, signing with `secret`.
     pub fn new(url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
         WebhookConfig {
             url: url.into(),
             secret: secret.into(),
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -103,7 +100,6 @@ impl fmt::Debug for WebhookConfig {
         f.debug_struct("WebhookConfig")
             .field("url", &redact_url(&self.url))
             .field("secret", &"***")
-            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -181,7 +177,7 @@ impl Provider for WebhookAdapter {
     }
 }
 
-fn keyed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+pub(crate) fn keyed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
     // HMAC accepts keys of any length, so this never fails in practice.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
     mac.update(timestamp.to_string().as_bytes());
@@ -197,32 +193,6 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
         Some(mac) => format!("v1={}", hex::encode(mac.finalize().into_bytes())),
         None => "v1=".to_owned(),
     }
-}
-
-/// Checks an `X-Crier-Signature` header for `body` and `timestamp` (the
-/// `X-Crier-Timestamp` header). False when the timestamp is further than
-/// `tolerance` from `now` (either direction), when no `v1=` entry matches, or
-/// when the header is malformed. The MAC comparison is constant-time.
-pub fn verify(
-    secret: &[u8],
-    timestamp: i64,
-    body: &[u8],
-    header: &str,
-    now: DateTime<Utc>,
-    tolerance: Duration,
-) -> bool {
-    let age = now.timestamp().abs_diff(timestamp);
-    if age > tolerance.as_secs() {
-        return false;
-    }
-    let Some(mac) = keyed_mac(secret, timestamp, body) else {
-        return false;
-    };
-    header
-        .split(',')
-        .filter_map(|part| part.trim().strip_prefix("v1="))
-        .filter_map(|hex_sig| hex::decode(hex_sig).ok())
-        .any(|candidate| mac.clone().verify_slice(&candidate).is_ok())
 }
 
 /// Classifies one webhook HTTP answer. Pure: no I/O, `now` is only used to
@@ -255,6 +225,7 @@ mod tests {
     use super::super::outcome::Recipient;
     use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::webhook::verify;
     use chrono::TimeZone;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -289,9 +260,7 @@ mod tests {
     }
 
     fn config(url: String) -> WebhookConfig {
-        let mut c = WebhookConfig::new(url, SECRET);
-        c.timeout = Duration::from_secs(5);
-        c
+        WebhookConfig::new(url, SECRET)
     }
 
     #[tokio::test]
@@ -451,9 +420,8 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
             .mount(&server)
             .await;
-        let mut c = config(server.uri());
-        c.timeout = Duration::from_millis(200);
-        let out = HttpAdapter::new(WebhookAdapter::new(c), client())
+        let adapter = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client());
+        let out = super::super::Adapter::new(adapter, Duration::from_millis(200))
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(out, Outcome::retry("timed out"));

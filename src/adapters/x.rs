@@ -16,8 +16,9 @@
 //! `x-rate-limit-remaining: 0` (or `x-user-limit-24hour-remaining: 0`) defers the next send
 //! until the window resets. Check: `GET /2/users/me`.
 
-use super::http::{failure, reset_after, snippet, window};
+use super::http::{failure, reset_after, window};
 use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
 use super::{Check, Http, Provider};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -147,8 +148,6 @@ pub struct XConfig {
     pub base_url: String,
     /// OAuth 1.0a credentials.
     pub credentials: OAuth1Credentials,
-    /// Bound on one send.
-    pub timeout: Duration,
 }
 
 /// Posts to one X account.
@@ -227,20 +226,12 @@ impl Provider for XAdapter {
             .client
             .get(&url)
             .header(reqwest::header::AUTHORIZATION, self.auth("GET", &url));
-        match http.exchange(request).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "credentials valid for @{}",
-                    v["data"]["username"].as_str().unwrap_or("?")
-                ))
-            }
-            Ok(r) => Check::Failed(format!(
-                "users/me answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
+        match read(http, request, "users/me").await {
+            Ok(v) => Check::Ok(format!(
+                "credentials valid for @{}",
+                v["data"]["username"].as_str().unwrap_or("?")
             )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -343,7 +334,6 @@ mod tests {
             XAdapter::new(XConfig {
                 base_url: base.into(),
                 credentials: creds,
-                timeout: Duration::from_secs(5),
             }),
             client(),
         )

@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Longest text of one section block.
 pub const SECTION_MAX_CHARS: usize = 3000;
@@ -135,6 +134,7 @@ mod tests {
     use super::super::http::testing::{client, post};
     use super::super::HttpAdapter;
     use super::*;
+    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

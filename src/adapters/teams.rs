@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Settings for one Teams channel.
 #[derive(Debug, Clone)]
@@ -97,6 +96,7 @@ mod tests {
     use super::super::http::testing::{client, post};
     use super::super::HttpAdapter;
     use super::*;
+    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

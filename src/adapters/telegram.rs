@@ -20,7 +20,6 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// The Bot API's origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
@@ -134,6 +133,7 @@ mod tests {
     use super::super::http::testing::{client, post, reply};
     use super::super::HttpAdapter;
     use super::*;
+    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

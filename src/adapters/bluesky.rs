@@ -27,7 +27,7 @@
 
 use super::http::{failure, language, reset_after, snippet, window};
 use super::outcome::{HttpReply, OutMessage, Outcome};
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use crate::render::rules::bluesky_link_facets;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
@@ -185,11 +185,7 @@ impl Provider for BlueskyAdapter {
     const NAME: &'static str = "Bluesky";
 
     /// Posts one record, logging in first when there is no session yet.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let mut guard = self.session.lock().await;
         let session = match guard.clone() {
             Some(s) => s,

@@ -16,7 +16,7 @@
 use super::http::{failure, header, seconds};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::provider::read;
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -60,11 +60,7 @@ impl DiscordAdapter {
 impl Provider for DiscordAdapter {
     const NAME: &'static str = "Discord";
 
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         Ok(http.client.post(self.send_url()).json(&Self::body(msg)))
     }
 

@@ -18,7 +18,7 @@
 
 use super::http::{failure, header, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -81,11 +81,7 @@ impl Provider for FacebookAdapter {
     const NAME: &'static str = "Facebook";
 
     /// Posts one message or comment.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let form = [
             ("message", msg.text.as_str()),
             ("access_token", self.config.page_token.expose_secret()),

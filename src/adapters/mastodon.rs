@@ -19,7 +19,7 @@
 use super::http::{failure, language, reset_after, window};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::provider::read;
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use crate::render::rules::{
     ChannelRule, Limit, MASTODON_DEFAULT_MAX_CHARS, MASTODON_DEFAULT_URL_WEIGHT,
 };
@@ -144,11 +144,7 @@ impl Provider for MastodonAdapter {
     const NAME: &'static str = "Mastodon";
 
     /// Posts one status.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         Ok(http
             .client
             .post(self.url("/api/v1/statuses"))

@@ -20,7 +20,7 @@
 use super::http::{failure, path_segment, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::provider::read;
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -81,11 +81,7 @@ impl Provider for MatrixAdapter {
     const NAME: &'static str = "Matrix";
 
     /// Sends one message, idempotent by its txnId.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         Ok(http
             .client
             .put(self.send_url(&msg.idempotency_key))

@@ -30,7 +30,7 @@ pub use outcome::{
     exchange, transport_failure, HttpReply, OutMessage, Outcome, Recipient, ThreadRef,
 };
 
-pub use provider::{BoxFuture, Deliver, Http, HttpAdapter, Provider};
+pub use provider::{BoxFuture, Deliver, Http, HttpAdapter, Provider, Request};
 
 use crate::channels::{Channel, Kind, Settings};
 use std::path::Path;

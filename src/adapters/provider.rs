@@ -22,6 +22,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// The request that sends a message, or the outcome without sending.
+pub type Request = Result<reqwest::RequestBuilder, Outcome>;
+
 /// A boxed, sendable future: what the object-safe [`Deliver`] returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -72,11 +75,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The request that sends `msg`. `Err` is the outcome without sending: `Rejected` for a
     /// message this channel can never send, `Retry` when a prerequisite (a log-in) failed.
-    fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> impl Future<Output = Result<reqwest::RequestBuilder, Outcome>> + Send;
+    fn request(&self, http: &Http, msg: &OutMessage) -> impl Future<Output = Request> + Send;
 
     /// The outcome of the platform's answer. Pure.
     fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome;

@@ -14,7 +14,7 @@
 
 use super::http::{failure, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -77,11 +77,7 @@ impl SlackAdapter {
 impl Provider for SlackAdapter {
     const NAME: &'static str = "Slack";
 
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         Ok(http
             .client
             .post(self.config.webhook_url.expose_secret())

@@ -15,7 +15,7 @@
 use super::http::{failure, seconds, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::provider::read;
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -75,11 +75,7 @@ impl TelegramAdapter {
 impl Provider for TelegramAdapter {
     const NAME: &'static str = "Telegram";
 
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         Ok(http
             .client
             .post(self.url("sendMessage"))

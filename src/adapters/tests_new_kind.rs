@@ -5,7 +5,7 @@
 
 use super::http::failure;
 use super::http::testing::post;
-use super::{Adapter, Http, HttpAdapter, HttpReply, OutMessage, Outcome, Provider};
+use super::{Adapter, Http, HttpAdapter, HttpReply, OutMessage, Outcome, Provider, Request};
 use crate::channels::{Audience, Channel, Kind, Rate, Settings as ChannelSettings};
 use crate::dispatch::Dispatcher;
 use crate::domain::Locale;
@@ -31,11 +31,7 @@ struct PagerAdapter {
 impl Provider for PagerAdapter {
     const NAME: &'static str = "Pager";
 
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         Ok(http
             .client
             .post(format!("{}/v1/pages", self.base_url))

@@ -41,7 +41,7 @@ use serde::Deserialize;
 use super::http::is_transient;
 use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
-use super::{Http, Provider};
+use super::{Http, Provider, Request};
 
 /// Twilio's production REST API origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -217,11 +217,7 @@ impl Provider for TwilioAdapter {
     const NAME: &'static str = "Twilio";
 
     /// One SMS. Never panics; a message that can never be sent is `Rejected`.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let fields = self.form_fields(msg).map_err(Outcome::rejected)?;
         Ok(http
             .client

@@ -61,7 +61,7 @@ use serde::Deserialize;
 use super::http::{is_transient, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
-use super::{Http, Provider};
+use super::{Http, Provider, Request};
 
 /// Vonage's production SMS API origin.
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
@@ -184,11 +184,7 @@ impl Provider for VonageAdapter {
     const NAME: &'static str = "Vonage";
 
     /// One SMS. Never panics; a message that can never be sent is `Rejected`.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let fields = self.form_fields(msg).map_err(Outcome::rejected)?;
         Ok(http.client.post(self.config.sms_url()).form(&fields))
     }

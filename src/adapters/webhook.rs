@@ -39,7 +39,7 @@ use sha2::Sha256;
 
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::retry_after;
-use super::{Http, Provider};
+use super::{Http, Provider, Request};
 
 /// Default bound on one send (request + response body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,11 +145,7 @@ impl Provider for WebhookAdapter {
 
     /// Signs and posts `msg.document`. The recipient is ignored: the URL is the channel's fixed
     /// endpoint.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         if let Err(e) = self.config.validate() {
             return Err(Outcome::rejected(format!(
                 "invalid webhook configuration: {e}"

@@ -19,7 +19,7 @@
 use super::http::{failure, reset_after, window};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::provider::read;
-use super::{Check, Http, Provider};
+use super::{Check, Http, Provider, Request};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -191,11 +191,7 @@ impl Provider for XAdapter {
     const NAME: &'static str = "X";
 
     /// Posts one post, signed.
-    async fn request(
-        &self,
-        http: &Http,
-        msg: &OutMessage,
-    ) -> Result<reqwest::RequestBuilder, Outcome> {
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let url = self.url("/2/tweets");
         Ok(http
             .client

@@ -9,6 +9,7 @@ use crate::domain::{Locale, Span};
 use crate::render::preview::Platform;
 use crate::render::rules::OverflowPolicy;
 use chrono_tz::Tz;
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,7 +191,8 @@ const COMMON_KEYS: [&str; 14] = [
     "approval",
 ];
 
-/// Kind-specific settings with secrets resolved from the environment. Debug never shows secrets.
+/// Kind-specific settings with secrets resolved from the environment, held as [`SecretString`].
+/// Debug never shows secrets.
 #[derive(Clone)]
 pub enum Settings {
     Log,
@@ -199,7 +201,7 @@ pub enum Settings {
         port: u16,
         tls: String,
         username: Option<String>,
-        password: Option<String>,
+        password: Option<SecretString>,
         from: String,
         domain: String,
         /// Extra trusted root certificate(s) (PEM) for a relay with a private CA.
@@ -207,22 +209,22 @@ pub enum Settings {
     },
     Twilio {
         account_sid: String,
-        auth_token: String,
+        auth_token: SecretString,
         from: Option<String>,
         messaging_service_sid: Option<String>,
         status_callback: Option<String>,
     },
     Vonage {
         api_key: String,
-        api_secret: String,
+        api_secret: SecretString,
         from: String,
     },
     Webhook {
         url: String,
-        secret: String,
+        secret: SecretString,
     },
     Mastodon {
-        token: String,
+        token: SecretString,
         /// public, unlisted, private or direct.
         visibility: String,
     },
@@ -230,30 +232,30 @@ pub enum Settings {
         /// Handle or DID of the account.
         identifier: String,
         /// An app password.
-        password: String,
+        password: SecretString,
     },
     X {
-        consumer_key: String,
-        consumer_secret: String,
-        access_token: String,
-        access_token_secret: String,
+        consumer_key: SecretString,
+        consumer_secret: SecretString,
+        access_token: SecretString,
+        access_token_secret: SecretString,
     },
     Facebook {
         page_id: String,
-        page_token: String,
+        page_token: SecretString,
         /// Graph API version, e.g. `v23.0`.
         graph_version: String,
     },
     /// Slack, Teams and Discord: the webhook URL is itself the secret.
     ChatWebhook {
-        url: String,
+        url: SecretString,
     },
     Telegram {
-        bot_token: String,
+        bot_token: SecretString,
         chat_id: String,
     },
     Matrix {
-        access_token: String,
+        access_token: SecretString,
         room_id: String,
     },
 }
@@ -728,7 +730,7 @@ impl KindFile {
                 }
                 Some(Settings::Twilio {
                     account_sid: account_sid?,
-                    auth_token: auth_token?,
+                    auth_token: auth_token?.into(),
                     from: f.from,
                     messaging_service_sid: f.messaging_service_sid,
                     status_callback: f.status_callback,
@@ -742,7 +744,7 @@ impl KindFile {
                 }
                 Some(Settings::Vonage {
                     api_key: api_key?,
-                    api_secret: api_secret?,
+                    api_secret: api_secret?.into(),
                     from: f.from?,
                 })
             }
@@ -755,7 +757,7 @@ impl KindFile {
                 }
                 Some(Settings::Webhook {
                     url: f.url?,
-                    secret: secret?,
+                    secret: secret?.into(),
                 })
             }
             KindFile::Mastodon(f) => {
@@ -772,7 +774,7 @@ impl KindFile {
                     );
                 }
                 Some(Settings::Mastodon {
-                    token: token?,
+                    token: token?.into(),
                     visibility,
                 })
             }
@@ -786,7 +788,7 @@ impl KindFile {
                 }
                 Some(Settings::Bluesky {
                     identifier: f.identifier?,
-                    password: password?,
+                    password: password?.into(),
                 })
             }
             KindFile::X(f) => {
@@ -796,10 +798,10 @@ impl KindFile {
                 let access_token_secret =
                     secret!("access_token_secret_env", f.access_token_secret_env);
                 Some(Settings::X {
-                    consumer_key: consumer_key?,
-                    consumer_secret: consumer_secret?,
-                    access_token: access_token?,
-                    access_token_secret: access_token_secret?,
+                    consumer_key: consumer_key?.into(),
+                    consumer_secret: consumer_secret?.into(),
+                    access_token: access_token?.into(),
+                    access_token_secret: access_token_secret?.into(),
                 })
             }
             KindFile::Facebook(f) => {
@@ -816,7 +818,7 @@ impl KindFile {
                 }
                 Some(Settings::Facebook {
                     page_id: f.page_id?,
-                    page_token: page_token?,
+                    page_token: page_token?.into(),
                     graph_version: f.graph_version,
                 })
             }
@@ -824,7 +826,7 @@ impl KindFile {
                 match secret!("webhook_url_env", f.webhook_url_env)? {
                     // h-types: an HttpUrl type replaces this check.
                     u if u.starts_with("https://") || u.starts_with("http://") => {
-                        Some(Settings::ChatWebhook { url: u })
+                        Some(Settings::ChatWebhook { url: u.into() })
                     }
                     _ => {
                         missing.malformed("webhook_url_env", "must hold an http(s) URL");
@@ -843,7 +845,7 @@ impl KindFile {
                     }
                 };
                 Some(Settings::Telegram {
-                    bot_token: bot_token?,
+                    bot_token: bot_token?.into(),
                     chat_id: chat_id?,
                 })
             }
@@ -863,7 +865,7 @@ impl KindFile {
                     );
                 }
                 Some(Settings::Matrix {
-                    access_token: access_token?,
+                    access_token: access_token?.into(),
                     room_id: f.room_id?,
                 })
             }
@@ -913,7 +915,7 @@ impl KindFile {
                     port,
                     tls,
                     username,
-                    password,
+                    password: password.map(SecretString::from),
                     from,
                     domain,
                     ca_file: f.ca_file,

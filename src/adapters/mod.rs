@@ -33,6 +33,7 @@ pub use outcome::{
 pub use provider::{BoxFuture, Deliver, Http, HttpAdapter, Provider, Request};
 
 use crate::channels::{Channel, Kind, Settings};
+use secrecy::ExposeSecret;
 use std::path::Path;
 use std::time::Duration;
 
@@ -184,7 +185,7 @@ impl Adapter {
                 let config = twilio::TwilioConfig {
                     base_url: s.base(twilio::DEFAULT_BASE_URL),
                     account_sid: account_sid.clone(),
-                    auth_token: auth_token.clone().into(),
+                    auth_token: auth_token.clone(),
                     from: from.clone(),
                     messaging_service_sid: messaging_service_sid.clone(),
                     status_callback: status_callback.clone(),
@@ -202,7 +203,7 @@ impl Adapter {
                 let config = vonage::VonageConfig {
                     base_url: s.base(vonage::DEFAULT_BASE_URL),
                     api_key: api_key.clone(),
-                    api_secret: api_secret.clone().into(),
+                    api_secret: api_secret.clone(),
                     from: from.clone(),
                 };
                 match config.validate() {
@@ -213,13 +214,13 @@ impl Adapter {
             Settings::Webhook { url, secret } => {
                 s.http(webhook::WebhookAdapter::new(webhook::WebhookConfig {
                     url: url.clone(),
-                    secret: secret.as_bytes().to_vec(),
+                    secret: secret.expose_secret().as_bytes().to_vec(),
                 }))
             }
             Settings::Mastodon { token, visibility } => {
                 s.http(mastodon::MastodonAdapter::new(mastodon::MastodonConfig {
                     base_url: s.base(""),
-                    token: token.clone().into(),
+                    token: token.clone(),
                     visibility: visibility.clone(),
                 }))
             }
@@ -229,7 +230,7 @@ impl Adapter {
             } => s.http(bluesky::BlueskyAdapter::new(bluesky::BlueskyConfig {
                 base_url: s.base(bluesky::DEFAULT_BASE_URL),
                 identifier: identifier.clone(),
-                password: password.clone().into(),
+                password: password.clone(),
             })),
             Settings::X {
                 consumer_key,
@@ -239,10 +240,10 @@ impl Adapter {
             } => s.http(x::XAdapter::new(x::XConfig {
                 base_url: s.base(x::DEFAULT_BASE_URL),
                 credentials: x::OAuth1Credentials {
-                    consumer_key: consumer_key.clone(),
-                    consumer_secret: consumer_secret.clone(),
-                    token: access_token.clone(),
-                    token_secret: access_token_secret.clone(),
+                    consumer_key: consumer_key.expose_secret().to_owned(),
+                    consumer_secret: consumer_secret.expose_secret().to_owned(),
+                    token: access_token.expose_secret().to_owned(),
+                    token_secret: access_token_secret.expose_secret().to_owned(),
                 },
             })),
             Settings::Facebook {
@@ -253,10 +254,10 @@ impl Adapter {
                 base_url: s.base(facebook::DEFAULT_BASE_URL),
                 graph_version: graph_version.clone(),
                 page_id: page_id.clone(),
-                page_token: page_token.clone().into(),
+                page_token: page_token.clone(),
             })),
             Settings::ChatWebhook { url } => {
-                let webhook_url: secrecy::SecretString = url.clone().into();
+                let webhook_url = url.clone();
                 match channel.kind {
                     Kind::Slack => {
                         s.http(slack::SlackAdapter::new(slack::SlackConfig { webhook_url }))
@@ -276,7 +277,7 @@ impl Adapter {
             Settings::Telegram { bot_token, chat_id } => {
                 s.http(telegram::TelegramAdapter::new(telegram::TelegramConfig {
                     base_url: s.base(telegram::DEFAULT_BASE_URL),
-                    bot_token: bot_token.clone().into(),
+                    bot_token: bot_token.clone(),
                     chat_id: chat_id.clone(),
                 }))
             }
@@ -285,7 +286,7 @@ impl Adapter {
                 room_id,
             } => s.http(matrix::MatrixAdapter::new(matrix::MatrixConfig {
                 base_url: s.base(""),
-                access_token: access_token.clone().into(),
+                access_token: access_token.clone(),
                 room_id: room_id.clone(),
             })),
             Settings::Email {
@@ -320,7 +321,7 @@ impl Adapter {
                     port: *port,
                     tls: mode,
                     username: username.clone(),
-                    password: password.clone(),
+                    password: password.as_ref().map(|p| p.expose_secret().to_owned()),
                     from: from.clone(),
                     reply_to: None,
                     domain: domain.clone(),

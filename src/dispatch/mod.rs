@@ -237,7 +237,10 @@ impl Dispatcher {
                 auth_token,
                 status_callback: Some(url),
                 ..
-            } => Some((auth_token.clone(), url.clone())),
+            } => Some((
+                secrecy::ExposeSecret::expose_secret(auth_token).to_owned(),
+                url.clone(),
+            )),
             _ => None,
         }
     }
@@ -258,7 +261,9 @@ impl Dispatcher {
     /// A Twilio channel's auth token (it verifies `X-Twilio-Signature` on inbound messages).
     pub fn twilio_auth_token(&self, channel: &str) -> Option<String> {
         match &self.inner.channels.get(channel)?.channel.settings {
-            crate::channels::Settings::Twilio { auth_token, .. } => Some(auth_token.clone()),
+            crate::channels::Settings::Twilio { auth_token, .. } => {
+                Some(secrecy::ExposeSecret::expose_secret(auth_token).to_owned())
+            }
             _ => None,
         }
     }

@@ -212,28 +212,36 @@ impl Provider for BlueskyAdapter {
     }
 
     /// The access token expired: refresh it (or, failing that, log in again); the post is then
-    /// sent once more. Without a new session the next send logs in afresh.
-    async fn renew(&self, http: &Http, reply: &HttpReply) -> bool {
+    /// sent once more. When that fails too, its outcome is the send's, and the next send logs in
+    /// afresh.
+    async fn renew(&self, http: &Http, reply: &HttpReply) -> Result<bool, Outcome> {
         let expired = matches!(reply.status, 400 | 401)
             && matches!(
                 xrpc_error(&reply.body).as_str(),
                 "ExpiredToken" | "InvalidToken"
             );
         if !expired {
-            return false;
+            return Ok(false);
         }
         let mut guard = self.session.lock().await;
-        let renewed = match guard.clone() {
+        let refreshed = match guard.clone() {
             Some(old) => self.refresh_session(http, &old).await,
             None => None,
         };
-        let renewed = match renewed {
-            Some(s) => Some(s),
-            None => self.create_session(http).await.ok(),
+        let renewed = match refreshed {
+            Some(s) => Ok(s),
+            None => self.create_session(http).await,
         };
-        let ok = renewed.is_some();
-        *guard = renewed;
-        ok
+        match renewed {
+            Ok(s) => {
+                *guard = Some(s);
+                Ok(true)
+            }
+            Err(o) => {
+                *guard = None;
+                Err(o)
+            }
+        }
     }
 
     /// Logs in with createSession (posts nothing) and keeps the session for sending.
@@ -412,6 +420,46 @@ mod tests {
             a.send(&post("k2", "b")).await,
             Outcome::Delivered { .. }
         ));
+    }
+
+    /// An expired token whose renewal fails for a passing reason (the refresh refused, the new
+    /// log-in answered 503) leaves the post to retry, not rejected for the expired token.
+    #[tokio::test]
+    async fn a_failed_renewal_keeps_its_own_outcome() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.server.createSession"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(session("access-1")))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.server.createSession"))
+            .respond_with(ResponseTemplate::new(503))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.repo.createRecord"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_json(
+                    json!({"error": "ExpiredToken", "message": "Token has expired"}),
+                ),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.server.refreshSession"))
+            .respond_with(ResponseTemplate::new(400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(&server.uri(), "app-pass-1234")
+            .send(&post("k1", "a"))
+            .await;
+        assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
     }
 
     #[tokio::test]

@@ -91,10 +91,15 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
-    /// Whether `reply` says the session expired and it was renewed: the request is then built
-    /// and sent once more.
-    fn renew(&self, _http: &Http, _reply: &HttpReply) -> impl Future<Output = bool> + Send {
-        async { false }
+    /// Whether `reply` says the session expired and it was renewed (`Ok(true)`: the request is
+    /// then built and sent once more). `Err` is the send's outcome when renewing failed (a
+    /// network error stays a `Retry`, a refused log-in a `Rejected`).
+    fn renew(
+        &self,
+        _http: &Http,
+        _reply: &HttpReply,
+    ) -> impl Future<Output = Result<bool, Outcome>> + Send {
+        async { Ok(false) }
     }
 
     /// Learns what the platform says about itself before the first send. Best effort.
@@ -157,9 +162,15 @@ impl<P: Provider> HttpAdapter<P> {
             if let Some(d) = self.provider.rate_window(&reply.headers, now) {
                 self.gate.close_for(d);
             }
-            if !renewed && self.provider.renew(&self.http, &reply).await {
-                renewed = true;
-                continue;
+            if !renewed {
+                match self.provider.renew(&self.http, &reply).await {
+                    Ok(true) => {
+                        renewed = true;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(o) => return o,
+                }
             }
             return clamp(self.provider.classify(&reply, now));
         }

@@ -27,9 +27,9 @@
 //!
 //! Status callbacks: Twilio POSTs `application/x-www-form-urlencoded` with
 //! `MessageSid`, `MessageStatus` and (on failure) `ErrorCode` to the
-//! `StatusCallback` URL; [`parse_status_callback`] reads that body. Checking
-//! the `X-Twilio-Signature` header (HMAC-SHA1 over URL + sorted params) is the
-//! receiving HTTP handler's job and is not done here.
+//! `StatusCallback` URL; reading that body and checking its `X-Twilio-Signature`
+//! header (HMAC-SHA1 over URL + sorted params) is the inbound side's job:
+//! `crate::inbound::twilio`.
 
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;

@@ -99,7 +99,7 @@ fn session_from(reply: &HttpReply) -> Option<Session> {
 }
 
 impl BlueskyAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: BlueskyConfig) -> Self {
         BlueskyAdapter {
             config,
@@ -151,7 +151,7 @@ impl BlueskyAdapter {
 
     /// The `createRecord` body for `msg`, posted at `now` by `did`. `Err` when the thread
     /// reference is not a `{uri, cid}` pair.
-    pub fn record_body(msg: &OutMessage, did: &str, now: DateTime<Utc>) -> Result<Value, String> {
+    fn record_body(msg: &OutMessage, did: &str, now: DateTime<Utc>) -> Result<Value, String> {
         let mut record = json!({
             "$type": "app.bsky.feed.post",
             "text": msg.text,

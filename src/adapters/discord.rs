@@ -37,7 +37,7 @@ pub struct DiscordAdapter {
 }
 
 impl DiscordAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: DiscordConfig) -> Self {
         DiscordAdapter { config }
     }
@@ -52,7 +52,7 @@ impl DiscordAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         json!({"content": msg.text, "allowed_mentions": {"parse": []}})
     }
 }

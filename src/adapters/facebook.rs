@@ -54,7 +54,7 @@ pub struct FacebookAdapter {
 }
 
 impl FacebookAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: FacebookConfig) -> Self {
         FacebookAdapter { config }
     }
@@ -69,7 +69,7 @@ impl FacebookAdapter {
     }
 
     /// Where `msg` goes: the Page's feed, or the comments of the thread's root post.
-    pub fn target_url(&self, msg: &OutMessage) -> String {
+    fn target_url(&self, msg: &OutMessage) -> String {
         match &msg.thread {
             Some(t) => self.url(&t.root, "/comments"),
             None => self.url(&self.config.page_id, "/feed"),

@@ -88,7 +88,7 @@ pub struct MastodonAdapter {
 }
 
 impl MastodonAdapter {
-    /// Wraps a config and a caller-built client (timeout, no redirects).
+    /// Wraps a config.
     pub fn new(config: MastodonConfig) -> Self {
         MastodonAdapter {
             config,
@@ -101,7 +101,7 @@ impl MastodonAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(&self, msg: &OutMessage) -> Value {
+    fn body(&self, msg: &OutMessage) -> Value {
         let mut body = json!({
             "status": msg.text,
             "visibility": self.config.visibility,

@@ -45,7 +45,7 @@ pub struct MatrixAdapter {
 }
 
 impl MatrixAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: MatrixConfig) -> Self {
         MatrixAdapter { config }
     }
@@ -55,7 +55,7 @@ impl MatrixAdapter {
     }
 
     /// The URL of the send request for transaction `txn_id`.
-    pub fn send_url(&self, txn_id: &str) -> String {
+    fn send_url(&self, txn_id: &str) -> String {
         format!(
             "{}/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
             self.base(),
@@ -65,7 +65,7 @@ impl MatrixAdapter {
     }
 
     /// The event content for `msg`.
-    pub fn content(msg: &OutMessage) -> Value {
+    fn content(msg: &OutMessage) -> Value {
         // An empty `m.mentions` says the event mentions nobody: clients that follow the spec
         // (v1.7, intentional mentions) then stop matching `@room`, display names and user ids
         // in the body, so an update that quotes one never notifies the room.

@@ -65,7 +65,7 @@ impl SlackAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         let blocks: Vec<Value> = sections(&msg.text, SECTION_MAX_CHARS)
             .into_iter()
             .map(|t| json!({"type": "section", "text": {"type": "mrkdwn", "text": t}}))

@@ -34,13 +34,13 @@ pub struct TeamsAdapter {
 }
 
 impl TeamsAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: TeamsConfig) -> Self {
         TeamsAdapter { config }
     }
 
     /// The message with its Adaptive Card for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         json!({
             "type": "message",
             "attachments": [{

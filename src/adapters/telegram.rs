@@ -42,7 +42,7 @@ pub struct TelegramAdapter {
 }
 
 impl TelegramAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: TelegramConfig) -> Self {
         TelegramAdapter { config }
     }
@@ -56,7 +56,7 @@ impl TelegramAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(&self, msg: &OutMessage) -> Value {
+    fn body(&self, msg: &OutMessage) -> Value {
         let chat: Value = match self.config.chat_id.parse::<i64>() {
             Ok(n) => json!(n),
             Err(_) => json!(self.config.chat_id),

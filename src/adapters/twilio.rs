@@ -151,7 +151,7 @@ impl TwilioConfig {
     }
 
     /// The Message-resource URL for this account.
-    pub fn messages_url(&self) -> String {
+    fn messages_url(&self) -> String {
         format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.base_url.trim_end_matches('/'),
@@ -180,9 +180,9 @@ pub struct TwilioAdapter {
 }
 
 impl TwilioAdapter {
-    /// Wraps a config and a caller-built client (which should have a timeout).
+    /// Wraps a config.
     ///
-    /// The config is checked on every [`send`](Self::send); call
+    /// The config is checked on every request; call
     /// [`TwilioConfig::validate`] at start-up to fail early.
     pub fn new(config: TwilioConfig) -> Self {
         TwilioAdapter { config }
@@ -190,7 +190,7 @@ impl TwilioAdapter {
 
     /// The form fields sent for `msg`, in order. `Err` means the message can
     /// never be sent through this channel.
-    pub fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
+    fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
         self.config
             .validate()
             .map_err(|e| format!("invalid Twilio configuration: {e}"))?;

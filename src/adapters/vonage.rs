@@ -132,7 +132,7 @@ impl VonageConfig {
     }
 
     /// The send endpoint.
-    pub fn sms_url(&self) -> String {
+    fn sms_url(&self) -> String {
         format!("{}/sms/json", self.base_url.trim_end_matches('/'))
     }
 }
@@ -144,14 +144,14 @@ pub struct VonageAdapter {
 }
 
 impl VonageAdapter {
-    /// Wraps a config and a caller-built client (which should have a timeout).
+    /// Wraps a config.
     pub fn new(config: VonageConfig) -> Self {
         VonageAdapter { config }
     }
 
     /// The form fields sent for `msg`, in order. `Err` means the message can
     /// never be sent through this channel. Contains the API secret: never log.
-    pub fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
+    fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
         self.config
             .validate()
             .map_err(|e| format!("invalid Vonage configuration: {e}"))?;

@@ -10,7 +10,7 @@
 //! * `X-Crier-Timestamp: <unix seconds>`
 //! * `X-Crier-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`
 //!
-//! Receivers check it with [`verify`] (constant-time comparison, timestamp
+//! Receivers check it with [`crate::inbound::webhook::verify`] (constant-time comparison, timestamp
 //! within a tolerance). The header may carry several comma-separated `v1=`
 //! values (e.g. during secret rotation); any one matching is enough.
 //!
@@ -44,7 +44,7 @@ use super::{Http, Provider, Request};
 /// Default bound on one send (request + response body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Default freshness window receivers should allow in [`verify`].
+/// Default freshness window receivers should allow in [`crate::inbound::webhook::verify`].
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// Header carrying the idempotency key.
@@ -133,8 +133,7 @@ pub struct WebhookAdapter {
 }
 
 impl WebhookAdapter {
-    /// Wraps a config and a caller-built client. The client must have a
-    /// timeout and `redirect(Policy::none())`.
+    /// Wraps a config.
     pub fn new(config: WebhookConfig) -> Self {
         WebhookAdapter { config }
     }

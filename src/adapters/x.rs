@@ -157,7 +157,7 @@ pub struct XAdapter {
 }
 
 impl XAdapter {
-    /// Wraps a config and a caller-built client.
+    /// Wraps a config.
     pub fn new(config: XConfig) -> Self {
         XAdapter { config }
     }
@@ -178,7 +178,7 @@ impl XAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         let mut body = json!({"text": msg.text});
         if let Some(t) = &msg.thread {
             body["reply"] = json!({"in_reply_to_tweet_id": t.parent});

@@ -119,7 +119,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post};
+    use super::super::http::testing::{client, once, post};
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -219,23 +219,17 @@ mod tests {
     #[tokio::test]
     async fn check_reads_the_webhook() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(HOOK))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
+        once(&server, "GET", HOOK, ResponseTemplate::new(200).set_body_json(
                 json!({"id": "1234", "name": "Status", "channel_id": "55", "token": "s3cr3t-token"}),
-            ))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/api/webhooks/1234/wrong"))
-            .respond_with(
-                ResponseTemplate::new(401)
-                    .set_body_json(json!({"message": "Invalid Webhook Token", "code": 50027})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+            )).await;
+        once(
+            &server,
+            "GET",
+            "/api/webhooks/1234/wrong",
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Invalid Webhook Token", "code": 50027})),
+        )
+        .await;
         let good = adapter(&server.uri()).check().await;
         assert!(
             matches!(&good, Check::Ok(s) if s.contains("Status") && !s.contains("s3cr3t")),

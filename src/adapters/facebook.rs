@@ -185,7 +185,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post, reply};
+    use super::super::http::testing::{client, once, post, reply};
     use super::super::HttpAdapter;
     use super::*;
     use crate::inbound::twilio::decode_form;
@@ -333,15 +333,16 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path("/v23.0/1234567890"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+        once(
+            &server,
+            "GET",
+            "/v23.0/1234567890",
+            ResponseTemplate::new(400).set_body_json(json!({"error": {
                 "message": "Invalid OAuth access token - Cannot parse access token",
                 "type": "OAuthException", "code": 190
-            }})))
-            .expect(1)
-            .mount(&server)
-            .await;
+            }})),
+        )
+        .await;
         let good = adapter(&server.uri(), TOKEN).check().await;
         assert!(
             matches!(&good, Check::Ok(s) if s.contains("Example Status")),

@@ -205,6 +205,21 @@ pub mod testing {
         m
     }
 
+    /// Mounts a mock answering `method` on `path` with `answer`, expected exactly once.
+    pub async fn once(
+        server: &wiremock::MockServer,
+        method: &str,
+        path: &str,
+        answer: wiremock::ResponseTemplate,
+    ) {
+        wiremock::Mock::given(wiremock::matchers::method(method))
+            .and(wiremock::matchers::path(path))
+            .respond_with(answer)
+            .expect(1)
+            .mount(server)
+            .await;
+    }
+
     /// The JSON body of a recorded request.
     pub fn json_body(req: &wiremock::Request) -> serde_json::Value {
         serde_json::from_slice(&req.body).unwrap()

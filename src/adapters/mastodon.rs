@@ -216,7 +216,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, json_body, post, reply};
+    use super::super::http::testing::{client, json_body, once, post, reply};
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
@@ -292,16 +292,15 @@ mod tests {
     #[tokio::test]
     async fn rate_limited_retries_after_the_header() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/api/v1/statuses"))
-            .respond_with(
-                ResponseTemplate::new(429)
-                    .insert_header("Retry-After", "17")
-                    .set_body_json(json!({"error": "Too many requests"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/api/v1/statuses",
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "17")
+                .set_body_json(json!({"error": "Too many requests"})),
+        )
+        .await;
         let out = adapter(&server.uri()).send(&post("k", "x")).await;
         assert!(
             matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(17)),
@@ -313,18 +312,17 @@ mod tests {
     async fn an_empty_window_defers_the_next_send_until_the_reset() {
         let server = MockServer::start().await;
         let reset = (Utc::now() + chrono::Duration::seconds(600)).to_rfc3339();
-        Mock::given(method("POST"))
-            .and(path("/api/v1/statuses"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header("X-RateLimit-Limit", "300")
-                    .insert_header("X-RateLimit-Remaining", "0")
-                    .insert_header("X-RateLimit-Reset", reset.as_str())
-                    .set_body_json(json!({"id": "1"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/api/v1/statuses",
+            ResponseTemplate::new(200)
+                .insert_header("X-RateLimit-Limit", "300")
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header("X-RateLimit-Reset", reset.as_str())
+                .set_body_json(json!({"id": "1"})),
+        )
+        .await;
         let a = adapter(&server.uri());
         assert!(matches!(
             a.send(&post("k1", "a")).await,
@@ -366,15 +364,10 @@ mod tests {
     #[tokio::test]
     async fn limits_come_from_the_instance_with_defaults() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/api/v2/instance"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+        once(&server, "GET", "/api/v2/instance", ResponseTemplate::new(200).set_body_json(json!({
                 "domain": "example.social",
                 "configuration": {"statuses": {"max_characters": 1000, "characters_reserved_per_url": 30}}
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
+            }))).await;
         let a = adapter(&server.uri());
         assert_eq!(a.provider.rule(), None, "unknown until fetched");
         assert_eq!(
@@ -410,15 +403,14 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path("/api/v1/accounts/verify_credentials"))
-            .respond_with(
-                ResponseTemplate::new(401)
-                    .set_body_json(json!({"error": "The access token is invalid"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "GET",
+            "/api/v1/accounts/verify_credentials",
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": "The access token is invalid"})),
+        )
+        .await;
         Mock::given(method("GET"))
             .and(path("/api/v2/instance"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))

@@ -127,7 +127,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post};
+    use super::super::http::testing::{client, once, post};
     use super::super::HttpAdapter;
     use super::*;
     use std::time::Duration;
@@ -168,18 +168,20 @@ mod tests {
     #[tokio::test]
     async fn rate_limited_and_revoked() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/busy"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/gone"))
-            .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/busy",
+            ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/gone",
+            ResponseTemplate::new(404).set_body_string("no_service"),
+        )
+        .await;
         let out = adapter(format!("{}/busy", server.uri()))
             .send(&post("k", "x"))
             .await;
@@ -222,12 +224,13 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/services/T000/B000/revoked"))
-            .respond_with(ResponseTemplate::new(403).set_body_string("invalid_token"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/services/T000/B000/revoked",
+            ResponseTemplate::new(403).set_body_string("invalid_token"),
+        )
+        .await;
         let good = adapter(format!("{}{HOOK}", server.uri())).check().await;
         assert!(matches!(good, Check::Ok(_)), "{good:?}");
         let bad = adapter(format!("{}/services/T000/B000/revoked", server.uri()))

@@ -89,7 +89,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post};
+    use super::super::http::testing::{client, once, post};
     use super::super::HttpAdapter;
     use super::*;
     use std::time::Duration;
@@ -140,18 +140,20 @@ mod tests {
     #[tokio::test]
     async fn throttled_retries_and_bad_request_rejects() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/busy"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "12"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/bad"))
-            .respond_with(ResponseTemplate::new(400).set_body_string("Bad card"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/busy",
+            ResponseTemplate::new(429).insert_header("Retry-After", "12"),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/bad",
+            ResponseTemplate::new(400).set_body_string("Bad card"),
+        )
+        .await;
         let out = adapter(format!("{}/busy", server.uri()))
             .send(&post("k", "x"))
             .await;

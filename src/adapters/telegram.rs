@@ -126,7 +126,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post, reply};
+    use super::super::http::testing::{client, once, post, reply};
     use super::super::HttpAdapter;
     use super::*;
     use std::time::Duration;
@@ -233,22 +233,24 @@ mod tests {
     #[tokio::test]
     async fn check_uses_get_me() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("/bot{TOKEN}/getMe")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
+        once(
+            &server,
+            "GET",
+            &format!("/bot{TOKEN}/getMe"),
+            ResponseTemplate::new(200).set_body_json(
                 json!({"ok": true, "result": {"id": 1, "is_bot": true, "username": "crier_bot"}}),
-            ))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/botWRONG/getMe"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(
+            ),
+        )
+        .await;
+        once(
+            &server,
+            "GET",
+            "/botWRONG/getMe",
+            ResponseTemplate::new(401).set_body_json(
                 json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
-            ))
-            .expect(1)
-            .mount(&server)
-            .await;
+            ),
+        )
+        .await;
         let good = adapter(&server.uri(), TOKEN).check().await;
         assert!(
             matches!(&good, Check::Ok(s) if s.contains("@crier_bot")),

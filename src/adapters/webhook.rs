@@ -217,6 +217,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::testing::once;
     use super::super::outcome::Recipient;
     use super::super::HttpAdapter;
     use super::*;
@@ -367,15 +368,13 @@ mod tests {
     #[tokio::test]
     async fn redirect_is_not_followed() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/old"))
-            .respond_with(
-                ResponseTemplate::new(301)
-                    .insert_header("Location", format!("{}/new", server.uri())),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/old",
+            ResponseTemplate::new(301).insert_header("Location", format!("{}/new", server.uri())),
+        )
+        .await;
         Mock::given(path("/new"))
             .respond_with(ResponseTemplate::new(200))
             .expect(0)

@@ -9,6 +9,7 @@ use crate::domain::{Locale, Span};
 use crate::render::preview::Platform;
 use crate::render::rules::OverflowPolicy;
 use chrono_tz::Tz;
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,7 +191,8 @@ const COMMON_KEYS: [&str; 14] = [
     "approval",
 ];
 
-/// Kind-specific settings with secrets resolved from the environment. Debug never shows secrets.
+/// Kind-specific settings with secrets resolved from the environment, held as [`SecretString`].
+/// Debug never shows secrets.
 #[derive(Clone)]
 pub enum Settings {
     Log,
@@ -199,7 +201,7 @@ pub enum Settings {
         port: u16,
         tls: String,
         username: Option<String>,
-        password: Option<String>,
+        password: Option<SecretString>,
         from: String,
         domain: String,
         /// Extra trusted root certificate(s) (PEM) for a relay with a private CA.
@@ -207,22 +209,22 @@ pub enum Settings {
     },
     Twilio {
         account_sid: String,
-        auth_token: String,
+        auth_token: SecretString,
         from: Option<String>,
         messaging_service_sid: Option<String>,
         status_callback: Option<String>,
     },
     Vonage {
         api_key: String,
-        api_secret: String,
+        api_secret: SecretString,
         from: String,
     },
     Webhook {
         url: String,
-        secret: String,
+        secret: SecretString,
     },
     Mastodon {
-        token: String,
+        token: SecretString,
         /// public, unlisted, private or direct.
         visibility: String,
     },
@@ -230,30 +232,30 @@ pub enum Settings {
         /// Handle or DID of the account.
         identifier: String,
         /// An app password.
-        password: String,
+        password: SecretString,
     },
     X {
-        consumer_key: String,
-        consumer_secret: String,
-        access_token: String,
-        access_token_secret: String,
+        consumer_key: SecretString,
+        consumer_secret: SecretString,
+        access_token: SecretString,
+        access_token_secret: SecretString,
     },
     Facebook {
         page_id: String,
-        page_token: String,
+        page_token: SecretString,
         /// Graph API version, e.g. `v23.0`.
         graph_version: String,
     },
     /// Slack, Teams and Discord: the webhook URL is itself the secret.
     ChatWebhook {
-        url: String,
+        url: SecretString,
     },
     Telegram {
-        bot_token: String,
+        bot_token: SecretString,
         chat_id: String,
     },
     Matrix {
-        access_token: String,
+        access_token: SecretString,
         room_id: String,
     },
 }
@@ -449,40 +451,227 @@ impl EnvSecrets {
     }
 }
 
+/// The kind-specific keys of a channel file, declared: one struct per kind, selected by `kind`.
+/// Unknown keys are refused (`deny_unknown_fields`); defaults are on the structs; a secret is
+/// declared as the NAME of the environment variable that holds it (`*_env`), resolved through an
+/// injected [`Env`] and validated once, when the channel is built ([`KindFile::resolve`]).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum KindFile {
+    Log(LogFile),
+    Email(EmailFile),
+    Twilio(TwilioFile),
+    Vonage(VonageFile),
+    Webhook(WebhookFile),
+    Mastodon(MastodonFile),
+    Bluesky(BlueskyFile),
+    X(XFile),
+    Facebook(FacebookFile),
+    Slack(ChatFile),
+    Teams(ChatFile),
+    Discord(ChatFile),
+    Telegram(TelegramFile),
+    Matrix(MatrixFile),
+}
+
+/// A `log` channel has only the common keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailFile {
+    host: Option<String>,
+    port: Option<i64>,
+    #[serde(default = "starttls")]
+    tls: String,
+    from: Option<String>,
+    /// The EHLO domain; by default the domain of `from`.
+    domain: Option<String>,
+    ca_file: Option<PathBuf>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+}
+
+fn starttls() -> String {
+    "starttls".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwilioFile {
+    account_sid_env: Option<String>,
+    auth_token_env: Option<String>,
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+    status_callback: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VonageFile {
+    api_key_env: Option<String>,
+    api_secret_env: Option<String>,
+    from: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookFile {
+    url: Option<String>,
+    secret_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MastodonFile {
+    token_env: Option<String>,
+    #[serde(default = "public")]
+    visibility: String,
+}
+
+fn public() -> String {
+    "public".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlueskyFile {
+    identifier: Option<String>,
+    app_password_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct XFile {
+    consumer_key_env: Option<String>,
+    consumer_secret_env: Option<String>,
+    access_token_env: Option<String>,
+    access_token_secret_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FacebookFile {
+    page_id: Option<String>,
+    page_token_env: Option<String>,
+    #[serde(default = "graph_version")]
+    graph_version: String,
+}
+
+fn graph_version() -> String {
+    crate::adapters::facebook::DEFAULT_GRAPH_VERSION.into()
+}
+
+/// Slack, Teams and Discord: the webhook URL is itself the secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatFile {
+    webhook_url_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelegramFile {
+    bot_token_env: Option<String>,
+    chat_id: Option<ChatId>,
+}
+
+/// A Telegram chat: a number (`-1001234567890`) or `@channelusername`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatId {
+    Number(i64),
+    Name(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    access_token_env: Option<String>,
+    room_id: Option<String>,
+}
+
+/// What a key's value must be, when it is not: named by the key, never echoing the value.
+fn wrong_type(k: &str, v: &toml::Value) -> Option<String> {
+    let ok = match k {
+        "port" => v.is_integer(),
+        "chat_id" => v.is_integer() || v.is_str(),
+        _ => v.is_str(),
+    };
+    (!ok).then(|| match k {
+        "port" => "port must be 1-65535".to_owned(),
+        "chat_id" => {
+            "chat_id must be the chat's id (e.g. -1001234567890) or @channelusername".to_owned()
+        }
+        k if k.ends_with("_env") => format!("{k} must be the name of an environment variable"),
+        k => format!("{k} must be a string"),
+    })
+}
+
+/// Reads the kind's keys into its declared struct. Serde's messages are mapped to ones that name
+/// the key and say what to write instead, and never echo a value: a secret pasted into the file
+/// must not reach an error.
+fn declare(kind: Kind, table: toml::Table) -> Result<KindFile, String> {
+    let types: Vec<String> = table.iter().filter_map(|(k, v)| wrong_type(k, v)).collect();
+    let keys: Vec<String> = table.keys().cloned().collect();
+    let mut tagged = table;
+    tagged.insert("kind".into(), toml::Value::String(kind.as_str().into()));
+    toml::Value::Table(tagged).try_into().map_err(|e: toml::de::Error| {
+        let m = e.message();
+        let named = |prefix: &str| {
+            m.strip_prefix(prefix)
+                .and_then(|r| r.split('`').next())
+                .map(str::to_owned)
+        };
+        if let Some(k) = named("unknown field `") {
+            let mut out = format!("unknown key `{k}` for a {} channel", kind.as_str());
+            let env_key = format!("{k}_env");
+            if m.contains(&format!("`{env_key}`")) && !keys.contains(&env_key) {
+                out.push_str(&format!(
+                    "; {env_key} is missing: name the environment variable that holds it (the secret itself goes in the environment, never in this file)"
+                ));
+            }
+            out
+        } else if let Some(k) = named("missing field `") {
+            format!("{k} is missing")
+        } else if !types.is_empty() {
+            types.join("; ")
+        } else {
+            "a key's value has the wrong type".to_owned()
+        }
+    })
+}
+
 /// Reads the environment variable a file names, for a secret. A value with a control character
 /// (a pasted line break) can never be sent in a header or a form, so it is malformed.
 fn secret(
-    table: &mut toml::Table,
     key: &'static str,
+    name: Option<String>,
+    env: &Env,
     missing: &mut EnvSecrets,
     invalid: &mut Vec<String>,
 ) -> Option<String> {
-    let name = match table.remove(key) {
-        Some(toml::Value::String(n)) => n,
-        Some(_) => {
-            invalid.push(format!("{key} must be the name of an environment variable"));
-            return None;
-        }
-        None => {
-            invalid.push(format!(
-                "{key} is missing: name the environment variable that holds it"
-            ));
-            return None;
-        }
-    };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    let Some(name) = name else {
         invalid.push(format!(
-            "{key} = \"…\" is not an environment variable name; put the secret in the environment and its NAME here"
+            "{key} is missing: name the environment variable that holds it"
+        ));
+        return None;
+    };
+    if !is_env_name(&name) {
+        invalid.push(format!(
+            "{key} = \"…\" is not an environment variable name (capital letters, digits and _, such as MASTODON_TOKEN); put the secret in the environment and its NAME here"
         ));
         return None;
     }
     missing.names.push((key, name.clone()));
-    match std::env::var(&name) {
-        Ok(v) if v.trim().chars().any(char::is_control) => {
+    match env(&name) {
+        Some(v) if v.trim().chars().any(char::is_control) => {
             missing.malformed(key, "contains a line break or another control character");
             None
         }
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        Some(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
         _ => {
             missing.missing.push(name);
             None
@@ -490,20 +679,253 @@ fn secret(
     }
 }
 
-fn take_str(table: &mut toml::Table, key: &str, invalid: &mut Vec<String>) -> Option<String> {
-    match table.remove(key) {
-        Some(toml::Value::String(s)) => Some(s),
-        Some(_) => {
-            invalid.push(format!("{key} must be a string"));
-            None
-        }
-        None => None,
-    }
+/// An environment variable name as crier accepts one: capital letters, digits and `_`, not
+/// starting with a digit. Tokens, SIDs and passwords pasted here instead of a name almost always
+/// hold a lowercase letter or another character, so they are refused without being echoed: a
+/// secret never reaches an error message, not even one saying "set <it> in the environment".
+fn is_env_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 type Skip = (SkipKind, String);
 
-fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> {
+impl KindFile {
+    /// The kind's settings with its secrets resolved through `env`, validated once. File
+    /// problems go to `invalid`; missing or malformed secrets to `missing` (they skip the
+    /// channel, not fail the file). `None` when the channel cannot run.
+    fn resolve(
+        self,
+        c: &CommonFile,
+        env: &Env,
+        missing: &mut EnvSecrets,
+        invalid: &mut Vec<String>,
+    ) -> Option<Settings> {
+        // The kind's secret `key` names a variable: resolve it (a closure would hold `invalid`).
+        macro_rules! secret {
+            ($key:expr, $name:expr) => {
+                secret($key, $name, env, missing, invalid)
+            };
+        }
+        match self {
+            KindFile::Log(LogFile {}) => Some(Settings::Log),
+            KindFile::Twilio(f) => {
+                let account_sid = secret!("account_sid_env", f.account_sid_env);
+                let auth_token = secret!("auth_token_env", f.auth_token_env);
+                if f.from.is_some() == f.messaging_service_sid.is_some() {
+                    invalid.push(
+                        "give exactly one of `from` (a Twilio number) or `messaging_service_sid`"
+                            .into(),
+                    );
+                }
+                if let Some(sid) = &account_sid {
+                    if !crate::adapters::twilio::valid_account_sid(sid) {
+                        missing.malformed(
+                            "account_sid_env",
+                            "is not an account SID: use letters and digits only (AC followed by 32 hex digits, as the Twilio console shows it)",
+                        );
+                    }
+                }
+                Some(Settings::Twilio {
+                    account_sid: account_sid?,
+                    auth_token: auth_token?.into(),
+                    from: f.from,
+                    messaging_service_sid: f.messaging_service_sid,
+                    status_callback: f.status_callback,
+                })
+            }
+            KindFile::Vonage(f) => {
+                let api_key = secret!("api_key_env", f.api_key_env);
+                let api_secret = secret!("api_secret_env", f.api_secret_env);
+                if f.from.is_none() {
+                    invalid.push("from is missing: the sender id or number".into());
+                }
+                Some(Settings::Vonage {
+                    api_key: api_key?,
+                    api_secret: api_secret?.into(),
+                    from: f.from?,
+                })
+            }
+            KindFile::Webhook(f) => {
+                let secret = secret!("secret_env", f.secret_env);
+                // h-types: an HttpUrl type replaces this check.
+                match &f.url {
+                    Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+                    _ => invalid.push("url must be the http(s) URL to POST to".into()),
+                }
+                Some(Settings::Webhook {
+                    url: f.url?,
+                    secret: secret?.into(),
+                })
+            }
+            KindFile::Mastodon(f) => {
+                let token = secret!("token_env", f.token_env);
+                let visibility = f.visibility;
+                if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
+                    invalid.push(format!(
+                        "visibility = \"{visibility}\": use public, unlisted, private or direct"
+                    ));
+                }
+                if c.base_url.is_none() {
+                    invalid.push(
+                        "base_url is missing: the instance, e.g. https://mastodon.social".into(),
+                    );
+                }
+                Some(Settings::Mastodon {
+                    token: token?.into(),
+                    visibility,
+                })
+            }
+            KindFile::Bluesky(f) => {
+                let password = secret!("app_password_env", f.app_password_env);
+                if f.identifier.is_none() {
+                    invalid.push(
+                        "identifier is missing: the account's handle, e.g. status.example.com"
+                            .into(),
+                    );
+                }
+                Some(Settings::Bluesky {
+                    identifier: f.identifier?,
+                    password: password?.into(),
+                })
+            }
+            KindFile::X(f) => {
+                let consumer_key = secret!("consumer_key_env", f.consumer_key_env);
+                let consumer_secret = secret!("consumer_secret_env", f.consumer_secret_env);
+                let access_token = secret!("access_token_env", f.access_token_env);
+                let access_token_secret =
+                    secret!("access_token_secret_env", f.access_token_secret_env);
+                Some(Settings::X {
+                    consumer_key: consumer_key?.into(),
+                    consumer_secret: consumer_secret?.into(),
+                    access_token: access_token?.into(),
+                    access_token_secret: access_token_secret?.into(),
+                })
+            }
+            KindFile::Facebook(f) => {
+                let page_token = secret!("page_token_env", f.page_token_env);
+                match &f.page_id {
+                    Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {}
+                    _ => invalid.push("page_id must be the Page's numeric id".into()),
+                }
+                if !f.graph_version.starts_with('v') {
+                    invalid.push(format!(
+                        "graph_version = \"{}\": use e.g. v23.0",
+                        f.graph_version
+                    ));
+                }
+                Some(Settings::Facebook {
+                    page_id: f.page_id?,
+                    page_token: page_token?.into(),
+                    graph_version: f.graph_version,
+                })
+            }
+            KindFile::Slack(f) | KindFile::Teams(f) | KindFile::Discord(f) => {
+                match secret!("webhook_url_env", f.webhook_url_env)? {
+                    // h-types: an HttpUrl type replaces this check.
+                    u if u.starts_with("https://") || u.starts_with("http://") => {
+                        Some(Settings::ChatWebhook { url: u.into() })
+                    }
+                    _ => {
+                        missing.malformed("webhook_url_env", "must hold an http(s) URL");
+                        None
+                    }
+                }
+            }
+            KindFile::Telegram(f) => {
+                let bot_token = secret!("bot_token_env", f.bot_token_env);
+                let chat_id = match f.chat_id {
+                    Some(ChatId::Name(s)) if !s.is_empty() => Some(s),
+                    Some(ChatId::Number(i)) => Some(i.to_string()),
+                    _ => {
+                        invalid.push("chat_id is missing: the chat's id (e.g. -1001234567890) or @channelusername".into());
+                        None
+                    }
+                };
+                Some(Settings::Telegram {
+                    bot_token: bot_token?.into(),
+                    chat_id: chat_id?,
+                })
+            }
+            KindFile::Matrix(f) => {
+                let access_token = secret!("access_token_env", f.access_token_env);
+                match &f.room_id {
+                    // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
+                    Some(r) if r.starts_with('!') && r.len() > 1 => {}
+                    _ => invalid.push(
+                        "room_id must be a room id (starting with !) such as !abc123:example.org, not an alias".into(),
+                    ),
+                }
+                if c.base_url.is_none() {
+                    invalid.push(
+                        "base_url is missing: the homeserver, e.g. https://matrix.example.org"
+                            .into(),
+                    );
+                }
+                Some(Settings::Matrix {
+                    access_token: access_token?.into(),
+                    room_id: f.room_id?,
+                })
+            }
+            KindFile::Email(f) => {
+                let port = match f.port {
+                    Some(p) => match u16::try_from(p) {
+                        Ok(p) if p > 0 => Some(p),
+                        _ => {
+                            invalid.push("port must be 1-65535".into());
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let tls = f.tls;
+                if !["starttls", "tls", "plain"].contains(&tls.as_str()) {
+                    invalid.push(format!(
+                        "tls = \"{tls}\": use starttls, tls or plain (plain only to a loopback host)"
+                    ));
+                }
+                let (username, password) = if f.username_env.is_some() || f.password_env.is_some() {
+                    (
+                        secret!("username_env", f.username_env),
+                        secret!("password_env", f.password_env),
+                    )
+                } else {
+                    (None, None)
+                };
+                if f.host.is_none() || f.from.is_none() {
+                    invalid.push("host and from are required".into());
+                }
+                let (host, from) = (f.host?, f.from?);
+                let domain = f.domain.unwrap_or_else(|| {
+                    from.rsplit('@')
+                        .next()
+                        .unwrap_or("localhost")
+                        .trim_end_matches('>')
+                        .to_owned()
+                });
+                let port = port.unwrap_or(match tls.as_str() {
+                    "tls" => 465,
+                    "plain" => 25,
+                    _ => 587,
+                });
+                Some(Settings::Email {
+                    host,
+                    port,
+                    tls,
+                    username,
+                    password: password.map(SecretString::from),
+                    from,
+                    domain,
+                    ca_file: f.ca_file,
+                })
+            }
+        }
+    }
+}
+
+fn parse_file(path: &Path, name: &str, env: &Env) -> Result<Result<Channel, Skip>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
     let mut common = toml::Table::new();
@@ -515,279 +937,13 @@ fn parse_file(path: &Path, name: &str) -> Result<Result<Channel, Skip>, String> 
     let c: CommonFile = toml::Value::Table(common)
         .try_into()
         .map_err(|e: toml::de::Error| e.to_string())?;
+    let file = declare(c.kind, table)?;
     let mut invalid = Vec::new();
     let mut missing = EnvSecrets::default();
-    let settings = match c.kind {
-        Kind::Log => Some(Settings::Log),
-        Kind::Twilio => {
-            let account_sid = secret(&mut table, "account_sid_env", &mut missing, &mut invalid);
-            let auth_token = secret(&mut table, "auth_token_env", &mut missing, &mut invalid);
-            let from = take_str(&mut table, "from", &mut invalid);
-            let messaging_service_sid = take_str(&mut table, "messaging_service_sid", &mut invalid);
-            let status_callback = take_str(&mut table, "status_callback", &mut invalid);
-            if from.is_some() == messaging_service_sid.is_some() {
-                invalid.push(
-                    "give exactly one of `from` (a Twilio number) or `messaging_service_sid`"
-                        .into(),
-                );
-            }
-            if let Some(sid) = &account_sid {
-                if !crate::adapters::twilio::valid_account_sid(sid) {
-                    missing.malformed(
-                        "account_sid_env",
-                        "is not an account SID: use letters and digits only (AC followed by 32 hex digits, as the Twilio console shows it)",
-                    );
-                }
-            }
-            match (account_sid, auth_token) {
-                (Some(account_sid), Some(auth_token)) => Some(Settings::Twilio {
-                    account_sid,
-                    auth_token,
-                    from,
-                    messaging_service_sid,
-                    status_callback,
-                }),
-                _ => None,
-            }
-        }
-        Kind::Vonage => {
-            let api_key = secret(&mut table, "api_key_env", &mut missing, &mut invalid);
-            let api_secret = secret(&mut table, "api_secret_env", &mut missing, &mut invalid);
-            let from = take_str(&mut table, "from", &mut invalid);
-            if from.is_none() {
-                invalid.push("from is missing: the sender id or number".into());
-            }
-            match (api_key, api_secret, from) {
-                (Some(api_key), Some(api_secret), Some(from)) => Some(Settings::Vonage {
-                    api_key,
-                    api_secret,
-                    from,
-                }),
-                _ => None,
-            }
-        }
-        Kind::Webhook => {
-            let url = take_str(&mut table, "url", &mut invalid);
-            let secret = secret(&mut table, "secret_env", &mut missing, &mut invalid);
-            match &url {
-                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
-                _ => invalid.push("url must be the http(s) URL to POST to".into()),
-            }
-            match (url, secret) {
-                (Some(url), Some(secret)) => Some(Settings::Webhook { url, secret }),
-                _ => None,
-            }
-        }
-        Kind::Mastodon => {
-            let token = secret(&mut table, "token_env", &mut missing, &mut invalid);
-            let visibility =
-                take_str(&mut table, "visibility", &mut invalid).unwrap_or_else(|| "public".into());
-            if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
-                invalid.push(format!(
-                    "visibility = \"{visibility}\": use public, unlisted, private or direct"
-                ));
-            }
-            if c.base_url.is_none() {
-                invalid
-                    .push("base_url is missing: the instance, e.g. https://mastodon.social".into());
-            }
-            token.map(|token| Settings::Mastodon { token, visibility })
-        }
-        Kind::Bluesky => {
-            let identifier = take_str(&mut table, "identifier", &mut invalid);
-            let password = secret(&mut table, "app_password_env", &mut missing, &mut invalid);
-            if identifier.is_none() {
-                invalid.push(
-                    "identifier is missing: the account's handle, e.g. status.example.com".into(),
-                );
-            }
-            match (identifier, password) {
-                (Some(identifier), Some(password)) => Some(Settings::Bluesky {
-                    identifier,
-                    password,
-                }),
-                _ => None,
-            }
-        }
-        Kind::X => {
-            let consumer_key = secret(&mut table, "consumer_key_env", &mut missing, &mut invalid);
-            let consumer_secret = secret(
-                &mut table,
-                "consumer_secret_env",
-                &mut missing,
-                &mut invalid,
-            );
-            let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
-            let access_token_secret = secret(
-                &mut table,
-                "access_token_secret_env",
-                &mut missing,
-                &mut invalid,
-            );
-            match (
-                consumer_key,
-                consumer_secret,
-                access_token,
-                access_token_secret,
-            ) {
-                (
-                    Some(consumer_key),
-                    Some(consumer_secret),
-                    Some(access_token),
-                    Some(access_token_secret),
-                ) => Some(Settings::X {
-                    consumer_key,
-                    consumer_secret,
-                    access_token,
-                    access_token_secret,
-                }),
-                _ => None,
-            }
-        }
-        Kind::Facebook => {
-            let page_id = take_str(&mut table, "page_id", &mut invalid);
-            let page_token = secret(&mut table, "page_token_env", &mut missing, &mut invalid);
-            let graph_version = take_str(&mut table, "graph_version", &mut invalid)
-                .unwrap_or_else(|| crate::adapters::facebook::DEFAULT_GRAPH_VERSION.into());
-            match &page_id {
-                Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {}
-                _ => invalid.push("page_id must be the Page's numeric id".into()),
-            }
-            if !graph_version.starts_with('v') {
-                invalid.push(format!(
-                    "graph_version = \"{graph_version}\": use e.g. v23.0"
-                ));
-            }
-            match (page_id, page_token) {
-                (Some(page_id), Some(page_token)) => Some(Settings::Facebook {
-                    page_id,
-                    page_token,
-                    graph_version,
-                }),
-                _ => None,
-            }
-        }
-        Kind::Slack | Kind::Teams | Kind::Discord => {
-            let url = secret(&mut table, "webhook_url_env", &mut missing, &mut invalid);
-            match url {
-                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
-                    Some(Settings::ChatWebhook { url: u })
-                }
-                Some(_) => {
-                    missing.malformed("webhook_url_env", "must hold an http(s) URL");
-                    None
-                }
-                None => None,
-            }
-        }
-        Kind::Telegram => {
-            let bot_token = secret(&mut table, "bot_token_env", &mut missing, &mut invalid);
-            let chat_id = match table.remove("chat_id") {
-                Some(toml::Value::String(s)) if !s.is_empty() => Some(s),
-                Some(toml::Value::Integer(i)) => Some(i.to_string()),
-                _ => {
-                    invalid.push("chat_id is missing: the chat's id (e.g. -1001234567890) or @channelusername".into());
-                    None
-                }
-            };
-            match (bot_token, chat_id) {
-                (Some(bot_token), Some(chat_id)) => Some(Settings::Telegram { bot_token, chat_id }),
-                _ => None,
-            }
-        }
-        Kind::Matrix => {
-            let access_token = secret(&mut table, "access_token_env", &mut missing, &mut invalid);
-            let room_id = take_str(&mut table, "room_id", &mut invalid);
-            match &room_id {
-                // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
-                Some(r) if r.starts_with('!') && r.len() > 1 => {}
-                _ => invalid.push(
-                    "room_id must be a room id (starting with !) such as !abc123:example.org, not an alias".into(),
-                ),
-            }
-            if c.base_url.is_none() {
-                invalid.push(
-                    "base_url is missing: the homeserver, e.g. https://matrix.example.org".into(),
-                );
-            }
-            match (access_token, room_id) {
-                (Some(access_token), Some(room_id)) => Some(Settings::Matrix {
-                    access_token,
-                    room_id,
-                }),
-                _ => None,
-            }
-        }
-        Kind::Email => {
-            let host = take_str(&mut table, "host", &mut invalid);
-            let port = match table.remove("port") {
-                Some(toml::Value::Integer(p)) if (1..=65535).contains(&p) => Some(p as u16),
-                Some(_) => {
-                    invalid.push("port must be 1-65535".into());
-                    None
-                }
-                None => None,
-            };
-            let tls =
-                take_str(&mut table, "tls", &mut invalid).unwrap_or_else(|| "starttls".into());
-            if !["starttls", "tls", "plain"].contains(&tls.as_str()) {
-                invalid.push(format!(
-                    "tls = \"{tls}\": use starttls, tls or plain (plain only to a loopback host)"
-                ));
-            }
-            let from = take_str(&mut table, "from", &mut invalid);
-            let domain = take_str(&mut table, "domain", &mut invalid);
-            let ca_file = take_str(&mut table, "ca_file", &mut invalid).map(PathBuf::from);
-            let (username, password) =
-                if table.contains_key("username_env") || table.contains_key("password_env") {
-                    (
-                        secret(&mut table, "username_env", &mut missing, &mut invalid),
-                        secret(&mut table, "password_env", &mut missing, &mut invalid),
-                    )
-                } else {
-                    (None, None)
-                };
-            if host.is_none() || from.is_none() {
-                invalid.push("host and from are required".into());
-            }
-            match (host, from) {
-                (Some(host), Some(from)) => {
-                    let domain = domain.unwrap_or_else(|| {
-                        from.rsplit('@')
-                            .next()
-                            .unwrap_or("localhost")
-                            .trim_end_matches('>')
-                            .to_owned()
-                    });
-                    let port = port.unwrap_or(match tls.as_str() {
-                        "tls" => 465,
-                        "plain" => 25,
-                        _ => 587,
-                    });
-                    Some(Settings::Email {
-                        host,
-                        port,
-                        tls,
-                        username,
-                        password,
-                        from,
-                        domain,
-                        ca_file,
-                    })
-                }
-                _ => None,
-            }
-        }
-    };
+    let settings = file.resolve(&c, env, &mut missing, &mut invalid);
     // Any named variable missing from the environment, or holding a value that cannot work,
     // makes the channel inactive (reported, not fatal: the other channels still start).
     let settings = if missing.is_empty() { settings } else { None };
-    if let Some(k) = table.keys().next() {
-        invalid.push(format!(
-            "unknown key `{k}` for a {} channel",
-            c.kind.as_str()
-        ));
-    }
     let platform = match (&c.render, c.kind) {
         (Some(r), Kind::Log) => Platform::parse(r)?,
         (Some(_), _) => return Err("render is only for log channels".into()),
@@ -932,8 +1088,24 @@ fn disabled() -> Skip {
     (SkipKind::Disabled, "disabled (enabled = false)".to_owned())
 }
 
-/// Loads every `*.toml` in `dir` (file stem = channel name). A missing folder means no channels.
+/// Where a channel's secrets come from: the value of an environment variable by its name.
+/// Production reads the process environment ([`process_env`]); tests pass a map, so no test
+/// changes the environment of a multi-threaded test binary.
+pub type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// The process environment, as an [`Env`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Loads every `*.toml` in `dir` (file stem = channel name), secrets from the process
+/// environment. A missing folder means no channels.
 pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
+    load_with_env(dir, &process_env)
+}
+
+/// [`load`] with secrets looked up in `env`.
+pub fn load_with_env(dir: &Path, env: &Env) -> Result<Loaded, ChannelError> {
     let mut out = Loaded::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -973,7 +1145,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
         }
     }
     for (name, path) in files {
-        match parse_file(&path, &name) {
+        match parse_file(&path, &name, env) {
             Ok(Ok(ch)) => out.active.push(ch),
             Ok(Err((kind, why))) => {
                 match kind {
@@ -998,7 +1170,7 @@ mod tests {
     #[test]
     fn shipped_social_channels_are_skipped_without_credentials() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels");
-        let loaded = load(&dir).unwrap();
+        let loaded = load_with_env(&dir, &|_| None).unwrap();
         for (name, var) in [
             ("mastodon", "MASTODON_TOKEN"),
             ("bluesky", "BLUESKY_APP_PASSWORD"),
@@ -1010,9 +1182,6 @@ mod tests {
             ("telegram", "TELEGRAM_BOT_TOKEN"),
             ("matrix", "MATRIX_ACCESS_TOKEN"),
         ] {
-            if std::env::var(var).is_ok() {
-                continue; // a developer's machine with real credentials
-            }
             let why = loaded
                 .skipped
                 .iter()
@@ -1034,7 +1203,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
-        parse_file(&path, name)
+        parse_file(&path, name, &test_env)
+    }
+
+    /// The environment the tests see: a fixed map, never the process's (no `set_var`).
+    fn test_env(name: &str) -> Option<String> {
+        [
+            ("CRIER_TEST_HALF_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("CRIER_TEST_HALF_BAD", "AC-with-dash"),
+            ("CRIER_TEST_SOCIAL_SECRET", "s3cret"),
+            (
+                "CRIER_TEST_SOCIAL_URL",
+                "https://hooks.example.com/x/secret",
+            ),
+            ("CRIER_TEST_MAL_SID", "AC-with-dash-5150"),
+            ("CRIER_TEST_MAL_TOKEN", "tok\nen-5150"),
+            ("CRIER_TEST_MAL_OK", "fine-secret-5150"),
+            ("CRIER_TEST_SOCIAL_SECRET2", "s3cret"),
+        ]
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
     }
 
     /// A channel none of whose credential variables is set simply waits for them (a shipped
@@ -1042,8 +1231,6 @@ mod tests {
     /// misconfigured, which start-up warns about.
     #[test]
     fn unconfigured_channels_wait_and_half_configured_ones_are_misconfigured() {
-        std::env::set_var("CRIER_TEST_HALF_SID", "AC0123456789abcdef0123456789abcdef");
-        std::env::set_var("CRIER_TEST_HALF_BAD", "AC-with-dash");
         let twilio = |sid: &str, token: &str, extra: &str| {
             format!("kind = \"twilio\"\naccount_sid_env = \"{sid}\"\nauth_token_env = \"{token}\"\nfrom = \"+15005550006\"\n{extra}")
         };
@@ -1076,11 +1263,6 @@ mod tests {
 
     #[test]
     fn social_kinds_parse_with_credentials_from_the_environment() {
-        std::env::set_var("CRIER_TEST_SOCIAL_SECRET", "s3cret");
-        std::env::set_var(
-            "CRIER_TEST_SOCIAL_URL",
-            "https://hooks.example.com/x/secret",
-        );
         let cases = [
             (
                 "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"",
@@ -1188,9 +1370,6 @@ mod tests {
     /// ones (reported by variable name, never by value); they are not errors of the file.
     #[test]
     fn malformed_credentials_skip_the_channel_without_showing_the_value() {
-        std::env::set_var("CRIER_TEST_MAL_SID", "AC-with-dash-5150");
-        std::env::set_var("CRIER_TEST_MAL_TOKEN", "tok\nen-5150");
-        std::env::set_var("CRIER_TEST_MAL_OK", "fine-secret-5150");
         for (text, needles) in [
             (
                 "kind = \"twilio\"\naccount_sid_env = \"CRIER_TEST_MAL_SID\"\nauth_token_env = \"CRIER_TEST_MAL_OK\"\nfrom = \"+15005550006\"",
@@ -1217,9 +1396,85 @@ mod tests {
         }
     }
 
+    /// A token pasted where the variable's name belongs is refused, and its value appears in no
+    /// error and no skip reason (once a valid-looking one was reported as "set <token> in the
+    /// environment").
+    #[test]
+    fn a_secret_pasted_as_a_variable_name_is_never_echoed() {
+        for (text, secret) in [
+            (
+                "kind = \"twilio\"\naccount_sid_env = \"TWILIO_ACCOUNT_SID\"\nauth_token_env = \"a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6\"\nfrom = \"+15005550006\"",
+                "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6",
+            ),
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"Zq3xT9_kP0aL7mN2bV5cX8dF1gH4jK6sW\"",
+                "Zq3xT9_kP0aL7mN2bV5cX8dF1gH4jK6sW",
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"123456:ABCdefGHIjklMNO\"\nchat_id = -1",
+                "123456:ABCdefGHIjklMNO",
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url_env = \"https://hooks.slack.com/services/T0/B0/XXXXsecret\"",
+                "XXXXsecret",
+            ),
+        ] {
+            let why = match load_one("c", text) {
+                Err(e) => e,
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => panic!("{text}: loaded"),
+            };
+            assert!(why.contains("is not an environment variable name"), "{why}");
+            assert!(!why.contains(secret), "the secret leaked: {why}");
+        }
+    }
+
+    /// The kind's keys are declared: an unknown key, a secret written in place of its variable's
+    /// name and a value of the wrong type are errors naming the key and what to write instead,
+    /// never echoing the value; defaults come from the declaration.
+    #[test]
+    fn declared_kind_keys_are_checked_with_file_messages() {
+        for (text, needles) in [
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"\nvisibilty = \"public\"",
+                &["unknown key `visibilty` for a mastodon channel"][..],
+            ),
+            (
+                "kind = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T0/B0/XXXXsecret\"",
+                &["unknown key `webhook_url` for a slack channel", "webhook_url_env is missing"][..],
+            ),
+            (
+                "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = 5150",
+                &["token_env must be the name of an environment variable"][..],
+            ),
+            (
+                "kind = \"email\"\nhost = \"localhost\"\nfrom = \"a@example.com\"\nport = \"5150\"",
+                &["port must be 1-65535"][..],
+            ),
+            (
+                "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nchat_id = [5150]",
+                &["chat_id must be the chat's id"][..],
+            ),
+        ] {
+            let err = load_one("c", text).unwrap_err();
+            for n in needles {
+                assert!(err.contains(n), "{text}: {err}");
+            }
+            assert!(!err.contains("5150") && !err.contains("XXXXsecret"), "{err}");
+        }
+        let ch = load_one(
+            "c",
+            "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            matches!(ch.settings, Settings::Mastodon { ref visibility, .. } if visibility == "public")
+        );
+    }
+
     #[test]
     fn social_kinds_refuse_bad_settings() {
-        std::env::set_var("CRIER_TEST_SOCIAL_SECRET2", "s3cret");
         for (text, needle) in [
             (
                 "kind = \"mastodon\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET2\"",

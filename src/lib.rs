@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod dispatch;
 pub mod domain;
+pub mod inbound;
 pub mod intake;
 pub mod render;
 pub mod schedule;

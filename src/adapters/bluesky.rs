@@ -25,12 +25,13 @@
 //! other 4xx → `Rejected`. A reply with `ratelimit-remaining: 0` defers the next send until
 //! `ratelimit-reset`. Check: createSession.
 
-use super::http::{failure, language, reset_after, snippet, RateGate};
-use super::outcome::{exchange, HttpReply, OutMessage, Outcome};
-use super::Check;
+use super::http::{failure, language, reset_after, snippet, window};
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider, Request};
 use crate::render::rules::bluesky_link_facets;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt;
@@ -40,26 +41,14 @@ use std::time::Duration;
 pub const DEFAULT_BASE_URL: &str = "https://bsky.social";
 
 /// Settings for one Bluesky channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct BlueskyConfig {
     /// The PDS origin, normally [`DEFAULT_BASE_URL`].
     pub base_url: String,
     /// The account's handle or DID.
     pub identifier: String,
     /// An app password. Never printed.
-    pub password: String,
-    /// Bound on one request.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for BlueskyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlueskyConfig")
-            .field("base_url", &self.base_url)
-            .field("identifier", &self.identifier)
-            .field("password", &"***")
-            .finish()
-    }
+    pub password: SecretString,
 }
 
 /// A reference to a record: what `reply.root` and `reply.parent` hold.
@@ -81,9 +70,7 @@ struct Session {
 /// Posts to one Bluesky account.
 pub struct BlueskyAdapter {
     config: BlueskyConfig,
-    http: reqwest::Client,
     session: tokio::sync::Mutex<Option<Session>>,
-    gate: RateGate,
 }
 
 impl fmt::Debug for BlueskyAdapter {
@@ -112,13 +99,11 @@ fn session_from(reply: &HttpReply) -> Option<Session> {
 }
 
 impl BlueskyAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: BlueskyConfig, http: reqwest::Client) -> Self {
+    /// Wraps a config.
+    pub fn new(config: BlueskyConfig) -> Self {
         BlueskyAdapter {
             config,
-            http,
             session: tokio::sync::Mutex::new(None),
-            gate: RateGate::default(),
         }
     }
 
@@ -129,12 +114,12 @@ impl BlueskyAdapter {
         )
     }
 
-    async fn create_session(&self) -> Result<Session, Outcome> {
-        let request = self
-            .http
+    async fn create_session(&self, http: &Http) -> Result<Session, Outcome> {
+        let request = http
+            .client
             .post(self.xrpc("com.atproto.server.createSession"))
-            .json(&json!({"identifier": self.config.identifier, "password": self.config.password}));
-        let reply = exchange(request, self.config.timeout).await?;
+            .json(&json!({"identifier": self.config.identifier, "password": self.config.password.expose_secret()}));
+        let reply = http.exchange(request).await?;
         if (200..300).contains(&reply.status) {
             return session_from(&reply).ok_or_else(|| {
                 Outcome::retry(format!(
@@ -151,12 +136,12 @@ impl BlueskyAdapter {
         ))
     }
 
-    async fn refresh_session(&self, old: &Session) -> Option<Session> {
-        let request = self
-            .http
+    async fn refresh_session(&self, http: &Http, old: &Session) -> Option<Session> {
+        let request = http
+            .client
             .post(self.xrpc("com.atproto.server.refreshSession"))
             .bearer_auth(&old.refresh_jwt);
-        let reply = exchange(request, self.config.timeout).await.ok()?;
+        let reply = http.exchange(request).await.ok()?;
         if (200..300).contains(&reply.status) {
             session_from(&reply)
         } else {
@@ -166,7 +151,7 @@ impl BlueskyAdapter {
 
     /// The `createRecord` body for `msg`, posted at `now` by `did`. `Err` when the thread
     /// reference is not a `{uri, cid}` pair.
-    pub fn record_body(msg: &OutMessage, did: &str, now: DateTime<Utc>) -> Result<Value, String> {
+    fn record_body(msg: &OutMessage, did: &str, now: DateTime<Utc>) -> Result<Value, String> {
         let mut record = json!({
             "$type": "app.bsky.feed.post",
             "text": msg.text,
@@ -194,76 +179,74 @@ impl BlueskyAdapter {
         }
         Ok(json!({"repo": did, "collection": "app.bsky.feed.post", "record": record}))
     }
+}
 
-    async fn create_record(&self, session: &Session, body: &Value) -> Result<HttpReply, Outcome> {
-        let request = self
-            .http
-            .post(self.xrpc("com.atproto.repo.createRecord"))
-            .bearer_auth(&session.access_jwt)
-            .json(body);
-        let reply = exchange(request, self.config.timeout).await?;
-        self.gate.note(
-            &reply.headers,
-            "ratelimit-remaining",
-            "ratelimit-reset",
-            Utc::now(),
-        );
-        Ok(reply)
-    }
+impl Provider for BlueskyAdapter {
+    const NAME: &'static str = "Bluesky";
 
-    /// Posts one record (creating or renewing the session as needed) and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        if let Some(o) = self.gate.deferred("Bluesky") {
-            return o;
-        }
+    /// Posts one record, logging in first when there is no session yet.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let mut guard = self.session.lock().await;
         let session = match guard.clone() {
             Some(s) => s,
-            None => match self.create_session().await {
-                Ok(s) => {
-                    *guard = Some(s.clone());
-                    s
-                }
-                Err(o) => return o,
-            },
+            None => {
+                let s = self.create_session(http).await?;
+                *guard = Some(s.clone());
+                s
+            }
         };
-        let body = match Self::record_body(msg, &session.did, Utc::now()) {
-            Ok(b) => b,
-            Err(e) => return Outcome::rejected(e),
-        };
-        let reply = match self.create_record(&session, &body).await {
-            Ok(r) => r,
-            Err(o) => return o,
-        };
+        let body = Self::record_body(msg, &session.did, Utc::now()).map_err(Outcome::rejected)?;
+        Ok(http
+            .client
+            .post(self.xrpc("com.atproto.repo.createRecord"))
+            .bearer_auth(&session.access_jwt)
+            .json(&body))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
+    }
+
+    fn rate_window(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+        window(headers, "ratelimit-remaining", "ratelimit-reset", now)
+    }
+
+    /// The access token expired: refresh it (or, failing that, log in again); the post is then
+    /// sent once more. When that fails too, its outcome is the send's, and the next send logs in
+    /// afresh.
+    async fn renew(&self, http: &Http, reply: &HttpReply) -> Result<bool, Outcome> {
         let expired = matches!(reply.status, 400 | 401)
             && matches!(
                 xrpc_error(&reply.body).as_str(),
                 "ExpiredToken" | "InvalidToken"
             );
         if !expired {
-            return classify(reply.status, &reply.headers, &reply.body, Utc::now());
+            return Ok(false);
         }
-        // The access token expired: refresh it (or, failing that, log in again) and post once more.
-        let renewed = match self.refresh_session(&session).await {
-            Some(s) => s,
-            None => match self.create_session().await {
-                Ok(s) => s,
-                Err(o) => {
-                    *guard = None;
-                    return o;
-                }
-            },
+        let mut guard = self.session.lock().await;
+        let refreshed = match guard.clone() {
+            Some(old) => self.refresh_session(http, &old).await,
+            None => None,
         };
-        *guard = Some(renewed.clone());
-        match self.create_record(&renewed, &body).await {
-            Ok(r) => classify(r.status, &r.headers, &r.body, Utc::now()),
-            Err(o) => o,
+        let renewed = match refreshed {
+            Some(s) => Ok(s),
+            None => self.create_session(http).await,
+        };
+        match renewed {
+            Ok(s) => {
+                *guard = Some(s);
+                Ok(true)
+            }
+            Err(o) => {
+                *guard = None;
+                Err(o)
+            }
         }
     }
 
     /// Logs in with createSession (posts nothing) and keeps the session for sending.
-    pub async fn check(&self) -> Check {
-        match self.create_session().await {
+    async fn check(&self, http: &Http) -> Check {
+        match self.create_session(http).await {
             Ok(s) => {
                 let did = s.did.clone();
                 *self.session.lock().await = Some(s);
@@ -294,20 +277,20 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, json_body, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const DID: &str = "did:plc:abc123";
 
-    fn adapter(base: &str, password: &str) -> BlueskyAdapter {
-        BlueskyAdapter::new(
-            BlueskyConfig {
+    fn adapter(base: &str, password: &str) -> HttpAdapter<BlueskyAdapter> {
+        HttpAdapter::new(
+            BlueskyAdapter::new(BlueskyConfig {
                 base_url: base.into(),
                 identifier: "status.example.com".into(),
                 password: password.into(),
-                timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }
@@ -437,6 +420,46 @@ mod tests {
             a.send(&post("k2", "b")).await,
             Outcome::Delivered { .. }
         ));
+    }
+
+    /// An expired token whose renewal fails for a passing reason (the refresh refused, the new
+    /// log-in answered 503) leaves the post to retry, not rejected for the expired token.
+    #[tokio::test]
+    async fn a_failed_renewal_keeps_its_own_outcome() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.server.createSession"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(session("access-1")))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.server.createSession"))
+            .respond_with(ResponseTemplate::new(503))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.repo.createRecord"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_json(
+                    json!({"error": "ExpiredToken", "message": "Token has expired"}),
+                ),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/xrpc/com.atproto.server.refreshSession"))
+            .respond_with(ResponseTemplate::new(400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = adapter(&server.uri(), "app-pass-1234")
+            .send(&post("k1", "a"))
+            .await;
+        assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
     }
 
     #[tokio::test]

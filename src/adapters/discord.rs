@@ -13,102 +13,81 @@
 //! send waits instead of hitting the 429. The webhook URL holds its token: it is never printed.
 //! Check: `GET {webhook_url}` returns the webhook (its name and channel) without posting.
 
-use super::http::{failure, header, seconds, snippet, RateGate};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::http::{failure, header, seconds};
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// Settings for one Discord channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DiscordConfig {
     /// `https://discord.com/api/webhooks/{id}/{token}`. Secret: never printed.
-    pub webhook_url: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for DiscordConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DiscordConfig { webhook_url: *** }")
-    }
+    pub webhook_url: SecretString,
 }
 
 /// Posts to one Discord webhook.
 #[derive(Debug)]
 pub struct DiscordAdapter {
     config: DiscordConfig,
-    http: reqwest::Client,
-    gate: RateGate,
 }
 
 impl DiscordAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: DiscordConfig, http: reqwest::Client) -> Self {
-        DiscordAdapter {
-            config,
-            http,
-            gate: RateGate::default(),
-        }
+    /// Wraps a config.
+    pub fn new(config: DiscordConfig) -> Self {
+        DiscordAdapter { config }
     }
 
     fn send_url(&self) -> String {
-        let sep = if self.config.webhook_url.contains('?') {
+        let sep = if self.config.webhook_url.expose_secret().contains('?') {
             '&'
         } else {
             '?'
         };
-        format!("{}{sep}wait=true", self.config.webhook_url)
+        format!("{}{sep}wait=true", self.config.webhook_url.expose_secret())
     }
 
     /// The JSON body for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         json!({"content": msg.text, "allowed_mentions": {"parse": []}})
     }
+}
 
-    /// Posts one message and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        if let Some(o) = self.gate.deferred("Discord") {
-            return o;
+impl Provider for DiscordAdapter {
+    const NAME: &'static str = "Discord";
+
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        Ok(http.client.post(self.send_url()).json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
+    }
+
+    /// Discord says how many seconds are left in the window (`X-RateLimit-Reset-After`).
+    fn rate_window(&self, headers: &HeaderMap, _now: DateTime<Utc>) -> Option<Duration> {
+        if header(headers, "x-ratelimit-remaining") != Some("0") {
+            return None;
         }
-        let request = self.http.post(self.send_url()).json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => {
-                if header(&reply.headers, "x-ratelimit-remaining") == Some("0") {
-                    let reset = header(&reply.headers, "x-ratelimit-reset-after")
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .and_then(|f| seconds(&json!(f)));
-                    if let Some(d) = reset {
-                        self.gate.close_for(d);
-                    }
-                }
-                classify(reply.status, &reply.headers, &reply.body, Utc::now())
-            }
-            Err(outcome) => outcome,
-        }
+        header(headers, "x-ratelimit-reset-after")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .and_then(|f| seconds(&json!(f)))
     }
 
     /// Reads the webhook (`GET` on its URL), which proves it exists without posting.
-    pub async fn check(&self) -> Check {
-        let request = self.http.get(&self.config.webhook_url);
-        match exchange(request, self.config.timeout).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "webhook \"{}\" posts to channel {}",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["channel_id"].as_str().unwrap_or("?")
-                ))
-            }
-            Ok(r) => Check::Failed(format!(
-                "the webhook answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
+    async fn check(&self, http: &Http) -> Check {
+        let request = http.client.get(self.config.webhook_url.expose_secret());
+        match read(http, request, "the webhook").await {
+            Ok(v) => Check::Ok(format!(
+                "webhook \"{}\" posts to channel {}",
+                v["name"].as_str().unwrap_or("?"),
+                v["channel_id"].as_str().unwrap_or("?")
             )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -140,19 +119,19 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post};
+    use super::super::http::testing::{client, once, post};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const HOOK: &str = "/api/webhooks/1234/s3cr3t-token";
 
-    fn adapter(base: &str) -> DiscordAdapter {
-        DiscordAdapter::new(
-            DiscordConfig {
-                webhook_url: format!("{base}{HOOK}"),
-                timeout: Duration::from_secs(5),
-            },
+    fn adapter(base: &str) -> HttpAdapter<DiscordAdapter> {
+        HttpAdapter::new(
+            DiscordAdapter::new(DiscordConfig {
+                webhook_url: format!("{base}{HOOK}").into(),
+            }),
             client(),
         )
     }
@@ -240,33 +219,26 @@ mod tests {
     #[tokio::test]
     async fn check_reads_the_webhook() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(HOOK))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
+        once(&server, "GET", HOOK, ResponseTemplate::new(200).set_body_json(
                 json!({"id": "1234", "name": "Status", "channel_id": "55", "token": "s3cr3t-token"}),
-            ))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/api/webhooks/1234/wrong"))
-            .respond_with(
-                ResponseTemplate::new(401)
-                    .set_body_json(json!({"message": "Invalid Webhook Token", "code": 50027})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+            )).await;
+        once(
+            &server,
+            "GET",
+            "/api/webhooks/1234/wrong",
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Invalid Webhook Token", "code": 50027})),
+        )
+        .await;
         let good = adapter(&server.uri()).check().await;
         assert!(
             matches!(&good, Check::Ok(s) if s.contains("Status") && !s.contains("s3cr3t")),
             "{good:?}"
         );
-        let bad = DiscordAdapter::new(
-            DiscordConfig {
-                webhook_url: format!("{}/api/webhooks/1234/wrong", server.uri()),
-                timeout: Duration::from_secs(5),
-            },
+        let bad = HttpAdapter::new(
+            DiscordAdapter::new(DiscordConfig {
+                webhook_url: format!("{}/api/webhooks/1234/wrong", server.uri()).into(),
+            }),
             client(),
         )
         .check()

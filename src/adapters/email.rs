@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::outcome::{OutMessage, Outcome, Recipient};
+use super::{BoxFuture, Deliver};
 
 /// Default bound on one whole SMTP conversation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -646,6 +647,16 @@ fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, EmailError> {
         b = b.add_root_certificate(cert);
     }
     b.build().map_err(|e| EmailError::Tls(e.to_string()))
+}
+
+/// SMTP is not HTTP: no request to build, and an SMTP reply code rather than an HTTP status to
+/// classify; the connection pool is the adapter's own. It has the same [`Deliver`] shape as every
+/// adapter, so the dispatcher sends through it like through any other; its send timeout is the
+/// [`super::Adapter`]'s, like every channel's.
+impl Deliver for EmailAdapter {
+    fn send<'a>(&'a self, msg: &'a OutMessage) -> BoxFuture<'a, Outcome> {
+        Box::pin(EmailAdapter::send(self, msg))
+    }
 }
 
 #[cfg(test)]

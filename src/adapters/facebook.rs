@@ -17,12 +17,12 @@
 //! Check: `GET /{version}/{page-id}?fields=id,name`.
 
 use super::http::{failure, header, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use std::fmt;
 use std::time::Duration;
 
 /// The Graph API's origin.
@@ -35,7 +35,7 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v23.0";
 pub const THROTTLING_CODES: [i64; 5] = [4, 17, 32, 613, 80001];
 
 /// Settings for one Facebook Page channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FacebookConfig {
     /// API origin, normally [`DEFAULT_BASE_URL`].
     pub base_url: String,
@@ -44,33 +44,19 @@ pub struct FacebookConfig {
     /// The Page's numeric id.
     pub page_id: String,
     /// A Page access token. Never printed.
-    pub page_token: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for FacebookConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FacebookConfig")
-            .field("base_url", &self.base_url)
-            .field("graph_version", &self.graph_version)
-            .field("page_id", &self.page_id)
-            .field("page_token", &"***")
-            .finish()
-    }
+    pub page_token: SecretString,
 }
 
 /// Posts to one Facebook Page.
 #[derive(Debug, Clone)]
 pub struct FacebookAdapter {
     config: FacebookConfig,
-    http: reqwest::Client,
 }
 
 impl FacebookAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: FacebookConfig, http: reqwest::Client) -> Self {
-        FacebookAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: FacebookConfig) -> Self {
+        FacebookAdapter { config }
     }
 
     fn url(&self, node: &str, edge: &str) -> String {
@@ -83,35 +69,39 @@ impl FacebookAdapter {
     }
 
     /// Where `msg` goes: the Page's feed, or the comments of the thread's root post.
-    pub fn target_url(&self, msg: &OutMessage) -> String {
+    fn target_url(&self, msg: &OutMessage) -> String {
         match &msg.thread {
             Some(t) => self.url(&t.root, "/comments"),
             None => self.url(&self.config.page_id, "/feed"),
         }
     }
+}
 
-    /// Posts one message or comment and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+impl Provider for FacebookAdapter {
+    const NAME: &'static str = "Facebook";
+
+    /// Posts one message or comment.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let form = [
             ("message", msg.text.as_str()),
-            ("access_token", self.config.page_token.as_str()),
+            ("access_token", self.config.page_token.expose_secret()),
         ];
-        let request = self.http.post(self.target_url(msg)).form(&form);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+        Ok(http.client.post(self.target_url(msg)).form(&form))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Reads the Page's id and name with the token (posts nothing).
-    pub async fn check(&self) -> Check {
+    async fn check(&self, http: &Http) -> Check {
         let url = format!(
             "{}?fields=id%2Cname&access_token={}",
             self.url(&self.config.page_id, ""),
-            super::http::path_segment(&self.config.page_token)
+            super::http::path_segment(self.config.page_token.expose_secret())
         );
-        let request = self.http.get(url);
-        match exchange(request, self.config.timeout).await {
+        let request = http.client.get(url);
+        match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => {
                 let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
                 Check::Ok(format!(
@@ -195,24 +185,24 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post, reply};
-    use super::super::twilio::decode_form;
+    use super::super::http::testing::{client, once, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::twilio::decode_form;
     use serde_json::json;
     use wiremock::matchers::{header as h, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "EAAB-page-token";
 
-    fn adapter(base: &str, token: &str) -> FacebookAdapter {
-        FacebookAdapter::new(
-            FacebookConfig {
+    fn adapter(base: &str, token: &str) -> HttpAdapter<FacebookAdapter> {
+        HttpAdapter::new(
+            FacebookAdapter::new(FacebookConfig {
                 base_url: base.into(),
                 graph_version: "v23.0".into(),
                 page_id: "1234567890".into(),
                 page_token: token.into(),
-                timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }
@@ -343,15 +333,16 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path("/v23.0/1234567890"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+        once(
+            &server,
+            "GET",
+            "/v23.0/1234567890",
+            ResponseTemplate::new(400).set_body_json(json!({"error": {
                 "message": "Invalid OAuth access token - Cannot parse access token",
                 "type": "OAuthException", "code": 190
-            }})))
-            .expect(1)
-            .mount(&server)
-            .await;
+            }})),
+        )
+        .await;
         let good = adapter(&server.uri(), TOKEN).check().await;
         assert!(
             matches!(&good, Check::Ok(s) if s.contains("Example Status")),

@@ -20,7 +20,8 @@ pub fn snippet(body: &str) -> String {
     trimmed.chars().take(200).collect()
 }
 
-/// Whether an HTTP status is worth retrying.
+/// Whether an HTTP status is worth retrying: the one status class every adapter shares (408,
+/// 425, 429 and 5xx).
 pub fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500..=599)
 }
@@ -88,6 +89,20 @@ pub fn failure(
     }
 }
 
+/// How long until the rate-limit window resets, when a reply says no requests are left in it:
+/// header `remaining` is `0` and `reset` (Unix seconds or an ISO 8601 instant) is given.
+pub fn window(
+    headers: &HeaderMap,
+    remaining: &str,
+    reset: &str,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    if header(headers, remaining).map(str::trim) != Some("0") {
+        return None;
+    }
+    reset_after(headers, reset, now)
+}
+
 /// Remembers a platform's "no requests left until …" from its rate-limit headers, so the next
 /// send is deferred (`Retry` after the rest of the window) instead of being refused with a 429.
 #[derive(Debug, Default)]
@@ -107,16 +122,6 @@ impl RateGate {
     pub fn close_for(&self, d: Duration) {
         if let Ok(mut u) = self.until.lock() {
             *u = Some(std::time::Instant::now() + d);
-        }
-    }
-
-    /// Closes the gate until the window resets when a reply says no requests are left in it:
-    /// `remaining` is `0` and `reset` (Unix seconds or an ISO 8601 instant) is in the future.
-    pub fn note(&self, headers: &HeaderMap, remaining: &str, reset: &str, now: DateTime<Utc>) {
-        if header(headers, remaining).map(str::trim) == Some("0") {
-            if let Some(d) = reset_after(headers, reset, now) {
-                self.close_for(d);
-            }
         }
     }
 
@@ -183,6 +188,13 @@ pub mod testing {
         }
     }
 
+    /// An SMS with key `key` to phone `to`.
+    pub fn sms(key: &str, to: &str, text: &str) -> OutMessage {
+        let mut m = post(key, text);
+        m.recipient = Recipient::Phone(to.into());
+        m
+    }
+
     /// A post replying in a thread.
     pub fn reply(key: &str, text: &str, root: &str, parent: &str) -> OutMessage {
         let mut m = post(key, text);
@@ -191,6 +203,21 @@ pub mod testing {
             parent: parent.into(),
         });
         m
+    }
+
+    /// Mounts a mock answering `method` on `path` with `answer`, expected exactly once.
+    pub async fn once(
+        server: &wiremock::MockServer,
+        method: &str,
+        path: &str,
+        answer: wiremock::ResponseTemplate,
+    ) {
+        wiremock::Mock::given(wiremock::matchers::method(method))
+            .and(wiremock::matchers::path(path))
+            .respond_with(answer)
+            .expect(1)
+            .mount(server)
+            .await;
     }
 
     /// The JSON body of a recorded request.
@@ -273,5 +300,25 @@ mod tests {
         assert_eq!(path_segment("!abc:example.org"), "%21abc%3Aexample.org");
         assert_eq!(language("fi-FI"), "fi");
         assert_eq!(language("sv"), "sv");
+    }
+
+    /// Twilio and Vonage share the status classes of [`is_transient`]: for every non-2xx status
+    /// without a provider error code, both retry exactly when it is transient (once Twilio's
+    /// own list forgot 425).
+    #[test]
+    fn sms_providers_share_the_status_classes() {
+        let h = HeaderMap::new();
+        for status in (100..200).chain(300..600) {
+            for outcome in [
+                super::super::twilio::classify(status, &h, "", now()),
+                super::super::vonage::classify(status, &h, "", now()),
+            ] {
+                assert_eq!(
+                    matches!(outcome, Outcome::Retry { .. }),
+                    is_transient(status),
+                    "HTTP {status}: {outcome:?}"
+                );
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `<data>/outbox/<channel>.jsonl`. It needs no credentials, so the shipped `channels/` shows a
 //! newcomer a complete fan-out at once, and tests can read exactly what would have been sent.
 
-use super::{OutMessage, Outcome, Recipient};
+use super::{BoxFuture, Deliver, OutMessage, Outcome, Recipient};
 use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -58,5 +58,13 @@ impl LogAdapter {
                 after: None,
             },
         }
+    }
+}
+
+/// Not HTTP: a line appended to a file; the same [`Deliver`] shape as every adapter.
+impl Deliver for LogAdapter {
+    fn send<'a>(&'a self, msg: &'a OutMessage) -> BoxFuture<'a, Outcome> {
+        let outcome = LogAdapter::send(self, msg);
+        Box::pin(async move { outcome })
     }
 }

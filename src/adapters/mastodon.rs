@@ -16,40 +16,29 @@
 //! `X-RateLimit-Reset` instant; 408/5xx → `Retry`; 401/403/422 and other 4xx → `Rejected`.
 //! A reply with `X-RateLimit-Remaining: 0` defers the next send until `X-RateLimit-Reset`.
 
-use super::http::{failure, language, reset_after, snippet, RateGate};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::http::{failure, language, reset_after, window};
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
+use super::{Check, Http, Provider, Request};
 use crate::render::rules::{
     ChannelRule, Limit, MASTODON_DEFAULT_MAX_CHARS, MASTODON_DEFAULT_URL_WEIGHT,
 };
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::sync::RwLock;
 use std::time::Duration;
 
 /// Settings for one Mastodon channel; the token is resolved by the caller.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MastodonConfig {
     /// The instance's origin, e.g. `https://mastodon.social`.
     pub base_url: String,
     /// An access token with `write:statuses` (and `read:accounts` for the check). Never printed.
-    pub token: String,
+    pub token: SecretString,
     /// `public`, `unlisted`, `private` or `direct`.
     pub visibility: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for MastodonConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MastodonConfig")
-            .field("base_url", &self.base_url)
-            .field("token", &"***")
-            .field("visibility", &self.visibility)
-            .finish()
-    }
 }
 
 /// An instance's status length limits.
@@ -95,19 +84,15 @@ impl InstanceLimits {
 #[derive(Debug)]
 pub struct MastodonAdapter {
     config: MastodonConfig,
-    http: reqwest::Client,
     limits: RwLock<Option<InstanceLimits>>,
-    gate: RateGate,
 }
 
 impl MastodonAdapter {
-    /// Wraps a config and a caller-built client (timeout, no redirects).
-    pub fn new(config: MastodonConfig, http: reqwest::Client) -> Self {
+    /// Wraps a config.
+    pub fn new(config: MastodonConfig) -> Self {
         MastodonAdapter {
             config,
-            http,
             limits: RwLock::new(None),
-            gate: RateGate::default(),
         }
     }
 
@@ -116,7 +101,7 @@ impl MastodonAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(&self, msg: &OutMessage) -> Value {
+    fn body(&self, msg: &OutMessage) -> Value {
         let mut body = json!({
             "status": msg.text,
             "visibility": self.config.visibility,
@@ -128,37 +113,11 @@ impl MastodonAdapter {
         body
     }
 
-    /// Posts one status and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        if let Some(o) = self.gate.deferred("Mastodon") {
-            return o;
-        }
-        let request = self
-            .http
-            .post(self.url("/api/v1/statuses"))
-            .bearer_auth(&self.config.token)
-            .header("Idempotency-Key", &msg.idempotency_key)
-            .json(&self.body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => {
-                let now = Utc::now();
-                self.gate.note(
-                    &reply.headers,
-                    "x-ratelimit-remaining",
-                    "x-ratelimit-reset",
-                    now,
-                );
-                classify(reply.status, &reply.headers, &reply.body, now)
-            }
-            Err(outcome) => outcome,
-        }
-    }
-
     /// Reads the instance's limits (`GET /api/v2/instance`, no authentication) and keeps them
     /// for [`rule`](Self::rule). Falls back to the defaults when the instance cannot say.
-    pub async fn fetch_limits(&self) -> InstanceLimits {
-        let request = self.http.get(self.url("/api/v2/instance"));
-        let limits = match exchange(request, self.config.timeout).await {
+    pub async fn fetch_limits(&self, http: &Http) -> InstanceLimits {
+        let request = http.client.get(self.url("/api/v2/instance"));
+        let limits = match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => serde_json::from_str::<Value>(&r.body)
                 .map(|v| InstanceLimits::from_instance(&v))
                 .unwrap_or_default(),
@@ -179,10 +138,36 @@ impl MastodonAdapter {
         }
         limits
     }
+}
+
+impl Provider for MastodonAdapter {
+    const NAME: &'static str = "Mastodon";
+
+    /// Posts one status.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        Ok(http
+            .client
+            .post(self.url("/api/v1/statuses"))
+            .bearer_auth(self.config.token.expose_secret())
+            .header("Idempotency-Key", &msg.idempotency_key)
+            .json(&self.body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
+    }
+
+    fn rate_window(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+        window(headers, "x-ratelimit-remaining", "x-ratelimit-reset", now)
+    }
+
+    async fn warm_up(&self, http: &Http) {
+        self.fetch_limits(http).await;
+    }
 
     /// The length rule with the instance's limits, once [`fetch_limits`](Self::fetch_limits)
     /// has run.
-    pub fn rule(&self) -> Option<ChannelRule> {
+    fn rule(&self) -> Option<ChannelRule> {
         let limits = (*self.limits.read().ok()?)?;
         Some(ChannelRule::new(Limit::Mastodon {
             max_chars: limits.max_characters,
@@ -191,27 +176,21 @@ impl MastodonAdapter {
     }
 
     /// Verifies the token (`GET /api/v1/accounts/verify_credentials`) without posting.
-    pub async fn check(&self) -> Check {
-        let request = self
-            .http
+    async fn check(&self, http: &Http) -> Check {
+        let request = http
+            .client
             .get(self.url("/api/v1/accounts/verify_credentials"))
-            .bearer_auth(&self.config.token);
-        match exchange(request, self.config.timeout).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                let limits = self.fetch_limits().await;
+            .bearer_auth(self.config.token.expose_secret());
+        match read(http, request, "verify_credentials").await {
+            Ok(v) => {
+                let limits = self.fetch_limits(http).await;
                 Check::Ok(format!(
                     "token valid for @{} (statuses up to {} characters)",
                     v["acct"].as_str().unwrap_or("?"),
                     limits.max_characters
                 ))
             }
-            Ok(r) => Check::Failed(format!(
-                "verify_credentials answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
-            )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -237,21 +216,21 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, json_body, post, reply};
+    use super::super::http::testing::{client, json_body, once, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "mastodon-token-xyz";
 
-    fn adapter(base: &str) -> MastodonAdapter {
-        MastodonAdapter::new(
-            MastodonConfig {
+    fn adapter(base: &str) -> HttpAdapter<MastodonAdapter> {
+        HttpAdapter::new(
+            MastodonAdapter::new(MastodonConfig {
                 base_url: base.into(),
                 token: TOKEN.into(),
                 visibility: "public".into(),
-                timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }
@@ -313,16 +292,15 @@ mod tests {
     #[tokio::test]
     async fn rate_limited_retries_after_the_header() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/api/v1/statuses"))
-            .respond_with(
-                ResponseTemplate::new(429)
-                    .insert_header("Retry-After", "17")
-                    .set_body_json(json!({"error": "Too many requests"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/api/v1/statuses",
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "17")
+                .set_body_json(json!({"error": "Too many requests"})),
+        )
+        .await;
         let out = adapter(&server.uri()).send(&post("k", "x")).await;
         assert!(
             matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(17)),
@@ -334,18 +312,17 @@ mod tests {
     async fn an_empty_window_defers_the_next_send_until_the_reset() {
         let server = MockServer::start().await;
         let reset = (Utc::now() + chrono::Duration::seconds(600)).to_rfc3339();
-        Mock::given(method("POST"))
-            .and(path("/api/v1/statuses"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header("X-RateLimit-Limit", "300")
-                    .insert_header("X-RateLimit-Remaining", "0")
-                    .insert_header("X-RateLimit-Reset", reset.as_str())
-                    .set_body_json(json!({"id": "1"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/api/v1/statuses",
+            ResponseTemplate::new(200)
+                .insert_header("X-RateLimit-Limit", "300")
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header("X-RateLimit-Reset", reset.as_str())
+                .set_body_json(json!({"id": "1"})),
+        )
+        .await;
         let a = adapter(&server.uri());
         assert!(matches!(
             a.send(&post("k1", "a")).await,
@@ -387,26 +364,21 @@ mod tests {
     #[tokio::test]
     async fn limits_come_from_the_instance_with_defaults() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/api/v2/instance"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+        once(&server, "GET", "/api/v2/instance", ResponseTemplate::new(200).set_body_json(json!({
                 "domain": "example.social",
                 "configuration": {"statuses": {"max_characters": 1000, "characters_reserved_per_url": 30}}
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
+            }))).await;
         let a = adapter(&server.uri());
-        assert_eq!(a.rule(), None, "unknown until fetched");
+        assert_eq!(a.provider.rule(), None, "unknown until fetched");
         assert_eq!(
-            a.fetch_limits().await,
+            a.provider.fetch_limits(a.http()).await,
             InstanceLimits {
                 max_characters: 1000,
                 characters_reserved_per_url: 30
             }
         );
         assert_eq!(
-            a.rule(),
+            a.provider.rule(),
             Some(ChannelRule::new(Limit::Mastodon {
                 max_chars: 1000,
                 url_weight: 30
@@ -431,15 +403,14 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path("/api/v1/accounts/verify_credentials"))
-            .respond_with(
-                ResponseTemplate::new(401)
-                    .set_body_json(json!({"error": "The access token is invalid"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "GET",
+            "/api/v1/accounts/verify_credentials",
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": "The access token is invalid"})),
+        )
+        .await;
         Mock::given(method("GET"))
             .and(path("/api/v2/instance"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -451,7 +422,7 @@ mod tests {
             "{good:?}"
         );
         let mut bad = adapter(&server.uri());
-        bad.config.token = "wrong".into();
+        bad.provider.config.token = "wrong".into();
         let out = bad.check().await;
         assert!(
             matches!(&out, Check::Failed(s) if s.contains("401") && !s.contains("wrong")),

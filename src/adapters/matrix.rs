@@ -18,48 +18,36 @@
 //! is not in the room.
 
 use super::http::{failure, path_segment, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// Settings for one Matrix channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MatrixConfig {
     /// The homeserver's client API origin, e.g. `https://matrix.example.org`.
     pub base_url: String,
     /// The access token of the posting user. Never printed.
-    pub access_token: String,
+    pub access_token: SecretString,
     /// The room id, e.g. `!abc:example.org`.
     pub room_id: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for MatrixConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MatrixConfig")
-            .field("base_url", &self.base_url)
-            .field("access_token", &"***")
-            .field("room_id", &self.room_id)
-            .finish()
-    }
 }
 
 /// Posts messages to one Matrix room.
 #[derive(Debug, Clone)]
 pub struct MatrixAdapter {
     config: MatrixConfig,
-    http: reqwest::Client,
 }
 
 impl MatrixAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: MatrixConfig, http: reqwest::Client) -> Self {
-        MatrixAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: MatrixConfig) -> Self {
+        MatrixAdapter { config }
     }
 
     fn base(&self) -> &str {
@@ -67,7 +55,7 @@ impl MatrixAdapter {
     }
 
     /// The URL of the send request for transaction `txn_id`.
-    pub fn send_url(&self, txn_id: &str) -> String {
+    fn send_url(&self, txn_id: &str) -> String {
         format!(
             "{}/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
             self.base(),
@@ -77,7 +65,7 @@ impl MatrixAdapter {
     }
 
     /// The event content for `msg`.
-    pub fn content(msg: &OutMessage) -> Value {
+    fn content(msg: &OutMessage) -> Value {
         // An empty `m.mentions` says the event mentions nobody: clients that follow the spec
         // (v1.7, intentional mentions) then stop matching `@room`, display names and user ids
         // in the body, so an update that quotes one never notifies the room.
@@ -87,54 +75,52 @@ impl MatrixAdapter {
         }
         c
     }
+}
 
-    /// Sends one message (idempotent by its txnId) and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
+impl Provider for MatrixAdapter {
+    const NAME: &'static str = "Matrix";
+
+    /// Sends one message, idempotent by its txnId.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        Ok(http
+            .client
             .put(self.send_url(&msg.idempotency_key))
-            .bearer_auth(&self.config.access_token)
-            .json(&Self::content(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .bearer_auth(self.config.access_token.expose_secret())
+            .json(&Self::content(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Verifies the token with `whoami` (posts nothing).
-    pub async fn check(&self) -> Check {
-        let request = self
-            .http
+    async fn check(&self, http: &Http) -> Check {
+        let request = http
+            .client
             .get(format!("{}/_matrix/client/v3/account/whoami", self.base()))
-            .bearer_auth(&self.config.access_token);
-        match exchange(request, self.config.timeout).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            .bearer_auth(self.config.access_token.expose_secret());
+        match read(http, request, "whoami").await {
+            Ok(v) => {
                 let user = v["user_id"].as_str().unwrap_or("?").to_owned();
-                self.check_membership(&user).await
+                self.check_membership(http, &user).await
             }
-            Ok(r) => Check::Failed(format!(
-                "whoami answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
-            )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
 
 impl MatrixAdapter {
     /// The token works; can its user post in the room? (`joined_members` answers only members.)
-    async fn check_membership(&self, user: &str) -> Check {
-        let request = self
-            .http
+    async fn check_membership(&self, http: &Http, user: &str) -> Check {
+        let request = http
+            .client
             .get(format!(
                 "{}/_matrix/client/v3/rooms/{}/joined_members",
                 self.base(),
                 path_segment(&self.config.room_id)
             ))
-            .bearer_auth(&self.config.access_token);
-        match exchange(request, self.config.timeout).await {
+            .bearer_auth(self.config.access_token.expose_secret());
+        match http.exchange(request).await {
             Ok(r) if (200..300).contains(&r.status) => Check::Ok(format!(
                 "token valid for {user}, a member of {}",
                 self.config.room_id
@@ -167,20 +153,20 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "syt_secret_token";
 
-    fn adapter(base: &str, token: &str) -> MatrixAdapter {
-        MatrixAdapter::new(
-            MatrixConfig {
+    fn adapter(base: &str, token: &str) -> HttpAdapter<MatrixAdapter> {
+        HttpAdapter::new(
+            MatrixAdapter::new(MatrixConfig {
                 base_url: base.into(),
                 access_token: token.into(),
                 room_id: "!room1:example.org".into(),
-                timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }

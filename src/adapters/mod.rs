@@ -1,6 +1,9 @@
-//! Adapters: one module per provider kind, each the same shape — its configuration, the request
-//! it builds, and the classification of the provider's answer into an [`Outcome`]:
-//! `Delivered(receipt)`, `Retry(reason, after)` or `Rejected(reason)`.
+//! Adapters: one module per provider kind, each the same shape — its configuration, a `build`
+//! from the channel's settings, and (for HTTP providers) a [`Provider`]: the request it builds,
+//! the classification of the provider's answer into an [`Outcome`] (`Delivered(receipt)`,
+//! `Retry(reason, after)` or `Rejected(reason)`) and a credential check that posts nothing. The
+//! one send path ([`HttpAdapter`], in `provider.rs`) owns the rate gate, the exchange and the
+//! `Retry-After` clamp; [`Adapter`] owns the send timeout. Adding a kind: docs/CHANNELS.md.
 
 pub mod bluesky;
 pub mod discord;
@@ -11,10 +14,13 @@ pub mod log;
 pub mod mastodon;
 pub mod matrix;
 mod outcome;
+pub mod provider;
 pub mod retry_after;
 pub mod slack;
 pub mod teams;
 pub mod telegram;
+#[cfg(test)]
+mod tests_new_kind;
 pub mod twilio;
 pub mod vonage;
 pub mod webhook;
@@ -24,33 +30,24 @@ pub use outcome::{
     exchange, transport_failure, HttpReply, OutMessage, Outcome, Recipient, ThreadRef,
 };
 
-use crate::channels::{Channel, Kind, Settings};
-use std::path::Path;
+pub use provider::{BoxFuture, Deliver, Http, HttpAdapter, Provider, Request};
 
-/// A channel's adapter (enum dispatch: one variant per provider kind).
-pub enum Adapter {
-    Log(log::LogAdapter),
-    Email(Box<email::EmailAdapter>),
-    Twilio(twilio::TwilioAdapter),
-    Vonage(vonage::VonageAdapter),
-    Webhook(webhook::WebhookAdapter),
-    Mastodon(mastodon::MastodonAdapter),
-    Bluesky(Box<bluesky::BlueskyAdapter>),
-    X(x::XAdapter),
-    Facebook(facebook::FacebookAdapter),
-    Slack(slack::SlackAdapter),
-    Teams(teams::TeamsAdapter),
-    Discord(discord::DiscordAdapter),
-    Telegram(telegram::TelegramAdapter),
-    Matrix(matrix::MatrixAdapter),
-    /// Test double: answers from a script, recording what it was asked to send and when.
-    #[cfg(test)]
-    Scripted(std::sync::Arc<scripted::Scripted>),
+use crate::channels::{Channel, Kind, Settings};
+use secrecy::ExposeSecret;
+use std::path::Path;
+use std::time::Duration;
+
+/// A channel's adapter: one [`Deliver`] (for HTTP providers, a [`Provider`] on the one send
+/// path, [`HttpAdapter`]) under the channel's send timeout, the one bound on a send.
+pub struct Adapter {
+    inner: Box<dyn Deliver>,
+    timeout: Duration,
 }
 
 #[cfg(test)]
 pub mod scripted {
-    //! A scripted adapter for dispatcher tests (paused time).
+    //! A scripted adapter for dispatcher tests (paused time): a [`Deliver`] like any other.
+    use super::provider::{BoxFuture, Deliver};
     use super::{OutMessage, Outcome};
     use std::collections::VecDeque;
     use std::sync::Mutex;
@@ -58,7 +55,7 @@ pub mod scripted {
     /// One scripted answer.
     pub enum Step {
         Answer(Outcome),
-        /// Never answers (the dispatcher's send timeout must fire).
+        /// Never answers (the adapter's send timeout must fire).
         Hang,
         /// Answers after a while, as a provider over the network does.
         Slow(std::time::Duration, Outcome),
@@ -78,22 +75,26 @@ pub mod scripted {
                 sent: Mutex::new(Vec::new()),
             }
         }
+    }
 
-        pub async fn send(&self, msg: &OutMessage) -> Outcome {
-            self.sent
-                .lock()
-                .unwrap()
-                .push((tokio::time::Instant::now(), msg.clone()));
-            let step = self.script.lock().unwrap().pop_front();
-            match step {
-                Some(Step::Answer(o)) => o,
-                Some(Step::Hang) => std::future::pending().await,
-                Some(Step::Slow(d, o)) => {
-                    tokio::time::sleep(d).await;
-                    o
+    impl Deliver for Scripted {
+        fn send<'a>(&'a self, msg: &'a OutMessage) -> BoxFuture<'a, Outcome> {
+            Box::pin(async move {
+                self.sent
+                    .lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now(), msg.clone()));
+                let step = self.script.lock().unwrap().pop_front();
+                match step {
+                    Some(Step::Answer(o)) => o,
+                    Some(Step::Hang) => std::future::pending().await,
+                    Some(Step::Slow(d, o)) => {
+                        tokio::time::sleep(d).await;
+                        o
+                    }
+                    None => Outcome::Delivered { receipt: None },
                 }
-                None => Outcome::Delivered { receipt: None },
-            }
+            })
         }
     }
 }
@@ -117,12 +118,12 @@ pub struct AdapterError {
     pub message: String,
 }
 
-/// The HTTP client of one channel: its own connection pool, a timeout (reqwest has none by
-/// default), and no redirects (a webhook must name its final URL; providers never redirect).
+/// The HTTP client of one channel: its own connection pool, a connect timeout, and no redirects
+/// (a webhook must name its final URL; providers never redirect). The bound on a whole send is
+/// the [`Adapter`]'s.
 fn http_client(channel: &Channel) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
-        .timeout(channel.send_timeout)
-        .connect_timeout(channel.send_timeout.min(std::time::Duration::from_secs(10)))
+        .connect_timeout(channel.send_timeout.min(Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(channel.concurrency)
         .user_agent(concat!("crier/", env!("CARGO_PKG_VERSION")))
@@ -130,26 +131,50 @@ fn http_client(channel: &Channel) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build its HTTP client: {e}"))
 }
 
+/// What building one channel's adapter needs: the channel.
+pub struct Setup<'a> {
+    pub channel: &'a Channel,
+}
+
+impl Setup<'_> {
+    /// `base_url` from the channel file, or the provider's `default`, without a trailing `/`.
+    pub fn base(&self, default: &str) -> String {
+        self.channel
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default.to_owned())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// `provider` on the one HTTP send path, with this channel's own client.
+    pub fn http<P: Provider>(&self, provider: P) -> Result<Box<dyn Deliver>, String> {
+        Ok(Box::new(HttpAdapter::new(
+            provider,
+            http_client(self.channel)?,
+        )))
+    }
+}
+
 impl Adapter {
+    /// An adapter sending through `inner`, each send bounded by `timeout`.
+    pub fn new(inner: impl Deliver + 'static, timeout: Duration) -> Adapter {
+        Adapter {
+            inner: Box::new(inner),
+            timeout,
+        }
+    }
+
     /// Builds the adapter for a channel, once: transports and HTTP clients pool connections.
-    /// Must run inside a tokio runtime (the SMTP pool spawns a task).
+    /// Must run inside a tokio runtime (the SMTP pool spawns a task). The one place that lists
+    /// the kinds: one line each, the kind's settings to its adapter.
     pub fn build(channel: &Channel, data_dir: &Path) -> Result<Adapter, AdapterError> {
-        let err = |message: String| AdapterError {
-            channel: channel.name.clone(),
-            message,
-        };
-        let base = |default: &str| {
-            channel
-                .base_url
-                .clone()
-                .unwrap_or_else(|| default.to_owned())
-                .trim_end_matches('/')
-                .to_owned()
-        };
-        Ok(match &channel.settings {
+        let s = Setup { channel };
+        let t = channel.send_timeout;
+        let inner = match &channel.settings {
             Settings::Log => log::LogAdapter::open(&data_dir.join("outbox"), &channel.name)
-                .map(Adapter::Log)
-                .map_err(|e| err(format!("cannot open its outbox file: {e}")))?,
+                .map(|a| Box::new(a) as Box<dyn Deliver>)
+                .map_err(|e| format!("cannot open its outbox file: {e}")),
             Settings::Twilio {
                 account_sid,
                 auth_token,
@@ -158,19 +183,17 @@ impl Adapter {
                 status_callback,
             } => {
                 let config = twilio::TwilioConfig {
-                    base_url: base(twilio::DEFAULT_BASE_URL),
+                    base_url: s.base(twilio::DEFAULT_BASE_URL),
                     account_sid: account_sid.clone(),
                     auth_token: auth_token.clone(),
                     from: from.clone(),
                     messaging_service_sid: messaging_service_sid.clone(),
                     status_callback: status_callback.clone(),
-                    timeout: channel.send_timeout,
                 };
-                config.validate().map_err(|e| err(e.to_string()))?;
-                Adapter::Twilio(twilio::TwilioAdapter::new(
-                    config,
-                    http_client(channel).map_err(err)?,
-                ))
+                match config.validate() {
+                    Ok(()) => s.http(twilio::TwilioAdapter::new(config)),
+                    Err(e) => Err(e.to_string()),
+                }
             }
             Settings::Vonage {
                 api_key,
@@ -178,140 +201,94 @@ impl Adapter {
                 from,
             } => {
                 let config = vonage::VonageConfig {
-                    base_url: base(vonage::DEFAULT_BASE_URL),
+                    base_url: s.base(vonage::DEFAULT_BASE_URL),
                     api_key: api_key.clone(),
                     api_secret: api_secret.clone(),
                     from: from.clone(),
-                    timeout: channel.send_timeout,
                 };
-                config.validate().map_err(|e| err(e.to_string()))?;
-                Adapter::Vonage(vonage::VonageAdapter::new(
-                    config,
-                    http_client(channel).map_err(err)?,
-                ))
+                match config.validate() {
+                    Ok(()) => s.http(vonage::VonageAdapter::new(config)),
+                    Err(e) => Err(e.to_string()),
+                }
             }
             Settings::Webhook { url, secret } => {
-                let config = webhook::WebhookConfig {
+                s.http(webhook::WebhookAdapter::new(webhook::WebhookConfig {
                     url: url.clone(),
-                    secret: secret.as_bytes().to_vec(),
-                    timeout: channel.send_timeout,
-                };
-                Adapter::Webhook(webhook::WebhookAdapter::new(
-                    config,
-                    http_client(channel).map_err(err)?,
-                ))
+                    secret: secret.expose_secret().as_bytes().to_vec(),
+                }))
             }
             Settings::Mastodon { token, visibility } => {
-                Adapter::Mastodon(mastodon::MastodonAdapter::new(
-                    mastodon::MastodonConfig {
-                        base_url: base(""),
-                        token: token.clone(),
-                        visibility: visibility.clone(),
-                        timeout: channel.send_timeout,
-                    },
-                    http_client(channel).map_err(err)?,
-                ))
+                s.http(mastodon::MastodonAdapter::new(mastodon::MastodonConfig {
+                    base_url: s.base(""),
+                    token: token.clone(),
+                    visibility: visibility.clone(),
+                }))
             }
             Settings::Bluesky {
                 identifier,
                 password,
-            } => Adapter::Bluesky(Box::new(bluesky::BlueskyAdapter::new(
-                bluesky::BlueskyConfig {
-                    base_url: base(bluesky::DEFAULT_BASE_URL),
-                    identifier: identifier.clone(),
-                    password: password.clone(),
-                    timeout: channel.send_timeout,
-                },
-                http_client(channel).map_err(err)?,
-            ))),
+            } => s.http(bluesky::BlueskyAdapter::new(bluesky::BlueskyConfig {
+                base_url: s.base(bluesky::DEFAULT_BASE_URL),
+                identifier: identifier.clone(),
+                password: password.clone(),
+            })),
             Settings::X {
                 consumer_key,
                 consumer_secret,
                 access_token,
                 access_token_secret,
-            } => Adapter::X(x::XAdapter::new(
-                x::XConfig {
-                    base_url: base(x::DEFAULT_BASE_URL),
-                    credentials: x::OAuth1Credentials {
-                        consumer_key: consumer_key.clone(),
-                        consumer_secret: consumer_secret.clone(),
-                        token: access_token.clone(),
-                        token_secret: access_token_secret.clone(),
-                    },
-                    timeout: channel.send_timeout,
+            } => s.http(x::XAdapter::new(x::XConfig {
+                base_url: s.base(x::DEFAULT_BASE_URL),
+                credentials: x::OAuth1Credentials {
+                    consumer_key: consumer_key.expose_secret().to_owned(),
+                    consumer_secret: consumer_secret.expose_secret().to_owned(),
+                    token: access_token.expose_secret().to_owned(),
+                    token_secret: access_token_secret.expose_secret().to_owned(),
                 },
-                http_client(channel).map_err(err)?,
-            )),
+            })),
             Settings::Facebook {
                 page_id,
                 page_token,
                 graph_version,
-            } => Adapter::Facebook(facebook::FacebookAdapter::new(
-                facebook::FacebookConfig {
-                    base_url: base(facebook::DEFAULT_BASE_URL),
-                    graph_version: graph_version.clone(),
-                    page_id: page_id.clone(),
-                    page_token: page_token.clone(),
-                    timeout: channel.send_timeout,
-                },
-                http_client(channel).map_err(err)?,
-            )),
+            } => s.http(facebook::FacebookAdapter::new(facebook::FacebookConfig {
+                base_url: s.base(facebook::DEFAULT_BASE_URL),
+                graph_version: graph_version.clone(),
+                page_id: page_id.clone(),
+                page_token: page_token.clone(),
+            })),
             Settings::ChatWebhook { url } => {
-                let http = http_client(channel).map_err(err)?;
-                let (webhook_url, timeout) = (url.clone(), channel.send_timeout);
+                let webhook_url = url.clone();
                 match channel.kind {
-                    Kind::Slack => Adapter::Slack(slack::SlackAdapter::new(
-                        slack::SlackConfig {
-                            webhook_url,
-                            timeout,
-                        },
-                        http,
-                    )),
-                    Kind::Teams => Adapter::Teams(teams::TeamsAdapter::new(
-                        teams::TeamsConfig {
-                            webhook_url,
-                            timeout,
-                        },
-                        http,
-                    )),
-                    Kind::Discord => Adapter::Discord(discord::DiscordAdapter::new(
-                        discord::DiscordConfig {
-                            webhook_url,
-                            timeout,
-                        },
-                        http,
-                    )),
-                    other => {
-                        return Err(err(format!(
-                            "a {} channel has no webhook adapter",
-                            other.as_str()
-                        )))
+                    Kind::Slack => {
+                        s.http(slack::SlackAdapter::new(slack::SlackConfig { webhook_url }))
                     }
+                    Kind::Teams => {
+                        s.http(teams::TeamsAdapter::new(teams::TeamsConfig { webhook_url }))
+                    }
+                    Kind::Discord => s.http(discord::DiscordAdapter::new(discord::DiscordConfig {
+                        webhook_url,
+                    })),
+                    other => Err(format!(
+                        "a {} channel has no webhook adapter",
+                        other.as_str()
+                    )),
                 }
             }
             Settings::Telegram { bot_token, chat_id } => {
-                Adapter::Telegram(telegram::TelegramAdapter::new(
-                    telegram::TelegramConfig {
-                        base_url: base(telegram::DEFAULT_BASE_URL),
-                        bot_token: bot_token.clone(),
-                        chat_id: chat_id.clone(),
-                        timeout: channel.send_timeout,
-                    },
-                    http_client(channel).map_err(err)?,
-                ))
+                s.http(telegram::TelegramAdapter::new(telegram::TelegramConfig {
+                    base_url: s.base(telegram::DEFAULT_BASE_URL),
+                    bot_token: bot_token.clone(),
+                    chat_id: chat_id.clone(),
+                }))
             }
             Settings::Matrix {
                 access_token,
                 room_id,
-            } => Adapter::Matrix(matrix::MatrixAdapter::new(
-                matrix::MatrixConfig {
-                    base_url: base(""),
-                    access_token: access_token.clone(),
-                    room_id: room_id.clone(),
-                    timeout: channel.send_timeout,
-                },
-                http_client(channel).map_err(err)?,
-            )),
+            } => s.http(matrix::MatrixAdapter::new(matrix::MatrixConfig {
+                base_url: s.base(""),
+                access_token: access_token.clone(),
+                room_id: room_id.clone(),
+            })),
             Settings::Email {
                 host,
                 port,
@@ -327,84 +304,67 @@ impl Adapter {
                     "plain" => email::TlsMode::Plain,
                     _ => email::TlsMode::Starttls,
                 };
-                let ca_pem =
-                    match ca_file {
-                        Some(p) => Some(std::fs::read(p).map_err(|e| {
-                            err(format!("cannot read ca_file {}: {e}", p.display()))
-                        })?),
-                        None => None,
-                    };
+                let ca_pem = match ca_file {
+                    Some(p) => match std::fs::read(p) {
+                        Ok(pem) => Some(pem),
+                        Err(e) => {
+                            return Err(AdapterError {
+                                channel: channel.name.clone(),
+                                message: format!("cannot read ca_file {}: {e}", p.display()),
+                            })
+                        }
+                    },
+                    None => None,
+                };
                 let config = email::EmailConfig {
                     host: host.clone(),
                     port: *port,
                     tls: mode,
                     username: username.clone(),
-                    password: password.clone(),
+                    password: password.as_ref().map(|p| p.expose_secret().to_owned()),
                     from: from.clone(),
                     reply_to: None,
                     domain: domain.clone(),
-                    timeout: channel.send_timeout,
+                    timeout: t,
                     ca_pem,
                     connections: channel.concurrency,
                 };
-                Adapter::Email(Box::new(
-                    email::EmailAdapter::new(config).map_err(|e| err(e.to_string()))?,
-                ))
+                email::EmailAdapter::new(config)
+                    .map(|a| Box::new(a) as Box<dyn Deliver>)
+                    .map_err(|e| e.to_string())
             }
-        })
+        }
+        .map_err(|message| AdapterError {
+            channel: channel.name.clone(),
+            message,
+        })?;
+        Ok(Adapter { inner, timeout: t })
     }
 
-    /// Sends one message.
+    /// Sends one message, under the channel's send timeout.
     pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        match self {
-            Adapter::Log(a) => a.send(msg),
-            Adapter::Email(a) => a.send(msg).await,
-            Adapter::Twilio(a) => a.send(msg).await,
-            Adapter::Vonage(a) => a.send(msg).await,
-            Adapter::Webhook(a) => a.send(msg).await,
-            Adapter::Mastodon(a) => a.send(msg).await,
-            Adapter::Bluesky(a) => a.send(msg).await,
-            Adapter::X(a) => a.send(msg).await,
-            Adapter::Facebook(a) => a.send(msg).await,
-            Adapter::Slack(a) => a.send(msg).await,
-            Adapter::Teams(a) => a.send(msg).await,
-            Adapter::Discord(a) => a.send(msg).await,
-            Adapter::Telegram(a) => a.send(msg).await,
-            Adapter::Matrix(a) => a.send(msg).await,
-            #[cfg(test)]
-            Adapter::Scripted(a) => a.send(msg).await,
+        match tokio::time::timeout(self.timeout, self.inner.send(msg)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::retry("timed out"),
         }
     }
 
     /// Verifies the channel's credentials against its platform without posting.
     pub async fn check(&self) -> Check {
-        match self {
-            Adapter::Mastodon(a) => a.check().await,
-            Adapter::Bluesky(a) => a.check().await,
-            Adapter::X(a) => a.check().await,
-            Adapter::Facebook(a) => a.check().await,
-            Adapter::Slack(a) => a.check().await,
-            Adapter::Teams(a) => a.check().await,
-            Adapter::Discord(a) => a.check().await,
-            Adapter::Telegram(a) => a.check().await,
-            Adapter::Matrix(a) => a.check().await,
-            _ => Check::Unchecked("no credential check for this kind".into()),
+        match tokio::time::timeout(self.timeout, self.inner.check()).await {
+            Ok(c) => c,
+            Err(_) => Check::Failed("timed out".into()),
         }
     }
 
     /// Learns what the platform says about itself before the first send (a Mastodon
     /// instance's length limits). Best effort: on failure the defaults stay.
     pub async fn warm_up(&self) {
-        if let Adapter::Mastodon(a) = self {
-            a.fetch_limits().await;
-        }
+        let _ = tokio::time::timeout(self.timeout, self.inner.warm_up()).await;
     }
 
     /// A length rule the platform announced, replacing the kind's default one.
     pub fn rule(&self) -> Option<crate::render::rules::ChannelRule> {
-        match self {
-            Adapter::Mastodon(a) => a.rule(),
-            _ => None,
-        }
+        self.inner.rule()
     }
 }

@@ -111,17 +111,13 @@ pub struct HttpReply {
     pub body: String,
 }
 
-/// Sends `request` and reads the whole response, all under `timeout`.
+/// Sends `request` and reads the whole response.
 ///
-/// The caller's `reqwest::Client` should carry its own timeout too; this outer
-/// bound also covers reading the body. Failures that never produced an HTTP
-/// status are mapped to an [`Outcome`] right here: timeouts become
-/// `Retry { reason: "timed out" }`, connection/transport errors become
-/// `Retry`, and errors building the request become `Rejected`.
-pub async fn exchange(
-    request: reqwest::RequestBuilder,
-    timeout: std::time::Duration,
-) -> Result<HttpReply, Outcome> {
+/// The bound on the whole send is the adapter's (its channel's `send_timeout`, around the send
+/// path); failures that never produced an HTTP status are mapped to an [`Outcome`] right here:
+/// connection/transport errors become `Retry`, and errors building the request become
+/// `Rejected`.
+pub async fn exchange(request: reqwest::RequestBuilder) -> Result<HttpReply, Outcome> {
     let work = async {
         let response = request.send().await?;
         let status = response.status().as_u16();
@@ -133,11 +129,7 @@ pub async fn exchange(
             body: String::from_utf8_lossy(&bytes).into_owned(),
         })
     };
-    match tokio::time::timeout(timeout, work).await {
-        Err(_elapsed) => Err(Outcome::retry("timed out")),
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(err)) => Err(transport_failure(err)),
-    }
+    work.await.map_err(transport_failure)
 }
 
 /// Maps a `reqwest` error that produced no HTTP status to an [`Outcome`].

@@ -13,37 +13,27 @@
 //! webhook (nothing is posted) and 403/404/410 by a revoked or unknown one.
 
 use super::http::{failure, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
-use std::time::Duration;
 
 /// Longest text of one section block.
 pub const SECTION_MAX_CHARS: usize = 3000;
 
 /// Settings for one Slack channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SlackConfig {
     /// `https://hooks.slack.com/services/T…/B…/…`. Secret: never printed.
-    pub webhook_url: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for SlackConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SlackConfig { webhook_url: *** }")
-    }
+    pub webhook_url: SecretString,
 }
 
 /// Posts to one Slack incoming webhook.
 #[derive(Debug, Clone)]
 pub struct SlackAdapter {
     config: SlackConfig,
-    http: reqwest::Client,
 }
 
 /// Splits `text` into pieces of at most `max` characters, preferring a line break, then a
@@ -69,36 +59,42 @@ pub fn sections(text: &str, max: usize) -> Vec<String> {
 }
 
 impl SlackAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: SlackConfig, http: reqwest::Client) -> Self {
-        SlackAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: SlackConfig) -> Self {
+        SlackAdapter { config }
     }
 
     /// The JSON body for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         let blocks: Vec<Value> = sections(&msg.text, SECTION_MAX_CHARS)
             .into_iter()
             .map(|t| json!({"type": "section", "text": {"type": "mrkdwn", "text": t}}))
             .collect();
         json!({"text": msg.text, "blocks": blocks})
     }
+}
 
-    /// Posts one message and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
-            .post(&self.config.webhook_url)
-            .json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+impl Provider for SlackAdapter {
+    const NAME: &'static str = "Slack";
+
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        Ok(http
+            .client
+            .post(self.config.webhook_url.expose_secret())
+            .json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Probes the webhook with an empty payload (see the module docs): nothing is posted.
-    pub async fn check(&self) -> Check {
-        let request = self.http.post(&self.config.webhook_url).json(&json!({}));
-        match exchange(request, self.config.timeout).await {
+    async fn check(&self, http: &Http) -> Check {
+        let request = http
+            .client
+            .post(self.config.webhook_url.expose_secret())
+            .json(&json!({}));
+        match http.exchange(request).await {
             Ok(r)
                 if r.status == 400
                     && [
@@ -131,19 +127,20 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post};
+    use super::super::http::testing::{client, once, post};
+    use super::super::HttpAdapter;
     use super::*;
+    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const HOOK: &str = "/services/T000/B000/XXXXsecret";
 
-    fn adapter(url: String) -> SlackAdapter {
-        SlackAdapter::new(
-            SlackConfig {
-                webhook_url: url,
-                timeout: Duration::from_secs(5),
-            },
+    fn adapter(url: String) -> HttpAdapter<SlackAdapter> {
+        HttpAdapter::new(
+            SlackAdapter::new(SlackConfig {
+                webhook_url: url.into(),
+            }),
             client(),
         )
     }
@@ -171,18 +168,20 @@ mod tests {
     #[tokio::test]
     async fn rate_limited_and_revoked() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/busy"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/gone"))
-            .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/busy",
+            ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/gone",
+            ResponseTemplate::new(404).set_body_string("no_service"),
+        )
+        .await;
         let out = adapter(format!("{}/busy", server.uri()))
             .send(&post("k", "x"))
             .await;
@@ -225,12 +224,13 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/services/T000/B000/revoked"))
-            .respond_with(ResponseTemplate::new(403).set_body_string("invalid_token"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/services/T000/B000/revoked",
+            ResponseTemplate::new(403).set_body_string("invalid_token"),
+        )
+        .await;
         let good = adapter(format!("{}{HOOK}", server.uri())).check().await;
         assert!(matches!(good, Check::Ok(_)), "{good:?}");
         let bad = adapter(format!("{}/services/T000/B000/revoked", server.uri()))

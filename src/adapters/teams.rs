@@ -13,44 +13,34 @@
 //! posting; `crier channels check` says so.
 
 use super::http::failure;
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
-use std::time::Duration;
 
 /// Settings for one Teams channel.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TeamsConfig {
     /// The Workflows HTTP trigger URL. Secret: never printed.
-    pub webhook_url: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for TeamsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TeamsConfig { webhook_url: *** }")
-    }
+    pub webhook_url: SecretString,
 }
 
 /// Posts Adaptive Cards to one Workflows webhook.
 #[derive(Debug, Clone)]
 pub struct TeamsAdapter {
     config: TeamsConfig,
-    http: reqwest::Client,
 }
 
 impl TeamsAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: TeamsConfig, http: reqwest::Client) -> Self {
-        TeamsAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: TeamsConfig) -> Self {
+        TeamsAdapter { config }
     }
 
     /// The message with its Adaptive Card for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         json!({
             "type": "message",
             "attachments": [{
@@ -64,21 +54,24 @@ impl TeamsAdapter {
             }]
         })
     }
+}
 
-    /// Posts one card and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
-            .post(&self.config.webhook_url)
-            .json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+impl Provider for TeamsAdapter {
+    const NAME: &'static str = "Teams";
+
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        Ok(http
+            .client
+            .post(self.config.webhook_url.expose_secret())
+            .json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// A Workflows webhook cannot be checked without posting.
-    pub async fn check(&self) -> Check {
+    async fn check(&self, _http: &Http) -> Check {
         Check::Unchecked(
             "cannot be checked without posting: every request to a Workflows URL runs its flow"
                 .into(),
@@ -96,17 +89,18 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post};
+    use super::super::http::testing::{client, once, post};
+    use super::super::HttpAdapter;
     use super::*;
+    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    fn adapter(url: String) -> TeamsAdapter {
-        TeamsAdapter::new(
-            TeamsConfig {
-                webhook_url: url,
-                timeout: Duration::from_secs(5),
-            },
+    fn adapter(url: String) -> HttpAdapter<TeamsAdapter> {
+        HttpAdapter::new(
+            TeamsAdapter::new(TeamsConfig {
+                webhook_url: url.into(),
+            }),
             client(),
         )
     }
@@ -146,18 +140,20 @@ mod tests {
     #[tokio::test]
     async fn throttled_retries_and_bad_request_rejects() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/busy"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "12"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/bad"))
-            .respond_with(ResponseTemplate::new(400).set_body_string("Bad card"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/busy",
+            ResponseTemplate::new(429).insert_header("Retry-After", "12"),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/bad",
+            ResponseTemplate::new(400).set_body_string("Bad card"),
+        )
+        .await;
         let out = adapter(format!("{}/busy", server.uri()))
             .send(&post("k", "x"))
             .await;

@@ -13,63 +13,50 @@
 //! naming the new id to configure. Check: `getMe`.
 
 use super::http::{failure, seconds, snippet};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
+use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::fmt;
-use std::time::Duration;
 
 /// The Bot API's origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
 
 /// Settings for one Telegram channel; the token is resolved by the caller.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TelegramConfig {
     /// API origin, normally [`DEFAULT_BASE_URL`].
     pub base_url: String,
     /// The bot's token (`123456:ABC…`). Never printed.
-    pub bot_token: String,
+    pub bot_token: SecretString,
     /// The chat: a numeric id (groups are negative) or `@channelusername`.
     pub chat_id: String,
-    /// Bound on one send.
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for TelegramConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelegramConfig")
-            .field("base_url", &self.base_url)
-            .field("bot_token", &"***")
-            .field("chat_id", &self.chat_id)
-            .finish()
-    }
 }
 
 /// Sends messages to one chat through a bot.
 #[derive(Debug, Clone)]
 pub struct TelegramAdapter {
     config: TelegramConfig,
-    http: reqwest::Client,
 }
 
 impl TelegramAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: TelegramConfig, http: reqwest::Client) -> Self {
-        TelegramAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: TelegramConfig) -> Self {
+        TelegramAdapter { config }
     }
 
     fn url(&self, method: &str) -> String {
         format!(
             "{}/bot{}/{method}",
             self.config.base_url.trim_end_matches('/'),
-            self.config.bot_token
+            self.config.bot_token.expose_secret()
         )
     }
 
     /// The JSON body for `msg`.
-    pub fn body(&self, msg: &OutMessage) -> Value {
+    fn body(&self, msg: &OutMessage) -> Value {
         let chat: Value = match self.config.chat_id.parse::<i64>() {
             Ok(n) => json!(n),
             Err(_) => json!(self.config.chat_id),
@@ -83,36 +70,32 @@ impl TelegramAdapter {
         }
         body
     }
+}
 
-    /// Sends one message and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let request = self
-            .http
+impl Provider for TelegramAdapter {
+    const NAME: &'static str = "Telegram";
+
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        Ok(http
+            .client
             .post(self.url("sendMessage"))
-            .json(&self.body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .json(&self.body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 
     /// Verifies the token with `getMe` (posts nothing).
-    pub async fn check(&self) -> Check {
-        match exchange(self.http.get(self.url("getMe")), self.config.timeout).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "bot @{} (posts to chat {})",
-                    v["result"]["username"].as_str().unwrap_or("?"),
-                    self.config.chat_id
-                ))
-            }
-            Ok(r) => Check::Failed(format!(
-                "getMe answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
+    async fn check(&self, http: &Http) -> Check {
+        let request = http.client.get(self.url("getMe"));
+        match read(http, request, "getMe").await {
+            Ok(v) => Check::Ok(format!(
+                "bot @{} (posts to chat {})",
+                v["result"]["username"].as_str().unwrap_or("?"),
+                self.config.chat_id
             )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -143,21 +126,22 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, post, reply};
+    use super::super::http::testing::{client, once, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
+    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "123456:ABC-secret";
 
-    fn adapter(base: &str, token: &str) -> TelegramAdapter {
-        TelegramAdapter::new(
-            TelegramConfig {
+    fn adapter(base: &str, token: &str) -> HttpAdapter<TelegramAdapter> {
+        HttpAdapter::new(
+            TelegramAdapter::new(TelegramConfig {
                 base_url: base.into(),
                 bot_token: token.into(),
                 chat_id: "-1001234567890".into(),
-                timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }
@@ -249,22 +233,24 @@ mod tests {
     #[tokio::test]
     async fn check_uses_get_me() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("/bot{TOKEN}/getMe")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
+        once(
+            &server,
+            "GET",
+            &format!("/bot{TOKEN}/getMe"),
+            ResponseTemplate::new(200).set_body_json(
                 json!({"ok": true, "result": {"id": 1, "is_bot": true, "username": "crier_bot"}}),
-            ))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/botWRONG/getMe"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(
+            ),
+        )
+        .await;
+        once(
+            &server,
+            "GET",
+            "/botWRONG/getMe",
+            ResponseTemplate::new(401).set_body_json(
                 json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
-            ))
-            .expect(1)
-            .mount(&server)
-            .await;
+            ),
+        )
+        .await;
         let good = adapter(&server.uri(), TOKEN).check().await;
         assert!(
             matches!(&good, Check::Ok(s) if s.contains("@crier_bot")),

@@ -27,19 +27,21 @@
 //!
 //! Status callbacks: Twilio POSTs `application/x-www-form-urlencoded` with
 //! `MessageSid`, `MessageStatus` and (on failure) `ErrorCode` to the
-//! `StatusCallback` URL; [`parse_status_callback`] reads that body. Checking
-//! the `X-Twilio-Signature` header (HMAC-SHA1 over URL + sorted params) is the
-//! receiving HTTP handler's job and is not done here.
+//! `StatusCallback` URL; reading that body and checking its `X-Twilio-Signature`
+//! header (HMAC-SHA1 over URL + sorted params) is the inbound side's job:
+//! `crate::inbound::twilio`.
 
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::outcome::{exchange, OutMessage, Outcome, Recipient};
+use super::http::is_transient;
+use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
+use super::{Http, Provider, Request};
 
 /// Twilio's production REST API origin.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -78,7 +80,7 @@ pub enum TwilioError {
     #[error("status callback ErrorCode is not a number: {0:?}")]
     BadErrorCode(String),
     /// `MessageStatus` is not one of Twilio's documented values.
-    #[error("status callback MessageStatus {0:?} is not a Twilio message status; expected one of {STATUS_NAMES}")]
+    #[error("status callback MessageStatus {0:?} is not a Twilio message status; expected one of {names}", names = crate::inbound::twilio::STATUS_NAMES)]
     UnknownStatus(String),
 }
 
@@ -88,9 +90,6 @@ pub fn valid_account_sid(sid: &str) -> bool {
     !sid.is_empty() && sid.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// Twilio's documented `MessageStatus` values, for error messages.
-const STATUS_NAMES: &str = "queued, accepted, scheduled, sending, sent, delivered, undelivered, failed, read, canceled, partially_delivered, receiving, received";
-
 /// Settings for one Twilio channel. Secrets are resolved by the caller.
 #[derive(Clone)]
 pub struct TwilioConfig {
@@ -99,15 +98,13 @@ pub struct TwilioConfig {
     /// Account SID (`AC...`), used in the path and as the Basic-auth user.
     pub account_sid: String,
     /// Auth token, the Basic-auth password. Never printed.
-    pub auth_token: String,
+    pub auth_token: SecretString,
     /// Sender phone number or alphanumeric id (`From`); set this or `messaging_service_sid`.
     pub from: Option<String>,
     /// Messaging Service SID (`MG...`); set this or `from`.
     pub messaging_service_sid: Option<String>,
     /// Optional `StatusCallback` URL for delivery status updates.
     pub status_callback: Option<String>,
-    /// Bound on one send, on top of the client's own timeout.
-    pub timeout: Duration,
 }
 
 impl TwilioConfig {
@@ -121,11 +118,10 @@ impl TwilioConfig {
         TwilioConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             account_sid: account_sid.into(),
-            auth_token: auth_token.into(),
+            auth_token: SecretString::from(auth_token.into()),
             from,
             messaging_service_sid,
             status_callback: None,
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -140,7 +136,7 @@ impl TwilioConfig {
         if !valid_account_sid(&self.account_sid) {
             return Err(TwilioError::BadAccountSid);
         }
-        if self.auth_token.is_empty() {
+        if self.auth_token.expose_secret().is_empty() {
             return Err(TwilioError::EmptyField("auth_token"));
         }
         let from = self.from.as_deref().filter(|s| !s.is_empty());
@@ -155,7 +151,7 @@ impl TwilioConfig {
     }
 
     /// The Message-resource URL for this account.
-    pub fn messages_url(&self) -> String {
+    fn messages_url(&self) -> String {
         format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.base_url.trim_end_matches('/'),
@@ -164,8 +160,8 @@ impl TwilioConfig {
     }
 }
 
-impl fmt::Debug for TwilioConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TwilioConfig")
             .field("base_url", &self.base_url)
             .field("account_sid", &self.account_sid)
@@ -173,7 +169,6 @@ impl fmt::Debug for TwilioConfig {
             .field("from", &self.from)
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("status_callback", &self.status_callback)
-            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -182,21 +177,20 @@ impl fmt::Debug for TwilioConfig {
 #[derive(Debug, Clone)]
 pub struct TwilioAdapter {
     config: TwilioConfig,
-    http: reqwest::Client,
 }
 
 impl TwilioAdapter {
-    /// Wraps a config and a caller-built client (which should have a timeout).
+    /// Wraps a config.
     ///
-    /// The config is checked on every [`send`](Self::send); call
+    /// The config is checked on every request; call
     /// [`TwilioConfig::validate`] at start-up to fail early.
-    pub fn new(config: TwilioConfig, http: reqwest::Client) -> Self {
-        TwilioAdapter { config, http }
+    pub fn new(config: TwilioConfig) -> Self {
+        TwilioAdapter { config }
     }
 
     /// The form fields sent for `msg`, in order. `Err` means the message can
     /// never be sent through this channel.
-    pub fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
+    fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
         self.config
             .validate()
             .map_err(|e| format!("invalid Twilio configuration: {e}"))?;
@@ -217,23 +211,26 @@ impl TwilioAdapter {
         }
         Ok(fields)
     }
+}
 
-    /// Sends one SMS and classifies the answer. Never panics; every failure is
-    /// an [`Outcome`].
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let fields = match self.form_fields(msg) {
-            Ok(f) => f,
-            Err(reason) => return Outcome::rejected(reason),
-        };
-        let request = self
-            .http
+impl Provider for TwilioAdapter {
+    const NAME: &'static str = "Twilio";
+
+    /// One SMS. Never panics; a message that can never be sent is `Rejected`.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        let fields = self.form_fields(msg).map_err(Outcome::rejected)?;
+        Ok(http
+            .client
             .post(self.config.messages_url())
-            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
-            .form(&fields);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .basic_auth(
+                &self.config.account_sid,
+                Some(self.config.auth_token.expose_secret()),
+            )
+            .form(&fields))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 }
 
@@ -288,10 +285,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
         None => format!("Twilio HTTP {status}: {message}"),
     };
     let after = retry_after::from_headers(headers, now);
-    let transient = status == 429
-        || status == 408
-        || (500..600).contains(&status)
-        || code == Some(CODE_TOO_MANY_REQUESTS);
+    let transient = is_transient(status) || code == Some(CODE_TOO_MANY_REQUESTS);
     if transient {
         Outcome::Retry { reason, after }
     } else {
@@ -299,281 +293,12 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-/// Twilio's `MessageStatus` values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MessageStatus {
-    /// Queued for sending.
-    Queued,
-    /// Accepted by a Messaging Service, not yet queued.
-    Accepted,
-    /// Scheduled for later.
-    Scheduled,
-    /// Being sent to the carrier.
-    Sending,
-    /// Handed to the carrier.
-    Sent,
-    /// Carrier confirmed delivery.
-    Delivered,
-    /// Carrier could not deliver.
-    Undelivered,
-    /// Twilio could not send.
-    Failed,
-    /// Read receipt (channels that support it).
-    Read,
-    /// Cancelled before sending.
-    Canceled,
-    /// Some parts of a multi-part message were delivered.
-    PartiallyDelivered,
-    /// Inbound message being received.
-    Receiving,
-    /// Inbound message received.
-    Received,
-}
-
-impl MessageStatus {
-    /// Reads a `MessageStatus` value (case-insensitive); anything else is refused, so a callback
-    /// can only record a status Twilio documents.
-    pub fn parse(s: &str) -> Result<Self, TwilioError> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "queued" => Self::Queued,
-            "accepted" => Self::Accepted,
-            "scheduled" => Self::Scheduled,
-            "sending" => Self::Sending,
-            "sent" => Self::Sent,
-            "delivered" => Self::Delivered,
-            "undelivered" => Self::Undelivered,
-            "failed" => Self::Failed,
-            "read" => Self::Read,
-            "canceled" => Self::Canceled,
-            "partially_delivered" => Self::PartiallyDelivered,
-            "receiving" => Self::Receiving,
-            "received" => Self::Received,
-            _ => return Err(TwilioError::UnknownStatus(s.to_owned())),
-        })
-    }
-
-    /// The status as Twilio spells it.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Queued => "queued",
-            Self::Accepted => "accepted",
-            Self::Scheduled => "scheduled",
-            Self::Sending => "sending",
-            Self::Sent => "sent",
-            Self::Delivered => "delivered",
-            Self::Undelivered => "undelivered",
-            Self::Failed => "failed",
-            Self::Read => "read",
-            Self::Canceled => "canceled",
-            Self::PartiallyDelivered => "partially_delivered",
-            Self::Receiving => "receiving",
-            Self::Received => "received",
-        }
-    }
-
-    /// How far along its life a message with this status is. Callbacks can arrive out of order
-    /// (Twilio sends them concurrently); a status only replaces one of a lower stage, so a late
-    /// `sent` never overwrites `delivered`. The inbound statuses never concern an outbound
-    /// message and rank lowest.
-    fn stage(&self) -> u8 {
-        match self {
-            Self::Receiving | Self::Received => 0,
-            Self::Scheduled => 1,
-            Self::Accepted | Self::Queued => 2,
-            Self::Sending => 3,
-            Self::Sent => 4,
-            Self::PartiallyDelivered => 5,
-            Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled => 6,
-            Self::Read => 7,
-        }
-    }
-
-    /// Whether a callback reporting `self` should replace the recorded status `recorded`
-    /// (`None`: nothing recorded yet, or a value earlier versions stored that is not a status).
-    /// A later stage wins; within a stage the first final status stays (a message is not both
-    /// delivered and failed), and a repeated non-final one may refresh it.
-    pub fn supersedes(&self, recorded: Option<&str>) -> bool {
-        let Some(old) = recorded.and_then(|r| MessageStatus::parse(r).ok()) else {
-            return true;
-        };
-        match self.stage().cmp(&old.stage()) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Equal => !old.is_final(),
-            std::cmp::Ordering::Less => false,
-        }
-    }
-
-    /// True for statuses after which Twilio will not report further progress.
-    pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            Self::Delivered | Self::Undelivered | Self::Failed | Self::Read | Self::Canceled
-        )
-    }
-
-    /// True when the message did not reach the handset.
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Self::Undelivered | Self::Failed | Self::Canceled)
-    }
-}
-
-/// The fields crier uses from a Twilio status callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusCallback {
-    /// The message SID (`SM...`/`MM...`), matching the send's receipt.
-    pub message_sid: String,
-    /// New status of the message.
-    pub message_status: MessageStatus,
-    /// Twilio error code for failed/undelivered messages.
-    pub error_code: Option<u32>,
-    /// Account the message belongs to, when present.
-    pub account_sid: Option<String>,
-    /// Recipient number, when present.
-    pub to: Option<String>,
-}
-
-/// Parses the `application/x-www-form-urlencoded` body Twilio POSTs to a
-/// `StatusCallback` URL. `MessageSid` (or legacy `SmsSid`) and
-/// `MessageStatus` (or legacy `SmsStatus`) are required; an empty `ErrorCode`
-/// counts as absent.
-pub fn parse_status_callback(form: &str) -> Result<StatusCallback, TwilioError> {
-    let pairs = decode_form(form)?;
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let message_sid = get("MessageSid")
-        .or_else(|| get("SmsSid"))
-        .ok_or(TwilioError::MissingField("MessageSid"))?;
-    let message_status = get("MessageStatus")
-        .or_else(|| get("SmsStatus"))
-        .ok_or(TwilioError::MissingField("MessageStatus"))
-        .and_then(|s| MessageStatus::parse(&s))?;
-    let error_code = match get("ErrorCode") {
-        None => None,
-        Some(raw) => Some(
-            raw.parse::<u32>()
-                .map_err(|_| TwilioError::BadErrorCode(raw.clone()))?,
-        ),
-    };
-    Ok(StatusCallback {
-        message_sid,
-        message_status,
-        error_code,
-        account_sid: get("AccountSid"),
-        to: get("To"),
-    })
-}
-
-/// Decodes an `application/x-www-form-urlencoded` body into ordered pairs
-/// (`+` is a space, `%XX` a byte; the result must be UTF-8).
-pub fn decode_form(form: &str) -> Result<Vec<(String, String)>, TwilioError> {
-    form.split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            Ok((percent_decode(k)?, percent_decode(v)?))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> Result<String, TwilioError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| TwilioError::MalformedForm("bad percent escape".into()))?;
-                out.push(hex);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| TwilioError::MalformedForm("not UTF-8".into()))
-}
-
-/// Checks `X-Twilio-Signature` on a status callback: Base64 of HMAC-SHA1, keyed with the auth
-/// token, over the exact callback URL followed by every POST parameter's name and value, sorted
-/// by name (twilio.com/docs/usage/security#validating-requests). Constant-time comparison.
-pub fn verify_signature(
-    auth_token: &str,
-    url: &str,
-    params: &[(String, String)],
-    signature: &str,
-) -> bool {
-    use base64::Engine;
-    use hmac::{Hmac, Mac};
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort();
-    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(auth_token.as_bytes()) else {
-        return false;
-    };
-    mac.update(url.as_bytes());
-    for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
-    }
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
-        return false;
-    };
-    mac.verify_slice(&given).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::twilio::decode_form;
 
-    #[test]
-    fn status_callback_signature_matches_twilios_documented_example() {
-        let params: Vec<(String, String)> = [
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+12349013030"),
-            ("Digits", "1234"),
-            ("From", "+12349013030"),
-            ("To", "+18005551212"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
-        assert!(verify_signature(
-            "12345",
-            url,
-            &params,
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
-        assert!(!verify_signature(
-            "12346",
-            url,
-            &params,
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
-        assert!(!verify_signature(
-            "12345",
-            "https://mycompany.com/other",
-            &params,
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
-        assert!(!verify_signature(
-            "12345",
-            url,
-            &params[1..],
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
-        assert!(!verify_signature("12345", url, &params, "not base64!"));
-    }
     use chrono::TimeZone;
     use wiremock::matchers::{basic_auth, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -589,22 +314,11 @@ mod tests {
         let mut c = TwilioConfig::new(SID, TOKEN, Some("+15005550006".into()), None);
         c.base_url = base.to_owned();
         c.status_callback = Some("https://crier.example/twilio/status".into());
-        c.timeout = Duration::from_secs(5);
         c
     }
 
     fn sms(to: &str, text: &str) -> OutMessage {
-        OutMessage {
-            idempotency_key: "ab12".into(),
-            recipient: Recipient::Phone(to.into()),
-            locale: "fi".into(),
-            subject: None,
-            text: text.into(),
-            html: None,
-            unsubscribe_url: None,
-            document: None,
-            thread: None,
-        }
+        super::super::http::testing::sms("ab12", to, text)
     }
 
     fn client() -> reqwest::Client {
@@ -636,7 +350,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let adapter = TwilioAdapter::new(config(&server.uri()), client());
+        let adapter = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client());
         let out = adapter
             .send(&sms("+358401234567", "Sähkökatko & vesi: 5 € / 100%"))
             .await;
@@ -675,7 +389,7 @@ mod tests {
         c.from = None;
         c.messaging_service_sid = Some("MG0001".into());
         c.status_callback = None;
-        let out = TwilioAdapter::new(c, client())
+        let out = HttpAdapter::new(TwilioAdapter::new(c), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         assert!(matches!(out, Outcome::Delivered { .. }));
@@ -698,7 +412,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         match out {
@@ -721,7 +435,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         match out {
@@ -744,7 +458,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15550000000", "hi"))
             .await;
         match out {
@@ -765,7 +479,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = TwilioAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
             .send(&sms("+15551234567", "hi"))
             .await;
         assert!(matches!(out, Outcome::Retry { after: None, .. }), "{out:?}");
@@ -778,9 +492,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let out = TwilioAdapter::new(config(&format!("http://127.0.0.1:{port}")), client())
-            .send(&sms("+15551234567", "hi"))
-            .await;
+        let out = HttpAdapter::new(
+            TwilioAdapter::new(config(&format!("http://127.0.0.1:{port}"))),
+            client(),
+        )
+        .send(&sms("+15551234567", "hi"))
+        .await;
         match out {
             Outcome::Retry { reason, .. } => {
                 assert!(reason.starts_with("network error"), "{reason}");
@@ -797,9 +514,8 @@ mod tests {
             .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
             .mount(&server)
             .await;
-        let mut c = config(&server.uri());
-        c.timeout = Duration::from_millis(200);
-        let out = TwilioAdapter::new(c, client())
+        let adapter = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client());
+        let out = super::super::Adapter::new(adapter, Duration::from_millis(200))
             .send(&sms("+15551234567", "hi"))
             .await;
         assert_eq!(
@@ -819,7 +535,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let adapter = TwilioAdapter::new(config(&server.uri()), client());
+        let adapter = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client());
         for to in ["0401234567", "+", "+0123", "+12ab"] {
             assert!(matches!(
                 adapter.send(&sms(to, "x")).await,
@@ -904,7 +620,7 @@ mod tests {
         empty_from.from = Some(String::new());
         assert_eq!(empty_from.validate(), Err(TwilioError::SenderChoice));
         let mut no_token = ok.clone();
-        no_token.auth_token.clear();
+        no_token.auth_token = "".into();
         assert_eq!(
             no_token.validate(),
             Err(TwilioError::EmptyField("auth_token"))
@@ -927,109 +643,7 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains(TOKEN));
         assert!(dbg.contains("***"));
-        let adapter = TwilioAdapter::new(c, client());
+        let adapter = HttpAdapter::new(TwilioAdapter::new(c), client());
         assert!(!format!("{adapter:?}").contains(TOKEN));
-    }
-
-    #[test]
-    fn status_callback_parsing() {
-        let body = "SmsSid=SM1&SmsStatus=undelivered&MessageStatus=undelivered&To=%2B15558675310\
-                    &MessageSid=SM1&AccountSid=AC1&From=%2B15017250604&ApiVersion=2010-04-01\
-                    &ErrorCode=30003";
-        let cb = parse_status_callback(body).unwrap();
-        assert_eq!(
-            cb,
-            StatusCallback {
-                message_sid: "SM1".into(),
-                message_status: MessageStatus::Undelivered,
-                error_code: Some(30003),
-                account_sid: Some("AC1".into()),
-                to: Some("+15558675310".into()),
-            }
-        );
-        assert!(cb.message_status.is_final() && cb.message_status.is_failure());
-
-        let ok =
-            parse_status_callback("MessageSid=SM2&MessageStatus=delivered&ErrorCode=").unwrap();
-        assert_eq!(ok.message_status, MessageStatus::Delivered);
-        assert_eq!(ok.error_code, None);
-        assert!(!ok.message_status.is_failure());
-
-        let queued = parse_status_callback("MessageSid=SM3&MessageStatus=sending").unwrap();
-        assert!(!queued.message_status.is_final());
-        assert_eq!(
-            parse_status_callback("MessageSid=SM3&MessageStatus=brand_new"),
-            Err(TwilioError::UnknownStatus("brand_new".into()))
-        );
-
-        assert_eq!(
-            parse_status_callback("MessageStatus=sent"),
-            Err(TwilioError::MissingField("MessageSid"))
-        );
-        assert_eq!(
-            parse_status_callback("MessageSid=SM1"),
-            Err(TwilioError::MissingField("MessageStatus"))
-        );
-        assert!(matches!(
-            parse_status_callback("MessageSid=SM1&MessageStatus=failed&ErrorCode=abc"),
-            Err(TwilioError::BadErrorCode(_))
-        ));
-        assert!(matches!(
-            parse_status_callback("MessageSid=SM%ZZ&MessageStatus=failed"),
-            Err(TwilioError::MalformedForm(_))
-        ));
-    }
-
-    #[test]
-    fn every_documented_status_parses_and_nothing_else() {
-        for name in STATUS_NAMES.split(", ") {
-            assert_eq!(MessageStatus::parse(name).unwrap().as_str(), name);
-        }
-        assert_eq!(
-            MessageStatus::parse("DELIVERED"),
-            Ok(MessageStatus::Delivered)
-        );
-        for bad in ["", "delivered ", "pwned", "unknown"] {
-            assert!(MessageStatus::parse(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn callbacks_are_ordered_by_stage_and_finals_stay() {
-        use MessageStatus::*;
-        // In order: each replaces the one before.
-        assert!(Queued.supersedes(None));
-        assert!(Sending.supersedes(Some("queued")));
-        assert!(Sent.supersedes(Some("sending")));
-        assert!(Delivered.supersedes(Some("sent")));
-        assert!(Read.supersedes(Some("delivered")));
-        assert!(Undelivered.supersedes(Some("sent")));
-        // Late arrivals of earlier stages do not overwrite a final status.
-        assert!(!Sent.supersedes(Some("delivered")));
-        assert!(!Queued.supersedes(Some("sent")));
-        assert!(!Sending.supersedes(Some("undelivered")));
-        assert!(!Delivered.supersedes(Some("read")));
-        // Two different final statuses: the first one stays.
-        assert!(!Failed.supersedes(Some("delivered")));
-        assert!(!Delivered.supersedes(Some("undelivered")));
-        // A repeated non-final status refreshes; an unreadable stored value is replaced.
-        assert!(Sent.supersedes(Some("sent")));
-        assert!(Sent.supersedes(Some("brand_new")));
-    }
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(
-            decode_form("a=1+2&b=%E2%82%AC&c&=x").unwrap(),
-            vec![
-                ("a".to_string(), "1 2".to_string()),
-                ("b".to_string(), "€".to_string()),
-                ("c".to_string(), String::new()),
-                (String::new(), "x".to_string()),
-            ]
-        );
-        assert!(decode_form("a=%FF").is_err());
-        assert!(decode_form("a=%4").is_err());
-        assert!(decode_form("a=%+1").is_err());
     }
 }

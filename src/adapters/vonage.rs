@@ -51,15 +51,17 @@
 //! every error inside a 200, so an unreadable body says nothing either way.
 //! Non-2xx: 408/429/5xx → `Retry` (honouring `Retry-After`), other 4xx → `Rejected`.
 
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::outcome::{exchange, OutMessage, Outcome, Recipient};
+use super::http::{is_transient, snippet};
+use super::outcome::{HttpReply, OutMessage, Outcome, Recipient};
 use super::retry_after;
+use super::{Http, Provider, Request};
 
 /// Vonage's production SMS API origin.
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
@@ -85,18 +87,16 @@ pub enum VonageError {
 }
 
 /// Settings for one Vonage channel. Secrets are resolved by the caller.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct VonageConfig {
     /// API origin, normally [`DEFAULT_BASE_URL`]; tests point it at a mock.
     pub base_url: String,
     /// API key (account identifier).
     pub api_key: String,
     /// API secret. Never printed.
-    pub api_secret: String,
+    pub api_secret: SecretString,
     /// Sender: a number (digits, no `+`) or an alphanumeric sender id.
     pub from: String,
-    /// Bound on one send, on top of the client's own timeout.
-    pub timeout: Duration,
 }
 
 impl VonageConfig {
@@ -109,9 +109,8 @@ impl VonageConfig {
         VonageConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             api_key: api_key.into(),
-            api_secret: api_secret.into(),
+            api_secret: SecretString::from(api_secret.into()),
             from: from.into(),
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -121,9 +120,9 @@ impl VonageConfig {
             return Err(VonageError::BadBaseUrl);
         }
         for (name, value) in [
-            ("api_key", &self.api_key),
-            ("api_secret", &self.api_secret),
-            ("from", &self.from),
+            ("api_key", self.api_key.as_str()),
+            ("api_secret", self.api_secret.expose_secret()),
+            ("from", self.from.as_str()),
         ] {
             if value.is_empty() {
                 return Err(VonageError::EmptyField(name));
@@ -133,20 +132,8 @@ impl VonageConfig {
     }
 
     /// The send endpoint.
-    pub fn sms_url(&self) -> String {
+    fn sms_url(&self) -> String {
         format!("{}/sms/json", self.base_url.trim_end_matches('/'))
-    }
-}
-
-impl fmt::Debug for VonageConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VonageConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"***")
-            .field("from", &self.from)
-            .field("timeout", &self.timeout)
-            .finish()
     }
 }
 
@@ -154,18 +141,17 @@ impl fmt::Debug for VonageConfig {
 #[derive(Debug, Clone)]
 pub struct VonageAdapter {
     config: VonageConfig,
-    http: reqwest::Client,
 }
 
 impl VonageAdapter {
-    /// Wraps a config and a caller-built client (which should have a timeout).
-    pub fn new(config: VonageConfig, http: reqwest::Client) -> Self {
-        VonageAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: VonageConfig) -> Self {
+        VonageAdapter { config }
     }
 
     /// The form fields sent for `msg`, in order. `Err` means the message can
     /// never be sent through this channel. Contains the API secret: never log.
-    pub fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
+    fn form_fields(&self, msg: &OutMessage) -> Result<Vec<(&'static str, String)>, String> {
         self.config
             .validate()
             .map_err(|e| format!("invalid Vonage configuration: {e}"))?;
@@ -181,7 +167,10 @@ impl VonageAdapter {
         };
         Ok(vec![
             ("api_key", self.config.api_key.clone()),
-            ("api_secret", self.config.api_secret.clone()),
+            (
+                "api_secret",
+                self.config.api_secret.expose_secret().to_owned(),
+            ),
             ("from", self.config.from.clone()),
             ("to", to),
             ("text", msg.text.clone()),
@@ -189,19 +178,19 @@ impl VonageAdapter {
             ("client-ref", client_ref(&msg.idempotency_key)),
         ])
     }
+}
 
-    /// Sends one SMS and classifies the answer. Never panics; every failure is
-    /// an [`Outcome`].
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        let fields = match self.form_fields(msg) {
-            Ok(f) => f,
-            Err(reason) => return Outcome::rejected(reason),
-        };
-        let request = self.http.post(self.config.sms_url()).form(&fields);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+impl Provider for VonageAdapter {
+    const NAME: &'static str = "Vonage";
+
+    /// One SMS. Never panics; a message that can never be sent is `Rejected`.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
+        let fields = self.form_fields(msg).map_err(Outcome::rejected)?;
+        Ok(http.client.post(self.config.sms_url()).form(&fields))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 }
 
@@ -219,19 +208,9 @@ pub fn client_ref(idempotency_key: &str) -> String {
     idempotency_key.chars().take(CLIENT_REF_MAX).collect()
 }
 
-/// GSM 03.38 default alphabet (basic set, without the ESC code itself).
-const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
-¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-
-/// GSM 03.38 extension table (each costs two septets).
-const GSM7_EXTENSION: &str = "\u{0C}^{}\\[~]|€";
-
-/// True when every character of `text` can be sent as GSM-7 (basic set or
-/// extension table), i.e. the SMS can use `type=text`.
-pub fn is_gsm7(text: &str) -> bool {
-    text.chars()
-        .all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENSION.contains(c))
-}
+/// Whether the whole text can be sent as GSM-7 (the SMS can use `type=text`): the one GSM-7
+/// alphabet, the one the length rules count segments by.
+pub use crate::render::rules::is_gsm7;
 
 #[derive(Deserialize)]
 struct SendResponse {
@@ -253,7 +232,7 @@ struct PartStatus {
 pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>) -> Outcome {
     if !(200..300).contains(&status) {
         let reason = format!("Vonage HTTP {status}: {}", snippet(body));
-        return if status == 408 || status == 429 || (500..600).contains(&status) {
+        return if is_transient(status) {
             Outcome::Retry {
                 reason,
                 after: retry_after::from_headers(headers, now),
@@ -301,19 +280,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-/// First 200 characters of a body, for error reasons.
-fn snippet(body: &str) -> String {
-    let trimmed = body.trim();
-    if trimmed.is_empty() {
-        return "empty body".to_owned();
-    }
-    trimmed.chars().take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::twilio::decode_form;
+    use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::twilio::decode_form;
     use chrono::TimeZone;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -328,22 +299,11 @@ mod tests {
     fn config(base: &str) -> VonageConfig {
         let mut c = VonageConfig::new("abcd1234", SECRET, "Crier");
         c.base_url = base.to_owned();
-        c.timeout = Duration::from_secs(5);
         c
     }
 
     fn sms(to: &str, text: &str) -> OutMessage {
-        OutMessage {
-            idempotency_key: KEY.into(),
-            recipient: Recipient::Phone(to.into()),
-            locale: "fi".into(),
-            subject: None,
-            text: text.into(),
-            html: None,
-            unsubscribe_url: None,
-            document: None,
-            thread: None,
-        }
+        super::super::http::testing::sms(KEY, to, text)
     }
 
     fn client() -> reqwest::Client {
@@ -372,7 +332,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = VonageAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client())
             .send(&sms("+358401234567", text))
             .await;
         let reqs = server.received_requests().await.unwrap();
@@ -455,7 +415,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = VonageAdapter::new(config(&server.uri()), client())
+        let out = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client())
             .send(&sms("+358401234567", "hi"))
             .await;
         assert!(
@@ -466,9 +426,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let out = VonageAdapter::new(config(&format!("http://127.0.0.1:{port}")), client())
-            .send(&sms("+358401234567", "hi"))
-            .await;
+        let out = HttpAdapter::new(
+            VonageAdapter::new(config(&format!("http://127.0.0.1:{port}"))),
+            client(),
+        )
+        .send(&sms("+358401234567", "hi"))
+        .await;
         assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
     }
 
@@ -483,9 +446,8 @@ mod tests {
             )
             .mount(&server)
             .await;
-        let mut c = config(&server.uri());
-        c.timeout = Duration::from_millis(200);
-        let out = VonageAdapter::new(c, client())
+        let adapter = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client());
+        let out = super::super::Adapter::new(adapter, Duration::from_millis(200))
             .send(&sms("+358401234567", "hi"))
             .await;
         assert_eq!(out, Outcome::retry("timed out"));
@@ -577,10 +539,14 @@ mod tests {
     fn debug_hides_secret_and_validate() {
         let c = config(DEFAULT_BASE_URL);
         assert!(!format!("{c:?}").contains(SECRET));
-        assert!(!format!("{:?}", VonageAdapter::new(c.clone(), client())).contains(SECRET));
+        assert!(!format!(
+            "{:?}",
+            HttpAdapter::new(VonageAdapter::new(c.clone()), client())
+        )
+        .contains(SECRET));
         assert_eq!(c.validate(), Ok(()));
         let mut bad = c.clone();
-        bad.api_secret.clear();
+        bad.api_secret = "".into();
         assert_eq!(bad.validate(), Err(VonageError::EmptyField("api_secret")));
         let mut bad = c;
         bad.base_url = "rest.nexmo.com".into();

@@ -10,7 +10,7 @@
 //! * `X-Crier-Timestamp: <unix seconds>`
 //! * `X-Crier-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`
 //!
-//! Receivers check it with [`verify`] (constant-time comparison, timestamp
+//! Receivers check it with [`crate::inbound::webhook::verify`] (constant-time comparison, timestamp
 //! within a tolerance). The header may carry several comma-separated `v1=`
 //! values (e.g. during secret rotation); any one matching is enough.
 //!
@@ -37,13 +37,14 @@ use hmac::{Hmac, Mac};
 use reqwest::header::HeaderMap;
 use sha2::Sha256;
 
-use super::outcome::{exchange, OutMessage, Outcome};
+use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::retry_after;
+use super::{Http, Provider, Request};
 
 /// Default bound on one send (request + response body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Default freshness window receivers should allow in [`verify`].
+/// Default freshness window receivers should allow in [`crate::inbound::webhook::verify`].
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// Header carrying the idempotency key.
@@ -71,17 +72,14 @@ pub struct WebhookConfig {
     pub url: String,
     /// HMAC signing secret shared with the receiver. Never printed.
     pub secret: Vec<u8>,
-    /// Bound on one send, on top of the client's own timeout.
-    pub timeout: Duration,
 }
 
 impl WebhookConfig {
-    /// A config with the default timeout.
+    /// A config for `url`, signing with `secret`.
     pub fn new(url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
         WebhookConfig {
             url: url.into(),
             secret: secret.into(),
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -102,7 +100,6 @@ impl fmt::Debug for WebhookConfig {
         f.debug_struct("WebhookConfig")
             .field("url", &redact_url(&self.url))
             .field("secret", &"***")
-            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -133,48 +130,49 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct WebhookAdapter {
     config: WebhookConfig,
-    http: reqwest::Client,
 }
 
 impl WebhookAdapter {
-    /// Wraps a config and a caller-built client. The client must have a
-    /// timeout and `redirect(Policy::none())`.
-    pub fn new(config: WebhookConfig, http: reqwest::Client) -> Self {
-        WebhookAdapter { config, http }
+    /// Wraps a config.
+    pub fn new(config: WebhookConfig) -> Self {
+        WebhookAdapter { config }
     }
+}
 
-    /// Sends `msg.document` and classifies the answer. Never panics; every
-    /// failure is an [`Outcome`]. The recipient is ignored: the URL is the
-    /// channel's fixed endpoint.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
+impl Provider for WebhookAdapter {
+    const NAME: &'static str = "webhook";
+
+    /// Signs and posts `msg.document`. The recipient is ignored: the URL is the channel's fixed
+    /// endpoint.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         if let Err(e) = self.config.validate() {
-            return Outcome::rejected(format!("invalid webhook configuration: {e}"));
+            return Err(Outcome::rejected(format!(
+                "invalid webhook configuration: {e}"
+            )));
         }
         let Some(document) = &msg.document else {
-            return Outcome::rejected("webhook message has no JSON document");
+            return Err(Outcome::rejected("webhook message has no JSON document"));
         };
-        let body = match serde_json::to_vec(document) {
-            Ok(b) => b,
-            Err(e) => return Outcome::rejected(format!("document is not serialisable: {e}")),
-        };
+        let body = serde_json::to_vec(document)
+            .map_err(|e| Outcome::rejected(format!("document is not serialisable: {e}")))?;
         let timestamp = Utc::now().timestamp();
         let signature = sign(&self.config.secret, timestamp, &body);
-        let request = self
-            .http
+        Ok(http
+            .client
             .post(&self.config.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(HEADER_IDEMPOTENCY_KEY, &msg.idempotency_key)
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_SIGNATURE, signature)
-            .body(body);
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => classify(reply.status, &reply.headers, &reply.body, Utc::now()),
-            Err(outcome) => outcome,
-        }
+            .body(body))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
     }
 }
 
-fn keyed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+pub(crate) fn keyed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
     // HMAC accepts keys of any length, so this never fails in practice.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
     mac.update(timestamp.to_string().as_bytes());
@@ -190,32 +188,6 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
         Some(mac) => format!("v1={}", hex::encode(mac.finalize().into_bytes())),
         None => "v1=".to_owned(),
     }
-}
-
-/// Checks an `X-Crier-Signature` header for `body` and `timestamp` (the
-/// `X-Crier-Timestamp` header). False when the timestamp is further than
-/// `tolerance` from `now` (either direction), when no `v1=` entry matches, or
-/// when the header is malformed. The MAC comparison is constant-time.
-pub fn verify(
-    secret: &[u8],
-    timestamp: i64,
-    body: &[u8],
-    header: &str,
-    now: DateTime<Utc>,
-    tolerance: Duration,
-) -> bool {
-    let age = now.timestamp().abs_diff(timestamp);
-    if age > tolerance.as_secs() {
-        return false;
-    }
-    let Some(mac) = keyed_mac(secret, timestamp, body) else {
-        return false;
-    };
-    header
-        .split(',')
-        .filter_map(|part| part.trim().strip_prefix("v1="))
-        .filter_map(|hex_sig| hex::decode(hex_sig).ok())
-        .any(|candidate| mac.clone().verify_slice(&candidate).is_ok())
 }
 
 /// Classifies one webhook HTTP answer. Pure: no I/O, `now` is only used to
@@ -245,8 +217,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::testing::once;
     use super::super::outcome::Recipient;
+    use super::super::HttpAdapter;
     use super::*;
+    use crate::inbound::webhook::verify;
     use chrono::TimeZone;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -281,9 +256,7 @@ mod tests {
     }
 
     fn config(url: String) -> WebhookConfig {
-        let mut c = WebhookConfig::new(url, SECRET);
-        c.timeout = Duration::from_secs(5);
-        c
+        WebhookConfig::new(url, SECRET)
     }
 
     #[tokio::test]
@@ -297,8 +270,10 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let adapter =
-            WebhookAdapter::new(config(format!("{}/hooks/crier", server.uri())), client());
+        let adapter = HttpAdapter::new(
+            WebhookAdapter::new(config(format!("{}/hooks/crier", server.uri()))),
+            client(),
+        );
         let before = Utc::now().timestamp();
         let out = adapter.send(&msg(Some(doc()))).await;
         assert_eq!(out, Outcome::Delivered { receipt: None });
@@ -361,7 +336,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(server.uri()), client())
+        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(
@@ -378,7 +353,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(server.uri()), client())
+        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(
@@ -393,23 +368,24 @@ mod tests {
     #[tokio::test]
     async fn redirect_is_not_followed() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/old"))
-            .respond_with(
-                ResponseTemplate::new(301)
-                    .insert_header("Location", format!("{}/new", server.uri())),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/old",
+            ResponseTemplate::new(301).insert_header("Location", format!("{}/new", server.uri())),
+        )
+        .await;
         Mock::given(path("/new"))
             .respond_with(ResponseTemplate::new(200))
             .expect(0)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(format!("{}/old", server.uri())), client())
-            .send(&msg(Some(doc())))
-            .await;
+        let out = HttpAdapter::new(
+            WebhookAdapter::new(config(format!("{}/old", server.uri()))),
+            client(),
+        )
+        .send(&msg(Some(doc())))
+        .await;
         assert!(
             matches!(&out, Outcome::Rejected { reason } if reason.contains("final URL")),
             "{out:?}"
@@ -422,8 +398,8 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let out = WebhookAdapter::new(
-            config(format!("http://127.0.0.1:{port}/x?token=abc")),
+        let out = HttpAdapter::new(
+            WebhookAdapter::new(config(format!("http://127.0.0.1:{port}/x?token=abc"))),
             client(),
         )
         .send(&msg(Some(doc())))
@@ -438,9 +414,8 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
             .mount(&server)
             .await;
-        let mut c = config(server.uri());
-        c.timeout = Duration::from_millis(200);
-        let out = WebhookAdapter::new(c, client())
+        let adapter = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client());
+        let out = super::super::Adapter::new(adapter, Duration::from_millis(200))
             .send(&msg(Some(doc())))
             .await;
         assert_eq!(out, Outcome::retry("timed out"));
@@ -454,7 +429,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let out = WebhookAdapter::new(config(server.uri()), client())
+        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(None))
             .await;
         assert!(matches!(out, Outcome::Rejected { .. }));

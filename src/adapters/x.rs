@@ -16,9 +16,10 @@
 //! `x-rate-limit-remaining: 0` (or `x-user-limit-24hour-remaining: 0`) defers the next send
 //! until the window resets. Check: `GET /2/users/me`.
 
-use super::http::{failure, reset_after, snippet, RateGate};
-use super::outcome::{exchange, OutMessage, Outcome};
-use super::Check;
+use super::http::{failure, reset_after, window};
+use super::outcome::{HttpReply, OutMessage, Outcome};
+use super::provider::read;
+use super::{Check, Http, Provider, Request};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -147,26 +148,18 @@ pub struct XConfig {
     pub base_url: String,
     /// OAuth 1.0a credentials.
     pub credentials: OAuth1Credentials,
-    /// Bound on one send.
-    pub timeout: Duration,
 }
 
 /// Posts to one X account.
 #[derive(Debug)]
 pub struct XAdapter {
     config: XConfig,
-    http: reqwest::Client,
-    gate: RateGate,
 }
 
 impl XAdapter {
-    /// Wraps a config and a caller-built client.
-    pub fn new(config: XConfig, http: reqwest::Client) -> Self {
-        XAdapter {
-            config,
-            http,
-            gate: RateGate::default(),
-        }
+    /// Wraps a config.
+    pub fn new(config: XConfig) -> Self {
+        XAdapter { config }
     }
 
     fn url(&self, path: &str) -> String {
@@ -185,64 +178,56 @@ impl XAdapter {
     }
 
     /// The JSON body for `msg`.
-    pub fn body(msg: &OutMessage) -> Value {
+    fn body(msg: &OutMessage) -> Value {
         let mut body = json!({"text": msg.text});
         if let Some(t) = &msg.thread {
             body["reply"] = json!({"in_reply_to_tweet_id": t.parent});
         }
         body
     }
+}
 
-    /// Posts one post and classifies the answer.
-    pub async fn send(&self, msg: &OutMessage) -> Outcome {
-        if let Some(o) = self.gate.deferred("X") {
-            return o;
-        }
+impl Provider for XAdapter {
+    const NAME: &'static str = "X";
+
+    /// Posts one post, signed.
+    async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
         let url = self.url("/2/tweets");
-        let request = self
-            .http
+        Ok(http
+            .client
             .post(&url)
             .header(reqwest::header::AUTHORIZATION, self.auth("POST", &url))
-            .json(&Self::body(msg));
-        match exchange(request, self.config.timeout).await {
-            Ok(reply) => {
-                let now = Utc::now();
-                let h = &reply.headers;
-                self.gate
-                    .note(h, "x-rate-limit-remaining", "x-rate-limit-reset", now);
-                self.gate.note(
-                    h,
-                    "x-user-limit-24hour-remaining",
-                    "x-user-limit-24hour-reset",
-                    now,
-                );
-                classify(reply.status, &reply.headers, &reply.body, now)
-            }
-            Err(outcome) => outcome,
-        }
+            .json(&Self::body(msg)))
+    }
+
+    fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
+        classify(reply.status, &reply.headers, &reply.body, now)
+    }
+
+    /// The user's 24-hour window when it is spent, else the app's 15-minute one.
+    fn rate_window(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+        window(
+            headers,
+            "x-user-limit-24hour-remaining",
+            "x-user-limit-24hour-reset",
+            now,
+        )
+        .or_else(|| window(headers, "x-rate-limit-remaining", "x-rate-limit-reset", now))
     }
 
     /// Verifies the credentials with `GET /2/users/me` (posts nothing).
-    pub async fn check(&self) -> Check {
+    async fn check(&self, http: &Http) -> Check {
         let url = self.url("/2/users/me");
-        let request = self
-            .http
+        let request = http
+            .client
             .get(&url)
             .header(reqwest::header::AUTHORIZATION, self.auth("GET", &url));
-        match exchange(request, self.config.timeout).await {
-            Ok(r) if (200..300).contains(&r.status) => {
-                let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::Ok(format!(
-                    "credentials valid for @{}",
-                    v["data"]["username"].as_str().unwrap_or("?")
-                ))
-            }
-            Ok(r) => Check::Failed(format!(
-                "users/me answered HTTP {}: {}",
-                r.status,
-                snippet(&r.body)
+        match read(http, request, "users/me").await {
+            Ok(v) => Check::Ok(format!(
+                "credentials valid for @{}",
+                v["data"]["username"].as_str().unwrap_or("?")
             )),
-            Err(o) => Check::Failed(o.reason().to_owned()),
+            Err(failed) => failed,
         }
     }
 }
@@ -271,6 +256,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post, reply};
+    use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -339,13 +325,12 @@ mod tests {
         assert!(!h.contains(&c.consumer_secret) && !h.contains(&c.token_secret));
     }
 
-    fn adapter(base: &str, creds: OAuth1Credentials) -> XAdapter {
-        XAdapter::new(
-            XConfig {
+    fn adapter(base: &str, creds: OAuth1Credentials) -> HttpAdapter<XAdapter> {
+        HttpAdapter::new(
+            XAdapter::new(XConfig {
                 base_url: base.into(),
                 credentials: creds,
-                timeout: Duration::from_secs(5),
-            },
+            }),
             client(),
         )
     }

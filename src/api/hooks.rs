@@ -7,7 +7,8 @@
 
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
-use crate::adapters::twilio::{decode_form, parse_status_callback, verify_signature, TwilioError};
+use crate::adapters::twilio::TwilioError;
+use crate::inbound::twilio::{decode_form, parse_status_callback, verify_signature};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

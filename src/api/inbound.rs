@@ -14,8 +14,8 @@
 
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
-use crate::adapters::twilio::{decode_form, verify_signature};
 use crate::domain::Contact;
+use crate::inbound::twilio::{decode_form, verify_signature};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

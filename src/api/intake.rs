@@ -285,7 +285,7 @@ fn authenticate(
         let ts = ts
             .parse::<i64>()
             .map_err(|_| refused("X-Crier-Timestamp is not a Unix timestamp"))?;
-        if !crate::adapters::webhook::verify(secret, ts, body, sig, now, TOLERANCE) {
+        if !crate::inbound::webhook::verify(secret, ts, body, sig, now, TOLERANCE) {
             return Err(refused(
                 "X-Crier-Signature does not match, or its timestamp is more than 5 minutes off",
             ));

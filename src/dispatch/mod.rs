@@ -206,7 +206,10 @@ impl Dispatcher {
                 auth_token,
                 status_callback: Some(url),
                 ..
-            } => Some((auth_token.clone(), url.clone())),
+            } => Some((
+                secrecy::ExposeSecret::expose_secret(auth_token).to_owned(),
+                url.clone(),
+            )),
             _ => None,
         }
     }
@@ -227,7 +230,9 @@ impl Dispatcher {
     /// A Twilio channel's auth token (it verifies `X-Twilio-Signature` on inbound messages).
     pub fn twilio_auth_token(&self, channel: &str) -> Option<String> {
         match &self.inner.channels.get(channel)?.channel.settings {
-            crate::channels::Settings::Twilio { auth_token, .. } => Some(auth_token.clone()),
+            crate::channels::Settings::Twilio { auth_token, .. } => {
+                Some(secrecy::ExposeSecret::expose_secret(auth_token).to_owned())
+            }
             _ => None,
         }
     }
@@ -240,12 +245,7 @@ impl Dispatcher {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        Some(
-            match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(msg)).await {
-                Ok(o) => o,
-                Err(_) => Outcome::retry("timed out"),
-            },
-        )
+        Some(ch.adapter.send(msg).await)
     }
 
     /// An active channel's configuration.
@@ -742,13 +742,8 @@ async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) 
             }
         }
     }
-    let outcome = match tokio::time::timeout(ch.channel.send_timeout, ch.adapter.send(&msg)).await {
-        Ok(o) => o,
-        Err(_) => Outcome::Retry {
-            reason: format!("timed out after {:?}", ch.channel.send_timeout),
-            after: None,
-        },
-    };
+    // The adapter bounds the send by the channel's send timeout.
+    let outcome = ch.adapter.send(&msg).await;
     if let (
         true,
         Outcome::Delivered {

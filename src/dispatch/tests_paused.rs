@@ -61,7 +61,10 @@ async fn harness_with(channels: Vec<(Channel, Arc<Scripted>)>, settings: Setting
     let (stop, stopped) = watch::channel(false);
     let with = channels
         .into_iter()
-        .map(|(c, s)| (c, Adapter::Scripted(s)))
+        .map(|(c, s)| {
+            let timeout = c.send_timeout;
+            (c, Adapter::new(s, timeout))
+        })
         .collect();
     let (dispatcher, running) =
         Dispatcher::start_with(store.clone(), templates, Arc::new(settings), with, stopped)

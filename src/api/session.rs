@@ -25,7 +25,7 @@ use super::authz::Caller;
 use super::ApiError;
 use super::AppState;
 use crate::credentials::token_hash;
-use crate::domain::{Role, Span};
+use crate::domain::{HttpUrl, Role, Span};
 use crate::store::sessions::Session;
 use axum::body::Body;
 use axum::extract::Request;
@@ -216,9 +216,11 @@ impl AuthSettings {
     /// Takes the cookie's `Secure`, the allowed origin and the TOTP issuer from the public URL
     /// and the organisation's name.
     pub fn site(&mut self, public_url: Option<&str>, org_name: &str) {
-        if let Some(url) = public_url {
-            self.secure_cookie |= url.starts_with("https://");
-            self.public_origin = Some(origin_of(url));
+        // `public_url` was validated by the configuration; a text that is not an HttpUrl
+        // (only possible from a test) sets neither.
+        if let Some(url) = public_url.and_then(|u| HttpUrl::parse(u).ok()) {
+            self.secure_cookie |= url.is_https();
+            self.public_origin = Some(url.origin());
         }
         self.issuer = org_name.to_owned();
     }
@@ -226,21 +228,6 @@ impl AuthSettings {
     /// Whether a user of `role` must have a second factor.
     pub fn totp_required(&self, role: Role) -> bool {
         self.require_totp.contains(&role)
-    }
-}
-
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            format!(
-                "{}://{}",
-                scheme.to_ascii_lowercase(),
-                host.to_ascii_lowercase()
-            )
-        }
-        None => url.to_owned(),
     }
 }
 

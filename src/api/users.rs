@@ -12,7 +12,7 @@ use super::{ApiError, AppState};
 use crate::credentials;
 use crate::domain::audit::AuditEntry;
 use crate::domain::user::{check_display_name, check_password, check_token_name};
-use crate::domain::{ApiToken, Contact, Role, Span, User, UserName};
+use crate::domain::{ApiToken, Contact, PhoneNumber, Role, Span, User, UserName};
 use crate::store::audit::AuditFilter;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -693,15 +693,20 @@ pub struct CreatedUser {
     pub password: Option<String>,
 }
 
-fn contact(field: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(v) = v.filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let c = match field {
-        "email" => Contact::email(&v),
-        _ => Contact::phone(&v),
-    };
-    Ok(Some(c?.address().to_owned()))
+/// A user's email address: none when blank, else validated as a subscriber's would be.
+fn email_of(v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v.filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => Ok(Some(Contact::email(&v)?.address().to_owned())),
+    }
+}
+
+/// A user's phone number: none when blank, else [`PhoneNumber::parse`]d.
+fn phone_of(v: Option<String>) -> Result<Option<PhoneNumber>, ApiError> {
+    match v.filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => Ok(Some(PhoneNumber::parse(&v)?)),
+    }
 }
 
 /// Adds a user.
@@ -732,8 +737,8 @@ pub async fn create_user(
     let user = User {
         display_name,
         role: req.role,
-        email: contact("email", req.email)?,
-        phone: contact("phone", req.phone)?,
+        email: email_of(req.email)?,
+        phone: phone_of(req.phone)?,
         disabled: false,
         created_at: Utc::now(),
         name,
@@ -816,8 +821,8 @@ pub async fn change_user(
         .as_deref()
         .map(check_display_name)
         .transpose()?;
-    let email = req.email.map(|e| contact("email", Some(e))).transpose()?;
-    let phone = req.phone.map(|p| contact("phone", Some(p))).transpose()?;
+    let email = req.email.map(|e| email_of(Some(e))).transpose()?;
+    let phone = req.phone.map(|p| phone_of(Some(p))).transpose()?;
     if req.role.is_none()
         && req.disabled.is_none()
         && display_name.is_none()

@@ -864,7 +864,7 @@ fn out_messages(
         Target::Subscriber {
             contact: Contact::Phone(p),
             ..
-        } => Recipient::Phone(p.clone()),
+        } => Recipient::Phone(p.to_string()),
         Target::Endpoint => Recipient::Endpoint,
     };
     let n = msg.parts.len();

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod domain;
 pub mod intake;
+pub mod percent;
 pub mod render;
 pub mod schedule;
 pub mod server;

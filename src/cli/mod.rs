@@ -1095,16 +1095,7 @@ fn text_body(message: &str, locale: &Option<String>) -> Value {
 }
 
 fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::percent::encode(s)
 }
 
 async fn run_client(cli: Cli) -> Result<(), CliError> {

@@ -205,7 +205,7 @@ pub fn same_origin(headers: &HeaderMap, public: &str) -> bool {
 pub fn form(body: &[u8]) -> Vec<(String, String)> {
     std::str::from_utf8(body)
         .ok()
-        .and_then(|s| crate::adapters::twilio::decode_form(s).ok())
+        .and_then(|s| crate::percent::decode_form(s).ok())
         .unwrap_or_default()
 }
 

@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use ulid::Ulid;
 
 /// One channel's counts. `pending`, `retrying`, `in_flight`, `delivered`, `dead` and `rejected`
 /// partition `total`: each delivery is counted in exactly one of them.
-#[derive(Serialize, utoipa::ToSchema, Default, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema, Default, Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCounts {
     pub total: usize,
     /// Waiting for their first attempt.
@@ -66,7 +66,7 @@ impl ChannelCounts {
 }
 
 /// A delivery that failed (dead, rejected, or retrying).
-#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema, Debug, Clone)]
 pub struct Failure {
     pub id: Ulid,
     pub channel: String,
@@ -75,12 +75,12 @@ pub struct Failure {
     pub attempts: u32,
     pub reason: String,
     /// When a retrying delivery's next attempt is due (absent once it is final).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<chrono::DateTime<Utc>>,
 }
 
-/// The status document.
-#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
+/// The status document; the CLI reads it as this type too (`crier deliveries`).
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[schema(as = DeliveryStatus)]
 pub struct Status {
     pub incident: Ulid,

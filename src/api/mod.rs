@@ -11,7 +11,7 @@ mod auth;
 pub mod authz;
 mod backup;
 pub(crate) mod components;
-pub(crate) mod deliveries;
+pub mod deliveries;
 pub mod error;
 pub(crate) mod extract;
 mod health;
@@ -25,7 +25,7 @@ mod panic;
 pub(crate) mod preview;
 pub mod session;
 pub(crate) mod signin;
-mod subscribers;
+pub mod subscribers;
 pub mod throttle;
 pub(crate) mod users;
 

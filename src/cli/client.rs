@@ -91,6 +91,21 @@ impl Client {
         Err(failure(status, &text))
     }
 
+    /// [`Client::call`], and the answer read as the API's own response type `T` (the struct the
+    /// server serialises, shared with it): the JSON as it came, for `--json`, and the typed
+    /// value for the tables. A field the server renamed or dropped is an error here, not a
+    /// silent 0 in a table.
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<(Value, T), CliError> {
+        let v = self.call(method, path, body).await?;
+        let t = answer_as(path, &v)?;
+        Ok((v, t))
+    }
+
     /// Sends a bodiless POST and writes a successful answer's body to `dest` as it arrives
     /// (a backup can be larger than memory). Returns the answer's headers and the bytes written.
     /// Waits up to `timeout` in all.
@@ -169,6 +184,15 @@ pub(super) fn check_url(base: &str) -> Result<HttpUrl, CliError> {
     HttpUrl::parse(base).map_err(|why| {
         CliError::Usage(format!(
             "--url \"{base}\" {why}; write it as http://HOST:PORT, e.g. http://127.0.0.1:8080"
+        ))
+    })
+}
+
+/// Reads a server's JSON answer as the API's response type `T`.
+pub fn answer_as<T: serde::de::DeserializeOwned>(path: &str, v: &Value) -> Result<T, CliError> {
+    T::deserialize(v).map_err(|e| {
+        CliError::Unavailable(format!(
+            "the server's answer to {path} is not what this CLI understands ({e}); use a CLI of the server's version (`crier --version`), or --json to see the answer as it is"
         ))
     })
 }

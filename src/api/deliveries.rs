@@ -210,7 +210,8 @@ pub async fn status(
 }
 
 /// `text/event-stream`: a `status` event every half second while anything changes, ending with
-/// the first complete status.
+/// the first complete status, or when the server shuts down (a client that still wants to
+/// watch reconnects to the restarted server).
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}/deliveries/stream",
@@ -234,7 +235,7 @@ pub async fn stream(
     let s = stream::unfold((state, false), move |(state, done)| {
         let who = who.clone();
         async move {
-            if done {
+            if done || *state.closing.borrow() {
                 return None;
             }
             let event = match status_blocking(&state, id, &who).await {
@@ -244,10 +245,14 @@ pub async fn stream(
                         .event("status")
                         .json_data(&st)
                         .unwrap_or_else(|_| Event::default().event("error"));
-                    if !complete {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    return Some((Ok(ev), (state, complete)));
+                    let mut closing = state.closing.clone();
+                    // Shutting down (or the server gone): this event is the last.
+                    let closed = !complete
+                        && tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                            _ = closing.wait_for(|c| *c) => true,
+                        };
+                    return Some((Ok(ev), (state, complete || closed)));
                 }
                 Err(e) => Event::default().event("error").data(e.detail),
             };

@@ -71,6 +71,8 @@ pub struct Shared {
     pub public: Arc<crate::web::feed_settings::PublicSettings>,
     /// Self-service sign-ups: settings and abuse limits (see [`crate::web::subscribe`]).
     pub subscriptions: Arc<crate::web::subscribe::Subscriptions>,
+    /// True once the server is shutting down: long-lived responses (server-sent events) end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

@@ -436,7 +436,12 @@ async fn channel_worker(
             let Some(p) = permits.split(1) else { break };
             let wait = ch.bucket.lock().await.take();
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    // Shutting down: the rest of the batch is not sent. A claim writes nothing,
+                    // so it is due again at the next start; the loop's check then ends it.
+                    _ = shutdown.changed() => break,
+                }
             }
             let (inner, ch) = (inner.clone(), ch.clone());
             tasks.spawn(async move {

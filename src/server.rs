@@ -157,7 +157,7 @@ impl Server {
             &config.data_dir,
             config
                 .clock_start
-                .map_or_else(Clock::new, Clock::starting_at),
+                .map_or_else(Clock::wall, Clock::starting_at),
             stopped,
         )
         .await?;
@@ -196,9 +196,8 @@ impl Server {
         ));
         let mut auth = config.auth.clone();
         auth.site(config.render.public_url.as_deref(), &config.render.org_name);
-        if let Some(start) = config.clock_start {
-            auth.clock = api::session::AuthClock::starting_at(start);
-        }
+        // Sessions and TOTP read the dispatcher's clock: one clock for the whole server.
+        auth.clock = auth.clock.rebased(dispatcher.clock());
         let team = Arc::new(api::authz::Team::new(auth));
         let state = AppState::new(api::Shared {
             store: store.clone(),

@@ -299,7 +299,7 @@ pub async fn retry(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id)?;
     state.store.incident_summary(id)?;
-    let channels = state.store.requeue_dead(id, Utc::now()).await?;
+    let channels = state.store.requeue_dead(id, state.dispatcher.now()).await?;
     let mut seen: Vec<&String> = channels.iter().collect();
     seen.sort();
     seen.dedup();

@@ -50,8 +50,8 @@ pub const FORM_MAX_BYTES: usize = 64 * 1024;
 /// How often, at most, a session's last-seen time is written.
 pub const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
-/// Time for sessions and TOTP: the dispatcher's clock (wall-clock UTC advanced by tokio's, so
-/// paused time moves it) plus an offset tests can advance without waiting.
+/// Time for sessions and TOTP: the server's one clock (the dispatcher's, see
+/// [`crate::dispatch::Clock`]) plus an offset tests can advance without waiting.
 #[derive(Debug, Clone, Default)]
 pub struct AuthClock {
     base: crate::dispatch::Clock,
@@ -61,9 +61,23 @@ pub struct AuthClock {
 impl AuthClock {
     /// A clock that reads `start` now (see `Config::clock_start`).
     pub fn starting_at(start: DateTime<Utc>) -> Self {
+        AuthClock::on(crate::dispatch::Clock::starting_at(start))
+    }
+
+    /// The server's one clock (see [`crate::dispatch::Clock`]), with an offset of zero.
+    pub fn on(base: crate::dispatch::Clock) -> Self {
         AuthClock {
-            base: crate::dispatch::Clock::starting_at(start),
+            base,
             offset_ms: Arc::default(),
+        }
+    }
+
+    /// This clock read from `base` (the server's one clock), keeping its offset: clones made
+    /// before (a test's handle) still advance it.
+    pub fn rebased(&self, base: crate::dispatch::Clock) -> Self {
+        AuthClock {
+            base,
+            offset_ms: self.offset_ms.clone(),
         }
     }
 

@@ -116,7 +116,7 @@ pub async fn add(
             .collect::<Result<_, _>>()?,
         confirmed: true,
     };
-    let s = state.store.add_subscriber(new, Utc::now()).await?;
+    let s = state.store.add_subscriber(new, state.dispatcher.now()).await?;
     let note = subscriber_note(s.id);
     Ok(noted(
         (StatusCode::CREATED, Json(SubscriberView::from(s))),
@@ -368,7 +368,7 @@ pub async fn import(
     // sled's own state (docs/BENCHMARKS.md, rss). Line numbers run on across chunks, and an
     // address repeated in a later chunk is found in the store, so the report is the same.
     let mut rows = ImportRows::new(&body, &known)?;
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let mut report = ImportReport {
         added: 0,
         duplicates: 0,

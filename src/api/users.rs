@@ -60,7 +60,7 @@ async fn make_token(
     role: Role,
     expires: Option<&str>,
 ) -> Result<NewToken, ApiError> {
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let expires_at = match expires {
         Some(s) => Some(now + span_field(s)?.as_chrono()),
         None => None,
@@ -388,7 +388,7 @@ pub async fn logout(
             "the bootstrap admin token is not a login; to replace it, delete <data>/admin.token (or change $CRIER_ADMIN_TOKEN) and restart crier",
         ));
     };
-    let token = state.store.revoke_token(id, Utc::now()).await?;
+    let token = state.store.revoke_token(id, state.dispatcher.now()).await?;
     let note = AuditNote {
         target: Some(format!("token {id}")),
         ..Default::default()
@@ -644,7 +644,7 @@ pub async fn revoke_token(
     if caller.role < Role::Admin && caller.user.as_ref() != Some(&token.owner) {
         return Err(not_found());
     }
-    let revoked = state.store.revoke_token(id, Utc::now()).await?;
+    let revoked = state.store.revoke_token(id, state.dispatcher.now()).await?;
     let note = AuditNote {
         target: Some(format!("token {id}")),
         summary: format!("\"{}\" of {} revoked", revoked.name, revoked.owner),
@@ -740,7 +740,7 @@ pub async fn create_user(
         email: email_of(req.email)?,
         phone: phone_of(req.phone)?,
         disabled: false,
-        created_at: Utc::now(),
+        created_at: state.dispatcher.now(),
         name,
     };
     let (password, shown) = match req.password {
@@ -918,7 +918,7 @@ pub async fn remove_user(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&name)?;
-    let removed = state.store.remove_user(&name, Utc::now()).await?;
+    let removed = state.store.remove_user(&name, state.dispatcher.now()).await?;
     let note = AuditNote {
         target: Some(name.to_string()),
         summary: format!("removed ({}); tokens revoked", removed.role),
@@ -971,7 +971,7 @@ pub async fn reset_password(
         .await?
         .map_err(internal)?;
     state.store.set_password(&name, &phc).await?;
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let mut revoked = 0;
     for t in state.store.tokens(Some(&name))? {
         if t.revoked_at.is_none() {
@@ -1063,7 +1063,7 @@ pub async fn list_audit(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::unprocessable("limit: give 1-1000"));

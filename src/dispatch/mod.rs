@@ -290,6 +290,11 @@ impl Dispatcher {
         self.inner.clock.now()
     }
 
+    /// The clock itself, for the parts of the server that share it (sessions, TOTP).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
     }

@@ -116,7 +116,10 @@ pub async fn add(
             .collect::<Result<_, _>>()?,
         confirmed: true,
     };
-    let s = state.store.add_subscriber(new, state.dispatcher.now()).await?;
+    let s = state
+        .store
+        .add_subscriber(new, state.dispatcher.now())
+        .await?;
     let note = subscriber_note(s.id);
     Ok(noted(
         (StatusCode::CREATED, Json(SubscriberView::from(s))),

@@ -918,7 +918,10 @@ pub async fn remove_user(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&name)?;
-    let removed = state.store.remove_user(&name, state.dispatcher.now()).await?;
+    let removed = state
+        .store
+        .remove_user(&name, state.dispatcher.now())
+        .await?;
     let note = AuditNote {
         target: Some(name.to_string()),
         summary: format!("removed ({}); tokens revoked", removed.role),

@@ -1,10 +1,10 @@
 //! Human (and `--json`) output of the CLI: readable tables for people, the server's JSON verbatim
 //! for scripts.
 
-use chrono::{DateTime, Utc};
 use crate::api::deliveries::{ChannelCounts, Failure, Status};
 use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::domain::DeliveryState;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {

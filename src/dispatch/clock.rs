@@ -70,7 +70,11 @@ mod tests {
         let anchored = Clock::new();
         tokio::time::advance(Duration::from_secs(3600)).await;
         let system = Utc::now();
-        assert!((wall.now() - system).num_seconds().abs() < 60, "{}", wall.now());
+        assert!(
+            (wall.now() - system).num_seconds().abs() < 60,
+            "{}",
+            wall.now()
+        );
         assert!(
             (anchored.now() - system - chrono::Duration::hours(1))
                 .num_seconds()

@@ -15,8 +15,8 @@ mod phone;
 mod span;
 mod subscriber;
 mod text;
-mod url;
 mod update;
+mod url;
 pub mod user;
 
 pub use approval::{Approval, ApprovalAction, ApprovalState};

@@ -147,7 +147,10 @@ mod tests {
     /// refused a real, dialable number.
     #[test]
     fn a_short_real_number_is_accepted() {
-        assert_eq!(PhoneNumber::parse("+683 4002").unwrap().as_str(), "+6834002");
+        assert_eq!(
+            PhoneNumber::parse("+683 4002").unwrap().as_str(),
+            "+6834002"
+        );
     }
 
     #[test]

@@ -604,7 +604,9 @@ async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
                 drop(file);
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Sled(sled::Error::Io(e))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Sled(sled::Error::Io(e)))
+            }
         }
     }
 }

@@ -226,7 +226,11 @@ async fn the_cli_reads_the_delivery_status_as_the_servers_own_type() {
     for (name, c) in &st.channels {
         let want = &v["channels"][name];
         assert_eq!(c.total as u64, want["total"].as_u64().unwrap(), "{name}");
-        assert_eq!(c.delivered as u64, want["delivered"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            c.delivered as u64,
+            want["delivered"].as_u64().unwrap(),
+            "{name}"
+        );
     }
     assert_eq!(st.channels["public"].delivered, 1, "{v}");
     // A server that renamed `delivered`: the CLI refuses the answer instead of printing 0.

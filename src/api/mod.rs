@@ -17,7 +17,7 @@ pub(crate) mod extract;
 mod health;
 mod hooks;
 mod inbound;
-pub(crate) mod incidents;
+pub mod incidents;
 mod intake;
 pub(crate) mod notices;
 pub mod openapi;

@@ -14,6 +14,7 @@ mod totp;
 mod users;
 
 use crate::api::deliveries::Status;
+use crate::api::incidents::IncidentView;
 use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
 use crate::server::{self, Server, TokenSource};
@@ -1503,8 +1504,8 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             if open {
                 path.push_str("&open=true");
             }
-            let v = c.call(Method::GET, &path, None).await?;
-            output::incident_list(&v, json_out);
+            let (v, items): (_, Vec<IncidentView>) = c.call_as(Method::GET, &path, None).await?;
+            output::incident_list(&v, &items, json_out);
         }
         IncidentCmd::Show { id } => {
             let v = c

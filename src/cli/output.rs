@@ -2,6 +2,7 @@
 //! for scripts.
 
 use crate::api::deliveries::{ChannelCounts, Failure, Status};
+use crate::api::incidents::IncidentView;
 use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::domain::DeliveryState;
 use chrono::{DateTime, Utc};
@@ -165,31 +166,37 @@ fn restored(v: &Value) {
     }
 }
 
-pub fn incident_list(v: &Value, json: bool) {
+pub fn incident_list(v: &Value, items: &[IncidentView], json: bool) {
     if json {
         return print_json(v);
     }
-    let items = v.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         println!("No incidents.");
         return;
     }
     let rows = items
         .iter()
-        .map(|i| {
-            let mut next = promised(i, i, "next_update_due");
-            if overdue(i) {
+        .map(|view| {
+            let i = &view.incident;
+            // In the organisation's zone the server names, then in UTC.
+            let tz = view.timezone.parse::<chrono_tz::Tz>().ok();
+            let at = |t: DateTime<Utc>| match tz {
+                Some(tz) => crate::domain::local_then_utc(t, tz),
+                None => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            };
+            let mut next = i.next_update_due.map_or_else(|| "-".to_owned(), at);
+            if view.overdue {
                 next.push_str(" OVERDUE");
             }
-            let mut title = s(i, "title").to_owned();
-            if i.get("draft").and_then(Value::as_bool) == Some(true) {
+            let mut title = i.title.as_str().to_owned();
+            if i.draft {
                 title.push_str(" [draft]");
             }
             vec![
-                s(i, "id").to_owned(),
-                s(i, "status").to_owned(),
-                s(i, "impact").to_owned(),
-                promised(i, i, "updated_at"),
+                i.id.to_string(),
+                i.status.as_str().to_owned(),
+                i.impact.as_str().to_owned(),
+                at(i.updated_at),
                 next,
                 title,
             ]

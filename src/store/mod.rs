@@ -587,6 +587,14 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
 /// How long [`Store::close`] waits for the database to be released.
 pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Waits (at most [`CLOSE_WAIT`]) until sled's lock on `<dir>/db` is free: its IO threads may
+/// hold it for a moment after the last handle on the database was dropped.
+pub(crate) async fn wait_released(dir: &Path) -> Result<(), StoreError> {
+    tokio::time::timeout(CLOSE_WAIT, wait_unlocked(dir))
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Locked(dir.to_owned())))
+}
+
 /// Waits until sled's exclusive lock on `<dir>/db` is free (sled takes it with `flock`; a probe
 /// of our own on a new open file description conflicts with it while it is held).
 async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
@@ -672,17 +680,17 @@ impl Store {
             .take();
         let dir = self.inner.dir.clone();
         drop(self);
-        let closing = async {
+        let ended = async {
             if let Some(trees) = trees {
                 let ended = trees.flusher.ended();
                 drop(trees);
                 ended.await;
             }
-            wait_unlocked(&dir).await
         };
-        tokio::time::timeout(CLOSE_WAIT, closing)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Locked(dir.clone())))
+        if tokio::time::timeout(CLOSE_WAIT, ended).await.is_err() {
+            return Err(StoreError::Locked(dir));
+        }
+        wait_released(&dir).await
     }
 
     /// The open database, or why the store refuses service.

@@ -223,14 +223,12 @@ impl Config {
         }
         if let Some(v) = file.public_url {
             let v = v.trim().trim_end_matches('/').to_owned();
-            if !(v.starts_with("https://") || v.starts_with("http://"))
-                || v.contains(char::is_whitespace)
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "public_url = \"{v}\" is not an http(s) URL; use e.g. https://status.example.com"
-                )));
-            }
-            c.render.public_url = Some(v);
+            let url = crate::domain::HttpUrl::parse(&v).map_err(|why| {
+                ConfigError::Invalid(format!(
+                    "public_url = \"{v}\" is not an http(s) URL ({why}); use e.g. https://status.example.com"
+                ))
+            })?;
+            c.render.public_url = Some(url.as_str().to_owned());
         }
         if let Some(v) = file.timezone {
             c.render.timezone = v.parse().map_err(|_| {

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod inbound;
 pub mod intake;
+pub mod percent;
 pub mod render;
 pub mod schedule;
 pub mod server;

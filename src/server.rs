@@ -25,6 +25,9 @@ pub struct Server {
     store: Store,
     dispatcher: Dispatcher,
     stop: watch::Sender<bool>,
+    /// Set when the shutdown signal arrives, before in-flight requests are drained: long-lived
+    /// responses (the delivery SSE stream) end on it, so the drain does not wait for them.
+    closing: watch::Sender<bool>,
     running: Running,
     scheduler: tokio::task::JoinHandle<()>,
     backups: Option<tokio::task::JoinHandle<()>>,
@@ -145,6 +148,7 @@ impl Server {
         let templates = Arc::new(templates);
         let render = Arc::new(config.render.clone());
         let (stop, stopped) = watch::channel(false);
+        let (closing, closing_rx) = watch::channel(false);
         let (dispatcher, running) = Dispatcher::start(
             store.clone(),
             templates.clone(),
@@ -153,7 +157,7 @@ impl Server {
             &config.data_dir,
             config
                 .clock_start
-                .map_or_else(Clock::new, Clock::starting_at),
+                .map_or_else(Clock::wall, Clock::starting_at),
             stopped,
         )
         .await?;
@@ -192,9 +196,8 @@ impl Server {
         ));
         let mut auth = config.auth.clone();
         auth.site(config.render.public_url.as_deref(), &config.render.org_name);
-        if let Some(start) = config.clock_start {
-            auth.clock = api::session::AuthClock::starting_at(start);
-        }
+        // Sessions and TOTP read the dispatcher's clock: one clock for the whole server.
+        auth.clock = auth.clock.rebased(dispatcher.clock());
         let team = Arc::new(api::authz::Team::new(auth));
         let state = AppState::new(api::Shared {
             store: store.clone(),
@@ -210,6 +213,7 @@ impl Server {
                 staff: staff_channels(config),
             }),
             public: Arc::new(config.public.clone()),
+            closing: closing_rx,
             subscriptions: Arc::new(crate::web::subscribe::Subscriptions::new(
                 config.subscriptions.clone(),
                 config
@@ -239,6 +243,7 @@ impl Server {
                 store,
                 dispatcher,
                 stop,
+                closing,
                 running,
                 scheduler: scheduler_task,
                 backups,
@@ -296,8 +301,12 @@ impl Server {
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let closing = self.closing;
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = closing.send(true);
+            })
             .await
             .context("the HTTP server failed")?;
         let _ = self.stop.send(true);

@@ -146,24 +146,12 @@ pub fn new_secret() -> Result<Vec<u8>, TotpError> {
 /// The `otpauth://` URI of a secret for `account` at `issuer` (Google Authenticator's key URI
 /// format: SHA1, 6 digits, 30 s are stated explicitly).
 pub fn uri(issuer: &str, account: &str, secret: &[u8]) -> String {
-    let issuer = percent(issuer);
+    let issuer = crate::percent::encode(issuer);
     format!(
         "otpauth://totp/{issuer}:{}?secret={}&issuer={issuer}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
-        percent(account),
+        crate::percent::encode(account),
         base32_encode(secret)
     )
-}
-
-fn percent(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// New recovery codes, formatted for people (`abcd-efgh-ijkl-mnop`).

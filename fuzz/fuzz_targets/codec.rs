@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use chrono::{DateTime, TimeZone, Utc};
-use crier::domain::{Contact, Delivery, DeliveryState, Locale, Target};
+use crier::domain::{Contact, Delivery, DeliveryState, Locale, PhoneNumber, Target};
 use crier::store::codec::{decode, encode};
 use libfuzzer_sys::fuzz_target;
 use ulid::Ulid;
@@ -58,7 +58,8 @@ fn delivery(r: Record) -> Option<Delivery> {
         Some(s) => Target::Subscriber {
             id: Ulid(s.id),
             contact: if s.phone {
-                Contact::Phone(s.address)
+                // Only E.164-shaped numbers are stored (the codec checks them on the way back).
+                Contact::Phone(PhoneNumber::from_stored(s.address).ok()?)
             } else {
                 Contact::Email(s.address)
             },

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     for s in &parsed.batch {
         let again = match &s.contact {
             Contact::Email(a) => Contact::email(a),
-            Contact::Phone(p) => Contact::phone(p),
+            Contact::Phone(p) => Contact::phone(p.as_str()),
         };
         assert_eq!(
             again.as_ref().ok(),

@@ -553,7 +553,7 @@ impl Team {
         if !presented.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        let now = Utc::now();
+        let now = state.dispatcher.now();
         let Some(token) = state.store.token_by_hash(&token_hash(presented))? else {
             return Ok(None);
         };
@@ -668,7 +668,7 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
                                 summary: format!("session {}: {why}", auth.session.id),
                             };
                             tracing::warn!(request_id, user = %auth.session.user, "cookie-authenticated write refused: {why}");
-                            if let Err(e) = state.store.audit(entry, Utc::now()).await {
+                            if let Err(e) = state.store.audit(entry, state.dispatcher.now()).await {
                                 tracing::error!(error = %e, request_id, "could not write the audit entry of a refused write");
                             }
                             let mut resp = answer
@@ -732,7 +732,7 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
                     summary: note.summary,
                     ..base
                 };
-                if let Err(e) = state.store.audit(entry, Utc::now()).await {
+                if let Err(e) = state.store.audit(entry, state.dispatcher.now()).await {
                     tracing::error!(error = %e, request_id, "could not write the audit entry of a request that succeeded");
                 }
             }

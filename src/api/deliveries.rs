@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use ulid::Ulid;
 
 /// One channel's counts. `pending`, `retrying`, `in_flight`, `delivered`, `dead` and `rejected`
 /// partition `total`: each delivery is counted in exactly one of them.
-#[derive(Serialize, utoipa::ToSchema, Default, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema, Default, Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCounts {
     pub total: usize,
     /// Waiting for their first attempt.
@@ -66,7 +66,7 @@ impl ChannelCounts {
 }
 
 /// A delivery that failed (dead, rejected, or retrying).
-#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema, Debug, Clone)]
 pub struct Failure {
     pub id: Ulid,
     pub channel: String,
@@ -75,12 +75,12 @@ pub struct Failure {
     pub attempts: u32,
     pub reason: String,
     /// When a retrying delivery's next attempt is due (absent once it is final).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<chrono::DateTime<Utc>>,
 }
 
-/// The status document.
-#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
+/// The status document; the CLI reads it as this type too (`crier deliveries`).
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[schema(as = DeliveryStatus)]
 pub struct Status {
     pub incident: Ulid,
@@ -210,7 +210,8 @@ pub async fn status(
 }
 
 /// `text/event-stream`: a `status` event every half second while anything changes, ending with
-/// the first complete status.
+/// the first complete status, or when the server shuts down (a client that still wants to
+/// watch reconnects to the restarted server).
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}/deliveries/stream",
@@ -234,7 +235,7 @@ pub async fn stream(
     let s = stream::unfold((state, false), move |(state, done)| {
         let who = who.clone();
         async move {
-            if done {
+            if done || *state.closing.borrow() {
                 return None;
             }
             let event = match status_blocking(&state, id, &who).await {
@@ -244,10 +245,14 @@ pub async fn stream(
                         .event("status")
                         .json_data(&st)
                         .unwrap_or_else(|_| Event::default().event("error"));
-                    if !complete {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    return Some((Ok(ev), (state, complete)));
+                    let mut closing = state.closing.clone();
+                    // Shutting down (or the server gone): this event is the last.
+                    let closed = !complete
+                        && tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                            _ = closing.wait_for(|c| *c) => true,
+                        };
+                    return Some((Ok(ev), (state, complete || closed)));
                 }
                 Err(e) => Event::default().event("error").data(e.detail),
             };
@@ -294,7 +299,7 @@ pub async fn retry(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id)?;
     state.store.incident_summary(id)?;
-    let channels = state.store.requeue_dead(id, Utc::now()).await?;
+    let channels = state.store.requeue_dead(id, state.dispatcher.now()).await?;
     let mut seen: Vec<&String> = channels.iter().collect();
     seen.sort();
     seen.dedup();

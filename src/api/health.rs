@@ -152,7 +152,7 @@ pub async fn metrics(
     let mut body = body;
     let (depth, oldest) = state.store.queue_depth();
     let age = oldest
-        .map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+        .map(|t| (state.dispatcher.now() - t).num_milliseconds().max(0) as f64 / 1000.0)
         .unwrap_or(0.0);
     body.push_str(&format!(
         "# HELP crier_queue_depth Deliveries waiting in the due-index (pending and retrying).\n\

@@ -238,8 +238,8 @@ pub struct CreateIncident {
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
 /// update is past due and the incident is still open, and the promise in the organisation's
-/// time zone.
-#[derive(Serialize, utoipa::ToSchema)]
+/// time zone. The CLI reads it as this type too (`crier incident list`).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentView {
     #[serde(flatten)]
     pub incident: Incident,

@@ -11,13 +11,13 @@ mod auth;
 pub mod authz;
 mod backup;
 pub(crate) mod components;
-pub(crate) mod deliveries;
+pub mod deliveries;
 pub mod error;
 pub(crate) mod extract;
 mod health;
 mod hooks;
 mod inbound;
-pub(crate) mod incidents;
+pub mod incidents;
 mod intake;
 pub(crate) mod notices;
 pub mod openapi;
@@ -25,7 +25,7 @@ mod panic;
 pub(crate) mod preview;
 pub mod session;
 pub(crate) mod signin;
-pub(crate) mod subscribers;
+pub mod subscribers;
 pub mod throttle;
 pub(crate) mod users;
 
@@ -71,6 +71,8 @@ pub struct Shared {
     pub public: Arc<crate::web::feed_settings::PublicSettings>,
     /// Self-service sign-ups: settings and abuse limits (see [`crate::web::subscribe`]).
     pub subscriptions: Arc<crate::web::subscribe::Subscriptions>,
+    /// True once the server is shutting down: long-lived responses (server-sent events) end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

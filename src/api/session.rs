@@ -25,7 +25,7 @@ use super::authz::Caller;
 use super::ApiError;
 use super::AppState;
 use crate::credentials::token_hash;
-use crate::domain::{Role, Span};
+use crate::domain::{HttpUrl, Role, Span};
 use crate::store::sessions::Session;
 use axum::body::Body;
 use axum::extract::Request;
@@ -50,8 +50,8 @@ pub const FORM_MAX_BYTES: usize = 64 * 1024;
 /// How often, at most, a session's last-seen time is written.
 pub const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
-/// Time for sessions and TOTP: the dispatcher's clock (wall-clock UTC advanced by tokio's, so
-/// paused time moves it) plus an offset tests can advance without waiting.
+/// Time for sessions and TOTP: the server's one clock (the dispatcher's, see
+/// [`crate::dispatch::Clock`]) plus an offset tests can advance without waiting.
 #[derive(Debug, Clone, Default)]
 pub struct AuthClock {
     base: crate::dispatch::Clock,
@@ -61,9 +61,23 @@ pub struct AuthClock {
 impl AuthClock {
     /// A clock that reads `start` now (see `Config::clock_start`).
     pub fn starting_at(start: DateTime<Utc>) -> Self {
+        AuthClock::on(crate::dispatch::Clock::starting_at(start))
+    }
+
+    /// The server's one clock (see [`crate::dispatch::Clock`]), with an offset of zero.
+    pub fn on(base: crate::dispatch::Clock) -> Self {
         AuthClock {
-            base: crate::dispatch::Clock::starting_at(start),
+            base,
             offset_ms: Arc::default(),
+        }
+    }
+
+    /// This clock read from `base` (the server's one clock), keeping its offset: clones made
+    /// before (a test's handle) still advance it.
+    pub fn rebased(&self, base: crate::dispatch::Clock) -> Self {
+        AuthClock {
+            base,
+            offset_ms: self.offset_ms.clone(),
         }
     }
 
@@ -216,9 +230,11 @@ impl AuthSettings {
     /// Takes the cookie's `Secure`, the allowed origin and the TOTP issuer from the public URL
     /// and the organisation's name.
     pub fn site(&mut self, public_url: Option<&str>, org_name: &str) {
-        if let Some(url) = public_url {
-            self.secure_cookie |= url.starts_with("https://");
-            self.public_origin = Some(origin_of(url));
+        // `public_url` was validated by the configuration; a text that is not an HttpUrl
+        // (only possible from a test) sets neither.
+        if let Some(url) = public_url.and_then(|u| HttpUrl::parse(u).ok()) {
+            self.secure_cookie |= url.is_https();
+            self.public_origin = Some(url.origin());
         }
         self.issuer = org_name.to_owned();
     }
@@ -226,21 +242,6 @@ impl AuthSettings {
     /// Whether a user of `role` must have a second factor.
     pub fn totp_required(&self, role: Role) -> bool {
         self.require_totp.contains(&role)
-    }
-}
-
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            format!(
-                "{}://{}",
-                scheme.to_ascii_lowercase(),
-                host.to_ascii_lowercase()
-            )
-        }
-        None => url.to_owned(),
     }
 }
 

@@ -19,18 +19,19 @@ use ulid::Ulid;
 
 /// A subscriber as the API shows it: without the unsubscribe token, which is the subscriber's
 /// own secret (it only travels in the messages sent to them). The contact is `email` or `phone`.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The CLI reads it as this type too (`crier subscribers`).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriberView {
-    id: Ulid,
+    pub id: Ulid,
     #[serde(flatten)]
-    contact: Contact,
-    locale: Locale,
-    components: Vec<ComponentName>,
-    confirmed: bool,
+    pub contact: Contact,
+    pub locale: Locale,
+    pub components: Vec<ComponentName>,
+    pub confirmed: bool,
     /// The number answered STOP (or Twilio refused a send with error 21610): nothing is sent
     /// until it answers START.
-    opted_out: bool,
-    created_at: DateTime<Utc>,
+    pub opted_out: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<Subscriber> for SubscriberView {
@@ -115,7 +116,10 @@ pub async fn add(
             .collect::<Result<_, _>>()?,
         confirmed: true,
     };
-    let s = state.store.add_subscriber(new, Utc::now()).await?;
+    let s = state
+        .store
+        .add_subscriber(new, state.dispatcher.now())
+        .await?;
     let note = subscriber_note(s.id);
     Ok(noted(
         (StatusCode::CREATED, Json(SubscriberView::from(s))),
@@ -290,14 +294,14 @@ pub async fn unsubscribe(
 }
 
 /// One rejected CSV row.
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub message: String,
 }
 
-/// The outcome of an import.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The outcome of an import; the CLI reads it as this type too (`crier subscribers import`).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub added: usize,
     pub duplicates: usize,
@@ -367,7 +371,7 @@ pub async fn import(
     // sled's own state (docs/BENCHMARKS.md, rss). Line numbers run on across chunks, and an
     // address repeated in a later chunk is found in the store, so the report is the same.
     let mut rows = ImportRows::new(&body, &known)?;
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let mut report = ImportReport {
         added: 0,
         duplicates: 0,

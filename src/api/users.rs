@@ -12,7 +12,7 @@ use super::{ApiError, AppState};
 use crate::credentials;
 use crate::domain::audit::AuditEntry;
 use crate::domain::user::{check_display_name, check_password, check_token_name};
-use crate::domain::{ApiToken, Contact, Role, Span, User, UserName};
+use crate::domain::{ApiToken, Contact, PhoneNumber, Role, Span, User, UserName};
 use crate::store::audit::AuditFilter;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -60,7 +60,7 @@ async fn make_token(
     role: Role,
     expires: Option<&str>,
 ) -> Result<NewToken, ApiError> {
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let expires_at = match expires {
         Some(s) => Some(now + span_field(s)?.as_chrono()),
         None => None,
@@ -388,7 +388,7 @@ pub async fn logout(
             "the bootstrap admin token is not a login; to replace it, delete <data>/admin.token (or change $CRIER_ADMIN_TOKEN) and restart crier",
         ));
     };
-    let token = state.store.revoke_token(id, Utc::now()).await?;
+    let token = state.store.revoke_token(id, state.dispatcher.now()).await?;
     let note = AuditNote {
         target: Some(format!("token {id}")),
         ..Default::default()
@@ -644,7 +644,7 @@ pub async fn revoke_token(
     if caller.role < Role::Admin && caller.user.as_ref() != Some(&token.owner) {
         return Err(not_found());
     }
-    let revoked = state.store.revoke_token(id, Utc::now()).await?;
+    let revoked = state.store.revoke_token(id, state.dispatcher.now()).await?;
     let note = AuditNote {
         target: Some(format!("token {id}")),
         summary: format!("\"{}\" of {} revoked", revoked.name, revoked.owner),
@@ -693,15 +693,20 @@ pub struct CreatedUser {
     pub password: Option<String>,
 }
 
-fn contact(field: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(v) = v.filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let c = match field {
-        "email" => Contact::email(&v),
-        _ => Contact::phone(&v),
-    };
-    Ok(Some(c?.address().to_owned()))
+/// A user's email address: none when blank, else validated as a subscriber's would be.
+fn email_of(v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v.filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => Ok(Some(Contact::email(&v)?.address().to_owned())),
+    }
+}
+
+/// A user's phone number: none when blank, else [`PhoneNumber::parse`]d.
+fn phone_of(v: Option<String>) -> Result<Option<PhoneNumber>, ApiError> {
+    match v.filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => Ok(Some(PhoneNumber::parse(&v)?)),
+    }
 }
 
 /// Adds a user.
@@ -732,10 +737,10 @@ pub async fn create_user(
     let user = User {
         display_name,
         role: req.role,
-        email: contact("email", req.email)?,
-        phone: contact("phone", req.phone)?,
+        email: email_of(req.email)?,
+        phone: phone_of(req.phone)?,
         disabled: false,
-        created_at: Utc::now(),
+        created_at: state.dispatcher.now(),
         name,
     };
     let (password, shown) = match req.password {
@@ -816,8 +821,8 @@ pub async fn change_user(
         .as_deref()
         .map(check_display_name)
         .transpose()?;
-    let email = req.email.map(|e| contact("email", Some(e))).transpose()?;
-    let phone = req.phone.map(|p| contact("phone", Some(p))).transpose()?;
+    let email = req.email.map(|e| email_of(Some(e))).transpose()?;
+    let phone = req.phone.map(|p| phone_of(Some(p))).transpose()?;
     if req.role.is_none()
         && req.disabled.is_none()
         && display_name.is_none()
@@ -913,7 +918,10 @@ pub async fn remove_user(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&name)?;
-    let removed = state.store.remove_user(&name, Utc::now()).await?;
+    let removed = state
+        .store
+        .remove_user(&name, state.dispatcher.now())
+        .await?;
     let note = AuditNote {
         target: Some(name.to_string()),
         summary: format!("removed ({}); tokens revoked", removed.role),
@@ -966,7 +974,7 @@ pub async fn reset_password(
         .await?
         .map_err(internal)?;
     state.store.set_password(&name, &phc).await?;
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let mut revoked = 0;
     for t in state.store.tokens(Some(&name))? {
         if t.revoked_at.is_none() {
@@ -1058,7 +1066,7 @@ pub async fn list_audit(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let now = Utc::now();
+    let now = state.dispatcher.now();
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::unprocessable("limit: give 1-1000"));

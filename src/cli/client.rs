@@ -2,6 +2,7 @@
 //! (3 = the server rejected the request, 4 = the server is unreachable or failed) and a message
 //! that says what to do.
 
+use crate::domain::HttpUrl;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
@@ -39,11 +40,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
-        check_url(base)?;
+        let url = check_url(base)?;
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5));
-        if base.starts_with("http://") {
+        if !url.is_https() {
             // Plain HTTP (the usual loopback case): skip loading the system's root
             // certificates, which costs most of a short CLI call's time.
             builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
@@ -88,6 +89,21 @@ impl Client {
             return serde_json::from_str(&text).or(Ok(Value::String(text)));
         }
         Err(failure(status, &text))
+    }
+
+    /// [`Client::call`], and the answer read as the API's own response type `T` (the struct the
+    /// server serialises, shared with it): the JSON as it came, for `--json`, and the typed
+    /// value for the tables. A field the server renamed or dropped is an error here, not a
+    /// silent 0 in a table.
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<(Value, T), CliError> {
+        let v = self.call(method, path, body).await?;
+        let t = answer_as(path, &v)?;
+        Ok((v, t))
     }
 
     /// Sends a bodiless POST and writes a successful answer's body to `dest` as it arrives
@@ -164,22 +180,21 @@ pub(super) fn failure(status: StatusCode, text: &str) -> CliError {
 
 /// Refuses a server URL that cannot work before trying to connect, so that `127.0.0.1:8080`
 /// is not reported as "unreachable" while the server runs.
-pub(super) fn check_url(base: &str) -> Result<(), CliError> {
-    let bad = |why: &str| {
+pub(super) fn check_url(base: &str) -> Result<HttpUrl, CliError> {
+    HttpUrl::parse(base).map_err(|why| {
         CliError::Usage(format!(
             "--url \"{base}\" {why}; write it as http://HOST:PORT, e.g. http://127.0.0.1:8080"
         ))
-    };
-    match reqwest::Url::parse(base) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(bad(&format!(
-            "has no http:// or https:// scheme (\"{}:\" was read as one)",
-            u.scheme()
-        ))),
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => Err(bad("names no host")),
-        Ok(_) => Ok(()),
-        Err(_) if !base.contains("://") => Err(bad("has no http:// or https:// scheme")),
-        Err(e) => Err(bad(&format!("is not a URL ({e})"))),
-    }
+    })
+}
+
+/// Reads a server's JSON answer as the API's response type `T`.
+pub fn answer_as<T: serde::de::DeserializeOwned>(path: &str, v: &Value) -> Result<T, CliError> {
+    T::deserialize(v).map_err(|e| {
+        CliError::Unavailable(format!(
+            "the server's answer to {path} is not what this CLI understands ({e}); use a CLI of the server's version (`crier --version`), or --json to see the answer as it is"
+        ))
+    })
 }
 
 /// A request body.

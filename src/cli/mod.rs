@@ -7,12 +7,15 @@
 mod approvals;
 mod backup;
 mod check;
-mod client;
+pub mod client;
 mod output;
 mod texts;
 mod totp;
 mod users;
 
+use crate::api::deliveries::Status;
+use crate::api::incidents::IncidentView;
+use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
 use crate::server::{self, Server, TokenSource};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -1095,16 +1098,7 @@ fn text_body(message: &str, locale: &Option<String>) -> Value {
 }
 
 fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::percent::encode(s)
 }
 
 async fn run_client(cli: Cli) -> Result<(), CliError> {
@@ -1302,17 +1296,17 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
         [id] => {
             let path = format!("/api/v1/incidents/{}/deliveries", enc(id));
             if !a.follow {
-                let v = c.call(Method::GET, &path, None).await?;
-                output::delivery_status(&v, json_out);
+                let (v, st) = c.call_as(Method::GET, &path, None).await?;
+                output::delivery_status(&v, &st, json_out);
                 return Ok(());
             }
             let mut bars = output::DeliveryBars::new(json_out);
             loop {
                 let asked = std::time::Instant::now();
-                let v = c.call(Method::GET, &path, None).await?;
-                bars.update(&v);
-                if v["complete"].as_bool() == Some(true) {
-                    bars.finish(&v);
+                let (v, st): (_, Status) = c.call_as(Method::GET, &path, None).await?;
+                bars.update(&st);
+                if st.complete {
+                    bars.finish(&v, &st);
                     return Ok(());
                 }
                 // Every poll makes the server count all of the incident's deliveries: with a
@@ -1510,8 +1504,8 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             if open {
                 path.push_str("&open=true");
             }
-            let v = c.call(Method::GET, &path, None).await?;
-            output::incident_list(&v, json_out);
+            let (v, items): (_, Vec<IncidentView>) = c.call_as(Method::GET, &path, None).await?;
+            output::incident_list(&v, &items, json_out);
         }
         IncidentCmd::Show { id } => {
             let v = c
@@ -1581,15 +1575,15 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
         SubscribersCmd::Import { file } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let v = c
-                .call(
+            let (v, report): (_, ImportReport) = c
+                .call_as(
                     Method::POST,
                     "/api/v1/subscribers/import",
                     Some(Body::Csv(bytes)),
                 )
                 .await?;
-            let rejected = v.get("rejected").and_then(Value::as_u64).unwrap_or(0);
-            output::import_report(&v, json_out);
+            let rejected = report.rejected;
+            output::import_report(&v, &report, json_out);
             if rejected > 0 {
                 return Err(CliError::Rejected(format!(
                     "{rejected} row(s) of {} were rejected (listed above); fix them and import the file again — rows already imported are skipped as duplicates",
@@ -1599,14 +1593,14 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
         }
         SubscribersCmd::List { limit, pending } => {
             let filter = if pending { "&pending=true" } else { "" };
-            let v = c
-                .call(
+            let (v, items): (_, Vec<SubscriberView>) = c
+                .call_as(
                     Method::GET,
                     &format!("/api/v1/subscribers?limit={limit}{filter}"),
                     None,
                 )
                 .await?;
-            output::subscriber_list(&v, json_out);
+            output::subscriber_list(&v, &items, json_out);
         }
         SubscribersCmd::Set {
             key,

@@ -1,6 +1,10 @@
 //! Human (and `--json`) output of the CLI: readable tables for people, the server's JSON verbatim
 //! for scripts.
 
+use crate::api::deliveries::{ChannelCounts, Failure, Status};
+use crate::api::incidents::IncidentView;
+use crate::api::subscribers::{ImportReport, SubscriberView};
+use crate::domain::DeliveryState;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -162,31 +166,37 @@ fn restored(v: &Value) {
     }
 }
 
-pub fn incident_list(v: &Value, json: bool) {
+pub fn incident_list(v: &Value, items: &[IncidentView], json: bool) {
     if json {
         return print_json(v);
     }
-    let items = v.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         println!("No incidents.");
         return;
     }
     let rows = items
         .iter()
-        .map(|i| {
-            let mut next = promised(i, i, "next_update_due");
-            if overdue(i) {
+        .map(|view| {
+            let i = &view.incident;
+            // In the organisation's zone the server names, then in UTC.
+            let tz = view.timezone.parse::<chrono_tz::Tz>().ok();
+            let at = |t: DateTime<Utc>| match tz {
+                Some(tz) => crate::domain::local_then_utc(t, tz),
+                None => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            };
+            let mut next = i.next_update_due.map_or_else(|| "-".to_owned(), at);
+            if view.overdue {
                 next.push_str(" OVERDUE");
             }
-            let mut title = s(i, "title").to_owned();
-            if i.get("draft").and_then(Value::as_bool) == Some(true) {
+            let mut title = i.title.as_str().to_owned();
+            if i.draft {
                 title.push_str(" [draft]");
             }
             vec![
-                s(i, "id").to_owned(),
-                s(i, "status").to_owned(),
-                s(i, "impact").to_owned(),
-                promised(i, i, "updated_at"),
+                i.id.to_string(),
+                i.status.as_str().to_owned(),
+                i.impact.as_str().to_owned(),
+                at(i.updated_at),
                 next,
                 title,
             ]
@@ -331,11 +341,10 @@ pub fn subscriber_removed(v: &Value, json: bool) {
     println!("Removed {} ({})", contact(v), s(v, "id"));
 }
 
-pub fn subscriber_list(v: &Value, json: bool) {
+pub fn subscriber_list(v: &Value, items: &[SubscriberView], json: bool) {
     if json {
         return print_json(v);
     }
-    let items = v.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         println!("No subscribers.");
         return;
@@ -343,15 +352,11 @@ pub fn subscriber_list(v: &Value, json: bool) {
     let rows = items
         .iter()
         .map(|x| {
-            let comps: Vec<&str> = x
-                .get("components")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            let comps: Vec<&str> = x.components.iter().map(|c| c.as_str()).collect();
             vec![
-                s(x, "id").to_owned(),
-                contact(x).to_owned(),
-                s(x, "locale").to_owned(),
+                x.id.to_string(),
+                x.contact.address().to_owned(),
+                x.locale.as_str().to_owned(),
                 if comps.is_empty() {
                     "all".to_owned()
                 } else {
@@ -363,68 +368,47 @@ pub fn subscriber_list(v: &Value, json: bool) {
     table(&["ID", "CONTACT", "LOCALE", "COMPONENTS"], rows);
 }
 
-pub fn import_report(v: &Value, json: bool) {
+pub fn import_report(v: &Value, r: &ImportReport, json: bool) {
     if json {
         return print_json(v);
     }
-    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     println!(
         "Imported {} subscriber(s); {} duplicate(s) skipped; {} row(s) rejected.",
-        n("added"),
-        n("duplicates"),
-        n("rejected")
+        r.added, r.duplicates, r.rejected
     );
-    for e in v
-        .get("errors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        eprintln!(
-            "  line {}: {}",
-            e.get("line").and_then(Value::as_u64).unwrap_or(0),
-            s(e, "message")
-        );
+    for e in &r.errors {
+        eprintln!("  line {}: {}", e.line, e.message);
     }
 }
 
-fn counts_line(c: &Value) -> String {
-    let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let mut parts = vec![format!("delivered {}", n("delivered"))];
-    for (k, label) in [
-        ("pending", "pending"),
-        ("in_flight", "in flight"),
-        ("retrying", "retrying"),
-        ("dead", "dead"),
-        ("rejected", "rejected"),
+fn counts_line(c: &ChannelCounts) -> String {
+    let mut parts = vec![format!("delivered {}", c.delivered)];
+    for (n, label) in [
+        (c.pending, "pending"),
+        (c.in_flight, "in flight"),
+        (c.retrying, "retrying"),
+        (c.dead, "dead"),
+        (c.rejected, "rejected"),
     ] {
-        if n(k) > 0 {
-            parts.push(format!("{label} {}", n(k)));
+        if n > 0 {
+            parts.push(format!("{label} {n}"));
         }
     }
-    if n("expanding") > 0 {
+    if c.expanding > 0 {
         parts.push("expanding…".into());
     }
     parts.join(" · ")
 }
 
-fn print_failures(v: &Value) {
-    let failures = v
-        .get("failures")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+fn print_failures(failures: &[Failure]) {
     if failures.is_empty() {
         return;
     }
     println!("\nFailures:");
     for f in failures {
         let next = f
-            .get("next_attempt_at")
-            .and_then(Value::as_str)
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .next_attempt_at
             .map(|t| {
-                let t = t.with_timezone(&chrono::Utc);
                 let wait = (t - chrono::Utc::now()).num_seconds().max(0);
                 format!(
                     "; next attempt {} (in {}m {:02}s)",
@@ -434,50 +418,34 @@ fn print_failures(v: &Value) {
                 )
             })
             .unwrap_or_default();
-        let state = match s(&f, "state") {
-            "pending" => "retrying",
-            other => other,
+        let state = match f.state {
+            DeliveryState::Pending => "retrying",
+            other => other.as_str(),
         };
         println!(
             "  {} {} {} (attempts {}): {}{next}",
-            s(&f, "channel"),
-            s(&f, "recipient"),
-            state,
-            f.get("attempts").and_then(Value::as_u64).unwrap_or(0),
-            s(&f, "reason")
+            f.channel, f.recipient, state, f.attempts, f.reason
         );
     }
 }
 
-/// One status table.
-pub fn delivery_status(v: &Value, json: bool) {
+/// One status table: `v` as the server sent it (for `--json`), `st` the same read as the API's
+/// [`Status`].
+pub fn delivery_status(v: &Value, st: &Status, json: bool) {
     if json {
         return print_json(v);
     }
-    let channels = v
-        .get("channels")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if channels.is_empty() {
+    if st.channels.is_empty() {
         println!("No deliveries (no channels were active when the updates were published).");
         return;
     }
-    let rows = channels
+    let rows = st
+        .channels
         .iter()
-        .map(|(name, c)| {
-            vec![
-                name.clone(),
-                c.get("total")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    .to_string(),
-                counts_line(c),
-            ]
-        })
+        .map(|(name, c)| vec![name.clone(), c.total.to_string(), counts_line(c)])
         .collect();
     table(&["CHANNEL", "TOTAL", "STATE"], rows);
-    print_failures(v);
+    print_failures(&st.failures);
 }
 
 /// Progress bars per channel for `deliveries --follow`.
@@ -496,7 +464,7 @@ impl DeliveryBars {
         }
     }
 
-    pub fn update(&mut self, v: &Value) {
+    pub fn update(&mut self, st: &Status) {
         if self.json {
             return;
         }
@@ -504,26 +472,20 @@ impl DeliveryBars {
             indicatif::ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> ");
-        let channels = v
-            .get("channels")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for (name, c) in channels {
-            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+        for (name, c) in &st.channels {
             let bar = self.bars.entry(name.clone()).or_insert_with(|| {
                 let b = self.multi.add(indicatif::ProgressBar::new(0));
                 b.set_style(style.clone());
                 b.set_prefix(name.clone());
                 b
             });
-            bar.set_length(n("total"));
-            bar.set_position(n("delivered") + n("dead") + n("rejected"));
-            bar.set_message(counts_line(&c));
+            bar.set_length(c.total as u64);
+            bar.set_position((c.delivered + c.dead + c.rejected) as u64);
+            bar.set_message(counts_line(c));
         }
     }
 
-    pub fn finish(self, v: &Value) {
+    pub fn finish(self, v: &Value, st: &Status) {
         if self.json {
             return print_json(v);
         }
@@ -533,9 +495,9 @@ impl DeliveryBars {
         // Progress bars are only drawn on a terminal; elsewhere (scripts, logs) print the
         // final table instead.
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            print_failures(v);
+            print_failures(&st.failures);
         } else {
-            delivery_status(v, false);
+            delivery_status(v, st, false);
         }
     }
 }

@@ -259,6 +259,11 @@ impl Dispatcher {
         self.inner.clock.now()
     }
 
+    /// The clock itself, for the parts of the server that share it (sessions, TOTP).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
     }
@@ -405,7 +410,12 @@ async fn channel_worker(
             let Some(p) = permits.split(1) else { break };
             let wait = ch.bucket.lock().await.take();
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    // Shutting down: the rest of the batch is not sent. A claim writes nothing,
+                    // so it is due again at the next start; the loop's check then ends it.
+                    _ = shutdown.changed() => break,
+                }
             }
             let (inner, ch) = (inner.clone(), ch.clone());
             tasks.spawn(async move {
@@ -583,7 +593,7 @@ fn out_messages(d: &Delivery, composed: &Composed) -> Vec<OutMessage> {
         Target::Subscriber {
             contact: Contact::Phone(p),
             ..
-        } => Recipient::Phone(p.clone()),
+        } => Recipient::Phone(p.to_string()),
         Target::Endpoint => Recipient::Endpoint,
     };
     let n = msg.parts.len();

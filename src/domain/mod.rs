@@ -11,10 +11,12 @@ mod locale;
 mod names;
 mod next_update;
 mod notice;
+mod phone;
 mod span;
 mod subscriber;
 mod text;
 mod update;
+mod url;
 pub mod user;
 
 pub use approval::{Approval, ApprovalAction, ApprovalState};
@@ -30,10 +32,12 @@ pub use next_update::{
     PromiseEdit,
 };
 pub use notice::{parse_day, parse_tz, Notice};
+pub use phone::PhoneNumber;
 pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Pending, Subscriber};
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
 pub use update::{Body, Update, UpdateAction};
+pub use url::{HttpUrl, UrlError};
 pub use user::{ApiToken, Role, User, UserName, BOOTSTRAP_ADMIN};
 
 /// A rule of the domain was broken. Every message says what to do instead, because it is shown

@@ -3,7 +3,7 @@
 //! valid email address), so that the same person cannot be subscribed twice under two spellings
 //! and receive every message twice.
 
-use super::{ComponentName, DomainError, Locale};
+use super::{ComponentName, DomainError, Locale, PhoneNumber};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -15,8 +15,8 @@ use ulid::Ulid;
 pub enum Contact {
     /// A lower-cased email address.
     Email(String),
-    /// An E.164 number: `+`, country code, subscriber number, 8–15 digits in all.
-    Phone(String),
+    /// An E.164 number valid in its country's numbering plan.
+    Phone(#[schema(inline)] PhoneNumber),
 }
 
 impl Contact {
@@ -61,55 +61,16 @@ impl Contact {
         Ok(Contact::Email(lower))
     }
 
-    /// Validates and normalises a phone number to E.164. Spaces, dashes, dots and parentheses are
-    /// dropped; a leading `00` becomes `+`. A number without a country code is refused, because
-    /// guessing the country is how SMS ends up abroad.
+    /// Validates and normalises a phone number to E.164 ([`PhoneNumber::parse`]).
     pub fn phone(s: &str) -> Result<Self, DomainError> {
-        let t = s.trim();
-        let compact: String = t
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
-        let digits = if let Some(rest) = compact.strip_prefix('+') {
-            rest
-        } else if let Some(rest) = compact.strip_prefix("00") {
-            rest
-        } else {
-            return Err(DomainError::invalid(
-                "phone",
-                format!(
-                    "\"{t}\" has no country code; write it in E.164 form such as +358401234567"
-                ),
-            ));
-        };
-        if !digits.chars().all(|c| c.is_ascii_digit())
-            || !(8..=15).contains(&digits.len())
-            || digits.starts_with('0')
-        {
-            return Err(DomainError::invalid(
-                "phone",
-                format!("\"{t}\" is not an E.164 number (+, a country code that does not start with 0, 8-15 digits in all); for example +358401234567"),
-            ));
-        }
-        // The country's own numbering plan (libphonenumber's metadata): right length, a range
-        // in use. `+1 555 0100` has E.164's shape but is no number anywhere.
-        let e164 = format!("+{digits}");
-        let valid = phonenumber::parse(None, &e164)
-            .map(|n| phonenumber::is_valid(&n))
-            .unwrap_or(false);
-        if !valid {
-            return Err(DomainError::invalid(
-                "phone",
-                format!("\"{t}\" is not a valid number in the numbering plan of its country code (wrong length or an unused range); check the digits, e.g. +358401234567 or +12025550123"),
-            ));
-        }
-        Ok(Contact::Phone(e164))
+        PhoneNumber::parse(s).map(Contact::Phone)
     }
 
     /// The normalised address, used as the de-duplication key.
     pub fn address(&self) -> &str {
         match self {
-            Contact::Email(a) | Contact::Phone(a) => a,
+            Contact::Email(a) => a,
+            Contact::Phone(p) => p.as_str(),
         }
     }
 
@@ -192,16 +153,16 @@ mod tests {
     #[test]
     fn phone_numbers_normalise_to_e164() {
         assert_eq!(
-            Contact::phone("+358 40 123 4567").unwrap(),
-            Contact::Phone("+358401234567".into())
+            Contact::phone("+358 40 123 4567").unwrap().address(),
+            "+358401234567"
         );
         assert_eq!(
-            Contact::phone("00358-40-1234567").unwrap(),
-            Contact::Phone("+358401234567".into())
+            Contact::phone("00358-40-1234567").unwrap().address(),
+            "+358401234567"
         );
         assert_eq!(
-            Contact::phone("+1 (212) 555-0100").unwrap(),
-            Contact::Phone("+12125550100".into())
+            Contact::phone("+1 (212) 555-0100").unwrap().address(),
+            "+12125550100"
         );
         for bad in [
             "0401234567",

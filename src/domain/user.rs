@@ -132,7 +132,8 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<super::PhoneNumber>,
     /// A disabled user cannot sign in and their tokens stop working.
     pub disabled: bool,
     pub created_at: DateTime<Utc>,

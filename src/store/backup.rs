@@ -675,21 +675,13 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
         .map_err(io_err("start a runtime to check", dir))?;
     let opened = rt.block_on(async {
         // sled's IO threads may hold the database's file lock for a moment after the writer
-        // closed it.
-        let mut attempts = 0;
-        let store = loop {
-            match Store::open(dir) {
-                Err(StoreError::Locked(_)) if attempts < 100 => {
-                    attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                other => break other?,
-            }
-        };
+        // dropped its handle.
+        super::wait_released(dir).await?;
+        let store = Store::open(dir)?;
         store.durable().await?;
-        Ok::<_, StoreError>(())
+        // Released when this returns: whoever moves the directory into place next opens it.
+        store.close().await
     });
-    // Dropping the runtime ends the store's tasks, which closes the database.
     drop(rt);
     opened.map_err(|e| BackupError::Invalid {
         path: dir.to_owned(),

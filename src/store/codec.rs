@@ -23,7 +23,7 @@
 //! both, so an existing data dir needs no migration.
 
 use super::StoreError;
-use crate::domain::{Contact, Delivery, DeliveryState, Locale, Target};
+use crate::domain::{Contact, Delivery, DeliveryState, Locale, PhoneNumber, Target};
 use chrono::{DateTime, TimeZone, Utc};
 use ulid::Ulid;
 
@@ -55,7 +55,7 @@ pub fn encode(d: &Delivery) -> Vec<u8> {
                 }
                 Contact::Phone(p) => {
                     w.push(1);
-                    put_str(&mut w, p);
+                    put_str(&mut w, p.as_str());
                 }
             }
             put_str(&mut w, locale.as_str());
@@ -220,7 +220,10 @@ impl<'a> Reader<'a> {
                 let sid = self.ulid()?;
                 let contact = match self.u8()? {
                     0 => Contact::Email(self.string()?),
-                    1 => Contact::Phone(self.string()?),
+                    1 => Contact::Phone(
+                        PhoneNumber::from_stored(self.string()?)
+                            .map_err(|e| StoreError::Corrupt(format!("delivery record {e}")))?,
+                    ),
                     x => return Err(self.bad(format!("contact kind {x}"))),
                 };
                 let locale = Locale::parse(&self.string()?)
@@ -405,7 +408,7 @@ mod tests {
                     contact: if email {
                         Contact::Email("a@example.org".into())
                     } else {
-                        Contact::Phone("+12025550123".into())
+                        Contact::phone("+12025550123").unwrap()
                     },
                     locale: Locale::parse("en-GB").unwrap(),
                     unsubscribe_token: token,

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -28,6 +28,8 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 pub struct Flusher {
     tx: mpsc::UnboundedSender<Waiter>,
     stats: Arc<Counters>,
+    /// Closed (its sender dropped) once the task has ended and dropped its database handle.
+    ended: watch::Receiver<()>,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +72,7 @@ impl Flusher {
         let meta = db.open_tree("meta")?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Counters::default());
+        let stats_task = stats.clone();
         let task = Task {
             db,
             meta,
@@ -77,8 +80,13 @@ impl Flusher {
             commit,
             mark,
         };
-        tokio::spawn(run(task, rx, stats.clone(), health));
-        Ok(Flusher { tx, stats })
+        let (ended_tx, ended) = watch::channel(());
+        tokio::spawn(async move {
+            run(task, rx, stats_task, health).await;
+            // `run` has returned, so the task's database handle is dropped; then say so.
+            drop(ended_tx);
+        });
+        Ok(Flusher { tx, stats, ended })
     }
 
     /// Counters since start-up.
@@ -87,6 +95,13 @@ impl Flusher {
             syncs: self.stats.syncs.load(Ordering::Relaxed),
             waiters: self.stats.waiters.load(Ordering::Relaxed),
         }
+    }
+
+    /// Resolves once the task has ended (every handle to it dropped, or a failed flush) and has
+    /// dropped its handle on the database.
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> {
+        let mut ended = self.ended.clone();
+        async move { while ended.changed().await.is_ok() {} }
     }
 
     /// Resolves once every write that completed before this call is on disk.

@@ -584,6 +584,41 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long [`Store::close`] waits for the database to be released.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits (at most [`CLOSE_WAIT`]) until sled's lock on `<dir>/db` is free: its IO threads may
+/// hold it for a moment after the last handle on the database was dropped.
+pub(crate) async fn wait_released(dir: &Path) -> Result<(), StoreError> {
+    tokio::time::timeout(CLOSE_WAIT, wait_unlocked(dir))
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Locked(dir.to_owned())))
+}
+
+/// Waits until sled's exclusive lock on `<dir>/db` is free (sled takes it with `flock`; a probe
+/// of our own on a new open file description conflicts with it while it is held).
+async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join("db");
+    loop {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // Never created: nothing holds it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::Sled(sled::Error::Io(e))),
+        };
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                drop(file);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Sled(sled::Error::Io(e)))
+            }
+        }
+    }
+}
+
 /// Why sled would not open `dir`, in words that say what to do.
 fn open_error(dir: &Path, e: sled::Error) -> StoreError {
     if let sled::Error::Io(io) = &e {
@@ -628,6 +663,34 @@ impl Store {
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })
+    }
+
+    /// Closes the store for every clone of this handle (their calls answer "being re-opened"
+    /// from now on) and returns once the directory can be opened again: the flusher task has
+    /// ended and dropped its database handle, and sled's file lock on `<dir>/db` is free (sled's
+    /// IO threads may hold it for a moment after its last handle is gone). Writes acknowledged
+    /// before are on disk already (group commit); nothing is flushed here. Waits at most
+    /// [`CLOSE_WAIT`] for an operation still holding the database to finish.
+    pub async fn close(self) -> Result<(), StoreError> {
+        let trees = self
+            .inner
+            .cell
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let dir = self.inner.dir.clone();
+        drop(self);
+        let ended = async {
+            if let Some(trees) = trees {
+                let ended = trees.flusher.ended();
+                drop(trees);
+                ended.await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_WAIT, ended).await.is_err() {
+            return Err(StoreError::Locked(dir));
+        }
+        wait_released(&dir).await
     }
 
     /// The open database, or why the store refuses service.
@@ -1555,6 +1618,31 @@ mod tests {
 
     /// Simulates the two torn writes a crash can leave (a prefix of the log) and checks that
     /// reopening removes exactly them and keeps every complete write.
+    /// `close` returns once the directory can be opened again: a restart needs no retries.
+    #[tokio::test]
+    async fn a_closed_store_opens_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut created = Vec::new();
+        for round in 0..20 {
+            let store = Store::open(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let (i, _) = store
+                .create_incident(new_incident("restart"), Utc::now())
+                .await
+                .unwrap();
+            created.push(i.id);
+            store.close().await.unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        for id in created {
+            store.incident(id).unwrap();
+        }
+        // Every clone of a closed store refuses service instead of writing to a closed database.
+        let other = store.clone();
+        store.close().await.unwrap();
+        assert!(matches!(other.t(), Err(StoreError::Broken(_))));
+    }
+
     #[tokio::test]
     async fn repair_removes_partial_writes_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -1601,15 +1689,10 @@ mod tests {
                 .insert(torn.id.to_bytes(), encode(&torn).unwrap())
                 .unwrap();
             store.durable().await.unwrap();
+            store.close().await.unwrap();
             (kept.id, orphan.id, torn.id)
         };
-        // Let the old flusher task drop its handle on the database before reopening.
-        let store = loop {
-            match Store::open(&path) {
-                Ok(s) => break s,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        };
+        let store = Store::open(&path).unwrap();
         let (i, updates) = store.incident(kept).unwrap();
         assert_eq!(
             updates.len(),

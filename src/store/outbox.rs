@@ -570,13 +570,8 @@ mod tests {
     use crate::domain::{Body, Contact, Impact, IncidentKind, Locale, Title};
     use crate::store::{NewIncident, NewSubscriber};
 
-    async fn open(dir: &std::path::Path) -> Store {
-        loop {
-            match Store::open(&dir.join("db")) {
-                Ok(s) => return s,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
+    fn open(dir: &std::path::Path) -> Store {
+        Store::open(&dir.join("db")).unwrap()
     }
 
     async fn setup(store: &Store, subscribers: usize) -> Broadcast {
@@ -626,7 +621,7 @@ mod tests {
     /// broadcast is fully expanded at the returned time.
     async fn expanded(subscribers: usize) -> (tempfile::TempDir, Store, Broadcast, DateTime<Utc>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
+        let store = open(dir.path());
         let b = setup(&store, subscribers).await;
         let now = Utc::now();
         store
@@ -646,7 +641,7 @@ mod tests {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
+        let store = open(dir.path());
         let b = setup(&store, 3).await;
         let other_ran = Arc::new(AtomicBool::new(false));
         let seen = other_ran.clone();
@@ -684,7 +679,7 @@ mod tests {
     async fn expansion_resumes_from_its_cursor_without_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = open(dir.path()).await;
+            let store = open(dir.path());
             let b = setup(&store, 25).await;
             let step = store
                 .expand(&b, &[], &ExpandTarget { reaches: &all }, 10, Utc::now())
@@ -703,8 +698,9 @@ mod tests {
                 .expand(&b, &[], &ExpandTarget { reaches: &all }, 15, Utc::now())
                 .await
                 .unwrap();
+            store.close().await.unwrap();
         }
-        let store = open(dir.path()).await;
+        let store = open(dir.path());
         let mut rounds = 0;
         while let Some(b) = store.open_broadcasts().unwrap().pop() {
             store
@@ -768,8 +764,8 @@ mod tests {
             1,
             "only the rescheduled one is queued"
         );
-        drop(store);
-        let store = open(dir.path()).await;
+        store.close().await.unwrap();
+        let store = open(dir.path());
         let again = store.claim_due("sms", now, 10).unwrap();
         assert_eq!(again.len(), 4);
         assert!(

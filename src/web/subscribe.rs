@@ -205,7 +205,7 @@ pub fn same_origin(headers: &HeaderMap, public: &str) -> bool {
 pub fn form(body: &[u8]) -> Vec<(String, String)> {
     std::str::from_utf8(body)
         .ok()
-        .and_then(|s| crate::inbound::twilio::decode_form(s).ok())
+        .and_then(|s| crate::percent::decode_form(s).ok())
         .unwrap_or_default()
 }
 
@@ -334,7 +334,7 @@ fn accepted(state: &AppState, lang: PageLang, contact: &Contact) -> Response {
             "check_inbox",
             None,
         ),
-        Contact::Phone(p) => code_page(state, lang, StatusCode::OK, p, None),
+        Contact::Phone(p) => code_page(state, lang, StatusCode::OK, p.as_str(), None),
     }
 }
 
@@ -550,7 +550,7 @@ async fn send_confirmation(
     };
     let recipient = match contact {
         Contact::Email(a) => Recipient::Email(a.clone()),
-        Contact::Phone(p) => Recipient::Phone(p.clone()),
+        Contact::Phone(p) => Recipient::Phone(p.to_string()),
     };
     let msg = OutMessage {
         idempotency_key: crate::store::signup::hash_hex(&[ctx.to_string().as_bytes()]),

@@ -208,6 +208,88 @@ async fn metrics_count_outcomes() {
     assert!(text.contains("crier_queue_depth 0"), "{text}");
 }
 
+/// The CLI reads the server's delivery status through the API's own `Status` type: every
+/// count the table shows is the server's, and a field the server renamed is an error naming
+/// the path (exit 4), not a silent 0 in the table.
+#[tokio::test]
+async fn the_cli_reads_the_delivery_status_as_the_servers_own_type() {
+    use crier::api::deliveries::Status;
+    use crier::cli::client::answer_as;
+    let app = spawn_app_with_channels(CHANNELS).await;
+    let id = app.open_incident("Typed").await;
+    let v = wait_complete(&app, &id).await;
+    let path = format!("/api/v1/incidents/{id}/deliveries");
+    let st: Status = answer_as(&path, &v).unwrap();
+    assert!(st.complete);
+    assert_eq!(st.incident.to_string(), id);
+    assert_eq!(st.channels.len(), v["channels"].as_object().unwrap().len());
+    for (name, c) in &st.channels {
+        let want = &v["channels"][name];
+        assert_eq!(c.total as u64, want["total"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            c.delivered as u64,
+            want["delivered"].as_u64().unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(st.channels["public"].delivered, 1, "{v}");
+    // A server that renamed `delivered`: the CLI refuses the answer instead of printing 0.
+    let mut renamed = v.clone();
+    let public = renamed["channels"]["public"].as_object_mut().unwrap();
+    let n = public.remove("delivered").unwrap();
+    public.insert("delivered_count".into(), n);
+    let e = answer_as::<Status>(&path, &renamed).unwrap_err();
+    assert_eq!(e.exit_code(), 4);
+    assert!(e.to_string().contains(&path), "{e}");
+    assert!(e.to_string().contains("delivered"), "{e}");
+}
+
+/// Shutdown is bounded: a delivery stream that would run until every delivery is final ends
+/// when the server shuts down, and a send waiting for its channel's rate (here an hour) does
+/// not hold the shutdown up; it is due again at the next start.
+#[tokio::test]
+async fn shutdown_ends_the_delivery_stream_and_the_rate_wait() {
+    let app = spawn_app_with_channels(&[(
+        "slow",
+        "kind = \"log\"\nrender = \"x\"\naudience = \"fixed\"\nrate = \"1/h\"\n",
+    )])
+    .await;
+    let id = app.open_incident("Slow").await;
+    // The first send takes the hour's only token; the second waits for the next one.
+    let r = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "identified", "message": "Found it."}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mut resp = app
+        .client
+        .get(app.url(&format!("/api/v1/incidents/{id}/deliveries/stream")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().unwrap();
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.contains("\"complete\":false"), "{first}");
+    let stream = tokio::spawn(async move {
+        let mut rest = String::new();
+        while let Some(c) = resp.chunk().await.unwrap() {
+            rest.push_str(&String::from_utf8_lossy(&c));
+        }
+        rest
+    });
+    // A hang-guard only: without the fix the server waits for the stream and the hour.
+    let (stopped, _dir) = tokio::time::timeout(Duration::from_secs(120), app.shut_down())
+        .await
+        .expect("the server did not shut down");
+    stopped.unwrap();
+    let rest = stream.await.unwrap();
+    assert!(!rest.contains("\"complete\":true"), "{rest}");
+}
+
 #[tokio::test]
 async fn sse_stream_reports_progress_until_complete() {
     let app = spawn_app_with_channels(CHANNELS).await;

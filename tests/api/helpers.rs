@@ -21,7 +21,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub dir: TempDir,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 /// The app with no channels (nothing is sent in the background, so store checksums are stable).
@@ -66,7 +67,7 @@ pub async fn spawn_app_with(
     let addr = server.local_addr().unwrap();
     let store = server.store();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
+    let running = tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
     let token = crier::token::read_admin_token(&dir.path().join("data"))
@@ -78,7 +79,8 @@ pub async fn spawn_app_with(
         client: reqwest::Client::new(),
         store,
         dir,
-        _shutdown: tx,
+        shutdown: tx,
+        running,
     }
 }
 
@@ -118,6 +120,19 @@ async fn into_resp(r: reqwest::Response) -> Resp {
 }
 
 impl TestApp {
+    /// Signals shutdown (as SIGTERM does) and returns the server's own result once it has
+    /// stopped; the data directory stays until the returned value is dropped.
+    pub async fn shut_down(self) -> (anyhow::Result<()>, TempDir) {
+        let TestApp {
+            shutdown,
+            running,
+            dir,
+            ..
+        } = self;
+        let _ = shutdown.send(());
+        (running.await.unwrap(), dir)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -108,7 +108,7 @@ async fn pages(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let mut resp = if status == StatusCode::UNAUTHORIZED && is_problem {
         // Back to the page asked for after signing in (a write's form is not replayed).
         let next = if is_get && path != "/console/login" {
-            format!("&next={}", urlencoding(&path))
+            format!("&next={}", crate::percent::encode_path(&path))
         } else {
             String::new()
         };
@@ -140,18 +140,6 @@ async fn pages(State(state): State<AppState>, req: Request, next: Next) -> Respo
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-/// Percent-encodes a path for a query value.
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A 303 See Other to `to` (a console path).

@@ -112,7 +112,7 @@ async fn components_page(
         .map(|c| {
             context! {
                 name => c.name.as_str(),
-                action => format!("/console/components/{}", super::urlencoding(c.name.as_str()).replace('/', "%2F")),
+                action => format!("/console/components/{}", crate::percent::encode(c.name.as_str())),
                 group => c.group,
                 status => c.status.as_str(),
                 label => c.status.as_str().replace('_', " "),

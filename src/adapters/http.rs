@@ -136,16 +136,7 @@ impl RateGate {
 
 /// Percent-encodes one path segment (RFC 3986 unreserved characters stay as they are).
 pub fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b))
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::percent::encode(s)
 }
 
 /// The primary language subtag of a BCP 47 locale (`fi-FI` → `fi`), as Mastodon and Bluesky

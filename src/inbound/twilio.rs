@@ -179,37 +179,7 @@ pub fn parse_status_callback(form: &str) -> Result<StatusCallback, TwilioError> 
 /// Decodes an `application/x-www-form-urlencoded` body into ordered pairs
 /// (`+` is a space, `%XX` a byte; the result must be UTF-8).
 pub fn decode_form(form: &str) -> Result<Vec<(String, String)>, TwilioError> {
-    form.split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            Ok((percent_decode(k)?, percent_decode(v)?))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> Result<String, TwilioError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| TwilioError::MalformedForm("bad percent escape".into()))?;
-                out.push(hex);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| TwilioError::MalformedForm("not UTF-8".into()))
+    crate::percent::decode_form(form).map_err(|e| TwilioError::MalformedForm(e.to_string()))
 }
 
 /// Checks `X-Twilio-Signature` on a status callback: Base64 of HMAC-SHA1, keyed with the auth

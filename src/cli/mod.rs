@@ -1325,6 +1325,24 @@ async fn c_preview(c: &Client, body: Value) -> Result<Value, CliError> {
         .await
 }
 
+/// Posts one incident write: a write held for a second person's approval is printed as held
+/// (nothing was sent), anything else by `written`.
+async fn write_incident(
+    c: &Client,
+    path: &str,
+    body: Option<Body>,
+    json_out: bool,
+    written: impl FnOnce(&Value, bool),
+) -> Result<(), CliError> {
+    let v = c.call(Method::POST, path, body).await?;
+    if approvals::is_held(&v) {
+        approvals::held(&v, json_out);
+    } else {
+        written(&v, json_out);
+    }
+    Ok(())
+}
+
 async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), CliError> {
     match cmd {
         IncidentCmd::Open {
@@ -1370,14 +1388,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["next_update"] = json!(n);
             }
             glass.apply(&mut body);
-            let v = c
-                .call(Method::POST, "/api/v1/incidents", Some(Body::Json(body)))
-                .await?;
-            if approvals::is_held(&v) {
-                approvals::held(&v, json_out);
-            } else {
-                output::incident_written(&v, json_out, "Opened");
-            }
+            write_incident(
+                c,
+                "/api/v1/incidents",
+                Some(Body::Json(body)),
+                json_out,
+                |v, json_out| output::incident_written(v, json_out, "Opened"),
+            )
+            .await?;
         }
         IncidentCmd::Update {
             id,
@@ -1418,18 +1436,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["impact"] = json!(i);
             }
             glass.apply(&mut body);
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{}/updates", enc(&id)),
-                    Some(Body::Json(body)),
-                )
-                .await?;
-            if approvals::is_held(&v) {
-                approvals::held(&v, json_out);
-            } else {
-                output::posted(&v, json_out);
-            }
+            write_incident(
+                c,
+                &format!("/api/v1/incidents/{}/updates", enc(&id)),
+                Some(Body::Json(body)),
+                json_out,
+                |v, json_out| output::posted(v, json_out),
+            )
+            .await?;
         }
         IncidentCmd::Resolve {
             id,
@@ -1445,18 +1459,14 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["keep_components"] = json!(true);
             }
             glass.apply(&mut body);
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{}/resolve", enc(&id)),
-                    Some(Body::Json(body)),
-                )
-                .await?;
-            if approvals::is_held(&v) {
-                approvals::held(&v, json_out);
-            } else {
-                output::posted(&v, json_out);
-            }
+            write_incident(
+                c,
+                &format!("/api/v1/incidents/{}/resolve", enc(&id)),
+                Some(Body::Json(body)),
+                json_out,
+                |v, json_out| output::posted(v, json_out),
+            )
+            .await?;
         }
         IncidentCmd::Reopen {
             id,
@@ -1472,32 +1482,24 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["next_update"] = json!(n);
             }
             glass.apply(&mut body);
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{}/reopen", enc(&id)),
-                    Some(Body::Json(body)),
-                )
-                .await?;
-            if approvals::is_held(&v) {
-                approvals::held(&v, json_out);
-            } else {
-                output::posted(&v, json_out);
-            }
+            write_incident(
+                c,
+                &format!("/api/v1/incidents/{}/reopen", enc(&id)),
+                Some(Body::Json(body)),
+                json_out,
+                |v, json_out| output::posted(v, json_out),
+            )
+            .await?;
         }
         IncidentCmd::Publish { id, glass } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{}/publish{}", enc(&id), glass.query()),
-                    None,
-                )
-                .await?;
-            if approvals::is_held(&v) {
-                approvals::held(&v, json_out);
-            } else {
-                output::incident_written(&v, json_out, "Published");
-            }
+            write_incident(
+                c,
+                &format!("/api/v1/incidents/{}/publish{}", enc(&id), glass.query()),
+                None,
+                json_out,
+                |v, json_out| output::incident_written(v, json_out, "Published"),
+            )
+            .await?;
         }
         IncidentCmd::List { open, limit } => {
             let mut path = format!("/api/v1/incidents?limit={limit}");

@@ -1343,6 +1343,18 @@ async fn write_incident(
     Ok(())
 }
 
+/// Posts an update, a resolution or a reopening (`action`) to incident `id`.
+async fn post_to_incident(
+    c: &Client,
+    id: &str,
+    action: &str,
+    body: Value,
+    json_out: bool,
+) -> Result<(), CliError> {
+    let path = format!("/api/v1/incidents/{}/{action}", enc(id));
+    write_incident(c, &path, Some(Body::Json(body)), json_out, output::posted).await
+}
+
 async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), CliError> {
     match cmd {
         IncidentCmd::Open {
@@ -1436,14 +1448,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["impact"] = json!(i);
             }
             glass.apply(&mut body);
-            write_incident(
-                c,
-                &format!("/api/v1/incidents/{}/updates", enc(&id)),
-                Some(Body::Json(body)),
-                json_out,
-                |v, json_out| output::posted(v, json_out),
-            )
-            .await?;
+            post_to_incident(c, &id, "updates", body, json_out).await?;
         }
         IncidentCmd::Resolve {
             id,
@@ -1459,14 +1464,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["keep_components"] = json!(true);
             }
             glass.apply(&mut body);
-            write_incident(
-                c,
-                &format!("/api/v1/incidents/{}/resolve", enc(&id)),
-                Some(Body::Json(body)),
-                json_out,
-                |v, json_out| output::posted(v, json_out),
-            )
-            .await?;
+            post_to_incident(c, &id, "resolve", body, json_out).await?;
         }
         IncidentCmd::Reopen {
             id,
@@ -1482,14 +1480,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body["next_update"] = json!(n);
             }
             glass.apply(&mut body);
-            write_incident(
-                c,
-                &format!("/api/v1/incidents/{}/reopen", enc(&id)),
-                Some(Body::Json(body)),
-                json_out,
-                |v, json_out| output::posted(v, json_out),
-            )
-            .await?;
+            post_to_incident(c, &id, "reopen", body, json_out).await?;
         }
         IncidentCmd::Publish { id, glass } => {
             write_incident(

@@ -350,6 +350,10 @@ pub const CONSOLE: &[Rule] = &[
         Min(Responder),
         Some("component.set"),
     ),
+    // Channels: every role sees them; a credential check (posts nothing, writes nothing) is an
+    // admin's, as `crier channels check` is the operator's.
+    rule("GET", "/console/channels", Min(Viewer), None),
+    rule("POST", "/console/channels/{name}/check", Min(Admin), None),
     rule("GET", "/console/notices", Min(Viewer), None),
     rule(
         "POST",

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 26] = [
+const TEMPLATES: [(&str, &str); 27] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -95,6 +95,10 @@ const TEMPLATES: [(&str, &str); 26] = [
     (
         "console/components.html",
         include_str!("../../web/templates/console/components.html"),
+    ),
+    (
+        "console/channels.html",
+        include_str!("../../web/templates/console/channels.html"),
     ),
     (
         "console/notices.html",

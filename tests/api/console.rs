@@ -1591,3 +1591,136 @@ pub fn secret_of(html: &str) -> String {
     let rest = &html[at + "id=\"secret-value\">".len()..];
     unescape(&rest[..rest.find('<').unwrap()])
 }
+
+/// The channels page: every role sees each channel's kind, audience, rate and state (a skipped
+/// one with its missing variable); an admin's **Check credentials** runs `crier channels
+/// check`'s check against the platform (a good token: ok; a refused one: the platform's
+/// error), secrets never shown; a viewer has no button and a forged check is refused.
+#[tokio::test]
+async fn console_channels_page_lists_channels_and_checks_credentials_for_admins() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const GOOD: &str = "console-good-4411";
+    const BAD: &str = "console-bad-5522";
+    let tg = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/bot{GOOD}/getMe")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"ok": true, "result": {"id": 1, "is_bot": true, "username": "crier_bot"}}),
+        ))
+        .mount(&tg)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/bot{BAD}/getMe")))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            ),
+        )
+        .mount(&tg)
+        .await;
+    std::env::set_var("CONSOLE_CHK_GOOD", GOOD);
+    std::env::set_var("CONSOLE_CHK_BAD", BAD);
+    let good = format!(
+        "kind = \"telegram\"\nbase_url = \"{}\"\nbot_token_env = \"CONSOLE_CHK_GOOD\"\nchat_id = \"-100\"\nrate = \"5/10s\"\n",
+        tg.uri()
+    );
+    let bad = format!(
+        "kind = \"telegram\"\nbase_url = \"{}\"\nbot_token_env = \"CONSOLE_CHK_BAD\"\nchat_id = \"-100\"\n",
+        tg.uri()
+    );
+    let gone =
+        "kind = \"telegram\"\nbot_token_env = \"CONSOLE_CHK_UNSET_TOKEN\"\nchat_id = \"-100\"\n";
+    let (app, _) = console_app(
+        &[("tg-good", &good), ("tg-bad", &bad), ("tg-gone", gone)],
+        |_| {},
+    )
+    .await;
+    add_user(&app, "ville", "viewer").await;
+    add_user(&app, "root", "admin").await;
+
+    // A viewer sees every channel, the skipped one with its missing variable, and no button.
+    let ville = login(&app, "ville").await;
+    let p = get(&app, Some(&ville.cookie), "/console/channels").await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert!(p.body.contains("<h1>Channels</h1>"), "{}", p.body);
+    assert!(
+        p.body.contains("href=\"/console/channels\""),
+        "in the nav: {}",
+        p.body
+    );
+    assert!(
+        unescape(&p.body).contains("<strong>tg-good</strong> (telegram, fixed, rate 5/10s)"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("<strong>tg-bad</strong>"), "{}", p.body);
+    assert!(p.body.contains("ch-skipped"), "{}", p.body);
+    assert!(
+        p.body.contains("CONSOLE_CHK_UNSET_TOKEN"),
+        "the missing variable is named: {}",
+        p.body
+    );
+    assert!(!p.body.contains("Check credentials"), "{}", p.body);
+    let before = entries(&app).len();
+    let forged = post(&app, &ville, "/console/channels/tg-good/check", &[], true).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(
+        !forged.body.contains("crier_bot"),
+        "not checked: {}",
+        forged.body
+    );
+    assert_eq!(
+        entries(&app).len(),
+        before,
+        "a refused read-only post adds no entry"
+    );
+    assert_eq!(
+        tg.received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/getMe"))
+            .count(),
+        0
+    );
+
+    // An admin checks: ok with what the platform said; a refusal with its error.
+    let root = login(&app, "root").await;
+    let p = get(&app, Some(&root.cookie), "/console/channels").await;
+    assert!(
+        unescape(&p.body).contains("action=\"/console/channels/tg-good/check\""),
+        "{}",
+        p.body
+    );
+    let ok = post(&app, &root, "/console/channels/tg-good/check", &[], true).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(
+        unescape(&ok.body).contains("Check: <strong>ok</strong> — bot @crier_bot"),
+        "{}",
+        ok.body
+    );
+    let failed = post(&app, &root, "/console/channels/tg-bad/check", &[], true).await;
+    assert_eq!(failed.status, 200, "{failed:?}");
+    assert!(
+        failed.body.contains("Check: <strong>failed</strong>"),
+        "{}",
+        failed.body
+    );
+    assert!(failed.body.contains("401"), "{}", failed.body);
+    for page in [&p.body, &ok.body, &failed.body] {
+        assert!(
+            !page.contains(GOOD) && !page.contains(BAD),
+            "no secret: {page}"
+        );
+    }
+    // Nothing was posted to the platform: only getMe was asked.
+    for r in tg.received_requests().await.unwrap() {
+        assert_eq!(r.method.as_str(), "GET", "{} {}", r.method, r.url);
+    }
+    // A check without the CSRF token is refused too.
+    let p = post(&app, &root, "/console/channels/tg-good/check", &[], false).await;
+    assert_eq!(p.status, 403, "{p:?}");
+    let p = post(&app, &root, "/console/channels/nope/check", &[], true).await;
+    assert_eq!(p.status, 404, "{p:?}");
+}

@@ -17,6 +17,7 @@
 //! same-origin scripts) adds the live preview while typing and the self-refreshing dashboard and
 //! delivery progress.
 
+mod channels;
 mod compose;
 mod dashboard;
 mod incident;
@@ -62,6 +63,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/audit", get(records::audit))
         .route("/console/components", get(records::components))
         .route("/console/components/{name}", post(records::set_component))
+        .route("/console/channels", get(channels::page))
+        .route("/console/channels/{name}/check", post(channels::check))
         .route("/console/notices", get(records::notices))
         .route("/console/notices/{id}/remove", post(records::remove_notice))
         .route(

@@ -357,6 +357,14 @@ pub const CONSOLE: &[Rule] = &[
     rule("GET", "/console/notices", Min(Viewer), None),
     rule(
         "POST",
+        "/console/notices",
+        Min(Publisher),
+        Some("notice.create"),
+    ),
+    // The next fire times of a notice being added: writes nothing.
+    rule("POST", "/console/notices/preview", Min(Publisher), None),
+    rule(
+        "POST",
         "/console/notices/{id}/remove",
         Min(Publisher),
         Some("notice.remove"),

@@ -535,6 +535,24 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     once(&app, "notice.remove", p, &mut seen, b).await;
     let list = get(&app, Some(&anna.cookie), "/console/notices").await;
     assert!(list.body.contains("No recurring notices"), "{}", list.body);
+    // Added through the console's form (the API's create).
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices",
+        &[
+            ("cron", "30 8 * * *"),
+            ("tz", "Europe/Helsinki"),
+            ("msg_en", "Morning status."),
+            ("channels", "staff"),
+        ],
+        true,
+    )
+    .await;
+    once(&app, "notice.create", p, &mut seen, b).await;
+    let list = get(&app, Some(&anna.cookie), "/console/notices").await;
+    assert!(list.body.contains("Morning status."), "{}", list.body);
 
     // Subscribers (a publisher).
     let b = entries(&app).len();
@@ -1723,4 +1741,155 @@ async fn console_channels_page_lists_channels_and_checks_credentials_for_admins(
     assert_eq!(p.status, 403, "{p:?}");
     let p = post(&app, &root, "/console/channels/nope/check", &[], true).await;
     assert_eq!(p.status, 404, "{p:?}");
+}
+
+/// Adding a notice in the console: **Show next times** lists the next five fire times (the
+/// API's own, in the zone and in UTC) and writes nothing; a bad crontab field or zone shows the
+/// API's message next to its field and writes nothing; adding writes one notice and one audit
+/// entry; a viewer has no form and a forged add is refused.
+#[tokio::test]
+async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
+    let staff = ("staff", "kind = \"log\"\naudience = \"fixed\"\n");
+    let (app, _) = console_app(&[staff], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    add_user(&app, "ville", "viewer").await;
+    let anna = login(&app, "anna").await;
+    let notices = |app: &TestApp| app.store.notices().unwrap().len();
+    let form = |cron: &'static str, tz: &'static str| {
+        vec![
+            ("cron", cron),
+            ("tz", tz),
+            ("subject", "Daily"),
+            ("msg_en", "Daily status: all normal."),
+            ("msg_fi", "Päivittäinen tila: kaikki kunnossa."),
+            ("channels", "staff"),
+        ]
+    };
+
+    let page = get(&app, Some(&anna.cookie), "/console/notices").await;
+    assert!(page.body.contains("id=\"add-notice\""), "{}", page.body);
+    assert!(page.body.contains("Show next times"), "{}", page.body);
+
+    // A valid expression: five times, in the zone and in UTC; nothing written.
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices/preview",
+        &form("0 9 * * 1-5", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let body = unescape(&p.body);
+    let at = body
+        .find("id=\"next-times\"")
+        .unwrap_or_else(|| panic!("{body}"));
+    let block = &body[at..body[at..].find("</div>").unwrap() + at];
+    let times: Vec<&str> = block
+        .split("<li>")
+        .skip(1)
+        .map(|li| &li[..li.find("</li>").unwrap()])
+        .collect();
+    assert_eq!(times.len(), 5, "{block}");
+    for t in &times {
+        assert!(t.contains(" 09:00 EE") && t.ends_with(" UTC)"), "{t}");
+    }
+    assert!(block.contains("Europe/Helsinki and UTC"), "{block}");
+    assert!(
+        body.contains("value=\"0 9 * * 1-5\""),
+        "what was typed is kept: {body}"
+    );
+    assert_eq!(notices(&app), 0, "a preview writes nothing");
+    assert_eq!(entries(&app).len(), before, "and is not audited");
+
+    // A bad field: the API's message (the same words as POST /api/v1/notices), next to it.
+    let api = app
+        .post(
+            "/api/v1/notices",
+            json!({"cron": "0 9 * * 8", "tz": "Europe/Helsinki", "message": "x", "channels": ["staff"]}),
+        )
+        .await;
+    assert_eq!(api.status, 422, "{:?}", api.body);
+    let detail = api.body["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("day of week") || detail.contains("8"),
+        "{detail}"
+    );
+    for path in ["/console/notices/preview", "/console/notices"] {
+        let before = entries(&app).len();
+        let p = post(
+            &app,
+            &anna,
+            path,
+            &form("0 9 * * 8", "Europe/Helsinki"),
+            true,
+        )
+        .await;
+        assert_eq!(p.status, 422, "{path}: {p:?}");
+        let body = unescape(&p.body);
+        assert!(
+            body.contains(&format!("id=\"err-cron\">{detail}</p>")),
+            "{path}: {detail} next to the cron field: {body}"
+        );
+        assert!(!body.contains("id=\"next-times\""), "{body}");
+        assert_eq!(notices(&app), 0, "{path}: nothing written");
+        assert_eq!(entries(&app).len(), before, "{path}: nothing audited");
+    }
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices/preview",
+        &form("0 9 * * *", "Mars/Olympus"),
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(
+        unescape(&p.body).contains("id=\"err-tz\">tz: \"Mars/Olympus\" is not an IANA time zone"),
+        "{}",
+        p.body
+    );
+
+    // Adding: one notice, one audit entry, and the list shows the times the preview showed.
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices",
+        &form("0 9 * * 1-5", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(p.location, "/console/notices");
+    assert_eq!(notices(&app), 1);
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
+    assert_eq!(e.last().unwrap().action, "notice.create");
+    let n = &app.store.notices().unwrap()[0];
+    assert_eq!(n.cron.to_string(), "0 9 * * 1-5");
+    assert_eq!(n.channels, vec!["staff".to_owned()]);
+    assert_eq!(n.body.texts().len(), 2, "English and Finnish");
+    let list = unescape(&get(&app, Some(&anna.cookie), "/console/notices").await.body);
+    for t in &times {
+        assert!(list.contains(&format!("<li>{t}</li>")), "{t} in {list}");
+    }
+
+    // A viewer: no form, and a forged add or preview is refused and writes nothing.
+    let ville = login(&app, "ville").await;
+    let page = get(&app, Some(&ville.cookie), "/console/notices").await;
+    assert!(!page.body.contains("id=\"add-notice\""), "{}", page.body);
+    for path in ["/console/notices", "/console/notices/preview"] {
+        let p = post(
+            &app,
+            &ville,
+            path,
+            &form("0 9 * * *", "Europe/Helsinki"),
+            true,
+        )
+        .await;
+        assert_eq!(p.status, 403, "{path}: {p:?}");
+    }
+    assert_eq!(notices(&app), 1);
 }

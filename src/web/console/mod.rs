@@ -22,6 +22,7 @@ mod compose;
 mod dashboard;
 mod incident;
 mod login;
+mod notices;
 mod records;
 mod subscribers;
 mod users;
@@ -65,8 +66,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/components/{name}", post(records::set_component))
         .route("/console/channels", get(channels::page))
         .route("/console/channels/{name}/check", post(channels::check))
-        .route("/console/notices", get(records::notices))
-        .route("/console/notices/{id}/remove", post(records::remove_notice))
+        .route("/console/notices", get(notices::page).post(notices::add))
+        .route("/console/notices/preview", post(notices::preview))
+        .route("/console/notices/{id}/remove", post(notices::remove))
         .route(
             "/console/subscribers",
             get(subscribers::page).post(subscribers::add),

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 27] = [
+const TEMPLATES: [(&str, &str); 28] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -99,6 +99,10 @@ const TEMPLATES: [(&str, &str); 27] = [
     (
         "console/channels.html",
         include_str!("../../web/templates/console/channels.html"),
+    ),
+    (
+        "console/notice_times.html",
+        include_str!("../../web/templates/console/notice_times.html"),
     ),
     (
         "console/notices.html",

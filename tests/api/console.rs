@@ -1851,6 +1851,39 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         p.body
     );
 
+    // The fragment console.js fetches as the expression is typed: the times, or the message.
+    let frag = post(
+        &app,
+        &anna,
+        "/console/notices/preview?fragment",
+        &form("0 9 * * 1-5", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert_eq!(frag.status, 200, "{frag:?}");
+    assert!(!frag.body.contains("<html"), "a fragment: {}", frag.body);
+    let frag_body = unescape(&frag.body);
+    for t in &times {
+        assert!(
+            frag_body.contains(&format!("<li>{t}</li>")),
+            "{t} in {frag_body}"
+        );
+    }
+    let frag = post(
+        &app,
+        &anna,
+        "/console/notices/preview?fragment",
+        &form("0 9 * * 8", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert!(
+        unescape(&frag.body).contains(&format!("id=\"times-error\">{detail}</p>")),
+        "{}",
+        frag.body
+    );
+    assert_eq!(notices(&app), 0, "fragments write nothing");
+
     // Adding: one notice, one audit entry, and the list shows the times the preview showed.
     let before = entries(&app).len();
     let p = post(

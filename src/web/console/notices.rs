@@ -13,7 +13,7 @@ use crate::api::notices::{Fire, NewNotice};
 use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use minijinja::{context, Value};
@@ -74,12 +74,14 @@ fn request(f: &[(String, String)]) -> Result<NewNotice, ApiError> {
         .map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
-/// `POST /console/notices/preview`: the next five fire times of the typed notice, or the API's
-/// message next to its field. Writes nothing.
+/// `POST /console/notices/preview[?fragment]`: the next five fire times of the typed notice, or
+/// the API's message next to its field. Writes nothing. With `fragment` (for `console.js`, as
+/// the expression is typed) the times or the message alone.
 pub async fn preview(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     session: Option<Extension<SessionAuth>>,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let f = fields(&body);
@@ -90,6 +92,23 @@ pub async fn preview(
         },
         Err(e) => Form::Refused(e),
     };
+    if q.is_some_and(|q| q.split('&').any(|p| p == "fragment")) {
+        let (times, zone, error) = match form {
+            Form::Times(next, tz) => (
+                Some(next.iter().map(|f| fire(f, tz)).collect::<Vec<_>>()),
+                Some(tz.name().to_owned()),
+                None,
+            ),
+            Form::Refused(e) => (None, None, Some(e.detail)),
+            Form::Empty => (None, None, None),
+        };
+        return Ok(super::page(
+            &state,
+            "console/notice_times.html",
+            me(&caller, session.as_deref()),
+            context! { times => times, times_zone => zone, live_error => error },
+        ));
+    }
     render(&state, &caller, session.as_deref(), &f, form).await
 }
 

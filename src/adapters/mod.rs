@@ -110,6 +110,43 @@ pub enum Check {
     Unchecked(String),
 }
 
+/// The verdict on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCheck {
+    pub name: String,
+    pub kind: String,
+    /// `ok`, `failed`, `skipped` (not active) or `unchecked` (cannot be checked without posting).
+    pub status: &'static str,
+    pub detail: String,
+}
+
+/// Checks one active channel's credentials without posting: what `crier channels check` and
+/// the console's channels page (docs/CONSOLE.md) both run. Social kinds ask the platform
+/// ([`Adapter::check`]); the others cannot be checked without sending (`unchecked`).
+pub async fn check_channel(ch: &Channel, data_dir: &Path) -> ChannelCheck {
+    let verdict = |status: &'static str, detail: String| ChannelCheck {
+        name: ch.name.clone(),
+        kind: ch.kind.as_str().to_owned(),
+        status,
+        detail,
+    };
+    if !ch.kind.is_social() {
+        return verdict(
+            "unchecked",
+            format!("no credential check for {} channels", ch.kind.as_str()),
+        );
+    }
+    let adapter = match Adapter::build(ch, data_dir) {
+        Ok(a) => a,
+        Err(e) => return verdict("failed", e.message),
+    };
+    match adapter.check().await {
+        Check::Ok(d) => verdict("ok", d),
+        Check::Failed(d) => verdict("failed", d),
+        Check::Unchecked(d) => verdict("unchecked", d),
+    }
+}
+
 /// Why an adapter could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("channel {channel}: {message}")]

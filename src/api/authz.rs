@@ -350,7 +350,19 @@ pub const CONSOLE: &[Rule] = &[
         Min(Responder),
         Some("component.set"),
     ),
+    // Channels: every role sees them; a credential check (posts nothing, writes nothing) is an
+    // admin's, as `crier channels check` is the operator's.
+    rule("GET", "/console/channels", Min(Viewer), None),
+    rule("POST", "/console/channels/{name}/check", Min(Admin), None),
     rule("GET", "/console/notices", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/notices",
+        Min(Publisher),
+        Some("notice.create"),
+    ),
+    // The next fire times of a notice being added: writes nothing.
+    rule("POST", "/console/notices/preview", Min(Publisher), None),
     rule(
         "POST",
         "/console/notices/{id}/remove",

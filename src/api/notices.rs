@@ -127,6 +127,23 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<NewNotice>,
 ) -> Result<(StatusCode, Json<NoticeView>), ApiError> {
+    let now = state.dispatcher.now();
+    let notice = validate(&state, req, now)?;
+    state.store.put_notice(&notice).await?;
+    tracing::info!(notice = %notice.id, cron = %notice.cron, tz = %notice.tz, "notice added");
+    Ok((StatusCode::CREATED, Json(view(notice, now))))
+}
+
+/// A new notice as [`create`] would add it, with its next fire times, writing nothing: the
+/// console's **Show next times** (the same checks, messages and fire times as the API's).
+pub fn dry_run(state: &AppState, req: NewNotice) -> Result<NoticeView, ApiError> {
+    let now = state.dispatcher.now();
+    Ok(view(validate(state, req, now)?, now))
+}
+
+/// Every check of a new notice (event, zone, crontab expression, channels, dates, text,
+/// subject, that it ever fires), and the notice built from it. Writes nothing.
+fn validate(state: &AppState, req: NewNotice, now: DateTime<Utc>) -> Result<Notice, ApiError> {
     if let Some(e) = req.event.as_deref().map(str::trim) {
         if e != "notice" {
             return Err(ApiError::unprocessable(format!(
@@ -186,14 +203,13 @@ pub async fn create(
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "Notice".to_owned());
     crate::domain::check_line("subject", &subject)?;
-    let now = state.dispatcher.now();
     if schedule.next_after(now).is_none() {
         return Err(ApiError::unprocessable(format!(
             "cron: \"{}\" never fires; check the day and month fields",
             req.cron
         )));
     }
-    let notice = Notice {
+    Ok(Notice {
         id: Ulid::new(),
         cron,
         tz: tz.name().to_owned(),
@@ -204,10 +220,7 @@ pub async fn create(
         until,
         created_at: now,
         last_fired: None,
-    };
-    state.store.put_notice(&notice).await?;
-    tracing::info!(notice = %notice.id, cron = %notice.cron, tz = %notice.tz, "notice added");
-    Ok((StatusCode::CREATED, Json(view(notice, now))))
+    })
 }
 
 /// `GET /api/v1/notices`

@@ -8,44 +8,11 @@
 //! active), 2 for bad usage.
 
 use super::client::CliError;
-use crate::adapters::{Adapter, Check};
-use crate::channels::{self, Channel};
+use crate::adapters::check_channel;
+pub use crate::adapters::ChannelCheck;
+use crate::channels;
 use serde_json::{json, Value};
 use std::path::Path;
-
-/// The verdict on one channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelCheck {
-    pub name: String,
-    pub kind: String,
-    /// `ok`, `failed`, `skipped` (not active) or `unchecked` (cannot be checked without posting).
-    pub status: &'static str,
-    pub detail: String,
-}
-
-async fn check_one(ch: &Channel, data_dir: &Path) -> ChannelCheck {
-    let verdict = |status: &'static str, detail: String| ChannelCheck {
-        name: ch.name.clone(),
-        kind: ch.kind.as_str().to_owned(),
-        status,
-        detail,
-    };
-    if !ch.kind.is_social() {
-        return verdict(
-            "unchecked",
-            format!("no credential check for {} channels", ch.kind.as_str()),
-        );
-    }
-    let adapter = match Adapter::build(ch, data_dir) {
-        Ok(a) => a,
-        Err(e) => return verdict("failed", e.message),
-    };
-    match adapter.check().await {
-        Check::Ok(d) => verdict("ok", d),
-        Check::Failed(d) => verdict("failed", d),
-        Check::Unchecked(d) => verdict("unchecked", d),
-    }
-}
 
 /// Checks the channels of `dir` (only `only` when given). `Err` for an unreadable folder or an
 /// unknown name.
@@ -69,7 +36,7 @@ pub async fn check_channels(dir: &Path, only: Option<&str>) -> Result<Vec<Channe
         .iter()
         .filter(|c| only.is_none_or(|n| n == c.name))
     {
-        out.push(check_one(ch, &scratch).await);
+        out.push(check_channel(ch, &scratch).await);
     }
     for (name, why) in loaded
         .skipped

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 26] = [
+const TEMPLATES: [(&str, &str); 28] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -95,6 +95,14 @@ const TEMPLATES: [(&str, &str); 26] = [
     (
         "console/components.html",
         include_str!("../../web/templates/console/components.html"),
+    ),
+    (
+        "console/channels.html",
+        include_str!("../../web/templates/console/channels.html"),
+    ),
+    (
+        "console/notice_times.html",
+        include_str!("../../web/templates/console/notice_times.html"),
     ),
     (
         "console/notices.html",

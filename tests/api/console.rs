@@ -535,6 +535,24 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     once(&app, "notice.remove", p, &mut seen, b).await;
     let list = get(&app, Some(&anna.cookie), "/console/notices").await;
     assert!(list.body.contains("No recurring notices"), "{}", list.body);
+    // Added through the console's form (the API's create).
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices",
+        &[
+            ("cron", "30 8 * * *"),
+            ("tz", "Europe/Helsinki"),
+            ("msg_en", "Morning status."),
+            ("channels", "staff"),
+        ],
+        true,
+    )
+    .await;
+    once(&app, "notice.create", p, &mut seen, b).await;
+    let list = get(&app, Some(&anna.cookie), "/console/notices").await;
+    assert!(list.body.contains("Morning status."), "{}", list.body);
 
     // Subscribers (a publisher).
     let b = entries(&app).len();
@@ -1590,4 +1608,321 @@ pub fn secret_of(html: &str) -> String {
         .unwrap_or_else(|| panic!("no secret shown: {html}"));
     let rest = &html[at + "id=\"secret-value\">".len()..];
     unescape(&rest[..rest.find('<').unwrap()])
+}
+
+/// The channels page: every role sees each channel's kind, audience, rate and state (a skipped
+/// one with its missing variable); an admin's **Check credentials** runs `crier channels
+/// check`'s check against the platform (a good token: ok; a refused one: the platform's
+/// error), secrets never shown; a viewer has no button and a forged check is refused.
+#[tokio::test]
+async fn console_channels_page_lists_channels_and_checks_credentials_for_admins() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const GOOD: &str = "console-good-4411";
+    const BAD: &str = "console-bad-5522";
+    let tg = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/bot{GOOD}/getMe")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"ok": true, "result": {"id": 1, "is_bot": true, "username": "crier_bot"}}),
+        ))
+        .mount(&tg)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/bot{BAD}/getMe")))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            ),
+        )
+        .mount(&tg)
+        .await;
+    std::env::set_var("CONSOLE_CHK_GOOD", GOOD);
+    std::env::set_var("CONSOLE_CHK_BAD", BAD);
+    let good = format!(
+        "kind = \"telegram\"\nbase_url = \"{}\"\nbot_token_env = \"CONSOLE_CHK_GOOD\"\nchat_id = \"-100\"\nrate = \"5/10s\"\n",
+        tg.uri()
+    );
+    let bad = format!(
+        "kind = \"telegram\"\nbase_url = \"{}\"\nbot_token_env = \"CONSOLE_CHK_BAD\"\nchat_id = \"-100\"\n",
+        tg.uri()
+    );
+    let gone =
+        "kind = \"telegram\"\nbot_token_env = \"CONSOLE_CHK_UNSET_TOKEN\"\nchat_id = \"-100\"\n";
+    let (app, _) = console_app(
+        &[("tg-good", &good), ("tg-bad", &bad), ("tg-gone", gone)],
+        |_| {},
+    )
+    .await;
+    add_user(&app, "ville", "viewer").await;
+    add_user(&app, "root", "admin").await;
+
+    // A viewer sees every channel, the skipped one with its missing variable, and no button.
+    let ville = login(&app, "ville").await;
+    let p = get(&app, Some(&ville.cookie), "/console/channels").await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert!(p.body.contains("<h1>Channels</h1>"), "{}", p.body);
+    assert!(
+        p.body.contains("href=\"/console/channels\""),
+        "in the nav: {}",
+        p.body
+    );
+    assert!(
+        unescape(&p.body).contains("<strong>tg-good</strong> (telegram, fixed, rate 5/10s)"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("<strong>tg-bad</strong>"), "{}", p.body);
+    assert!(p.body.contains("ch-skipped"), "{}", p.body);
+    assert!(
+        p.body.contains("CONSOLE_CHK_UNSET_TOKEN"),
+        "the missing variable is named: {}",
+        p.body
+    );
+    assert!(!p.body.contains("Check credentials"), "{}", p.body);
+    let before = entries(&app).len();
+    let forged = post(&app, &ville, "/console/channels/tg-good/check", &[], true).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(
+        !forged.body.contains("crier_bot"),
+        "not checked: {}",
+        forged.body
+    );
+    assert_eq!(
+        entries(&app).len(),
+        before,
+        "a refused read-only post adds no entry"
+    );
+    assert_eq!(
+        tg.received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/getMe"))
+            .count(),
+        0
+    );
+
+    // An admin checks: ok with what the platform said; a refusal with its error.
+    let root = login(&app, "root").await;
+    let p = get(&app, Some(&root.cookie), "/console/channels").await;
+    assert!(
+        unescape(&p.body).contains("action=\"/console/channels/tg-good/check\""),
+        "{}",
+        p.body
+    );
+    let ok = post(&app, &root, "/console/channels/tg-good/check", &[], true).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(
+        unescape(&ok.body).contains("Check: <strong>ok</strong> — bot @crier_bot"),
+        "{}",
+        ok.body
+    );
+    let failed = post(&app, &root, "/console/channels/tg-bad/check", &[], true).await;
+    assert_eq!(failed.status, 200, "{failed:?}");
+    assert!(
+        failed.body.contains("Check: <strong>failed</strong>"),
+        "{}",
+        failed.body
+    );
+    assert!(failed.body.contains("401"), "{}", failed.body);
+    for page in [&p.body, &ok.body, &failed.body] {
+        assert!(
+            !page.contains(GOOD) && !page.contains(BAD),
+            "no secret: {page}"
+        );
+    }
+    // Nothing was posted to the platform: only getMe was asked.
+    for r in tg.received_requests().await.unwrap() {
+        assert_eq!(r.method.as_str(), "GET", "{} {}", r.method, r.url);
+    }
+    // A check without the CSRF token is refused too.
+    let p = post(&app, &root, "/console/channels/tg-good/check", &[], false).await;
+    assert_eq!(p.status, 403, "{p:?}");
+    let p = post(&app, &root, "/console/channels/nope/check", &[], true).await;
+    assert_eq!(p.status, 404, "{p:?}");
+}
+
+/// Adding a notice in the console: **Show next times** lists the next five fire times (the
+/// API's own, in the zone and in UTC) and writes nothing; a bad crontab field or zone shows the
+/// API's message next to its field and writes nothing; adding writes one notice and one audit
+/// entry; a viewer has no form and a forged add is refused.
+#[tokio::test]
+async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
+    let staff = ("staff", "kind = \"log\"\naudience = \"fixed\"\n");
+    let (app, _) = console_app(&[staff], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    add_user(&app, "ville", "viewer").await;
+    let anna = login(&app, "anna").await;
+    let notices = |app: &TestApp| app.store.notices().unwrap().len();
+    let form = |cron: &'static str, tz: &'static str| {
+        vec![
+            ("cron", cron),
+            ("tz", tz),
+            ("subject", "Daily"),
+            ("msg_en", "Daily status: all normal."),
+            ("msg_fi", "Päivittäinen tila: kaikki kunnossa."),
+            ("channels", "staff"),
+        ]
+    };
+
+    let page = get(&app, Some(&anna.cookie), "/console/notices").await;
+    assert!(page.body.contains("id=\"add-notice\""), "{}", page.body);
+    assert!(page.body.contains("Show next times"), "{}", page.body);
+
+    // A valid expression: five times, in the zone and in UTC; nothing written.
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices/preview",
+        &form("0 9 * * 1-5", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let body = unescape(&p.body);
+    let at = body
+        .find("id=\"next-times\"")
+        .unwrap_or_else(|| panic!("{body}"));
+    let block = &body[at..body[at..].find("</div>").unwrap() + at];
+    let times: Vec<&str> = block
+        .split("<li>")
+        .skip(1)
+        .map(|li| &li[..li.find("</li>").unwrap()])
+        .collect();
+    assert_eq!(times.len(), 5, "{block}");
+    for t in &times {
+        assert!(t.contains(" 09:00 EE") && t.ends_with(" UTC)"), "{t}");
+    }
+    assert!(block.contains("Europe/Helsinki and UTC"), "{block}");
+    assert!(
+        body.contains("value=\"0 9 * * 1-5\""),
+        "what was typed is kept: {body}"
+    );
+    assert_eq!(notices(&app), 0, "a preview writes nothing");
+    assert_eq!(entries(&app).len(), before, "and is not audited");
+
+    // A bad field: the API's message (the same words as POST /api/v1/notices), next to it.
+    let api = app
+        .post(
+            "/api/v1/notices",
+            json!({"cron": "0 9 * * 8", "tz": "Europe/Helsinki", "message": "x", "channels": ["staff"]}),
+        )
+        .await;
+    assert_eq!(api.status, 422, "{:?}", api.body);
+    let detail = api.body["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("day of week") || detail.contains("8"),
+        "{detail}"
+    );
+    for path in ["/console/notices/preview", "/console/notices"] {
+        let before = entries(&app).len();
+        let p = post(
+            &app,
+            &anna,
+            path,
+            &form("0 9 * * 8", "Europe/Helsinki"),
+            true,
+        )
+        .await;
+        assert_eq!(p.status, 422, "{path}: {p:?}");
+        let body = unescape(&p.body);
+        assert!(
+            body.contains(&format!("id=\"err-cron\">{detail}</p>")),
+            "{path}: {detail} next to the cron field: {body}"
+        );
+        assert!(!body.contains("id=\"next-times\""), "{body}");
+        assert_eq!(notices(&app), 0, "{path}: nothing written");
+        assert_eq!(entries(&app).len(), before, "{path}: nothing audited");
+    }
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices/preview",
+        &form("0 9 * * *", "Mars/Olympus"),
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(
+        unescape(&p.body).contains("id=\"err-tz\">tz: \"Mars/Olympus\" is not an IANA time zone"),
+        "{}",
+        p.body
+    );
+
+    // The fragment console.js fetches as the expression is typed: the times, or the message.
+    let frag = post(
+        &app,
+        &anna,
+        "/console/notices/preview?fragment",
+        &form("0 9 * * 1-5", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert_eq!(frag.status, 200, "{frag:?}");
+    assert!(!frag.body.contains("<html"), "a fragment: {}", frag.body);
+    let frag_body = unescape(&frag.body);
+    for t in &times {
+        assert!(
+            frag_body.contains(&format!("<li>{t}</li>")),
+            "{t} in {frag_body}"
+        );
+    }
+    let frag = post(
+        &app,
+        &anna,
+        "/console/notices/preview?fragment",
+        &form("0 9 * * 8", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert!(
+        unescape(&frag.body).contains(&format!("id=\"times-error\">{detail}</p>")),
+        "{}",
+        frag.body
+    );
+    assert_eq!(notices(&app), 0, "fragments write nothing");
+
+    // Adding: one notice, one audit entry, and the list shows the times the preview showed.
+    let before = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
+        "/console/notices",
+        &form("0 9 * * 1-5", "Europe/Helsinki"),
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(p.location, "/console/notices");
+    assert_eq!(notices(&app), 1);
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
+    assert_eq!(e.last().unwrap().action, "notice.create");
+    let n = &app.store.notices().unwrap()[0];
+    assert_eq!(n.cron.to_string(), "0 9 * * 1-5");
+    assert_eq!(n.channels, vec!["staff".to_owned()]);
+    assert_eq!(n.body.texts().len(), 2, "English and Finnish");
+    let list = unescape(&get(&app, Some(&anna.cookie), "/console/notices").await.body);
+    for t in &times {
+        assert!(list.contains(&format!("<li>{t}</li>")), "{t} in {list}");
+    }
+
+    // A viewer: no form, and a forged add or preview is refused and writes nothing.
+    let ville = login(&app, "ville").await;
+    let page = get(&app, Some(&ville.cookie), "/console/notices").await;
+    assert!(!page.body.contains("id=\"add-notice\""), "{}", page.body);
+    for path in ["/console/notices", "/console/notices/preview"] {
+        let p = post(
+            &app,
+            &ville,
+            path,
+            &form("0 9 * * *", "Europe/Helsinki"),
+            true,
+        )
+        .await;
+        assert_eq!(p.status, 403, "{path}: {p:?}");
+    }
+    assert_eq!(notices(&app), 1);
 }

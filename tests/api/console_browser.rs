@@ -595,3 +595,81 @@ async fn e2e_browser_console_subscribers_and_users() {
 async fn e2e_browser_console_phone_subscribers_and_users() {
     subscribers_and_users(Options::console_phone(), "console-phone").await;
 }
+
+/// The channels page (a skipped channel with its missing variable; an admin's credential
+/// check shown on the page) and adding a notice: the next fire times, or the API's message,
+/// follow the crontab expression as it is typed, writing nothing until **Add notice**.
+async fn channels_and_notices(o: Options, shot: &str) {
+    let staff = ("staff", "kind = \"log\"\naudience = \"fixed\"\n");
+    let gone = (
+        "tg-gone",
+        "kind = \"telegram\"\nbot_token_env = \"CONSOLE_E2E_UNSET_TOKEN\"\nchat_id = \"-100\"\n",
+    );
+    let (app, _) = console_app(&[staff, gone], |_| {}).await;
+    add_user(&app, "root", "admin").await;
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "root").await;
+
+    b.click_and_load("a[href='/console/channels']").await;
+    b.wait_text("h1", BOUND, |t| t == "Channels").await;
+    assert!(b
+        .text(".ch-skipped")
+        .await
+        .contains("CONSOLE_E2E_UNSET_TOKEN"));
+    b.click_and_load("#channel-1 button").await;
+    b.wait_text("#channel-1 .check", BOUND, |t| t.contains("unchecked"))
+        .await;
+    clean(&b, "on the channels page").await;
+    b.screenshot(&format!("{shot}-channels")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "channels page").await;
+    }
+
+    b.click_and_load("a[href='/console/notices']").await;
+    b.wait_text("h1", BOUND, |t| t == "Recurring notices").await;
+    // The times are the API's dry run of the whole notice: text and channel first.
+    b.append_text("#msg_en", "Daily status: all normal.").await;
+    b.click("input[name=channels][value=staff]").await;
+    b.append_text("#cron", "0 9 * * 8").await;
+    b.wait_text("#times-error", BOUND, |t| t.starts_with("cron:"))
+        .await;
+    b.type_into("#cron", "0 9 * * 1-5").await;
+    let times = b
+        .wait_text("#next-times", BOUND, |t| {
+            t.lines().filter(|l| l.ends_with(" UTC)")).count() == 5
+        })
+        .await;
+    assert!(times.contains("09:00"), "{times}");
+    assert!(
+        app.store.notices().unwrap().is_empty(),
+        "nothing written yet"
+    );
+    clean(&b, "while typing a notice").await;
+    b.screenshot(&format!("{shot}-notices")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "notices page").await;
+    }
+    b.click_and_load("#add").await;
+    b.wait_text("h1", BOUND, |t| t == "Recurring notices").await;
+    assert_eq!(
+        app.store.notices().unwrap().len(),
+        1,
+        "{}",
+        b.source().await
+    );
+    assert!(b.text(".notice-card").await.contains("Daily status"));
+    clean(&b, "after adding a notice").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_channels_and_notices() {
+    channels_and_notices(Options::laptop(), "console").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_channels_and_notices() {
+    channels_and_notices(Options::console_phone(), "console-phone").await;
+}

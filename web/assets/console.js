@@ -2,7 +2,9 @@
 // - [data-refresh]: fetches its URL every data-every seconds and replaces the content, until
 //   the fragment says data-complete="true" (delivery progress).
 // - form#compose: the per-channel preview follows the text as it is typed (POST the form to
-//   /console/preview?fragment, debounced), from the same preview code as the API.
+//   /console/preview?fragment, debounced), from the same preview code as the API;
+//   form#add-notice likewise shows a notice's next fire times (or the API's message) as the
+//   crontab expression is typed (/console/notices/preview?fragment).
 // - input[type=file][data-into]: reads a chosen CSV file into the import form's text field.
 "use strict";
 (function () {
@@ -34,7 +36,7 @@
   }
 
   function livePreview(form) {
-    var target = document.getElementById("previews");
+    var target = document.getElementById(form.getAttribute("data-target") || "previews");
     var url = form.getAttribute("data-preview");
     if (!target || !url) { return; }
     var timer = null;
@@ -99,5 +101,7 @@
     document.querySelectorAll("[data-refresh]").forEach(refresh);
     var compose = document.getElementById("compose");
     if (compose) { livePreview(compose); }
+    var notice = document.getElementById("add-notice");
+    if (notice) { livePreview(notice); }
   });
 })();

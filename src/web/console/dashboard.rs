@@ -145,17 +145,36 @@ fn live_context(state: &AppState) -> Value {
             }
         })
         .collect();
+    let channels = channel_health(state);
+    let (depth, oldest) = state.store.queue_depth();
+    context! {
+        incidents => incidents,
+        maintenance => maintenance,
+        approvals => approvals,
+        components => components,
+        channels => channels,
+        queue => depth,
+        oldest => oldest.map(|t| span(t, now)),
+        subscribers => state.store.subscriber_count(),
+        now => when(state, now),
+        problems => problems,
+    }
+}
+
+/// Every channel's health, active ones first (in the dispatcher's order), then the skipped:
+/// **active** with what it sent since start, **failing** (retries or dead deliveries since
+/// start, with the last error) or **skipped** with the reason (naming the missing variable).
+/// The dashboard and the channels page show the same rows.
+pub(super) fn channel_health(state: &AppState) -> Vec<Value> {
     let metrics = state.dispatcher.metrics();
     let mut channels: Vec<Value> = state
         .dispatcher
         .broadcast_targets()
         .into_iter()
         .map(|(name, subscribers)| {
-            let kind = state
-                .dispatcher
-                .channel(&name)
-                .map(|c| c.kind.as_str().to_owned())
-                .unwrap_or_default();
+            let ch = state.dispatcher.channel(&name);
+            let kind = ch.as_ref().map(|c| c.kind.as_str().to_owned()).unwrap_or_default();
+            let rate = ch.as_ref().map(|c| rate(&c.rate)).unwrap_or_default();
             let (sent, retries, dead, rejected) = (
                 metrics.count(&name, "delivered"),
                 metrics.count(&name, "retry"),
@@ -170,6 +189,7 @@ fn live_context(state: &AppState) -> Value {
             context! {
                 name => name,
                 kind => kind,
+                rate => rate,
                 audience => if subscribers { "subscribers" } else { "fixed" },
                 state => if failing { "failing" } else { "active" },
                 detail => if failing {
@@ -182,20 +202,20 @@ fn live_context(state: &AppState) -> Value {
         .collect();
     for (name, reason) in state.skipped_channels.iter() {
         channels.push(context! {
-            name => name, kind => "", audience => "", state => "skipped", detail => reason,
+            name => name, kind => "", rate => "", audience => "", state => "skipped", detail => reason,
         });
     }
-    let (depth, oldest) = state.store.queue_depth();
-    context! {
-        incidents => incidents,
-        maintenance => maintenance,
-        approvals => approvals,
-        components => components,
-        channels => channels,
-        queue => depth,
-        oldest => oldest.map(|t| span(t, now)),
-        subscribers => state.store.subscriber_count(),
-        now => when(state, now),
-        problems => problems,
-    }
+    channels
+}
+
+/// A send rate as channel files write it: `30/s`, `100/m`, `5/10s`.
+fn rate(r: &crate::channels::Rate) -> String {
+    let per =
+        crate::domain::Span::from_millis(u64::try_from(r.per.as_millis()).unwrap_or(u64::MAX))
+            .to_string();
+    let per = per
+        .strip_prefix('1')
+        .filter(|u| u.chars().all(|c| c.is_ascii_alphabetic()))
+        .unwrap_or(&per);
+    format!("{}/{per}", r.n)
 }

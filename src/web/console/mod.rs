@@ -17,10 +17,12 @@
 //! same-origin scripts) adds the live preview while typing and the self-refreshing dashboard and
 //! delivery progress.
 
+mod channels;
 mod compose;
 mod dashboard;
 mod incident;
 mod login;
+mod notices;
 mod records;
 mod subscribers;
 mod users;
@@ -62,8 +64,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/audit", get(records::audit))
         .route("/console/components", get(records::components))
         .route("/console/components/{name}", post(records::set_component))
-        .route("/console/notices", get(records::notices))
-        .route("/console/notices/{id}/remove", post(records::remove_notice))
+        .route("/console/channels", get(channels::page))
+        .route("/console/channels/{name}/check", post(channels::check))
+        .route("/console/notices", get(notices::page).post(notices::add))
+        .route("/console/notices/preview", post(notices::preview))
+        .route("/console/notices/{id}/remove", post(notices::remove))
         .route(
             "/console/subscribers",
             get(subscribers::page).post(subscribers::add),

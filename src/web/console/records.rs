@@ -1,4 +1,4 @@
-//! The audit log viewer and the components page. The log is read through the API's own
+//! The audit log viewer and the components page (notices: `notices.rs`). The log is read through the API's own
 //! listing ([`crate::api::users::list_audit`]: the same filters, the same messages for a bad
 //! one); a component's status is set through [`crate::api::components::set`].
 
@@ -156,46 +156,4 @@ pub async fn set_component(
         Ok(resp) => Ok(answer(resp).await.redirect("/console/components")),
         Err(e) => components_page(&state, &caller, session.as_deref(), Some((name, e))).await,
     }
-}
-
-/// `GET /console/notices`: the recurring notices with their next fire times (from the API's
-/// listing).
-pub async fn notices(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    session: Option<Extension<SessionAuth>>,
-) -> Result<Response, ApiError> {
-    let axum::Json(list) = crate::api::notices::list(State(state.clone())).await?;
-    let rows: Vec<Value> = list
-        .into_iter()
-        .map(|v| {
-            let n = &v.notice;
-            context! {
-                id => n.id.to_string(),
-                subject => n.subject,
-                cron => n.cron,
-                tz => n.tz,
-                channels => n.channels,
-                texts => n.body.texts().iter().map(|(l, t)| context! { locale => l.as_str(), text => t }).collect::<Vec<_>>(),
-                next => v.next.iter().map(|f| format!("{} ({} UTC)", f.local, f.utc.format("%Y-%m-%d %H:%M"))).collect::<Vec<_>>(),
-            }
-        })
-        .collect();
-    Ok(super::page(
-        &state,
-        "console/notices.html",
-        me(&caller, session.as_deref()),
-        context! { notices => rows },
-    ))
-}
-
-/// `POST /console/notices/{id}/remove` → [`crate::api::notices::remove`].
-pub async fn remove_notice(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let resp = crate::api::notices::remove(State(state), Path(id)).await?;
-    Ok(answer(axum::response::IntoResponse::into_response(resp))
-        .await
-        .redirect("/console/notices"))
 }

@@ -97,7 +97,7 @@ impl Server {
     /// Opens the store under `<data>/db`, settles the admin token, and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<(Self, TokenSource)> {
         // Channels and templates first: a broken file stops start-up before anything is written.
-        let loaded = channels::load(&config.channels_dir)
+        let loaded = channels::load_with_env(&config.channels_dir, config.env.lookup())
             .context("cannot load the channel definitions (fix the file named below)")?;
         // A shipped channel without credentials is normal (the summary line counts it); one
         // half set up or with a malformed value is a problem an operator must see.
@@ -132,11 +132,11 @@ impl Server {
         // The store's error says what is wrong (in use, read-only, damaged) and what to do.
         let store = Store::open(&config.data_dir.join("db"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        let (admin, source) = match std::env::var(&config.admin_token_env) {
-            Ok(t) if t.trim().len() >= 16 => {
+        let (admin, source) = match config.env.var(&config.admin_token_env) {
+            Some(t) if t.trim().len() >= 16 => {
                 (t.trim().to_owned(), TokenSource::Env(config.admin_token_env.clone()))
             }
-            Ok(t) if !t.trim().is_empty() => anyhow::bail!(
+            Some(t) if !t.trim().is_empty() => anyhow::bail!(
                 "the token in ${} is shorter than 16 characters; use a long random token (e.g. `openssl rand -hex 32`)",
                 config.admin_token_env
             ),

@@ -292,7 +292,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, stops the dispatcher
-    /// from claiming and waits for its in-flight sends, then flushes the store.
+    /// from claiming and waits for its in-flight sends, then flushes and closes the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -328,6 +328,13 @@ impl Server {
         }
         flushed.context("final flush of the store failed; writes since the last successful flush were not saved")?;
         let f = self.store.flush_stats();
+        // Every clone of the store (the API's, background tasks') is closed with it: the
+        // flusher has ended and sled's file lock is free when `run` returns, so the same data
+        // directory can be opened again at once (a restart in the same process, a test).
+        self.store
+            .close()
+            .await
+            .context("the store did not close cleanly")?;
         tracing::info!(
             "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk ({} writes in {} group commits since start)",
             self.channels.active.len(),

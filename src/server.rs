@@ -169,10 +169,14 @@ impl Server {
             dispatcher.clone(),
         );
         let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
-        let backups = config
-            .backup
-            .clone()
-            .map(|b| tokio::spawn(crate::backups::run(store.clone(), b, stop.subscribe())));
+        let backups = config.backup.clone().map(|b| {
+            tokio::spawn(crate::backups::run(
+                store.clone(),
+                b,
+                dispatcher.clock(),
+                stop.subscribe(),
+            ))
+        });
         // The static copy of the public pages, rewritten when they change.
         if let Some(dir) = config.render.page.static_export_dir.clone() {
             tokio::spawn(crate::web::export::run(

@@ -7,6 +7,7 @@
 //! directory (or at once when there is none or it is overdue), so frequent restarts neither
 //! skip backups nor take extra ones.
 
+use crate::dispatch::Clock;
 use crate::domain::Span;
 use crate::store::backup::EXTENSION;
 use crate::store::Store;
@@ -160,8 +161,8 @@ pub fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
 }
 
 /// Takes one scheduled backup and prunes; logs what happened.
-pub async fn backup_once(store: &Store, s: &BackupSettings) {
-    let path = s.dir.join(file_name(Utc::now()));
+pub async fn backup_once(store: &Store, s: &BackupSettings, clock: &Clock) {
+    let path = s.dir.join(file_name(clock.now()));
     let started = std::time::Instant::now();
     match store.backup_to_path(&path).await {
         Ok(summary) => {
@@ -186,8 +187,9 @@ pub async fn backup_once(store: &Store, s: &BackupSettings) {
 }
 
 /// The scheduled-backup task: runs until `stop` turns true (a backup in progress finishes).
-pub async fn run(store: Store, s: BackupSettings, mut stop: watch::Receiver<bool>) {
-    let now = Utc::now();
+/// File names carry the time on the server's clock.
+pub async fn run(store: Store, s: BackupSettings, clock: Clock, mut stop: watch::Receiver<bool>) {
+    let now = clock.now();
     let first = existing(&s.dir)
         .last()
         .and_then(|(t, _)| chrono::Duration::from_std(s.every).ok().map(|e| *t + e))
@@ -206,7 +208,7 @@ pub async fn run(store: Store, s: BackupSettings, mut stop: watch::Receiver<bool
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        backup_once(&store, &s).await;
+        backup_once(&store, &s, &clock).await;
         wait = s.every;
     }
 }
@@ -277,5 +279,29 @@ mod tests {
         );
         assert!(dir.path().join("notes.txt").exists());
         assert!(dir.path().join("crier-backup-garbage.crb").exists());
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_backup_is_named_by_the_servers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let s = BackupSettings {
+            every: Duration::from_secs(3600),
+            keep: 24,
+            dir: dir.path().join("backups"),
+        };
+        std::fs::create_dir_all(&s.dir).unwrap();
+        let at: DateTime<Utc> = "2031-03-30T01:30:00Z".parse().unwrap();
+        backup_once(&store, &s, &Clock::starting_at(at)).await;
+        let names: Vec<String> = existing(&s.dir)
+            .into_iter()
+            .map(|(t, p)| {
+                assert_eq!(t.format("%Y-%m-%d %H").to_string(), "2031-03-30 01");
+                p.file_name().unwrap().to_string_lossy().into_owned()
+            })
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].starts_with(&file_name(at)[..24]), "{names:?}");
+        store.close().await.unwrap();
     }
 }

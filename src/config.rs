@@ -6,6 +6,55 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the server reads the secrets its files name by environment variable: the channels'
+/// `*_env` keys, `admin_token_env`, `intake.hmac_secret_env`. The default is the process
+/// environment; tests give a fixed set of variables ([`Environment::from_pairs`]), so no test
+/// changes the environment of a multi-threaded test binary with `std::env::set_var`.
+#[derive(Clone)]
+pub struct Environment(Arc<crate::channels::Env>);
+
+impl Environment {
+    /// The process environment.
+    pub fn process() -> Self {
+        Environment(Arc::new(crate::channels::process_env))
+    }
+
+    /// Only these variables; nothing is read from the process environment.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let map: std::collections::BTreeMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Environment(Arc::new(move |name: &str| map.get(name).cloned()))
+    }
+
+    /// The value of the variable `name`, if it is set.
+    pub fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    /// The lookup, as [`crate::channels::load_with_env`] takes it.
+    pub fn lookup(&self) -> &crate::channels::Env {
+        &*self.0
+    }
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Environment::process()
+    }
+}
+
+/// Never prints values: they are secrets.
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Environment(..)")
+    }
+}
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +168,8 @@ pub struct Overrides {
     pub channels_dir: Option<PathBuf>,
     pub templates_dir: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
+    /// Where secrets named by `*_env` keys are read (default: the process environment).
+    pub env: Environment,
 }
 
 /// The validated configuration `serve` runs with.
@@ -148,6 +199,9 @@ pub struct Config {
     pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
     /// Self-service sign-ups (`[subscriptions]`).
     pub subscriptions: crate::web::subscribe::Settings,
+    /// Where the secrets named by `*_env` keys are read at start-up (the channels',
+    /// `admin_token_env`): the process environment unless a test gives its own.
+    pub env: Environment,
 }
 
 impl Default for Config {
@@ -169,6 +223,7 @@ impl Default for Config {
             public: crate::web::feed_settings::PublicSettings::default(),
             clock_start: None,
             subscriptions: Default::default(),
+            env: Environment::process(),
         }
     }
 }
@@ -191,7 +246,10 @@ impl Config {
             None => None,
         }
         .unwrap_or_default();
-        let mut c = Config::default();
+        let mut c = Config {
+            env: o.env.clone(),
+            ..Config::default()
+        };
         if let Some(v) = file.data_dir {
             c.data_dir = v;
         }
@@ -245,8 +303,8 @@ impl Config {
             file.maintenance,
         )
         .map_err(ConfigError::Invalid)?;
-        c.intake =
-            crate::intake::IntakeSettings::from_file(file.intake).map_err(ConfigError::Invalid)?;
+        c.intake = crate::intake::IntakeSettings::from_file(file.intake, &c.env)
+            .map_err(ConfigError::Invalid)?;
         c.approval = ApprovalSettings::from_file(
             file.approval,
             file.approval_above,
@@ -323,6 +381,47 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_intake_secret_comes_from_the_injected_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[intake]\nhmac_secret_env = \"CRIER_TEST_INJECTED_HOOK_SECRET\"\n",
+        )
+        .unwrap();
+        assert!(std::env::var_os("CRIER_TEST_INJECTED_HOOK_SECRET").is_none());
+        let c = Config::load(&Overrides {
+            config_file: Some(f.clone()),
+            env: Environment::from_pairs([(
+                "CRIER_TEST_INJECTED_HOOK_SECRET",
+                "a-long-hook-secret-0123456789",
+            )]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.intake.hmac_secret.as_deref(),
+            Some(&b"a-long-hook-secret-0123456789"[..])
+        );
+        // The server started from this config reads its other secrets from the same place.
+        assert_eq!(
+            c.env.var("CRIER_TEST_INJECTED_HOOK_SECRET").as_deref(),
+            Some("a-long-hook-secret-0123456789")
+        );
+        assert_eq!(format!("{:?}", c.env), "Environment(..)");
+        let e = Config::load(&Overrides {
+            config_file: Some(f),
+            env: Environment::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("CRIER_TEST_INJECTED_HOOK_SECRET"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn layers_apply_in_order() {

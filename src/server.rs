@@ -97,7 +97,7 @@ impl Server {
     /// Opens the store under `<data>/db`, settles the admin token, and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<(Self, TokenSource)> {
         // Channels and templates first: a broken file stops start-up before anything is written.
-        let loaded = channels::load(&config.channels_dir)
+        let loaded = channels::load_with_env(&config.channels_dir, config.env.lookup())
             .context("cannot load the channel definitions (fix the file named below)")?;
         // A shipped channel without credentials is normal (the summary line counts it); one
         // half set up or with a malformed value is a problem an operator must see.
@@ -132,11 +132,11 @@ impl Server {
         // The store's error says what is wrong (in use, read-only, damaged) and what to do.
         let store = Store::open(&config.data_dir.join("db"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        let (admin, source) = match std::env::var(&config.admin_token_env) {
-            Ok(t) if t.trim().len() >= 16 => {
+        let (admin, source) = match config.env.var(&config.admin_token_env) {
+            Some(t) if t.trim().len() >= 16 => {
                 (t.trim().to_owned(), TokenSource::Env(config.admin_token_env.clone()))
             }
-            Ok(t) if !t.trim().is_empty() => anyhow::bail!(
+            Some(t) if !t.trim().is_empty() => anyhow::bail!(
                 "the token in ${} is shorter than 16 characters; use a long random token (e.g. `openssl rand -hex 32`)",
                 config.admin_token_env
             ),
@@ -169,10 +169,14 @@ impl Server {
             dispatcher.clone(),
         );
         let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
-        let backups = config
-            .backup
-            .clone()
-            .map(|b| tokio::spawn(crate::backups::run(store.clone(), b, stop.subscribe())));
+        let backups = config.backup.clone().map(|b| {
+            tokio::spawn(crate::backups::run(
+                store.clone(),
+                b,
+                dispatcher.clock(),
+                stop.subscribe(),
+            ))
+        });
         // The static copy of the public pages, rewritten when they change.
         if let Some(dir) = config.render.page.static_export_dir.clone() {
             tokio::spawn(crate::web::export::run(
@@ -292,7 +296,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, stops the dispatcher
-    /// from claiming and waits for its in-flight sends, then flushes the store.
+    /// from claiming and waits for its in-flight sends, then flushes and closes the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -328,6 +332,13 @@ impl Server {
         }
         flushed.context("final flush of the store failed; writes since the last successful flush were not saved")?;
         let f = self.store.flush_stats();
+        // Every clone of the store (the API's, background tasks') is closed with it: the
+        // flusher has ended and sled's file lock is free when `run` returns, so the same data
+        // directory can be opened again at once (a restart in the same process, a test).
+        self.store
+            .close()
+            .await
+            .context("the store did not close cleanly")?;
         tracing::info!(
             "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk ({} writes in {} group commits since start)",
             self.channels.active.len(),

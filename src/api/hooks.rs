@@ -12,7 +12,6 @@ use crate::inbound::twilio::{decode_form, parse_status_callback, verify_signatur
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Utc;
 
 /// A Twilio status callback's form fields (others are accepted and ignored).
 #[derive(utoipa::ToSchema)]
@@ -77,9 +76,13 @@ pub async fn twilio_status(
     let status = cb.message_status.as_str();
     match state
         .store
-        .record_provider_status(&cb.message_sid, status, cb.error_code, Utc::now(), |old| {
-            cb.message_status.supersedes(old)
-        })
+        .record_provider_status(
+            &cb.message_sid,
+            status,
+            cb.error_code,
+            state.dispatcher.now(),
+            |old| cb.message_status.supersedes(old),
+        )
         .await?
     {
         Some(d) => {

@@ -165,7 +165,7 @@ async fn hook(
             ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))
         }
     })?;
-    let signed = authenticate(&state, &headers, &body, Utc::now())?;
+    let signed = authenticate(&state, &headers, &body, state.dispatcher.now())?;
     let source = match q.source.as_deref().map(str::trim) {
         Some("") => {
             return Err(ApiError::unprocessable(
@@ -185,7 +185,7 @@ async fn hook(
     if let Some(s) = &signed {
         if !state
             .store
-            .remember_signature(s.key, s.expires, Utc::now())
+            .remember_signature(s.key, s.expires, state.dispatcher.now())
             .await?
         {
             return Err(ApiError::new(

@@ -644,6 +644,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         channels_dir: args.channels.clone(),
         templates_dir: args.templates.clone(),
         config_file: args.config.clone(),
+        ..Default::default()
     };
     let run = async {
         let config = Config::load(&overrides)?;

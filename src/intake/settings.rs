@@ -118,7 +118,10 @@ impl Default for IntakeSettings {
 impl IntakeSettings {
     /// Validates the table; errors name the key. Reads the HMAC secret from the environment
     /// variable it names (a named but unset variable is an error: hooks would be unverifiable).
-    pub fn from_file(f: Option<IntakeFile>) -> Result<Self, String> {
+    pub fn from_file(
+        f: Option<IntakeFile>,
+        env: &crate::config::Environment,
+    ) -> Result<Self, String> {
         let mut s = IntakeSettings::default();
         let Some(f) = f else { return Ok(s) };
         if let Some(v) = f.hold_down {
@@ -137,7 +140,7 @@ impl IntakeSettings {
             s.locale = Locale::parse(&v).map_err(|e| format!("intake.locale: {e}"))?;
         }
         if let Some(name) = f.hmac_secret_env {
-            let value = std::env::var(&name).map_err(|_| {
+            let value = env.var(&name).ok_or_else(|| {
                 format!("intake.hmac_secret_env names ${name}, which is not set; set it, or remove the key to accept only bearer tokens")
             })?;
             if value.len() < 16 {
@@ -224,7 +227,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let s = IntakeSettings::from_file(Some(f)).unwrap();
+        let s = IntakeSettings::from_file(Some(f), &crate::config::Environment::process()).unwrap();
         assert_eq!(s.hold_down, Duration::from_secs(30));
         let labels: BTreeMap<String, String> = [
             ("severity".into(), "critical".into()),
@@ -242,12 +245,14 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let f: IntakeFile = toml::from_str("[[routes]]\nimpact = \"huge\"\n").unwrap();
-        let e = IntakeSettings::from_file(Some(f)).unwrap_err();
+        let e =
+            IntakeSettings::from_file(Some(f), &crate::config::Environment::process()).unwrap_err();
         assert!(e.contains("intake.routes[0].impact"), "{e}");
         assert!(toml::from_str::<IntakeFile>("holddown = \"1m\"").is_err());
         let f: IntakeFile =
             toml::from_str("hmac_secret_env = \"CRIER_TEST_SURELY_UNSET_SECRET\"").unwrap();
-        let e = IntakeSettings::from_file(Some(f)).unwrap_err();
+        let none = crate::config::Environment::from_pairs::<&str, &str>([]);
+        let e = IntakeSettings::from_file(Some(f), &none).unwrap_err();
         assert!(e.contains("CRIER_TEST_SURELY_UNSET_SECRET"), "{e}");
     }
 }

@@ -5,7 +5,7 @@
 //! decision is one audit entry. The CLI flow runs the real binary.
 
 use crate::authz::{add_token, add_user};
-use crate::helpers::{bin, spawn_app_with, TestApp};
+use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::Role;
 use crier::store::audit::AuditFilter;
@@ -30,7 +30,6 @@ async fn team() -> Team {
 }
 
 async fn team_with(configure: impl FnOnce(&mut crier::config::Config)) -> Team {
-    std::env::set_var(SECRET_ENV, "approval-test-secret");
     // Not from wiremock's pool: a pooled server can be handed on while an earlier test's crier
     // still sends to it, and its requests would be counted here.
     let provider = MockServer::builder().start().await;
@@ -45,6 +44,7 @@ async fn team_with(configure: impl FnOnce(&mut crier::config::Config)) -> Team {
     let staff = "kind = \"log\"\naudience = \"fixed\"\n";
     let app = spawn_app_with(&[("public", &public), ("staff", staff)], |c| {
         c.approval.notify = vec!["staff".into()];
+        c.env = env(&[(SECRET_ENV, "approval-test-secret")]);
         configure(c);
     })
     .await;

@@ -4,7 +4,7 @@
 //! subscriber.
 
 use crate::helpers::{
-    bin, crier, json as json_of, spawn_app, spawn_app_with_channels, stderr, stdout, ServeProcess,
+    bin, crier, env, json as json_of, spawn_app, spawn_app_with, stderr, stdout, ServeProcess,
     TestApp,
 };
 use serde_json::{json, Value};
@@ -216,11 +216,14 @@ async fn delivery_states_add_up_to_the_total_and_failures_say_when_next() {
         .respond_with(wiremock::ResponseTemplate::new(503))
         .mount(&mock)
         .await;
-    std::env::set_var("CRIER_H19_SLACK", format!("{}/slack/hook", mock.uri()));
-    let app = spawn_app_with_channels(&[(
-        "ops",
-        "kind = \"slack\"\nwebhook_url_env = \"CRIER_H19_SLACK\"\n",
-    )])
+    let hook = format!("{}/slack/hook", mock.uri());
+    let app = spawn_app_with(
+        &[(
+            "ops",
+            "kind = \"slack\"\nwebhook_url_env = \"CRIER_H19_SLACK\"\n",
+        )],
+        |c| c.env = env(&[("CRIER_H19_SLACK", &hook)]),
+    )
     .await;
     let id = app.open_incident("Check-in delays").await;
     wait_status(&app, &id, |v| v["channels"]["ops"]["retrying"] == 1).await;

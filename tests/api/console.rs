@@ -2,7 +2,7 @@
 //! roles, the API's messages next to the field, and one audit entry per console write. The
 //! real-browser scenarios are in `console_browser.rs`.
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{env, spawn_app_with, TestApp};
 use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
@@ -1012,14 +1012,18 @@ async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
 
 #[tokio::test]
 async fn console_dashboard_names_a_failing_channel_and_its_last_error() {
-    std::env::set_var("CONSOLE_FAIL_SID", "AC0123456789");
-    std::env::set_var("CONSOLE_FAIL_TOKEN", "twilio-token");
     // Nothing listens on port 9 of localhost: every send fails and is retried.
     let sms = (
         "sms",
         "kind = \"twilio\"\naccount_sid_env = \"CONSOLE_FAIL_SID\"\nauth_token_env = \"CONSOLE_FAIL_TOKEN\"\nfrom = \"+15005550006\"\nbase_url = \"http://127.0.0.1:9\"\n",
     );
-    let (app, _) = console_app(&[sms], |_| {}).await;
+    let (app, _) = console_app(&[sms], |c| {
+        c.env = env(&[
+            ("CONSOLE_FAIL_SID", "AC0123456789"),
+            ("CONSOLE_FAIL_TOKEN", "twilio-token"),
+        ])
+    })
+    .await;
     add_user(&app, "ville", "viewer").await;
     let r = app
         .post("/api/v1/subscribers", json!({"phone": "+358401000009"}))

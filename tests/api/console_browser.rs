@@ -6,7 +6,7 @@
 use crate::browser::{Browser, Options};
 use crate::console::{add_user, console_app, overdue_incident, PASSWORD};
 use crate::e2e::{provider_sim, sim_stats};
-use crate::helpers::TestApp;
+use crate::helpers::{env, TestApp};
 use serde_json::json;
 use std::time::Duration;
 
@@ -83,12 +83,16 @@ async fn add_subscribers(app: &TestApp) {
 /// log channel and a Twilio channel at the provider emulator, which counts one message per
 /// subscriber.
 async fn compose_and_publish(o: Options, shot: &str) {
-    std::env::set_var("CONSOLE_E2E_SID", "AC0123456789");
-    std::env::set_var("CONSOLE_E2E_TOKEN", "twilio-token");
     let (_sim_proc, sim) = provider_sim();
     let sms = sms_channel(&sim, "");
     let log = "kind = \"log\"\naudience = \"fixed\"\n";
-    let (app, _) = console_app(&[("log", log), ("sms", &sms)], |_| {}).await;
+    let (app, _) = console_app(&[("log", log), ("sms", &sms)], |c| {
+        c.env = env(&[
+            ("CONSOLE_E2E_SID", "AC0123456789"),
+            ("CONSOLE_E2E_TOKEN", "twilio-token"),
+        ])
+    })
+    .await;
     add_user(&app, "anna", "publisher").await;
     add_subscribers(&app).await;
 

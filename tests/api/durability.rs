@@ -117,3 +117,28 @@ async fn data_and_admin_token_persist_across_restarts() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["title"], "persist me");
 }
+
+/// A graceful shutdown closes the store for every clone of it: when `Server::run` returns,
+/// sled's lock is free and the same directory opens again at once, with what was written, even
+/// while another handle to the old store (here the test's own) is still alive.
+#[tokio::test]
+async fn after_a_graceful_shutdown_the_data_directory_opens_again_at_once() {
+    let app = crate::helpers::spawn_app().await;
+    let id = app.open_incident("Written before the shutdown").await;
+    let held = app.store.clone();
+    let (stopped, dir) = app.shut_down().await;
+    stopped.unwrap();
+    let reopened = crier::store::Store::open(&dir.path().join("data").join("db")).unwrap();
+    let incidents = reopened
+        .incidents(&crier::store::IncidentFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].id.to_string(), id);
+    // The old handle was closed with the server: it answers instead of writing.
+    assert!(held
+        .incidents(&crier::store::IncidentFilter::default())
+        .is_err());
+}

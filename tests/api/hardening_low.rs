@@ -2,7 +2,7 @@
 //! case-insensitive bearer scheme, problem+json for every rejection, CSV header and formula
 //! checks, the subscriber list cap, and `Connection: close` on early answers.
 
-use crate::helpers::{spawn_app, spawn_app_with_channels, TestApp};
+use crate::helpers::{env, spawn_app, spawn_app_with, spawn_app_with_channels, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -50,14 +50,14 @@ async fn slack_gets_mrkdwn_with_every_value_escaped() {
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&server)
         .await;
-    std::env::set_var(
-        "CRIER_TEST_LOW_SLACK",
-        format!("{}/services/T0/B0/x", server.uri()),
-    );
-    let app = spawn_app_with_channels(&[(
-        "ops-slack",
-        "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_LOW_SLACK\"\n",
-    )])
+    let url = format!("{}/services/T0/B0/x", server.uri());
+    let app = spawn_app_with(
+        &[(
+            "ops-slack",
+            "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_LOW_SLACK\"\n",
+        )],
+        |c| c.env = env(&[("CRIER_TEST_LOW_SLACK", &url)]),
+    )
     .await;
     hostile_incident(&app).await;
     let bodies = wait_requests(&server, "/services/T0/B0/x", 1).await;
@@ -88,14 +88,14 @@ async fn teams_gets_markdown_with_every_value_escaped() {
         .respond_with(ResponseTemplate::new(202))
         .mount(&server)
         .await;
-    std::env::set_var(
-        "CRIER_TEST_LOW_TEAMS",
-        format!("{}/workflows/x", server.uri()),
-    );
-    let app = spawn_app_with_channels(&[(
-        "ops-teams",
-        "kind = \"teams\"\nwebhook_url_env = \"CRIER_TEST_LOW_TEAMS\"\n",
-    )])
+    let url = format!("{}/workflows/x", server.uri());
+    let app = spawn_app_with(
+        &[(
+            "ops-teams",
+            "kind = \"teams\"\nwebhook_url_env = \"CRIER_TEST_LOW_TEAMS\"\n",
+        )],
+        |c| c.env = env(&[("CRIER_TEST_LOW_TEAMS", &url)]),
+    )
     .await;
     hostile_incident(&app).await;
     let bodies = wait_requests(&server, "/workflows/x", 1).await;
@@ -131,19 +131,21 @@ async fn teams_gets_markdown_with_every_value_escaped() {
 
 #[tokio::test]
 async fn matrix_events_mention_nobody() {
-    std::env::set_var("CRIER_TEST_LOW_MATRIX", "syt_token");
     let server = MockServer::start().await;
     Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"event_id": "$e1"})))
         .mount(&server)
         .await;
-    let app = spawn_app_with_channels(&[(
-        "ops-matrix",
-        &format!(
-            "kind = \"matrix\"\nbase_url = \"{}\"\naccess_token_env = \"CRIER_TEST_LOW_MATRIX\"\nroom_id = \"!r:example.org\"\n",
-            server.uri()
-        ),
-    )])
+    let app = spawn_app_with(
+        &[(
+            "ops-matrix",
+            &format!(
+                "kind = \"matrix\"\nbase_url = \"{}\"\naccess_token_env = \"CRIER_TEST_LOW_MATRIX\"\nroom_id = \"!r:example.org\"\n",
+                server.uri()
+            ),
+        )],
+        |c| c.env = env(&[("CRIER_TEST_LOW_MATRIX", "syt_token")]),
+    )
     .await;
     let r = app
         .post(

@@ -35,6 +35,13 @@ pub async fn spawn_app_with_channels(channels: &[(&str, &str)]) -> TestApp {
     spawn_app_with(channels, |_| {}).await
 }
 
+/// The environment a test app reads the secrets named by `*_env` keys from: only these
+/// variables (a test never changes the process environment: `set_var` is unsound while other
+/// test threads run).
+pub fn env(vars: &[(&str, &str)]) -> crier::config::Environment {
+    crier::config::Environment::from_pairs(vars.iter().copied())
+}
+
 /// The app with channel files and a configuration adjusted by `configure`.
 pub async fn spawn_app_with(
     channels: &[(&str, &str)],
@@ -59,6 +66,8 @@ pub async fn spawn_app_with(
         bind: "127.0.0.1:0".parse().unwrap(),
         admin_token_env: "CRIER_TEST_UNSET_TOKEN_VAR".into(),
         templates_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into(),
+        // Hermetic: secrets come only from what a test passes in `configure` (see [`env`]).
+        env: env(&[]),
         ..Config::default()
     };
     let mut config = config;

@@ -1,7 +1,7 @@
 //! Twilio through the whole pipeline against a wiremock Twilio: the documented request, the
 //! receipt, and the status callback (signature checked) recording undelivered.
 
-use crate::helpers::spawn_app_with_channels;
+use crate::helpers::{env, spawn_app_with};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -33,11 +33,6 @@ fn form(params: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn twilio_send_and_signed_status_callback() {
-    std::env::set_var(
-        "HOOKS_TEST_TWILIO_SID",
-        "AC00000000000000000000000000000001",
-    );
-    std::env::set_var("HOOKS_TEST_TWILIO_TOKEN", "hooks-test-token");
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(
@@ -55,7 +50,16 @@ async fn twilio_send_and_signed_status_callback() {
          from = \"+15005550006\"\nstatus_callback = \"{CALLBACK}\"\nbase_url = \"{}\"\n",
         twilio.uri()
     );
-    let app = spawn_app_with_channels(&[("sms", &channel)]).await;
+    let app = spawn_app_with(&[("sms", &channel)], |c| {
+        c.env = env(&[
+            (
+                "HOOKS_TEST_TWILIO_SID",
+                "AC00000000000000000000000000000001",
+            ),
+            ("HOOKS_TEST_TWILIO_TOKEN", "hooks-test-token"),
+        ])
+    })
+    .await;
     app.post("/api/v1/subscribers", json!({"phone": "+358401234567"}))
         .await;
     let id = app.open_incident("Radar outage").await;

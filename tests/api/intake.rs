@@ -1050,3 +1050,33 @@ async fn a_staff_channel_that_reaches_subscribers_is_refused_at_start_up() {
     };
     assert!(e.contains("nowhere"), "{e}");
 }
+
+/// A signature's timestamp is checked against the server's one clock (here starting on a
+/// given day, as in a rehearsal), not the machine's wall clock.
+#[tokio::test]
+async fn signed_hooks_are_dated_by_the_servers_clock() {
+    let start: chrono::DateTime<chrono::Utc> = "2031-01-15T09:00:00Z".parse().unwrap();
+    let app = spawn_app_with(&[], |c| {
+        c.clock_start = Some(start);
+        c.intake.default.mode = Mode::Publish;
+        c.intake.hmac_secret = Some(SECRET.as_bytes().to_vec());
+    })
+    .await;
+    let body = serde_json::to_vec(&alertmanager("firing", "firing")).unwrap();
+    let post = |ts: i64| {
+        app.client
+            .post(app.url("/api/v1/hooks/alertmanager"))
+            .header("content-type", "application/json")
+            .header("x-crier-timestamp", ts.to_string())
+            .header("x-crier-signature", sign_crier(&body, ts))
+            .body(body.clone())
+            .send()
+    };
+    let wall = chrono::Utc::now().timestamp();
+    assert_eq!(
+        post(wall).await.unwrap().status(),
+        401,
+        "years from the server's now"
+    );
+    assert_eq!(post(start.timestamp()).await.unwrap().status(), 200);
+}

@@ -16,6 +16,7 @@ mod disk_full;
 mod durability;
 mod e2e;
 mod e2e_matrix;
+mod environment;
 mod errors;
 mod feeds;
 mod hardening_low;

@@ -3,7 +3,7 @@
 //! part replying to the previous one, the next update replying to the last part — and to a
 //! (mocked) Telegram chat as replies.
 
-use crate::helpers::{spawn_app_with_channels, TestApp};
+use crate::helpers::{env, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,8 +51,6 @@ fn bodies(reqs: &[Request], p: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn updates_thread_on_mastodon_and_telegram() {
-    std::env::set_var("CRIER_TEST_SOCIAL_MASTO", "masto-token");
-    std::env::set_var("CRIER_TEST_SOCIAL_TG", "42:tg-token");
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v2/instance"))
@@ -85,7 +83,13 @@ async fn updates_thread_on_mastodon_and_telegram() {
     let tg = format!(
         "kind = \"telegram\"\nbase_url = \"{base}\"\nbot_token_env = \"CRIER_TEST_SOCIAL_TG\"\nchat_id = \"-100777\"\nrate = \"100/s\"\n"
     );
-    let app = spawn_app_with_channels(&[("masto", &masto), ("tg", &tg)]).await;
+    let app = spawn_app_with(&[("masto", &masto), ("tg", &tg)], |c| {
+        c.env = env(&[
+            ("CRIER_TEST_SOCIAL_MASTO", "masto-token"),
+            ("CRIER_TEST_SOCIAL_TG", "42:tg-token"),
+        ])
+    })
+    .await;
 
     let long = "Check-in is down at every airport we fly from; staff check passengers in by hand. "
         .repeat(4);

@@ -3,7 +3,7 @@
 //! wiremock Twilio, limits and identical answers, the manage page, inbound STOP/START/HELP with
 //! signatures, and Twilio error 21610.
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{env, spawn_app_with, TestApp};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -19,8 +19,6 @@ pub async fn app(
     twilio: Option<&MockServer>,
     tweak: impl FnOnce(&mut crier::config::Config),
 ) -> TestApp {
-    std::env::set_var("SUB_TEST_TWILIO_SID", SID);
-    std::env::set_var("SUB_TEST_TWILIO_TOKEN", "sub-test-token");
     let sms = twilio.map(|t| {
         format!(
             "kind = \"twilio\"\naccount_sid_env = \"SUB_TEST_TWILIO_SID\"\nauth_token_env = \"SUB_TEST_TWILIO_TOKEN\"\n\
@@ -35,6 +33,10 @@ pub async fn app(
     spawn_app_with(&channels, |c| {
         c.render.public_url = Some(PUBLIC.into());
         c.subscriptions.email_channel = Some("mail".into());
+        c.env = env(&[
+            ("SUB_TEST_TWILIO_SID", SID),
+            ("SUB_TEST_TWILIO_TOKEN", "sub-test-token"),
+        ]);
         tweak(c);
     })
     .await
@@ -571,8 +573,6 @@ async fn e2e_subscribe_confirmation_email_arrives_over_smtp_and_its_link_confirm
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("mail");
     let (_smtp, port, ca) = crate::e2e::smtp_server(&maildir);
-    std::env::set_var("SUB_E2E_SMTP_USER", "crier-e2e");
-    std::env::set_var("SUB_E2E_SMTP_PASS", "s3cret-pass");
     let email = format!(
         "kind = \"email\"\nhost = \"localhost\"\nport = {port}\ntls = \"starttls\"\n\
          username_env = \"SUB_E2E_SMTP_USER\"\npassword_env = \"SUB_E2E_SMTP_PASS\"\n\
@@ -582,6 +582,10 @@ async fn e2e_subscribe_confirmation_email_arrives_over_smtp_and_its_link_confirm
     // No `email_channel` configured: the first email channel is used.
     let app = spawn_app_with(&[("email", &email)], |c| {
         c.render.public_url = Some(PUBLIC.into());
+        c.env = env(&[
+            ("SUB_E2E_SMTP_USER", "crier-e2e"),
+            ("SUB_E2E_SMTP_PASS", "s3cret-pass"),
+        ]);
     })
     .await;
     let (s, page) = post_form(

@@ -416,12 +416,25 @@ async fn the_static_copy_equals_what_the_server_serves_after_an_update() {
         }
     };
     let incident_file = export.path().join(format!("incidents/{id}/index.html"));
+    let documents = [
+        "/api/v2/summary.json",
+        "/history.atom",
+        "/history.rss",
+        "/cap.atom",
+    ];
     let mut last = String::new();
     for _ in 0..100 {
         last = std::fs::read_to_string(export.path().join("index.html")).unwrap_or_default();
+        // One export writes its files one after another: wait for the last of them too.
+        let mut documents_written = true;
+        for path in documents {
+            let file = std::fs::read_to_string(export.path().join(&path[1..])).unwrap_or_default();
+            documents_written &= file == served(path.into()).await;
+        }
         if last.contains("Kiosks are down.")
             && incident_file.exists()
             && last == served("/".into()).await
+            && documents_written
         {
             break;
         }
@@ -435,12 +448,7 @@ async fn the_static_copy_equals_what_the_server_serves_after_an_update() {
     let css = std::fs::read(export.path().join("assets/crier.css")).unwrap();
     assert!(!css.is_empty());
     // The machine-readable documents are in the copy too, byte for byte as served.
-    for path in [
-        "/api/v2/summary.json",
-        "/history.atom",
-        "/history.rss",
-        "/cap.atom",
-    ] {
+    for path in documents {
         let file = std::fs::read_to_string(export.path().join(&path[1..]))
             .unwrap_or_else(|e| panic!("{path} is not in the static copy: {e}"));
         assert_eq!(file, served(path.into()).await, "{path}");

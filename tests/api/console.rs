@@ -1641,8 +1641,6 @@ async fn console_channels_page_lists_channels_and_checks_credentials_for_admins(
         )
         .mount(&tg)
         .await;
-    std::env::set_var("CONSOLE_CHK_GOOD", GOOD);
-    std::env::set_var("CONSOLE_CHK_BAD", BAD);
     let good = format!(
         "kind = \"telegram\"\nbase_url = \"{}\"\nbot_token_env = \"CONSOLE_CHK_GOOD\"\nchat_id = \"-100\"\nrate = \"5/10s\"\n",
         tg.uri()
@@ -1655,7 +1653,7 @@ async fn console_channels_page_lists_channels_and_checks_credentials_for_admins(
         "kind = \"telegram\"\nbot_token_env = \"CONSOLE_CHK_UNSET_TOKEN\"\nchat_id = \"-100\"\n";
     let (app, _) = console_app(
         &[("tg-good", &good), ("tg-bad", &bad), ("tg-gone", gone)],
-        |_| {},
+        |c| c.env = env(&[("CONSOLE_CHK_GOOD", GOOD), ("CONSOLE_CHK_BAD", BAD)]),
     )
     .await;
     add_user(&app, "ville", "viewer").await;

@@ -287,6 +287,20 @@ pub const CONSOLE: &[Rule] = &[
     rule("GET", "/console/login", Public, None),
     rule("POST", "/console/login", Public, Some("session.login")),
     rule("POST", "/console/logout", Min(Viewer), Some("logout")),
+    // One's own account: a second factor enrolled in the browser (the API's handlers).
+    rule("GET", "/console/account", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/account/totp",
+        Min(Viewer),
+        Some("totp.begin"),
+    ),
+    rule(
+        "POST",
+        "/console/account/totp/confirm",
+        Min(Viewer),
+        Some("totp.enable"),
+    ),
     rule("GET", "/console/", Min(Viewer), None),
     rule("GET", "/console/live", Min(Viewer), None),
     rule("GET", "/console/compose", Min(Responder), None),
@@ -814,7 +828,7 @@ fn authorise(
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
                         format!(
-                            "your role ({}) needs a second factor: enrol one first (POST /api/v1/me/totp, then confirm it with a code), then you may continue",
+                            "your role ({}) needs a second factor: enrol one first (on the console at /console/account, or POST /api/v1/me/totp, then confirm it with a code), then you may continue",
                             auth.session.role
                         ),
                     ));

@@ -321,6 +321,11 @@ pub const ENROL_ONLY_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/me/totp"),
     ("POST", "/api/v1/me/totp/confirm"),
     ("POST", "/api/v1/logout"),
+    // The console's enrolment page and its forms, and signing out.
+    ("GET", "/console/account"),
+    ("POST", "/console/account/totp"),
+    ("POST", "/console/account/totp/confirm"),
+    ("POST", "/console/logout"),
 ];
 
 /// The caller a session cookie stands for, if the session is live now.

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 28] = [
+const TEMPLATES: [(&str, &str); 29] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -119,6 +119,10 @@ const TEMPLATES: [(&str, &str); 28] = [
     (
         "console/users.html",
         include_str!("../../web/templates/console/users.html"),
+    ),
+    (
+        "console/account.html",
+        include_str!("../../web/templates/console/account.html"),
     ),
 ];
 

@@ -420,7 +420,7 @@ async fn console_expired_session_write_is_refused_and_redirected_to_login() {
 #[tokio::test]
 async fn every_console_write_makes_exactly_one_audit_entry() {
     let staff = ("staff", "kind = \"log\"\naudience = \"fixed\"\n");
-    let (app, _) = console_app(&[staff], |_| {}).await;
+    let (app, clock) = console_app(&[staff], |_| {}).await;
     add_user(&app, "anna", "publisher").await;
     let anna = login(&app, "anna").await;
 
@@ -651,6 +651,23 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "token.revoke", p, &mut seen, b).await;
+
+    // One's own second factor (the secret and the recovery codes shown once).
+    let b = entries(&app).len();
+    let p = post(&app, &anna, "/console/account/totp", &[], true).await;
+    let key = crier::totp::base32_decode(text_after(&p.body, "id=\"totp-secret\">")).unwrap();
+    shown_once(&app, "totp.begin", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let code = crier::totp::code_at(&key, clock.now().timestamp());
+    let p = post(
+        &app,
+        &anna,
+        "/console/account/totp/confirm",
+        &[("code", &code)],
+        true,
+    )
+    .await;
+    shown_once(&app, "totp.enable", p, &mut seen, b).await;
 
     seen.push("approval.approve".into());
     seen.push("approval.reject".into());

@@ -39,7 +39,7 @@ pub async fn page(State(state): State<AppState>, Query(q): Query<LoginQuery>) ->
     let notice = if q.ended.is_some() {
         Some("Your session has ended (signed out, expired, or your account changed). Sign in again; nothing you had not sent was saved.")
     } else if q.enrol.is_some() {
-        Some("Your role needs a second factor and you have none yet: enrol one with `crier totp enrol --user NAME` (it asks for the first code), then sign in here with a code.")
+        Some("Your role needs a second factor and you have none yet: sign in with your password and enrol one on the account page that follows (or with `crier totp enrol --user NAME`), then sign in here with a code.")
     } else if q.out.is_some() {
         Some("You are signed out.")
     } else {
@@ -93,7 +93,7 @@ pub async fn submit(
     if a.status.is_success() {
         let enrol = a.body["state"] == "totp_enrolment_required";
         let to = if enrol {
-            "/console/login?enrol=1".to_owned()
+            "/console/account".to_owned()
         } else {
             next
         };

@@ -17,6 +17,7 @@
 //! same-origin scripts) adds the live preview while typing and the self-refreshing dashboard and
 //! delivery progress.
 
+mod account;
 mod channels;
 mod compose;
 mod dashboard;
@@ -46,6 +47,9 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/console/login", get(login::page).post(login::submit))
         .route("/console/logout", post(login::logout))
+        .route("/console/account", get(account::page))
+        .route("/console/account/totp", post(account::begin))
+        .route("/console/account/totp/confirm", post(account::confirm))
         .route("/console/", get(dashboard::page))
         .route("/console/live", get(dashboard::live))
         .route("/console/compose", get(compose::page))

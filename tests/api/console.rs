@@ -320,6 +320,181 @@ async fn console_bad_input_shows_the_api_message_next_to_the_field_and_writes_no
     );
 }
 
+/// The text between `start` and the next `<` after it.
+fn text_after<'a>(html: &'a str, start: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"))
+        + start.len();
+    let rest = &html[at..];
+    &rest[..rest.find('<').unwrap()]
+}
+
+/// A six-digit code the authenticator would not show for `secret` around now.
+fn wrong_code(key: &[u8], clock: &AuthClock) -> String {
+    let now = clock.now().timestamp();
+    let near: Vec<String> = (-3..=3)
+        .map(|k| crier::totp::code_at(key, now + k * 30))
+        .collect();
+    (1..)
+        .map(|h| crier::totp::code_at(key, now + h * 3600))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+fn totp_of(app: &TestApp, user: &str) -> Option<crier::store::sessions::TotpRecord> {
+    app.store
+        .totp(&crier::domain::UserName::parse(user).unwrap())
+        .unwrap()
+}
+
+/// `/console/account`: a signed-in user enrols a TOTP second factor through the API's own
+/// handlers — the secret and its otpauth URI shown once, a wrong code refused next to the field
+/// (nothing enabled, nothing audited), the right one enables it and shows the recovery codes
+/// once; one audit entry per write; CSRF-less posts refused.
+#[tokio::test]
+async fn console_account_enrols_a_totp_second_factor() {
+    let (app, clock) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "responder").await;
+    let anna = login(&app, "anna").await;
+
+    let p = get(&app, Some(&anna.cookie), "/console/account").await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert!(p.body.contains("Set up a second factor"), "{}", p.body);
+    assert!(
+        p.body.contains("href=\"/console/account\""),
+        "linked: {}",
+        p.body
+    );
+
+    let before = entries(&app).len();
+    let p = post(&app, &anna, "/console/account/totp", &[], false).await;
+    assert_eq!(p.status, 403, "{p:?}");
+    assert!(totp_of(&app, "anna").is_none(), "nothing written");
+    assert_eq!(entries(&app).last().unwrap().action, "csrf.refused");
+    let before = before + 1;
+
+    let p = post(&app, &anna, "/console/account/totp", &[], true).await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let secret = text_after(&p.body, "id=\"totp-secret\">").to_owned();
+    let uri = unescape(text_after(&p.body, "id=\"totp-uri\">"));
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret}")), "{uri}");
+    assert!(
+        !p.body.contains("https://"),
+        "no outside QR service: {}",
+        p.body
+    );
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
+    assert_eq!(e.last().unwrap().action, "totp.begin");
+    assert_eq!(e.last().unwrap().actor, "anna");
+    assert!(!totp_of(&app, "anna").unwrap().enabled);
+
+    // A wrong code: the API's message next to the code field, nothing enabled or audited.
+    let key = crier::totp::base32_decode(&secret).unwrap();
+    let wrong = wrong_code(&key, &clock);
+    let p = post(
+        &app,
+        &anna,
+        "/console/account/totp/confirm",
+        &[("code", &wrong)],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    assert!(p.body.contains("id=\"err-code\""), "{}", p.body);
+    assert!(
+        p.body.contains("that is not the code the app shows"),
+        "{}",
+        p.body
+    );
+    assert!(!totp_of(&app, "anna").unwrap().enabled);
+    assert_eq!(
+        entries(&app).len(),
+        before + 1,
+        "a refused code is not audited"
+    );
+
+    // The right code: enabled, ten recovery codes shown once, one audit entry.
+    let code = crier::totp::code_at(&key, clock.now().timestamp());
+    let p = post(
+        &app,
+        &anna,
+        "/console/account/totp/confirm",
+        &[("code", &code)],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert_eq!(
+        p.body.matches("<li><code>").count(),
+        10,
+        "recovery codes: {}",
+        p.body
+    );
+    assert!(totp_of(&app, "anna").unwrap().enabled);
+    let e = entries(&app);
+    assert_eq!(e.len(), before + 2, "{:?}", &e[before..]);
+    assert_eq!(e.last().unwrap().action, "totp.enable");
+    let p = get(&app, Some(&anna.cookie), "/console/account").await;
+    assert!(p.body.contains("id=\"totp-state\">Enabled"), "{}", p.body);
+    assert!(!p.body.contains("<li><code>"), "shown once: {}", p.body);
+
+    // From now on the console's sign-in asks for the code.
+    let p = sign_in(&app, "anna", PASSWORD).await;
+    assert_ne!(p.status, 303, "{p:?}");
+    assert!(p.cookie.is_none(), "{p:?}");
+}
+
+/// A user whose role requires a second factor and who has none signs in to the account page
+/// (an enrol-only session: other pages refused), enrols there, and the session becomes full.
+#[tokio::test]
+async fn console_required_second_factor_is_enrolled_in_the_browser() {
+    let (app, clock) = console_app(&[], |c| {
+        c.auth.require_totp = vec![crier::domain::Role::Publisher]
+    })
+    .await;
+    add_user(&app, "anna", "publisher").await;
+    let p = sign_in(&app, "anna", PASSWORD).await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(p.location, "/console/account");
+    let cookie = p.cookie.expect("an enrol-only session");
+    let page = get(&app, Some(&cookie), "/console/account").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("Your role needs a second factor"),
+        "{}",
+        page.body
+    );
+    let anna = Staff {
+        csrf: csrf_of(&page.body),
+        cookie,
+    };
+    let dash = get(&app, Some(&anna.cookie), "/console/").await;
+    assert_eq!(dash.status, 403, "enrol-only: {dash:?}");
+    let p = post(&app, &anna, "/console/incidents", &INCIDENT, true).await;
+    assert_eq!(p.status, 403, "{p:?}");
+    assert_eq!(incidents(&app), 0);
+
+    let p = post(&app, &anna, "/console/account/totp", &[], true).await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let key = crier::totp::base32_decode(text_after(&p.body, "id=\"totp-secret\">")).unwrap();
+    let code = crier::totp::code_at(&key, clock.now().timestamp());
+    let p = post(
+        &app,
+        &anna,
+        "/console/account/totp/confirm",
+        &[("code", &code)],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert!(p.body.contains("recovery codes"), "{}", p.body);
+    let dash = get(&app, Some(&anna.cookie), "/console/").await;
+    assert_eq!(dash.status, 200, "a full session now: {dash:?}");
+}
+
 #[tokio::test]
 async fn console_viewer_sees_no_write_buttons_and_a_forged_write_is_refused() {
     let log = ("log", "kind = \"log\"\naudience = \"fixed\"\n");

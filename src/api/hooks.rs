@@ -8,7 +8,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::adapters::twilio::TwilioError;
-use crate::inbound::twilio::{decode_form, parse_status_callback, verify_signature};
+use crate::inbound::twilio::{decode_form, status_callback_from, verify_signature};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -53,20 +53,15 @@ pub async fn twilio_status(
             format!("no active Twilio channel \"{channel}\" with a status_callback"),
         )
     })?;
-    let form = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the callback body is not UTF-8 form data"))?;
-    let params = decode_form(form).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !verify_signature(&token, &url, &params, signature) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "X-Twilio-Signature does not match; the callback must come from Twilio to the configured status_callback URL",
-        ));
-    }
-    let cb = parse_status_callback(form).map_err(|e| match e {
+    let params = twilio_signed_form(
+        &token,
+        &url,
+        &headers,
+        &body,
+        "callback",
+        "the configured status_callback URL",
+    )?;
+    let cb = status_callback_from(&params).map_err(|e| match e {
         TwilioError::UnknownStatus(_) => ApiError {
             field: Some("MessageStatus"),
             ..ApiError::unprocessable(e.to_string())
@@ -92,4 +87,31 @@ pub async fn twilio_status(
         // Unknown SIDs are acknowledged so Twilio does not retry them forever.
         None => Ok(StatusCode::NO_CONTENT),
     }
+}
+
+/// The form parameters of a request Twilio signed: the body decoded as UTF-8 form data and its
+/// `X-Twilio-Signature` checked against `url` with the channel's auth token. `what` names the
+/// request in errors ("callback", "message"), `to` where Twilio must send it.
+pub(crate) fn twilio_signed_form(
+    token: &str,
+    url: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    what: &str,
+    to: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let form = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request(format!("the {what} body is not UTF-8 form data")))?;
+    let params = decode_form(form).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !verify_signature(token, url, &params, signature) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("X-Twilio-Signature does not match; the {what} must come from Twilio to {to}"),
+        ));
+    }
+    Ok(params)
 }

@@ -15,7 +15,6 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Contact;
-use crate::inbound::twilio::{decode_form, verify_signature};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -107,19 +106,14 @@ pub async fn twilio_inbound(
         "{}/api/v1/hooks/twilio/{channel}/inbound",
         state.subscriptions.base_url
     );
-    let form = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the message body is not UTF-8 form data"))?;
-    let params = decode_form(form).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !verify_signature(&token, &url, &params, signature) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "X-Twilio-Signature does not match; the message must come from Twilio to <public_url>/api/v1/hooks/twilio/<channel>/inbound",
-        ));
-    }
+    let params = super::hooks::twilio_signed_form(
+        &token,
+        &url,
+        &headers,
+        &body,
+        "message",
+        "<public_url>/api/v1/hooks/twilio/<channel>/inbound",
+    )?;
     let get = |k: &str| {
         params
             .iter()

@@ -145,7 +145,11 @@ pub struct StatusCallback {
 /// `MessageStatus` (or legacy `SmsStatus`) are required; an empty `ErrorCode`
 /// counts as absent.
 pub fn parse_status_callback(form: &str) -> Result<StatusCallback, TwilioError> {
-    let pairs = decode_form(form)?;
+    status_callback_from(&decode_form(form)?)
+}
+
+/// [`parse_status_callback`] of a body already decoded (as the signature check decodes it).
+pub fn status_callback_from(pairs: &[(String, String)]) -> Result<StatusCallback, TwilioError> {
     let get = |name: &str| {
         pairs
             .iter()

@@ -62,8 +62,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo test (unit, integration, examples)"
-cargo test --locked --all-targets
+echo "== cargo test (unit, integration, examples), beside a throwaway PostgreSQL (scripts/pg.sh)"
+bash scripts/pg.sh cargo test --locked --all-targets
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium, feedparser, CAP XSD"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of crier on a fresh machine: installs what the tests need, then checks
 # formatting and lints, and runs unit and integration tests (which start the real binary), the
-# end-to-end tests (fault matrix included) and a short coverage-guided fuzzing run.
+# end-to-end tests (fault matrix included) and a short coverage-guided fuzzing run. The cargo test
+# run has a throwaway PostgreSQL beside it (scripts/pg.sh) for the tests of src/pg/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

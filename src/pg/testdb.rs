@@ -33,10 +33,17 @@ impl TestDb {
                      through scripts/pg.sh"
                 );
             }
-            eprintln!(
-                "skipping the PostgreSQL test {name}: CRIER_TEST_PG_URL is unset (run \
-                 `bash scripts/pg.sh cargo test --lib pg` to start a throwaway PostgreSQL)"
-            );
+            // Written to stderr directly, past the test harness's capture, once per run.
+            static NOTICE: std::sync::Once = std::sync::Once::new();
+            NOTICE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTICE: skipping the PostgreSQL tests of src/pg/ (first: {name}): \
+                     CRIER_TEST_PG_URL is unset; run `bash scripts/pg.sh cargo test --lib pg::` \
+                     to start a throwaway PostgreSQL for them"
+                );
+            });
             return None;
         };
         let (user, password, hostport) = split_url(&url)

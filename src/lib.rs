@@ -14,6 +14,7 @@ pub mod domain;
 pub mod inbound;
 pub mod intake;
 pub mod percent;
+pub mod pg;
 pub mod render;
 pub mod schedule;
 pub mod server;

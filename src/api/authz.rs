@@ -314,6 +314,8 @@ pub const CONSOLE: &[Rule] = &[
     ),
     rule("GET", "/console/incidents/{id}", Min(Viewer), None),
     rule("GET", "/console/incidents/{id}/progress", Min(Viewer), None),
+    // The same progress as server-sent events until every delivery is final.
+    rule("GET", "/console/incidents/{id}/stream", Min(Viewer), None),
     rule(
         "POST",
         "/console/incidents/{id}/updates",

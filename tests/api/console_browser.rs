@@ -78,6 +78,27 @@ async fn add_subscribers(app: &TestApp) {
     }
 }
 
+/// The incident page's progress came over the console's event stream (EventSource), not by
+/// polling: the script counts the `progress` events it applied and notes the final `done`.
+async fn streamed(b: &Browser) {
+    assert!(b.attr("#progress", "data-refresh").await.is_none());
+    let deadline = std::time::Instant::now() + BOUND;
+    while b.attr("#progress", "data-sse-state").await.as_deref() != Some("done") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `done` from the stream: data-sse={:?}",
+            b.attr("#progress", "data-sse").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events: usize = b
+        .attr("#progress", "data-sse")
+        .await
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(events >= 1, "the progress was not updated from the stream");
+}
+
 /// Scenario 1: sign in, compose with a Finnish text containing `€`, watch the SMS preview
 /// switch encoding and segments while typing, publish, and watch the progress reach 100 % on a
 /// log channel and a Twilio channel at the provider emulator, which counts one message per
@@ -183,6 +204,7 @@ async fn compose_and_publish(o: Options, shot: &str) {
         t == "100 %"
     })
     .await;
+    streamed(&b).await;
     let rows = b.texts("tr.channel-progress").await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     for r in &rows {

@@ -14,8 +14,8 @@
 //!   browser to the login page instead.
 //!
 //! Pages work without JavaScript; `console.js` (served from `/assets/`, the CSP allows only
-//! same-origin scripts) adds the live preview while typing and the self-refreshing dashboard and
-//! delivery progress.
+//! same-origin scripts) adds the live preview while typing, the self-refreshing dashboard, and
+//! the incident's delivery progress over server-sent events (`/console/incidents/{id}/stream`).
 
 mod account;
 mod channels;
@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/incidents", post(compose::create))
         .route("/console/incidents/{id}", get(incident::page))
         .route("/console/incidents/{id}/progress", get(incident::progress))
+        .route("/console/incidents/{id}/stream", get(incident::stream))
         .route("/console/incidents/{id}/updates", post(compose::update))
         .route("/console/incidents/{id}/resolve", post(incident::resolve))
         .route("/console/incidents/{id}/reopen", post(incident::reopen))

@@ -401,6 +401,12 @@ pub const CONSOLE: &[Rule] = &[
     ),
     rule(
         "POST",
+        "/console/subscribers/{id}",
+        Min(Publisher),
+        Some("subscriber.change"),
+    ),
+    rule(
+        "POST",
         "/console/subscribers/{id}/remove",
         Min(Publisher),
         Some("subscriber.remove"),

@@ -262,12 +262,49 @@ pub async fn change(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let s = state
+    let given = (locale.is_some(), components.is_some());
+    let (was, s) = state
         .store
         .change_subscriber(&key, locale, components)
         .await?;
-    let note = subscriber_note(s.id);
+    let note = AuditNote {
+        summary: change_summary(&was, &s, given),
+        ..subscriber_note(s.id)
+    };
     Ok(noted(Json(SubscriberView::from(s)), note))
+}
+
+/// What a change did, for the audit log: each field given, as it was → as it is now
+/// (`language fi → sv; components Check-in → every component`). No address: viewers read the
+/// audit log.
+fn change_summary(
+    was: &Subscriber,
+    now: &Subscriber,
+    (locale, components): (bool, bool),
+) -> String {
+    fn names(s: &Subscriber) -> String {
+        if s.components.is_empty() {
+            "every component".to_owned()
+        } else {
+            s.components
+                .iter()
+                .map(ComponentName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+    let mut parts = Vec::new();
+    if locale {
+        parts.push(format!(
+            "language {} → {}",
+            was.locale.as_str(),
+            now.locale.as_str()
+        ));
+    }
+    if components {
+        parts.push(format!("components {} → {}", names(was), names(now)));
+    }
+    parts.join("; ")
 }
 
 /// The one-click unsubscribe (RFC 8058) of the link in every message; no bearer token.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const BOUND: Duration = Duration::from_secs(30);
 
-async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
+pub async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
     b.goto(&app.url("/console/login")).await;
     b.append_text("#user", user).await;
     b.append_text("#password", PASSWORD).await;
@@ -21,7 +21,7 @@ async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
 }
 
 /// No console errors (CSP violations, failed loads, script errors) since the last check.
-async fn clean(b: &Browser, when: &str) {
+pub async fn clean(b: &Browser, when: &str) {
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors {when}: {errors:?}");
 }
@@ -36,7 +36,7 @@ async fn only_refused(b: &Browser, path: &str) {
 }
 
 /// Nothing on the page is wider than the viewport.
-async fn fits(b: &Browser, width: u32, when: &str) {
+pub async fn fits(b: &Browser, width: u32, when: &str) {
     let w = b
         .script("return document.documentElement.scrollWidth;")
         .await

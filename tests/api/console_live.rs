@@ -273,3 +273,295 @@ async fn console_progress_stream_ends_at_shutdown() {
     let rest = rest.await.unwrap();
     assert!(rest.iter().all(|(e, _)| e != "done"), "{rest:?}");
 }
+
+fn audit(app: &TestApp) -> Vec<crier::domain::audit::AuditEntry> {
+    app.store
+        .audit_entries(&crier::store::audit::AuditFilter {
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .unwrap()
+        .0
+}
+
+async fn patch(app: &TestApp, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/v1/subscribers/{key}")))
+        .bearer_auth(&app.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Two components and a subscriber to edit (Finnish, Check-in only); returns its id.
+async fn one_subscriber(app: &TestApp) -> String {
+    app.component("Check-in").await;
+    app.component("Baggage").await;
+    let r = app
+        .post(
+            "/api/v1/subscribers",
+            json!({"email": "liisa@example.fi", "locale": "fi", "components": ["Check-in"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// `PATCH /api/v1/subscribers/{key}`: bad input is refused with the field named and writes
+/// nothing (not even an audit entry); a change is audited with what it was and what it became,
+/// naming the subscriber by id, never by address.
+#[tokio::test]
+async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
+    let app = crate::helpers::spawn_app().await;
+    let id = one_subscriber(&app).await;
+    let sum = app.checksum();
+    let before = audit(&app).len();
+    for (body, want) in [
+        (json!({}), "nothing to change"),
+        (json!({"locale": "xx-not a tag"}), "locale"),
+        (json!({"components": ["Nowhere"]}), "Nowhere"),
+        (
+            json!({"locale": "sv", "components": ["Check-in", "Nowhere"]}),
+            "Nowhere",
+        ),
+        (json!({"language": "sv"}), "language"),
+        (json!({"components": "Check-in"}), "components"),
+    ] {
+        let (status, v) = patch(&app, &id, body.clone()).await;
+        assert!(status == 422 || status == 400, "{body}: {status} {v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(want), "{body}: {detail}");
+    }
+    let (status, _) = patch(&app, "01ARZ3NDEKTSV4RRFFQ69G5FAV", json!({"locale": "sv"})).await;
+    assert_eq!(status, 404);
+    assert_eq!(app.checksum(), sum, "a refused change writes nothing");
+    assert_eq!(audit(&app).len(), before, "nor an audit entry");
+
+    let (status, v) = patch(
+        &app,
+        &id,
+        json!({"locale": "sv", "components": ["Baggage", "Check-in"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["locale"], "sv");
+    assert_eq!(v["components"], json!(["Baggage", "Check-in"]));
+    let e = audit(&app);
+    assert_eq!(e.len(), before + 1);
+    let last = e.last().unwrap();
+    assert_eq!(last.action, "subscriber.change");
+    assert_eq!(last.target, format!("subscriber {id}"));
+    assert_eq!(
+        last.summary,
+        "language fi → sv; components Check-in → Baggage, Check-in"
+    );
+    assert!(!last.summary.contains("liisa"), "{}", last.summary);
+
+    // By address, one field: the other is kept; [] is every component.
+    let (status, v) = patch(&app, "liisa@example.fi", json!({"components": []})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["locale"], "sv");
+    assert_eq!(
+        audit(&app).last().unwrap().summary,
+        "components Baggage, Check-in → every component"
+    );
+}
+
+/// The console's edit form per subscriber (a publisher): it shows the current language and
+/// components, a change goes through the API's handler (one audit entry, before → after), bad
+/// input shows the API's message next to the field and writes nothing, and a viewer's forged
+/// edit is refused and writes nothing.
+#[tokio::test]
+async fn console_subscriber_edit_changes_language_and_components_through_the_api() {
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    add_user(&app, "vic", "viewer").await;
+    let id = one_subscriber(&app).await;
+    let anna = login(&app, "anna").await;
+    let page = crate::console::get(&app, Some(&anna.cookie), "/console/subscribers").await;
+    let body = crate::console::unescape(&page.body);
+    let form = &body[body
+        .find(&format!("action=\"/console/subscribers/{id}\""))
+        .unwrap_or_else(|| panic!("no edit form: {body}"))..];
+    let form = &form[..form.find("</form>").unwrap()];
+    assert!(
+        form.contains(&format!("id=\"locale-{id}\" name=\"locale\""))
+            && form.contains("value=\"fi\""),
+        "{form}"
+    );
+    assert!(
+        form.contains("value=\"Check-in\" checked") && form.contains("value=\"Baggage\">"),
+        "{form}"
+    );
+
+    // Bad input: the API's message next to the language field; nothing written.
+    let sum = app.checksum();
+    let before = audit(&app).len();
+    let p = crate::console::post(
+        &app,
+        &anna,
+        &format!("/console/subscribers/{id}"),
+        &[("locale", "xx-not a tag"), ("components", "Baggage")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 422, "{p:?}");
+    let body = crate::console::unescape(&p.body);
+    let (status, api) = patch(&app, &id, json!({"locale": "xx-not a tag"})).await;
+    assert_eq!(status, 422);
+    let message = api["detail"].as_str().unwrap();
+    assert!(
+        body.contains(&format!(
+            "<p class=\"field-error\" role=\"alert\" id=\"err-locale-{id}\">{message}</p>"
+        )),
+        "{body}"
+    );
+    assert!(body.contains("aria-invalid=\"true\""), "{body}");
+    assert_eq!(app.checksum(), sum, "nothing written");
+    assert_eq!(audit(&app).len(), before);
+
+    // A change: back to the list with a notice; one audit entry, before → after.
+    let p = crate::console::post(
+        &app,
+        &anna,
+        &format!("/console/subscribers/{id}"),
+        &[
+            ("locale", "sv"),
+            ("components", "Baggage"),
+            ("components", "Check-in"),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(p.location, "/console/subscribers?done=changed");
+    let s = app.store.subscribers(10).unwrap().remove(0);
+    assert_eq!(s.locale.as_str(), "sv");
+    assert_eq!(
+        s.components.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        ["Baggage", "Check-in"]
+    );
+    let e = audit(&app);
+    assert_eq!(e.len(), before + 1);
+    assert_eq!(e.last().unwrap().action, "subscriber.change");
+    assert_eq!(e.last().unwrap().actor, "anna");
+    assert_eq!(
+        e.last().unwrap().summary,
+        "language fi → sv; components Check-in → Baggage, Check-in"
+    );
+    let page = crate::console::get(&app, Some(&anna.cookie), &p.location).await;
+    assert!(page.body.contains("Subscriber changed"), "{}", page.body);
+    // Nothing ticked: every component.
+    let p = crate::console::post(
+        &app,
+        &anna,
+        &format!("/console/subscribers/{id}"),
+        &[("locale", "sv")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert!(app.store.subscribers(10).unwrap()[0].components.is_empty());
+
+    // A viewer has no edit form, and a forged edit is refused: nothing written or audited.
+    let vic = login(&app, "vic").await;
+    let page = crate::console::get(&app, Some(&vic.cookie), "/console/subscribers").await;
+    assert!(!page.body.contains(&format!("/console/subscribers/{id}")));
+    let sum = app.checksum();
+    let before = audit(&app).len();
+    let p = crate::console::post(
+        &app,
+        &vic,
+        &format!("/console/subscribers/{id}"),
+        &[("locale", "en"), ("components", "Check-in")],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 403, "{p:?}");
+    assert!(
+        p.body.contains("this needs the publisher role"),
+        "{}",
+        p.body
+    );
+    assert_eq!(app.checksum(), sum);
+    assert_eq!(audit(&app).len(), before);
+}
+
+/// In a real browser, a publisher opens a subscriber's edit form, types a bad language (the
+/// API's message next to the field, nothing written), corrects it, ticks a component and
+/// saves: the list shows the new language and components.
+async fn edit_subscriber(o: crate::browser::Options, shot: &str) {
+    use crate::console_browser::{clean, fits, sign_in};
+    let (app, _) = console_app(&[], |_| {}).await;
+    add_user(&app, "anna", "publisher").await;
+    let id = one_subscriber(&app).await;
+    let b = crate::browser::Browser::start(o).await;
+    sign_in(&b, &app, "anna").await;
+    b.goto(&app.url("/console/subscribers")).await;
+    b.click(&format!("#sub-{id} details.edit summary")).await;
+    b.type_into(&format!("#locale-{id}"), "xx-not a tag").await;
+    b.click_and_load(&format!("#edit-{id} button.save")).await;
+    let err = b.text(&format!("#err-locale-{id}")).await;
+    assert!(err.contains("is not a language tag"), "{err}");
+    assert_eq!(
+        app.store.subscribers(10).unwrap()[0].locale.as_str(),
+        "fi",
+        "nothing written"
+    );
+    let errors = b.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains(&format!("/console/subscribers/{id}")) && e.contains("422")),
+        "{errors:?}"
+    );
+    // The form is open again, as typed; corrected, with Baggage ticked too.
+    b.type_into(&format!("#locale-{id}"), "sv").await;
+    b.click(&format!("#edit-{id} input[name=components][value=Baggage]"))
+        .await;
+    if o.width <= 360 {
+        fits(&b, o.width, "the edit form").await;
+    }
+    b.screenshot(&format!("{shot}-edit")).await;
+    b.click_and_load(&format!("#edit-{id} button.save")).await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Subscriber changed"))
+        .await;
+    let s = app.store.subscribers(10).unwrap().remove(0);
+    assert_eq!(s.locale.as_str(), "sv");
+    let mut names: Vec<&str> = s.components.iter().map(|c| c.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["Baggage", "Check-in"]);
+    let row = b.text(&format!("#sub-{id}")).await;
+    assert!(
+        row.contains("sv") && row.contains("Baggage") && row.contains("Check-in"),
+        "{row}"
+    );
+    clean(&b, "after the change").await;
+    if o.width <= 360 {
+        fits(&b, o.width, "the subscribers page").await;
+    }
+    b.screenshot(&format!("{shot}-edited")).await;
+    b.close().await;
+}
+
+const BOUND: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_subscriber_edit() {
+    edit_subscriber(crate::browser::Options::laptop(), "console-subscriber").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_subscriber_edit() {
+    edit_subscriber(
+        crate::browser::Options::console_phone(),
+        "console-phone-subscriber",
+    )
+    .await;
+}

@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(subscribers::page).post(subscribers::add),
         )
         .route("/console/subscribers/import", post(subscribers::import))
+        .route("/console/subscribers/{id}", post(subscribers::change))
         .route(
             "/console/subscribers/{id}/remove",
             post(subscribers::remove),

@@ -430,6 +430,20 @@ pub async fn import(
     Ok(Json(report))
 }
 
+/// The refusal of a CSV file over the import limit (`size`: the file's, when known).
+pub fn csv_too_large(size: Option<usize>, limit: usize) -> ApiError {
+    let size = size.map_or_else(String::new, |n| format!("{n} bytes, "));
+    ApiError {
+        field: Some("csv"),
+        ..ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the CSV file is {size}over the import limit of {limit} bytes (import_max_bytes); nothing was imported: split it into smaller files, or ask the operator to raise import_max_bytes"
+            ),
+        )
+    }
+}
+
 /// What an import body (or one chunk of it) holds, before anything is written: the valid rows
 /// (unique within it), the rejected rows and how many rows repeated an earlier row's address.
 pub struct ParsedImport {

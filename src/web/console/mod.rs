@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{context, Value};
 
 /// The console's routes, behind the authorisation and audit middleware.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: AppState, limits: crate::api::Limits) -> Router<AppState> {
     Router::new()
         .route("/console/login", get(login::page).post(login::submit))
         .route("/console/logout", post(login::logout))
@@ -78,7 +78,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/subscribers",
             get(subscribers::page).post(subscribers::add),
         )
-        .route("/console/subscribers/import", post(subscribers::import))
+        // A whole CSV file, up to the API's import limit (percent-encoded in a form: see
+        // `session::import_form_max`); every other form stays under 64 KiB.
+        .route(
+            "/console/subscribers/import",
+            post(subscribers::import).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::session::import_form_max(limits.import_max_bytes),
+            )),
+        )
         .route("/console/subscribers/{id}", post(subscribers::change))
         .route(
             "/console/subscribers/{id}/remove",

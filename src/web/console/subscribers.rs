@@ -6,7 +6,7 @@
 //! [`import`](crate::api::subscribers::import)), so the rules, the CSV format and the messages
 //! exist once.
 
-use super::{answer, field, field_of, fields, filled, me, when};
+use super::{answer, field_of, fields, filled, me, when};
 use crate::api::authz::Caller;
 use crate::api::extract::ApiJson;
 use crate::api::session::SessionAuth;
@@ -364,13 +364,24 @@ pub async fn remove(
 pub async fn import(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(limits): Extension<crate::api::Limits>,
     session: Option<Extension<SessionAuth>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let f = fields(&body);
-    let csv = field(&f, "csv").unwrap_or_default().to_owned();
-    let result =
-        crate::api::subscribers::import(State(state.clone()), Ok(Bytes::from(csv.clone()))).await;
+    let mut f = fields(&body);
+    drop(body);
+    let at = f.iter().position(|(k, _)| k == "csv");
+    let csv = at.map(|i| f.swap_remove(i).1).unwrap_or_default();
+    drop(f);
+    // The file is held to the API's import limit (the form around it may be larger).
+    let result = if csv.len() > limits.import_max_bytes {
+        Err(crate::api::subscribers::csv_too_large(
+            Some(csv.len()),
+            limits.import_max_bytes,
+        ))
+    } else {
+        crate::api::subscribers::import(State(state.clone()), Ok(Bytes::from(csv.clone()))).await
+    };
     let view = match result {
         Ok(axum::Json(report)) => {
             let failed = !report.errors.is_empty();
@@ -381,6 +392,12 @@ pub async fn import(
                 ..View::default()
             }
         }
+        // A file over the limit is not sent back into the field.
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => View {
+            status: Some(e.status),
+            import_error: Some(e.detail),
+            ..View::default()
+        },
         Err(e) => View {
             status: Some(e.status),
             import_error: Some(e.detail),

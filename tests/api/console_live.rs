@@ -686,3 +686,97 @@ async fn console_csv_import_over_the_limit_is_refused_and_writes_nothing() {
     .await;
     assert_eq!(p.status, 413, "{}", &p.body[..p.body.len().min(2000)]);
 }
+
+/// In a real browser, the incident page follows a fan-out held at the gate: the first event
+/// shows it still sending, and once the gate opens the page reaches 100 % by itself (no reload,
+/// no polling: the events counted by the script), and the stream's `done` closes it.
+async fn live_progress(o: crate::browser::Options, shot: &str) {
+    use crate::console_browser::{clean, fits, sign_in};
+    let gate = Gate::start().await;
+    let sms = format!(
+        "kind = \"twilio\"\naccount_sid_env = \"LIVE_SID\"\nauth_token_env = \"LIVE_TOKEN\"\n\
+         from = \"+15005550006\"\nbase_url = \"{}\"\nrate = \"100000/s\"\n",
+        gate.url
+    );
+    let log = "kind = \"log\"\naudience = \"subscribers\"\n";
+    let (app, _) = console_app(&[("log", log), ("sms", &sms)], |c| {
+        c.env = env(&[("LIVE_SID", "AC0123456789"), ("LIVE_TOKEN", "twilio-token")])
+    })
+    .await;
+    add_user(&app, "anna", "publisher").await;
+    for i in 0..SUBSCRIBERS {
+        let r = app
+            .post(
+                "/api/v1/subscribers",
+                json!({"phone": format!("+35840200000{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let id = app.open_incident("Baggage belts stopped").await;
+    let b = crate::browser::Browser::start(o).await;
+    sign_in(&b, &app, "anna").await;
+    b.goto(&app.url(&format!("/console/incidents/{id}"))).await;
+    let deadline = std::time::Instant::now() + BOUND;
+    while b.attr("#progress", "data-sse").await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no progress event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sending = b.text(".overall").await;
+    assert!(sending.contains("still sending"), "{sending}");
+    let reload = b.all(".progress ~ .reload, p.reload").await;
+    assert!(
+        !reload.is_empty(),
+        "the no-JS reload link is in the fragment"
+    );
+    assert!(
+        b.texts("p.reload").await.iter().all(|t| t.is_empty()),
+        "hidden with JavaScript"
+    );
+    clean(&b, "while sending").await;
+    b.screenshot(&format!("{shot}-sending")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "the incident page while sending").await;
+    }
+
+    gate.open();
+    b.wait_text(".overall .percent", Duration::from_secs(60), |t| {
+        t == "100 %"
+    })
+    .await;
+    while b.attr("#progress", "data-sse-state").await.as_deref() != Some("done") {
+        assert!(std::time::Instant::now() < deadline + BOUND, "no done");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events: usize = b
+        .attr("#progress", "data-sse")
+        .await
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        events >= 2,
+        "the page moved on from the stream: {events} events"
+    );
+    let failures = b.texts("ul.failures li").await;
+    assert_eq!(failures.len(), SUBSCRIBERS, "{failures:?}");
+    assert!(failures[0].contains("21211"), "{failures:?}");
+    clean(&b, "when final").await;
+    b.screenshot(&format!("{shot}-final")).await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_live_progress_over_sse() {
+    live_progress(crate::browser::Options::laptop(), "console-live-progress").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_live_progress_over_sse() {
+    live_progress(
+        crate::browser::Options::console_phone(),
+        "console-phone-live-progress",
+    )
+    .await;
+}

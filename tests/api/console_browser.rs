@@ -539,7 +539,8 @@ async fn subscribers_and_users(o: Options, shot: &str) {
     // Corrected, with a language and a component.
     b.type_into("#phone", "+358 40 100 0002").await;
     b.type_into("#locale", "fi").await;
-    b.click("input[name=components][value=Baggage]").await;
+    b.click("#add-subscriber input[name=components][value=Baggage]")
+        .await;
     b.click_and_load("#add").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Subscriber added"))
         .await;

@@ -314,6 +314,8 @@ pub const CONSOLE: &[Rule] = &[
     ),
     rule("GET", "/console/incidents/{id}", Min(Viewer), None),
     rule("GET", "/console/incidents/{id}/progress", Min(Viewer), None),
+    // The same progress as server-sent events until every delivery is final.
+    rule("GET", "/console/incidents/{id}/stream", Min(Viewer), None),
     rule(
         "POST",
         "/console/incidents/{id}/updates",
@@ -396,6 +398,12 @@ pub const CONSOLE: &[Rule] = &[
         "/console/subscribers/import",
         Min(Publisher),
         Some("subscriber.import"),
+    ),
+    rule(
+        "POST",
+        "/console/subscribers/{id}",
+        Min(Publisher),
+        Some("subscriber.change"),
     ),
     rule(
         "POST",
@@ -680,8 +688,25 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
                 // exempt (a browser never adds one by itself).
                 let write = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
                 if write {
-                    req = match session::check_csrf(&state, req, &auth).await {
+                    // The CSV import's form carries a whole file, up to the import limit.
+                    let import_max = (path == session::IMPORT_FORM)
+                        .then(|| req.extensions().get::<super::Limits>())
+                        .flatten()
+                        .map(|l| l.import_max_bytes);
+                    let form_max =
+                        import_max.map_or(session::FORM_MAX_BYTES, session::import_form_max);
+                    req = match session::check_csrf(&state, req, &auth, form_max).await {
                         Ok(req) => req,
+                        // Too large to read: refused, but no sign of a forgery (not audited).
+                        Err((_, Some(answer)))
+                            if answer.status == StatusCode::PAYLOAD_TOO_LARGE =>
+                        {
+                            let answer = match import_max {
+                                Some(limit) => super::subscribers::csv_too_large(None, limit),
+                                None => answer,
+                            };
+                            return with_request_id(answer.into_response(), &request_id);
+                        }
                         Err((why, answer)) => {
                             let entry = NewAudit {
                                 actor: auth.session.user.to_string(),

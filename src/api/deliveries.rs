@@ -245,13 +245,8 @@ pub async fn stream(
                         .event("status")
                         .json_data(&st)
                         .unwrap_or_else(|_| Event::default().event("error"));
-                    let mut closing = state.closing.clone();
                     // Shutting down (or the server gone): this event is the last.
-                    let closed = !complete
-                        && tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
-                            _ = closing.wait_for(|c| *c) => true,
-                        };
+                    let closed = !complete && !next_look(&state).await;
                     return Some((Ok(ev), (state, complete || closed)));
                 }
                 Err(e) => Event::default().event("error").data(e.detail),
@@ -260,6 +255,19 @@ pub async fn stream(
         }
     });
     Ok(Sse::new(s).keep_alive(KeepAlive::default()))
+}
+
+/// How often a delivery stream (this API's and the console's) reads the deliveries again.
+pub const LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// Waits for a delivery stream's next look at the deliveries: `true` after [`LOOK_EVERY`],
+/// `false` at once when the server is shutting down (or gone), and the stream is to end.
+pub async fn next_look(state: &AppState) -> bool {
+    let mut closing = state.closing.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(LOOK_EVERY) => true,
+        _ = closing.wait_for(|c| *c) => false,
+    }
 }
 
 /// One server-sent event of the delivery stream.

@@ -107,7 +107,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         // The pages people read in a browser (the public status page), beside the API.
         .merge(crate::web::router(&state.render.page))
         // The staff console, behind the same authorisation and audit middleware as the API.
-        .merge(crate::web::console::router(state.clone()))
+        .merge(crate::web::console::router(state.clone(), limits))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -115,6 +115,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(extract::problem_responses))
+        // The body limits, for the middleware (the console's CSV import form, see `session`).
+        .layer(axum::Extension(limits))
         .with_state(state)
         // Outermost: a panic anywhere below answers 500 problem+json instead of a dropped
         // connection.

@@ -47,6 +47,18 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const CSRF_FIELD: &str = "csrf";
 /// The largest form body the CSRF check reads to find the `csrf` field.
 pub const FORM_MAX_BYTES: usize = 64 * 1024;
+/// The one console form that carries a whole file (the CSV import): its body may be larger,
+/// see [`import_form_max`].
+pub const IMPORT_FORM: &str = "/console/subscribers/import";
+
+/// The largest body of [`IMPORT_FORM`]: a CSV file of `import_max_bytes` percent-encoded (at
+/// most three bytes per byte) and the form's other fields. The handler checks the file itself
+/// against `import_max_bytes`.
+pub fn import_form_max(import_max_bytes: usize) -> usize {
+    import_max_bytes
+        .saturating_mul(3)
+        .saturating_add(FORM_MAX_BYTES)
+}
 /// How often, at most, a session's last-seen time is written.
 pub const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -420,12 +432,14 @@ pub fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), String> 
     }
 }
 
-/// Checks a cookie-authenticated write (see the module docs); returns the request (its body
-/// read and put back when the token was in a form) or why it is refused.
+/// Checks a cookie-authenticated write (see the module docs); returns the request (its body,
+/// at most `form_max` bytes, read and put back when the token was in a form) or why it is
+/// refused.
 pub async fn check_csrf(
     state: &AppState,
     req: Request,
     auth: &SessionAuth,
+    form_max: usize,
 ) -> Result<Request, (String, Option<ApiError>)> {
     same_origin(state, req.headers()).map_err(|why| (why, None))?;
     let want = auth.csrf.as_bytes();
@@ -451,14 +465,12 @@ pub async fn check_csrf(
         ));
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, FORM_MAX_BYTES)
-        .await
-        .map_err(|_| {
-            (
-                "the form is too large to check".to_owned(),
-                Some(super::extract::too_large()),
-            )
-        })?;
+    let bytes = axum::body::to_bytes(body, form_max).await.map_err(|_| {
+        (
+            "the form is too large to check".to_owned(),
+            Some(super::extract::too_large()),
+        )
+    })?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
         .map_err(|_| ("the form cannot be read".to_owned(), None))?;
     let found = fields

@@ -262,12 +262,49 @@ pub async fn change(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let s = state
+    let given = (locale.is_some(), components.is_some());
+    let (was, s) = state
         .store
         .change_subscriber(&key, locale, components)
         .await?;
-    let note = subscriber_note(s.id);
+    let note = AuditNote {
+        summary: change_summary(&was, &s, given),
+        ..subscriber_note(s.id)
+    };
     Ok(noted(Json(SubscriberView::from(s)), note))
+}
+
+/// What a change did, for the audit log: each field given, as it was → as it is now
+/// (`language fi → sv; components Check-in → every component`). No address: viewers read the
+/// audit log.
+fn change_summary(
+    was: &Subscriber,
+    now: &Subscriber,
+    (locale, components): (bool, bool),
+) -> String {
+    fn names(s: &Subscriber) -> String {
+        if s.components.is_empty() {
+            "every component".to_owned()
+        } else {
+            s.components
+                .iter()
+                .map(ComponentName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+    let mut parts = Vec::new();
+    if locale {
+        parts.push(format!(
+            "language {} → {}",
+            was.locale.as_str(),
+            now.locale.as_str()
+        ));
+    }
+    if components {
+        parts.push(format!("components {} → {}", names(was), names(now)));
+    }
+    parts.join("; ")
 }
 
 /// The one-click unsubscribe (RFC 8058) of the link in every message; no bearer token.
@@ -391,6 +428,20 @@ pub async fn import(
         "subscribers imported"
     );
     Ok(Json(report))
+}
+
+/// The refusal of a CSV file over the import limit (`size`: the file's, when known).
+pub fn csv_too_large(size: Option<usize>, limit: usize) -> ApiError {
+    let size = size.map_or_else(String::new, |n| format!("{n} bytes, "));
+    ApiError {
+        field: Some("csv"),
+        ..ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the CSV file is {size}over the import limit of {limit} bytes (import_max_bytes); nothing was imported: split it into smaller files, or ask the operator to raise import_max_bytes"
+            ),
+        )
+    }
 }
 
 /// What an import body (or one chunk of it) holds, before anything is written: the valid rows

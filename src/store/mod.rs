@@ -1493,17 +1493,20 @@ impl Store {
     }
 
     /// Changes a subscriber's language and/or component filter (`Some(vec![])`: every
-    /// component), found by id, email or phone number. Unknown components write nothing.
+    /// component), found by id, email or phone number; returns it as it was and as it is now.
+    /// Unknown components write nothing.
     pub async fn change_subscriber(
         &self,
         key: &str,
         locale: Option<Locale>,
         components: Option<Vec<ComponentName>>,
-    ) -> Result<Subscriber, StoreError> {
+    ) -> Result<(Subscriber, Subscriber), StoreError> {
         let t = self.t()?;
         let id = self.subscriber_id(&t, key)?;
-        if let Some(c) = &components {
-            self.check_components(c)?;
+        for n in components.iter().flatten() {
+            if !t.components.contains_key(n.as_str())? {
+                return Err(DomainError::UnknownComponent(n.to_string()).into());
+            }
         }
         let w = self.writing_async().await;
         let changed = t.subscribers.transaction(|subs| {
@@ -1513,7 +1516,8 @@ impl Store {
                     id: id.to_string(),
                 });
             };
-            let mut s: Subscriber = decode(&raw).or_else(abort)?;
+            let was: Subscriber = decode(&raw).or_else(abort)?;
+            let mut s = was.clone();
             if let Some(l) = &locale {
                 s.locale = l.clone();
             }
@@ -1521,7 +1525,7 @@ impl Store {
                 s.components = c.clone();
             }
             subs.insert(&id.to_bytes(), encode(&s).or_else(abort)?)?;
-            Ok(s)
+            Ok((was, s))
         })?;
         drop(w);
         t.durable().await?;

@@ -102,7 +102,7 @@ pub async fn change(
         .await
     {
         // The page answers in the language just chosen.
-        Ok(changed) => page(&state, PageLang(language), &changed, true),
+        Ok((_, changed)) => page(&state, PageLang(language), &changed, true),
         Err(e) => {
             tracing::error!(error = %e, "a subscriber's change could not be stored");
             message_page(

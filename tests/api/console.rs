@@ -755,6 +755,16 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     let p = post(
         &app,
         &anna,
+        &format!("/console/subscribers/{sub}"),
+        &[("locale", "fi")],
+        true,
+    )
+    .await;
+    once(&app, "subscriber.change", p, &mut seen, b).await;
+    let b = entries(&app).len();
+    let p = post(
+        &app,
+        &anna,
         &format!("/console/subscribers/{sub}/remove"),
         &[],
         true,

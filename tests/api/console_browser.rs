@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const BOUND: Duration = Duration::from_secs(30);
 
-async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
+pub async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
     b.goto(&app.url("/console/login")).await;
     b.append_text("#user", user).await;
     b.append_text("#password", PASSWORD).await;
@@ -21,7 +21,7 @@ async fn sign_in(b: &Browser, app: &TestApp, user: &str) {
 }
 
 /// No console errors (CSP violations, failed loads, script errors) since the last check.
-async fn clean(b: &Browser, when: &str) {
+pub async fn clean(b: &Browser, when: &str) {
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors {when}: {errors:?}");
 }
@@ -36,7 +36,7 @@ async fn only_refused(b: &Browser, path: &str) {
 }
 
 /// Nothing on the page is wider than the viewport.
-async fn fits(b: &Browser, width: u32, when: &str) {
+pub async fn fits(b: &Browser, width: u32, when: &str) {
     let w = b
         .script("return document.documentElement.scrollWidth;")
         .await
@@ -76,6 +76,27 @@ async fn add_subscribers(app: &TestApp) {
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
     }
+}
+
+/// The incident page's progress came over the console's event stream (EventSource), not by
+/// polling: the script counts the `progress` events it applied and notes the final `done`.
+async fn streamed(b: &Browser) {
+    assert!(b.attr("#progress", "data-refresh").await.is_none());
+    let deadline = std::time::Instant::now() + BOUND;
+    while b.attr("#progress", "data-sse-state").await.as_deref() != Some("done") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `done` from the stream: data-sse={:?}",
+            b.attr("#progress", "data-sse").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events: usize = b
+        .attr("#progress", "data-sse")
+        .await
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(events >= 1, "the progress was not updated from the stream");
 }
 
 /// Scenario 1: sign in, compose with a Finnish text containing `€`, watch the SMS preview
@@ -183,6 +204,7 @@ async fn compose_and_publish(o: Options, shot: &str) {
         t == "100 %"
     })
     .await;
+    streamed(&b).await;
     let rows = b.texts("tr.channel-progress").await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     for r in &rows {
@@ -517,7 +539,8 @@ async fn subscribers_and_users(o: Options, shot: &str) {
     // Corrected, with a language and a component.
     b.type_into("#phone", "+358 40 100 0002").await;
     b.type_into("#locale", "fi").await;
-    b.click("input[name=components][value=Baggage]").await;
+    b.click("#add-subscriber input[name=components][value=Baggage]")
+        .await;
     b.click_and_load("#add").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Subscriber added"))
         .await;

@@ -11,6 +11,7 @@ mod cli_first_hour;
 mod cli_languages;
 mod console;
 mod console_browser;
+mod console_live;
 mod delivery;
 mod disk_full;
 mod durability;

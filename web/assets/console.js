@@ -1,6 +1,9 @@
 // crier console: small progressive enhancements; every page works without this file.
 // - [data-refresh]: fetches its URL every data-every seconds and replaces the content, until
-//   the fragment says data-complete="true" (delivery progress).
+//   the fragment says data-complete="true" (the dashboard).
+// - [data-stream]: an EventSource on its URL; each `progress` event's HTML replaces the
+//   content (the incident's delivery progress) until the `done` event, when every delivery is
+//   final. data-sse counts the events received.
 // - form#compose: the per-channel preview follows the text as it is typed (POST the form to
 //   /console/preview?fragment, debounced), from the same preview code as the API;
 //   form#add-notice likewise shows a notice's next fire times (or the API's message) as the
@@ -33,6 +36,47 @@
         .then(function () { setTimeout(tick, every); });
     }
     setTimeout(tick, every);
+  }
+
+  function liveStream(el) {
+    if (typeof EventSource === "undefined") { return; }
+    document.documentElement.classList.add("js");
+    var es = new EventSource(el.getAttribute("data-stream"));
+    var received = 0;
+    var held = null;
+    // Someone is on a button in it (requeue): the content changes when they leave.
+    function busy() {
+      return el.contains(document.activeElement) && document.activeElement !== document.body;
+    }
+    es.addEventListener("progress", function (e) {
+      received += 1;
+      el.setAttribute("data-sse", String(received));
+      if (busy()) { held = e.data; return; }
+      el.innerHTML = e.data;
+    });
+    el.addEventListener("focusout", function () {
+      if (held !== null) { el.innerHTML = held; held = null; }
+    });
+    es.addEventListener("done", function () {
+      es.close();
+      el.setAttribute("data-sse-state", "done");
+    });
+    es.addEventListener("error", function () {
+      // A dropped connection (the server restarting) is retried by the browser; a refusal
+      // (the session ended: the login page came instead of a stream) closes it for good.
+      if (es.readyState !== EventSource.CLOSED) { return; }
+      el.setAttribute("data-sse-state", "closed");
+      var p = document.createElement("p");
+      p.className = "error reload";
+      p.setAttribute("role", "alert");
+      var a = document.createElement("a");
+      a.href = window.location.pathname;
+      a.textContent = "Reload the page";
+      p.appendChild(document.createTextNode("Live updates stopped. "));
+      p.appendChild(a);
+      p.appendChild(document.createTextNode(" to see the latest progress (you may need to sign in again)."));
+      el.parentNode.insertBefore(p, el);
+    });
   }
 
   function livePreview(form) {
@@ -99,6 +143,7 @@
     countdowns();
     setInterval(countdowns, 1000);
     document.querySelectorAll("[data-refresh]").forEach(refresh);
+    document.querySelectorAll("[data-stream]").forEach(liveStream);
     var compose = document.getElementById("compose");
     if (compose) { livePreview(compose); }
     var notice = document.getElementById("add-notice");

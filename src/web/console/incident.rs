@@ -9,14 +9,18 @@ use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState, Principal};
 use crate::domain::ApprovalState;
+use crate::web::page::render_html;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
 use axum::Extension;
+use futures_util::stream::{self, Stream};
 use minijinja::{context, Value};
 use serde::Deserialize;
 use serde_json::{json, Map};
+use std::convert::Infallible;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -108,7 +112,7 @@ async fn show(
             }
         })
         .collect();
-    let progress = progress_context(state, who, &incident.id.to_string()).await;
+    let (progress, _) = progress_context(state, who, &incident.id.to_string()).await;
     let languages: Vec<Value> = LANGUAGES
         .iter()
         .map(|(code, name)| context! { code => code, name => name })
@@ -155,8 +159,9 @@ async fn show(
 }
 
 /// The delivery progress of an incident, from the API's status (addresses hidden below
-/// publisher, as there).
-async fn progress_context(state: &AppState, who: &Principal, id: &str) -> Value {
+/// publisher, as there), and whether it is final: every delivery is, or the status cannot be
+/// read (nothing more will come).
+async fn progress_context(state: &AppState, who: &Principal, id: &str) -> (Value, bool) {
     let st = match crate::api::deliveries::status(
         State(state.clone()),
         Extension(who.clone()),
@@ -165,7 +170,7 @@ async fn progress_context(state: &AppState, who: &Principal, id: &str) -> Value 
     .await
     {
         Ok(axum::Json(s)) => s,
-        Err(e) => return context! { error => e.detail },
+        Err(e) => return (context! { error => e.detail }, true),
     };
     let mut total_all = 0;
     let mut final_all = 0;
@@ -205,17 +210,118 @@ async fn progress_context(state: &AppState, who: &Principal, id: &str) -> Value 
         })
         .collect();
     let dead = st.channels.values().map(|c| c.dead).sum::<usize>();
-    context! {
+    let v = context! {
         id => id,
         channels => channels,
         failures => failures,
         complete => st.complete,
         percent => (final_all * 100).checked_div(total_all).unwrap_or(0),
         dead => dead,
-    }
+    };
+    (v, st.complete)
 }
 
-/// `GET /console/incidents/{id}/progress`: the progress alone, for `console.js`.
+/// The progress fragment (`console/progress.html`) as HTML, and whether every delivery is
+/// final (or the progress cannot be read: nothing more will come).
+async fn fragment(state: &AppState, who: &Principal, me: &Value, id: &str) -> (String, bool) {
+    let (p, complete) = progress_context(state, who, id).await;
+    let html = render_html(
+        &state.render,
+        super::EN,
+        "console/progress.html",
+        context! { me => me.clone(), progress => p },
+    )
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the progress fragment could not be rendered");
+        "<p class=\"error\">The progress could not be shown; reload the page.</p>".to_owned()
+    });
+    (html, complete)
+}
+
+/// Where a console progress stream is.
+enum Step {
+    /// Read the progress (after waiting for the next look, unless it is the first).
+    Look {
+        wait: bool,
+    },
+    /// Every delivery is final: say so, then end.
+    Done,
+    End,
+}
+
+/// A console progress stream's state between events.
+struct Watch {
+    state: AppState,
+    who: Principal,
+    me: Value,
+    id: String,
+    step: Step,
+    /// The fragment sent last (an unchanged one is not sent again).
+    last: Option<String>,
+}
+
+/// `GET /console/incidents/{id}/stream` (`text/event-stream`): the progress fragment as a
+/// `progress` event, at once and then whenever it changes (read as often as the API's delivery
+/// stream reads, [`crate::api::deliveries::LOOK_EVERY`]); when every delivery is final, a last
+/// `progress` and a `done` event, and the stream ends. It also ends, without `done`, when the
+/// server shuts down (the browser's EventSource reconnects to the restarted server). A comment
+/// every 15 seconds keeps proxies from closing a quiet stream. Addresses are hidden below
+/// publisher, as on the page.
+pub async fn stream(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(who): Extension<Principal>,
+    session: Option<Extension<SessionAuth>>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    state.store.incident_summary(parse(&id)?)?;
+    let watch = Watch {
+        me: me(&caller, session.as_deref()),
+        state,
+        who,
+        id,
+        step: Step::Look { wait: false },
+        last: None,
+    };
+    let s = stream::unfold(watch, |mut w| async move {
+        loop {
+            match w.step {
+                Step::End => return None,
+                Step::Done => {
+                    w.step = Step::End;
+                    let done = Event::default()
+                        .event("done")
+                        .data("every delivery is final");
+                    return Some((Ok(done), w));
+                }
+                Step::Look { wait } => {
+                    if (wait && !crate::api::deliveries::next_look(&w.state).await)
+                        || *w.state.closing.borrow()
+                    {
+                        return None;
+                    }
+                }
+            }
+            let (html, complete) = fragment(&w.state, &w.who, &w.me, &w.id).await;
+            w.step = if complete {
+                Step::Done
+            } else {
+                Step::Look { wait: true }
+            };
+            if w.last.as_deref() != Some(html.as_str()) {
+                w.last = Some(html.clone());
+                return Some((Ok(Event::default().event("progress").data(html)), w));
+            }
+        }
+    });
+    Ok(Sse::new(s).keep_alive(
+        KeepAlive::new()
+            .interval(std::time::Duration::from_secs(15))
+            .text("heartbeat"),
+    ))
+}
+
+/// `GET /console/incidents/{id}/progress`: the progress alone (the fragment the stream sends).
 pub async fn progress(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -224,7 +330,7 @@ pub async fn progress(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     parse(&id)?;
-    let p = progress_context(&state, &who, &id).await;
+    let (p, _) = progress_context(&state, &who, &id).await;
     Ok(super::page(
         &state,
         "console/progress.html",

@@ -14,8 +14,8 @@
 //!   browser to the login page instead.
 //!
 //! Pages work without JavaScript; `console.js` (served from `/assets/`, the CSP allows only
-//! same-origin scripts) adds the live preview while typing and the self-refreshing dashboard and
-//! delivery progress.
+//! same-origin scripts) adds the live preview while typing, the self-refreshing dashboard, and
+//! the incident's delivery progress over server-sent events (`/console/incidents/{id}/stream`).
 
 mod account;
 mod channels;
@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{context, Value};
 
 /// The console's routes, behind the authorisation and audit middleware.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: AppState, limits: crate::api::Limits) -> Router<AppState> {
     Router::new()
         .route("/console/login", get(login::page).post(login::submit))
         .route("/console/logout", post(login::logout))
@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/incidents", post(compose::create))
         .route("/console/incidents/{id}", get(incident::page))
         .route("/console/incidents/{id}/progress", get(incident::progress))
+        .route("/console/incidents/{id}/stream", get(incident::stream))
         .route("/console/incidents/{id}/updates", post(compose::update))
         .route("/console/incidents/{id}/resolve", post(incident::resolve))
         .route("/console/incidents/{id}/reopen", post(incident::reopen))
@@ -77,7 +78,15 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/subscribers",
             get(subscribers::page).post(subscribers::add),
         )
-        .route("/console/subscribers/import", post(subscribers::import))
+        // A whole CSV file, up to the API's import limit (percent-encoded in a form: see
+        // `session::import_form_max`); every other form stays under 64 KiB.
+        .route(
+            "/console/subscribers/import",
+            post(subscribers::import).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::session::import_form_max(limits.import_max_bytes),
+            )),
+        )
+        .route("/console/subscribers/{id}", post(subscribers::change))
         .route(
             "/console/subscribers/{id}/remove",
             post(subscribers::remove),

@@ -1,11 +1,12 @@
 //! The subscribers page: counts per component and per language for every role; for publishers
 //! and admins (the API's `GET /api/v1/subscribers` role) also the addresses, a search by
-//! address, adding one, removing one and a CSV import. Every write calls the API's handler
-//! ([`crate::api::subscribers::add`], [`remove`](crate::api::subscribers::remove),
+//! address, adding one, changing one's language and components, removing one and a CSV
+//! import. Every write calls the API's handler ([`crate::api::subscribers::add`],
+//! [`change`](crate::api::subscribers::change), [`remove`](crate::api::subscribers::remove),
 //! [`import`](crate::api::subscribers::import)), so the rules, the CSV format and the messages
 //! exist once.
 
-use super::{answer, field, field_of, fields, filled, me, when};
+use super::{answer, field_of, fields, filled, me, when};
 use crate::api::authz::Caller;
 use crate::api::extract::ApiJson;
 use crate::api::session::SessionAuth;
@@ -108,6 +109,7 @@ pub async fn page(
     let notice = match q.done.as_deref() {
         Some("added") => Some("Subscriber added (confirmed: added by staff)."),
         Some("removed") => Some("Subscriber removed."),
+        Some("changed") => Some("Subscriber changed: their language and components are saved."),
         _ => None,
     };
     let view = View {
@@ -131,6 +133,16 @@ struct View {
     import_error: Option<String>,
     csv: Option<String>,
     status: Option<StatusCode>,
+    /// A refused edit of one subscriber.
+    edit: Option<Edit>,
+}
+
+/// A refused edit: whose, the API's message, the field it is about, and the form as typed.
+struct Edit {
+    id: String,
+    error: String,
+    field: String,
+    typed: Map<String, serde_json::Value>,
 }
 
 async fn show(
@@ -209,6 +221,14 @@ async fn show(
             report => report,
             import_error => v.import_error,
             csv => v.csv,
+            // A refused edit of a subscriber the list does not show: its message above it.
+            edit_hidden => v.edit.as_ref().is_some_and(|e| !t.matches.iter().any(|s| s.id.to_string() == e.id)),
+            edit => v.edit.map(|e| context! {
+                id => e.id,
+                error => e.error,
+                field => e.field,
+                typed => Value::from_serialize(&e.typed),
+            }),
         },
     );
     if let Some(s) = v.status {
@@ -264,6 +284,67 @@ pub async fn add(
     }
 }
 
+/// `POST /console/subscribers/{id}` (the edit form of one subscriber: `locale` and the ticked
+/// `components`, none ticked meaning every component) →
+/// [`crate::api::subscribers::change`]: the same checks, messages and audit entry (before →
+/// after) as `PATCH /api/v1/subscribers/{key}`. A refusal shows the list again with the API's
+/// message next to the field of that subscriber's form, as typed; nothing is written.
+pub async fn change(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    session: Option<Extension<SessionAuth>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let f = fields(&body);
+    let mut req = Map::new();
+    // A blank language keeps the subscriber's.
+    if let Some(l) = filled(&f, "locale") {
+        req.insert("locale".into(), json!(l));
+    }
+    let components: Vec<&str> = f
+        .iter()
+        .filter(|(k, v)| k == "components" && !v.trim().is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    req.insert("components".into(), json!(components));
+    let search = filled(&f, "q").map(str::to_owned);
+    let result = match serde_json::from_value(serde_json::Value::Object(req.clone())) {
+        Ok(b) => {
+            crate::api::subscribers::change(State(state.clone()), Path(id.clone()), ApiJson(b))
+                .await
+        }
+        Err(e) => Err(ApiError::unprocessable(e.to_string())),
+    };
+    match result {
+        Ok(resp) => {
+            let to = match &search {
+                Some(q) => format!(
+                    "/console/subscribers?done=changed&q={}",
+                    crate::percent::encode(q)
+                ),
+                None => "/console/subscribers?done=changed".to_owned(),
+            };
+            Ok(answer(resp).await.redirect(&to))
+        }
+        Err(e) => {
+            let at = field_of(&e, &["locale", "components"]);
+            let view = View {
+                status: Some(e.status),
+                search,
+                edit: Some(Edit {
+                    id,
+                    error: e.detail,
+                    field: at,
+                    typed: req,
+                }),
+                ..View::default()
+            };
+            show(&state, &caller, session.as_deref(), view).await
+        }
+    }
+}
+
 /// `POST /console/subscribers/{id}/remove` → [`crate::api::subscribers::remove`]. The form
 /// names the subscriber by id, so neither the URL nor the audit entry holds an address.
 pub async fn remove(
@@ -283,13 +364,24 @@ pub async fn remove(
 pub async fn import(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(limits): Extension<crate::api::Limits>,
     session: Option<Extension<SessionAuth>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let f = fields(&body);
-    let csv = field(&f, "csv").unwrap_or_default().to_owned();
-    let result =
-        crate::api::subscribers::import(State(state.clone()), Ok(Bytes::from(csv.clone()))).await;
+    let mut f = fields(&body);
+    drop(body);
+    let at = f.iter().position(|(k, _)| k == "csv");
+    let csv = at.map(|i| f.swap_remove(i).1).unwrap_or_default();
+    drop(f);
+    // The file is held to the API's import limit (the form around it may be larger).
+    let result = if csv.len() > limits.import_max_bytes {
+        Err(crate::api::subscribers::csv_too_large(
+            Some(csv.len()),
+            limits.import_max_bytes,
+        ))
+    } else {
+        crate::api::subscribers::import(State(state.clone()), Ok(Bytes::from(csv.clone()))).await
+    };
     let view = match result {
         Ok(axum::Json(report)) => {
             let failed = !report.errors.is_empty();
@@ -300,6 +392,12 @@ pub async fn import(
                 ..View::default()
             }
         }
+        // A file over the limit is not sent back into the field.
+        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => View {
+            status: Some(e.status),
+            import_error: Some(e.detail),
+            ..View::default()
+        },
         Err(e) => View {
             status: Some(e.status),
             import_error: Some(e.detail),

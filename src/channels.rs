@@ -9,7 +9,6 @@ use crate::domain::{Locale, Span};
 use crate::render::preview::Platform;
 use crate::render::rules::OverflowPolicy;
 use chrono_tz::Tz;
-use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,81 +22,210 @@ pub enum ChannelError {
     #[error("channel file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
-
-/// The provider behind a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Writes each rendered message as a JSON line to `<data>/outbox/<channel>.jsonl`.
-    Log,
-    /// SMTP via lettre.
-    Email,
-    /// Twilio Messages API (SMS).
-    Twilio,
-    /// Vonage SMS API.
-    Vonage,
-    /// A signed JSON document POSTed to a URL.
-    Webhook,
-    /// A Mastodon account (statuses API).
-    Mastodon,
-    /// A Bluesky account (AT Protocol, app password).
-    Bluesky,
-    /// An X account (API v2, OAuth 1.0a user context).
-    X,
-    /// A Facebook Page (Graph API).
-    Facebook,
-    /// A Slack incoming webhook.
-    Slack,
-    /// A Microsoft Teams Workflows webhook (Adaptive Card).
-    Teams,
-    /// A Discord channel webhook.
-    Discord,
-    /// A Telegram chat through a bot.
-    Telegram,
-    /// A Matrix room.
-    Matrix,
+/// One channel kind, declared once in its adapter module and registered with one line in
+/// [`crate::adapters::KINDS`] (or, for a kind crier does not ship, [`Kinds::with`]): its name
+/// in `kind = "…"`, its defaults, who it may send to, and how its own keys are read.
+/// docs/CHANNELS.md walks through adding one.
+pub struct KindSpec {
+    /// What a channel file writes in `kind = "…"`.
+    pub name: &'static str,
+    /// The platform whose rendering and length rule apply by default.
+    pub platform: Platform,
+    /// `render = "<platform>"` may pick another platform (log channels only, today).
+    pub render_key: bool,
+    /// Who channels of this kind may send to.
+    pub audience: Audiences,
+    /// Which subscriber contacts it reaches (for [`Audience::Subscribers`]).
+    pub reach: Reach,
+    /// A social or chat account: one post at a time, credentials checkable without posting.
+    pub social: bool,
+    /// Whether the platform can reply to an earlier post, so an incident's updates form one
+    /// thread.
+    pub threads: bool,
+    /// The default `rate`, below the platform's documented limit for one account.
+    pub rate: &'static str,
+    /// Reads the kind's own keys (everything but the common ones) into its [`Settings`]:
+    /// `Err` is a problem of the file; `Ok(None)` a channel that cannot run (what is wrong is
+    /// recorded in the [`Resolve`]).
+    pub declare: fn(toml::Table, &mut Resolve<'_>) -> Result<Option<Settings>, String>,
 }
 
+/// Who the channels of a kind may send to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audiences {
+    /// Subscribers only (email, SMS).
+    Subscribers,
+    /// Its own fixed target only; the text says why, after "a <kind> channel".
+    Fixed(&'static str),
+    /// Either; subscribers by default (the log channel).
+    Either,
+}
+
+/// Which subscriber contacts a kind reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Nobody,
+    Email,
+    Phone,
+    Everyone,
+}
+
+/// The provider behind a channel: a registered [`KindSpec`].
+#[derive(Clone, Copy)]
+pub struct Kind(&'static KindSpec);
+
 impl Kind {
+    pub const fn new(spec: &'static KindSpec) -> Kind {
+        Kind(spec)
+    }
+
+    pub fn spec(self) -> &'static KindSpec {
+        self.0
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Log => "log",
-            Kind::Email => "email",
-            Kind::Twilio => "twilio",
-            Kind::Vonage => "vonage",
-            Kind::Webhook => "webhook",
-            Kind::Mastodon => "mastodon",
-            Kind::Bluesky => "bluesky",
-            Kind::X => "x",
-            Kind::Facebook => "facebook",
-            Kind::Slack => "slack",
-            Kind::Teams => "teams",
-            Kind::Discord => "discord",
-            Kind::Telegram => "telegram",
-            Kind::Matrix => "matrix",
-        }
+        self.0.name
     }
 
     /// A social or chat account: posts to its own fixed target, never to subscribers.
     pub fn is_social(self) -> bool {
-        !matches!(
-            self,
-            Kind::Log | Kind::Email | Kind::Twilio | Kind::Vonage | Kind::Webhook
-        )
+        self.0.social
     }
 
     /// Whether the platform can reply to an earlier post, so that an incident's updates form
     /// one thread (Slack and Teams webhooks and Discord webhooks cannot).
     pub fn supports_threads(self) -> bool {
-        matches!(
-            self,
-            Kind::Mastodon
-                | Kind::Bluesky
-                | Kind::X
-                | Kind::Facebook
-                | Kind::Telegram
-                | Kind::Matrix
-        )
+        self.0.threads
+    }
+}
+
+impl PartialEq for Kind {
+    fn eq(&self, other: &Kind) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Kind {}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+/// The kinds a channels folder may use: crier's own ([`crate::adapters::KINDS`]) and any added
+/// with [`Kinds::with`].
+#[derive(Clone)]
+pub struct Kinds(Vec<&'static KindSpec>);
+
+impl Kinds {
+    /// The kinds crier ships.
+    pub fn builtin() -> Kinds {
+        Kinds(crate::adapters::KINDS.to_vec())
+    }
+
+    /// These kinds and `spec` (which replaces a kind of the same name).
+    pub fn with(mut self, spec: &'static KindSpec) -> Kinds {
+        self.0.retain(|k| k.name != spec.name);
+        self.0.push(spec);
+        self
+    }
+
+    /// The kind named `name`.
+    pub fn get(&self, name: &str) -> Option<Kind> {
+        self.0.iter().find(|k| k.name == name).map(|k| Kind(k))
+    }
+
+    /// Every kind, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.0.iter().map(|k| Kind(k))
+    }
+}
+
+/// A kind's settings with its secrets resolved from the environment (held as
+/// [`SecretString`]), built into its adapter when the server starts. Debug never shows
+/// secrets.
+pub trait KindSettings: std::any::Any + std::fmt::Debug + Send + Sync {
+    /// The channel's sender (for HTTP providers, `setup.http(provider)`).
+    fn build(
+        &self,
+        setup: &crate::adapters::Setup<'_>,
+    ) -> Result<Box<dyn crate::adapters::Deliver>, String>;
+}
+
+/// One channel's kind-specific settings.
+#[derive(Clone, Debug)]
+pub struct Settings(std::sync::Arc<dyn KindSettings>);
+
+impl Settings {
+    pub fn new(settings: impl KindSettings) -> Settings {
+        Settings(std::sync::Arc::new(settings))
+    }
+
+    /// The settings as their kind's own type, if they are of it.
+    pub fn get<T: KindSettings>(&self) -> Option<&T> {
+        let any: &dyn std::any::Any = &*self.0;
+        any.downcast_ref()
+    }
+
+    /// Builds the channel's sender.
+    pub fn build(
+        &self,
+        setup: &crate::adapters::Setup<'_>,
+    ) -> Result<Box<dyn crate::adapters::Deliver>, String> {
+        self.0.build(setup)
+    }
+}
+
+/// What a kind's [`KindSpec::declare`] reads with: the kind's keys into its declared struct,
+/// secrets through the injected environment, and where problems go.
+pub struct Resolve<'a> {
+    kind: &'static str,
+    base_url: Option<&'a str>,
+    env: &'a Env,
+    secrets: EnvSecrets,
+    invalid: Vec<String>,
+}
+
+impl Resolve<'_> {
+    /// The kind's keys as its declared struct (`#[serde(deny_unknown_fields)]`, defaults on
+    /// the struct). Serde's messages are mapped to ones that name the key and say what to write
+    /// instead, and never echo a value: a secret pasted into the file must not reach an error.
+    pub fn declared<T: serde::de::DeserializeOwned>(
+        &self,
+        table: toml::Table,
+    ) -> Result<T, String> {
+        declare(self.kind, table)
+    }
+
+    /// The value of the environment variable that `key` (`…_env`) names, for a secret; `None`
+    /// (recorded) when the key is absent, not a variable name, unset or malformed.
+    pub fn secret(&mut self, key: &'static str, name: Option<String>) -> Option<String> {
+        secret(key, name, self.env, &mut self.secrets, &mut self.invalid)
+    }
+
+    /// Records a problem of the file: a message naming the key and what to write instead.
+    pub fn invalid(&mut self, message: impl Into<String>) {
+        self.invalid.push(message.into());
+    }
+
+    /// Records that the value of the variable `key` names cannot work, and why (no value): the
+    /// channel is skipped, not the file refused.
+    pub fn malformed(&mut self, key: &str, why: &str) {
+        self.secrets.malformed(key, why);
+    }
+
+    /// The channel file's `base_url`, if any.
+    pub fn base_url(&self) -> Option<&str> {
+        self.base_url
+    }
+
+    /// `base_url` from the channel file, or the provider's `default`, without a trailing `/`.
+    pub fn base(&self, default: &str) -> String {
+        self.base_url
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_owned()
     }
 }
 
@@ -150,7 +278,7 @@ impl Rate {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommonFile {
-    kind: Kind,
+    kind: String,
     #[serde(default = "yes")]
     enabled: bool,
     audience: Option<Audience>,
@@ -191,110 +319,6 @@ const COMMON_KEYS: [&str; 14] = [
     "approval",
 ];
 
-/// Kind-specific settings with secrets resolved from the environment, held as [`SecretString`].
-/// Debug never shows secrets.
-#[derive(Clone)]
-pub enum Settings {
-    Log,
-    Email {
-        host: String,
-        port: u16,
-        tls: String,
-        username: Option<String>,
-        password: Option<SecretString>,
-        from: String,
-        domain: String,
-        /// Extra trusted root certificate(s) (PEM) for a relay with a private CA.
-        ca_file: Option<PathBuf>,
-    },
-    Twilio {
-        account_sid: String,
-        auth_token: SecretString,
-        from: Option<String>,
-        messaging_service_sid: Option<String>,
-        status_callback: Option<String>,
-    },
-    Vonage {
-        api_key: String,
-        api_secret: SecretString,
-        from: String,
-    },
-    Webhook {
-        url: String,
-        secret: SecretString,
-    },
-    Mastodon {
-        token: SecretString,
-        /// public, unlisted, private or direct.
-        visibility: String,
-    },
-    Bluesky {
-        /// Handle or DID of the account.
-        identifier: String,
-        /// An app password.
-        password: SecretString,
-    },
-    X {
-        consumer_key: SecretString,
-        consumer_secret: SecretString,
-        access_token: SecretString,
-        access_token_secret: SecretString,
-    },
-    Facebook {
-        page_id: String,
-        page_token: SecretString,
-        /// Graph API version, e.g. `v23.0`.
-        graph_version: String,
-    },
-    /// Slack, Teams and Discord: the webhook URL is itself the secret.
-    ChatWebhook {
-        url: SecretString,
-    },
-    Telegram {
-        bot_token: SecretString,
-        chat_id: String,
-    },
-    Matrix {
-        access_token: SecretString,
-        room_id: String,
-    },
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Settings::Log => f.write_str("Log"),
-            Settings::Email { host, port, tls, from, .. } => {
-                write!(f, "Email {{ host: {host}, port: {port}, tls: {tls}, from: {from}, credentials: *** }}")
-            }
-            Settings::Twilio { from, messaging_service_sid, .. } => write!(
-                f,
-                "Twilio {{ from: {from:?}, messaging_service_sid: {messaging_service_sid:?}, credentials: *** }}"
-            ),
-            Settings::Vonage { from, .. } => write!(f, "Vonage {{ from: {from}, credentials: *** }}"),
-            Settings::Webhook { url, .. } => write!(f, "Webhook {{ url: {url}, secret: *** }}"),
-            Settings::Mastodon { visibility, .. } => {
-                write!(f, "Mastodon {{ visibility: {visibility}, token: *** }}")
-            }
-            Settings::Bluesky { identifier, .. } => {
-                write!(f, "Bluesky {{ identifier: {identifier}, password: *** }}")
-            }
-            Settings::X { .. } => f.write_str("X { credentials: *** }"),
-            Settings::Facebook { page_id, graph_version, .. } => write!(
-                f,
-                "Facebook {{ page_id: {page_id}, graph_version: {graph_version}, page_token: *** }}"
-            ),
-            Settings::ChatWebhook { .. } => f.write_str("ChatWebhook { url: *** }"),
-            Settings::Telegram { chat_id, .. } => {
-                write!(f, "Telegram {{ chat_id: {chat_id}, bot_token: *** }}")
-            }
-            Settings::Matrix { room_id, .. } => {
-                write!(f, "Matrix {{ room_id: {room_id}, access_token: *** }}")
-            }
-        }
-    }
-}
-
 /// A configured, active channel.
 #[derive(Debug, Clone)]
 pub struct Channel {
@@ -332,22 +356,19 @@ impl Channel {
 
     /// The status-callback URL a provider reports delivery to, if configured.
     pub fn status_callback(&self) -> Option<&str> {
-        match &self.settings {
-            Settings::Twilio {
-                status_callback, ..
-            } => status_callback.as_deref(),
-            _ => None,
-        }
+        self.settings
+            .get::<crate::adapters::twilio::TwilioConfig>()
+            .and_then(|t| t.status_callback.as_deref())
     }
 
     /// Whether a subscriber's contact is reachable by this channel.
     pub fn reaches(&self, contact: &crate::domain::Contact) -> bool {
         use crate::domain::Contact;
         matches!(
-            (self.kind, contact),
-            (Kind::Email, Contact::Email(_))
-                | (Kind::Twilio | Kind::Vonage, Contact::Phone(_))
-                | (Kind::Log, _)
+            (self.kind.spec().reach, contact),
+            (Reach::Email, Contact::Email(_))
+                | (Reach::Phone, Contact::Phone(_))
+                | (Reach::Everyone, _)
         )
     }
 }
@@ -451,148 +472,6 @@ impl EnvSecrets {
     }
 }
 
-/// The kind-specific keys of a channel file, declared: one struct per kind, selected by `kind`.
-/// Unknown keys are refused (`deny_unknown_fields`); defaults are on the structs; a secret is
-/// declared as the NAME of the environment variable that holds it (`*_env`), resolved through an
-/// injected [`Env`] and validated once, when the channel is built ([`KindFile::resolve`]).
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum KindFile {
-    Log(LogFile),
-    Email(EmailFile),
-    Twilio(TwilioFile),
-    Vonage(VonageFile),
-    Webhook(WebhookFile),
-    Mastodon(MastodonFile),
-    Bluesky(BlueskyFile),
-    X(XFile),
-    Facebook(FacebookFile),
-    Slack(ChatFile),
-    Teams(ChatFile),
-    Discord(ChatFile),
-    Telegram(TelegramFile),
-    Matrix(MatrixFile),
-}
-
-/// A `log` channel has only the common keys.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogFile {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EmailFile {
-    host: Option<String>,
-    port: Option<i64>,
-    #[serde(default = "starttls")]
-    tls: String,
-    from: Option<String>,
-    /// The EHLO domain; by default the domain of `from`.
-    domain: Option<String>,
-    ca_file: Option<PathBuf>,
-    username_env: Option<String>,
-    password_env: Option<String>,
-}
-
-fn starttls() -> String {
-    "starttls".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TwilioFile {
-    account_sid_env: Option<String>,
-    auth_token_env: Option<String>,
-    from: Option<String>,
-    messaging_service_sid: Option<String>,
-    status_callback: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VonageFile {
-    api_key_env: Option<String>,
-    api_secret_env: Option<String>,
-    from: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebhookFile {
-    url: Option<String>,
-    secret_env: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MastodonFile {
-    token_env: Option<String>,
-    #[serde(default = "public")]
-    visibility: String,
-}
-
-fn public() -> String {
-    "public".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BlueskyFile {
-    identifier: Option<String>,
-    app_password_env: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct XFile {
-    consumer_key_env: Option<String>,
-    consumer_secret_env: Option<String>,
-    access_token_env: Option<String>,
-    access_token_secret_env: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FacebookFile {
-    page_id: Option<String>,
-    page_token_env: Option<String>,
-    #[serde(default = "graph_version")]
-    graph_version: String,
-}
-
-fn graph_version() -> String {
-    crate::adapters::facebook::DEFAULT_GRAPH_VERSION.into()
-}
-
-/// Slack, Teams and Discord: the webhook URL is itself the secret.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChatFile {
-    webhook_url_env: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TelegramFile {
-    bot_token_env: Option<String>,
-    chat_id: Option<ChatId>,
-}
-
-/// A Telegram chat: a number (`-1001234567890`) or `@channelusername`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ChatId {
-    Number(i64),
-    Name(String),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MatrixFile {
-    access_token_env: Option<String>,
-    room_id: Option<String>,
-}
-
 /// What a key's value must be, when it is not: named by the key, never echoing the value.
 fn wrong_type(k: &str, v: &toml::Value) -> Option<String> {
     let ok = match k {
@@ -613,12 +492,10 @@ fn wrong_type(k: &str, v: &toml::Value) -> Option<String> {
 /// Reads the kind's keys into its declared struct. Serde's messages are mapped to ones that name
 /// the key and say what to write instead, and never echo a value: a secret pasted into the file
 /// must not reach an error.
-fn declare(kind: Kind, table: toml::Table) -> Result<KindFile, String> {
+fn declare<T: serde::de::DeserializeOwned>(kind: &str, table: toml::Table) -> Result<T, String> {
     let types: Vec<String> = table.iter().filter_map(|(k, v)| wrong_type(k, v)).collect();
     let keys: Vec<String> = table.keys().cloned().collect();
-    let mut tagged = table;
-    tagged.insert("kind".into(), toml::Value::String(kind.as_str().into()));
-    toml::Value::Table(tagged).try_into().map_err(|e: toml::de::Error| {
+    toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
         let m = e.message();
         let named = |prefix: &str| {
             m.strip_prefix(prefix)
@@ -626,7 +503,7 @@ fn declare(kind: Kind, table: toml::Table) -> Result<KindFile, String> {
                 .map(str::to_owned)
         };
         if let Some(k) = named("unknown field `") {
-            let mut out = format!("unknown key `{k}` for a {} channel", kind.as_str());
+            let mut out = format!("unknown key `{k}` for a {kind} channel");
             let env_key = format!("{k}_env");
             if m.contains(&format!("`{env_key}`")) && !keys.contains(&env_key) {
                 out.push_str(&format!(
@@ -692,240 +569,12 @@ fn is_env_name(name: &str) -> bool {
 
 type Skip = (SkipKind, String);
 
-impl KindFile {
-    /// The kind's settings with its secrets resolved through `env`, validated once. File
-    /// problems go to `invalid`; missing or malformed secrets to `missing` (they skip the
-    /// channel, not fail the file). `None` when the channel cannot run.
-    fn resolve(
-        self,
-        c: &CommonFile,
-        env: &Env,
-        missing: &mut EnvSecrets,
-        invalid: &mut Vec<String>,
-    ) -> Option<Settings> {
-        // The kind's secret `key` names a variable: resolve it (a closure would hold `invalid`).
-        macro_rules! secret {
-            ($key:expr, $name:expr) => {
-                secret($key, $name, env, missing, invalid)
-            };
-        }
-        match self {
-            KindFile::Log(LogFile {}) => Some(Settings::Log),
-            KindFile::Twilio(f) => {
-                let account_sid = secret!("account_sid_env", f.account_sid_env);
-                let auth_token = secret!("auth_token_env", f.auth_token_env);
-                if f.from.is_some() == f.messaging_service_sid.is_some() {
-                    invalid.push(
-                        "give exactly one of `from` (a Twilio number) or `messaging_service_sid`"
-                            .into(),
-                    );
-                }
-                if let Some(sid) = &account_sid {
-                    if !crate::adapters::twilio::valid_account_sid(sid) {
-                        missing.malformed(
-                            "account_sid_env",
-                            "is not an account SID: use letters and digits only (AC followed by 32 hex digits, as the Twilio console shows it)",
-                        );
-                    }
-                }
-                Some(Settings::Twilio {
-                    account_sid: account_sid?,
-                    auth_token: auth_token?.into(),
-                    from: f.from,
-                    messaging_service_sid: f.messaging_service_sid,
-                    status_callback: f.status_callback,
-                })
-            }
-            KindFile::Vonage(f) => {
-                let api_key = secret!("api_key_env", f.api_key_env);
-                let api_secret = secret!("api_secret_env", f.api_secret_env);
-                if f.from.is_none() {
-                    invalid.push("from is missing: the sender id or number".into());
-                }
-                Some(Settings::Vonage {
-                    api_key: api_key?,
-                    api_secret: api_secret?.into(),
-                    from: f.from?,
-                })
-            }
-            KindFile::Webhook(f) => {
-                let secret = secret!("secret_env", f.secret_env);
-                // h-types: an HttpUrl type replaces this check.
-                match &f.url {
-                    Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
-                    _ => invalid.push("url must be the http(s) URL to POST to".into()),
-                }
-                Some(Settings::Webhook {
-                    url: f.url?,
-                    secret: secret?.into(),
-                })
-            }
-            KindFile::Mastodon(f) => {
-                let token = secret!("token_env", f.token_env);
-                let visibility = f.visibility;
-                if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
-                    invalid.push(format!(
-                        "visibility = \"{visibility}\": use public, unlisted, private or direct"
-                    ));
-                }
-                if c.base_url.is_none() {
-                    invalid.push(
-                        "base_url is missing: the instance, e.g. https://mastodon.social".into(),
-                    );
-                }
-                Some(Settings::Mastodon {
-                    token: token?.into(),
-                    visibility,
-                })
-            }
-            KindFile::Bluesky(f) => {
-                let password = secret!("app_password_env", f.app_password_env);
-                if f.identifier.is_none() {
-                    invalid.push(
-                        "identifier is missing: the account's handle, e.g. status.example.com"
-                            .into(),
-                    );
-                }
-                Some(Settings::Bluesky {
-                    identifier: f.identifier?,
-                    password: password?.into(),
-                })
-            }
-            KindFile::X(f) => {
-                let consumer_key = secret!("consumer_key_env", f.consumer_key_env);
-                let consumer_secret = secret!("consumer_secret_env", f.consumer_secret_env);
-                let access_token = secret!("access_token_env", f.access_token_env);
-                let access_token_secret =
-                    secret!("access_token_secret_env", f.access_token_secret_env);
-                Some(Settings::X {
-                    consumer_key: consumer_key?.into(),
-                    consumer_secret: consumer_secret?.into(),
-                    access_token: access_token?.into(),
-                    access_token_secret: access_token_secret?.into(),
-                })
-            }
-            KindFile::Facebook(f) => {
-                let page_token = secret!("page_token_env", f.page_token_env);
-                match &f.page_id {
-                    Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {}
-                    _ => invalid.push("page_id must be the Page's numeric id".into()),
-                }
-                if !f.graph_version.starts_with('v') {
-                    invalid.push(format!(
-                        "graph_version = \"{}\": use e.g. v23.0",
-                        f.graph_version
-                    ));
-                }
-                Some(Settings::Facebook {
-                    page_id: f.page_id?,
-                    page_token: page_token?.into(),
-                    graph_version: f.graph_version,
-                })
-            }
-            KindFile::Slack(f) | KindFile::Teams(f) | KindFile::Discord(f) => {
-                match secret!("webhook_url_env", f.webhook_url_env)? {
-                    // h-types: an HttpUrl type replaces this check.
-                    u if u.starts_with("https://") || u.starts_with("http://") => {
-                        Some(Settings::ChatWebhook { url: u.into() })
-                    }
-                    _ => {
-                        missing.malformed("webhook_url_env", "must hold an http(s) URL");
-                        None
-                    }
-                }
-            }
-            KindFile::Telegram(f) => {
-                let bot_token = secret!("bot_token_env", f.bot_token_env);
-                let chat_id = match f.chat_id {
-                    Some(ChatId::Name(s)) if !s.is_empty() => Some(s),
-                    Some(ChatId::Number(i)) => Some(i.to_string()),
-                    _ => {
-                        invalid.push("chat_id is missing: the chat's id (e.g. -1001234567890) or @channelusername".into());
-                        None
-                    }
-                };
-                Some(Settings::Telegram {
-                    bot_token: bot_token?.into(),
-                    chat_id: chat_id?,
-                })
-            }
-            KindFile::Matrix(f) => {
-                let access_token = secret!("access_token_env", f.access_token_env);
-                match &f.room_id {
-                    // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
-                    Some(r) if r.starts_with('!') && r.len() > 1 => {}
-                    _ => invalid.push(
-                        "room_id must be a room id (starting with !) such as !abc123:example.org, not an alias".into(),
-                    ),
-                }
-                if c.base_url.is_none() {
-                    invalid.push(
-                        "base_url is missing: the homeserver, e.g. https://matrix.example.org"
-                            .into(),
-                    );
-                }
-                Some(Settings::Matrix {
-                    access_token: access_token?.into(),
-                    room_id: f.room_id?,
-                })
-            }
-            KindFile::Email(f) => {
-                let port = match f.port {
-                    Some(p) => match u16::try_from(p) {
-                        Ok(p) if p > 0 => Some(p),
-                        _ => {
-                            invalid.push("port must be 1-65535".into());
-                            None
-                        }
-                    },
-                    None => None,
-                };
-                let tls = f.tls;
-                if !["starttls", "tls", "plain"].contains(&tls.as_str()) {
-                    invalid.push(format!(
-                        "tls = \"{tls}\": use starttls, tls or plain (plain only to a loopback host)"
-                    ));
-                }
-                let (username, password) = if f.username_env.is_some() || f.password_env.is_some() {
-                    (
-                        secret!("username_env", f.username_env),
-                        secret!("password_env", f.password_env),
-                    )
-                } else {
-                    (None, None)
-                };
-                if f.host.is_none() || f.from.is_none() {
-                    invalid.push("host and from are required".into());
-                }
-                let (host, from) = (f.host?, f.from?);
-                let domain = f.domain.unwrap_or_else(|| {
-                    from.rsplit('@')
-                        .next()
-                        .unwrap_or("localhost")
-                        .trim_end_matches('>')
-                        .to_owned()
-                });
-                let port = port.unwrap_or(match tls.as_str() {
-                    "tls" => 465,
-                    "plain" => 25,
-                    _ => 587,
-                });
-                Some(Settings::Email {
-                    host,
-                    port,
-                    tls,
-                    username,
-                    password: password.map(SecretString::from),
-                    from,
-                    domain,
-                    ca_file: f.ca_file,
-                })
-            }
-        }
-    }
-}
-
-fn parse_file(path: &Path, name: &str, env: &Env) -> Result<Result<Channel, Skip>, String> {
+fn parse_file(
+    path: &Path,
+    name: &str,
+    env: &Env,
+    kinds: &Kinds,
+) -> Result<Result<Channel, Skip>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
     let mut common = toml::Table::new();
@@ -937,70 +586,56 @@ fn parse_file(path: &Path, name: &str, env: &Env) -> Result<Result<Channel, Skip
     let c: CommonFile = toml::Value::Table(common)
         .try_into()
         .map_err(|e: toml::de::Error| e.to_string())?;
-    let file = declare(c.kind, table)?;
-    let mut invalid = Vec::new();
-    let mut missing = EnvSecrets::default();
-    let settings = file.resolve(&c, env, &mut missing, &mut invalid);
+    let kind = kinds.get(&c.kind).ok_or_else(|| {
+        let names: Vec<&str> = kinds.iter().map(Kind::as_str).collect();
+        format!(
+            "kind = \"{}\" is not a channel kind; use one of {}",
+            c.kind,
+            names.join(", ")
+        )
+    })?;
+    let spec = kind.spec();
+    let mut r = Resolve {
+        kind: spec.name,
+        base_url: c.base_url.as_deref(),
+        env,
+        secrets: EnvSecrets::default(),
+        invalid: Vec::new(),
+    };
+    let settings = (spec.declare)(table, &mut r)?;
+    let Resolve {
+        secrets: missing,
+        mut invalid,
+        ..
+    } = r;
     // Any named variable missing from the environment, or holding a value that cannot work,
     // makes the channel inactive (reported, not fatal: the other channels still start).
     let settings = if missing.is_empty() { settings } else { None };
-    let platform = match (&c.render, c.kind) {
-        (Some(r), Kind::Log) => Platform::parse(r)?,
-        (Some(_), _) => return Err("render is only for log channels".into()),
-        (None, Kind::Log) => Platform::Sms,
-        (None, Kind::Email) => Platform::Email,
-        (None, Kind::Twilio | Kind::Vonage) => Platform::Sms,
-        (None, Kind::Webhook | Kind::Slack) => Platform::Slack,
-        (None, Kind::Mastodon) => Platform::Mastodon,
-        (None, Kind::Bluesky) => Platform::Bluesky,
-        (None, Kind::X) => Platform::X,
-        (None, Kind::Facebook) => Platform::Facebook,
-        (None, Kind::Teams) => Platform::Teams,
-        (None, Kind::Discord) => Platform::Discord,
-        (None, Kind::Telegram) => Platform::Telegram,
-        (None, Kind::Matrix) => Platform::Matrix,
+    let platform = match (&c.render, spec.render_key) {
+        (Some(r), true) => Platform::parse(r)?,
+        (Some(_), false) => return Err("render is only for log channels".into()),
+        (None, _) => spec.platform,
     };
-    let audience = c.audience.unwrap_or(match c.kind {
-        Kind::Webhook => Audience::Fixed,
-        k if k.is_social() => Audience::Fixed,
-        _ => Audience::Subscribers,
+    let audience = c.audience.unwrap_or(match spec.audience {
+        Audiences::Fixed(_) => Audience::Fixed,
+        Audiences::Subscribers | Audiences::Either => Audience::Subscribers,
     });
-    if audience == Audience::Subscribers && c.kind.is_social() {
-        invalid.push(format!(
-            "a {} channel posts to its own account or room; use audience = \"fixed\"",
-            c.kind.as_str()
-        ));
-    }
-    if audience == Audience::Fixed
-        && c.kind != Kind::Webhook
-        && c.kind != Kind::Log
-        && !c.kind.is_social()
-    {
-        invalid.push(format!(
+    match (audience, spec.audience) {
+        (Audience::Subscribers, Audiences::Fixed(why)) => invalid.push(format!(
+            "a {} channel {why}; use audience = \"fixed\"",
+            spec.name
+        )),
+        (Audience::Fixed, Audiences::Subscribers) => invalid.push(format!(
             "a {} channel sends to subscribers; remove audience = \"fixed\"",
-            c.kind.as_str()
-        ));
+            spec.name
+        )),
+        _ => {}
     }
-    if audience == Audience::Subscribers && c.kind == Kind::Webhook {
-        invalid.push("a webhook channel posts to its url; use audience = \"fixed\"".into());
-    }
-    let rate = Rate::parse(c.rate.as_deref().unwrap_or(match c.kind {
-        Kind::Log => "1000/s",
-        Kind::Email => "20/s",
-        Kind::Twilio | Kind::Vonage => "30/s",
-        Kind::Webhook => "10/s",
-        // Below each platform's documented limit for one account, webhook or bot.
-        Kind::Mastodon | Kind::Bluesky | Kind::Facebook => "30/m",
-        Kind::X => "10/m",
-        Kind::Slack | Kind::Teams => "1/s",
-        Kind::Discord => "2/s",
-        Kind::Telegram => "20/m",
-        Kind::Matrix => "5/s",
-    }))?;
+    let rate = Rate::parse(c.rate.as_deref().unwrap_or(spec.rate))?;
     // One post at a time keeps an incident's thread in order: each reply needs its parent.
     let concurrency = c
         .concurrency
-        .unwrap_or(if c.kind.is_social() { 1 } else { 16 });
+        .unwrap_or(if kind.is_social() { 1 } else { 16 });
     if !(1..=1024).contains(&concurrency) {
         invalid.push("concurrency must be 1-1024".into());
     }
@@ -1058,7 +693,7 @@ fn parse_file(path: &Path, name: &str, env: &Env) -> Result<Result<Channel, Skip
     let channel = match settings {
         Some(settings) => Ok(Channel {
             name: name.to_owned(),
-            kind: c.kind,
+            kind,
             audience,
             rate,
             concurrency,
@@ -1106,6 +741,12 @@ pub fn load(dir: &Path) -> Result<Loaded, ChannelError> {
 
 /// [`load`] with secrets looked up in `env`.
 pub fn load_with_env(dir: &Path, env: &Env) -> Result<Loaded, ChannelError> {
+    load_with(dir, env, &Kinds::builtin())
+}
+
+/// [`load_with_env`] for the channel kinds `kinds`: crier's own and any registered with
+/// [`Kinds::with`].
+pub fn load_with(dir: &Path, env: &Env, kinds: &Kinds) -> Result<Loaded, ChannelError> {
     let mut out = Loaded::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -1145,7 +786,7 @@ pub fn load_with_env(dir: &Path, env: &Env) -> Result<Loaded, ChannelError> {
         }
     }
     for (name, path) in files {
-        match parse_file(&path, &name, env) {
+        match parse_file(&path, &name, env, kinds) {
             Ok(Ok(ch)) => out.active.push(ch),
             Ok(Err((kind, why))) => {
                 match kind {
@@ -1203,7 +844,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
-        parse_file(&path, name, &test_env)
+        parse_file(&path, name, &test_env, &Kinds::builtin())
     }
 
     /// The environment the tests see: a fixed map, never the process's (no `set_var`).
@@ -1266,47 +907,47 @@ mod tests {
         let cases = [
             (
                 "kind = \"mastodon\"\nbase_url = \"https://m.example\"\ntoken_env = \"CRIER_TEST_SOCIAL_SECRET\"",
-                Kind::Mastodon,
+                Kind::new(&crate::adapters::mastodon::KIND),
                 Platform::Mastodon,
             ),
             (
                 "kind = \"bluesky\"\nidentifier = \"a.example\"\napp_password_env = \"CRIER_TEST_SOCIAL_SECRET\"",
-                Kind::Bluesky,
+                Kind::new(&crate::adapters::bluesky::KIND),
                 Platform::Bluesky,
             ),
             (
                 "kind = \"x\"\nconsumer_key_env = \"CRIER_TEST_SOCIAL_SECRET\"\nconsumer_secret_env = \"CRIER_TEST_SOCIAL_SECRET\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\naccess_token_secret_env = \"CRIER_TEST_SOCIAL_SECRET\"",
-                Kind::X,
+                Kind::new(&crate::adapters::x::KIND),
                 Platform::X,
             ),
             (
                 "kind = \"facebook\"\npage_id = \"123\"\npage_token_env = \"CRIER_TEST_SOCIAL_SECRET\"",
-                Kind::Facebook,
+                Kind::new(&crate::adapters::facebook::KIND),
                 Platform::Facebook,
             ),
             (
                 "kind = \"slack\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
-                Kind::Slack,
+                Kind::new(&crate::adapters::slack::KIND),
                 Platform::Slack,
             ),
             (
                 "kind = \"teams\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
-                Kind::Teams,
+                Kind::new(&crate::adapters::teams::KIND),
                 Platform::Teams,
             ),
             (
                 "kind = \"discord\"\nwebhook_url_env = \"CRIER_TEST_SOCIAL_URL\"",
-                Kind::Discord,
+                Kind::new(&crate::adapters::discord::KIND),
                 Platform::Discord,
             ),
             (
                 "kind = \"telegram\"\nbot_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nchat_id = -100123",
-                Kind::Telegram,
+                Kind::new(&crate::adapters::telegram::KIND),
                 Platform::Telegram,
             ),
             (
                 "kind = \"matrix\"\nbase_url = \"https://hs.example\"\naccess_token_env = \"CRIER_TEST_SOCIAL_SECRET\"\nroom_id = \"!r:hs.example\"",
-                Kind::Matrix,
+                Kind::new(&crate::adapters::matrix::KIND),
                 Platform::Matrix,
             ),
         ];
@@ -1468,9 +1109,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert!(
-            matches!(ch.settings, Settings::Mastodon { ref visibility, .. } if visibility == "public")
-        );
+        assert!(ch
+            .settings
+            .get::<crate::adapters::mastodon::MastodonConfig>()
+            .is_some_and(|m| m.visibility == "public"));
     }
 
     #[test]

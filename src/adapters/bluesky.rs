@@ -274,6 +274,51 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Bluesky", status, headers, body, now, reset)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `bluesky` kind: an account, with an app password.
+pub static KIND: KindSpec = KindSpec {
+    name: "bluesky",
+    platform: Platform::Bluesky,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: true,
+    rate: "30/m",
+    declare,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlueskyFile {
+    identifier: Option<String>,
+    app_password_env: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: BlueskyFile = r.declared(table)?;
+    let password = r.secret("app_password_env", f.app_password_env);
+    if f.identifier.is_none() {
+        r.invalid("identifier is missing: the account's handle, e.g. status.example.com");
+    }
+    let (Some(identifier), Some(password)) = (f.identifier, password) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(BlueskyConfig {
+        base_url: r.base(DEFAULT_BASE_URL),
+        identifier,
+        password: password.into(),
+    })))
+}
+
+impl KindSettings for BlueskyConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(BlueskyAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, json_body, post, reply};

@@ -117,6 +117,33 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `discord` kind: one incoming webhook, whose URL is itself the secret.
+pub static KIND: KindSpec = KindSpec {
+    name: "discord",
+    platform: Platform::Discord,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: false,
+    rate: "2/s",
+    declare,
+};
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let webhook_url = super::http::chat_webhook(table, r)?;
+    Ok(webhook_url.map(|webhook_url| Settings::new(DiscordConfig { webhook_url })))
+}
+
+impl KindSettings for DiscordConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(DiscordAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, once, post};

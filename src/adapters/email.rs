@@ -659,6 +659,156 @@ impl Deliver for EmailAdapter {
     }
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+use secrecy::{ExposeSecret, SecretString};
+use std::path::PathBuf;
+
+/// The `email` kind: SMTP to subscribers.
+pub static KIND: KindSpec = KindSpec {
+    name: "email",
+    platform: Platform::Email,
+    render_key: false,
+    audience: Audiences::Subscribers,
+    reach: Reach::Email,
+    social: false,
+    threads: false,
+    rate: "20/s",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailFile {
+    host: Option<String>,
+    port: Option<i64>,
+    #[serde(default = "starttls")]
+    tls: String,
+    from: Option<String>,
+    /// The EHLO domain; by default the domain of `from`.
+    domain: Option<String>,
+    ca_file: Option<PathBuf>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+}
+
+fn starttls() -> String {
+    "starttls".into()
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: EmailFile = r.declared(table)?;
+    let port = match f.port {
+        Some(p) => match u16::try_from(p) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                r.invalid("port must be 1-65535");
+                None
+            }
+        },
+        None => None,
+    };
+    let tls = match f.tls.as_str() {
+        "starttls" => TlsMode::Starttls,
+        "tls" => TlsMode::Tls,
+        "plain" => TlsMode::Plain,
+        other => {
+            r.invalid(format!(
+                "tls = \"{other}\": use starttls, tls or plain (plain only to a loopback host)"
+            ));
+            TlsMode::Starttls
+        }
+    };
+    let (username, password) = if f.username_env.is_some() || f.password_env.is_some() {
+        (
+            r.secret("username_env", f.username_env),
+            r.secret("password_env", f.password_env),
+        )
+    } else {
+        (None, None)
+    };
+    if f.host.is_none() || f.from.is_none() {
+        r.invalid("host and from are required");
+    }
+    let (Some(host), Some(from)) = (f.host, f.from) else {
+        return Ok(None);
+    };
+    let domain = f.domain.unwrap_or_else(|| {
+        from.rsplit('@')
+            .next()
+            .unwrap_or("localhost")
+            .trim_end_matches('>')
+            .to_owned()
+    });
+    let port = port.unwrap_or(match tls {
+        TlsMode::Tls => 465,
+        TlsMode::Plain => 25,
+        TlsMode::Starttls => 587,
+    });
+    Ok(Some(Settings::new(EmailSettings {
+        host,
+        port,
+        tls,
+        username,
+        password: password.map(SecretString::from),
+        from,
+        domain,
+        ca_file: f.ca_file,
+    })))
+}
+
+/// An email channel's settings; the transport is built from them when the server starts.
+#[derive(Clone)]
+pub struct EmailSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub domain: String,
+    /// Extra trusted root certificate(s) (PEM) for a relay with a private CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Email {{ host: {}, port: {}, tls: {:?}, from: {}, credentials: *** }}",
+            self.host, self.port, self.tls, self.from
+        )
+    }
+}
+
+impl KindSettings for EmailSettings {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn Deliver>, String> {
+        let ca_pem = match &self.ca_file {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .map_err(|e| format!("cannot read ca_file {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        let config = EmailConfig {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls,
+            username: self.username.clone(),
+            password: self.password.as_ref().map(|p| p.expose_secret().to_owned()),
+            from: self.from.clone(),
+            reply_to: None,
+            domain: self.domain.clone(),
+            timeout: s.channel.send_timeout,
+            ca_pem,
+            connections: s.channel.concurrency,
+        };
+        EmailAdapter::new(config)
+            .map(|a| Box::new(a) as Box<dyn Deliver>)
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

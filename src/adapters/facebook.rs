@@ -183,6 +183,65 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Facebook", status, headers, body, now, None)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `facebook` kind: a Page, through the Graph API.
+pub static KIND: KindSpec = KindSpec {
+    name: "facebook",
+    platform: Platform::Facebook,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: true,
+    rate: "30/m",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FacebookFile {
+    page_id: Option<String>,
+    page_token_env: Option<String>,
+    #[serde(default = "graph_version")]
+    graph_version: String,
+}
+
+fn graph_version() -> String {
+    DEFAULT_GRAPH_VERSION.into()
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: FacebookFile = r.declared(table)?;
+    let page_token = r.secret("page_token_env", f.page_token_env);
+    match &f.page_id {
+        Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {}
+        _ => r.invalid("page_id must be the Page's numeric id"),
+    }
+    if !f.graph_version.starts_with('v') {
+        r.invalid(format!(
+            "graph_version = \"{}\": use e.g. v23.0",
+            f.graph_version
+        ));
+    }
+    let (Some(page_id), Some(page_token)) = (f.page_id, page_token) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(FacebookConfig {
+        base_url: r.base(DEFAULT_BASE_URL),
+        graph_version: f.graph_version,
+        page_id,
+        page_token: page_token.into(),
+    })))
+}
+
+impl KindSettings for FacebookConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(FacebookAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, once, post, reply};

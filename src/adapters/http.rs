@@ -313,3 +313,27 @@ mod tests {
         }
     }
 }
+
+/// Slack, Teams and Discord: the webhook URL is itself the secret.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatFile {
+    webhook_url_env: Option<String>,
+}
+
+/// A chat kind's one key, `webhook_url_env`: the variable holding the webhook's http(s) URL.
+pub fn chat_webhook(
+    table: toml::Table,
+    r: &mut crate::channels::Resolve<'_>,
+) -> Result<Option<secrecy::SecretString>, String> {
+    let f: ChatFile = r.declared(table)?;
+    Ok(match r.secret("webhook_url_env", f.webhook_url_env) {
+        // h-types: an HttpUrl type replaces this check.
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u.into()),
+        Some(_) => {
+            r.malformed("webhook_url_env", "must hold an http(s) URL");
+            None
+        }
+        None => None,
+    })
+}

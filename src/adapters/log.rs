@@ -68,3 +68,41 @@ impl Deliver for LogAdapter {
         Box::pin(async move { outcome })
     }
 }
+
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `log` kind: only the common keys; `render` picks the platform it renders for.
+pub static KIND: KindSpec = KindSpec {
+    name: "log",
+    platform: Platform::Sms,
+    render_key: true,
+    audience: Audiences::Either,
+    reach: Reach::Everyone,
+    social: false,
+    threads: false,
+    rate: "1000/s",
+    declare,
+};
+
+/// A `log` channel has only the common keys.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let LogFile {} = r.declared(table)?;
+    Ok(Some(Settings::new(LogSettings)))
+}
+
+/// A log channel's settings: none.
+#[derive(Debug)]
+pub struct LogSettings;
+
+impl KindSettings for LogSettings {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn Deliver>, String> {
+        LogAdapter::open(&s.data_dir.join("outbox"), &s.channel.name)
+            .map(|a| Box::new(a) as Box<dyn Deliver>)
+            .map_err(|e| format!("cannot open its outbox file: {e}"))
+    }
+}

@@ -214,6 +214,61 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Mastodon", status, headers, body, now, reset)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `mastodon` kind: an account's statuses.
+pub static KIND: KindSpec = KindSpec {
+    name: "mastodon",
+    platform: Platform::Mastodon,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: true,
+    rate: "30/m",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MastodonFile {
+    token_env: Option<String>,
+    #[serde(default = "public")]
+    visibility: String,
+}
+
+fn public() -> String {
+    "public".into()
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: MastodonFile = r.declared(table)?;
+    let token = r.secret("token_env", f.token_env);
+    let visibility = f.visibility;
+    if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
+        r.invalid(format!(
+            "visibility = \"{visibility}\": use public, unlisted, private or direct"
+        ));
+    }
+    if r.base_url().is_none() {
+        r.invalid("base_url is missing: the instance, e.g. https://mastodon.social");
+    }
+    Ok(token.map(|token| {
+        Settings::new(MastodonConfig {
+            base_url: r.base(""),
+            token: token.into(),
+            visibility,
+        })
+    }))
+}
+
+impl KindSettings for MastodonConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(MastodonAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, json_body, once, post, reply};

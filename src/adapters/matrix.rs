@@ -150,6 +150,58 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Matrix", status, headers, body, now, from_body)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `matrix` kind: a room.
+pub static KIND: KindSpec = KindSpec {
+    name: "matrix",
+    platform: Platform::Matrix,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: true,
+    rate: "5/s",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    access_token_env: Option<String>,
+    room_id: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: MatrixFile = r.declared(table)?;
+    let access_token = r.secret("access_token_env", f.access_token_env);
+    match &f.room_id {
+        // Room versions before 12 end in `:server`; version 12 ids are `!` + a hash.
+        Some(id) if id.starts_with('!') && id.len() > 1 => {}
+        _ => r.invalid(
+            "room_id must be a room id (starting with !) such as !abc123:example.org, not an alias",
+        ),
+    }
+    if r.base_url().is_none() {
+        r.invalid("base_url is missing: the homeserver, e.g. https://matrix.example.org");
+    }
+    let (Some(access_token), Some(room_id)) = (access_token, f.room_id) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(MatrixConfig {
+        base_url: r.base(""),
+        access_token: access_token.into(),
+        room_id,
+    })))
+}
+
+impl KindSettings for MatrixConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(MatrixAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post, reply};

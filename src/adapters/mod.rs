@@ -30,10 +30,32 @@ pub use outcome::{
     exchange, transport_failure, HttpReply, OutMessage, Outcome, Recipient, ThreadRef,
 };
 
+/// The channel kinds crier ships, one registration line each: a kind is its module (a
+/// [`KindSpec`] named `KIND`, its declared keys, its settings and its adapter) plus its line
+/// here. The order is the order kinds are listed in, and tried in for a sign-up's confirmation.
+pub static KINDS: &[&KindSpec] = &[
+    &log::KIND,
+    &email::KIND,
+    &twilio::KIND,
+    &vonage::KIND,
+    &webhook::KIND,
+    &mastodon::KIND,
+    &bluesky::KIND,
+    &x::KIND,
+    &facebook::KIND,
+    &slack::KIND,
+    &teams::KIND,
+    &discord::KIND,
+    &telegram::KIND,
+    &matrix::KIND,
+];
+
+/// Why a social or chat kind takes `audience = "fixed"` only, after "a <kind> channel".
+pub const SOCIAL_TARGET: &str = "posts to its own account or room";
+
 pub use provider::{BoxFuture, Deliver, Http, HttpAdapter, Provider, Request};
 
-use crate::channels::{Channel, Kind, Settings};
-use secrecy::ExposeSecret;
+use crate::channels::{Channel, KindSpec};
 use std::path::Path;
 use std::time::Duration;
 
@@ -168,22 +190,13 @@ fn http_client(channel: &Channel) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build its HTTP client: {e}"))
 }
 
-/// What building one channel's adapter needs: the channel.
+/// What building one channel's adapter needs: the channel and the data folder.
 pub struct Setup<'a> {
     pub channel: &'a Channel,
+    pub data_dir: &'a Path,
 }
 
 impl Setup<'_> {
-    /// `base_url` from the channel file, or the provider's `default`, without a trailing `/`.
-    pub fn base(&self, default: &str) -> String {
-        self.channel
-            .base_url
-            .clone()
-            .unwrap_or_else(|| default.to_owned())
-            .trim_end_matches('/')
-            .to_owned()
-    }
-
     /// `provider` on the one HTTP send path, with this channel's own client.
     pub fn http<P: Provider>(&self, provider: P) -> Result<Box<dyn Deliver>, String> {
         Ok(Box::new(HttpAdapter::new(
@@ -203,179 +216,21 @@ impl Adapter {
     }
 
     /// Builds the adapter for a channel, once: transports and HTTP clients pool connections.
-    /// Must run inside a tokio runtime (the SMTP pool spawns a task). The one place that lists
-    /// the kinds: one line each, the kind's settings to its adapter.
+    /// Must run inside a tokio runtime (the SMTP pool spawns a task). The kind's own settings
+    /// build its sender ([`crate::channels::KindSettings::build`]).
     pub fn build(channel: &Channel, data_dir: &Path) -> Result<Adapter, AdapterError> {
-        let s = Setup { channel };
-        let t = channel.send_timeout;
-        let inner = match &channel.settings {
-            Settings::Log => log::LogAdapter::open(&data_dir.join("outbox"), &channel.name)
-                .map(|a| Box::new(a) as Box<dyn Deliver>)
-                .map_err(|e| format!("cannot open its outbox file: {e}")),
-            Settings::Twilio {
-                account_sid,
-                auth_token,
-                from,
-                messaging_service_sid,
-                status_callback,
-            } => {
-                let config = twilio::TwilioConfig {
-                    base_url: s.base(twilio::DEFAULT_BASE_URL),
-                    account_sid: account_sid.clone(),
-                    auth_token: auth_token.clone(),
-                    from: from.clone(),
-                    messaging_service_sid: messaging_service_sid.clone(),
-                    status_callback: status_callback.clone(),
-                };
-                match config.validate() {
-                    Ok(()) => s.http(twilio::TwilioAdapter::new(config)),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Settings::Vonage {
-                api_key,
-                api_secret,
-                from,
-            } => {
-                let config = vonage::VonageConfig {
-                    base_url: s.base(vonage::DEFAULT_BASE_URL),
-                    api_key: api_key.clone(),
-                    api_secret: api_secret.clone(),
-                    from: from.clone(),
-                };
-                match config.validate() {
-                    Ok(()) => s.http(vonage::VonageAdapter::new(config)),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Settings::Webhook { url, secret } => {
-                s.http(webhook::WebhookAdapter::new(webhook::WebhookConfig {
-                    url: url.clone(),
-                    secret: secret.expose_secret().as_bytes().to_vec(),
-                }))
-            }
-            Settings::Mastodon { token, visibility } => {
-                s.http(mastodon::MastodonAdapter::new(mastodon::MastodonConfig {
-                    base_url: s.base(""),
-                    token: token.clone(),
-                    visibility: visibility.clone(),
-                }))
-            }
-            Settings::Bluesky {
-                identifier,
-                password,
-            } => s.http(bluesky::BlueskyAdapter::new(bluesky::BlueskyConfig {
-                base_url: s.base(bluesky::DEFAULT_BASE_URL),
-                identifier: identifier.clone(),
-                password: password.clone(),
-            })),
-            Settings::X {
-                consumer_key,
-                consumer_secret,
-                access_token,
-                access_token_secret,
-            } => s.http(x::XAdapter::new(x::XConfig {
-                base_url: s.base(x::DEFAULT_BASE_URL),
-                credentials: x::OAuth1Credentials {
-                    consumer_key: consumer_key.expose_secret().to_owned(),
-                    consumer_secret: consumer_secret.expose_secret().to_owned(),
-                    token: access_token.expose_secret().to_owned(),
-                    token_secret: access_token_secret.expose_secret().to_owned(),
-                },
-            })),
-            Settings::Facebook {
-                page_id,
-                page_token,
-                graph_version,
-            } => s.http(facebook::FacebookAdapter::new(facebook::FacebookConfig {
-                base_url: s.base(facebook::DEFAULT_BASE_URL),
-                graph_version: graph_version.clone(),
-                page_id: page_id.clone(),
-                page_token: page_token.clone(),
-            })),
-            Settings::ChatWebhook { url } => {
-                let webhook_url = url.clone();
-                match channel.kind {
-                    Kind::Slack => {
-                        s.http(slack::SlackAdapter::new(slack::SlackConfig { webhook_url }))
-                    }
-                    Kind::Teams => {
-                        s.http(teams::TeamsAdapter::new(teams::TeamsConfig { webhook_url }))
-                    }
-                    Kind::Discord => s.http(discord::DiscordAdapter::new(discord::DiscordConfig {
-                        webhook_url,
-                    })),
-                    other => Err(format!(
-                        "a {} channel has no webhook adapter",
-                        other.as_str()
-                    )),
-                }
-            }
-            Settings::Telegram { bot_token, chat_id } => {
-                s.http(telegram::TelegramAdapter::new(telegram::TelegramConfig {
-                    base_url: s.base(telegram::DEFAULT_BASE_URL),
-                    bot_token: bot_token.clone(),
-                    chat_id: chat_id.clone(),
-                }))
-            }
-            Settings::Matrix {
-                access_token,
-                room_id,
-            } => s.http(matrix::MatrixAdapter::new(matrix::MatrixConfig {
-                base_url: s.base(""),
-                access_token: access_token.clone(),
-                room_id: room_id.clone(),
-            })),
-            Settings::Email {
-                host,
-                port,
-                tls,
-                username,
-                password,
-                from,
-                domain,
-                ca_file,
-            } => {
-                let mode = match tls.as_str() {
-                    "tls" => email::TlsMode::Tls,
-                    "plain" => email::TlsMode::Plain,
-                    _ => email::TlsMode::Starttls,
-                };
-                let ca_pem = match ca_file {
-                    Some(p) => match std::fs::read(p) {
-                        Ok(pem) => Some(pem),
-                        Err(e) => {
-                            return Err(AdapterError {
-                                channel: channel.name.clone(),
-                                message: format!("cannot read ca_file {}: {e}", p.display()),
-                            })
-                        }
-                    },
-                    None => None,
-                };
-                let config = email::EmailConfig {
-                    host: host.clone(),
-                    port: *port,
-                    tls: mode,
-                    username: username.clone(),
-                    password: password.as_ref().map(|p| p.expose_secret().to_owned()),
-                    from: from.clone(),
-                    reply_to: None,
-                    domain: domain.clone(),
-                    timeout: t,
-                    ca_pem,
-                    connections: channel.concurrency,
-                };
-                email::EmailAdapter::new(config)
-                    .map(|a| Box::new(a) as Box<dyn Deliver>)
-                    .map_err(|e| e.to_string())
-            }
-        }
-        .map_err(|message| AdapterError {
-            channel: channel.name.clone(),
-            message,
-        })?;
-        Ok(Adapter { inner, timeout: t })
+        let setup = Setup { channel, data_dir };
+        let inner = channel
+            .settings
+            .build(&setup)
+            .map_err(|message| AdapterError {
+                channel: channel.name.clone(),
+                message,
+            })?;
+        Ok(Adapter {
+            inner,
+            timeout: channel.send_timeout,
+        })
     }
 
     /// Sends one message, under the channel's send timeout.

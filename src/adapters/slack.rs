@@ -125,6 +125,33 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Slack", status, headers, body, now, None)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `slack` kind: one incoming webhook, whose URL is itself the secret.
+pub static KIND: KindSpec = KindSpec {
+    name: "slack",
+    platform: Platform::Slack,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: false,
+    rate: "1/s",
+    declare,
+};
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let webhook_url = super::http::chat_webhook(table, r)?;
+    Ok(webhook_url.map(|webhook_url| Settings::new(SlackConfig { webhook_url })))
+}
+
+impl KindSettings for SlackConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(SlackAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, once, post};

@@ -124,6 +124,66 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Telegram", status, headers, body, now, after)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `telegram` kind: a chat, through a bot.
+pub static KIND: KindSpec = KindSpec {
+    name: "telegram",
+    platform: Platform::Telegram,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: true,
+    rate: "20/m",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelegramFile {
+    bot_token_env: Option<String>,
+    chat_id: Option<ChatId>,
+}
+
+/// A Telegram chat: a number (`-1001234567890`) or `@channelusername`.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ChatId {
+    Number(i64),
+    Name(String),
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: TelegramFile = r.declared(table)?;
+    let bot_token = r.secret("bot_token_env", f.bot_token_env);
+    let chat_id = match f.chat_id {
+        Some(ChatId::Name(s)) if !s.is_empty() => Some(s),
+        Some(ChatId::Number(i)) => Some(i.to_string()),
+        _ => {
+            r.invalid(
+                "chat_id is missing: the chat's id (e.g. -1001234567890) or @channelusername",
+            );
+            None
+        }
+    };
+    let (Some(bot_token), Some(chat_id)) = (bot_token, chat_id) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(TelegramConfig {
+        base_url: r.base(DEFAULT_BASE_URL),
+        bot_token: bot_token.into(),
+        chat_id,
+    })))
+}
+
+impl KindSettings for TelegramConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(TelegramAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, once, post, reply};

@@ -1,14 +1,17 @@
-//! A channel kind that crier does not ship, added the way docs/CHANNELS.md says: a `Provider`
-//! (build the request, classify the answer) on the public one send path (`HttpAdapter::new`,
-//! `Adapter::new`), handed to the dispatcher with its channel, sending to a mock provider end to
-//! end. Nothing here reaches inside the adapters or the dispatcher.
+//! A channel kind that crier does not ship, added the way docs/CHANNELS.md says and through
+//! the public registration path only: its module (a `KindSpec` with its declared keys, its
+//! settings building a `Provider` on the one send path) registered with one line
+//! (`Kinds::builtin().with(&PAGER)`), configured in a TOML channel file, loaded like every
+//! channels folder, started by the real dispatcher and sending to a mock provider end to end.
+//! Nothing here reaches inside the adapters, the channel loader or the dispatcher.
 
 use super::http::failure;
 use super::http::testing::post;
-use super::{Adapter, Http, HttpAdapter, HttpReply, OutMessage, Outcome, Provider, Request};
-use crate::channels::{Audience, Channel, Kind, Rate, Settings as ChannelSettings};
-use crate::dispatch::Dispatcher;
-use crate::domain::Locale;
+use super::{Deliver, Http, HttpReply, OutMessage, Outcome, Provider, Request, Setup};
+use crate::channels::{
+    self, Audiences, KindSettings, KindSpec, Kinds, Reach, Resolve, Settings as ChannelSettings,
+};
+use crate::dispatch::{Clock, Dispatcher};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
 use crate::store::Store;
@@ -17,15 +20,54 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// The worked example of docs/CHANNELS.md: a pager service.
-#[derive(Debug)]
+/// The worked example of docs/CHANNELS.md: a pager service. Its one registration line is in
+/// the test below.
+static PAGER: KindSpec = KindSpec {
+    name: "pager",
+    platform: Platform::Slack,
+    render_key: false,
+    audience: Audiences::Fixed("posts to its pager service"),
+    reach: Reach::Nobody,
+    social: false,
+    threads: false,
+    rate: "10/s",
+    declare,
+};
+
+/// The kind's own keys in a channel file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PagerFile {
+    token_env: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<ChannelSettings>, String> {
+    let f: PagerFile = r.declared(table)?;
+    let token = r.secret("token_env", f.token_env);
+    if r.base_url().is_none() {
+        r.invalid("base_url is missing: the pager service, e.g. https://pager.example");
+    }
+    Ok(token.map(|token| {
+        ChannelSettings::new(PagerAdapter {
+            base_url: r.base(""),
+            token: token.into(),
+        })
+    }))
+}
+
+#[derive(Debug, Clone)]
 struct PagerAdapter {
     base_url: String,
     token: SecretString,
+}
+
+impl KindSettings for PagerAdapter {
+    fn build(&self, s: &Setup<'_>) -> Result<Box<dyn Deliver>, String> {
+        s.http(self.clone())
+    }
 }
 
 impl Provider for PagerAdapter {
@@ -52,30 +94,6 @@ impl Provider for PagerAdapter {
     }
 }
 
-fn channel(name: &str) -> Channel {
-    Channel {
-        name: name.into(),
-        kind: Kind::Webhook,
-        audience: Audience::Fixed,
-        rate: Rate {
-            n: 100,
-            per: Duration::from_secs(1),
-        },
-        concurrency: 1,
-        locale: Locale::english(),
-        timezone: None,
-        platform: Platform::Slack,
-        policy_name: "thread".into(),
-        sms_max_segments: 3,
-        approval_required: false,
-        base_url: None,
-        retry: vec![Duration::from_secs(10)],
-        send_timeout: Duration::from_secs(5),
-        settings: ChannelSettings::Log,
-        templates: None,
-    }
-}
-
 #[tokio::test]
 async fn a_new_kind_sends_end_to_end() {
     let server = MockServer::start().await;
@@ -95,15 +113,22 @@ async fn a_new_kind_sends_end_to_end() {
         .expect(1)
         .mount(&server)
         .await;
-    let pager = PagerAdapter {
-        base_url: server.uri(),
-        token: "pager-token".into(),
-    };
-    let adapter = Adapter::new(
-        HttpAdapter::new(pager, reqwest::Client::new()),
-        Duration::from_secs(5),
-    );
     let dir = tempfile::tempdir().unwrap();
+    let channels_dir = dir.path().join("channels");
+    std::fs::create_dir_all(&channels_dir).unwrap();
+    std::fs::write(
+        channels_dir.join("pager.toml"),
+        format!(
+            "kind = \"pager\"\nbase_url = \"{}\"\ntoken_env = \"PAGER_TOKEN\"\nrate = \"100/s\"\nsend_timeout = \"5s\"\n",
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let env = |name: &str| (name == "PAGER_TOKEN").then(|| "pager-token".to_owned());
+    // The one registration line.
+    let kinds = Kinds::builtin().with(&PAGER);
+    let loaded = channels::load_with(&channels_dir, &env, &kinds).unwrap();
+    assert_eq!(loaded.skipped, Vec::<(String, String)>::new());
     let store = Store::open(&dir.path().join("db")).unwrap();
     let templates = Arc::new(
         Templates::load(
@@ -113,11 +138,13 @@ async fn a_new_kind_sends_end_to_end() {
         .unwrap(),
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let (dispatcher, _running) = Dispatcher::start_with(
+    let (dispatcher, _running) = Dispatcher::start(
         store,
         templates,
         Arc::new(Settings::default()),
-        vec![(channel("pager"), adapter)],
+        loaded.active,
+        dir.path(),
+        Clock::new(),
         stopped,
     )
     .await

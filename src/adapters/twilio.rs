@@ -293,6 +293,67 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `twilio` kind: SMS to subscribers.
+pub static KIND: KindSpec = KindSpec {
+    name: "twilio",
+    platform: Platform::Sms,
+    render_key: false,
+    audience: Audiences::Subscribers,
+    reach: Reach::Phone,
+    social: false,
+    threads: false,
+    rate: "30/s",
+    declare,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwilioFile {
+    account_sid_env: Option<String>,
+    auth_token_env: Option<String>,
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+    status_callback: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: TwilioFile = r.declared(table)?;
+    let account_sid = r.secret("account_sid_env", f.account_sid_env);
+    let auth_token = r.secret("auth_token_env", f.auth_token_env);
+    if f.from.is_some() == f.messaging_service_sid.is_some() {
+        r.invalid("give exactly one of `from` (a Twilio number) or `messaging_service_sid`");
+    }
+    if let Some(sid) = &account_sid {
+        if !valid_account_sid(sid) {
+            r.malformed(
+                "account_sid_env",
+                "is not an account SID: use letters and digits only (AC followed by 32 hex digits, as the Twilio console shows it)",
+            );
+        }
+    }
+    let (Some(account_sid), Some(auth_token)) = (account_sid, auth_token) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(TwilioConfig {
+        base_url: r.base(DEFAULT_BASE_URL),
+        account_sid,
+        auth_token: auth_token.into(),
+        from: f.from,
+        messaging_service_sid: f.messaging_service_sid,
+        status_callback: f.status_callback,
+    })))
+}
+
+impl KindSettings for TwilioConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        self.validate().map_err(|e| e.to_string())?;
+        s.http(TwilioAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::HttpAdapter;

@@ -280,6 +280,55 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `vonage` kind: SMS to subscribers.
+pub static KIND: KindSpec = KindSpec {
+    name: "vonage",
+    platform: Platform::Sms,
+    render_key: false,
+    audience: Audiences::Subscribers,
+    reach: Reach::Phone,
+    social: false,
+    threads: false,
+    rate: "30/s",
+    declare,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VonageFile {
+    api_key_env: Option<String>,
+    api_secret_env: Option<String>,
+    from: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: VonageFile = r.declared(table)?;
+    let api_key = r.secret("api_key_env", f.api_key_env);
+    let api_secret = r.secret("api_secret_env", f.api_secret_env);
+    if f.from.is_none() {
+        r.invalid("from is missing: the sender id or number");
+    }
+    let (Some(api_key), Some(api_secret), Some(from)) = (api_key, api_secret, f.from) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(VonageConfig {
+        base_url: r.base(DEFAULT_BASE_URL),
+        api_key,
+        api_secret: api_secret.into(),
+        from,
+    })))
+}
+
+impl KindSettings for VonageConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        self.validate().map_err(|e| e.to_string())?;
+        s.http(VonageAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::HttpAdapter;

@@ -215,6 +215,52 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `webhook` kind: a signed JSON document to one URL.
+pub static KIND: KindSpec = KindSpec {
+    name: "webhook",
+    platform: Platform::Slack,
+    render_key: false,
+    audience: Audiences::Fixed("posts to its url"),
+    reach: Reach::Nobody,
+    social: false,
+    threads: false,
+    rate: "10/s",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookFile {
+    url: Option<String>,
+    secret_env: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: WebhookFile = r.declared(table)?;
+    let secret = r.secret("secret_env", f.secret_env);
+    // h-types: an HttpUrl type replaces this check.
+    match &f.url {
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+        _ => r.invalid("url must be the http(s) URL to POST to"),
+    }
+    let (Some(url), Some(secret)) = (f.url, secret) else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(WebhookConfig {
+        url,
+        secret: secret.into_bytes(),
+    })))
+}
+
+impl KindSettings for WebhookConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(WebhookAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::once;

@@ -253,6 +253,59 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("X", status, headers, body, now, reset)
 }
 
+use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::render::preview::Platform;
+
+/// The `x` kind: an account, OAuth 1.0a user context.
+pub static KIND: KindSpec = KindSpec {
+    name: "x",
+    platform: Platform::X,
+    render_key: false,
+    audience: Audiences::Fixed(super::SOCIAL_TARGET),
+    reach: Reach::Nobody,
+    social: true,
+    threads: true,
+    rate: "10/m",
+    declare,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct XFile {
+    consumer_key_env: Option<String>,
+    consumer_secret_env: Option<String>,
+    access_token_env: Option<String>,
+    access_token_secret_env: Option<String>,
+}
+
+fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
+    let f: XFile = r.declared(table)?;
+    let consumer_key = r.secret("consumer_key_env", f.consumer_key_env);
+    let consumer_secret = r.secret("consumer_secret_env", f.consumer_secret_env);
+    let token = r.secret("access_token_env", f.access_token_env);
+    let token_secret = r.secret("access_token_secret_env", f.access_token_secret_env);
+    let (Some(consumer_key), Some(consumer_secret), Some(token), Some(token_secret)) =
+        (consumer_key, consumer_secret, token, token_secret)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Settings::new(XConfig {
+        base_url: r.base(DEFAULT_BASE_URL),
+        credentials: OAuth1Credentials {
+            consumer_key,
+            consumer_secret,
+            token,
+            token_secret,
+        },
+    })))
+}
+
+impl KindSettings for XConfig {
+    fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn super::Deliver>, String> {
+        s.http(XAdapter::new(self.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::http::testing::{client, post, reply};

@@ -767,7 +767,9 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
             };
             // The handler's store write may write the entry in its own commit (see
             // `store::audit::record`); otherwise it is written here, after the answer was made.
-            let (mut resp, written) = audit::record(base.clone(), next.run(req)).await;
+            let clock = state.dispatcher.clone();
+            let (mut resp, written) =
+                audit::record(base.clone(), move || clock.now(), next.run(req)).await;
             let note = resp.extensions_mut().remove::<AuditNote>();
             let force = note.as_ref().is_some_and(|n| n.force);
             // A console form answers a write that succeeded with 303 See Other (then GET).

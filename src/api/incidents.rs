@@ -183,57 +183,57 @@ fn parse_id(id: &str) -> Result<Ulid, ApiError> {
 
 /// Opens an incident or a maintenance. The text is either `message` (in `locale`, default `en`)
 /// or `body` (one text per locale), exactly one of the two.
-#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"title": "Check-in delays at HEL", "titles": {"fi": "Lähtöselvitys viivästyy Helsinki-Vantaalla"}, "impact": "major", "components": [], "message": "We are investigating slow check-in.", "next_update": "30m"})))]
 pub struct CreateIncident {
     /// The main title: readers of a language without a title in `titles` see it.
     #[schema(value_type = Title)]
-    title: String,
+    pub title: String,
     /// The title in other languages, by locale (`{"fi": "Lähtöselvitys viivästyy"}`); each
     /// follows the rules of `title`. A reader sees the title in their language, else the `en`
     /// one, else `title`.
     #[schema(value_type = Option<BTreeMap<String, Title>>)]
-    titles: Option<BTreeMap<String, String>>,
+    pub titles: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    kind: IncidentKind,
+    pub kind: IncidentKind,
     /// Default: the kind's first status (investigating or scheduled).
     #[schema(value_type = Option<Status>)]
-    status: Option<String>,
+    pub status: Option<String>,
     /// Required for an incident; a maintenance defaults to `none`.
     #[schema(value_type = Option<Impact>)]
-    impact: Option<String>,
+    pub impact: Option<String>,
     #[serde(default)]
     #[schema(value_type = Vec<ComponentName>)]
-    components: Vec<String>,
+    pub components: Vec<String>,
     /// The promised next update: a delay of 1 minute to 7 days (`30m`, `1h30m`) or an RFC 3339
     /// instant; not with `next_update_at`.
-    next_update: Option<String>,
+    pub next_update: Option<String>,
     /// The promised next update as a time of day (`HH:MM`) in the organisation's zone (the
     /// config's `timezone`; answers name it in `timezone`): the next such time, today or tomorrow.
-    next_update_at: Option<String>,
+    pub next_update_at: Option<String>,
     /// A draft is not public and notifies nobody until published.
     #[serde(default)]
-    draft: bool,
+    pub draft: bool,
     #[schema(min_length = 1, max_length = 25000)]
-    message: Option<String>,
+    pub message: Option<String>,
     #[schema(value_type = Option<Locale>)]
-    locale: Option<String>,
+    pub locale: Option<String>,
     #[schema(value_type = Option<BTreeMap<Locale, String>>)]
-    body: Option<BTreeMap<String, String>>,
+    pub body: Option<BTreeMap<String, String>>,
     /// Maintenance window, RFC 3339 (both or neither).
-    scheduled_for: Option<String>,
-    scheduled_until: Option<String>,
+    pub scheduled_for: Option<String>,
+    pub scheduled_until: Option<String>,
     /// Post a holding statement automatically when a promised update is missed.
     #[serde(default)]
-    holding_statement: bool,
+    pub holding_statement: bool,
     /// Publish at once although the configuration asks for a second person's approval
     /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
-    #[serde(default, skip_serializing)]
-    break_glass: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
     /// Why glass is broken: required with `break_glass`.
-    #[serde(default, skip_serializing)]
-    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
@@ -343,7 +343,12 @@ pub async fn create(
     ApiJson(mut req): ApiJson<CreateIncident>,
 ) -> Result<Response, ApiError> {
     who.may_publish(req.draft)?;
-    let glass = approvals::break_glass(&who, req.break_glass, req.reason.take(), req.draft)?;
+    let glass = approvals::break_glass(
+        &who,
+        std::mem::take(&mut req.break_glass),
+        req.reason.take(),
+        req.draft,
+    )?;
     let needed = match req.draft {
         true => Vec::new(),
         false => state.approval_reasons(),
@@ -560,47 +565,47 @@ pub async fn show(
 
 /// A timeline update: the text (`message` or `body`, exactly one), optionally a new status,
 /// impact and promise.
-#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"status": "identified", "message": "A failed network switch; it is being replaced.", "next_update": "1h"})))]
 pub struct PostUpdate {
     #[schema(value_type = Option<Status>)]
-    status: Option<String>,
+    pub status: Option<String>,
     /// Titles in other languages to add or replace, by locale (`{"sv": "Incheckningen är
     /// försenad"}`); the other languages' titles and the main title stay. A draft's titles are
     /// public once it is published.
     #[schema(value_type = Option<BTreeMap<String, Title>>)]
-    titles: Option<BTreeMap<String, String>>,
+    pub titles: Option<BTreeMap<String, String>>,
     #[schema(value_type = Option<Impact>)]
-    impact: Option<String>,
+    pub impact: Option<String>,
     /// A new promise: a delay of 1 minute to 7 days (`30m`) or an RFC 3339 instant; not with
     /// `next_update_at`. Without either, the standing promise is kept (unless it has passed:
     /// the answer's `promise` says so).
-    next_update: Option<String>,
+    pub next_update: Option<String>,
     /// A new promise as a time of day (`HH:MM`) in the organisation's zone (the config's
     /// `timezone`; answers name it): the next such time, today or tomorrow.
-    next_update_at: Option<String>,
+    pub next_update_at: Option<String>,
     /// Withdraw the standing promise (no next update is promised after this update).
     #[serde(default)]
-    clear_next_update: bool,
+    pub clear_next_update: bool,
     #[serde(default)]
-    draft: bool,
+    pub draft: bool,
     #[schema(min_length = 1, max_length = 25000)]
-    message: Option<String>,
+    pub message: Option<String>,
     #[schema(value_type = Option<Locale>)]
-    locale: Option<String>,
+    pub locale: Option<String>,
     #[schema(value_type = Option<BTreeMap<Locale, String>>)]
-    body: Option<BTreeMap<String, String>>,
+    pub body: Option<BTreeMap<String, String>>,
     /// When this update resolves: leave the components' statuses as they are.
     #[serde(default)]
-    keep_components: bool,
+    pub keep_components: bool,
     /// Publish at once although the configuration asks for a second person's approval
     /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
-    #[serde(default, skip_serializing)]
-    break_glass: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
     /// Why glass is broken: required with `break_glass`.
-    #[serde(default, skip_serializing)]
-    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A timeline write: published at once, or held for approval when the configuration asks for
@@ -613,7 +618,12 @@ async fn append_or_hold(
     mut req: PostUpdate,
 ) -> Result<Response, ApiError> {
     who.may_publish(req.draft)?;
-    let glass = approvals::break_glass(&who, req.break_glass, req.reason.take(), req.draft)?;
+    let glass = approvals::break_glass(
+        &who,
+        std::mem::take(&mut req.break_glass),
+        req.reason.take(),
+        req.draft,
+    )?;
     let id = parse_id(id)?;
     let needed = match req.draft {
         true => Vec::new(),
@@ -810,28 +820,28 @@ pub async fn update(
 }
 
 /// Resolve and reopen take only the text (and, for reopen, an optional promise).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"message": "Check-in works normally again."})))]
 pub struct Transition {
     /// Reopen only: the promised next update.
-    next_update: Option<String>,
+    pub next_update: Option<String>,
     #[schema(min_length = 1, max_length = 25000)]
-    message: Option<String>,
+    pub message: Option<String>,
     #[schema(value_type = Option<Locale>)]
-    locale: Option<String>,
+    pub locale: Option<String>,
     #[schema(value_type = Option<BTreeMap<Locale, String>>)]
-    body: Option<BTreeMap<String, String>>,
+    pub body: Option<BTreeMap<String, String>>,
     /// Resolve: leave the components' statuses as they are.
     #[serde(default)]
-    keep_components: bool,
+    pub keep_components: bool,
     /// Publish at once although the configuration asks for a second person's approval
     /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
-    #[serde(default, skip_serializing)]
-    break_glass: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
     /// Why glass is broken: required with `break_glass`.
-    #[serde(default, skip_serializing)]
-    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl From<Transition> for PostUpdate {
@@ -1030,4 +1040,42 @@ pub(super) async fn publish_now(
         },
         note,
     )
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The request structs are the CLI's wire format too: what one serialises, the API reads
+    /// back unchanged (`deny_unknown_fields`), break glass included (the held copy leaves it
+    /// out because the handler takes it out first, not because serialising drops it).
+    #[test]
+    fn write_requests_round_trip_with_break_glass() {
+        let sent = json!({"title": "Delays", "impact": "minor", "message": "Slow.",
+                          "break_glass": true, "reason": "outage"});
+        let req: CreateIncident = serde_json::from_value(sent).unwrap();
+        let v = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            (v["break_glass"].clone(), v["reason"].clone()),
+            (json!(true), json!("outage"))
+        );
+        let again: CreateIncident = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), v);
+        for sent in [
+            json!({"message": "Fixed.", "break_glass": true, "reason": "r"}),
+            json!({"status": "identified", "message": "Found.", "break_glass": true, "reason": "r"}),
+        ] {
+            let req: PostUpdate = serde_json::from_value(sent).unwrap();
+            let v = serde_json::to_value(&req).unwrap();
+            assert_eq!(v["break_glass"], json!(true), "{v}");
+            assert_eq!(v["reason"], json!("r"), "{v}");
+        }
+        let t: Transition = serde_json::from_value(
+            json!({"message": "Fixed.", "break_glass": true, "reason": "r"}),
+        )
+        .unwrap();
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["break_glass"], json!(true), "{v}");
+    }
 }

@@ -105,7 +105,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(axum::Extension(openapi::Document::new(&doc)))
         .layer(axum::Extension(authz::Operations::from_doc(&doc)))
         // The pages people read in a browser (the public status page), beside the API.
-        .merge(crate::web::router(&state.render.page))
+        .merge(crate::web::router(
+            &state.render.page,
+            state.dispatcher.clock(),
+        ))
         // The staff console, behind the same authorisation and audit middleware as the API.
         .merge(crate::web::console::router(state.clone(), limits))
         .fallback(|| async {

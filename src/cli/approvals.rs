@@ -44,14 +44,6 @@ pub struct Glass {
 }
 
 impl Glass {
-    /// Adds the fields to a JSON request body.
-    pub fn apply(&self, body: &mut Value) {
-        if self.break_glass {
-            body["break_glass"] = json!(true);
-            body["reason"] = json!(self.reason.clone().unwrap_or_default());
-        }
-    }
-
     /// The query string of `incident publish`.
     pub fn query(&self) -> String {
         match (&self.break_glass, &self.reason) {

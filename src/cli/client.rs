@@ -203,6 +203,15 @@ pub enum Body {
     Csv(Vec<u8>),
 }
 
+impl Body {
+    /// A typed request (the API's own request struct) as a JSON body.
+    pub fn json<T: serde::Serialize>(req: &T) -> Result<Body, CliError> {
+        serde_json::to_value(req)
+            .map(Body::Json)
+            .map_err(|e| CliError::Usage(format!("cannot encode the request: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

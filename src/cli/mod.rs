@@ -14,9 +14,10 @@ mod totp;
 mod users;
 
 use crate::api::deliveries::Status;
-use crate::api::incidents::IncidentView;
+use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
 use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
+use crate::domain::{IncidentKind, Locale};
 use crate::server::{self, Server, TokenSource};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use client::{Body, CliError, Client};
@@ -1345,15 +1346,27 @@ async fn write_incident(
 }
 
 /// Posts an update, a resolution or a reopening (`action`) to incident `id`.
+/// Translations by locale as the API's requests take them; none is `None`.
+fn locale_map(
+    titles: std::collections::BTreeMap<Locale, String>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    (!titles.is_empty()).then(|| {
+        titles
+            .into_iter()
+            .map(|(l, t)| (l.to_string(), t))
+            .collect()
+    })
+}
+
 async fn post_to_incident(
     c: &Client,
     id: &str,
     action: &str,
-    body: Value,
+    body: Body,
     json_out: bool,
 ) -> Result<(), CliError> {
     let path = format!("/api/v1/incidents/{}/{action}", enc(id));
-    write_incident(c, &path, Some(Body::Json(body)), json_out, output::posted).await
+    write_incident(c, &path, Some(body), json_out, output::posted).await
 }
 
 async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), CliError> {
@@ -1375,36 +1388,39 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             glass,
         } => {
             let (main, titles) = texts::title_fields(&title, true)?;
-            let mut body =
-                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
-            body["title"] = json!(main);
-            if !titles.is_empty() {
-                body["titles"] = json!(titles);
-            }
-            body["impact"] = json!(impact);
-            body["components"] = json!(components);
-            body["draft"] = json!(draft);
-            if maintenance || scheduled_for.is_some() {
-                body["kind"] = json!("maintenance");
-            }
-            if let Some(n) = next_update_at {
-                body["next_update_at"] = json!(n);
-            }
-            if holding_statement {
-                body["holding_statement"] = json!(true);
-            }
-            if let (Some(f), Some(u)) = (scheduled_for, scheduled_until) {
-                body["scheduled_for"] = json!(f);
-                body["scheduled_until"] = json!(u);
-            }
-            if let Some(n) = next_update {
-                body["next_update"] = json!(n);
-            }
-            glass.apply(&mut body);
+            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let kind = match maintenance || scheduled_for.is_some() {
+                true => IncidentKind::Maintenance,
+                false => IncidentKind::Incident,
+            };
+            // The window goes with both ends or not at all.
+            let (scheduled_for, scheduled_until) = match (scheduled_for, scheduled_until) {
+                (Some(f), Some(u)) => (Some(f), Some(u)),
+                _ => (None, None),
+            };
+            let req = CreateIncident {
+                title: main.unwrap_or_default(),
+                titles: locale_map(titles),
+                kind,
+                impact: Some(impact),
+                components,
+                next_update,
+                next_update_at,
+                draft,
+                message: text.message,
+                locale: text.locale,
+                body: text.body,
+                scheduled_for,
+                scheduled_until,
+                holding_statement,
+                break_glass: glass.break_glass,
+                reason: glass.reason,
+                ..CreateIncident::default()
+            };
             write_incident(
                 c,
                 "/api/v1/incidents",
-                Some(Body::Json(body)),
+                Some(Body::json(&req)?),
                 json_out,
                 |v, json_out| output::incident_written(v, json_out, "Opened"),
             )
@@ -1426,30 +1442,23 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             glass,
         } => {
             let (_, titles) = texts::title_fields(&title, false)?;
-            let mut body =
-                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
-            body["status"] = json!(status);
-            if !titles.is_empty() {
-                body["titles"] = json!(titles);
-            }
-            if no_next_update {
-                body["clear_next_update"] = json!(true);
-            }
-            if keep_components {
-                body["keep_components"] = json!(true);
-            }
-            if let Some(n) = next_update_at {
-                body["next_update_at"] = json!(n);
-            }
-            body["draft"] = json!(draft);
-            if let Some(n) = next_update {
-                body["next_update"] = json!(n);
-            }
-            if let Some(i) = impact {
-                body["impact"] = json!(i);
-            }
-            glass.apply(&mut body);
-            post_to_incident(c, &id, "updates", body, json_out).await?;
+            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let req = PostUpdate {
+                status: Some(status),
+                titles: locale_map(titles),
+                impact,
+                next_update,
+                next_update_at,
+                clear_next_update: no_next_update,
+                draft,
+                message: text.message,
+                locale: text.locale,
+                body: text.body,
+                keep_components,
+                break_glass: glass.break_glass,
+                reason: glass.reason,
+            };
+            post_to_incident(c, &id, "updates", Body::json(&req)?, json_out).await?;
         }
         IncidentCmd::Resolve {
             id,
@@ -1459,13 +1468,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             message_file,
             glass,
         } => {
-            let mut body =
-                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
-            if keep_components {
-                body["keep_components"] = json!(true);
-            }
-            glass.apply(&mut body);
-            post_to_incident(c, &id, "resolve", body, json_out).await?;
+            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let req = Transition {
+                message: text.message,
+                locale: text.locale,
+                body: text.body,
+                keep_components,
+                break_glass: glass.break_glass,
+                reason: glass.reason,
+                ..Transition::default()
+            };
+            post_to_incident(c, &id, "resolve", Body::json(&req)?, json_out).await?;
         }
         IncidentCmd::Reopen {
             id,
@@ -1475,13 +1488,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             message_file,
             glass,
         } => {
-            let mut body =
-                texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
-            if let Some(n) = next_update {
-                body["next_update"] = json!(n);
-            }
-            glass.apply(&mut body);
-            post_to_incident(c, &id, "reopen", body, json_out).await?;
+            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let req = Transition {
+                next_update,
+                message: text.message,
+                locale: text.locale,
+                body: text.body,
+                break_glass: glass.break_glass,
+                reason: glass.reason,
+                ..Transition::default()
+            };
+            post_to_incident(c, &id, "reopen", Body::json(&req)?, json_out).await?;
         }
         IncidentCmd::Publish { id, glass } => {
             write_incident(

@@ -21,7 +21,6 @@
 use super::client::CliError;
 use crate::domain::Locale;
 use crate::render::i18n::SHIPPED;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -76,20 +75,32 @@ fn read_file(path: &Path, texts: &mut BTreeMap<Locale, String>) -> Result<(), Cl
     Ok(())
 }
 
-/// The JSON fields of an update's text: `message` (and `locale`) for one plain text, else
-/// `body` with one text per language.
+/// An update's text as the API's write requests take it: `message` (and `locale`) for one
+/// plain text, else `body` with one text per language.
+#[derive(Debug, Default, PartialEq, serde::Serialize)]
+pub(super) struct Text {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<BTreeMap<String, String>>,
+}
+
+/// The text fields of an update: `message` (and `locale`) for one plain text, else `body` with
+/// one text per language.
 pub(super) fn text_fields(
     messages: &[String],
     locale: Option<&str>,
     file: Option<&Path>,
-) -> Result<Value, CliError> {
+) -> Result<Text, CliError> {
     if let ([m], None) = (messages, file) {
         if prefixed(m).is_none() {
-            let mut v = json!({ "message": m });
-            if let Some(l) = locale {
-                v["locale"] = json!(l);
-            }
-            return Ok(v);
+            return Ok(Text {
+                message: Some(m.clone()),
+                locale: locale.map(str::to_owned),
+                body: None,
+            });
         }
     }
     let mut texts = BTreeMap::new();
@@ -125,7 +136,10 @@ pub(super) fn text_fields(
              there is none; drop --locale or write the text as --message {l}:TEXT"
         )));
     }
-    Ok(json!({ "body": texts }))
+    Ok(Text {
+        body: Some(texts.into_iter().map(|(l, t)| (l.to_string(), t)).collect()),
+        ..Text::default()
+    })
 }
 
 /// The titles of `--title` (repeatable): the main title (the one without a language prefix,
@@ -177,6 +191,7 @@ pub(super) fn title_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn titles_main_and_translations() {
@@ -210,7 +225,7 @@ mod tests {
 
     fn fields(messages: &[&str], locale: Option<&str>) -> Result<Value, CliError> {
         let m: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
-        text_fields(&m, locale, None)
+        text_fields(&m, locale, None).map(|t| serde_json::to_value(t).unwrap())
     }
 
     #[test]
@@ -286,6 +301,7 @@ mod tests {
         std::fs::write(&path, "en = \"Delays\"\nfi = \"\"\"\nViiveitä\n\"\"\"\n")
             .unwrap_or_else(|e| panic!("{e}"));
         let got = text_fields(&["sv:Förseningar".into()], None, Some(&path))
+            .map(|t| serde_json::to_value(t).unwrap())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             got,

@@ -201,17 +201,11 @@ impl Dispatcher {
     /// together verify `X-Twilio-Signature`.
     pub fn twilio_callback(&self, channel: &str) -> Option<(String, String)> {
         let ch = &self.inner.channels.get(channel)?.channel;
-        match &ch.settings {
-            crate::channels::Settings::Twilio {
-                auth_token,
-                status_callback: Some(url),
-                ..
-            } => Some((
-                secrecy::ExposeSecret::expose_secret(auth_token).to_owned(),
-                url.clone(),
-            )),
-            _ => None,
-        }
+        let t = ch.settings.get::<crate::adapters::twilio::TwilioConfig>()?;
+        Some((
+            secrecy::ExposeSecret::expose_secret(&t.auth_token).to_owned(),
+            t.status_callback.clone()?,
+        ))
     }
 
     /// The first active channel of `kind`, by name.
@@ -229,12 +223,9 @@ impl Dispatcher {
 
     /// A Twilio channel's auth token (it verifies `X-Twilio-Signature` on inbound messages).
     pub fn twilio_auth_token(&self, channel: &str) -> Option<String> {
-        match &self.inner.channels.get(channel)?.channel.settings {
-            crate::channels::Settings::Twilio { auth_token, .. } => {
-                Some(secrecy::ExposeSecret::expose_secret(auth_token).to_owned())
-            }
-            _ => None,
-        }
+        let ch = &self.inner.channels.get(channel)?.channel;
+        let t = ch.settings.get::<crate::adapters::twilio::TwilioConfig>()?;
+        Some(secrecy::ExposeSecret::expose_secret(&t.auth_token).to_owned())
     }
 
     /// Sends one message outside any broadcast (a sign-up's confirmation) through a channel's
@@ -463,7 +454,7 @@ fn outlet(ch: &Channel, settings: &Settings) -> Outlet {
     Outlet {
         own_templates: ch.templates.as_ref().map(|_| ch.name.clone()),
         platform: ch.platform,
-        webhook: ch.kind == crate::channels::Kind::Webhook,
+        webhook: ch.kind == crate::channels::Kind::new(&crate::adapters::webhook::KIND),
         locale: ch.locale.clone(),
         timezone: ch.timezone.unwrap_or(settings.timezone),
         policy: ch.policy(None),

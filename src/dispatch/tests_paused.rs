@@ -14,7 +14,7 @@ use tokio::time::Instant;
 fn channel(name: &str, retry: &[u64], rate: Rate) -> Channel {
     Channel {
         name: name.into(),
-        kind: Kind::Webhook,
+        kind: Kind::new(&crate::adapters::webhook::KIND),
         audience: Audience::Fixed,
         rate,
         concurrency: 4,
@@ -27,7 +27,7 @@ fn channel(name: &str, retry: &[u64], rate: Rate) -> Channel {
         base_url: None,
         retry: retry.iter().map(|s| Duration::from_secs(*s)).collect(),
         send_timeout: Duration::from_secs(5),
-        settings: crate::channels::Settings::Log,
+        settings: crate::channels::Settings::new(crate::adapters::log::LogSettings),
         templates: None,
     }
 }
@@ -279,7 +279,7 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
     let mut a = channel("log-a", &[10], fast());
     let mut b = channel("log-b", &[10], fast());
     for c in [&mut a, &mut b] {
-        c.kind = Kind::Log;
+        c.kind = Kind::new(&crate::adapters::log::KIND);
         c.audience = Audience::Subscribers;
     }
     let h = harness(vec![
@@ -453,7 +453,7 @@ async fn subscribers_removed_after_expansion_are_not_messaged() {
             per: Duration::from_secs(60),
         },
     );
-    ch.kind = Kind::Log;
+    ch.kind = Kind::new(&crate::adapters::log::KIND);
     ch.audience = Audience::Subscribers;
     ch.concurrency = 1;
     let h = harness(vec![(ch, s.clone())]).await;
@@ -516,7 +516,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         delivered("p3"),
     ]));
     let mut ch = channel("masto", &[10, 10], fast());
-    ch.kind = Kind::Mastodon;
+    ch.kind = Kind::new(&crate::adapters::mastodon::KIND);
     ch.platform = Platform::Mastodon;
     ch.concurrency = 1;
     let h = harness(vec![(ch, s.clone())]).await;
@@ -602,7 +602,7 @@ async fn email_three_readers(
 ) -> (Vec<(String, OutMessage)>, Vec<String>, Vec<bool>) {
     let s = Arc::new(Scripted::new(vec![]));
     let mut ch = channel("mail", &[10], fast());
-    ch.kind = Kind::Email;
+    ch.kind = Kind::new(&crate::adapters::email::KIND);
     ch.audience = Audience::Subscribers;
     ch.platform = Platform::Email;
     ch.concurrency = 1;

@@ -26,7 +26,7 @@ fn at(s: &str) -> DateTime<Utc> {
 fn log_channel(name: &str) -> Channel {
     Channel {
         name: name.into(),
-        kind: Kind::Log,
+        kind: Kind::new(&crate::adapters::log::KIND),
         audience: Audience::Fixed,
         rate: Rate {
             n: 1000,
@@ -42,7 +42,7 @@ fn log_channel(name: &str) -> Channel {
         base_url: None,
         retry: vec![std::time::Duration::from_secs(1)],
         send_timeout: std::time::Duration::from_secs(5),
-        settings: ChannelSettings::Log,
+        settings: ChannelSettings::new(crate::adapters::log::LogSettings),
         templates: None,
     }
 }

@@ -74,23 +74,39 @@ tokio::task_local! {
 }
 
 /// The audit entry of the request being handled, before the store has written it.
-#[derive(Debug)]
 struct Recording {
     /// Everything but the number, the time and what the store method adds (target, summary).
     base: NewAudit,
     /// The handler's write carries the entry (see [`arm`]).
     armed: AtomicBool,
     written: Mutex<Option<AuditEntry>>,
+    /// The server's clock (`dispatch::Clock`), which stamps the entry.
+    now: Box<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("base", &self.base)
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs `work` (a request's handler) so that the store method that makes its change can write
 /// its audit entry `base` in the same commit, if the handler calls [`arm`]. Returns what `work`
-/// returned and the entry, if the store wrote it; if not, the caller writes one itself.
-pub async fn record<F: Future>(base: NewAudit, work: F) -> (F::Output, Option<AuditEntry>) {
+/// returned and the entry, if the store wrote it; if not, the caller writes one itself. `now`
+/// is the server's clock: it stamps the entry.
+pub async fn record<F: Future>(
+    base: NewAudit,
+    now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static,
+    work: F,
+) -> (F::Output, Option<AuditEntry>) {
     let recording = Arc::new(Recording {
         base,
         armed: AtomicBool::new(false),
         written: Mutex::new(None),
+        now: Box::new(now),
     });
     let out = RECORDING.scope(recording.clone(), work).await;
     let written = recording
@@ -213,7 +229,7 @@ impl Store {
         let tree_name = String::from_utf8_lossy(&tree.name()).into_owned();
         let value_hash = hex::encode(Sha256::digest(&value));
         let mut chain = t.chain();
-        let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
+        let (entry, raw) = next_entry(t, &mut chain, new, (recording.now)())?;
         let hash = audit::hash(&raw);
         let pending = Pending {
             seq: entry.seq,
@@ -518,7 +534,7 @@ mod tests {
 
     /// An armed update recorded under `request_id`, as the API's middleware and handler do it.
     async fn armed_update(store: &Store, id: ulid::Ulid, request_id: &str) -> AuditEntry {
-        let (done, entry) = record(base(request_id), async {
+        let (done, entry) = record(base(request_id), Utc::now, async {
             arm();
             store
                 .append_update(id, super::super::tests::new_update("u"), Utc::now())
@@ -527,6 +543,30 @@ mod tests {
         .await;
         done.unwrap();
         entry.expect("the store wrote the entry with the change")
+    }
+
+    /// An armed write's entry is stamped by the clock the request was recorded with (the
+    /// server's injected clock), not the wall clock.
+    #[tokio::test]
+    async fn an_armed_entry_is_stamped_by_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        let at = DateTime::parse_from_rfc3339("2031-05-06T07:08:09Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let (done, entry) = record(base("r9"), move || at, async {
+            arm();
+            store
+                .append_update(incident.id, super::super::tests::new_update("u"), at)
+                .await
+        })
+        .await;
+        done.unwrap();
+        assert_eq!(entry.expect("written with the change").at, at);
     }
 
     /// The states a crash can leave around an armed write (sled recovers a prefix of its log:
@@ -763,7 +803,7 @@ mod tests {
             .await
             .unwrap();
         let (incident, _) = store.create_incident(incident, Utc::now()).await.unwrap();
-        let (set, _) = record(base("r1"), async {
+        let (set, _) = record(base("r1"), Utc::now, async {
             arm();
             store
                 .set_component(api.clone(), ComponentStatus::MajorOutage, None, Utc::now())
@@ -795,7 +835,7 @@ mod tests {
         // An opening whose entry is committed by update 1, then its drafts published unarmed.
         let mut draft = super::super::tests::new_incident("d");
         draft.draft = true;
-        let (opened, _) = record(base("r1"), async {
+        let (opened, _) = record(base("r1"), Utc::now, async {
             arm();
             store.create_incident(draft, Utc::now()).await
         })

@@ -7,7 +7,7 @@
 //! rendering, and a reader polling during a crisis costs one 304 instead of a page.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,8 @@ use chrono::{DateTime, Timelike, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
+
+use crate::dispatch::Clock;
 
 /// Pages larger than this are sent without an ETag rather than buffered.
 const MAX_HASHED_BYTES: usize = 4 * 1024 * 1024;
@@ -68,7 +70,8 @@ pub fn not_modified_since(if_modified_since: &str, modified: DateTime<Utc>) -> b
 
 /// The middleware: adds the ETag and Last-Modified to 200 answers of GET/HEAD and turns a match
 /// into 304 (`If-None-Match` first; `If-Modified-Since` only without it, RFC 9110 §13.2.2).
-pub async fn etag(req: Request, next: Next) -> Response {
+/// `Last-Modified` first-seen times read the server's clock (`clock`).
+pub async fn etag(State(clock): State<Clock>, req: Request, next: Next) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return next.run(req).await;
     }
@@ -113,7 +116,7 @@ pub async fn etag(req: Request, next: Next) -> Response {
         .headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-cache"));
-    let modified = first_seen(&tag, Utc::now());
+    let modified = first_seen(&tag, clock.now());
     if let Ok(v) = HeaderValue::from_str(&http_date(modified)) {
         parts.headers.insert(header::LAST_MODIFIED, v);
     }
@@ -144,6 +147,34 @@ mod tests {
         assert!(none_match("*", &a));
         assert!(!none_match("\"x\"", &a));
         assert!(!none_match("", &a));
+    }
+
+    /// The middleware's `Last-Modified` is the server's clock's time when the bytes were first
+    /// sent, not the wall clock's.
+    #[tokio::test(start_paused = true)]
+    async fn last_modified_follows_the_injected_clock() {
+        let t0 = DateTime::parse_from_rfc3339("2031-05-06T07:08:09Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async { "injected clock test body" }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Clock::starting_at(t0),
+                etag,
+            ));
+        // Served on the loopback, as the server does; paused time: the clock stays at t0.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let res = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()[header::LAST_MODIFIED].to_str().unwrap(),
+            "Tue, 06 May 2031 07:08:09 GMT"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub use settings::PageSettings;
 /// The page routes. Merged into the application router beside the API (see
 /// [`crate::api::router`]). With `[status_page] enabled = false` there are no pages (only the
 /// assets and the machine-readable documents); the status page answers at `[status_page] path`.
-pub fn router(settings: &PageSettings) -> Router<AppState> {
+pub fn router(settings: &PageSettings, clock: crate::dispatch::Clock) -> Router<AppState> {
     let mut r = Router::new().route("/assets/{file}", get(assets::serve));
     if settings.enabled {
         r = r
@@ -59,6 +59,9 @@ pub fn router(settings: &PageSettings) -> Router<AppState> {
         .route("/manage/{token}", get(manage::show).post(manage::change));
     // The machine-readable documents: Statuspage v2 JSON, Atom/RSS, CAP.
     r.merge(documents::router())
-        .layer(axum::middleware::from_fn(conditional::etag))
+        .layer(axum::middleware::from_fn_with_state(
+            clock,
+            conditional::etag,
+        ))
         .layer(axum::middleware::from_fn(headers::secure))
 }

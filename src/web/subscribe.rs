@@ -12,7 +12,7 @@
 use super::page::{render, PageLang};
 use crate::adapters::{OutMessage, Recipient};
 use crate::api::AppState;
-use crate::channels::{Kind, Rate};
+use crate::channels::{Kind, Rate, Reach};
 use crate::domain::{ComponentName, Contact, Locale};
 use crate::render::TemplateKind;
 use crate::store::signup::{CodeCheck, Secret, SignUp};
@@ -522,14 +522,12 @@ fn confirmation_channel(state: &AppState, email: bool) -> Option<String> {
     if let Some(name) = configured {
         return state.dispatcher.channel(name).map(|c| c.name);
     }
-    let kinds: &[Kind] = if email {
-        &[Kind::Email]
-    } else {
-        &[Kind::Twilio, Kind::Vonage]
-    };
-    kinds
+    // The kinds that reach exactly this contact, in registration order (Twilio before Vonage).
+    let reach = if email { Reach::Email } else { Reach::Phone };
+    crate::adapters::KINDS
         .iter()
-        .find_map(|k| state.dispatcher.first_channel_of(*k))
+        .filter(|k| k.reach == reach)
+        .find_map(|k| state.dispatcher.first_channel_of(Kind::new(k)))
 }
 
 /// Renders and sends a confirmation; failures are logged (the person can sign up again).

@@ -751,3 +751,86 @@ async fn publishing_drafts_waits_too_and_a_draft_itself_does_not() {
     let (s, _) = call(&app, &jussi, "POST", &approve, None).await;
     assert_eq!(s, 409);
 }
+
+/// `component_statuses` of a held opening and a held update: checked before they are held (an
+/// unknown component is refused and nothing is held), left alone while they wait, and set when
+/// another publisher approves, in the approval's write (its one audit entry names the change).
+#[tokio::test]
+async fn held_writes_set_their_component_statuses_only_when_approved() {
+    let Team {
+        app, maria, jussi, ..
+    } = team().await;
+    app.component("Check-in").await;
+    let status_of = |app: &TestApp| {
+        app.store
+            .components()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name.as_str() == "Check-in")
+            .map(|c| c.status.as_str().to_owned())
+            .unwrap()
+    };
+    let open = |statuses: Value| {
+        let mut o = OPEN();
+        o["component_statuses"] = statuses;
+        o
+    };
+    let (s, e) = call(
+        &app,
+        &maria,
+        "POST",
+        "/api/v1/incidents",
+        Some(open(json!([{"component": "Gates", "status": "major_outage"}]))),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("component \"Gates\""),
+        "{e}"
+    );
+    let (_, list) = call(&app, &jussi, "GET", "/api/v1/approvals", None).await;
+    assert_eq!(list, json!([]), "nothing held");
+
+    let (s, held) = call(
+        &app,
+        &maria,
+        "POST",
+        "/api/v1/incidents",
+        Some(open(
+            json!([{"component": "Check-in", "status": "major_outage"}]),
+        )),
+    )
+    .await;
+    assert_eq!(s, 202, "{held}");
+    assert_eq!(status_of(&app), "operational", "not while it waits");
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(status_of(&app), "major_outage");
+    let approved = audit(&app, "approval.approve");
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert!(
+        approved[0]
+            .summary
+            .contains("components: Check-in: operational → major_outage"),
+        "{approved:?}"
+    );
+
+    // A held update: the same.
+    let id = held["incident_id"].as_str().unwrap();
+    let (s, held) = call(
+        &app,
+        &maria,
+        "POST",
+        &format!("/api/v1/incidents/{id}/updates"),
+        Some(json!({"message": "Partly back.",
+                    "component_statuses": [{"component": "Check-in", "status": "partial_outage"}]})),
+    )
+    .await;
+    assert_eq!(s, 202, "{held}");
+    assert_eq!(status_of(&app), "major_outage", "not while it waits");
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(status_of(&app), "partial_outage");
+}

@@ -9,6 +9,7 @@ mod channels_check;
 mod cli;
 mod cli_first_hour;
 mod cli_languages;
+mod component_statuses;
 mod console;
 mod console_browser;
 mod delivery;

@@ -12,6 +12,7 @@ mod cli_languages;
 mod component_statuses;
 mod console;
 mod console_browser;
+mod console_compstat;
 mod delivery;
 mod disk_full;
 mod durability;

@@ -384,10 +384,10 @@ pub struct PromiseReport {
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/id")))),
         )),
-        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one, or the author is a responder); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
-        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A token below responder, or break_glass by a non-admin (a responder's non-draft write is held for approval: 202)", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
         (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
         (status = 422, description = "A field is invalid (`field` names it)", body = super::error::Problem, content_type = PROBLEM),
@@ -398,12 +398,11 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     ApiJson(mut req): ApiJson<CreateIncident>,
 ) -> Result<Response, ApiError> {
-    who.may_publish(req.draft)?;
     let glass = approvals::break_glass(&who, req.break_glass, req.reason.take(), req.draft)?;
     component_statuses(&state, &req.component_statuses, req.draft)?;
     let needed = match req.draft {
         true => Vec::new(),
-        false => state.approval_reasons(),
+        false => state.approval_reasons_for(&who),
     };
     if !needed.is_empty() && glass.is_none() {
         // Checked in full now, so a write that would fail is refused before anyone approves it.
@@ -685,13 +684,12 @@ async fn append_or_hold(
     change: Change,
     mut req: PostUpdate,
 ) -> Result<Response, ApiError> {
-    who.may_publish(req.draft)?;
     let glass = approvals::break_glass(&who, req.break_glass, req.reason.take(), req.draft)?;
     let id = parse_id(id)?;
     component_statuses(state, &req.component_statuses, req.draft)?;
     let needed = match req.draft {
         true => Vec::new(),
-        false => state.approval_reasons(),
+        false => state.approval_reasons_for(&who),
     };
     if !needed.is_empty() && glass.is_none() {
         // Checked in full now (fields and the state machine), so a write that would fail is
@@ -863,10 +861,10 @@ pub(super) async fn append(
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
         )),
-        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one, or the author is a responder); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
-        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A token below responder, or break_glass by a non-admin (a responder's non-draft write is held for approval: 202)", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
         (status = 409, description = "The state machine refuses the change (e.g. resolved: reopen first)", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),

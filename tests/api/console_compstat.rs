@@ -144,3 +144,101 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
         "{last:?}"
     );
 }
+
+/// Issue 13, scenario 2 in the console: a responder's compose page offers "Submit for
+/// approval…" (not "Publish…"), the confirmation says it waits for a second person, the write
+/// is held (nothing published, components untouched); the author has no approve button and a
+/// forged approve is refused; a publisher approves it and it is published once, setting the
+/// components.
+#[tokio::test]
+async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
+    let (app, _) = console_app(&[("log", "kind = \"log\"\naudience = \"fixed\"\n")], |_| {}).await;
+    add_user(&app, "rita", "responder").await;
+    add_user(&app, "pekka", "publisher").await;
+    app.component("Check-in").await;
+    let rita = login(&app, "rita").await;
+    let pekka = login(&app, "pekka").await;
+
+    let form = get(&app, Some(&rita.cookie), "/console/compose").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("Submit for approval…"), "{}", form.body);
+    assert!(!form.body.contains("Publish…"), "{}", form.body);
+    let form = get(&app, Some(&pekka.cookie), "/console/compose").await;
+    assert!(form.body.contains("Publish…"), "{}", form.body);
+
+    let mut fields = OPEN.to_vec();
+    fields.push(("cs.Check-in", "major_outage"));
+    let c = post(&app, &rita, "/console/confirm", &fields, true).await;
+    assert_eq!(c.status, 200, "{c:?}");
+    assert!(c.body.contains("Submit for approval?"), "{}", c.body);
+    assert!(
+        c.body
+            .contains("the author&#x27;s role (responder) may not publish alone")
+            || c.body
+                .contains("the author's role (responder) may not publish alone"),
+        "{}",
+        c.body
+    );
+    assert!(c.body.contains("Nothing is sent until then"), "{}", c.body);
+    assert!(c.body.contains("Check-in → major_outage, once approved"), "{}", c.body);
+
+    let p = post(&app, &rita, "/console/incidents", &fields, true).await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert!(p.location.starts_with("/console/?held="), "{p:?}");
+    assert_eq!(incidents(&app), 0, "nothing published while held");
+    assert_eq!(status_of(&app, "Check-in"), "operational");
+    let approval = p.location["/console/?held=".len()..].to_owned();
+
+    let dash = get(&app, Some(&rita.cookie), "/console/").await;
+    assert!(
+        !dash.body.contains(&format!("/console/approvals/{approval}/approve")),
+        "no approve button for the author"
+    );
+    let before = entries(&app).len();
+    let forged = post(
+        &app,
+        &rita,
+        &format!("/console/approvals/{approval}/approve"),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert_eq!(incidents(&app), 0);
+    assert_eq!(entries(&app).len(), before, "a refused approval writes nothing");
+
+    let dash = get(&app, Some(&pekka.cookie), "/console/").await;
+    assert!(
+        dash.body.contains("Waiting for approval (1)"),
+        "{}",
+        dash.body
+    );
+    let p = post(
+        &app,
+        &pekka,
+        &format!("/console/approvals/{approval}/approve"),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{p:?}");
+    assert_eq!(incidents(&app), 1, "published once");
+    assert_eq!(status_of(&app, "Check-in"), "major_outage");
+    let last = entries(&app).pop().unwrap();
+    assert_eq!(last.action, "approval.approve");
+    assert!(
+        last.summary
+            .contains("components: Check-in: operational → major_outage"),
+        "{last:?}"
+    );
+    let again = post(
+        &app,
+        &pekka,
+        &format!("/console/approvals/{approval}/approve"),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(again.status, 409, "{again:?}");
+    assert_eq!(incidents(&app), 1);
+}

@@ -236,7 +236,7 @@ fn form_page(
             previews => previews,
             error => error,
             error_field => error_field,
-            approval => state.approval_reasons(),
+            approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
         },
     );
     if error_field.is_some() {
@@ -400,7 +400,7 @@ pub async fn confirm(
             title => incident.as_ref().map(|(_, t, _)| t.clone()).or_else(|| field(&f, "title").map(str::to_owned)),
             recipients => state.audience(&targets),
             channels => targets.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-            approval => state.approval_reasons(),
+            approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
             component_changes => f.iter().filter_map(|(k, v)| Some(format!("{} → {}", k.strip_prefix(STATUS_OF)?, v.trim()))).filter(|s| !s.ends_with("→ ")).collect::<Vec<_>>(),
             languages => LANGUAGES.iter().filter(|(c, _)| filled(&f, &format!("msg_{c}")).is_some()).map(|(_, n)| *n).collect::<Vec<_>>(),
         },

@@ -6,9 +6,9 @@ use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    ComponentStatus,
-    parse_titles, Approval, ApprovalAction, Body, ComponentName, Impact, Incident, IncidentKind,
-    Locale, NextUpdate, PromiseChange, PromiseEdit, Status, Title, Titles, Update, UpdateAction,
+    parse_titles, Approval, ApprovalAction, Body, ComponentName, ComponentStatus, Impact, Incident,
+    IncidentKind, Locale, NextUpdate, PromiseChange, PromiseEdit, Status, Title, Titles, Update,
+    UpdateAction,
 };
 use crate::store::approvals::Decision;
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
@@ -279,7 +279,11 @@ fn component_statuses(
         };
         let name = ComponentName::parse(&s.component).map_err(|e| bad(reason(e)))?;
         let status = ComponentStatus::parse(&s.status).map_err(|e| bad(reason(e)))?;
-        if state.store.check_components(std::slice::from_ref(&name)).is_err() {
+        if state
+            .store
+            .check_components(std::slice::from_ref(&name))
+            .is_err()
+        {
             return Err(bad(format!(
                 "no such component: create it first with `crier component set {name} operational`, or check the spelling (`crier component list`)"
             )));

@@ -292,7 +292,9 @@ impl Store {
         #[cfg(test)]
         if super::tests_components::crash_here() {
             // A simulated crash before the one commit (see `tests_components`).
-            return Err(StoreError::Broken("simulated crash before the commit".into()));
+            return Err(StoreError::Broken(
+                "simulated crash before the commit".into(),
+            ));
         }
         use sled::Transactional;
         (

@@ -1714,9 +1714,9 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests_faults;
-#[cfg(test)]
 mod tests_components;
+#[cfg(test)]
+mod tests_faults;
 
 #[cfg(test)]
 mod tests {

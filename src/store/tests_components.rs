@@ -114,7 +114,11 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
             t.incidents.contains_key(crashed.to_bytes()).unwrap(),
             "the crash came after the opening's first record"
         );
-        assert!(t.broadcasts.scan_prefix(crashed.to_bytes()).next().is_some());
+        assert!(t
+            .broadcasts
+            .scan_prefix(crashed.to_bytes())
+            .next()
+            .is_some());
         drop(t);
         // What was written before the crash is on disk, as a crash may leave it.
         store.durable().await.unwrap();
@@ -196,7 +200,12 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
     let id = {
         let store = Store::open(&path).unwrap();
         store
-            .set_component(name("Check-in"), ComponentStatus::Operational, None, Utc::now())
+            .set_component(
+                name("Check-in"),
+                ComponentStatus::Operational,
+                None,
+                Utc::now(),
+            )
             .await
             .unwrap();
         let (i, _) = store
@@ -215,7 +224,12 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
             .await;
         assert!(r.is_err());
         assert!(
-            store.t().unwrap().updates.contains_key(update_key(i.id, 2)).unwrap(),
+            store
+                .t()
+                .unwrap()
+                .updates
+                .contains_key(update_key(i.id, 2))
+                .unwrap(),
             "the crash came after the update's first record"
         );
         store.durable().await.unwrap();
@@ -264,7 +278,12 @@ async fn bad_component_statuses_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
     store
-        .set_component(name("Check-in"), ComponentStatus::Operational, None, Utc::now())
+        .set_component(
+            name("Check-in"),
+            ComponentStatus::Operational,
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
     let before = store.checksum().unwrap();
@@ -278,7 +297,10 @@ async fn bad_component_statuses_write_nothing() {
         )
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("unknown component \"Baggage\""), "{e}");
+    assert!(
+        e.to_string().contains("unknown component \"Baggage\""),
+        "{e}"
+    );
     let mut draft = new_incident("x");
     draft.draft = true;
     let e = store
@@ -291,7 +313,10 @@ async fn bad_component_statuses_write_nothing() {
         )
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("a draft changes no component"), "{e}");
+    assert!(
+        e.to_string().contains("a draft changes no component"),
+        "{e}"
+    );
     assert_eq!(store.checksum().unwrap(), before);
 }
 
@@ -314,9 +339,14 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
         let put = tokio::spawn(async move {
             audit::record(base("put", "component.set"), async {
                 audit::arm();
-                s1.set_component(name("api"), ComponentStatus::PartialOutage, None, Utc::now())
-                    .await
-                    .unwrap()
+                s1.set_component(
+                    name("api"),
+                    ComponentStatus::PartialOutage,
+                    None,
+                    Utc::now(),
+                )
+                .await
+                .unwrap()
             })
             .await
             .1
@@ -359,7 +389,10 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
                 "round {round}: {}",
                 open.summary
             );
-            assert_eq!(put.summary, "major_outage → partial_outage", "round {round}");
+            assert_eq!(
+                put.summary, "major_outage → partial_outage",
+                "round {round}"
+            );
             assert_eq!(fin, ComponentStatus::PartialOutage, "round {round}");
         }
         let history = store

@@ -780,12 +780,17 @@ async fn held_writes_set_their_component_statuses_only_when_approved() {
         &maria,
         "POST",
         "/api/v1/incidents",
-        Some(open(json!([{"component": "Gates", "status": "major_outage"}]))),
+        Some(open(
+            json!([{"component": "Gates", "status": "major_outage"}]),
+        )),
     )
     .await;
     assert_eq!(s, 422, "{e}");
     assert!(
-        e["detail"].as_str().unwrap().contains("component \"Gates\""),
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("component \"Gates\""),
         "{e}"
     );
     let (_, list) = call(&app, &jussi, "GET", "/api/v1/approvals", None).await;
@@ -870,7 +875,14 @@ async fn a_responder_submits_for_approval_and_a_publisher_publishes_it_once() {
     assert_eq!(s, 200, "{done}");
     assert_eq!(done["approval"]["state"], "approved");
     let id = held["incident_id"].as_str().unwrap();
-    let (s, shown) = call(&app, &pekka, "GET", &format!("/api/v1/incidents/{id}"), None).await;
+    let (s, shown) = call(
+        &app,
+        &pekka,
+        "GET",
+        &format!("/api/v1/incidents/{id}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{shown}");
     assert_eq!(shown["updates"][0]["author"], "rita");
     assert_eq!(shown["draft"], false);

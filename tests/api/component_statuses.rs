@@ -62,7 +62,11 @@ async fn an_opening_sets_its_components_statuses_in_the_same_write() {
         .map(|c| c.as_str().unwrap())
         .collect();
     affected.sort();
-    assert_eq!(affected, ["Baggage", "Check-in"], "a component given a status is affected");
+    assert_eq!(
+        affected,
+        ["Baggage", "Check-in"],
+        "a component given a status is affected"
+    );
     assert_eq!(status_of(&app, "Check-in").await, "major_outage");
     assert_eq!(status_of(&app, "Baggage").await, "degraded_performance");
     assert_eq!(status_of(&app, "Gates").await, "operational");
@@ -120,11 +124,17 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
     };
     for (body, says) in [
         (
-            open(json!([{"component": "Gates", "status": "major_outage"}]), false),
+            open(
+                json!([{"component": "Gates", "status": "major_outage"}]),
+                false,
+            ),
             "component \"Gates\": no such component",
         ),
         (
-            open(json!([{"component": "Check-in", "status": "sideways"}]), false),
+            open(
+                json!([{"component": "Check-in", "status": "sideways"}]),
+                false,
+            ),
             "component \"Check-in\":",
         ),
         (
@@ -136,7 +146,10 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
             "component \"Check-in\": named twice",
         ),
         (
-            open(json!([{"component": "Check-in", "status": "major_outage"}]), true),
+            open(
+                json!([{"component": "Check-in", "status": "major_outage"}]),
+                true,
+            ),
             "a draft changes no component",
         ),
     ] {

@@ -699,8 +699,11 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
     b.goto(&app.url("/console/compose")).await;
     b.append_text("#title", "Check-in and baggage down").await;
     b.click("#impact option[value=major]").await;
-    b.append_text("#msg_en", "Check-in kiosks and baggage drop are down at HEL.")
-        .await;
+    b.append_text(
+        "#msg_en",
+        "Check-in kiosks and baggage drop are down at HEL.",
+    )
+    .await;
     b.click("select[name='cs.Check-in'] option[value=major_outage]")
         .await;
     b.click("select[name='cs.Baggage'] option[value=partial_outage]")
@@ -709,7 +712,10 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         .text("#component-statuses-hint")
         .await
         .contains("A draft changes none"));
-    assert_eq!(b.text("button[value=publish]").await, "Submit for approval…");
+    assert_eq!(
+        b.text("button[value=publish]").await,
+        "Submit for approval…"
+    );
     b.screenshot(&format!("{shot}-compose")).await;
     if o.width <= 360 {
         fits(&b, o.width, "compose with component statuses").await;
@@ -802,9 +808,6 @@ async fn e2e_browser_console_responder_submits_components_for_approval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
 async fn e2e_browser_console_phone_responder_submits_components_for_approval() {
-    responder_submits_with_components(
-        Options::console_phone(),
-        "console-phone-compose-components",
-    )
-    .await;
+    responder_submits_with_components(Options::console_phone(), "console-phone-compose-components")
+        .await;
 }

@@ -70,17 +70,29 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     bad.extend([("cs.Check-in", "sideways"), ("cs.Baggage", "")]);
     let p = post(&app, &anna, "/console/incidents", &bad, true).await;
     assert_eq!(p.status, 422, "{p:?}");
-    assert!(p.body.contains("id=\"err-component_statuses\""), "{}", p.body);
+    assert!(
+        p.body.contains("id=\"err-component_statuses\""),
+        "{}",
+        p.body
+    );
     assert!(
         p.body.contains("component &quot;Check-in&quot;:")
             || p.body.contains("component \"Check-in\":"),
         "{}",
         p.body
     );
-    assert!(p.body.contains("<option value=\"sideways\" selected>"), "{}", p.body);
+    assert!(
+        p.body.contains("<option value=\"sideways\" selected>"),
+        "{}",
+        p.body
+    );
     assert_eq!(incidents(&app), 0);
     assert_eq!(app.checksum(), sum);
-    assert_eq!(entries(&app).len(), before, "a refused write is not audited");
+    assert_eq!(
+        entries(&app).len(),
+        before,
+        "a refused write is not audited"
+    );
 
     // A draft: refused with the form's reason, nothing written.
     let mut draft = OPEN.to_vec();
@@ -88,7 +100,11 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     draft.extend([("action", "draft"), ("cs.Check-in", "major_outage")]);
     let p = post(&app, &anna, "/console/incidents", &draft, true).await;
     assert_eq!(p.status, 422, "{p:?}");
-    assert!(p.body.contains("a draft changes no component"), "{}", p.body);
+    assert!(
+        p.body.contains("a draft changes no component"),
+        "{}",
+        p.body
+    );
     assert_eq!(app.checksum(), sum);
 
     // Published: Check-in changes, Baggage (unchanged in the form) keeps its status, one entry.
@@ -180,7 +196,11 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
         c.body
     );
     assert!(c.body.contains("Nothing is sent until then"), "{}", c.body);
-    assert!(c.body.contains("Check-in → major_outage, once approved"), "{}", c.body);
+    assert!(
+        c.body.contains("Check-in → major_outage, once approved"),
+        "{}",
+        c.body
+    );
 
     let p = post(&app, &rita, "/console/incidents", &fields, true).await;
     assert_eq!(p.status, 303, "{p:?}");
@@ -191,7 +211,9 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
 
     let dash = get(&app, Some(&rita.cookie), "/console/").await;
     assert!(
-        !dash.body.contains(&format!("/console/approvals/{approval}/approve")),
+        !dash
+            .body
+            .contains(&format!("/console/approvals/{approval}/approve")),
         "no approve button for the author"
     );
     let before = entries(&app).len();
@@ -205,7 +227,11 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     .await;
     assert_eq!(forged.status, 403, "{forged:?}");
     assert_eq!(incidents(&app), 0);
-    assert_eq!(entries(&app).len(), before, "a refused approval writes nothing");
+    assert_eq!(
+        entries(&app).len(),
+        before,
+        "a refused approval writes nothing"
+    );
 
     let dash = get(&app, Some(&pekka.cookie), "/console/").await;
     assert!(

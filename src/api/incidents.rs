@@ -817,9 +817,13 @@ pub(super) async fn append(
         && !update.draft
         && !keep_components
     {
+        // A component this update gave a status keeps it; the others go back to operational.
+        let mut rest = incident.clone();
+        rest.components
+            .retain(|c| !statuses.iter().any(|(n, _)| n == c));
         state
                 .store
-                .restore_components(&incident, now)
+                .restore_components(&rest, now)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(incident = %incident.id, error = %e, "restoring the incident's components failed; set them with `crier component set`");

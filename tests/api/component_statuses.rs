@@ -170,3 +170,39 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
     assert_eq!(entries(&app).len(), before, "nothing audited");
     assert_eq!(status_of(&app, "Check-in").await, "operational");
 }
+
+/// A resolving update that sets a component's status keeps that status: only the incident's
+/// other components are put back to operational.
+#[tokio::test]
+async fn a_resolution_keeps_the_statuses_it_sets_and_restores_the_others() {
+    let app = spawn_app().await;
+    app.component("Check-in").await;
+    app.component("Baggage").await;
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "Down", "impact": "major", "message": "Down.",
+                   "component_statuses": [
+                       {"component": "Check-in", "status": "major_outage"},
+                       {"component": "Baggage", "status": "major_outage"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap();
+    let u = app
+        .post(
+            &format!("/api/v1/incidents/{id}/updates"),
+            json!({"status": "resolved", "message": "Mostly back.",
+                   "component_statuses": [{"component": "Check-in", "status": "degraded_performance"}]}),
+        )
+        .await;
+    assert_eq!(u.status, 201, "{:?}", u.body);
+    assert_eq!(
+        u.body["restored_components"],
+        json!(["Baggage"]),
+        "{:?}",
+        u.body
+    );
+    assert_eq!(status_of(&app, "Check-in").await, "degraded_performance");
+    assert_eq!(status_of(&app, "Baggage").await, "operational");
+}

@@ -63,6 +63,21 @@ impl AppState {
         why
     }
 
+    /// [`AppState::approval_reasons`] for a publishing write by `who`: a responder may not
+    /// publish alone, so their write always waits for a publisher or admin (never its author);
+    /// the configuration's rules are added as for anyone.
+    pub(crate) fn approval_reasons_for(&self, who: &Principal) -> Vec<String> {
+        let mut why = Vec::new();
+        if who.1 < Role::Publisher {
+            why.push(format!(
+                "the author's role ({}) may not publish alone (a {} saves drafts or submits them for a publisher's approval)",
+                who.1, who.1
+            ));
+        }
+        why.extend(self.approval_reasons());
+        why
+    }
+
     /// The recipients a published update reaches on `targets` (the broadcast targets), counted
     /// conservatively: every subscriber when a channel sends to subscribers (component filters
     /// are not subtracted) plus one per fixed-target channel. `approval_above` compares it, and

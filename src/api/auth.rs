@@ -33,24 +33,6 @@ impl Tokens {
 #[derive(Debug, Clone)]
 pub struct Principal(pub String, pub crate::domain::Role);
 
-impl Principal {
-    /// Refuses a write that would publish (not a draft) unless the caller is a publisher: a
-    /// responder drafts, a publisher publishes (docs/SECURITY.md).
-    pub fn may_publish(&self, draft: bool) -> Result<(), super::ApiError> {
-        use crate::domain::Role;
-        if draft || self.1 >= Role::Publisher {
-            return Ok(());
-        }
-        Err(super::ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            format!(
-                "a {} saves drafts: send \"draft\": true (`--draft`), and a publisher publishes it",
-                self.1
-            ),
-        ))
-    }
-}
-
 /// The token of an `Authorization: Bearer` header, if there is one. The scheme name is
 /// case-insensitive (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same scheme) and
 /// may be followed by more than one space.

@@ -76,8 +76,8 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/metrics", Public, None),
     rule("GET", "/api/v1/status", Public, None),
     rule("GET", "/api/v1/openapi.json", Public, None),
-    // Incidents: responders open and update them as drafts (a responder's non-draft write is
-    // refused by `Principal::may_publish`), publishers publish. Resolving and reopening always
+    // Incidents: responders open and update them (a responder's non-draft write is held for
+    // a publisher's or admin's approval: `AppState::approval_reasons_for`), publishers publish. Resolving and reopening always
     // publish.
     rule("GET", "/api/v1/incidents", Min(Viewer), None),
     rule(

@@ -6,8 +6,9 @@ use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    parse_titles, Approval, ApprovalAction, Body, ComponentName, Impact, Incident, IncidentKind,
-    Locale, NextUpdate, PromiseChange, PromiseEdit, Status, Title, Titles, Update, UpdateAction,
+    parse_titles, Approval, ApprovalAction, Body, ComponentName, ComponentStatus, Impact, Incident,
+    IncidentKind, Locale, NextUpdate, PromiseChange, PromiseEdit, Status, Title, Titles, Update,
+    UpdateAction,
 };
 use crate::store::approvals::Decision;
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
@@ -206,6 +207,11 @@ pub struct CreateIncident {
     #[serde(default)]
     #[schema(value_type = Vec<ComponentName>)]
     pub components: Vec<String>,
+    /// Components to give a new status as the incident opens, in the same write (they are
+    /// added to `components`): `[{"component": "Check-in", "status": "major_outage"}]`. Not in
+    /// a draft; a held opening sets them when it is approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub component_statuses: Vec<SetComponentStatus>,
     /// The promised next update: a delay of 1 minute to 7 days (`30m`, `1h30m`) or an RFC 3339
     /// instant; not with `next_update_at`.
     pub next_update: Option<String>,
@@ -234,6 +240,60 @@ pub struct CreateIncident {
     /// Why glass is broken: required with `break_glass`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// One affected component's new status, set in the same write as the incident or update.
+#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetComponentStatus {
+    /// The component's name (it must exist).
+    #[schema(value_type = ComponentName)]
+    pub component: String,
+    /// `operational`, `degraded_performance`, `partial_outage`, `major_outage` or
+    /// `under_maintenance`.
+    #[schema(value_type = ComponentStatus)]
+    pub status: String,
+}
+
+/// The `component_statuses` of a request, checked: each name and status valid and the
+/// component existing (the error names it), none in a draft. Nothing is written on an error.
+fn component_statuses(
+    state: &AppState,
+    list: &[SetComponentStatus],
+    draft: bool,
+) -> Result<Vec<(ComponentName, ComponentStatus)>, ApiError> {
+    if draft && !list.is_empty() {
+        return Err(crate::store::no_statuses_in_drafts().into());
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for s in list {
+        let bad = |reason: String| {
+            ApiError::from(crate::domain::DomainError::invalid(
+                "component_statuses",
+                format!("component \"{}\": {reason}", s.component),
+            ))
+        };
+        let reason = |e: crate::domain::DomainError| match e {
+            crate::domain::DomainError::Invalid { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        let name = ComponentName::parse(&s.component).map_err(|e| bad(reason(e)))?;
+        let status = ComponentStatus::parse(&s.status).map_err(|e| bad(reason(e)))?;
+        if state
+            .store
+            .check_components(std::slice::from_ref(&name))
+            .is_err()
+        {
+            return Err(bad(format!(
+                "no such component: create it first with `crier component set {name} operational`, or check the spelling (`crier component list`)"
+            )));
+        }
+        if out.iter().any(|(n, _): &(ComponentName, _)| *n == name) {
+            return Err(bad("named twice; give each component one new status".into()));
+        }
+        out.push((name, status));
+    }
+    Ok(out)
 }
 
 /// An incident as the API shows it: its record plus `overdue`, true when the promised next
@@ -328,10 +388,10 @@ pub struct PromiseReport {
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/id")))),
         )),
-        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one, or the author is a responder); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
-        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A token below responder, or break_glass by a non-admin (a responder's non-draft write is held for approval: 202)", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
         (status = 415, description = "Not `Content-Type: application/json`", body = super::error::Problem, content_type = PROBLEM),
         (status = 422, description = "A field is invalid (`field` names it)", body = super::error::Problem, content_type = PROBLEM),
@@ -342,16 +402,16 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     ApiJson(mut req): ApiJson<CreateIncident>,
 ) -> Result<Response, ApiError> {
-    who.may_publish(req.draft)?;
     let glass = approvals::break_glass(
         &who,
         std::mem::take(&mut req.break_glass),
         req.reason.take(),
         req.draft,
     )?;
+    component_statuses(&state, &req.component_statuses, req.draft)?;
     let needed = match req.draft {
         true => Vec::new(),
-        false => state.approval_reasons(),
+        false => state.approval_reasons_for(&who),
     };
     if !needed.is_empty() && glass.is_none() {
         // Checked in full now, so a write that would fail is refused before anyone approves it.
@@ -441,19 +501,30 @@ pub(super) async fn open(
     decision: Option<&Decision>,
 ) -> Result<approvals::Out, ApiError> {
     let now = state.dispatcher.now();
-    let new = new_incident(state, author, req, now)?;
+    let statuses = component_statuses(state, &req.component_statuses, req.draft)?;
+    let mut new = new_incident(state, author, req, now)?;
+    // A component given a new status is affected.
+    for (name, _) in &statuses {
+        if !new.components.contains(name) {
+            new.components.push(name.clone());
+        }
+    }
     let broadcasting = !new.draft && !new.broadcast.is_empty();
-    let (incident, update) = state
+    let (incident, update, changed) = state
         .store
-        .create_incident_decided(id, new, now, decision)
+        .create_incident_decided(id, new, &statuses, now, decision)
         .await?;
     if broadcasting {
         state.dispatcher.kick();
     }
     tracing::info!(incident = %incident.id, draft = incident.draft, "incident opened");
+    let mut summary = crate::domain::audit::opened(&incident);
+    if !changed.is_empty() {
+        summary = format!("{summary}; components: {}", changed.join(", "));
+    }
     let note = AuditNote {
         target: Some(format!("incident {}", incident.id)),
-        summary: crate::domain::audit::opened(&incident),
+        summary,
         ..Default::default()
     };
     approvals::Out::new(
@@ -599,6 +670,11 @@ pub struct PostUpdate {
     /// When this update resolves: leave the components' statuses as they are.
     #[serde(default)]
     pub keep_components: bool,
+    /// Components to give a new status with this update, in the same write:
+    /// `[{"component": "Check-in", "status": "degraded_performance"}]`. Not in a draft; a held
+    /// update sets them when it is approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub component_statuses: Vec<SetComponentStatus>,
     /// Publish at once although the configuration asks for a second person's approval
     /// (admins only, with a `reason`; recorded in the audit log as `break_glass`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -617,7 +693,6 @@ async fn append_or_hold(
     change: Change,
     mut req: PostUpdate,
 ) -> Result<Response, ApiError> {
-    who.may_publish(req.draft)?;
     let glass = approvals::break_glass(
         &who,
         std::mem::take(&mut req.break_glass),
@@ -625,9 +700,10 @@ async fn append_or_hold(
         req.draft,
     )?;
     let id = parse_id(id)?;
+    component_statuses(state, &req.component_statuses, req.draft)?;
     let needed = match req.draft {
         true => Vec::new(),
-        false => state.approval_reasons(),
+        false => state.approval_reasons_for(&who),
     };
     if !needed.is_empty() && glass.is_none() {
         // Checked in full now (fields and the state machine), so a write that would fail is
@@ -713,6 +789,7 @@ pub(super) async fn append(
 ) -> Result<approvals::Out, ApiError> {
     let now = state.dispatcher.now();
     let keep_components = req.keep_components;
+    let statuses = component_statuses(state, &req.component_statuses, req.draft)?;
     let new = new_update(state, author, change, req, now)?;
     // Only a published update on at least one channel creates broadcasts to expand.
     let broadcasting = !new.draft && !new.broadcast.is_empty();
@@ -724,7 +801,7 @@ pub(super) async fn append(
         summary,
     } = state
         .store
-        .append_update_decided(id, new, now, decision)
+        .append_update_setting(id, new, &statuses, now, decision)
         .await?;
     if broadcasting {
         state.dispatcher.kick();
@@ -750,9 +827,13 @@ pub(super) async fn append(
         && !update.draft
         && !keep_components
     {
+        // A component this update gave a status keeps it; the others go back to operational.
+        let mut rest = incident.clone();
+        rest.components
+            .retain(|c| !statuses.iter().any(|(n, _)| n == c));
         state
                 .store
-                .restore_components(&incident, now)
+                .restore_components(&rest, now)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(incident = %incident.id, error = %e, "restoring the incident's components failed; set them with `crier component set`");
@@ -798,10 +879,10 @@ pub(super) async fn append(
             ("stream" = (operation_id = "deliveryStream", parameters(("id" = "$response.body#/incident/id")))),
             ("retry" = (operation_id = "retryDead", parameters(("id" = "$response.body#/incident/id")))),
         )),
-        (status = 202, description = "Held for a second person's approval (the configuration asks for one); nothing was sent", body = Approval),
+        (status = 202, description = "Held for a second person's approval (the configuration asks for one, or the author is a responder); nothing was sent", body = Approval),
         (status = 400, description = "The body is not JSON", body = super::error::Problem, content_type = PROBLEM),
         (status = 401, description = "No valid bearer token", body = super::error::Problem, content_type = PROBLEM),
-        (status = 403, description = "A responder's non-draft write, or break_glass by a non-admin", body = super::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "A token below responder, or break_glass by a non-admin (a responder's non-draft write is held for approval: 202)", body = super::error::Problem, content_type = PROBLEM),
         (status = 404, description = "No such incident", body = super::error::Problem, content_type = PROBLEM),
         (status = 409, description = "The state machine refuses the change (e.g. resolved: reopen first)", body = super::error::Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = super::error::Problem, content_type = PROBLEM),
@@ -858,6 +939,7 @@ impl From<Transition> for PostUpdate {
             locale: t.locale,
             body: t.body,
             keep_components: t.keep_components,
+            component_statuses: Vec::new(),
             break_glass: t.break_glass,
             reason: t.reason,
         }

@@ -1455,6 +1455,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 locale: text.locale,
                 body: text.body,
                 keep_components,
+                component_statuses: Vec::new(),
                 break_glass: glass.break_glass,
                 reason: glass.reason,
             };

@@ -248,6 +248,97 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::commit_audited`] for a change that also sets components (an incident opened or
+    /// updated with new component statuses): the commit record, each component with its history
+    /// record, and (if armed) `pending` and the entry go in ONE sled transaction, which sled
+    /// recovers whole or not at all. So a crash leaves either the change with its components and
+    /// its entry, or none of them (the change's earlier records are removed by `Store::repair`).
+    /// The caller holds the component lock (see `Store::component_lock`) since it read the
+    /// components, the write pause, and waits for the group commit afterwards.
+    pub(crate) fn commit_audited_with_components(
+        &self,
+        t: &Trees,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: Vec<u8>,
+        components: &[crate::domain::Component],
+        describe: impl FnOnce() -> (String, String),
+    ) -> Result<(), StoreError> {
+        if components.is_empty() {
+            return self.commit_audited(t, tree, key, value, describe);
+        }
+        let mut records = Vec::with_capacity(components.len());
+        for c in components {
+            records.push((
+                c.name.as_str().as_bytes().to_vec(),
+                encode(c)?,
+                super::history::key(&c.name, c.updated_at),
+                super::history::value(c.status)?,
+            ));
+        }
+        // The components (or the commit record) may be the record an earlier armed write's
+        // `pending` names: its head first (see `Trees::settle`).
+        let mut chain = t.chain();
+        t.settle(&mut chain)?;
+        let armed = armed().map(|recording| {
+            let (target, summary) = describe();
+            let new = NewAudit {
+                target,
+                summary,
+                ..recording.base.clone()
+            };
+            (recording, new)
+        });
+        let entry = match armed {
+            Some((recording, new)) => {
+                let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
+                let hash = audit::hash(&raw);
+                let pending = Pending {
+                    seq: entry.seq,
+                    tree: String::from_utf8_lossy(&tree.name()).into_owned(),
+                    key: key.to_vec(),
+                    value: hex::encode(Sha256::digest(&value)),
+                    hash: hash.clone(),
+                    prev: entry.prev.clone(),
+                };
+                Some((recording, entry, raw, hash, encode(&pending)?))
+            }
+            None => None,
+        };
+        #[cfg(test)]
+        if super::tests_components::crash_here() {
+            // A simulated crash before the one commit (see `tests_components`).
+            return Err(StoreError::Broken(
+                "simulated crash before the commit".into(),
+            ));
+        }
+        use sled::Transactional;
+        (
+            tree,
+            &t.components,
+            &t.component_history,
+            &t.audit,
+            &t.audit_head,
+        )
+            .transaction(|(tc, comp, hist, log, head)| {
+                if let Some((_, entry, raw, _, pending)) = &entry {
+                    head.insert(PENDING, pending.as_slice())?;
+                    log.insert(&entry.seq.to_be_bytes(), raw.as_slice())?;
+                }
+                for (name, c, hk, hv) in &records {
+                    hist.insert(hk.as_slice(), hv.as_slice())?;
+                    comp.insert(name.as_slice(), c.as_slice())?;
+                }
+                tc.insert(key, value.as_slice())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+            })?;
+        if let Some((recording, entry, _, hash, _)) = entry {
+            set_head(&mut chain, entry.seq, &hash, true);
+            *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
+        }
+        Ok(())
+    }
+
     /// Entries matching `filter`, oldest first, at most `filter.limit`; and the number to pass
     /// as `after` for the next page, if there may be more.
     pub fn audit_entries(

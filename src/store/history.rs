@@ -49,7 +49,7 @@ fn prefix(name: &ComponentName) -> Vec<u8> {
     k
 }
 
-fn key(name: &ComponentName, at: DateTime<Utc>) -> Vec<u8> {
+pub(super) fn key(name: &ComponentName, at: DateTime<Utc>) -> Vec<u8> {
     let mut k = prefix(name);
     k.extend_from_slice(&time_bytes(at));
     k
@@ -65,6 +65,11 @@ fn parse_key(k: &[u8]) -> Option<(&str, DateTime<Utc>)> {
     let t = <[u8; 8]>::try_from(&k[split + 1..]).ok()?;
     let ms = (u64::from_be_bytes(t) ^ (1 << 63)) as i64;
     Some((name, Utc.timestamp_millis_opt(ms).single()?))
+}
+
+/// The value of a record saying that the component had `status` (see [`key`]).
+pub(super) fn value(status: ComponentStatus) -> Result<Vec<u8>, StoreError> {
+    encode(&Record { status })
 }
 
 /// Records a change inside the caller's transaction.

@@ -153,6 +153,23 @@ pub(crate) fn update_key(incident: Ulid, seq: u32) -> [u8; 20] {
     k
 }
 
+/// Why a draft may not set component statuses.
+pub fn no_statuses_in_drafts() -> DomainError {
+    DomainError::invalid(
+        "component_statuses",
+        "a draft changes no component; choose the new statuses when you publish it (or post an update with them)",
+    )
+}
+
+/// An audit summary with the component changes of the same write appended.
+fn with_components(mut summary: String, changed: &[String]) -> String {
+    if !changed.is_empty() {
+        summary.push_str("; components: ");
+        summary.push_str(&changed.join(", "));
+    }
+    summary
+}
+
 /// A new incident or maintenance as the client describes it, already validated field by field.
 #[derive(Debug, Clone)]
 pub struct NewIncident {
@@ -278,6 +295,11 @@ struct Inner {
     /// an await or a flush). Striped by incident id: writers to different incidents rarely share
     /// a stripe, so they do not park each other's runtime workers on one global mutex.
     write_locks: Box<[Mutex<()>]>,
+    /// Serialises every read-check-write of components' statuses (`set_component`,
+    /// `restore_components`, an incident opened or updated with `statuses`), so that no write
+    /// reads a status another is about to replace (see `Store::component_lock`). Taken after
+    /// the write pause and an incident's lock, before the audit lock; never across an await.
+    component_lock: Mutex<()>,
     /// The write pause: every write section holds it shared, a backup exclusively while it
     /// iterates, so the backup is one consistent state (see [`backup`]).
     pause: RwLock<()>,
@@ -656,6 +678,7 @@ impl Store {
             dir: dir.to_owned(),
             health: health.clone(),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            component_lock: Mutex::new(()),
             pause: RwLock::new(()),
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
@@ -787,6 +810,53 @@ impl Store {
         }
     }
 
+    /// The component lock (see `Inner::component_lock`). The caller holds the write pause.
+    fn component_lock(&self) -> MutexGuard<'_, ()> {
+        // Records are written only at the end of a section, so a panic under the lock leaves
+        // nothing half-applied: poisoning is safe to clear.
+        self.inner
+            .component_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The components `statuses` set, as they will be written, each with its change for the
+    /// audit entry (`Check-in: operational → major_outage`); a component already in its new
+    /// status is left out. Refuses an unknown component, naming it, before anything is written.
+    /// The caller holds the component lock.
+    fn component_changes(
+        &self,
+        t: &Trees,
+        statuses: &[(ComponentName, ComponentStatus)],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Component>, Vec<String>), StoreError> {
+        let (mut set, mut said) = (Vec::new(), Vec::new());
+        for (name, status) in statuses {
+            let Some(raw) = t.components.get(name.as_str())? else {
+                return Err(DomainError::invalid(
+                    "component_statuses",
+                    format!("unknown component \"{name}\": create it first with `crier component set {name} operational`, or check the spelling (`crier component list`)"),
+                )
+                .into());
+            };
+            let mut c: Component = decode(&raw)?;
+            if c.status == *status || set.iter().any(|s: &Component| s.name == *name) {
+                continue;
+            }
+            said.push(format!(
+                "{name}: {} → {}",
+                c.status.as_str(),
+                status.as_str()
+            ));
+            c.status = *status;
+            // Never before the change it replaces (a writer that read the clock before waiting
+            // for the lock), so the history's last record is the status the component has.
+            c.updated_at = now.max(c.updated_at);
+            set.push(c);
+        }
+        Ok((set, said))
+    }
+
     /// Waits until every write made so far is on disk (group commit).
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.t()?.durable().await
@@ -895,20 +965,30 @@ impl Store {
         new: NewIncident,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Update), StoreError> {
-        self.create_incident_decided(id, new, now, None).await
+        self.create_incident_decided(id, new, &[], now, None)
+            .await
+            .map(|(i, u, _)| (i, u))
     }
 
-    /// [`Store::create_incident_with_id`], releasing an approval in the same write (see
-    /// [`approvals`]).
+    /// [`Store::create_incident_with_id`], setting the components' `statuses` and releasing an
+    /// approval in the same write (see [`approvals`]). The components, the opening update that
+    /// commits the incident and the request's audit entry (which names each component's
+    /// before → after) go in one sled transaction: after a crash all of them are there or none
+    /// (see `Store::commit_audited_with_components`). A draft sets no component. Returns the
+    /// incident, its opening update and each component change (`name: before → after`).
     pub async fn create_incident_decided(
         &self,
         id: Ulid,
         new: NewIncident,
+        statuses: &[(ComponentName, ComponentStatus)],
         now: DateTime<Utc>,
         decision: Option<&approvals::Decision>,
-    ) -> Result<(Incident, Update), StoreError> {
+    ) -> Result<(Incident, Update, Vec<String>), StoreError> {
         let t = self.t()?;
         self.check_components(&new.components)?;
+        if new.draft && !statuses.is_empty() {
+            return Err(no_statuses_in_drafts().into());
+        }
         let status = new.status.unwrap_or(new.kind.initial_status());
         crate::domain::check_status_for_new(new.kind, status)?;
         let mut incident = Incident {
@@ -946,13 +1026,17 @@ impl Store {
             published_at: (!new.draft).then_some(now),
         };
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
-        {
+        let changed = {
             let _w = self.lock(id).await;
             if t.incidents.contains_key(id.to_bytes())? {
                 return Err(StoreError::Conflict(format!(
                     "incident {id} exists already"
                 )));
             }
+            // The components are read, checked and written under their lock, so a concurrent
+            // `set_component` comes wholly before or after this opening.
+            let _c = (!statuses.is_empty()).then(|| self.component_lock());
+            let (set, changed) = self.component_changes(&t, statuses, now)?;
             if let Some(d) = decision {
                 self.mark_approved(&t, d)?;
             }
@@ -963,17 +1047,29 @@ impl Store {
             if !new.draft {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
             }
-            // The opening update commits it, with the request's audit entry.
-            self.commit_audited(&t, &t.updates, &update_key(id, 1), ub, || {
-                (
-                    format!("incident {id}"),
-                    crate::domain::audit::opened(&incident),
-                )
-            })?;
+            // The opening update commits it, with the components it sets and the request's
+            // audit entry.
+            self.commit_audited_with_components(
+                &t,
+                &t.updates,
+                &update_key(id, 1),
+                ub,
+                &set,
+                || {
+                    (
+                        format!("incident {id}"),
+                        with_components(crate::domain::audit::opened(&incident), &changed),
+                    )
+                },
+            )?;
             self.public_changed();
-        }
+            for c in &set {
+                history::prune(&t, &c.name, now)?;
+            }
+            changed
+        };
         t.durable().await?;
-        Ok((incident, update))
+        Ok((incident, update, changed))
     }
 
     /// An incident's current state, without its timeline.
@@ -1022,9 +1118,31 @@ impl Store {
         now: DateTime<Utc>,
         decision: Option<&approvals::Decision>,
     ) -> Result<Appended, StoreError> {
+        self.append_update_setting(id, new, &[], now, decision)
+            .await
+    }
+
+    /// [`Store::append_update_decided`], also setting the components' `statuses` in the same
+    /// write: the components and the incident record that commits the update, with the audit
+    /// entry naming each component's before → after, go in one sled transaction (see
+    /// `Store::commit_audited_with_components`). A draft update sets no component.
+    pub async fn append_update_setting(
+        &self,
+        id: Ulid,
+        new: NewUpdate,
+        statuses: &[(ComponentName, ComponentStatus)],
+        now: DateTime<Utc>,
+        decision: Option<&approvals::Decision>,
+    ) -> Result<Appended, StoreError> {
         let t = self.t()?;
+        if new.draft && !statuses.is_empty() {
+            return Err(no_statuses_in_drafts().into());
+        }
         let (incident, update, promise, previous_due, summary) = {
             let _w = self.lock(id).await;
+            // See `create_incident_decided`.
+            let _c = (!statuses.is_empty()).then(|| self.component_lock());
+            let (set, changed) = self.component_changes(&t, statuses, now)?;
             let mut incident = self.incident_summary(id)?;
             if incident.public.is_none() && !incident.draft {
                 // A record from before `public` existed: its state is what the public saw.
@@ -1092,13 +1210,24 @@ impl Store {
             }
             t.updates
                 .insert(update_key(id, incident.update_count), ub)?;
-            let summary =
-                crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update);
-            // The incident commits the update, with the request's audit entry.
-            self.commit_audited(&t, &t.incidents, &id.to_bytes(), ib, || {
-                (format!("incident {id}"), summary.clone())
-            })?;
+            let summary = with_components(
+                crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update),
+                &changed,
+            );
+            // The incident commits the update, with the components it sets and the request's
+            // audit entry.
+            self.commit_audited_with_components(
+                &t,
+                &t.incidents,
+                &id.to_bytes(),
+                ib,
+                &set,
+                || (format!("incident {id}"), summary.clone()),
+            )?;
             self.public_changed();
+            for c in &set {
+                history::prune(&t, &c.name, now)?;
+            }
             (incident, update, promise, previous_due, summary)
         };
         t.durable().await?;
@@ -1240,18 +1369,23 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Component, StoreError> {
         let t = self.t()?;
-        let before = match t.components.get(name.as_str())? {
-            Some(raw) => Some(decode::<Component>(&raw)?),
-            None => None,
-        };
-        let c = Component {
-            name,
-            group: group.or_else(|| before.as_ref().and_then(|b| b.group.clone())),
-            status,
-            updated_at: now,
-        };
-        {
+        let c = {
             let _w = self.writing_async().await;
+            // Read under the component lock, so the before → after it records is the status it
+            // replaces, and no opening setting this component comes in between.
+            let _c = self.component_lock();
+            let before = match t.components.get(name.as_str())? {
+                Some(raw) => Some(decode::<Component>(&raw)?),
+                None => None,
+            };
+            // Never before the change it replaces (see `component_changes`).
+            let now = before.as_ref().map_or(now, |b| now.max(b.updated_at));
+            let c = Component {
+                name,
+                group: group.or_else(|| before.as_ref().and_then(|b| b.group.clone())),
+                status,
+                updated_at: now,
+            };
             // The history record first, then the component with the request's audit entry: a
             // crash in between leaves a record newer than the component, which `repair` removes.
             if before.as_ref().is_none_or(|b| b.status != status) {
@@ -1272,7 +1406,8 @@ impl Store {
             )?;
             self.public_changed();
             history::prune(&t, &c.name, now)?;
-        }
+            c
+        };
         t.durable().await?;
         Ok(c)
     }
@@ -1300,6 +1435,7 @@ impl Store {
         }
         let mut restored = Vec::new();
         let _w = self.writing_async().await;
+        let _c = self.component_lock();
         for name in &incident.components {
             if held.contains(name) {
                 continue;
@@ -1334,6 +1470,7 @@ impl Store {
                 restored.push(name.clone());
             }
         }
+        drop(_c);
         drop(_w);
         if !restored.is_empty() {
             t.durable().await?;
@@ -1580,6 +1717,8 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod tests_components;
 #[cfg(test)]
 mod tests_faults;
 

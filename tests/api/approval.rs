@@ -751,3 +751,174 @@ async fn publishing_drafts_waits_too_and_a_draft_itself_does_not() {
     let (s, _) = call(&app, &jussi, "POST", &approve, None).await;
     assert_eq!(s, 409);
 }
+
+/// `component_statuses` of a held opening and a held update: checked before they are held (an
+/// unknown component is refused and nothing is held), left alone while they wait, and set when
+/// another publisher approves, in the approval's write (its one audit entry names the change).
+#[tokio::test]
+async fn held_writes_set_their_component_statuses_only_when_approved() {
+    let Team {
+        app, maria, jussi, ..
+    } = team().await;
+    app.component("Check-in").await;
+    let status_of = |app: &TestApp| {
+        app.store
+            .components()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name.as_str() == "Check-in")
+            .map(|c| c.status.as_str().to_owned())
+            .unwrap()
+    };
+    let open = |statuses: Value| {
+        let mut o = OPEN();
+        o["component_statuses"] = statuses;
+        o
+    };
+    let (s, e) = call(
+        &app,
+        &maria,
+        "POST",
+        "/api/v1/incidents",
+        Some(open(
+            json!([{"component": "Gates", "status": "major_outage"}]),
+        )),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("component \"Gates\""),
+        "{e}"
+    );
+    let (_, list) = call(&app, &jussi, "GET", "/api/v1/approvals", None).await;
+    assert_eq!(list, json!([]), "nothing held");
+
+    let (s, held) = call(
+        &app,
+        &maria,
+        "POST",
+        "/api/v1/incidents",
+        Some(open(
+            json!([{"component": "Check-in", "status": "major_outage"}]),
+        )),
+    )
+    .await;
+    assert_eq!(s, 202, "{held}");
+    assert_eq!(status_of(&app), "operational", "not while it waits");
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(status_of(&app), "major_outage");
+    let approved = audit(&app, "approval.approve");
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert!(
+        approved[0]
+            .summary
+            .contains("components: Check-in: operational → major_outage"),
+        "{approved:?}"
+    );
+
+    // A held update: the same.
+    let id = held["incident_id"].as_str().unwrap();
+    let (s, held) = call(
+        &app,
+        &maria,
+        "POST",
+        &format!("/api/v1/incidents/{id}/updates"),
+        Some(json!({"message": "Partly back.",
+                    "component_statuses": [{"component": "Check-in", "status": "partial_outage"}]})),
+    )
+    .await;
+    assert_eq!(s, 202, "{held}");
+    assert_eq!(status_of(&app), "major_outage", "not while it waits");
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(status_of(&app), "partial_outage");
+}
+
+/// Issue 13, scenario 2 over the API: a responder's publishing write (opening or update) is
+/// held for approval whatever the configuration, with the reason naming the role; the author
+/// cannot approve it (neither as a responder nor if they were a publisher); a publisher
+/// approves and it is published exactly once, authored by the responder. A draft is not held.
+#[tokio::test]
+async fn a_responder_submits_for_approval_and_a_publisher_publishes_it_once() {
+    // No channel requires approval here: the responder's role alone holds the write.
+    let app = crate::helpers::spawn_app_with(
+        &[("log", "kind = \"log\"\naudience = \"fixed\"\n")],
+        |_| {},
+    )
+    .await;
+    let rita = add_user(&app, "rita", Role::Responder).await;
+    let (rita, _) = add_token(&app, &rita, Role::Responder, None).await;
+    let pekka = add_user(&app, "pekka", Role::Publisher).await;
+    let (pekka, _) = add_token(&app, &pekka, Role::Publisher, None).await;
+
+    let (s, held) = call(&app, &rita, "POST", "/api/v1/incidents", Some(OPEN())).await;
+    assert_eq!(s, 202, "{held}");
+    assert_eq!(held["state"], "pending_approval");
+    assert_eq!(held["author"], "rita");
+    assert_eq!(
+        held["reasons"][0],
+        "the author's role (responder) may not publish alone (a responder saves drafts or submits them for a publisher's approval)"
+    );
+    assert_eq!(app.get("/api/v1/incidents").await.body, json!([]));
+    let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
+    let (s, e) = call(&app, &rita, "POST", &approve, None).await;
+    assert_eq!(s, 403, "the author (a responder) cannot approve: {e}");
+    assert_eq!(app.get("/api/v1/incidents").await.body, json!([]));
+
+    let (s, done) = call(&app, &pekka, "POST", &approve, None).await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["approval"]["state"], "approved");
+    let id = held["incident_id"].as_str().unwrap();
+    let (s, shown) = call(
+        &app,
+        &pekka,
+        "GET",
+        &format!("/api/v1/incidents/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{shown}");
+    assert_eq!(shown["updates"][0]["author"], "rita");
+    assert_eq!(shown["draft"], false);
+    let (s, again) = call(&app, &pekka, "POST", &approve, None).await;
+    assert_eq!(s, 409, "published once: {again}");
+    let listed = app.get("/api/v1/incidents").await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    // One broadcast per channel for the opening: sent once.
+    let log = app
+        .store
+        .broadcasts_of_all()
+        .into_iter()
+        .filter(|b| b.channel == "log" && b.incident_id.to_string() == id)
+        .count();
+    assert_eq!(log, 1);
+
+    // An update by the responder waits too; a draft does not.
+    let (s, held) = call(
+        &app,
+        &rita,
+        "POST",
+        &format!("/api/v1/incidents/{id}/updates"),
+        Some(json!({"message": "Kiosks restarted."})),
+    )
+    .await;
+    assert_eq!(s, 202, "{held}");
+    let (s, draft) = call(
+        &app,
+        &rita,
+        "POST",
+        &format!("/api/v1/incidents/{id}/updates"),
+        Some(json!({"message": "Draft.", "draft": true})),
+    )
+    .await;
+    assert_eq!(s, 201, "{draft}");
+    // A publisher's write, with no rule asking for approval, is not held.
+    let (s, own) = call(&app, &pekka, "POST", "/api/v1/incidents", Some(OPEN())).await;
+    assert_eq!(s, 201, "a publisher with no rule asking is not held: {own}");
+}

@@ -282,11 +282,22 @@ async fn a_responder_drafts_and_a_publisher_publishes() {
             .send()
     };
     let open = serde_json::json!({"title": "Slow check-in", "impact": "minor", "message": "Investigating"});
+    // Issue 13 (scenario 2) changed this contract: a responder's publishing write was refused
+    // with 403; it is now held for a publisher's approval (202, nothing published; see
+    // tests/api/approval.rs). What stays refused with 403, writing nothing, is a write by a
+    // token below responder (here the responder's own viewer-scoped token).
+    let (vt, _) = add_token(&app, &resp, Role::Viewer, None).await;
     let before = app.checksum();
-    let r = post(&rt, "/api/v1/incidents", open.clone()).await.unwrap();
+    let r = post(&vt, "/api/v1/incidents", open.clone()).await.unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.text().await.unwrap().contains("draft"));
     assert_eq!(app.checksum(), before, "a refused publish writes nothing");
+    let r = post(&rt, "/api/v1/incidents", open.clone()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let held = r.text().await.unwrap();
+    assert!(held.contains("draft"), "{held}");
+    assert!(held.contains("pending_approval"), "{held}");
+    let listed = app.get("/api/v1/incidents").await;
+    assert_eq!(listed.body, serde_json::json!([]), "nothing published");
 
     let mut draft = open.clone();
     draft["draft"] = Value::Bool(true);

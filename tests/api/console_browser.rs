@@ -700,3 +700,137 @@ async fn e2e_browser_console_channels_and_notices() {
 async fn e2e_browser_console_phone_channels_and_notices() {
     channels_and_notices(Options::console_phone(), "console-phone").await;
 }
+
+// --- Issue 13: a responder submits an incident with component statuses for approval. ---
+
+/// Scenario 2 with affected components: a responder composes an incident with two affected
+/// components and their new statuses and submits it for approval (the compose page offers no
+/// "Publish"); the responder has no approve button and a forged approve is refused; a publisher
+/// approves it; the log channel gets it exactly once; the status page shows both components'
+/// new statuses.
+async fn responder_submits_with_components(o: Options, shot: &str) {
+    let log = "kind = \"log\"\naudience = \"fixed\"\n";
+    let (app, _) = console_app(&[("log", log)], |_| {}).await;
+    add_user(&app, "rita", "responder").await;
+    add_user(&app, "pekka", "publisher").await;
+    for c in ["Baggage", "Check-in", "Gates"] {
+        app.component(c).await;
+    }
+
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "rita").await;
+    b.goto(&app.url("/console/compose")).await;
+    b.append_text("#title", "Check-in and baggage down").await;
+    b.click("#impact option[value=major]").await;
+    b.append_text(
+        "#msg_en",
+        "Check-in kiosks and baggage drop are down at HEL.",
+    )
+    .await;
+    b.click("select[name='cs.Check-in'] option[value=major_outage]")
+        .await;
+    b.click("select[name='cs.Baggage'] option[value=partial_outage]")
+        .await;
+    assert!(b
+        .text("#component-statuses-hint")
+        .await
+        .contains("A draft changes none"));
+    assert_eq!(
+        b.text("button[value=publish]").await,
+        "Submit for approval…"
+    );
+    b.screenshot(&format!("{shot}-compose")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "compose with component statuses").await;
+    }
+    b.click("button[value=publish]").await;
+    b.wait_text("h1", BOUND, |t| t == "Submit for approval?")
+        .await;
+    assert!(b
+        .text(".notice")
+        .await
+        .contains("the author's role (responder) may not publish alone"));
+    assert!(b.text("#component-changes").await.contains("once approved"));
+    b.click("#confirm").await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Held for approval"))
+        .await;
+    assert!(all_incidents(&app).is_empty());
+    let status = |app: &TestApp, n: &str| {
+        app.store
+            .components()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name.as_str() == n)
+            .map(|c| c.status.as_str().to_owned())
+            .unwrap()
+    };
+    assert_eq!(status(&app, "Check-in"), "operational", "not while held");
+    assert!(b.all("li.approval button.approve").await.is_empty());
+    let forged = b
+        .script(
+            "const id = document.querySelector('li.approval').id.replace('approval-', '');
+             const csrf = document.querySelector('input[name=csrf]').value;
+             return fetch('/console/approvals/' + id + '/approve', {method: 'POST',
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+               body: new URLSearchParams({csrf})}).then(r => r.status);",
+        )
+        .await;
+    assert_eq!(forged, 403);
+    only_refused(&b, "/approve").await;
+    assert!(all_incidents(&app).is_empty());
+    assert_eq!(status(&app, "Check-in"), "operational");
+    b.click("form.who button").await;
+    b.wait_text("h1", BOUND, |t| t == "Sign in").await;
+
+    sign_in(&b, &app, "pekka").await;
+    b.click("li.approval button.approve").await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Approved"))
+        .await;
+    b.wait_text(".overall .percent", Duration::from_secs(60), |t| {
+        t == "100 %"
+    })
+    .await;
+    let incidents = all_incidents(&app);
+    assert_eq!(incidents.len(), 1, "published once");
+    let r = app
+        .get(&format!("/api/v1/incidents/{}/deliveries", incidents[0].id))
+        .await;
+    assert_eq!(r.body["channels"]["log"]["total"], 1, "{:?}", r.body);
+    assert_eq!(r.body["channels"]["log"]["delivered"], 1, "{:?}", r.body);
+    let sent = std::fs::read_to_string(app.dir.path().join("data/outbox/log.jsonl")).unwrap();
+    assert_eq!(
+        sent.lines()
+            .filter(|l| l.contains("Check-in kiosks and baggage drop"))
+            .count(),
+        1,
+        "{sent}"
+    );
+    assert_eq!(status(&app, "Check-in"), "major_outage");
+    assert_eq!(status(&app, "Baggage"), "partial_outage");
+    assert_eq!(status(&app, "Gates"), "operational");
+    clean(&b, "through approval").await;
+
+    b.goto(&app.url("/")).await;
+    let page = b.text("body").await;
+    assert!(page.contains("Major outage"), "{page}");
+    assert!(page.contains("Partial outage"), "{page}");
+    clean(&b, "status page").await;
+    b.screenshot(&format!("{shot}-status-page")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "status page").await;
+    }
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_responder_submits_components_for_approval() {
+    responder_submits_with_components(Options::laptop(), "console-compose-components").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_responder_submits_components_for_approval() {
+    responder_submits_with_components(Options::console_phone(), "console-phone-compose-components")
+        .await;
+}

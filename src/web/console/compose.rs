@@ -25,8 +25,9 @@ const IMPACTS: [&str; 4] = ["none", "minor", "major", "critical"];
 const STATUSES: [&str; 3] = ["investigating", "identified", "monitoring"];
 const QUICK_PICKS: [&str; 3] = ["15m", "30m", "1h"];
 /// The fields an API message may name, for showing it next to its field.
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 14] = [
     "kind",
+    "component_statuses",
     "scheduled_for",
     "scheduled_until",
     "title",
@@ -129,6 +130,53 @@ fn previewed(state: &AppState, f: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+// --- Component statuses (issue 13): each component's new status, set in the write. ---
+
+/// The statuses a component may be given (the API's names).
+const COMPONENT_STATUSES: [&str; 5] = [
+    "operational",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+    "under_maintenance",
+];
+
+/// The form field holding a component's new status: `cs.NAME` (empty: unchanged).
+const STATUS_OF: &str = "cs.";
+
+/// The form's rows of component statuses: each component, its status now, the one chosen.
+fn status_rows(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
+    state
+        .store
+        .components()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let name = c.name.as_str().to_owned();
+            let chosen = field(f, &format!("{STATUS_OF}{name}"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            context! { name => name, now => c.status.as_str(), chosen => chosen }
+        })
+        .collect()
+}
+
+/// The API's `component_statuses` from the form: each component given a new status.
+fn status_request(f: &[(String, String)], req: &mut Map<String, serde_json::Value>) {
+    let set: Vec<serde_json::Value> = f
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(STATUS_OF)?, v.trim())))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, status)| json!({"component": name, "status": status}))
+        .collect();
+    if !set.is_empty() {
+        req.insert("component_statuses".into(), serde_json::Value::Array(set));
+    }
+}
+
+// --- end of component statuses ---
+
 /// The compose form, with the previews and (after a refused write) the API's message.
 fn form_page(
     state: &AppState,
@@ -182,11 +230,13 @@ fn form_page(
             impacts => IMPACTS,
             statuses => STATUSES,
             picks => QUICK_PICKS,
+            status_rows => status_rows(state, f),
+            component_statuses => COMPONENT_STATUSES,
             zone => state.render.timezone.name(),
             previews => previews,
             error => error,
             error_field => error_field,
-            approval => state.approval_reasons(),
+            approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
         },
     );
     if error_field.is_some() {
@@ -350,7 +400,8 @@ pub async fn confirm(
             title => incident.as_ref().map(|(_, t, _)| t.clone()).or_else(|| field(&f, "title").map(str::to_owned)),
             recipients => state.audience(&targets),
             channels => targets.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-            approval => state.approval_reasons(),
+            approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
+            component_changes => f.iter().filter_map(|(k, v)| Some(format!("{} → {}", k.strip_prefix(STATUS_OF)?, v.trim()))).filter(|s| !s.ends_with("→ ")).collect::<Vec<_>>(),
             languages => LANGUAGES.iter().filter(|(c, _)| filled(&f, &format!("msg_{c}")).is_some()).map(|(_, n)| *n).collect::<Vec<_>>(),
         },
     ))
@@ -373,6 +424,7 @@ fn common(f: &[(String, String)], req: &mut Map<String, serde_json::Value>) {
         }
     }
     req.insert("draft".into(), json!(field(f, "action") == Some("draft")));
+    status_request(f, req);
 }
 
 /// A `datetime-local` value (`2026-12-03T14:00`) read in the organisation's zone, as the

@@ -35,3 +35,4 @@ mod social;
 mod subscribe;
 mod subscribers;
 mod team_cli;
+mod templates;

@@ -314,3 +314,139 @@ async fn bad_templates_are_refused_with_the_field_named_and_nothing_is_written()
     );
     assert_eq!((app.checksum(), all_audit(&app)), before, "nothing written");
 }
+
+/// `crier templates add | list | show | edit | remove` with the real binary.
+#[tokio::test]
+async fn the_cli_adds_lists_shows_edits_and_removes_templates() {
+    use crate::helpers::{crier, json, stderr, stdout};
+    let app = spawn_app().await;
+    app.component("Check-in").await;
+    let o = crier(
+        &app,
+        &[
+            "templates",
+            "add",
+            "--name",
+            "Check-in slow",
+            "--title",
+            "Check-in delays at HEL",
+            "--impact",
+            "Major",
+            "--status",
+            "identified",
+            "--component",
+            "Check-in",
+            "--message",
+            "en=Check-in is slow.",
+            "--message",
+            "fi=Lähtöselvitys on hidas; a=b stays.",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Added template \"Check-in slow\""), "{out}");
+    assert!(
+        out.contains("message fi: Lähtöselvitys on hidas; a=b stays."),
+        "{out}"
+    );
+
+    let o = crier(&app, &["templates", "list"]).await;
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.lines().any(|l| l.starts_with("Check-in slow")
+            && l.contains("major")
+            && l.contains("en,fi")
+            && l.contains("Check-in delays at HEL")),
+        "{out}"
+    );
+
+    let o = crier(&app, &["--json", "templates", "show", "check-in slow"]).await;
+    let t = json(&o);
+    assert_eq!(t["components"], json!(["Check-in"]));
+    assert_eq!(t["status"], "identified");
+
+    let o = crier(
+        &app,
+        &[
+            "templates",
+            "edit",
+            "Check-in slow",
+            "--impact",
+            "critical",
+            "--no-components",
+            "--message",
+            "fi=",
+            "--message",
+            "sv=Incheckningen är långsam.",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = app.get("/api/v1/templates/Check-in%20slow").await.body;
+    assert_eq!(t["impact"], "critical");
+    assert_eq!(t["components"], json!([]));
+    assert_eq!(
+        t["messages"],
+        json!({"en": "Check-in is slow.", "sv": "Incheckningen är långsam."})
+    );
+
+    // Usage errors before the server (exit 2), the server's refusal (exit 3), nothing written.
+    let before = app.checksum();
+    let o = crier(
+        &app,
+        &[
+            "templates",
+            "add",
+            "--name",
+            "X",
+            "--title",
+            "T",
+            "--impact",
+            "minor",
+            "--status",
+            "identified",
+            "--message",
+            "just text",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("write LANG=TEXT"), "{}", stderr(&o));
+    let o = crier(
+        &app,
+        &[
+            "templates",
+            "add",
+            "--name",
+            "X",
+            "--title",
+            "T",
+            "--impact",
+            "minor",
+            "--status",
+            "resolved",
+            "--message",
+            "en=x",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("write investigating, identified or monitoring"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(app.checksum(), before);
+
+    let o = crier(&app, &["templates", "remove", "CHECK-IN SLOW"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Removed template \"Check-in slow\""),
+        "{}",
+        stdout(&o)
+    );
+    let o = crier(&app, &["templates", "list"]).await;
+    assert!(stdout(&o).contains("No templates yet"), "{}", stdout(&o));
+}

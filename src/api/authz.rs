@@ -404,6 +404,26 @@ pub const CONSOLE: &[Rule] = &[
         Min(Publisher),
         Some("notice.remove"),
     ),
+    // Incident templates: every role sees them; publishers keep them (the API's handlers).
+    rule("GET", "/console/templates", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/templates",
+        Min(Publisher),
+        Some("template.create"),
+    ),
+    rule(
+        "POST",
+        "/console/templates/{id}",
+        Min(Publisher),
+        Some("template.update"),
+    ),
+    rule(
+        "POST",
+        "/console/templates/{id}/remove",
+        Min(Publisher),
+        Some("template.remove"),
+    ),
     // Subscribers: every role sees the counts; addresses and writes are the API's publishers'.
     rule("GET", "/console/subscribers", Min(Viewer), None),
     rule(

@@ -61,10 +61,13 @@ pub struct EditArgs {
     /// A new name.
     #[arg(long)]
     name: Option<String>,
+    /// A new incident title.
     #[arg(long)]
     title: Option<String>,
+    /// none, minor, major or critical.
     #[arg(long)]
     impact: Option<String>,
+    /// investigating, identified or monitoring.
     #[arg(long)]
     status: Option<String>,
     /// The new list of affected components (repeatable; replaces the old list).

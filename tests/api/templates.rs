@@ -450,3 +450,203 @@ async fn the_cli_adds_lists_shows_edits_and_removes_templates() {
     let o = crier(&app, &["templates", "list"]).await;
     assert!(stdout(&o).contains("No templates yet"), "{}", stdout(&o));
 }
+
+/// The console's templates page (plain HTTP): a publisher adds, edits and removes (after a
+/// confirmation), one audit entry each; bad input shows the API's message next to its field
+/// and writes nothing; a viewer sees the list without the form; a responder's compose page is
+/// filled from a template without JavaScript.
+#[tokio::test]
+async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
+    use crate::console::{add_user as console_user, console_app, get, login, post};
+    let (app, _clock) = console_app(&[], |_| {}).await;
+    app.component("Check-in").await;
+    console_user(&app, "pia", "publisher").await;
+    console_user(&app, "rob", "responder").await;
+    console_user(&app, "vera", "viewer").await;
+    let pia = login(&app, "pia").await;
+    let fields = [
+        ("name", "Check-in slow"),
+        ("title", "Check-in delays at HEL"),
+        ("impact", "major"),
+        ("status", "identified"),
+        ("components", "Check-in"),
+        ("msg_en", "Check-in is slow."),
+        ("msg_fi", "Lähtöselvitys on hidas."),
+        ("msg_sv", ""),
+    ];
+
+    // Bad input: the API's message next to the field, nothing written.
+    let before = (app.checksum(), all_audit(&app));
+    let mut bad = fields.to_vec();
+    bad[3] = ("status", "resolved");
+    let p = post(&app, &pia, "/console/templates", &bad, true).await;
+    assert_eq!(p.status, 422, "{}", p.body);
+    assert!(
+        p.body.contains(
+            "id=\"err-status\">status: &quot;resolved&quot; is not a status a template can set"
+        ),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains("value=\"Check-in delays at HEL\""),
+        "what was typed stays: {}",
+        p.body
+    );
+    let mut bad = fields.to_vec();
+    bad[5] = ("msg_en", "");
+    bad[6] = ("msg_fi", " ");
+    let p = post(&app, &pia, "/console/templates", &bad, true).await;
+    assert_eq!(p.status, 422, "{}", p.body);
+    assert!(
+        p.body.contains("id=\"err-messages\">messages: has no text"),
+        "{}",
+        p.body
+    );
+    assert_eq!((app.checksum(), all_audit(&app)), before, "nothing written");
+
+    let p = post(&app, &pia, "/console/templates", &fields, true).await;
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/console/templates?done=added"),
+        "{}",
+        p.body
+    );
+    assert_eq!(audit(&app, "template.create").len(), 1);
+    assert_eq!(all_audit(&app), before.1 + 1, "one entry");
+    let id = app.get("/api/v1/templates").await.body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Edit: the form filled with it; a blank message removes that language.
+    let form = get(
+        &app,
+        Some(&pia.cookie),
+        &format!("/console/templates?edit={id}"),
+    )
+    .await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body
+            .contains(&format!("action=\"/console/templates/{id}\"")),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body.contains(">Lähtöselvitys on hidas.</textarea>"),
+        "{}",
+        form.body
+    );
+    let mut edited = fields.to_vec();
+    edited[2] = ("impact", "critical");
+    edited[6] = ("msg_fi", "");
+    let p = post(
+        &app,
+        &pia,
+        &format!("/console/templates/{id}"),
+        &edited,
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let upd = audit(&app, "template.update");
+    assert_eq!(upd.len(), 1);
+    assert_eq!(
+        upd[0].summary,
+        "template \"Check-in slow\": impact major → critical, message fi removed"
+    );
+
+    // A viewer reads the list, without the form or the buttons.
+    let vera = login(&app, "vera").await;
+    let list = get(&app, Some(&vera.cookie), "/console/templates").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("Check-in slow") && list.body.contains("Check-in is slow."),
+        "{}",
+        list.body
+    );
+    assert!(
+        !list.body.contains("id=\"template-form\"") && !list.body.contains("Remove…"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body
+            .contains("href=\"/console/templates\">Templates</a>"),
+        "in the nav: {}",
+        list.body
+    );
+    let p = post(
+        &app,
+        &vera,
+        &format!("/console/templates/{id}/remove"),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(p.status, 403, "{}", p.body);
+
+    // A responder applies it on the compose page without JavaScript.
+    let rob = login(&app, "rob").await;
+    let compose = get(
+        &app,
+        Some(&rob.cookie),
+        &format!("/console/compose?template={id}"),
+    )
+    .await;
+    assert_eq!(compose.status, 200, "{}", compose.body);
+    let b = &compose.body;
+    assert!(b.contains(&format!("<option value=\"{id}\"")), "{b}");
+    assert!(
+        b.contains(
+            "id=\"title\" name=\"title\" maxlength=\"200\" value=\"Check-in delays at HEL\""
+        ),
+        "{b}"
+    );
+    assert!(b.contains("<option value=\"critical\" selected>"), "{b}");
+    assert!(b.contains("<option value=\"identified\" selected>"), "{b}");
+    assert!(b.contains("value=\"Check-in\" checked"), "{b}");
+    assert!(b.contains(">Check-in is slow.</textarea>"), "{b}");
+    let missing = get(&app, Some(&rob.cookie), "/console/compose?template=nope").await;
+    assert_eq!(missing.status, 404);
+
+    // Remove: a confirmation first, then the button.
+    let confirm = get(
+        &app,
+        Some(&pia.cookie),
+        &format!("/console/templates?remove={id}"),
+    )
+    .await;
+    assert!(
+        confirm
+            .body
+            .contains("Remove the template “Check-in slow”?"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(
+        app.get("/api/v1/templates")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "asking removes nothing"
+    );
+    let p = post(
+        &app,
+        &pia,
+        &format!("/console/templates/{id}/remove"),
+        &[],
+        true,
+    )
+    .await;
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/console/templates?done=removed")
+    );
+    assert_eq!(audit(&app, "template.remove").len(), 1);
+    assert_eq!(app.get("/api/v1/templates").await.body, json!([]));
+}

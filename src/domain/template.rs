@@ -428,7 +428,8 @@ mod tests {
 
     #[test]
     fn each_field_is_refused_with_its_name_and_what_to_write() {
-        let cases: Vec<(Box<dyn Fn(&mut TemplateFields)>, &str, &str)> = vec![
+        type Change = Box<dyn Fn(&mut TemplateFields)>;
+        let cases: Vec<(Change, &str, &str)> = vec![
             (Box::new(|f| f.name = "".into()), "name", "is empty"),
             (Box::new(|f| f.title = " ".into()), "title", "is empty"),
             (

@@ -116,7 +116,7 @@ impl Store {
             .values()
             .map(|v| decode(&v?))
             .collect::<Result<_, _>>()?;
-        all.sort_by(|a, b| a.name.key().cmp(&b.name.key()));
+        all.sort_by_key(|t| t.name.key());
         Ok(all)
     }
 

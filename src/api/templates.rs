@@ -255,6 +255,11 @@ pub async fn change(
             "nothing to change: give at least one of name, title, impact, status, components, messages",
         ));
     }
+    if let Some(m) = &req.messages {
+        // Every language named must be a configured one, even one whose text removes it.
+        let named = m.keys().map(|tag| (tag.clone(), "-".to_owned())).collect();
+        crate::domain::parse_messages(named, &languages())?;
+    }
     let current = state.store.template_by_key(&key)?;
     let now = state.dispatcher.now();
     // Applied to the stored template under the store's lock, so two edits never undo each other.

@@ -291,6 +291,11 @@ async fn bad_templates_are_refused_with_the_field_named_and_nothing_is_written()
             "messages: has no text",
         ),
         (json!({"status": "completed"}), 422, "status:"),
+        (
+            json!({"messages": {"de": ""}}),
+            422,
+            "\"de\" is not one of the configured languages",
+        ),
         (json!({"components": ["Runway"]}), 422, "unknown component"),
     ] {
         let r = app

@@ -156,6 +156,27 @@ pub const TABLE: &[Rule] = &[
         Min(Publisher),
         Some("notice.remove"),
     ),
+    // Incident templates: every role reads and applies them; publishers keep them.
+    rule("GET", "/api/v1/templates", Min(Viewer), None),
+    rule(
+        "POST",
+        "/api/v1/templates",
+        Min(Publisher),
+        Some("template.create"),
+    ),
+    rule("GET", "/api/v1/templates/{key}", Min(Viewer), None),
+    rule(
+        "PATCH",
+        "/api/v1/templates/{key}",
+        Min(Publisher),
+        Some("template.update"),
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/templates/{key}",
+        Min(Publisher),
+        Some("template.remove"),
+    ),
     rule("POST", "/api/v1/preview", Min(Viewer), None),
     // Components.
     rule("GET", "/api/v1/components", Min(Viewer), None),
@@ -384,6 +405,26 @@ pub const CONSOLE: &[Rule] = &[
         "/console/notices/{id}/remove",
         Min(Publisher),
         Some("notice.remove"),
+    ),
+    // Incident templates: every role sees them; publishers keep them (the API's handlers).
+    rule("GET", "/console/templates", Min(Viewer), None),
+    rule(
+        "POST",
+        "/console/templates",
+        Min(Publisher),
+        Some("template.create"),
+    ),
+    rule(
+        "POST",
+        "/console/templates/{id}",
+        Min(Publisher),
+        Some("template.update"),
+    ),
+    rule(
+        "POST",
+        "/console/templates/{id}/remove",
+        Min(Publisher),
+        Some("template.remove"),
     ),
     // Subscribers: every role sees the counts; addresses and writes are the API's publishers'.
     rule("GET", "/console/subscribers", Min(Viewer), None),

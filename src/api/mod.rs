@@ -26,6 +26,7 @@ pub(crate) mod preview;
 pub mod session;
 pub(crate) mod signin;
 pub mod subscribers;
+pub mod templates;
 pub mod throttle;
 pub(crate) mod users;
 
@@ -144,6 +145,12 @@ fn openapi_router(state: AppState, limits: Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(intake::trigger))
         .routes(routes!(notices::create, notices::list))
         .routes(routes!(notices::show, notices::remove))
+        .routes(routes!(templates::create, templates::list))
+        .routes(routes!(
+            templates::show,
+            templates::change,
+            templates::remove
+        ))
         .routes(routes!(preview::preview))
         .routes(routes!(components::list))
         .routes(routes!(components::set))

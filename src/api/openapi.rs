@@ -40,6 +40,7 @@ pub const BEARER: &str = "bearer";
         (name = "components", description = "The parts of the service the status page shows"),
         (name = "subscribers", description = "People who are told by email or SMS"),
         (name = "notices", description = "Recurring notices on a crontab(5) schedule"),
+        (name = "templates", description = "Incident templates: canned titles and messages per language, applied when composing"),
         (name = "intake", description = "Monitoring triggers and webhooks (Alertmanager, Grafana)"),
         (name = "preview", description = "What a channel would send, rendered and fitted"),
         (name = "hooks", description = "Provider callbacks (Twilio status)"),

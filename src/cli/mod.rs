@@ -9,6 +9,7 @@ mod backup;
 mod check;
 pub mod client;
 mod output;
+mod templates;
 mod texts;
 mod totp;
 mod users;
@@ -92,6 +93,10 @@ enum Command {
     /// Recurring notices (`notice next` computes fire times offline).
     #[command(subcommand)]
     Notice(NoticeCmd),
+    /// Incident templates: canned titles and messages per language (list, show, add, edit,
+    /// remove; writing needs a publisher).
+    #[command(subcommand)]
+    Templates(templates::TemplatesCmd),
     /// Delivery status of an incident (`--follow` shows progress bars until every delivery is
     /// final), or `deliveries retry ID` to requeue its dead deliveries.
     Deliveries(DeliveriesArgs),
@@ -1131,6 +1136,7 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Audit(a) => users::audit(&client, a, json_out).await,
         Command::Approvals(cmd) => approvals::approvals(&client, cmd, json_out).await,
         Command::Notice(cmd) => notice(&client, cmd, json_out).await,
+        Command::Templates(cmd) => templates::templates(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {
             let mut body = json!({});

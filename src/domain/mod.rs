@@ -14,6 +14,7 @@ mod notice;
 mod phone;
 mod span;
 mod subscriber;
+mod template;
 mod text;
 mod update;
 mod url;
@@ -35,6 +36,10 @@ pub use notice::{parse_day, parse_tz, Notice};
 pub use phone::PhoneNumber;
 pub use span::{Span, SpanError};
 pub use subscriber::{Contact, Pending, Subscriber};
+pub use template::{
+    parse_messages, IncidentTemplate, TemplateContent, TemplateFields, TemplateName,
+    MAX_TEMPLATE_NAME,
+};
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
 pub use update::{Body, Update, UpdateAction};
 pub use url::{HttpUrl, UrlError};

@@ -17,6 +17,7 @@
 //! - the audit log (`audit`, `audit_head`): see [`audit`]
 //! - writes waiting for a second person (`approvals`): see [`approvals`]
 //! - browser sessions and TOTP second factors (`sessions`, `totp`): see [`sessions`]
+//! - incident templates (`templates`): see [`templates`]
 //!
 //! Every mutating method returns only after the change is on disk (see [`flusher`]: one `flush()`
 //! plus one `fdatasync` per group of concurrent writers), so an acknowledged write survives
@@ -46,6 +47,7 @@ pub mod outbox;
 pub mod schedule;
 pub mod sessions;
 pub mod signup;
+pub mod templates;
 pub mod threads;
 pub mod users;
 
@@ -354,6 +356,7 @@ pub(crate) struct Trees {
     approvals: Tree,
     sessions: Tree,
     totp: Tree,
+    templates: Tree,
     /// Serialises audit appends and holds the chain's last entry (number and hash), read from
     /// `audit` on first use; see [`audit`].
     audit_chain: Mutex<Option<audit::ChainHead>>,
@@ -475,6 +478,7 @@ impl Trees {
             approvals: db.open_tree("approvals")?,
             sessions: db.open_tree("sessions")?,
             totp: db.open_tree("totp")?,
+            templates: db.open_tree("templates")?,
             audit_chain: Mutex::new(None),
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,

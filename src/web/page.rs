@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 
 /// The page templates. Listed here so that a template missing from the tree fails the build.
-const TEMPLATES: [(&str, &str); 29] = [
+const TEMPLATES: [(&str, &str); 30] = [
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -123,6 +123,10 @@ const TEMPLATES: [(&str, &str); 29] = [
     (
         "console/account.html",
         include_str!("../../web/templates/console/account.html"),
+    ),
+    (
+        "console/templates.html",
+        include_str!("../../web/templates/console/templates.html"),
     ),
 ];
 

@@ -856,6 +856,10 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
 
     seen.push("approval.approve".into());
     seen.push("approval.reject".into());
+    // Incident templates: one entry each in templates::console_templates_are_kept_by_publishers….
+    for action in ["template.create", "template.update", "template.remove"] {
+        seen.push(action.into());
+    }
     for r in CONSOLE.iter().filter(|r| r.audit.is_some()) {
         assert!(
             seen.iter().any(|s| Some(s.as_str()) == r.audit),

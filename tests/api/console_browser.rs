@@ -834,3 +834,140 @@ async fn e2e_browser_console_phone_responder_submits_components_for_approval() {
     responder_submits_with_components(Options::console_phone(), "console-phone-compose-components")
         .await;
 }
+
+/// The value of a form field, read in the page.
+async fn value(b: &Browser, id: &str) -> String {
+    b.script(&format!("return document.getElementById('{id}').value;"))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Incident templates (issue 13): a publisher adds one with an English and a Finnish message on
+/// the templates page; a responder opens compose, applies it from "Start from template", sees
+/// every field and the live preview filled, and saves the draft it makes.
+async fn templates(o: Options, shot: &str) {
+    let log = "kind = \"log\"\naudience = \"fixed\"\n";
+    let (app, _) = console_app(&[("log", log)], |_| {}).await;
+    app.component("Check-in").await;
+    add_user(&app, "pia", "publisher").await;
+    add_user(&app, "rob", "responder").await;
+
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "pia").await;
+    b.click("a[href='/console/templates']").await;
+    b.wait_text("h1", BOUND, |t| t == "Incident templates")
+        .await;
+    b.append_text("#name", "Check-in slow").await;
+    b.append_text("#title", "Check-in delays at Helsinki Airport")
+        .await;
+    b.click("#impact option[value=major]").await;
+    b.click("#status option[value=identified]").await;
+    b.click("input[name=components][value='Check-in']").await;
+    b.append_text("#msg_en", "Check-in kiosks are slow; use the mobile app.")
+        .await;
+    b.append_text(
+        "#msg_fi",
+        "Lähtöselvitys on hidas; käytä mobiilisovellusta.",
+    )
+    .await;
+    b.click("#save-template").await;
+    b.wait_text("#done", BOUND, |t| t == "Template added.")
+        .await;
+    let card = b.text("li.template-card").await;
+    assert!(
+        card.contains("Check-in slow") && card.contains("fi: Lähtöselvitys on hidas"),
+        "{card}"
+    );
+    let stored = app.get("/api/v1/templates").await.body;
+    let id = stored[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored[0]["created_by"], "pia");
+    clean(&b, "on the templates page").await;
+    b.screenshot(&format!("{shot}-list")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "templates page").await;
+    }
+    b.click("form.who button").await;
+    b.wait_text("h1", BOUND, |t| t == "Sign in").await;
+
+    sign_in(&b, &app, "rob").await;
+    b.goto(&app.url("/console/compose")).await;
+    b.wait_text("h1", BOUND, |t| t == "New incident").await;
+    b.click(&format!("#template option[value='{id}']")).await;
+    assert_eq!(
+        value(&b, "title").await,
+        "Check-in delays at Helsinki Airport"
+    );
+    assert_eq!(value(&b, "impact").await, "major");
+    assert_eq!(value(&b, "status").await, "identified");
+    assert_eq!(
+        value(&b, "msg_fi").await,
+        "Lähtöselvitys on hidas; käytä mobiilisovellusta."
+    );
+    assert_eq!(
+        value(&b, "msg_en").await,
+        "Check-in kiosks are slow; use the mobile app."
+    );
+    assert_eq!(value(&b, "msg_sv").await, "");
+    assert_eq!(
+        b.script(
+            "return document.querySelector('input[name=components][value=\"Check-in\"]').checked;"
+        )
+        .await,
+        json!(true)
+    );
+    // The live preview follows: each language's message as the log channel sends it.
+    b.wait_text(
+        "article.preview[data-channel=log][data-language=Suomi]",
+        BOUND,
+        |t| {
+            t.contains("Lähtöselvitys on hidas")
+                && t.contains("Check-in delays at Helsinki Airport")
+        },
+    )
+    .await;
+    b.wait_text(
+        "article.preview[data-channel=log][data-language=English]",
+        BOUND,
+        |t| t.contains("use the mobile app"),
+    )
+    .await;
+    clean(&b, "applying a template").await;
+    b.screenshot(&format!("{shot}-compose")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "compose from a template").await;
+    }
+
+    // A responder saves it as a draft: the incident carries the template's fields.
+    b.click("button[value=draft]").await;
+    b.wait_text(".notice", BOUND, |t| t.contains("Saved as a draft"))
+        .await;
+    let incidents = all_incidents(&app);
+    assert_eq!(incidents.len(), 1);
+    let i = &incidents[0];
+    assert_eq!(i.title.as_str(), "Check-in delays at Helsinki Airport");
+    assert_eq!(i.impact, crier::domain::Impact::Major);
+    assert_eq!(i.status, crier::domain::Status::Identified);
+    assert_eq!(i.components.len(), 1);
+    let detail = app.get(&format!("/api/v1/incidents/{}", i.id)).await.body;
+    assert_eq!(
+        detail["updates"][0]["body"],
+        json!({"en": "Check-in kiosks are slow; use the mobile app.", "fi": "Lähtöselvitys on hidas; käytä mobiilisovellusta."})
+    );
+    assert_eq!(detail["updates"][0]["draft"], true);
+    clean(&b, "after saving").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_templates_created_and_applied_in_compose() {
+    templates(Options::laptop(), "console-templates").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_templates_created_and_applied_in_compose() {
+    templates(Options::console_phone(), "console-phone-templates").await;
+}

@@ -38,3 +38,4 @@ mod social;
 mod subscribe;
 mod subscribers;
 mod team_cli;
+mod templates;

@@ -9,6 +9,7 @@
 //   form#add-notice likewise shows a notice's next fire times (or the API's message) as the
 //   crontab expression is typed (/console/notices/preview?fragment).
 // - input[type=file][data-into]: reads a chosen CSV file into the import form's text field.
+// - select#template on the compose page: applies an incident template at once.
 "use strict";
 (function () {
   function refresh(el) {
@@ -138,6 +139,30 @@
     });
   }
 
+  // select#template (compose): applying a template fills the compose form at once from the
+  // option's data-fill (the same values GET /console/compose?template=ID fills in without
+  // JavaScript), then the live preview follows.
+  function fromTemplate(select, form) {
+    select.addEventListener("change", function () {
+      var opt = select.options[select.selectedIndex];
+      var raw = opt ? opt.getAttribute("data-fill") : null;
+      if (!raw) { return; }
+      var t;
+      try { t = JSON.parse(raw); } catch (e) { return; }
+      ["title", "impact", "status"].forEach(function (name) {
+        var el = form.querySelector("[name=" + name + "]");
+        if (el && t[name] != null) { el.value = t[name]; }
+      });
+      form.querySelectorAll("input[type=checkbox][name=components]").forEach(function (c) {
+        c.checked = (t.components || []).indexOf(c.value) >= 0;
+      });
+      form.querySelectorAll("textarea[name^=msg_]").forEach(function (ta) {
+        ta.value = (t.messages || {})[ta.name.slice(4)] || "";
+      });
+      form.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[type=file][data-into]").forEach(fileInto);
     countdowns();
@@ -146,6 +171,8 @@
     document.querySelectorAll("[data-stream]").forEach(liveStream);
     var compose = document.getElementById("compose");
     if (compose) { livePreview(compose); }
+    var template = document.getElementById("template");
+    if (compose && template) { fromTemplate(template, compose); }
     var notice = document.getElementById("add-notice");
     if (notice) { livePreview(notice); }
   });

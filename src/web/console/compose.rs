@@ -45,6 +45,8 @@ const KNOWN: [&str; 14] = [
 #[derive(Deserialize)]
 pub struct ComposeQuery {
     incident: Option<String>,
+    /// An incident template (id or name) whose fields fill the form (see [`super::templates`]).
+    template: Option<String>,
 }
 
 /// The incident an update is composed for: (id, title, status).
@@ -77,14 +79,22 @@ pub async fn page(
     Query(q): Query<ComposeQuery>,
 ) -> Result<Response, ApiError> {
     let incident = target(&state, q.incident.as_deref())?;
-    let f = Vec::new();
+    // "Start from template" without JavaScript: the template's fields, and their previews.
+    let (f, previews) = match q.template.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(key) => {
+            let f = super::templates::fill_for_compose(&state, key)?;
+            let previews = previews_of(&state, &f).await;
+            (f, Some(previews))
+        }
+        None => (Vec::new(), None),
+    };
     Ok(form_page(
         &state,
         &caller,
         session.as_deref(),
         incident,
         &f,
-        None,
+        previews,
         None,
     ))
 }
@@ -237,6 +247,7 @@ fn form_page(
             error => error,
             error_field => error_field,
             approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
+            templates => super::templates::choices(state),
         },
     );
     if error_field.is_some() {

@@ -26,6 +26,7 @@ mod login;
 mod notices;
 mod records;
 mod subscribers;
+mod templates;
 mod users;
 
 use super::page::{render, PageLang};
@@ -74,6 +75,12 @@ pub fn router(state: AppState, limits: crate::api::Limits) -> Router<AppState> {
         .route("/console/notices", get(notices::page).post(notices::add))
         .route("/console/notices/preview", post(notices::preview))
         .route("/console/notices/{id}/remove", post(notices::remove))
+        .route(
+            "/console/templates",
+            get(templates::page).post(templates::add),
+        )
+        .route("/console/templates/{id}", post(templates::change))
+        .route("/console/templates/{id}/remove", post(templates::remove))
         .route(
             "/console/subscribers",
             get(subscribers::page).post(subscribers::add),

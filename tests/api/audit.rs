@@ -406,6 +406,32 @@ async fn prepare(
             let recovery = v["recovery_codes"][0].as_str().unwrap().to_owned();
             (p(path), Some(token), Some(json!({"code": recovery})))
         }
+        ("POST", "/api/v1/templates") => (
+            p(path),
+            admin,
+            Some(
+                json!({"name": "Check-in down", "title": "Check-in is down", "impact": "major",
+                "status": "investigating", "messages": {"en": "We are looking into it."}}),
+            ),
+        ),
+        ("PATCH", "/api/v1/templates/{key}") | ("DELETE", "/api/v1/templates/{key}") => {
+            // A template made beforehand, named after the method so both fixtures can run.
+            let name = format!("t-{}", method.to_lowercase());
+            let (s, v) = send(
+                app,
+                "POST",
+                "/api/v1/templates",
+                admin.as_deref(),
+                Some(
+                    json!({"name": name, "title": "Baggage is slow", "impact": "minor",
+                    "status": "identified", "messages": {"en": "Bags are late."}}),
+                ),
+            )
+            .await;
+            assert_eq!(s, 201, "{v:?}");
+            let body = (method == "PATCH").then(|| json!({"impact": "major"}));
+            (format!("/api/v1/templates/{name}"), admin, body)
+        }
         ("DELETE", "/api/v1/users/{name}/totp") => {
             totp_begun(app, "tuula").await;
             (p("/api/v1/users/tuula/totp"), admin, None)

@@ -964,7 +964,7 @@ impl Store {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
             }
             // The opening update commits it, with the request's audit entry.
-            self.commit_audited(&t, &t.updates, &update_key(id, 1), ub, || {
+            self.commit_audited(&t, None, &t.updates, &update_key(id, 1), ub, || {
                 (
                     format!("incident {id}"),
                     crate::domain::audit::opened(&incident),
@@ -1090,12 +1090,13 @@ impl Store {
                     now,
                 )?;
             }
-            t.updates
-                .insert(update_key(id, incident.update_count), ub)?;
             let summary =
                 crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update);
-            // The incident commits the update, with the request's audit entry.
-            self.commit_audited(&t, &t.incidents, &id.to_bytes(), ib, || {
+            // The update, then the incident that commits it, with the request's audit entry
+            // between them.
+            let key = update_key(id, incident.update_count);
+            let update_record = Some((&t.updates, &key[..], ub));
+            self.commit_audited(&t, update_record, &t.incidents, &id.to_bytes(), ib, || {
                 (format!("incident {id}"), summary.clone())
             })?;
             self.public_changed();
@@ -1151,9 +1152,6 @@ impl Store {
             if let Some(d) = decision {
                 self.mark_approved(&t, d)?;
             }
-            // Update 1 may be the record that commits the opening's audit entry (see
-            // `audit`). The incident's lock keeps every other writer of these records out.
-            t.settle(&mut t.chain())?;
             // A crash part-way leaves some drafts published and the incident still marked draft;
             // publishing again completes it.
             for (key, u) in &published {
@@ -1164,13 +1162,16 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt("update key".into()))?;
                 // The broadcasts first; the expander only sends updates whose record says published.
                 self.write_broadcasts(&t, id, seq, u.id, broadcast, now)?;
-                t.updates.insert(key, encode(u)?)?;
+                // Update 1 may be the record that commits the opening's audit entry: it keeps
+                // naming that entry or a later one (see `audit`).
+                t.updates.insert(key, t.marked_now(encode(u)?)?)?;
             }
             incident.draft = false;
             // Every update is published now, so the public sees the latest state.
             incident.publish_state();
             let n = published.len();
-            self.commit_audited(&t, &t.incidents, &id.to_bytes(), encode(&incident)?, || {
+            let ib = encode(&incident)?;
+            self.commit_audited(&t, None, &t.incidents, &id.to_bytes(), ib, || {
                 (
                     format!("incident {id}"),
                     format!("{n} draft update(s) published"),
@@ -1260,6 +1261,7 @@ impl Store {
             let before = before.map_or("new", |b| b.status.as_str());
             self.commit_audited(
                 &t,
+                None,
                 &t.components,
                 c.name.as_str().as_bytes(),
                 encode(&c)?,
@@ -1313,11 +1315,9 @@ impl Store {
             }
             c.status = ComponentStatus::Operational;
             c.updated_at = now;
-            let value = encode(&c)?;
-            // The component may be the record an audited change's `pending` names: settle that
-            // entry first, and swap under the audit lock (see `audit`).
-            let mut chain = t.chain();
-            t.settle(&mut chain)?;
+            // The component may be the record that commits an audited change: it keeps naming
+            // that entry or a later one (see `audit`).
+            let value = t.marked_now(encode(&c)?)?;
             // Compare-and-swap and the history record in one transaction.
             let swapped = (&t.components, &t.component_history).transaction(|(tc, th)| {
                 if tc.get(name.as_str())?.as_deref() != Some(raw.as_ref()) {
@@ -1327,7 +1327,6 @@ impl Store {
                 history::record(th, name, ComponentStatus::Operational, now).or_else(abort)?;
                 Ok(true)
             })?;
-            drop(chain);
             if swapped {
                 self.public_changed();
                 history::prune(&t, name, now)?;

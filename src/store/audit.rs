@@ -173,9 +173,9 @@ impl Store {
             let mut chain = t.chain();
             let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
             let hash = audit::hash(&raw);
-            t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+            t.put(&t.audit, entry.seq.to_be_bytes(), raw)?;
             let head = set_head(&mut chain, entry.seq, hash);
-            t.audit_head.insert(HEAD, encode(&(head.seq, &head.hash))?)?;
+            t.put(&t.audit_head, HEAD, encode(&(head.seq, &head.hash))?)?;
             entry
         };
         drop(w);
@@ -212,19 +212,19 @@ impl Store {
         let mut chain = t.chain();
         let head = t.chain_head(&mut chain)?;
         if let Some((tree, key, value)) = first {
-            tree.insert(key, marked(value, head)?)?;
+            t.put(tree, key, marked(value, head)?)?;
         }
         let Some((recording, new)) = recording else {
             // A write without an entry names the last entry, as the record it may replace did.
-            tree.insert(key, marked(value, head)?)?;
+            t.put(tree, key, marked(value, head)?)?;
             return Ok(());
         };
         let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
         let hash = audit::hash(&raw);
         // The order crash recovery relies on (see the module docs).
-        t.audit.insert(entry.seq.to_be_bytes(), raw)?;
+        t.put(&t.audit, entry.seq.to_be_bytes(), raw)?;
         let head = set_head(&mut chain, entry.seq, hash);
-        tree.insert(key, marked(value, head)?)?;
+        t.put(tree, key, marked(value, head)?)?;
         *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         Ok(())
     }
@@ -663,6 +663,207 @@ mod tests {
         assert_eq!(written, ["incidents", "updates"]);
         assert_eq!(store.verify_audit().unwrap().entries, 2);
         assert_eq!(store.repair().unwrap(), 0);
+    }
+
+    /// The audited writes the crash tests cut off.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Cut {
+        /// An armed update: the update, the entry, the incident.
+        Update,
+        /// An armed opening: the incident, the entry, update 1.
+        Open,
+        /// An armed component change: its history record, the entry, the component.
+        Component,
+        /// An entry written on its own: the entry, the head.
+        Alone,
+    }
+
+    /// What the store held after a write cut off after `k` records and a restart.
+    #[derive(Debug)]
+    struct AfterCrash {
+        /// The write was cut off (`k` was below the number of records it writes).
+        cut: bool,
+        entries: u64,
+        /// The entry of the write is in the log.
+        entry: bool,
+        /// Its change is in the store.
+        change: bool,
+    }
+
+    /// Writes three entries (armed, on its own, armed), then `cut` with the log cut off after
+    /// `k` of its records, restarts, and checks what every restart must leave: the log
+    /// verifies, nothing is left of a change but all of it, the next write chains on, and
+    /// removing the last entry is noticed.
+    async fn crash_after(cut: Cut, k: usize) -> AfterCrash {
+        use crate::domain::{ComponentName, ComponentStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        let api = ComponentName::parse("API").unwrap();
+        store
+            .set_component(api.clone(), ComponentStatus::Operational, None, Utc::now())
+            .await
+            .unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        armed_update(&store, incident.id, "r1").await;
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
+        armed_update(&store, incident.id, "r3").await;
+        let opened = ulid::Ulid::new();
+
+        let t = store.t().unwrap();
+        t.crash.after(k);
+        match cut {
+            Cut::Update => {
+                armed_update(&store, incident.id, "crash").await;
+            }
+            Cut::Open => {
+                let (done, _) = record(base("crash"), async {
+                    arm();
+                    store
+                        .create_incident_with_id(
+                            opened,
+                            super::super::tests::new_incident("o"),
+                            Utc::now(),
+                        )
+                        .await
+                })
+                .await;
+                done.unwrap();
+            }
+            Cut::Component => {
+                let (done, _) = record(base("crash"), async {
+                    arm();
+                    store
+                        .set_component(api.clone(), ComponentStatus::MajorOutage, None, Utc::now())
+                        .await
+                })
+                .await;
+                done.unwrap();
+            }
+            Cut::Alone => {
+                let mut e = new("login.failed", "y");
+                e.request_id = "crash".into();
+                store.audit(e, Utc::now()).await.unwrap();
+            }
+        }
+        let was_cut = t.crash.was_cut();
+        drop((t, store));
+        let store = reopen(&path).await;
+
+        let entries = store.verify_audit().unwrap().entries;
+        let (all, _) = store
+            .audit_entries(&AuditFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        let entry = all.iter().any(|e| e.request_id == "crash");
+        assert_eq!(all.len() as u64, entries);
+        let (now, updates) = store.incident(incident.id).unwrap();
+        assert_eq!(updates.len(), now.update_count as usize, "no orphan update");
+        let change = match cut {
+            Cut::Update => now.update_count == 4,
+            Cut::Open => match store.incident(opened) {
+                Ok((o, u)) => {
+                    assert_eq!((o.update_count, u.len()), (1, 1));
+                    true
+                }
+                Err(StoreError::NotFound { .. }) => false,
+                Err(e) => panic!("{e}"),
+            },
+            Cut::Component => store
+                .components()
+                .unwrap()
+                .iter()
+                .any(|c| c.name == api && c.status == ComponentStatus::MajorOutage),
+            // An entry on its own records no change of the store.
+            Cut::Alone => entry,
+        };
+        assert_eq!(
+            entry, change,
+            "{cut:?} cut after {k} records: the entry and its change, or neither"
+        );
+        assert_eq!(entries, 3 + u64::from(entry));
+        // The next write chains on, and removing it from the end is noticed.
+        let next = armed_update(&store, incident.id, "next").await;
+        assert_eq!(next.seq, entries + 1);
+        assert_eq!(store.verify_audit().unwrap().entries, entries + 1);
+        let tree = store.audit_tree_for_tests().unwrap();
+        tree.remove(next.seq.to_be_bytes()).unwrap();
+        match store.verify_audit() {
+            Err(VerifyError::Chain(ChainError::Truncated { found, head })) => {
+                assert_eq!((found, head), (entries, entries + 1))
+            }
+            other => panic!("{cut:?} cut after {k}: removing the last entry: {other:?}"),
+        }
+        AfterCrash {
+            cut: was_cut,
+            entries,
+            entry,
+            change,
+        }
+    }
+
+    /// Cuts `cut` off after every one of its records in turn (and once not at all): the
+    /// states a crash can leave. Returns, for each point, whether the entry survived.
+    async fn crash_at_every_point(cut: Cut) -> Vec<bool> {
+        let mut survived = Vec::new();
+        for k in 0..10 {
+            let after = crash_after(cut, k).await;
+            survived.push(after.entry);
+            if !after.cut {
+                assert!(after.entry && after.change, "{cut:?} uncut: {after:?}");
+                assert_eq!(after.entries, 4);
+                return survived;
+            }
+        }
+        panic!("{cut:?} writes more than 10 records");
+    }
+
+    /// A crash at every point of an audited update (the update, the entry, the incident that
+    /// commits both): after the restart the update and its entry are both there or neither.
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_audited_update_keeps_both_or_neither() {
+        assert_eq!(
+            crash_at_every_point(Cut::Update).await,
+            [false, false, false, true],
+            "the entry survives only with the incident record"
+        );
+    }
+
+    /// The same for an audited opening (the incident, the entry, update 1 that commits it).
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_audited_opening_keeps_both_or_neither() {
+        assert_eq!(
+            crash_at_every_point(Cut::Open).await,
+            [false, false, false, true]
+        );
+    }
+
+    /// The same for an audited component change (its history record, the entry, the
+    /// component that commits both).
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_audited_component_change_keeps_both_or_neither() {
+        assert_eq!(
+            crash_at_every_point(Cut::Component).await,
+            [false, false, false, true]
+        );
+    }
+
+    /// An entry written on its own (the entry, then the head): cut off before its head it was
+    /// not acknowledged, and the restart removes it; the log verifies at every point.
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_entry_on_its_own_leaves_a_verified_log() {
+        assert_eq!(
+            crash_at_every_point(Cut::Alone).await,
+            [false, false, true]
+        );
     }
 
     /// The states a crash can leave around an armed write (sled recovers a prefix of its log:

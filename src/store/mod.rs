@@ -335,6 +335,9 @@ pub(crate) struct Trees {
     /// Serialises audit appends and holds the chain's last entry (number and hash), read from
     /// `audit` on first use; see [`audit`].
     audit_chain: Mutex<Option<audit::ChainHead>>,
+    /// Tests cut the log off at a chosen record (see [`Trees::put`]).
+    #[cfg(test)]
+    crash: CrashPoint,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -454,6 +457,8 @@ impl Trees {
             sessions: db.open_tree("sessions")?,
             totp: db.open_tree("totp")?,
             audit_chain: Mutex::new(None),
+            #[cfg(test)]
+            crash: CrashPoint::default(),
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -467,6 +472,24 @@ impl Trees {
             trees.db.flush()?;
         }
         Ok(trees)
+    }
+
+    /// Inserts a record of a write whose order crash recovery relies on (an audited change,
+    /// an audit entry and its head). Tests cut the log off here ([`CrashPoint`]): the records
+    /// after the chosen one are never written, as sled recovers a prefix of its log after a
+    /// crash.
+    fn put(
+        &self,
+        tree: &Tree,
+        key: impl AsRef<[u8]>,
+        value: impl Into<sled::IVec>,
+    ) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.crash.cuts() {
+            return Ok(());
+        }
+        tree.insert(key.as_ref(), value)?;
+        Ok(())
     }
 
     /// Waits until every write made so far to this database is on disk (group commit).
@@ -536,6 +559,43 @@ impl Trees {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A simulated crash for tests: after `after` more records written with [`Trees::put`], no
+/// record is written any more.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct CrashPoint {
+    after: Mutex<Option<usize>>,
+    cut: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl CrashPoint {
+    /// Lets `n` more records through, then none.
+    pub(crate) fn after(&self, n: usize) {
+        *self.after.lock().unwrap() = Some(n);
+    }
+
+    /// Whether a record was held back.
+    pub(crate) fn was_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn cuts(&self) -> bool {
+        let mut after = self.after.lock().unwrap();
+        match after.as_mut() {
+            None => false,
+            Some(0) => {
+                self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+        }
     }
 }
 
@@ -861,8 +921,11 @@ impl Store {
                 done: false,
                 created_at: now,
             };
-            t.broadcasts
-                .insert(outbox::broadcast_key(incident, seq, channel), encode(&b)?)?;
+            t.put(
+                &t.broadcasts,
+                outbox::broadcast_key(incident, seq, channel),
+                encode(&b)?,
+            )?;
         }
         Ok(())
     }
@@ -958,7 +1021,7 @@ impl Store {
             }
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
-            t.incidents.insert(id.to_bytes(), ib)?;
+            t.put(&t.incidents, id.to_bytes(), ib)?;
             self.public_changed();
             if !new.draft {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
@@ -1164,7 +1227,7 @@ impl Store {
                 self.write_broadcasts(&t, id, seq, u.id, broadcast, now)?;
                 // Update 1 may be the record that commits the opening's audit entry: it keeps
                 // naming that entry or a later one (see `audit`).
-                t.updates.insert(key, t.marked_now(encode(u)?)?)?;
+                t.put(&t.updates, key, t.marked_now(encode(u)?)?)?;
             }
             incident.draft = false;
             // Every update is published now, so the public sees the latest state.

@@ -647,7 +647,8 @@ mod tests {
             .await
             .unwrap();
         armed_update(&store, incident.id, "r1").await;
-        let (entry, written) = records_written(&store, armed_update(&store, incident.id, "r2")).await;
+        let (entry, written) =
+            records_written(&store, armed_update(&store, incident.id, "r2")).await;
         assert_eq!(entry.seq, 2);
         assert_eq!(written, ["audit", "incidents", "updates"]);
         let (done, written) = records_written(
@@ -860,10 +861,7 @@ mod tests {
     /// not acknowledged, and the restart removes it; the log verifies at every point.
     #[tokio::test]
     async fn a_crash_anywhere_in_an_entry_on_its_own_leaves_a_verified_log() {
-        assert_eq!(
-            crash_at_every_point(Cut::Alone).await,
-            [false, false, true]
-        );
+        assert_eq!(crash_at_every_point(Cut::Alone).await, [false, false, true]);
     }
 
     /// The states a crash can leave around an armed write (sled recovers a prefix of its log:
@@ -911,8 +909,8 @@ mod tests {
         // A note from an earlier build (no hashes; it wrote `head` after the incident record),
         // the crash before that `head`: the head is restored.
         // Its incident record names no head, its note names the record by its hash.
-        let plain: Incident = decode(&t.incidents.get(incident.id.to_bytes()).unwrap().unwrap())
-            .unwrap();
+        let plain: Incident =
+            decode(&t.incidents.get(incident.id.to_bytes()).unwrap().unwrap()).unwrap();
         let plain = encode(&plain).unwrap();
         let old = Pending {
             seq: 1,

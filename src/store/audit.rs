@@ -3,8 +3,9 @@
 //! Trees:
 //! - `audit`: entry number (u64 BE, from 1) → the entry's JSON, exactly the bytes hashed
 //! - `audit_head`: `head` → JSON `[number, hash]` of the last entry appended on its own;
-//!   `pending` → JSON [`Pending`]: the last entry written together with a change (its number,
-//!   its hash and its predecessor's), and the record that commits that change
+//!   `pending`, only in a store written by an earlier build (see [`Trees::repair_audit`])
+//! - and in the records of `incidents`, `updates` and `components`: a field `audit_head`,
+//!   `[number, hash]` of the chain's last entry when the record was written (see [`marked`])
 //!
 //! Appends are serialised by one in-memory lock per opened database (held for a few inserts,
 //! never across the flush), which numbers the entry and chains it to the last one. The lock
@@ -16,29 +17,30 @@
 //!
 //! **An entry in the same commit as its change.** A request recorded with [`record`] whose
 //! handler called [`arm`] gets its entry from the store method that makes its change, inside
-//! that method's write (see `Store::commit_audited`): under the audit lock it writes `pending`,
-//! the entry and the change's last record (the one that commits it: the incident with its new
-//! `update_count`, an opening's first update, a component), in that order, and the change's one
-//! group commit makes them durable together. sled recovers a prefix of its log, so after a
-//! crash: no entry means the commit record is missing too (the change's earlier records are
-//! removed by `Store::repair`); an entry whose commit record is missing can only be the last
-//! entry (the next entry is written after this commit record), and [`Trees::repair_audit`]
-//! removes it, recognising the case by `pending`. So an entry never survives without its change,
-//! nor a change without its entry.
+//! that method's write (see `Store::commit_audited`): under the audit lock it writes the entry,
+//! then the change's last record (the one that commits it: the incident with its new
+//! `update_count`, an opening's first update, a component) carrying the entry's number and hash
+//! in its `audit_head` field; and the change's one group commit makes them durable together.
+//! So an audited change writes one record of the audit log's own, the entry. sled recovers a
+//! prefix of its log, so after a crash: no entry means the commit record is missing too (the
+//! change's earlier records are removed by `Store::repair`); an entry whose commit record is
+//! missing can only be the last entry (every later record is written after this commit
+//! record), and no record names it: [`Trees::repair_audit`] removes it. So an entry never
+//! survives without its change, nor a change without its entry.
 //!
-//! **The head.** `pending` is also the head of the log while it is newer than `head` (see
-//! [`Trees::log_head`]): entry `seq` with its hash once its commit record holds the value
-//! written, else (a crash cut the write off) entry `seq - 1` with the hash `pending` names for
-//! it. So the armed write needs no fourth record after its change, and an entry removed from
-//! the end is still noticed: its commit record is there, so the head names it. A later write
-//! that replaces such a commit record without an entry of its own (an unarmed store write,
-//! drafts published inside `Store::publish_drafts`) would make the change look cut off, so it
-//! first writes `head` for that entry, once ([`Trees::settle`], under the audit lock).
+//! **The head** of the log — the last entry that must exist, which `verify` checks the log
+//! against — is the highest entry any record names: `head`, or an `audit_head` field (see
+//! [`Trees::log_head`]). Every record of `incidents`, `updates` and `components` that crier
+//! writes carries the chain head as it stood then (a write without an entry of its own carries
+//! the last entry, so replacing a commit record never lowers the head), and every such record
+//! is written after the entry it names. So an entry removed from the end is noticed while any
+//! later record is there: its commit record, the next update of the timeline, a later change.
 //!
 //! Requests whose handler does not arm (and security events such as failed logins) get their
 //! entry from the middleware after the handler, with its own group commit (`Store::audit`):
-//! the entry first, then the head, so a crash between them leaves an entry past the head, which
-//! still chains from it and verifies. Nothing in crier removes or rewrites a committed entry.
+//! the entry first, then the head. A crash between them leaves an entry no record names, which
+//! was not acknowledged either, and `repair_audit` removes it like an armed write's. Nothing in
+//! crier removes or rewrites an acknowledged entry.
 
 use super::{decode, encode, Store, StoreError, Trees};
 use crate::domain::audit::{self, AuditEntry, ChainError, Verified, GENESIS};
@@ -187,9 +189,9 @@ impl Store {
             let mut chain = t.chain();
             let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
             let hash = audit::hash(&raw);
-            t.audit.insert(entry.seq.to_be_bytes(), raw)?;
-            set_head(&mut chain, entry.seq, &hash, false);
-            t.audit_head.insert(HEAD, encode(&(entry.seq, hash))?)?;
+            t.put(&t.audit, entry.seq.to_be_bytes(), raw)?;
+            let head = set_head(&mut chain, entry.seq, hash);
+            t.put(&t.audit_head, HEAD, encode(&(head.seq, &head.hash))?)?;
             entry
         };
         drop(w);
@@ -197,67 +199,67 @@ impl Store {
         Ok(entry)
     }
 
-    /// Inserts `key` → `value` into `tree`: the record that commits a change, written last. If
-    /// the current request is recording its audit entry and armed (see [`record`]), writes the
-    /// entry with it, as the module docs describe, with the target and summary `describe` gives.
-    /// The caller holds the write pause (and the incident's lock) and waits for the group
-    /// commit afterwards, as for any write.
+    /// Inserts `key` → `value` into `tree`: the record that commits a change, written last,
+    /// after `first` (the change's record just before it, if it is one of `updates`) when
+    /// given. If the current request is recording its audit entry and armed (see [`record`]),
+    /// writes the entry between them, as the module docs describe, with the target and summary
+    /// `describe` gives. Both records carry the chain head (see [`marked`]). The caller holds
+    /// the write pause (and the incident's lock) and waits for the group commit afterwards, as
+    /// for any write.
     pub(crate) fn commit_audited(
         &self,
         t: &Trees,
+        first: Option<(&sled::Tree, &[u8], Vec<u8>)>,
         tree: &sled::Tree,
         key: &[u8],
         value: Vec<u8>,
         describe: impl FnOnce() -> (String, String),
     ) -> Result<(), StoreError> {
-        let Some(recording) = armed() else {
-            // A write without an entry may replace the record an armed write's `pending` names:
-            // the head record goes first (see `Trees::settle`), and the write under the lock,
-            // so that no armed write comes between them.
-            let mut chain = t.chain();
-            t.settle(&mut chain)?;
-            tree.insert(key, value)?;
+        // Everything that does not depend on the entry's number, before the lock.
+        let recording = armed().map(|r| {
+            let (target, summary) = describe();
+            let new = NewAudit {
+                target,
+                summary,
+                ..r.base.clone()
+            };
+            (r, new)
+        });
+        let mut chain = t.chain();
+        let head = t.chain_head(&mut chain)?;
+        if let Some((tree, key, value)) = first {
+            t.put(tree, key, marked(value, head)?)?;
+        }
+        let Some((recording, new)) = recording else {
+            // A write without an entry names the last entry, as the record it may replace did.
+            t.put(tree, key, marked(value, head)?)?;
             return Ok(());
         };
-        let (target, summary) = describe();
-        let new = NewAudit {
-            target,
-            summary,
-            ..recording.base.clone()
-        };
-        // Everything that does not depend on the entry's number, before the lock.
-        let tree_name = String::from_utf8_lossy(&tree.name()).into_owned();
-        let value_hash = hex::encode(Sha256::digest(&value));
-        let mut chain = t.chain();
         let (entry, raw) = next_entry(t, &mut chain, new, (recording.now)())?;
         let hash = audit::hash(&raw);
-        let pending = Pending {
-            seq: entry.seq,
-            tree: tree_name,
-            key: key.to_vec(),
-            value: value_hash,
-            hash: hash.clone(),
-            prev: entry.prev.clone(),
-        };
         // The order crash recovery relies on (see the module docs).
-        t.audit_head.insert(PENDING, encode(&pending)?)?;
-        t.audit.insert(entry.seq.to_be_bytes(), raw)?;
-        set_head(&mut chain, entry.seq, &hash, true);
-        tree.insert(key, value)?;
+        t.put(&t.audit, entry.seq.to_be_bytes(), raw)?;
+        let head = set_head(&mut chain, entry.seq, hash);
+        t.put(tree, key, marked(value, head)?)?;
         *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         Ok(())
     }
 
     /// [`Store::commit_audited`] for a change that also sets components (an incident opened or
-    /// updated with new component statuses): the commit record, each component with its history
-    /// record, and (if armed) `pending` and the entry go in ONE sled transaction, which sled
-    /// recovers whole or not at all. So a crash leaves either the change with its components and
-    /// its entry, or none of them (the change's earlier records are removed by `Store::repair`).
-    /// The caller holds the component lock (see `Store::component_lock`) since it read the
-    /// components, the write pause, and waits for the group commit afterwards.
+    /// updated with new component statuses): `first` (the update record of an update) is written
+    /// before, as there; then the commit record, each component with its history record, and (if
+    /// armed) the entry go in ONE sled transaction, which sled recovers whole or not at all. Every
+    /// record of `incidents`, `updates` and `components` carries the chain head (see [`marked`]):
+    /// `first` the head before the entry, the rest the entry itself. So a crash leaves either the
+    /// change with its components and its entry, or none of them (the change's earlier records
+    /// are removed by `Store::repair`, an entry no record names by the audit repair). The caller
+    /// holds the component lock (see `Store::component_lock`) since it read the components, the
+    /// write pause, and waits for the group commit afterwards.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn commit_audited_with_components(
         &self,
         t: &Trees,
+        first: Option<(&sled::Tree, &[u8], Vec<u8>)>,
         tree: &sled::Tree,
         key: &[u8],
         value: Vec<u8>,
@@ -265,46 +267,48 @@ impl Store {
         describe: impl FnOnce() -> (String, String),
     ) -> Result<(), StoreError> {
         if components.is_empty() {
-            return self.commit_audited(t, tree, key, value, describe);
+            return self.commit_audited(t, first, tree, key, value, describe);
         }
-        let mut records = Vec::with_capacity(components.len());
-        for c in components {
-            records.push((
-                c.name.as_str().as_bytes().to_vec(),
-                encode(c)?,
-                super::history::key(&c.name, c.updated_at),
-                super::history::value(c.status)?,
-            ));
-        }
-        // The components (or the commit record) may be the record an earlier armed write's
-        // `pending` names: its head first (see `Trees::settle`).
-        let mut chain = t.chain();
-        t.settle(&mut chain)?;
-        let armed = armed().map(|recording| {
+        // Everything that does not depend on the entry's number, before the lock.
+        let recording = armed().map(|r| {
             let (target, summary) = describe();
             let new = NewAudit {
                 target,
                 summary,
-                ..recording.base.clone()
+                ..r.base.clone()
             };
-            (recording, new)
+            (r, new)
         });
-        let entry = match armed {
+        let mut chain = t.chain();
+        let before = t.chain_head(&mut chain)?.clone();
+        if let Some((tree, key, value)) = first {
+            t.put(tree, key, marked(value, &before)?)?;
+        }
+        let entry = match recording {
             Some((recording, new)) => {
-                let (entry, raw) = next_entry(t, &mut chain, new, Utc::now())?;
+                let (entry, raw) = next_entry(t, &mut chain, new, (recording.now)())?;
                 let hash = audit::hash(&raw);
-                let pending = Pending {
-                    seq: entry.seq,
-                    tree: String::from_utf8_lossy(&tree.name()).into_owned(),
-                    key: key.to_vec(),
-                    value: hex::encode(Sha256::digest(&value)),
-                    hash: hash.clone(),
-                    prev: entry.prev.clone(),
-                };
-                Some((recording, entry, raw, hash, encode(&pending)?))
+                Some((recording, entry, raw, hash))
             }
             None => None,
         };
+        let head = match &entry {
+            Some((_, entry, _, hash)) => ChainHead {
+                seq: entry.seq,
+                hash: hash.clone(),
+            },
+            None => before,
+        };
+        let value = marked(value, &head)?;
+        let mut records = Vec::with_capacity(components.len());
+        for c in components {
+            records.push((
+                c.name.as_str().as_bytes().to_vec(),
+                marked(encode(c)?, &head)?,
+                super::history::key(&c.name, c.updated_at),
+                super::history::value(c.status)?,
+            ));
+        }
         #[cfg(test)]
         if super::tests_components::crash_here() {
             // A simulated crash before the one commit (see `tests_components`).
@@ -313,16 +317,9 @@ impl Store {
             ));
         }
         use sled::Transactional;
-        (
-            tree,
-            &t.components,
-            &t.component_history,
-            &t.audit,
-            &t.audit_head,
-        )
-            .transaction(|(tc, comp, hist, log, head)| {
-                if let Some((_, entry, raw, _, pending)) = &entry {
-                    head.insert(PENDING, pending.as_slice())?;
+        (tree, &t.components, &t.component_history, &t.audit).transaction(
+            |(tc, comp, hist, log)| {
+                if let Some((_, entry, raw, _)) = &entry {
                     log.insert(&entry.seq.to_be_bytes(), raw.as_slice())?;
                 }
                 for (name, c, hk, hv) in &records {
@@ -331,14 +328,14 @@ impl Store {
                 }
                 tc.insert(key, value.as_slice())?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-            })?;
-        if let Some((recording, entry, _, hash, _)) = entry {
-            set_head(&mut chain, entry.seq, &hash, true);
+            },
+        )?;
+        if let Some((recording, entry, _, hash)) = entry {
+            set_head(&mut chain, entry.seq, hash);
             *recording.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
         }
         Ok(())
     }
-
     /// Entries matching `filter`, oldest first, at most `filter.limit`; and the number to pass
     /// as `after` for the next page, if there may be more.
     pub fn audit_entries(
@@ -378,7 +375,11 @@ impl Store {
     /// Walks the whole chain (see [`audit::verify`]).
     pub fn verify_audit(&self) -> Result<Verified, VerifyError> {
         let t = self.t()?;
-        let head = t.log_head()?;
+        // A head that cannot be read was altered, as before records carried it.
+        let head = t.log_head().map_err(|e| match e {
+            StoreError::Corrupt(_) => VerifyError::Chain(ChainError::Unreadable(0)),
+            e => e.into(),
+        })?;
         let mut entries = Vec::new();
         for kv in t.audit.iter() {
             let (k, v) = kv.map_err(StoreError::from)?;
@@ -402,34 +403,20 @@ impl Store {
 pub(crate) struct ChainHead {
     seq: u64,
     hash: String,
-    /// The entry was written with its change and only `pending` names it as the head: the
-    /// next write that may replace a commit record without an entry of its own writes `head`
-    /// first (see [`Trees::settle`]).
-    unsettled: bool,
 }
 
-/// The chain head as the store holds it: the last entry in `audit`, whatever `head` says
-/// (entries past it chain from it, see the module docs).
+/// The chain head as the store holds it: the last entry in `audit`, whatever the head says
+/// (see the module docs).
 fn stored_chain_head(t: &Trees) -> Result<ChainHead, StoreError> {
-    let (seq, hash) = match t.audit.last()? {
-        Some((k, v)) => (seq_of(&k)?, audit::hash(&v)),
-        None => (0, GENESIS.to_owned()),
-    };
-    let head = match t.audit_head.get(HEAD)? {
-        Some(h) => decode::<(u64, String)>(&h)?.0,
-        None => 0,
-    };
-    let unsettled = match t.audit_head.get(PENDING)? {
-        Some(raw) => {
-            let p: Pending = decode(&raw)?;
-            !p.hash.is_empty() && p.seq > head && p.seq == seq
-        }
-        None => false,
-    };
-    Ok(ChainHead {
-        seq,
-        hash,
-        unsettled,
+    Ok(match t.audit.last()? {
+        Some((k, v)) => ChainHead {
+            seq: seq_of(&k)?,
+            hash: audit::hash(&v),
+        },
+        None => ChainHead {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        },
     })
 }
 
@@ -437,21 +424,71 @@ fn stored_chain_head(t: &Trees) -> Result<ChainHead, StoreError> {
 /// `None` if it must be read from the store.
 pub(super) type ChainGuard<'a> = MutexGuard<'a, Option<ChainHead>>;
 
+/// The field of a record in `incidents`, `updates` or `components` that names the chain head.
+const MARK_FIELD: &str = "audit_head";
+
+/// `value`, the JSON object of a record of `incidents`, `updates` or `components` as `encode`
+/// made it, with the chain head `head` added as its field `audit_head`: `[number, hash]`
+/// (nothing for an empty log). Readers of the record's own type ignore the field, and a
+/// record read and written again gets the chain head of its new write, never two fields.
+pub(super) fn marked(mut value: Vec<u8>, head: &ChainHead) -> Result<Vec<u8>, StoreError> {
+    if head.seq == 0 {
+        return Ok(value);
+    }
+    if value.last() != Some(&b'}') {
+        return Err(StoreError::Corrupt(
+            "a record to be written is not a JSON object".into(),
+        ));
+    }
+    value.pop();
+    if value.last() != Some(&b'{') {
+        value.push(b',');
+    }
+    let field = format!("\"{MARK_FIELD}\":[{},\"{}\"]}}", head.seq, head.hash);
+    value.extend_from_slice(field.as_bytes());
+    Ok(value)
+}
+
+/// The chain head a record names in its `audit_head` field, if it has one.
+fn mark_of(raw: &[u8]) -> Result<Option<(u64, String)>, StoreError> {
+    #[derive(Deserialize)]
+    struct Mark {
+        #[serde(default)]
+        audit_head: Option<(u64, String)>,
+    }
+    Ok(decode::<Mark>(raw)?.audit_head)
+}
+
+/// Keeps `b` in `best` if it names a later entry.
+fn later(best: &mut Option<(u64, String)>, b: Option<(u64, String)>) {
+    if let Some(b) = b {
+        if best.as_ref().is_none_or(|(n, _)| b.0 > *n) {
+            *best = Some(b);
+        }
+    }
+}
+
 impl Trees {
-    /// Before a write that may replace the record `pending` names, without an entry of its own
-    /// (which would otherwise make `pending`'s change look cut off by a crash, and `repair`
-    /// remove its entry): writes `head` for the entry `pending` names, once. The caller holds
-    /// the audit lock (`chain`) until it has made that write, or knows that no armed write can
-    /// come in between and replace `pending` with one naming the same record.
-    pub(super) fn settle(&self, chain: &mut ChainGuard<'_>) -> Result<(), StoreError> {
+    /// The chain head, read from the store if the lock does not hold it yet.
+    pub(super) fn chain_head<'g>(
+        &self,
+        chain: &'g mut ChainGuard<'_>,
+    ) -> Result<&'g ChainHead, StoreError> {
         if chain.is_none() {
             **chain = Some(stored_chain_head(self)?);
         }
-        if let Some(h) = chain.as_mut().filter(|h| h.unsettled) {
-            self.audit_head.insert(HEAD, encode(&(h.seq, &h.hash))?)?;
-            h.unsettled = false;
-        }
-        Ok(())
+        chain
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("the audit chain head".into()))
+    }
+
+    /// `value` with the chain head as it stands now (see [`marked`]), for a record of
+    /// `incidents`, `updates` or `components` written without an entry of its own. Taken under
+    /// the audit lock but not held: the head only grows, so a record written a moment later
+    /// still names an entry written before it.
+    pub(super) fn marked_now(&self, value: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let mut chain = self.chain();
+        marked(value, self.chain_head(&mut chain)?)
     }
 
     /// Takes the audit lock. After a panic under it the cached head may be behind the store,
@@ -469,14 +506,9 @@ impl Trees {
     }
 }
 
-/// Records `seq` (just inserted into `audit`) as the chain's last entry; `unsettled` if only
-/// `pending` names it.
-fn set_head(chain: &mut ChainGuard<'_>, seq: u64, hash: &str, unsettled: bool) {
-    **chain = Some(ChainHead {
-        seq,
-        hash: hash.to_owned(),
-        unsettled,
-    });
+/// Records `seq` (just inserted into `audit`) as the chain's last entry.
+fn set_head<'g>(chain: &'g mut ChainGuard<'_>, seq: u64, hash: String) -> &'g ChainHead {
+    chain.insert(ChainHead { seq, hash })
 }
 
 /// The next entry: numbered after the last one and chained to it. The caller holds the audit
@@ -487,14 +519,7 @@ fn next_entry(
     new: NewAudit,
     at: DateTime<Utc>,
 ) -> Result<(AuditEntry, Vec<u8>), StoreError> {
-    let last = match chain.as_ref() {
-        Some(h) => h.clone(),
-        None => {
-            let h = stored_chain_head(t)?;
-            **chain = Some(h.clone());
-            h
-        }
-    };
+    let last = t.chain_head(chain)?;
     let entry = AuditEntry {
         seq: last.seq + 1,
         at,
@@ -506,23 +531,35 @@ fn next_entry(
         action: new.action,
         target: new.target,
         summary: new.summary,
-        prev: last.hash,
+        prev: last.hash.clone(),
     };
     let raw = encode(&entry)?;
     Ok((entry, raw))
 }
 
 impl Trees {
-    /// The head of the log, `(number, hash)` of the last entry recorded as written (`None` for
-    /// an empty log): `head`, or `pending` while it is newer (see the module docs).
-    fn log_head(&self) -> Result<Option<(u64, String)>, VerifyError> {
-        let head: Option<(u64, String)> =
-            match self.audit_head.get(HEAD).map_err(StoreError::from)? {
-                Some(raw) => Some(decode(&raw).map_err(|_| ChainError::Unreadable(0))?),
-                None => None,
-            };
-        let pending: Pending = match self.audit_head.get(PENDING).map_err(StoreError::from)? {
-            Some(raw) => decode(&raw).map_err(|_| ChainError::Unreadable(0))?,
+    /// The head of the log, `(number, hash)` of the last entry that must exist (`None` for an
+    /// empty log): the highest entry that `head`, an earlier build's `pending` note, or the
+    /// `audit_head` field of any record of `incidents`, `updates` or `components` names (see
+    /// the module docs).
+    fn log_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let mut best = self.legacy_head()?;
+        for tree in [&self.incidents, &self.updates, &self.components] {
+            for v in tree.iter().values() {
+                later(&mut best, mark_of(&v?)?);
+            }
+        }
+        Ok(best)
+    }
+
+    /// The head of the log as `head` and an earlier build's `pending` note give it.
+    fn legacy_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let head: Option<(u64, String)> = match self.audit_head.get(HEAD)? {
+            Some(raw) => Some(decode(&raw)?),
+            None => None,
+        };
+        let pending: Pending = match self.audit_head.get(PENDING)? {
+            Some(raw) => decode(&raw)?,
             None => return Ok(head),
         };
         if pending.hash.is_empty() || head.as_ref().is_some_and(|(n, _)| *n >= pending.seq) {
@@ -531,12 +568,35 @@ impl Trees {
         if self.commits(&pending)? {
             return Ok(Some((pending.seq, pending.hash)));
         }
-        // Cut off by a crash: the entry before it is the last one written. (An entry left
-        // without its commit record is removed by `repair_audit` before anyone verifies.)
+        // Cut off by a crash: the entry before it is the last one written.
         Ok(match pending.seq - 1 {
             0 => head,
             n => Some((n, pending.prev)),
         })
+    }
+
+    /// The highest entry that the records a completed audited write leaves name: `head`, and
+    /// the `audit_head` field of every incident, of every incident's first update and of every
+    /// component (the records that commit an audited change, and that a later write without an
+    /// entry replaces with one naming the same entry or a later one).
+    fn committed_head(&self) -> Result<u64, StoreError> {
+        let mut best = match self.audit_head.get(HEAD)? {
+            Some(raw) => Some(decode::<(u64, String)>(&raw)?),
+            None => None,
+        };
+        for kv in self.incidents.iter() {
+            let (k, v) = kv?;
+            later(&mut best, mark_of(&v)?);
+            let mut first = k.to_vec();
+            first.extend_from_slice(&1u32.to_be_bytes());
+            if let Some(u) = self.updates.get(first)? {
+                later(&mut best, mark_of(&u)?);
+            }
+        }
+        for v in self.components.iter().values() {
+            later(&mut best, mark_of(&v?)?);
+        }
+        Ok(best.map_or(0, |(n, _)| n))
     }
 
     /// Whether the record that commits `pending`'s change holds the value written with it.
@@ -553,13 +613,31 @@ impl Trees {
             .is_some_and(|v| hex::encode(Sha256::digest(&v)) == pending.value))
     }
 
-    /// Removes the last entry if a crash left it without the change it records (see the module
-    /// docs): `pending` names an entry past the head, that entry exists, and the record that
-    /// commits its change does not hold what was written. Returns how many entries it removed.
+    /// Removes the last entry if a crash left it without the record that names it (see the
+    /// module docs): an armed write's entry without its change, or an entry written on its own
+    /// without its `head`; neither was acknowledged. Returns how many entries it removed.
+    ///
+    /// A store written by an earlier build may hold a `pending` note, which named the last
+    /// armed write's entry, its hash and its predecessor's, and the record that commits that
+    /// change: that entry is removed if the record does not hold what was written, and the note
+    /// is replaced by the `head` it stood for.
     pub(super) fn repair_audit(&self) -> Result<usize, StoreError> {
         let mut chain = self.chain();
         // Whatever this finds, the head is read from the store again at the next append.
         *chain = None;
+        let mut removed = self.repair_pending()?;
+        let Some((last, _)) = self.audit.last()? else {
+            return Ok(removed);
+        };
+        if seq_of(&last)? > self.committed_head()? {
+            self.audit.remove(last)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// An earlier build's `pending` note (see [`Trees::repair_audit`]).
+    fn repair_pending(&self) -> Result<usize, StoreError> {
         let Some(raw) = self.audit_head.get(PENDING)? else {
             return Ok(0);
         };
@@ -568,28 +646,30 @@ impl Trees {
             Some(h) => decode::<(u64, String)>(&h)?.0,
             None => 0,
         };
-        if p.seq <= head {
-            return Ok(0);
-        }
-        let Some((last, entry)) = self.audit.last()? else {
-            return Ok(0);
-        };
-        if seq_of(&last)? != p.seq {
-            // The entry was never written (the crash came before it), or it is not the last one,
-            // which a crash cannot leave: leave the log for `audit verify` to judge.
-            return Ok(0);
-        }
-        if self.commits(&p)? {
-            // The entry and its change are both there. A note from before `pending` was also
-            // the head was followed by a `head` record, which the crash cut off: restore it.
-            if p.hash.is_empty() {
-                self.audit_head
-                    .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+        let mut removed = 0;
+        match self.audit.last()? {
+            Some((last, entry)) if p.seq > head && seq_of(&last)? == p.seq => {
+                if !self.commits(&p)? {
+                    self.audit.remove(last)?;
+                    removed = 1;
+                } else if p.hash.is_empty() {
+                    // A note from before `pending` was also the head was followed by a `head`
+                    // record, which the crash cut off: restore it.
+                    self.audit_head
+                        .insert(HEAD, encode(&(p.seq, audit::hash(&entry)))?)?;
+                }
             }
-            return Ok(0);
+            // The entry was never written (the crash came before it), or it is not the last
+            // one, which a crash cannot leave: `audit verify` judges the log.
+            _ => {}
         }
-        self.audit.remove(last)?;
-        Ok(1)
+        if let Some((n, hash)) = self.legacy_head()? {
+            if n > head {
+                self.audit_head.insert(HEAD, encode(&(n, hash))?)?;
+            }
+        }
+        self.audit_head.remove(PENDING)?;
+        Ok(removed)
     }
 }
 
@@ -602,6 +682,7 @@ fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Incident;
 
     fn new(action: &str, actor: &str) -> NewAudit {
         NewAudit {
@@ -660,6 +741,260 @@ mod tests {
         assert_eq!(entry.expect("written with the change").at, at);
     }
 
+    /// The records written to every tree but `meta` (the group commit's counter) while `work`
+    /// runs, in tree name order, from sled's own change events: one name per record.
+    async fn records_written<F: Future>(store: &Store, work: F) -> (F::Output, Vec<String>) {
+        let t = store.t().unwrap();
+        let mut watching = Vec::new();
+        for name in t.db.tree_names() {
+            if name.as_ref() == b"meta" {
+                continue;
+            }
+            let tree = t.db.open_tree(&name).unwrap();
+            let name = String::from_utf8_lossy(&name).into_owned();
+            watching.push((name, tree.watch_prefix(vec![])));
+        }
+        let out = work.await;
+        let mut written = Vec::new();
+        for (name, mut events) in watching {
+            // sled fills an event before the insert returns: none is still on its way.
+            while events.next_timeout(std::time::Duration::ZERO).is_ok() {
+                written.push(name.clone());
+            }
+        }
+        written.sort();
+        (out, written)
+    }
+
+    /// An audited update writes its update, its entry and the incident that commits both:
+    /// no record of the audit log's own besides the entry (the chain head rides in the
+    /// incident record). Unaudited, the same update writes two.
+    #[tokio::test]
+    async fn an_audited_update_writes_one_record_besides_its_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        armed_update(&store, incident.id, "r1").await;
+        let (entry, written) =
+            records_written(&store, armed_update(&store, incident.id, "r2")).await;
+        assert_eq!(entry.seq, 2);
+        assert_eq!(written, ["audit", "incidents", "updates"]);
+        let (done, written) = records_written(
+            &store,
+            store.append_update(
+                incident.id,
+                super::super::tests::new_update("u"),
+                Utc::now(),
+            ),
+        )
+        .await;
+        done.unwrap();
+        assert_eq!(written, ["incidents", "updates"]);
+        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(store.repair().unwrap(), 0);
+    }
+
+    /// The audited writes the crash tests cut off.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Cut {
+        /// An armed update: the update, the entry, the incident.
+        Update,
+        /// An armed opening: the incident, the entry, update 1.
+        Open,
+        /// An armed component change: its history record, the entry, the component.
+        Component,
+        /// An entry written on its own: the entry, the head.
+        Alone,
+    }
+
+    /// What the store held after a write cut off after `k` records and a restart.
+    #[derive(Debug)]
+    struct AfterCrash {
+        /// The write was cut off (`k` was below the number of records it writes).
+        cut: bool,
+        entries: u64,
+        /// The entry of the write is in the log.
+        entry: bool,
+        /// Its change is in the store.
+        change: bool,
+    }
+
+    /// Writes three entries (armed, on its own, armed), then `cut` with the log cut off after
+    /// `k` of its records, restarts, and checks what every restart must leave: the log
+    /// verifies, nothing is left of a change but all of it, the next write chains on, and
+    /// removing the last entry is noticed.
+    async fn crash_after(cut: Cut, k: usize) -> AfterCrash {
+        use crate::domain::{ComponentName, ComponentStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Store::open(&path).unwrap();
+        let api = ComponentName::parse("API").unwrap();
+        store
+            .set_component(api.clone(), ComponentStatus::Operational, None, Utc::now())
+            .await
+            .unwrap();
+        let (incident, _) = store
+            .create_incident(super::super::tests::new_incident("i"), Utc::now())
+            .await
+            .unwrap();
+        armed_update(&store, incident.id, "r1").await;
+        store
+            .audit(new("login.failed", "x"), Utc::now())
+            .await
+            .unwrap();
+        armed_update(&store, incident.id, "r3").await;
+        let opened = ulid::Ulid::new();
+
+        let t = store.t().unwrap();
+        t.crash.after(k);
+        match cut {
+            Cut::Update => {
+                armed_update(&store, incident.id, "crash").await;
+            }
+            Cut::Open => {
+                let (done, _) = record(base("crash"), Utc::now, async {
+                    arm();
+                    store
+                        .create_incident_with_id(
+                            opened,
+                            super::super::tests::new_incident("o"),
+                            Utc::now(),
+                        )
+                        .await
+                })
+                .await;
+                done.unwrap();
+            }
+            Cut::Component => {
+                let (done, _) = record(base("crash"), Utc::now, async {
+                    arm();
+                    store
+                        .set_component(api.clone(), ComponentStatus::MajorOutage, None, Utc::now())
+                        .await
+                })
+                .await;
+                done.unwrap();
+            }
+            Cut::Alone => {
+                let mut e = new("login.failed", "y");
+                e.request_id = "crash".into();
+                store.audit(e, Utc::now()).await.unwrap();
+            }
+        }
+        let was_cut = t.crash.was_cut();
+        drop((t, store));
+        let store = reopen(&path).await;
+
+        let entries = store.verify_audit().unwrap().entries;
+        let (all, _) = store
+            .audit_entries(&AuditFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        let entry = all.iter().any(|e| e.request_id == "crash");
+        assert_eq!(all.len() as u64, entries);
+        let (now, updates) = store.incident(incident.id).unwrap();
+        assert_eq!(updates.len(), now.update_count as usize, "no orphan update");
+        let change = match cut {
+            Cut::Update => now.update_count == 4,
+            Cut::Open => match store.incident(opened) {
+                Ok((o, u)) => {
+                    assert_eq!((o.update_count, u.len()), (1, 1));
+                    true
+                }
+                Err(StoreError::NotFound { .. }) => false,
+                Err(e) => panic!("{e}"),
+            },
+            Cut::Component => store
+                .components()
+                .unwrap()
+                .iter()
+                .any(|c| c.name == api && c.status == ComponentStatus::MajorOutage),
+            // An entry on its own records no change of the store.
+            Cut::Alone => entry,
+        };
+        assert_eq!(
+            entry, change,
+            "{cut:?} cut after {k} records: the entry and its change, or neither"
+        );
+        assert_eq!(entries, 3 + u64::from(entry));
+        // The next write chains on, and removing it from the end is noticed.
+        let next = armed_update(&store, incident.id, "next").await;
+        assert_eq!(next.seq, entries + 1);
+        assert_eq!(store.verify_audit().unwrap().entries, entries + 1);
+        let tree = store.audit_tree_for_tests().unwrap();
+        tree.remove(next.seq.to_be_bytes()).unwrap();
+        match store.verify_audit() {
+            Err(VerifyError::Chain(ChainError::Truncated { found, head })) => {
+                assert_eq!((found, head), (entries, entries + 1))
+            }
+            other => panic!("{cut:?} cut after {k}: removing the last entry: {other:?}"),
+        }
+        AfterCrash {
+            cut: was_cut,
+            entries,
+            entry,
+            change,
+        }
+    }
+
+    /// Cuts `cut` off after every one of its records in turn (and once not at all): the
+    /// states a crash can leave. Returns, for each point, whether the entry survived.
+    async fn crash_at_every_point(cut: Cut) -> Vec<bool> {
+        let mut survived = Vec::new();
+        for k in 0..10 {
+            let after = crash_after(cut, k).await;
+            survived.push(after.entry);
+            if !after.cut {
+                assert!(after.entry && after.change, "{cut:?} uncut: {after:?}");
+                assert_eq!(after.entries, 4);
+                return survived;
+            }
+        }
+        panic!("{cut:?} writes more than 10 records");
+    }
+
+    /// A crash at every point of an audited update (the update, the entry, the incident that
+    /// commits both): after the restart the update and its entry are both there or neither.
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_audited_update_keeps_both_or_neither() {
+        assert_eq!(
+            crash_at_every_point(Cut::Update).await,
+            [false, false, false, true],
+            "the entry survives only with the incident record"
+        );
+    }
+
+    /// The same for an audited opening (the incident, the entry, update 1 that commits it).
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_audited_opening_keeps_both_or_neither() {
+        assert_eq!(
+            crash_at_every_point(Cut::Open).await,
+            [false, false, false, true]
+        );
+    }
+
+    /// The same for an audited component change (its history record, the entry, the
+    /// component that commits both).
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_audited_component_change_keeps_both_or_neither() {
+        assert_eq!(
+            crash_at_every_point(Cut::Component).await,
+            [false, false, false, true]
+        );
+    }
+
+    /// An entry written on its own (the entry, then the head): cut off before its head it was
+    /// not acknowledged, and the restart removes it; the log verifies at every point.
+    #[tokio::test]
+    async fn a_crash_anywhere_in_an_entry_on_its_own_leaves_a_verified_log() {
+        assert_eq!(crash_at_every_point(Cut::Alone).await, [false, false, true]);
+    }
+
     /// The states a crash can leave around an armed write (sled recovers a prefix of its log:
     /// `pending`, the entry, the commit record, the head): the entry without its commit record
     /// is removed with the rest of the change; the entry with it is kept and the head restored.
@@ -693,7 +1028,8 @@ mod tests {
         assert_eq!(store.verify_audit().unwrap().entries, 0);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
 
-        // Crash after the incident record: the write is complete (`pending` is the head).
+        // Crash after the incident record: the write is complete (the incident record names
+        // the entry as the head).
         let e = armed_update(&store, incident.id, "r2").await;
         assert_eq!(e.seq, 1);
         assert_eq!(store.repair().unwrap(), 0);
@@ -703,8 +1039,19 @@ mod tests {
 
         // A note from an earlier build (no hashes; it wrote `head` after the incident record),
         // the crash before that `head`: the head is restored.
-        let mut old: Pending = decode(&t.audit_head.get(PENDING).unwrap().unwrap()).unwrap();
-        (old.hash, old.prev) = (String::new(), String::new());
+        // Its incident record names no head, its note names the record by its hash.
+        let plain: Incident =
+            decode(&t.incidents.get(incident.id.to_bytes()).unwrap().unwrap()).unwrap();
+        let plain = encode(&plain).unwrap();
+        let old = Pending {
+            seq: 1,
+            tree: "incidents".into(),
+            key: incident.id.to_bytes().to_vec(),
+            value: hex::encode(Sha256::digest(&plain)),
+            hash: String::new(),
+            prev: String::new(),
+        };
+        t.incidents.insert(incident.id.to_bytes(), plain).unwrap();
         t.audit_head.insert(PENDING, encode(&old).unwrap()).unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
@@ -812,9 +1159,11 @@ mod tests {
         ));
     }
 
-    /// An armed write leaves `pending` as the head of the log: removing its entry from the end
-    /// is noticed while its change is there, and is what a crash before the entry left (the head
-    /// falls back to the entry before) once the change is gone too.
+    /// An armed write leaves its commit record naming its entry as the head of the log (the
+    /// test's name is from when a `pending` note did): removing its entry from the end is
+    /// noticed while its change is there; with the change gone too it is what a crash before
+    /// the entry left (the head falls back to the entry before, which the update records of
+    /// the timeline still name), unless more is missing than a crash can cut off.
     #[tokio::test]
     async fn pending_is_the_head_after_an_armed_write() {
         let dir = tempfile::tempdir().unwrap();

@@ -98,9 +98,11 @@ pub(super) fn record_plain(
     status: ComponentStatus,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    t.component_history
-        .insert(key(name, at), encode(&Record { status })?)?;
-    Ok(())
+    t.put(
+        &t.component_history,
+        key(name, at),
+        encode(&Record { status })?,
+    )
 }
 
 /// Removes what a crash between a history record and its component's record left: a record

@@ -360,6 +360,9 @@ pub(crate) struct Trees {
     /// Serialises audit appends and holds the chain's last entry (number and hash), read from
     /// `audit` on first use; see [`audit`].
     audit_chain: Mutex<Option<audit::ChainHead>>,
+    /// Tests cut the log off at a chosen record (see [`Trees::put`]).
+    #[cfg(test)]
+    crash: CrashPoint,
     flusher: Flusher,
     health: Arc<Health>,
 }
@@ -480,6 +483,8 @@ impl Trees {
             totp: db.open_tree("totp")?,
             templates: db.open_tree("templates")?,
             audit_chain: Mutex::new(None),
+            #[cfg(test)]
+            crash: CrashPoint::default(),
             flusher: Flusher::spawn(db.clone(), dir, commit, mark, health.clone())?,
             health,
             db,
@@ -493,6 +498,24 @@ impl Trees {
             trees.db.flush()?;
         }
         Ok(trees)
+    }
+
+    /// Inserts a record of a write whose order crash recovery relies on (an audited change,
+    /// an audit entry and its head). Tests cut the log off here ([`CrashPoint`]): the records
+    /// after the chosen one are never written, as sled recovers a prefix of its log after a
+    /// crash.
+    fn put(
+        &self,
+        tree: &Tree,
+        key: impl AsRef<[u8]>,
+        value: impl Into<sled::IVec>,
+    ) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.crash.cuts() {
+            return Ok(());
+        }
+        tree.insert(key.as_ref(), value)?;
+        Ok(())
     }
 
     /// Waits until every write made so far to this database is on disk (group commit).
@@ -562,6 +585,43 @@ impl Trees {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A simulated crash for tests: after `after` more records written with [`Trees::put`], no
+/// record is written any more.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct CrashPoint {
+    after: Mutex<Option<usize>>,
+    cut: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl CrashPoint {
+    /// Lets `n` more records through, then none.
+    pub(crate) fn after(&self, n: usize) {
+        *self.after.lock().unwrap() = Some(n);
+    }
+
+    /// Whether a record was held back.
+    pub(crate) fn was_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn cuts(&self) -> bool {
+        let mut after = self.after.lock().unwrap();
+        match after.as_mut() {
+            None => false,
+            Some(0) => {
+                self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+        }
     }
 }
 
@@ -935,8 +995,11 @@ impl Store {
                 done: false,
                 created_at: now,
             };
-            t.broadcasts
-                .insert(outbox::broadcast_key(incident, seq, channel), encode(&b)?)?;
+            t.put(
+                &t.broadcasts,
+                outbox::broadcast_key(incident, seq, channel),
+                encode(&b)?,
+            )?;
         }
         Ok(())
     }
@@ -1046,7 +1109,7 @@ impl Store {
             }
             // Incident first: a crash in between leaves an incident without its opening update,
             // which `repair` removes.
-            t.incidents.insert(id.to_bytes(), ib)?;
+            t.put(&t.incidents, id.to_bytes(), ib)?;
             self.public_changed();
             if !new.draft {
                 self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
@@ -1055,6 +1118,7 @@ impl Store {
             // audit entry.
             self.commit_audited_with_components(
                 &t,
+                None,
                 &t.updates,
                 &update_key(id, 1),
                 ub,
@@ -1212,16 +1276,17 @@ impl Store {
                     now,
                 )?;
             }
-            t.updates
-                .insert(update_key(id, incident.update_count), ub)?;
             let summary = with_components(
                 crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update),
                 &changed,
             );
-            // The incident commits the update, with the components it sets and the request's
-            // audit entry.
+            // The update, then the incident that commits it with the components it sets, with
+            // the request's audit entry between them.
+            let key = update_key(id, incident.update_count);
+            let update_record = Some((&t.updates, &key[..], ub));
             self.commit_audited_with_components(
                 &t,
+                update_record,
                 &t.incidents,
                 &id.to_bytes(),
                 ib,
@@ -1284,9 +1349,6 @@ impl Store {
             if let Some(d) = decision {
                 self.mark_approved(&t, d)?;
             }
-            // Update 1 may be the record that commits the opening's audit entry (see
-            // `audit`). The incident's lock keeps every other writer of these records out.
-            t.settle(&mut t.chain())?;
             // A crash part-way leaves some drafts published and the incident still marked draft;
             // publishing again completes it.
             for (key, u) in &published {
@@ -1297,13 +1359,16 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt("update key".into()))?;
                 // The broadcasts first; the expander only sends updates whose record says published.
                 self.write_broadcasts(&t, id, seq, u.id, broadcast, now)?;
-                t.updates.insert(key, encode(u)?)?;
+                // Update 1 may be the record that commits the opening's audit entry: it keeps
+                // naming that entry or a later one (see `audit`).
+                t.put(&t.updates, key, t.marked_now(encode(u)?)?)?;
             }
             incident.draft = false;
             // Every update is published now, so the public sees the latest state.
             incident.publish_state();
             let n = published.len();
-            self.commit_audited(&t, &t.incidents, &id.to_bytes(), encode(&incident)?, || {
+            let ib = encode(&incident)?;
+            self.commit_audited(&t, None, &t.incidents, &id.to_bytes(), ib, || {
                 (
                     format!("incident {id}"),
                     format!("{n} draft update(s) published"),
@@ -1398,6 +1463,7 @@ impl Store {
             let before = before.map_or("new", |b| b.status.as_str());
             self.commit_audited(
                 &t,
+                None,
                 &t.components,
                 c.name.as_str().as_bytes(),
                 encode(&c)?,
@@ -1453,11 +1519,9 @@ impl Store {
             }
             c.status = ComponentStatus::Operational;
             c.updated_at = now;
-            let value = encode(&c)?;
-            // The component may be the record an audited change's `pending` names: settle that
-            // entry first, and swap under the audit lock (see `audit`).
-            let mut chain = t.chain();
-            t.settle(&mut chain)?;
+            // The component may be the record that commits an audited change: it keeps naming
+            // that entry or a later one (see `audit`).
+            let value = t.marked_now(encode(&c)?)?;
             // Compare-and-swap and the history record in one transaction.
             let swapped = (&t.components, &t.component_history).transaction(|(tc, th)| {
                 if tc.get(name.as_str())?.as_deref() != Some(raw.as_ref()) {
@@ -1467,7 +1531,6 @@ impl Store {
                 history::record(th, name, ComponentStatus::Operational, now).or_else(abort)?;
                 Ok(true)
             })?;
-            drop(chain);
             if swapped {
                 self.public_changed();
                 history::prune(&t, name, now)?;

@@ -27,6 +27,7 @@ mod helpers;
 mod hooks;
 mod incidents;
 mod intake;
+mod maintenance;
 mod notice;
 mod openapi;
 mod pages;

@@ -14,6 +14,7 @@ mod console;
 mod console_browser;
 mod console_compstat;
 mod console_live;
+mod console_maint;
 mod delivery;
 mod disk_full;
 mod durability;

@@ -90,6 +90,7 @@ async fn main() -> Result<()> {
                 scheduled_for: None,
                 scheduled_until: None,
                 holding_statement: false,
+                remind_before: None,
             },
             now,
         )

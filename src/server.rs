@@ -212,6 +212,7 @@ impl Server {
             intake,
             skipped_channels,
             team: team.clone(),
+            maintenance_remind_before: config.schedule.maintenance_remind_before,
             approval: Arc::new(api::approvals::ApprovalRules {
                 settings: config.approval.clone(),
                 staff: staff_channels(config),

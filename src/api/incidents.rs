@@ -6,9 +6,9 @@ use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{
-    parse_titles, Approval, ApprovalAction, Body, ComponentName, ComponentStatus, Impact, Incident,
-    IncidentKind, Locale, NextUpdate, PromiseChange, PromiseEdit, Status, Title, Titles, Update,
-    UpdateAction,
+    parse_titles, Approval, ApprovalAction, Body, ComponentName, ComponentStatus, DomainError,
+    Impact, Incident, IncidentKind, Locale, NextUpdate, PromiseChange, PromiseEdit, Reminder,
+    Status, Title, Titles, Update, UpdateAction,
 };
 use crate::store::approvals::Decision;
 use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
@@ -168,6 +168,29 @@ fn window(
     }
 }
 
+/// A maintenance window's reminder: the one asked for, else the config's; none without a
+/// window. Asking for one on an incident or a maintenance without a window is an error.
+fn reminder(
+    kind: IncidentKind,
+    has_window: bool,
+    asked: Option<&str>,
+    config: Option<std::time::Duration>,
+) -> Result<Option<Reminder>, ApiError> {
+    match asked {
+        Some(_) if kind != IncidentKind::Maintenance => Err(ApiError::from(DomainError::invalid(
+            "remind_before",
+            "only a maintenance reminds its audience; open it with kind \"maintenance\" and a window (scheduled_for, scheduled_until), or leave remind_before out",
+        ))),
+        Some(_) if !has_window => Err(ApiError::from(DomainError::invalid(
+            "remind_before",
+            "a reminder goes before the window starts; give the window too (scheduled_for, scheduled_until)",
+        ))),
+        Some(s) => Ok(Some(Reminder::parse(s)?)),
+        None if has_window => Ok(Some(Reminder::from_config(config))),
+        None => Ok(None),
+    }
+}
+
 /// A request's `titles`, validated (none given: none).
 fn titles(raw: Option<&BTreeMap<String, String>>) -> Result<Titles, ApiError> {
     Ok(raw.map(parse_titles).transpose()?.unwrap_or_default())
@@ -230,6 +253,12 @@ pub struct CreateIncident {
     /// Maintenance window, RFC 3339 (both or neither).
     pub scheduled_for: Option<String>,
     pub scheduled_until: Option<String>,
+    /// A maintenance window's reminder to its audience: how long before `scheduled_for` it
+    /// goes (`30m`, `2h`, `1d`; 1 minute to 7 days), or `none` for no reminder. Default: the
+    /// config's `maintenance.remind_before`. Only with a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "1h")]
+    pub remind_before: Option<String>,
     /// Post a holding statement automatically when a promised update is missed.
     #[serde(default)]
     pub holding_statement: bool,
@@ -456,6 +485,12 @@ fn new_incident(
 ) -> Result<NewIncident, ApiError> {
     let (scheduled_for, scheduled_until) =
         window(req.kind, req.scheduled_for, req.scheduled_until)?;
+    let remind_before = reminder(
+        req.kind,
+        scheduled_for.is_some(),
+        req.remind_before.as_deref(),
+        state.maintenance_remind_before,
+    )?;
     Ok(NewIncident {
         title: Title::parse(&req.title)?,
         titles: titles(req.titles.as_ref())?,
@@ -488,6 +523,7 @@ fn new_incident(
         scheduled_for,
         scheduled_until,
         holding_statement: req.holding_statement,
+        remind_before,
     })
 }
 

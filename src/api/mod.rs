@@ -66,6 +66,9 @@ pub struct Shared {
     pub skipped_channels: Arc<Vec<(String, String)>>,
     /// Token last-used times and the login throttle (see [`authz`]).
     pub team: Arc<authz::Team>,
+    /// The config's `maintenance.remind_before`: a new maintenance window's reminder when the
+    /// request names none.
+    pub maintenance_remind_before: Option<std::time::Duration>,
     /// What needs a second person's approval (see [`approvals`]).
     pub approval: Arc<approvals::ApprovalRules>,
     /// The feeds' and CAP alerts' settings (see [`crate::web::feed_settings`]).

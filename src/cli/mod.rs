@@ -397,6 +397,10 @@ enum IncidentCmd {
         /// Maintenance window end (RFC 3339, e.g. 2026-03-30T02:00:00Z); crier completes it then.
         #[arg(long, requires = "scheduled_for")]
         scheduled_until: Option<String>,
+        /// Remind the maintenance's audience this long before the window starts (30m, 2h, 1d;
+        /// up to 7d), or `none` for no reminder. Default: the server's `maintenance.remind_before`.
+        #[arg(long, requires = "scheduled_for")]
+        remind_before: Option<String>,
         /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
         #[arg(long)]
         message_file: Option<PathBuf>,
@@ -1390,6 +1394,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             holding_statement,
             scheduled_for,
             scheduled_until,
+            remind_before,
             message_file,
             glass,
         } => {
@@ -1418,6 +1423,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 body: text.body,
                 scheduled_for,
                 scheduled_until,
+                remind_before,
                 holding_statement,
                 break_glass: glass.break_glass,
                 reason: glass.reason,

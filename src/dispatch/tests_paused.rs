@@ -116,6 +116,7 @@ impl Harness {
                     scheduled_for: None,
                     scheduled_until: None,
                     holding_statement: false,
+                    remind_before: None,
                 },
                 self.dispatcher.inner.clock.now(),
             )

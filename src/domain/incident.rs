@@ -3,7 +3,7 @@
 //! identified → monitoring → resolved; maintenance goes scheduled → in_progress → verifying →
 //! completed.
 
-use super::{ComponentName, DomainError, Locale};
+use super::{ComponentName, DomainError, Locale, Span};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -301,6 +301,12 @@ pub struct Incident {
     /// Opted in to an automatic holding statement when a next-update promise is missed.
     #[serde(default)]
     pub holding_statement: bool,
+    /// A maintenance's own reminder to its audience (`"1h"` before the start, or `"none"`).
+    /// Absent in records written before it existed and on incidents: the config's
+    /// `maintenance.remind_before` applies (see [`Incident::reminder`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "1h")]
+    pub remind_before: Option<Reminder>,
     /// What the public sees: the state the last *published* update left. The fields above are
     /// the staff view and move with drafts too; a draft must not change the status page before
     /// it is published. `None` while only drafts exist (and in records written before this
@@ -308,6 +314,75 @@ pub struct Incident {
     /// unless `draft` says otherwise; see [`Incident::public_view`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<PublicState>,
+}
+
+/// A maintenance window's reminder to its audience: how long before the start it goes, or
+/// none at all. Written `30m`, `2h`, `1d` (1 minute to 7 days) or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reminder {
+    Off,
+    Before(Span),
+}
+
+impl Reminder {
+    /// The shortest lead a reminder may have.
+    pub const MIN: Span = Span::from_secs(60);
+    /// The longest lead a reminder may have.
+    pub const MAX: Span = Span::from_secs(7 * 86_400);
+
+    /// Parses `none` (or `off`) or a span from [`Reminder::MIN`] to [`Reminder::MAX`]; the
+    /// error names the field `remind_before`.
+    pub fn parse(s: &str) -> Result<Reminder, DomainError> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("off") {
+            return Ok(Reminder::Off);
+        }
+        Span::parse_in(t, Reminder::MIN, Reminder::MAX)
+            .map(Reminder::Before)
+            .map_err(|e| {
+                DomainError::invalid("remind_before", format!("{e}; or none for no reminder"))
+            })
+    }
+
+    /// How long before the start the reminder goes; `None` for no reminder.
+    pub fn lead(self) -> Option<Span> {
+        match self {
+            Reminder::Off => None,
+            Reminder::Before(s) => Some(s),
+        }
+    }
+
+    /// The reminder a config's `maintenance.remind_before` gives (none: no reminder).
+    pub fn from_config(lead: Option<std::time::Duration>) -> Reminder {
+        match lead {
+            Some(d) => Reminder::Before(Span::from_millis(
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            )),
+            None => Reminder::Off,
+        }
+    }
+}
+
+impl std::fmt::Display for Reminder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reminder::Off => f.write_str("none"),
+            Reminder::Before(s) => s.fmt(f),
+        }
+    }
+}
+
+impl Serialize for Reminder {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reminder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Reminder::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The part of an incident that updates change, as of its last published update.
@@ -327,6 +402,15 @@ pub struct PublicState {
 }
 
 impl Incident {
+    /// How long before its start a maintenance reminds its audience: its own `remind_before`,
+    /// else (records written before it existed) the config's `maintenance.remind_before`.
+    /// `None`: no reminder.
+    pub fn reminder_lead(&self, config: Option<std::time::Duration>) -> Option<Span> {
+        self.remind_before
+            .unwrap_or(Reminder::from_config(config))
+            .lead()
+    }
+
     /// Records the current state as what the public sees: called when an update is published
     /// (an opening, an append that is not a draft, or the publication of the drafts).
     pub fn publish_state(&mut self) {
@@ -490,6 +574,7 @@ mod tests {
             scheduled_for: None,
             scheduled_until: None,
             holding_statement: false,
+            remind_before: None,
             public: None,
         }
     }

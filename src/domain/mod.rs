@@ -24,8 +24,8 @@ pub use approval::{Approval, ApprovalAction, ApprovalState};
 pub use component::{Component, ComponentName, ComponentStatus};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
 pub use incident::{
-    check_status_for_new, parse_titles, Impact, Incident, IncidentKind, PublicState, Status, Title,
-    Titles,
+    check_status_for_new, parse_titles, Impact, Incident, IncidentKind, PublicState, Reminder,
+    Status, Title, Titles,
 };
 pub use locale::Locale;
 pub use next_update::{

@@ -699,6 +699,7 @@ impl Intake {
             scheduled_for: None,
             scheduled_until: None,
             holding_statement: false,
+            remind_before: None,
         };
         let group = AlertGroup {
             source: t.source.clone(),

@@ -479,6 +479,7 @@ pub fn sample_incident(
         scheduled_for: None,
         scheduled_until: None,
         holding_statement: false,
+        remind_before: None,
         public: None,
     };
     let update = Update {

@@ -386,8 +386,9 @@ impl Scheduler {
             return Ok(());
         };
         if incident.status == Status::Scheduled && !incident.draft {
-            if let Some(lead) = self.settings.maintenance_remind_before {
-                let lead = chrono::Duration::from_std(lead).unwrap_or_default();
+            // The window's own reminder; the config's for records from before it had one.
+            if let Some(lead) = incident.reminder_lead(self.settings.maintenance_remind_before) {
+                let lead = lead.as_chrono();
                 if now >= start - lead && now < start {
                     let msg = Standalone::new(
                         incident.id,

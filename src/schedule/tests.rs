@@ -164,6 +164,7 @@ impl Harness {
                     scheduled_for: None,
                     scheduled_until: None,
                     holding_statement: holding,
+                    remind_before: None,
                 },
                 at(now),
             )
@@ -553,6 +554,7 @@ async fn maintenance_moves_through_its_window_on_time() {
                 scheduled_for: Some(at("2026-11-24T22:00:00Z")),
                 scheduled_until: Some(at("2026-11-24T23:30:00Z")),
                 holding_statement: false,
+                remind_before: None,
             },
             at("2026-11-23T12:00:00Z"),
         )
@@ -766,5 +768,104 @@ async fn routing_rules_choose_components_impact_channels_and_mode() {
     let (i, _) = h.store.incident(incident).unwrap();
     assert!(i.draft && i.impact == Impact::Minor);
     assert!(h.store.broadcasts_of(incident).unwrap().is_empty());
+    h.shutdown().await;
+}
+
+/// Opens a maintenance window 22:00–23:30 UTC on 24 November with `remind_before`.
+async fn window(h: &Harness, remind_before: Option<crate::domain::Reminder>) -> Ulid {
+    let (m, _) = h
+        .store
+        .create_incident(
+            NewIncident {
+                titles: Default::default(),
+                title: Title::parse("Database upgrade").unwrap(),
+                kind: IncidentKind::Maintenance,
+                status: None,
+                impact: Impact::None,
+                components: vec![],
+                body: Body::single(Locale::english(), "Planned upgrade").unwrap(),
+                author: "t".into(),
+                next_update_due: None,
+                draft: false,
+                broadcast: vec![("public".into(), false)],
+                scheduled_for: Some(at("2026-11-24T22:00:00Z")),
+                scheduled_until: Some(at("2026-11-24T23:30:00Z")),
+                holding_statement: false,
+                remind_before,
+            },
+            at("2026-11-23T12:00:00Z"),
+        )
+        .await
+        .unwrap();
+    m.id
+}
+
+#[tokio::test]
+async fn a_window_s_own_reminder_fires_at_its_lead_and_none_never() {
+    use crate::domain::{Reminder, Span};
+    let dir = tempfile::tempdir().unwrap();
+    // The config says an hour; the first window says 30 minutes, the second none.
+    let settings = ScheduleSettings {
+        maintenance_remind_before: Some(std::time::Duration::from_secs(3600)),
+        ..ScheduleSettings::default()
+    };
+    let h = harness(dir.path(), settings).await;
+    let own = window(&h, Some(Reminder::Before(Span::from_secs(1800)))).await;
+    let off = window(&h, Some(Reminder::Off)).await;
+    // At the config's lead (start − 1 h) nothing is reminded: neither window uses it.
+    assert!(h
+        .tick("2026-11-24T21:00:00Z")
+        .await
+        .maintenance_reminders
+        .is_empty());
+    assert!(h
+        .tick("2026-11-24T21:29:59Z")
+        .await
+        .maintenance_reminders
+        .is_empty());
+    assert_eq!(
+        h.tick("2026-11-24T21:30:00Z").await.maintenance_reminders,
+        vec![own],
+        "start − its own 30 minutes; the window without a reminder gets none"
+    );
+    assert!(h
+        .tick("2026-11-24T21:45:00Z")
+        .await
+        .maintenance_reminders
+        .is_empty());
+    // Both still move through their windows; the one without a reminder never reminded.
+    let r = h.tick("2026-11-24T22:00:00Z").await;
+    assert!(r.maintenance_reminders.is_empty());
+    assert_eq!(r.transitions.len(), 2);
+    let reminders: Vec<u32> = h
+        .store
+        .broadcasts_of(off)
+        .unwrap()
+        .iter()
+        .map(|b| b.seq)
+        .filter(|s| *s >= crate::store::schedule::STANDALONE_BASE)
+        .collect();
+    assert!(reminders.is_empty(), "{reminders:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_window_from_before_reminders_were_its_own_uses_the_config_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ScheduleSettings {
+        maintenance_remind_before: Some(std::time::Duration::from_secs(3600)),
+        ..ScheduleSettings::default()
+    };
+    let h = harness(dir.path(), settings).await;
+    let old = window(&h, None).await;
+    assert!(h
+        .tick("2026-11-24T20:59:59Z")
+        .await
+        .maintenance_reminders
+        .is_empty());
+    assert_eq!(
+        h.tick("2026-11-24T21:00:00Z").await.maintenance_reminders,
+        vec![old]
+    );
     h.shutdown().await;
 }

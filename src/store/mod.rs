@@ -193,6 +193,8 @@ pub struct NewIncident {
     pub scheduled_until: Option<DateTime<Utc>>,
     /// Opt in to an automatic holding statement when a promise is missed.
     pub holding_statement: bool,
+    /// A maintenance's own reminder (`None`: the config's applies).
+    pub remind_before: Option<crate::domain::Reminder>,
 }
 
 /// What a new timeline entry does to its incident.
@@ -1075,6 +1077,7 @@ impl Store {
             scheduled_for: new.scheduled_for,
             scheduled_until: new.scheduled_until,
             holding_statement: new.holding_statement,
+            remind_before: new.remind_before,
             public: None,
         };
         if !new.draft {
@@ -1810,6 +1813,7 @@ mod tests {
             scheduled_for: None,
             scheduled_until: None,
             holding_statement: false,
+            remind_before: None,
         }
     }
 

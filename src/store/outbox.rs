@@ -602,6 +602,7 @@ mod tests {
                     scheduled_for: None,
                     scheduled_until: None,
                     holding_statement: false,
+                    remind_before: None,
                 },
                 now,
             )

@@ -1048,6 +1048,7 @@ pub async fn overdue_incident(app: &TestApp) -> String {
                 scheduled_for: None,
                 scheduled_until: None,
                 holding_statement: false,
+                remind_before: None,
             },
             now - Span::minutes(40),
         )

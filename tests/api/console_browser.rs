@@ -971,3 +971,103 @@ async fn e2e_browser_console_templates_created_and_applied_in_compose() {
 async fn e2e_browser_console_phone_templates_created_and_applied_in_compose() {
     templates(Options::console_phone(), "console-phone-templates").await;
 }
+
+// --- Issue 13: a maintenance window with its own reminder and its automatic transitions. ---
+
+/// A publisher schedules a maintenance window with a 1 h reminder: the reminder field shows
+/// only for a maintenance; the incident page then lists the three coming transitions with the
+/// organisation's zone and UTC, and the dashboard the next one.
+async fn maintenance_window(o: Options, shot: &str) {
+    let log = "kind = \"log\"\naudience = \"fixed\"\n";
+    let (app, _) = console_app(&[("log", log)], |c| {
+        c.render.timezone = "Europe/Helsinki".parse().unwrap();
+        c.schedule.maintenance_remind_before = Some(Duration::from_secs(86_400));
+    })
+    .await;
+    add_user(&app, "pia", "publisher").await;
+    let b = Browser::start(o).await;
+    sign_in(&b, &app, "pia").await;
+    b.goto(&app.url("/console/compose")).await;
+    b.wait_text("h1", BOUND, |t| t == "New incident").await;
+    let hidden = || async {
+        b.script("return document.getElementById('remind').hidden;")
+            .await
+            .as_bool()
+            .unwrap()
+    };
+    assert!(hidden().await, "no reminder for an incident");
+    b.click("input[name=kind][value=maintenance]").await;
+    assert!(!hidden().await, "a maintenance shows its reminder");
+    // The config's default is chosen; the publisher picks an hour.
+    assert_eq!(
+        b.script("return document.querySelector('input[name=remind_before]:checked').value;")
+            .await,
+        "1d"
+    );
+    b.click("input[name=remind_before][value='1h']").await;
+    b.append_text("#title", "Check-in system upgrade").await;
+    b.append_text("#msg_en", "Check-in kiosks are offline during the upgrade.")
+        .await;
+    b.script(
+        "document.getElementById('scheduled_for').value = '2031-01-15T02:00';
+         document.getElementById('scheduled_until').value = '2031-01-15T04:00'; return 0;",
+    )
+    .await;
+    clean(&b, "while composing a maintenance").await;
+    if o.width <= 360 {
+        fits(&b, o.width, "compose a maintenance").await;
+    }
+    b.click("button[value=publish]").await;
+    b.wait_text("#summary", BOUND, |t| {
+        t.contains("1 recipient on 1 channel")
+    })
+    .await;
+    b.click("#confirm").await;
+    b.wait_text("h1", BOUND, |t| t == "Check-in system upgrade")
+        .await;
+    let steps = b
+        .wait_text("#schedule", BOUND, |t| t.contains("Completed"))
+        .await;
+    let lines: Vec<&str> = steps.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Reminder at 2031-01-15 01:00 EET (23:00 UTC) — not yet",
+            "In progress at 2031-01-15 02:00 EET (00:00 UTC) — upcoming",
+            "Completed at 2031-01-15 04:00 EET (02:00 UTC) — upcoming",
+        ],
+        "{steps}"
+    );
+    let m = app
+        .get("/api/v1/incidents?kind=maintenance")
+        .await
+        .body
+        .to_string();
+    assert!(m.contains("\"remind_before\":\"1h\""), "{m}");
+    clean(&b, "on the maintenance's page").await;
+    b.script("document.getElementById('h-sched').scrollIntoView(); return 0;")
+        .await;
+    b.screenshot(&format!("{shot}-maintenance")).await;
+    if o.width <= 360 {
+        fits(&b, o.width, "the maintenance's page").await;
+    }
+    b.goto(&app.url("/console/")).await;
+    b.wait_text(".next-transition", BOUND, |t| {
+        t == "Next: Reminder at 2031-01-15 01:00 EET (23:00 UTC)"
+    })
+    .await;
+    clean(&b, "on the dashboard").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_maintenance_window_with_its_reminder() {
+    maintenance_window(Options::laptop(), "console").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "e2e: needs chromium and chromium-driver; run by scripts/test.sh"]
+async fn e2e_browser_console_phone_maintenance_window_with_its_reminder() {
+    maintenance_window(Options::console_phone(), "console-phone").await;
+}

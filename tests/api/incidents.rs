@@ -442,6 +442,7 @@ async fn overdue_promises_are_flagged_until_resolved() {
                 scheduled_for: None,
                 scheduled_until: None,
                 holding_statement: false,
+                remind_before: None,
             },
             now - chrono::Duration::minutes(40),
         )

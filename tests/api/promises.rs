@@ -226,6 +226,7 @@ async fn promises_are_read_and_shown_in_helsinki_time_across_the_autumn_change()
                 scheduled_for: None,
                 scheduled_until: None,
                 holding_statement: false,
+                remind_before: None,
             },
             start - Span::minutes(40),
         )

@@ -163,6 +163,20 @@
     });
   }
 
+  // The maintenance-only fields (the reminder) show only while "planned maintenance" is
+  // chosen; without JavaScript they are simply there, with a hint.
+  function maintenanceOnly(form) {
+    var blocks = form.querySelectorAll(".maintenance-only");
+    if (!blocks.length) { return; }
+    function sync() {
+      var kind = form.querySelector("input[name=kind]:checked");
+      var on = !!kind && kind.value === "maintenance";
+      blocks.forEach(function (b) { b.hidden = !on; });
+    }
+    form.addEventListener("change", sync);
+    sync();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[type=file][data-into]").forEach(fileInto);
     countdowns();
@@ -170,7 +184,7 @@
     document.querySelectorAll("[data-refresh]").forEach(refresh);
     document.querySelectorAll("[data-stream]").forEach(liveStream);
     var compose = document.getElementById("compose");
-    if (compose) { livePreview(compose); }
+    if (compose) { livePreview(compose); maintenanceOnly(compose); }
     var template = document.getElementById("template");
     if (compose && template) { fromTemplate(template, compose); }
     var notice = document.getElementById("add-notice");

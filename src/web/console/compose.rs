@@ -24,9 +24,12 @@ pub const LANGUAGES: [(&str, &str); 3] = [("en", "English"), ("fi", "Suomi"), ("
 const IMPACTS: [&str; 4] = ["none", "minor", "major", "critical"];
 const STATUSES: [&str; 3] = ["investigating", "identified", "monitoring"];
 const QUICK_PICKS: [&str; 3] = ["15m", "30m", "1h"];
+/// A maintenance's reminder picks (the config's default is added when it is not one of them).
+const REMIND_PICKS: [&str; 4] = ["none", "15m", "1h", "1d"];
 /// The fields an API message may name, for showing it next to its field.
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 15] = [
     "kind",
+    "remind_before",
     "component_statuses",
     "scheduled_for",
     "scheduled_until",
@@ -240,6 +243,8 @@ fn form_page(
             impacts => IMPACTS,
             statuses => STATUSES,
             picks => QUICK_PICKS,
+            remind_picks => remind_picks(state),
+            remind_default => remind_default(state),
             status_rows => status_rows(state, f),
             component_statuses => COMPONENT_STATUSES,
             zone => state.render.timezone.name(),
@@ -254,6 +259,21 @@ fn form_page(
         *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     resp
+}
+
+/// The config's reminder for a new maintenance window, as the form writes it (`1h`, `none`).
+fn remind_default(state: &AppState) -> String {
+    crate::domain::Reminder::from_config(state.maintenance_remind_before).to_string()
+}
+
+/// The reminder picks: none, 15m, 1h, 1d, and the config's default if it is another.
+fn remind_picks(state: &AppState) -> Vec<String> {
+    let mut picks: Vec<String> = REMIND_PICKS.iter().map(|p| (*p).to_owned()).collect();
+    let default = remind_default(state);
+    if !picks.contains(&default) {
+        picks.push(default);
+    }
+    picks
 }
 
 /// One preview per ticked channel and written language, each from the API's preview.
@@ -496,6 +516,13 @@ pub async fn create(
     for key in ["scheduled_for", "scheduled_until"] {
         if let Some(v) = filled(&f, key) {
             req.insert(key.into(), json!(local_instant(&state, v)));
+        }
+    }
+    // The reminder belongs to a maintenance: the form shows it always (it works without
+    // JavaScript), so for an incident it is left out.
+    if filled(&f, "kind") == Some("maintenance") {
+        if let Some(v) = filled(&f, "remind_before") {
+            req.insert("remind_before".into(), json!(v));
         }
     }
     common(&f, &mut req);

@@ -102,6 +102,14 @@ fn live_context(state: &AppState) -> Value {
                 (Some(f), Some(u)) => Some(format!("{} – {}", when(state, f), when(state, u))),
                 _ => None,
             },
+            next => match i.kind {
+                IncidentKind::Maintenance => state
+                    .store
+                    .incident(i.id)
+                    .ok()
+                    .and_then(|(i, u)| super::maintenance::next(state, &i, &u)),
+                IncidentKind::Incident => None,
+            },
         };
         match i.kind {
             IncidentKind::Incident => incidents.push(row),

@@ -145,6 +145,7 @@ async fn show(
                 overdue => overdue,
             },
             timeline => timeline,
+            schedule => super::maintenance::schedule(state, &incident, &updates),
             drafts => drafts,
             approvals => approvals,
             progress => progress,

@@ -23,6 +23,7 @@ mod compose;
 mod dashboard;
 mod incident;
 mod login;
+mod maintenance;
 mod notices;
 mod records;
 mod subscribers;

@@ -137,7 +137,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
         &format!("/console/compose?incident={id}"),
     )
     .await;
-    assert!(form.body.contains("(now major_outage)"), "{}", form.body);
+    assert!(form.body.contains("(now major outage)"), "{}", form.body);
     let p = post(
         &app,
         &anna,
@@ -196,6 +196,14 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
         c.body
     );
     assert!(c.body.contains("Nothing is sent until then"), "{}", c.body);
+    // The summary names the languages written in, as words (it once printed the page's
+    // language records).
+    assert!(c.body.contains(", in English."), "{}", c.body);
+    assert!(
+        !c.body.contains("&quot;code&quot;") && !c.body.contains("\"code\""),
+        "{}",
+        c.body
+    );
     assert!(
         c.body.contains("Check-in → major_outage, once approved"),
         "{}",

@@ -433,7 +433,7 @@ pub async fn confirm(
             channels => targets.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
             approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
             component_changes => f.iter().filter_map(|(k, v)| Some(format!("{} → {}", k.strip_prefix(STATUS_OF)?, v.trim()))).filter(|s| !s.ends_with("→ ")).collect::<Vec<_>>(),
-            languages => LANGUAGES.iter().filter(|(c, _)| filled(&f, &format!("msg_{c}")).is_some()).map(|(_, n)| *n).collect::<Vec<_>>(),
+            written_in => LANGUAGES.iter().filter(|(c, _)| filled(&f, &format!("msg_{c}")).is_some()).map(|(_, n)| *n).collect::<Vec<_>>(),
         },
     ))
 }

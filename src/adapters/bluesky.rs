@@ -274,21 +274,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Bluesky", status, headers, body, now, reset)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `bluesky` kind: an account, with an app password.
-pub static KIND: KindSpec = KindSpec {
-    name: "bluesky",
-    platform: Platform::Bluesky,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "30/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("bluesky", Platform::Bluesky, true, "30/m", declare);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

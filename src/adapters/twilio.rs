@@ -293,21 +293,12 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Reach, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `twilio` kind: SMS to subscribers.
-pub static KIND: KindSpec = KindSpec {
-    name: "twilio",
-    platform: Platform::Sms,
-    render_key: false,
-    audience: Audiences::Subscribers,
-    reach: Reach::Phone,
-    social: false,
-    threads: false,
-    rate: "30/s",
-    declare,
-};
+pub static KIND: KindSpec =
+    KindSpec::subscribers("twilio", Platform::Sms, Reach::Phone, "30/s", declare);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

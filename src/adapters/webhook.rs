@@ -215,21 +215,17 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `webhook` kind: a signed JSON document to one URL.
-pub static KIND: KindSpec = KindSpec {
-    name: "webhook",
-    platform: Platform::Slack,
-    render_key: false,
-    audience: Audiences::Fixed("posts to its url"),
-    reach: Reach::Nobody,
-    social: false,
-    threads: false,
-    rate: "10/s",
+pub static KIND: KindSpec = KindSpec::fixed(
+    "webhook",
+    Platform::Slack,
+    "posts to its url",
+    "10/s",
     declare,
-};
+);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,7 +259,7 @@ impl KindSettings for WebhookConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::once;
+    use super::super::http::testing::{once, server_once};
     use super::super::outcome::Recipient;
     use super::super::HttpAdapter;
     use super::*;
@@ -376,12 +372,11 @@ mod tests {
 
     #[tokio::test]
     async fn gone_is_rejected() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(410).set_body_string("subscription removed"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(410).set_body_string("subscription removed"),
+        )
+        .await;
         let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(Some(doc())))
             .await;
@@ -393,12 +388,11 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_with_retry_after_retries() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "7"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(503).insert_header("Retry-After", "7"),
+        )
+        .await;
         let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
             .send(&msg(Some(doc())))
             .await;

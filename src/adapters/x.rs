@@ -253,21 +253,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("X", status, headers, body, now, reset)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `x` kind: an account, OAuth 1.0a user context.
-pub static KIND: KindSpec = KindSpec {
-    name: "x",
-    platform: Platform::X,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "10/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("x", Platform::X, true, "10/m", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -311,7 +311,7 @@ impl KindSettings for BlueskyConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, json_body, post, reply};
+    use super::super::http::testing::{client, json_body, once, post, reply};
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
@@ -414,6 +414,12 @@ mod tests {
         assert!(r2.get("facets").is_none());
     }
 
+    /// Bluesky's answer to a post with an expired access token.
+    fn expired() -> ResponseTemplate {
+        ResponseTemplate::new(400)
+            .set_body_json(json!({"error": "ExpiredToken", "message": "Token has expired"}))
+    }
+
     #[tokio::test]
     async fn expired_access_token_is_refreshed_once_and_the_post_retried() {
         let server = MockServer::start().await;
@@ -421,11 +427,7 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/xrpc/com.atproto.repo.createRecord"))
             .and(header("authorization", "Bearer access-1"))
-            .respond_with(
-                ResponseTemplate::new(400).set_body_json(
-                    json!({"error": "ExpiredToken", "message": "Token has expired"}),
-                ),
-            )
+            .respond_with(expired())
             .expect(1)
             .mount(&server)
             .await;
@@ -469,28 +471,27 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/xrpc/com.atproto.server.createSession"))
-            .respond_with(ResponseTemplate::new(503))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/xrpc/com.atproto.repo.createRecord"))
-            .respond_with(
-                ResponseTemplate::new(400).set_body_json(
-                    json!({"error": "ExpiredToken", "message": "Token has expired"}),
-                ),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/xrpc/com.atproto.server.refreshSession"))
-            .respond_with(ResponseTemplate::new(400))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/xrpc/com.atproto.server.createSession",
+            ResponseTemplate::new(503),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/xrpc/com.atproto.repo.createRecord",
+            expired(),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/xrpc/com.atproto.server.refreshSession",
+            ResponseTemplate::new(400),
+        )
+        .await;
         let out = adapter(&server.uri(), "app-pass-1234")
             .send(&post("k1", "a"))
             .await;

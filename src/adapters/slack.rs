@@ -141,7 +141,7 @@ impl KindSettings for SlackConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{busy_then_refused, client, once, post};
+    use super::super::http::testing::{busy_then_refused, client, mount_once, once, post};
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
@@ -206,13 +206,11 @@ mod tests {
     #[tokio::test]
     async fn check_probes_with_an_empty_payload() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
+        let probe = Mock::given(method("POST"))
             .and(path(HOOK))
             .and(body_json(json!({})))
-            .respond_with(ResponseTemplate::new(400).set_body_string("no_text"))
-            .expect(1)
-            .mount(&server)
-            .await;
+            .respond_with(ResponseTemplate::new(400).set_body_string("no_text"));
+        mount_once(&server, probe).await;
         once(
             &server,
             "POST",

@@ -297,6 +297,12 @@ mod tests {
         serde_json::json!({"incident": "inc-1", "status": "investigating", "text": "Vesikatko – 5 €"})
     }
 
+    /// The adapter posting to `path` on `server`.
+    fn adapter_at(server: &MockServer, path: &str) -> HttpAdapter<WebhookAdapter> {
+        let url = format!("{}{path}", server.uri());
+        HttpAdapter::new(WebhookAdapter::new(config(url)), client())
+    }
+
     fn config(url: String) -> WebhookConfig {
         WebhookConfig::new(url, SECRET)
     }
@@ -312,10 +318,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let adapter = HttpAdapter::new(
-            WebhookAdapter::new(config(format!("{}/hooks/crier", server.uri()))),
-            client(),
-        );
+        let adapter = adapter_at(&server, "/hooks/crier");
         let before = Utc::now().timestamp();
         let out = adapter.send(&msg(Some(doc()))).await;
         assert_eq!(out, Outcome::Delivered { receipt: None });
@@ -377,9 +380,7 @@ mod tests {
             ResponseTemplate::new(410).set_body_string("subscription removed"),
         )
         .await;
-        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
-            .send(&msg(Some(doc())))
-            .await;
+        let out = adapter_at(&server, "").send(&msg(Some(doc()))).await;
         assert_eq!(
             out,
             Outcome::rejected("webhook answered HTTP 410: subscription removed")
@@ -393,9 +394,7 @@ mod tests {
             ResponseTemplate::new(503).insert_header("Retry-After", "7"),
         )
         .await;
-        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
-            .send(&msg(Some(doc())))
-            .await;
+        let out = adapter_at(&server, "").send(&msg(Some(doc()))).await;
         assert_eq!(
             out,
             Outcome::Retry {
@@ -420,12 +419,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let out = HttpAdapter::new(
-            WebhookAdapter::new(config(format!("{}/old", server.uri()))),
-            client(),
-        )
-        .send(&msg(Some(doc())))
-        .await;
+        let out = adapter_at(&server, "/old").send(&msg(Some(doc()))).await;
         assert!(
             matches!(&out, Outcome::Rejected { reason } if reason.contains("final URL")),
             "{out:?}"

@@ -14,9 +14,10 @@ mod texts;
 mod totp;
 mod users;
 
+use crate::api::components::SetComponent;
 use crate::api::deliveries::Status;
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
-use crate::api::subscribers::{ImportReport, SubscriberView};
+use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
 use crate::domain::{IncidentKind, Locale};
 use crate::server::{self, Server, TokenSource};
@@ -1550,15 +1551,12 @@ async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), 
             status,
             group,
         } => {
-            let mut body = json!({ "status": status });
-            if let Some(g) = group {
-                body["group"] = json!(g);
-            }
+            let body = Body::json(&SetComponent { status, group })?;
             let v = c
                 .call(
                     Method::PUT,
                     &format!("/api/v1/components/{}", enc(&name)),
-                    Some(Body::Json(body)),
+                    Some(body),
                 )
                 .await?;
             output::component_set(&v, json_out);
@@ -1575,18 +1573,14 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             locale,
             components,
         } => {
-            let mut body = json!({ "components": components });
-            if let Some(e) = email {
-                body["email"] = json!(e);
-            }
-            if let Some(p) = phone {
-                body["phone"] = json!(p);
-            }
-            if let Some(l) = locale {
-                body["locale"] = json!(l);
-            }
+            let body = Body::json(&AddSubscriber {
+                email,
+                phone,
+                locale,
+                components,
+            })?;
             let v = c
-                .call(Method::POST, "/api/v1/subscribers", Some(Body::Json(body)))
+                .call(Method::POST, "/api/v1/subscribers", Some(body))
                 .await?;
             output::subscriber_added(&v, json_out);
         }
@@ -1626,20 +1620,19 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             components,
             all_components,
         } => {
-            let mut body = json!({});
-            if let Some(l) = locale {
-                body["locale"] = json!(l);
-            }
-            if all_components {
-                body["components"] = json!([]);
+            let components = if all_components {
+                Some(Vec::new())
             } else if !components.is_empty() {
-                body["components"] = json!(components);
-            }
+                Some(components)
+            } else {
+                None
+            };
+            let body = Body::json(&ChangeSubscriber { locale, components })?;
             let v = c
                 .call(
                     Method::PATCH,
                     &format!("/api/v1/subscribers/{}", enc(&key)),
-                    Some(Body::Json(body)),
+                    Some(body),
                 )
                 .await?;
             output::subscriber_changed(&v, json_out);

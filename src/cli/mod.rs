@@ -17,6 +17,8 @@ mod users;
 use crate::api::components::SetComponent;
 use crate::api::deliveries::Status;
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
+use crate::api::notices::NewNotice;
+use crate::api::preview::PreviewBody;
 use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
 use crate::domain::{IncidentKind, Locale};
@@ -1097,14 +1099,6 @@ fn promise_arg(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn text_body(message: &str, locale: &Option<String>) -> Value {
-    let mut v = json!({ "message": message });
-    if let Some(l) = locale {
-        v["locale"] = json!(l);
-    }
-    v
-}
-
 fn enc(s: &str) -> String {
     crate::percent::encode(s)
 }
@@ -1140,26 +1134,17 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Templates(cmd) => templates::templates(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {
-            let mut body = json!({});
-            if let Some(k) = &a.kind {
-                body["kind"] = json!(k);
-            }
-            if let Some(c) = &a.channel {
-                body["channel"] = json!(c);
-            } else {
-                body["sms_segments"] = json!(a.sms_segments);
-            }
-            if let Some(id) = &a.incident {
-                body["incident"] = json!(id);
-            }
-            if let Some(m) = &a.message {
-                body["message"] = json!(m);
-            }
-            for (k, v) in [("locale", &a.locale), ("event", &a.event), ("tz", &a.tz)] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
+            let body = PreviewBody {
+                kind: a.kind.clone(),
+                sms_segments: a.channel.is_none().then_some(a.sms_segments),
+                channel: a.channel.clone(),
+                incident: a.incident.clone(),
+                message: a.message.clone(),
+                locale: a.locale.clone(),
+                event: a.event.clone(),
+                tz: a.tz.clone(),
+                ..PreviewBody::default()
+            };
             let v = c_preview(&client, body).await?;
             if json_out {
                 output::print_json(&v);
@@ -1189,19 +1174,19 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
             from,
             until,
         } => {
-            let mut body = text_body(&message, &locale);
-            body["cron"] = json!(cron);
-            body["tz"] = json!(tz);
-            body["event"] = json!(event);
-            body["channels"] = json!(channels);
-            for (k, v) in [("subject", subject), ("from", from), ("until", until)] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            let v = c
-                .call(Method::POST, "/api/v1/notices", Some(Body::Json(body)))
-                .await?;
+            let body = Body::json(&NewNotice {
+                cron,
+                tz,
+                event: Some(event),
+                subject,
+                message: Some(message),
+                locale,
+                body: None,
+                channels,
+                from,
+                until,
+            })?;
+            let v = c.call(Method::POST, "/api/v1/notices", Some(body)).await?;
             output::notices(&[v], json_out, true);
             Ok(())
         }
@@ -1329,8 +1314,8 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
     }
 }
 
-async fn c_preview(c: &Client, body: Value) -> Result<Value, CliError> {
-    c.call(Method::POST, "/api/v1/preview", Some(Body::Json(body)))
+async fn c_preview(c: &Client, body: PreviewBody) -> Result<Value, CliError> {
+    c.call(Method::POST, "/api/v1/preview", Some(Body::json(&body)?))
         .await
 }
 

@@ -206,6 +206,7 @@ pub async fn preview(
                 channel_locale,
             },
             given.as_ref(),
+            state.dispatcher.clock().now(),
         ),
         _ => {
             return Err(ApiError::unprocessable(

@@ -803,6 +803,8 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
             channel_locale: None,
         },
         Some(&given),
+        // Offline, on the operator's machine: the sample's time is this machine's own clock.
+        chrono::Utc::now(),
     )
     .map_err(|e| CliError::Rejected(e.to_string()))?;
     if cli.json {

@@ -132,6 +132,7 @@ impl BlueskyAdapter {
             reply.status,
             &reply.headers,
             &reply.body,
+            // The wall clock on purpose: the reset header is Bluesky's own instant.
             Utc::now(),
         ))
     }
@@ -195,6 +196,8 @@ impl Provider for BlueskyAdapter {
                 s
             }
         };
+        // The wall clock on purpose: the record's `createdAt` is ordered by Bluesky against
+        // real time.
         let body = Self::record_body(msg, &session.did, Utc::now()).map_err(Outcome::rejected)?;
         Ok(http
             .client

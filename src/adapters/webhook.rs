@@ -155,6 +155,8 @@ impl Provider for WebhookAdapter {
         };
         let body = serde_json::to_vec(document)
             .map_err(|e| Outcome::rejected(format!("document is not serialisable: {e}")))?;
+        // The wall clock on purpose: the receiver checks the signed timestamp against its own
+        // real clock (its replay window), not against crier's injected one.
         let timestamp = Utc::now().timestamp();
         let signature = sign(&self.config.secret, timestamp, &body);
         Ok(http

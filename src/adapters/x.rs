@@ -135,7 +135,8 @@ pub fn authorization(
 fn nonce() -> String {
     let mut b = [0u8; 32];
     if getrandom::fill(&mut b).is_err() {
-        // Unique enough without the OS's randomness: the time to the nanosecond.
+        // Unique enough without the OS's randomness: the time to the nanosecond (the wall
+        // clock on purpose: uniqueness, not a time anyone reads).
         return format!("{:x}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
     }
     hex::encode(b)
@@ -173,6 +174,7 @@ impl XAdapter {
             url,
             &[],
             &nonce(),
+            // The wall clock on purpose: X compares the OAuth timestamp with real time.
             Utc::now().timestamp(),
         )
     }

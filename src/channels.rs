@@ -47,7 +47,79 @@ pub struct KindSpec {
     /// Reads the kind's own keys (everything but the common ones) into its [`Settings`]:
     /// `Err` is a problem of the file; `Ok(None)` a channel that cannot run (what is wrong is
     /// recorded in the [`Resolve`]).
-    pub declare: fn(toml::Table, &mut Resolve<'_>) -> Result<Option<Settings>, String>,
+    pub declare: Declare,
+}
+
+/// The kind's reader of its own keys (see [`KindSpec::declare`]).
+pub type Declare = fn(toml::Table, &mut Resolve<'_>) -> Result<Option<Settings>, String>;
+
+impl KindSpec {
+    /// A social or chat account's kind: posts to its own account ([`SOCIAL_TARGET`]), never
+    /// to subscribers; credentials checkable without posting.
+    ///
+    /// [`SOCIAL_TARGET`]: crate::adapters::SOCIAL_TARGET
+    pub const fn social(
+        name: &'static str,
+        platform: Platform,
+        threads: bool,
+        rate: &'static str,
+        declare: Declare,
+    ) -> KindSpec {
+        KindSpec {
+            name,
+            platform,
+            render_key: false,
+            audience: Audiences::Fixed(crate::adapters::SOCIAL_TARGET),
+            reach: Reach::Nobody,
+            social: true,
+            threads,
+            rate,
+            declare,
+        }
+    }
+
+    /// A kind that posts to its own fixed target only (`target` says what, after "a <kind>
+    /// channel"), not a social account (the webhook).
+    pub const fn fixed(
+        name: &'static str,
+        platform: Platform,
+        target: &'static str,
+        rate: &'static str,
+        declare: Declare,
+    ) -> KindSpec {
+        KindSpec {
+            name,
+            platform,
+            render_key: false,
+            audience: Audiences::Fixed(target),
+            reach: Reach::Nobody,
+            social: false,
+            threads: false,
+            rate,
+            declare,
+        }
+    }
+
+    /// A kind that sends to subscribers only, reaching their `reach` contacts (email, SMS).
+    pub const fn subscribers(
+        name: &'static str,
+        platform: Platform,
+        reach: Reach,
+        rate: &'static str,
+        declare: Declare,
+    ) -> KindSpec {
+        KindSpec {
+            name,
+            platform,
+            render_key: false,
+            audience: Audiences::Subscribers,
+            reach,
+            social: false,
+            threads: false,
+            rate,
+            declare,
+        }
+    }
 }
 
 /// Who the channels of a kind may send to.

@@ -132,6 +132,7 @@ impl BlueskyAdapter {
             reply.status,
             &reply.headers,
             &reply.body,
+            // The wall clock on purpose: the reset header is Bluesky's own instant.
             Utc::now(),
         ))
     }
@@ -195,6 +196,8 @@ impl Provider for BlueskyAdapter {
                 s
             }
         };
+        // The wall clock on purpose: the record's `createdAt` is ordered by Bluesky against
+        // real time.
         let body = Self::record_body(msg, &session.did, Utc::now()).map_err(Outcome::rejected)?;
         Ok(http
             .client
@@ -274,21 +277,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Bluesky", status, headers, body, now, reset)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `bluesky` kind: an account, with an app password.
-pub static KIND: KindSpec = KindSpec {
-    name: "bluesky",
-    platform: Platform::Bluesky,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "30/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("bluesky", Platform::Bluesky, true, "30/m", declare);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,7 +314,7 @@ impl KindSettings for BlueskyConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, json_body, post, reply};
+    use super::super::http::testing::{client, json_body, once, post, reply};
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
@@ -424,6 +417,12 @@ mod tests {
         assert!(r2.get("facets").is_none());
     }
 
+    /// Bluesky's answer to a post with an expired access token.
+    fn expired() -> ResponseTemplate {
+        ResponseTemplate::new(400)
+            .set_body_json(json!({"error": "ExpiredToken", "message": "Token has expired"}))
+    }
+
     #[tokio::test]
     async fn expired_access_token_is_refreshed_once_and_the_post_retried() {
         let server = MockServer::start().await;
@@ -431,11 +430,7 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/xrpc/com.atproto.repo.createRecord"))
             .and(header("authorization", "Bearer access-1"))
-            .respond_with(
-                ResponseTemplate::new(400).set_body_json(
-                    json!({"error": "ExpiredToken", "message": "Token has expired"}),
-                ),
-            )
+            .respond_with(expired())
             .expect(1)
             .mount(&server)
             .await;
@@ -479,28 +474,27 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/xrpc/com.atproto.server.createSession"))
-            .respond_with(ResponseTemplate::new(503))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/xrpc/com.atproto.repo.createRecord"))
-            .respond_with(
-                ResponseTemplate::new(400).set_body_json(
-                    json!({"error": "ExpiredToken", "message": "Token has expired"}),
-                ),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/xrpc/com.atproto.server.refreshSession"))
-            .respond_with(ResponseTemplate::new(400))
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(
+            &server,
+            "POST",
+            "/xrpc/com.atproto.server.createSession",
+            ResponseTemplate::new(503),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/xrpc/com.atproto.repo.createRecord",
+            expired(),
+        )
+        .await;
+        once(
+            &server,
+            "POST",
+            "/xrpc/com.atproto.server.refreshSession",
+            ResponseTemplate::new(400),
+        )
+        .await;
         let out = adapter(&server.uri(), "app-pass-1234")
             .send(&post("k1", "a"))
             .await;

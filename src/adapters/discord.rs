@@ -117,21 +117,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `discord` kind: one incoming webhook, whose URL is itself the secret.
-pub static KIND: KindSpec = KindSpec {
-    name: "discord",
-    platform: Platform::Discord,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: false,
-    rate: "2/s",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("discord", Platform::Discord, false, "2/s", declare);
 
 fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
     let webhook_url = super::http::chat_webhook(table, r)?;
@@ -146,7 +136,7 @@ impl KindSettings for DiscordConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, once, post};
+    use super::super::http::testing::{client, delivered_then_deferred, once, post};
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -230,17 +220,8 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let a = adapter(&server.uri());
-        assert!(matches!(
-            a.send(&post("k1", "a")).await,
-            Outcome::Delivered { .. }
-        ));
-        // Not sent (expect(1) above): deferred until the bucket refills.
-        let out = a.send(&post("k2", "b")).await;
-        assert!(
-            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d > Duration::from_secs(55)),
-            "{out:?}"
-        );
+        // The second is not sent (expect(1) above): deferred until the bucket refills.
+        delivered_then_deferred(&adapter(&server.uri()), Duration::from_secs(55)).await;
     }
 
     #[tokio::test]

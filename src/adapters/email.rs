@@ -659,23 +659,14 @@ impl Deliver for EmailAdapter {
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Reach, Resolve, Settings};
 use crate::render::preview::Platform;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 
 /// The `email` kind: SMTP to subscribers.
-pub static KIND: KindSpec = KindSpec {
-    name: "email",
-    platform: Platform::Email,
-    render_key: false,
-    audience: Audiences::Subscribers,
-    reach: Reach::Email,
-    social: false,
-    threads: false,
-    rate: "20/s",
-    declare,
-};
+pub static KIND: KindSpec =
+    KindSpec::subscribers("email", Platform::Email, Reach::Email, "20/s", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

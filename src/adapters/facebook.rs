@@ -183,21 +183,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Facebook", status, headers, body, now, None)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `facebook` kind: a Page, through the Graph API.
-pub static KIND: KindSpec = KindSpec {
-    name: "facebook",
-    platform: Platform::Facebook,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "30/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("facebook", Platform::Facebook, true, "30/m", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

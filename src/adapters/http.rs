@@ -211,6 +211,68 @@ pub mod testing {
             .await;
     }
 
+    /// A mock server answering `method` on any path with `answer`, expected exactly once.
+    pub async fn server_once(
+        method: &str,
+        answer: wiremock::ResponseTemplate,
+    ) -> wiremock::MockServer {
+        let server = wiremock::MockServer::start().await;
+        let mock = wiremock::Mock::given(wiremock::matchers::method(method)).respond_with(answer);
+        mount_once(&server, mock).await;
+        server
+    }
+
+    /// Mounts `mock`, expected exactly once.
+    pub async fn mount_once(server: &wiremock::MockServer, mock: wiremock::Mock) {
+        mock.expect(1).mount(server).await;
+    }
+
+    /// Sends two posts through `a`: the first is delivered and empties the provider's window,
+    /// so the second is not sent but deferred for more than `more_than`.
+    pub async fn delivered_then_deferred<P: super::super::provider::Provider>(
+        a: &super::super::HttpAdapter<P>,
+        more_than: Duration,
+    ) {
+        assert!(matches!(
+            a.send(&post("k1", "a")).await,
+            super::super::Outcome::Delivered { .. }
+        ));
+        let out = a.send(&post("k2", "b")).await;
+        assert!(
+            matches!(&out, super::super::Outcome::Retry { after: Some(d), .. } if *d > more_than),
+            "{out:?}"
+        );
+    }
+
+    /// Mounts `/busy` answering 429 with `Retry-After: secs` and `refuse` answering `status`
+    /// with `body`, each expected once; sends a post through the adapter `make` builds for each
+    /// URL, asserts that the first retries after `secs` seconds, and returns the server and the
+    /// second's outcome.
+    pub async fn busy_then_refused<P: super::super::provider::Provider>(
+        make: impl Fn(String) -> super::super::HttpAdapter<P>,
+        secs: u64,
+        refuse: &str,
+        status: u16,
+        body: &str,
+    ) -> (wiremock::MockServer, super::super::Outcome) {
+        let server = wiremock::MockServer::start().await;
+        let busy = wiremock::ResponseTemplate::new(429).insert_header("Retry-After", secs);
+        once(&server, "POST", "/busy", busy).await;
+        let refused = wiremock::ResponseTemplate::new(status).set_body_string(body);
+        once(&server, "POST", refuse, refused).await;
+        let out = make(format!("{}/busy", server.uri()))
+            .send(&post("k", "x"))
+            .await;
+        assert!(
+            matches!(&out, super::super::Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(secs)),
+            "{out:?}"
+        );
+        let out = make(format!("{}{refuse}", server.uri()))
+            .send(&post("k", "x"))
+            .await;
+        (server, out)
+    }
+
     /// The JSON body of a recorded request.
     pub fn json_body(req: &wiremock::Request) -> serde_json::Value {
         serde_json::from_slice(&req.body).unwrap()
@@ -312,6 +374,16 @@ mod tests {
             }
         }
     }
+}
+
+/// A chat webhook's request: `body` posted as JSON to the secret `url` (Slack, Teams).
+pub fn post_json(
+    http: &super::Http,
+    url: &secrecy::SecretString,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    use secrecy::ExposeSecret;
+    http.client.post(url.expose_secret()).json(body)
 }
 
 /// Slack, Teams and Discord: the webhook URL is itself the secret.

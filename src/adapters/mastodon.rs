@@ -214,21 +214,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Mastodon", status, headers, body, now, reset)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `mastodon` kind: an account's statuses.
-pub static KIND: KindSpec = KindSpec {
-    name: "mastodon",
-    platform: Platform::Mastodon,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "30/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("mastodon", Platform::Mastodon, true, "30/m", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,7 +261,9 @@ impl KindSettings for MastodonConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, json_body, once, post, reply};
+    use super::super::http::testing::{
+        client, delivered_then_deferred, json_body, mount_once, once, post, reply,
+    };
     use super::super::HttpAdapter;
     use super::*;
     use wiremock::matchers::{body_json, header, method, path};
@@ -378,16 +370,7 @@ mod tests {
                 .set_body_json(json!({"id": "1"})),
         )
         .await;
-        let a = adapter(&server.uri());
-        assert!(matches!(
-            a.send(&post("k1", "a")).await,
-            Outcome::Delivered { .. }
-        ));
-        let out = a.send(&post("k2", "b")).await;
-        assert!(
-            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d > Duration::from_secs(590)),
-            "{out:?}"
-        );
+        delivered_then_deferred(&adapter(&server.uri()), Duration::from_secs(590)).await;
     }
 
     #[test]
@@ -451,13 +434,14 @@ mod tests {
     #[tokio::test]
     async fn check_verifies_credentials_good_and_bad() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/api/v1/accounts/verify_credentials"))
-            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acct": "status"})))
-            .expect(1)
-            .mount(&server)
-            .await;
+        mount_once(
+            &server,
+            Mock::given(method("GET"))
+                .and(path("/api/v1/accounts/verify_credentials"))
+                .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acct": "status"}))),
+        )
+        .await;
         once(
             &server,
             "GET",

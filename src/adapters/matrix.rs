@@ -150,21 +150,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Matrix", status, headers, body, now, from_body)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `matrix` kind: a room.
-pub static KIND: KindSpec = KindSpec {
-    name: "matrix",
-    platform: Platform::Matrix,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "5/s",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("matrix", Platform::Matrix, true, "5/s", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

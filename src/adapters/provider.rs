@@ -158,6 +158,8 @@ impl<P: Provider> HttpAdapter<P> {
                 Ok(r) => r,
                 Err(o) => return o,
             };
+            // The wall clock on purpose: rate-limit resets are the provider's own instants
+            // (epoch seconds, dates), measured against real time.
             let now = Utc::now();
             if let Some(d) = self.provider.rate_window(&reply.headers, now) {
                 self.gate.close_for(d);

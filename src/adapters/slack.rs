@@ -12,7 +12,7 @@
 //! payload, so an empty JSON object is answered `400 no_text`/`invalid_payload` by a live
 //! webhook (nothing is posted) and 403/404/410 by a revoked or unknown one.
 
-use super::http::{failure, snippet};
+use super::http::{failure, post_json, snippet};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
@@ -78,10 +78,7 @@ impl Provider for SlackAdapter {
     const NAME: &'static str = "Slack";
 
     async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
-        Ok(http
-            .client
-            .post(self.config.webhook_url.expose_secret())
-            .json(&Self::body(msg)))
+        Ok(post_json(http, &self.config.webhook_url, &Self::body(msg)))
     }
 
     fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
@@ -125,21 +122,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Slack", status, headers, body, now, None)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `slack` kind: one incoming webhook, whose URL is itself the secret.
-pub static KIND: KindSpec = KindSpec {
-    name: "slack",
-    platform: Platform::Slack,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: false,
-    rate: "1/s",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("slack", Platform::Slack, false, "1/s", declare);
 
 fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
     let webhook_url = super::http::chat_webhook(table, r)?;
@@ -154,10 +141,9 @@ impl KindSettings for SlackConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, once, post};
+    use super::super::http::testing::{busy_then_refused, client, mount_once, once, post};
     use super::super::HttpAdapter;
     use super::*;
-    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -194,31 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limited_and_revoked() {
-        let server = MockServer::start().await;
-        once(
-            &server,
-            "POST",
-            "/busy",
-            ResponseTemplate::new(429).insert_header("Retry-After", "30"),
-        )
-        .await;
-        once(
-            &server,
-            "POST",
-            "/gone",
-            ResponseTemplate::new(404).set_body_string("no_service"),
-        )
-        .await;
-        let out = adapter(format!("{}/busy", server.uri()))
-            .send(&post("k", "x"))
-            .await;
-        assert!(
-            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(30)),
-            "{out:?}"
-        );
-        let out = adapter(format!("{}/gone", server.uri()))
-            .send(&post("k", "x"))
-            .await;
+        let (_server, out) = busy_then_refused(adapter, 30, "/gone", 404, "no_service").await;
         assert_eq!(
             out,
             Outcome::rejected("Slack answered HTTP 404: no_service")
@@ -244,13 +206,11 @@ mod tests {
     #[tokio::test]
     async fn check_probes_with_an_empty_payload() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
+        let probe = Mock::given(method("POST"))
             .and(path(HOOK))
             .and(body_json(json!({})))
-            .respond_with(ResponseTemplate::new(400).set_body_string("no_text"))
-            .expect(1)
-            .mount(&server)
-            .await;
+            .respond_with(ResponseTemplate::new(400).set_body_string("no_text"));
+        mount_once(&server, probe).await;
         once(
             &server,
             "POST",

@@ -12,12 +12,12 @@
 //! Check: every request to a Workflows URL runs the flow, so it cannot be checked without
 //! posting; `crier channels check` says so.
 
-use super::http::failure;
+use super::http::{failure, post_json};
 use super::outcome::{HttpReply, OutMessage, Outcome};
 use super::{Check, Http, Provider, Request};
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 /// Settings for one Teams channel.
@@ -60,10 +60,7 @@ impl Provider for TeamsAdapter {
     const NAME: &'static str = "Teams";
 
     async fn request(&self, http: &Http, msg: &OutMessage) -> Request {
-        Ok(http
-            .client
-            .post(self.config.webhook_url.expose_secret())
-            .json(&Self::body(msg)))
+        Ok(post_json(http, &self.config.webhook_url, &Self::body(msg)))
     }
 
     fn classify(&self, reply: &HttpReply, now: DateTime<Utc>) -> Outcome {
@@ -87,21 +84,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Teams", status, headers, body, now, None)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `teams` kind: one incoming webhook, whose URL is itself the secret.
-pub static KIND: KindSpec = KindSpec {
-    name: "teams",
-    platform: Platform::Teams,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: false,
-    rate: "1/s",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("teams", Platform::Teams, false, "1/s", declare);
 
 fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, String> {
     let webhook_url = super::http::chat_webhook(table, r)?;
@@ -116,10 +103,9 @@ impl KindSettings for TeamsConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::{client, once, post};
+    use super::super::http::testing::{busy_then_refused, client, post};
     use super::super::HttpAdapter;
     use super::*;
-    use std::time::Duration;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -166,31 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn throttled_retries_and_bad_request_rejects() {
-        let server = MockServer::start().await;
-        once(
-            &server,
-            "POST",
-            "/busy",
-            ResponseTemplate::new(429).insert_header("Retry-After", "12"),
-        )
-        .await;
-        once(
-            &server,
-            "POST",
-            "/bad",
-            ResponseTemplate::new(400).set_body_string("Bad card"),
-        )
-        .await;
-        let out = adapter(format!("{}/busy", server.uri()))
-            .send(&post("k", "x"))
-            .await;
-        assert!(
-            matches!(&out, Outcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(12)),
-            "{out:?}"
-        );
-        let out = adapter(format!("{}/bad", server.uri()))
-            .send(&post("k", "x"))
-            .await;
+        let (server, out) = busy_then_refused(adapter, 12, "/bad", 400, "Bad card").await;
         assert!(matches!(out, Outcome::Rejected { .. }));
         assert!(matches!(
             adapter(server.uri()).check().await,

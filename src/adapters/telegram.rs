@@ -124,21 +124,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("Telegram", status, headers, body, now, after)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `telegram` kind: a chat, through a bot.
-pub static KIND: KindSpec = KindSpec {
-    name: "telegram",
-    platform: Platform::Telegram,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "20/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("telegram", Platform::Telegram, true, "20/m", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

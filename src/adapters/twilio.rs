@@ -293,21 +293,12 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Reach, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `twilio` kind: SMS to subscribers.
-pub static KIND: KindSpec = KindSpec {
-    name: "twilio",
-    platform: Platform::Sms,
-    render_key: false,
-    audience: Audiences::Subscribers,
-    reach: Reach::Phone,
-    social: false,
-    threads: false,
-    rate: "30/s",
-    declare,
-};
+pub static KIND: KindSpec =
+    KindSpec::subscribers("twilio", Platform::Sms, Reach::Phone, "30/s", declare);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -356,6 +347,7 @@ impl KindSettings for TwilioConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::testing::server_once;
     use super::super::HttpAdapter;
     use super::*;
     use crate::inbound::twilio::decode_form;
@@ -369,6 +361,13 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()
+    }
+
+    /// Sends "hi" to `to` through the adapter on `server`.
+    async fn send_hi(server: &MockServer, to: &str) -> Outcome {
+        HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
+            .send(&sms(to, "hi"))
+            .await
     }
 
     fn config(base: &str) -> TwilioConfig {
@@ -438,14 +437,11 @@ mod tests {
 
     #[tokio::test]
     async fn messaging_service_sid_replaces_from() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(
-                ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM9"})),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": "SM9"})),
+        )
+        .await;
         let mut c = config(&server.uri());
         c.from = None;
         c.messaging_service_sid = Some("MG0001".into());
@@ -463,19 +459,14 @@ mod tests {
 
     #[tokio::test]
     async fn http_429_with_retry_after_seconds() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(
-                ResponseTemplate::new(429)
-                    .insert_header("Retry-After", "7")
-                    .set_body_json(error_body(20429, "Too Many Requests", 429)),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
-            .send(&sms("+15551234567", "hi"))
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "7")
+                .set_body_json(error_body(20429, "Too Many Requests", 429)),
+        )
+        .await;
+        let out = send_hi(&server, "+15551234567").await;
         match out {
             Outcome::Retry { after, reason } => {
                 assert_eq!(after, Some(Duration::from_secs(7)));
@@ -496,9 +487,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
-            .send(&sms("+15551234567", "hi"))
-            .await;
+        let out = send_hi(&server, "+15551234567").await;
         match out {
             Outcome::Retry {
                 after: Some(after), ..
@@ -509,19 +498,16 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_to_is_rejected_with_code_and_message() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(error_body(
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(400).set_body_json(error_body(
                 21211,
                 "The 'To' number +15550000000 is not a valid phone number.",
                 400,
-            )))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
-            .send(&sms("+15550000000", "hi"))
-            .await;
+            )),
+        )
+        .await;
+        let out = send_hi(&server, "+15550000000").await;
         match out {
             Outcome::Rejected { reason } => {
                 assert!(reason.contains("21211"), "{reason}");
@@ -534,15 +520,8 @@ mod tests {
 
     #[tokio::test]
     async fn server_error_retries() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(500).set_body_string("oops"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let out = HttpAdapter::new(TwilioAdapter::new(config(&server.uri())), client())
-            .send(&sms("+15551234567", "hi"))
-            .await;
+        let server = server_once("POST", ResponseTemplate::new(500).set_body_string("oops")).await;
+        let out = send_hi(&server, "+15551234567").await;
         assert!(matches!(out, Outcome::Retry { after: None, .. }), "{out:?}");
     }
 

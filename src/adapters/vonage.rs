@@ -280,21 +280,12 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Reach, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `vonage` kind: SMS to subscribers.
-pub static KIND: KindSpec = KindSpec {
-    name: "vonage",
-    platform: Platform::Sms,
-    render_key: false,
-    audience: Audiences::Subscribers,
-    reach: Reach::Phone,
-    social: false,
-    threads: false,
-    rate: "30/s",
-    declare,
-};
+pub static KIND: KindSpec =
+    KindSpec::subscribers("vonage", Platform::Sms, Reach::Phone, "30/s", declare);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -331,6 +322,7 @@ impl KindSettings for VonageConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::testing::server_once;
     use super::super::HttpAdapter;
     use super::*;
     use crate::inbound::twilio::decode_form;
@@ -458,12 +450,11 @@ mod tests {
 
     #[tokio::test]
     async fn http_errors_and_network() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "7"))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(503).insert_header("Retry-After", "7"),
+        )
+        .await;
         let out = HttpAdapter::new(VonageAdapter::new(config(&server.uri())), client())
             .send(&sms("+358401234567", "hi"))
             .await;

@@ -155,6 +155,8 @@ impl Provider for WebhookAdapter {
         };
         let body = serde_json::to_vec(document)
             .map_err(|e| Outcome::rejected(format!("document is not serialisable: {e}")))?;
+        // The wall clock on purpose: the receiver checks the signed timestamp against its own
+        // real clock (its replay window), not against crier's injected one.
         let timestamp = Utc::now().timestamp();
         let signature = sign(&self.config.secret, timestamp, &body);
         Ok(http
@@ -215,21 +217,17 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     }
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `webhook` kind: a signed JSON document to one URL.
-pub static KIND: KindSpec = KindSpec {
-    name: "webhook",
-    platform: Platform::Slack,
-    render_key: false,
-    audience: Audiences::Fixed("posts to its url"),
-    reach: Reach::Nobody,
-    social: false,
-    threads: false,
-    rate: "10/s",
+pub static KIND: KindSpec = KindSpec::fixed(
+    "webhook",
+    Platform::Slack,
+    "posts to its url",
+    "10/s",
     declare,
-};
+);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,7 +261,7 @@ impl KindSettings for WebhookConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::super::http::testing::once;
+    use super::super::http::testing::{once, server_once};
     use super::super::outcome::Recipient;
     use super::super::HttpAdapter;
     use super::*;
@@ -301,6 +299,12 @@ mod tests {
         serde_json::json!({"incident": "inc-1", "status": "investigating", "text": "Vesikatko – 5 €"})
     }
 
+    /// The adapter posting to `path` on `server`.
+    fn adapter_at(server: &MockServer, path: &str) -> HttpAdapter<WebhookAdapter> {
+        let url = format!("{}{path}", server.uri());
+        HttpAdapter::new(WebhookAdapter::new(config(url)), client())
+    }
+
     fn config(url: String) -> WebhookConfig {
         WebhookConfig::new(url, SECRET)
     }
@@ -316,10 +320,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let adapter = HttpAdapter::new(
-            WebhookAdapter::new(config(format!("{}/hooks/crier", server.uri()))),
-            client(),
-        );
+        let adapter = adapter_at(&server, "/hooks/crier");
         let before = Utc::now().timestamp();
         let out = adapter.send(&msg(Some(doc()))).await;
         assert_eq!(out, Outcome::Delivered { receipt: None });
@@ -376,15 +377,12 @@ mod tests {
 
     #[tokio::test]
     async fn gone_is_rejected() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(410).set_body_string("subscription removed"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
-            .send(&msg(Some(doc())))
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(410).set_body_string("subscription removed"),
+        )
+        .await;
+        let out = adapter_at(&server, "").send(&msg(Some(doc()))).await;
         assert_eq!(
             out,
             Outcome::rejected("webhook answered HTTP 410: subscription removed")
@@ -393,15 +391,12 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_with_retry_after_retries() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "7"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let out = HttpAdapter::new(WebhookAdapter::new(config(server.uri())), client())
-            .send(&msg(Some(doc())))
-            .await;
+        let server = server_once(
+            "POST",
+            ResponseTemplate::new(503).insert_header("Retry-After", "7"),
+        )
+        .await;
+        let out = adapter_at(&server, "").send(&msg(Some(doc()))).await;
         assert_eq!(
             out,
             Outcome::Retry {
@@ -426,12 +421,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let out = HttpAdapter::new(
-            WebhookAdapter::new(config(format!("{}/old", server.uri()))),
-            client(),
-        )
-        .send(&msg(Some(doc())))
-        .await;
+        let out = adapter_at(&server, "/old").send(&msg(Some(doc()))).await;
         assert!(
             matches!(&out, Outcome::Rejected { reason } if reason.contains("final URL")),
             "{out:?}"

@@ -135,7 +135,8 @@ pub fn authorization(
 fn nonce() -> String {
     let mut b = [0u8; 32];
     if getrandom::fill(&mut b).is_err() {
-        // Unique enough without the OS's randomness: the time to the nanosecond.
+        // Unique enough without the OS's randomness: the time to the nanosecond (the wall
+        // clock on purpose: uniqueness, not a time anyone reads).
         return format!("{:x}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
     }
     hex::encode(b)
@@ -173,6 +174,7 @@ impl XAdapter {
             url,
             &[],
             &nonce(),
+            // The wall clock on purpose: X compares the OAuth timestamp with real time.
             Utc::now().timestamp(),
         )
     }
@@ -253,21 +255,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str, now: DateTime<Utc>
     failure("X", status, headers, body, now, reset)
 }
 
-use crate::channels::{Audiences, KindSettings, KindSpec, Reach, Resolve, Settings};
+use crate::channels::{KindSettings, KindSpec, Resolve, Settings};
 use crate::render::preview::Platform;
 
 /// The `x` kind: an account, OAuth 1.0a user context.
-pub static KIND: KindSpec = KindSpec {
-    name: "x",
-    platform: Platform::X,
-    render_key: false,
-    audience: Audiences::Fixed(super::SOCIAL_TARGET),
-    reach: Reach::Nobody,
-    social: true,
-    threads: true,
-    rate: "10/m",
-    declare,
-};
+pub static KIND: KindSpec = KindSpec::social("x", Platform::X, true, "10/m", declare);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use crate::domain::{Component, ComponentName, ComponentStatus};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Lists the components with their current status.
 #[utoipa::path(
@@ -26,15 +26,16 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Component>>,
 }
 
 /// A component's status (and optional group).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"status": "degraded_performance", "group": "Airport"})))]
 pub struct SetComponent {
     #[schema(value_type = ComponentStatus)]
-    status: String,
+    pub status: String,
     /// A group name of 1-64 characters.
     #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
-    group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Creates a component or sets its status.
@@ -80,4 +81,23 @@ pub async fn set(
         .set_component(name, status, group, state.dispatcher.now())
         .await?;
     Ok(Json(after).into_response())
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The CLI sends this struct: what it serialises, the API reads back unchanged
+    /// (`deny_unknown_fields`), and an absent group stays absent.
+    #[test]
+    fn set_component_round_trips() {
+        for sent in [
+            json!({"status": "degraded_performance", "group": "Airport"}),
+            json!({"status": "operational"}),
+        ] {
+            let req: SetComponent = serde_json::from_value(sent.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&req).unwrap(), sent);
+        }
+    }
 }

@@ -13,37 +13,47 @@ use crate::render::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 /// What to preview: `incident` or `message`, and `kind` or `channel` (exactly one of each pair).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"kind": "sms", "message": "Check-in is delayed at HEL; next update by 14:00."})))]
 pub struct PreviewBody {
     /// An incident: its latest update is previewed.
-    incident: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
     /// Or a text, previewed as the body of an update.
-    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// A platform kind (`sms`, `x`, …) …
-    kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// … or a configured channel: its platform, templates, locale, zone, policy and SMS cap.
-    channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     #[schema(value_type = Option<crate::domain::Locale>)]
-    locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
     /// The event to render (default: the update's own).
-    event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// IANA zone for times (default: the server's `timezone`).
-    tz: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
     /// With `message`: the incident's title (default: a sample title, listed in `samples`).
     #[schema(value_type = Option<crate::domain::Title>)]
-    title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// With `message`: the promised next update, a delay such as `30m` (default: a sample
     /// 30-minute promise, listed in `samples`; with `title` given, none unless this is given).
-    next_update: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_update: Option<String>,
     /// SMS segment cap, 1-255 (the most a concatenated SMS can have; default 3).
     #[schema(minimum = 1, maximum = 255)]
-    sms_segments: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms_segments: Option<usize>,
 }
 
 /// The default SMS segment cap of a preview: a long message costs at most three segments.
@@ -196,6 +206,7 @@ pub async fn preview(
                 channel_locale,
             },
             given.as_ref(),
+            state.dispatcher.clock().now(),
         ),
         _ => {
             return Err(ApiError::unprocessable(
@@ -212,4 +223,25 @@ pub async fn preview(
         }
     })?;
     Ok(Json(p))
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The CLI sends this struct: what it serialises, the API reads back unchanged
+    /// (`deny_unknown_fields`), and the fields not given stay absent.
+    #[test]
+    fn preview_body_round_trips() {
+        for sent in [
+            json!({"kind": "sms", "message": "Delays.", "sms_segments": 3, "locale": "fi",
+                   "event": "update", "tz": "Europe/Helsinki"}),
+            json!({"channel": "sms-fi", "incident": "01J0000000000000000000000A",
+                   "title": "Delays", "next_update": "30m"}),
+        ] {
+            let req: PreviewBody = serde_json::from_value(sent.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&req).unwrap(), sent);
+        }
+    }
 }

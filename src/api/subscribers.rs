@@ -49,20 +49,23 @@ impl From<Subscriber> for SubscriberView {
 }
 
 /// A subscriber: exactly one of `email` or `phone` (E.164, e.g. +358401234567).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"email": "ops@example.com", "locale": "fi"})))]
 pub struct AddSubscriber {
     #[schema(format = Email)]
-    email: Option<String>,
-    phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     /// A language tag; blank or absent means `en`.
     #[schema(pattern = r"^\s*([A-Za-z]{2,3}([-_][A-Za-z]{2})?)?\s*$")]
-    locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
     /// Components they care about (existing ones); empty means all.
     #[serde(default)]
     #[schema(value_type = Vec<ComponentName>)]
-    components: Vec<String>,
+    pub components: Vec<String>,
 }
 
 fn contact_of(email: Option<&str>, phone: Option<&str>) -> Result<Contact, ApiError> {
@@ -215,13 +218,15 @@ pub async fn remove(
 }
 
 /// `PATCH /api/v1/subscribers/{key}`: the fields given are replaced, the rest kept.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeSubscriber {
     /// The new language, e.g. `fi`.
-    locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
     /// The new component filter; `[]` means every component.
-    components: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
 }
 
 /// Changes a subscriber's language and/or component filter; the fields not given are kept.
@@ -644,5 +649,34 @@ mod tests {
         assert_eq!(addresses(&whole.batch), ["a@x.io", "b@x.io", "c@x.io"]);
         assert_eq!(whole.in_file_duplicates, 2);
         assert_eq!(lines(&whole.errors), [3, 7]);
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The CLI sends these structs: what one serialises, the API reads back unchanged
+    /// (`deny_unknown_fields`); a field not given stays absent, and `components: []` (every
+    /// component) stays distinct from no change.
+    #[test]
+    fn subscriber_writes_round_trip() {
+        for sent in [
+            json!({"email": "ops@example.com", "locale": "fi", "components": ["Check-in"]}),
+            json!({"phone": "+358401234567", "components": []}),
+        ] {
+            let req: AddSubscriber = serde_json::from_value(sent.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&req).unwrap(), sent);
+        }
+        for sent in [
+            json!({"locale": "sv"}),
+            json!({"components": []}),
+            json!({"locale": "fi", "components": ["Check-in"]}),
+            json!({}),
+        ] {
+            let req: ChangeSubscriber = serde_json::from_value(sent.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&req).unwrap(), sent);
+        }
     }
 }

@@ -14,9 +14,12 @@ mod texts;
 mod totp;
 mod users;
 
+use crate::api::components::SetComponent;
 use crate::api::deliveries::Status;
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
-use crate::api::subscribers::{ImportReport, SubscriberView};
+use crate::api::notices::NewNotice;
+use crate::api::preview::PreviewBody;
+use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
 use crate::domain::{IncidentKind, Locale};
 use crate::server::{self, Server, TokenSource};
@@ -804,6 +807,8 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
             channel_locale: None,
         },
         Some(&given),
+        // Offline, on the operator's machine: the sample's time is this machine's own clock.
+        chrono::Utc::now(),
     )
     .map_err(|e| CliError::Rejected(e.to_string()))?;
     if cli.json {
@@ -1100,14 +1105,6 @@ fn promise_arg(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn text_body(message: &str, locale: &Option<String>) -> Value {
-    let mut v = json!({ "message": message });
-    if let Some(l) = locale {
-        v["locale"] = json!(l);
-    }
-    v
-}
-
 fn enc(s: &str) -> String {
     crate::percent::encode(s)
 }
@@ -1143,26 +1140,17 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Templates(cmd) => templates::templates(&client, cmd, json_out).await,
         Command::Trigger(a) => trigger(&client, a, json_out).await,
         Command::Preview(a) => {
-            let mut body = json!({});
-            if let Some(k) = &a.kind {
-                body["kind"] = json!(k);
-            }
-            if let Some(c) = &a.channel {
-                body["channel"] = json!(c);
-            } else {
-                body["sms_segments"] = json!(a.sms_segments);
-            }
-            if let Some(id) = &a.incident {
-                body["incident"] = json!(id);
-            }
-            if let Some(m) = &a.message {
-                body["message"] = json!(m);
-            }
-            for (k, v) in [("locale", &a.locale), ("event", &a.event), ("tz", &a.tz)] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
+            let body = PreviewBody {
+                kind: a.kind.clone(),
+                sms_segments: a.channel.is_none().then_some(a.sms_segments),
+                channel: a.channel.clone(),
+                incident: a.incident.clone(),
+                message: a.message.clone(),
+                locale: a.locale.clone(),
+                event: a.event.clone(),
+                tz: a.tz.clone(),
+                ..PreviewBody::default()
+            };
             let v = c_preview(&client, body).await?;
             if json_out {
                 output::print_json(&v);
@@ -1192,19 +1180,19 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
             from,
             until,
         } => {
-            let mut body = text_body(&message, &locale);
-            body["cron"] = json!(cron);
-            body["tz"] = json!(tz);
-            body["event"] = json!(event);
-            body["channels"] = json!(channels);
-            for (k, v) in [("subject", subject), ("from", from), ("until", until)] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            let v = c
-                .call(Method::POST, "/api/v1/notices", Some(Body::Json(body)))
-                .await?;
+            let body = Body::json(&NewNotice {
+                cron,
+                tz,
+                event: Some(event),
+                subject,
+                message: Some(message),
+                locale,
+                body: None,
+                channels,
+                from,
+                until,
+            })?;
+            let v = c.call(Method::POST, "/api/v1/notices", Some(body)).await?;
             output::notices(&[v], json_out, true);
             Ok(())
         }
@@ -1332,8 +1320,8 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
     }
 }
 
-async fn c_preview(c: &Client, body: Value) -> Result<Value, CliError> {
-    c.call(Method::POST, "/api/v1/preview", Some(Body::Json(body)))
+async fn c_preview(c: &Client, body: PreviewBody) -> Result<Value, CliError> {
+    c.call(Method::POST, "/api/v1/preview", Some(Body::json(&body)?))
         .await
 }
 
@@ -1556,15 +1544,12 @@ async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), 
             status,
             group,
         } => {
-            let mut body = json!({ "status": status });
-            if let Some(g) = group {
-                body["group"] = json!(g);
-            }
+            let body = Body::json(&SetComponent { status, group })?;
             let v = c
                 .call(
                     Method::PUT,
                     &format!("/api/v1/components/{}", enc(&name)),
-                    Some(Body::Json(body)),
+                    Some(body),
                 )
                 .await?;
             output::component_set(&v, json_out);
@@ -1581,18 +1566,14 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             locale,
             components,
         } => {
-            let mut body = json!({ "components": components });
-            if let Some(e) = email {
-                body["email"] = json!(e);
-            }
-            if let Some(p) = phone {
-                body["phone"] = json!(p);
-            }
-            if let Some(l) = locale {
-                body["locale"] = json!(l);
-            }
+            let body = Body::json(&AddSubscriber {
+                email,
+                phone,
+                locale,
+                components,
+            })?;
             let v = c
-                .call(Method::POST, "/api/v1/subscribers", Some(Body::Json(body)))
+                .call(Method::POST, "/api/v1/subscribers", Some(body))
                 .await?;
             output::subscriber_added(&v, json_out);
         }
@@ -1632,20 +1613,19 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             components,
             all_components,
         } => {
-            let mut body = json!({});
-            if let Some(l) = locale {
-                body["locale"] = json!(l);
-            }
-            if all_components {
-                body["components"] = json!([]);
+            let components = if all_components {
+                Some(Vec::new())
             } else if !components.is_empty() {
-                body["components"] = json!(components);
-            }
+                Some(components)
+            } else {
+                None
+            };
+            let body = Body::json(&ChangeSubscriber { locale, components })?;
             let v = c
                 .call(
                     Method::PATCH,
                     &format!("/api/v1/subscribers/{}", enc(&key)),
-                    Some(Body::Json(body)),
+                    Some(body),
                 )
                 .await?;
             output::subscriber_changed(&v, json_out);

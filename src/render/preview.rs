@@ -322,24 +322,26 @@ pub struct Given<'a> {
 
 /// Previews a draft text as the body of an update of a sample incident — the `message` form
 /// of the API: a sample title and a sample 30-minute promise, both listed in `samples`.
+#[cfg(test)]
 pub fn preview_text(
     templates: &Templates,
     settings: &Settings,
     t: &TextPreview<'_>,
 ) -> Result<Preview, PreviewError> {
-    preview_text_with(templates, settings, t, None)
+    preview_text_with(templates, settings, t, None, chrono::Utc::now())
 }
 
-/// [`preview_text`] with the caller's own title and promise (`crier preview --message`):
-/// nothing is invented beyond what `samples` lists.
+/// A draft text previewed with the caller's own title and promise (`crier preview --message`):
+/// nothing is invented beyond what `samples` lists. `now` is the sample incident's time (the
+/// server's clock; the CLI's own wall clock offline).
 pub fn preview_text_with(
     templates: &Templates,
     settings: &Settings,
     t: &TextPreview<'_>,
     given: Option<&Given<'_>>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Preview, PreviewError> {
     let event = t.event.unwrap_or(Event::IncidentUpdated);
-    let now = chrono::Utc::now();
     let (mut incident, mut update) =
         super::sample_incident(event, t.text, now).map_err(RenderError::from)?;
     let mut samples = Vec::new();

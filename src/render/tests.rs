@@ -458,3 +458,37 @@ fn a_reopen_is_announced_as_a_reopening_in_every_kind_and_language() {
         }
     }
 }
+
+/// A draft's preview takes its time from the caller's clock (the server's injected `Clock`),
+/// not the wall clock: the promised next update is the given delay after the given `now`.
+#[test]
+fn text_preview_follows_the_given_clock() {
+    use chrono::TimeZone;
+    let t = Templates::load(&shipped(), &[]).unwrap();
+    let now = chrono::Utc.with_ymd_and_hms(2031, 6, 2, 9, 0, 0).unwrap();
+    let given = super::preview::Given {
+        title: Some("Delays"),
+        next_update: Some(chrono::Duration::minutes(47)),
+    };
+    let p = super::preview::preview_text_with(
+        &t,
+        &settings(),
+        &TextPreview {
+            platform: Platform::Slack,
+            event: None,
+            text: "Check-in is slow.",
+            locale: Some(l("en")),
+            tz: helsinki(),
+            sms_segments: 3,
+            channel: None,
+            policy: None,
+            channel_locale: None,
+        },
+        Some(&given),
+        now,
+    )
+    .unwrap();
+    let text = p.parts.join("\n");
+    // 09:47 UTC is 12:47 in Helsinki in June.
+    assert!(text.contains("2 Jun 2031 12:47"), "{text}");
+}

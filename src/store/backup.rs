@@ -593,6 +593,8 @@ pub fn restore(file: &Path, data: &Path, force: bool) -> Result<Restored, Backup
         return Err(e);
     }
     let replaced = if store_dir.exists() {
+        // The wall clock on purpose: a restore runs offline (no server, no injected clock) and
+        // this names a directory on disk beside the files' own mtimes.
         let aside = data.join(format!(
             "db.replaced-{}",
             Utc::now().format("%Y%m%dT%H%M%S%.3fZ")

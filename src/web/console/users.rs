@@ -97,7 +97,7 @@ async fn show(
     }
     let axum::Json(tokens) =
         crate::api::users::list_tokens(State(state.clone()), Extension(caller.clone())).await?;
-    let now = chrono::Utc::now();
+    let now = state.dispatcher.clock().now();
     let tokens: Vec<Value> = tokens
         .iter()
         .rev()

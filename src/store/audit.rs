@@ -127,6 +127,20 @@ pub fn arm() {
 }
 
 /// The armed, not yet written recording of the current request.
+/// The armed recording of the current request, if any, with its entry's target and summary
+/// from `describe` (called only when armed).
+fn armed_entry(describe: impl FnOnce() -> (String, String)) -> Option<(Arc<Recording>, NewAudit)> {
+    armed().map(|r| {
+        let (target, summary) = describe();
+        let new = NewAudit {
+            target,
+            summary,
+            ..r.base.clone()
+        };
+        (r, new)
+    })
+}
+
 fn armed() -> Option<Arc<Recording>> {
     RECORDING
         .try_with(|r| {
@@ -216,15 +230,7 @@ impl Store {
         describe: impl FnOnce() -> (String, String),
     ) -> Result<(), StoreError> {
         // Everything that does not depend on the entry's number, before the lock.
-        let recording = armed().map(|r| {
-            let (target, summary) = describe();
-            let new = NewAudit {
-                target,
-                summary,
-                ..r.base.clone()
-            };
-            (r, new)
-        });
+        let recording = armed_entry(describe);
         let mut chain = t.chain();
         let head = t.chain_head(&mut chain)?;
         if let Some((tree, key, value)) = first {
@@ -270,15 +276,7 @@ impl Store {
             return self.commit_audited(t, first, tree, key, value, describe);
         }
         // Everything that does not depend on the entry's number, before the lock.
-        let recording = armed().map(|r| {
-            let (target, summary) = describe();
-            let new = NewAudit {
-                target,
-                summary,
-                ..r.base.clone()
-            };
-            (r, new)
-        });
+        let recording = armed_entry(describe);
         let mut chain = t.chain();
         let before = t.chain_head(&mut chain)?.clone();
         if let Some((tree, key, value)) = first {

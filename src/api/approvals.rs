@@ -139,10 +139,12 @@ pub(crate) fn break_glass(
     }
 }
 
-/// A write's answer, before it becomes a response: the approval path needs its body.
+/// A write's answer, before it becomes a response: the approval path needs its body. The body
+/// is the answer's JSON text, serialised once in the struct's field order; only an approval
+/// parses it again (into [`Approved::published`]).
 pub(crate) struct Out {
     pub status: StatusCode,
-    pub body: serde_json::Value,
+    pub body: Vec<u8>,
     pub note: AuditNote,
 }
 
@@ -152,7 +154,7 @@ impl Out {
         body: &T,
         note: AuditNote,
     ) -> Result<Out, ApiError> {
-        let body = serde_json::to_value(body)
+        let body = serde_json::to_vec(body)
             .map_err(|e| ApiError::from(StoreError::Corrupt(e.to_string())))?;
         Ok(Out { status, body, note })
     }
@@ -170,7 +172,11 @@ pub(crate) fn finish(out: Out, glass: Option<String>, needed: &[String]) -> Resp
         note.summary = format!("{}; {bypassed}; reason: {reason}", note.summary);
         note.action = Some("break_glass".into());
     }
-    noted((out.status, Json(out.body)), note)
+    let json = [(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    )];
+    noted((out.status, json, out.body), note)
 }
 
 /// The request body as it is stored for approval.
@@ -452,7 +458,7 @@ pub async fn approve(
             StatusCode::OK,
             Json(Approved {
                 approval,
-                published: out.body,
+                published: serde_json::from_slice(&out.body).map_err(corrupt)?,
             }),
         ),
         note,

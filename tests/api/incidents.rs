@@ -600,3 +600,39 @@ async fn a_draft_translation_of_the_title_stays_private_until_published() {
     let shown = app.get("/api/v1/status").await.body.to_string();
     assert!(shown.contains("Lähtöselvitys viivästyy"), "{shown}");
 }
+
+/// A write's answer is its struct serialised once, in the fields' declared order (as the
+/// OpenAPI document lists them), not re-sorted through a `serde_json::Value`: `incident`
+/// before `update` before `promise`, and the incident's `id` and `title` first.
+#[tokio::test]
+async fn update_answer_keeps_the_declared_field_order() {
+    let app = spawn_app().await;
+    let id = app.open_incident("Check-in delays at HEL").await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/incidents/{id}/updates")))
+        .bearer_auth(&app.token)
+        .json(&json!({"status": "identified", "message": "A baggage system fault."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers().get("content-type").unwrap().to_str().unwrap(),
+        "application/json"
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.starts_with(&format!("{{\"incident\":{{\"id\":\"{id}\",\"title\":")),
+        "{text}"
+    );
+    let at = |key: &str| {
+        text.find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    assert!(at("incident") < at("update"), "{text}");
+    assert!(at("update") < at("promise"), "{text}");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["incident"]["status"], "identified");
+    assert_eq!(body["update"]["action"], "updated");
+}

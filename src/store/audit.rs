@@ -442,8 +442,11 @@ pub(super) fn marked(mut value: Vec<u8>, head: &ChainHead) -> Result<Vec<u8>, St
     if value.last() != Some(&b'{') {
         value.push(b',');
     }
-    let field = format!("\"{MARK_FIELD}\":[{},\"{}\"]}}", head.seq, head.hash);
-    value.extend_from_slice(field.as_bytes());
+    // Written in place (no intermediate string): this runs for every record of every write.
+    value.reserve(MARK_FIELD.len() + head.hash.len() + 28);
+    use std::io::Write as _;
+    write!(value, "\"{MARK_FIELD}\":[{},\"{}\"]}}", head.seq, head.hash)
+        .map_err(|e| StoreError::Corrupt(format!("marking a record: {e}")))?;
     Ok(value)
 }
 

@@ -17,6 +17,7 @@ mod users;
 use crate::api::components::SetComponent;
 use crate::api::deliveries::Status;
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
+use crate::api::intake::IntakeReply;
 use crate::api::notices::NewNotice;
 use crate::api::preview::PreviewBody;
 use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
@@ -1203,17 +1204,14 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
             Ok(())
         }
         NoticeCmd::Remove { id } => {
-            let v = c
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/notices/{}", enc(&id)),
-                    None,
-                )
+            let path = format!("/api/v1/notices/{}", enc(&id));
+            let (v, n) = c
+                .call_as::<crate::domain::Notice>(Method::DELETE, &path, None)
                 .await?;
             if json_out {
                 output::print_json(&v);
             } else {
-                println!("Removed notice {}", v["id"].as_str().unwrap_or(&id));
+                println!("Removed notice {}", n.id);
             }
             Ok(())
         }
@@ -1221,37 +1219,32 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
 }
 
 async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliError> {
-    let mut labels = serde_json::Map::new();
+    let mut labels = std::collections::BTreeMap::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').ok_or_else(|| {
             CliError::Usage(format!(
                 "--label {l}: write KEY=VALUE, e.g. --label severity=critical"
             ))
         })?;
-        labels.insert(k.trim().to_owned(), json!(v.trim()));
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
     }
-    let mut body = json!({
-        "source": a.source,
-        "key": a.key,
-        "status": a.status,
-        "summary": a.summary,
-        "components": a.components,
-        "labels": labels,
-    });
-    for (k, v) in [("group", a.group), ("title", a.title), ("impact", a.impact)] {
-        if let Some(v) = v {
-            body[k] = json!(v);
-        }
-    }
+    let doc = crate::intake::payloads::TriggerDoc {
+        source: a.source,
+        key: a.key,
+        group: a.group,
+        status: a.status,
+        summary: a.summary,
+        title: a.title,
+        impact: a.impact,
+        components: a.components,
+        labels,
+    };
+    let path = "/api/v1/triggers";
     let mut delay = std::time::Duration::from_millis(200);
     let mut attempt = 0;
-    let v = loop {
+    let (v, reply) = loop {
         match c
-            .call(
-                Method::POST,
-                "/api/v1/triggers",
-                Some(Body::Json(body.clone())),
-            )
+            .call_as::<IntakeReply>(Method::POST, path, Some(Body::json(&doc)?))
             .await
         {
             Err(CliError::Unavailable(why)) if attempt < a.retry => {
@@ -1266,7 +1259,7 @@ async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliEr
             other => break other?,
         }
     };
-    output::trigger(&v, json_out);
+    output::trigger(&v, &reply, json_out);
     Ok(())
 }
 
@@ -1276,20 +1269,14 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
     };
     match a.args.as_slice() {
         [cmd, id] if cmd == "retry" => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{}/deliveries/retry", enc(id)),
-                    None,
-                )
+            let path = format!("/api/v1/incidents/{}/deliveries/retry", enc(id));
+            let (v, r) = c
+                .call_as::<crate::api::deliveries::Requeued>(Method::POST, &path, None)
                 .await?;
             if json_out {
                 output::print_json(&v);
             } else {
-                println!(
-                    "Requeued {} dead deliveries.",
-                    v["requeued"].as_u64().unwrap_or(0)
-                );
+                println!("Requeued {} dead deliveries.", r.requeued);
             }
             Ok(())
         }
@@ -1335,8 +1322,8 @@ async fn write_incident(
     written: impl FnOnce(&Value, bool),
 ) -> Result<(), CliError> {
     let v = c.call(Method::POST, path, body).await?;
-    if approvals::is_held(&v) {
-        approvals::held(&v, json_out);
+    if let Some(a) = approvals::held_approval(path, &v)? {
+        approvals::held(&v, &a, json_out);
     } else {
         written(&v, json_out);
     }

@@ -3,6 +3,7 @@
 
 use crate::api::deliveries::{ChannelCounts, Failure, Status};
 use crate::api::incidents::IncidentView;
+use crate::api::intake::IntakeReply;
 use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::domain::DeliveryState;
 use chrono::{DateTime, Utc};
@@ -544,36 +545,43 @@ pub fn notices(list: &[Value], json: bool, added: bool) {
 }
 
 /// What a trigger did, one line per alert.
-pub fn trigger(v: &Value, json: bool) {
+pub fn trigger(v: &Value, reply: &IntakeReply, json: bool) {
+    use crate::intake::Outcome;
     if json {
         return print_json(v);
     }
-    for o in v["outcomes"].as_array().cloned().unwrap_or_default() {
-        let incident = o["incident"].as_str().unwrap_or("-");
-        match o["outcome"].as_str().unwrap_or("") {
-            "opened" => {
-                let how = if o["draft"].as_bool() == Some(true) {
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    for o in &reply.outcomes {
+        let incident = o
+            .incident()
+            .map_or_else(|| "-".to_owned(), |i| i.to_string());
+        match o {
+            Outcome::Opened {
+                held_until, draft, ..
+            } => {
+                let how = if *draft {
                     "as a draft (waits for `crier incident publish`)".to_owned()
-                } else if let Some(t) = o["held_until"].as_str() {
-                    format!("held: published at {t} if still firing")
+                } else if let Some(t) = held_until {
+                    format!("held: published at {} if still firing", at(*t))
                 } else {
                     "published".to_owned()
                 };
                 println!("opened incident {incident} — {how}");
             }
-            "noted" => println!("noted for staff on incident {incident} (no public update)"),
-            "deferred" => println!(
+            Outcome::Noted { .. } => {
+                println!("noted for staff on incident {incident} (no public update)")
+            }
+            Outcome::Deferred { until, .. } => println!(
                 "incident {incident}: its public update waits until {} (public interval)",
-                o["until"].as_str().unwrap_or("-")
+                at(*until)
             ),
-            "reopened" => println!("reopened incident {incident} (it flapped)"),
-            "absorbed" => println!("absorbed: nothing new (incident {incident})"),
-            "partly_resolved" => println!(
-                "resolved this alert; incident {incident} stays open with {} still firing",
-                o["still_firing"].as_u64().unwrap_or(0)
+            Outcome::Reopened { .. } => println!("reopened incident {incident} (it flapped)"),
+            Outcome::Absorbed { .. } => println!("absorbed: nothing new (incident {incident})"),
+            Outcome::PartlyResolved { still_firing, .. } => println!(
+                "resolved this alert; incident {incident} stays open with {still_firing} still firing"
             ),
-            "resolved" => println!("resolved incident {incident}"),
-            other => println!("{other} (incident {incident})"),
+            Outcome::Resolved { .. } => println!("resolved incident {incident}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the publishing incident commands, and how a write held for approval is shown.
 
 use super::client::{answer_as, Body, CliError, Client};
-use super::{enc, output};
+use super::{enc, output, shown_as};
 use crate::api::approvals::{Approved, Reject};
 use crate::domain::{Approval, ApprovalState};
 use clap::{Args, Subcommand};
@@ -133,10 +133,7 @@ pub async fn approvals(c: &Client, cmd: ApprovalsCmd, json_out: bool) -> Result<
         }
         ApprovalsCmd::Approve { id } => {
             let path = format!("/api/v1/approvals/{}/approve", enc(&id));
-            let (v, done) = c.call_as::<Approved>(Method::POST, &path, None).await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
+            shown_as(c, Method::POST, &path, None, json_out, |done: Approved| {
                 let a = &done.approval;
                 println!(
                     "Approved {} ({} by {}): published.",
@@ -144,19 +141,16 @@ pub async fn approvals(c: &Client, cmd: ApprovalsCmd, json_out: bool) -> Result<
                     a.action.as_str(),
                     a.author
                 );
-            }
+            })
+            .await?;
         }
         ApprovalsCmd::Reject { id, reason } => {
             let path = format!("/api/v1/approvals/{}/reject", enc(&id));
-            let body = Body::json(&Reject { reason })?;
-            let (v, a) = c
-                .call_as::<Approval>(Method::POST, &path, Some(body))
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!("Rejected {}: nothing was sent; staff are told why.", a.id);
-            }
+            let body = Some(Body::json(&Reject { reason })?);
+            shown_as(c, Method::POST, &path, body, json_out, |a: Approval| {
+                println!("Rejected {}: nothing was sent; staff are told why.", a.id)
+            })
+            .await?;
         }
     }
     Ok(())

@@ -15,14 +15,14 @@ mod totp;
 mod users;
 
 use crate::api::components::SetComponent;
-use crate::api::deliveries::Status;
+use crate::api::deliveries::{Requeued, Status};
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
 use crate::api::intake::IntakeReply;
 use crate::api::notices::NewNotice;
 use crate::api::preview::PreviewBody;
 use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
-use crate::domain::{IncidentKind, Locale};
+use crate::domain::{IncidentKind, Locale, Notice};
 use crate::server::{self, Server, TokenSource};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use client::{Body, CliError, Client};
@@ -367,19 +367,12 @@ enum IncidentCmd {
         /// How badly users are affected: none, minor, major or critical.
         #[arg(long)]
         impact: String,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
         /// Affected component (repeatable), e.g. --component Check-in --component "Mobile app".
         #[arg(long = "component")]
         components: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
         /// Keep it as a draft: not public, notifies nobody, until `incident publish`.
         #[arg(long)]
         draft: bool,
@@ -405,9 +398,8 @@ enum IncidentCmd {
         /// up to 7d), or `none` for no reminder. Default: the server's `maintenance.remind_before`.
         #[arg(long, requires = "scheduled_for")]
         remind_before: Option<String>,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -423,17 +415,10 @@ enum IncidentCmd {
         /// e.g. --title sv:"Incheckningen är försenad". The main title and other languages stay.
         #[arg(long)]
         title: Vec<String>,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h (without it, or --next-update-at,
         /// the standing promise is kept).
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
         /// Change the impact: none, minor, major or critical.
         #[arg(long)]
         impact: Option<String>,
@@ -452,9 +437,8 @@ enum IncidentCmd {
         /// When this update resolves: leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -463,19 +447,11 @@ enum IncidentCmd {
     Resolve {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
-        /// Language of texts without a language prefix, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
         /// Leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -483,19 +459,11 @@ enum IncidentCmd {
     Reopen {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -678,15 +646,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         tracing::info!("{}", server.summary(&config.data_dir)?);
         server.run(shutdown).await
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(4);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -695,6 +657,14 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The async runtime from `builder`, or exit 4 with the reason.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(4)
+    })
 }
 
 /// Keeps the server's memory flat during big fan-outs: glibc malloc gives each thread that
@@ -1005,15 +975,9 @@ fn client_main(cli: Cli) -> ExitCode {
             };
         }
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(4);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run_client(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -1205,15 +1169,10 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
         }
         NoticeCmd::Remove { id } => {
             let path = format!("/api/v1/notices/{}", enc(&id));
-            let (v, n) = c
-                .call_as::<crate::domain::Notice>(Method::DELETE, &path, None)
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!("Removed notice {}", n.id);
-            }
-            Ok(())
+            shown_as(c, Method::DELETE, &path, None, json_out, |n: Notice| {
+                println!("Removed notice {}", n.id)
+            })
+            .await
         }
     }
 }
@@ -1270,15 +1229,10 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
     match a.args.as_slice() {
         [cmd, id] if cmd == "retry" => {
             let path = format!("/api/v1/incidents/{}/deliveries/retry", enc(id));
-            let (v, r) = c
-                .call_as::<crate::api::deliveries::Requeued>(Method::POST, &path, None)
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!("Requeued {} dead deliveries.", r.requeued);
-            }
-            Ok(())
+            shown_as(c, Method::POST, &path, None, json_out, |r: Requeued| {
+                println!("Requeued {} dead deliveries.", r.requeued)
+            })
+            .await
         }
         [id] => {
             let path = format!("/api/v1/incidents/{}/deliveries", enc(id));
@@ -1359,10 +1313,8 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         IncidentCmd::Open {
             title,
             impact,
-            message,
             components,
             next_update,
-            locale,
             draft,
             maintenance,
             next_update_at,
@@ -1370,11 +1322,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             scheduled_for,
             scheduled_until,
             remind_before,
-            message_file,
+            text,
             glass,
         } => {
             let (main, titles) = texts::title_fields(&title, true)?;
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let kind = match maintenance || scheduled_for.is_some() {
                 true => IncidentKind::Maintenance,
                 false => IncidentKind::Incident,
@@ -1417,19 +1369,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             id,
             status,
             title,
-            message,
             next_update,
-            locale,
             impact,
             draft,
             next_update_at,
             no_next_update,
             keep_components,
-            message_file,
+            text,
             glass,
         } => {
             let (_, titles) = texts::title_fields(&title, false)?;
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let req = PostUpdate {
                 status: Some(status),
                 titles: locale_map(titles),
@@ -1450,13 +1400,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         }
         IncidentCmd::Resolve {
             id,
-            message,
-            locale,
             keep_components,
-            message_file,
+            text,
             glass,
         } => {
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let req = Transition {
                 message: text.message,
                 locale: text.locale,
@@ -1470,13 +1418,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         }
         IncidentCmd::Reopen {
             id,
-            message,
             next_update,
-            locale,
-            message_file,
+            text,
             glass,
         } => {
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let req = Transition {
                 next_update,
                 message: text.message,
@@ -1507,14 +1453,16 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             output::incident_list(&v, &items, json_out);
         }
         IncidentCmd::Show { id } => {
-            let v = c
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/incidents/{}", enc(&id)),
-                    None,
-                )
-                .await?;
-            output::incident_detail(&v, json_out);
+            let path = format!("/api/v1/incidents/{}", enc(&id));
+            shown(
+                c,
+                Method::GET,
+                &path,
+                None,
+                json_out,
+                output::incident_detail,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -1523,23 +1471,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
 async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), CliError> {
     match cmd {
         ComponentCmd::List => {
-            let v = c.call(Method::GET, "/api/v1/components", None).await?;
-            output::component_list(&v, json_out);
+            let path = "/api/v1/components";
+            shown(c, Method::GET, path, None, json_out, output::component_list).await?;
         }
         ComponentCmd::Set {
             name,
             status,
             group,
         } => {
-            let body = Body::json(&SetComponent { status, group })?;
-            let v = c
-                .call(
-                    Method::PUT,
-                    &format!("/api/v1/components/{}", enc(&name)),
-                    Some(body),
-                )
-                .await?;
-            output::component_set(&v, json_out);
+            let body = Some(Body::json(&SetComponent { status, group })?);
+            let path = format!("/api/v1/components/{}", enc(&name));
+            shown(c, Method::PUT, &path, body, json_out, output::component_set).await?;
         }
     }
     Ok(())
@@ -1553,16 +1495,22 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             locale,
             components,
         } => {
-            let body = Body::json(&AddSubscriber {
+            let body = Some(Body::json(&AddSubscriber {
                 email,
                 phone,
                 locale,
                 components,
-            })?;
-            let v = c
-                .call(Method::POST, "/api/v1/subscribers", Some(body))
-                .await?;
-            output::subscriber_added(&v, json_out);
+            })?);
+            let path = "/api/v1/subscribers";
+            shown(
+                c,
+                Method::POST,
+                path,
+                body,
+                json_out,
+                output::subscriber_added,
+            )
+            .await?;
         }
         SubscribersCmd::Import { file } => {
             let bytes = std::fs::read(&file)
@@ -1607,27 +1555,50 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             } else {
                 None
             };
-            let body = Body::json(&ChangeSubscriber { locale, components })?;
-            let v = c
-                .call(
-                    Method::PATCH,
-                    &format!("/api/v1/subscribers/{}", enc(&key)),
-                    Some(body),
-                )
-                .await?;
-            output::subscriber_changed(&v, json_out);
+            let body = Some(Body::json(&ChangeSubscriber { locale, components })?);
+            let path = format!("/api/v1/subscribers/{}", enc(&key));
+            let show = output::subscriber_changed;
+            shown(c, Method::PATCH, &path, body, json_out, show).await?;
         }
         SubscribersCmd::Remove { key } => {
-            let v = c
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/subscribers/{}", enc(&key)),
-                    None,
-                )
-                .await?;
-            output::subscriber_removed(&v, json_out);
+            let path = format!("/api/v1/subscribers/{}", enc(&key));
+            let show = output::subscriber_removed;
+            shown(c, Method::DELETE, &path, None, json_out, show).await?;
         }
     }
+    Ok(())
+}
+
+/// One request whose answer, read as the API's type `T`, `human` prints; with `--json` the
+/// answer as it came.
+async fn shown_as<T: serde::de::DeserializeOwned>(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Body>,
+    json_out: bool,
+    human: impl FnOnce(T),
+) -> Result<(), CliError> {
+    let (v, t) = c.call_as::<T>(method, path, body).await?;
+    if json_out {
+        output::print_json(&v);
+    } else {
+        human(t);
+    }
+    Ok(())
+}
+
+/// One request whose answer `show` prints (as a table or line, or as JSON with `--json`).
+async fn shown(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Body>,
+    json_out: bool,
+    show: fn(&Value, bool),
+) -> Result<(), CliError> {
+    let v = c.call(method, path, body).await?;
+    show(&v, json_out);
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! names the same server, so a token is never sent to a server it was not made by.
 
 use super::client::{Body, CliError, Client};
-use super::{enc, output};
+use super::{enc, output, shown_as};
 use crate::api::users::{
     AuditCheck, AuditPage, ChangePassword, ChangeUser, CreateToken, CreateUser, CreatedUser, Login,
     NewToken, ResetPassword,
@@ -366,6 +366,14 @@ fn role_arg(role: &str) -> Result<Role, CliError> {
     Role::parse(role).map_err(|e| CliError::Usage(format!("{e}; nothing was changed")))
 }
 
+/// The change that disables (or enables) a user.
+fn switched(disabled: bool) -> ChangeUser {
+    ChangeUser {
+        disabled: Some(disabled),
+        ..ChangeUser::default()
+    }
+}
+
 fn user_rows(list: &[User]) {
     let rows = list
         .iter()
@@ -384,14 +392,8 @@ fn user_rows(list: &[User]) {
 /// `crier users …`.
 pub async fn users(c: &Client, cmd: UsersCmd, json_out: bool) -> Result<(), CliError> {
     let user_path = |n: &str| format!("/api/v1/users/{}", enc(n));
-    let change = |name: &str, req: ChangeUser| {
-        let path = user_path(name);
-        async move {
-            c.call_as::<User>(Method::PATCH, &path, Some(Body::json(&req)?))
-                .await
-        }
-    };
-    let (v, user) = match cmd {
+    let row = |u: User| user_rows(std::slice::from_ref(&u));
+    let (path, req) = match cmd {
         UsersCmd::Add {
             name,
             role,
@@ -399,106 +401,65 @@ pub async fn users(c: &Client, cmd: UsersCmd, json_out: bool) -> Result<(), CliE
             email,
             phone,
         } => {
-            let req = CreateUser {
+            let req = Some(Body::json(&CreateUser {
                 name,
                 role: role_arg(&role)?,
                 display_name,
                 email,
                 phone,
                 password: None,
-            };
-            let (v, made) = c
-                .call_as::<CreatedUser>(Method::POST, "/api/v1/users", Some(Body::json(&req)?))
-                .await?;
-            if !json_out {
+            })?);
+            return shown_as(c, Method::POST, "/api/v1/users", req, json_out, |made: CreatedUser| {
                 println!(
                     "Added {} as {}.\nInitial password (shown once; they change it with `crier password`):\n{}",
                     made.user.name,
                     made.user.role,
                     made.password.as_deref().unwrap_or("-")
-                );
-                return Ok(());
-            }
-            output::print_json(&v);
-            return Ok(());
+                )
+            })
+            .await;
         }
         UsersCmd::List => {
-            let (v, list) = c
-                .call_as::<Vec<User>>(Method::GET, "/api/v1/users", None)
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                user_rows(&list);
-            }
-            return Ok(());
-        }
-        UsersCmd::SetRole { name, role } => {
-            let role = Some(role_arg(&role)?);
-            change(
-                &name,
-                ChangeUser {
-                    role,
-                    ..ChangeUser::default()
-                },
-            )
-            .await?
-        }
-        UsersCmd::Disable { name } => {
-            let disabled = Some(true);
-            change(
-                &name,
-                ChangeUser {
-                    disabled,
-                    ..ChangeUser::default()
-                },
-            )
-            .await?
-        }
-        UsersCmd::Enable { name } => {
-            let disabled = Some(false);
-            change(
-                &name,
-                ChangeUser {
-                    disabled,
-                    ..ChangeUser::default()
-                },
-            )
-            .await?
+            let list = |l: Vec<User>| user_rows(&l);
+            return shown_as(c, Method::GET, "/api/v1/users", None, json_out, list).await;
         }
         UsersCmd::Remove { name } => {
-            let (v, removed) = c
-                .call_as::<User>(Method::DELETE, &user_path(&name), None)
-                .await?;
-            if !json_out {
-                println!("Removed {}; their tokens are revoked.", removed.name);
-                return Ok(());
-            }
-            output::print_json(&v);
-            return Ok(());
+            let path = user_path(&name);
+            return shown_as(c, Method::DELETE, &path, None, json_out, |u: User| {
+                println!("Removed {}; their tokens are revoked.", u.name)
+            })
+            .await;
         }
         UsersCmd::ResetPassword { name } => {
             let path = format!("{}/password", user_path(&name));
-            let (v, reset) = c
-                .call_as::<ResetPassword>(Method::POST, &path, None)
-                .await?;
-            if !json_out {
-                println!(
-                    "New password for {name} (shown once; {} token(s) revoked):\n{}",
-                    reset.revoked_tokens, reset.password
-                );
-                return Ok(());
-            }
-            output::print_json(&v);
-            return Ok(());
+            return shown_as(
+                c,
+                Method::POST,
+                &path,
+                None,
+                json_out,
+                |r: ResetPassword| {
+                    println!(
+                        "New password for {name} (shown once; {} token(s) revoked):\n{}",
+                        r.revoked_tokens, r.password
+                    )
+                },
+            )
+            .await;
         }
+        UsersCmd::SetRole { name, role } => {
+            let role = Some(role_arg(&role)?);
+            let req = ChangeUser {
+                role,
+                ..ChangeUser::default()
+            };
+            (user_path(&name), req)
+        }
+        UsersCmd::Disable { name } => (user_path(&name), switched(true)),
+        UsersCmd::Enable { name } => (user_path(&name), switched(false)),
     };
-    if json_out {
-        output::print_json(&v);
-    } else {
-        user_rows(std::slice::from_ref(&user));
-    }
-    Ok(())
+    let body = Some(Body::json(&req)?);
+    shown_as(c, Method::PATCH, &path, body, json_out, row).await
 }
 
 /// `crier tokens …`.
@@ -509,79 +470,84 @@ pub async fn tokens(c: &Client, cmd: TokensCmd, json_out: bool) -> Result<(), Cl
             role,
             expires,
         } => {
-            let req = CreateToken {
+            let req = Some(Body::json(&CreateToken {
                 name,
                 role: role.as_deref().map(role_arg).transpose()?,
                 expires,
-            };
-            let (v, made) = c
-                .call_as::<NewToken>(Method::POST, "/api/v1/tokens", Some(Body::json(&req)?))
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                let t = &made.record;
-                println!(
-                    "Token {} \"{}\" ({}, expires {}). The secret is shown once:\n{}",
-                    t.id,
-                    t.name,
-                    t.role,
-                    short_time(t.expires_at),
-                    made.token
-                );
-            }
+            })?);
+            shown_as(
+                c,
+                Method::POST,
+                "/api/v1/tokens",
+                req,
+                json_out,
+                |made: NewToken| {
+                    let t = &made.record;
+                    println!(
+                        "Token {} \"{}\" ({}, expires {}). The secret is shown once:\n{}",
+                        t.id,
+                        t.name,
+                        t.role,
+                        short_time(t.expires_at),
+                        made.token
+                    );
+                },
+            )
+            .await
         }
         TokensCmd::List => {
-            let (v, list) = c
-                .call_as::<Vec<ApiToken>>(Method::GET, "/api/v1/tokens", None)
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                let rows = list
-                    .iter()
-                    .map(|t| {
-                        vec![
-                            t.id.to_string(),
-                            t.owner.to_string(),
-                            t.role.to_string(),
-                            if t.revoked_at.is_some() {
-                                "revoked"
-                            } else {
-                                "live"
-                            }
-                            .into(),
-                            short_time(t.expires_at),
-                            short_time(t.last_used_at),
-                            t.name.clone(),
-                        ]
-                    })
-                    .collect();
-                output::table(
-                    &[
-                        "ID",
-                        "OWNER",
-                        "ROLE",
-                        "STATE",
-                        "EXPIRES",
-                        "LAST USED",
-                        "NAME",
-                    ],
-                    rows,
-                );
-            }
+            shown_as(
+                c,
+                Method::GET,
+                "/api/v1/tokens",
+                None,
+                json_out,
+                |list: Vec<ApiToken>| token_rows(&list),
+            )
+            .await
         }
         TokensCmd::Revoke { id } => {
             let path = format!("/api/v1/tokens/{}", enc(&id));
-            let (v, t) = c.call_as::<ApiToken>(Method::DELETE, &path, None).await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!("Revoked token {} \"{}\".", t.id, t.name);
-            }
+            shown_as(c, Method::DELETE, &path, None, json_out, |t: ApiToken| {
+                println!("Revoked token {} \"{}\".", t.id, t.name)
+            })
+            .await
         }
     }
-    Ok(())
+}
+
+fn token_rows(list: &[ApiToken]) {
+    let rows = list
+        .iter()
+        .map(|t| {
+            let state = if t.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "live"
+            };
+            vec![
+                t.id.to_string(),
+                t.owner.to_string(),
+                t.role.to_string(),
+                state.into(),
+                short_time(t.expires_at),
+                short_time(t.last_used_at),
+                t.name.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "ID",
+            "OWNER",
+            "ROLE",
+            "STATE",
+            "EXPIRES",
+            "LAST USED",
+            "NAME",
+        ],
+        rows,
+    );
 }
 
 /// `crier audit` (listing; `verify` is [`verify`]).

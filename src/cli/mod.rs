@@ -79,6 +79,11 @@ pub struct Cli {
     json: bool,
     #[command(subcommand)]
     command: Command,
+    /// The CLI's one clock, read wherever it needs "now" (offline previews, fire times, the
+    /// static export, credential checks, the wait before a delivery's next attempt): the
+    /// system's wall clock, built once when the arguments are read.
+    #[arg(skip = crate::dispatch::Clock::wall())]
+    clock: crate::dispatch::Clock,
 }
 
 #[derive(Subcommand, Debug)]
@@ -779,7 +784,7 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
         },
         Some(&given),
         // Offline, on the operator's machine: the sample's time is this machine's own clock.
-        chrono::Utc::now(),
+        cli.clock.now(),
     )
     .map_err(|e| CliError::Rejected(e.to_string()))?;
     if cli.json {
@@ -797,6 +802,7 @@ fn notice_next(
     after: Option<&str>,
     count: usize,
     json_out: bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), CliError> {
     let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
         CliError::Usage(format!(
@@ -813,7 +819,7 @@ fn notice_next(
                 ))
             })?
             .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
+        None => now,
     };
     if !(1..=1000).contains(&count) {
         return Err(CliError::Usage("--count must be 1 to 1000".into()));
@@ -839,7 +845,11 @@ fn notice_next(
 }
 
 /// `crier export-static DIR`: offline, from the store in --data.
-fn export_static(data: Option<&std::path::Path>, a: &ExportStaticArgs) -> Result<usize, CliError> {
+fn export_static(
+    data: Option<&std::path::Path>,
+    a: &ExportStaticArgs,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, CliError> {
     let config = Config::load(&Overrides {
         data_dir: data.map(std::path::Path::to_path_buf),
         config_file: a.config.clone(),
@@ -861,7 +871,7 @@ fn export_static(data: Option<&std::path::Path>, a: &ExportStaticArgs) -> Result
             store: &store,
             settings: &config.render,
             public: &config.public,
-            now: chrono::Utc::now(),
+            now,
         };
         crate::web::export::export(&a.dir, &source)
             .map_err(|e| CliError::Unavailable(e.to_string()))
@@ -899,7 +909,7 @@ fn channels_check(
             )))
         }
     };
-    let checks = match rt.block_on(check::check_channels(&dir, name)) {
+    let checks = match rt.block_on(check::check_channels(&dir, name, cli.clock)) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -932,7 +942,8 @@ fn client_main(cli: Cli) -> ExitCode {
         count,
     }) = &cli.command
     {
-        return match notice_next(cron, tz, after.as_deref(), *count, cli.json) {
+        let now = cli.clock.now();
+        return match notice_next(cron, tz, after.as_deref(), *count, cli.json, now) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -950,7 +961,7 @@ fn client_main(cli: Cli) -> ExitCode {
         };
     }
     if let Command::ExportStatic(a) = &cli.command {
-        return match export_static(cli.data.as_deref(), a) {
+        return match export_static(cli.data.as_deref(), a, cli.clock.now()) {
             Ok(n) => {
                 println!("wrote {n} changed files to {}", a.dir.display());
                 ExitCode::SUCCESS
@@ -1082,13 +1093,13 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         }
     }
     let client = Client::new(&cli.url, Some(token(&cli)?))?;
-    let json_out = cli.json;
+    let (json_out, clock) = (cli.json, cli.clock);
     match cli.command {
         Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
         Command::Incident(cmd) => incident(&client, cmd, json_out).await,
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
-        Command::Deliveries(a) => deliveries(&client, a, json_out).await,
+        Command::Deliveries(a) => deliveries(&client, a, json_out, clock).await,
         Command::Notice(NoticeCmd::Next { .. })
         | Command::Channels(_)
         | Command::Restore(_)
@@ -1222,7 +1233,12 @@ async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliEr
     Ok(())
 }
 
-async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(), CliError> {
+async fn deliveries(
+    c: &Client,
+    a: DeliveriesArgs,
+    json_out: bool,
+    clock: crate::dispatch::Clock,
+) -> Result<(), CliError> {
     let usage = || {
         CliError::Usage("usage: crier deliveries ID [--follow] | crier deliveries retry ID".into())
     };
@@ -1238,7 +1254,7 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
             let path = format!("/api/v1/incidents/{}/deliveries", enc(id));
             if !a.follow {
                 let (v, st) = c.call_as(Method::GET, &path, None).await?;
-                output::delivery_status(&v, &st, json_out);
+                output::delivery_status(&v, &st, json_out, clock.now());
                 return Ok(());
             }
             let mut bars = output::DeliveryBars::new(json_out);
@@ -1247,7 +1263,7 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
                 let (v, st): (_, Status) = c.call_as(Method::GET, &path, None).await?;
                 bars.update(&st);
                 if st.complete {
-                    bars.finish(&v, &st);
+                    bars.finish(&v, &st, clock.now());
                     return Ok(());
                 }
                 // Every poll makes the server count all of the incident's deliveries: with a

@@ -401,7 +401,8 @@ fn counts_line(c: &ChannelCounts) -> String {
     parts.join(" · ")
 }
 
-fn print_failures(failures: &[Failure]) {
+/// The failures, each with its next attempt and the wait until it from `now`.
+fn print_failures(failures: &[Failure], now: DateTime<Utc>) {
     if failures.is_empty() {
         return;
     }
@@ -410,7 +411,7 @@ fn print_failures(failures: &[Failure]) {
         let next = f
             .next_attempt_at
             .map(|t| {
-                let wait = (t - chrono::Utc::now()).num_seconds().max(0);
+                let wait = (t - now).num_seconds().max(0);
                 format!(
                     "; next attempt {} (in {}m {:02}s)",
                     t.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -432,7 +433,7 @@ fn print_failures(failures: &[Failure]) {
 
 /// One status table: `v` as the server sent it (for `--json`), `st` the same read as the API's
 /// [`Status`].
-pub fn delivery_status(v: &Value, st: &Status, json: bool) {
+pub fn delivery_status(v: &Value, st: &Status, json: bool, now: DateTime<Utc>) {
     if json {
         return print_json(v);
     }
@@ -446,7 +447,7 @@ pub fn delivery_status(v: &Value, st: &Status, json: bool) {
         .map(|(name, c)| vec![name.clone(), c.total.to_string(), counts_line(c)])
         .collect();
     table(&["CHANNEL", "TOTAL", "STATE"], rows);
-    print_failures(&st.failures);
+    print_failures(&st.failures, now);
 }
 
 /// Progress bars per channel for `deliveries --follow`.
@@ -486,7 +487,7 @@ impl DeliveryBars {
         }
     }
 
-    pub fn finish(self, v: &Value, st: &Status) {
+    pub fn finish(self, v: &Value, st: &Status, now: DateTime<Utc>) {
         if self.json {
             return print_json(v);
         }
@@ -496,9 +497,9 @@ impl DeliveryBars {
         // Progress bars are only drawn on a terminal; elsewhere (scripts, logs) print the
         // final table instead.
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            print_failures(&st.failures);
+            print_failures(&st.failures, now);
         } else {
-            delivery_status(v, st, false);
+            delivery_status(v, st, false, now);
         }
     }
 }

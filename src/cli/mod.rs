@@ -1488,7 +1488,7 @@ async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), 
     match cmd {
         ComponentCmd::List => {
             let path = "/api/v1/components";
-            shown(c, Method::GET, path, None, json_out, output::component_list).await?;
+            shown_as(c, Method::GET, path, None, json_out, output::component_list).await?;
         }
         ComponentCmd::Set {
             name,
@@ -1497,7 +1497,7 @@ async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), 
         } => {
             let body = Some(Body::json(&SetComponent { status, group })?);
             let path = format!("/api/v1/components/{}", enc(&name));
-            shown(c, Method::PUT, &path, body, json_out, output::component_set).await?;
+            shown_as(c, Method::PUT, &path, body, json_out, output::component_set).await?;
         }
     }
     Ok(())
@@ -1518,7 +1518,7 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
                 components,
             })?);
             let path = "/api/v1/subscribers";
-            shown(
+            shown_as(
                 c,
                 Method::POST,
                 path,
@@ -1574,12 +1574,12 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             let body = Some(Body::json(&ChangeSubscriber { locale, components })?);
             let path = format!("/api/v1/subscribers/{}", enc(&key));
             let show = output::subscriber_changed;
-            shown(c, Method::PATCH, &path, body, json_out, show).await?;
+            shown_as(c, Method::PATCH, &path, body, json_out, show).await?;
         }
         SubscribersCmd::Remove { key } => {
             let path = format!("/api/v1/subscribers/{}", enc(&key));
             let show = output::subscriber_removed;
-            shown(c, Method::DELETE, &path, None, json_out, show).await?;
+            shown_as(c, Method::DELETE, &path, None, json_out, show).await?;
         }
     }
     Ok(())

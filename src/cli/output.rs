@@ -5,7 +5,7 @@ use crate::api::deliveries::{ChannelCounts, Failure, Status};
 use crate::api::incidents::IncidentView;
 use crate::api::intake::IntakeReply;
 use crate::api::subscribers::{ImportReport, SubscriberView};
-use crate::domain::DeliveryState;
+use crate::domain::{Component, DeliveryState};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -265,68 +265,40 @@ pub fn incident_detail(v: &Value, json: bool) {
     }
 }
 
-pub fn component_list(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    let items = v.as_array().cloned().unwrap_or_default();
+/// The components (`shown_as` prints `--json` as it came).
+pub fn component_list(items: Vec<Component>) {
     if items.is_empty() {
         println!("No components. Add one with `crier component set NAME operational`.");
         return;
     }
     let rows = items
-        .iter()
+        .into_iter()
         .map(|c| {
             vec![
-                s(c, "name").to_owned(),
-                s(c, "status").to_owned(),
-                c.get("group")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_owned(),
+                c.name.to_string(),
+                c.status.as_str().to_owned(),
+                c.group.unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     table(&["NAME", "STATUS", "GROUP"], rows);
 }
 
-pub fn component_set(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("{} is now {}", s(v, "name"), s(v, "status"));
+pub fn component_set(c: Component) {
+    println!("{} is now {}", c.name, c.status.as_str());
 }
 
-fn contact(v: &Value) -> &str {
-    let e = s(v, "email");
-    if e.is_empty() {
-        s(v, "phone")
-    } else {
-        e
-    }
+pub fn subscriber_added(x: SubscriberView) {
+    println!("Subscribed {} ({})", x.contact.address(), x.id);
 }
 
-pub fn subscriber_added(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("Subscribed {} ({})", contact(v), s(v, "id"));
-}
-
-pub fn subscriber_changed(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    let comps: Vec<&str> = v
-        .get("components")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+pub fn subscriber_changed(x: SubscriberView) {
+    let comps: Vec<&str> = x.components.iter().map(|c| c.as_str()).collect();
     println!(
         "Changed {} ({}): locale {}, components {}",
-        contact(v),
-        s(v, "id"),
-        s(v, "locale"),
+        x.contact.address(),
+        x.id,
+        x.locale.as_str(),
         if comps.is_empty() {
             "all".to_owned()
         } else {
@@ -335,11 +307,8 @@ pub fn subscriber_changed(v: &Value, json: bool) {
     );
 }
 
-pub fn subscriber_removed(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("Removed {} ({})", contact(v), s(v, "id"));
+pub fn subscriber_removed(x: SubscriberView) {
+    println!("Removed {} ({})", x.contact.address(), x.id);
 }
 
 pub fn subscriber_list(v: &Value, items: &[SubscriberView], json: bool) {

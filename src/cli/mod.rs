@@ -18,7 +18,7 @@ use crate::api::components::SetComponent;
 use crate::api::deliveries::{Requeued, Status};
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
 use crate::api::intake::IntakeReply;
-use crate::api::notices::NewNotice;
+use crate::api::notices::{NewNotice, NoticeView};
 use crate::api::preview::PreviewBody;
 use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
@@ -1168,15 +1168,28 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
                 from,
                 until,
             })?;
-            let v = c.call(Method::POST, "/api/v1/notices", Some(body)).await?;
-            output::notices(&[v], json_out, true);
-            Ok(())
+            let path = "/api/v1/notices";
+            shown_as(
+                c,
+                Method::POST,
+                path,
+                Some(body),
+                json_out,
+                |n: NoticeView| output::notices(&[n], true),
+            )
+            .await
         }
         NoticeCmd::List => {
-            let v = c.call(Method::GET, "/api/v1/notices", None).await?;
-            let list = v.as_array().cloned().unwrap_or_default();
-            output::notices(&list, json_out, false);
-            Ok(())
+            let path = "/api/v1/notices";
+            shown_as(
+                c,
+                Method::GET,
+                path,
+                None,
+                json_out,
+                |l: Vec<NoticeView>| output::notices(&l, false),
+            )
+            .await
         }
         NoticeCmd::Remove { id } => {
             let path = format!("/api/v1/notices/{}", enc(&id));

@@ -4,6 +4,7 @@
 use crate::api::deliveries::{ChannelCounts, Failure, Status};
 use crate::api::incidents::IncidentView;
 use crate::api::intake::IntakeReply;
+use crate::api::notices::NoticeView;
 use crate::api::subscribers::{ImportReport, SubscriberView};
 use crate::domain::{Component, DeliveryState};
 use chrono::{DateTime, Utc};
@@ -473,43 +474,32 @@ impl DeliveryBars {
     }
 }
 
-/// Notices with their next fire times, local and UTC.
-pub fn notices(list: &[Value], json: bool, added: bool) {
-    if json {
-        if added {
-            if let Some(v) = list.first() {
-                return print_json(v);
-            }
-        }
-        return print_json(&Value::Array(list.to_vec()));
-    }
+/// Notices with their next fire times, local and UTC (`shown_as` prints `--json` as it came).
+pub fn notices(list: &[NoticeView], added: bool) {
     if list.is_empty() {
         println!("No notices. Add one with `crier notice add --cron ... --tz ... --message ... --channel ...`.");
         return;
     }
     for v in list {
+        let n = &v.notice;
         println!(
             "{}{}  \"{}\"  {} ({})  → {}",
             if added { "Added notice " } else { "" },
-            s(v, "id"),
-            s(v, "cron"),
-            s(v, "subject"),
-            s(v, "tz"),
-            v["channels"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            n.id,
+            n.cron,
+            n.subject,
+            n.tz,
+            n.channels.join(", ")
         );
-        let next = v["next"].as_array().cloned().unwrap_or_default();
-        if next.is_empty() {
+        if v.next.is_empty() {
             println!("  (no upcoming firing)");
         }
-        for f in next {
-            println!("  {}   {}", s(&f, "local"), s(&f, "utc"));
+        for f in &v.next {
+            println!(
+                "  {}   {}",
+                f.local,
+                f.utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            );
         }
     }
 }

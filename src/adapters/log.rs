@@ -116,15 +116,9 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    /// `sent_at` is the injected clock's, not the wall clock's: an anchored clock in 2001
-    /// writes 2001.
-    #[test]
-    fn sent_at_is_read_on_the_injected_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let start = chrono::Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
-        let a = LogAdapter::open(dir.path(), "ops", Clock::starting_at(start)).unwrap();
-        let msg = OutMessage {
-            idempotency_key: "k1".into(),
+    fn msg(key: &str) -> OutMessage {
+        OutMessage {
+            idempotency_key: key.into(),
             recipient: Recipient::Endpoint,
             locale: "en".into(),
             subject: None,
@@ -133,7 +127,17 @@ mod tests {
             unsubscribe_url: None,
             document: None,
             thread: None,
-        };
+        }
+    }
+
+    /// `sent_at` is the injected clock's, not the wall clock's: an anchored clock in 2001
+    /// writes 2001.
+    #[test]
+    fn sent_at_is_read_on_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = chrono::Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
+        let a = LogAdapter::open(dir.path(), "ops", Clock::starting_at(start)).unwrap();
+        let msg = msg("k1");
         assert!(matches!(a.send(&msg), Outcome::Delivered { .. }));
         let line = std::fs::read_to_string(dir.path().join("ops.jsonl")).unwrap();
         let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
@@ -176,17 +180,7 @@ mod tests {
         };
         let start = chrono::Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
         let a = super::super::Adapter::build(&ch, dir.path(), Clock::starting_at(start)).unwrap();
-        let msg = OutMessage {
-            idempotency_key: "k2".into(),
-            recipient: Recipient::Endpoint,
-            locale: "en".into(),
-            subject: None,
-            text: "Delays".into(),
-            html: None,
-            unsubscribe_url: None,
-            document: None,
-            thread: None,
-        };
+        let msg = msg("k2");
         assert!(matches!(a.send(&msg).await, Outcome::Delivered { .. }));
         let line = std::fs::read_to_string(dir.path().join("outbox/ops.jsonl")).unwrap();
         assert!(line.contains("\"sent_at\":\"2001-02-03T04:05:"), "{line}");

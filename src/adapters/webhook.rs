@@ -314,12 +314,8 @@ mod tests {
     #[tokio::test]
     async fn the_signature_timestamp_is_read_on_the_injected_clock() {
         use chrono::TimeZone;
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(204))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server =
+            super::super::http::testing::server_once("POST", ResponseTemplate::new(204)).await;
         let start = Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
         let adapter = adapter_at(&server, "/hooks/crier")
             .with_clock(crate::dispatch::Clock::starting_at(start));

@@ -132,8 +132,9 @@ impl BlueskyAdapter {
             reply.status,
             &reply.headers,
             &reply.body,
-            // The wall clock on purpose: the reset header is Bluesky's own instant.
-            Utc::now(),
+            // The reset header is Bluesky's own instant, measured against the injected clock
+            // (the wall clock in production).
+            http.now(),
         ))
     }
 
@@ -196,9 +197,9 @@ impl Provider for BlueskyAdapter {
                 s
             }
         };
-        // The wall clock on purpose: the record's `createdAt` is ordered by Bluesky against
-        // real time.
-        let body = Self::record_body(msg, &session.did, Utc::now()).map_err(Outcome::rejected)?;
+        // The injected clock (the wall clock in production): the record's `createdAt` is
+        // ordered by Bluesky against real time.
+        let body = Self::record_body(msg, &session.did, http.now()).map_err(Outcome::rejected)?;
         Ok(http
             .client
             .post(self.xrpc("com.atproto.repo.createRecord"))

@@ -133,7 +133,7 @@ pub struct EmailConfig {
     /// SMTP AUTH user, if the relay needs AUTH.
     pub username: Option<String>,
     /// SMTP AUTH password. Never printed.
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     /// `From` mailbox, e.g. `Crier <alerts@status.example>`.
     pub from: String,
     /// Optional `Reply-To` mailbox.
@@ -589,7 +589,10 @@ impl EmailAdapter {
             TlsMode::Tls => Secure::Wrapper(tls_parameters(&config)?),
         };
         let credentials = match (&config.username, &config.password) {
-            (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.clone())),
+            (Some(user), Some(pass)) => Some(Credentials::new(
+                user.clone(),
+                pass.expose_secret().to_owned(),
+            )),
             _ => None,
         };
         let pool = Arc::new(Pool {
@@ -737,37 +740,33 @@ fn declare(table: toml::Table, r: &mut Resolve<'_>) -> Result<Option<Settings>, 
         TlsMode::Starttls => 587,
     });
     Ok(Some(Settings::new(EmailSettings {
-        host,
-        port,
-        tls,
-        username,
-        password: password.map(SecretString::from),
-        from,
-        domain,
+        config: EmailConfig {
+            port,
+            username,
+            password: password.map(SecretString::from),
+            ..EmailConfig::new(host, tls, from, domain)
+        },
         ca_file: f.ca_file,
     })))
 }
 
-/// An email channel's settings; the transport is built from them when the server starts.
+/// An email channel's settings: the adapter's [`EmailConfig`] but for what comes from the
+/// channel's limits (timeout, connections) and the CA file's contents, read when the server
+/// starts.
 #[derive(Clone)]
 pub struct EmailSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub username: Option<String>,
-    pub password: Option<SecretString>,
-    pub from: String,
-    pub domain: String,
+    pub config: EmailConfig,
     /// Extra trusted root certificate(s) (PEM) for a relay with a private CA.
     pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for EmailSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
         write!(
             f,
             "Email {{ host: {}, port: {}, tls: {:?}, from: {}, credentials: *** }}",
-            self.host, self.port, self.tls, self.from
+            c.host, c.port, c.tls, c.from
         )
     }
 }
@@ -782,17 +781,10 @@ impl KindSettings for EmailSettings {
             None => None,
         };
         let config = EmailConfig {
-            host: self.host.clone(),
-            port: self.port,
-            tls: self.tls,
-            username: self.username.clone(),
-            password: self.password.as_ref().map(|p| p.expose_secret().to_owned()),
-            from: self.from.clone(),
-            reply_to: None,
-            domain: self.domain.clone(),
             timeout: s.channel.send_timeout,
             ca_pem,
             connections: s.channel.concurrency,
+            ..self.config.clone()
         };
         EmailAdapter::new(config)
             .map(|a| Box::new(a) as Box<dyn Deliver>)
@@ -1140,27 +1132,23 @@ mod tests {
             "{data}"
         );
 
-        // 450 on RCPT: transient.
-        let (port, _) = fake_smtp("450 4.2.1 Mailbox busy\r\n").await;
-        let out = EmailAdapter::new(local_config(port))
-            .unwrap()
-            .send(&mail(None, None, "s"))
-            .await;
-        assert!(
-            matches!(&out, Outcome::Retry { reason, .. } if reason.contains("450")),
-            "{out:?}"
-        );
-
-        // 550 on RCPT: permanent.
-        let (port, _) = fake_smtp("550 5.1.1 No such user\r\n").await;
-        let out = EmailAdapter::new(local_config(port))
-            .unwrap()
-            .send(&mail(None, None, "s"))
-            .await;
-        assert!(
-            matches!(&out, Outcome::Rejected { reason } if reason.contains("550")),
-            "{out:?}"
-        );
+        // 450 on RCPT: transient; 550: permanent.
+        for (reply, code, permanent) in [
+            ("450 4.2.1 Mailbox busy\r\n", "450", false),
+            ("550 5.1.1 No such user\r\n", "550", true),
+        ] {
+            let (port, _) = fake_smtp(reply).await;
+            let out = EmailAdapter::new(local_config(port))
+                .unwrap()
+                .send(&mail(None, None, "s"))
+                .await;
+            let classed = match &out {
+                Outcome::Retry { reason, .. } => !permanent && reason.contains(code),
+                Outcome::Rejected { reason } => permanent && reason.contains(code),
+                _ => false,
+            };
+            assert!(classed, "{reply}: {out:?}");
+        }
     }
 
     /// What a scripted SMTP server saw: connections accepted and every command line.

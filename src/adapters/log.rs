@@ -3,6 +3,7 @@
 //! newcomer a complete fan-out at once, and tests can read exactly what would have been sent.
 
 use super::{BoxFuture, Deliver, OutMessage, Outcome, Recipient};
+use crate::dispatch::Clock;
 use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -14,11 +15,13 @@ pub struct LogAdapter {
     channel: String,
     path: PathBuf,
     file: Mutex<File>,
+    /// The server's clock: each line's `sent_at`.
+    clock: Clock,
 }
 
 impl LogAdapter {
-    /// Opens (creating) `<dir>/<channel>.jsonl` for appending.
-    pub fn open(dir: &Path, channel: &str) -> std::io::Result<Self> {
+    /// Opens (creating) `<dir>/<channel>.jsonl` for appending; `sent_at` read on `clock`.
+    pub fn open(dir: &Path, channel: &str, clock: Clock) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{channel}.jsonl"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -26,6 +29,7 @@ impl LogAdapter {
             channel: channel.to_owned(),
             path,
             file: Mutex::new(file),
+            clock,
         })
     }
 
@@ -43,7 +47,7 @@ impl LogAdapter {
             "subject": msg.subject,
             "text": msg.text,
             "unsubscribe_url": msg.unsubscribe_url,
-            "sent_at": chrono::Utc::now(),
+            "sent_at": self.clock.now(),
         });
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
@@ -101,8 +105,84 @@ pub struct LogSettings;
 
 impl KindSettings for LogSettings {
     fn build(&self, s: &super::Setup<'_>) -> Result<Box<dyn Deliver>, String> {
-        LogAdapter::open(&s.data_dir.join("outbox"), &s.channel.name)
+        LogAdapter::open(&s.data_dir.join("outbox"), &s.channel.name, s.clock)
             .map(|a| Box::new(a) as Box<dyn Deliver>)
             .map_err(|e| format!("cannot open its outbox file: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn msg(key: &str) -> OutMessage {
+        OutMessage {
+            idempotency_key: key.into(),
+            recipient: Recipient::Endpoint,
+            locale: "en".into(),
+            subject: None,
+            text: "Delays".into(),
+            html: None,
+            unsubscribe_url: None,
+            document: None,
+            thread: None,
+        }
+    }
+
+    /// `sent_at` is the injected clock's, not the wall clock's: an anchored clock in 2001
+    /// writes 2001.
+    #[test]
+    fn sent_at_is_read_on_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = chrono::Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
+        let a = LogAdapter::open(dir.path(), "ops", Clock::starting_at(start)).unwrap();
+        let msg = msg("k1");
+        assert!(matches!(a.send(&msg), Outcome::Delivered { .. }));
+        let line = std::fs::read_to_string(dir.path().join("ops.jsonl")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        let sent: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(v["sent_at"].clone()).unwrap();
+        assert!(
+            sent >= start && sent - start < chrono::Duration::minutes(1),
+            "{line}"
+        );
+    }
+
+    /// Built as the dispatcher builds every channel's adapter ([`super::super::Adapter::build`]),
+    /// the log adapter gets the server's clock through the set-up.
+    #[tokio::test]
+    async fn a_built_log_channel_writes_on_the_clock_it_was_given() {
+        use crate::channels::{Audience, Channel, Kind, Rate, Settings as ChannelSettings};
+        use crate::domain::Locale;
+        use crate::render::preview::Platform;
+        let dir = tempfile::tempdir().unwrap();
+        let ch = Channel {
+            name: "ops".into(),
+            kind: Kind::new(&KIND),
+            audience: Audience::Fixed,
+            rate: Rate {
+                n: 10,
+                per: std::time::Duration::from_secs(1),
+            },
+            concurrency: 1,
+            locale: Locale::english(),
+            timezone: None,
+            platform: Platform::Slack,
+            policy_name: "thread".into(),
+            sms_max_segments: 3,
+            approval_required: false,
+            base_url: None,
+            retry: vec![std::time::Duration::from_secs(1)],
+            send_timeout: std::time::Duration::from_secs(5),
+            settings: ChannelSettings::new(LogSettings),
+            templates: None,
+        };
+        let start = chrono::Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
+        let a = super::super::Adapter::build(&ch, dir.path(), Clock::starting_at(start)).unwrap();
+        let msg = msg("k2");
+        assert!(matches!(a.send(&msg).await, Outcome::Delivered { .. }));
+        let line = std::fs::read_to_string(dir.path().join("outbox/ops.jsonl")).unwrap();
+        assert!(line.contains("\"sent_at\":\"2001-02-03T04:05:"), "{line}");
     }
 }

@@ -56,6 +56,7 @@ pub const SOCIAL_TARGET: &str = "posts to its own account or room";
 pub use provider::{BoxFuture, Deliver, Http, HttpAdapter, Provider, Request};
 
 use crate::channels::{Channel, KindSpec};
+use crate::dispatch::Clock;
 use std::path::Path;
 use std::time::Duration;
 
@@ -145,7 +146,7 @@ pub struct ChannelCheck {
 /// Checks one active channel's credentials without posting: what `crier channels check` and
 /// the console's channels page (docs/CONSOLE.md) both run. Social kinds ask the platform
 /// ([`Adapter::check`]); the others cannot be checked without sending (`unchecked`).
-pub async fn check_channel(ch: &Channel, data_dir: &Path) -> ChannelCheck {
+pub async fn check_channel(ch: &Channel, data_dir: &Path, clock: Clock) -> ChannelCheck {
     let verdict = |status: &'static str, detail: String| ChannelCheck {
         name: ch.name.clone(),
         kind: ch.kind.as_str().to_owned(),
@@ -158,7 +159,7 @@ pub async fn check_channel(ch: &Channel, data_dir: &Path) -> ChannelCheck {
             format!("no credential check for {} channels", ch.kind.as_str()),
         );
     }
-    let adapter = match Adapter::build(ch, data_dir) {
+    let adapter = match Adapter::build(ch, data_dir, clock) {
         Ok(a) => a,
         Err(e) => return verdict("failed", e.message),
     };
@@ -194,15 +195,16 @@ fn http_client(channel: &Channel) -> Result<reqwest::Client, String> {
 pub struct Setup<'a> {
     pub channel: &'a Channel,
     pub data_dir: &'a Path,
+    /// The server's one clock (the CLI's own wall clock for `channels check`).
+    pub clock: Clock,
 }
 
 impl Setup<'_> {
     /// `provider` on the one HTTP send path, with this channel's own client.
     pub fn http<P: Provider>(&self, provider: P) -> Result<Box<dyn Deliver>, String> {
-        Ok(Box::new(HttpAdapter::new(
-            provider,
-            http_client(self.channel)?,
-        )))
+        Ok(Box::new(
+            HttpAdapter::new(provider, http_client(self.channel)?).with_clock(self.clock),
+        ))
     }
 }
 
@@ -218,8 +220,16 @@ impl Adapter {
     /// Builds the adapter for a channel, once: transports and HTTP clients pool connections.
     /// Must run inside a tokio runtime (the SMTP pool spawns a task). The kind's own settings
     /// build its sender ([`crate::channels::KindSettings::build`]).
-    pub fn build(channel: &Channel, data_dir: &Path) -> Result<Adapter, AdapterError> {
-        let setup = Setup { channel, data_dir };
+    pub fn build(
+        channel: &Channel,
+        data_dir: &Path,
+        clock: Clock,
+    ) -> Result<Adapter, AdapterError> {
+        let setup = Setup {
+            channel,
+            data_dir,
+            clock,
+        };
         let inner = channel
             .settings
             .build(&setup)

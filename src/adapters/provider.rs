@@ -15,6 +15,7 @@ use super::http::{snippet, RateGate};
 use super::outcome::{exchange, HttpReply, OutMessage, Outcome};
 use super::retry_after::{clamp_retry_after, DEFAULT_MAX_RETRY_AFTER};
 use super::Check;
+use crate::dispatch::Clock;
 use crate::render::rules::ChannelRule;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
@@ -39,9 +40,17 @@ pub fn unchecked() -> Check {
 pub struct Http {
     /// The pooled client; requests are built on it.
     pub client: reqwest::Client,
+    /// The server's one clock: signed timestamps, record times and rate-limit windows read
+    /// "now" here (in production the system's wall clock, which providers compare against).
+    pub clock: Clock,
 }
 
 impl Http {
+    /// The send context's "now".
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Sends `request` and reads the whole answer.
     pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<HttpReply, Outcome> {
         exchange(request).await
@@ -123,13 +132,21 @@ pub struct HttpAdapter<P> {
 }
 
 impl<P: Provider> HttpAdapter<P> {
-    /// Wraps a provider and its channel's client.
+    /// Wraps a provider and its channel's client, on the system's wall clock (see
+    /// [`HttpAdapter::with_clock`]).
     pub fn new(provider: P, client: reqwest::Client) -> Self {
+        let clock = Clock::wall();
         HttpAdapter {
             provider,
-            http: Http { client },
+            http: Http { client, clock },
             gate: RateGate::default(),
         }
+    }
+
+    /// The same on `clock` (the server's one clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.http.clock = clock;
+        self
     }
 
     /// The channel's client.
@@ -158,9 +175,9 @@ impl<P: Provider> HttpAdapter<P> {
                 Ok(r) => r,
                 Err(o) => return o,
             };
-            // The wall clock on purpose: rate-limit resets are the provider's own instants
-            // (epoch seconds, dates), measured against real time.
-            let now = Utc::now();
+            // Rate-limit resets are the provider's own instants (epoch seconds, dates),
+            // measured against the injected clock (the wall clock in production).
+            let now = self.http.now();
             if let Some(d) = self.provider.rate_window(&reply.headers, now) {
                 self.gate.close_for(d);
             }

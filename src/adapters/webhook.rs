@@ -155,9 +155,9 @@ impl Provider for WebhookAdapter {
         };
         let body = serde_json::to_vec(document)
             .map_err(|e| Outcome::rejected(format!("document is not serialisable: {e}")))?;
-        // The wall clock on purpose: the receiver checks the signed timestamp against its own
-        // real clock (its replay window), not against crier's injected one.
-        let timestamp = Utc::now().timestamp();
+        // The injected clock, the system's wall clock in production: the receiver checks the
+        // signed timestamp against its own real clock (its replay window).
+        let timestamp = http.now().timestamp();
         let signature = sign(&self.config.secret, timestamp, &body);
         Ok(http
             .client
@@ -307,6 +307,36 @@ mod tests {
 
     fn config(url: String) -> WebhookConfig {
         WebhookConfig::new(url, SECRET)
+    }
+
+    /// The signed timestamp is the injected clock's: an anchored clock in 2001 signs 2001, and
+    /// the signature covers it.
+    #[tokio::test]
+    async fn the_signature_timestamp_is_read_on_the_injected_clock() {
+        use chrono::TimeZone;
+        let server =
+            super::super::http::testing::server_once("POST", ResponseTemplate::new(204)).await;
+        let start = Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
+        let adapter = adapter_at(&server, "/hooks/crier")
+            .with_clock(crate::dispatch::Clock::starting_at(start));
+        let out = adapter.send(&msg(Some(doc()))).await;
+        assert_eq!(out, Outcome::Delivered { receipt: None });
+        let reqs = server.received_requests().await.unwrap();
+        let h = |name: &str| {
+            reqs[0]
+                .headers
+                .get(name)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let ts: i64 = h("x-crier-timestamp").parse().unwrap();
+        assert!(
+            (start.timestamp()..start.timestamp() + 60).contains(&ts),
+            "{ts}"
+        );
+        assert_eq!(h("x-crier-signature"), sign(SECRET, ts, &reqs[0].body));
     }
 
     #[tokio::test]

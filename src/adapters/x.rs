@@ -132,12 +132,13 @@ pub fn authorization(
 }
 
 /// A fresh nonce: 32 random bytes, hex (alphanumeric, as OAuth wants).
-fn nonce() -> String {
+fn nonce(now: DateTime<Utc>) -> String {
     let mut b = [0u8; 32];
     if getrandom::fill(&mut b).is_err() {
-        // Unique enough without the OS's randomness: the time to the nanosecond (the wall
-        // clock on purpose: uniqueness, not a time anyone reads).
-        return format!("{:x}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
+        // Unique enough without the OS's randomness: the time to the nanosecond and a count.
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return format!("{:x}{n:x}", now.timestamp_nanos_opt().unwrap_or_default());
     }
     hex::encode(b)
 }
@@ -167,15 +168,17 @@ impl XAdapter {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    fn auth(&self, method: &str, url: &str) -> String {
+    fn auth(&self, http: &Http, method: &str, url: &str) -> String {
+        let now = http.now();
         authorization(
             &self.config.credentials,
             method,
             url,
             &[],
-            &nonce(),
-            // The wall clock on purpose: X compares the OAuth timestamp with real time.
-            Utc::now().timestamp(),
+            &nonce(now),
+            // The injected clock, the wall clock in production: X compares the OAuth
+            // timestamp with real time.
+            now.timestamp(),
         )
     }
 
@@ -198,7 +201,10 @@ impl Provider for XAdapter {
         Ok(http
             .client
             .post(&url)
-            .header(reqwest::header::AUTHORIZATION, self.auth("POST", &url))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                self.auth(http, "POST", &url),
+            )
             .json(&Self::body(msg)))
     }
 
@@ -223,7 +229,7 @@ impl Provider for XAdapter {
         let request = http
             .client
             .get(&url)
-            .header(reqwest::header::AUTHORIZATION, self.auth("GET", &url));
+            .header(reqwest::header::AUTHORIZATION, self.auth(http, "GET", &url));
         match read(http, request, "users/me").await {
             Ok(v) => Check::Ok(format!(
                 "credentials valid for @{}",

@@ -354,7 +354,7 @@ pub async fn list(
 }
 
 /// An approval granted, and what its write answered.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approved {
     pub approval: Approval,
     /// The answer the write would have had if published directly (the incident and its update,
@@ -466,13 +466,13 @@ pub async fn approve(
 }
 
 /// Why a write is rejected.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"reason": "Do not name the supplier; say 'a technical fault'."})))]
 pub struct Reject {
     /// Shown to staff (the approval list and the staff channels) and kept in the audit log.
     #[schema(min_length = 1, max_length = 1000)]
-    reason: String,
+    pub reason: String,
 }
 
 /// Rejects a write waiting for a second person, with a reason: nothing is sent, and the staff

@@ -281,8 +281,7 @@ pub struct StatusEvent {
 }
 
 /// How many dead deliveries were requeued.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // the shape of `retry`'s answer, for the OpenAPI document
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Requeued {
     pub requeued: usize,
 }
@@ -304,7 +303,7 @@ pub struct Requeued {
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Requeued>, ApiError> {
     let id = parse_id(&id)?;
     state.store.incident_summary(id)?;
     let channels = state.store.requeue_dead(id, state.dispatcher.now()).await?;
@@ -314,7 +313,9 @@ pub async fn retry(
     for c in seen {
         state.dispatcher.kick_channel(c);
     }
-    Ok(Json(serde_json::json!({ "requeued": channels.len() })))
+    Ok(Json(Requeued {
+        requeued: channels.len(),
+    }))
 }
 
 #[cfg(test)]

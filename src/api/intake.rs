@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 pub const HOOK_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the intake endpoints answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IntakeReply {
     pub outcomes: Vec<Outcome>,
 }

@@ -18,7 +18,7 @@ mod health;
 mod hooks;
 mod inbound;
 pub mod incidents;
-mod intake;
+pub(crate) mod intake;
 pub(crate) mod notices;
 pub mod openapi;
 mod panic;

@@ -68,7 +68,7 @@ pub struct Fire {
 }
 
 /// A notice as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeView {
     #[serde(flatten)]
     pub notice: Notice,

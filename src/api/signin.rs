@@ -74,21 +74,22 @@ fn no_store(resp: &mut Response) {
 }
 
 /// A browser sign-in.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionLogin {
     pub user: String,
     pub password: String,
     /// The second factor, for a user who has one: six digits, or a recovery code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }
 
 /// A browser session, as its owner sees it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     /// `active`, or `totp_enrolment_required`: the session may only enrol a second factor
     /// (`POST /api/v1/me/totp`, then `POST /api/v1/me/totp/confirm`).
-    pub state: &'static str,
+    pub state: String,
     /// The session's public id (the audit log names it); not the cookie's secret.
     #[schema(value_type = String)]
     pub id: Ulid,
@@ -108,9 +109,9 @@ fn info(state: &AppState, auth: &SessionAuth) -> SessionInfo {
     let (idle, absolute) = auth.expiry(&state.team.auth);
     SessionInfo {
         state: if auth.session.enrol_only {
-            "totp_enrolment_required"
+            "totp_enrolment_required".into()
         } else {
-            "active"
+            "active".into()
         },
         id: auth.session.id,
         user: auth.session.user.clone(),
@@ -232,7 +233,7 @@ pub async fn show_session(
 }
 
 /// A second factor to confirm, shown once.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TotpEnrolment {
     /// The shared secret (base32), for typing into the app.
     pub secret: String,
@@ -307,14 +308,14 @@ pub async fn begin_totp(
 }
 
 /// A code from the authenticator app (or, to disable, a recovery code).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     pub code: String,
 }
 
 /// The recovery codes, shown once.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecoveryCodes {
     /// Each signs in once in place of a code from the app. Keep them somewhere safe.
     pub recovery_codes: Vec<String>,

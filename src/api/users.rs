@@ -45,7 +45,7 @@ fn span_field(s: &str) -> Result<Span, ApiError> {
 }
 
 /// A token just made: its secret is in this answer and nowhere else.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
     /// The secret: send it as `Authorization: Bearer <token>`. Shown once.
     pub token: String,
@@ -101,17 +101,20 @@ async fn hashing<T: Send + 'static>(
 }
 
 /// A login.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub user: String,
     pub password: String,
     /// The second factor, for a user who has one: six digits from the authenticator app, or
     /// one of the recovery codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// The new token's name (default "login").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_name: Option<String>,
     /// Its lifetime, e.g. 12h or 90d (default 30d).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
 }
 
@@ -450,7 +453,7 @@ pub async fn me(
 }
 
 /// A password change.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current: String,
@@ -516,14 +519,16 @@ pub async fn change_password(
 }
 
 /// A token to make.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// What it is for, e.g. "laptop" or "monitoring".
     pub name: String,
     /// At most the caller's role (default: the caller's role).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     /// Lifetime, e.g. 90d (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
 }
 
@@ -671,22 +676,26 @@ pub async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<User>>
 }
 
 /// A user to add.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Login name: 2-32 lowercase letters, digits, '.', '-', '_'.
     pub name: String,
     pub role: Role,
     /// Default: the login name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// Default: a random one, returned once in the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
 /// A user just added, with the initial password when crier chose it (shown once).
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedUser {
     pub user: User,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -777,15 +786,20 @@ pub async fn create_user(
 }
 
 /// Changes to a user; absent fields stay as they are.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeUser {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// An empty string removes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// An empty string removes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
 }
 
@@ -931,7 +945,7 @@ pub async fn remove_user(
 }
 
 /// A new password, shown once.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResetPassword {
     pub password: String,
     /// How many of the user's tokens were revoked.
@@ -1020,7 +1034,7 @@ pub struct AuditQuery {
 }
 
 /// A page of the audit log.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Pass as `after` for the next page; absent on the last.
@@ -1101,7 +1115,7 @@ pub async fn list_audit(
 }
 
 /// The outcome of walking the audit log's hash chain.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditCheck {
     pub ok: bool,
     /// Entries checked (when ok).

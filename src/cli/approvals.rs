@@ -1,11 +1,13 @@
 //! `crier approvals list|approve ID|reject ID --reason R`, the `--break-glass --reason` flags of
 //! the publishing incident commands, and how a write held for approval is shown.
 
-use super::client::{Body, CliError, Client};
-use super::{enc, output};
+use super::client::{answer_as, Body, CliError, Client};
+use super::{enc, output, shown_as};
+use crate::api::approvals::{Approved, Reject};
+use crate::domain::{Approval, ApprovalState};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[derive(Subcommand, Debug)]
 pub enum ApprovalsCmd {
@@ -54,54 +56,57 @@ impl Glass {
     }
 }
 
-/// Whether an answer is a write held for approval (202).
-pub fn is_held(v: &Value) -> bool {
-    v.get("state").and_then(Value::as_str) == Some("pending_approval")
+/// The approval, when an answer is a write held for approval (202: an [`Approval`] in state
+/// `pending_approval`), read as the API's own type.
+pub fn held_approval(path: &str, v: &Value) -> Result<Option<Approval>, CliError> {
+    let pending = ApprovalState::PendingApproval.as_str();
+    if v.get("state").and_then(Value::as_str) != Some(pending) {
+        return Ok(None);
+    }
+    answer_as(path, v).map(Some)
 }
 
 /// Prints a write held for approval.
-pub fn held(v: &Value, json_out: bool) {
+pub fn held(v: &Value, a: &Approval, json_out: bool) {
     if json_out {
         return output::print_json(v);
     }
-    let id = v["id"].as_str().unwrap_or_default();
+    let id = a.id;
     println!(
         "Held for approval {id}: nothing was sent. {}",
-        reasons(v).join("; ")
+        a.reasons.join("; ")
     );
     println!("  another publisher or admin approves it with `crier approvals approve {id}` (or rejects it with `crier approvals reject {id} --reason \"…\"`)");
 }
 
-fn reasons(v: &Value) -> Vec<&str> {
-    v["reasons"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+/// A time as the server writes it.
+fn at(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-fn line(a: &Value) -> String {
+fn line(a: &Approval) -> String {
     let mut out = format!(
         "{}  {:<16}  {:<7}  {}  by {}  at {}\n    \"{}\"",
-        a["id"].as_str().unwrap_or_default(),
-        a["state"].as_str().unwrap_or_default(),
-        a["action"].as_str().unwrap_or_default(),
-        a["incident_id"].as_str().unwrap_or_default(),
-        a["author"].as_str().unwrap_or_default(),
-        a["requested_at"].as_str().unwrap_or_default(),
-        a["title"].as_str().unwrap_or_default(),
+        a.id,
+        a.state.as_str(),
+        a.action.as_str(),
+        a.incident_id,
+        a.author,
+        at(a.requested_at),
+        a.title,
     );
-    if let Some(m) = a["message"].as_str() {
+    if let Some(m) = &a.message {
         out.push_str(&format!("\n    message: {m}"));
     }
-    out.push_str(&format!("\n    why: {}", reasons(a).join("; ")));
-    if let Some(by) = a["decided_by"].as_str() {
+    out.push_str(&format!("\n    why: {}", a.reasons.join("; ")));
+    if let Some(by) = &a.decided_by {
         out.push_str(&format!(
             "\n    {} by {by} at {}",
-            a["state"].as_str().unwrap_or_default(),
-            a["decided_at"].as_str().unwrap_or_default()
+            a.state.as_str(),
+            a.decided_at.map(at).unwrap_or_default()
         ));
     }
-    if let Some(r) = a["reason"].as_str() {
+    if let Some(r) = &a.reason {
         out.push_str(&format!("\n    reason: {r}"));
     }
     out
@@ -114,11 +119,10 @@ pub async fn approvals(c: &Client, cmd: ApprovalsCmd, json_out: bool) -> Result<
                 Some(s) => format!("/api/v1/approvals?state={}", enc(&s)),
                 None => "/api/v1/approvals".to_owned(),
             };
-            let v = c.call(Method::GET, &path, None).await?;
+            let (v, list) = c.call_as::<Vec<Approval>>(Method::GET, &path, None).await?;
             if json_out {
                 output::print_json(&v);
             } else {
-                let list = v.as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
                     println!("Nothing waits for approval.");
                 }
@@ -128,41 +132,25 @@ pub async fn approvals(c: &Client, cmd: ApprovalsCmd, json_out: bool) -> Result<
             }
         }
         ApprovalsCmd::Approve { id } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/approvals/{}/approve", enc(&id)),
-                    None,
-                )
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                let a = &v["approval"];
+            let path = format!("/api/v1/approvals/{}/approve", enc(&id));
+            shown_as(c, Method::POST, &path, None, json_out, |done: Approved| {
+                let a = &done.approval;
                 println!(
                     "Approved {} ({} by {}): published.",
-                    a["id"].as_str().unwrap_or_default(),
-                    a["action"].as_str().unwrap_or_default(),
-                    a["author"].as_str().unwrap_or_default()
+                    a.id,
+                    a.action.as_str(),
+                    a.author
                 );
-            }
+            })
+            .await?;
         }
         ApprovalsCmd::Reject { id, reason } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/approvals/{}/reject", enc(&id)),
-                    Some(Body::Json(json!({ "reason": reason }))),
-                )
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!(
-                    "Rejected {}: nothing was sent; staff are told why.",
-                    v["id"].as_str().unwrap_or_default()
-                );
-            }
+            let path = format!("/api/v1/approvals/{}/reject", enc(&id));
+            let body = Some(Body::json(&Reject { reason })?);
+            shown_as(c, Method::POST, &path, body, json_out, |a: Approval| {
+                println!("Rejected {}: nothing was sent; staff are told why.", a.id)
+            })
+            .await?;
         }
     }
     Ok(())

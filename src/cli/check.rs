@@ -16,7 +16,11 @@ use std::path::Path;
 
 /// Checks the channels of `dir` (only `only` when given). `Err` for an unreadable folder or an
 /// unknown name.
-pub async fn check_channels(dir: &Path, only: Option<&str>) -> Result<Vec<ChannelCheck>, CliError> {
+pub async fn check_channels(
+    dir: &Path,
+    only: Option<&str>,
+    clock: crate::dispatch::Clock,
+) -> Result<Vec<ChannelCheck>, CliError> {
     let loaded = channels::load(dir).map_err(|e| CliError::Usage(e.to_string()))?;
     if let Some(name) = only {
         let known = loaded.active.iter().any(|c| c.name == name)
@@ -36,7 +40,7 @@ pub async fn check_channels(dir: &Path, only: Option<&str>) -> Result<Vec<Channe
         .iter()
         .filter(|c| only.is_none_or(|n| n == c.name))
     {
-        out.push(check_channel(ch, &scratch).await);
+        out.push(check_channel(ch, &scratch, clock).await);
     }
     for (name, why) in loaded
         .skipped

@@ -15,13 +15,14 @@ mod totp;
 mod users;
 
 use crate::api::components::SetComponent;
-use crate::api::deliveries::Status;
+use crate::api::deliveries::{Requeued, Status};
 use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
-use crate::api::notices::NewNotice;
+use crate::api::intake::IntakeReply;
+use crate::api::notices::{NewNotice, NoticeView};
 use crate::api::preview::PreviewBody;
 use crate::api::subscribers::{AddSubscriber, ChangeSubscriber, ImportReport, SubscriberView};
 use crate::config::{Config, Overrides};
-use crate::domain::{IncidentKind, Locale};
+use crate::domain::{IncidentKind, Locale, Notice};
 use crate::server::{self, Server, TokenSource};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use client::{Body, CliError, Client};
@@ -78,6 +79,11 @@ pub struct Cli {
     json: bool,
     #[command(subcommand)]
     command: Command,
+    /// The CLI's one clock, read wherever it needs "now" (offline previews, fire times, the
+    /// static export, credential checks, the wait before a delivery's next attempt): the
+    /// system's wall clock, built once when the arguments are read.
+    #[arg(skip = crate::dispatch::Clock::wall())]
+    clock: crate::dispatch::Clock,
 }
 
 #[derive(Subcommand, Debug)]
@@ -366,19 +372,12 @@ enum IncidentCmd {
         /// How badly users are affected: none, minor, major or critical.
         #[arg(long)]
         impact: String,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
         /// Affected component (repeatable), e.g. --component Check-in --component "Mobile app".
         #[arg(long = "component")]
         components: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
         /// Keep it as a draft: not public, notifies nobody, until `incident publish`.
         #[arg(long)]
         draft: bool,
@@ -404,9 +403,8 @@ enum IncidentCmd {
         /// up to 7d), or `none` for no reminder. Default: the server's `maintenance.remind_before`.
         #[arg(long, requires = "scheduled_for")]
         remind_before: Option<String>,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -422,17 +420,10 @@ enum IncidentCmd {
         /// e.g. --title sv:"Incheckningen är försenad". The main title and other languages stay.
         #[arg(long)]
         title: Vec<String>,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h (without it, or --next-update-at,
         /// the standing promise is kept).
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
         /// Change the impact: none, minor, major or critical.
         #[arg(long)]
         impact: Option<String>,
@@ -451,9 +442,8 @@ enum IncidentCmd {
         /// When this update resolves: leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -462,19 +452,11 @@ enum IncidentCmd {
     Resolve {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
-        /// Language of texts without a language prefix, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
         /// Leave the affected components' statuses as they are.
         #[arg(long)]
         keep_components: bool,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -482,19 +464,11 @@ enum IncidentCmd {
     Reopen {
         /// The incident's id (26 characters, see `incident list`).
         id: String,
-        /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
-        /// English (crier's languages, lowercase); any other text is in --locale.
-        #[arg(long)]
-        message: Vec<String>,
         /// Promise the next update in this long, e.g. 30m or 1h.
         #[arg(long, value_parser = promise_arg)]
         next_update: Option<String>,
-        /// Language of the message, e.g. fi (default en).
-        #[arg(long)]
-        locale: Option<String>,
-        /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
-        #[arg(long)]
-        message_file: Option<PathBuf>,
+        #[command(flatten)]
+        text: texts::TextArgs,
         #[command(flatten)]
         glass: approvals::Glass,
     },
@@ -677,15 +651,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         tracing::info!("{}", server.summary(&config.data_dir)?);
         server.run(shutdown).await
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(4);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -694,6 +662,14 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The async runtime from `builder`, or exit 4 with the reason.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(4)
+    })
 }
 
 /// Keeps the server's memory flat during big fan-outs: glibc malloc gives each thread that
@@ -808,7 +784,7 @@ fn preview_offline(cli: &Cli, a: &PreviewArgs, text: &str) -> Result<(), CliErro
         },
         Some(&given),
         // Offline, on the operator's machine: the sample's time is this machine's own clock.
-        chrono::Utc::now(),
+        cli.clock.now(),
     )
     .map_err(|e| CliError::Rejected(e.to_string()))?;
     if cli.json {
@@ -826,6 +802,7 @@ fn notice_next(
     after: Option<&str>,
     count: usize,
     json_out: bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), CliError> {
     let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
         CliError::Usage(format!(
@@ -842,7 +819,7 @@ fn notice_next(
                 ))
             })?
             .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
+        None => now,
     };
     if !(1..=1000).contains(&count) {
         return Err(CliError::Usage("--count must be 1 to 1000".into()));
@@ -868,7 +845,11 @@ fn notice_next(
 }
 
 /// `crier export-static DIR`: offline, from the store in --data.
-fn export_static(data: Option<&std::path::Path>, a: &ExportStaticArgs) -> Result<usize, CliError> {
+fn export_static(
+    data: Option<&std::path::Path>,
+    a: &ExportStaticArgs,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, CliError> {
     let config = Config::load(&Overrides {
         data_dir: data.map(std::path::Path::to_path_buf),
         config_file: a.config.clone(),
@@ -890,7 +871,7 @@ fn export_static(data: Option<&std::path::Path>, a: &ExportStaticArgs) -> Result
             store: &store,
             settings: &config.render,
             public: &config.public,
-            now: chrono::Utc::now(),
+            now,
         };
         crate::web::export::export(&a.dir, &source)
             .map_err(|e| CliError::Unavailable(e.to_string()))
@@ -928,7 +909,7 @@ fn channels_check(
             )))
         }
     };
-    let checks = match rt.block_on(check::check_channels(&dir, name)) {
+    let checks = match rt.block_on(check::check_channels(&dir, name, cli.clock)) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -961,7 +942,8 @@ fn client_main(cli: Cli) -> ExitCode {
         count,
     }) = &cli.command
     {
-        return match notice_next(cron, tz, after.as_deref(), *count, cli.json) {
+        let now = cli.clock.now();
+        return match notice_next(cron, tz, after.as_deref(), *count, cli.json, now) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -979,7 +961,7 @@ fn client_main(cli: Cli) -> ExitCode {
         };
     }
     if let Command::ExportStatic(a) = &cli.command {
-        return match export_static(cli.data.as_deref(), a) {
+        return match export_static(cli.data.as_deref(), a, cli.clock.now()) {
             Ok(n) => {
                 println!("wrote {n} changed files to {}", a.dir.display());
                 ExitCode::SUCCESS
@@ -1004,15 +986,9 @@ fn client_main(cli: Cli) -> ExitCode {
             };
         }
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(4);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run_client(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -1117,13 +1093,13 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         }
     }
     let client = Client::new(&cli.url, Some(token(&cli)?))?;
-    let json_out = cli.json;
+    let (json_out, clock) = (cli.json, cli.clock);
     match cli.command {
         Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
         Command::Incident(cmd) => incident(&client, cmd, json_out).await,
         Command::Component(cmd) => component(&client, cmd, json_out).await,
         Command::Subscribers(cmd) => subscribers(&client, cmd, json_out).await,
-        Command::Deliveries(a) => deliveries(&client, a, json_out).await,
+        Command::Deliveries(a) => deliveries(&client, a, json_out, clock).await,
         Command::Notice(NoticeCmd::Next { .. })
         | Command::Channels(_)
         | Command::Restore(_)
@@ -1192,66 +1168,66 @@ async fn notice(c: &Client, cmd: NoticeCmd, json_out: bool) -> Result<(), CliErr
                 from,
                 until,
             })?;
-            let v = c.call(Method::POST, "/api/v1/notices", Some(body)).await?;
-            output::notices(&[v], json_out, true);
-            Ok(())
+            let path = "/api/v1/notices";
+            shown_as(
+                c,
+                Method::POST,
+                path,
+                Some(body),
+                json_out,
+                |n: NoticeView| output::notices(&[n], true),
+            )
+            .await
         }
         NoticeCmd::List => {
-            let v = c.call(Method::GET, "/api/v1/notices", None).await?;
-            let list = v.as_array().cloned().unwrap_or_default();
-            output::notices(&list, json_out, false);
-            Ok(())
+            let path = "/api/v1/notices";
+            shown_as(
+                c,
+                Method::GET,
+                path,
+                None,
+                json_out,
+                |l: Vec<NoticeView>| output::notices(&l, false),
+            )
+            .await
         }
         NoticeCmd::Remove { id } => {
-            let v = c
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/notices/{}", enc(&id)),
-                    None,
-                )
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!("Removed notice {}", v["id"].as_str().unwrap_or(&id));
-            }
-            Ok(())
+            let path = format!("/api/v1/notices/{}", enc(&id));
+            shown_as(c, Method::DELETE, &path, None, json_out, |n: Notice| {
+                println!("Removed notice {}", n.id)
+            })
+            .await
         }
     }
 }
 
 async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliError> {
-    let mut labels = serde_json::Map::new();
+    let mut labels = std::collections::BTreeMap::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').ok_or_else(|| {
             CliError::Usage(format!(
                 "--label {l}: write KEY=VALUE, e.g. --label severity=critical"
             ))
         })?;
-        labels.insert(k.trim().to_owned(), json!(v.trim()));
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
     }
-    let mut body = json!({
-        "source": a.source,
-        "key": a.key,
-        "status": a.status,
-        "summary": a.summary,
-        "components": a.components,
-        "labels": labels,
-    });
-    for (k, v) in [("group", a.group), ("title", a.title), ("impact", a.impact)] {
-        if let Some(v) = v {
-            body[k] = json!(v);
-        }
-    }
+    let doc = crate::intake::payloads::TriggerDoc {
+        source: a.source,
+        key: a.key,
+        group: a.group,
+        status: a.status,
+        summary: a.summary,
+        title: a.title,
+        impact: a.impact,
+        components: a.components,
+        labels,
+    };
+    let path = "/api/v1/triggers";
     let mut delay = std::time::Duration::from_millis(200);
     let mut attempt = 0;
-    let v = loop {
+    let (v, reply) = loop {
         match c
-            .call(
-                Method::POST,
-                "/api/v1/triggers",
-                Some(Body::Json(body.clone())),
-            )
+            .call_as::<IntakeReply>(Method::POST, path, Some(Body::json(&doc)?))
             .await
         {
             Err(CliError::Unavailable(why)) if attempt < a.retry => {
@@ -1266,38 +1242,32 @@ async fn trigger(c: &Client, a: TriggerArgs, json_out: bool) -> Result<(), CliEr
             other => break other?,
         }
     };
-    output::trigger(&v, json_out);
+    output::trigger(&v, &reply, json_out);
     Ok(())
 }
 
-async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(), CliError> {
+async fn deliveries(
+    c: &Client,
+    a: DeliveriesArgs,
+    json_out: bool,
+    clock: crate::dispatch::Clock,
+) -> Result<(), CliError> {
     let usage = || {
         CliError::Usage("usage: crier deliveries ID [--follow] | crier deliveries retry ID".into())
     };
     match a.args.as_slice() {
         [cmd, id] if cmd == "retry" => {
-            let v = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{}/deliveries/retry", enc(id)),
-                    None,
-                )
-                .await?;
-            if json_out {
-                output::print_json(&v);
-            } else {
-                println!(
-                    "Requeued {} dead deliveries.",
-                    v["requeued"].as_u64().unwrap_or(0)
-                );
-            }
-            Ok(())
+            let path = format!("/api/v1/incidents/{}/deliveries/retry", enc(id));
+            shown_as(c, Method::POST, &path, None, json_out, |r: Requeued| {
+                println!("Requeued {} dead deliveries.", r.requeued)
+            })
+            .await
         }
         [id] => {
             let path = format!("/api/v1/incidents/{}/deliveries", enc(id));
             if !a.follow {
                 let (v, st) = c.call_as(Method::GET, &path, None).await?;
-                output::delivery_status(&v, &st, json_out);
+                output::delivery_status(&v, &st, json_out, clock.now());
                 return Ok(());
             }
             let mut bars = output::DeliveryBars::new(json_out);
@@ -1306,7 +1276,7 @@ async fn deliveries(c: &Client, a: DeliveriesArgs, json_out: bool) -> Result<(),
                 let (v, st): (_, Status) = c.call_as(Method::GET, &path, None).await?;
                 bars.update(&st);
                 if st.complete {
-                    bars.finish(&v, &st);
+                    bars.finish(&v, &st, clock.now());
                     return Ok(());
                 }
                 // Every poll makes the server count all of the incident's deliveries: with a
@@ -1335,8 +1305,8 @@ async fn write_incident(
     written: impl FnOnce(&Value, bool),
 ) -> Result<(), CliError> {
     let v = c.call(Method::POST, path, body).await?;
-    if approvals::is_held(&v) {
-        approvals::held(&v, json_out);
+    if let Some(a) = approvals::held_approval(path, &v)? {
+        approvals::held(&v, &a, json_out);
     } else {
         written(&v, json_out);
     }
@@ -1372,10 +1342,8 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         IncidentCmd::Open {
             title,
             impact,
-            message,
             components,
             next_update,
-            locale,
             draft,
             maintenance,
             next_update_at,
@@ -1383,11 +1351,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             scheduled_for,
             scheduled_until,
             remind_before,
-            message_file,
+            text,
             glass,
         } => {
             let (main, titles) = texts::title_fields(&title, true)?;
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let kind = match maintenance || scheduled_for.is_some() {
                 true => IncidentKind::Maintenance,
                 false => IncidentKind::Incident,
@@ -1430,19 +1398,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             id,
             status,
             title,
-            message,
             next_update,
-            locale,
             impact,
             draft,
             next_update_at,
             no_next_update,
             keep_components,
-            message_file,
+            text,
             glass,
         } => {
             let (_, titles) = texts::title_fields(&title, false)?;
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let req = PostUpdate {
                 status: Some(status),
                 titles: locale_map(titles),
@@ -1463,13 +1429,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         }
         IncidentCmd::Resolve {
             id,
-            message,
-            locale,
             keep_components,
-            message_file,
+            text,
             glass,
         } => {
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let req = Transition {
                 message: text.message,
                 locale: text.locale,
@@ -1483,13 +1447,11 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         }
         IncidentCmd::Reopen {
             id,
-            message,
             next_update,
-            locale,
-            message_file,
+            text,
             glass,
         } => {
-            let text = texts::text_fields(&message, locale.as_deref(), message_file.as_deref())?;
+            let text = text.fields()?;
             let req = Transition {
                 next_update,
                 message: text.message,
@@ -1520,14 +1482,16 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
             output::incident_list(&v, &items, json_out);
         }
         IncidentCmd::Show { id } => {
-            let v = c
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/incidents/{}", enc(&id)),
-                    None,
-                )
-                .await?;
-            output::incident_detail(&v, json_out);
+            let path = format!("/api/v1/incidents/{}", enc(&id));
+            shown(
+                c,
+                Method::GET,
+                &path,
+                None,
+                json_out,
+                output::incident_detail,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -1536,23 +1500,17 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
 async fn component(c: &Client, cmd: ComponentCmd, json_out: bool) -> Result<(), CliError> {
     match cmd {
         ComponentCmd::List => {
-            let v = c.call(Method::GET, "/api/v1/components", None).await?;
-            output::component_list(&v, json_out);
+            let path = "/api/v1/components";
+            shown_as(c, Method::GET, path, None, json_out, output::component_list).await?;
         }
         ComponentCmd::Set {
             name,
             status,
             group,
         } => {
-            let body = Body::json(&SetComponent { status, group })?;
-            let v = c
-                .call(
-                    Method::PUT,
-                    &format!("/api/v1/components/{}", enc(&name)),
-                    Some(body),
-                )
-                .await?;
-            output::component_set(&v, json_out);
+            let body = Some(Body::json(&SetComponent { status, group })?);
+            let path = format!("/api/v1/components/{}", enc(&name));
+            shown_as(c, Method::PUT, &path, body, json_out, output::component_set).await?;
         }
     }
     Ok(())
@@ -1566,16 +1524,22 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             locale,
             components,
         } => {
-            let body = Body::json(&AddSubscriber {
+            let body = Some(Body::json(&AddSubscriber {
                 email,
                 phone,
                 locale,
                 components,
-            })?;
-            let v = c
-                .call(Method::POST, "/api/v1/subscribers", Some(body))
-                .await?;
-            output::subscriber_added(&v, json_out);
+            })?);
+            let path = "/api/v1/subscribers";
+            shown_as(
+                c,
+                Method::POST,
+                path,
+                body,
+                json_out,
+                output::subscriber_added,
+            )
+            .await?;
         }
         SubscribersCmd::Import { file } => {
             let bytes = std::fs::read(&file)
@@ -1620,27 +1584,50 @@ async fn subscribers(c: &Client, cmd: SubscribersCmd, json_out: bool) -> Result<
             } else {
                 None
             };
-            let body = Body::json(&ChangeSubscriber { locale, components })?;
-            let v = c
-                .call(
-                    Method::PATCH,
-                    &format!("/api/v1/subscribers/{}", enc(&key)),
-                    Some(body),
-                )
-                .await?;
-            output::subscriber_changed(&v, json_out);
+            let body = Some(Body::json(&ChangeSubscriber { locale, components })?);
+            let path = format!("/api/v1/subscribers/{}", enc(&key));
+            let show = output::subscriber_changed;
+            shown_as(c, Method::PATCH, &path, body, json_out, show).await?;
         }
         SubscribersCmd::Remove { key } => {
-            let v = c
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/subscribers/{}", enc(&key)),
-                    None,
-                )
-                .await?;
-            output::subscriber_removed(&v, json_out);
+            let path = format!("/api/v1/subscribers/{}", enc(&key));
+            let show = output::subscriber_removed;
+            shown_as(c, Method::DELETE, &path, None, json_out, show).await?;
         }
     }
+    Ok(())
+}
+
+/// One request whose answer, read as the API's type `T`, `human` prints; with `--json` the
+/// answer as it came.
+async fn shown_as<T: serde::de::DeserializeOwned>(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Body>,
+    json_out: bool,
+    human: impl FnOnce(T),
+) -> Result<(), CliError> {
+    let (v, t) = c.call_as::<T>(method, path, body).await?;
+    if json_out {
+        output::print_json(&v);
+    } else {
+        human(t);
+    }
+    Ok(())
+}
+
+/// One request whose answer `show` prints (as a table or line, or as JSON with `--json`).
+async fn shown(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Body>,
+    json_out: bool,
+    show: fn(&Value, bool),
+) -> Result<(), CliError> {
+    let v = c.call(method, path, body).await?;
+    show(&v, json_out);
     Ok(())
 }
 

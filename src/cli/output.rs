@@ -3,8 +3,10 @@
 
 use crate::api::deliveries::{ChannelCounts, Failure, Status};
 use crate::api::incidents::IncidentView;
+use crate::api::intake::IntakeReply;
+use crate::api::notices::NoticeView;
 use crate::api::subscribers::{ImportReport, SubscriberView};
-use crate::domain::DeliveryState;
+use crate::domain::{Component, DeliveryState};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -264,68 +266,40 @@ pub fn incident_detail(v: &Value, json: bool) {
     }
 }
 
-pub fn component_list(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    let items = v.as_array().cloned().unwrap_or_default();
+/// The components (`shown_as` prints `--json` as it came).
+pub fn component_list(items: Vec<Component>) {
     if items.is_empty() {
         println!("No components. Add one with `crier component set NAME operational`.");
         return;
     }
     let rows = items
-        .iter()
+        .into_iter()
         .map(|c| {
             vec![
-                s(c, "name").to_owned(),
-                s(c, "status").to_owned(),
-                c.get("group")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_owned(),
+                c.name.to_string(),
+                c.status.as_str().to_owned(),
+                c.group.unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     table(&["NAME", "STATUS", "GROUP"], rows);
 }
 
-pub fn component_set(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("{} is now {}", s(v, "name"), s(v, "status"));
+pub fn component_set(c: Component) {
+    println!("{} is now {}", c.name, c.status.as_str());
 }
 
-fn contact(v: &Value) -> &str {
-    let e = s(v, "email");
-    if e.is_empty() {
-        s(v, "phone")
-    } else {
-        e
-    }
+pub fn subscriber_added(x: SubscriberView) {
+    println!("Subscribed {} ({})", x.contact.address(), x.id);
 }
 
-pub fn subscriber_added(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("Subscribed {} ({})", contact(v), s(v, "id"));
-}
-
-pub fn subscriber_changed(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    let comps: Vec<&str> = v
-        .get("components")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+pub fn subscriber_changed(x: SubscriberView) {
+    let comps: Vec<&str> = x.components.iter().map(|c| c.as_str()).collect();
     println!(
         "Changed {} ({}): locale {}, components {}",
-        contact(v),
-        s(v, "id"),
-        s(v, "locale"),
+        x.contact.address(),
+        x.id,
+        x.locale.as_str(),
         if comps.is_empty() {
             "all".to_owned()
         } else {
@@ -334,11 +308,8 @@ pub fn subscriber_changed(v: &Value, json: bool) {
     );
 }
 
-pub fn subscriber_removed(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("Removed {} ({})", contact(v), s(v, "id"));
+pub fn subscriber_removed(x: SubscriberView) {
+    println!("Removed {} ({})", x.contact.address(), x.id);
 }
 
 pub fn subscriber_list(v: &Value, items: &[SubscriberView], json: bool) {
@@ -400,7 +371,8 @@ fn counts_line(c: &ChannelCounts) -> String {
     parts.join(" · ")
 }
 
-fn print_failures(failures: &[Failure]) {
+/// The failures, each with its next attempt and the wait until it from `now`.
+fn print_failures(failures: &[Failure], now: DateTime<Utc>) {
     if failures.is_empty() {
         return;
     }
@@ -409,7 +381,7 @@ fn print_failures(failures: &[Failure]) {
         let next = f
             .next_attempt_at
             .map(|t| {
-                let wait = (t - chrono::Utc::now()).num_seconds().max(0);
+                let wait = (t - now).num_seconds().max(0);
                 format!(
                     "; next attempt {} (in {}m {:02}s)",
                     t.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -431,7 +403,7 @@ fn print_failures(failures: &[Failure]) {
 
 /// One status table: `v` as the server sent it (for `--json`), `st` the same read as the API's
 /// [`Status`].
-pub fn delivery_status(v: &Value, st: &Status, json: bool) {
+pub fn delivery_status(v: &Value, st: &Status, json: bool, now: DateTime<Utc>) {
     if json {
         return print_json(v);
     }
@@ -445,7 +417,7 @@ pub fn delivery_status(v: &Value, st: &Status, json: bool) {
         .map(|(name, c)| vec![name.clone(), c.total.to_string(), counts_line(c)])
         .collect();
     table(&["CHANNEL", "TOTAL", "STATE"], rows);
-    print_failures(&st.failures);
+    print_failures(&st.failures, now);
 }
 
 /// Progress bars per channel for `deliveries --follow`.
@@ -485,7 +457,7 @@ impl DeliveryBars {
         }
     }
 
-    pub fn finish(self, v: &Value, st: &Status) {
+    pub fn finish(self, v: &Value, st: &Status, now: DateTime<Utc>) {
         if self.json {
             return print_json(v);
         }
@@ -495,85 +467,81 @@ impl DeliveryBars {
         // Progress bars are only drawn on a terminal; elsewhere (scripts, logs) print the
         // final table instead.
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            print_failures(&st.failures);
+            print_failures(&st.failures, now);
         } else {
-            delivery_status(v, st, false);
+            delivery_status(v, st, false, now);
         }
     }
 }
 
-/// Notices with their next fire times, local and UTC.
-pub fn notices(list: &[Value], json: bool, added: bool) {
-    if json {
-        if added {
-            if let Some(v) = list.first() {
-                return print_json(v);
-            }
-        }
-        return print_json(&Value::Array(list.to_vec()));
-    }
+/// Notices with their next fire times, local and UTC (`shown_as` prints `--json` as it came).
+pub fn notices(list: &[NoticeView], added: bool) {
     if list.is_empty() {
         println!("No notices. Add one with `crier notice add --cron ... --tz ... --message ... --channel ...`.");
         return;
     }
     for v in list {
+        let n = &v.notice;
         println!(
             "{}{}  \"{}\"  {} ({})  → {}",
             if added { "Added notice " } else { "" },
-            s(v, "id"),
-            s(v, "cron"),
-            s(v, "subject"),
-            s(v, "tz"),
-            v["channels"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            n.id,
+            n.cron,
+            n.subject,
+            n.tz,
+            n.channels.join(", ")
         );
-        let next = v["next"].as_array().cloned().unwrap_or_default();
-        if next.is_empty() {
+        if v.next.is_empty() {
             println!("  (no upcoming firing)");
         }
-        for f in next {
-            println!("  {}   {}", s(&f, "local"), s(&f, "utc"));
+        for f in &v.next {
+            println!(
+                "  {}   {}",
+                f.local,
+                f.utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            );
         }
     }
 }
 
 /// What a trigger did, one line per alert.
-pub fn trigger(v: &Value, json: bool) {
+pub fn trigger(v: &Value, reply: &IntakeReply, json: bool) {
+    use crate::intake::Outcome;
     if json {
         return print_json(v);
     }
-    for o in v["outcomes"].as_array().cloned().unwrap_or_default() {
-        let incident = o["incident"].as_str().unwrap_or("-");
-        match o["outcome"].as_str().unwrap_or("") {
-            "opened" => {
-                let how = if o["draft"].as_bool() == Some(true) {
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    for o in &reply.outcomes {
+        let incident = o
+            .incident()
+            .map_or_else(|| "-".to_owned(), |i| i.to_string());
+        match o {
+            Outcome::Opened {
+                held_until, draft, ..
+            } => {
+                let how = if *draft {
                     "as a draft (waits for `crier incident publish`)".to_owned()
-                } else if let Some(t) = o["held_until"].as_str() {
-                    format!("held: published at {t} if still firing")
+                } else if let Some(t) = held_until {
+                    format!("held: published at {} if still firing", at(*t))
                 } else {
                     "published".to_owned()
                 };
                 println!("opened incident {incident} — {how}");
             }
-            "noted" => println!("noted for staff on incident {incident} (no public update)"),
-            "deferred" => println!(
+            Outcome::Noted { .. } => {
+                println!("noted for staff on incident {incident} (no public update)")
+            }
+            Outcome::Deferred { until, .. } => println!(
                 "incident {incident}: its public update waits until {} (public interval)",
-                o["until"].as_str().unwrap_or("-")
+                at(*until)
             ),
-            "reopened" => println!("reopened incident {incident} (it flapped)"),
-            "absorbed" => println!("absorbed: nothing new (incident {incident})"),
-            "partly_resolved" => println!(
-                "resolved this alert; incident {incident} stays open with {} still firing",
-                o["still_firing"].as_u64().unwrap_or(0)
+            Outcome::Reopened { .. } => println!("reopened incident {incident} (it flapped)"),
+            Outcome::Absorbed { .. } => println!("absorbed: nothing new (incident {incident})"),
+            Outcome::PartlyResolved { still_firing, .. } => println!(
+                "resolved this alert; incident {incident} stays open with {still_firing} still firing"
             ),
-            "resolved" => println!("resolved incident {incident}"),
-            other => println!("{other} (incident {incident})"),
+            Outcome::Resolved { .. } => println!("resolved incident {incident}"),
         }
     }
 }

@@ -87,6 +87,32 @@ pub(super) struct Text {
     pub body: Option<BTreeMap<String, String>>,
 }
 
+/// The text arguments of the incident writes (`open`, `update`, `resolve`, `reopen`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TextArgs {
+    /// The update's text (repeatable): `fi:TEXT` is in Finnish, `sv:TEXT` in Swedish, `en:TEXT` in
+    /// English (crier's languages, lowercase); any other text is in --locale.
+    #[arg(long)]
+    pub message: Vec<String>,
+    /// Language of the texts without a language prefix, e.g. fi (default en).
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// TOML file with one text per language: en = "…", fi = "…" (with or without --message).
+    #[arg(long)]
+    pub message_file: Option<std::path::PathBuf>,
+}
+
+impl TextArgs {
+    /// The text fields of the request: see [`text_fields`].
+    pub(super) fn fields(&self) -> Result<Text, CliError> {
+        text_fields(
+            &self.message,
+            self.locale.as_deref(),
+            self.message_file.as_deref(),
+        )
+    }
+}
+
 /// The text fields of an update: `message` (and `locale`) for one plain text, else `body` with
 /// one text per language.
 pub(super) fn text_fields(

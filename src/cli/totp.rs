@@ -7,11 +7,13 @@
 //! role requires a second factor and who therefore cannot get a token before enrolling — and
 //! ends that session afterwards.
 
-use super::client::{failure, Body, CliError, Client};
+use super::client::{answer_as, failure, Body, CliError, Client};
 use super::users::read_line;
+use crate::api::signin::{RecoveryCodes, SessionInfo, SessionLogin, TotpCode, TotpEnrolment};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -63,19 +65,20 @@ struct Session {
 }
 
 impl Session {
-    async fn call(
+    /// Sends a request in the session; the answer read as the API's type `T`.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, CliError> {
+        body: Option<&TotpCode>,
+    ) -> Result<T, CliError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .header("cookie", format!("crier_session={}", self.cookie))
             .header("x-csrf-token", &self.csrf);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| {
             CliError::Unavailable(format!("cannot reach crier at {}: {e}", self.base))
@@ -85,7 +88,11 @@ impl Session {
         if !status.is_success() {
             return Err(failure(status, &text));
         }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        let v = match text.trim() {
+            "" => Value::Null,
+            t => serde_json::from_str(t).unwrap_or(Value::Null),
+        };
+        answer_as(path, &v)
     }
 }
 
@@ -105,7 +112,11 @@ async fn sign_in(url: &str, user: &str, password_stdin: bool) -> Result<Session,
     let base = url.trim_end_matches('/').to_owned();
     let resp = http
         .post(format!("{base}/api/v1/session"))
-        .json(&json!({"user": user, "password": password}))
+        .json(&SessionLogin {
+            user: user.to_owned(),
+            password,
+            code: None,
+        })
         .send()
         .await
         .map_err(|e| CliError::Unavailable(format!("cannot reach crier at {base}: {e}")))?;
@@ -122,7 +133,8 @@ async fn sign_in(url: &str, user: &str, password_stdin: bool) -> Result<Session,
         return Err(failure(status, &text));
     }
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let (Some(cookie), Some(csrf)) = (cookie, v["csrf_token"].as_str()) else {
+    let info: SessionInfo = answer_as("/api/v1/session", &v)?;
+    let Some(cookie) = cookie else {
         return Err(CliError::Unavailable(
             "the server's answer has no session".into(),
         ));
@@ -131,28 +143,30 @@ async fn sign_in(url: &str, user: &str, password_stdin: bool) -> Result<Session,
         http,
         base,
         cookie,
-        csrf: csrf.to_owned(),
+        csrf: info.csrf_token,
     })
 }
 
-fn show_secret(v: &Value) {
+fn show_secret(e: &TotpEnrolment) {
     println!(
         "Add this account to your authenticator app (shown once):\nSecret: {}\nURI: {}",
-        v["secret"].as_str().unwrap_or_default(),
-        v["uri"].as_str().unwrap_or_default()
+        e.secret, e.uri
     );
 }
 
-fn show_codes(v: &Value) {
+fn show_codes(r: &RecoveryCodes) {
     println!(
         "Second factor enabled. Recovery codes (each works once; shown once, keep them safe):"
     );
-    for c in v["recovery_codes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        println!("{}", c.as_str().unwrap_or_default());
+    for c in &r.recovery_codes {
+        println!("{c}");
+    }
+}
+
+/// A code as the API's request.
+fn code(code: &str) -> TotpCode {
+    TotpCode {
+        code: code.trim().to_owned(),
     }
 }
 
@@ -171,27 +185,23 @@ pub async fn enrol_signing_in(url: &str, cmd: &TotpCmd) -> Result<(), CliError> 
     };
     let s = sign_in(url, user, *password_stdin).await?;
     let result = async {
-        let v = s.call(Method::POST, "/api/v1/me/totp", None).await?;
-        show_secret(&v);
-        let code = ask_code()?;
-        if code.is_empty() {
+        let e: TotpEnrolment = s.call(Method::POST, "/api/v1/me/totp", None).await?;
+        show_secret(&e);
+        let typed = ask_code()?;
+        if typed.is_empty() {
             return Err(CliError::Usage(
                 "no code given; run `crier totp enrol` again and type the app's code".into(),
             ));
         }
-        let v = s
-            .call(
-                Method::POST,
-                "/api/v1/me/totp/confirm",
-                Some(json!({"code": code})),
-            )
+        let r: RecoveryCodes = s
+            .call(Method::POST, "/api/v1/me/totp/confirm", Some(&code(&typed)))
             .await?;
-        show_codes(&v);
+        show_codes(&r);
         Ok(())
     }
     .await;
     // The session was only for enrolling.
-    let _ = s.call(Method::POST, "/api/v1/logout", None).await;
+    let _ = s.call::<Value>(Method::POST, "/api/v1/logout", None).await;
     if result.is_ok() {
         println!("Now sign in with `crier login`, giving the app's next code.");
     }
@@ -202,41 +212,37 @@ pub async fn enrol_signing_in(url: &str, cmd: &TotpCmd) -> Result<(), CliError> 
 pub async fn totp(c: &Client, cmd: TotpCmd) -> Result<(), CliError> {
     match cmd {
         TotpCmd::Enrol { .. } => {
-            let v = c.call(Method::POST, "/api/v1/me/totp", None).await?;
-            show_secret(&v);
-            let code = ask_code()?;
-            if code.is_empty() {
+            let (_, e) = c
+                .call_as::<TotpEnrolment>(Method::POST, "/api/v1/me/totp", None)
+                .await?;
+            show_secret(&e);
+            let typed = ask_code()?;
+            if typed.is_empty() {
                 println!("Not confirmed yet: run `crier totp confirm CODE` with the app's code.");
                 return Ok(());
             }
-            let v = c
-                .call(
-                    Method::POST,
-                    "/api/v1/me/totp/confirm",
-                    Some(Body::Json(json!({"code": code}))),
-                )
-                .await?;
-            show_codes(&v);
+            confirm(c, &typed).await?;
         }
-        TotpCmd::Confirm { code } => {
-            let v = c
-                .call(
-                    Method::POST,
-                    "/api/v1/me/totp/confirm",
-                    Some(Body::Json(json!({"code": code.trim()}))),
-                )
-                .await?;
-            show_codes(&v);
-        }
-        TotpCmd::Disable { code } => {
+        TotpCmd::Confirm { code } => confirm(c, &code).await?,
+        TotpCmd::Disable { code: typed } => {
             c.call(
                 Method::POST,
                 "/api/v1/me/totp/disable",
-                Some(Body::Json(json!({"code": code.trim()}))),
+                Some(Body::json(&code(&typed))?),
             )
             .await?;
             println!("Second factor removed.");
         }
     }
+    Ok(())
+}
+
+/// Confirms an enrolment with the app's code and shows the recovery codes.
+async fn confirm(c: &Client, typed: &str) -> Result<(), CliError> {
+    let body = Body::json(&code(typed))?;
+    let (_, r) = c
+        .call_as::<RecoveryCodes>(Method::POST, "/api/v1/me/totp/confirm", Some(body))
+        .await?;
+    show_codes(&r);
     Ok(())
 }

@@ -99,7 +99,7 @@ impl Dispatcher {
     ) -> anyhow::Result<(Dispatcher, Running)> {
         let mut with_adapters = Vec::new();
         for ch in channels {
-            let adapter = Adapter::build(&ch, data_dir)?;
+            let adapter = Adapter::build(&ch, data_dir, clock)?;
             // Best effort, bounded (start-up must not wait on a platform that is down): one that
             // does not answer in time keeps its kind's default rule.
             let bound = ch.send_timeout.min(Duration::from_secs(5));

@@ -40,7 +40,7 @@ use crate::store::schedule::{alert_detail_seq, Hold, Standalone, StandaloneKind}
 use crate::store::{Change, NewIncident, NewUpdate, Store, StoreError};
 use chrono::{DateTime, Utc};
 use payloads::first_line;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 pub use settings::{IntakeSettings, Route};
 use std::collections::BTreeMap;
 use ulid::Ulid;
@@ -88,7 +88,7 @@ pub struct Trigger {
 }
 
 /// What a trigger did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// A new incident was opened.

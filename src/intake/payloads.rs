@@ -5,7 +5,7 @@
 
 use super::{AlertStatus, Trigger};
 use crate::domain::{ComponentName, DomainError, Impact};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 const MAX_SUMMARY: usize = 1000;
 
 /// `POST /api/v1/triggers` and `crier trigger`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"source": "nagios", "key": "db1-disk", "status": "firing", "summary": "Disk almost full on db1", "impact": "minor"})))]
 pub struct TriggerDoc {
@@ -24,13 +24,13 @@ pub struct TriggerDoc {
     /// The alert's key within the source.
     #[schema(min_length = 1)]
     pub key: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     pub status: String,
     pub summary: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,

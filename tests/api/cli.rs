@@ -268,3 +268,67 @@ async fn an_absurd_next_update_is_a_usage_error() {
         stderr(&o)
     );
 }
+
+/// Component and subscriber writes print from the API's own answer types (`Component`,
+/// `SubscriberView`): each line names what the server answered.
+#[tokio::test]
+async fn the_cli_prints_component_and_subscriber_answers() {
+    let app = spawn_app().await;
+    let o = crier(
+        &app,
+        &[
+            "component",
+            "set",
+            "Check-in",
+            "degraded_performance",
+            "--group",
+            "Airport",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "Check-in is now degraded_performance");
+    let o = crier(&app, &["component", "list"]).await;
+    let row = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("Check-in"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        row.contains("degraded_performance") && row.contains("Airport"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = crier(&app, &["subscribers", "add", "--phone", "+358401234567"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let added = stdout(&o);
+    assert!(added.starts_with("Subscribed +358401234567 ("), "{added}");
+    let o = crier(
+        &app,
+        &[
+            "subscribers",
+            "set",
+            "+358401234567",
+            "--locale",
+            "fi",
+            "--component",
+            "Check-in",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let changed = stdout(&o);
+    assert!(
+        changed.starts_with("Changed +358401234567 (")
+            && changed.contains("locale fi, components Check-in"),
+        "{changed}"
+    );
+    let o = crier(&app, &["subscribers", "remove", "+358401234567"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("Removed +358401234567 ("),
+        "{}",
+        stdout(&o)
+    );
+}

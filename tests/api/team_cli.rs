@@ -390,3 +390,135 @@ fn login_with_a_required_second_factor_through_the_real_binary() {
     assert!(o.status.success(), "{}", out(&o));
     server.terminate();
 }
+
+/// The rest of the team commands, each through the real binary and the API's own request and
+/// answer types: `users set-role|disable|enable|reset-password|remove`, `tokens revoke`,
+/// `password`; a role that is not one is refused before anything is sent.
+#[test]
+fn the_cli_changes_disables_resets_and_removes_users_revokes_tokens_and_changes_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let server = ServeProcess::start(&data);
+    let url = server.base();
+    let d = data.to_str().unwrap();
+    let o = crier(
+        &cfg,
+        &[
+            "--url", &url, "--data", d, "users", "add", "jussi", "--role", "viewer",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let password = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The bootstrap admin's token, given explicitly: jussi's saved login comes first otherwise.
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str(), "--token", token.trim()];
+        all.extend_from_slice(args);
+        crier(&cfg, &all, None)
+    };
+
+    // Not a role: refused by the CLI itself (exit 2), and the user is unchanged.
+    for args in [
+        &["users", "set-role", "jussi", "root"][..],
+        &["users", "add", "anna", "--role", "boss"][..],
+        &["tokens", "create", "--name", "x", "--role", "root"][..],
+    ] {
+        let o = admin(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains("is not a role"), "{}", out(&o));
+    }
+    let o = admin(&["--json", "users", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["role"], "viewer");
+
+    let o = admin(&["users", "set-role", "jussi", "Publisher"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let row = out(&o);
+    assert!(
+        row.contains("jussi") && row.contains("publisher") && row.contains("active"),
+        "{row}"
+    );
+    let o = admin(&["users", "disable", "jussi"]);
+    assert!(out(&o).contains("disabled"), "{}", out(&o));
+    let login = |pw: &str| {
+        crier(
+            &cfg,
+            &[
+                "--url",
+                url.as_str(),
+                "login",
+                "--user",
+                "jussi",
+                "--password-stdin",
+            ],
+            Some(&format!("{pw}\n")),
+        )
+    };
+    assert_eq!(login(&password).status.code(), Some(3), "disabled");
+    let o = admin(&["users", "enable", "jussi"]);
+    assert!(out(&o).contains("active"), "{}", out(&o));
+
+    // Signed in, jussi changes the password; the old one stops working.
+    let o = login(&password);
+    assert!(o.status.success(), "{}", out(&o));
+    let new = "a much longer passphrase";
+    let o = crier(
+        &cfg,
+        &["--url", url.as_str(), "password", "--password-stdin"],
+        Some(&format!("{password}\n{new}\n")),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("Password changed."), "{}", out(&o));
+    assert_eq!(login(&password).status.code(), Some(3));
+    let o = login(new);
+    assert!(o.status.success(), "{}", out(&o));
+
+    // A token made and revoked by its id.
+    let o = crier(
+        &cfg,
+        &["--url", url.as_str(), "tokens", "create", "--name", "ci"],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let id = out(&o).split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(id.len(), 26, "{}", out(&o));
+    let o = crier(
+        &cfg,
+        &["--url", url.as_str(), "tokens", "revoke", &id],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(out(&o).trim(), format!("Revoked token {id} \"ci\"."));
+    let o = admin(&["tokens", "list"]);
+    let row = out(&o)
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(row.contains("revoked") && row.contains("ci"), "{}", out(&o));
+
+    // A new password revokes jussi's tokens; removal answers with the user.
+    let o = admin(&["users", "reset-password", "jussi"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = out(&o);
+    assert!(text.contains("New password for jussi"), "{text}");
+    // Both of his logins (the ci token was revoked already).
+    assert!(text.contains("2 token(s) revoked"), "{text}");
+    assert_eq!(text.lines().last().unwrap().trim().len(), 20, "{text}");
+    let o = admin(&["users", "remove", "jussi"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(out(&o).trim(), "Removed jussi; their tokens are revoked.");
+    let o = admin(&["--json", "users", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+    server.terminate();
+}

@@ -36,7 +36,8 @@ pub async fn check(
         Some(ch) => {
             // Adapters that need a folder (the log adapter) are not checked; nothing is
             // written there.
-            let c = crate::adapters::check_channel(&ch, &std::env::temp_dir()).await;
+            let clock = state.dispatcher.clock();
+            let c = crate::adapters::check_channel(&ch, &std::env::temp_dir(), clock).await;
             (c.name, c.status, c.detail)
         }
         None => match state.skipped_channels.iter().find(|(n, _)| *n == name) {

@@ -1213,7 +1213,7 @@ mod tests {
         for i in &incidents {
             put_incident(c, i, Write::Insert).await.unwrap();
         }
-        assert_eq!(super::incidents(&*c).await.unwrap(), incidents);
+        assert_eq!(super::incidents(c).await.unwrap(), incidents);
         assert_eq!(
             incident(c, f.busy.id).await.unwrap().as_ref(),
             Some(&f.busy)
@@ -1238,7 +1238,7 @@ mod tests {
         for comp in &comps {
             put_component(c, comp, Write::Insert).await.unwrap();
         }
-        assert_eq!(components(&*c).await.unwrap(), comps);
+        assert_eq!(components(c).await.unwrap(), comps);
         let history = s
             .component_history(Utc::now() - chrono::Duration::days(1))
             .unwrap();
@@ -1250,7 +1250,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let back = component_changes(&*c).await.unwrap();
+        let back = component_changes(c).await.unwrap();
         assert_eq!(back.len(), history.values().map(Vec::len).sum::<usize>());
         assert_eq!(back.len(), 3, "api twice, web once");
 
@@ -1259,7 +1259,7 @@ mod tests {
         for sub in &subs {
             put_subscriber(c, sub, Write::Insert).await.unwrap();
         }
-        assert_eq!(subscribers(&*c).await.unwrap(), subs);
+        assert_eq!(subscribers(c).await.unwrap(), subs);
         let email = subs
             .iter()
             .find(|s| matches!(s.contact, Contact::Email(_)))
@@ -1284,18 +1284,18 @@ mod tests {
         for n in &ns {
             put_notice(c, n, Write::Insert).await.unwrap();
         }
-        assert_eq!(notices(&*c).await.unwrap(), ns);
+        assert_eq!(notices(c).await.unwrap(), ns);
         let msgs = s.standalones_of(ns[0].id).unwrap();
         assert_eq!(msgs.len(), 1);
         put_standalone(c, &msgs[0], Write::Insert).await.unwrap();
-        assert_eq!(standalones(&*c).await.unwrap(), msgs);
+        assert_eq!(standalones(c).await.unwrap(), msgs);
 
         let thread = s.thread(f.busy.id, "mastodon").unwrap().unwrap();
         put_thread(c, f.busy.id, "mastodon", &thread, Write::Insert)
             .await
             .unwrap();
         assert_eq!(
-            threads(&*c).await.unwrap(),
+            threads(c).await.unwrap(),
             vec![(f.busy.id, "mastodon".to_owned(), thread)]
         );
 
@@ -1303,25 +1303,25 @@ mod tests {
         for g in &groups {
             put_alert_group(c, g, Write::Insert).await.unwrap();
         }
-        assert_eq!(alert_groups(&*c).await.unwrap(), groups);
+        assert_eq!(alert_groups(c).await.unwrap(), groups);
         let hs = s.holds().unwrap();
         for h in &hs {
             put_hold(c, h, Write::Insert).await.unwrap();
         }
-        assert_eq!(holds(&*c).await.unwrap(), hs);
+        assert_eq!(holds(c).await.unwrap(), hs);
 
         let bs = s.broadcasts_of_all();
         assert!(!bs.is_empty());
         for b in &bs {
             put_broadcast(c, b, Write::Insert).await.unwrap();
         }
-        assert_eq!(broadcasts(&*c).await.unwrap(), bs);
+        assert_eq!(broadcasts(c).await.unwrap(), bs);
         let ds = s.deliveries_of(f.busy.id).unwrap();
         assert_eq!(ds.len(), 3);
         for d in &ds {
             put_delivery(c, d, Write::Insert).await.unwrap();
         }
-        assert_eq!(deliveries(&*c).await.unwrap(), ds);
+        assert_eq!(deliveries(c).await.unwrap(), ds);
 
         let us = s.users().unwrap();
         let mut with_hashes = Vec::new();
@@ -1330,13 +1330,13 @@ mod tests {
             put_user(c, u, &h, Write::Insert).await.unwrap();
             with_hashes.push((u.clone(), h));
         }
-        assert_eq!(users(&*c).await.unwrap(), with_hashes);
+        assert_eq!(users(c).await.unwrap(), with_hashes);
         let ts = s.tokens(None).unwrap();
         put_token(c, &ts[0], &f.token_hash, Write::Insert)
             .await
             .unwrap();
         assert_eq!(
-            tokens(&*c).await.unwrap(),
+            tokens(c).await.unwrap(),
             vec![(ts[0].clone(), f.token_hash)]
         );
         assert_eq!(
@@ -1346,7 +1346,7 @@ mod tests {
         let maria = UserName::parse("maria").unwrap();
         let totp = s.totp(&maria).unwrap().unwrap();
         put_totp(c, &maria, &totp, Write::Insert).await.unwrap();
-        assert!(totps(&*c).await.unwrap() == vec![(maria.clone(), totp)]);
+        assert!(totps(c).await.unwrap() == vec![(maria.clone(), totp)]);
         let session = Session {
             id: Ulid::new(),
             user: maria.clone(),
@@ -1364,19 +1364,19 @@ mod tests {
         for a in &aps {
             put_approval(c, a, Write::Insert).await.unwrap();
         }
-        assert_eq!(approvals(&*c).await.unwrap(), aps);
+        assert_eq!(approvals(c).await.unwrap(), aps);
         let tpls = s.templates().unwrap();
         for t in &tpls {
             put_template(c, t, Write::Insert).await.unwrap();
         }
-        assert_eq!(templates(&*c).await.unwrap(), tpls);
+        assert_eq!(templates(c).await.unwrap(), tpls);
 
         let entries = sled_audit(s);
         assert_eq!(entries.len(), 3);
         for (e, b) in &entries {
             append_audit(c, e, b).await.unwrap();
         }
-        let stored = audit_stored(&*c).await.unwrap();
+        let stored = audit_stored(c).await.unwrap();
         assert_eq!(
             stored
                 .iter()
@@ -1386,7 +1386,7 @@ mod tests {
         );
         // The same walk as on sled, over the same bytes, to the same head.
         let on_sled = s.verify_audit().unwrap();
-        assert_eq!(verify_audit(&*c).await.unwrap().unwrap(), on_sled);
+        assert_eq!(verify_audit(c).await.unwrap().unwrap(), on_sled);
     }
 
     #[tokio::test]
@@ -1473,6 +1473,6 @@ mod tests {
             let e = c.batch_execute(sql).await.expect_err(sql);
             assert!(e.to_string().contains("append-only"), "{sql}: {e}");
         }
-        assert_eq!(audit_stored(&*c).await.unwrap().len(), 1);
+        assert_eq!(audit_stored(c).await.unwrap().len(), 1);
     }
 }

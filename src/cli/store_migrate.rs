@@ -78,8 +78,8 @@ pub enum MigrateError {
     #[error("{0}")]
     Pg(#[from] PgError),
     #[error(
-        "{aggregate} {key} is in the database already but differs from the sled store's; \
-         nothing was written. The database was changed since an earlier migration (or holds \
+        "{aggregate}: the row {key} is in the database already but differs from the sled \
+         store's; nothing was written. The database was changed since an earlier migration (or holds \
          another store): migrate into an empty database, or drop it and run this again"
     )]
     Differs {

@@ -189,12 +189,23 @@ pub fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     for summary in store.incidents(&filter)? {
         let (incident, timeline) = store.incident(summary.id)?;
         s.updates.extend((1..).zip(timeline));
-        store.for_each_delivery(incident.id, |d| {
+        s.incidents.push(incident);
+    }
+    s.broadcasts = store.broadcasts_of_all();
+    // Deliveries are keyed by their origin: an incident, or the notice or approval of a
+    // standalone message; every delivery belongs to a broadcast of its origin.
+    let origins: std::collections::BTreeSet<Ulid> = s
+        .incidents
+        .iter()
+        .map(|i| i.id)
+        .chain(s.broadcasts.iter().map(|b| b.incident_id))
+        .collect();
+    for origin in origins {
+        store.for_each_delivery(origin, |d| {
             if unfinished(&d) {
                 s.deliveries.push(d);
             }
         })?;
-        s.incidents.push(incident);
     }
     s.components = store.components()?;
     for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC)? {
@@ -207,7 +218,6 @@ pub fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     s.threads = store.all_threads()?;
     s.alert_groups = store.alert_groups()?;
     s.holds = store.holds()?;
-    s.broadcasts = store.broadcasts_of_all();
     for u in store.users()? {
         let hash = store
             .password_hash(&u.name)?
@@ -744,8 +754,8 @@ mod tests {
             ("threads", 1),
             ("alert groups", 1),
             ("holds", 1),
-            ("broadcasts", 1),
-            ("deliveries", 5),
+            ("broadcasts", 2),
+            ("deliveries", 10),
             ("users", 1),
             ("tokens", 1),
             ("totp", 1),
@@ -809,9 +819,20 @@ mod tests {
         );
         // ... pending deliveries claimable from the outbox, one per phone subscriber, ...
         let ds = rows::deliveries(c).await.unwrap();
-        assert!(ds.iter().all(|d| d.state == DeliveryState::Pending
-            && matches!(d.target, Target::Subscriber { .. })
-            && d.incident_id == f.busy.id));
+        assert!(ds
+            .iter()
+            .all(|d| d.state == DeliveryState::Pending
+                && matches!(d.target, Target::Subscriber { .. })));
+        let notice = f.store.notices().unwrap()[0].id;
+        let of = |origin: Ulid| ds.iter().filter(|d| d.incident_id == origin).count();
+        assert_eq!(
+            (of(f.busy.id), of(notice)),
+            (5, 5),
+            "the incident's and the notice's deliveries, one per phone subscriber each"
+        );
+        assert!(ds
+            .iter()
+            .any(|d| d.incident_id == notice && d.seq >= crate::store::schedule::STANDALONE_BASE));
         let pending: i64 = c
             .query_one(
                 "SELECT count(*) FROM crier_deliveries WHERE state = 'pending' AND lease_owner IS NULL",
@@ -820,7 +841,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(pending, 5);
+        assert_eq!(pending, 10);
         // ... the token found by its hash, and the audit chain walking the same bytes.
         assert!(rows::token_by_hash(c, &f.token_hash)
             .await

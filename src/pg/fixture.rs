@@ -128,14 +128,6 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
         .create_incident(new_incident("Maybe DNS", true, vec![]), now)
         .await
         .unwrap();
-    // Expand the opening's broadcast into pending deliveries.
-    let all = |_: &crate::domain::Subscriber| true;
-    for b in store.open_broadcasts().unwrap() {
-        store
-            .expand(&b, &[], &ExpandTarget { reaches: &all }, 1000, now)
-            .await
-            .unwrap();
-    }
     store
         .set_component(
             api.clone(),
@@ -165,8 +157,21 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
         },
         now,
     );
-    store.post_standalone(&msg, &[], now).await.unwrap();
+    // Posted to SMS subscribers: its broadcast and deliveries carry the message's seq, above
+    // 2^31 (standalone seqs use the top bit).
+    store
+        .post_standalone(&msg, &[("sms".into(), true)], now)
+        .await
+        .unwrap();
 
+    // Expand the opening's and the notice's broadcasts into pending deliveries.
+    let all = |_: &crate::domain::Subscriber| true;
+    for b in store.open_broadcasts().unwrap() {
+        store
+            .expand(&b, &[], &ExpandTarget { reaches: &all }, 1000, now)
+            .await
+            .unwrap();
+    }
     let group: AlertGroup = serde_json::from_value(json!({
         "source": "alertmanager", "group": "api-5xx", "incident_id": draft.id,
         "alerts": {"HighErrorRate": {"firing": true, "summary": "5xx > 5%", "since": now}},

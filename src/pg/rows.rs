@@ -664,7 +664,7 @@ pub async fn put_broadcast<C: GenericClient>(
         &sql,
         &[
             &b.incident_id.to_string(),
-            &int("seq", b.seq)?,
+            &i64::from(b.seq),
             &b.channel,
             &b.update_id.to_string(),
             &b.done,
@@ -757,7 +757,7 @@ pub async fn put_delivery<C: GenericClient>(
             &finished,
             &d.id.to_string(),
             &d.incident_id.to_string(),
-            &int("seq", d.seq)?,
+            &i64::from(d.seq),
             &d.update_id.to_string(),
             &subscriber,
             &word(&d.state)?,

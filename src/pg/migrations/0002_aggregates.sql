@@ -117,9 +117,11 @@ CREATE TABLE crier_intake_signatures (
 );
 
 -- A broadcast: one update going out on one channel, expanded into deliveries in batches.
+-- incident_id is the origin (an incident, or a notice or approval for standalone messages);
+-- seq is bigint: standalone messages' seqs use the top bit of a u32.
 CREATE TABLE crier_broadcasts (
     incident_id text        NOT NULL,
-    seq         integer     NOT NULL,
+    seq         bigint      NOT NULL,
     channel     text        NOT NULL,
     update_id   text        NOT NULL,
     done        boolean     NOT NULL,
@@ -135,7 +137,7 @@ CREATE INDEX crier_broadcasts_open ON crier_broadcasts (created_at) WHERE NOT do
 ALTER TABLE crier_deliveries
     ADD COLUMN delivery_id     text UNIQUE,
     ADD COLUMN incident_id     text,
-    ADD COLUMN seq             integer,
+    ADD COLUMN seq             bigint,
     ADD COLUMN update_id       text,
     ADD COLUMN subscriber_id   text,
     ADD COLUMN delivery_state  text,

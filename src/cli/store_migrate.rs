@@ -191,7 +191,7 @@ pub fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         s.updates.extend((1..).zip(timeline));
         s.incidents.push(incident);
     }
-    s.broadcasts = store.broadcasts_of_all();
+    s.broadcasts = store.all_broadcasts()?;
     // Deliveries are keyed by their origin: an incident, or the notice or approval of a
     // standalone message; every delivery belongs to a broadcast of its origin.
     let origins: std::collections::BTreeSet<Ulid> = s

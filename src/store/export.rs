@@ -1,9 +1,11 @@
 //! Read-only listings that only `crier store migrate` (src/cli/store_migrate.rs) needs: trees
-//! the store otherwise reads by key only (threads, token hashes, standalone messages) and the
-//! audit log's entries as stored (the bytes its hash chain covers).
+//! the store otherwise reads by key only (threads, token hashes, standalone messages), every
+//! broadcast with errors reported, and the audit log's entries as stored (the bytes its hash
+//! chain covers).
 
 use super::threads::Thread;
 use super::{decode, schedule::Standalone, Store, StoreError};
+use crate::domain::Broadcast;
 use ulid::Ulid;
 
 fn ulid_at(key: &[u8], what: &str) -> Result<Ulid, StoreError> {
@@ -41,6 +43,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Every broadcast, in key order; unlike `broadcasts_of_all`, an unreadable record is an
+    /// error, not skipped (a migration must not lose one silently).
+    pub fn all_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
+        let t = self.t()?;
+        t.broadcasts.iter().values().map(|v| decode(&v?)).collect()
+    }
+
     /// Every standalone message posted, by (origin, seq).
     pub fn all_standalones(&self) -> Result<Vec<Standalone>, StoreError> {
         let t = self.t()?;
@@ -59,5 +68,33 @@ impl Store {
             out.push((seq, v.to_vec()));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreadable_broadcast_is_an_error_not_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let mut new = super::super::tests::new_incident("t");
+        new.broadcast = vec![("sms".into(), true)];
+        store
+            .create_incident(new, chrono::Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.all_broadcasts().unwrap().len(), 1);
+        store
+            .t()
+            .unwrap()
+            .broadcasts
+            .insert(b"garbage-key", b"not json".as_slice())
+            .unwrap();
+        assert!(matches!(
+            store.all_broadcasts(),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -417,6 +417,23 @@ pub struct Report {
     pub audit_verified: u64,
 }
 
+/// Runs `write` for every item, up to [`PIPELINE`] statements in flight at a time (tokio-postgres
+/// pipelines concurrent queries on one connection, so a round trip is paid per batch, not per
+/// row); returns how many were written.
+async fn pipelined<'a, T, F, Fut>(items: &[&'a T], write: F) -> Result<usize, PgError>
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<(), PgError>>,
+{
+    for chunk in items.chunks(PIPELINE) {
+        futures_util::future::try_join_all(chunk.iter().map(|x| write(x))).await?;
+    }
+    Ok(items.len())
+}
+
+/// Statements in flight at a time in [`pipelined`].
+const PIPELINE: usize = 256;
+
 /// Copies `store` into the database behind `pg` (see the module docs).
 pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
     let sled = read_sled(store)?;
@@ -459,108 +476,111 @@ pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
 
     let mut copied: BTreeMap<&'static str, usize> = BTreeMap::new();
     let missing = |name: &'static str, key: String| !present[name].contains_key(&key);
-    let mut count = |name: &'static str| *copied.entry(name).or_default() += 1;
+    let mut count = |name: &'static str, n: usize| *copied.entry(name).or_default() += n;
     for x in &sled.incidents {
         if missing("incidents", key_incident(x)) {
             rows::put_incident(&tx, x, Write::Insert).await?;
-            count("incidents");
+            count("incidents", 1);
         }
     }
     for x in &sled.updates {
         if missing("updates", key_update(x)) {
             rows::put_update(&tx, x.0, &x.1, Write::Insert).await?;
-            count("updates");
+            count("updates", 1);
         }
     }
     for x in &sled.components {
         if missing("components", key_component(x)) {
             rows::put_component(&tx, x, Write::Insert).await?;
-            count("components");
+            count("components", 1);
         }
     }
     for x in &sled.component_history {
         if missing("component changes", key_change(x)) {
             let name = crate::domain::ComponentName::parse(&x.0).map_err(StoreError::from)?;
             rows::put_component_change(&tx, &name, x.1, x.2).await?;
-            count("component changes");
+            count("component changes", 1);
         }
     }
-    for x in &sled.subscribers {
-        if missing("subscribers", key_subscriber(x)) {
-            rows::put_subscriber(&tx, x, Write::Insert).await?;
-            count("subscribers");
-        }
-    }
+    // The two bulk aggregates go pipelined: many statements in flight on the one connection.
+    let todo: Vec<&Subscriber> = sled
+        .subscribers
+        .iter()
+        .filter(|x| missing("subscribers", key_subscriber(x)))
+        .collect();
+    let n = pipelined(&todo, |x| rows::put_subscriber(&tx, x, Write::Insert)).await?;
+    count("subscribers", n);
     for x in &sled.notices {
         if missing("notices", key_notice(x)) {
             rows::put_notice(&tx, x, Write::Insert).await?;
-            count("notices");
+            count("notices", 1);
         }
     }
     for x in &sled.messages {
         if missing("messages", key_message(x)) {
             rows::put_standalone(&tx, x, Write::Insert).await?;
-            count("messages");
+            count("messages", 1);
         }
     }
     for x in &sled.threads {
         if missing("threads", key_thread(x)) {
             rows::put_thread(&tx, x.0, &x.1, &x.2, Write::Insert).await?;
-            count("threads");
+            count("threads", 1);
         }
     }
     for x in &sled.alert_groups {
         if missing("alert groups", key_group(x)) {
             rows::put_alert_group(&tx, x, Write::Insert).await?;
-            count("alert groups");
+            count("alert groups", 1);
         }
     }
     for x in &sled.holds {
         if missing("holds", key_hold(x)) {
             rows::put_hold(&tx, x, Write::Insert).await?;
-            count("holds");
+            count("holds", 1);
         }
     }
     for x in &sled.broadcasts {
         if missing("broadcasts", key_broadcast(x)) {
             rows::put_broadcast(&tx, x, Write::Insert).await?;
-            count("broadcasts");
+            count("broadcasts", 1);
         }
     }
-    for x in &sled.deliveries {
-        if missing("deliveries", key_delivery(x)) {
-            rows::put_delivery(&tx, x, Write::Insert).await?;
-            count("deliveries");
-        }
-    }
+    let todo: Vec<&Delivery> = sled
+        .deliveries
+        .iter()
+        .filter(|x| missing("deliveries", key_delivery(x)))
+        .collect();
+    let n = pipelined(&todo, |x| rows::put_delivery(&tx, x, Write::Insert)).await?;
+    count("deliveries", n);
     for x in &sled.users {
         if missing("users", key_user(x)) {
             rows::put_user(&tx, &x.0, &x.1, Write::Insert).await?;
-            count("users");
+            count("users", 1);
         }
     }
     for x in &sled.tokens {
         if missing("tokens", key_token(x)) {
             rows::put_token(&tx, &x.0, &x.1, Write::Insert).await?;
-            count("tokens");
+            count("tokens", 1);
         }
     }
     for x in &sled.totp {
         if missing("totp", key_totp(x)) {
             rows::put_totp(&tx, &x.0, &x.1, Write::Insert).await?;
-            count("totp");
+            count("totp", 1);
         }
     }
     for x in &sled.approvals {
         if missing("approvals", key_approval(x)) {
             rows::put_approval(&tx, x, Write::Insert).await?;
-            count("approvals");
+            count("approvals", 1);
         }
     }
     for x in &sled.templates {
         if missing("templates", key_template(x)) {
             rows::put_template(&tx, x, Write::Insert).await?;
-            count("templates");
+            count("templates", 1);
         }
     }
     for x in &sled.audit {
@@ -573,7 +593,7 @@ pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
                 )));
             }
             rows::append_audit(&tx, &entry, &x.1).await?;
-            count("audit entries");
+            count("audit entries", 1);
         }
     }
 

@@ -9,6 +9,7 @@ mod backup;
 mod check;
 pub mod client;
 mod output;
+mod store_migrate;
 mod templates;
 mod texts;
 mod totp;
@@ -153,6 +154,10 @@ enum Command {
     /// assets) into DIR once, from the store in --data (offline: no server may be running on
     /// it; a running server keeps `[status_page] static_export_dir` up to date by itself).
     ExportStatic(ExportStaticArgs),
+    /// The store itself: `store migrate --from DIR --to postgres://…` copies a sled store into
+    /// PostgreSQL and verifies it (offline: no server may run on DIR).
+    #[command(subcommand)]
+    Store(store_migrate::StoreCmd),
 }
 
 #[derive(Args, Debug)]
@@ -960,6 +965,9 @@ fn client_main(cli: Cli) -> ExitCode {
             }
         };
     }
+    if let Command::Store(cmd) = &cli.command {
+        return store_migrate::main(cmd, cli.json);
+    }
     if let Command::ExportStatic(a) = &cli.command {
         return match export_static(cli.data.as_deref(), a, cli.clock.now()) {
             Ok(n) => {
@@ -1103,7 +1111,8 @@ async fn run_client(cli: Cli) -> Result<(), CliError> {
         Command::Notice(NoticeCmd::Next { .. })
         | Command::Channels(_)
         | Command::Restore(_)
-        | Command::ExportStatic(_) => Ok(()),
+        | Command::ExportStatic(_)
+        | Command::Store(_) => Ok(()),
         Command::Backup(a) => backup::backup_online(&client, &a.file, a.force, json_out).await,
         Command::Login(_) | Command::Logout => Ok(()),
         Command::Totp(a) => totp::totp(&client, a.cmd).await,

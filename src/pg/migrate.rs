@@ -11,7 +11,10 @@ use super::PgError;
 
 /// The migrations, in order; the version is the position (1-based). Append only: a released
 /// migration is never edited.
-pub const MIGRATIONS: &[(&str, &str)] = &[("outbox", include_str!("migrations/0001_outbox.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("outbox", include_str!("migrations/0001_outbox.sql")),
+    ("aggregates", include_str!("migrations/0002_aggregates.sql")),
+];
 
 /// The advisory lock key of migrations ("crier-mg").
 pub const MIGRATION_LOCK: i64 = 0x6372_6965_722d_6d67;

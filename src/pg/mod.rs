@@ -6,9 +6,12 @@
 pub mod leader;
 pub mod migrate;
 pub mod outbox;
+pub mod rows;
 pub mod tls;
 pub mod wake;
 
+#[cfg(test)]
+pub(crate) mod fixture;
 #[cfg(test)]
 pub(crate) mod testdb;
 
@@ -49,6 +52,11 @@ pub enum PgError {
         attempt: i32,
         node: String,
     },
+    /// A unique key is taken (the same message as the sled store's `Conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("a stored row could not be read ({0}); the database may have been edited by hand")]
+    Corrupt(String),
 }
 
 /// How to reach the database.

@@ -39,9 +39,9 @@ impl TestDb {
                 use std::io::Write;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "NOTICE: skipping the PostgreSQL tests of src/pg/ (first: {name}): \
-                     CRIER_TEST_PG_URL is unset; run `bash scripts/pg.sh cargo test --lib pg::` \
-                     to start a throwaway PostgreSQL for them"
+                    "NOTICE: skipping the PostgreSQL tests (src/pg/, crier store migrate; first: \
+                     {name}): CRIER_TEST_PG_URL is unset; run `bash scripts/pg.sh cargo test \
+                     --lib -- pg:: store_migrate` to start a throwaway PostgreSQL for them"
                 );
             });
             return None;

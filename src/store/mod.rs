@@ -38,6 +38,7 @@ pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod codec;
+pub mod export;
 pub mod flusher;
 pub mod health;
 pub mod history;

@@ -201,7 +201,8 @@ pub fn restore(
             file.display()
         )));
     }
-    let r = backup::restore(file, data, force).map_err(cli_error)?;
+    let r =
+        backup::restore(file, data, force, crate::clock::Clock::wall().now()).map_err(cli_error)?;
     if json_out {
         output::print_json(&json!({
             "file": file.display().to_string(),

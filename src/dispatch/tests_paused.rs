@@ -5,9 +5,9 @@
 use super::*;
 use crate::adapters::scripted::{Scripted, Step};
 use crate::channels::{Kind, Rate};
+use crate::domain::NewIncident;
 use crate::domain::{Body, Impact, IncidentKind, Locale, Title};
 use crate::render::preview::Platform;
-use crate::store::NewIncident;
 use std::path::PathBuf;
 use tokio::time::Instant;
 
@@ -293,7 +293,7 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
     let now = h.dispatcher.inner.clock.now();
     let n = 2 * EXPAND_BATCH + 500;
     let rows = (0..n)
-        .map(|i| crate::store::NewSubscriber {
+        .map(|i| crate::domain::NewSubscriber {
             contact: crate::domain::Contact::phone(&format!("+3584{i:08}")).unwrap(),
             locale: Locale::english(),
             components: vec![],
@@ -460,7 +460,7 @@ async fn subscribers_removed_after_expansion_are_not_messaged() {
     let h = harness(vec![(ch, s.clone())]).await;
     let batch = ["+358401000001", "+358401000002", "+358401000003"]
         .iter()
-        .map(|p| crate::store::NewSubscriber {
+        .map(|p| crate::domain::NewSubscriber {
             contact: crate::domain::Contact::phone(p).unwrap(),
             locale: Locale::english(),
             components: vec![],
@@ -527,9 +527,9 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     h.store
         .append_update(
             inc_id,
-            crate::store::NewUpdate {
+            crate::domain::NewUpdate {
                 titles: Default::default(),
-                change: crate::store::Change::Update(None),
+                change: crate::domain::Change::Update(None),
                 body: Body::single(Locale::english(), "Fixed.").unwrap(),
                 author: "t".into(),
                 impact: None,
@@ -616,7 +616,7 @@ async fn email_three_readers(
     let readers = ["ann@example.net", "bob@example.net", "cai@example.net"];
     let batch = readers
         .iter()
-        .map(|a| crate::store::NewSubscriber {
+        .map(|a| crate::domain::NewSubscriber {
             contact: crate::domain::Contact::email(a).unwrap(),
             locale: Locale::english(),
             components: vec![],

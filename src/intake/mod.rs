@@ -34,10 +34,12 @@
 pub mod payloads;
 pub mod settings;
 
+use crate::domain::alert::{AlertGroup, AlertState, Digest, Mode, Pending, PendingChange};
+use crate::domain::standalone::{alert_detail_seq, Standalone, StandaloneKind};
+use crate::domain::Hold;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
-use crate::store::intake::{AlertGroup, AlertState, Digest, Mode, Pending, PendingChange};
-use crate::store::schedule::{alert_detail_seq, Hold, Standalone, StandaloneKind};
-use crate::store::{Change, NewIncident, NewUpdate, Store, StoreError};
+use crate::domain::{Change, NewIncident, NewUpdate};
+use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use payloads::first_line;
 use serde::Serialize;
@@ -921,7 +923,7 @@ pub fn default_locale() -> Locale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schedule::STANDALONE_BASE;
+    use crate::domain::standalone::STANDALONE_BASE;
     use std::time::Duration;
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -10,17 +10,10 @@
 //! approved, the timeline lacks it: post it again), never send it twice.
 
 use super::{decode, encode, Store, StoreError, Trees};
+use crate::domain::Decision;
 use crate::domain::{Approval, ApprovalState};
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
-
-/// An approval being granted, passed to the incident write that publishes it.
-#[derive(Debug, Clone)]
-pub struct Decision {
-    pub approval: Ulid,
-    pub by: String,
-    pub at: DateTime<Utc>,
-}
 
 impl Store {
     /// Saves a new approval. Durable when it returns.

@@ -43,8 +43,9 @@
 //! crier removes or rewrites an acknowledged entry.
 
 use super::{decode, encode, Store, StoreError, Trees};
-use crate::domain::audit::{self, AuditEntry, ChainError, Verified, GENESIS};
-use crate::domain::Role;
+use crate::domain::audit::{
+    self, AuditEntry, AuditFilter, ChainError, NewAudit, Verified, GENESIS,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -153,34 +154,6 @@ fn armed() -> Option<Arc<Recording>> {
         })
         .ok()
         .flatten()
-}
-
-/// An entry to append; the store numbers and chains it.
-#[derive(Debug, Clone, Default)]
-pub struct NewAudit {
-    pub actor: String,
-    pub token: Option<String>,
-    pub role: Option<Role>,
-    pub client: Option<String>,
-    pub request_id: String,
-    pub action: String,
-    pub target: String,
-    pub summary: String,
-}
-
-/// Filters of the audit listing; all optional, combined with AND.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Only entries numbered above this (the previous page's `next`).
-    pub after: u64,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub actor: Option<String>,
-    /// An action, or a prefix ending in `.` (e.g. `incident.`).
-    pub action: Option<String>,
-    /// Entries whose target contains this.
-    pub target: Option<String>,
-    pub limit: usize,
 }
 
 /// Why verification could not say yes.
@@ -386,10 +359,34 @@ impl Store {
         Ok(audit::verify(entries, head)?)
     }
 
-    /// The raw audit tree, for tests that tamper with it as an attacker with the files would.
+    /// The raw audit records, for tests that tamper with them as an attacker with the files
+    /// would.
     #[doc(hidden)]
-    pub fn audit_tree_for_tests(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.t()?.audit.clone())
+    pub fn audit_tree_for_tests(&self) -> Result<RawRecords, StoreError> {
+        Ok(RawRecords(self.t()?.audit.clone()))
+    }
+}
+
+/// One tree's raw records by key, for tests that tamper with the files (the backend's own tree
+/// type stays inside the store).
+#[doc(hidden)]
+pub struct RawRecords(sled::Tree);
+
+impl RawRecords {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn insert(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.insert(key, value.as_ref())?.map(|v| v.to_vec()))
+    }
+
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.remove(key)?.map(|v| v.to_vec()))
     }
 }
 

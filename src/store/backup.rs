@@ -174,8 +174,8 @@ impl Store {
     pub fn write_backup(&self, out: impl Write) -> Result<Summary, BackupError> {
         let t = self.t()?;
         // Milliseconds, as the header stores it.
-        let created = DateTime::<Utc>::from_timestamp_millis(Utc::now().timestamp_millis())
-            .unwrap_or_else(Utc::now);
+        let now = self.clock().now();
+        let created = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let mut w = Hashing {
             inner: out,
             hasher: Sha256::new(),
@@ -554,7 +554,12 @@ fn in_use(store_dir: &Path) -> bool {
 /// staging directory beside the target, opens it as `crier serve` would (schema, high-water
 /// mark, crash repair), and only then moves it into place. With `force`, the store that was
 /// there is kept as `<data>/db.replaced-<time>`; the rest of `data` (admin token, outbox) stays.
-pub fn restore(file: &Path, data: &Path, force: bool) -> Result<Restored, BackupError> {
+pub fn restore(
+    file: &Path,
+    data: &Path,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<Restored, BackupError> {
     let store_dir = data.join("db");
     let entries: Vec<String> = match std::fs::read_dir(data) {
         Ok(rd) => rd
@@ -593,12 +598,9 @@ pub fn restore(file: &Path, data: &Path, force: bool) -> Result<Restored, Backup
         return Err(e);
     }
     let replaced = if store_dir.exists() {
-        // The wall clock on purpose: a restore runs offline (no server, no injected clock) and
-        // this names a directory on disk beside the files' own mtimes.
-        let aside = data.join(format!(
-            "db.replaced-{}",
-            Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        ));
+        // A restore runs offline (no server): the CLI passes the wall clock's `now`, which
+        // names a directory on disk beside the files' own mtimes.
+        let aside = data.join(format!("db.replaced-{}", now.format("%Y%m%dT%H%M%S%.3fZ")));
         std::fs::rename(&store_dir, &aside).map_err(io_err("move aside", &store_dir))?;
         Some(aside)
     } else {
@@ -758,6 +760,36 @@ mod tests {
         assert!(recs.iter().filter(|r| r.0 == b"incidents").count() == 20);
     }
 
+    /// A backup's creation time is the store's clock, not the system's: a store opened on a
+    /// clock anchored in 2001 (tokio's time paused, so it does not move) stamps its backups in
+    /// 2001, in the header as in the summary.
+    #[tokio::test(start_paused = true)]
+    async fn a_backup_is_stamped_with_the_stores_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = DateTime::parse_from_rfc3339("2001-02-03T04:05:06.789Z")
+            .unwrap()
+            .to_utc();
+        let clock = crate::clock::Clock::starting_at(start);
+        let store = Store::open_with_clock(&dir.path().join("db"), clock).unwrap();
+        store
+            .create_incident(new_incident("then"), clock.now())
+            .await
+            .unwrap();
+        let before = clock.now();
+        let (bytes, written) = backup_bytes(&store);
+        let after = clock.now();
+        assert!(
+            before <= written.created && written.created <= after,
+            "created {} is not the store's clock ({before} .. {after})",
+            written.created
+        );
+        assert_eq!(read_bytes(&bytes).unwrap().0.created, written.created);
+        let file = dir.path().join("b.crb");
+        let summary = store.backup_to_path(&file).await.unwrap();
+        assert!(summary.created >= before && summary.created <= clock.now());
+        assert_eq!(verify(&file).unwrap().created, summary.created);
+    }
+
     #[tokio::test]
     async fn every_flipped_byte_and_every_truncation_is_refused() {
         let (_dir, store) = filled_with(2).await;
@@ -804,7 +836,7 @@ mod tests {
         let data = target.path().join("data");
         let restored = tokio::task::spawn_blocking({
             let (file, data) = (file.clone(), data.clone());
-            move || restore(&file, &data, false)
+            move || restore(&file, &data, false, Utc::now())
         })
         .await
         .unwrap()
@@ -937,7 +969,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .put_hold(&crate::store::schedule::Hold {
+                    .put_hold(&crate::domain::Hold {
                         incident_id: ulid::Ulid::new(),
                         until: Utc::now(),
                         broadcast: vec![],

@@ -38,11 +38,11 @@ pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod codec;
-pub mod flusher;
+pub(crate) mod flusher;
 pub mod health;
 pub mod history;
 pub mod intake;
-pub mod mark;
+pub(crate) mod mark;
 pub mod outbox;
 pub mod schedule;
 pub mod sessions;
@@ -51,10 +51,11 @@ pub mod templates;
 pub mod threads;
 pub mod users;
 
+use crate::clock::Clock;
 use crate::domain::{
-    apply_promise, Body, Broadcast, Component, ComponentName, ComponentStatus, Contact,
-    DomainError, Impact, Incident, IncidentKind, Locale, PromiseChange, PromiseEdit, Status,
-    Subscriber, Title, Titles, Update, UpdateAction,
+    apply_update, open_incident, Appended, Broadcast, Component, ComponentName, ComponentStatus,
+    Contact, Decision, DomainError, ImportCounts, Incident, IncidentFilter, Locale, NewIncident,
+    NewSubscriber, NewUpdate, Subscriber, Update,
 };
 use chrono::{DateTime, Utc};
 use health::Health;
@@ -65,7 +66,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use ulid::Ulid;
 
-pub use flusher::{FlushError, FlushStats, Flusher};
+use flusher::Flusher;
+pub use flusher::{FlushError, FlushStats};
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -80,7 +82,7 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Backend(#[from] BackendError),
     #[error("a stored record could not be read ({0}); the data directory may be damaged")]
     Corrupt(String),
     #[error(transparent)]
@@ -99,11 +101,24 @@ pub enum StoreError {
     Schema { found: u32, known: u32 },
 }
 
+/// A failure of the storage engine itself (an I/O error, a damaged file), as its message. The
+/// engine's own error type stays inside the backend: callers match on [`StoreError`]'s variants,
+/// never on sled's (issue 16: the store as a port).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(sled::Error);
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(BackendError(e))
+    }
+}
+
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }
@@ -172,98 +187,6 @@ fn with_components(mut summary: String, changed: &[String]) -> String {
     summary
 }
 
-/// A new incident or maintenance as the client describes it, already validated field by field.
-#[derive(Debug, Clone)]
-pub struct NewIncident {
-    pub title: Title,
-    /// The title in other languages.
-    pub titles: Titles,
-    pub kind: IncidentKind,
-    pub status: Option<Status>,
-    pub impact: Impact,
-    pub components: Vec<ComponentName>,
-    pub body: Body,
-    pub author: String,
-    pub next_update_due: Option<DateTime<Utc>>,
-    pub draft: bool,
-    /// Channels to announce it on once published: (name, audience is subscribers).
-    pub broadcast: Vec<(String, bool)>,
-    /// Maintenance window (both or neither; checked by the caller).
-    pub scheduled_for: Option<DateTime<Utc>>,
-    pub scheduled_until: Option<DateTime<Utc>>,
-    /// Opt in to an automatic holding statement when a promise is missed.
-    pub holding_statement: bool,
-    /// A maintenance's own reminder (`None`: the config's applies).
-    pub remind_before: Option<crate::domain::Reminder>,
-}
-
-/// What a new timeline entry does to its incident.
-#[derive(Debug, Clone, Copy)]
-pub enum Change {
-    /// A progress update, optionally changing the status (None keeps it).
-    Update(Option<Status>),
-    Resolve,
-    Reopen,
-}
-
-/// A timeline entry to append.
-#[derive(Debug, Clone)]
-pub struct NewUpdate {
-    pub change: Change,
-    /// Titles in other languages to add or replace (the others stay).
-    pub titles: Titles,
-    pub body: Body,
-    pub author: String,
-    pub impact: Option<Impact>,
-    /// The promise: a new one, the standing one kept, or the standing one withdrawn.
-    pub promise: PromiseEdit,
-    pub draft: bool,
-    /// Channels to announce it on once published: (name, audience is subscribers).
-    pub broadcast: Vec<(String, bool)>,
-}
-
-/// An appended update, with what it did to the incident's promise.
-#[derive(Debug, Clone)]
-pub struct Appended {
-    pub incident: Incident,
-    pub update: Update,
-    pub promise: PromiseChange,
-    /// The promise that stood before this update.
-    pub previous_due: Option<DateTime<Utc>>,
-    /// Before → after, as the audit log says it ([`crate::domain::audit::changed`]).
-    pub summary: String,
-}
-
-/// Filters for listing incidents; all optional, combined with AND.
-#[derive(Debug, Clone, Default)]
-pub struct IncidentFilter {
-    pub open: Option<bool>,
-    pub kind: Option<IncidentKind>,
-    pub status: Option<Status>,
-    pub impact: Option<Impact>,
-    pub component: Option<ComponentName>,
-    /// Only incidents with at least one published update, each as the public sees it (the
-    /// state of its last published update; filters apply to that state).
-    pub published_only: bool,
-    pub limit: usize,
-}
-
-/// A subscriber to add; the store assigns the id and the unsubscribe token.
-#[derive(Debug, Clone)]
-pub struct NewSubscriber {
-    pub contact: Contact,
-    pub locale: Locale,
-    pub components: Vec<ComponentName>,
-    pub confirmed: bool,
-}
-
-/// Result of a bulk import.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ImportCounts {
-    pub added: usize,
-    pub duplicates: usize,
-}
-
 /// Subscribers written per transaction by an import (see `Store::import_subscribers`), and rows
 /// parsed and written at a time by `POST /api/v1/subscribers/import`.
 pub const IMPORT_CHUNK: usize = 2_000;
@@ -318,6 +241,8 @@ struct Inner {
     /// Bumped after every write the public pages show (incidents, updates, components): the
     /// pages' render cache is valid while it is unchanged (see [`Store::public_generation`]).
     public_gen: std::sync::atomic::AtomicU64,
+    /// crier's one clock, as the server injected it (see [`Store::open_with_clock`]).
+    clock: Clock,
 }
 
 impl Drop for Inner {
@@ -375,11 +300,13 @@ impl Trees {
     fn open(dir: &Path, health: Arc<Health>) -> Result<Trees, StoreError> {
         // sled reports damage it meets while reading its log as corruption or a short read.
         Trees::open_checked(dir, health).map_err(|e| match e {
-            StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
-                dir: dir.to_owned(),
-                why: e.to_string(),
-            },
-            StoreError::Sled(sled::Error::Io(io))
+            StoreError::Backend(BackendError(sled::Error::Corruption { .. })) => {
+                StoreError::Damaged {
+                    dir: dir.to_owned(),
+                    why: e.to_string(),
+                }
+            }
+            StoreError::Backend(BackendError(sled::Error::Io(io)))
                 if io.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
                 StoreError::Damaged {
@@ -692,7 +619,7 @@ async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
             Ok(f) => f,
             // Never created: nothing holds it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(StoreError::Sled(sled::Error::Io(e))),
+            Err(e) => return Err(sled::Error::Io(e).into()),
         };
         match file.try_lock() {
             Ok(()) => return Ok(()),
@@ -700,9 +627,7 @@ async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
                 drop(file);
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StoreError::Sled(sled::Error::Io(e)))
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(sled::Error::Io(e).into()),
         }
     }
 }
@@ -730,14 +655,21 @@ fn open_error(dir: &Path, e: sled::Error) -> StoreError {
             why: e.to_string(),
         };
     }
-    StoreError::Sled(e)
+    e.into()
 }
 
 impl Store {
     /// Opens (or creates) the store under `dir` and starts its flusher task. Must be called inside
     /// a tokio runtime.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let health = Arc::new(Health::default());
+        Store::open_with_clock(dir, Clock::wall())
+    }
+
+    /// [`Store::open`] with the server's clock: every instant the store decides by itself (a
+    /// backup's creation time, since when it is broken) is read from `clock`, never from the
+    /// system directly, so a rehearsal (`clock_start`) or a test's paused time moves them too.
+    pub fn open_with_clock(dir: &Path, clock: Clock) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::new(clock));
         let trees = Trees::open(dir, health.clone())?;
         let inner = Arc::new(Inner {
             cell: RwLock::new(Some(Arc::new(trees))),
@@ -749,6 +681,7 @@ impl Store {
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
             public_gen: Default::default(),
+            clock,
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
         Ok(Store { inner })
@@ -793,6 +726,11 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| StoreError::Broken("the store is being re-opened".into()))
+    }
+
+    /// The clock the store reads (see [`Store::open_with_clock`]).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
     }
 
     /// The data directory holding the store (`<data>/db`); temporary backup files go there.
@@ -1048,53 +986,18 @@ impl Store {
     pub async fn create_incident_decided(
         &self,
         id: Ulid,
-        new: NewIncident,
+        mut new: NewIncident,
         statuses: &[(ComponentName, ComponentStatus)],
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<(Incident, Update, Vec<String>), StoreError> {
         let t = self.t()?;
         self.check_components(&new.components)?;
         if new.draft && !statuses.is_empty() {
             return Err(no_statuses_in_drafts().into());
         }
-        let status = new.status.unwrap_or(new.kind.initial_status());
-        crate::domain::check_status_for_new(new.kind, status)?;
-        let mut incident = Incident {
-            id,
-            title: new.title,
-            titles: new.titles,
-            kind: new.kind,
-            status,
-            impact: new.impact,
-            components: new.components,
-            created_at: now,
-            updated_at: now,
-            resolved_at: None,
-            next_update_due: new.next_update_due,
-            draft: new.draft,
-            update_count: 1,
-            scheduled_for: new.scheduled_for,
-            scheduled_until: new.scheduled_until,
-            holding_statement: new.holding_statement,
-            remind_before: new.remind_before,
-            public: None,
-        };
-        if !new.draft {
-            incident.publish_state();
-        }
-        let update = Update {
-            id: Ulid::new(),
-            incident_id: id,
-            action: UpdateAction::Opened,
-            status,
-            body: new.body,
-            author: new.author,
-            created_at: now,
-            next_update_due: new.next_update_due,
-            draft: new.draft,
-            published_at: (!new.draft).then_some(now),
-        };
+        let broadcast = std::mem::take(&mut new.broadcast);
+        let (incident, update) = open_incident(id, Ulid::new(), new, now)?;
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
         let changed = {
             let _w = self.lock(id).await;
@@ -1114,8 +1017,8 @@ impl Store {
             // which `repair` removes.
             t.put(&t.incidents, id.to_bytes(), ib)?;
             self.public_changed();
-            if !new.draft {
-                self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
+            if !update.draft {
+                self.write_broadcasts(&t, id, 1, update.id, &broadcast, now)?;
             }
             // The opening update commits it, with the components it sets and the request's
             // audit entry.
@@ -1187,7 +1090,7 @@ impl Store {
         id: Ulid,
         new: NewUpdate,
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<Appended, StoreError> {
         self.append_update_setting(id, new, &[], now, decision)
             .await
@@ -1200,10 +1103,10 @@ impl Store {
     pub async fn append_update_setting(
         &self,
         id: Ulid,
-        new: NewUpdate,
+        mut new: NewUpdate,
         statuses: &[(ComponentName, ComponentStatus)],
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<Appended, StoreError> {
         let t = self.t()?;
         if new.draft && !statuses.is_empty() {
@@ -1221,63 +1124,17 @@ impl Store {
             }
             // For the audit entry's before → after.
             let before = (incident.status, incident.impact, incident.titles.clone());
-            let (action, status) = match new.change {
-                Change::Update(to) => {
-                    let to = to.unwrap_or(incident.status);
-                    incident.check_update(to)?;
-                    let action = if to.is_final() {
-                        UpdateAction::Resolved
-                    } else {
-                        UpdateAction::Updated
-                    };
-                    (action, to)
-                }
-                Change::Resolve => (UpdateAction::Resolved, incident.check_resolve()?),
-                Change::Reopen => (UpdateAction::Reopened, incident.check_reopen()?),
-            };
+            let broadcast = std::mem::take(&mut new.broadcast);
             let update_id = Ulid::new();
-            incident.status = status;
-            incident.updated_at = now;
-            incident.update_count += 1;
-            if let Some(i) = new.impact {
-                incident.impact = i;
-            }
-            incident.titles.extend(new.titles);
-            let previous_due = incident.next_update_due;
-            let (due, promise) = apply_promise(previous_due, new.promise, status.is_final(), now);
-            incident.next_update_due = due;
-            incident.resolved_at = status.is_final().then_some(now);
-            if !new.draft {
-                incident.draft = false;
-                incident.publish_state();
-            }
-            let update = Update {
-                id: update_id,
-                incident_id: id,
-                action,
-                status,
-                body: new.body,
-                author: new.author,
-                created_at: now,
-                next_update_due: incident.next_update_due,
-                draft: new.draft,
-                published_at: (!new.draft).then_some(now),
-            };
+            let (update, promise, previous_due) = apply_update(&mut incident, new, update_id, now)?;
             let (ib, ub) = (encode(&incident)?, encode(&update)?);
             if let Some(d) = decision {
                 self.mark_approved(&t, d)?;
             }
             // Broadcasts, then the update, then the incident: a crash in between leaves records
             // past the incident's `update_count`, which `repair` removes.
-            if !new.draft {
-                self.write_broadcasts(
-                    &t,
-                    id,
-                    incident.update_count,
-                    update_id,
-                    &new.broadcast,
-                    now,
-                )?;
+            if !update.draft {
+                self.write_broadcasts(&t, id, incident.update_count, update_id, &broadcast, now)?;
             }
             let summary = with_components(
                 crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update),
@@ -1329,7 +1186,7 @@ impl Store {
         id: Ulid,
         broadcast: &[(String, bool)],
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let t = self.t()?;
         let (incident, published) = {
@@ -1407,23 +1264,7 @@ impl Store {
             }
             let (_, v) = item?;
             let i: Incident = decode(&v)?;
-            // The public list shows each incident as its last published update left it.
-            let i = match filter.published_only {
-                true => match i.public_view() {
-                    Some(v) => v,
-                    None => continue,
-                },
-                false => i,
-            };
-            let keep = filter.open.is_none_or(|o| i.is_open() == o)
-                && filter.kind.is_none_or(|k| i.kind == k)
-                && filter.status.is_none_or(|s| i.status == s)
-                && filter.impact.is_none_or(|m| i.impact == m)
-                && filter
-                    .component
-                    .as_ref()
-                    .is_none_or(|c| i.components.contains(c));
-            if keep {
+            if let Some(i) = filter.view(i) {
                 out.push(i);
             }
         }
@@ -1795,7 +1636,9 @@ mod tests_faults;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Locale;
+    use crate::domain::{
+        Body, Change, Impact, IncidentKind, Locale, Status, Title, Titles, UpdateAction,
+    };
 
     pub(super) fn new_incident(title: &str) -> NewIncident {
         NewIncident {

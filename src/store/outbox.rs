@@ -23,6 +23,7 @@ use super::{codec, decode, encode, Store, StoreError, Trees};
 use crate::domain::{
     idempotency_key, Broadcast, ComponentName, Delivery, DeliveryState, Subscriber, Target,
 };
+use crate::domain::{ExpandTarget, Expanded};
 use chrono::{DateTime, TimeZone, Utc};
 use ulid::Ulid;
 
@@ -64,18 +65,6 @@ fn due_prefix(channel: &str) -> Vec<u8> {
 fn due_time(key: &[u8], prefix_len: usize) -> Option<DateTime<Utc>> {
     let ms = u64::from_be_bytes(key.get(prefix_len..prefix_len + 8)?.try_into().ok()?);
     Utc.timestamp_millis_opt(i64::try_from(ms).ok()?).single()
-}
-
-/// A channel as the expander needs to know it: which subscribers it reaches.
-pub struct ExpandTarget<'a> {
-    pub reaches: &'a (dyn Fn(&Subscriber) -> bool + Sync),
-}
-
-/// What one expansion step did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Expanded {
-    pub created: usize,
-    pub done: bool,
 }
 
 impl Store {
@@ -205,10 +194,7 @@ impl Store {
                 let s: Subscriber = decode(&v)?;
                 seen += 1;
                 next.cursor = Some(k.to_vec());
-                let wants = s.components.is_empty()
-                    || components.is_empty()
-                    || s.components.iter().any(|c| components.contains(c));
-                if s.receives() && wants && (target.reaches)(&s) {
+                if target.reaches(&s, components) {
                     let to = Target::Subscriber {
                         id: s.id,
                         contact: s.contact,

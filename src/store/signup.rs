@@ -102,7 +102,7 @@ impl Store {
         self.check_components(&components)?;
         let pending = pending_for(secret, now, valid)?;
         let mut fresh = Self::new_subscriber(
-            super::NewSubscriber {
+            crate::domain::NewSubscriber {
                 contact,
                 locale,
                 components,
@@ -484,7 +484,7 @@ mod tests {
             .unwrap();
         store
             .add_subscriber(
-                super::super::NewSubscriber {
+                crate::domain::NewSubscriber {
                     contact: email("staff@example.com"),
                     locale: Locale::english(),
                     components: vec![],

@@ -1,9 +1,10 @@
 //! Components set in the same write as an incident opening or update: a crash leaves both or
 //! neither, a concurrent component write loses nothing, and bad input writes nothing.
 
-use super::audit::{self, AuditFilter, NewAudit};
+use super::audit;
 use super::tests::new_incident;
 use super::*;
+use crate::domain::audit::{AuditFilter, NewAudit};
 use std::cell::Cell;
 use std::time::Duration;
 

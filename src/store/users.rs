@@ -102,7 +102,7 @@ impl Store {
         // Their sessions end with them.
         for kv in t.sessions.iter() {
             let (k, v) = kv?;
-            if decode::<super::sessions::Session>(&v).is_ok_and(|s| s.user == *name) {
+            if decode::<crate::domain::Session>(&v).is_ok_and(|s| s.user == *name) {
                 t.sessions.remove(k)?;
             }
         }

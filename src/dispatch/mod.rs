@@ -29,6 +29,7 @@ use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
 };
+use crate::store::port::Threads;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -729,7 +730,7 @@ async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) 
         ch.channel.kind.supports_threads() && matches!(d.target, Target::Endpoint) && !notice;
     let mut msg = std::borrow::Cow::Borrowed(m);
     if threaded {
-        match inner.store.thread(d.incident_id, &ch.channel.name) {
+        match inner.store.thread(d.incident_id, &ch.channel.name).await {
             Ok(Some(t)) => {
                 msg.to_mut().thread = Some(crate::adapters::ThreadRef {
                     root: t.root,

@@ -8,6 +8,7 @@ use crate::channels::{Kind, Rate};
 use crate::domain::NewIncident;
 use crate::domain::{Body, Impact, IncidentKind, Locale, Title};
 use crate::render::preview::Platform;
+use crate::store::port::Threads;
 use std::path::PathBuf;
 use tokio::time::Instant;
 
@@ -572,7 +573,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     assert!(sent[1].idempotency_key.ends_with("-2"));
     assert_eq!(sent[1].idempotency_key, sent[2].idempotency_key);
     assert!(sent[3].text.contains("Fixed."));
-    let t = h.store.thread(inc_id, "masto").unwrap().unwrap();
+    let t = h.store.thread(inc_id, "masto").await.unwrap().unwrap();
     assert_eq!((t.root.as_str(), t.last.as_str()), ("p1", "p3"));
     h.stop().await;
 }
@@ -591,7 +592,7 @@ async fn non_threading_channels_send_no_thread() {
         .unwrap()
         .iter()
         .all(|(_, m)| m.thread.is_none()));
-    assert_eq!(h.store.thread(id[0], "slack").unwrap(), None);
+    assert_eq!(h.store.thread(id[0], "slack").await.unwrap(), None);
     h.stop().await;
 }
 

@@ -22,6 +22,7 @@ pub mod standalone;
 mod subscriber;
 mod template;
 mod text;
+mod thread;
 mod timeline;
 mod update;
 mod url;
@@ -53,6 +54,7 @@ pub use template::{
     MAX_TEMPLATE_NAME,
 };
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
+pub use thread::{PostRef, Thread};
 pub use timeline::{apply_update, open_incident, Appended, Change, NewIncident, NewUpdate};
 pub use update::{Body, Update, UpdateAction};
 pub use url::{HttpUrl, UrlError};

@@ -4,7 +4,7 @@
 //! **Consistency.** A backup must be a state the store was actually in, not a mix of before and
 //! after a change: an incident whose `update_count` names an update the file lacks, an alert
 //! group pointing at an incident it lacks, a delivery without its due entry. sled offers no
-//! snapshot across trees, so the store has a write pause ([`Store::writing_async`]): every write
+//! snapshot across trees, so the store has a write pause ([`SledStore::writing_async`]): every write
 //! section takes it shared (for microseconds; an expansion batch for its tens of milliseconds)
 //! and the backup takes it exclusively while it iterates, so the file holds exactly the writes
 //! that completed before it began. Reads never wait, and writers wait without parking a
@@ -26,7 +26,7 @@
 //! high-water mark). Reading checks the whole structure and the checksum; a restore reads the
 //! file completely once before it writes anything, and again while writing.
 
-use super::{mark, Store, StoreError, SCHEMA_VERSION};
+use super::{mark, SledStore, StoreError, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -129,12 +129,12 @@ fn len32(n: usize) -> io::Result<[u8; 4]> {
         .map_err(|_| io::Error::other("a record is larger than 4 GiB"))
 }
 
-impl Store {
+impl SledStore {
     /// The write pause, shared: every write section of the store holds it, a backup holds it
     /// exclusively while it iterates (see the module docs). Never held across an await (the
     /// guard is not `Send`), and never taken twice by one thread: a waiting backup blocks new
     /// readers. This one blocks its thread while a backup runs: only for code already off the
-    /// async runtime (an expansion batch); async code uses [`Store::writing_async`].
+    /// async runtime (an expansion batch); async code uses [`SledStore::writing_async`].
     pub(crate) fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         // The lock guards no data, so a panic elsewhere while holding it leaves nothing
         // half-done: a poisoned lock is used as is.
@@ -170,7 +170,7 @@ impl Store {
 
     /// Writes a consistent snapshot of every tree to `out` (see the module docs for the format).
     /// Blocking: writers wait while it iterates, so call it off the async runtime, and then
-    /// [`Store::durable`] before calling the backup complete ([`Store::backup_to_file`] does both).
+    /// [`SledStore::durable`] before calling the backup complete ([`SledStore::backup_to_file`] does both).
     pub fn write_backup(&self, out: impl Write) -> Result<Summary, BackupError> {
         let t = self.t()?;
         // Milliseconds, as the header stores it.
@@ -681,7 +681,7 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
         // sled's IO threads may hold the database's file lock for a moment after the writer
         // dropped its handle.
         super::wait_released(dir).await?;
-        let store = Store::open(dir)?;
+        let store = SledStore::open(dir)?;
         store.durable().await?;
         // Released when this returns: whoever moves the directory into place next opens it.
         store.close().await
@@ -701,13 +701,13 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    async fn filled() -> (tempfile::TempDir, Store) {
+    async fn filled() -> (tempfile::TempDir, SledStore) {
         filled_with(20).await
     }
 
-    async fn filled_with(n: usize) -> (tempfile::TempDir, Store) {
+    async fn filled_with(n: usize) -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         for i in 0..n {
             store
                 .create_incident(new_incident(&format!("incident {i}")), Utc::now())
@@ -717,7 +717,7 @@ mod tests {
         (dir, store)
     }
 
-    fn backup_bytes(store: &Store) -> (Vec<u8>, Summary) {
+    fn backup_bytes(store: &SledStore) -> (Vec<u8>, Summary) {
         let mut out = Vec::new();
         let s = store.write_backup(&mut out).unwrap();
         (out, s)
@@ -770,7 +770,7 @@ mod tests {
             .unwrap()
             .to_utc();
         let clock = crate::clock::Clock::starting_at(start);
-        let store = Store::open_with_clock(&dir.path().join("db"), clock).unwrap();
+        let store = SledStore::open_with_clock(&dir.path().join("db"), clock).unwrap();
         store
             .create_incident(new_incident("then"), clock.now())
             .await
@@ -846,7 +846,7 @@ mod tests {
             mark::read(&data.join("db")).unwrap().is_some_and(|m| m > 0),
             "a restored store has its high-water mark"
         );
-        let again = Store::open(&data.join("db")).unwrap();
+        let again = SledStore::open(&data.join("db")).unwrap();
         assert_eq!(again.checksum().unwrap(), before);
     }
 

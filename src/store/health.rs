@@ -3,7 +3,7 @@
 //! write for good. So a failed group commit leaves the open database holding writes that were
 //! answered with an error and unable to take new ones. The flusher records the failure here; the
 //! store then refuses reads and writes (so an unacknowledged write is never served) until it has
-//! re-opened the database from disk, which forgets the unflushed tail (see `Store::recover`).
+//! re-opened the database from disk, which forgets the unflushed tail (see `SledStore::recover`).
 //! `/healthz` and the shutdown message read the same state.
 
 use crate::clock::Clock;

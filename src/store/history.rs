@@ -7,13 +7,13 @@
 //! component's records are exactly the keys starting with its name and 0, in time order.
 //!
 //! A record is written with the status change it records: in the same sled transaction
-//! ([`Store::restore_components`]), or just before the component record that commits the change
-//! and its audit entry ([`Store::set_component`]; a crash in between leaves a record newer than
+//! ([`SledStore::restore_components`]), or just before the component record that commits the change
+//! and its audit entry ([`SledStore::set_component`]; a crash in between leaves a record newer than
 //! the component, which [`repair`] removes at start-up). Records older than
 //! [`RETAIN_DAYS`] are pruned when the component changes again, keeping the newest one before
 //! the cutoff: it says what the status was when the window starts.
 
-use super::{decode, encode, Store, StoreError, Trees};
+use super::{decode, encode, SledStore, StoreError, Trees};
 use crate::domain::{ComponentName, ComponentStatus, StatusChange};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,7 @@ pub(super) fn prune(t: &Trees, name: &ComponentName, now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     /// Every component's changes that matter from `since` on: the last one at or before `since`
     /// (the status the window starts with) and every later one, oldest first.
     pub fn component_history(
@@ -196,7 +196,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let api = ComponentName::parse("API").unwrap();
         let web = ComponentName::parse("Web").unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         {
             store
                 .set_component(api.clone(), Operational, None, at("2026-01-01T00:00:00Z"))
@@ -228,7 +228,7 @@ mod tests {
     async fn changes_are_recorded_with_the_status_and_pruned_after_100_days() {
         use ComponentStatus::*;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let api = ComponentName::parse("API").unwrap();
         let web = ComponentName::parse("Web").unwrap();
         store

@@ -9,7 +9,8 @@
 //!
 //! Tree `alerts`: source ‖ 0x00 ‖ group → JSON [`AlertGroup`].
 
-use super::{decode, encode, Store, StoreError};
+use super::port::{AlertGroups, HookSignatures};
+use super::{decode, encode, SledStore, StoreError};
 use crate::domain::alert::AlertGroup;
 use chrono::{DateTime, Utc};
 
@@ -21,9 +22,13 @@ fn group_key(source: &str, group: &str) -> Vec<u8> {
     k
 }
 
-impl Store {
+impl AlertGroups for SledStore {
     /// The alert group (source, group), if monitoring has reported it before.
-    pub fn alert_group(&self, source: &str, group: &str) -> Result<Option<AlertGroup>, StoreError> {
+    async fn alert_group(
+        &self,
+        source: &str,
+        group: &str,
+    ) -> Result<Option<AlertGroup>, StoreError> {
         let t = self.t()?;
         match t.alerts.get(group_key(source, group))? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -32,7 +37,7 @@ impl Store {
     }
 
     /// Saves an alert group. Durable when it returns.
-    pub async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
+    async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -43,7 +48,7 @@ impl Store {
     }
 
     /// Every alert group (for status and tests).
-    pub fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+    async fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
         let t = self.t()?;
         t.alerts.iter().values().map(|v| decode(&v?)).collect()
     }
@@ -53,11 +58,11 @@ impl Store {
 /// Opened on first use; entries live as long as the signature's timestamp is acceptable.
 const SIGNATURES: &str = "hook_signatures";
 
-impl Store {
+impl HookSignatures for SledStore {
     /// Remembers an accepted webhook signature until `expires`, once: `Ok(false)` when it was
     /// accepted before and has not expired (a replay). Expired entries are evicted on the way.
     /// Durable when it returns, so a restart inside the window still refuses the replay.
-    pub async fn remember_signature(
+    async fn remember_signature(
         &self,
         key: [u8; 32],
         expires: DateTime<Utc>,
@@ -99,7 +104,7 @@ impl Store {
 
     /// Forgets an accepted signature (its request failed before doing anything, so the sender
     /// may send it again).
-    pub async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
+    async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -124,7 +129,7 @@ mod tests {
         let now = Utc::now();
         let expires = now + chrono::Duration::seconds(300);
         {
-            let store = Store::open(&path).unwrap();
+            let store = SledStore::open(&path).unwrap();
             assert!(store
                 .remember_signature([1; 32], expires, now)
                 .await
@@ -139,7 +144,7 @@ mod tests {
                 .unwrap());
             store.close().await.unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let later = now + chrono::Duration::seconds(60);
         assert!(
             !store

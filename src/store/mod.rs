@@ -27,11 +27,11 @@
 //! its own IO buffer (`pin_log`), one `pwrite` + `sync_file_range` per request, which defeats group
 //! commit. Instead a write lock serialises read-check-write, and the two records of a change are
 //! written in an order that crash recovery can repair: sled recovers a prefix of its log, so a
-//! crash can leave at most the first record of an unacknowledged change, which [`Store::open`]
-//! removes (see [`Store::repair`]). Subscriber changes, rarer and spread over three trees, keep
+//! crash can leave at most the first record of an unacknowledged change, which [`SledStore::open`]
+//! removes (see [`SledStore::repair`]). Subscriber changes, rarer and spread over three trees, keep
 //! using transactions, whose closures have no side effects (sled may run them more than once).
 //!
-//! The methods speak domain types and no sled type leaves this module, but `Store` is one concrete
+//! The methods speak domain types and no sled type leaves this module, but `SledStore` is one concrete
 //! struct with many methods, not yet a port a second backend could implement.
 
 pub mod approvals;
@@ -44,6 +44,7 @@ pub mod history;
 pub mod intake;
 pub(crate) mod mark;
 pub mod outbox;
+pub mod port;
 pub mod schedule;
 pub mod sessions;
 pub mod signup;
@@ -149,7 +150,7 @@ async fn supervise(store: Weak<Inner>, health: Arc<Health>) {
         while health.broken().is_some() {
             tokio::time::sleep(delay).await;
             let Some(inner) = store.upgrade() else { return };
-            if let Err(e) = (Store { inner }).recover().await {
+            if let Err(e) = (SledStore { inner }).recover().await {
                 tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "the store is still broken");
             }
             delay = (delay * 2).min(std::time::Duration::from_secs(30));
@@ -187,27 +188,68 @@ fn with_components(mut summary: String, changed: &[String]) -> String {
     summary
 }
 
-/// Subscribers written per transaction by an import (see `Store::import_subscribers`), and rows
+/// Subscribers written per transaction by an import (see `SledStore::import_subscribers`), and rows
 /// parsed and written at a time by `POST /api/v1/subscribers/import`.
 pub const IMPORT_CHUNK: usize = 2_000;
 
-/// sled's page-cache budget (see `Store::open`).
+/// sled's page-cache budget (see `SledStore::open`).
 pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Stripes of the per-incident write lock (see `Store::lock`).
+/// Stripes of the per-incident write lock (see `SledStore::lock`).
 const WRITE_LOCK_STRIPES: usize = 64;
 
-/// A held incident write lock and the write pause (see `Store::lock`).
+/// A held incident write lock and the write pause (see `SledStore::lock`).
 struct WriteGuard<'a> {
     _stripe: MutexGuard<'a, ()>,
     _pause: std::sync::RwLockReadGuard<'a, ()>,
 }
 
-/// Handle to the open store; cheap to clone. The sled database sits in a swappable cell: after a
-/// failed group commit the store is broken and refuses reads and writes until the recovery task
-/// has re-opened the database from disk (see [`health`] and `Store::recover`).
+/// The store crier holds: the open backend, behind the port's traits ([`port`]); cheap to
+/// clone. One backend today (sled); a PostgreSQL backend is one more variant, and one more arm
+/// in each method of [`port`]'s impls for `Store`.
+///
+/// The aggregates not yet behind a trait are [`SledStore`]'s inherent methods, reached through
+/// `Deref` while the port is completed (see [`port`]); a second backend needs them ported first.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub enum Store {
+    Sled(SledStore),
+}
+
+impl Store {
+    /// Opens (or creates) the sled store in `dir` on the system's wall clock.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        SledStore::open(dir).map(Store::Sled)
+    }
+
+    /// Opens the sled store in `dir` reading `clock` (see [`SledStore::open_with_clock`]).
+    pub fn open_with_clock(dir: &Path, clock: Clock) -> Result<Store, StoreError> {
+        SledStore::open_with_clock(dir, clock).map(Store::Sled)
+    }
+
+    /// Closes the store and returns once its directory can be opened again
+    /// ([`SledStore::close`]).
+    pub async fn close(self) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.close().await,
+        }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = SledStore;
+
+    fn deref(&self) -> &SledStore {
+        match self {
+            Store::Sled(s) => s,
+        }
+    }
+}
+
+/// The sled backend's handle; cheap to clone. The sled database sits in a swappable cell: after a
+/// failed group commit the store is broken and refuses reads and writes until the recovery task
+/// has re-opened the database from disk (see [`health`] and `SledStore::recover`).
+#[derive(Clone, Debug)]
+pub struct SledStore {
     inner: Arc<Inner>,
 }
 
@@ -224,14 +266,14 @@ struct Inner {
     write_locks: Box<[Mutex<()>]>,
     /// Serialises every read-check-write of components' statuses (`set_component`,
     /// `restore_components`, an incident opened or updated with `statuses`), so that no write
-    /// reads a status another is about to replace (see `Store::component_lock`). Taken after
+    /// reads a status another is about to replace (see `SledStore::component_lock`). Taken after
     /// the write pause and an incident's lock, before the audit lock; never across an await.
     component_lock: Mutex<()>,
     /// The write pause: every write section holds it shared, a backup exclusively while it
     /// iterates, so the backup is one consistent state (see [`backup`]).
     pause: RwLock<()>,
     /// Woken when a backup releases the write pause (writers wait for it without blocking a
-    /// runtime thread: see `Store::writing_async`).
+    /// runtime thread: see `SledStore::writing_async`).
     resumed: tokio::sync::Notify,
     /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
     /// claimed through. A claim is only this: its due entry stays in the store until the outcome
@@ -239,9 +281,9 @@ struct Inner {
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
     /// Bumped after every write the public pages show (incidents, updates, components): the
-    /// pages' render cache is valid while it is unchanged (see [`Store::public_generation`]).
+    /// pages' render cache is valid while it is unchanged (see [`SledStore::public_generation`]).
     public_gen: std::sync::atomic::AtomicU64,
-    /// crier's one clock, as the server injected it (see [`Store::open_with_clock`]).
+    /// crier's one clock, as the server injected it (see [`SledStore::open_with_clock`]).
     clock: Clock,
 }
 
@@ -502,7 +544,7 @@ impl Trees {
             }
             let after = outbox::broadcast_key(incident.id, n.saturating_add(1), "").to_vec();
             // Broadcasts of standalone messages (reminders) sit above the timeline's range.
-            let end = Store::standalone_broadcast_floor(incident.id);
+            let end = SledStore::standalone_broadcast_floor(incident.id);
             let stale: Vec<sled::IVec> = t
                 .broadcasts
                 .range(after..end)
@@ -599,7 +641,7 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// How long [`Store::close`] waits for the database to be released.
+/// How long [`SledStore::close`] waits for the database to be released.
 pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Waits (at most [`CLOSE_WAIT`]) until sled's lock on `<dir>/db` is free: its IO threads may
@@ -658,14 +700,14 @@ fn open_error(dir: &Path, e: sled::Error) -> StoreError {
     e.into()
 }
 
-impl Store {
+impl SledStore {
     /// Opens (or creates) the store under `dir` and starts its flusher task. Must be called inside
     /// a tokio runtime.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Store::open_with_clock(dir, Clock::wall())
+        SledStore::open_with_clock(dir, Clock::wall())
     }
 
-    /// [`Store::open`] with the server's clock: every instant the store decides by itself (a
+    /// [`SledStore::open`] with the server's clock: every instant the store decides by itself (a
     /// backup's creation time, since when it is broken) is read from `clock`, never from the
     /// system directly, so a rehearsal (`clock_start`) or a test's paused time moves them too.
     pub fn open_with_clock(dir: &Path, clock: Clock) -> Result<Self, StoreError> {
@@ -684,7 +726,7 @@ impl Store {
             clock,
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
-        Ok(Store { inner })
+        Ok(SledStore { inner })
     }
 
     /// Closes the store for every clone of this handle (their calls answer "being re-opened"
@@ -728,7 +770,7 @@ impl Store {
             .ok_or_else(|| StoreError::Broken("the store is being re-opened".into()))
     }
 
-    /// The clock the store reads (see [`Store::open_with_clock`]).
+    /// The clock the store reads (see [`SledStore::open_with_clock`]).
     pub fn clock(&self) -> Clock {
         self.inner.clock
     }
@@ -791,7 +833,7 @@ impl Store {
     }
 
     /// Removes what an interrupted, unacknowledged incident write left behind (see
-    /// `Trees::repair`); `Store::open` runs it.
+    /// `Trees::repair`); `SledStore::open` runs it.
     pub fn repair(&self) -> Result<usize, StoreError> {
         self.t()?.repair()
     }
@@ -977,11 +1019,11 @@ impl Store {
             .map(|(i, u, _)| (i, u))
     }
 
-    /// [`Store::create_incident_with_id`], setting the components' `statuses` and releasing an
+    /// [`SledStore::create_incident_with_id`], setting the components' `statuses` and releasing an
     /// approval in the same write (see [`approvals`]). The components, the opening update that
     /// commits the incident and the request's audit entry (which names each component's
     /// before → after) go in one sled transaction: after a crash all of them are there or none
-    /// (see `Store::commit_audited_with_components`). A draft sets no component. Returns the
+    /// (see `SledStore::commit_audited_with_components`). A draft sets no component. Returns the
     /// incident, its opening update and each component change (`name: before → after`).
     pub async fn create_incident_decided(
         &self,
@@ -1072,7 +1114,7 @@ impl Store {
             .map(|a| (a.incident, a.update))
     }
 
-    /// [`Store::append_update`], also saying what the update did to the incident's promise
+    /// [`SledStore::append_update`], also saying what the update did to the incident's promise
     /// (decided under the write lock, from the promise that stood then).
     pub async fn append_update_reported(
         &self,
@@ -1083,7 +1125,7 @@ impl Store {
         self.append_update_decided(id, new, now, None).await
     }
 
-    /// [`Store::append_update_reported`], releasing an approval in the same write (see
+    /// [`SledStore::append_update_reported`], releasing an approval in the same write (see
     /// [`approvals`]).
     pub async fn append_update_decided(
         &self,
@@ -1096,10 +1138,10 @@ impl Store {
             .await
     }
 
-    /// [`Store::append_update_decided`], also setting the components' `statuses` in the same
+    /// [`SledStore::append_update_decided`], also setting the components' `statuses` in the same
     /// write: the components and the incident record that commits the update, with the audit
     /// entry naming each component's before → after, go in one sled transaction (see
-    /// `Store::commit_audited_with_components`). A draft update sets no component.
+    /// `SledStore::commit_audited_with_components`). A draft update sets no component.
     pub async fn append_update_setting(
         &self,
         id: Ulid,
@@ -1180,7 +1222,7 @@ impl Store {
         self.publish_drafts_decided(id, broadcast, now, None).await
     }
 
-    /// [`Store::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
+    /// [`SledStore::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
     pub async fn publish_drafts_decided(
         &self,
         id: Ulid,
@@ -1682,7 +1724,7 @@ mod tests {
         let path = dir.path().join("db");
         let mut created = Vec::new();
         for round in 0..20 {
-            let store = Store::open(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let store = SledStore::open(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
             let (i, _) = store
                 .create_incident(new_incident("restart"), Utc::now())
                 .await
@@ -1690,7 +1732,7 @@ mod tests {
             created.push(i.id);
             store.close().await.unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         for id in created {
             store.incident(id).unwrap();
         }
@@ -1705,7 +1747,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let (kept, orphan_update, torn_open) = {
-            let store = Store::open(&path).unwrap();
+            let store = SledStore::open(&path).unwrap();
             let now = Utc::now();
             let (kept, _) = store
                 .create_incident(new_incident("kept"), now)
@@ -1749,7 +1791,7 @@ mod tests {
             store.close().await.unwrap();
             (kept.id, orphan.id, torn.id)
         };
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let (i, updates) = store.incident(kept).unwrap();
         assert_eq!(
             updates.len(),
@@ -1770,7 +1812,7 @@ mod tests {
     #[tokio::test]
     async fn large_imports_are_chunked_and_still_de_duplicated_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let now = Utc::now();
         let n = 2 * IMPORT_CHUNK + 10;
         let phone = |i: usize| crate::domain::Contact::phone(&format!("+3584{i:08}")).unwrap();
@@ -1799,7 +1841,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writers_share_one_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let before = store.flush_stats();
         let tasks: Vec<_> = (0..50)
             .map(|i| {
@@ -1828,7 +1870,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_appends_on_many_threads_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let now = Utc::now();
         let mut ids = Vec::new();
         for t in ["a", "b", "c"] {
@@ -1891,7 +1933,7 @@ mod tests {
     #[tokio::test]
     async fn rapid_updates_keep_timeline_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let now = Utc::now();
         let (i, _) = store
             .create_incident(new_incident("fast"), now)
@@ -1917,7 +1959,7 @@ mod tests {
     #[tokio::test]
     async fn an_incident_stored_without_titles_still_reads_and_takes_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let id = Ulid::new();
         let old = format!(
             r#"{{"id":"{id}","title":"Check-in delays","kind":"incident","status":"investigating","impact":"major","components":[],"created_at":"2026-11-01T10:00:00Z","updated_at":"2026-11-01T10:00:00Z","resolved_at":null,"next_update_due":null,"draft":false,"update_count":1,"holding_statement":false,"public":{{"status":"investigating","impact":"major","updated_at":"2026-11-01T10:00:00Z","resolved_at":null,"next_update_due":null,"update_count":1}}}}"#

@@ -13,7 +13,7 @@
 //! twice — after a crash, or from two ticks — finds the first record and does nothing: the record
 //! of a firing is written before anything is sent, and a restart never fires twice.
 
-use super::{decode, encode, outbox, Store, StoreError};
+use super::{decode, encode, outbox, SledStore, StoreError};
 use crate::domain::standalone::STANDALONE_BASE;
 use crate::domain::Notice;
 use crate::domain::{Hold, Standalone};
@@ -24,7 +24,7 @@ fn message_key(origin: Ulid, seq: u32) -> [u8; 20] {
     super::update_key(origin, seq)
 }
 
-impl Store {
+impl SledStore {
     /// Posts a standalone message to `broadcast` channels, once: if (origin, seq) was posted
     /// before, nothing is written and `false` is returned. Durable when it returns.
     pub async fn post_standalone(
@@ -180,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn a_standalone_message_is_posted_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let origin = Ulid::new();
         let t = at("2026-11-23T09:00:00Z");
         let kind = StandaloneKind::Notice {

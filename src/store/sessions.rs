@@ -7,15 +7,15 @@
 //!
 //! A session id is never stored: the cookie's value is hashed and looked up, as a personal
 //! token's is. Creating, upgrading and ending sessions and every TOTP change are durable before
-//! they return; the last-seen time is written without a flush by [`Store::touch_session`] (a
+//! they return; the last-seen time is written without a flush by [`SledStore::touch_session`] (a
 //! crash loses at most the last minute of activity, which can only end a session earlier).
 
-use super::{abort, decode, encode, Store, StoreError};
+use super::{abort, decode, encode, SledStore, StoreError};
 use crate::domain::UserName;
 use crate::domain::{Session, TotpRecord};
 use chrono::{DateTime, Utc};
 
-impl Store {
+impl SledStore {
     /// Stores a new session under the SHA-256 of its id.
     pub async fn add_session(&self, hash: &[u8; 32], session: &Session) -> Result<(), StoreError> {
         let t = self.t()?;
@@ -181,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn sessions_are_found_by_hash_touched_and_ended_per_user() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let maria = UserName::parse("maria").unwrap();
         let now = Utc::now();
         let s = Session {

@@ -31,8 +31,16 @@
 //! removes (see [`SledStore::repair`]). Subscriber changes, rarer and spread over three trees, keep
 //! using transactions, whose closures have no side effects (sled may run them more than once).
 //!
-//! The methods speak domain types and no sled type leaves this module, but `SledStore` is one concrete
-//! struct with many methods, not yet a port a second backend could implement.
+//! This module is the store's port and its sled backend. [`Store`], the handle the rest of crier
+//! holds, is an enum of backends; [`port`] defines the interface in domain terms, one trait per
+//! aggregate, so a PostgreSQL backend (issue 16) is one more variant. [`SledStore`] is the sled
+//! backend: no sled type appears in its public signatures (sled's errors are wrapped in
+//! [`BackendError`]; the flusher and the mark are crate-private). The business rules a backend
+//! applies are the domain's pure functions (`domain::apply_update`, `domain::open_incident`,
+//! `domain::IncidentFilter::view`, `domain::ExpandTarget::reaches`), not this module's. The
+//! store reads the server's injected clock (`Store::open_with_clock`), never the wall clock by
+//! itself. The aggregates not yet behind a trait of [`port`] are `SledStore`'s inherent methods,
+//! reached through `Store`'s `Deref` until they are ported.
 
 pub mod approvals;
 pub mod audit;

@@ -6,6 +6,7 @@
 use super::client::{CliError, Client};
 use super::output;
 use crate::store::backup::{self, BackupError, Summary};
+use crate::store::port::Backups;
 use crate::store::{Store, StoreError};
 use serde_json::json;
 use std::path::{Path, PathBuf};

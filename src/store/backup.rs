@@ -26,6 +26,7 @@
 //! high-water mark). Reading checks the whole structure and the checksum; a restore reads the
 //! file completely once before it writes anything, and again while writing.
 
+use super::port::Backups;
 use super::{mark, SledStore, StoreError, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -241,10 +242,12 @@ impl SledStore {
             sha256: hex::encode(digest),
         })
     }
+}
 
+impl Backups for SledStore {
     /// Writes a backup into `file` (synced), then waits until everything in it is on disk in
     /// the store. Returns the file, positioned at its end.
-    pub async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
+    async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
         let store = self.clone();
         let (file, summary) = tokio::task::spawn_blocking(move || {
             let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -270,7 +273,7 @@ impl SledStore {
 
     /// Writes a backup to `path`: into a temporary file next to it, synced, then renamed, so
     /// `path` is either absent or a complete backup.
-    pub async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
+    async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
         let tmp = temp_path(path);
         let file = create_private(&tmp).map_err(io_err("create", &tmp))?;
         let result = async {

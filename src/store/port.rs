@@ -23,16 +23,20 @@
 //! incidents a listing shows: `domain::IncidentFilter::view`), which each backend calls under its
 //! own locks, so both backends decide the same.
 //!
-//! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`]. The other
-//! aggregates (incidents and updates, components, subscribers, notices and the scheduler's
-//! records, the outbox, users and tokens, sessions and TOTP, approvals, audit, health and backup) are still inherent methods of
+//! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`].
+//! The other aggregates (incidents and updates, components and their history, subscribers and
+//! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
+//! and TOTP, approvals, audit, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
+use super::backup::{BackupError, Summary};
 use super::{Store, StoreError};
 use crate::domain::alert::AlertGroup;
 use crate::domain::{IncidentTemplate, Thread};
 use chrono::{DateTime, Utc};
+use std::fs::File;
 use std::future::Future;
+use std::path::Path;
 use ulid::Ulid;
 
 /// Social threads: the platform references of an incident's first and latest post per channel.
@@ -129,6 +133,23 @@ pub trait HookSignatures {
         &self,
         key: [u8; 32],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Online backups: one consistent state of the whole store in crier's backup format (see
+/// `store::backup` and docs/ARCHITECTURE.md "Backups"), durable before it is called complete.
+pub trait Backups {
+    /// Writes a backup into `file` (synced) and waits until everything in it is on disk in the
+    /// store; returns the file, positioned at its end, and the backup's summary.
+    fn backup_to_file(
+        &self,
+        file: File,
+    ) -> impl Future<Output = Result<(File, Summary), BackupError>> + Send;
+
+    /// Writes a backup to `path` (a temporary file beside it, synced, then renamed).
+    fn backup_to_path(
+        &self,
+        path: &Path,
+    ) -> impl Future<Output = Result<Summary, BackupError>> + Send;
 }
 
 /// The handle dispatches each method to the open backend.
@@ -232,6 +253,20 @@ impl HookSignatures for Store {
     async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.forget_signature(key).await,
+        }
+    }
+}
+
+impl Backups for Store {
+    async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
+        match self {
+            Store::Sled(s) => s.backup_to_file(file).await,
+        }
+    }
+
+    async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
+        match self {
+            Store::Sled(s) => s.backup_to_path(path).await,
         }
     }
 }

@@ -24,11 +24,12 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Parser;
 use crier::dispatch::EXPAND_BATCH;
+use crier::domain::ExpandTarget;
 use crier::domain::{
     Body, Contact, DeliveryState, Impact, IncidentKind, Locale, Subscriber, Title,
 };
-use crier::store::outbox::ExpandTarget;
-use crier::store::{NewIncident, NewSubscriber, Store};
+use crier::domain::{NewIncident, NewSubscriber};
+use crier::store::Store;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]

@@ -10,6 +10,7 @@
 use crate::dispatch::Clock;
 use crate::domain::Span;
 use crate::store::backup::EXTENSION;
+use crate::store::port::Backups;
 use crate::store::Store;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod backups;
 pub mod channels;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;

@@ -130,7 +130,12 @@ impl Server {
             b.prepare().map_err(anyhow::Error::msg)?;
         }
         // The store's error says what is wrong (in use, read-only, damaged) and what to do.
-        let store = Store::open(&config.data_dir.join("db"))
+        // crier's one clock, injected into the store and the dispatcher (and through it the
+        // scheduler, sessions and the API): a rehearsal (`clock_start`) moves all of them.
+        let clock = config
+            .clock_start
+            .map_or_else(Clock::wall, Clock::starting_at);
+        let store = Store::open_with_clock(&config.data_dir.join("db"), clock)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let (admin, source) = match config.env.var(&config.admin_token_env) {
             Some(t) if t.trim().len() >= 16 => {
@@ -155,9 +160,7 @@ impl Server {
             render.clone(),
             loaded.active,
             &config.data_dir,
-            config
-                .clock_start
-                .map_or_else(Clock::wall, Clock::starting_at),
+            clock,
             stopped,
         )
         .await?;

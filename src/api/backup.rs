@@ -9,6 +9,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::store::backup::{create_private, BackupError, Summary};
+use crate::store::port::Backups;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};

@@ -2,7 +2,7 @@
 
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
-use crate::store::IncidentFilter;
+use crate::domain::IncidentFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

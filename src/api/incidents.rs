@@ -5,13 +5,13 @@ use super::authz::AuditNote;
 use super::extract::{ApiJson, ApiQuery};
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
+use crate::domain::Decision;
 use crate::domain::{
     parse_titles, Approval, ApprovalAction, Body, ComponentName, ComponentStatus, DomainError,
     Impact, Incident, IncidentKind, Locale, NextUpdate, PromiseChange, PromiseEdit, Reminder,
     Status, Title, Titles, Update, UpdateAction,
 };
-use crate::store::approvals::Decision;
-use crate::store::{Change, IncidentFilter, NewIncident, NewUpdate};
+use crate::domain::{Change, IncidentFilter, NewIncident, NewUpdate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -829,7 +829,7 @@ pub(super) async fn append(
     let new = new_update(state, author, change, req, now)?;
     // Only a published update on at least one channel creates broadcasts to expand.
     let broadcasting = !new.draft && !new.broadcast.is_empty();
-    let crate::store::Appended {
+    let crate::domain::Appended {
         incident,
         update,
         promise,

@@ -25,6 +25,7 @@ use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::intake::payloads::{HookKind, HookPayload, TriggerDoc};
 use crate::intake::Outcome;
+use crate::store::port::HookSignatures;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;

@@ -8,6 +8,7 @@ use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{IncidentTemplate, Locale, TemplateFields};
+use crate::store::port::Templates;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -164,7 +165,7 @@ fn note(target: &IncidentTemplate, summary: String) -> AuditNote {
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IncidentTemplate>>, ApiError> {
-    Ok(Json(state.store.templates()?))
+    Ok(Json(state.store.templates().await?))
 }
 
 /// `GET /api/v1/templates/{key}`
@@ -185,7 +186,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Json<IncidentTemplate>, ApiError> {
-    Ok(Json(state.store.template_by_key(&key)?))
+    Ok(Json(state.store.template_by_key(&key).await?))
 }
 
 /// `POST /api/v1/templates`
@@ -260,7 +261,7 @@ pub async fn change(
         let named = m.keys().map(|tag| (tag.clone(), "-".to_owned())).collect();
         crate::domain::parse_messages(named, &languages())?;
     }
-    let current = state.store.template_by_key(&key)?;
+    let current = state.store.template_by_key(&key).await?;
     let now = state.dispatcher.now();
     // Applied to the stored template under the store's lock, so two edits never undo each other.
     let (before, after) = state
@@ -294,7 +295,7 @@ pub async fn remove(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    let current = state.store.template_by_key(&key)?;
+    let current = state.store.template_by_key(&key).await?;
     let removed = state.store.remove_template(current.id).await?;
     let n = note(&removed, format!("{} removed", removed.summary()));
     Ok(noted(Json(removed), n))

@@ -6,6 +6,7 @@
 use super::client::{CliError, Client};
 use super::output;
 use crate::store::backup::{self, BackupError, Summary};
+use crate::store::port::Backups;
 use crate::store::{Store, StoreError};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -201,7 +202,8 @@ pub fn restore(
             file.display()
         )));
     }
-    let r = backup::restore(file, data, force).map_err(cli_error)?;
+    let r =
+        backup::restore(file, data, force, crate::clock::Clock::wall().now()).map_err(cli_error)?;
     if json_out {
         output::print_json(&json!({
             "file": file.display().to_string(),

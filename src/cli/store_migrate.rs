@@ -26,17 +26,16 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::GenericClient;
 use ulid::Ulid;
 
+use crate::domain::alert::AlertGroup;
 use crate::domain::{
     ApiToken, Approval, Broadcast, Component, ComponentStatus, Delivery, DeliveryState, Incident,
     IncidentTemplate, Notice, Subscriber, Update, User, UserName,
 };
+use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::intake::AlertGroup;
-use crate::store::schedule::{Hold, Standalone};
-use crate::store::sessions::TotpRecord;
-use crate::store::threads::Thread;
-use crate::store::{IncidentFilter, Store, StoreError};
+use crate::store::port::{AlertGroups, Templates};
+use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
 pub const DEFAULT_PASSWORD_ENV: &str = "CRIER_PG_PASSWORD";
@@ -180,7 +179,7 @@ fn unfinished(d: &Delivery) -> bool {
 }
 
 /// Reads every aggregate from a sled store opened by this process (so no server writes to it).
-pub fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
+pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     let mut s = Snapshot::default();
     let filter = IncidentFilter {
         limit: usize::MAX,
@@ -216,7 +215,7 @@ pub fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     s.notices = store.notices()?;
     s.messages = store.all_standalones()?;
     s.threads = store.all_threads()?;
-    s.alert_groups = store.alert_groups()?;
+    s.alert_groups = store.alert_groups().await?;
     s.holds = store.holds()?;
     for u in store.users()? {
         let hash = store
@@ -235,7 +234,7 @@ pub fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         s.tokens.push((t, hash));
     }
     s.approvals = store.approvals(None, usize::MAX)?;
-    s.templates = store.templates()?;
+    s.templates = store.templates().await?;
     s.audit = store.audit_stored()?;
     Ok(s.sorted())
 }
@@ -436,7 +435,7 @@ const PIPELINE: usize = 256;
 
 /// Copies `store` into the database behind `pg` (see the module docs).
 pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
-    let sled = read_sled(store)?;
+    let sled = read_sled(store).await?;
     // The sled log must verify before it is copied; its head is what the copy must reach.
     let sled_chain = store
         .verify_audit()
@@ -792,7 +791,7 @@ mod tests {
         // Every field of every row, read back through the row codecs, equals the sled store's.
         let pooled = pg.client().await.unwrap();
         let c: &tokio_postgres::Client = &pooled;
-        let sled = read_sled(&f.store).unwrap();
+        let sled = read_sled(&f.store).await.unwrap();
         let there = read_pg(c).await.unwrap();
         // Field by field first, for a readable failure, then the whole.
         assert_eq!(there.incidents, sled.incidents);
@@ -850,9 +849,9 @@ mod tests {
             (5, 5),
             "the incident's and the notice's deliveries, one per phone subscriber each"
         );
-        assert!(ds
-            .iter()
-            .any(|d| d.incident_id == notice && d.seq >= crate::store::schedule::STANDALONE_BASE));
+        assert!(ds.iter().any(
+            |d| d.incident_id == notice && d.seq >= crate::domain::standalone::STANDALONE_BASE
+        ));
         let pending: i64 = c
             .query_one(
                 "SELECT count(*) FROM crier_deliveries WHERE state = 'pending' AND lease_owner IS NULL",

@@ -13,23 +13,23 @@
 //! - On start-up, deliveries left in flight by a crash are due again (at-least-once, bounded by
 //!   what was in flight). On shutdown, workers stop claiming and finish their in-flight sends.
 
-mod clock;
 pub mod metrics;
 mod rate;
 
-pub use clock::Clock;
+pub use crate::clock::Clock;
 pub use metrics::Metrics;
 pub use rate::TokenBucket;
 
 use crate::adapters::{Adapter, OutMessage, Outcome, Recipient};
 use crate::channels::{Audience, Channel};
+use crate::domain::standalone::{StandaloneKind, STANDALONE_BASE};
+use crate::domain::ExpandTarget;
 use crate::domain::{Contact, Delivery, DeliveryState, Incident, Target, Update};
 use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
 };
-use crate::store::outbox::ExpandTarget;
-use crate::store::schedule::{StandaloneKind, STANDALONE_BASE};
+use crate::store::port::Threads;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -721,7 +721,7 @@ async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) 
     let notice = d.seq >= STANDALONE_BASE
         && matches!(
             inner.store.standalone(d.incident_id, d.seq),
-            Ok(Some(crate::store::schedule::Standalone {
+            Ok(Some(crate::domain::standalone::Standalone {
                 kind: StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. },
                 ..
             }))
@@ -730,7 +730,7 @@ async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) 
         ch.channel.kind.supports_threads() && matches!(d.target, Target::Endpoint) && !notice;
     let mut msg = std::borrow::Cow::Borrowed(m);
     if threaded {
-        match inner.store.thread(d.incident_id, &ch.channel.name) {
+        match inner.store.thread(d.incident_id, &ch.channel.name).await {
             Ok(Some(t)) => {
                 msg.to_mut().thread = Some(crate::adapters::ThreadRef {
                     root: t.root,

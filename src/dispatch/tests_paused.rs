@@ -5,9 +5,10 @@
 use super::*;
 use crate::adapters::scripted::{Scripted, Step};
 use crate::channels::{Kind, Rate};
+use crate::domain::NewIncident;
 use crate::domain::{Body, Impact, IncidentKind, Locale, Title};
 use crate::render::preview::Platform;
-use crate::store::NewIncident;
+use crate::store::port::Threads;
 use std::path::PathBuf;
 use tokio::time::Instant;
 
@@ -293,7 +294,7 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
     let now = h.dispatcher.inner.clock.now();
     let n = 2 * EXPAND_BATCH + 500;
     let rows = (0..n)
-        .map(|i| crate::store::NewSubscriber {
+        .map(|i| crate::domain::NewSubscriber {
             contact: crate::domain::Contact::phone(&format!("+3584{i:08}")).unwrap(),
             locale: Locale::english(),
             components: vec![],
@@ -460,7 +461,7 @@ async fn subscribers_removed_after_expansion_are_not_messaged() {
     let h = harness(vec![(ch, s.clone())]).await;
     let batch = ["+358401000001", "+358401000002", "+358401000003"]
         .iter()
-        .map(|p| crate::store::NewSubscriber {
+        .map(|p| crate::domain::NewSubscriber {
             contact: crate::domain::Contact::phone(p).unwrap(),
             locale: Locale::english(),
             components: vec![],
@@ -527,9 +528,9 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     h.store
         .append_update(
             inc_id,
-            crate::store::NewUpdate {
+            crate::domain::NewUpdate {
                 titles: Default::default(),
-                change: crate::store::Change::Update(None),
+                change: crate::domain::Change::Update(None),
                 body: Body::single(Locale::english(), "Fixed.").unwrap(),
                 author: "t".into(),
                 impact: None,
@@ -572,7 +573,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
     assert!(sent[1].idempotency_key.ends_with("-2"));
     assert_eq!(sent[1].idempotency_key, sent[2].idempotency_key);
     assert!(sent[3].text.contains("Fixed."));
-    let t = h.store.thread(inc_id, "masto").unwrap().unwrap();
+    let t = h.store.thread(inc_id, "masto").await.unwrap().unwrap();
     assert_eq!((t.root.as_str(), t.last.as_str()), ("p1", "p3"));
     h.stop().await;
 }
@@ -591,7 +592,7 @@ async fn non_threading_channels_send_no_thread() {
         .unwrap()
         .iter()
         .all(|(_, m)| m.thread.is_none()));
-    assert_eq!(h.store.thread(id[0], "slack").unwrap(), None);
+    assert_eq!(h.store.thread(id[0], "slack").await.unwrap(), None);
     h.stop().await;
 }
 
@@ -616,7 +617,7 @@ async fn email_three_readers(
     let readers = ["ann@example.net", "bob@example.net", "cai@example.net"];
     let batch = readers
         .iter()
-        .map(|a| crate::store::NewSubscriber {
+        .map(|a| crate::domain::NewSubscriber {
             contact: crate::domain::Contact::email(a).unwrap(),
             locale: Locale::english(),
             components: vec![],

@@ -103,3 +103,11 @@ impl Approval {
         )
     }
 }
+
+/// An approval being granted, passed to the incident write that publishes it.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub approval: Ulid,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}

@@ -163,6 +163,34 @@ pub fn verify(
     })
 }
 
+/// An entry to append; the store numbers and chains it.
+#[derive(Debug, Clone, Default)]
+pub struct NewAudit {
+    pub actor: String,
+    pub token: Option<String>,
+    pub role: Option<Role>,
+    pub client: Option<String>,
+    pub request_id: String,
+    pub action: String,
+    pub target: String,
+    pub summary: String,
+}
+
+/// Filters of the audit listing; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries numbered above this (the previous page's `next`).
+    pub after: u64,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub actor: Option<String>,
+    /// An action, or a prefix ending in `.` (e.g. `incident.`).
+    pub action: Option<String>,
+    /// Entries whose target contains this.
+    pub target: Option<String>,
+    pub limit: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,14 @@ pub struct Component {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One change of a component's status history: from `at` on, the component had `status` (the
+/// uptime bars of the status page are computed from these, `web::uptime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusChange {
+    pub at: DateTime<Utc>,
+    pub status: ComponentStatus,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,31 +2,42 @@
 //! changes to them make sense. Nothing here touches storage or the network, so every rule can be
 //! tested as a plain function and reused by the API, the CLI and (later) the monitoring intake.
 
+pub mod alert;
 pub mod approval;
+mod audience;
 pub mod audit;
 mod component;
 mod delivery;
+mod hold;
 mod incident;
+mod incident_filter;
 mod locale;
 mod names;
 mod next_update;
 mod notice;
 mod phone;
+pub mod session;
 mod span;
+pub mod standalone;
 mod subscriber;
 mod template;
 mod text;
+mod thread;
+mod timeline;
 mod update;
 mod url;
 pub mod user;
 
-pub use approval::{Approval, ApprovalAction, ApprovalState};
-pub use component::{Component, ComponentName, ComponentStatus};
+pub use approval::{Approval, ApprovalAction, ApprovalState, Decision};
+pub use audience::{follows, ExpandTarget, Expanded};
+pub use component::{Component, ComponentName, ComponentStatus, StatusChange};
 pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
+pub use hold::Hold;
 pub use incident::{
     check_status_for_new, parse_titles, Impact, Incident, IncidentKind, PublicState, Reminder,
     Status, Title, Titles,
 };
+pub use incident_filter::IncidentFilter;
 pub use locale::Locale;
 pub use next_update::{
     apply_promise, local_then_utc, next_local_time, parse_next_update, NextUpdate, PromiseChange,
@@ -34,13 +45,17 @@ pub use next_update::{
 };
 pub use notice::{parse_day, parse_tz, Notice};
 pub use phone::PhoneNumber;
+pub use session::{Session, TotpRecord};
 pub use span::{Span, SpanError};
-pub use subscriber::{Contact, Pending, Subscriber};
+pub use standalone::{Standalone, StandaloneKind};
+pub use subscriber::{Contact, ImportCounts, NewSubscriber, Pending, Subscriber};
 pub use template::{
     parse_messages, IncidentTemplate, TemplateContent, TemplateFields, TemplateName,
     MAX_TEMPLATE_NAME,
 };
 pub use text::{check_line, check_text, normalize_breaks, replace_controls};
+pub use thread::{PostRef, Thread};
+pub use timeline::{apply_update, open_incident, Appended, Change, NewIncident, NewUpdate};
 pub use update::{Body, Update, UpdateAction};
 pub use url::{HttpUrl, UrlError};
 pub use user::{ApiToken, Role, User, UserName, BOOTSTRAP_ADMIN};

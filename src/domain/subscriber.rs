@@ -146,6 +146,22 @@ impl Pending {
     pub const MAX_ATTEMPTS: u8 = 3;
 }
 
+/// A subscriber to add; the store assigns the id and the unsubscribe token.
+#[derive(Debug, Clone)]
+pub struct NewSubscriber {
+    pub contact: Contact,
+    pub locale: Locale,
+    pub components: Vec<ComponentName>,
+    pub confirmed: bool,
+}
+
+/// Result of a bulk import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub added: usize,
+    pub duplicates: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

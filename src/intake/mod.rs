@@ -34,10 +34,13 @@
 pub mod payloads;
 pub mod settings;
 
+use crate::domain::alert::{AlertGroup, AlertState, Digest, Mode, Pending, PendingChange};
+use crate::domain::standalone::{alert_detail_seq, Standalone, StandaloneKind};
+use crate::domain::Hold;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
-use crate::store::intake::{AlertGroup, AlertState, Digest, Mode, Pending, PendingChange};
-use crate::store::schedule::{alert_detail_seq, Hold, Standalone, StandaloneKind};
-use crate::store::{Change, NewIncident, NewUpdate, Store, StoreError};
+use crate::domain::{Change, NewIncident, NewUpdate};
+use crate::store::port::AlertGroups;
+use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use payloads::first_line;
 use serde::{Deserialize, Serialize};
@@ -267,7 +270,7 @@ impl Intake {
             return Ok(Vec::new());
         };
         let _one = self.lock.lock().await;
-        let existing = self.store.alert_group(&first.source, &first.group)?;
+        let existing = self.store.alert_group(&first.source, &first.group).await?;
         // The group's incident, as the public knows it.
         let mut old = None;
         let (group, incident) = match existing {
@@ -748,7 +751,7 @@ impl Intake {
                 // the (not yet loaded) index.
                 let _one = self.lock.lock().await;
                 let mut index = BTreeMap::new();
-                for g in self.store.alert_groups()? {
+                for g in self.store.alert_groups().await? {
                     if let Some(p) = g.pending {
                         index.insert((g.source, g.group), p.due);
                     }
@@ -770,7 +773,7 @@ impl Intake {
         let mut out = Vec::new();
         for (source, group) in due {
             let _one = self.lock.lock().await;
-            let Some(mut g) = self.store.alert_group(&source, &group)? else {
+            let Some(mut g) = self.store.alert_group(&source, &group).await? else {
                 if let Ok(mut index) = self.pending.lock() {
                     index.as_mut().map(|i| i.remove(&(source, group)));
                 }
@@ -921,7 +924,7 @@ pub fn default_locale() -> Locale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schedule::STANDALONE_BASE;
+    use crate::domain::standalone::STANDALONE_BASE;
     use std::time::Duration;
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -19,8 +19,8 @@
 //! The first route whose every `match` label equals the alert's wins; without a match the
 //! defaults apply (impact `minor`, every channel, mode `draft`: a person decides).
 
+use crate::domain::alert::Mode;
 use crate::domain::{ComponentName, Impact, Locale, Span};
-use crate::store::intake::Mode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

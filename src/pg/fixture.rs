@@ -5,17 +5,19 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use ulid::Ulid;
 
+use crate::domain::alert::AlertGroup;
+use crate::domain::audit::NewAudit;
 use crate::domain::{
     ApiToken, Approval, Body, ComponentName, ComponentStatus, Contact, Impact, Incident,
     IncidentKind, IncidentTemplate, Locale, Notice, PromiseEdit, Role, Status, Title, Titles, User,
     UserName,
 };
-use crate::store::audit::NewAudit;
-use crate::store::intake::AlertGroup;
-use crate::store::outbox::ExpandTarget;
-use crate::store::schedule::{Hold, Standalone, StandaloneKind};
-use crate::store::sessions::TotpRecord;
-use crate::store::{Change, NewIncident, NewSubscriber, NewUpdate, Store};
+use crate::domain::{
+    Change, ExpandTarget, Hold, NewIncident, NewSubscriber, NewUpdate, Standalone, StandaloneKind,
+    TotpRecord,
+};
+use crate::store::port::{AlertGroups, Templates, Threads};
+use crate::store::Store;
 
 pub(crate) struct Fixture {
     pub _dir: tempfile::TempDir,
@@ -148,7 +150,7 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
     store.put_notice(&notice).await.unwrap();
     let msg = Standalone::new(
         notice.id,
-        crate::store::schedule::notice_seq(now),
+        crate::domain::standalone::notice_seq(now),
         StandaloneKind::Notice {
             notice_id: notice.id,
             scheduled_for: now,

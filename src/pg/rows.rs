@@ -22,15 +22,13 @@ use tokio_postgres::{GenericClient, Row};
 use ulid::Ulid;
 
 use super::PgError;
+use crate::domain::alert::AlertGroup;
 use crate::domain::audit::{self, AuditEntry, Verified};
 use crate::domain::{
     ApiToken, Approval, Broadcast, Component, ComponentName, ComponentStatus, Contact, Delivery,
     DeliveryState, Incident, IncidentTemplate, Notice, Subscriber, Target, Update, User, UserName,
 };
-use crate::store::intake::AlertGroup;
-use crate::store::schedule::{Hold, Standalone};
-use crate::store::sessions::{Session, TotpRecord};
-use crate::store::threads::Thread;
+use crate::domain::{Hold, Session, Standalone, Thread, TotpRecord};
 
 /// How a write treats a row that exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1170,11 +1168,12 @@ mod tests {
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
+    use crate::store::port::{AlertGroups, Templates, Threads};
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
     fn sled_audit(store: &crate::store::Store) -> Vec<(AuditEntry, Vec<u8>)> {
-        let filter = crate::store::audit::AuditFilter {
+        let filter = crate::domain::audit::AuditFilter {
             limit: usize::MAX,
             ..Default::default()
         };
@@ -1199,7 +1198,7 @@ mod tests {
         let pooled = pg.client().await.unwrap();
         let c: &tokio_postgres::Client = &pooled;
 
-        let filter = crate::store::IncidentFilter {
+        let filter = crate::domain::IncidentFilter {
             limit: usize::MAX,
             ..Default::default()
         };
@@ -1290,7 +1289,7 @@ mod tests {
         put_standalone(c, &msgs[0], Write::Insert).await.unwrap();
         assert_eq!(standalones(c).await.unwrap(), msgs);
 
-        let thread = s.thread(f.busy.id, "mastodon").unwrap().unwrap();
+        let thread = s.thread(f.busy.id, "mastodon").await.unwrap().unwrap();
         put_thread(c, f.busy.id, "mastodon", &thread, Write::Insert)
             .await
             .unwrap();
@@ -1299,7 +1298,7 @@ mod tests {
             vec![(f.busy.id, "mastodon".to_owned(), thread)]
         );
 
-        let groups = s.alert_groups().unwrap();
+        let groups = s.alert_groups().await.unwrap();
         for g in &groups {
             put_alert_group(c, g, Write::Insert).await.unwrap();
         }
@@ -1365,7 +1364,7 @@ mod tests {
             put_approval(c, a, Write::Insert).await.unwrap();
         }
         assert_eq!(approvals(c).await.unwrap(), aps);
-        let tpls = s.templates().unwrap();
+        let tpls = s.templates().await.unwrap();
         for t in &tpls {
             put_template(c, t, Write::Insert).await.unwrap();
         }
@@ -1440,7 +1439,7 @@ mod tests {
         put_user(c, &u, "h", Write::Insert).await.unwrap();
         let m = conflict(put_user(c, &u, "h", Write::Insert).await);
         assert!(m.contains("there is already a user maria"), "{m}");
-        let t = s.templates().unwrap().remove(0);
+        let t = s.templates().await.unwrap().remove(0);
         put_template(c, &t, Write::Insert).await.unwrap();
         let mut other: IncidentTemplate = t.clone();
         other.id = Ulid::new();

@@ -14,12 +14,13 @@
 
 use super::settings::{Missed, ScheduleSettings};
 use crate::dispatch::Dispatcher;
-use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
-use crate::render::{i18n, Context, Settings, Templates};
-use crate::store::schedule::{
+use crate::domain::standalone::{
     maintenance_reminder_seq, notice_seq, reminder_seq, Standalone, StandaloneKind,
 };
-use crate::store::{Change, IncidentFilter, NewUpdate, Store, StoreError};
+use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
+use crate::domain::{Change, IncidentFilter, NewUpdate};
+use crate::render::{i18n, Context, Settings, Templates};
+use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -6,12 +6,13 @@ use super::scheduler::{Scheduler, TickReport};
 use super::settings::{Missed, ScheduleSettings};
 use crate::channels::{Audience, Channel, Kind, Rate, Settings as ChannelSettings};
 use crate::dispatch::{Dispatcher, Running};
+use crate::domain::alert::Mode;
 use crate::domain::{Body, Impact, IncidentKind, Locale, Notice, Status, Title};
+use crate::domain::{Change, NewIncident, NewUpdate};
 use crate::intake::{AlertStatus, Intake, IntakeSettings, Outcome, Trigger};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
-use crate::store::intake::Mode;
-use crate::store::{Change, NewIncident, NewUpdate, Store};
+use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -338,7 +339,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
         .broadcasts_of(plain)
         .unwrap()
         .into_iter()
-        .filter(|b| b.seq >= crate::store::schedule::STANDALONE_BASE)
+        .filter(|b| b.seq >= crate::domain::standalone::STANDALONE_BASE)
         .collect();
     assert_eq!(reminders.len(), 1);
     assert_eq!(reminders[0].channel, "staff", "to the staff channel only");
@@ -596,7 +597,7 @@ async fn maintenance_moves_through_its_window_on_time() {
         .unwrap()
         .iter()
         .map(|b| b.seq)
-        .filter(|s| *s < crate::store::schedule::STANDALONE_BASE)
+        .filter(|s| *s < crate::domain::standalone::STANDALONE_BASE)
         .collect();
     seqs.dedup();
     assert_eq!(seqs, vec![1, 2, 3]);
@@ -843,7 +844,7 @@ async fn a_window_s_own_reminder_fires_at_its_lead_and_none_never() {
         .unwrap()
         .iter()
         .map(|b| b.seq)
-        .filter(|s| *s >= crate::store::schedule::STANDALONE_BASE)
+        .filter(|s| *s >= crate::domain::standalone::STANDALONE_BASE)
         .collect();
     assert!(reminders.is_empty(), "{reminders:?}");
     h.shutdown().await;

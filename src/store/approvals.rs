@@ -9,20 +9,13 @@
 //! the update's records: a crash in between can lose the publication (the approval says
 //! approved, the timeline lacks it: post it again), never send it twice.
 
-use super::{decode, encode, Store, StoreError, Trees};
+use super::{decode, encode, SledStore, StoreError, Trees};
+use crate::domain::Decision;
 use crate::domain::{Approval, ApprovalState};
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
-/// An approval being granted, passed to the incident write that publishes it.
-#[derive(Debug, Clone)]
-pub struct Decision {
-    pub approval: Ulid,
-    pub by: String,
-    pub at: DateTime<Utc>,
-}
-
-impl Store {
+impl SledStore {
     /// Saves a new approval. Durable when it returns.
     pub async fn put_approval(&self, a: &Approval) -> Result<(), StoreError> {
         let t = self.t()?;
@@ -142,7 +135,7 @@ mod tests {
     #[tokio::test]
     async fn a_decision_releases_its_write_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let (i, _) = store
             .create_incident(new_incident("held"), now)

@@ -17,13 +17,13 @@
 //!
 //! **An entry in the same commit as its change.** A request recorded with [`record`] whose
 //! handler called [`arm`] gets its entry from the store method that makes its change, inside
-//! that method's write (see `Store::commit_audited`): under the audit lock it writes the entry,
+//! that method's write (see `SledStore::commit_audited`): under the audit lock it writes the entry,
 //! then the change's last record (the one that commits it: the incident with its new
 //! `update_count`, an opening's first update, a component) carrying the entry's number and hash
 //! in its `audit_head` field; and the change's one group commit makes them durable together.
 //! So an audited change writes one record of the audit log's own, the entry. sled recovers a
 //! prefix of its log, so after a crash: no entry means the commit record is missing too (the
-//! change's earlier records are removed by `Store::repair`); an entry whose commit record is
+//! change's earlier records are removed by `SledStore::repair`); an entry whose commit record is
 //! missing can only be the last entry (every later record is written after this commit
 //! record), and no record names it: [`Trees::repair_audit`] removes it. So an entry never
 //! survives without its change, nor a change without its entry.
@@ -37,14 +37,15 @@
 //! later record is there: its commit record, the next update of the timeline, a later change.
 //!
 //! Requests whose handler does not arm (and security events such as failed logins) get their
-//! entry from the middleware after the handler, with its own group commit (`Store::audit`):
+//! entry from the middleware after the handler, with its own group commit (`SledStore::audit`):
 //! the entry first, then the head. A crash between them leaves an entry no record names, which
 //! was not acknowledged either, and `repair_audit` removes it like an armed write's. Nothing in
 //! crier removes or rewrites an acknowledged entry.
 
-use super::{decode, encode, Store, StoreError, Trees};
-use crate::domain::audit::{self, AuditEntry, ChainError, Verified, GENESIS};
-use crate::domain::Role;
+use super::{decode, encode, SledStore, StoreError, Trees};
+use crate::domain::audit::{
+    self, AuditEntry, AuditFilter, ChainError, NewAudit, Verified, GENESIS,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -155,34 +156,6 @@ fn armed() -> Option<Arc<Recording>> {
         .flatten()
 }
 
-/// An entry to append; the store numbers and chains it.
-#[derive(Debug, Clone, Default)]
-pub struct NewAudit {
-    pub actor: String,
-    pub token: Option<String>,
-    pub role: Option<Role>,
-    pub client: Option<String>,
-    pub request_id: String,
-    pub action: String,
-    pub target: String,
-    pub summary: String,
-}
-
-/// Filters of the audit listing; all optional, combined with AND.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Only entries numbered above this (the previous page's `next`).
-    pub after: u64,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub actor: Option<String>,
-    /// An action, or a prefix ending in `.` (e.g. `incident.`).
-    pub action: Option<String>,
-    /// Entries whose target contains this.
-    pub target: Option<String>,
-    pub limit: usize,
-}
-
 /// Why verification could not say yes.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -192,7 +165,7 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-impl Store {
+impl SledStore {
     /// Appends an entry and waits until it is on disk (its own group commit: for entries that
     /// record no change of the store, or whose handler did not arm, see the module docs).
     pub async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
@@ -251,15 +224,15 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::commit_audited`] for a change that also sets components (an incident opened or
+    /// [`SledStore::commit_audited`] for a change that also sets components (an incident opened or
     /// updated with new component statuses): `first` (the update record of an update) is written
     /// before, as there; then the commit record, each component with its history record, and (if
     /// armed) the entry go in ONE sled transaction, which sled recovers whole or not at all. Every
     /// record of `incidents`, `updates` and `components` carries the chain head (see [`marked`]):
     /// `first` the head before the entry, the rest the entry itself. So a crash leaves either the
     /// change with its components and its entry, or none of them (the change's earlier records
-    /// are removed by `Store::repair`, an entry no record names by the audit repair). The caller
-    /// holds the component lock (see `Store::component_lock`) since it read the components, the
+    /// are removed by `SledStore::repair`, an entry no record names by the audit repair). The caller
+    /// holds the component lock (see `SledStore::component_lock`) since it read the components, the
     /// write pause, and waits for the group commit afterwards.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn commit_audited_with_components(
@@ -386,10 +359,34 @@ impl Store {
         Ok(audit::verify(entries, head)?)
     }
 
-    /// The raw audit tree, for tests that tamper with it as an attacker with the files would.
+    /// The raw audit records, for tests that tamper with them as an attacker with the files
+    /// would.
     #[doc(hidden)]
-    pub fn audit_tree_for_tests(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.t()?.audit.clone())
+    pub fn audit_tree_for_tests(&self) -> Result<RawRecords, StoreError> {
+        Ok(RawRecords(self.t()?.audit.clone()))
+    }
+}
+
+/// One tree's raw records by key, for tests that tamper with the files (the backend's own tree
+/// type stays inside the store).
+#[doc(hidden)]
+pub struct RawRecords(sled::Tree);
+
+impl RawRecords {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn insert(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.insert(key, value.as_ref())?.map(|v| v.to_vec()))
+    }
+
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.remove(key)?.map(|v| v.to_vec()))
     }
 }
 
@@ -706,7 +703,7 @@ mod tests {
     }
 
     /// An armed update recorded under `request_id`, as the API's middleware and handler do it.
-    async fn armed_update(store: &Store, id: ulid::Ulid, request_id: &str) -> AuditEntry {
+    async fn armed_update(store: &SledStore, id: ulid::Ulid, request_id: &str) -> AuditEntry {
         let (done, entry) = record(base(request_id), Utc::now, async {
             arm();
             store
@@ -723,7 +720,7 @@ mod tests {
     #[tokio::test]
     async fn an_armed_entry_is_stamped_by_the_injected_clock() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let (incident, _) = store
             .create_incident(super::super::tests::new_incident("i"), Utc::now())
             .await
@@ -744,7 +741,7 @@ mod tests {
 
     /// The records written to every tree but `meta` (the group commit's counter) while `work`
     /// runs, in tree name order, from sled's own change events: one name per record.
-    async fn records_written<F: Future>(store: &Store, work: F) -> (F::Output, Vec<String>) {
+    async fn records_written<F: Future>(store: &SledStore, work: F) -> (F::Output, Vec<String>) {
         let t = store.t().unwrap();
         let mut watching = Vec::new();
         for name in t.db.tree_names() {
@@ -773,7 +770,7 @@ mod tests {
     #[tokio::test]
     async fn an_audited_update_writes_one_record_besides_its_change() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let (incident, _) = store
             .create_incident(super::super::tests::new_incident("i"), Utc::now())
             .await
@@ -831,7 +828,7 @@ mod tests {
         use crate::domain::{ComponentName, ComponentStatus};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let api = ComponentName::parse("API").unwrap();
         store
             .set_component(api.clone(), ComponentStatus::Operational, None, Utc::now())
@@ -1002,7 +999,7 @@ mod tests {
     #[tokio::test]
     async fn repair_keeps_an_entry_exactly_when_its_change_is_there() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let (incident, _) = store
             .create_incident(super::super::tests::new_incident("i"), Utc::now())
             .await
@@ -1069,16 +1066,16 @@ mod tests {
     }
 
     /// Opens the store in `path` once the previous handle's flusher has let go of sled's lock.
-    async fn reopen(path: &std::path::Path) -> Store {
+    async fn reopen(path: &std::path::Path) -> SledStore {
         for _ in 0..250 {
-            match Store::open(path) {
+            match SledStore::open(path) {
                 Err(StoreError::Locked(_)) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
                 other => return other.unwrap(),
             }
         }
-        Store::open(path).unwrap()
+        SledStore::open(path).unwrap()
     }
 
     /// The chain head kept in memory agrees with the store after `repair` removed an entry (on
@@ -1088,7 +1085,7 @@ mod tests {
     async fn the_chain_head_in_memory_follows_repair_and_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let (incident, _) = store
             .create_incident(super::super::tests::new_incident("i"), Utc::now())
             .await
@@ -1140,7 +1137,7 @@ mod tests {
     #[tokio::test]
     async fn removing_the_last_entry_is_not_covered_by_the_next_write() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         for i in 0..3 {
             store
                 .audit(new("login.failed", &format!("x{i}")), Utc::now())
@@ -1168,7 +1165,7 @@ mod tests {
     #[tokio::test]
     async fn pending_is_the_head_after_an_armed_write() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let (incident, _) = store
             .create_incident(super::super::tests::new_incident("i"), Utc::now())
             .await
@@ -1235,7 +1232,7 @@ mod tests {
     async fn a_restored_component_does_not_unsettle_its_last_entry() {
         use crate::domain::{ComponentName, ComponentStatus};
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let api = ComponentName::parse("API").unwrap();
         let mut incident = super::super::tests::new_incident("i");
         incident.components = vec![api.clone()];
@@ -1272,7 +1269,7 @@ mod tests {
     async fn a_later_write_without_an_entry_does_not_unsettle_the_last_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         // An opening whose entry is committed by update 1, then its drafts published unarmed.
         let mut draft = super::super::tests::new_incident("d");
         draft.draft = true;
@@ -1327,7 +1324,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writes_chain_one_entry_each() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let mut incidents = Vec::new();
         for i in 0..8 {
             let (inc, _) = store
@@ -1384,7 +1381,7 @@ mod tests {
     #[tokio::test]
     async fn entries_chain_filter_and_page() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.verify_audit().unwrap().entries, 0);
         for i in 0..5 {
             let actor = if i % 2 == 0 { "maria" } else { "jussi" };

@@ -4,7 +4,7 @@
 //! **Consistency.** A backup must be a state the store was actually in, not a mix of before and
 //! after a change: an incident whose `update_count` names an update the file lacks, an alert
 //! group pointing at an incident it lacks, a delivery without its due entry. sled offers no
-//! snapshot across trees, so the store has a write pause ([`Store::writing_async`]): every write
+//! snapshot across trees, so the store has a write pause ([`SledStore::writing_async`]): every write
 //! section takes it shared (for microseconds; an expansion batch for its tens of milliseconds)
 //! and the backup takes it exclusively while it iterates, so the file holds exactly the writes
 //! that completed before it began. Reads never wait, and writers wait without parking a
@@ -26,7 +26,8 @@
 //! high-water mark). Reading checks the whole structure and the checksum; a restore reads the
 //! file completely once before it writes anything, and again while writing.
 
-use super::{mark, Store, StoreError, SCHEMA_VERSION};
+use super::port::Backups;
+use super::{mark, SledStore, StoreError, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -129,12 +130,12 @@ fn len32(n: usize) -> io::Result<[u8; 4]> {
         .map_err(|_| io::Error::other("a record is larger than 4 GiB"))
 }
 
-impl Store {
+impl SledStore {
     /// The write pause, shared: every write section of the store holds it, a backup holds it
     /// exclusively while it iterates (see the module docs). Never held across an await (the
     /// guard is not `Send`), and never taken twice by one thread: a waiting backup blocks new
     /// readers. This one blocks its thread while a backup runs: only for code already off the
-    /// async runtime (an expansion batch); async code uses [`Store::writing_async`].
+    /// async runtime (an expansion batch); async code uses [`SledStore::writing_async`].
     pub(crate) fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         // The lock guards no data, so a panic elsewhere while holding it leaves nothing
         // half-done: a poisoned lock is used as is.
@@ -170,12 +171,12 @@ impl Store {
 
     /// Writes a consistent snapshot of every tree to `out` (see the module docs for the format).
     /// Blocking: writers wait while it iterates, so call it off the async runtime, and then
-    /// [`Store::durable`] before calling the backup complete ([`Store::backup_to_file`] does both).
+    /// [`SledStore::durable`] before calling the backup complete ([`SledStore::backup_to_file`] does both).
     pub fn write_backup(&self, out: impl Write) -> Result<Summary, BackupError> {
         let t = self.t()?;
         // Milliseconds, as the header stores it.
-        let created = DateTime::<Utc>::from_timestamp_millis(Utc::now().timestamp_millis())
-            .unwrap_or_else(Utc::now);
+        let now = self.clock().now();
+        let created = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let mut w = Hashing {
             inner: out,
             hasher: Sha256::new(),
@@ -241,10 +242,12 @@ impl Store {
             sha256: hex::encode(digest),
         })
     }
+}
 
+impl Backups for SledStore {
     /// Writes a backup into `file` (synced), then waits until everything in it is on disk in
     /// the store. Returns the file, positioned at its end.
-    pub async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
+    async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
         let store = self.clone();
         let (file, summary) = tokio::task::spawn_blocking(move || {
             let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -270,7 +273,7 @@ impl Store {
 
     /// Writes a backup to `path`: into a temporary file next to it, synced, then renamed, so
     /// `path` is either absent or a complete backup.
-    pub async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
+    async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
         let tmp = temp_path(path);
         let file = create_private(&tmp).map_err(io_err("create", &tmp))?;
         let result = async {
@@ -554,7 +557,12 @@ fn in_use(store_dir: &Path) -> bool {
 /// staging directory beside the target, opens it as `crier serve` would (schema, high-water
 /// mark, crash repair), and only then moves it into place. With `force`, the store that was
 /// there is kept as `<data>/db.replaced-<time>`; the rest of `data` (admin token, outbox) stays.
-pub fn restore(file: &Path, data: &Path, force: bool) -> Result<Restored, BackupError> {
+pub fn restore(
+    file: &Path,
+    data: &Path,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<Restored, BackupError> {
     let store_dir = data.join("db");
     let entries: Vec<String> = match std::fs::read_dir(data) {
         Ok(rd) => rd
@@ -593,12 +601,9 @@ pub fn restore(file: &Path, data: &Path, force: bool) -> Result<Restored, Backup
         return Err(e);
     }
     let replaced = if store_dir.exists() {
-        // The wall clock on purpose: a restore runs offline (no server, no injected clock) and
-        // this names a directory on disk beside the files' own mtimes.
-        let aside = data.join(format!(
-            "db.replaced-{}",
-            Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        ));
+        // A restore runs offline (no server): the CLI passes the wall clock's `now`, which
+        // names a directory on disk beside the files' own mtimes.
+        let aside = data.join(format!("db.replaced-{}", now.format("%Y%m%dT%H%M%S%.3fZ")));
         std::fs::rename(&store_dir, &aside).map_err(io_err("move aside", &store_dir))?;
         Some(aside)
     } else {
@@ -679,7 +684,7 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
         // sled's IO threads may hold the database's file lock for a moment after the writer
         // dropped its handle.
         super::wait_released(dir).await?;
-        let store = Store::open(dir)?;
+        let store = SledStore::open(dir)?;
         store.durable().await?;
         // Released when this returns: whoever moves the directory into place next opens it.
         store.close().await
@@ -699,13 +704,13 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    async fn filled() -> (tempfile::TempDir, Store) {
+    async fn filled() -> (tempfile::TempDir, SledStore) {
         filled_with(20).await
     }
 
-    async fn filled_with(n: usize) -> (tempfile::TempDir, Store) {
+    async fn filled_with(n: usize) -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         for i in 0..n {
             store
                 .create_incident(new_incident(&format!("incident {i}")), Utc::now())
@@ -715,7 +720,7 @@ mod tests {
         (dir, store)
     }
 
-    fn backup_bytes(store: &Store) -> (Vec<u8>, Summary) {
+    fn backup_bytes(store: &SledStore) -> (Vec<u8>, Summary) {
         let mut out = Vec::new();
         let s = store.write_backup(&mut out).unwrap();
         (out, s)
@@ -756,6 +761,36 @@ mod tests {
         }
         assert_eq!(recs, expected);
         assert!(recs.iter().filter(|r| r.0 == b"incidents").count() == 20);
+    }
+
+    /// A backup's creation time is the store's clock, not the system's: a store opened on a
+    /// clock anchored in 2001 (tokio's time paused, so it does not move) stamps its backups in
+    /// 2001, in the header as in the summary.
+    #[tokio::test(start_paused = true)]
+    async fn a_backup_is_stamped_with_the_stores_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = DateTime::parse_from_rfc3339("2001-02-03T04:05:06.789Z")
+            .unwrap()
+            .to_utc();
+        let clock = crate::clock::Clock::starting_at(start);
+        let store = SledStore::open_with_clock(&dir.path().join("db"), clock).unwrap();
+        store
+            .create_incident(new_incident("then"), clock.now())
+            .await
+            .unwrap();
+        let before = clock.now();
+        let (bytes, written) = backup_bytes(&store);
+        let after = clock.now();
+        assert!(
+            before <= written.created && written.created <= after,
+            "created {} is not the store's clock ({before} .. {after})",
+            written.created
+        );
+        assert_eq!(read_bytes(&bytes).unwrap().0.created, written.created);
+        let file = dir.path().join("b.crb");
+        let summary = store.backup_to_path(&file).await.unwrap();
+        assert!(summary.created >= before && summary.created <= clock.now());
+        assert_eq!(verify(&file).unwrap().created, summary.created);
     }
 
     #[tokio::test]
@@ -804,7 +839,7 @@ mod tests {
         let data = target.path().join("data");
         let restored = tokio::task::spawn_blocking({
             let (file, data) = (file.clone(), data.clone());
-            move || restore(&file, &data, false)
+            move || restore(&file, &data, false, Utc::now())
         })
         .await
         .unwrap()
@@ -814,7 +849,7 @@ mod tests {
             mark::read(&data.join("db")).unwrap().is_some_and(|m| m > 0),
             "a restored store has its high-water mark"
         );
-        let again = Store::open(&data.join("db")).unwrap();
+        let again = SledStore::open(&data.join("db")).unwrap();
         assert_eq!(again.checksum().unwrap(), before);
     }
 
@@ -937,7 +972,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .put_hold(&crate::store::schedule::Hold {
+                    .put_hold(&crate::domain::Hold {
                         incident_id: ulid::Ulid::new(),
                         until: Utc::now(),
                         broadcast: vec![],

@@ -3,9 +3,8 @@
 //! broadcast with errors reported, and the audit log's entries as stored (the bytes its hash
 //! chain covers).
 
-use super::threads::Thread;
-use super::{decode, schedule::Standalone, Store, StoreError};
-use crate::domain::Broadcast;
+use super::{decode, SledStore, StoreError};
+use crate::domain::{Broadcast, Standalone, Thread};
 use ulid::Ulid;
 
 fn ulid_at(key: &[u8], what: &str) -> Result<Ulid, StoreError> {
@@ -15,7 +14,7 @@ fn ulid_at(key: &[u8], what: &str) -> Result<Ulid, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("a {what} key is shorter than 16 bytes")))
 }
 
-impl Store {
+impl SledStore {
     /// Every social thread: (incident, channel, thread), in key order.
     pub fn all_threads(&self) -> Result<Vec<(Ulid, String, Thread)>, StoreError> {
         let t = self.t()?;
@@ -74,6 +73,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[tokio::test]
     async fn an_unreadable_broadcast_is_an_error_not_a_gap() {

@@ -3,9 +3,10 @@
 //! write for good. So a failed group commit leaves the open database holding writes that were
 //! answered with an error and unable to take new ones. The flusher records the failure here; the
 //! store then refuses reads and writes (so an unacknowledged write is never served) until it has
-//! re-opened the database from disk, which forgets the unflushed tail (see `Store::recover`).
+//! re-opened the database from disk, which forgets the unflushed tail (see `SledStore::recover`).
 //! `/healthz` and the shutdown message read the same state.
 
+use crate::clock::Clock;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -19,7 +20,7 @@ pub struct Broken {
 }
 
 /// Shared between the store, its flusher and the recovery task.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
     /// Set with `broken`: lets the hot path skip the mutex while all is well.
     is_broken: AtomicBool,
@@ -28,9 +29,21 @@ pub struct Health {
     failed_writes: AtomicU64,
     /// Wakes the recovery task after a failure (and when the store is dropped, so it can end).
     pub(crate) wake: Notify,
+    /// The store's clock: when it broke.
+    clock: Clock,
 }
 
 impl Health {
+    pub(crate) fn new(clock: Clock) -> Health {
+        Health {
+            is_broken: AtomicBool::new(false),
+            broken: Mutex::new(None),
+            failed_writes: AtomicU64::new(0),
+            wake: Notify::new(),
+            clock,
+        }
+    }
+
     /// The current failure, if any.
     pub fn broken(&self) -> Option<Broken> {
         if !self.is_broken.load(Ordering::Acquire) {
@@ -55,7 +68,7 @@ impl Health {
         let mut b = self.broken.lock().unwrap_or_else(|p| p.into_inner());
         if b.is_none() {
             *b = Some(Broken {
-                since: Utc::now(),
+                since: self.clock.now(),
                 reason: reason.to_owned(),
             });
         }
@@ -69,5 +82,26 @@ impl Health {
         let mut b = self.broken.lock().unwrap_or_else(|p| p.into_inner());
         *b = None;
         self.is_broken.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time the store broke is the store's clock, not the system's (`/healthz` shows it).
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_is_dated_by_the_stores_clock() {
+        let start = DateTime::parse_from_rfc3339("2001-02-03T04:05:06Z")
+            .unwrap()
+            .to_utc();
+        let health = Health::new(Clock::starting_at(start));
+        assert_eq!(health.broken(), None);
+        tokio::time::advance(std::time::Duration::from_secs(90)).await;
+        health.fail("no space left on device", 3);
+        let broken = health.broken().unwrap();
+        assert_eq!(broken.since, start + chrono::Duration::seconds(90));
+        assert_eq!(broken.reason, "no space left on device");
+        assert_eq!(health.failed_writes(), 3);
     }
 }

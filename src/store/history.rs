@@ -7,14 +7,14 @@
 //! component's records are exactly the keys starting with its name and 0, in time order.
 //!
 //! A record is written with the status change it records: in the same sled transaction
-//! ([`Store::restore_components`]), or just before the component record that commits the change
-//! and its audit entry ([`Store::set_component`]; a crash in between leaves a record newer than
+//! ([`SledStore::restore_components`]), or just before the component record that commits the change
+//! and its audit entry ([`SledStore::set_component`]; a crash in between leaves a record newer than
 //! the component, which [`repair`] removes at start-up). Records older than
 //! [`RETAIN_DAYS`] are pruned when the component changes again, keeping the newest one before
 //! the cutoff: it says what the status was when the window starts.
 
-use super::{decode, encode, Store, StoreError, Trees};
-use crate::domain::{ComponentName, ComponentStatus};
+use super::{decode, encode, SledStore, StoreError, Trees};
+use crate::domain::{ComponentName, ComponentStatus, StatusChange};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
@@ -25,13 +25,6 @@ pub const TREE: &str = "component_history";
 
 /// How long records are kept (the page shows 90 days).
 pub const RETAIN_DAYS: i64 = 100;
-
-/// One change: from `at` on, the component had `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Change {
-    pub at: DateTime<Utc>,
-    pub status: ComponentStatus,
-}
 
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -82,7 +75,7 @@ pub(super) fn record(
     let value = encode(&Record { status })?;
     th.insert(key(name, at), value)
         .map_err(|e: UnabortableTransactionError| match e {
-            UnabortableTransactionError::Storage(e) => StoreError::Sled(e),
+            UnabortableTransactionError::Storage(e) => e.into(),
             UnabortableTransactionError::Conflict => {
                 StoreError::Conflict("the component changed concurrently; try again".into())
             }
@@ -148,15 +141,15 @@ pub(super) fn prune(t: &Trees, name: &ComponentName, now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     /// Every component's changes that matter from `since` on: the last one at or before `since`
     /// (the status the window starts with) and every later one, oldest first.
     pub fn component_history(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, Vec<Change>>, StoreError> {
+    ) -> Result<BTreeMap<String, Vec<StatusChange>>, StoreError> {
         let t = self.t()?;
-        let mut out: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+        let mut out: BTreeMap<String, Vec<StatusChange>> = BTreeMap::new();
         for item in t.component_history.iter() {
             let (k, v) = item?;
             let Some((name, at)) = parse_key(&k) else {
@@ -168,7 +161,7 @@ impl Store {
             if list.last().is_some_and(|c| c.at <= since) && at <= since {
                 list.clear();
             }
-            list.push(Change {
+            list.push(StatusChange {
                 at,
                 status: r.status,
             });
@@ -203,7 +196,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let api = ComponentName::parse("API").unwrap();
         let web = ComponentName::parse("Web").unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         {
             store
                 .set_component(api.clone(), Operational, None, at("2026-01-01T00:00:00Z"))
@@ -235,7 +228,7 @@ mod tests {
     async fn changes_are_recorded_with_the_status_and_pruned_after_100_days() {
         use ComponentStatus::*;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let api = ComponentName::parse("API").unwrap();
         let web = ComponentName::parse("Web").unwrap();
         store
@@ -264,11 +257,11 @@ mod tests {
         assert_eq!(
             h["API"],
             vec![
-                Change {
+                StatusChange {
                     at: at("2026-01-01T00:00:00Z"),
                     status: Operational
                 },
-                Change {
+                StatusChange {
                     at: at("2026-01-03T00:00:00Z"),
                     status: MajorOutage
                 }
@@ -312,11 +305,11 @@ mod tests {
         assert_eq!(
             h["API"],
             vec![
-                Change {
+                StatusChange {
                     at: at("2026-01-03T06:00:00Z"),
                     status: Operational
                 },
-                Change {
+                StatusChange {
                     at: at("2026-07-22T00:00:00Z"),
                     status: DegradedPerformance
                 }

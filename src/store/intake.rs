@@ -9,93 +9,10 @@
 //!
 //! Tree `alerts`: source ‖ 0x00 ‖ group → JSON [`AlertGroup`].
 
-use super::{decode, encode, Store, StoreError};
+use super::port::{AlertGroups, HookSignatures};
+use super::{decode, encode, SledStore, StoreError};
+use crate::domain::alert::AlertGroup;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use ulid::Ulid;
-
-/// Whether a route's incidents go out at once or wait for a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Published at once (after the flap hold-down).
-    Publish,
-    /// Kept as drafts until someone runs `crier incident publish`.
-    #[default]
-    Draft,
-}
-
-/// One alert key's last known state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertState {
-    pub firing: bool,
-    pub summary: String,
-    pub since: DateTime<Utc>,
-}
-
-/// A group of alerts and the incident it maps to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertGroup {
-    pub source: String,
-    pub group: String,
-    /// The incident the group opened (chosen before the incident is written).
-    pub incident_id: Ulid,
-    pub alerts: BTreeMap<String, AlertState>,
-    pub mode: Mode,
-    /// Channels its notifications go to: (name, audience is subscribers).
-    pub broadcast: Vec<(String, bool)>,
-    pub updated_at: DateTime<Utc>,
-    /// When the group's incident last got a public update (its opening, resolution, reopening).
-    #[serde(default)]
-    pub public_at: Option<DateTime<Utc>>,
-    /// What happened since that public update, for the next one.
-    #[serde(default)]
-    pub digest: Digest,
-    /// A public update that waits for the interval, done by [`crate::intake::Intake::tick`].
-    #[serde(default)]
-    pub pending: Option<Pending>,
-    /// How many staff detail messages the group has posted (their seq is derived from it).
-    #[serde(default)]
-    pub detail_seq: u32,
-}
-
-/// Alerts that fired or resolved since the group's last public update.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Digest {
-    pub fired: u32,
-    pub resolved: u32,
-}
-
-impl Digest {
-    pub fn is_empty(&self) -> bool {
-        self.fired == 0 && self.resolved == 0
-    }
-}
-
-/// A public change held back by the interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PendingChange {
-    /// Every key has resolved: resolve the incident.
-    Resolve,
-    /// A key fires again after the incident resolved: reopen it.
-    Reopen,
-}
-
-/// A public update waiting until `due`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    pub change: PendingChange,
-    pub due: DateTime<Utc>,
-}
-
-impl AlertGroup {
-    /// How many of its keys are firing.
-    pub fn firing(&self) -> usize {
-        self.alerts.values().filter(|a| a.firing).count()
-    }
-}
 
 fn group_key(source: &str, group: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(source.len() + group.len() + 1);
@@ -105,9 +22,13 @@ fn group_key(source: &str, group: &str) -> Vec<u8> {
     k
 }
 
-impl Store {
+impl AlertGroups for SledStore {
     /// The alert group (source, group), if monitoring has reported it before.
-    pub fn alert_group(&self, source: &str, group: &str) -> Result<Option<AlertGroup>, StoreError> {
+    async fn alert_group(
+        &self,
+        source: &str,
+        group: &str,
+    ) -> Result<Option<AlertGroup>, StoreError> {
         let t = self.t()?;
         match t.alerts.get(group_key(source, group))? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -116,7 +37,7 @@ impl Store {
     }
 
     /// Saves an alert group. Durable when it returns.
-    pub async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
+    async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -127,7 +48,7 @@ impl Store {
     }
 
     /// Every alert group (for status and tests).
-    pub fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+    async fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
         let t = self.t()?;
         t.alerts.iter().values().map(|v| decode(&v?)).collect()
     }
@@ -137,11 +58,11 @@ impl Store {
 /// Opened on first use; entries live as long as the signature's timestamp is acceptable.
 const SIGNATURES: &str = "hook_signatures";
 
-impl Store {
+impl HookSignatures for SledStore {
     /// Remembers an accepted webhook signature until `expires`, once: `Ok(false)` when it was
     /// accepted before and has not expired (a replay). Expired entries are evicted on the way.
     /// Durable when it returns, so a restart inside the window still refuses the replay.
-    pub async fn remember_signature(
+    async fn remember_signature(
         &self,
         key: [u8; 32],
         expires: DateTime<Utc>,
@@ -183,7 +104,7 @@ impl Store {
 
     /// Forgets an accepted signature (its request failed before doing anything, so the sender
     /// may send it again).
-    pub async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
+    async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -208,7 +129,7 @@ mod tests {
         let now = Utc::now();
         let expires = now + chrono::Duration::seconds(300);
         {
-            let store = Store::open(&path).unwrap();
+            let store = SledStore::open(&path).unwrap();
             assert!(store
                 .remember_signature([1; 32], expires, now)
                 .await
@@ -223,7 +144,7 @@ mod tests {
                 .unwrap());
             store.close().await.unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let later = now + chrono::Duration::seconds(60);
         assert!(
             !store

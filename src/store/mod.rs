@@ -27,24 +27,33 @@
 //! its own IO buffer (`pin_log`), one `pwrite` + `sync_file_range` per request, which defeats group
 //! commit. Instead a write lock serialises read-check-write, and the two records of a change are
 //! written in an order that crash recovery can repair: sled recovers a prefix of its log, so a
-//! crash can leave at most the first record of an unacknowledged change, which [`Store::open`]
-//! removes (see [`Store::repair`]). Subscriber changes, rarer and spread over three trees, keep
+//! crash can leave at most the first record of an unacknowledged change, which [`SledStore::open`]
+//! removes (see [`SledStore::repair`]). Subscriber changes, rarer and spread over three trees, keep
 //! using transactions, whose closures have no side effects (sled may run them more than once).
 //!
-//! The methods speak domain types and no sled type leaves this module, but `Store` is one concrete
-//! struct with many methods, not yet a port a second backend could implement.
+//! This module is the store's port and its sled backend. [`Store`], the handle the rest of crier
+//! holds, is an enum of backends; [`port`] defines the interface in domain terms, one trait per
+//! aggregate, so a PostgreSQL backend (issue 16) is one more variant. [`SledStore`] is the sled
+//! backend: no sled type appears in its public signatures (sled's errors are wrapped in
+//! [`BackendError`]; the flusher and the mark are crate-private). The business rules a backend
+//! applies are the domain's pure functions (`domain::apply_update`, `domain::open_incident`,
+//! `domain::IncidentFilter::view`, `domain::ExpandTarget::reaches`), not this module's. The
+//! store reads the server's injected clock (`Store::open_with_clock`), never the wall clock by
+//! itself. The aggregates not yet behind a trait of [`port`] are `SledStore`'s inherent methods,
+//! reached through `Store`'s `Deref` until they are ported.
 
 pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod codec;
 pub mod export;
-pub mod flusher;
+pub(crate) mod flusher;
 pub mod health;
 pub mod history;
 pub mod intake;
-pub mod mark;
+pub(crate) mod mark;
 pub mod outbox;
+pub mod port;
 pub mod schedule;
 pub mod sessions;
 pub mod signup;
@@ -52,10 +61,11 @@ pub mod templates;
 pub mod threads;
 pub mod users;
 
+use crate::clock::Clock;
 use crate::domain::{
-    apply_promise, Body, Broadcast, Component, ComponentName, ComponentStatus, Contact,
-    DomainError, Impact, Incident, IncidentKind, Locale, PromiseChange, PromiseEdit, Status,
-    Subscriber, Title, Titles, Update, UpdateAction,
+    apply_update, open_incident, Appended, Broadcast, Component, ComponentName, ComponentStatus,
+    Contact, Decision, DomainError, ImportCounts, Incident, IncidentFilter, Locale, NewIncident,
+    NewSubscriber, NewUpdate, Subscriber, Update,
 };
 use chrono::{DateTime, Utc};
 use health::Health;
@@ -66,7 +76,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use ulid::Ulid;
 
-pub use flusher::{FlushError, FlushStats, Flusher};
+use flusher::Flusher;
+pub use flusher::{FlushError, FlushStats};
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,7 +92,7 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Backend(#[from] BackendError),
     #[error("a stored record could not be read ({0}); the data directory may be damaged")]
     Corrupt(String),
     #[error(transparent)]
@@ -100,11 +111,24 @@ pub enum StoreError {
     Schema { found: u32, known: u32 },
 }
 
+/// A failure of the storage engine itself (an I/O error, a damaged file), as its message. The
+/// engine's own error type stays inside the backend: callers match on [`StoreError`]'s variants,
+/// never on sled's (issue 16: the store as a port).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(sled::Error);
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(BackendError(e))
+    }
+}
+
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }
@@ -135,7 +159,7 @@ async fn supervise(store: Weak<Inner>, health: Arc<Health>) {
         while health.broken().is_some() {
             tokio::time::sleep(delay).await;
             let Some(inner) = store.upgrade() else { return };
-            if let Err(e) = (Store { inner }).recover().await {
+            if let Err(e) = (SledStore { inner }).recover().await {
                 tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "the store is still broken");
             }
             delay = (delay * 2).min(std::time::Duration::from_secs(30));
@@ -173,119 +197,68 @@ fn with_components(mut summary: String, changed: &[String]) -> String {
     summary
 }
 
-/// A new incident or maintenance as the client describes it, already validated field by field.
-#[derive(Debug, Clone)]
-pub struct NewIncident {
-    pub title: Title,
-    /// The title in other languages.
-    pub titles: Titles,
-    pub kind: IncidentKind,
-    pub status: Option<Status>,
-    pub impact: Impact,
-    pub components: Vec<ComponentName>,
-    pub body: Body,
-    pub author: String,
-    pub next_update_due: Option<DateTime<Utc>>,
-    pub draft: bool,
-    /// Channels to announce it on once published: (name, audience is subscribers).
-    pub broadcast: Vec<(String, bool)>,
-    /// Maintenance window (both or neither; checked by the caller).
-    pub scheduled_for: Option<DateTime<Utc>>,
-    pub scheduled_until: Option<DateTime<Utc>>,
-    /// Opt in to an automatic holding statement when a promise is missed.
-    pub holding_statement: bool,
-    /// A maintenance's own reminder (`None`: the config's applies).
-    pub remind_before: Option<crate::domain::Reminder>,
-}
-
-/// What a new timeline entry does to its incident.
-#[derive(Debug, Clone, Copy)]
-pub enum Change {
-    /// A progress update, optionally changing the status (None keeps it).
-    Update(Option<Status>),
-    Resolve,
-    Reopen,
-}
-
-/// A timeline entry to append.
-#[derive(Debug, Clone)]
-pub struct NewUpdate {
-    pub change: Change,
-    /// Titles in other languages to add or replace (the others stay).
-    pub titles: Titles,
-    pub body: Body,
-    pub author: String,
-    pub impact: Option<Impact>,
-    /// The promise: a new one, the standing one kept, or the standing one withdrawn.
-    pub promise: PromiseEdit,
-    pub draft: bool,
-    /// Channels to announce it on once published: (name, audience is subscribers).
-    pub broadcast: Vec<(String, bool)>,
-}
-
-/// An appended update, with what it did to the incident's promise.
-#[derive(Debug, Clone)]
-pub struct Appended {
-    pub incident: Incident,
-    pub update: Update,
-    pub promise: PromiseChange,
-    /// The promise that stood before this update.
-    pub previous_due: Option<DateTime<Utc>>,
-    /// Before → after, as the audit log says it ([`crate::domain::audit::changed`]).
-    pub summary: String,
-}
-
-/// Filters for listing incidents; all optional, combined with AND.
-#[derive(Debug, Clone, Default)]
-pub struct IncidentFilter {
-    pub open: Option<bool>,
-    pub kind: Option<IncidentKind>,
-    pub status: Option<Status>,
-    pub impact: Option<Impact>,
-    pub component: Option<ComponentName>,
-    /// Only incidents with at least one published update, each as the public sees it (the
-    /// state of its last published update; filters apply to that state).
-    pub published_only: bool,
-    pub limit: usize,
-}
-
-/// A subscriber to add; the store assigns the id and the unsubscribe token.
-#[derive(Debug, Clone)]
-pub struct NewSubscriber {
-    pub contact: Contact,
-    pub locale: Locale,
-    pub components: Vec<ComponentName>,
-    pub confirmed: bool,
-}
-
-/// Result of a bulk import.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ImportCounts {
-    pub added: usize,
-    pub duplicates: usize,
-}
-
-/// Subscribers written per transaction by an import (see `Store::import_subscribers`), and rows
+/// Subscribers written per transaction by an import (see `SledStore::import_subscribers`), and rows
 /// parsed and written at a time by `POST /api/v1/subscribers/import`.
 pub const IMPORT_CHUNK: usize = 2_000;
 
-/// sled's page-cache budget (see `Store::open`).
+/// sled's page-cache budget (see `SledStore::open`).
 pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Stripes of the per-incident write lock (see `Store::lock`).
+/// Stripes of the per-incident write lock (see `SledStore::lock`).
 const WRITE_LOCK_STRIPES: usize = 64;
 
-/// A held incident write lock and the write pause (see `Store::lock`).
+/// A held incident write lock and the write pause (see `SledStore::lock`).
 struct WriteGuard<'a> {
     _stripe: MutexGuard<'a, ()>,
     _pause: std::sync::RwLockReadGuard<'a, ()>,
 }
 
-/// Handle to the open store; cheap to clone. The sled database sits in a swappable cell: after a
-/// failed group commit the store is broken and refuses reads and writes until the recovery task
-/// has re-opened the database from disk (see [`health`] and `Store::recover`).
+/// The store crier holds: the open backend, behind the port's traits ([`port`]); cheap to
+/// clone. One backend today (sled); a PostgreSQL backend is one more variant, and one more arm
+/// in each method of [`port`]'s impls for `Store`.
+///
+/// The aggregates not yet behind a trait are [`SledStore`]'s inherent methods, reached through
+/// `Deref` while the port is completed (see [`port`]); a second backend needs them ported first.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub enum Store {
+    Sled(SledStore),
+}
+
+impl Store {
+    /// Opens (or creates) the sled store in `dir` on the system's wall clock.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        SledStore::open(dir).map(Store::Sled)
+    }
+
+    /// Opens the sled store in `dir` reading `clock` (see [`SledStore::open_with_clock`]).
+    pub fn open_with_clock(dir: &Path, clock: Clock) -> Result<Store, StoreError> {
+        SledStore::open_with_clock(dir, clock).map(Store::Sled)
+    }
+
+    /// Closes the store and returns once its directory can be opened again
+    /// ([`SledStore::close`]).
+    pub async fn close(self) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.close().await,
+        }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = SledStore;
+
+    fn deref(&self) -> &SledStore {
+        match self {
+            Store::Sled(s) => s,
+        }
+    }
+}
+
+/// The sled backend's handle; cheap to clone. The sled database sits in a swappable cell: after a
+/// failed group commit the store is broken and refuses reads and writes until the recovery task
+/// has re-opened the database from disk (see [`health`] and `SledStore::recover`).
+#[derive(Clone, Debug)]
+pub struct SledStore {
     inner: Arc<Inner>,
 }
 
@@ -302,14 +275,14 @@ struct Inner {
     write_locks: Box<[Mutex<()>]>,
     /// Serialises every read-check-write of components' statuses (`set_component`,
     /// `restore_components`, an incident opened or updated with `statuses`), so that no write
-    /// reads a status another is about to replace (see `Store::component_lock`). Taken after
+    /// reads a status another is about to replace (see `SledStore::component_lock`). Taken after
     /// the write pause and an incident's lock, before the audit lock; never across an await.
     component_lock: Mutex<()>,
     /// The write pause: every write section holds it shared, a backup exclusively while it
     /// iterates, so the backup is one consistent state (see [`backup`]).
     pause: RwLock<()>,
     /// Woken when a backup releases the write pause (writers wait for it without blocking a
-    /// runtime thread: see `Store::writing_async`).
+    /// runtime thread: see `SledStore::writing_async`).
     resumed: tokio::sync::Notify,
     /// Deliveries this process has claimed and not yet recorded, each with the due entry it was
     /// claimed through. A claim is only this: its due entry stays in the store until the outcome
@@ -317,8 +290,10 @@ struct Inner {
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
     /// Bumped after every write the public pages show (incidents, updates, components): the
-    /// pages' render cache is valid while it is unchanged (see [`Store::public_generation`]).
+    /// pages' render cache is valid while it is unchanged (see [`SledStore::public_generation`]).
     public_gen: std::sync::atomic::AtomicU64,
+    /// crier's one clock, as the server injected it (see [`SledStore::open_with_clock`]).
+    clock: Clock,
 }
 
 impl Drop for Inner {
@@ -376,11 +351,13 @@ impl Trees {
     fn open(dir: &Path, health: Arc<Health>) -> Result<Trees, StoreError> {
         // sled reports damage it meets while reading its log as corruption or a short read.
         Trees::open_checked(dir, health).map_err(|e| match e {
-            StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
-                dir: dir.to_owned(),
-                why: e.to_string(),
-            },
-            StoreError::Sled(sled::Error::Io(io))
+            StoreError::Backend(BackendError(sled::Error::Corruption { .. })) => {
+                StoreError::Damaged {
+                    dir: dir.to_owned(),
+                    why: e.to_string(),
+                }
+            }
+            StoreError::Backend(BackendError(sled::Error::Io(io)))
                 if io.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
                 StoreError::Damaged {
@@ -576,7 +553,7 @@ impl Trees {
             }
             let after = outbox::broadcast_key(incident.id, n.saturating_add(1), "").to_vec();
             // Broadcasts of standalone messages (reminders) sit above the timeline's range.
-            let end = Store::standalone_broadcast_floor(incident.id);
+            let end = SledStore::standalone_broadcast_floor(incident.id);
             let stale: Vec<sled::IVec> = t
                 .broadcasts
                 .range(after..end)
@@ -673,7 +650,7 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// How long [`Store::close`] waits for the database to be released.
+/// How long [`SledStore::close`] waits for the database to be released.
 pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Waits (at most [`CLOSE_WAIT`]) until sled's lock on `<dir>/db` is free: its IO threads may
@@ -693,7 +670,7 @@ async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
             Ok(f) => f,
             // Never created: nothing holds it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(StoreError::Sled(sled::Error::Io(e))),
+            Err(e) => return Err(sled::Error::Io(e).into()),
         };
         match file.try_lock() {
             Ok(()) => return Ok(()),
@@ -701,9 +678,7 @@ async fn wait_unlocked(dir: &Path) -> Result<(), StoreError> {
                 drop(file);
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StoreError::Sled(sled::Error::Io(e)))
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(sled::Error::Io(e).into()),
         }
     }
 }
@@ -731,14 +706,21 @@ fn open_error(dir: &Path, e: sled::Error) -> StoreError {
             why: e.to_string(),
         };
     }
-    StoreError::Sled(e)
+    e.into()
 }
 
-impl Store {
+impl SledStore {
     /// Opens (or creates) the store under `dir` and starts its flusher task. Must be called inside
     /// a tokio runtime.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let health = Arc::new(Health::default());
+        SledStore::open_with_clock(dir, Clock::wall())
+    }
+
+    /// [`SledStore::open`] with the server's clock: every instant the store decides by itself (a
+    /// backup's creation time, since when it is broken) is read from `clock`, never from the
+    /// system directly, so a rehearsal (`clock_start`) or a test's paused time moves them too.
+    pub fn open_with_clock(dir: &Path, clock: Clock) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::new(clock));
         let trees = Trees::open(dir, health.clone())?;
         let inner = Arc::new(Inner {
             cell: RwLock::new(Some(Arc::new(trees))),
@@ -750,9 +732,10 @@ impl Store {
             resumed: tokio::sync::Notify::new(),
             claimed: Mutex::default(),
             public_gen: Default::default(),
+            clock,
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), health));
-        Ok(Store { inner })
+        Ok(SledStore { inner })
     }
 
     /// Closes the store for every clone of this handle (their calls answer "being re-opened"
@@ -794,6 +777,11 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| StoreError::Broken("the store is being re-opened".into()))
+    }
+
+    /// The clock the store reads (see [`SledStore::open_with_clock`]).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
     }
 
     /// The data directory holding the store (`<data>/db`); temporary backup files go there.
@@ -854,7 +842,7 @@ impl Store {
     }
 
     /// Removes what an interrupted, unacknowledged incident write left behind (see
-    /// `Trees::repair`); `Store::open` runs it.
+    /// `Trees::repair`); `SledStore::open` runs it.
     pub fn repair(&self) -> Result<usize, StoreError> {
         self.t()?.repair()
     }
@@ -1040,62 +1028,27 @@ impl Store {
             .map(|(i, u, _)| (i, u))
     }
 
-    /// [`Store::create_incident_with_id`], setting the components' `statuses` and releasing an
+    /// [`SledStore::create_incident_with_id`], setting the components' `statuses` and releasing an
     /// approval in the same write (see [`approvals`]). The components, the opening update that
     /// commits the incident and the request's audit entry (which names each component's
     /// before → after) go in one sled transaction: after a crash all of them are there or none
-    /// (see `Store::commit_audited_with_components`). A draft sets no component. Returns the
+    /// (see `SledStore::commit_audited_with_components`). A draft sets no component. Returns the
     /// incident, its opening update and each component change (`name: before → after`).
     pub async fn create_incident_decided(
         &self,
         id: Ulid,
-        new: NewIncident,
+        mut new: NewIncident,
         statuses: &[(ComponentName, ComponentStatus)],
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<(Incident, Update, Vec<String>), StoreError> {
         let t = self.t()?;
         self.check_components(&new.components)?;
         if new.draft && !statuses.is_empty() {
             return Err(no_statuses_in_drafts().into());
         }
-        let status = new.status.unwrap_or(new.kind.initial_status());
-        crate::domain::check_status_for_new(new.kind, status)?;
-        let mut incident = Incident {
-            id,
-            title: new.title,
-            titles: new.titles,
-            kind: new.kind,
-            status,
-            impact: new.impact,
-            components: new.components,
-            created_at: now,
-            updated_at: now,
-            resolved_at: None,
-            next_update_due: new.next_update_due,
-            draft: new.draft,
-            update_count: 1,
-            scheduled_for: new.scheduled_for,
-            scheduled_until: new.scheduled_until,
-            holding_statement: new.holding_statement,
-            remind_before: new.remind_before,
-            public: None,
-        };
-        if !new.draft {
-            incident.publish_state();
-        }
-        let update = Update {
-            id: Ulid::new(),
-            incident_id: id,
-            action: UpdateAction::Opened,
-            status,
-            body: new.body,
-            author: new.author,
-            created_at: now,
-            next_update_due: new.next_update_due,
-            draft: new.draft,
-            published_at: (!new.draft).then_some(now),
-        };
+        let broadcast = std::mem::take(&mut new.broadcast);
+        let (incident, update) = open_incident(id, Ulid::new(), new, now)?;
         let (ib, ub) = (encode(&incident)?, encode(&update)?);
         let changed = {
             let _w = self.lock(id).await;
@@ -1115,8 +1068,8 @@ impl Store {
             // which `repair` removes.
             t.put(&t.incidents, id.to_bytes(), ib)?;
             self.public_changed();
-            if !new.draft {
-                self.write_broadcasts(&t, id, 1, update.id, &new.broadcast, now)?;
+            if !update.draft {
+                self.write_broadcasts(&t, id, 1, update.id, &broadcast, now)?;
             }
             // The opening update commits it, with the components it sets and the request's
             // audit entry.
@@ -1170,7 +1123,7 @@ impl Store {
             .map(|a| (a.incident, a.update))
     }
 
-    /// [`Store::append_update`], also saying what the update did to the incident's promise
+    /// [`SledStore::append_update`], also saying what the update did to the incident's promise
     /// (decided under the write lock, from the promise that stood then).
     pub async fn append_update_reported(
         &self,
@@ -1181,30 +1134,30 @@ impl Store {
         self.append_update_decided(id, new, now, None).await
     }
 
-    /// [`Store::append_update_reported`], releasing an approval in the same write (see
+    /// [`SledStore::append_update_reported`], releasing an approval in the same write (see
     /// [`approvals`]).
     pub async fn append_update_decided(
         &self,
         id: Ulid,
         new: NewUpdate,
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<Appended, StoreError> {
         self.append_update_setting(id, new, &[], now, decision)
             .await
     }
 
-    /// [`Store::append_update_decided`], also setting the components' `statuses` in the same
+    /// [`SledStore::append_update_decided`], also setting the components' `statuses` in the same
     /// write: the components and the incident record that commits the update, with the audit
     /// entry naming each component's before → after, go in one sled transaction (see
-    /// `Store::commit_audited_with_components`). A draft update sets no component.
+    /// `SledStore::commit_audited_with_components`). A draft update sets no component.
     pub async fn append_update_setting(
         &self,
         id: Ulid,
-        new: NewUpdate,
+        mut new: NewUpdate,
         statuses: &[(ComponentName, ComponentStatus)],
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<Appended, StoreError> {
         let t = self.t()?;
         if new.draft && !statuses.is_empty() {
@@ -1222,63 +1175,17 @@ impl Store {
             }
             // For the audit entry's before → after.
             let before = (incident.status, incident.impact, incident.titles.clone());
-            let (action, status) = match new.change {
-                Change::Update(to) => {
-                    let to = to.unwrap_or(incident.status);
-                    incident.check_update(to)?;
-                    let action = if to.is_final() {
-                        UpdateAction::Resolved
-                    } else {
-                        UpdateAction::Updated
-                    };
-                    (action, to)
-                }
-                Change::Resolve => (UpdateAction::Resolved, incident.check_resolve()?),
-                Change::Reopen => (UpdateAction::Reopened, incident.check_reopen()?),
-            };
+            let broadcast = std::mem::take(&mut new.broadcast);
             let update_id = Ulid::new();
-            incident.status = status;
-            incident.updated_at = now;
-            incident.update_count += 1;
-            if let Some(i) = new.impact {
-                incident.impact = i;
-            }
-            incident.titles.extend(new.titles);
-            let previous_due = incident.next_update_due;
-            let (due, promise) = apply_promise(previous_due, new.promise, status.is_final(), now);
-            incident.next_update_due = due;
-            incident.resolved_at = status.is_final().then_some(now);
-            if !new.draft {
-                incident.draft = false;
-                incident.publish_state();
-            }
-            let update = Update {
-                id: update_id,
-                incident_id: id,
-                action,
-                status,
-                body: new.body,
-                author: new.author,
-                created_at: now,
-                next_update_due: incident.next_update_due,
-                draft: new.draft,
-                published_at: (!new.draft).then_some(now),
-            };
+            let (update, promise, previous_due) = apply_update(&mut incident, new, update_id, now)?;
             let (ib, ub) = (encode(&incident)?, encode(&update)?);
             if let Some(d) = decision {
                 self.mark_approved(&t, d)?;
             }
             // Broadcasts, then the update, then the incident: a crash in between leaves records
             // past the incident's `update_count`, which `repair` removes.
-            if !new.draft {
-                self.write_broadcasts(
-                    &t,
-                    id,
-                    incident.update_count,
-                    update_id,
-                    &new.broadcast,
-                    now,
-                )?;
+            if !update.draft {
+                self.write_broadcasts(&t, id, incident.update_count, update_id, &broadcast, now)?;
             }
             let summary = with_components(
                 crate::domain::audit::changed((before.0, before.1, &before.2), &incident, &update),
@@ -1324,13 +1231,13 @@ impl Store {
         self.publish_drafts_decided(id, broadcast, now, None).await
     }
 
-    /// [`Store::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
+    /// [`SledStore::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
     pub async fn publish_drafts_decided(
         &self,
         id: Ulid,
         broadcast: &[(String, bool)],
         now: DateTime<Utc>,
-        decision: Option<&approvals::Decision>,
+        decision: Option<&Decision>,
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         let t = self.t()?;
         let (incident, published) = {
@@ -1408,23 +1315,7 @@ impl Store {
             }
             let (_, v) = item?;
             let i: Incident = decode(&v)?;
-            // The public list shows each incident as its last published update left it.
-            let i = match filter.published_only {
-                true => match i.public_view() {
-                    Some(v) => v,
-                    None => continue,
-                },
-                false => i,
-            };
-            let keep = filter.open.is_none_or(|o| i.is_open() == o)
-                && filter.kind.is_none_or(|k| i.kind == k)
-                && filter.status.is_none_or(|s| i.status == s)
-                && filter.impact.is_none_or(|m| i.impact == m)
-                && filter
-                    .component
-                    .as_ref()
-                    .is_none_or(|c| i.components.contains(c));
-            if keep {
+            if let Some(i) = filter.view(i) {
                 out.push(i);
             }
         }
@@ -1796,7 +1687,9 @@ mod tests_faults;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Locale;
+    use crate::domain::{
+        Body, Change, Impact, IncidentKind, Locale, Status, Title, Titles, UpdateAction,
+    };
 
     pub(super) fn new_incident(title: &str) -> NewIncident {
         NewIncident {
@@ -1840,7 +1733,7 @@ mod tests {
         let path = dir.path().join("db");
         let mut created = Vec::new();
         for round in 0..20 {
-            let store = Store::open(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            let store = SledStore::open(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
             let (i, _) = store
                 .create_incident(new_incident("restart"), Utc::now())
                 .await
@@ -1848,7 +1741,7 @@ mod tests {
             created.push(i.id);
             store.close().await.unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         for id in created {
             store.incident(id).unwrap();
         }
@@ -1863,7 +1756,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let (kept, orphan_update, torn_open) = {
-            let store = Store::open(&path).unwrap();
+            let store = SledStore::open(&path).unwrap();
             let now = Utc::now();
             let (kept, _) = store
                 .create_incident(new_incident("kept"), now)
@@ -1907,7 +1800,7 @@ mod tests {
             store.close().await.unwrap();
             (kept.id, orphan.id, torn.id)
         };
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let (i, updates) = store.incident(kept).unwrap();
         assert_eq!(
             updates.len(),
@@ -1928,7 +1821,7 @@ mod tests {
     #[tokio::test]
     async fn large_imports_are_chunked_and_still_de_duplicated_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let now = Utc::now();
         let n = 2 * IMPORT_CHUNK + 10;
         let phone = |i: usize| crate::domain::Contact::phone(&format!("+3584{i:08}")).unwrap();
@@ -1957,7 +1850,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writers_share_one_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let before = store.flush_stats();
         let tasks: Vec<_> = (0..50)
             .map(|i| {
@@ -1986,7 +1879,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_appends_on_many_threads_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let now = Utc::now();
         let mut ids = Vec::new();
         for t in ["a", "b", "c"] {
@@ -2049,7 +1942,7 @@ mod tests {
     #[tokio::test]
     async fn rapid_updates_keep_timeline_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let now = Utc::now();
         let (i, _) = store
             .create_incident(new_incident("fast"), now)
@@ -2075,7 +1968,7 @@ mod tests {
     #[tokio::test]
     async fn an_incident_stored_without_titles_still_reads_and_takes_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let id = Ulid::new();
         let old = format!(
             r#"{{"id":"{id}","title":"Check-in delays","kind":"incident","status":"investigating","impact":"major","components":[],"created_at":"2026-11-01T10:00:00Z","updated_at":"2026-11-01T10:00:00Z","resolved_at":null,"next_update_due":null,"draft":false,"update_count":1,"holding_statement":false,"public":{{"status":"investigating","impact":"major","updated_at":"2026-11-01T10:00:00Z","resolved_at":null,"next_update_due":null,"update_count":1}}}}"#

@@ -10,19 +10,20 @@
 //!   record is unfinished and due at that very millisecond, and stale otherwise
 //! - `inflight`: delivery key → channel; written only by earlier versions, whose claims marked
 //!   deliveries there, and emptied at start-up (claims now live in memory, see
-//!   [`Store::claim_due`])
+//!   [`SledStore::claim_due`])
 //! - `receipts`: provider message id → delivery key (channels with status callbacks)
 //!
 //! A delivery costs four writes: its record and due entry at expansion, then its record again
 //! and the removal of its due entry with the outcome. Claiming writes nothing.
 //!
-//! Broadcasts are written *before* their update (see `Store::append_update`), so an update that
+//! Broadcasts are written *before* their update (see `SledStore::append_update`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
 
-use super::{codec, decode, encode, Store, StoreError, Trees};
+use super::{codec, decode, encode, SledStore, StoreError, Trees};
 use crate::domain::{
     idempotency_key, Broadcast, ComponentName, Delivery, DeliveryState, Subscriber, Target,
 };
+use crate::domain::{ExpandTarget, Expanded};
 use chrono::{DateTime, TimeZone, Utc};
 use ulid::Ulid;
 
@@ -66,19 +67,7 @@ fn due_time(key: &[u8], prefix_len: usize) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(i64::try_from(ms).ok()?).single()
 }
 
-/// A channel as the expander needs to know it: which subscribers it reaches.
-pub struct ExpandTarget<'a> {
-    pub reaches: &'a (dyn Fn(&Subscriber) -> bool + Sync),
-}
-
-/// What one expansion step did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Expanded {
-    pub created: usize,
-    pub done: bool,
-}
-
-impl Store {
+impl SledStore {
     /// Broadcasts not yet fully expanded, oldest first.
     pub fn open_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
         let t = self.t()?;
@@ -171,7 +160,7 @@ impl Store {
         })
     }
 
-    /// The synchronous part of [`Store::expand`]: reads up to `batch` subscribers, writes their
+    /// The synchronous part of [`SledStore::expand`]: reads up to `batch` subscribers, writes their
     /// deliveries and the advanced broadcast. Returns (deliveries created, the broadcast).
     fn expand_batch(
         &self,
@@ -187,7 +176,7 @@ impl Store {
         let mut created = 0;
         let mut next = b.clone();
         if !b.subscribers {
-            if Store::insert_delivery(&t, b, Target::Endpoint, now)? {
+            if SledStore::insert_delivery(&t, b, Target::Endpoint, now)? {
                 created += 1;
             }
             next.done = true;
@@ -205,17 +194,14 @@ impl Store {
                 let s: Subscriber = decode(&v)?;
                 seen += 1;
                 next.cursor = Some(k.to_vec());
-                let wants = s.components.is_empty()
-                    || components.is_empty()
-                    || s.components.iter().any(|c| components.contains(c));
-                if s.receives() && wants && (target.reaches)(&s) {
+                if target.reaches(&s, components) {
                     let to = Target::Subscriber {
                         id: s.id,
                         contact: s.contact,
                         locale: s.locale,
                         unsubscribe_token: s.unsubscribe_token,
                     };
-                    if Store::insert_delivery(&t, b, to, now)? {
+                    if SledStore::insert_delivery(&t, b, to, now)? {
                         created += 1;
                     }
                 }
@@ -253,7 +239,7 @@ impl Store {
     /// Claims up to `limit` deliveries of `channel` due at or before `now`, in due order.
     ///
     /// A claim writes nothing: the delivery joins this process's claimed set and its due entry
-    /// stays where it is until [`Store::record`] writes the outcome and removes it. After a crash
+    /// stays where it is until [`SledStore::record`] writes the outcome and removes it. After a crash
     /// the set is gone and the delivery is simply due again (a resend of at most what was in
     /// flight). Scans skip claimed entries; entries that no longer match a pending record (the
     /// record is final, or was rescheduled to another time, or was never written because an
@@ -570,11 +556,11 @@ mod tests {
     use crate::domain::{Body, Contact, Impact, IncidentKind, Locale, Title};
     use crate::store::{NewIncident, NewSubscriber};
 
-    fn open(dir: &std::path::Path) -> Store {
-        Store::open(&dir.join("db")).unwrap()
+    fn open(dir: &std::path::Path) -> SledStore {
+        SledStore::open(&dir.join("db")).unwrap()
     }
 
-    async fn setup(store: &Store, subscribers: usize) -> Broadcast {
+    async fn setup(store: &SledStore, subscribers: usize) -> Broadcast {
         let now = Utc::now();
         let batch = (0..subscribers)
             .map(|i| NewSubscriber {
@@ -620,7 +606,9 @@ mod tests {
 
     /// A store in a fresh dir with `subscribers` subscribers and one incident whose `sms`
     /// broadcast is fully expanded at the returned time.
-    async fn expanded(subscribers: usize) -> (tempfile::TempDir, Store, Broadcast, DateTime<Utc>) {
+    async fn expanded(
+        subscribers: usize,
+    ) -> (tempfile::TempDir, SledStore, Broadcast, DateTime<Utc>) {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let b = setup(&store, subscribers).await;

@@ -13,131 +13,18 @@
 //! twice — after a crash, or from two ticks — finds the first record and does nothing: the record
 //! of a firing is written before anything is sent, and a restart never fires twice.
 
-use super::{decode, encode, outbox, Store, StoreError};
-use crate::domain::{Body, Notice};
-use chrono::{DateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use super::{decode, encode, outbox, SledStore, StoreError};
+use crate::domain::standalone::STANDALONE_BASE;
+use crate::domain::Notice;
+use crate::domain::{Hold, Standalone};
+use chrono::{DateTime, Utc};
 use ulid::Ulid;
-
-/// Sequence numbers at or above this belong to standalone messages, not timeline updates.
-pub const STANDALONE_BASE: u32 = 0x8000_0000;
-
-/// Minutes are counted from this epoch (2020-01-01T00:00:00Z) for notice firings.
-const MINUTE_EPOCH: i64 = 1_577_836_800;
-
-/// The seq of a notice's firing at `instant` (its scheduled minute).
-pub fn notice_seq(instant: DateTime<Utc>) -> u32 {
-    let minutes = (instant.timestamp() - MINUTE_EPOCH).div_euclid(60).max(0);
-    STANDALONE_BASE | u32::try_from(minutes & 0x7FFF_FFFF).unwrap_or(0)
-}
-
-/// The seq of the staff reminder for the promise made by update `update_seq`.
-pub fn reminder_seq(update_seq: u32) -> u32 {
-    STANDALONE_BASE | ((update_seq & 0x1FFF_FFFF) << 2)
-}
-
-/// The seq of the public reminder of a maintenance announced by update `update_seq`.
-pub fn maintenance_reminder_seq(update_seq: u32) -> u32 {
-    STANDALONE_BASE | ((update_seq & 0x1FFF_FFFF) << 2) | 1
-}
-
-/// The seq of an alert group's `n`th staff detail message on its incident.
-pub fn alert_detail_seq(n: u32) -> u32 {
-    STANDALONE_BASE | ((n & 0x1FFF_FFFF) << 2) | 2
-}
-
-/// The seq of an approval's `n`th staff message (origin: the approval's id): 1 when it is
-/// requested, 2 when it is rejected.
-pub fn approval_note_seq(n: u32) -> u32 {
-    STANDALONE_BASE | ((n & 0x1FFF_FFFF) << 2) | 3
-}
-
-/// What a standalone message says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StandaloneKind {
-    /// One firing of a recurring notice.
-    Notice {
-        notice_id: Ulid,
-        scheduled_for: DateTime<Utc>,
-        subject: String,
-        body: Body,
-    },
-    /// "The next update on this incident is due at …" — to the staff channels.
-    Reminder { due: DateTime<Utc> },
-    /// "This maintenance starts at …" — to the maintenance's audience, before it starts.
-    MaintenanceReminder { starts: DateTime<Utc> },
-    /// Per-alert detail of a monitoring alert group (keys firing, resolving, changing their
-    /// summary) — to the intake's staff channels only, never public.
-    AlertDetail {
-        at: DateTime<Utc>,
-        subject: String,
-        body: Body,
-    },
-    /// A note to staff about a write waiting for approval (requested, rejected) — to the
-    /// approval's staff channels only, never public.
-    StaffNote {
-        at: DateTime<Utc>,
-        subject: String,
-        body: Body,
-    },
-}
-
-/// A message that is not a timeline update.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Standalone {
-    /// The notice or incident it belongs to.
-    pub origin: Ulid,
-    pub seq: u32,
-    /// Stands in for an update id in idempotency keys; derived from (origin, seq).
-    pub update_id: Ulid,
-    #[serde(flatten)]
-    pub kind: StandaloneKind,
-    pub created_at: DateTime<Utc>,
-}
-
-impl Standalone {
-    /// A message for (origin, seq), with its derived id.
-    pub fn new(origin: Ulid, seq: u32, kind: StandaloneKind, now: DateTime<Utc>) -> Standalone {
-        let mut h = Sha256::new();
-        h.update(origin.to_bytes());
-        h.update(seq.to_be_bytes());
-        let digest = h.finalize();
-        let mut r = [0u8; 16];
-        r[6..].copy_from_slice(&digest[..10]);
-        let at = match &kind {
-            StandaloneKind::Notice { scheduled_for, .. } => *scheduled_for,
-            StandaloneKind::Reminder { due } => *due,
-            StandaloneKind::MaintenanceReminder { starts } => *starts,
-            StandaloneKind::AlertDetail { at, .. } | StandaloneKind::StaffNote { at, .. } => *at,
-        };
-        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-        Standalone {
-            origin,
-            seq,
-            update_id: Ulid::from_parts(ms, u128::from_be_bytes(r)),
-            kind,
-            created_at: now,
-        }
-    }
-}
-
-/// A flap hold-down: the incident's public notifications wait until `until`; if it is resolved
-/// by then, they are never sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hold {
-    pub incident_id: Ulid,
-    pub until: DateTime<Utc>,
-    /// Channels to announce on when the hold ends: (name, audience is subscribers).
-    pub broadcast: Vec<(String, bool)>,
-}
 
 fn message_key(origin: Ulid, seq: u32) -> [u8; 20] {
     super::update_key(origin, seq)
 }
 
-impl Store {
+impl SledStore {
     /// Posts a standalone message to `broadcast` channels, once: if (origin, seq) was posted
     /// before, nothing is written and `false` is returned. Durable when it returns.
     pub async fn post_standalone(
@@ -266,16 +153,13 @@ impl Store {
     }
 }
 
-/// The instant of a notice seq (for display).
-pub fn notice_seq_instant(seq: u32) -> Option<DateTime<Utc>> {
-    let minutes = i64::from(seq & 0x7FFF_FFFF);
-    Utc.timestamp_opt(MINUTE_EPOCH + minutes * 60, 0).single()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Locale;
+    use crate::domain::standalone::{
+        maintenance_reminder_seq, notice_seq, notice_seq_instant, reminder_seq, StandaloneKind,
+    };
+    use crate::domain::{Body, Locale};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -296,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn a_standalone_message_is_posted_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let origin = Ulid::new();
         let t = at("2026-11-23T09:00:00Z");
         let kind = StandaloneKind::Notice {

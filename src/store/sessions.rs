@@ -7,61 +7,15 @@
 //!
 //! A session id is never stored: the cookie's value is hashed and looked up, as a personal
 //! token's is. Creating, upgrading and ending sessions and every TOTP change are durable before
-//! they return; the last-seen time is written without a flush by [`Store::touch_session`] (a
+//! they return; the last-seen time is written without a flush by [`SledStore::touch_session`] (a
 //! crash loses at most the last minute of activity, which can only end a session earlier).
 
-use super::{abort, decode, encode, Store, StoreError};
-use crate::domain::{Role, UserName};
+use super::{abort, decode, encode, SledStore, StoreError};
+use crate::domain::UserName;
+use crate::domain::{Session, TotpRecord};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use ulid::Ulid;
 
-/// A browser session as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    /// The session's public handle (audit entries name it), not its secret.
-    pub id: Ulid,
-    pub user: UserName,
-    /// The user's role when the session began; a session whose user's role has changed since
-    /// is not accepted (role changes also end sessions).
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    /// Signed in with a password only, by a user whose role needs a second factor they have
-    /// not enrolled: the session may do nothing but enrol one.
-    #[serde(default)]
-    pub enrol_only: bool,
-}
-
-/// A user's TOTP state. `Debug` leaves the secret out; the API never shows it after enrolment.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TotpRecord {
-    /// The shared secret (base32), needed to verify codes.
-    pub secret: String,
-    /// False between `POST /me/totp` and the confirming first code.
-    pub enabled: bool,
-    /// The last time step a code was accepted for: that step and earlier ones are refused.
-    #[serde(default)]
-    pub last_step: Option<i64>,
-    /// SHA-256 (hex) of each unused recovery code.
-    #[serde(default)]
-    pub recovery: Vec<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for TotpRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TotpRecord")
-            .field("secret", &"(hidden)")
-            .field("enabled", &self.enabled)
-            .field("last_step", &self.last_step)
-            .field("recovery", &self.recovery.len())
-            .field("created_at", &self.created_at)
-            .finish()
-    }
-}
-
-impl Store {
+impl SledStore {
     /// Stores a new session under the SHA-256 of its id.
     pub async fn add_session(&self, hash: &[u8; 32], session: &Session) -> Result<(), StoreError> {
         let t = self.t()?;
@@ -221,11 +175,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Role;
+    use ulid::Ulid;
 
     #[tokio::test]
     async fn sessions_are_found_by_hash_touched_and_ended_per_user() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let maria = UserName::parse("maria").unwrap();
         let now = Utc::now();
         let s = Session {

@@ -7,7 +7,7 @@
 //! it is found without an index; the SMS code is found through the phone number (the `contacts`
 //! tree). An unconfirmed subscriber is skipped by the fan-out (`Subscriber::receives`).
 
-use super::{abort, decode, encode, Store, StoreError, Trees};
+use super::{abort, decode, encode, SledStore, StoreError, Trees};
 use crate::domain::{ComponentName, Contact, Locale, Pending, Subscriber};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -87,7 +87,7 @@ fn pending_for(
     })
 }
 
-impl Store {
+impl SledStore {
     /// Records a self-service sign-up awaiting confirmation with `secret`, valid for `valid`.
     pub async fn sign_up(
         &self,
@@ -102,7 +102,7 @@ impl Store {
         self.check_components(&components)?;
         let pending = pending_for(secret, now, valid)?;
         let mut fresh = Self::new_subscriber(
-            super::NewSubscriber {
+            crate::domain::NewSubscriber {
                 contact,
                 locale,
                 components,
@@ -346,9 +346,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn open() -> (tempfile::TempDir, Store) {
+    async fn open() -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         (dir, store)
     }
 
@@ -484,7 +484,7 @@ mod tests {
             .unwrap();
         store
             .add_subscriber(
-                super::super::NewSubscriber {
+                crate::domain::NewSubscriber {
                     contact: email("staff@example.com"),
                     locale: Locale::english(),
                     components: vec![],

@@ -7,7 +7,8 @@
 //! them all, under one write lock (no second index tree that a crash could leave out of step
 //! with the records). Every write is durable when it returns.
 
-use super::{decode, encode, Store, StoreError};
+use super::port::Templates;
+use super::{decode, encode, SledStore, StoreError};
 use crate::domain::IncidentTemplate;
 use ulid::Ulid;
 
@@ -22,10 +23,10 @@ fn not_found(id: impl ToString) -> StoreError {
     }
 }
 
-impl Store {
+impl Templates for SledStore {
     /// Saves a template, new or changed (by id). Refused when another template has the same
     /// name (in any case). Durable when it returns.
-    pub async fn put_template(&self, tpl: &IncidentTemplate) -> Result<(), StoreError> {
+    async fn put_template(&self, tpl: &IncidentTemplate) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.lock(TEMPLATE_LOCK).await;
@@ -44,11 +45,11 @@ impl Store {
     }
 
     /// Changes a template with `change` (given the stored one) and saves the result, as
-    /// [`Store::put_template`] does; returns (before, after). Durable when it returns.
-    pub async fn change_template(
+    /// [`SledStore::put_template`] does; returns (before, after). Durable when it returns.
+    async fn change_template(
         &self,
         id: Ulid,
-        change: impl FnOnce(&IncidentTemplate) -> Result<IncidentTemplate, StoreError>,
+        change: impl FnOnce(&IncidentTemplate) -> Result<IncidentTemplate, StoreError> + Send,
     ) -> Result<(IncidentTemplate, IncidentTemplate), StoreError> {
         let t = self.t()?;
         let pair = {
@@ -77,7 +78,7 @@ impl Store {
     }
 
     /// One template by id.
-    pub fn template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
+    async fn template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
         let t = self.t()?;
         let raw = t
             .templates
@@ -87,7 +88,7 @@ impl Store {
     }
 
     /// One template by its id or its name (in any case).
-    pub fn template_by_key(&self, key: &str) -> Result<IncidentTemplate, StoreError> {
+    async fn template_by_key(&self, key: &str) -> Result<IncidentTemplate, StoreError> {
         let t = self.t()?;
         let key = key.trim();
         if let Ok(id) = Ulid::from_string(key) {
@@ -108,7 +109,7 @@ impl Store {
     }
 
     /// Every template, by name.
-    pub fn templates(&self) -> Result<Vec<IncidentTemplate>, StoreError> {
+    async fn templates(&self) -> Result<Vec<IncidentTemplate>, StoreError> {
         let t = self.t()?;
         let mut all: Vec<IncidentTemplate> = t
             .templates
@@ -121,7 +122,7 @@ impl Store {
     }
 
     /// Removes a template; returns it. Durable when it returns.
-    pub async fn remove_template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
+    async fn remove_template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
         let t = self.t()?;
         let removed = {
             let _w = self.lock(TEMPLATE_LOCK).await;
@@ -159,20 +160,24 @@ mod tests {
     #[tokio::test]
     async fn templates_are_put_listed_found_changed_and_removed_with_unique_names() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let slow = template("Check-in slow");
         store.put_template(&slow).await.unwrap();
         store.put_template(&template("Baggage belt")).await.unwrap();
         let names: Vec<String> = store
             .templates()
+            .await
             .unwrap()
             .iter()
             .map(|t| t.name.to_string())
             .collect();
         assert_eq!(names, ["Baggage belt", "Check-in slow"], "by name");
-        assert_eq!(store.template(slow.id).unwrap(), slow);
-        assert_eq!(store.template_by_key("CHECK-IN SLOW").unwrap(), slow);
-        assert_eq!(store.template_by_key(&slow.id.to_string()).unwrap(), slow);
+        assert_eq!(store.template(slow.id).await.unwrap(), slow);
+        assert_eq!(store.template_by_key("CHECK-IN SLOW").await.unwrap(), slow);
+        assert_eq!(
+            store.template_by_key(&slow.id.to_string()).await.unwrap(),
+            slow
+        );
 
         // The same name in another case is refused, and nothing is written.
         let before = store.checksum().unwrap();
@@ -205,17 +210,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(b, slow);
-        assert_eq!(store.template(slow.id).unwrap(), a);
+        assert_eq!(store.template(slow.id).await.unwrap(), a);
 
         assert_eq!(store.remove_template(slow.id).await.unwrap(), a);
         assert!(matches!(
-            store.template(slow.id),
+            store.template(slow.id).await,
             Err(StoreError::NotFound { .. })
         ));
         assert!(matches!(
             store.remove_template(slow.id).await,
             Err(StoreError::NotFound { .. })
         ));
-        assert_eq!(store.templates().unwrap().len(), 1);
+        assert_eq!(store.templates().await.unwrap().len(), 1);
     }
 }

@@ -1,9 +1,10 @@
 //! Components set in the same write as an incident opening or update: a crash leaves both or
 //! neither, a concurrent component write loses nothing, and bad input writes nothing.
 
-use super::audit::{self, AuditFilter, NewAudit};
+use super::audit;
 use super::tests::new_incident;
 use super::*;
+use crate::domain::audit::{AuditFilter, NewAudit};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ fn name(n: &str) -> ComponentName {
     ComponentName::parse(n).unwrap()
 }
 
-fn status_of(store: &Store, n: &str) -> ComponentStatus {
+fn status_of(store: &SledStore, n: &str) -> ComponentStatus {
     store
         .components()
         .unwrap()
@@ -42,7 +43,7 @@ fn base(request_id: &str, action: &str) -> NewAudit {
     }
 }
 
-fn entries(store: &Store) -> Vec<crate::domain::audit::AuditEntry> {
+fn entries(store: &SledStore) -> Vec<crate::domain::audit::AuditEntry> {
     let filter = AuditFilter {
         limit: 10_000,
         ..Default::default()
@@ -51,20 +52,20 @@ fn entries(store: &Store) -> Vec<crate::domain::audit::AuditEntry> {
 }
 
 /// Opens the store in `path` once the previous handle's flusher has let go of sled's lock.
-async fn reopen(path: &Path) -> Store {
+async fn reopen(path: &Path) -> SledStore {
     for _ in 0..250 {
-        match Store::open(path) {
+        match SledStore::open(path) {
             Err(StoreError::Locked(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
             other => return other.unwrap(),
         }
     }
-    Store::open(path).unwrap()
+    SledStore::open(path).unwrap()
 }
 
 /// Opens `id` (published) setting Check-in and Baggage, as the API does it: armed, so the
 /// store writes the request's audit entry with the change.
 async fn open_setting(
-    store: &Store,
+    store: &SledStore,
     id: Ulid,
 ) -> (
     Result<(Incident, Update, Vec<String>), StoreError>,
@@ -97,7 +98,7 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     let path = dir.path().join("db");
     let crashed = Ulid::new();
     {
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let then = Utc::now() - chrono::Duration::minutes(5);
         for c in ["Check-in", "Baggage"] {
             store
@@ -198,7 +199,7 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let id = {
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         store
             .set_component(
                 name("Check-in"),
@@ -276,7 +277,7 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
 #[tokio::test]
 async fn bad_component_statuses_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
     store
         .set_component(
             name("Check-in"),
@@ -327,7 +328,7 @@ async fn bad_component_statuses_write_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_write_racing_an_opening_loses_neither_change() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
     let api = name("api");
     for round in 0..200 {
         let t0 = Utc::now();

@@ -6,14 +6,14 @@ use super::*;
 use std::time::Duration;
 
 /// Opens the store in `path`, waiting for a previous handle's flusher to let go of sled's lock.
-async fn reopen(path: &Path) -> Result<Store, StoreError> {
+async fn reopen(path: &Path) -> Result<SledStore, StoreError> {
     for _ in 0..250 {
-        match Store::open(path) {
+        match SledStore::open(path) {
             Err(StoreError::Locked(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
             other => return other,
         }
     }
-    Store::open(path)
+    SledStore::open(path)
 }
 
 /// Makes every later write to sled's log in `dir` fail with an I/O error, as a full disk does:
@@ -42,7 +42,7 @@ fn fail_log_writes(dir: &Path) {
 }
 
 /// Waits (up to a generous minute) until the store serves again after a failure.
-async fn until_recovered(store: &Store) {
+async fn until_recovered(store: &SledStore) {
     for _ in 0..600 {
         if store.broken().is_none() {
             return;
@@ -55,7 +55,7 @@ async fn until_recovered(store: &Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_flush_hides_its_write_and_the_store_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
     let now = Utc::now();
     let (kept, _) = store
         .create_incident(new_incident("acknowledged"), now)
@@ -97,7 +97,7 @@ async fn a_failed_flush_hides_its_write_and_the_store_recovers() {
 
 /// Writes `n` incidents, each acknowledged, and closes the store.
 async fn filled(path: &Path, n: usize) -> Vec<Ulid> {
-    let store = Store::open(path).unwrap();
+    let store = SledStore::open(path).unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
         let (inc, _) = store
@@ -109,7 +109,7 @@ async fn filled(path: &Path, n: usize) -> Vec<Ulid> {
     ids
 }
 
-fn expect_damaged(r: Result<Store, StoreError>) {
+fn expect_damaged(r: Result<SledStore, StoreError>) {
     match r {
         Err(e @ StoreError::Damaged { .. }) => {
             let msg = e.to_string();
@@ -218,7 +218,7 @@ async fn the_data_directory_and_its_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     private_dir(&data).unwrap();
-    let store = Store::open(&data.join("db")).unwrap();
+    let store = SledStore::open(&data.join("db")).unwrap();
     store
         .create_incident(new_incident("private"), Utc::now())
         .await

@@ -7,21 +7,10 @@
 //! JSON): the store does not interpret it. Writes are durable before they return, like every
 //! other store write, so a restart never starts a second thread for an incident.
 
-use super::{decode, Store, StoreError};
-use serde::{Deserialize, Serialize};
+use super::port::Threads;
+use super::{decode, SledStore, StoreError};
+use crate::domain::Thread;
 use ulid::Ulid;
-
-/// A platform's reference to one post (its receipt).
-pub type PostRef = String;
-
-/// The thread of one incident on one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Thread {
-    /// The incident's first post on the channel.
-    pub root: PostRef,
-    /// The latest post: the next one replies to it.
-    pub last: PostRef,
-}
 
 fn thread_key(incident: Ulid, channel: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(16 + channel.len());
@@ -30,9 +19,9 @@ fn thread_key(incident: Ulid, channel: &str) -> Vec<u8> {
     k
 }
 
-impl Store {
+impl Threads for SledStore {
     /// The thread of `incident` on `channel`, if something was posted there.
-    pub fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
+    async fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
         let t = self.t()?;
         match t.threads.get(thread_key(incident, channel))? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -42,7 +31,7 @@ impl Store {
 
     /// Records `post` as the latest post of the incident's thread on `channel` (and as its root
     /// when it is the first), durably. Returns the thread as stored.
-    pub async fn extend_thread(
+    async fn extend_thread(
         &self,
         incident: Ulid,
         channel: &str,
@@ -84,22 +73,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inc = Ulid::new();
         {
-            let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.thread(inc, "mastodon").unwrap(), None);
+            let store = SledStore::open(dir.path()).unwrap();
+            assert_eq!(store.thread(inc, "mastodon").await.unwrap(), None);
             let t = store.extend_thread(inc, "mastodon", "101").await.unwrap();
             assert_eq!(t.root, "101");
             assert_eq!(t.last, "101");
             let t = store.extend_thread(inc, "mastodon", "102").await.unwrap();
             assert_eq!((t.root.as_str(), t.last.as_str()), ("101", "102"));
             // Another channel and another incident have their own threads.
-            assert_eq!(store.thread(inc, "mastodon2").unwrap(), None);
-            assert_eq!(store.thread(Ulid::new(), "mastodon").unwrap(), None);
+            assert_eq!(store.thread(inc, "mastodon2").await.unwrap(), None);
+            assert_eq!(store.thread(Ulid::new(), "mastodon").await.unwrap(), None);
             store.close().await.unwrap();
         }
         // Reopened: the thread is on disk.
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(
-            store.thread(inc, "mastodon").unwrap(),
+            store.thread(inc, "mastodon").await.unwrap(),
             Some(Thread {
                 root: "101".into(),
                 last: "102".into()

@@ -8,10 +8,10 @@
 //!
 //! A token's secret is never stored: the request's bearer token is hashed and looked up in
 //! `token_hashes`. User changes are rare and use sled transactions over the trees they touch.
-//! Last-used times are written without a flush by [`Store::touch_tokens`] (at most once a
+//! Last-used times are written without a flush by [`SledStore::touch_tokens`] (at most once a
 //! minute, by the API's token cache); everything else is durable before it returns.
 
-use super::{abort, decode, encode, Store, StoreError};
+use super::{abort, decode, encode, SledStore, StoreError};
 use crate::domain::{ApiToken, User, UserName};
 use chrono::{DateTime, Utc};
 use sled::transaction::Transactional;
@@ -23,7 +23,7 @@ pub type Record = (Vec<u8>, Vec<u8>, Vec<u8>);
 /// What a user change did: the user before and after.
 pub type Changed = (User, User);
 
-impl Store {
+impl SledStore {
     /// Adds a user with a password hash; a taken name is a conflict.
     pub async fn add_user(&self, user: User, password_hash: &str) -> Result<User, StoreError> {
         let t = self.t()?;
@@ -102,7 +102,7 @@ impl Store {
         // Their sessions end with them.
         for kv in t.sessions.iter() {
             let (k, v) = kv?;
-            if decode::<super::sessions::Session>(&v).is_ok_and(|s| s.user == *name) {
+            if decode::<crate::domain::Session>(&v).is_ok_and(|s| s.user == *name) {
                 t.sessions.remove(k)?;
             }
         }
@@ -307,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn users_are_unique_and_removal_revokes_their_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         store
             .add_user(user("maria", Role::Admin), "h1")
             .await

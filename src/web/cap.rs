@@ -16,8 +16,8 @@ use super::lang;
 use super::public::Public;
 use super::public::{self, rfc3339, shown_at, ulid_id, PublicIncident};
 use super::xml::{element, escape};
+use crate::domain::IncidentFilter;
 use crate::domain::{IncidentKind, Locale, Status, Update, UpdateAction};
-use crate::store::IncidentFilter;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 

@@ -11,8 +11,8 @@ use super::lang;
 use super::public::Public;
 use super::public::{self, rfc3339, shown_at, PublicIncident};
 use super::xml::{element, escape, html_text};
+use crate::domain::IncidentFilter;
 use crate::render::i18n;
-use crate::store::IncidentFilter;
 use chrono::{DateTime, Utc};
 
 /// How many incidents a feed shows.

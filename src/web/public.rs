@@ -6,9 +6,10 @@
 
 use super::feed_settings::PublicSettings;
 use crate::api::AppState;
+use crate::domain::IncidentFilter;
 use crate::domain::{Incident, Update};
 use crate::render::Settings;
-use crate::store::{IncidentFilter, Store, StoreError};
+use crate::store::{Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 

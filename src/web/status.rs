@@ -15,11 +15,12 @@ use super::lang;
 use super::page::{render, render_status, PageLang};
 use super::uptime;
 use crate::api::AppState;
+use crate::domain::IncidentFilter;
 use crate::domain::{
     Component, ComponentStatus, Impact, Incident, IncidentKind, Locale, Status, Update,
 };
 use crate::render::{i18n, Settings};
-use crate::store::{IncidentFilter, Store, StoreError};
+use crate::store::{Store, StoreError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -181,7 +182,7 @@ fn minutes(secs: f64) -> String {
 }
 
 fn bars(
-    history: &[crate::store::history::Change],
+    history: &[crate::domain::StatusChange],
     tz: Tz,
     now: DateTime<Utc>,
     lang: &str,
@@ -232,7 +233,7 @@ fn bars(
 /// when there are groups at all.
 fn groups(
     components: &[Component],
-    history: &BTreeMap<String, Vec<crate::store::history::Change>>,
+    history: &BTreeMap<String, Vec<crate::domain::StatusChange>>,
     tz: Tz,
     now: DateTime<Utc>,
     lang: &str,
@@ -244,7 +245,7 @@ fn groups(
     for c in components {
         // A component from before history was recorded has had its status since it last
         // changed.
-        let fallback = [crate::store::history::Change {
+        let fallback = [crate::domain::StatusChange {
             at: c.updated_at,
             status: c.status,
         }];

@@ -7,7 +7,7 @@
 //! A day before the first record has no data; today counts only up to now.
 
 use crate::domain::ComponentStatus;
-use crate::store::history::Change;
+use crate::domain::StatusChange;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -38,7 +38,7 @@ impl Day {
 
 /// The time spent in a major and in a partial outage during `[from, to)`, and how much of it
 /// has a known status: `history` is ordered oldest first, each change holding until the next.
-pub fn span(history: &[Change], from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, i64, i64) {
+pub fn span(history: &[StatusChange], from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, i64, i64) {
     let (mut observed, mut major, mut partial) = (0, 0, 0);
     for (i, c) in history.iter().enumerate() {
         let start = c.at.max(from);
@@ -72,7 +72,7 @@ pub fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 }
 
 /// One day's figures, counted up to `now`.
-pub fn day(history: &[Change], tz: Tz, date: NaiveDate, now: DateTime<Utc>) -> Day {
+pub fn day(history: &[StatusChange], tz: Tz, date: NaiveDate, now: DateTime<Utc>) -> Day {
     let from = day_start(tz, date);
     let to = date
         .succ_opt()
@@ -92,7 +92,7 @@ pub fn day(history: &[Change], tz: Tz, date: NaiveDate, now: DateTime<Utc>) -> D
 }
 
 /// The last `n` days up to today (in `tz`), oldest first.
-pub fn days(history: &[Change], tz: Tz, now: DateTime<Utc>, n: u32) -> Vec<Day> {
+pub fn days(history: &[StatusChange], tz: Tz, now: DateTime<Utc>, n: u32) -> Vec<Day> {
     let today = now.with_timezone(&tz).date_naive();
     (0..n)
         .rev()
@@ -149,8 +149,8 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
 
-    fn ch(s: &str, status: ComponentStatus) -> Change {
-        Change { at: at(s), status }
+    fn ch(s: &str, status: ComponentStatus) -> StatusChange {
+        StatusChange { at: at(s), status }
     }
 
     fn date(s: &str) -> NaiveDate {
@@ -241,7 +241,7 @@ mod tests {
             let mut h = Vec::new();
             for (gap, s) in steps {
                 t += Duration::seconds(gap);
-                h.push(Change { at: t, status: s });
+                h.push(StatusChange { at: t, status: s });
             }
             let now = at("2026-12-15T00:00:00Z");
             let all = days(&h, Tz::UTC, now, 60);

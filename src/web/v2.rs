@@ -13,8 +13,8 @@ use super::documents::DocError;
 use super::public::Public;
 use super::public::{self, name_id, rfc3339, shown_at, ulid_id, PublicIncident};
 use super::status::Banner;
+use crate::domain::IncidentFilter;
 use crate::domain::{Component, ComponentStatus, IncidentKind, Status};
-use crate::store::IncidentFilter;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 

@@ -7,8 +7,8 @@
 use crate::authz::{add_token, add_user};
 use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
+use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::audit::AuditFilter;
 use serde_json::{json, Value};
 use std::time::Duration;
 use wiremock::matchers::method;

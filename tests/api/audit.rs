@@ -7,8 +7,8 @@ use crate::authz::{add_token, add_user, concrete, document, operations};
 use crate::helpers::{spawn_app_with_channels, TestApp};
 use crier::api::authz::rule_for;
 use crier::domain::audit::AuditEntry;
+use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::audit::AuditFilter;
 use serde_json::{json, Value};
 
 const LOG: (&str, &str) = ("log", "kind = \"log\"\naudience = \"fixed\"\n");

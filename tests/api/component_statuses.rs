@@ -5,7 +5,7 @@
 
 use crate::helpers::{spawn_app, TestApp};
 use crier::domain::audit::AuditEntry;
-use crier::store::audit::AuditFilter;
+use crier::domain::audit::AuditFilter;
 use serde_json::json;
 
 fn entries(app: &TestApp) -> Vec<AuditEntry> {

@@ -6,7 +6,7 @@ use crate::helpers::{env, spawn_app_with, TestApp};
 use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
-use crier::store::audit::AuditFilter;
+use crier::domain::audit::AuditFilter;
 use serde_json::json;
 use std::time::Duration;
 
@@ -168,7 +168,7 @@ const INCIDENT: [(&str, &str); 4] = [
 
 fn incidents(app: &TestApp) -> usize {
     app.store
-        .incidents(&crier::store::IncidentFilter {
+        .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
         })
@@ -342,7 +342,7 @@ fn wrong_code(key: &[u8], clock: &AuthClock) -> String {
         .unwrap()
 }
 
-fn totp_of(app: &TestApp, user: &str) -> Option<crier::store::sessions::TotpRecord> {
+fn totp_of(app: &TestApp, user: &str) -> Option<crier::domain::TotpRecord> {
     app.store
         .totp(&crier::domain::UserName::parse(user).unwrap())
         .unwrap()
@@ -1027,8 +1027,8 @@ async fn console_dashboard_shows_an_overdue_promise_and_a_skipped_channel() {
 /// store: the API refuses a promise in the past).
 pub async fn overdue_incident(app: &TestApp) -> String {
     use chrono::Duration as Span;
+    use crier::domain::NewIncident;
     use crier::domain::{Body, Impact, IncidentKind, Locale, Title};
-    use crier::store::NewIncident;
     let now = chrono::Utc::now();
     let (i, _) = app
         .store
@@ -1202,7 +1202,7 @@ async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
     assert_eq!(p.status, 303, "{p:?}");
     let all = app
         .store
-        .incidents(&crier::store::IncidentFilter {
+        .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
         })

@@ -59,7 +59,7 @@ const SUBSCRIBERS: usize = 5;
 
 fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
     app.store
-        .incidents(&crier::store::IncidentFilter {
+        .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
         })

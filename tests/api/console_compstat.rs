@@ -5,7 +5,7 @@
 use crate::console::{add_user, console_app, get, login, post};
 use crate::helpers::TestApp;
 use crier::domain::audit::AuditEntry;
-use crier::store::audit::AuditFilter;
+use crier::domain::audit::AuditFilter;
 
 fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
@@ -29,7 +29,7 @@ fn status_of(app: &TestApp, name: &str) -> String {
 
 fn incidents(app: &TestApp) -> usize {
     app.store
-        .incidents(&crier::store::IncidentFilter {
+        .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
         })

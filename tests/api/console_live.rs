@@ -276,7 +276,7 @@ async fn console_progress_stream_ends_at_shutdown() {
 
 fn audit(app: &TestApp) -> Vec<crier::domain::audit::AuditEntry> {
     app.store
-        .audit_entries(&crier::store::audit::AuditFilter {
+        .audit_entries(&crier::domain::audit::AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })

@@ -6,7 +6,7 @@ use crier::domain::{Reminder, Span};
 
 fn maintenances(app: &crate::helpers::TestApp) -> Vec<crier::domain::Incident> {
     app.store
-        .incidents(&crier::store::IncidentFilter {
+        .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
         })

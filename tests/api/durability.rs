@@ -130,7 +130,7 @@ async fn after_a_graceful_shutdown_the_data_directory_opens_again_at_once() {
     stopped.unwrap();
     let reopened = crier::store::Store::open(&dir.path().join("data").join("db")).unwrap();
     let incidents = reopened
-        .incidents(&crier::store::IncidentFilter {
+        .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
         })
@@ -139,6 +139,6 @@ async fn after_a_graceful_shutdown_the_data_directory_opens_again_at_once() {
     assert_eq!(incidents[0].id.to_string(), id);
     // The old handle was closed with the server: it answers instead of writing.
     assert!(held
-        .incidents(&crier::store::IncidentFilter::default())
+        .incidents(&crier::domain::IncidentFilter::default())
         .is_err());
 }

@@ -418,8 +418,8 @@ async fn components_set_and_list() {
 
 #[tokio::test]
 async fn overdue_promises_are_flagged_until_resolved() {
+    use crier::domain::NewIncident;
     use crier::domain::{Body, Impact, IncidentKind, Locale, Title};
-    use crier::store::NewIncident;
     let app = spawn_app().await;
     let now = chrono::Utc::now();
     // A promise made earlier that is now past due (the API refuses past promises, so write it
@@ -551,7 +551,7 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
     // The audit log says which languages' titles the update changed.
     let (audit, _) = app
         .store
-        .audit_entries(&crier::store::audit::AuditFilter {
+        .audit_entries(&crier::domain::audit::AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })

@@ -4,7 +4,7 @@
 //! fails.
 
 use crate::helpers::{bin, spawn_app_with, TestApp};
-use crier::store::intake::Mode;
+use crier::domain::alert::Mode;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -537,7 +537,12 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
             .broadcasts_of(ulid)
             .unwrap()
             .into_iter()
-            .map(|b| (b.channel, b.seq < crier::store::schedule::STANDALONE_BASE))
+            .map(|b| {
+                (
+                    b.channel,
+                    b.seq < crier::domain::standalone::STANDALONE_BASE,
+                )
+            })
             .collect::<Vec<_>>()
     };
     let count = |b: &[(String, bool)], ch: &str, public: bool| {

@@ -205,8 +205,8 @@ async fn promises_are_read_and_shown_in_helsinki_time_across_the_autumn_change()
     // A promise made earlier that has passed by the server's clock (the API refuses past
     // promises, so it is written through the store): counted in /metrics, flagged in the list,
     // and an update without a promise says it lapsed.
+    use crier::domain::NewIncident;
     use crier::domain::{Body, Impact, IncidentKind, Locale, Title};
-    use crier::store::NewIncident;
     let start = at("2026-10-24T20:00:00Z");
     let (late, _) = app
         .store

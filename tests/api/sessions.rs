@@ -9,8 +9,8 @@
 
 use crate::helpers::{spawn_app_with, TestApp};
 use crier::api::session::{AuthClock, Cidr};
+use crier::domain::audit::AuditFilter;
 use crier::domain::{Role, UserName};
-use crier::store::audit::AuditFilter;
 use serde_json::{json, Value};
 use std::time::Duration;
 

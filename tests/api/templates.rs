@@ -5,8 +5,8 @@
 use crate::authz::{add_token, add_user};
 use crate::helpers::{spawn_app, TestApp};
 use crier::domain::audit::AuditEntry;
+use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::audit::AuditFilter;
 use serde_json::{json, Value};
 
 fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {

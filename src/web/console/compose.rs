@@ -85,7 +85,7 @@ pub async fn page(
     // "Start from template" without JavaScript: the template's fields, and their previews.
     let (f, previews) = match q.template.as_deref().filter(|t| !t.trim().is_empty()) {
         Some(key) => {
-            let f = super::templates::fill_for_compose(&state, key)?;
+            let f = super::templates::fill_for_compose(&state, key).await?;
             let previews = previews_of(&state, &f).await;
             (f, Some(previews))
         }
@@ -99,7 +99,8 @@ pub async fn page(
         &f,
         previews,
         None,
-    ))
+    )
+    .await)
 }
 
 /// The values of the form as the template shows them again.
@@ -191,7 +192,7 @@ fn status_request(f: &[(String, String)], req: &mut Map<String, serde_json::Valu
 // --- end of component statuses ---
 
 /// The compose form, with the previews and (after a refused write) the API's message.
-fn form_page(
+async fn form_page(
     state: &AppState,
     caller: &Caller,
     session: Option<&SessionAuth>,
@@ -252,7 +253,7 @@ fn form_page(
             error => error,
             error_field => error_field,
             approval => state.approval_reasons_for(&Principal(caller.actor.clone(), caller.role)),
-            templates => super::templates::choices(state),
+            templates => super::templates::choices(state).await,
         },
     );
     if error_field.is_some() {
@@ -398,7 +399,8 @@ pub async fn preview(
         &f,
         Some(previews),
         None,
-    ))
+    )
+    .await)
 }
 
 /// `POST /console/confirm`: before publishing, how many recipients on how many channels, and
@@ -546,6 +548,7 @@ pub async fn create(
                 Some(previews),
                 Some((field, e.detail)),
             )
+            .await
         }
     }
 }
@@ -590,6 +593,7 @@ pub async fn update(
                 Some(previews),
                 Some((field, e.detail)),
             )
+            .await
         }
     })
 }

@@ -5,8 +5,8 @@
 
 use super::when;
 use crate::api::AppState;
+use crate::domain::standalone::maintenance_reminder_seq;
 use crate::domain::{Incident, Reminder, Status, Update};
-use crate::store::schedule::maintenance_reminder_seq;
 use chrono::{DateTime, Utc};
 use minijinja::{context, Value};
 

@@ -11,6 +11,7 @@ use crate::api::session::SessionAuth;
 use crate::api::templates::{NewTemplate, TemplateChange};
 use crate::api::{ApiError, AppState, Principal};
 use crate::domain::IncidentTemplate;
+use crate::store::port::Templates;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -62,10 +63,11 @@ pub fn template_fill(t: &IncidentTemplate) -> Vec<(String, String)> {
 
 /// The templates a compose form offers: id, name and what applying it fills in (JSON, read by
 /// `console.js` to apply it without a round trip).
-pub fn choices(state: &AppState) -> Vec<Value> {
+pub async fn choices(state: &AppState) -> Vec<Value> {
     state
         .store
         .templates()
+        .await
         .unwrap_or_default()
         .iter()
         .map(|t| {
@@ -89,11 +91,11 @@ pub async fn page(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let editing = match q.edit.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(key) => Some(state.store.template_by_key(key)?),
+        Some(key) => Some(state.store.template_by_key(key).await?),
         None => None,
     };
     let removing = match q.remove.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(key) => Some(state.store.template_by_key(key)?),
+        Some(key) => Some(state.store.template_by_key(key).await?),
         None => None,
     };
     let f = editing.as_ref().map(template_fill).unwrap_or_default();
@@ -108,7 +110,8 @@ pub async fn page(
             done: q.done,
             error: None,
         },
-    ))
+    )
+    .await)
 }
 
 /// The texts of the form, by language (blank ones included: an edit removes them).
@@ -155,7 +158,7 @@ pub async fn add(
     };
     match crate::api::templates::create(State(state.clone()), Extension(who), ApiJson(req)).await {
         Ok(resp) => answer(resp).await.redirect("/console/templates?done=added"),
-        Err(e) => refused(&state, &caller, session.as_deref(), &f, None, e),
+        Err(e) => refused(&state, &caller, session.as_deref(), &f, None, e).await,
     }
 }
 
@@ -189,7 +192,7 @@ pub async fn change(
         Ok(resp) => answer(resp)
             .await
             .redirect("/console/templates?done=changed"),
-        Err(e) => refused(&state, &caller, session.as_deref(), &f, Some(id), e),
+        Err(e) => refused(&state, &caller, session.as_deref(), &f, Some(id), e).await,
     }
 }
 
@@ -205,7 +208,7 @@ pub async fn remove(
         .redirect("/console/templates?done=removed"))
 }
 
-fn refused(
+async fn refused(
     state: &AppState,
     caller: &Caller,
     session: Option<&SessionAuth>,
@@ -225,7 +228,8 @@ fn refused(
             done: None,
             error: Some(e),
         },
-    );
+    )
+    .await;
     *resp.status_mut() = status;
     resp
 }
@@ -239,13 +243,13 @@ struct Form<'a> {
     error: Option<ApiError>,
 }
 
-fn render(
+async fn render(
     state: &AppState,
     caller: &Caller,
     session: Option<&SessionAuth>,
     form: Form<'_>,
 ) -> Response {
-    let all = state.store.templates().unwrap_or_default();
+    let all = state.store.templates().await.unwrap_or_default();
     let rows: Vec<Value> = all
         .iter()
         .map(|t| {
@@ -319,8 +323,11 @@ fn render(
 }
 
 /// The compose page's fields filled from template `key` (id or name), or the API's message.
-pub fn fill_for_compose(state: &AppState, key: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let t = state.store.template_by_key(key)?;
+pub async fn fill_for_compose(
+    state: &AppState,
+    key: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let t = state.store.template_by_key(key).await?;
     Ok(template_fill(&t)
         .into_iter()
         .filter(|(k, _)| k != "name")

@@ -3,6 +3,10 @@
 //! the server and injected, so a rehearsal of a given day (`Config::clock_start`) moves all of
 //! them together.
 //!
+//! It lives at the crate's root, not in `dispatch/`, because the store reads it too (a backup's
+//! creation time, since when the store is broken) and the store depends on no layer above it;
+//! `dispatch::Clock` names the same type for the code that has always imported it from there.
+//!
 //! In production the clock is the system's wall clock ([`Clock::wall`]): UTC as the system
 //! keeps it, so it never drifts from it (a clock anchored once and advanced by a monotonic
 //! timer falls behind after a suspend, which the monotonic clock does not count, and ignores a

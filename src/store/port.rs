@@ -1,0 +1,272 @@
+//! The store as a port: what crier asks of its storage, in the domain's terms, so a second
+//! backend (PostgreSQL, issue 16) can implement the same interface and every caller — api/,
+//! web/, dispatch/, schedule/, intake/, the CLI — stays as it is.
+//!
+//! The cut is one trait per aggregate (a set of records that change together under one rule),
+//! not one trait of ~140 methods: a backend can be written, reviewed and tested an aggregate at
+//! a time, and a caller names only the aggregates it uses (`use crate::store::port::Threads`).
+//! Every method is async (a network database answers asynchronously; sled's reads are fast
+//! enough to run inline in the future) and returns a future that is `Send`, so handlers and
+//! spawned tasks can hold it across an await whatever the backend. Static dispatch, no boxing:
+//! native `impl Future` in traits, no new crate.
+//!
+//! [`Store`](super::Store), the handle the rest of crier holds, is an enum of backends whose trait
+//! methods dispatch to the one open backend: adding PostgreSQL is one variant and one arm per
+//! method, and the compiler lists every method the new backend lacks. Each guarantee stays the
+//! backend's to keep and is part of the contract: a write is durable before its future
+//! resolves (sled: the group commit), and a method sees one consistent state of the store
+//! (sled: one snapshot of the open database, `let t = self.t()?`).
+//!
+//! Business rules are not here and not in a backend: they are pure functions of
+//! [`crate::domain`] (the incident state machine and promise: `domain::apply_update`,
+//! `domain::open_incident`; who a broadcast reaches: `domain::ExpandTarget::reaches`; which
+//! incidents a listing shows: `domain::IncidentFilter::view`), which each backend calls under its
+//! own locks, so both backends decide the same.
+//!
+//! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`].
+//! The other aggregates (incidents and updates, components and their history, subscribers and
+//! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
+//! and TOTP, approvals, audit, health) are still inherent methods of
+//! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
+
+use super::backup::{BackupError, Summary};
+use super::{Store, StoreError};
+use crate::domain::alert::AlertGroup;
+use crate::domain::{IncidentTemplate, Thread};
+use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::future::Future;
+use std::path::Path;
+use ulid::Ulid;
+
+/// Social threads: the platform references of an incident's first and latest post per channel.
+pub trait Threads {
+    /// The thread of `incident` on `channel`, if something was posted there.
+    fn thread(
+        &self,
+        incident: Ulid,
+        channel: &str,
+    ) -> impl Future<Output = Result<Option<Thread>, StoreError>> + Send;
+
+    /// Records `post` as the latest post of the thread (and as its root when it is the first),
+    /// in one atomic read-modify-write, durably. Returns the thread as stored.
+    fn extend_thread(
+        &self,
+        incident: Ulid,
+        channel: &str,
+        post: &str,
+    ) -> impl Future<Output = Result<Thread, StoreError>> + Send;
+}
+
+/// Incident templates: canned texts staff apply when composing. Names are unique in any case.
+pub trait Templates {
+    /// Saves a new or changed template; refuses a name another template has. Durable.
+    fn put_template(
+        &self,
+        tpl: &IncidentTemplate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Changes a template with `change` (given the stored one) and saves the result as
+    /// [`Templates::put_template`] does; returns (before, after). Durable.
+    fn change_template(
+        &self,
+        id: Ulid,
+        change: impl FnOnce(&IncidentTemplate) -> Result<IncidentTemplate, StoreError> + Send,
+    ) -> impl Future<Output = Result<(IncidentTemplate, IncidentTemplate), StoreError>> + Send;
+
+    /// One template by id.
+    fn template(
+        &self,
+        id: Ulid,
+    ) -> impl Future<Output = Result<IncidentTemplate, StoreError>> + Send;
+
+    /// One template by id or by name (any case).
+    fn template_by_key(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<IncidentTemplate, StoreError>> + Send;
+
+    /// Every template, by name.
+    fn templates(&self) -> impl Future<Output = Result<Vec<IncidentTemplate>, StoreError>> + Send;
+
+    /// Removes a template; returns it. Durable.
+    fn remove_template(
+        &self,
+        id: Ulid,
+    ) -> impl Future<Output = Result<IncidentTemplate, StoreError>> + Send;
+}
+
+/// Monitoring alert groups: which incident a (source, group) of alerts opened, and each key's
+/// state (the rules are [`crate::intake`]'s).
+pub trait AlertGroups {
+    /// The alert group (source, group), if monitoring has reported it before.
+    fn alert_group(
+        &self,
+        source: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<Option<AlertGroup>, StoreError>> + Send;
+
+    /// Saves an alert group. Durable.
+    fn put_alert_group(
+        &self,
+        g: &AlertGroup,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every alert group.
+    fn alert_groups(&self) -> impl Future<Output = Result<Vec<AlertGroup>, StoreError>> + Send;
+}
+
+/// Accepted webhook signatures, each refused again until it expires (replay protection that
+/// survives a restart).
+pub trait HookSignatures {
+    /// Remembers an accepted signature until `expires`, once: `false` when it was accepted
+    /// before and has not expired (a replay). Durable when it answers `true`.
+    fn remember_signature(
+        &self,
+        key: [u8; 32],
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets an accepted signature (its request failed before doing anything). Durable.
+    fn forget_signature(
+        &self,
+        key: [u8; 32],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Online backups: one consistent state of the whole store in crier's backup format (see
+/// `store::backup` and docs/ARCHITECTURE.md "Backups"), durable before it is called complete.
+pub trait Backups {
+    /// Writes a backup into `file` (synced) and waits until everything in it is on disk in the
+    /// store; returns the file, positioned at its end, and the backup's summary.
+    fn backup_to_file(
+        &self,
+        file: File,
+    ) -> impl Future<Output = Result<(File, Summary), BackupError>> + Send;
+
+    /// Writes a backup to `path` (a temporary file beside it, synced, then renamed).
+    fn backup_to_path(
+        &self,
+        path: &Path,
+    ) -> impl Future<Output = Result<Summary, BackupError>> + Send;
+}
+
+/// The handle dispatches each method to the open backend.
+impl Threads for Store {
+    async fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
+        match self {
+            Store::Sled(s) => s.thread(incident, channel).await,
+        }
+    }
+
+    async fn extend_thread(
+        &self,
+        incident: Ulid,
+        channel: &str,
+        post: &str,
+    ) -> Result<Thread, StoreError> {
+        match self {
+            Store::Sled(s) => s.extend_thread(incident, channel, post).await,
+        }
+    }
+}
+
+impl Templates for Store {
+    async fn put_template(&self, tpl: &IncidentTemplate) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.put_template(tpl).await,
+        }
+    }
+
+    async fn change_template(
+        &self,
+        id: Ulid,
+        change: impl FnOnce(&IncidentTemplate) -> Result<IncidentTemplate, StoreError> + Send,
+    ) -> Result<(IncidentTemplate, IncidentTemplate), StoreError> {
+        match self {
+            Store::Sled(s) => s.change_template(id, change).await,
+        }
+    }
+
+    async fn template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
+        match self {
+            Store::Sled(s) => s.template(id).await,
+        }
+    }
+
+    async fn template_by_key(&self, key: &str) -> Result<IncidentTemplate, StoreError> {
+        match self {
+            Store::Sled(s) => s.template_by_key(key).await,
+        }
+    }
+
+    async fn templates(&self) -> Result<Vec<IncidentTemplate>, StoreError> {
+        match self {
+            Store::Sled(s) => s.templates().await,
+        }
+    }
+
+    async fn remove_template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
+        match self {
+            Store::Sled(s) => s.remove_template(id).await,
+        }
+    }
+}
+
+impl AlertGroups for Store {
+    async fn alert_group(
+        &self,
+        source: &str,
+        group: &str,
+    ) -> Result<Option<AlertGroup>, StoreError> {
+        match self {
+            Store::Sled(s) => s.alert_group(source, group).await,
+        }
+    }
+
+    async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.put_alert_group(g).await,
+        }
+    }
+
+    async fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+        match self {
+            Store::Sled(s) => s.alert_groups().await,
+        }
+    }
+}
+
+impl HookSignatures for Store {
+    async fn remember_signature(
+        &self,
+        key: [u8; 32],
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sled(s) => s.remember_signature(key, expires, now).await,
+        }
+    }
+
+    async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.forget_signature(key).await,
+        }
+    }
+}
+
+impl Backups for Store {
+    async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
+        match self {
+            Store::Sled(s) => s.backup_to_file(file).await,
+        }
+    }
+
+    async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
+        match self {
+            Store::Sled(s) => s.backup_to_path(path).await,
+        }
+    }
+}

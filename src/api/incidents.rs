@@ -363,7 +363,7 @@ impl AppState {
 }
 
 /// An incident with its timeline.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
@@ -371,19 +371,19 @@ pub struct IncidentDetail {
 }
 
 /// An update just posted, with the incident as it now stands.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Posted {
     pub incident: IncidentView,
     pub update: Update,
     /// What the update did to the incident's promise of a next update.
     pub promise: PromiseReport,
     /// Components this resolution put back to operational.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restored_components: Vec<ComponentName>,
 }
 
 /// What an update did to the promise of a next update: never dropped silently.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PromiseReport {
     /// `made` (a new promise), `kept` (the standing one still holds), `cleared` (withdrawn on
     /// request), `lapsed` (the standing one had passed, so it could not be kept: none stands

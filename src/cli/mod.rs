@@ -17,7 +17,7 @@ mod users;
 
 use crate::api::components::SetComponent;
 use crate::api::deliveries::{Requeued, Status};
-use crate::api::incidents::{CreateIncident, IncidentView, PostUpdate, Transition};
+use crate::api::incidents::{CreateIncident, IncidentDetail, IncidentView, PostUpdate, Transition};
 use crate::api::intake::IntakeReply;
 use crate::api::notices::{NewNotice, NoticeView};
 use crate::api::preview::PreviewBody;
@@ -1306,18 +1306,20 @@ async fn c_preview(c: &Client, body: PreviewBody) -> Result<Value, CliError> {
 
 /// Posts one incident write: a write held for a second person's approval is printed as held
 /// (nothing was sent), anything else by `written`.
-async fn write_incident(
+async fn write_incident<T: serde::de::DeserializeOwned>(
     c: &Client,
     path: &str,
     body: Option<Body>,
     json_out: bool,
-    written: impl FnOnce(&Value, bool),
+    written: impl FnOnce(&T),
 ) -> Result<(), CliError> {
     let v = c.call(Method::POST, path, body).await?;
     if let Some(a) = approvals::held_approval(path, &v)? {
         approvals::held(&v, &a, json_out);
+    } else if json_out {
+        output::print_json(&v);
     } else {
-        written(&v, json_out);
+        written(&client::answer_as::<T>(path, &v)?);
     }
     Ok(())
 }
@@ -1399,7 +1401,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 "/api/v1/incidents",
                 Some(Body::json(&req)?),
                 json_out,
-                |v, json_out| output::incident_written(v, json_out, "Opened"),
+                |v: &IncidentView| output::incident_written(v, "Opened"),
             )
             .await?;
         }
@@ -1478,7 +1480,7 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
                 &format!("/api/v1/incidents/{}/publish{}", enc(&id), glass.query()),
                 None,
                 json_out,
-                |v, json_out| output::incident_written(v, json_out, "Published"),
+                |v: &IncidentView| output::incident_written(v, "Published"),
             )
             .await?;
         }
@@ -1492,15 +1494,8 @@ async fn incident(c: &Client, cmd: IncidentCmd, json_out: bool) -> Result<(), Cl
         }
         IncidentCmd::Show { id } => {
             let path = format!("/api/v1/incidents/{}", enc(&id));
-            shown(
-                c,
-                Method::GET,
-                &path,
-                None,
-                json_out,
-                output::incident_detail,
-            )
-            .await?;
+            let show = |d: IncidentDetail| output::incident_detail(&d);
+            shown_as(c, Method::GET, &path, None, json_out, show).await?;
         }
     }
     Ok(())
@@ -1623,20 +1618,6 @@ async fn shown_as<T: serde::de::DeserializeOwned>(
     } else {
         human(t);
     }
-    Ok(())
-}
-
-/// One request whose answer `show` prints (as a table or line, or as JSON with `--json`).
-async fn shown(
-    c: &Client,
-    method: Method,
-    path: &str,
-    body: Option<Body>,
-    json_out: bool,
-    show: fn(&Value, bool),
-) -> Result<(), CliError> {
-    let v = c.call(method, path, body).await?;
-    show(&v, json_out);
     Ok(())
 }
 

@@ -2,58 +2,19 @@
 //! for scripts.
 
 use crate::api::deliveries::{ChannelCounts, Failure, Status};
-use crate::api::incidents::IncidentView;
+use crate::api::incidents::{IncidentDetail, IncidentView, Posted};
 use crate::api::intake::IntakeReply;
 use crate::api::notices::NoticeView;
 use crate::api::subscribers::{ImportReport, SubscriberView};
-use crate::domain::{Component, DeliveryState};
+use crate::domain::{Component, DeliveryState, PromiseChange};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
 
 pub fn print_json(v: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
-}
-
-/// Formats an RFC 3339 instant as `YYYY-MM-DD HH:MM UTC`.
-fn when(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string()
-        })
-        .unwrap_or_else(|| "-".into())
-}
-
-/// Formats the instant at `k` in the organisation's zone the server names in `zone_of`'s
-/// `timezone`, then in UTC: `2026-10-25 14:00 EET (12:00 UTC)`.
-fn promised(zone_of: &Value, v: &Value, k: &str) -> String {
-    let tz = zone_of
-        .get("timezone")
-        .and_then(Value::as_str)
-        .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
-    let t = v
-        .get(k)
-        .and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-    match (t, tz) {
-        (Some(t), Some(tz)) => crate::domain::local_then_utc(t.to_utc(), tz),
-        _ => when(v, k),
-    }
-}
-
-/// Overdue as the server judged it (its clock, not this machine's).
-fn overdue(v: &Value) -> bool {
-    v.get("overdue").and_then(Value::as_bool) == Some(true)
 }
 
 /// Prints rows as an aligned table; the last column is not padded.
@@ -82,89 +43,80 @@ pub(super) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-pub fn incident_written(v: &Value, json: bool, verb: &str) {
-    if json {
-        return print_json(v);
+/// An instant in the organisation's zone the server names (`zone`), then in UTC:
+/// `2026-10-25 14:00 EET (12:00 UTC)`; in UTC alone if the zone is not one.
+fn in_zone(t: DateTime<Utc>, zone: &str) -> String {
+    match zone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => crate::domain::local_then_utc(t, tz),
+        Err(_) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
     }
-    let state = if v.get("draft").and_then(Value::as_bool) == Some(true) {
+}
+
+pub fn incident_written(view: &IncidentView, verb: &str) {
+    let i = &view.incident;
+    let state = if i.draft {
         "draft: not public until `crier incident publish`"
     } else {
         "published"
     };
     println!(
         "{verb} {} {} ({}, impact {}) — {state}",
-        s(v, "kind"),
-        s(v, "id"),
-        s(v, "status"),
-        s(v, "impact")
+        i.kind.as_str(),
+        i.id,
+        i.status.as_str(),
+        i.impact.as_str()
     );
-    println!("  {}", s(v, "title"));
-    titles(v);
-    if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
-        println!("  next update by {}", promised(v, v, "next_update_due"));
+    println!("  {}", i.title.as_str());
+    titles(&i.titles);
+    if let Some(due) = i.next_update_due {
+        println!("  next update by {}", in_zone(due, &view.timezone));
     }
 }
 
 /// The title's translations, one line each (`  fi: Lähtöselvitys viivästyy`).
-fn titles(v: &Value) {
-    if let Some(m) = v.get("titles").and_then(Value::as_object) {
-        for (l, t) in m {
-            println!("  {l}: {}", t.as_str().unwrap_or_default());
-        }
+fn titles(titles: &crate::domain::Titles) {
+    for (l, t) in titles {
+        println!("  {l}: {}", t.as_str());
     }
 }
 
-pub fn posted(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    let (i, u) = (&v["incident"], &v["update"]);
+pub fn posted(p: &Posted) {
+    let (i, u) = (&p.incident.incident, &p.update);
     println!(
         "Posted update {} to {} — now {}{}",
-        s(u, "id"),
-        s(i, "id"),
-        s(i, "status"),
-        if u.get("draft").and_then(Value::as_bool) == Some(true) {
-            " (draft)"
-        } else {
-            ""
-        }
+        u.id,
+        i.id,
+        i.status.as_str(),
+        if u.draft { " (draft)" } else { "" }
     );
-    promise_line(v);
-    restored(v);
+    promise_line(p);
+    if !p.restored_components.is_empty() {
+        let names: Vec<&str> = p.restored_components.iter().map(|c| c.as_str()).collect();
+        println!("  components back to operational: {}", names.join(", "));
+    }
 }
 
 /// What the update did to the promise of a next update: a promise never goes silently.
-fn promise_line(v: &Value) {
-    let (i, p) = (&v["incident"], &v["promise"]);
-    let now = promised(i, i, "next_update_due");
-    let before = promised(i, p, "previous_due");
-    match p.get("change").and_then(Value::as_str).unwrap_or("") {
-        "made" => println!("  next update by {now}"),
-        "kept" => println!(
+fn promise_line(p: &Posted) {
+    let (view, promise) = (&p.incident, &p.promise);
+    let zone = &view.timezone;
+    let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| in_zone(t, zone));
+    let now = at(view.incident.next_update_due);
+    let before = at(promise.previous_due);
+    match promise.change {
+        PromiseChange::Made => println!("  next update by {now}"),
+        PromiseChange::Kept => println!(
             "  next update by {now} (the promise stands; --next-update or --next-update-at changes it, --no-next-update withdraws it)"
         ),
-        "cleared" => println!("  promise withdrawn: no next update is promised now (it was by {before})"),
-        "lapsed" => println!(
+        PromiseChange::Cleared => println!("  promise withdrawn: no next update is promised now (it was by {before})"),
+        PromiseChange::Lapsed => println!(
             "  no next update is promised now: the promise of {before} had passed, so it could not be kept; promise one with --next-update 30m or --next-update-at HH:MM"
         ),
-        "ended" => println!("  no further update promised: the promise of {before} ended with the resolution"),
-        "none" if i.get("resolved_at").is_none_or(Value::is_null) => {
+        PromiseChange::Ended => println!("  no further update promised: the promise of {before} ended with the resolution"),
+        PromiseChange::None if view.incident.resolved_at.is_none() => {
             println!("  no next update promised (--next-update 30m or --next-update-at HH:MM makes one)")
         }
-        _ => {}
-    }
-}
-
-/// The components a resolution put back to operational, if any.
-fn restored(v: &Value) {
-    let names: Vec<&str> = v
-        .get("restored_components")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if !names.is_empty() {
-        println!("  components back to operational: {}", names.join(", "));
+        PromiseChange::None => {}
     }
 }
 
@@ -210,58 +162,42 @@ pub fn incident_list(v: &Value, items: &[IncidentView], json: bool) {
     );
 }
 
-pub fn incident_detail(v: &Value, json: bool) {
-    if json {
-        return print_json(v);
-    }
-    println!("{} ({} {})", s(v, "title"), s(v, "kind"), s(v, "id"));
-    titles(v);
-    println!("  status:     {}", s(v, "status"));
-    println!("  impact:     {}", s(v, "impact"));
-    let comps: Vec<&str> = v
-        .get("components")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if !comps.is_empty() {
+pub fn incident_detail(d: &IncidentDetail) {
+    let (view, i) = (&d.incident, &d.incident.incident);
+    let zone = &view.timezone;
+    println!("{} ({} {})", i.title.as_str(), i.kind.as_str(), i.id);
+    titles(&i.titles);
+    println!("  status:     {}", i.status.as_str());
+    println!("  impact:     {}", i.impact.as_str());
+    if !i.components.is_empty() {
+        let comps: Vec<&str> = i.components.iter().map(|c| c.as_str()).collect();
         println!("  components: {}", comps.join(", "));
     }
-    println!("  opened:     {}", promised(v, v, "created_at"));
-    if v.get("resolved_at").is_some_and(|d| !d.is_null()) {
-        println!("  resolved:   {}", promised(v, v, "resolved_at"));
+    println!("  opened:     {}", in_zone(i.created_at, zone));
+    if let Some(at) = i.resolved_at {
+        println!("  resolved:   {}", in_zone(at, zone));
     }
-    if v.get("next_update_due").is_some_and(|d| !d.is_null()) {
-        let flag = if overdue(v) { " (OVERDUE)" } else { "" };
-        println!(
-            "  next update by {}{flag}",
-            promised(v, v, "next_update_due")
-        );
+    if let Some(due) = i.next_update_due {
+        // Overdue as the server judged it (its clock, not this machine's).
+        let flag = if view.overdue { " (OVERDUE)" } else { "" };
+        println!("  next update by {}{flag}", in_zone(due, zone));
     }
     println!();
-    for u in v
-        .get("updates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let draft = if u.get("draft").and_then(Value::as_bool) == Some(true)
-            && u.get("published_at").is_none_or(Value::is_null)
-        {
+    for u in &d.updates {
+        let draft = if u.draft && u.published_at.is_none() {
             " [draft]"
         } else {
             ""
         };
         println!(
             "{}  {} ({}) by {}{draft}",
-            promised(v, u, "created_at"),
-            s(u, "status"),
-            s(u, "action"),
-            s(u, "author")
+            in_zone(u.created_at, zone),
+            u.status.as_str(),
+            u.action.as_str(),
+            u.author
         );
-        if let Some(body) = u.get("body").and_then(Value::as_object) {
-            for (locale, text) in body {
-                println!("  [{locale}] {}", text.as_str().unwrap_or(""));
-            }
+        for (locale, text) in u.body.texts() {
+            println!("  [{locale}] {text}");
         }
     }
 }

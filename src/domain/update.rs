@@ -116,6 +116,18 @@ pub enum UpdateAction {
     Reopened,
 }
 
+impl UpdateAction {
+    /// The action's name as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateAction::Opened => "opened",
+            UpdateAction::Updated => "updated",
+            UpdateAction::Resolved => "resolved",
+            UpdateAction::Reopened => "reopened",
+        }
+    }
+}
+
 /// One timeline entry. Its content never changes after it is written; only `published_at` is set
 /// once, when a draft is published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

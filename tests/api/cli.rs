@@ -332,3 +332,128 @@ async fn the_cli_prints_component_and_subscriber_answers() {
         stdout(&o)
     );
 }
+
+/// The human output of `incident open`, `update`, `resolve` and `show` is printed from the API's
+/// own answer types (`IncidentView`, `Posted`, `IncidentDetail`), so every line below comes from
+/// a typed field; and an answer whose field was renamed is not silently printed as empty.
+#[tokio::test]
+async fn the_cli_prints_incidents_and_timelines_from_the_apis_types() {
+    let app = spawn_app().await;
+    let o = crier(&app, &["component", "set", "Check-in", "operational"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "open",
+            "--title",
+            "Check-in delays",
+            "--impact",
+            "major",
+            "--message",
+            "Investigating",
+            "--component",
+            "Check-in",
+            "--next-update",
+            "30m",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let id = out
+        .split_whitespace()
+        .nth(2)
+        .expect("Opened incident ID")
+        .to_owned();
+    assert!(
+        out.starts_with(&format!(
+            "Opened incident {id} (investigating, impact major) — published"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("\n  Check-in delays\n"), "{out}");
+    assert!(out.contains("  next update by "), "{out}");
+
+    let o = crier(
+        &app,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "identified",
+            "--message",
+            "Found",
+        ],
+    )
+    .await;
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.starts_with("Posted update "), "{out}");
+    assert!(
+        out.contains(&format!(" to {id} — now identified\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("  next update by ") && out.contains("(the promise stands"),
+        "{out}"
+    );
+
+    // The answers, read as the CLI reads them: the real one parses; with a field renamed (a
+    // server of another version) it does not, so the CLI says so (exit 4) instead of printing a
+    // blank.
+    let update = json(
+        &crier(
+            &app,
+            &[
+                "incident",
+                "update",
+                &id,
+                "--status",
+                "identified",
+                "--message",
+                "Still fine",
+                "--json",
+            ],
+        )
+        .await,
+    );
+    assert!(serde_json::from_value::<crier::api::incidents::Posted>(update.clone()).is_ok());
+    let mut renamed = update.clone();
+    let promise = renamed.as_object_mut().unwrap().remove("promise").unwrap();
+    renamed["promised"] = promise;
+    assert!(serde_json::from_value::<crier::api::incidents::Posted>(renamed).is_err());
+    let o = crier(&app, &["incident", "resolve", &id, "--message", "Fixed"]).await;
+    let out = stdout(&o);
+    assert!(out.contains("— now resolved"), "{out}");
+    assert!(out.contains("ended with the resolution"), "{out}");
+
+    let o = crier(&app, &["incident", "show", &id]).await;
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.starts_with(&format!("Check-in delays (incident {id})\n")),
+        "{out}"
+    );
+    for line in [
+        "  status:     resolved\n",
+        "  impact:     major\n",
+        "  components: Check-in\n",
+        "  opened:     ",
+        "  resolved:   ",
+        " investigating (opened) by ",
+        " identified (updated) by ",
+        " resolved (resolved) by ",
+        "  [en] Found\n",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+
+    let show = json(&crier(&app, &["incident", "show", &id, "--json"]).await);
+    assert!(serde_json::from_value::<crier::api::incidents::IncidentDetail>(show.clone()).is_ok());
+    let mut renamed = show;
+    let updates = renamed.as_object_mut().unwrap().remove("updates").unwrap();
+    renamed["timeline"] = updates;
+    assert!(serde_json::from_value::<crier::api::incidents::IncidentDetail>(renamed).is_err());
+}

@@ -41,11 +41,7 @@ impl AppState {
         let targets = self.dispatcher.broadcast_targets();
         let mut why = Vec::new();
         for (name, _) in &targets {
-            if self
-                .dispatcher
-                .channel(name)
-                .is_some_and(|c| c.approval_required)
-            {
+            if self.dispatcher.approval_required(name) {
                 why.push(format!("channel {name} has approval = \"required\""));
             }
         }

@@ -244,6 +244,15 @@ impl Dispatcher {
         self.inner.channels.get(name).map(|c| c.channel.clone())
     }
 
+    /// Whether channel `name` says `approval = "required"`, read in place: the approval check
+    /// runs on every publishing write and needs this one flag, not a copy of the channel.
+    pub fn approval_required(&self, name: &str) -> bool {
+        self.inner
+            .channels
+            .get(name)
+            .is_some_and(|c| c.channel.approval_required)
+    }
+
     /// The dispatcher's "now" (wall-clock UTC advanced by tokio's clock, so paused time in tests
     /// moves it).
     pub fn now(&self) -> DateTime<Utc> {

@@ -1168,7 +1168,7 @@ mod tests {
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
-    use crate::store::port::{AlertGroups, Templates, Threads};
+    use crate::store::port::{AlertGroups, Approvals, Templates, Threads};
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
@@ -1359,7 +1359,7 @@ mod tests {
             .unwrap();
         assert_eq!(super::session(c, &[9; 32]).await.unwrap(), Some(session));
 
-        let aps = s.approvals(None, usize::MAX).unwrap();
+        let aps = s.approvals(None, usize::MAX).await.unwrap();
         for a in &aps {
             put_approval(c, a, Write::Insert).await.unwrap();
         }

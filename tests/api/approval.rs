@@ -9,6 +9,7 @@ use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
+use crier::store::port::Approvals;
 use serde_json::{json, Value};
 use std::time::Duration;
 use wiremock::matchers::method;
@@ -224,7 +225,7 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     assert_eq!(ok["published"]["updates"][0]["author"], "maria");
     // Approving again, by anyone, is a conflict and changes nothing.
     let id: ulid::Ulid = approval.parse().unwrap();
-    let before = app.store.approval(id).unwrap();
+    let before = app.store.approval(id).await.unwrap();
     for token in [&jussi, &app.token, &maria] {
         let (s, e) = call(&app, token, "POST", &approve, None).await;
         assert_eq!(s, 409, "{e}");
@@ -236,7 +237,7 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
             "{e}"
         );
     }
-    assert_eq!(app.store.approval(id).unwrap(), before);
+    assert_eq!(app.store.approval(id).await.unwrap(), before);
     let shown = app.get(&format!("/api/v1/incidents/{incident}")).await;
     assert_eq!(shown.body["updates"].as_array().unwrap().len(), 1);
 
@@ -429,7 +430,7 @@ async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
     );
     assert_eq!(app.checksum(), before);
     assert_eq!(entries(), audited);
-    assert!(app.store.approvals(None, 100).unwrap().is_empty());
+    assert!(app.store.approvals(None, 100).await.unwrap().is_empty());
 
     // An admin with a reason publishes at once; one audit entry says so.
     let r = app

@@ -9,6 +9,7 @@ use crier::api::authz::rule_for;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
+use crier::store::port::Approvals;
 use serde_json::{json, Value};
 
 const LOG: (&str, &str) = ("log", "kind = \"log\"\naudience = \"fixed\"\n");

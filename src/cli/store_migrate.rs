@@ -34,7 +34,7 @@ use crate::domain::{
 use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::port::{AlertGroups, Approvals, Templates};
+use crate::store::port::{AlertGroups, Approvals, Audit, Templates};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
@@ -439,6 +439,7 @@ pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
     // The sled log must verify before it is copied; its head is what the copy must reach.
     let sled_chain = store
         .verify_audit()
+        .await
         .map_err(|e| MigrateError::Audit(e.to_string()))?;
     let want = tables(&sled);
 
@@ -868,7 +869,7 @@ mod tests {
             .is_some());
         assert_eq!(
             rows::verify_audit(c).await.unwrap().unwrap(),
-            f.store.verify_audit().unwrap()
+            f.store.verify_audit().await.unwrap()
         );
         drop(pooled);
 

@@ -24,15 +24,17 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`].
+//! [`Approvals`], [`Audit`].
 //! The other aggregates (incidents and updates, components and their history, subscribers and
 //! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
-//! and TOTP, audit, health) are still inherent methods of
+//! and TOTP, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
+use super::audit::VerifyError;
 use super::backup::{BackupError, Summary};
 use super::{Store, StoreError};
 use crate::domain::alert::AlertGroup;
+use crate::domain::audit::{AuditEntry, AuditFilter, NewAudit, Verified};
 use crate::domain::{Approval, ApprovalState, IncidentTemplate, Thread};
 use chrono::{DateTime, Utc};
 use std::fs::File;
@@ -179,6 +181,29 @@ pub trait Approvals {
         reason: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Approval, StoreError>> + Send;
+}
+
+/// The audit log: append-only and hash-chained (the rules are [`crate::domain::audit`]'s). An
+/// entry for a change is written by the change's own store method, in the same commit (the sled
+/// backend's armed-commit plumbing, see `store::audit`), not through this trait.
+pub trait Audit {
+    /// Appends an entry on its own (for a request that changed nothing in the store, or whose
+    /// handler did not arm one) and returns it as stored. Durable.
+    fn audit(
+        &self,
+        new: NewAudit,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<AuditEntry, StoreError>> + Send;
+
+    /// Entries matching `filter`, oldest first, at most `filter.limit`; and the number to pass
+    /// as `after` for the next page, if there may be more.
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<(Vec<AuditEntry>, Option<u64>), StoreError>> + Send;
+
+    /// Walks the whole chain against the log's head (see [`crate::domain::audit::verify`]).
+    fn verify_audit(&self) -> impl Future<Output = Result<Verified, VerifyError>> + Send;
 }
 
 /// The handle dispatches each method to the open backend.
@@ -332,6 +357,29 @@ impl Approvals for Store {
     ) -> Result<Approval, StoreError> {
         match self {
             Store::Sled(s) => s.reject_approval(id, by, reason, now).await,
+        }
+    }
+}
+
+impl Audit for Store {
+    async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
+        match self {
+            Store::Sled(s) => s.audit(new, at).await,
+        }
+    }
+
+    async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
+        match self {
+            Store::Sled(s) => s.audit_entries(filter).await,
+        }
+    }
+
+    async fn verify_audit(&self) -> Result<Verified, VerifyError> {
+        match self {
+            Store::Sled(s) => s.verify_audit().await,
         }
     }
 }

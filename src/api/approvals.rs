@@ -12,6 +12,7 @@ use crate::config::ApprovalSettings;
 use crate::domain::standalone::{approval_note_seq, Standalone, StandaloneKind};
 use crate::domain::Decision;
 use crate::domain::{Approval, ApprovalAction, ApprovalState, Body, Locale, Role};
+use crate::store::port::Approvals;
 use crate::store::StoreError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -346,7 +347,7 @@ pub async fn list(
             )))
         }
     };
-    Ok(Json(state.store.approvals(filter, limit)?))
+    Ok(Json(state.store.approvals(filter, limit).await?))
 }
 
 /// An approval granted, and what its write answered.
@@ -393,7 +394,7 @@ pub async fn approve(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let a = state.store.approval(parse_approval_id(&id)?)?;
+    let a = state.store.approval(parse_approval_id(&id)?).await?;
     if a.state != ApprovalState::PendingApproval {
         return Err(ApiError::new(StatusCode::CONFLICT, a.decided_already()));
     }
@@ -436,7 +437,7 @@ pub async fn approve(
             incidents::publish_now(&state, a.incident_id, Some(&decision)).await?
         }
     };
-    let approval = state.store.approval(a.id)?;
+    let approval = state.store.approval(a.id).await?;
     tracing::info!(approval = %a.id, by = %who.0, "approved and published");
     let note = AuditNote {
         target: Some(format!("approval {}", a.id)),
@@ -511,7 +512,7 @@ pub async fn reject(
             "reason: keep it at most {MAX_REASON_CHARS} characters"
         )));
     }
-    let a = state.store.approval(parse_approval_id(&id)?)?;
+    let a = state.store.approval(parse_approval_id(&id)?).await?;
     if a.state != ApprovalState::PendingApproval {
         return Err(ApiError::new(StatusCode::CONFLICT, a.decided_already()));
     }

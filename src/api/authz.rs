@@ -17,6 +17,7 @@ use crate::credentials::{token_hash, TOKEN_PREFIX};
 use crate::domain::audit::NewAudit;
 use crate::domain::{Role, UserName, BOOTSTRAP_ADMIN};
 use crate::store::audit;
+use crate::store::port::Audit;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;

@@ -14,6 +14,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::audit::AuditFilter;
 use crate::domain::user::{check_display_name, check_password, check_token_name};
 use crate::domain::{ApiToken, Contact, PhoneNumber, Role, Span, User, UserName};
+use crate::store::port::Audit;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -1110,7 +1111,7 @@ pub async fn list_audit(
         target: q.target,
         limit,
     };
-    let (entries, next) = state.store.audit_entries(&filter)?;
+    let (entries, next) = state.store.audit_entries(&filter).await?;
     Ok(Json(AuditPage { entries, next }))
 }
 
@@ -1144,7 +1145,9 @@ pub struct AuditCheck {
 )]
 pub async fn verify_audit(State(state): State<AppState>) -> Result<Json<AuditCheck>, ApiError> {
     let st = state.store.clone();
-    let outcome = blocking(move || st.verify_audit()).await?;
+    // The walk reads the whole log: off the async workers, as before the port.
+    let rt = tokio::runtime::Handle::current();
+    let outcome = blocking(move || rt.block_on(st.verify_audit())).await?;
     Ok(Json(match outcome {
         Ok(v) => AuditCheck {
             ok: true,

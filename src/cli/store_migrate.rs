@@ -34,7 +34,7 @@ use crate::domain::{
 use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::port::{AlertGroups, Templates};
+use crate::store::port::{AlertGroups, Approvals, Audit, Templates};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
@@ -233,7 +233,7 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
             .ok_or_else(|| StoreError::Corrupt(format!("token {} has no secret hash", t.id)))?;
         s.tokens.push((t, hash));
     }
-    s.approvals = store.approvals(None, usize::MAX)?;
+    s.approvals = store.approvals(None, usize::MAX).await?;
     s.templates = store.templates().await?;
     s.audit = store.audit_stored()?;
     Ok(s.sorted())
@@ -439,6 +439,7 @@ pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
     // The sled log must verify before it is copied; its head is what the copy must reach.
     let sled_chain = store
         .verify_audit()
+        .await
         .map_err(|e| MigrateError::Audit(e.to_string()))?;
     let want = tables(&sled);
 
@@ -868,7 +869,7 @@ mod tests {
             .is_some());
         assert_eq!(
             rows::verify_audit(c).await.unwrap().unwrap(),
-            f.store.verify_audit().unwrap()
+            f.store.verify_audit().await.unwrap()
         );
         drop(pooled);
 

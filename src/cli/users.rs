@@ -13,6 +13,7 @@ use crate::api::users::{
 };
 use crate::domain::audit::AuditEntry;
 use crate::domain::{ApiToken, Role, User};
+use crate::store::port::Audit;
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -635,7 +636,7 @@ pub async fn verify_offline(data: &Path) -> Result<Option<Verdict>, CliError> {
         return Ok(None);
     }
     match crate::store::Store::open(&db) {
-        Ok(store) => match store.verify_audit() {
+        Ok(store) => match store.verify_audit().await {
             Ok(v) => Ok(Some(Verdict::Intact {
                 entries: v.entries,
                 head: v.head,

@@ -1168,16 +1168,16 @@ mod tests {
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
-    use crate::store::port::{AlertGroups, Templates, Threads};
+    use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
-    fn sled_audit(store: &crate::store::Store) -> Vec<(AuditEntry, Vec<u8>)> {
+    async fn sled_audit(store: &crate::store::Store) -> Vec<(AuditEntry, Vec<u8>)> {
         let filter = crate::domain::audit::AuditFilter {
             limit: usize::MAX,
             ..Default::default()
         };
-        let (entries, _) = store.audit_entries(&filter).unwrap();
+        let (entries, _) = store.audit_entries(&filter).await.unwrap();
         entries
             .into_iter()
             .map(|e| {
@@ -1359,7 +1359,7 @@ mod tests {
             .unwrap();
         assert_eq!(super::session(c, &[9; 32]).await.unwrap(), Some(session));
 
-        let aps = s.approvals(None, usize::MAX).unwrap();
+        let aps = s.approvals(None, usize::MAX).await.unwrap();
         for a in &aps {
             put_approval(c, a, Write::Insert).await.unwrap();
         }
@@ -1370,7 +1370,7 @@ mod tests {
         }
         assert_eq!(templates(c).await.unwrap(), tpls);
 
-        let entries = sled_audit(s);
+        let entries = sled_audit(s).await;
         assert_eq!(entries.len(), 3);
         for (e, b) in &entries {
             append_audit(c, e, b).await.unwrap();
@@ -1384,7 +1384,7 @@ mod tests {
             entries.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()
         );
         // The same walk as on sled, over the same bytes, to the same head.
-        let on_sled = s.verify_audit().unwrap();
+        let on_sled = s.verify_audit().await.unwrap();
         assert_eq!(verify_audit(c).await.unwrap().unwrap(), on_sled);
     }
 
@@ -1460,7 +1460,7 @@ mod tests {
         assert!(m.contains("token collision"), "{m}");
 
         // The audit log is append-only: a taken number is a conflict, rewriting is refused.
-        let entries = sled_audit(s);
+        let entries = sled_audit(s).await;
         append_audit(c, &entries[0].0, &entries[0].1).await.unwrap();
         let m = conflict(append_audit(c, &entries[0].0, &entries[0].1).await);
         assert!(m.contains("audit entry 1 exists already"), "{m}");

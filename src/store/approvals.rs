@@ -1,4 +1,6 @@
-//! Writes waiting for a second person (see [`crate::domain::approval`]).
+//! Writes waiting for a second person (see [`crate::domain::approval`]): the sled backend of
+//! [`Approvals`] (the port's trait), plus `mark_approved`, the step of an incident write that
+//! releases an approval.
 //!
 //! Tree `approvals`: approval ULID → JSON [`Approval`].
 //!
@@ -9,15 +11,16 @@
 //! the update's records: a crash in between can lose the publication (the approval says
 //! approved, the timeline lacks it: post it again), never send it twice.
 
+use super::port::Approvals;
 use super::{decode, encode, SledStore, StoreError, Trees};
 use crate::domain::Decision;
 use crate::domain::{Approval, ApprovalState};
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
-impl SledStore {
+impl Approvals for SledStore {
     /// Saves a new approval. Durable when it returns.
-    pub async fn put_approval(&self, a: &Approval) -> Result<(), StoreError> {
+    async fn put_approval(&self, a: &Approval) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -27,24 +30,13 @@ impl SledStore {
     }
 
     /// One approval.
-    pub fn approval(&self, id: Ulid) -> Result<Approval, StoreError> {
+    async fn approval(&self, id: Ulid) -> Result<Approval, StoreError> {
         let t = self.t()?;
         Self::approval_in(&t, id)
     }
 
-    fn approval_in(t: &Trees, id: Ulid) -> Result<Approval, StoreError> {
-        let raw = t
-            .approvals
-            .get(id.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "approval",
-                id: id.to_string(),
-            })?;
-        decode(&raw)
-    }
-
     /// Approvals in `state` (all with `None`), oldest first, at most `limit`.
-    pub fn approvals(
+    async fn approvals(
         &self,
         state: Option<ApprovalState>,
         limit: usize,
@@ -63,22 +55,8 @@ impl SledStore {
         Ok(out)
     }
 
-    /// Inside the incident's write lock: marks a pending approval approved, or refuses a decided
-    /// one with a conflict (see the module docs).
-    pub(crate) fn mark_approved(&self, t: &Trees, d: &Decision) -> Result<(), StoreError> {
-        let mut a = Self::approval_in(t, d.approval)?;
-        if a.state != ApprovalState::PendingApproval {
-            return Err(StoreError::Conflict(a.decided_already()));
-        }
-        a.state = ApprovalState::Approved;
-        a.decided_by = Some(d.by.clone());
-        a.decided_at = Some(d.at);
-        t.approvals.insert(a.id.to_bytes(), encode(&a)?)?;
-        Ok(())
-    }
-
     /// Rejects a pending approval with a reason; nothing is sent. Durable when it returns.
-    pub async fn reject_approval(
+    async fn reject_approval(
         &self,
         id: Ulid,
         by: &str,
@@ -102,6 +80,33 @@ impl SledStore {
         };
         t.durable().await?;
         Ok(a)
+    }
+}
+
+impl SledStore {
+    fn approval_in(t: &Trees, id: Ulid) -> Result<Approval, StoreError> {
+        let raw = t
+            .approvals
+            .get(id.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "approval",
+                id: id.to_string(),
+            })?;
+        decode(&raw)
+    }
+
+    /// Inside the incident's write lock: marks a pending approval approved, or refuses a decided
+    /// one with a conflict (see the module docs).
+    pub(crate) fn mark_approved(&self, t: &Trees, d: &Decision) -> Result<(), StoreError> {
+        let mut a = Self::approval_in(t, d.approval)?;
+        if a.state != ApprovalState::PendingApproval {
+            return Err(StoreError::Conflict(a.decided_already()));
+        }
+        a.state = ApprovalState::Approved;
+        a.decided_by = Some(d.by.clone());
+        a.decided_at = Some(d.at);
+        t.approvals.insert(a.id.to_bytes(), encode(&a)?)?;
+        Ok(())
     }
 }
 
@@ -159,7 +164,10 @@ mod tests {
             matches!(again, Err(StoreError::Conflict(m)) if m.contains("already approved by jussi"))
         );
         assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
-        assert_eq!(store.approval(a.id).unwrap().state, ApprovalState::Approved);
+        assert_eq!(
+            store.approval(a.id).await.unwrap().state,
+            ApprovalState::Approved
+        );
 
         let b = pending(i.id);
         store.put_approval(&b).await.unwrap();

@@ -1,4 +1,7 @@
-//! The audit log: append-only, hash-chained (see [`crate::domain::audit`]).
+//! The audit log: append-only, hash-chained (see [`crate::domain::audit`]). The sled backend of
+//! [`Audit`] (the port's trait: `audit`, `audit_entries`, `verify_audit`); the armed-commit
+//! plumbing ([`record`], [`arm`], `SledStore::commit_audited`) and the test hook
+//! (`audit_tree_for_tests`) are this backend's own.
 //!
 //! Trees:
 //! - `audit`: entry number (u64 BE, from 1) → the entry's JSON, exactly the bytes hashed
@@ -42,6 +45,7 @@
 //! was not acknowledged either, and `repair_audit` removes it like an armed write's. Nothing in
 //! crier removes or rewrites an acknowledged entry.
 
+use super::port::Audit;
 use super::{decode, encode, SledStore, StoreError, Trees};
 use crate::domain::audit::{
     self, AuditEntry, AuditFilter, ChainError, NewAudit, Verified, GENESIS,
@@ -166,26 +170,6 @@ pub enum VerifyError {
 }
 
 impl SledStore {
-    /// Appends an entry and waits until it is on disk (its own group commit: for entries that
-    /// record no change of the store, or whose handler did not arm, see the module docs).
-    pub async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
-        let t = self.t()?;
-        // Inside the write pause: a backup holds an entry together with the head naming it.
-        let w = self.writing_async().await;
-        let entry = {
-            let mut chain = t.chain();
-            let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
-            let hash = audit::hash(&raw);
-            t.put(&t.audit, entry.seq.to_be_bytes(), raw)?;
-            let head = set_head(&mut chain, entry.seq, hash);
-            t.put(&t.audit_head, HEAD, encode(&(head.seq, &head.hash))?)?;
-            entry
-        };
-        drop(w);
-        t.durable().await?;
-        Ok(entry)
-    }
-
     /// Inserts `key` → `value` into `tree`: the record that commits a change, written last,
     /// after `first` (the change's record just before it, if it is one of `updates`) when
     /// given. If the current request is recording its audit entry and armed (see [`record`]),
@@ -307,9 +291,38 @@ impl SledStore {
         }
         Ok(())
     }
+    /// The raw audit records, for tests that tamper with them as an attacker with the files
+    /// would.
+    #[doc(hidden)]
+    pub fn audit_tree_for_tests(&self) -> Result<RawRecords, StoreError> {
+        Ok(RawRecords(self.t()?.audit.clone()))
+    }
+}
+
+impl Audit for SledStore {
+    /// Appends an entry and waits until it is on disk (its own group commit: for entries that
+    /// record no change of the store, or whose handler did not arm, see the module docs).
+    async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
+        let t = self.t()?;
+        // Inside the write pause: a backup holds an entry together with the head naming it.
+        let w = self.writing_async().await;
+        let entry = {
+            let mut chain = t.chain();
+            let (entry, raw) = next_entry(&t, &mut chain, new, at)?;
+            let hash = audit::hash(&raw);
+            t.put(&t.audit, entry.seq.to_be_bytes(), raw)?;
+            let head = set_head(&mut chain, entry.seq, hash);
+            t.put(&t.audit_head, HEAD, encode(&(head.seq, &head.hash))?)?;
+            entry
+        };
+        drop(w);
+        t.durable().await?;
+        Ok(entry)
+    }
+
     /// Entries matching `filter`, oldest first, at most `filter.limit`; and the number to pass
     /// as `after` for the next page, if there may be more.
-    pub fn audit_entries(
+    async fn audit_entries(
         &self,
         filter: &AuditFilter,
     ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
@@ -344,7 +357,7 @@ impl SledStore {
     }
 
     /// Walks the whole chain (see [`audit::verify`]).
-    pub fn verify_audit(&self) -> Result<Verified, VerifyError> {
+    async fn verify_audit(&self) -> Result<Verified, VerifyError> {
         let t = self.t()?;
         // A head that cannot be read was altered, as before records carried it.
         let head = t.log_head().map_err(|e| match e {
@@ -357,13 +370,6 @@ impl SledStore {
             entries.push((seq_of(&k)?, v.to_vec()));
         }
         Ok(audit::verify(entries, head)?)
-    }
-
-    /// The raw audit records, for tests that tamper with them as an attacker with the files
-    /// would.
-    #[doc(hidden)]
-    pub fn audit_tree_for_tests(&self) -> Result<RawRecords, StoreError> {
-        Ok(RawRecords(self.t()?.audit.clone()))
     }
 }
 
@@ -791,7 +797,7 @@ mod tests {
         .await;
         done.unwrap();
         assert_eq!(written, ["incidents", "updates"]);
-        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 2);
         assert_eq!(store.repair().unwrap(), 0);
     }
 
@@ -886,12 +892,13 @@ mod tests {
         drop((t, store));
         let store = reopen(&path).await;
 
-        let entries = store.verify_audit().unwrap().entries;
+        let entries = store.verify_audit().await.unwrap().entries;
         let (all, _) = store
             .audit_entries(&AuditFilter {
                 limit: 100,
                 ..Default::default()
             })
+            .await
             .unwrap();
         let entry = all.iter().any(|e| e.request_id == "crash");
         assert_eq!(all.len() as u64, entries);
@@ -923,10 +930,10 @@ mod tests {
         // The next write chains on, and removing it from the end is noticed.
         let next = armed_update(&store, incident.id, "next").await;
         assert_eq!(next.seq, entries + 1);
-        assert_eq!(store.verify_audit().unwrap().entries, entries + 1);
+        assert_eq!(store.verify_audit().await.unwrap().entries, entries + 1);
         let tree = store.audit_tree_for_tests().unwrap();
         tree.remove(next.seq.to_be_bytes()).unwrap();
-        match store.verify_audit() {
+        match store.verify_audit().await {
             Err(VerifyError::Chain(ChainError::Truncated { found, head })) => {
                 assert_eq!((found, head), (entries, entries + 1))
             }
@@ -1023,7 +1030,7 @@ mod tests {
             2,
             "the entry and the orphan update"
         );
-        assert_eq!(store.verify_audit().unwrap().entries, 0);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 0);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
 
         // Crash after the incident record: the write is complete (the incident record names
@@ -1031,7 +1038,7 @@ mod tests {
         let e = armed_update(&store, incident.id, "r2").await;
         assert_eq!(e.seq, 1);
         assert_eq!(store.repair().unwrap(), 0);
-        let v = store.verify_audit().unwrap();
+        let v = store.verify_audit().await.unwrap();
         assert_eq!(v.entries, 1);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
 
@@ -1053,7 +1060,7 @@ mod tests {
         t.audit_head.insert(PENDING, encode(&old).unwrap()).unwrap();
         assert_eq!(store.repair().unwrap(), 0);
         assert!(t.audit_head.get(HEAD).unwrap().is_some(), "head restored");
-        assert_eq!(store.verify_audit().unwrap().entries, 1);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 1);
 
         // A complete write is left alone, and so is a later entry written on its own.
         armed_update(&store, incident.id, "r3").await;
@@ -1062,7 +1069,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.repair().unwrap(), 0);
-        assert_eq!(store.verify_audit().unwrap().entries, 3);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 3);
     }
 
     /// Opens the store in `path` once the previous handle's flusher has let go of sled's lock.
@@ -1102,7 +1109,7 @@ mod tests {
         assert_eq!(store.repair().unwrap(), 2, "entry 2 and its orphan update");
         let e = armed_update(&store, incident.id, "r3").await;
         assert_eq!(e.seq, 2, "the removed entry's number is taken again");
-        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 2);
 
         // The same on a store opened again: entry 3 loses its change, the restart repairs.
         assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
@@ -1116,7 +1123,7 @@ mod tests {
         drop((t, store));
         let store = reopen(&path).await;
         assert_eq!(
-            store.verify_audit().unwrap().entries,
+            store.verify_audit().await.unwrap().entries,
             3,
             "entry 4 was removed"
         );
@@ -1127,7 +1134,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(e.seq, 5);
-        assert_eq!(store.verify_audit().unwrap().entries, 5);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 5);
     }
 
     /// Removing the last entry behind a running server's back is not covered up by the next
@@ -1152,7 +1159,7 @@ mod tests {
             .unwrap();
         assert_eq!(e.seq, 4);
         assert!(matches!(
-            store.verify_audit(),
+            store.verify_audit().await,
             Err(VerifyError::Chain(ChainError::Missing(3)))
         ));
     }
@@ -1180,12 +1187,12 @@ mod tests {
         let before3 = t.incidents.get(incident.id.to_bytes()).unwrap().unwrap();
         let e3 = armed_update(&store, incident.id, "r3").await;
         assert_eq!(e3.seq, 3);
-        assert_eq!(store.verify_audit().unwrap().entries, 3);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 3);
 
         // Entry 3 removed, its change kept: the log was cut.
         let raw3 = t.audit.remove(3u64.to_be_bytes()).unwrap().unwrap();
         assert!(matches!(
-            store.verify_audit(),
+            store.verify_audit().await,
             Err(VerifyError::Chain(ChainError::Truncated {
                 found: 2,
                 head: 3
@@ -1195,7 +1202,7 @@ mod tests {
         let raw2 = t.audit.remove(2u64.to_be_bytes()).unwrap().unwrap();
         t.incidents.insert(incident.id.to_bytes(), before2).unwrap();
         assert!(matches!(
-            store.verify_audit(),
+            store.verify_audit().await,
             Err(VerifyError::Chain(ChainError::Truncated {
                 found: 1,
                 head: 2
@@ -1205,7 +1212,7 @@ mod tests {
         // the head, and altering it is noticed.
         t.incidents.insert(incident.id.to_bytes(), before3).unwrap();
         t.audit.insert(2u64.to_be_bytes(), raw2.clone()).unwrap();
-        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 2);
         let forged = String::from_utf8(raw2.to_vec())
             .unwrap()
             .replace("\"actor\":\"maria\"", "\"actor\":\"mallory\"");
@@ -1214,16 +1221,16 @@ mod tests {
             .insert(2u64.to_be_bytes(), forged.as_bytes())
             .unwrap();
         assert!(matches!(
-            store.verify_audit(),
+            store.verify_audit().await,
             Err(VerifyError::Chain(ChainError::Altered(2)))
         ));
         t.audit.insert(2u64.to_be_bytes(), raw2).unwrap();
         // Entry 3 there without its change (a crash before the incident record): repair.
         t.audit.insert(3u64.to_be_bytes(), raw3).unwrap();
         assert_eq!(store.repair().unwrap(), 2, "entry 3 and its orphan update");
-        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 2);
         assert_eq!(armed_update(&store, incident.id, "r4").await.seq, 3);
-        assert_eq!(store.verify_audit().unwrap().entries, 3);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 3);
     }
 
     /// A component restored when its incident resolves (a write without an entry) replaces the
@@ -1259,7 +1266,7 @@ mod tests {
             0,
             "the entry is not taken as cut off"
         );
-        assert_eq!(store.verify_audit().unwrap().entries, 1);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 1);
     }
 
     /// A write without an entry that replaces the record an armed write's `pending` names (an
@@ -1284,7 +1291,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.repair().unwrap(), 0);
-        assert_eq!(store.verify_audit().unwrap().entries, 1);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 1);
         // An update recorded with its change, then one without an entry.
         let (incident, _) = store
             .create_incident(super::super::tests::new_incident("i"), Utc::now())
@@ -1300,7 +1307,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.repair().unwrap(), 0);
-        assert_eq!(store.verify_audit().unwrap().entries, 2);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 2);
         // And after a restart (the head in memory is read again).
         assert_eq!(armed_update(&store, incident.id, "r3").await.seq, 3);
         drop(store);
@@ -1315,7 +1322,7 @@ mod tests {
             .unwrap();
         drop(store);
         let store = reopen(&path).await;
-        assert_eq!(store.verify_audit().unwrap().entries, 3);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 3);
         assert_eq!(store.incident(incident.id).unwrap().1.len(), 5);
     }
 
@@ -1354,12 +1361,13 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(store.verify_audit().unwrap().entries, 240);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 240);
         let (all, _) = store
             .audit_entries(&AuditFilter {
                 limit: 1000,
                 ..Default::default()
             })
+            .await
             .unwrap();
         let mut ids: Vec<String> = all
             .iter()
@@ -1382,7 +1390,7 @@ mod tests {
     async fn entries_chain_filter_and_page() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(store.verify_audit().unwrap().entries, 0);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 0);
         for i in 0..5 {
             let actor = if i % 2 == 0 { "maria" } else { "jussi" };
             let e = store
@@ -1395,20 +1403,21 @@ mod tests {
             .audit(new("login.failed", "x"), Utc::now())
             .await
             .unwrap();
-        assert_eq!(store.verify_audit().unwrap().entries, 6);
+        assert_eq!(store.verify_audit().await.unwrap().entries, 6);
 
         let f = AuditFilter {
             actor: Some("maria".into()),
             limit: 2,
             ..Default::default()
         };
-        let (page, next) = store.audit_entries(&f).unwrap();
+        let (page, next) = store.audit_entries(&f).await.unwrap();
         assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3]);
         let (page, next) = store
             .audit_entries(&AuditFilter {
                 after: next.unwrap(),
                 ..f
             })
+            .await
             .unwrap();
         assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [5]);
         assert_eq!(next, None);
@@ -1417,6 +1426,6 @@ mod tests {
             limit: 10,
             ..Default::default()
         };
-        assert_eq!(store.audit_entries(&by_prefix).unwrap().0.len(), 1);
+        assert_eq!(store.audit_entries(&by_prefix).await.unwrap().0.len(), 1);
     }
 }

@@ -23,16 +23,19 @@
 //! incidents a listing shows: `domain::IncidentFilter::view`), which each backend calls under its
 //! own locks, so both backends decide the same.
 //!
-//! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`].
+//! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
+//! [`Approvals`], [`Audit`].
 //! The other aggregates (incidents and updates, components and their history, subscribers and
 //! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
-//! and TOTP, approvals, audit, health) are still inherent methods of
+//! and TOTP, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
+use super::audit::VerifyError;
 use super::backup::{BackupError, Summary};
 use super::{Store, StoreError};
 use crate::domain::alert::AlertGroup;
-use crate::domain::{IncidentTemplate, Thread};
+use crate::domain::audit::{AuditEntry, AuditFilter, NewAudit, Verified};
+use crate::domain::{Approval, ApprovalState, IncidentTemplate, Thread};
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::future::Future;
@@ -152,6 +155,57 @@ pub trait Backups {
     ) -> impl Future<Output = Result<Summary, BackupError>> + Send;
 }
 
+/// Approvals: writes waiting for a second person (the rules are [`crate::domain::approval`]'s).
+/// Approving one is the incident write it releases (`SledStore::mark_approved`, inside that
+/// write's lock), not a method here.
+pub trait Approvals {
+    /// Saves a new approval. Durable.
+    fn put_approval(&self, a: &Approval) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One approval by id.
+    fn approval(&self, id: Ulid) -> impl Future<Output = Result<Approval, StoreError>> + Send;
+
+    /// Approvals in `state` (all with `None`), oldest first, at most `limit`.
+    fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Approval>, StoreError>> + Send;
+
+    /// Rejects a pending approval with a reason (a decided one is a conflict); nothing is sent.
+    /// Returns the approval as stored. Durable.
+    fn reject_approval(
+        &self,
+        id: Ulid,
+        by: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Approval, StoreError>> + Send;
+}
+
+/// The audit log: append-only and hash-chained (the rules are [`crate::domain::audit`]'s). An
+/// entry for a change is written by the change's own store method, in the same commit (the sled
+/// backend's armed-commit plumbing, see `store::audit`), not through this trait.
+pub trait Audit {
+    /// Appends an entry on its own (for a request that changed nothing in the store, or whose
+    /// handler did not arm one) and returns it as stored. Durable.
+    fn audit(
+        &self,
+        new: NewAudit,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<AuditEntry, StoreError>> + Send;
+
+    /// Entries matching `filter`, oldest first, at most `filter.limit`; and the number to pass
+    /// as `after` for the next page, if there may be more.
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<(Vec<AuditEntry>, Option<u64>), StoreError>> + Send;
+
+    /// Walks the whole chain against the log's head (see [`crate::domain::audit::verify`]).
+    fn verify_audit(&self) -> impl Future<Output = Result<Verified, VerifyError>> + Send;
+}
+
 /// The handle dispatches each method to the open backend.
 impl Threads for Store {
     async fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
@@ -267,6 +321,65 @@ impl Backups for Store {
     async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
         match self {
             Store::Sled(s) => s.backup_to_path(path).await,
+        }
+    }
+}
+
+impl Approvals for Store {
+    async fn put_approval(&self, a: &Approval) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.put_approval(a).await,
+        }
+    }
+
+    async fn approval(&self, id: Ulid) -> Result<Approval, StoreError> {
+        match self {
+            Store::Sled(s) => s.approval(id).await,
+        }
+    }
+
+    async fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        limit: usize,
+    ) -> Result<Vec<Approval>, StoreError> {
+        match self {
+            Store::Sled(s) => s.approvals(state, limit).await,
+        }
+    }
+
+    async fn reject_approval(
+        &self,
+        id: Ulid,
+        by: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Approval, StoreError> {
+        match self {
+            Store::Sled(s) => s.reject_approval(id, by, reason, now).await,
+        }
+    }
+}
+
+impl Audit for Store {
+    async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
+        match self {
+            Store::Sled(s) => s.audit(new, at).await,
+        }
+    }
+
+    async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
+        match self {
+            Store::Sled(s) => s.audit_entries(filter).await,
+        }
+    }
+
+    async fn verify_audit(&self) -> Result<Verified, VerifyError> {
+        match self {
+            Store::Sled(s) => s.verify_audit().await,
         }
     }
 }

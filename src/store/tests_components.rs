@@ -5,6 +5,7 @@ use super::audit;
 use super::tests::new_incident;
 use super::*;
 use crate::domain::audit::{AuditFilter, NewAudit};
+use crate::store::port::Audit;
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -43,12 +44,12 @@ fn base(request_id: &str, action: &str) -> NewAudit {
     }
 }
 
-fn entries(store: &SledStore) -> Vec<crate::domain::audit::AuditEntry> {
+async fn entries(store: &SledStore) -> Vec<crate::domain::audit::AuditEntry> {
     let filter = AuditFilter {
         limit: 10_000,
         ..Default::default()
     };
-    store.audit_entries(&filter).unwrap().0
+    store.audit_entries(&filter).await.unwrap().0
 }
 
 /// Opens the store in `path` once the previous handle's flusher has let go of sled's lock.
@@ -144,9 +145,10 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
         "{changes:?}"
     );
     assert!(entries(&store)
+        .await
         .iter()
         .all(|e| e.action != "incident.create"));
-    store.verify_audit().unwrap();
+    store.verify_audit().await.unwrap();
     assert_eq!(store.repair().unwrap(), 0);
 
     // The complete write, and a restart after it: everything is there.
@@ -167,6 +169,7 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     assert_eq!(status_of(&store, "Check-in"), ComponentStatus::MajorOutage);
     assert_eq!(status_of(&store, "Baggage"), ComponentStatus::PartialOutage);
     let opened: Vec<_> = entries(&store)
+        .await
         .into_iter()
         .filter(|e| e.action == "incident.create")
         .collect();
@@ -188,7 +191,7 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
         last.last().map(|c| c.status),
         Some(ComponentStatus::MajorOutage)
     );
-    store.verify_audit().unwrap();
+    store.verify_audit().await.unwrap();
     assert_eq!(store.repair().unwrap(), 0);
 }
 
@@ -269,7 +272,7 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
         status_of(&store, "Check-in"),
         ComponentStatus::DegradedPerformance
     );
-    store.verify_audit().unwrap();
+    store.verify_audit().await.unwrap();
 }
 
 /// An unknown component, or statuses in a draft: refused, naming the component, nothing
@@ -403,5 +406,5 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
             .unwrap_or_default();
         assert_eq!(history.last().map(|c| c.status), Some(fin), "round {round}");
     }
-    store.verify_audit().unwrap();
+    store.verify_audit().await.unwrap();
 }

@@ -9,6 +9,7 @@ use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
+use crier::store::port::{Approvals, Audit};
 use serde_json::{json, Value};
 use std::time::Duration;
 use wiremock::matchers::method;
@@ -86,13 +87,14 @@ async fn call(
     )
 }
 
-fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
+async fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
     app.store
         .audit_entries(&AuditFilter {
             action: Some(action.into()),
             limit: 1000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
@@ -224,7 +226,7 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     assert_eq!(ok["published"]["updates"][0]["author"], "maria");
     // Approving again, by anyone, is a conflict and changes nothing.
     let id: ulid::Ulid = approval.parse().unwrap();
-    let before = app.store.approval(id).unwrap();
+    let before = app.store.approval(id).await.unwrap();
     for token in [&jussi, &app.token, &maria] {
         let (s, e) = call(&app, token, "POST", &approve, None).await;
         assert_eq!(s, 409, "{e}");
@@ -236,7 +238,7 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
             "{e}"
         );
     }
-    assert_eq!(app.store.approval(id).unwrap(), before);
+    assert_eq!(app.store.approval(id).await.unwrap(), before);
     let shown = app.get(&format!("/api/v1/incidents/{incident}")).await;
     assert_eq!(shown.body["updates"].as_array().unwrap().len(), 1);
 
@@ -256,11 +258,11 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     let (_, pending) = call(&app, &jussi, "GET", "/api/v1/approvals", None).await;
     assert_eq!(pending, json!([]));
 
-    let approvals = audit(&app, "approval.approve");
+    let approvals = audit(&app, "approval.approve").await;
     assert_eq!(approvals.len(), 1, "{approvals:?}");
     assert_eq!(approvals[0].actor, "jussi");
     assert!(approvals[0].summary.contains("maria"), "{:?}", approvals[0]);
-    assert!(app.store.verify_audit().is_ok());
+    assert!(app.store.verify_audit().await.is_ok());
 }
 
 #[tokio::test]
@@ -361,10 +363,10 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
         "{notes:?}"
     );
 
-    let rejections = audit(&app, "approval.reject");
+    let rejections = audit(&app, "approval.reject").await;
     assert_eq!(rejections.len(), 1, "{rejections:?}");
     assert!(rejections[0].summary.contains(why), "{:?}", rejections[0]);
-    let glass = audit(&app, "break_glass");
+    let glass = audit(&app, "break_glass").await;
     assert_eq!(glass.len(), 1, "{glass:?}");
     assert!(
         glass[0].summary.contains("the duty manager is on a plane")
@@ -378,17 +380,19 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
 async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
     let Team { app, maria, .. } = team().await;
     let before = app.checksum();
-    let entries = || {
-        app.store
+    let store = &app.store;
+    let entries = move || async move {
+        store
             .audit_entries(&AuditFilter {
                 limit: 1000,
                 ..Default::default()
             })
+            .await
             .unwrap()
             .0
             .len()
     };
-    let audited = entries();
+    let audited = entries().await;
     let with = |glass: Value| {
         let mut b = OPEN();
         for (k, v) in glass.as_object().unwrap() {
@@ -428,8 +432,8 @@ async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
         "{e}"
     );
     assert_eq!(app.checksum(), before);
-    assert_eq!(entries(), audited);
-    assert!(app.store.approvals(None, 100).unwrap().is_empty());
+    assert_eq!(entries().await, audited);
+    assert!(app.store.approvals(None, 100).await.unwrap().is_empty());
 
     // An admin with a reason publishes at once; one audit entry says so.
     let r = app
@@ -439,8 +443,8 @@ async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    assert_eq!(entries(), audited + 1);
-    let glass = audit(&app, "break_glass");
+    assert_eq!(entries().await, audited + 1);
+    let glass = audit(&app, "break_glass").await;
     assert_eq!(glass.len(), 1);
     assert_eq!(glass[0].actor, "admin");
     assert!(
@@ -650,9 +654,9 @@ async fn the_cli_lists_approves_and_rejects_with_the_real_binary() {
     let o = run(app.token.clone(), glass).await.unwrap();
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("Opened"), "{}", out(&o));
-    assert_eq!(audit(&app, "approval.approve").len(), 1);
-    assert_eq!(audit(&app, "approval.reject").len(), 1);
-    assert_eq!(audit(&app, "break_glass").len(), 1);
+    assert_eq!(audit(&app, "approval.approve").await.len(), 1);
+    assert_eq!(audit(&app, "approval.reject").await.len(), 1);
+    assert_eq!(audit(&app, "break_glass").await.len(), 1);
     assert_eq!(provider_requests(&provider, 2).await.len(), 2);
 }
 
@@ -700,7 +704,7 @@ async fn concurrent_approvals_publish_once() {
         .filter(|b| b.channel == "public")
         .count();
     assert_eq!(public, 2, "the opening and the approved update, once");
-    assert_eq!(audit(&app, "approval.approve").len(), 1);
+    assert_eq!(audit(&app, "approval.approve").await.len(), 1);
 }
 
 #[tokio::test]
@@ -812,7 +816,7 @@ async fn held_writes_set_their_component_statuses_only_when_approved() {
     let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(status_of(&app), "major_outage");
-    let approved = audit(&app, "approval.approve");
+    let approved = audit(&app, "approval.approve").await;
     assert_eq!(approved.len(), 1, "{approved:?}");
     assert!(
         approved[0]

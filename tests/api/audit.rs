@@ -9,16 +9,18 @@ use crier::api::authz::rule_for;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
+use crier::store::port::{Approvals, Audit};
 use serde_json::{json, Value};
 
 const LOG: (&str, &str) = ("log", "kind = \"log\"\naudience = \"fixed\"\n");
 
-fn entries(app: &TestApp) -> Vec<AuditEntry> {
+async fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
         .audit_entries(&AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
@@ -455,7 +457,7 @@ async fn every_write_endpoint_writes_exactly_one_audit_entry() {
     for (method, path) in &writes {
         let rule = rule_for(method, path).unwrap();
         let (url, token, body) = prepare(&app, method, path).await;
-        let before = entries(&app).len();
+        let before = entries(&app).await.len();
         let (status, answer) = if path == "/api/v1/subscribers/import" {
             let r = app
                 .raw(
@@ -470,7 +472,7 @@ async fn every_write_endpoint_writes_exactly_one_audit_entry() {
         } else {
             send(&app, method, &url, token.as_deref(), body).await
         };
-        let after = entries(&app);
+        let after = entries(&app).await;
         match rule.audit {
             Some(action) => {
                 assert!(
@@ -487,7 +489,7 @@ async fn every_write_endpoint_writes_exactly_one_audit_entry() {
         }
     }
     // A refused write leaves no entry.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let (s, _) = send(
         &app,
         "POST",
@@ -497,8 +499,8 @@ async fn every_write_endpoint_writes_exactly_one_audit_entry() {
     )
     .await;
     assert_eq!(s, 422);
-    assert_eq!(entries(&app).len(), before);
-    assert!(app.store.verify_audit().is_ok());
+    assert_eq!(entries(&app).await.len(), before);
+    assert!(app.store.verify_audit().await.is_ok());
     // The concrete fixtures cover every templated path.
     assert_eq!(concrete("/a/{b}"), "/a/x");
 }
@@ -518,7 +520,7 @@ async fn entries_say_who_did_what_and_the_api_filters_and_pages_them() {
     )
     .await;
     assert_eq!(s, 200);
-    let e = entries(&app).pop().unwrap();
+    let e = entries(&app).await.pop().unwrap();
     assert_eq!(e.actor, "maria");
     assert_eq!(e.role, Some(Role::Publisher));
     assert_eq!(e.token.as_deref(), Some(tid.to_string().as_str()));
@@ -547,7 +549,7 @@ async fn entries_say_who_did_what_and_the_api_filters_and_pages_them() {
     .await;
     let id = v["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        entries(&app).pop().unwrap().summary,
+        entries(&app).await.pop().unwrap().summary,
         "opened \"Slow\": investigating, impact minor"
     );
     let (s, _) = send(
@@ -559,7 +561,7 @@ async fn entries_say_who_did_what_and_the_api_filters_and_pages_them() {
     )
     .await;
     assert_eq!(s, 201);
-    let e = entries(&app).pop().unwrap();
+    let e = entries(&app).await.pop().unwrap();
     assert_eq!(e.target, format!("incident {id}"));
     assert_eq!(
         e.summary,
@@ -818,6 +820,7 @@ async fn failed_logins_are_answered_alike_and_throttled() {
     assert_eq!(answers[0], answers[1], "unknown user");
     assert_eq!(answers[0], answers[2], "disabled user");
     let failed: Vec<_> = entries(&app)
+        .await
         .into_iter()
         .filter(|e| e.action == "login.failed")
         .collect();
@@ -955,7 +958,7 @@ async fn monitoring_hooks_take_a_publishers_personal_token() {
     assert_eq!(s, 401, "{v}");
     let (s, v) = send(&app, "POST", "/api/v1/hooks/alertmanager", Some(&tp), body).await;
     assert_eq!(s, 200, "{v}");
-    let e = entries(&app).pop().unwrap();
+    let e = entries(&app).await.pop().unwrap();
     assert_eq!(
         (e.action.as_str(), e.actor.as_str()),
         ("hook.alertmanager", "monitoring")
@@ -1000,15 +1003,20 @@ async fn a_write_and_its_audit_entry_share_one_group_commit() {
         ),
     ];
     for (method, path, body) in writes {
-        let (entries_before, syncs_before) = (entries(&app).len(), app.store.flush_stats().syncs);
+        let (entries_before, syncs_before) =
+            (entries(&app).await.len(), app.store.flush_stats().syncs);
         let (s, v) = send(&app, method, &path, Some(&app.token), body).await;
         assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
-        assert_eq!(entries(&app).len(), entries_before + 1, "{method} {path}");
+        assert_eq!(
+            entries(&app).await.len(),
+            entries_before + 1,
+            "{method} {path}"
+        );
         assert_eq!(
             app.store.flush_stats().syncs - syncs_before,
             1,
             "{method} {path}: the change and its entry in one group commit"
         );
     }
-    assert!(app.store.verify_audit().is_ok());
+    assert!(app.store.verify_audit().await.is_ok());
 }

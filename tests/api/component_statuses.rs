@@ -6,14 +6,16 @@
 use crate::helpers::{spawn_app, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
+use crier::store::port::Audit;
 use serde_json::json;
 
-fn entries(app: &TestApp) -> Vec<AuditEntry> {
+async fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
         .audit_entries(&AuditFilter {
             limit: 10_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
@@ -43,7 +45,7 @@ async fn an_opening_sets_its_components_statuses_in_the_same_write() {
     app.component("Baggage").await;
     app.component("Gates").await;
     assert!(!public_page(&app).await.contains("Major outage"));
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let r = app
         .post(
             "/api/v1/incidents",
@@ -76,7 +78,7 @@ async fn an_opening_sets_its_components_statuses_in_the_same_write() {
 
     // One entry for the write, naming each component's before → after; no separate
     // component entries.
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "{e:?}");
     let last = e.last().unwrap();
     assert_eq!(last.action, "incident.create");
@@ -100,7 +102,7 @@ async fn an_opening_sets_its_components_statuses_in_the_same_write() {
         .await;
     assert_eq!(u.status, 201, "{:?}", u.body);
     assert_eq!(status_of(&app, "Check-in").await, "partial_outage");
-    let e = entries(&app);
+    let e = entries(&app).await;
     let last = e.last().unwrap();
     assert_eq!(last.action, "incident.update");
     assert!(
@@ -117,7 +119,7 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
     app.component("Check-in").await;
     let id = app.open_incident("open").await;
     let sum = app.checksum();
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let open = |statuses: serde_json::Value, draft: bool| {
         json!({"title": "t", "impact": "minor", "message": "m", "draft": draft,
                "component_statuses": statuses})
@@ -167,7 +169,7 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
     assert_eq!(r.status, 422, "{:?}", r.body);
     assert!(r.problem().contains("component \"Gates\""), "{:?}", r.body);
     assert_eq!(app.checksum(), sum, "nothing written");
-    assert_eq!(entries(&app).len(), before, "nothing audited");
+    assert_eq!(entries(&app).await.len(), before, "nothing audited");
     assert_eq!(status_of(&app, "Check-in").await, "operational");
 }
 

@@ -7,6 +7,7 @@ use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
+use crier::store::port::Audit;
 use serde_json::json;
 use std::time::Duration;
 
@@ -36,12 +37,13 @@ pub async fn add_user(app: &TestApp, name: &str, role: &str) {
     assert_eq!(r.status, 201, "{:?}", r.body);
 }
 
-fn entries(app: &TestApp) -> Vec<AuditEntry> {
+async fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
         .audit_entries(&AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
@@ -194,13 +196,13 @@ async fn console_login_wrong_password_logout_and_the_redirect_to_login() {
     );
 
     // A wrong password: the API's one answer, on the form, and a failed-login entry.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = sign_in(&app, "anna", "wrong password here").await;
     assert_eq!(p.status, 401);
     assert!(p.cookie.is_none());
     assert!(p.body.contains("role=\"alert\""), "{}", p.body);
     assert!(p.body.contains("wrong user name or password"), "{}", p.body);
-    let after = entries(&app);
+    let after = entries(&app).await;
     assert_eq!(after.len(), before + 1);
     assert_eq!(after.last().unwrap().action, "login.failed");
 
@@ -209,13 +211,13 @@ async fn console_login_wrong_password_logout_and_the_redirect_to_login() {
     let dash = get(&app, Some(&anna.cookie), "/console/").await;
     assert!(dash.body.contains("anna"), "{}", dash.body);
     assert!(dash.body.contains("<h1>Dashboard</h1>"), "{}", dash.body);
-    assert_eq!(entries(&app).last().unwrap().action, "session.login");
+    assert_eq!(entries(&app).await.last().unwrap().action, "session.login");
 
     // Logout ends the session: the cookie no longer opens the console.
     let out = post(&app, &anna, "/console/logout", &[], true).await;
     assert_eq!(out.status, 303, "{out:?}");
     assert_eq!(out.location, "/console/login?out=1");
-    assert_eq!(entries(&app).last().unwrap().action, "logout");
+    assert_eq!(entries(&app).await.last().unwrap().action, "logout");
     let p = get(&app, Some(&anna.cookie), "/console/").await;
     assert_eq!(p.status, 303);
     assert!(p.location.starts_with("/console/login"), "{p:?}");
@@ -246,7 +248,7 @@ async fn console_write_without_csrf_is_refused_and_with_it_makes_one_audit_entry
     add_user(&app, "anna", "publisher").await;
     let anna = login(&app, "anna").await;
 
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(&app, &anna, "/console/incidents", &INCIDENT, false).await;
     assert_eq!(p.status, 403, "{p:?}");
     assert!(p.body.contains("cross-site request forgery"), "{}", p.body);
@@ -256,7 +258,7 @@ async fn console_write_without_csrf_is_refused_and_with_it_makes_one_audit_entry
         p.body
     );
     assert_eq!(incidents(&app), 0, "nothing written");
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "csrf.refused");
 
@@ -267,7 +269,7 @@ async fn console_write_without_csrf_is_refused_and_with_it_makes_one_audit_entry
         "{p:?}"
     );
     assert_eq!(incidents(&app), 1);
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 2, "exactly one entry for the write");
     let last = e.last().unwrap();
     assert_eq!(last.action, "incident.create");
@@ -289,7 +291,7 @@ async fn console_bad_input_shows_the_api_message_next_to_the_field_and_writes_no
     let (app, _) = console_app(&[], |_| {}).await;
     add_user(&app, "anna", "publisher").await;
     let anna = login(&app, "anna").await;
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -314,7 +316,7 @@ async fn console_bad_input_shows_the_api_message_next_to_the_field_and_writes_no
     assert!(p.body.contains("No impact given"), "{}", p.body);
     assert_eq!(incidents(&app), 0);
     assert_eq!(
-        entries(&app).len(),
+        entries(&app).await.len(),
         before,
         "a refused write is not audited"
     );
@@ -367,11 +369,11 @@ async fn console_account_enrols_a_totp_second_factor() {
         p.body
     );
 
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(&app, &anna, "/console/account/totp", &[], false).await;
     assert_eq!(p.status, 403, "{p:?}");
     assert!(totp_of(&app, "anna").is_none(), "nothing written");
-    assert_eq!(entries(&app).last().unwrap().action, "csrf.refused");
+    assert_eq!(entries(&app).await.last().unwrap().action, "csrf.refused");
     let before = before + 1;
 
     let p = post(&app, &anna, "/console/account/totp", &[], true).await;
@@ -385,7 +387,7 @@ async fn console_account_enrols_a_totp_second_factor() {
         "no outside QR service: {}",
         p.body
     );
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
     assert_eq!(e.last().unwrap().action, "totp.begin");
     assert_eq!(e.last().unwrap().actor, "anna");
@@ -411,7 +413,7 @@ async fn console_account_enrols_a_totp_second_factor() {
     );
     assert!(!totp_of(&app, "anna").unwrap().enabled);
     assert_eq!(
-        entries(&app).len(),
+        entries(&app).await.len(),
         before + 1,
         "a refused code is not audited"
     );
@@ -434,7 +436,7 @@ async fn console_account_enrols_a_totp_second_factor() {
         p.body
     );
     assert!(totp_of(&app, "anna").unwrap().enabled);
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 2, "{:?}", &e[before..]);
     assert_eq!(e.last().unwrap().action, "totp.enable");
     let p = get(&app, Some(&anna.cookie), "/console/account").await;
@@ -545,7 +547,7 @@ async fn console_viewer_sees_no_write_buttons_and_a_forged_write_is_refused() {
         403
     );
 
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(&app, &ville, "/console/incidents", &INCIDENT, true).await;
     assert_eq!(p.status, 403, "{p:?}");
     assert!(
@@ -564,7 +566,7 @@ async fn console_viewer_sees_no_write_buttons_and_a_forged_write_is_refused() {
     assert_eq!(p.status, 403, "{p:?}");
     assert_eq!(incidents(&app), 1);
     assert_eq!(
-        entries(&app).len(),
+        entries(&app).await.len(),
         before,
         "refused writes are not audited"
     );
@@ -576,12 +578,12 @@ async fn console_expired_session_write_is_refused_and_redirected_to_login() {
     add_user(&app, "anna", "publisher").await;
     let anna = login(&app, "anna").await;
     clock.advance(Duration::from_secs(31 * 60));
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(&app, &anna, "/console/incidents", &INCIDENT, true).await;
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(p.location, "/console/login?ended=1");
     assert_eq!(incidents(&app), 0);
-    assert_eq!(entries(&app).len(), before);
+    assert_eq!(entries(&app).await.len(), before);
     let again = get(&app, None, &p.location).await;
     assert!(
         again.body.contains("Your session has ended"),
@@ -602,13 +604,13 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     let mut seen = Vec::new();
     async fn once(app: &TestApp, action: &str, p: Page, seen: &mut Vec<String>, before: usize) {
         assert!(p.status == 303, "{action}: {p:?}");
-        let e = entries(app);
+        let e = entries(app).await;
         assert_eq!(e.len(), before + 1, "{action}: {:?}", &e[before..]);
         assert_eq!(e.last().unwrap().action, action);
         seen.push(action.to_owned());
     }
 
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &anna, "/console/incidents", &INCIDENT, true).await;
     let id = p.location["/console/incidents/".len()..]
         .split('?')
@@ -616,7 +618,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
         .unwrap()
         .to_owned();
     once(&app, "incident.create", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -626,7 +628,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "incident.update", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -636,7 +638,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "incident.publish", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -646,7 +648,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "deliveries.requeue", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -656,7 +658,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "incident.resolve", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -667,10 +669,10 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     .await;
     once(&app, "incident.reopen", p, &mut seen, b).await;
 
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &anna, "/console/logout", &[], true).await;
     once(&app, "logout", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = sign_in(&app, "anna", PASSWORD).await;
     once(&app, "session.login", p, &mut seen, b).await;
 
@@ -698,7 +700,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
         "fire times in UTC too: {}",
         list.body
     );
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -711,7 +713,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     let list = get(&app, Some(&anna.cookie), "/console/notices").await;
     assert!(list.body.contains("No recurring notices"), "{}", list.body);
     // Added through the console's form (the API's create).
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -730,7 +732,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     assert!(list.body.contains("Morning status."), "{}", list.body);
 
     // Subscribers (a publisher).
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -740,7 +742,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "subscriber.add", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -751,7 +753,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     .await;
     shown_once(&app, "subscriber.import", p, &mut seen, b).await;
     let sub = app.store.subscribers(1).unwrap()[0].id.to_string();
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -761,7 +763,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "subscriber.change", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -775,14 +777,14 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     // Users and tokens (an admin). Writes that show a secret once answer the page itself.
     async fn shown_once(app: &TestApp, action: &str, p: Page, seen: &mut Vec<String>, b: usize) {
         assert!(p.status == 200, "{action}: {p:?}");
-        let e = entries(app);
+        let e = entries(app).await;
         assert_eq!(e.len(), b + 1, "{action}: {:?}", &e[b..]);
         assert_eq!(e.last().unwrap().action, action);
         seen.push(action.to_owned());
     }
     add_user(&app, "root", "admin").await;
     let root = login(&app, "root").await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -792,7 +794,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     shown_once(&app, "user.create", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -802,13 +804,13 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     once(&app, "user.change", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &root, "/console/users/ben/password", &[], true).await;
     shown_once(&app, "user.reset_password", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &root, "/console/users/ben/remove", &[], true).await;
     once(&app, "user.remove", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -826,7 +828,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
         .find(|t| t.name == "ci")
         .unwrap()
         .id;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -838,11 +840,11 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     once(&app, "token.revoke", p, &mut seen, b).await;
 
     // One's own second factor (the secret and the recovery codes shown once).
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &anna, "/console/account/totp", &[], true).await;
     let key = crier::totp::base32_decode(text_after(&p.body, "id=\"totp-secret\">")).unwrap();
     shown_once(&app, "totp.begin", p, &mut seen, b).await;
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let code = crier::totp::code_at(&key, clock.now().timestamp());
     let p = post(
         &app,
@@ -886,11 +888,11 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     let anna = login(&app, "anna").await;
     let ben = login(&app, "ben").await;
 
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &anna, "/console/incidents", &INCIDENT, true).await;
     assert_eq!(p.status, 303, "{p:?}");
     assert!(p.location.starts_with("/console/?held="), "{p:?}");
-    assert_eq!(entries(&app).len(), b + 1);
+    assert_eq!(entries(&app).await.len(), b + 1);
     assert_eq!(incidents(&app), 0, "nothing published while held");
     let approval = p.location["/console/?held=".len()..].to_owned();
     let dash = get(&app, Some(&anna.cookie), &p.location).await;
@@ -901,7 +903,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     );
 
     // The author: refused, nothing written, nothing audited.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -913,7 +915,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     assert_eq!(p.status, 403, "{p:?}");
     assert!(p.body.contains("you wrote this"), "{}", p.body);
     assert_eq!(incidents(&app), 0);
-    assert_eq!(entries(&app).len(), b);
+    assert_eq!(entries(&app).await.len(), b);
 
     let p = post(
         &app,
@@ -924,7 +926,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), b + 1);
     assert_eq!(e.last().unwrap().action, "approval.approve");
     assert_eq!(incidents(&app), 1, "published once");
@@ -980,7 +982,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
         "{}",
         page.body
     );
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &ben,
@@ -990,8 +992,11 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert_eq!(entries(&app).len(), b + 1);
-    assert_eq!(entries(&app).last().unwrap().action, "approval.reject");
+    assert_eq!(entries(&app).await.len(), b + 1);
+    assert_eq!(
+        entries(&app).await.last().unwrap().action,
+        "approval.reject"
+    );
     let (_, updates) = app.store.incident(inc.parse().unwrap()).unwrap();
     assert_eq!(updates.len(), 1, "the rejected update was never written");
 }
@@ -1093,7 +1098,7 @@ async fn console_audit_log_filters_with_the_apis_messages_and_components_are_set
     let anna = login(&app, "anna").await;
 
     // Setting a component: the API's rule, one audit entry.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -1103,7 +1108,7 @@ async fn console_audit_log_filters_with_the_apis_messages_and_components_are_set
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "component.set");
     let page = get(&app, Some(&anna.cookie), "/console/components").await;
@@ -1120,7 +1125,7 @@ async fn console_audit_log_filters_with_the_apis_messages_and_components_are_set
     assert_eq!(p.status, 422, "{p:?}");
     assert!(p.body.contains("class=\"field-error\""), "{}", p.body);
     assert!(p.body.contains("sideways"), "{}", p.body);
-    assert_eq!(entries(&app).len(), before + 1);
+    assert_eq!(entries(&app).await.len(), before + 1);
 
     // A viewer reads the log (filtered) but may not set components.
     let ville = login(&app, "ville").await;
@@ -1346,7 +1351,7 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
         let dash = get(&app, Some(&staff.cookie), "/console/").await;
         assert!(dash.body.contains("href=\"/console/subscribers\""));
 
-        let before = entries(&app).len();
+        let before = entries(&app).await.len();
         for (path, fields) in [
             (
                 "/console/subscribers".to_owned(),
@@ -1368,7 +1373,7 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
         }
         assert_eq!(subscriber_addresses(&app).len(), 3, "nothing written");
         assert_eq!(
-            entries(&app).len(),
+            entries(&app).await.len(),
             before,
             "refused writes are not audited"
         );
@@ -1405,7 +1410,7 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     assert!(!phone.body.contains("liisa@"), "{}", phone.body);
 
     // Bad input: the API's own message next to the field; nothing written or audited.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -1449,7 +1454,7 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     assert_eq!(p.status, 409, "{p:?}");
     assert!(p.body.contains("already subscribed"), "{}", p.body);
     assert_eq!(subscriber_addresses(&app).len(), 3);
-    assert_eq!(entries(&app).len(), before);
+    assert_eq!(entries(&app).await.len(), before);
 
     // Add: confirmed, with its language and component; one entry.
     let p = post(
@@ -1476,13 +1481,13 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     assert_eq!(added.locale.as_str(), "sv");
     assert_eq!(added.components.len(), 1);
     assert!(added.confirmed);
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.add");
     assert_eq!(e.last().unwrap().target, format!("subscriber {}", added.id));
 
     // Remove by id: gone, one entry, no address in the log.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -1493,7 +1498,7 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     .await;
     assert_eq!(p.status, 303, "{p:?}");
     assert!(!subscriber_addresses(&app).contains(&"tom@example.com".to_owned()));
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), b + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.remove");
     for entry in &e {
@@ -1522,7 +1527,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
                ,+358401000002,sv,\n\
                b@example.com,,en,Nowhere\n\
                a@example.com,,,\n";
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -1540,7 +1545,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
     let mut have = subscriber_addresses(&app);
     have.sort();
     assert_eq!(have, ["+358401000002", "a@example.com"]);
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "one entry for the import");
     assert_eq!(e.last().unwrap().action, "subscriber.import");
     // The same file through the API: the same row errors, word for word.
@@ -1566,7 +1571,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
     assert!(body.contains("not-an-address"), "{body}");
 
     // An unusable header: the API's message next to the CSV field; nothing written.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -1583,7 +1588,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
         "{body}"
     );
     assert_eq!(subscriber_addresses(&app).len(), 2);
-    assert_eq!(entries(&app).len(), b);
+    assert_eq!(entries(&app).await.len(), b);
 }
 
 /// Users and tokens: admins only (a publisher gets 403 for the page and every write, and
@@ -1604,7 +1609,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         !dash.body.contains("href=\"/console/users\""),
         "no link for a publisher"
     );
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     for (path, fields) in [
         (
             "/console/users",
@@ -1618,7 +1623,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         let p = post(&app, &anna, path, &fields, true).await;
         assert_eq!(p.status, 403, "{path}: {p:?}");
     }
-    assert_eq!(entries(&app).len(), before);
+    assert_eq!(entries(&app).await.len(), before);
     let users = app.store.users().unwrap();
     assert_eq!(users.len(), 2);
     assert!(users.iter().all(|u| u.name.as_str() != "mallory"));
@@ -1635,7 +1640,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert!(page.body.contains("last sign-in: "), "{}", page.body);
 
     // Bad input: the API's message next to the name; nothing written.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -1649,7 +1654,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert!(body.contains("id=\"err-name\""), "{body}");
     assert!(body.contains("a user name is 2-32 characters"), "{body}");
     assert_eq!(app.store.users().unwrap().len(), 2);
-    assert_eq!(entries(&app).len(), b);
+    assert_eq!(entries(&app).await.len(), b);
 
     // Add: the initial password, shown once; it signs in.
     let p = post(
@@ -1665,7 +1670,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     )
     .await;
     assert_eq!(p.status, 200, "{p:?}");
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), b + 1);
     assert_eq!(e.last().unwrap().action, "user.create");
     let password = secret_of(&p.body);
@@ -1694,11 +1699,11 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         (vec![("role", "publisher")], "user.change"),
         (vec![("disabled", "true")], "user.change"),
     ] {
-        let b = entries(&app).len();
+        let b = entries(&app).await.len();
         let p = post(&app, &root, "/console/users/maria.k", &fields, true).await;
         assert_eq!(p.status, 303, "{p:?}");
-        assert_eq!(entries(&app).len(), b + 1);
-        assert_eq!(entries(&app).last().unwrap().action, action);
+        assert_eq!(entries(&app).await.len(), b + 1);
+        assert_eq!(entries(&app).await.last().unwrap().action, action);
     }
     let maria = app
         .store
@@ -1724,16 +1729,19 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     );
 
     // A new password, shown once.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &root, "/console/users/maria.k/password", &[], true).await;
     assert_eq!(p.status, 200, "{p:?}");
     let new = secret_of(&p.body);
     assert_ne!(new, password);
-    assert_eq!(entries(&app).len(), b + 1);
-    assert_eq!(entries(&app).last().unwrap().action, "user.reset_password");
+    assert_eq!(entries(&app).await.len(), b + 1);
+    assert_eq!(
+        entries(&app).await.last().unwrap().action,
+        "user.reset_password"
+    );
 
     // A token for oneself: shown once, works, and is revoked.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -1749,8 +1757,8 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert_eq!(p.status, 200, "{p:?}");
     let token = secret_of(&p.body);
     assert!(token.starts_with("crier_"), "{token}");
-    assert_eq!(entries(&app).len(), b + 1);
-    assert_eq!(entries(&app).last().unwrap().action, "token.create");
+    assert_eq!(entries(&app).await.len(), b + 1);
+    assert_eq!(entries(&app).await.last().unwrap().action, "token.create");
     let me = app
         .raw(
             reqwest::Method::GET,
@@ -1780,7 +1788,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     .await;
     assert_eq!(p.status, 422, "{p:?}");
     assert!(p.body.contains("id=\"err-token_name\""), "{}", p.body);
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(
         &app,
         &root,
@@ -1790,8 +1798,8 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert_eq!(entries(&app).len(), b + 1);
-    assert_eq!(entries(&app).last().unwrap().action, "token.revoke");
+    assert_eq!(entries(&app).await.len(), b + 1);
+    assert_eq!(entries(&app).await.last().unwrap().action, "token.revoke");
     let me = app
         .raw(
             reqwest::Method::GET,
@@ -1804,11 +1812,11 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert_eq!(me.status, 401, "revoked");
 
     // Remove.
-    let b = entries(&app).len();
+    let b = entries(&app).await.len();
     let p = post(&app, &root, "/console/users/maria.k/remove", &[], true).await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert_eq!(entries(&app).len(), b + 1);
-    assert_eq!(entries(&app).last().unwrap().action, "user.remove");
+    assert_eq!(entries(&app).await.len(), b + 1);
+    assert_eq!(entries(&app).await.last().unwrap().action, "user.remove");
     assert_eq!(app.store.users().unwrap().len(), 2);
 }
 
@@ -1889,7 +1897,7 @@ async fn console_channels_page_lists_channels_and_checks_credentials_for_admins(
         p.body
     );
     assert!(!p.body.contains("Check credentials"), "{}", p.body);
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let forged = post(&app, &ville, "/console/channels/tg-good/check", &[], true).await;
     assert_eq!(forged.status, 403, "{forged:?}");
     assert!(
@@ -1898,7 +1906,7 @@ async fn console_channels_page_lists_channels_and_checks_credentials_for_admins(
         forged.body
     );
     assert_eq!(
-        entries(&app).len(),
+        entries(&app).await.len(),
         before,
         "a refused read-only post adds no entry"
     );
@@ -1980,7 +1988,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
     assert!(page.body.contains("Show next times"), "{}", page.body);
 
     // A valid expression: five times, in the zone and in UTC; nothing written.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -2010,7 +2018,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         "what was typed is kept: {body}"
     );
     assert_eq!(notices(&app), 0, "a preview writes nothing");
-    assert_eq!(entries(&app).len(), before, "and is not audited");
+    assert_eq!(entries(&app).await.len(), before, "and is not audited");
 
     // A bad field: the API's message (the same words as POST /api/v1/notices), next to it.
     let api = app
@@ -2026,7 +2034,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         "{detail}"
     );
     for path in ["/console/notices/preview", "/console/notices"] {
-        let before = entries(&app).len();
+        let before = entries(&app).await.len();
         let p = post(
             &app,
             &anna,
@@ -2043,7 +2051,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         );
         assert!(!body.contains("id=\"next-times\""), "{body}");
         assert_eq!(notices(&app), 0, "{path}: nothing written");
-        assert_eq!(entries(&app).len(), before, "{path}: nothing audited");
+        assert_eq!(entries(&app).await.len(), before, "{path}: nothing audited");
     }
     let p = post(
         &app,
@@ -2094,7 +2102,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
     assert_eq!(notices(&app), 0, "fragments write nothing");
 
     // Adding: one notice, one audit entry, and the list shows the times the preview showed.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let p = post(
         &app,
         &anna,
@@ -2106,7 +2114,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(p.location, "/console/notices");
     assert_eq!(notices(&app), 1);
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
     assert_eq!(e.last().unwrap().action, "notice.create");
     let n = &app.store.notices().unwrap()[0];

@@ -6,13 +6,15 @@ use crate::console::{add_user, console_app, get, login, post};
 use crate::helpers::TestApp;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
+use crier::store::port::Audit;
 
-fn entries(app: &TestApp) -> Vec<AuditEntry> {
+async fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
         .audit_entries(&AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
@@ -64,7 +66,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
 
     // A bad status: the API's message next to the statuses, the typed value kept, nothing
     // written or audited.
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let sum = app.checksum();
     let mut bad = OPEN.to_vec();
     bad.extend([("cs.Check-in", "sideways"), ("cs.Baggage", "")]);
@@ -89,7 +91,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     assert_eq!(incidents(&app), 0);
     assert_eq!(app.checksum(), sum);
     assert_eq!(
-        entries(&app).len(),
+        entries(&app).await.len(),
         before,
         "a refused write is not audited"
     );
@@ -115,7 +117,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     assert_eq!(incidents(&app), 1);
     assert_eq!(status_of(&app, "Check-in"), "major_outage");
     assert_eq!(status_of(&app, "Baggage"), "operational");
-    let e = entries(&app);
+    let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "exactly one entry for the write");
     let last = e.last().unwrap();
     assert_eq!(last.action, "incident.create");
@@ -152,7 +154,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     .await;
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(status_of(&app, "Check-in"), "partial_outage");
-    let last = entries(&app).pop().unwrap();
+    let last = entries(&app).await.pop().unwrap();
     assert_eq!(last.action, "incident.update");
     assert!(
         last.summary
@@ -224,7 +226,7 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
             .contains(&format!("/console/approvals/{approval}/approve")),
         "no approve button for the author"
     );
-    let before = entries(&app).len();
+    let before = entries(&app).await.len();
     let forged = post(
         &app,
         &rita,
@@ -236,7 +238,7 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     assert_eq!(forged.status, 403, "{forged:?}");
     assert_eq!(incidents(&app), 0);
     assert_eq!(
-        entries(&app).len(),
+        entries(&app).await.len(),
         before,
         "a refused approval writes nothing"
     );
@@ -258,7 +260,7 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(incidents(&app), 1, "published once");
     assert_eq!(status_of(&app, "Check-in"), "major_outage");
-    let last = entries(&app).pop().unwrap();
+    let last = entries(&app).await.pop().unwrap();
     assert_eq!(last.action, "approval.approve");
     assert!(
         last.summary

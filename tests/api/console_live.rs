@@ -3,6 +3,7 @@
 
 use crate::console::{add_user, console_app, login, Staff};
 use crate::helpers::{env, TestApp};
+use crier::store::port::Audit;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -274,12 +275,13 @@ async fn console_progress_stream_ends_at_shutdown() {
     assert!(rest.iter().all(|(e, _)| e != "done"), "{rest:?}");
 }
 
-fn audit(app: &TestApp) -> Vec<crier::domain::audit::AuditEntry> {
+async fn audit(app: &TestApp) -> Vec<crier::domain::audit::AuditEntry> {
     app.store
         .audit_entries(&crier::domain::audit::AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
@@ -319,7 +321,7 @@ async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
     let app = crate::helpers::spawn_app().await;
     let id = one_subscriber(&app).await;
     let sum = app.checksum();
-    let before = audit(&app).len();
+    let before = audit(&app).await.len();
     for (body, want) in [
         (json!({}), "nothing to change"),
         (json!({"locale": "xx-not a tag"}), "locale"),
@@ -339,7 +341,7 @@ async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
     let (status, _) = patch(&app, "01ARZ3NDEKTSV4RRFFQ69G5FAV", json!({"locale": "sv"})).await;
     assert_eq!(status, 404);
     assert_eq!(app.checksum(), sum, "a refused change writes nothing");
-    assert_eq!(audit(&app).len(), before, "nor an audit entry");
+    assert_eq!(audit(&app).await.len(), before, "nor an audit entry");
 
     let (status, v) = patch(
         &app,
@@ -350,7 +352,7 @@ async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["locale"], "sv");
     assert_eq!(v["components"], json!(["Baggage", "Check-in"]));
-    let e = audit(&app);
+    let e = audit(&app).await;
     assert_eq!(e.len(), before + 1);
     let last = e.last().unwrap();
     assert_eq!(last.action, "subscriber.change");
@@ -366,7 +368,7 @@ async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["locale"], "sv");
     assert_eq!(
-        audit(&app).last().unwrap().summary,
+        audit(&app).await.last().unwrap().summary,
         "components Baggage, Check-in → every component"
     );
 }
@@ -400,7 +402,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
 
     // Bad input: the API's message next to the language field; nothing written.
     let sum = app.checksum();
-    let before = audit(&app).len();
+    let before = audit(&app).await.len();
     let p = crate::console::post(
         &app,
         &anna,
@@ -422,7 +424,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     );
     assert!(body.contains("aria-invalid=\"true\""), "{body}");
     assert_eq!(app.checksum(), sum, "nothing written");
-    assert_eq!(audit(&app).len(), before);
+    assert_eq!(audit(&app).await.len(), before);
 
     // A change: back to the list with a notice; one audit entry, before → after.
     let p = crate::console::post(
@@ -445,7 +447,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
         s.components.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         ["Baggage", "Check-in"]
     );
-    let e = audit(&app);
+    let e = audit(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.change");
     assert_eq!(e.last().unwrap().actor, "anna");
@@ -472,7 +474,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     let page = crate::console::get(&app, Some(&vic.cookie), "/console/subscribers").await;
     assert!(!page.body.contains(&format!("/console/subscribers/{id}")));
     let sum = app.checksum();
-    let before = audit(&app).len();
+    let before = audit(&app).await.len();
     let p = crate::console::post(
         &app,
         &vic,
@@ -488,7 +490,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
         p.body
     );
     assert_eq!(app.checksum(), sum);
-    assert_eq!(audit(&app).len(), before);
+    assert_eq!(audit(&app).await.len(), before);
 }
 
 /// In a real browser, a publisher opens a subscriber's edit form, types a bad language (the
@@ -593,7 +595,7 @@ async fn console_csv_import_of_a_megabyte() {
     let anna = login(&app, "anna").await;
     let csv = big_csv(20_000, &[2, 10_001, 20_001]);
     assert!(csv.len() > 1_000_000, "{}", csv.len());
-    let before = audit(&app).len();
+    let before = audit(&app).await.len();
     let p = crate::console::post(
         &app,
         &anna,
@@ -616,7 +618,7 @@ async fn console_csv_import_of_a_megabyte() {
         );
     }
     assert_eq!(app.store.subscriber_count(), 19_997);
-    let e = audit(&app);
+    let e = audit(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.import");
 }
@@ -631,7 +633,7 @@ async fn console_csv_import_over_the_limit_is_refused_and_writes_nothing() {
     app.component("Check-in").await;
     let anna = login(&app, "anna").await;
     let sum = app.checksum();
-    let before = audit(&app).len();
+    let before = audit(&app).await.len();
     let csv = big_csv(5_000, &[]);
     assert!(csv.len() > 200_000 && csv.len() < 300_000, "{}", csv.len());
     let p = crate::console::post(
@@ -673,7 +675,7 @@ async fn console_csv_import_over_the_limit_is_refused_and_writes_nothing() {
     );
     assert_eq!(app.store.subscriber_count(), 0);
     assert_eq!(app.checksum(), sum, "nothing written");
-    assert_eq!(audit(&app).len(), before, "not even an audit entry");
+    assert_eq!(audit(&app).await.len(), before, "not even an audit entry");
     // Every other console form keeps the 64 KiB cap.
     let long = "x".repeat(70 * 1024);
     let p = crate::console::post(

@@ -1,6 +1,7 @@
 //! Incident lifecycle through the API.
 
 use crate::helpers::spawn_app;
+use crier::store::port::Audit;
 use serde_json::json;
 
 #[tokio::test]
@@ -555,6 +556,7 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
             limit: 1_000_000,
             ..Default::default()
         })
+        .await
         .unwrap();
     let last = audit.last().unwrap();
     assert_eq!(

@@ -11,6 +11,7 @@ use crate::helpers::{spawn_app_with, TestApp};
 use crier::api::session::{AuthClock, Cidr};
 use crier::domain::audit::AuditFilter;
 use crier::domain::{Role, UserName};
+use crier::store::port::Audit;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -133,12 +134,13 @@ fn code(secret: &str, clock: &AuthClock) -> String {
     crier::totp::code_at(&key, clock.now().timestamp())
 }
 
-fn audit_actions(app: &TestApp) -> Vec<(String, String)> {
+async fn audit_actions(app: &TestApp) -> Vec<(String, String)> {
     app.store
         .audit_entries(&AuditFilter {
             limit: 100_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
         .into_iter()
@@ -238,7 +240,7 @@ async fn logout_a_role_change_and_disabling_end_sessions() {
     assert!(app.store.sessions_of(&name).unwrap().is_empty());
     assert_eq!(me(&app, c1).await.status, 401);
     assert_eq!(me(&app, c2).await.status, 401);
-    let last = audit_actions(&app).pop().unwrap();
+    let last = audit_actions(&app).await.pop().unwrap();
     assert_eq!(last.0, "user.change");
     assert!(last.1.contains("2 session(s) ended"), "{last:?}");
 
@@ -289,6 +291,7 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
     };
     let before = app.checksum();
     let refused_before = audit_actions(&app)
+        .await
         .iter()
         .filter(|(a, _)| a == "csrf.refused")
         .count();
@@ -331,6 +334,7 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
     }
     // Each refusal is a security event in the audit log.
     let refused: Vec<_> = audit_actions(&app)
+        .await
         .into_iter()
         .filter(|(a, _)| a == "csrf.refused")
         .collect();
@@ -496,7 +500,7 @@ async fn totp_enrolment_a_code_once_and_recovery_codes_once() {
         me.contains("\"totp\":true") && !me.contains(&secret),
         "{me}"
     );
-    let audit = serde_json::to_string(&audit_actions(&app)).unwrap();
+    let audit = serde_json::to_string(&audit_actions(&app).await).unwrap();
     assert!(!audit.contains(&secret) && !audit.contains(&recovery[5]));
     assert!(audit.contains("second factor: recovery code"), "{audit}");
 
@@ -675,6 +679,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_evade_throttlin
             limit: 100,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
         .into_iter()
@@ -696,6 +701,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_evade_throttlin
             limit: 100,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
         .pop()

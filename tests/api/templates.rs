@@ -7,25 +7,28 @@ use crate::helpers::{spawn_app, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
+use crier::store::port::Audit;
 use serde_json::{json, Value};
 
-fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
+async fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
     app.store
         .audit_entries(&AuditFilter {
             action: Some(action.into()),
             limit: 1000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
 }
 
-fn all_audit(app: &TestApp) -> usize {
+async fn all_audit(app: &TestApp) -> usize {
     app.store
         .audit_entries(&AuditFilter {
             limit: 1_000_000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .0
         .len()
@@ -84,7 +87,7 @@ async fn templates_are_created_listed_shown_edited_and_removed_with_audit_entrie
     assert_eq!(t["messages"]["fi"], "Lähtöselvitys on tavallista hitaampi.");
     assert_eq!(t["created_by"], "pia");
     assert_eq!(t["updated_by"], "pia");
-    let created = audit(&app, "template.create");
+    let created = audit(&app, "template.create").await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].actor, "pia");
     assert_eq!(created[0].target, format!("template {id}"));
@@ -141,7 +144,7 @@ async fn templates_are_created_listed_shown_edited_and_removed_with_audit_entrie
         t["messages"],
         json!({"en": "Check-in is slower than usual.", "sv": "Incheckningen är långsam."})
     );
-    let updated = audit(&app, "template.update");
+    let updated = audit(&app, "template.update").await;
     assert_eq!(updated.len(), 1);
     assert_eq!(
         updated[0].summary,
@@ -157,7 +160,7 @@ async fn templates_are_created_listed_shown_edited_and_removed_with_audit_entrie
     )
     .await;
     assert_eq!(status, 200);
-    let removed = audit(&app, "template.remove");
+    let removed = audit(&app, "template.remove").await;
     assert_eq!(removed.len(), 1);
     assert!(
         removed[0].summary.ends_with("removed"),
@@ -185,7 +188,7 @@ async fn a_responder_or_viewer_cannot_write_templates_and_nothing_is_written() {
     for role in [Role::Responder, Role::Viewer] {
         let user = add_user(&app, &format!("u-{role}"), role).await;
         let (token, _) = add_token(&app, &user, role, None).await;
-        let (before, entries) = (app.checksum(), all_audit(&app));
+        let (before, entries) = (app.checksum(), all_audit(&app).await);
         let mut other = slow_checkin();
         other["name"] = json!("Another");
         let (status, body) = send(
@@ -221,7 +224,7 @@ async fn a_responder_or_viewer_cannot_write_templates_and_nothing_is_written() {
         assert_eq!(status, 403);
         assert_eq!(app.checksum(), before, "{role}: nothing written");
         assert_eq!(
-            all_audit(&app),
+            all_audit(&app).await,
             entries,
             "{role}: no audit entry for a refused write"
         );
@@ -265,7 +268,7 @@ async fn bad_templates_are_refused_with_the_field_named_and_nothing_is_written()
         (with("messages", json!({"en": "x".repeat(25_001)})), 422, "keep it at most"),
         (with("colour", json!("red")), 422, "unknown field `colour`"),
     ];
-    let before = (app.checksum(), all_audit(&app));
+    let before = (app.checksum(), all_audit(&app).await);
     for (body, status, says) in cases {
         let r = app.post("/api/v1/templates", body.clone()).await;
         assert_eq!(r.status, status, "{body}: {:?}", r.body);
@@ -317,7 +320,11 @@ async fn bad_templates_are_refused_with_the_field_named_and_nothing_is_written()
         "{}",
         r.problem()
     );
-    assert_eq!((app.checksum(), all_audit(&app)), before, "nothing written");
+    assert_eq!(
+        (app.checksum(), all_audit(&app).await),
+        before,
+        "nothing written"
+    );
 }
 
 /// `crier templates add | list | show | edit | remove` with the real binary.
@@ -481,7 +488,7 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
     ];
 
     // Bad input: the API's message next to the field, nothing written.
-    let before = (app.checksum(), all_audit(&app));
+    let before = (app.checksum(), all_audit(&app).await);
     let mut bad = fields.to_vec();
     bad[3] = ("status", "resolved");
     let p = post(&app, &pia, "/console/templates", &bad, true).await;
@@ -508,7 +515,11 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
         "{}",
         p.body
     );
-    assert_eq!((app.checksum(), all_audit(&app)), before, "nothing written");
+    assert_eq!(
+        (app.checksum(), all_audit(&app).await),
+        before,
+        "nothing written"
+    );
 
     let p = post(&app, &pia, "/console/templates", &fields, true).await;
     assert_eq!(
@@ -517,8 +528,8 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
         "{}",
         p.body
     );
-    assert_eq!(audit(&app, "template.create").len(), 1);
-    assert_eq!(all_audit(&app), before.1 + 1, "one entry");
+    assert_eq!(audit(&app, "template.create").await.len(), 1);
+    assert_eq!(all_audit(&app).await, before.1 + 1, "one entry");
     let id = app.get("/api/v1/templates").await.body[0]["id"]
         .as_str()
         .unwrap()
@@ -555,7 +566,7 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
     )
     .await;
     assert_eq!(p.status, 303, "{}", p.body);
-    let upd = audit(&app, "template.update");
+    let upd = audit(&app, "template.update").await;
     assert_eq!(upd.len(), 1);
     assert_eq!(
         upd[0].summary,
@@ -652,6 +663,6 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
         (p.status, p.location.as_str()),
         (303, "/console/templates?done=removed")
     );
-    assert_eq!(audit(&app, "template.remove").len(), 1);
+    assert_eq!(audit(&app, "template.remove").await.len(), 1);
     assert_eq!(app.get("/api/v1/templates").await.body, json!([]));
 }

@@ -8,6 +8,7 @@ use crate::api::session::SessionAuth;
 use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{ApprovalState, IncidentKind};
+use crate::store::port::Approvals;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -38,11 +39,12 @@ pub async fn page(
         (None, Some("approved")) => Some("Approved and published.".to_owned()),
         _ => None,
     };
+    let live = live_context(&state).await;
     super::page(
         &state,
         "console/dashboard.html",
         me,
-        context! { live => live_context(&state), refresh => REFRESH_SECS, notice => notice },
+        context! { live => live, refresh => REFRESH_SECS, notice => notice },
     )
 }
 
@@ -53,16 +55,12 @@ pub async fn live(
     session: Option<Extension<SessionAuth>>,
 ) -> Response {
     let me = me(&caller, session.as_deref());
-    super::page(
-        &state,
-        "console/live.html",
-        me,
-        context! { live => live_context(&state) },
-    )
+    let live = live_context(&state).await;
+    super::page(&state, "console/live.html", me, context! { live => live })
 }
 
 /// Everything the dashboard shows, read now.
-fn live_context(state: &AppState) -> Value {
+async fn live_context(state: &AppState) -> Value {
     let now = state.dispatcher.now();
     let mut problems = Vec::new();
     let open = state
@@ -119,6 +117,7 @@ fn live_context(state: &AppState) -> Value {
     let approvals: Vec<Value> = state
         .store
         .approvals(Some(ApprovalState::PendingApproval), 100)
+        .await
         .unwrap_or_else(|e| {
             problems.push(format!("approvals could not be read: {e}"));
             Vec::new()

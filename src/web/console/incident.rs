@@ -9,6 +9,7 @@ use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState, Principal};
 use crate::domain::ApprovalState;
+use crate::store::port::Approvals;
 use crate::web::page::render_html;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -97,7 +98,8 @@ async fn show(
     let drafts = updates.iter().any(|u| u.draft && u.published_at.is_none());
     let approvals: Vec<Value> = state
         .store
-        .approvals(Some(ApprovalState::PendingApproval), 1000)?
+        .approvals(Some(ApprovalState::PendingApproval), 1000)
+        .await?
         .into_iter()
         .filter(|a| a.incident_id == incident.id)
         .map(|a| {

@@ -1144,10 +1144,8 @@ pub struct AuditCheck {
     )
 )]
 pub async fn verify_audit(State(state): State<AppState>) -> Result<Json<AuditCheck>, ApiError> {
-    let st = state.store.clone();
-    // The walk reads the whole log: off the async workers, as before the port.
-    let rt = tokio::runtime::Handle::current();
-    let outcome = blocking(move || rt.block_on(st.verify_audit())).await?;
+    // The backend walks the log off the async workers.
+    let outcome = state.store.verify_audit().await;
     Ok(Json(match outcome {
         Ok(v) => AuditCheck {
             ok: true,

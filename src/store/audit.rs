@@ -358,18 +358,24 @@ impl Audit for SledStore {
 
     /// Walks the whole chain (see [`audit::verify`]).
     async fn verify_audit(&self) -> Result<Verified, VerifyError> {
-        let t = self.t()?;
-        // A head that cannot be read was altered, as before records carried it.
-        let head = t.log_head().map_err(|e| match e {
-            StoreError::Corrupt(_) => VerifyError::Chain(ChainError::Unreadable(0)),
-            e => e.into(),
-        })?;
-        let mut entries = Vec::new();
-        for kv in t.audit.iter() {
-            let (k, v) = kv.map_err(StoreError::from)?;
-            entries.push((seq_of(&k)?, v.to_vec()));
-        }
-        Ok(audit::verify(entries, head)?)
+        // The walk reads and hashes the whole log: off the async workers.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = store.t()?;
+            // A head that cannot be read was altered, as before records carried it.
+            let head = t.log_head().map_err(|e| match e {
+                StoreError::Corrupt(_) => VerifyError::Chain(ChainError::Unreadable(0)),
+                e => e.into(),
+            })?;
+            let mut entries = Vec::new();
+            for kv in t.audit.iter() {
+                let (k, v) = kv.map_err(StoreError::from)?;
+                entries.push((seq_of(&k)?, v.to_vec()));
+            }
+            Ok(audit::verify(entries, head)?)
+        })
+        .await
+        .map_err(|e| StoreError::Broken(format!("the audit verification task failed: {e}")))?
     }
 }
 

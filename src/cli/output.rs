@@ -133,11 +133,7 @@ pub fn incident_list(v: &Value, items: &[IncidentView], json: bool) {
         .map(|view| {
             let i = &view.incident;
             // In the organisation's zone the server names, then in UTC.
-            let tz = view.timezone.parse::<chrono_tz::Tz>().ok();
-            let at = |t: DateTime<Utc>| match tz {
-                Some(tz) => crate::domain::local_then_utc(t, tz),
-                None => t.format("%Y-%m-%d %H:%M UTC").to_string(),
-            };
+            let at = |t: DateTime<Utc>| in_zone(t, &view.timezone);
             let mut next = i.next_update_due.map_or_else(|| "-".to_owned(), at);
             if view.overdue {
                 next.push_str(" OVERDUE");

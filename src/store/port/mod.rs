@@ -30,6 +30,20 @@
 //! and TOTP, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
+mod audience;
+mod incidents;
+mod outbox;
+mod people;
+
+#[allow(unused_imports)]
+pub use audience::*;
+#[allow(unused_imports)]
+pub use incidents::*;
+#[allow(unused_imports)]
+pub use outbox::*;
+#[allow(unused_imports)]
+pub use people::*;
+
 use super::audit::VerifyError;
 use super::backup::{BackupError, Summary};
 use super::{Store, StoreError};

@@ -76,6 +76,11 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    /// Where the store lives: `"postgres://USER@HOST:PORT/DB"`, or `"sled"` (the default, in
+    /// `data_dir`).
+    pub store: Option<String>,
+    /// The PostgreSQL store's password variable, CA file and pool size.
+    pub postgres: Option<crate::pg::settings::PostgresFile>,
     pub bind: Option<String>,
     pub channels_dir: Option<PathBuf>,
     pub templates_dir: Option<PathBuf>,
@@ -164,6 +169,8 @@ impl ApprovalSettings {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
+    /// `--store` / `CRIER_STORE`: overrides the file's `store`.
+    pub store: Option<String>,
     pub bind: Option<String>,
     pub channels_dir: Option<PathBuf>,
     pub templates_dir: Option<PathBuf>,
@@ -176,6 +183,8 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The store: sled in `data_dir/db`, or PostgreSQL (docs/POSTGRES.md).
+    pub store: crate::pg::settings::StoreSetting,
     pub bind: SocketAddr,
     pub channels_dir: PathBuf,
     pub templates_dir: PathBuf,
@@ -208,6 +217,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./data"),
+            store: crate::pg::settings::StoreSetting::Sled,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             channels_dir: PathBuf::from("./channels"),
             templates_dir: PathBuf::from("./templates"),
@@ -333,6 +343,12 @@ impl Config {
         if let Some(v) = &o.templates_dir {
             c.templates_dir = v.clone();
         }
+        c.store = crate::pg::settings::StoreSetting::from_parts(
+            o.store.as_deref().or(file.store.as_deref()),
+            file.postgres,
+            &c.env,
+        )
+        .map_err(ConfigError::Invalid)?;
         // After the overrides: the default backup directory is inside the data directory.
         c.backup = crate::backups::BackupSettings::from_file(file.backup, &c.data_dir)
             .map_err(ConfigError::Invalid)?;
@@ -421,6 +437,41 @@ mod tests {
             e.to_string().contains("CRIER_TEST_INJECTED_HOOK_SECRET"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_store_is_read_from_the_file_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "store = \"postgres://crier@db.example/crier\"\n[postgres]\npassword_env = \"T_PG_PW\"\npool_size = 3\n",
+        )
+        .unwrap();
+        let load = |store: Option<&str>, env: &[(&str, &str)]| {
+            Config::load(&Overrides {
+                config_file: Some(f.clone()),
+                store: store.map(str::to_owned),
+                env: Environment::from_pairs(env.iter().copied()),
+                ..Default::default()
+            })
+        };
+        let c = load(None, &[("T_PG_PW", "pw-value")]).unwrap();
+        let crate::pg::settings::StoreSetting::Postgres(p) = &c.store else {
+            panic!("not postgres: {:?}", c.store);
+        };
+        assert_eq!(p.url, "postgres://crier@db.example/crier");
+        assert_eq!(p.connect_options().password, Some("pw-value"));
+        assert_eq!(p.pool_size, 3);
+        assert!(!format!("{c:?}").contains("pw-value"));
+        let c = load(Some("postgres://other@db2/x"), &[("T_PG_PW", "pw")]).unwrap();
+        let crate::pg::settings::StoreSetting::Postgres(p) = &c.store else {
+            panic!("not postgres");
+        };
+        assert_eq!(p.url, "postgres://other@db2/x");
+        // The named variable unset: refused, naming it.
+        let e = load(None, &[]).unwrap_err().to_string();
+        assert!(e.contains("T_PG_PW"), "{e}");
     }
 
     #[test]

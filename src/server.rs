@@ -124,6 +124,18 @@ impl Server {
                 config.templates_dir.display()
             )
         })?;
+        if let crate::pg::settings::StoreSetting::Postgres(p) = &config.store {
+            // Refused before anything is opened or written. The backend is being built behind
+            // the store port (issue 16, docs/POSTGRES.md); `crier store migrate` can already
+            // copy a sled store into the database.
+            anyhow::bail!(
+                "store = \"{}\": this crier cannot serve from PostgreSQL yet (the backend is \
+                 being built, see docs/POSTGRES.md); leave store out to serve from the embedded \
+                 sled store in --data. `crier store migrate --from DATA --to URL` already copies \
+                 a sled store into the database",
+                crate::pg::redact_url(&p.url)
+            );
+        }
         crate::store::private_dir(&config.data_dir)
             .context("cannot prepare the data directory; choose another with --data")?;
         if let Some(b) = &config.backup {

@@ -363,6 +363,11 @@ struct ServeArgs {
     /// Config file (default: ./crier.toml if it exists).
     #[arg(long, env = "CRIER_CONFIG")]
     config: Option<PathBuf>,
+    /// The store: a PostgreSQL URL without password (postgres://USER@HOST:PORT/DB; the password
+    /// comes from CRIER_PG_PASSWORD or the config's [postgres] password_env), or "sled" for the
+    /// embedded store in --data (the default).
+    #[arg(long, env = "CRIER_STORE")]
+    store: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -632,6 +637,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         .init();
     let overrides = Overrides {
         data_dir: cli.data.clone(),
+        store: args.store.clone(),
         bind: args.bind.clone(),
         channels_dir: args.channels.clone(),
         templates_dir: args.templates.clone(),

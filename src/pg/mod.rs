@@ -7,6 +7,7 @@ pub mod leader;
 pub mod migrate;
 pub mod outbox;
 pub mod rows;
+pub mod settings;
 pub mod tls;
 pub mod wake;
 

@@ -453,3 +453,48 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
     assert_eq!(list[0]["components"], json!([]), "{list}");
     assert_eq!(list[0]["locale"], "fi", "{list}");
 }
+
+/// `--store` (and `store = …` in the file) is checked before anything is opened or written: a
+/// URL that is not PostgreSQL's, or one carrying a password (which is never echoed back), gets a
+/// message saying what to write, and the data directory stays empty.
+#[tokio::test]
+async fn serve_checks_the_store_setting_before_writing_anything() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().join("data");
+    let d = d.to_str().unwrap();
+    let cases: [(&str, &str); 3] = [
+        (
+            "mysql://crier@db/crier",
+            "neither \"sled\" nor a PostgreSQL URL",
+        ),
+        (
+            "postgres://crier:pw-not-to-echo@127.0.0.1:1/crier",
+            "has a password in the URL",
+        ),
+        // A valid URL: refused until the PostgreSQL backend can serve (docs/POSTGRES.md).
+        (
+            "postgres://crier@127.0.0.1:1/crier",
+            "cannot serve from PostgreSQL yet",
+        ),
+    ];
+    for (url, want) in cases {
+        let o = offline(&[
+            "serve",
+            "--data",
+            d,
+            "--bind",
+            "127.0.0.1:0",
+            "--store",
+            url,
+        ])
+        .await;
+        assert!(!o.status.success(), "{url}: serve started");
+        let e = stderr(&o);
+        assert!(e.contains(want), "{url}: {e}");
+        assert!(!e.contains("pw-not-to-echo"), "{url}: {e}");
+        assert!(
+            !std::path::Path::new(d).exists(),
+            "{url}: the data directory was created"
+        );
+    }
+}

@@ -341,7 +341,7 @@ impl Server {
         }
         self.running.finished().await;
         // Token last-used times kept in memory go out with the final flush.
-        self.team.persist(&self.store);
+        self.team.persist(&self.store).await;
         let flushed = self.store.durable().await;
         if let Some(unsaved) = self.store.unsaved() {
             tracing::error!("at shutdown: {unsaved}");

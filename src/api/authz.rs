@@ -17,7 +17,7 @@ use crate::credentials::{token_hash, TOKEN_PREFIX};
 use crate::domain::audit::NewAudit;
 use crate::domain::{Role, UserName, BOOTSTRAP_ADMIN};
 use crate::store::audit;
-use crate::store::port::Audit;
+use crate::store::port::{Audit, Tokens, Users};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -595,13 +595,13 @@ impl Team {
     }
 
     /// Writes the last-used times not yet in the store (at shutdown).
-    pub fn persist(&self, store: &crate::store::Store) {
+    pub async fn persist(&self, store: &crate::store::Store) {
         let batch: Vec<(Ulid, DateTime<Utc>)> = {
             let mut l = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
             l.written = tokio::time::Instant::now();
             l.pending.drain().collect()
         };
-        if let Err(e) = store.touch_tokens(&batch) {
+        if let Err(e) = store.touch_tokens(&batch).await {
             tracing::warn!(error = %e, "could not record when tokens were last used");
         }
     }
@@ -613,7 +613,7 @@ impl Team {
     }
 
     /// The caller a presented bearer token stands for, if it is valid now.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         state: &AppState,
         presented: &str,
@@ -631,20 +631,20 @@ impl Team {
             return Ok(None);
         }
         let now = state.dispatcher.now();
-        let Some(token) = state.store.token_by_hash(&token_hash(presented))? else {
+        let Some(token) = state.store.token_by_hash(&token_hash(presented)).await? else {
             return Ok(None);
         };
         if !token.live(now) {
             return Ok(None);
         }
-        let Some(user) = state.store.user(&token.owner)? else {
+        let Some(user) = state.store.user(&token.owner).await? else {
             return Ok(None);
         };
         if user.disabled {
             return Ok(None);
         }
         if let Some(batch) = self.used(token.id, now) {
-            if let Err(e) = state.store.touch_tokens(&batch) {
+            if let Err(e) = state.store.touch_tokens(&batch).await {
                 tracing::warn!(error = %e, "could not record when tokens were last used");
             }
         }
@@ -721,7 +721,7 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
         }
     }
     let request_id = Ulid::new().to_string();
-    let resp = match authorise(&state, &path, &mut req, &request_id) {
+    let resp = match authorise(&state, &path, &mut req, &request_id).await {
         Err(e) => e.into_response(),
         Ok(rule) => {
             let client = req.extensions().get::<ClientAddr>().and_then(|c| c.0);
@@ -780,7 +780,7 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
                         }
                     };
                 }
-                session::touch(&state, &auth);
+                session::touch(&state, &auth).await;
             }
             let uri_path = req.uri().path().to_owned();
             let Some(action) = rule.audit else {
@@ -848,7 +848,7 @@ fn with_request_id(mut resp: Response, request_id: &str) -> Response {
 
 /// Finds the row, authenticates and compares roles; leaves the caller, the client's address
 /// and the request id in the request's extensions.
-fn authorise(
+async fn authorise(
     state: &AppState,
     path: &str,
     req: &mut Request,
@@ -873,7 +873,7 @@ fn authorise(
     if rule.access == Access::Hook {
         // The hook checks its credential itself; a personal token still names the actor.
         if let Some(presented) = bearer(req.headers()) {
-            if let Some(caller) = state.team.authenticate(state, presented)? {
+            if let Some(caller) = state.team.authenticate(state, presented).await? {
                 req.extensions_mut()
                     .insert(Principal(caller.actor.clone(), caller.role));
                 req.extensions_mut().insert(caller);
@@ -885,10 +885,12 @@ fn authorise(
         let caller = match (bearer(req.headers()), session::cookie(req.headers())) {
             (Some(presented), _) => state
                 .team
-                .authenticate(state, presented)?
+                .authenticate(state, presented)
+                .await?
                 .ok_or_else(ApiError::unauthorized)?,
             (None, Some(secret)) => {
-                let (caller, auth) = session::authenticate(state, secret)?
+                let (caller, auth) = session::authenticate(state, secret)
+                    .await?
                     .ok_or_else(session::session_unauthorized)?;
                 if auth.session.enrol_only
                     && !session::ENROL_ONLY_ROUTES

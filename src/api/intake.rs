@@ -166,7 +166,7 @@ async fn hook(
             ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))
         }
     })?;
-    let signed = authenticate(&state, &headers, &body, state.dispatcher.now())?;
+    let signed = authenticate(&state, &headers, &body, state.dispatcher.now()).await?;
     let source = match q.source.as_deref().map(str::trim) {
         Some("") => {
             return Err(ApiError::unprocessable(
@@ -245,7 +245,7 @@ fn until(timestamp: i64) -> DateTime<Utc> {
 /// Bearer token — the bootstrap admin token or a personal token of a publisher or admin —
 /// (`Ok(None)`), or a valid HMAC signature when a secret is configured
 /// (`Ok(Some)`): what it signs must still be checked against replays.
-fn authenticate(
+async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
@@ -256,7 +256,7 @@ fn authenticate(
             return Ok(None);
         }
         // A personal token of a publisher or admin (a monitoring system's own token).
-        if let Some(caller) = state.team.authenticate(state, t)? {
+        if let Some(caller) = state.team.authenticate(state, t).await? {
             if caller.role >= crate::domain::Role::Publisher {
                 return Ok(None);
             }

@@ -27,6 +27,7 @@ use super::AppState;
 use crate::credentials::token_hash;
 use crate::domain::Session;
 use crate::domain::{HttpUrl, Role, Span};
+use crate::store::port::{Sessions, Users};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -341,13 +342,13 @@ pub const ENROL_ONLY_ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The caller a session cookie stands for, if the session is live now.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     secret: &str,
 ) -> Result<Option<(Caller, SessionAuth)>, ApiError> {
     let settings = &state.team.auth;
     let hash = token_hash(secret);
-    let Some(session) = state.store.session(&hash)? else {
+    let Some(session) = state.store.session(&hash).await? else {
         return Ok(None);
     };
     let now = settings.clock.now();
@@ -361,7 +362,7 @@ pub fn authenticate(
         return Ok(None);
     }
     let s = &auth.session;
-    let Some(user) = state.store.user(&s.user)? else {
+    let Some(user) = state.store.user(&s.user).await? else {
         return Ok(None);
     };
     // Disabling a user or changing their role ends their sessions; this refuses one that
@@ -382,12 +383,12 @@ pub fn authenticate(
 }
 
 /// Records the session's use (at most once a minute; see [`TOUCH_EVERY`]).
-pub fn touch(state: &AppState, auth: &SessionAuth) {
+pub async fn touch(state: &AppState, auth: &SessionAuth) {
     let now = state.team.auth.clock.now();
     if now - auth.session.last_seen_at < TOUCH_EVERY {
         return;
     }
-    if let Err(e) = state.store.touch_session(&auth.hash, now) {
+    if let Err(e) = state.store.touch_session(&auth.hash, now).await {
         tracing::warn!(error = %e, "could not record a session's use");
     }
 }

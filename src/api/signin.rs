@@ -17,6 +17,7 @@ use super::users::{prove, use_code};
 use super::{ApiError, AppState};
 use crate::domain::TotpRecord;
 use crate::domain::{Role, UserName};
+use crate::store::port::{SecondFactors, Sessions, Users};
 use crate::store::StoreError;
 use crate::totp;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -167,11 +168,14 @@ pub async fn sign_in(
         Err(answer) => return Ok(answer),
     };
     let now = state.team.auth.clock.now();
-    state.store.prune_sessions(
-        now,
-        state.team.auth.session_idle,
-        state.team.auth.session_absolute,
-    )?;
+    state
+        .store
+        .prune_sessions(
+            now,
+            state.team.auth.session_idle,
+            state.team.auth.session_absolute,
+        )
+        .await?;
     let (secret, hash) = session::new_secret().map_err(internal)?;
     let record = session::new_session(&proved.user, now, proved.enrol_only);
     state.store.add_session(&hash, &record).await?;
@@ -429,7 +433,7 @@ pub async fn disable_totp(
     ApiJson(req): ApiJson<TotpCode>,
 ) -> Result<Response, ApiError> {
     let name = user_of(&caller)?;
-    if !state.store.totp(&name)?.is_some_and(|t| t.enabled) {
+    if !state.store.totp(&name).await?.is_some_and(|t| t.enabled) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "you have no second factor to disable",
@@ -484,7 +488,7 @@ pub async fn reset_totp(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&name)?;
-    if state.store.user(&name)?.is_none() {
+    if state.store.user(&name).await?.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("user {name} not found; see `crier users list`"),

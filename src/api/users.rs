@@ -14,7 +14,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::audit::AuditFilter;
 use crate::domain::user::{check_display_name, check_password, check_token_name};
 use crate::domain::{ApiToken, Contact, PhoneNumber, Role, Span, User, UserName};
-use crate::store::port::Audit;
+use crate::store::port::{Audit, SecondFactors, Sessions, Tokens, Users};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -210,13 +210,14 @@ pub(super) async fn prove(
     }
     let fail = |e: ApiError| e.into_response();
     let user = match &name {
-        Some(n) => state.store.user(n).map_err(|e| fail(e.into()))?,
+        Some(n) => state.store.user(n).await.map_err(|e| fail(e.into()))?,
         None => None,
     };
     let phc = match &user {
         Some(u) => state
             .store
             .password_hash(&u.name)
+            .await
             .map_err(|e| fail(e.into()))?,
         None => None,
     };
@@ -244,6 +245,7 @@ pub(super) async fn prove(
     let enrolled = state
         .store
         .totp(&user.name)
+        .await
         .map_err(|e| fail(e.into()))?
         .is_some_and(|t| t.enabled);
     if !enrolled {
@@ -436,11 +438,11 @@ pub async fn me(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Me>, ApiError> {
     let user = match &caller.user {
-        Some(n) => state.store.user(n)?,
+        Some(n) => state.store.user(n).await?,
         None => None,
     };
     let totp = match &caller.user {
-        Some(n) => Some(state.store.totp(n)?.is_some_and(|t| t.enabled)),
+        Some(n) => Some(state.store.totp(n).await?.is_some_and(|t| t.enabled)),
         None => None,
     };
     Ok(Json(Me {
@@ -489,7 +491,7 @@ pub async fn change_password(
         ));
     };
     check_password(&name, &req.new)?;
-    let phc = state.store.password_hash(&name)?;
+    let phc = state.store.password_hash(&name).await?;
     let current = req.current;
     let ok = hashing(&state, move || {
         credentials::verify_password(
@@ -563,7 +565,8 @@ pub async fn create_token(
     };
     let user = state
         .store
-        .user(owner)?
+        .user(owner)
+        .await?
         .ok_or_else(ApiError::unauthorized)?;
     let name = check_token_name(&req.name)?;
     let role = req.role.unwrap_or(caller.role);
@@ -608,7 +611,7 @@ pub async fn list_tokens(
     } else {
         caller.user.as_ref()
     };
-    let mut tokens = state.store.tokens(owner)?;
+    let mut tokens = state.store.tokens(owner).await?;
     for t in &mut tokens {
         if let Some(at) = state.team.last_used(t.id) {
             t.last_used_at = Some(t.last_used_at.map_or(at, |old| old.max(at)));
@@ -646,7 +649,7 @@ pub async fn revoke_token(
             format!("token {id} not found; see `crier tokens list`"),
         )
     };
-    let token = state.store.token(id)?.ok_or_else(not_found)?;
+    let token = state.store.token(id).await?.ok_or_else(not_found)?;
     if caller.role < Role::Admin && caller.user.as_ref() != Some(&token.owner) {
         return Err(not_found());
     }
@@ -673,7 +676,7 @@ pub async fn revoke_token(
     )
 )]
 pub async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(state.store.users()?))
+    Ok(Json(state.store.users().await?))
 }
 
 /// A user to add.
@@ -974,7 +977,7 @@ pub async fn reset_password(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = UserName::parse(&name)?;
-    if state.store.user(&name)?.is_none() {
+    if state.store.user(&name).await?.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("user {name} not found; see `crier users list`"),
@@ -991,7 +994,7 @@ pub async fn reset_password(
     state.store.set_password(&name, &phc).await?;
     let now = state.dispatcher.now();
     let mut revoked = 0;
-    for t in state.store.tokens(Some(&name))? {
+    for t in state.store.tokens(Some(&name)).await? {
         if t.revoked_at.is_none() {
             state.store.revoke_token(t.id, now).await?;
             revoked += 1;

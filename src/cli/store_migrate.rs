@@ -34,7 +34,7 @@ use crate::domain::{
 use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::port::{AlertGroups, Approvals, Audit, Templates};
+use crate::store::port::{AlertGroups, Approvals, Audit, SecondFactors, Templates, Tokens, Users};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
@@ -217,17 +217,18 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     s.threads = store.all_threads()?;
     s.alert_groups = store.alert_groups().await?;
     s.holds = store.holds()?;
-    for u in store.users()? {
+    for u in store.users().await? {
         let hash = store
-            .password_hash(&u.name)?
+            .password_hash(&u.name)
+            .await?
             .ok_or_else(|| StoreError::Corrupt(format!("user {} has no password hash", u.name)))?;
-        if let Some(t) = store.totp(&u.name)? {
+        if let Some(t) = store.totp(&u.name).await? {
             s.totp.push((u.name.clone(), t));
         }
         s.users.push((u, hash));
     }
     let hashes: BTreeMap<Ulid, [u8; 32]> = store.token_hashes()?.into_iter().collect();
-    for t in store.tokens(None)? {
+    for t in store.tokens(None).await? {
         let hash = *hashes
             .get(&t.id)
             .ok_or_else(|| StoreError::Corrupt(format!("token {} has no secret hash", t.id)))?;

@@ -16,7 +16,9 @@ use crate::domain::{
     Change, ExpandTarget, Hold, NewIncident, NewSubscriber, NewUpdate, Standalone, StandaloneKind,
     TotpRecord,
 };
-use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+use crate::store::port::{
+    AlertGroups, Approvals, Audit, SecondFactors, Templates, Threads, Tokens, Users,
+};
 use crate::store::Store;
 
 pub(crate) struct Fixture {

@@ -1168,7 +1168,9 @@ mod tests {
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
-    use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+    use crate::store::port::{
+        AlertGroups, Approvals, Audit, SecondFactors, Templates, Threads, Tokens, Users,
+    };
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
@@ -1322,15 +1324,15 @@ mod tests {
         }
         assert_eq!(deliveries(c).await.unwrap(), ds);
 
-        let us = s.users().unwrap();
+        let us = s.users().await.unwrap();
         let mut with_hashes = Vec::new();
         for u in &us {
-            let h = s.password_hash(&u.name).unwrap().unwrap();
+            let h = s.password_hash(&u.name).await.unwrap().unwrap();
             put_user(c, u, &h, Write::Insert).await.unwrap();
             with_hashes.push((u.clone(), h));
         }
         assert_eq!(users(c).await.unwrap(), with_hashes);
-        let ts = s.tokens(None).unwrap();
+        let ts = s.tokens(None).await.unwrap();
         put_token(c, &ts[0], &f.token_hash, Write::Insert)
             .await
             .unwrap();
@@ -1343,7 +1345,7 @@ mod tests {
             Some(&ts[0])
         );
         let maria = UserName::parse("maria").unwrap();
-        let totp = s.totp(&maria).unwrap().unwrap();
+        let totp = s.totp(&maria).await.unwrap().unwrap();
         put_totp(c, &maria, &totp, Write::Insert).await.unwrap();
         assert!(totps(c).await.unwrap() == vec![(maria.clone(), totp)]);
         let session = Session {
@@ -1435,7 +1437,7 @@ mod tests {
         assert!(m.contains("already has an update at position 1"), "{m}");
 
         // A user name, a template name in another case, a token hash.
-        let u = s.users().unwrap().remove(0);
+        let u = s.users().await.unwrap().remove(0);
         put_user(c, &u, "h", Write::Insert).await.unwrap();
         let m = conflict(put_user(c, &u, "h", Write::Insert).await);
         assert!(m.contains("there is already a user maria"), "{m}");
@@ -1450,7 +1452,7 @@ mod tests {
                 || m.contains("exists already"),
             "{m}"
         );
-        let tok = s.tokens(None).unwrap().remove(0);
+        let tok = s.tokens(None).await.unwrap().remove(0);
         put_token(c, &tok, &f.token_hash, Write::Insert)
             .await
             .unwrap();

@@ -7,17 +7,20 @@
 //!
 //! A session id is never stored: the cookie's value is hashed and looked up, as a personal
 //! token's is. Creating, upgrading and ending sessions and every TOTP change are durable before
-//! they return; the last-seen time is written without a flush by [`SledStore::touch_session`] (a
-//! crash loses at most the last minute of activity, which can only end a session earlier).
+//! they return; the last-seen time is written without a flush by `touch_session` (a crash loses
+//! at most the last minute of activity, which can only end a session earlier). TOTP records are
+//! written under the people write lock (see [`super::users::PEOPLE_LOCK`]), as users are.
 
-use super::{abort, decode, encode, SledStore, StoreError};
+use super::port::{SecondFactors, Sessions};
+use super::users::PEOPLE_LOCK;
+use super::{decode, encode, SledStore, StoreError};
 use crate::domain::UserName;
 use crate::domain::{Session, TotpRecord};
 use chrono::{DateTime, Utc};
 
-impl SledStore {
+impl Sessions for SledStore {
     /// Stores a new session under the SHA-256 of its id.
-    pub async fn add_session(&self, hash: &[u8; 32], session: &Session) -> Result<(), StoreError> {
+    async fn add_session(&self, hash: &[u8; 32], session: &Session) -> Result<(), StoreError> {
         let t = self.t()?;
         let raw = encode(session)?;
         let w = self.writing_async().await;
@@ -30,7 +33,7 @@ impl SledStore {
     }
 
     /// The session whose id hashes to `hash`.
-    pub fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
         let t = self.t()?;
         match t.sessions.get(hash)? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -40,9 +43,9 @@ impl SledStore {
 
     /// Records activity without waiting for the disk (see the module docs). A session ended
     /// meanwhile stays ended.
-    pub fn touch_session(&self, hash: &[u8; 32], at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn touch_session(&self, hash: &[u8; 32], at: DateTime<Utc>) -> Result<(), StoreError> {
         let t = self.t()?;
-        let _w = self.writing();
+        let _w = self.writing_async().await;
         t.sessions.fetch_and_update(hash, |old| {
             let mut s: Session = serde_json::from_slice(old?).ok()?;
             if s.last_seen_at < at {
@@ -54,7 +57,7 @@ impl SledStore {
     }
 
     /// Lets an enrol-only session act fully (its user has just enrolled a second factor).
-    pub async fn upgrade_session(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
+    async fn upgrade_session(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
         let t = self.t()?;
         let w = self.writing_async().await;
         t.sessions.fetch_and_update(hash, |old| {
@@ -68,7 +71,7 @@ impl SledStore {
     }
 
     /// Ends one session (logout, expiry); returns it if it existed.
-    pub async fn end_session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+    async fn end_session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
         let t = self.t()?;
         let w = self.writing_async().await;
         let old = t.sessions.remove(hash)?;
@@ -79,7 +82,7 @@ impl SledStore {
 
     /// Ends every session of a user (disabled, role changed, removed, password reset); returns
     /// how many.
-    pub async fn end_sessions_of(&self, user: &UserName) -> Result<usize, StoreError> {
+    async fn end_sessions_of(&self, user: &UserName) -> Result<usize, StoreError> {
         let t = self.t()?;
         let w = self.writing_async().await;
         let mut ended = 0;
@@ -98,14 +101,14 @@ impl SledStore {
 
     /// Removes sessions past their idle or absolute limit (they are refused already; this keeps
     /// the tree small). Not flushed: a crash at worst leaves them to the next pruning.
-    pub fn prune_sessions(
+    async fn prune_sessions(
         &self,
         now: DateTime<Utc>,
         idle: chrono::Duration,
         absolute: chrono::Duration,
     ) -> Result<usize, StoreError> {
         let t = self.t()?;
-        let _w = self.writing();
+        let _w = self.writing_async().await;
         let mut pruned = 0;
         for kv in t.sessions.iter() {
             let (k, v) = kv?;
@@ -121,7 +124,7 @@ impl SledStore {
     }
 
     /// Every session of a user (tests and the session listing).
-    pub fn sessions_of(&self, user: &UserName) -> Result<Vec<Session>, StoreError> {
+    async fn sessions_of(&self, user: &UserName) -> Result<Vec<Session>, StoreError> {
         let t = self.t()?;
         let mut out = Vec::new();
         for v in t.sessions.iter().values() {
@@ -132,9 +135,11 @@ impl SledStore {
         }
         Ok(out)
     }
+}
 
+impl SecondFactors for SledStore {
     /// A user's TOTP record.
-    pub fn totp(&self, user: &UserName) -> Result<Option<TotpRecord>, StoreError> {
+    async fn totp(&self, user: &UserName) -> Result<Option<TotpRecord>, StoreError> {
         let t = self.t()?;
         match t.totp.get(user.as_str())? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -143,30 +148,31 @@ impl SledStore {
     }
 
     /// Changes a user's TOTP record with `change` (which sees the current one and may refuse;
-    /// `None` removes it), atomically; returns what `change` returned alongside.
-    pub async fn change_totp<F, R>(&self, user: &UserName, change: F) -> Result<R, StoreError>
-    where
-        F: Fn(Option<TotpRecord>) -> Result<(Option<TotpRecord>, R), StoreError>,
-    {
+    /// `None` removes it), atomically under the people write lock; returns what `change`
+    /// returned alongside.
+    async fn change_totp<R: Send>(
+        &self,
+        user: &UserName,
+        change: impl FnOnce(Option<TotpRecord>) -> Result<(Option<TotpRecord>, R), StoreError> + Send,
+    ) -> Result<R, StoreError> {
         let t = self.t()?;
-        let w = self.writing_async().await;
-        let out = t.totp.transaction(|tree| {
-            let current = match tree.get(user.as_str())? {
-                Some(raw) => Some(decode::<TotpRecord>(&raw).or_else(abort)?),
+        let out = {
+            let _w = self.lock(PEOPLE_LOCK).await;
+            let current = match t.totp.get(user.as_str())? {
+                Some(raw) => Some(decode::<TotpRecord>(&raw)?),
                 None => None,
             };
-            let (next, out) = change(current).or_else(abort)?;
+            let (next, out) = change(current)?;
             match next {
                 Some(r) => {
-                    tree.insert(user.as_str(), encode(&r).or_else(abort)?)?;
+                    t.totp.insert(user.as_str(), encode(&r)?)?;
                 }
                 None => {
-                    tree.remove(user.as_str())?;
+                    t.totp.remove(user.as_str())?;
                 }
             }
-            Ok(out)
-        })?;
-        drop(w);
+            out
+        };
         t.durable().await?;
         Ok(out)
     }
@@ -196,16 +202,16 @@ mod tests {
         store.add_session(&[2; 32], &s).await.unwrap();
         assert!(store.add_session(&[1; 32], &s).await.is_err());
         let later = now + chrono::Duration::minutes(5);
-        store.touch_session(&[1; 32], later).unwrap();
+        store.touch_session(&[1; 32], later).await.unwrap();
         store.upgrade_session(&[1; 32]).await.unwrap();
-        let got = store.session(&[1; 32]).unwrap().unwrap();
+        let got = store.session(&[1; 32]).await.unwrap().unwrap();
         assert_eq!(got.last_seen_at, later);
         assert!(!got.enrol_only);
         // Touching an ended session does not bring it back.
         store.end_session(&[2; 32]).await.unwrap();
-        store.touch_session(&[2; 32], later).unwrap();
-        assert!(store.session(&[2; 32]).unwrap().is_none());
+        store.touch_session(&[2; 32], later).await.unwrap();
+        assert!(store.session(&[2; 32]).await.unwrap().is_none());
         assert_eq!(store.end_sessions_of(&maria).await.unwrap(), 1);
-        assert!(store.session(&[1; 32]).unwrap().is_none());
+        assert!(store.session(&[1; 32]).await.unwrap().is_none());
     }
 }

@@ -7,10 +7,13 @@
 //! - `token_hashes`: SHA-256 of the token's secret (32 bytes) → token ULID
 //!
 //! A token's secret is never stored: the request's bearer token is hashed and looked up in
-//! `token_hashes`. User changes are rare and use sled transactions over the trees they touch.
-//! Last-used times are written without a flush by [`SledStore::touch_tokens`] (at most once a
-//! minute, by the API's token cache); everything else is durable before it returns.
+//! `token_hashes`. User changes are rare: every write of `users`, `credentials` and `totp` holds
+//! one write lock ([`PEOPLE_LOCK`]), so a change runs its caller's transform once, and writes
+//! touching several trees use sled transactions over them. Last-used times are written without a
+//! flush by `touch_tokens` (at most once a minute, by the API's token cache); everything else is
+//! durable before it returns.
 
+use super::port::{Dump, Tokens, Users};
 use super::{abort, decode, encode, SledStore, StoreError};
 use crate::domain::{ApiToken, User, UserName};
 use chrono::{DateTime, Utc};
@@ -23,31 +26,37 @@ pub type Record = (Vec<u8>, Vec<u8>, Vec<u8>);
 /// What a user change did: the user before and after.
 pub type Changed = (User, User);
 
-impl SledStore {
+/// The write lock (one stripe of the store's write locks) every write of a user, a password or
+/// a second factor takes: a read-change-write of one of them is one step, so the caller's
+/// transform runs exactly once (no transaction retry calls it again).
+pub(super) const PEOPLE_LOCK: Ulid = Ulid(1);
+
+impl Users for SledStore {
     /// Adds a user with a password hash; a taken name is a conflict.
-    pub async fn add_user(&self, user: User, password_hash: &str) -> Result<User, StoreError> {
+    async fn add_user(&self, user: User, password_hash: &str) -> Result<User, StoreError> {
         let t = self.t()?;
         let raw = encode(&user)?;
         let key = user.name.as_str().as_bytes();
-        let w = self.writing_async().await;
-        (&t.users, &t.credentials).transaction(|(users, creds)| {
-            if users.get(key)?.is_some() {
-                return abort(StoreError::Conflict(format!(
-                    "there is already a user {}; choose another name, or change theirs with `crier users set-role`",
-                    user.name
-                )));
-            }
-            users.insert(key, raw.as_slice())?;
-            creds.insert(key, password_hash.as_bytes())?;
-            Ok(())
-        })?;
-        drop(w);
+        {
+            let _w = self.lock(PEOPLE_LOCK).await;
+            (&t.users, &t.credentials).transaction(|(users, creds)| {
+                if users.get(key)?.is_some() {
+                    return abort(StoreError::Conflict(format!(
+                        "there is already a user {}; choose another name, or change theirs with `crier users set-role`",
+                        user.name
+                    )));
+                }
+                users.insert(key, raw.as_slice())?;
+                creds.insert(key, password_hash.as_bytes())?;
+                Ok(())
+            })?;
+        }
         t.durable().await?;
         Ok(user)
     }
 
     /// One user.
-    pub fn user(&self, name: &UserName) -> Result<Option<User>, StoreError> {
+    async fn user(&self, name: &UserName) -> Result<Option<User>, StoreError> {
         let t = self.t()?;
         match t.users.get(name.as_str())? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -56,68 +65,65 @@ impl SledStore {
     }
 
     /// Every user, by name.
-    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
         let t = self.t()?;
         t.users.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Changes a user with `change` (which may refuse); returns before and after.
-    pub async fn change_user<F>(&self, name: &UserName, change: F) -> Result<Changed, StoreError>
-    where
-        F: Fn(&User) -> Result<User, StoreError>,
-    {
+    async fn change_user(
+        &self,
+        name: &UserName,
+        change: impl FnOnce(&User) -> Result<User, StoreError> + Send,
+    ) -> Result<Changed, StoreError> {
         let t = self.t()?;
-        let w = self.writing_async().await;
-        let changed = t.users.transaction(|users| {
-            let Some(raw) = users.get(name.as_str())? else {
-                return abort(not_found(name));
-            };
-            let before: User = decode(&raw).or_else(abort)?;
-            let after = change(&before).or_else(abort)?;
-            users.insert(name.as_str(), encode(&after).or_else(abort)?)?;
-            Ok((before, after))
-        })?;
-        drop(w);
+        let changed = {
+            let _w = self.lock(PEOPLE_LOCK).await;
+            let raw = t.users.get(name.as_str())?.ok_or_else(|| not_found(name))?;
+            let before: User = decode(&raw)?;
+            let after = change(&before)?;
+            t.users.insert(name.as_str(), encode(&after)?)?;
+            (before, after)
+        };
         t.durable().await?;
         Ok(changed)
     }
 
     /// Removes a user, their password, second factor and sessions, and their tokens (revoked,
     /// so they stay listed for the record until pruned).
-    pub async fn remove_user(
-        &self,
-        name: &UserName,
-        now: DateTime<Utc>,
-    ) -> Result<User, StoreError> {
+    async fn remove_user(&self, name: &UserName, now: DateTime<Utc>) -> Result<User, StoreError> {
         let t = self.t()?;
-        let w = self.writing_async().await;
-        let removed = (&t.users, &t.credentials, &t.totp).transaction(|(users, creds, totp)| {
-            let Some(raw) = users.remove(name.as_str())? else {
-                return abort(not_found(name));
-            };
-            creds.remove(name.as_str())?;
-            totp.remove(name.as_str())?;
-            decode::<User>(&raw).or_else(abort)
-        })?;
-        // Their sessions end with them.
-        for kv in t.sessions.iter() {
-            let (k, v) = kv?;
-            if decode::<crate::domain::Session>(&v).is_ok_and(|s| s.user == *name) {
-                t.sessions.remove(k)?;
+        let removed = {
+            let _w = self.lock(PEOPLE_LOCK).await;
+            let removed =
+                (&t.users, &t.credentials, &t.totp).transaction(|(users, creds, totp)| {
+                    let Some(raw) = users.remove(name.as_str())? else {
+                        return abort(not_found(name));
+                    };
+                    creds.remove(name.as_str())?;
+                    totp.remove(name.as_str())?;
+                    decode::<User>(&raw).or_else(abort)
+                })?;
+            // Their sessions end with them.
+            for kv in t.sessions.iter() {
+                let (k, v) = kv?;
+                if decode::<crate::domain::Session>(&v).is_ok_and(|s| s.user == *name) {
+                    t.sessions.remove(k)?;
+                }
             }
-        }
-        for token in self.tokens(Some(name))? {
-            if token.revoked_at.is_none() {
-                self.revoke_in(&t, token.id, now)?;
+            for token in tokens_in(&t, Some(name))? {
+                if token.revoked_at.is_none() {
+                    revoke_in(&t, token.id, now)?;
+                }
             }
-        }
-        drop(w);
+            removed
+        };
         t.durable().await?;
         Ok(removed)
     }
 
     /// The argon2id PHC string of a user's password.
-    pub fn password_hash(&self, name: &UserName) -> Result<Option<String>, StoreError> {
+    async fn password_hash(&self, name: &UserName) -> Result<Option<String>, StoreError> {
         let t = self.t()?;
         match t.credentials.get(name.as_str())? {
             Some(raw) => String::from_utf8(raw.to_vec()).map(Some).map_err(|_| {
@@ -128,31 +134,25 @@ impl SledStore {
     }
 
     /// Replaces a user's password hash.
-    pub async fn set_password(
-        &self,
-        name: &UserName,
-        password_hash: &str,
-    ) -> Result<(), StoreError> {
+    async fn set_password(&self, name: &UserName, password_hash: &str) -> Result<(), StoreError> {
         let t = self.t()?;
-        let w = self.writing_async().await;
-        (&t.users, &t.credentials).transaction(|(users, creds)| {
-            if users.get(name.as_str())?.is_none() {
-                return abort(not_found(name));
-            }
-            creds.insert(name.as_str(), password_hash.as_bytes())?;
-            Ok(())
-        })?;
-        drop(w);
-        t.durable().await?;
-        Ok(())
+        {
+            let _w = self.lock(PEOPLE_LOCK).await;
+            (&t.users, &t.credentials).transaction(|(users, creds)| {
+                if users.get(name.as_str())?.is_none() {
+                    return abort(not_found(name));
+                }
+                creds.insert(name.as_str(), password_hash.as_bytes())?;
+                Ok(())
+            })?;
+        }
+        t.durable().await
     }
+}
 
+impl Tokens for SledStore {
     /// Stores a new token under the SHA-256 of its secret.
-    pub async fn add_token(
-        &self,
-        token: &ApiToken,
-        secret_hash: &[u8; 32],
-    ) -> Result<(), StoreError> {
+    async fn add_token(&self, token: &ApiToken, secret_hash: &[u8; 32]) -> Result<(), StoreError> {
         let t = self.t()?;
         let raw = encode(token)?;
         let w = self.writing_async().await;
@@ -171,7 +171,7 @@ impl SledStore {
     }
 
     /// The token whose secret hashes to `secret_hash`, live or not.
-    pub fn token_by_hash(&self, secret_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
+    async fn token_by_hash(&self, secret_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
         let t = self.t()?;
         let Some(id) = t.token_hashes.get(secret_hash)? else {
             return Ok(None);
@@ -183,7 +183,7 @@ impl SledStore {
     }
 
     /// One token by id.
-    pub fn token(&self, id: Ulid) -> Result<Option<ApiToken>, StoreError> {
+    async fn token(&self, id: Ulid) -> Result<Option<ApiToken>, StoreError> {
         let t = self.t()?;
         match t.tokens.get(id.to_bytes())? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -192,66 +192,27 @@ impl SledStore {
     }
 
     /// Tokens, oldest first: all of them, or one owner's.
-    pub fn tokens(&self, owner: Option<&UserName>) -> Result<Vec<ApiToken>, StoreError> {
+    async fn tokens(&self, owner: Option<&UserName>) -> Result<Vec<ApiToken>, StoreError> {
         let t = self.t()?;
-        let mut out = Vec::new();
-        for v in t.tokens.iter().values() {
-            let token: ApiToken = decode(&v?)?;
-            if owner.is_none_or(|o| *o == token.owner) {
-                out.push(token);
-            }
-        }
-        Ok(out)
+        tokens_in(&t, owner)
     }
 
     /// Revokes a token: it stops working at once and stays listed as revoked.
-    pub async fn revoke_token(&self, id: Ulid, now: DateTime<Utc>) -> Result<ApiToken, StoreError> {
+    async fn revoke_token(&self, id: Ulid, now: DateTime<Utc>) -> Result<ApiToken, StoreError> {
         let t = self.t()?;
         let w = self.writing_async().await;
-        let token = self.revoke_in(&t, id, now)?;
+        let token = revoke_in(&t, id, now)?;
         drop(w);
         t.durable().await?;
         Ok(token)
     }
 
-    fn revoke_in(
-        &self,
-        t: &super::Trees,
-        id: Ulid,
-        now: DateTime<Utc>,
-    ) -> Result<ApiToken, StoreError> {
-        let Some(raw) = t.tokens.get(id.to_bytes())? else {
-            return Err(StoreError::NotFound {
-                what: "token",
-                id: id.to_string(),
-            });
-        };
-        let mut token: ApiToken = decode(&raw)?;
-        if token.revoked_at.is_none() {
-            token.revoked_at = Some(now);
-        }
-        // The record first: a crash between the two leaves a revoked record with a stale index
-        // entry, which finds a revoked token (refused), never a live one.
-        t.tokens.insert(id.to_bytes(), encode(&token)?)?;
-        let stale: Vec<sled::IVec> = t
-            .token_hashes
-            .iter()
-            .filter_map(|kv| kv.ok())
-            .filter(|(_, v)| v.as_ref() == id.to_bytes())
-            .map(|(k, _)| k)
-            .collect();
-        for k in stale {
-            t.token_hashes.remove(k)?;
-        }
-        Ok(token)
-    }
-
     /// Records last-used times without waiting for the disk: losing them in a crash loses at
     /// most a minute of "last used", never a security decision.
-    pub fn touch_tokens(&self, used: &[(Ulid, DateTime<Utc>)]) -> Result<(), StoreError> {
+    async fn touch_tokens(&self, used: &[(Ulid, DateTime<Utc>)]) -> Result<(), StoreError> {
         let t = self.t()?;
         // Inside the write pause, so a backup holds all of these or none.
-        let _w = self.writing();
+        let _w = self.writing_async().await;
         for (id, at) in used {
             let Some(raw) = t.tokens.get(id.to_bytes())? else {
                 continue;
@@ -264,10 +225,11 @@ impl SledStore {
         }
         Ok(())
     }
+}
 
+impl Dump for SledStore {
     /// Every (tree name, key, value) in the database, for tests that prove a secret is nowhere.
-    #[doc(hidden)]
-    pub fn dump(&self) -> Result<Vec<Record>, StoreError> {
+    async fn dump(&self) -> Result<Vec<Record>, StoreError> {
         let t = self.t()?;
         let mut out = Vec::new();
         for name in t.db.tree_names() {
@@ -278,6 +240,45 @@ impl SledStore {
         }
         Ok(out)
     }
+}
+
+/// Tokens, oldest first: all of them, or one owner's.
+fn tokens_in(t: &super::Trees, owner: Option<&UserName>) -> Result<Vec<ApiToken>, StoreError> {
+    let mut out = Vec::new();
+    for v in t.tokens.iter().values() {
+        let token: ApiToken = decode(&v?)?;
+        if owner.is_none_or(|o| *o == token.owner) {
+            out.push(token);
+        }
+    }
+    Ok(out)
+}
+
+fn revoke_in(t: &super::Trees, id: Ulid, now: DateTime<Utc>) -> Result<ApiToken, StoreError> {
+    let Some(raw) = t.tokens.get(id.to_bytes())? else {
+        return Err(StoreError::NotFound {
+            what: "token",
+            id: id.to_string(),
+        });
+    };
+    let mut token: ApiToken = decode(&raw)?;
+    if token.revoked_at.is_none() {
+        token.revoked_at = Some(now);
+    }
+    // The record first: a crash between the two leaves a revoked record with a stale index
+    // entry, which finds a revoked token (refused), never a live one.
+    t.tokens.insert(id.to_bytes(), encode(&token)?)?;
+    let stale: Vec<sled::IVec> = t
+        .token_hashes
+        .iter()
+        .filter_map(|kv| kv.ok())
+        .filter(|(_, v)| v.as_ref() == id.to_bytes())
+        .map(|(k, _)| k)
+        .collect();
+    for k in stale {
+        t.token_hashes.remove(k)?;
+    }
+    Ok(token)
 }
 
 fn not_found(name: &UserName) -> StoreError {
@@ -318,7 +319,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e}");
         let name = UserName::parse("maria").unwrap();
-        assert_eq!(store.password_hash(&name).unwrap().as_deref(), Some("h1"));
+        assert_eq!(
+            store.password_hash(&name).await.unwrap().as_deref(),
+            Some("h1")
+        );
 
         let token = ApiToken {
             id: Ulid::new(),
@@ -331,11 +335,20 @@ mod tests {
             revoked_at: None,
         };
         store.add_token(&token, &[7; 32]).await.unwrap();
-        assert_eq!(store.token_by_hash(&[7; 32]).unwrap().unwrap().id, token.id);
+        assert_eq!(
+            store.token_by_hash(&[7; 32]).await.unwrap().unwrap().id,
+            token.id
+        );
         store.remove_user(&name, Utc::now()).await.unwrap();
-        assert!(store.user(&name).unwrap().is_none());
-        assert!(store.password_hash(&name).unwrap().is_none());
-        assert!(store.token_by_hash(&[7; 32]).unwrap().is_none());
-        assert!(store.token(token.id).unwrap().unwrap().revoked_at.is_some());
+        assert!(store.user(&name).await.unwrap().is_none());
+        assert!(store.password_hash(&name).await.unwrap().is_none());
+        assert!(store.token_by_hash(&[7; 32]).await.unwrap().is_none());
+        assert!(store
+            .token(token.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some());
     }
 }

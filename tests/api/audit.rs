@@ -9,7 +9,7 @@ use crier::api::authz::rule_for;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::port::{Approvals, Audit};
+use crier::store::port::{Approvals, Audit, Dump, SecondFactors};
 use serde_json::{json, Value};
 
 const LOG: (&str, &str) = ("log", "kind = \"log\"\naudience = \"fixed\"\n");
@@ -88,10 +88,11 @@ async fn totp_begun(app: &TestApp, name: &str) -> (String, Vec<u8>) {
 }
 
 /// The stored TOTP secret of a user (the test reads the store as an operator could).
-fn totp_secret(app: &TestApp, name: &str) -> Vec<u8> {
+async fn totp_secret(app: &TestApp, name: &str) -> Vec<u8> {
     let r = app
         .store
         .totp(&crier::domain::UserName::parse(name).unwrap())
+        .await
         .unwrap()
         .unwrap();
     crier::totp::base32_decode(&r.secret).unwrap()
@@ -394,7 +395,7 @@ async fn prepare(
             .await;
             // Confirm with the real code (a wrong one was just refused and changed nothing).
             assert_eq!(s, 422, "{v:?}");
-            let secret = totp_secret(app, "taisto");
+            let secret = totp_secret(app, "taisto").await;
             let code = crier::totp::code_at(&secret, chrono::Utc::now().timestamp());
             let (s, v) = send(
                 app,
@@ -763,7 +764,7 @@ async fn passwords_and_tokens_never_reach_the_store() {
         made.as_str(),
         app.token.as_str(),
     ];
-    let dump = app.store.dump().unwrap();
+    let dump = app.store.dump().await.unwrap();
     assert!(dump.len() > 10);
     for (tree, k, v) in dump {
         for secret in secrets {

@@ -7,6 +7,7 @@ use crate::helpers::{spawn_app, TestApp};
 use chrono::Utc;
 use crier::api::authz::{rule_for, Access, TABLE};
 use crier::domain::{ApiToken, Role, User, UserName};
+use crier::store::port::{Tokens, Users};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use ulid::Ulid;

@@ -7,7 +7,7 @@ use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
-use crier::store::port::Audit;
+use crier::store::port::{Audit, SecondFactors, Tokens, Users};
 use serde_json::json;
 use std::time::Duration;
 
@@ -344,9 +344,10 @@ fn wrong_code(key: &[u8], clock: &AuthClock) -> String {
         .unwrap()
 }
 
-fn totp_of(app: &TestApp, user: &str) -> Option<crier::domain::TotpRecord> {
+async fn totp_of(app: &TestApp, user: &str) -> Option<crier::domain::TotpRecord> {
     app.store
         .totp(&crier::domain::UserName::parse(user).unwrap())
+        .await
         .unwrap()
 }
 
@@ -372,7 +373,7 @@ async fn console_account_enrols_a_totp_second_factor() {
     let before = entries(&app).await.len();
     let p = post(&app, &anna, "/console/account/totp", &[], false).await;
     assert_eq!(p.status, 403, "{p:?}");
-    assert!(totp_of(&app, "anna").is_none(), "nothing written");
+    assert!(totp_of(&app, "anna").await.is_none(), "nothing written");
     assert_eq!(entries(&app).await.last().unwrap().action, "csrf.refused");
     let before = before + 1;
 
@@ -391,7 +392,7 @@ async fn console_account_enrols_a_totp_second_factor() {
     assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
     assert_eq!(e.last().unwrap().action, "totp.begin");
     assert_eq!(e.last().unwrap().actor, "anna");
-    assert!(!totp_of(&app, "anna").unwrap().enabled);
+    assert!(!totp_of(&app, "anna").await.unwrap().enabled);
 
     // A wrong code: the API's message next to the code field, nothing enabled or audited.
     let key = crier::totp::base32_decode(&secret).unwrap();
@@ -411,7 +412,7 @@ async fn console_account_enrols_a_totp_second_factor() {
         "{}",
         p.body
     );
-    assert!(!totp_of(&app, "anna").unwrap().enabled);
+    assert!(!totp_of(&app, "anna").await.unwrap().enabled);
     assert_eq!(
         entries(&app).await.len(),
         before + 1,
@@ -435,7 +436,7 @@ async fn console_account_enrols_a_totp_second_factor() {
         "recovery codes: {}",
         p.body
     );
-    assert!(totp_of(&app, "anna").unwrap().enabled);
+    assert!(totp_of(&app, "anna").await.unwrap().enabled);
     let e = entries(&app).await;
     assert_eq!(e.len(), before + 2, "{:?}", &e[before..]);
     assert_eq!(e.last().unwrap().action, "totp.enable");
@@ -823,6 +824,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     let token = app
         .store
         .tokens(None)
+        .await
         .unwrap()
         .into_iter()
         .find(|t| t.name == "ci")
@@ -1624,7 +1626,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
         assert_eq!(p.status, 403, "{path}: {p:?}");
     }
     assert_eq!(entries(&app).await.len(), before);
-    let users = app.store.users().unwrap();
+    let users = app.store.users().await.unwrap();
     assert_eq!(users.len(), 2);
     assert!(users.iter().all(|u| u.name.as_str() != "mallory"));
 
@@ -1653,7 +1655,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     let body = unescape(&p.body);
     assert!(body.contains("id=\"err-name\""), "{body}");
     assert!(body.contains("a user name is 2-32 characters"), "{body}");
-    assert_eq!(app.store.users().unwrap().len(), 2);
+    assert_eq!(app.store.users().await.unwrap().len(), 2);
     assert_eq!(entries(&app).await.len(), b);
 
     // Add: the initial password, shown once; it signs in.
@@ -1708,6 +1710,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     let maria = app
         .store
         .user(&crier::domain::UserName::parse("maria.k").unwrap())
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(maria.role.as_str(), "publisher");
@@ -1817,7 +1820,7 @@ async fn console_users_and_tokens_are_admin_only_and_secrets_are_shown_once() {
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(entries(&app).await.len(), b + 1);
     assert_eq!(entries(&app).await.last().unwrap().action, "user.remove");
-    assert_eq!(app.store.users().unwrap().len(), 2);
+    assert_eq!(app.store.users().await.unwrap().len(), 2);
 }
 
 /// The secret a page shows once (`#secret-value`).

@@ -11,7 +11,7 @@ use crate::helpers::{spawn_app_with, TestApp};
 use crier::api::session::{AuthClock, Cidr};
 use crier::domain::audit::AuditFilter;
 use crier::domain::{Role, UserName};
-use crier::store::port::Audit;
+use crier::store::port::{Audit, Dump, Sessions};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -221,12 +221,12 @@ async fn logout_a_role_change_and_disabling_end_sessions() {
         r.set_cookie[0].starts_with("crier_session=;") && r.set_cookie[0].contains("Max-Age=0")
     );
     assert_eq!(me(&app, cookie).await.status, 401);
-    assert!(app.store.sessions_of(&name).unwrap().is_empty());
+    assert!(app.store.sessions_of(&name).await.unwrap().is_empty());
 
     // A role change ends every session of the user.
     let c1 = sign_in(&app, "maria", None).await.cookie.unwrap();
     let c2 = sign_in(&app, "maria", None).await.cookie.unwrap();
-    assert_eq!(app.store.sessions_of(&name).unwrap().len(), 2);
+    assert_eq!(app.store.sessions_of(&name).await.unwrap().len(), 2);
     let r = app
         .raw(
             reqwest::Method::PATCH,
@@ -237,7 +237,7 @@ async fn logout_a_role_change_and_disabling_end_sessions() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(app.store.sessions_of(&name).unwrap().is_empty());
+    assert!(app.store.sessions_of(&name).await.unwrap().is_empty());
     assert_eq!(me(&app, c1).await.status, 401);
     assert_eq!(me(&app, c2).await.status, 401);
     let last = audit_actions(&app).await.pop().unwrap();
@@ -257,7 +257,7 @@ async fn logout_a_role_change_and_disabling_end_sessions() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(app.store.sessions_of(&name).unwrap().is_empty());
+    assert!(app.store.sessions_of(&name).await.unwrap().is_empty());
     assert_eq!(me(&app, c3).await.status, 401);
     assert_eq!(sign_in(&app, "maria", None).await.status, 401, "disabled");
 }
@@ -552,7 +552,7 @@ async fn session_ids_csrf_tokens_and_recovery_codes_are_stored_only_hashed() {
     secrets.push(csrf.clone());
     // The raw bytes of the id, in case it were stored decoded.
     let raw_id = hex::decode(&cookie).unwrap();
-    let dump = app.store.dump().unwrap();
+    let dump = app.store.dump().await.unwrap();
     assert!(dump.iter().any(|(t, _, _)| t == b"sessions"));
     for (tree, k, v) in &dump {
         for hay in [k, v] {
@@ -571,7 +571,7 @@ async fn session_ids_csrf_tokens_and_recovery_codes_are_stored_only_hashed() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["csrf_token"], csrf.as_str());
     let hash = crier::credentials::token_hash(&cookie);
-    assert!(app.store.session(&hash).unwrap().is_some());
+    assert!(app.store.session(&hash).await.unwrap().is_some());
 }
 
 #[tokio::test]

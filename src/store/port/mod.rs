@@ -24,10 +24,11 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`], [`Audit`].
+//! [`Approvals`], [`Audit`]; [`Users`], [`Tokens`], [`Sessions`], [`SecondFactors`] (TOTP) and
+//! the test hook [`Dump`] (`people.rs`).
 //! The other aggregates (incidents and updates, components and their history, subscribers and
-//! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
-//! and TOTP, health) are still inherent methods of
+//! sign-ups, notices, hold-downs and standalone messages, the outbox, health) are still inherent
+//! methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
 mod audience;

@@ -12,6 +12,7 @@ use crate::api::session::SessionAuth;
 use crate::api::signin::{self, TotpCode};
 use crate::api::{ApiError, AppState};
 use crate::domain::UserName;
+use crate::store::port::SecondFactors;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,18 +33,24 @@ struct View {
 }
 
 /// `none`, `pending` (begun, not confirmed) or `enabled`.
-fn totp_state(state: &AppState, caller: &Caller) -> &'static str {
+async fn totp_state(state: &AppState, caller: &Caller) -> &'static str {
     let Some(user) = caller.user.as_ref() else {
         return "none";
     };
-    match state.store.totp(user) {
+    match state.store.totp(user).await {
         Ok(Some(r)) if r.enabled => "enabled",
         Ok(Some(_)) => "pending",
         _ => "none",
     }
 }
 
-fn show(state: &AppState, caller: &Caller, session: Option<&SessionAuth>, view: View) -> Response {
+async fn show(
+    state: &AppState,
+    caller: &Caller,
+    session: Option<&SessionAuth>,
+    view: View,
+) -> Response {
+    let totp = totp_state(state, caller).await;
     let (error_field, error) = match view.error {
         Some((f, e)) => (Some(f), Some(e)),
         None => (None, None),
@@ -55,7 +62,7 @@ fn show(state: &AppState, caller: &Caller, session: Option<&SessionAuth>, view: 
         me(caller, session),
         context! {
             user => caller.user.as_ref().map(UserName::as_str),
-            totp => totp_state(state, caller),
+            totp => totp,
             enrol_only => enrol_only,
             enrolment => view.enrolment.map(|(secret, uri)| context! { secret => secret, uri => uri }),
             recovery => view.recovery,
@@ -75,7 +82,7 @@ pub async fn page(
     Extension(caller): Extension<Caller>,
     session: Option<Extension<SessionAuth>>,
 ) -> Response {
-    show(&state, &caller, session.as_deref(), View::default())
+    show(&state, &caller, session.as_deref(), View::default()).await
 }
 
 fn refused(e: ApiError) -> View {
@@ -106,12 +113,12 @@ pub async fn begin(
                 enrolment: Some((secret, uri)),
                 ..View::default()
             };
-            let mut page = show(&state, &caller, session.as_deref(), view);
+            let mut page = show(&state, &caller, session.as_deref(), view).await;
             // The handler's audit note travels with the page.
             page.extensions_mut().extend(a.extensions);
             page
         }
-        Err(e) => show(&state, &caller, session.as_deref(), refused(e)),
+        Err(e) => show(&state, &caller, session.as_deref(), refused(e)).await,
     }
 }
 
@@ -150,10 +157,10 @@ pub async fn confirm(
                 ..View::default()
             };
             // The session may have just become a full one: shown as it now stands.
-            let mut page = show(&state, &caller, session.as_deref(), view);
+            let mut page = show(&state, &caller, session.as_deref(), view).await;
             page.extensions_mut().extend(a.extensions);
             page
         }
-        Err(e) => show(&state, &caller, session.as_deref(), refused(e)),
+        Err(e) => show(&state, &caller, session.as_deref(), refused(e)).await,
     }
 }

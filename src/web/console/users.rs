@@ -10,6 +10,7 @@ use crate::api::extract::ApiJson;
 use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState};
 use crate::domain::{Role, UserName};
+use crate::store::port::{SecondFactors, Sessions};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -77,11 +78,12 @@ async fn show(
     let axum::Json(users) = crate::api::users::list_users(State(state.clone())).await?;
     let mut rows = Vec::new();
     for u in &users {
-        let totp = state.store.totp(&u.name)?.is_some_and(|t| t.enabled);
+        let totp = state.store.totp(&u.name).await?.is_some_and(|t| t.enabled);
         // Sessions are the only sign-ins the store keeps (until they end).
         let last = state
             .store
-            .sessions_of(&u.name)?
+            .sessions_of(&u.name)
+            .await?
             .iter()
             .map(|s| s.created_at)
             .max();

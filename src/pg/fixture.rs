@@ -16,7 +16,9 @@ use crate::domain::{
     Change, ExpandTarget, Hold, NewIncident, NewSubscriber, NewUpdate, Standalone, StandaloneKind,
     TotpRecord,
 };
-use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+use crate::store::port::{
+    AlertGroups, Approvals, Audit, Holds, Notices, Standalones, Subscribers, Templates, Threads,
+};
 use crate::store::Store;
 
 pub(crate) struct Fixture {

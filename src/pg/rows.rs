@@ -1168,7 +1168,9 @@ mod tests {
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
-    use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+    use crate::store::port::{
+        AlertGroups, Approvals, Audit, Holds, Notices, Standalones, Subscribers, Templates, Threads,
+    };
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
@@ -1253,7 +1255,7 @@ mod tests {
         assert_eq!(back.len(), history.values().map(Vec::len).sum::<usize>());
         assert_eq!(back.len(), 3, "api twice, web once");
 
-        let mut subs = s.subscribers(usize::MAX).unwrap();
+        let mut subs = s.subscribers(usize::MAX).await.unwrap();
         subs.sort_by_key(|s| s.id);
         for sub in &subs {
             put_subscriber(c, sub, Write::Insert).await.unwrap();
@@ -1279,12 +1281,12 @@ mod tests {
         );
         assert_eq!(subscriber(c, email.id).await.unwrap().as_ref(), Some(email));
 
-        let ns = s.notices().unwrap();
+        let ns = s.notices().await.unwrap();
         for n in &ns {
             put_notice(c, n, Write::Insert).await.unwrap();
         }
         assert_eq!(notices(c).await.unwrap(), ns);
-        let msgs = s.standalones_of(ns[0].id).unwrap();
+        let msgs = s.standalones_of(ns[0].id).await.unwrap();
         assert_eq!(msgs.len(), 1);
         put_standalone(c, &msgs[0], Write::Insert).await.unwrap();
         assert_eq!(standalones(c).await.unwrap(), msgs);
@@ -1303,7 +1305,7 @@ mod tests {
             put_alert_group(c, g, Write::Insert).await.unwrap();
         }
         assert_eq!(alert_groups(c).await.unwrap(), groups);
-        let hs = s.holds().unwrap();
+        let hs = s.holds().await.unwrap();
         for h in &hs {
             put_hold(c, h, Write::Insert).await.unwrap();
         }
@@ -1404,7 +1406,7 @@ mod tests {
         };
 
         // A second subscriber at the same address (another id, another token).
-        let sub = s.subscribers(usize::MAX).unwrap().remove(0);
+        let sub = s.subscribers(usize::MAX).await.unwrap().remove(0);
         put_subscriber(c, &sub, Write::Insert).await.unwrap();
         let mut twin = sub.clone();
         twin.id = Ulid::new();

@@ -13,6 +13,7 @@
 //!   status), so the next tick no longer finds it due.
 
 use super::settings::{Missed, ScheduleSettings};
+use crate::store::port::{Holds, Notices, Standalones};
 use crate::dispatch::Dispatcher;
 use crate::domain::standalone::{
     maintenance_reminder_seq, notice_seq, reminder_seq, Standalone, StandaloneKind,
@@ -156,7 +157,7 @@ impl Scheduler {
     }
 
     async fn notices(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
-        for mut notice in self.store.notices()? {
+        for mut notice in self.store.notices().await? {
             let Ok(tz) = notice.zone() else { continue };
             let schedule = notice.cron.in_zone(tz);
             let start = notice.last_fired.unwrap_or(notice.created_at);
@@ -223,7 +224,7 @@ impl Scheduler {
     }
 
     async fn holds(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
-        for hold in self.store.holds()? {
+        for hold in self.store.holds().await? {
             if hold.until > now {
                 continue;
             }

@@ -8,6 +8,7 @@ use super::page::{render, PageLang};
 use super::subscribe::{
     choices, chosen_language, field, form, message_page, picked, private, same_origin,
 };
+use crate::store::port::Subscribers;
 use crate::api::AppState;
 use crate::domain::Subscriber;
 use axum::extract::{Path, State};
@@ -49,7 +50,7 @@ pub async fn show(
     lang: PageLang,
     Path(token): Path<String>,
 ) -> Response {
-    match state.store.subscriber_by_token(&token) {
+    match state.store.subscriber_by_token(&token).await {
         Ok(Some(s)) => page(&state, lang, &s, false),
         _ => dead(&state, lang),
     }
@@ -73,7 +74,7 @@ pub async fn change(
             None,
         );
     }
-    let Ok(Some(s)) = state.store.subscriber_by_token(&token) else {
+    let Ok(Some(s)) = state.store.subscriber_by_token(&token).await else {
         return dead(&state, lang);
     };
     let f = form(&body);

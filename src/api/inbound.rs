@@ -14,8 +14,8 @@
 
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
-use crate::store::port::{SignUps, Subscribers};
 use crate::domain::Contact;
+use crate::store::port::{SignUps, Subscribers};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

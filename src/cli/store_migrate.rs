@@ -34,9 +34,7 @@ use crate::domain::{
 use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::port::{
-    AlertGroups, Approvals, Audit, Holds, Notices, Subscribers, Templates,
-};
+use crate::store::port::{AlertGroups, Approvals, Audit, Holds, Notices, Subscribers, Templates};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.

@@ -108,7 +108,11 @@ pub fn link_token(token: &str) -> Option<(Ulid, String)> {
 
 /// Confirms `s` with the hash of a link's secret (from [`link_token`]). Single use: the link's
 /// hash is gone afterwards. `None` (write nothing) for a used, expired or forged link.
-pub fn confirm_by_link(s: &mut Subscriber, presented: &str, now: DateTime<Utc>) -> Option<Subscriber> {
+pub fn confirm_by_link(
+    s: &mut Subscriber,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> Option<Subscriber> {
     let p = s.pending.as_ref()?;
     let stored = p.token_hash.as_ref()?;
     if s.confirmed

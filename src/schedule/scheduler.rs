@@ -13,7 +13,6 @@
 //!   status), so the next tick no longer finds it due.
 
 use super::settings::{Missed, ScheduleSettings};
-use crate::store::port::{Holds, Notices, Standalones};
 use crate::dispatch::Dispatcher;
 use crate::domain::standalone::{
     maintenance_reminder_seq, notice_seq, reminder_seq, Standalone, StandaloneKind,
@@ -21,6 +20,7 @@ use crate::domain::standalone::{
 use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
 use crate::domain::{Change, IncidentFilter, NewUpdate};
 use crate::render::{i18n, Context, Settings, Templates};
+use crate::store::port::{Holds, Notices, Standalones};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};

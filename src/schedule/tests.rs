@@ -4,7 +4,6 @@
 
 use super::scheduler::{Scheduler, TickReport};
 use super::settings::{Missed, ScheduleSettings};
-use crate::store::port::{Holds, Notices, Standalones};
 use crate::channels::{Audience, Channel, Kind, Rate, Settings as ChannelSettings};
 use crate::dispatch::{Dispatcher, Running};
 use crate::domain::alert::Mode;
@@ -13,6 +12,7 @@ use crate::domain::{Change, NewIncident, NewUpdate};
 use crate::intake::{AlertStatus, Intake, IntakeSettings, Outcome, Trigger};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
+use crate::store::port::{Holds, Notices, Standalones};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;

@@ -77,8 +77,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use ulid::Ulid;
 
 use flusher::Flusher;
-use port::Subscribers;
 pub use flusher::{FlushError, FlushStats};
+use port::Subscribers;
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -206,7 +206,10 @@ mod tests {
         assert!(store.post_standalone(&m, &chans, t).await.unwrap());
         assert!(!store.post_standalone(&again, &chans, t).await.unwrap());
         assert_eq!(store.broadcasts_of(origin).unwrap().len(), 1);
-        assert_eq!(store.standalone(origin, m.seq).await.unwrap().as_ref(), Some(&m));
+        assert_eq!(
+            store.standalone(origin, m.seq).await.unwrap().as_ref(),
+            Some(&m)
+        );
         assert_eq!(store.standalone(origin, 1).await.unwrap(), None);
     }
 }

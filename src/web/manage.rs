@@ -8,9 +8,9 @@ use super::page::{render, PageLang};
 use super::subscribe::{
     choices, chosen_language, field, form, message_page, picked, private, same_origin,
 };
-use crate::store::port::Subscribers;
 use crate::api::AppState;
 use crate::domain::Subscriber;
+use crate::store::port::Subscribers;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -1499,7 +1499,9 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert!(!subscriber_addresses(&app).await.contains(&"tom@example.com".to_owned()));
+    assert!(!subscriber_addresses(&app)
+        .await
+        .contains(&"tom@example.com".to_owned()));
     let e = entries(&app).await;
     assert_eq!(e.len(), b + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.remove");

@@ -467,7 +467,9 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert!(app.store.subscribers(10).await.unwrap()[0].components.is_empty());
+    assert!(app.store.subscribers(10).await.unwrap()[0]
+        .components
+        .is_empty());
 
     // A viewer has no edit form, and a forged edit is refused: nothing written or audited.
     let vic = login(&app, "vic").await;

@@ -4,8 +4,8 @@
 //! signatures, and Twilio error 21610.
 
 use crate::helpers::{env, spawn_app_with, TestApp};
-use crier::store::port::Subscribers;
 use base64::Engine;
+use crier::store::port::Subscribers;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -52,8 +52,7 @@ pub trait Subscribers {
     fn subscriber_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
-    fn subscriber_exists(&self, id: Ulid)
-        -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn subscriber_exists(&self, id: Ulid) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Whether a subscriber exists and may be sent to ([`Subscriber::receives`]).
     fn subscriber_receives(
@@ -85,8 +84,10 @@ pub trait Subscribers {
     ) -> impl Future<Output = Result<Subscriber, StoreError>> + Send;
 
     /// Removes the subscriber holding an unsubscribe token (the one-click link). Durable.
-    fn unsubscribe(&self, token: &str)
-        -> impl Future<Output = Result<Subscriber, StoreError>> + Send;
+    fn unsubscribe(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Subscriber, StoreError>> + Send;
 }
 
 /// Self-service sign-ups and consent: the double opt-in (a link by email, a code by SMS),

@@ -4,10 +4,10 @@
 //! still coming. The instants are the scheduler's own rules ([`Incident::reminder_lead`]).
 
 use super::when;
-use crate::store::port::Standalones;
 use crate::api::AppState;
 use crate::domain::standalone::maintenance_reminder_seq;
 use crate::domain::{Incident, Reminder, Status, Update};
+use crate::store::port::Standalones;
 use chrono::{DateTime, Utc};
 use minijinja::{context, Value};
 
@@ -69,11 +69,7 @@ async fn steps(state: &AppState, incident: &Incident, updates: &[Update]) -> Vec
 
 /// The incident page's schedule: each step with its time and state, and the reminder's
 /// setting (`1h`, `none`).
-pub async fn schedule(
-    state: &AppState,
-    incident: &Incident,
-    updates: &[Update],
-) -> Option<Value> {
+pub async fn schedule(state: &AppState, incident: &Incident, updates: &[Update]) -> Option<Value> {
     let steps = steps(state, incident, updates).await;
     if steps.is_empty() {
         return None;

@@ -7,13 +7,13 @@
 //! exist once.
 
 use super::{answer, field_of, fields, filled, me, when};
-use crate::store::port::Subscribers;
 use crate::api::authz::Caller;
 use crate::api::extract::ApiJson;
 use crate::api::session::SessionAuth;
 use crate::api::subscribers::ImportReport;
 use crate::api::{ApiError, AppState};
 use crate::domain::{Role, Subscriber};
+use crate::store::port::Subscribers;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -168,3 +168,82 @@ pub fn set_opted_out(s: &mut Subscriber, out: bool) -> Option<Subscriber> {
 pub fn unconfirmed_since(s: &Subscriber, cutoff: DateTime<Utc>) -> bool {
     !s.confirmed && s.pending.as_ref().is_some_and(|p| p.requested_at < cutoff)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Contact;
+
+    fn unconfirmed(secret: &Secret, now: DateTime<Utc>) -> Subscriber {
+        Subscriber {
+            id: Ulid::new(),
+            contact: Contact::phone("+358401234567").unwrap(),
+            locale: Locale::english(),
+            components: vec![],
+            confirmed: false,
+            unsubscribe_token: "t".into(),
+            created_at: now,
+            opted_out: false,
+            pending: Some(pending_for(
+                secret,
+                "salt".into(),
+                now,
+                chrono::Duration::hours(1),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_link_confirms_once_and_only_with_its_secret() {
+        let now = Utc::now();
+        let mut s = unconfirmed(&Secret::Link("abc".into()), now);
+        let (id, good) = link_token(&format!("{}.abc", s.id)).unwrap();
+        assert_eq!(id, s.id);
+        let (_, bad) = link_token(&format!("{}.abd", s.id)).unwrap();
+        assert_eq!(link_token("no-dot"), None);
+        assert_eq!(confirm_by_link(&mut s, &bad, now), None);
+        let late = now + chrono::Duration::hours(1);
+        assert_eq!(confirm_by_link(&mut s, &good, late), None, "expired");
+        assert!(confirm_by_link(&mut s, &good, now).is_some_and(|c| c.confirmed));
+        assert_eq!(confirm_by_link(&mut s, &good, now), None, "single use");
+    }
+
+    #[test]
+    fn three_wrong_codes_are_dead_and_start_needs_a_confirmed_subscriber() {
+        let now = Utc::now();
+        let mut s = unconfirmed(&Secret::Code("123456".into()), now);
+        assert!(set_opted_out(&mut s, true).is_some_and(|c| c.opted_out), "STOP");
+                c
+            })
+        );
+        assert_eq!(
+            set_opted_out(&mut s, false),
+            None,
+            "START cannot skip the opt-in"
+        );
+        let check = |s: &mut Subscriber, c: &str| code_outcome(confirm_by_code(s, c, now));
+        assert_eq!(check(&mut s, "000000"), CodeCheck::Wrong(2));
+        assert_eq!(check(&mut s, "000001"), CodeCheck::Wrong(1));
+        assert_eq!(check(&mut s, "000002"), CodeCheck::Dead);
+        assert_eq!(check(&mut s, " 123456 "), CodeCheck::Dead, "locked");
+        let fresh = pending_for(
+            &Secret::Code("654321".into()),
+            "x".into(),
+            now,
+            chrono::Duration::hours(1),
+        );
+        assert!(matches!(
+            renew(&mut s, &Locale::english(), &[], &fresh),
+            SignUp::Renewed(_)
+        ));
+        assert!(matches!(check(&mut s, " 654321 "), CodeCheck::Confirmed(_)));
+        assert_eq!(
+            renew(&mut s, &Locale::english(), &[], &fresh),
+            SignUp::AlreadyConfirmed
+        );
+        assert!(
+            !unconfirmed_since(&s, now + chrono::Duration::days(30)),
+            "confirmed: kept"
+        );
+    }
+}

@@ -24,10 +24,11 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`], [`Audit`].
-//! The other aggregates (incidents and updates, components and their history, subscribers and
-//! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
-//! and TOTP, health) are still inherent methods of
+//! [`Approvals`], [`Audit`]; in `audience.rs`: [`Subscribers`] (the list, lookups by id, address
+//! and token, a one-pass filtered walk), [`SignUps`] (double opt-in, STOP/START, the purge; the
+//! rules are `domain::signup`'s), [`Notices`], [`Holds`], [`Standalones`].
+//! The other aggregates (incidents and updates, components and their history, the outbox, users
+//! and tokens, sessions and TOTP, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
 mod audience;

@@ -212,9 +212,9 @@ mod tests {
     fn three_wrong_codes_are_dead_and_start_needs_a_confirmed_subscriber() {
         let now = Utc::now();
         let mut s = unconfirmed(&Secret::Code("123456".into()), now);
-        assert!(set_opted_out(&mut s, true).is_some_and(|c| c.opted_out), "STOP");
-                c
-            })
+        assert!(
+            set_opted_out(&mut s, true).is_some_and(|c| c.opted_out),
+            "STOP"
         );
         assert_eq!(
             set_opted_out(&mut s, false),

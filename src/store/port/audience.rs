@@ -40,8 +40,9 @@ pub trait Subscribers {
     ) -> impl Future<Output = Result<Vec<Subscriber>, StoreError>> + Send;
 
     /// Subscribers for which `keep` answers `true`, in the order they were added, at most
-    /// `limit`. `keep` sees every subscriber of one consistent state once, in that order, until
-    /// `limit` are kept (a caller may count as it goes and keep none).
+    /// `limit`. `keep` sees each subscriber once, in that order, until `limit` are kept (a
+    /// caller may count as it goes and keep none). It may walk every subscriber: a backend runs
+    /// it without holding up other tasks (sled: off the async workers).
     fn subscribers_where(
         &self,
         limit: usize,

@@ -12,7 +12,7 @@ use crate::config::ApprovalSettings;
 use crate::domain::standalone::{approval_note_seq, Standalone, StandaloneKind};
 use crate::domain::Decision;
 use crate::domain::{Approval, ApprovalAction, ApprovalState, Body, Locale, Role};
-use crate::store::port::Approvals;
+use crate::store::port::{Approvals, Standalones, Subscribers};
 use crate::store::StoreError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -37,7 +37,7 @@ impl AppState {
     /// Why a publishing write now would need a second person's approval: one line per rule
     /// that asks for it (empty: it needs none). The whole write waits, on every channel, so that
     /// one message goes out consistently.
-    pub(crate) fn approval_reasons(&self) -> Vec<String> {
+    pub(crate) async fn approval_reasons(&self) -> Vec<String> {
         let rules = &self.approval;
         let targets = self.dispatcher.broadcast_targets();
         let mut why = Vec::new();
@@ -50,7 +50,7 @@ impl AppState {
             why.push("approval = \"public\": every public update needs a second person".into());
         }
         if let Some(limit) = rules.settings.above {
-            let audience = self.audience(&targets);
+            let audience = self.audience(&targets).await;
             if audience > limit {
                 why.push(format!(
                     "its audience of up to {audience} recipients is above approval_above = {limit}"
@@ -63,7 +63,7 @@ impl AppState {
     /// [`AppState::approval_reasons`] for a publishing write by `who`: a responder may not
     /// publish alone, so their write always waits for a publisher or admin (never its author);
     /// the configuration's rules are added as for anyone.
-    pub(crate) fn approval_reasons_for(&self, who: &Principal) -> Vec<String> {
+    pub(crate) async fn approval_reasons_for(&self, who: &Principal) -> Vec<String> {
         let mut why = Vec::new();
         if who.1 < Role::Publisher {
             why.push(format!(
@@ -71,7 +71,7 @@ impl AppState {
                 who.1, who.1
             ));
         }
-        why.extend(self.approval_reasons());
+        why.extend(self.approval_reasons().await);
         why
     }
 
@@ -79,10 +79,11 @@ impl AppState {
     /// conservatively: every subscriber when a channel sends to subscribers (component filters
     /// are not subtracted) plus one per fixed-target channel. `approval_above` compares it, and
     /// the console's publish confirmation shows it.
-    pub(crate) fn audience(&self, targets: &[(String, bool)]) -> u64 {
+    pub(crate) async fn audience(&self, targets: &[(String, bool)]) -> u64 {
         let fixed = targets.iter().filter(|(_, subs)| !subs).count() as u64;
         let subscribers = match targets.iter().any(|(_, subs)| *subs) {
-            true => self.store.subscriber_count() as u64,
+            // Unreadable (a broken store): counted as none, as before the port.
+            true => self.store.subscriber_count().await.unwrap_or(0) as u64,
             false => 0,
         };
         subscribers + fixed

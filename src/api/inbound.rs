@@ -15,6 +15,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Contact;
+use crate::store::port::{SignUps, Subscribers};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -140,7 +141,8 @@ pub async fn twilio_inbound(
         Keyword::Help => {
             let lang = state
                 .store
-                .subscribers_where(1, |s| s.contact == from)?
+                .subscribers_where(1, |s| s.contact == from)
+                .await?
                 .first()
                 .map_or_else(|| "en".to_owned(), |s| s.locale.as_str().to_owned());
             let lang = crate::web::lang::negotiate(Some(&lang), None);

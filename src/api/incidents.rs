@@ -440,7 +440,7 @@ pub async fn create(
     component_statuses(&state, &req.component_statuses, req.draft)?;
     let needed = match req.draft {
         true => Vec::new(),
-        false => state.approval_reasons_for(&who),
+        false => state.approval_reasons_for(&who).await,
     };
     if !needed.is_empty() && glass.is_none() {
         // Checked in full now, so a write that would fail is refused before anyone approves it.
@@ -739,7 +739,7 @@ async fn append_or_hold(
     component_statuses(state, &req.component_statuses, req.draft)?;
     let needed = match req.draft {
         true => Vec::new(),
-        false => state.approval_reasons_for(&who),
+        false => state.approval_reasons_for(&who).await,
     };
     if !needed.is_empty() && glass.is_none() {
         // Checked in full now (fields and the state machine), so a write that would fail is
@@ -1100,7 +1100,7 @@ pub async fn publish(
 ) -> Result<Response, ApiError> {
     let glass = approvals::break_glass(&who, q.break_glass, q.reason, false)?;
     let id = parse_id(&id)?;
-    let needed = state.approval_reasons();
+    let needed = state.approval_reasons().await;
     if !needed.is_empty() && glass.is_none() {
         let (incident, updates) = state.store.incident(id)?;
         let Some(draft) = updates.iter().find(|u| u.draft && u.published_at.is_none()) else {

@@ -7,6 +7,7 @@ use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{parse_day, parse_tz, DomainError, Notice};
 use crate::schedule::cron::CronExpr;
+use crate::store::port::Notices;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -249,7 +250,8 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<NoticeView>>
     Ok(Json(
         state
             .store
-            .notices()?
+            .notices()
+            .await?
             .into_iter()
             .map(|n| view(n, now))
             .collect(),
@@ -285,7 +287,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<NoticeView>, ApiError> {
-    let n = state.store.notice(parse_id(&id)?)?;
+    let n = state.store.notice(parse_id(&id)?).await?;
     Ok(Json(view(n, state.dispatcher.now())))
 }
 

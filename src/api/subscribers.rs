@@ -6,6 +6,7 @@ use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::NewSubscriber;
 use crate::domain::{ComponentName, Contact, DomainError, Locale, Subscriber};
+use crate::store::port::Subscribers;
 use crate::store::IMPORT_CHUNK;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -188,8 +189,13 @@ pub async fn list(
         });
     }
     let list = match q.pending {
-        None => state.store.subscribers(limit)?,
-        Some(p) => state.store.subscribers_where(limit, |s| s.confirmed != p)?,
+        None => state.store.subscribers(limit).await?,
+        Some(p) => {
+            state
+                .store
+                .subscribers_where(limit, |s| s.confirmed != p)
+                .await?
+        }
     };
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }

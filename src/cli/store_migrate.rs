@@ -34,7 +34,10 @@ use crate::domain::{
 use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::port::{AlertGroups, Approvals, Audit, SecondFactors, Templates, Tokens, Users};
+use crate::store::port::{
+    AlertGroups, Approvals, Audit, Holds, Notices, SecondFactors, Subscribers, Templates, Tokens,
+    Users,
+};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
@@ -211,12 +214,12 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         s.component_history
             .extend(changes.into_iter().map(|c| (name.clone(), c.at, c.status)));
     }
-    s.subscribers = store.subscribers(usize::MAX)?;
-    s.notices = store.notices()?;
+    s.subscribers = store.subscribers(usize::MAX).await?;
+    s.notices = store.notices().await?;
     s.messages = store.all_standalones()?;
     s.threads = store.all_threads()?;
     s.alert_groups = store.alert_groups().await?;
-    s.holds = store.holds()?;
+    s.holds = store.holds().await?;
     for u in store.users().await? {
         let hash = store
             .password_hash(&u.name)
@@ -844,7 +847,7 @@ mod tests {
             .iter()
             .all(|d| d.state == DeliveryState::Pending
                 && matches!(d.target, Target::Subscriber { .. })));
-        let notice = f.store.notices().unwrap()[0].id;
+        let notice = f.store.notices().await.unwrap()[0].id;
         let of = |origin: Ulid| ds.iter().filter(|d| d.incident_id == origin).count();
         assert_eq!(
             (of(f.busy.id), of(notice)),
@@ -891,7 +894,7 @@ mod tests {
         let f = fixture::populated(2).await;
         let pg = db.pg(2);
         migrate(&f.store, &pg).await.expect("first run");
-        let victim = f.store.subscribers(usize::MAX).unwrap()[0].id;
+        let victim = f.store.subscribers(usize::MAX).await.unwrap()[0].id;
         {
             let c = pg.client().await.unwrap();
             c.execute(
@@ -922,7 +925,7 @@ mod tests {
         assert_eq!(notices, 0, "nothing was written");
 
         // A row the sled store does not have is refused too.
-        let mut stranger = f.store.notices().unwrap().remove(0);
+        let mut stranger = f.store.notices().await.unwrap().remove(0);
         stranger.id = Ulid::new();
         rows::put_notice(&**c, &stranger, Write::Insert)
             .await

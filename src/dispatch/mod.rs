@@ -29,7 +29,7 @@ use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
 };
-use crate::store::port::Threads;
+use crate::store::port::{SignUps, Standalones, Subscribers, Threads};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -310,7 +310,7 @@ async fn expand_round(
             continue; // the channel is not active now; its broadcast waits for it
         };
         let components = if b.seq >= STANDALONE_BASE {
-            match inner.store.standalone(b.incident_id, b.seq)? {
+            match inner.store.standalone(b.incident_id, b.seq).await? {
                 None => continue, // its record was not written (a crash): it is posted again
                 Some(m) => match m.kind {
                     // Not about an incident (an approval's note's origin is the approval).
@@ -472,9 +472,13 @@ fn outlet(ch: &Channel, settings: &Settings) -> Outlet {
 
 /// Loads what a delivery's message is made from and has the channel's composer make it: one
 /// outgoing message per part (several when a thread is needed).
-fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage>, ComposeError> {
+async fn prepare(
+    inner: &Inner,
+    ch: &ChannelRt,
+    d: &Delivery,
+) -> Result<Vec<OutMessage>, ComposeError> {
     let composed = if d.seq >= STANDALONE_BASE {
-        compose_standalone(inner, ch, d)?
+        compose_standalone(inner, ch, d).await?
     } else {
         let pair = published(inner, d)?;
         let source = Source::Update {
@@ -525,7 +529,7 @@ fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
 }
 
 /// A standalone message's delivery: a notice firing, a staff reminder, a maintenance reminder.
-fn compose_standalone(
+async fn compose_standalone(
     inner: &Inner,
     ch: &ChannelRt,
     d: &Delivery,
@@ -533,6 +537,7 @@ fn compose_standalone(
     let msg = inner
         .store
         .standalone(d.incident_id, d.seq)
+        .await
         .map_err(ComposeError::unavailable)?
         .ok_or(ComposeError::missing("the message record is missing"))?;
     match &msg.kind {
@@ -622,9 +627,9 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
-        let gone = matches!(inner.store.subscriber_exists(*id), Ok(false));
+        let gone = matches!(inner.store.subscriber_exists(*id).await, Ok(false));
         // A number that answered STOP (or that a provider reported opted out) is not tried.
-        let stopped = !gone && matches!(inner.store.subscriber_receives(*id), Ok(false));
+        let stopped = !gone && matches!(inner.store.subscriber_receives(*id).await, Ok(false));
         if gone || stopped {
             d.state = DeliveryState::Rejected;
             d.last_error = Some(
@@ -645,7 +650,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             return;
         }
     }
-    let outcome = match prepare(inner, ch, &d) {
+    let outcome = match prepare(inner, ch, &d).await {
         Ok(msgs) => {
             let mut last = Outcome::Delivered { receipt: None };
             let skip = usize::try_from(d.parts_done).unwrap_or(0);
@@ -729,7 +734,7 @@ async fn send_part(inner: &Inner, ch: &ChannelRt, d: &Delivery, m: &OutMessage) 
     // notes about approvals.
     let notice = d.seq >= STANDALONE_BASE
         && matches!(
-            inner.store.standalone(d.incident_id, d.seq),
+            inner.store.standalone(d.incident_id, d.seq).await,
             Ok(Some(crate::domain::standalone::Standalone {
                 kind: StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. },
                 ..

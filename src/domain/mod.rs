@@ -17,6 +17,7 @@ mod next_update;
 mod notice;
 mod phone;
 pub mod session;
+pub mod signup;
 mod span;
 pub mod standalone;
 mod subscriber;
@@ -46,6 +47,7 @@ pub use next_update::{
 pub use notice::{parse_day, parse_tz, Notice};
 pub use phone::PhoneNumber;
 pub use session::{Session, TotpRecord};
+pub use signup::{CodeCheck, Secret, SignUp};
 pub use span::{Span, SpanError};
 pub use standalone::{Standalone, StandaloneKind};
 pub use subscriber::{Contact, ImportCounts, NewSubscriber, Pending, Subscriber};

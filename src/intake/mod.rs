@@ -39,7 +39,7 @@ use crate::domain::standalone::{alert_detail_seq, Standalone, StandaloneKind};
 use crate::domain::Hold;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
 use crate::domain::{Change, NewIncident, NewUpdate};
-use crate::store::port::AlertGroups;
+use crate::store::port::{AlertGroups, Holds, Standalones};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use payloads::first_line;

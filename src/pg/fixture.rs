@@ -17,7 +17,8 @@ use crate::domain::{
     TotpRecord,
 };
 use crate::store::port::{
-    AlertGroups, Approvals, Audit, SecondFactors, Templates, Threads, Tokens, Users,
+    AlertGroups, Approvals, Audit, Holds, Notices, SecondFactors, Standalones, Subscribers,
+    Templates, Threads, Tokens, Users,
 };
 use crate::store::Store;
 

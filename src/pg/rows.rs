@@ -1169,7 +1169,8 @@ mod tests {
     use super::*;
     use crate::domain::Locale;
     use crate::store::port::{
-        AlertGroups, Approvals, Audit, SecondFactors, Templates, Threads, Tokens, Users,
+        AlertGroups, Approvals, Audit, Holds, Notices, SecondFactors, Standalones, Subscribers,
+        Templates, Threads, Tokens, Users,
     };
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
@@ -1255,7 +1256,7 @@ mod tests {
         assert_eq!(back.len(), history.values().map(Vec::len).sum::<usize>());
         assert_eq!(back.len(), 3, "api twice, web once");
 
-        let mut subs = s.subscribers(usize::MAX).unwrap();
+        let mut subs = s.subscribers(usize::MAX).await.unwrap();
         subs.sort_by_key(|s| s.id);
         for sub in &subs {
             put_subscriber(c, sub, Write::Insert).await.unwrap();
@@ -1281,12 +1282,12 @@ mod tests {
         );
         assert_eq!(subscriber(c, email.id).await.unwrap().as_ref(), Some(email));
 
-        let ns = s.notices().unwrap();
+        let ns = s.notices().await.unwrap();
         for n in &ns {
             put_notice(c, n, Write::Insert).await.unwrap();
         }
         assert_eq!(notices(c).await.unwrap(), ns);
-        let msgs = s.standalones_of(ns[0].id).unwrap();
+        let msgs = s.standalones_of(ns[0].id).await.unwrap();
         assert_eq!(msgs.len(), 1);
         put_standalone(c, &msgs[0], Write::Insert).await.unwrap();
         assert_eq!(standalones(c).await.unwrap(), msgs);
@@ -1305,7 +1306,7 @@ mod tests {
             put_alert_group(c, g, Write::Insert).await.unwrap();
         }
         assert_eq!(alert_groups(c).await.unwrap(), groups);
-        let hs = s.holds().unwrap();
+        let hs = s.holds().await.unwrap();
         for h in &hs {
             put_hold(c, h, Write::Insert).await.unwrap();
         }
@@ -1406,7 +1407,7 @@ mod tests {
         };
 
         // A second subscriber at the same address (another id, another token).
-        let sub = s.subscribers(usize::MAX).unwrap().remove(0);
+        let sub = s.subscribers(usize::MAX).await.unwrap().remove(0);
         put_subscriber(c, &sub, Write::Insert).await.unwrap();
         let mut twin = sub.clone();
         twin.id = Ulid::new();

@@ -20,6 +20,7 @@ use crate::domain::standalone::{
 use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
 use crate::domain::{Change, IncidentFilter, NewUpdate};
 use crate::render::{i18n, Context, Settings, Templates};
+use crate::store::port::{Holds, Notices, Standalones};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -156,7 +157,7 @@ impl Scheduler {
     }
 
     async fn notices(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
-        for mut notice in self.store.notices()? {
+        for mut notice in self.store.notices().await? {
             let Ok(tz) = notice.zone() else { continue };
             let schedule = notice.cron.in_zone(tz);
             let start = notice.last_fired.unwrap_or(notice.created_at);
@@ -223,7 +224,7 @@ impl Scheduler {
     }
 
     async fn holds(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
-        for hold in self.store.holds()? {
+        for hold in self.store.holds().await? {
             if hold.until > now {
                 continue;
             }

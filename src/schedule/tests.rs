@@ -12,6 +12,7 @@ use crate::domain::{Change, NewIncident, NewUpdate};
 use crate::intake::{AlertStatus, Intake, IntakeSettings, Outcome, Trigger};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
+use crate::store::port::{Holds, Notices, Standalones};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -200,11 +201,11 @@ async fn a_notice_fires_exactly_once_per_instant_across_a_restart() {
     assert!(fired(&h.tick("2026-11-23T07:01:00Z").await).is_empty());
     // A crash between posting a firing and recording it on the notice: the firing's record
     // exists, so posting it again is a no-op.
-    let mut n = h.store.notice(id).unwrap();
+    let mut n = h.store.notice(id).await.unwrap();
     n.last_fired = None;
     h.store.put_notice(&n).await.unwrap();
     assert!(fired(&h.tick("2026-11-23T07:01:30Z").await).is_empty());
-    assert_eq!(h.store.standalones_of(id).unwrap().len(), 1);
+    assert_eq!(h.store.standalones_of(id).await.unwrap().len(), 1);
     // The next weekday fires; Saturday and Sunday do not.
     assert_eq!(
         fired(&h.tick("2026-11-24T07:00:05Z").await),
@@ -674,7 +675,7 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
         h.store.broadcasts_of(incident).unwrap().is_empty(),
         "nothing was ever announced"
     );
-    assert!(h.store.hold(incident).unwrap().is_none());
+    assert!(h.store.hold(incident).await.unwrap().is_none());
 
     // An alert that keeps firing past the hold-down is published when it ends.
     let mut db_alert = trigger("db-1", AlertStatus::Firing);

@@ -699,6 +699,7 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::port::Holds;
     use crate::store::tests::{new_incident, new_update};
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -994,7 +995,7 @@ mod tests {
         holder.join().unwrap();
         assert_eq!(*events.lock().unwrap(), vec!["read", "pause ended"]);
         assert_eq!(
-            store.holds().unwrap().len(),
+            store.holds().await.unwrap().len(),
             1,
             "the write went through afterwards"
         );

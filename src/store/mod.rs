@@ -78,6 +78,7 @@ use ulid::Ulid;
 
 use flusher::Flusher;
 pub use flusher::{FlushError, FlushStats};
+use port::Subscribers;
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -1476,8 +1477,30 @@ impl SledStore {
         })
     }
 
+    /// A subscriber's id from its id, email or phone number.
+    fn subscriber_id(&self, t: &Trees, key: &str) -> Result<Ulid, StoreError> {
+        Ok(match Ulid::from_string(key.trim()) {
+            Ok(id) => id,
+            Err(_) => {
+                let contact = Contact::parse_any(key)?;
+                let raw =
+                    t.contacts
+                        .get(contact.address())?
+                        .ok_or_else(|| StoreError::NotFound {
+                            what: "subscriber",
+                            id: contact.to_string(),
+                        })?;
+                let bytes = <[u8; 16]>::try_from(raw.as_ref())
+                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
+                Ulid::from_bytes(bytes)
+            }
+        })
+    }
+}
+
+impl Subscribers for SledStore {
     /// Adds one subscriber; an address that is already subscribed is a conflict.
-    pub async fn add_subscriber(
+    async fn add_subscriber(
         &self,
         new: NewSubscriber,
         now: DateTime<Utc>,
@@ -1508,7 +1531,7 @@ impl SledStore {
     /// subscribed (or repeated within the batch). Component filters must name known components;
     /// a batch with an unknown one writes nothing. The CSV import calls it once per chunk of
     /// [`IMPORT_CHUNK`] rows, so that no request holds a whole file's subscribers in memory.
-    pub async fn import_subscribers(
+    async fn import_subscribers(
         &self,
         batch: Vec<NewSubscriber>,
         now: DateTime<Utc>,
@@ -1557,7 +1580,7 @@ impl SledStore {
     }
 
     /// Subscribers in the order they were added, at most `limit`.
-    pub fn subscribers(&self, limit: usize) -> Result<Vec<Subscriber>, StoreError> {
+    async fn subscribers(&self, limit: usize) -> Result<Vec<Subscriber>, StoreError> {
         let t = self.t()?;
         t.subscribers
             .iter()
@@ -1568,7 +1591,7 @@ impl SledStore {
     }
 
     /// Removes a subscriber given its id or its address.
-    pub async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
+    async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
         let id = self.subscriber_id(&t, key)?;
         let w = self.writing_async().await;
@@ -1594,7 +1617,7 @@ impl SledStore {
     /// Changes a subscriber's language and/or component filter (`Some(vec![])`: every
     /// component), found by id, email or phone number; returns it as it was and as it is now.
     /// Unknown components write nothing.
-    pub async fn change_subscriber(
+    async fn change_subscriber(
         &self,
         key: &str,
         locale: Option<Locale>,
@@ -1631,28 +1654,8 @@ impl SledStore {
         Ok(changed)
     }
 
-    /// A subscriber's id from its id, email or phone number.
-    fn subscriber_id(&self, t: &Trees, key: &str) -> Result<Ulid, StoreError> {
-        Ok(match Ulid::from_string(key.trim()) {
-            Ok(id) => id,
-            Err(_) => {
-                let contact = Contact::parse_any(key)?;
-                let raw =
-                    t.contacts
-                        .get(contact.address())?
-                        .ok_or_else(|| StoreError::NotFound {
-                            what: "subscriber",
-                            id: contact.to_string(),
-                        })?;
-                let bytes = <[u8; 16]>::try_from(raw.as_ref())
-                    .map_err(|_| StoreError::Corrupt("contact index entry".into()))?;
-                Ulid::from_bytes(bytes)
-            }
-        })
-    }
-
     /// Removes the subscriber holding an unsubscribe token (the one-click link).
-    pub async fn unsubscribe(&self, token: &str) -> Result<Subscriber, StoreError> {
+    async fn unsubscribe(&self, token: &str) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
         let raw = t
             .unsubscribe
@@ -1668,14 +1671,58 @@ impl SledStore {
     }
 
     /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
-    pub fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
+    async fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
         let t = self.t()?;
         Ok(t.subscribers.contains_key(id.to_bytes())?)
     }
 
     /// Number of subscribers.
-    pub fn subscriber_count(&self) -> usize {
-        self.t().map_or(0, |t| t.subscribers.len())
+    async fn subscriber_count(&self) -> Result<usize, StoreError> {
+        Ok(self.t()?.subscribers.len())
+    }
+
+    /// Whether a subscriber exists and may be sent to (confirmed, not opted out).
+    async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
+        let t = self.t()?;
+        match t.subscribers.get(id.to_bytes())? {
+            Some(v) => Ok(decode::<Subscriber>(&v)?.receives()),
+            None => Ok(false),
+        }
+    }
+
+    /// The subscriber holding a manage/unsubscribe token.
+    async fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError> {
+        let t = self.t()?;
+        let Some(raw) = t.unsubscribe.get(token)? else {
+            return Ok(None);
+        };
+        let Some(v) = t.subscribers.get(raw)? else {
+            return Ok(None);
+        };
+        decode(&v).map(Some)
+    }
+
+    /// Subscribers matching `keep`, in the order they were added, at most `limit`. One pass, off
+    /// the async workers (it may walk every subscriber).
+    async fn subscribers_where(
+        &self,
+        limit: usize,
+        mut keep: impl FnMut(&Subscriber) -> bool + Send,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        let t = self.t()?;
+        outbox::off_the_runtime(|| {
+            let mut out = Vec::new();
+            for v in t.subscribers.iter().values() {
+                let s: Subscriber = decode(&v?)?;
+                if keep(&s) {
+                    out.push(s);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -1836,7 +1883,7 @@ mod tests {
         let counts = store.import_subscribers(batch, now).await.unwrap();
         assert_eq!(counts.added, IMPORT_CHUNK + 5);
         assert_eq!(counts.duplicates, n - (IMPORT_CHUNK + 5));
-        assert_eq!(store.subscriber_count(), IMPORT_CHUNK + 5);
+        assert_eq!(store.subscriber_count().await.unwrap(), IMPORT_CHUNK + 5);
         // An unknown component anywhere writes nothing, even in a batch of several chunks.
         let before = store.checksum().unwrap();
         let mut bad: Vec<NewSubscriber> = (0..n).map(|i| row(1_000_000 + i)).collect();

@@ -542,7 +542,7 @@ impl SledStore {
 /// other tasks of this runtime worker: on a multi-threaded runtime the worker hands its queue to
 /// another thread first (`block_in_place`), so API requests queued behind an expansion batch are
 /// not kept waiting for it. On a current-thread runtime (tests) `f` simply runs.
-fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
@@ -554,6 +554,7 @@ fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
 mod tests {
     use super::*;
     use crate::domain::{Body, Contact, Impact, IncidentKind, Locale, Title};
+    use crate::store::port::Subscribers;
     use crate::store::{NewIncident, NewSubscriber};
 
     fn open(dir: &std::path::Path) -> SledStore {

@@ -13,6 +13,7 @@
 //! twice — after a crash, or from two ticks — finds the first record and does nothing: the record
 //! of a firing is written before anything is sent, and a restart never fires twice.
 
+use super::port::{Holds, Notices, Standalones};
 use super::{decode, encode, outbox, SledStore, StoreError};
 use crate::domain::standalone::STANDALONE_BASE;
 use crate::domain::Notice;
@@ -24,10 +25,10 @@ fn message_key(origin: Ulid, seq: u32) -> [u8; 20] {
     super::update_key(origin, seq)
 }
 
-impl SledStore {
+impl Standalones for SledStore {
     /// Posts a standalone message to `broadcast` channels, once: if (origin, seq) was posted
     /// before, nothing is written and `false` is returned. Durable when it returns.
-    pub async fn post_standalone(
+    async fn post_standalone(
         &self,
         msg: &Standalone,
         broadcast: &[(String, bool)],
@@ -50,7 +51,7 @@ impl SledStore {
     }
 
     /// The standalone message (origin, seq), if it was posted.
-    pub fn standalone(&self, origin: Ulid, seq: u32) -> Result<Option<Standalone>, StoreError> {
+    async fn standalone(&self, origin: Ulid, seq: u32) -> Result<Option<Standalone>, StoreError> {
         let t = self.t()?;
         if seq < STANDALONE_BASE {
             return Ok(None);
@@ -62,7 +63,7 @@ impl SledStore {
     }
 
     /// Every standalone message of an origin (a notice's firings, an incident's reminders).
-    pub fn standalones_of(&self, origin: Ulid) -> Result<Vec<Standalone>, StoreError> {
+    async fn standalones_of(&self, origin: Ulid) -> Result<Vec<Standalone>, StoreError> {
         let t = self.t()?;
         t.messages
             .scan_prefix(origin.to_bytes())
@@ -70,9 +71,11 @@ impl SledStore {
             .map(|v| decode(&v?))
             .collect()
     }
+}
 
+impl Notices for SledStore {
     /// Saves a notice (new or changed). Durable when it returns.
-    pub async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
+    async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -82,7 +85,7 @@ impl SledStore {
     }
 
     /// One notice.
-    pub fn notice(&self, id: Ulid) -> Result<Notice, StoreError> {
+    async fn notice(&self, id: Ulid) -> Result<Notice, StoreError> {
         let t = self.t()?;
         let raw = t
             .notices
@@ -95,15 +98,15 @@ impl SledStore {
     }
 
     /// Every notice, oldest first.
-    pub fn notices(&self) -> Result<Vec<Notice>, StoreError> {
+    async fn notices(&self) -> Result<Vec<Notice>, StoreError> {
         let t = self.t()?;
         t.notices.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Removes a notice; its past firings stay in the outbox. Durable when it returns.
-    pub async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
+    async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
         let t = self.t()?;
-        let n = self.notice(id)?;
+        let n = self.notice(id).await?;
         {
             let _w = self.writing_async().await;
             t.notices.remove(id.to_bytes())?;
@@ -111,9 +114,11 @@ impl SledStore {
         t.durable().await?;
         Ok(n)
     }
+}
 
+impl Holds for SledStore {
     /// Starts or extends a hold-down. Durable when it returns.
-    pub async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
+    async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -123,7 +128,7 @@ impl SledStore {
     }
 
     /// The hold on an incident, if any.
-    pub fn hold(&self, incident: Ulid) -> Result<Option<Hold>, StoreError> {
+    async fn hold(&self, incident: Ulid) -> Result<Option<Hold>, StoreError> {
         let t = self.t()?;
         match t.holds.get(incident.to_bytes())? {
             Some(raw) => Ok(Some(decode(&raw)?)),
@@ -132,13 +137,13 @@ impl SledStore {
     }
 
     /// Every hold.
-    pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+    async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
         let t = self.t()?;
         t.holds.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Ends a hold. Durable when it returns.
-    pub async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
+    async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -146,7 +151,9 @@ impl SledStore {
         }
         t.durable().await
     }
+}
 
+impl SledStore {
     /// Broadcasts of standalone messages are not timeline broadcasts: `repair` must leave them.
     pub(crate) fn standalone_broadcast_floor(incident: Ulid) -> Vec<u8> {
         outbox::broadcast_key(incident, STANDALONE_BASE, "").to_vec()
@@ -199,7 +206,10 @@ mod tests {
         assert!(store.post_standalone(&m, &chans, t).await.unwrap());
         assert!(!store.post_standalone(&again, &chans, t).await.unwrap());
         assert_eq!(store.broadcasts_of(origin).unwrap().len(), 1);
-        assert_eq!(store.standalone(origin, m.seq).unwrap().as_ref(), Some(&m));
-        assert_eq!(store.standalone(origin, 1).unwrap(), None);
+        assert_eq!(
+            store.standalone(origin, m.seq).await.unwrap().as_ref(),
+            Some(&m)
+        );
+        assert_eq!(store.standalone(origin, 1).await.unwrap(), None);
     }
 }

@@ -10,6 +10,7 @@ use super::subscribe::{
 };
 use crate::api::AppState;
 use crate::domain::Subscriber;
+use crate::store::port::Subscribers;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -49,7 +50,7 @@ pub async fn show(
     lang: PageLang,
     Path(token): Path<String>,
 ) -> Response {
-    match state.store.subscriber_by_token(&token) {
+    match state.store.subscriber_by_token(&token).await {
         Ok(Some(s)) => page(&state, lang, &s, false),
         _ => dead(&state, lang),
     }
@@ -73,7 +74,7 @@ pub async fn change(
             None,
         );
     }
-    let Ok(Some(s)) = state.store.subscriber_by_token(&token) else {
+    let Ok(Some(s)) = state.store.subscriber_by_token(&token).await else {
         return dead(&state, lang);
     };
     let f = form(&body);

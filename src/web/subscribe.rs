@@ -13,9 +13,10 @@ use super::page::{render, PageLang};
 use crate::adapters::{OutMessage, Recipient};
 use crate::api::AppState;
 use crate::channels::{Kind, Rate, Reach};
+use crate::domain::{CodeCheck, Secret, SignUp};
 use crate::domain::{ComponentName, Contact, Locale};
 use crate::render::TemplateKind;
-use crate::store::signup::{CodeCheck, Secret, SignUp};
+use crate::store::port::SignUps;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -551,7 +552,7 @@ async fn send_confirmation(
         Contact::Phone(p) => Recipient::Phone(p.to_string()),
     };
     let msg = OutMessage {
-        idempotency_key: crate::store::signup::hash_hex(&[ctx.to_string().as_bytes()]),
+        idempotency_key: crate::domain::signup::hash_hex(&[ctx.to_string().as_bytes()]),
         recipient,
         locale: rendered.locale.to_string(),
         subject: rendered.subject,

@@ -9,7 +9,7 @@ use crier::api::authz::rule_for;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::port::{Approvals, Audit, Dump, SecondFactors};
+use crier::store::port::{Approvals, Audit, Dump, SecondFactors, Subscribers};
 use serde_json::{json, Value};
 
 const LOG: (&str, &str) = ("log", "kind = \"log\"\naudience = \"fixed\"\n");
@@ -283,6 +283,7 @@ async fn prepare(
             let sub = app
                 .store
                 .subscribers(1000)
+                .await
                 .unwrap()
                 .into_iter()
                 .find(|s| s.id.to_string() == id)

@@ -7,7 +7,7 @@ use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
-use crier::store::port::{Audit, SecondFactors, Tokens, Users};
+use crier::store::port::{Audit, Notices, SecondFactors, Subscribers, Tokens, Users};
 use serde_json::json;
 use std::time::Duration;
 
@@ -753,7 +753,7 @@ async fn every_console_write_makes_exactly_one_audit_entry() {
     )
     .await;
     shown_once(&app, "subscriber.import", p, &mut seen, b).await;
-    let sub = app.store.subscribers(1).unwrap()[0].id.to_string();
+    let sub = app.store.subscribers(1).await.unwrap()[0].id.to_string();
     let b = entries(&app).await.len();
     let p = post(
         &app,
@@ -1274,9 +1274,10 @@ pub fn unescape(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn subscriber_addresses(app: &TestApp) -> Vec<String> {
+async fn subscriber_addresses(app: &TestApp) -> Vec<String> {
     app.store
         .subscribers(usize::MAX)
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.contact.address().to_owned())
@@ -1373,7 +1374,7 @@ async fn console_subscribers_viewer_sees_counts_only_and_forged_writes_are_refus
                 p.body
             );
         }
-        assert_eq!(subscriber_addresses(&app).len(), 3, "nothing written");
+        assert_eq!(subscriber_addresses(&app).await.len(), 3, "nothing written");
         assert_eq!(
             entries(&app).await.len(),
             before,
@@ -1455,7 +1456,7 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     .await;
     assert_eq!(p.status, 409, "{p:?}");
     assert!(p.body.contains("already subscribed"), "{}", p.body);
-    assert_eq!(subscriber_addresses(&app).len(), 3);
+    assert_eq!(subscriber_addresses(&app).await.len(), 3);
     assert_eq!(entries(&app).await.len(), before);
 
     // Add: confirmed, with its language and component; one entry.
@@ -1476,6 +1477,7 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     let added = app
         .store
         .subscribers(usize::MAX)
+        .await
         .unwrap()
         .into_iter()
         .find(|s| s.contact.address() == "new@example.org")
@@ -1499,7 +1501,9 @@ async fn console_subscribers_search_add_and_remove_through_the_api() {
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert!(!subscriber_addresses(&app).contains(&"tom@example.com".to_owned()));
+    assert!(!subscriber_addresses(&app)
+        .await
+        .contains(&"tom@example.com".to_owned()));
     let e = entries(&app).await;
     assert_eq!(e.len(), b + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.remove");
@@ -1544,7 +1548,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
         body.contains("<strong>2</strong> added, 1 already subscribed or repeated, 2 rejected"),
         "{body}"
     );
-    let mut have = subscriber_addresses(&app);
+    let mut have = subscriber_addresses(&app).await;
     have.sort();
     assert_eq!(have, ["+358401000002", "a@example.com"]);
     let e = entries(&app).await;
@@ -1589,7 +1593,7 @@ async fn console_subscribers_csv_import_lists_bad_rows_and_imports_the_good() {
         body.contains("unknown CSV column \"mail\"; the header row may name email, phone, locale and components"),
         "{body}"
     );
-    assert_eq!(subscriber_addresses(&app).len(), 2);
+    assert_eq!(subscriber_addresses(&app).await.len(), 2);
     assert_eq!(entries(&app).await.len(), b);
 }
 
@@ -1974,7 +1978,9 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
     add_user(&app, "anna", "publisher").await;
     add_user(&app, "ville", "viewer").await;
     let anna = login(&app, "anna").await;
-    let notices = |app: &TestApp| app.store.notices().unwrap().len();
+    async fn notices(app: &TestApp) -> usize {
+        app.store.notices().await.unwrap().len()
+    }
     let form = |cron: &'static str, tz: &'static str| {
         vec![
             ("cron", cron),
@@ -2020,7 +2026,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         body.contains("value=\"0 9 * * 1-5\""),
         "what was typed is kept: {body}"
     );
-    assert_eq!(notices(&app), 0, "a preview writes nothing");
+    assert_eq!(notices(&app).await, 0, "a preview writes nothing");
     assert_eq!(entries(&app).await.len(), before, "and is not audited");
 
     // A bad field: the API's message (the same words as POST /api/v1/notices), next to it.
@@ -2053,7 +2059,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
             "{path}: {detail} next to the cron field: {body}"
         );
         assert!(!body.contains("id=\"next-times\""), "{body}");
-        assert_eq!(notices(&app), 0, "{path}: nothing written");
+        assert_eq!(notices(&app).await, 0, "{path}: nothing written");
         assert_eq!(entries(&app).await.len(), before, "{path}: nothing audited");
     }
     let p = post(
@@ -2102,7 +2108,7 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         "{}",
         frag.body
     );
-    assert_eq!(notices(&app), 0, "fragments write nothing");
+    assert_eq!(notices(&app).await, 0, "fragments write nothing");
 
     // Adding: one notice, one audit entry, and the list shows the times the preview showed.
     let before = entries(&app).await.len();
@@ -2116,11 +2122,11 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
     .await;
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(p.location, "/console/notices");
-    assert_eq!(notices(&app), 1);
+    assert_eq!(notices(&app).await, 1);
     let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "{:?}", &e[before..]);
     assert_eq!(e.last().unwrap().action, "notice.create");
-    let n = &app.store.notices().unwrap()[0];
+    let n = &app.store.notices().await.unwrap()[0];
     assert_eq!(n.cron.to_string(), "0 9 * * 1-5");
     assert_eq!(n.channels, vec!["staff".to_owned()]);
     assert_eq!(n.body.texts().len(), 2, "English and Finnish");
@@ -2144,5 +2150,5 @@ async fn console_notices_add_shows_next_fire_times_and_the_apis_errors() {
         .await;
         assert_eq!(p.status, 403, "{path}: {p:?}");
     }
-    assert_eq!(notices(&app), 1);
+    assert_eq!(notices(&app).await, 1);
 }

@@ -7,6 +7,7 @@ use crate::browser::{Browser, Options};
 use crate::console::{add_user, console_app, overdue_incident, PASSWORD};
 use crate::e2e::{provider_sim, sim_stats};
 use crate::helpers::{env, TestApp};
+use crier::store::port::{Notices, Subscribers};
 use serde_json::json;
 use std::time::Duration;
 
@@ -527,7 +528,7 @@ async fn subscribers_and_users(o: Options, shot: &str) {
     b.click_and_load("#add").await;
     let err = b.text("#err-phone").await;
     assert!(err.contains("has no country code"), "{err}");
-    assert_eq!(app.store.subscriber_count(), 2);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), 2);
     // The browser logs the refusal's status (422), and nothing else.
     let errors = b.console_errors().await;
     assert!(
@@ -548,6 +549,7 @@ async fn subscribers_and_users(o: Options, shot: &str) {
     let added = app
         .store
         .subscribers(10)
+        .await
         .unwrap()
         .into_iter()
         .find(|s| s.contact.address() == "+358401000002")
@@ -567,6 +569,7 @@ async fn subscribers_and_users(o: Options, shot: &str) {
     let liisa = app
         .store
         .subscribers(10)
+        .await
         .unwrap()
         .into_iter()
         .find(|s| s.contact.address() == "liisa@example.fi")
@@ -576,7 +579,7 @@ async fn subscribers_and_users(o: Options, shot: &str) {
     b.wait_text(".notice", BOUND, |t| t.contains("Subscriber removed"))
         .await;
     assert!(!b.source().await.contains("liisa@example.fi"));
-    assert_eq!(app.store.subscriber_count(), 2);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), 2);
 
     // Users: add one; the initial password is shown once and signs in.
     b.click_and_load("a[href='/console/users']").await;
@@ -668,7 +671,7 @@ async fn channels_and_notices(o: Options, shot: &str) {
         .await;
     assert!(times.contains("09:00"), "{times}");
     assert!(
-        app.store.notices().unwrap().is_empty(),
+        app.store.notices().await.unwrap().is_empty(),
         "nothing written yet"
     );
     clean(&b, "while typing a notice").await;
@@ -679,7 +682,7 @@ async fn channels_and_notices(o: Options, shot: &str) {
     b.click_and_load("#add").await;
     b.wait_text("h1", BOUND, |t| t == "Recurring notices").await;
     assert_eq!(
-        app.store.notices().unwrap().len(),
+        app.store.notices().await.unwrap().len(),
         1,
         "{}",
         b.source().await

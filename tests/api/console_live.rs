@@ -3,7 +3,7 @@
 
 use crate::console::{add_user, console_app, login, Staff};
 use crate::helpers::{env, TestApp};
-use crier::store::port::Audit;
+use crier::store::port::{Audit, Subscribers};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -441,7 +441,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     .await;
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(p.location, "/console/subscribers?done=changed");
-    let s = app.store.subscribers(10).unwrap().remove(0);
+    let s = app.store.subscribers(10).await.unwrap().remove(0);
     assert_eq!(s.locale.as_str(), "sv");
     assert_eq!(
         s.components.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
@@ -467,7 +467,9 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert!(app.store.subscribers(10).unwrap()[0].components.is_empty());
+    assert!(app.store.subscribers(10).await.unwrap()[0]
+        .components
+        .is_empty());
 
     // A viewer has no edit form, and a forged edit is refused: nothing written or audited.
     let vic = login(&app, "vic").await;
@@ -510,7 +512,7 @@ async fn edit_subscriber(o: crate::browser::Options, shot: &str) {
     let err = b.text(&format!("#err-locale-{id}")).await;
     assert!(err.contains("is not a language tag"), "{err}");
     assert_eq!(
-        app.store.subscribers(10).unwrap()[0].locale.as_str(),
+        app.store.subscribers(10).await.unwrap()[0].locale.as_str(),
         "fi",
         "nothing written"
     );
@@ -532,7 +534,7 @@ async fn edit_subscriber(o: crate::browser::Options, shot: &str) {
     b.click_and_load(&format!("#edit-{id} button.save")).await;
     b.wait_text(".notice", BOUND, |t| t.contains("Subscriber changed"))
         .await;
-    let s = app.store.subscribers(10).unwrap().remove(0);
+    let s = app.store.subscribers(10).await.unwrap().remove(0);
     assert_eq!(s.locale.as_str(), "sv");
     let mut names: Vec<&str> = s.components.iter().map(|c| c.as_str()).collect();
     names.sort();
@@ -617,7 +619,7 @@ async fn console_csv_import_of_a_megabyte() {
             "line {line}"
         );
     }
-    assert_eq!(app.store.subscriber_count(), 19_997);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), 19_997);
     let e = audit(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "subscriber.import");
@@ -673,7 +675,7 @@ async fn console_csv_import_over_the_limit_is_refused_and_writes_nothing() {
             && body.contains("split it into smaller files"),
         "{body}"
     );
-    assert_eq!(app.store.subscriber_count(), 0);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), 0);
     assert_eq!(app.checksum(), sum, "nothing written");
     assert_eq!(audit(&app).await.len(), before, "not even an audit entry");
     // Every other console form keeps the 64 KiB cap.

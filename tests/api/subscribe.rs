@@ -5,6 +5,7 @@
 
 use crate::helpers::{env, spawn_app_with, TestApp};
 use base64::Engine;
+use crier::store::port::Subscribers;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -143,7 +144,7 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
     assert_eq!(cli[0]["email"], "new@example.com");
     let confirmed = app.get("/api/v1/subscribers?pending=false").await.body;
     assert_eq!(confirmed.as_array().unwrap().len(), 1, "{confirmed}");
-    let raw = serde_json::to_string(&app.store.subscribers(10).unwrap()).unwrap();
+    let raw = serde_json::to_string(&app.store.subscribers(10).await.unwrap()).unwrap();
     assert!(
         !raw.contains(token.split('.').nth(1).unwrap()),
         "stored only hashed"
@@ -276,7 +277,7 @@ async fn the_manage_page_changes_components_and_language_and_unsubscribes() {
         .await;
     app.post("/api/v1/subscribers", json!({"email": "o@example.com"}))
         .await;
-    let subs = app.store.subscribers(10).unwrap();
+    let subs = app.store.subscribers(10).await.unwrap();
     let (m, o) = (&subs[0], &subs[1]);
     let page = app
         .client

@@ -1,6 +1,7 @@
 //! Subscribers: add, de-duplicate, list, remove, CSV import with per-line errors, unsubscribe.
 
 use crate::helpers::spawn_app;
+use crier::store::port::Subscribers;
 use reqwest::Method;
 use serde_json::json;
 
@@ -179,7 +180,7 @@ async fn csv_import_chunks_report_like_one_file() {
     }
     let rejected = bad_lines.len();
     let added = n - rejected - duplicates;
-    let before = app.store.subscriber_count();
+    let before = app.store.subscriber_count().await.unwrap();
     let r = app
         .raw(
             Method::POST,
@@ -205,7 +206,7 @@ async fn csv_import_chunks_report_like_one_file() {
         msgs.contains("unreadable row") && msgs.contains("Nope"),
         "{msgs}"
     );
-    assert_eq!(app.store.subscriber_count(), before + added);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), before + added);
 
     // The same file again: every good row is a duplicate now, the bad ones are bad again.
     let r = app
@@ -221,7 +222,7 @@ async fn csv_import_chunks_report_like_one_file() {
     assert_eq!(r.body["added"], 0);
     assert_eq!(r.body["duplicates"], n - rejected);
     assert_eq!(r.body["rejected"], rejected);
-    assert_eq!(app.store.subscriber_count(), before + added);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), before + added);
 }
 
 #[tokio::test]
@@ -229,7 +230,7 @@ async fn one_click_unsubscribe_by_token() {
     let app = spawn_app().await;
     app.post("/api/v1/subscribers", json!({"email": "leave@example.com"}))
         .await;
-    let token = app.store.subscribers(10).unwrap()[0]
+    let token = app.store.subscribers(10).await.unwrap()[0]
         .unsubscribe_token
         .clone();
     let r = app
@@ -246,5 +247,5 @@ async fn one_click_unsubscribe_by_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(app.store.subscriber_count(), 0);
+    assert_eq!(app.store.subscriber_count().await.unwrap(), 0);
 }

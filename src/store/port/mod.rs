@@ -24,11 +24,13 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`], [`Audit`]; [`Users`], [`Tokens`], [`Sessions`], [`SecondFactors`] (TOTP) and
-//! the test hook [`Dump`] (`people.rs`).
-//! The other aggregates (incidents and updates, components and their history, subscribers and
-//! sign-ups, notices, hold-downs and standalone messages, the outbox, health) are still inherent
-//! methods of
+//! [`Approvals`], [`Audit`]; in `people.rs`: [`Users`], [`Tokens`], [`Sessions`],
+//! [`SecondFactors`] (TOTP) and the test hook [`Dump`]; in `audience.rs`: [`Subscribers`] (the
+//! list, lookups by id, address and token, a one-pass filtered walk), [`SignUps`] (double opt-in,
+//! STOP/START, the purge; the rules are `domain::signup`'s), [`Notices`], [`Holds`],
+//! [`Standalones`].
+//! The other aggregates (incidents and updates, components and their history, the outbox, health)
+//! are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 
 mod audience;

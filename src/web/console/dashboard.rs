@@ -8,7 +8,7 @@ use crate::api::session::SessionAuth;
 use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{ApprovalState, IncidentKind};
-use crate::store::port::Approvals;
+use crate::store::port::{Approvals, Subscribers};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -85,6 +85,13 @@ async fn live_context(state: &AppState) -> Value {
                 format!("due {} (in {})", when(state, d), span(now, d))
             }
         });
+        let next = match i.kind {
+            IncidentKind::Maintenance => match state.store.incident(i.id) {
+                Ok((i, u)) => super::maintenance::next(state, &i, &u).await,
+                Err(_) => None,
+            },
+            IncidentKind::Incident => None,
+        };
         let row = context! {
             id => i.id.to_string(),
             title => i.title.as_str(),
@@ -100,14 +107,7 @@ async fn live_context(state: &AppState) -> Value {
                 (Some(f), Some(u)) => Some(format!("{} – {}", when(state, f), when(state, u))),
                 _ => None,
             },
-            next => match i.kind {
-                IncidentKind::Maintenance => state
-                    .store
-                    .incident(i.id)
-                    .ok()
-                    .and_then(|(i, u)| super::maintenance::next(state, &i, &u)),
-                IncidentKind::Incident => None,
-            },
+            next => next,
         };
         match i.kind {
             IncidentKind::Incident => incidents.push(row),
@@ -153,6 +153,7 @@ async fn live_context(state: &AppState) -> Value {
         })
         .collect();
     let channels = channel_health(state);
+    let subscribers = state.store.subscriber_count().await.unwrap_or(0);
     let (depth, oldest) = state.store.queue_depth();
     context! {
         incidents => incidents,
@@ -162,7 +163,7 @@ async fn live_context(state: &AppState) -> Value {
         channels => channels,
         queue => depth,
         oldest => oldest.map(|t| span(t, now)),
-        subscribers => state.store.subscriber_count(),
+        subscribers => subscribers,
         now => when(state, now),
         problems => problems,
     }

@@ -127,6 +127,7 @@ async fn show(
         ),
         None => (None, None, StatusCode::OK),
     };
+    let schedule = super::maintenance::schedule(state, &incident, &updates).await;
     let mut resp = super::page(
         state,
         "console/incident.html",
@@ -147,7 +148,7 @@ async fn show(
                 overdue => overdue,
             },
             timeline => timeline,
-            schedule => super::maintenance::schedule(state, &incident, &updates),
+            schedule => schedule,
             drafts => drafts,
             approvals => approvals,
             progress => progress,

@@ -7,6 +7,7 @@ use super::when;
 use crate::api::AppState;
 use crate::domain::standalone::maintenance_reminder_seq;
 use crate::domain::{Incident, Reminder, Status, Update};
+use crate::store::port::Standalones;
 use chrono::{DateTime, Utc};
 use minijinja::{context, Value};
 
@@ -28,7 +29,7 @@ struct Step {
 }
 
 /// The steps of a maintenance window, in order; none for an incident or a window-less one.
-fn steps(state: &AppState, incident: &Incident, updates: &[Update]) -> Vec<Step> {
+async fn steps(state: &AppState, incident: &Incident, updates: &[Update]) -> Vec<Step> {
     let (Some(start), Some(end)) = (incident.scheduled_for, incident.scheduled_until) else {
         return Vec::new();
     };
@@ -39,6 +40,7 @@ fn steps(state: &AppState, incident: &Incident, updates: &[Update]) -> Vec<Step>
         let sent = state
             .store
             .standalone(incident.id, maintenance_reminder_seq(1))
+            .await
             .ok()
             .flatten()
             .map(|s| s.created_at);
@@ -67,8 +69,8 @@ fn steps(state: &AppState, incident: &Incident, updates: &[Update]) -> Vec<Step>
 
 /// The incident page's schedule: each step with its time and state, and the reminder's
 /// setting (`1h`, `none`).
-pub fn schedule(state: &AppState, incident: &Incident, updates: &[Update]) -> Option<Value> {
-    let steps = steps(state, incident, updates);
+pub async fn schedule(state: &AppState, incident: &Incident, updates: &[Update]) -> Option<Value> {
+    let steps = steps(state, incident, updates).await;
     if steps.is_empty() {
         return None;
     }
@@ -105,8 +107,9 @@ pub fn schedule(state: &AppState, incident: &Incident, updates: &[Update]) -> Op
 }
 
 /// The dashboard's "next: …" of a maintenance: its first step still to come.
-pub fn next(state: &AppState, incident: &Incident, updates: &[Update]) -> Option<String> {
+pub async fn next(state: &AppState, incident: &Incident, updates: &[Update]) -> Option<String> {
     steps(state, incident, updates)
+        .await
         .into_iter()
         .find(|s| s.done.is_none() && !s.missed)
         .map(|s| format!("{} at {}", s.what, both(state, s.at)))

@@ -13,6 +13,7 @@ use crate::api::session::SessionAuth;
 use crate::api::subscribers::ImportReport;
 use crate::api::{ApiError, AppState};
 use crate::domain::{Role, Subscriber};
+use crate::store::port::Subscribers;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,7 +22,6 @@ use axum::Extension;
 use minijinja::{context, Value};
 use serde::Deserialize;
 use serde_json::{json, Map};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
 /// The most subscribers the page lists (the newest matching ones).
@@ -51,15 +51,14 @@ struct Tally {
 }
 
 /// Counts every subscriber and keeps the newest [`SHOWN`] whose address contains `needle`
-/// (none when `needle` is `None`: the caller may not see addresses). One pass, one snapshot,
-/// off the async workers.
+/// (none when `needle` is `None`: the caller may not see addresses). One pass; the store walks
+/// the subscribers off the async workers.
 async fn tally(state: &AppState, needle: Option<String>) -> Result<Tally, ApiError> {
-    let store = state.store.clone();
     let needle = needle.map(|n| n.trim().to_lowercase());
-    tokio::task::spawn_blocking(move || {
-        let t = RefCell::new(Tally::default());
-        store.subscribers_where(usize::MAX, |s| {
-            let mut t = t.borrow_mut();
+    let mut t = Tally::default();
+    state
+        .store
+        .subscribers_where(usize::MAX, |s| {
             t.total += 1;
             if !s.confirmed {
                 t.pending += 1;
@@ -86,17 +85,9 @@ async fn tally(state: &AppState, needle: Option<String>) -> Result<Tally, ApiErr
                 }
             }
             false
-        })?;
-        Ok(t.into_inner())
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "counting subscribers failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "counting the subscribers failed; check the server log",
-        )
-    })?
+        })
+        .await?;
+    Ok(t)
 }
 
 /// `GET /console/subscribers?q=`.

@@ -698,4 +698,65 @@ mod tests {
         let e: StoreError = bad.into();
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
+
+    #[tokio::test]
+    async fn open_migrates_and_a_newer_schema_is_refused() {
+        let Some(db) = super::super::testdb::TestDb::create("pgstore").await else {
+            return;
+        };
+        let (url, password) = db.url_and_password();
+        let ca = db.ca_file();
+        let url = match ca {
+            Some(_) => format!("{url}?sslmode=require"),
+            None => format!("{url}?sslmode=disable"),
+        };
+        let opts = ConnectOptions {
+            url: &url,
+            password: Some(&password),
+            ca_file: ca.as_deref(),
+            pool_size: 2,
+        };
+        let store = PgStore::open(&opts, Clock::new()).await.expect("open");
+        let client = store.pg().client().await.expect("client");
+        let version: i32 = client
+            .query_one("SELECT max(version) FROM crier_schema", &[])
+            .await
+            .expect("version")
+            .get(0);
+        assert_eq!(version, super::super::migrate::binary_version());
+        // Opened again: nothing to do.
+        PgStore::open(&opts, Clock::new()).await.expect("reopen");
+        client
+            .execute(
+                "INSERT INTO crier_schema (version, name) VALUES ($1, 'from the future')",
+                &[&(version + 1)],
+            )
+            .await
+            .expect("insert");
+        let e = PgStore::open(&opts, Clock::new())
+            .await
+            .expect_err("a newer schema is refused");
+        assert!(matches!(e, PgError::SchemaTooNew { .. }), "{e:?}");
+        let e: StoreError = e.into();
+        assert!(!e.to_string().contains(&password), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_backup_is_refused_naming_pg_dump() {
+        let Some(db) = super::super::testdb::TestDb::create("pgbackup").await else {
+            return;
+        };
+        let store = PgStore::with_pg(db.pg(1), Clock::new())
+            .await
+            .expect("open");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("crier.crb");
+        let e = store.backup_to_path(&path).await.expect_err("refused");
+        assert!(matches!(e, BackupError::Unsupported(_)), "{e:?}");
+        assert!(e.to_string().contains("pg_dump"), "{e}");
+        assert!(!path.exists(), "nothing written");
+        let file = tempfile::tempfile().expect("file");
+        let e = store.backup_to_file(file).await.expect_err("refused");
+        assert!(e.to_string().contains("pg_dump"), "{e}");
+    }
 }

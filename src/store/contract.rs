@@ -129,10 +129,7 @@ pub(crate) async fn templates<S: Templates + Sync>(a: &S, b: &S) {
     assert_eq!(b.template(slow.id).await.unwrap(), slow);
     assert_eq!(b.template_by_key("CHECK-IN SLOW").await.unwrap(), slow);
     assert_eq!(b.template_by_key("  check-in slow ").await.unwrap(), slow);
-    assert_eq!(
-        a.template_by_key(&slow.id.to_string()).await.unwrap(),
-        slow
-    );
+    assert_eq!(a.template_by_key(&slow.id.to_string()).await.unwrap(), slow);
     assert_eq!(
         a.template_by_key(&slow.id.to_string().to_lowercase())
             .await
@@ -151,10 +148,7 @@ pub(crate) async fn templates<S: Templates + Sync>(a: &S, b: &S) {
         e.to_string(),
         "template \"Runway lights\" (see `crier templates list` for the names) not found"
     );
-    let e = a
-        .template_by_key(&missing.to_string())
-        .await
-        .unwrap_err();
+    let e = a.template_by_key(&missing.to_string()).await.unwrap_err();
     assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
 
     // The same name in another case is refused, naming the template that has it, and nothing is
@@ -210,7 +204,10 @@ pub(crate) async fn templates<S: Templates + Sync>(a: &S, b: &S) {
     let mut renamed = after.clone();
     renamed.name = TemplateName::parse("Check-in stopped").unwrap();
     b.put_template(&renamed).await.unwrap();
-    assert_eq!(a.template_by_key("check-in stopped").await.unwrap(), renamed);
+    assert_eq!(
+        a.template_by_key("check-in stopped").await.unwrap(),
+        renamed
+    );
     assert!(a.template_by_key("check-in slow").await.is_err());
     assert_eq!(a.templates().await.unwrap().len(), 3);
 
@@ -303,7 +300,11 @@ pub(crate) async fn alert_groups<S: AlertGroups + Sync>(a: &S, b: &S) {
         Some(changed.clone())
     );
     // Listed by source, then group, bytewise (upper case before lower).
-    for (s, n) in [("grafana", "api"), ("alertmanager", "Zeta"), ("alertmanager", "api")] {
+    for (s, n) in [
+        ("grafana", "api"),
+        ("alertmanager", "Zeta"),
+        ("alertmanager", "api"),
+    ] {
         a.put_alert_group(&group(s, n, Ulid::new())).await.unwrap();
     }
     let keys: Vec<(String, String)> = b
@@ -377,7 +378,11 @@ pub(crate) async fn hook_signatures<S: HookSignatures + Sync>(a: &S, b: &S) {
         .await
         .unwrap());
     assert!(!b
-        .remember_signature(k3, t + Duration::minutes(5), t + Duration::microseconds(900))
+        .remember_signature(
+            k3,
+            t + Duration::minutes(5),
+            t + Duration::microseconds(900)
+        )
         .await
         .unwrap());
     assert!(!b
@@ -385,11 +390,7 @@ pub(crate) async fn hook_signatures<S: HookSignatures + Sync>(a: &S, b: &S) {
         .await
         .unwrap());
     assert!(b
-        .remember_signature(
-            k3,
-            t + Duration::minutes(5),
-            t + Duration::milliseconds(1)
-        )
+        .remember_signature(k3, t + Duration::minutes(5), t + Duration::milliseconds(1))
         .await
         .unwrap());
 
@@ -582,8 +583,14 @@ pub(crate) async fn audit<S: Audit + RawAudit + Sync>(a: &S, b: &S) {
         let s = if i % 2 == 0 { a } else { b };
         let e = s.audit(new.clone(), at).await.unwrap();
         assert_eq!(e.seq, i as u64 + 1);
-        assert_eq!((e.at, &e.actor, &e.action, &e.target), (at, &new.actor, &new.action, &new.target));
-        assert_eq!((&e.role, &e.client, &e.request_id, &e.summary), (&new.role, &new.client, &new.request_id, &new.summary));
+        assert_eq!(
+            (e.at, &e.actor, &e.action, &e.target),
+            (at, &new.actor, &new.action, &new.target)
+        );
+        assert_eq!(
+            (&e.role, &e.client, &e.request_id, &e.summary),
+            (&new.role, &new.client, &new.request_id, &new.summary)
+        );
         written.push(e);
     }
     // Stored as the domain encodes it, each chained to the one before.
@@ -685,10 +692,13 @@ pub(crate) async fn audit<S: Audit + RawAudit + Sync>(a: &S, b: &S) {
     assert_eq!(listed(a, all(5)).await, (vec![1, 2, 3, 4, 5], None));
     assert_eq!(listed(a, all(0)).await, (vec![], None));
     assert_eq!(
-        listed(a, f(|f| {
-            f.actor = Some("maria".into());
-            f.limit = 1;
-        }))
+        listed(
+            a,
+            f(|f| {
+                f.actor = Some("maria".into());
+                f.limit = 1;
+            })
+        )
         .await,
         (vec![1], Some(1))
     );

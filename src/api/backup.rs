@@ -33,6 +33,8 @@ impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
         match e {
             BackupError::Store(e) => e.into(),
+            // Not a failure of this server: its backend is backed up by other means.
+            BackupError::Unsupported(m) => ApiError::new(StatusCode::NOT_IMPLEMENTED, m),
             other => {
                 tracing::error!(error = %other, "backup failed");
                 ApiError::new(

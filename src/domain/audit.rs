@@ -163,6 +163,33 @@ pub fn verify(
     })
 }
 
+impl AuditEntry {
+    /// `new` as the entry after the chain's last one, `(last_seq, last_hash)` (`(0, GENESIS)`
+    /// for an empty log): numbered `last_seq + 1` and holding `last_hash` as `prev`. Every
+    /// backend builds its entries here, so both chain the same way.
+    pub fn chained(new: NewAudit, last_seq: u64, last_hash: &str, at: DateTime<Utc>) -> Self {
+        AuditEntry {
+            seq: last_seq + 1,
+            at,
+            actor: new.actor,
+            token: new.token,
+            role: new.role,
+            client: new.client,
+            request_id: new.request_id,
+            action: new.action,
+            target: new.target,
+            summary: new.summary,
+            prev: last_hash.to_owned(),
+        }
+    }
+
+    /// The entry's stored bytes, which the next entry's `prev` hashes: its compact JSON (what
+    /// the sled store's `encode` writes too).
+    pub fn stored(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+}
+
 /// An entry to append; the store numbers and chains it.
 #[derive(Debug, Clone, Default)]
 pub struct NewAudit {

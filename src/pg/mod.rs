@@ -1,13 +1,15 @@
 //! PostgreSQL groundwork (issue 16; docs/POSTGRES.md): connecting from a URL with the password
 //! from the environment and TLS, versioned schema migrations, outbox claims with leases, leader
-//! election on an advisory lock, and LISTEN/NOTIFY wake-ups. Standalone: nothing in the server
-//! uses it yet (the store port comes first).
+//! election on an advisory lock, LISTEN/NOTIFY wake-ups, and the store port's PostgreSQL backend
+//! ([`store::PgStore`], the aggregates ported so far). Not wired into the server yet: `Store`
+//! gets its PostgreSQL variant once every aggregate is behind the port.
 
 pub mod leader;
 pub mod migrate;
 pub mod outbox;
 pub mod rows;
 pub mod settings;
+pub mod store;
 pub mod tls;
 pub mod wake;
 

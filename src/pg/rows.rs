@@ -99,12 +99,12 @@ fn json<T: Serialize>(v: &T) -> Result<String, PgError> {
     serde_json::to_string(v).map_err(|e| PgError::Corrupt(e.to_string()))
 }
 
-fn from_json<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, PgError> {
+pub(crate) fn from_json<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, PgError> {
     serde_json::from_str(s).map_err(|e| PgError::Corrupt(format!("{what}: {e}")))
 }
 
 /// An enum's serde name (`"investigating"`), as the typed columns hold it.
-fn word<T: Serialize>(v: &T) -> Result<String, PgError> {
+pub(crate) fn word<T: Serialize>(v: &T) -> Result<String, PgError> {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => Ok(s),
         Ok(other) => Err(PgError::Corrupt(format!("not a word: {other}"))),
@@ -1136,7 +1136,9 @@ pub async fn audit_stored<C: GenericClient>(c: &C) -> Result<Vec<(u64, Vec<u8>)>
 /// The head: (number, hash) of the last entry, `None` for an empty log.
 pub async fn audit_head<C: GenericClient>(c: &C) -> Result<Option<(u64, String)>, PgError> {
     let row = c
-        .query_opt("SELECT seq, hash FROM crier_audit_head", &[])
+        // A head at 0 is only ever seen inside an append's own transaction (`pg::store`
+        // creates the row there before locking it): an empty log.
+        .query_opt("SELECT seq, hash FROM crier_audit_head WHERE seq > 0", &[])
         .await?;
     row.map(|r| {
         let seq: i64 = r.get(0);

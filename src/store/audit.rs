@@ -530,19 +530,7 @@ fn next_entry(
     at: DateTime<Utc>,
 ) -> Result<(AuditEntry, Vec<u8>), StoreError> {
     let last = t.chain_head(chain)?;
-    let entry = AuditEntry {
-        seq: last.seq + 1,
-        at,
-        actor: new.actor,
-        token: new.token,
-        role: new.role,
-        client: new.client,
-        request_id: new.request_id,
-        action: new.action,
-        target: new.target,
-        summary: new.summary,
-        prev: last.hash.clone(),
-    };
+    let entry = AuditEntry::chained(new, last.seq, &last.hash, at);
     let raw = encode(&entry)?;
     Ok((entry, raw))
 }

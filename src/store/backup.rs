@@ -71,6 +71,10 @@ pub enum BackupError {
     },
     #[error("{0}")]
     Target(String),
+    /// The open backend has no backup in crier's format (PostgreSQL: the database's own tools
+    /// back it up, see docs/POSTGRES.md); the message says what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BackupError + 'a {

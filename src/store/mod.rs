@@ -117,11 +117,28 @@ pub enum StoreError {
 /// never on sled's (issue 16: the store as a port).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BackendError(sled::Error);
+pub struct BackendError(Engine);
+
+/// Which engine failed: sled's own error, or another backend's, as its message (PostgreSQL's
+/// errors are mapped in `pg::store`, with no password or password-bearing URL in them).
+#[derive(Debug, thiserror::Error)]
+enum Engine {
+    #[error("{0}")]
+    Sled(sled::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BackendError {
+    /// A failure of a backend other than sled, as its message (which must carry no secret).
+    pub fn message(msg: impl Into<String>) -> Self {
+        BackendError(Engine::Other(msg.into()))
+    }
+}
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Backend(BackendError(e))
+        StoreError::Backend(BackendError(Engine::Sled(e)))
     }
 }
 
@@ -352,13 +369,13 @@ impl Trees {
     fn open(dir: &Path, health: Arc<Health>) -> Result<Trees, StoreError> {
         // sled reports damage it meets while reading its log as corruption or a short read.
         Trees::open_checked(dir, health).map_err(|e| match e {
-            StoreError::Backend(BackendError(sled::Error::Corruption { .. })) => {
+            StoreError::Backend(BackendError(Engine::Sled(sled::Error::Corruption { .. }))) => {
                 StoreError::Damaged {
                     dir: dir.to_owned(),
                     why: e.to_string(),
                 }
             }
-            StoreError::Backend(BackendError(sled::Error::Io(io)))
+            StoreError::Backend(BackendError(Engine::Sled(sled::Error::Io(io))))
                 if io.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
                 StoreError::Damaged {
@@ -1726,6 +1743,8 @@ impl Subscribers for SledStore {
     }
 }
 
+#[cfg(test)]
+mod contract;
 #[cfg(test)]
 mod tests_components;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::IncidentFilter;
+use crate::store::port::Outbox;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -150,7 +151,7 @@ pub async fn metrics(
         f.syncs, f.waiters
     );
     let mut body = body;
-    let (depth, oldest) = state.store.queue_depth();
+    let (depth, oldest) = state.store.queue_depth().await.unwrap_or_default();
     let age = oldest
         .map(|t| (state.dispatcher.now() - t).num_milliseconds().max(0) as f64 / 1000.0)
         .unwrap_or(0.0);

@@ -34,7 +34,7 @@ use crate::domain::{
 use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
-use crate::store::port::{AlertGroups, Approvals, Audit, Templates};
+use crate::store::port::{AlertGroups, Approvals, Audit, Outbox, Templates};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
@@ -200,11 +200,13 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         .chain(s.broadcasts.iter().map(|b| b.incident_id))
         .collect();
     for origin in origins {
-        store.for_each_delivery(origin, |d| {
-            if unfinished(&d) {
-                s.deliveries.push(d);
-            }
-        })?;
+        store
+            .for_each_delivery(origin, |d| {
+                if unfinished(&d) {
+                    s.deliveries.push(d);
+                }
+            })
+            .await?;
     }
     s.components = store.components()?;
     for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC)? {

@@ -16,7 +16,7 @@ use crate::domain::{
     Change, ExpandTarget, Hold, NewIncident, NewSubscriber, NewUpdate, Standalone, StandaloneKind,
     TotpRecord,
 };
-use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+use crate::store::port::{AlertGroups, Approvals, Audit, Outbox, Templates, Threads};
 use crate::store::Store;
 
 pub(crate) struct Fixture {
@@ -168,7 +168,7 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
 
     // Expand the opening's and the notice's broadcasts into pending deliveries.
     let all = |_: &crate::domain::Subscriber| true;
-    for b in store.open_broadcasts().unwrap() {
+    for b in store.open_broadcasts().await.unwrap() {
         store
             .expand(&b, &[], &ExpandTarget { reaches: &all }, 1000, now)
             .await

@@ -1168,7 +1168,7 @@ mod tests {
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
-    use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+    use crate::store::port::{AlertGroups, Approvals, Audit, Outbox, Templates, Threads};
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
@@ -1309,13 +1309,13 @@ mod tests {
         }
         assert_eq!(holds(c).await.unwrap(), hs);
 
-        let bs = s.broadcasts_of_all();
+        let bs = s.broadcasts_of_all().await.unwrap();
         assert!(!bs.is_empty());
         for b in &bs {
             put_broadcast(c, b, Write::Insert).await.unwrap();
         }
         assert_eq!(broadcasts(c).await.unwrap(), bs);
-        let ds = s.deliveries_of(f.busy.id).unwrap();
+        let ds = s.deliveries_of(f.busy.id).await.unwrap();
         assert_eq!(ds.len(), 3);
         for d in &ds {
             put_delivery(c, d, Write::Insert).await.unwrap();

@@ -8,7 +8,7 @@ use crate::api::session::SessionAuth;
 use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{ApprovalState, IncidentKind};
-use crate::store::port::Approvals;
+use crate::store::port::{Approvals, Outbox};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -153,7 +153,7 @@ async fn live_context(state: &AppState) -> Value {
         })
         .collect();
     let channels = channel_health(state);
-    let (depth, oldest) = state.store.queue_depth();
+    let (depth, oldest) = state.store.queue_depth().await.unwrap_or_default();
     context! {
         incidents => incidents,
         maintenance => maintenance,

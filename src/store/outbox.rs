@@ -10,7 +10,7 @@
 //!   record is unfinished and due at that very millisecond, and stale otherwise
 //! - `inflight`: delivery key → channel; written only by earlier versions, whose claims marked
 //!   deliveries there, and emptied at start-up (claims now live in memory, see
-//!   [`SledStore::claim_due`])
+//!   [`Outbox::claim_due`])
 //! - `receipts`: provider message id → delivery key (channels with status callbacks)
 //!
 //! A delivery costs four writes: its record and due entry at expansion, then its record again
@@ -122,7 +122,7 @@ impl SledStore {
         Ok(true)
     }
 
-    /// The synchronous part of [`SledStore::expand`]: reads up to `batch` subscribers, writes their
+    /// The synchronous part of [`Outbox::expand`]: reads up to `batch` subscribers, writes their
     /// deliveries and the advanced broadcast. Returns (deliveries created, the broadcast).
     fn expand_batch(
         &self,

@@ -24,9 +24,11 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`], [`Audit`].
+//! [`Approvals`], [`Audit`], [`Outbox`] (broadcasts, expansion, claims that carry a
+//! [`Lease`](crate::domain::Lease) handed back with the outcome, deliveries listed a page at a
+//! time).
 //! The other aggregates (incidents and updates, components and their history, subscribers and
-//! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
+//! sign-ups, notices, hold-downs and standalone messages, users and tokens, sessions
 //! and TOTP, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
 

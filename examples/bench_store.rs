@@ -170,7 +170,9 @@ async fn main() -> Result<()> {
     if store.queue_depth().await?.0 != 0 {
         bail!("{} deliveries are still due", store.queue_depth().await?.0);
     }
-    let stats = store.flush_stats();
+    let stats = store
+        .flush_stats()
+        .context("the store reports no group commits")?;
     println!();
     println!(
         "{:>28} {:>10} {:>8} {:>13} {:>9}",

@@ -29,8 +29,9 @@
 //! time).
 //! The other aggregates (incidents and updates, components and their history, subscribers and
 //! sign-ups, notices, hold-downs and standalone messages, users and tokens, sessions
-//! and TOTP, health) are still inherent methods of
-//! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
+//! and TOTP) are still inherent methods of [`SledStore`](super::SledStore), reached through
+//! `Store`'s `Deref`; see docs/ARCHITECTURE.md. Health and lifecycle (`broken`, `ready`,
+//! `durable`, …) are inherent methods of `Store` that match on the backend.
 
 mod audience;
 mod incidents;

@@ -29,7 +29,7 @@ use crier::domain::{
     Body, Contact, DeliveryState, Impact, IncidentKind, Locale, Subscriber, Title,
 };
 use crier::domain::{NewIncident, NewSubscriber};
-use crier::store::port::Subscribers;
+use crier::store::port::{Outbox, Subscribers};
 use crier::store::Store;
 use std::time::{Duration, Instant};
 
@@ -110,7 +110,8 @@ async fn main() -> Result<()> {
     let mut created = 0;
     loop {
         let Some(b) = store
-            .broadcasts_of(incident.id)?
+            .broadcasts_of(incident.id)
+            .await?
             .into_iter()
             .find(|b| b.channel == "sms")
         else {
@@ -132,17 +133,18 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let mut recorded = 0;
     loop {
-        let claimed = store.claim_due("sms", Utc::now(), args.claim)?;
+        let claimed = store.claim_due("sms", Utc::now(), args.claim).await?;
         if claimed.is_empty() {
             break;
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for mut d in claimed {
+        for claim in claimed {
             let store = store.clone();
             tasks.spawn(async move {
+                let mut d = claim.delivery;
                 d.state = DeliveryState::Delivered;
                 d.receipt = Some(format!("SM{}", d.id));
-                store.record(&d).await
+                store.record(&d, claim.lease).await
             });
         }
         while let Some(done) = tasks.join_next().await {
@@ -152,21 +154,25 @@ async fn main() -> Result<()> {
     }
     let sent = started.elapsed();
     let mut delivered = 0;
-    store.for_each_delivery(incident.id, |d| {
-        if d.state == DeliveryState::Delivered {
-            delivered += 1;
-        }
-    })?;
+    store
+        .for_each_delivery(incident.id, |d| {
+            if d.state == DeliveryState::Delivered {
+                delivered += 1;
+            }
+        })
+        .await?;
     if recorded != args.subscribers || delivered != args.subscribers {
         bail!(
             "recorded {recorded}, delivered {delivered}, of {}",
             args.subscribers
         );
     }
-    if store.queue_depth().0 != 0 {
-        bail!("{} deliveries are still due", store.queue_depth().0);
+    if store.queue_depth().await?.0 != 0 {
+        bail!("{} deliveries are still due", store.queue_depth().await?.0);
     }
-    let stats = store.flush_stats();
+    let stats = store
+        .flush_stats()
+        .context("the store reports no group commits")?;
     println!();
     println!(
         "{:>28} {:>10} {:>8} {:>13} {:>9}",

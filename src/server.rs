@@ -347,7 +347,12 @@ impl Server {
             tracing::error!("at shutdown: {unsaved}");
         }
         flushed.context("final flush of the store failed; writes since the last successful flush were not saved")?;
-        let f = self.store.flush_stats();
+        let commits = self.store.flush_stats().map_or_else(String::new, |f| {
+            format!(
+                " ({} writes in {} group commits since start)",
+                f.waiters, f.syncs
+            )
+        });
         // Every clone of the store (the API's, background tasks') is closed with it: the
         // flusher has ended and sled's file lock is free when `run` returns, so the same data
         // directory can be opened again at once (a restart in the same process, a test).
@@ -356,10 +361,9 @@ impl Server {
             .await
             .context("the store did not close cleanly")?;
         tracing::info!(
-            "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk ({} writes in {} group commits since start)",
+            "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk{}",
             self.channels.active.len(),
-            f.waiters,
-            f.syncs
+            commits
         );
         Ok(())
     }

@@ -5,6 +5,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{Delivery, DeliveryState};
+use crate::store::port::Outbox;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -93,24 +94,27 @@ pub struct Status {
 /// The most failures listed in one answer.
 const MAX_FAILURES: usize = 100;
 
-fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
+async fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
     state.store.incident_summary(id)?;
     let mut channels: BTreeMap<String, ChannelCounts> = BTreeMap::new();
-    for b in state.store.broadcasts_of(id)? {
+    for b in state.store.broadcasts_of(id).await? {
         let c = channels.entry(b.channel.clone()).or_default();
         if !b.done {
             c.expanding += 1;
         }
     }
     let mut failures = Vec::new();
-    state.store.for_each_delivery(id, |d| {
-        channels.entry(d.channel.clone()).or_default().add(&d);
-        if failures.len() < MAX_FAILURES {
-            if let Some(f) = failure(&d) {
-                failures.push(f);
+    state
+        .store
+        .for_each_delivery(id, |d| {
+            channels.entry(d.channel.clone()).or_default().add(&d);
+            if failures.len() < MAX_FAILURES {
+                if let Some(f) = failure(&d) {
+                    failures.push(f);
+                }
             }
-        }
-    })?;
+        })
+        .await?;
     let complete = channels.values().all(ChannelCounts::is_final);
     Ok(Status {
         incident: id,
@@ -120,19 +124,12 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
     })
 }
 
-/// [`status_of`] off the async workers: it reads every delivery of the incident, which for a
-/// big fan-out takes long enough to stall other requests and the dispatcher's sends.
+/// [`status_of`] as `who` may see it. It reads every delivery of the incident, a page at a
+/// time: for a big fan-out that takes long enough to stall other requests and the dispatcher's
+/// sends, so the store reads each page off the async workers (see `Outbox::deliveries_page`).
 /// Below the publisher role, subscribers' addresses are hidden (docs/SECURITY.md).
-async fn status_blocking(state: &AppState, id: Ulid, who: &Principal) -> Result<Status, ApiError> {
-    let st = state.clone();
-    let mut status = tokio::task::spawn_blocking(move || status_of(&st, id))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the status scan failed: {e}"),
-            )
-        })??;
+async fn status_for(state: &AppState, id: Ulid, who: &Principal) -> Result<Status, ApiError> {
+    let mut status = status_of(state, id).await?;
     if who.1 < crate::domain::Role::Publisher {
         for f in &mut status.failures {
             if f.recipient != "endpoint" {
@@ -206,7 +203,7 @@ pub async fn status(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Status>, ApiError> {
-    Ok(Json(status_blocking(&state, parse_id(&id)?, &who).await?))
+    Ok(Json(status_for(&state, parse_id(&id)?, &who).await?))
 }
 
 /// `text/event-stream`: a `status` event every half second while anything changes, ending with
@@ -231,14 +228,14 @@ pub async fn stream(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
-    status_blocking(&state, id, &who).await?;
+    status_for(&state, id, &who).await?;
     let s = stream::unfold((state, false), move |(state, done)| {
         let who = who.clone();
         async move {
             if done || *state.closing.borrow() {
                 return None;
             }
-            let event = match status_blocking(&state, id, &who).await {
+            let event = match status_for(&state, id, &who).await {
                 Ok(st) => {
                     let complete = st.complete;
                     let ev = Event::default()

@@ -3,6 +3,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::IncidentFilter;
+use crate::store::port::Outbox;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -139,18 +140,20 @@ pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>,
 pub async fn metrics(
     State(state): State<AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let f = state.store.flush_stats();
-    let body = format!(
-        "# HELP crier_store_syncs_total Group commits: one sled flush plus one fdatasync each.\n\
-         # TYPE crier_store_syncs_total counter\n\
-         crier_store_syncs_total {}\n\
-         # HELP crier_store_synced_writes_total Writes acknowledged after a group commit.\n\
-         # TYPE crier_store_synced_writes_total counter\n\
-         crier_store_synced_writes_total {}\n",
-        f.syncs, f.waiters
-    );
-    let mut body = body;
-    let (depth, oldest) = state.store.queue_depth();
+    let mut body = String::new();
+    // Only a backend with a group commit of its own (sled) has these.
+    if let Some(f) = state.store.flush_stats() {
+        body.push_str(&format!(
+            "# HELP crier_store_syncs_total Group commits: one sled flush plus one fdatasync each.\n\
+             # TYPE crier_store_syncs_total counter\n\
+             crier_store_syncs_total {}\n\
+             # HELP crier_store_synced_writes_total Writes acknowledged after a group commit.\n\
+             # TYPE crier_store_synced_writes_total counter\n\
+             crier_store_synced_writes_total {}\n",
+            f.syncs, f.waiters
+        ));
+    }
+    let (depth, oldest) = state.store.queue_depth().await.unwrap_or_default();
     let age = oldest
         .map(|t| (state.dispatcher.now() - t).num_milliseconds().max(0) as f64 / 1000.0)
         .unwrap_or(0.0);

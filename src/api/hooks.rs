@@ -9,6 +9,7 @@ use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::adapters::twilio::TwilioError;
 use crate::inbound::twilio::{decode_form, status_callback_from, verify_signature};
+use crate::store::port::Outbox;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -35,8 +35,8 @@ use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
 use crate::store::port::{
-    AlertGroups, Approvals, Audit, Holds, Notices, SecondFactors, Subscribers, Templates, Tokens,
-    Users,
+    AlertGroups, Approvals, Audit, Holds, Notices, Outbox, SecondFactors, Subscribers, Templates,
+    Tokens, Users,
 };
 use crate::store::{Store, StoreError};
 
@@ -203,11 +203,13 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         .chain(s.broadcasts.iter().map(|b| b.incident_id))
         .collect();
     for origin in origins {
-        store.for_each_delivery(origin, |d| {
-            if unfinished(&d) {
-                s.deliveries.push(d);
-            }
-        })?;
+        store
+            .for_each_delivery(origin, |d| {
+                if unfinished(&d) {
+                    s.deliveries.push(d);
+                }
+            })
+            .await?;
     }
     s.components = store.components()?;
     for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC)? {

@@ -24,12 +24,12 @@ use crate::adapters::{Adapter, OutMessage, Outcome, Recipient};
 use crate::channels::{Audience, Channel};
 use crate::domain::standalone::{StandaloneKind, STANDALONE_BASE};
 use crate::domain::ExpandTarget;
-use crate::domain::{Contact, Delivery, DeliveryState, Incident, Target, Update};
+use crate::domain::{Claim, Contact, Delivery, DeliveryState, Incident, Target, Update};
 use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
 };
-use crate::store::port::{SignUps, Standalones, Subscribers, Threads};
+use crate::store::port::{Outbox, SignUps, Standalones, Subscribers, Threads};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -288,7 +288,7 @@ async fn expander(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn expand_all(inner: &Inner, shutdown: &watch::Receiver<bool>) -> Result<(), StoreError> {
-    let mut open = inner.store.open_broadcasts()?;
+    let mut open = inner.store.open_broadcasts().await?;
     while !open.is_empty() && !*shutdown.borrow() {
         open = expand_round(inner, open).await?;
     }
@@ -321,7 +321,8 @@ async fn expand_round(
         } else {
             if inner
                 .store
-                .published_update(b.incident_id, b.seq)?
+                .published_update(b.incident_id, b.seq)
+                .await?
                 .is_none()
             {
                 continue; // a draft: published later, or never
@@ -339,7 +340,12 @@ async fn expand_round(
         }
         if !step.done {
             // Reload to continue from the persisted cursor.
-            more.extend(inner.store.broadcast(b.incident_id, b.seq, &b.channel)?);
+            more.extend(
+                inner
+                    .store
+                    .broadcast(b.incident_id, b.seq, &b.channel)
+                    .await?,
+            );
         }
     }
     Ok(more)
@@ -379,6 +385,7 @@ async fn channel_worker(
         let batch = match inner
             .store
             .claim_due(&ch.channel.name, now, permits.num_permits())
+            .await
         {
             Ok(b) => b,
             Err(e) => {
@@ -390,7 +397,7 @@ async fn channel_worker(
         };
         if batch.is_empty() {
             drop(permits);
-            let wait = match inner.store.next_due(&ch.channel.name) {
+            let wait = match inner.store.next_due(&ch.channel.name).await {
                 Ok(Some(t)) => (t - now)
                     .to_std()
                     .unwrap_or(Duration::ZERO)
@@ -404,7 +411,7 @@ async fn channel_worker(
             }
             continue;
         }
-        for d in batch {
+        for claim in batch {
             // One permit per send; the batch never holds more deliveries than permits. The
             // unused rest go back when `permits` drops after the loop.
             let Some(p) = permits.split(1) else { break };
@@ -419,7 +426,7 @@ async fn channel_worker(
             }
             let (inner, ch) = (inner.clone(), ch.clone());
             tasks.spawn(async move {
-                send_one(&inner, &ch, d).await;
+                send_one(&inner, &ch, claim).await;
                 // Only now, with the outcome durable: a delivery the provider accepted but whose
                 // outcome is not yet on disk is resent after a crash, so releasing the slot on
                 // the provider's answer would expose more than `concurrency` deliveries to a
@@ -480,7 +487,7 @@ async fn prepare(
     let composed = if d.seq >= STANDALONE_BASE {
         compose_standalone(inner, ch, d).await?
     } else {
-        let pair = published(inner, d)?;
+        let pair = published(inner, d).await?;
         let source = Source::Update {
             incident: &pair.0,
             update: &pair.1,
@@ -501,7 +508,7 @@ fn compose(ch: &ChannelRt, d: &Delivery, source: Source<'_>) -> Result<Composed,
 
 /// The incident (as the public sees it) and the published update a delivery announces, from
 /// the cache shared by the broadcast's deliveries.
-fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
+async fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
     let key = (d.incident_id, d.seq);
     if let Some(p) = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(p);
@@ -516,6 +523,7 @@ fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
     let update = inner
         .store
         .published_update(d.incident_id, d.seq)
+        .await
         .map_err(ComposeError::unavailable)?
         .ok_or(ComposeError::missing("the update is not published"))?;
     let p = Arc::new((incident, update));
@@ -623,7 +631,11 @@ fn out_messages(d: &Delivery, composed: &Composed) -> Vec<OutMessage> {
         .collect()
 }
 
-async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
+async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
+    let Claim {
+        delivery: mut d,
+        lease,
+    } = claim;
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
@@ -644,7 +656,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             inner
                 .metrics
                 .observe(&ch.channel.name, "rejected", started.elapsed());
-            if let Err(e) = inner.store.record(&d).await {
+            if let Err(e) = inner.store.record(&d, lease).await {
                 tracing::error!(error = %e, "recording a delivery outcome failed");
             }
             return;
@@ -662,7 +674,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
                 }
                 if i + 1 < total {
                     d.parts_done = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    if let Err(e) = inner.store.record_progress(&d).await {
+                    if let Err(e) = inner.store.record_progress(&d, lease).await {
                         tracing::error!(error = %e, "recording thread progress failed");
                     }
                 }
@@ -705,7 +717,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             tracing::error!(error = %e, "indexing a receipt failed; its status callback will be ignored");
         }
     }
-    if let Err(e) = inner.store.record(&d).await {
+    if let Err(e) = inner.store.record(&d, lease).await {
         tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
         return;
     }

@@ -8,7 +8,7 @@ use crate::channels::{Kind, Rate};
 use crate::domain::NewIncident;
 use crate::domain::{Body, Impact, IncidentKind, Locale, Title};
 use crate::render::preview::Platform;
-use crate::store::port::Threads;
+use crate::store::port::{Outbox, Threads};
 use std::path::PathBuf;
 use tokio::time::Instant;
 
@@ -129,7 +129,7 @@ impl Harness {
     /// Waits (in paused time) until every delivery of `incident` is final.
     async fn settle(&self, incident: ulid::Ulid) -> Vec<Delivery> {
         for _ in 0..100_000 {
-            let ds = self.store.deliveries_of(incident).unwrap();
+            let ds = self.store.deliveries_of(incident).await.unwrap();
             if !ds.is_empty() && ds.iter().all(|d| d.state.is_final()) {
                 return ds;
             }
@@ -304,18 +304,22 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
     h.store.import_subscribers(rows, now).await.unwrap();
     let id = h.publish(1).await[0];
     let per_channel = |store: &Store| {
-        let mut counts = std::collections::BTreeMap::new();
-        store
-            .for_each_delivery(id, |d| *counts.entry(d.channel).or_insert(0) += 1)
-            .unwrap();
-        counts
+        let store = store.clone();
+        async move {
+            let mut counts = std::collections::BTreeMap::new();
+            store
+                .for_each_delivery(id, |d| *counts.entry(d.channel).or_insert(0) += 1)
+                .await
+                .unwrap();
+            counts
+        }
     };
     let inner = &h.dispatcher.inner;
-    let open = h.store.open_broadcasts().unwrap();
+    let open = h.store.open_broadcasts().await.unwrap();
     assert_eq!(open.len(), 2);
     let open = expand_round(inner, open).await.unwrap();
     assert_eq!(open.len(), 2, "both have more to expand");
-    let after_one: Vec<(String, usize)> = per_channel(&h.store).into_iter().collect();
+    let after_one: Vec<(String, usize)> = per_channel(&h.store).await.into_iter().collect();
     assert_eq!(
         after_one,
         vec![
@@ -331,8 +335,8 @@ async fn expansion_rounds_take_every_broadcast_in_turn() {
         open.is_empty(),
         "the last 500 of each: nothing left to expand"
     );
-    assert!(h.store.open_broadcasts().unwrap().is_empty());
-    let all: Vec<(String, usize)> = per_channel(&h.store).into_iter().collect();
+    assert!(h.store.open_broadcasts().await.unwrap().is_empty());
+    let all: Vec<(String, usize)> = per_channel(&h.store).await.into_iter().collect();
     assert_eq!(all, vec![("log-a".into(), n), ("log-b".into(), n)]);
     if let Some(r) = h.running {
         r.finished().await;
@@ -382,7 +386,7 @@ async fn concurrency_bounds_sends_in_flight_and_claimed_deliveries_are_not_sent_
         (14, 10),
         "only the four timed-out ones twice"
     );
-    assert_eq!(h.store.queue_depth().0, 0);
+    assert_eq!(h.store.queue_depth().await.unwrap().0, 0);
     h.stop().await;
 }
 
@@ -409,7 +413,7 @@ async fn the_rate_limit_paces_sends_and_a_failing_channel_does_not_hold_back_ano
     let start = Instant::now();
     for id in &ids {
         loop {
-            let ds = h.store.deliveries_of(*id).unwrap();
+            let ds = h.store.deliveries_of(*id).await.unwrap();
             if ds
                 .iter()
                 .any(|d| d.channel == "paced" && d.state == DeliveryState::Delivered)
@@ -544,7 +548,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         .unwrap();
     h.dispatcher.kick();
     loop {
-        let ds = h.store.deliveries_of(inc_id).unwrap();
+        let ds = h.store.deliveries_of(inc_id).await.unwrap();
         if ds.len() == 2 && ds.iter().all(|d| d.state.is_final()) {
             assert!(ds.iter().all(|d| d.state == DeliveryState::Delivered));
             break;

@@ -130,6 +130,47 @@ pub struct Delivery {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A delivery claimed for sending: the delivery as the claim left it (in flight, this attempt
+/// counted) and the lease under which its claimer reports what became of it. The claimer hands
+/// the lease back with every report on the delivery (`store::port::Outbox::record`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub delivery: Delivery,
+    pub lease: Lease,
+}
+
+/// What a claim holds a delivery by. A store whose outbox several nodes share accepts a report
+/// only while this claim still holds the delivery (no later claim has taken it over), so a node
+/// whose lease ran out cannot overwrite a newer claim's outcome; a store with one claimer (sled:
+/// claims live in the process's memory) has nothing to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The attempt this claim is (the delivery's `attempts` once claimed): the claim's fencing
+    /// token.
+    pub attempt: u32,
+    /// Until when the delivery is the claimer's alone; after it another node may claim it
+    /// again. `None`: until its outcome is recorded or the process ends.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Where a listing of an incident's deliveries resumes: after the delivery (`seq`, `id`).
+/// Listings go in (seq, id) order, so a delivery recorded meanwhile keeps its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    pub seq: u32,
+    pub id: Ulid,
+}
+
+impl DeliveryCursor {
+    /// The cursor just past `d`.
+    pub fn after(d: &Delivery) -> Self {
+        DeliveryCursor {
+            seq: d.seq,
+            id: d.id,
+        }
+    }
+}
+
 /// A broadcast: one update going out on one channel. Subscriber audiences are expanded into
 /// deliveries in batches; `cursor` is the last subscriber key expanded, so a crash resumes there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

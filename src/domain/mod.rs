@@ -32,7 +32,9 @@ pub mod user;
 pub use approval::{Approval, ApprovalAction, ApprovalState, Decision};
 pub use audience::{follows, ExpandTarget, Expanded};
 pub use component::{Component, ComponentName, ComponentStatus, StatusChange};
-pub use delivery::{idempotency_key, Broadcast, Delivery, DeliveryState, Target};
+pub use delivery::{
+    idempotency_key, Broadcast, Claim, Delivery, DeliveryCursor, DeliveryState, Lease, Target,
+};
 pub use hold::Hold;
 pub use incident::{
     check_status_for_new, parse_titles, Impact, Incident, IncidentKind, PublicState, Reminder,

@@ -925,6 +925,7 @@ pub fn default_locale() -> Locale {
 mod tests {
     use super::*;
     use crate::domain::standalone::STANDALONE_BASE;
+    use crate::store::port::Outbox;
     use std::time::Duration;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -961,9 +962,10 @@ mod tests {
     }
 
     /// Public updates of the incident: (timeline broadcasts on the "public" channel, texts).
-    fn public(store: &Store, id: Ulid) -> (usize, Vec<String>) {
+    async fn public(store: &Store, id: Ulid) -> (usize, Vec<String>) {
         let b = store
             .broadcasts_of(id)
+            .await
             .unwrap()
             .into_iter()
             .filter(|b| b.seq < STANDALONE_BASE && b.channel == "public")
@@ -995,7 +997,7 @@ mod tests {
         let id = o[0].incident().unwrap();
         assert!(matches!(o[0], Outcome::Opened { .. }), "{o:?}");
         assert_eq!(o[1], Outcome::Noted { incident: id });
-        assert_eq!(public(&store, id).0, 1);
+        assert_eq!(public(&store, id).await.0, 1);
 
         // Everything resolves after a minute: the resolve waits for the interval.
         let o = intake
@@ -1025,14 +1027,14 @@ mod tests {
             .await
             .unwrap();
         assert!(intake.tick(min(10)).await.unwrap().is_empty(), "not yet");
-        assert_eq!(public(&store, id).0, 1);
+        assert_eq!(public(&store, id).await.0, 1);
 
         // A restart before it is due: a new intake finds the pending resolve in the store.
         let intake = Intake::new(store.clone(), settings());
         let done = intake.tick(min(15)).await.unwrap();
         assert_eq!(done, vec![Outcome::Resolved { incident: id }]);
         assert!(!store.incident_summary(id).unwrap().is_open());
-        let (n, texts) = public(&store, id);
+        let (n, texts) = public(&store, id).await;
         assert_eq!(n, 2, "opened and resolved: two public updates in all");
         assert_eq!(
             texts[1], "c ok\n\nMonitoring: 1 more alert fired, 2 resolved.",
@@ -1042,6 +1044,7 @@ mod tests {
         // Each notification's per-alert detail went to the staff channel only.
         let staff: Vec<_> = store
             .broadcasts_of(id)
+            .await
             .unwrap()
             .into_iter()
             .filter(|b| b.seq >= STANDALONE_BASE)
@@ -1080,7 +1083,11 @@ mod tests {
             .await
             .unwrap();
         assert!(intake.tick(min(15)).await.unwrap().is_empty());
-        assert_eq!(public(&store, id).0, 1, "the flap never reached the public");
+        assert_eq!(
+            public(&store, id).await.0,
+            1,
+            "the flap never reached the public"
+        );
         // Resolved after the interval: at once.
         let o = intake
             .handle(alert("a", Resolved, "a ok"), &targets(), min(20))
@@ -1104,6 +1111,6 @@ mod tests {
             vec![Outcome::Reopened { incident: id }]
         );
         assert!(store.incident_summary(id).unwrap().is_open());
-        assert_eq!(public(&store, id).0, 3, "opened, resolved, reopened");
+        assert_eq!(public(&store, id).await.0, 3, "opened, resolved, reopened");
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::{
     TotpRecord,
 };
 use crate::store::port::{
-    AlertGroups, Approvals, Audit, Holds, Notices, SecondFactors, Standalones, Subscribers,
+    AlertGroups, Approvals, Audit, Holds, Notices, Outbox, SecondFactors, Standalones, Subscribers,
     Templates, Threads, Tokens, Users,
 };
 use crate::store::Store;
@@ -171,7 +171,7 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
 
     // Expand the opening's and the notice's broadcasts into pending deliveries.
     let all = |_: &crate::domain::Subscriber| true;
-    for b in store.open_broadcasts().unwrap() {
+    for b in store.open_broadcasts().await.unwrap() {
         store
             .expand(&b, &[], &ExpandTarget { reaches: &all }, 1000, now)
             .await

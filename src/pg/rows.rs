@@ -1171,8 +1171,8 @@ mod tests {
     use super::*;
     use crate::domain::Locale;
     use crate::store::port::{
-        AlertGroups, Approvals, Audit, Holds, Notices, SecondFactors, Standalones, Subscribers,
-        Templates, Threads, Tokens, Users,
+        AlertGroups, Approvals, Audit, Holds, Notices, Outbox, SecondFactors, Standalones,
+        Subscribers, Templates, Threads, Tokens, Users,
     };
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
@@ -1314,13 +1314,13 @@ mod tests {
         }
         assert_eq!(holds(c).await.unwrap(), hs);
 
-        let bs = s.broadcasts_of_all();
+        let bs = s.broadcasts_of_all().await.unwrap();
         assert!(!bs.is_empty());
         for b in &bs {
             put_broadcast(c, b, Write::Insert).await.unwrap();
         }
         assert_eq!(broadcasts(c).await.unwrap(), bs);
-        let ds = s.deliveries_of(f.busy.id).unwrap();
+        let ds = s.deliveries_of(f.busy.id).await.unwrap();
         assert_eq!(ds.len(), 3);
         for d in &ds {
             put_delivery(c, d, Write::Insert).await.unwrap();

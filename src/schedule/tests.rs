@@ -12,7 +12,7 @@ use crate::domain::{Change, NewIncident, NewUpdate};
 use crate::intake::{AlertStatus, Intake, IntakeSettings, Outcome, Trigger};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
-use crate::store::port::{Holds, Notices, Standalones};
+use crate::store::port::{Holds, Notices, Outbox, Standalones};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -117,7 +117,7 @@ impl Harness {
     /// Polls the outbox until `origin` has `n` deliveries, all final.
     async fn settle(&self, origin: Ulid, n: usize) -> Vec<crate::domain::Delivery> {
         for _ in 0..2000 {
-            let ds = self.store.deliveries_of(origin).unwrap();
+            let ds = self.store.deliveries_of(origin).await.unwrap();
             if ds.len() == n && ds.iter().all(|d| d.state.is_final()) {
                 return ds;
             }
@@ -338,6 +338,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
     let reminders: Vec<_> = h
         .store
         .broadcasts_of(plain)
+        .await
         .unwrap()
         .into_iter()
         .filter(|b| b.seq >= crate::domain::standalone::STANDALONE_BASE)
@@ -402,6 +403,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
     let channels: Vec<String> = h
         .store
         .broadcasts_of(id)
+        .await
         .unwrap()
         .into_iter()
         .filter(|b| b.seq == 2)
@@ -595,6 +597,7 @@ async fn maintenance_moves_through_its_window_on_time() {
     let mut seqs: Vec<u32> = h
         .store
         .broadcasts_of(m.id)
+        .await
         .unwrap()
         .iter()
         .map(|b| b.seq)
@@ -672,7 +675,7 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
     assert_eq!(r.suppressed, vec![incident]);
     assert!(r.released.is_empty());
     assert!(
-        h.store.broadcasts_of(incident).unwrap().is_empty(),
+        h.store.broadcasts_of(incident).await.unwrap().is_empty(),
         "nothing was ever announced"
     );
     assert!(h.store.hold(incident).await.unwrap().is_none());
@@ -695,7 +698,11 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
     assert_eq!(r.released, vec![db]);
     let (i, _) = h.store.incident(db).unwrap();
     assert!(!i.draft);
-    assert_eq!(h.store.broadcasts_of(db).unwrap().len(), 2, "both channels");
+    assert_eq!(
+        h.store.broadcasts_of(db).await.unwrap().len(),
+        2,
+        "both channels"
+    );
     h.shutdown().await;
 }
 
@@ -750,6 +757,7 @@ async fn routing_rules_choose_components_impact_channels_and_mode() {
     let channels: Vec<String> = h
         .store
         .broadcasts_of(incident)
+        .await
         .unwrap()
         .into_iter()
         .map(|b| b.channel)
@@ -769,7 +777,7 @@ async fn routing_rules_choose_components_impact_channels_and_mode() {
     assert!(draft);
     let (i, _) = h.store.incident(incident).unwrap();
     assert!(i.draft && i.impact == Impact::Minor);
-    assert!(h.store.broadcasts_of(incident).unwrap().is_empty());
+    assert!(h.store.broadcasts_of(incident).await.unwrap().is_empty());
     h.shutdown().await;
 }
 
@@ -842,6 +850,7 @@ async fn a_window_s_own_reminder_fires_at_its_lead_and_none_never() {
     let reminders: Vec<u32> = h
         .store
         .broadcasts_of(off)
+        .await
         .unwrap()
         .iter()
         .map(|b| b.seq)

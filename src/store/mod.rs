@@ -260,6 +260,71 @@ impl Store {
             Store::Sled(s) => s.close().await,
         }
     }
+
+    // Health and lifecycle: what the server, `/healthz`, `/readyz` and `/metrics` ask of
+    // whichever backend is open. The sled backend's own machinery (re-opening after a failed
+    // flush, `SledStore::recover`; repairing an interrupted write at open, `SledStore::repair`)
+    // runs inside it and is not asked for from here.
+
+    /// The clock the store reads (the server's, see [`Store::open_with_clock`]).
+    pub fn clock(&self) -> Clock {
+        match self {
+            Store::Sled(s) => s.clock(),
+        }
+    }
+
+    /// The data directory crier was started with; temporary backup files go there.
+    pub fn data_dir(&self) -> PathBuf {
+        match self {
+            Store::Sled(s) => s.data_dir(),
+        }
+    }
+
+    /// Whether the store is refusing service after a failed write to disk, and why since when
+    /// (`/healthz`).
+    pub fn broken(&self) -> Option<health::Broken> {
+        match self {
+            Store::Sled(s) => s.broken(),
+        }
+    }
+
+    /// What was not saved, for the shutdown message: `None` if every write reached the disk.
+    pub fn unsaved(&self) -> Option<String> {
+        match self {
+            Store::Sled(s) => s.unsaved(),
+        }
+    }
+
+    /// Waits until every write made so far is durable (the final flush at shutdown).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.durable().await,
+        }
+    }
+
+    /// Readiness probe: the store answers and takes writes to disk (`/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.ready().await,
+        }
+    }
+
+    /// Group-commit counters since the store was (re-)opened; `None` for a backend that has
+    /// no group commit of its own (a database commits each transaction itself).
+    pub fn flush_stats(&self) -> Option<FlushStats> {
+        match self {
+            Store::Sled(s) => Some(s.flush_stats()),
+        }
+    }
+
+    /// A checksum over the stored state except the audit log and the commit counter: equal
+    /// before and after means nothing was written (tests prove refusals write nothing with it).
+    /// Each backend sums its own records, so two backends' checksums are not comparable.
+    pub fn checksum(&self) -> Result<u32, StoreError> {
+        match self {
+            Store::Sled(s) => s.checksum(),
+        }
+    }
 }
 
 impl std::ops::Deref for Store {

@@ -10,7 +10,7 @@
 //!   record is unfinished and due at that very millisecond, and stale otherwise
 //! - `inflight`: delivery key → channel; written only by earlier versions, whose claims marked
 //!   deliveries there, and emptied at start-up (claims now live in memory, see
-//!   [`SledStore::claim_due`])
+//!   [`Outbox::claim_due`])
 //! - `receipts`: provider message id → delivery key (channels with status callbacks)
 //!
 //! A delivery costs four writes: its record and due entry at expansion, then its record again
@@ -19,12 +19,15 @@
 //! Broadcasts are written *before* their update (see `SledStore::append_update`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
 
+use super::port::{Outbox, DELIVERY_PAGE};
 use super::{codec, decode, encode, SledStore, StoreError, Trees};
 use crate::domain::{
-    idempotency_key, Broadcast, ComponentName, Delivery, DeliveryState, Subscriber, Target,
+    idempotency_key, Broadcast, Claim, ComponentName, Delivery, DeliveryCursor, DeliveryState,
+    Lease, Subscriber, Target, Update,
 };
 use crate::domain::{ExpandTarget, Expanded};
 use chrono::{DateTime, TimeZone, Utc};
+use std::ops::Bound;
 use ulid::Ulid;
 
 /// Length of a delivery key.
@@ -40,10 +43,15 @@ pub(super) fn broadcast_key(incident: Ulid, seq: u32, channel: &str) -> Vec<u8> 
 
 /// The key of a delivery.
 pub fn delivery_key(d: &Delivery) -> [u8; DELIVERY_KEY_LEN] {
+    key_of(d.incident_id, d.seq, d.id)
+}
+
+/// The key of delivery `id` of (incident, seq).
+fn key_of(incident: Ulid, seq: u32, id: Ulid) -> [u8; DELIVERY_KEY_LEN] {
     let mut k = [0u8; DELIVERY_KEY_LEN];
-    k[..16].copy_from_slice(&d.incident_id.to_bytes());
-    k[16..20].copy_from_slice(&d.seq.to_be_bytes());
-    k[20..].copy_from_slice(&d.id.to_bytes());
+    k[..16].copy_from_slice(&incident.to_bytes());
+    k[16..20].copy_from_slice(&seq.to_be_bytes());
+    k[20..].copy_from_slice(&id.to_bytes());
     k
 }
 
@@ -68,32 +76,6 @@ fn due_time(key: &[u8], prefix_len: usize) -> Option<DateTime<Utc>> {
 }
 
 impl SledStore {
-    /// Broadcasts not yet fully expanded, oldest first.
-    pub fn open_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
-        let t = self.t()?;
-        let mut out = Vec::new();
-        for v in t.broadcasts.iter().values() {
-            let b: Broadcast = decode(&v?)?;
-            if !b.done {
-                out.push(b);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The update a broadcast announces, if it is published.
-    pub fn published_update(
-        &self,
-        incident: Ulid,
-        seq: u32,
-    ) -> Result<Option<crate::domain::Update>, StoreError> {
-        let t = self.t()?;
-        let raw = t.updates.get(super::update_key(incident, seq))?;
-        let Some(raw) = raw else { return Ok(None) };
-        let u: crate::domain::Update = decode(&raw)?;
-        Ok(u.published_at.is_some().then_some(u))
-    }
-
     fn insert_delivery(
         t: &Trees,
         b: &Broadcast,
@@ -140,27 +122,7 @@ impl SledStore {
         Ok(true)
     }
 
-    /// Expands up to `batch` subscribers of a broadcast into deliveries (or its single endpoint
-    /// delivery), advancing its persisted cursor, and makes it durable.
-    pub async fn expand(
-        &self,
-        b: &Broadcast,
-        components: &[ComponentName],
-        target: &ExpandTarget<'_>,
-        batch: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Expanded, StoreError> {
-        let t = self.t()?;
-        let (created, next) =
-            off_the_runtime(|| self.expand_batch(b, components, target, batch, now))?;
-        t.durable().await?;
-        Ok(Expanded {
-            created,
-            done: next.done,
-        })
-    }
-
-    /// The synchronous part of [`SledStore::expand`]: reads up to `batch` subscribers, writes their
+    /// The synchronous part of [`Outbox::expand`]: reads up to `batch` subscribers, writes their
     /// deliveries and the advanced broadcast. Returns (deliveries created, the broadcast).
     fn expand_batch(
         &self,
@@ -235,21 +197,70 @@ impl SledStore {
     fn is_claimed(&self, dk: &[u8]) -> bool {
         <[u8; DELIVERY_KEY_LEN]>::try_from(dk).is_ok_and(|dk| self.claimed().contains_key(&dk))
     }
+}
+
+impl Outbox for SledStore {
+    /// Broadcasts not yet fully expanded, oldest first.
+    async fn open_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
+        let t = self.t()?;
+        let mut out = Vec::new();
+        for v in t.broadcasts.iter().values() {
+            let b: Broadcast = decode(&v?)?;
+            if !b.done {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The update a broadcast announces, if it is published.
+    async fn published_update(
+        &self,
+        incident: Ulid,
+        seq: u32,
+    ) -> Result<Option<Update>, StoreError> {
+        let t = self.t()?;
+        let raw = t.updates.get(super::update_key(incident, seq))?;
+        let Some(raw) = raw else { return Ok(None) };
+        let u: Update = decode(&raw)?;
+        Ok(u.published_at.is_some().then_some(u))
+    }
+
+    /// Expands up to `batch` subscribers of a broadcast into deliveries (or its single endpoint
+    /// delivery), advancing its persisted cursor, and makes it durable.
+    async fn expand(
+        &self,
+        b: &Broadcast,
+        components: &[ComponentName],
+        target: &ExpandTarget<'_>,
+        batch: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Expanded, StoreError> {
+        let t = self.t()?;
+        let (created, next) =
+            off_the_runtime(|| self.expand_batch(b, components, target, batch, now))?;
+        t.durable().await?;
+        Ok(Expanded {
+            created,
+            done: next.done,
+        })
+    }
 
     /// Claims up to `limit` deliveries of `channel` due at or before `now`, in due order.
     ///
-    /// A claim writes nothing: the delivery joins this process's claimed set and its due entry
-    /// stays where it is until [`SledStore::record`] writes the outcome and removes it. After a crash
+    /// The sled backend has one claimer, this process, so its leases never run out. A claim
+    /// writes nothing: the delivery joins this process's claimed set and its due entry
+    /// stays where it is until [`Outbox::record`] writes the outcome and removes it. After a crash
     /// the set is gone and the delivery is simply due again (a resend of at most what was in
     /// flight). Scans skip claimed entries; entries that no longer match a pending record (the
     /// record is final, or was rescheduled to another time, or was never written because an
     /// expansion was cut short) are stale and removed.
-    pub fn claim_due(
+    async fn claim_due(
         &self,
         channel: &str,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<Vec<Claim>, StoreError> {
         let t = self.t()?;
         // Claims write nothing, but stale due entries are removed on the way: unless a backup
         // is reading the store, when they are left for a later scan (a channel worker must not
@@ -295,13 +306,18 @@ impl SledStore {
             d.state = DeliveryState::InFlight;
             d.attempts += 1;
             d.updated_at = now;
-            out.push(d);
+            // Held for as long as this process lives: nothing for a report to prove.
+            let lease = Lease {
+                attempt: d.attempts,
+                until: None,
+            };
+            out.push(Claim { delivery: d, lease });
         }
         Ok(out)
     }
 
     /// When the next delivery of `channel` is due, if any is pending (claimed ones are not).
-    pub fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t = self.t()?;
         let prefix = due_prefix(channel);
         for item in t.due.scan_prefix(&prefix) {
@@ -322,7 +338,9 @@ impl SledStore {
     /// The record is written before its claimed due entry goes, so a crash between the two
     /// leaves a due entry that no longer matches (dropped by the next claim), never a pending
     /// delivery without one.
-    pub async fn record(&self, d: &Delivery) -> Result<(), StoreError> {
+    ///
+    /// The lease is not checked: this process is the only claimer.
+    async fn record(&self, d: &Delivery, _lease: Lease) -> Result<(), StoreError> {
         let t = self.t()?;
         let dk = delivery_key(d);
         let w = self.writing_async().await;
@@ -344,7 +362,7 @@ impl SledStore {
     }
 
     /// Indexes a delivery under the provider's message id, so a status callback can find it.
-    pub async fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
+    async fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
         let t = self.t()?;
         let _w = self.writing_async().await;
         t.receipts
@@ -357,13 +375,13 @@ impl SledStore {
     /// `supersedes` decides from the recorded status whether `status` replaces it (provider
     /// callbacks arrive out of order); when it does not, nothing is written and the delivery is
     /// returned as it is.
-    pub async fn record_provider_status(
+    async fn record_provider_status(
         &self,
         receipt: &str,
         status: &str,
         error: Option<u32>,
         now: DateTime<Utc>,
-        supersedes: impl Fn(Option<&str>) -> bool,
+        supersedes: impl Fn(Option<&str>) -> bool + Send,
     ) -> Result<Option<Delivery>, StoreError> {
         let t = self.t()?;
         let Some(dk) = t.receipts.get(receipt.as_bytes())? else {
@@ -388,7 +406,7 @@ impl SledStore {
     }
 
     /// Records progress inside a threaded message (parts already accepted), durably.
-    pub async fn record_progress(&self, d: &Delivery) -> Result<(), StoreError> {
+    async fn record_progress(&self, d: &Delivery, _lease: Lease) -> Result<(), StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
@@ -400,7 +418,7 @@ impl SledStore {
     /// Start-up: deliveries that an earlier version of crier marked in flight (in the `inflight`
     /// tree, which claims no longer write) are due again now. Deliveries claimed by this version
     /// kept their due entries, so they need nothing.
-    pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = self.t()?;
         let mut n = 0;
         let w = self.writing_async().await;
@@ -425,46 +443,53 @@ impl SledStore {
         Ok(n)
     }
 
-    /// Every delivery of an incident (claimed ones shown as in flight).
-    pub fn deliveries_of(&self, incident: Ulid) -> Result<Vec<Delivery>, StoreError> {
-        let mut out = Vec::new();
-        self.for_each_delivery(incident, |d| out.push(d))?;
-        Ok(out)
-    }
-
-    /// Visits an incident's deliveries one at a time (a status over a million deliveries must
-    /// not hold them all in memory at once).
-    pub fn for_each_delivery(
+    /// Reads the page off the runtime's async workers: a page of a big fan-out takes about a
+    /// millisecond to decode, and a status over it reads a hundred pages.
+    async fn deliveries_page(
         &self,
         incident: Ulid,
-        mut f: impl FnMut(Delivery),
-    ) -> Result<(), StoreError> {
+        after: Option<DeliveryCursor>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let t = self.t()?;
-        for item in t.deliveries.scan_prefix(incident.to_bytes()) {
-            let (k, v) = item?;
-            let mut d: Delivery = codec::decode(&v)?;
-            if d.state == DeliveryState::Pending && self.is_claimed(&k) {
-                d.state = DeliveryState::InFlight;
+        let prefix = incident.to_bytes();
+        let from = match after {
+            Some(c) => Bound::Excluded(key_of(incident, c.seq, c.id).to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        off_the_runtime(|| {
+            let mut out = Vec::with_capacity(limit.min(DELIVERY_PAGE));
+            for item in t.deliveries.range((from, Bound::Unbounded)) {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let mut d: Delivery = codec::decode(&v)?;
+                if d.state == DeliveryState::Pending && self.is_claimed(&k) {
+                    d.state = DeliveryState::InFlight;
+                }
+                out.push(d);
             }
-            f(d);
-        }
-        Ok(())
+            Ok(out)
+        })
     }
 
     /// Every broadcast (tests and diagnostics).
-    pub fn broadcasts_of_all(&self) -> Vec<Broadcast> {
-        let Ok(t) = self.t() else {
-            return Vec::new();
-        };
-        t.broadcasts
+    /// Unreadable records are left out (`all_broadcasts`, for exports, refuses them).
+    async fn broadcasts_of_all(&self) -> Result<Vec<Broadcast>, StoreError> {
+        let t = self.t()?;
+        Ok(t.broadcasts
             .iter()
             .values()
             .filter_map(|v| v.ok().and_then(|v| decode(&v).ok()))
-            .collect()
+            .collect())
     }
 
     /// One broadcast, as last written (its expansion cursor).
-    pub fn broadcast(
+    async fn broadcast(
         &self,
         incident: Ulid,
         seq: u32,
@@ -478,7 +503,7 @@ impl SledStore {
     }
 
     /// Broadcasts of an incident (expansion progress).
-    pub fn broadcasts_of(&self, incident: Ulid) -> Result<Vec<Broadcast>, StoreError> {
+    async fn broadcasts_of(&self, incident: Ulid) -> Result<Vec<Broadcast>, StoreError> {
         let t = self.t()?;
         t.broadcasts
             .scan_prefix(incident.to_bytes())
@@ -488,7 +513,7 @@ impl SledStore {
     }
 
     /// Puts an incident's dead deliveries back in the queue (attempts reset). Returns how many.
-    pub async fn requeue_dead(
+    async fn requeue_dead(
         &self,
         incident: Ulid,
         now: DateTime<Utc>,
@@ -517,10 +542,8 @@ impl SledStore {
     }
 
     /// Pending deliveries across all channels, and the oldest one's due time.
-    pub fn queue_depth(&self) -> (usize, Option<DateTime<Utc>>) {
-        let Ok(t) = self.t() else {
-            return (0, None);
-        };
+    async fn queue_depth(&self) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
+        let t = self.t()?;
         let mut oldest: Option<DateTime<Utc>> = None;
         let mut n = 0;
         for k in t.due.iter().keys().flatten() {
@@ -534,7 +557,7 @@ impl SledStore {
                 }
             }
         }
-        (n, oldest)
+        Ok((n, oldest))
     }
 }
 
@@ -595,7 +618,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let open = store.open_broadcasts().unwrap();
+        let open = store.open_broadcasts().await.unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].incident_id, i.id);
         open[0].clone()
@@ -692,7 +715,7 @@ mod tests {
         }
         let store = open(dir.path());
         let mut rounds = 0;
-        while let Some(b) = store.open_broadcasts().unwrap().pop() {
+        while let Some(b) = store.open_broadcasts().await.unwrap().pop() {
             store
                 .expand(&b, &[], &ExpandTarget { reaches: &all }, 10, Utc::now())
                 .await
@@ -701,7 +724,8 @@ mod tests {
             assert!(rounds < 10);
         }
         let deliveries = store
-            .deliveries_of(store.broadcasts_of_all()[0].incident_id)
+            .deliveries_of(store.broadcasts_of_all().await.unwrap()[0].incident_id)
+            .await
             .unwrap();
         assert_eq!(deliveries.len(), 25, "every subscriber once");
         let mut keys: Vec<&str> = deliveries
@@ -711,7 +735,7 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 25);
-        assert_eq!(store.queue_depth().0, 25);
+        assert_eq!(store.queue_depth().await.unwrap().0, 25);
     }
 
     #[tokio::test]
@@ -720,46 +744,49 @@ mod tests {
         assert!(
             store
                 .claim_due("sms", now - chrono::Duration::seconds(1), 10)
+                .await
                 .unwrap()
                 .is_empty(),
             "nothing due yet"
         );
         assert!(
-            store.claim_due("email", now, 10).unwrap().is_empty(),
+            store.claim_due("email", now, 10).await.unwrap().is_empty(),
             "other channels are separate"
         );
-        let claimed = store.claim_due("sms", now, 3).unwrap();
+        let claimed = store.claim_due("sms", now, 3).await.unwrap();
         assert_eq!(claimed.len(), 3);
         assert!(claimed
             .iter()
-            .all(|d| d.state == DeliveryState::InFlight && d.attempts == 1));
+            .all(|c| c.delivery.state == DeliveryState::InFlight
+                && c.delivery.attempts == 1
+                && c.lease.attempt == 1));
         // A retry scheduled later is not claimable before its time.
-        let mut later = claimed[0].clone();
+        let mut later = claimed[0].delivery.clone();
         later.state = DeliveryState::Pending;
         later.next_at = now + chrono::Duration::seconds(30);
-        store.record(&later).await.unwrap();
+        store.record(&later, claimed[0].lease).await.unwrap();
         assert_eq!(
-            store.claim_due("sms", now, 10).unwrap().len(),
+            store.claim_due("sms", now, 10).await.unwrap().len(),
             2,
             "the other two"
         );
         assert_eq!(
-            store.next_due("sms").unwrap(),
+            store.next_due("sms").await.unwrap(),
             Some(later.next_at).map(|t| Utc.timestamp_millis_opt(t.timestamp_millis()).unwrap())
         );
         // Four are in flight, and the claims wrote nothing: after a crash (the store reopened
         // without recording them) all four are due again, and nothing else is.
         assert_eq!(
-            store.queue_depth().0,
+            store.queue_depth().await.unwrap().0,
             1,
             "only the rescheduled one is queued"
         );
         store.close().await.unwrap();
         let store = open(dir.path());
-        let again = store.claim_due("sms", now, 10).unwrap();
+        let again = store.claim_due("sms", now, 10).await.unwrap();
         assert_eq!(again.len(), 4);
         assert!(
-            again.iter().all(|d| d.id != later.id),
+            again.iter().all(|c| c.delivery.id != later.id),
             "the rescheduled one waits for its time"
         );
         assert_eq!(store.recover_in_flight(now).await.unwrap(), 0);
@@ -771,7 +798,7 @@ mod tests {
     async fn in_flight_marks_of_earlier_versions_are_recovered() {
         let (_dir, store, b, now) = expanded(2).await;
         // What an earlier version's claim left: the due entry gone, an in-flight mark instead.
-        for d in store.deliveries_of(b.incident_id).unwrap() {
+        for d in store.deliveries_of(b.incident_id).await.unwrap() {
             let dk = delivery_key(&d);
             store
                 .t()
@@ -781,11 +808,11 @@ mod tests {
                 .unwrap();
             store.t().unwrap().inflight.insert(dk, "sms").unwrap();
         }
-        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        assert!(store.claim_due("sms", now, 10).await.unwrap().is_empty());
         let later = now + chrono::Duration::seconds(1);
         assert_eq!(store.recover_in_flight(later).await.unwrap(), 2);
         assert!(store.t().unwrap().inflight.is_empty());
-        assert_eq!(store.claim_due("sms", later, 10).unwrap().len(), 2);
+        assert_eq!(store.claim_due("sms", later, 10).await.unwrap().len(), 2);
     }
 
     /// A delivery whose outcome was recorded is not claimed again through its old due entry,
@@ -794,15 +821,21 @@ mod tests {
     #[tokio::test]
     async fn recorded_outcomes_retire_their_due_entries() {
         let (_dir, store, _b, now) = expanded(2).await;
-        let mut claimed = store.claim_due("sms", now, 10).unwrap();
+        let mut claimed = store.claim_due("sms", now, 10).await.unwrap();
         assert_eq!(claimed.len(), 2);
-        let mut done = claimed.remove(0);
-        let mut retry = claimed.remove(0);
+        let Claim {
+            delivery: mut done,
+            lease: done_lease,
+        } = claimed.remove(0);
+        let Claim {
+            delivery: mut retry,
+            lease: retry_lease,
+        } = claimed.remove(0);
         done.state = DeliveryState::Delivered;
-        store.record(&done).await.unwrap();
+        store.record(&done, done_lease).await.unwrap();
         retry.state = DeliveryState::Pending;
         retry.next_at = now + chrono::Duration::seconds(60);
-        store.record(&retry).await.unwrap();
+        store.record(&retry, retry_lease).await.unwrap();
         // The crash case: the old entries put back as if their removal had been lost.
         for d in [&done, &retry] {
             store
@@ -813,29 +846,40 @@ mod tests {
                 .unwrap();
         }
         let soon = now + chrono::Duration::seconds(1);
-        assert!(store.claim_due("sms", soon, 10).unwrap().is_empty());
-        assert_eq!(store.queue_depth().0, 1, "the stale entries were dropped");
+        assert!(store.claim_due("sms", soon, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.queue_depth().await.unwrap().0,
+            1,
+            "the stale entries were dropped"
+        );
         let later = now + chrono::Duration::seconds(61);
-        let again = store.claim_due("sms", later, 10).unwrap();
+        let again = store.claim_due("sms", later, 10).await.unwrap();
         assert_eq!(again.len(), 1);
-        assert_eq!(again[0].id, retry.id);
-        assert_eq!(again[0].attempts, 2);
+        assert_eq!(again[0].delivery.id, retry.id);
+        assert_eq!(again[0].delivery.attempts, 2);
     }
 
     #[tokio::test]
     async fn dead_deliveries_can_be_requeued() {
         let (_dir, store, b, now) = expanded(2).await;
-        for mut d in store.claim_due("sms", now, 10).unwrap() {
+        for Claim {
+            delivery: mut d,
+            lease,
+        } in store.claim_due("sms", now, 10).await.unwrap()
+        {
             d.state = DeliveryState::Dead;
             d.last_error = Some("gave up".into());
-            store.record(&d).await.unwrap();
+            store.record(&d, lease).await.unwrap();
         }
-        assert_eq!(store.queue_depth().0, 0);
+        assert_eq!(store.queue_depth().await.unwrap().0, 0);
         let requeued = store.requeue_dead(b.incident_id, now).await.unwrap();
         assert_eq!(requeued, vec!["sms".to_owned(), "sms".to_owned()]);
-        let again = store.claim_due("sms", now, 10).unwrap();
+        let again = store.claim_due("sms", now, 10).await.unwrap();
         assert_eq!(again.len(), 2);
-        assert!(again.iter().all(|d| d.attempts == 1), "attempts start over");
+        assert!(
+            again.iter().all(|c| c.delivery.attempts == 1),
+            "attempts start over"
+        );
     }
 
     /// What a crash can leave (a prefix of the log) never sends a delivery twice or loses it:
@@ -850,24 +894,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.created, 0);
-        assert_eq!(store.deliveries_of(b.incident_id).unwrap().len(), 1);
-        let claimed = store.claim_due("sms", now, 10).unwrap();
+        assert_eq!(store.deliveries_of(b.incident_id).await.unwrap().len(), 1);
+        let claimed = store.claim_due("sms", now, 10).await.unwrap();
         assert_eq!(
             claimed.len(),
             1,
             "the duplicate due entry is not claimed twice"
         );
         // A second due entry for a delivery in flight is not claimed again.
-        let dk = delivery_key(&claimed[0]);
+        let dk = delivery_key(&claimed[0].delivery);
         store
             .t()
             .unwrap()
             .due
             .insert(due_key("sms", now, &dk), &[])
             .unwrap();
-        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        assert!(store.claim_due("sms", now, 10).await.unwrap().is_empty());
         // A due entry without a record (an expansion cut short) is dropped too.
-        let mut ghost = claimed[0].clone();
+        let mut ghost = claimed[0].delivery.clone();
         ghost.id = Ulid::new();
         store
             .t()
@@ -875,12 +919,16 @@ mod tests {
             .due
             .insert(due_key("sms", now, &delivery_key(&ghost)), &[])
             .unwrap();
-        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
-        assert_eq!(store.queue_depth().0, 0, "the ghost was dropped");
-        let mut done = claimed[0].clone();
+        assert!(store.claim_due("sms", now, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.queue_depth().await.unwrap().0,
+            0,
+            "the ghost was dropped"
+        );
+        let mut done = claimed[0].delivery.clone();
         done.state = DeliveryState::Delivered;
-        store.record(&done).await.unwrap();
-        assert!(store.claim_due("sms", now, 10).unwrap().is_empty());
+        store.record(&done, claimed[0].lease).await.unwrap();
+        assert!(store.claim_due("sms", now, 10).await.unwrap().is_empty());
         assert_eq!(
             store.t().unwrap().due.len(),
             0,

@@ -167,6 +167,7 @@ mod tests {
         maintenance_reminder_seq, notice_seq, notice_seq_instant, reminder_seq, StandaloneKind,
     };
     use crate::domain::{Body, Locale};
+    use crate::store::port::Outbox;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -205,7 +206,7 @@ mod tests {
         let chans = vec![("log".to_string(), false)];
         assert!(store.post_standalone(&m, &chans, t).await.unwrap());
         assert!(!store.post_standalone(&again, &chans, t).await.unwrap());
-        assert_eq!(store.broadcasts_of(origin).unwrap().len(), 1);
+        assert_eq!(store.broadcasts_of(origin).await.unwrap().len(), 1);
         assert_eq!(
             store.standalone(origin, m.seq).await.unwrap().as_ref(),
             Some(&m)

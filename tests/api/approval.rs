@@ -9,7 +9,7 @@ use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::port::{Approvals, Audit};
+use crier::store::port::{Approvals, Audit, Outbox};
 use serde_json::{json, Value};
 use std::time::Duration;
 use wiremock::matchers::method;
@@ -184,6 +184,8 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     assert!(app
         .store
         .broadcasts_of_all()
+        .await
+        .unwrap()
         .iter()
         .all(|b| b.channel != "public"));
     let notes = staff_notes(&app, 1).await;
@@ -247,6 +249,8 @@ async fn the_author_cannot_approve_and_another_publisher_publishes_it_exactly_on
     let public: Vec<_> = app
         .store
         .broadcasts_of_all()
+        .await
+        .unwrap()
         .into_iter()
         .filter(|b| b.channel == "public")
         .collect();
@@ -341,6 +345,8 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
     let public = app
         .store
         .broadcasts_of_all()
+        .await
+        .unwrap()
         .into_iter()
         .filter(|b| b.channel == "public")
         .count();
@@ -700,6 +706,8 @@ async fn concurrent_approvals_publish_once() {
     let public = app
         .store
         .broadcasts_of_all()
+        .await
+        .unwrap()
         .into_iter()
         .filter(|b| b.channel == "public")
         .count();
@@ -736,6 +744,8 @@ async fn publishing_drafts_waits_too_and_a_draft_itself_does_not() {
     assert!(app
         .store
         .broadcasts_of_all()
+        .await
+        .unwrap()
         .iter()
         .all(|b| b.channel != "public"));
     let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
@@ -898,6 +908,8 @@ async fn a_responder_submits_for_approval_and_a_publisher_publishes_it_once() {
     let log = app
         .store
         .broadcasts_of_all()
+        .await
+        .unwrap()
         .into_iter()
         .filter(|b| b.channel == "log" && b.incident_id.to_string() == id)
         .count();

@@ -1005,8 +1005,10 @@ async fn a_write_and_its_audit_entry_share_one_group_commit() {
         ),
     ];
     for (method, path, body) in writes {
-        let (entries_before, syncs_before) =
-            (entries(&app).await.len(), app.store.flush_stats().syncs);
+        let (entries_before, syncs_before) = (
+            entries(&app).await.len(),
+            app.store.flush_stats().unwrap().syncs,
+        );
         let (s, v) = send(&app, method, &path, Some(&app.token), body).await;
         assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
         assert_eq!(
@@ -1015,7 +1017,7 @@ async fn a_write_and_its_audit_entry_share_one_group_commit() {
             "{method} {path}"
         );
         assert_eq!(
-            app.store.flush_stats().syncs - syncs_before,
+            app.store.flush_stats().unwrap().syncs - syncs_before,
             1,
             "{method} {path}: the change and its entry in one group commit"
         );

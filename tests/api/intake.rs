@@ -5,6 +5,7 @@
 
 use crate::helpers::{bin, spawn_app_with, TestApp};
 use crier::domain::alert::Mode;
+use crier::store::port::Outbox;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -237,8 +238,8 @@ async fn a_flapping_alert_inside_the_hold_down_notifies_nobody() {
         assert_eq!(s, 200);
     }
     let ulid = ulid::Ulid::from_string(&id).unwrap();
-    assert!(app.store.broadcasts_of(ulid).unwrap().is_empty());
-    assert!(app.store.deliveries_of(ulid).unwrap().is_empty());
+    assert!(app.store.broadcasts_of(ulid).await.unwrap().is_empty());
+    assert!(app.store.deliveries_of(ulid).await.unwrap().is_empty());
     let public = app.get("/api/v1/status").await.body;
     assert!(
         !public.to_string().contains(&id),
@@ -533,22 +534,26 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
     let ulid = ulid::Ulid::from_string(&id).unwrap();
     // (channel, is a timeline update) of every broadcast.
     let broadcasts = || {
-        app.store
-            .broadcasts_of(ulid)
-            .unwrap()
-            .into_iter()
-            .map(|b| {
-                (
-                    b.channel,
-                    b.seq < crier::domain::standalone::STANDALONE_BASE,
-                )
-            })
-            .collect::<Vec<_>>()
+        let store = app.store.clone();
+        async move {
+            store
+                .broadcasts_of(ulid)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|b| {
+                    (
+                        b.channel,
+                        b.seq < crier::domain::standalone::STANDALONE_BASE,
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
     };
     let count = |b: &[(String, bool)], ch: &str, public: bool| {
         b.iter().filter(|(c, p)| c == ch && *p == public).count()
     };
-    let b = broadcasts();
+    let b = broadcasts().await;
     assert_eq!(count(&b, "public", true), 1, "one public update: {b:?}");
     assert_eq!(count(&b, "subscribers", true), 1, "one to the subscribers");
     assert_eq!(count(&b, "staff", false), 1, "one detail message for staff");
@@ -574,7 +579,7 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
     let o = outcomes(&v);
     assert_eq!(o[0], "noted");
     assert!(o[1..].iter().all(|o| o == "absorbed"), "{o:?}");
-    let b = broadcasts();
+    let b = broadcasts().await;
     assert_eq!(count(&b, "public", true), 1, "no public update: {b:?}");
     assert_eq!(count(&b, "subscribers", true), 1);
     assert_eq!(count(&b, "staff", false), 2);
@@ -598,7 +603,7 @@ async fn a_400_alert_notification_is_one_public_update_and_the_detail_goes_to_st
     let o = outcomes(&v);
     assert_eq!(o.last().map(String::as_str), Some("resolved"), "{o:?}");
     assert_eq!(o.iter().filter(|o| *o == "resolved").count(), 1);
-    let b = broadcasts();
+    let b = broadcasts().await;
     assert_eq!(count(&b, "public", true), 2, "opened and resolved: {b:?}");
     assert_eq!(count(&b, "subscribers", true), 2);
     let i = incident(&app, &id).await;

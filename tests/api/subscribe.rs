@@ -5,7 +5,7 @@
 
 use crate::helpers::{env, spawn_app_with, TestApp};
 use base64::Engine;
-use crier::store::port::Subscribers;
+use crier::store::port::{Outbox, Subscribers};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -154,6 +154,7 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
         if !app
             .store
             .deliveries_of(id.parse().unwrap())
+            .await
             .unwrap()
             .is_empty()
         {
@@ -162,7 +163,7 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     wait_mails(&app, "staff@example.com", 1).await;
-    let deliveries = app.store.deliveries_of(id.parse().unwrap()).unwrap();
+    let deliveries = app.store.deliveries_of(id.parse().unwrap()).await.unwrap();
     assert_eq!(
         deliveries.len(),
         1,
@@ -493,6 +494,7 @@ async fn inbound_stop_start_and_help_are_signed_and_change_the_number() {
     let to_sms = app
         .store
         .deliveries_of(id.parse().unwrap())
+        .await
         .unwrap()
         .into_iter()
         .filter(|d| d.channel == "sms")

@@ -28,10 +28,13 @@
 //! [`SecondFactors`] (TOTP) and the test hook [`Dump`]; in `audience.rs`: [`Subscribers`] (the
 //! list, lookups by id, address and token, a one-pass filtered walk), [`SignUps`] (double opt-in,
 //! STOP/START, the purge; the rules are `domain::signup`'s), [`Notices`], [`Holds`],
-//! [`Standalones`].
-//! The other aggregates (incidents and updates, components and their history, the outbox, health)
-//! are still inherent methods of
-//! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.
+//! [`Standalones`]; in `outbox.rs`: [`Outbox`] (broadcasts, expansion, claims that carry a
+//! [`Lease`](crate::domain::Lease) handed back with the outcome, deliveries listed a page at a
+//! time). Health and lifecycle (`broken`, `ready`, `durable`, …) are inherent methods of `Store`
+//! that match on the backend.
+//! The other aggregates (incidents and updates, components and their history) are still inherent
+//! methods of [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see
+//! docs/ARCHITECTURE.md.
 
 mod audience;
 mod incidents;

@@ -8,7 +8,7 @@ use crate::api::session::SessionAuth;
 use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{ApprovalState, IncidentKind};
-use crate::store::port::{Approvals, Subscribers};
+use crate::store::port::{Approvals, Outbox, Subscribers};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -154,7 +154,7 @@ async fn live_context(state: &AppState) -> Value {
         .collect();
     let channels = channel_health(state);
     let subscribers = state.store.subscriber_count().await.unwrap_or(0);
-    let (depth, oldest) = state.store.queue_depth();
+    let (depth, oldest) = state.store.queue_depth().await.unwrap_or_default();
     context! {
         incidents => incidents,
         maintenance => maintenance,

@@ -5,6 +5,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{Delivery, DeliveryState};
+use crate::store::port::Incidents;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -93,8 +94,8 @@ pub struct Status {
 /// The most failures listed in one answer.
 const MAX_FAILURES: usize = 100;
 
+/// The caller has checked that incident `id` exists.
 fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
-    state.store.incident_summary(id)?;
     let mut channels: BTreeMap<String, ChannelCounts> = BTreeMap::new();
     for b in state.store.broadcasts_of(id)? {
         let c = channels.entry(b.channel.clone()).or_default();
@@ -124,6 +125,7 @@ fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
 /// big fan-out takes long enough to stall other requests and the dispatcher's sends.
 /// Below the publisher role, subscribers' addresses are hidden (docs/SECURITY.md).
 async fn status_blocking(state: &AppState, id: Ulid, who: &Principal) -> Result<Status, ApiError> {
+    state.store.incident_summary(id).await?;
     let st = state.clone();
     let mut status = tokio::task::spawn_blocking(move || status_of(&st, id))
         .await
@@ -305,7 +307,7 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<Requeued>, ApiError> {
     let id = parse_id(&id)?;
-    state.store.incident_summary(id)?;
+    state.store.incident_summary(id).await?;
     let channels = state.store.requeue_dead(id, state.dispatcher.now()).await?;
     let mut seen: Vec<&String> = channels.iter().collect();
     seen.sort();

@@ -5,6 +5,7 @@ use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Locale;
+use crate::store::port::Incidents;
 use crate::render::preview::{
     parse_event, preview as render_preview, preview_text_with, Given, Platform, Preview,
     PreviewError, PreviewRequest, TextPreview,
@@ -167,7 +168,7 @@ pub async fn preview(
                     format!("\"{id}\" is not an incident id"),
                 )
             })?;
-            let (incident, mut updates) = state.store.incident(id)?;
+            let (incident, mut updates) = state.store.incident(id).await?;
             let update = updates.pop().ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,

@@ -35,6 +35,7 @@ use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
 use crate::store::port::{AlertGroups, Approvals, Audit, Templates};
+use crate::store::port::{Components, Incidents};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the database password unless `--password-env` names another.
@@ -185,8 +186,8 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         limit: usize::MAX,
         ..IncidentFilter::default()
     };
-    for summary in store.incidents(&filter)? {
-        let (incident, timeline) = store.incident(summary.id)?;
+    for summary in store.incidents(&filter).await? {
+        let (incident, timeline) = store.incident(summary.id).await?;
         s.updates.extend((1..).zip(timeline));
         s.incidents.push(incident);
     }
@@ -206,8 +207,11 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
             }
         })?;
     }
-    s.components = store.components()?;
-    for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC)? {
+    s.components = store.components().await?;
+    for (name, changes) in store
+        .component_history(DateTime::<Utc>::MIN_UTC)
+        .await?
+    {
         s.component_history
             .extend(changes.into_iter().map(|c| (name.clone(), c.at, c.status)));
     }

@@ -25,6 +25,7 @@ use crate::channels::{Audience, Channel};
 use crate::domain::standalone::{StandaloneKind, STANDALONE_BASE};
 use crate::domain::ExpandTarget;
 use crate::domain::{Contact, Delivery, DeliveryState, Incident, Target, Update};
+use crate::store::port::Incidents;
 use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
@@ -315,7 +316,7 @@ async fn expand_round(
                 Some(m) => match m.kind {
                     // Not about an incident (an approval's note's origin is the approval).
                     StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. } => Vec::new(),
-                    _ => inner.store.incident_summary(b.incident_id)?.components,
+                    _ => inner.store.incident_summary(b.incident_id).await?.components,
                 },
             }
         } else {
@@ -326,7 +327,7 @@ async fn expand_round(
             {
                 continue; // a draft: published later, or never
             }
-            inner.store.incident_summary(b.incident_id)?.components
+            inner.store.incident_summary(b.incident_id).await?.components
         };
         let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
         let target = ExpandTarget { reaches: &reaches };
@@ -472,11 +473,15 @@ fn outlet(ch: &Channel, settings: &Settings) -> Outlet {
 
 /// Loads what a delivery's message is made from and has the channel's composer make it: one
 /// outgoing message per part (several when a thread is needed).
-fn prepare(inner: &Inner, ch: &ChannelRt, d: &Delivery) -> Result<Vec<OutMessage>, ComposeError> {
+async fn prepare(
+    inner: &Inner,
+    ch: &ChannelRt,
+    d: &Delivery,
+) -> Result<Vec<OutMessage>, ComposeError> {
     let composed = if d.seq >= STANDALONE_BASE {
-        compose_standalone(inner, ch, d)?
+        compose_standalone(inner, ch, d).await?
     } else {
-        let pair = published(inner, d)?;
+        let pair = published(inner, d).await?;
         let source = Source::Update {
             incident: &pair.0,
             update: &pair.1,
@@ -497,7 +502,7 @@ fn compose(ch: &ChannelRt, d: &Delivery, source: Source<'_>) -> Result<Composed,
 
 /// The incident (as the public sees it) and the published update a delivery announces, from
 /// the cache shared by the broadcast's deliveries.
-fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
+async fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
     let key = (d.incident_id, d.seq);
     if let Some(p) = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(p);
@@ -505,6 +510,7 @@ fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
     let incident = inner
         .store
         .incident_summary(d.incident_id)
+        .await
         .map_err(ComposeError::unavailable)?;
     // Messages show the incident as the public sees it: a draft written since this update must
     // not change the status or impact they state.
@@ -525,7 +531,7 @@ fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> {
 }
 
 /// A standalone message's delivery: a notice firing, a staff reminder, a maintenance reminder.
-fn compose_standalone(
+async fn compose_standalone(
     inner: &Inner,
     ch: &ChannelRt,
     d: &Delivery,
@@ -569,6 +575,7 @@ fn compose_standalone(
             let (incident, updates) = inner
                 .store
                 .incident(d.incident_id)
+                .await
                 .map_err(ComposeError::unavailable)?;
             let source = Source::Reminder {
                 incident: &incident,
@@ -645,7 +652,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, mut d: Delivery) {
             return;
         }
     }
-    let outcome = match prepare(inner, ch, &d) {
+    let outcome = match prepare(inner, ch, &d).await {
         Ok(msgs) => {
             let mut last = Outcome::Delivered { receipt: None };
             let skip = usize::try_from(d.parts_done).unwrap_or(0);

@@ -39,6 +39,7 @@ use crate::domain::standalone::{alert_detail_seq, Standalone, StandaloneKind};
 use crate::domain::Hold;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
 use crate::domain::{Change, NewIncident, NewUpdate};
+use crate::store::port::{Components, Incidents};
 use crate::store::port::AlertGroups;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -275,7 +276,7 @@ impl Intake {
         let mut old = None;
         let (group, incident) = match existing {
             None => (None, None),
-            Some(g) => match self.store.incident_summary(g.incident_id) {
+            Some(g) => match self.store.incident_summary(g.incident_id).await {
                 Ok(i) if i.is_open() => (Some(g), Some(i)),
                 // Resolved, but within the hold-down (a flap) or with a reopen waiting.
                 Ok(i)
@@ -658,7 +659,7 @@ impl Intake {
                 .collect(),
             None => targets.to_vec(),
         };
-        let known = self.store.components()?;
+        let known = self.store.components().await?;
         let components = if t.components.is_empty() {
             route
                 .components
@@ -787,7 +788,7 @@ impl Intake {
                 self.save(&g).await?;
                 continue;
             }
-            let incident = match self.store.incident_summary(g.incident_id) {
+            let incident = match self.store.incident_summary(g.incident_id).await {
                 Ok(i) => i,
                 Err(StoreError::NotFound { .. }) => {
                     g.pending = None;

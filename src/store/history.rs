@@ -7,13 +7,13 @@
 //! component's records are exactly the keys starting with its name and 0, in time order.
 //!
 //! A record is written with the status change it records: in the same sled transaction
-//! ([`SledStore::restore_components`]), or just before the component record that commits the change
-//! and its audit entry ([`SledStore::set_component`]; a crash in between leaves a record newer than
+//! (`Components::restore_components` of the sled backend), or just before the component record that commits the change
+//! and its audit entry (`Components::set_component`; a crash in between leaves a record newer than
 //! the component, which [`repair`] removes at start-up). Records older than
 //! [`RETAIN_DAYS`] are pruned when the component changes again, keeping the newest one before
 //! the cutoff: it says what the status was when the window starts.
 
-use super::{decode, encode, SledStore, StoreError, Trees};
+use super::{decode, encode, StoreError, Trees};
 use crate::domain::{ComponentName, ComponentStatus, StatusChange};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,33 +141,31 @@ pub(super) fn prune(t: &Trees, name: &ComponentName, now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-impl SledStore {
-    /// Every component's changes that matter from `since` on: the last one at or before `since`
-    /// (the status the window starts with) and every later one, oldest first.
-    pub fn component_history(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, Vec<StatusChange>>, StoreError> {
-        let t = self.t()?;
-        let mut out: BTreeMap<String, Vec<StatusChange>> = BTreeMap::new();
-        for item in t.component_history.iter() {
-            let (k, v) = item?;
-            let Some((name, at)) = parse_key(&k) else {
-                return Err(StoreError::Corrupt("a component history key".into()));
-            };
-            let r: Record = decode(&v)?;
-            let list = out.entry(name.to_owned()).or_default();
-            // Only the last change before the window is needed.
-            if list.last().is_some_and(|c| c.at <= since) && at <= since {
-                list.clear();
-            }
-            list.push(StatusChange {
-                at,
-                status: r.status,
-            });
+/// Every component's changes that matter from `since` on, as read in `t`: the last one at or
+/// before `since` (the status the window starts with) and every later one, oldest first (see
+/// `Components::component_history`).
+pub(super) fn changes_since(
+    t: &Trees,
+    since: DateTime<Utc>,
+) -> Result<BTreeMap<String, Vec<StatusChange>>, StoreError> {
+    let mut out: BTreeMap<String, Vec<StatusChange>> = BTreeMap::new();
+    for item in t.component_history.iter() {
+        let (k, v) = item?;
+        let Some((name, at)) = parse_key(&k) else {
+            return Err(StoreError::Corrupt("a component history key".into()));
+        };
+        let r: Record = decode(&v)?;
+        let list = out.entry(name.to_owned()).or_default();
+        // Only the last change before the window is needed.
+        if list.last().is_some_and(|c| c.at <= since) && at <= since {
+            list.clear();
         }
-        Ok(out)
+        list.push(StatusChange {
+            at,
+            status: r.status,
+        });
     }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use ulid::Ulid;
 
 use flusher::Flusher;
+use port::{Components, Incidents};
 pub use flusher::{FlushError, FlushStats};
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
@@ -995,9 +996,8 @@ impl SledStore {
         Ok(())
     }
 
-    /// Refuses components that do not exist.
-    pub fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
-        let t = self.t()?;
+    /// Refuses components that do not exist, read in `t`.
+    pub(crate) fn components_exist(t: &Trees, names: &[ComponentName]) -> Result<(), StoreError> {
         for n in names {
             if !t.components.contains_key(n.as_str())? {
                 return Err(DomainError::UnknownComponent(n.to_string()).into());
@@ -1006,35 +1006,34 @@ impl SledStore {
         Ok(())
     }
 
-    /// Opens an incident with its first update, atomically, and waits until it is durable.
-    pub async fn create_incident(
-        &self,
-        new: NewIncident,
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Update), StoreError> {
-        self.create_incident_with_id(Ulid::new(), new, now).await
+    /// An incident's current state as read in `t`, without its timeline.
+    fn incident_in(t: &Trees, id: Ulid) -> Result<Incident, StoreError> {
+        let raw = t
+            .incidents
+            .get(id.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "incident",
+                id: id.to_string(),
+            })?;
+        decode(&raw)
     }
 
-    /// Opens an incident under an id the caller chose beforehand (monitoring intake records the
-    /// id in its alert group first, so a crash in between cannot open a second incident).
-    pub async fn create_incident_with_id(
-        &self,
-        id: Ulid,
-        new: NewIncident,
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Update), StoreError> {
-        self.create_incident_decided(id, new, &[], now, None)
-            .await
-            .map(|(i, u, _)| (i, u))
+    fn public_changed(&self) {
+        self.inner
+            .public_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
-    /// [`SledStore::create_incident_with_id`], setting the components' `statuses` and releasing an
-    /// approval in the same write (see [`approvals`]). The components, the opening update that
+}
+
+impl Incidents for SledStore {
+    /// Opens incident `id` with its first update, setting the components' `statuses` and
+    /// releasing an approval in the same write (see [`approvals`]). The components, the opening update that
     /// commits the incident and the request's audit entry (which names each component's
     /// before → after) go in one sled transaction: after a crash all of them are there or none
     /// (see `SledStore::commit_audited_with_components`). A draft sets no component. Returns the
     /// incident, its opening update and each component change (`name: before → after`).
-    pub async fn create_incident_decided(
+    async fn create_incident_decided(
         &self,
         id: Ulid,
         mut new: NewIncident,
@@ -1043,7 +1042,7 @@ impl SledStore {
         decision: Option<&Decision>,
     ) -> Result<(Incident, Update, Vec<String>), StoreError> {
         let t = self.t()?;
-        self.check_components(&new.components)?;
+        Self::components_exist(&t, &new.components)?;
         if new.draft && !statuses.is_empty() {
             return Err(no_statuses_in_drafts().into());
         }
@@ -1097,61 +1096,11 @@ impl SledStore {
         Ok((incident, update, changed))
     }
 
-    /// An incident's current state, without its timeline.
-    pub fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
-        let t = self.t()?;
-        let raw = t
-            .incidents
-            .get(id.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "incident",
-                id: id.to_string(),
-            })?;
-        decode(&raw)
-    }
-
-    /// Appends an update (or a resolve / reopen) to an incident, applying the state machine under
-    /// the write lock so two concurrent updates cannot both pass a check the other invalidates.
-    pub async fn append_update(
-        &self,
-        id: Ulid,
-        new: NewUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Update), StoreError> {
-        self.append_update_reported(id, new, now)
-            .await
-            .map(|a| (a.incident, a.update))
-    }
-
-    /// [`SledStore::append_update`], also saying what the update did to the incident's promise
-    /// (decided under the write lock, from the promise that stood then).
-    pub async fn append_update_reported(
-        &self,
-        id: Ulid,
-        new: NewUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<Appended, StoreError> {
-        self.append_update_decided(id, new, now, None).await
-    }
-
-    /// [`SledStore::append_update_reported`], releasing an approval in the same write (see
-    /// [`approvals`]).
-    pub async fn append_update_decided(
-        &self,
-        id: Ulid,
-        new: NewUpdate,
-        now: DateTime<Utc>,
-        decision: Option<&Decision>,
-    ) -> Result<Appended, StoreError> {
-        self.append_update_setting(id, new, &[], now, decision)
-            .await
-    }
-
-    /// [`SledStore::append_update_decided`], also setting the components' `statuses` in the same
-    /// write: the components and the incident record that commits the update, with the audit
+    /// Appends an update, releasing an approval and setting the components' `statuses` in the
+    /// same write: the components and the incident record that commits the update, with the audit
     /// entry naming each component's before → after, go in one sled transaction (see
     /// `SledStore::commit_audited_with_components`). A draft update sets no component.
-    pub async fn append_update_setting(
+    async fn append_update_setting(
         &self,
         id: Ulid,
         mut new: NewUpdate,
@@ -1168,7 +1117,7 @@ impl SledStore {
             // See `create_incident_decided`.
             let _c = (!statuses.is_empty()).then(|| self.component_lock());
             let (set, changed) = self.component_changes(&t, statuses, now)?;
-            let mut incident = self.incident_summary(id)?;
+            let mut incident = Self::incident_in(&t, id)?;
             if incident.public.is_none() && !incident.draft {
                 // A record from before `public` existed: its state is what the public saw.
                 incident.publish_state();
@@ -1220,19 +1169,10 @@ impl SledStore {
         })
     }
 
-    /// Publishes every draft update of an incident (sets `published_at`; the content is untouched).
-    /// Returns the incident and the updates that were published.
-    pub async fn publish_drafts(
-        &self,
-        id: Ulid,
-        broadcast: &[(String, bool)],
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Vec<Update>), StoreError> {
-        self.publish_drafts_decided(id, broadcast, now, None).await
-    }
-
-    /// [`SledStore::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
-    pub async fn publish_drafts_decided(
+    /// Publishes every draft update of an incident (sets `published_at`; the content is
+    /// untouched), releasing an approval in the same write (see [`approvals`]). Returns the
+    /// incident and the updates that were published.
+    async fn publish_drafts_decided(
         &self,
         id: Ulid,
         broadcast: &[(String, bool)],
@@ -1242,7 +1182,7 @@ impl SledStore {
         let t = self.t()?;
         let (incident, published) = {
             let _w = self.lock(id).await;
-            let mut incident = self.incident_summary(id)?;
+            let mut incident = Self::incident_in(&t, id)?;
             let mut published = Vec::new();
             for item in t.updates.scan_prefix(id.to_bytes()) {
                 let (key, raw) = item?;
@@ -1292,10 +1232,16 @@ impl SledStore {
         Ok((incident, published))
     }
 
-    /// One incident with its timeline, oldest update first.
-    pub fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
+    /// An incident's current state, without its timeline.
+    async fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
         let t = self.t()?;
-        let incident = self.incident_summary(id)?;
+        Self::incident_in(&t, id)
+    }
+
+    /// One incident with its timeline, oldest update first.
+    async fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
+        let t = self.t()?;
+        let incident = Self::incident_in(&t, id)?;
         let updates = t
             .updates
             .scan_prefix(id.to_bytes())
@@ -1306,7 +1252,7 @@ impl SledStore {
     }
 
     /// Incidents matching `filter`, newest first.
-    pub fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         let t = self.t()?;
         let mut out = Vec::new();
         for item in t.incidents.iter().rev() {
@@ -1321,11 +1267,13 @@ impl SledStore {
         }
         Ok(out)
     }
+}
 
+impl Components for SledStore {
     /// Creates or changes a component. A new status is recorded in the component's history
     /// (see [`history`]) in the same transaction, so the uptime bars never miss a change that
     /// the page showed, nor show one that was not acknowledged.
-    pub async fn set_component(
+    async fn set_component(
         &self,
         name: ComponentName,
         status: ComponentStatus,
@@ -1381,7 +1329,7 @@ impl SledStore {
     /// operational back to operational, unless another open incident still affects it, as
     /// Statuspage does. A component changed concurrently by someone else is left alone.
     /// Returns the names restored.
-    pub async fn restore_components(
+    async fn restore_components(
         &self,
         incident: &Incident,
         now: DateTime<Utc>,
@@ -1440,27 +1388,37 @@ impl SledStore {
         Ok(restored)
     }
 
-    /// A number that changes after every write the public pages show (incidents, their
-    /// updates, components). A page rendered after reading generation `g` shows at least
-    /// everything written before `g`; a cache keyed by it is never stale for a finished write.
-    pub fn public_generation(&self) -> u64 {
-        self.inner
-            .public_gen
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    fn public_changed(&self) {
-        self.inner
-            .public_gen
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
     /// All components, by name.
-    pub fn components(&self) -> Result<Vec<Component>, StoreError> {
+    async fn components(&self) -> Result<Vec<Component>, StoreError> {
         let t = self.t()?;
         t.components.iter().values().map(|v| decode(&v?)).collect()
     }
+    /// Refuses components that do not exist.
+    async fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
+        let t = self.t()?;
+        Self::components_exist(&t, names)
+    }
 
+    async fn component_history(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::BTreeMap<String, Vec<crate::domain::StatusChange>>, StoreError> {
+        let t = self.t()?;
+        history::changes_since(&t, since)
+    }
+
+    /// A number that changes after every write the public pages show (incidents, their
+    /// updates, components). A page rendered after reading generation `g` shows at least
+    /// everything written before `g`; a cache keyed by it is never stale for a finished write.
+    async fn public_generation(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .public_gen
+            .load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+impl SledStore {
     fn new_subscriber(new: NewSubscriber, now: DateTime<Utc>) -> Result<Subscriber, StoreError> {
         Ok(Subscriber {
             id: Ulid::new(),
@@ -1483,7 +1441,7 @@ impl SledStore {
         now: DateTime<Utc>,
     ) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
-        self.check_components(&new.components)?;
+        Self::components_exist(&t, &new.components)?;
         let s = Self::new_subscriber(new, now)?;
         let sb = encode(&s)?;
         let w = self.writing_async().await;
@@ -1515,7 +1473,7 @@ impl SledStore {
     ) -> Result<ImportCounts, StoreError> {
         let t = self.t()?;
         for n in &batch {
-            self.check_components(&n.components)?;
+            Self::components_exist(&t, &n.components)?;
         }
         let subs: Vec<Subscriber> = batch
             .into_iter()

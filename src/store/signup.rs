@@ -99,7 +99,7 @@ impl SledStore {
         now: DateTime<Utc>,
     ) -> Result<SignUp, StoreError> {
         let t = self.t()?;
-        self.check_components(&components)?;
+        Self::components_exist(&t, &components)?;
         let pending = pending_for(secret, now, valid)?;
         let mut fresh = Self::new_subscriber(
             crate::domain::NewSubscriber {

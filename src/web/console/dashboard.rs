@@ -9,6 +9,7 @@ use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{ApprovalState, IncidentKind};
 use crate::store::port::Approvals;
+use crate::store::port::{Components, Incidents};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -70,6 +71,7 @@ async fn live_context(state: &AppState) -> Value {
             limit: 200,
             ..Default::default()
         })
+        .await
         .unwrap_or_else(|e| {
             problems.push(format!("incidents could not be read: {e}"));
             Vec::new()
@@ -85,6 +87,15 @@ async fn live_context(state: &AppState) -> Value {
                 format!("due {} (in {})", when(state, d), span(now, d))
             }
         });
+        let next = match i.kind {
+            IncidentKind::Maintenance => state
+                .store
+                .incident(i.id)
+                .await
+                .ok()
+                .and_then(|(i, u)| super::maintenance::next(state, &i, &u)),
+            IncidentKind::Incident => None,
+        };
         let row = context! {
             id => i.id.to_string(),
             title => i.title.as_str(),
@@ -100,14 +111,7 @@ async fn live_context(state: &AppState) -> Value {
                 (Some(f), Some(u)) => Some(format!("{} – {}", when(state, f), when(state, u))),
                 _ => None,
             },
-            next => match i.kind {
-                IncidentKind::Maintenance => state
-                    .store
-                    .incident(i.id)
-                    .ok()
-                    .and_then(|(i, u)| super::maintenance::next(state, &i, &u)),
-                IncidentKind::Incident => None,
-            },
+            next => next,
         };
         match i.kind {
             IncidentKind::Incident => incidents.push(row),
@@ -139,6 +143,7 @@ async fn live_context(state: &AppState) -> Value {
     let components: Vec<Value> = state
         .store
         .components()
+        .await
         .unwrap_or_else(|e| {
             problems.push(format!("components could not be read: {e}"));
             Vec::new()

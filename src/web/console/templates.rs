@@ -12,6 +12,7 @@ use crate::api::templates::{NewTemplate, TemplateChange};
 use crate::api::{ApiError, AppState, Principal};
 use crate::domain::IncidentTemplate;
 use crate::store::port::Templates;
+use crate::store::port::Components;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -275,6 +276,7 @@ async fn render(
     let component_list: Vec<Value> = state
         .store
         .components()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|c| {

@@ -29,6 +29,7 @@ use crier::domain::{
     Body, Contact, DeliveryState, Impact, IncidentKind, Locale, Subscriber, Title,
 };
 use crier::domain::{NewIncident, NewSubscriber};
+use crier::store::port::Incidents;
 use crier::store::Store;
 use std::time::{Duration, Instant};
 

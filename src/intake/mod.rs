@@ -924,6 +924,7 @@ pub fn default_locale() -> Locale {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::port::Incidents;
     use super::*;
     use crate::domain::standalone::STANDALONE_BASE;
     use std::time::Duration;
@@ -962,14 +963,14 @@ mod tests {
     }
 
     /// Public updates of the incident: (timeline broadcasts on the "public" channel, texts).
-    fn public(store: &Store, id: Ulid) -> (usize, Vec<String>) {
+    async fn public(store: &Store, id: Ulid) -> (usize, Vec<String>) {
         let b = store
             .broadcasts_of(id)
             .unwrap()
             .into_iter()
             .filter(|b| b.seq < STANDALONE_BASE && b.channel == "public")
             .count();
-        let (_, updates) = store.incident(id).unwrap();
+        let (_, updates) = store.incident(id).await.unwrap();
         let texts = updates
             .iter()
             .map(|u| u.body.text_for(&Locale::english()).to_owned())
@@ -996,7 +997,7 @@ mod tests {
         let id = o[0].incident().unwrap();
         assert!(matches!(o[0], Outcome::Opened { .. }), "{o:?}");
         assert_eq!(o[1], Outcome::Noted { incident: id });
-        assert_eq!(public(&store, id).0, 1);
+        assert_eq!(public(&store, id).await.0, 1);
 
         // Everything resolves after a minute: the resolve waits for the interval.
         let o = intake
@@ -1014,7 +1015,7 @@ mod tests {
                 until: min(15)
             }
         );
-        assert!(store.incident_summary(id).unwrap().is_open());
+        assert!(store.incident_summary(id).await.unwrap().is_open());
         // It fires again and resolves again meanwhile: still nothing public.
         let o = intake
             .handle(alert("c", Firing, "c slow"), &targets(), min(2))
@@ -1026,14 +1027,14 @@ mod tests {
             .await
             .unwrap();
         assert!(intake.tick(min(10)).await.unwrap().is_empty(), "not yet");
-        assert_eq!(public(&store, id).0, 1);
+        assert_eq!(public(&store, id).await.0, 1);
 
         // A restart before it is due: a new intake finds the pending resolve in the store.
         let intake = Intake::new(store.clone(), settings());
         let done = intake.tick(min(15)).await.unwrap();
         assert_eq!(done, vec![Outcome::Resolved { incident: id }]);
-        assert!(!store.incident_summary(id).unwrap().is_open());
-        let (n, texts) = public(&store, id);
+        assert!(!store.incident_summary(id).await.unwrap().is_open());
+        let (n, texts) = public(&store, id).await;
         assert_eq!(n, 2, "opened and resolved: two public updates in all");
         assert_eq!(
             texts[1], "c ok\n\nMonitoring: 1 more alert fired, 2 resolved.",
@@ -1069,7 +1070,7 @@ mod tests {
             .incident()
             .unwrap();
         // Held (hold-down): a draft until the hold ends (as the scheduler would, here by hand).
-        assert!(store.incident_summary(id).unwrap().draft);
+        assert!(store.incident_summary(id).await.unwrap().draft);
         store.publish_drafts(id, &targets(), min(1)).await.unwrap();
         store.remove_hold(id).await.unwrap();
         intake
@@ -1081,7 +1082,7 @@ mod tests {
             .await
             .unwrap();
         assert!(intake.tick(min(15)).await.unwrap().is_empty());
-        assert_eq!(public(&store, id).0, 1, "the flap never reached the public");
+        assert_eq!(public(&store, id).await.0, 1, "the flap never reached the public");
         // Resolved after the interval: at once.
         let o = intake
             .handle(alert("a", Resolved, "a ok"), &targets(), min(20))
@@ -1104,7 +1105,7 @@ mod tests {
             intake.tick(min(35)).await.unwrap(),
             vec![Outcome::Reopened { incident: id }]
         );
-        assert!(store.incident_summary(id).unwrap().is_open());
-        assert_eq!(public(&store, id).0, 3, "opened, resolved, reopened");
+        assert!(store.incident_summary(id).await.unwrap().is_open());
+        assert_eq!(public(&store, id).await.0, 3, "opened, resolved, reopened");
     }
 }

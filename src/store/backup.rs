@@ -698,6 +698,7 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::port::Incidents;
     use super::*;
     use crate::store::tests::{new_incident, new_update};
     use std::collections::{BTreeMap, BTreeSet};
@@ -865,7 +866,7 @@ mod tests {
             .incidents(&crate::store::IncidentFilter {
                 limit: 100,
                 ..Default::default()
-            })
+            }).await
             .unwrap()
             .into_iter()
             .map(|i| i.id)
@@ -984,7 +985,7 @@ mod tests {
         let reader = {
             let (store, events) = (store.clone(), events.clone());
             tokio::spawn(async move {
-                store.incidents(&Default::default()).unwrap();
+                store.incidents(&Default::default()).await.unwrap();
                 events.lock().unwrap().push("read");
                 let _ = read_tx.send(());
             })

@@ -72,6 +72,7 @@ impl SledStore {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::port::Incidents;
     use super::*;
     use crate::store::Store;
 

@@ -1701,7 +1701,7 @@ mod tests {
         }
         let store = SledStore::open(&path).unwrap();
         for id in created {
-            store.incident(id).unwrap();
+            store.incident(id).await.unwrap();
         }
         // Every clone of a closed store refuses service instead of writing to a closed database.
         let other = store.clone();
@@ -1725,7 +1725,7 @@ mod tests {
                 .await
                 .unwrap();
             // An append interrupted after its update record (the incident was not rewritten).
-            let (i, _) = store.incident(kept.id).unwrap();
+            let (i, _) = store.incident(kept.id).await.unwrap();
             let orphan = Update {
                 id: Ulid::new(),
                 incident_id: kept.id,
@@ -1759,7 +1759,7 @@ mod tests {
             (kept.id, orphan.id, torn.id)
         };
         let store = SledStore::open(&path).unwrap();
-        let (i, updates) = store.incident(kept).unwrap();
+        let (i, updates) = store.incident(kept).await.unwrap();
         assert_eq!(
             updates.len(),
             2,
@@ -1768,7 +1768,7 @@ mod tests {
         assert!(updates.iter().all(|u| u.id != orphan_update));
         assert_eq!(i.update_count, 2);
         assert!(matches!(
-            store.incident(torn_open),
+            store.incident(torn_open).await,
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(store.repair().unwrap(), 0, "repair is idempotent");
@@ -1828,7 +1828,7 @@ mod tests {
         assert_eq!(after.waiters - before.waiters, 50);
         let syncs = after.syncs - before.syncs;
         assert!(syncs <= 2, "50 concurrent writes took {syncs} syncs");
-        assert_eq!(store.components().unwrap().len(), 50);
+        assert_eq!(store.components().await.unwrap().len(), 50);
     }
 
     /// The write lock is per incident (striped), yet concurrent writers on several runtime threads
@@ -1870,7 +1870,7 @@ mod tests {
         }
         let mut total = 0;
         for id in &ids {
-            let (incident, updates) = store.incident(*id).unwrap();
+            let (incident, updates) = store.incident(*id).await.unwrap();
             assert_eq!(incident.update_count as usize, updates.len());
             total += updates.len() - 1;
         }
@@ -1912,7 +1912,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let (_, updates) = store.incident(i.id).unwrap();
+        let (_, updates) = store.incident(i.id).await.unwrap();
         let texts: Vec<String> = updates[1..]
             .iter()
             .map(|u| u.body.text_for(&Locale::english()).to_owned())
@@ -1950,7 +1950,7 @@ mod tests {
                 .insert(update_key(id, 1), encode(&opening).unwrap())
                 .unwrap();
         }
-        let i = store.incident_summary(id).unwrap();
+        let i = store.incident_summary(id).await.unwrap();
         assert!(i.titles.is_empty());
         let fi = Locale::parse("fi").unwrap();
         assert_eq!(i.title_for(&fi).as_str(), "Check-in delays");
@@ -1970,6 +1970,6 @@ mod tests {
             public.title_for(&Locale::parse("sv").unwrap()).as_str(),
             "Check-in delays"
         );
-        assert_eq!(store.incident_summary(id).unwrap(), i);
+        assert_eq!(store.incident_summary(id).await.unwrap(), i);
     }
 }

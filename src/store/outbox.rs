@@ -552,6 +552,7 @@ fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::port::Incidents;
     use super::*;
     use crate::domain::{Body, Contact, Impact, IncidentKind, Locale, Title};
     use crate::store::{NewIncident, NewSubscriber};

@@ -1,6 +1,7 @@
 //! Components set in the same write as an incident opening or update: a crash leaves both or
 //! neither, a concurrent component write loses nothing, and bad input writes nothing.
 
+use crate::store::port::{Components, Incidents};
 use super::audit;
 use super::tests::new_incident;
 use super::*;
@@ -24,9 +25,9 @@ fn name(n: &str) -> ComponentName {
     ComponentName::parse(n).unwrap()
 }
 
-fn status_of(store: &SledStore, n: &str) -> ComponentStatus {
+async fn status_of(store: &SledStore, n: &str) -> ComponentStatus {
     store
-        .components()
+        .components().await
         .unwrap()
         .into_iter()
         .find(|c| c.name.as_str() == n)
@@ -128,13 +129,13 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     }
     let store = reopen(&path).await;
     assert!(matches!(
-        store.incident(crashed),
+        store.incident(crashed).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(status_of(&store, "Check-in"), ComponentStatus::Operational);
-    assert_eq!(status_of(&store, "Baggage"), ComponentStatus::Operational);
+    assert_eq!(status_of(&store, "Check-in").await, ComponentStatus::Operational);
+    assert_eq!(status_of(&store, "Baggage").await, ComponentStatus::Operational);
     let changes = store
-        .component_history(Utc::now() - chrono::Duration::days(1))
+        .component_history(Utc::now() - chrono::Duration::days(1)).await
         .unwrap()
         .remove("Check-in")
         .unwrap_or_default();
@@ -165,9 +166,9 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     let entry = entry.expect("the entry is written with the change");
     store.close().await.unwrap();
     let store = reopen(&path).await;
-    assert_eq!(store.incident(done).unwrap().1.len(), 1);
-    assert_eq!(status_of(&store, "Check-in"), ComponentStatus::MajorOutage);
-    assert_eq!(status_of(&store, "Baggage"), ComponentStatus::PartialOutage);
+    assert_eq!(store.incident(done).await.unwrap().1.len(), 1);
+    assert_eq!(status_of(&store, "Check-in").await, ComponentStatus::MajorOutage);
+    assert_eq!(status_of(&store, "Baggage").await, ComponentStatus::PartialOutage);
     let opened: Vec<_> = entries(&store)
         .await
         .into_iter()
@@ -183,7 +184,7 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
         opened[0].summary
     );
     let last = store
-        .component_history(Utc::now() - chrono::Duration::days(1))
+        .component_history(Utc::now() - chrono::Duration::days(1)).await
         .unwrap()
         .remove("Check-in")
         .unwrap_or_default();
@@ -241,8 +242,8 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
         i.id
     };
     let store = reopen(&path).await;
-    assert_eq!(store.incident(id).unwrap().1.len(), 1);
-    assert_eq!(status_of(&store, "Check-in"), ComponentStatus::Operational);
+    assert_eq!(store.incident(id).await.unwrap().1.len(), 1);
+    assert_eq!(status_of(&store, "Check-in").await, ComponentStatus::Operational);
     let (_, entry) = audit::record(base("r-up", "incident.update"), Utc::now, async {
         audit::arm();
         store
@@ -267,9 +268,9 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
     );
     store.close().await.unwrap();
     let store = reopen(&path).await;
-    assert_eq!(store.incident(id).unwrap().1.len(), 2);
+    assert_eq!(store.incident(id).await.unwrap().1.len(), 2);
     assert_eq!(
-        status_of(&store, "Check-in"),
+        status_of(&store, "Check-in").await,
         ComponentStatus::DegradedPerformance
     );
     store.verify_audit().await.unwrap();
@@ -376,7 +377,7 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
             .unwrap()
         });
         let (put, open) = (put.await.unwrap(), open.await.unwrap());
-        let fin = status_of(&store, "api");
+        let fin = status_of(&store, "api").await;
         if put.seq < open.seq {
             assert_eq!(put.summary, "operational → partial_outage", "round {round}");
             assert!(
@@ -400,7 +401,7 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
             assert_eq!(fin, ComponentStatus::PartialOutage, "round {round}");
         }
         let history = store
-            .component_history(t0 - chrono::Duration::seconds(1))
+            .component_history(t0 - chrono::Duration::seconds(1)).await
             .unwrap()
             .remove("api")
             .unwrap_or_default();

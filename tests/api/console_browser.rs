@@ -3,6 +3,7 @@
 //! violation is one) and saving a screenshot under `target/screenshots/`. Time for sessions is
 //! the injected auth clock; browser state is polled with a bound, never slept on.
 
+use crier::store::port::{Components, Incidents};
 use crate::browser::{Browser, Options};
 use crate::console::{add_user, console_app, overdue_incident, PASSWORD};
 use crate::e2e::{provider_sim, sim_stats};
@@ -57,12 +58,12 @@ fn sms_channel(sim: &str, extra: &str) -> String {
 
 const SUBSCRIBERS: usize = 5;
 
-fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
+async fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
     app.store
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
-        })
+        }).await
         .unwrap()
 }
 
@@ -265,7 +266,7 @@ async fn approval(o: Options, shot: &str) {
     b.click("#confirm").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Held for approval"))
         .await;
-    assert!(all_incidents(&app).is_empty());
+    assert!(all_incidents(&app).await.is_empty());
     // The author sees their own write waiting, with no approve button…
     assert!(b.text("li.approval .own").await.contains("You wrote this"));
     assert!(b.all("li.approval button.approve").await.is_empty());
@@ -281,7 +282,7 @@ async fn approval(o: Options, shot: &str) {
         .await;
     assert_eq!(status, 403);
     only_refused(&b, "/approve").await;
-    assert!(all_incidents(&app).is_empty());
+    assert!(all_incidents(&app).await.is_empty());
     b.screenshot(&format!("{shot}-held")).await;
     b.click("form.who button").await;
     b.wait_text("h1", BOUND, |t| t == "Sign in").await;
@@ -294,7 +295,7 @@ async fn approval(o: Options, shot: &str) {
         t == "100 %"
     })
     .await;
-    let incidents = all_incidents(&app);
+    let incidents = all_incidents(&app).await;
     assert_eq!(incidents.len(), 1, "published once");
     let r = app
         .get(&format!("/api/v1/incidents/{}/deliveries", incidents[0].id))
@@ -365,7 +366,7 @@ async fn viewer(o: Options, shot: &str) {
         .await;
     assert_eq!(status, 403);
     only_refused(&b, "/console/incidents").await;
-    assert_eq!(all_incidents(&app).len(), 1);
+    assert_eq!(all_incidents(&app).await.len(), 1);
     clean(&b, "as a viewer").await;
     b.screenshot(&format!("{shot}-viewer")).await;
     if o.width <= 360 {
@@ -412,7 +413,7 @@ async fn expiry(o: Options) {
     b.wait_text("h1", BOUND, |t| t == "Sign in").await;
     assert!(b.text(".notice").await.contains("Your session has ended"));
     assert!(b.url().await.contains("/console/login?ended=1"));
-    assert!(all_incidents(&app).is_empty());
+    assert!(all_incidents(&app).await.is_empty());
     clean(&b, "after the session ended").await;
     b.screenshot("console-session-ended").await;
     b.close().await;
@@ -754,17 +755,18 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
     b.click("#confirm").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Held for approval"))
         .await;
-    assert!(all_incidents(&app).is_empty());
-    let status = |app: &TestApp, n: &str| {
+    assert!(all_incidents(&app).await.is_empty());
+    async fn status(app: &TestApp, n: &str) -> String {
         app.store
             .components()
+            .await
             .unwrap()
             .into_iter()
             .find(|c| c.name.as_str() == n)
             .map(|c| c.status.as_str().to_owned())
             .unwrap()
-    };
-    assert_eq!(status(&app, "Check-in"), "operational", "not while held");
+    }
+    assert_eq!(status(&app, "Check-in").await, "operational", "not while held");
     assert!(b.all("li.approval button.approve").await.is_empty());
     let forged = b
         .script(
@@ -777,8 +779,8 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         .await;
     assert_eq!(forged, 403);
     only_refused(&b, "/approve").await;
-    assert!(all_incidents(&app).is_empty());
-    assert_eq!(status(&app, "Check-in"), "operational");
+    assert!(all_incidents(&app).await.is_empty());
+    assert_eq!(status(&app, "Check-in").await, "operational");
     b.click("form.who button").await;
     b.wait_text("h1", BOUND, |t| t == "Sign in").await;
 
@@ -790,7 +792,7 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         t == "100 %"
     })
     .await;
-    let incidents = all_incidents(&app);
+    let incidents = all_incidents(&app).await;
     assert_eq!(incidents.len(), 1, "published once");
     let r = app
         .get(&format!("/api/v1/incidents/{}/deliveries", incidents[0].id))
@@ -805,9 +807,9 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         1,
         "{sent}"
     );
-    assert_eq!(status(&app, "Check-in"), "major_outage");
-    assert_eq!(status(&app, "Baggage"), "partial_outage");
-    assert_eq!(status(&app, "Gates"), "operational");
+    assert_eq!(status(&app, "Check-in").await, "major_outage");
+    assert_eq!(status(&app, "Baggage").await, "partial_outage");
+    assert_eq!(status(&app, "Gates").await, "operational");
     clean(&b, "through approval").await;
 
     b.goto(&app.url("/")).await;
@@ -943,7 +945,7 @@ async fn templates(o: Options, shot: &str) {
     b.click("button[value=draft]").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Saved as a draft"))
         .await;
-    let incidents = all_incidents(&app);
+    let incidents = all_incidents(&app).await;
     assert_eq!(incidents.len(), 1);
     let i = &incidents[0];
     assert_eq!(i.title.as_str(), "Check-in delays at Helsinki Airport");

@@ -1,5 +1,6 @@
 //! Incident lifecycle through the API.
 
+use crier::store::port::Incidents;
 use crate::helpers::spawn_app;
 use crier::store::port::Audit;
 use serde_json::json;

@@ -117,12 +117,15 @@ pub struct PublicStatus {
 )]
 pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let components = state.store.components().await?;
-    let incidents = state.store.incidents(&IncidentFilter {
-        open: Some(true),
-        published_only: true,
-        limit: 100,
-        ..Default::default()
-    }).await?;
+    let incidents = state
+        .store
+        .incidents(&IncidentFilter {
+            open: Some(true),
+            published_only: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await?;
     Ok(Json(
         json!({ "components": components, "incidents": incidents }),
     ))

@@ -5,12 +5,12 @@ use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::Locale;
-use crate::store::port::Incidents;
 use crate::render::preview::{
     parse_event, preview as render_preview, preview_text_with, Given, Platform, Preview,
     PreviewError, PreviewRequest, TextPreview,
 };
 use crate::render::Event;
+use crate::store::port::Incidents;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

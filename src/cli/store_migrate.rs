@@ -208,10 +208,7 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         })?;
     }
     s.components = store.components().await?;
-    for (name, changes) in store
-        .component_history(DateTime::<Utc>::MIN_UTC)
-        .await?
-    {
+    for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC).await? {
         s.component_history
             .extend(changes.into_iter().map(|c| (name.clone(), c.at, c.status)));
     }

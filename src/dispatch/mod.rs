@@ -25,11 +25,11 @@ use crate::channels::{Audience, Channel};
 use crate::domain::standalone::{StandaloneKind, STANDALONE_BASE};
 use crate::domain::ExpandTarget;
 use crate::domain::{Contact, Delivery, DeliveryState, Incident, Target, Update};
-use crate::store::port::Incidents;
 use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
 };
+use crate::store::port::Incidents;
 use crate::store::port::Threads;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -316,7 +316,13 @@ async fn expand_round(
                 Some(m) => match m.kind {
                     // Not about an incident (an approval's note's origin is the approval).
                     StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. } => Vec::new(),
-                    _ => inner.store.incident_summary(b.incident_id).await?.components,
+                    _ => {
+                        inner
+                            .store
+                            .incident_summary(b.incident_id)
+                            .await?
+                            .components
+                    }
                 },
             }
         } else {
@@ -327,7 +333,11 @@ async fn expand_round(
             {
                 continue; // a draft: published later, or never
             }
-            inner.store.incident_summary(b.incident_id).await?.components
+            inner
+                .store
+                .incident_summary(b.incident_id)
+                .await?
+                .components
         };
         let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
         let target = ExpandTarget { reaches: &reaches };

@@ -39,8 +39,8 @@ use crate::domain::standalone::{alert_detail_seq, Standalone, StandaloneKind};
 use crate::domain::Hold;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
 use crate::domain::{Change, NewIncident, NewUpdate};
-use crate::store::port::{Components, Incidents};
 use crate::store::port::AlertGroups;
+use crate::store::port::{Components, Incidents};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use payloads::first_line;
@@ -924,9 +924,9 @@ pub fn default_locale() -> Locale {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::Incidents;
     use super::*;
     use crate::domain::standalone::STANDALONE_BASE;
+    use crate::store::port::Incidents;
     use std::time::Duration;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -1082,7 +1082,11 @@ mod tests {
             .await
             .unwrap();
         assert!(intake.tick(min(15)).await.unwrap().is_empty());
-        assert_eq!(public(&store, id).await.0, 1, "the flap never reached the public");
+        assert_eq!(
+            public(&store, id).await.0,
+            1,
+            "the flap never reached the public"
+        );
         // Resolved after the interval: at once.
         let o = intake
             .handle(alert("a", Resolved, "a ok"), &targets(), min(20))

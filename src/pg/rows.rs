@@ -1164,12 +1164,12 @@ pub fn audit_entry(stored: &[u8]) -> Result<AuditEntry, PgError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::{Components, Incidents};
     use super::super::fixture;
     use super::super::testdb::TestDb;
     use super::*;
     use crate::domain::Locale;
     use crate::store::port::{AlertGroups, Approvals, Audit, Templates, Threads};
+    use crate::store::port::{Components, Incidents};
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
     /// stored bytes are their JSON, which re-encodes to the same bytes: `verify` proves it).
@@ -1241,7 +1241,8 @@ mod tests {
         }
         assert_eq!(components(c).await.unwrap(), comps);
         let history = s
-            .component_history(Utc::now() - chrono::Duration::days(1)).await
+            .component_history(Utc::now() - chrono::Duration::days(1))
+            .await
             .unwrap();
         for (name, changes) in &history {
             for ch in changes {

@@ -19,8 +19,8 @@ use crate::domain::standalone::{
 };
 use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
 use crate::domain::{Change, IncidentFilter, NewUpdate};
-use crate::store::port::Incidents;
 use crate::render::{i18n, Context, Settings, Templates};
+use crate::store::port::Incidents;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -125,11 +125,14 @@ impl Scheduler {
         let mut report = TickReport::default();
         self.notices(now, &mut report).await?;
         self.holds(now, &mut report).await?;
-        let open = self.store.incidents(&IncidentFilter {
-            open: Some(true),
-            limit: usize::MAX,
-            ..IncidentFilter::default()
-        }).await?;
+        let open = self
+            .store
+            .incidents(&IncidentFilter {
+                open: Some(true),
+                limit: usize::MAX,
+                ..IncidentFilter::default()
+            })
+            .await?;
         let mut overdue = HashSet::new();
         for incident in open {
             if incident.kind == IncidentKind::Maintenance {

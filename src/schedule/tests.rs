@@ -2,7 +2,6 @@
 //! windows, promises, maintenance windows and hold-downs are tested at exact instants, and a
 //! restart is a real one (the store closed and reopened from its directory).
 
-use crate::store::port::{Components, Incidents};
 use super::scheduler::{Scheduler, TickReport};
 use super::settings::{Missed, ScheduleSettings};
 use crate::channels::{Audience, Channel, Kind, Rate, Settings as ChannelSettings};
@@ -13,6 +12,7 @@ use crate::domain::{Change, NewIncident, NewUpdate};
 use crate::intake::{AlertStatus, Intake, IntakeSettings, Outcome, Trigger};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
+use crate::store::port::{Components, Incidents};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;

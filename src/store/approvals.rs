@@ -112,9 +112,9 @@ impl SledStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::Incidents;
     use super::*;
     use crate::domain::ApprovalAction;
+    use crate::store::port::Incidents;
     use crate::store::tests::{new_incident, new_update};
 
     fn pending(incident: Ulid) -> Approval {

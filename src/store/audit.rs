@@ -691,9 +691,9 @@ fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::{Components, Incidents};
     use super::*;
     use crate::domain::Incident;
+    use crate::store::port::{Components, Incidents};
 
     fn new(action: &str, actor: &str) -> NewAudit {
         NewAudit {
@@ -922,7 +922,8 @@ mod tests {
                 Err(e) => panic!("{e}"),
             },
             Cut::Component => store
-                .components().await
+                .components()
+                .await
                 .unwrap()
                 .iter()
                 .any(|c| c.name == api && c.status == ComponentStatus::MajorOutage),

@@ -698,8 +698,8 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::Incidents;
     use super::*;
+    use crate::store::port::Incidents;
     use crate::store::tests::{new_incident, new_update};
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -866,7 +866,8 @@ mod tests {
             .incidents(&crate::store::IncidentFilter {
                 limit: 100,
                 ..Default::default()
-            }).await
+            })
+            .await
             .unwrap()
             .into_iter()
             .map(|i| i.id)

@@ -72,8 +72,8 @@ impl SledStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::Incidents;
     use super::*;
+    use crate::store::port::Incidents;
     use crate::store::Store;
 
     #[tokio::test]

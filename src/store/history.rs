@@ -170,10 +170,10 @@ pub(super) fn changes_since(
 
 #[cfg(test)]
 mod tests {
-    use crate::store::port::Components;
-    use crate::store::SledStore;
     use super::*;
     use crate::domain::Incident;
+    use crate::store::port::Components;
+    use crate::store::SledStore;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -215,7 +215,10 @@ mod tests {
         }
         // What the next start-up runs.
         assert_eq!(store.repair().unwrap(), 2);
-        let h = store.component_history(at("2025-01-01T00:00:00Z")).await.unwrap();
+        let h = store
+            .component_history(at("2025-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(
             h["API"].iter().map(|c| c.status).collect::<Vec<_>>(),
             vec![Operational, MajorOutage],
@@ -253,7 +256,10 @@ mod tests {
             .set_component(web.clone(), PartialOutage, None, at("2026-01-03T00:00:00Z"))
             .await
             .unwrap();
-        let h = store.component_history(at("2025-01-01T00:00:00Z")).await.unwrap();
+        let h = store
+            .component_history(at("2025-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(
             h["API"],
             vec![
@@ -269,7 +275,10 @@ mod tests {
         );
         assert_eq!(h["Web"].len(), 1);
         // From a later instant, the change before it is the starting point.
-        let h = store.component_history(at("2026-01-02T00:00:00Z")).await.unwrap();
+        let h = store
+            .component_history(at("2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(h["API"][0].status, Operational);
         assert_eq!(h["API"].len(), 2);
 
@@ -287,7 +296,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(restored, vec![api.clone()]);
-        let h = store.component_history(at("2025-01-01T00:00:00Z")).await.unwrap();
+        let h = store
+            .component_history(at("2025-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(h["API"].len(), 3);
         assert_eq!(h["API"][2].status, Operational);
 
@@ -301,7 +313,10 @@ mod tests {
             )
             .await
             .unwrap();
-        let h = store.component_history(at("2000-01-01T00:00:00Z")).await.unwrap();
+        let h = store
+            .component_history(at("2000-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(
             h["API"],
             vec![

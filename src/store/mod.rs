@@ -77,8 +77,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use ulid::Ulid;
 
 use flusher::Flusher;
-use port::{Components, Incidents};
 pub use flusher::{FlushError, FlushStats};
+use port::{Components, Incidents};
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -291,7 +291,7 @@ struct Inner {
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
     /// Bumped after every write the public pages show (incidents, updates, components): the
-    /// pages' render cache is valid while it is unchanged (see [`SledStore::public_generation`]).
+    /// pages' render cache is valid while it is unchanged (see [`Components::public_generation`]).
     public_gen: std::sync::atomic::AtomicU64,
     /// crier's one clock, as the server injected it (see [`SledStore::open_with_clock`]).
     clock: Clock,
@@ -1023,7 +1023,6 @@ impl SledStore {
             .public_gen
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
-
 }
 
 impl Incidents for SledStore {
@@ -1402,7 +1401,8 @@ impl Components for SledStore {
     async fn component_history(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<std::collections::BTreeMap<String, Vec<crate::domain::StatusChange>>, StoreError> {
+    ) -> Result<std::collections::BTreeMap<String, Vec<crate::domain::StatusChange>>, StoreError>
+    {
         let t = self.t()?;
         history::changes_since(&t, since)
     }

@@ -1,12 +1,12 @@
 //! Components set in the same write as an incident opening or update: a crash leaves both or
 //! neither, a concurrent component write loses nothing, and bad input writes nothing.
 
-use crate::store::port::{Components, Incidents};
 use super::audit;
 use super::tests::new_incident;
 use super::*;
 use crate::domain::audit::{AuditFilter, NewAudit};
 use crate::store::port::Audit;
+use crate::store::port::{Components, Incidents};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -27,7 +27,8 @@ fn name(n: &str) -> ComponentName {
 
 async fn status_of(store: &SledStore, n: &str) -> ComponentStatus {
     store
-        .components().await
+        .components()
+        .await
         .unwrap()
         .into_iter()
         .find(|c| c.name.as_str() == n)
@@ -132,10 +133,17 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
         store.incident(crashed).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(status_of(&store, "Check-in").await, ComponentStatus::Operational);
-    assert_eq!(status_of(&store, "Baggage").await, ComponentStatus::Operational);
+    assert_eq!(
+        status_of(&store, "Check-in").await,
+        ComponentStatus::Operational
+    );
+    assert_eq!(
+        status_of(&store, "Baggage").await,
+        ComponentStatus::Operational
+    );
     let changes = store
-        .component_history(Utc::now() - chrono::Duration::days(1)).await
+        .component_history(Utc::now() - chrono::Duration::days(1))
+        .await
         .unwrap()
         .remove("Check-in")
         .unwrap_or_default();
@@ -167,8 +175,14 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     store.close().await.unwrap();
     let store = reopen(&path).await;
     assert_eq!(store.incident(done).await.unwrap().1.len(), 1);
-    assert_eq!(status_of(&store, "Check-in").await, ComponentStatus::MajorOutage);
-    assert_eq!(status_of(&store, "Baggage").await, ComponentStatus::PartialOutage);
+    assert_eq!(
+        status_of(&store, "Check-in").await,
+        ComponentStatus::MajorOutage
+    );
+    assert_eq!(
+        status_of(&store, "Baggage").await,
+        ComponentStatus::PartialOutage
+    );
     let opened: Vec<_> = entries(&store)
         .await
         .into_iter()
@@ -184,7 +198,8 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
         opened[0].summary
     );
     let last = store
-        .component_history(Utc::now() - chrono::Duration::days(1)).await
+        .component_history(Utc::now() - chrono::Duration::days(1))
+        .await
         .unwrap()
         .remove("Check-in")
         .unwrap_or_default();
@@ -243,7 +258,10 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
     };
     let store = reopen(&path).await;
     assert_eq!(store.incident(id).await.unwrap().1.len(), 1);
-    assert_eq!(status_of(&store, "Check-in").await, ComponentStatus::Operational);
+    assert_eq!(
+        status_of(&store, "Check-in").await,
+        ComponentStatus::Operational
+    );
     let (_, entry) = audit::record(base("r-up", "incident.update"), Utc::now, async {
         audit::arm();
         store
@@ -401,7 +419,8 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
             assert_eq!(fin, ComponentStatus::PartialOutage, "round {round}");
         }
         let history = store
-            .component_history(t0 - chrono::Duration::seconds(1)).await
+            .component_history(t0 - chrono::Duration::seconds(1))
+            .await
             .unwrap()
             .remove("api")
             .unwrap_or_default();

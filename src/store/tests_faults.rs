@@ -1,9 +1,9 @@
 //! The store under a failing disk and damaged files: a failed flush hides its writes and the
 //! store recovers; a shortened or bit-flipped data directory is refused at start-up.
 
-use crate::store::port::Incidents;
 use super::tests::new_incident;
 use super::*;
+use crate::store::port::Incidents;
 use std::time::Duration;
 
 /// Opens the store in `path`, waiting for a previous handle's flusher to let go of sled's lock.
@@ -71,7 +71,10 @@ async fn a_failed_flush_hides_its_write_and_the_store_recovers() {
     assert!(matches!(failed, Err(StoreError::Broken(_))), "{failed:?}");
 
     // While broken, nothing is served: not the failed write, and no stale view either.
-    assert!(matches!(store.incident(id).await, Err(StoreError::Broken(_))));
+    assert!(matches!(
+        store.incident(id).await,
+        Err(StoreError::Broken(_))
+    ));
     assert!(matches!(
         store.incident(kept.id).await,
         Err(StoreError::Broken(_))

@@ -1,6 +1,6 @@
 //! The public pages' render cache: one rendered status page per language (and one copy of each
 //! machine-readable document, by path), valid while the store's
-//! public generation ([`crate::store::Store::public_generation`]) and the clock's second are
+//! public generation ([`crate::store::port::Components::public_generation`]) and the clock's second are
 //! those it was rendered at. So a finished write is never served stale (the generation moves
 //! after it), the time-dependent parts (today's uptime bar) are at most a second old, and a
 //! crowd reading the page during an incident costs one render per language per second.

@@ -93,10 +93,7 @@ pub const DOCUMENTS: &[(&str, Family)] = &[
     ("history", Family::History),
     ("incident pages", Family::IncidentPages),
     ("assets", Family::Assets),
-    (
-        "feeds, Statuspage v2 JSON and CAP alerts",
-        Family::Machine,
-    ),
+    ("feeds, Statuspage v2 JSON and CAP alerts", Family::Machine),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

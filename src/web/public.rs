@@ -8,8 +8,8 @@ use super::feed_settings::PublicSettings;
 use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{Incident, Update};
-use crate::store::port::Incidents;
 use crate::render::Settings;
+use crate::store::port::Incidents;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
@@ -57,11 +57,13 @@ pub async fn incidents(
     state: &Public<'_>,
     filter: IncidentFilter,
 ) -> Result<Vec<PublicIncident>, StoreError> {
-    let list = state.store.incidents(&IncidentFilter {
-        published_only: true,
-        ..filter
-    })
-    .await?;
+    let list = state
+        .store
+        .incidents(&IncidentFilter {
+            published_only: true,
+            ..filter
+        })
+        .await?;
     let mut out = Vec::with_capacity(list.len());
     for incident in list {
         if let Some(p) = incident_by_id(state, incident.id).await? {

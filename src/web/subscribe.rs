@@ -14,8 +14,8 @@ use crate::adapters::{OutMessage, Recipient};
 use crate::api::AppState;
 use crate::channels::{Kind, Rate, Reach};
 use crate::domain::{ComponentName, Contact, Locale};
-use crate::store::port::Components;
 use crate::render::TemplateKind;
+use crate::store::port::Components;
 use crate::store::signup::{CodeCheck, Secret, SignUp};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -393,7 +393,11 @@ pub async fn submit(
     let f = form(&body);
     let address = field(&f, "address").trim().to_owned();
     let language = chosen_language(&f, lang);
-    let chosen: Vec<String> = picked(&state, &f).await.iter().map(|c| c.to_string()).collect();
+    let chosen: Vec<String> = picked(&state, &f)
+        .await
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     let again = |status, error: String| {
         form_page(
             &state,

@@ -4,12 +4,12 @@
 //! the author cannot decide their own write; an admin breaks glass only with a reason; each
 //! decision is one audit entry. The CLI flow runs the real binary.
 
-use crier::store::port::Components;
 use crate::authz::{add_token, add_user};
 use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
+use crier::store::port::Components;
 use crier::store::port::{Approvals, Audit};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -2,13 +2,13 @@
 //! roles, the API's messages next to the field, and one audit entry per console write. The
 //! real-browser scenarios are in `console_browser.rs`.
 
-use crier::store::port::Incidents;
 use crate::helpers::{env, spawn_app_with, TestApp};
 use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::store::port::Audit;
+use crier::store::port::Incidents;
 use serde_json::json;
 use std::time::Duration;
 
@@ -174,7 +174,8 @@ async fn incidents(app: &TestApp) -> usize {
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
-        }).await
+        })
+        .await
         .unwrap()
         .len()
 }
@@ -1211,7 +1212,8 @@ async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
         .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
-        }).await
+        })
+        .await
         .unwrap();
     // 02:00 in Helsinki in January is 00:00 UTC.
     assert_eq!(

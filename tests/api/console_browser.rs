@@ -3,11 +3,11 @@
 //! violation is one) and saving a screenshot under `target/screenshots/`. Time for sessions is
 //! the injected auth clock; browser state is polled with a bound, never slept on.
 
-use crier::store::port::{Components, Incidents};
 use crate::browser::{Browser, Options};
 use crate::console::{add_user, console_app, overdue_incident, PASSWORD};
 use crate::e2e::{provider_sim, sim_stats};
 use crate::helpers::{env, TestApp};
+use crier::store::port::{Components, Incidents};
 use serde_json::json;
 use std::time::Duration;
 
@@ -63,7 +63,8 @@ async fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
-        }).await
+        })
+        .await
         .unwrap()
 }
 
@@ -766,7 +767,11 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
             .map(|c| c.status.as_str().to_owned())
             .unwrap()
     }
-    assert_eq!(status(&app, "Check-in").await, "operational", "not while held");
+    assert_eq!(
+        status(&app, "Check-in").await,
+        "operational",
+        "not while held"
+    );
     assert!(b.all("li.approval button.approve").await.is_empty());
     let forged = b
         .script(

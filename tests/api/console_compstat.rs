@@ -2,12 +2,12 @@
 //! same write as the incident or update) and a responder's "Submit for approval", over plain
 //! HTTP. The browser scenario is in `console_browser.rs`.
 
-use crier::store::port::{Components, Incidents};
 use crate::console::{add_user, console_app, get, login, post};
 use crate::helpers::TestApp;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::store::port::Audit;
+use crier::store::port::{Components, Incidents};
 
 async fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
@@ -22,7 +22,8 @@ async fn entries(app: &TestApp) -> Vec<AuditEntry> {
 
 async fn status_of(app: &TestApp, name: &str) -> String {
     app.store
-        .components().await
+        .components()
+        .await
         .unwrap()
         .into_iter()
         .find(|c| c.name.as_str() == name)
@@ -35,7 +36,8 @@ async fn incidents(app: &TestApp) -> usize {
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
-        }).await
+        })
+        .await
         .unwrap()
         .len()
 }

@@ -1,16 +1,17 @@
 //! The console's maintenance window: its reminder in the compose form, its schedule on the
 //! incident page and its next transition on the dashboard (plain HTTP with a session).
 
-use crier::store::port::Incidents;
 use crate::console::{add_user, console_app, get, login, post};
 use crier::domain::{Reminder, Span};
+use crier::store::port::Incidents;
 
 async fn maintenances(app: &crate::helpers::TestApp) -> Vec<crier::domain::Incident> {
     app.store
         .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
-        }).await
+        })
+        .await
         .unwrap()
 }
 
@@ -199,7 +200,8 @@ async fn console_leaves_the_reminder_out_of_an_incident_and_none_shows_no_remind
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    let m = maintenances(&app).await
+    let m = maintenances(&app)
+        .await
         .into_iter()
         .find(|i| i.title.as_str() == "Upgrade")
         .unwrap();

@@ -1,8 +1,8 @@
 //! The real binary under crash and restart: every acknowledged write survives `kill -9`, and data
 //! and the admin token persist across restarts.
 
-use crier::store::port::Incidents;
 use crate::helpers::ServeProcess;
+use crier::store::port::Incidents;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,12 +134,14 @@ async fn after_a_graceful_shutdown_the_data_directory_opens_again_at_once() {
         .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
-        }).await
+        })
+        .await
         .unwrap();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].id.to_string(), id);
     // The old handle was closed with the server: it answers instead of writing.
     assert!(held
-        .incidents(&crier::domain::IncidentFilter::default()).await
+        .incidents(&crier::domain::IncidentFilter::default())
+        .await
         .is_err());
 }

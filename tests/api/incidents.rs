@@ -1,8 +1,8 @@
 //! Incident lifecycle through the API.
 
-use crier::store::port::Incidents;
 use crate::helpers::spawn_app;
 use crier::store::port::Audit;
+use crier::store::port::Incidents;
 use serde_json::json;
 
 #[tokio::test]

@@ -4,9 +4,9 @@
 //! promise is kept unless withdrawn, and one that has passed is said to have lapsed; an overdue
 //! promise shows in `/metrics`. And the start-up and shutdown of `serve` (item 11).
 
-use crier::store::port::Incidents;
 use crate::helpers::{bin, crier, spawn_app_with, TestApp};
 use chrono::{DateTime, Duration as Span, Utc};
+use crier::store::port::Incidents;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

@@ -5,11 +5,11 @@
 //! languages, 304 on ETag and If-Modified-Since, the moved or disabled page, the static copy;
 //! and a browser at phone width with JavaScript off.
 
-use crier::store::port::Components;
 use crate::browser::{Browser, Options};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 use chrono::{DateTime, Utc};
 use crier::domain::{ComponentName, ComponentStatus};
+use crier::store::port::Components;
 use serde_json::json;
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -68,8 +68,10 @@ pub trait Incidents: Sync {
     ) -> impl Future<Output = Result<(Incident, Vec<Update>), StoreError>> + Send;
 
     /// An incident's current state, without its timeline.
-    fn incident_summary(&self, id: Ulid)
-        -> impl Future<Output = Result<Incident, StoreError>> + Send;
+    fn incident_summary(
+        &self,
+        id: Ulid,
+    ) -> impl Future<Output = Result<Incident, StoreError>> + Send;
 
     /// One incident with its timeline, oldest update first, read from one state of the store.
     fn incident(

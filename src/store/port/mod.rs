@@ -24,8 +24,10 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`], [`Audit`].
-//! The other aggregates (incidents and updates, components and their history, subscribers and
+//! [`Approvals`], [`Audit`], [`Incidents`] (three writes and three reads a backend implements;
+//! the narrower writes are provided methods) and [`Components`] (with their status history and
+//! the public generation), both in `incidents.rs`.
+//! The other aggregates (subscribers and
 //! sign-ups, notices, hold-downs and standalone messages, the outbox, users and tokens, sessions
 //! and TOTP, health) are still inherent methods of
 //! [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see docs/ARCHITECTURE.md.

@@ -286,7 +286,11 @@ async fn previews_of(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
     // The title and promise as typed (an update: its incident's title), so the preview is the
     // message as it will be sent, not a sample.
     let title = match filled(f, "incident") {
-        Some(id) => target(state, Some(id)).await.ok().flatten().map(|(_, t, _)| t),
+        Some(id) => target(state, Some(id))
+            .await
+            .ok()
+            .flatten()
+            .map(|(_, t, _)| t),
         None => filled(f, "title").map(str::to_owned),
     };
     let next_update = match (filled(f, "next_update"), filled(f, "next_update_at")) {

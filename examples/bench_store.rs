@@ -29,7 +29,7 @@ use crier::domain::{
     Body, Contact, DeliveryState, Impact, IncidentKind, Locale, Subscriber, Title,
 };
 use crier::domain::{NewIncident, NewSubscriber};
-use crier::store::port::{Outbox, Subscribers};
+use crier::store::port::{Incidents, Outbox, Subscribers};
 use crier::store::Store;
 use std::time::{Duration, Instant};
 

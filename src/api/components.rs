@@ -4,6 +4,7 @@ use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::{Component, ComponentName, ComponentStatus};
+use crate::store::port::Components;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Component>>, ApiError> {
-    Ok(Json(state.store.components()?))
+    Ok(Json(state.store.components().await?))
 }
 
 /// A component's status (and optional group).

@@ -5,7 +5,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
 use crate::domain::{Delivery, DeliveryState};
-use crate::store::port::Outbox;
+use crate::store::port::{Incidents, Outbox};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -95,7 +95,7 @@ pub struct Status {
 const MAX_FAILURES: usize = 100;
 
 async fn status_of(state: &AppState, id: Ulid) -> Result<Status, ApiError> {
-    state.store.incident_summary(id)?;
+    state.store.incident_summary(id).await?;
     let mut channels: BTreeMap<String, ChannelCounts> = BTreeMap::new();
     for b in state.store.broadcasts_of(id).await? {
         let c = channels.entry(b.channel.clone()).or_default();
@@ -302,7 +302,7 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<Requeued>, ApiError> {
     let id = parse_id(&id)?;
-    state.store.incident_summary(id)?;
+    state.store.incident_summary(id).await?;
     let channels = state.store.requeue_dead(id, state.dispatcher.now()).await?;
     let mut seen: Vec<&String> = channels.iter().collect();
     seen.sort();

@@ -3,7 +3,7 @@
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::IncidentFilter;
-use crate::store::port::Outbox;
+use crate::store::port::{Components, Incidents, Outbox};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -116,13 +116,16 @@ pub struct PublicStatus {
     )
 )]
 pub async fn public_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let components = state.store.components()?;
-    let incidents = state.store.incidents(&IncidentFilter {
-        open: Some(true),
-        published_only: true,
-        limit: 100,
-        ..Default::default()
-    })?;
+    let components = state.store.components().await?;
+    let incidents = state
+        .store
+        .incidents(&IncidentFilter {
+            open: Some(true),
+            published_only: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await?;
     Ok(Json(
         json!({ "components": components, "incidents": incidents }),
     ))

@@ -12,6 +12,7 @@ use crate::domain::{
     Status, Title, Titles, Update, UpdateAction,
 };
 use crate::domain::{Change, IncidentFilter, NewIncident, NewUpdate};
+use crate::store::port::{Components, Incidents};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -286,7 +287,7 @@ pub struct SetComponentStatus {
 
 /// The `component_statuses` of a request, checked: each name and status valid and the
 /// component existing (the error names it), none in a draft. Nothing is written on an error.
-fn component_statuses(
+async fn component_statuses(
     state: &AppState,
     list: &[SetComponentStatus],
     draft: bool,
@@ -311,6 +312,7 @@ fn component_statuses(
         if state
             .store
             .check_components(std::slice::from_ref(&name))
+            .await
             .is_err()
         {
             return Err(bad(format!(
@@ -437,7 +439,7 @@ pub async fn create(
         req.reason.take(),
         req.draft,
     )?;
-    component_statuses(&state, &req.component_statuses, req.draft)?;
+    component_statuses(&state, &req.component_statuses, req.draft).await?;
     let needed = match req.draft {
         true => Vec::new(),
         false => state.approval_reasons_for(&who).await,
@@ -447,7 +449,7 @@ pub async fn create(
         let request = approvals::request_value(&req)?;
         let id = Ulid::new();
         let new = new_incident(&state, who.0.clone(), req, state.dispatcher.now())?;
-        state.store.check_components(&new.components)?;
+        state.store.check_components(&new.components).await?;
         crate::domain::check_status_for_new(
             new.kind,
             new.status.unwrap_or(new.kind.initial_status()),
@@ -537,7 +539,7 @@ pub(super) async fn open(
     decision: Option<&Decision>,
 ) -> Result<approvals::Out, ApiError> {
     let now = state.dispatcher.now();
-    let statuses = component_statuses(state, &req.component_statuses, req.draft)?;
+    let statuses = component_statuses(state, &req.component_statuses, req.draft).await?;
     let mut new = new_incident(state, author, req, now)?;
     // A component given a new status is affected.
     for (name, _) in &statuses {
@@ -638,7 +640,8 @@ pub async fn list(
     Ok(Json(
         state
             .store
-            .incidents(&filter)?
+            .incidents(&filter)
+            .await?
             .into_iter()
             .map(|i| state.view(i))
             .collect(),
@@ -663,7 +666,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let (incident, updates) = state.store.incident(parse_id(&id)?)?;
+    let (incident, updates) = state.store.incident(parse_id(&id)?).await?;
     Ok(Json(IncidentDetail {
         incident: state.view(incident),
         updates,
@@ -736,7 +739,7 @@ async fn append_or_hold(
         req.draft,
     )?;
     let id = parse_id(id)?;
-    component_statuses(state, &req.component_statuses, req.draft)?;
+    component_statuses(state, &req.component_statuses, req.draft).await?;
     let needed = match req.draft {
         true => Vec::new(),
         false => state.approval_reasons_for(&who).await,
@@ -745,7 +748,7 @@ async fn append_or_hold(
         // Checked in full now (fields and the state machine), so a write that would fail is
         // refused before anyone approves it.
         let request = approvals::request_value(&req)?;
-        let incident = state.store.incident_summary(id)?;
+        let incident = state.store.incident_summary(id).await?;
         match change {
             Change::Update(to) => incident.check_update(to.unwrap_or(incident.status))?,
             Change::Resolve => {
@@ -825,7 +828,7 @@ pub(super) async fn append(
 ) -> Result<approvals::Out, ApiError> {
     let now = state.dispatcher.now();
     let keep_components = req.keep_components;
-    let statuses = component_statuses(state, &req.component_statuses, req.draft)?;
+    let statuses = component_statuses(state, &req.component_statuses, req.draft).await?;
     let new = new_update(state, author, change, req, now)?;
     // Only a published update on at least one channel creates broadcasts to expand.
     let broadcasting = !new.draft && !new.broadcast.is_empty();
@@ -1102,7 +1105,7 @@ pub async fn publish(
     let id = parse_id(&id)?;
     let needed = state.approval_reasons().await;
     if !needed.is_empty() && glass.is_none() {
-        let (incident, updates) = state.store.incident(id)?;
+        let (incident, updates) = state.store.incident(id).await?;
         let Some(draft) = updates.iter().find(|u| u.draft && u.published_at.is_none()) else {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

@@ -10,6 +10,7 @@ use crate::render::preview::{
     PreviewError, PreviewRequest, TextPreview,
 };
 use crate::render::Event;
+use crate::store::port::Incidents;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -167,7 +168,7 @@ pub async fn preview(
                     format!("\"{id}\" is not an incident id"),
                 )
             })?;
-            let (incident, mut updates) = state.store.incident(id)?;
+            let (incident, mut updates) = state.store.incident(id).await?;
             let update = updates.pop().ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,

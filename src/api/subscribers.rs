@@ -6,7 +6,7 @@ use super::openapi::PROBLEM;
 use super::{ApiError, AppState};
 use crate::domain::NewSubscriber;
 use crate::domain::{ComponentName, Contact, DomainError, Locale, Subscriber};
-use crate::store::port::Subscribers;
+use crate::store::port::{Components, Subscribers};
 use crate::store::IMPORT_CHUNK;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -409,7 +409,8 @@ pub async fn import(
     })?;
     let known: HashSet<String> = state
         .store
-        .components()?
+        .components()
+        .await?
         .into_iter()
         .map(|c| c.name.to_string())
         .collect();

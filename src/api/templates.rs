@@ -7,7 +7,8 @@ use super::authz::{noted, AuditNote};
 use super::extract::ApiJson;
 use super::openapi::PROBLEM;
 use super::{ApiError, AppState, Principal};
-use crate::domain::{IncidentTemplate, Locale, TemplateFields};
+use crate::domain::{ComponentName, DomainError, IncidentTemplate, Locale, TemplateFields};
+use crate::store::port::Components;
 use crate::store::port::Templates;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -135,12 +136,12 @@ impl From<NewTemplate> for TemplateFields {
 }
 
 /// Validates `fields` and checks that its components exist.
-fn content(
+async fn content(
     state: &AppState,
     fields: TemplateFields,
 ) -> Result<crate::domain::TemplateContent, ApiError> {
     let c = fields.validate(&languages())?;
-    state.store.check_components(&c.components)?;
+    state.store.check_components(&c.components).await?;
     Ok(c)
 }
 
@@ -217,7 +218,7 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     ApiJson(req): ApiJson<NewTemplate>,
 ) -> Result<Response, ApiError> {
-    let c = content(&state, req.into())?;
+    let c = content(&state, req.into()).await?;
     let tpl = IncidentTemplate::new(c, &who.0, state.dispatcher.now());
     state.store.put_template(&tpl).await?;
     let n = note(&tpl, tpl.summary());
@@ -263,12 +264,23 @@ pub async fn change(
     }
     let current = state.store.template_by_key(&key).await?;
     let now = state.dispatcher.now();
+    // The components, read before the change (which cannot wait on the store): none is ever
+    // removed, so each that exists now exists when the change is applied.
+    let known: Vec<ComponentName> = state
+        .store
+        .components()
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     // Applied to the stored template under the store's lock, so two edits never undo each other.
     let (before, after) = state
         .store
         .change_template(current.id, |t| {
             let c = req.apply(t.fields()).validate(&languages())?;
-            state.store.check_components(&c.components)?;
+            if let Some(n) = c.components.iter().find(|n| !known.contains(n)) {
+                return Err(DomainError::UnknownComponent(n.to_string()).into());
+            }
             Ok(t.edited(c, &who.0, now))
         })
         .await?;

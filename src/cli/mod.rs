@@ -885,6 +885,7 @@ fn export_static(
             now,
         };
         crate::web::export::export(&a.dir, &source)
+            .await
             .map_err(|e| CliError::Unavailable(e.to_string()))
     })
 }

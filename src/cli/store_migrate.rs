@@ -35,8 +35,8 @@ use crate::domain::{Hold, IncidentFilter, Standalone, Thread, TotpRecord};
 use crate::pg::rows::{self, Write};
 use crate::pg::{redact_url, ConnectOptions, Pg, PgError};
 use crate::store::port::{
-    AlertGroups, Approvals, Audit, Holds, Notices, Outbox, SecondFactors, Subscribers, Templates,
-    Tokens, Users,
+    AlertGroups, Approvals, Audit, Components, Holds, Incidents, Notices, Outbox, SecondFactors,
+    Subscribers, Templates, Tokens, Users,
 };
 use crate::store::{Store, StoreError};
 
@@ -188,8 +188,8 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         limit: usize::MAX,
         ..IncidentFilter::default()
     };
-    for summary in store.incidents(&filter)? {
-        let (incident, timeline) = store.incident(summary.id)?;
+    for summary in store.incidents(&filter).await? {
+        let (incident, timeline) = store.incident(summary.id).await?;
         s.updates.extend((1..).zip(timeline));
         s.incidents.push(incident);
     }
@@ -211,8 +211,8 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
             })
             .await?;
     }
-    s.components = store.components()?;
-    for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC)? {
+    s.components = store.components().await?;
+    for (name, changes) in store.component_history(DateTime::<Utc>::MIN_UTC).await? {
         s.component_history
             .extend(changes.into_iter().map(|c| (name.clone(), c.at, c.status)));
     }

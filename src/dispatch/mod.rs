@@ -29,7 +29,7 @@ use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
 };
-use crate::store::port::{Outbox, SignUps, Standalones, Subscribers, Threads};
+use crate::store::port::{Incidents, Outbox, SignUps, Standalones, Subscribers, Threads};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -315,7 +315,13 @@ async fn expand_round(
                 Some(m) => match m.kind {
                     // Not about an incident (an approval's note's origin is the approval).
                     StandaloneKind::Notice { .. } | StandaloneKind::StaffNote { .. } => Vec::new(),
-                    _ => inner.store.incident_summary(b.incident_id)?.components,
+                    _ => {
+                        inner
+                            .store
+                            .incident_summary(b.incident_id)
+                            .await?
+                            .components
+                    }
                 },
             }
         } else {
@@ -327,7 +333,11 @@ async fn expand_round(
             {
                 continue; // a draft: published later, or never
             }
-            inner.store.incident_summary(b.incident_id)?.components
+            inner
+                .store
+                .incident_summary(b.incident_id)
+                .await?
+                .components
         };
         let reaches = |s: &crate::domain::Subscriber| ch.channel.reaches(&s.contact);
         let target = ExpandTarget { reaches: &reaches };
@@ -516,6 +526,7 @@ async fn published(inner: &Inner, d: &Delivery) -> Result<Shared, ComposeError> 
     let incident = inner
         .store
         .incident_summary(d.incident_id)
+        .await
         .map_err(ComposeError::unavailable)?;
     // Messages show the incident as the public sees it: a draft written since this update must
     // not change the status or impact they state.
@@ -582,6 +593,7 @@ async fn compose_standalone(
             let (incident, updates) = inner
                 .store
                 .incident(d.incident_id)
+                .await
                 .map_err(ComposeError::unavailable)?;
             let source = Source::Reminder {
                 incident: &incident,

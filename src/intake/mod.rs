@@ -39,7 +39,7 @@ use crate::domain::standalone::{alert_detail_seq, Standalone, StandaloneKind};
 use crate::domain::Hold;
 use crate::domain::{Body, ComponentName, DomainError, Impact, IncidentKind, Locale, Title};
 use crate::domain::{Change, NewIncident, NewUpdate};
-use crate::store::port::{AlertGroups, Holds, Standalones};
+use crate::store::port::{AlertGroups, Components, Holds, Incidents, Standalones};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use payloads::first_line;
@@ -275,7 +275,7 @@ impl Intake {
         let mut old = None;
         let (group, incident) = match existing {
             None => (None, None),
-            Some(g) => match self.store.incident_summary(g.incident_id) {
+            Some(g) => match self.store.incident_summary(g.incident_id).await {
                 Ok(i) if i.is_open() => (Some(g), Some(i)),
                 // Resolved, but within the hold-down (a flap) or with a reopen waiting.
                 Ok(i)
@@ -658,7 +658,7 @@ impl Intake {
                 .collect(),
             None => targets.to_vec(),
         };
-        let known = self.store.components()?;
+        let known = self.store.components().await?;
         let components = if t.components.is_empty() {
             route
                 .components
@@ -787,7 +787,7 @@ impl Intake {
                 self.save(&g).await?;
                 continue;
             }
-            let incident = match self.store.incident_summary(g.incident_id) {
+            let incident = match self.store.incident_summary(g.incident_id).await {
                 Ok(i) => i,
                 Err(StoreError::NotFound { .. }) => {
                     g.pending = None;
@@ -925,7 +925,7 @@ pub fn default_locale() -> Locale {
 mod tests {
     use super::*;
     use crate::domain::standalone::STANDALONE_BASE;
-    use crate::store::port::Outbox;
+    use crate::store::port::{Incidents, Outbox};
     use std::time::Duration;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -970,7 +970,7 @@ mod tests {
             .into_iter()
             .filter(|b| b.seq < STANDALONE_BASE && b.channel == "public")
             .count();
-        let (_, updates) = store.incident(id).unwrap();
+        let (_, updates) = store.incident(id).await.unwrap();
         let texts = updates
             .iter()
             .map(|u| u.body.text_for(&Locale::english()).to_owned())
@@ -1015,7 +1015,7 @@ mod tests {
                 until: min(15)
             }
         );
-        assert!(store.incident_summary(id).unwrap().is_open());
+        assert!(store.incident_summary(id).await.unwrap().is_open());
         // It fires again and resolves again meanwhile: still nothing public.
         let o = intake
             .handle(alert("c", Firing, "c slow"), &targets(), min(2))
@@ -1033,7 +1033,7 @@ mod tests {
         let intake = Intake::new(store.clone(), settings());
         let done = intake.tick(min(15)).await.unwrap();
         assert_eq!(done, vec![Outcome::Resolved { incident: id }]);
-        assert!(!store.incident_summary(id).unwrap().is_open());
+        assert!(!store.incident_summary(id).await.unwrap().is_open());
         let (n, texts) = public(&store, id).await;
         assert_eq!(n, 2, "opened and resolved: two public updates in all");
         assert_eq!(
@@ -1071,7 +1071,7 @@ mod tests {
             .incident()
             .unwrap();
         // Held (hold-down): a draft until the hold ends (as the scheduler would, here by hand).
-        assert!(store.incident_summary(id).unwrap().draft);
+        assert!(store.incident_summary(id).await.unwrap().draft);
         store.publish_drafts(id, &targets(), min(1)).await.unwrap();
         store.remove_hold(id).await.unwrap();
         intake
@@ -1110,7 +1110,7 @@ mod tests {
             intake.tick(min(35)).await.unwrap(),
             vec![Outcome::Reopened { incident: id }]
         );
-        assert!(store.incident_summary(id).unwrap().is_open());
+        assert!(store.incident_summary(id).await.unwrap().is_open());
         assert_eq!(public(&store, id).await.0, 3, "opened, resolved, reopened");
     }
 }

@@ -1,6 +1,7 @@
 //! A sled store holding something of every aggregate, made through the store's own methods,
 //! for the row codec and migration tests.
 
+use crate::store::port::{Components, Incidents};
 use chrono::{Duration, Utc};
 use serde_json::json;
 use ulid::Ulid;
@@ -289,7 +290,7 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
             .await
             .unwrap();
     }
-    let (busy, _) = store.incident(busy.id).unwrap();
+    let (busy, _) = store.incident(busy.id).await.unwrap();
     Fixture {
         _dir: dir,
         store,

@@ -1171,8 +1171,8 @@ mod tests {
     use super::*;
     use crate::domain::Locale;
     use crate::store::port::{
-        AlertGroups, Approvals, Audit, Holds, Notices, Outbox, SecondFactors, Standalones,
-        Subscribers, Templates, Threads, Tokens, Users,
+        AlertGroups, Approvals, Audit, Components, Holds, Incidents, Notices, Outbox,
+        SecondFactors, Standalones, Subscribers, Templates, Threads, Tokens, Users,
     };
 
     /// The audit log's entries as sled stores them (`Store::audit_entries` decodes them; the
@@ -1207,11 +1207,12 @@ mod tests {
             limit: usize::MAX,
             ..Default::default()
         };
-        let incidents = s.incidents(&filter).unwrap();
-        let mut incidents: Vec<Incident> = incidents
-            .into_iter()
-            .map(|i| s.incident(i.id).unwrap().0)
-            .collect();
+        let incidents = s.incidents(&filter).await.unwrap();
+        let mut full: Vec<Incident> = Vec::new();
+        for i in incidents {
+            full.push(s.incident(i.id).await.unwrap().0);
+        }
+        let mut incidents = full;
         incidents.sort_by_key(|i| i.id);
         assert_eq!(incidents.len(), 2);
         for i in &incidents {
@@ -1223,7 +1224,7 @@ mod tests {
             Some(&f.busy)
         );
 
-        let (_, timeline) = s.incident(f.busy.id).unwrap();
+        let (_, timeline) = s.incident(f.busy.id).await.unwrap();
         assert_eq!(timeline.len(), 4);
         for (n, u) in (1..).zip(&timeline) {
             put_update(c, n, u, Write::Insert).await.unwrap();
@@ -1238,13 +1239,14 @@ mod tests {
             timeline
         );
 
-        let comps = s.components().unwrap();
+        let comps = s.components().await.unwrap();
         for comp in &comps {
             put_component(c, comp, Write::Insert).await.unwrap();
         }
         assert_eq!(components(c).await.unwrap(), comps);
         let history = s
             .component_history(Utc::now() - chrono::Duration::days(1))
+            .await
             .unwrap();
         for (name, changes) in &history {
             for ch in changes {
@@ -1434,7 +1436,7 @@ mod tests {
         put_incident(c, &f.busy, Write::Insert).await.unwrap();
         let m = conflict(put_incident(c, &f.busy, Write::Insert).await);
         assert!(m.contains("exists already"), "{m}");
-        let (_, timeline) = s.incident(f.busy.id).unwrap();
+        let (_, timeline) = s.incident(f.busy.id).await.unwrap();
         put_update(c, 1, &timeline[0], Write::Insert).await.unwrap();
         let m = conflict(put_update(c, 1, &timeline[1], Write::Insert).await);
         assert!(m.contains("already has an update at position 1"), "{m}");

@@ -20,7 +20,7 @@ use crate::domain::standalone::{
 use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
 use crate::domain::{Change, IncidentFilter, NewUpdate};
 use crate::render::{i18n, Context, Settings, Templates};
-use crate::store::port::{Holds, Notices, Standalones};
+use crate::store::port::{Holds, Incidents, Notices, Standalones};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -125,11 +125,14 @@ impl Scheduler {
         let mut report = TickReport::default();
         self.notices(now, &mut report).await?;
         self.holds(now, &mut report).await?;
-        let open = self.store.incidents(&IncidentFilter {
-            open: Some(true),
-            limit: usize::MAX,
-            ..IncidentFilter::default()
-        })?;
+        let open = self
+            .store
+            .incidents(&IncidentFilter {
+                open: Some(true),
+                limit: usize::MAX,
+                ..IncidentFilter::default()
+            })
+            .await?;
         let mut overdue = HashSet::new();
         for incident in open {
             if incident.kind == IncidentKind::Maintenance {
@@ -228,7 +231,7 @@ impl Scheduler {
             if hold.until > now {
                 continue;
             }
-            let incident = match self.store.incident_summary(hold.incident_id) {
+            let incident = match self.store.incident_summary(hold.incident_id).await {
                 Ok(i) => i,
                 Err(StoreError::NotFound { .. }) => {
                     self.store.remove_hold(hold.incident_id).await?;
@@ -274,7 +277,7 @@ impl Scheduler {
         if !self.settings.reminder_channels.is_empty() && now >= due - lead {
             // Keyed by the update that made the promise: later updates that keep it repeat the
             // same instant and must not remind again.
-            let (_, timeline) = self.store.incident(incident.id)?;
+            let (_, timeline) = self.store.incident(incident.id).await?;
             let made_by = timeline
                 .iter()
                 .rev()
@@ -321,7 +324,7 @@ impl Scheduler {
         };
         let next =
             now + chrono::Duration::from_std(self.settings.holding_next_update).unwrap_or_default();
-        let body = self.holding_body(incident, next)?;
+        let body = self.holding_body(incident, next).await?;
         let new = NewUpdate {
             titles: Default::default(),
             change: Change::Update(None),
@@ -341,8 +344,12 @@ impl Scheduler {
         Ok(None)
     }
 
-    fn holding_body(&self, incident: &Incident, next: DateTime<Utc>) -> Result<Body, StoreError> {
-        let (_, updates) = self.store.incident(incident.id)?;
+    async fn holding_body(
+        &self,
+        incident: &Incident,
+        next: DateTime<Utc>,
+    ) -> Result<Body, StoreError> {
+        let (_, updates) = self.store.incident(incident.id).await?;
         let last = updates
             .iter()
             .rev()

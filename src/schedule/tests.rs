@@ -12,7 +12,7 @@ use crate::domain::{Change, NewIncident, NewUpdate};
 use crate::intake::{AlertStatus, Intake, IntakeSettings, Outcome, Trigger};
 use crate::render::preview::Platform;
 use crate::render::{Settings, Templates};
-use crate::store::port::{Holds, Notices, Outbox, Standalones};
+use crate::store::port::{Components, Holds, Incidents, Notices, Outbox, Standalones};
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -349,7 +349,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
     // Past due: only the opted-in incident gets a holding statement, with a new promise.
     let r = h.tick("2026-11-23T12:30:01Z").await;
     assert_eq!(r.holding_statements, vec![opted]);
-    let (i, updates) = h.store.incident(opted).unwrap();
+    let (i, updates) = h.store.incident(opted).await.unwrap();
     let last = updates.last().unwrap();
     assert_eq!(last.author, super::scheduler::AUTHOR);
     assert!(last.body.texts()[&Locale::english()].contains("still working on"));
@@ -359,7 +359,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
         .await
         .holding_statements
         .is_empty());
-    let (p, _) = h.store.incident(plain).unwrap();
+    let (p, _) = h.store.incident(plain).await.unwrap();
     assert_eq!(p.update_count, 1, "not opted in: no holding statement");
 
     // Resolving clears the promise: no reminder, no holding statement afterwards.
@@ -380,7 +380,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
         )
         .await
         .unwrap();
-    let (i, _) = h.store.incident(opted).unwrap();
+    let (i, _) = h.store.incident(opted).await.unwrap();
     assert_eq!(i.next_update_due, None);
     let r = h.tick("2026-11-23T13:30:00Z").await;
     assert!(!r.reminders.contains(&opted) && !r.holding_statements.contains(&opted));
@@ -586,7 +586,7 @@ async fn maintenance_moves_through_its_window_on_time() {
         h.tick("2026-11-24T23:30:00Z").await.transitions,
         vec![(m.id, Status::Completed)]
     );
-    let (m2, updates) = h.store.incident(m.id).unwrap();
+    let (m2, updates) = h.store.incident(m.id).await.unwrap();
     assert_eq!(m2.status, Status::Completed);
     let statuses: Vec<Status> = updates.iter().map(|u| u.status).collect();
     assert_eq!(
@@ -652,7 +652,7 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
     };
     assert_eq!(held_until, Some(t0 + Duration::minutes(2)));
     // Visible at once (as a draft) …
-    let (i, _) = h.store.incident(incident).unwrap();
+    let (i, _) = h.store.incident(incident).await.unwrap();
     assert!(i.draft && i.is_open());
     // … resolves, fires again and resolves again, all inside the window.
     for (secs, status) in [
@@ -669,7 +669,7 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
             .await
             .unwrap();
     }
-    let (i, _) = h.store.incident(incident).unwrap();
+    let (i, _) = h.store.incident(incident).await.unwrap();
     assert_eq!(i.status, Status::Resolved);
     let r = h.scheduler.tick(t0 + Duration::minutes(10)).await.unwrap();
     assert_eq!(r.suppressed, vec![incident]);
@@ -696,7 +696,7 @@ async fn an_alert_that_flaps_inside_the_hold_down_publishes_nothing() {
         .is_empty());
     let r = h.scheduler.tick(t0 + Duration::seconds(120)).await.unwrap();
     assert_eq!(r.released, vec![db]);
-    let (i, _) = h.store.incident(db).unwrap();
+    let (i, _) = h.store.incident(db).await.unwrap();
     assert!(!i.draft);
     assert_eq!(
         h.store.broadcasts_of(db).await.unwrap().len(),
@@ -746,7 +746,7 @@ async fn routing_rules_choose_components_impact_channels_and_mode() {
         panic!()
     };
     assert!(!draft);
-    let (i, _) = h.store.incident(incident).unwrap();
+    let (i, _) = h.store.incident(incident).await.unwrap();
     assert_eq!(i.impact, Impact::Critical);
     assert_eq!(
         i.components,
@@ -775,7 +775,7 @@ async fn routing_rules_choose_components_impact_channels_and_mode() {
         panic!()
     };
     assert!(draft);
-    let (i, _) = h.store.incident(incident).unwrap();
+    let (i, _) = h.store.incident(incident).await.unwrap();
     assert!(i.draft && i.impact == Impact::Minor);
     assert!(h.store.broadcasts_of(incident).await.unwrap().is_empty());
     h.shutdown().await;

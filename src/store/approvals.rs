@@ -114,6 +114,7 @@ impl SledStore {
 mod tests {
     use super::*;
     use crate::domain::ApprovalAction;
+    use crate::store::port::Incidents;
     use crate::store::tests::{new_incident, new_update};
 
     fn pending(incident: Ulid) -> Approval {
@@ -163,7 +164,7 @@ mod tests {
         assert!(
             matches!(again, Err(StoreError::Conflict(m)) if m.contains("already approved by jussi"))
         );
-        assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
+        assert_eq!(store.incident(i.id).await.unwrap().1.len(), 2);
         assert_eq!(
             store.approval(a.id).await.unwrap().state,
             ApprovalState::Approved
@@ -188,6 +189,6 @@ mod tests {
             .reject_approval(b.id, "jussi", "no", now)
             .await
             .is_err());
-        assert_eq!(store.incident(i.id).unwrap().1.len(), 2);
+        assert_eq!(store.incident(i.id).await.unwrap().1.len(), 2);
     }
 }

@@ -681,6 +681,7 @@ fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
 mod tests {
     use super::*;
     use crate::domain::Incident;
+    use crate::store::port::{Components, Incidents};
 
     fn new(action: &str, actor: &str) -> NewAudit {
         NewAudit {
@@ -896,11 +897,11 @@ mod tests {
             .unwrap();
         let entry = all.iter().any(|e| e.request_id == "crash");
         assert_eq!(all.len() as u64, entries);
-        let (now, updates) = store.incident(incident.id).unwrap();
+        let (now, updates) = store.incident(incident.id).await.unwrap();
         assert_eq!(updates.len(), now.update_count as usize, "no orphan update");
         let change = match cut {
             Cut::Update => now.update_count == 4,
-            Cut::Open => match store.incident(opened) {
+            Cut::Open => match store.incident(opened).await {
                 Ok((o, u)) => {
                     assert_eq!((o.update_count, u.len()), (1, 1));
                     true
@@ -910,6 +911,7 @@ mod tests {
             },
             Cut::Component => store
                 .components()
+                .await
                 .unwrap()
                 .iter()
                 .any(|c| c.name == api && c.status == ComponentStatus::MajorOutage),
@@ -1025,7 +1027,7 @@ mod tests {
             "the entry and the orphan update"
         );
         assert_eq!(store.verify_audit().await.unwrap().entries, 0);
-        assert_eq!(store.incident(incident.id).unwrap().1.len(), 1);
+        assert_eq!(store.incident(incident.id).await.unwrap().1.len(), 1);
 
         // Crash after the incident record: the write is complete (the incident record names
         // the entry as the head).
@@ -1034,7 +1036,7 @@ mod tests {
         assert_eq!(store.repair().unwrap(), 0);
         let v = store.verify_audit().await.unwrap();
         assert_eq!(v.entries, 1);
-        assert_eq!(store.incident(incident.id).unwrap().1.len(), 2);
+        assert_eq!(store.incident(incident.id).await.unwrap().1.len(), 2);
 
         // A note from an earlier build (no hashes; it wrote `head` after the incident record),
         // the crash before that `head`: the head is restored.
@@ -1317,7 +1319,7 @@ mod tests {
         drop(store);
         let store = reopen(&path).await;
         assert_eq!(store.verify_audit().await.unwrap().entries, 3);
-        assert_eq!(store.incident(incident.id).unwrap().1.len(), 5);
+        assert_eq!(store.incident(incident.id).await.unwrap().1.len(), 5);
     }
 
     /// Many concurrent writes across incidents (sharing stripes), armed or audited on their
@@ -1373,10 +1375,10 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 240, "one entry per write");
-        let updates: usize = incidents
-            .iter()
-            .map(|id| store.incident(*id).unwrap().1.len() - 1)
-            .sum();
+        let mut updates = 0;
+        for id in &incidents {
+            updates += store.incident(*id).await.unwrap().1.len() - 1;
+        }
         assert_eq!(updates, 216, "one update per armed write");
     }
 

@@ -703,7 +703,7 @@ fn check_opens(dir: &Path) -> Result<(), BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::port::Holds;
+    use crate::store::port::{Holds, Incidents};
     use crate::store::tests::{new_incident, new_update};
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -871,6 +871,7 @@ mod tests {
                 limit: 100,
                 ..Default::default()
             })
+            .await
             .unwrap()
             .into_iter()
             .map(|i| i.id)
@@ -989,7 +990,7 @@ mod tests {
         let reader = {
             let (store, events) = (store.clone(), events.clone());
             tokio::spawn(async move {
-                store.incidents(&Default::default()).unwrap();
+                store.incidents(&Default::default()).await.unwrap();
                 events.lock().unwrap().push("read");
                 let _ = read_tx.send(());
             })

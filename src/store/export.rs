@@ -73,6 +73,7 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::port::Incidents;
     use crate::store::Store;
 
     #[tokio::test]

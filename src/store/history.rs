@@ -7,13 +7,13 @@
 //! component's records are exactly the keys starting with its name and 0, in time order.
 //!
 //! A record is written with the status change it records: in the same sled transaction
-//! ([`SledStore::restore_components`]), or just before the component record that commits the change
-//! and its audit entry ([`SledStore::set_component`]; a crash in between leaves a record newer than
+//! (`Components::restore_components` of the sled backend), or just before the component record that commits the change
+//! and its audit entry (`Components::set_component`; a crash in between leaves a record newer than
 //! the component, which [`repair`] removes at start-up). Records older than
 //! [`RETAIN_DAYS`] are pruned when the component changes again, keeping the newest one before
 //! the cutoff: it says what the status was when the window starts.
 
-use super::{decode, encode, SledStore, StoreError, Trees};
+use super::{decode, encode, StoreError, Trees};
 use crate::domain::{ComponentName, ComponentStatus, StatusChange};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,39 +141,39 @@ pub(super) fn prune(t: &Trees, name: &ComponentName, now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-impl SledStore {
-    /// Every component's changes that matter from `since` on: the last one at or before `since`
-    /// (the status the window starts with) and every later one, oldest first.
-    pub fn component_history(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, Vec<StatusChange>>, StoreError> {
-        let t = self.t()?;
-        let mut out: BTreeMap<String, Vec<StatusChange>> = BTreeMap::new();
-        for item in t.component_history.iter() {
-            let (k, v) = item?;
-            let Some((name, at)) = parse_key(&k) else {
-                return Err(StoreError::Corrupt("a component history key".into()));
-            };
-            let r: Record = decode(&v)?;
-            let list = out.entry(name.to_owned()).or_default();
-            // Only the last change before the window is needed.
-            if list.last().is_some_and(|c| c.at <= since) && at <= since {
-                list.clear();
-            }
-            list.push(StatusChange {
-                at,
-                status: r.status,
-            });
+/// Every component's changes that matter from `since` on, as read in `t`: the last one at or
+/// before `since` (the status the window starts with) and every later one, oldest first (see
+/// `Components::component_history`).
+pub(super) fn changes_since(
+    t: &Trees,
+    since: DateTime<Utc>,
+) -> Result<BTreeMap<String, Vec<StatusChange>>, StoreError> {
+    let mut out: BTreeMap<String, Vec<StatusChange>> = BTreeMap::new();
+    for item in t.component_history.iter() {
+        let (k, v) = item?;
+        let Some((name, at)) = parse_key(&k) else {
+            return Err(StoreError::Corrupt("a component history key".into()));
+        };
+        let r: Record = decode(&v)?;
+        let list = out.entry(name.to_owned()).or_default();
+        // Only the last change before the window is needed.
+        if list.last().is_some_and(|c| c.at <= since) && at <= since {
+            list.clear();
         }
-        Ok(out)
+        list.push(StatusChange {
+            at,
+            status: r.status,
+        });
     }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Incident;
+    use crate::store::port::Components;
+    use crate::store::SledStore;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -215,7 +215,10 @@ mod tests {
         }
         // What the next start-up runs.
         assert_eq!(store.repair().unwrap(), 2);
-        let h = store.component_history(at("2025-01-01T00:00:00Z")).unwrap();
+        let h = store
+            .component_history(at("2025-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(
             h["API"].iter().map(|c| c.status).collect::<Vec<_>>(),
             vec![Operational, MajorOutage],
@@ -253,7 +256,10 @@ mod tests {
             .set_component(web.clone(), PartialOutage, None, at("2026-01-03T00:00:00Z"))
             .await
             .unwrap();
-        let h = store.component_history(at("2025-01-01T00:00:00Z")).unwrap();
+        let h = store
+            .component_history(at("2025-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(
             h["API"],
             vec![
@@ -269,7 +275,10 @@ mod tests {
         );
         assert_eq!(h["Web"].len(), 1);
         // From a later instant, the change before it is the starting point.
-        let h = store.component_history(at("2026-01-02T00:00:00Z")).unwrap();
+        let h = store
+            .component_history(at("2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(h["API"][0].status, Operational);
         assert_eq!(h["API"].len(), 2);
 
@@ -287,7 +296,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(restored, vec![api.clone()]);
-        let h = store.component_history(at("2025-01-01T00:00:00Z")).unwrap();
+        let h = store
+            .component_history(at("2025-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(h["API"].len(), 3);
         assert_eq!(h["API"][2].status, Operational);
 
@@ -301,7 +313,10 @@ mod tests {
             )
             .await
             .unwrap();
-        let h = store.component_history(at("2000-01-01T00:00:00Z")).unwrap();
+        let h = store
+            .component_history(at("2000-01-01T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(
             h["API"],
             vec![

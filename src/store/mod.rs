@@ -78,7 +78,7 @@ use ulid::Ulid;
 
 use flusher::Flusher;
 pub use flusher::{FlushError, FlushStats};
-use port::Subscribers;
+use port::{Components, Incidents, Subscribers};
 
 /// The layout version this build writes. Opening a directory written with a newer one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -373,7 +373,7 @@ struct Inner {
     /// claim (see [`outbox`]).
     claimed: Mutex<std::collections::HashMap<[u8; outbox::DELIVERY_KEY_LEN], Vec<u8>>>,
     /// Bumped after every write the public pages show (incidents, updates, components): the
-    /// pages' render cache is valid while it is unchanged (see [`SledStore::public_generation`]).
+    /// pages' render cache is valid while it is unchanged (see [`Components::public_generation`]).
     public_gen: std::sync::atomic::AtomicU64,
     /// crier's one clock, as the server injected it (see [`SledStore::open_with_clock`]).
     clock: Clock,
@@ -1078,9 +1078,8 @@ impl SledStore {
         Ok(())
     }
 
-    /// Refuses components that do not exist.
-    pub fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
-        let t = self.t()?;
+    /// Refuses components that do not exist, read in `t`.
+    pub(crate) fn components_exist(t: &Trees, names: &[ComponentName]) -> Result<(), StoreError> {
         for n in names {
             if !t.components.contains_key(n.as_str())? {
                 return Err(DomainError::UnknownComponent(n.to_string()).into());
@@ -1089,35 +1088,33 @@ impl SledStore {
         Ok(())
     }
 
-    /// Opens an incident with its first update, atomically, and waits until it is durable.
-    pub async fn create_incident(
-        &self,
-        new: NewIncident,
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Update), StoreError> {
-        self.create_incident_with_id(Ulid::new(), new, now).await
+    /// An incident's current state as read in `t`, without its timeline.
+    fn incident_in(t: &Trees, id: Ulid) -> Result<Incident, StoreError> {
+        let raw = t
+            .incidents
+            .get(id.to_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "incident",
+                id: id.to_string(),
+            })?;
+        decode(&raw)
     }
 
-    /// Opens an incident under an id the caller chose beforehand (monitoring intake records the
-    /// id in its alert group first, so a crash in between cannot open a second incident).
-    pub async fn create_incident_with_id(
-        &self,
-        id: Ulid,
-        new: NewIncident,
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Update), StoreError> {
-        self.create_incident_decided(id, new, &[], now, None)
-            .await
-            .map(|(i, u, _)| (i, u))
+    fn public_changed(&self) {
+        self.inner
+            .public_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
+}
 
-    /// [`SledStore::create_incident_with_id`], setting the components' `statuses` and releasing an
-    /// approval in the same write (see [`approvals`]). The components, the opening update that
+impl Incidents for SledStore {
+    /// Opens incident `id` with its first update, setting the components' `statuses` and
+    /// releasing an approval in the same write (see [`approvals`]). The components, the opening update that
     /// commits the incident and the request's audit entry (which names each component's
     /// before → after) go in one sled transaction: after a crash all of them are there or none
     /// (see `SledStore::commit_audited_with_components`). A draft sets no component. Returns the
     /// incident, its opening update and each component change (`name: before → after`).
-    pub async fn create_incident_decided(
+    async fn create_incident_decided(
         &self,
         id: Ulid,
         mut new: NewIncident,
@@ -1126,7 +1123,7 @@ impl SledStore {
         decision: Option<&Decision>,
     ) -> Result<(Incident, Update, Vec<String>), StoreError> {
         let t = self.t()?;
-        self.check_components(&new.components)?;
+        Self::components_exist(&t, &new.components)?;
         if new.draft && !statuses.is_empty() {
             return Err(no_statuses_in_drafts().into());
         }
@@ -1180,61 +1177,11 @@ impl SledStore {
         Ok((incident, update, changed))
     }
 
-    /// An incident's current state, without its timeline.
-    pub fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
-        let t = self.t()?;
-        let raw = t
-            .incidents
-            .get(id.to_bytes())?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "incident",
-                id: id.to_string(),
-            })?;
-        decode(&raw)
-    }
-
-    /// Appends an update (or a resolve / reopen) to an incident, applying the state machine under
-    /// the write lock so two concurrent updates cannot both pass a check the other invalidates.
-    pub async fn append_update(
-        &self,
-        id: Ulid,
-        new: NewUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Update), StoreError> {
-        self.append_update_reported(id, new, now)
-            .await
-            .map(|a| (a.incident, a.update))
-    }
-
-    /// [`SledStore::append_update`], also saying what the update did to the incident's promise
-    /// (decided under the write lock, from the promise that stood then).
-    pub async fn append_update_reported(
-        &self,
-        id: Ulid,
-        new: NewUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<Appended, StoreError> {
-        self.append_update_decided(id, new, now, None).await
-    }
-
-    /// [`SledStore::append_update_reported`], releasing an approval in the same write (see
-    /// [`approvals`]).
-    pub async fn append_update_decided(
-        &self,
-        id: Ulid,
-        new: NewUpdate,
-        now: DateTime<Utc>,
-        decision: Option<&Decision>,
-    ) -> Result<Appended, StoreError> {
-        self.append_update_setting(id, new, &[], now, decision)
-            .await
-    }
-
-    /// [`SledStore::append_update_decided`], also setting the components' `statuses` in the same
-    /// write: the components and the incident record that commits the update, with the audit
+    /// Appends an update, releasing an approval and setting the components' `statuses` in the
+    /// same write: the components and the incident record that commits the update, with the audit
     /// entry naming each component's before → after, go in one sled transaction (see
     /// `SledStore::commit_audited_with_components`). A draft update sets no component.
-    pub async fn append_update_setting(
+    async fn append_update_setting(
         &self,
         id: Ulid,
         mut new: NewUpdate,
@@ -1251,7 +1198,7 @@ impl SledStore {
             // See `create_incident_decided`.
             let _c = (!statuses.is_empty()).then(|| self.component_lock());
             let (set, changed) = self.component_changes(&t, statuses, now)?;
-            let mut incident = self.incident_summary(id)?;
+            let mut incident = Self::incident_in(&t, id)?;
             if incident.public.is_none() && !incident.draft {
                 // A record from before `public` existed: its state is what the public saw.
                 incident.publish_state();
@@ -1303,19 +1250,10 @@ impl SledStore {
         })
     }
 
-    /// Publishes every draft update of an incident (sets `published_at`; the content is untouched).
-    /// Returns the incident and the updates that were published.
-    pub async fn publish_drafts(
-        &self,
-        id: Ulid,
-        broadcast: &[(String, bool)],
-        now: DateTime<Utc>,
-    ) -> Result<(Incident, Vec<Update>), StoreError> {
-        self.publish_drafts_decided(id, broadcast, now, None).await
-    }
-
-    /// [`SledStore::publish_drafts`], releasing an approval in the same write (see [`approvals`]).
-    pub async fn publish_drafts_decided(
+    /// Publishes every draft update of an incident (sets `published_at`; the content is
+    /// untouched), releasing an approval in the same write (see [`approvals`]). Returns the
+    /// incident and the updates that were published.
+    async fn publish_drafts_decided(
         &self,
         id: Ulid,
         broadcast: &[(String, bool)],
@@ -1325,7 +1263,7 @@ impl SledStore {
         let t = self.t()?;
         let (incident, published) = {
             let _w = self.lock(id).await;
-            let mut incident = self.incident_summary(id)?;
+            let mut incident = Self::incident_in(&t, id)?;
             let mut published = Vec::new();
             for item in t.updates.scan_prefix(id.to_bytes()) {
                 let (key, raw) = item?;
@@ -1375,10 +1313,16 @@ impl SledStore {
         Ok((incident, published))
     }
 
-    /// One incident with its timeline, oldest update first.
-    pub fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
+    /// An incident's current state, without its timeline.
+    async fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
         let t = self.t()?;
-        let incident = self.incident_summary(id)?;
+        Self::incident_in(&t, id)
+    }
+
+    /// One incident with its timeline, oldest update first.
+    async fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
+        let t = self.t()?;
+        let incident = Self::incident_in(&t, id)?;
         let updates = t
             .updates
             .scan_prefix(id.to_bytes())
@@ -1389,7 +1333,7 @@ impl SledStore {
     }
 
     /// Incidents matching `filter`, newest first.
-    pub fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         let t = self.t()?;
         let mut out = Vec::new();
         for item in t.incidents.iter().rev() {
@@ -1404,11 +1348,13 @@ impl SledStore {
         }
         Ok(out)
     }
+}
 
+impl Components for SledStore {
     /// Creates or changes a component. A new status is recorded in the component's history
     /// (see [`history`]) in the same transaction, so the uptime bars never miss a change that
     /// the page showed, nor show one that was not acknowledged.
-    pub async fn set_component(
+    async fn set_component(
         &self,
         name: ComponentName,
         status: ComponentStatus,
@@ -1464,7 +1410,7 @@ impl SledStore {
     /// operational back to operational, unless another open incident still affects it, as
     /// Statuspage does. A component changed concurrently by someone else is left alone.
     /// Returns the names restored.
-    pub async fn restore_components(
+    async fn restore_components(
         &self,
         incident: &Incident,
         now: DateTime<Utc>,
@@ -1523,27 +1469,38 @@ impl SledStore {
         Ok(restored)
     }
 
-    /// A number that changes after every write the public pages show (incidents, their
-    /// updates, components). A page rendered after reading generation `g` shows at least
-    /// everything written before `g`; a cache keyed by it is never stale for a finished write.
-    pub fn public_generation(&self) -> u64 {
-        self.inner
-            .public_gen
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    fn public_changed(&self) {
-        self.inner
-            .public_gen
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
     /// All components, by name.
-    pub fn components(&self) -> Result<Vec<Component>, StoreError> {
+    async fn components(&self) -> Result<Vec<Component>, StoreError> {
         let t = self.t()?;
         t.components.iter().values().map(|v| decode(&v?)).collect()
     }
+    /// Refuses components that do not exist.
+    async fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
+        let t = self.t()?;
+        Self::components_exist(&t, names)
+    }
 
+    async fn component_history(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::BTreeMap<String, Vec<crate::domain::StatusChange>>, StoreError>
+    {
+        let t = self.t()?;
+        history::changes_since(&t, since)
+    }
+
+    /// A number that changes after every write the public pages show (incidents, their
+    /// updates, components). A page rendered after reading generation `g` shows at least
+    /// everything written before `g`; a cache keyed by it is never stale for a finished write.
+    async fn public_generation(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .public_gen
+            .load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+impl SledStore {
     fn new_subscriber(new: NewSubscriber, now: DateTime<Utc>) -> Result<Subscriber, StoreError> {
         Ok(Subscriber {
             id: Ulid::new(),
@@ -1588,7 +1545,7 @@ impl Subscribers for SledStore {
         now: DateTime<Utc>,
     ) -> Result<Subscriber, StoreError> {
         let t = self.t()?;
-        self.check_components(&new.components)?;
+        Self::components_exist(&t, &new.components)?;
         let s = Self::new_subscriber(new, now)?;
         let sb = encode(&s)?;
         let w = self.writing_async().await;
@@ -1620,7 +1577,7 @@ impl Subscribers for SledStore {
     ) -> Result<ImportCounts, StoreError> {
         let t = self.t()?;
         for n in &batch {
-            self.check_components(&n.components)?;
+            Self::components_exist(&t, &n.components)?;
         }
         let subs: Vec<Subscriber> = batch
             .into_iter()
@@ -1874,7 +1831,7 @@ mod tests {
         }
         let store = SledStore::open(&path).unwrap();
         for id in created {
-            store.incident(id).unwrap();
+            store.incident(id).await.unwrap();
         }
         // Every clone of a closed store refuses service instead of writing to a closed database.
         let other = store.clone();
@@ -1898,7 +1855,7 @@ mod tests {
                 .await
                 .unwrap();
             // An append interrupted after its update record (the incident was not rewritten).
-            let (i, _) = store.incident(kept.id).unwrap();
+            let (i, _) = store.incident(kept.id).await.unwrap();
             let orphan = Update {
                 id: Ulid::new(),
                 incident_id: kept.id,
@@ -1932,7 +1889,7 @@ mod tests {
             (kept.id, orphan.id, torn.id)
         };
         let store = SledStore::open(&path).unwrap();
-        let (i, updates) = store.incident(kept).unwrap();
+        let (i, updates) = store.incident(kept).await.unwrap();
         assert_eq!(
             updates.len(),
             2,
@@ -1941,7 +1898,7 @@ mod tests {
         assert!(updates.iter().all(|u| u.id != orphan_update));
         assert_eq!(i.update_count, 2);
         assert!(matches!(
-            store.incident(torn_open),
+            store.incident(torn_open).await,
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(store.repair().unwrap(), 0, "repair is idempotent");
@@ -2001,7 +1958,7 @@ mod tests {
         assert_eq!(after.waiters - before.waiters, 50);
         let syncs = after.syncs - before.syncs;
         assert!(syncs <= 2, "50 concurrent writes took {syncs} syncs");
-        assert_eq!(store.components().unwrap().len(), 50);
+        assert_eq!(store.components().await.unwrap().len(), 50);
     }
 
     /// The write lock is per incident (striped), yet concurrent writers on several runtime threads
@@ -2043,7 +2000,7 @@ mod tests {
         }
         let mut total = 0;
         for id in &ids {
-            let (incident, updates) = store.incident(*id).unwrap();
+            let (incident, updates) = store.incident(*id).await.unwrap();
             assert_eq!(incident.update_count as usize, updates.len());
             total += updates.len() - 1;
         }
@@ -2085,7 +2042,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let (_, updates) = store.incident(i.id).unwrap();
+        let (_, updates) = store.incident(i.id).await.unwrap();
         let texts: Vec<String> = updates[1..]
             .iter()
             .map(|u| u.body.text_for(&Locale::english()).to_owned())
@@ -2123,7 +2080,7 @@ mod tests {
                 .insert(update_key(id, 1), encode(&opening).unwrap())
                 .unwrap();
         }
-        let i = store.incident_summary(id).unwrap();
+        let i = store.incident_summary(id).await.unwrap();
         assert!(i.titles.is_empty());
         let fi = Locale::parse("fi").unwrap();
         assert_eq!(i.title_for(&fi).as_str(), "Check-in delays");
@@ -2143,6 +2100,6 @@ mod tests {
             public.title_for(&Locale::parse("sv").unwrap()).as_str(),
             "Check-in delays"
         );
-        assert_eq!(store.incident_summary(id).unwrap(), i);
+        assert_eq!(store.incident_summary(id).await.unwrap(), i);
     }
 }

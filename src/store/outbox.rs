@@ -16,7 +16,7 @@
 //! A delivery costs four writes: its record and due entry at expansion, then its record again
 //! and the removal of its due entry with the outcome. Claiming writes nothing.
 //!
-//! Broadcasts are written *before* their update (see `SledStore::append_update`), so an update that
+//! Broadcasts are written *before* their update (see `Incidents::append_update_setting`), so an update that
 //! exists always has its broadcasts; crash repair removes broadcasts past `update_count`.
 
 use super::port::{Outbox, DELIVERY_PAGE};
@@ -577,7 +577,7 @@ pub(super) fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
 mod tests {
     use super::*;
     use crate::domain::{Body, Contact, Impact, IncidentKind, Locale, Title};
-    use crate::store::port::Subscribers;
+    use crate::store::port::{Incidents, Subscribers};
     use crate::store::{NewIncident, NewSubscriber};
 
     fn open(dir: &std::path::Path) -> SledStore {

@@ -77,7 +77,7 @@ impl SignUps for SledStore {
         now: DateTime<Utc>,
     ) -> Result<SignUp, StoreError> {
         let t = self.t()?;
-        self.check_components(&components)?;
+        Self::components_exist(&t, &components)?;
         let salt = match secret {
             Secret::Code(_) => random(16)?,
             Secret::Link(_) => String::new(),

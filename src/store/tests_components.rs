@@ -6,6 +6,7 @@ use super::tests::new_incident;
 use super::*;
 use crate::domain::audit::{AuditFilter, NewAudit};
 use crate::store::port::Audit;
+use crate::store::port::{Components, Incidents};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -24,9 +25,10 @@ fn name(n: &str) -> ComponentName {
     ComponentName::parse(n).unwrap()
 }
 
-fn status_of(store: &SledStore, n: &str) -> ComponentStatus {
+async fn status_of(store: &SledStore, n: &str) -> ComponentStatus {
     store
         .components()
+        .await
         .unwrap()
         .into_iter()
         .find(|c| c.name.as_str() == n)
@@ -128,13 +130,20 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     }
     let store = reopen(&path).await;
     assert!(matches!(
-        store.incident(crashed),
+        store.incident(crashed).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(status_of(&store, "Check-in"), ComponentStatus::Operational);
-    assert_eq!(status_of(&store, "Baggage"), ComponentStatus::Operational);
+    assert_eq!(
+        status_of(&store, "Check-in").await,
+        ComponentStatus::Operational
+    );
+    assert_eq!(
+        status_of(&store, "Baggage").await,
+        ComponentStatus::Operational
+    );
     let changes = store
         .component_history(Utc::now() - chrono::Duration::days(1))
+        .await
         .unwrap()
         .remove("Check-in")
         .unwrap_or_default();
@@ -165,9 +174,15 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     let entry = entry.expect("the entry is written with the change");
     store.close().await.unwrap();
     let store = reopen(&path).await;
-    assert_eq!(store.incident(done).unwrap().1.len(), 1);
-    assert_eq!(status_of(&store, "Check-in"), ComponentStatus::MajorOutage);
-    assert_eq!(status_of(&store, "Baggage"), ComponentStatus::PartialOutage);
+    assert_eq!(store.incident(done).await.unwrap().1.len(), 1);
+    assert_eq!(
+        status_of(&store, "Check-in").await,
+        ComponentStatus::MajorOutage
+    );
+    assert_eq!(
+        status_of(&store, "Baggage").await,
+        ComponentStatus::PartialOutage
+    );
     let opened: Vec<_> = entries(&store)
         .await
         .into_iter()
@@ -184,6 +199,7 @@ async fn a_crash_leaves_the_opening_and_its_component_changes_together_or_neithe
     );
     let last = store
         .component_history(Utc::now() - chrono::Duration::days(1))
+        .await
         .unwrap()
         .remove("Check-in")
         .unwrap_or_default();
@@ -241,8 +257,11 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
         i.id
     };
     let store = reopen(&path).await;
-    assert_eq!(store.incident(id).unwrap().1.len(), 1);
-    assert_eq!(status_of(&store, "Check-in"), ComponentStatus::Operational);
+    assert_eq!(store.incident(id).await.unwrap().1.len(), 1);
+    assert_eq!(
+        status_of(&store, "Check-in").await,
+        ComponentStatus::Operational
+    );
     let (_, entry) = audit::record(base("r-up", "incident.update"), Utc::now, async {
         audit::arm();
         store
@@ -267,9 +286,9 @@ async fn a_crash_leaves_the_update_and_its_component_change_together_or_neither(
     );
     store.close().await.unwrap();
     let store = reopen(&path).await;
-    assert_eq!(store.incident(id).unwrap().1.len(), 2);
+    assert_eq!(store.incident(id).await.unwrap().1.len(), 2);
     assert_eq!(
-        status_of(&store, "Check-in"),
+        status_of(&store, "Check-in").await,
         ComponentStatus::DegradedPerformance
     );
     store.verify_audit().await.unwrap();
@@ -376,7 +395,7 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
             .unwrap()
         });
         let (put, open) = (put.await.unwrap(), open.await.unwrap());
-        let fin = status_of(&store, "api");
+        let fin = status_of(&store, "api").await;
         if put.seq < open.seq {
             assert_eq!(put.summary, "operational → partial_outage", "round {round}");
             assert!(
@@ -401,6 +420,7 @@ async fn a_component_write_racing_an_opening_loses_neither_change() {
         }
         let history = store
             .component_history(t0 - chrono::Duration::seconds(1))
+            .await
             .unwrap()
             .remove("api")
             .unwrap_or_default();

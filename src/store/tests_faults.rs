@@ -3,6 +3,7 @@
 
 use super::tests::new_incident;
 use super::*;
+use crate::store::port::Incidents;
 use std::time::Duration;
 
 /// Opens the store in `path`, waiting for a previous handle's flusher to let go of sled's lock.
@@ -70,9 +71,12 @@ async fn a_failed_flush_hides_its_write_and_the_store_recovers() {
     assert!(matches!(failed, Err(StoreError::Broken(_))), "{failed:?}");
 
     // While broken, nothing is served: not the failed write, and no stale view either.
-    assert!(matches!(store.incident(id), Err(StoreError::Broken(_))));
     assert!(matches!(
-        store.incident(kept.id),
+        store.incident(id).await,
+        Err(StoreError::Broken(_))
+    ));
+    assert!(matches!(
+        store.incident(kept.id).await,
         Err(StoreError::Broken(_))
     ));
     assert!(store.ready().await.is_err());
@@ -82,16 +86,16 @@ async fn a_failed_flush_hides_its_write_and_the_store_recovers() {
     // The recovery task re-opens the data from disk: the acknowledged write is there, the failed
     // one is gone, and new writes succeed.
     until_recovered(&store).await;
-    assert!(store.incident(kept.id).is_ok());
+    assert!(store.incident(kept.id).await.is_ok());
     assert!(
-        matches!(store.incident(id), Err(StoreError::NotFound { .. })),
+        matches!(store.incident(id).await, Err(StoreError::NotFound { .. })),
         "a write answered with an error must never become visible"
     );
     let (later, _) = store
         .create_incident(new_incident("after recovery"), now)
         .await
         .unwrap();
-    assert!(store.incident(later.id).is_ok());
+    assert!(store.incident(later.id).await.is_ok());
     store.ready().await.unwrap();
 }
 
@@ -208,7 +212,7 @@ async fn an_intact_store_reopens_with_everything() {
     let ids = filled(&path, 50).await;
     let store = reopen(&path).await.unwrap();
     for id in ids {
-        store.incident(id).unwrap();
+        store.incident(id).await.unwrap();
     }
 }
 

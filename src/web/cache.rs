@@ -1,12 +1,13 @@
 //! The public pages' render cache: one rendered status page per language (and one copy of each
 //! machine-readable document, by path), valid while the store's
-//! public generation ([`crate::store::Store::public_generation`]) and the clock's second are
+//! public generation ([`crate::store::port::Components::public_generation`]) and the clock's second are
 //! those it was rendered at. So a finished write is never served stale (the generation moves
 //! after it), the time-dependent parts (today's uptime bar) are at most a second old, and a
 //! crowd reading the page during an incident costs one render per language per second.
 
 use axum::body::Bytes;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 /// A rendered page (or public document) and its ETag.
@@ -31,27 +32,36 @@ pub struct PageCache(Arc<Mutex<HashMap<&'static str, Entry>>>);
 impl PageCache {
     /// The page for `key` rendered at (`generation`, `second`), rendering it with `render` when
     /// the cached one is older. A failed render is not cached.
-    pub fn get_or_render<E>(
+    pub async fn get_or_render<E, F>(
         &self,
         key: &'static str,
         generation: u64,
         second: i64,
-        render: impl FnOnce() -> Result<String, E>,
-    ) -> Result<Rendered, E> {
-        self.get_or_make(key, generation, second, || {
-            render().map(|html| ("text/html; charset=utf-8", html.into_bytes()))
+        render: impl FnOnce() -> F,
+    ) -> Result<Rendered, E>
+    where
+        F: Future<Output = Result<String, E>>,
+    {
+        self.get_or_make(key, generation, second, || async {
+            render()
+                .await
+                .map(|html| ("text/html; charset=utf-8", html.into_bytes()))
         })
+        .await
     }
 
     /// [`PageCache::get_or_render`] for any document: `make` gives its content type and bytes.
     /// The machine-readable documents ([`super::documents`]) are cached by their path.
-    pub fn get_or_make<E>(
+    pub async fn get_or_make<E, F>(
         &self,
         key: &'static str,
         generation: u64,
         second: i64,
-        make: impl FnOnce() -> Result<(&'static str, Vec<u8>), E>,
-    ) -> Result<Rendered, E> {
+        make: impl FnOnce() -> F,
+    ) -> Result<Rendered, E>
+    where
+        F: Future<Output = Result<(&'static str, Vec<u8>), E>>,
+    {
         {
             let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = map.get(key) {
@@ -61,7 +71,7 @@ impl PageCache {
             }
         }
         // Rendered outside the lock: readers of other languages are not held up.
-        let (content_type, bytes) = make()?;
+        let (content_type, bytes) = make().await?;
         let page = Rendered {
             etag: super::conditional::etag_of(&bytes),
             html: Bytes::from(bytes),
@@ -84,21 +94,25 @@ impl PageCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_new_generation_or_second_renders_again() {
+    #[tokio::test]
+    async fn a_new_generation_or_second_renders_again() {
         let c = PageCache::default();
         let renders = std::cell::Cell::new(0);
         let get = |g, s| {
-            c.get_or_render::<()>("en", g, s, || {
-                renders.set(renders.get() + 1);
-                Ok(format!("page {g} {s}"))
-            })
-            .unwrap()
+            let (c, renders) = (&c, &renders);
+            async move {
+                c.get_or_render::<(), _>("en", g, s, || async move {
+                    renders.set(renders.get() + 1);
+                    Ok(format!("page {g} {s}"))
+                })
+                .await
+                .unwrap()
+            }
         };
-        assert_eq!(get(1, 10).html, "page 1 10");
-        assert_eq!(get(1, 10).html, "page 1 10");
-        assert_eq!(get(2, 10).html, "page 2 10");
-        assert_eq!(get(2, 11).html, "page 2 11");
+        assert_eq!(get(1, 10).await.html, "page 1 10");
+        assert_eq!(get(1, 10).await.html, "page 1 10");
+        assert_eq!(get(2, 10).await.html, "page 2 10");
+        assert_eq!(get(2, 11).await.html, "page 2 11");
         assert_eq!(renders.get(), 3);
     }
 }

@@ -163,7 +163,7 @@ pub fn alert(state: &Public<'_>, p: &PublicIncident, n: usize) -> Option<String>
 
 /// `GET /cap/{id}.xml` as a document: the alert named by `file` (`<incident>-<update>.xml`), or
 /// `None` when there is no such published update.
-pub fn alert_file(state: &Public<'_>, file: &str) -> Result<Option<Vec<u8>>, DocError> {
+pub async fn alert_file(state: &Public<'_>, file: &str) -> Result<Option<Vec<u8>>, DocError> {
     let Some(stem) = file.strip_suffix(".xml") else {
         return Ok(None);
     };
@@ -176,7 +176,7 @@ pub fn alert_file(state: &Public<'_>, file: &str) -> Result<Option<Vec<u8>>, Doc
     ) else {
         return Ok(None);
     };
-    let Some(p) = public::incident_by_id(state, incident)? else {
+    let Some(p) = public::incident_by_id(state, incident).await? else {
         return Ok(None);
     };
     let Some(n) = p.updates.iter().position(|u| u.id == update) else {
@@ -185,20 +185,21 @@ pub fn alert_file(state: &Public<'_>, file: &str) -> Result<Option<Vec<u8>>, Doc
     Ok(alert(state, &p, n).map(String::into_bytes))
 }
 
-fn recent(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
+async fn recent(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
     Ok(public::incidents(
         state,
         IncidentFilter {
             limit: FEED_LIMIT,
             ..Default::default()
         },
-    )?)
+    )
+    .await?)
 }
 
 /// Every alert of the recent incidents, for the static copy: (path, content type, bytes).
-pub fn all_alerts(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
+pub async fn all_alerts(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
     let mut out = Vec::new();
-    for p in recent(state)? {
+    for p in recent(state).await? {
         for (n, u) in p.updates.iter().enumerate() {
             if let Some(x) = alert(state, &p, n) {
                 out.push((
@@ -214,8 +215,8 @@ pub fn all_alerts(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
 
 /// `/cap.atom`: an Atom feed with one entry per alert of the recent incidents, newest first,
 /// each linking its alert with `type="application/cap+xml"`.
-pub fn index(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = recent(state)?;
+pub async fn index(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let list = recent(state).await?;
     let base = public::base(state);
     let locale = &state.public.feed_language;
     let mut entries: Vec<(DateTime<Utc>, &PublicIncident, &Update)> = list

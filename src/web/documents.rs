@@ -10,6 +10,7 @@
 use super::public::Public;
 use super::{cap, feeds, v2};
 use crate::api::AppState;
+use crate::store::port::Components;
 use crate::store::StoreError;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -30,35 +31,72 @@ pub enum DocError {
 /// A document whose path depends on the data: (path, content type, bytes).
 pub type NamedDocument = (String, &'static str, Vec<u8>);
 
-/// A document: its content type and bytes, from the state alone.
-pub type Document = fn(&Public<'_>) -> Result<(&'static str, Vec<u8>), DocError>;
+/// A document at a fixed path, made from the state alone ([`Document::make`]). A list of
+/// names rather than of functions, so making one is a plain (unboxed) future of the store's
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    Summary,
+    Status,
+    Components,
+    Incidents,
+    Unresolved,
+    Maintenances,
+    Upcoming,
+    Active,
+    Atom,
+    Rss,
+    CapIndex,
+}
+
+impl Document {
+    /// The document's content type and bytes.
+    pub async fn make(self, state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+        match self {
+            Document::Summary => v2::summary(state).await,
+            Document::Status => v2::status_json(state).await,
+            Document::Components => v2::components_json(state).await,
+            Document::Incidents => v2::incidents_json(state).await,
+            Document::Unresolved => v2::unresolved_json(state).await,
+            Document::Maintenances => v2::maintenances_json(state).await,
+            Document::Upcoming => v2::upcoming_json(state).await,
+            Document::Active => v2::active_json(state).await,
+            Document::Atom => feeds::atom(state).await,
+            Document::Rss => feeds::rss(state).await,
+            Document::CapIndex => cap::index(state).await,
+        }
+    }
+}
 
 /// Every public document at a fixed path. The router serves each; a static export writes each
 /// to `<dir><path>`.
 pub const DOCUMENTS: [(&str, Document); 11] = [
-    ("/api/v2/summary.json", v2::summary),
-    ("/api/v2/status.json", v2::status_json),
-    ("/api/v2/components.json", v2::components_json),
-    ("/api/v2/incidents.json", v2::incidents_json),
-    ("/api/v2/incidents/unresolved.json", v2::unresolved_json),
-    ("/api/v2/scheduled-maintenances.json", v2::maintenances_json),
+    ("/api/v2/summary.json", Document::Summary),
+    ("/api/v2/status.json", Document::Status),
+    ("/api/v2/components.json", Document::Components),
+    ("/api/v2/incidents.json", Document::Incidents),
+    ("/api/v2/incidents/unresolved.json", Document::Unresolved),
+    (
+        "/api/v2/scheduled-maintenances.json",
+        Document::Maintenances,
+    ),
     (
         "/api/v2/scheduled-maintenances/upcoming.json",
-        v2::upcoming_json,
+        Document::Upcoming,
     ),
     (
         "/api/v2/scheduled-maintenances/active.json",
-        v2::active_json,
+        Document::Active,
     ),
-    ("/history.atom", feeds::atom),
-    ("/history.rss", feeds::rss),
-    ("/cap.atom", cap::index),
+    ("/history.atom", Document::Atom),
+    ("/history.rss", Document::Rss),
+    ("/cap.atom", Document::CapIndex),
 ];
 
 /// The documents whose paths depend on the data: one CAP alert per published update of the
 /// recent incidents, as (path, content type, bytes).
-pub fn dynamic_documents(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
-    cap::all_alerts(state)
+pub async fn dynamic_documents(state: &Public<'_>) -> Result<Vec<NamedDocument>, DocError> {
+    cap::all_alerts(state).await
 }
 
 /// The answer when the store cannot be read.
@@ -83,7 +121,7 @@ fn answer(result: Result<(&'static str, Vec<u8>), DocError>) -> Response {
 
 /// `GET /cap/{id}.xml`.
 async fn cap_file(State(state): State<AppState>, Path(file): Path<String>) -> Response {
-    match cap::alert_file(&Public::of(&state), &file) {
+    match cap::alert_file(&Public::of(&state), &file).await {
         Ok(Some(bytes)) => answer(Ok((cap::CAP_TYPE, bytes))),
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -130,22 +168,27 @@ async fn cors(req: Request, next: Next) -> Response {
 }
 
 fn route(path: &'static str, doc: Document) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>| async move { cached(&state, path, doc) })
+    get(move |State(state): State<AppState>| async move { cached(&state, path, doc).await })
         .options(preflight)
 }
 
 /// A document from the render cache ([`super::cache`]): made again when the store's public
 /// generation or the clock's second moved, so a crowd polling during an incident costs one
 /// render per second, and a finished write is never answered stale.
-fn cached(state: &AppState, path: &'static str, doc: Document) -> Response {
+async fn cached(state: &AppState, path: &'static str, doc: Document) -> Response {
     // Read before making: a write after this point moves it and the next reader makes it again.
-    let generation = state.store.public_generation();
+    let generation = match state.store.public_generation().await {
+        Ok(g) => g,
+        Err(e) => return unavailable(&DocError::Store(e)),
+    };
     let second = state.dispatcher.now().timestamp();
+    let public = Public::of(state);
     let made = state
         .render
         .page
         .cache
-        .get_or_make(path, generation, second, || doc(&Public::of(state)));
+        .get_or_make(path, generation, second, || doc.make(&public))
+        .await;
     match made {
         Ok(d) => {
             let mut res = ([(header::CONTENT_TYPE, d.content_type)], d.html).into_response();

@@ -22,6 +22,7 @@ use super::public::Public;
 use super::{assets, status};
 use crate::domain::IncidentFilter;
 use crate::render::Settings;
+use crate::store::port::Incidents;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Datelike, Utc};
 use std::io::Write;
@@ -32,6 +33,8 @@ use std::path::{Path, PathBuf};
 pub enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the export's file writer stopped: {0}")]
+    Writer(String),
     #[error("a page could not be rendered: {0}")]
     Render(#[from] minijinja::Error),
     #[error(transparent)]
@@ -61,18 +64,36 @@ pub struct Source<'a> {
     pub now: DateTime<Utc>,
 }
 
-type Render = fn(&Source) -> Result<Vec<Document>, ExportError>;
+/// A family of public documents, rendered together ([`Family::render`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    StatusPage,
+    History,
+    IncidentPages,
+    Assets,
+    Machine,
+}
 
-/// Every public document family: a name (for logs) and its render function.
-pub const DOCUMENTS: &[(&str, Render)] = &[
-    ("status page", status_page),
-    ("history", history),
-    ("incident pages", incident_pages),
-    ("assets", asset_files),
-    (
-        "feeds, Statuspage v2 JSON and CAP alerts",
-        machine_documents,
-    ),
+impl Family {
+    /// Renders the family's documents from `s`.
+    pub async fn render(self, s: &Source<'_>) -> Result<Vec<Document>, ExportError> {
+        match self {
+            Family::StatusPage => status_page(s).await,
+            Family::History => history(s).await,
+            Family::IncidentPages => incident_pages(s).await,
+            Family::Assets => asset_files(s),
+            Family::Machine => machine_documents(s).await,
+        }
+    }
+}
+
+/// Every public document family: a name (for logs) and the family.
+pub const DOCUMENTS: &[(&str, Family)] = &[
+    ("status page", Family::StatusPage),
+    ("history", Family::History),
+    ("incident pages", Family::IncidentPages),
+    ("assets", Family::Assets),
+    ("feeds, Statuspage v2 JSON and CAP alerts", Family::Machine),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -101,8 +122,8 @@ pub fn file_for(url_path: &str) -> String {
     }
 }
 
-fn status_page(s: &Source) -> Result<Vec<Document>, ExportError> {
-    let v = status::status_view(s.store, s.settings, s.now, EN)?;
+async fn status_page(s: &Source<'_>) -> Result<Vec<Document>, ExportError> {
+    let v = status::status_view(s.store, s.settings, s.now, EN).await?;
     Ok(vec![html(
         file_for(&s.settings.page.path),
         s,
@@ -111,26 +132,29 @@ fn status_page(s: &Source) -> Result<Vec<Document>, ExportError> {
     )?])
 }
 
-fn history(s: &Source) -> Result<Vec<Document>, ExportError> {
+async fn history(s: &Source<'_>) -> Result<Vec<Document>, ExportError> {
     let month = s
         .now
         .with_timezone(&s.settings.timezone)
         .date_naive()
         .with_day(1)
         .unwrap_or_else(|| s.now.date_naive());
-    let v = status::history_view(s.store, s.settings, s.now, EN, month)?;
+    let v = status::history_view(s.store, s.settings, s.now, EN, month).await?;
     Ok(vec![html(file_for("/history"), s, "history.html", v)?])
 }
 
-fn incident_pages(s: &Source) -> Result<Vec<Document>, ExportError> {
-    let all = s.store.incidents(&IncidentFilter {
-        published_only: true,
-        limit: usize::MAX,
-        ..Default::default()
-    })?;
+async fn incident_pages(s: &Source<'_>) -> Result<Vec<Document>, ExportError> {
+    let all = s
+        .store
+        .incidents(&IncidentFilter {
+            published_only: true,
+            limit: usize::MAX,
+            ..Default::default()
+        })
+        .await?;
     let mut out = Vec::with_capacity(all.len());
     for i in all {
-        if let Some(v) = status::incident_view(s.store, s.settings, EN, i.id)? {
+        if let Some(v) = status::incident_view(s.store, s.settings, EN, i.id).await? {
             out.push(html(
                 file_for(&format!("/incidents/{}", i.id)),
                 s,
@@ -154,7 +178,7 @@ fn asset_files(s: &Source) -> Result<Vec<Document>, ExportError> {
 }
 
 /// The machine-readable documents ([`super::documents`]): the same list the router serves.
-fn machine_documents(s: &Source) -> Result<Vec<Document>, ExportError> {
+async fn machine_documents(s: &Source<'_>) -> Result<Vec<Document>, ExportError> {
     let p = Public {
         store: s.store,
         render: s.settings,
@@ -162,14 +186,14 @@ fn machine_documents(s: &Source) -> Result<Vec<Document>, ExportError> {
     };
     let mut out = Vec::new();
     for (path, doc) in super::documents::DOCUMENTS {
-        let (content_type, bytes) = doc(&p)?;
+        let (content_type, bytes) = doc.make(&p).await?;
         out.push(Document {
             path: path.trim_start_matches('/').to_owned(),
             content_type,
             bytes,
         });
     }
-    for (path, content_type, bytes) in super::documents::dynamic_documents(&p)? {
+    for (path, content_type, bytes) in super::documents::dynamic_documents(&p).await? {
         out.push(Document {
             path: path.trim_start_matches('/').to_owned(),
             content_type,
@@ -180,10 +204,10 @@ fn machine_documents(s: &Source) -> Result<Vec<Document>, ExportError> {
 }
 
 /// Every public document, rendered.
-pub fn documents(s: &Source) -> Result<Vec<Document>, ExportError> {
+pub async fn documents(s: &Source<'_>) -> Result<Vec<Document>, ExportError> {
     let mut out = Vec::new();
-    for (_, render) in DOCUMENTS {
-        out.extend(render(s)?);
+    for (_, family) in DOCUMENTS {
+        out.extend(family.render(s).await?);
     }
     Ok(out)
 }
@@ -271,9 +295,13 @@ fn write_all(dir: &Path, docs: &[Document], stop: Stop) -> Result<usize, ExportE
 
 /// Renders every public document and writes the ones that changed under `dir`. Returns how
 /// many files were written.
-pub fn export(dir: &Path, s: &Source) -> Result<usize, ExportError> {
-    let docs = documents(s)?;
-    write_all(dir, &docs, Stop::Never)
+pub async fn export(dir: &Path, s: &Source<'_>) -> Result<usize, ExportError> {
+    let docs = documents(s).await?;
+    let dir = dir.to_owned();
+    // The files are written off the async workers: each is synced to disk.
+    tokio::task::spawn_blocking(move || write_all(&dir, &docs, Stop::Never))
+        .await
+        .map_err(|e| ExportError::Writer(e.to_string()))?
 }
 
 /// The server's exporter: once a second, writes what changed (nothing when nothing did), until
@@ -294,22 +322,14 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let (d, st, se, pu) = (dir.clone(), store.clone(), settings.clone(), public.clone());
-        let now = clock.now();
-        let r = tokio::task::spawn_blocking(move || {
-            export(
-                &d,
-                &Source {
-                    store: &st,
-                    settings: &se,
-                    public: &pu,
-                    now,
-                },
-            )
-        })
-        .await;
-        match r {
-            Ok(Ok(n)) => {
+        let source = Source {
+            store: &store,
+            settings: &settings,
+            public: &public,
+            now: clock.now(),
+        };
+        match export(&dir, &source).await {
+            Ok(n) => {
                 if n > 0 {
                     tracing::debug!(files = n, "static copy updated");
                 }
@@ -318,12 +338,11 @@ pub async fn run(
                 }
                 failing = false;
             }
-            Ok(Err(e)) if !failing => {
+            Err(e) if !failing => {
                 tracing::warn!(error = %e, "the static copy could not be written; retrying every second");
                 failing = true;
             }
-            Ok(Err(_)) => {}
-            Err(e) => tracing::error!(error = %e, "the static export task failed"),
+            Err(_) => {}
         }
     }
 }

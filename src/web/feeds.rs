@@ -84,19 +84,20 @@ fn updated(p: &PublicIncident) -> DateTime<Utc> {
     p.updates.last().map_or(p.incident.updated_at, shown_at)
 }
 
-fn recent(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
+async fn recent(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
     Ok(public::incidents(
         state,
         IncidentFilter {
             limit: FEED_LIMIT,
             ..Default::default()
         },
-    )?)
+    )
+    .await?)
 }
 
 /// `/history.atom`: Atom 1.0 (RFC 4287).
-pub fn atom(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = recent(state)?;
+pub async fn atom(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let list = recent(state).await?;
     let base = public::base(state);
     let newest = list
         .iter()
@@ -150,8 +151,8 @@ fn rfc822(t: DateTime<Utc>) -> String {
 }
 
 /// `/history.rss`: RSS 2.0.
-pub fn rss(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = recent(state)?;
+pub async fn rss(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let list = recent(state).await?;
     let base = public::base(state);
     let absolute = !base.is_empty();
     let newest = list

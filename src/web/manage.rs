@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 
-fn page(state: &AppState, lang: PageLang, s: &Subscriber, saved: bool) -> Response {
+async fn page(state: &AppState, lang: PageLang, s: &Subscriber, saved: bool) -> Response {
     let chosen: Vec<String> = s.components.iter().map(|c| c.to_string()).collect();
     private(render(
         state,
@@ -26,7 +26,7 @@ fn page(state: &AppState, lang: PageLang, s: &Subscriber, saved: bool) -> Respon
             token => s.unsubscribe_token.clone(),
             address => s.contact.to_string(),
             language => s.locale.as_str().split('-').next().unwrap_or("en").to_owned(),
-            components => choices(state, &chosen),
+            components => choices(state, &chosen).await,
             saved => saved,
             confirmed => s.confirmed,
         },
@@ -51,7 +51,7 @@ pub async fn show(
     Path(token): Path<String>,
 ) -> Response {
     match state.store.subscriber_by_token(&token).await {
-        Ok(Some(s)) => page(&state, lang, &s, false),
+        Ok(Some(s)) => page(&state, lang, &s, false).await,
         _ => dead(&state, lang),
     }
 }
@@ -92,7 +92,7 @@ pub async fn change(
         };
     }
     let language = chosen_language(&f, lang);
-    let components = picked(&state, &f);
+    let components = picked(&state, &f).await;
     match state
         .store
         .change_subscriber(
@@ -103,7 +103,7 @@ pub async fn change(
         .await
     {
         // The page answers in the language just chosen.
-        Ok((_, changed)) => page(&state, PageLang(language), &changed, true),
+        Ok((_, changed)) => page(&state, PageLang(language), &changed, true).await,
         Err(e) => {
             tracing::error!(error = %e, "a subscriber's change could not be stored");
             message_page(

@@ -9,6 +9,7 @@ use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{Incident, Update};
 use crate::render::Settings;
+use crate::store::port::Incidents;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
@@ -52,17 +53,20 @@ pub fn shown_at(u: &Update) -> DateTime<Utc> {
 
 /// The `limit` newest incidents (and maintenances) with at least one published update, newest
 /// first, each with its published updates.
-pub fn incidents(
+pub async fn incidents(
     state: &Public<'_>,
     filter: IncidentFilter,
 ) -> Result<Vec<PublicIncident>, StoreError> {
-    let list = state.store.incidents(&IncidentFilter {
-        published_only: true,
-        ..filter
-    })?;
+    let list = state
+        .store
+        .incidents(&IncidentFilter {
+            published_only: true,
+            ..filter
+        })
+        .await?;
     let mut out = Vec::with_capacity(list.len());
     for incident in list {
-        if let Some(p) = incident_by_id(state, incident.id)? {
+        if let Some(p) = incident_by_id(state, incident.id).await? {
             out.push(p);
         }
     }
@@ -70,11 +74,11 @@ pub fn incidents(
 }
 
 /// One incident as the public sees it; `None` when it does not exist or nothing of it is public.
-pub fn incident_by_id(
+pub async fn incident_by_id(
     state: &Public<'_>,
     id: ulid::Ulid,
 ) -> Result<Option<PublicIncident>, StoreError> {
-    let (incident, updates) = match state.store.incident(id) {
+    let (incident, updates) = match state.store.incident(id).await {
         Ok(x) => x,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),

@@ -20,6 +20,7 @@ use crate::domain::{
     Component, ComponentStatus, Impact, Incident, IncidentKind, Locale, Status, Update,
 };
 use crate::render::{i18n, Settings};
+use crate::store::port::{Components, Incidents};
 use crate::store::{Store, StoreError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -347,7 +348,7 @@ fn incident_row(i: &Incident, updates: &[Update], tz: Tz, locale: &Locale) -> In
 }
 
 /// The status page's data.
-pub fn status_view(
+pub async fn status_view(
     store: &Store,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -356,17 +357,19 @@ pub fn status_view(
     let locale: Locale = lang::locale(lang.0);
     let words = lang::words(lang.0);
     let tz = settings.timezone;
-    let components = store.components()?;
-    let open = store.incidents(&IncidentFilter {
-        open: Some(true),
-        published_only: true,
-        limit: 500,
-        ..Default::default()
-    })?;
+    let components = store.components().await?;
+    let open = store
+        .incidents(&IncidentFilter {
+            open: Some(true),
+            published_only: true,
+            limit: 500,
+            ..Default::default()
+        })
+        .await?;
     let mut banner = Banner::of(&components);
     let (mut incidents, mut active, mut upcoming) = (Vec::new(), Vec::new(), Vec::new());
     for i in open {
-        let (_, updates) = store.incident(i.id)?;
+        let (_, updates) = store.incident(i.id).await?;
         let row = incident_row(&i, &updates, tz, &locale);
         match (i.kind, i.status) {
             (IncidentKind::Incident, _) => {
@@ -384,7 +387,7 @@ pub fn status_view(
     upcoming.sort_by(|a, b| a.window_from_iso.cmp(&b.window_from_iso));
     let since = uptime::day_start(tz, now.with_timezone(&tz).date_naive())
         - Duration::days(i64::from(UPTIME_DAYS));
-    let history = store.component_history(since)?;
+    let history = store.component_history(since).await?;
     let banner_text = words
         .get(&format!("banner_{}", banner.class()))
         .cloned()
@@ -418,7 +421,7 @@ fn month_name(words: &BTreeMap<String, String>, d: NaiveDate) -> String {
 
 /// The history page's data for the month starting `month` (its first day); incidents and
 /// maintenance that started that month in the organisation's zone, newest first.
-pub fn history_view(
+pub async fn history_view(
     store: &Store,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -433,17 +436,19 @@ pub fn history_view(
         .checked_add_months(chrono::Months::new(1))
         .unwrap_or(month);
     let until = uptime::day_start(tz, next);
-    let all = store.incidents(&IncidentFilter {
-        published_only: true,
-        limit: usize::MAX,
-        ..Default::default()
-    })?;
+    let all = store
+        .incidents(&IncidentFilter {
+            published_only: true,
+            limit: usize::MAX,
+            ..Default::default()
+        })
+        .await?;
     let mut rows = Vec::new();
     for i in all
         .into_iter()
         .filter(|i| i.created_at >= from && i.created_at < until)
     {
-        let (_, updates) = store.incident(i.id)?;
+        let (_, updates) = store.incident(i.id).await?;
         rows.push(incident_row(&i, &updates, tz, &locale));
     }
     let this_month = now
@@ -465,14 +470,14 @@ pub fn history_view(
 }
 
 /// One incident's page data, or `None` when it does not exist or nothing of it is published.
-pub fn incident_view(
+pub async fn incident_view(
     store: &Store,
     settings: &Settings,
     lang: PageLang,
     id: Ulid,
 ) -> Result<Option<Value>, StoreError> {
     let locale: Locale = lang::locale(lang.0);
-    let (incident, updates) = match store.incident(id) {
+    let (incident, updates) = match store.incident(id).await {
         Ok(v) => v,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -514,19 +519,23 @@ enum PageError {
 /// `GET /` (or the configured path), from the render cache ([`super::cache`]).
 pub async fn page(State(state): State<AppState>, lang: PageLang) -> Response {
     // Read before rendering: a write after this point moves it and the next reader renders.
-    let generation = state.store.public_generation();
+    let generation = match state.store.public_generation().await {
+        Ok(g) => g,
+        Err(e) => return unavailable(&e),
+    };
     let now = state.dispatcher.now();
-    let rendered =
-        state
-            .render
-            .page
-            .cache
-            .get_or_render(lang.0, generation, now.timestamp(), || {
-                let v = status_view(&state.store, &state.render, now, lang)
-                    .map_err(PageError::Store)?;
-                super::page::render_html(&state.render, lang, "status.html", v)
-                    .map_err(PageError::Render)
-            });
+    let rendered = state
+        .render
+        .page
+        .cache
+        .get_or_render(lang.0, generation, now.timestamp(), || async {
+            let v = status_view(&state.store, &state.render, now, lang)
+                .await
+                .map_err(PageError::Store)?;
+            super::page::render_html(&state.render, lang, "status.html", v)
+                .map_err(PageError::Render)
+        })
+        .await;
     match rendered {
         Ok(p) => {
             let mut res = (
@@ -586,7 +595,7 @@ pub async fn history(
             StatusCode::BAD_REQUEST,
         );
     };
-    match history_view(&state.store, &state.render, now, lang, month) {
+    match history_view(&state.store, &state.render, now, lang, month).await {
         Ok(v) => render(&state, lang, "history.html", v),
         Err(e) => unavailable(&e),
     }
@@ -601,7 +610,7 @@ pub async fn incident(
     let Ok(id) = id.parse::<Ulid>() else {
         return not_found(&state, lang);
     };
-    match incident_view(&state.store, &state.render, lang, id) {
+    match incident_view(&state.store, &state.render, lang, id).await {
         Ok(Some(v)) => render(&state, lang, "incident.html", v),
         Ok(None) => not_found(&state, lang),
         Err(e) => unavailable(&e),

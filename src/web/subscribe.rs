@@ -16,7 +16,7 @@ use crate::channels::{Kind, Rate, Reach};
 use crate::domain::{CodeCheck, Secret, SignUp};
 use crate::domain::{ComponentName, Contact, Locale};
 use crate::render::TemplateKind;
-use crate::store::port::SignUps;
+use crate::store::port::{Components, SignUps};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -225,10 +225,11 @@ pub struct ComponentChoice {
 }
 
 /// The components to choose from, ticked where `chosen` names them.
-pub fn choices(state: &AppState, chosen: &[String]) -> Vec<ComponentChoice> {
+pub async fn choices(state: &AppState, chosen: &[String]) -> Vec<ComponentChoice> {
     state
         .store
         .components()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|c| ComponentChoice {
@@ -239,8 +240,8 @@ pub fn choices(state: &AppState, chosen: &[String]) -> Vec<ComponentChoice> {
 }
 
 /// The components picked on a form (unknown names are ignored: the form only offers known ones).
-pub fn picked(state: &AppState, f: &[(String, String)]) -> Vec<ComponentName> {
-    let known = state.store.components().unwrap_or_default();
+pub async fn picked(state: &AppState, f: &[(String, String)]) -> Vec<ComponentName> {
+    let known = state.store.components().await.unwrap_or_default();
     f.iter()
         .filter(|(k, _)| k == "component")
         .filter_map(|(_, v)| known.iter().find(|c| c.name.as_str() == v))
@@ -276,7 +277,7 @@ fn word(lang: PageLang, key: &str) -> String {
 }
 
 /// The sign-up form, with what was typed and an error on a field if any.
-fn form_page(
+async fn form_page(
     state: &AppState,
     lang: PageLang,
     status: StatusCode,
@@ -292,7 +293,7 @@ fn form_page(
         context! {
             address => address,
             language => language,
-            components => choices(state, chosen),
+            components => choices(state, chosen).await,
             error => error,
         },
     );
@@ -321,7 +322,7 @@ pub fn message_page(
 
 /// `GET /subscribe`.
 pub async fn show(State(state): State<AppState>, lang: PageLang) -> Response {
-    form_page(&state, lang, StatusCode::OK, "", lang.0, &[], None)
+    form_page(&state, lang, StatusCode::OK, "", lang.0, &[], None).await
 }
 
 /// The answer to every accepted sign-up, whatever happened to the address (byte-identical).
@@ -392,7 +393,11 @@ pub async fn submit(
     let f = form(&body);
     let address = field(&f, "address").trim().to_owned();
     let language = chosen_language(&f, lang);
-    let chosen: Vec<String> = picked(&state, &f).iter().map(|c| c.to_string()).collect();
+    let chosen: Vec<String> = picked(&state, &f)
+        .await
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     let again = |status, error: String| {
         form_page(
             &state,
@@ -412,7 +417,7 @@ pub async fn submit(
             } else {
                 "bad_address"
             };
-            return again(StatusCode::UNPROCESSABLE_ENTITY, word(lang, key));
+            return again(StatusCode::UNPROCESSABLE_ENTITY, word(lang, key)).await;
         }
     };
     let (kind, channel) = match &contact {
@@ -425,7 +430,7 @@ pub async fn submit(
         } else {
             "no_sms_channel"
         };
-        return again(StatusCode::UNPROCESSABLE_ENTITY, word(lang, key));
+        return again(StatusCode::UNPROCESSABLE_ENTITY, word(lang, key)).await;
     };
     // The honeypot: a field people never see. A robot that fills it gets the same answer as
     // everyone and nothing happens.
@@ -434,7 +439,7 @@ pub async fn submit(
     }
     let client = peer.unwrap_or_else(|| IpAddr::from([0, 0, 0, 0]));
     if !Subscriptions::allow(&subs.clients, &client.to_string(), subs.settings.per_client) {
-        return again(StatusCode::TOO_MANY_REQUESTS, word(lang, "too_many"));
+        return again(StatusCode::TOO_MANY_REQUESTS, word(lang, "too_many")).await;
     }
     // Beyond the per-destination limit nothing is written or sent, and the answer is the same.
     if !Subscriptions::allow(
@@ -449,7 +454,7 @@ pub async fn submit(
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "no randomness for a sign-up");
-            return again(StatusCode::SERVICE_UNAVAILABLE, word(lang, "try_later"));
+            return again(StatusCode::SERVICE_UNAVAILABLE, word(lang, "try_later")).await;
         }
     };
     let valid = if kind == TemplateKind::Email {
@@ -458,7 +463,7 @@ pub async fn submit(
         subs.settings.code_valid
     };
     let now = state.dispatcher.now();
-    let components = picked(&state, &f);
+    let components = picked(&state, &f).await;
     let outcome = state
         .store
         .sign_up(
@@ -494,7 +499,7 @@ pub async fn submit(
         Ok(SignUp::AlreadyConfirmed) => accepted(&state, lang, &contact),
         Err(e) => {
             tracing::error!(error = %e, "a sign-up could not be stored");
-            again(StatusCode::SERVICE_UNAVAILABLE, word(lang, "try_later"))
+            again(StatusCode::SERVICE_UNAVAILABLE, word(lang, "try_later")).await
         }
     }
 }

@@ -15,6 +15,7 @@ use super::public::{self, name_id, rfc3339, shown_at, ulid_id, PublicIncident};
 use super::status::Banner;
 use crate::domain::IncidentFilter;
 use crate::domain::{Component, ComponentStatus, IncidentKind, Status};
+use crate::store::port::Components;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -237,7 +238,7 @@ fn incident(state: &Public<'_>, p: &PublicIncident, all: &[Component]) -> Value 
     v
 }
 
-fn load(
+async fn load(
     state: &Public<'_>,
     kind: Option<IncidentKind>,
     open: Option<bool>,
@@ -251,7 +252,8 @@ fn load(
             limit,
             ..Default::default()
         },
-    )?)
+    )
+    .await?)
 }
 
 fn bytes(v: &Value) -> Result<(&'static str, Vec<u8>), DocError> {
@@ -261,15 +263,15 @@ fn bytes(v: &Value) -> Result<(&'static str, Vec<u8>), DocError> {
 }
 
 /// Every open record (incidents and maintenances); an open record is never left out.
-fn open_records(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
-    load(state, None, Some(true), usize::MAX)
+async fn open_records(state: &Public<'_>) -> Result<Vec<PublicIncident>, DocError> {
+    load(state, None, Some(true), usize::MAX).await
 }
 
 /// `/api/v2/summary.json`: page, status, components, unresolved incidents, and upcoming or
 /// in-progress maintenances.
-pub fn summary(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let all = state.store.components()?;
-    let open = open_records(state)?;
+pub async fn summary(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let all = state.store.components().await?;
+    let open = open_records(state).await?;
     let incidents: Vec<Value> = open
         .iter()
         .filter(|p| p.incident.kind == IncidentKind::Incident)
@@ -290,9 +292,9 @@ pub fn summary(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> 
 }
 
 /// `/api/v2/status.json`: page and status only.
-pub fn status_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let all = state.store.components()?;
-    let open = open_records(state)?;
+pub async fn status_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let all = state.store.components().await?;
+    let open = open_records(state).await?;
     bytes(&json!({
         "page": page(state, &all, &open),
         "status": status(&all, &open),
@@ -300,20 +302,20 @@ pub fn status_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocErr
 }
 
 /// `/api/v2/components.json`.
-pub fn components_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let all = state.store.components()?;
+pub async fn components_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let all = state.store.components().await?;
     bytes(&json!({
         "page": page(state, &all, &[]),
         "components": components(state, &all),
     }))
 }
 
-fn incident_list(
+async fn incident_list(
     state: &Public<'_>,
     key: &str,
     list: Vec<PublicIncident>,
 ) -> Result<(&'static str, Vec<u8>), DocError> {
-    let all = state.store.components()?;
+    let all = state.store.components().await?;
     let items: Vec<Value> = list.iter().map(|p| incident(state, p, &all)).collect();
     let mut doc = serde_json::Map::new();
     doc.insert("page".into(), page(state, &all, &list));
@@ -322,24 +324,24 @@ fn incident_list(
 }
 
 /// `/api/v2/incidents.json`: the 50 most recent incidents, open or resolved.
-pub fn incidents_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = load(state, Some(IncidentKind::Incident), None, LIST_LIMIT)?;
-    incident_list(state, "incidents", list)
+pub async fn incidents_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let list = load(state, Some(IncidentKind::Incident), None, LIST_LIMIT).await?;
+    incident_list(state, "incidents", list).await
 }
 
 /// `/api/v2/incidents/unresolved.json`: every incident not yet resolved.
-pub fn unresolved_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = load(state, Some(IncidentKind::Incident), Some(true), usize::MAX)?;
-    incident_list(state, "incidents", list)
+pub async fn unresolved_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let list = load(state, Some(IncidentKind::Incident), Some(true), usize::MAX).await?;
+    incident_list(state, "incidents", list).await
 }
 
 /// `/api/v2/scheduled-maintenances.json`: the 50 most recent maintenances.
-pub fn maintenances_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    let list = load(state, Some(IncidentKind::Maintenance), None, LIST_LIMIT)?;
-    incident_list(state, "scheduled_maintenances", list)
+pub async fn maintenances_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    let list = load(state, Some(IncidentKind::Maintenance), None, LIST_LIMIT).await?;
+    incident_list(state, "scheduled_maintenances", list).await
 }
 
-fn maintenances_in(
+async fn maintenances_in(
     state: &Public<'_>,
     statuses: &[Status],
 ) -> Result<(&'static str, Vec<u8>), DocError> {
@@ -348,19 +350,20 @@ fn maintenances_in(
         Some(IncidentKind::Maintenance),
         Some(true),
         usize::MAX,
-    )?
+    )
+    .await?
     .into_iter()
     .filter(|p| statuses.contains(&p.incident.status))
     .collect();
-    incident_list(state, "scheduled_maintenances", list)
+    incident_list(state, "scheduled_maintenances", list).await
 }
 
 /// `/api/v2/scheduled-maintenances/upcoming.json`: maintenances still `scheduled`.
-pub fn upcoming_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    maintenances_in(state, &[Status::Scheduled])
+pub async fn upcoming_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    maintenances_in(state, &[Status::Scheduled]).await
 }
 
 /// `/api/v2/scheduled-maintenances/active.json`: maintenances `in_progress` or `verifying`.
-pub fn active_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
-    maintenances_in(state, &[Status::InProgress, Status::Verifying])
+pub async fn active_json(state: &Public<'_>) -> Result<(&'static str, Vec<u8>), DocError> {
+    maintenances_in(state, &[Status::InProgress, Status::Verifying]).await
 }

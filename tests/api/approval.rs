@@ -9,7 +9,7 @@ use crate::helpers::{bin, env, spawn_app_with, TestApp};
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::domain::Role;
-use crier::store::port::{Approvals, Audit, Outbox};
+use crier::store::port::{Approvals, Audit, Components, Outbox};
 use serde_json::{json, Value};
 use std::time::Duration;
 use wiremock::matchers::method;
@@ -775,15 +775,16 @@ async fn held_writes_set_their_component_statuses_only_when_approved() {
         app, maria, jussi, ..
     } = team().await;
     app.component("Check-in").await;
-    let status_of = |app: &TestApp| {
+    async fn status_of(app: &TestApp) -> String {
         app.store
             .components()
+            .await
             .unwrap()
             .into_iter()
             .find(|c| c.name.as_str() == "Check-in")
             .map(|c| c.status.as_str().to_owned())
             .unwrap()
-    };
+    }
     let open = |statuses: Value| {
         let mut o = OPEN();
         o["component_statuses"] = statuses;
@@ -821,11 +822,11 @@ async fn held_writes_set_their_component_statuses_only_when_approved() {
     )
     .await;
     assert_eq!(s, 202, "{held}");
-    assert_eq!(status_of(&app), "operational", "not while it waits");
+    assert_eq!(status_of(&app).await, "operational", "not while it waits");
     let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
     let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
     assert_eq!(s, 200, "{done}");
-    assert_eq!(status_of(&app), "major_outage");
+    assert_eq!(status_of(&app).await, "major_outage");
     let approved = audit(&app, "approval.approve").await;
     assert_eq!(approved.len(), 1, "{approved:?}");
     assert!(
@@ -847,11 +848,11 @@ async fn held_writes_set_their_component_statuses_only_when_approved() {
     )
     .await;
     assert_eq!(s, 202, "{held}");
-    assert_eq!(status_of(&app), "major_outage", "not while it waits");
+    assert_eq!(status_of(&app).await, "major_outage", "not while it waits");
     let approve = format!("/api/v1/approvals/{}/approve", held["id"].as_str().unwrap());
     let (s, done) = call(&app, &jussi, "POST", &approve, None).await;
     assert_eq!(s, 200, "{done}");
-    assert_eq!(status_of(&app), "partial_outage");
+    assert_eq!(status_of(&app).await, "partial_outage");
 }
 
 /// Issue 13, scenario 2 over the API: a responder's publishing write (opening or update) is

@@ -7,7 +7,7 @@ use crier::api::authz::CONSOLE;
 use crier::api::session::AuthClock;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
-use crier::store::port::{Audit, Notices, SecondFactors, Subscribers, Tokens, Users};
+use crier::store::port::{Audit, Incidents, Notices, SecondFactors, Subscribers, Tokens, Users};
 use serde_json::json;
 use std::time::Duration;
 
@@ -168,12 +168,13 @@ const INCIDENT: [(&str, &str); 4] = [
     ("action", "publish"),
 ];
 
-fn incidents(app: &TestApp) -> usize {
+async fn incidents(app: &TestApp) -> usize {
     app.store
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .len()
 }
@@ -257,7 +258,7 @@ async fn console_write_without_csrf_is_refused_and_with_it_makes_one_audit_entry
         "an HTML page: {}",
         p.body
     );
-    assert_eq!(incidents(&app), 0, "nothing written");
+    assert_eq!(incidents(&app).await, 0, "nothing written");
     let e = entries(&app).await;
     assert_eq!(e.len(), before + 1);
     assert_eq!(e.last().unwrap().action, "csrf.refused");
@@ -268,7 +269,7 @@ async fn console_write_without_csrf_is_refused_and_with_it_makes_one_audit_entry
         p.location.starts_with("/console/incidents/") && p.location.ends_with("?done=published"),
         "{p:?}"
     );
-    assert_eq!(incidents(&app), 1);
+    assert_eq!(incidents(&app).await, 1);
     let e = entries(&app).await;
     assert_eq!(e.len(), before + 2, "exactly one entry for the write");
     let last = e.last().unwrap();
@@ -314,7 +315,7 @@ async fn console_bad_input_shows_the_api_message_next_to_the_field_and_writes_no
         p.body
     );
     assert!(p.body.contains("No impact given"), "{}", p.body);
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
     assert_eq!(
         entries(&app).await.len(),
         before,
@@ -478,7 +479,7 @@ async fn console_required_second_factor_is_enrolled_in_the_browser() {
     assert_eq!(dash.status, 403, "enrol-only: {dash:?}");
     let p = post(&app, &anna, "/console/incidents", &INCIDENT, true).await;
     assert_eq!(p.status, 403, "{p:?}");
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
 
     let p = post(&app, &anna, "/console/account/totp", &[], true).await;
     assert_eq!(p.status, 200, "{p:?}");
@@ -565,7 +566,7 @@ async fn console_viewer_sees_no_write_buttons_and_a_forged_write_is_refused() {
     )
     .await;
     assert_eq!(p.status, 403, "{p:?}");
-    assert_eq!(incidents(&app), 1);
+    assert_eq!(incidents(&app).await, 1);
     assert_eq!(
         entries(&app).await.len(),
         before,
@@ -583,7 +584,7 @@ async fn console_expired_session_write_is_refused_and_redirected_to_login() {
     let p = post(&app, &anna, "/console/incidents", &INCIDENT, true).await;
     assert_eq!(p.status, 303, "{p:?}");
     assert_eq!(p.location, "/console/login?ended=1");
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
     assert_eq!(entries(&app).await.len(), before);
     let again = get(&app, None, &p.location).await;
     assert!(
@@ -895,7 +896,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     assert_eq!(p.status, 303, "{p:?}");
     assert!(p.location.starts_with("/console/?held="), "{p:?}");
     assert_eq!(entries(&app).await.len(), b + 1);
-    assert_eq!(incidents(&app), 0, "nothing published while held");
+    assert_eq!(incidents(&app).await, 0, "nothing published while held");
     let approval = p.location["/console/?held=".len()..].to_owned();
     let dash = get(&app, Some(&anna.cookie), &p.location).await;
     assert!(
@@ -916,7 +917,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     .await;
     assert_eq!(p.status, 403, "{p:?}");
     assert!(p.body.contains("you wrote this"), "{}", p.body);
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
     assert_eq!(entries(&app).await.len(), b);
 
     let p = post(
@@ -931,7 +932,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     let e = entries(&app).await;
     assert_eq!(e.len(), b + 1);
     assert_eq!(e.last().unwrap().action, "approval.approve");
-    assert_eq!(incidents(&app), 1, "published once");
+    assert_eq!(incidents(&app).await, 1, "published once");
     // A second approval is refused.
     let again = post(
         &app,
@@ -942,7 +943,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
     )
     .await;
     assert_eq!(again.status, 409, "{again:?}");
-    assert_eq!(incidents(&app), 1);
+    assert_eq!(incidents(&app).await, 1);
 
     // A held update, rejected by ben with a reason: nothing sent.
     let inc = p.location["/console/incidents/".len()..]
@@ -999,7 +1000,7 @@ async fn console_approval_the_author_cannot_approve_and_another_publisher_publis
         entries(&app).await.last().unwrap().action,
         "approval.reject"
     );
-    let (_, updates) = app.store.incident(inc.parse().unwrap()).unwrap();
+    let (_, updates) = app.store.incident(inc.parse().unwrap()).await.unwrap();
     assert_eq!(updates.len(), 1, "the rejected update was never written");
 }
 
@@ -1201,7 +1202,7 @@ async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
         "{}",
         p.body
     );
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
 
     let mut ok = window;
     ok[4] = ("scheduled_until", "2031-01-15T04:00");
@@ -1213,6 +1214,7 @@ async fn console_schedules_a_maintenance_window_in_the_organisations_zone() {
             limit: 10,
             ..Default::default()
         })
+        .await
         .unwrap();
     // 02:00 in Helsinki in January is 00:00 UTC.
     assert_eq!(

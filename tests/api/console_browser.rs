@@ -7,7 +7,7 @@ use crate::browser::{Browser, Options};
 use crate::console::{add_user, console_app, overdue_incident, PASSWORD};
 use crate::e2e::{provider_sim, sim_stats};
 use crate::helpers::{env, TestApp};
-use crier::store::port::{Notices, Subscribers};
+use crier::store::port::{Components, Incidents, Notices, Subscribers};
 use serde_json::json;
 use std::time::Duration;
 
@@ -58,12 +58,13 @@ fn sms_channel(sim: &str, extra: &str) -> String {
 
 const SUBSCRIBERS: usize = 5;
 
-fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
+async fn all_incidents(app: &TestApp) -> Vec<crier::domain::Incident> {
     app.store
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
         })
+        .await
         .unwrap()
 }
 
@@ -266,7 +267,7 @@ async fn approval(o: Options, shot: &str) {
     b.click("#confirm").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Held for approval"))
         .await;
-    assert!(all_incidents(&app).is_empty());
+    assert!(all_incidents(&app).await.is_empty());
     // The author sees their own write waiting, with no approve button…
     assert!(b.text("li.approval .own").await.contains("You wrote this"));
     assert!(b.all("li.approval button.approve").await.is_empty());
@@ -282,7 +283,7 @@ async fn approval(o: Options, shot: &str) {
         .await;
     assert_eq!(status, 403);
     only_refused(&b, "/approve").await;
-    assert!(all_incidents(&app).is_empty());
+    assert!(all_incidents(&app).await.is_empty());
     b.screenshot(&format!("{shot}-held")).await;
     b.click("form.who button").await;
     b.wait_text("h1", BOUND, |t| t == "Sign in").await;
@@ -295,7 +296,7 @@ async fn approval(o: Options, shot: &str) {
         t == "100 %"
     })
     .await;
-    let incidents = all_incidents(&app);
+    let incidents = all_incidents(&app).await;
     assert_eq!(incidents.len(), 1, "published once");
     let r = app
         .get(&format!("/api/v1/incidents/{}/deliveries", incidents[0].id))
@@ -366,7 +367,7 @@ async fn viewer(o: Options, shot: &str) {
         .await;
     assert_eq!(status, 403);
     only_refused(&b, "/console/incidents").await;
-    assert_eq!(all_incidents(&app).len(), 1);
+    assert_eq!(all_incidents(&app).await.len(), 1);
     clean(&b, "as a viewer").await;
     b.screenshot(&format!("{shot}-viewer")).await;
     if o.width <= 360 {
@@ -413,7 +414,7 @@ async fn expiry(o: Options) {
     b.wait_text("h1", BOUND, |t| t == "Sign in").await;
     assert!(b.text(".notice").await.contains("Your session has ended"));
     assert!(b.url().await.contains("/console/login?ended=1"));
-    assert!(all_incidents(&app).is_empty());
+    assert!(all_incidents(&app).await.is_empty());
     clean(&b, "after the session ended").await;
     b.screenshot("console-session-ended").await;
     b.close().await;
@@ -757,17 +758,22 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
     b.click("#confirm").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Held for approval"))
         .await;
-    assert!(all_incidents(&app).is_empty());
-    let status = |app: &TestApp, n: &str| {
+    assert!(all_incidents(&app).await.is_empty());
+    async fn status(app: &TestApp, n: &str) -> String {
         app.store
             .components()
+            .await
             .unwrap()
             .into_iter()
             .find(|c| c.name.as_str() == n)
             .map(|c| c.status.as_str().to_owned())
             .unwrap()
-    };
-    assert_eq!(status(&app, "Check-in"), "operational", "not while held");
+    }
+    assert_eq!(
+        status(&app, "Check-in").await,
+        "operational",
+        "not while held"
+    );
     assert!(b.all("li.approval button.approve").await.is_empty());
     let forged = b
         .script(
@@ -780,8 +786,8 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         .await;
     assert_eq!(forged, 403);
     only_refused(&b, "/approve").await;
-    assert!(all_incidents(&app).is_empty());
-    assert_eq!(status(&app, "Check-in"), "operational");
+    assert!(all_incidents(&app).await.is_empty());
+    assert_eq!(status(&app, "Check-in").await, "operational");
     b.click("form.who button").await;
     b.wait_text("h1", BOUND, |t| t == "Sign in").await;
 
@@ -793,7 +799,7 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         t == "100 %"
     })
     .await;
-    let incidents = all_incidents(&app);
+    let incidents = all_incidents(&app).await;
     assert_eq!(incidents.len(), 1, "published once");
     let r = app
         .get(&format!("/api/v1/incidents/{}/deliveries", incidents[0].id))
@@ -808,9 +814,9 @@ async fn responder_submits_with_components(o: Options, shot: &str) {
         1,
         "{sent}"
     );
-    assert_eq!(status(&app, "Check-in"), "major_outage");
-    assert_eq!(status(&app, "Baggage"), "partial_outage");
-    assert_eq!(status(&app, "Gates"), "operational");
+    assert_eq!(status(&app, "Check-in").await, "major_outage");
+    assert_eq!(status(&app, "Baggage").await, "partial_outage");
+    assert_eq!(status(&app, "Gates").await, "operational");
     clean(&b, "through approval").await;
 
     b.goto(&app.url("/")).await;
@@ -946,7 +952,7 @@ async fn templates(o: Options, shot: &str) {
     b.click("button[value=draft]").await;
     b.wait_text(".notice", BOUND, |t| t.contains("Saved as a draft"))
         .await;
-    let incidents = all_incidents(&app);
+    let incidents = all_incidents(&app).await;
     assert_eq!(incidents.len(), 1);
     let i = &incidents[0];
     assert_eq!(i.title.as_str(), "Check-in delays at Helsinki Airport");

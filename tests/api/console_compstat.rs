@@ -7,6 +7,7 @@ use crate::helpers::TestApp;
 use crier::domain::audit::AuditEntry;
 use crier::domain::audit::AuditFilter;
 use crier::store::port::Audit;
+use crier::store::port::{Components, Incidents};
 
 async fn entries(app: &TestApp) -> Vec<AuditEntry> {
     app.store
@@ -19,9 +20,10 @@ async fn entries(app: &TestApp) -> Vec<AuditEntry> {
         .0
 }
 
-fn status_of(app: &TestApp, name: &str) -> String {
+async fn status_of(app: &TestApp, name: &str) -> String {
     app.store
         .components()
+        .await
         .unwrap()
         .into_iter()
         .find(|c| c.name.as_str() == name)
@@ -29,12 +31,13 @@ fn status_of(app: &TestApp, name: &str) -> String {
         .unwrap_or_else(|| panic!("no component {name}"))
 }
 
-fn incidents(app: &TestApp) -> usize {
+async fn incidents(app: &TestApp) -> usize {
     app.store
         .incidents(&crier::domain::IncidentFilter {
             limit: 1000,
             ..Default::default()
         })
+        .await
         .unwrap()
         .len()
 }
@@ -88,7 +91,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
         "{}",
         p.body
     );
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
     assert_eq!(app.checksum(), sum);
     assert_eq!(
         entries(&app).await.len(),
@@ -114,9 +117,9 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     good.extend([("cs.Check-in", "major_outage"), ("cs.Baggage", "")]);
     let p = post(&app, &anna, "/console/incidents", &good, true).await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert_eq!(incidents(&app), 1);
-    assert_eq!(status_of(&app, "Check-in"), "major_outage");
-    assert_eq!(status_of(&app, "Baggage"), "operational");
+    assert_eq!(incidents(&app).await, 1);
+    assert_eq!(status_of(&app, "Check-in").await, "major_outage");
+    assert_eq!(status_of(&app, "Baggage").await, "operational");
     let e = entries(&app).await;
     assert_eq!(e.len(), before + 1, "exactly one entry for the write");
     let last = e.last().unwrap();
@@ -153,7 +156,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert_eq!(status_of(&app, "Check-in"), "partial_outage");
+    assert_eq!(status_of(&app, "Check-in").await, "partial_outage");
     let last = entries(&app).await.pop().unwrap();
     assert_eq!(last.action, "incident.update");
     assert!(
@@ -215,8 +218,8 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     let p = post(&app, &rita, "/console/incidents", &fields, true).await;
     assert_eq!(p.status, 303, "{p:?}");
     assert!(p.location.starts_with("/console/?held="), "{p:?}");
-    assert_eq!(incidents(&app), 0, "nothing published while held");
-    assert_eq!(status_of(&app, "Check-in"), "operational");
+    assert_eq!(incidents(&app).await, 0, "nothing published while held");
+    assert_eq!(status_of(&app, "Check-in").await, "operational");
     let approval = p.location["/console/?held=".len()..].to_owned();
 
     let dash = get(&app, Some(&rita.cookie), "/console/").await;
@@ -236,7 +239,7 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     )
     .await;
     assert_eq!(forged.status, 403, "{forged:?}");
-    assert_eq!(incidents(&app), 0);
+    assert_eq!(incidents(&app).await, 0);
     assert_eq!(
         entries(&app).await.len(),
         before,
@@ -258,8 +261,8 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    assert_eq!(incidents(&app), 1, "published once");
-    assert_eq!(status_of(&app, "Check-in"), "major_outage");
+    assert_eq!(incidents(&app).await, 1, "published once");
+    assert_eq!(status_of(&app, "Check-in").await, "major_outage");
     let last = entries(&app).await.pop().unwrap();
     assert_eq!(last.action, "approval.approve");
     assert!(
@@ -276,5 +279,5 @@ async fn console_a_responder_submits_for_approval_and_a_publisher_approves() {
     )
     .await;
     assert_eq!(again.status, 409, "{again:?}");
-    assert_eq!(incidents(&app), 1);
+    assert_eq!(incidents(&app).await, 1);
 }

@@ -3,13 +3,15 @@
 
 use crate::console::{add_user, console_app, get, login, post};
 use crier::domain::{Reminder, Span};
+use crier::store::port::Incidents;
 
-fn maintenances(app: &crate::helpers::TestApp) -> Vec<crier::domain::Incident> {
+async fn maintenances(app: &crate::helpers::TestApp) -> Vec<crier::domain::Incident> {
     app.store
         .incidents(&crier::domain::IncidentFilter {
             limit: 10,
             ..Default::default()
         })
+        .await
         .unwrap()
 }
 
@@ -56,13 +58,13 @@ async fn console_schedules_a_window_with_its_reminder_and_shows_its_transitions(
     assert_eq!(p.status, 422, "{p:?}");
     assert!(p.body.contains("id=\"err-remind_before\""), "{}", p.body);
     assert!(p.body.contains("longer than 7d"), "{}", p.body);
-    assert!(maintenances(&app).is_empty());
+    assert!(maintenances(&app).await.is_empty());
 
     let mut ok = window;
     ok[5] = ("remind_before", "1h");
     let p = post(&app, &anna, "/console/incidents", &ok, true).await;
     assert_eq!(p.status, 303, "{p:?}");
-    let all = maintenances(&app);
+    let all = maintenances(&app).await;
     assert_eq!(
         all[0].remind_before,
         Some(Reminder::Before(Span::from_secs(3600)))
@@ -171,7 +173,7 @@ async fn console_leaves_the_reminder_out_of_an_incident_and_none_shows_no_remind
     )
     .await;
     assert_eq!(p.status, 303, "{p:?}");
-    let i = &maintenances(&app)[0];
+    let i = &maintenances(&app).await[0];
     assert_eq!(i.remind_before, None);
     let page = get(
         &app,
@@ -199,6 +201,7 @@ async fn console_leaves_the_reminder_out_of_an_incident_and_none_shows_no_remind
     .await;
     assert_eq!(p.status, 303, "{p:?}");
     let m = maintenances(&app)
+        .await
         .into_iter()
         .find(|i| i.title.as_str() == "Upgrade")
         .unwrap();

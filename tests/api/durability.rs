@@ -2,6 +2,7 @@
 //! and the admin token persist across restarts.
 
 use crate::helpers::ServeProcess;
+use crier::store::port::Incidents;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,11 +135,13 @@ async fn after_a_graceful_shutdown_the_data_directory_opens_again_at_once() {
             limit: 10,
             ..Default::default()
         })
+        .await
         .unwrap();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].id.to_string(), id);
     // The old handle was closed with the server: it answers instead of writing.
     assert!(held
         .incidents(&crier::domain::IncidentFilter::default())
+        .await
         .is_err());
 }

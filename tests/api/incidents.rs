@@ -2,6 +2,7 @@
 
 use crate::helpers::spawn_app;
 use crier::store::port::Audit;
+use crier::store::port::Incidents;
 use serde_json::json;
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 use crate::helpers::{bin, crier, spawn_app_with, TestApp};
 use chrono::{DateTime, Duration as Span, Utc};
+use crier::store::port::Incidents;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

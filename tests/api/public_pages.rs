@@ -9,6 +9,7 @@ use crate::browser::{Browser, Options};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 use chrono::{DateTime, Utc};
 use crier::domain::{ComponentName, ComponentStatus};
+use crier::store::port::Components;
 use serde_json::json;
 
 fn at(s: &str) -> DateTime<Utc> {

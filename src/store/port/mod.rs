@@ -24,17 +24,16 @@
 //! own locks, so both backends decide the same.
 //!
 //! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
-//! [`Approvals`], [`Audit`]; in `people.rs`: [`Users`], [`Tokens`], [`Sessions`],
-//! [`SecondFactors`] (TOTP) and the test hook [`Dump`]; in `audience.rs`: [`Subscribers`] (the
-//! list, lookups by id, address and token, a one-pass filtered walk), [`SignUps`] (double opt-in,
-//! STOP/START, the purge; the rules are `domain::signup`'s), [`Notices`], [`Holds`],
-//! [`Standalones`]; in `outbox.rs`: [`Outbox`] (broadcasts, expansion, claims that carry a
-//! [`Lease`](crate::domain::Lease) handed back with the outcome, deliveries listed a page at a
-//! time). Health and lifecycle (`broken`, `ready`, `durable`, …) are inherent methods of `Store`
-//! that match on the backend.
-//! The other aggregates (incidents and updates, components and their history) are still inherent
-//! methods of [`SledStore`](super::SledStore), reached through `Store`'s `Deref`; see
-//! docs/ARCHITECTURE.md.
+//! [`Approvals`], [`Audit`]; in `incidents.rs`: [`Incidents`] (three writes and three reads a
+//! backend implements; the narrower writes are provided methods) and [`Components`] (with their
+//! status history and the public generation); in `people.rs`: [`Users`], [`Tokens`],
+//! [`Sessions`], [`SecondFactors`] (TOTP) and the test hook [`Dump`]; in `audience.rs`:
+//! [`Subscribers`] (the list, lookups by id, address and token, a one-pass filtered walk),
+//! [`SignUps`] (double opt-in, STOP/START, the purge; the rules are `domain::signup`'s),
+//! [`Notices`], [`Holds`], [`Standalones`]; in `outbox.rs`: [`Outbox`] (broadcasts, expansion,
+//! claims that carry a [`Lease`](crate::domain::Lease) handed back with the outcome, deliveries
+//! listed a page at a time). Health and lifecycle (`broken`, `ready`, `durable`, …) are inherent
+//! methods of `Store` that match on the backend.
 
 mod audience;
 mod incidents;

@@ -10,6 +10,7 @@ use crate::api::authz::Caller;
 use crate::api::extract::ApiJson;
 use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState, Principal};
+use crate::store::port::{Components, Incidents};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
@@ -53,7 +54,7 @@ pub struct ComposeQuery {
 }
 
 /// The incident an update is composed for: (id, title, status).
-fn target(
+async fn target(
     state: &AppState,
     id: Option<&str>,
 ) -> Result<Option<(String, String, String)>, ApiError> {
@@ -66,7 +67,7 @@ fn target(
             format!("\"{id}\" is not an incident id"),
         )
     })?;
-    let i = state.store.incident_summary(ulid)?;
+    let i = state.store.incident_summary(ulid).await?;
     Ok(Some((
         i.id.to_string(),
         i.title.as_str().to_owned(),
@@ -81,7 +82,7 @@ pub async fn page(
     session: Option<Extension<SessionAuth>>,
     Query(q): Query<ComposeQuery>,
 ) -> Result<Response, ApiError> {
-    let incident = target(&state, q.incident.as_deref())?;
+    let incident = target(&state, q.incident.as_deref()).await?;
     // "Start from template" without JavaScript: the template's fields, and their previews.
     let (f, previews) = match q.template.as_deref().filter(|t| !t.trim().is_empty()) {
         Some(key) => {
@@ -159,10 +160,11 @@ const COMPONENT_STATUSES: [&str; 5] = [
 const STATUS_OF: &str = "cs.";
 
 /// The form's rows of component statuses: each component, its status now, the one chosen.
-fn status_rows(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
+async fn status_rows(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
     state
         .store
         .components()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|c| {
@@ -204,6 +206,7 @@ async fn form_page(
     let components: Vec<String> = state
         .store
         .components()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.name.as_str().to_owned())
@@ -246,7 +249,7 @@ async fn form_page(
             picks => QUICK_PICKS,
             remind_picks => remind_picks(state),
             remind_default => remind_default(state),
-            status_rows => status_rows(state, f),
+            status_rows => status_rows(state, f).await,
             component_statuses => COMPONENT_STATUSES,
             zone => state.render.timezone.name(),
             previews => previews,
@@ -283,7 +286,11 @@ async fn previews_of(state: &AppState, f: &[(String, String)]) -> Vec<Value> {
     // The title and promise as typed (an update: its incident's title), so the preview is the
     // message as it will be sent, not a sample.
     let title = match filled(f, "incident") {
-        Some(id) => target(state, Some(id)).ok().flatten().map(|(_, t, _)| t),
+        Some(id) => target(state, Some(id))
+            .await
+            .ok()
+            .flatten()
+            .map(|(_, t, _)| t),
         None => filled(f, "title").map(str::to_owned),
     };
     let next_update = match (filled(f, "next_update"), filled(f, "next_update_at")) {
@@ -390,7 +397,7 @@ pub async fn preview(
             context! { previews => previews },
         ));
     }
-    let incident = target(&state, filled(&f, "incident"))?;
+    let incident = target(&state, filled(&f, "incident")).await?;
     Ok(form_page(
         &state,
         &caller,
@@ -412,7 +419,7 @@ pub async fn confirm(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let f = fields(&body);
-    let incident = target(&state, filled(&f, "incident"))?;
+    let incident = target(&state, filled(&f, "incident")).await?;
     let targets = state.dispatcher.broadcast_targets();
     let hidden: Vec<Value> = f
         .iter()
@@ -563,7 +570,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let incident = target(&state, Some(&id))?;
+    let incident = target(&state, Some(&id)).await?;
     let f = fields(&body);
     let mut req = Map::new();
     common(&f, &mut req);

@@ -8,7 +8,7 @@ use crate::api::session::SessionAuth;
 use crate::api::AppState;
 use crate::domain::IncidentFilter;
 use crate::domain::{ApprovalState, IncidentKind};
-use crate::store::port::{Approvals, Outbox, Subscribers};
+use crate::store::port::{Approvals, Components, Incidents, Outbox, Subscribers};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -70,6 +70,7 @@ async fn live_context(state: &AppState) -> Value {
             limit: 200,
             ..Default::default()
         })
+        .await
         .unwrap_or_else(|e| {
             problems.push(format!("incidents could not be read: {e}"));
             Vec::new()
@@ -86,7 +87,7 @@ async fn live_context(state: &AppState) -> Value {
             }
         });
         let next = match i.kind {
-            IncidentKind::Maintenance => match state.store.incident(i.id) {
+            IncidentKind::Maintenance => match state.store.incident(i.id).await {
                 Ok((i, u)) => super::maintenance::next(state, &i, &u).await,
                 Err(_) => None,
             },
@@ -139,6 +140,7 @@ async fn live_context(state: &AppState) -> Value {
     let components: Vec<Value> = state
         .store
         .components()
+        .await
         .unwrap_or_else(|e| {
             problems.push(format!("components could not be read: {e}"));
             Vec::new()

@@ -10,6 +10,7 @@ use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState, Principal};
 use crate::domain::ApprovalState;
 use crate::store::port::Approvals;
+use crate::store::port::Incidents;
 use crate::web::page::render_html;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -71,7 +72,7 @@ async fn show(
     notice: Option<&str>,
     error: Option<ApiError>,
 ) -> Result<Response, ApiError> {
-    let (incident, updates) = state.store.incident(parse(id)?)?;
+    let (incident, updates) = state.store.incident(parse(id)?).await?;
     let now = state.dispatcher.now();
     let overdue = incident.is_open() && incident.next_update_due.is_some_and(|d| d < now);
     let timeline: Vec<Value> = updates
@@ -278,7 +279,7 @@ pub async fn stream(
     session: Option<Extension<SessionAuth>>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    state.store.incident_summary(parse(&id)?)?;
+    state.store.incident_summary(parse(&id)?).await?;
     let watch = Watch {
         me: me(&caller, session.as_deref()),
         state,
@@ -592,6 +593,14 @@ pub async fn reject(
     .await
 }
 
+/// True when `id` names an incident that exists (and can be read now).
+async fn incident_exists(state: &AppState, id: &str) -> bool {
+    match parse(id) {
+        Ok(i) => state.store.incident_summary(i).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// After a decision: the incident's page (an approved open has its incident only now).
 async fn decided(
     state: &AppState,
@@ -602,9 +611,7 @@ async fn decided(
     done: &str,
     result: Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
-    let exists = parse(incident)
-        .ok()
-        .is_some_and(|i| state.store.incident_summary(i).is_ok());
+    let exists = incident_exists(state, incident).await;
     match result {
         Ok(resp) => {
             let a = answer(resp).await;
@@ -617,9 +624,7 @@ async fn decided(
             let incident = approval["incident_id"]
                 .as_str()
                 .map_or_else(|| incident.to_owned(), str::to_owned);
-            let published = parse(&incident)
-                .ok()
-                .is_some_and(|i| state.store.incident_summary(i).is_ok());
+            let published = incident_exists(state, &incident).await;
             let to = if published {
                 format!("/console/incidents/{incident}?done={done}")
             } else {

@@ -7,6 +7,7 @@ use crate::api::authz::Caller;
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::session::SessionAuth;
 use crate::api::{ApiError, AppState};
+use crate::store::port::Components;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -107,7 +108,8 @@ async fn components_page(
 ) -> Result<Response, ApiError> {
     let list: Vec<Value> = state
         .store
-        .components()?
+        .components()
+        .await?
         .into_iter()
         .map(|c| {
             context! {

@@ -13,7 +13,7 @@ use crate::api::session::SessionAuth;
 use crate::api::subscribers::ImportReport;
 use crate::api::{ApiError, AppState};
 use crate::domain::{Role, Subscriber};
-use crate::store::port::Subscribers;
+use crate::store::port::{Components, Subscribers};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -146,7 +146,7 @@ async fn show(
     let addresses = caller.role >= Role::Publisher;
     let search = v.search.clone().unwrap_or_default();
     let t = tally(state, addresses.then(|| search.clone())).await?;
-    let components = state.store.components()?;
+    let components = state.store.components().await?;
     let rows: Vec<Value> = t
         .matches
         .iter()

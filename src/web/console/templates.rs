@@ -11,6 +11,7 @@ use crate::api::session::SessionAuth;
 use crate::api::templates::{NewTemplate, TemplateChange};
 use crate::api::{ApiError, AppState, Principal};
 use crate::domain::IncidentTemplate;
+use crate::store::port::Components;
 use crate::store::port::Templates;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -275,6 +276,7 @@ async fn render(
     let component_list: Vec<Value> = state
         .store
         .components()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|c| {

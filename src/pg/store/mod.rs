@@ -22,6 +22,11 @@
 //! - [`PgError`] becomes [`StoreError`] in one place (`From<PgError> for StoreError` below); no
 //!   message carries the password (the URL is never part of an error).
 
+mod audience;
+mod incidents;
+mod outbox;
+mod people;
+
 use std::fs::File;
 use std::path::Path;
 

@@ -14,6 +14,11 @@
 //! two different answers by design, each tested with its backend) and durability across a
 //! crash (each backend's own tests: sled's reopen and crash-cut tests; PostgreSQL's commit).
 
+mod audience;
+mod incidents;
+mod outbox;
+mod people;
+
 use std::future::Future;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -776,8 +781,8 @@ pub(crate) async fn audit<S: Audit + RawAudit + Sync>(a: &S, b: &S) {
 // ---- the backends ----------------------------------------------------------------------------
 
 mod on_sled {
-    use super::super::SledStore;
     use super::*;
+    use crate::store::SledStore;
 
     impl RawAudit for SledStore {
         async fn stored_entry(&self, seq: u64) -> Vec<u8> {
@@ -791,7 +796,7 @@ mod on_sled {
         }
     }
 
-    fn store() -> (tempfile::TempDir, SledStore) {
+    pub(super) fn store() -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         (dir, s)
@@ -875,7 +880,7 @@ mod on_pg {
     }
 
     /// Two nodes on one fresh database (separate pools), or None when no test cluster is set.
-    async fn nodes(name: &str) -> Option<(PgStore, PgStore)> {
+    pub(super) async fn nodes(name: &str) -> Option<(PgStore, PgStore)> {
         let db = TestDb::create(name).await?;
         let a = PgStore::with_pg(db.pg(4), Clock::new()).await.unwrap();
         let b = PgStore::with_pg(db.pg(4), Clock::new()).await.unwrap();

@@ -183,6 +183,11 @@ fn unfinished(d: &Delivery) -> bool {
 
 /// Reads every aggregate from a sled store opened by this process (so no server writes to it).
 pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
+    let Some(sled) = store.as_sled() else {
+        return Err(MigrateError::Usage(
+            "--from must be a sled data directory".into(),
+        ));
+    };
     let mut s = Snapshot::default();
     let filter = IncidentFilter {
         limit: usize::MAX,
@@ -193,7 +198,7 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         s.updates.extend((1..).zip(timeline));
         s.incidents.push(incident);
     }
-    s.broadcasts = store.all_broadcasts()?;
+    s.broadcasts = sled.all_broadcasts()?;
     // Deliveries are keyed by their origin: an incident, or the notice or approval of a
     // standalone message; every delivery belongs to a broadcast of its origin.
     let origins: std::collections::BTreeSet<Ulid> = s
@@ -218,8 +223,8 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     }
     s.subscribers = store.subscribers(usize::MAX).await?;
     s.notices = store.notices().await?;
-    s.messages = store.all_standalones()?;
-    s.threads = store.all_threads()?;
+    s.messages = sled.all_standalones()?;
+    s.threads = sled.all_threads()?;
     s.alert_groups = store.alert_groups().await?;
     s.holds = store.holds().await?;
     for u in store.users().await? {
@@ -232,7 +237,7 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
         }
         s.users.push((u, hash));
     }
-    let hashes: BTreeMap<Ulid, [u8; 32]> = store.token_hashes()?.into_iter().collect();
+    let hashes: BTreeMap<Ulid, [u8; 32]> = sled.token_hashes()?.into_iter().collect();
     for t in store.tokens(None).await? {
         let hash = *hashes
             .get(&t.id)
@@ -241,7 +246,7 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     }
     s.approvals = store.approvals(None, usize::MAX).await?;
     s.templates = store.templates().await?;
-    s.audit = store.audit_stored()?;
+    s.audit = sled.audit_stored()?;
     Ok(s.sorted())
 }
 

@@ -74,12 +74,11 @@ impl SledStore {
 mod tests {
     use super::*;
     use crate::store::port::Incidents;
-    use crate::store::Store;
 
     #[tokio::test]
     async fn an_unreadable_broadcast_is_an_error_not_a_gap() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
         let mut new = super::super::tests::new_incident("t");
         new.broadcast = vec![("sms".into(), true)];
         store

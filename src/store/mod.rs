@@ -39,8 +39,9 @@
 //! applies are the domain's pure functions (`domain::apply_update`, `domain::open_incident`,
 //! `domain::IncidentFilter::view`, `domain::ExpandTarget::reaches`), not this module's. The
 //! store reads the server's injected clock (`Store::open_with_clock`), never the wall clock by
-//! itself. The aggregates not yet behind a trait of [`port`] are `SledStore`'s inherent methods,
-//! reached through `Store`'s `Deref` until they are ported.
+//! itself. Every aggregate is behind a trait of [`port`]; `Store` has no `Deref` to a backend, so
+//! what only sled has (its listings for `crier store migrate`, checksums, test hooks) is reached
+//! through [`Store::as_sled`] and says so at the call.
 
 pub mod approvals;
 pub mod audit;
@@ -235,14 +236,22 @@ struct WriteGuard<'a> {
 /// clone. One backend today (sled); a PostgreSQL backend is one more variant, and one more arm
 /// in each method of [`port`]'s impls for `Store`.
 ///
-/// The aggregates not yet behind a trait are [`SledStore`]'s inherent methods, reached through
-/// `Deref` while the port is completed (see [`port`]); a second backend needs them ported first.
+/// Every aggregate is a trait of [`port`] implemented for `Store`; health and lifecycle
+/// (`ready`, `broken`, `durable`, `close`, …) are `Store`'s own methods matching on the backend.
 #[derive(Clone, Debug)]
 pub enum Store {
     Sled(SledStore),
 }
 
 impl Store {
+    /// The sled backend, when that is the one open: for what only sled has (its listings for
+    /// `crier store migrate`, checksums and test hooks).
+    pub fn as_sled(&self) -> Option<&SledStore> {
+        match self {
+            Store::Sled(s) => Some(s),
+        }
+    }
+
     /// Opens (or creates) the sled store in `dir` on the system's wall clock.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         SledStore::open(dir).map(Store::Sled)
@@ -323,16 +332,6 @@ impl Store {
     pub fn checksum(&self) -> Result<u32, StoreError> {
         match self {
             Store::Sled(s) => s.checksum(),
-        }
-    }
-}
-
-impl std::ops::Deref for Store {
-    type Target = SledStore;
-
-    fn deref(&self) -> &SledStore {
-        match self {
-            Store::Sled(s) => s,
         }
     }
 }

@@ -645,7 +645,7 @@ async fn verify_names_the_entry_altered_deleted_or_swapped_in_sled() {
     assert_eq!(v["ok"], true, "{v:?}");
     assert_eq!(v["entries"], 5);
 
-    let tree = app.store.audit_tree_for_tests().unwrap();
+    let tree = app.store.as_sled().unwrap().audit_tree_for_tests().unwrap();
     let key = |n: u64| n.to_be_bytes();
     let original: Vec<Vec<u8>> = (1..=5u64)
         .map(|n| tree.get(key(n)).unwrap().unwrap().to_vec())

@@ -23,7 +23,7 @@
 //! incidents a listing shows: `domain::IncidentFilter::view`), which each backend calls under its
 //! own locks, so both backends decide the same.
 //!
-//! Ported so far: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
+//! Every aggregate is ported: [`Threads`], [`Templates`], [`AlertGroups`], [`HookSignatures`], [`Backups`],
 //! [`Approvals`], [`Audit`]; in `incidents.rs`: [`Incidents`] (three writes and three reads a
 //! backend implements; the narrower writes are provided methods) and [`Components`] (with their
 //! status history and the public generation); in `people.rs`: [`Users`], [`Tokens`],

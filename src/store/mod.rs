@@ -329,7 +329,7 @@ impl Store {
     /// A checksum over the stored state except the audit log and the commit counter: equal
     /// before and after means nothing was written (tests prove refusals write nothing with it).
     /// Each backend sums its own records, so two backends' checksums are not comparable.
-    pub fn checksum(&self) -> Result<u32, StoreError> {
+    pub async fn checksum(&self) -> Result<u32, StoreError> {
         match self {
             Store::Sled(s) => s.checksum(),
         }

@@ -385,7 +385,7 @@ async fn a_rejected_update_sends_nothing_and_staff_see_the_reason() {
 #[tokio::test]
 async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
     let Team { app, maria, .. } = team().await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let store = &app.store;
     let entries = move || async move {
         store
@@ -437,7 +437,7 @@ async fn breaking_glass_needs_an_admin_and_a_reason_and_is_audited_once() {
         e["detail"].as_str().unwrap().contains("only an admin"),
         "{e}"
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     assert_eq!(entries().await, audited);
     assert!(app.store.approvals(None, 100).await.unwrap().is_empty());
 

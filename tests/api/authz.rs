@@ -288,10 +288,10 @@ async fn a_responder_drafts_and_a_publisher_publishes() {
     // tests/api/approval.rs). What stays refused with 403, writing nothing, is a write by a
     // token below responder (here the responder's own viewer-scoped token).
     let (vt, _) = add_token(&app, &resp, Role::Viewer, None).await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = post(&vt, "/api/v1/incidents", open.clone()).await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(app.checksum(), before, "a refused publish writes nothing");
+    assert_eq!(app.checksum().await, before, "a refused publish writes nothing");
     let r = post(&rt, "/api/v1/incidents", open.clone()).await.unwrap();
     assert_eq!(r.status(), 202);
     let held = r.text().await.unwrap();

@@ -220,7 +220,7 @@ async fn subscribers_commands_and_import() {
 #[tokio::test]
 async fn an_absurd_next_update_is_a_usage_error() {
     let app = spawn_app().await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let o = crier(
         &app,
         &[
@@ -243,7 +243,7 @@ async fn an_absurd_next_update_is_a_usage_error() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     // An RFC 3339 instant passes the check (the server judges it against its clock).
     let o = crier(
         &app,

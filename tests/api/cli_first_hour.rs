@@ -180,7 +180,7 @@ async fn misleading_messages_say_what_is_wrong() {
 
     // A number with E.164's shape but no such number in its country is refused, one rule for
     // the CLI, the API and the import.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let o = crier(&app, &["subscribers", "add", "--phone", "+1 555 0100"]).await;
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("numbering plan"), "{}", stderr(&o));
@@ -188,7 +188,7 @@ async fn misleading_messages_say_what_is_wrong() {
         .post("/api/v1/subscribers", json!({"phone": "+44 20 7946"}))
         .await;
     assert_eq!(r.status, 422, "{:?}", r.body);
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     let o = crier(
         &app,
         &["subscribers", "add", "--phone", "+1 (202) 555-0123"],
@@ -417,7 +417,7 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
     assert_eq!(v["components"], json!(["Check-in"]), "{v}");
     assert_eq!(v["email"], "anna@example.com", "{v}");
 
-    let before = app.checksum();
+    let before = app.checksum().await;
     for args in [
         vec![
             "subscribers",
@@ -440,7 +440,7 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
     }
     let o = crier(&app, &["subscribers", "set", "anna@example.com"]).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert_eq!(app.checksum(), before, "a rejected change wrote something");
+    assert_eq!(app.checksum().await, before, "a rejected change wrote something");
 
     let o = crier(
         &app,

@@ -102,7 +102,7 @@ async fn one_update_in_several_languages_from_the_cli() {
     );
 
     // Two texts for one language: a usage error (exit 2) and nothing is written.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let o = crier(
         &app,
         &[
@@ -120,7 +120,7 @@ async fn one_update_in_several_languages_from_the_cli() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("two texts for fi"), "{}", err(&o));
-    assert_eq!(app.checksum(), before, "a refused update writes nothing");
+    assert_eq!(app.checksum().await, before, "a refused update writes nothing");
     let show = json(&crier(&app, &["incident", "show", &id, "--json"]).await);
     assert_eq!(show["updates"].as_array().unwrap().len(), 3);
 }
@@ -368,7 +368,7 @@ async fn titles_per_language_from_the_cli() {
 
     // Titles the CLI can tell are wrong are usage errors (exit 2): two main titles, none, a
     // language given twice, the main title on an update.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let open = |titles: &[&'static str]| {
         let mut a = vec!["incident", "open", "--impact", "minor", "--message", "x"];
         for t in titles {
@@ -421,5 +421,5 @@ async fn titles_per_language_from_the_cli() {
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
     }
-    assert_eq!(app.checksum(), before, "a refused title writes nothing");
+    assert_eq!(app.checksum().await, before, "a refused title writes nothing");
 }

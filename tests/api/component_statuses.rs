@@ -118,7 +118,7 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
     let app = spawn_app().await;
     app.component("Check-in").await;
     let id = app.open_incident("open").await;
-    let sum = app.checksum();
+    let sum = app.checksum().await;
     let before = entries(&app).await.len();
     let open = |statuses: serde_json::Value, draft: bool| {
         json!({"title": "t", "impact": "minor", "message": "m", "draft": draft,
@@ -168,7 +168,7 @@ async fn bad_component_statuses_name_the_component_and_write_nothing() {
         .await;
     assert_eq!(r.status, 422, "{:?}", r.body);
     assert!(r.problem().contains("component \"Gates\""), "{:?}", r.body);
-    assert_eq!(app.checksum(), sum, "nothing written");
+    assert_eq!(app.checksum().await, sum, "nothing written");
     assert_eq!(entries(&app).await.len(), before, "nothing audited");
     assert_eq!(status_of(&app, "Check-in").await, "operational");
 }

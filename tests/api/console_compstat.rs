@@ -70,7 +70,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
     // A bad status: the API's message next to the statuses, the typed value kept, nothing
     // written or audited.
     let before = entries(&app).await.len();
-    let sum = app.checksum();
+    let sum = app.checksum().await;
     let mut bad = OPEN.to_vec();
     bad.extend([("cs.Check-in", "sideways"), ("cs.Baggage", "")]);
     let p = post(&app, &anna, "/console/incidents", &bad, true).await;
@@ -92,7 +92,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
         p.body
     );
     assert_eq!(incidents(&app).await, 0);
-    assert_eq!(app.checksum(), sum);
+    assert_eq!(app.checksum().await, sum);
     assert_eq!(
         entries(&app).await.len(),
         before,
@@ -110,7 +110,7 @@ async fn console_compose_sets_component_statuses_in_the_same_write() {
         "{}",
         p.body
     );
-    assert_eq!(app.checksum(), sum);
+    assert_eq!(app.checksum().await, sum);
 
     // Published: Check-in changes, Baggage (unchanged in the form) keeps its status, one entry.
     let mut good = OPEN.to_vec();

@@ -320,7 +320,7 @@ async fn one_subscriber(app: &TestApp) -> String {
 async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
     let app = crate::helpers::spawn_app().await;
     let id = one_subscriber(&app).await;
-    let sum = app.checksum();
+    let sum = app.checksum().await;
     let before = audit(&app).await.len();
     for (body, want) in [
         (json!({}), "nothing to change"),
@@ -340,7 +340,7 @@ async fn api_subscriber_change_is_validated_and_audited_before_to_after() {
     }
     let (status, _) = patch(&app, "01ARZ3NDEKTSV4RRFFQ69G5FAV", json!({"locale": "sv"})).await;
     assert_eq!(status, 404);
-    assert_eq!(app.checksum(), sum, "a refused change writes nothing");
+    assert_eq!(app.checksum().await, sum, "a refused change writes nothing");
     assert_eq!(audit(&app).await.len(), before, "nor an audit entry");
 
     let (status, v) = patch(
@@ -401,7 +401,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     );
 
     // Bad input: the API's message next to the language field; nothing written.
-    let sum = app.checksum();
+    let sum = app.checksum().await;
     let before = audit(&app).await.len();
     let p = crate::console::post(
         &app,
@@ -423,7 +423,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
         "{body}"
     );
     assert!(body.contains("aria-invalid=\"true\""), "{body}");
-    assert_eq!(app.checksum(), sum, "nothing written");
+    assert_eq!(app.checksum().await, sum, "nothing written");
     assert_eq!(audit(&app).await.len(), before);
 
     // A change: back to the list with a notice; one audit entry, before → after.
@@ -475,7 +475,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
     let vic = login(&app, "vic").await;
     let page = crate::console::get(&app, Some(&vic.cookie), "/console/subscribers").await;
     assert!(!page.body.contains(&format!("/console/subscribers/{id}")));
-    let sum = app.checksum();
+    let sum = app.checksum().await;
     let before = audit(&app).await.len();
     let p = crate::console::post(
         &app,
@@ -491,7 +491,7 @@ async fn console_subscriber_edit_changes_language_and_components_through_the_api
         "{}",
         p.body
     );
-    assert_eq!(app.checksum(), sum);
+    assert_eq!(app.checksum().await, sum);
     assert_eq!(audit(&app).await.len(), before);
 }
 
@@ -634,7 +634,7 @@ async fn console_csv_import_over_the_limit_is_refused_and_writes_nothing() {
     add_user(&app, "anna", "publisher").await;
     app.component("Check-in").await;
     let anna = login(&app, "anna").await;
-    let sum = app.checksum();
+    let sum = app.checksum().await;
     let before = audit(&app).await.len();
     let csv = big_csv(5_000, &[]);
     assert!(csv.len() > 200_000 && csv.len() < 300_000, "{}", csv.len());
@@ -676,7 +676,7 @@ async fn console_csv_import_over_the_limit_is_refused_and_writes_nothing() {
         "{body}"
     );
     assert_eq!(app.store.subscriber_count().await.unwrap(), 0);
-    assert_eq!(app.checksum(), sum, "nothing written");
+    assert_eq!(app.checksum().await, sum, "nothing written");
     assert_eq!(audit(&app).await.len(), before, "not even an audit entry");
     // Every other console form keeps the 64 KiB cap.
     let long = "x".repeat(70 * 1024);

@@ -9,7 +9,7 @@ use serde_json::json;
 async fn private_routes_need_a_token_and_write_nothing_without_one() {
     let app = spawn_app().await;
     let id = app.open_incident("x").await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let routes = [
         (Method::GET, "/api/v1/incidents".to_owned()),
         (Method::POST, "/api/v1/incidents".to_owned()),
@@ -44,7 +44,7 @@ async fn private_routes_need_a_token_and_write_nothing_without_one() {
             assert!(r.problem().contains("Bearer"), "{}", r.problem());
         }
     }
-    assert_eq!(app.checksum(), before, "an unauthenticated request wrote");
+    assert_eq!(app.checksum().await, before, "an unauthenticated request wrote");
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn malformed_bodies_get_problem_json_and_write_nothing() {
     let app = spawn_app().await;
     app.component("Web").await;
     let id = app.open_incident("x").await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let t = Some(app.token.as_str());
     let ct = Some("application/json");
 
@@ -197,7 +197,7 @@ async fn malformed_bodies_get_problem_json_and_write_nothing() {
         }
         r.problem();
     }
-    assert_eq!(app.checksum(), before, "a rejected request wrote something");
+    assert_eq!(app.checksum().await, before, "a rejected request wrote something");
 }
 
 /// A promise too long for any clock used to panic inside chrono and drop the connection; every
@@ -206,7 +206,7 @@ async fn malformed_bodies_get_problem_json_and_write_nothing() {
 async fn absurd_durations_are_422_not_a_dropped_connection() {
     let app = spawn_app().await;
     let id = app.open_incident("x").await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     for huge in [
         "9999999999999999h",
         "99999999999999999999999999d",
@@ -236,5 +236,5 @@ async fn absurd_durations_are_422_not_a_dropped_connection() {
         assert_eq!(r.status, 422, "{huge}: {:?}", r.body);
         r.problem();
     }
-    assert_eq!(app.checksum(), before, "a rejected promise wrote");
+    assert_eq!(app.checksum().await, before, "a rejected promise wrote");
 }

@@ -178,7 +178,7 @@ async fn control_characters_are_refused_with_their_position_and_nothing_is_writt
     let app = spawn_app().await;
     app.component("Web").await;
     let id = app.open_incident("x").await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let cases = [
         (
             "/api/v1/incidents",
@@ -221,7 +221,7 @@ async fn control_characters_are_refused_with_their_position_and_nothing_is_writt
     assert!(r
         .problem()
         .contains("group: contains the control character U+001B"));
-    assert_eq!(app.checksum(), before, "a refused request wrote");
+    assert_eq!(app.checksum().await, before, "a refused request wrote");
     // Line breaks and tabs stay allowed in texts; CR LF becomes LF.
     let r = app
         .post(
@@ -347,7 +347,7 @@ async fn every_rejection_is_problem_json() {
 #[tokio::test]
 async fn csv_with_a_duplicate_column_or_formula_addresses_is_refused() {
     let app = spawn_app().await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .raw(
             Method::POST,
@@ -362,7 +362,7 @@ async fn csv_with_a_duplicate_column_or_formula_addresses_is_refused() {
         r.problem(),
         "the CSV header row names \"email\" twice (columns 1 and 2); name each column once"
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     let r = app
         .raw(
             Method::POST,

@@ -216,8 +216,8 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
-    pub fn checksum(&self) -> u32 {
-        self.store.checksum().unwrap()
+    pub async fn checksum(&self) -> u32 {
+        self.store.checksum().await.unwrap()
     }
 }
 

@@ -120,7 +120,7 @@ async fn twilio_send_and_signed_status_callback() {
         ("ErrorCode", "30003"),
         ("To", "+358401234567"),
     ];
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .client
         .post(app.url("/api/v1/hooks/twilio/sms"))
@@ -131,7 +131,7 @@ async fn twilio_send_and_signed_status_callback() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     let r = app
         .client
@@ -177,7 +177,7 @@ async fn twilio_send_and_signed_status_callback() {
         .body;
     assert_eq!(status["channels"]["sms"]["undelivered"], 1, "{status}");
     assert_eq!(status["channels"]["sms"]["confirmed"], 0, "{status}");
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = callback("pwned").await.unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(
@@ -192,5 +192,5 @@ async fn twilio_send_and_signed_status_callback() {
             .contains("\"pwned\" is not a Twilio message status"),
         "{problem}"
     );
-    assert_eq!(app.checksum(), before, "an unknown status was written");
+    assert_eq!(app.checksum().await, before, "an unknown status was written");
 }

@@ -85,7 +85,7 @@ async fn resolved_incident_needs_reopen_and_rejections_write_nothing() {
         .await;
     assert_eq!(r.status, 201);
 
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .post(
             &format!("/api/v1/incidents/{id}/updates"),
@@ -108,7 +108,7 @@ async fn resolved_incident_needs_reopen_and_rejections_write_nothing() {
         )
         .await;
     assert_eq!(r.status, 409);
-    assert_eq!(app.checksum(), before, "rejected requests wrote something");
+    assert_eq!(app.checksum().await, before, "rejected requests wrote something");
 
     let r = app
         .post(
@@ -142,7 +142,7 @@ async fn maintenance_lifecycle_and_wrong_statuses() {
     assert_eq!(r.body["status"], "scheduled");
     assert_eq!(r.body["impact"], "none");
     let id = r.body["id"].as_str().unwrap().to_owned();
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .post(
             &format!("/api/v1/incidents/{id}/updates"),
@@ -155,7 +155,7 @@ async fn maintenance_lifecycle_and_wrong_statuses() {
         "{}",
         r.problem()
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     for status in ["in_progress", "verifying", "in_progress", "completed"] {
         let r = app
             .post(
@@ -185,7 +185,7 @@ async fn maintenance_lifecycle_and_wrong_statuses() {
 #[tokio::test]
 async fn unknown_component_is_rejected() {
     let app = spawn_app().await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .post(
             "/api/v1/incidents",
@@ -199,7 +199,7 @@ async fn unknown_component_is_rejected() {
         r.problem()
     );
     assert_eq!(r.body["field"], "components");
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 }
 
 #[tokio::test]
@@ -406,13 +406,13 @@ async fn components_set_and_list() {
         )
         .await;
     assert_eq!(r.body["group"], "Public", "group is kept when not given");
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .put("/api/v1/components/Website", json!({"status": "down"}))
         .await;
     assert_eq!(r.status, 422);
     assert!(r.problem().contains("major_outage"), "{}", r.problem());
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     let r = app.get("/api/v1/components").await;
     assert_eq!(r.body[0]["name"], "Website");
     assert_eq!(r.body[0]["status"], "operational");
@@ -491,7 +491,7 @@ async fn overdue_promises_are_flagged_until_resolved() {
 async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
     let app = spawn_app().await;
     let open = |titles: serde_json::Value| json!({"title": "Check-in delays", "impact": "major", "message": "Slow.", "titles": titles});
-    let before = app.checksum();
+    let before = app.checksum().await;
     for (titles, want) in [
         (json!({"finnish": "Viiveitä"}), "titles: key \"finnish\""),
         (json!({"fi": "   "}), "titles: the fi title is empty"),
@@ -510,7 +510,7 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
         assert!(r.problem().contains(want), "{titles}: {}", r.problem());
         assert_eq!(r.body["field"], "titles", "{titles}");
     }
-    assert_eq!(app.checksum(), before, "a refused incident writes nothing");
+    assert_eq!(app.checksum().await, before, "a refused incident writes nothing");
 
     // Good titles are stored and returned; an update adds and replaces translations.
     let r = app
@@ -525,7 +525,7 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
         json!({"fi": "Lähtöselvitys viivästyy", "sv-FI": "Incheckningen är försenad"})
     );
     let id = r.body["id"].as_str().unwrap().to_owned();
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .post(
             &format!("/api/v1/incidents/{id}/updates"),
@@ -538,7 +538,7 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
         "{}",
         r.problem()
     );
-    assert_eq!(app.checksum(), before, "a refused update writes nothing");
+    assert_eq!(app.checksum().await, before, "a refused update writes nothing");
     let r = app
         .post(
             &format!("/api/v1/incidents/{id}/updates"),

@@ -143,7 +143,7 @@ async fn alertmanager_opens_absorbs_duplicates_and_resolves_when_every_alert_has
     );
 
     // The HA pair's copy of the same notification is absorbed.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let (s, v) = hook(
         &app,
         "/api/v1/hooks/alertmanager",
@@ -152,7 +152,7 @@ async fn alertmanager_opens_absorbs_duplicates_and_resolves_when_every_alert_has
     .await;
     assert_eq!(s, 200);
     assert_eq!(outcomes(&v), ["absorbed", "absorbed"]);
-    assert_eq!(app.checksum(), before, "a duplicate writes nothing");
+    assert_eq!(app.checksum().await, before, "a duplicate writes nothing");
 
     // One alert resolves: the incident stays open.
     let (_, v) = hook(
@@ -255,7 +255,7 @@ fn sign_crier(body: &[u8], ts: i64) -> String {
 async fn hooks_need_a_token_or_a_valid_signature_and_write_nothing_otherwise() {
     let app = app(0).await;
     let body = serde_json::to_vec(&alertmanager("firing", "firing")).unwrap();
-    let before = app.checksum();
+    let before = app.checksum().await;
     let post = |headers: Vec<(&'static str, String)>| {
         let mut req = app
             .client
@@ -298,7 +298,7 @@ async fn hooks_need_a_token_or_a_valid_signature_and_write_nothing_otherwise() {
         let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
         assert_eq!(ct, "application/problem+json", "{why}");
     }
-    assert_eq!(app.checksum(), before, "rejected hooks wrote nothing");
+    assert_eq!(app.checksum().await, before, "rejected hooks wrote nothing");
 
     // Bad payloads are refused with a reason, and write nothing.
     let mut v3 = alertmanager("firing", "firing");
@@ -306,7 +306,7 @@ async fn hooks_need_a_token_or_a_valid_signature_and_write_nothing_otherwise() {
     let (s, v) = hook(&app, "/api/v1/hooks/alertmanager", &v3).await;
     assert_eq!(s, 422, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("version 4"));
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     // A good crier signature is accepted.
     let r = post(vec![
@@ -379,12 +379,12 @@ async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write(
     ];
     let (s, _, v) = post_signed(&app, "/api/v1/hooks/alertmanager", &body, &crier).await;
     assert_eq!(s, 200, "{v}");
-    let before = app.checksum();
+    let before = app.checksum().await;
     let (s, ct, v) = post_signed(&app, "/api/v1/hooks/alertmanager", &body, &crier).await;
     assert_eq!(s, 409, "a replay inside the window: {v}");
     assert_eq!(ct, "application/problem+json");
     assert!(v["detail"].as_str().unwrap().contains("replay"), "{v}");
-    assert_eq!(app.checksum(), before, "a replay writes nothing");
+    assert_eq!(app.checksum().await, before, "a replay writes nothing");
 
     // Grafana's timestamped signature, the same way.
     let gbody = serde_json::to_vec(&grafana("firing")).unwrap();
@@ -397,7 +397,7 @@ async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write(
     ];
     let (s, _, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &grafana_headers).await;
     assert_eq!(s, 200, "{v}");
-    let before = app.checksum();
+    let before = app.checksum().await;
     let (s, ct, _) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &grafana_headers).await;
     assert_eq!((s, ct.as_str()), (409, "application/problem+json"));
     // A stale timestamp, a signature over the body alone sent with a timestamp, and a body-only
@@ -457,7 +457,7 @@ async fn a_signed_hook_is_accepted_once_and_a_replay_is_refused_without_a_write(
         s, 422,
         "still 422, not 409: the refused request spent nothing"
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 }
 
 #[tokio::test]
@@ -472,10 +472,10 @@ async fn a_body_only_grafana_signature_needs_explicit_consent_and_is_still_accep
     let headers = [("x-grafana-alert-signature", sign_grafana(&gbody, None))];
     let (s, _, v) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &headers).await;
     assert_eq!(s, 200, "{v}");
-    let before = app.checksum();
+    let before = app.checksum().await;
     let (s, _, _) = post_signed(&app, "/api/v1/hooks/grafana", &gbody, &headers).await;
     assert_eq!(s, 409, "refused again inside the window");
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 }
 
 /// An Alertmanager notification of `n` alerts of one group; `changed` gives alert 0 another
@@ -710,7 +710,7 @@ async fn crier_trigger_opens_absorbs_and_resolves_with_clear_exit_codes() {
     assert_eq!(v["outcomes"][0]["outcome"], "resolved");
 
     // Bad input: exit 3 with the server's reason, nothing written.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let o = trigger_cli(
         &app,
         &base,
@@ -769,7 +769,7 @@ async fn crier_trigger_opens_absorbs_and_resolves_with_clear_exit_codes() {
     .await;
     assert_eq!(o.status.code(), Some(3), "an unknown component is refused");
     assert!(String::from_utf8_lossy(&o.stderr).contains("Nope"));
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     // Server down: exit 4 after the retries, each reported.
     let dead = {
@@ -840,7 +840,7 @@ async fn notices_are_added_listed_with_fire_times_and_removed_from_the_cli() {
     assert_eq!(out.matches("09:00:00+02:00").count(), 5, "{out}");
 
     // Errors point at what to fix, and write nothing.
-    let before = app.checksum();
+    let before = app.checksum().await;
     for (args, needle) in [
         (
             vec![
@@ -925,7 +925,7 @@ async fn notices_are_added_listed_with_fire_times_and_removed_from_the_cli() {
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(err.contains(needle), "{needle}: {err}");
     }
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     let o = run(vec!["notice", "remove", &id]).await;
     assert!(o.status.success());
@@ -965,7 +965,7 @@ async fn promises_at_a_time_of_day_and_maintenance_windows_are_validated() {
     let now = chrono::Utc::now();
     assert!(due > now && due - now <= chrono::Duration::hours(24));
 
-    let before = app.checksum();
+    let before = app.checksum().await;
     for (body, needle) in [
         (
             json!({"next_update": "30m", "next_update_at": "14:00"}),
@@ -1014,7 +1014,7 @@ async fn promises_at_a_time_of_day_and_maintenance_windows_are_validated() {
         assert_eq!(r.status, 422, "{needle}");
         assert!(r.problem().contains(needle), "{}", r.problem());
     }
-    assert_eq!(app.checksum(), before, "rejected requests wrote nothing");
+    assert_eq!(app.checksum().await, before, "rejected requests wrote nothing");
     let r = app
         .post(
             "/api/v1/incidents",

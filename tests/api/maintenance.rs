@@ -19,7 +19,7 @@ async fn a_window_takes_its_own_reminder_or_the_config_s_and_bad_ones_are_refuse
         c.schedule.maintenance_remind_before = Some(std::time::Duration::from_secs(3600));
     })
     .await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     for (body, needle) in [
         (
             window(json!({"remind_before": "soon"})),
@@ -46,7 +46,7 @@ async fn a_window_takes_its_own_reminder_or_the_config_s_and_bad_ones_are_refuse
         assert!(r.problem().contains(needle), "{needle}: {}", r.problem());
         assert_eq!(r.body["field"], "remind_before", "{body}");
     }
-    assert_eq!(app.checksum(), before, "rejected requests wrote nothing");
+    assert_eq!(app.checksum().await, before, "rejected requests wrote nothing");
 
     for (asked, stored) in [
         (json!({"remind_before": "2h"}), "2h"),

@@ -15,7 +15,7 @@ async fn api_previews_an_incidents_latest_update_and_writes_nothing() {
         )
         .await;
     let id = r.body["id"].as_str().unwrap().to_owned();
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .post(
             "/api/v1/preview",
@@ -72,7 +72,7 @@ async fn api_previews_an_incidents_latest_update_and_writes_nothing() {
         assert_eq!(r.status, status, "{body}: {:?}", r.body);
         r.problem();
     }
-    assert_eq!(app.checksum(), before, "preview wrote something");
+    assert_eq!(app.checksum().await, before, "preview wrote something");
 }
 
 #[tokio::test]

@@ -265,7 +265,7 @@ async fn promises_are_read_and_shown_in_helsinki_time_across_the_autumn_change()
 #[tokio::test]
 async fn a_time_skipped_by_the_spring_change_is_refused_and_writes_nothing() {
     let app = helsinki("2027-03-27T23:00:00Z").await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let o = crier(
         &app,
         &[
@@ -290,7 +290,7 @@ async fn a_time_skipped_by_the_spring_change_is_refused_and_writes_nothing() {
         ),
         "{err}"
     );
-    assert_eq!(app.checksum(), before, "nothing written");
+    assert_eq!(app.checksum().await, before, "nothing written");
     let text = out(&crier(
         &app,
         &[

@@ -176,7 +176,7 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
     );
 
     // The GET shows a button and changes nothing; a forged token is refused.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app.client.get(app.url(&link)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("method=\"post\""));
@@ -187,7 +187,7 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
         forged
     };
     assert_eq!(post_form(&app, &forged, "").await.0, 404);
-    assert_eq!(app.checksum(), before, "a refused link writes nothing");
+    assert_eq!(app.checksum().await, before, "a refused link writes nothing");
     let (status, page) = post_form(&app, &link, "").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("/manage/"), "{page}");
@@ -195,9 +195,9 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
     assert_eq!(s["confirmed"], true);
     assert_eq!(s["locale"], "fi");
     assert_eq!(s["components"], json!(["api"]));
-    let before = app.checksum();
+    let before = app.checksum().await;
     assert_eq!(post_form(&app, &link, "").await.0, 404, "single use");
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 }
 
 #[tokio::test]
@@ -211,7 +211,7 @@ async fn answers_are_identical_whatever_the_address_and_limits_hold() {
         .await;
 
     // A cross-site post is refused and writes nothing.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .client
         .post(app.url("/subscribe"))
@@ -225,7 +225,7 @@ async fn answers_are_identical_whatever_the_address_and_limits_hold() {
     // The honeypot: the same answer, nothing written, nothing sent.
     let (s0, honeypot) =
         post_form(&app, "/subscribe", "address=bot%40example.com&website=spam").await;
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     // A bad address: the error is tied to its field.
     let (s, bad) = post_form(&app, "/subscribe", "address=not-an-address%40").await;
     assert_eq!(s, 422);
@@ -239,7 +239,7 @@ async fn answers_are_identical_whatever_the_address_and_limits_hold() {
         bad.contains("value=\"not-an-address@\""),
         "what was typed stays: {bad}"
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     let (s1, unknown) = post_form(&app, "/subscribe", "address=new%40example.com").await;
     let (s2, pending) = post_form(&app, "/subscribe", "address=new%40example.com").await;
@@ -407,10 +407,10 @@ async fn an_sms_code_confirms_and_three_wrong_codes_lock_it() {
     post_form(&app, "/subscribe/code", &form(wrong)).await;
     let (s, _) = post_form(&app, "/subscribe/code", &form(wrong)).await;
     assert_eq!(s, 404, "locked after three");
-    let before = app.checksum();
+    let before = app.checksum().await;
     let (s, _) = post_form(&app, "/subscribe/code", &form(&code)).await;
     assert_eq!(s, 404, "even the right code, once locked");
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
     assert_eq!(subscriber(&app, phone).await.unwrap()["confirmed"], false);
 
     // Signing up again sends a new code, which confirms.
@@ -470,10 +470,10 @@ async fn inbound_stop_start_and_help_are_signed_and_change_the_number() {
         json!({"phone": "+358401234567", "locale": "fi"}),
     )
     .await;
-    let before = app.checksum();
+    let before = app.checksum().await;
     let (s, _) = inbound(&app, "STOP", Some("Zm9yZ2Vk")).await;
     assert_eq!(s, 403);
-    assert_eq!(app.checksum(), before, "a forged message writes nothing");
+    assert_eq!(app.checksum().await, before, "a forged message writes nothing");
     assert_eq!(
         subscriber(&app, "+358401234567").await.unwrap()["opted_out"],
         false
@@ -620,13 +620,13 @@ async fn e2e_subscribe_confirmation_email_arrives_over_smtp_and_its_link_confirm
     let (s, page) = post_form(&app, &link, "").await;
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("You are subscribed"), "{page}");
-    let before = app.checksum();
+    let before = app.checksum().await;
     assert_eq!(
         post_form(&app, &link, "").await.0,
         404,
         "a second use is refused"
     );
-    assert_eq!(app.checksum(), before, "and changes nothing");
+    assert_eq!(app.checksum().await, before, "and changes nothing");
     let s = subscriber(&app, "reader@example.com").await.unwrap();
     assert_eq!(s["confirmed"], true);
 }

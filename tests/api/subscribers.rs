@@ -28,7 +28,7 @@ async fn add_list_remove_and_duplicates() {
     assert_eq!(r.status, 201);
     assert_eq!(r.body["email"], "ops@example.com");
 
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .post("/api/v1/subscribers", json!({"phone": "00358401234567"}))
         .await;
@@ -38,7 +38,7 @@ async fn add_list_remove_and_duplicates() {
         .post("/api/v1/subscribers", json!({"email": "OPS@example.com"}))
         .await;
     assert_eq!(r.status, 409);
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     let r = app.get("/api/v1/subscribers").await;
     assert_eq!(r.body.as_array().unwrap().len(), 2);
@@ -100,7 +100,7 @@ async fn csv_import_reports_bad_rows_by_line_and_imports_the_rest() {
     assert_eq!(r.body.as_array().unwrap().len(), 4);
 
     // Re-importing the same file adds nothing and writes nothing.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let r = app
         .raw(
             Method::POST,
@@ -111,7 +111,7 @@ async fn csv_import_reports_bad_rows_by_line_and_imports_the_rest() {
         )
         .await;
     assert_eq!(r.body["added"], 0);
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     let r = app
         .raw(
@@ -128,7 +128,7 @@ async fn csv_import_reports_bad_rows_by_line_and_imports_the_rest() {
         "{}",
         r.problem()
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 }
 
 /// A large import is parsed and written `IMPORT_CHUNK` rows at a time; the report must be the

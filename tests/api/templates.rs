@@ -188,7 +188,7 @@ async fn a_responder_or_viewer_cannot_write_templates_and_nothing_is_written() {
     for role in [Role::Responder, Role::Viewer] {
         let user = add_user(&app, &format!("u-{role}"), role).await;
         let (token, _) = add_token(&app, &user, role, None).await;
-        let (before, entries) = (app.checksum(), all_audit(&app).await);
+        let (before, entries) = (app.checksum().await, all_audit(&app).await);
         let mut other = slow_checkin();
         other["name"] = json!("Another");
         let (status, body) = send(
@@ -222,7 +222,7 @@ async fn a_responder_or_viewer_cannot_write_templates_and_nothing_is_written() {
         )
         .await;
         assert_eq!(status, 403);
-        assert_eq!(app.checksum(), before, "{role}: nothing written");
+        assert_eq!(app.checksum().await, before, "{role}: nothing written");
         assert_eq!(
             all_audit(&app).await,
             entries,
@@ -268,7 +268,7 @@ async fn bad_templates_are_refused_with_the_field_named_and_nothing_is_written()
         (with("messages", json!({"en": "x".repeat(25_001)})), 422, "keep it at most"),
         (with("colour", json!("red")), 422, "unknown field `colour`"),
     ];
-    let before = (app.checksum(), all_audit(&app).await);
+    let before = (app.checksum().await, all_audit(&app).await);
     for (body, status, says) in cases {
         let r = app.post("/api/v1/templates", body.clone()).await;
         assert_eq!(r.status, status, "{body}: {:?}", r.body);
@@ -321,7 +321,7 @@ async fn bad_templates_are_refused_with_the_field_named_and_nothing_is_written()
         r.problem()
     );
     assert_eq!(
-        (app.checksum(), all_audit(&app).await),
+        (app.checksum().await, all_audit(&app).await),
         before,
         "nothing written"
     );
@@ -405,7 +405,7 @@ async fn the_cli_adds_lists_shows_edits_and_removes_templates() {
     );
 
     // Usage errors before the server (exit 2), the server's refusal (exit 3), nothing written.
-    let before = app.checksum();
+    let before = app.checksum().await;
     let o = crier(
         &app,
         &[
@@ -450,7 +450,7 @@ async fn the_cli_adds_lists_shows_edits_and_removes_templates() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(app.checksum(), before);
+    assert_eq!(app.checksum().await, before);
 
     let o = crier(&app, &["templates", "remove", "CHECK-IN SLOW"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
@@ -488,7 +488,7 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
     ];
 
     // Bad input: the API's message next to the field, nothing written.
-    let before = (app.checksum(), all_audit(&app).await);
+    let before = (app.checksum().await, all_audit(&app).await);
     let mut bad = fields.to_vec();
     bad[3] = ("status", "resolved");
     let p = post(&app, &pia, "/console/templates", &bad, true).await;
@@ -516,7 +516,7 @@ async fn console_templates_are_kept_by_publishers_and_fill_the_compose_form() {
         p.body
     );
     assert_eq!(
-        (app.checksum(), all_audit(&app).await),
+        (app.checksum().await, all_audit(&app).await),
         before,
         "nothing written"
     );

@@ -125,6 +125,11 @@ impl Pg {
         Ok(Pg { config, tls, pool })
     }
 
+    /// Closes the pool: no new connection is handed out, idle ones are dropped.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
         self.pool.get().await.map_err(|e| match e {

@@ -291,7 +291,11 @@ async fn a_responder_drafts_and_a_publisher_publishes() {
     let before = app.checksum().await;
     let r = post(&vt, "/api/v1/incidents", open.clone()).await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(app.checksum().await, before, "a refused publish writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a refused publish writes nothing"
+    );
     let r = post(&rt, "/api/v1/incidents", open.clone()).await.unwrap();
     assert_eq!(r.status(), 202);
     let held = r.text().await.unwrap();

@@ -440,7 +440,11 @@ async fn subscribers_set_changes_locale_and_components_and_nothing_on_bad_input(
     }
     let o = crier(&app, &["subscribers", "set", "anna@example.com"]).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert_eq!(app.checksum().await, before, "a rejected change wrote something");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a rejected change wrote something"
+    );
 
     let o = crier(
         &app,

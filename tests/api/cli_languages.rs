@@ -120,7 +120,11 @@ async fn one_update_in_several_languages_from_the_cli() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("two texts for fi"), "{}", err(&o));
-    assert_eq!(app.checksum().await, before, "a refused update writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a refused update writes nothing"
+    );
     let show = json(&crier(&app, &["incident", "show", &id, "--json"]).await);
     assert_eq!(show["updates"].as_array().unwrap().len(), 3);
 }
@@ -421,5 +425,9 @@ async fn titles_per_language_from_the_cli() {
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", err(&o));
         assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
     }
-    assert_eq!(app.checksum().await, before, "a refused title writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a refused title writes nothing"
+    );
 }

@@ -44,7 +44,11 @@ async fn private_routes_need_a_token_and_write_nothing_without_one() {
             assert!(r.problem().contains("Bearer"), "{}", r.problem());
         }
     }
-    assert_eq!(app.checksum().await, before, "an unauthenticated request wrote");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "an unauthenticated request wrote"
+    );
 }
 
 #[tokio::test]
@@ -197,7 +201,11 @@ async fn malformed_bodies_get_problem_json_and_write_nothing() {
         }
         r.problem();
     }
-    assert_eq!(app.checksum().await, before, "a rejected request wrote something");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a rejected request wrote something"
+    );
 }
 
 /// A promise too long for any clock used to panic inside chrono and drop the connection; every

@@ -192,5 +192,9 @@ async fn twilio_send_and_signed_status_callback() {
             .contains("\"pwned\" is not a Twilio message status"),
         "{problem}"
     );
-    assert_eq!(app.checksum().await, before, "an unknown status was written");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "an unknown status was written"
+    );
 }

@@ -108,7 +108,11 @@ async fn resolved_incident_needs_reopen_and_rejections_write_nothing() {
         )
         .await;
     assert_eq!(r.status, 409);
-    assert_eq!(app.checksum().await, before, "rejected requests wrote something");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "rejected requests wrote something"
+    );
 
     let r = app
         .post(
@@ -510,7 +514,11 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
         assert!(r.problem().contains(want), "{titles}: {}", r.problem());
         assert_eq!(r.body["field"], "titles", "{titles}");
     }
-    assert_eq!(app.checksum().await, before, "a refused incident writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a refused incident writes nothing"
+    );
 
     // Good titles are stored and returned; an update adds and replaces translations.
     let r = app
@@ -538,7 +546,11 @@ async fn titles_per_language_are_validated_and_a_bad_map_writes_nothing() {
         "{}",
         r.problem()
     );
-    assert_eq!(app.checksum().await, before, "a refused update writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a refused update writes nothing"
+    );
     let r = app
         .post(
             &format!("/api/v1/incidents/{id}/updates"),

@@ -1014,7 +1014,11 @@ async fn promises_at_a_time_of_day_and_maintenance_windows_are_validated() {
         assert_eq!(r.status, 422, "{needle}");
         assert!(r.problem().contains(needle), "{}", r.problem());
     }
-    assert_eq!(app.checksum().await, before, "rejected requests wrote nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "rejected requests wrote nothing"
+    );
     let r = app
         .post(
             "/api/v1/incidents",

@@ -46,7 +46,11 @@ async fn a_window_takes_its_own_reminder_or_the_config_s_and_bad_ones_are_refuse
         assert!(r.problem().contains(needle), "{needle}: {}", r.problem());
         assert_eq!(r.body["field"], "remind_before", "{body}");
     }
-    assert_eq!(app.checksum().await, before, "rejected requests wrote nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "rejected requests wrote nothing"
+    );
 
     for (asked, stored) in [
         (json!({"remind_before": "2h"}), "2h"),

@@ -330,7 +330,11 @@ async fn a_cookie_write_without_the_csrf_token_or_from_another_origin_is_refused
             "{headers:?}: {:?}",
             r.body
         );
-        assert_eq!(app.checksum().await, before, "a refused write writes nothing");
+        assert_eq!(
+            app.checksum().await,
+            before,
+            "a refused write writes nothing"
+        );
     }
     // Each refusal is a security event in the audit log.
     let refused: Vec<_> = audit_actions(&app)

@@ -187,7 +187,11 @@ async fn an_emailed_link_confirms_once_and_unconfirmed_sign_ups_receive_nothing(
         forged
     };
     assert_eq!(post_form(&app, &forged, "").await.0, 404);
-    assert_eq!(app.checksum().await, before, "a refused link writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a refused link writes nothing"
+    );
     let (status, page) = post_form(&app, &link, "").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("/manage/"), "{page}");
@@ -473,7 +477,11 @@ async fn inbound_stop_start_and_help_are_signed_and_change_the_number() {
     let before = app.checksum().await;
     let (s, _) = inbound(&app, "STOP", Some("Zm9yZ2Vk")).await;
     assert_eq!(s, 403);
-    assert_eq!(app.checksum().await, before, "a forged message writes nothing");
+    assert_eq!(
+        app.checksum().await,
+        before,
+        "a forged message writes nothing"
+    );
     assert_eq!(
         subscriber(&app, "+358401234567").await.unwrap()["opted_out"],
         false

@@ -23,6 +23,7 @@
 //!   message carries the password (the URL is never part of an error).
 
 mod audience;
+mod health;
 mod incidents;
 mod outbox;
 mod people;

@@ -938,7 +938,10 @@ pub async fn tokens<C: GenericClient>(c: &C) -> Result<Vec<(ApiToken, [u8; 32])>
         .map(|r| {
             let t: ApiToken = from_json("token", r.try_get(0)?)?;
             let Some(h) = r.try_get::<_, Option<&[u8]>>(1)? else {
-                return Err(PgError::Corrupt(format!("token {} has no secret hash", t.id)));
+                return Err(PgError::Corrupt(format!(
+                    "token {} has no secret hash",
+                    t.id
+                )));
             };
             Ok((t, hash32("token hash", h)?))
         })

@@ -565,11 +565,7 @@ impl Dump for PgStore {
                         value.extend_from_slice(&b);
                     }
                 }
-                out.push((
-                    name.to_vec(),
-                    k.unwrap_or_default().into_bytes(),
-                    value,
-                ));
+                out.push((name.to_vec(), k.unwrap_or_default().into_bytes(), value));
             }
         }
         tx.commit().await.map_err(db)?;

@@ -232,7 +232,10 @@ pub(crate) async fn users<S: Users + Tokens + Sessions + SecondFactors + Sync>(a
     assert_eq!(annas[0].id, live.id);
     assert_eq!(annas[0].revoked_at, Some(t + Duration::hours(1)));
     assert_eq!(annas[1], revoked, "a token revoked before keeps its time");
-    assert_eq!(b.user(&name("zed")).await.unwrap().unwrap().name, name("zed"));
+    assert_eq!(
+        b.user(&name("zed")).await.unwrap().unwrap().name,
+        name("zed")
+    );
     assert!(b.session(&[22; 32]).await.unwrap().is_some());
     assert!(b.totp(&name("zed")).await.unwrap().is_some());
     assert_eq!(b.token_by_hash(&[13; 32]).await.unwrap(), Some(zeds));
@@ -243,7 +246,10 @@ pub(crate) async fn users<S: Users + Tokens + Sessions + SecondFactors + Sync>(a
     );
     // The name is free again.
     a.add_user(user("anna", Role::Admin), "h3").await.unwrap();
-    assert_eq!(b.password_hash(&name("anna")).await.unwrap().as_deref(), Some("h3"));
+    assert_eq!(
+        b.password_hash(&name("anna")).await.unwrap().as_deref(),
+        Some("h3")
+    );
 }
 
 // ---- tokens ----------------------------------------------------------------------------------
@@ -268,7 +274,10 @@ pub(crate) async fn tokens<S: Tokens + Sync>(a: &S, b: &S) {
     assert!(a.tokens(Some(&name("nobody"))).await.unwrap().is_empty());
     assert_eq!(a.token(second.id).await.unwrap(), Some(second.clone()));
     assert_eq!(a.token(Ulid::new()).await.unwrap(), None);
-    assert_eq!(b.token_by_hash(&[1; 32]).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        b.token_by_hash(&[1; 32]).await.unwrap(),
+        Some(first.clone())
+    );
     assert_eq!(b.token_by_hash(&[9; 32]).await.unwrap(), None);
 
     // A known hash is a conflict, and nothing is stored.
@@ -276,7 +285,10 @@ pub(crate) async fn tokens<S: Tokens + Sync>(a: &S, b: &S) {
     let e = a.add_token(&clash, &[2; 32]).await.unwrap_err();
     assert_eq!(conflict(e), "token collision; try again");
     assert_eq!(b.token(clash.id).await.unwrap(), None);
-    assert_eq!(b.token_by_hash(&[2; 32]).await.unwrap(), Some(second.clone()));
+    assert_eq!(
+        b.token_by_hash(&[2; 32]).await.unwrap(),
+        Some(second.clone())
+    );
 
     // Touches: only forward, the latest of a batch, unknown ids skipped, nothing else changed.
     a.touch_tokens(&[
@@ -306,13 +318,19 @@ pub(crate) async fn tokens<S: Tokens + Sync>(a: &S, b: &S) {
 
     // Revocation: stops working at once (not found by its hash), stays listed; again keeps the
     // first time; an unknown id is not found.
-    let r = b.revoke_token(first.id, t + Duration::hours(1)).await.unwrap();
+    let r = b
+        .revoke_token(first.id, t + Duration::hours(1))
+        .await
+        .unwrap();
     let mut want = got.clone();
     want.revoked_at = Some(t + Duration::hours(1));
     assert_eq!(r, want);
     assert_eq!(a.token(first.id).await.unwrap(), Some(want.clone()));
     assert_eq!(a.token_by_hash(&[1; 32]).await.unwrap(), None);
-    let again = a.revoke_token(first.id, t + Duration::hours(2)).await.unwrap();
+    let again = a
+        .revoke_token(first.id, t + Duration::hours(2))
+        .await
+        .unwrap();
     assert_eq!(again, want);
     assert_eq!(a.tokens(None).await.unwrap().len(), 3);
     let unknown = Ulid::new();
@@ -376,7 +394,10 @@ pub(crate) async fn sessions<S: Sessions + Sync>(a: &S, b: &S) {
     assert_eq!(a.session(&[0x99; 32]).await.unwrap(), None);
 
     // End: returns it once; a touch does not bring it back.
-    assert_eq!(a.end_session(&[0x81; 32]).await.unwrap(), Some(want.clone()));
+    assert_eq!(
+        a.end_session(&[0x81; 32]).await.unwrap(),
+        Some(want.clone())
+    );
     assert_eq!(b.end_session(&[0x81; 32]).await.unwrap(), None);
     b.touch_session(&[0x81; 32], t + Duration::minutes(9))
         .await
@@ -468,7 +489,9 @@ fn use_code(
 
 pub(crate) async fn second_factors<S: Users + SecondFactors + Sync>(a: &S, b: &S) {
     let maria = name("maria");
-    a.add_user(user("maria", Role::Publisher), "h").await.unwrap();
+    a.add_user(user("maria", Role::Publisher), "h")
+        .await
+        .unwrap();
     assert_eq!(a.totp(&maria).await.unwrap(), None);
 
     // Created from nothing; the value handed back comes back.
@@ -480,7 +503,10 @@ pub(crate) async fn second_factors<S: Users + SecondFactors + Sync>(a: &S, b: &S
         .await
         .unwrap();
     assert_eq!(out, 42);
-    assert_eq!(a.totp(&maria).await.unwrap(), Some(totp(&["c1", "c2", "c3"])));
+    assert_eq!(
+        a.totp(&maria).await.unwrap(),
+        Some(totp(&["c1", "c2", "c3"]))
+    );
     // A refusal changes nothing.
     let e = a
         .change_totp(&maria, |_| -> Result<(Option<TotpRecord>, ()), _> {
@@ -489,7 +515,10 @@ pub(crate) async fn second_factors<S: Users + SecondFactors + Sync>(a: &S, b: &S
         .await
         .unwrap_err();
     assert_eq!(conflict(e), "wrong code");
-    assert_eq!(b.totp(&maria).await.unwrap(), Some(totp(&["c1", "c2", "c3"])));
+    assert_eq!(
+        b.totp(&maria).await.unwrap(),
+        Some(totp(&["c1", "c2", "c3"]))
+    );
 
     // One recovery code tried eight times at once from two nodes: accepted once; each change
     // ran once.
@@ -545,8 +574,11 @@ pub(crate) async fn second_factors<S: Users + SecondFactors + Sync>(a: &S, b: &S
 // ---- dump ------------------------------------------------------------------------------------
 
 fn holds(dump: &[(Vec<u8>, Vec<u8>, Vec<u8>)], needle: &[u8]) -> bool {
-    dump.iter()
-        .any(|(_, k, v)| [k, v].iter().any(|h| h.windows(needle.len()).any(|w| w == needle)))
+    dump.iter().any(|(_, k, v)| {
+        [k, v]
+            .iter()
+            .any(|h| h.windows(needle.len()).any(|w| w == needle))
+    })
 }
 
 pub(crate) async fn dump<S: Users + Tokens + Sessions + Dump + Sync>(a: &S, b: &S) {
@@ -561,7 +593,9 @@ pub(crate) async fn dump<S: Users + Tokens + Sessions + Dump + Sync>(a: &S, b: &
     let gone = token("maria", "ci", 2);
     b.add_token(&live, &[0xa1; 32]).await.unwrap();
     b.add_token(&gone, &[0xa2; 32]).await.unwrap();
-    a.add_session(&[0xb1; 32], &session("maria", t)).await.unwrap();
+    a.add_session(&[0xb1; 32], &session("maria", t))
+        .await
+        .unwrap();
     b.revoke_token(gone.id, t).await.unwrap();
     b.remove_user(&name("olli"), t).await.unwrap();
 

@@ -925,7 +925,8 @@ pub async fn token_by_hash<C: GenericClient>(
     body("token", row)
 }
 
-/// Every token with its secret's hash, by id.
+/// Every token with its secret's hash, by id. A revoked token has no hash any more (migration
+/// 4, as in sled): it is an error here, as the sled side of `crier store migrate` says it.
 pub async fn tokens<C: GenericClient>(c: &C) -> Result<Vec<(ApiToken, [u8; 32])>, PgError> {
     let rows = c
         .query(
@@ -935,10 +936,14 @@ pub async fn tokens<C: GenericClient>(c: &C) -> Result<Vec<(ApiToken, [u8; 32])>
         .await?;
     rows.iter()
         .map(|r| {
-            Ok((
-                from_json("token", r.get(0))?,
-                hash32("token hash", r.get(1))?,
-            ))
+            let t: ApiToken = from_json("token", r.try_get(0)?)?;
+            let Some(h) = r.try_get::<_, Option<&[u8]>>(1)? else {
+                return Err(PgError::Corrupt(format!(
+                    "token {} has no secret hash",
+                    t.id
+                )));
+            };
+            Ok((t, hash32("token hash", h)?))
         })
         .collect()
 }

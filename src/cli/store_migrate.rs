@@ -143,7 +143,8 @@ pub struct Snapshot {
     /// Each user with their password hash.
     pub users: Vec<(User, String)>,
     /// Each token with its secret's SHA-256.
-    pub tokens: Vec<(ApiToken, [u8; 32])>,
+    /// A revoked token has no hash (sled deletes it on revocation).
+    pub tokens: Vec<(ApiToken, Option<[u8; 32]>)>,
     pub totp: Vec<(UserName, TotpRecord)>,
     pub approvals: Vec<Approval>,
     pub templates: Vec<IncidentTemplate>,
@@ -239,9 +240,14 @@ pub async fn read_sled(store: &Store) -> Result<Snapshot, MigrateError> {
     }
     let hashes: BTreeMap<Ulid, [u8; 32]> = sled.token_hashes()?.into_iter().collect();
     for t in store.tokens(None).await? {
-        let hash = *hashes
-            .get(&t.id)
-            .ok_or_else(|| StoreError::Corrupt(format!("token {} has no secret hash", t.id)))?;
+        let hash = hashes.get(&t.id).copied();
+        if hash.is_none() && t.revoked_at.is_none() {
+            return Err(StoreError::Corrupt(format!(
+                "token {} is live but has no secret hash",
+                t.id
+            ))
+            .into());
+        }
         s.tokens.push((t, hash));
     }
     s.approvals = store.approvals(None, usize::MAX).await?;
@@ -335,7 +341,7 @@ fn key_delivery(d: &Delivery) -> String {
 fn key_user(u: &(User, String)) -> String {
     u.0.name.to_string()
 }
-fn key_token(t: &(ApiToken, [u8; 32])) -> String {
+fn key_token(t: &(ApiToken, Option<[u8; 32]>)) -> String {
     t.0.id.to_string()
 }
 fn key_totp(t: &(UserName, TotpRecord)) -> String {
@@ -383,7 +389,9 @@ fn tables(s: &Snapshot) -> Vec<(&'static str, Rows)> {
         ),
         (
             "tokens",
-            rows_of(&s.tokens, key_token, |t| with(json(&t.0), &t.1)),
+            rows_of(&s.tokens, key_token, |t| {
+                with(json(&t.0), t.1.as_ref().map_or(&[][..], |h| &h[..]))
+            }),
         ),
         ("totp", rows_of(&s.totp, key_totp, |t| json(&t.1))),
         ("approvals", rows_of(&s.approvals, key_approval, json)),
@@ -572,7 +580,7 @@ pub async fn migrate(store: &Store, pg: &Pg) -> Result<Report, MigrateError> {
     }
     for x in &sled.tokens {
         if missing("tokens", key_token(x)) {
-            rows::put_token(&tx, &x.0, &x.1, Write::Insert).await?;
+            rows::put_token(&tx, &x.0, x.1.as_ref(), Write::Insert).await?;
             count("tokens", 1);
         }
     }
@@ -788,7 +796,7 @@ mod tests {
             ("broadcasts", 2),
             ("deliveries", 10),
             ("users", 1),
-            ("tokens", 1),
+            ("tokens", 2),
             ("totp", 1),
             ("approvals", 1),
             ("templates", 1),

@@ -235,6 +235,19 @@ pub(crate) async fn populated(subscribers: usize) -> Fixture {
         )
         .await
         .unwrap();
+    // A revoked token: sled deletes its hash, so the migration copies it without one.
+    let revoked = ApiToken {
+        id: Ulid::new(),
+        name: "old phone".into(),
+        owner: maria.clone(),
+        role: Role::Viewer,
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    store.add_token(&revoked, &[9u8; 32]).await.unwrap();
+    store.revoke_token(revoked.id, now).await.unwrap();
     store
         .change_totp(&maria, |_| {
             Ok((

@@ -873,7 +873,7 @@ pub async fn users<C: GenericClient>(c: &C) -> Result<Vec<(User, String)>, PgErr
 pub async fn put_token<C: GenericClient>(
     c: &C,
     t: &ApiToken,
-    secret_hash: &[u8; 32],
+    secret_hash: Option<&[u8; 32]>,
     mode: Write,
 ) -> Result<(), PgError> {
     let sql = write_sql(
@@ -895,7 +895,7 @@ pub async fn put_token<C: GenericClient>(
         &[
             &t.id.to_string(),
             &t.owner.as_str(),
-            &secret_hash.as_slice(),
+            &secret_hash.map(|h| h.as_slice()),
             &t.revoked_at,
             &t.expires_at,
             &json(t)?,
@@ -927,7 +927,7 @@ pub async fn token_by_hash<C: GenericClient>(
 
 /// Every token with its secret's hash, by id. A revoked token has no hash any more (migration
 /// 4, as in sled): it is an error here, as the sled side of `crier store migrate` says it.
-pub async fn tokens<C: GenericClient>(c: &C) -> Result<Vec<(ApiToken, [u8; 32])>, PgError> {
+pub async fn tokens<C: GenericClient>(c: &C) -> Result<Vec<(ApiToken, Option<[u8; 32]>)>, PgError> {
     let rows = c
         .query(
             "SELECT body::text, secret_hash FROM crier_tokens ORDER BY id",
@@ -937,13 +937,18 @@ pub async fn tokens<C: GenericClient>(c: &C) -> Result<Vec<(ApiToken, [u8; 32])>
     rows.iter()
         .map(|r| {
             let t: ApiToken = from_json("token", r.try_get(0)?)?;
-            let Some(h) = r.try_get::<_, Option<&[u8]>>(1)? else {
-                return Err(PgError::Corrupt(format!(
-                    "token {} has no secret hash",
-                    t.id
-                )));
+            // A revoked token's hash is gone (as on sled): it can no longer be looked up.
+            let h = match r.try_get::<_, Option<&[u8]>>(1)? {
+                Some(h) => Some(hash32("token hash", h)?),
+                None if t.revoked_at.is_some() => None,
+                None => {
+                    return Err(PgError::Corrupt(format!(
+                        "token {} is live but has no secret hash",
+                        t.id
+                    )))
+                }
             };
-            Ok((t, hash32("token hash", h)?))
+            Ok((t, h))
         })
         .collect()
 }
@@ -1343,12 +1348,12 @@ mod tests {
         }
         assert_eq!(users(c).await.unwrap(), with_hashes);
         let ts = s.tokens(None).await.unwrap();
-        put_token(c, &ts[0], &f.token_hash, Write::Insert)
+        put_token(c, &ts[0], Some(&f.token_hash), Write::Insert)
             .await
             .unwrap();
         assert_eq!(
             tokens(c).await.unwrap(),
-            vec![(ts[0].clone(), f.token_hash)]
+            vec![(ts[0].clone(), Some(f.token_hash))]
         );
         assert_eq!(
             token_by_hash(c, &f.token_hash).await.unwrap().as_ref(),
@@ -1463,12 +1468,12 @@ mod tests {
             "{m}"
         );
         let tok = s.tokens(None).await.unwrap().remove(0);
-        put_token(c, &tok, &f.token_hash, Write::Insert)
+        put_token(c, &tok, Some(&f.token_hash), Write::Insert)
             .await
             .unwrap();
         let mut tok2 = tok.clone();
         tok2.id = Ulid::new();
-        let m = conflict(put_token(c, &tok2, &f.token_hash, Write::Insert).await);
+        let m = conflict(put_token(c, &tok2, Some(&f.token_hash), Write::Insert).await);
         assert!(m.contains("token collision"), "{m}");
 
         // The audit log is append-only: a taken number is a conflict, rewriting is refused.

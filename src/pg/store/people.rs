@@ -211,7 +211,7 @@ impl Tokens for PgStore {
     async fn add_token(&self, token: &ApiToken, secret_hash: &[u8; 32]) -> Result<(), StoreError> {
         let client = self.client().await?;
         // A hash (or an id) already known: "token collision; try again", as on sled.
-        Ok(rows::put_token(&**client, token, secret_hash, rows::Write::Insert).await?)
+        Ok(rows::put_token(&**client, token, Some(secret_hash), rows::Write::Insert).await?)
     }
 
     async fn token_by_hash(&self, secret_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {

@@ -27,8 +27,8 @@ use chrono::{DateTime, Duration, Utc};
 use tokio_postgres::Transaction;
 use ulid::Ulid;
 
-use super::{append_audit_tx, approval_not_found, begin, db, snapshot, sql_limit, to_millis};
 use super::PgStore;
+use super::{append_audit_tx, approval_not_found, begin, db, snapshot, sql_limit, to_millis};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{
     apply_update, open_incident, Appended, Approval, ApprovalState, Broadcast, Component,

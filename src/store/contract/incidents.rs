@@ -77,10 +77,16 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
     let gen0 = a.public_generation().await.unwrap();
 
     // Opening, and reading back from the other node.
-    let (i, u) = a.create_incident(new_incident("Outage"), now).await.unwrap();
+    let (i, u) = a
+        .create_incident(new_incident("Outage"), now)
+        .await
+        .unwrap();
     assert_eq!((u.incident_id, i.update_count), (i.id, 1));
     assert_eq!(b.incident_summary(i.id).await.unwrap(), i);
-    assert_eq!(b.incident(i.id).await.unwrap(), (i.clone(), vec![u.clone()]));
+    assert_eq!(
+        b.incident(i.id).await.unwrap(),
+        (i.clone(), vec![u.clone()])
+    );
     let gen1 = b.public_generation().await.unwrap();
     assert!(gen1 > gen0, "an opening moves the public generation");
 
@@ -94,13 +100,30 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
         "{e:?}"
     );
     assert_eq!(a.incident(i.id).await.unwrap().1.len(), 1);
+    // Two nodes opening one new id at once: one opens it, the other is told it exists.
+    let id = Ulid::new();
+    let (x, y) = tokio::join!(
+        a.create_incident_with_id(id, new_incident("First"), now),
+        b.create_incident_with_id(id, new_incident("Second"), now)
+    );
+    let (won, lost) = match (x, y) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        other => panic!("exactly one of two openings opens: {other:?}"),
+    };
+    assert!(
+        matches!(&lost, StoreError::Conflict(m) if *m == format!("incident {id} exists already")),
+        "{lost:?}"
+    );
+    assert_eq!(b.incident(id).await.unwrap(), (won.0.clone(), vec![won.1]));
 
     // Missing incidents.
     let missing = Ulid::new();
     for e in [
         a.incident_summary(missing).await.unwrap_err(),
         a.incident(missing).await.unwrap_err(),
-        a.append_update(missing, new_update("x"), now).await.unwrap_err(),
+        a.append_update(missing, new_update("x"), now)
+            .await
+            .unwrap_err(),
         a.publish_drafts(missing, &[], now).await.unwrap_err(),
     ] {
         assert!(
@@ -119,7 +142,10 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
         .append_update_setting(i.id, new_update("x"), &statuses, now, None)
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("unknown component \"Nowhere\""), "{e}");
+    assert!(
+        e.to_string().contains("unknown component \"Nowhere\""),
+        "{e}"
+    );
     // A draft sets no component.
     let e = a
         .append_update_setting(i.id, draft(new_update("x")), &statuses, now, None)
@@ -134,7 +160,11 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
     // Appends from two nodes at once: numbered 2..=13 with no gap and none lost.
     let appended = join_all((0..12).map(|n| {
         let s = if n % 2 == 0 { a } else { b };
-        s.append_update(i.id, new_update(&format!("u{n}")), now + Duration::seconds(n))
+        s.append_update(
+            i.id,
+            new_update(&format!("u{n}")),
+            now + Duration::seconds(n),
+        )
     }))
     .await;
     for r in &appended {
@@ -167,7 +197,10 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
         .unwrap();
     assert_eq!(r.incident.status, Status::Resolved);
     assert!(!r.summary.is_empty());
-    assert!(a.append_update(i.id, resolve, now).await.is_err(), "resolved twice");
+    assert!(
+        a.append_update(i.id, resolve, now).await.is_err(),
+        "resolved twice"
+    );
 
     // Drafts: an incident without them is refused; published once, in order.
     let e = a.publish_drafts(i.id, &[], now).await.unwrap_err();
@@ -243,7 +276,13 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
         .await
         .unwrap_err();
     assert!(
-        matches!(e, StoreError::NotFound { what: "approval", .. }),
+        matches!(
+            e,
+            StoreError::NotFound {
+                what: "approval",
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert_eq!(b.incident_summary(h.id).await.unwrap().update_count, 2);
@@ -257,7 +296,7 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
         .await
         .unwrap();
     let listed: Vec<Ulid> = all.iter().map(|i| i.id).collect();
-    let mut newest_first = vec![h.id, d.id, i.id];
+    let mut newest_first = vec![h.id, d.id, id, i.id];
     newest_first.sort_by(|x, y| y.cmp(x));
     assert_eq!(listed, newest_first);
     let two = b
@@ -277,6 +316,7 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
         .await
         .unwrap();
     newest_first.retain(|x| *x != i.id);
+    assert!(won.0.is_open());
     assert_eq!(open.iter().map(|i| i.id).collect::<Vec<_>>(), newest_first);
     assert!(a
         .incidents(&IncidentFilter::default())
@@ -348,10 +388,15 @@ pub(crate) async fn components<S: Incidents + Components + Audit + Sync>(a: &S, 
         .unwrap();
     assert_eq!(api2.group.as_deref(), Some("Core"), "a None group keeps it");
     assert!(b.public_generation().await.unwrap() > g1);
-    assert_eq!(a.components().await.unwrap(), vec![web.clone(), api2.clone()]);
+    assert_eq!(
+        a.components().await.unwrap(),
+        vec![web.clone(), api2.clone()]
+    );
 
     // Existence.
-    a.check_components(&[name("api"), name("Web")]).await.unwrap();
+    a.check_components(&[name("api"), name("Web")])
+        .await
+        .unwrap();
     let e = b
         .check_components(&[name("api"), name("DNS"), name("Mail")])
         .await
@@ -398,7 +443,8 @@ pub(crate) async fn components<S: Incidents + Components + Audit + Sync>(a: &S, 
         .await
         .unwrap();
     assert!(
-        r.summary.ends_with("; components: api: partial_outage → major_outage"),
+        r.summary
+            .ends_with("; components: api: partial_outage → major_outage"),
         "{}",
         r.summary
     );
@@ -473,7 +519,12 @@ pub(crate) async fn components<S: Incidents + Components + Audit + Sync>(a: &S, 
     // Changes of one component from two nodes at once, each audited: every before → after
     // follows the one before it (none read a status another had replaced).
     let t4 = t3 + Duration::minutes(10);
-    let order = [MajorOutage, PartialOutage, DegradedPerformance, UnderMaintenance];
+    let order = [
+        MajorOutage,
+        PartialOutage,
+        DegradedPerformance,
+        UnderMaintenance,
+    ];
     let results = join_all((0..8).map(|n| {
         let s = if n % 2 == 0 { a } else { b };
         let status = order[n % order.len()];
@@ -492,7 +543,12 @@ pub(crate) async fn components<S: Incidents + Components + Audit + Sync>(a: &S, 
     let mut status = "operational".to_owned();
     for e in &summaries {
         let (from, to) = e.summary.split_once(" → ").unwrap();
-        assert_eq!(from, status, "{:?}", summaries.iter().map(|e| &e.summary).collect::<Vec<_>>());
+        assert_eq!(
+            from,
+            status,
+            "{:?}",
+            summaries.iter().map(|e| &e.summary).collect::<Vec<_>>()
+        );
         status = to.to_owned();
     }
     let last = a.components().await.unwrap();

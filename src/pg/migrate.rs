@@ -14,6 +14,7 @@ use super::PgError;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("outbox", include_str!("migrations/0001_outbox.sql")),
     ("aggregates", include_str!("migrations/0002_aggregates.sql")),
+    ("incidents", include_str!("migrations/0003_incidents.sql")),
     ("people", include_str!("migrations/0004_people.sql")),
 ];
 

@@ -160,6 +160,38 @@ fn armed() -> Option<Arc<Recording>> {
         .flatten()
 }
 
+/// The armed audit entry of the current request, for a backend that writes it in its own
+/// transaction (the PostgreSQL store): the entry as [`record`] was given it, with the target and
+/// summary of the write, and the server's clock that stamps it.
+pub(crate) struct ArmedAudit {
+    recording: Arc<Recording>,
+    /// The entry to append, without its number, time and chain.
+    pub(crate) new: NewAudit,
+}
+
+impl ArmedAudit {
+    /// The time to stamp the entry with.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        (self.recording.now)()
+    }
+
+    /// Hands the entry, once its write committed, to [`record`]'s caller (which then writes no
+    /// entry of its own).
+    pub(crate) fn written(self, entry: AuditEntry) {
+        *self
+            .recording
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(entry);
+    }
+}
+
+/// The current request's armed, not yet written entry (see [`arm`]), with the target and
+/// summary `describe` gives (called only when armed).
+pub(crate) fn armed_audit(describe: impl FnOnce() -> (String, String)) -> Option<ArmedAudit> {
+    armed_entry(describe).map(|(recording, new)| ArmedAudit { recording, new })
+}
+
 /// Why verification could not say yes.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

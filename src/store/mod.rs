@@ -207,8 +207,16 @@ pub fn no_statuses_in_drafts() -> DomainError {
     )
 }
 
+/// Why a write may not set the status of component `name`: there is no such component.
+pub(crate) fn unknown_status_component(name: &ComponentName) -> DomainError {
+    DomainError::invalid(
+        "component_statuses",
+        format!("unknown component \"{name}\": create it first with `crier component set {name} operational`, or check the spelling (`crier component list`)"),
+    )
+}
+
 /// An audit summary with the component changes of the same write appended.
-fn with_components(mut summary: String, changed: &[String]) -> String {
+pub(crate) fn with_components(mut summary: String, changed: &[String]) -> String {
     if !changed.is_empty() {
         summary.push_str("; components: ");
         summary.push_str(&changed.join(", "));
@@ -970,11 +978,7 @@ impl SledStore {
         let (mut set, mut said) = (Vec::new(), Vec::new());
         for (name, status) in statuses {
             let Some(raw) = t.components.get(name.as_str())? else {
-                return Err(DomainError::invalid(
-                    "component_statuses",
-                    format!("unknown component \"{name}\": create it first with `crier component set {name} operational`, or check the spelling (`crier component list`)"),
-                )
-                .into());
+                return Err(unknown_status_component(name).into());
             };
             let mut c: Component = decode(&raw)?;
             if c.status == *status || set.iter().any(|s: &Component| s.name == *name) {

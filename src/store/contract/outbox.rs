@@ -548,17 +548,42 @@ pub(crate) async fn leases<S: Outbox + OutboxFixture + Sync>(a: &S, b: &S) {
     assert!(before.iter().all(|d| d.state == DeliveryState::InFlight));
     // The claim that holds them counts; a lease that ran out while nobody took the delivery
     // over still does (the send happened).
-    for c in &taken {
+    for (i, c) in taken.iter().enumerate() {
         let mut d = c.delivery.clone();
-        d.state = DeliveryState::Delivered;
+        d.state = if i == 0 {
+            DeliveryState::Dead
+        } else {
+            DeliveryState::Delivered
+        };
         a.record(&d, c.lease).await.unwrap();
         let e = b.record(&d, c.lease).await.unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     }
-    let after = b.deliveries_of(inc).await.unwrap();
-    assert!(after
+    // The fence is the attempt and the lease: requeued, the dead one starts its attempts over,
+    // and the first node's old claim (attempt 1 too) still does not hold it.
+    let later = until + Duration::minutes(1);
+    assert_eq!(b.requeue_dead(inc, later).await.unwrap(), ["sms"]);
+    let requeued = b.claim_due("sms", later, 10).await.unwrap();
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0].lease.attempt, held[0].lease.attempt);
+    let old = held
         .iter()
-        .all(|d| d.state == DeliveryState::Delivered && d.attempts == 2));
+        .find(|c| c.delivery.id == requeued[0].delivery.id)
+        .unwrap();
+    let mut d = old.delivery.clone();
+    d.state = DeliveryState::Delivered;
+    let e = a.record(&d, old.lease).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let mut d = requeued[0].delivery.clone();
+    d.state = DeliveryState::Delivered;
+    b.record(&d, requeued[0].lease).await.unwrap();
+    let after = b.deliveries_of(inc).await.unwrap();
+    assert!(after.iter().all(|d| d.state == DeliveryState::Delivered));
+    assert_eq!(
+        after.iter().map(|d| d.attempts).sum::<u32>(),
+        5,
+        "two taken over (2 each), one requeued (1)"
+    );
 }
 
 // ---- the backends ----------------------------------------------------------------------------

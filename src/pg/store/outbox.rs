@@ -573,7 +573,10 @@ impl Outbox for PgStore {
             if d.state != DeliveryState::Dead {
                 return Err(corrupt(
                     "delivery",
-                    format!("{key} is {} in its record, dead in its row", d.state.as_str()),
+                    format!(
+                        "{key} is {} in its record, dead in its row",
+                        d.state.as_str()
+                    ),
                 ));
             }
             d.state = DeliveryState::Pending;

@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("aggregates", include_str!("migrations/0002_aggregates.sql")),
     ("incidents", include_str!("migrations/0003_incidents.sql")),
     ("people", include_str!("migrations/0004_people.sql")),
+    (
+        "outbox port",
+        include_str!("migrations/0005_outbox_port.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations ("crier-mg").

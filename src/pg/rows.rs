@@ -1174,6 +1174,83 @@ pub fn audit_entry(stored: &[u8]) -> Result<AuditEntry, PgError> {
     serde_json::from_slice(stored).map_err(|e| PgError::Corrupt(format!("audit entry: {e}")))
 }
 
+// ---- the outbox as the store port's (pg::store::outbox) ---------------------------------------
+
+/// Adds new pending deliveries (an expansion batch) in one statement; a delivery whose row
+/// exists already (same idempotency key: the recipient was expanded before a crash) is left as
+/// it is. Returns how many were added.
+pub async fn insert_new_deliveries<C: GenericClient>(
+    c: &C,
+    ds: &[Delivery],
+) -> Result<u64, PgError> {
+    if ds.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(ds.len());
+    let mut channels = Vec::with_capacity(ds.len());
+    let mut payloads = Vec::with_capacity(ds.len());
+    let mut states = Vec::with_capacity(ds.len());
+    let mut dues = Vec::with_capacity(ds.len());
+    let mut created = Vec::with_capacity(ds.len());
+    let mut delivery_ids = Vec::with_capacity(ds.len());
+    let mut incidents = Vec::with_capacity(ds.len());
+    let mut seqs = Vec::with_capacity(ds.len());
+    let mut updates = Vec::with_capacity(ds.len());
+    let mut subscribers = Vec::with_capacity(ds.len());
+    let mut words = Vec::with_capacity(ds.len());
+    for d in ds {
+        ids.push(d.idempotency_key.as_str());
+        channels.push(d.channel.as_str());
+        payloads.push(crate::store::codec::encode(d));
+        states.push(claim_state(d.state));
+        dues.push(d.next_at);
+        created.push(d.created_at);
+        delivery_ids.push(d.id.to_string());
+        incidents.push(d.incident_id.to_string());
+        seqs.push(i64::from(d.seq));
+        updates.push(d.update_id.to_string());
+        subscribers.push(match &d.target {
+            Target::Endpoint => None,
+            Target::Subscriber { id, .. } => Some(id.to_string()),
+        });
+        words.push(word(&d.state)?);
+    }
+    Ok(c.execute(
+        "INSERT INTO crier_deliveries (id, channel, payload, state, next_attempt_at, created_at,
+                                       delivery_id, incident_id, seq, update_id, subscriber_id,
+                                       delivery_state)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[],
+                              $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
+                              $9::bigint[], $10::text[], $11::text[], $12::text[])
+         ON CONFLICT DO NOTHING",
+        &[
+            &ids,
+            &channels,
+            &payloads,
+            &states,
+            &dues,
+            &created,
+            &delivery_ids,
+            &incidents,
+            &seqs,
+            &updates,
+            &subscribers,
+            &words,
+        ],
+    )
+    .await?)
+}
+
+/// A delivery's row from its `payload` column (the first of the row).
+pub(crate) fn delivery_from_row(r: &Row) -> Result<Delivery, PgError> {
+    delivery_of(r)
+}
+
+/// The outbox's claim state (`pending`, `sent`, `dead`) of a delivery state.
+pub(crate) fn delivery_claim_state(s: DeliveryState) -> &'static str {
+    claim_state(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixture;

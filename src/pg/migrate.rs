@@ -14,6 +14,7 @@ use super::PgError;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("outbox", include_str!("migrations/0001_outbox.sql")),
     ("aggregates", include_str!("migrations/0002_aggregates.sql")),
+    ("audience", include_str!("migrations/0005_audience.sql")),
 ];
 
 /// The advisory lock key of migrations ("crier-mg").

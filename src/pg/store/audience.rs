@@ -14,6 +14,8 @@
 //!   component removed by another node meanwhile cannot leave a filter naming it.
 //! - **Listings read in pages** by id (the order subscribers were added, as sled's keys), inside
 //!   one read-only snapshot, so a walk over 100,000 subscribers never holds them all at once.
+//!   Ids are compared and ordered `COLLATE "C"` (bytewise, as sled's keys; the database's
+//!   collation may order text otherwise), over migration 5's index of that collation.
 //! - **A standalone message is posted once** per (origin, seq): its record is inserted with
 //!   `ON CONFLICT DO NOTHING` (a second node posting the same one waits on the key until the
 //!   first commits, then does nothing), and its broadcasts in the same transaction.
@@ -24,11 +26,11 @@ use ulid::Ulid;
 
 use super::{begin, corrupt, db, snapshot, sql_limit, PgStore};
 use crate::domain::signup::{self as rules};
+use crate::domain::standalone::STANDALONE_BASE;
 use crate::domain::{
     Broadcast, CodeCheck, ComponentName, Contact, DomainError, Hold, ImportCounts, Locale,
     NewSubscriber, Notice, Secret, SignUp, Standalone, Subscriber,
 };
-use crate::domain::standalone::STANDALONE_BASE;
 use crate::pg::rows::{self, Write};
 use crate::store::port::{Holds, Notices, SignUps, Standalones, Subscribers};
 use crate::store::StoreError;
@@ -77,16 +79,23 @@ fn subscriber_of(row: &Row) -> Result<Subscriber, StoreError> {
     Ok(rows::from_json("subscriber", body)?)
 }
 
+/// The JSON bodies of `rows` (column 0), in order.
+fn bodies<T: serde::de::DeserializeOwned>(what: &str, rows: &[Row]) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let body: &str = r.try_get(0).map_err(db)?;
+            Ok(rows::from_json(what, body)?)
+        })
+        .collect()
+}
+
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Refuses components that do not exist (sled's error, in the order named) and keeps those that
 /// do from being removed until `tx` ends.
-async fn components_exist(
-    tx: &Transaction<'_>,
-    names: &[ComponentName],
-) -> Result<(), StoreError> {
+async fn components_exist(tx: &Transaction<'_>, names: &[ComponentName]) -> Result<(), StoreError> {
     if names.is_empty() {
         return Ok(());
     }
@@ -257,10 +266,7 @@ impl Subscribers for PgStore {
             let ids: Vec<String> = chunk.iter().map(|s| s.id.to_string()).collect();
             let kinds: Vec<&str> = chunk.iter().map(|s| contact_kind(&s.contact)).collect();
             let addresses: Vec<&str> = chunk.iter().map(|s| s.contact.address()).collect();
-            let tokens: Vec<&str> = chunk
-                .iter()
-                .map(|s| s.unsubscribe_token.as_str())
-                .collect();
+            let tokens: Vec<&str> = chunk.iter().map(|s| s.unsubscribe_token.as_str()).collect();
             let confirmed: Vec<bool> = chunk.iter().map(|s| s.confirmed).collect();
             let opted_out: Vec<bool> = chunk.iter().map(|s| s.opted_out).collect();
             let created: Vec<DateTime<Utc>> = chunk.iter().map(|s| s.created_at).collect();
@@ -313,8 +319,8 @@ impl Subscribers for PgStore {
         loop {
             let rows = tx
                 .query(
-                    "SELECT id, body::text FROM crier_subscribers WHERE id > $1
-                     ORDER BY id LIMIT $2",
+                    "SELECT id, body::text FROM crier_subscribers
+                     WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
                     &[&cursor, &page],
                 )
                 .await
@@ -511,10 +517,8 @@ impl SignUps for PgStore {
         let Some((id, presented)) = rules::link_token(token) else {
             return Ok(None);
         };
-        self.update_subscriber(Key::Id(id), |s| {
-            rules::confirm_by_link(s, &presented, now)
-        })
-        .await
+        self.update_subscriber(Key::Id(id), |s| rules::confirm_by_link(s, &presented, now))
+            .await
     }
 
     async fn confirm_code(
@@ -542,9 +546,7 @@ impl SignUps for PgStore {
 
     async fn opt_out_id(&self, id: Ulid) -> Result<bool, StoreError> {
         Ok(self
-            .update_subscriber(Key::Id(id), |s| {
-                rules::set_opted_out(s, true).map(|_| ())
-            })
+            .update_subscriber(Key::Id(id), |s| rules::set_opted_out(s, true).map(|_| ()))
             .await?
             .is_some())
     }
@@ -598,7 +600,14 @@ impl Notices for PgStore {
 
     async fn notices(&self) -> Result<Vec<Notice>, StoreError> {
         let client = self.client().await?;
-        Ok(rows::notices(&**client).await?)
+        let rows = client
+            .query(
+                "SELECT body::text FROM crier_notices ORDER BY id COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        bodies("notice", &rows)
     }
 
     async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
@@ -640,7 +649,14 @@ impl Holds for PgStore {
 
     async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
         let client = self.client().await?;
-        Ok(rows::holds(&**client).await?)
+        let rows = client
+            .query(
+                "SELECT body::text FROM crier_holds ORDER BY incident_id COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        bodies("hold", &rows)
     }
 
     async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
@@ -722,11 +738,6 @@ impl Standalones for PgStore {
             )
             .await
             .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let body: &str = r.try_get(0).map_err(db)?;
-                Ok(rows::from_json("message", body)?)
-            })
-            .collect()
+        bodies("message", &rows)
     }
 }

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "outbox port",
         include_str!("migrations/0005_outbox_port.sql"),
     ),
+    ("audience", include_str!("migrations/0006_audience.sql")),
 ];
 
 /// The advisory lock key of migrations ("crier-mg").

@@ -249,6 +249,8 @@ struct WriteGuard<'a> {
 #[derive(Clone, Debug)]
 pub enum Store {
     Sled(SledStore),
+    /// PostgreSQL, shared by several nodes (docs/POSTGRES.md).
+    Pg(Box<crate::pg::store::PgStore>),
 }
 
 impl Store {
@@ -257,6 +259,7 @@ impl Store {
     pub fn as_sled(&self) -> Option<&SledStore> {
         match self {
             Store::Sled(s) => Some(s),
+            Store::Pg(_) => None,
         }
     }
 
@@ -275,6 +278,10 @@ impl Store {
     pub async fn close(self) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.close().await,
+            Store::Pg(p) => {
+                p.close();
+                Ok(())
+            }
         }
     }
 
@@ -287,6 +294,7 @@ impl Store {
     pub fn clock(&self) -> Clock {
         match self {
             Store::Sled(s) => s.clock(),
+            Store::Pg(p) => p.clock(),
         }
     }
 
@@ -294,6 +302,9 @@ impl Store {
     pub fn data_dir(&self) -> PathBuf {
         match self {
             Store::Sled(s) => s.data_dir(),
+            // Backups are refused on PostgreSQL (pg_dump is the tool); a scratch file of the
+            // refused request goes to the system's temporary directory.
+            Store::Pg(_) => std::env::temp_dir(),
         }
     }
 
@@ -302,6 +313,8 @@ impl Store {
     pub fn broken(&self) -> Option<health::Broken> {
         match self {
             Store::Sled(s) => s.broken(),
+            // A failed statement fails its own request; the pool reconnects on the next.
+            Store::Pg(_) => None,
         }
     }
 
@@ -309,6 +322,8 @@ impl Store {
     pub fn unsaved(&self) -> Option<String> {
         match self {
             Store::Sled(s) => s.unsaved(),
+            // Every answered write was committed.
+            Store::Pg(_) => None,
         }
     }
 
@@ -316,6 +331,7 @@ impl Store {
     pub async fn durable(&self) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.durable().await,
+            Store::Pg(_) => Ok(()),
         }
     }
 
@@ -323,6 +339,7 @@ impl Store {
     pub async fn ready(&self) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.ready().await,
+            Store::Pg(p) => p.ready().await,
         }
     }
 
@@ -331,6 +348,7 @@ impl Store {
     pub fn flush_stats(&self) -> Option<FlushStats> {
         match self {
             Store::Sled(s) => Some(s.flush_stats()),
+            Store::Pg(_) => None,
         }
     }
 
@@ -340,6 +358,7 @@ impl Store {
     pub async fn checksum(&self) -> Result<u32, StoreError> {
         match self {
             Store::Sled(s) => s.checksum(),
+            Store::Pg(p) => p.checksum().await,
         }
     }
 }

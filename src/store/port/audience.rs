@@ -212,6 +212,7 @@ impl Subscribers for Store {
     ) -> Result<Subscriber, StoreError> {
         match self {
             Store::Sled(s) => s.add_subscriber(new, now).await,
+            Store::Pg(p) => p.add_subscriber(new, now).await,
         }
     }
 
@@ -222,12 +223,14 @@ impl Subscribers for Store {
     ) -> Result<ImportCounts, StoreError> {
         match self {
             Store::Sled(s) => s.import_subscribers(batch, now).await,
+            Store::Pg(p) => p.import_subscribers(batch, now).await,
         }
     }
 
     async fn subscribers(&self, limit: usize) -> Result<Vec<Subscriber>, StoreError> {
         match self {
             Store::Sled(s) => s.subscribers(limit).await,
+            Store::Pg(p) => p.subscribers(limit).await,
         }
     }
 
@@ -238,30 +241,35 @@ impl Subscribers for Store {
     ) -> Result<Vec<Subscriber>, StoreError> {
         match self {
             Store::Sled(s) => s.subscribers_where(limit, keep).await,
+            Store::Pg(p) => p.subscribers_where(limit, keep).await,
         }
     }
 
     async fn subscriber_count(&self) -> Result<usize, StoreError> {
         match self {
             Store::Sled(s) => s.subscriber_count().await,
+            Store::Pg(p) => p.subscriber_count().await,
         }
     }
 
     async fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
         match self {
             Store::Sled(s) => s.subscriber_exists(id).await,
+            Store::Pg(p) => p.subscriber_exists(id).await,
         }
     }
 
     async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
         match self {
             Store::Sled(s) => s.subscriber_receives(id).await,
+            Store::Pg(p) => p.subscriber_receives(id).await,
         }
     }
 
     async fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError> {
         match self {
             Store::Sled(s) => s.subscriber_by_token(token).await,
+            Store::Pg(p) => p.subscriber_by_token(token).await,
         }
     }
 
@@ -273,18 +281,21 @@ impl Subscribers for Store {
     ) -> Result<(Subscriber, Subscriber), StoreError> {
         match self {
             Store::Sled(s) => s.change_subscriber(key, locale, components).await,
+            Store::Pg(p) => p.change_subscriber(key, locale, components).await,
         }
     }
 
     async fn remove_subscriber(&self, key: &str) -> Result<Subscriber, StoreError> {
         match self {
             Store::Sled(s) => s.remove_subscriber(key).await,
+            Store::Pg(p) => p.remove_subscriber(key).await,
         }
     }
 
     async fn unsubscribe(&self, token: &str) -> Result<Subscriber, StoreError> {
         match self {
             Store::Sled(s) => s.unsubscribe(token).await,
+            Store::Pg(p) => p.unsubscribe(token).await,
         }
     }
 }
@@ -304,6 +315,10 @@ impl SignUps for Store {
                 s.sign_up(contact, locale, components, secret, valid, now)
                     .await
             }
+            Store::Pg(p) => {
+                p.sign_up(contact, locale, components, secret, valid, now)
+                    .await
+            }
         }
     }
 
@@ -314,6 +329,7 @@ impl SignUps for Store {
     ) -> Result<Option<Subscriber>, StoreError> {
         match self {
             Store::Sled(s) => s.confirm_link(token, now).await,
+            Store::Pg(p) => p.confirm_link(token, now).await,
         }
     }
 
@@ -325,6 +341,7 @@ impl SignUps for Store {
     ) -> Result<CodeCheck, StoreError> {
         match self {
             Store::Sled(s) => s.confirm_code(phone, code, now).await,
+            Store::Pg(p) => p.confirm_code(phone, code, now).await,
         }
     }
 
@@ -335,18 +352,21 @@ impl SignUps for Store {
     ) -> Result<Option<Subscriber>, StoreError> {
         match self {
             Store::Sled(s) => s.set_opted_out(phone, out).await,
+            Store::Pg(p) => p.set_opted_out(phone, out).await,
         }
     }
 
     async fn opt_out_id(&self, id: Ulid) -> Result<bool, StoreError> {
         match self {
             Store::Sled(s) => s.opt_out_id(id).await,
+            Store::Pg(p) => p.opt_out_id(id).await,
         }
     }
 
     async fn purge_unconfirmed(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
         match self {
             Store::Sled(s) => s.purge_unconfirmed(cutoff).await,
+            Store::Pg(p) => p.purge_unconfirmed(cutoff).await,
         }
     }
 }
@@ -355,24 +375,28 @@ impl Notices for Store {
     async fn put_notice(&self, n: &Notice) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.put_notice(n).await,
+            Store::Pg(p) => p.put_notice(n).await,
         }
     }
 
     async fn notice(&self, id: Ulid) -> Result<Notice, StoreError> {
         match self {
             Store::Sled(s) => s.notice(id).await,
+            Store::Pg(p) => p.notice(id).await,
         }
     }
 
     async fn notices(&self) -> Result<Vec<Notice>, StoreError> {
         match self {
             Store::Sled(s) => s.notices().await,
+            Store::Pg(p) => p.notices().await,
         }
     }
 
     async fn remove_notice(&self, id: Ulid) -> Result<Notice, StoreError> {
         match self {
             Store::Sled(s) => s.remove_notice(id).await,
+            Store::Pg(p) => p.remove_notice(id).await,
         }
     }
 }
@@ -381,24 +405,28 @@ impl Holds for Store {
     async fn put_hold(&self, h: &Hold) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.put_hold(h).await,
+            Store::Pg(p) => p.put_hold(h).await,
         }
     }
 
     async fn hold(&self, incident: Ulid) -> Result<Option<Hold>, StoreError> {
         match self {
             Store::Sled(s) => s.hold(incident).await,
+            Store::Pg(p) => p.hold(incident).await,
         }
     }
 
     async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
         match self {
             Store::Sled(s) => s.holds().await,
+            Store::Pg(p) => p.holds().await,
         }
     }
 
     async fn remove_hold(&self, incident: Ulid) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.remove_hold(incident).await,
+            Store::Pg(p) => p.remove_hold(incident).await,
         }
     }
 }
@@ -412,18 +440,21 @@ impl Standalones for Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sled(s) => s.post_standalone(msg, broadcast, now).await,
+            Store::Pg(p) => p.post_standalone(msg, broadcast, now).await,
         }
     }
 
     async fn standalone(&self, origin: Ulid, seq: u32) -> Result<Option<Standalone>, StoreError> {
         match self {
             Store::Sled(s) => s.standalone(origin, seq).await,
+            Store::Pg(p) => p.standalone(origin, seq).await,
         }
     }
 
     async fn standalones_of(&self, origin: Ulid) -> Result<Vec<Standalone>, StoreError> {
         match self {
             Store::Sled(s) => s.standalones_of(origin).await,
+            Store::Pg(p) => p.standalones_of(origin).await,
         }
     }
 }

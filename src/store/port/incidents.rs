@@ -220,6 +220,10 @@ impl Incidents for Store {
                 s.create_incident_decided(id, new, statuses, now, decision)
                     .await
             }
+            Store::Pg(p) => {
+                p.create_incident_decided(id, new, statuses, now, decision)
+                    .await
+            }
         }
     }
 
@@ -236,6 +240,10 @@ impl Incidents for Store {
                 s.append_update_setting(id, new, statuses, now, decision)
                     .await
             }
+            Store::Pg(p) => {
+                p.append_update_setting(id, new, statuses, now, decision)
+                    .await
+            }
         }
     }
 
@@ -248,24 +256,28 @@ impl Incidents for Store {
     ) -> Result<(Incident, Vec<Update>), StoreError> {
         match self {
             Store::Sled(s) => s.publish_drafts_decided(id, broadcast, now, decision).await,
+            Store::Pg(p) => p.publish_drafts_decided(id, broadcast, now, decision).await,
         }
     }
 
     async fn incident_summary(&self, id: Ulid) -> Result<Incident, StoreError> {
         match self {
             Store::Sled(s) => s.incident_summary(id).await,
+            Store::Pg(p) => p.incident_summary(id).await,
         }
     }
 
     async fn incident(&self, id: Ulid) -> Result<(Incident, Vec<Update>), StoreError> {
         match self {
             Store::Sled(s) => s.incident(id).await,
+            Store::Pg(p) => p.incident(id).await,
         }
     }
 
     async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         match self {
             Store::Sled(s) => s.incidents(filter).await,
+            Store::Pg(p) => p.incidents(filter).await,
         }
     }
 }
@@ -280,6 +292,7 @@ impl Components for Store {
     ) -> Result<Component, StoreError> {
         match self {
             Store::Sled(s) => s.set_component(name, status, group, now).await,
+            Store::Pg(p) => p.set_component(name, status, group, now).await,
         }
     }
 
@@ -290,18 +303,21 @@ impl Components for Store {
     ) -> Result<Vec<ComponentName>, StoreError> {
         match self {
             Store::Sled(s) => s.restore_components(incident, now).await,
+            Store::Pg(p) => p.restore_components(incident, now).await,
         }
     }
 
     async fn components(&self) -> Result<Vec<Component>, StoreError> {
         match self {
             Store::Sled(s) => s.components().await,
+            Store::Pg(p) => p.components().await,
         }
     }
 
     async fn check_components(&self, names: &[ComponentName]) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.check_components(names).await,
+            Store::Pg(p) => p.check_components(names).await,
         }
     }
 
@@ -311,12 +327,14 @@ impl Components for Store {
     ) -> Result<BTreeMap<String, Vec<StatusChange>>, StoreError> {
         match self {
             Store::Sled(s) => s.component_history(since).await,
+            Store::Pg(p) => p.component_history(since).await,
         }
     }
 
     async fn public_generation(&self) -> Result<u64, StoreError> {
         match self {
             Store::Sled(s) => s.public_generation().await,
+            Store::Pg(p) => p.public_generation().await,
         }
     }
 }

@@ -230,6 +230,7 @@ impl Threads for Store {
     async fn thread(&self, incident: Ulid, channel: &str) -> Result<Option<Thread>, StoreError> {
         match self {
             Store::Sled(s) => s.thread(incident, channel).await,
+            Store::Pg(p) => p.thread(incident, channel).await,
         }
     }
 
@@ -241,6 +242,7 @@ impl Threads for Store {
     ) -> Result<Thread, StoreError> {
         match self {
             Store::Sled(s) => s.extend_thread(incident, channel, post).await,
+            Store::Pg(p) => p.extend_thread(incident, channel, post).await,
         }
     }
 }
@@ -249,6 +251,7 @@ impl Templates for Store {
     async fn put_template(&self, tpl: &IncidentTemplate) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.put_template(tpl).await,
+            Store::Pg(p) => p.put_template(tpl).await,
         }
     }
 
@@ -259,30 +262,35 @@ impl Templates for Store {
     ) -> Result<(IncidentTemplate, IncidentTemplate), StoreError> {
         match self {
             Store::Sled(s) => s.change_template(id, change).await,
+            Store::Pg(p) => p.change_template(id, change).await,
         }
     }
 
     async fn template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
         match self {
             Store::Sled(s) => s.template(id).await,
+            Store::Pg(p) => p.template(id).await,
         }
     }
 
     async fn template_by_key(&self, key: &str) -> Result<IncidentTemplate, StoreError> {
         match self {
             Store::Sled(s) => s.template_by_key(key).await,
+            Store::Pg(p) => p.template_by_key(key).await,
         }
     }
 
     async fn templates(&self) -> Result<Vec<IncidentTemplate>, StoreError> {
         match self {
             Store::Sled(s) => s.templates().await,
+            Store::Pg(p) => p.templates().await,
         }
     }
 
     async fn remove_template(&self, id: Ulid) -> Result<IncidentTemplate, StoreError> {
         match self {
             Store::Sled(s) => s.remove_template(id).await,
+            Store::Pg(p) => p.remove_template(id).await,
         }
     }
 }
@@ -295,18 +303,21 @@ impl AlertGroups for Store {
     ) -> Result<Option<AlertGroup>, StoreError> {
         match self {
             Store::Sled(s) => s.alert_group(source, group).await,
+            Store::Pg(p) => p.alert_group(source, group).await,
         }
     }
 
     async fn put_alert_group(&self, g: &AlertGroup) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.put_alert_group(g).await,
+            Store::Pg(p) => p.put_alert_group(g).await,
         }
     }
 
     async fn alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
         match self {
             Store::Sled(s) => s.alert_groups().await,
+            Store::Pg(p) => p.alert_groups().await,
         }
     }
 }
@@ -320,12 +331,14 @@ impl HookSignatures for Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sled(s) => s.remember_signature(key, expires, now).await,
+            Store::Pg(p) => p.remember_signature(key, expires, now).await,
         }
     }
 
     async fn forget_signature(&self, key: [u8; 32]) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.forget_signature(key).await,
+            Store::Pg(p) => p.forget_signature(key).await,
         }
     }
 }
@@ -334,12 +347,14 @@ impl Backups for Store {
     async fn backup_to_file(&self, file: File) -> Result<(File, Summary), BackupError> {
         match self {
             Store::Sled(s) => s.backup_to_file(file).await,
+            Store::Pg(p) => p.backup_to_file(file).await,
         }
     }
 
     async fn backup_to_path(&self, path: &Path) -> Result<Summary, BackupError> {
         match self {
             Store::Sled(s) => s.backup_to_path(path).await,
+            Store::Pg(p) => p.backup_to_path(path).await,
         }
     }
 }
@@ -348,12 +363,14 @@ impl Approvals for Store {
     async fn put_approval(&self, a: &Approval) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.put_approval(a).await,
+            Store::Pg(p) => p.put_approval(a).await,
         }
     }
 
     async fn approval(&self, id: Ulid) -> Result<Approval, StoreError> {
         match self {
             Store::Sled(s) => s.approval(id).await,
+            Store::Pg(p) => p.approval(id).await,
         }
     }
 
@@ -364,6 +381,7 @@ impl Approvals for Store {
     ) -> Result<Vec<Approval>, StoreError> {
         match self {
             Store::Sled(s) => s.approvals(state, limit).await,
+            Store::Pg(p) => p.approvals(state, limit).await,
         }
     }
 
@@ -376,6 +394,7 @@ impl Approvals for Store {
     ) -> Result<Approval, StoreError> {
         match self {
             Store::Sled(s) => s.reject_approval(id, by, reason, now).await,
+            Store::Pg(p) => p.reject_approval(id, by, reason, now).await,
         }
     }
 }
@@ -384,6 +403,7 @@ impl Audit for Store {
     async fn audit(&self, new: NewAudit, at: DateTime<Utc>) -> Result<AuditEntry, StoreError> {
         match self {
             Store::Sled(s) => s.audit(new, at).await,
+            Store::Pg(p) => p.audit(new, at).await,
         }
     }
 
@@ -393,12 +413,14 @@ impl Audit for Store {
     ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
         match self {
             Store::Sled(s) => s.audit_entries(filter).await,
+            Store::Pg(p) => p.audit_entries(filter).await,
         }
     }
 
     async fn verify_audit(&self) -> Result<Verified, VerifyError> {
         match self {
             Store::Sled(s) => s.verify_audit().await,
+            Store::Pg(p) => p.verify_audit().await,
         }
     }
 }

@@ -202,6 +202,7 @@ impl Outbox for Store {
     async fn open_broadcasts(&self) -> Result<Vec<Broadcast>, StoreError> {
         match self {
             Store::Sled(s) => s.open_broadcasts().await,
+            Store::Pg(p) => p.open_broadcasts().await,
         }
     }
 
@@ -212,6 +213,7 @@ impl Outbox for Store {
     ) -> Result<Option<Update>, StoreError> {
         match self {
             Store::Sled(s) => s.published_update(incident, seq).await,
+            Store::Pg(p) => p.published_update(incident, seq).await,
         }
     }
 
@@ -225,6 +227,7 @@ impl Outbox for Store {
     ) -> Result<Expanded, StoreError> {
         match self {
             Store::Sled(s) => s.expand(b, components, target, batch, now).await,
+            Store::Pg(p) => p.expand(b, components, target, batch, now).await,
         }
     }
 
@@ -236,30 +239,35 @@ impl Outbox for Store {
     ) -> Result<Vec<Claim>, StoreError> {
         match self {
             Store::Sled(s) => s.claim_due(channel, now, limit).await,
+            Store::Pg(p) => p.claim_due(channel, now, limit).await,
         }
     }
 
     async fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         match self {
             Store::Sled(s) => s.next_due(channel).await,
+            Store::Pg(p) => p.next_due(channel).await,
         }
     }
 
     async fn record(&self, d: &Delivery, lease: Lease) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.record(d, lease).await,
+            Store::Pg(p) => p.record(d, lease).await,
         }
     }
 
     async fn record_progress(&self, d: &Delivery, lease: Lease) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.record_progress(d, lease).await,
+            Store::Pg(p) => p.record_progress(d, lease).await,
         }
     }
 
     async fn index_receipt(&self, receipt: &str, d: &Delivery) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.index_receipt(receipt, d).await,
+            Store::Pg(p) => p.index_receipt(receipt, d).await,
         }
     }
 
@@ -276,12 +284,17 @@ impl Outbox for Store {
                 s.record_provider_status(receipt, status, error, now, supersedes)
                     .await
             }
+            Store::Pg(p) => {
+                p.record_provider_status(receipt, status, error, now, supersedes)
+                    .await
+            }
         }
     }
 
     async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         match self {
             Store::Sled(s) => s.recover_in_flight(now).await,
+            Store::Pg(p) => p.recover_in_flight(now).await,
         }
     }
 
@@ -293,12 +306,14 @@ impl Outbox for Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         match self {
             Store::Sled(s) => s.deliveries_page(incident, after, limit).await,
+            Store::Pg(p) => p.deliveries_page(incident, after, limit).await,
         }
     }
 
     async fn broadcasts_of_all(&self) -> Result<Vec<Broadcast>, StoreError> {
         match self {
             Store::Sled(s) => s.broadcasts_of_all().await,
+            Store::Pg(p) => p.broadcasts_of_all().await,
         }
     }
 
@@ -310,12 +325,14 @@ impl Outbox for Store {
     ) -> Result<Option<Broadcast>, StoreError> {
         match self {
             Store::Sled(s) => s.broadcast(incident, seq, channel).await,
+            Store::Pg(p) => p.broadcast(incident, seq, channel).await,
         }
     }
 
     async fn broadcasts_of(&self, incident: Ulid) -> Result<Vec<Broadcast>, StoreError> {
         match self {
             Store::Sled(s) => s.broadcasts_of(incident).await,
+            Store::Pg(p) => p.broadcasts_of(incident).await,
         }
     }
 
@@ -326,12 +343,14 @@ impl Outbox for Store {
     ) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Sled(s) => s.requeue_dead(incident, now).await,
+            Store::Pg(p) => p.requeue_dead(incident, now).await,
         }
     }
 
     async fn queue_depth(&self) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
         match self {
             Store::Sled(s) => s.queue_depth().await,
+            Store::Pg(p) => p.queue_depth().await,
         }
     }
 }

@@ -205,18 +205,21 @@ impl Users for Store {
     async fn add_user(&self, user: User, password_hash: &str) -> Result<User, StoreError> {
         match self {
             Store::Sled(s) => s.add_user(user, password_hash).await,
+            Store::Pg(p) => p.add_user(user, password_hash).await,
         }
     }
 
     async fn user(&self, name: &UserName) -> Result<Option<User>, StoreError> {
         match self {
             Store::Sled(s) => s.user(name).await,
+            Store::Pg(p) => p.user(name).await,
         }
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         match self {
             Store::Sled(s) => s.users().await,
+            Store::Pg(p) => p.users().await,
         }
     }
 
@@ -227,24 +230,28 @@ impl Users for Store {
     ) -> Result<Changed, StoreError> {
         match self {
             Store::Sled(s) => s.change_user(name, change).await,
+            Store::Pg(p) => p.change_user(name, change).await,
         }
     }
 
     async fn remove_user(&self, name: &UserName, now: DateTime<Utc>) -> Result<User, StoreError> {
         match self {
             Store::Sled(s) => s.remove_user(name, now).await,
+            Store::Pg(p) => p.remove_user(name, now).await,
         }
     }
 
     async fn password_hash(&self, name: &UserName) -> Result<Option<String>, StoreError> {
         match self {
             Store::Sled(s) => s.password_hash(name).await,
+            Store::Pg(p) => p.password_hash(name).await,
         }
     }
 
     async fn set_password(&self, name: &UserName, password_hash: &str) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.set_password(name, password_hash).await,
+            Store::Pg(p) => p.set_password(name, password_hash).await,
         }
     }
 }
@@ -253,36 +260,42 @@ impl Tokens for Store {
     async fn add_token(&self, token: &ApiToken, secret_hash: &[u8; 32]) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.add_token(token, secret_hash).await,
+            Store::Pg(p) => p.add_token(token, secret_hash).await,
         }
     }
 
     async fn token_by_hash(&self, secret_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
         match self {
             Store::Sled(s) => s.token_by_hash(secret_hash).await,
+            Store::Pg(p) => p.token_by_hash(secret_hash).await,
         }
     }
 
     async fn token(&self, id: Ulid) -> Result<Option<ApiToken>, StoreError> {
         match self {
             Store::Sled(s) => s.token(id).await,
+            Store::Pg(p) => p.token(id).await,
         }
     }
 
     async fn tokens(&self, owner: Option<&UserName>) -> Result<Vec<ApiToken>, StoreError> {
         match self {
             Store::Sled(s) => s.tokens(owner).await,
+            Store::Pg(p) => p.tokens(owner).await,
         }
     }
 
     async fn revoke_token(&self, id: Ulid, now: DateTime<Utc>) -> Result<ApiToken, StoreError> {
         match self {
             Store::Sled(s) => s.revoke_token(id, now).await,
+            Store::Pg(p) => p.revoke_token(id, now).await,
         }
     }
 
     async fn touch_tokens(&self, used: &[(Ulid, DateTime<Utc>)]) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.touch_tokens(used).await,
+            Store::Pg(p) => p.touch_tokens(used).await,
         }
     }
 }
@@ -291,36 +304,42 @@ impl Sessions for Store {
     async fn add_session(&self, hash: &[u8; 32], session: &Session) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.add_session(hash, session).await,
+            Store::Pg(p) => p.add_session(hash, session).await,
         }
     }
 
     async fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
         match self {
             Store::Sled(s) => s.session(hash).await,
+            Store::Pg(p) => p.session(hash).await,
         }
     }
 
     async fn touch_session(&self, hash: &[u8; 32], at: DateTime<Utc>) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.touch_session(hash, at).await,
+            Store::Pg(p) => p.touch_session(hash, at).await,
         }
     }
 
     async fn upgrade_session(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.upgrade_session(hash).await,
+            Store::Pg(p) => p.upgrade_session(hash).await,
         }
     }
 
     async fn end_session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
         match self {
             Store::Sled(s) => s.end_session(hash).await,
+            Store::Pg(p) => p.end_session(hash).await,
         }
     }
 
     async fn end_sessions_of(&self, user: &UserName) -> Result<usize, StoreError> {
         match self {
             Store::Sled(s) => s.end_sessions_of(user).await,
+            Store::Pg(p) => p.end_sessions_of(user).await,
         }
     }
 
@@ -332,12 +351,14 @@ impl Sessions for Store {
     ) -> Result<usize, StoreError> {
         match self {
             Store::Sled(s) => s.prune_sessions(now, idle, absolute).await,
+            Store::Pg(p) => p.prune_sessions(now, idle, absolute).await,
         }
     }
 
     async fn sessions_of(&self, user: &UserName) -> Result<Vec<Session>, StoreError> {
         match self {
             Store::Sled(s) => s.sessions_of(user).await,
+            Store::Pg(p) => p.sessions_of(user).await,
         }
     }
 }
@@ -346,6 +367,7 @@ impl SecondFactors for Store {
     async fn totp(&self, user: &UserName) -> Result<Option<TotpRecord>, StoreError> {
         match self {
             Store::Sled(s) => s.totp(user).await,
+            Store::Pg(p) => p.totp(user).await,
         }
     }
 
@@ -356,6 +378,7 @@ impl SecondFactors for Store {
     ) -> Result<R, StoreError> {
         match self {
             Store::Sled(s) => s.change_totp(user, change).await,
+            Store::Pg(p) => p.change_totp(user, change).await,
         }
     }
 }
@@ -364,6 +387,7 @@ impl Dump for Store {
     async fn dump(&self) -> Result<Vec<Record>, StoreError> {
         match self {
             Store::Sled(s) => s.dump().await,
+            Store::Pg(p) => p.dump().await,
         }
     }
 }

@@ -2,7 +2,8 @@
 # Runs every test of crier on a fresh machine: installs what the tests need, then checks
 # formatting and lints, and runs unit and integration tests (which start the real binary), the
 # end-to-end tests (fault matrix included) and a short coverage-guided fuzzing run. The cargo test
-# run has a throwaway PostgreSQL beside it (scripts/pg.sh) for the tests of src/pg/.
+# run has a throwaway PostgreSQL beside it (scripts/pg.sh) for the tests of src/pg/, and the API suite
+# runs a second time with every in-process app on its own PostgreSQL database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +66,8 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test (unit, integration, examples), beside a throwaway PostgreSQL (scripts/pg.sh)"
 bash scripts/pg.sh cargo test --locked --all-targets
+echo "== the API integration suite again, every app on its own PostgreSQL database (CRIER_TEST_STORE=postgres)"
+CRIER_TEST_STORE=postgres bash scripts/pg.sh cargo test --locked --test api
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium, feedparser, CAP XSD"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
 cargo test --locked --test api -- --ignored e2e_

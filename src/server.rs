@@ -7,6 +7,9 @@ use crate::channels;
 use crate::config::Config;
 use crate::dispatch::{Clock, Dispatcher, Running};
 use crate::intake::Intake;
+use crate::pg::settings::StoreSetting;
+use crate::pg::store::PgStore;
+use crate::pg::Pg;
 use crate::render::Templates;
 use crate::schedule::Scheduler;
 use crate::store::Store;
@@ -34,6 +37,9 @@ pub struct Server {
     channels: ChannelSummary,
     timezone: chrono_tz::Tz,
     team: Arc<api::authz::Team>,
+    /// On PostgreSQL: the connection holding this node's claim on the database (see
+    /// [`open_postgres`]); released when the server ends.
+    node_guard: Option<NodeGuard>,
 }
 
 /// What start-up found in the channels folder, for the one summary line.
@@ -124,31 +130,32 @@ impl Server {
                 config.templates_dir.display()
             )
         })?;
-        if let crate::pg::settings::StoreSetting::Postgres(p) = &config.store {
-            // Refused before anything is opened or written. The backend is being built behind
-            // the store port (issue 16, docs/POSTGRES.md); `crier store migrate` can already
-            // copy a sled store into the database.
-            anyhow::bail!(
-                "store = \"{}\": this crier cannot serve from PostgreSQL yet (the backend is \
-                 being built, see docs/POSTGRES.md); leave store out to serve from the embedded \
-                 sled store in --data. `crier store migrate --from DATA --to URL` already copies \
-                 a sled store into the database",
-                crate::pg::redact_url(&p.url)
-            );
-        }
+        // crier's one clock, injected into the store and the dispatcher (and through it the
+        // scheduler, sessions and the API): a rehearsal (`clock_start`) moves all of them.
+        let clock = config
+            .clock_start
+            .map_or_else(Clock::wall, Clock::starting_at);
+        // PostgreSQL is reached (and migrated) before anything is written locally, so a wrong
+        // URL or password leaves no data directory behind.
+        let pg_store = match &config.store {
+            StoreSetting::Sled => None,
+            StoreSetting::Postgres(p) => Some(open_postgres(p, config, clock).await?),
+        };
         crate::store::private_dir(&config.data_dir)
             .context("cannot prepare the data directory; choose another with --data")?;
         if let Some(b) = &config.backup {
             b.prepare().map_err(anyhow::Error::msg)?;
         }
         // The store's error says what is wrong (in use, read-only, damaged) and what to do.
-        // crier's one clock, injected into the store and the dispatcher (and through it the
-        // scheduler, sessions and the API): a rehearsal (`clock_start`) moves all of them.
-        let clock = config
-            .clock_start
-            .map_or_else(Clock::wall, Clock::starting_at);
-        let store = Store::open_with_clock(&config.data_dir.join("db"), clock)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let (store, node_guard) = match pg_store {
+            Some((pg, guard)) => (Store::Pg(Box::new(pg)), Some(guard)),
+            None => (
+                Store::open_with_clock(&config.data_dir.join("db"), clock).with_context(|| {
+                    format!("cannot open the store in {}", config.data_dir.display())
+                })?,
+                None,
+            ),
+        };
         let (admin, source) = match config.env.var(&config.admin_token_env) {
             Some(t) if t.trim().len() >= 16 => {
                 (t.trim().to_owned(), TokenSource::Env(config.admin_token_env.clone()))
@@ -270,6 +277,7 @@ impl Server {
                 channels: channel_summary,
                 timezone: config.render.timezone,
                 team,
+                node_guard,
             },
             source,
         ))
@@ -360,6 +368,9 @@ impl Server {
             .close()
             .await
             .context("the store did not close cleanly")?;
+        if let Some(guard) = self.node_guard {
+            guard.release().await;
+        }
         tracing::info!(
             "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk{}",
             self.channels.active.len(),
@@ -367,6 +378,70 @@ impl Server {
         );
         Ok(())
     }
+}
+
+/// The advisory lock a node holds on its database while it serves ("crier-1n"). Until the
+/// singletons (scheduler, notices, promise reminders, maintenance, hold-down ends) run on an
+/// elected leader only, a second node on the same database would fire them twice, so it is
+/// refused at start-up instead.
+const ONE_NODE_LOCK: i64 = 0x6372_6965_722d_316e;
+
+/// A dedicated connection holding [`ONE_NODE_LOCK`].
+struct NodeGuard {
+    client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NodeGuard {
+    async fn release(self) {
+        let _ = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&ONE_NODE_LOCK])
+            .await;
+        drop(self.client);
+        let _ = self.task.await;
+    }
+}
+
+/// Connects to PostgreSQL, takes this node's claim on the database and brings the schema up
+/// to date. Each failure says what to check; none carries the password.
+async fn open_postgres(
+    p: &crate::pg::settings::PostgresSettings,
+    config: &Config,
+    clock: Clock,
+) -> anyhow::Result<(PgStore, NodeGuard)> {
+    let shown = crate::pg::redact_url(&p.url);
+    if config.backup.is_some() {
+        anyhow::bail!(
+            "[backup] takes backups of the embedded sled store; with store = \"{shown}\" back \
+             the database up with pg_dump or WAL archiving instead, and remove [backup]"
+        );
+    }
+    let pg = Pg::new(&p.connect_options()).with_context(|| format!("store = \"{shown}\""))?;
+    let (client, task) = pg.connect_dedicated().await.with_context(|| {
+        format!(
+            "cannot connect to PostgreSQL at {shown} (is it running and reachable; is the \
+             password in ${} right?)",
+            p.password_env
+        )
+    })?;
+    let row = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&ONE_NODE_LOCK])
+        .await
+        .context("cannot take this node's lock on the database")?;
+    let locked: bool = row.try_get(0).context("pg_try_advisory_lock")?;
+    if !locked {
+        anyhow::bail!(
+            "another crier node is serving from {shown}: running two nodes on one database needs \
+             the leader election of the scheduler, which is not wired yet (issue 16, \
+             docs/POSTGRES.md); stop the other node or give this one its own database"
+        );
+    }
+    let guard = NodeGuard { client, task };
+    let store = PgStore::with_pg(pg, clock)
+        .await
+        .with_context(|| format!("cannot prepare the database at {shown}"))?;
+    Ok((store, guard))
 }
 
 /// Checks that every channel the config names exists (active, or skipped for missing

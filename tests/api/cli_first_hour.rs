@@ -475,10 +475,10 @@ async fn serve_checks_the_store_setting_before_writing_anything() {
             "postgres://crier:pw-not-to-echo@127.0.0.1:1/crier",
             "has a password in the URL",
         ),
-        // A valid URL: refused until the PostgreSQL backend can serve (docs/POSTGRES.md).
+        // A valid URL where no database listens: said so, before anything is written locally.
         (
             "postgres://crier@127.0.0.1:1/crier",
-            "cannot serve from PostgreSQL yet",
+            "cannot connect to PostgreSQL at postgres://crier@127.0.0.1:1/crier",
         ),
     ];
     for (url, want) in cases {

@@ -124,6 +124,9 @@ async fn data_and_admin_token_persist_across_restarts() {
 /// while another handle to the old store (here the test's own) is still alive.
 #[tokio::test]
 async fn after_a_graceful_shutdown_the_data_directory_opens_again_at_once() {
+    if crate::helpers::sled_only("re-opens sled's data directory") {
+        return;
+    }
     let app = crate::helpers::spawn_app().await;
     let id = app.open_incident("Written before the shutdown").await;
     let held = app.store.clone();

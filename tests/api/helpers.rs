@@ -72,6 +72,9 @@ pub async fn spawn_app_with(
     };
     let mut config = config;
     configure(&mut config);
+    if let Some(store) = pg_store_for_tests().await {
+        config.store = store;
+    }
     let (server, _) = Server::build(&config).await.unwrap();
     let addr = server.local_addr().unwrap();
     let store = server.store();
@@ -91,6 +94,69 @@ pub async fn spawn_app_with(
         shutdown: tx,
         running,
     }
+}
+
+/// Whether this run's apps keep their store in PostgreSQL (`CRIER_TEST_STORE=postgres`): the
+/// few tests of what only sled has (its group commit, its files, its backup format) say so and
+/// stop there.
+pub fn on_postgres() -> bool {
+    std::env::var("CRIER_TEST_STORE").ok().as_deref() == Some("postgres")
+}
+
+/// Prints why a sled-specific test stops early on PostgreSQL, and tells the caller to.
+pub fn sled_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("sled-specific, not run on PostgreSQL: {what}");
+        return true;
+    }
+    false
+}
+
+/// With `CRIER_TEST_STORE=postgres` (and the throwaway cluster of scripts/pg.sh), each app gets
+/// a fresh database of its own instead of the sled store: the same tests, on the other backend.
+async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
+    if !on_postgres() {
+        return None;
+    }
+    let url = std::env::var("CRIER_TEST_PG_URL")
+        .expect("CRIER_TEST_STORE=postgres needs scripts/pg.sh (CRIER_TEST_PG_URL)");
+    let rest = url.strip_prefix("postgres://").unwrap();
+    let (userinfo, rest) = rest.split_once('@').unwrap();
+    let (user, password) = userinfo.split_once(':').unwrap();
+    let (hostport, _) = rest.split_once('/').unwrap();
+    let ca = std::env::var_os("CRIER_TEST_PG_CA").map(PathBuf::from);
+    let tls = if ca.is_some() { "" } else { "?sslmode=disable" };
+    let admin_url = format!("postgres://{user}@{hostport}/postgres{tls}");
+    let admin = crier::pg::Pg::new(&crier::pg::ConnectOptions {
+        url: &admin_url,
+        password: Some(password),
+        ca_file: ca.as_deref(),
+        pool_size: 1,
+    })
+    .unwrap();
+    let db = format!("crier_api_{}", ulid::Ulid::new().to_string().to_lowercase());
+    admin
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    admin.close();
+    let store_url = format!("postgres://{user}@{hostport}/{db}{tls}");
+    let file = crier::pg::settings::PostgresFile {
+        password_env: Some("T_PG_PASSWORD".into()),
+        ca_file: ca,
+        pool_size: Some(4),
+    };
+    Some(
+        crier::pg::settings::StoreSetting::from_parts(
+            Some(&store_url),
+            Some(file),
+            &env(&[("T_PG_PASSWORD", password)]),
+        )
+        .unwrap(),
+    )
 }
 
 /// A response: status, content type and parsed body.

@@ -114,7 +114,7 @@ pub fn sled_only(what: &str) -> bool {
 
 /// With `CRIER_TEST_STORE=postgres` (and the throwaway cluster of scripts/pg.sh), each app gets
 /// a fresh database of its own instead of the sled store: the same tests, on the other backend.
-async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
+pub async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
     if !on_postgres() {
         return None;
     }

@@ -32,6 +32,7 @@ mod maintenance;
 mod notice;
 mod openapi;
 mod pages;
+mod postgres;
 mod preview;
 mod promises;
 mod public_pages;

@@ -92,13 +92,48 @@ impl Target {
 
 /// The idempotency key of (update, channel, recipient): 128 bits of SHA-256, hex.
 pub fn idempotency_key(update_id: Ulid, channel: &str, recipient: &str) -> String {
+    hex::encode(key_bytes(update_id, channel, recipient))
+}
+
+fn key_bytes(update_id: Ulid, channel: &str, recipient: &str) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(update_id.to_bytes());
     h.update([0]);
     h.update(channel.as_bytes());
     h.update([0]);
     h.update(recipient.as_bytes());
-    hex::encode(&h.finalize()[..16])
+    let d = h.finalize();
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
+impl Delivery {
+    /// The new pending delivery of broadcast `b` to `target`, as every backend creates it on
+    /// expansion. Its id is its idempotency key, so the record of (update, channel, recipient)
+    /// has one fixed identity: re-expanding after a crash finds it instead of making a second.
+    pub fn pending(b: &Broadcast, target: Target, now: DateTime<Utc>) -> Delivery {
+        let key = key_bytes(b.update_id, &b.channel, target.recipient());
+        Delivery {
+            id: Ulid::from_bytes(key),
+            incident_id: b.incident_id,
+            seq: b.seq,
+            update_id: b.update_id,
+            channel: b.channel.clone(),
+            target,
+            idempotency_key: hex::encode(key),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            parts_done: 0,
+            next_at: now,
+            last_error: None,
+            receipt: None,
+            provider_status: None,
+            provider_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// One delivery.

@@ -22,8 +22,8 @@
 use super::port::{Outbox, DELIVERY_PAGE};
 use super::{codec, decode, encode, SledStore, StoreError, Trees};
 use crate::domain::{
-    idempotency_key, Broadcast, Claim, ComponentName, Delivery, DeliveryCursor, DeliveryState,
-    Lease, Subscriber, Target, Update,
+    Broadcast, Claim, ComponentName, Delivery, DeliveryCursor, DeliveryState, Lease, Subscriber,
+    Target, Update,
 };
 use crate::domain::{ExpandTarget, Expanded};
 use chrono::{DateTime, TimeZone, Utc};
@@ -82,33 +82,7 @@ impl SledStore {
         target: Target,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let key = idempotency_key(b.update_id, &b.channel, target.recipient());
-        // The delivery's id is its idempotency key, so the record of (update, channel,
-        // recipient) has one fixed key: re-expanding after a crash finds it instead of creating
-        // a second one.
-        let id_bytes: [u8; 16] = hex::decode(&key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| StoreError::Corrupt("idempotency key is not 16 hex bytes".into()))?;
-        let d = Delivery {
-            id: Ulid::from_bytes(id_bytes),
-            incident_id: b.incident_id,
-            seq: b.seq,
-            update_id: b.update_id,
-            channel: b.channel.clone(),
-            target,
-            idempotency_key: key,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            parts_done: 0,
-            next_at: now,
-            last_error: None,
-            receipt: None,
-            provider_status: None,
-            provider_error: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let d = Delivery::pending(b, target, now);
         let dk = delivery_key(&d);
         if t.deliveries.contains_key(dk)? {
             return Ok(false);

@@ -36,8 +36,8 @@ use ulid::Ulid;
 
 use super::{begin, corrupt, db, sql_limit, PgStore};
 use crate::domain::{
-    idempotency_key, Broadcast, Claim, ComponentName, Delivery, DeliveryCursor, DeliveryState,
-    ExpandTarget, Expanded, Lease, Subscriber, Target, Update,
+    Broadcast, Claim, ComponentName, Delivery, DeliveryCursor, DeliveryState, ExpandTarget,
+    Expanded, Lease, Subscriber, Target, Update,
 };
 use crate::pg::rows;
 use crate::store::codec;
@@ -82,35 +82,6 @@ fn to_u32(what: &str, n: i32) -> Result<u32, StoreError> {
 
 fn to_i32(what: &str, n: u32) -> Result<i32, StoreError> {
     i32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{what} {n} is out of range")))
-}
-
-/// The new pending delivery of (broadcast, target), as the sled store makes it: its id is its
-/// idempotency key, so the record of (update, channel, recipient) has one fixed identity.
-fn new_delivery(b: &Broadcast, target: Target, now: DateTime<Utc>) -> Result<Delivery, StoreError> {
-    let key = idempotency_key(b.update_id, &b.channel, target.recipient());
-    let id_bytes: [u8; 16] = hex::decode(&key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt("idempotency key is not 16 hex bytes".into()))?;
-    Ok(Delivery {
-        id: Ulid::from_bytes(id_bytes),
-        incident_id: b.incident_id,
-        seq: b.seq,
-        update_id: b.update_id,
-        channel: b.channel.clone(),
-        target,
-        idempotency_key: key,
-        state: DeliveryState::Pending,
-        attempts: 0,
-        parts_done: 0,
-        next_at: now,
-        last_error: None,
-        receipt: None,
-        provider_status: None,
-        provider_error: None,
-        created_at: now,
-        updated_at: now,
-    })
 }
 
 /// The subscriber a sled cursor (the last subscriber key expanded: its ULID's bytes) names.
@@ -195,7 +166,7 @@ impl Outbox for PgStore {
         }
         let mut fresh = Vec::new();
         if !b.subscribers {
-            fresh.push(new_delivery(b, Target::Endpoint, now)?);
+            fresh.push(Delivery::pending(b, Target::Endpoint, now));
             next.done = true;
         } else {
             let after = next.cursor.as_deref().map(cursor_id).transpose()?;
@@ -222,7 +193,7 @@ impl Outbox for PgStore {
                         locale: s.locale,
                         unsubscribe_token: s.unsubscribe_token,
                     };
-                    fresh.push(new_delivery(b, to, now)?);
+                    fresh.push(Delivery::pending(b, to, now));
                 }
                 if seen % 256 == 0 {
                     // A long page does not hold up the other tasks of this worker.

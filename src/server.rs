@@ -440,7 +440,8 @@ async fn open_postgres(
     let guard = NodeGuard { client, task };
     let store = PgStore::with_pg(pg, clock)
         .await
-        .with_context(|| format!("cannot prepare the database at {shown}"))?;
+        .with_context(|| format!("cannot prepare the database at {shown}"))?
+        .with_lease(p.lease);
     Ok((store, guard))
 }
 

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::{redact_url, ConnectOptions};
 use crate::config::Environment;
+use crate::domain::Span;
 
 /// The variable the PostgreSQL password is read from when the config names none (the same
 /// default as `crier store migrate --password-env`).
@@ -23,6 +24,14 @@ pub const DEFAULT_PASSWORD_ENV: &str = "CRIER_PG_PASSWORD";
 
 /// Connections in the pool when the config says nothing.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How long a claim on a delivery holds when the config says nothing (`[postgres] lease`).
+pub const DEFAULT_LEASE: Span = Span::from_secs(300);
+/// The shortest lease: a send (with its timeout) must fit in it with room to spare, or a
+/// live node's sends would be taken over and sent twice.
+pub const MIN_LEASE: Span = Span::from_secs(5);
+/// The longest lease: a dead node's deliveries wait this long for another node.
+pub const MAX_LEASE: Span = Span::from_secs(3600);
 
 /// The `[postgres]` table of the config file.
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +43,10 @@ pub struct PostgresFile {
     pub ca_file: Option<PathBuf>,
     /// Connections in the pool, 1-256 (default 16).
     pub pool_size: Option<usize>,
+    /// How long a node's claim on a delivery holds, `5s`-`1h` (default 5m): a dead node's
+    /// claims go to another node after it. Tests shorten it; see docs/CONFIGURATION.md.
+    #[serde(default)]
+    pub lease: Option<String>,
 }
 
 /// The validated store setting.
@@ -65,6 +78,8 @@ pub struct PostgresSettings {
     password: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub pool_size: usize,
+    /// How long a claim on a delivery holds (`[postgres] lease`).
+    pub lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -75,6 +90,7 @@ impl std::fmt::Debug for PostgresSettings {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -171,12 +187,22 @@ impl StoreSetting {
                  {DEFAULT_POOL_SIZE}); PostgreSQL's max_connections must cover every node's pool"
             ));
         }
+        let lease = match file.lease.as_deref() {
+            None => DEFAULT_LEASE,
+            Some(s) => Span::parse_in(s, MIN_LEASE, MAX_LEASE).map_err(|e| {
+                format!(
+                    "[postgres] lease = {e} (default {DEFAULT_LEASE}): how long a node's claim on \
+                     a delivery holds before another node may send it"
+                )
+            })?,
+        };
         Ok(StoreSetting::Postgres(PostgresSettings {
             url: raw.to_owned(),
             password_env,
             password,
             ca_file: file.ca_file,
             pool_size,
+            lease: lease.as_std(),
         }))
     }
 }
@@ -226,6 +252,7 @@ mod tests {
             password_env: Some("DB_PW".into()),
             ca_file: None,
             pool_size: Some(4),
+            lease: None,
         };
         let s = StoreSetting::from_parts(
             Some("postgres://crier@db.example:5432/crier?sslmode=require"),
@@ -334,5 +361,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("holds no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn the_lease_defaults_to_five_minutes_and_is_checked() {
+        let with = |lease: Option<&str>| {
+            StoreSetting::from_parts(
+                Some("postgres://crier@db/crier"),
+                Some(PostgresFile {
+                    lease: lease.map(str::to_owned),
+                    ..PostgresFile::default()
+                }),
+                &env(&[]),
+            )
+        };
+        let lease = |s: Result<StoreSetting, String>| match s {
+            Ok(StoreSetting::Postgres(p)) => p.lease,
+            other => panic!("not postgres: {other:?}"),
+        };
+        assert_eq!(lease(with(None)), std::time::Duration::from_secs(300));
+        assert_eq!(lease(with(Some("5s"))), std::time::Duration::from_secs(5));
+        assert_eq!(lease(with(Some("1h"))), std::time::Duration::from_secs(3600));
+        for bad in ["4s", "500ms", "2h", "soon", "0s"] {
+            let e = with(Some(bad)).unwrap_err();
+            assert!(e.contains("[postgres] lease") && e.contains("from 5s to 1h"), "{bad}: {e}");
+        }
     }
 }

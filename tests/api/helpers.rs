@@ -148,6 +148,7 @@ pub async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
         password_env: Some("T_PG_PASSWORD".into()),
         ca_file: ca,
         pool_size: Some(4),
+        lease: None,
     };
     Some(
         crier::pg::settings::StoreSetting::from_parts(

@@ -62,6 +62,9 @@ pub const BACKUP_REFUSED: &str = "this crier keeps its store in PostgreSQL: crie
 pub struct PgStore {
     pg: Pg,
     clock: Clock,
+    /// How long a claim holds its delivery ([`outbox::claim_lease`] unless the config says
+    /// otherwise: `[postgres] lease`).
+    lease: chrono::Duration,
 }
 
 impl From<PgError> for StoreError {
@@ -132,7 +135,24 @@ impl PgStore {
                 );
             }
         }
-        Ok(PgStore { pg, clock })
+        Ok(PgStore {
+            pg,
+            clock,
+            lease: outbox::claim_lease(),
+        })
+    }
+
+    /// The same store with claims leased for `lease` (`[postgres] lease`): after it, another
+    /// node may claim a delivery this node claimed and did not report (a dead node's claims
+    /// come back after it).
+    pub fn with_lease(mut self, lease: std::time::Duration) -> PgStore {
+        self.lease = chrono::Duration::from_std(lease).unwrap_or_else(|_| outbox::claim_lease());
+        self
+    }
+
+    /// How long a claim holds its delivery.
+    pub fn lease(&self) -> chrono::Duration {
+        self.lease
     }
 
     /// The database handle (its pool, and dedicated connections for leader election and

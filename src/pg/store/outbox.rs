@@ -226,7 +226,7 @@ impl Outbox for PgStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let until = now + claim_lease();
+        let until = now + self.lease();
         let found = client
             .query(
                 "WITH due AS (

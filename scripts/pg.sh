@@ -9,6 +9,13 @@
 #   CRIER_TEST_PG_URL       postgres://crier_test:PASSWORD@127.0.0.1:PORT/crier_test
 #   CRIER_TEST_PG_CA        the PEM file of the CA that signed the server's certificate
 #   CRIER_TEST_PG_REQUIRED  1 (the PostgreSQL tests fail instead of skipping without the URL)
+# and, for a test that restarts the cluster (`pg_ctl restart -m fast`, tests/api/two_nodes.rs):
+#   CRIER_TEST_PG_CTL       the pg_ctl binary
+#   CRIER_TEST_PG_DATA      the cluster's data directory
+#   CRIER_TEST_PG_LOG       its server log
+#   CRIER_TEST_PG_OS_USER   the OS user the cluster runs as (pg_ctl must run as it)
+# Restarting breaks every other test using the cluster at that moment: such a test runs in a
+# pg.sh invocation of its own.
 # The cluster is stopped and its directory removed when the command ends, however it ends. If the
 # cluster cannot be started the script fails loudly and the command is not run, so a broken setup
 # is never hidden behind skipped tests.
@@ -119,5 +126,9 @@ as_pg "$PGBIN/psql" -h "$DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STO
 export CRIER_TEST_PG_URL="postgres://crier_test:$PASSWORD@127.0.0.1:$PORT/crier_test"
 export CRIER_TEST_PG_CA="$DIR/ca.pem"
 export CRIER_TEST_PG_REQUIRED=1
+export CRIER_TEST_PG_CTL="$PGBIN/pg_ctl"
+export CRIER_TEST_PG_DATA="$DATA"
+export CRIER_TEST_PG_LOG="$DIR/server.log"
+export CRIER_TEST_PG_OS_USER="$PGUSER_OS"
 echo "== PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT (cluster in $DIR, removed afterwards)"
 "$@"

@@ -381,10 +381,16 @@ mod tests {
         };
         assert_eq!(lease(with(None)), std::time::Duration::from_secs(300));
         assert_eq!(lease(with(Some("5s"))), std::time::Duration::from_secs(5));
-        assert_eq!(lease(with(Some("1h"))), std::time::Duration::from_secs(3600));
+        assert_eq!(
+            lease(with(Some("1h"))),
+            std::time::Duration::from_secs(3600)
+        );
         for bad in ["4s", "500ms", "2h", "soon", "0s"] {
             let e = with(Some(bad)).unwrap_err();
-            assert!(e.contains("[postgres] lease") && e.contains("from 5s to 1h"), "{bad}: {e}");
+            assert!(
+                e.contains("[postgres] lease") && e.contains("from 5s to 1h"),
+                "{bad}: {e}"
+            );
         }
     }
 }

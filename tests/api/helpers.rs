@@ -118,46 +118,76 @@ pub async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
     if !on_postgres() {
         return None;
     }
-    let url = std::env::var("CRIER_TEST_PG_URL")
-        .expect("CRIER_TEST_STORE=postgres needs scripts/pg.sh (CRIER_TEST_PG_URL)");
-    let rest = url.strip_prefix("postgres://").unwrap();
-    let (userinfo, rest) = rest.split_once('@').unwrap();
-    let (user, password) = userinfo.split_once(':').unwrap();
-    let (hostport, _) = rest.split_once('/').unwrap();
-    let ca = std::env::var_os("CRIER_TEST_PG_CA").map(PathBuf::from);
-    let tls = if ca.is_some() { "" } else { "?sslmode=disable" };
-    let admin_url = format!("postgres://{user}@{hostport}/postgres{tls}");
-    let admin = crier::pg::Pg::new(&crier::pg::ConnectOptions {
-        url: &admin_url,
-        password: Some(password),
-        ca_file: ca.as_deref(),
-        pool_size: 1,
-    })
-    .unwrap();
-    let db = format!("crier_api_{}", ulid::Ulid::new().to_string().to_lowercase());
-    admin
-        .client()
-        .await
-        .unwrap()
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    admin.close();
-    let store_url = format!("postgres://{user}@{hostport}/{db}{tls}");
+    let db = PgDatabase::create().await;
     let file = crier::pg::settings::PostgresFile {
         password_env: Some("T_PG_PASSWORD".into()),
-        ca_file: ca,
+        ca_file: db.ca.clone(),
         pool_size: Some(4),
         lease: None,
     };
     Some(
         crier::pg::settings::StoreSetting::from_parts(
-            Some(&store_url),
+            Some(&db.url),
             Some(file),
-            &env(&[("T_PG_PASSWORD", password)]),
+            &env(&[("T_PG_PASSWORD", &db.password)]),
         )
         .unwrap(),
     )
+}
+
+/// A fresh database on the cluster of scripts/pg.sh (`CRIER_TEST_PG_URL`, `CRIER_TEST_PG_CA`).
+pub struct PgDatabase {
+    /// `postgres://USER@HOST:PORT/DB`, without the password (crier refuses one in the URL).
+    pub url: String,
+    pub password: String,
+    pub ca: Option<PathBuf>,
+}
+
+impl PgDatabase {
+    /// Creates a database of its own on the test cluster.
+    pub async fn create() -> PgDatabase {
+        let url = std::env::var("CRIER_TEST_PG_URL")
+            .expect("this test needs PostgreSQL: run it under scripts/pg.sh (CRIER_TEST_PG_URL)");
+        let rest = url.strip_prefix("postgres://").unwrap();
+        let (userinfo, rest) = rest.split_once('@').unwrap();
+        let (user, password) = userinfo.split_once(':').unwrap();
+        let (hostport, _) = rest.split_once('/').unwrap();
+        let ca = std::env::var_os("CRIER_TEST_PG_CA").map(PathBuf::from);
+        let tls = if ca.is_some() { "" } else { "?sslmode=disable" };
+        let admin_url = format!("postgres://{user}@{hostport}/postgres{tls}");
+        let admin = crier::pg::Pg::new(&crier::pg::ConnectOptions {
+            url: &admin_url,
+            password: Some(password),
+            ca_file: ca.as_deref(),
+            pool_size: 1,
+        })
+        .unwrap();
+        let db = format!("crier_api_{}", ulid::Ulid::new().to_string().to_lowercase());
+        admin
+            .client()
+            .await
+            .unwrap()
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        admin.close();
+        PgDatabase {
+            url: format!("postgres://{user}@{hostport}/{db}{tls}"),
+            password: password.to_owned(),
+            ca,
+        }
+    }
+
+    /// A connection pool of the test's own on the database, to read what the nodes wrote.
+    pub fn pool(&self) -> crier::pg::Pg {
+        crier::pg::Pg::new(&crier::pg::ConnectOptions {
+            url: &self.url,
+            password: Some(&self.password),
+            ca_file: self.ca.as_deref(),
+            pool_size: 2,
+        })
+        .unwrap()
+    }
 }
 
 /// A response: status, content type and parsed body.
@@ -298,6 +328,9 @@ pub struct ServeProcess {
     pub child: Child,
     pub addr: SocketAddr,
     pub data: PathBuf,
+    /// The admin token given in `CRIER_ADMIN_TOKEN` (nodes sharing a database share it); `None`
+    /// when the node generated its own into the data directory.
+    admin_token: Option<String>,
 }
 
 impl ServeProcess {
@@ -324,9 +357,16 @@ impl ServeProcess {
         } else {
             cmd.arg("serve");
         }
+        cmd.env_remove("CRIER_ADMIN_TOKEN")
+            .env_remove("CRIER_STORE")
+            .env_remove("CRIER_PG_PASSWORD");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let admin_token = env
+            .iter()
+            .find(|(k, _)| *k == "CRIER_ADMIN_TOKEN")
+            .map(|(_, v)| (*v).to_owned());
         let mut child = cmd
             .args(["--bind", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -334,7 +374,6 @@ impl ServeProcess {
             .arg(channels)
             .arg("--templates")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
-            .env_remove("CRIER_ADMIN_TOKEN")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -367,7 +406,38 @@ impl ServeProcess {
             child,
             addr,
             data: data.to_path_buf(),
+            admin_token,
         }
+    }
+
+    /// Starts `serve` on the PostgreSQL database `db` (`store = "postgres://…"` and a
+    /// `[postgres]` table in a config file written beside `data`, the password in
+    /// `CRIER_PG_PASSWORD`, claims leased for `lease`), with `admin_token` as its admin token
+    /// (so several nodes on one database answer the same token). `top` is more top-level config.
+    pub fn start_pg(
+        data: &Path,
+        channels: &Path,
+        db: &PgDatabase,
+        lease: &str,
+        top: &str,
+        admin_token: &str,
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
+        let mut config = format!(
+            "{top}\nstore = \"{}\"\n[postgres]\nlease = \"{lease}\"\n",
+            db.url
+        );
+        if let Some(ca) = &db.ca {
+            config.push_str(&format!("ca_file = \"{}\"\n", ca.display()));
+        }
+        let file = data.with_extension("toml");
+        std::fs::write(&file, config).unwrap();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("CRIER_PG_PASSWORD", &db.password),
+            ("CRIER_ADMIN_TOKEN", admin_token),
+        ];
+        all.extend_from_slice(env);
+        Self::start_env(data, channels, Some(&file), &all)
     }
 
     pub fn base(&self) -> String {
@@ -375,6 +445,9 @@ impl ServeProcess {
     }
 
     pub fn token(&self) -> String {
+        if let Some(t) = &self.admin_token {
+            return t.clone();
+        }
         crier::token::read_admin_token(&self.data).unwrap().unwrap()
     }
 

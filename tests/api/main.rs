@@ -42,3 +42,4 @@ mod subscribe;
 mod subscribers;
 mod team_cli;
 mod templates;
+mod two_nodes;

@@ -430,7 +430,7 @@ async fn open_postgres(
         .await
         .context("cannot take this node's lock on the database")?;
     let locked: bool = row.try_get(0).context("pg_try_advisory_lock")?;
-    if !locked && std::env::var_os("CRIER_TEMP_TWO_NODES").is_none() {
+    if !locked {
         anyhow::bail!(
             "another crier node is serving from {shown}: running two nodes on one database needs \
              the leader election of the scheduler, which is not wired yet (issue 16, \

@@ -32,6 +32,8 @@ pub const DEFAULT_LEASE: Span = Span::from_secs(300);
 pub const MIN_LEASE: Span = Span::from_secs(5);
 /// The longest lease: a dead node's deliveries wait this long for another node.
 pub const MAX_LEASE: Span = Span::from_secs(3600);
+/// The leader election's try / re-check interval when the config says nothing.
+pub const DEFAULT_LEADER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `[postgres]` table of the config file.
 #[derive(Debug, Default, Deserialize)]
@@ -45,8 +47,10 @@ pub struct PostgresFile {
     pub pool_size: Option<usize>,
     /// How long a node's claim on a delivery holds, `5s`-`1h` (default 5m): a dead node's
     /// claims go to another node after it. Tests shorten it; see docs/CONFIGURATION.md.
-    #[serde(default)]
     pub lease: Option<String>,
+    /// How often a node tries to become leader, and the leader re-checks that it still is
+    /// (`100ms`-`1m`, default `1s`): the longest a dead leader's singletons wait for another.
+    pub leader_check: Option<String>,
 }
 
 /// The validated store setting.
@@ -80,6 +84,8 @@ pub struct PostgresSettings {
     pub pool_size: usize,
     /// How long a claim on a delivery holds (`[postgres] lease`).
     pub lease: std::time::Duration,
+    /// The leader election's try / re-check interval.
+    pub leader_check: std::time::Duration,
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -91,6 +97,7 @@ impl std::fmt::Debug for PostgresSettings {
             .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
             .field("lease", &self.lease)
+            .field("leader_check", &self.leader_check)
             .finish()
     }
 }
@@ -196,6 +203,18 @@ impl StoreSetting {
                 )
             })?,
         };
+        let leader_check = match &file.leader_check {
+            None => DEFAULT_LEADER_CHECK,
+            Some(v) => crate::domain::Span::parse_in(
+                v,
+                crate::domain::Span::from_millis(100),
+                crate::domain::Span::from_secs(60),
+            )
+            .map(crate::domain::Span::as_std)
+            .map_err(|e| {
+                format!("[postgres] leader_check: {e} (default 1s; how long a dead leader's scheduler waits for another node)")
+            })?,
+        };
         Ok(StoreSetting::Postgres(PostgresSettings {
             url: raw.to_owned(),
             password_env,
@@ -203,6 +222,7 @@ impl StoreSetting {
             ca_file: file.ca_file,
             pool_size,
             lease: lease.as_std(),
+            leader_check,
         }))
     }
 }
@@ -253,6 +273,7 @@ mod tests {
             ca_file: None,
             pool_size: Some(4),
             lease: None,
+            leader_check: Some("250ms".into()),
         };
         let s = StoreSetting::from_parts(
             Some("postgres://crier@db.example:5432/crier?sslmode=require"),
@@ -266,6 +287,7 @@ mod tests {
         let o = p.connect_options();
         assert_eq!(o.password, Some("s3cret-pw"));
         assert_eq!(o.pool_size, 4);
+        assert_eq!(p.leader_check, std::time::Duration::from_millis(250));
         assert_eq!(
             o.url,
             "postgres://crier@db.example:5432/crier?sslmode=require"
@@ -285,6 +307,7 @@ mod tests {
         assert_eq!(p.password_env, DEFAULT_PASSWORD_ENV);
         assert_eq!(p.connect_options().password, None);
         assert_eq!(p.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(p.leader_check, DEFAULT_LEADER_CHECK);
 
         let e = StoreSetting::from_parts(
             Some("postgres://crier@db/crier"),
@@ -335,6 +358,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("pool_size = 0"), "{e}");
+
+        for bad in ["10ms", "5m", "soon"] {
+            let e = StoreSetting::from_parts(
+                Some("postgres://crier@db/crier"),
+                Some(PostgresFile {
+                    leader_check: Some(bad.into()),
+                    ..PostgresFile::default()
+                }),
+                &env(&[]),
+            )
+            .unwrap_err();
+            assert!(e.contains("[postgres] leader_check"), "{bad}: {e}");
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");

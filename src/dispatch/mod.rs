@@ -1114,3 +1114,6 @@ mod tests {
 
 #[cfg(test)]
 mod tests_paused;
+
+#[cfg(test)]
+mod tests_pg;

@@ -361,6 +361,9 @@ async fn forward_wakeups(
     wake: Arc<crate::pg::wake::Wakeup>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // A shutdown sender dropped without a shutdown leaves nothing to watch (and `changed` would
+    // return at once, every time).
+    let mut watching = true;
     loop {
         if *shutdown.borrow() {
             return;
@@ -372,7 +375,7 @@ async fn forward_wakeups(
                     ch.notify.notify_one();
                 }
             }
-            _ = shutdown.changed() => {}
+            changed = shutdown.changed(), if watching => watching = changed.is_ok(),
         }
     }
 }

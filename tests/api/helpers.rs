@@ -364,8 +364,6 @@ pub struct ServeProcess {
     pub child: Child,
     pub addr: SocketAddr,
     pub data: PathBuf,
-    /// The database it serves from, when not sled.
-    pub pg: Option<PgDatabase>,
 }
 
 impl ServeProcess {
@@ -467,7 +465,6 @@ impl ServeProcess {
             child,
             addr,
             data: data.to_path_buf(),
-            pg,
         }
     }
 

@@ -383,3 +383,50 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     assert_eq!(st["channels"]["sms"]["total"], 9, "{st}");
     assert!(st["channels"]["masto"]["delivered"].as_u64() >= Some(1), "{st}");
 }
+
+/// In the PostgreSQL run (`CRIER_TEST_STORE=postgres`) the real binary started by the helpers
+/// serves from the database of its data directory: what it writes is in that database, no sled
+/// store is made, and another data directory gets another (empty) database.
+#[tokio::test]
+async fn in_the_postgres_run_the_real_binary_serves_from_its_data_directorys_database() {
+    if !crate::helpers::on_postgres() {
+        eprintln!("PostgreSQL only: run with CRIER_TEST_STORE=postgres (scripts/test.sh does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServeProcess::start(&data);
+    let id = call(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Body::Json(json!({"title": "served from PostgreSQL", "impact": "minor", "message": "m"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!data.join("db").exists(), "the binary made a sled store");
+
+    let db = crate::helpers::bin_database_for(&data).unwrap();
+    let pg = crier::pg::Pg::new(&crier::pg::ConnectOptions {
+        url: &db.url,
+        password: Some(&db.password),
+        ca_file: db.ca.as_deref(),
+        pool_size: 1,
+    })
+    .unwrap();
+    let rows = pg
+        .client()
+        .await
+        .unwrap()
+        .query("SELECT id FROM crier_incidents", &[])
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [id], "the incident is in the data directory's database");
+    pg.close();
+
+    let other = ServeProcess::start(&dir.path().join("other"));
+    assert_eq!(get(&other, "/api/v1/incidents").await, json!([]));
+}

@@ -66,7 +66,10 @@ async fn get(server: &ServeProcess, path: &str) -> Value {
 async fn snapshot(server: &ServeProcess, ids: &[String]) -> Value {
     let mut incidents = serde_json::Map::new();
     for id in ids {
-        incidents.insert(id.clone(), get(server, &format!("/api/v1/incidents/{id}")).await);
+        incidents.insert(
+            id.clone(),
+            get(server, &format!("/api/v1/incidents/{id}")).await,
+        );
     }
     let mut v = json!({
         "list": get(server, "/api/v1/incidents?limit=1000").await,
@@ -210,7 +213,10 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
 
     // The store: components, subscribers by email and SMS, a published incident with an
     // update (a Mastodon thread of two statuses), a draft incident, a notice.
-    for (name, status) in [("Check-in", "degraded_performance"), ("Boarding", "operational")] {
+    for (name, status) in [
+        ("Check-in", "degraded_performance"),
+        ("Boarding", "operational"),
+    ] {
         call(
             &sled,
             reqwest::Method::PUT,
@@ -304,7 +310,10 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     let again = report(&migrate(&data, &db));
     let unchanged: Vec<_> = first.iter().map(|l| (&l.0, l.1, 0, &l.3)).collect();
     let rerun: Vec<_> = again.iter().map(|l| (&l.0, l.1, l.2, &l.3)).collect();
-    assert_eq!(rerun, unchanged, "a re-run copies nothing and sees the same data");
+    assert_eq!(
+        rerun, unchanged,
+        "a re-run copies nothing and sees the same data"
+    );
 
     // Serve from PostgreSQL with the provider back: the same data, and the pending SMS go out.
     faults(json!({})).await;
@@ -326,7 +335,10 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     assert!(page.contains("Check-in delays"), "{page}");
     assert!(page.contains("A fix is being deployed."), "{page}");
     assert!(page.contains("Boarding"), "{page}");
-    assert!(!page.contains("Baggage belt stopped"), "a draft is not public: {page}");
+    assert!(
+        !page.contains("Baggage belt stopped"),
+        "a draft is not public: {page}"
+    );
 
     let mut st = Value::Null;
     for _ in 0..1200 {
@@ -338,7 +350,10 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     }
     assert_eq!(st["channels"]["sms"]["delivered"], 6, "{st}");
     let stats = sim_stats(&sim).await;
-    assert_eq!(stats["accepted"]["twilio"], 6, "each pending SMS once: {stats}");
+    assert_eq!(
+        stats["accepted"]["twilio"], 6,
+        "each pending SMS once: {stats}"
+    );
     assert_eq!(stats["unique_recipients"]["twilio"], 3, "{stats}");
     assert_eq!(stats["duplicates"]["twilio"], 0, "{stats}");
     assert_eq!(
@@ -366,14 +381,21 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     assert_eq!(posted.len(), 3, "{posted:?}");
     assert_eq!(posted[1]["in_reply_to_id"], "1", "{posted:?}");
     assert_eq!(posted[2]["in_reply_to_id"], "2", "{posted:?}");
-    assert!(posted[2]["status"].as_str().unwrap().contains("back to normal"));
+    assert!(posted[2]["status"]
+        .as_str()
+        .unwrap()
+        .contains("back to normal"));
 
     // Once the PostgreSQL server has written (deliveries sent), a migration of the old sled
     // store is refused and writes nothing.
     assert!(pg.terminate().success());
     let late = migrate(&data, &db);
     assert_eq!(late.status.code(), Some(3), "{}", text(&late));
-    assert!(text(&late).contains("nothing was written"), "{}", text(&late));
+    assert!(
+        text(&late).contains("nothing was written"),
+        "{}",
+        text(&late)
+    );
     let pg = ServeProcess::start_on(&pg_data, &channels, None, &CHANNEL_ENV, Some(db));
     // What the PostgreSQL server sent is there after a restart: the six migrated SMS and the
     // three of its own update, and its status. (The two statuses sled had posted are not
@@ -381,7 +403,10 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     let st = deliveries(&pg, &live).await;
     assert_eq!(st["channels"]["sms"]["delivered"], 9, "{st}");
     assert_eq!(st["channels"]["sms"]["total"], 9, "{st}");
-    assert!(st["channels"]["masto"]["delivered"].as_u64() >= Some(1), "{st}");
+    assert!(
+        st["channels"]["masto"]["delivered"].as_u64() >= Some(1),
+        "{st}"
+    );
 }
 
 /// In the PostgreSQL run (`CRIER_TEST_STORE=postgres`) the real binary started by the helpers
@@ -424,7 +449,11 @@ async fn in_the_postgres_run_the_real_binary_serves_from_its_data_directorys_dat
         .await
         .unwrap();
     let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(ids, [id], "the incident is in the data directory's database");
+    assert_eq!(
+        ids,
+        [id],
+        "the incident is in the data directory's database"
+    );
     pg.close();
 
     let other = ServeProcess::start(&dir.path().join("other"));

@@ -216,7 +216,9 @@ fn add_login_make_a_token_read_the_audit_and_logout() {
     );
 
     // Offline, after the server stopped: untouched, then with entry 2 altered in sled.
-    if crate::helpers::sled_only("offline `audit verify --data` and the forged entry read sled's files") {
+    if crate::helpers::sled_only(
+        "offline `audit verify --data` and the forged entry read sled's files",
+    ) {
         return;
     }
     server.terminate();

@@ -244,6 +244,13 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
     )
     .await;
     let live = open["id"].as_str().unwrap().to_owned();
+    // The first status is posted before the update, so that the update's can reply to it.
+    for _ in 0..600 {
+        if statuses(&masto).await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     call(
         &sled,
         reqwest::Method::POST,
@@ -385,6 +392,15 @@ async fn e2e_a_migrated_sled_store_serves_the_same_from_postgres_and_sends_what_
         .as_str()
         .unwrap()
         .contains("back to normal"));
+
+    // Its own update reaches the three phones too.
+    for _ in 0..1200 {
+        let st = deliveries(&pg, &live).await;
+        if st["complete"] == true && st["channels"]["sms"]["delivered"] == 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Once the PostgreSQL server has written (deliveries sent), a migration of the old sled
     // store is refused and writes nothing.

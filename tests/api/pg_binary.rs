@@ -2,7 +2,9 @@
 //! same"): a sled server builds a store with every kind of data and deliveries still pending
 //! (the SMS provider answers 500), it stops, `crier store migrate` copies it, and `crier serve
 //! --store postgres://…` shows the same incidents, timelines, components, subscribers and
-//! notices, and sends every pending delivery once. It needs the built examples (the provider
+//! notices, sends every pending delivery once and goes on with the incident's Mastodon thread.
+//! A migration copies unfinished deliveries only (docs/POSTGRES.md), so the delivery counts of
+//! what sled had already sent are not compared. It needs the built examples (the provider
 //! emulator) and PostgreSQL (scripts/pg.sh), so it is an `e2e_` test that scripts/test.sh runs
 //! beside a throwaway cluster.
 

@@ -70,7 +70,7 @@ echo "== the API integration suite again, every app on its own PostgreSQL databa
 CRIER_TEST_STORE=postgres bash scripts/pg.sh cargo test --locked --test api
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium, feedparser, CAP XSD"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
-cargo test --locked --test api -- --ignored e2e_
+bash scripts/pg.sh cargo test --locked --test api -- --ignored e2e_   # beside PostgreSQL: e2e_a_migrated_sled_store… migrates to it
 echo "== schemathesis: the running server against its OpenAPI document (docs/SCHEMATHESIS.md)"
 bash scripts/schemathesis.sh
 

@@ -70,9 +70,7 @@ echo "== the API integration suite again, every app on its own PostgreSQL databa
 CRIER_TEST_STORE=postgres bash scripts/pg.sh cargo test --locked --test api
 echo "== e2e: real SMTP server (STARTTLS + AUTH), provider emulator, kill -9 mid-fan-out, Synapse (Matrix), headless Chromium, feedparser, CAP XSD"
 cargo build --locked --examples   # the e2e tests start target/debug/examples/provider_sim
-cargo test --locked --test api -- --ignored e2e_ --skip e2e_two_nodes_
-echo "== e2e on PostgreSQL: two serve processes on one database (kill -9 mid-fan-out of 10,000 SMS, 2x25 concurrent updates)"
-bash scripts/pg.sh cargo test --locked --test api -- --ignored e2e_two_nodes_ --skip e2e_two_nodes_database_restart
+bash scripts/pg.sh cargo test --locked --test api -- --ignored e2e_ --skip e2e_two_nodes_database_restart   # beside PostgreSQL: e2e_a_migrated_sled_store… migrates to it, e2e_two_nodes_… run two serve processes on one database
 echo "== e2e on PostgreSQL: the database restarted mid-fan-out (pg_ctl restart: a cluster of its own)"
 bash scripts/pg.sh cargo test --locked --test api -- --ignored e2e_two_nodes_database_restart
 echo "== schemathesis: the running server against its OpenAPI document (docs/SCHEMATHESIS.md)"

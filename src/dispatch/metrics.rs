@@ -1,10 +1,14 @@
 //! Delivery metrics for `/metrics` (Prometheus text): outcomes per channel and a send-latency
 //! histogram. Queue depth and the oldest pending age are read from the store at scrape time.
+//! On PostgreSQL, where several nodes share the outbox and claims are leases, also the
+//! connection pool (read at scrape time) and the leases: claims this node holds now, outcomes
+//! refused because the lease was lost, and claims not sent because their lease ran out while
+//! they waited. On sled (one claimer, no leases, no pool) those lines are absent.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -29,6 +33,24 @@ pub struct Metrics {
     last_error: Mutex<BTreeMap<String, (String, chrono::DateTime<chrono::Utc>)>>,
     /// Sends observed so far (all channels), for [`trim_due`].
     sends: AtomicU64,
+    /// The database, when the store is PostgreSQL: its pool is read at scrape time, and the
+    /// lease lines below are rendered only then.
+    pg: OnceLock<crate::pg::Pg>,
+    /// Claims this node holds now (claimed, outcome not yet recorded or dropped).
+    claims_held: AtomicU64,
+    /// Outcomes the store refused because the claim's lease was lost.
+    lease_lost: AtomicU64,
+    /// Claims not sent because their lease ran out while they waited (rate limit, a permit).
+    lease_expired: AtomicU64,
+}
+
+/// One claim held by this node: counted in [`Metrics`] while it lives.
+pub struct ClaimHeld(Arc<Metrics>);
+
+impl Drop for ClaimHeld {
+    fn drop(&mut self) {
+        self.0.claims_held.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Sends between two [`give_back_free_memory`] calls during a fan-out.
@@ -112,6 +134,68 @@ impl Metrics {
             .and_then(|m| m.get(channel).cloned())
     }
 
+    /// The store is PostgreSQL on `pg`: `/metrics` shows its pool and the lease figures.
+    pub fn set_pg(&self, pg: crate::pg::Pg) {
+        let _ = self.pg.set(pg);
+    }
+
+    /// Counts a claim held until the guard drops.
+    pub fn hold_claim(self: &Arc<Self>) -> ClaimHeld {
+        self.claims_held.fetch_add(1, Ordering::Relaxed);
+        ClaimHeld(self.clone())
+    }
+
+    /// Counts an outcome refused because the claim's lease was lost.
+    pub fn note_lease_lost(&self) {
+        self.lease_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a claim dropped unsent because its lease had run out.
+    pub fn note_lease_expired(&self) {
+        self.lease_expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (claims held now, outcomes refused for a lost lease, leases expired before a send).
+    pub fn lease_figures(&self) -> (u64, u64, u64) {
+        (
+            self.claims_held.load(Ordering::Relaxed),
+            self.lease_lost.load(Ordering::Relaxed),
+            self.lease_expired.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The PostgreSQL pool's and the leases' lines (nothing on sled).
+    fn render_pg(&self, out: &mut String) {
+        let Some(pg) = self.pg.get() else { return };
+        let pool = pg.pool_status();
+        let (held, lost, expired) = self.lease_figures();
+        let _ = write!(
+            out,
+            "# HELP crier_pg_pool_max_size Connections the PostgreSQL pool may open.\n\
+             # TYPE crier_pg_pool_max_size gauge\n\
+             crier_pg_pool_max_size {}\n\
+             # HELP crier_pg_pool_size Connections the PostgreSQL pool holds now (in use or idle).\n\
+             # TYPE crier_pg_pool_size gauge\n\
+             crier_pg_pool_size {}\n\
+             # HELP crier_pg_pool_available Idle connections ready in the PostgreSQL pool.\n\
+             # TYPE crier_pg_pool_available gauge\n\
+             crier_pg_pool_available {}\n\
+             # HELP crier_pg_pool_waiting Tasks waiting for a connection from the PostgreSQL pool.\n\
+             # TYPE crier_pg_pool_waiting gauge\n\
+             crier_pg_pool_waiting {}\n\
+             # HELP crier_claims_held Deliveries this node has claimed and not yet finished (their leases it holds).\n\
+             # TYPE crier_claims_held gauge\n\
+             crier_claims_held {held}\n\
+             # HELP crier_lease_lost_outcomes_total Outcomes the store refused: the claim's lease was lost to another claim.\n\
+             # TYPE crier_lease_lost_outcomes_total counter\n\
+             crier_lease_lost_outcomes_total {lost}\n\
+             # HELP crier_lease_expired_before_send_total Claims not sent because their lease ran out while they waited.\n\
+             # TYPE crier_lease_expired_before_send_total counter\n\
+             crier_lease_expired_before_send_total {expired}\n",
+            pool.max_size, pool.size, pool.available, pool.waiting
+        );
+    }
+
     /// Outcome counts, for tests and status.
     pub fn count(&self, channel: &str, outcome: &'static str) -> u64 {
         self.outcomes
@@ -122,6 +206,7 @@ impl Metrics {
 
     /// Appends the Prometheus text exposition.
     pub fn render(&self, out: &mut String) {
+        self.render_pg(out);
         let _ = write!(
             out,
             "# HELP crier_promises_overdue Open, published incidents whose promised next update is past due.\n# TYPE crier_promises_overdue gauge\ncrier_promises_overdue {}\n",
@@ -170,6 +255,57 @@ mod tests {
     fn free_memory_is_given_back_once_per_trim_every_sends() {
         let due: Vec<u64> = (0..=3 * TRIM_EVERY).filter(|n| trim_due(*n)).collect();
         assert_eq!(due, vec![TRIM_EVERY, 2 * TRIM_EVERY, 3 * TRIM_EVERY]);
+    }
+
+    #[test]
+    fn without_postgresql_no_pool_or_lease_lines_are_rendered_and_claims_are_counted() {
+        let m = Arc::new(Metrics::default());
+        let held = [m.hold_claim(), m.hold_claim()];
+        m.note_lease_lost();
+        m.note_lease_expired();
+        m.note_lease_expired();
+        assert_eq!(m.lease_figures(), (2, 1, 2));
+        drop(held);
+        assert_eq!(m.lease_figures(), (0, 1, 2));
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(!out.contains("crier_pg_pool"), "{out}");
+        assert!(!out.contains("crier_claims_held"), "{out}");
+        assert!(!out.contains("crier_lease_"), "{out}");
+        assert!(out.contains("crier_promises_overdue 0"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn on_postgresql_the_pool_and_lease_lines_are_rendered() {
+        let Some(db) = crate::pg::testdb::TestDb::create("metrics").await else {
+            return;
+        };
+        let pg = db.migrated(3).await;
+        let m = Arc::new(Metrics::default());
+        m.set_pg(pg.clone());
+        let _held = m.hold_claim();
+        m.note_lease_lost();
+        m.note_lease_expired();
+        // One connection out of the pool, in use: size 1, none idle.
+        let client = pg.client().await.expect("client");
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "crier_pg_pool_max_size 3\n",
+            "crier_pg_pool_size 1\n",
+            "crier_pg_pool_available 0\n",
+            "crier_pg_pool_waiting 0\n",
+            "crier_claims_held 1\n",
+            "crier_lease_lost_outcomes_total 1\n",
+            "crier_lease_expired_before_send_total 1\n",
+        ] {
+            assert!(out.contains(line), "{line:?} missing from:\n{out}");
+        }
+        // Back in the pool, idle.
+        drop(client);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("crier_pg_pool_available 1\n"), "{out}");
     }
 
     #[test]

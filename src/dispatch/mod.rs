@@ -12,6 +12,14 @@
 //!   it gets back; a permanent composition error rejects the delivery, a transient one retries it.
 //! - On start-up, deliveries left in flight by a crash are due again (at-least-once, bounded by
 //!   what was in flight). On shutdown, workers stop claiming and finish their in-flight sends.
+//! - Idle, the expander and the workers wait to be woken, or a poll interval ([`Polls`]). On
+//!   PostgreSQL another node may queue the work: a LISTEN/NOTIFY listener
+//!   ([`crate::pg::wake::Wakeup`]) wakes them when any node inserts deliveries or opens a
+//!   broadcast; the poll stays as the fallback (a notification sent while the listener is
+//!   disconnected is lost). On sled only this process writes, and [`Dispatcher::kick`] wakes it.
+//! - On PostgreSQL a claim is a lease: a claim whose lease ran out while it waited (the rate
+//!   limit, a permit) is not sent and is dropped unrecorded (another node may hold it now), and
+//!   the progress of a multi-part message extends the lease.
 
 pub mod metrics;
 mod rate;
@@ -24,7 +32,7 @@ use crate::adapters::{Adapter, OutMessage, Outcome, Recipient};
 use crate::channels::{Audience, Channel};
 use crate::domain::standalone::{StandaloneKind, STANDALONE_BASE};
 use crate::domain::ExpandTarget;
-use crate::domain::{Claim, Contact, Delivery, DeliveryState, Incident, Target, Update};
+use crate::domain::{Claim, Contact, Delivery, DeliveryState, Incident, Lease, Target, Update};
 use crate::render::compose::StaffDetail;
 use crate::render::{
     ComposeError, Composed, Composer, Outlet, Request, Settings, Source, Templates,
@@ -43,6 +51,28 @@ use tokio::task::JoinSet;
 pub const EXPAND_BATCH: usize = 1000;
 /// The longest a provider's Retry-After is honoured; longer values are clamped.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// How long the idle expander and channel workers wait before looking again without being woken,
+/// and how soon the PostgreSQL listener reconnects after losing its connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Polls {
+    /// The expander's longest idle wait.
+    pub expander: Duration,
+    /// A channel worker's longest idle wait (shorter when a delivery comes due sooner).
+    pub worker: Duration,
+    /// The wait before the LISTEN connection is opened again after it was lost.
+    pub reconnect: Duration,
+}
+
+impl Default for Polls {
+    fn default() -> Self {
+        Polls {
+            expander: Duration::from_secs(5),
+            worker: Duration::from_secs(60),
+            reconnect: Duration::from_secs(1),
+        }
+    }
+}
 
 /// One channel at run time.
 struct ChannelRt {
@@ -65,6 +95,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// (incident, seq) → the incident summary and the update, for rendering.
     cache: Mutex<HashMap<(ulid::Ulid, u32), Shared>>,
+    polls: Polls,
+    /// On PostgreSQL: the listener whose notifications wake the expander and the workers.
+    wake: Option<Arc<crate::pg::wake::Wakeup>>,
 }
 
 /// Handle to the running dispatcher.
@@ -128,6 +161,29 @@ impl Dispatcher {
         clock: Clock,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<(Dispatcher, Running)> {
+        Self::start_polled(
+            store,
+            templates,
+            settings,
+            channels,
+            clock,
+            Polls::default(),
+            shutdown,
+        )
+        .await
+    }
+
+    /// Starts with ready adapters, `clock` and idle waits of `polls` (tests make the polls long,
+    /// so that only a wake-up can start a send in time).
+    pub async fn start_polled(
+        store: Store,
+        templates: Arc<Templates>,
+        settings: Arc<Settings>,
+        channels: Vec<(Channel, Adapter)>,
+        clock: Clock,
+        polls: Polls,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<(Dispatcher, Running)> {
         let mut map = HashMap::new();
         for (ch, adapter) in channels {
             map.insert(
@@ -152,15 +208,35 @@ impl Dispatcher {
                 "deliveries were in flight when crier stopped; sending them again (a provider may see these twice)"
             );
         }
+        let metrics = Arc::new(Metrics::default());
+        let wake = match &store {
+            Store::Pg(p) => {
+                metrics.set_pg(p.pg().clone());
+                Some(Arc::new(crate::pg::wake::Wakeup::listen(
+                    p.pg().clone(),
+                    polls.reconnect,
+                )))
+            }
+            Store::Sled(_) => None,
+        };
         let inner = Arc::new(Inner {
             store,
             channels: map,
             expander: Notify::new(),
             clock,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             cache: Mutex::new(HashMap::new()),
+            polls,
+            wake,
         });
         let mut tasks = JoinSet::new();
+        if let Some(wake) = &inner.wake {
+            tasks.spawn(forward_wakeups(
+                inner.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(expander(inner.clone(), shutdown.clone()));
         for ch in inner.channels.values() {
             tasks.spawn(channel_worker(inner.clone(), ch.clone(), shutdown.clone()));
@@ -267,6 +343,41 @@ impl Dispatcher {
     pub fn metrics(&self) -> Arc<Metrics> {
         self.inner.metrics.clone()
     }
+
+    /// On PostgreSQL, the backend pid of the connection listening for wake-ups while it
+    /// listens; `None` while it reconnects, and always on sled.
+    pub fn listening_pid(&self) -> Option<i32> {
+        self.inner.wake.as_ref().and_then(|w| w.listening_pid())
+    }
+}
+
+/// Turns each notification of the PostgreSQL listener (another node, or this one, inserted
+/// deliveries or opened a broadcast; or the listener reconnected and work may have come
+/// meanwhile) into a wake-up of the expander and every channel worker. A wake-up that finds
+/// nothing costs one query; one that comes while a task is busy makes its next wait return at
+/// once.
+async fn forward_wakeups(
+    inner: Arc<Inner>,
+    wake: Arc<crate::pg::wake::Wakeup>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // A shutdown sender dropped without a shutdown leaves nothing to watch (and `changed` would
+    // return at once, every time).
+    let mut watching = true;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = wake.notified() => {
+                inner.expander.notify_one();
+                for ch in inner.channels.values() {
+                    ch.notify.notify_one();
+                }
+            }
+            changed = shutdown.changed(), if watching => watching = changed.is_ok(),
+        }
+    }
 }
 
 async fn expander(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
@@ -281,7 +392,7 @@ async fn expander(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = inner.expander.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(inner.polls.expander) => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -407,12 +518,10 @@ async fn channel_worker(
         };
         if batch.is_empty() {
             drop(permits);
+            let idle = inner.polls.worker;
             let wait = match inner.store.next_due(&ch.channel.name).await {
-                Ok(Some(t)) => (t - now)
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(Duration::from_secs(60)),
-                _ => Duration::from_secs(60),
+                Ok(Some(t)) => (t - now).to_std().unwrap_or(Duration::ZERO).min(idle),
+                _ => idle,
             };
             tokio::select! {
                 _ = ch.notify.notified() => {}
@@ -421,7 +530,12 @@ async fn channel_worker(
             }
             continue;
         }
-        for claim in batch {
+        // Each claim counts as held (`/metrics`) until its send task ends or, unsent, it drops.
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(|c| (c, inner.metrics.hold_claim()))
+            .collect();
+        for (claim, held) in batch {
             // One permit per send; the batch never holds more deliveries than permits. The
             // unused rest go back when `permits` drops after the loop.
             let Some(p) = permits.split(1) else { break };
@@ -436,7 +550,9 @@ async fn channel_worker(
             }
             let (inner, ch) = (inner.clone(), ch.clone());
             tasks.spawn(async move {
+                // It may have waited in the rate limiter: `send_one` checks its lease first.
                 send_one(&inner, &ch, claim).await;
+                drop(held);
                 // Only now, with the outcome durable: a delivery the provider accepted but whose
                 // outcome is not yet on disk is resent after a crash, so releasing the slot on
                 // the provider's answer would expose more than `concurrency` deliveries to a
@@ -643,11 +759,39 @@ fn out_messages(d: &Delivery, composed: &Composed) -> Vec<OutMessage> {
         .collect()
 }
 
+/// Whether a claim's lease has run out at `now` (another node may have claimed the delivery
+/// since). A lease without an expiry (sled's) never runs out.
+fn lease_expired(lease: &Lease, now: DateTime<Utc>) -> bool {
+    lease.until.is_some_and(|until| until <= now)
+}
+
+/// Records a delivery's outcome on its claim; an outcome refused because the claim lost its
+/// lease is counted (`/metrics`). Returns whether it was recorded.
+async fn record_outcome(inner: &Inner, ch: &ChannelRt, d: &Delivery, lease: Lease) -> bool {
+    match inner.store.record(d, lease).await {
+        Ok(()) => true,
+        Err(e) => {
+            if matches!(e, StoreError::Conflict(_)) {
+                inner.metrics.note_lease_lost();
+            }
+            tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
+            false
+        }
+    }
+}
+
 async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
     let Claim {
         delivery: mut d,
-        lease,
+        mut lease,
     } = claim;
+    // It may have waited (the rate limit, a permit) past its lease: then another node may hold
+    // the delivery now. Not sent, nothing recorded: the row is not this claim's any more.
+    if lease_expired(&lease, inner.clock.now()) {
+        inner.metrics.note_lease_expired();
+        tracing::warn!(channel = %ch.channel.name, delivery = %d.id, "the claim's lease ran out before its send; not sent, left to the next claim");
+        return;
+    }
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
@@ -668,9 +812,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
             inner
                 .metrics
                 .observe(&ch.channel.name, "rejected", started.elapsed());
-            if let Err(e) = inner.store.record(&d, lease).await {
-                tracing::error!(error = %e, "recording a delivery outcome failed");
-            }
+            record_outcome(inner, ch, &d, lease).await;
             return;
         }
     }
@@ -680,14 +822,30 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
             let skip = usize::try_from(d.parts_done).unwrap_or(0);
             let total = msgs.len();
             for (i, m) in msgs.iter().enumerate().skip(skip) {
+                if i > skip && lease_expired(&lease, inner.clock.now()) {
+                    // Ran out between parts: the next claim resumes after the parts recorded.
+                    inner.metrics.note_lease_expired();
+                    tracing::warn!(channel = %ch.channel.name, delivery = %d.id, "the claim's lease ran out between parts; the rest is left to the next claim");
+                    return;
+                }
                 last = send_part(inner, ch, &d, m).await;
                 if !matches!(last, Outcome::Delivered { .. }) {
                     break;
                 }
                 if i + 1 < total {
                     d.parts_done = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    if let Err(e) = inner.store.record_progress(&d, lease).await {
-                        tracing::error!(error = %e, "recording thread progress failed");
+                    match inner.store.record_progress(&d, lease).await {
+                        // On PostgreSQL the lease is extended: the rest is sent on the new one.
+                        Ok(extended) => lease = extended,
+                        Err(StoreError::Conflict(e)) => {
+                            // Another claim holds it now: this one reports nothing more.
+                            inner.metrics.note_lease_lost();
+                            tracing::error!(channel = %ch.channel.name, error = %e, "recording thread progress was refused: the claim lost its lease; the rest is left to the claim that holds it");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "recording thread progress failed");
+                        }
                     }
                 }
             }
@@ -729,8 +887,7 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
             tracing::error!(error = %e, "indexing a receipt failed; its status callback will be ignored");
         }
     }
-    if let Err(e) = inner.store.record(&d, lease).await {
-        tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
+    if !record_outcome(inner, ch, &d, lease).await {
         return;
     }
     if d.state == DeliveryState::Pending {
@@ -960,3 +1117,6 @@ mod tests {
 
 #[cfg(test)]
 mod tests_paused;
+
+#[cfg(test)]
+mod tests_pg;

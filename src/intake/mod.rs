@@ -269,7 +269,28 @@ impl Intake {
         let Some(first) = triggers.first() else {
             return Ok(Vec::new());
         };
+        // One handler at a time per node (the mutex), and per group across nodes (the store's
+        // lock: an HA pair of senders may deliver one notification to two nodes at once).
         let _one = self.lock.lock().await;
+        let cross = self
+            .store
+            .exclusive(&group_lock(&first.source, &first.group))
+            .await?;
+        let done = self.group_batch_locked(triggers, targets, now).await;
+        cross.release().await;
+        done
+    }
+
+    /// [`Intake::group_batch`] once its locks are held.
+    async fn group_batch_locked(
+        &self,
+        triggers: Vec<Trigger>,
+        targets: &[(String, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, IntakeError> {
+        let Some(first) = triggers.first() else {
+            return Ok(Vec::new());
+        };
         let existing = self.store.alert_group(&first.source, &first.group).await?;
         // The group's incident, as the public knows it.
         let mut old = None;
@@ -776,72 +797,80 @@ impl Intake {
         };
         let mut out = Vec::new();
         for (source, group) in due {
+            // One node at a time on a group: a webhook another node is handling for it waits.
             let _one = self.lock.lock().await;
-            let Some(mut g) = self.store.alert_group(&source, &group).await? else {
-                if let Ok(mut index) = self.pending.lock() {
-                    index.as_mut().map(|i| i.remove(&(source, group)));
-                }
-                continue;
-            };
-            let Some(p) = g.pending else {
-                self.save(&g).await?;
-                continue;
-            };
-            if p.due > now {
-                self.save(&g).await?;
-                continue;
-            }
-            let incident = match self.store.incident_summary(g.incident_id).await {
-                Ok(i) => i,
-                Err(StoreError::NotFound { .. }) => {
-                    g.pending = None;
-                    self.save(&g).await?;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let public = !(incident.draft || g.mode == Mode::Draft);
-            // The latest word of the keys that carry the change.
-            let latest = |firing: bool| {
-                g.alerts
-                    .values()
-                    .filter(|a| a.firing == firing)
-                    .max_by_key(|a| a.since)
-                    .map(|a| a.summary.clone())
-                    .unwrap_or_default()
-            };
-            match p.change {
-                PendingChange::Resolve if incident.is_open() && g.firing() == 0 => {
-                    let text = latest(false);
-                    self.public_change(
-                        &mut g,
-                        &incident,
-                        Change::Resolve,
-                        &text,
-                        None,
-                        public,
-                        now,
-                    )
-                    .await?;
-                    out.push(Outcome::Resolved {
-                        incident: incident.id,
-                    });
-                }
-                PendingChange::Reopen if !incident.is_open() && g.firing() > 0 => {
-                    let text = latest(true);
-                    self.public_change(&mut g, &incident, Change::Reopen, &text, None, public, now)
-                        .await?;
-                    out.push(Outcome::Reopened {
-                        incident: incident.id,
-                    });
-                }
-                // The state moved on (a person resolved it, or it flapped back): nothing.
-                _ => g.pending = None,
-            }
-            g.updated_at = now;
-            self.save(&g).await?;
+            let cross = self.store.exclusive(&group_lock(&source, &group)).await?;
+            let done = self.tick_group(source, group, now).await;
+            cross.release().await;
+            out.extend(done?);
         }
         Ok(out)
+    }
+
+    /// The part of [`Intake::tick`] for one group that was due, under the group's locks.
+    async fn tick_group(
+        &self,
+        source: String,
+        group: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, IntakeError> {
+        let Some(mut g) = self.store.alert_group(&source, &group).await? else {
+            if let Ok(mut index) = self.pending.lock() {
+                index.as_mut().map(|i| i.remove(&(source, group)));
+            }
+            return Ok(None);
+        };
+        let Some(p) = g.pending else {
+            self.save(&g).await?;
+            return Ok(None);
+        };
+        if p.due > now {
+            self.save(&g).await?;
+            return Ok(None);
+        }
+        let incident = match self.store.incident_summary(g.incident_id).await {
+            Ok(i) => i,
+            Err(StoreError::NotFound { .. }) => {
+                g.pending = None;
+                self.save(&g).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let public = !(incident.draft || g.mode == Mode::Draft);
+        // The latest word of the keys that carry the change.
+        let latest = |firing: bool| {
+            g.alerts
+                .values()
+                .filter(|a| a.firing == firing)
+                .max_by_key(|a| a.since)
+                .map(|a| a.summary.clone())
+                .unwrap_or_default()
+        };
+        let mut outcome = None;
+        match p.change {
+            PendingChange::Resolve if incident.is_open() && g.firing() == 0 => {
+                let text = latest(false);
+                self.public_change(&mut g, &incident, Change::Resolve, &text, None, public, now)
+                    .await?;
+                outcome = Some(Outcome::Resolved {
+                    incident: incident.id,
+                });
+            }
+            PendingChange::Reopen if !incident.is_open() && g.firing() > 0 => {
+                let text = latest(true);
+                self.public_change(&mut g, &incident, Change::Reopen, &text, None, public, now)
+                    .await?;
+                outcome = Some(Outcome::Reopened {
+                    incident: incident.id,
+                });
+            }
+            // The state moved on (a person resolved it, or it flapped back): nothing.
+            _ => g.pending = None,
+        }
+        g.updated_at = now;
+        self.save(&g).await?;
+        Ok(outcome)
     }
 
     /// Ticks every second on the dispatcher's clock until shutdown (paused time drives it in
@@ -875,6 +904,11 @@ impl Intake {
             }
         }
     }
+}
+
+/// The name of a group's lock across nodes ([`Store::exclusive`]).
+fn group_lock(source: &str, group: &str) -> String {
+    format!("intake:{source}:{group}")
 }
 
 /// What a non-carrying alert of a notification did.

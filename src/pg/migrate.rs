@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0005_outbox_port.sql"),
     ),
     ("audience", include_str!("migrations/0006_audience.sql")),
+    ("wake-ups", include_str!("migrations/0007_wakeups.sql")),
 ];
 
 /// The advisory lock key of migrations ("crier-mg").

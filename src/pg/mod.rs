@@ -125,6 +125,12 @@ impl Pg {
         Ok(Pg { config, tls, pool })
     }
 
+    /// The pool's figures now: its maximum size, the connections it holds, the idle ones and
+    /// the tasks waiting for one (`/metrics`).
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
     /// Closes the pool: no new connection is handed out, idle ones are dropped.
     pub fn close(&self) {
         self.pool.close();

@@ -1,8 +1,10 @@
 //! Waking idle nodes when deliveries arrive: LISTEN/NOTIFY, with polling as the fallback.
 //!
-//! Inserting into the outbox notifies `crier_outbox` (a trigger, migrations/0001_outbox.sql). A
-//! [`Wakeup`] listens on a connection of its own and turns each notification into a wake-up of
-//! the waiting claimer. Notifications are only hints: one sent while the listener is disconnected
+//! Inserting into the outbox notifies `crier_outbox` (a trigger, migrations/0001_outbox.sql), and
+//! so does a new open broadcast, one reopened, and a dead delivery requeued
+//! (migrations/0007_wakeups.sql). A [`Wakeup`] listens on a connection of its own and turns each
+//! notification into a wake-up of the waiting claimer (the dispatcher forwards them to its
+//! expander and channel workers, `dispatch::forward_wakeups`). Notifications are only hints: one sent while the listener is disconnected
 //! is lost, and a retry that comes due sends none, so the claimer also polls every `poll`, and
 //! after a reconnection the listener wakes it once (work may have come meanwhile).
 
@@ -57,6 +59,12 @@ impl Wakeup {
     /// The backend pid of the listening connection, while it listens.
     pub fn listening_pid(&self) -> Option<i32> {
         *self.listening.borrow()
+    }
+
+    /// Waits for the next notification (or the wake-up after a reconnection), however long. A
+    /// notification that came while nobody waited is not lost: the next wait returns at once.
+    pub async fn notified(&self) {
+        self.notify.notified().await;
     }
 
     /// Waits for a notification, or `poll` at most. A notification that came while nobody

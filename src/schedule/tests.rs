@@ -958,3 +958,47 @@ async fn two_schedulers_ticking_at_once_act_once() {
     assert_eq!(firings.len(), 1, "{firings:?}");
     h.shutdown().await;
 }
+
+/// An HA pair of Alertmanagers sends every notification twice; behind a load balancer the two
+/// copies can reach two nodes at the same instant. The intake's lock across nodes lets one open
+/// the incident and the other find it: one incident per group, never two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_notification_taken_by_two_nodes_at_once_opens_one_incident() {
+    use crate::domain::IncidentFilter;
+    use crate::pg::store::PgStore;
+    let Some(db) = crate::pg::testdb::TestDb::create("intake2").await else {
+        return;
+    };
+    let node = || async {
+        Store::Pg(Box::new(
+            PgStore::with_pg(db.pg(4), crate::dispatch::Clock::new())
+                .await
+                .unwrap(),
+        ))
+    };
+    let (a, b) = (node().await, node().await);
+    let (ia, ib) = (
+        Intake::new(a.clone(), publish_route(0)),
+        Intake::new(b.clone(), publish_route(0)),
+    );
+    let t0 = at("2026-11-23T12:00:00Z");
+    const GROUPS: usize = 6;
+    for n in 0..GROUPS {
+        let mut t = trigger("web-1", AlertStatus::Firing);
+        t.group = format!("checkout-{n}");
+        let (x, y) = tokio::join!(ia.handle(t.clone(), &[], t0), ib.handle(t, &[], t0));
+        let opened = [x.unwrap(), y.unwrap()]
+            .iter()
+            .filter(|o| matches!(o, Outcome::Opened { .. }))
+            .count();
+        assert_eq!(opened, 1, "group {n}: one of the two copies opens it");
+    }
+    let all = b
+        .incidents(&IncidentFilter {
+            limit: usize::MAX,
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), GROUPS, "one incident per group");
+}

@@ -253,11 +253,34 @@ pub enum Store {
     Pg(Box<crate::pg::store::PgStore>),
 }
 
+/// A lock across nodes held by [`Store::exclusive`]; [`Exclusive::release`] frees it (a dropped
+/// one is freed too, by closing its connection).
+#[derive(Debug)]
+pub struct Exclusive(Option<crate::pg::store::Held>);
+
+impl Exclusive {
+    pub async fn release(self) {
+        if let Some(h) = self.0 {
+            h.release().await;
+        }
+    }
+}
+
 impl Store {
     /// Whether other processes may write the same store (PostgreSQL: more than one node).
     /// What a node caches from the store must then be re-read, not kept.
     pub fn is_shared(&self) -> bool {
         matches!(self, Store::Pg(_))
+    }
+
+    /// Holds the lock named `name` across every node until the guard is released (or dropped),
+    /// for a read-decide-write sequence that spans several calls (the intake's handling of one
+    /// alert group). With sled there is one node, whose own mutex is enough: nothing is taken.
+    pub async fn exclusive(&self, name: &str) -> Result<Exclusive, StoreError> {
+        match self {
+            Store::Sled(_) => Ok(Exclusive(None)),
+            Store::Pg(p) => Ok(Exclusive(Some(p.exclusive(name).await?))),
+        }
     }
 
     /// The sled backend, when that is the one open: for what only sled has (its listings for

@@ -380,13 +380,15 @@ impl Outbox for SledStore {
     }
 
     /// Records progress inside a threaded message (parts already accepted), durably.
-    async fn record_progress(&self, d: &Delivery, _lease: Lease) -> Result<(), StoreError> {
+    /// One claimer and no lease to extend: the claim holds until its outcome is recorded.
+    async fn record_progress(&self, d: &Delivery, lease: Lease) -> Result<Lease, StoreError> {
         let t = self.t()?;
         {
             let _w = self.writing_async().await;
             t.deliveries.insert(delivery_key(d), codec::encode(d))?;
         }
-        t.durable().await
+        t.durable().await?;
+        Ok(lease)
     }
 
     /// Start-up: deliveries that an earlier version of crier marked in flight (in the `inflight`

@@ -208,6 +208,50 @@ async fn metrics_count_outcomes() {
     assert!(text.contains("crier_queue_depth 0"), "{text}");
 }
 
+/// On PostgreSQL `/metrics` adds the pool's and the leases' figures; on sled (no pool, no leases)
+/// those lines are absent. After a finished fan-out this node holds no claim, refused no outcome
+/// and let no lease run out.
+#[tokio::test]
+async fn metrics_show_pool_and_lease_figures_on_postgres_only() {
+    let app = spawn_app_with_channels(CHANNELS).await;
+    let id = app.open_incident("Pool").await;
+    wait_complete(&app, &id).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pg_lines = [
+        "crier_pg_pool_max_size ",
+        "crier_pg_pool_size ",
+        "crier_pg_pool_available ",
+        "crier_pg_pool_waiting ",
+        "crier_claims_held 0\n",
+        "crier_lease_lost_outcomes_total 0\n",
+        "crier_lease_expired_before_send_total 0\n",
+    ];
+    for line in pg_lines {
+        assert_eq!(
+            text.contains(line),
+            crate::helpers::on_postgres(),
+            "{line:?} (on PostgreSQL: {}):\n{text}",
+            crate::helpers::on_postgres()
+        );
+    }
+    if crate::helpers::on_postgres() {
+        let size = text
+            .lines()
+            .find_map(|l| l.strip_prefix("crier_pg_pool_size "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap();
+        assert!(size >= 1, "the app has used the pool:\n{text}");
+    }
+}
+
 /// The CLI reads the server's delivery status through the API's own `Status` type: every
 /// count the table shows is the server's, and a field the server renamed is an error naming
 /// the path (exit 4), not a silent 0 in the table.

@@ -118,38 +118,27 @@ pub async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
     if !on_postgres() {
         return None;
     }
-    let db = PgDatabase::create().await;
-    let file = crier::pg::settings::PostgresFile {
-        password_env: Some("T_PG_PASSWORD".into()),
-        ca_file: db.ca.clone(),
-        pool_size: Some(4),
-        // The scheduler's tests wait for its ticks: a quick first election.
-        leader_check: Some("100ms".into()),
-        lease: None,
-    };
-    Some(
-        crier::pg::settings::StoreSetting::from_parts(
-            Some(&db.url),
-            Some(file),
-            &env(&[("T_PG_PASSWORD", &db.password)]),
-        )
-        .unwrap(),
-    )
+    Some(PgDatabase::create().await.setting())
 }
 
-/// A fresh database on the cluster of scripts/pg.sh (`CRIER_TEST_PG_URL`, `CRIER_TEST_PG_CA`).
+/// A fresh database on the throwaway cluster of scripts/pg.sh (`CRIER_TEST_PG_URL`,
+/// `CRIER_TEST_PG_CA`): what the in-process app and the real binary need to reach it.
+#[derive(Clone)]
 pub struct PgDatabase {
-    /// `postgres://USER@HOST:PORT/DB`, without the password (crier refuses one in the URL).
+    /// `postgres://USER@HOST:PORT/DB` without the password (as `serve --store` and
+    /// `store migrate --to` want it).
     pub url: String,
+    /// The password, for `CRIER_PG_PASSWORD` (never on a command line).
     pub password: String,
+    /// The CA that signed the cluster's certificate.
     pub ca: Option<PathBuf>,
 }
 
 impl PgDatabase {
-    /// Creates a database of its own on the test cluster.
+    /// Creates a database of its own on the cluster.
     pub async fn create() -> PgDatabase {
         let url = std::env::var("CRIER_TEST_PG_URL")
-            .expect("this test needs PostgreSQL: run it under scripts/pg.sh (CRIER_TEST_PG_URL)");
+            .expect("a PostgreSQL test needs scripts/pg.sh (CRIER_TEST_PG_URL)");
         let rest = url.strip_prefix("postgres://").unwrap();
         let (userinfo, rest) = rest.split_once('@').unwrap();
         let (user, password) = userinfo.split_once(':').unwrap();
@@ -180,6 +169,37 @@ impl PgDatabase {
         }
     }
 
+    /// [`Self::create`] from synchronous code, in or outside a runtime (on a thread of its own).
+    pub fn create_blocking() -> PgDatabase {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(PgDatabase::create())
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The in-process app's store setting for this database.
+    pub fn setting(&self) -> crier::pg::settings::StoreSetting {
+        let file = crier::pg::settings::PostgresFile {
+            password_env: Some("T_PG_PASSWORD".into()),
+            ca_file: self.ca.clone(),
+            pool_size: Some(4),
+            // The scheduler's tests wait for its ticks: a quick first election.
+            leader_check: Some("100ms".into()),
+            lease: None,
+        };
+        crier::pg::settings::StoreSetting::from_parts(
+            Some(&self.url),
+            Some(file),
+            &env(&[("T_PG_PASSWORD", &self.password)]),
+        )
+        .unwrap()
+    }
+
     /// A connection pool of the test's own on the database, to read what the nodes wrote.
     pub fn pool(&self) -> crier::pg::Pg {
         crier::pg::Pg::new(&crier::pg::ConnectOptions {
@@ -190,6 +210,34 @@ impl PgDatabase {
         })
         .unwrap()
     }
+
+    /// The `[postgres]` table a config file for the real binary needs (the password comes
+    /// from `CRIER_PG_PASSWORD`, the default).
+    pub fn config_table(&self) -> String {
+        let mut t = String::from("\n[postgres]\npool_size = 4\nleader_check = \"100ms\"\n");
+        if let Some(ca) = &self.ca {
+            t.push_str(&format!("ca_file = {:?}\n", ca.display().to_string()));
+        }
+        t
+    }
+}
+
+/// The database the real binary serves `data` from in the PostgreSQL run: made fresh the first
+/// time, the same one when a test starts the binary again on the same data directory (a
+/// restart); `None` on the sled run.
+pub fn bin_database_for(data: &Path) -> Option<PgDatabase> {
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, PgDatabase)>> =
+        std::sync::Mutex::new(Vec::new());
+    if !on_postgres() {
+        return None;
+    }
+    let mut dbs = DATABASES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, db)) = dbs.iter().find(|(d, _)| d == data) {
+        return Some(db.clone());
+    }
+    let db = PgDatabase::create_blocking();
+    dbs.push((data.to_path_buf(), db.clone()));
+    Some(db)
 }
 
 /// A response: status, content type and parsed body.
@@ -346,22 +394,52 @@ impl ServeProcess {
         Self::start_env(data, channels, None, &[])
     }
 
-    /// Starts `serve` with a channels folder, an optional config file and extra environment.
+    /// Starts `serve` with a channels folder, an optional config file and extra environment;
+    /// in the PostgreSQL run (`CRIER_TEST_STORE=postgres`) on the data directory's own database
+    /// ([`bin_database_for`]).
     pub fn start_env(
         data: &Path,
         channels: &Path,
         config: Option<&Path>,
         env: &[(&str, &str)],
     ) -> ServeProcess {
+        Self::start_on(data, channels, config, env, bin_database_for(data))
+    }
+
+    /// Starts `serve` on the given store: sled in `data` (`None`), or `--store URL` with the
+    /// password in `CRIER_PG_PASSWORD` and the CA in the config's `[postgres]` table (the test's
+    /// config file, if any, copied with that table added).
+    pub fn start_on(
+        data: &Path,
+        channels: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+        pg: Option<PgDatabase>,
+    ) -> ServeProcess {
         let mut cmd = Command::new(bin());
-        if let Some(c) = config {
-            cmd.arg("serve").arg("--config").arg(c);
-        } else {
-            cmd.arg("serve");
-        }
-        cmd.env_remove("CRIER_ADMIN_TOKEN")
+        cmd.arg("serve")
+            .env_remove("CRIER_ADMIN_TOKEN")
             .env_remove("CRIER_STORE")
             .env_remove("CRIER_PG_PASSWORD");
+        let pg_config = pg.as_ref().map(|db| {
+            let mut text = config
+                .map(|c| std::fs::read_to_string(c).unwrap())
+                .unwrap_or_default();
+            text.push_str(&db.config_table());
+            let file = tempfile::Builder::new()
+                .prefix("crier-pg-")
+                .suffix(".toml")
+                .tempfile()
+                .unwrap();
+            std::fs::write(file.path(), text).unwrap();
+            cmd.arg("--store")
+                .arg(&db.url)
+                .env("CRIER_PG_PASSWORD", &db.password);
+            file.into_temp_path()
+        });
+        if let Some(c) = pg_config.as_deref().or(config) {
+            cmd.arg("--config").arg(c);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -404,6 +482,8 @@ impl ServeProcess {
             .expect("crier serve did not report its address")
             .parse()
             .unwrap();
+        // The config was read at start-up; its copy may go.
+        drop(pg_config);
         ServeProcess {
             child,
             addr,
@@ -439,7 +519,7 @@ impl ServeProcess {
             ("CRIER_ADMIN_TOKEN", admin_token),
         ];
         all.extend_from_slice(env);
-        Self::start_env(data, channels, Some(&file), &all)
+        Self::start_on(data, channels, Some(&file), &all, None)
     }
 
     pub fn base(&self) -> String {

@@ -32,6 +32,7 @@ mod maintenance;
 mod notice;
 mod openapi;
 mod pages;
+mod pg_binary;
 mod postgres;
 mod preview;
 mod promises;

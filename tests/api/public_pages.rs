@@ -583,6 +583,9 @@ async fn e2e_browser_public_pages_read_on_a_phone_without_javascript() {
 
 #[tokio::test]
 async fn export_static_writes_the_pages_once_and_refuses_a_store_in_use() {
+    if crate::helpers::sled_only("export-static reads the sled store in --data offline") {
+        return;
+    }
     use crate::helpers::{bin, ServeProcess};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -23,10 +23,13 @@
 //!   message carries the password (the URL is never part of an error).
 
 mod audience;
+mod exclusive;
 mod health;
 mod incidents;
 mod outbox;
 mod people;
+
+pub use exclusive::Held;
 
 use std::fs::File;
 use std::path::Path;

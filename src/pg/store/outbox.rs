@@ -6,14 +6,16 @@
 //!   SKIP LOCKED` of the channel's due pending rows that no live lease holds, then the lease
 //!   (this process's node id, `now + CLAIM_LEASE`) and the attempt counted (as `pg::outbox`
 //!   does). Two nodes claiming at once never wait for each other and never get the same row.
-//! - **A lease is fenced.** A report (`record`, `record_progress`) changes the row only where
-//!   the attempt *and* the lease expiry are still the claim's: a node whose lease ran out and
-//!   whose delivery another node took over (a later attempt, a later expiry), or whose outcome
-//!   is recorded already (the lease is cleared), is refused with `StoreError::Conflict` and
-//!   nothing is written. The expiry is part of the fence because `requeue_dead` starts the
+//! - **A lease is fenced, and extended by progress.** A report (`record`, `record_progress`)
+//!   changes the row only where the attempt *and* the lease expiry are still the claim's: a
+//!   node whose lease ran out and whose delivery another node took over (a later attempt, a
+//!   later expiry), or whose outcome is recorded already (the lease is cleared), is refused
+//!   with `StoreError::Conflict` and nothing is written. The expiry is part of the fence because `requeue_dead` starts the
 //!   attempts over: an attempt number alone could come round again. A lease that ran out while
 //!   nobody took the delivery over is still honoured (the send happened; refusing would only
-//!   cause a duplicate).
+//!   cause a duplicate). `record_progress` (a part of a threaded message accepted) extends the
+//!   lease to `CLAIM_LEASE` from now and hands back the lease with its new expiry, so a long
+//!   multi-part send keeps its claim; the dispatcher does not start a send on an expired lease.
 //! - **A dead node's claims come back** when their leases run out: `claim_due` takes rows whose
 //!   lease expired at `now`. So `recover_in_flight` has nothing to do here (a starting node
 //!   cannot tell an earlier run's claims from a live node's; the leases can).
@@ -336,19 +338,23 @@ impl Outbox for PgStore {
         }
     }
 
-    /// Fenced as [`Outbox::record`]; the lease is kept (and not extended: the claimer holds
-    /// it by its expiry).
-    async fn record_progress(&self, d: &Delivery, lease: Lease) -> Result<(), StoreError> {
+    /// Fenced as [`Outbox::record`]; the lease is kept and extended to `CLAIM_LEASE` from now
+    /// (never shortened), so a long multi-part send keeps its claim. The returned lease carries
+    /// the new expiry, which the fence checks from now on.
+    async fn record_progress(&self, d: &Delivery, lease: Lease) -> Result<Lease, StoreError> {
         let Some(until) = lease.until else {
             return Err(lease_lost(d, lease));
         };
+        let extended = self.clock().now() + self.lease();
         let client = self.client().await?;
-        let n = client
-            .execute(
+        let row = client
+            .query_opt(
                 "UPDATE crier_deliveries
-                    SET payload = $4, parts_done = $5, delivery_state = $6
+                    SET payload = $4, parts_done = $5, delivery_state = $6,
+                        lease_expires_at = greatest(lease_expires_at, $7)
                   WHERE id = $1 AND state = 'pending' AND attempts = $2
-                    AND lease_expires_at = $3",
+                    AND lease_expires_at = $3
+                 RETURNING lease_expires_at",
                 &[
                     &d.idempotency_key,
                     &to_i32("attempt", lease.attempt)?,
@@ -356,15 +362,19 @@ impl Outbox for PgStore {
                     &codec::encode(d),
                     &to_i32("parts_done", d.parts_done)?,
                     &rows::word(&d.state)?,
+                    &extended,
                 ],
             )
             .await
             .map_err(db)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(lease_lost(d, lease))
-        }
+        let Some(row) = row else {
+            return Err(lease_lost(d, lease));
+        };
+        let until: DateTime<Utc> = row.try_get(0).map_err(db)?;
+        Ok(Lease {
+            attempt: lease.attempt,
+            until: Some(until),
+        })
     }
 
     /// A receipt names one delivery, the last one indexed under it (as sled's receipt index

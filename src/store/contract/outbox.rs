@@ -378,14 +378,22 @@ pub(crate) async fn claims<S: Outbox + OutboxFixture + Sync>(a: &S, b: &S) {
     assert_eq!(threaded.id, retry.id);
     assert_eq!((threaded.attempts, lease.attempt), (2, 2));
     threaded.parts_done = 1;
-    a.record_progress(&threaded, lease).await.unwrap();
+    let held = a.record_progress(&threaded, lease).await.unwrap();
+    // A leased backend extends the lease (never shortens it) and fences with the new one; the
+    // other hands the lease back as it was.
+    assert_eq!(held.attempt, lease.attempt);
+    if S::LEASED {
+        assert!(held.until >= lease.until, "{held:?} < {lease:?}");
+    } else {
+        assert_eq!(held, lease);
+    }
     assert!(b.claim_due("sms", secs(31), 10).await.unwrap().is_empty());
     let shown = stored(&a.deliveries_of(inc).await.unwrap(), &threaded).clone();
     assert_eq!(shown.parts_done, 1);
     assert_eq!(shown.state, DeliveryState::InFlight);
     threaded.state = DeliveryState::Delivered;
     threaded.parts_done = 2;
-    b.record(&threaded, lease).await.unwrap();
+    b.record(&threaded, held).await.unwrap();
     assert_eq!(
         stored(&a.deliveries_of(inc).await.unwrap(), &threaded),
         &threaded

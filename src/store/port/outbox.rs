@@ -81,12 +81,16 @@ pub trait Outbox {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records progress of a claimed threaded message (`d.parts_done`, the parts already
-    /// accepted), keeping the claim. Durable before it resolves.
+    /// accepted), keeping the claim, and returns the lease that holds it from now on: a backend
+    /// that leases claims extends the lease (a long multi-part send keeps its claim), and the
+    /// lease handed in no longer reports on it; one that does not returns `lease` as it was.
+    /// Refused as [`Outbox::record`] is when the claim no longer holds the delivery. Durable
+    /// before it resolves.
     fn record_progress(
         &self,
         d: &Delivery,
         lease: Lease,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Lease, StoreError>> + Send;
 
     /// Indexes a delivery under the provider's message id, so a status callback can find it.
     fn index_receipt(
@@ -257,7 +261,7 @@ impl Outbox for Store {
         }
     }
 
-    async fn record_progress(&self, d: &Delivery, lease: Lease) -> Result<(), StoreError> {
+    async fn record_progress(&self, d: &Delivery, lease: Lease) -> Result<Lease, StoreError> {
         match self {
             Store::Sled(s) => s.record_progress(d, lease).await,
             Store::Pg(p) => p.record_progress(d, lease).await,

@@ -192,8 +192,12 @@ impl Cluster {
         let ca = std::env::var_os("CRIER_TEST_PG_CA")
             .map(PathBuf::from)
             .context("CRIER_TEST_PG_CA is not set (scripts/pg.sh sets it beside the URL)")?;
-        // The parse error could quote the URL, password and all: say only what is wrong.
-        let config = tokio_postgres::Config::from_str(&url).map_err(|_| {
+        Self::parse(&url, ca)
+    }
+
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`; no error shows the URL (it holds the password).
+    fn parse(url: &str, ca: PathBuf) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|_| {
             anyhow::anyhow!("CRIER_TEST_PG_URL is not a postgres://USER:PASSWORD@HOST:PORT/DB URL")
         })?;
         let user = config
@@ -1097,4 +1101,48 @@ fn main() -> Result<()> {
         load_average()
     );
     rt.block_on(run(&args, &bins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nodes get the URL without the password (crier refuses one in its store URL, and it
+    /// would show in process lists); the password travels in CRIER_PG_PASSWORD only.
+    #[test]
+    fn the_nodes_urls_carry_no_password() {
+        let c = Cluster::parse(
+            "postgres://crier_test:pw-s3cret@127.0.0.1:5433/crier_test",
+            PathBuf::from("/tmp/ca.pem"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.url("crier_bench_x"),
+            "postgres://crier_test@127.0.0.1:5433/crier_bench_x?sslmode=require"
+        );
+        assert_eq!(c.password, "pw-s3cret");
+        assert_eq!(c.admin_db, "crier_test");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_showing_it() {
+        for url in [
+            "postgres://crier_test:pw-s3cret@127.0.0.1:notaport/crier_test",
+            "postgres://crier_test@127.0.0.1:5433/crier_test",
+        ] {
+            let e = format!("{:#}", Cluster::parse(url, PathBuf::new()).err().unwrap());
+            assert!(!e.contains("pw-s3cret"), "{e}");
+            assert!(e.contains("CRIER_TEST_PG_URL"), "{e}");
+        }
+    }
+
+    /// The PostgreSQL CPU column finds the postmaster as a backend's parent.
+    #[test]
+    fn a_process_parent_is_read_from_proc() {
+        assert_eq!(
+            parent_pid(std::process::id()),
+            Some(std::os::unix::process::parent_id())
+        );
+        assert!(tree_cpu(std::os::unix::process::parent_id()).is_some());
+    }
 }

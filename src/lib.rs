@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod inbound;
 pub mod intake;
+pub mod leadership;
 pub mod percent;
 pub mod pg;
 pub mod render;

@@ -7,6 +7,8 @@ use crate::channels;
 use crate::config::Config;
 use crate::dispatch::{Clock, Dispatcher, Running};
 use crate::intake::Intake;
+use crate::leadership::Leadership;
+use crate::pg::leader::{Elector, LEADER_LOCK};
 use crate::pg::settings::StoreSetting;
 use crate::pg::store::PgStore;
 use crate::pg::Pg;
@@ -39,7 +41,9 @@ pub struct Server {
     team: Arc<api::authz::Team>,
     /// On PostgreSQL: the connection holding this node's claim on the database (see
     /// [`open_postgres`]); released when the server ends.
-    node_guard: Option<NodeGuard>,
+    /// Whether this node runs the singletons; with PostgreSQL its elector's connection, which
+    /// is closed (freeing the leader lock at once) when the server is dropped.
+    leadership: Leadership,
 }
 
 /// What start-up found in the channels folder, for the one summary line.
@@ -147,13 +151,13 @@ impl Server {
             b.prepare().map_err(anyhow::Error::msg)?;
         }
         // The store's error says what is wrong (in use, read-only, damaged) and what to do.
-        let (store, node_guard) = match pg_store {
-            Some((pg, guard)) => (Store::Pg(Box::new(pg)), Some(guard)),
+        let (store, leadership) = match pg_store {
+            Some((pg, lead)) => (Store::Pg(Box::new(pg)), lead),
             None => (
                 Store::open_with_clock(&config.data_dir.join("db"), clock).with_context(|| {
                     format!("cannot open the store in {}", config.data_dir.display())
                 })?,
-                None,
+                Leadership::always(),
             ),
         };
         let (admin, source) = match config.env.var(&config.admin_token_env) {
@@ -190,7 +194,7 @@ impl Server {
             config.schedule.clone(),
             dispatcher.clone(),
         );
-        let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe()));
+        let scheduler_task = tokio::spawn(scheduler.run(stop.subscribe(), leadership.clone()));
         let backups = config.backup.clone().map(|b| {
             tokio::spawn(crate::backups::run(
                 store.clone(),
@@ -212,13 +216,18 @@ impl Server {
         }
         let intake = Arc::new(Intake::new(store.clone(), config.intake.clone()));
         // Posts the intake's held-back public updates; ends with the shutdown signal.
-        tokio::spawn(intake.clone().run(dispatcher.clone(), stop.subscribe()));
+        tokio::spawn(
+            intake
+                .clone()
+                .run(dispatcher.clone(), stop.subscribe(), leadership.clone()),
+        );
         // Deletes self-service sign-ups that were never confirmed.
         tokio::spawn(crate::web::subscribe::purge_loop(
             store.clone(),
             dispatcher.clone(),
             config.subscriptions.purge_after,
             stop.subscribe(),
+            leadership.clone(),
         ));
         let mut auth = config.auth.clone();
         auth.site(config.render.public_url.as_deref(), &config.render.org_name);
@@ -277,10 +286,15 @@ impl Server {
                 channels: channel_summary,
                 timezone: config.render.timezone,
                 team,
-                node_guard,
+                leadership,
             },
             source,
         ))
+    }
+
+    /// This node's leadership: always with sled; elected among the nodes with PostgreSQL.
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
     }
 
     /// A handle to the store (tests use it to prove that rejected requests write nothing).
@@ -338,6 +352,8 @@ impl Server {
             .await
             .context("the HTTP server failed")?;
         let _ = self.stop.send(true);
+        // No new singleton work from here on; with PostgreSQL another node takes over now.
+        self.leadership.step_down();
         if let Err(e) = self.scheduler.await {
             tracing::error!(error = %e, "the scheduler task failed");
         }
@@ -368,9 +384,6 @@ impl Server {
             .close()
             .await
             .context("the store did not close cleanly")?;
-        if let Some(guard) = self.node_guard {
-            guard.release().await;
-        }
         tracing::info!(
             "crier stopped: in-flight requests answered, scheduler stopped, {} channel worker(s) finished their sends, store flushed to disk{}",
             self.channels.active.len(),
@@ -380,36 +393,14 @@ impl Server {
     }
 }
 
-/// The advisory lock a node holds on its database while it serves ("crier-1n"). Until the
-/// singletons (scheduler, notices, promise reminders, maintenance, hold-down ends) run on an
-/// elected leader only, a second node on the same database would fire them twice, so it is
-/// refused at start-up instead.
-const ONE_NODE_LOCK: i64 = 0x6372_6965_722d_316e;
-
-/// A dedicated connection holding [`ONE_NODE_LOCK`].
-struct NodeGuard {
-    client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl NodeGuard {
-    async fn release(self) {
-        let _ = self
-            .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&ONE_NODE_LOCK])
-            .await;
-        drop(self.client);
-        let _ = self.task.await;
-    }
-}
-
-/// Connects to PostgreSQL, takes this node's claim on the database and brings the schema up
-/// to date. Each failure says what to check; none carries the password.
+/// Connects to PostgreSQL, brings the schema up to date and starts this node's part in the
+/// leader election (other nodes on the same database are welcome: they share the outbox, and the
+/// elected one runs the singletons). Each failure says what to check; none carries the password.
 async fn open_postgres(
     p: &crate::pg::settings::PostgresSettings,
     config: &Config,
     clock: Clock,
-) -> anyhow::Result<(PgStore, NodeGuard)> {
+) -> anyhow::Result<(PgStore, Leadership)> {
     let shown = crate::pg::redact_url(&p.url);
     if config.backup.is_some() {
         anyhow::bail!(
@@ -418,30 +409,19 @@ async fn open_postgres(
         );
     }
     let pg = Pg::new(&p.connect_options()).with_context(|| format!("store = \"{shown}\""))?;
-    let (client, task) = pg.connect_dedicated().await.with_context(|| {
+    // One connection first, so an unreachable database or a wrong password is reported as that.
+    drop(pg.client().await.with_context(|| {
         format!(
             "cannot connect to PostgreSQL at {shown} (is it running and reachable; is the \
              password in ${} right?)",
             p.password_env
         )
-    })?;
-    let row = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&ONE_NODE_LOCK])
-        .await
-        .context("cannot take this node's lock on the database")?;
-    let locked: bool = row.try_get(0).context("pg_try_advisory_lock")?;
-    if !locked {
-        anyhow::bail!(
-            "another crier node is serving from {shown}: running two nodes on one database needs \
-             the leader election of the scheduler, which is not wired yet (issue 16, \
-             docs/POSTGRES.md); stop the other node or give this one its own database"
-        );
-    }
-    let guard = NodeGuard { client, task };
+    })?);
     let store = PgStore::with_pg(pg, clock)
         .await
         .with_context(|| format!("cannot prepare the database at {shown}"))?;
-    Ok((store, guard))
+    let elector = Elector::spawn(store.pg().clone(), LEADER_LOCK, p.leader_check);
+    Ok((store, Leadership::elected(elector)))
 }
 
 /// Checks that every channel the config names exists (active, or skipped for missing

@@ -791,6 +791,7 @@ fn new_update(
     now: DateTime<Utc>,
 ) -> Result<NewUpdate, ApiError> {
     Ok(NewUpdate {
+        expect_count: None,
         change,
         titles: titles(req.titles.as_ref())?,
         impact: req.impact.as_deref().map(Impact::parse).transpose()?,

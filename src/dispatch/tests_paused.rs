@@ -533,6 +533,7 @@ async fn social_parts_and_later_updates_reply_in_one_thread() {
         .append_update(
             inc_id,
             crate::domain::NewUpdate {
+                expect_count: None,
                 titles: Default::default(),
                 change: crate::domain::Change::Update(None),
                 body: Body::single(Locale::english(), "Fixed.").unwrap(),

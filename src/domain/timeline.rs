@@ -61,6 +61,12 @@ pub struct NewUpdate {
     pub draft: bool,
     /// Channels to announce it on once published: (name, audience is subscribers).
     pub broadcast: Vec<(String, bool)>,
+    /// Appended only if the incident still has exactly this many updates when the write holds
+    /// its lock; otherwise refused ([`DomainError::Transition`], "changed meanwhile"). The
+    /// scheduler's own updates (holding statements, maintenance transitions) set it to the
+    /// count they decided on, so two nodes that both believed they led for a moment cannot
+    /// both post one. `None`: unconditional (people's updates).
+    pub expect_count: Option<u32>,
 }
 
 /// An appended update, with what it did to the incident's promise.
@@ -135,6 +141,15 @@ pub fn apply_update(
     update_id: Ulid,
     now: DateTime<Utc>,
 ) -> Result<(Update, PromiseChange, Option<DateTime<Utc>>), DomainError> {
+    if let Some(expected) = new.expect_count {
+        if incident.update_count != expected {
+            return Err(DomainError::Transition(format!(
+                "incident {} changed meanwhile: it has {} updates, this one was decided on {}; \
+                 read it again and decide anew",
+                incident.id, incident.update_count, expected
+            )));
+        }
+    }
     let (action, status) = match new.change {
         Change::Update(to) => {
             let to = to.unwrap_or(incident.status);
@@ -210,6 +225,7 @@ mod tests {
 
     fn new_update(change: Change, promise: PromiseEdit) -> NewUpdate {
         NewUpdate {
+            expect_count: None,
             change,
             titles: Titles::new(),
             body: Body::single(Locale::english(), "More.").unwrap(),

@@ -524,6 +524,7 @@ impl Intake {
             digest.resolved = digest.resolved.saturating_sub(1);
         }
         let update = NewUpdate {
+            expect_count: None,
             titles: Default::default(),
             change,
             body: self.body(&with_digest(text, digest))?,
@@ -745,7 +746,10 @@ impl Intake {
     /// Safe to call again with the same or a later `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<Outcome>, IntakeError> {
         let due: Vec<(String, String)> = {
-            let loaded = self.pending.lock().map(|i| i.is_some()).unwrap_or(false);
+            // With a store other nodes write too (PostgreSQL), a webhook another node took
+            // changed the groups behind this node's back: the index is rebuilt every tick.
+            let loaded = self.pending.lock().map(|i| i.is_some()).unwrap_or(false)
+                && !self.store.is_shared();
             if !loaded {
                 // Under the intake lock: a group saved meanwhile would miss both the scan and
                 // the (not yet loaded) index.
@@ -757,7 +761,7 @@ impl Intake {
                     }
                 }
                 if let Ok(mut slot) = self.pending.lock() {
-                    slot.get_or_insert(index);
+                    *slot = Some(index);
                 }
             }
             match self.pending.lock() {
@@ -846,6 +850,7 @@ impl Intake {
         self: std::sync::Arc<Self>,
         dispatcher: crate::dispatch::Dispatcher,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        lead: crate::leadership::Leadership,
     ) {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -856,6 +861,9 @@ impl Intake {
             }
             if *shutdown.borrow() {
                 return;
+            }
+            if !lead.is_leader() {
+                continue; // another node posts the held-back updates
             }
             match self.tick(dispatcher.now()).await {
                 Ok(done) if !done.is_empty() => {

@@ -53,6 +53,7 @@ fn new_incident(title: &str, draft: bool, broadcast: Vec<(String, bool)>) -> New
 
 fn new_update(text: &str, status: Status) -> NewUpdate {
     NewUpdate {
+        expect_count: None,
         change: Change::Update(Some(status)),
         titles: Titles::new(),
         body: Body::single(Locale::english(), text).unwrap(),

@@ -52,6 +52,13 @@ impl Elector {
         }
     }
 
+    /// Ends the election for this node: its connection closes, which frees the lock at once if
+    /// it held it. [`Elector::is_leader`] may still show the last check's answer; callers that
+    /// step down keep their own flag ([`crate::leadership::Leadership::step_down`]).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
     /// Whether this node is leader now, as of its last check.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()

@@ -24,6 +24,9 @@ pub const DEFAULT_PASSWORD_ENV: &str = "CRIER_PG_PASSWORD";
 /// Connections in the pool when the config says nothing.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
+/// The leader election's try / re-check interval when the config says nothing.
+pub const DEFAULT_LEADER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The `[postgres]` table of the config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +37,9 @@ pub struct PostgresFile {
     pub ca_file: Option<PathBuf>,
     /// Connections in the pool, 1-256 (default 16).
     pub pool_size: Option<usize>,
+    /// How often a node tries to become leader, and the leader re-checks that it still is
+    /// (`100ms`-`1m`, default `1s`): the longest a dead leader's singletons wait for another.
+    pub leader_check: Option<String>,
 }
 
 /// The validated store setting.
@@ -65,6 +71,8 @@ pub struct PostgresSettings {
     password: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub pool_size: usize,
+    /// The leader election's try / re-check interval.
+    pub leader_check: std::time::Duration,
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -75,6 +83,7 @@ impl std::fmt::Debug for PostgresSettings {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
+            .field("leader_check", &self.leader_check)
             .finish()
     }
 }
@@ -171,12 +180,25 @@ impl StoreSetting {
                  {DEFAULT_POOL_SIZE}); PostgreSQL's max_connections must cover every node's pool"
             ));
         }
+        let leader_check = match &file.leader_check {
+            None => DEFAULT_LEADER_CHECK,
+            Some(v) => crate::domain::Span::parse_in(
+                v,
+                crate::domain::Span::from_millis(100),
+                crate::domain::Span::from_secs(60),
+            )
+            .map(crate::domain::Span::as_std)
+            .map_err(|e| {
+                format!("[postgres] leader_check: {e} (default 1s; how long a dead leader's scheduler waits for another node)")
+            })?,
+        };
         Ok(StoreSetting::Postgres(PostgresSettings {
             url: raw.to_owned(),
             password_env,
             password,
             ca_file: file.ca_file,
             pool_size,
+            leader_check,
         }))
     }
 }
@@ -226,6 +248,7 @@ mod tests {
             password_env: Some("DB_PW".into()),
             ca_file: None,
             pool_size: Some(4),
+            leader_check: Some("250ms".into()),
         };
         let s = StoreSetting::from_parts(
             Some("postgres://crier@db.example:5432/crier?sslmode=require"),
@@ -239,6 +262,7 @@ mod tests {
         let o = p.connect_options();
         assert_eq!(o.password, Some("s3cret-pw"));
         assert_eq!(o.pool_size, 4);
+        assert_eq!(p.leader_check, std::time::Duration::from_millis(250));
         assert_eq!(
             o.url,
             "postgres://crier@db.example:5432/crier?sslmode=require"
@@ -258,6 +282,7 @@ mod tests {
         assert_eq!(p.password_env, DEFAULT_PASSWORD_ENV);
         assert_eq!(p.connect_options().password, None);
         assert_eq!(p.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(p.leader_check, DEFAULT_LEADER_CHECK);
 
         let e = StoreSetting::from_parts(
             Some("postgres://crier@db/crier"),
@@ -308,6 +333,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("pool_size = 0"), "{e}");
+
+        for bad in ["10ms", "5m", "soon"] {
+            let e = StoreSetting::from_parts(
+                Some("postgres://crier@db/crier"),
+                Some(PostgresFile {
+                    leader_check: Some(bad.into()),
+                    ..PostgresFile::default()
+                }),
+                &env(&[]),
+            )
+            .unwrap_err();
+            assert!(e.contains("[postgres] leader_check"), "{bad}: {e}");
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");

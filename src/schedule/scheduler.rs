@@ -19,6 +19,7 @@ use crate::domain::standalone::{
 };
 use crate::domain::{Body, Incident, IncidentKind, Locale, Notice, Status};
 use crate::domain::{Change, IncidentFilter, NewUpdate};
+use crate::leadership::Leadership;
 use crate::render::{i18n, Context, Settings, Templates};
 use crate::store::port::{Holds, Incidents, Notices, Standalones};
 use crate::store::{Store, StoreError};
@@ -94,8 +95,9 @@ impl Scheduler {
         }
     }
 
-    /// Ticks until shutdown. Uses the dispatcher's clock, so paused tokio time drives it in tests.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Ticks until shutdown, while this node leads (`lead`; one sled node always does). Uses the
+    /// dispatcher's clock, so paused tokio time drives it in tests.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, lead: Leadership) {
         let mut interval = tokio::time::interval(self.settings.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -105,6 +107,9 @@ impl Scheduler {
             }
             if *shutdown.borrow() {
                 return;
+            }
+            if !lead.is_leader() {
+                continue; // another node runs the schedule
             }
             let now = self.dispatcher.now();
             match self.tick(now).await {
@@ -326,6 +331,7 @@ impl Scheduler {
             now + chrono::Duration::from_std(self.settings.holding_next_update).unwrap_or_default();
         let body = self.holding_body(incident, next).await?;
         let new = NewUpdate {
+            expect_count: Some(incident.update_count),
             titles: Default::default(),
             change: Change::Update(None),
             body,
@@ -422,6 +428,7 @@ impl Scheduler {
             _ => return Ok(()),
         };
         let new = NewUpdate {
+            expect_count: Some(incident.update_count),
             titles: Default::default(),
             change: Change::Update(Some(to)),
             body: transition_body(to)?,

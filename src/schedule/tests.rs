@@ -367,6 +367,7 @@ async fn promises_remind_staff_before_they_are_due_and_holding_statements_are_op
         .append_update(
             opted,
             NewUpdate {
+                expect_count: None,
                 titles: Default::default(),
                 change: Change::Resolve,
                 body: Body::single(Locale::english(), "Fixed").unwrap(),
@@ -435,6 +436,7 @@ async fn a_kept_promise_is_reminded_once() {
                 .append_update(
                     id,
                     NewUpdate {
+                        expect_count: None,
                         titles: Default::default(),
                         change: Change::Update(None),
                         body: Body::single(Locale::english(), "Still on it").unwrap(),
@@ -503,6 +505,7 @@ async fn an_overdue_promise_is_logged_once_and_counted_until_a_new_promise() {
         .append_update(
             a,
             NewUpdate {
+                expect_count: None,
                 titles: Default::default(),
                 change: Change::Update(None),
                 body: Body::single(Locale::english(), "Still on it").unwrap(),
@@ -878,5 +881,80 @@ async fn a_window_from_before_reminders_were_its_own_uses_the_config_s() {
         h.tick("2026-11-24T21:00:00Z").await.maintenance_reminders,
         vec![old]
     );
+    h.shutdown().await;
+}
+
+/// Two nodes may both believe they lead for a moment (a leader cut off from the database learns
+/// it only at its next check). Two schedulers ticking the same instant at once on one store
+/// still post one holding statement, one maintenance transition and one notice firing: each
+/// action is conditional on the state it was decided on, or keyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_ticking_at_once_act_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ScheduleSettings {
+        holding_statement: true,
+        ..ScheduleSettings::default()
+    };
+    let h = harness(dir.path(), settings.clone()).await;
+    let other = Scheduler::new(
+        h.store.clone(),
+        Arc::new(
+            Templates::load(
+                &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
+                &[],
+            )
+            .unwrap(),
+        ),
+        Arc::new(Settings::default()),
+        settings,
+        h.dispatcher.clone(),
+    );
+    let late = h
+        .incident("2026-11-23T12:00:00Z", Some("2026-11-23T12:30:00Z"), false)
+        .await;
+    let window = window(&h, None).await;
+    let notice = h.notice("0 23 * * *", "UTC", "2026-11-23T12:00:00Z").await;
+    // Each round is a new due instant for each: a missed promise (the previous holding
+    // statement promised the next 30 minutes later), a window that starts or ends, a firing.
+    let rounds = [
+        "2026-11-24T22:00:01Z", // late; window starts
+        "2026-11-24T23:00:01Z", // late again; the notice fires
+        "2026-11-24T23:30:01Z", // late again; window ends
+    ];
+    let mut holding = 0;
+    let mut transitions = 0;
+    let mut fired = 0;
+    for now in rounds {
+        let (x, y) = tokio::join!(h.scheduler.tick(at(now)), other.tick(at(now)));
+        for r in [x.unwrap(), y.unwrap()] {
+            holding += r.holding_statements.iter().filter(|i| **i == late).count();
+            transitions += r.transitions.iter().filter(|(i, _)| *i == window).count();
+            fired += r.notices_fired.iter().filter(|(n, _)| *n == notice).count();
+        }
+    }
+    let (_, tl) = h.store.incident(late).await.unwrap();
+    assert_eq!(
+        (holding, tl.len()),
+        (3, 4),
+        "one holding statement per missed promise: {:?}",
+        tl.iter().map(|u| u.created_at).collect::<Vec<_>>()
+    );
+    let (w, tl) = h.store.incident(window).await.unwrap();
+    assert_eq!(
+        (transitions, tl.len()),
+        (2, 3),
+        "started once, completed once"
+    );
+    assert_eq!(w.status, Status::Completed);
+    assert_eq!(fired, 1, "the notice fired once");
+    let firings: Vec<_> = h
+        .store
+        .broadcasts_of(notice)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.seq >= crate::domain::standalone::STANDALONE_BASE)
+        .collect();
+    assert_eq!(firings.len(), 1, "{firings:?}");
     h.shutdown().await;
 }

@@ -254,6 +254,12 @@ pub enum Store {
 }
 
 impl Store {
+    /// Whether other processes may write the same store (PostgreSQL: more than one node).
+    /// What a node caches from the store must then be re-read, not kept.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Pg(_))
+    }
+
     /// The sled backend, when that is the one open: for what only sled has (its listings for
     /// `crier store migrate`, checksums and test hooks).
     pub fn as_sled(&self) -> Option<&SledStore> {
@@ -1823,6 +1829,7 @@ mod tests {
 
     pub(super) fn new_update(text: &str) -> NewUpdate {
         NewUpdate {
+            expect_count: None,
             change: Change::Update(Some(Status::Monitoring)),
             titles: Titles::new(),
             body: Body::single(Locale::english(), text).unwrap(),

@@ -733,9 +733,17 @@ pub async fn purge_loop(
     dispatcher: crate::dispatch::Dispatcher,
     after: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    lead: crate::leadership::Leadership,
 ) {
     let every = Duration::from_secs(3600).min(after);
     loop {
+        // One node purges (the others would find nothing left, but need not look).
+        if !lead.is_leader() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1).min(every)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
         let cutoff = dispatcher.now()
             - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::days(7));
         match store.purge_unconfirmed(cutoff).await {

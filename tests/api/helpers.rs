@@ -148,6 +148,8 @@ pub async fn pg_store_for_tests() -> Option<crier::pg::settings::StoreSetting> {
         password_env: Some("T_PG_PASSWORD".into()),
         ca_file: ca,
         pool_size: Some(4),
+        // The scheduler's tests wait for its ticks: a quick first election.
+        leader_check: Some("100ms".into()),
     };
     Some(
         crier::pg::settings::StoreSetting::from_parts(

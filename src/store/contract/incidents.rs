@@ -362,6 +362,38 @@ pub(crate) async fn incidents<S: Incidents + Components + Approvals + Audit + Sy
     assert!(none.is_none());
 
     assert!(a.public_generation().await.unwrap() > gen1);
+
+    // A conditional append (the scheduler's holding statements and maintenance transitions,
+    // `expect_count`): refused, writing nothing, once the incident has moved on; of two racing
+    // on one count from two nodes (two leaders for a moment), exactly one is appended.
+    let (c, _) = a
+        .create_incident(new_incident("Conditional"), now)
+        .await
+        .unwrap();
+    let mut stale = new_update("stale");
+    stale.expect_count = Some(0);
+    let e = b.append_update(c.id, stale, now).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Domain(DomainError::Transition(m)) if m.contains("changed meanwhile")),
+        "{e:?}"
+    );
+    let (_, tl) = a.incident(c.id).await.unwrap();
+    assert_eq!(tl.len(), 1, "a refused conditional append writes nothing");
+    for round in 0..5u32 {
+        let mut cond = new_update("holding statement");
+        cond.expect_count = Some(round + 1);
+        let (x, y) = tokio::join!(
+            a.append_update(c.id, cond.clone(), now),
+            b.append_update(c.id, cond, now)
+        );
+        assert!(
+            x.is_ok() ^ y.is_ok(),
+            "exactly one of two conditional appends on count {}: {x:?} {y:?}",
+            round + 1
+        );
+    }
+    let (ci, tl) = b.incident(c.id).await.unwrap();
+    assert_eq!((ci.update_count, tl.len()), (6, 6));
 }
 
 pub(crate) async fn components<S: Incidents + Components + Audit + Sync>(a: &S, b: &S) {

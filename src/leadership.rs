@@ -1,0 +1,85 @@
+//! Which node runs the singletons.
+//!
+//! The scheduler (notices, promise reminders and holding statements, maintenance transitions,
+//! flap hold-down ends), the intake's held-back public updates and the purge of unconfirmed
+//! sign-ups must act once for the whole deployment, not once per node. With the embedded sled
+//! store there is one node and it always leads. With PostgreSQL every node runs an
+//! [`Elector`](crate::pg::leader::Elector) and only the elected one ticks; the others keep
+//! serving requests and sending deliveries. Leadership is checked at every tick, so a node that
+//! loses its election connection stops at its next tick and another takes over within the
+//! election's re-check interval. Two nodes may briefly both believe they lead (a leader cut off
+//! from the database learns it only at its next check), so every singleton action stays
+//! idempotent in the store itself: keyed standalone messages, conditional appends
+//! (`NewUpdate::expect_count`), drafts published once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::pg::leader::Elector;
+
+/// A cheap, cloneable view of this node's leadership.
+#[derive(Clone)]
+pub struct Leadership {
+    rx: watch::Receiver<bool>,
+    /// Set once this node steps down (it is shutting down): never leader again.
+    stepped_down: Arc<AtomicBool>,
+    /// Keeps what feeds `rx` alive: the one-node sender, or the elector (whose drop ends its
+    /// connection and so frees the lock).
+    source: Arc<Source>,
+}
+
+enum Source {
+    Always(#[allow(dead_code)] watch::Sender<bool>),
+    Elected(Elector),
+}
+
+impl Leadership {
+    /// One node (the embedded store): always the leader.
+    pub fn always() -> Leadership {
+        let (tx, rx) = watch::channel(true);
+        Leadership {
+            rx,
+            stepped_down: Arc::new(AtomicBool::new(false)),
+            source: Arc::new(Source::Always(tx)),
+        }
+    }
+
+    /// Leads while `elector` holds the election lock.
+    pub fn elected(elector: Elector) -> Leadership {
+        Leadership {
+            rx: elector.subscribe(),
+            stepped_down: Arc::new(AtomicBool::new(false)),
+            source: Arc::new(Source::Elected(elector)),
+        }
+    }
+
+    /// Whether this node leads now (as of its election's last check).
+    pub fn is_leader(&self) -> bool {
+        !self.stepped_down.load(Ordering::SeqCst) && *self.rx.borrow()
+    }
+
+    /// Stops leading for good (the server is shutting down): every clone answers `false` from
+    /// now on, and with PostgreSQL the election connection closes, so another node's next try
+    /// takes the lock without waiting for this process to exit.
+    pub fn step_down(&self) {
+        self.stepped_down.store(true, Ordering::SeqCst);
+        if let Source::Elected(e) = &*self.source {
+            e.stop();
+        }
+    }
+
+    /// Follows changes (for logging, metrics and tests).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
+    }
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership")
+            .field("leader", &self.is_leader())
+            .finish()
+    }
+}

@@ -154,8 +154,8 @@ pub fn ms(d: Duration) -> f64 {
 }
 
 /// `crier serve` from `bin` on a fresh temporary data dir, with the shipped templates and no
-/// channels (only the write path is measured), no inherited CRIER_* settings, and the admin
-/// token it generated.
+/// channels (only the write path is measured) unless [`ServeOptions`] gives some, no inherited
+/// CRIER_* settings, and the admin token it generated.
 pub struct CrierServe {
     pub url: String,
     pub pid: u32,
@@ -167,14 +167,37 @@ pub struct CrierServe {
     pub dir: tempfile::TempDir,
 }
 
+/// What `crier serve` gets beside the defaults of [`CrierServe::start`]: channel files, a
+/// config file, a store URL and extra environment (bench_pg's PostgreSQL nodes and SMS channel).
+#[derive(Default, Clone)]
+pub struct ServeOptions {
+    /// Channel files (name without `.toml`, contents); none means no channels.
+    pub channels: Vec<(String, String)>,
+    /// The contents of a config file passed with `--config`.
+    pub config: Option<String>,
+    /// `--store` (a PostgreSQL URL without password); none means sled in the data dir.
+    pub store: Option<String>,
+    /// Extra environment, e.g. `CRIER_PG_PASSWORD` or the Twilio credentials.
+    pub env: Vec<(String, String)>,
+}
+
 impl CrierServe {
     pub fn start(bin: &Path, prefix: &str) -> Result<Self> {
+        Self::start_with(bin, prefix, &ServeOptions::default())
+    }
+
+    pub fn start_with(bin: &Path, prefix: &str, opts: &ServeOptions) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
             .context("cannot create a temporary directory")?;
         let data = dir.path().join("data");
         let log = dir.path().join("server.log");
+        let channels = dir.path().join("channels");
+        std::fs::create_dir_all(&channels)?;
+        for (name, body) in &opts.channels {
+            std::fs::write(channels.join(format!("{name}.toml")), body)?;
+        }
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--data")
@@ -183,7 +206,7 @@ impl CrierServe {
             .arg("--templates")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))
             .arg("--channels")
-            .arg(dir.path().join("no-channels"))
+            .arg(&channels)
             // No stray ./crier.toml and no inherited settings or admin token: the server
             // generates <data>/admin.token.
             .current_dir(dir.path())
@@ -191,8 +214,23 @@ impl CrierServe {
             .env_remove("CRIER_CONFIG")
             .env_remove("CRIER_BIND")
             .env_remove("CRIER_DATA")
+            .env_remove("CRIER_STORE")
+            .env_remove("CRIER_PG_PASSWORD")
+            // scripts/pg.sh's URL carries the test cluster's password: not the server's business.
+            .env_remove("CRIER_TEST_PG_URL")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info");
+        if let Some(config) = &opts.config {
+            let file = dir.path().join("crier.toml");
+            std::fs::write(&file, config)?;
+            cmd.arg("--config").arg(file);
+        }
+        if let Some(store) = &opts.store {
+            cmd.arg("--store").arg(store);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
         let proc = Proc::start(cmd, &log, "crier serve")?;
         let token = crier::token::read_admin_token(&data)?
             .with_context(|| format!("the server wrote no admin token in {}", data.display()))?;

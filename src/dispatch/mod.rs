@@ -795,9 +795,11 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
     let started = tokio::time::Instant::now();
     // Someone who unsubscribed after the fan-out was expanded is not messaged.
     if let Target::Subscriber { id, .. } = &d.target {
-        let gone = matches!(inner.store.subscriber_exists(*id).await, Ok(false));
         // A number that answered STOP (or that a provider reported opted out) is not tried.
-        let stopped = !gone && matches!(inner.store.subscriber_receives(*id).await, Ok(false));
+        // (A read that fails stops nothing: the send goes ahead, as it would have without it.)
+        let standing = inner.store.subscriber_standing(*id).await;
+        let gone = matches!(standing, Ok(None));
+        let stopped = matches!(standing, Ok(Some(false)));
         if gone || stopped {
             d.state = DeliveryState::Rejected;
             d.last_error = Some(

@@ -449,7 +449,7 @@ async fn the_rate_limit_paces_sends_and_a_failing_channel_does_not_hold_back_ano
 }
 
 #[tokio::test(start_paused = true)]
-async fn subscribers_removed_after_expansion_are_not_messaged() {
+async fn subscribers_removed_or_stopped_after_expansion_are_not_messaged() {
     let s = Arc::new(Scripted::new(vec![]));
     let mut ch = channel(
         "subs",
@@ -482,25 +482,38 @@ async fn subscribers_removed_after_expansion_are_not_messaged() {
         crate::adapters::Recipient::Phone(p) => p.clone(),
         other => panic!("{other:?}"),
     };
-    for p in ["+358401000001", "+358401000002", "+358401000003"] {
-        if p != first {
-            h.store.remove_subscriber(p).await.unwrap();
-        }
-    }
+    // Of the other two, one unsubscribes and one answers STOP.
+    let others: Vec<&str> = ["+358401000001", "+358401000002", "+358401000003"]
+        .into_iter()
+        .filter(|p| *p != first)
+        .collect();
+    h.store.remove_subscriber(others[0]).await.unwrap();
+    let stopped = crate::domain::Contact::phone(others[1]).unwrap();
+    assert!(h
+        .store
+        .set_opted_out(&stopped, true)
+        .await
+        .unwrap()
+        .is_some());
     let ds = h.settle(id).await;
     assert_eq!(
         s.sent.lock().unwrap().len(),
         1,
         "only the first was messaged"
     );
-    let rejected: Vec<&Delivery> = ds
+    let mut errors: Vec<&str> = ds
         .iter()
         .filter(|d| d.state == DeliveryState::Rejected)
+        .filter_map(|d| d.last_error.as_deref())
         .collect();
-    assert_eq!(rejected.len(), 2);
-    assert!(rejected
-        .iter()
-        .all(|d| d.last_error.as_deref() == Some("unsubscribed before it was sent")));
+    errors.sort_unstable();
+    assert_eq!(
+        errors,
+        [
+            "the subscriber opted out (STOP) before it was sent",
+            "unsubscribed before it was sent"
+        ]
+    );
     h.stop().await;
 }
 

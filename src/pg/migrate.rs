@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("audience", include_str!("migrations/0006_audience.sql")),
     ("wake-ups", include_str!("migrations/0007_wakeups.sql")),
+    (
+        "claim order",
+        include_str!("migrations/0008_claim_order.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations ("crier-mg").

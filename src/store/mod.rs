@@ -1771,6 +1771,14 @@ impl Subscribers for SledStore {
         Ok(self.t()?.subscribers.len())
     }
 
+    async fn subscriber_standing(&self, id: Ulid) -> Result<Option<bool>, StoreError> {
+        let t = self.t()?;
+        match t.subscribers.get(id.to_bytes())? {
+            Some(v) => Ok(Some(decode::<Subscriber>(&v)?.receives())),
+            None => Ok(None),
+        }
+    }
+
     /// Whether a subscriber exists and may be sent to (confirmed, not opted out).
     async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
         let t = self.t()?;

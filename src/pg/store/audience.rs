@@ -368,6 +368,11 @@ impl Subscribers for PgStore {
         Ok(row.is_some())
     }
 
+    async fn subscriber_standing(&self, id: Ulid) -> Result<Option<bool>, StoreError> {
+        let client = self.client().await?;
+        Ok(rows::subscriber(&**client, id).await?.map(|s| s.receives()))
+    }
+
     async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
         let client = self.client().await?;
         Ok(rows::subscriber(&**client, id)

@@ -98,6 +98,7 @@ pub(crate) async fn subscribers<S: Subscribers + RawAudience + Sync>(a: &S, b: &
     assert_eq!(alice.created_at, now);
     assert!(b.subscriber_exists(alice.id).await.unwrap());
     assert!(b.subscriber_receives(alice.id).await.unwrap());
+    assert_eq!(b.subscriber_standing(alice.id).await.unwrap(), Some(true));
     assert_eq!(
         b.subscriber_by_token(&alice.unsubscribe_token)
             .await
@@ -107,6 +108,7 @@ pub(crate) async fn subscribers<S: Subscribers + RawAudience + Sync>(a: &S, b: &
     assert_eq!(b.subscriber_by_token("nope").await.unwrap(), None);
     assert!(!b.subscriber_exists(Ulid::new()).await.unwrap());
     assert!(!b.subscriber_receives(Ulid::new()).await.unwrap());
+    assert_eq!(b.subscriber_standing(Ulid::new()).await.unwrap(), None);
 
     // The address is unique: sled's message, from either node.
     let again = b
@@ -124,6 +126,7 @@ pub(crate) async fn subscribers<S: Subscribers + RawAudience + Sync>(a: &S, b: &
         .await
         .unwrap();
     assert!(!a.subscriber_receives(bob.id).await.unwrap(), "unconfirmed");
+    assert_eq!(a.subscriber_standing(bob.id).await.unwrap(), Some(false));
     assert_eq!(a.subscriber_count().await.unwrap(), 2);
     let mut both = vec![alice.clone(), bob.clone()];
     both.sort_by_key(|s| s.id);
@@ -221,6 +224,7 @@ pub(crate) async fn subscribers<S: Subscribers + RawAudience + Sync>(a: &S, b: &
     let removed = b.remove_subscriber("alice@example.com").await.unwrap();
     assert_eq!(removed.id, alice.id);
     assert!(!a.subscriber_exists(alice.id).await.unwrap());
+    assert_eq!(a.subscriber_standing(alice.id).await.unwrap(), None);
     assert_eq!(
         a.subscriber_by_token(&alice.unsubscribe_token)
             .await

@@ -55,6 +55,13 @@ pub trait Subscribers {
     /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
     fn subscriber_exists(&self, id: Ulid) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// What the dispatcher asks of a subscriber before a send, in one read: `None` when it no
+    /// longer exists, else whether it may be sent to ([`Subscriber::receives`]).
+    fn subscriber_standing(
+        &self,
+        id: Ulid,
+    ) -> impl Future<Output = Result<Option<bool>, StoreError>> + Send;
+
     /// Whether a subscriber exists and may be sent to ([`Subscriber::receives`]).
     fn subscriber_receives(
         &self,
@@ -256,6 +263,13 @@ impl Subscribers for Store {
         match self {
             Store::Sled(s) => s.subscriber_exists(id).await,
             Store::Pg(p) => p.subscriber_exists(id).await,
+        }
+    }
+
+    async fn subscriber_standing(&self, id: Ulid) -> Result<Option<bool>, StoreError> {
+        match self {
+            Store::Sled(s) => s.subscriber_standing(id).await,
+            Store::Pg(p) => p.subscriber_standing(id).await,
         }
     }
 

@@ -126,7 +126,10 @@ fn bodies<T: DeserializeOwned>(what: &str, rows: &[Row]) -> Result<Vec<T>, PgErr
         .collect()
 }
 
-fn body<T: DeserializeOwned>(what: &str, row: Option<Row>) -> Result<Option<T>, PgError> {
+pub(crate) fn body<T: DeserializeOwned>(
+    what: &str,
+    row: Option<Row>,
+) -> Result<Option<T>, PgError> {
     row.map(|r| from_json(what, r.get::<_, &str>(0)))
         .transpose()
 }

@@ -370,7 +370,16 @@ impl Subscribers for PgStore {
 
     async fn subscriber_standing(&self, id: Ulid) -> Result<Option<bool>, StoreError> {
         let client = self.client().await?;
-        Ok(rows::subscriber(&**client, id).await?.map(|s| s.receives()))
+        // Asked before every subscriber's send: prepared once per connection.
+        let read = client
+            .prepare_cached("SELECT body::text FROM crier_subscribers WHERE id = $1")
+            .await
+            .map_err(db)?;
+        let row = client
+            .query_opt(&read, &[&id.to_string()])
+            .await
+            .map_err(db)?;
+        Ok(rows::body::<Subscriber>("subscriber", row)?.map(|s| s.receives()))
     }
 
     async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {

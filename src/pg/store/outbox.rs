@@ -29,6 +29,11 @@
 //!   at the millisecond, as sled's due index keeps them; claimed deliveries shown in flight.
 //!   `payload` is rewritten with every recorded outcome; between a claim and its outcome the
 //!   claim columns (attempts, lease) are the truth.
+//! - **The per-send statements are prepared once per connection** (`prepare_cached`: the
+//!   claim, `record`, `record_progress`, and the subscriber read before a send): a statement
+//!   given as text is parsed, planned and closed again on every call, two round trips where
+//!   one does. The claim reads migration 8's index in its whole order, so it stops after its
+//!   batch however many rows share one due time.
 
 use std::sync::OnceLock;
 
@@ -229,8 +234,8 @@ impl Outbox for PgStore {
         }
         let client = self.client().await?;
         let until = now + self.lease();
-        let found = client
-            .query(
+        let claim = client
+            .prepare_cached(
                 "WITH due AS (
                      SELECT id FROM crier_deliveries
                       WHERE channel = $1 AND state = 'pending' AND next_attempt_at <= $2
@@ -243,6 +248,12 @@ impl Outbox for PgStore {
                     SET lease_owner = $4, lease_expires_at = $5, attempts = d.attempts + 1
                    FROM due WHERE d.id = due.id
                  RETURNING d.payload, d.attempts, d.lease_expires_at, d.next_attempt_at",
+            )
+            .await
+            .map_err(db)?;
+        let found = client
+            .query(
+                &claim,
                 &[&channel, &now, &sql_limit(limit), &node_id(), &until],
             )
             .await
@@ -304,8 +315,8 @@ impl Outbox for PgStore {
             _ => Some(d.updated_at),
         };
         let client = self.client().await?;
-        let n = client
-            .execute(
+        let record = client
+            .prepare_cached(
                 "UPDATE crier_deliveries
                     SET payload = $4, state = $5, attempts = $6, next_attempt_at = $7,
                         last_error = $8, finished_at = $9, delivery_state = $10,
@@ -313,6 +324,12 @@ impl Outbox for PgStore {
                         lease_owner = NULL, lease_expires_at = NULL
                   WHERE id = $1 AND state = 'pending' AND attempts = $2
                     AND lease_expires_at = $3",
+            )
+            .await
+            .map_err(db)?;
+        let n = client
+            .execute(
+                &record,
                 &[
                     &d.idempotency_key,
                     &to_i32("attempt", lease.attempt)?,
@@ -347,14 +364,20 @@ impl Outbox for PgStore {
         };
         let extended = self.clock().now() + self.lease();
         let client = self.client().await?;
-        let row = client
-            .query_opt(
+        let progress = client
+            .prepare_cached(
                 "UPDATE crier_deliveries
                     SET payload = $4, parts_done = $5, delivery_state = $6,
                         lease_expires_at = greatest(lease_expires_at, $7)
                   WHERE id = $1 AND state = 'pending' AND attempts = $2
                     AND lease_expires_at = $3
                  RETURNING lease_expires_at",
+            )
+            .await
+            .map_err(db)?;
+        let row = client
+            .query_opt(
+                &progress,
                 &[
                     &d.idempotency_key,
                     &to_i32("attempt", lease.attempt)?,

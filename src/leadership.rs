@@ -33,6 +33,9 @@ pub struct Leadership {
 enum Source {
     Always(#[allow(dead_code)] watch::Sender<bool>),
     Elected(Elector),
+    /// A test drives the receiver itself.
+    #[cfg(test)]
+    Test,
 }
 
 impl Leadership {
@@ -43,6 +46,16 @@ impl Leadership {
             rx,
             stepped_down: Arc::new(AtomicBool::new(false)),
             source: Arc::new(Source::Always(tx)),
+        }
+    }
+
+    /// Leads as a test's `rx` says.
+    #[cfg(test)]
+    pub(crate) fn for_tests(rx: watch::Receiver<bool>) -> Leadership {
+        Leadership {
+            rx,
+            stepped_down: Arc::new(AtomicBool::new(false)),
+            source: Arc::new(Source::Test),
         }
     }
 
@@ -73,6 +86,32 @@ impl Leadership {
     /// Follows changes (for logging, metrics and tests).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.rx.clone()
+    }
+
+    /// A view that reads this node's leadership without keeping its election alive (for
+    /// `/metrics`, whose owner may outlive the server).
+    pub fn view(&self) -> LeaderView {
+        LeaderView {
+            rx: self.rx.clone(),
+            stepped_down: self.stepped_down.clone(),
+        }
+    }
+}
+
+/// Reads a node's leadership as [`Leadership::is_leader`] does, but owns nothing: once the
+/// election behind it is gone, it answers `false`.
+#[derive(Clone)]
+pub struct LeaderView {
+    rx: watch::Receiver<bool>,
+    stepped_down: Arc<AtomicBool>,
+}
+
+impl LeaderView {
+    /// Whether the node leads now; `false` once its election has ended.
+    pub fn is_leader(&self) -> bool {
+        !self.stepped_down.load(Ordering::SeqCst)
+            && self.rx.has_changed().is_ok()
+            && *self.rx.borrow()
     }
 }
 

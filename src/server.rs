@@ -187,6 +187,9 @@ impl Server {
             stopped,
         )
         .await?;
+        if matches!(store, Store::Pg(_)) {
+            dispatcher.metrics().set_leadership(leadership.view());
+        }
         let scheduler = Scheduler::new(
             store.clone(),
             templates.clone(),

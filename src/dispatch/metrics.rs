@@ -36,6 +36,8 @@ pub struct Metrics {
     /// The database, when the store is PostgreSQL: its pool is read at scrape time, and the
     /// lease lines below are rendered only then.
     pg: OnceLock<crate::pg::Pg>,
+    /// This node's leadership among the nodes on one database (rendered with the pool lines).
+    leader: OnceLock<crate::leadership::LeaderView>,
     /// Claims this node holds now (claimed, outcome not yet recorded or dropped).
     claims_held: AtomicU64,
     /// Outcomes the store refused because the claim's lease was lost.
@@ -139,6 +141,11 @@ impl Metrics {
         let _ = self.pg.set(pg);
     }
 
+    /// This node's leadership: `/metrics` shows `crier_leader` beside the pool lines.
+    pub fn set_leadership(&self, view: crate::leadership::LeaderView) {
+        let _ = self.leader.set(view);
+    }
+
     /// Counts a claim held until the guard drops.
     pub fn hold_claim(self: &Arc<Self>) -> ClaimHeld {
         self.claims_held.fetch_add(1, Ordering::Relaxed);
@@ -194,6 +201,15 @@ impl Metrics {
              crier_lease_expired_before_send_total {expired}\n",
             pool.max_size, pool.size, pool.available, pool.waiting
         );
+        if let Some(view) = self.leader.get() {
+            let _ = write!(
+                out,
+                "# HELP crier_leader Whether this node is the elected leader that runs the scheduler and the other singletons (1) or not (0).\n\
+                 # TYPE crier_leader gauge\n\
+                 crier_leader {}\n",
+                u8::from(view.is_leader())
+            );
+        }
     }
 
     /// Outcome counts, for tests and status.
@@ -283,6 +299,9 @@ mod tests {
         let pg = db.migrated(3).await;
         let m = Arc::new(Metrics::default());
         m.set_pg(pg.clone());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let elected = crate::leadership::Leadership::for_tests(rx);
+        m.set_leadership(elected.view());
         let _held = m.hold_claim();
         m.note_lease_lost();
         m.note_lease_expired();
@@ -306,6 +325,20 @@ mod tests {
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("crier_pg_pool_available 1\n"), "{out}");
+        assert!(out.contains("crier_leader 0\n"), "{out}");
+        tx.send_replace(true);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("crier_leader 1\n"), "{out}");
+        elected.step_down();
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("crier_leader 0\n"), "stepped down: {out}");
+        // The election gone (its sender dropped), the view says so.
+        tx.send_replace(true);
+        drop(tx);
+        let again = crate::leadership::Leadership::for_tests(elected.subscribe());
+        assert!(!again.view().is_leader(), "no election behind it");
     }
 
     #[test]

@@ -492,3 +492,133 @@ async fn e2e_two_nodes_concurrent_updates_keep_one_complete_ordered_timeline() {
         "{st}"
     );
 }
+
+/// Whether `node` says (on `/metrics`) that it is the elected leader; `None` if it does not
+/// answer.
+async fn leads(node: &ServeProcess) -> Option<bool> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/metrics", node.base()))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let text = r.text().await.ok()?;
+    let line = text.lines().find(|l| l.starts_with("crier_leader "))?;
+    Some(line.trim_end().ends_with(" 1"))
+}
+
+/// Two nodes; the elected leader (the one that runs the scheduler) is killed with `kill -9`
+/// five seconds before a notice is due. The other node takes the lead within the claim lease
+/// and the notice fires exactly once: each subscriber gets its SMS once, and there is one
+/// firing in the database. (crier's schedules are crontab minutes and these are real
+/// processes on the wall clock, so the notice is put on the first minute at least 25 s away.)
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "e2e: needs PostgreSQL (scripts/pg.sh) and the built examples; run by scripts/test.sh"]
+async fn e2e_two_nodes_leader_killed_before_a_notice_is_due_the_other_fires_it_once() {
+    use chrono::{Timelike, Utc};
+    const SUBSCRIBERS: usize = 3;
+    let db = PgDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim) = provider_sim();
+    let channels = dir.path().join("channels");
+    std::fs::create_dir_all(&channels).unwrap();
+    std::fs::write(channels.join("sms.toml"), sms_channel(&sim, 4)).unwrap();
+    let a = node(dir.path(), "a", &db);
+    let b = node(dir.path(), "b", &db);
+    import_phones(&a, SUBSCRIBERS).await;
+
+    // Exactly one of them leads.
+    for _ in 0..200 {
+        if leads(&a).await == Some(true) || leads(&b).await == Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let roles = (leads(&a).await, leads(&b).await);
+    assert!(
+        matches!(roles, (Some(true), Some(false)) | (Some(false), Some(true))),
+        "exactly one leader: {roles:?}"
+    );
+    let (leader, follower) = if roles.0 == Some(true) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+
+    // The notice, made through the follower, due on the first whole minute >= 25 s away.
+    let now = Utc::now();
+    let mut due =
+        now.with_second(0).unwrap().with_nanosecond(0).unwrap() + chrono::Duration::minutes(1);
+    if due - now < chrono::Duration::seconds(25) {
+        due += chrono::Duration::minutes(1);
+    }
+    let cron = format!("{} {} * * *", due.minute(), due.hour());
+    let notice = call(
+        &follower,
+        reqwest::Method::POST,
+        "/api/v1/notices",
+        Some(json!({"cron": cron, "tz": "UTC", "message": "Daily check-in window.", "channels": ["sms"]})),
+    )
+    .await;
+    let notice_id = notice["id"].as_str().unwrap().to_owned();
+    eprintln!("notice {notice_id} due at {due} ({cron}); now {now}");
+
+    // The leader dies five seconds before the instant.
+    let kill_at = due - chrono::Duration::seconds(5);
+    let wait = (kill_at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    assert_eq!(
+        accepted(&sim).await,
+        0,
+        "nothing was sent before the notice was due"
+    );
+    leader.kill9();
+    let killed = Utc::now();
+    assert!(
+        killed < due,
+        "the kill came after the instant ({killed} >= {due})"
+    );
+
+    // The other node leads within the lease (20 s), counted from the kill.
+    let mut took_over = None;
+    for _ in 0..200 {
+        if leads(&follower).await == Some(true) {
+            took_over = Some(Utc::now());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took_over = took_over.expect("the surviving node never took the lead");
+    assert!(
+        took_over - killed <= chrono::Duration::seconds(20),
+        "the lead passed after {:?}, beyond the 20 s lease",
+        took_over - killed
+    );
+
+    // One SMS per subscriber, then a few more of the new leader's ticks: no second firing.
+    wait_accepted(&sim, SUBSCRIBERS as u64).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = sim_stats(&sim).await;
+    assert_eq!(st["accepted"]["twilio"], SUBSCRIBERS, "{st}");
+    assert_eq!(st["duplicates"]["twilio"], 0, "{st}");
+    let pool = db.pool();
+    let client = pool.client().await.unwrap();
+    let firings: i64 = client
+        .query_one(
+            "SELECT count(*) FROM crier_broadcasts WHERE incident_id = $1",
+            &[&notice_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        firings, 1,
+        "one firing of the notice (one channel: one broadcast row)"
+    );
+    eprintln!(
+        "leader killed at {killed} (due {due}); the other node led at {took_over} (+{:?}); \
+         {SUBSCRIBERS} SMS, one each",
+        took_over - killed
+    );
+}

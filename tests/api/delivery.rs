@@ -208,8 +208,8 @@ async fn metrics_count_outcomes() {
     assert!(text.contains("crier_queue_depth 0"), "{text}");
 }
 
-/// On PostgreSQL `/metrics` adds the pool's and the leases' figures; on sled (no pool, no leases)
-/// those lines are absent. After a finished fan-out this node holds no claim, refused no outcome
+/// On PostgreSQL `/metrics` adds the pool's and the leases' figures and whether the node leads;
+/// on sled (no pool, no leases, no election) those lines are absent. After a finished fan-out this node holds no claim, refused no outcome
 /// and let no lease run out.
 #[tokio::test]
 async fn metrics_show_pool_and_lease_figures_on_postgres_only() {
@@ -233,6 +233,8 @@ async fn metrics_show_pool_and_lease_figures_on_postgres_only() {
         "crier_claims_held 0\n",
         "crier_lease_lost_outcomes_total 0\n",
         "crier_lease_expired_before_send_total 0\n",
+        // Alone on its database, the node is the elected leader.
+        "crier_leader 1\n",
     ];
     for line in pg_lines {
         assert_eq!(

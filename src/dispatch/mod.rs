@@ -894,7 +894,8 @@ async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
     }
     if d.state == DeliveryState::Pending {
         // A retry is a new due time the worker has not seen: while this delivery was in flight
-        // it was invisible to `next_due`, so an otherwise idle worker sleeps its full idle wait.
+        // `next_due` saw it only as a claim (none on sled, its lease's expiry on PostgreSQL), so
+        // an otherwise idle worker sleeps its full idle wait.
         // Wake it to sleep until the retry instead.
         ch.notify.notify_one();
     }

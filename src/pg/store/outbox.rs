@@ -282,11 +282,12 @@ impl Outbox for PgStore {
         Ok(out.into_iter().map(|(_, c)| c).collect())
     }
 
-    /// Pending and unleased, or held by a lease that has run out (a dead node's: due again at
-    /// its expiry); by the server's clock.
+    /// Pending and unleased at its due time; held by a lease, at the lease's expiry (when a
+    /// dead node's claim comes back: a node with nothing else to do wakes for it then instead
+    /// of sleeping its whole idle wait; a live node's claim is recorded before that and the
+    /// wake-up finds nothing).
     async fn next_due(&self, channel: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let client = self.client().await?;
-        let now = self.clock().now();
         let row = client
             .query_one(
                 "SELECT least(
@@ -295,8 +296,9 @@ impl Outbox for PgStore {
                        ORDER BY next_attempt_at LIMIT 1),
                      (SELECT min(greatest(next_attempt_at, lease_expires_at))
                         FROM crier_deliveries
-                       WHERE channel = $1 AND state = 'pending' AND lease_expires_at <= $2))",
-                &[&channel, &now],
+                       WHERE channel = $1 AND state = 'pending'
+                         AND lease_expires_at IS NOT NULL))",
+                &[&channel],
             )
             .await
             .map_err(db)?;

@@ -64,7 +64,9 @@ pub trait Outbox {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Claim>, StoreError>> + Send;
 
-    /// When the next delivery of `channel` is due, if any is pending (claimed ones are not).
+    /// When the next delivery of `channel` is due, if any is pending. A claimed one counts from
+    /// when its lease runs out (a dead node's claim is due again then); a backend whose claims
+    /// have no expiry (sled: one node, in-flight ones resumed at start-up) leaves them out.
     fn next_due(
         &self,
         channel: &str,

@@ -768,17 +768,46 @@ fn lease_expired(lease: &Lease, now: DateTime<Utc>) -> bool {
 /// Records a delivery's outcome on its claim; an outcome refused because the claim lost its
 /// lease is counted (`/metrics`). Returns whether it was recorded.
 async fn record_outcome(inner: &Inner, ch: &ChannelRt, d: &Delivery, lease: Lease) -> bool {
-    match inner.store.record(d, lease).await {
-        Ok(()) => true,
-        Err(e) => {
+    let mut wait = RECORD_RETRY_FIRST;
+    let mut waited = Duration::ZERO;
+    loop {
+        let e = match inner.store.record(d, lease).await {
+            Ok(()) => return true,
+            Err(e) => e,
+        };
+        // A leased claim (a database that may be restarting or failing over) whose outcome
+        // could not be written is tried again while the lease holds: the send happened, and
+        // an outcome left unwritten would have the delivery sent again once the lease runs
+        // out. The fence makes a repeat harmless (a write that did land before its answer was
+        // lost is then refused as a lost lease). sled's claims have no lease: its errors are
+        // the disk's, and the delivery is resumed at start-up as before.
+        let transient = matches!(e, StoreError::Backend(_));
+        let retry = transient
+            && waited < RECORD_RETRY_FOR
+            && lease.until.is_some()
+            && !lease_expired(
+                &lease,
+                inner.clock.now() + chrono::Duration::milliseconds(100),
+            );
+        if !retry {
             if matches!(e, StoreError::Conflict(_)) {
                 inner.metrics.note_lease_lost();
             }
             tracing::error!(channel = %ch.channel.name, error = %e, "recording a delivery outcome failed");
-            false
+            return false;
         }
+        tracing::warn!(channel = %ch.channel.name, delivery = %d.id, error = %e, "recording a delivery outcome failed; trying again while the claim's lease holds");
+        tokio::time::sleep(wait).await;
+        waited += wait;
+        wait = (wait * 2).min(RECORD_RETRY_MAX);
     }
 }
+
+/// How an outcome the database could not take is retried: first after 100 ms, doubling to 2 s,
+/// for at most 30 s (a restart or a failover) and never past the claim's lease.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(30);
 
 async fn send_one(inner: &Inner, ch: &ChannelRt, claim: Claim) {
     let Claim {

@@ -311,8 +311,9 @@ fn restart_cluster() {
 }
 
 /// The database restarted (`pg_ctl restart -m fast`) while two nodes fan an incident out to
-/// 10,000 SMS subscribers: the fan-out finishes, every subscriber gets the message, duplicates
-/// stay within what both nodes had in flight, and a write acknowledged just before the restart
+/// 10,000 SMS subscribers: the fan-out finishes, every subscriber gets the message once (the
+/// outcomes the restart interrupted are written when the database is back; the crash bound,
+/// what both nodes had in flight, is checked first), and a write acknowledged just before the restart
 /// is there after it, through either node.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "e2e: restarts the cluster of scripts/pg.sh, so it runs in a pg.sh invocation of its own (scripts/test.sh)"]
@@ -360,6 +361,15 @@ async fn e2e_two_nodes_database_restart_mid_fanout_loses_nothing() {
     wait_complete(&a, &id, N).await;
     eprintln!("complete {:?} after the restart", t0.elapsed());
     let dups = check_every_subscriber_once(&sim, &db, N, 2 * CONCURRENCY).await;
+    // Within the crash bound is what the issue asks; no node crashed here, and an outcome the
+    // restarting database could not take is written again once it is back (the dispatcher
+    // retries it while the claim's lease holds), so nothing is sent twice at all. (Before that
+    // retry: 31 - 46 duplicates, every send in flight at the restart sent again after its
+    // lease ran out.)
+    assert_eq!(
+        dups, 0,
+        "a send whose outcome the restart interrupted was sent again: its record was not retried"
+    );
     for n in [&a, &b] {
         let v = call(n, reqwest::Method::GET, "/api/v1/components", None).await;
         let witness = v

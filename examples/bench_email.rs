@@ -44,7 +44,7 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{cpu_time, target_binary, ChildGuard, Proc};
+use common::{cpu_time, json_of, load_average, target_binary, ChildGuard, Proc};
 use crier::adapters::email::{build_message, EmailConfig, TlsMode};
 use crier::adapters::{OutMessage, Recipient};
 use crier::domain::Locale;
@@ -522,15 +522,6 @@ fn start_crier(bin: &Path, dir: &Path, sink: &Sink, sessions: usize) -> Result<(
     Ok((proc, token))
 }
 
-async fn json_of(resp: reqwest::Response, what: &str, want: StatusCode) -> Result<Value> {
-    let status = resp.status();
-    let body = resp.text().await?;
-    if status != want {
-        bail!("{what} answered {status}: {body}");
-    }
-    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
-}
-
 async fn crier_fanout(
     bin: &Path,
     sink: &Sink,
@@ -623,12 +614,6 @@ fn cpu_note(f: &Figure, whose: &str) -> String {
     f.cpu_per_msg
         .map(|c| format!(", {whose} CPU {:.0} µs/message", c.as_secs_f64() * 1e6))
         .unwrap_or_default()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "-".to_owned())
 }
 
 async fn run(args: Args) -> Result<()> {

@@ -58,7 +58,9 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{cpu_time, ms, parse_stat, percentile, target_binary, Proc};
+use common::{
+    cpu_time, json_of, load_average, ms, parse_stat, percentile, sim_stats, target_binary, Proc,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -356,12 +358,6 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "-".to_owned())
-}
-
 // ---------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------
@@ -369,15 +365,6 @@ fn load_average() -> String {
 /// Subscriber number `i` as E.164: `+3584` and 8 digits (up to 100 million numbers).
 fn phone(i: usize) -> String {
     format!("+3584{i:08}")
-}
-
-async fn json_of(resp: reqwest::Response, what: &str, want: StatusCode) -> Result<Value> {
-    let status = resp.status();
-    let body = resp.text().await?;
-    if status != want {
-        bail!("{what} answered {status}: {body}");
-    }
-    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
 }
 
 /// Imports subscribers `0..n` in batches; returns the time it took.
@@ -437,28 +424,6 @@ async fn open_incident(http: &reqwest::Client, crier: &Crier, message: &str) -> 
         .and_then(Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("no id in the answer: {v}"))
-}
-
-/// The emulator's Twilio counters.
-#[derive(Debug, Clone, Copy)]
-struct SimStats {
-    accepted: u64,
-    rejected: u64,
-    duplicates: u64,
-    unique: u64,
-}
-
-async fn sim_stats(http: &reqwest::Client, sim: &Proc) -> Result<SimStats> {
-    let resp = http.get(format!("{}/stats", sim.url)).send().await?;
-    let v = json_of(resp, "GET /stats", StatusCode::OK).await?;
-    let n = |a: &str, b: &str| v.get(a).and_then(|x| x.get(b)).and_then(Value::as_u64);
-    Ok(SimStats {
-        accepted: n("accepted", "twilio").context("/stats has no accepted.twilio")?,
-        rejected: n("rejected", "twilio").context("/stats has no rejected.twilio")?,
-        duplicates: n("duplicates", "total").context("/stats has no duplicates.total")?,
-        unique: n("unique_recipients", "twilio")
-            .context("/stats has no unique_recipients.twilio")?,
-    })
 }
 
 /// `GET /api/v1/incidents/{id}/deliveries` (scans all deliveries of the incident).

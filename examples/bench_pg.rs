@@ -69,7 +69,10 @@ mod writes;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{cpu_time, ms, percentile, target_binary, CrierServe, Proc, ServeOptions};
+use common::{
+    cpu_time, json_of, load_average, ms, percentile, sim_stats, target_binary, CrierServe, Proc,
+    ServeOptions,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -478,15 +481,6 @@ fn sms_channel(sim_url: &str, args: &Args) -> (String, String) {
 // HTTP (as bench_fanout)
 // ---------------------------------------------------------------------------
 
-async fn json_of(resp: reqwest::Response, what: &str, want: StatusCode) -> Result<Value> {
-    let status = resp.status();
-    let body = resp.text().await?;
-    if status != want {
-        bail!("{what} answered {status}: {body}");
-    }
-    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
-}
-
 /// Imports subscribers `0..n` (`+3584` and 8 digits) in batches through `node`.
 async fn import(http: &reqwest::Client, node: &CrierServe, n: usize, batch: usize) -> Result<()> {
     let t0 = Instant::now();
@@ -537,28 +531,6 @@ async fn open_incident(http: &reqwest::Client, node: &CrierServe) -> Result<Stri
         .and_then(Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("no id in the answer: {v}"))
-}
-
-/// The emulator's Twilio counters.
-#[derive(Debug, Clone, Copy)]
-struct SimStats {
-    accepted: u64,
-    rejected: u64,
-    duplicates: u64,
-    unique: u64,
-}
-
-async fn sim_stats(http: &reqwest::Client, sim: &Proc) -> Result<SimStats> {
-    let resp = http.get(format!("{}/stats", sim.url)).send().await?;
-    let v = json_of(resp, "GET /stats", StatusCode::OK).await?;
-    let n = |a: &str, b: &str| v.get(a).and_then(|x| x.get(b)).and_then(Value::as_u64);
-    Ok(SimStats {
-        accepted: n("accepted", "twilio").context("/stats has no accepted.twilio")?,
-        rejected: n("rejected", "twilio").context("/stats has no rejected.twilio")?,
-        duplicates: n("duplicates", "total").context("/stats has no duplicates.total")?,
-        unique: n("unique_recipients", "twilio")
-            .context("/stats has no unique_recipients.twilio")?,
-    })
 }
 
 /// Waits until `node` reports the incident's SMS deliveries complete; checks they all
@@ -884,12 +856,6 @@ struct Bins {
 
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}%"))
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "-".to_owned())
 }
 
 /// `a / b` as a percentage, or `-` when either is missing.

@@ -250,3 +250,51 @@ impl CrierServe {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+/// The JSON body of `resp`, which `what` names in errors; an error unless the status is `want`.
+pub async fn json_of(
+    resp: reqwest::Response,
+    what: &str,
+    want: reqwest::StatusCode,
+) -> Result<serde_json::Value> {
+    let status = resp.status();
+    let body = resp.text().await?;
+    if status != want {
+        bail!("{what} answered {status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
+}
+
+/// The emulator's Twilio counters.
+#[derive(Debug, Clone, Copy)]
+pub struct SimStats {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub unique: u64,
+}
+
+/// Reads the provider emulator's `/stats`.
+pub async fn sim_stats(http: &reqwest::Client, sim: &Proc) -> Result<SimStats> {
+    let resp = http.get(format!("{}/stats", sim.url)).send().await?;
+    let v = json_of(resp, "GET /stats", reqwest::StatusCode::OK).await?;
+    let n = |a: &str, b: &str| {
+        v.get(a)
+            .and_then(|x| x.get(b))
+            .and_then(serde_json::Value::as_u64)
+    };
+    Ok(SimStats {
+        accepted: n("accepted", "twilio").context("/stats has no accepted.twilio")?,
+        rejected: n("rejected", "twilio").context("/stats has no rejected.twilio")?,
+        duplicates: n("duplicates", "total").context("/stats has no duplicates.total")?,
+        unique: n("unique_recipients", "twilio")
+            .context("/stats has no unique_recipients.twilio")?,
+    })
+}
+
+/// The machine's load average (1, 5, 15 minutes), or `-`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "-".to_owned())
+}

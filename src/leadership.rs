@@ -22,10 +22,8 @@ use crate::pg::leader::Elector;
 /// A cheap, cloneable view of this node's leadership.
 #[derive(Clone)]
 pub struct Leadership {
-    rx: watch::Receiver<bool>,
-    /// Set once this node steps down (it is shutting down): never leader again.
-    stepped_down: Arc<AtomicBool>,
-    /// Keeps what feeds `rx` alive: the one-node sender, or the elector (whose drop ends its
+    view: LeaderView,
+    /// Keeps what feeds the view alive: the one-node sender, or the elector (whose drop ends its
     /// connection and so frees the lock).
     source: Arc<Source>,
 }
@@ -43,8 +41,7 @@ impl Leadership {
     pub fn always() -> Leadership {
         let (tx, rx) = watch::channel(true);
         Leadership {
-            rx,
-            stepped_down: Arc::new(AtomicBool::new(false)),
+            view: LeaderView::new(rx),
             source: Arc::new(Source::Always(tx)),
         }
     }
@@ -53,8 +50,7 @@ impl Leadership {
     #[cfg(test)]
     pub(crate) fn for_tests(rx: watch::Receiver<bool>) -> Leadership {
         Leadership {
-            rx,
-            stepped_down: Arc::new(AtomicBool::new(false)),
+            view: LeaderView::new(rx),
             source: Arc::new(Source::Test),
         }
     }
@@ -62,22 +58,21 @@ impl Leadership {
     /// Leads while `elector` holds the election lock.
     pub fn elected(elector: Elector) -> Leadership {
         Leadership {
-            rx: elector.subscribe(),
-            stepped_down: Arc::new(AtomicBool::new(false)),
+            view: LeaderView::new(elector.subscribe()),
             source: Arc::new(Source::Elected(elector)),
         }
     }
 
     /// Whether this node leads now (as of its election's last check).
     pub fn is_leader(&self) -> bool {
-        !self.stepped_down.load(Ordering::SeqCst) && *self.rx.borrow()
+        self.view.is_leader()
     }
 
     /// Stops leading for good (the server is shutting down): every clone answers `false` from
     /// now on, and with PostgreSQL the election connection closes, so another node's next try
     /// takes the lock without waiting for this process to exit.
     pub fn step_down(&self) {
-        self.stepped_down.store(true, Ordering::SeqCst);
+        self.view.stepped_down.store(true, Ordering::SeqCst);
         if let Source::Elected(e) = &*self.source {
             e.stop();
         }
@@ -85,28 +80,33 @@ impl Leadership {
 
     /// Follows changes (for logging, metrics and tests).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
-        self.rx.clone()
+        self.view.rx.clone()
     }
 
     /// A view that reads this node's leadership without keeping its election alive (for
     /// `/metrics`, whose owner may outlive the server).
     pub fn view(&self) -> LeaderView {
-        LeaderView {
-            rx: self.rx.clone(),
-            stepped_down: self.stepped_down.clone(),
-        }
+        self.view.clone()
     }
 }
 
-/// Reads a node's leadership as [`Leadership::is_leader`] does, but owns nothing: once the
-/// election behind it is gone, it answers `false`.
+/// Reads a node's leadership and owns nothing: once the election behind it is gone, or the
+/// node has stepped down, it answers `false`.
 #[derive(Clone)]
 pub struct LeaderView {
     rx: watch::Receiver<bool>,
+    /// Set once this node steps down (it is shutting down): never leader again.
     stepped_down: Arc<AtomicBool>,
 }
 
 impl LeaderView {
+    fn new(rx: watch::Receiver<bool>) -> LeaderView {
+        LeaderView {
+            rx,
+            stepped_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// Whether the node leads now; `false` once its election has ended.
     pub fn is_leader(&self) -> bool {
         !self.stepped_down.load(Ordering::SeqCst)

@@ -1760,12 +1760,6 @@ impl Subscribers for SledStore {
             .await
     }
 
-    /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
-    async fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
-        let t = self.t()?;
-        Ok(t.subscribers.contains_key(id.to_bytes())?)
-    }
-
     /// Number of subscribers.
     async fn subscriber_count(&self) -> Result<usize, StoreError> {
         Ok(self.t()?.subscribers.len())
@@ -1776,15 +1770,6 @@ impl Subscribers for SledStore {
         match t.subscribers.get(id.to_bytes())? {
             Some(v) => Ok(Some(decode::<Subscriber>(&v)?.receives())),
             None => Ok(None),
-        }
-    }
-
-    /// Whether a subscriber exists and may be sent to (confirmed, not opted out).
-    async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
-        let t = self.t()?;
-        match t.subscribers.get(id.to_bytes())? {
-            Some(v) => Ok(decode::<Subscriber>(&v)?.receives()),
-            None => Ok(false),
         }
     }
 

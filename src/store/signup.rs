@@ -315,9 +315,9 @@ mod tests {
         // STOP and START.
         assert!(store.set_opted_out(&phone, true).await.unwrap().is_some());
         let id = store.subscribers(1).await.unwrap()[0].id;
-        assert!(!store.subscriber_receives(id).await.unwrap());
+        assert_ne!(store.subscriber_standing(id).await.unwrap(), Some(true));
         assert!(store.set_opted_out(&phone, false).await.unwrap().is_some());
-        assert!(store.subscriber_receives(id).await.unwrap());
+        assert_eq!(store.subscriber_standing(id).await.unwrap(), Some(true));
     }
 
     #[tokio::test]

@@ -356,18 +356,6 @@ impl Subscribers for PgStore {
         usize::try_from(n).map_err(|e| corrupt("subscriber count", e))
     }
 
-    async fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT 1 FROM crier_subscribers WHERE id = $1",
-                &[&id.to_string()],
-            )
-            .await
-            .map_err(db)?;
-        Ok(row.is_some())
-    }
-
     async fn subscriber_standing(&self, id: Ulid) -> Result<Option<bool>, StoreError> {
         let client = self.client().await?;
         // Asked before every subscriber's send: prepared once per connection.
@@ -380,13 +368,6 @@ impl Subscribers for PgStore {
             .await
             .map_err(db)?;
         Ok(rows::body::<Subscriber>("subscriber", row)?.map(|s| s.receives()))
-    }
-
-    async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        Ok(rows::subscriber(&**client, id)
-            .await?
-            .is_some_and(|s| s.receives()))
     }
 
     async fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>, StoreError> {

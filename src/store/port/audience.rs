@@ -52,21 +52,12 @@ pub trait Subscribers {
     /// The number of subscribers.
     fn subscriber_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// Whether a subscriber still exists (deliveries queued before an unsubscribe are dropped).
-    fn subscriber_exists(&self, id: Ulid) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
     /// What the dispatcher asks of a subscriber before a send, in one read: `None` when it no
     /// longer exists, else whether it may be sent to ([`Subscriber::receives`]).
     fn subscriber_standing(
         &self,
         id: Ulid,
     ) -> impl Future<Output = Result<Option<bool>, StoreError>> + Send;
-
-    /// Whether a subscriber exists and may be sent to ([`Subscriber::receives`]).
-    fn subscriber_receives(
-        &self,
-        id: Ulid,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The subscriber holding a manage/unsubscribe token.
     fn subscriber_by_token(
@@ -259,24 +250,10 @@ impl Subscribers for Store {
         }
     }
 
-    async fn subscriber_exists(&self, id: Ulid) -> Result<bool, StoreError> {
-        match self {
-            Store::Sled(s) => s.subscriber_exists(id).await,
-            Store::Pg(p) => p.subscriber_exists(id).await,
-        }
-    }
-
     async fn subscriber_standing(&self, id: Ulid) -> Result<Option<bool>, StoreError> {
         match self {
             Store::Sled(s) => s.subscriber_standing(id).await,
             Store::Pg(p) => p.subscriber_standing(id).await,
-        }
-    }
-
-    async fn subscriber_receives(&self, id: Ulid) -> Result<bool, StoreError> {
-        match self {
-            Store::Sled(s) => s.subscriber_receives(id).await,
-            Store::Pg(p) => p.subscriber_receives(id).await,
         }
     }
 

@@ -292,14 +292,16 @@ fn main() -> Result<()> {
             "--baseline-bin {}: no such file; build it as the module docs say",
             b.display()
         ),
-        b => b,
+        // Absolute: the servers run in a temporary directory of their own.
+        b => b.map(std::path::absolute).transpose()?,
     };
     let prior = match args.prior_bin {
         Some(b) if !b.is_file() => bail!(
             "--prior-bin {}: no such file; build it as the module docs say",
             b.display()
         ),
-        b => b,
+        // Absolute: the servers run in a temporary directory of their own.
+        b => b.map(std::path::absolute).transpose()?,
     };
     let window = Duration::from_secs_f64(args.seconds);
     let warmup = Duration::from_secs_f64(args.warmup);

@@ -1040,16 +1040,10 @@ fn main() -> Result<()> {
     if args.no_fanout && args.no_writes {
         bail!("--no-fanout and --no-writes together leave nothing to measure");
     }
-    // Absolute: the children run in their temporary directories.
-    let absolute = |p: PathBuf| {
-        std::fs::canonicalize(&p).with_context(|| format!("cannot resolve {}", p.display()))
-    };
+    // Absolute paths (target_binary): the children run in their temporary directories.
     let bins = Bins {
-        crier: absolute(target_binary(args.bin.clone(), "release/crier")?)?,
-        sim: absolute(target_binary(
-            args.sim_bin.clone(),
-            "release/examples/provider_sim",
-        )?)?,
+        crier: target_binary(args.bin.clone(), "release/crier")?,
+        sim: target_binary(args.sim_bin.clone(), "release/examples/provider_sim")?,
     };
     // One thread for this program's clients, as bench_writes and bench_fanout.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -96,6 +96,10 @@ pub fn target_binary(arg: Option<PathBuf>, rel: &str) -> Result<PathBuf> {
             bin.display()
         );
     }
+    // Absolute: the servers run in a temporary directory of their own (a relative path given
+    // on the command line would name nothing there).
+    let bin = std::path::absolute(&bin)
+        .with_context(|| format!("cannot make {} an absolute path", bin.display()))?;
     let built = std::fs::metadata(&bin)?.modified()?;
     if let Some(newest) = newest_mtime(&root.join("src")) {
         if newest > built {

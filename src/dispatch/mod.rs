@@ -778,8 +778,8 @@ async fn record_outcome(inner: &Inner, ch: &ChannelRt, d: &Delivery, lease: Leas
         // A leased claim (a database that may be restarting or failing over) whose outcome
         // could not be written is tried again while the lease holds: the send happened, and
         // an outcome left unwritten would have the delivery sent again once the lease runs
-        // out. The fence makes a repeat harmless (a write that did land before its answer was
-        // lost is then refused as a lost lease). sled's claims have no lease: its errors are
+        // out. The fence makes a repeat harmless, and a write that did land before its answer
+        // was lost is taken as done (see `Outbox::record`). sled's claims have no lease: its errors are
         // the disk's, and the delivery is resumed at start-up as before.
         let transient = matches!(e, StoreError::Backend(_));
         let retry = transient

@@ -367,8 +367,11 @@ pub(crate) async fn claims<S: Outbox + OutboxFixture + Sync>(a: &S, b: &S) {
     assert_eq!(b.next_due("sms").await.unwrap(), Some(secs(30)));
     assert!(a.claim_due("sms", secs(29), 10).await.unwrap().is_empty());
 
-    // A report handed back twice: a leased backend refuses it and changes nothing.
+    // A report handed back twice: a leased backend refuses it and changes nothing; the same
+    // report made again (the answer to the first lost on its way back) is taken as done.
     if S::LEASED {
+        b.record(&sent, c0.lease).await.unwrap();
+        assert_eq!(stored(&a.deliveries_of(inc).await.unwrap(), &sent), &sent);
         let mut late = sent.clone();
         late.state = DeliveryState::Dead;
         let e = b.record(&late, c0.lease).await.unwrap_err();
@@ -591,8 +594,14 @@ pub(crate) async fn leases<S: Outbox + OutboxFixture + Sync>(a: &S, b: &S) {
             DeliveryState::Delivered
         };
         a.record(&d, c.lease).await.unwrap();
-        let e = b.record(&d, c.lease).await.unwrap_err();
+        // The same report again (its first answer lost on the way back) is done; any other
+        // report under the ended claim is refused, and nothing changes.
+        b.record(&d, c.lease).await.unwrap();
+        let mut other = d.clone();
+        other.last_error = Some("a second report".into());
+        let e = b.record(&other, c.lease).await.unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        assert_eq!(stored(&b.deliveries_of(inc).await.unwrap(), &d), &d);
     }
     // The fence is the attempt and the lease: requeued, the dead one starts its attempts over,
     // and the first node's old claim (attempt 1 too) still does not hold it.

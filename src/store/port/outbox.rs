@@ -75,7 +75,8 @@ pub trait Outbox {
     /// Records the outcome of a claimed delivery (`d` carries the new state, error, receipt and,
     /// when pending again, its next due time) and ends the claim `lease` is of. Durable before
     /// it resolves. A backend that leases claims refuses it (`StoreError::Conflict`) when the
-    /// claim no longer holds the delivery.
+    /// claim no longer holds the delivery, unless the delivery already holds exactly `d` (the
+    /// same report made again after its answer was lost: done).
     fn record(
         &self,
         d: &Delivery,

@@ -4,7 +4,7 @@
 //!   broadcast's persisted cursor (memory stays flat whatever the audience; a crash resumes).
 //! - One **channel worker** per channel claims its due deliveries (its own due-index prefix, so a
 //!   slow or failing channel never holds back another), paces them with the channel's token
-//!   bucket, sends up to `concurrency` at once through the adapter, and records the outcome:
+//!   bucket (on PostgreSQL also the one every node shares, see [`pace`]), sends up to `concurrency` at once through the adapter, and records the outcome:
 //!   delivered, rejected, or retried on the channel's schedule with jitter (honouring the
 //!   provider's Retry-After) until it is dead.
 //! - The message itself comes from the channel's composer ([`crate::render::compose`]): the
@@ -80,6 +80,8 @@ struct ChannelRt {
     adapter: Adapter,
     notify: Notify,
     bucket: tokio::sync::Mutex<TokenBucket>,
+    /// On PostgreSQL: tokens taken from the bucket every node shares (see [`pace`]).
+    shared: tokio::sync::Mutex<Granted>,
     /// Composes its messages, with its cache of those the same for every recipient.
     composer: Composer,
 }
@@ -190,6 +192,7 @@ impl Dispatcher {
                 ch.name.clone(),
                 Arc::new(ChannelRt {
                     bucket: tokio::sync::Mutex::new(TokenBucket::new(ch.rate)),
+                    shared: tokio::sync::Mutex::new(Granted::default()),
                     composer: Composer::new(
                         templates.clone(),
                         settings.clone(),
@@ -308,7 +311,7 @@ impl Dispatcher {
     /// adapter, under its send timeout and its rate; `None` if the channel is not active.
     pub async fn send_direct(&self, channel: &str, msg: &OutMessage) -> Option<Outcome> {
         let ch = self.inner.channels.get(channel)?;
-        let wait = ch.bucket.lock().await.take();
+        let wait = pace(&self.inner, ch).await;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -539,7 +542,7 @@ async fn channel_worker(
             // One permit per send; the batch never holds more deliveries than permits. The
             // unused rest go back when `permits` drops after the loop.
             let Some(p) = permits.split(1) else { break };
-            let wait = ch.bucket.lock().await.take();
+            let wait = pace(&inner, &ch).await;
             if !wait.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -563,6 +566,69 @@ async fn channel_worker(
     }
     // Graceful shutdown: no more claims; let in-flight sends finish and be recorded.
     while tasks.join_next().await.is_some() {}
+}
+
+/// Tokens a node took from the bucket all nodes share (PostgreSQL), not yet spent.
+#[derive(Debug, Default)]
+struct Granted {
+    tokens: u32,
+    /// When they may be spent (the shared bucket may have been short).
+    ready: Option<tokio::time::Instant>,
+    /// After this, the rest are dropped: tokens held through a pause would make a burst on
+    /// top of the one the shared bucket allows meanwhile.
+    until: Option<tokio::time::Instant>,
+}
+
+/// How long the next send of `ch` waits for its rate: the node's own bucket, and on PostgreSQL
+/// also the channel's bucket that every node shares (`PgStore::take_rate`), from which a node
+/// takes a tenth of a second's tokens at a time (at least 1, at most 64 and the bucket's size).
+/// If the database cannot be asked, the node's own bucket alone paces it, and the warning says
+/// so.
+async fn pace(inner: &Inner, ch: &ChannelRt) -> Duration {
+    let local = ch.bucket.lock().await.take();
+    let Store::Pg(p) = &inner.store else {
+        return local;
+    };
+    let mut granted = ch.shared.lock().await;
+    let now = tokio::time::Instant::now();
+    if granted.tokens > 0 && granted.until.is_some_and(|u| now < u) {
+        granted.tokens -= 1;
+        let ready = granted
+            .ready
+            .map_or(Duration::ZERO, |r| r.saturating_duration_since(now));
+        return local.max(ready);
+    }
+    let rate = ch.channel.rate;
+    let k = grant_size(rate);
+    match p
+        .take_rate(&ch.channel.name, rate, k, inner.clock.now())
+        .await
+    {
+        Ok(wait) => {
+            *granted = Granted {
+                tokens: k - 1,
+                ready: Some(now + wait),
+                until: Some(now + wait + Duration::from_secs(1)),
+            };
+            local.max(wait)
+        }
+        Err(e) => {
+            tracing::warn!(channel = %ch.channel.name, error = %e, "the channel's rate shared by all nodes could not be read; this node paces it alone for this send");
+            local
+        }
+    }
+}
+
+/// Tokens taken from the shared bucket at a time: a tenth of a second's worth, at least 1 and
+/// at most 64 or the bucket's size.
+fn grant_size(rate: crate::channels::Rate) -> u32 {
+    let tenth = (rate.per_second() / 10.0).floor();
+    let most = rate.n.clamp(1, 64);
+    if tenth.is_finite() && tenth >= 1.0 {
+        (tenth as u32).min(most)
+    } else {
+        1
+    }
 }
 
 /// Delay before retry number `attempt` (1-based): the schedule's entry ±20 % jitter, or the

@@ -297,10 +297,14 @@ async fn after_its_listening_connection_is_killed_an_idle_dispatcher_is_still_wo
 
 /// A dispatcher's state without its tasks, so a test can hand `send_one` the claims it made.
 fn bare_inner(store: Store, sent: Arc<Scripted>) -> (Arc<Inner>, Arc<ChannelRt>) {
-    let ch = channel("hook");
+    bare_inner_with(store, sent, channel("hook"))
+}
+
+fn bare_inner_with(store: Store, sent: Arc<Scripted>, ch: Channel) -> (Arc<Inner>, Arc<ChannelRt>) {
     let settings = Arc::new(Settings::default());
     let rt = Arc::new(ChannelRt {
         bucket: tokio::sync::Mutex::new(TokenBucket::new(ch.rate)),
+        shared: tokio::sync::Mutex::new(Granted::default()),
         composer: Composer::new(templates(), settings.clone(), outlet(&ch, &settings)),
         adapter: Adapter::new(sent, ch.send_timeout),
         notify: Notify::new(),
@@ -474,4 +478,48 @@ async fn progress_extends_the_lease_and_the_old_lease_reports_nothing() {
         a.deliveries_of(id).await.unwrap()[0].state,
         DeliveryState::Delivered
     );
+}
+
+/// A channel's rate holds for all nodes together: with 4 an hour, two nodes taking turns send 4
+/// at once, and the fifth waits a quarter of an hour although its node's own bucket still holds
+/// a token (it took 3 of its 4). Node-local pacing alone would answer zero.
+#[tokio::test]
+async fn a_channels_rate_holds_for_all_nodes_together() {
+    let Some((a, b)) = two_nodes("sharedpace").await else {
+        return;
+    };
+    let mut ch = channel("hook");
+    ch.rate = Rate::parse("4/h").unwrap();
+    let (node_a, rt_a) = bare_inner_with(a, Arc::new(Scripted::new(vec![])), ch.clone());
+    let (node_b, rt_b) = bare_inner_with(b, Arc::new(Scripted::new(vec![])), ch);
+    assert_eq!(pace(&node_a, &rt_a).await, Duration::ZERO);
+    assert_eq!(pace(&node_b, &rt_b).await, Duration::ZERO);
+    assert_eq!(pace(&node_a, &rt_a).await, Duration::ZERO);
+    assert_eq!(pace(&node_b, &rt_b).await, Duration::ZERO);
+    let fifth = pace(&node_a, &rt_a).await;
+    // One token at 4 an hour is 900 s; what refilled between the calls shortens it a little.
+    assert!(
+        fifth > Duration::from_secs(800) && fifth <= Duration::from_secs(900),
+        "{fifth:?}"
+    );
+    // The other node is behind it in the queue: two tokens owed.
+    let sixth = pace(&node_b, &rt_b).await;
+    assert!(
+        sixth > Duration::from_secs(1700) && sixth <= Duration::from_secs(1800),
+        "{sixth:?}"
+    );
+}
+
+/// A node takes a tenth of a second's tokens at a time from the shared bucket: at least 1, at
+/// most 64 and the bucket's size.
+#[test]
+fn a_node_takes_a_tenth_of_a_seconds_tokens_at_a_time() {
+    let k = |r: &str| grant_size(Rate::parse(r).unwrap());
+    assert_eq!(k("4/h"), 1);
+    assert_eq!(k("1/s"), 1);
+    assert_eq!(k("30/s"), 3);
+    assert_eq!(k("300/s"), 30);
+    assert_eq!(k("100000/s"), 64);
+    // A bucket of 5 refilled fast: never more than it holds.
+    assert_eq!(k("5/1ms"), 5);
 }

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "claim order",
         include_str!("migrations/0008_claim_order.sql"),
     ),
+    (
+        "shared rate",
+        include_str!("migrations/0009_shared_rate.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations ("crier-mg").

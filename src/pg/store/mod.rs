@@ -28,6 +28,7 @@ mod health;
 mod incidents;
 mod outbox;
 mod people;
+mod rate;
 
 pub use exclusive::Held;
 

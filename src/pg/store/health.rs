@@ -9,8 +9,14 @@ use super::PgStore;
 use crate::store::StoreError;
 
 /// Tables that do not count in [`PgStore::checksum`]: the audit log (every request may append
-/// to it) and the schema's own bookkeeping.
-const NOT_SUMMED: [&str; 3] = ["crier_audit", "crier_audit_head", "crier_schema"];
+/// to it), the schema's own bookkeeping, and the channels' shared rate buckets (run-time
+/// pacing, changed by any send, not stored data).
+const NOT_SUMMED: [&str; 4] = [
+    "crier_audit",
+    "crier_audit_head",
+    "crier_schema",
+    "crier_rate",
+];
 
 impl PgStore {
     /// Readiness (`/readyz`): the database answers, and it is a primary that takes writes (a

@@ -4,9 +4,10 @@
 //!   broadcast's persisted cursor (memory stays flat whatever the audience; a crash resumes).
 //! - One **channel worker** per channel claims its due deliveries (its own due-index prefix, so a
 //!   slow or failing channel never holds back another), paces them with the channel's token
-//!   bucket (on PostgreSQL also the one every node shares, see [`pace`]), sends up to `concurrency` at once through the adapter, and records the outcome:
-//!   delivered, rejected, or retried on the channel's schedule with jitter (honouring the
-//!   provider's Retry-After) until it is dead.
+//!   bucket (on PostgreSQL also the one every node shares, see [`pace`]), sends up to
+//!   `concurrency` at once through the adapter, and records the outcome: delivered, rejected,
+//!   or retried on the channel's schedule with jitter (honouring the provider's Retry-After)
+//!   until it is dead.
 //! - The message itself comes from the channel's composer ([`crate::render::compose`]): the
 //!   dispatcher loads what it is about (the update, the standalone record) and sends the parts
 //!   it gets back; a permanent composition error rejects the delivery, a transient one retries it.
@@ -845,8 +846,8 @@ async fn record_outcome(inner: &Inner, ch: &ChannelRt, d: &Delivery, lease: Leas
         // could not be written is tried again while the lease holds: the send happened, and
         // an outcome left unwritten would have the delivery sent again once the lease runs
         // out. The fence makes a repeat harmless, and a write that did land before its answer
-        // was lost is taken as done (see `Outbox::record`). sled's claims have no lease: its errors are
-        // the disk's, and the delivery is resumed at start-up as before.
+        // was lost is taken as done (see `Outbox::record`). sled's claims have no lease: its
+        // errors are the disk's, and the delivery is resumed at start-up as before.
         let transient = matches!(e, StoreError::Backend(_));
         let retry = transient
             && waited < RECORD_RETRY_FOR

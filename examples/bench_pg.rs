@@ -268,15 +268,25 @@ impl Cluster {
     /// Drops a database made by [`Cluster::create_db`] (its nodes stopped first); a failure is
     /// only reported: the cluster is thrown away by scripts/pg.sh anyway.
     async fn drop_db(&self, name: &str) {
-        let result = async {
-            let admin = self.handle(&self.admin_db)?;
-            let client = admin.client().await?;
-            client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            anyhow::Ok(())
-        }
-        .await;
+        // The stopped nodes' backends may still be ending; `WITH (FORCE)` may not end them for
+        // this role, so try again for a few seconds.
+        let mut tries = 0;
+        let result = loop {
+            let result = async {
+                let admin = self.handle(&self.admin_db)?;
+                let client = admin.client().await?;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                anyhow::Ok(())
+            }
+            .await;
+            tries += 1;
+            if result.is_ok() || tries == 20 {
+                break result;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         if let Err(e) = result {
             eprintln!("note: could not drop database {name}: {e:#}");
         }

@@ -573,12 +573,14 @@ async fn channel_worker(
 #[derive(Debug, Default)]
 struct Granted {
     tokens: u32,
-    /// When they may be spent (the shared bucket may have been short).
+    /// When they may be spent (the shared bucket may have been short). A second after it the
+    /// rest are dropped ([`GRANT_KEPT`]).
     ready: Option<tokio::time::Instant>,
-    /// After this, the rest are dropped: tokens held through a pause would make a burst on
-    /// top of the one the shared bucket allows meanwhile.
-    until: Option<tokio::time::Instant>,
 }
+
+/// How long past its ready time a grant's unspent tokens are kept: tokens held through a pause
+/// would make a burst on top of the one the shared bucket allows meanwhile.
+const GRANT_KEPT: Duration = Duration::from_secs(1);
 
 /// How long the next send of `ch` waits for its rate: the node's own bucket, and on PostgreSQL
 /// also the channel's bucket that every node shares (`PgStore::take_rate`), from which a node
@@ -592,12 +594,12 @@ async fn pace(inner: &Inner, ch: &ChannelRt) -> Duration {
     };
     let mut granted = ch.shared.lock().await;
     let now = tokio::time::Instant::now();
-    if granted.tokens > 0 && granted.until.is_some_and(|u| now < u) {
+    if let Some(ready) = granted
+        .ready
+        .filter(|r| granted.tokens > 0 && now < *r + GRANT_KEPT)
+    {
         granted.tokens -= 1;
-        let ready = granted
-            .ready
-            .map_or(Duration::ZERO, |r| r.saturating_duration_since(now));
-        return local.max(ready);
+        return local.max(ready.saturating_duration_since(now));
     }
     let rate = ch.channel.rate;
     let k = grant_size(rate);
@@ -609,7 +611,6 @@ async fn pace(inner: &Inner, ch: &ChannelRt) -> Duration {
             *granted = Granted {
                 tokens: k - 1,
                 ready: Some(now + wait),
-                until: Some(now + wait + Duration::from_secs(1)),
             };
             local.max(wait)
         }

@@ -316,6 +316,7 @@ impl Outbox for PgStore {
             DeliveryState::Pending | DeliveryState::InFlight => None,
             _ => Some(d.updated_at),
         };
+        let payload = codec::encode(d);
         let client = self.client().await?;
         let record = client
             .prepare_cached(
@@ -336,7 +337,7 @@ impl Outbox for PgStore {
                     &d.idempotency_key,
                     &to_i32("attempt", lease.attempt)?,
                     &until,
-                    &codec::encode(d),
+                    &payload,
                     &rows::delivery_claim_state(d.state),
                     &i32::try_from(d.attempts).unwrap_or(i32::MAX),
                     &d.next_at,
@@ -366,7 +367,7 @@ impl Outbox for PgStore {
             .await
             .map_err(db)?;
         let stored: Option<Vec<u8>> = row.map(|r| r.try_get(0)).transpose().map_err(db)?;
-        if stored.is_some_and(|p| p == codec::encode(d)) {
+        if stored.is_some_and(|p| p == payload) {
             return Ok(());
         }
         Err(lease_lost(d, lease))

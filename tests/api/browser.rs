@@ -340,6 +340,41 @@ impl Browser {
         .await
     }
 
+    /// The short words on the page that are broken across two lines (as `Dashb|oard`), each
+    /// with the tag of its element. A word here is a run of letters and digits of at most 16
+    /// characters; longer tokens (addresses, ids, URLs) may break so as to fit, and a break
+    /// at a hyphen or a slash is a normal one. Hidden text (no boxes) and visually hidden text
+    /// (inside a box at most 1 px wide, as `.vh` and the honeypot) are not counted.
+    pub async fn split_words(&self) -> Vec<String> {
+        let v = self
+            .script(
+                "const out = []; \
+                 const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); \
+                 const word = /[\\p{L}\\p{N}]+/gu; let n; \
+                 const hidden = e => { for (; e; e = e.parentElement) \
+                   if (e.getBoundingClientRect().width <= 1) return true; return false; }; \
+                 while ((n = walk.nextNode())) { \
+                   if (hidden(n.parentElement)) continue; \
+                   const s = n.textContent; let m; word.lastIndex = 0; \
+                   while ((m = word.exec(s))) { \
+                     if (m[0].length < 2 || m[0].length > 16) continue; \
+                     const r = document.createRange(); \
+                     r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length); \
+                     const tops = new Set([...r.getClientRects()].filter(b => b.width > 0) \
+                       .map(b => Math.round(b.top))); \
+                     if (tops.size > 1) out.push(n.parentElement.tagName.toLowerCase() + ': ' + m[0]); \
+                   } \
+                 } \
+                 return out;",
+            )
+            .await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The page's console messages at level SEVERE (CSP violations and failed loads among
     /// them) since the last call.
     pub async fn console_errors(&self) -> Vec<String> {

@@ -36,7 +36,8 @@ async fn only_refused(b: &Browser, path: &str) {
     }
 }
 
-/// Nothing on the page is wider than the viewport.
+/// Nothing on the page is wider than the viewport, and no word is broken across two lines to
+/// make it so.
 pub async fn fits(b: &Browser, width: u32, when: &str) {
     let w = b
         .script("return document.documentElement.scrollWidth;")
@@ -46,6 +47,25 @@ pub async fn fits(b: &Browser, width: u32, when: &str) {
     assert!(
         w <= u64::from(width),
         "{when}: the page is {w} px wide at {width} px"
+    );
+    let out = b
+        .script(
+            "const s = getComputedStyle(document.body); \
+             const edge = document.body.getBoundingClientRect().right - parseFloat(s.paddingRight); \
+             return [...document.querySelectorAll('main *')] \
+               .filter(e => e.getBoundingClientRect().right > edge + 0.5) \
+               .map(e => e.tagName.toLowerCase() + '.' + e.className);",
+        )
+        .await;
+    assert_eq!(
+        out.as_array().map(Vec::len),
+        Some(0),
+        "{when}: beyond the page's margin at {width} px: {out}"
+    );
+    let split = b.split_words().await;
+    assert!(
+        split.is_empty(),
+        "{when}: words broken across lines at {width} px: {split:?}"
     );
 }
 

@@ -705,10 +705,28 @@ async fn e2e_browser_subscribe_on_a_phone_without_javascript() {
         );
     }
     phone.screenshot("manage-phone-sv").await;
+    let manage = phone.url().await;
     let s = subscriber(&app, "lukija@example.com").await.unwrap();
     assert_eq!(s["confirmed"], true);
     assert_eq!(s["components"], json!(["Baggage"]));
     phone.close().await;
+
+    // With JavaScript on, only to measure: no word broken across lines, in any language.
+    let measure = Browser::start(Options::phone()).await;
+    for path in [
+        app.url("/subscribe?lang=fi"),
+        app.url("/subscribe?lang=sv"),
+        app.url("/subscribe?lang=en"),
+        manage,
+    ] {
+        measure.goto(&path).await;
+        let split = measure.split_words().await;
+        assert!(
+            split.is_empty(),
+            "{path}: words broken across lines: {split:?}"
+        );
+    }
+    measure.close().await;
 
     // The same form on a desktop, JavaScript off too.
     let desk = Browser::start(Options {

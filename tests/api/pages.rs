@@ -29,15 +29,21 @@ async fn page_if(
 /// A published incident in two languages and a draft one; the page shows the published words
 /// in the reader's language and nothing of the draft.
 async fn incident_app() -> crate::helpers::TestApp {
+    use crier::domain::{ComponentName, ComponentStatus};
+    use crier::store::port::Components;
     let app = spawn_app().await;
-    for (name, status) in [("Check-in", "partial_outage"), ("Baggage", "operational")] {
-        let r = app
-            .put(
-                &format!("/api/v1/components/{name}"),
-                json!({"status": status}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
+    // Set ten minutes ago: a component set this second has "no data" for today and an uptime a
+    // second later, so the page would change under a test comparing two answers.
+    let then = chrono::Utc::now() - chrono::Duration::minutes(10);
+    for (name, status) in [
+        ("Check-in", ComponentStatus::PartialOutage),
+        ("Baggage", ComponentStatus::Operational),
+    ] {
+        let name = ComponentName::parse(name).unwrap();
+        app.store
+            .set_component(name, status, None, then)
+            .await
+            .unwrap();
     }
     let r = app
         .post(

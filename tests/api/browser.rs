@@ -345,7 +345,7 @@ impl Browser {
     /// characters; longer tokens (addresses, ids, URLs) may break so as to fit, and a break
     /// at a hyphen or a slash is a normal one. Hidden text (no boxes) and visually hidden text
     /// (inside a box at most 1 px wide, as `.vh` and the honeypot) are not counted.
-    pub async fn split_words(&self) -> Vec<String> {
+    async fn split_words(&self) -> Vec<String> {
         let v = self
             .script(
                 "const out = []; \
@@ -373,6 +373,15 @@ impl Browser {
             .iter()
             .map(|w| w.as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Fails, naming `when` and the words, if [`Browser::split_words`] finds any.
+    pub async fn assert_words_whole(&self, when: &str) {
+        let split = self.split_words().await;
+        assert!(
+            split.is_empty(),
+            "{when}: words broken across lines: {split:?}"
+        );
     }
 
     /// The page's console messages at level SEVERE (CSP violations and failed loads among

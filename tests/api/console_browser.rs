@@ -62,11 +62,7 @@ pub async fn fits(b: &Browser, width: u32, when: &str) {
         Some(0),
         "{when}: beyond the page's margin at {width} px: {out}"
     );
-    let split = b.split_words().await;
-    assert!(
-        split.is_empty(),
-        "{when}: words broken across lines at {width} px: {split:?}"
-    );
+    b.assert_words_whole(&format!("{when} at {width} px")).await;
 }
 
 fn sms_channel(sim: &str, extra: &str) -> String {

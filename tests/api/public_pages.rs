@@ -578,11 +578,7 @@ async fn e2e_browser_public_pages_read_on_a_phone_without_javascript() {
             .await;
         assert_eq!(wide["wide"], 0, "{path}: {wide}");
         assert!(wide["scroll"].as_f64().unwrap() <= 360.0, "{path}: {wide}");
-        let split = b.split_words().await;
-        assert!(
-            split.is_empty(),
-            "{path}: words broken across lines: {split:?}"
-        );
+        b.assert_words_whole(path).await;
     }
     b.close().await;
 }

@@ -720,11 +720,7 @@ async fn e2e_browser_subscribe_on_a_phone_without_javascript() {
         manage,
     ] {
         measure.goto(&path).await;
-        let split = measure.split_words().await;
-        assert!(
-            split.is_empty(),
-            "{path}: words broken across lines: {split:?}"
-        );
+        measure.assert_words_whole(&path).await;
     }
     measure.close().await;
 
